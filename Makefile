@@ -1,0 +1,191 @@
+# tokenseal — top-level build. Objects go to $(BUILD) (out of tree).
+#
+#   make              build everything into build/
+#   make check        install missing Debian packages, build, run every test
+#   make check-unit | check-integration | check-fido2 | check-tpm2 | check-pkcs11
+#   make demo         run the end-to-end demo on a private bus
+#   make bench        benchmarks
+#   make install      PREFIX=/usr/local DESTDIR=
+#   make SAN=1        ASan+UBSan build (into build-asan/ by default)
+
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+SBINDIR    ?= $(PREFIX)/sbin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+DATADIR    ?= $(PREFIX)/share
+SYSCONFDIR ?= /etc
+DESTDIR    ?=
+
+SAN ?=
+ifeq ($(SAN),1)
+BUILD ?= build-asan
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+else
+BUILD ?= build
+SANFLAGS :=
+endif
+
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+
+# Every dependency through pkg-config. Core: libsodium + libcbor only.
+CORE_PKGS   := libsodium libcbor
+DAEMON_PKGS := $(CORE_PKGS) libsystemd libfido2 tss2-esys tss2-tctildr tss2-mu tss2-rc p11-kit-1 libcrypto
+CLIENT_PKGS := libsodium libsystemd
+TEST_PKGS   := $(DAEMON_PKGS) cmocka
+SOFTFIDO_PKGS := libcbor libcrypto
+
+pc_cflags = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)
+pc_libs   = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null)
+
+WARN   := -Wall -Wextra -Werror -Wformat=2 -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes -Wvla
+HARDEN := -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIC
+CFLAGS ?= -O2 -g
+ALL_CFLAGS = -std=gnu11 $(WARN) $(HARDEN) $(SANFLAGS) $(CFLAGS) -Iinclude -Idaemon -MMD -MP \
+             $(call pc_cflags,$(TEST_PKGS))
+ALL_LDFLAGS = $(SANFLAGS) -Wl,-z,relro,-z,now $(LDFLAGS)
+
+# ---- sources ---------------------------------------------------------------
+
+CORE_SRC     := $(sort $(wildcard daemon/core/*.c))
+DAEMON_SRC   := $(sort $(filter-out daemon/main.c,$(wildcard daemon/*.c daemon/bus/*.c daemon/protectors/*.c)))
+CLIENT_SRC   := $(sort $(wildcard cli/lib/*.c)) daemon/core/error.c daemon/core/buf.c daemon/core/blob.c daemon/core/context.c
+CLI_SRC      := $(sort $(wildcard cli/*.c))
+SOFTFIDO_SRC := $(sort $(wildcard tests/softfido/*.c))
+UNIT_SRC     := $(sort $(wildcard tests/unit/test_*.c))
+TOOL_SRC     := $(sort $(wildcard tests/tools/*.c))
+BENCH_SRC    := $(sort $(wildcard tests/bench/*.c))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+# The client library is built with hidden visibility; only TS_EXPORT symbols leave the .so.
+cobj = $(patsubst %.c,$(BUILD)/cobj/%.o,$(1))
+
+LIBTSCORE   := $(BUILD)/libtscore.a
+LIBTSD      := $(BUILD)/libtsd.a
+LIBTOKENSEAL_A  := $(BUILD)/libtokenseal.a
+LIBTOKENSEAL_SO := $(BUILD)/libtokenseal.so.1
+TOKENSEALED := $(BUILD)/tokensealed
+TOKENSEAL   := $(BUILD)/tokenseal
+SOFTFIDO    := $(BUILD)/softfido
+UNIT_BINS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
+TOOL_BINS   := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
+BENCH_BINS  := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(BENCH_SRC))
+
+PROGRAMS := $(TOKENSEALED) $(TOKENSEAL) $(LIBTOKENSEAL_SO) $(LIBTOKENSEAL_A) $(BUILD)/tokenseal.pc
+ifneq ($(SOFTFIDO_SRC),)
+PROGRAMS += $(SOFTFIDO)
+endif
+
+.PHONY: all deps check check-unit check-integration check-fido2 check-tpm2 check-pkcs11 \
+        check-asan demo bench install uninstall clean tests
+
+all: $(PROGRAMS) tests
+
+tests: $(UNIT_BINS) $(TOOL_BINS) $(BENCH_BINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/cobj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fvisibility=hidden -DTS_BUILDING_CLIENT -c $< -o $@
+
+$(LIBTSCORE): $(call obj,$(CORE_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(LIBTSD): $(call obj,$(DAEMON_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(TOKENSEALED): $(call obj,daemon/main.c) $(LIBTSD) $(LIBTSCORE)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(DAEMON_PKGS))
+
+$(LIBTOKENSEAL_A): $(call cobj,$(CLIENT_SRC))
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(LIBTOKENSEAL_SO): $(call cobj,$(CLIENT_SRC))
+	$(CC) $(ALL_LDFLAGS) -shared -Wl,-soname,libtokenseal.so.1 -o $@ $^ $(call pc_libs,$(CLIENT_PKGS))
+	ln -sf libtokenseal.so.1 $(BUILD)/libtokenseal.so
+
+$(BUILD)/tokenseal.pc: contrib/tokenseal.pc.in
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' $< > $@
+
+# The CLI links the client library statically plus the core for offline commands.
+$(TOKENSEAL): $(call obj,$(CLI_SRC)) $(LIBTOKENSEAL_A) $(LIBTSCORE)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(CORE_PKGS) $(CLIENT_PKGS))
+
+$(SOFTFIDO): $(call obj,$(SOFTFIDO_SRC))
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(SOFTFIDO_PKGS))
+
+$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(LIBTSD) $(LIBTSCORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(TEST_PKGS))
+
+$(BUILD)/tests/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIBTSD) $(LIBTSCORE) $(LIBTOKENSEAL_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(TEST_PKGS))
+
+$(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(LIBTOKENSEAL_A) $(LIBTSCORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(TEST_PKGS))
+
+# ---- setup, tests, demo ----------------------------------------------------
+
+deps:
+	@contrib/install-deps.sh
+
+check: deps
+	$(MAKE) all
+	tests/run --build $(BUILD) all
+
+check-unit: deps
+	$(MAKE) all
+	tests/run --build $(BUILD) unit
+
+check-integration: deps
+	$(MAKE) all
+	tests/run --build $(BUILD) integration
+
+check-fido2 check-tpm2 check-pkcs11: deps
+	$(MAKE) all
+	tests/run --build $(BUILD) $(patsubst check-%,%,$@)
+
+demo: deps
+	$(MAKE) all
+	contrib/demo.sh $(BUILD)
+
+bench: deps
+	$(MAKE) all
+	@if [ -x tests/bench/run.sh ]; then tests/bench/run.sh $(BUILD); else echo "bench: not yet"; fi
+
+# ---- install ---------------------------------------------------------------
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
+	           $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(DATADIR)/dbus-1/interfaces \
+	           $(DESTDIR)$(DATADIR)/dbus-1/system.d
+	install -m 0755 $(TOKENSEAL) $(DESTDIR)$(BINDIR)/tokenseal
+	install -m 0755 $(TOKENSEALED) $(DESTDIR)$(SBINDIR)/tokensealed
+	install -m 0755 $(LIBTOKENSEAL_SO) $(DESTDIR)$(LIBDIR)/libtokenseal.so.1
+	ln -sf libtokenseal.so.1 $(DESTDIR)$(LIBDIR)/libtokenseal.so
+	install -m 0644 $(LIBTOKENSEAL_A) $(DESTDIR)$(LIBDIR)/libtokenseal.a
+	install -m 0644 $(BUILD)/tokenseal.pc $(DESTDIR)$(LIBDIR)/pkgconfig/tokenseal.pc
+	install -m 0644 include/tokenseal.h $(DESTDIR)$(INCLUDEDIR)/tokenseal.h
+	install -m 0644 contrib/org.tokenseal1.xml $(DESTDIR)$(DATADIR)/dbus-1/interfaces/org.tokenseal1.xml
+	install -m 0644 contrib/org.tokenseal1.conf $(DESTDIR)$(DATADIR)/dbus-1/system.d/org.tokenseal1.conf
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/tokenseal $(DESTDIR)$(SBINDIR)/tokensealed \
+	      $(DESTDIR)$(LIBDIR)/libtokenseal.so.1 $(DESTDIR)$(LIBDIR)/libtokenseal.so \
+	      $(DESTDIR)$(LIBDIR)/libtokenseal.a $(DESTDIR)$(LIBDIR)/pkgconfig/tokenseal.pc \
+	      $(DESTDIR)$(INCLUDEDIR)/tokenseal.h \
+	      $(DESTDIR)$(DATADIR)/dbus-1/interfaces/org.tokenseal1.xml \
+	      $(DESTDIR)$(DATADIR)/dbus-1/system.d/org.tokenseal1.conf
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD)/obj $(BUILD)/cobj -name '*.d' 2>/dev/null)

@@ -1,0 +1,35 @@
+#!/bin/sh
+# install-deps.sh — install the Debian packages tokenseal needs to build, test and demo (idempotent).
+set -eu
+
+PKGS="build-essential pkg-config clang
+libsodium-dev libcbor-dev libsystemd-dev libfido2-dev libtss2-dev libp11-kit-dev libssl-dev
+libcmocka-dev libinih-dev libpam0g-dev
+dbus-daemon dbus-bin systemd util-linux
+swtpm swtpm-tools tpm2-tools
+softhsm2 opensc p11-kit
+python3 python3-fido2
+pamtester libpam-wrapper
+valgrind"
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "install-deps: installing:$missing"
+if [ "$(id -u)" -ne 0 ]; then
+	SUDO=sudo
+else
+	SUDO=
+fi
+export DEBIAN_FRONTEND=noninteractive
+# shellcheck disable=SC2086
+if ! $SUDO apt-get install -y --no-install-recommends $missing; then
+	$SUDO apt-get update
+	# shellcheck disable=SC2086
+	$SUDO apt-get install -y --no-install-recommends $missing
+fi

@@ -1,0 +1,43 @@
+/* recovery.h — recovery keys: generation, the printed grouped form, and Argon2id stretching. Pure. */
+#ifndef TS_RECOVERY_H
+#define TS_RECOVERY_H
+
+#include "blob.h"
+
+#define TS_RECOVERY_KEY_BYTES 20      /* 160 random bits */
+#define TS_RECOVERY_CHECK_BYTES 5     /* BLAKE2b checksum, catches typos */
+/* 40 Crockford base32 characters in 8 groups of 5, dashes between: 47 + NUL */
+#define TS_RECOVERY_TEXT_BYTES 48
+
+/*
+ * Fill key (secure memory, TS_RECOVERY_KEY_BYTES) with random bytes and text
+ * (secure memory, TS_RECOVERY_TEXT_BYTES) with its printed form, e.g.
+ * "7K3QF-0ZJ9M-...". Returns 0 or negative TS_E_*.
+ */
+int ts_recovery_generate(uint8_t key[TS_RECOVERY_KEY_BYTES], char text[TS_RECOVERY_TEXT_BYTES]);
+
+/*
+ * Parse what a user typed: case-insensitive, dashes/spaces ignored, Crockford
+ * substitutions (O->0, I/L->1, U invalid). Returns 0, or -TS_E_BAD_RECOVERY_KEY
+ * when the length or the checksum is wrong (a typo), never a partial key.
+ */
+int ts_recovery_parse(const char *text, size_t len, uint8_t key[TS_RECOVERY_KEY_BYTES]);
+
+typedef struct ts_recovery_params {
+	uint8_t salt[16];
+	uint64_t opslimit;
+	uint64_t memlimit;
+} ts_recovery_params;
+
+/* Fresh random salt and the default Argon2id cost. */
+void ts_recovery_params_default(ts_recovery_params *p);
+
+/* KEK = Argon2id(key, salt, opslimit, memlimit). Cost limits are checked (hostile params). */
+int ts_recovery_derive_kek(const uint8_t key[TS_RECOVERY_KEY_BYTES], const ts_recovery_params *p,
+                           uint8_t kek[TS_KEY_BYTES]);
+
+/* CBOR encode / decode the params record stored in the protector (opaque to the vault core). */
+int ts_recovery_params_encode(const ts_recovery_params *p, ts_buf *out);
+int ts_recovery_params_decode(const uint8_t *b, size_t len, ts_recovery_params *ret);
+
+#endif

@@ -1,0 +1,83 @@
+/* protector.h — the seam between the vault and token backends: enroll gives a KEK and a params record; unlock gives the KEK back. */
+#ifndef TS_PROTECTOR_H
+#define TS_PROTECTOR_H
+
+#include <stdint.h>
+#include "tokenseal.h"
+#include "core/blob.h"
+#include "core/buf.h"
+
+/* Daemon-wide settings a backend may need (set from command-line options). */
+typedef struct ts_config {
+	const char *tpm2_tcti;          /* default "device:/dev/tpmrm0" */
+	const char *fido2_device;       /* NULL: enumerate with fido_dev_info_manifest */
+	const char *pkcs11_module;      /* NULL: modules registered with p11-kit */
+	unsigned fido2_timeout_ms;      /* wait for touch; default 30000 */
+} ts_config;
+
+/*
+ * One enroll or unlock call. Everything here is borrowed for the call only.
+ * pin is NULL when the caller gave none; it is in secure memory and must not
+ * be copied out of it, logged, or kept.
+ */
+typedef struct ts_protector_request {
+	const ts_config *config;
+	const char *vault_name;
+	const uint8_t *vault_id;            /* TS_VAULT_ID_BYTES */
+	const ts_kv *options;               /* type-specific, e.g. {"pin","yes"}, {"uri","pkcs11:..."} */
+	size_t n_options;
+	const uint8_t *pin;                 /* PIN / recovery key as typed, not NUL-terminated */
+	size_t pin_len;
+	char *err;                          /* message for the user, set on failure */
+	size_t err_len;                     /* ... e.g. "PIN incorrect, 5 tries left on 'SoftFIDO'" */
+} ts_protector_request;
+
+/* Look up an option; NULL if absent. */
+const char *ts_protector_option(const ts_protector_request *req, const char *key);
+
+/* printf into req->err (no secret may ever be formatted here). Returns code (negative) for chaining. */
+int ts_protector_fail(const ts_protector_request *req, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+typedef struct ts_protector_ops {
+	const char *type;   /* "recovery", "fido2", "tpm2", "pkcs11" */
+
+	/*
+	 * Enroll a new protector. On success: kek (TS_KEY_BYTES, caller's secure
+	 * memory) holds the new KEK; *ret_params holds the encoded public record
+	 * to store (appended to an empty ts_buf); ret_desc (TS_PROTECTOR_DESC_MAX)
+	 * a short human description ("SoftFIDO 2.0 (AAGUID ...)").
+	 * secret_out: for types that mint a secret to show the user once (the
+	 * recovery key), its text is written here (secure memory,
+	 * *secret_out_len set); others leave *secret_out_len 0.
+	 * Returns 0 or negative TS_E_* with req->err set.
+	 */
+	int (*enroll)(ts_protector_request *req, uint8_t *kek, ts_buf *ret_params, char *ret_desc,
+	              char *secret_out, size_t secret_out_cap, size_t *secret_out_len);
+
+	/* Recompute the KEK from the stored params. 0 or negative TS_E_* with req->err set. */
+	int (*unlock)(ts_protector_request *req, const uint8_t *params, size_t params_len, uint8_t *kek);
+
+	/*
+	 * Public facts for `status` (decoded from params): appends key/value
+	 * string pairs through add(). Optional (NULL).
+	 */
+	int (*describe)(const uint8_t *params, size_t params_len,
+	                int (*add)(void *ud, const char *key, const char *value), void *ud);
+
+	/* Non-zero when unlock needs a PIN/secret from the caller (for prompts). Optional. */
+	int (*needs_secret)(const uint8_t *params, size_t params_len);
+} ts_protector_ops;
+
+/* The registry of built-in backends. NULL if type is unknown. */
+const ts_protector_ops *ts_protector_lookup(const char *type);
+/* NULL-terminated list, for --help and status. */
+const ts_protector_ops *const *ts_protector_all(void);
+
+/* The backends (each in its own file). */
+extern const ts_protector_ops ts_protector_recovery;
+extern const ts_protector_ops ts_protector_fido2;
+extern const ts_protector_ops ts_protector_tpm2;
+extern const ts_protector_ops ts_protector_pkcs11;
+
+#endif
