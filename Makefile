@@ -120,11 +120,17 @@ $(TOKENSEAL): $(call obj,$(CLI_SRC)) $(LIBTOKENSEAL_A) $(LIBTSCORE)
 $(SOFTFIDO): $(call obj,$(SOFTFIDO_SRC))
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(SOFTFIDO_PKGS))
 
-$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(LIBTSD) $(LIBTSCORE)
+# Unit tests link the pure core and the store only.
+$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(call obj,daemon/store.c) $(LIBTSCORE)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(TEST_PKGS))
 
-$(BUILD)/tests/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIBTSD) $(LIBTSCORE) $(LIBTOKENSEAL_A)
+# Test tools named TYPE_*.c link the protector backend daemon/protectors/TYPE*.c
+# (plus the registry and the core), so each backend is tested on its own.
+.SECONDEXPANSION:
+$(BUILD)/tests/tools/%: $(BUILD)/obj/tests/tools/%.o \
+		$$(call obj,$$(wildcard daemon/protectors/$$(firstword $$(subst _, ,$$*))*.c)) \
+		$(call obj,daemon/protectors/registry.c daemon/store.c) $(LIBTSCORE) $(LIBTOKENSEAL_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(TEST_PKGS))
 
