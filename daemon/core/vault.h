@@ -46,6 +46,8 @@ typedef struct ts_vault {
 	/* Sealed keyring as in the file. */
 	uint8_t *keyring_sealed;
 	size_t keyring_sealed_len;
+	/* Header MAC as in the file (set by ts_vault_parse and ts_vault_serialize). */
+	uint8_t mac[32];
 
 	/* Unlocked state, NULL when locked; secure memory. */
 	uint8_t *vs;
@@ -86,6 +88,8 @@ const ts_protector_record *ts_vault_find_protector(const ts_vault *v, const char
  * MAC, opens the keyring. -TS_E_AUTH_FAILED when the KEK does not open VS,
  * -TS_E_CORRUPT when VS opens but the header or keyring does not verify
  * (tampered file). On failure the vault stays locked and nothing leaks.
+ * The MAC is checked over the header as this struct holds it, so a vault
+ * changed in memory must be serialized before it is locked and unlocked again.
  */
 int ts_vault_unlock(ts_vault *v, const char *protector_id, const uint8_t kek[TS_KEY_BYTES]);
 

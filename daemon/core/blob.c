@@ -1,0 +1,295 @@
+/* blob.c — the wrapped data-key format: seal/parse/open of the binary form, and the "tokenseal:v1:" text form. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "tokenseal.h"
+#include "core/blob.h"
+#include "core/context.h"
+#include "core/internal.h"
+
+#define TS_BLOB_MAGIC "TSBL"
+#define TS_BLOB_VERSION 0x01
+#define TS_BLOB_ALG_XCHACHA20POLY1305 0x01
+
+/* Offsets inside the 54-byte header (docs/FORMAT.md). */
+#define OFF_MAGIC 0
+#define OFF_VERSION 4
+#define OFF_ALG 5
+#define OFF_VAULT_ID 6
+#define OFF_KEY_VERSION 22
+#define OFF_CTX_CHECK 26
+#define OFF_NONCE 30
+
+_Static_assert(OFF_NONCE + TS_BLOB_NONCE_BYTES == TS_BLOB_HEADER_BYTES, "blob header layout");
+_Static_assert(TS_BLOB_NONCE_BYTES == crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, "nonce size");
+_Static_assert(TS_BLOB_TAG_BYTES == crypto_aead_xchacha20poly1305_ietf_ABYTES, "tag size");
+_Static_assert(TS_KEY_BYTES == crypto_aead_xchacha20poly1305_ietf_KEYBYTES, "key size");
+
+/* Largest binary blob, and so the largest text form we accept. */
+#define TS_BLOB_MAX (TS_PLAINTEXT_MAX + TS_BLOB_OVERHEAD)
+
+int ts_kdf_derive(uint8_t out[32], const char ctx[8], const uint8_t key[32])
+{
+	if (sodium_init() < 0)
+		return -TS_E_FAILED;
+	if (crypto_kdf_derive_from_key(out, 32, TS_KDF_SUBKEY_ID, ctx, key) != 0)
+		return -TS_E_FAILED;
+	return 0;
+}
+
+/*
+ * The 4-byte context check: BLAKE2b-256 keyed with KDF(RK, "tsctxchk") over
+ * the canonical context, truncated. It only tells "wrong context" apart from
+ * "broken blob" for the user; the AEAD is what authenticates.
+ */
+static int ts_blob_ctx_check(const uint8_t key[TS_KEY_BYTES], const uint8_t *enc, size_t enc_len,
+                             uint8_t check[TS_BLOB_CTXCHECK_BYTES])
+{
+	uint8_t subkey[32], h[32];
+	int r = -TS_E_FAILED;
+
+	if (ts_kdf_derive(subkey, TS_KDF_CTX_CTXCHECK, key) < 0)
+		goto out;
+	if (crypto_generichash(h, sizeof(h), enc, enc_len, subkey, sizeof(subkey)) != 0)
+		goto out;
+	memcpy(check, h, TS_BLOB_CTXCHECK_BYTES);
+	r = 0;
+out:
+	sodium_memzero(subkey, sizeof(subkey));
+	sodium_memzero(h, sizeof(h));
+	return r;
+}
+
+int ts_blob_parse(const uint8_t *blob, size_t len, ts_blob_view *ret)
+{
+	ts_blob_view v;
+
+	if (!blob || !ret)
+		return -TS_E_INVALID_ARGS;
+	/* Magic and version first, so a future, longer format is named as such. */
+	if (len < OFF_VERSION + 1 || memcmp(blob + OFF_MAGIC, TS_BLOB_MAGIC, 4) != 0)
+		return -TS_E_BAD_BLOB;
+	if (blob[OFF_VERSION] != TS_BLOB_VERSION)
+		return -TS_E_UNSUPPORTED_VERSION;
+	if (len < TS_BLOB_OVERHEAD || len > TS_BLOB_MAX)
+		return -TS_E_BAD_BLOB;
+	if (blob[OFF_ALG] != TS_BLOB_ALG_XCHACHA20POLY1305)
+		return -TS_E_BAD_BLOB;
+
+	memset(&v, 0, sizeof(v));
+	v.header = blob;
+	memcpy(v.vault_id, blob + OFF_VAULT_ID, TS_VAULT_ID_BYTES);
+	v.key_version = ts_be32(blob + OFF_KEY_VERSION);
+	/* Root-key versions start at 1. */
+	if (v.key_version == 0)
+		return -TS_E_BAD_BLOB;
+	v.ctx_check = blob + OFF_CTX_CHECK;
+	v.nonce = blob + OFF_NONCE;
+	v.ciphertext = blob + TS_BLOB_HEADER_BYTES;
+	v.ciphertext_len = len - TS_BLOB_HEADER_BYTES;
+	v.plaintext_len = v.ciphertext_len - TS_BLOB_TAG_BYTES;
+	*ret = v;
+	return 0;
+}
+
+int ts_blob_seal(const uint8_t key[TS_KEY_BYTES], const uint8_t vault_id[TS_VAULT_ID_BYTES],
+                 uint32_t key_version, const ts_kv *ctx, size_t n_ctx,
+                 const uint8_t *pt, size_t pt_len, const uint8_t *nonce, ts_buf *out)
+{
+	_ts_cleanup_buf_ ts_buf aad = { 0 };
+	size_t orig_len = out->len;
+	unsigned long long clen = 0;
+	uint8_t *h, *c;
+	int r;
+
+	if (!key || !vault_id || key_version == 0 || (pt_len > 0 && !pt))
+		return -TS_E_INVALID_ARGS;
+	if (pt_len > TS_PLAINTEXT_MAX)
+		return -TS_E_LIMIT;
+	if (sodium_init() < 0)
+		return -TS_E_FAILED;
+
+	/* AAD = header || canonical context; the header is finished before it is hashed in. */
+	if ((h = ts_buf_reserve(&aad, TS_BLOB_HEADER_BYTES)) == NULL) {
+		r = -TS_E_NOMEM;
+		goto out;
+	}
+	if ((r = ts_context_encode(ctx, n_ctx, &aad)) < 0)
+		goto out;
+	h = aad.data;
+	memcpy(h + OFF_MAGIC, TS_BLOB_MAGIC, 4);
+	h[OFF_VERSION] = TS_BLOB_VERSION;
+	h[OFF_ALG] = TS_BLOB_ALG_XCHACHA20POLY1305;
+	memcpy(h + OFF_VAULT_ID, vault_id, TS_VAULT_ID_BYTES);
+	h[OFF_KEY_VERSION] = (uint8_t)(key_version >> 24);
+	h[OFF_KEY_VERSION + 1] = (uint8_t)(key_version >> 16);
+	h[OFF_KEY_VERSION + 2] = (uint8_t)(key_version >> 8);
+	h[OFF_KEY_VERSION + 3] = (uint8_t)key_version;
+	if ((r = ts_blob_ctx_check(key, aad.data + TS_BLOB_HEADER_BYTES,
+	                           aad.len - TS_BLOB_HEADER_BYTES, h + OFF_CTX_CHECK)) < 0)
+		goto out;
+	if (nonce)
+		memcpy(h + OFF_NONCE, nonce, TS_BLOB_NONCE_BYTES);
+	else
+		randombytes_buf(h + OFF_NONCE, TS_BLOB_NONCE_BYTES);
+
+	if ((r = ts_buf_append(out, h, TS_BLOB_HEADER_BYTES)) < 0)
+		goto out;
+	if ((c = ts_buf_reserve(out, pt_len + TS_BLOB_TAG_BYTES)) == NULL) {
+		r = -TS_E_NOMEM;
+		goto out;
+	}
+	if (crypto_aead_xchacha20poly1305_ietf_encrypt(c, &clen, pt, pt_len, aad.data, aad.len, NULL,
+	                                               h + OFF_NONCE, key) != 0 ||
+	    clen != pt_len + TS_BLOB_TAG_BYTES) {
+		r = -TS_E_FAILED;
+		goto out;
+	}
+	r = 0;
+out:
+	if (r < 0 && out->len > orig_len) {
+		sodium_memzero(out->data + orig_len, out->len - orig_len);
+		out->len = orig_len;
+	}
+	return r;
+}
+
+int ts_blob_open(const uint8_t key[TS_KEY_BYTES], const ts_blob_view *v,
+                 const ts_kv *ctx, size_t n_ctx, uint8_t *pt_out)
+{
+	_ts_cleanup_buf_ ts_buf aad = { 0 };
+	uint8_t check[TS_BLOB_CTXCHECK_BYTES];
+	unsigned long long mlen = 0;
+	int r;
+
+	if (!key || !v || !v->header || !v->ciphertext || v->ciphertext_len < TS_BLOB_TAG_BYTES ||
+	    v->plaintext_len != v->ciphertext_len - TS_BLOB_TAG_BYTES || (v->plaintext_len && !pt_out))
+		return -TS_E_INVALID_ARGS;
+	if (sodium_init() < 0)
+		return -TS_E_FAILED;
+
+	if ((r = ts_buf_append(&aad, v->header, TS_BLOB_HEADER_BYTES)) < 0)
+		goto out;
+	if ((r = ts_context_encode(ctx, n_ctx, &aad)) < 0)
+		goto out;
+	if ((r = ts_blob_ctx_check(key, aad.data + TS_BLOB_HEADER_BYTES,
+	                           aad.len - TS_BLOB_HEADER_BYTES, check)) < 0)
+		goto out;
+	if (sodium_memcmp(check, v->ctx_check, TS_BLOB_CTXCHECK_BYTES) != 0) {
+		r = -TS_E_CONTEXT_MISMATCH;
+		goto out;
+	}
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(pt_out, &mlen, NULL, v->ciphertext,
+	                                               v->ciphertext_len, aad.data, aad.len,
+	                                               v->nonce, key) != 0 ||
+	    mlen != v->plaintext_len) {
+		r = -TS_E_BAD_BLOB;
+		goto out;
+	}
+	r = 0;
+out:
+	if (r < 0 && pt_out && v->plaintext_len)
+		sodium_memzero(pt_out, v->plaintext_len);
+	return r;
+}
+
+int ts_blob_to_text(const uint8_t *blob, size_t len, char **ret)
+{
+	const size_t plen = sizeof(TS_BLOB_TEXT_PREFIX) - 1;
+	size_t b64_len;
+	char *s;
+
+	if (!blob || !ret || len == 0)
+		return -TS_E_INVALID_ARGS;
+	if (len > TS_BLOB_MAX)
+		return -TS_E_LIMIT;
+	if (sodium_init() < 0)
+		return -TS_E_FAILED;
+	b64_len = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	if ((s = malloc(plen + b64_len)) == NULL)
+		return -TS_E_NOMEM;
+	memcpy(s, TS_BLOB_TEXT_PREFIX, plen);
+	sodium_bin2base64(s + plen, b64_len, blob, len, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	*ret = s;
+	return 0;
+}
+
+static int ts_is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+int ts_blob_from_text(const char *text, size_t len, ts_buf *out)
+{
+	static const char pfx[] = "tokenseal:v";
+	const char *p, *end, *b64_end = NULL;
+	size_t digits, bin_len = 0, max_b64, orig_len = out->len;
+	uint8_t *bin;
+
+	if (!text || !out)
+		return -TS_E_INVALID_ARGS;
+	if (sodium_init() < 0)
+		return -TS_E_FAILED;
+	p = text;
+	end = text + len;
+	while (p < end && ts_is_space(*p))
+		p++;
+	while (end > p && ts_is_space(end[-1]))
+		end--;
+
+	if ((size_t)(end - p) < sizeof(pfx) - 1 || memcmp(p, pfx, sizeof(pfx) - 1) != 0)
+		return -TS_E_BAD_BLOB;
+	p += sizeof(pfx) - 1;
+	for (digits = 0; p + digits < end && p[digits] >= '0' && p[digits] <= '9'; digits++)
+		if (digits > 9)
+			return -TS_E_BAD_BLOB;
+	if (digits == 0 || p + digits >= end || p[digits] != ':' || p[0] == '0')
+		return -TS_E_BAD_BLOB;
+	if (digits != 1 || p[0] != '1')
+		return -TS_E_UNSUPPORTED_VERSION;
+	p += digits + 1;
+
+	max_b64 = sodium_base64_ENCODED_LEN(TS_BLOB_MAX, sodium_base64_VARIANT_URLSAFE_NO_PADDING) - 1;
+	if (p == end || (size_t)(end - p) > max_b64)
+		return -TS_E_BAD_BLOB;
+	if ((bin = ts_buf_reserve(out, (size_t)(end - p) / 4 * 3 + 3)) == NULL)
+		return -TS_E_NOMEM;
+	/*
+	 * No ignore set and b64_end checked: every character must be base64url.
+	 * libsodium also refuses non-zero leftover bits, so one text, one blob.
+	 */
+	if (sodium_base642bin(bin, (size_t)(end - p) / 4 * 3 + 3, p, (size_t)(end - p), NULL, &bin_len,
+	                      &b64_end, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+	    b64_end != end || bin_len == 0) {
+		out->len = orig_len;
+		return -TS_E_BAD_BLOB;
+	}
+	out->len = orig_len + bin_len;
+	return 0;
+}
+
+/* Public client API wrappers (include/tokenseal.h). */
+
+int ts_blob_encode_text(const uint8_t *blob, size_t len, char **ret)
+{
+	return ts_blob_to_text(blob, len, ret);
+}
+
+int ts_blob_decode_text(const char *text, uint8_t **ret, size_t *ret_len)
+{
+	ts_buf b = { 0 };
+	int r;
+
+	if (!text || !ret || !ret_len)
+		return -TS_E_INVALID_ARGS;
+	if ((r = ts_blob_from_text(text, strlen(text), &b)) < 0) {
+		ts_buf_free(&b);
+		return r;
+	}
+	/* Hand the malloc()ed bytes over; the caller free()s them. */
+	*ret = b.data;
+	*ret_len = b.len;
+	return 0;
+}

@@ -1,0 +1,380 @@
+/* store.c — vault files on disk: atomic replace (temp, fsync, link .bak, rename, fsync dir), bounded reads. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "tokenseal.h"
+#include "core/vault.h"
+#include "store.h"
+
+#define VAULT_SUFFIX ".vault"
+#define BACKUP_SUFFIX ".vault.bak"
+#define TMP_INFIX ".vault.tmp."
+#define TMP_RANDOM 6
+#define TMP_TRIES 32
+#define LIST_MAX 100000
+
+/* [.]NAME SUFFIX, checked to fit: names are at most 64 bytes, so this cannot fail for valid ones. */
+static int file_name(char *dst, size_t size, const char *pfx, const char *name, const char *sfx)
+{
+	int n = snprintf(dst, size, "%s%s%s", pfx, name, sfx);
+
+	return n < 0 || (size_t)n >= size ? -TS_E_INVALID_ARGS : 0;
+}
+
+static int open_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return errno == ENOENT ? -TS_E_NO_SUCH_VAULT : -TS_E_IO;
+	return fd;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+#define _cleanup_fd_ __attribute__((cleanup(close_fd)))
+
+int ts_store_init(const char *dir)
+{
+	struct stat st;
+
+	if (!dir || !*dir)
+		return -TS_E_INVALID_ARGS;
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return -TS_E_IO;
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return -TS_E_IO;
+	return 0;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t len)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -TS_E_IO;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* A fresh ".NAME.vault.tmp.XXXXXX" name (random suffix) in tmp. */
+static int temp_name(char *tmp, size_t size, const char *name)
+{
+	static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+	char rnd[TMP_RANDOM + 1];
+	int k, n;
+
+	for (k = 0; k < TMP_RANDOM; k++)
+		rnd[k] = alnum[randombytes_uniform(sizeof(alnum) - 1)];
+	rnd[TMP_RANDOM] = '\0';
+	n = snprintf(tmp, size, ".%s" TMP_INFIX "%s", name, rnd);
+	return n < 0 || (size_t)n >= size ? -TS_E_INVALID_ARGS : 0;
+}
+
+/* Create DIR/.NAME.vault.tmp.XXXXXX exclusively (never through a symlink); the name goes to tmp. */
+static int create_temp(int dfd, const char *name, char *tmp, size_t size)
+{
+	int i, fd, r;
+
+	for (i = 0; i < TMP_TRIES; i++) {
+		if ((r = temp_name(tmp, size, name)) < 0)
+			return r;
+		fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			return fd;
+		if (errno != EEXIST)
+			return -TS_E_IO;
+	}
+	return -TS_E_IO;
+}
+
+/* Hard-link DIR/cur to a fresh temp name (returned in tmp). */
+static int link_temp(int dfd, const char *cur, const char *name, char *tmp, size_t size)
+{
+	int i, r;
+
+	for (i = 0; i < TMP_TRIES; i++) {
+		if ((r = temp_name(tmp, size, name)) < 0)
+			return r;
+		if (linkat(dfd, cur, dfd, tmp, 0) == 0)
+			return 0;
+		if (errno != EEXIST)
+			return -TS_E_IO;
+	}
+	return -TS_E_IO;
+}
+
+int ts_store_save(const char *dir, const char *name, const uint8_t *data, size_t len)
+{
+	_cleanup_fd_ int dfd = -1;
+	_cleanup_fd_ int fd = -1;
+	char cur[NAME_MAX + 1], bak[NAME_MAX + 1], tmp[NAME_MAX + 1], baktmp[NAME_MAX + 1];
+	int r, have_tmp = 0, have_baktmp = 0;
+	struct stat st;
+
+	if (!dir || !ts_vault_name_valid(name) || (len && !data))
+		return -TS_E_INVALID_ARGS;
+	if (len > TS_VAULT_FILE_MAX)
+		return -TS_E_LIMIT;
+	if (sodium_init() < 0)
+		return -TS_E_FAILED;
+	if ((r = file_name(cur, sizeof(cur), "", name, VAULT_SUFFIX)) < 0 ||
+	    (r = file_name(bak, sizeof(bak), "", name, BACKUP_SUFFIX)) < 0)
+		return r;
+	if ((dfd = open_dir(dir)) < 0)
+		return dfd == -TS_E_NO_SUCH_VAULT ? -TS_E_IO : dfd;
+
+	/* 1. The new contents, complete and on disk, under a name nobody reads. */
+	if ((fd = create_temp(dfd, name, tmp, sizeof(tmp))) < 0) {
+		r = fd;
+		goto out;
+	}
+	have_tmp = 1;
+	if ((r = write_all(fd, data, len)) < 0)
+		goto out;
+	if (fsync(fd) < 0 || close(fd) < 0) {
+		fd = -1;
+		r = -TS_E_IO;
+		goto out;
+	}
+	fd = -1;
+
+	/*
+	 * 2. Keep the previous generation: hard-link the current file to a temp
+	 * name and rename that over NAME.vault.bak. NAME.vault itself is never
+	 * absent, and a crash here leaves only a temp file that ts_store_list
+	 * sweeps away.
+	 */
+	if (fstatat(dfd, cur, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if ((r = link_temp(dfd, cur, name, baktmp, sizeof(baktmp))) < 0)
+			goto out;
+		have_baktmp = 1;
+		if (renameat(dfd, baktmp, dfd, bak) < 0) {
+			r = -TS_E_IO;
+			goto out;
+		}
+		have_baktmp = 0;
+	} else if (errno != ENOENT) {
+		r = -TS_E_IO;
+		goto out;
+	}
+
+	/* 3. The switch: rename is atomic, NAME.vault is the old or the new file. */
+	if (renameat(dfd, tmp, dfd, cur) < 0) {
+		r = -TS_E_IO;
+		goto out;
+	}
+	have_tmp = 0;
+	/* 4. Make the renames durable. */
+	if (fsync(dfd) < 0) {
+		r = -TS_E_IO;
+		goto out;
+	}
+	r = 0;
+out:
+	if (have_tmp)
+		unlinkat(dfd, tmp, 0);
+	if (have_baktmp)
+		unlinkat(dfd, baktmp, 0);
+	return r;
+}
+
+static int load_file(const char *dir, const char *name, const char *sfx, ts_buf *out)
+{
+	_cleanup_fd_ int dfd = -1;
+	_cleanup_fd_ int fd = -1;
+	char fn[NAME_MAX + 1];
+	size_t orig_len, total = 0;
+	struct stat st;
+	uint8_t *p;
+	ssize_t n;
+	int r;
+
+	if (!dir || !out || !ts_vault_name_valid(name))
+		return -TS_E_INVALID_ARGS;
+	if ((r = file_name(fn, sizeof(fn), "", name, sfx)) < 0)
+		return r;
+	if ((dfd = open_dir(dir)) < 0)
+		return dfd;
+	/* O_NOFOLLOW: a symlink planted in the state directory is not followed. */
+	if ((fd = openat(dfd, fn, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)) < 0)
+		return errno == ENOENT ? -TS_E_NO_SUCH_VAULT : -TS_E_IO;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return -TS_E_IO;
+	if (st.st_size > (off_t)TS_VAULT_FILE_MAX)
+		return -TS_E_LIMIT;
+
+	orig_len = out->len;
+	/*
+	 * Room for one byte more than fstat saw: a file of ours never changes
+	 * after its rename, so more data means someone else is writing it.
+	 */
+	if ((p = ts_buf_reserve(out, (size_t)st.st_size + 1)) == NULL)
+		return -TS_E_NOMEM;
+	for (;;) {
+		n = read(fd, p + total, (size_t)st.st_size + 1 - total);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -TS_E_IO;
+			break;
+		}
+		if (n == 0) {
+			r = 0;
+			break;
+		}
+		total += (size_t)n;
+		if (total > (size_t)st.st_size) {
+			r = -TS_E_IO;
+			break;
+		}
+	}
+	out->len = orig_len + (r == 0 ? total : 0);
+	return r;
+}
+
+int ts_store_load(const char *dir, const char *name, ts_buf *out)
+{
+	return load_file(dir, name, VAULT_SUFFIX, out);
+}
+
+int ts_store_load_backup(const char *dir, const char *name, ts_buf *out)
+{
+	return load_file(dir, name, BACKUP_SUFFIX, out);
+}
+
+/* ".NAME.vault.tmp.XXXXXX" with a valid NAME: a leftover of an interrupted save. */
+static int is_stale_temp(const char *fn)
+{
+	char name[TS_VAULT_NAME_MAX + 1];
+	const char *t;
+	size_t nl;
+
+	if (fn[0] != '.' || (t = strstr(fn + 1, TMP_INFIX)) == NULL)
+		return 0;
+	nl = (size_t)(t - (fn + 1));
+	if (nl == 0 || nl > TS_VAULT_NAME_MAX || strlen(t + strlen(TMP_INFIX)) != TMP_RANDOM)
+		return 0;
+	memcpy(name, fn + 1, nl);
+	name[nl] = '\0';
+	return ts_vault_name_valid(name);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int ts_store_list(const char *dir, int (*cb)(void *ud, const char *name), void *ud)
+{
+	char **names = NULL, **nn;
+	size_t n = 0, cap = 0, i, len;
+	struct dirent *de;
+	struct stat st;
+	DIR *d = NULL;
+	int dfd, r = 0;
+
+	if (!dir || !cb)
+		return -TS_E_INVALID_ARGS;
+	if ((dfd = open_dir(dir)) < 0)
+		return dfd == -TS_E_NO_SUCH_VAULT ? -TS_E_IO : dfd;
+	if ((d = fdopendir(dfd)) == NULL) {
+		close(dfd);
+		return -TS_E_IO;
+	}
+	for (;;) {
+		errno = 0;
+		if ((de = readdir(d)) == NULL) {
+			if (errno != 0)
+				r = -TS_E_IO;
+			break;
+		}
+		if (is_stale_temp(de->d_name)) {
+			/* Not while a save runs: the daemon lists at start-up, under its own lock. */
+			unlinkat(dfd, de->d_name, 0);
+			continue;
+		}
+		len = strlen(de->d_name);
+		if (len <= strlen(VAULT_SUFFIX) ||
+		    strcmp(de->d_name + len - strlen(VAULT_SUFFIX), VAULT_SUFFIX) != 0)
+			continue;
+		de->d_name[len - strlen(VAULT_SUFFIX)] = '\0';
+		if (!ts_vault_name_valid(de->d_name))
+			continue;
+		/* Only regular files count; a symlink or directory named like a vault does not. */
+		de->d_name[len - strlen(VAULT_SUFFIX)] = '.';
+		if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		de->d_name[len - strlen(VAULT_SUFFIX)] = '\0';
+		if (n == cap) {
+			if (cap >= LIST_MAX) {
+				r = -TS_E_LIMIT;
+				break;
+			}
+			cap = cap ? cap * 2 : 16;
+			if ((nn = realloc(names, cap * sizeof(*names))) == NULL) {
+				r = -TS_E_NOMEM;
+				break;
+			}
+			names = nn;
+		}
+		if ((names[n] = strdup(de->d_name)) == NULL) {
+			r = -TS_E_NOMEM;
+			break;
+		}
+		n++;
+	}
+	closedir(d);
+	/* Sorted, so listings are stable whatever order the filesystem keeps. */
+	if (r == 0 && n > 1)
+		qsort(names, n, sizeof(*names), cmp_str);
+	for (i = 0; r == 0 && i < n; i++)
+		if ((r = cb(ud, names[i])) < 0)
+			break;
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return r;
+}
+
+int ts_store_remove(const char *dir, const char *name)
+{
+	_cleanup_fd_ int dfd = -1;
+	char cur[NAME_MAX + 1], bak[NAME_MAX + 1];
+	int r;
+
+	if (!dir || !ts_vault_name_valid(name))
+		return -TS_E_INVALID_ARGS;
+	if ((r = file_name(cur, sizeof(cur), "", name, VAULT_SUFFIX)) < 0 ||
+	    (r = file_name(bak, sizeof(bak), "", name, BACKUP_SUFFIX)) < 0)
+		return r;
+	if ((dfd = open_dir(dir)) < 0)
+		return dfd;
+	if (unlinkat(dfd, cur, 0) < 0)
+		return errno == ENOENT ? -TS_E_NO_SUCH_VAULT : -TS_E_IO;
+	if (unlinkat(dfd, bak, 0) < 0 && errno != ENOENT)
+		return -TS_E_IO;
+	if (fsync(dfd) < 0)
+		return -TS_E_IO;
+	return 0;
+}
