@@ -100,8 +100,10 @@ $(LIBTSD): $(call obj,$(DAEMON_SRC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && $(AR) rcs $@ $^
 
+# --whole-archive: the registry refers to the backends weakly, which alone would not pull them in.
 $(TOKENSEALED): $(call obj,daemon/main.c) $(LIBTSD) $(LIBTSCORE)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(DAEMON_PKGS))
+	$(CC) $(ALL_LDFLAGS) -o $@ $(call obj,daemon/main.c) -Wl,--whole-archive $(LIBTSD) -Wl,--no-whole-archive \
+		$(LIBTSCORE) $(call pc_libs,$(DAEMON_PKGS))
 
 $(LIBTOKENSEAL_A): $(call cobj,$(CLIENT_SRC))
 	rm -f $@ && $(AR) rcs $@ $^
@@ -167,6 +169,57 @@ bench: deps
 	$(MAKE) all
 	@if [ -x tests/bench/run.sh ]; then tests/bench/run.sh $(BUILD); else echo "bench: not yet"; fi
 
+# ---- fuzzing (begin) -------------------------------------------------------
+# libFuzzer targets for every parser (docs/FUZZING.md), built with clang from
+# the pure core sources into the fixed dir build-fuzz/, whatever $(BUILD) is.
+#   make fuzz-build   build-fuzz/fuzz_<target> for each tests/fuzz/fuzz_*.c, and mkseeds
+#   make fuzz         run each target for 60 s on a copy of its seed corpus
+#   make fuzz-seeds   regenerate tests/fuzz/corpus/ with tests/fuzz/mkseeds.c
+FUZZ_BUILD  := build-fuzz
+FUZZ_CC     ?= clang
+FUZZ_SAN    := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS  = -std=gnu11 $(WARN) -g -O1 -Iinclude -Idaemon -Itests/fuzz -MMD -MP \
+               $(call pc_cflags,$(CORE_PKGS))
+FUZZ_SRC    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS   := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
+FUZZ_OBJS   := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_SRC))
+FUZZ_CORE_A := $(FUZZ_BUILD)/libtscore-fuzz.a
+
+.PHONY: fuzz fuzz-build fuzz-seeds fuzz-clean
+# Keep the harness objects (make would delete them as intermediates of fuzz_%).
+.SECONDARY: $(FUZZ_OBJS)
+
+fuzz-build: $(FUZZ_BINS) $(FUZZ_BUILD)/mkseeds
+
+fuzz: fuzz-build
+	tests/fuzz/run.sh 60
+
+fuzz-seeds: $(FUZZ_BUILD)/mkseeds
+	$(FUZZ_BUILD)/mkseeds tests/fuzz/corpus
+
+fuzz-clean:
+	rm -rf $(FUZZ_BUILD)
+
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -c $< -o $@
+
+# An archive, so each target links (and counts coverage of) only the modules it reaches.
+$(FUZZ_CORE_A): $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(CORE_SRC))
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_CORE_A)
+	$(FUZZ_CC) $(FUZZ_SAN) -o $@ $^ $(call pc_libs,$(CORE_PKGS))
+
+# The seed generator is an ordinary program over the ordinary (uninstrumented) core.
+$(FUZZ_BUILD)/mkseeds: tests/fuzz/mkseeds.c tests/fuzz/fuzz.h $(CORE_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) -O1 -g -Iinclude -Idaemon -Itests/fuzz $(call pc_cflags,$(CORE_PKGS)) \
+		-o $@ tests/fuzz/mkseeds.c $(CORE_SRC) $(call pc_libs,$(CORE_PKGS))
+
+-include $(shell find $(FUZZ_BUILD)/obj -name '*.d' 2>/dev/null)
+# ---- fuzzing (end) ---------------------------------------------------------
+
 # ---- install ---------------------------------------------------------------
 
 install: all
@@ -192,6 +245,6 @@ uninstall:
 	      $(DESTDIR)$(DATADIR)/dbus-1/system.d/org.tokenseal1.conf
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(shell find $(BUILD)/obj $(BUILD)/cobj -name '*.d' 2>/dev/null)
