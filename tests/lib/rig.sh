@@ -39,6 +39,7 @@ rig_start_bus() {
   <listen>unix:path=$RIG_DIR/bus/socket</listen>
   <auth>EXTERNAL</auth>
   <policy context="default">
+    <allow user="*"/>
     <deny own="*"/>
     <deny send_type="method_call"/>
     <allow send_destination="org.freedesktop.DBus"/>

@@ -1,0 +1,304 @@
+/* daemon.c — tokensealed's vault table: loading, persisting with rollback, locking, idle timers, callers, errors. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "bus/daemon.h"
+#include "store.h"
+
+uint64_t ts_now(void)
+{
+	return (uint64_t)time(NULL);
+}
+
+int ts_bus_error(sd_bus_error *error, int r, const char *msg)
+{
+	if (r >= 0)
+		r = -TS_E_FAILED;
+	sd_bus_error_set(error, ts_error_dbus_name(r), msg && *msg ? msg : ts_strerror(r));
+	/* sd-bus wants a negative errno; the named error set above is what the caller sees. */
+	return -EIO;
+}
+
+/*
+ * Callers by unique bus name. Asking the bus for a sender's credentials is a
+ * round trip to the bus driver per call, which would double the cost of an
+ * Unwrap. A unique name is never reused during the bus's lifetime and its
+ * credentials are those of the connection (fixed at connect time), so
+ * remembering them is exact, not a guess.
+ */
+#define CALLER_CACHE_SIZE 64
+static struct {
+	char name[64];
+	ts_caller caller;
+} caller_cache[CALLER_CACHE_SIZE];
+static unsigned caller_cache_next;
+
+int ts_caller_get(sd_bus_message *m, ts_caller *ret)
+{
+	sd_bus_creds *c = NULL;
+	const char *sender = sd_bus_message_get_sender(m);
+	uid_t uid;
+	pid_t pid = 0;
+	size_t i;
+	int r;
+
+	if (sender && strlen(sender) < sizeof(caller_cache[0].name) && sender[0] == ':')
+		for (i = 0; i < CALLER_CACHE_SIZE; i++)
+			if (strcmp(caller_cache[i].name, sender) == 0) {
+				*ret = caller_cache[i].caller;
+				return 0;
+			}
+	/* From the bus (the caller's connection credentials), never from arguments. */
+	r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_PID | SD_BUS_CREDS_AUGMENT, &c);
+	if (r < 0)
+		return -TS_E_ACCESS_DENIED;
+	if (sd_bus_creds_get_euid(c, &uid) < 0) {
+		sd_bus_creds_unref(c);
+		return -TS_E_ACCESS_DENIED;
+	}
+	if (sd_bus_creds_get_pid(c, &pid) < 0)
+		pid = 0;
+	sd_bus_creds_unref(c);
+	ret->uid = uid;
+	ret->pid = pid;
+	if (sender && strlen(sender) < sizeof(caller_cache[0].name) && sender[0] == ':') {
+		i = caller_cache_next++ % CALLER_CACHE_SIZE;
+		snprintf(caller_cache[i].name, sizeof(caller_cache[i].name), "%s", sender);
+		caller_cache[i].caller = *ret;
+	}
+	return 0;
+}
+
+int ts_caller_may_use(const ts_caller *c, const ts_vault *v)
+{
+	return c->uid == 0 || c->uid == (uid_t)v->owner_uid;
+}
+
+/* ---- the vault table ----------------------------------------------------- */
+
+ts_vault_entry *ts_daemon_find(ts_daemon *d, const char *name)
+{
+	for (ts_vault_entry *e = d->vaults; e; e = e->next)
+		if (strcmp(e->vault->name, name) == 0)
+			return e;
+	return NULL;
+}
+
+ts_vault_entry *ts_daemon_find_path(ts_daemon *d, const char *path)
+{
+	for (ts_vault_entry *e = d->vaults; e; e = e->next)
+		if (strcmp(e->path, path) == 0)
+			return e;
+	return NULL;
+}
+
+static void entry_free(ts_vault_entry *e)
+{
+	if (!e)
+		return;
+	sd_event_source_disable_unref(e->idle_timer);
+	ts_vault_free(e->vault);
+	ts_buf_free(&e->disk);
+	free(e->path);
+	free(e);
+}
+
+int ts_daemon_add(ts_daemon *d, ts_vault *v, ts_buf *disk, const char *lock_reason, ts_vault_entry **ret)
+{
+	ts_vault_entry *e, **tail;
+	int r;
+
+	if ((e = calloc(1, sizeof(*e))) == NULL)
+		return -TS_E_NOMEM;
+	if ((r = sd_bus_path_encode(TS_VAULT_PATH_PREFIX, v->name, &e->path)) < 0) {
+		free(e);
+		return -TS_E_NOMEM;
+	}
+	e->d = d;
+	e->vault = v;
+	e->disk = *disk;
+	memset(disk, 0, sizeof(*disk));
+	snprintf(e->lock_reason, sizeof(e->lock_reason), "%s", lock_reason);
+	/* Keep the order of creation/loading stable for ListVaults. */
+	for (tail = &d->vaults; *tail; tail = &(*tail)->next)
+		;
+	*tail = e;
+	d->n_vaults++;
+	if (ret)
+		*ret = e;
+	return 0;
+}
+
+void ts_daemon_free(ts_daemon *d)
+{
+	ts_vault_entry *e, *next;
+
+	for (e = d->vaults; e; e = next) {
+		next = e->next;
+		entry_free(e);
+	}
+	d->vaults = NULL;
+	d->n_vaults = 0;
+	entry_free(d->placeholder);
+	d->placeholder = NULL;
+}
+
+struct load_ctx {
+	ts_daemon *d;
+	size_t loaded, skipped;
+};
+
+static int load_one(void *ud, const char *name)
+{
+	struct load_ctx *lc = ud;
+	_ts_cleanup_buf_ ts_buf file = { 0 };
+	ts_vault *v = NULL;
+	int r;
+
+	if ((r = ts_store_load(lc->d->state_dir, name, &file)) < 0 ||
+	    (r = ts_vault_parse(file.data, file.len, &v)) < 0) {
+		/* Never rewritten, never deleted: an administrator decides. */
+		ts_log(TS_LOG_ERR, "event=load vault=%s result=%s: %s; skipped", name,
+		       strrchr(ts_error_dbus_name(r), '.') + 1, ts_strerror(r));
+		lc->skipped++;
+		return 0;
+	}
+	if (strcmp(v->name, name) != 0) {
+		/* A file renamed by hand would shadow another vault's name. */
+		ts_log(TS_LOG_ERR, "event=load vault=%s result=VaultCorrupt: file holds vault '%s'; skipped",
+		       name, v->name);
+		ts_vault_free(v);
+		lc->skipped++;
+		return 0;
+	}
+	if (ts_daemon_find(lc->d, name)) {
+		ts_vault_free(v);
+		return 0;
+	}
+	if ((r = ts_daemon_add(lc->d, v, &file, "startup", NULL)) < 0) {
+		ts_vault_free(v);
+		return r;
+	}
+	lc->loaded++;
+	return 0;
+}
+
+int ts_daemon_load_vaults(ts_daemon *d)
+{
+	struct load_ctx lc = { .d = d };
+	int r;
+
+	if ((r = ts_store_init(d->state_dir)) < 0)
+		return r;
+	if ((r = ts_store_list(d->state_dir, load_one, &lc)) < 0)
+		return r;
+	ts_log(TS_LOG_INFO, "loaded %zu vault(s) from %s, %zu skipped", lc.loaded, d->state_dir, lc.skipped);
+	return 0;
+}
+
+/* ---- persisting ------------------------------------------------------------ */
+
+/*
+ * Rebuild the vault from the bytes on disk, unlocked with the VS we hold
+ * (no protector changes VS). Used when a write failed: memory must match
+ * the file again.
+ */
+int ts_daemon_revert(ts_vault_entry *e)
+{
+	ts_vault *nv = NULL;
+	int r;
+
+	if ((r = ts_vault_parse(e->disk.data, e->disk.len, &nv)) < 0)
+		return r;
+	if (e->vault->vs) {
+		if ((nv->vs = ts_secure_alloc(TS_KEY_BYTES)) == NULL) {
+			r = -TS_E_NOMEM;
+			goto fail;
+		}
+		memcpy(nv->vs, e->vault->vs, TS_KEY_BYTES);
+		if ((r = ts_keyring_open(nv->vs, nv->id, nv->keyring_sealed, nv->keyring_sealed_len,
+		                         &nv->keyring)) < 0)
+			goto fail;
+	}
+	ts_vault_free(e->vault);
+	e->vault = nv;
+	return 0;
+fail:
+	ts_vault_free(nv);
+	return r;
+}
+
+int ts_daemon_persist(ts_vault_entry *e)
+{
+	ts_buf out = { 0 };
+	int r, r2;
+
+	if ((r = ts_vault_serialize(e->vault, &out)) < 0 ||
+	    (r = ts_store_save(e->d->state_dir, e->vault->name, out.data, out.len)) < 0) {
+		ts_buf_free(&out);
+		if ((r2 = ts_daemon_revert(e)) < 0) {
+			/* Cannot even rebuild: the safe state is locked, as after a restart. */
+			ts_log(TS_LOG_ERR, "vault=%s: cannot roll back after a failed write (%s); locking",
+			       e->vault->name, ts_strerror(r2));
+			ts_daemon_lock_vault(e, "error", NULL);
+		}
+		return r;
+	}
+	ts_buf_free(&e->disk);
+	e->disk = out;
+	return 0;
+}
+
+/* ---- locking --------------------------------------------------------------- */
+
+void ts_daemon_lock_vault(ts_vault_entry *e, const char *reason, const ts_caller *caller)
+{
+	int was_locked = ts_vault_is_locked(e->vault);
+
+	ts_vault_lock(e->vault);
+	if (e->idle_timer)
+		sd_event_source_set_enabled(e->idle_timer, SD_EVENT_OFF);
+	if (was_locked)
+		return;
+	snprintf(e->lock_reason, sizeof(e->lock_reason), "%s", reason);
+	ts_log_event(strcmp(reason, "idle") == 0 ? "lock-idle" : "lock", e->vault->name, caller, NULL, 0);
+	ts_vault_object_emit_changed(e);
+}
+
+void ts_daemon_lock_all(ts_daemon *d, const char *reason)
+{
+	for (ts_vault_entry *e = d->vaults; e; e = e->next)
+		ts_daemon_lock_vault(e, reason, NULL);
+}
+
+static int on_idle(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	ts_daemon_lock_vault(userdata, "idle", NULL);
+	return 0;
+}
+
+void ts_daemon_touch(ts_vault_entry *e)
+{
+	ts_daemon *d = e->d;
+	int r;
+
+	if (d->idle_lock_usec == 0 || !d->event || ts_vault_is_locked(e->vault))
+		return;
+	if (!e->idle_timer) {
+		r = sd_event_add_time_relative(d->event, &e->idle_timer, CLOCK_MONOTONIC, d->idle_lock_usec,
+		                               0, on_idle, e);
+		if (r < 0)
+			ts_log(TS_LOG_WARNING, "vault=%s: cannot arm the idle timer: %s", e->vault->name,
+			       strerror(-r));
+		return;
+	}
+	if ((r = sd_event_source_set_time_relative(e->idle_timer, d->idle_lock_usec)) >= 0)
+		r = sd_event_source_set_enabled(e->idle_timer, SD_EVENT_ONESHOT);
+	if (r < 0)
+		ts_log(TS_LOG_WARNING, "vault=%s: cannot re-arm the idle timer: %s", e->vault->name,
+		       strerror(-r));
+}

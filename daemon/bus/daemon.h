@@ -1,0 +1,151 @@
+/* daemon.h — tokensealed's state (vaults, bus, event loop) and the helpers its D-Bus objects share. */
+#ifndef TS_DAEMON_H
+#define TS_DAEMON_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "core/buf.h"
+#include "core/vault.h"
+#include "protectors/protector.h"
+
+#define TS_BUS_NAME "org.tokenseal1"
+#define TS_MANAGER_PATH "/org/tokenseal1"
+#define TS_VAULT_PATH_PREFIX "/org/tokenseal1/vault"
+#define TS_MANAGER_IFACE "org.tokenseal1.Manager"
+#define TS_VAULT_IFACE "org.tokenseal1.Vault"
+
+/* Secrets read from a caller's fd: at most this many bytes, within this time. */
+#define TS_SECRET_IN_MAX 1024
+#define TS_SECRET_FD_TIMEOUT_MS 5000
+
+/* Longest LockReason ("startup", "request", "idle", ...). */
+#define TS_LOCK_REASON_MAX 32
+
+struct ts_daemon;
+
+/* One loaded vault and its bus object. */
+typedef struct ts_vault_entry {
+	struct ts_daemon *d;
+	ts_vault *vault;
+	char *path;                     /* object path */
+	ts_buf disk;                    /* the file bytes last written/read: the rollback point */
+	char lock_reason[TS_LOCK_REASON_MAX];
+	sd_event_source *idle_timer;
+	unsigned unlock_failures;       /* consecutive wrong secrets */
+	uint64_t unlock_retry_at;       /* CLOCK_MONOTONIC seconds; before it, Unlock says Busy */
+	struct ts_vault_entry *next;
+} ts_vault_entry;
+
+typedef struct ts_daemon {
+	sd_bus *bus;
+	sd_event *event;
+	const char *state_dir;
+	uint64_t idle_lock_usec;        /* 0: never */
+	ts_config config;
+	ts_vault_entry *vaults;
+	size_t n_vaults;
+	/* --print-introspection: the object tree answers for a placeholder vault. */
+	int introspect_only;
+	ts_vault_entry *placeholder;
+} ts_daemon;
+
+/* The caller of the message being handled, from the bus (never from arguments). */
+typedef struct ts_caller {
+	uid_t uid;
+	pid_t pid;                      /* 0 when unknown */
+} ts_caller;
+
+static inline void ts_bus_message_unrefp(sd_bus_message **m) { sd_bus_message_unref(*m); }
+#define _ts_cleanup_reply_ __attribute__((cleanup(ts_bus_message_unrefp)))
+
+/* ---- log.c ------------------------------------------------------------------ */
+
+enum { TS_LOG_ERR = 3, TS_LOG_WARNING = 4, TS_LOG_NOTICE = 5, TS_LOG_INFO = 6, TS_LOG_DEBUG = 7 };
+
+/* Parse "err|warning|notice|info|debug" (or 3..7). -1 if unknown. */
+int ts_log_parse_level(const char *s);
+void ts_log_set_level(int level);
+/* One line on stderr, "<N>" prefixed so the journal keeps the priority. Never pass secret bytes. */
+void ts_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * A security event, one line with fixed fields:
+ *   event=unlock vault=NAME uid=U pid=P protector=ID result=ok|ERRORNAME
+ * vault and protector may be NULL ("-"); r is 0 or a negative TS_E_*.
+ */
+void ts_log_event(const char *event, const char *vault, const ts_caller *caller,
+                  const char *protector, int r);
+
+/* ---- secretfd.c ------------------------------------------------------------- */
+
+/*
+ * Read a secret from fd until EOF: at most TS_SECRET_IN_MAX bytes, each wait
+ * bounded by TS_SECRET_FD_TIMEOUT_MS (-TS_E_TIMEOUT: a writer that keeps the
+ * pipe open cannot hang the daemon), one trailing "\n" stripped. On success
+ * *ret is secure memory (NULL when the secret is empty) to be freed with
+ * ts_secure_free, *ret_len its length. Returns 0 or negative TS_E_*.
+ */
+int ts_secretfd_read(int fd, uint8_t **ret, size_t *ret_len);
+
+/*
+ * Write all of p to fd without ever blocking longer than
+ * TS_SECRET_FD_TIMEOUT_MS; a closed or full pipe is an error (-TS_E_IO or
+ * -TS_E_TIMEOUT), so the caller can roll back.
+ */
+int ts_secretfd_write(int fd, const void *p, size_t len);
+
+/* ---- daemon.c --------------------------------------------------------------- */
+
+int ts_daemon_load_vaults(ts_daemon *d);
+ts_vault_entry *ts_daemon_find(ts_daemon *d, const char *name);
+ts_vault_entry *ts_daemon_find_path(ts_daemon *d, const char *path);
+/* Take ownership of v (whose file bytes are in *disk, moved in) and add it. */
+int ts_daemon_add(ts_daemon *d, ts_vault *v, ts_buf *disk, const char *lock_reason, ts_vault_entry **ret);
+void ts_daemon_free(ts_daemon *d);
+
+/* Lock one vault, record why, emit PropertiesChanged, log. */
+void ts_daemon_lock_vault(ts_vault_entry *e, const char *reason, const ts_caller *caller);
+/* Lock all vaults (shutdown). */
+void ts_daemon_lock_all(ts_daemon *d, const char *reason);
+/* (Re)arm the idle-lock timer of an unlocked vault after a use. */
+void ts_daemon_touch(ts_vault_entry *e);
+
+/* Put the in-memory vault back to what is on disk (after a failed multi-step change). */
+int ts_daemon_revert(ts_vault_entry *e);
+
+/*
+ * Persist the in-memory vault: serialize and save atomically. On failure the
+ * in-memory vault is put back to what is on disk (e->disk), so memory never
+ * holds a state that a restart would not find. Returns 0 or negative TS_E_*.
+ */
+int ts_daemon_persist(ts_vault_entry *e);
+
+/* Identify the sender of m. 0 or negative TS_E_*. */
+int ts_caller_get(sd_bus_message *m, ts_caller *ret);
+/* Owner or root. */
+int ts_caller_may_use(const ts_caller *c, const ts_vault *v);
+
+/* Set a named D-Bus error for r (negative TS_E_*); msg NULL or "" gives the default text. Returns r mapped to -errno-ish for sd-bus. */
+int ts_bus_error(sd_bus_error *error, int r, const char *msg);
+
+/* Current time (unix seconds). */
+uint64_t ts_now(void);
+
+/* ---- manager.c / vault_object.c ----------------------------------------------- */
+
+int ts_manager_register(ts_daemon *d);
+int ts_vault_objects_register(ts_daemon *d);
+int ts_manager_emit_vault_added(ts_daemon *d, ts_vault_entry *e);
+/* Emit PropertiesChanged for the vault's changeable properties. */
+void ts_vault_object_emit_changed(ts_vault_entry *e);
+
+/* Read an a{ss} into a ts_kv array (strings alias m). Limits TS_CONTEXT_*. */
+int ts_bus_read_kv(sd_bus_message *m, ts_kv **ret, size_t *ret_n, size_t max);
+
+/* XML of the Manager and Vault interfaces as served, for --print-introspection. malloc()ed. */
+int ts_daemon_introspection(ts_daemon *d, char **ret);
+
+#endif

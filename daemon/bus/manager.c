@@ -1,0 +1,250 @@
+/* manager.c — org.tokenseal1.Manager at /org/tokenseal1: create, list and look up vaults. */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "bus/daemon.h"
+#include "store.h"
+
+int ts_bus_read_kv(sd_bus_message *m, ts_kv **ret, size_t *ret_n, size_t max)
+{
+	ts_kv *kv = NULL, *nkv;
+	size_t n = 0, cap = 0;
+	const char *k, *val;
+	int r;
+
+	*ret = NULL;
+	*ret_n = 0;
+	if (sd_bus_message_enter_container(m, 'a', "{ss}") <= 0)
+		return -TS_E_INVALID_ARGS;
+	while ((r = sd_bus_message_read(m, "{ss}", &k, &val)) > 0) {
+		/* Count before allocating: a client controls how many entries arrive. */
+		if (n >= max) {
+			free(kv);
+			return -TS_E_LIMIT;
+		}
+		if (n == cap) {
+			cap = cap ? cap * 2 : 8;
+			if ((nkv = realloc(kv, cap * sizeof(*kv))) == NULL) {
+				free(kv);
+				return -TS_E_NOMEM;
+			}
+			kv = nkv;
+		}
+		kv[n].key = k;
+		kv[n].value = val;
+		n++;
+	}
+	if (r < 0 || sd_bus_message_exit_container(m) < 0) {
+		free(kv);
+		return -TS_E_INVALID_ARGS;
+	}
+	*ret = kv;
+	*ret_n = n;
+	return 0;
+}
+
+/* Parse a decimal uid/version: digits only, no sign, no overflow. */
+static int parse_u32(const char *s, uint32_t *ret)
+{
+	unsigned long long v = 0;
+
+	if (!*s || strlen(s) > 10)
+		return -TS_E_INVALID_ARGS;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -TS_E_INVALID_ARGS;
+		v = v * 10 + (unsigned)(*s - '0');
+	}
+	if (v > UINT32_MAX - 1)   /* (uid_t)-1 is "no uid" */
+		return -TS_E_INVALID_ARGS;
+	*ret = (uint32_t)v;
+	return 0;
+}
+
+int ts_manager_emit_vault_added(ts_daemon *d, ts_vault_entry *e)
+{
+	return sd_bus_emit_signal(d->bus, TS_MANAGER_PATH, TS_MANAGER_IFACE, "VaultAdded", "so",
+	                          e->vault->name, e->path);
+}
+
+static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	ts_daemon *d = userdata;
+	char desc[TS_PROTECTOR_DESC_MAX] = "";
+	char errbuf[256] = "";
+	const ts_protector_ops *ops = &ts_protector_recovery;
+	_ts_cleanup_buf_ ts_buf params = { 0 };
+	_ts_cleanup_buf_ ts_buf file = { 0 };
+	_ts_cleanup_secure_ uint8_t *kek = NULL;
+	_ts_cleanup_secure_ char *secret = NULL;
+	ts_protector_request req = { 0 };
+	ts_vault_entry *e = NULL;
+	ts_vault *v = NULL;
+	const char *name, *pid_id = NULL;
+	ts_kv *opts = NULL;
+	size_t n_opts = 0, secret_len = 0;
+	uint32_t owner;
+	ts_caller caller = { .uid = (uid_t)-1 };
+	int fd, r;
+
+	/* read */
+	if ((r = sd_bus_message_read(m, "s", &name)) < 0)
+		return r;
+	if ((r = ts_bus_read_kv(m, &opts, &n_opts, 16)) < 0)
+		goto out;
+	if ((r = sd_bus_message_read(m, "h", &fd)) < 0) {
+		free(opts);
+		return r;
+	}
+	/* validate */
+	if (!ts_vault_name_valid(name)) {
+		r = ts_protector_fail(&(ts_protector_request){ .err = errbuf, .err_len = sizeof(errbuf) },
+		                      TS_E_INVALID_ARGS,
+		                      "vault name must be 1-64 of [A-Za-z0-9._-], not starting with '.' or '-'");
+		goto out;
+	}
+	/* authorize */
+	if ((r = ts_caller_get(m, &caller)) < 0)
+		goto out;
+	owner = (uint32_t)caller.uid;
+	for (size_t i = 0; i < n_opts; i++) {
+		if (strcmp(opts[i].key, "owner") == 0) {
+			uint32_t o;
+			if ((r = parse_u32(opts[i].value, &o)) < 0) {
+				snprintf(errbuf, sizeof(errbuf), "option owner: not a uid");
+				goto out;
+			}
+			/* Giving a vault to someone else is root's business only. */
+			if (o != caller.uid && caller.uid != 0) {
+				r = -TS_E_ACCESS_DENIED;
+				snprintf(errbuf, sizeof(errbuf), "only root may create a vault for another user");
+				ts_log_event("create", name, &caller, NULL, r);
+				goto out;
+			}
+			owner = o;
+		} else {
+			r = -TS_E_INVALID_ARGS;
+			snprintf(errbuf, sizeof(errbuf), "unknown option (known: owner)");
+			goto out;
+		}
+	}
+	/* A file we could not load (corrupt, unknown version) still holds the name: never overwrite it. */
+	if (ts_daemon_find(d, name) || ts_store_load(d->state_dir, name, &file) != -TS_E_NO_SUCH_VAULT) {
+		r = -TS_E_VAULT_EXISTS;
+		snprintf(errbuf, sizeof(errbuf), "vault '%s' already exists", name);
+		goto out;
+	}
+	ts_buf_free(&file);
+
+	/* act: the vault, then its first protector, a recovery key */
+	if ((r = ts_vault_create(&v, name, owner, ts_now())) < 0)
+		goto out;
+	if ((kek = ts_secure_alloc(TS_KEY_BYTES)) == NULL || (secret = ts_secure_alloc(TS_SECRET_IN_MAX)) == NULL) {
+		r = -TS_E_NOMEM;
+		goto out;
+	}
+	req.config = &d->config;
+	req.vault_name = v->name;
+	req.vault_id = v->id;
+	req.err = errbuf;
+	req.err_len = sizeof(errbuf);
+	if ((r = ops->enroll(&req, kek, &params, desc, secret, TS_SECRET_IN_MAX - 1, &secret_len)) < 0)
+		goto out;
+	if ((r = ts_vault_add_protector(v, ops->type, desc, kek, params.data, params.len, ts_now(), &pid_id)) < 0)
+		goto out;
+	if ((r = ts_vault_serialize(v, &file)) < 0)
+		goto out;
+	/*
+	 * The key goes out before the file is written: if the caller cannot
+	 * receive it, nothing is created (a key nobody saw must never be the
+	 * only way into a vault).
+	 */
+	secret[secret_len++] = '\n';
+	if ((r = ts_secretfd_write(fd, secret, secret_len)) < 0) {
+		snprintf(errbuf, sizeof(errbuf), "cannot write the recovery key to recovery_key_out; nothing created");
+		goto out;
+	}
+	/* persist */
+	if ((r = ts_store_save(d->state_dir, name, file.data, file.len)) < 0)
+		goto out;
+	if ((r = ts_daemon_add(d, v, &file, "", &e)) < 0)
+		goto out;
+	v = NULL;
+	ts_daemon_touch(e);
+	ts_log_event("create", name, &caller, NULL, 0);
+	ts_log_event("enroll", name, &caller, pid_id, 0);
+	/* emit, reply */
+	(void)ts_manager_emit_vault_added(d, e);
+	free(opts);
+	return sd_bus_reply_method_return(m, "o", e->path);
+out:
+	if (caller.uid != (uid_t)-1 && r != -TS_E_ACCESS_DENIED)
+		ts_log_event("create", ts_vault_name_valid(name) ? name : NULL, &caller, NULL, r);
+	ts_vault_free(v);
+	free(opts);
+	return ts_bus_error(error, r, errbuf);
+}
+
+static int method_list_vaults(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	ts_daemon *d = userdata;
+	_ts_cleanup_reply_ sd_bus_message *reply = NULL;
+	ts_caller caller;
+	int r;
+
+	if ((r = ts_caller_get(m, &caller)) < 0)
+		return ts_bus_error(error, r, NULL);
+	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 ||
+	    (r = sd_bus_message_open_container(reply, 'a', "(so)")) < 0)
+		return r;
+	for (ts_vault_entry *e = d->vaults; e; e = e->next) {
+		if (!ts_caller_may_use(&caller, e->vault))
+			continue;
+		if ((r = sd_bus_message_append(reply, "(so)", e->vault->name, e->path)) < 0)
+			return r;
+	}
+	if ((r = sd_bus_message_close_container(reply)) < 0)
+		return r;
+	return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_get_vault(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	ts_daemon *d = userdata;
+	ts_vault_entry *e;
+	const char *name;
+	ts_caller caller;
+	int r;
+
+	if ((r = sd_bus_message_read(m, "s", &name)) < 0)
+		return r;
+	if ((r = ts_caller_get(m, &caller)) < 0)
+		return ts_bus_error(error, r, NULL);
+	/* Someone else's vault looks exactly like no vault. */
+	if ((e = ts_daemon_find(d, name)) == NULL || !ts_caller_may_use(&caller, e->vault))
+		return ts_bus_error(error, -TS_E_NO_SUCH_VAULT, NULL);
+	return sd_bus_reply_method_return(m, "o", e->path);
+}
+
+static const sd_bus_vtable manager_vtable[] = {
+	SD_BUS_VTABLE_START(0),
+	SD_BUS_METHOD_WITH_ARGS("CreateVault",
+	                        SD_BUS_ARGS("s", name, "a{ss}", options, "h", recovery_key_out),
+	                        SD_BUS_RESULT("o", vault), method_create_vault, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("ListVaults", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(so)", vaults),
+	                        method_list_vaults, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("GetVault", SD_BUS_ARGS("s", name), SD_BUS_RESULT("o", vault),
+	                        method_get_vault, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_SIGNAL_WITH_ARGS("VaultAdded", SD_BUS_ARGS("s", name, "o", vault), 0),
+	SD_BUS_SIGNAL_WITH_ARGS("VaultRemoved", SD_BUS_ARGS("s", name, "o", vault), 0),
+	SD_BUS_VTABLE_END
+};
+
+int ts_manager_register(ts_daemon *d)
+{
+	return sd_bus_add_object_vtable(d->bus, NULL, TS_MANAGER_PATH, TS_MANAGER_IFACE, manager_vtable, d);
+}

@@ -1,0 +1,849 @@
+/* vault_object.c — org.tokenseal1.Vault: one object per vault under /org/tokenseal1/vault/. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "bus/daemon.h"
+#include "core/blob.h"
+
+/*
+ * Failed unlocks of one vault slow down after a few (the recovery key is the
+ * one protector whose guessing is bounded only by Argon2id and this).
+ */
+#define UNLOCK_FREE_FAILURES 5
+#define UNLOCK_MAX_DELAY_SEC 300
+
+static uint64_t mono_sec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec;
+}
+
+/* Who is calling, and may they use this vault? Sets error and returns <0 if not. */
+static int vault_authorize(sd_bus_message *m, ts_vault_entry *e, const char *what, ts_caller *caller,
+                           sd_bus_error *error)
+{
+	int r;
+
+	if ((r = ts_caller_get(m, caller)) < 0)
+		return ts_bus_error(error, r, NULL);
+	if (!ts_caller_may_use(caller, e->vault)) {
+		ts_log_event(what, e->vault->name, caller, NULL, -TS_E_ACCESS_DENIED);
+		return ts_bus_error(error, -TS_E_ACCESS_DENIED, "this vault belongs to another user");
+	}
+	return 0;
+}
+
+static int vault_unlocked(ts_vault_entry *e, sd_bus_error *error)
+{
+	if (ts_vault_is_locked(e->vault)) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "vault '%s' is locked (%s)", e->vault->name,
+		         e->lock_reason[0] ? e->lock_reason : "locked");
+		return ts_bus_error(error, -TS_E_LOCKED, msg);
+	}
+	return 0;
+}
+
+void ts_vault_object_emit_changed(ts_vault_entry *e)
+{
+	if (!e->d->bus || e == e->d->placeholder)
+		return;
+	(void)sd_bus_emit_properties_changed(e->d->bus, e->path, TS_VAULT_IFACE, "Locked", "LockReason",
+	                                     "KeyVersion", "MinKeyVersion", "Protectors", NULL);
+}
+
+/* ---- Unlock / Lock ------------------------------------------------------------ */
+
+static int protector_needs_secret(const ts_protector_ops *ops, const ts_protector_record *p)
+{
+	return ops->needs_secret ? ops->needs_secret(p->params, p->params_len) : 0;
+}
+
+/* Errors that only say "not this one": keep looking, and prefer any other error for the reply. */
+static int error_is_weak(int r)
+{
+	return r == -TS_E_TOKEN_ABSENT || r == -TS_E_TOKEN_NOT_ENROLLED || r == -TS_E_NOT_SUPPORTED;
+}
+
+static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	ts_vault_entry *e = userdata;
+	ts_daemon *d = e->d;
+	_ts_cleanup_secure_ uint8_t *secret = NULL;
+	_ts_cleanup_secure_ uint8_t *kek = NULL;
+	char errbuf[256] = "", best_err[256] = "", used[TS_PROTECTOR_ID_MAX] = "";
+	const char *which;
+	size_t secret_len = 0, tried = 0, matched = 0;
+	int fd, r, best = 0;
+	ts_caller caller;
+
+	if ((r = sd_bus_message_read(m, "sh", &which, &fd)) < 0)
+		return r;
+	if ((r = vault_authorize(m, e, "unlock", &caller, error)) < 0)
+		return r;
+	if (e->unlock_failures > UNLOCK_FREE_FAILURES && mono_sec() < e->unlock_retry_at) {
+		snprintf(errbuf, sizeof(errbuf), "too many failed unlocks; retry in %llu s",
+		         (unsigned long long)(e->unlock_retry_at - mono_sec()));
+		ts_log_event("unlock", e->vault->name, &caller, which, -TS_E_BUSY);
+		return ts_bus_error(error, -TS_E_BUSY, errbuf);
+	}
+	if ((r = ts_secretfd_read(fd, &secret, &secret_len)) < 0) {
+		ts_log_event("unlock", e->vault->name, &caller, which, r);
+		return ts_bus_error(error, r, r == -TS_E_TIMEOUT ? "timed out reading the secret fd (close the write end)" :
+		                    r == -TS_E_LIMIT ? "secret longer than 1024 bytes" : "cannot read the secret fd");
+	}
+	if ((kek = ts_secure_alloc(TS_KEY_BYTES)) == NULL)
+		return ts_bus_error(error, -TS_E_NOMEM, NULL);
+
+	/*
+	 * Always run the protector, even when the vault is already unlocked:
+	 * Unlock then still answers "is this secret right?", which a login
+	 * module relies on.
+	 */
+	for (size_t i = 0; i < e->vault->n_protectors; i++) {
+		/* Copy what we need: a successful unlock does not move the array, but be plain about it. */
+		const ts_protector_record *p = &e->vault->protectors[i];
+		const ts_protector_ops *ops;
+		ts_protector_request req = { 0 };
+
+		if (*which && strcmp(which, p->id) != 0 && strcmp(which, p->type) != 0)
+			continue;
+		matched++;
+		if ((ops = ts_protector_lookup(p->type)) == NULL) {
+			if (!best) {
+				best = -TS_E_NOT_SUPPORTED;
+				snprintf(best_err, sizeof(best_err), "protector type '%s' is not built in", p->type);
+			}
+			continue;
+		}
+		/* "": only protectors that can work with what was given (a secret, or none). */
+		if (!*which && !protector_needs_secret(ops, p) != !secret)
+			continue;
+		tried++;
+		req.config = &d->config;
+		req.vault_name = e->vault->name;
+		req.vault_id = e->vault->id;
+		req.pin = secret;
+		req.pin_len = secret_len;
+		req.err = errbuf;
+		req.err_len = sizeof(errbuf);
+		errbuf[0] = '\0';
+		r = ops->unlock(&req, p->params, p->params_len, kek);
+		if (r >= 0) {
+			snprintf(used, sizeof(used), "%s", p->id);
+			r = ts_vault_unlock(e->vault, used, kek);
+			sodium_memzero(kek, TS_KEY_BYTES);
+			if (r >= 0)
+				break;
+			if (r == -TS_E_AUTH_FAILED)
+				snprintf(errbuf, sizeof(errbuf), "protector %s: the secret does not open this vault", used);
+			else if (r == -TS_E_CORRUPT)
+				snprintf(errbuf, sizeof(errbuf), "vault file failed authentication (tampered with?)");
+		}
+		ts_log_event("unlock", e->vault->name, &caller, p->id, r);
+		if (!best || (error_is_weak(best) && !error_is_weak(r))) {
+			best = r;
+			snprintf(best_err, sizeof(best_err), "%s", errbuf);
+		}
+		used[0] = '\0';
+	}
+	if (used[0]) {
+		e->unlock_failures = 0;
+		e->lock_reason[0] = '\0';
+		ts_log_event("unlock", e->vault->name, &caller, used, 0);
+		ts_daemon_touch(e);
+		ts_vault_object_emit_changed(e);
+		return sd_bus_reply_method_return(m, "");
+	}
+	if (!matched) {
+		best = -TS_E_NO_SUCH_PROTECTOR;
+		snprintf(best_err, sizeof(best_err), "no protector matches '%s'", which);
+	} else if (!tried && !best) {
+		best = secret ? -TS_E_NO_SUCH_PROTECTOR : -TS_E_PIN_REQUIRED;
+		snprintf(best_err, sizeof(best_err), secret ? "no protector of this vault takes a secret"
+		                                            : "every protector of this vault needs a secret");
+	}
+	if (best == -TS_E_AUTH_FAILED || best == -TS_E_BAD_RECOVERY_KEY || best == -TS_E_PIN_INVALID) {
+		e->unlock_failures++;
+		if (e->unlock_failures > UNLOCK_FREE_FAILURES) {
+			unsigned shift = e->unlock_failures - UNLOCK_FREE_FAILURES - 1;
+			uint64_t delay = shift > 8 ? UNLOCK_MAX_DELAY_SEC : 1ull << shift;
+			e->unlock_retry_at = mono_sec() + (delay > UNLOCK_MAX_DELAY_SEC ? UNLOCK_MAX_DELAY_SEC : delay);
+		}
+	}
+	if (!tried)
+		ts_log_event("unlock", e->vault->name, &caller, which, best);
+	return ts_bus_error(error, best, best_err);
+}
+
+static int method_lock(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	ts_vault_entry *e = userdata;
+	ts_caller caller;
+	int r;
+
+	if ((r = vault_authorize(m, e, "lock", &caller, error)) < 0)
+		return r;
+	ts_daemon_lock_vault(e, "request", &caller);
+	return sd_bus_reply_method_return(m, "");
+}
+
+/* ---- blobs -------------------------------------------------------------------------- */
+
+/* Read "ay a{ss}" (the blob or plaintext, then the context). */
+static int read_bytes_ctx(sd_bus_message *m, const void **p, size_t *n, ts_kv **ctx, size_t *n_ctx)
+{
+	int r;
+
+	if ((r = sd_bus_message_read_array(m, 'y', p, n)) < 0)
+		return -TS_E_INVALID_ARGS;
+	return ts_bus_read_kv(m, ctx, n_ctx, TS_CONTEXT_MAX_ENTRIES);
+}
+
+/* Unwrap one binary blob into pt (secure, TS_PLAINTEXT_MAX bytes). */
+static int unwrap_one(const ts_vault *v, const void *blob, size_t len, const ts_kv *ctx, size_t n_ctx,
+                      uint8_t *pt, size_t *pt_len)
+{
+	ts_blob_view bv;
+	int r;
+
+	if ((r = ts_blob_parse(blob, len, &bv)) < 0)
+		return r;
+	if (bv.plaintext_len > TS_PLAINTEXT_MAX)
+		return -TS_E_LIMIT;
+	if ((r = ts_vault_unwrap(v, &bv, ctx, n_ctx, pt)) < 0)
+		return r;
+	*pt_len = bv.plaintext_len;
+	return 0;
+}
+
+/* A reply holding one non-secret "ay". */
+static int reply_bytes(sd_bus_message *m, const void *p, size_t n)
+{
+	_ts_cleanup_reply_ sd_bus_message *reply = NULL;
+	int r;
+
+	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 ||
+	    (r = sd_bus_message_append_array(reply, 'y', p, n)) < 0)
+		return r;
+	return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_wrap(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	ts_vault_entry *e = userdata;
+	_ts_cleanup_buf_ ts_buf blob = { 0 };
+	const void *pt;
+	ts_kv *ctx = NULL;
+	size_t pt_len, n_ctx;
+	ts_caller caller;
+	int r;
+
+	if ((r = read_bytes_ctx(m, &pt, &pt_len, &ctx, &n_ctx)) < 0)
+		goto fail;
+	if (pt_len > TS_PLAINTEXT_MAX) {
+		r = -TS_E_LIMIT;
+		goto fail;
+	}
+	if ((r = vault_authorize(m, e, "wrap", &caller, error)) < 0 || (r = vault_unlocked(e, error)) < 0) {
+		free(ctx);
+		return r;
+	}
+	if ((r = ts_vault_wrap(e->vault, ctx, n_ctx, pt, pt_len, &blob)) < 0)
+		goto fail;
+	free(ctx);
+	ts_daemon_touch(e);
+	return reply_bytes(m, blob.data, blob.len);
+fail:
+	free(ctx);
+	return ts_bus_error(error, r, NULL);
+}
+
+static int method_unwrap(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	ts_vault_entry *e = userdata;
+	_ts_cleanup_reply_ sd_bus_message *reply = NULL;
+	_ts_cleanup_secure_ uint8_t *pt = NULL;
+	const void *blob;
+	ts_kv *ctx = NULL;
+	size_t blob_len, n_ctx, pt_len = 0;
+	ts_caller caller;
+	int r;
+
+	if ((r = read_bytes_ctx(m, &blob, &blob_len, &ctx, &n_ctx)) < 0)
+		goto fail;
+	if ((r = vault_authorize(m, e, "unwrap", &caller, error)) < 0 || (r = vault_unlocked(e, error)) < 0) {
+		free(ctx);
+		return r;
+	}
+	if ((pt = ts_secure_alloc(TS_PLAINTEXT_MAX)) == NULL) {
+		r = -TS_E_NOMEM;
+		goto fail;
+	}
+	if ((r = unwrap_one(e->vault, blob, blob_len, ctx, n_ctx, pt, &pt_len)) < 0)
+		goto fail;
+	free(ctx);
+	ctx = NULL;
+	ts_daemon_touch(e);
+	/* The plaintext the caller asked for is the one secret that goes on the wire. */
+	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 ||
+	    (r = sd_bus_message_append_array(reply, 'y', pt, pt_len)) < 0)
+		return r;
+	sodium_memzero(pt, pt_len);
+	return sd_bus_send(NULL, reply, NULL);
+fail:
+	free(ctx);
+	return ts_bus_error(error, r, NULL);
+}
+
+static int method_rewrap(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	ts_vault_entry *e = userdata;
+	_ts_cleanup_buf_ ts_buf out = { 0 };
+	_ts_cleanup_secure_ uint8_t *pt = NULL;
+	const void *blob;
+	ts_kv *ctx = NULL;
+	size_t blob_len, n_ctx, pt_len = 0;
+	ts_caller caller;
+	int r;
+
+	if ((r = read_bytes_ctx(m, &blob, &blob_len, &ctx, &n_ctx)) < 0)
+		goto fail;
+	if ((r = vault_authorize(m, e, "rewrap", &caller, error)) < 0 || (r = vault_unlocked(e, error)) < 0) {
+		free(ctx);
+		return r;
+	}
+	if ((pt = ts_secure_alloc(TS_PLAINTEXT_MAX)) == NULL) {
+		r = -TS_E_NOMEM;
+		goto fail;
+	}
+	if ((r = unwrap_one(e->vault, blob, blob_len, ctx, n_ctx, pt, &pt_len)) < 0 ||
+	    (r = ts_vault_wrap(e->vault, ctx, n_ctx, pt, pt_len, &out)) < 0)
+		goto fail;
+	free(ctx);
+	ts_daemon_touch(e);
+	return reply_bytes(m, out.data, out.len);
+fail:
+	free(ctx);
+	return ts_bus_error(error, r, NULL);
+}
+
+static int method_generate_data_key(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	ts_vault_entry *e = userdata;
+	_ts_cleanup_reply_ sd_bus_message *reply = NULL;
+	_ts_cleanup_buf_ ts_buf blob = { 0 };
+	_ts_cleanup_secure_ uint8_t *pt = NULL;
+	ts_kv *ctx = NULL;
+	size_t n_ctx;
+	ts_caller caller;
+	uint32_t size;
+	int r;
+
+	if ((r = sd_bus_message_read(m, "u", &size)) < 0)
+		return r;
+	if ((r = ts_bus_read_kv(m, &ctx, &n_ctx, TS_CONTEXT_MAX_ENTRIES)) < 0)
+		goto fail;
+	if (size == 0 || size > TS_PLAINTEXT_MAX) {
+		free(ctx);
+		return ts_bus_error(error, size ? -TS_E_LIMIT : -TS_E_INVALID_ARGS, "size must be 1..65536 bytes");
+	}
+	if ((r = vault_authorize(m, e, "generate", &caller, error)) < 0 || (r = vault_unlocked(e, error)) < 0) {
+		free(ctx);
+		return r;
+	}
+	if ((pt = ts_secure_alloc(size)) == NULL) {
+		r = -TS_E_NOMEM;
+		goto fail;
+	}
+	randombytes_buf(pt, size);
+	if ((r = ts_vault_wrap(e->vault, ctx, n_ctx, pt, size, &blob)) < 0)
+		goto fail;
+	free(ctx);
+	ts_daemon_touch(e);
+	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 ||
+	    (r = sd_bus_message_append_array(reply, 'y', pt, size)) < 0 ||
+	    (r = sd_bus_message_append_array(reply, 'y', blob.data, blob.len)) < 0)
+		return r;
+	sodium_memzero(pt, size);
+	return sd_bus_send(NULL, reply, NULL);
+fail:
+	free(ctx);
+	return ts_bus_error(error, r, NULL);
+}
+
+/*
+ * UnwrapBatch and RewrapBatch: the reply is built as we go and dropped
+ * whole if one item fails, so the caller gets all items or an error that
+ * names the first failing index.
+ */
+static int batch(sd_bus_message *m, ts_vault_entry *e, int rewrap, sd_bus_error *error)
+{
+	_ts_cleanup_reply_ sd_bus_message *reply = NULL;
+	_ts_cleanup_secure_ uint8_t *pt = NULL;
+	_ts_cleanup_buf_ ts_buf out = { 0 };
+	ts_kv *ctx = NULL;
+	char msg[160];
+	size_t n_ctx, idx = 0, pt_len = 0, blob_len;
+	const void *blob;
+	ts_caller caller;
+	int r;
+
+	if ((r = vault_authorize(m, e, rewrap ? "rewrap-batch" : "unwrap-batch", &caller, error)) < 0 ||
+	    (r = vault_unlocked(e, error)) < 0)
+		return r;
+	if ((pt = ts_secure_alloc(TS_PLAINTEXT_MAX)) == NULL)
+		return ts_bus_error(error, -TS_E_NOMEM, NULL);
+	/*
+	 * The context comes after the array in the message: skip the array
+	 * first (sd-bus checks its framing), read the context, then rewind.
+	 */
+	if ((r = sd_bus_message_skip(m, "aay")) < 0 ||
+	    (r = ts_bus_read_kv(m, &ctx, &n_ctx, TS_CONTEXT_MAX_ENTRIES)) < 0 ||
+	    (r = sd_bus_message_rewind(m, 1)) < 0 || (r = sd_bus_message_enter_container(m, 'a', "ay")) < 0) {
+		free(ctx);
+		return ts_bus_error(error, r == -TS_E_LIMIT ? r : -TS_E_INVALID_ARGS, NULL);
+	}
+	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 ||
+	    (r = sd_bus_message_open_container(reply, 'a', "ay")) < 0)
+		goto out;
+	for (;;) {
+		r = sd_bus_message_read_array(m, 'y', &blob, &blob_len);
+		if (r == 0)
+			break;
+		if (r < 0) {
+			r = -TS_E_INVALID_ARGS;
+			goto fail_item;
+		}
+		if (idx >= TS_BATCH_MAX) {
+			r = -TS_E_LIMIT;
+			goto fail_item;
+		}
+		if ((r = unwrap_one(e->vault, blob, blob_len, ctx, n_ctx, pt, &pt_len)) < 0)
+			goto fail_item;
+		if (rewrap) {
+			out.len = 0;
+			if ((r = ts_vault_wrap(e->vault, ctx, n_ctx, pt, pt_len, &out)) < 0)
+				goto fail_item;
+			sodium_memzero(pt, pt_len);
+			r = sd_bus_message_append_array(reply, 'y', out.data, out.len);
+		} else {
+			r = sd_bus_message_append_array(reply, 'y', pt, pt_len);
+			sodium_memzero(pt, pt_len);
+		}
+		if (r < 0)
+			goto out;
+		idx++;
+	}
+	if ((r = sd_bus_message_close_container(reply)) < 0)
+		goto out;
+	free(ctx);
+	ts_daemon_touch(e);
+	return sd_bus_send(NULL, reply, NULL);
+fail_item:
+	free(ctx);
+	if (r == -TS_E_LIMIT)
+		snprintf(msg, sizeof(msg), "more than %d items in one batch", TS_BATCH_MAX);
+	else
+		snprintf(msg, sizeof(msg), "item %zu: %s", idx, ts_strerror(r));
+	return ts_bus_error(error, r, msg);
+out:
+	free(ctx);
+	return r;
+}
+
+static int method_unwrap_batch(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	return batch(m, userdata, 0, error);
+}
+
+static int method_rewrap_batch(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	return batch(m, userdata, 1, error);
+}
+
+/* ---- key and protector management ----------------------------------------------------- */
+
+static int parse_version(const char *s, uint32_t *ret)
+{
+	unsigned long long v = 0;
+
+	if (!*s || strlen(s) > 10)
+		return -TS_E_INVALID_ARGS;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -TS_E_INVALID_ARGS;
+		v = v * 10 + (unsigned)(*s - '0');
+	}
+	if (v > UINT32_MAX)
+		return -TS_E_INVALID_ARGS;
+	*ret = (uint32_t)v;
+	return 0;
+}
+
+static int method_rotate_key(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	ts_vault_entry *e = userdata;
+	char errbuf[160] = "";
+	ts_kv *opts = NULL;
+	size_t n_opts;
+	uint32_t version = 0, retire = 0;
+	int have_retire = 0;
+	ts_caller caller;
+	int r;
+
+	if ((r = ts_bus_read_kv(m, &opts, &n_opts, 16)) < 0)
+		return ts_bus_error(error, r, NULL);
+	for (size_t i = 0; i < n_opts; i++) {
+		if (strcmp(opts[i].key, "retire_below") == 0 && parse_version(opts[i].value, &retire) == 0) {
+			have_retire = 1;
+			continue;
+		}
+		free(opts);
+		return ts_bus_error(error, -TS_E_INVALID_ARGS,
+		                    "unknown or malformed option (known: retire_below=<decimal version>)");
+	}
+	free(opts);
+	if ((r = vault_authorize(m, e, "rotate", &caller, error)) < 0 || (r = vault_unlocked(e, error)) < 0)
+		return r;
+	if (have_retire && (retire < 1 || retire > e->vault->key_version + 1)) {
+		snprintf(errbuf, sizeof(errbuf), "retire_below must be 1..%u (the new version)",
+		         e->vault->key_version + 1);
+		return ts_bus_error(error, -TS_E_INVALID_ARGS, errbuf);
+	}
+	if ((r = ts_vault_rotate(e->vault, ts_now(), &version)) < 0)
+		goto fail;
+	if (have_retire && retire > e->vault->min_key_version &&
+	    (r = ts_vault_retire_below(e->vault, retire)) < 0) {
+		(void)ts_daemon_revert(e);
+		goto fail;
+	}
+	if ((r = ts_daemon_persist(e)) < 0)
+		goto fail;
+	ts_log_event("rotate", e->vault->name, &caller, NULL, 0);
+	ts_daemon_touch(e);
+	ts_vault_object_emit_changed(e);
+	return sd_bus_reply_method_return(m, "u", version);
+fail:
+	ts_log_event("rotate", e->vault->name, &caller, NULL, r);
+	return ts_bus_error(error, r, errbuf);
+}
+
+static int method_add_protector(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	ts_vault_entry *e = userdata;
+	ts_daemon *d = e->d;
+	_ts_cleanup_secure_ uint8_t *secret_in = NULL;
+	_ts_cleanup_secure_ uint8_t *kek = NULL;
+	_ts_cleanup_secure_ char *secret_out = NULL;
+	_ts_cleanup_buf_ ts_buf params = { 0 };
+	char desc[TS_PROTECTOR_DESC_MAX] = "", errbuf[256] = "", id[TS_PROTECTOR_ID_MAX] = "";
+	const ts_protector_ops *ops;
+	ts_protector_request req = { 0 };
+	const char *type, *new_id;
+	ts_kv *opts = NULL;
+	size_t n_opts = 0, secret_in_len = 0, secret_out_len = 0;
+	int fd_in, fd_out, r;
+	ts_caller caller;
+
+	if ((r = sd_bus_message_read(m, "s", &type)) < 0)
+		return r;
+	if ((r = ts_bus_read_kv(m, &opts, &n_opts, 32)) < 0)
+		return ts_bus_error(error, r, NULL);
+	if ((r = sd_bus_message_read(m, "hh", &fd_in, &fd_out)) < 0) {
+		free(opts);
+		return r;
+	}
+	if ((r = vault_authorize(m, e, "enroll", &caller, error)) < 0 || (r = vault_unlocked(e, error)) < 0) {
+		free(opts);
+		return r;
+	}
+	if ((ops = ts_protector_lookup(type)) == NULL) {
+		r = -TS_E_NOT_SUPPORTED;
+		snprintf(errbuf, sizeof(errbuf), "unknown protector type (built in:");
+		for (const ts_protector_ops *const *p = ts_protector_all(); *p; p++)
+			snprintf(errbuf + strlen(errbuf), sizeof(errbuf) - strlen(errbuf), " %s", (*p)->type);
+		snprintf(errbuf + strlen(errbuf), sizeof(errbuf) - strlen(errbuf), ")");
+		goto out;
+	}
+	if ((r = ts_secretfd_read(fd_in, &secret_in, &secret_in_len)) < 0) {
+		snprintf(errbuf, sizeof(errbuf), "cannot read secret_in");
+		goto out;
+	}
+	if ((kek = ts_secure_alloc(TS_KEY_BYTES)) == NULL || (secret_out = ts_secure_alloc(TS_SECRET_IN_MAX)) == NULL) {
+		r = -TS_E_NOMEM;
+		goto out;
+	}
+	req.config = &d->config;
+	req.vault_name = e->vault->name;
+	req.vault_id = e->vault->id;
+	req.options = opts;
+	req.n_options = n_opts;
+	req.pin = secret_in;
+	req.pin_len = secret_in_len;
+	req.err = errbuf;
+	req.err_len = sizeof(errbuf);
+	if ((r = ops->enroll(&req, kek, &params, desc, secret_out, TS_SECRET_IN_MAX - 1, &secret_out_len)) < 0)
+		goto out;
+	desc[TS_PROTECTOR_DESC_MAX - 1] = '\0';
+	if ((r = ts_vault_add_protector(e->vault, ops->type, desc, kek, params.data, params.len, ts_now(),
+	                                &new_id)) < 0)
+		goto out;
+	snprintf(id, sizeof(id), "%s", new_id);
+	/* A minted secret reaches the caller before the protector becomes real, or not at all. */
+	if (secret_out_len > 0) {
+		secret_out[secret_out_len++] = '\n';
+		if ((r = ts_secretfd_write(fd_out, secret_out, secret_out_len)) < 0) {
+			(void)ts_daemon_revert(e);
+			snprintf(errbuf, sizeof(errbuf), "cannot write the new secret to secret_out; protector not added");
+			goto out;
+		}
+	}
+	if ((r = ts_daemon_persist(e)) < 0) {
+		errbuf[0] = '\0';
+		goto out;
+	}
+	free(opts);
+	ts_log_event("enroll", e->vault->name, &caller, id, 0);
+	ts_daemon_touch(e);
+	ts_vault_object_emit_changed(e);
+	return sd_bus_reply_method_return(m, "s", id);
+out:
+	free(opts);
+	ts_log_event("enroll", e->vault->name, &caller, type, r);
+	return ts_bus_error(error, r, errbuf);
+}
+
+static int method_revoke_protector(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	ts_vault_entry *e = userdata;
+	const char *id;
+	ts_caller caller;
+	int r;
+
+	if ((r = sd_bus_message_read(m, "s", &id)) < 0)
+		return r;
+	if ((r = vault_authorize(m, e, "revoke", &caller, error)) < 0 || (r = vault_unlocked(e, error)) < 0)
+		return r;
+	if ((r = ts_vault_remove_protector(e->vault, id)) < 0 || (r = ts_daemon_persist(e)) < 0) {
+		ts_log_event("revoke", e->vault->name, &caller, id, r);
+		return ts_bus_error(error, r, r == -TS_E_LAST_PROTECTOR ?
+		                    "refusing to remove the last protector: add another one first" : NULL);
+	}
+	ts_log_event("revoke", e->vault->name, &caller, id, 0);
+	ts_daemon_touch(e);
+	ts_vault_object_emit_changed(e);
+	return sd_bus_reply_method_return(m, "");
+}
+
+/* ---- properties -------------------------------------------------------------------------- */
+
+/*
+ * Properties of a vault are the owner's (and root's) business. A read that
+ * comes from a method call is checked; the values sd-bus builds for
+ * PropertiesChanged signals have no caller and are not secret.
+ */
+static int property_authorize(sd_bus *bus, ts_vault_entry *e, sd_bus_error *error)
+{
+	sd_bus_message *m = sd_bus_get_current_message(bus);
+	ts_caller caller;
+	int r;
+
+	if (!m || sd_bus_message_is_method_call(m, NULL, NULL) <= 0)
+		return 0;
+	if ((r = ts_caller_get(m, &caller)) < 0)
+		return ts_bus_error(error, r, NULL);
+	if (!ts_caller_may_use(&caller, e->vault))
+		return ts_bus_error(error, -TS_E_ACCESS_DENIED, "this vault belongs to another user");
+	return 0;
+}
+
+#define PROPERTY_PREAMBLE                                                 \
+	ts_vault_entry *e = userdata;                                     \
+	int r;                                                            \
+	if ((r = property_authorize(bus, e, error)) < 0)                  \
+		return r
+
+static int prop_name(sd_bus *bus, const char *path, const char *interface, const char *property,
+                     sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	PROPERTY_PREAMBLE;
+	return sd_bus_message_append(reply, "s", e->vault->name);
+}
+
+static int prop_id(sd_bus *bus, const char *path, const char *interface, const char *property,
+                   sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	char hex[2 * TS_VAULT_ID_BYTES + 1];
+	PROPERTY_PREAMBLE;
+	ts_vault_id_hex(e->vault, hex);
+	return sd_bus_message_append(reply, "s", hex);
+}
+
+static int prop_owner(sd_bus *bus, const char *path, const char *interface, const char *property,
+                      sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	PROPERTY_PREAMBLE;
+	return sd_bus_message_append(reply, "u", e->vault->owner_uid);
+}
+
+static int prop_locked(sd_bus *bus, const char *path, const char *interface, const char *property,
+                       sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	PROPERTY_PREAMBLE;
+	return sd_bus_message_append(reply, "b", ts_vault_is_locked(e->vault));
+}
+
+static int prop_key_version(sd_bus *bus, const char *path, const char *interface, const char *property,
+                            sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	PROPERTY_PREAMBLE;
+	return sd_bus_message_append(reply, "u", e->vault->key_version);
+}
+
+static int prop_min_key_version(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	PROPERTY_PREAMBLE;
+	return sd_bus_message_append(reply, "u", e->vault->min_key_version);
+}
+
+static int prop_lock_reason(sd_bus *bus, const char *path, const char *interface, const char *property,
+                            sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	PROPERTY_PREAMBLE;
+	return sd_bus_message_append(reply, "s", ts_vault_is_locked(e->vault) ? e->lock_reason : "");
+}
+
+static int add_fact(void *ud, const char *key, const char *value)
+{
+	return sd_bus_message_append(ud, "{ss}", key, value) < 0 ? -TS_E_NOMEM : 0;
+}
+
+static int prop_protectors(sd_bus *bus, const char *path, const char *interface, const char *property,
+                           sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	PROPERTY_PREAMBLE;
+	if ((r = sd_bus_message_open_container(reply, 'a', "(sssta{ss})")) < 0)
+		return r;
+	for (size_t i = 0; i < e->vault->n_protectors; i++) {
+		const ts_protector_record *p = &e->vault->protectors[i];
+		const ts_protector_ops *ops = ts_protector_lookup(p->type);
+
+		if ((r = sd_bus_message_open_container(reply, 'r', "sssta{ss}")) < 0 ||
+		    (r = sd_bus_message_append(reply, "ssst", p->id, p->type, p->description, p->created)) < 0 ||
+		    (r = sd_bus_message_open_container(reply, 'a', "{ss}")) < 0)
+			return r;
+		/* Facts are best effort: a backend that cannot decode its record shows none. */
+		if (ops && ops->describe)
+			(void)ops->describe(p->params, p->params_len, add_fact, reply);
+		if ((r = sd_bus_message_close_container(reply)) < 0 || (r = sd_bus_message_close_container(reply)) < 0)
+			return r;
+	}
+	return sd_bus_message_close_container(reply);
+}
+
+static const sd_bus_vtable vault_vtable[] = {
+	SD_BUS_VTABLE_START(0),
+	SD_BUS_PROPERTY("Name", "s", prop_name, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("Id", "s", prop_id, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("Owner", "u", prop_owner, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("Locked", "b", prop_locked, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_PROPERTY("KeyVersion", "u", prop_key_version, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_PROPERTY("MinKeyVersion", "u", prop_min_key_version, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	/* Invalidation only: the protector list is not broadcast to every listener. */
+	SD_BUS_PROPERTY("Protectors", "a(sssta{ss})", prop_protectors, 0,
+	                SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+	SD_BUS_PROPERTY("LockReason", "s", prop_lock_reason, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_METHOD_WITH_ARGS("Unlock", SD_BUS_ARGS("s", protector, "h", secret), SD_BUS_NO_RESULT,
+	                        method_unlock, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("Lock", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_lock, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("Wrap", SD_BUS_ARGS("ay", plaintext, "a{ss}", context), SD_BUS_RESULT("ay", blob),
+	                        method_wrap, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("Unwrap", SD_BUS_ARGS("ay", blob, "a{ss}", context),
+	                        SD_BUS_RESULT("ay", plaintext), method_unwrap, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("Rewrap", SD_BUS_ARGS("ay", blob, "a{ss}", context), SD_BUS_RESULT("ay", blob),
+	                        method_rewrap, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("GenerateDataKey", SD_BUS_ARGS("u", size, "a{ss}", context),
+	                        SD_BUS_RESULT("ay", plaintext, "ay", blob), method_generate_data_key,
+	                        SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("UnwrapBatch", SD_BUS_ARGS("aay", blobs, "a{ss}", context),
+	                        SD_BUS_RESULT("aay", plaintexts), method_unwrap_batch, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("RewrapBatch", SD_BUS_ARGS("aay", blobs, "a{ss}", context),
+	                        SD_BUS_RESULT("aay", blobs), method_rewrap_batch, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("RotateKey", SD_BUS_ARGS("a{ss}", options), SD_BUS_RESULT("u", version),
+	                        method_rotate_key, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("AddProtector",
+	                        SD_BUS_ARGS("s", type, "a{ss}", options, "h", secret_in, "h", secret_out),
+	                        SD_BUS_RESULT("s", id), method_add_protector, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("RevokeProtector", SD_BUS_ARGS("s", id), SD_BUS_NO_RESULT,
+	                        method_revoke_protector, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_VTABLE_END
+};
+
+/* ---- the object tree ------------------------------------------------------------------------ */
+
+static int vault_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
+                      sd_bus_error *error)
+{
+	ts_daemon *d = userdata;
+	ts_vault_entry *e;
+
+	if (d->introspect_only && d->placeholder) {
+		*found = d->placeholder;
+		return 1;
+	}
+	if ((e = ts_daemon_find_path(d, path)) == NULL)
+		return 0;
+	*found = e;
+	return 1;
+}
+
+static int vault_enumerate(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error)
+{
+	ts_daemon *d = userdata;
+	sd_bus_message *m = sd_bus_get_current_message(bus);
+	ts_caller caller = { .uid = (uid_t)-1 };
+	char **l;
+	size_t n = 0;
+
+	if (d->introspect_only) {
+		*nodes = NULL;
+		return 0;
+	}
+	/* Introspection lists only the caller's own vaults, like ListVaults. */
+	if (m && ts_caller_get(m, &caller) < 0)
+		caller.uid = (uid_t)-1;
+	if ((l = calloc(d->n_vaults + 1, sizeof(*l))) == NULL)
+		return -ENOMEM;
+	for (ts_vault_entry *e = d->vaults; e; e = e->next) {
+		if (!ts_caller_may_use(&caller, e->vault))
+			continue;
+		if ((l[n] = strdup(e->path)) == NULL) {
+			for (size_t i = 0; i < n; i++)
+				free(l[i]);
+			free(l);
+			return -ENOMEM;
+		}
+		n++;
+	}
+	*nodes = l;
+	return 0;
+}
+
+int ts_vault_objects_register(ts_daemon *d)
+{
+	int r;
+
+	if ((r = sd_bus_add_fallback_vtable(d->bus, NULL, TS_VAULT_PATH_PREFIX, TS_VAULT_IFACE, vault_vtable,
+	                                    vault_find, d)) < 0)
+		return r;
+	return sd_bus_add_node_enumerator(d->bus, NULL, TS_VAULT_PATH_PREFIX, vault_enumerate, d);
+}

@@ -1,0 +1,216 @@
+/* main.c — tokensealed: options, hardening, the sd-event loop, and the org.tokenseal1 bus name. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <systemd/sd-daemon.h>
+
+#include "bus/daemon.h"
+
+#define TS_DAEMON_VERSION "0.1"
+
+static void usage(FILE *f)
+{
+	const ts_protector_ops *const *p;
+
+	fprintf(f,
+	        "Usage: tokensealed [OPTIONS]\n"
+	        "Keep vault root keys sealed to hardware tokens; serve org.tokenseal1 on D-Bus.\n\n"
+	        "  --bus system|session|ADDRESS  bus to serve on (default: system)\n"
+	        "  --state-dir DIR               vault files (default: /var/lib/tokenseal)\n"
+	        "  --idle-lock SECONDS           lock a vault unused this long (default: 900, 0: never)\n"
+	        "  --tpm2-tcti TCTI              TPM 2.0 TCTI (default: device:/dev/tpmrm0)\n"
+	        "  --fido2-device PATH           FIDO2 device (default: enumerate)\n"
+	        "  --pkcs11-module PATH          PKCS#11 module (default: p11-kit's registered modules)\n"
+	        "  --log-level LEVEL             err, warning, notice, info, debug (default: info)\n"
+	        "  --help, --version\n\n"
+	        "Protector types built in:");
+	for (p = ts_protector_all(); *p; p++)
+		fprintf(f, " %s", (*p)->type);
+	fprintf(f, "\n");
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	ts_daemon *d = userdata;
+
+	ts_log(TS_LOG_INFO, "signal %u: locking every vault and exiting", si->ssi_signo);
+	ts_daemon_lock_all(d, "shutdown");
+	return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+static int open_bus(const char *spec, sd_bus **ret)
+{
+	sd_bus *bus = NULL;
+	int r;
+
+	if (strcmp(spec, "system") == 0)
+		return sd_bus_open_system(ret);
+	if (strcmp(spec, "session") == 0)
+		return sd_bus_open_user(ret);
+	if ((r = sd_bus_new(&bus)) < 0)
+		return r;
+	if ((r = sd_bus_set_address(bus, spec)) < 0 || (r = sd_bus_set_bus_client(bus, 1)) < 0 ||
+	    (r = sd_bus_start(bus)) < 0) {
+		sd_bus_unref(bus);
+		return r;
+	}
+	*ret = bus;
+	return 0;
+}
+
+static int parse_seconds(const char *s, uint64_t *ret)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (!*s || *end || errno || s[0] == '-' || v > 365ull * 24 * 3600)
+		return -1;
+	*ret = v;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_BUS = 256, OPT_STATE, OPT_IDLE, OPT_TCTI, OPT_FIDO2, OPT_PKCS11, OPT_LOG, OPT_XML };
+	static const struct option options[] = {
+		{ "bus", required_argument, NULL, OPT_BUS },
+		{ "state-dir", required_argument, NULL, OPT_STATE },
+		{ "idle-lock", required_argument, NULL, OPT_IDLE },
+		{ "tpm2-tcti", required_argument, NULL, OPT_TCTI },
+		{ "fido2-device", required_argument, NULL, OPT_FIDO2 },
+		{ "pkcs11-module", required_argument, NULL, OPT_PKCS11 },
+		{ "log-level", required_argument, NULL, OPT_LOG },
+		{ "print-introspection", no_argument, NULL, OPT_XML },   /* hidden: for contrib/org.tokenseal1.xml */
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	ts_daemon d = {
+		.state_dir = "/var/lib/tokenseal",
+		.idle_lock_usec = 900ull * 1000000,
+		.config = { .tpm2_tcti = "device:/dev/tpmrm0", .fido2_timeout_ms = 30000 },
+	};
+	const char *bus_spec = "system";
+	struct rlimit no_core = { 0, 0 };
+	sigset_t mask;
+	uint64_t secs;
+	int c, r, level, print_xml = 0, ret = EXIT_FAILURE;
+
+	while ((c = getopt_long(argc, argv, "hV", options, NULL)) != -1) {
+		switch (c) {
+		case OPT_BUS: bus_spec = optarg; break;
+		case OPT_STATE: d.state_dir = optarg; break;
+		case OPT_IDLE:
+			if (parse_seconds(optarg, &secs) < 0) {
+				fprintf(stderr, "tokensealed: --idle-lock: not a number of seconds: %s\n", optarg);
+				return EXIT_FAILURE;
+			}
+			d.idle_lock_usec = secs * 1000000;
+			break;
+		case OPT_TCTI: d.config.tpm2_tcti = optarg; break;
+		case OPT_FIDO2: d.config.fido2_device = optarg; break;
+		case OPT_PKCS11: d.config.pkcs11_module = optarg; break;
+		case OPT_LOG:
+			if ((level = ts_log_parse_level(optarg)) < 0) {
+				fprintf(stderr, "tokensealed: --log-level: unknown level %s\n", optarg);
+				return EXIT_FAILURE;
+			}
+			ts_log_set_level(level);
+			break;
+		case OPT_XML: print_xml = 1; break;
+		case 'h': usage(stdout); return EXIT_SUCCESS;
+		case 'V': printf("tokensealed %s\n", TS_DAEMON_VERSION); return EXIT_SUCCESS;
+		default: usage(stderr); return EXIT_FAILURE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "tokensealed: unexpected argument: %s\n", argv[optind]);
+		return EXIT_FAILURE;
+	}
+
+	/* Root keys live here: no core dumps, no ptrace by same-uid processes. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 || setrlimit(RLIMIT_CORE, &no_core) < 0) {
+		fprintf(stderr, "tokensealed: cannot disable core dumps: %s\n", strerror(errno));
+		return EXIT_FAILURE;
+	}
+	umask(077);
+	/* A client that closes its end of a secret pipe must give an error, not kill us. */
+	signal(SIGPIPE, SIG_IGN);
+	if (sodium_init() < 0) {
+		fprintf(stderr, "tokensealed: libsodium failed to initialise\n");
+		return EXIT_FAILURE;
+	}
+
+	if (print_xml) {
+		char *xml = NULL;
+		if ((r = ts_daemon_introspection(&d, &xml)) < 0) {
+			fprintf(stderr, "tokensealed: cannot build the introspection XML: %s\n", ts_strerror(r));
+			ts_daemon_free(&d);
+			return EXIT_FAILURE;
+		}
+		fputs(xml, stdout);
+		free(xml);
+		ts_daemon_free(&d);
+		return EXIT_SUCCESS;
+	}
+
+	if ((r = ts_daemon_load_vaults(&d)) < 0) {
+		ts_log(TS_LOG_ERR, "cannot read the state directory %s: %s", d.state_dir, ts_strerror(r));
+		goto out;
+	}
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	if ((r = sd_event_default(&d.event)) < 0 ||
+	    (r = sd_event_add_signal(d.event, NULL, SIGTERM, on_signal, &d)) < 0 ||
+	    (r = sd_event_add_signal(d.event, NULL, SIGINT, on_signal, &d)) < 0) {
+		ts_log(TS_LOG_ERR, "cannot set up the event loop: %s", strerror(-r));
+		goto out;
+	}
+	if ((r = open_bus(bus_spec, &d.bus)) < 0) {
+		ts_log(TS_LOG_ERR, "cannot connect to the %s bus: %s", bus_spec, strerror(-r));
+		goto out;
+	}
+	if ((r = sd_bus_attach_event(d.bus, d.event, SD_EVENT_PRIORITY_NORMAL)) < 0 ||
+	    (r = sd_bus_set_exit_on_disconnect(d.bus, 1)) < 0 || (r = ts_manager_register(&d)) < 0 ||
+	    (r = ts_vault_objects_register(&d)) < 0 ||
+	    (r = sd_bus_add_object_manager(d.bus, NULL, TS_MANAGER_PATH)) < 0) {
+		ts_log(TS_LOG_ERR, "cannot register the D-Bus objects: %s", strerror(-r));
+		goto out;
+	}
+	/* The name last: a client that sees it finds every object in place. */
+	if ((r = sd_bus_request_name(d.bus, TS_BUS_NAME, 0)) < 0) {
+		ts_log(TS_LOG_ERR, "cannot own the bus name %s: %s", TS_BUS_NAME,
+		       r == -EEXIST ? "another tokensealed is running" : strerror(-r));
+		goto out;
+	}
+	ts_log(TS_LOG_INFO, "serving %s on the %s bus, %zu vault(s), idle lock %llus", TS_BUS_NAME,
+	       strchr(bus_spec, ':') ? "given" : bus_spec, d.n_vaults,
+	       (unsigned long long)(d.idle_lock_usec / 1000000));
+	(void)sd_notify(0, "READY=1");
+	if ((r = sd_event_loop(d.event)) < 0) {
+		ts_log(TS_LOG_ERR, "event loop failed: %s", strerror(-r));
+		goto out;
+	}
+	ret = r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+out:
+	ts_daemon_lock_all(&d, "shutdown");
+	if (d.bus)
+		sd_bus_flush_close_unref(d.bus);
+	d.bus = NULL;
+	ts_daemon_free(&d);
+	sd_event_unref(d.event);
+	return ret;
+}

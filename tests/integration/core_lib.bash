@@ -1,0 +1,67 @@
+# core_lib.bash — helpers for the core-*.sh integration scripts (sourced after tests/lib/rig.sh).
+# busctl is the client wherever it can be; core_fdcall.py (libdbus) only for calls with fd arguments.
+FDCALL_PY="$TS_SRC/tests/integration/core_fdcall.py"
+MGR_ARGS=(org.tokenseal1 /org/tokenseal1 org.tokenseal1.Manager)
+VIFACE=org.tokenseal1.Vault
+
+fdcall() { /usr/bin/python3 "$FDCALL_PY" "$BUS_ADDRESS" "$@"; }
+
+# bq ARGS... — busctl on the private bus; on failure prints "ERRORNAME: message" on stderr
+# (busctl 252 prints only the message; its debug log carries the name).
+bq() {
+	local err rc=0
+	err=$(mktemp -p "$RIG_DIR")
+	SYSTEMD_LOG_LEVEL=debug "${BQ_PREFIX[@]}" busctl --address="$BUS_ADDRESS" "$@" 2>"$err" || rc=$?
+	if [ $rc -ne 0 ]; then
+		sed -n '/error-name=n\/a/d; s/.*error-name=\([^ ]*\) error-message=\(.*\)/\1: \2/p' "$err" >&2
+		grep -v '^Got message\|^Bus \|^Sent message\|^sd-bus:' "$err" | tail -n 2 >&2
+	fi
+	rm -f "$err"
+	return $rc
+}
+BQ_PREFIX=()
+
+# vault_path NAME — object path through GetVault.
+vault_path() { local o; o=$(bq call "${MGR_ARGS[@]}" GetVault s "$1") || return 1; sed -n 's/^o "\(.*\)"$/\1/p' <<<"$o"; }
+
+# create_vault NAME KEYFILE — prints the object path; the recovery key lands in KEYFILE.
+create_vault() { fdcall /org/tokenseal1 org.tokenseal1.Manager CreateVault 'sa{ss}h' "$1" "" ">$2"; }
+
+# unlock PATH PROTECTOR SECRETFILE
+unlock() { fdcall "$1" $VIFACE Unlock sh "$2" "<$3"; }
+
+# vcall PATH METHOD SIG ARGS... — busctl against a vault object.
+vcall() { local p=$1; shift; bq call org.tokenseal1 "$p" $VIFACE "$@"; }
+
+# vprop PATH PROPERTY — the value only (busctl's "TYPE VALUE" minus TYPE).
+vprop() { local o; o=$(bq get-property org.tokenseal1 "$1" $VIFACE "$2") || return 1; cut -d' ' -f2- <<<"$o"; }
+
+# busctl prints an 'ay' reply as "ay N b1 b2 ..."; these turn it into arguments for the next call.
+ay_args() { sed -n 's/^ay //p'; }
+
+# wrap PATH "N b1 b2..." CTXCOUNT CTX... — prints "N b..." of the blob.
+wrap() { local p=$1 pt=$2 o; shift 2; o=$(vcall "$p" Wrap 'aya{ss}' $pt "$@") || return 1; ay_args <<<"$o"; }
+# unwrap PATH "N b..." CTXCOUNT CTX... — prints "N b..." of the plaintext.
+unwrap() { local p=$1 blob=$2 o; shift 2; o=$(vcall "$p" Unwrap 'aya{ss}' $blob "$@") || return 1; ay_args <<<"$o"; }
+
+# as_other CMD... — run as the unprivileged $OTHER_UID.
+as_other() { setpriv --reuid "$OTHER_UID" --regid "$OTHER_UID" --clear-groups "$@"; }
+# as_other_bq FUNC ARGS... — run a bq-based helper (vcall, wrap, ...) with busctl as the other user.
+as_other_bq() { local BQ_PREFIX=(setpriv --reuid "$OTHER_UID" --regid "$OTHER_UID" --clear-groups); "$@"; }
+bq_other() { as_other_bq bq "$@"; }
+
+daemon_alive() { kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$RIG_DIR/daemon.log" >&2; fail "tokensealed died"; }; }
+
+# core_finish — stop the daemon with SIGTERM (it must exit 0) and check its log for sanitizer reports.
+core_finish() {
+	local pid=$DAEMON_PID rc=0
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid"
+	wait "$pid" || rc=$?
+	DAEMON_PID=
+	if grep -Eq "AddressSanitizer|LeakSanitizer|runtime error:|ERROR SUMMARY: [1-9]" "$RIG_DIR/daemon.log"; then
+		cat "$RIG_DIR/daemon.log" >&2
+		fail "sanitizer/valgrind report in the daemon log"
+	fi
+	[ $rc -eq 0 ] || { tail -n 20 "$RIG_DIR/daemon.log" >&2; fail "tokensealed exited $rc on SIGTERM"; }
+}
