@@ -7,7 +7,7 @@ libsodium-dev libcbor-dev libsystemd-dev libfido2-dev libtss2-dev libp11-kit-dev
 libcmocka-dev libinih-dev libpam0g-dev
 dbus-daemon dbus-bin systemd util-linux
 swtpm swtpm-tools tpm2-tools
-softhsm2 opensc p11-kit
+softhsm2 opensc p11-kit openssl
 python3 python3-fido2 python3-dbus
 pamtester libpam-wrapper
 valgrind"
