@@ -145,6 +145,12 @@ int main(int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 	umask(077);
+	/*
+	 * tpm2-tss logs every TPM error code (each wrong PIN among them) to
+	 * stderr by default; our own log says what matters. An explicit
+	 * TSS2_LOG from the administrator wins.
+	 */
+	setenv("TSS2_LOG", "all+NONE", 0);
 	/* A client that closes its end of a secret pipe must give an error, not kill us. */
 	signal(SIGPIPE, SIG_IGN);
 	if (sodium_init() < 0) {
