@@ -29,8 +29,8 @@ endif
 CC ?= cc
 PKG_CONFIG ?= pkg-config
 
-# Every dependency through pkg-config. Core: libsodium + libcbor only.
-CORE_PKGS   := libsodium libcbor
+# Every dependency through pkg-config. Core: libsodium + libcbor, and libinih for policy/.
+CORE_PKGS   := libsodium libcbor inih
 DAEMON_PKGS := $(CORE_PKGS) libsystemd libfido2 tss2-esys tss2-tctildr tss2-mu tss2-rc p11-kit-1 libcrypto
 CLIENT_PKGS := libsodium libsystemd
 TEST_PKGS   := $(DAEMON_PKGS) cmocka
@@ -48,7 +48,7 @@ ALL_LDFLAGS = $(SANFLAGS) -Wl,-z,relro,-z,now $(LDFLAGS)
 
 # ---- sources ---------------------------------------------------------------
 
-CORE_SRC     := $(sort $(wildcard daemon/core/*.c))
+CORE_SRC     := $(sort $(wildcard daemon/core/*.c policy/*.c))
 DAEMON_SRC   := $(sort $(filter-out daemon/main.c,$(wildcard daemon/*.c daemon/bus/*.c daemon/protectors/*.c)))
 CLIENT_SRC   := $(sort $(wildcard cli/lib/*.c)) daemon/core/error.c daemon/core/buf.c daemon/core/blob.c daemon/core/context.c
 CLI_SRC      := $(sort $(wildcard cli/*.c))

@@ -7,17 +7,26 @@
 
 #include "tokenseal.h"
 #include "core/blob.h"
+#include "core/escrow.h"
 #include "core/internal.h"
 #include "core/keyring.h"
+#include "core/shamir.h"
 #include "core/vault.h"
 
 #define VS_AAD_LABEL "tokenseal-protector-v1"
+#define SHARE_AAD_LABEL "tokenseal-protector-share-v1"
+/* KDF context of the k-of-n polynomial's coefficients (docs/FORMAT.md). */
+#define KDF_CTX_SHAREPOLY "tsshpoly"
 #define MAC_LABEL "tokenseal-vault-v1"
 #define MAC_BYTES 32
 #define NPUB crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define ABYTES crypto_aead_xchacha20poly1305_ietf_ABYTES
 /* nonce || VS || tag */
 #define WRAPPED_VS_BYTES (NPUB + TS_KEY_BYTES + ABYTES)
+/* x || nonce || y || tag, in a k-of-n vault */
+#define WRAPPED_SHARE_BYTES (1 + NPUB + TS_KEY_BYTES + ABYTES)
+#define SHARE_BYTES TS_SHAMIR_SHARE_BYTES(TS_KEY_BYTES)
+#define ESCROW_SEALED_BYTES (TS_ESCROW_SEAL_OVERHEAD + TS_VAULT_ESCROW_PLAIN_BYTES)
 
 _Static_assert(sizeof(((ts_vault *)0)->mac) == MAC_BYTES, "header MAC size");
 
@@ -25,12 +34,23 @@ _Static_assert(sizeof(((ts_vault *)0)->mac) == MAC_BYTES, "header MAC size");
 enum { F_MAC, F_FORMAT, F_HEADER, F_KEYRING, F_N };
 static const char *const file_keys[F_N] = { "mac", "format", "header", "keyring" };
 
+/*
+ * Header keys: the required ones first, then the optional ones (present only
+ * when not at their default: a format-1 vault without k-of-n or escrow is
+ * byte for byte what it was before they existed). header_encode writes them
+ * all in deterministic order.
+ */
 enum { H_ID, H_NAME, H_OWNER, H_CREATED, H_GENERATION, H_PROTECTORS, H_KEY_VERSION,
-       H_NEXT_PROTECTOR, H_MIN_KEY_VERSION, H_N };
+       H_NEXT_PROTECTOR, H_MIN_KEY_VERSION, H_REQUIRED,
+       H_ESCROW = H_REQUIRED, H_THRESHOLD, H_ESCROW_THRESHOLD, H_N };
 static const char *const header_keys[H_N] = {
 	"id", "name", "owner", "created", "generation", "protectors", "key_version",
 	"next_protector", "min_key_version",
+	"escrow", "threshold", "escrow_threshold",
 };
+
+enum { E_X, E_LABEL, E_PUBKEY, E_SEALED, E_N };
+static const char *const escrow_keys[E_N] = { "x", "label", "pubkey", "sealed" };
 
 enum { P_ID, P_TYPE, P_PARAMS, P_CREATED, P_WRAPPED_VS, P_DESCRIPTION, P_N };
 static const char *const protector_keys[P_N] = {
@@ -105,10 +125,36 @@ static void protector_clear(ts_protector_record *p)
 	sodium_memzero(p, sizeof(*p));
 }
 
+static void escrow_clear(ts_escrow_record *e)
+{
+	free(e->sealed);
+	sodium_memzero(e, sizeof(*e));
+}
+
+static void escrow_free_all(ts_escrow_record *e, size_t n)
+{
+	size_t i;
+
+	for (i = 0; e && i < n; i++)
+		escrow_clear(&e[i]);
+	free(e);
+}
+
+void ts_vault_forget_shares(ts_vault *v)
+{
+	if (!v)
+		return;
+	ts_secure_free(v->pending);
+	v->pending = NULL;
+	v->n_pending = 0;
+	sodium_memzero(v->pending_ids, sizeof(v->pending_ids));
+}
+
 void ts_vault_lock(ts_vault *v)
 {
 	if (!v)
 		return;
+	ts_vault_forget_shares(v);
 	ts_secure_free(v->vs);
 	v->vs = NULL;
 	ts_keyring_free(v->keyring);
@@ -125,6 +171,7 @@ void ts_vault_free(ts_vault *v)
 	for (i = 0; i < v->n_protectors; i++)
 		protector_clear(&v->protectors[i]);
 	free(v->protectors);
+	escrow_free_all(v->escrow, v->n_escrow);
 	free(v->keyring_sealed);
 	sodium_memzero(v, sizeof(*v));
 	free(v);
@@ -147,6 +194,7 @@ int ts_vault_create(ts_vault **ret, const char *name, uint32_t owner_uid, uint64
 	v->created = now;
 	v->generation = 0;
 	v->next_protector = 1;
+	v->threshold = 1;
 	if ((v->vs = ts_secure_alloc(TS_KEY_BYTES)) == NULL) {
 		r = -TS_E_NOMEM;
 		goto fail;
@@ -200,15 +248,173 @@ static size_t vs_aad(uint8_t *aad, const uint8_t vault_id[TS_VAULT_ID_BYTES], co
 	n += l;
 	return n;
 }
-#define VS_AAD_MAX (sizeof(VS_AAD_LABEL) - 1 + TS_VAULT_ID_BYTES + 1 + TS_PROTECTOR_ID_MAX + 1 + TS_PROTECTOR_TYPE_MAX)
+#define VS_AAD_MAX (sizeof(SHARE_AAD_LABEL) - 1 + TS_VAULT_ID_BYTES + 1 + TS_PROTECTOR_ID_MAX + 1 + \
+                    TS_PROTECTOR_TYPE_MAX + 2)
+
+/*
+ * AAD of a wrapped share: "tokenseal-protector-share-v1" || vault id || u8
+ * len || id || u8 len || type || u8 k || u8 x. k is bound so that a share
+ * cannot be replayed into a header whose threshold was edited.
+ */
+static size_t share_aad(uint8_t *aad, const ts_vault *v, const char *id, const char *type, uint8_t x)
+{
+	size_t n = 0, l;
+
+	memcpy(aad, SHARE_AAD_LABEL, sizeof(SHARE_AAD_LABEL) - 1);
+	n += sizeof(SHARE_AAD_LABEL) - 1;
+	memcpy(aad + n, v->id, TS_VAULT_ID_BYTES);
+	n += TS_VAULT_ID_BYTES;
+	l = strlen(id);
+	aad[n++] = (uint8_t)l;
+	memcpy(aad + n, id, l);
+	n += l;
+	l = strlen(type);
+	aad[n++] = (uint8_t)l;
+	memcpy(aad + n, type, l);
+	n += l;
+	aad[n++] = v->threshold;
+	aad[n++] = x;
+	return n;
+}
+
+/*
+ * The coefficients of the k-of-n polynomial: a_m = KDF(VS, "tsshpoly",
+ * subkey id k * 256 + m) for m = 1..k-1. Derived rather than stored, so a
+ * protector added later gets a share of the same polynomial without the
+ * others being present, and a new VS (rekey) gives a new polynomial.
+ */
+static int share_poly(const ts_vault *v, const uint8_t vs[TS_KEY_BYTES], uint8_t **ret)
+{
+	uint8_t *c;
+	unsigned m;
+
+	if ((c = ts_secure_alloc((size_t)(v->threshold - 1) * TS_KEY_BYTES)) == NULL)
+		return -TS_E_NOMEM;
+	for (m = 1; m < v->threshold; m++)
+		if (crypto_kdf_derive_from_key(c + (m - 1) * TS_KEY_BYTES, TS_KEY_BYTES,
+		                               (uint64_t)v->threshold * 256 + m, KDF_CTX_SHAREPOLY, vs) != 0) {
+			ts_secure_free(c);
+			return -TS_E_FAILED;
+		}
+	*ret = c;
+	return 0;
+}
+
+/* x of a protector's share: the first byte of its wrapped value (public). */
+static uint8_t protector_x(const ts_protector_record *p)
+{
+	return p->wrapped_vs_len == WRAPPED_SHARE_BYTES ? p->wrapped_vs[0] : 0;
+}
+
+/* Smallest x in 1..255 that no protector of v holds (there are at most 32). */
+static uint8_t free_x(const ts_vault *v)
+{
+	unsigned x;
+	size_t i;
+
+	for (x = 1; x < 256; x++) {
+		for (i = 0; i < v->n_protectors; i++)
+			if (protector_x(&v->protectors[i]) == x)
+				break;
+		if (i == v->n_protectors)
+			return (uint8_t)x;
+	}
+	return 0;
+}
+
+/*
+ * Fill rec->wrapped_vs (malloc()ed here) for vault secret vs under kek: VS
+ * itself, or in a k-of-n vault the share at x (x != 0).
+ */
+static int protector_wrap(const ts_vault *v, ts_protector_record *rec, const uint8_t vs[TS_KEY_BYTES],
+                          const uint8_t kek[TS_KEY_BYTES], uint8_t x)
+{
+	uint8_t aad[VS_AAD_MAX], *coeffs = NULL, *share = NULL, *w;
+	size_t aad_len;
+	int r;
+
+	if (v->threshold <= 1) {
+		if ((w = malloc(WRAPPED_VS_BYTES)) == NULL)
+			return -TS_E_NOMEM;
+		aad_len = vs_aad(aad, v->id, rec->id, rec->type);
+		randombytes_buf(w, NPUB);
+		if (crypto_aead_xchacha20poly1305_ietf_encrypt(w + NPUB, NULL, vs, TS_KEY_BYTES, aad, aad_len,
+		                                               NULL, w, kek) != 0) {
+			free(w);
+			return -TS_E_FAILED;
+		}
+		rec->wrapped_vs = w;
+		rec->wrapped_vs_len = WRAPPED_VS_BYTES;
+		return 0;
+	}
+	if (x == 0)
+		return -TS_E_LIMIT;
+	if ((w = malloc(WRAPPED_SHARE_BYTES)) == NULL)
+		return -TS_E_NOMEM;
+	if ((share = ts_secure_alloc(SHARE_BYTES)) == NULL) {
+		r = -TS_E_NOMEM;
+		goto out;
+	}
+	if ((r = share_poly(v, vs, &coeffs)) < 0 ||
+	    (r = ts_shamir_share_at(vs, TS_KEY_BYTES, v->threshold, coeffs, x, share)) < 0)
+		goto out;
+	w[0] = x;
+	aad_len = share_aad(aad, v, rec->id, rec->type, x);
+	randombytes_buf(w + 1, NPUB);
+	if (crypto_aead_xchacha20poly1305_ietf_encrypt(w + 1 + NPUB, NULL, share + 1, TS_KEY_BYTES, aad, aad_len,
+	                                               NULL, w + 1, kek) != 0) {
+		r = -TS_E_FAILED;
+		goto out;
+	}
+	rec->wrapped_vs = w;
+	rec->wrapped_vs_len = WRAPPED_SHARE_BYTES;
+	w = NULL;
+	r = 0;
+out:
+	free(w);
+	ts_secure_free(share);
+	ts_secure_free(coeffs);
+	return r;
+}
+
+/*
+ * Open a protector's wrapped value with kek into out (secure, SHARE_BYTES):
+ * VS (32 bytes) in a 1-of-n vault, x || y in a k-of-n vault.
+ */
+static int protector_unwrap(const ts_vault *v, const ts_protector_record *p, const uint8_t kek[TS_KEY_BYTES],
+                            uint8_t *out)
+{
+	uint8_t aad[VS_AAD_MAX];
+	size_t aad_len;
+
+	if (v->threshold <= 1) {
+		if (p->wrapped_vs_len != WRAPPED_VS_BYTES)
+			return -TS_E_CORRUPT;
+		aad_len = vs_aad(aad, v->id, p->id, p->type);
+		if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, NULL, NULL, p->wrapped_vs + NPUB,
+		                                               p->wrapped_vs_len - NPUB, aad, aad_len,
+		                                               p->wrapped_vs, kek) != 0)
+			return -TS_E_AUTH_FAILED;
+		return 0;
+	}
+	if (p->wrapped_vs_len != WRAPPED_SHARE_BYTES || p->wrapped_vs[0] == 0)
+		return -TS_E_CORRUPT;
+	out[0] = p->wrapped_vs[0];
+	aad_len = share_aad(aad, v, p->id, p->type, out[0]);
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(out + 1, NULL, NULL, p->wrapped_vs + 1 + NPUB,
+	                                               p->wrapped_vs_len - 1 - NPUB, aad, aad_len,
+	                                               p->wrapped_vs + 1, kek) != 0) {
+		sodium_memzero(out, SHARE_BYTES);
+		return -TS_E_AUTH_FAILED;
+	}
+	return 0;
+}
 
 int ts_vault_add_protector(ts_vault *v, const char *type, const char *description,
                            const uint8_t kek[TS_KEY_BYTES], const uint8_t *params,
                            size_t params_len, uint64_t now, const char **ret_id)
 {
-	uint8_t aad[VS_AAD_MAX];
 	ts_protector_record rec, *np;
-	size_t aad_len;
 	int r;
 
 	if (!v || !type || !kek || (params_len && !params))
@@ -229,22 +435,15 @@ int ts_vault_add_protector(ts_vault *v, const char *type, const char *descriptio
 	memcpy(rec.type, type, strlen(type) + 1);
 	memcpy(rec.description, description, strlen(description) + 1);
 	rec.created = now;
-	if ((rec.params = malloc(params_len ? params_len : 1)) == NULL ||
-	    (rec.wrapped_vs = malloc(WRAPPED_VS_BYTES)) == NULL) {
+	if ((rec.params = malloc(params_len ? params_len : 1)) == NULL) {
 		r = -TS_E_NOMEM;
 		goto fail;
 	}
 	if (params_len)
 		memcpy(rec.params, params, params_len);
 	rec.params_len = params_len;
-	aad_len = vs_aad(aad, v->id, rec.id, rec.type);
-	randombytes_buf(rec.wrapped_vs, NPUB);
-	if (crypto_aead_xchacha20poly1305_ietf_encrypt(rec.wrapped_vs + NPUB, NULL, v->vs, TS_KEY_BYTES,
-	                                               aad, aad_len, NULL, rec.wrapped_vs, kek) != 0) {
-		r = -TS_E_FAILED;
+	if ((r = protector_wrap(v, &rec, v->vs, kek, free_x(v))) < 0)
 		goto fail;
-	}
-	rec.wrapped_vs_len = WRAPPED_VS_BYTES;
 	if ((np = realloc(v->protectors, (v->n_protectors + 1) * sizeof(*np))) == NULL) {
 		r = -TS_E_NOMEM;
 		goto fail;
@@ -272,7 +471,8 @@ int ts_vault_remove_protector(ts_vault *v, const char *id)
 		return -TS_E_LOCKED;
 	if ((p = ts_vault_find_protector(v, id)) == NULL)
 		return -TS_E_NO_SUCH_PROTECTOR;
-	if (v->n_protectors == 1)
+	/* Fewer than k protectors could never open the vault again. */
+	if (v->n_protectors == 1 || v->n_protectors - 1 < v->threshold)
 		return -TS_E_LAST_PROTECTOR;
 	i = (size_t)(p - v->protectors);
 	protector_clear(&v->protectors[i]);
@@ -302,36 +502,72 @@ static cbor_item_t *protector_item(const ts_protector_record *p)
 	return m;
 }
 
-/* The header map, always written the same way for the same fields: parse insists on it. */
+static cbor_item_t *escrow_item(const ts_escrow_record *e)
+{
+	cbor_item_t *m;
+
+	if ((m = cbor_new_definite_map(E_N)) == NULL)
+		return NULL;
+	if (ts_cbor_map_put(m, escrow_keys[E_X], ts_cbor_build_uint(e->x)) < 0 ||
+	    ts_cbor_map_put(m, escrow_keys[E_LABEL], cbor_build_string(e->label)) < 0 ||
+	    ts_cbor_map_put(m, escrow_keys[E_PUBKEY], cbor_build_bytestring(e->pubkey, sizeof(e->pubkey))) < 0 ||
+	    ts_cbor_map_put(m, escrow_keys[E_SEALED], cbor_build_bytestring(e->sealed, e->sealed_len)) < 0) {
+		cbor_decref(&m);
+		return NULL;
+	}
+	return m;
+}
+
+/* Push a new item (NULL = failed build) onto a definite array; the reference is consumed. */
+static int array_push(cbor_item_t *arr, cbor_item_t *it)
+{
+	int ok;
+
+	if (!it)
+		return -TS_E_NOMEM;
+	ok = cbor_array_push(arr, it);
+	cbor_decref(&it);
+	return ok ? 0 : -TS_E_NOMEM;
+}
+
+/*
+ * The header map, always written the same way for the same fields: parse
+ * insists on it. Keys in deterministic order (shorter first, then bytewise);
+ * the optional ones only when they differ from their default.
+ */
 static int header_encode(const ts_vault *v, ts_buf *out)
 {
 	_ts_cleanup_cbor_ cbor_item_t *m = NULL;
 	_ts_cleanup_cbor_ cbor_item_t *arr = NULL;
-	cbor_item_t *p;
+	_ts_cleanup_cbor_ cbor_item_t *esc = NULL;
+	int has_threshold = v->threshold > 1, has_escrow = v->n_escrow > 0;
 	size_t i;
 	int r;
 
-	if ((m = cbor_new_definite_map(H_N)) == NULL || (arr = cbor_new_definite_array(v->n_protectors)) == NULL)
+	if ((m = cbor_new_definite_map(H_REQUIRED + has_threshold + 2 * has_escrow)) == NULL ||
+	    (arr = cbor_new_definite_array(v->n_protectors)) == NULL ||
+	    (esc = cbor_new_definite_array(v->n_escrow)) == NULL)
 		return -TS_E_NOMEM;
-	for (i = 0; i < v->n_protectors; i++) {
-		if ((p = protector_item(&v->protectors[i])) == NULL)
-			return -TS_E_NOMEM;
-		if (!cbor_array_push(arr, p)) {
-			cbor_decref(&p);
-			return -TS_E_NOMEM;
-		}
-		cbor_decref(&p);
-	}
+	for (i = 0; i < v->n_protectors; i++)
+		if ((r = array_push(arr, protector_item(&v->protectors[i]))) < 0)
+			return r;
+	for (i = 0; i < v->n_escrow; i++)
+		if ((r = array_push(esc, escrow_item(&v->escrow[i]))) < 0)
+			return r;
 	if ((r = ts_cbor_map_put(m, header_keys[H_ID], cbor_build_bytestring(v->id, TS_VAULT_ID_BYTES))) < 0 ||
 	    (r = ts_cbor_map_put(m, header_keys[H_NAME], cbor_build_string(v->name))) < 0 ||
 	    (r = ts_cbor_map_put(m, header_keys[H_OWNER], ts_cbor_build_uint(v->owner_uid))) < 0 ||
-	    (r = ts_cbor_map_put(m, header_keys[H_CREATED], ts_cbor_build_uint(v->created))) < 0 ||
-	    (r = ts_cbor_map_put(m, header_keys[H_GENERATION], ts_cbor_build_uint(v->generation))) < 0 ||
 	    /* The map takes its own reference; ours goes with the cleanup. */
+	    (has_escrow && (r = ts_cbor_map_put(m, header_keys[H_ESCROW], cbor_incref(esc))) < 0) ||
+	    (r = ts_cbor_map_put(m, header_keys[H_CREATED], ts_cbor_build_uint(v->created))) < 0 ||
+	    (has_threshold && (r = ts_cbor_map_put(m, header_keys[H_THRESHOLD], ts_cbor_build_uint(v->threshold))) < 0) ||
+	    (r = ts_cbor_map_put(m, header_keys[H_GENERATION], ts_cbor_build_uint(v->generation))) < 0 ||
 	    (r = ts_cbor_map_put(m, header_keys[H_PROTECTORS], cbor_incref(arr))) < 0 ||
 	    (r = ts_cbor_map_put(m, header_keys[H_KEY_VERSION], ts_cbor_build_uint(v->key_version))) < 0 ||
 	    (r = ts_cbor_map_put(m, header_keys[H_NEXT_PROTECTOR], ts_cbor_build_uint(v->next_protector))) < 0 ||
-	    (r = ts_cbor_map_put(m, header_keys[H_MIN_KEY_VERSION], ts_cbor_build_uint(v->min_key_version))) < 0)
+	    (r = ts_cbor_map_put(m, header_keys[H_MIN_KEY_VERSION], ts_cbor_build_uint(v->min_key_version))) < 0 ||
+	    (has_escrow && (r = ts_cbor_map_put(m, header_keys[H_ESCROW_THRESHOLD],
+	                                        ts_cbor_build_uint(v->escrow_threshold))) < 0))
 		return r;
 	return ts_cbor_serialize(m, out);
 }
@@ -368,34 +604,24 @@ out:
 
 /* ---- unlock --------------------------------------------------------------- */
 
-int ts_vault_unlock(ts_vault *v, const char *protector_id, const uint8_t kek[TS_KEY_BYTES])
+/*
+ * A candidate VS (secure memory; ownership passes here) came out of a
+ * protector, a set of shares or escrow: keep it only if the whole file is
+ * what a holder of exactly this VS wrote.
+ */
+static int unlock_with_vs(ts_vault *v, uint8_t *vs)
 {
 	_ts_cleanup_buf_ ts_buf hdr = { 0 };
-	uint8_t aad[VS_AAD_MAX], mac[MAC_BYTES];
-	const ts_protector_record *p;
+	uint8_t mac[MAC_BYTES];
 	ts_keyring *kr = NULL;
-	uint8_t *vs = NULL;
-	size_t aad_len;
 	int r;
 
-	if (!v || !protector_id || !kek)
-		return -TS_E_INVALID_ARGS;
-	if ((p = ts_vault_find_protector(v, protector_id)) == NULL)
-		return -TS_E_NO_SUCH_PROTECTOR;
-	if (p->wrapped_vs_len != WRAPPED_VS_BYTES || !v->keyring_sealed)
-		return -TS_E_CORRUPT;
-	if ((vs = ts_secure_alloc(TS_KEY_BYTES)) == NULL)
-		return -TS_E_NOMEM;
-
-	aad_len = vs_aad(aad, v->id, p->id, p->type);
-	if (crypto_aead_xchacha20poly1305_ietf_decrypt(vs, NULL, NULL, p->wrapped_vs + NPUB,
-	                                               p->wrapped_vs_len - NPUB, aad, aad_len,
-	                                               p->wrapped_vs, kek) != 0) {
-		r = -TS_E_AUTH_FAILED;
+	if (!v->keyring_sealed) {
+		r = -TS_E_CORRUPT;
 		goto out;
 	}
 	/*
-	 * VS is right; now everything else in the file must be exactly what a
+	 * VS is in hand; now everything else in the file must be exactly what a
 	 * holder of VS wrote. The MAC is over the header as this struct holds it
 	 * (ts_vault_parse made sure that is byte for byte what the file held).
 	 */
@@ -425,6 +651,342 @@ int ts_vault_unlock(ts_vault *v, const char *protector_id, const uint8_t kek[TS_
 out:
 	ts_secure_free(vs);
 	ts_keyring_free(kr);
+	return r;
+}
+
+int ts_vault_unlock(ts_vault *v, const char *protector_id, const uint8_t kek[TS_KEY_BYTES])
+{
+	const ts_protector_record *p;
+	uint8_t *vs;
+	int r, needed = 0;
+
+	if (!v || !protector_id || !kek)
+		return -TS_E_INVALID_ARGS;
+	if (v->threshold > 1) {
+		if ((r = ts_vault_unlock_share(v, protector_id, kek, &needed)) < 0)
+			return r;
+		return needed > 0 ? -TS_E_LOCKED : 0;
+	}
+	if ((p = ts_vault_find_protector(v, protector_id)) == NULL)
+		return -TS_E_NO_SUCH_PROTECTOR;
+	if (p->wrapped_vs_len != WRAPPED_VS_BYTES || !v->keyring_sealed)
+		return -TS_E_CORRUPT;
+	if ((vs = ts_secure_alloc(TS_KEY_BYTES)) == NULL)
+		return -TS_E_NOMEM;
+	if ((r = protector_unwrap(v, p, kek, vs)) < 0) {
+		ts_secure_free(vs);
+		return r;
+	}
+	return unlock_with_vs(v, vs);
+}
+
+int ts_vault_unlock_share(ts_vault *v, const char *protector_id, const uint8_t kek[TS_KEY_BYTES],
+                          int *ret_needed)
+{
+	const ts_protector_record *p;
+	uint8_t *share = NULL, *vs = NULL;
+	size_t i;
+	int r;
+
+	if (!v || !protector_id || !kek)
+		return -TS_E_INVALID_ARGS;
+	if (v->threshold <= 1) {
+		if ((r = ts_vault_unlock(v, protector_id, kek)) == 0 && ret_needed)
+			*ret_needed = 0;
+		return r;
+	}
+	if ((p = ts_vault_find_protector(v, protector_id)) == NULL)
+		return -TS_E_NO_SUCH_PROTECTOR;
+	if (!v->keyring_sealed)
+		return -TS_E_CORRUPT;
+	if ((share = ts_secure_alloc(SHARE_BYTES)) == NULL)
+		return -TS_E_NOMEM;
+	/* The KEK is checked even for a protector given before: a wrong one is always an error. */
+	if ((r = protector_unwrap(v, p, kek, share)) < 0)
+		goto out;
+	if (!v->pending && (v->pending = ts_secure_alloc((size_t)v->threshold * SHARE_BYTES)) == NULL) {
+		r = -TS_E_NOMEM;
+		goto out;
+	}
+	for (i = 0; i < v->n_pending; i++)
+		if (strcmp(v->pending_ids[i], p->id) == 0)
+			break;
+	if (i == v->n_pending) {
+		memcpy(v->pending + v->n_pending * SHARE_BYTES, share, SHARE_BYTES);
+		memcpy(v->pending_ids[v->n_pending], p->id, sizeof(p->id));
+		v->n_pending++;
+	}
+	if (v->n_pending < v->threshold) {
+		if (ret_needed)
+			*ret_needed = (int)(v->threshold - v->n_pending);
+		r = 0;
+		goto out;
+	}
+	if ((vs = ts_secure_alloc(TS_KEY_BYTES)) == NULL) {
+		r = -TS_E_NOMEM;
+		goto out;
+	}
+	/* Distinct x per protector is a parse-time invariant; combine checks it again. */
+	r = ts_shamir_combine(v->pending, v->n_pending, TS_KEY_BYTES, vs);
+	ts_vault_forget_shares(v);
+	if (r < 0) {
+		ts_secure_free(vs);
+		r = -TS_E_CORRUPT;
+		goto out;
+	}
+	if ((r = unlock_with_vs(v, vs)) == 0 && ret_needed)
+		*ret_needed = 0;
+out:
+	ts_secure_free(share);
+	return r;
+}
+
+int ts_vault_unlock_escrow(ts_vault *v, const uint8_t *opened, size_t count)
+{
+	uint8_t *vs = NULL, *shares = NULL;
+	const uint8_t *o;
+	size_t i, n = 0;
+	int r;
+
+	if (!v || !opened || count == 0 || count > TS_SHAMIR_MAX_SHARES)
+		return -TS_E_INVALID_ARGS;
+	if (v->n_escrow == 0)
+		return -TS_E_INVALID_ARGS;
+	for (i = 0; i < count; i++)
+		if (memcmp(opened + i * TS_VAULT_ESCROW_PLAIN_BYTES, v->id, TS_VAULT_ID_BYTES) != 0)
+			return -TS_E_WRONG_VAULT;
+	if ((vs = ts_secure_alloc(TS_KEY_BYTES)) == NULL ||
+	    (shares = ts_secure_alloc(count * SHARE_BYTES)) == NULL) {
+		r = -TS_E_NOMEM;
+		goto out;
+	}
+	r = -TS_E_INVALID_ARGS;
+	for (i = 0; i < count; i++) {
+		o = opened + i * TS_VAULT_ESCROW_PLAIN_BYTES + TS_VAULT_ID_BYTES;
+		if ((o[0] == 0) != (v->escrow_threshold == 1))
+			goto out;
+		memcpy(shares + n * SHARE_BYTES, o, SHARE_BYTES);
+		n++;
+	}
+	if (v->escrow_threshold == 1) {
+		memcpy(vs, shares + 1, TS_KEY_BYTES);
+	} else {
+		if (n < v->escrow_threshold)
+			goto out;
+		if ((r = ts_shamir_combine(shares, n, TS_KEY_BYTES, vs)) < 0)
+			goto out;
+	}
+	/* Anyone can seal a box to an officer: a result that does not verify is a failed attempt. */
+	r = unlock_with_vs(v, vs);
+	vs = NULL;
+	if (r == -TS_E_CORRUPT)
+		r = -TS_E_AUTH_FAILED;
+out:
+	ts_secure_free(vs);
+	ts_secure_free(shares);
+	return r;
+}
+
+/* ---- k-of-n, escrow, revocation ------------------------------------------ */
+
+static uint8_t *dup_bytes(const uint8_t *p, size_t len);
+
+int ts_vault_set_threshold(ts_vault *v, unsigned k)
+{
+	if (!v || k < 1 || k > TS_VAULT_MAX_PROTECTORS)
+		return -TS_E_INVALID_ARGS;
+	if (ts_vault_is_locked(v))
+		return -TS_E_LOCKED;
+	if (k == v->threshold)
+		return 0;
+	/* The existing protectors wrap VS (or shares of another degree): changing k needs all their KEKs. */
+	if (v->n_protectors > 0)
+		return -TS_E_BUSY;
+	ts_vault_forget_shares(v);
+	v->threshold = (uint8_t)k;
+	return 0;
+}
+
+/*
+ * Seal vs (whole when m == 1, else one share of a fresh random m-of-n split
+ * each) to every recipient. *ret is a new malloc()ed array of n records.
+ */
+static int escrow_seal_all(const ts_vault *v, const uint8_t vs[TS_KEY_BYTES], const ts_escrow_recipient *rcp,
+                           size_t n, unsigned m, ts_escrow_record **ret)
+{
+	uint8_t *shares = NULL, *plain = NULL;
+	ts_escrow_record *recs;
+	size_t i;
+	int r;
+
+	if ((recs = calloc(n, sizeof(*recs))) == NULL)
+		return -TS_E_NOMEM;
+	if ((plain = ts_secure_alloc(TS_VAULT_ESCROW_PLAIN_BYTES)) == NULL ||
+	    (m > 1 && (shares = ts_secure_alloc(n * SHARE_BYTES)) == NULL)) {
+		r = -TS_E_NOMEM;
+		goto out;
+	}
+	if (m > 1 && (r = ts_shamir_split(vs, TS_KEY_BYTES, (uint8_t)m, (uint8_t)n, shares)) < 0)
+		goto out;
+	for (i = 0; i < n; i++) {
+		ts_buf b = { 0 };
+
+		memcpy(recs[i].label, rcp[i].label, strlen(rcp[i].label) + 1);
+		memcpy(recs[i].pubkey, rcp[i].pubkey, sizeof(recs[i].pubkey));
+		/* The box names its vault, so an officer's tool can tell whose share it opened. */
+		memcpy(plain, v->id, TS_VAULT_ID_BYTES);
+		if (m > 1) {
+			memcpy(plain + TS_VAULT_ID_BYTES, shares + i * SHARE_BYTES, SHARE_BYTES);
+			recs[i].x = shares[i * SHARE_BYTES];
+		} else {
+			plain[TS_VAULT_ID_BYTES] = 0;
+			memcpy(plain + TS_VAULT_ID_BYTES + 1, vs, TS_KEY_BYTES);
+			recs[i].x = 0;
+		}
+		if ((r = ts_escrow_seal(recs[i].pubkey, plain, TS_VAULT_ESCROW_PLAIN_BYTES, &b)) < 0) {
+			ts_buf_free(&b);
+			goto out;
+		}
+		recs[i].sealed = b.data;
+		recs[i].sealed_len = b.len;
+	}
+	*ret = recs;
+	recs = NULL;
+	r = 0;
+out:
+	escrow_free_all(recs, n);
+	ts_secure_free(plain);
+	ts_secure_free(shares);
+	return r;
+}
+
+int ts_vault_set_escrow(ts_vault *v, const ts_escrow_recipient *r, size_t n, unsigned m)
+{
+	ts_escrow_record *recs = NULL;
+	size_t i, j;
+	int rc;
+
+	if (!v || (n && !r))
+		return -TS_E_INVALID_ARGS;
+	if (ts_vault_is_locked(v))
+		return -TS_E_LOCKED;
+	if (n > TS_VAULT_MAX_ESCROW)
+		return -TS_E_LIMIT;
+	if (n > 0 && (m < 1 || m > n))
+		return -TS_E_INVALID_ARGS;
+	for (i = 0; i < n; i++) {
+		if (!r[i].label || !r[i].pubkey || strlen(r[i].label) >= TS_VAULT_ESCROW_LABEL_MAX ||
+		    !description_valid(r[i].label, strlen(r[i].label)))
+			return -TS_E_INVALID_ARGS;
+		for (j = 0; j < i; j++)
+			if (memcmp(r[i].pubkey, r[j].pubkey, 32) == 0)
+				return -TS_E_INVALID_ARGS;
+	}
+	if (n > 0 && (rc = escrow_seal_all(v, v->vs, r, n, m, &recs)) < 0)
+		return rc;
+	escrow_free_all(v->escrow, v->n_escrow);
+	v->escrow = recs;
+	v->n_escrow = n;
+	v->escrow_threshold = n ? (uint8_t)m : 0;
+	return 0;
+}
+
+int ts_vault_rekey(ts_vault *v, uint64_t now, const ts_vault_keep *keep, size_t n_keep,
+                   uint32_t *ret_version)
+{
+	ts_escrow_recipient rcp[TS_VAULT_MAX_ESCROW];
+	ts_protector_record *np = NULL;
+	ts_escrow_record *ne = NULL;
+	const ts_vault_keep *k;
+	uint8_t *vs = NULL;
+	size_t i, j, nn = 0;
+	uint32_t version;
+	int r;
+
+	if (!v || (n_keep && !keep))
+		return -TS_E_INVALID_ARGS;
+	if (ts_vault_is_locked(v))
+		return -TS_E_LOCKED;
+	for (i = 0; i < n_keep; i++) {
+		if (!keep[i].id || !keep[i].kek || (keep[i].params_len && !keep[i].params))
+			return -TS_E_INVALID_ARGS;
+		if (keep[i].params_len > TS_VAULT_FILE_MAX)
+			return -TS_E_LIMIT;
+		if (!ts_vault_find_protector(v, keep[i].id))
+			return -TS_E_NO_SUCH_PROTECTOR;
+		for (j = 0; j < i; j++)
+			if (strcmp(keep[i].id, keep[j].id) == 0)
+				return -TS_E_INVALID_ARGS;
+	}
+	if (n_keep == 0 || n_keep < v->threshold)
+		return -TS_E_LAST_PROTECTOR;
+
+	if ((vs = ts_secure_alloc(TS_KEY_BYTES)) == NULL ||
+	    (np = calloc(n_keep, sizeof(*np))) == NULL) {
+		r = -TS_E_NOMEM;
+		goto fail;
+	}
+	randombytes_buf(vs, TS_KEY_BYTES);
+	/* Survivors keep their order, id, x and metadata; only what they wrap is new. */
+	for (i = 0; i < v->n_protectors; i++) {
+		const ts_protector_record *old = &v->protectors[i];
+		ts_protector_record *rec;
+		const uint8_t *params;
+		size_t params_len;
+
+		for (k = NULL, j = 0; j < n_keep; j++)
+			if (strcmp(keep[j].id, old->id) == 0)
+				k = &keep[j];
+		if (!k)
+			continue;
+		rec = &np[nn++];
+		memcpy(rec->id, old->id, sizeof(rec->id));
+		memcpy(rec->type, old->type, sizeof(rec->type));
+		memcpy(rec->description, old->description, sizeof(rec->description));
+		rec->created = old->created;
+		params = k->params ? k->params : old->params;
+		params_len = k->params ? k->params_len : old->params_len;
+		if ((rec->params = dup_bytes(params, params_len)) == NULL) {
+			r = -TS_E_NOMEM;
+			goto fail;
+		}
+		rec->params_len = params_len;
+		if ((r = protector_wrap(v, rec, vs, k->kek, protector_x(old))) < 0)
+			goto fail;
+	}
+	if (v->n_escrow > 0) {
+		for (i = 0; i < v->n_escrow; i++) {
+			rcp[i].label = v->escrow[i].label;
+			rcp[i].pubkey = v->escrow[i].pubkey;
+		}
+		if ((r = escrow_seal_all(v, vs, rcp, v->n_escrow, v->escrow_threshold, &ne)) < 0)
+			goto fail;
+	}
+	/* The last step that can fail; after it nothing can. */
+	if ((r = ts_keyring_rotate(v->keyring, now, &version)) < 0)
+		goto fail;
+
+	for (i = 0; i < v->n_protectors; i++)
+		protector_clear(&v->protectors[i]);
+	free(v->protectors);
+	v->protectors = np;
+	v->n_protectors = nn;
+	if (ne) {
+		escrow_free_all(v->escrow, v->n_escrow);
+		v->escrow = ne;
+	}
+	ts_vault_forget_shares(v);
+	ts_secure_free(v->vs);
+	v->vs = vs;
+	v->key_version = ts_keyring_current(v->keyring);
+	if (ret_version)
+		*ret_version = version;
+	return 0;
+fail:
+	for (i = 0; np && i < nn; i++)
+		protector_clear(&np[i]);
+	free(np);
+	ts_secure_free(vs);
 	return r;
 }
 
@@ -595,19 +1157,27 @@ out:
 	return r;
 }
 
-/* Match a map's keys against a fixed list: every key present exactly once, nothing else. */
-static int map_fields(const cbor_item_t *map, const char *const *names, size_t n, const cbor_item_t **vals)
+/*
+ * Match a map's keys against a fixed list: names[0..n_req) present exactly
+ * once, names[n_req..n) at most once (absent ones leave vals[j] NULL),
+ * nothing else.
+ */
+static int map_fields(const cbor_item_t *map, const char *const *names, size_t n_req, size_t n,
+                      const cbor_item_t **vals)
 {
 	struct cbor_pair *pairs;
 	const cbor_item_t *k;
-	size_t i, j, klen;
+	size_t i, j, klen, size;
 
-	if (!cbor_isa_map(map) || !cbor_map_is_definite(map) || cbor_map_size(map) != n)
+	if (!cbor_isa_map(map) || !cbor_map_is_definite(map))
+		return -TS_E_CORRUPT;
+	size = cbor_map_size(map);
+	if (size < n_req || size > n)
 		return -TS_E_CORRUPT;
 	for (j = 0; j < n; j++)
 		vals[j] = NULL;
 	pairs = cbor_map_handle(map);
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < size; i++) {
 		k = pairs[i].key;
 		if (!k || !pairs[i].value || !cbor_isa_string(k) || !cbor_string_is_definite(k))
 			return -TS_E_CORRUPT;
@@ -619,6 +1189,9 @@ static int map_fields(const cbor_item_t *map, const char *const *names, size_t n
 			return -TS_E_CORRUPT;
 		vals[j] = pairs[i].value;
 	}
+	for (j = 0; j < n_req; j++)
+		if (!vals[j])
+			return -TS_E_CORRUPT;
 	return 0;
 }
 
@@ -669,14 +1242,14 @@ static uint8_t *dup_bytes(const uint8_t *p, size_t len)
 	return d;
 }
 
-static int parse_protector(const cbor_item_t *it, ts_protector_record *p)
+static int parse_protector(const cbor_item_t *it, ts_protector_record *p, size_t wrapped_len)
 {
 	const cbor_item_t *f[P_N];
 	const uint8_t *b;
 	size_t len;
 	int r;
 
-	if ((r = map_fields(it, protector_keys, P_N, f)) < 0)
+	if ((r = map_fields(it, protector_keys, P_N, P_N, f)) < 0)
 		return r;
 	if (get_text(f[P_ID], p->id, sizeof(p->id)) < 0 ||
 	    !token_valid(p->id, strlen(p->id), sizeof(p->id)) ||
@@ -686,7 +1259,9 @@ static int parse_protector(const cbor_item_t *it, ts_protector_record *p)
 	    !description_valid(p->description, strlen(p->description)) ||
 	    get_uint(f[P_CREATED], UINT64_MAX, &p->created) < 0)
 		return -TS_E_CORRUPT;
-	if (get_bytes(f[P_WRAPPED_VS], &b, &len) < 0 || len != WRAPPED_VS_BYTES)
+	if (get_bytes(f[P_WRAPPED_VS], &b, &len) < 0 || len != wrapped_len)
+		return -TS_E_CORRUPT;
+	if (len == WRAPPED_SHARE_BYTES && b[0] == 0)
 		return -TS_E_CORRUPT;
 	if ((p->wrapped_vs = dup_bytes(b, len)) == NULL)
 		return -TS_E_NOMEM;
@@ -696,6 +1271,63 @@ static int parse_protector(const cbor_item_t *it, ts_protector_record *p)
 	if ((p->params = dup_bytes(b, len)) == NULL)
 		return -TS_E_NOMEM;
 	p->params_len = len;
+	return 0;
+}
+
+static int parse_escrow(const cbor_item_t *it, ts_escrow_record *e, unsigned m)
+{
+	const cbor_item_t *f[E_N];
+	const uint8_t *b;
+	uint64_t u;
+	size_t len;
+	int r;
+
+	if ((r = map_fields(it, escrow_keys, E_N, E_N, f)) < 0)
+		return r;
+	if (get_uint(f[E_X], 255, &u) < 0 || (m == 1) != (u == 0))
+		return -TS_E_CORRUPT;
+	e->x = (uint8_t)u;
+	if (get_text(f[E_LABEL], e->label, sizeof(e->label)) < 0 || !description_valid(e->label, strlen(e->label)))
+		return -TS_E_CORRUPT;
+	if (get_bytes(f[E_PUBKEY], &b, &len) < 0 || len != sizeof(e->pubkey))
+		return -TS_E_CORRUPT;
+	memcpy(e->pubkey, b, len);
+	if (get_bytes(f[E_SEALED], &b, &len) < 0 || len != ESCROW_SEALED_BYTES)
+		return -TS_E_CORRUPT;
+	if ((e->sealed = dup_bytes(b, len)) == NULL)
+		return -TS_E_NOMEM;
+	e->sealed_len = len;
+	return 0;
+}
+
+/* The optional escrow list and its threshold: both or neither. */
+static int parse_escrow_list(ts_vault *v, const cbor_item_t *list, const cbor_item_t *thr)
+{
+	cbor_item_t **items;
+	uint64_t m;
+	size_t i, j, n;
+	int r;
+
+	if (!list && !thr)
+		return 0;
+	if (!list || !thr || !cbor_isa_array(list) || !cbor_array_is_definite(list))
+		return -TS_E_CORRUPT;
+	n = cbor_array_size(list);
+	if (n == 0 || n > TS_VAULT_MAX_ESCROW || get_uint(thr, n, &m) < 0 || m == 0)
+		return -TS_E_CORRUPT;
+	v->escrow_threshold = (uint8_t)m;
+	if ((v->escrow = calloc(n, sizeof(*v->escrow))) == NULL)
+		return -TS_E_NOMEM;
+	items = cbor_array_handle(list);
+	for (i = 0; i < n; i++) {
+		v->n_escrow = i + 1;
+		if ((r = parse_escrow(items[i], &v->escrow[i], (unsigned)m)) < 0)
+			return r;
+		for (j = 0; j < i; j++)
+			if (memcmp(v->escrow[j].pubkey, v->escrow[i].pubkey, 32) == 0 ||
+			    (m > 1 && v->escrow[j].x == v->escrow[i].x))
+				return -TS_E_CORRUPT;
+	}
 	return 0;
 }
 
@@ -712,7 +1344,7 @@ static int parse_header(ts_vault *v, const uint8_t *b, size_t len)
 	/* header map -> protectors array -> protector maps: three levels. */
 	if ((h = ts_cbor_load(b, len, 3)) == NULL)
 		return -TS_E_CORRUPT;
-	if ((r = map_fields(h, header_keys, H_N, f)) < 0)
+	if ((r = map_fields(h, header_keys, H_REQUIRED, H_N, f)) < 0)
 		return r;
 	if (get_text(f[H_NAME], v->name, sizeof(v->name)) < 0 || !ts_vault_name_valid(v->name))
 		return -TS_E_CORRUPT;
@@ -734,6 +1366,14 @@ static int parse_header(ts_vault *v, const uint8_t *b, size_t len)
 	if (get_uint(f[H_MIN_KEY_VERSION], v->key_version, &u) < 0 || u == 0)
 		return -TS_E_CORRUPT;
 	v->min_key_version = (uint32_t)u;
+	v->threshold = 1;
+	if (f[H_THRESHOLD]) {
+		if (get_uint(f[H_THRESHOLD], TS_VAULT_MAX_PROTECTORS, &u) < 0 || u < 2)
+			return -TS_E_CORRUPT;
+		v->threshold = (uint8_t)u;
+	}
+	if ((r = parse_escrow_list(v, f[H_ESCROW], f[H_ESCROW_THRESHOLD])) < 0)
+		return r;
 
 	if (!cbor_isa_array(f[H_PROTECTORS]) || !cbor_array_is_definite(f[H_PROTECTORS]))
 		return -TS_E_CORRUPT;
@@ -748,10 +1388,13 @@ static int parse_header(ts_vault *v, const uint8_t *b, size_t len)
 	for (i = 0; i < n; i++) {
 		/* Counted before filling, so ts_vault_free releases a half-parsed record too. */
 		v->n_protectors = i + 1;
-		if ((r = parse_protector(items[i], &v->protectors[i])) < 0)
+		if ((r = parse_protector(items[i], &v->protectors[i],
+		                         v->threshold > 1 ? WRAPPED_SHARE_BYTES : WRAPPED_VS_BYTES)) < 0)
 			return r;
+		/* Ids are unique, and so are the share x coordinates (0 for all in a 1-of-n vault). */
 		for (j = 0; j < i; j++)
-			if (strcmp(v->protectors[j].id, v->protectors[i].id) == 0)
+			if (strcmp(v->protectors[j].id, v->protectors[i].id) == 0 ||
+			    (v->threshold > 1 && protector_x(&v->protectors[j]) == protector_x(&v->protectors[i])))
 				return -TS_E_CORRUPT;
 	}
 	return 0;
@@ -789,7 +1432,7 @@ int ts_vault_parse(const uint8_t *b, size_t len, ts_vault **ret)
 				return -TS_E_UNSUPPORTED_VERSION;
 		}
 	}
-	if (map_fields(top, file_keys, F_N, f) < 0 ||
+	if (map_fields(top, file_keys, F_N, F_N, f) < 0 ||
 	    get_uint(f[F_FORMAT], UINT64_MAX, &format) < 0 || format != TS_VAULT_FORMAT_VERSION ||
 	    get_bytes(f[F_HEADER], &hb, &hl) < 0 || hl == 0 ||
 	    get_bytes(f[F_KEYRING], &kb, &kl) < 0 || kl == 0 ||

@@ -12,12 +12,19 @@
 #define TS_PROTECTOR_DESC_MAX 256
 #define TS_VAULT_MAX_PROTECTORS 32
 #define TS_VAULT_FILE_MAX (4u << 20)  /* refuse larger files unread */
+#define TS_VAULT_MAX_ESCROW 16        /* escrow recipients per vault */
+#define TS_VAULT_ESCROW_LABEL_MAX 64  /* NUL included */
+/* What an escrow box holds: vault id (16) || x (1; 0 = VS whole) || VS or the share's y (32). */
+#define TS_VAULT_ESCROW_PLAIN_BYTES (TS_VAULT_ID_BYTES + 1 + TS_KEY_BYTES)
 
 /*
  * A protector as the core sees it: an opaque params record (its own business,
  * see params.h) and the vault secret VS wrapped under the protector's KEK:
  * nonce || XChaCha20-Poly1305(KEK, VS, AAD = "tokenseal-protector-v1" ||
  * vault id || protector id || type). The core never talks to tokens.
+ * In a k-of-n vault (threshold > 1) the protector wraps a Shamir share of VS
+ * instead: x || nonce || XChaCha20-Poly1305(KEK, y, AAD = ... || k || x)
+ * (docs/FORMAT.md, "k-of-n vaults").
  */
 typedef struct ts_protector_record {
 	char id[TS_PROTECTOR_ID_MAX];
@@ -29,6 +36,25 @@ typedef struct ts_protector_record {
 	uint8_t *wrapped_vs;   /* malloc()ed */
 	size_t wrapped_vs_len;
 } ts_protector_record;
+
+/*
+ * An escrow recipient as stored in the header: the officer's X25519 public
+ * key, a label for humans, and a sealed box (escrow.h) holding
+ * TS_VAULT_ESCROW_PLAIN_BYTES: VS whole (x == 0) or the share at x.
+ */
+typedef struct ts_escrow_record {
+	char label[TS_VAULT_ESCROW_LABEL_MAX];
+	uint8_t pubkey[32];
+	uint8_t x;
+	uint8_t *sealed;       /* malloc()ed, TS_ESCROW_SEAL_OVERHEAD + TS_VAULT_ESCROW_PLAIN_BYTES */
+	size_t sealed_len;
+} ts_escrow_record;
+
+/* An escrow recipient as a caller names it (ts_vault_set_escrow). */
+typedef struct ts_escrow_recipient {
+	const char *label;         /* [printable UTF-8]{0,63} */
+	const uint8_t *pubkey;     /* 32 bytes */
+} ts_escrow_recipient;
 
 typedef struct ts_vault {
 	/* Header (authenticated with the header MAC key derived from VS). */
@@ -42,6 +68,10 @@ typedef struct ts_vault {
 	uint32_t min_key_version;  /* public copy */
 	ts_protector_record *protectors;
 	size_t n_protectors;
+	uint8_t threshold;         /* k of k-of-n over protectors; 1 = any one protector */
+	ts_escrow_record *escrow;
+	size_t n_escrow;
+	uint8_t escrow_threshold;  /* m of m-of-n among escrow recipients; 0 when none */
 
 	/* Sealed keyring as in the file. */
 	uint8_t *keyring_sealed;
@@ -52,6 +82,11 @@ typedef struct ts_vault {
 	/* Unlocked state, NULL when locked; secure memory. */
 	uint8_t *vs;
 	ts_keyring *keyring;
+
+	/* Shares gathered by ts_vault_unlock_share (secure memory, threshold x 33 bytes). */
+	uint8_t *pending;
+	size_t n_pending;
+	char pending_ids[TS_VAULT_MAX_PROTECTORS][TS_PROTECTOR_ID_MAX];
 } ts_vault;
 
 /* Name check: [A-Za-z0-9._-]{1,64}, not starting with '.' or '-'. */
@@ -66,7 +101,7 @@ int ts_vault_create(ts_vault **ret, const char *name, uint32_t owner_uid, uint64
 /* Free (wiping secrets); accepts NULL. */
 void ts_vault_free(ts_vault *v);
 
-/* Wipe VS and the keyring from memory. Idempotent. */
+/* Wipe VS, the keyring and any gathered shares from memory. Idempotent. */
 void ts_vault_lock(ts_vault *v);
 static inline int ts_vault_is_locked(const ts_vault *v) { return v->vs == NULL; }
 
@@ -78,7 +113,11 @@ int ts_vault_add_protector(ts_vault *v, const char *type, const char *descriptio
                            const uint8_t kek[TS_KEY_BYTES], const uint8_t *params,
                            size_t params_len, uint64_t now, const char **ret_id);
 
-/* Remove a protector (vault unlocked). -TS_E_NO_SUCH_PROTECTOR, -TS_E_LAST_PROTECTOR. */
+/*
+ * Remove a protector (vault unlocked). -TS_E_NO_SUCH_PROTECTOR, -TS_E_LAST_PROTECTOR
+ * (the last one, or fewer than the threshold would remain). Removing does not
+ * take VS away from the removed token: revocation is ts_vault_rekey.
+ */
 int ts_vault_remove_protector(ts_vault *v, const char *id);
 
 const ts_protector_record *ts_vault_find_protector(const ts_vault *v, const char *id);
@@ -90,8 +129,74 @@ const ts_protector_record *ts_vault_find_protector(const ts_vault *v, const char
  * (tampered file). On failure the vault stays locked and nothing leaks.
  * The MAC is checked over the header as this struct holds it, so a vault
  * changed in memory must be serialized before it is locked and unlocked again.
+ * In a k-of-n vault this gathers the protector's share like
+ * ts_vault_unlock_share and returns -TS_E_LOCKED while more are needed.
  */
 int ts_vault_unlock(ts_vault *v, const char *protector_id, const uint8_t kek[TS_KEY_BYTES]);
+
+/*
+ * k-of-n unlock: unwrap this protector's share (-TS_E_AUTH_FAILED if the KEK
+ * does not open it) and keep it in secure memory; once threshold shares from
+ * distinct protectors are there, combine them and verify exactly as
+ * ts_vault_unlock does. *ret_needed (may be NULL) is set to the number of
+ * shares still missing (0 = unlocked). Giving a protector twice changes
+ * nothing. On a verification failure every gathered share is wiped. On a
+ * 1-of-n vault this is ts_vault_unlock.
+ */
+int ts_vault_unlock_share(ts_vault *v, const char *protector_id, const uint8_t kek[TS_KEY_BYTES],
+                          int *ret_needed);
+
+/* Wipe shares gathered so far without unlocking. */
+void ts_vault_forget_shares(ts_vault *v);
+
+/*
+ * Make the vault k-of-n over its protectors (1 <= k <= TS_VAULT_MAX_PROTECTORS).
+ * Unlocked, and before any protector is added (-TS_E_BUSY otherwise): each
+ * protector then wraps a share of VS. The shares come from a polynomial
+ * derived from VS (KDF context "tsshpoly"), so protectors can be added later
+ * without the others. Until k protectors exist the vault cannot be unlocked
+ * from its file.
+ */
+int ts_vault_set_threshold(ts_vault *v, unsigned k);
+
+/*
+ * Escrow VS to recipients (vault unlocked): m == 1 seals VS whole to each,
+ * 1 < m <= n seals one Shamir share (fresh random polynomial) to each, any m
+ * of which recover VS. n == 0 removes escrow. At most TS_VAULT_MAX_ESCROW,
+ * distinct usable public keys. The recipients are part of the MACed header.
+ */
+int ts_vault_set_escrow(ts_vault *v, const ts_escrow_recipient *r, size_t n, unsigned m);
+
+/*
+ * Unlock with escrow: opened holds count boxes opened by officers
+ * (ts_escrow_open of ts_escrow_record.sealed), TS_VAULT_ESCROW_PLAIN_BYTES
+ * each. -TS_E_WRONG_VAULT for a box of another vault, -TS_E_INVALID_ARGS for
+ * fewer than escrow_threshold distinct shares, -TS_E_AUTH_FAILED when the
+ * result does not verify against the header (a forged or mixed-up box).
+ */
+int ts_vault_unlock_escrow(ts_vault *v, const uint8_t *opened, size_t count);
+
+/* A protector that stays through ts_vault_rekey, with its (re-derived or fresh) KEK. */
+typedef struct ts_vault_keep {
+	const char *id;
+	const uint8_t *kek;        /* TS_KEY_BYTES */
+	const uint8_t *params;     /* NULL: keep the old params; else new ones (fresh enrollment) */
+	size_t params_len;
+} ts_vault_keep;
+
+/*
+ * Revocation (vault unlocked): replace VS with a fresh random one, wrap it
+ * (or the share of it) under the KEK of each protector in keep, drop every
+ * other protector, re-seal escrow to the same recipients, and rotate in a new
+ * root key RK_{n+1}. The old root keys stay in the keyring so old blobs still
+ * unwrap until retired. An old vault file plus a dropped protector yields only
+ * the old VS, which opens neither the new file's keyring nor its root key.
+ * All or nothing. -TS_E_NO_SUCH_PROTECTOR, -TS_E_INVALID_ARGS (duplicate id),
+ * -TS_E_LAST_PROTECTOR (none kept, or fewer than the threshold).
+ * *ret_version (may be NULL) is the new root-key version. Serialize afterwards.
+ */
+int ts_vault_rekey(ts_vault *v, uint64_t now, const ts_vault_keep *keep, size_t n_keep,
+                   uint32_t *ret_version);
 
 /* Rotate root key (unlocked): RK_{n+1} becomes current. */
 int ts_vault_rotate(ts_vault *v, uint64_t now, uint32_t *ret_version);
