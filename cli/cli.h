@@ -1,0 +1,112 @@
+/* cli.h — shared state and helpers of the tokenseal command-line tool. */
+#ifndef TS_CLI_H
+#define TS_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "tokenseal.h"
+
+/* Exit codes (documented in `tokenseal --help` and tokenseal(1)). */
+enum {
+	EXIT_OK = 0,
+	EXIT_FAIL = 1,
+	EXIT_USAGE = 2,
+	EXIT_LOCKED = 3,
+	EXIT_DENIED = 4,
+	EXIT_NO_VAULT = 5,
+	EXIT_AUTH = 6,
+	EXIT_TOKEN = 7,
+	EXIT_BLOB = 8,
+	EXIT_NO_DAEMON = 9,
+	EXIT_POLICY = 10,
+};
+
+/* Options given before the subcommand (--vault also after it). */
+struct cli_globals {
+	const char *bus;      /* NULL: $TOKENSEAL_BUS, else the system bus */
+	const char *vault;    /* NULL: the caller's own vault */
+	int json;
+};
+extern struct cli_globals cli;
+
+/* Largest input read from stdin or a file by wrap/unwrap (a blob of the largest plaintext, as text). */
+#define CLI_INPUT_MAX (2 * TS_PLAINTEXT_MAX + 4096)
+
+/* Map a TS_E_* code (either sign) to an exit code. */
+int cli_exit_code(int code);
+
+/* Print "tokenseal: <last error of c, or ts_strerror(r)>" and return the exit code for r. */
+int cli_report(ts_client *c, int r);
+
+/* Print "tokenseal: <fmt>" to stderr. */
+void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Usage error: message, hint to --help, returns EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Connect per the global options; prints the error. Returns 0 or an exit code. */
+int cli_connect(ts_client **ret);
+
+/* Context entries from --context k=v options; the strings point into argv (k= split in place). */
+struct cli_kvlist {
+	ts_kv *kv;
+	size_t n;
+};
+/* Add "k=v" (modifies arg). Returns 0 or EXIT_USAGE with the message printed. */
+int cli_kv_add(struct cli_kvlist *l, char *arg, const char *what);
+/* Add a literal pair. Returns 0 or EXIT_FAIL. */
+int cli_kv_set(struct cli_kvlist *l, const char *key, const char *value);
+void cli_kv_free(struct cli_kvlist *l);
+
+/*
+ * Read all of fd (at most max bytes) into secure memory (NUL-terminated;
+ * free with ts_secret_free(p, max + 1)). Returns 0, or an exit code with the
+ * error printed (too long: EXIT_USAGE).
+ */
+int cli_read_fd(int fd, size_t max, uint8_t **ret, size_t *ret_len, const char *what);
+
+/* Parse a non-negative decimal fd number. -1 if not valid. */
+int cli_parse_fd(const char *s);
+
+/*
+ * A PIN or recovery key: from fd (--pin-fd; one trailing newline stripped)
+ * or, when fd < 0, prompted on /dev/tty without echo. Secure memory, NUL-
+ * terminated, free with ts_secret_free(p, CLI_SECRET_ALLOC). Returns 0 or an
+ * exit code with the error printed.
+ */
+#define CLI_SECRET_ALLOC 1025
+int cli_get_secret(int fd, const char *prompt, char **ret, size_t *ret_len);
+
+/* Write all bytes; returns 0 or -1 with errno. */
+int cli_write_all(int fd, const void *p, size_t len);
+
+/*
+ * Open an output: "-" or NULL is stdout; otherwise a new file (mode; an
+ * existing file is replaced only after it is fully written, through a
+ * temporary file and rename). See cli_out_commit.
+ */
+struct cli_out {
+	int fd;
+	char *path;           /* final path, NULL for stdout */
+	char *tmp;            /* temporary path being written */
+};
+int cli_out_open(struct cli_out *o, const char *path, unsigned mode);
+/* ok != 0: fsync + rename into place; else unlink the temporary. Returns 0 or exit code. */
+int cli_out_commit(struct cli_out *o, int ok);
+
+/* Subcommands: each returns an exit code. */
+int status_main(int argc, char **argv);
+int create_main(int argc, char **argv);
+int unlock_main(int argc, char **argv);
+int lock_main(int argc, char **argv);
+int wrap_main(int argc, char **argv);
+int unwrap_main(int argc, char **argv);
+int rewrap_main(int argc, char **argv);
+int gen_key_main(int argc, char **argv);
+int rotate_main(int argc, char **argv);
+int enroll_main(int argc, char **argv);
+int revoke_main(int argc, char **argv);
+
+#endif

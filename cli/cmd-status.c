@@ -1,0 +1,195 @@
+/* cmd-status.c — tokenseal status: every party that can open a vault, and its state, for humans or as JSON. */
+#define _GNU_SOURCE 1
+#include <getopt.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "lib/client-internal.h"
+
+static const char status_help[] =
+	"Usage: tokenseal status [--vault NAME] [--json]\n"
+	"Show the vaults you may use (or one): id, owner, locked or unlocked and why, root key\n"
+	"version and oldest usable version, and every protector that can open it.\n\n"
+	"      --vault NAME   show only this vault\n"
+	"      --json         print a JSON array of vault objects\n"
+	"  -h, --help         this text\n";
+
+static void json_string(const char *s)
+{
+	putchar('"');
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			printf("\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			printf("\\u%04x", *p);
+		else
+			putchar(*p);
+	}
+	putchar('"');
+}
+
+static void print_json(const ts_vault_info *v)
+{
+	printf("{\"name\":");
+	json_string(v->name);
+	printf(",\"id\":");
+	json_string(v->id);
+	printf(",\"owner\":%u,\"locked\":%s,\"lock_reason\":", v->owner, v->locked ? "true" : "false");
+	json_string(v->lock_reason);
+	printf(",\"key_version\":%u,\"min_key_version\":%u,\"protectors\":[", v->key_version, v->min_key_version);
+	for (size_t i = 0; i < v->n_protectors; i++) {
+		const ts_protector_info *p = &v->protectors[i];
+
+		printf("%s{\"id\":", i ? "," : "");
+		json_string(p->id);
+		printf(",\"type\":");
+		json_string(p->type);
+		printf(",\"description\":");
+		json_string(p->description);
+		printf(",\"created\":%llu,\"facts\":{", (unsigned long long)p->created);
+		for (size_t j = 0; j < p->n_facts; j++) {
+			printf("%s", j ? "," : "");
+			json_string(p->facts[j].key);
+			putchar(':');
+			json_string(p->facts[j].value);
+		}
+		printf("}}");
+	}
+	printf("]}");
+}
+
+/* Terminal output must not carry control characters from a vault file. */
+static const char *safe(const char *s, char *buf, size_t cap)
+{
+	size_t i;
+
+	for (i = 0; s[i] && i + 1 < cap; i++)
+		buf[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
+	buf[i] = '\0';
+	return buf;
+}
+
+static void print_human(const ts_vault_info *v)
+{
+	struct passwd *pw = getpwuid(v->owner);
+	char a[512], b[512], d[512], when[64];
+
+	printf("vault %s\n", safe(v->name, a, sizeof(a)));
+	printf("  id:           %s\n", safe(v->id, a, sizeof(a)));
+	printf("  owner:        %u (%s)\n", v->owner, pw ? pw->pw_name : "?");
+	if (v->locked)
+		printf("  state:        locked (%s)\n", *v->lock_reason ? safe(v->lock_reason, a, sizeof(a)) : "locked");
+	else
+		printf("  state:        unlocked\n");
+	printf("  key version:  %u (oldest usable: %u)\n", v->key_version, v->min_key_version);
+	printf("  protectors:   %zu\n", v->n_protectors);
+	for (size_t i = 0; i < v->n_protectors; i++) {
+		const ts_protector_info *p = &v->protectors[i];
+		time_t t = (time_t)p->created;
+		struct tm tm;
+
+		if (gmtime_r(&t, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+		else
+			snprintf(when, sizeof(when), "%llu", (unsigned long long)p->created);
+		printf("    %-4s %-9s %s\n", safe(p->id, a, sizeof(a)), safe(p->type, b, sizeof(b)),
+		       *p->description ? safe(p->description, d, sizeof(d)) : "");
+		printf("         created %s\n", when);
+		if (p->n_facts) {
+			printf("        ");
+			for (size_t j = 0; j < p->n_facts; j++)
+				printf(" %s=%s", safe(p->facts[j].key, a, sizeof(a)), safe(p->facts[j].value, b, sizeof(b)));
+			printf("\n");
+		}
+	}
+}
+
+int status_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "vault", required_argument, NULL, 'V' }, { "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' }, { 0 }
+	};
+	ts_client *c = NULL;
+	ts_vault_info *v = NULL;
+	char **names = NULL;
+	size_t n = 0, shown = 0;
+	int ch, r, rc = 0;
+
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'V':
+			cli.vault = optarg;
+			break;
+		case 'j':
+			cli.json = 1;
+			break;
+		case 'h':
+			fputs(status_help, stdout);
+			return EXIT_OK;
+		default:
+			return cli_usage_error("status ", "bad option");
+		}
+	}
+	if (optind != argc)
+		return cli_usage_error("status ", "unexpected argument '%s'", argv[optind]);
+	if ((rc = cli_connect(&c)) != 0)
+		return rc;
+
+	if (cli.vault) {
+		if ((r = ts_client_vault_info(c, cli.vault, &v)) < 0) {
+			rc = cli_report(c, r);
+			goto out;
+		}
+		if (cli.json) {
+			putchar('[');
+			print_json(v);
+			printf("]\n");
+		} else {
+			print_human(v);
+		}
+		goto out;
+	}
+
+	if ((r = ts_client_list_vaults(c, &names, &n)) < 0) {
+		rc = cli_report(c, r);
+		goto out;
+	}
+	if (cli.json)
+		putchar('[');
+	for (size_t i = 0; i < n; i++) {
+		if ((r = ts_client_vault_info(c, names[i], &v)) < 0) {
+			/* Removed since the list was made: not an error. */
+			if (r == -TS_E_NO_SUCH_VAULT)
+				continue;
+			rc = cli_report(c, r);
+			break;
+		}
+		if (cli.json) {
+			if (shown)
+				putchar(',');
+			print_json(v);
+		} else {
+			if (shown)
+				putchar('\n');
+			print_human(v);
+		}
+		shown++;
+		ts_vault_info_free(v);
+		v = NULL;
+	}
+	if (cli.json)
+		printf("]\n");
+	else if (!shown && rc == 0)
+		printf("No vaults. Create one with 'tokenseal create'.\n");
+out:
+	ts_vault_info_free(v);
+	ts_strv_free(names);
+	ts_client_free(c);
+	if (fflush(stdout) != 0 && rc == 0)
+		rc = EXIT_FAIL;
+	return rc;
+}

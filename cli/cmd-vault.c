@@ -1,0 +1,503 @@
+/* cmd-vault.c — tokenseal create, unlock, lock, rotate, enroll and revoke: managing a vault and its protectors. */
+#define _GNU_SOURCE 1
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "cli.h"
+#include "lib/client-internal.h"
+
+enum { OPT_VAULT = 0x100, OPT_PIN_FD, OPT_PROTECTOR, OPT_OWNER, OPT_RETIRE, OPT_DEVICE, OPT_NO_PIN,
+       OPT_NO_TOUCH, OPT_PIN, OPT_PCRS, OPT_URI };
+
+static const char vault_help[] = "      --vault NAME     vault to use (default: your user name)\n"
+                                 "  -h, --help           this text\n";
+
+static const char *vault_name(const ts_client *c)
+{
+	return cli.vault ? cli.vault : c->default_vault ? c->default_vault : "?";
+}
+
+/*
+ * Show a fresh recovery key once. On a terminal, with the warning around
+ * it; otherwise the key alone on stdout (for the caller's own safe
+ * keeping) and the warning on stderr.
+ */
+static void show_recovery_key(const char *key, const char *what)
+{
+	static const char warning[] =
+		"Write it down now and keep it somewhere safe, away from this computer.\n"
+		"It is shown only this once; it opens the vault without any token, and\n"
+		"tokenseal keeps no other copy of it.\n";
+
+	if (isatty(STDOUT_FILENO)) {
+		printf("%s\n\n    %s\n\n%s", what, key, warning);
+	} else {
+		fprintf(stderr, "%s (written to standard output).\n%s", what, warning);
+		printf("%s\n", key);
+	}
+	fflush(stdout);
+}
+
+/* Parse only --vault and --help; for commands without other options. */
+static int simple_opts(int argc, char **argv, const char *help, const char *cmd)
+{
+	static const struct option opts[] = {
+		{ "vault", required_argument, NULL, OPT_VAULT }, { "help", no_argument, NULL, 'h' }, { 0 }
+	};
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case OPT_VAULT:
+			cli.vault = optarg;
+			break;
+		case 'h':
+			fputs(help, stdout);
+			fputs(vault_help, stdout);
+			return -1;
+		default:
+			return cli_usage_error(cmd, "bad option");
+		}
+	}
+	return 0;
+}
+
+/* ---- create -------------------------------------------------------------------------------- */
+
+static const char create_help[] =
+	"Usage: tokenseal create [NAME] [--owner UID]\n"
+	"Create a vault (default name: your user name). It starts unlocked, with one protector:\n"
+	"a new recovery key, printed here once. Enroll a token next ('tokenseal enroll').\n\n"
+	"      --owner UID      (root only) create the vault for another user\n";
+
+int create_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "owner", required_argument, NULL, OPT_OWNER }, { "vault", required_argument, NULL, OPT_VAULT },
+		{ "help", no_argument, NULL, 'h' }, { 0 }
+	};
+	struct cli_kvlist o = { 0 };
+	ts_client *c = NULL;
+	char *key = NULL, msg[160];
+	size_t key_len = 0;
+	int ch, r, rc = 0;
+
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case OPT_OWNER:
+			if ((rc = cli_kv_set(&o, "owner", optarg)) != 0)
+				goto out;
+			break;
+		case OPT_VAULT:
+			cli.vault = optarg;
+			break;
+		case 'h':
+			fputs(create_help, stdout);
+			fputs(vault_help, stdout);
+			goto out;
+		default:
+			rc = cli_usage_error("create ", "bad option");
+			goto out;
+		}
+	}
+	if (optind < argc)
+		cli.vault = argv[optind++];
+	if (optind != argc) {
+		rc = cli_usage_error("create ", "unexpected argument '%s'", argv[optind]);
+		goto out;
+	}
+	if ((rc = cli_connect(&c)) != 0)
+		goto out;
+	if ((r = ts_client_create_vault(c, cli.vault, o.kv, o.n, &key, &key_len)) < 0) {
+		rc = cli_report(c, r);
+		goto out;
+	}
+	snprintf(msg, sizeof(msg), "Vault '%s' created. Its recovery key is", vault_name(c));
+	show_recovery_key(key, msg);
+	ts_secret_free(key, key_len + 1);
+out:
+	cli_kv_free(&o);
+	ts_client_free(c);
+	return rc;
+}
+
+/* ---- unlock -------------------------------------------------------------------------------- */
+
+static const char unlock_help[] =
+	"Usage: tokenseal unlock [--protector ID|TYPE] [--pin-fd N]\n"
+	"Unlock a vault. Protectors that need no PIN (a token without PIN) are tried first;\n"
+	"then the PIN or recovery key is asked for on the terminal, without echo.\n\n"
+	"      --protector P    use only protector P: an id (p1) or a type (recovery, fido2, ...)\n"
+	"      --pin-fd N       read the PIN or recovery key from file descriptor N instead of\n"
+	"                       the terminal (one line); never give a secret as an argument\n";
+
+/* Does this protector need a PIN / recovery key to unlock? Recovery and PKCS#11 always do. */
+static int protector_needs_secret(const ts_protector_info *p)
+{
+	const char *pin = ts_protector_info_fact(p, "pin");
+
+	if (strcmp(p->type, "recovery") == 0 || strcmp(p->type, "pkcs11") == 0)
+		return 1;
+	return !pin || strcmp(pin, "no") != 0;
+}
+
+int unlock_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "protector", required_argument, NULL, OPT_PROTECTOR }, { "pin-fd", required_argument, NULL, OPT_PIN_FD },
+		{ "vault", required_argument, NULL, OPT_VAULT }, { "help", no_argument, NULL, 'h' }, { 0 }
+	};
+	const char *which = "";
+	ts_client *c = NULL;
+	ts_vault_info *v = NULL;
+	char *secret = NULL, prompt[200];
+	size_t secret_len = 0, n_secret = 0, n_nosecret = 0, n_recovery = 0, n_fido2 = 0;
+	int ch, r = 0, rc = 0, pin_fd = -1;
+
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case OPT_PROTECTOR:
+			which = optarg;
+			break;
+		case OPT_PIN_FD:
+			if ((pin_fd = cli_parse_fd(optarg)) < 0)
+				return cli_usage_error("unlock ", "--pin-fd needs a file descriptor number");
+			break;
+		case OPT_VAULT:
+			cli.vault = optarg;
+			break;
+		case 'h':
+			fputs(unlock_help, stdout);
+			fputs(vault_help, stdout);
+			return EXIT_OK;
+		default:
+			return cli_usage_error("unlock ", "bad option");
+		}
+	}
+	if (optind != argc)
+		return cli_usage_error("unlock ", "unexpected argument '%s'", argv[optind]);
+	if ((rc = cli_connect(&c)) != 0)
+		return rc;
+
+	if (pin_fd >= 0) {
+		/* The caller gave the secret: one attempt, the daemon picks the protector. */
+		if ((rc = cli_get_secret(pin_fd, NULL, &secret, &secret_len)) != 0)
+			goto out;
+		r = ts_client_unlock(c, cli.vault, which, (const uint8_t *)secret, secret_len);
+		goto done;
+	}
+
+	/* Which protectors could be meant, and what do they need? */
+	if ((r = ts_client_vault_info(c, cli.vault, &v)) < 0)
+		goto done;
+	for (size_t i = 0; i < v->n_protectors; i++) {
+		const ts_protector_info *p = &v->protectors[i];
+
+		if (*which && strcmp(which, p->id) != 0 && strcmp(which, p->type) != 0)
+			continue;
+		if (protector_needs_secret(p))
+			n_secret++;
+		else
+			n_nosecret++;
+		n_recovery += strcmp(p->type, "recovery") == 0;
+		n_fido2 += strcmp(p->type, "fido2") == 0;
+	}
+	if (n_secret + n_nosecret == 0) {
+		r = ts_client_fail(c, TS_E_NO_SUCH_PROTECTOR, "vault '%s' has no protector matching '%s'",
+		                   vault_name(c), which);
+		goto done;
+	}
+	if (n_nosecret) {
+		if (n_fido2)
+			fprintf(stderr, "Touch your security key if it blinks...\n");
+		r = ts_client_unlock(c, cli.vault, which, NULL, 0);
+		/* Only "nothing here could open it without a secret" moves on to asking for one. */
+		if (r >= 0 || !n_secret ||
+		    !(r == -TS_E_TOKEN_ABSENT || r == -TS_E_TOKEN_NOT_ENROLLED || r == -TS_E_NO_SUCH_PROTECTOR ||
+		      r == -TS_E_PIN_REQUIRED || r == -TS_E_TIMEOUT || r == -TS_E_NOT_SUPPORTED))
+			goto done;
+	}
+	snprintf(prompt, sizeof(prompt), "%s for vault '%s': ",
+	         n_recovery == n_secret ? "Recovery key" : n_recovery ? "PIN or recovery key" : "PIN",
+	         vault_name(c));
+	if ((rc = cli_get_secret(-1, prompt, &secret, &secret_len)) != 0)
+		goto out;
+	if (n_fido2 && n_recovery != n_secret)
+		fprintf(stderr, "Touch your security key if it blinks...\n");
+	r = ts_client_unlock(c, cli.vault, which, (const uint8_t *)secret, secret_len);
+done:
+	if (r < 0)
+		rc = cli_report(c, r);
+	else
+		printf("Vault '%s' unlocked.\n", vault_name(c));
+out:
+	if (secret)
+		ts_secret_free(secret, CLI_SECRET_ALLOC);
+	ts_vault_info_free(v);
+	ts_client_free(c);
+	return rc;
+}
+
+/* ---- lock ---------------------------------------------------------------------------------- */
+
+static const char lock_help[] =
+	"Usage: tokenseal lock\n"
+	"Lock a vault: the daemon wipes its keys from memory; unwrap fails until 'unlock'.\n\n";
+
+int lock_main(int argc, char **argv)
+{
+	ts_client *c = NULL;
+	int r, rc;
+
+	if ((rc = simple_opts(argc, argv, lock_help, "lock ")) != 0)
+		return rc < 0 ? EXIT_OK : rc;
+	if (optind != argc)
+		return cli_usage_error("lock ", "unexpected argument '%s'", argv[optind]);
+	if ((rc = cli_connect(&c)) != 0)
+		return rc;
+	if ((r = ts_client_lock(c, cli.vault)) < 0)
+		rc = cli_report(c, r);
+	else
+		printf("Vault '%s' locked.\n", vault_name(c));
+	ts_client_free(c);
+	return rc;
+}
+
+/* ---- rotate -------------------------------------------------------------------------------- */
+
+static const char rotate_help[] =
+	"Usage: tokenseal rotate [--retire-below N]\n"
+	"Add a new root key version; new blobs use it, older blobs still unwrap (rewrap them\n"
+	"with 'tokenseal rewrap'). The vault must be unlocked; no token is needed.\n\n"
+	"      --retire-below N  refuse blobs of root key versions below N from now on\n";
+
+int rotate_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "retire-below", required_argument, NULL, OPT_RETIRE }, { "vault", required_argument, NULL, OPT_VAULT },
+		{ "help", no_argument, NULL, 'h' }, { 0 }
+	};
+	struct cli_kvlist o = { 0 };
+	ts_client *c = NULL;
+	uint32_t version = 0;
+	int ch, r, rc = 0;
+
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case OPT_RETIRE:
+			if (!*optarg || strspn(optarg, "0123456789") != strlen(optarg) || strlen(optarg) > 10) {
+				rc = cli_usage_error("rotate ", "--retire-below needs a version number");
+				goto out;
+			}
+			if ((rc = cli_kv_set(&o, "retire_below", optarg)) != 0)
+				goto out;
+			break;
+		case OPT_VAULT:
+			cli.vault = optarg;
+			break;
+		case 'h':
+			fputs(rotate_help, stdout);
+			fputs(vault_help, stdout);
+			goto out;
+		default:
+			rc = cli_usage_error("rotate ", "bad option");
+			goto out;
+		}
+	}
+	if (optind != argc) {
+		rc = cli_usage_error("rotate ", "unexpected argument '%s'", argv[optind]);
+		goto out;
+	}
+	if ((rc = cli_connect(&c)) != 0)
+		goto out;
+	if ((r = ts_client_rotate(c, cli.vault, o.kv, o.n, &version)) < 0)
+		rc = cli_report(c, r);
+	else
+		printf("Vault '%s': root key version %u is now current.\n", vault_name(c), version);
+out:
+	cli_kv_free(&o);
+	ts_client_free(c);
+	return rc;
+}
+
+/* ---- enroll -------------------------------------------------------------------------------- */
+
+static const char enroll_help[] =
+	"Usage: tokenseal enroll TYPE [--pin-fd N] [--option KEY=VALUE]...\n"
+	"       tokenseal enroll recovery\n"
+	"       tokenseal enroll fido2 [--device PATH] [--no-pin] [--no-touch]\n"
+	"       tokenseal enroll tpm2 [--pin] [--pcrs BANK:LIST]\n"
+	"       tokenseal enroll pkcs11 --uri URI\n"
+	"Add a protector to an unlocked vault. 'recovery' prints a new recovery key once.\n"
+	"A PIN (the token's, or the new TPM PIN) is asked for on the terminal without echo.\n\n"
+	"      --pin-fd N         read the PIN from file descriptor N (one line) instead\n"
+	"  -o, --option K=V       backend option, passed as is (repeatable)\n"
+	"  fido2:  --device PATH  the security key to use (option device=PATH)\n"
+	"          --no-pin       do not require the PIN to unlock (option pin=no)\n"
+	"          --no-touch     do not require a touch to unlock (option up=no)\n"
+	"  tpm2:   --pin          protect with a new PIN, asked twice (option pin=yes)\n"
+	"          --pcrs SPEC    bind to PCR values, e.g. sha256:7 (option pcrs=SPEC)\n"
+	"  pkcs11: --uri URI      RFC 7512 pkcs11: URI of the key (option uri=URI)\n";
+
+int enroll_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "pin-fd", required_argument, NULL, OPT_PIN_FD }, { "option", required_argument, NULL, 'o' },
+		{ "device", required_argument, NULL, OPT_DEVICE }, { "no-pin", no_argument, NULL, OPT_NO_PIN },
+		{ "no-touch", no_argument, NULL, OPT_NO_TOUCH }, { "pin", no_argument, NULL, OPT_PIN },
+		{ "pcrs", required_argument, NULL, OPT_PCRS }, { "uri", required_argument, NULL, OPT_URI },
+		{ "vault", required_argument, NULL, OPT_VAULT }, { "help", no_argument, NULL, 'h' }, { 0 }
+	};
+	struct cli_kvlist o = { 0 };
+	const char *type, *device = NULL, *pcrs = NULL, *uri = NULL, *pin_opt;
+	int no_pin = 0, no_touch = 0, tpm_pin = 0, pin_fd = -1, ask = 0, ch, r, rc = 0;
+	ts_client *c = NULL;
+	char *secret = NULL, *again = NULL, *id = NULL, *newkey = NULL, prompt[200], msg[200];
+	size_t secret_len = 0, again_len = 0, newkey_len = 0;
+
+	while ((ch = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case OPT_PIN_FD:
+			if ((pin_fd = cli_parse_fd(optarg)) < 0) {
+				rc = cli_usage_error("enroll ", "--pin-fd needs a file descriptor number");
+				goto out;
+			}
+			break;
+		case 'o':
+			if ((rc = cli_kv_add(&o, optarg, "option")) != 0)
+				goto out;
+			break;
+		case OPT_DEVICE: device = optarg; break;
+		case OPT_NO_PIN: no_pin = 1; break;
+		case OPT_NO_TOUCH: no_touch = 1; break;
+		case OPT_PIN: tpm_pin = 1; break;
+		case OPT_PCRS: pcrs = optarg; break;
+		case OPT_URI: uri = optarg; break;
+		case OPT_VAULT:
+			cli.vault = optarg;
+			break;
+		case 'h':
+			fputs(enroll_help, stdout);
+			fputs(vault_help, stdout);
+			goto out;
+		default:
+			rc = cli_usage_error("enroll ", "bad option");
+			goto out;
+		}
+	}
+	if (optind + 1 != argc) {
+		rc = cli_usage_error("enroll ", "%s", optind == argc ? "which TYPE of protector?" : "unexpected argument");
+		goto out;
+	}
+	type = argv[optind];
+	/* The sugar flags belong to one type each: a flag for another type is a mistake worth stopping. */
+	if ((device || no_pin || no_touch) && strcmp(type, "fido2") != 0) {
+		rc = cli_usage_error("enroll ", "--device, --no-pin and --no-touch are for fido2");
+		goto out;
+	}
+	if ((tpm_pin || pcrs) && strcmp(type, "tpm2") != 0) {
+		rc = cli_usage_error("enroll ", "--pin and --pcrs are for tpm2");
+		goto out;
+	}
+	if (uri && strcmp(type, "pkcs11") != 0) {
+		rc = cli_usage_error("enroll ", "--uri is for pkcs11");
+		goto out;
+	}
+	if ((device && (rc = cli_kv_set(&o, "device", device))) || (no_pin && (rc = cli_kv_set(&o, "pin", "no"))) ||
+	    (no_touch && (rc = cli_kv_set(&o, "up", "no"))) || (tpm_pin && (rc = cli_kv_set(&o, "pin", "yes"))) ||
+	    (pcrs && (rc = cli_kv_set(&o, "pcrs", pcrs))) || (uri && (rc = cli_kv_set(&o, "uri", uri))))
+		goto out;
+	for (size_t i = 0; i < o.n; i++)
+		for (size_t j = i + 1; j < o.n; j++)
+			if (strcmp(o.kv[i].key, o.kv[j].key) == 0) {
+				rc = cli_usage_error("enroll ", "option '%s' given twice", o.kv[i].key);
+				goto out;
+			}
+
+	/* Which secret goes in: the token's PIN (fido2 unless pin=no, pkcs11) or a new TPM PIN. */
+	pin_opt = NULL;
+	for (size_t i = 0; i < o.n; i++)
+		if (strcmp(o.kv[i].key, "pin") == 0)
+			pin_opt = o.kv[i].value;
+	if (strcmp(type, "fido2") == 0) {
+		ask = !pin_opt || strcmp(pin_opt, "no") != 0;
+		snprintf(prompt, sizeof(prompt), "PIN of the security key: ");
+	} else if (strcmp(type, "pkcs11") == 0) {
+		ask = 1;
+		snprintf(prompt, sizeof(prompt), "PIN of the PKCS#11 token: ");
+	} else if (strcmp(type, "tpm2") == 0) {
+		ask = pin_opt && strcmp(pin_opt, "yes") == 0;
+		snprintf(prompt, sizeof(prompt), "New TPM PIN for vault '%s': ", cli.vault ? cli.vault : "(yours)");
+	}
+	if (pin_fd >= 0 || ask) {
+		if ((rc = cli_get_secret(pin_fd, prompt, &secret, &secret_len)) != 0)
+			goto out;
+		/* A new PIN typed blind is typed twice. */
+		if (pin_fd < 0 && strcmp(type, "tpm2") == 0) {
+			if ((rc = cli_get_secret(-1, "Repeat the new PIN: ", &again, &again_len)) != 0)
+				goto out;
+			if (again_len != secret_len || sodium_memcmp(again, secret, secret_len) != 0) {
+				cli_err("the two PINs differ; nothing enrolled");
+				rc = EXIT_USAGE;
+				goto out;
+			}
+		}
+	}
+	if ((rc = cli_connect(&c)) != 0)
+		goto out;
+	if (strcmp(type, "fido2") == 0)
+		fprintf(stderr, "Touch your security key when it blinks...\n");
+	if ((r = ts_client_add_protector(c, cli.vault, type, o.kv, o.n, (const uint8_t *)secret, secret_len, &id,
+	                                 &newkey, &newkey_len)) < 0) {
+		rc = cli_report(c, r);
+		goto out;
+	}
+	printf("Enrolled protector %s (%s) in vault '%s'.\n", id, type, vault_name(c));
+	if (newkey) {
+		snprintf(msg, sizeof(msg), "The new recovery key (%s) is", id);
+		show_recovery_key(newkey, msg);
+	}
+out:
+	if (secret)
+		ts_secret_free(secret, CLI_SECRET_ALLOC);
+	if (again)
+		ts_secret_free(again, CLI_SECRET_ALLOC);
+	if (newkey)
+		ts_secret_free(newkey, newkey_len + 1);
+	free(id);
+	cli_kv_free(&o);
+	ts_client_free(c);
+	return rc;
+}
+
+/* ---- revoke -------------------------------------------------------------------------------- */
+
+static const char revoke_help[] =
+	"Usage: tokenseal revoke ID\n"
+	"Remove protector ID (see 'tokenseal status'); the daemon rotates the vault's keys so that\n"
+	"the revoked token cannot open what is written from now on. The last protector cannot\n"
+	"be removed.\n\n";
+
+int revoke_main(int argc, char **argv)
+{
+	ts_client *c = NULL;
+	int r, rc;
+
+	if ((rc = simple_opts(argc, argv, revoke_help, "revoke ")) != 0)
+		return rc < 0 ? EXIT_OK : rc;
+	if (optind + 1 != argc)
+		return cli_usage_error("revoke ", "%s", optind == argc ? "which protector ID?" : "unexpected argument");
+	if ((rc = cli_connect(&c)) != 0)
+		return rc;
+	if ((r = ts_client_revoke(c, cli.vault, argv[optind])) < 0)
+		rc = cli_report(c, r);
+	else
+		printf("Protector %s revoked from vault '%s'.\n", argv[optind], vault_name(c));
+	ts_client_free(c);
+	return rc;
+}

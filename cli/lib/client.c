@@ -1,0 +1,361 @@
+/* client.c — libtokenseal: connect to tokensealed and wrap/unwrap data keys (the API of tokenseal.h). */
+#define _GNU_SOURCE 1  /* pipe2, secure_getenv */
+#include <errno.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <systemd/sd-bus.h>
+
+#include "client-internal.h"
+
+#define DBUS_ERROR_PREFIX "org.freedesktop.DBus.Error."
+#define TS_ERROR_PREFIX "org.tokenseal1.Error."
+
+static void bus_message_unrefp(sd_bus_message **m) { sd_bus_message_unref(*m); }
+static void bus_error_freep(sd_bus_error *e) { sd_bus_error_free(e); }
+#define _cleanup_msg_ __attribute__((cleanup(bus_message_unrefp)))
+#define _cleanup_bus_error_ __attribute__((cleanup(bus_error_freep)))
+
+int ts_client_fail(ts_client *c, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (code < 0)
+		code = -code;
+	if (c) {
+		c->last_code = code;
+		va_start(ap, fmt);
+		vsnprintf(c->last_error, sizeof(c->last_error), fmt, ap);
+		va_end(ap);
+	}
+	return -code;
+}
+
+int ts_client_last_code(const ts_client *c)
+{
+	return c ? c->last_code : TS_E_FAILED;
+}
+
+const char *ts_client_last_error(const ts_client *c)
+{
+	if (!c)
+		return "no client";
+	return c->last_error;
+}
+
+/* Errors of the bus itself (not of tokensealed) that have a meaning for our callers. */
+static int bus_error_code(const char *name)
+{
+	static const struct {
+		const char *name;
+		int code;
+	} map[] = {
+		{ DBUS_ERROR_PREFIX "ServiceUnknown", TS_E_NO_DAEMON },
+		{ DBUS_ERROR_PREFIX "NameHasNoOwner", TS_E_NO_DAEMON },
+		{ DBUS_ERROR_PREFIX "NoServer", TS_E_NO_DAEMON },
+		{ DBUS_ERROR_PREFIX "Disconnected", TS_E_NO_DAEMON },
+		{ DBUS_ERROR_PREFIX "NoReply", TS_E_NO_DAEMON },
+		{ DBUS_ERROR_PREFIX "Timeout", TS_E_NO_DAEMON },
+		{ DBUS_ERROR_PREFIX "AccessDenied", TS_E_ACCESS_DENIED },
+		/* A vault's object exists only while the vault does (fallback vtable). */
+		{ DBUS_ERROR_PREFIX "UnknownObject", TS_E_NO_SUCH_VAULT },
+		{ DBUS_ERROR_PREFIX "InvalidArgs", TS_E_INVALID_ARGS },
+		{ DBUS_ERROR_PREFIX "LimitsExceeded", TS_E_LIMIT },
+		{ DBUS_ERROR_PREFIX "NoMemory", TS_E_NOMEM },
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(name, map[i].name) == 0)
+			return map[i].code;
+	return 0;
+}
+
+int ts_client_error(ts_client *c, int r, const sd_bus_error *error)
+{
+	int code;
+
+	if (error && sd_bus_error_is_set(error)) {
+		if (strncmp(error->name, TS_ERROR_PREFIX, sizeof(TS_ERROR_PREFIX) - 1) == 0)
+			code = ts_error_from_dbus_name(error->name);
+		else if ((code = bus_error_code(error->name)) == 0)
+			code = TS_E_FAILED;
+		if (code == TS_E_NO_DAEMON)
+			return ts_client_fail(c, code, "tokensealed is not reachable (%s)",
+			                      error->message ? error->message : error->name);
+		if (code == TS_E_NO_SUCH_VAULT && strncmp(error->name, DBUS_ERROR_PREFIX, sizeof(DBUS_ERROR_PREFIX) - 1) == 0)
+			return ts_client_fail(c, code, "no vault named '%s'", c->vault);
+		return ts_client_fail(c, code, "%s", error->message && *error->message ? error->message
+		                                                                       : ts_strerror(code));
+	}
+	if (r == -ECONNRESET || r == -ENOTCONN || r == -ECONNREFUSED || r == -ENOENT || r == -ETIMEDOUT)
+		return ts_client_fail(c, TS_E_NO_DAEMON, "tokensealed is not reachable: %s", strerror(-r));
+	if (r == -ENOMEM)
+		return ts_client_fail(c, TS_E_NOMEM, "%s", ts_strerror(TS_E_NOMEM));
+	return ts_client_fail(c, TS_E_FAILED, "D-Bus: %s", strerror(r < 0 ? -r : EIO));
+}
+
+static int open_address(sd_bus **ret, const char *address)
+{
+	sd_bus *bus = NULL;
+	int r;
+
+	if ((r = sd_bus_new(&bus)) < 0)
+		return r;
+	if ((r = sd_bus_set_address(bus, address)) < 0 || (r = sd_bus_set_bus_client(bus, 1)) < 0 ||
+	    (r = sd_bus_start(bus)) < 0) {
+		sd_bus_unref(bus);
+		return r;
+	}
+	*ret = bus;
+	return 0;
+}
+
+int ts_client_open(ts_client **ret, const char *bus)
+{
+	ts_client *c;
+	struct passwd *pw;
+	int r;
+
+	if (!ret)
+		return -TS_E_INVALID_ARGS;
+	*ret = NULL;
+	/* Plaintext lands in sodium_malloc() memory: the library must be ready. */
+	if (sodium_init() < 0)
+		return -TS_E_FAILED;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return -TS_E_NOMEM;
+	if (!bus || !*bus)
+		bus = secure_getenv("TOKENSEAL_BUS");
+	if (!bus || !*bus || strcmp(bus, "system") == 0)
+		r = sd_bus_open_system(&c->bus);
+	else if (strcmp(bus, "session") == 0)
+		r = sd_bus_open_user(&c->bus);
+	else
+		r = open_address(&c->bus, bus);
+	if (r < 0) {
+		ts_client_free(c);
+		return -TS_E_NO_DAEMON;
+	}
+	/* The default vault is named after the user; errno is how getpwuid says "no entry". */
+	errno = 0;
+	if ((pw = getpwuid(geteuid())) != NULL && pw->pw_name && (c->default_vault = strdup(pw->pw_name)) == NULL) {
+		ts_client_free(c);
+		return -TS_E_NOMEM;
+	}
+	*ret = c;
+	return 0;
+}
+
+void ts_client_free(ts_client *c)
+{
+	if (!c)
+		return;
+	sd_bus_flush_close_unref(c->bus);
+	free(c->default_vault);
+	free(c);
+}
+
+void ts_secret_free(void *p, size_t len)
+{
+	if (!p)
+		return;
+	/* sodium_free wipes too; the explicit wipe keeps that true whatever allocator changes. */
+	sodium_memzero(p, len);
+	sodium_free(p);
+}
+
+int ts_client_vault_path(ts_client *c, const char *vault, char **ret)
+{
+	if (!vault || !*vault)
+		vault = c->default_vault;
+	if (!vault)
+		return ts_client_fail(c, TS_E_NO_SUCH_VAULT, "no vault given and no user name for uid %u",
+		                      (unsigned)geteuid());
+	if (strlen(vault) > TS_VAULT_NAME_MAX)
+		return ts_client_fail(c, TS_E_INVALID_ARGS, "vault name longer than %d characters", TS_VAULT_NAME_MAX);
+	snprintf(c->vault, sizeof(c->vault), "%s", vault);
+	if (sd_bus_path_encode(TS_VAULT_PATH_PREFIX, vault, ret) < 0)
+		return ts_client_fail(c, TS_E_NOMEM, "%s", ts_strerror(TS_E_NOMEM));
+	return 0;
+}
+
+int ts_client_append_kv(sd_bus_message *m, const ts_kv *kv, size_t n)
+{
+	int r;
+
+	if ((r = sd_bus_message_open_container(m, 'a', "{ss}")) < 0)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		if ((r = sd_bus_message_append(m, "{ss}", kv[i].key, kv[i].value)) < 0)
+			return r;
+	return sd_bus_message_close_container(m);
+}
+
+static int check_ctx(ts_client *c, const ts_kv *ctx, size_t n_ctx)
+{
+	if (n_ctx && !ctx)
+		return ts_client_fail(c, TS_E_INVALID_ARGS, "context is NULL but has %zu entries", n_ctx);
+	if (n_ctx > TS_CONTEXT_MAX_ENTRIES)
+		return ts_client_fail(c, TS_E_LIMIT, "context has more than %d entries", TS_CONTEXT_MAX_ENTRIES);
+	for (size_t i = 0; i < n_ctx; i++)
+		if (!ctx[i].key || !ctx[i].value)
+			return ts_client_fail(c, TS_E_INVALID_ARGS, "context entry %zu has a NULL key or value", i);
+	return 0;
+}
+
+/*
+ * Build a call to a vault method whose arguments are "ay a{ss}" (or
+ * "u a{ss}" when data is NULL) and return the reply.
+ */
+static int vault_call(ts_client *c, const char *vault, const char *method, const uint8_t *data, size_t len,
+                      uint32_t u, const ts_kv *ctx, size_t n_ctx, sd_bus_message **ret_reply)
+{
+	_cleanup_msg_ sd_bus_message *m = NULL;
+	_cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+	char *path = NULL;
+	int r;
+
+	if ((r = check_ctx(c, ctx, n_ctx)) < 0)
+		return r;
+	if ((r = ts_client_vault_path(c, vault, &path)) < 0)
+		return r;
+	r = sd_bus_message_new_method_call(c->bus, &m, TS_BUS_NAME, path, TS_VAULT_IFACE, method);
+	free(path);
+	if (r < 0)
+		return ts_client_error(c, r, NULL);
+	if (data)
+		r = sd_bus_message_append_array(m, 'y', data, len);
+	else
+		r = sd_bus_message_append(m, "u", u);
+	if (r < 0 || (r = ts_client_append_kv(m, ctx, n_ctx)) < 0)
+		return ts_client_error(c, r, NULL);
+	if ((r = sd_bus_call(c->bus, m, 0, &error, ret_reply)) < 0)
+		return ts_client_error(c, r, &error);
+	return 0;
+}
+
+/* Copy an "ay" of the reply to malloc()ed memory (blobs: not secret). */
+static int read_blob(ts_client *c, sd_bus_message *reply, uint8_t **ret, size_t *ret_len)
+{
+	const void *p;
+	size_t n;
+	int r;
+
+	if ((r = sd_bus_message_read_array(reply, 'y', &p, &n)) < 0)
+		return ts_client_fail(c, TS_E_FAILED, "unexpected reply from tokensealed");
+	/* malloc(0) may return NULL: keep one byte so "empty" is not "failed". */
+	if ((*ret = malloc(n ? n : 1)) == NULL)
+		return ts_client_fail(c, TS_E_NOMEM, "%s", ts_strerror(TS_E_NOMEM));
+	memcpy(*ret, p, n);
+	*ret_len = n;
+	return 0;
+}
+
+/*
+ * Copy an "ay" of the reply into secure memory and wipe the message's copy.
+ * read_array hands out a pointer into the message body, which sd-bus
+ * allocated for us and frees with the message: writing to it is safe, and
+ * the only way to keep the plaintext from lingering in freed heap.
+ */
+static int read_secret(ts_client *c, sd_bus_message *reply, uint8_t **ret, size_t *ret_len)
+{
+	const void *p;
+	size_t n;
+	int r;
+
+	if ((r = sd_bus_message_read_array(reply, 'y', &p, &n)) < 0)
+		return ts_client_fail(c, TS_E_FAILED, "unexpected reply from tokensealed");
+	if ((*ret = sodium_malloc(n ? n : 1)) == NULL) {
+		sodium_memzero((void *)(uintptr_t)p, n);
+		return ts_client_fail(c, TS_E_NOMEM, "%s", ts_strerror(TS_E_NOMEM));
+	}
+	memcpy(*ret, p, n);
+	sodium_memzero((void *)(uintptr_t)p, n);
+	*ret_len = n;
+	return 0;
+}
+
+int ts_wrap(ts_client *c, const char *vault, const ts_kv *ctx, size_t n_ctx,
+            const uint8_t *pt, size_t pt_len, uint8_t **ret_blob, size_t *ret_blob_len)
+{
+	_cleanup_msg_ sd_bus_message *reply = NULL;
+	int r;
+
+	if (!c || !ret_blob || !ret_blob_len || (!pt && pt_len))
+		return ts_client_fail(c, TS_E_INVALID_ARGS, "%s", ts_strerror(TS_E_INVALID_ARGS));
+	if (pt_len > TS_PLAINTEXT_MAX)
+		return ts_client_fail(c, TS_E_LIMIT, "plaintext longer than %d bytes", TS_PLAINTEXT_MAX);
+	if ((r = vault_call(c, vault, "Wrap", pt ? pt : (const uint8_t *)"", pt_len, 0, ctx, n_ctx, &reply)) < 0)
+		return r;
+	if ((r = read_blob(c, reply, ret_blob, ret_blob_len)) < 0)
+		return r;
+	c->last_code = 0;
+	return 0;
+}
+
+int ts_unwrap(ts_client *c, const char *vault, const ts_kv *ctx, size_t n_ctx,
+              const uint8_t *blob, size_t blob_len, uint8_t **ret_pt, size_t *ret_pt_len)
+{
+	_cleanup_msg_ sd_bus_message *reply = NULL;
+	int r;
+
+	if (!c || !blob || !ret_pt || !ret_pt_len)
+		return ts_client_fail(c, TS_E_INVALID_ARGS, "%s", ts_strerror(TS_E_INVALID_ARGS));
+	if ((r = vault_call(c, vault, "Unwrap", blob, blob_len, 0, ctx, n_ctx, &reply)) < 0)
+		return r;
+	if ((r = read_secret(c, reply, ret_pt, ret_pt_len)) < 0)
+		return r;
+	c->last_code = 0;
+	return 0;
+}
+
+int ts_rewrap(ts_client *c, const char *vault, const ts_kv *ctx, size_t n_ctx,
+              const uint8_t *blob, size_t blob_len, uint8_t **ret_blob, size_t *ret_blob_len)
+{
+	_cleanup_msg_ sd_bus_message *reply = NULL;
+	int r;
+
+	if (!c || !blob || !ret_blob || !ret_blob_len)
+		return ts_client_fail(c, TS_E_INVALID_ARGS, "%s", ts_strerror(TS_E_INVALID_ARGS));
+	if ((r = vault_call(c, vault, "Rewrap", blob, blob_len, 0, ctx, n_ctx, &reply)) < 0)
+		return r;
+	if ((r = read_blob(c, reply, ret_blob, ret_blob_len)) < 0)
+		return r;
+	c->last_code = 0;
+	return 0;
+}
+
+int ts_generate_data_key(ts_client *c, const char *vault, const ts_kv *ctx, size_t n_ctx,
+                         size_t size, uint8_t **ret_pt, uint8_t **ret_blob, size_t *ret_blob_len)
+{
+	_cleanup_msg_ sd_bus_message *reply = NULL;
+	uint8_t *pt = NULL;
+	size_t pt_len = 0;
+	int r;
+
+	if (!c || !ret_pt || !ret_blob || !ret_blob_len)
+		return ts_client_fail(c, TS_E_INVALID_ARGS, "%s", ts_strerror(TS_E_INVALID_ARGS));
+	if (size == 0 || size > TS_PLAINTEXT_MAX)
+		return ts_client_fail(c, TS_E_INVALID_ARGS, "size must be 1..%d bytes", TS_PLAINTEXT_MAX);
+	if ((r = vault_call(c, vault, "GenerateDataKey", NULL, 0, (uint32_t)size, ctx, n_ctx, &reply)) < 0)
+		return r;
+	if ((r = read_secret(c, reply, &pt, &pt_len)) < 0)
+		return r;
+	/* The caller knows the size only from its request: hold the daemon to it. */
+	if (pt_len != size) {
+		ts_secret_free(pt, pt_len);
+		return ts_client_fail(c, TS_E_FAILED, "tokensealed returned a %zu-byte key, not %zu", pt_len, size);
+	}
+	if ((r = read_blob(c, reply, ret_blob, ret_blob_len)) < 0) {
+		ts_secret_free(pt, pt_len);
+		return r;
+	}
+	*ret_pt = pt;
+	c->last_code = 0;
+	return 0;
+}
