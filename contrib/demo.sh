@@ -7,12 +7,15 @@
 # tokensealed; your system bus and /var/lib/tokenseal are not touched. Every
 # process started here is stopped by PID on exit. Exits 0 only if every step
 # behaved as it should.
-set -eu
+set -eu -o pipefail
 BUILD=${1:?usage: contrib/demo.sh BUILD_DIR}
 TS_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
 TS_BUILD=$BUILD
 . "$TS_SRC/tests/lib/rig.sh"
+. "$TS_SRC/tests/lib/softfido.sh"
+. "$TS_SRC/tests/lib/swtpm.sh"
+. "$TS_SRC/tests/lib/softhsm.sh"
 
 T=$TOKENSEAL
 W=$RIG_DIR/demo
@@ -29,7 +32,7 @@ must_fail() { # rc, command...
 	note "(refused as expected, exit code $rc)"
 }
 
-for x in "$TOKENSEALED" "$T"; do [ -x "$x" ] || fail "$x not built; run 'make' first"; done
+for x in "$TOKENSEALED" "$T" "$SOFTFIDO" "$TS_BUILD/tests/tools/fido2_check"; do [ -x "$x" ] || fail "$x not built; run 'make' first"; done
 command -v openssl >/dev/null || fail "the demo encrypts a file with openssl; install it"
 
 step "Starting a private D-Bus message bus (your system bus is not touched)..."
@@ -62,8 +65,21 @@ XML
 fi
 note "bus: $BUS_ADDRESS"
 
+step "Plugging in the tokens — all software stand-ins for real hardware:"
+softfido_start key --aaguid 5eca1f1d0000400080000000000000de
+note "a FIDO2 security key: tests/softfido, a CTAP2 authenticator on $SOFTFIDO_key_DEV"
+note "  (it approves every touch by itself; a real key blinks and waits for your finger)"
+printf '%s\n' 246810 >"$W/fido2-pin"
+"$TS_BUILD/tests/tools/fido2_check" set-pin --device "$SOFTFIDO_key_DEV" --vault-id 00 --pin-file "$W/fido2-pin" \
+	|| fail "could not set the security key's PIN"
+note "  its PIN is set to 246810 (as 'fido2-token -S' does for a new YubiKey)"
+swtpm_start "$RIG_DIR/tpm" >/dev/null
+note "a TPM 2.0: swtpm, reached as $TPM2TOOLS_TCTI (a real machine has /dev/tpmrm0)"
+softhsm_setup "$RIG_DIR/hsm" >/dev/null 2>&1 || fail "could not set up the SoftHSM2 token"
+note "a PKCS#11 smartcard: SoftHSM2 token '$SOFTHSM_LABEL' with an RSA-2048 key (found through p11-kit)"
+
 step "Starting tokensealed on that bus, keeping vault files in $RIG_DIR/state ..."
-rig_start_daemon --idle-lock 0
+rig_start_daemon --idle-lock 0 --fido2-device "$SOFTFIDO_key_DEV" --tpm2-tcti "$TPM2TOOLS_TCTI"
 note "daemon pid $DAEMON_PID; the tokenseal commands below find it through \$TOKENSEAL_BUS"
 
 step "Creating vault 'demo'. Its first protector is a recovery key, shown only once:"
@@ -74,7 +90,17 @@ note ""
 note "In real life you write this down and keep it safe. (The demo saves it in a file"
 note "in its temporary directory only so that it can type it for you later.)"
 
-step "The vault as 'tokenseal status' shows it (it starts unlocked):"
+step "Enrolling the security key as the main way in (PIN + touch; fed the PIN through --pin-fd):"
+"$T" --vault demo enroll fido2 --pin-fd 3 3<"$W/fido2-pin" 2>&1 | sed 's/^/    /'
+
+step "Enrolling this machine's TPM as a second protector (no PIN: opens only on this machine):"
+"$T" --vault demo enroll tpm2 2>&1 | sed 's/^/    /'
+
+step "Enrolling the smartcard's RSA key as a third protector:"
+printf '%s\n' "$SOFTHSM_PIN" >"$W/card-pin"
+"$T" --vault demo enroll pkcs11 --uri "pkcs11:token=$SOFTHSM_LABEL;id=%01" --pin-fd 3 3<"$W/card-pin" 2>&1 | sed 's/^/    /'
+
+step "Every party that can open the vault is listed — nothing is silent:"
 "$T" --vault demo status | sed 's/^/    /'
 
 step "Locking the vault: the daemon wipes its keys from memory."
@@ -83,8 +109,9 @@ step "Locking the vault: the daemon wipes its keys from memory."
 step "Asking for a new data key while the vault is locked must be refused:"
 must_fail 3 "$T" --vault demo gen-key
 
-step "Unlocking with the recovery key (fed through --pin-fd; normally you type it, or touch your token)..."
-"$T" --vault demo unlock --pin-fd 3 3<"$W/recovery-key" | sed 's/^/    /'
+step "Unlocking with the security key: PIN, then a touch (the software key approves it)..."
+FIDO2_ID=$("$T" --vault demo status | awk '$2 == "fido2" {print $1; exit}')
+"$T" --vault demo unlock --protector "$FIDO2_ID" --pin-fd 3 3<"$W/fido2-pin" 2>&1 | sed 's/^/    /'
 
 step "Generating a 256-bit data key for a file, bound to the context file=report.txt ..."
 printf 'Quarterly report: the numbers are fine.\nLine two, with a tab\there.\n' >"$W/report.txt"
@@ -106,8 +133,8 @@ step "Locking the vault again..."
 step "Unwrapping the file's key while locked must be refused:"
 must_fail 3 "$T" --vault demo unwrap --context file=report.txt --in "$W/report.key-blob"
 
-step "Unlocking again with the recovery key..."
-"$T" --vault demo unlock --pin-fd 3 3<"$W/recovery-key" | sed 's/^/    /'
+step "Unlocking again, this time with the TPM: no prompt at all (it tries protectors without PIN first)..."
+"$T" --vault demo unlock </dev/null 2>&1 | sed 's/^/    /'
 
 step "Unwrapping with the wrong context must be refused (a blob only opens for its own purpose):"
 must_fail 8 "$T" --vault demo unwrap --context file=other.txt --in "$W/report.key-blob"
@@ -121,6 +148,17 @@ if diff "$W/report.txt" "$W/report.dec" >/dev/null; then
 else
 	fail "the decrypted file differs from the original"
 fi
+
+step "Lost every token? The recovery key still opens the vault:"
+"$T" --vault demo lock | sed 's/^/    /'
+"$T" --vault demo unlock --protector recovery --pin-fd 3 3<"$W/recovery-key" 2>&1 | sed 's/^/    /'
+"$T" --vault demo unwrap --context file=report.txt --in "$W/report.key-blob" >/dev/null || fail "unwrap after recovery"
+note "unwrap works again."
+
+step "And the smartcard alone opens it too (PIN via --pin-fd):"
+"$T" --vault demo lock | sed 's/^/    /'
+CARD_ID=$("$T" --vault demo status | awk '$2 == "pkcs11" {print $1; exit}')
+"$T" --vault demo unlock --protector "$CARD_ID" --pin-fd 3 3<"$W/card-pin" 2>&1 | sed 's/^/    /'
 
 step "Locking the vault and stopping everything."
 "$T" --vault demo lock | sed 's/^/    /'
