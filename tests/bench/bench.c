@@ -1,0 +1,839 @@
+/* bench.c — tokensealed benchmark client: latency vs Ping, batch throughput vs in-process, concurrency, daemon RSS. */
+/*
+ * Talks to the daemon with sd-bus directly, the way an application would
+ * (one connection per thread, synchronous calls, messages built per call).
+ *
+ *   bench run ADDRESS DAEMON_PID JSON_OUT [--quick] [--vaults-json FILE]
+ *       create vault "bench" and measure everything; table on stdout, JSON to JSON_OUT
+ *   bench mkvaults DIR N KEY_OUT
+ *       write N vault files bench-NNNN (one recovery protector each, cheapest legal
+ *       Argon2id cost, one shared recovery key written to KEY_OUT) for the 1,000-vault test
+ *   bench vaults ADDRESS DAEMON_PID N KEY_FILE JSON_OUT
+ *       RSS of a daemon holding N locked vaults, then N unlocked ones (JSON fragment)
+ *   bench loop ADDRESS ping|unwrap|wrap|rewrap|generate|batch N
+ *       N calls of one kind (batch: UnwrapBatch of 1,000) on a fresh vault "loop", for profiling the daemon
+ *
+ * The vault files of mkvaults are made with the core API only, like the
+ * daemon would write them, so the numbers are those of real vaults.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <systemd/sd-bus.h>
+
+#include "core/blob.h"
+#include "core/recovery.h"
+#include "core/vault.h"
+
+#define BUS_NAME "org.tokenseal1"
+#define MANAGER_PATH "/org/tokenseal1"
+#define MANAGER_IFACE "org.tokenseal1.Manager"
+#define VAULT_IFACE "org.tokenseal1.Vault"
+#define KEY_LEN 32
+#define CALL_TIMEOUT_USEC (60ull * 1000000)
+
+static int quick;
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fputs("bench: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	exit(1);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static sd_bus *bus_connect(const char *address)
+{
+	sd_bus *bus = NULL;
+	int r;
+
+	if ((r = sd_bus_new(&bus)) < 0 || (r = sd_bus_set_address(bus, address)) < 0 ||
+	    (r = sd_bus_set_bus_client(bus, 1)) < 0 || (r = sd_bus_start(bus)) < 0)
+		die("cannot connect to %s: %s", address, strerror(-r));
+	return bus;
+}
+
+/* ---- one call of each kind; every answer is checked, a wrong one stops the run ---- */
+
+static const char *const CTX[] = { "app", "bench", "purpose", "latency" };
+
+static int append_ctx(sd_bus_message *m)
+{
+	return sd_bus_message_append(m, "a{ss}", 2, CTX[0], CTX[1], CTX[2], CTX[3]);
+}
+
+static void check_call(int r, sd_bus_error *err, const char *what)
+{
+	if (r < 0)
+		die("%s: %s", what, err->message ? err->message : strerror(-r));
+}
+
+static void call_ping(sd_bus *bus)
+{
+	sd_bus_error err = SD_BUS_ERROR_NULL;
+	sd_bus_message *reply = NULL;
+	int r;
+
+	r = sd_bus_call_method(bus, BUS_NAME, MANAGER_PATH, "org.freedesktop.DBus.Peer", "Ping", &err, &reply, "");
+	check_call(r, &err, "Ping");
+	sd_bus_message_unref(reply);
+}
+
+/* METHOD(ay, a{ss}) -> ay: Wrap, Unwrap, Rewrap. Returns the reply bytes (malloc()ed). */
+static uint8_t *call_bytes(sd_bus *bus, const char *path, const char *method, const uint8_t *in, size_t in_len,
+                           size_t *ret_len)
+{
+	sd_bus_error err = SD_BUS_ERROR_NULL;
+	sd_bus_message *m = NULL, *reply = NULL;
+	const void *p;
+	uint8_t *out;
+	size_t n;
+	int r;
+
+	if ((r = sd_bus_message_new_method_call(bus, &m, BUS_NAME, path, VAULT_IFACE, method)) < 0 ||
+	    (r = sd_bus_message_append_array(m, 'y', in, in_len)) < 0 || (r = append_ctx(m)) < 0)
+		die("%s: building the message: %s", method, strerror(-r));
+	r = sd_bus_call(bus, m, CALL_TIMEOUT_USEC, &err, &reply);
+	check_call(r, &err, method);
+	if ((r = sd_bus_message_read_array(reply, 'y', &p, &n)) < 0)
+		die("%s: bad reply: %s", method, strerror(-r));
+	if ((out = malloc(n ? n : 1)) == NULL)
+		die("out of memory");
+	memcpy(out, p, n);
+	/* The reply may hold a data key: wipe the library's copy too. */
+	sodium_memzero((void *)p, n);
+	*ret_len = n;
+	sd_bus_message_unref(m);
+	sd_bus_message_unref(reply);
+	return out;
+}
+
+static void call_generate(sd_bus *bus, const char *path)
+{
+	sd_bus_error err = SD_BUS_ERROR_NULL;
+	sd_bus_message *m = NULL, *reply = NULL;
+	const void *pt, *blob;
+	size_t pt_len, blob_len;
+	int r;
+
+	if ((r = sd_bus_message_new_method_call(bus, &m, BUS_NAME, path, VAULT_IFACE, "GenerateDataKey")) < 0 ||
+	    (r = sd_bus_message_append(m, "u", (uint32_t)KEY_LEN)) < 0 || (r = append_ctx(m)) < 0)
+		die("GenerateDataKey: building the message: %s", strerror(-r));
+	r = sd_bus_call(bus, m, CALL_TIMEOUT_USEC, &err, &reply);
+	check_call(r, &err, "GenerateDataKey");
+	if (sd_bus_message_read_array(reply, 'y', &pt, &pt_len) < 0 ||
+	    sd_bus_message_read_array(reply, 'y', &blob, &blob_len) < 0 || pt_len != KEY_LEN ||
+	    blob_len != KEY_LEN + TS_BLOB_OVERHEAD)
+		die("GenerateDataKey: wrong reply");
+	sodium_memzero((void *)pt, pt_len);
+	sd_bus_message_unref(m);
+	sd_bus_message_unref(reply);
+}
+
+/*
+ * UnwrapBatch / RewrapBatch of n blobs (blobs[i] of blob_len bytes). Checks
+ * the count and, for unwrap, that every plaintext is expect (KEY_LEN bytes).
+ * If ret is given, the reply items are copied there (n * item_len bytes).
+ */
+static void call_batch(sd_bus *bus, const char *path, int rewrap, uint8_t *const *blobs, size_t blob_len, size_t n,
+                       const uint8_t *expect, uint8_t *ret)
+{
+	const char *method = rewrap ? "RewrapBatch" : "UnwrapBatch";
+	size_t want = rewrap ? blob_len : KEY_LEN;
+	sd_bus_error err = SD_BUS_ERROR_NULL;
+	sd_bus_message *m = NULL, *reply = NULL;
+	const void *p;
+	size_t len, i;
+	int r;
+
+	if ((r = sd_bus_message_new_method_call(bus, &m, BUS_NAME, path, VAULT_IFACE, method)) < 0 ||
+	    (r = sd_bus_message_open_container(m, 'a', "ay")) < 0)
+		die("%s: building the message: %s", method, strerror(-r));
+	for (i = 0; i < n; i++)
+		if ((r = sd_bus_message_append_array(m, 'y', blobs[i], blob_len)) < 0)
+			die("%s: building the message: %s", method, strerror(-r));
+	if ((r = sd_bus_message_close_container(m)) < 0 || (r = append_ctx(m)) < 0)
+		die("%s: building the message: %s", method, strerror(-r));
+	r = sd_bus_call(bus, m, CALL_TIMEOUT_USEC, &err, &reply);
+	check_call(r, &err, method);
+	if ((r = sd_bus_message_enter_container(reply, 'a', "ay")) < 0)
+		die("%s: bad reply", method);
+	for (i = 0; (r = sd_bus_message_read_array(reply, 'y', &p, &len)) > 0; i++) {
+		if (i >= n || len != want)
+			die("%s: item %zu: wrong length %zu", method, i, len);
+		if (!rewrap && sodium_memcmp(p, expect, KEY_LEN) != 0)
+			die("%s: item %zu: wrong plaintext", method, i);
+		if (ret)
+			memcpy(ret + i * want, p, want);
+		if (!rewrap)
+			sodium_memzero((void *)p, len);
+	}
+	if (r < 0 || i != n)
+		die("%s: %zu items back for %zu sent", method, i, n);
+	sd_bus_message_unref(m);
+	sd_bus_message_unref(reply);
+}
+
+/* CreateVault(name, {}, fd): the recovery key goes to a pipe that we drain and wipe. Returns the path. */
+static char *create_vault(sd_bus *bus, const char *name)
+{
+	sd_bus_error err = SD_BUS_ERROR_NULL;
+	sd_bus_message *reply = NULL;
+	const char *path;
+	char key[128], *ret;
+	int pfd[2], r;
+
+	if (pipe(pfd) < 0)
+		die("pipe: %s", strerror(errno));
+	r = sd_bus_call_method(bus, BUS_NAME, MANAGER_PATH, MANAGER_IFACE, "CreateVault", &err, &reply, "sa{ss}h",
+	                       name, 0, pfd[1]);
+	close(pfd[1]);
+	check_call(r, &err, "CreateVault");
+	/* The benchmark vault stays unlocked; its key is read only to show it arrived. */
+	if (read(pfd[0], key, sizeof(key)) < TS_RECOVERY_TEXT_BYTES - 1)
+		die("CreateVault: no recovery key on the pipe");
+	sodium_memzero(key, sizeof(key));
+	close(pfd[0]);
+	if (sd_bus_message_read(reply, "o", &path) < 0 || (ret = strdup(path)) == NULL)
+		die("CreateVault: bad reply");
+	sd_bus_message_unref(reply);
+	return ret;
+}
+
+/* ---- statistics ---- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Sorts v. Percentile q in [0,1], in µs. */
+static double pct_us(uint64_t *v, size_t n, double q)
+{
+	size_t i;
+
+	if (n == 0)
+		return 0;
+	qsort(v, n, sizeof(*v), cmp_u64);
+	i = (size_t)(q * (double)(n - 1) + 0.5);
+	return (double)v[i] / 1000.0;
+}
+
+static long rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		die("cannot read %s: %s", path, strerror(errno));
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	if (kib < 0)
+		die("no VmRSS in %s", path);
+	return kib;
+}
+
+/* ---- (a) latency ---- */
+
+enum { OP_PING, OP_UNWRAP, OP_WRAP, OP_REWRAP, OP_GENERATE, N_OPS };
+static const char *const op_names[N_OPS] = { "Ping", "Unwrap", "Wrap", "Rewrap", "GenerateDataKey" };
+
+struct latency {
+	double median_us[N_OPS], p99_us[N_OPS];
+	size_t calls;
+};
+
+static void one_op(sd_bus *bus, const char *path, int op, const uint8_t *blob, size_t blob_len, const uint8_t *key)
+{
+	uint8_t *out;
+	size_t n;
+
+	switch (op) {
+	case OP_PING: call_ping(bus); return;
+	case OP_GENERATE: call_generate(bus, path); return;
+	case OP_UNWRAP:
+		out = call_bytes(bus, path, "Unwrap", blob, blob_len, &n);
+		if (n != KEY_LEN || sodium_memcmp(out, key, KEY_LEN) != 0)
+			die("Unwrap: wrong plaintext");
+		sodium_memzero(out, n);
+		break;
+	case OP_WRAP:
+		out = call_bytes(bus, path, "Wrap", key, KEY_LEN, &n);
+		if (n != blob_len)
+			die("Wrap: blob of %zu bytes", n);
+		break;
+	case OP_REWRAP:
+	default:
+		out = call_bytes(bus, path, "Rewrap", blob, blob_len, &n);
+		if (n != blob_len)
+			die("Rewrap: blob of %zu bytes", n);
+		break;
+	}
+	free(out);
+}
+
+/*
+ * The operations are interleaved in rounds (Ping, Unwrap, Wrap, ... then
+ * again), so a slow phase of the machine hits all of them alike and the
+ * ratio to Ping stays honest.
+ */
+static void bench_latency(sd_bus *bus, const char *path, const uint8_t *blob, size_t blob_len, const uint8_t *key,
+                          struct latency *res)
+{
+	const size_t per_op = quick ? 2000 : 20000, rounds = 20, chunk = per_op / rounds;
+	uint64_t *t[N_OPS];
+	size_t i, k, o;
+
+	for (o = 0; o < N_OPS; o++)
+		if ((t[o] = calloc(per_op, sizeof(uint64_t))) == NULL)
+			die("out of memory");
+	for (i = 0; i < 500; i++)   /* warm up: caches, the caller cache, allocator */
+		for (o = 0; o < N_OPS; o++)
+			one_op(bus, path, (int)o, blob, blob_len, key);
+	for (k = 0; k < rounds; k++)
+		for (o = 0; o < N_OPS; o++)
+			for (i = 0; i < chunk; i++) {
+				uint64_t t0 = now_ns();
+				one_op(bus, path, (int)o, blob, blob_len, key);
+				t[o][k * chunk + i] = now_ns() - t0;
+			}
+	for (o = 0; o < N_OPS; o++) {
+		res->median_us[o] = pct_us(t[o], per_op, 0.5);
+		res->p99_us[o] = pct_us(t[o], per_op, 0.99);
+		free(t[o]);
+	}
+	res->calls = per_op;
+}
+
+/* ---- (b) batch throughput, bus vs in-process ---- */
+
+#define N_SIZES 5
+static const size_t batch_sizes[N_SIZES] = { 1, 10, 100, 1000, 10000 };
+
+struct batch_res {
+	double bus_kps[2][N_SIZES];      /* [unwrap, rewrap] keys per second */
+	double local_kps[2];             /* in-process, same AEAD work per key */
+};
+
+/* Run fn repeatedly for at least min_ns; keys per second. */
+static double rate(uint64_t min_ns, size_t keys_per_call, void (*fn)(void *), void *arg)
+{
+	uint64_t t0 = now_ns(), t;
+	size_t calls = 0;
+
+	do {
+		fn(arg);
+		calls++;
+	} while ((t = now_ns() - t0) < min_ns);
+	return (double)(calls * keys_per_call) * 1e9 / (double)t;
+}
+
+struct batch_arg {
+	sd_bus *bus;
+	const char *path;
+	int rewrap;
+	uint8_t **blobs;
+	size_t blob_len, n;
+	const uint8_t *key;
+	/* in-process */
+	const ts_vault *v;
+	uint8_t *pt;
+	ts_buf out;
+};
+
+static void batch_fn(void *p)
+{
+	struct batch_arg *a = p;
+	call_batch(a->bus, a->path, a->rewrap, a->blobs, a->blob_len, a->n, a->key, NULL);
+}
+
+/* What the daemon does per item: parse, unwrap; for rewrap also wrap again. */
+static void local_fn(void *p)
+{
+	static const ts_kv ctx[2] = { { "app", "bench" }, { "purpose", "latency" } };
+	struct batch_arg *a = p;
+	ts_blob_view bv;
+
+	for (size_t i = 0; i < a->n; i++) {
+		if (ts_blob_parse(a->blobs[i], a->blob_len, &bv) < 0 || ts_vault_unwrap(a->v, &bv, ctx, 2, a->pt) < 0)
+			die("in-process unwrap failed");
+		if (a->rewrap) {
+			a->out.len = 0;
+			if (ts_vault_wrap(a->v, ctx, 2, a->pt, bv.plaintext_len, &a->out) < 0)
+				die("in-process wrap failed");
+		}
+		sodium_memzero(a->pt, bv.plaintext_len);
+	}
+}
+
+static void bench_batch(sd_bus *bus, const char *path, const uint8_t *blob, size_t blob_len, const uint8_t *key,
+                        struct batch_res *res)
+{
+	static const ts_kv ctx[2] = { { "app", "bench" }, { "purpose", "latency" } };
+	const size_t nmax = batch_sizes[N_SIZES - 1];
+	const uint64_t min_ns = quick ? 150000000ull : 600000000ull;
+	struct batch_arg a = { .bus = bus, .path = path, .blob_len = blob_len, .key = key };
+	uint8_t **blobs, *fresh, *local;
+	_ts_cleanup_buf_ ts_buf lb = { 0 };
+	ts_vault *v = NULL;
+	size_t i, s;
+
+	/* Distinct blobs (distinct nonces) of the same key: one RewrapBatch of copies makes them. */
+	if ((blobs = calloc(nmax, sizeof(*blobs))) == NULL || (fresh = malloc(nmax * blob_len)) == NULL ||
+	    (local = malloc(nmax * blob_len)) == NULL)
+		die("out of memory");
+	for (i = 0; i < nmax; i++)
+		blobs[i] = (uint8_t *)blob;
+	call_batch(bus, path, 1, blobs, blob_len, nmax, key, fresh);
+	for (i = 0; i < nmax; i++)
+		blobs[i] = fresh + i * blob_len;
+	a.blobs = blobs;
+	for (int rw = 0; rw < 2; rw++)
+		for (s = 0; s < N_SIZES; s++) {
+			a.rewrap = rw;
+			a.n = batch_sizes[s];
+			res->bus_kps[rw][s] = rate(min_ns, a.n, batch_fn, &a);
+		}
+
+	/* In-process: a vault made by the core, the same blob size, context and work per key. */
+	if (ts_vault_create(&v, "bench-local", 0, (uint64_t)time(NULL)) < 0)
+		die("ts_vault_create failed");
+	for (i = 0; i < nmax; i++) {
+		lb.len = 0;
+		if (ts_vault_wrap(v, ctx, 2, key, KEY_LEN, &lb) < 0 || lb.len != blob_len)
+			die("in-process wrap failed");
+		memcpy(local + i * blob_len, lb.data, blob_len);
+		blobs[i] = local + i * blob_len;
+	}
+	if ((a.pt = ts_secure_alloc(TS_PLAINTEXT_MAX)) == NULL)
+		die("out of secure memory");
+	a.v = v;
+	a.n = nmax;
+	for (int rw = 0; rw < 2; rw++) {
+		a.rewrap = rw;
+		res->local_kps[rw] = rate(min_ns, a.n, local_fn, &a);
+	}
+	ts_buf_free(&a.out);
+	ts_secure_free(a.pt);
+	ts_vault_free(v);
+	free(blobs);
+	free(fresh);
+	free(local);
+}
+
+/* ---- (c) concurrent clients ---- */
+
+#define N_CONC 4
+static const int conc_clients[N_CONC] = { 1, 2, 8, 32 };
+
+struct conc_thread {
+	pthread_t tid;
+	const char *address, *path;
+	const uint8_t *blob, *key;
+	size_t blob_len;
+	pthread_barrier_t *start;
+	uint64_t run_ns;
+	uint64_t *lat;
+	size_t n, cap;
+};
+
+static void *conc_main(void *p)
+{
+	struct conc_thread *t = p;
+	sd_bus *bus = bus_connect(t->address);
+	uint64_t t0, t1, end;
+
+	one_op(bus, t->path, OP_UNWRAP, t->blob, t->blob_len, t->key);   /* connection set up outside the clock */
+	pthread_barrier_wait(t->start);
+	end = now_ns() + t->run_ns;
+	do {
+		t0 = now_ns();
+		one_op(bus, t->path, OP_UNWRAP, t->blob, t->blob_len, t->key);
+		t1 = now_ns();
+		if (t->n < t->cap)
+			t->lat[t->n++] = t1 - t0;
+	} while (t1 < end);
+	sd_bus_flush_close_unref(bus);
+	return NULL;
+}
+
+struct conc_res {
+	double ops[N_CONC], p50_us[N_CONC], p99_us[N_CONC];
+};
+
+static void bench_concurrency(const char *address, const char *path, const uint8_t *blob, size_t blob_len,
+                              const uint8_t *key, struct conc_res *res)
+{
+	const uint64_t run_ns = quick ? 300000000ull : 1500000000ull;
+
+	for (int c = 0; c < N_CONC; c++) {
+		int n = conc_clients[c];
+		struct conc_thread *t = calloc((size_t)n, sizeof(*t));
+		pthread_barrier_t start;
+		uint64_t *all, t0;
+		size_t total = 0, k = 0;
+
+		if (!t || pthread_barrier_init(&start, NULL, (unsigned)n + 1) != 0)
+			die("out of memory");
+		for (int i = 0; i < n; i++) {
+			t[i] = (struct conc_thread){ .address = address, .path = path, .blob = blob, .key = key,
+			                             .blob_len = blob_len, .start = &start, .run_ns = run_ns,
+			                             .cap = 400000 };
+			if ((t[i].lat = malloc(t[i].cap * sizeof(uint64_t))) == NULL ||
+			    pthread_create(&t[i].tid, NULL, conc_main, &t[i]) != 0)
+				die("cannot start client thread");
+		}
+		pthread_barrier_wait(&start);
+		t0 = now_ns();
+		for (int i = 0; i < n; i++) {
+			pthread_join(t[i].tid, NULL);
+			total += t[i].n;
+		}
+		res->ops[c] = (double)total * 1e9 / (double)(now_ns() - t0);
+		if ((all = malloc((total ? total : 1) * sizeof(uint64_t))) == NULL)
+			die("out of memory");
+		for (int i = 0; i < n; i++) {
+			memcpy(all + k, t[i].lat, t[i].n * sizeof(uint64_t));
+			k += t[i].n;
+			free(t[i].lat);
+		}
+		res->p50_us[c] = pct_us(all, total, 0.5);
+		res->p99_us[c] = pct_us(all, total, 0.99);
+		free(all);
+		free(t);
+		pthread_barrier_destroy(&start);
+	}
+}
+
+/* ---- (d) memory over a million requests ---- */
+
+#define MEM_ROUNDS 10
+
+struct mem_res {
+	long idle_kib, one_vault_kib, after_kib[MEM_ROUNDS];
+	uint64_t requests[MEM_ROUNDS];
+};
+
+/*
+ * Each round: 2,000 single calls (Unwrap/Wrap/Rewrap/GenerateDataKey) and
+ * 98 UnwrapBatch/RewrapBatch calls of 1,000 items = 100,000 key requests.
+ */
+static void bench_memory(sd_bus *bus, const char *path, pid_t pid, const uint8_t *blob, size_t blob_len,
+                         const uint8_t *key, struct mem_res *res)
+{
+	uint8_t **blobs = calloc(1000, sizeof(*blobs));
+	uint64_t count = 0;
+
+	if (!blobs)
+		die("out of memory");
+	for (int i = 0; i < 1000; i++)
+		blobs[i] = (uint8_t *)blob;
+	for (int k = 0; k < MEM_ROUNDS; k++) {
+		for (int i = 0; i < 2000; i++)
+			one_op(bus, path, OP_UNWRAP + i % 4, blob, blob_len, key);
+		for (int i = 0; i < 98; i++)
+			call_batch(bus, path, i & 1, blobs, blob_len, 1000, key, NULL);
+		count += 2000 + 98 * 1000;
+		res->requests[k] = count;
+		res->after_kib[k] = rss_kib(pid);
+	}
+	free(blobs);
+}
+
+/* ---- output ---- */
+
+static void run(const char *address, pid_t pid, const char *json_path, const char *vaults_json)
+{
+	struct latency lat = { 0 };
+	struct batch_res br = { 0 };
+	struct conc_res cr = { 0 };
+	struct mem_res mr = { 0 };
+	uint8_t key[KEY_LEN], *blob, *pt;
+	size_t blob_len, n;
+	char *path, vjson[4096] = "null";
+	sd_bus *bus;
+	FILE *f;
+	uint64_t t0 = now_ns();
+
+	mr.idle_kib = rss_kib(pid);
+	bus = bus_connect(address);
+	path = create_vault(bus, "bench");
+	mr.one_vault_kib = rss_kib(pid);
+
+	randombytes_buf(key, sizeof(key));
+	blob = call_bytes(bus, path, "Wrap", key, KEY_LEN, &blob_len);
+	pt = call_bytes(bus, path, "Unwrap", blob, blob_len, &n);
+	if (n != KEY_LEN || sodium_memcmp(pt, key, KEY_LEN) != 0)
+		die("the first Unwrap gave a wrong key");
+	free(pt);
+
+	fprintf(stderr, "bench: latency...\n");
+	bench_latency(bus, path, blob, blob_len, key, &lat);
+	fprintf(stderr, "bench: batches...\n");
+	bench_batch(bus, path, blob, blob_len, key, &br);
+	fprintf(stderr, "bench: concurrent clients...\n");
+	bench_concurrency(address, path, blob, blob_len, key, &cr);
+	fprintf(stderr, "bench: a million requests...\n");
+	bench_memory(bus, path, pid, blob, blob_len, key, &mr);
+
+	if (vaults_json) {
+		FILE *vf = fopen(vaults_json, "r");
+		size_t got;
+		if (!vf || (got = fread(vjson, 1, sizeof(vjson) - 1, vf)) == 0)
+			die("cannot read %s", vaults_json);
+		vjson[got] = '\0';
+		fclose(vf);
+	}
+
+	/* Table. */
+	printf("\n(a) round trip, %zu calls each, 32-byte key, 2-entry context\n", lat.calls);
+	printf("  %-16s %10s %10s %10s %s\n", "call", "median µs", "p99 µs", "× Ping", "(target ≤ 1.10)");
+	for (int o = 0; o < N_OPS; o++) {
+		double ratio = lat.median_us[o] / lat.median_us[OP_PING];
+		printf("  %-16s %10.1f %10.1f %10.2f %s\n", op_names[o], lat.median_us[o], lat.p99_us[o], ratio,
+		       o == OP_PING ? "" : ratio <= 1.10 ? "ok" : "MISSED");
+	}
+	printf("\n(b) batches, keys/s through the bus (in-process: unwrap %.0f/s, rewrap %.0f/s)\n",
+	       br.local_kps[0], br.local_kps[1]);
+	printf("  %-8s %14s %8s %14s %8s\n", "batch", "UnwrapBatch", "% local", "RewrapBatch", "% local");
+	for (int s = 0; s < N_SIZES; s++)
+		printf("  %-8zu %14.0f %7.0f%% %14.0f %7.0f%%\n", batch_sizes[s], br.bus_kps[0][s],
+		       100 * br.bus_kps[0][s] / br.local_kps[0], br.bus_kps[1][s],
+		       100 * br.bus_kps[1][s] / br.local_kps[1]);
+	printf("  best UnwrapBatch %.0f keys/s: ≥ 1,000,000 %s, ≥ 50%% of in-process %s\n", br.bus_kps[0][N_SIZES - 1],
+	       br.bus_kps[0][N_SIZES - 1] >= 1e6 ? "ok" : "MISSED",
+	       br.bus_kps[0][N_SIZES - 1] >= 0.5 * br.local_kps[0] ? "ok" : "MISSED");
+	printf("\n(c) concurrent clients (Unwrap, own connection each)\n");
+	printf("  %-8s %12s %10s %10s\n", "clients", "ops/s", "p50 µs", "p99 µs");
+	for (int c = 0; c < N_CONC; c++)
+		printf("  %-8d %12.0f %10.1f %10.1f\n", conc_clients[c], cr.ops[c], cr.p50_us[c], cr.p99_us[c]);
+	printf("\n(d) daemon VmRSS (KiB): idle %ld, one vault %ld; after N requests:\n", mr.idle_kib, mr.one_vault_kib);
+	for (int k = 0; k < MEM_ROUNDS; k++)
+		printf("  %8" PRIu64 " requests: %ld KiB\n", mr.requests[k], mr.after_kib[k]);
+	printf("  growth from 100k to 1M requests: %ld KiB (%.4f bytes/request)\n",
+	       mr.after_kib[MEM_ROUNDS - 1] - mr.after_kib[0],
+	       (double)(mr.after_kib[MEM_ROUNDS - 1] - mr.after_kib[0]) * 1024.0 /
+	           (double)(mr.requests[MEM_ROUNDS - 1] - mr.requests[0]));
+	printf("  idle ≤ 4 MiB: %s\n", mr.idle_kib <= 4096 ? "ok" : "MISSED");
+	if (vaults_json)
+		printf("  1,000 vaults: %s\n", vjson);
+	printf("\ntotal bench time %.1f s\n", (double)(now_ns() - t0) / 1e9);
+
+	/* JSON. */
+	if ((f = fopen(json_path, "w")) == NULL)
+		die("cannot write %s: %s", json_path, strerror(errno));
+	fprintf(f, "{\n  \"calls_per_op\": %zu,\n  \"latency\": {\n", lat.calls);
+	for (int o = 0; o < N_OPS; o++)
+		fprintf(f, "    \"%s\": {\"median_us\": %.2f, \"p99_us\": %.2f, \"ratio_to_ping\": %.3f}%s\n",
+		        op_names[o], lat.median_us[o], lat.p99_us[o], lat.median_us[o] / lat.median_us[OP_PING],
+		        o + 1 < N_OPS ? "," : "");
+	fprintf(f, "  },\n  \"batch\": {\n    \"in_process_keys_per_s\": {\"unwrap\": %.0f, \"rewrap\": %.0f},\n",
+	        br.local_kps[0], br.local_kps[1]);
+	for (int rw = 0; rw < 2; rw++) {
+		fprintf(f, "    \"%s\": [", rw ? "RewrapBatch" : "UnwrapBatch");
+		for (int s = 0; s < N_SIZES; s++)
+			fprintf(f, "%s{\"size\": %zu, \"keys_per_s\": %.0f, \"ratio_to_in_process\": %.3f}", s ? ", " : "",
+			        batch_sizes[s], br.bus_kps[rw][s], br.bus_kps[rw][s] / br.local_kps[rw]);
+		fprintf(f, "]%s\n", rw ? "" : ",");
+	}
+	fprintf(f, "  },\n  \"concurrency\": [");
+	for (int c = 0; c < N_CONC; c++)
+		fprintf(f, "%s{\"clients\": %d, \"ops_per_s\": %.0f, \"p50_us\": %.2f, \"p99_us\": %.2f}", c ? ", " : "",
+		        conc_clients[c], cr.ops[c], cr.p50_us[c], cr.p99_us[c]);
+	fprintf(f, "],\n  \"memory_kib\": {\"idle\": %ld, \"one_vault\": %ld, \"after_requests\": [", mr.idle_kib,
+	        mr.one_vault_kib);
+	for (int k = 0; k < MEM_ROUNDS; k++)
+		fprintf(f, "%s{\"requests\": %" PRIu64 ", \"rss\": %ld}", k ? ", " : "", mr.requests[k], mr.after_kib[k]);
+	fprintf(f, "]},\n  \"vaults_1000\": %s\n}\n", vjson);
+	fclose(f);
+	free(blob);
+	free(path);
+	sd_bus_flush_close_unref(bus);
+}
+
+/* ---- 1,000 vaults ---- */
+
+static void mkvaults(const char *dir, int n, const char *key_out)
+{
+	_ts_cleanup_secure_ uint8_t *rk = ts_secure_alloc(TS_RECOVERY_KEY_BYTES);
+	_ts_cleanup_secure_ char *text = ts_secure_alloc(TS_RECOVERY_TEXT_BYTES);
+	_ts_cleanup_secure_ uint8_t *kek = ts_secure_alloc(TS_KEY_BYTES);
+	char name[32], file[4096];
+	FILE *f;
+	int fd;
+
+	if (!rk || !text || !kek || ts_recovery_generate(rk, text) < 0)
+		die("cannot make a recovery key");
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		die("mkdir %s: %s", dir, strerror(errno));
+	for (int i = 0; i < n; i++) {
+		_ts_cleanup_buf_ ts_buf params = { 0 };
+		_ts_cleanup_buf_ ts_buf out = { 0 };
+		ts_recovery_params p;
+		ts_vault *v = NULL;
+
+		snprintf(name, sizeof(name), "bench-%04d", i);
+		/* The cheapest cost the daemon accepts: this measures memory, not Argon2id. */
+		ts_recovery_params_default(&p);
+		p.opslimit = 1;
+		p.memlimit = 8 << 10;
+		if (ts_vault_create(&v, name, 0, (uint64_t)time(NULL)) < 0 || ts_recovery_derive_kek(rk, &p, kek) < 0 ||
+		    ts_recovery_params_encode(&p, &params) < 0 ||
+		    ts_vault_add_protector(v, "recovery", "Recovery key", kek, params.data, params.len,
+		                           (uint64_t)time(NULL), NULL) < 0 ||
+		    ts_vault_serialize(v, &out) < 0)
+			die("cannot build vault %s", name);
+		snprintf(file, sizeof(file), "%s/%s.vault", dir, name);
+		if ((fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0 ||
+		    write(fd, out.data, out.len) != (ssize_t)out.len || close(fd) < 0)
+			die("cannot write %s: %s", file, strerror(errno));
+		ts_vault_free(v);
+	}
+	if ((f = fopen(key_out, "w")) == NULL)
+		die("cannot write %s", key_out);
+	fprintf(f, "%s\n", text);
+	fclose(f);
+}
+
+static void unlock_vault(sd_bus *bus, const char *name, const char *key_file)
+{
+	sd_bus_error err = SD_BUS_ERROR_NULL;
+	sd_bus_message *reply = NULL;
+	const char *path;
+	int fd, r;
+
+	r = sd_bus_call_method(bus, BUS_NAME, MANAGER_PATH, MANAGER_IFACE, "GetVault", &err, &reply, "s", name);
+	check_call(r, &err, "GetVault");
+	if (sd_bus_message_read(reply, "o", &path) < 0)
+		die("GetVault: bad reply");
+	/* The key goes in as an fd (a file opened for reading works as well as a pipe). */
+	if ((fd = open(key_file, O_RDONLY | O_CLOEXEC)) < 0)
+		die("cannot open %s", key_file);
+	r = sd_bus_call_method(bus, BUS_NAME, path, VAULT_IFACE, "Unlock", &err, NULL, "sh", "recovery", fd);
+	close(fd);
+	check_call(r, &err, "Unlock");
+	sd_bus_message_unref(reply);
+}
+
+static void vaults(const char *address, pid_t pid, int n, const char *key_file, const char *json_out)
+{
+	sd_bus *bus = bus_connect(address);
+	long locked, unlocked;
+	char name[32];
+	FILE *f;
+
+	locked = rss_kib(pid);
+	for (int i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "bench-%04d", i);
+		unlock_vault(bus, name, key_file);
+	}
+	unlocked = rss_kib(pid);
+	if ((f = fopen(json_out, "w")) == NULL)
+		die("cannot write %s", json_out);
+	fprintf(f, "{\"vaults\": %d, \"rss_locked_kib\": %ld, \"rss_unlocked_kib\": %ld}", n, locked, unlocked);
+	fclose(f);
+	printf("%d vaults: VmRSS %ld KiB locked, %ld KiB unlocked\n", n, locked, unlocked);
+	sd_bus_flush_close_unref(bus);
+}
+
+/* For profiles: N calls of one kind (ping|unwrap|wrap|rewrap|generate) on a fresh vault. */
+static void loop(const char *address, const char *what, long n)
+{
+	sd_bus *bus = bus_connect(address);
+	uint8_t key[KEY_LEN], *blob;
+	size_t blob_len;
+	char *path = create_vault(bus, "loop");
+	int op = -1;
+
+	if (strcmp(what, "batch") == 0) {   /* UnwrapBatch of 1,000 copies of one blob */
+		uint8_t **blobs = calloc(1000, sizeof(*blobs));
+		randombytes_buf(key, sizeof(key));
+		blob = call_bytes(bus, path, "Wrap", key, KEY_LEN, &blob_len);
+		for (int i = 0; blobs && i < 1000; i++)
+			blobs[i] = blob;
+		for (long i = 0; blobs && i < n; i++)
+			call_batch(bus, path, 0, blobs, blob_len, 1000, key, NULL);
+		free(blobs);
+		free(blob);
+		free(path);
+		sd_bus_flush_close_unref(bus);
+		return;
+	}
+	for (int o = 0; o < N_OPS; o++)
+		if (strcasecmp(what, op_names[o]) == 0 || (o == OP_GENERATE && strcmp(what, "generate") == 0))
+			op = o;
+	if (op < 0)
+		die("unknown call %s", what);
+	randombytes_buf(key, sizeof(key));
+	blob = call_bytes(bus, path, "Wrap", key, KEY_LEN, &blob_len);
+	for (long i = 0; i < n; i++)
+		one_op(bus, path, op, blob, blob_len, key);
+	free(blob);
+	free(path);
+	sd_bus_flush_close_unref(bus);
+}
+
+int main(int argc, char **argv)
+{
+	if (sodium_init() < 0)
+		die("libsodium failed to initialise");
+	if (argc >= 5 && strcmp(argv[1], "run") == 0) {
+		const char *vj = NULL;
+		for (int i = 5; i < argc; i++) {
+			if (strcmp(argv[i], "--quick") == 0)
+				quick = 1;
+			else if (strcmp(argv[i], "--vaults-json") == 0 && i + 1 < argc)
+				vj = argv[++i];
+			else
+				die("unknown option %s", argv[i]);
+		}
+		run(argv[2], (pid_t)atoi(argv[3]), argv[4], vj);
+		return 0;
+	}
+	if (argc == 5 && strcmp(argv[1], "loop") == 0) {
+		loop(argv[2], argv[3], atol(argv[4]));
+		return 0;
+	}
+	if (argc == 5 && strcmp(argv[1], "mkvaults") == 0) {
+		mkvaults(argv[2], atoi(argv[3]), argv[4]);
+		return 0;
+	}
+	if (argc == 7 && strcmp(argv[1], "vaults") == 0) {
+		vaults(argv[2], (pid_t)atoi(argv[3]), atoi(argv[4]), argv[5], argv[6]);
+		return 0;
+	}
+	fprintf(stderr, "usage: bench run ADDRESS DAEMON_PID JSON_OUT [--quick] [--vaults-json FILE]\n"
+	                "       bench mkvaults DIR N KEY_OUT\n"
+	                "       bench vaults ADDRESS DAEMON_PID N KEY_FILE JSON_OUT\n"
+	                "       bench loop ADDRESS ping|unwrap|wrap|rewrap|generate|batch N\n");
+	return 2;
+}

@@ -1,0 +1,86 @@
+#!/bin/bash
+# hardening-sanitizers.sh — unit tests and a daemon flow under ASan+UBSan (make SAN=1), unit tests and the same flow under valgrind: zero reports.
+#   ASan build dir: $HARDENING_ASAN_BUILD (default: build-asan, the Makefile's SAN=1 dir).
+. "$TS_SRC/tests/lib/rig.sh"
+ASAN_BUILD=${HARDENING_ASAN_BUILD:-$TS_SRC/build-asan}
+SESSION="$TS_BUILD/tests/tools/core_session"
+[ -x "$SESSION" ] || fail "$SESSION not built"
+command -v valgrind >/dev/null || fail "valgrind not installed (contrib/install-deps.sh)"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1:detect_stack_use_after_return=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+VG=(valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite)
+
+units=()
+for s in "$TS_SRC"/tests/unit/test_*.c; do units+=("tests/unit/$(basename "$s" .c)"); done
+
+# Only the targets this test needs: other parts of the tree may be mid-edit.
+make -C "$TS_SRC" -s -j"$(nproc)" SAN=1 BUILD="$ASAN_BUILD" "$ASAN_BUILD/tokensealed" \
+	"${units[@]/#/$ASAN_BUILD/}" >"$RIG_DIR/make.log" 2>&1 || { tail -n 30 "$RIG_DIR/make.log" >&2; fail "SAN=1 build"; }
+
+# 1. Unit tests: ASan+UBSan, then valgrind on the ordinary build.
+for u in "${units[@]}"; do
+	"$ASAN_BUILD/$u" >"$RIG_DIR/unit.log" 2>&1 || { tail -n 40 "$RIG_DIR/unit.log" >&2; fail "$u under ASan/UBSan"; }
+	grep -q 'runtime error\|AddressSanitizer\|LeakSanitizer' "$RIG_DIR/unit.log" && { cat "$RIG_DIR/unit.log" >&2; fail "$u: sanitizer report"; }
+done
+pass "${#units[@]} unit tests clean under ASan+UBSan (leaks on)"
+for u in "${units[@]}"; do
+	[ -x "$TS_BUILD/$u" ] || fail "$TS_BUILD/$u not built"
+	"${VG[@]}" "$TS_BUILD/$u" >"$RIG_DIR/vg.log" 2>&1 || { tail -n 40 "$RIG_DIR/vg.log" >&2; fail "$u under valgrind"; }
+done
+pass "${#units[@]} unit tests clean under valgrind (memcheck, definite leaks are errors)"
+
+# 2. A core daemon flow: create, wrap/unwrap (busctl), lock, unlock, use, rotate, lock, clean exit.
+flow() { # label
+	local P out pt blob
+	P=$("$SESSION" "$BUS_ADDRESS" create "flow$1" "$RIG_DIR/flow.key") || fail "$1: CreateVault"
+	out=$(bctl call org.tokenseal1 "$P" org.tokenseal1.Vault Wrap 'aya{ss}' 4 1 2 3 4 1 app flow) || fail "$1: Wrap"
+	blob=$(sed -n 's/^ay //p' <<<"$out")
+	pt=$(bctl call org.tokenseal1 "$P" org.tokenseal1.Vault Unwrap 'aya{ss}' $blob 1 app flow) || fail "$1: Unwrap"
+	[ "$pt" = "ay 4 1 2 3 4" ] || fail "$1: Unwrap gave $pt"
+	bctl call org.tokenseal1 "$P" org.tokenseal1.Vault Unwrap 'aya{ss}' $blob 1 app other >/dev/null 2>&1 &&
+		fail "$1: Unwrap with another context succeeded"
+	bctl call org.tokenseal1 "$P" org.tokenseal1.Vault Unwrap 'aya{ss}' 3 1 2 3 0 >/dev/null 2>&1 &&
+		fail "$1: a 3-byte blob unwrapped"
+	bctl call org.tokenseal1 "$P" org.tokenseal1.Vault Lock >/dev/null || fail "$1: Lock"
+	bctl call org.tokenseal1 "$P" org.tokenseal1.Vault Unwrap 'aya{ss}' $blob 1 app flow >/dev/null 2>&1 &&
+		fail "$1: Unwrap on a locked vault succeeded"
+	"$SESSION" "$BUS_ADDRESS" unlock "$P" "$RIG_DIR/flow.key" || fail "$1: Unlock"
+	"$SESSION" "$BUS_ADDRESS" use "$P" 20 || fail "$1: use"
+	"$SESSION" "$BUS_ADDRESS" rotate "$P" >/dev/null || fail "$1: RotateKey"
+	pt=$(bctl call org.tokenseal1 "$P" org.tokenseal1.Vault Unwrap 'aya{ss}' $blob 1 app flow) || fail "$1: Unwrap after rotation"
+	[ "$pt" = "ay 4 1 2 3 4" ] || fail "$1: Unwrap after rotation gave $pt"
+	bctl call org.tokenseal1 "$P" org.tokenseal1.Vault Lock >/dev/null || fail "$1: Lock"
+}
+# Stop with SIGTERM and demand a clean exit (a sanitizer or valgrind error makes it non-zero).
+stop_clean() { # label
+	local pid=$DAEMON_PID rc=0 keep=()
+	kill -TERM "$pid"
+	wait "$pid" || rc=$?
+	DAEMON_PID=
+	for p in "${RIG_PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
+	RIG_PIDS=("${keep[@]}")
+	if [ $rc -ne 0 ] || grep -q 'runtime error\|AddressSanitizer\|LeakSanitizer\|ERROR SUMMARY: [1-9]' "$RIG_DIR/daemon.log"; then
+		tail -n 60 "$RIG_DIR/daemon.log" >&2
+		fail "$1: daemon exit status $rc or a report in its log"
+	fi
+}
+
+rig_start_bus
+REAL_TOKENSEALED=$TOKENSEALED
+TOKENSEALED="$ASAN_BUILD/tokensealed"
+STATE_DIR="$RIG_DIR/state-asan"
+rig_start_daemon --idle-lock 0
+flow asan
+stop_clean asan
+pass "daemon flow clean under ASan+UBSan"
+
+# valgrind: the ordinary daemon binary, through a wrapper (rig starts "$TOKENSEALED ARGS").
+TOKENSEALED="$RIG_DIR/tokensealed-valgrind"
+printf '#!/bin/sh\nexec %s "%s" "$@"\n' "${VG[*]}" "$REAL_TOKENSEALED" >"$TOKENSEALED"
+chmod 755 "$TOKENSEALED"
+: >"$RIG_DIR/daemon.log"
+STATE_DIR="$RIG_DIR/state-vg"
+rig_start_daemon --idle-lock 0
+flow valgrind
+stop_clean valgrind
+pass "daemon flow clean under valgrind"
