@@ -2,7 +2,7 @@
 #
 #   make              build everything into build/
 #   make check        install missing Debian packages, build, run every test
-#   make check-unit | check-integration | check-fido2 | check-tpm2 | check-pkcs11
+#   make check-unit | check-integration | check-fido2 | check-tpm2 | check-pkcs11 | check-pam | check-policy
 #   make demo         run the end-to-end demo on a private bus
 #   make bench        benchmarks
 #   make install      PREFIX=/usr/local DESTDIR=
@@ -76,8 +76,10 @@ PROGRAMS := $(TOKENSEALED) $(TOKENSEAL) $(LIBTOKENSEAL_SO) $(LIBTOKENSEAL_A) $(B
 ifneq ($(SOFTFIDO_SRC),)
 PROGRAMS += $(SOFTFIDO)
 endif
+PAM_TOKENSEAL := $(BUILD)/pam_tokenseal.so
+PROGRAMS += $(PAM_TOKENSEAL)
 
-.PHONY: all deps check check-unit check-integration check-fido2 check-tpm2 check-pkcs11 \
+.PHONY: all deps check check-unit check-integration check-fido2 check-tpm2 check-pkcs11 check-pam check-policy \
         check-asan demo bench install uninstall clean tests
 
 all: $(PROGRAMS) tests
@@ -116,8 +118,14 @@ $(BUILD)/tokenseal.pc: contrib/tokenseal.pc.in
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' $< > $@
 
 # The CLI links the client library statically plus the core for offline commands.
-$(TOKENSEAL): $(call obj,$(CLI_SRC)) $(LIBTOKENSEAL_A) $(LIBTSCORE)
+$(TOKENSEAL): $(call obj,$(CLI_SRC) daemon/store.c) $(LIBTOKENSEAL_A) $(LIBTSCORE)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(CORE_PKGS) $(CLIENT_PKGS))
+
+# The PAM module: a thin client of the static client library (whose symbols stay hidden);
+# only pam_sm_* leave the .so.
+$(call obj,contrib/pam/pam_tokenseal.c): ALL_CFLAGS += -Icli/lib
+$(PAM_TOKENSEAL): $(call obj,contrib/pam/pam_tokenseal.c) $(LIBTOKENSEAL_A)
+	$(CC) $(ALL_LDFLAGS) -shared -Wl,--no-undefined -Wl,--exclude-libs,ALL -o $@ $^ $(call pc_libs,$(CLIENT_PKGS) pam)
 
 $(SOFTFIDO): $(call obj,$(SOFTFIDO_SRC))
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(SOFTFIDO_PKGS))
@@ -157,7 +165,7 @@ check-integration: deps
 	$(MAKE) all
 	tests/run --build $(BUILD) integration
 
-check-fido2 check-tpm2 check-pkcs11: deps
+check-fido2 check-tpm2 check-pkcs11 check-pam check-policy: deps
 	$(MAKE) all
 	tests/run --build $(BUILD) $(patsubst check-%,%,$@)
 
@@ -221,11 +229,23 @@ $(FUZZ_BUILD)/mkseeds: tests/fuzz/mkseeds.c tests/fuzz/fuzz.h $(CORE_SRC)
 # ---- fuzzing (end) ---------------------------------------------------------
 
 # ---- install ---------------------------------------------------------------
+# Everything a system needs: programs, library, headers, pkg-config file, the
+# systemd unit, D-Bus policy and activation, polkit actions, the PAM module,
+# man pages, bash completion. Paths: PREFIX, DESTDIR and the variables below.
+PAMDIR     ?= $(LIBDIR)/security
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+MANDIR     ?= $(DATADIR)/man
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+MAN_PAGES  := $(sort $(wildcard docs/*.1 docs/*.5 docs/*.8))
+# Files with @SBINDIR@ in them get the installed path.
+subst_paths = sed -e 's|@SBINDIR@|$(SBINDIR)|g' $(1) > $(2) && chmod 0644 $(2)
 
-install: all
+install: $(PROGRAMS)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
 	           $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(DATADIR)/dbus-1/interfaces \
-	           $(DESTDIR)$(DATADIR)/dbus-1/system.d
+	           $(DESTDIR)$(DATADIR)/dbus-1/system.d $(DESTDIR)$(DATADIR)/dbus-1/system-services \
+	           $(DESTDIR)$(DATADIR)/polkit-1/actions $(DESTDIR)$(PAMDIR) $(DESTDIR)$(UNITDIR) \
+	           $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(TOKENSEAL) $(DESTDIR)$(BINDIR)/tokenseal
 	install -m 0755 $(TOKENSEALED) $(DESTDIR)$(SBINDIR)/tokensealed
 	install -m 0755 $(LIBTOKENSEAL_SO) $(DESTDIR)$(LIBDIR)/libtokenseal.so.1
@@ -235,6 +255,14 @@ install: all
 	install -m 0644 include/tokenseal.h $(DESTDIR)$(INCLUDEDIR)/tokenseal.h
 	install -m 0644 contrib/org.tokenseal1.xml $(DESTDIR)$(DATADIR)/dbus-1/interfaces/org.tokenseal1.xml
 	install -m 0644 contrib/org.tokenseal1.conf $(DESTDIR)$(DATADIR)/dbus-1/system.d/org.tokenseal1.conf
+	$(call subst_paths,contrib/org.tokenseal1.service,$(DESTDIR)$(DATADIR)/dbus-1/system-services/org.tokenseal1.service)
+	$(call subst_paths,contrib/tokensealed.service,$(DESTDIR)$(UNITDIR)/tokensealed.service)
+	install -m 0644 contrib/org.tokenseal1.policy $(DESTDIR)$(DATADIR)/polkit-1/actions/org.tokenseal1.policy
+	install -m 0644 $(PAM_TOKENSEAL) $(DESTDIR)$(PAMDIR)/pam_tokenseal.so
+	install -m 0644 contrib/bash-completion/tokenseal $(DESTDIR)$(BASHCOMPDIR)/tokenseal
+	for m in $(MAN_PAGES); do \
+		install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/} || exit 1; \
+	done
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/tokenseal $(DESTDIR)$(SBINDIR)/tokensealed \
@@ -242,7 +270,13 @@ uninstall:
 	      $(DESTDIR)$(LIBDIR)/libtokenseal.a $(DESTDIR)$(LIBDIR)/pkgconfig/tokenseal.pc \
 	      $(DESTDIR)$(INCLUDEDIR)/tokenseal.h \
 	      $(DESTDIR)$(DATADIR)/dbus-1/interfaces/org.tokenseal1.xml \
-	      $(DESTDIR)$(DATADIR)/dbus-1/system.d/org.tokenseal1.conf
+	      $(DESTDIR)$(DATADIR)/dbus-1/system.d/org.tokenseal1.conf \
+	      $(DESTDIR)$(DATADIR)/dbus-1/system-services/org.tokenseal1.service \
+	      $(DESTDIR)$(UNITDIR)/tokensealed.service \
+	      $(DESTDIR)$(DATADIR)/polkit-1/actions/org.tokenseal1.policy \
+	      $(DESTDIR)$(PAMDIR)/pam_tokenseal.so \
+	      $(DESTDIR)$(BASHCOMPDIR)/tokenseal
+	for m in $(MAN_PAGES); do rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/}; done
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -108,5 +108,13 @@ int gen_key_main(int argc, char **argv);
 int rotate_main(int argc, char **argv);
 int enroll_main(int argc, char **argv);
 int revoke_main(int argc, char **argv);
+/* Issue 6: cmd-policy.c, cmd-escrow.c */
+int rekey_main(int argc, char **argv);
+int escrow_main(int argc, char **argv);
+int policy_main(int argc, char **argv);
+/* status: k-of-n shares still needed, policy compliance, escrow officers (cmd-policy.c). */
+void cli_status_policy(ts_client *c, const char *vault, int locked);
+/* unlock --rotate-recovery-key: replace the recovery key just used and print the new one (cmd-escrow.c). */
+int cli_rotate_used_recovery_key(ts_client *c);
 
 #endif

@@ -150,6 +150,7 @@ int status_main(int argc, char **argv)
 			printf("]\n");
 		} else {
 			print_human(v);
+			cli_status_policy(c, v->name, v->locked);
 		}
 		goto out;
 	}
@@ -176,6 +177,7 @@ int status_main(int argc, char **argv)
 			if (shown)
 				putchar('\n');
 			print_human(v);
+			cli_status_policy(c, v->name, v->locked);
 		}
 		shown++;
 		ts_vault_info_free(v);

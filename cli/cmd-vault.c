@@ -1,6 +1,7 @@
 /* cmd-vault.c — tokenseal create, unlock, lock, rotate, enroll and revoke: managing a vault and its protectors. */
 #define _GNU_SOURCE 1
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,10 @@
 #include "lib/client-internal.h"
 
 enum { OPT_VAULT = 0x100, OPT_PIN_FD, OPT_PROTECTOR, OPT_OWNER, OPT_RETIRE, OPT_DEVICE, OPT_NO_PIN,
-       OPT_NO_TOUCH, OPT_PIN, OPT_PCRS, OPT_URI };
+       OPT_NO_TOUCH, OPT_PIN, OPT_PCRS, OPT_URI, OPT_PUBLIC_KEY, OPT_OAEP_HASH, OPT_REPLACE };
+
+/* A PEM certificate with a long chain of extensions fits; anything bigger is not a key file. */
+#define CLI_PUBKEY_MAX 32768
 
 static const char vault_help[] = "      --vault NAME     vault to use (default: your user name)\n"
                                  "  -h, --help           this text\n";
@@ -134,7 +138,9 @@ static const char unlock_help[] =
 	"then the PIN or recovery key is asked for on the terminal, without echo.\n\n"
 	"      --protector P    use only protector P: an id (p1) or a type (recovery, fido2, ...)\n"
 	"      --pin-fd N       read the PIN or recovery key from file descriptor N instead of\n"
-	"                       the terminal (one line); never give a secret as an argument\n";
+	"                       the terminal (one line); never give a secret as an argument\n"
+	"      --rotate-recovery-key  after unlocking with a recovery key, replace it: the new\n"
+	"                       key is printed once, the used one stops working\n";
 
 /* Does this protector need a PIN / recovery key to unlock? Recovery and PKCS#11 always do. */
 static int protector_needs_secret(const ts_protector_info *p)
@@ -150,8 +156,10 @@ int unlock_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "protector", required_argument, NULL, OPT_PROTECTOR }, { "pin-fd", required_argument, NULL, OPT_PIN_FD },
-		{ "vault", required_argument, NULL, OPT_VAULT }, { "help", no_argument, NULL, 'h' }, { 0 }
+		{ "vault", required_argument, NULL, OPT_VAULT }, { "help", no_argument, NULL, 'h' },
+		{ "rotate-recovery-key", no_argument, NULL, 'R' }, { 0 }
 	};
+	int rotate = 0;   /* issue 6: replace a used recovery key (cmd-escrow.c) */
 	const char *which = "";
 	ts_client *c = NULL;
 	ts_vault_info *v = NULL;
@@ -167,6 +175,9 @@ int unlock_main(int argc, char **argv)
 		case OPT_PIN_FD:
 			if ((pin_fd = cli_parse_fd(optarg)) < 0)
 				return cli_usage_error("unlock ", "--pin-fd needs a file descriptor number");
+			break;
+		case 'R':
+			rotate = 1;
 			break;
 		case OPT_VAULT:
 			cli.vault = optarg;
@@ -233,8 +244,11 @@ int unlock_main(int argc, char **argv)
 done:
 	if (r < 0)
 		rc = cli_report(c, r);
-	else
+	else {
 		printf("Vault '%s' unlocked.\n", vault_name(c));
+		if (rotate)
+			rc = cli_rotate_used_recovery_key(c);
+	}
 out:
 	if (secret)
 		ts_secret_free(secret, CLI_SECRET_ALLOC);
@@ -331,8 +345,8 @@ static const char enroll_help[] =
 	"Usage: tokenseal enroll TYPE [--pin-fd N] [--option KEY=VALUE]...\n"
 	"       tokenseal enroll recovery\n"
 	"       tokenseal enroll fido2 [--device PATH] [--no-pin] [--no-touch]\n"
-	"       tokenseal enroll tpm2 [--pin] [--pcrs BANK:LIST]\n"
-	"       tokenseal enroll pkcs11 --uri URI\n"
+	"       tokenseal enroll tpm2 [--pin] [--pcrs BANK:LIST] [--replace ID]\n"
+	"       tokenseal enroll pkcs11 --uri URI [--public-key FILE] [--oaep-hash sha256|sha1]\n"
 	"Add a protector to an unlocked vault. 'recovery' prints a new recovery key once.\n"
 	"A PIN (the token's, or the new TPM PIN) is asked for on the terminal without echo.\n\n"
 	"      --pin-fd N         read the PIN from file descriptor N (one line) instead\n"
@@ -342,7 +356,76 @@ static const char enroll_help[] =
 	"          --no-touch     do not require a touch to unlock (option up=no)\n"
 	"  tpm2:   --pin          protect with a new PIN, asked twice (option pin=yes)\n"
 	"          --pcrs SPEC    bind to PCR values, e.g. sha256:7 (option pcrs=SPEC)\n"
-	"  pkcs11: --uri URI      RFC 7512 pkcs11: URI of the key (option uri=URI)\n";
+	"          --replace ID   re-seal: the new protector replaces tpm2 protector ID in one\n"
+	"                         saved change (option replace=ID); --pcrs and --pin default\n"
+	"                         to ID's, e.g. after a firmware update changed the PCRs\n"
+	"  pkcs11: --uri URI      RFC 7512 pkcs11: URI of the key (option uri=URI)\n"
+	"          --public-key FILE  enroll offline from the key's PEM public key or\n"
+	"                         certificate (option public-key); the URI must name the token\n"
+	"                         and the key; no PIN is asked unless --pin-fd is given\n"
+	"          --oaep-hash H  RSA-OAEP hash, sha256 or sha1 (option oaep-hash=H)\n";
+
+/* Is key among the options already? */
+static int kv_has(const struct cli_kvlist *o, const char *key)
+{
+	for (size_t i = 0; i < o->n; i++)
+		if (strcmp(o->kv[i].key, key) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * --replace ID: the protector must exist and be a TPM one; its PCR selection
+ * and PIN setting carry over unless given anew, so a re-seal after a PCR
+ * change is "the same protector, sealed to today's values".
+ */
+static int replace_inherit(ts_client *c, struct cli_kvlist *o, const char *id, ts_vault_info **ret_v)
+{
+	const ts_protector_info *p = NULL;
+	const char *pcrs, *pin;
+	int r;
+
+	if ((r = ts_client_vault_info(c, cli.vault, ret_v)) < 0)
+		return cli_report(c, r);
+	for (size_t i = 0; i < (*ret_v)->n_protectors; i++)
+		if (strcmp((*ret_v)->protectors[i].id, id) == 0)
+			p = &(*ret_v)->protectors[i];
+	if (!p)
+		return cli_report(c, ts_client_fail(c, TS_E_NO_SUCH_PROTECTOR, "vault '%s' has no protector '%s'",
+		                                    vault_name(c), id));
+	if (strcmp(p->type, "tpm2") != 0)
+		return cli_usage_error("enroll ", "--replace %s: that protector is of type %s, not tpm2", id, p->type);
+	pcrs = ts_protector_info_fact(p, "pcrs");
+	pin = ts_protector_info_fact(p, "pin");
+	if (pcrs && strcmp(pcrs, "none") != 0 && !kv_has(o, "pcrs") && (r = cli_kv_set(o, "pcrs", pcrs)) != 0)
+		return r;
+	if (pin && strcmp(pin, "yes") == 0 && !kv_has(o, "pin") && (r = cli_kv_set(o, "pin", "yes")) != 0)
+		return r;
+	return cli_kv_set(o, "replace", id);
+}
+
+/* The PEM text of --public-key, checked to be text: it travels as a D-Bus string. */
+static int read_public_key(const char *path, uint8_t **ret, size_t *ret_len)
+{
+	int fd, rc;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
+		cli_err("cannot open %s: %s", path, strerror(errno));
+		return EXIT_FAIL;
+	}
+	rc = cli_read_fd(fd, CLI_PUBKEY_MAX, ret, ret_len, "the --public-key file");
+	close(fd);
+	if (rc != 0)
+		return rc;
+	for (size_t i = 0; i < *ret_len; i++)
+		if ((*ret)[i] == 0 || (*ret)[i] > 0x7e || ((*ret)[i] < 0x20 && !strchr("\r\n\t", (*ret)[i]))) {
+			cli_err("%s is not a PEM file (public key or certificate)", path);
+			ts_secret_free(*ret, CLI_PUBKEY_MAX + 1);
+			*ret = NULL;
+			return EXIT_USAGE;
+		}
+	return 0;
+}
 
 int enroll_main(int argc, char **argv)
 {
@@ -351,14 +434,19 @@ int enroll_main(int argc, char **argv)
 		{ "device", required_argument, NULL, OPT_DEVICE }, { "no-pin", no_argument, NULL, OPT_NO_PIN },
 		{ "no-touch", no_argument, NULL, OPT_NO_TOUCH }, { "pin", no_argument, NULL, OPT_PIN },
 		{ "pcrs", required_argument, NULL, OPT_PCRS }, { "uri", required_argument, NULL, OPT_URI },
+		{ "public-key", required_argument, NULL, OPT_PUBLIC_KEY },
+		{ "oaep-hash", required_argument, NULL, OPT_OAEP_HASH }, { "replace", required_argument, NULL, OPT_REPLACE },
 		{ "vault", required_argument, NULL, OPT_VAULT }, { "help", no_argument, NULL, 'h' }, { 0 }
 	};
 	struct cli_kvlist o = { 0 };
-	const char *type, *device = NULL, *pcrs = NULL, *uri = NULL, *pin_opt;
+	const char *type, *device = NULL, *pcrs = NULL, *uri = NULL, *pin_opt, *pubkey_file = NULL;
+	const char *oaep_hash = NULL, *replace = NULL;
 	int no_pin = 0, no_touch = 0, tpm_pin = 0, pin_fd = -1, ask = 0, ch, r, rc = 0;
 	ts_client *c = NULL;
+	ts_vault_info *v = NULL;
+	uint8_t *pubkey = NULL;
 	char *secret = NULL, *again = NULL, *id = NULL, *newkey = NULL, prompt[200], msg[200];
-	size_t secret_len = 0, again_len = 0, newkey_len = 0;
+	size_t secret_len = 0, again_len = 0, newkey_len = 0, pubkey_len = 0;
 
 	while ((ch = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
 		switch (ch) {
@@ -378,6 +466,9 @@ int enroll_main(int argc, char **argv)
 		case OPT_PIN: tpm_pin = 1; break;
 		case OPT_PCRS: pcrs = optarg; break;
 		case OPT_URI: uri = optarg; break;
+		case OPT_PUBLIC_KEY: pubkey_file = optarg; break;
+		case OPT_OAEP_HASH: oaep_hash = optarg; break;
+		case OPT_REPLACE: replace = optarg; break;
 		case OPT_VAULT:
 			cli.vault = optarg;
 			break;
@@ -400,17 +491,29 @@ int enroll_main(int argc, char **argv)
 		rc = cli_usage_error("enroll ", "--device, --no-pin and --no-touch are for fido2");
 		goto out;
 	}
-	if ((tpm_pin || pcrs) && strcmp(type, "tpm2") != 0) {
-		rc = cli_usage_error("enroll ", "--pin and --pcrs are for tpm2");
+	if ((tpm_pin || pcrs || replace) && strcmp(type, "tpm2") != 0) {
+		rc = cli_usage_error("enroll ", "--pin, --pcrs and --replace are for tpm2");
 		goto out;
 	}
-	if (uri && strcmp(type, "pkcs11") != 0) {
-		rc = cli_usage_error("enroll ", "--uri is for pkcs11");
+	if ((uri || pubkey_file || oaep_hash) && strcmp(type, "pkcs11") != 0) {
+		rc = cli_usage_error("enroll ", "--uri, --public-key and --oaep-hash are for pkcs11");
 		goto out;
 	}
+	if (oaep_hash && strcmp(oaep_hash, "sha256") != 0 && strcmp(oaep_hash, "sha1") != 0) {
+		rc = cli_usage_error("enroll ", "--oaep-hash is sha256 or sha1");
+		goto out;
+	}
+	if (replace && !*replace) {
+		rc = cli_usage_error("enroll ", "--replace needs a protector ID (see 'tokenseal status')");
+		goto out;
+	}
+	if (pubkey_file && (rc = read_public_key(pubkey_file, &pubkey, &pubkey_len)) != 0)
+		goto out;
 	if ((device && (rc = cli_kv_set(&o, "device", device))) || (no_pin && (rc = cli_kv_set(&o, "pin", "no"))) ||
 	    (no_touch && (rc = cli_kv_set(&o, "up", "no"))) || (tpm_pin && (rc = cli_kv_set(&o, "pin", "yes"))) ||
-	    (pcrs && (rc = cli_kv_set(&o, "pcrs", pcrs))) || (uri && (rc = cli_kv_set(&o, "uri", uri))))
+	    (pcrs && (rc = cli_kv_set(&o, "pcrs", pcrs))) || (uri && (rc = cli_kv_set(&o, "uri", uri))) ||
+	    (pubkey && (rc = cli_kv_set(&o, "public-key", (const char *)pubkey))) ||
+	    (oaep_hash && (rc = cli_kv_set(&o, "oaep-hash", oaep_hash))))
 		goto out;
 	for (size_t i = 0; i < o.n; i++)
 		for (size_t j = i + 1; j < o.n; j++)
@@ -418,6 +521,10 @@ int enroll_main(int argc, char **argv)
 				rc = cli_usage_error("enroll ", "option '%s' given twice", o.kv[i].key);
 				goto out;
 			}
+	if (replace) {
+		if ((rc = cli_connect(&c)) != 0 || (rc = replace_inherit(c, &o, replace, &v)) != 0)
+			goto out;
+	}
 
 	/* Which secret goes in: the token's PIN (fido2 unless pin=no, pkcs11) or a new TPM PIN. */
 	pin_opt = NULL;
@@ -428,7 +535,8 @@ int enroll_main(int argc, char **argv)
 		ask = !pin_opt || strcmp(pin_opt, "no") != 0;
 		snprintf(prompt, sizeof(prompt), "PIN of the security key: ");
 	} else if (strcmp(type, "pkcs11") == 0) {
-		ask = 1;
+		/* An offline enrollment needs no token, so no PIN unless one is given. */
+		ask = !kv_has(&o, "public-key");
 		snprintf(prompt, sizeof(prompt), "PIN of the PKCS#11 token: ");
 	} else if (strcmp(type, "tpm2") == 0) {
 		ask = pin_opt && strcmp(pin_opt, "yes") == 0;
@@ -448,7 +556,7 @@ int enroll_main(int argc, char **argv)
 			}
 		}
 	}
-	if ((rc = cli_connect(&c)) != 0)
+	if (!c && (rc = cli_connect(&c)) != 0)
 		goto out;
 	if (strcmp(type, "fido2") == 0)
 		fprintf(stderr, "Touch your security key when it blinks...\n");
@@ -458,6 +566,8 @@ int enroll_main(int argc, char **argv)
 		goto out;
 	}
 	printf("Enrolled protector %s (%s) in vault '%s'.\n", id, type, vault_name(c));
+	if (replace)
+		printf("Protector %s replaced and removed.\n", replace);
 	if (newkey) {
 		snprintf(msg, sizeof(msg), "The new recovery key (%s) is", id);
 		show_recovery_key(newkey, msg);
@@ -469,6 +579,9 @@ out:
 		ts_secret_free(again, CLI_SECRET_ALLOC);
 	if (newkey)
 		ts_secret_free(newkey, newkey_len + 1);
+	if (pubkey)
+		ts_secret_free(pubkey, CLI_PUBKEY_MAX + 1);
+	ts_vault_info_free(v);
 	free(id);
 	cli_kv_free(&o);
 	ts_client_free(c);

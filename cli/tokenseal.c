@@ -29,6 +29,9 @@ static const struct {
 	{ "rotate", rotate_main, "Add a new root key version, optionally retire old ones" },
 	{ "enroll", enroll_main, "Add a protector (recovery, fido2, tpm2, pkcs11)" },
 	{ "revoke", revoke_main, "Remove a protector" },
+	{ "rekey", rekey_main, "Revoke a protector for real: replace the vault secret and root key" },
+	{ "escrow", escrow_main, "Escrow officers: keygen, set recipients, offline recover" },
+	{ "policy", policy_main, "Show the effective system policy or check a policy file" },
 };
 
 static void usage(FILE *f)

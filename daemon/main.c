@@ -14,6 +14,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "bus/daemon.h"
+#include "bus/policy_enforce.h"
 
 #define TS_DAEMON_VERSION "0.1"
 
@@ -28,8 +29,11 @@ static void usage(FILE *f)
 	        "  --state-dir DIR               vault files (default: /var/lib/tokenseal)\n"
 	        "  --idle-lock SECONDS           lock a vault unused this long (default: 900, 0: never)\n"
 	        "  --tpm2-tcti TCTI              TPM 2.0 TCTI (default: device:/dev/tpmrm0)\n"
-	        "  --fido2-device PATH           FIDO2 device (default: enumerate)\n"
+	        "  --fido2-device PATH[,PATH..]  FIDO2 devices (default: enumerate hidraw keys)\n"
+	        "  --fido2-timeout SECONDS       wait this long for a touch (default: 30)\n"
 	        "  --pkcs11-module PATH          PKCS#11 module (default: p11-kit's registered modules)\n"
+	        "  --policy-dir DIR              system policy (default: " TS_POLICY_DIR ")\n"
+	        "  --audit-log FILE              also append audit events to FILE as JSON lines\n"
 	        "  --log-level LEVEL             err, warning, notice, info, debug (default: info)\n"
 	        "  --help, --version\n\n"
 	        "Protector types built in:");
@@ -82,15 +86,18 @@ static int parse_seconds(const char *s, uint64_t *ret)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_BUS = 256, OPT_STATE, OPT_IDLE, OPT_TCTI, OPT_FIDO2, OPT_PKCS11, OPT_LOG, OPT_XML };
+	enum { OPT_BUS = 256, OPT_STATE, OPT_IDLE, OPT_TCTI, OPT_FIDO2, OPT_FIDO2_TIMEOUT, OPT_PKCS11, OPT_LOG, OPT_XML, OPT_POLICY, OPT_AUDIT };
 	static const struct option options[] = {
 		{ "bus", required_argument, NULL, OPT_BUS },
 		{ "state-dir", required_argument, NULL, OPT_STATE },
 		{ "idle-lock", required_argument, NULL, OPT_IDLE },
 		{ "tpm2-tcti", required_argument, NULL, OPT_TCTI },
 		{ "fido2-device", required_argument, NULL, OPT_FIDO2 },
+		{ "fido2-timeout", required_argument, NULL, OPT_FIDO2_TIMEOUT },
 		{ "pkcs11-module", required_argument, NULL, OPT_PKCS11 },
 		{ "log-level", required_argument, NULL, OPT_LOG },
+		{ "policy-dir", required_argument, NULL, OPT_POLICY },
+		{ "audit-log", required_argument, NULL, OPT_AUDIT },
 		{ "print-introspection", no_argument, NULL, OPT_XML },   /* hidden: for contrib/org.tokenseal1.xml */
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -102,6 +109,8 @@ int main(int argc, char **argv)
 		.config = { .tpm2_tcti = "device:/dev/tpmrm0", .fido2_timeout_ms = 30000 },
 	};
 	const char *bus_spec = "system";
+	const char *policy_dir = TS_POLICY_DIR;
+	char policy_err[TS_POLICY_MSG_MAX];
 	struct rlimit no_core = { 0, 0 };
 	sigset_t mask;
 	uint64_t secs;
@@ -120,6 +129,16 @@ int main(int argc, char **argv)
 			break;
 		case OPT_TCTI: d.config.tpm2_tcti = optarg; break;
 		case OPT_FIDO2: d.config.fido2_device = optarg; break;
+		case OPT_FIDO2_TIMEOUT: {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || v == 0 || v > 600) {
+				fprintf(stderr, "tokensealed: --fido2-timeout: 1..600 seconds: %s\n", optarg);
+				return EXIT_FAILURE;
+			}
+			d.config.fido2_timeout_ms = (unsigned)v * 1000;
+			break;
+		}
 		case OPT_PKCS11: d.config.pkcs11_module = optarg; break;
 		case OPT_LOG:
 			if ((level = ts_log_parse_level(optarg)) < 0) {
@@ -129,6 +148,8 @@ int main(int argc, char **argv)
 			ts_log_set_level(level);
 			break;
 		case OPT_XML: print_xml = 1; break;
+		case OPT_POLICY: policy_dir = optarg; break;
+		case OPT_AUDIT: ts_audit_set_file(optarg); break;
 		case 'h': usage(stdout); return EXIT_SUCCESS;
 		case 'V': printf("tokensealed %s\n", TS_DAEMON_VERSION); return EXIT_SUCCESS;
 		default: usage(stderr); return EXIT_FAILURE;
@@ -171,6 +192,14 @@ int main(int argc, char **argv)
 		return EXIT_SUCCESS;
 	}
 
+	/* No policy, no service: a broken policy must never mean a weaker one. */
+	if ((r = ts_enforce_load(policy_dir, policy_err, sizeof(policy_err))) < 0) {
+		ts_log(TS_LOG_ERR, "refusing to start: policy: %s", policy_err);
+		goto out;
+	}
+	if (ts_policy_idle_timeout(ts_enforce_policy()) > 0 &&
+	    (d.idle_lock_usec == 0 || ts_policy_idle_timeout(ts_enforce_policy()) * 1000000 < d.idle_lock_usec))
+		d.idle_lock_usec = ts_policy_idle_timeout(ts_enforce_policy()) * 1000000;
 	if ((r = ts_daemon_load_vaults(&d)) < 0) {
 		ts_log(TS_LOG_ERR, "cannot read the state directory %s: %s", d.state_dir, ts_strerror(r));
 		goto out;
@@ -196,6 +225,10 @@ int main(int argc, char **argv)
 		ts_log(TS_LOG_ERR, "cannot register the D-Bus objects: %s", strerror(-r));
 		goto out;
 	}
+	if ((r = ts_autolock_start(&d)) < 0) {
+		ts_log(TS_LOG_ERR, "cannot subscribe to logind's signals: %s", strerror(-r));
+		goto out;
+	}
 	/* The name last: a client that sees it finds every object in place. */
 	if ((r = sd_bus_request_name(d.bus, TS_BUS_NAME, 0)) < 0) {
 		ts_log(TS_LOG_ERR, "cannot own the bus name %s: %s", TS_BUS_NAME,
@@ -213,10 +246,13 @@ int main(int argc, char **argv)
 	ret = r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 out:
 	ts_daemon_lock_all(&d, "shutdown");
+	ts_autolock_stop(&d);
+	ts_polkit_stop(&d);
 	if (d.bus)
 		sd_bus_flush_close_unref(d.bus);
 	d.bus = NULL;
 	ts_daemon_free(&d);
+	ts_enforce_free();
 	sd_event_unref(d.event);
 	return ret;
 }

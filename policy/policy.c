@@ -41,6 +41,7 @@ enum {
 	K_LOCK_IDLE, K_LOCK_SUSPEND, K_LOCK_SCREEN, K_LOCK_TOKEN,
 	K_KEYS_MAX_AGE,
 	K_AUDIT_FAIL_CLOSED,
+	K_RECOVERY_ATTEMPTS, K_RECOVERY_BACKOFF,
 	K_N
 };
 
@@ -66,6 +67,8 @@ static const struct keydef {
 	[K_LOCK_TOKEN]       = { "lock", "on-token-removal", "yes", V_BOOL },
 	[K_KEYS_MAX_AGE]     = { "keys", "max-age", "off", V_DURATION },
 	[K_AUDIT_FAIL_CLOSED] = { "audit", "fail-closed", "no", V_BOOL },
+	[K_RECOVERY_ATTEMPTS] = { "recovery", "attempts", "5", V_COUNT },
+	[K_RECOVERY_BACKOFF] = { "recovery", "max-backoff", "300s", V_DURATION },
 };
 
 /* Protector types, indexed like the bits of ts_policy.allowed. */
@@ -119,6 +122,8 @@ struct ts_policy {
 	uint64_t idle, max_age;
 	unsigned lock;
 	int fail_closed;
+	unsigned recovery_attempts;  /* wrong recovery keys before the back-off starts */
+	uint64_t recovery_backoff;   /* longest back-off, seconds; 0 = none */
 
 	struct recipient rcp[MAX_RECIPIENTS];
 	size_t n_rcp;
@@ -202,6 +207,8 @@ static ts_policy *policy_new(void)
 	p->min = 1;
 	p->threshold = 1;
 	p->escrow_m = 1;
+	p->recovery_attempts = 5;
+	p->recovery_backoff = 300;
 	p->lock = TS_POLICY_LOCK_SUSPEND | TS_POLICY_LOCK_SCREEN | TS_POLICY_LOCK_TOKEN_REMOVAL;
 	return p;
 }
@@ -262,7 +269,7 @@ static int fail(struct pstate *st, int rc, const char *fmt, ...)
 static int section_valid(const char *s, size_t len)
 {
 	static const char *const fixed[] = { "protectors", "fido2", "tpm2", "pkcs11", "escrow", "lock",
-	                                     "keys", "audit", "unwrap" };
+	                                     "keys", "audit", "unwrap", "recovery" };
 
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		if (len == strlen(fixed[i]) && memcmp(s, fixed[i], len) == 0)
@@ -501,6 +508,8 @@ static int set_fixed(struct pstate *st, int k, const char *value)
 			p->min = (unsigned)u;
 		else if (k == K_THRESHOLD)
 			p->threshold = (unsigned)u;
+		else if (k == K_RECOVERY_ATTEMPTS)
+			p->recovery_attempts = (unsigned)u;
 		else
 			p->escrow_m = (unsigned)u;
 		break;
@@ -542,6 +551,8 @@ static int set_fixed(struct pstate *st, int k, const char *value)
 			            d->section, d->key, value);
 		if (k == K_LOCK_IDLE)
 			p->idle = u;
+		else if (k == K_RECOVERY_BACKOFF)
+			p->recovery_backoff = u;
 		else
 			p->max_age = u;
 		break;
@@ -1333,4 +1344,14 @@ int ts_policy_rotation_due(const ts_policy *p, uint64_t key_created, uint64_t no
 int ts_policy_audit_fail_closed(const ts_policy *p)
 {
 	return p ? p->fail_closed : 0;
+}
+
+unsigned ts_policy_recovery_attempts(const ts_policy *p)
+{
+	return p ? p->recovery_attempts : 5;
+}
+
+uint64_t ts_policy_recovery_max_backoff(const ts_policy *p)
+{
+	return p ? p->recovery_backoff : 300;
 }

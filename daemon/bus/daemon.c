@@ -259,13 +259,19 @@ void ts_daemon_lock_vault(ts_vault_entry *e, const char *reason, const ts_caller
 {
 	int was_locked = ts_vault_is_locked(e->vault);
 
+	char event[8 + TS_LOCK_REASON_MAX];
+
 	ts_vault_lock(e->vault);
+	e->unlocked_by[0] = '\0';
 	if (e->idle_timer)
 		sd_event_source_set_enabled(e->idle_timer, SD_EVENT_OFF);
 	if (was_locked)
 		return;
 	snprintf(e->lock_reason, sizeof(e->lock_reason), "%s", reason);
-	ts_log_event(strcmp(reason, "idle") == 0 ? "lock-idle" : "lock", e->vault->name, caller, NULL, 0);
+	/* "lock" when asked to; otherwise the reason is in the event name (lock-idle, lock-suspend, ...). */
+	snprintf(event, sizeof(event), "lock%s%s", strcmp(reason, "request") == 0 ? "" : "-",
+	         strcmp(reason, "request") == 0 ? "" : reason);
+	ts_log_event(event, e->vault->name, caller, NULL, 0);
 	ts_vault_object_emit_changed(e);
 }
 

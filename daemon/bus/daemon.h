@@ -36,6 +36,7 @@ typedef struct ts_vault_entry {
 	char lock_reason[TS_LOCK_REASON_MAX];
 	sd_event_source *idle_timer;
 	unsigned unlock_failures;       /* consecutive wrong secrets */
+	char unlocked_by[16];           /* protector type of the last unlock ("" while locked): autolock.c */
 	uint64_t unlock_retry_at;       /* CLOCK_MONOTONIC seconds; before it, Unlock says Busy */
 	struct ts_vault_entry *next;
 } ts_vault_entry;
@@ -51,6 +52,9 @@ typedef struct ts_daemon {
 	/* --print-introspection: the object tree answers for a placeholder vault. */
 	int introspect_only;
 	ts_vault_entry *placeholder;
+	struct ts_autolock *autolock;   /* autolock.c: logind signals, token removal */
+	struct ts_polkit_query *polkit_queries;  /* polkit.c: questions in flight */
+	size_t n_polkit_queries;
 } ts_daemon;
 
 /* The caller of the message being handled, from the bus (never from arguments). */
@@ -147,5 +151,36 @@ int ts_bus_read_kv(sd_bus_message *m, ts_kv **ret, size_t *ret_n, size_t max);
 
 /* XML of the Manager and Vault interfaces as served, for --print-introspection. malloc()ed. */
 int ts_daemon_introspection(ts_daemon *d, char **ret);
+
+/* ---- autolock.c -------------------------------------------------------------- */
+
+/*
+ * Lock vaults when the user or the token goes away: logind's PrepareForSleep
+ * (reason "suspend") and Session.Lock ("screen-lock"), trusted only from the
+ * owner of org.freedesktop.login1; FIDO2 token removal ("token-removed"):
+ * hidraw removal seen through sd-device events and inotify on /dev, and for unix: test devices a
+ * once-a-second connect probe. Call after the bus is attached to d->event.
+ */
+int ts_autolock_start(ts_daemon *d);
+/* Vault e was just unlocked with a protector of this type: watch its token. */
+void ts_autolock_unlocked(ts_vault_entry *e, const char *protector_type);
+void ts_autolock_stop(ts_daemon *d);
+
+/* ---- polkit.c ---------------------------------------------------------------- */
+
+#define TS_POLKIT_ACTION_MANAGE_OTHER "org.tokenseal1.manage-other"
+#define TS_POLKIT_ACTION_USE_OTHER "org.tokenseal1.use-other"
+
+/*
+ * May the sender of m do action (on a vault that is not theirs)? Asks
+ * org.freedesktop.PolicyKit1 asynchronously: the first call returns 0
+ * ("pending": the handler returns 1 without replying) and m is dispatched
+ * again when the answer arrives; that second call returns 1 (allowed) or a
+ * negative value with error set to AccessDenied. Without polkit on the bus
+ * the answer is no (root never gets here). Never blocks the daemon.
+ */
+int ts_polkit_check(ts_daemon *d, sd_bus_message *m, const char *action, sd_bus_error *error);
+/* Drop every question in flight (shutdown). */
+void ts_polkit_stop(ts_daemon *d);
 
 #endif

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bus/daemon.h"
+#include "bus/policy_enforce.h"
 
 static int log_level = TS_LOG_INFO;
 
@@ -63,6 +64,12 @@ static const char *log_word(const char *s, char *buf, size_t size)
 void ts_log_event(const char *event, const char *vault, const ts_caller *caller,
                   const char *protector, int r)
 {
+	(void)ts_log_event_r(event, vault, caller, protector, r);
+}
+
+int ts_log_event_r(const char *event, const char *vault, const ts_caller *caller,
+                   const char *protector, int r)
+{
 	char vbuf[TS_VAULT_NAME_MAX + 1], pbuf[TS_PROTECTOR_ID_MAX + TS_PROTECTOR_TYPE_MAX];
 	const char *result = "ok";
 	const char *name;
@@ -76,4 +83,6 @@ void ts_log_event(const char *event, const char *vault, const ts_caller *caller,
 	       "event=%s vault=%s uid=%ld pid=%ld protector=%s result=%s", event,
 	       log_word(vault, vbuf, sizeof(vbuf)), caller ? (long)caller->uid : -1L,
 	       caller ? (long)caller->pid : 0L, log_word(protector, pbuf, sizeof(pbuf)), result);
+	/* The same event to the audit sinks (journal fields, --audit-log): audit.c. */
+	return ts_audit_sinks(event, vault, caller, protector, r);
 }

@@ -8,6 +8,7 @@
 
 #include "bus/daemon.h"
 #include "store.h"
+#include "bus/policy_enforce.h"
 
 int ts_bus_read_kv(sd_bus_message *m, ts_kv **ret, size_t *ret_n, size_t max)
 {
@@ -75,7 +76,7 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 {
 	ts_daemon *d = userdata;
 	char desc[TS_PROTECTOR_DESC_MAX] = "";
-	char errbuf[256] = "";
+	char errbuf[TS_POLICY_MSG_MAX] = "";
 	const ts_protector_ops *ops = &ts_protector_recovery;
 	_ts_cleanup_buf_ ts_buf params = { 0 };
 	_ts_cleanup_buf_ ts_buf file = { 0 };
@@ -87,8 +88,10 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 	const char *name, *pid_id = NULL;
 	ts_kv *opts = NULL;
 	size_t n_opts = 0, secret_len = 0;
-	uint32_t owner;
+	uint32_t owner, threshold = 0;
 	ts_caller caller = { .uid = (uid_t)-1 };
+	ts_policy_protector first = { .type = "recovery", .props = 0 };
+	char pmsg[TS_POLICY_MSG_MAX] = "";
 	int fd, r;
 
 	/* read */
@@ -126,9 +129,16 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 				goto out;
 			}
 			owner = o;
+		} else if (strcmp(opts[i].key, "threshold") == 0) {
+			if (parse_u32(opts[i].value, &threshold) < 0 || threshold < 1 ||
+			    threshold > TS_VAULT_MAX_PROTECTORS) {
+				r = -TS_E_INVALID_ARGS;
+				snprintf(errbuf, sizeof(errbuf), "option threshold: 1..%d", TS_VAULT_MAX_PROTECTORS);
+				goto out;
+			}
 		} else {
 			r = -TS_E_INVALID_ARGS;
-			snprintf(errbuf, sizeof(errbuf), "unknown option (known: owner)");
+			snprintf(errbuf, sizeof(errbuf), "unknown option (known: owner, threshold)");
 			goto out;
 		}
 	}
@@ -139,9 +149,26 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 		goto out;
 	}
 	ts_buf_free(&file);
+	/* The policy's k-of-n unless the caller asked for more; a lower one is refused below. */
+	if (threshold == 0)
+		threshold = ts_enforce_policy_threshold();
+	if ((r = ts_audit_gate("create", name, &caller, NULL, error)) < 0) {
+		free(opts);
+		return r;
+	}
+	if ((r = ts_policy_check_create(ts_enforce_policy(), name, &first, 1, threshold, pmsg, sizeof(pmsg))) < 0) {
+		snprintf(errbuf, sizeof(errbuf), "%s", pmsg);
+		(void)ts_audit("policy-denied", name, &caller, "create", r);
+		goto out;
+	}
 
 	/* act: the vault, then its first protector, a recovery key */
 	if ((r = ts_vault_create(&v, name, owner, ts_now())) < 0)
+		goto out;
+	if (threshold > 1 && (r = ts_vault_set_threshold(v, threshold)) < 0)
+		goto out;
+	/* Escrow the policy requires is sealed in before the first write: never a window without it. */
+	if ((r = ts_enforce_create_escrow(v, errbuf, sizeof(errbuf))) < 0)
 		goto out;
 	if ((kek = ts_secure_alloc(TS_KEY_BYTES)) == NULL || (secret = ts_secure_alloc(TS_SECRET_IN_MAX)) == NULL) {
 		r = -TS_E_NOMEM;

@@ -9,13 +9,15 @@
 
 #include "bus/daemon.h"
 #include "core/blob.h"
+#include "bus/policy_enforce.h"
 
 /*
  * Failed unlocks of one vault slow down after a few (the recovery key is the
  * one protector whose guessing is bounded only by Argon2id and this).
  */
-#define UNLOCK_FREE_FAILURES 5
-#define UNLOCK_MAX_DELAY_SEC 300
+/* Policy-driven: [recovery] attempts (default 5) and max-backoff (default 300 s). */
+#define UNLOCK_FREE_FAILURES ts_policy_recovery_attempts(ts_enforce_policy())
+#define UNLOCK_MAX_DELAY_SEC ts_policy_recovery_max_backoff(ts_enforce_policy())
 
 static uint64_t mono_sec(void)
 {
@@ -25,19 +27,38 @@ static uint64_t mono_sec(void)
 	return (uint64_t)ts.tv_sec;
 }
 
-/* Who is calling, and may they use this vault? Sets error and returns <0 if not. */
+/*
+ * Who is calling, and may they use this vault? 0: yes. <0: no, error set.
+ * 1: polkit is being asked about a caller who is neither the owner nor
+ * root; the handler returns 1 without replying and runs again with the
+ * answer (polkit.c). Callers test "!= 0".
+ */
 static int vault_authorize(sd_bus_message *m, ts_vault_entry *e, const char *what, ts_caller *caller,
                            sd_bus_error *error)
 {
+	/* Data keys are the owner's; managing the vault is an administrator's job too. */
+	int data = strcmp(what, "wrap") == 0 || strcmp(what, "unwrap") == 0 || strcmp(what, "rewrap") == 0 ||
+	           strcmp(what, "generate") == 0 || strncmp(what, "unwrap-", 7) == 0 || strncmp(what, "rewrap-", 7) == 0;
 	int r;
 
 	if ((r = ts_caller_get(m, caller)) < 0)
 		return ts_bus_error(error, r, NULL);
-	if (!ts_caller_may_use(caller, e->vault)) {
-		ts_log_event(what, e->vault->name, caller, NULL, -TS_E_ACCESS_DENIED);
-		return ts_bus_error(error, -TS_E_ACCESS_DENIED, "this vault belongs to another user");
+	if (ts_caller_may_use(caller, e->vault))
+		return 0;
+	r = ts_polkit_check(e->d, m, data ? TS_POLKIT_ACTION_USE_OTHER : TS_POLKIT_ACTION_MANAGE_OTHER, error);
+	if (r == 0)
+		return 1;
+	if (r > 0) {
+		ts_log_event(data ? "polkit-use-other" : "polkit-manage-other", e->vault->name, caller, NULL, 0);
+		return 0;
 	}
-	return 0;
+	ts_log_event(what, e->vault->name, caller, NULL, -TS_E_ACCESS_DENIED);
+	if (!sd_bus_error_has_name(error, ts_error_dbus_name(-TS_E_ACCESS_DENIED)))
+		return r;
+	/* Keep the plain message the owner-only rule always gave; polkit's reason goes to the log. */
+	ts_log(TS_LOG_INFO, "vault=%s uid=%ld: %s", e->vault->name, (long)caller->uid, error->message);
+	sd_bus_error_free(error);
+	return ts_bus_error(error, -TS_E_ACCESS_DENIED, "this vault belongs to another user");
 }
 
 static int vault_unlocked(ts_vault_entry *e, sd_bus_error *error)
@@ -56,7 +77,7 @@ void ts_vault_object_emit_changed(ts_vault_entry *e)
 	if (!e->d->bus || e == e->d->placeholder)
 		return;
 	(void)sd_bus_emit_properties_changed(e->d->bus, e->path, TS_VAULT_IFACE, "Locked", "LockReason",
-	                                     "KeyVersion", "MinKeyVersion", "Protectors", NULL);
+	                                     "KeyVersion", "MinKeyVersion", "Protectors", "SharesNeeded", NULL);
 }
 
 /* ---- Unlock / Lock ------------------------------------------------------------ */
@@ -81,12 +102,14 @@ static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	char errbuf[256] = "", best_err[256] = "", used[TS_PROTECTOR_ID_MAX] = "";
 	const char *which;
 	size_t secret_len = 0, tried = 0, matched = 0;
-	int fd, r, best = 0;
+	int fd, r, best = 0, needed = 0;
 	ts_caller caller;
 
 	if ((r = sd_bus_message_read(m, "sh", &which, &fd)) < 0)
 		return r;
-	if ((r = vault_authorize(m, e, "unlock", &caller, error)) < 0)
+	if ((r = vault_authorize(m, e, "unlock", &caller, error)) != 0)
+		return r;
+	if ((r = ts_audit_gate("unlock", e->vault->name, &caller, which, error)) < 0)
 		return r;
 	if (e->unlock_failures > UNLOCK_FREE_FAILURES && mono_sec() < e->unlock_retry_at) {
 		snprintf(errbuf, sizeof(errbuf), "too many failed unlocks; retry in %llu s",
@@ -138,8 +161,14 @@ static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 		r = ops->unlock(&req, p->params, p->params_len, kek);
 		if (r >= 0) {
 			snprintf(used, sizeof(used), "%s", p->id);
-			r = ts_vault_unlock(e->vault, used, kek);
+			r = ts_vault_unlock_share(e->vault, used, kek, &needed);
 			sodium_memzero(kek, TS_KEY_BYTES);
+			if (r >= 0 && needed > 0) {
+				/* k-of-n: the share is kept; the vault stays locked until SharesNeeded is 0. */
+				(void)ts_audit("unlock-share", e->vault->name, &caller, used, 0);
+				ts_vault_object_emit_changed(e);
+				return sd_bus_reply_method_return(m, "");
+			}
 			if (r >= 0)
 				break;
 			if (r == -TS_E_AUTH_FAILED)
@@ -155,8 +184,12 @@ static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 		used[0] = '\0';
 	}
 	if (used[0]) {
+		for (size_t i = 0; i < e->vault->n_protectors; i++)
+			if (strcmp(e->vault->protectors[i].id, used) == 0)
+				ts_autolock_unlocked(e, e->vault->protectors[i].type);
 		e->unlock_failures = 0;
 		e->lock_reason[0] = '\0';
+		ts_escrow_note_unlock(e, used);
 		ts_log_event("unlock", e->vault->name, &caller, used, 0);
 		ts_daemon_touch(e);
 		ts_vault_object_emit_changed(e);
@@ -170,7 +203,13 @@ static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 		snprintf(best_err, sizeof(best_err), secret ? "no protector of this vault takes a secret"
 		                                            : "every protector of this vault needs a secret");
 	}
-	if (best == -TS_E_AUTH_FAILED || best == -TS_E_BAD_RECOVERY_KEY || best == -TS_E_PIN_INVALID) {
+	/*
+	 * Back off on wrong software secrets (recovery keys), whose guessing
+	 * nothing else limits. Token PINs are counted by the token itself (FIDO2
+	 * retries and blocking, TPM dictionary-attack lockout, PKCS#11 PIN
+	 * counters); adding our own delay there would only make a user wait.
+	 */
+	if (best == -TS_E_AUTH_FAILED || best == -TS_E_BAD_RECOVERY_KEY) {
 		e->unlock_failures++;
 		if (e->unlock_failures > UNLOCK_FREE_FAILURES) {
 			unsigned shift = e->unlock_failures - UNLOCK_FREE_FAILURES - 1;
@@ -189,7 +228,7 @@ static int method_lock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	ts_caller caller;
 	int r;
 
-	if ((r = vault_authorize(m, e, "lock", &caller, error)) < 0)
+	if ((r = vault_authorize(m, e, "lock", &caller, error)) != 0)
 		return r;
 	ts_daemon_lock_vault(e, "request", &caller);
 	return sd_bus_reply_method_return(m, "");
@@ -252,7 +291,7 @@ static int method_wrap(sd_bus_message *m, void *userdata, sd_bus_error *error)
 		r = -TS_E_LIMIT;
 		goto fail;
 	}
-	if ((r = vault_authorize(m, e, "wrap", &caller, error)) < 0 || (r = vault_unlocked(e, error)) < 0) {
+	if ((r = vault_authorize(m, e, "wrap", &caller, error)) != 0 || (r = vault_unlocked(e, error)) < 0) {
 		free(ctx);
 		return r;
 	}
@@ -279,7 +318,8 @@ static int method_unwrap(sd_bus_message *m, void *userdata, sd_bus_error *error)
 
 	if ((r = read_bytes_ctx(m, &blob, &blob_len, &ctx, &n_ctx)) < 0)
 		goto fail;
-	if ((r = vault_authorize(m, e, "unwrap", &caller, error)) < 0 || (r = vault_unlocked(e, error)) < 0) {
+	if ((r = vault_authorize(m, e, "unwrap", &caller, error)) != 0 || (r = vault_unlocked(e, error)) < 0 ||
+	    (r = ts_enforce_unwrap_bus(m, e, &caller, error)) < 0) {
 		free(ctx);
 		return r;
 	}
@@ -316,7 +356,7 @@ static int method_rewrap(sd_bus_message *m, void *userdata, sd_bus_error *error)
 
 	if ((r = read_bytes_ctx(m, &blob, &blob_len, &ctx, &n_ctx)) < 0)
 		goto fail;
-	if ((r = vault_authorize(m, e, "rewrap", &caller, error)) < 0 || (r = vault_unlocked(e, error)) < 0) {
+	if ((r = vault_authorize(m, e, "rewrap", &caller, error)) != 0 || (r = vault_unlocked(e, error)) < 0) {
 		free(ctx);
 		return r;
 	}
@@ -355,7 +395,7 @@ static int method_generate_data_key(sd_bus_message *m, void *userdata, sd_bus_er
 		free(ctx);
 		return ts_bus_error(error, size ? -TS_E_LIMIT : -TS_E_INVALID_ARGS, "size must be 1..65536 bytes");
 	}
-	if ((r = vault_authorize(m, e, "generate", &caller, error)) < 0 || (r = vault_unlocked(e, error)) < 0) {
+	if ((r = vault_authorize(m, e, "generate", &caller, error)) != 0 || (r = vault_unlocked(e, error)) < 0) {
 		free(ctx);
 		return r;
 	}
@@ -396,8 +436,8 @@ static int batch(sd_bus_message *m, ts_vault_entry *e, int rewrap, sd_bus_error 
 	ts_caller caller;
 	int r;
 
-	if ((r = vault_authorize(m, e, rewrap ? "rewrap-batch" : "unwrap-batch", &caller, error)) < 0 ||
-	    (r = vault_unlocked(e, error)) < 0)
+	if ((r = vault_authorize(m, e, rewrap ? "rewrap-batch" : "unwrap-batch", &caller, error)) != 0 ||
+	    (r = vault_unlocked(e, error)) < 0 || (r = ts_enforce_unwrap_bus(m, e, &caller, error)) < 0)
 		return r;
 	if ((pt = ts_secure_alloc(TS_PLAINTEXT_MAX)) == NULL)
 		return ts_bus_error(error, -TS_E_NOMEM, NULL);
@@ -511,7 +551,7 @@ static int method_rotate_key(sd_bus_message *m, void *userdata, sd_bus_error *er
 		                    "unknown or malformed option (known: retire_below=<decimal version>)");
 	}
 	free(opts);
-	if ((r = vault_authorize(m, e, "rotate", &caller, error)) < 0 || (r = vault_unlocked(e, error)) < 0)
+	if ((r = vault_authorize(m, e, "rotate", &caller, error)) != 0 || (r = vault_unlocked(e, error)) < 0)
 		return r;
 	if (have_retire && (retire < 1 || retire > e->vault->key_version + 1)) {
 		snprintf(errbuf, sizeof(errbuf), "retire_below must be 1..%u (the new version)",
@@ -547,7 +587,7 @@ static int method_add_protector(sd_bus_message *m, void *userdata, sd_bus_error 
 	char desc[TS_PROTECTOR_DESC_MAX] = "", errbuf[256] = "", id[TS_PROTECTOR_ID_MAX] = "";
 	const ts_protector_ops *ops;
 	ts_protector_request req = { 0 };
-	const char *type, *new_id;
+	const char *type, *new_id, *replace = NULL;
 	ts_kv *opts = NULL;
 	size_t n_opts = 0, secret_in_len = 0, secret_out_len = 0;
 	int fd_in, fd_out, r;
@@ -561,7 +601,8 @@ static int method_add_protector(sd_bus_message *m, void *userdata, sd_bus_error 
 		free(opts);
 		return r;
 	}
-	if ((r = vault_authorize(m, e, "enroll", &caller, error)) < 0 || (r = vault_unlocked(e, error)) < 0) {
+	if ((r = vault_authorize(m, e, "enroll", &caller, error)) != 0 || (r = vault_unlocked(e, error)) < 0 ||
+	    (r = ts_audit_gate("enroll", e->vault->name, &caller, type, error)) < 0) {
 		free(opts);
 		return r;
 	}
@@ -572,6 +613,33 @@ static int method_add_protector(sd_bus_message *m, void *userdata, sd_bus_error 
 			snprintf(errbuf + strlen(errbuf), sizeof(errbuf) - strlen(errbuf), " %s", (*p)->type);
 		snprintf(errbuf + strlen(errbuf), sizeof(errbuf) - strlen(errbuf), ")");
 		goto out;
+	}
+	/*
+	 * replace=ID: the new protector takes the place of ID (same type), e.g. a
+	 * TPM protector re-sealed to new PCR values. Checked before the token is
+	 * touched; the old one goes in the same saved change as the new one comes.
+	 */
+	for (size_t i = 0; i < n_opts; i++)
+		if (strcmp(opts[i].key, "replace") == 0)
+			replace = opts[i].value;
+	if (replace) {
+		const ts_protector_record *old = ts_vault_find_protector(e->vault, replace);
+
+		if (!old) {
+			r = -TS_E_NO_SUCH_PROTECTOR;
+			snprintf(errbuf, sizeof(errbuf), "replace: no protector '%.40s' in this vault", replace);
+			goto out;
+		}
+		if (strcmp(old->type, ops->type) != 0) {
+			r = -TS_E_INVALID_ARGS;
+			snprintf(errbuf, sizeof(errbuf), "replace: protector %s is of type %s, not %s", old->id,
+			         old->type, ops->type);
+			goto out;
+		}
+	}
+	if ((r = ts_enforce_type_allowed(e, ops->type, &caller, error)) < 0) {
+		free(opts);
+		return r;
 	}
 	if ((r = ts_secretfd_read(fd_in, &secret_in, &secret_in_len)) < 0) {
 		snprintf(errbuf, sizeof(errbuf), "cannot read secret_in");
@@ -597,6 +665,17 @@ static int method_add_protector(sd_bus_message *m, void *userdata, sd_bus_error 
 	                                &new_id)) < 0)
 		goto out;
 	snprintf(id, sizeof(id), "%s", new_id);
+	if (replace && (r = ts_vault_remove_protector(e->vault, replace)) < 0) {
+		(void)ts_daemon_revert(e);
+		snprintf(errbuf, sizeof(errbuf), "cannot remove protector %.40s; nothing changed", replace);
+		goto out;
+	}
+	/* The vault as it would be, against the policy (a vault being built may still be below [protectors] min). */
+	if ((r = ts_enforce_protectors(e->vault, NULL, 0, errbuf, sizeof(errbuf))) < 0) {
+		(void)ts_daemon_revert(e);
+		(void)ts_audit("policy-denied", e->vault->name, &caller, type, r);
+		goto out;
+	}
 	/* A minted secret reaches the caller before the protector becomes real, or not at all. */
 	if (secret_out_len > 0) {
 		secret_out[secret_out_len++] = '\n';
@@ -610,8 +689,10 @@ static int method_add_protector(sd_bus_message *m, void *userdata, sd_bus_error 
 		errbuf[0] = '\0';
 		goto out;
 	}
-	free(opts);
 	ts_log_event("enroll", e->vault->name, &caller, id, 0);
+	if (replace)
+		ts_log_event("revoke", e->vault->name, &caller, replace, 0);
+	free(opts);
 	ts_daemon_touch(e);
 	ts_vault_object_emit_changed(e);
 	return sd_bus_reply_method_return(m, "s", id);
@@ -630,7 +711,13 @@ static int method_revoke_protector(sd_bus_message *m, void *userdata, sd_bus_err
 
 	if ((r = sd_bus_message_read(m, "s", &id)) < 0)
 		return r;
-	if ((r = vault_authorize(m, e, "revoke", &caller, error)) < 0 || (r = vault_unlocked(e, error)) < 0)
+	if ((r = vault_authorize(m, e, "revoke", &caller, error)) != 0 || (r = vault_unlocked(e, error)) < 0 ||
+	    (r = ts_audit_gate("revoke", e->vault->name, &caller, id, error)) < 0)
+		return r;
+	/* Removal only (true revocation is RevokeAndRekey); what remains must satisfy the policy. */
+	if (ts_vault_find_protector(e->vault, id) && e->vault->n_protectors > 1 &&
+	    e->vault->n_protectors - 1 >= e->vault->threshold &&
+	    (r = ts_enforce_protectors_bus(e, id, 1, &caller, id, error)) < 0)
 		return r;
 	if ((r = ts_vault_remove_protector(e->vault, id)) < 0 || (r = ts_daemon_persist(e)) < 0) {
 		ts_log_event("revoke", e->vault->name, &caller, id, r);
@@ -785,6 +872,20 @@ static const sd_bus_vtable vault_vtable[] = {
 	                        SD_BUS_RESULT("s", id), method_add_protector, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("RevokeProtector", SD_BUS_ARGS("s", id), SD_BUS_NO_RESULT,
 	                        method_revoke_protector, SD_BUS_VTABLE_UNPRIVILEGED),
+	/* Issue 6 (escrow_methods.c): escrow, true revocation, k-of-n and policy status. */
+	SD_BUS_METHOD_WITH_ARGS("RevokeAndRekey", SD_BUS_ARGS("s", id, "h", secrets),
+	                        SD_BUS_RESULT("as", kept, "as", dropped), ts_escrow_method_revoke_and_rekey,
+	                        SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("RotateRecoveryKey", SD_BUS_ARGS("s", protector, "h", recovery_key_out),
+	                        SD_BUS_RESULT("s", id), ts_escrow_method_rotate_recovery_key, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("SetEscrow", SD_BUS_ARGS("as", recipients, "u", threshold), SD_BUS_NO_RESULT,
+	                        ts_escrow_method_set_escrow, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_PROPERTY("EscrowRecipients", "a(ss)", ts_escrow_prop_recipients, 0,
+	                SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+	SD_BUS_PROPERTY("SharesNeeded", "u", ts_escrow_prop_shares_needed, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_PROPERTY("PolicyStatus", "(bs)", ts_escrow_prop_policy_status, 0,
+	                SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+	SD_BUS_SIGNAL_WITH_ARGS("EscrowChanged", SD_BUS_ARGS("as", fingerprints), 0),
 	SD_BUS_VTABLE_END
 };
 

@@ -51,6 +51,15 @@ rig_start_bus() {
     <allow receive_type="error"/>
     <allow receive_type="signal"/>
   </policy>
+  <!-- stand-ins for logind and polkit (tests/integration/pam_standin.py) -->
+  <policy user="root">
+    <allow own="org.freedesktop.login1"/>
+    <allow own="org.freedesktop.PolicyKit1"/>
+  </policy>
+  <policy context="default">
+    <allow send_destination="org.freedesktop.login1"/>
+    <allow send_destination="org.freedesktop.PolicyKit1"/>
+  </policy>
   <include>$TS_SRC/contrib/org.tokenseal1.conf</include>
 </busconfig>
 XML

@@ -1,0 +1,474 @@
+/* escrow_methods.c — Vault methods and properties for escrow, true revocation (re-keying), k-of-n and policy status. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "bus/policy_enforce.h"
+#include "core/escrow.h"
+
+/* Escrow and re-keying change who can open the vault: the owner's or root's decision only, never polkit's. */
+static int owner_only(sd_bus_message *m, ts_vault_entry *e, const char *what, ts_caller *caller, sd_bus_error *error)
+{
+	int r;
+
+	if ((r = ts_caller_get(m, caller)) < 0)
+		return ts_bus_error(error, r, NULL);
+	if (!ts_caller_may_use(caller, e->vault)) {
+		(void)ts_audit(what, e->vault->name, caller, NULL, -TS_E_ACCESS_DENIED);
+		return ts_bus_error(error, -TS_E_ACCESS_DENIED, "this vault belongs to another user");
+	}
+	if (ts_vault_is_locked(e->vault))
+		return ts_bus_error(error, -TS_E_LOCKED, "unlock the vault first");
+	return ts_audit_gate(what, e->vault->name, caller, NULL, error);
+}
+
+static int emit_escrow_changed(ts_vault_entry *e)
+{
+	_ts_cleanup_reply_ sd_bus_message *sig = NULL;
+	char fp[TS_ESCROW_FINGERPRINT_TEXT_BYTES];
+	int r;
+
+	if (!e->d->bus)
+		return 0;
+	if ((r = sd_bus_message_new_signal(e->d->bus, &sig, e->path, TS_VAULT_IFACE, "EscrowChanged")) < 0 ||
+	    (r = sd_bus_message_open_container(sig, 'a', "s")) < 0)
+		return r;
+	for (size_t i = 0; i < e->vault->n_escrow; i++) {
+		ts_escrow_fingerprint_text(e->vault->escrow[i].pubkey, fp);
+		if ((r = sd_bus_message_append(sig, "s", fp)) < 0)
+			return r;
+	}
+	if ((r = sd_bus_message_close_container(sig)) < 0)
+		return r;
+	return sd_bus_send(NULL, sig, NULL);
+}
+
+/*
+ * SetEscrow(as recipients, u threshold). Each entry is "[LABEL ]PUBLIC-KEY-TEXT";
+ * an empty list removes escrow. The policy's required recipients, when it
+ * names any, are the only acceptable set.
+ */
+int ts_escrow_method_set_escrow(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	ts_vault_entry *e = userdata;
+	ts_escrow_recipient rec[TS_VAULT_MAX_ESCROW];
+	uint8_t keys[TS_VAULT_MAX_ESCROW][TS_ESCROW_PUBLIC_BYTES];
+	char labels[TS_VAULT_MAX_ESCROW][TS_VAULT_ESCROW_LABEL_MAX];
+	char msg[TS_POLICY_MSG_MAX] = "";
+	const char *s;
+	size_t n = 0;
+	uint32_t k;
+	ts_caller caller;
+	int r;
+
+	if ((r = sd_bus_message_enter_container(m, 'a', "s")) < 0)
+		return r;
+	while ((r = sd_bus_message_read(m, "s", &s)) > 0) {
+		const char *sp = strchr(s, ' ');
+		const char *key = sp ? sp + 1 : s;
+		size_t label_len = sp ? (size_t)(sp - s) : 0;
+
+		if (n >= TS_VAULT_MAX_ESCROW)
+			return ts_bus_error(error, -TS_E_LIMIT, "at most 16 escrow recipients");
+		if (label_len >= TS_VAULT_ESCROW_LABEL_MAX)
+			return ts_bus_error(error, -TS_E_INVALID_ARGS, "escrow label longer than 63 bytes");
+		memcpy(labels[n], s, label_len);
+		labels[n][label_len] = '\0';
+		if (ts_escrow_pub_from_text(key, strlen(key), keys[n]) < 0) {
+			snprintf(msg, sizeof(msg), "recipient %zu: not a tokenseal-escrow-pub:v1: key", n + 1);
+			return ts_bus_error(error, -TS_E_INVALID_ARGS, msg);
+		}
+		rec[n].label = labels[n];
+		rec[n].pubkey = keys[n];
+		n++;
+	}
+	if (r < 0 || (r = sd_bus_message_exit_container(m)) < 0 || (r = sd_bus_message_read(m, "u", &k)) < 0)
+		return ts_bus_error(error, -TS_E_INVALID_ARGS, NULL);
+	if ((r = owner_only(m, e, "escrow", &caller, error)) < 0)
+		return r;
+	if (n > 0 && (k < 1 || k > n)) {
+		r = -TS_E_INVALID_ARGS;
+		snprintf(msg, sizeof(msg), "threshold must be 1..%zu", n);
+		goto out;
+	}
+	if ((r = ts_vault_set_escrow(e->vault, rec, n, n ? k : 0)) < 0) {
+		snprintf(msg, sizeof(msg), "escrow refused (duplicate or unusable public key?)");
+		(void)ts_daemon_revert(e);
+		goto out;
+	}
+	if ((r = ts_policy_check_escrow(ts_enforce_policy(), e->vault, msg, sizeof(msg))) < 0) {
+		(void)ts_daemon_revert(e);
+		goto out;
+	}
+	if ((r = ts_daemon_persist(e)) < 0) {
+		msg[0] = '\0';
+		goto out;
+	}
+	(void)ts_audit("escrow", e->vault->name, &caller, NULL, 0);
+	(void)emit_escrow_changed(e);
+	ts_daemon_touch(e);
+	return sd_bus_reply_method_return(m, "");
+out:
+	(void)ts_audit(r == -TS_E_POLICY_VIOLATION ? "policy-denied" : "escrow", e->vault->name, &caller, NULL, r);
+	return ts_bus_error(error, r, msg);
+}
+
+/* "ID SECRET" lines, or "ID" alone (a protector that needs no secret but a touch). */
+struct given {
+	char id[TS_PROTECTOR_ID_MAX];
+	const uint8_t *secret;
+	size_t len;
+};
+
+static size_t parse_given(uint8_t *buf, size_t len, struct given *g, size_t max)
+{
+	size_t n = 0, i = 0;
+
+	while (i < len && n < max) {
+		size_t start = i, end, idlen;
+		while (i < len && buf[i] != '\n')
+			i++;
+		end = i++;
+		for (idlen = 0; start + idlen < end && buf[start + idlen] != ' '; idlen++)
+			;
+		if (idlen == 0 || idlen >= TS_PROTECTOR_ID_MAX)
+			continue;
+		memcpy(g[n].id, buf + start, idlen);
+		g[n].id[idlen] = '\0';
+		g[n].secret = start + idlen < end ? buf + start + idlen + 1 : NULL;
+		g[n].len = start + idlen < end ? end - start - idlen - 1 : 0;
+		n++;
+	}
+	return n;
+}
+
+static int reply_list(sd_bus_message *reply, char ids[][TS_PROTECTOR_ID_MAX], size_t n)
+{
+	int r;
+
+	if ((r = sd_bus_message_open_container(reply, 'a', "s")) < 0)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		if ((r = sd_bus_message_append(reply, "s", ids[i])) < 0)
+			return r;
+	return sd_bus_message_close_container(reply);
+}
+
+/*
+ * RevokeAndRekey(s id, h secrets) -> (as kept, as dropped): true revocation.
+ * A fresh vault secret and root key replace the old ones (ts_vault_rekey);
+ * the revoked protector is gone, and every other protector stays only if
+ * the daemon can obtain its KEK now: from the secret given for it in the
+ * secrets fd ("ID SECRET" per line: a recovery key, a PIN), by touch when
+ * listed as "ID" alone (FIDO2), or on its own when it needs nothing (a TPM
+ * without PIN). Each KEK is checked against the vault file before anything
+ * changes. The rest are dropped, and named in the reply; the result must
+ * still satisfy the policy and the threshold, else nothing changes.
+ */
+int ts_escrow_method_revoke_and_rekey(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	ts_vault_entry *e = userdata;
+	ts_daemon *d = e->d;
+	_ts_cleanup_reply_ sd_bus_message *reply = NULL;
+	_ts_cleanup_secure_ uint8_t *secrets = NULL;
+	_ts_cleanup_secure_ uint8_t *keks = NULL;
+	struct given given[TS_VAULT_MAX_PROTECTORS];
+	char kept[TS_VAULT_MAX_PROTECTORS][TS_PROTECTOR_ID_MAX], dropped[TS_VAULT_MAX_PROTECTORS][TS_PROTECTOR_ID_MAX];
+	char msg[TS_POLICY_MSG_MAX] = "", errbuf[256], revoked[TS_PROTECTOR_ID_MAX];
+	ts_vault_keep keep[TS_VAULT_MAX_PROTECTORS];
+	ts_vault *check = NULL;
+	size_t secrets_len = 0, n_given, n_kept = 0, n_dropped = 0;
+	uint32_t version = 0;
+	const char *id;
+	ts_caller caller;
+	int fd, r;
+
+	if ((r = sd_bus_message_read(m, "sh", &id, &fd)) < 0)
+		return r;
+	if ((r = owner_only(m, e, "revoke", &caller, error)) < 0)
+		return r;
+	if (!ts_vault_find_protector(e->vault, id)) {
+		r = -TS_E_NO_SUCH_PROTECTOR;
+		goto out;
+	}
+	snprintf(revoked, sizeof(revoked), "%s", id);
+	if ((r = ts_secretfd_read(fd, &secrets, &secrets_len)) < 0) {
+		snprintf(msg, sizeof(msg), "cannot read the secrets fd");
+		goto out;
+	}
+	n_given = secrets ? parse_given(secrets, secrets_len, given, TS_VAULT_MAX_PROTECTORS) : 0;
+	if ((keks = ts_secure_alloc((size_t)TS_VAULT_MAX_PROTECTORS * TS_KEY_BYTES)) == NULL) {
+		r = -TS_E_NOMEM;
+		goto out;
+	}
+	/* A KEK proves itself against the vault as stored, never against memory we are about to change. */
+	if ((r = ts_vault_parse(e->disk.data, e->disk.len, &check)) < 0)
+		goto out;
+	for (size_t i = 0; i < e->vault->n_protectors; i++) {
+		const ts_protector_record *p = &e->vault->protectors[i];
+		const ts_protector_ops *ops = ts_protector_lookup(p->type);
+		const struct given *g = NULL;
+		ts_protector_request req = { 0 };
+		uint8_t *kek = keks + n_kept * TS_KEY_BYTES;
+		int needed = 0;
+
+		if (strcmp(p->id, revoked) == 0)
+			continue;
+		for (size_t j = 0; j < n_given; j++)
+			if (strcmp(given[j].id, p->id) == 0)
+				g = &given[j];
+		/* Presence cannot be assumed: a FIDO2 key is only asked when the caller says its user is there. */
+		if (!ops || (!g && (strcmp(p->type, "fido2") == 0 ||
+		                    (ops->needs_secret && ops->needs_secret(p->params, p->params_len))))) {
+			snprintf(dropped[n_dropped++], TS_PROTECTOR_ID_MAX, "%s", p->id);
+			continue;
+		}
+		req.config = &d->config;
+		req.vault_name = e->vault->name;
+		req.vault_id = e->vault->id;
+		req.pin = g ? g->secret : NULL;
+		req.pin_len = g ? g->len : 0;
+		req.err = errbuf;
+		req.err_len = sizeof(errbuf);
+		if (ops->unlock(&req, p->params, p->params_len, kek) < 0 ||
+		    ts_vault_unlock_share(check, p->id, kek, &needed) < 0) {
+			sodium_memzero(kek, TS_KEY_BYTES);
+			snprintf(dropped[n_dropped++], TS_PROTECTOR_ID_MAX, "%s", p->id);
+			continue;
+		}
+		/* k-of-n: a check copy that just opened must not keep the shares around. */
+		ts_vault_lock(check);
+		snprintf(kept[n_kept], TS_PROTECTOR_ID_MAX, "%s", p->id);
+		keep[n_kept].id = kept[n_kept];
+		keep[n_kept].kek = kek;
+		keep[n_kept].params = NULL;
+		keep[n_kept].params_len = 0;
+		n_kept++;
+	}
+	if (n_kept == 0 || n_kept < e->vault->threshold) {
+		r = -TS_E_LAST_PROTECTOR;
+		snprintf(msg, sizeof(msg), "only %zu protector(s) could be re-wrapped (threshold %u): give the secrets "
+		         "of the protectors to keep", n_kept, e->vault->threshold ? e->vault->threshold : 1);
+		goto out;
+	}
+	/* The vault after the change, judged as complete, before anything is written. */
+	{
+		ts_vault shadow = *e->vault;
+		ts_protector_record sp[TS_VAULT_MAX_PROTECTORS];
+		size_t ns = 0;
+
+		for (size_t i = 0; i < e->vault->n_protectors; i++)
+			for (size_t j = 0; j < n_kept; j++)
+				if (strcmp(e->vault->protectors[i].id, kept[j]) == 0)
+					sp[ns++] = e->vault->protectors[i];
+		shadow.protectors = sp;
+		shadow.n_protectors = ns;
+		if ((r = ts_enforce_protectors(&shadow, NULL, 1, msg, sizeof(msg))) < 0) {
+			(void)ts_audit("policy-denied", e->vault->name, &caller, revoked, r);
+			goto out;
+		}
+	}
+	if ((r = ts_vault_rekey(e->vault, ts_now(), keep, n_kept, &version)) < 0) {
+		(void)ts_daemon_revert(e);
+		goto out;
+	}
+	if ((r = ts_daemon_persist(e)) < 0)
+		goto out;
+	ts_vault_free(check);
+	check = NULL;
+	(void)ts_audit("revoke", e->vault->name, &caller, revoked, 0);
+	(void)ts_audit("rekey", e->vault->name, &caller, NULL, 0);
+	for (size_t i = 0; i < n_dropped; i++) {
+		ts_log(TS_LOG_WARNING, "vault=%s: protector %s dropped by the re-key (its KEK was not available)",
+		       e->vault->name, dropped[i]);
+		(void)ts_audit("revoke", e->vault->name, &caller, dropped[i], 0);
+	}
+	if (e->vault->n_escrow)
+		(void)emit_escrow_changed(e);
+	ts_daemon_touch(e);
+	ts_vault_object_emit_changed(e);
+	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 || (r = reply_list(reply, kept, n_kept)) < 0 ||
+	    (r = reply_list(reply, dropped, n_dropped)) < 0)
+		return r;
+	return sd_bus_send(NULL, reply, NULL);
+out:
+	ts_vault_free(check);
+	(void)ts_audit("revoke", e->vault->name, &caller, id, r);
+	return ts_bus_error(error, r, msg);
+}
+
+/* Properties: the owner's business, like the rest (vault_object.c checks method-call reads the same way). */
+static int prop_authorize(sd_bus *bus, ts_vault_entry *e, sd_bus_error *error)
+{
+	sd_bus_message *m = sd_bus_get_current_message(bus);
+	ts_caller caller;
+	int r;
+
+	if (!m || sd_bus_message_is_method_call(m, NULL, NULL) <= 0)
+		return 0;
+	if ((r = ts_caller_get(m, &caller)) < 0)
+		return ts_bus_error(error, r, NULL);
+	if (!ts_caller_may_use(&caller, e->vault))
+		return ts_bus_error(error, -TS_E_ACCESS_DENIED, "this vault belongs to another user");
+	return 0;
+}
+
+int ts_escrow_prop_recipients(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	ts_vault_entry *e = userdata;
+	char fp[TS_ESCROW_FINGERPRINT_TEXT_BYTES];
+	int r;
+
+	if ((r = prop_authorize(bus, e, error)) < 0)
+		return r;
+	if ((r = sd_bus_message_open_container(reply, 'a', "(ss)")) < 0)
+		return r;
+	for (size_t i = 0; i < e->vault->n_escrow; i++) {
+		ts_escrow_fingerprint_text(e->vault->escrow[i].pubkey, fp);
+		if ((r = sd_bus_message_append(reply, "(ss)", fp, e->vault->escrow[i].label)) < 0)
+			return r;
+	}
+	return sd_bus_message_close_container(reply);
+}
+
+int ts_escrow_prop_shares_needed(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                 sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	ts_vault_entry *e = userdata;
+	uint32_t needed = 0;
+	int r;
+
+	if ((r = prop_authorize(bus, e, error)) < 0)
+		return r;
+	if (ts_vault_is_locked(e->vault))
+		needed = e->vault->threshold > e->vault->n_pending ? e->vault->threshold - (uint32_t)e->vault->n_pending : 1;
+	return sd_bus_message_append(reply, "u", needed);
+}
+
+int ts_escrow_prop_policy_status(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                 sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	ts_vault_entry *e = userdata;
+	char msg[TS_POLICY_MSG_MAX + 128];
+	int r;
+
+	if ((r = prop_authorize(bus, e, error)) < 0)
+		return r;
+	if ((r = ts_enforce_vault_status(e, msg, sizeof(msg))) < 0)
+		return ts_bus_error(error, r, NULL);
+	return sd_bus_message_append(reply, "(bs)", r > 0, msg);
+}
+
+/*
+ * Which protector last unlocked each vault, so RotateRecoveryKey("") can
+ * name "the recovery key just used" without the client guessing. Keyed by
+ * vault name; a table, not a field of the vault entry, to stay out of the
+ * entry's layout.
+ */
+#define LAST_UNLOCK_SLOTS 64
+static struct {
+	char vault[TS_VAULT_NAME_MAX + 1];
+	char id[TS_PROTECTOR_ID_MAX];
+} last_unlock[LAST_UNLOCK_SLOTS];
+
+void ts_escrow_note_unlock(ts_vault_entry *e, const char *protector_id)
+{
+	size_t i, free_slot = LAST_UNLOCK_SLOTS;
+
+	for (i = 0; i < LAST_UNLOCK_SLOTS; i++) {
+		if (strcmp(last_unlock[i].vault, e->vault->name) == 0)
+			break;
+		if (!last_unlock[i].vault[0] && free_slot == LAST_UNLOCK_SLOTS)
+			free_slot = i;
+	}
+	if (i == LAST_UNLOCK_SLOTS)
+		i = free_slot < LAST_UNLOCK_SLOTS ? free_slot : (size_t)randombytes_uniform(LAST_UNLOCK_SLOTS);
+	snprintf(last_unlock[i].vault, sizeof(last_unlock[i].vault), "%s", e->vault->name);
+	snprintf(last_unlock[i].id, sizeof(last_unlock[i].id), "%s", protector_id);
+}
+
+static const char *last_unlock_id(const ts_vault_entry *e)
+{
+	for (size_t i = 0; i < LAST_UNLOCK_SLOTS; i++)
+		if (strcmp(last_unlock[i].vault, e->vault->name) == 0)
+			return last_unlock[i].id;
+	return "";
+}
+
+/*
+ * RotateRecoveryKey(s protector, h out) -> (s id): a recovery key that has
+ * been used (typed in, read out loud, photographed) is replaced, as
+ * BitLocker does with a used recovery password. A new recovery protector is
+ * enrolled and its key written to out; only once that write succeeded is the
+ * old protector removed, in the same saved change. If the key cannot be
+ * delivered nothing changes and the old key keeps working. protector ""
+ * means the protector that last unlocked the vault (it must be a recovery key).
+ */
+int ts_escrow_method_rotate_recovery_key(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	ts_vault_entry *e = userdata;
+	_ts_cleanup_secure_ uint8_t *kek = NULL;
+	_ts_cleanup_secure_ char *secret = NULL;
+	_ts_cleanup_buf_ ts_buf params = { 0 };
+	char desc[TS_PROTECTOR_DESC_MAX] = "", errbuf[TS_POLICY_MSG_MAX] = "", old[TS_PROTECTOR_ID_MAX],
+	     id[TS_PROTECTOR_ID_MAX] = "";
+	const ts_protector_record *p;
+	ts_protector_request req = { 0 };
+	const char *new_id = NULL, *which;
+	size_t secret_len = 0;
+	ts_caller caller;
+	int fd, r;
+
+	if ((r = sd_bus_message_read(m, "sh", &which, &fd)) < 0)
+		return r;
+	if ((r = owner_only(m, e, "rotate-recovery", &caller, error)) < 0)
+		return r;
+	if (!*which)
+		which = last_unlock_id(e);
+	if ((p = ts_vault_find_protector(e->vault, which)) == NULL || strcmp(p->type, "recovery") != 0) {
+		r = -TS_E_NO_SUCH_PROTECTOR;
+		snprintf(errbuf, sizeof(errbuf), "no recovery protector '%.40s' in this vault", which);
+		goto out;
+	}
+	snprintf(old, sizeof(old), "%s", p->id);
+	if ((kek = ts_secure_alloc(TS_KEY_BYTES)) == NULL || (secret = ts_secure_alloc(TS_SECRET_IN_MAX)) == NULL) {
+		r = -TS_E_NOMEM;
+		goto out;
+	}
+	req.config = &e->d->config;
+	req.vault_name = e->vault->name;
+	req.vault_id = e->vault->id;
+	req.err = errbuf;
+	req.err_len = sizeof(errbuf);
+	if ((r = ts_protector_recovery.enroll(&req, kek, &params, desc, secret, TS_SECRET_IN_MAX - 1, &secret_len)) < 0)
+		goto out;
+	if ((r = ts_vault_add_protector(e->vault, "recovery", desc, kek, params.data, params.len, ts_now(), &new_id)) < 0)
+		goto out;
+	snprintf(id, sizeof(id), "%s", new_id);
+	if ((r = ts_vault_remove_protector(e->vault, old)) < 0) {
+		(void)ts_daemon_revert(e);
+		goto out;
+	}
+	secret[secret_len++] = '\n';
+	if ((r = ts_secretfd_write(fd, secret, secret_len)) < 0) {
+		(void)ts_daemon_revert(e);
+		snprintf(errbuf, sizeof(errbuf), "cannot write the new recovery key to out; the used key stays valid");
+		goto out;
+	}
+	if ((r = ts_daemon_persist(e)) < 0) {
+		errbuf[0] = '\0';
+		goto out;
+	}
+	(void)ts_audit("enroll", e->vault->name, &caller, id, 0);
+	(void)ts_audit("rotate-recovery", e->vault->name, &caller, old, 0);
+	ts_daemon_touch(e);
+	ts_vault_object_emit_changed(e);
+	return sd_bus_reply_method_return(m, "s", id);
+out:
+	(void)ts_audit("rotate-recovery", e->vault->name, &caller, which, r);
+	return ts_bus_error(error, r, errbuf);
+}

@@ -1,0 +1,101 @@
+/* policy_enforce.h — tokensealed's use of the system policy, escrow and revocation methods, and the audit trail. */
+#ifndef TS_POLICY_ENFORCE_H
+#define TS_POLICY_ENFORCE_H
+
+#include <stddef.h>
+
+#include <systemd/sd-bus.h>
+
+#include "bus/daemon.h"
+#include "../../policy/policy.h"
+
+/* ---- policy_enforce.c --------------------------------------------------------- */
+
+/*
+ * Load the policy directory once at start. A broken policy is an error
+ * ("FILE:LINE: ..." in err): the daemon then refuses to start, so it never
+ * runs with less policy than the administrator wrote.
+ */
+int ts_enforce_load(const char *dir, char *err, size_t errlen);
+/* The loaded policy (an empty one before ts_enforce_load). */
+const ts_policy *ts_enforce_policy(void);
+void ts_enforce_free(void);
+
+/* [protectors] threshold: the k-of-n a new vault gets unless CreateVault asks for more. */
+unsigned ts_enforce_policy_threshold(void);
+
+/* What a stored protector offers (TS_POLICY_* bits), from its backend's description. */
+unsigned ts_enforce_protector_props(const ts_protector_record *p);
+
+/*
+ * The vault's protectors as they are now, without the one named skip (may be
+ * NULL), checked with ts_policy_check_protectors. msg gets the violation.
+ */
+int ts_enforce_protectors(const ts_vault *v, const char *skip, int complete, char *msg, size_t msglen);
+
+/*
+ * Unwrap by the sender of m from vault: the caller's uid, groups, systemd
+ * unit and executable come from the bus (and /proc through sd-bus), never
+ * from arguments. The full credentials are only asked for when the uid
+ * alone does not satisfy the policy, so a vault without rules costs nothing.
+ */
+int ts_enforce_unwrap(sd_bus_message *m, const ts_caller *caller, const char *vault, char *msg, size_t msglen);
+
+/* The same two as bus errors (PolicyViolation naming rule and file), with a policy-denied audit event. */
+int ts_enforce_unwrap_bus(sd_bus_message *m, ts_vault_entry *e, const ts_caller *caller, sd_bus_error *error);
+int ts_enforce_protectors_bus(ts_vault_entry *e, const char *skip, int complete, const ts_caller *caller,
+                              const char *what, sd_bus_error *error);
+
+/* AddProtector, before the token is touched: may a protector of this type be added at all? */
+int ts_enforce_type_allowed(ts_vault_entry *e, const char *type, const ts_caller *caller, sd_bus_error *error);
+
+/* (compliant, what to do) for the PolicyStatus property. */
+int ts_enforce_vault_status(const ts_vault_entry *e, char *msg, size_t msglen);
+
+
+/* ---- audit.c --------------------------------------------------------------------- */
+
+/* ts_log_event, returning whether the audit sinks took the record (log.c). */
+int ts_log_event_r(const char *event, const char *vault, const ts_caller *caller, const char *protector, int r);
+
+/* Journal fields and the --audit-log line for one event; 0 or -TS_E_IO (called by ts_log_event). */
+int ts_audit_sinks(const char *event, const char *vault, const ts_caller *caller, const char *protector, int r);
+
+/* --audit-log FILE: append one JSON object per event. NULL: journal/stderr only. */
+void ts_audit_set_file(const char *path);
+
+/*
+ * Record a security event: the stderr/journal line of ts_log_event, journal
+ * fields (TOKENSEAL_EVENT=, TOKENSEAL_VAULT=, ...) when journald is there,
+ * and the --audit-log line. Returns 0, or -TS_E_IO when the audit file could
+ * not be written.
+ */
+int ts_audit(const char *event, const char *vault, const ts_caller *caller, const char *protector, int r);
+
+/*
+ * Before a security-relevant operation: record that it is being attempted.
+ * When the policy says [audit] fail-closed = yes and the record cannot be
+ * written, returns -TS_E_IO and sets error; the caller must refuse.
+ */
+int ts_audit_gate(const char *event, const char *vault, const ts_caller *caller, const char *protector,
+                  sd_bus_error *error);
+
+/* ---- escrow_methods.c ------------------------------------------------------------ */
+
+/* Vault interface additions: SetEscrow, RevokeAndRekey, EscrowRecipients, SharesNeeded, PolicyStatus. */
+int ts_escrow_method_set_escrow(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int ts_escrow_method_revoke_and_rekey(sd_bus_message *m, void *userdata, sd_bus_error *error);
+/* Unlock succeeded with this protector (for RotateRecoveryKey ""). */
+void ts_escrow_note_unlock(ts_vault_entry *e, const char *protector_id);
+int ts_escrow_method_rotate_recovery_key(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int ts_escrow_prop_recipients(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error);
+int ts_escrow_prop_shares_needed(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                 sd_bus_message *reply, void *userdata, sd_bus_error *error);
+int ts_escrow_prop_policy_status(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                 sd_bus_message *reply, void *userdata, sd_bus_error *error);
+
+/* CreateVault: escrow to the policy's required recipients (vault unlocked, before serializing). */
+int ts_enforce_create_escrow(ts_vault *v, char *msg, size_t msglen);
+
+#endif

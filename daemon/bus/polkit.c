@@ -1,0 +1,148 @@
+/* polkit.c — asynchronous polkit CheckAuthorization for operations on vaults that are not the caller's. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus/daemon.h"
+
+#define POLKIT_NAME "org.freedesktop.PolicyKit1"
+#define POLKIT_PATH "/org/freedesktop/PolicyKit1/Authority"
+#define POLKIT_IFACE "org.freedesktop.PolicyKit1.Authority"
+#define POLKIT_FLAG_ALLOW_USER_INTERACTION 1u
+
+/* Questions in flight at once: each holds a message; a flood gets Busy, not memory. */
+#define POLKIT_MAX_QUERIES 64
+/* An authentication dialog may take a person a while; without one polkit answers at once. */
+#define POLKIT_TIMEOUT_INTERACTIVE_USEC (120ull * 1000000)
+#define POLKIT_TIMEOUT_USEC (10ull * 1000000)
+
+typedef struct ts_polkit_query {
+	ts_daemon *d;
+	sd_bus_message *request;       /* the caller's method call, dispatched again on the answer */
+	sd_bus_slot *slot;             /* the CheckAuthorization call; NULL once answered */
+	char action[64];
+	int answered;
+	int allowed;
+	char why[192];                 /* for the AccessDenied message */
+	struct ts_polkit_query *next;
+} ts_polkit_query;
+
+static void query_free(ts_polkit_query *q)
+{
+	sd_bus_slot_unref(q->slot);
+	sd_bus_message_unref(q->request);
+	free(q);
+}
+
+static void query_unlink(ts_daemon *d, ts_polkit_query *q)
+{
+	for (ts_polkit_query **pp = &d->polkit_queries; *pp; pp = &(*pp)->next)
+		if (*pp == q) {
+			*pp = q->next;
+			d->n_polkit_queries--;
+			return;
+		}
+}
+
+static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
+{
+	ts_polkit_query *q = userdata;
+	const sd_bus_error *e = sd_bus_message_get_error(reply);
+	int authorized = 0, challenge = 0, r;
+
+	q->slot = sd_bus_slot_unref(q->slot);
+	q->answered = 1;
+	if (e) {
+		if (sd_bus_error_has_names(e, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER))
+			snprintf(q->why, sizeof(q->why), "polkit is not running: only the vault's owner and root may do this");
+		else
+			snprintf(q->why, sizeof(q->why), "polkit did not answer (%s)", e->name);
+	} else if ((r = sd_bus_message_enter_container(reply, 'r', "bba{ss}")) < 0 ||
+	           (r = sd_bus_message_read(reply, "bb", &authorized, &challenge)) < 0) {
+		snprintf(q->why, sizeof(q->why), "unexpected answer from polkit");
+	} else {
+		q->allowed = authorized;
+		if (!authorized)
+			snprintf(q->why, sizeof(q->why), "not authorized for %s%s", q->action,
+			         challenge ? " (authentication required: call with interactive authorization)" : "");
+	}
+	/* Run the caller's method again from the start; it finds this answer. */
+	if ((r = sd_bus_message_rewind(q->request, 1)) < 0 ||
+	    (r = sd_bus_enqueue_for_read(sd_bus_message_get_bus(q->request), q->request)) < 0) {
+		/* The caller would wait for nothing: tell it now. */
+		ts_log(TS_LOG_ERR, "polkit: cannot resume a request: %s", strerror(-r));
+		(void)sd_bus_reply_method_errorf(q->request, ts_error_dbus_name(-TS_E_FAILED), "internal error");
+		query_unlink(q->d, q);
+		query_free(q);
+	}
+	return 0;
+}
+
+static int ask(ts_daemon *d, sd_bus_message *m, const char *action, sd_bus_error *error)
+{
+	_ts_cleanup_reply_ sd_bus_message *call = NULL;
+	const char *sender = sd_bus_message_get_sender(m);
+	int interactive = sd_bus_message_get_allow_interactive_authorization(m) > 0;
+	ts_polkit_query *q;
+	int r;
+
+	if (!sender)
+		return ts_bus_error(error, -TS_E_ACCESS_DENIED, "no sender");
+	if (d->n_polkit_queries >= POLKIT_MAX_QUERIES)
+		return ts_bus_error(error, -TS_E_BUSY, "too many authorization checks in progress");
+	if ((q = calloc(1, sizeof(*q))) == NULL)
+		return ts_bus_error(error, -TS_E_NOMEM, NULL);
+	q->d = d;
+	q->request = sd_bus_message_ref(m);
+	snprintf(q->action, sizeof(q->action), "%s", action);
+	/* The subject is the caller's bus name: polkit asks the bus who that is, no pid race. */
+	if ((r = sd_bus_message_new_method_call(d->bus, &call, POLKIT_NAME, POLKIT_PATH, POLKIT_IFACE,
+	                                        "CheckAuthorization")) < 0 ||
+	    (r = sd_bus_message_append(call, "(sa{sv})s", "system-bus-name", 1, "name", "s", sender, action)) < 0 ||
+	    (r = sd_bus_message_append(call, "a{ss}us", 0,
+	                               interactive ? POLKIT_FLAG_ALLOW_USER_INTERACTION : 0u, "")) < 0 ||
+	    (r = sd_bus_call_async(d->bus, &q->slot, call, on_reply, q,
+	                           interactive ? POLKIT_TIMEOUT_INTERACTIVE_USEC : POLKIT_TIMEOUT_USEC)) < 0) {
+		query_free(q);
+		return ts_bus_error(error, -TS_E_FAILED, "cannot ask polkit");
+	}
+	q->next = d->polkit_queries;
+	d->polkit_queries = q;
+	d->n_polkit_queries++;
+	return 0;
+}
+
+int ts_polkit_check(ts_daemon *d, sd_bus_message *m, const char *action, sd_bus_error *error)
+{
+	ts_polkit_query *q;
+	char why[sizeof(q->why)];
+
+	for (q = d->polkit_queries; q; q = q->next)
+		if (q->request == m && strcmp(q->action, action) == 0)
+			break;
+	if (!q)
+		return ask(d, m, action, error);
+	if (!q->answered)
+		return 0;
+	/* One answer, one use: a later call of the same client asks again. */
+	query_unlink(d, q);
+	if (q->allowed) {
+		query_free(q);
+		return 1;
+	}
+	snprintf(why, sizeof(why), "%s", q->why);
+	query_free(q);
+	return ts_bus_error(error, -TS_E_ACCESS_DENIED, why);
+}
+
+void ts_polkit_stop(ts_daemon *d)
+{
+	ts_polkit_query *q, *next;
+
+	for (q = d->polkit_queries; q; q = next) {
+		next = q->next;
+		query_free(q);
+	}
+	d->polkit_queries = NULL;
+	d->n_polkit_queries = 0;
+}
