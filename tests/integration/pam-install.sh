@@ -1,0 +1,118 @@
+#!/bin/bash
+# pam-install.sh — `make install DESTDIR=... PREFIX=/usr` installs every file with its mode, the unit passes
+# `systemd-analyze verify`, the man pages render without warnings, completion works, `make uninstall` removes all.
+. "$TS_SRC/tests/lib/rig.sh"
+DEST=$RIG_DIR/dest
+MK=(make -s -C "$TS_SRC" BUILD="$TS_BUILD" PREFIX=/usr DESTDIR="$DEST")
+# The build being tested is installed as built: an ASan build stays one (else make would relink it).
+ldd "$TS_BUILD/tokensealed" | grep -q libasan && MK+=(SAN=1)
+
+"${MK[@]}" install >"$RIG_DIR/install.log" 2>&1 || { cat "$RIG_DIR/install.log" >&2; fail "make install"; }
+
+# --- the tree: every file, its mode.
+check_file() { # path mode
+	[ -f "$DEST$1" ] || fail "not installed: $1"
+	[ "$(stat -c %a "$DEST$1")" = "$2" ] || fail "$1: mode $(stat -c %a "$DEST$1"), expected $2"
+}
+check_file /usr/bin/tokenseal 755
+check_file /usr/sbin/tokensealed 755
+check_file /usr/lib/libtokenseal.so.1 755
+[ "$(readlink "$DEST/usr/lib/libtokenseal.so")" = libtokenseal.so.1 ] || fail "libtokenseal.so symlink"
+check_file /usr/lib/libtokenseal.a 644
+check_file /usr/lib/pkgconfig/tokenseal.pc 644
+check_file /usr/include/tokenseal.h 644
+check_file /usr/lib/security/pam_tokenseal.so 644
+check_file /usr/lib/systemd/system/tokensealed.service 644
+check_file /usr/share/dbus-1/system.d/org.tokenseal1.conf 644
+check_file /usr/share/dbus-1/system-services/org.tokenseal1.service 644
+check_file /usr/share/dbus-1/interfaces/org.tokenseal1.xml 644
+check_file /usr/share/polkit-1/actions/org.tokenseal1.policy 644
+check_file /usr/share/bash-completion/completions/tokenseal 644
+check_file /usr/share/man/man8/tokensealed.8 644
+check_file /usr/share/man/man8/pam_tokenseal.8 644
+check_file /usr/share/man/man5/tokenseal-policy.5 644
+for m in "$TS_SRC"/docs/*.1; do [ -f "$m" ] && check_file "/usr/share/man/man1/${m##*/}" 644; done
+# Nothing outside PREFIX (the unit, PAM module and all live under /usr with PREFIX=/usr).
+[ -z "$(find "$DEST" -mindepth 1 -maxdepth 1 ! -name usr)" ] || fail "installed outside /usr: $(ls "$DEST")"
+# The installed paths are the ones the unit and the activation file start.
+grep -qx 'ExecStart=/usr/sbin/tokensealed --bus system --state-dir /var/lib/tokenseal' \
+	"$DEST/usr/lib/systemd/system/tokensealed.service" || fail "unit ExecStart"
+grep -qx 'Exec=/usr/sbin/tokensealed --bus system' "$DEST/usr/share/dbus-1/system-services/org.tokenseal1.service" ||
+	fail "activation Exec"
+grep -qx 'SystemdService=tokensealed.service' "$DEST/usr/share/dbus-1/system-services/org.tokenseal1.service" ||
+	fail "activation SystemdService"
+grep -q '@[A-Z]*@' -r "$DEST" --include='*.service' && fail "unsubstituted @VARIABLE@ in an installed file"
+# The PAM module exports the PAM entry points and nothing else.
+exports=$(nm -D --defined-only "$DEST/usr/lib/security/pam_tokenseal.so" | awk '{print $3}' | grep -v '^_' | sort | tr '\n' ' ')
+[ "$exports" = "pam_sm_authenticate pam_sm_close_session pam_sm_open_session pam_sm_setcred " ] ||
+	fail "pam_tokenseal.so exports: $exports"
+pass "make install: every file in place with its mode; paths substituted; the PAM module exports pam_sm_* only"
+
+# --- the unit: hardening present, and systemd-analyze verify clean in a root with the installed tree.
+U="$DEST/usr/lib/systemd/system/tokensealed.service"
+for k in 'Type=dbus' 'BusName=org.tokenseal1' 'ProtectSystem=strict' 'ProtectHome=yes' 'PrivateNetwork=yes' \
+	'NoNewPrivileges=yes' 'DeviceAllow=char-hidraw rw' 'DeviceAllow=/dev/tpmrm0 rw' 'DevicePolicy=closed' \
+	'MemoryDenyWriteExecute=yes' 'LockPersonality=yes' 'StateDirectory=tokenseal' 'StateDirectoryMode=0700' \
+	'RestrictAddressFamilies=AF_UNIX AF_NETLINK' 'CapabilityBoundingSet=' 'SystemCallFilter=@system-service'; do
+	grep -qxF "$k" "$U" || fail "unit lacks $k"
+done
+VROOT=$RIG_DIR/vroot
+cp -a "$DEST" "$VROOT"
+# The system's own units (targets the unit depends on by default); dbus.socket if this machine has none.
+cp -an /usr/lib/systemd/system/. "$VROOT/usr/lib/systemd/system/"
+[ -e "$VROOT/usr/lib/systemd/system/dbus.socket" ] ||
+	printf '[Unit]\nDescription=D-Bus System Message Bus Socket\n[Socket]\nListenStream=/run/dbus/system_bus_socket\n' \
+		>"$VROOT/usr/lib/systemd/system/dbus.socket"
+verify() { systemd-analyze verify --man=no --root="$VROOT" /usr/lib/systemd/system/tokensealed.service 2>&1; }
+out=$(verify) || fail "systemd-analyze verify failed: $out"
+[ -z "$out" ] || fail "systemd-analyze verify: $out"
+# The check can fail: a broken setting and a missing binary are both reported.
+cp "$VROOT/usr/lib/systemd/system/tokensealed.service" "$RIG_DIR/unit.good"
+sed -i 's/^ProtectHome=yes/ProtectHome=sometimes/' "$VROOT/usr/lib/systemd/system/tokensealed.service"
+grep -q "ProtectHome\|protect home" <<<"$(verify)" || fail "verify did not notice a bad setting"
+cp "$RIG_DIR/unit.good" "$VROOT/usr/lib/systemd/system/tokensealed.service"
+rm "$VROOT/usr/sbin/tokensealed"
+grep -q "not executable" <<<"$(verify)" || fail "verify did not notice the missing binary"
+pass "the unit is hardened and passes systemd-analyze verify (which does catch a bad unit)"
+
+# --- polkit actions: well-formed, and the ids are the ones the daemon asks for.
+/usr/bin/python3 - "$DEST/usr/share/polkit-1/actions/org.tokenseal1.policy" "$TS_SRC/daemon/bus/daemon.h" <<'PY' ||
+import re, sys, xml.etree.ElementTree as ET
+ids = sorted(a.get("id") for a in ET.parse(sys.argv[1]).getroot().iter("action"))
+used = sorted(re.findall(r'#define TS_POLKIT_ACTION_\w+ "([^"]+)"', open(sys.argv[2]).read()))
+assert ids == used and ids, (ids, used)
+PY
+	fail "polkit actions and daemon disagree"
+pass "polkit .policy parses and lists exactly the actions the daemon checks"
+
+# --- man pages render without warnings (and a broken page would show one).
+for m in $(find "$DEST/usr/share/man" -type f); do
+	w=$(MANWIDTH=80 man -l --warnings "$m" 2>&1 >/dev/null)
+	[ -z "$w" ] || fail "man -l $m: $w"
+	[ "$(MANWIDTH=80 man -l "$m" 2>/dev/null | wc -l)" -gt 10 ] || fail "$m renders to almost nothing"
+done
+printf '.TH X 1\n.SH NAME\nx \\- y\n.BOGUSMACRO z\n' >"$RIG_DIR/bad.1"
+[ -n "$(MANWIDTH=80 man -l --warnings "$RIG_DIR/bad.1" 2>&1 >/dev/null)" ] || fail "man --warnings reports nothing"
+pass "man pages render with man -l without warnings"
+
+# --- bash completion: commands, and options read from the command's --help.
+comp() { # words... (the last is being completed)
+	PATH="$DEST/usr/bin:$PATH" bash -c '
+		_init_completion() { cur=${COMP_WORDS[COMP_CWORD]}; prev=${COMP_WORDS[COMP_CWORD-1]}
+			words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD; }
+		_filedir() { :; }
+		. "$1"; shift
+		COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _tokenseal; echo "${COMPREPLY[*]}"' \
+		_ "$DEST/usr/share/bash-completion/completions/tokenseal" "$@"
+}
+[ "$(comp tokenseal enr)" = enroll ] || fail "completion of 'enr': $(comp tokenseal enr)"
+[ "$(comp tokenseal --bus sys)" = system ] || fail "completion of --bus"
+[ "$(comp tokenseal enroll f)" = fido2 ] || fail "completion of enroll's type"
+grep -qw -- --pin-fd <<<"$(comp tokenseal enroll fido2 --)" || fail "enroll options: $(comp tokenseal enroll fido2 --)"
+pass "bash completion: commands, --bus values, protector types, per-command options"
+
+# --- uninstall leaves no file behind.
+"${MK[@]}" uninstall >"$RIG_DIR/uninstall.log" 2>&1 || { cat "$RIG_DIR/uninstall.log" >&2; fail "make uninstall"; }
+left=$(find "$DEST" ! -type d)
+[ -z "$left" ] || fail "left after uninstall: $left"
+pass "make uninstall removes every installed file"
