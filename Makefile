@@ -2,7 +2,8 @@
 #
 #   make              build everything into build/
 #   make check        install missing Debian packages, build, run every test
-#   make check-unit | check-integration | check-fido2 | check-tpm2 | check-pkcs11 | check-pam | check-policy
+#   make check-unit | check-integration | check-fido2 | check-tpm2 | check-pkcs11
+#        | check-pam | check-policy | check-hardening    (one test group each)
 #   make demo         run the end-to-end demo on a private bus
 #   make bench        benchmarks
 #   make install      PREFIX=/usr/local DESTDIR=
@@ -79,8 +80,8 @@ endif
 PAM_TOKENSEAL := $(BUILD)/pam_tokenseal.so
 PROGRAMS += $(PAM_TOKENSEAL)
 
-.PHONY: all deps check check-unit check-integration check-fido2 check-tpm2 check-pkcs11 check-pam check-policy \
-        check-asan demo bench install uninstall clean tests
+.PHONY: all deps check check-unit check-integration check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening \
+        demo bench install uninstall clean tests
 
 all: $(PROGRAMS) tests
 
@@ -165,7 +166,7 @@ check-integration: deps
 	$(MAKE) all
 	tests/run --build $(BUILD) integration
 
-check-fido2 check-tpm2 check-pkcs11 check-pam check-policy: deps
+check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening: deps
 	$(MAKE) all
 	tests/run --build $(BUILD) $(patsubst check-%,%,$@)
 
