@@ -263,6 +263,21 @@ static int unwrap_one(const ts_vault *v, const void *blob, size_t len, const ts_
 	return 0;
 }
 
+/*
+ * One secure scratch buffer for plaintexts, allocated once. A fresh
+ * sodium_malloc of 64 KiB per call (guard pages, mlock, fill) cost about as
+ * much as the whole bus round trip (docs/PERFORMANCE.md). The daemon runs
+ * one handler at a time; each handler wipes what it wrote before it returns.
+ */
+static uint8_t *plaintext_scratch(void)
+{
+	static uint8_t *buf;
+
+	if (!buf)
+		buf = ts_secure_alloc(TS_PLAINTEXT_MAX);
+	return buf;
+}
+
 /* A reply holding one non-secret "ay". */
 static int reply_bytes(sd_bus_message *m, const void *p, size_t n)
 {
@@ -309,7 +324,7 @@ static int method_unwrap(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	ts_vault_entry *e = userdata;
 	_ts_cleanup_reply_ sd_bus_message *reply = NULL;
-	_ts_cleanup_secure_ uint8_t *pt = NULL;
+	uint8_t *pt;
 	const void *blob;
 	ts_kv *ctx = NULL;
 	size_t blob_len, n_ctx, pt_len = 0;
@@ -323,7 +338,7 @@ static int method_unwrap(sd_bus_message *m, void *userdata, sd_bus_error *error)
 		free(ctx);
 		return r;
 	}
-	if ((pt = ts_secure_alloc(TS_PLAINTEXT_MAX)) == NULL) {
+	if ((pt = plaintext_scratch()) == NULL) {
 		r = -TS_E_NOMEM;
 		goto fail;
 	}
@@ -333,10 +348,11 @@ static int method_unwrap(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	ctx = NULL;
 	ts_daemon_touch(e);
 	/* The plaintext the caller asked for is the one secret that goes on the wire. */
-	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 ||
-	    (r = sd_bus_message_append_array(reply, 'y', pt, pt_len)) < 0)
-		return r;
+	if ((r = sd_bus_message_new_method_return(m, &reply)) >= 0)
+		r = sd_bus_message_append_array(reply, 'y', pt, pt_len);
 	sodium_memzero(pt, pt_len);
+	if (r < 0)
+		return r;
 	return sd_bus_send(NULL, reply, NULL);
 fail:
 	free(ctx);
@@ -347,7 +363,7 @@ static int method_rewrap(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	ts_vault_entry *e = userdata;
 	_ts_cleanup_buf_ ts_buf out = { 0 };
-	_ts_cleanup_secure_ uint8_t *pt = NULL;
+	uint8_t *pt;
 	const void *blob;
 	ts_kv *ctx = NULL;
 	size_t blob_len, n_ctx, pt_len = 0;
@@ -360,12 +376,14 @@ static int method_rewrap(sd_bus_message *m, void *userdata, sd_bus_error *error)
 		free(ctx);
 		return r;
 	}
-	if ((pt = ts_secure_alloc(TS_PLAINTEXT_MAX)) == NULL) {
+	if ((pt = plaintext_scratch()) == NULL) {
 		r = -TS_E_NOMEM;
 		goto fail;
 	}
-	if ((r = unwrap_one(e->vault, blob, blob_len, ctx, n_ctx, pt, &pt_len)) < 0 ||
-	    (r = ts_vault_wrap(e->vault, ctx, n_ctx, pt, pt_len, &out)) < 0)
+	if ((r = unwrap_one(e->vault, blob, blob_len, ctx, n_ctx, pt, &pt_len)) == 0)
+		r = ts_vault_wrap(e->vault, ctx, n_ctx, pt, pt_len, &out);
+	sodium_memzero(pt, pt_len);
+	if (r < 0)
 		goto fail;
 	free(ctx);
 	ts_daemon_touch(e);
@@ -380,7 +398,7 @@ static int method_generate_data_key(sd_bus_message *m, void *userdata, sd_bus_er
 	ts_vault_entry *e = userdata;
 	_ts_cleanup_reply_ sd_bus_message *reply = NULL;
 	_ts_cleanup_buf_ ts_buf blob = { 0 };
-	_ts_cleanup_secure_ uint8_t *pt = NULL;
+	uint8_t *pt;
 	ts_kv *ctx = NULL;
 	size_t n_ctx;
 	ts_caller caller;
@@ -399,20 +417,23 @@ static int method_generate_data_key(sd_bus_message *m, void *userdata, sd_bus_er
 		free(ctx);
 		return r;
 	}
-	if ((pt = ts_secure_alloc(size)) == NULL) {
+	if ((pt = plaintext_scratch()) == NULL) {
 		r = -TS_E_NOMEM;
 		goto fail;
 	}
 	randombytes_buf(pt, size);
-	if ((r = ts_vault_wrap(e->vault, ctx, n_ctx, pt, size, &blob)) < 0)
+	if ((r = ts_vault_wrap(e->vault, ctx, n_ctx, pt, size, &blob)) < 0) {
+		sodium_memzero(pt, size);
 		goto fail;
+	}
 	free(ctx);
 	ts_daemon_touch(e);
-	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 ||
-	    (r = sd_bus_message_append_array(reply, 'y', pt, size)) < 0 ||
-	    (r = sd_bus_message_append_array(reply, 'y', blob.data, blob.len)) < 0)
-		return r;
+	if ((r = sd_bus_message_new_method_return(m, &reply)) >= 0 &&
+	    (r = sd_bus_message_append_array(reply, 'y', pt, size)) >= 0)
+		r = sd_bus_message_append_array(reply, 'y', blob.data, blob.len);
 	sodium_memzero(pt, size);
+	if (r < 0)
+		return r;
 	return sd_bus_send(NULL, reply, NULL);
 fail:
 	free(ctx);
@@ -427,11 +448,11 @@ fail:
 static int batch(sd_bus_message *m, ts_vault_entry *e, int rewrap, sd_bus_error *error)
 {
 	_ts_cleanup_reply_ sd_bus_message *reply = NULL;
-	_ts_cleanup_secure_ uint8_t *pt = NULL;
 	_ts_cleanup_buf_ ts_buf out = { 0 };
+	uint8_t *pt;
 	ts_kv *ctx = NULL;
 	char msg[160];
-	size_t n_ctx, idx = 0, pt_len = 0, blob_len;
+	size_t n_ctx, idx = 0, count = 0, pt_len = 0, blob_len;
 	const void *blob;
 	ts_caller caller;
 	int r;
@@ -439,13 +460,22 @@ static int batch(sd_bus_message *m, ts_vault_entry *e, int rewrap, sd_bus_error 
 	if ((r = vault_authorize(m, e, rewrap ? "rewrap-batch" : "unwrap-batch", &caller, error)) != 0 ||
 	    (r = vault_unlocked(e, error)) < 0 || (r = ts_enforce_unwrap_bus(m, e, &caller, error)) < 0)
 		return r;
-	if ((pt = ts_secure_alloc(TS_PLAINTEXT_MAX)) == NULL)
+	if ((pt = plaintext_scratch()) == NULL)
 		return ts_bus_error(error, -TS_E_NOMEM, NULL);
 	/*
-	 * The context comes after the array in the message: skip the array
-	 * first (sd-bus checks its framing), read the context, then rewind.
+	 * The context comes after the array in the message: walk the array once
+	 * (reading item by item; sd_bus_message_skip steps through it byte by
+	 * byte and cost 80% of a batch), counting items, read the context, then
+	 * rewind and walk the array again for real.
 	 */
-	if ((r = sd_bus_message_skip(m, "aay")) < 0 ||
+	if ((r = sd_bus_message_enter_container(m, 'a', "ay")) < 0)
+		return ts_bus_error(error, -TS_E_INVALID_ARGS, NULL);
+	while ((r = sd_bus_message_read_array(m, 'y', &blob, &blob_len)) > 0)
+		if (++count > TS_BATCH_MAX) {
+			snprintf(msg, sizeof(msg), "more than %d items in one batch", TS_BATCH_MAX);
+			return ts_bus_error(error, -TS_E_LIMIT, msg);
+		}
+	if (r < 0 || (r = sd_bus_message_exit_container(m)) < 0 ||
 	    (r = ts_bus_read_kv(m, &ctx, &n_ctx, TS_CONTEXT_MAX_ENTRIES)) < 0 ||
 	    (r = sd_bus_message_rewind(m, 1)) < 0 || (r = sd_bus_message_enter_container(m, 'a', "ay")) < 0) {
 		free(ctx);
@@ -470,9 +500,10 @@ static int batch(sd_bus_message *m, ts_vault_entry *e, int rewrap, sd_bus_error 
 			goto fail_item;
 		if (rewrap) {
 			out.len = 0;
-			if ((r = ts_vault_wrap(e->vault, ctx, n_ctx, pt, pt_len, &out)) < 0)
-				goto fail_item;
+			r = ts_vault_wrap(e->vault, ctx, n_ctx, pt, pt_len, &out);
 			sodium_memzero(pt, pt_len);
+			if (r < 0)
+				goto fail_item;
 			r = sd_bus_message_append_array(reply, 'y', out.data, out.len);
 		} else {
 			r = sd_bus_message_append_array(reply, 'y', pt, pt_len);
