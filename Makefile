@@ -120,7 +120,7 @@ $(BUILD)/tokenseal.pc: contrib/tokenseal.pc.in
 
 # The CLI links the client library statically plus the core for offline commands.
 $(TOKENSEAL): $(call obj,$(CLI_SRC) daemon/store.c) $(LIBTOKENSEAL_A) $(LIBTSCORE)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(CORE_PKGS) $(CLIENT_PKGS))
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(CORE_PKGS) $(CLIENT_PKGS) p11-kit-1 libcrypto)
 
 # The PAM module: a thin client of the static client library (whose symbols stay hidden);
 # only pam_sm_* leave the .so.

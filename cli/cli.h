@@ -112,6 +112,8 @@ int revoke_main(int argc, char **argv);
 int rekey_main(int argc, char **argv);
 int escrow_main(int argc, char **argv);
 int policy_main(int argc, char **argv);
+/* Issue 5: offline `pkcs11 list` (cmd-pkcs11.c). */
+int pkcs11_main(int argc, char **argv);
 /* status: k-of-n shares still needed, policy compliance, escrow officers (cmd-policy.c). */
 void cli_status_policy(ts_client *c, const char *vault, int locked);
 /* unlock --rotate-recovery-key: replace the recovery key just used and print the new one (cmd-escrow.c). */

@@ -32,6 +32,7 @@ static const struct {
 	{ "rekey", rekey_main, "Revoke a protector for real: replace the vault secret and root key" },
 	{ "escrow", escrow_main, "Escrow officers: keygen, set recipients, offline recover" },
 	{ "policy", policy_main, "Show the effective system policy or check a policy file" },
+	{ "pkcs11", pkcs11_main, "List PKCS#11 tokens and keys with their URIs (offline)" },
 };
 
 static void usage(FILE *f)
@@ -47,7 +48,7 @@ static void usage(FILE *f)
 	        "  --bus BUS      D-Bus to reach tokensealed on: system (default; or $TOKENSEAL_BUS),\n"
 	        "                 session, or an address such as unix:path=/run/...\n"
 	        "  --vault NAME   vault to use (default: your user name); also accepted after COMMAND\n"
-	        "  --json         machine-readable output (status)\n"
+	        "  --json         machine-readable output (status, pkcs11 list)\n"
 	        "  --help, --version\n"
 	        "\n'tokenseal COMMAND --help' describes each command.\n"
 	        "\nExit status:\n"
