@@ -205,6 +205,8 @@ fuzz: fuzz-build
 
 fuzz-seeds: $(FUZZ_BUILD)/mkseeds
 	$(FUZZ_BUILD)/mkseeds tests/fuzz/corpus
+	tests/fuzz/mkseeds_ctap.py tests/fuzz/corpus
+	tests/fuzz/mkseeds_dbus_args.py tests/fuzz/corpus
 
 fuzz-clean:
 	rm -rf $(FUZZ_BUILD)
@@ -219,6 +221,22 @@ $(FUZZ_CORE_A): $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(CORE_SRC))
 
 $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_CORE_A)
 	$(FUZZ_CC) $(FUZZ_SAN) -o $@ $^ $(call pc_libs,$(CORE_PKGS))
+
+# fuzz_ctap drives softfido's own modules (not main.c's sockets nor state.c's
+# file: the harness stands in for both), so it links them and their libraries.
+FUZZ_SF_SRC := $(filter-out tests/softfido/main.c tests/softfido/state.c,$(SOFTFIDO_SRC))
+$(FUZZ_BUILD)/fuzz_ctap: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_ctap.o $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_SF_SRC))
+	$(FUZZ_CC) $(FUZZ_SAN) -o $@ $^ $(call pc_libs,$(SOFTFIDO_PKGS))
+
+# fuzz_dbus_args reads sd-bus messages with the daemon's own argument readers
+# (daemon/bus/*.c), so the daemon objects go into a second archive.
+FUZZ_DAEMON_A := $(FUZZ_BUILD)/libtsd-fuzz.a
+$(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(DAEMON_SRC)) $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_dbus_args.o: \
+	FUZZ_CFLAGS += $(call pc_cflags,$(DAEMON_PKGS))
+$(FUZZ_DAEMON_A): $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(DAEMON_SRC))
+	rm -f $@ && $(AR) rcs $@ $^
+$(FUZZ_BUILD)/fuzz_dbus_args: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_dbus_args.o $(FUZZ_DAEMON_A) $(FUZZ_CORE_A)
+	$(FUZZ_CC) $(FUZZ_SAN) -o $@ $^ $(call pc_libs,$(DAEMON_PKGS))
 
 # The seed generator is an ordinary program over the ordinary (uninstrumented) core.
 $(FUZZ_BUILD)/mkseeds: tests/fuzz/mkseeds.c tests/fuzz/fuzz.h $(CORE_SRC)
