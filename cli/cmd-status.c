@@ -8,11 +8,13 @@
 
 #include "cli.h"
 #include "lib/client-internal.h"
+#include "lib/policy-client.h"
 
 static const char status_help[] =
 	"Usage: tokenseal status [--vault NAME] [--json]\n"
-	"Show the vaults you may use (or one): id, owner, locked or unlocked and why, root key\n"
-	"version and oldest usable version, and every protector that can open it.\n\n"
+	"Show the vaults you may use (or one): id, owner, locked or unlocked, why and since when,\n"
+	"root key version and oldest usable version, and every protector that can open it, with\n"
+	"whether its token is there now (checked without a touch or a PIN).\n\n"
 	"      --vault NAME   show only this vault\n"
 	"      --json         print a JSON array of vault objects\n"
 	"  -h, --help         this text\n";
@@ -31,14 +33,17 @@ static void json_string(const char *s)
 	putchar('"');
 }
 
-static void print_json(const ts_vault_info *v)
+static void print_json(ts_client *c, const ts_vault_info *v)
 {
+	ts_vault_policy_info *pol = NULL;
+
 	printf("{\"name\":");
 	json_string(v->name);
 	printf(",\"id\":");
 	json_string(v->id);
 	printf(",\"owner\":%u,\"locked\":%s,\"lock_reason\":", v->owner, v->locked ? "true" : "false");
 	json_string(v->lock_reason);
+	printf(",\"lock_changed_usec\":%llu", (unsigned long long)v->lock_changed);
 	printf(",\"key_version\":%u,\"min_key_version\":%u,\"protectors\":[", v->key_version, v->min_key_version);
 	for (size_t i = 0; i < v->n_protectors; i++) {
 		const ts_protector_info *p = &v->protectors[i];
@@ -49,7 +54,9 @@ static void print_json(const ts_vault_info *v)
 		json_string(p->type);
 		printf(",\"description\":");
 		json_string(p->description);
-		printf(",\"created\":%llu,\"facts\":{", (unsigned long long)p->created);
+		printf(",\"created\":%llu,\"presence\":", (unsigned long long)p->created);
+		json_string(p->presence ? p->presence : "unknown");
+		printf(",\"facts\":{");
 		for (size_t j = 0; j < p->n_facts; j++) {
 			printf("%s", j ? "," : "");
 			json_string(p->facts[j].key);
@@ -58,7 +65,24 @@ static void print_json(const ts_vault_info *v)
 		}
 		printf("}}");
 	}
-	printf("]}");
+	printf("]");
+	/* Escrow and policy as the human form shows them; left out when the daemon has no such properties. */
+	if (ts_client_vault_policy_info(c, v->name, &pol) >= 0) {
+		printf(",\"shares_needed\":%u,\"policy_compliant\":%s,\"policy_message\":", pol->shares_needed,
+		       pol->compliant ? "true" : "false");
+		json_string(pol->policy_message ? pol->policy_message : "");
+		printf(",\"escrow_recipients\":[");
+		for (size_t i = 0; i < pol->n_escrow; i++) {
+			printf("%s{\"fingerprint\":", i ? "," : "");
+			json_string(pol->escrow_fp[i]);
+			printf(",\"label\":");
+			json_string(pol->escrow_label[i]);
+			putchar('}');
+		}
+		putchar(']');
+		ts_vault_policy_info_free(pol);
+	}
+	putchar('}');
 }
 
 /* Terminal output must not carry control characters from a vault file. */
@@ -72,31 +96,59 @@ static const char *safe(const char *s, char *buf, size_t cap)
 	return buf;
 }
 
+/* "2026-11-29 05:40:01 UTC" from unix seconds. */
+static void format_utc(uint64_t sec, char *buf, size_t cap)
+{
+	time_t t = (time_t)sec;
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || strftime(buf, cap, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+		snprintf(buf, cap, "%llu", (unsigned long long)sec);
+}
+
+/* What status says about a protector's token; NULL when the daemon did not say. */
+static const char *presence_text(const char *presence)
+{
+	if (!presence)
+		return NULL;
+	if (strcmp(presence, "present") == 0)
+		return "key present";
+	if (strcmp(presence, "absent") == 0)
+		return "key absent";
+	if (strcmp(presence, "needs-secret") == 0)
+		return "needs the secret";
+	return "presence unknown";
+}
+
 static void print_human(const ts_vault_info *v)
 {
 	struct passwd *pw = getpwuid(v->owner);
-	char a[512], b[512], d[512], when[64];
+	char a[512], b[512], d[512], when[64], since[80] = "";
+	const char *pr;
 
 	printf("vault %s\n", safe(v->name, a, sizeof(a)));
 	printf("  id:           %s\n", safe(v->id, a, sizeof(a)));
 	printf("  owner:        %u (%s)\n", v->owner, pw ? pw->pw_name : "?");
+	if (v->lock_changed) {
+		format_utc(v->lock_changed / 1000000u, when, sizeof(when));
+		snprintf(since, sizeof(since), " since %s", when);
+	}
 	if (v->locked)
-		printf("  state:        locked (%s)\n", *v->lock_reason ? safe(v->lock_reason, a, sizeof(a)) : "locked");
+		printf("  state:        locked (%s)%s\n", *v->lock_reason ? safe(v->lock_reason, a, sizeof(a)) : "locked",
+		       since);
 	else
-		printf("  state:        unlocked\n");
+		printf("  state:        unlocked%s\n", since);
 	printf("  key version:  %u (oldest usable: %u)\n", v->key_version, v->min_key_version);
 	printf("  protectors:   %zu\n", v->n_protectors);
 	for (size_t i = 0; i < v->n_protectors; i++) {
 		const ts_protector_info *p = &v->protectors[i];
-		time_t t = (time_t)p->created;
-		struct tm tm;
 
-		if (gmtime_r(&t, &tm))
-			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
-		else
-			snprintf(when, sizeof(when), "%llu", (unsigned long long)p->created);
-		printf("    %-4s %-9s %s\n", safe(p->id, a, sizeof(a)), safe(p->type, b, sizeof(b)),
+		format_utc(p->created, when, sizeof(when));
+		printf("    %-4s %-9s %s", safe(p->id, a, sizeof(a)), safe(p->type, b, sizeof(b)),
 		       *p->description ? safe(p->description, d, sizeof(d)) : "");
+		if ((pr = presence_text(p->presence)) != NULL)
+			printf(" [%s]", pr);
+		putchar('\n');
 		printf("         created %s\n", when);
 		if (p->n_facts) {
 			printf("        ");
@@ -144,9 +196,11 @@ int status_main(int argc, char **argv)
 			rc = cli_report(c, r);
 			goto out;
 		}
+		/* Best effort: an older daemon has no ProbeProtectors, and status still has much to say. */
+		(void)ts_client_probe_protectors(c, cli.vault, v);
 		if (cli.json) {
 			putchar('[');
-			print_json(v);
+			print_json(c, v);
 			printf("]\n");
 		} else {
 			print_human(v);
@@ -169,10 +223,11 @@ int status_main(int argc, char **argv)
 			rc = cli_report(c, r);
 			break;
 		}
+		(void)ts_client_probe_protectors(c, names[i], v);
 		if (cli.json) {
 			if (shown)
 				putchar(',');
-			print_json(v);
+			print_json(c, v);
 		} else {
 			if (shown)
 				putchar('\n');

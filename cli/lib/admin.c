@@ -146,6 +146,7 @@ void ts_vault_info_free(ts_vault_info *v)
 		free(p->id);
 		free(p->type);
 		free(p->description);
+		free(p->presence);
 	}
 	free(v->protectors);
 	free(v->name);
@@ -245,6 +246,8 @@ static int parse_properties(sd_bus_message *m, ts_vault_info *v)
 			VARIANT("u", sd_bus_message_read(m, "u", &v->key_version));
 		else if (strcmp(name, "MinKeyVersion") == 0)
 			VARIANT("u", sd_bus_message_read(m, "u", &v->min_key_version));
+		else if (strcmp(name, "LockChanged") == 0)
+			VARIANT("t", sd_bus_message_read(m, "t", &v->lock_changed));
 		else if (strcmp(name, "Locked") == 0)
 			VARIANT("b", sd_bus_message_read(m, "b", &v->locked));
 		else if (strcmp(name, "Protectors") == 0)
@@ -396,6 +399,35 @@ int ts_client_lock(ts_client *c, const char *vault)
 	if ((r = new_vault_call(c, vault, "Lock", &m)) < 0)
 		return r;
 	return call(c, m, 0, NULL);
+}
+
+int ts_client_probe_protectors(ts_client *c, const char *vault, ts_vault_info *v)
+{
+	_cleanup_msg_ sd_bus_message *m = NULL, *reply = NULL;
+	const char *id, *presence;
+	int r;
+
+	if ((r = new_vault_call(c, vault, "ProbeProtectors", &m)) < 0)
+		return r;
+	if ((r = call(c, m, 0, &reply)) < 0)
+		return r;
+	if (sd_bus_message_enter_container(reply, 'a', "(ss)") < 0)
+		return ts_client_fail(c, TS_E_FAILED, "unexpected reply from tokensealed");
+	while ((r = sd_bus_message_read(reply, "(ss)", &id, &presence)) > 0) {
+		/* Match by id: the list may have changed between the two calls. */
+		for (size_t i = 0; i < v->n_protectors; i++) {
+			ts_protector_info *p = &v->protectors[i];
+
+			if (strcmp(p->id, id) != 0)
+				continue;
+			free(p->presence);
+			if ((p->presence = strdup(presence)) == NULL)
+				return ts_client_fail(c, TS_E_NOMEM, NULL);
+		}
+	}
+	if (r < 0 || sd_bus_message_exit_container(reply) < 0)
+		return ts_client_fail(c, TS_E_FAILED, "unexpected reply from tokensealed");
+	return 0;
 }
 
 int ts_client_rotate(ts_client *c, const char *vault, const ts_kv *opts, size_t n_opts, uint32_t *ret_version)

@@ -48,6 +48,7 @@ typedef struct ts_protector_info {
 	uint64_t created;           /* unix time */
 	ts_kv *facts;               /* key/value strings, owned */
 	size_t n_facts;
+	char *presence;             /* from ts_client_probe_protectors(); NULL until then */
 } ts_protector_info;
 
 /* The properties of one vault. */
@@ -57,6 +58,7 @@ typedef struct ts_vault_info {
 	uint32_t owner;
 	int locked;
 	char *lock_reason;
+	uint64_t lock_changed;      /* unix time in µs of the last lock/unlock; 0 if the daemon does not say */
 	uint32_t key_version;
 	uint32_t min_key_version;
 	ts_protector_info *protectors;
@@ -65,6 +67,13 @@ typedef struct ts_vault_info {
 
 /* Free a ts_vault_info and everything in it; accepts NULL. */
 void ts_vault_info_free(ts_vault_info *v);
+
+/*
+ * Ask the daemon which of v's protectors could unlock now (ProbeProtectors):
+ * sets each protector's presence ("present", "absent", "needs-secret",
+ * "unknown"). Never makes the token ask for a touch or a PIN.
+ */
+int ts_client_probe_protectors(ts_client *c, const char *vault, ts_vault_info *v);
 
 /* Look up a fact of a protector; NULL if absent. */
 const char *ts_protector_info_fact(const ts_protector_info *p, const char *key);

@@ -1,4 +1,4 @@
-/* autolock.c — lock vaults when the user or the token goes away: suspend, screen lock, FIDO2 token removal. */
+/* autolock.c — lock vaults when the user or the token goes away: suspend, screen lock, FIDO2 or PKCS#11 token removal. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +19,8 @@
 
 /* unix: test authenticators are probed this often while a vault they unlocked is open. */
 #define PROBE_INTERVAL_USEC (1000ull * 1000)
+/* PKCS#11 has no removal event we can rely on across modules: ask the backend this often. */
+#define P11_PROBE_INTERVAL_USEC (2000ull * 1000)
 #define MAX_PROBED 8
 #define MAX_HIDRAW 16
 
@@ -36,6 +38,7 @@ typedef struct ts_autolock {
 	char hidraw[MAX_HIDRAW][32];   /* FIDO hidraw nodes present at the last fido2 unlock */
 	size_t n_hidraw;
 	sd_event_source *probe_timer;
+	sd_event_source *p11_timer;    /* while a vault unlocked by a pkcs11 protector is open */
 	probed_dev probed[MAX_PROBED];
 	size_t n_probed;
 } ts_autolock;
@@ -323,6 +326,73 @@ static void probe_arm(ts_daemon *d)
 		ts_log(TS_LOG_WARNING, "autolock: cannot watch the FIDO2 test devices: %s", strerror(-r));
 }
 
+/* ---- PKCS#11 token removal ------------------------------------------------------------------ */
+
+/*
+ * 1 when the backend says, for sure, that the token of the protector that
+ * unlocked e is gone. "Cannot tell" (a module that fails to load) does not
+ * lock: it is logged, and the next round asks again.
+ */
+static int p11_token_gone(ts_vault_entry *e)
+{
+	const ts_protector_ops *ops = ts_protector_lookup("pkcs11");
+	ts_protector_request req = { 0 };
+	char errbuf[256] = "";
+	int r;
+
+	if (!ops || !ops->present)
+		return 0;
+	for (size_t i = 0; i < e->vault->n_protectors; i++) {
+		const ts_protector_record *p = &e->vault->protectors[i];
+
+		if (strcmp(p->id, e->unlocked_with) != 0 || strcmp(p->type, "pkcs11") != 0)
+			continue;
+		req.config = &e->d->config;
+		req.vault_name = e->vault->name;
+		req.vault_id = e->vault->id;
+		req.err = errbuf;
+		req.err_len = sizeof(errbuf);
+		if ((r = ops->present(&req, p->params, p->params_len)) < 0)
+			ts_log(TS_LOG_WARNING, "autolock: vault=%s protector=%s: cannot tell whether the token is there: %s",
+			       e->vault->name, p->id, errbuf[0] ? errbuf : ts_strerror(r));
+		return r == 0;
+	}
+	return 0;   /* revoked since the unlock: nothing left to watch */
+}
+
+static int on_p11_probe(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	ts_daemon *d = userdata;
+	int r;
+
+	for (ts_vault_entry *e = d->vaults; e; e = e->next) {
+		if (ts_vault_is_locked(e->vault) || strcmp(e->unlocked_by, "pkcs11") != 0 || !p11_token_gone(e))
+			continue;
+		ts_log(TS_LOG_NOTICE, "autolock: vault=%s: the PKCS#11 token of protector %s went away", e->vault->name,
+		       e->unlocked_with);
+		ts_daemon_lock_vault(e, "token-removed", NULL);
+	}
+	if (!any_unlocked_by(d, "pkcs11"))
+		return sd_event_source_set_enabled(s, SD_EVENT_OFF);
+	if ((r = sd_event_source_set_time_relative(s, P11_PROBE_INTERVAL_USEC)) < 0)
+		return r;
+	return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+static void p11_arm(ts_daemon *d)
+{
+	ts_autolock *a = d->autolock;
+	int r;
+
+	if (!a->p11_timer)
+		r = sd_event_add_time_relative(d->event, &a->p11_timer, CLOCK_MONOTONIC, P11_PROBE_INTERVAL_USEC, 0,
+		                               on_p11_probe, d);
+	else if ((r = sd_event_source_set_time_relative(a->p11_timer, P11_PROBE_INTERVAL_USEC)) >= 0)
+		r = sd_event_source_set_enabled(a->p11_timer, SD_EVENT_ONESHOT);
+	if (r < 0)
+		ts_log(TS_LOG_WARNING, "autolock: cannot watch PKCS#11 tokens: %s", strerror(-r));
+}
+
 void ts_autolock_unlocked(ts_vault_entry *e, const char *protector_type)
 {
 	snprintf(e->unlocked_by, sizeof(e->unlocked_by), "%s", protector_type);
@@ -330,6 +400,8 @@ void ts_autolock_unlocked(ts_vault_entry *e, const char *protector_type)
 		probe_arm(e->d);
 		hidraw_remember(e->d->autolock);
 	}
+	if (e->d->autolock && strcmp(protector_type, "pkcs11") == 0)
+		p11_arm(e->d);
 }
 
 /* ---- setup --------------------------------------------------------------------------------- */
@@ -380,6 +452,7 @@ void ts_autolock_stop(ts_daemon *d)
 	sd_device_monitor_unref(a->monitor);
 	sd_event_source_disable_unref(a->dev_watch);
 	sd_event_source_disable_unref(a->probe_timer);
+	sd_event_source_disable_unref(a->p11_timer);
 	free(a->logind_owner);
 	free(a);
 	d->autolock = NULL;

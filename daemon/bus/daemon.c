@@ -14,6 +14,15 @@ uint64_t ts_now(void)
 	return (uint64_t)time(NULL);
 }
 
+uint64_t ts_now_usec(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) < 0)
+		return (uint64_t)time(NULL) * 1000000u;
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 int ts_bus_error(sd_bus_error *error, int r, const char *msg)
 {
 	if (r >= 0)
@@ -123,6 +132,8 @@ int ts_daemon_add(ts_daemon *d, ts_vault *v, ts_buf *disk, const char *lock_reas
 	e->disk = *disk;
 	memset(disk, 0, sizeof(*disk));
 	snprintf(e->lock_reason, sizeof(e->lock_reason), "%s", lock_reason);
+	/* A vault is locked from the moment it is loaded or created. */
+	e->lock_changed = ts_now_usec();
 	/* Keep the order of creation/loading stable for ListVaults. */
 	for (tail = &d->vaults; *tail; tail = &(*tail)->next)
 		;
@@ -268,6 +279,7 @@ void ts_daemon_lock_vault(ts_vault_entry *e, const char *reason, const ts_caller
 	if (was_locked)
 		return;
 	snprintf(e->lock_reason, sizeof(e->lock_reason), "%s", reason);
+	e->lock_changed = ts_now_usec();
 	/* "lock" when asked to; otherwise the reason is in the event name (lock-idle, lock-suspend, ...). */
 	snprintf(event, sizeof(event), "lock%s%s", strcmp(reason, "request") == 0 ? "" : "-",
 	         strcmp(reason, "request") == 0 ? "" : reason);

@@ -34,9 +34,11 @@ typedef struct ts_vault_entry {
 	char *path;                     /* object path */
 	ts_buf disk;                    /* the file bytes last written/read: the rollback point */
 	char lock_reason[TS_LOCK_REASON_MAX];
+	uint64_t lock_changed;          /* CLOCK_REALTIME µs of the last Locked change (or of loading) */
 	sd_event_source *idle_timer;
 	unsigned unlock_failures;       /* consecutive wrong secrets */
 	char unlocked_by[16];           /* protector type of the last unlock ("" while locked): autolock.c */
+	char unlocked_with[TS_PROTECTOR_ID_MAX];  /* ... and its id, to watch that very token */
 	uint64_t unlock_retry_at;       /* CLOCK_MONOTONIC seconds; before it, Unlock says Busy */
 	struct ts_vault_entry *next;
 } ts_vault_entry;
@@ -137,6 +139,8 @@ int ts_bus_error(sd_bus_error *error, int r, const char *msg);
 
 /* Current time (unix seconds). */
 uint64_t ts_now(void);
+/* Wall-clock microseconds, for LockChanged. */
+uint64_t ts_now_usec(void);
 
 /* ---- manager.c / vault_object.c ----------------------------------------------- */
 

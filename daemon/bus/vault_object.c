@@ -77,7 +77,7 @@ void ts_vault_object_emit_changed(ts_vault_entry *e)
 	if (!e->d->bus || e == e->d->placeholder)
 		return;
 	(void)sd_bus_emit_properties_changed(e->d->bus, e->path, TS_VAULT_IFACE, "Locked", "LockReason",
-	                                     "KeyVersion", "MinKeyVersion", "Protectors", "SharesNeeded", NULL);
+	                                     "LockChanged", "KeyVersion", "MinKeyVersion", "Protectors", "SharesNeeded", NULL);
 }
 
 /* ---- Unlock / Lock ------------------------------------------------------------ */
@@ -185,10 +185,13 @@ static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	}
 	if (used[0]) {
 		for (size_t i = 0; i < e->vault->n_protectors; i++)
-			if (strcmp(e->vault->protectors[i].id, used) == 0)
+			if (strcmp(e->vault->protectors[i].id, used) == 0) {
+				snprintf(e->unlocked_with, sizeof(e->unlocked_with), "%s", used);
 				ts_autolock_unlocked(e, e->vault->protectors[i].type);
+			}
 		e->unlock_failures = 0;
 		e->lock_reason[0] = '\0';
+		e->lock_changed = ts_now_usec();
 		ts_escrow_note_unlock(e, used);
 		ts_log_event("unlock", e->vault->name, &caller, used, 0);
 		ts_daemon_touch(e);
@@ -232,6 +235,55 @@ static int method_lock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 		return r;
 	ts_daemon_lock_vault(e, "request", &caller);
 	return sd_bus_reply_method_return(m, "");
+}
+
+/* ---- ProbeProtectors ------------------------------------------------------------------ */
+
+/* What a protector would need to unlock now, without a touch or a PIN attempt: "present", "absent", "needs-secret" or "unknown". */
+static const char *probe_one(ts_vault_entry *e, const ts_protector_record *p)
+{
+	const ts_protector_ops *ops = ts_protector_lookup(p->type);
+	ts_protector_request req = { 0 };
+	char errbuf[256] = "";
+	int r;
+
+	if (!ops)
+		return "unknown";
+	if (!ops->present)
+		return protector_needs_secret(ops, p) ? "needs-secret" : "unknown";
+	req.config = &e->d->config;
+	req.vault_name = e->vault->name;
+	req.vault_id = e->vault->id;
+	req.err = errbuf;
+	req.err_len = sizeof(errbuf);
+	r = ops->present(&req, p->params, p->params_len);
+	if (r < 0)
+		ts_log(TS_LOG_DEBUG, "vault=%s protector=%s: presence unknown: %s", e->vault->name, p->id,
+		       errbuf[0] ? errbuf : ts_strerror(r));
+	return r < 0 ? "unknown" : r > 0 ? "present" : "absent";
+}
+
+static int method_probe_protectors(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	__attribute__((cleanup(ts_bus_message_unrefp))) sd_bus_message *reply = NULL;
+	ts_vault_entry *e = userdata;
+	ts_caller caller;
+	int r;
+
+	if ((r = vault_authorize(m, e, "probe", &caller, error)) != 0)
+		return r;
+	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 ||
+	    (r = sd_bus_message_open_container(reply, 'a', "(ss)")) < 0)
+		return r;
+	for (size_t i = 0; i < e->vault->n_protectors; i++) {
+		const ts_protector_record *p = &e->vault->protectors[i];
+
+		if ((r = sd_bus_message_append(reply, "(ss)", p->id, probe_one(e, p))) < 0)
+			return r;
+	}
+	if ((r = sd_bus_message_close_container(reply)) < 0)
+		return r;
+	return sd_bus_send(NULL, reply, NULL);
 }
 
 /* ---- blobs -------------------------------------------------------------------------- */
@@ -840,6 +892,13 @@ static int prop_lock_reason(sd_bus *bus, const char *path, const char *interface
 	return sd_bus_message_append(reply, "s", ts_vault_is_locked(e->vault) ? e->lock_reason : "");
 }
 
+static int prop_lock_changed(sd_bus *bus, const char *path, const char *interface, const char *property,
+                             sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	PROPERTY_PREAMBLE;
+	return sd_bus_message_append(reply, "t", e->lock_changed);
+}
+
 static int add_fact(void *ud, const char *key, const char *value)
 {
 	return sd_bus_message_append(ud, "{ss}", key, value) < 0 ? -TS_E_NOMEM : 0;
@@ -880,9 +939,13 @@ static const sd_bus_vtable vault_vtable[] = {
 	SD_BUS_PROPERTY("Protectors", "a(sssta{ss})", prop_protectors, 0,
 	                SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
 	SD_BUS_PROPERTY("LockReason", "s", prop_lock_reason, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	/* Wall-clock µs since the epoch of the last lock or unlock (or of loading). */
+	SD_BUS_PROPERTY("LockChanged", "t", prop_lock_changed, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
 	SD_BUS_METHOD_WITH_ARGS("Unlock", SD_BUS_ARGS("s", protector, "h", secret), SD_BUS_NO_RESULT,
 	                        method_unlock, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("Lock", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_lock, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("ProbeProtectors", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ss)", presence),
+	                        method_probe_protectors, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("Wrap", SD_BUS_ARGS("ay", plaintext, "a{ss}", context), SD_BUS_RESULT("ay", blob),
 	                        method_wrap, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("Unwrap", SD_BUS_ARGS("ay", blob, "a{ss}", context),

@@ -39,6 +39,7 @@
 #define FIDO2_MAX_CANDIDATES 16
 #define FIDO2_RPID_PREFIX "tokenseal:"
 #define FIDO2_REPORT_LEN 64
+#define FIDO2_PROBE_TIMEOUT_MS 2000
 
 static void fido2_init_once(void) {
 	static int done;
@@ -609,10 +610,44 @@ static int fido2_needs_secret(const uint8_t *params, size_t len) {
 	return need;
 }
 
+/*
+ * Present when some key answers the silent probe (up=false, no PIN) for this
+ * credential: no touch is asked and no PIN retry is spent. A key that is
+ * there but does not hold the credential counts as absent.
+ */
+static int fido2_present(ts_protector_request *req, const uint8_t *params, size_t params_len) {
+	char paths[FIDO2_MAX_CANDIDATES][256];
+	ts_params *pp = NULL;
+	fido_dev_t *dev = NULL;
+	fido2_params p;
+	size_t n, i;
+	int fr, r, result = 0;
+
+	fido2_init_once();
+	if ((r = decode_params(params, params_len, &pp, &p)) < 0)
+		return ts_protector_fail(req, r, "the fido2 protector record is damaged");
+	n = candidates(req, NULL, paths);
+	for (i = 0; i < n && result != 1; i++) {
+		/* A silent assertion needs no user: a short timeout keeps status quick. */
+		if (!(dev = dev_open(paths[i], FIDO2_PROBE_TIMEOUT_MS, &fr)))
+			continue;
+		r = assert_once(req, dev, &p, NULL, 0, NULL);
+		dev_close(&dev);
+		/* "Not this key" or "gone meanwhile" says absent; any other answer leaves it unknown unless another key has it. */
+		if (r == 0)
+			result = 1;
+		else if (r != -TS_E_TOKEN_NOT_ENROLLED && r != -TS_E_TOKEN_ABSENT && result == 0)
+			result = r;
+	}
+	ts_params_free(pp);
+	return result;
+}
+
 const ts_protector_ops ts_protector_fido2 = {
 	.type = "fido2",
 	.enroll = fido2_enroll,
 	.unlock = fido2_unlock,
 	.describe = fido2_describe,
 	.needs_secret = fido2_needs_secret,
+	.present = fido2_present,
 };

@@ -1113,10 +1113,40 @@ static int p11_needs_secret(const uint8_t *params, size_t params_len) {
 	return 1;
 }
 
+/*
+ * Is a token matching the stored URI there? Loads the modules afresh each
+ * time (SoftHSM2 and many smartcard modules only rescan at C_Initialize),
+ * opens no login and asks for no PIN: autolock polls this.
+ */
+static int p11_present(ts_protector_request *req, const uint8_t *params, size_t params_len) {
+	ts_params *p = NULL;
+	p11_rec rec;
+	P11KitUri *uri = NULL;
+	p11_ctx c = { 0 };
+	int r;
+
+	if ((r = p11_rec_decode(params, params_len, &p, &rec)) < 0)
+		return ts_protector_fail(req, r, "pkcs11 protector parameters are corrupt");
+	if ((r = p11_uri_parse(req, rec.uri, &uri)) < 0) {
+		r = ts_protector_fail(req, TS_E_CORRUPT, "pkcs11 protector parameters are corrupt (URI)");
+		goto out;
+	}
+	if ((r = p11_load(req, &c)) < 0)
+		goto out;
+	r = p11_open_token(req, &c, uri, NULL);
+	r = r == -TS_E_TOKEN_ABSENT ? 0 : r < 0 ? r : 1;
+out:
+	p11_close(&c);
+	p11_kit_uri_free(uri);
+	ts_params_free(p);
+	return r;
+}
+
 const ts_protector_ops ts_protector_pkcs11 = {
 	.type = "pkcs11",
 	.enroll = p11_enroll,
 	.unlock = p11_unlock,
 	.describe = p11_describe,
 	.needs_secret = p11_needs_secret,
+	.present = p11_present,
 };

@@ -67,6 +67,14 @@ typedef struct ts_protector_ops {
 
 	/* Non-zero when unlock needs a PIN/secret from the caller (for prompts). Optional. */
 	int (*needs_secret)(const uint8_t *params, size_t params_len);
+
+	/*
+	 * Is the token this record needs reachable right now? Must never ask
+	 * for a touch or try a PIN, and must be quick (status and autolock poll
+	 * it). 1 present, 0 absent, negative TS_E_* when it cannot tell.
+	 * Optional (NULL: unknown). req->pin is always NULL here.
+	 */
+	int (*present)(ts_protector_request *req, const uint8_t *params, size_t params_len);
 } ts_protector_ops;
 
 /* The registry of built-in backends. NULL if type is unknown. */

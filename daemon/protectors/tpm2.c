@@ -892,10 +892,27 @@ static int tpm2_needs_secret(const uint8_t *params, size_t len) {
 	return r;
 }
 
+/*
+ * Present when the TCTI opens: the machine's TPM is reachable. Loading the
+ * sealed object would need sessions and transient handles on every status
+ * call; a TPM that is there but cleared shows at unlock instead.
+ */
+static int tpm2_present(ts_protector_request *req, const uint8_t *params, size_t len) {
+	const char *conf = req->config && req->config->tpm2_tcti && req->config->tpm2_tcti[0]
+	                           ? req->config->tpm2_tcti : TPM2_DEFAULT_TCTI;
+	TSS2_TCTI_CONTEXT *tcti = NULL;
+
+	if (Tss2_TctiLdr_Initialize(conf, &tcti) != TSS2_RC_SUCCESS)
+		return 0;
+	Tss2_TctiLdr_Finalize(&tcti);
+	return 1;
+}
+
 const ts_protector_ops ts_protector_tpm2 = {
 	.type = "tpm2",
 	.enroll = tpm2_enroll,
 	.unlock = tpm2_unlock,
 	.describe = tpm2_describe,
 	.needs_secret = tpm2_needs_secret,
+	.present = tpm2_present,
 };
