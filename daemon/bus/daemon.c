@@ -314,6 +314,21 @@ void ts_daemon_touch(ts_vault_entry *e)
 			       strerror(-r));
 		return;
 	}
+	/*
+	 * Unwrap calls this on every request: skip the re-arm (two sd-event
+	 * calls and a timer-queue update) while the deadline is still within
+	 * 1/16 of the timeout of where a re-arm would put it.
+	 */
+	{
+		uint64_t now, deadline;
+		int enabled;
+
+		if (sd_event_source_get_enabled(e->idle_timer, &enabled) >= 0 && enabled != SD_EVENT_OFF &&
+		    sd_event_now(d->event, CLOCK_MONOTONIC, &now) >= 0 &&
+		    sd_event_source_get_time(e->idle_timer, &deadline) >= 0 &&
+		    deadline >= now + d->idle_lock_usec - d->idle_lock_usec / 16)
+			return;
+	}
 	if ((r = sd_event_source_set_time_relative(e->idle_timer, d->idle_lock_usec)) >= 0)
 		r = sd_event_source_set_enabled(e->idle_timer, SD_EVENT_ONESHOT);
 	if (r < 0)
