@@ -1,4 +1,5 @@
 /* autolock.c — lock vaults when the user or the token goes away: suspend, screen lock, FIDO2 or PKCS#11 token removal. */
+/* Each trigger can be turned off by the policy's [lock] on-suspend, on-screen-lock, on-token-removal. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <systemd/sd-device.h>
 
 #include "bus/daemon.h"
+#include "bus/policy_enforce.h"
 
 #define LOGIND_NAME "org.freedesktop.login1"
 #define LOGIND_PATH "/org/freedesktop/login1"
@@ -43,11 +45,41 @@ typedef struct ts_autolock {
 	size_t n_probed;
 } ts_autolock;
 
-static void lock_where(ts_daemon *d, const char *reason, int (*match)(ts_vault_entry *e, const void *arg),
-                       const void *arg)
+/*
+ * Does the policy let this trigger lock (flag a TS_POLICY_LOCK_* bit, key its
+ * [lock] key)? When it does not, n_open vaults stay open: said at info level,
+ * naming the rule and where it was set, so "why did my vault not lock" has
+ * an answer in the log.
+ */
+static int policy_allows(unsigned flag, const char *key, const char *reason, const char *vault, size_t n_open)
+{
+	const ts_policy *p = ts_enforce_policy();
+	const ts_policy_setting *s;
+
+	/* No policy object (out of memory) is not a reason to stay open. */
+	if (!p || (ts_policy_lock_flags(p) & flag))
+		return 1;
+	s = ts_enforce_setting("lock", key);
+	if (vault)
+		ts_log(TS_LOG_INFO, "autolock: %s: vault=%s kept open by the policy: [lock] %s = %s (%s:%u)", reason, vault,
+		       key, s ? s->value : "no", s && s->file ? s->file : "?", s ? s->line : 0);
+	else
+		ts_log(TS_LOG_INFO, "autolock: %s: %zu vault(s) kept open by the policy: [lock] %s = %s (%s:%u)", reason,
+		       n_open, key, s ? s->value : "no", s && s->file ? s->file : "?", s ? s->line : 0);
+	return 0;
+}
+
+static void lock_where(ts_daemon *d, const char *reason, unsigned flag, const char *key,
+                       int (*match)(ts_vault_entry *e, const void *arg), const void *arg)
 {
 	size_t n = 0;
 
+	for (ts_vault_entry *e = d->vaults; e; e = e->next)
+		if (!ts_vault_is_locked(e->vault) && match(e, arg))
+			n++;
+	if (!policy_allows(flag, key, reason, NULL, n))
+		return;
+	n = 0;
 	for (ts_vault_entry *e = d->vaults; e; e = e->next)
 		if (!ts_vault_is_locked(e->vault) && match(e, arg)) {
 			ts_daemon_lock_vault(e, reason, NULL);
@@ -120,7 +152,7 @@ static int on_prepare_for_sleep(sd_bus_message *m, void *userdata, sd_bus_error 
 		return 0;
 	/* Lock before the machine sleeps; resuming unlocks nothing. */
 	if (start)
-		lock_where(d, "suspend", match_all, NULL);
+		lock_where(d, "suspend", TS_POLICY_LOCK_SUSPEND, "on-suspend", match_all, NULL);
 	return 0;
 }
 
@@ -139,7 +171,7 @@ static int on_session_user(sd_bus_message *m, void *userdata, sd_bus_error *ret_
 		ts_log(TS_LOG_WARNING, "autolock: screen lock: unexpected User property from logind");
 		return 0;
 	}
-	lock_where(d, "screen-lock", match_uid, &uid);
+	lock_where(d, "screen-lock", TS_POLICY_LOCK_SCREEN, "on-screen-lock", match_uid, &uid);
 	return 0;
 }
 
@@ -182,7 +214,7 @@ static int on_device(sd_device_monitor *mon, sd_device *dev, void *userdata)
 		return 0;
 	if (sd_device_get_property_value(dev, "ID_FIDO_TOKEN", &fido) < 0 || strcmp(fido, "1") != 0)
 		return 0;
-	lock_where(d, "token-removed", match_type, "fido2");
+	lock_where(d, "token-removed", TS_POLICY_LOCK_TOKEN_REMOVAL, "on-token-removal", match_type, "fido2");
 	return 0;
 }
 
@@ -221,7 +253,8 @@ static int on_dev_delete(sd_event_source *s, const struct inotify_event *ev, voi
 		if (strcmp(a->hidraw[i], ev->name) == 0) {
 			ts_log(TS_LOG_NOTICE, "autolock: FIDO2 device /dev/%s went away", ev->name);
 			a->hidraw[i][0] = '\0';
-			lock_where(d, "token-removed", match_type, "fido2");
+			lock_where(d, "token-removed", TS_POLICY_LOCK_TOKEN_REMOVAL, "on-token-removal", match_type,
+			           "fido2");
 			break;
 		}
 	return 0;
@@ -274,7 +307,7 @@ static int on_probe(sd_event_source *s, uint64_t usec, void *userdata)
 		gone = 1;
 	}
 	if (gone)
-		lock_where(d, "token-removed", match_type, "fido2");
+		lock_where(d, "token-removed", TS_POLICY_LOCK_TOKEN_REMOVAL, "on-token-removal", match_type, "fido2");
 	if (a->n_probed == 0 || !any_unlocked_by(d, "fido2")) {
 		a->n_probed = 0;
 		return sd_event_source_set_enabled(s, SD_EVENT_OFF);
@@ -370,7 +403,10 @@ static int on_p11_probe(sd_event_source *s, uint64_t usec, void *userdata)
 			continue;
 		ts_log(TS_LOG_NOTICE, "autolock: vault=%s: the PKCS#11 token of protector %s went away", e->vault->name,
 		       e->unlocked_with);
-		ts_daemon_lock_vault(e, "token-removed", NULL);
+		if (policy_allows(TS_POLICY_LOCK_TOKEN_REMOVAL, "on-token-removal", "token-removed", e->vault->name, 1))
+			ts_daemon_lock_vault(e, "token-removed", NULL);
+		/* Kept open: the token is gone, stop asking about it (and saying so every round). */
+		e->unlocked_by[0] = '\0';
 	}
 	if (!any_unlocked_by(d, "pkcs11"))
 		return sd_event_source_set_enabled(s, SD_EVENT_OFF);
@@ -396,6 +432,8 @@ static void p11_arm(ts_daemon *d)
 void ts_autolock_unlocked(ts_vault_entry *e, const char *protector_type)
 {
 	snprintf(e->unlocked_by, sizeof(e->unlocked_by), "%s", protector_type);
+	/* The daemon's one "just unlocked" hook: [keys] max-age is judged here too (policy_enforce.c). */
+	ts_enforce_unlocked(e);
 	if (e->d->autolock && strcmp(protector_type, "fido2") == 0) {
 		probe_arm(e->d);
 		hidraw_remember(e->d->autolock);

@@ -49,8 +49,34 @@ int ts_enforce_protectors_bus(ts_vault_entry *e, const char *skip, int complete,
 /* AddProtector, before the token is touched: may a protector of this type be added at all? */
 int ts_enforce_type_allowed(ts_vault_entry *e, const char *type, const ts_caller *caller, sd_bus_error *error);
 
-/* (compliant, what to do) for the PolicyStatus property. */
+/*
+ * (compliant, what to do) for the PolicyStatus property: returns 1
+ * (compliant, msg ""), 0 (msg "out of policy: RULE (FILE:LINE): what; what
+ * to do") or a negative TS_E_*. Protectors first, then escrow, then [keys]
+ * max-age; a due rotation seen here while the vault is unlocked is reported
+ * as by ts_enforce_unlocked.
+ */
 int ts_enforce_vault_status(const ts_vault_entry *e, char *msg, size_t msglen);
+
+/* The setting of [section] key as ts_policy_setting_at lists it (file NULL: built-in default), or NULL. */
+const ts_policy_setting *ts_enforce_setting(const char *section, const char *key);
+
+/*
+ * [keys] max-age: 1 when the vault's current root key is older than the
+ * policy allows (msg gets "[keys] max-age (FILE:LINE): root key version N is
+ * AGE old, the policy allows MAX"), else 0. The key's creation time is in the
+ * keyring, which only an unlocked vault has: a locked vault is judged by what
+ * was seen at its last unlock (version 1 by the vault's creation time, which
+ * is when RK_1 was made), and is not due when neither is known.
+ */
+int ts_enforce_rotation_due(const ts_vault_entry *e, char *msg, size_t msglen);
+
+/*
+ * Vault e was just unlocked: remember its root key's age, and when rotation
+ * is due log it and record one `rotation-due` audit event (once per unlock
+ * and key version; never a refusal).
+ */
+void ts_enforce_unlocked(ts_vault_entry *e);
 
 
 /* ---- audit.c --------------------------------------------------------------------- */
