@@ -14,9 +14,11 @@ static const char status_help[] =
 	"Usage: tokenseal status [--vault NAME] [--json]\n"
 	"Show the vaults you may use (or one): id, owner, locked or unlocked, why and since when,\n"
 	"root key version and oldest usable version, and every protector that can open it, with\n"
-	"whether its token is there now (checked without a touch or a PIN).\n\n"
+	"whether its token is there now (checked without a touch or a PIN); protectors still\n"
+	"needed to unlock, escrow officers, and whether the vault complies with the system\n"
+	"policy (or what to do, e.g. a root key due for rotation).\n\n"
 	"      --vault NAME   show only this vault\n"
-	"      --json         print a JSON array of vault objects\n"
+	"      --json         print a JSON array of vault objects with the same facts (tokenseal(1))\n"
 	"  -h, --help         this text\n";
 
 static void json_string(const char *s)
@@ -33,17 +35,51 @@ static void json_string(const char *s)
 	putchar('"');
 }
 
+/*
+ * The rule a PolicyStatus message names: "out of policy: RULE (FILE:LINE): ..."
+ * gives RULE ("[keys] max-age"), into buf; "" when the message has no rule.
+ */
+static const char *policy_rule(const char *msg, char *buf, size_t cap)
+{
+	static const char prefix[] = "out of policy: ";
+	const char *end;
+
+	buf[0] = '\0';
+	if (!msg || strncmp(msg, prefix, sizeof(prefix) - 1) != 0)
+		return buf;
+	msg += sizeof(prefix) - 1;
+	if ((end = strstr(msg, " (")) != NULL && *msg == '[' && (size_t)(end - msg) < cap) {
+		memcpy(buf, msg, (size_t)(end - msg));
+		buf[end - msg] = '\0';
+	}
+	return buf;
+}
+
 static void print_json(ts_client *c, const ts_vault_info *v)
 {
 	ts_vault_policy_info *pol = NULL;
+	struct passwd *pw = getpwuid(v->owner);
+	char rule[128], when[64];
+	time_t t = (time_t)(v->lock_changed / 1000000u);
+	struct tm tm;
 
 	printf("{\"name\":");
 	json_string(v->name);
 	printf(",\"id\":");
 	json_string(v->id);
-	printf(",\"owner\":%u,\"locked\":%s,\"lock_reason\":", v->owner, v->locked ? "true" : "false");
+	printf(",\"owner\":%u,\"owner_name\":", v->owner);
+	if (pw)
+		json_string(pw->pw_name);
+	else
+		printf("null");
+	printf(",\"locked\":%s,\"lock_reason\":", v->locked ? "true" : "false");
 	json_string(v->lock_reason);
-	printf(",\"lock_changed_usec\":%llu", (unsigned long long)v->lock_changed);
+	/* Since when locked (or unlocked): µs since the epoch, and the same second in ISO 8601 UTC. */
+	printf(",\"lock_changed_usec\":%llu,\"lock_changed\":", (unsigned long long)v->lock_changed);
+	if (v->lock_changed && gmtime_r(&t, &tm) && strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm))
+		json_string(when);
+	else
+		printf("null");
 	printf(",\"key_version\":%u,\"min_key_version\":%u,\"protectors\":[", v->key_version, v->min_key_version);
 	for (size_t i = 0; i < v->n_protectors; i++) {
 		const ts_protector_info *p = &v->protectors[i];
@@ -71,6 +107,11 @@ static void print_json(ts_client *c, const ts_vault_info *v)
 		printf(",\"shares_needed\":%u,\"policy_compliant\":%s,\"policy_message\":", pol->shares_needed,
 		       pol->compliant ? "true" : "false");
 		json_string(pol->policy_message ? pol->policy_message : "");
+		/* The rule broken ("" when compliant); [keys] max-age means the root key is due for rotation. */
+		policy_rule(pol->compliant ? NULL : pol->policy_message, rule, sizeof(rule));
+		printf(",\"policy_rule\":");
+		json_string(rule);
+		printf(",\"rotation_due\":%s", strcmp(rule, "[keys] max-age") == 0 ? "true" : "false");
 		printf(",\"escrow_recipients\":[");
 		for (size_t i = 0; i < pol->n_escrow; i++) {
 			printf("%s{\"fingerprint\":", i ? "," : "");

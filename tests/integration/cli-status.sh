@@ -66,7 +66,13 @@ v = json.load(open(sys.argv[1]))
 assert len(v) == 1, v
 v = v[0]
 assert v["name"] == "alice" and isinstance(v["lock_changed_usec"], int) and v["lock_changed_usec"] > 0, v
+import datetime
+t = datetime.datetime.strptime(v["lock_changed"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+assert int(t.timestamp()) == v["lock_changed_usec"] // 1000000, v
+assert v["owner"] == 0 and v["owner_name"] == "root" and isinstance(v["locked"], bool), v
+assert v["key_version"] == 1 and v["min_key_version"] == 1, v
+assert v["policy_message"] == "" and v["policy_rule"] == "" and v["rotation_due"] is False, v
 assert v["escrow_recipients"] == [] and v["policy_compliant"] is True and isinstance(v["shares_needed"], int), v
 assert {p["id"]: p["presence"] for p in v["protectors"]} == {"p1": "needs-secret", sys.argv[2]: "absent"}, v
 PY
-pass "status --json parses and includes lock_changed_usec, presence, escrow_recipients, policy, shares_needed"
+pass "status --json parses and includes owner_name, lock_changed(_usec), presence, escrow_recipients, policy (rule, rotation_due), shares_needed"
