@@ -2,7 +2,7 @@
 # policy-lock.sh — [lock] on-suspend, on-screen-lock, on-token-removal: a trigger the policy turns off leaves an
 # unlocked vault unlocked (and the log names the rule and file), while the other triggers still lock; with the
 # triggers set to yes every one locks. Suspend and screen lock come from the logind stand-in, token removal is
-# the software authenticator being stopped.
+# the software authenticator being stopped or the SoftHSM2 token directory being moved away.
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/lib/softfido.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
@@ -127,6 +127,28 @@ logind_ctl EmitSleep b false
 grep -q "kept open by the policy" "$D/daemon.log" && fail "the policy kept a vault open with every trigger on"
 replug
 pass "on-suspend, on-screen-lock, on-token-removal = yes: each trigger locks"
+
+# --- PKCS#11 token removal (probed by the daemon, per vault) with on-token-removal = no.
+. "$TS_SRC/tests/lib/softhsm.sh"
+softhsm_setup "$D/hsm"          # exports SOFTHSM2_CONF: the next daemon inherits it
+printf '%s\n' "$SOFTHSM_PIN" >"$D/hsmpin"
+phase "on-token-removal = no"
+H() { "$TOKENSEAL" --vault hsm "$@"; }
+H create >"$D/rk-hsm" 2>/dev/null || fail "create hsm"
+H enroll pkcs11 --uri "pkcs11:token=ts-test;id=%01" --pin-fd 3 3<"$D/hsmpin" >"$D/out" 2>&1 ||
+	fail "enroll pkcs11: $(cat "$D/out")"
+HP=$(sed -n 's/^Enrolled protector \(p[0-9]*\) .*/\1/p' "$D/out")
+[ -n "$HP" ] || fail "no protector id in: $(cat "$D/out")"
+H lock >/dev/null || fail "lock hsm"
+H unlock --protector "$HP" --pin-fd 3 3<"$D/hsmpin" >/dev/null 2>&1 || fail "unlock with the PKCS#11 token"
+HV=$(vault_path hsm) || fail "GetVault hsm"
+mkdir "$D/pulled"
+mv "$D/hsm/tokens/"* "$D/pulled/" || fail "remove the token"
+wait_log "autolock: token-removed: vault=hsm kept open by the policy: [lock] on-token-removal = no ($POL:2)"
+sleep 2.5   # another probe round: still open, and not said again
+[ "$(vprop "$HV" Locked)" = false ] || fail "PKCS#11 token removal locked with on-token-removal = no"
+[ "$(grep -c "vault=hsm kept open by the policy" "$D/daemon.log")" = 1 ] || fail "the kept-open line repeats"
+pass "on-token-removal = no: removing the PKCS#11 token leaves its vault unlocked, said once with rule and FILE:LINE"
 
 # --- no policy file at all: the defaults lock too (suspend shown; the others are pam-autolock.sh).
 phase
