@@ -232,7 +232,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if ((r = sd_bus_attach_event(d.bus, d.event, SD_EVENT_PRIORITY_NORMAL)) < 0 ||
-	    (r = sd_bus_set_exit_on_disconnect(d.bus, 1)) < 0 || (r = ts_manager_register(&d)) < 0 ||
+	    (r = sd_bus_set_exit_on_disconnect(d.bus, 1)) < 0 ||
+	    (r = sd_bus_add_filter(d.bus, NULL, ts_bus_drop_unanswered, &d)) < 0 || (r = ts_manager_register(&d)) < 0 ||
 	    (r = ts_vault_objects_register(&d)) < 0 ||
 	    (r = sd_bus_add_object_manager(d.bus, NULL, TS_MANAGER_PATH)) < 0) {
 		ts_log(TS_LOG_ERR, "cannot register the D-Bus objects: %s", strerror(-r));

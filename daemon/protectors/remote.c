@@ -28,6 +28,7 @@
 #include "core/vault.h"
 #include "protectors/helper_wire.h"
 #include "protectors/protector.h"
+#include "protectors/remote.h"
 
 extern char **environ;
 
@@ -132,32 +133,13 @@ static void call_done(call *c)
 	c->body = NULL;
 }
 
-/* Send fields, wait for the reply; fills c (c->rc is the backend's result). Returns 0 or a transport error. */
-static int helper_call(const ts_wire_field *fields, size_t n, int timeout_ms, call *c)
+/* Parse a reply body into c (rc, value, err). 0 or -TS_E_FAILED (malformed: c->err says so, the body is freed). */
+static int parse_reply(call *c)
 {
-	_ts_cleanup_secure_ uint8_t *frame = NULL;
 	ts_wire_field f;
-	size_t frame_len, off = 0;
-	pid_t pid;
-	int fd, r;
+	size_t off = 0;
+	int r;
 
-	memset(c, 0, sizeof(*c));
-	if ((r = ts_wire_encode(fields, n, &frame, &frame_len)) < 0)
-		return r;
-	if ((r = spawn_helper(&pid, &fd, c->err, sizeof(c->err))) < 0)
-		return r;
-	r = ts_wire_write(fd, frame, frame_len);
-	if (r >= 0)
-		r = ts_wire_read(fd, timeout_ms, &c->body, &c->len);
-	close(fd);
-	if (r < 0)
-		kill(pid, SIGKILL);
-	reap(pid, r < 0);
-	if (r < 0) {
-		snprintf(c->err, sizeof(c->err), "the token helper %.300s: %s", helper_path,
-		         r == -TS_E_TIMEOUT ? "no answer in time" : "exited without an answer");
-		return r == -TS_E_TIMEOUT ? r : -TS_E_FAILED;
-	}
 	c->rc = -TS_E_FAILED;
 	while ((r = ts_wire_next(c->body, c->len, &off, &f)) > 0) {
 		if (f.tag == TS_WIRE_RC)
@@ -175,6 +157,56 @@ static int helper_call(const ts_wire_field *fields, size_t n, int timeout_ms, ca
 		return -TS_E_FAILED;
 	}
 	return 0;
+}
+
+/* Start a helper and send it the request. 0 with *pid, *fd; or a transport error with c->err set. */
+static int helper_send(const ts_wire_field *fields, size_t n, call *c, pid_t *pid, int *fd)
+{
+	_ts_cleanup_secure_ uint8_t *frame = NULL;
+	size_t frame_len;
+	int r;
+
+	memset(c, 0, sizeof(*c));
+	if ((r = ts_wire_encode(fields, n, &frame, &frame_len)) < 0)
+		return r;
+	if ((r = spawn_helper(pid, fd, c->err, sizeof(c->err))) < 0)
+		return r;
+	if ((r = ts_wire_write(*fd, frame, frame_len)) < 0) {
+		close(*fd);
+		kill(*pid, SIGKILL);
+		reap(*pid, 1);
+		snprintf(c->err, sizeof(c->err), "the token helper %.300s exited before reading its request", helper_path);
+		return -TS_E_FAILED;
+	}
+	return 0;
+}
+
+/* Read the reply (waiting at most timeout_ms), reap the helper, parse. 0 or a transport error with c->err set. */
+static int helper_receive(pid_t pid, int fd, int timeout_ms, call *c)
+{
+	int r = ts_wire_read(fd, timeout_ms, &c->body, &c->len);
+
+	close(fd);
+	if (r < 0)
+		kill(pid, SIGKILL);
+	reap(pid, r < 0);
+	if (r < 0) {
+		snprintf(c->err, sizeof(c->err), "the token helper %.300s: %s", helper_path,
+		         r == -TS_E_TIMEOUT ? "no answer in time" : "exited without an answer");
+		return r == -TS_E_TIMEOUT ? r : -TS_E_FAILED;
+	}
+	return parse_reply(c);
+}
+
+/* Send fields, wait for the reply; fills c (c->rc is the backend's result). Returns 0 or a transport error. */
+static int helper_call(const ts_wire_field *fields, size_t n, int timeout_ms, call *c)
+{
+	pid_t pid;
+	int fd, r;
+
+	if ((r = helper_send(fields, n, c, &pid, &fd)) < 0)
+		return r;
+	return helper_receive(pid, fd, timeout_ms, c);
 }
 
 /* ---- requests ---------------------------------------------------------------- */
@@ -254,6 +286,20 @@ static int finish(const ts_protector_request *req, int transport, call *c)
 	return rc;
 }
 
+/* The KEK of an unlock reply (0), or -TS_E_FAILED. */
+static int reply_kek(const call *c, uint8_t *kek)
+{
+	ts_wire_field f;
+	size_t off = 0;
+
+	while (ts_wire_next(c->body, c->len, &off, &f) > 0)
+		if (f.tag == TS_WIRE_KEK && f.len == TS_KEY_BYTES) {
+			memcpy(kek, f.data, TS_KEY_BYTES);
+			return 0;
+		}
+	return -TS_E_FAILED;
+}
+
 static int remote_enroll(const char *type, ts_protector_request *req, uint8_t *kek, ts_buf *ret_params,
                          char *ret_desc, char *secret_out, size_t secret_out_cap, size_t *secret_out_len)
 {
@@ -306,9 +352,7 @@ static int remote_unlock(const char *type, ts_protector_request *req, const uint
 {
 	fields q = { .n = 0 };
 	call c;
-	ts_wire_field f;
-	size_t off = 0;
-	int r, have_kek = 0;
+	int r;
 
 	if ((r = build(&q, TS_WIRE_OP_UNLOCK, type, req, params, params_len)) < 0)
 		return r;
@@ -318,13 +362,9 @@ static int remote_unlock(const char *type, ts_protector_request *req, const uint
 		call_done(&c);
 		return r;
 	}
-	while (ts_wire_next(c.body, c.len, &off, &f) > 0)
-		if (f.tag == TS_WIRE_KEK && f.len == TS_KEY_BYTES) {
-			memcpy(kek, f.data, TS_KEY_BYTES);
-			have_kek = 1;
-		}
+	r = reply_kek(&c, kek);
 	call_done(&c);
-	if (!have_kek)
+	if (r < 0)
 		return ts_protector_fail(req, -TS_E_FAILED, "the token helper sent no key");
 	return 0;
 }
@@ -478,3 +518,109 @@ static int remote_needs_secret(const char *type, const uint8_t *params, size_t p
 REMOTE_OPS(fido2, "fido2");
 REMOTE_OPS(tpm2, "tpm2");
 REMOTE_OPS(pkcs11, "pkcs11");
+
+/* ---- unlock without blocking the event loop ---------------------------------------------- */
+
+struct ts_remote_job {
+	pid_t pid;
+	int fd;
+	int timeout_ms;
+	sd_event_source *io, *timer;
+	ts_remote_done_fn done;
+	void *userdata;
+};
+
+int ts_protector_is_remote(const ts_protector_ops *ops)
+{
+	return ops == &ts_protector_fido2 || ops == &ts_protector_tpm2 || ops == &ts_protector_pkcs11;
+}
+
+static void job_free(ts_remote_job *j)
+{
+	sd_event_source_disable_unref(j->io);
+	sd_event_source_disable_unref(j->timer);
+	free(j);
+}
+
+void ts_remote_job_cancel(ts_remote_job *j)
+{
+	if (!j)
+		return;
+	close(j->fd);
+	kill(j->pid, SIGKILL);
+	reap(j->pid, 1);
+	job_free(j);
+}
+
+/* Finish: the helper answered (readable or hung up) or the timer fired (timed_out). */
+static void job_finish(ts_remote_job *j, int timed_out)
+{
+	_ts_cleanup_secure_ uint8_t *kek = ts_secure_alloc(TS_KEY_BYTES);
+	ts_remote_done_fn done = j->done;
+	void *userdata = j->userdata;
+	call c;
+	int r;
+
+	memset(&c, 0, sizeof(c));
+	if (timed_out) {
+		close(j->fd);
+		kill(j->pid, SIGKILL);
+		reap(j->pid, 1);
+		snprintf(c.err, sizeof(c.err), "the token helper %.300s: no answer in time", helper_path);
+		r = -TS_E_TIMEOUT;
+	} else {
+		/* The helper writes its reply in one go: the rest of the frame follows within moments. */
+		r = helper_receive(j->pid, j->fd, 5000, &c);
+	}
+	job_free(j);
+	if (r >= 0 && (r = c.rc) >= 0 && (!kek || reply_kek(&c, kek) < 0)) {
+		r = kek ? -TS_E_FAILED : -TS_E_NOMEM;
+		snprintf(c.err, sizeof(c.err), "%s", kek ? "the token helper sent no key" : "out of secure memory");
+	}
+	call_done(&c);
+	done(userdata, r, r >= 0 ? kek : NULL, c.err);
+}
+
+static int on_job_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	job_finish(userdata, 0);
+	return 0;
+}
+
+static int on_job_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	job_finish(userdata, 1);
+	return 0;
+}
+
+int ts_remote_unlock_start(sd_event *event, const ts_protector_ops *ops, const ts_protector_request *req,
+                           const uint8_t *params, size_t params_len, ts_remote_done_fn done, void *userdata,
+                           ts_remote_job **ret)
+{
+	fields q = { .n = 0 };
+	ts_remote_job *j;
+	call c;
+	int r;
+
+	if (!ts_protector_is_remote(ops))
+		return ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "protector type '%s' does not run in the helper", ops->type);
+	if ((r = build(&q, TS_WIRE_OP_UNLOCK, ops->type, req, params, params_len)) < 0)
+		return r;
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return ts_protector_fail(req, -TS_E_NOMEM, "out of memory");
+	j->done = done;
+	j->userdata = userdata;
+	j->timeout_ms = token_timeout(req);
+	if ((r = helper_send(q.f, q.n, &c, &j->pid, &j->fd)) < 0) {
+		free(j);
+		return finish(req, r, &c);
+	}
+	if ((r = sd_event_add_io(event, &j->io, j->fd, EPOLLIN, on_job_io, j)) < 0 ||
+	    (r = sd_event_add_time_relative(event, &j->timer, CLOCK_MONOTONIC, (uint64_t)j->timeout_ms * 1000, 0,
+	                                    on_job_timer, j)) < 0) {
+		ts_remote_job_cancel(j);
+		return ts_protector_fail(req, -TS_E_FAILED, "cannot watch the token helper: %s", strerror(-r));
+	}
+	*ret = j;
+	return 0;
+}
