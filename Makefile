@@ -13,6 +13,7 @@ PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
 SBINDIR    ?= $(PREFIX)/sbin
 LIBDIR     ?= $(PREFIX)/lib
+LIBEXECDIR ?= $(PREFIX)/libexec
 INCLUDEDIR ?= $(PREFIX)/include
 DATADIR    ?= $(PREFIX)/share
 SYSCONFDIR ?= /etc
@@ -32,9 +33,12 @@ PKG_CONFIG ?= pkg-config
 
 # Every dependency through pkg-config. Core: libsodium + libcbor, and libinih for policy/.
 CORE_PKGS   := libsodium libcbor inih
-DAEMON_PKGS := $(CORE_PKGS) libsystemd libfido2 tss2-esys tss2-tctildr tss2-mu tss2-rc p11-kit-1 libcrypto
+# The daemon itself links no token library: those live in tokenseal-helper (docs/ARCHITECTURE.md).
+DAEMON_PKGS := $(CORE_PKGS) libsystemd
+TOKEN_PKGS  := libfido2 tss2-esys tss2-tctildr tss2-mu tss2-rc p11-kit-1 libcrypto
+HELPER_PKGS := $(CORE_PKGS) $(TOKEN_PKGS)
 CLIENT_PKGS := libsodium libsystemd
-TEST_PKGS   := $(DAEMON_PKGS) cmocka
+TEST_PKGS   := $(DAEMON_PKGS) $(TOKEN_PKGS) cmocka
 SOFTFIDO_PKGS := libcbor libcrypto
 
 pc_cflags = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)
@@ -50,7 +54,12 @@ ALL_LDFLAGS = $(SANFLAGS) -Wl,-z,relro,-z,now $(LDFLAGS)
 # ---- sources ---------------------------------------------------------------
 
 CORE_SRC     := $(sort $(wildcard daemon/core/*.c policy/*.c))
-DAEMON_SRC   := $(sort $(filter-out daemon/main.c,$(wildcard daemon/*.c daemon/bus/*.c daemon/protectors/*.c)))
+# The token backends: linked into tokenseal-helper (and the test tools), never into the daemon,
+# which reaches them through daemon/protectors/remote.c.
+BACKEND_SRC  := $(wildcard daemon/protectors/fido2.c daemon/protectors/tpm2.c daemon/protectors/pkcs11.c \
+                           daemon/protectors/escrow_rsa.c)
+DAEMON_SRC   := $(sort $(filter-out daemon/main.c $(BACKEND_SRC),$(wildcard daemon/*.c daemon/bus/*.c daemon/protectors/*.c)))
+HELPER_SRC   := daemon/helper/main.c daemon/protectors/registry.c daemon/protectors/helper_wire.c $(BACKEND_SRC)
 CLIENT_SRC   := $(sort $(wildcard cli/lib/*.c)) daemon/core/error.c daemon/core/buf.c daemon/core/blob.c daemon/core/context.c
 CLI_SRC      := $(sort $(wildcard cli/*.c))
 SOFTFIDO_SRC := $(sort $(wildcard tests/softfido/*.c))
@@ -68,12 +77,13 @@ LIBTOKENSEAL_A  := $(BUILD)/libtokenseal.a
 LIBTOKENSEAL_SO := $(BUILD)/libtokenseal.so.1
 TOKENSEALED := $(BUILD)/tokensealed
 TOKENSEAL   := $(BUILD)/tokenseal
+HELPER      := $(BUILD)/tokenseal-helper
 SOFTFIDO    := $(BUILD)/softfido
 UNIT_BINS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 TOOL_BINS   := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
 BENCH_BINS  := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(BENCH_SRC))
 
-PROGRAMS := $(TOKENSEALED) $(TOKENSEAL) $(LIBTOKENSEAL_SO) $(LIBTOKENSEAL_A) $(BUILD)/tokenseal.pc
+PROGRAMS := $(TOKENSEALED) $(HELPER) $(TOKENSEAL) $(LIBTOKENSEAL_SO) $(LIBTOKENSEAL_A) $(BUILD)/tokenseal.pc
 ifneq ($(SOFTFIDO_SRC),)
 PROGRAMS += $(SOFTFIDO)
 endif
@@ -107,6 +117,11 @@ $(LIBTSD): $(call obj,$(DAEMON_SRC))
 $(TOKENSEALED): $(call obj,daemon/main.c) $(LIBTSD) $(LIBTSCORE)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(call obj,daemon/main.c) -Wl,--whole-archive $(LIBTSD) -Wl,--no-whole-archive \
 		$(LIBTSCORE) $(call pc_libs,$(DAEMON_PKGS))
+
+# The daemon's default helper path; the installed unit and D-Bus service also pass --helper.
+$(call obj,daemon/protectors/remote.c): ALL_CFLAGS += -DTS_HELPER_PATH='"$(LIBEXECDIR)/tokenseal-helper"'
+$(HELPER): $(call obj,$(HELPER_SRC)) $(LIBTSCORE)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(HELPER_PKGS))
 
 $(LIBTOKENSEAL_A): $(call cobj,$(CLIENT_SRC))
 	rm -f $@ && $(AR) rcs $@ $^
@@ -207,6 +222,7 @@ fuzz-seeds: $(FUZZ_BUILD)/mkseeds
 	$(FUZZ_BUILD)/mkseeds tests/fuzz/corpus
 	tests/fuzz/mkseeds_ctap.py tests/fuzz/corpus
 	tests/fuzz/mkseeds_dbus_args.py tests/fuzz/corpus
+	tests/fuzz/mkseeds_helper_wire.py tests/fuzz/corpus
 
 fuzz-clean:
 	rm -rf $(FUZZ_BUILD)
@@ -238,6 +254,11 @@ $(FUZZ_DAEMON_A): $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(DAEMON_SRC))
 $(FUZZ_BUILD)/fuzz_dbus_args: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_dbus_args.o $(FUZZ_DAEMON_A) $(FUZZ_CORE_A)
 	$(FUZZ_CC) $(FUZZ_SAN) -o $@ $^ $(call pc_libs,$(DAEMON_PKGS))
 
+# fuzz_helper_wire reads what tokensealed and tokenseal-helper send each other.
+$(FUZZ_BUILD)/fuzz_helper_wire: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_helper_wire.o \
+		$(FUZZ_BUILD)/obj/daemon/protectors/helper_wire.o $(FUZZ_CORE_A)
+	$(FUZZ_CC) $(FUZZ_SAN) -o $@ $^ $(call pc_libs,$(CORE_PKGS))
+
 # The seed generator is an ordinary program over the ordinary (uninstrumented) core.
 $(FUZZ_BUILD)/mkseeds: tests/fuzz/mkseeds.c tests/fuzz/fuzz.h $(CORE_SRC)
 	@mkdir -p $(dir $@)
@@ -256,17 +277,18 @@ UNITDIR    ?= $(PREFIX)/lib/systemd/system
 MANDIR     ?= $(DATADIR)/man
 BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
 MAN_PAGES  := $(sort $(wildcard docs/*.1 docs/*.5 docs/*.8))
-# Files with @SBINDIR@ in them get the installed path.
-subst_paths = sed -e 's|@SBINDIR@|$(SBINDIR)|g' $(1) > $(2) && chmod 0644 $(2)
+# Files with @SBINDIR@ / @LIBEXECDIR@ in them get the installed path.
+subst_paths = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' $(1) > $(2) && chmod 0644 $(2)
 
 install: $(PROGRAMS)
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
 	           $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(DATADIR)/dbus-1/interfaces \
 	           $(DESTDIR)$(DATADIR)/dbus-1/system.d $(DESTDIR)$(DATADIR)/dbus-1/system-services \
 	           $(DESTDIR)$(DATADIR)/polkit-1/actions $(DESTDIR)$(PAMDIR) $(DESTDIR)$(UNITDIR) \
 	           $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(TOKENSEAL) $(DESTDIR)$(BINDIR)/tokenseal
 	install -m 0755 $(TOKENSEALED) $(DESTDIR)$(SBINDIR)/tokensealed
+	install -m 0755 $(HELPER) $(DESTDIR)$(LIBEXECDIR)/tokenseal-helper
 	install -m 0755 $(LIBTOKENSEAL_SO) $(DESTDIR)$(LIBDIR)/libtokenseal.so.1
 	ln -sf libtokenseal.so.1 $(DESTDIR)$(LIBDIR)/libtokenseal.so
 	install -m 0644 $(LIBTOKENSEAL_A) $(DESTDIR)$(LIBDIR)/libtokenseal.a
@@ -284,7 +306,7 @@ install: $(PROGRAMS)
 	done
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/tokenseal $(DESTDIR)$(SBINDIR)/tokensealed \
+	rm -f $(DESTDIR)$(BINDIR)/tokenseal $(DESTDIR)$(SBINDIR)/tokensealed $(DESTDIR)$(LIBEXECDIR)/tokenseal-helper \
 	      $(DESTDIR)$(LIBDIR)/libtokenseal.so.1 $(DESTDIR)$(LIBDIR)/libtokenseal.so \
 	      $(DESTDIR)$(LIBDIR)/libtokenseal.a $(DESTDIR)$(LIBDIR)/pkgconfig/tokenseal.pc \
 	      $(DESTDIR)$(INCLUDEDIR)/tokenseal.h \

@@ -35,8 +35,9 @@ static void usage(FILE *f)
 	        "  --policy-dir DIR              system policy (default: " TS_POLICY_DIR ")\n"
 	        "  --audit-log FILE              also append audit events to FILE as JSON lines\n"
 	        "  --log-level LEVEL             err, warning, notice, info, debug (default: info)\n"
+	        "  --helper PATH                 token helper program (default: %s)\n"
 	        "  --help, --version\n\n"
-	        "Protector types built in:");
+	        "Protector types built in:", ts_protector_remote_helper());
 	for (p = ts_protector_all(); *p; p++)
 		fprintf(f, " %s", (*p)->type);
 	fprintf(f, "\n");
@@ -86,7 +87,7 @@ static int parse_seconds(const char *s, uint64_t *ret)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_BUS = 256, OPT_STATE, OPT_IDLE, OPT_TCTI, OPT_FIDO2, OPT_FIDO2_TIMEOUT, OPT_PKCS11, OPT_LOG, OPT_XML, OPT_POLICY, OPT_AUDIT };
+	enum { OPT_BUS = 256, OPT_STATE, OPT_IDLE, OPT_TCTI, OPT_FIDO2, OPT_FIDO2_TIMEOUT, OPT_PKCS11, OPT_LOG, OPT_XML, OPT_POLICY, OPT_AUDIT, OPT_HELPER };
 	static const struct option options[] = {
 		{ "bus", required_argument, NULL, OPT_BUS },
 		{ "state-dir", required_argument, NULL, OPT_STATE },
@@ -98,6 +99,7 @@ int main(int argc, char **argv)
 		{ "log-level", required_argument, NULL, OPT_LOG },
 		{ "policy-dir", required_argument, NULL, OPT_POLICY },
 		{ "audit-log", required_argument, NULL, OPT_AUDIT },
+		{ "helper", required_argument, NULL, OPT_HELPER },
 		{ "print-introspection", no_argument, NULL, OPT_XML },   /* hidden: for contrib/org.tokenseal1.xml */
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -150,6 +152,13 @@ int main(int argc, char **argv)
 		case OPT_XML: print_xml = 1; break;
 		case OPT_POLICY: policy_dir = optarg; break;
 		case OPT_AUDIT: ts_audit_set_file(optarg); break;
+		case OPT_HELPER:
+			if (optarg[0] != '/') {
+				fprintf(stderr, "tokensealed: --helper: not an absolute path: %s\n", optarg);
+				return EXIT_FAILURE;
+			}
+			ts_protector_remote_set_helper(optarg);
+			break;
 		case 'h': usage(stdout); return EXIT_SUCCESS;
 		case 'V': printf("tokensealed %s\n", TS_DAEMON_VERSION); return EXIT_SUCCESS;
 		default: usage(stderr); return EXIT_FAILURE;
@@ -192,6 +201,10 @@ int main(int argc, char **argv)
 		return EXIT_SUCCESS;
 	}
 
+	if (access(ts_protector_remote_helper(), X_OK) < 0)
+		ts_log(TS_LOG_WARNING, "token helper %s: %s; fido2, tpm2 and pkcs11 protectors cannot be used",
+		       ts_protector_remote_helper(), strerror(errno));
+
 	/* No policy, no service: a broken policy must never mean a weaker one. */
 	if ((r = ts_enforce_load(policy_dir, policy_err, sizeof(policy_err))) < 0) {
 		ts_log(TS_LOG_ERR, "refusing to start: policy: %s", policy_err);
@@ -219,7 +232,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if ((r = sd_bus_attach_event(d.bus, d.event, SD_EVENT_PRIORITY_NORMAL)) < 0 ||
-	    (r = sd_bus_set_exit_on_disconnect(d.bus, 1)) < 0 || (r = ts_manager_register(&d)) < 0 ||
+	    (r = sd_bus_set_exit_on_disconnect(d.bus, 1)) < 0 ||
+	    (r = sd_bus_add_filter(d.bus, NULL, ts_bus_drop_unanswered, &d)) < 0 || (r = ts_manager_register(&d)) < 0 ||
 	    (r = ts_vault_objects_register(&d)) < 0 ||
 	    (r = sd_bus_add_object_manager(d.bus, NULL, TS_MANAGER_PATH)) < 0) {
 		ts_log(TS_LOG_ERR, "cannot register the D-Bus objects: %s", strerror(-r));

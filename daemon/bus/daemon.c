@@ -148,6 +148,7 @@ void ts_daemon_free(ts_daemon *d)
 {
 	ts_vault_entry *e, *next;
 
+	ts_vault_object_cancel_unlocks(d);
 	for (e = d->vaults; e; e = next) {
 		next = e->next;
 		entry_free(e);
@@ -334,4 +335,34 @@ void ts_daemon_touch(ts_vault_entry *e)
 	if (r < 0)
 		ts_log(TS_LOG_WARNING, "vault=%s: cannot re-arm the idle timer: %s", e->vault->name,
 		       strerror(-r));
+}
+
+/*
+ * A method call flagged NO_REPLY_EXPECTED to a method whose only effect is
+ * its reply is dropped before dispatch: nothing is decrypted, checked or
+ * logged for an answer nobody reads. The bus does not count such calls
+ * against a client's pending-reply quota, so a client flooding them could
+ * otherwise keep the daemon busy with work whose result is thrown away
+ * while every other caller waits behind it; dropped, each costs a header
+ * look-up and the daemon keeps up with the bus (docs/PERFORMANCE.md).
+ */
+int ts_bus_drop_unanswered(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	static const char *const reply_only[] = {
+		"Wrap", "Unwrap", "Rewrap", "GenerateDataKey", "UnwrapBatch", "RewrapBatch", "ProbeProtectors",
+		"ListVaults", "GetVault",
+	};
+	const char *iface, *member;
+	uint8_t type;
+
+	if (sd_bus_message_get_type(m, &type) < 0 || type != SD_BUS_MESSAGE_METHOD_CALL ||
+	    sd_bus_message_get_expect_reply(m) || !(iface = sd_bus_message_get_interface(m)) ||
+	    !(member = sd_bus_message_get_member(m)))
+		return 0;
+	if (strcmp(iface, TS_VAULT_IFACE) != 0 && strcmp(iface, TS_MANAGER_IFACE) != 0)
+		return 0;
+	for (size_t i = 0; i < sizeof(reply_only) / sizeof(reply_only[0]); i++)
+		if (strcmp(member, reply_only[i]) == 0)
+			return 1;
+	return 0;
 }

@@ -39,7 +39,7 @@ typedef struct ts_vault_entry {
 	unsigned unlock_failures;       /* consecutive wrong secrets */
 	char unlocked_by[16];           /* protector type of the last unlock ("" while locked): autolock.c */
 	char unlocked_with[TS_PROTECTOR_ID_MAX];  /* ... and its id, to watch that very token */
-	uint64_t unlock_retry_at;       /* CLOCK_MONOTONIC seconds; before it, Unlock says Busy */
+	uint64_t unlock_retry_at;       /* CLOCK_MONOTONIC µs; before it, Unlock says Busy */
 	struct ts_vault_entry *next;
 } ts_vault_entry;
 
@@ -57,6 +57,7 @@ typedef struct ts_daemon {
 	struct ts_autolock *autolock;   /* autolock.c: logind signals, token removal */
 	struct ts_polkit_query *polkit_queries;  /* polkit.c: questions in flight */
 	size_t n_polkit_queries;
+	struct ts_unlock_job *unlock_jobs;       /* vault_object.c: Unlock calls waiting for a token helper */
 } ts_daemon;
 
 /* The caller of the message being handled, from the bus (never from arguments). */
@@ -129,6 +130,9 @@ int ts_daemon_revert(ts_vault_entry *e);
  */
 int ts_daemon_persist(ts_vault_entry *e);
 
+/* sd_bus filter: drop NO_REPLY_EXPECTED calls to methods whose only effect is their reply (1: dropped). */
+int ts_bus_drop_unanswered(sd_bus_message *m, void *userdata, sd_bus_error *error);
+
 /* Identify the sender of m. 0 or negative TS_E_*. */
 int ts_caller_get(sd_bus_message *m, ts_caller *ret);
 /* Owner or root. */
@@ -149,6 +153,8 @@ int ts_vault_objects_register(ts_daemon *d);
 int ts_manager_emit_vault_added(ts_daemon *d, ts_vault_entry *e);
 /* Emit PropertiesChanged for the vault's changeable properties. */
 void ts_vault_object_emit_changed(ts_vault_entry *e);
+/* Drop every Unlock still waiting for a token helper (shutdown): helpers killed, no reply. */
+void ts_vault_object_cancel_unlocks(ts_daemon *d);
 
 /* Read an a{ss} into a ts_kv array (strings alias m). Limits TS_CONTEXT_*. */
 int ts_bus_read_kv(sd_bus_message *m, ts_kv **ret, size_t *ret_n, size_t max);

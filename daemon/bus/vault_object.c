@@ -10,6 +10,7 @@
 #include "bus/daemon.h"
 #include "core/blob.h"
 #include "bus/policy_enforce.h"
+#include "protectors/remote.h"
 
 /*
  * Failed unlocks of one vault slow down after a few (the recovery key is the
@@ -19,12 +20,13 @@
 #define UNLOCK_FREE_FAILURES ts_policy_recovery_attempts(ts_enforce_policy())
 #define UNLOCK_MAX_DELAY_SEC ts_policy_recovery_max_backoff(ts_enforce_policy())
 
-static uint64_t mono_sec(void)
+/* CLOCK_MONOTONIC in µs: a back-off of 1 s must last a whole second, not until the next second boundary. */
+static uint64_t mono_usec(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec;
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 /*
@@ -93,16 +95,242 @@ static int error_is_weak(int r)
 	return r == -TS_E_TOKEN_ABSENT || r == -TS_E_TOKEN_NOT_ENROLLED || r == -TS_E_NOT_SUPPORTED;
 }
 
+/*
+ * An Unlock in progress. Protectors are tried one after another; the ones
+ * whose backend runs in tokenseal-helper (fido2, tpm2, pkcs11) are awaited
+ * from the event loop, so a touch wait or a slow token stalls only this
+ * caller: the reply is sent when the job ends. The candidates are taken by
+ * id when the call arrives and looked up again at each step, so a protector
+ * revoked meanwhile is skipped, never read from freed memory.
+ */
+typedef struct ts_unlock_job {
+	struct ts_unlock_job *next;      /* in d->unlock_jobs */
+	ts_vault_entry *e;
+	sd_bus_message *m;
+	ts_caller caller;
+	uint8_t *secret;                 /* secure memory, NULL when none was given */
+	size_t secret_len;
+	char which[TS_PROTECTOR_ID_MAX + 16];
+	char ids[TS_VAULT_MAX_PROTECTORS][TS_PROTECTOR_ID_MAX];
+	size_t n_ids, next_id;
+	size_t tried, matched;
+	int best;
+	char best_err[256];
+	char current[TS_PROTECTOR_ID_MAX];   /* the protector the helper is working on */
+	ts_remote_job *remote;
+} ts_unlock_job;
+
+static void unlock_job_free(ts_unlock_job *j)
+{
+	ts_unlock_job **pp;
+
+	if (!j)
+		return;
+	for (pp = &j->e->d->unlock_jobs; *pp; pp = &(*pp)->next)
+		if (*pp == j) {
+			*pp = j->next;
+			break;
+		}
+	ts_remote_job_cancel(j->remote);
+	ts_secure_free(j->secret);
+	sd_bus_message_unref(j->m);
+	free(j);
+}
+
+void ts_vault_object_cancel_unlocks(ts_daemon *d)
+{
+	while (d->unlock_jobs)
+		unlock_job_free(d->unlock_jobs);
+}
+
+static const ts_protector_record *find_protector(ts_vault_entry *e, const char *id)
+{
+	for (size_t i = 0; i < e->vault->n_protectors; i++)
+		if (strcmp(e->vault->protectors[i].id, id) == 0)
+			return &e->vault->protectors[i];
+	return NULL;
+}
+
+/* Reply to the Unlock call and end the job. */
+static void unlock_reply(ts_unlock_job *j, int r, const char *msg)
+{
+	sd_bus_error error = SD_BUS_ERROR_NULL;
+
+	if (r >= 0)
+		(void)sd_bus_reply_method_return(j->m, "");
+	else {
+		(void)ts_bus_error(&error, r, msg);
+		(void)sd_bus_reply_method_error(j->m, &error);
+		sd_bus_error_free(&error);
+	}
+	unlock_job_free(j);
+}
+
+/* The vault is open with protector id: record it and answer. */
+static void unlock_succeeded(ts_unlock_job *j, const char *id)
+{
+	ts_vault_entry *e = j->e;
+	const ts_protector_record *p = find_protector(e, id);
+
+	snprintf(e->unlocked_with, sizeof(e->unlocked_with), "%s", id);
+	if (p)
+		ts_autolock_unlocked(e, p->type);
+	e->unlock_failures = 0;
+	e->lock_reason[0] = '\0';
+	e->lock_changed = ts_now_usec();
+	ts_escrow_note_unlock(e, id);
+	ts_log_event("unlock", e->vault->name, &j->caller, id, 0);
+	ts_daemon_touch(e);
+	ts_vault_object_emit_changed(e);
+	unlock_reply(j, 0, NULL);
+}
+
+/* Every candidate failed: the most telling error, and the back-off for wrong software secrets. */
+static void unlock_failed(ts_unlock_job *j)
+{
+	ts_vault_entry *e = j->e;
+
+	if (!j->matched) {
+		j->best = -TS_E_NO_SUCH_PROTECTOR;
+		snprintf(j->best_err, sizeof(j->best_err), "no protector matches '%s'", j->which);
+	} else if (!j->tried && !j->best) {
+		j->best = j->secret ? -TS_E_NO_SUCH_PROTECTOR : -TS_E_PIN_REQUIRED;
+		snprintf(j->best_err, sizeof(j->best_err), j->secret ? "no protector of this vault takes a secret"
+		                                                     : "every protector of this vault needs a secret");
+	}
+	/*
+	 * Back off on wrong software secrets (recovery keys), whose guessing
+	 * nothing else limits. Token PINs are counted by the token itself (FIDO2
+	 * retries and blocking, TPM dictionary-attack lockout, PKCS#11 PIN
+	 * counters); adding our own delay there would only make a user wait.
+	 */
+	if (j->best == -TS_E_AUTH_FAILED || j->best == -TS_E_BAD_RECOVERY_KEY) {
+		e->unlock_failures++;
+		if (e->unlock_failures > UNLOCK_FREE_FAILURES) {
+			unsigned shift = e->unlock_failures - UNLOCK_FREE_FAILURES - 1;
+			uint64_t delay = shift > 8 ? UNLOCK_MAX_DELAY_SEC : 1ull << shift;
+			e->unlock_retry_at = mono_usec() + (delay > UNLOCK_MAX_DELAY_SEC ? UNLOCK_MAX_DELAY_SEC : delay) * 1000000;
+		}
+	}
+	if (!j->tried)
+		ts_log_event("unlock", e->vault->name, &j->caller, j->which, j->best);
+	unlock_reply(j, j->best, j->best_err);
+}
+
+/*
+ * One protector's answer (r, and kek when r >= 0). Returns 1 when the job
+ * has ended (replied and freed), 0 to go on with the next candidate.
+ */
+static int unlock_result(ts_unlock_job *j, const char *id, int r, uint8_t *kek, const char *err)
+{
+	ts_vault_entry *e = j->e;
+	char errbuf[256];
+	int needed = 0;
+
+	snprintf(errbuf, sizeof(errbuf), "%s", err ? err : "");
+	if (r >= 0) {
+		r = ts_vault_unlock_share(e->vault, id, kek, &needed);
+		sodium_memzero(kek, TS_KEY_BYTES);
+		if (r >= 0 && needed > 0) {
+			/* k-of-n: the share is kept; the vault stays locked until SharesNeeded is 0. */
+			(void)ts_audit("unlock-share", e->vault->name, &j->caller, id, 0);
+			ts_vault_object_emit_changed(e);
+			unlock_reply(j, 0, NULL);
+			return 1;
+		}
+		if (r >= 0) {
+			unlock_succeeded(j, id);
+			return 1;
+		}
+		if (r == -TS_E_AUTH_FAILED)
+			snprintf(errbuf, sizeof(errbuf), "protector %s: the secret does not open this vault", id);
+		else if (r == -TS_E_CORRUPT)
+			snprintf(errbuf, sizeof(errbuf), "vault file failed authentication (tampered with?)");
+	}
+	ts_log_event("unlock", e->vault->name, &j->caller, id, r);
+	if (!j->best || (error_is_weak(j->best) && !error_is_weak(r))) {
+		j->best = r;
+		snprintf(j->best_err, sizeof(j->best_err), "%s", errbuf);
+	}
+	return 0;
+}
+
+static void unlock_step(ts_unlock_job *j);
+
+static void on_remote_unlock(void *userdata, int r, const uint8_t *kek, const char *err)
+{
+	ts_unlock_job *j = userdata;
+	_ts_cleanup_secure_ uint8_t *copy = NULL;
+
+	j->remote = NULL;
+	if (r >= 0) {
+		if ((copy = ts_secure_alloc(TS_KEY_BYTES)) == NULL)
+			r = -TS_E_NOMEM;
+		else
+			memcpy(copy, kek, TS_KEY_BYTES);
+	}
+	if (unlock_result(j, j->current, r, copy, err) == 0)
+		unlock_step(j);
+}
+
+/* Try the next candidates until one needs the helper (returns; on_remote_unlock resumes) or the job ends. */
+static void unlock_step(ts_unlock_job *j)
+{
+	ts_vault_entry *e = j->e;
+	_ts_cleanup_secure_ uint8_t *kek = ts_secure_alloc(TS_KEY_BYTES);
+	char errbuf[256];
+
+	if (!kek) {
+		unlock_reply(j, -TS_E_NOMEM, NULL);
+		return;
+	}
+	while (j->next_id < j->n_ids) {
+		const char *id = j->ids[j->next_id++];
+		const ts_protector_record *p = find_protector(e, id);
+		const ts_protector_ops *ops;
+		ts_protector_request req = { 0 };
+		int r;
+
+		if (!p)
+			continue;   /* revoked while we were busy */
+		if ((ops = ts_protector_lookup(p->type)) == NULL) {
+			if (!j->best) {
+				j->best = -TS_E_NOT_SUPPORTED;
+				snprintf(j->best_err, sizeof(j->best_err), "protector type '%s' is not built in", p->type);
+			}
+			continue;
+		}
+		j->tried++;
+		req.config = &e->d->config;
+		req.vault_name = e->vault->name;
+		req.vault_id = e->vault->id;
+		req.pin = j->secret;
+		req.pin_len = j->secret_len;
+		req.err = errbuf;
+		req.err_len = sizeof(errbuf);
+		errbuf[0] = '\0';
+		if (ts_protector_is_remote(ops)) {
+			snprintf(j->current, sizeof(j->current), "%s", id);
+			r = ts_remote_unlock_start(e->d->event, ops, &req, p->params, p->params_len, on_remote_unlock, j,
+			                           &j->remote);
+			if (r >= 0)
+				return;
+		} else
+			r = ops->unlock(&req, p->params, p->params_len, kek);
+		if (unlock_result(j, id, r, kek, errbuf))
+			return;
+	}
+	unlock_failed(j);
+}
+
 static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	ts_vault_entry *e = userdata;
 	ts_daemon *d = e->d;
-	_ts_cleanup_secure_ uint8_t *secret = NULL;
-	_ts_cleanup_secure_ uint8_t *kek = NULL;
-	char errbuf[256] = "", best_err[256] = "", used[TS_PROTECTOR_ID_MAX] = "";
+	ts_unlock_job *j;
+	char errbuf[256] = "";
 	const char *which;
-	size_t secret_len = 0, tried = 0, matched = 0;
-	int fd, r, best = 0, needed = 0;
+	int fd, r;
 	ts_caller caller;
 
 	if ((r = sd_bus_message_read(m, "sh", &which, &fd)) < 0)
@@ -111,118 +339,48 @@ static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 		return r;
 	if ((r = ts_audit_gate("unlock", e->vault->name, &caller, which, error)) < 0)
 		return r;
-	if (e->unlock_failures > UNLOCK_FREE_FAILURES && mono_sec() < e->unlock_retry_at) {
+	if (e->unlock_failures > UNLOCK_FREE_FAILURES && mono_usec() < e->unlock_retry_at) {
 		snprintf(errbuf, sizeof(errbuf), "too many failed unlocks; retry in %llu s",
-		         (unsigned long long)(e->unlock_retry_at - mono_sec()));
+		         (unsigned long long)((e->unlock_retry_at - mono_usec() + 999999) / 1000000));
 		ts_log_event("unlock", e->vault->name, &caller, which, -TS_E_BUSY);
 		return ts_bus_error(error, -TS_E_BUSY, errbuf);
 	}
-	if ((r = ts_secretfd_read(fd, &secret, &secret_len)) < 0) {
+	if (strlen(which) >= sizeof(j->which))
+		return ts_bus_error(error, -TS_E_NO_SUCH_PROTECTOR, "no such protector");
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return ts_bus_error(error, -TS_E_NOMEM, NULL);
+	j->e = e;
+	j->m = sd_bus_message_ref(m);
+	j->caller = caller;
+	snprintf(j->which, sizeof(j->which), "%s", which);
+	j->next = d->unlock_jobs;
+	d->unlock_jobs = j;
+	if ((r = ts_secretfd_read(fd, &j->secret, &j->secret_len)) < 0) {
 		ts_log_event("unlock", e->vault->name, &caller, which, r);
+		unlock_job_free(j);
 		return ts_bus_error(error, r, r == -TS_E_TIMEOUT ? "timed out reading the secret fd (close the write end)" :
 		                    r == -TS_E_LIMIT ? "secret longer than 1024 bytes" : "cannot read the secret fd");
 	}
-	if ((kek = ts_secure_alloc(TS_KEY_BYTES)) == NULL)
-		return ts_bus_error(error, -TS_E_NOMEM, NULL);
 
 	/*
-	 * Always run the protector, even when the vault is already unlocked:
-	 * Unlock then still answers "is this secret right?", which a login
-	 * module relies on.
+	 * The candidates. Always run the protector, even when the vault is
+	 * already unlocked: Unlock then still answers "is this secret right?",
+	 * which a login module relies on.
 	 */
-	for (size_t i = 0; i < e->vault->n_protectors; i++) {
-		/* Copy what we need: a successful unlock does not move the array, but be plain about it. */
+	for (size_t i = 0; i < e->vault->n_protectors && j->n_ids < TS_VAULT_MAX_PROTECTORS; i++) {
 		const ts_protector_record *p = &e->vault->protectors[i];
-		const ts_protector_ops *ops;
-		ts_protector_request req = { 0 };
+		const ts_protector_ops *ops = ts_protector_lookup(p->type);
 
 		if (*which && strcmp(which, p->id) != 0 && strcmp(which, p->type) != 0)
 			continue;
-		matched++;
-		if ((ops = ts_protector_lookup(p->type)) == NULL) {
-			if (!best) {
-				best = -TS_E_NOT_SUPPORTED;
-				snprintf(best_err, sizeof(best_err), "protector type '%s' is not built in", p->type);
-			}
-			continue;
-		}
+		j->matched++;
 		/* "": only protectors that can work with what was given (a secret, or none). */
-		if (!*which && !protector_needs_secret(ops, p) != !secret)
+		if (!*which && ops && !protector_needs_secret(ops, p) != !j->secret)
 			continue;
-		tried++;
-		req.config = &d->config;
-		req.vault_name = e->vault->name;
-		req.vault_id = e->vault->id;
-		req.pin = secret;
-		req.pin_len = secret_len;
-		req.err = errbuf;
-		req.err_len = sizeof(errbuf);
-		errbuf[0] = '\0';
-		r = ops->unlock(&req, p->params, p->params_len, kek);
-		if (r >= 0) {
-			snprintf(used, sizeof(used), "%s", p->id);
-			r = ts_vault_unlock_share(e->vault, used, kek, &needed);
-			sodium_memzero(kek, TS_KEY_BYTES);
-			if (r >= 0 && needed > 0) {
-				/* k-of-n: the share is kept; the vault stays locked until SharesNeeded is 0. */
-				(void)ts_audit("unlock-share", e->vault->name, &caller, used, 0);
-				ts_vault_object_emit_changed(e);
-				return sd_bus_reply_method_return(m, "");
-			}
-			if (r >= 0)
-				break;
-			if (r == -TS_E_AUTH_FAILED)
-				snprintf(errbuf, sizeof(errbuf), "protector %s: the secret does not open this vault", used);
-			else if (r == -TS_E_CORRUPT)
-				snprintf(errbuf, sizeof(errbuf), "vault file failed authentication (tampered with?)");
-		}
-		ts_log_event("unlock", e->vault->name, &caller, p->id, r);
-		if (!best || (error_is_weak(best) && !error_is_weak(r))) {
-			best = r;
-			snprintf(best_err, sizeof(best_err), "%s", errbuf);
-		}
-		used[0] = '\0';
+		snprintf(j->ids[j->n_ids++], sizeof(j->ids[0]), "%s", p->id);
 	}
-	if (used[0]) {
-		for (size_t i = 0; i < e->vault->n_protectors; i++)
-			if (strcmp(e->vault->protectors[i].id, used) == 0) {
-				snprintf(e->unlocked_with, sizeof(e->unlocked_with), "%s", used);
-				ts_autolock_unlocked(e, e->vault->protectors[i].type);
-			}
-		e->unlock_failures = 0;
-		e->lock_reason[0] = '\0';
-		e->lock_changed = ts_now_usec();
-		ts_escrow_note_unlock(e, used);
-		ts_log_event("unlock", e->vault->name, &caller, used, 0);
-		ts_daemon_touch(e);
-		ts_vault_object_emit_changed(e);
-		return sd_bus_reply_method_return(m, "");
-	}
-	if (!matched) {
-		best = -TS_E_NO_SUCH_PROTECTOR;
-		snprintf(best_err, sizeof(best_err), "no protector matches '%s'", which);
-	} else if (!tried && !best) {
-		best = secret ? -TS_E_NO_SUCH_PROTECTOR : -TS_E_PIN_REQUIRED;
-		snprintf(best_err, sizeof(best_err), secret ? "no protector of this vault takes a secret"
-		                                            : "every protector of this vault needs a secret");
-	}
-	/*
-	 * Back off on wrong software secrets (recovery keys), whose guessing
-	 * nothing else limits. Token PINs are counted by the token itself (FIDO2
-	 * retries and blocking, TPM dictionary-attack lockout, PKCS#11 PIN
-	 * counters); adding our own delay there would only make a user wait.
-	 */
-	if (best == -TS_E_AUTH_FAILED || best == -TS_E_BAD_RECOVERY_KEY) {
-		e->unlock_failures++;
-		if (e->unlock_failures > UNLOCK_FREE_FAILURES) {
-			unsigned shift = e->unlock_failures - UNLOCK_FREE_FAILURES - 1;
-			uint64_t delay = shift > 8 ? UNLOCK_MAX_DELAY_SEC : 1ull << shift;
-			e->unlock_retry_at = mono_sec() + (delay > UNLOCK_MAX_DELAY_SEC ? UNLOCK_MAX_DELAY_SEC : delay);
-		}
-	}
-	if (!tried)
-		ts_log_event("unlock", e->vault->name, &caller, which, best);
-	return ts_bus_error(error, best, best_err);
+	unlock_step(j);
+	return 1;
 }
 
 static int method_lock(sd_bus_message *m, void *userdata, sd_bus_error *error)

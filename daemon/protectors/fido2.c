@@ -531,7 +531,7 @@ static int fido2_unlock(ts_protector_request *req, const uint8_t *params, size_t
 	char *pin = NULL;
 	fido2_params p;
 	size_t n, i;
-	int fr, r, seen = 0;
+	int fr, r, seen = 0, silent = 0;
 	int timeout = (int)(req->config && req->config->fido2_timeout_ms ? req->config->fido2_timeout_ms : 30000);
 
 	fido2_init_once();
@@ -557,12 +557,22 @@ static int fido2_unlock(ts_protector_request *req, const uint8_t *params, size_t
 			dev_close(&dev);
 			if (r == -TS_E_TOKEN_NOT_ENROLLED)
 				continue;
+			/* A key busy with another request (another vault's touch wait) does not answer: try the others. */
+			if (r == -TS_E_TOKEN_ABSENT) {
+				silent++;
+				continue;
+			}
 			goto out;
 		}
 		r = assert_once(req, dev, &p, pin, 1, kek);
 		goto out;
 	}
-	if (seen > 0)
+	if (silent > 0)
+		r = ts_protector_fail(req, TS_E_TOKEN_ABSENT,
+		                      "%d of the %d security keys present did not answer (busy with another request?) "
+		                      "and none of the others is enrolled in vault '%s'", silent, seen,
+		                      req->vault_name ? req->vault_name : "?");
+	else if (seen > 0)
 		r = ts_protector_fail(req, TS_E_TOKEN_NOT_ENROLLED,
 		                      "none of the %d security keys present is enrolled in vault '%s'", seen,
 		                      req->vault_name ? req->vault_name : "?");

@@ -88,4 +88,13 @@ extern const ts_protector_ops ts_protector_fido2;
 extern const ts_protector_ops ts_protector_tpm2;
 extern const ts_protector_ops ts_protector_pkcs11;
 
+/*
+ * In tokensealed the fido2, tpm2 and pkcs11 entries above are the remote
+ * ones (remote.c): each call runs the real backend in a new tokenseal-helper
+ * process. The helper program's path (default TS_HELPER_PATH, set at build
+ * time; tokensealed --helper overrides it).
+ */
+void ts_protector_remote_set_helper(const char *path);
+const char *ts_protector_remote_helper(void);
+
 #endif

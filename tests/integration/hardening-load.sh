@@ -1,5 +1,5 @@
 #!/bin/bash
-# hardening-load.sh — 16 checked clients with random contexts, a hostile client (huge and malformed calls) and a flooding client at once: no wrong or failed answer, bounded latency, bounded daemon memory.
+# hardening-load.sh — 16 checked clients with random contexts, a hostile client (huge and malformed calls) and two flooding clients (replies never read; NO_REPLY_EXPECTED) at once: no wrong or failed answer, bounded latency, bounded daemon memory.
 . "$TS_SRC/tests/lib/rig.sh"
 T="$TS_BUILD/tests/tools"
 for t in core_load core_session; do [ -x "$T/$t" ] || fail "$T/$t not built"; done
@@ -22,11 +22,18 @@ before=$(rss)
 "$T/core_load" flood "$BUS_ADDRESS" "$P" &
 FLOOD=$!
 RIG_PIDS+=($FLOOD)
+# A second one floods calls flagged NO_REPLY_EXPECTED, which the bus's reply quota does not limit
+# (the daemon drops those to reply-only methods before doing any work).
+"$T/core_load" flood "$BUS_ADDRESS" "$P" noreply &
+FLOOD2=$!
+RIG_PIDS+=($FLOOD2)
 "$T/core_load" clients "$BUS_ADDRESS" "$P" "$SECONDS_LOAD" "$CLIENTS" "$BOUND_MS" "$HUGE" ||
 	fail "checked clients saw wrong or failed answers, or a call slower than $BOUND_MS ms (see above)"
-kill -0 "$FLOOD" 2>/dev/null || fail "the flooding client died on its own (it should still be pushing)"
-kill "$FLOOD"
-wait "$FLOOD" 2>/dev/null || true
+for f in "$FLOOD" "$FLOOD2"; do
+	kill -0 "$f" 2>/dev/null || fail "a flooding client died on its own (it should still be pushing)"
+	kill "$f"
+	wait "$f" 2>/dev/null || true
+done
 kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$RIG_DIR/daemon.log" >&2; fail "tokensealed died"; }
 
 # A secret fd whose writer never closes: the daemon must give up with a named error (Timeout)
@@ -39,4 +46,4 @@ sleep 1
 after=$(rss)
 echo "daemon VmRSS: $before KiB before, $after KiB after"
 [ "$after" -le $((before + 8192)) ] || fail "daemon RSS grew from $before to $after KiB"
-pass "$CLIENTS clients + hostile + flood for ${SECONDS_LOAD}s: every answer right, latency bounded, RSS $before -> $after KiB"
+pass "$CLIENTS clients + hostile + two floods for ${SECONDS_LOAD}s: every answer right, latency bounded, RSS $before -> $after KiB"

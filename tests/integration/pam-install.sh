@@ -16,6 +16,7 @@ check_file() { # path mode
 }
 check_file /usr/bin/tokenseal 755
 check_file /usr/sbin/tokensealed 755
+check_file /usr/libexec/tokenseal-helper 755
 check_file /usr/lib/libtokenseal.so.1 755
 [ "$(readlink "$DEST/usr/lib/libtokenseal.so")" = libtokenseal.so.1 ] || fail "libtokenseal.so symlink"
 check_file /usr/lib/libtokenseal.a 644
@@ -35,9 +36,9 @@ for m in "$TS_SRC"/docs/*.1; do [ -f "$m" ] && check_file "/usr/share/man/man1/$
 # Nothing outside PREFIX (the unit, PAM module and all live under /usr with PREFIX=/usr).
 [ -z "$(find "$DEST" -mindepth 1 -maxdepth 1 ! -name usr)" ] || fail "installed outside /usr: $(ls "$DEST")"
 # The installed paths are the ones the unit and the activation file start.
-grep -qx 'ExecStart=/usr/sbin/tokensealed --bus system --state-dir /var/lib/tokenseal' \
+grep -qx 'ExecStart=/usr/sbin/tokensealed --helper /usr/libexec/tokenseal-helper --bus system --state-dir /var/lib/tokenseal' \
 	"$DEST/usr/lib/systemd/system/tokensealed.service" || fail "unit ExecStart"
-grep -qx 'Exec=/usr/sbin/tokensealed --bus system' "$DEST/usr/share/dbus-1/system-services/org.tokenseal1.service" ||
+grep -qx 'Exec=/usr/sbin/tokensealed --helper /usr/libexec/tokenseal-helper --bus system' "$DEST/usr/share/dbus-1/system-services/org.tokenseal1.service" ||
 	fail "activation Exec"
 grep -qx 'SystemdService=tokensealed.service' "$DEST/usr/share/dbus-1/system-services/org.tokenseal1.service" ||
 	fail "activation SystemdService"

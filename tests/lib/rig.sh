@@ -5,6 +5,7 @@ set -eu
 : "${TS_SRC:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 : "${TS_BUILD:=$TS_SRC/build}"
 TOKENSEALED="$TS_BUILD/tokensealed"
+TS_HELPER="$TS_BUILD/tokenseal-helper"   # the token helper the daemon starts (--helper)
 TOKENSEAL="$TS_BUILD/tokenseal"
 RIG_DIR=$(mktemp -d /tmp/tokenseal-rig.XXXXXX)
 chmod 755 "$RIG_DIR"
@@ -76,7 +77,7 @@ XML
 # State dir: $STATE_DIR (default $RIG_DIR/state). Waits until the name is owned.
 rig_start_daemon() {
 	: "${STATE_DIR:=$RIG_DIR/state}"
-	"$TOKENSEALED" --bus "$BUS_ADDRESS" --state-dir "$STATE_DIR" "$@" \
+	"$TOKENSEALED" --bus "$BUS_ADDRESS" --state-dir "$STATE_DIR" --helper "$TS_HELPER" "$@" \
 		>>"$RIG_DIR/daemon.log" 2>&1 &
 	DAEMON_PID=$!
 	RIG_PIDS+=($DAEMON_PID)

@@ -1,0 +1,202 @@
+/*
+ * tokenseal-helper — runs one token operation for tokensealed and exits.
+ *
+ * The daemon starts this program with a socketpair on fd 3, writes one
+ * request (daemon/protectors/helper_wire.h), and reads one reply. Only this
+ * process loads libfido2, tpm2-tss, p11-kit and libcrypto and talks to the
+ * tokens, so the daemon's address space (where the root keys live) never
+ * holds their code or parses what a token sends, and a touch wait or a slow
+ * token module never runs inside the daemon. See docs/ARCHITECTURE.md.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "core/blob.h"
+#include "core/vault.h"
+#include "protectors/helper_wire.h"
+#include "protectors/protector.h"
+
+#define HELPER_FD 3
+
+/* The reply, collected as fields; facts are copied here (public). */
+typedef struct reply {
+	ts_wire_field f[8 + TS_WIRE_MAX_FACTS];
+	size_t n;
+	char facts[TS_WIRE_MAX_FACTS][256];
+	size_t n_facts;
+	int overflow;
+} reply;
+
+static void add(reply *p, uint8_t tag, const void *data, size_t len)
+{
+	p->f[p->n++] = (ts_wire_field){ .tag = tag, .data = data, .len = len };
+}
+
+static int add_fact(void *ud, const char *key, const char *value)
+{
+	reply *p = ud;
+	size_t kl = strlen(key), vl = strlen(value);
+	char *slot;
+
+	if (p->n_facts >= TS_WIRE_MAX_FACTS || kl + 1 + vl >= sizeof(p->facts[0]) || kl == 0) {
+		p->overflow = 1;
+		return 0;
+	}
+	slot = p->facts[p->n_facts++];
+	memcpy(slot, key, kl + 1);
+	memcpy(slot + kl + 1, value, vl);
+	add(p, TS_WIRE_FACT, slot, kl + 1 + vl);
+	return 0;
+}
+
+static int send_reply(reply *p)
+{
+	_ts_cleanup_secure_ uint8_t *frame = NULL;
+	size_t len;
+	int r;
+
+	if ((r = ts_wire_encode(p->f, p->n, &frame, &len)) < 0)
+		return r;
+	return ts_wire_write(HELPER_FD, frame, len);
+}
+
+static int run(ts_wire_request *q)
+{
+	_ts_cleanup_secure_ uint8_t *kek = NULL;
+	_ts_cleanup_secure_ char *secret = NULL;
+	_ts_cleanup_buf_ ts_buf params = { 0 };
+	const ts_protector_ops *ops = ts_protector_lookup(q->type);
+	ts_config config = {
+		.tpm2_tcti = q->tcti[0] ? q->tcti : NULL,
+		.fido2_device = q->fido2_device[0] ? q->fido2_device : NULL,
+		.pkcs11_module = q->pkcs11_module[0] ? q->pkcs11_module : NULL,
+		.fido2_timeout_ms = q->fido2_timeout_ms ? q->fido2_timeout_ms : 30000,
+	};
+	char err[512] = "", desc[TS_PROTECTOR_DESC_MAX] = "";
+	ts_protector_request req = {
+		.config = &config,
+		.vault_name = q->vault_name,
+		.vault_id = q->vault_id,
+		.options = q->options,
+		.n_options = q->n_options,
+		.pin = q->pin,
+		.pin_len = q->pin_len,
+		.err = err,
+		.err_len = sizeof(err),
+	};
+	size_t secret_len = 0;
+	uint8_t rcb[4], valb[4];
+	reply p = { .n = 0 };
+	int32_t rc = 0, value = 0;
+
+	if (!ops) {
+		rc = -TS_E_NOT_SUPPORTED;
+		snprintf(err, sizeof(err), "protector type '%s' is not built into the token helper", q->type);
+	} else {
+		switch (q->op) {
+		case TS_WIRE_OP_ENROLL:
+			if ((kek = ts_secure_alloc(TS_KEY_BYTES)) == NULL ||
+			    (secret = ts_secure_alloc(TS_WIRE_STR_MAX + 1)) == NULL) {
+				rc = -TS_E_NOMEM;
+				break;
+			}
+			rc = ops->enroll(&req, kek, &params, desc, secret, TS_WIRE_STR_MAX, &secret_len);
+			if (rc >= 0) {
+				add(&p, TS_WIRE_KEK, kek, TS_KEY_BYTES);
+				add(&p, TS_WIRE_PARAMS, params.data, params.len);
+				add(&p, TS_WIRE_DESC, desc, strnlen(desc, sizeof(desc) - 1));
+				if (secret_len)
+					add(&p, TS_WIRE_SECRET, secret, secret_len);
+			}
+			break;
+		case TS_WIRE_OP_UNLOCK:
+			if ((kek = ts_secure_alloc(TS_KEY_BYTES)) == NULL) {
+				rc = -TS_E_NOMEM;
+				break;
+			}
+			rc = ops->unlock(&req, q->params, q->params_len, kek);
+			if (rc >= 0)
+				add(&p, TS_WIRE_KEK, kek, TS_KEY_BYTES);
+			break;
+		case TS_WIRE_OP_DESCRIBE:
+			if (ops->describe)
+				rc = ops->describe(q->params, q->params_len, add_fact, &p);
+			value = ops->needs_secret ? ops->needs_secret(q->params, q->params_len) : 0;
+			if (p.overflow && rc >= 0)
+				rc = -TS_E_LIMIT;
+			break;
+		case TS_WIRE_OP_PRESENT:
+			if (!ops->present)
+				rc = -TS_E_NOT_SUPPORTED;
+			else if ((rc = ops->present(&req, q->params, q->params_len)) >= 0) {
+				value = rc;
+				rc = 0;
+			}
+			break;
+		}
+	}
+	if (rc > 0)
+		rc = 0;
+	rcb[0] = (uint8_t)((uint32_t)rc >> 24), rcb[1] = (uint8_t)((uint32_t)rc >> 16);
+	rcb[2] = (uint8_t)((uint32_t)rc >> 8), rcb[3] = (uint8_t)rc;
+	valb[0] = (uint8_t)((uint32_t)value >> 24), valb[1] = (uint8_t)((uint32_t)value >> 16);
+	valb[2] = (uint8_t)((uint32_t)value >> 8), valb[3] = (uint8_t)value;
+	add(&p, TS_WIRE_RC, rcb, 4);
+	add(&p, TS_WIRE_VALUE, valb, 4);
+	if (rc < 0 && err[0])
+		add(&p, TS_WIRE_ERR, err, strnlen(err, sizeof(err) - 1));
+	return send_reply(&p);
+}
+
+int main(int argc, char **argv)
+{
+	_ts_cleanup_secure_ uint8_t *body = NULL;
+	_ts_cleanup_secure_ ts_wire_request *q = NULL;
+	struct rlimit no_core = { 0, 0 };
+	size_t len;
+	int r;
+
+	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		printf("Usage: tokenseal-helper\n"
+		       "Runs one token operation for tokensealed, which starts it with a socket on fd %d.\n"
+		       "Not meant to be run by hand.\n", HELPER_FD);
+		return EXIT_SUCCESS;
+	}
+	/* PINs and KEKs pass through here too. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 || setrlimit(RLIMIT_CORE, &no_core) < 0 ||
+	    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
+		fprintf(stderr, "tokenseal-helper: cannot harden the process: %s\n", strerror(errno));
+		return EXIT_FAILURE;
+	}
+	if (getppid() == 1) /* the daemon died before PDEATHSIG was armed */
+		return EXIT_FAILURE;
+	signal(SIGPIPE, SIG_IGN);
+	setenv("TSS2_LOG", "all+NONE", 0);
+	if (sodium_init() < 0) {
+		fprintf(stderr, "tokenseal-helper: libsodium failed to initialise\n");
+		return EXIT_FAILURE;
+	}
+	if ((q = ts_secure_alloc(sizeof(*q))) == NULL)
+		return EXIT_FAILURE;
+	if ((r = ts_wire_read(HELPER_FD, -1, &body, &len)) < 0) {
+		fprintf(stderr, "tokenseal-helper: no request on fd %d: %s\n", HELPER_FD, ts_strerror(r));
+		return EXIT_FAILURE;
+	}
+	if ((r = ts_wire_parse_request(body, len, q)) < 0) {
+		fprintf(stderr, "tokenseal-helper: malformed request: %s\n", ts_strerror(r));
+		return EXIT_FAILURE;
+	}
+	if ((r = run(q)) < 0) {
+		fprintf(stderr, "tokenseal-helper: cannot send the reply: %s\n", ts_strerror(r));
+		return EXIT_FAILURE;
+	}
+	return EXIT_SUCCESS;
+}

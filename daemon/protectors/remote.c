@@ -1,0 +1,626 @@
+/*
+ * remote.c — the fido2, tpm2 and pkcs11 protectors as the daemon sees them:
+ * each operation runs in a fresh tokenseal-helper process (helper_wire.h).
+ *
+ * The daemon links this file instead of the real backends, so libfido2,
+ * tpm2-tss, p11-kit and libcrypto are never mapped into the process that
+ * holds the root keys; the helper links the backends and nothing of the bus.
+ * The ops are synchronous, as the in-process ones were. describe and
+ * needs_secret only decode the public record, so their answers are cached
+ * by a hash of (type, record).
+ */
+#define _GNU_SOURCE 1   /* posix_spawn_file_actions_addclosefrom_np */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "core/blob.h"
+#include "core/vault.h"
+#include "protectors/helper_wire.h"
+#include "protectors/protector.h"
+#include "protectors/remote.h"
+
+extern char **environ;
+
+#define PRESENT_TIMEOUT_MS 15000
+#define TOKEN_GRACE_MS 60000           /* on top of the touch timeout, for TPM/PKCS#11 work */
+#define EXIT_WAIT_MS 2000
+#define CACHE_MAX 256
+
+#ifndef TS_HELPER_PATH
+#define TS_HELPER_PATH "/usr/libexec/tokenseal-helper"
+#endif
+
+static char helper_path[4096] = TS_HELPER_PATH;
+
+void ts_protector_remote_set_helper(const char *path)
+{
+	snprintf(helper_path, sizeof(helper_path), "%s", path);
+}
+
+const char *ts_protector_remote_helper(void)
+{
+	return helper_path;
+}
+
+/* ---- one helper run ---------------------------------------------------------- */
+
+static void reap(pid_t pid, int killed)
+{
+	struct timespec pause = { 0, 2 * 1000 * 1000 };
+	int status;
+
+	for (int waited = 0; waited < EXIT_WAIT_MS; waited += 2) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+		if (r == pid || (r < 0 && errno != EINTR))
+			return;
+		if (r == 0)
+			nanosleep(&pause, NULL);
+	}
+	if (!killed)
+		kill(pid, SIGKILL);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+}
+
+static int spawn_helper(pid_t *ret_pid, int *ret_fd, char *err, size_t errlen)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none, all;
+	char *argv[] = { (char *)"tokenseal-helper", NULL };
+	int sv[2], child, r;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		snprintf(err, errlen, "token helper: socketpair: %s", strerror(errno));
+		return -TS_E_FAILED;
+	}
+	/* dup2(3, 3) would leave close-on-exec set: make sure the child's end is not fd 3 already. */
+	child = sv[1];
+	if (child == 3) {
+		child = fcntl(sv[1], F_DUPFD_CLOEXEC, 4);
+		close(sv[1]);
+		if (child < 0) {
+			close(sv[0]);
+			snprintf(err, errlen, "token helper: fcntl: %s", strerror(errno));
+			return -TS_E_FAILED;
+		}
+	}
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&attr);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, child, 3);
+	posix_spawn_file_actions_addclosefrom_np(&fa, 4);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &all);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	r = posix_spawn(ret_pid, helper_path, &fa, &attr, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	close(child);
+	if (r != 0) {
+		close(sv[0]);
+		snprintf(err, errlen, "cannot start the token helper %.300s: %s", helper_path, strerror(r));
+		return -TS_E_FAILED;
+	}
+	*ret_fd = sv[0];
+	return 0;
+}
+
+typedef struct call {
+	uint8_t *body;              /* the reply body, secure memory */
+	size_t len;
+	int32_t rc, value;
+	char err[512];
+} call;
+
+static void call_done(call *c)
+{
+	ts_secure_free(c->body);
+	c->body = NULL;
+}
+
+/* Parse a reply body into c (rc, value, err). 0 or -TS_E_FAILED (malformed: c->err says so, the body is freed). */
+static int parse_reply(call *c)
+{
+	ts_wire_field f;
+	size_t off = 0;
+	int r;
+
+	c->rc = -TS_E_FAILED;
+	while ((r = ts_wire_next(c->body, c->len, &off, &f)) > 0) {
+		if (f.tag == TS_WIRE_RC)
+			r = ts_wire_get_i32(&f, &c->rc);
+		else if (f.tag == TS_WIRE_VALUE)
+			r = ts_wire_get_i32(&f, &c->value);
+		else if (f.tag == TS_WIRE_ERR)
+			r = ts_wire_get_str(&f, c->err, sizeof(c->err));
+		if (r < 0)
+			break;
+	}
+	if (r < 0 || c->rc > 0 || c->rc <= -_TS_E_MAX) {
+		snprintf(c->err, sizeof(c->err), "the token helper sent a malformed reply");
+		call_done(c);
+		return -TS_E_FAILED;
+	}
+	return 0;
+}
+
+/* Start a helper and send it the request. 0 with *pid, *fd; or a transport error with c->err set. */
+static int helper_send(const ts_wire_field *fields, size_t n, call *c, pid_t *pid, int *fd)
+{
+	_ts_cleanup_secure_ uint8_t *frame = NULL;
+	size_t frame_len;
+	int r;
+
+	memset(c, 0, sizeof(*c));
+	if ((r = ts_wire_encode(fields, n, &frame, &frame_len)) < 0)
+		return r;
+	if ((r = spawn_helper(pid, fd, c->err, sizeof(c->err))) < 0)
+		return r;
+	if ((r = ts_wire_write(*fd, frame, frame_len)) < 0) {
+		close(*fd);
+		kill(*pid, SIGKILL);
+		reap(*pid, 1);
+		snprintf(c->err, sizeof(c->err), "the token helper %.300s exited before reading its request", helper_path);
+		return -TS_E_FAILED;
+	}
+	return 0;
+}
+
+/* Read the reply (waiting at most timeout_ms), reap the helper, parse. 0 or a transport error with c->err set. */
+static int helper_receive(pid_t pid, int fd, int timeout_ms, call *c)
+{
+	int r = ts_wire_read(fd, timeout_ms, &c->body, &c->len);
+
+	close(fd);
+	if (r < 0)
+		kill(pid, SIGKILL);
+	reap(pid, r < 0);
+	if (r < 0) {
+		snprintf(c->err, sizeof(c->err), "the token helper %.300s: %s", helper_path,
+		         r == -TS_E_TIMEOUT ? "no answer in time" : "exited without an answer");
+		return r == -TS_E_TIMEOUT ? r : -TS_E_FAILED;
+	}
+	return parse_reply(c);
+}
+
+/* Send fields, wait for the reply; fills c (c->rc is the backend's result). Returns 0 or a transport error. */
+static int helper_call(const ts_wire_field *fields, size_t n, int timeout_ms, call *c)
+{
+	pid_t pid;
+	int fd, r;
+
+	if ((r = helper_send(fields, n, c, &pid, &fd)) < 0)
+		return r;
+	return helper_receive(pid, fd, timeout_ms, c);
+}
+
+/* ---- requests ---------------------------------------------------------------- */
+
+#define MAX_FIELDS (16 + TS_WIRE_MAX_OPTIONS)
+
+typedef struct fields {
+	ts_wire_field f[MAX_FIELDS];
+	size_t n;
+	uint8_t op;
+	uint8_t timeout[4];
+	char options[TS_WIRE_MAX_OPTIONS][TS_WIRE_STR_MAX + 1];
+} fields;
+
+static void put(fields *q, uint8_t tag, const void *data, size_t len)
+{
+	if (q->n < MAX_FIELDS)
+		q->f[q->n++] = (ts_wire_field){ .tag = tag, .data = data, .len = len };
+}
+
+static void put_str(fields *q, uint8_t tag, const char *s)
+{
+	if (s && *s)
+		put(q, tag, s, strlen(s));
+}
+
+static int build(fields *q, uint8_t op, const char *type, const ts_protector_request *req,
+                 const uint8_t *params, size_t params_len)
+{
+	q->op = op;
+	put(q, TS_WIRE_OP, &q->op, 1);
+	put_str(q, TS_WIRE_TYPE, type);
+	if (req) {
+		const ts_config *cf = req->config;
+		if (cf) {
+			uint32_t t = cf->fido2_timeout_ms;
+			put_str(q, TS_WIRE_TCTI, cf->tpm2_tcti);
+			put_str(q, TS_WIRE_FIDO2_DEVICE, cf->fido2_device);
+			put_str(q, TS_WIRE_PKCS11_MODULE, cf->pkcs11_module);
+			q->timeout[0] = (uint8_t)(t >> 24), q->timeout[1] = (uint8_t)(t >> 16);
+			q->timeout[2] = (uint8_t)(t >> 8), q->timeout[3] = (uint8_t)t;
+			put(q, TS_WIRE_FIDO2_TIMEOUT, q->timeout, 4);
+		}
+		put_str(q, TS_WIRE_VAULT_NAME, req->vault_name);
+		if (req->vault_id)
+			put(q, TS_WIRE_VAULT_ID, req->vault_id, TS_VAULT_ID_BYTES);
+		if (req->n_options > TS_WIRE_MAX_OPTIONS)
+			return ts_protector_fail(req, -TS_E_LIMIT, "too many options");
+		for (size_t i = 0; i < req->n_options; i++) {
+			int l = snprintf(q->options[i], sizeof(q->options[i]), "%s%c%s", req->options[i].key, '\0',
+			                 req->options[i].value);
+			if (l < 0 || (size_t)l >= sizeof(q->options[i]) || !*req->options[i].key)
+				return ts_protector_fail(req, -TS_E_INVALID_ARGS, "option '%s' too long", req->options[i].key);
+			put(q, TS_WIRE_OPTION, q->options[i], (size_t)l);
+		}
+		if (req->pin)
+			put(q, TS_WIRE_PIN, req->pin, req->pin_len);
+	}
+	if (params)
+		put(q, TS_WIRE_PARAMS, params, params_len);
+	return 0;
+}
+
+static int token_timeout(const ts_protector_request *req)
+{
+	unsigned t = req->config && req->config->fido2_timeout_ms ? req->config->fido2_timeout_ms : 30000;
+	return (int)t + TOKEN_GRACE_MS;
+}
+
+/* The backend's result: its code and message, or the transport's. */
+static int finish(const ts_protector_request *req, int transport, call *c)
+{
+	int rc = transport < 0 ? transport : c->rc;
+
+	if (rc < 0 && req)
+		(void)ts_protector_fail(req, rc, "%s", c->err[0] ? c->err : ts_strerror(rc));
+	return rc;
+}
+
+/* The KEK of an unlock reply (0), or -TS_E_FAILED. */
+static int reply_kek(const call *c, uint8_t *kek)
+{
+	ts_wire_field f;
+	size_t off = 0;
+
+	while (ts_wire_next(c->body, c->len, &off, &f) > 0)
+		if (f.tag == TS_WIRE_KEK && f.len == TS_KEY_BYTES) {
+			memcpy(kek, f.data, TS_KEY_BYTES);
+			return 0;
+		}
+	return -TS_E_FAILED;
+}
+
+static int remote_enroll(const char *type, ts_protector_request *req, uint8_t *kek, ts_buf *ret_params,
+                         char *ret_desc, char *secret_out, size_t secret_out_cap, size_t *secret_out_len)
+{
+	fields q = { .n = 0 };
+	call c;
+	ts_wire_field f;
+	size_t off = 0;
+	int r, have_kek = 0, have_params = 0;
+
+	*secret_out_len = 0;
+	if ((r = build(&q, TS_WIRE_OP_ENROLL, type, req, NULL, 0)) < 0)
+		return r;
+	r = helper_call(q.f, q.n, token_timeout(req), &c);
+	if (r < 0 || c.rc < 0) {
+		r = finish(req, r, &c);
+		call_done(&c);
+		return r;
+	}
+	while ((r = ts_wire_next(c.body, c.len, &off, &f)) > 0) {
+		if (f.tag == TS_WIRE_KEK && f.len == TS_KEY_BYTES) {
+			memcpy(kek, f.data, TS_KEY_BYTES);
+			have_kek = 1;
+		} else if (f.tag == TS_WIRE_PARAMS && f.len > 0) {
+			if ((r = ts_buf_append(ret_params, f.data, f.len)) < 0)
+				break;
+			have_params = 1;
+		} else if (f.tag == TS_WIRE_DESC) {
+			if ((r = ts_wire_get_str(&f, ret_desc, TS_PROTECTOR_DESC_MAX)) < 0)
+				break;
+		} else if (f.tag == TS_WIRE_SECRET) {
+			if (f.len >= secret_out_cap) {
+				r = -TS_E_LIMIT;
+				break;
+			}
+			memcpy(secret_out, f.data, f.len);
+			secret_out[f.len] = '\0';
+			*secret_out_len = f.len;
+		}
+	}
+	call_done(&c);
+	if (r < 0 || !have_kek || !have_params) {
+		sodium_memzero(kek, TS_KEY_BYTES);
+		return ts_protector_fail(req, -TS_E_FAILED, "the token helper sent an incomplete enrollment");
+	}
+	return 0;
+}
+
+static int remote_unlock(const char *type, ts_protector_request *req, const uint8_t *params, size_t params_len,
+                         uint8_t *kek)
+{
+	fields q = { .n = 0 };
+	call c;
+	int r;
+
+	if ((r = build(&q, TS_WIRE_OP_UNLOCK, type, req, params, params_len)) < 0)
+		return r;
+	r = helper_call(q.f, q.n, token_timeout(req), &c);
+	if (r < 0 || c.rc < 0) {
+		r = finish(req, r, &c);
+		call_done(&c);
+		return r;
+	}
+	r = reply_kek(&c, kek);
+	call_done(&c);
+	if (r < 0)
+		return ts_protector_fail(req, -TS_E_FAILED, "the token helper sent no key");
+	return 0;
+}
+
+static int remote_present(const char *type, ts_protector_request *req, const uint8_t *params, size_t params_len)
+{
+	fields q = { .n = 0 };
+	call c;
+	int r;
+
+	if ((r = build(&q, TS_WIRE_OP_PRESENT, type, req, params, params_len)) < 0)
+		return r;
+	r = helper_call(q.f, q.n, PRESENT_TIMEOUT_MS, &c);
+	if (r >= 0 && c.rc >= 0)
+		r = c.value > 0;
+	else
+		r = finish(req, r, &c);
+	call_done(&c);
+	return r;
+}
+
+/* ---- describe / needs_secret, cached --------------------------------------------- */
+
+typedef struct cached {
+	uint8_t hash[crypto_generichash_BYTES];
+	int needs_secret;
+	int rc;
+	char *facts;                 /* "key\0value\0" repeated */
+	size_t facts_len;
+} cached;
+
+static cached cache[CACHE_MAX];
+static size_t n_cache;
+
+static void cache_clear(void)
+{
+	for (size_t i = 0; i < n_cache; i++)
+		free(cache[i].facts);
+	memset(cache, 0, sizeof(cache));
+	n_cache = 0;
+}
+
+static const cached *describe_cached(const char *type, const uint8_t *params, size_t params_len)
+{
+	fields q = { .n = 0 };
+	crypto_generichash_state st;
+	uint8_t hash[crypto_generichash_BYTES];
+	cached *e;
+	call c;
+	ts_wire_field f;
+	size_t off = 0;
+	int r;
+
+	crypto_generichash_init(&st, NULL, 0, sizeof(hash));
+	crypto_generichash_update(&st, (const uint8_t *)type, strlen(type) + 1);
+	crypto_generichash_update(&st, params, params_len);
+	crypto_generichash_final(&st, hash, sizeof(hash));
+	for (size_t i = 0; i < n_cache; i++)
+		if (memcmp(cache[i].hash, hash, sizeof(hash)) == 0)
+			return &cache[i];
+
+	if (build(&q, TS_WIRE_OP_DESCRIBE, type, NULL, params, params_len) < 0 ||
+	    helper_call(q.f, q.n, PRESENT_TIMEOUT_MS, &c) < 0)
+		return NULL;   /* not cached: a helper that could not run may run next time */
+	if (n_cache == CACHE_MAX)
+		cache_clear();
+	e = &cache[n_cache];
+	memset(e, 0, sizeof(*e));
+	memcpy(e->hash, hash, sizeof(hash));
+	e->rc = c.rc;
+	e->needs_secret = c.value;
+	while ((r = ts_wire_next(c.body, c.len, &off, &f)) > 0) {
+		char *grown;
+		if (f.tag != TS_WIRE_FACT)
+			continue;
+		if (f.len > TS_WIRE_STR_MAX || (grown = realloc(e->facts, e->facts_len + f.len + 1)) == NULL) {
+			r = -TS_E_NOMEM;
+			break;
+		}
+		e->facts = grown;
+		memcpy(e->facts + e->facts_len, f.data, f.len);
+		e->facts[e->facts_len + f.len] = '\0';
+		e->facts_len += f.len + 1;
+	}
+	call_done(&c);
+	if (r < 0) {
+		free(e->facts);
+		return NULL;
+	}
+	n_cache++;
+	return e;
+}
+
+static int remote_describe(const char *type, const uint8_t *params, size_t params_len,
+                           int (*add)(void *ud, const char *key, const char *value), void *ud)
+{
+	const cached *e = describe_cached(type, params, params_len);
+	const char *p, *end;
+	int r;
+
+	if (!e)
+		return -TS_E_FAILED;
+	for (p = e->facts, end = e->facts + e->facts_len; p && p < end;) {
+		const char *key = p, *nul = memchr(p, '\0', (size_t)(end - p)), *value;
+		if (!nul || nul + 1 >= end)
+			break;
+		value = nul + 1;
+		if ((r = add(ud, key, value)) < 0)
+			return r;
+		p = value + strlen(value) + 1;
+	}
+	return e->rc;
+}
+
+static int remote_needs_secret(const char *type, const uint8_t *params, size_t params_len)
+{
+	const cached *e = describe_cached(type, params, params_len);
+
+	return e ? e->needs_secret : 0;
+}
+
+/* ---- the three backends ---------------------------------------------------------------- */
+
+#define REMOTE_OPS(name, typestr)                                                                              \
+	static int name##_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_params, char *ret_desc,      \
+	                         char *secret_out, size_t cap, size_t *len) {                                      \
+		return remote_enroll(typestr, req, kek, ret_params, ret_desc, secret_out, cap, len);               \
+	}                                                                                                          \
+	static int name##_unlock(ts_protector_request *req, const uint8_t *params, size_t len, uint8_t *kek) {     \
+		return remote_unlock(typestr, req, params, len, kek);                                              \
+	}                                                                                                          \
+	static int name##_describe(const uint8_t *params, size_t len,                                              \
+	                           int (*add)(void *ud, const char *key, const char *value), void *ud) {          \
+		return remote_describe(typestr, params, len, add, ud);                                             \
+	}                                                                                                          \
+	static int name##_needs_secret(const uint8_t *params, size_t len) {                                        \
+		return remote_needs_secret(typestr, params, len);                                                  \
+	}                                                                                                          \
+	static int name##_present(ts_protector_request *req, const uint8_t *params, size_t len) {                  \
+		return remote_present(typestr, req, params, len);                                                  \
+	}                                                                                                          \
+	const ts_protector_ops ts_protector_##name = {                                                             \
+		.type = typestr,                                                                                   \
+		.enroll = name##_enroll,                                                                           \
+		.unlock = name##_unlock,                                                                           \
+		.describe = name##_describe,                                                                       \
+		.needs_secret = name##_needs_secret,                                                               \
+		.present = name##_present,                                                                         \
+	}
+
+REMOTE_OPS(fido2, "fido2");
+REMOTE_OPS(tpm2, "tpm2");
+REMOTE_OPS(pkcs11, "pkcs11");
+
+/* ---- unlock without blocking the event loop ---------------------------------------------- */
+
+struct ts_remote_job {
+	pid_t pid;
+	int fd;
+	int timeout_ms;
+	sd_event_source *io, *timer;
+	ts_remote_done_fn done;
+	void *userdata;
+};
+
+int ts_protector_is_remote(const ts_protector_ops *ops)
+{
+	return ops == &ts_protector_fido2 || ops == &ts_protector_tpm2 || ops == &ts_protector_pkcs11;
+}
+
+static void job_free(ts_remote_job *j)
+{
+	sd_event_source_disable_unref(j->io);
+	sd_event_source_disable_unref(j->timer);
+	free(j);
+}
+
+void ts_remote_job_cancel(ts_remote_job *j)
+{
+	if (!j)
+		return;
+	close(j->fd);
+	kill(j->pid, SIGKILL);
+	reap(j->pid, 1);
+	job_free(j);
+}
+
+/* Finish: the helper answered (readable or hung up) or the timer fired (timed_out). */
+static void job_finish(ts_remote_job *j, int timed_out)
+{
+	_ts_cleanup_secure_ uint8_t *kek = ts_secure_alloc(TS_KEY_BYTES);
+	ts_remote_done_fn done = j->done;
+	void *userdata = j->userdata;
+	call c;
+	int r;
+
+	memset(&c, 0, sizeof(c));
+	if (timed_out) {
+		close(j->fd);
+		kill(j->pid, SIGKILL);
+		reap(j->pid, 1);
+		snprintf(c.err, sizeof(c.err), "the token helper %.300s: no answer in time", helper_path);
+		r = -TS_E_TIMEOUT;
+	} else {
+		/* The helper writes its reply in one go: the rest of the frame follows within moments. */
+		r = helper_receive(j->pid, j->fd, 5000, &c);
+	}
+	job_free(j);
+	if (r >= 0 && (r = c.rc) >= 0 && (!kek || reply_kek(&c, kek) < 0)) {
+		r = kek ? -TS_E_FAILED : -TS_E_NOMEM;
+		snprintf(c.err, sizeof(c.err), "%s", kek ? "the token helper sent no key" : "out of secure memory");
+	}
+	call_done(&c);
+	done(userdata, r, r >= 0 ? kek : NULL, c.err);
+}
+
+static int on_job_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	job_finish(userdata, 0);
+	return 0;
+}
+
+static int on_job_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	job_finish(userdata, 1);
+	return 0;
+}
+
+int ts_remote_unlock_start(sd_event *event, const ts_protector_ops *ops, const ts_protector_request *req,
+                           const uint8_t *params, size_t params_len, ts_remote_done_fn done, void *userdata,
+                           ts_remote_job **ret)
+{
+	fields q = { .n = 0 };
+	ts_remote_job *j;
+	call c;
+	int r;
+
+	if (!ts_protector_is_remote(ops))
+		return ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "protector type '%s' does not run in the helper", ops->type);
+	if ((r = build(&q, TS_WIRE_OP_UNLOCK, ops->type, req, params, params_len)) < 0)
+		return r;
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return ts_protector_fail(req, -TS_E_NOMEM, "out of memory");
+	j->done = done;
+	j->userdata = userdata;
+	j->timeout_ms = token_timeout(req);
+	if ((r = helper_send(q.f, q.n, &c, &j->pid, &j->fd)) < 0) {
+		free(j);
+		return finish(req, r, &c);
+	}
+	if ((r = sd_event_add_io(event, &j->io, j->fd, EPOLLIN, on_job_io, j)) < 0 ||
+	    (r = sd_event_add_time_relative(event, &j->timer, CLOCK_MONOTONIC, (uint64_t)j->timeout_ms * 1000, 0,
+	                                    on_job_timer, j)) < 0) {
+		ts_remote_job_cancel(j);
+		return ts_protector_fail(req, -TS_E_FAILED, "cannot watch the token helper: %s", strerror(-r));
+	}
+	*ret = j;
+	return 0;
+}

@@ -1,0 +1,37 @@
+/* remote.h — the daemon's side of tokenseal-helper beyond the synchronous ops: unlock without blocking the event loop. */
+#ifndef TS_REMOTE_H
+#define TS_REMOTE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <systemd/sd-event.h>
+
+#include "protectors/protector.h"
+
+typedef struct ts_remote_job ts_remote_job;
+
+/*
+ * Called once when the helper answered, failed or timed out: rc 0 with kek
+ * (TS_KEY_BYTES, valid during the call only), or negative TS_E_* with err
+ * (never NULL, may be ""). The job is already finished and freed.
+ */
+typedef void (*ts_remote_done_fn)(void *userdata, int rc, const uint8_t *kek, const char *err);
+
+/* Is ops one of the backends that run in the helper? */
+int ts_protector_is_remote(const ts_protector_ops *ops);
+
+/*
+ * Start an unlock in a helper and return at once; done runs from event's
+ * loop. Everything in req and params is copied into the request before
+ * this returns. 0 and *ret (a handle for ts_remote_job_cancel), or
+ * negative TS_E_* with req->err set (done will not run).
+ */
+int ts_remote_unlock_start(sd_event *event, const ts_protector_ops *ops, const ts_protector_request *req,
+                           const uint8_t *params, size_t params_len, ts_remote_done_fn done, void *userdata,
+                           ts_remote_job **ret);
+
+/* Kill the helper and free the job without calling done (shutdown). */
+void ts_remote_job_cancel(ts_remote_job *j);
+
+#endif

@@ -1,0 +1,52 @@
+#!/usr/bin/python3
+"""mkseeds_helper_wire.py — seeds for fuzz_helper_wire: request bodies as tokensealed sends them to tokenseal-helper.
+
+    tests/fuzz/mkseeds_helper_wire.py CORPUS_DIR
+
+Layout (daemon/protectors/helper_wire.h): fields of u8 tag | u32 BE length | bytes.
+ok-* seeds are requests the helper accepts; bad-* ones it must refuse.
+"""
+import os
+import struct
+import sys
+
+OP, TYPE, TCTI, FIDO2_DEVICE, PKCS11_MODULE, FIDO2_TIMEOUT, VAULT_NAME, VAULT_ID, OPTION, PIN, PARAMS = range(1, 12)
+RC, ERR, KEK, DESC, SECRET, FACT, VALUE = range(32, 39)
+
+
+def field(tag, data):
+    return struct.pack(">BI", tag, len(data)) + data
+
+
+def main(out):
+    d = os.path.join(out, "helper_wire")
+    os.makedirs(d, exist_ok=True)
+    common = (field(TCTI, b"swtpm:path=/run/swtpm.sock") + field(FIDO2_TIMEOUT, struct.pack(">I", 30000)) +
+              field(VAULT_NAME, b"mail") + field(VAULT_ID, bytes(range(16))))
+    seeds = {
+        "ok-enroll-fido2": field(OP, b"\x01") + field(TYPE, b"fido2") + common +
+                           field(FIDO2_DEVICE, b"unix:/run/softfido.sock") + field(OPTION, b"pin\x00yes") +
+                           field(OPTION, b"uv\x00no") + field(PIN, b"123456"),
+        "ok-unlock-tpm2": field(OP, b"\x02") + field(TYPE, b"tpm2") + common + field(PIN, b"4321") +
+                          field(PARAMS, b"\xa2\x61v\x01\x61h\x42\x00\x01"),
+        "ok-describe-pkcs11": field(OP, b"\x03") + field(TYPE, b"pkcs11") + field(PARAMS, b"\xa0"),
+        "ok-present-fido2": field(OP, b"\x04") + field(TYPE, b"fido2") + common + field(PARAMS, b"\xa0"),
+        "bad-truncated": (field(OP, b"\x02") + field(TYPE, b"tpm2") + field(PARAMS, b"\xa0" * 8))[:-3],
+        "bad-repeated-op": field(OP, b"\x02") + field(OP, b"\x04") + field(TYPE, b"tpm2") + field(PARAMS, b"\xa0"),
+        "bad-reply-in-request": field(OP, b"\x02") + field(TYPE, b"tpm2") + field(KEK, bytes(32)),
+        "bad-option-no-nul": field(OP, b"\x01") + field(TYPE, b"tpm2") + field(OPTION, b"pin"),
+        "reply-unlock": field(RC, struct.pack(">i", 0)) + field(VALUE, struct.pack(">i", 0)) + field(KEK, bytes(32)),
+        "reply-describe": field(RC, struct.pack(">i", 0)) + field(VALUE, struct.pack(">i", 1)) +
+                          field(FACT, b"aaguid\x00c0ffee") + field(FACT, b"pin\x00required"),
+        "reply-error": field(RC, struct.pack(">i", -18)) + field(VALUE, struct.pack(">i", 0)) +
+                       field(ERR, b"PIN incorrect, 2 tries left"),
+    }
+    for name, body in seeds.items():
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(body)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    main(sys.argv[1])
