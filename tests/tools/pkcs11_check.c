@@ -1,48 +1,14 @@
 /* pkcs11_check.c — drive the pkcs11 protector backend directly (enroll / unlock / describe) for the integration tests. */
-#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <sodium.h>
 
 #include "core/vault.h"
 #include "protectors/protector.h"
-
-/* Read a whole file (the caller moves a PIN into secure memory at once). */
-static int read_file(const char *path, ts_buf *out) {
-	uint8_t tmp[4096];
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -1;
-	while ((n = read(fd, tmp, sizeof(tmp))) > 0)
-		if (ts_buf_append(out, tmp, (size_t)n) < 0)
-			break;
-	sodium_memzero(tmp, sizeof(tmp));
-	close(fd);
-	return n == 0 ? 0 : -1;
-}
-
-static int write_file(const char *path, const uint8_t *b, size_t len) {
-	FILE *f = fopen(path, "wb");
-
-	if (!f || fwrite(b, 1, len, f) != len) {
-		if (f)
-			fclose(f);
-		return -1;
-	}
-	return fclose(f);
-}
-
-static int print_fact(void *ud, const char *k, const char *v) {
-	(void)ud;
-	printf("fact %s=%s\n", k, v);
-	return 0;
-}
+#include "tool_util.h"
 
 __attribute__((noreturn)) static void usage(void) {
 	fprintf(stderr,
@@ -64,7 +30,7 @@ int main(int argc, char **argv) {
 	const char *uri = NULL, *pin_file = NULL, *pem_file = NULL, *hash = NULL, *module = NULL;
 	const char *out = NULL, *in = NULL;
 	uint8_t vault_id[TS_VAULT_ID_BYTES] = { 0 };
-	ts_buf pin_raw = { 0 }, params = { 0 }, pem = { 0 };
+	ts_buf params = { 0 }, pem = { 0 };
 	uint8_t *pin = NULL, *kek = NULL;
 	size_t pin_len = 0, nkv = 0, secret_len = 0;
 	ts_kv kv[3];
@@ -89,22 +55,13 @@ int main(int argc, char **argv) {
 	}
 	if (sodium_init() < 0)
 		return 1;
-	if (pin_file) {
-		if (read_file(pin_file, &pin_raw) < 0) {
-			perror(pin_file);
-			return 1;
-		}
-		while (pin_raw.len && pin_raw.data[pin_raw.len - 1] == '\n')
-			pin_raw.len--;
-		/* The backend's contract: the PIN is in secure memory. */
-		if ((pin = ts_secure_alloc(pin_raw.len + 1)) == NULL)
-			return 1;
-		memcpy(pin, pin_raw.data, pin_raw.len);
-		pin_len = pin_raw.len;
-		ts_buf_free(&pin_raw);
+	/* The backend's contract: the PIN is in secure memory (read straight into it, never through argv). */
+	if (pin_file && tool_read_secret_file(pin_file, &pin, &pin_len) < 0) {
+		perror(pin_file);
+		return 1;
 	}
 	if (pem_file) {
-		if (read_file(pem_file, &pem) < 0 || ts_buf_append_u8(&pem, 0) < 0) {
+		if (tool_read_file(pem_file, &pem) < 0 || ts_buf_append_u8(&pem, 0) < 0) {
 			perror(pem_file);
 			return 1;
 		}
@@ -128,25 +85,25 @@ int main(int argc, char **argv) {
 
 	if (!strcmp(cmd, "enroll") && out) {
 		r = ops->enroll(&req, kek, &params, desc, secret, sizeof(secret), &secret_len);
-		if (r == 0 && write_file(out, params.data, params.len) < 0)
+		if (r == 0 && tool_write_file(out, params.data, params.len) < 0)
 			r = -TS_E_IO;
 		if (r == 0) {
 			printf("desc %s\n", desc);
-			ops->describe(params.data, params.len, print_fact, NULL);
+			ops->describe(params.data, params.len, tool_print_fact, NULL);
 			printf("needs-secret %d\n", ops->needs_secret(params.data, params.len));
 		}
 	} else if (!strcmp(cmd, "unlock") && in) {
-		if (read_file(in, &params) < 0) {
+		if (tool_read_file(in, &params) < 0) {
 			perror(in);
 			return 1;
 		}
 		r = ops->unlock(&req, params.data, params.len, kek);
 	} else if (!strcmp(cmd, "describe") && in) {
-		if (read_file(in, &params) < 0) {
+		if (tool_read_file(in, &params) < 0) {
 			perror(in);
 			return 1;
 		}
-		r = ops->describe(params.data, params.len, print_fact, NULL);
+		r = ops->describe(params.data, params.len, tool_print_fact, NULL);
 		describe_only = 1;
 	} else
 		usage();
@@ -155,11 +112,7 @@ int main(int argc, char **argv) {
 		printf("error %s: %s\n", ts_error_dbus_name(r) + strlen("org.tokenseal1.Error."),
 		       err[0] ? err : ts_strerror(r));
 	} else if (!describe_only) {
-		uint8_t h[16];
-		char hex[33];
-		crypto_generichash(h, sizeof(h), kek, TS_KEY_BYTES, NULL, 0);
-		sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
-		printf("kek %s\n", hex);
+		tool_print_kek(kek);
 	}
 	ts_secure_free(kek);
 	ts_secure_free(pin);

@@ -1,47 +1,14 @@
 /* tpm2_check.c — drive the tpm2 protector backend directly (enroll / unlock / describe) for the integration tests. */
-#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <sodium.h>
 
 #include "core/vault.h"
 #include "protectors/protector.h"
-
-static int read_file(const char *path, ts_buf *out) {
-	uint8_t tmp[4096];
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -1;
-	while ((n = read(fd, tmp, sizeof(tmp))) > 0)
-		if (ts_buf_append(out, tmp, (size_t)n) < 0)
-			break;
-	close(fd);
-	sodium_memzero(tmp, sizeof(tmp));
-	return n == 0 ? 0 : -1;
-}
-
-static int write_file(const char *path, const uint8_t *b, size_t len) {
-	FILE *f = fopen(path, "wb");
-
-	if (!f || fwrite(b, 1, len, f) != len) {
-		if (f)
-			fclose(f);
-		return -1;
-	}
-	return fclose(f);
-}
-
-static int print_fact(void *ud, const char *k, const char *v) {
-	(void)ud;
-	printf("fact %s=%s\n", k, v);
-	return 0;
-}
+#include "tool_util.h"
 
 __attribute__((noreturn)) static void usage(void) {
 	fprintf(stderr,
@@ -93,20 +60,10 @@ int main(int argc, char **argv) {
 		setenv("TSS2_LOG", "all+NONE", 1);
 	if (!(kek = ts_secure_alloc(TS_KEY_BYTES)))
 		return 1;
-	if (pin_file) {
-		/* The PIN goes into secure memory, as the daemon keeps it, never through argv. */
-		ts_buf raw = { 0 };
-		if (read_file(pin_file, &raw) < 0) {
-			perror(pin_file);
-			return 1;
-		}
-		while (raw.len && (raw.data[raw.len - 1] == '\n'))
-			raw.len--;
-		if (!(pin = ts_secure_alloc(raw.len + 1)))
-			return 1;
-		memcpy(pin, raw.data, raw.len);
-		pin_len = raw.len;
-		ts_buf_free(&raw);
+	/* The PIN goes into secure memory, as the daemon keeps it, never through argv. */
+	if (pin_file && tool_read_secret_file(pin_file, &pin, &pin_len) < 0) {
+		perror(pin_file);
+		return 1;
 	}
 	if (pin_opt)
 		kv[nkv++] = (ts_kv){ "pin", pin_opt };
@@ -124,24 +81,24 @@ int main(int argc, char **argv) {
 
 	if (!strcmp(cmd, "enroll") && out) {
 		r = ops->enroll(&req, kek, &params, desc, secret, sizeof(secret), &secret_len);
-		if (r == 0 && write_file(out, params.data, params.len) < 0)
+		if (r == 0 && tool_write_file(out, params.data, params.len) < 0)
 			r = -TS_E_IO;
 		if (r == 0) {
 			printf("desc %s\n", desc);
-			ops->describe(params.data, params.len, print_fact, NULL);
+			ops->describe(params.data, params.len, tool_print_fact, NULL);
 		}
 	} else if (!strcmp(cmd, "unlock") && in) {
-		if (read_file(in, &params) < 0) {
+		if (tool_read_file(in, &params) < 0) {
 			perror(in);
 			return 1;
 		}
 		r = ops->unlock(&req, params.data, params.len, kek);
 	} else if (!strcmp(cmd, "describe") && in) {
-		if (read_file(in, &params) < 0) {
+		if (tool_read_file(in, &params) < 0) {
 			perror(in);
 			return 1;
 		}
-		if ((r = ops->describe(params.data, params.len, print_fact, NULL)) == 0)
+		if ((r = ops->describe(params.data, params.len, tool_print_fact, NULL)) == 0)
 			printf("needs_secret %d\n", ops->needs_secret(params.data, params.len));
 		goto done;
 	} else
@@ -151,11 +108,7 @@ int main(int argc, char **argv) {
 		printf("error %s: %s\n", ts_error_dbus_name(r) + strlen("org.tokenseal1.Error."),
 		       err[0] ? err : ts_strerror(r));
 	} else {
-		uint8_t h[16];
-		char hex[33];
-		crypto_generichash(h, sizeof(h), kek, TS_KEY_BYTES, NULL, 0);
-		sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
-		printf("kek %s\n", hex);
+		tool_print_kek(kek);
 	}
 done:
 	if (r < 0 && !strcmp(cmd, "describe"))
