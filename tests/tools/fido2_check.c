@@ -17,7 +17,10 @@ static void usage(void) {
 	        "usage: fido2_check enroll|unlock --device LIST --vault-id HEX [--pin-file F] [--no-pin] [--no-touch]\n"
 	        "                  [--params-out F | --params-in F] [--timeout-ms N]\n"
 	        "       fido2_check set-pin --device PATH --vault-id HEX --pin-file F\n"
-	        "Prints 'kek <BLAKE2b of the KEK>' or 'error <DBusName>: <message>' (exit = TS error code).\n");
+	        "       fido2_check bench-unlock --device LIST --vault FILE --protector ID --count N [--step] [--pin-file F]\n"
+	        "Prints 'kek <BLAKE2b of the KEK>' or 'error <DBusName>: <message>' (exit = TS error code);\n"
+	        "bench-unlock times N unlocks with the params stored in vault FILE: 'sample_us', 'median_us', 'p99_us'\n"
+	        "(--step: 'ready', then one call per line read on stdin).\n");
 	exit(2);
 }
 
@@ -27,10 +30,15 @@ int main(int argc, char **argv) {
 		{ "pin-file", required_argument, NULL, 'p' }, { "no-pin", no_argument, NULL, 'P' },
 		{ "no-touch", no_argument, NULL, 'T' },       { "params-out", required_argument, NULL, 'o' },
 		{ "params-in", required_argument, NULL, 'i' }, { "timeout-ms", required_argument, NULL, 't' },
+		{ "vault", required_argument, NULL, 'V' },     { "protector", required_argument, NULL, 'I' },
+		{ "count", required_argument, NULL, 'n' },     { "step", no_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *device = NULL, *vid_hex = NULL, *pin_file = NULL, *out = NULL, *in = NULL;
-	int no_pin = 0, no_touch = 0, c, r;
+	const char *vault_file = NULL, *protector = NULL;
+	int no_pin = 0, no_touch = 0, c, r, bench;
+	long count = 0;
+	int step = 0;
 	unsigned timeout = 30000;
 	uint8_t vault_id[TS_VAULT_ID_BYTES] = { 0 };
 	uint8_t *pin = NULL, *kek;
@@ -44,6 +52,7 @@ int main(int argc, char **argv) {
 	if (argc < 2)
 		usage();
 	const char *cmd = argv[1];
+	bench = !strcmp(cmd, "bench-unlock");
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
@@ -55,12 +64,17 @@ int main(int argc, char **argv) {
 		case 'o': out = optarg; break;
 		case 'i': in = optarg; break;
 		case 't': timeout = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'V': vault_file = optarg; break;
+		case 'I': protector = optarg; break;
+		case 'n': count = strtol(optarg, NULL, 10); break;
+		case 'S': step = 1; break;
 		default: usage();
 		}
 	}
-	if (sodium_init() < 0 || !device || !vid_hex)
+	/* bench-unlock takes the vault id from the vault file. */
+	if (sodium_init() < 0 || !device || (!vid_hex && !bench))
 		usage();
-	if (sodium_hex2bin(vault_id, sizeof(vault_id), vid_hex, strlen(vid_hex), NULL, NULL, NULL) != 0)
+	if (vid_hex && sodium_hex2bin(vault_id, sizeof(vault_id), vid_hex, strlen(vid_hex), NULL, NULL, NULL) != 0)
 		usage();
 	/* The PIN goes into secure memory, as the daemon keeps it, never through argv. */
 	if (pin_file && tool_read_secret_file(pin_file, &pin, &pin_len) < 0) {
@@ -109,12 +123,14 @@ int main(int argc, char **argv) {
 			return 1;
 		}
 		r = ops->unlock(&req, params.data, params.len, kek);
+	} else if (bench && vault_file && protector && count > 0) {
+		r = tool_bench_unlock(ops, &req, vault_file, protector, count, step);
 	} else
 		usage();
 
 	if (r < 0)
 		printf("error %s: %s\n", ts_error_dbus_name(r) + strlen("org.tokenseal1.Error."), err[0] ? err : ts_strerror(r));
-	else if (strcmp(cmd, "set-pin") != 0)
+	else if (strcmp(cmd, "set-pin") != 0 && !bench)
 		tool_print_kek(kek);
 	ts_secure_free(kek);
 	ts_secure_free(pin);

@@ -16,7 +16,10 @@ __attribute__((noreturn)) static void usage(void) {
 	        "                    [--module PATH] --params-out F\n"
 	        "       pkcs11_check unlock --params-in F [--pin-file F] [--module PATH]\n"
 	        "       pkcs11_check describe --params-in F\n"
-	        "Prints 'kek <BLAKE2b of the KEK>' or 'error <DBusName>: <message>' (exit = TS error code).\n");
+	        "       pkcs11_check bench-unlock --vault FILE --protector ID --count N [--step] [--pin-file F] [--module PATH]\n"
+	        "Prints 'kek <BLAKE2b of the KEK>' or 'error <DBusName>: <message>' (exit = TS error code);\n"
+	        "bench-unlock times N unlocks with the params stored in vault FILE: 'sample_us', 'median_us', 'p99_us'\n"
+	        "(--step: 'ready', then one call per line read on stdin).\n");
 	exit(2);
 }
 
@@ -25,17 +28,21 @@ int main(int argc, char **argv) {
 		{ "uri", required_argument, NULL, 'u' },        { "pin-file", required_argument, NULL, 'p' },
 		{ "public-key", required_argument, NULL, 'k' }, { "oaep-hash", required_argument, NULL, 'h' },
 		{ "module", required_argument, NULL, 'm' },     { "params-out", required_argument, NULL, 'o' },
-		{ "params-in", required_argument, NULL, 'i' },  { NULL, 0, NULL, 0 },
+		{ "params-in", required_argument, NULL, 'i' },  { "vault", required_argument, NULL, 'V' },
+		{ "protector", required_argument, NULL, 'I' },  { "count", required_argument, NULL, 'n' },
+		{ "step", no_argument, NULL, 'S' },             { NULL, 0, NULL, 0 },
 	};
 	const char *uri = NULL, *pin_file = NULL, *pem_file = NULL, *hash = NULL, *module = NULL;
-	const char *out = NULL, *in = NULL;
+	const char *out = NULL, *in = NULL, *vault_file = NULL, *protector = NULL;
+	long count = 0;
+	int step = 0;
 	uint8_t vault_id[TS_VAULT_ID_BYTES] = { 0 };
 	ts_buf params = { 0 }, pem = { 0 };
 	uint8_t *pin = NULL, *kek = NULL;
 	size_t pin_len = 0, nkv = 0, secret_len = 0;
 	ts_kv kv[3];
 	char err[512] = "", desc[TS_PROTECTOR_DESC_MAX] = "", secret[8];
-	int c, r = -TS_E_FAILED, describe_only = 0;
+	int c, r = -TS_E_FAILED, no_kek_line = 0;
 
 	if (argc < 2)
 		usage();
@@ -50,6 +57,10 @@ int main(int argc, char **argv) {
 		case 'm': module = optarg; break;
 		case 'o': out = optarg; break;
 		case 'i': in = optarg; break;
+		case 'V': vault_file = optarg; break;
+		case 'I': protector = optarg; break;
+		case 'n': count = strtol(optarg, NULL, 10); break;
+		case 'S': step = 1; break;
 		default: usage();
 		}
 	}
@@ -104,14 +115,17 @@ int main(int argc, char **argv) {
 			return 1;
 		}
 		r = ops->describe(params.data, params.len, tool_print_fact, NULL);
-		describe_only = 1;
+		no_kek_line = 1;
+	} else if (!strcmp(cmd, "bench-unlock") && vault_file && protector && count > 0) {
+		r = tool_bench_unlock(ops, &req, vault_file, protector, count, step);
+		no_kek_line = 1;   /* no KEK line: the samples are the output */
 	} else
 		usage();
 
 	if (r < 0) {
 		printf("error %s: %s\n", ts_error_dbus_name(r) + strlen("org.tokenseal1.Error."),
 		       err[0] ? err : ts_strerror(r));
-	} else if (!describe_only) {
+	} else if (!no_kek_line) {
 		tool_print_kek(kek);
 	}
 	ts_secure_free(kek);

@@ -15,8 +15,11 @@ __attribute__((noreturn)) static void usage(void) {
 	        "usage: tpm2_check enroll --tcti T --params-out F [--pin-file P] [--pin yes|no] [--pcrs sha256:7]\n"
 	        "       tpm2_check unlock --tcti T --params-in F [--pin-file P]\n"
 	        "       tpm2_check describe --params-in F\n"
+	        "       tpm2_check bench-unlock --tcti T --vault FILE --protector ID --count N [--step] [--pin-file P]\n"
 	        "Prints 'kek <BLAKE2b of the KEK>' or 'error <DBusName>: <message>' (exit = TS error code),\n"
-	        "and for enroll/describe 'desc ...' and 'fact KEY=VALUE' lines.\n");
+	        "and for enroll/describe 'desc ...' and 'fact KEY=VALUE' lines;\n"
+	        "bench-unlock times N unlocks with the params stored in vault FILE: 'sample_us', 'median_us', 'p99_us'\n"
+	        "(--step: 'ready', then one call per line read on stdin).\n");
 	exit(2);
 }
 
@@ -25,10 +28,15 @@ int main(int argc, char **argv) {
 		{ "tcti", required_argument, NULL, 't' },       { "pin-file", required_argument, NULL, 'p' },
 		{ "pin", required_argument, NULL, 'P' },        { "pcrs", required_argument, NULL, 'c' },
 		{ "params-out", required_argument, NULL, 'o' }, { "params-in", required_argument, NULL, 'i' },
+		{ "vault", required_argument, NULL, 'V' },      { "protector", required_argument, NULL, 'I' },
+		{ "count", required_argument, NULL, 'n' },      { "step", no_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static const uint8_t vault_id[TS_VAULT_ID_BYTES] = { 0x74, 0x70, 0x6d, 0x32 };
 	const char *tcti = NULL, *pin_file = NULL, *pin_opt = NULL, *pcrs = NULL, *out = NULL, *in = NULL;
+	const char *vault_file = NULL, *protector = NULL;
+	long count = 0;
+	int step = 0;
 	ts_buf params = { 0 };
 	uint8_t *pin = NULL, *kek = NULL;
 	size_t pin_len = 0;
@@ -50,6 +58,10 @@ int main(int argc, char **argv) {
 		case 'c': pcrs = optarg; break;
 		case 'o': out = optarg; break;
 		case 'i': in = optarg; break;
+		case 'V': vault_file = optarg; break;
+		case 'I': protector = optarg; break;
+		case 'n': count = strtol(optarg, NULL, 10); break;
+		case 'S': step = 1; break;
 		default: usage();
 		}
 	}
@@ -101,6 +113,9 @@ int main(int argc, char **argv) {
 		if ((r = ops->describe(params.data, params.len, tool_print_fact, NULL)) == 0)
 			printf("needs_secret %d\n", ops->needs_secret(params.data, params.len));
 		goto done;
+	} else if (!strcmp(cmd, "bench-unlock") && vault_file && protector && count > 0) {
+		if ((r = tool_bench_unlock(ops, &req, vault_file, protector, count, step)) == 0)
+			goto done;
 	} else
 		usage();
 
