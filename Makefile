@@ -160,6 +160,8 @@ $(BUILD)/tests/tools/%: $(BUILD)/obj/tests/tools/%.o \
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(TEST_PKGS))
 
+# The benchmark unlocks as the CLI does, through the client library's internal API.
+$(call obj,$(BENCH_SRC)): ALL_CFLAGS += -Icli/lib
 $(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(LIBTOKENSEAL_A) $(LIBTSCORE)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(TEST_PKGS))

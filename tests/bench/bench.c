@@ -3,8 +3,9 @@
  * Talks to the daemon with sd-bus directly, the way an application would
  * (one connection per thread, synchronous calls, messages built per call).
  *
- *   bench run ADDRESS DAEMON_PID JSON_OUT [--quick] [--vaults-json FILE]
- *       create vault "bench" and measure everything; table on stdout, JSON to JSON_OUT
+ *   bench run ADDRESS DAEMON_PID JSON_OUT [--quick] [--vaults-json FILE] [--unlock-json F --unlock-table F]
+ *       create vault "bench" and measure (a)-(d); table on stdout, JSON to JSON_OUT, with the
+ *       results of `bench vaults` and `bench unlock` (e) included
  *   bench mkvaults DIR N KEY_OUT
  *       write N vault files bench-NNNN (one recovery protector each, cheapest legal
  *       Argon2id cost, one shared recovery key written to KEY_OUT) for the 1,000-vault test
@@ -12,20 +13,27 @@
  *       RSS of a daemon holding N locked vaults, then N unlocked ones (JSON fragment)
  *   bench loop ADDRESS ping|unwrap|wrap|rewrap|generate|batch N
  *       N calls of one kind (batch: UnwrapBatch of 1,000) on a fresh vault "loop", for profiling the daemon
+ *   bench unlock ADDRESS PLAN N JSON_OUT TABLE_OUT
+ *       per protector of PLAN: N Unlock calls through the bus (Lock in between, untimed) against
+ *       N unlocks by the same backend in-process (tests/tools/TYPE_check bench-unlock); the
+ *       difference is the daemon's overhead. Table section and JSON fragment for `bench run`.
  *
  * The vault files of mkvaults are made with the core API only, like the
  * daemon would write them, so the numbers are those of real vaults.
  */
+#define _GNU_SOURCE 1   /* pipe2, environ */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +43,7 @@
 #include "core/blob.h"
 #include "core/recovery.h"
 #include "core/vault.h"
+#include "client-internal.h"   /* ts_client_unlock / ts_client_lock: what the CLI calls */
 
 #define BUS_NAME "org.tokenseal1"
 #define MANAGER_PATH "/org/tokenseal1"
@@ -571,7 +580,23 @@ static void bench_memory(sd_bus *bus, const char *path, pid_t pid, const uint8_t
 
 /* ---- output ---- */
 
-static void run(const char *address, pid_t pid, const char *json_path, const char *vaults_json)
+/* A whole (small) file as a NUL-terminated malloc()ed string, without trailing newlines. */
+static char *slurp(const char *path)
+{
+	char *s = NULL;
+	size_t cap = 0, len;
+	FILE *f = fopen(path, "r");
+
+	if (!f || (len = getdelim(&s, &cap, '\0', f)) == (size_t)-1 || len == 0)
+		die("cannot read %s", path);
+	fclose(f);
+	while (len && s[len - 1] == '\n')
+		s[--len] = 0;
+	return s;
+}
+
+static void run(const char *address, pid_t pid, const char *json_path, const char *vaults_json,
+                const char *unlock_json, const char *unlock_table)
 {
 	struct latency lat = { 0 };
 	struct batch_res br = { 0 };
@@ -579,7 +604,7 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 	struct mem_res mr = { 0 };
 	uint8_t key[KEY_LEN], *blob, *pt;
 	size_t blob_len, n;
-	char *path, vjson[4096] = "null";
+	char *path, *vjson = NULL, *ujson = NULL, *utable = NULL;
 	sd_bus *bus;
 	FILE *f;
 	uint64_t t0 = now_ns();
@@ -605,14 +630,11 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 	fprintf(stderr, "bench: a million requests...\n");
 	bench_memory(bus, path, pid, blob, blob_len, key, &mr);
 
-	if (vaults_json) {
-		FILE *vf = fopen(vaults_json, "r");
-		size_t got;
-		if (!vf || (got = fread(vjson, 1, sizeof(vjson) - 1, vf)) == 0)
-			die("cannot read %s", vaults_json);
-		vjson[got] = '\0';
-		fclose(vf);
-	}
+	vjson = vaults_json ? slurp(vaults_json) : strdup("null");
+	ujson = unlock_json ? slurp(unlock_json) : strdup("null");
+	utable = unlock_table ? slurp(unlock_table) : NULL;
+	if (!vjson || !ujson)
+		die("out of memory");
 
 	/* Table. */
 	printf("\n(a) round trip, %zu calls each, 32-byte key, 2-entry context\n", lat.calls);
@@ -646,6 +668,8 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 	printf("  idle ≤ 4 MiB: %s\n", mr.idle_kib <= 4096 ? "ok" : "MISSED");
 	if (vaults_json)
 		printf("  1,000 vaults: %s\n", vjson);
+	if (utable)
+		printf("\n%s\n", utable);
 	printf("\ntotal bench time %.1f s\n", (double)(now_ns() - t0) / 1e9);
 
 	/* JSON. */
@@ -673,8 +697,11 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 	        mr.one_vault_kib);
 	for (int k = 0; k < MEM_ROUNDS; k++)
 		fprintf(f, "%s{\"requests\": %" PRIu64 ", \"rss\": %ld}", k ? ", " : "", mr.requests[k], mr.after_kib[k]);
-	fprintf(f, "]},\n  \"vaults_1000\": %s\n}\n", vjson);
+	fprintf(f, "]},\n  \"vaults_1000\": %s,\n  \"unlock\": %s\n}\n", vjson, ujson);
 	fclose(f);
+	free(vjson);
+	free(ujson);
+	free(utable);
 	free(blob);
 	free(path);
 	sd_bus_flush_close_unref(bus);
@@ -802,21 +829,296 @@ static void loop(const char *address, const char *what, long n)
 	sd_bus_flush_close_unref(bus);
 }
 
+/* ---- (e) unlock overhead per protector ---- */
+
+/*
+ * One line of the plan run.sh writes, tab-separated:
+ *   TYPE VAULT PROTECTOR SECRET_FILE|- TOOL ARG...
+ * VAULT names the row (one vault per case: recovery, fido2-pin, ...).
+ * TOOL ARG... is the in-process baseline (TYPE_check bench-unlock ...);
+ * "--count N --step" is appended to it.
+ */
+#define PLAN_MAX_ARGS 32
+#define UNLOCK_TARGET_US 5000.0
+
+struct unlock_case {
+	char *type, *vault, *protector, *secret_file;
+	char *argv[PLAN_MAX_ARGS + 4];   /* + --count N --step NULL */
+	double bus_median_us, bus_p99_us, local_median_us, local_p99_us;
+	double paired_us;   /* median of (bus call − the in-process call next to it) */
+};
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The secret as the CLI sends it for --pin-fd: one line, in secure memory. NULL for "-". */
+static uint8_t *read_secret(const char *path, size_t *ret_len)
+{
+	uint8_t *s;
+	size_t len = 0;
+	ssize_t n;
+	int fd;
+
+	*ret_len = 0;
+	if (strcmp(path, "-") == 0)
+		return NULL;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		die("cannot open %s: %s", path, strerror(errno));
+	if ((s = ts_secure_alloc(TS_CLIENT_SECRET_MAX + 1)) == NULL)
+		die("out of secure memory");
+	while (len < TS_CLIENT_SECRET_MAX && (n = read(fd, s + len, TS_CLIENT_SECRET_MAX - len)) > 0)
+		len += (size_t)n;
+	close(fd);
+	while (len && (s[len - 1] == '\n' || s[len - 1] == '\r'))
+		s[--len] = 0;
+	*ret_len = len;
+	return s;
+}
+
+/* The in-process baseline, started with --step: it answers one timed call per line we send. */
+struct baseline {
+	pid_t pid;
+	FILE *to, *from;
+	char *log;          /* everything it printed, shown if it fails */
+	size_t log_len;
+	FILE *logf;
+};
+
+static void baseline_start(struct unlock_case *uc, long count, struct baseline *b)
+{
+	char count_arg[32];
+	size_t argc = 0;
+	posix_spawn_file_actions_t fa;
+	int in[2], out[2];
+
+	while (uc->argv[argc])
+		argc++;
+	snprintf(count_arg, sizeof(count_arg), "%ld", count);
+	uc->argv[argc] = (char *)"--count";
+	uc->argv[argc + 1] = count_arg;
+	uc->argv[argc + 2] = (char *)"--step";
+	uc->argv[argc + 3] = NULL;
+	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || posix_spawn_file_actions_init(&fa) != 0 ||
+	    posix_spawn_file_actions_adddup2(&fa, in[0], STDIN_FILENO) != 0 ||
+	    posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO) != 0)
+		die("cannot set up %s", uc->argv[0]);
+	if ((errno = posix_spawn(&b->pid, uc->argv[0], &fa, NULL, uc->argv, environ)) != 0)
+		die("cannot start %s: %s", uc->argv[0], strerror(errno));
+	posix_spawn_file_actions_destroy(&fa);
+	uc->argv[argc] = NULL;
+	close(in[0]);
+	close(out[1]);
+	if ((b->to = fdopen(in[1], "w")) == NULL || (b->from = fdopen(out[0], "r")) == NULL ||
+	    (b->logf = open_memstream(&b->log, &b->log_len)) == NULL)
+		die("out of memory");
+}
+
+static void baseline_fail(struct unlock_case *uc, struct baseline *b, const char *what)
+{
+	char line[512];
+
+	while (fgets(line, sizeof(line), b->from))
+		fputs(line, b->logf);
+	fclose(b->logf);
+	die("%s: the in-process baseline %s:\n%s", uc->vault, what, b->log ? b->log : "");
+}
+
+/* Next line of the baseline starting with prefix; its number. */
+static double baseline_expect(struct unlock_case *uc, struct baseline *b, const char *prefix)
+{
+	char line[512];
+	double v = 0;
+
+	if (!fgets(line, sizeof(line), b->from)) {
+		fputs("(no more output)\n", b->logf);
+		baseline_fail(uc, b, "stopped");
+	}
+	fputs(line, b->logf);
+	if (strncmp(line, prefix, strlen(prefix)) != 0 || (line[strlen(prefix)] != '\n' &&
+	                                                    sscanf(line + strlen(prefix), "%lf", &v) != 1))
+		baseline_fail(uc, b, "failed");
+	return v;
+}
+
+/* One timed call of the baseline (ns, as it measured it around ops->unlock). */
+static uint64_t baseline_call(struct unlock_case *uc, struct baseline *b)
+{
+	if (fputs("go\n", b->to) < 0 || fflush(b->to) != 0)
+		baseline_fail(uc, b, "is gone");
+	return (uint64_t)(baseline_expect(uc, b, "sample_us ") * 1000.0);
+}
+
+static void baseline_finish(struct unlock_case *uc, struct baseline *b)
+{
+	int status;
+
+	fclose(b->to);
+	baseline_expect(uc, b, "median_us ");
+	baseline_expect(uc, b, "p99_us ");
+	fclose(b->from);
+	fclose(b->logf);
+	free(b->log);
+	if (waitpid(b->pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		die("%s: the in-process baseline exited badly", uc->vault);
+}
+
+/* One timed Unlock through the bus (the vault is locked first, untimed), as `tokenseal unlock --pin-fd` does it. */
+static uint64_t bus_unlock(ts_client *c, struct unlock_case *uc, const uint8_t *secret, size_t secret_len)
+{
+	uint64_t t0;
+
+	if (ts_client_lock(c, uc->vault) < 0)
+		die("%s: Lock: %s", uc->vault, ts_client_last_error(c));
+	t0 = now_ns();
+	if (ts_client_unlock(c, uc->vault, uc->protector, secret, secret_len) < 0)
+		die("%s: Unlock: %s", uc->vault, ts_client_last_error(c));
+	return now_ns() - t0;
+}
+
+static void unlock_case_run(ts_client *c, struct unlock_case *uc, long n)
+{
+	uint64_t *bus_t = calloc((size_t)n, sizeof(uint64_t)), *loc_t = calloc((size_t)n, sizeof(uint64_t));
+	int64_t *diff = calloc((size_t)n, sizeof(int64_t));
+	size_t secret_len;
+	uint8_t *secret = read_secret(uc->secret_file, &secret_len);
+	struct baseline b = { 0 };
+
+	if (!bus_t || !loc_t || !diff)
+		die("out of memory");
+	/* Untimed first round trip: the daemon loads what this token type needs, and it must work. */
+	bus_unlock(c, uc, secret, secret_len);
+	/* The baseline makes its untimed first call (and checks its KEK opens the vault) before "ready". */
+	baseline_start(uc, n, &b);
+	baseline_expect(uc, &b, "ready");
+	/*
+	 * The two take turns call by call, in alternating order, so that the
+	 * load other processes put on the machine hits both alike.
+	 */
+	for (long i = 0; i < n; i++) {
+		if (i & 1) {
+			loc_t[i] = baseline_call(uc, &b);
+			bus_t[i] = bus_unlock(c, uc, secret, secret_len);
+		} else {
+			bus_t[i] = bus_unlock(c, uc, secret, secret_len);
+			loc_t[i] = baseline_call(uc, &b);
+		}
+	}
+	baseline_finish(uc, &b);
+	for (long i = 0; i < n; i++)
+		diff[i] = (int64_t)bus_t[i] - (int64_t)loc_t[i];
+	qsort(diff, (size_t)n, sizeof(*diff), cmp_i64);
+	uc->paired_us = (double)diff[(size_t)(0.5 * (double)(n - 1) + 0.5)] / 1000.0;
+	uc->bus_median_us = pct_us(bus_t, (size_t)n, 0.5);
+	uc->bus_p99_us = pct_us(bus_t, (size_t)n, 0.99);
+	uc->local_median_us = pct_us(loc_t, (size_t)n, 0.5);
+	uc->local_p99_us = pct_us(loc_t, (size_t)n, 0.99);
+	ts_secure_free(secret);
+	free(bus_t);
+	free(loc_t);
+	free(diff);
+}
+
+static void unlock_bench(const char *address, const char *plan, long n, const char *json_out, const char *table_out)
+{
+	struct unlock_case cases[16];
+	size_t ncases = 0, cap = 0;
+	char *line = NULL;
+	ts_client *c = NULL;
+	FILE *f;
+	int r;
+
+	if (n < 1)
+		die("unlock: N must be at least 1");
+	if ((f = fopen(plan, "r")) == NULL)
+		die("cannot read %s: %s", plan, strerror(errno));
+	while (getline(&line, &cap, f) > 0) {
+		struct unlock_case *uc = &cases[ncases];
+		char *fields[PLAN_MAX_ARGS + 4], *save = NULL, *tok;
+		size_t nf = 0;
+
+		line[strcspn(line, "\n")] = 0;
+		if (line[0] == 0 || line[0] == '#')
+			continue;
+		if (ncases == sizeof(cases) / sizeof(cases[0]))
+			die("%s: too many protectors", plan);
+		for (tok = strtok_r(line, "\t", &save); tok && nf < sizeof(fields) / sizeof(fields[0]);
+		     tok = strtok_r(NULL, "\t", &save))
+			if ((fields[nf++] = strdup(tok)) == NULL)
+				die("out of memory");
+		if (nf < 5 || tok)
+			die("%s: a line needs TYPE VAULT PROTECTOR SECRET TOOL [ARG...]", plan);
+		*uc = (struct unlock_case){ .type = fields[0], .vault = fields[1], .protector = fields[2],
+		                            .secret_file = fields[3] };
+		for (size_t i = 4; i < nf; i++)
+			uc->argv[i - 4] = fields[i];
+		ncases++;
+	}
+	free(line);
+	fclose(f);
+
+	if ((r = ts_client_open(&c, address)) < 0)
+		die("cannot connect to %s: %s", address, ts_strerror(r));
+	for (size_t i = 0; i < ncases; i++) {
+		fprintf(stderr, "bench: unlock %s...\n", cases[i].vault);
+		unlock_case_run(c, &cases[i], n);
+	}
+	ts_client_free(c);
+
+	if ((f = fopen(table_out, "w")) == NULL)
+		die("cannot write %s", table_out);
+	fprintf(f, "(e) Unlock through the bus vs the same backend in-process, %ld calls each, ms\n", n);
+	fprintf(f, "    overhead = bus median − in-process median (target ≤ 5 ms);\n"
+	           "    paired Δ = median of (bus call − in-process call next to it)\n");
+	fprintf(f, "  %-14s %10s %8s %12s %10s %-7s %9s\n", "vault", "bus median", "bus p99", "in-process", "overhead",
+	        "", "paired Δ");
+	for (size_t i = 0; i < ncases; i++) {
+		const struct unlock_case *uc = &cases[i];
+		double over = uc->bus_median_us - uc->local_median_us;
+		fprintf(f, "  %-14s %10.2f %8.2f %12.2f %10.2f %-7s %9.2f\n", uc->vault, uc->bus_median_us / 1000,
+		        uc->bus_p99_us / 1000, uc->local_median_us / 1000, over / 1000,
+		        over <= UNLOCK_TARGET_US ? "ok" : "MISSED", uc->paired_us / 1000);
+	}
+	fclose(f);
+
+	if ((f = fopen(json_out, "w")) == NULL)
+		die("cannot write %s", json_out);
+	fprintf(f, "{\"calls\": %ld, \"target_overhead_us\": %.0f, \"protectors\": [", n, UNLOCK_TARGET_US);
+	for (size_t i = 0; i < ncases; i++) {
+		const struct unlock_case *uc = &cases[i];
+		double over = uc->bus_median_us - uc->local_median_us;
+		fprintf(f,
+		        "%s\n    {\"vault\": \"%s\", \"type\": \"%s\", \"bus_median_us\": %.1f, \"bus_p99_us\": %.1f, "
+		        "\"in_process_median_us\": %.1f, \"in_process_p99_us\": %.1f, \"overhead_us\": %.1f, "
+		        "\"overhead_paired_median_us\": %.1f, \"target_met\": %s}",
+		        i ? "," : "", uc->vault, uc->type, uc->bus_median_us, uc->bus_p99_us, uc->local_median_us,
+		        uc->local_p99_us, over, uc->paired_us, over <= UNLOCK_TARGET_US ? "true" : "false");
+	}
+	fprintf(f, "]}");
+	fclose(f);
+}
+
 int main(int argc, char **argv)
 {
 	if (sodium_init() < 0)
 		die("libsodium failed to initialise");
 	if (argc >= 5 && strcmp(argv[1], "run") == 0) {
-		const char *vj = NULL;
+		const char *vj = NULL, *uj = NULL, *ut = NULL;
 		for (int i = 5; i < argc; i++) {
 			if (strcmp(argv[i], "--quick") == 0)
 				quick = 1;
 			else if (strcmp(argv[i], "--vaults-json") == 0 && i + 1 < argc)
 				vj = argv[++i];
+			else if (strcmp(argv[i], "--unlock-json") == 0 && i + 1 < argc)
+				uj = argv[++i];
+			else if (strcmp(argv[i], "--unlock-table") == 0 && i + 1 < argc)
+				ut = argv[++i];
 			else
 				die("unknown option %s", argv[i]);
 		}
-		run(argv[2], (pid_t)atoi(argv[3]), argv[4], vj);
+		run(argv[2], (pid_t)atoi(argv[3]), argv[4], vj, uj, ut);
 		return 0;
 	}
 	if (argc == 5 && strcmp(argv[1], "loop") == 0) {
@@ -827,13 +1129,19 @@ int main(int argc, char **argv)
 		mkvaults(argv[2], atoi(argv[3]), argv[4]);
 		return 0;
 	}
+	if (argc == 7 && strcmp(argv[1], "unlock") == 0) {
+		unlock_bench(argv[2], argv[3], atol(argv[4]), argv[5], argv[6]);
+		return 0;
+	}
 	if (argc == 7 && strcmp(argv[1], "vaults") == 0) {
 		vaults(argv[2], (pid_t)atoi(argv[3]), atoi(argv[4]), argv[5], argv[6]);
 		return 0;
 	}
 	fprintf(stderr, "usage: bench run ADDRESS DAEMON_PID JSON_OUT [--quick] [--vaults-json FILE]\n"
+	                "                 [--unlock-json FILE --unlock-table FILE]\n"
 	                "       bench mkvaults DIR N KEY_OUT\n"
 	                "       bench vaults ADDRESS DAEMON_PID N KEY_FILE JSON_OUT\n"
-	                "       bench loop ADDRESS ping|unwrap|wrap|rewrap|generate|batch N\n");
+	                "       bench loop ADDRESS ping|unwrap|wrap|rewrap|generate|batch N\n"
+	                "       bench unlock ADDRESS PLAN N JSON_OUT TABLE_OUT\n");
 	return 2;
 }

@@ -1,10 +1,8 @@
 /* fido2_check.c — drive the fido2 protector backend directly (enroll / unlock) for the integration tests. */
-#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <fido.h>
 #include <sodium.h>
@@ -12,43 +10,17 @@
 #include "core/vault.h"
 #include "protectors/fido2.h"
 #include "protectors/protector.h"
-
-static int read_file(const char *path, ts_buf *out) {
-	uint8_t tmp[4096];
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -1;
-	while ((n = read(fd, tmp, sizeof(tmp))) > 0)
-		if (ts_buf_append(out, tmp, (size_t)n) < 0)
-			break;
-	close(fd);
-	return n == 0 ? 0 : -1;
-}
-
-static int write_file(const char *path, const uint8_t *b, size_t len) {
-	FILE *f = fopen(path, "wb");
-
-	if (!f || fwrite(b, 1, len, f) != len) {
-		if (f)
-			fclose(f);
-		return -1;
-	}
-	return fclose(f);
-}
-
-static int print_desc(void *ud, const char *k, const char *v) {
-	(void)ud;
-	printf("fact %s=%s\n", k, v);
-	return 0;
-}
+#include "tool_util.h"
 
 static void usage(void) {
 	fprintf(stderr,
 	        "usage: fido2_check enroll|unlock --device LIST --vault-id HEX [--pin-file F] [--no-pin] [--no-touch]\n"
 	        "                  [--params-out F | --params-in F] [--timeout-ms N]\n"
-	        "Prints 'kek <BLAKE2b of the KEK>' or 'error <DBusName>: <message>' (exit = TS error code).\n");
+	        "       fido2_check set-pin --device PATH --vault-id HEX --pin-file F\n"
+	        "       fido2_check bench-unlock --device LIST --vault FILE --protector ID --count N [--step] [--pin-file F]\n"
+	        "Prints 'kek <BLAKE2b of the KEK>' or 'error <DBusName>: <message>' (exit = TS error code);\n"
+	        "bench-unlock times N unlocks with the params stored in vault FILE: 'sample_us', 'median_us', 'p99_us'\n"
+	        "(--step: 'ready', then one call per line read on stdin).\n");
 	exit(2);
 }
 
@@ -58,22 +30,29 @@ int main(int argc, char **argv) {
 		{ "pin-file", required_argument, NULL, 'p' }, { "no-pin", no_argument, NULL, 'P' },
 		{ "no-touch", no_argument, NULL, 'T' },       { "params-out", required_argument, NULL, 'o' },
 		{ "params-in", required_argument, NULL, 'i' }, { "timeout-ms", required_argument, NULL, 't' },
+		{ "vault", required_argument, NULL, 'V' },     { "protector", required_argument, NULL, 'I' },
+		{ "count", required_argument, NULL, 'n' },     { "step", no_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *device = NULL, *vid_hex = NULL, *pin_file = NULL, *out = NULL, *in = NULL;
-	int no_pin = 0, no_touch = 0, c, r;
+	const char *vault_file = NULL, *protector = NULL;
+	int no_pin = 0, no_touch = 0, c, r, bench;
+	long count = 0;
+	int step = 0;
 	unsigned timeout = 30000;
 	uint8_t vault_id[TS_VAULT_ID_BYTES] = { 0 };
-	ts_buf pin = { 0 }, params = { 0 };
+	uint8_t *pin = NULL, *kek;
+	size_t pin_len = 0;
+	ts_buf params = { 0 };
 	ts_kv kv[3];
 	size_t nkv = 0;
 	char err[512] = "", desc[TS_PROTECTOR_DESC_MAX] = "", secret[8];
 	size_t secret_len = 0;
-	uint8_t *kek;
 
 	if (argc < 2)
 		usage();
 	const char *cmd = argv[1];
+	bench = !strcmp(cmd, "bench-unlock");
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
@@ -85,19 +64,23 @@ int main(int argc, char **argv) {
 		case 'o': out = optarg; break;
 		case 'i': in = optarg; break;
 		case 't': timeout = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'V': vault_file = optarg; break;
+		case 'I': protector = optarg; break;
+		case 'n': count = strtol(optarg, NULL, 10); break;
+		case 'S': step = 1; break;
 		default: usage();
 		}
 	}
-	if (sodium_init() < 0 || !device || !vid_hex)
+	/* bench-unlock takes the vault id from the vault file. */
+	if (sodium_init() < 0 || !device || (!vid_hex && !bench))
 		usage();
-	if (sodium_hex2bin(vault_id, sizeof(vault_id), vid_hex, strlen(vid_hex), NULL, NULL, NULL) != 0)
+	if (vid_hex && sodium_hex2bin(vault_id, sizeof(vault_id), vid_hex, strlen(vid_hex), NULL, NULL, NULL) != 0)
 		usage();
-	if (pin_file && read_file(pin_file, &pin) < 0) {
+	/* The PIN goes into secure memory, as the daemon keeps it, never through argv. */
+	if (pin_file && tool_read_secret_file(pin_file, &pin, &pin_len) < 0) {
 		perror(pin_file);
 		return 1;
 	}
-	while (pin.len && (pin.data[pin.len - 1] == '\n'))
-		pin.len--;
 
 	ts_config cfg = { .fido2_device = device, .fido2_timeout_ms = timeout };
 	if (no_pin)
@@ -106,7 +89,7 @@ int main(int argc, char **argv) {
 		kv[nkv++] = (ts_kv){ "up", "no" };
 	ts_protector_request req = {
 		.config = &cfg, .vault_name = "check", .vault_id = vault_id, .options = kv, .n_options = nkv,
-		.pin = pin.len ? pin.data : NULL, .pin_len = pin.len, .err = err, .err_len = sizeof(err),
+		.pin = pin_len ? pin : NULL, .pin_len = pin_len, .err = err, .err_len = sizeof(err),
 	};
 	const ts_protector_ops *ops = ts_protector_lookup("fido2");
 	if (!ops || !(kek = ts_secure_alloc(TS_KEY_BYTES)))
@@ -114,13 +97,11 @@ int main(int argc, char **argv) {
 
 	if (!strcmp(cmd, "set-pin")) {
 		/* Set the first PIN of a fresh key through libfido2 (as fido2-token -S would). */
-		char *p = ts_secure_alloc(pin.len + 1);
 		fido_dev_t *dev = fido_dev_new();
 		fido_init(0);
-		memcpy(p, pin.data, pin.len);
 		r = -TS_E_FAILED;
 		if (dev && ts_fido2_dev_open(dev, device) == FIDO_OK) {
-			int fr = fido_dev_set_pin(dev, p, NULL);
+			int fr = fido_dev_set_pin(dev, pin ? (const char *)pin : "", NULL);
 			if (fr == FIDO_OK)
 				r = 0;
 			else
@@ -128,35 +109,31 @@ int main(int argc, char **argv) {
 			fido_dev_close(dev);
 		}
 		fido_dev_free(&dev);
-		ts_secure_free(p);
 	} else if (!strcmp(cmd, "enroll") && out) {
 		r = ops->enroll(&req, kek, &params, desc, secret, sizeof(secret), &secret_len);
-		if (r == 0 && write_file(out, params.data, params.len) < 0)
+		if (r == 0 && tool_write_file(out, params.data, params.len) < 0)
 			r = -TS_E_IO;
 		if (r == 0) {
 			printf("desc %s\n", desc);
-			ops->describe(params.data, params.len, print_desc, NULL);
+			ops->describe(params.data, params.len, tool_print_fact, NULL);
 		}
 	} else if (!strcmp(cmd, "unlock") && in) {
-		if (read_file(in, &params) < 0) {
+		if (tool_read_file(in, &params) < 0) {
 			perror(in);
 			return 1;
 		}
 		r = ops->unlock(&req, params.data, params.len, kek);
+	} else if (bench && vault_file && protector && count > 0) {
+		r = tool_bench_unlock(ops, &req, vault_file, protector, count, step);
 	} else
 		usage();
 
-	if (r < 0) {
+	if (r < 0)
 		printf("error %s: %s\n", ts_error_dbus_name(r) + strlen("org.tokenseal1.Error."), err[0] ? err : ts_strerror(r));
-	} else if (strcmp(cmd, "set-pin") != 0) {
-		uint8_t h[16];
-		char hex[33];
-		crypto_generichash(h, sizeof(h), kek, TS_KEY_BYTES, NULL, 0);
-		sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
-		printf("kek %s\n", hex);
-	}
+	else if (strcmp(cmd, "set-pin") != 0 && !bench)
+		tool_print_kek(kek);
 	ts_secure_free(kek);
-	ts_buf_free(&pin);
+	ts_secure_free(pin);
 	ts_buf_free(&params);
 	return r < 0 ? -r : 0;
 }

@@ -1,48 +1,14 @@
 /* pkcs11_check.c — drive the pkcs11 protector backend directly (enroll / unlock / describe) for the integration tests. */
-#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <sodium.h>
 
 #include "core/vault.h"
 #include "protectors/protector.h"
-
-/* Read a whole file (the caller moves a PIN into secure memory at once). */
-static int read_file(const char *path, ts_buf *out) {
-	uint8_t tmp[4096];
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -1;
-	while ((n = read(fd, tmp, sizeof(tmp))) > 0)
-		if (ts_buf_append(out, tmp, (size_t)n) < 0)
-			break;
-	sodium_memzero(tmp, sizeof(tmp));
-	close(fd);
-	return n == 0 ? 0 : -1;
-}
-
-static int write_file(const char *path, const uint8_t *b, size_t len) {
-	FILE *f = fopen(path, "wb");
-
-	if (!f || fwrite(b, 1, len, f) != len) {
-		if (f)
-			fclose(f);
-		return -1;
-	}
-	return fclose(f);
-}
-
-static int print_fact(void *ud, const char *k, const char *v) {
-	(void)ud;
-	printf("fact %s=%s\n", k, v);
-	return 0;
-}
+#include "tool_util.h"
 
 __attribute__((noreturn)) static void usage(void) {
 	fprintf(stderr,
@@ -50,7 +16,10 @@ __attribute__((noreturn)) static void usage(void) {
 	        "                    [--module PATH] --params-out F\n"
 	        "       pkcs11_check unlock --params-in F [--pin-file F] [--module PATH]\n"
 	        "       pkcs11_check describe --params-in F\n"
-	        "Prints 'kek <BLAKE2b of the KEK>' or 'error <DBusName>: <message>' (exit = TS error code).\n");
+	        "       pkcs11_check bench-unlock --vault FILE --protector ID --count N [--step] [--pin-file F] [--module PATH]\n"
+	        "Prints 'kek <BLAKE2b of the KEK>' or 'error <DBusName>: <message>' (exit = TS error code);\n"
+	        "bench-unlock times N unlocks with the params stored in vault FILE: 'sample_us', 'median_us', 'p99_us'\n"
+	        "(--step: 'ready', then one call per line read on stdin).\n");
 	exit(2);
 }
 
@@ -59,17 +28,21 @@ int main(int argc, char **argv) {
 		{ "uri", required_argument, NULL, 'u' },        { "pin-file", required_argument, NULL, 'p' },
 		{ "public-key", required_argument, NULL, 'k' }, { "oaep-hash", required_argument, NULL, 'h' },
 		{ "module", required_argument, NULL, 'm' },     { "params-out", required_argument, NULL, 'o' },
-		{ "params-in", required_argument, NULL, 'i' },  { NULL, 0, NULL, 0 },
+		{ "params-in", required_argument, NULL, 'i' },  { "vault", required_argument, NULL, 'V' },
+		{ "protector", required_argument, NULL, 'I' },  { "count", required_argument, NULL, 'n' },
+		{ "step", no_argument, NULL, 'S' },             { NULL, 0, NULL, 0 },
 	};
 	const char *uri = NULL, *pin_file = NULL, *pem_file = NULL, *hash = NULL, *module = NULL;
-	const char *out = NULL, *in = NULL;
+	const char *out = NULL, *in = NULL, *vault_file = NULL, *protector = NULL;
+	long count = 0;
+	int step = 0;
 	uint8_t vault_id[TS_VAULT_ID_BYTES] = { 0 };
-	ts_buf pin_raw = { 0 }, params = { 0 }, pem = { 0 };
+	ts_buf params = { 0 }, pem = { 0 };
 	uint8_t *pin = NULL, *kek = NULL;
 	size_t pin_len = 0, nkv = 0, secret_len = 0;
 	ts_kv kv[3];
 	char err[512] = "", desc[TS_PROTECTOR_DESC_MAX] = "", secret[8];
-	int c, r = -TS_E_FAILED, describe_only = 0;
+	int c, r = -TS_E_FAILED, no_kek_line = 0;
 
 	if (argc < 2)
 		usage();
@@ -84,27 +57,22 @@ int main(int argc, char **argv) {
 		case 'm': module = optarg; break;
 		case 'o': out = optarg; break;
 		case 'i': in = optarg; break;
+		case 'V': vault_file = optarg; break;
+		case 'I': protector = optarg; break;
+		case 'n': count = strtol(optarg, NULL, 10); break;
+		case 'S': step = 1; break;
 		default: usage();
 		}
 	}
 	if (sodium_init() < 0)
 		return 1;
-	if (pin_file) {
-		if (read_file(pin_file, &pin_raw) < 0) {
-			perror(pin_file);
-			return 1;
-		}
-		while (pin_raw.len && pin_raw.data[pin_raw.len - 1] == '\n')
-			pin_raw.len--;
-		/* The backend's contract: the PIN is in secure memory. */
-		if ((pin = ts_secure_alloc(pin_raw.len + 1)) == NULL)
-			return 1;
-		memcpy(pin, pin_raw.data, pin_raw.len);
-		pin_len = pin_raw.len;
-		ts_buf_free(&pin_raw);
+	/* The backend's contract: the PIN is in secure memory (read straight into it, never through argv). */
+	if (pin_file && tool_read_secret_file(pin_file, &pin, &pin_len) < 0) {
+		perror(pin_file);
+		return 1;
 	}
 	if (pem_file) {
-		if (read_file(pem_file, &pem) < 0 || ts_buf_append_u8(&pem, 0) < 0) {
+		if (tool_read_file(pem_file, &pem) < 0 || ts_buf_append_u8(&pem, 0) < 0) {
 			perror(pem_file);
 			return 1;
 		}
@@ -128,38 +96,37 @@ int main(int argc, char **argv) {
 
 	if (!strcmp(cmd, "enroll") && out) {
 		r = ops->enroll(&req, kek, &params, desc, secret, sizeof(secret), &secret_len);
-		if (r == 0 && write_file(out, params.data, params.len) < 0)
+		if (r == 0 && tool_write_file(out, params.data, params.len) < 0)
 			r = -TS_E_IO;
 		if (r == 0) {
 			printf("desc %s\n", desc);
-			ops->describe(params.data, params.len, print_fact, NULL);
+			ops->describe(params.data, params.len, tool_print_fact, NULL);
 			printf("needs-secret %d\n", ops->needs_secret(params.data, params.len));
 		}
 	} else if (!strcmp(cmd, "unlock") && in) {
-		if (read_file(in, &params) < 0) {
+		if (tool_read_file(in, &params) < 0) {
 			perror(in);
 			return 1;
 		}
 		r = ops->unlock(&req, params.data, params.len, kek);
 	} else if (!strcmp(cmd, "describe") && in) {
-		if (read_file(in, &params) < 0) {
+		if (tool_read_file(in, &params) < 0) {
 			perror(in);
 			return 1;
 		}
-		r = ops->describe(params.data, params.len, print_fact, NULL);
-		describe_only = 1;
+		r = ops->describe(params.data, params.len, tool_print_fact, NULL);
+		no_kek_line = 1;
+	} else if (!strcmp(cmd, "bench-unlock") && vault_file && protector && count > 0) {
+		r = tool_bench_unlock(ops, &req, vault_file, protector, count, step);
+		no_kek_line = 1;   /* no KEK line: the samples are the output */
 	} else
 		usage();
 
 	if (r < 0) {
 		printf("error %s: %s\n", ts_error_dbus_name(r) + strlen("org.tokenseal1.Error."),
 		       err[0] ? err : ts_strerror(r));
-	} else if (!describe_only) {
-		uint8_t h[16];
-		char hex[33];
-		crypto_generichash(h, sizeof(h), kek, TS_KEY_BYTES, NULL, 0);
-		sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
-		printf("kek %s\n", hex);
+	} else if (!no_kek_line) {
+		tool_print_kek(kek);
 	}
 	ts_secure_free(kek);
 	ts_secure_free(pin);

@@ -1,55 +1,25 @@
 /* tpm2_check.c — drive the tpm2 protector backend directly (enroll / unlock / describe) for the integration tests. */
-#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <sodium.h>
 
 #include "core/vault.h"
 #include "protectors/protector.h"
-
-static int read_file(const char *path, ts_buf *out) {
-	uint8_t tmp[4096];
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -1;
-	while ((n = read(fd, tmp, sizeof(tmp))) > 0)
-		if (ts_buf_append(out, tmp, (size_t)n) < 0)
-			break;
-	close(fd);
-	sodium_memzero(tmp, sizeof(tmp));
-	return n == 0 ? 0 : -1;
-}
-
-static int write_file(const char *path, const uint8_t *b, size_t len) {
-	FILE *f = fopen(path, "wb");
-
-	if (!f || fwrite(b, 1, len, f) != len) {
-		if (f)
-			fclose(f);
-		return -1;
-	}
-	return fclose(f);
-}
-
-static int print_fact(void *ud, const char *k, const char *v) {
-	(void)ud;
-	printf("fact %s=%s\n", k, v);
-	return 0;
-}
+#include "tool_util.h"
 
 __attribute__((noreturn)) static void usage(void) {
 	fprintf(stderr,
 	        "usage: tpm2_check enroll --tcti T --params-out F [--pin-file P] [--pin yes|no] [--pcrs sha256:7]\n"
 	        "       tpm2_check unlock --tcti T --params-in F [--pin-file P]\n"
 	        "       tpm2_check describe --params-in F\n"
+	        "       tpm2_check bench-unlock --tcti T --vault FILE --protector ID --count N [--step] [--pin-file P]\n"
 	        "Prints 'kek <BLAKE2b of the KEK>' or 'error <DBusName>: <message>' (exit = TS error code),\n"
-	        "and for enroll/describe 'desc ...' and 'fact KEY=VALUE' lines.\n");
+	        "and for enroll/describe 'desc ...' and 'fact KEY=VALUE' lines;\n"
+	        "bench-unlock times N unlocks with the params stored in vault FILE: 'sample_us', 'median_us', 'p99_us'\n"
+	        "(--step: 'ready', then one call per line read on stdin).\n");
 	exit(2);
 }
 
@@ -58,10 +28,15 @@ int main(int argc, char **argv) {
 		{ "tcti", required_argument, NULL, 't' },       { "pin-file", required_argument, NULL, 'p' },
 		{ "pin", required_argument, NULL, 'P' },        { "pcrs", required_argument, NULL, 'c' },
 		{ "params-out", required_argument, NULL, 'o' }, { "params-in", required_argument, NULL, 'i' },
+		{ "vault", required_argument, NULL, 'V' },      { "protector", required_argument, NULL, 'I' },
+		{ "count", required_argument, NULL, 'n' },      { "step", no_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static const uint8_t vault_id[TS_VAULT_ID_BYTES] = { 0x74, 0x70, 0x6d, 0x32 };
 	const char *tcti = NULL, *pin_file = NULL, *pin_opt = NULL, *pcrs = NULL, *out = NULL, *in = NULL;
+	const char *vault_file = NULL, *protector = NULL;
+	long count = 0;
+	int step = 0;
 	ts_buf params = { 0 };
 	uint8_t *pin = NULL, *kek = NULL;
 	size_t pin_len = 0;
@@ -83,6 +58,10 @@ int main(int argc, char **argv) {
 		case 'c': pcrs = optarg; break;
 		case 'o': out = optarg; break;
 		case 'i': in = optarg; break;
+		case 'V': vault_file = optarg; break;
+		case 'I': protector = optarg; break;
+		case 'n': count = strtol(optarg, NULL, 10); break;
+		case 'S': step = 1; break;
 		default: usage();
 		}
 	}
@@ -93,20 +72,10 @@ int main(int argc, char **argv) {
 		setenv("TSS2_LOG", "all+NONE", 1);
 	if (!(kek = ts_secure_alloc(TS_KEY_BYTES)))
 		return 1;
-	if (pin_file) {
-		/* The PIN goes into secure memory, as the daemon keeps it, never through argv. */
-		ts_buf raw = { 0 };
-		if (read_file(pin_file, &raw) < 0) {
-			perror(pin_file);
-			return 1;
-		}
-		while (raw.len && (raw.data[raw.len - 1] == '\n'))
-			raw.len--;
-		if (!(pin = ts_secure_alloc(raw.len + 1)))
-			return 1;
-		memcpy(pin, raw.data, raw.len);
-		pin_len = raw.len;
-		ts_buf_free(&raw);
+	/* The PIN goes into secure memory, as the daemon keeps it, never through argv. */
+	if (pin_file && tool_read_secret_file(pin_file, &pin, &pin_len) < 0) {
+		perror(pin_file);
+		return 1;
 	}
 	if (pin_opt)
 		kv[nkv++] = (ts_kv){ "pin", pin_opt };
@@ -124,26 +93,29 @@ int main(int argc, char **argv) {
 
 	if (!strcmp(cmd, "enroll") && out) {
 		r = ops->enroll(&req, kek, &params, desc, secret, sizeof(secret), &secret_len);
-		if (r == 0 && write_file(out, params.data, params.len) < 0)
+		if (r == 0 && tool_write_file(out, params.data, params.len) < 0)
 			r = -TS_E_IO;
 		if (r == 0) {
 			printf("desc %s\n", desc);
-			ops->describe(params.data, params.len, print_fact, NULL);
+			ops->describe(params.data, params.len, tool_print_fact, NULL);
 		}
 	} else if (!strcmp(cmd, "unlock") && in) {
-		if (read_file(in, &params) < 0) {
+		if (tool_read_file(in, &params) < 0) {
 			perror(in);
 			return 1;
 		}
 		r = ops->unlock(&req, params.data, params.len, kek);
 	} else if (!strcmp(cmd, "describe") && in) {
-		if (read_file(in, &params) < 0) {
+		if (tool_read_file(in, &params) < 0) {
 			perror(in);
 			return 1;
 		}
-		if ((r = ops->describe(params.data, params.len, print_fact, NULL)) == 0)
+		if ((r = ops->describe(params.data, params.len, tool_print_fact, NULL)) == 0)
 			printf("needs_secret %d\n", ops->needs_secret(params.data, params.len));
 		goto done;
+	} else if (!strcmp(cmd, "bench-unlock") && vault_file && protector && count > 0) {
+		if ((r = tool_bench_unlock(ops, &req, vault_file, protector, count, step)) == 0)
+			goto done;
 	} else
 		usage();
 
@@ -151,11 +123,7 @@ int main(int argc, char **argv) {
 		printf("error %s: %s\n", ts_error_dbus_name(r) + strlen("org.tokenseal1.Error."),
 		       err[0] ? err : ts_strerror(r));
 	} else {
-		uint8_t h[16];
-		char hex[33];
-		crypto_generichash(h, sizeof(h), kek, TS_KEY_BYTES, NULL, 0);
-		sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
-		printf("kek %s\n", hex);
+		tool_print_kek(kek);
 	}
 done:
 	if (r < 0 && !strcmp(cmd, "describe"))
