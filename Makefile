@@ -134,7 +134,8 @@ $(BUILD)/tokenseal.pc: contrib/tokenseal.pc.in
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' $< > $@
 
 # The CLI links the client library statically plus the core for offline commands.
-$(TOKENSEAL): $(call obj,$(CLI_SRC) daemon/store.c) $(LIBTOKENSEAL_A) $(LIBTSCORE)
+# escrow_rsa.c: reading officers' RSA keys and the OAEP check of a raw RSA decryption.
+$(TOKENSEAL): $(call obj,$(CLI_SRC) daemon/store.c daemon/protectors/escrow_rsa.c) $(LIBTOKENSEAL_A) $(LIBTSCORE)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(CORE_PKGS) $(CLIENT_PKGS) p11-kit-1 libcrypto)
 
 # The PAM module: a thin client of the static client library (whose symbols stay hidden);
@@ -150,6 +151,9 @@ $(SOFTFIDO): $(call obj,$(SOFTFIDO_SRC))
 $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(call obj,daemon/store.c) $(LIBTSCORE)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(TEST_PKGS))
+
+# test_escrow also proves the RSA sealer against OpenSSL's decryption.
+$(BUILD)/tests/unit/test_escrow: $(call obj,daemon/protectors/escrow_rsa.c)
 
 # Test tools named TYPE_*.c link the protector backend daemon/protectors/TYPE*.c
 # (plus the registry and the core), so each backend is tested on its own.

@@ -114,6 +114,26 @@ int escrow_main(int argc, char **argv);
 int policy_main(int argc, char **argv);
 /* Issue 5: offline `pkcs11 list` (cmd-pkcs11.c). */
 int pkcs11_main(int argc, char **argv);
+/*
+ * An escrow officer's RSA key on a PKCS#11 token (cmd-pkcs11.c). Each returns
+ * 0 or an exit code with the error printed. open: the first token the
+ * pkcs11: URI matches (module NULL: p11-kit's registered modules); the URI
+ * must name the key and may not carry a PIN. spki: the key's SPKI DER,
+ * from its public key object or certificate, appended to out. unwrap (after
+ * login): RSA-OAEP-SHA256 decryption of the first ct_len (modulus) bytes of
+ * an escrow box on the token into key (TS_ESCROW_RSA_KEY_BYTES, secure
+ * memory); a token that refuses OAEP with SHA-256 is asked for CKM_RSA_X_509
+ * and the padding is checked here.
+ */
+struct ts_buf;
+typedef struct cli_p11_key cli_p11_key;
+int cli_p11_key_open(const char *uri, const char *module, cli_p11_key **ret);
+int cli_p11_key_spki(cli_p11_key *k, struct ts_buf *out);
+int cli_p11_key_login(cli_p11_key *k, const char *pin, size_t pin_len);
+int cli_p11_key_unwrap(cli_p11_key *k, const uint8_t *spki, size_t spki_len, const uint8_t *ct, size_t ct_len,
+                       uint8_t *key);
+void cli_p11_key_close(cli_p11_key *k);
+
 /* status: k-of-n shares still needed, policy compliance, escrow officers (cmd-policy.c). */
 void cli_status_policy(ts_client *c, const char *vault, int locked);
 /* unlock --rotate-recovery-key: replace the recovery key just used and print the new one (cmd-escrow.c). */

@@ -1,4 +1,4 @@
-/* cmd-pkcs11.c — `tokenseal pkcs11 list`: offline listing of PKCS#11 tokens and the keys one could enroll. */
+/* cmd-pkcs11.c — `tokenseal pkcs11 list`: offline listing of PKCS#11 tokens and the keys one could enroll; an escrow officer's RSA key on a token. */
 #define _GNU_SOURCE 1
 #include <getopt.h>
 #include <stdlib.h>
@@ -11,6 +11,8 @@
 #include <p11-kit/uri.h>
 
 #include "cli.h"
+#include "core/escrow.h"
+#include "protectors/escrow_rsa.h"
 
 static const char pkcs11_help[] =
 	"Usage: tokenseal pkcs11 list [--module PATH] [--json]\n"
@@ -521,6 +523,280 @@ static int list_main(int argc, char **argv)
 		return EXIT_TOKEN;
 	}
 	return EXIT_OK;
+}
+
+/* ---- an escrow officer's RSA key on a token ------------------------------ */
+
+struct cli_p11_key {
+	CK_FUNCTION_LIST **mods;      /* every module registered with p11-kit, or NULL */
+	CK_FUNCTION_LIST *one;        /* the module given with --pkcs11-module, or NULL */
+	CK_FUNCTION_LIST *fn;         /* the module of the token found */
+	CK_SLOT_ID slot;
+	CK_SESSION_HANDLE session;
+	int open, logged_in;
+	P11KitUri *uri;
+	char label[33];
+};
+
+void cli_p11_key_close(cli_p11_key *k)
+{
+	if (!k)
+		return;
+	if (k->fn && k->logged_in)
+		k->fn->C_Logout(k->session);
+	if (k->fn && k->open)
+		k->fn->C_CloseSession(k->session);
+	if (k->mods)
+		p11_kit_modules_finalize_and_release(k->mods);
+	if (k->one) {
+		p11_kit_module_finalize(k->one);
+		p11_kit_module_release(k->one);
+	}
+	if (k->uri)
+		p11_kit_uri_free(k->uri);
+	free(k);
+}
+
+static int p11k_module_matches(CK_FUNCTION_LIST *m, P11KitUri *uri)
+{
+	CK_INFO info;
+
+	return m->C_GetInfo(&info) == CKR_OK && p11_kit_uri_match_module_info(uri, &info);
+}
+
+/* The first initialized token the URI matches; its session is opened. 0 or an exit code. */
+static int p11k_find_token(cli_p11_key *k, const char *uri_text)
+{
+	CK_FUNCTION_LIST *single[2] = { k->one, NULL };
+	CK_FUNCTION_LIST **list = k->one ? single : k->mods;
+
+	for (CK_FUNCTION_LIST **m = list; m && *m; m++) {
+		CK_SLOT_ID slots[P11L_SLOTS_MAX];
+		CK_ULONG n = P11L_SLOTS_MAX;
+
+		if (!k->one && p11l_is_trust_store(*m))
+			continue;
+		if (!p11k_module_matches(*m, k->uri) || (*m)->C_GetSlotList(CK_TRUE, slots, &n) != CKR_OK)
+			continue;
+		for (CK_ULONG i = 0; i < n && i < P11L_SLOTS_MAX; i++) {
+			CK_TOKEN_INFO ti;
+
+			if ((*m)->C_GetTokenInfo(slots[i], &ti) != CKR_OK || !(ti.flags & CKF_TOKEN_INITIALIZED) ||
+			    !p11_kit_uri_match_token_info(k->uri, &ti))
+				continue;
+			if ((*m)->C_OpenSession(slots[i], CKF_SERIAL_SESSION, NULL, NULL, &k->session) != CKR_OK)
+				continue;
+			k->fn = *m;
+			k->slot = slots[i];
+			k->open = 1;
+			p11l_trim(k->label, ti.label, sizeof(ti.label));
+			return 0;
+		}
+	}
+	cli_err("%s: no PKCS#11 token matches this URI; insert it", uri_text);
+	return EXIT_TOKEN;
+}
+
+int cli_p11_key_open(const char *uri_text, const char *module, cli_p11_key **ret)
+{
+	cli_p11_key *k;
+	CK_RV rv;
+	int pr, rc;
+
+	if ((k = calloc(1, sizeof(*k))) == NULL || (k->uri = p11_kit_uri_new()) == NULL) {
+		cli_err("out of memory");
+		cli_p11_key_close(k);
+		return EXIT_FAIL;
+	}
+	if ((pr = p11_kit_uri_parse(uri_text, P11_KIT_URI_FOR_ANY, k->uri)) != P11_KIT_URI_OK) {
+		cli_err("%s: not a pkcs11: URI: %s", uri_text, p11_kit_uri_message(pr));
+		cli_p11_key_close(k);
+		return EXIT_USAGE;
+	}
+	/* A PIN in a URI ends up in argv, shell history and process listings. */
+	if (p11_kit_uri_get_pin_value(k->uri) || p11_kit_uri_get_pin_source(k->uri)) {
+		cli_err("%s: the URI may not carry a PIN (pin-value/pin-source); give it with --pin-fd or at the prompt",
+		        uri_text);
+		cli_p11_key_close(k);
+		return EXIT_USAGE;
+	}
+	if (!p11_kit_uri_get_attribute(k->uri, CKA_ID) && !p11_kit_uri_get_attribute(k->uri, CKA_LABEL)) {
+		cli_err("%s: the URI must name the key (id= or object=; see tokenseal pkcs11 list)", uri_text);
+		cli_p11_key_close(k);
+		return EXIT_USAGE;
+	}
+	if (module) {
+		if ((k->one = p11_kit_module_load(module, 0)) == NULL) {
+			cli_err("cannot load PKCS#11 module '%s': %s", module,
+			        p11_kit_message() ? p11_kit_message() : "unknown error");
+			cli_p11_key_close(k);
+			return EXIT_FAIL;
+		}
+		if ((rv = p11_kit_module_initialize(k->one)) != CKR_OK) {
+			cli_err("cannot initialize PKCS#11 module '%s': %s", module, p11_kit_strerror(rv));
+			p11_kit_module_release(k->one);
+			k->one = NULL;
+			cli_p11_key_close(k);
+			return EXIT_FAIL;
+		}
+	} else if ((k->mods = p11_kit_modules_load_and_initialize(0)) == NULL) {
+		cli_err("cannot load the PKCS#11 modules registered with p11-kit: %s",
+		        p11_kit_message() ? p11_kit_message() : "unknown error");
+		cli_p11_key_close(k);
+		return EXIT_FAIL;
+	}
+	if ((rc = p11k_find_token(k, uri_text)) != 0) {
+		cli_p11_key_close(k);
+		return rc;
+	}
+	*ret = k;
+	return 0;
+}
+
+/* Exactly one object of class cls matching the URI's id and label. */
+static CK_OBJECT_HANDLE p11k_find(cli_p11_key *k, CK_OBJECT_CLASS cls, int *ambiguous)
+{
+	CK_ATTRIBUTE tmpl[4], *a;
+	CK_ULONG n = 0, na = 0, found = 0;
+	CK_OBJECT_HANDLE obj[2] = { CK_INVALID_HANDLE, CK_INVALID_HANDLE };
+
+	*ambiguous = 0;
+	tmpl[n++] = (CK_ATTRIBUTE){ CKA_CLASS, &cls, sizeof(cls) };
+	a = p11_kit_uri_get_attributes(k->uri, &na);
+	for (CK_ULONG i = 0; a && i < na && n < 4; i++)
+		if (a[i].type == CKA_ID || a[i].type == CKA_LABEL)
+			tmpl[n++] = a[i];
+	if (k->fn->C_FindObjectsInit(k->session, tmpl, n) != CKR_OK)
+		return CK_INVALID_HANDLE;
+	if (k->fn->C_FindObjects(k->session, obj, 2, &found) != CKR_OK || found > 2)
+		found = 0;
+	k->fn->C_FindObjectsFinal(k->session);
+	if (found == 2)
+		*ambiguous = 1;
+	return found == 1 ? obj[0] : CK_INVALID_HANDLE;
+}
+
+int cli_p11_key_spki(cli_p11_key *k, ts_buf *out)
+{
+	char err[256] = "";
+	CK_OBJECT_HANDLE o;
+	uint8_t *a = NULL, *b = NULL;
+	size_t alen = 0, blen = 0;
+	int amb = 0, r;
+
+	if ((o = p11k_find(k, CKO_PUBLIC_KEY, &amb)) != CK_INVALID_HANDLE) {
+		a = p11l_attr(k->fn, k->session, o, CKA_MODULUS, &alen);
+		b = p11l_attr(k->fn, k->session, o, CKA_PUBLIC_EXPONENT, &blen);
+		r = a && b ? ts_escrow_rsa_spki_from_ne(a, alen, b, blen, out, err, sizeof(err)) : -TS_E_INVALID_ARGS;
+		if (!a || !b)
+			snprintf(err, sizeof(err), "the public key is not an RSA key");
+	} else if (!amb && (o = p11k_find(k, CKO_CERTIFICATE, &amb)) != CK_INVALID_HANDLE) {
+		/* Many cards and HSMs show a certificate and no public key object. */
+		a = p11l_attr(k->fn, k->session, o, CKA_VALUE, &alen);
+		r = a ? ts_escrow_rsa_spki_from_bytes(a, alen, out, err, sizeof(err)) : -TS_E_INVALID_ARGS;
+		if (!a)
+			snprintf(err, sizeof(err), "cannot read the certificate");
+	} else {
+		cli_err("token '%s': %s", k->label, amb ? "the URI matches more than one key; add id= or object="
+		                                         : "no public key or certificate matches the URI");
+		return EXIT_TOKEN;
+	}
+	free(a);
+	free(b);
+	if (r < 0) {
+		cli_err("token '%s': %s", k->label, err);
+		return cli_exit_code(r);
+	}
+	return 0;
+}
+
+int cli_p11_key_login(cli_p11_key *k, const char *pin, size_t pin_len)
+{
+	CK_RV rv = k->fn->C_Login(k->session, CKU_USER, (CK_UTF8CHAR_PTR)(uintptr_t)pin, pin_len);
+
+	switch (rv) {
+	case CKR_OK:
+		k->logged_in = 1;
+		return 0;
+	case CKR_USER_ALREADY_LOGGED_IN:
+		return 0;
+	case CKR_PIN_INCORRECT:
+	case CKR_PIN_LEN_RANGE:
+		cli_err("PIN incorrect for token '%s'", k->label);
+		return EXIT_AUTH;
+	case CKR_PIN_LOCKED:
+		cli_err("PIN blocked on token '%s'; unblock it with the SO PIN", k->label);
+		return EXIT_AUTH;
+	default:
+		cli_err("login to token '%s' failed: %s", k->label, p11_kit_strerror(rv));
+		return EXIT_TOKEN;
+	}
+}
+
+int cli_p11_key_unwrap(cli_p11_key *k, const uint8_t *spki, size_t spki_len, const uint8_t *ct, size_t ct_len,
+                       uint8_t *key)
+{
+	CK_RSA_PKCS_OAEP_PARAMS oaep = { CKM_SHA256, CKG_MGF1_SHA256, CKZ_DATA_SPECIFIED, NULL, 0 };
+	CK_MECHANISM mech = { CKM_RSA_PKCS_OAEP, &oaep, sizeof(oaep) };
+	CK_MECHANISM raw = { CKM_RSA_X_509, NULL, 0 };
+	CK_OBJECT_HANDLE o;
+	CK_ULONG out_len = ct_len;
+	uint8_t *out = NULL;
+	int amb = 0, rc = EXIT_TOKEN, is_raw = 0;
+	CK_RV rv;
+
+	if ((o = p11k_find(k, CKO_PRIVATE_KEY, &amb)) == CK_INVALID_HANDLE) {
+		cli_err("token '%s': %s", k->label, amb ? "the URI matches more than one private key"
+		                                        : "no private key matches the URI");
+		return EXIT_TOKEN;
+	}
+	if ((out = ts_secure_alloc(ct_len)) == NULL) {
+		cli_err("out of secure memory");
+		return EXIT_FAIL;
+	}
+	rv = k->fn->C_DecryptInit(k->session, &mech, o);
+	if (rv == CKR_MECHANISM_PARAM_INVALID || rv == CKR_ARGUMENTS_BAD || rv == CKR_MECHANISM_INVALID) {
+		/*
+		 * The token takes OAEP with SHA-1 only (SoftHSM2 2.6) or no OAEP at
+		 * all: ask for the raw RSA operation and check the OAEP-SHA256
+		 * padding here, in this process's locked memory.
+		 */
+		fprintf(stderr, "tokenseal: token '%s' refuses RSA-OAEP with SHA-256; decrypting with CKM_RSA_X_509 and "
+		        "checking the padding here\n", k->label);
+		is_raw = 1;
+		rv = k->fn->C_DecryptInit(k->session, &raw, o);
+	}
+	if (rv != CKR_OK) {
+		cli_err("token '%s' cannot decrypt with this key: %s", k->label, p11_kit_strerror(rv));
+		goto out;
+	}
+	rv = k->fn->C_Decrypt(k->session, (CK_BYTE_PTR)(uintptr_t)ct, ct_len, out, &out_len);
+	if (rv != CKR_OK || out_len > ct_len) {
+		cli_err("token '%s': the escrow box does not decrypt with this key (%s)", k->label,
+		        rv != CKR_OK ? p11_kit_strerror(rv) : "bad length");
+		rc = EXIT_AUTH;
+		goto out;
+	}
+	if (is_raw) {
+		/* Raw RSA output may come without its leading zero bytes. */
+		memmove(out + (ct_len - out_len), out, out_len);
+		memset(out, 0, ct_len - out_len);
+		if (ts_escrow_rsa_oaep_decode(spki, spki_len, out, ct_len, key) < 0) {
+			cli_err("token '%s': the escrow box does not decrypt with this key", k->label);
+			rc = EXIT_AUTH;
+			goto out;
+		}
+	} else if (out_len != TS_ESCROW_RSA_KEY_BYTES) {
+		cli_err("token '%s': the escrow box does not decrypt with this key", k->label);
+		rc = EXIT_AUTH;
+		goto out;
+	} else {
+		memcpy(key, out, TS_ESCROW_RSA_KEY_BYTES);
+	}
+	rc = 0;
+out:
+	ts_secure_free(out);
+	return rc;
 }
 
 int pkcs11_main(int argc, char **argv)

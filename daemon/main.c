@@ -15,6 +15,9 @@
 
 #include "bus/daemon.h"
 #include "bus/policy_enforce.h"
+#include "core/escrow.h"
+#include "protectors/escrow_rsa.h"
+#include "store.h"
 
 #define TS_DAEMON_VERSION "0.1"
 
@@ -116,7 +119,7 @@ int main(int argc, char **argv)
 	struct rlimit no_core = { 0, 0 };
 	sigset_t mask;
 	uint64_t secs;
-	int c, r, level, print_xml = 0, ret = EXIT_FAILURE;
+	int c, r, level, print_xml = 0, ret = EXIT_FAILURE, lock_fd = -1;
 
 	while ((c = getopt_long(argc, argv, "hV", options, NULL)) != -1) {
 		switch (c) {
@@ -187,6 +190,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tokensealed: libsodium failed to initialise\n");
 		return EXIT_FAILURE;
 	}
+	/*
+	 * The core seals escrow boxes to RSA (HSM) officers only through this
+	 * pointer: the one place that decides where RSA runs.
+	 */
+	ts_escrow_set_rsa_sealer(ts_escrow_rsa_seal);
 
 	if (print_xml) {
 		char *xml = NULL;
@@ -213,6 +221,14 @@ int main(int argc, char **argv)
 	if (ts_policy_idle_timeout(ts_enforce_policy()) > 0 &&
 	    (d.idle_lock_usec == 0 || ts_policy_idle_timeout(ts_enforce_policy()) * 1000000 < d.idle_lock_usec))
 		d.idle_lock_usec = ts_policy_idle_timeout(ts_enforce_policy()) * 1000000;
+	/* One process writes a state directory: a second daemon, or an offline recovery, is refused. */
+	if ((r = ts_store_init(d.state_dir)) < 0 || (r = ts_store_lock(d.state_dir, &lock_fd)) < 0) {
+		if (r == -TS_E_BUSY)
+			ts_log(TS_LOG_ERR, "tokensealed is running on %s; stop it first", d.state_dir);
+		else
+			ts_log(TS_LOG_ERR, "cannot lock the state directory %s: %s", d.state_dir, ts_strerror(r));
+		goto out;
+	}
 	if ((r = ts_daemon_load_vaults(&d)) < 0) {
 		ts_log(TS_LOG_ERR, "cannot read the state directory %s: %s", d.state_dir, ts_strerror(r));
 		goto out;
@@ -268,5 +284,6 @@ out:
 	ts_daemon_free(&d);
 	ts_enforce_free();
 	sd_event_unref(d.event);
+	ts_store_unlock(lock_fd);
 	return ret;
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -377,4 +378,31 @@ int ts_store_remove(const char *dir, const char *name)
 	if (fsync(dfd) < 0)
 		return -TS_E_IO;
 	return 0;
+}
+
+int ts_store_lock(const char *dir, int *ret_fd)
+{
+	_cleanup_fd_ int dfd = -1;
+	int fd;
+
+	if (!dir || !ret_fd)
+		return -TS_E_INVALID_ARGS;
+	if ((dfd = open_dir(dir)) < 0)
+		return -TS_E_IO;
+	if ((fd = openat(dfd, TS_STORE_LOCK_FILE, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
+		return -TS_E_IO;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+
+		close(fd);
+		return e == EWOULDBLOCK ? -TS_E_BUSY : -TS_E_IO;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+void ts_store_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);
 }

@@ -26,6 +26,18 @@ int ts_store_load_backup(const char *dir, const char *name, ts_buf *out);
 /* Calls cb for each NAME with a DIR/NAME.vault file (valid names only); stops on cb error. Stale temp files are removed. */
 int ts_store_list(const char *dir, int (*cb)(void *ud, const char *name), void *ud);
 
+/*
+ * The state directory's lock: DIR/tokensealed.lock (created mode 0600),
+ * flock(LOCK_EX | LOCK_NB). tokensealed holds it for its lifetime and an
+ * offline rewrite (tokenseal escrow recover) for its whole duration, so the
+ * two never write the same vault files at once. *ret_fd holds the lock;
+ * ts_store_unlock releases it. -TS_E_BUSY when another process holds it,
+ * -TS_E_IO otherwise.
+ */
+#define TS_STORE_LOCK_FILE "tokensealed.lock"
+int ts_store_lock(const char *dir, int *ret_fd);
+void ts_store_unlock(int fd);
+
 /* Remove DIR/NAME.vault and its backup. */
 int ts_store_remove(const char *dir, const char *name);
 

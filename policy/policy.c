@@ -94,7 +94,9 @@ struct list {
 struct recipient {
 	char *name;
 	char *text;                 /* the key as written (canonical) */
-	uint8_t pub[TS_ESCROW_PUBLIC_BYTES];
+	uint8_t *pub;               /* malloc()ed key: X25519 (32 bytes) or RSA SPKI DER */
+	size_t pub_len;
+	unsigned type;              /* TS_ESCROW_TYPE_* */
 	struct origin section, key;
 };
 
@@ -186,6 +188,7 @@ void ts_policy_free(ts_policy *p)
 	for (i = 0; i < p->n_rcp; i++) {
 		free(p->rcp[i].name);
 		free(p->rcp[i].text);
+		free(p->rcp[i].pub);
 	}
 	for (i = 0; i < p->n_rules; i++)
 		rule_free(&p->rules[i]);
@@ -569,7 +572,9 @@ static int set_recipient(struct pstate *st, const char *name, const char *key, c
 	ts_policy *p = st->p;
 	struct recipient *r = NULL;
 	char at[PATH_MAX + 16];
-	size_t i;
+	uint8_t *key_buf;
+	size_t i, key_len = 0;
+	unsigned type = 0;
 
 	if (strcmp(key, "key") != 0)
 		return fail(st, -TS_E_INVALID_ARGS, "[recipient %s]: unknown key '%s' (known: key)", name, key);
@@ -580,18 +585,29 @@ static int set_recipient(struct pstate *st, const char *name, const char *key, c
 	if (p->n_rcp >= MAX_RECIPIENTS)
 		return fail(st, -TS_E_INVALID_ARGS, "more than %d escrow recipients", MAX_RECIPIENTS);
 	r = &p->rcp[p->n_rcp];
-	if (ts_escrow_pub_from_text(value, strlen(value), r->pub) < 0)
+	if ((key_buf = malloc(TS_ESCROW_KEY_MAX)) == NULL)
+		return fail(st, -TS_E_NOMEM, "out of memory");
+	if (ts_escrow_key_from_text(value, strlen(value), &type, key_buf, &key_len) < 0) {
+		free(key_buf);
 		return fail(st, -TS_E_INVALID_ARGS, "[recipient %s] key: not an escrow public key "
-		            "(tokenseal-escrow-pub:v1:..., made by `tokenseal escrow keygen`)", name);
+		            "(tokenseal-escrow-pub:v1:... from `tokenseal escrow keygen`, or tokenseal-escrow-rsa:v1:... "
+		            "from `tokenseal escrow show-key`)", name);
+	}
 	for (i = 0; i < p->n_rcp; i++)
-		if (memcmp(p->rcp[i].pub, r->pub, sizeof(r->pub)) == 0)
+		if (p->rcp[i].type == type && p->rcp[i].pub_len == key_len && memcmp(p->rcp[i].pub, key_buf, key_len) == 0) {
+			free(key_buf);
 			return fail(st, -TS_E_INVALID_ARGS, "[recipient %s] key: same key as [recipient %s] (%s)", name,
 			            p->rcp[i].name, where(&p->rcp[i].key, at, sizeof(at)));
+		}
 	if ((r->name = strdup(name)) == NULL || (r->text = strdup(value)) == NULL) {
 		free(r->name);
 		r->name = NULL;
+		free(key_buf);
 		return fail(st, -TS_E_NOMEM, "out of memory");
 	}
+	r->pub = key_buf;
+	r->pub_len = key_len;
+	r->type = type;
 	r->key.file = st->file;
 	r->key.line = st->line;
 	r->section = r->key;
@@ -776,6 +792,8 @@ static int handler(void *user, const char *section, const char *name, const char
 	return fail(st, -TS_E_INVALID_ARGS, "[%s]: unknown key '%s'", section, name);
 }
 
+#define POLICY_LINE_MAX 4093
+
 /* libinih's knobs are process globals; set them once to the strict reading documented in POLICY.md. */
 static void inih_configure(void)
 {
@@ -786,6 +804,11 @@ static void inih_configure(void)
 	ini_allow_inline_comments = true;
 	ini_inline_comment_prefixes = inline_prefixes;
 	ini_stop_on_first_error = true;
+	/* Lines up to 4093 characters, in a heap buffer: an RSA escrow recipient's key text is up to 2755. */
+	ini_use_stack = false;
+	ini_allow_realloc = false;
+	ini_max_line = POLICY_LINE_MAX + 3;
+	ini_initial_alloc = POLICY_LINE_MAX + 3;
 }
 
 /* Parse one file's bytes into p. name must stay valid as long as p (it is one of p->files). */
@@ -1192,6 +1215,12 @@ int ts_policy_check_create(const ts_policy *p, const char *vault, const ts_polic
 	return ts_policy_check_protectors(p, prot, n, threshold, 0, msg, msglen);
 }
 
+/* The policy's recipient is this escrow record: same type, same key bytes. */
+static int rcp_is(const struct recipient *r, const ts_escrow_record *e)
+{
+	return r->type == e->type && r->pub_len == e->pubkey_len && memcmp(r->pub, e->pubkey, r->pub_len) == 0;
+}
+
 int ts_policy_check_escrow(const ts_policy *p, const ts_vault *v, char *msg, size_t msglen)
 {
 	char fp[TS_ESCROW_FINGERPRINT_TEXT_BYTES];
@@ -1204,12 +1233,12 @@ int ts_policy_check_escrow(const ts_policy *p, const ts_vault *v, char *msg, siz
 		return 0;
 	for (i = 0; i < p->n_rcp; i++) {
 		for (j = 0; j < v->n_escrow; j++)
-			if (memcmp(v->escrow[j].pubkey, p->rcp[i].pub, TS_ESCROW_PUBLIC_BYTES) == 0)
+			if (rcp_is(&p->rcp[i], &v->escrow[j]))
 				break;
 		if (j == v->n_escrow) {
 			char at[PATH_MAX + 16];
 
-			ts_escrow_fingerprint_text(p->rcp[i].pub, fp);
+			ts_escrow_key_fingerprint_text(p->rcp[i].pub, p->rcp[i].pub_len, fp);
 			set_msg(msg, msglen, "[recipient %s] key (%s): the vault is not escrowed to %s (fingerprint %s)",
 			        p->rcp[i].name, where(&p->rcp[i].key, at, sizeof(at)), p->rcp[i].name, fp);
 			return -TS_E_POLICY_VIOLATION;
@@ -1219,15 +1248,16 @@ int ts_policy_check_escrow(const ts_policy *p, const ts_vault *v, char *msg, siz
 		/* Someone the policy does not name could open the vault: escrow is never silent. */
 		for (j = 0; j < v->n_escrow; j++) {
 			for (i = 0; i < p->n_rcp; i++)
-				if (memcmp(v->escrow[j].pubkey, p->rcp[i].pub, TS_ESCROW_PUBLIC_BYTES) == 0)
+				if (rcp_is(&p->rcp[i], &v->escrow[j]))
 					break;
 			if (i == p->n_rcp)
 				break;
 		}
-		ts_escrow_fingerprint_text(v->escrow[j < v->n_escrow ? j : 0].pubkey, fp);
+		j = j < v->n_escrow ? j : 0;
+		ts_escrow_key_fingerprint_text(v->escrow[j].pubkey, v->escrow[j].pubkey_len, fp);
 		return violation(msg, msglen, K_ESCROW_THRESHOLD, p,
 		                 "the vault is also escrowed to '%s' (fingerprint %s), which the policy does not name",
-		                 v->escrow[j < v->n_escrow ? j : 0].label, fp);
+		                 v->escrow[j].label, fp);
 	}
 	if (v->escrow_threshold != p->escrow_m)
 		return violation(msg, msglen, K_ESCROW_THRESHOLD, p, "the vault's escrow opens with %u of %zu "
@@ -1245,6 +1275,8 @@ size_t ts_policy_escrow_required(const ts_policy *p, ts_escrow_recipient *out, s
 	for (i = 0; out && i < p->n_rcp && i < max; i++) {
 		out[i].label = p->rcp[i].name;
 		out[i].pubkey = p->rcp[i].pub;
+		out[i].type = p->rcp[i].type;
+		out[i].pubkey_len = p->rcp[i].pub_len;
 	}
 	if (ret_m)
 		*ret_m = p->n_rcp ? p->escrow_m : 0;

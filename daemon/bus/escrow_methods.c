@@ -37,7 +37,7 @@ static int emit_escrow_changed(ts_vault_entry *e)
 	    (r = sd_bus_message_open_container(sig, 'a', "s")) < 0)
 		return r;
 	for (size_t i = 0; i < e->vault->n_escrow; i++) {
-		ts_escrow_fingerprint_text(e->vault->escrow[i].pubkey, fp);
+		ts_escrow_key_fingerprint_text(e->vault->escrow[i].pubkey, e->vault->escrow[i].pubkey_len, fp);
 		if ((r = sd_bus_message_append(sig, "s", fp)) < 0)
 			return r;
 	}
@@ -46,16 +46,23 @@ static int emit_escrow_changed(ts_vault_entry *e)
 	return sd_bus_send(NULL, sig, NULL);
 }
 
+/* The recipients' key bytes of one SetEscrow call, freed on every return. */
+static void free_keys(uint8_t **keys)
+{
+	free(*keys);
+}
+
 /*
- * SetEscrow(as recipients, u threshold). Each entry is "[LABEL ]PUBLIC-KEY-TEXT";
- * an empty list removes escrow. The policy's required recipients, when it
- * names any, are the only acceptable set.
+ * SetEscrow(as recipients, u threshold). Each entry is "[LABEL ]PUBLIC-KEY-TEXT":
+ * an X25519 officer key (tokenseal-escrow-pub:v1:) or an HSM's RSA key
+ * (tokenseal-escrow-rsa:v1:); an empty list removes escrow. The policy's
+ * required recipients, when it names any, are the only acceptable set.
  */
 int ts_escrow_method_set_escrow(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	ts_vault_entry *e = userdata;
 	ts_escrow_recipient rec[TS_VAULT_MAX_ESCROW];
-	uint8_t keys[TS_VAULT_MAX_ESCROW][TS_ESCROW_PUBLIC_BYTES];
+	__attribute__((cleanup(free_keys))) uint8_t *keys = NULL;
 	char labels[TS_VAULT_MAX_ESCROW][TS_VAULT_ESCROW_LABEL_MAX];
 	char msg[TS_POLICY_MSG_MAX] = "";
 	const char *s;
@@ -64,6 +71,8 @@ int ts_escrow_method_set_escrow(sd_bus_message *m, void *userdata, sd_bus_error 
 	ts_caller caller;
 	int r;
 
+	if ((keys = malloc(TS_VAULT_MAX_ESCROW * TS_ESCROW_KEY_MAX)) == NULL)
+		return ts_bus_error(error, -TS_E_NOMEM, NULL);
 	if ((r = sd_bus_message_enter_container(m, 'a', "s")) < 0)
 		return r;
 	while ((r = sd_bus_message_read(m, "s", &s)) > 0) {
@@ -77,12 +86,14 @@ int ts_escrow_method_set_escrow(sd_bus_message *m, void *userdata, sd_bus_error 
 			return ts_bus_error(error, -TS_E_INVALID_ARGS, "escrow label longer than 63 bytes");
 		memcpy(labels[n], s, label_len);
 		labels[n][label_len] = '\0';
-		if (ts_escrow_pub_from_text(key, strlen(key), keys[n]) < 0) {
-			snprintf(msg, sizeof(msg), "recipient %zu: not a tokenseal-escrow-pub:v1: key", n + 1);
+		if (ts_escrow_key_from_text(key, strlen(key), &rec[n].type, keys + n * TS_ESCROW_KEY_MAX,
+		                            &rec[n].pubkey_len) < 0) {
+			snprintf(msg, sizeof(msg), "recipient %zu: not a tokenseal-escrow-pub:v1: key nor a "
+			         "tokenseal-escrow-rsa:v1: RSA key of 2048..4096 bits", n + 1);
 			return ts_bus_error(error, -TS_E_INVALID_ARGS, msg);
 		}
 		rec[n].label = labels[n];
-		rec[n].pubkey = keys[n];
+		rec[n].pubkey = keys + n * TS_ESCROW_KEY_MAX;
 		n++;
 	}
 	if (r < 0 || (r = sd_bus_message_exit_container(m)) < 0 || (r = sd_bus_message_read(m, "u", &k)) < 0)
@@ -95,7 +106,8 @@ int ts_escrow_method_set_escrow(sd_bus_message *m, void *userdata, sd_bus_error 
 		goto out;
 	}
 	if ((r = ts_vault_set_escrow(e->vault, rec, n, n ? k : 0)) < 0) {
-		snprintf(msg, sizeof(msg), "escrow refused (duplicate or unusable public key?)");
+		snprintf(msg, sizeof(msg), r == -TS_E_NOT_SUPPORTED ? "this daemon cannot seal to RSA recipients" :
+		         "escrow refused (duplicate or unusable public key?)");
 		(void)ts_daemon_revert(e);
 		goto out;
 	}
@@ -328,7 +340,7 @@ int ts_escrow_prop_recipients(sd_bus *bus, const char *path, const char *interfa
 	if ((r = sd_bus_message_open_container(reply, 'a', "(ss)")) < 0)
 		return r;
 	for (size_t i = 0; i < e->vault->n_escrow; i++) {
-		ts_escrow_fingerprint_text(e->vault->escrow[i].pubkey, fp);
+		ts_escrow_key_fingerprint_text(e->vault->escrow[i].pubkey, e->vault->escrow[i].pubkey_len, fp);
 		if ((r = sd_bus_message_append(reply, "(ss)", fp, e->vault->escrow[i].label)) < 0)
 			return r;
 	}

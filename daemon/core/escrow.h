@@ -1,4 +1,4 @@
-/* escrow.h — escrow officer keys (X25519) and sealed boxes carrying the vault secret or a share of it. Pure: no I/O. */
+/* escrow.h — escrow officer keys (X25519, or an HSM's RSA key) and sealed boxes carrying the vault secret or a share of it. Pure: no I/O. */
 #ifndef TS_ESCROW_H
 #define TS_ESCROW_H
 
@@ -75,6 +75,106 @@ int ts_escrow_seal(const uint8_t pub[TS_ESCROW_PUBLIC_BYTES], const uint8_t *msg
  */
 int ts_escrow_open(const uint8_t pub[TS_ESCROW_PUBLIC_BYTES], const uint8_t *sec,
                    const uint8_t *sealed, size_t len, uint8_t *out)
+	__attribute__((warn_unused_result));
+
+/* ---- recipients of either type (docs/FORMAT.md, "Escrow") ----------------- */
+
+/* Recipient key types, as stored in the vault header. */
+enum { TS_ESCROW_TYPE_X25519 = 0, TS_ESCROW_TYPE_RSA = 1 };
+
+/*
+ * An RSA recipient is an officer's HSM key, given as its DER
+ * SubjectPublicKeyInfo (rsaEncryption, NULL parameters, strict DER).
+ */
+#define TS_ESCROW_RSA_PREFIX "tokenseal-escrow-rsa:v1:"
+#define TS_ESCROW_SPKI_MAX 2048            /* bytes of SPKI DER we accept */
+#define TS_ESCROW_RSA_MIN_BITS 2048
+#define TS_ESCROW_RSA_MAX_BITS 4096
+/* The largest recipient key, either type. */
+#define TS_ESCROW_KEY_MAX TS_ESCROW_SPKI_MAX
+/* Text form of any recipient key, NUL included (the RSA form is the longest). */
+#define TS_ESCROW_KEY_TEXT_MAX (sizeof(TS_ESCROW_RSA_PREFIX) - 1 + (TS_ESCROW_SPKI_MAX + 2) / 3 * 4 + 1)
+/* The RSA hybrid: RSA-OAEP-SHA256 over a fresh key of this size ... */
+#define TS_ESCROW_RSA_KEY_BYTES 32
+/* ... which seals the message with XChaCha20-Poly1305: nonce (24) || ciphertext || tag (16). */
+#define TS_ESCROW_RSA_AEAD_OVERHEAD 40
+#define TS_ESCROW_RSA_AAD_LABEL "tokenseal-escrow-rsa-v1"
+
+/*
+ * Check an RSA SubjectPublicKeyInfo (hostile bytes): strict DER, exactly
+ * SEQUENCE { SEQUENCE { OID rsaEncryption, NULL }, BIT STRING { SEQUENCE {
+ * INTEGER n, INTEGER e } } } with nothing after it, n of 2048..4096 bits
+ * and odd, e odd, 3 <= e < 2^64. One key has exactly one accepted encoding.
+ * *ret_modulus_bytes (may be NULL) is the size of n (= of an RSA
+ * ciphertext). 0 or -TS_E_INVALID_ARGS.
+ */
+int ts_escrow_rsa_spki_check(const uint8_t *spki, size_t len, size_t *ret_modulus_bytes)
+	__attribute__((warn_unused_result));
+
+/* Is key (len bytes) a usable recipient key of this type? 0 or -TS_E_INVALID_ARGS. */
+int ts_escrow_key_check(unsigned type, const uint8_t *key, size_t len)
+	__attribute__((warn_unused_result));
+
+/*
+ * Parse the text form of either type ("tokenseal-escrow-pub:v1:..." or
+ * "tokenseal-escrow-rsa:v1:" + base64url of the SPKI DER, no padding;
+ * surrounding ASCII whitespace ignored, one text form per key). key has room
+ * for TS_ESCROW_KEY_MAX bytes. 0 or -TS_E_INVALID_ARGS.
+ */
+int ts_escrow_key_from_text(const char *text, size_t len, unsigned *ret_type, uint8_t *key, size_t *ret_len)
+	__attribute__((warn_unused_result));
+
+/* The text form into out (TS_ESCROW_KEY_TEXT_MAX bytes). 0 or -TS_E_INVALID_ARGS. */
+int ts_escrow_key_to_text(unsigned type, const uint8_t *key, size_t len, char out[TS_ESCROW_KEY_TEXT_MAX])
+	__attribute__((warn_unused_result));
+
+/* Fingerprint of a key of either type: first 16 bytes of BLAKE2b-256 over its bytes (X25519: the 32-byte key; RSA: the SPKI DER). */
+void ts_escrow_key_fingerprint(const uint8_t *key, size_t len, uint8_t fp[TS_ESCROW_FINGERPRINT_BYTES]);
+void ts_escrow_key_fingerprint_text(const uint8_t *key, size_t len, char out[TS_ESCROW_FINGERPRINT_TEXT_BYTES]);
+
+/* "x25519" or "rsa-N" (N = modulus bits) into out. */
+void ts_escrow_key_describe(unsigned type, const uint8_t *key, size_t len, char *out, size_t outlen);
+
+/* Size of the box sealing msg_len bytes to this key; 0 if the key is not usable. */
+size_t ts_escrow_sealed_len(unsigned type, const uint8_t *key, size_t len, size_t msg_len);
+
+/*
+ * The RSA sealer: appends RSA-OAEP-SHA256(spki, k) || ts_escrow_rsa_aead_seal
+ * (spki, k, msg) to out for a fresh random k. It needs an RSA implementation,
+ * which the core does not have: the program registers one (the daemon does so
+ * once at start-up). A failure may leave a message in err.
+ */
+typedef int (*ts_escrow_rsa_seal_fn)(const uint8_t *spki, size_t spki_len, const uint8_t *msg, size_t msg_len,
+                                     ts_buf *out, char *err, size_t errlen);
+/* Register (or with NULL remove) the RSA sealer. Not thread-safe: call before sealing. */
+void ts_escrow_set_rsa_sealer(ts_escrow_rsa_seal_fn fn);
+
+/*
+ * Seal msg (1..TS_ESCROW_MESSAGE_MAX bytes) to a recipient of either type,
+ * appending exactly ts_escrow_sealed_len() bytes to out. X25519:
+ * ts_escrow_seal. RSA: the registered sealer (-TS_E_NOT_SUPPORTED when none
+ * is). 0, -TS_E_INVALID_ARGS (unusable key), -TS_E_NOMEM, -TS_E_FAILED.
+ */
+int ts_escrow_seal_to(unsigned type, const uint8_t *key, size_t key_len, const uint8_t *msg, size_t len, ts_buf *out)
+	__attribute__((warn_unused_result));
+
+/*
+ * The symmetric half of an RSA box, for the sealer: appends nonce (24) ||
+ * XChaCha20-Poly1305(k, msg, AAD = "tokenseal-escrow-rsa-v1" ||
+ * fingerprint(spki)) to out. k is secure memory of TS_ESCROW_RSA_KEY_BYTES.
+ */
+int ts_escrow_rsa_aead_seal(const uint8_t *spki, size_t spki_len, const uint8_t *k, const uint8_t *msg,
+                            size_t len, ts_buf *out)
+	__attribute__((warn_unused_result));
+
+/*
+ * Open an RSA box (hostile bytes) once the officer's token has decrypted its
+ * first modulus-size bytes (RSA-OAEP-SHA256) into k. out gets len - modulus
+ * - 40 bytes (give secure memory). -TS_E_INVALID_ARGS for a bad key or size,
+ * -TS_E_AUTH_FAILED when the box does not open; out is wiped on failure.
+ */
+int ts_escrow_rsa_open(const uint8_t *spki, size_t spki_len, const uint8_t *k, const uint8_t *sealed, size_t len,
+                       uint8_t *out)
 	__attribute__((warn_unused_result));
 
 #endif

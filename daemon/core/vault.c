@@ -26,7 +26,6 @@
 /* x || nonce || y || tag, in a k-of-n vault */
 #define WRAPPED_SHARE_BYTES (1 + NPUB + TS_KEY_BYTES + ABYTES)
 #define SHARE_BYTES TS_SHAMIR_SHARE_BYTES(TS_KEY_BYTES)
-#define ESCROW_SEALED_BYTES (TS_ESCROW_SEAL_OVERHEAD + TS_VAULT_ESCROW_PLAIN_BYTES)
 
 _Static_assert(sizeof(((ts_vault *)0)->mac) == MAC_BYTES, "header MAC size");
 
@@ -49,8 +48,10 @@ static const char *const header_keys[H_N] = {
 	"escrow", "threshold", "escrow_threshold",
 };
 
-enum { E_X, E_LABEL, E_PUBKEY, E_SEALED, E_N };
-static const char *const escrow_keys[E_N] = { "x", "label", "pubkey", "sealed" };
+/* Escrow map: the required keys, then `type` (absent for X25519, so older files parse unchanged). */
+enum { E_X, E_LABEL, E_PUBKEY, E_SEALED, E_REQUIRED, E_TYPE = E_REQUIRED, E_N };
+static const char *const escrow_keys[E_N] = { "x", "label", "pubkey", "sealed", "type" };
+#define ESCROW_TYPE_RSA_NAME "rsa"
 
 enum { P_ID, P_TYPE, P_PARAMS, P_CREATED, P_WRAPPED_VS, P_DESCRIPTION, P_N };
 static const char *const protector_keys[P_N] = {
@@ -127,6 +128,7 @@ static void protector_clear(ts_protector_record *p)
 
 static void escrow_clear(ts_escrow_record *e)
 {
+	free(e->pubkey);
 	free(e->sealed);
 	sodium_memzero(e, sizeof(*e));
 }
@@ -506,11 +508,15 @@ static cbor_item_t *escrow_item(const ts_escrow_record *e)
 {
 	cbor_item_t *m;
 
-	if ((m = cbor_new_definite_map(E_N)) == NULL)
+	int typed = e->type != TS_ESCROW_TYPE_X25519;
+
+	if ((m = cbor_new_definite_map(E_REQUIRED + typed)) == NULL)
 		return NULL;
+	/* Deterministic order: x, type, label, pubkey, sealed. */
 	if (ts_cbor_map_put(m, escrow_keys[E_X], ts_cbor_build_uint(e->x)) < 0 ||
+	    (typed && ts_cbor_map_put(m, escrow_keys[E_TYPE], cbor_build_string(ESCROW_TYPE_RSA_NAME)) < 0) ||
 	    ts_cbor_map_put(m, escrow_keys[E_LABEL], cbor_build_string(e->label)) < 0 ||
-	    ts_cbor_map_put(m, escrow_keys[E_PUBKEY], cbor_build_bytestring(e->pubkey, sizeof(e->pubkey))) < 0 ||
+	    ts_cbor_map_put(m, escrow_keys[E_PUBKEY], cbor_build_bytestring(e->pubkey, e->pubkey_len)) < 0 ||
 	    ts_cbor_map_put(m, escrow_keys[E_SEALED], cbor_build_bytestring(e->sealed, e->sealed_len)) < 0) {
 		cbor_decref(&m);
 		return NULL;
@@ -807,6 +813,17 @@ int ts_vault_set_threshold(ts_vault *v, unsigned k)
 	return 0;
 }
 
+static size_t recipient_key_len(const ts_escrow_recipient *r)
+{
+	return r->type == TS_ESCROW_TYPE_X25519 && r->pubkey_len == 0 ? TS_ESCROW_PUBLIC_BYTES : r->pubkey_len;
+}
+
+/* Same type and same key bytes. */
+static int same_key(unsigned ta, const uint8_t *a, size_t alen, unsigned tb, const uint8_t *b, size_t blen)
+{
+	return ta == tb && alen == blen && memcmp(a, b, alen) == 0;
+}
+
 /*
  * Seal vs (whole when m == 1, else one share of a fresh random m-of-n split
  * each) to every recipient. *ret is a new malloc()ed array of n records.
@@ -832,7 +849,12 @@ static int escrow_seal_all(const ts_vault *v, const uint8_t vs[TS_KEY_BYTES], co
 		ts_buf b = { 0 };
 
 		memcpy(recs[i].label, rcp[i].label, strlen(rcp[i].label) + 1);
-		memcpy(recs[i].pubkey, rcp[i].pubkey, sizeof(recs[i].pubkey));
+		recs[i].type = (uint8_t)rcp[i].type;
+		recs[i].pubkey_len = recipient_key_len(&rcp[i]);
+		if ((recs[i].pubkey = dup_bytes(rcp[i].pubkey, recs[i].pubkey_len)) == NULL) {
+			r = -TS_E_NOMEM;
+			goto out;
+		}
 		/* The box names its vault, so an officer's tool can tell whose share it opened. */
 		memcpy(plain, v->id, TS_VAULT_ID_BYTES);
 		if (m > 1) {
@@ -843,7 +865,8 @@ static int escrow_seal_all(const ts_vault *v, const uint8_t vs[TS_KEY_BYTES], co
 			memcpy(plain + TS_VAULT_ID_BYTES + 1, vs, TS_KEY_BYTES);
 			recs[i].x = 0;
 		}
-		if ((r = ts_escrow_seal(recs[i].pubkey, plain, TS_VAULT_ESCROW_PLAIN_BYTES, &b)) < 0) {
+		if ((r = ts_escrow_seal_to(recs[i].type, recs[i].pubkey, recs[i].pubkey_len, plain,
+		                           TS_VAULT_ESCROW_PLAIN_BYTES, &b)) < 0) {
 			ts_buf_free(&b);
 			goto out;
 		}
@@ -876,10 +899,12 @@ int ts_vault_set_escrow(ts_vault *v, const ts_escrow_recipient *r, size_t n, uns
 		return -TS_E_INVALID_ARGS;
 	for (i = 0; i < n; i++) {
 		if (!r[i].label || !r[i].pubkey || strlen(r[i].label) >= TS_VAULT_ESCROW_LABEL_MAX ||
-		    !description_valid(r[i].label, strlen(r[i].label)))
+		    !description_valid(r[i].label, strlen(r[i].label)) ||
+		    ts_escrow_key_check(r[i].type, r[i].pubkey, recipient_key_len(&r[i])) < 0)
 			return -TS_E_INVALID_ARGS;
 		for (j = 0; j < i; j++)
-			if (memcmp(r[i].pubkey, r[j].pubkey, 32) == 0)
+			if (same_key(r[i].type, r[i].pubkey, recipient_key_len(&r[i]), r[j].type, r[j].pubkey,
+			             recipient_key_len(&r[j])))
 				return -TS_E_INVALID_ARGS;
 	}
 	if (n > 0 && (rc = escrow_seal_all(v, v->vs, r, n, m, &recs)) < 0)
@@ -958,6 +983,8 @@ int ts_vault_rekey(ts_vault *v, uint64_t now, const ts_vault_keep *keep, size_t 
 		for (i = 0; i < v->n_escrow; i++) {
 			rcp[i].label = v->escrow[i].label;
 			rcp[i].pubkey = v->escrow[i].pubkey;
+			rcp[i].type = v->escrow[i].type;
+			rcp[i].pubkey_len = v->escrow[i].pubkey_len;
 		}
 		if ((r = escrow_seal_all(v, vs, rcp, v->n_escrow, v->escrow_threshold, &ne)) < 0)
 			goto fail;
@@ -1282,17 +1309,29 @@ static int parse_escrow(const cbor_item_t *it, ts_escrow_record *e, unsigned m)
 	size_t len;
 	int r;
 
-	if ((r = map_fields(it, escrow_keys, E_N, E_N, f)) < 0)
+	if ((r = map_fields(it, escrow_keys, E_REQUIRED, E_N, f)) < 0)
 		return r;
 	if (get_uint(f[E_X], 255, &u) < 0 || (m == 1) != (u == 0))
 		return -TS_E_CORRUPT;
 	e->x = (uint8_t)u;
+	e->type = TS_ESCROW_TYPE_X25519;
+	if (f[E_TYPE]) {
+		/* Only a type other than the default is written: an explicit "x25519" is not the deterministic encoding. */
+		if (!cbor_isa_string(f[E_TYPE]) || !cbor_string_is_definite(f[E_TYPE]) ||
+		    cbor_string_length(f[E_TYPE]) != sizeof(ESCROW_TYPE_RSA_NAME) - 1 ||
+		    memcmp(cbor_string_handle(f[E_TYPE]), ESCROW_TYPE_RSA_NAME, sizeof(ESCROW_TYPE_RSA_NAME) - 1) != 0)
+			return -TS_E_CORRUPT;
+		e->type = TS_ESCROW_TYPE_RSA;
+	}
 	if (get_text(f[E_LABEL], e->label, sizeof(e->label)) < 0 || !description_valid(e->label, strlen(e->label)))
 		return -TS_E_CORRUPT;
-	if (get_bytes(f[E_PUBKEY], &b, &len) < 0 || len != sizeof(e->pubkey))
+	if (get_bytes(f[E_PUBKEY], &b, &len) < 0 || len > TS_ESCROW_KEY_MAX || ts_escrow_key_check(e->type, b, len) < 0)
 		return -TS_E_CORRUPT;
-	memcpy(e->pubkey, b, len);
-	if (get_bytes(f[E_SEALED], &b, &len) < 0 || len != ESCROW_SEALED_BYTES)
+	if ((e->pubkey = dup_bytes(b, len)) == NULL)
+		return -TS_E_NOMEM;
+	e->pubkey_len = len;
+	if (get_bytes(f[E_SEALED], &b, &len) < 0 ||
+	    len != ts_escrow_sealed_len(e->type, e->pubkey, e->pubkey_len, TS_VAULT_ESCROW_PLAIN_BYTES))
 		return -TS_E_CORRUPT;
 	if ((e->sealed = dup_bytes(b, len)) == NULL)
 		return -TS_E_NOMEM;
@@ -1324,7 +1363,8 @@ static int parse_escrow_list(ts_vault *v, const cbor_item_t *list, const cbor_it
 		if ((r = parse_escrow(items[i], &v->escrow[i], (unsigned)m)) < 0)
 			return r;
 		for (j = 0; j < i; j++)
-			if (memcmp(v->escrow[j].pubkey, v->escrow[i].pubkey, 32) == 0 ||
+			if (same_key(v->escrow[j].type, v->escrow[j].pubkey, v->escrow[j].pubkey_len, v->escrow[i].type,
+			             v->escrow[i].pubkey, v->escrow[i].pubkey_len) ||
 			    (m > 1 && v->escrow[j].x == v->escrow[i].x))
 				return -TS_E_CORRUPT;
 	}

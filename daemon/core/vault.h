@@ -4,6 +4,7 @@
 
 #include "tokenseal.h"
 #include "blob.h"
+#include "escrow.h"
 #include "keyring.h"
 
 #define TS_VAULT_FORMAT_VERSION 1
@@ -38,22 +39,27 @@ typedef struct ts_protector_record {
 } ts_protector_record;
 
 /*
- * An escrow recipient as stored in the header: the officer's X25519 public
- * key, a label for humans, and a sealed box (escrow.h) holding
+ * An escrow recipient as stored in the header: the officer's public key
+ * (type X25519: 32 bytes; type RSA: the SPKI DER of an HSM key, see
+ * escrow.h), a label for humans, and a sealed box holding
  * TS_VAULT_ESCROW_PLAIN_BYTES: VS whole (x == 0) or the share at x.
  */
 typedef struct ts_escrow_record {
 	char label[TS_VAULT_ESCROW_LABEL_MAX];
-	uint8_t pubkey[32];
+	uint8_t *pubkey;       /* malloc()ed, pubkey_len bytes */
+	size_t pubkey_len;
+	uint8_t type;          /* TS_ESCROW_TYPE_X25519 or TS_ESCROW_TYPE_RSA */
 	uint8_t x;
-	uint8_t *sealed;       /* malloc()ed, TS_ESCROW_SEAL_OVERHEAD + TS_VAULT_ESCROW_PLAIN_BYTES */
+	uint8_t *sealed;       /* malloc()ed, ts_escrow_sealed_len(type, pubkey, TS_VAULT_ESCROW_PLAIN_BYTES) */
 	size_t sealed_len;
 } ts_escrow_record;
 
 /* An escrow recipient as a caller names it (ts_vault_set_escrow). */
 typedef struct ts_escrow_recipient {
 	const char *label;         /* [printable UTF-8]{0,63} */
-	const uint8_t *pubkey;     /* 32 bytes */
+	const uint8_t *pubkey;     /* pubkey_len bytes */
+	unsigned type;             /* TS_ESCROW_TYPE_X25519 (0) or TS_ESCROW_TYPE_RSA */
+	size_t pubkey_len;         /* 0 for an X25519 key means 32 */
 } ts_escrow_recipient;
 
 typedef struct ts_vault {
@@ -164,6 +170,8 @@ int ts_vault_set_threshold(ts_vault *v, unsigned k);
  * 1 < m <= n seals one Shamir share (fresh random polynomial) to each, any m
  * of which recover VS. n == 0 removes escrow. At most TS_VAULT_MAX_ESCROW,
  * distinct usable public keys. The recipients are part of the MACed header.
+ * An RSA recipient needs the RSA sealer registered (ts_escrow_set_rsa_sealer),
+ * else -TS_E_NOT_SUPPORTED.
  */
 int ts_vault_set_escrow(ts_vault *v, const ts_escrow_recipient *r, size_t n, unsigned m);
 

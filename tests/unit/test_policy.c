@@ -104,7 +104,7 @@ static void empty_policy_is_every_default(void **state)
 
 static void every_error_names_file_and_line(void **state)
 {
-	char long_line[400], text[600];
+	char long_line[4200], text[4400];
 
 	BAD("[protector]\nmin = 2\n", "t.conf:1: ", "unknown section [protector]");
 	BAD("[protectors]\n[bogus]\n", "t.conf:2: ", "unknown section [bogus]");
@@ -323,7 +323,7 @@ static void escrow_of_a_vault_must_match_the_policy_exactly(void **state)
 	assert_int_equal(ts_policy_check_escrow(p, v, msg, sizeof(msg)), -TS_E_POLICY_VIOLATION);
 	assert_non_null(strstr(msg, "[escrow] threshold (t.conf:2)"));
 	/* An extra recipient is someone the policy does not name. */
-	r[2] = (ts_escrow_recipient){ "mallory", raw_c };
+	r[2] = (ts_escrow_recipient){ .label = "mallory", .pubkey = raw_c };
 	assert_int_equal(ts_vault_set_escrow(v, r, 3, 2), 0);
 	assert_int_equal(ts_policy_check_escrow(p, v, msg, sizeof(msg)), -TS_E_POLICY_VIOLATION);
 	assert_non_null(strstr(msg, "'mallory'"));

@@ -274,9 +274,9 @@ static cbor_item_t *swap_recipient_label(cbor_item_t *h)
 }
 
 static ts_escrow_recipient officers[3] = {
-	{ "Alice (security officer)", off_pub[0] },
-	{ "Bob (security officer)", off_pub[1] },
-	{ "Carol (CISO)", off_pub[2] },
+	{ .label = "Alice (security officer)", .pubkey = off_pub[0] },
+	{ .label = "Bob (security officer)", .pubkey = off_pub[1] },
+	{ .label = "Carol (CISO)", .pubkey = off_pub[2] },
 };
 
 /* 2-of-3 protectors, escrow 2-of-2 to officers 0 and 1. */
@@ -417,7 +417,7 @@ static void officers_recover_with_m_of_n_boxes(void **state)
 	assert_int_equal(ts_vault_set_escrow(v, officers, 2, 3), -TS_E_INVALID_ARGS);
 	assert_int_equal(ts_vault_set_escrow(v, officers, 2, 0), -TS_E_INVALID_ARGS);
 	{
-		ts_escrow_recipient dup[2] = { officers[0], { "again", off_pub[0] } };
+		ts_escrow_recipient dup[2] = { officers[0], { .label = "again", .pubkey = off_pub[0] } };
 		assert_int_equal(ts_vault_set_escrow(v, dup, 2, 1), -TS_E_INVALID_ARGS);
 	}
 	assert_int_equal(ts_vault_set_escrow(v, NULL, 0, 0), 0);
