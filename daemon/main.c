@@ -16,7 +16,7 @@
 #include "bus/daemon.h"
 #include "bus/policy_enforce.h"
 #include "core/escrow.h"
-#include "protectors/escrow_rsa.h"
+#include "protectors/remote.h"
 #include "store.h"
 
 #define TS_DAEMON_VERSION "0.1"
@@ -192,9 +192,10 @@ int main(int argc, char **argv)
 	}
 	/*
 	 * The core seals escrow boxes to RSA (HSM) officers only through this
-	 * pointer: the one place that decides where RSA runs.
+	 * pointer: the one place that decides where RSA runs (in tokenseal-helper,
+	 * like every other use of OpenSSL).
 	 */
-	ts_escrow_set_rsa_sealer(ts_escrow_rsa_seal);
+	ts_escrow_set_rsa_sealer(ts_remote_escrow_rsa_seal);
 
 	if (print_xml) {
 		char *xml = NULL;

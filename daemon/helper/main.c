@@ -21,6 +21,7 @@
 
 #include "core/blob.h"
 #include "core/vault.h"
+#include "protectors/escrow_rsa.h"
 #include "protectors/helper_wire.h"
 #include "protectors/protector.h"
 
@@ -97,7 +98,15 @@ static int run(ts_wire_request *q)
 	reply p = { .n = 0 };
 	int32_t rc = 0, value = 0;
 
-	if (!ops) {
+	if (q->op == TS_WIRE_OP_ESCROW_SEAL) {
+		/* Escrow to an HSM officer's RSA key: OpenSSL lives here, not in the daemon. */
+		if (strcmp(q->type, "rsa") != 0 || !q->pin) {
+			rc = -TS_E_INVALID_ARGS;
+			snprintf(err, sizeof(err), "escrow sealing needs type rsa and a message");
+		} else if ((rc = ts_escrow_rsa_seal(q->params, q->params_len, q->pin, q->pin_len, &params, err,
+		                                    sizeof(err))) >= 0)
+			add(&p, TS_WIRE_PARAMS, params.data, params.len);
+	} else if (!ops) {
 		rc = -TS_E_NOT_SUPPORTED;
 		snprintf(err, sizeof(err), "protector type '%s' is not built into the token helper", q->type);
 	} else {

@@ -32,6 +32,7 @@ enum {
 	TS_WIRE_OP_UNLOCK = 2,
 	TS_WIRE_OP_DESCRIBE = 3,   /* facts and needs_secret */
 	TS_WIRE_OP_PRESENT = 4,
+	TS_WIRE_OP_ESCROW_SEAL = 5, /* type "rsa": seal PIN (the message) to PARAMS (an SPKI) */
 };
 
 enum {
@@ -45,8 +46,8 @@ enum {
 	TS_WIRE_VAULT_NAME,        /* str */
 	TS_WIRE_VAULT_ID,          /* TS_VAULT_ID_BYTES */
 	TS_WIRE_OPTION,            /* "key\0value", repeated */
-	TS_WIRE_PIN,               /* secret bytes */
-	TS_WIRE_PARAMS,            /* the protector record (request: stored; reply: enrolled) */
+	TS_WIRE_PIN,               /* secret bytes: the PIN, or the message to seal */
+	TS_WIRE_PARAMS,            /* the protector record (request: stored; reply: enrolled), or SPKI / sealed box */
 	/* reply fields */
 	TS_WIRE_RC = 32,           /* i32 BE: 0 or -TS_E_* */
 	TS_WIRE_ERR,               /* str: message for the user */

@@ -386,6 +386,46 @@ static int remote_present(const char *type, ts_protector_request *req, const uin
 	return r;
 }
 
+/* ---- escrow to an RSA key ----------------------------------------------------------- */
+
+int ts_remote_escrow_rsa_seal(const uint8_t *spki, size_t spki_len, const uint8_t *msg, size_t msg_len,
+                              ts_buf *out, char *err, size_t errlen)
+{
+	uint8_t op = TS_WIRE_OP_ESCROW_SEAL;
+	ts_wire_field q[] = {
+		{ .tag = TS_WIRE_OP, .data = &op, .len = 1 },
+		{ .tag = TS_WIRE_TYPE, .data = "rsa", .len = 3 },
+		{ .tag = TS_WIRE_PARAMS, .data = spki, .len = spki_len },
+		{ .tag = TS_WIRE_PIN, .data = msg, .len = msg_len },
+	};
+	ts_wire_field f;
+	size_t off = 0;
+	call c;
+	int r, found = 0;
+
+	r = helper_call(q, sizeof(q) / sizeof(q[0]), PRESENT_TIMEOUT_MS, &c);
+	if (r < 0 || c.rc < 0) {
+		r = r < 0 ? r : c.rc;
+		snprintf(err, errlen, "%s", c.err[0] ? c.err : ts_strerror(r));
+		call_done(&c);
+		return r;
+	}
+	while (!found && ts_wire_next(c.body, c.len, &off, &f) > 0)
+		if (f.tag == TS_WIRE_PARAMS && f.len > 0) {
+			if ((r = ts_buf_append(out, f.data, f.len)) < 0) {
+				call_done(&c);
+				return r;
+			}
+			found = 1;
+		}
+	call_done(&c);
+	if (!found) {
+		snprintf(err, errlen, "the token helper sent no sealed box");
+		return -TS_E_FAILED;
+	}
+	return 0;
+}
+
 /* ---- describe / needs_secret, cached --------------------------------------------- */
 
 typedef struct cached {

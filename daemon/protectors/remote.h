@@ -31,6 +31,13 @@ int ts_remote_unlock_start(sd_event *event, const ts_protector_ops *ops, const t
                            const uint8_t *params, size_t params_len, ts_remote_done_fn done, void *userdata,
                            ts_remote_job **ret);
 
+/*
+ * The escrow RSA sealer for ts_escrow_set_rsa_sealer(): the same contract as
+ * ts_escrow_rsa_seal() (escrow_rsa.h), run in tokenseal-helper.
+ */
+int ts_remote_escrow_rsa_seal(const uint8_t *spki, size_t spki_len, const uint8_t *msg, size_t msg_len,
+                              ts_buf *out, char *err, size_t errlen);
+
 /* Kill the helper and free the job without calling done (shutdown). */
 void ts_remote_job_cancel(ts_remote_job *j);
 
