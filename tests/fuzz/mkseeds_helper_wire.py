@@ -31,6 +31,8 @@ def main(out):
                           field(PARAMS, b"\xa2\x61v\x01\x61h\x42\x00\x01"),
         "ok-describe-pkcs11": field(OP, b"\x03") + field(TYPE, b"pkcs11") + field(PARAMS, b"\xa0"),
         "ok-present-fido2": field(OP, b"\x04") + field(TYPE, b"fido2") + common + field(PARAMS, b"\xa0"),
+        "ok-escrow-seal": field(OP, b"\x05") + field(TYPE, b"rsa") + field(PARAMS, b"\x30\x82\x01\x22") +
+                          field(PIN, b"\x01" * 40),
         "bad-truncated": (field(OP, b"\x02") + field(TYPE, b"tpm2") + field(PARAMS, b"\xa0" * 8))[:-3],
         "bad-repeated-op": field(OP, b"\x02") + field(OP, b"\x04") + field(TYPE, b"tpm2") + field(PARAMS, b"\xa0"),
         "bad-reply-in-request": field(OP, b"\x02") + field(TYPE, b"tpm2") + field(KEK, bytes(32)),
