@@ -148,7 +148,7 @@ void ts_daemon_free(ts_daemon *d)
 {
 	ts_vault_entry *e, *next;
 
-	ts_vault_object_cancel_unlocks(d);
+	ts_vault_object_cancel_jobs(d);
 	for (e = d->vaults; e; e = next) {
 		next = e->next;
 		entry_free(e);

@@ -58,6 +58,7 @@ typedef struct ts_daemon {
 	struct ts_polkit_query *polkit_queries;  /* polkit.c: questions in flight */
 	size_t n_polkit_queries;
 	struct ts_unlock_job *unlock_jobs;       /* vault_object.c: Unlock calls waiting for a token helper */
+	struct ts_enroll_job *enroll_jobs;       /* ... and AddProtector calls */
 } ts_daemon;
 
 /* The caller of the message being handled, from the bus (never from arguments). */
@@ -153,8 +154,8 @@ int ts_vault_objects_register(ts_daemon *d);
 int ts_manager_emit_vault_added(ts_daemon *d, ts_vault_entry *e);
 /* Emit PropertiesChanged for the vault's changeable properties. */
 void ts_vault_object_emit_changed(ts_vault_entry *e);
-/* Drop every Unlock still waiting for a token helper (shutdown): helpers killed, no reply. */
-void ts_vault_object_cancel_unlocks(ts_daemon *d);
+/* Drop every Unlock and AddProtector still waiting for a token helper (shutdown): helpers killed, no reply. */
+void ts_vault_object_cancel_jobs(ts_daemon *d);
 
 /* Read an a{ss} into a ts_kv array (strings alias m). Limits TS_CONTEXT_*. */
 int ts_bus_read_kv(sd_bus_message *m, ts_kv **ret, size_t *ret_n, size_t max);

@@ -137,12 +137,6 @@ static void unlock_job_free(ts_unlock_job *j)
 	free(j);
 }
 
-void ts_vault_object_cancel_unlocks(ts_daemon *d)
-{
-	while (d->unlock_jobs)
-		unlock_job_free(d->unlock_jobs);
-}
-
 static const ts_protector_record *find_protector(ts_vault_entry *e, const char *id)
 {
 	for (size_t i = 0; i < e->vault->n_protectors; i++)
@@ -257,7 +251,7 @@ static int unlock_result(ts_unlock_job *j, const char *id, int r, uint8_t *kek, 
 
 static void unlock_step(ts_unlock_job *j);
 
-static void on_remote_unlock(void *userdata, int r, const uint8_t *kek, const char *err)
+static void on_remote_unlock(void *userdata, int r, const ts_remote_reply *reply, const char *err)
 {
 	ts_unlock_job *j = userdata;
 	_ts_cleanup_secure_ uint8_t *copy = NULL;
@@ -267,7 +261,7 @@ static void on_remote_unlock(void *userdata, int r, const uint8_t *kek, const ch
 		if ((copy = ts_secure_alloc(TS_KEY_BYTES)) == NULL)
 			r = -TS_E_NOMEM;
 		else
-			memcpy(copy, kek, TS_KEY_BYTES);
+			memcpy(copy, reply->kek, TS_KEY_BYTES);
 	}
 	if (unlock_result(j, j->current, r, copy, err) == 0)
 		unlock_step(j);
@@ -817,6 +811,129 @@ fail:
 	return ts_bus_error(error, r, errbuf);
 }
 
+/*
+ * An AddProtector waiting for tokenseal-helper (a FIDO2 enrollment waits for
+ * a touch): as with Unlock, the daemon goes on serving others meanwhile.
+ */
+typedef struct ts_enroll_job {
+	struct ts_enroll_job *next;      /* in d->enroll_jobs */
+	ts_vault_entry *e;
+	sd_bus_message *m;               /* also keeps fd_out open */
+	ts_caller caller;
+	char type[32];
+	char replace[TS_PROTECTOR_ID_MAX + 8];
+	int fd_out;
+	ts_remote_job *remote;
+} ts_enroll_job;
+
+static void enroll_job_free(ts_enroll_job *j)
+{
+	ts_enroll_job **pp;
+
+	if (!j)
+		return;
+	for (pp = &j->e->d->enroll_jobs; *pp; pp = &(*pp)->next)
+		if (*pp == j) {
+			*pp = j->next;
+			break;
+		}
+	ts_remote_job_cancel(j->remote);
+	sd_bus_message_unref(j->m);
+	free(j);
+}
+
+void ts_vault_object_cancel_jobs(ts_daemon *d)
+{
+	while (d->unlock_jobs)
+		unlock_job_free(d->unlock_jobs);
+	while (d->enroll_jobs)
+		enroll_job_free(d->enroll_jobs);
+}
+
+/*
+ * The second half of AddProtector, once the backend has enrolled (r >= 0:
+ * kek, params, desc, and a minted secret when secret_len > 0) or failed (r,
+ * err): add the protector, check the policy, hand out the secret, persist,
+ * and reply to m.
+ */
+static void enroll_complete(ts_vault_entry *e, sd_bus_message *m, const ts_caller *caller, const char *type,
+                            const char *replace, int fd_out, int r, const uint8_t *kek, const uint8_t *params,
+                            size_t params_len, const char *desc, const char *secret, size_t secret_len,
+                            const char *err)
+{
+	_ts_cleanup_secure_ char *secret_out = NULL;
+	sd_bus_error error = SD_BUS_ERROR_NULL;
+	char errbuf[256], id[TS_PROTECTOR_ID_MAX] = "", d[TS_PROTECTOR_DESC_MAX];
+	const char *new_id;
+
+	snprintf(errbuf, sizeof(errbuf), "%s", err ? err : "");
+	if (r < 0)
+		goto out;
+	/* The wait may have been long: the vault may have been locked meanwhile. */
+	if ((r = vault_unlocked(e, &error)) < 0) {
+		snprintf(errbuf, sizeof(errbuf), "the vault was locked while the token was being enrolled; unlock it and enroll again");
+		sd_bus_error_free(&error);
+		goto out;
+	}
+	snprintf(d, sizeof(d), "%s", desc ? desc : "");
+	if ((r = ts_vault_add_protector(e->vault, type, d, kek, params, params_len, ts_now(), &new_id)) < 0)
+		goto out;
+	snprintf(id, sizeof(id), "%s", new_id);
+	if (replace && *replace && (r = ts_vault_remove_protector(e->vault, replace)) < 0) {
+		(void)ts_daemon_revert(e);
+		snprintf(errbuf, sizeof(errbuf), "cannot remove protector %.40s; nothing changed", replace);
+		goto out;
+	}
+	/* The vault as it would be, against the policy (a vault being built may still be below [protectors] min). */
+	if ((r = ts_enforce_protectors(e->vault, NULL, 0, errbuf, sizeof(errbuf))) < 0) {
+		(void)ts_daemon_revert(e);
+		(void)ts_audit("policy-denied", e->vault->name, caller, type, r);
+		goto out;
+	}
+	/* A minted secret reaches the caller before the protector becomes real, or not at all. */
+	if (secret_len > 0) {
+		if (secret_len >= TS_SECRET_IN_MAX || (secret_out = ts_secure_alloc(TS_SECRET_IN_MAX)) == NULL) {
+			(void)ts_daemon_revert(e);
+			r = secret_out ? -TS_E_LIMIT : -TS_E_NOMEM;
+			goto out;
+		}
+		memcpy(secret_out, secret, secret_len);
+		secret_out[secret_len++] = '\n';
+		if ((r = ts_secretfd_write(fd_out, secret_out, secret_len)) < 0) {
+			(void)ts_daemon_revert(e);
+			snprintf(errbuf, sizeof(errbuf), "cannot write the new secret to secret_out; protector not added");
+			goto out;
+		}
+	}
+	if ((r = ts_daemon_persist(e)) < 0) {
+		errbuf[0] = '\0';
+		goto out;
+	}
+	ts_log_event("enroll", e->vault->name, caller, id, 0);
+	if (replace && *replace)
+		ts_log_event("revoke", e->vault->name, caller, replace, 0);
+	ts_daemon_touch(e);
+	ts_vault_object_emit_changed(e);
+	(void)sd_bus_reply_method_return(m, "s", id);
+	return;
+out:
+	ts_log_event("enroll", e->vault->name, caller, type, r);
+	(void)ts_bus_error(&error, r, errbuf);
+	(void)sd_bus_reply_method_error(m, &error);
+	sd_bus_error_free(&error);
+}
+
+static void on_remote_enroll(void *userdata, int r, const ts_remote_reply *reply, const char *err)
+{
+	ts_enroll_job *j = userdata;
+
+	j->remote = NULL;
+	enroll_complete(j->e, j->m, &j->caller, j->type, j->replace, j->fd_out, r, reply ? reply->kek : NULL,
+	                reply ? reply->params : NULL, reply ? reply->params_len : 0, reply ? reply->desc : NULL,
+	                reply ? (const char *)reply->secret : NULL, reply ? reply->secret_len : 0, err);
+	enroll_job_free(j);
+}
+
 static int method_add_protector(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	ts_vault_entry *e = userdata;
@@ -825,10 +942,11 @@ static int method_add_protector(sd_bus_message *m, void *userdata, sd_bus_error 
 	_ts_cleanup_secure_ uint8_t *kek = NULL;
 	_ts_cleanup_secure_ char *secret_out = NULL;
 	_ts_cleanup_buf_ ts_buf params = { 0 };
-	char desc[TS_PROTECTOR_DESC_MAX] = "", errbuf[256] = "", id[TS_PROTECTOR_ID_MAX] = "";
+	char desc[TS_PROTECTOR_DESC_MAX] = "", errbuf[256] = "";
 	const ts_protector_ops *ops;
 	ts_protector_request req = { 0 };
-	const char *type, *new_id, *replace = NULL;
+	const char *type, *replace = NULL;
+	ts_enroll_job *j;
 	ts_kv *opts = NULL;
 	size_t n_opts = 0, secret_in_len = 0, secret_out_len = 0;
 	int fd_in, fd_out, r;
@@ -886,10 +1004,6 @@ static int method_add_protector(sd_bus_message *m, void *userdata, sd_bus_error 
 		snprintf(errbuf, sizeof(errbuf), "cannot read secret_in");
 		goto out;
 	}
-	if ((kek = ts_secure_alloc(TS_KEY_BYTES)) == NULL || (secret_out = ts_secure_alloc(TS_SECRET_IN_MAX)) == NULL) {
-		r = -TS_E_NOMEM;
-		goto out;
-	}
 	req.config = &d->config;
 	req.vault_name = e->vault->name;
 	req.vault_id = e->vault->id;
@@ -899,44 +1013,40 @@ static int method_add_protector(sd_bus_message *m, void *userdata, sd_bus_error 
 	req.pin_len = secret_in_len;
 	req.err = errbuf;
 	req.err_len = sizeof(errbuf);
-	if ((r = ops->enroll(&req, kek, &params, desc, secret_out, TS_SECRET_IN_MAX - 1, &secret_out_len)) < 0)
-		goto out;
-	desc[TS_PROTECTOR_DESC_MAX - 1] = '\0';
-	if ((r = ts_vault_add_protector(e->vault, ops->type, desc, kek, params.data, params.len, ts_now(),
-	                                &new_id)) < 0)
-		goto out;
-	snprintf(id, sizeof(id), "%s", new_id);
-	if (replace && (r = ts_vault_remove_protector(e->vault, replace)) < 0) {
-		(void)ts_daemon_revert(e);
-		snprintf(errbuf, sizeof(errbuf), "cannot remove protector %.40s; nothing changed", replace);
-		goto out;
-	}
-	/* The vault as it would be, against the policy (a vault being built may still be below [protectors] min). */
-	if ((r = ts_enforce_protectors(e->vault, NULL, 0, errbuf, sizeof(errbuf))) < 0) {
-		(void)ts_daemon_revert(e);
-		(void)ts_audit("policy-denied", e->vault->name, &caller, type, r);
-		goto out;
-	}
-	/* A minted secret reaches the caller before the protector becomes real, or not at all. */
-	if (secret_out_len > 0) {
-		secret_out[secret_out_len++] = '\n';
-		if ((r = ts_secretfd_write(fd_out, secret_out, secret_out_len)) < 0) {
-			(void)ts_daemon_revert(e);
-			snprintf(errbuf, sizeof(errbuf), "cannot write the new secret to secret_out; protector not added");
+
+	if (ts_protector_is_remote(ops)) {
+		/* The token's part runs in the helper; the reply comes from on_remote_enroll. */
+		if ((j = calloc(1, sizeof(*j))) == NULL) {
+			r = -TS_E_NOMEM;
 			goto out;
 		}
+		j->e = e;
+		j->m = sd_bus_message_ref(m);
+		j->caller = caller;
+		j->fd_out = fd_out;
+		snprintf(j->type, sizeof(j->type), "%s", ops->type);
+		snprintf(j->replace, sizeof(j->replace), "%s", replace ? replace : "");
+		if ((r = ts_remote_enroll_start(d->event, ops, &req, on_remote_enroll, j, &j->remote)) < 0) {
+			sd_bus_message_unref(j->m);
+			free(j);
+			goto out;
+		}
+		j->next = d->enroll_jobs;
+		d->enroll_jobs = j;
+		free(opts);
+		return 1;
 	}
-	if ((r = ts_daemon_persist(e)) < 0) {
-		errbuf[0] = '\0';
+
+	if ((kek = ts_secure_alloc(TS_KEY_BYTES)) == NULL || (secret_out = ts_secure_alloc(TS_SECRET_IN_MAX)) == NULL) {
+		r = -TS_E_NOMEM;
 		goto out;
 	}
-	ts_log_event("enroll", e->vault->name, &caller, id, 0);
-	if (replace)
-		ts_log_event("revoke", e->vault->name, &caller, replace, 0);
+	r = ops->enroll(&req, kek, &params, desc, secret_out, TS_SECRET_IN_MAX - 1, &secret_out_len);
+	desc[TS_PROTECTOR_DESC_MAX - 1] = '\0';
+	enroll_complete(e, m, &caller, ops->type, replace, fd_out, r, kek, params.data, params.len, desc, secret_out,
+	                secret_out_len, errbuf);
 	free(opts);
-	ts_daemon_touch(e);
-	ts_vault_object_emit_changed(e);
-	return sd_bus_reply_method_return(m, "s", id);
+	return 1;
 out:
 	free(opts);
 	ts_log_event("enroll", e->vault->name, &caller, type, r);

@@ -389,6 +389,7 @@ static int fido2_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_par
 	ts_params *params = NULL;
 	char *pin = NULL;
 	int want_pin, want_up, fr, r;
+	uint64_t t0;
 	size_t n;
 	fido2_params p;
 
@@ -456,8 +457,10 @@ static int fido2_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_par
 		r = ts_protector_fail(req, TS_E_FAILED, "preparing the credential failed: %s", fido_strerr(fr));
 		goto out;
 	}
+	/* The start of the touch wait: a transport error after the whole timeout is "no touch", not a lost key. */
+	t0 = now_ms();
 	if ((fr = fido_dev_make_cred(dev, cred, want_pin ? pin : NULL)) != FIDO_OK) {
-		r = map_fido_err(req, dev, fr, "enroll", now_ms());
+		r = map_fido_err(req, dev, fr, "enroll", t0);
 		goto out;
 	}
 	if (!(fido_cred_flags(cred) & 0x80) || !fido_cred_id_ptr(cred) || fido_cred_id_len(cred) == 0) {

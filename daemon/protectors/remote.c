@@ -559,14 +559,14 @@ REMOTE_OPS(fido2, "fido2");
 REMOTE_OPS(tpm2, "tpm2");
 REMOTE_OPS(pkcs11, "pkcs11");
 
-/* ---- unlock without blocking the event loop ---------------------------------------------- */
+/* ---- enroll and unlock without blocking the event loop ----------------------------------- */
 
 struct ts_remote_job {
 	pid_t pid;
 	int fd;
-	int timeout_ms;
+	uint8_t op;
 	sd_event_source *io, *timer;
-	ts_remote_done_fn done;
+	ts_remote_reply_fn done;
 	void *userdata;
 };
 
@@ -592,12 +592,43 @@ void ts_remote_job_cancel(ts_remote_job *j)
 	job_free(j);
 }
 
+/*
+ * The fields a successful reply must carry for op, pointing into c's body
+ * (desc copied, NUL-terminated). 0 or -TS_E_FAILED with c->err set.
+ */
+static int reply_fields(uint8_t op, call *c, ts_remote_reply *out, char *desc, size_t desc_cap)
+{
+	ts_wire_field f;
+	size_t off = 0;
+
+	memset(out, 0, sizeof(*out));
+	desc[0] = '\0';
+	out->desc = desc;
+	while (ts_wire_next(c->body, c->len, &off, &f) > 0) {
+		if (f.tag == TS_WIRE_KEK && f.len == TS_KEY_BYTES)
+			out->kek = f.data;
+		else if (f.tag == TS_WIRE_PARAMS && f.len > 0)
+			out->params = f.data, out->params_len = f.len;
+		else if (f.tag == TS_WIRE_DESC && ts_wire_get_str(&f, desc, desc_cap) < 0)
+			desc[0] = '\0';
+		else if (f.tag == TS_WIRE_SECRET)
+			out->secret = f.data, out->secret_len = f.len;
+	}
+	if (!out->kek || (op == TS_WIRE_OP_ENROLL && !out->params)) {
+		snprintf(c->err, sizeof(c->err), "the token helper sent an incomplete answer");
+		return -TS_E_FAILED;
+	}
+	return 0;
+}
+
 /* Finish: the helper answered (readable or hung up) or the timer fired (timed_out). */
 static void job_finish(ts_remote_job *j, int timed_out)
 {
-	_ts_cleanup_secure_ uint8_t *kek = ts_secure_alloc(TS_KEY_BYTES);
-	ts_remote_done_fn done = j->done;
+	ts_remote_reply_fn done = j->done;
 	void *userdata = j->userdata;
+	uint8_t op = j->op;
+	char desc[TS_PROTECTOR_DESC_MAX];
+	ts_remote_reply reply;
 	call c;
 	int r;
 
@@ -613,12 +644,10 @@ static void job_finish(ts_remote_job *j, int timed_out)
 		r = helper_receive(j->pid, j->fd, 5000, &c);
 	}
 	job_free(j);
-	if (r >= 0 && (r = c.rc) >= 0 && (!kek || reply_kek(&c, kek) < 0)) {
-		r = kek ? -TS_E_FAILED : -TS_E_NOMEM;
-		snprintf(c.err, sizeof(c.err), "%s", kek ? "the token helper sent no key" : "out of secure memory");
-	}
-	call_done(&c);
-	done(userdata, r, r >= 0 ? kek : NULL, c.err);
+	if (r >= 0 && (r = c.rc) >= 0)
+		r = reply_fields(op, &c, &reply, desc, sizeof(desc));
+	done(userdata, r, r >= 0 ? &reply : NULL, c.err);
+	call_done(&c);   /* wipes the KEK and any secret the reply carried */
 }
 
 static int on_job_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
@@ -633,34 +662,47 @@ static int on_job_timer(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
-int ts_remote_unlock_start(sd_event *event, const ts_protector_ops *ops, const ts_protector_request *req,
-                           const uint8_t *params, size_t params_len, ts_remote_done_fn done, void *userdata,
-                           ts_remote_job **ret)
+static int job_start(sd_event *event, uint8_t op, const ts_protector_ops *ops, const ts_protector_request *req,
+                     const uint8_t *params, size_t params_len, ts_remote_reply_fn done, void *userdata,
+                     ts_remote_job **ret)
 {
 	fields q = { .n = 0 };
 	ts_remote_job *j;
 	call c;
-	int r;
+	int r, timeout_ms = token_timeout(req);
 
 	if (!ts_protector_is_remote(ops))
 		return ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "protector type '%s' does not run in the helper", ops->type);
-	if ((r = build(&q, TS_WIRE_OP_UNLOCK, ops->type, req, params, params_len)) < 0)
+	if ((r = build(&q, op, ops->type, req, params, params_len)) < 0)
 		return r;
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return ts_protector_fail(req, -TS_E_NOMEM, "out of memory");
+	j->op = op;
 	j->done = done;
 	j->userdata = userdata;
-	j->timeout_ms = token_timeout(req);
 	if ((r = helper_send(q.f, q.n, &c, &j->pid, &j->fd)) < 0) {
 		free(j);
 		return finish(req, r, &c);
 	}
 	if ((r = sd_event_add_io(event, &j->io, j->fd, EPOLLIN, on_job_io, j)) < 0 ||
-	    (r = sd_event_add_time_relative(event, &j->timer, CLOCK_MONOTONIC, (uint64_t)j->timeout_ms * 1000, 0,
+	    (r = sd_event_add_time_relative(event, &j->timer, CLOCK_MONOTONIC, (uint64_t)timeout_ms * 1000, 0,
 	                                    on_job_timer, j)) < 0) {
 		ts_remote_job_cancel(j);
 		return ts_protector_fail(req, -TS_E_FAILED, "cannot watch the token helper: %s", strerror(-r));
 	}
 	*ret = j;
 	return 0;
+}
+
+int ts_remote_unlock_start(sd_event *event, const ts_protector_ops *ops, const ts_protector_request *req,
+                           const uint8_t *params, size_t params_len, ts_remote_reply_fn done, void *userdata,
+                           ts_remote_job **ret)
+{
+	return job_start(event, TS_WIRE_OP_UNLOCK, ops, req, params, params_len, done, userdata, ret);
+}
+
+int ts_remote_enroll_start(sd_event *event, const ts_protector_ops *ops, const ts_protector_request *req,
+                           ts_remote_reply_fn done, void *userdata, ts_remote_job **ret)
+{
+	return job_start(event, TS_WIRE_OP_ENROLL, ops, req, NULL, 0, done, userdata, ret);
 }

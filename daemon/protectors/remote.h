@@ -11,25 +11,38 @@
 
 typedef struct ts_remote_job ts_remote_job;
 
+/* What a helper answered; every pointer is valid during the callback only (secrets are wiped after it). */
+typedef struct ts_remote_reply {
+	const uint8_t *kek;            /* TS_KEY_BYTES */
+	const uint8_t *params;         /* enroll: the new protector record */
+	size_t params_len;
+	const char *desc;              /* enroll: its description ("" if none) */
+	const uint8_t *secret;         /* enroll: a minted secret to show once, or NULL */
+	size_t secret_len;
+} ts_remote_reply;
+
 /*
- * Called once when the helper answered, failed or timed out: rc 0 with kek
- * (TS_KEY_BYTES, valid during the call only), or negative TS_E_* with err
- * (never NULL, may be ""). The job is already finished and freed.
+ * Called once when the helper answered, failed or timed out: rc 0 with
+ * reply, or negative TS_E_* with reply NULL and err (never NULL, may be "").
+ * The job is already finished and freed.
  */
-typedef void (*ts_remote_done_fn)(void *userdata, int rc, const uint8_t *kek, const char *err);
+typedef void (*ts_remote_reply_fn)(void *userdata, int rc, const ts_remote_reply *reply, const char *err);
 
 /* Is ops one of the backends that run in the helper? */
 int ts_protector_is_remote(const ts_protector_ops *ops);
 
 /*
- * Start an unlock in a helper and return at once; done runs from event's
- * loop. Everything in req and params is copied into the request before
- * this returns. 0 and *ret (a handle for ts_remote_job_cancel), or
- * negative TS_E_* with req->err set (done will not run).
+ * Start an unlock (or an enrollment) in a helper and return at once; done
+ * runs from event's loop. Everything in req and params is copied into the
+ * request before this returns. 0 and *ret (a handle for
+ * ts_remote_job_cancel), or negative TS_E_* with req->err set (done will
+ * not run).
  */
 int ts_remote_unlock_start(sd_event *event, const ts_protector_ops *ops, const ts_protector_request *req,
-                           const uint8_t *params, size_t params_len, ts_remote_done_fn done, void *userdata,
+                           const uint8_t *params, size_t params_len, ts_remote_reply_fn done, void *userdata,
                            ts_remote_job **ret);
+int ts_remote_enroll_start(sd_event *event, const ts_protector_ops *ops, const ts_protector_request *req,
+                           ts_remote_reply_fn done, void *userdata, ts_remote_job **ret);
 
 /*
  * The escrow RSA sealer for ts_escrow_set_rsa_sealer(): the same contract as

@@ -1,6 +1,7 @@
 #!/bin/bash
-# fido2-async.sh — an Unlock waiting for a touch does not stall the daemon: other callers are answered while it
-# waits, the waiting call gets its own answer in the end, and a second token unlock can run at the same time.
+# fido2-async.sh — an Unlock or AddProtector waiting for a touch does not stall the daemon: other callers are
+# answered while it waits, the waiting call gets its own answer in the end, and a second token unlock can run
+# at the same time.
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/lib/softfido.sh"
 CHECK="$TS_BUILD/tests/tools/fido2_check"
@@ -75,3 +76,29 @@ kids=$(ps -o pid= --ppid "$DAEMON_PID" || true)
 [ -z "$kids" ] || fail "helpers left behind: $kids"
 softfido_ctl a up approve >/dev/null
 pass "an abandoned unlock: the daemon answers, its helper is gone after the timeout"
+
+# AddProtector waits for a touch in the helper too: enrolling key a into vault "other" (unlocked) while key a
+# never gets its touch leaves the daemon serving, and the enrollment ends with the touch timeout.
+softfido_ctl a up timeout >/dev/null
+t0=$(ms)
+( set +e; T --vault other enroll fido2 --device "$SOFTFIDO_a_DEV" --pin-fd 3 3<"$RIG_DIR/pin" >"$RIG_DIR/enr.out" 2>&1
+  echo $? >"$RIG_DIR/enr.rc" ) &
+ENR=$!
+sleep 0.5
+t1=$(ms)
+busctl --address="$BUS_ADDRESS" call org.tokenseal1 /org/tokenseal1 org.freedesktop.DBus.Peer Ping >/dev/null || fail "Ping"
+[ "$(T --vault soft unwrap --context app=t <"$RIG_DIR/blob")" = k ] || fail "unwrap during the enrollment"
+t2=$(ms)
+[ -e "$RIG_DIR/enr.rc" ] && fail "the touch-less enrollment ended at once: $(cat "$RIG_DIR/enr.out")"
+[ $((t2 - t1)) -lt $(( (WAIT - 1) * 1000 )) ] || fail "callers waited $((t2 - t1)) ms behind an enrollment"
+wait $ENR
+[ "$(cat "$RIG_DIR/enr.rc")" != 0 ] || fail "the touch-less enrollment succeeded"
+grep -qi 'no touch' "$RIG_DIR/enr.out" || fail "touch-less enrollment message: $(cat "$RIG_DIR/enr.out")"
+n=$(T --vault other status | grep -c ' fido2 ' || true)
+[ "$n" = 1 ] || fail "vault other has $n fido2 protectors after a failed enrollment (expected 1)"
+softfido_ctl a up approve >/dev/null
+T --vault other enroll fido2 --device "$SOFTFIDO_a_DEV" --pin-fd 3 3<"$RIG_DIR/pin" >/dev/null 2>&1 ||
+	fail "enrollment of key a with a touch"
+n=$(T --vault other status | grep -c ' fido2 ' || true)
+[ "$n" = 2 ] || fail "vault other has $n fido2 protectors after enrolling key a (expected 2)"
+pass "during a touch-less enrollment others were answered in $((t2 - t1)) ms; it ended with the touch timeout, nothing added; with a touch it adds the key"
