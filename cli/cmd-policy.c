@@ -199,8 +199,13 @@ void cli_status_policy(ts_client *c, const char *vault, int locked)
 		       p->shares_needed > 1 ? " (k-of-n: give them one after another)" : "");
 	if (p->compliant)
 		printf("  policy:       compliant\n");
-	else
-		printf("  policy:       OUT OF POLICY: %s\n", p->policy_message);
+	else {
+		/* The daemon's message starts "out of policy: " itself; say it once. */
+		const char *msg = p->policy_message;
+		if (strncmp(msg, "out of policy: ", 15) == 0)
+			msg += 15;
+		printf("  policy:       OUT OF POLICY: %s\n", msg);
+	}
 	if (p->n_escrow == 0) {
 		printf("  escrow:       none (only the protectors above can open this vault)\n");
 	} else {

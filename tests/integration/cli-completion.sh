@@ -16,11 +16,12 @@ offered() {
 	_tokenseal
 	[ ${#COMPREPLY[@]} -eq 0 ] || printf '%s\n' "${COMPREPLY[@]}"
 }
-# help_options TEXT — the options a help text documents: every one on a usage line, and the one(s) an
+# help_options TEXT — the options a help text documents: every one on a usage line (or its "   [...]"
+# continuation), and the one(s) an
 # option line starts with ("  -c, --context ...", "  fido2:  --device ...", "  --help, --version").
 help_options() {
 	{
-		grep -E '^(Usage:)? *tokenseal ' <<<"$1" | grep -oE -- '--[a-z][a-z0-9-]*'
+		grep -E '^(Usage:)? *tokenseal |^ +\[' <<<"$1" | grep -oE -- '--[a-z][a-z0-9-]*'
 		grep -oE '^ *([a-z0-9]+: *)?(-[a-zA-Z], )?--[a-z][a-z0-9-]*(, --[a-z][a-z0-9-]*)*' <<<"$1" |
 			grep -oE -- '--[a-z][a-z0-9-]*'
 	} | sort -u
@@ -86,7 +87,7 @@ pass "every subcommand ($n_sub) and option ($n_opt) the commands' --help texts n
 has --device "$(offered tokenseal enroll tpm2 --)" && fail "enroll tpm2 offers fido2's --device"
 [ "$(offered tokenseal --bus se)" = session ] || fail "--bus se: $(offered tokenseal --bus se)"
 [ "$(offered tokenseal enroll pkcs11 --oaep-hash sha2)" = sha256 ] || fail "--oaep-hash"
-[ "$(offered tokenseal --vault x escrow s)" = set ] || fail "a --vault value is not a command: $(offered tokenseal --vault x escrow s)"
+[ "$(offered tokenseal --vault x escrow se)" = set ] || fail "a --vault value is not a command: $(offered tokenseal --vault x escrow se)"
 touch "$RIG_DIR/policy-file.conf"
 [ "$(offered tokenseal policy check "$RIG_DIR/policy-f")" = "$RIG_DIR/policy-file.conf" ] || fail "policy check FILE"
 [ -z "$(offered tokenseal --vault "")" ] || fail "vault names without a daemon: $(offered tokenseal --vault "")"

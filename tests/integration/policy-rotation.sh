@@ -35,7 +35,7 @@ grep -q "vault=rot: rotation due: \[keys\] max-age ($POL:3)" "$D/daemon.log" || 
 pass "older than max-age: PolicyStatus names the rule, FILE:LINE, age and what to do; one rotation-due event; unwrap works"
 
 T status >"$D/st" || fail "status: $(cat "$D/st")"
-grep -q 'policy:       OUT OF POLICY: out of policy: \[keys\] max-age (.*): root key version 1 is [0-9]* seconds old, the policy allows 3s; run `tokenseal rotate --vault rot`' "$D/st" ||
+grep -q 'policy:       OUT OF POLICY: \[keys\] max-age (.*): root key version 1 is [0-9]* seconds old, the policy allows 3s; run `tokenseal rotate --vault rot`' "$D/st" ||
 	fail "status: $(cat "$D/st")"
 T status --json >"$D/st.json" || fail "status --json"
 /usr/bin/python3 - "$D/st.json" "$POL" <<'PY' || fail "status --json: $(cat "$D/st.json")"

@@ -53,7 +53,7 @@ F10="$PD/10-site.conf"
 st=$(vprop "$OLD" PolicyStatus)
 grep -q "^false \"out of policy: \[protectors\] min ($F10:4): .*add or revoke protectors" <<<"$st" || fail "PolicyStatus: $st"
 "$TOKENSEAL" status --vault legacy >"$RIG_DIR/st" || fail "tokenseal status"
-grep -q "policy:       OUT OF POLICY: out of policy: \[protectors\] min" "$RIG_DIR/st" || fail "status: $(cat "$RIG_DIR/st")"
+grep -q "policy:       OUT OF POLICY: \[protectors\] min" "$RIG_DIR/st" || fail "status: $(cat "$RIG_DIR/st")"
 pass "a vault made before a stricter policy reports PolicyStatus false with the rule and what to do"
 
 # [protectors] allowed: fido2 is refused before any token is touched.
