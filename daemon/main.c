@@ -39,6 +39,8 @@ static void usage(FILE *f)
 	        "  --audit-log FILE              also append audit events to FILE as JSON lines\n"
 	        "  --log-level LEVEL             err, warning, notice, info, debug (default: info)\n"
 	        "  --helper PATH                 token helper program (default: %s)\n"
+	        "  --helper-keep SECONDS         keep a spare helper started this long after a token\n"
+	        "                                operation (default: 60, 0: never)\n"
 	        "  --help, --version\n\n"
 	        "Protector types built in:", ts_protector_remote_helper());
 	for (p = ts_protector_all(); *p; p++)
@@ -90,7 +92,7 @@ static int parse_seconds(const char *s, uint64_t *ret)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_BUS = 256, OPT_STATE, OPT_IDLE, OPT_TCTI, OPT_FIDO2, OPT_FIDO2_TIMEOUT, OPT_PKCS11, OPT_LOG, OPT_XML, OPT_POLICY, OPT_AUDIT, OPT_HELPER };
+	enum { OPT_BUS = 256, OPT_STATE, OPT_IDLE, OPT_TCTI, OPT_FIDO2, OPT_FIDO2_TIMEOUT, OPT_PKCS11, OPT_LOG, OPT_XML, OPT_POLICY, OPT_AUDIT, OPT_HELPER, OPT_HELPER_KEEP };
 	static const struct option options[] = {
 		{ "bus", required_argument, NULL, OPT_BUS },
 		{ "state-dir", required_argument, NULL, OPT_STATE },
@@ -103,6 +105,7 @@ int main(int argc, char **argv)
 		{ "policy-dir", required_argument, NULL, OPT_POLICY },
 		{ "audit-log", required_argument, NULL, OPT_AUDIT },
 		{ "helper", required_argument, NULL, OPT_HELPER },
+		{ "helper-keep", required_argument, NULL, OPT_HELPER_KEEP },
 		{ "print-introspection", no_argument, NULL, OPT_XML },   /* hidden: for contrib/org.tokenseal1.xml */
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -114,6 +117,7 @@ int main(int argc, char **argv)
 		.config = { .tpm2_tcti = "device:/dev/tpmrm0", .fido2_timeout_ms = 30000 },
 	};
 	const char *bus_spec = "system";
+	uint64_t helper_keep_usec = 60ull * 1000000;
 	const char *policy_dir = TS_POLICY_DIR;
 	char policy_err[TS_POLICY_MSG_MAX];
 	struct rlimit no_core = { 0, 0 };
@@ -161,6 +165,13 @@ int main(int argc, char **argv)
 				return EXIT_FAILURE;
 			}
 			ts_protector_remote_set_helper(optarg);
+			break;
+		case OPT_HELPER_KEEP:
+			if (parse_seconds(optarg, &secs) < 0 || secs > 3600) {
+				fprintf(stderr, "tokensealed: --helper-keep: 0..3600 seconds: %s\n", optarg);
+				return EXIT_FAILURE;
+			}
+			helper_keep_usec = secs * 1000000;
 			break;
 		case 'h': usage(stdout); return EXIT_SUCCESS;
 		case 'V': printf("tokensealed %s\n", TS_DAEMON_VERSION); return EXIT_SUCCESS;
@@ -244,6 +255,7 @@ int main(int argc, char **argv)
 		ts_log(TS_LOG_ERR, "cannot set up the event loop: %s", strerror(-r));
 		goto out;
 	}
+	ts_protector_remote_set_event(d.event, helper_keep_usec);
 	if ((r = open_bus(bus_spec, &d.bus)) < 0) {
 		ts_log(TS_LOG_ERR, "cannot connect to the %s bus: %s", bus_spec, strerror(-r));
 		goto out;
@@ -283,6 +295,7 @@ out:
 		sd_bus_flush_close_unref(d.bus);
 	d.bus = NULL;
 	ts_daemon_free(&d);
+	ts_protector_remote_shutdown();
 	ts_enforce_free();
 	sd_event_unref(d.event);
 	ts_store_unlock(lock_fd);

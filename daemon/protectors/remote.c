@@ -159,6 +159,89 @@ static int parse_reply(call *c)
 	return 0;
 }
 
+/*
+ * One spare helper, started after each use and kept for warm_keep_usec: it
+ * has exec'd and loaded its libraries already, so the next operation does
+ * not wait for that. It is still used for one request only, and nothing is
+ * sent to it before that request. After warm_keep_usec without a token
+ * operation it is killed, so an idle daemon has no child at all.
+ */
+static sd_event *remote_event;
+static uint64_t warm_keep_usec;
+static sd_event_source *warm_timer;
+static pid_t warm_pid;
+static int warm_fd = -1;
+
+static void warm_drop(void)
+{
+	if (warm_pid > 0) {
+		close(warm_fd);
+		kill(warm_pid, SIGKILL);
+		reap(warm_pid, 1);
+	}
+	warm_pid = 0;
+	warm_fd = -1;
+}
+
+static int on_warm_expired(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	warm_drop();
+	return 0;
+}
+
+static void warm_refill(void)
+{
+	char err[512];
+
+	if (!remote_event || warm_keep_usec == 0)
+		return;
+	if (warm_pid <= 0 && spawn_helper(&warm_pid, &warm_fd, err, sizeof(err)) < 0) {
+		warm_pid = 0;
+		warm_fd = -1;
+		return;
+	}
+	if (!warm_timer) {
+		if (sd_event_add_time_relative(remote_event, &warm_timer, CLOCK_MONOTONIC, warm_keep_usec, 0,
+		                               on_warm_expired, NULL) < 0)
+			warm_drop();
+	} else if (sd_event_source_set_time_relative(warm_timer, warm_keep_usec) < 0 ||
+	           sd_event_source_set_enabled(warm_timer, SD_EVENT_ONESHOT) < 0)
+		warm_drop();
+}
+
+/* The spare helper if it is still alive, else a new one. */
+static int take_helper(pid_t *pid, int *fd, char *err, size_t errlen)
+{
+	int status;
+
+	if (warm_pid > 0) {
+		pid_t p = warm_pid;
+		int f = warm_fd;
+		warm_pid = 0;
+		warm_fd = -1;
+		if (waitpid(p, &status, WNOHANG) == 0) {
+			*pid = p;
+			*fd = f;
+			return 0;
+		}
+		close(f);   /* it died (and is reaped now): start another */
+	}
+	return spawn_helper(pid, fd, err, errlen);
+}
+
+void ts_protector_remote_set_event(sd_event *event, uint64_t keep_usec)
+{
+	remote_event = event;
+	warm_keep_usec = keep_usec;
+}
+
+void ts_protector_remote_shutdown(void)
+{
+	warm_drop();
+	warm_timer = sd_event_source_disable_unref(warm_timer);
+	remote_event = NULL;
+}
+
 /* Start a helper and send it the request. 0 with *pid, *fd; or a transport error with c->err set. */
 static int helper_send(const ts_wire_field *fields, size_t n, call *c, pid_t *pid, int *fd)
 {
@@ -169,7 +252,7 @@ static int helper_send(const ts_wire_field *fields, size_t n, call *c, pid_t *pi
 	memset(c, 0, sizeof(*c));
 	if ((r = ts_wire_encode(fields, n, &frame, &frame_len)) < 0)
 		return r;
-	if ((r = spawn_helper(pid, fd, c->err, sizeof(c->err))) < 0)
+	if ((r = take_helper(pid, fd, c->err, sizeof(c->err))) < 0)
 		return r;
 	if ((r = ts_wire_write(*fd, frame, frame_len)) < 0) {
 		close(*fd);
@@ -190,6 +273,7 @@ static int helper_receive(pid_t pid, int fd, int timeout_ms, call *c)
 	if (r < 0)
 		kill(pid, SIGKILL);
 	reap(pid, r < 0);
+	warm_refill();
 	if (r < 0) {
 		snprintf(c->err, sizeof(c->err), "the token helper %.300s: %s", helper_path,
 		         r == -TS_E_TIMEOUT ? "no answer in time" : "exited without an answer");

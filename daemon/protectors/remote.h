@@ -28,6 +28,14 @@ typedef struct ts_remote_reply {
  */
 typedef void (*ts_remote_reply_fn)(void *userdata, int rc, const ts_remote_reply *reply, const char *err);
 
+/*
+ * Keep a spare helper started for keep_usec after each token operation (0:
+ * never), on event's loop. Without this call no spare is kept.
+ */
+void ts_protector_remote_set_event(sd_event *event, uint64_t keep_usec);
+/* Kill the spare and drop the loop (before the loop is freed). */
+void ts_protector_remote_shutdown(void);
+
 /* Is ops one of the backends that run in the helper? */
 int ts_protector_is_remote(const ts_protector_ops *ops);
 
