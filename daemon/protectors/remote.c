@@ -168,7 +168,7 @@ static int parse_reply(call *c)
  */
 static sd_event *remote_event;
 static uint64_t warm_keep_usec;
-static sd_event_source *warm_timer;
+static sd_event_source *warm_timer, *warm_defer;
 static pid_t warm_pid;
 static int warm_fd = -1;
 
@@ -189,16 +189,15 @@ static int on_warm_expired(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
-static void warm_refill(void)
+/* Start the spare (from the loop, once the current call has been answered). */
+static int on_warm_defer(sd_event_source *s, void *userdata)
 {
 	char err[512];
 
-	if (!remote_event || warm_keep_usec == 0)
-		return;
 	if (warm_pid <= 0 && spawn_helper(&warm_pid, &warm_fd, err, sizeof(err)) < 0) {
 		warm_pid = 0;
 		warm_fd = -1;
-		return;
+		return 0;
 	}
 	if (!warm_timer) {
 		if (sd_event_add_time_relative(remote_event, &warm_timer, CLOCK_MONOTONIC, warm_keep_usec, 0,
@@ -207,6 +206,91 @@ static void warm_refill(void)
 	} else if (sd_event_source_set_time_relative(warm_timer, warm_keep_usec) < 0 ||
 	           sd_event_source_set_enabled(warm_timer, SD_EVENT_ONESHOT) < 0)
 		warm_drop();
+	return 0;
+}
+
+/*
+ * After a token operation: have a spare ready for the next one. posix_spawn
+ * blocks until the child has exec'd, so this is deferred to the loop: the
+ * caller's reply goes out first.
+ */
+static void warm_refill(void)
+{
+	if (!remote_event || warm_keep_usec == 0)
+		return;
+	if (!warm_defer) {
+		if (sd_event_add_defer(remote_event, &warm_defer, on_warm_defer, NULL) < 0)
+			return;
+	}
+	(void)sd_event_source_set_enabled(warm_defer, SD_EVENT_ONESHOT);
+}
+
+/*
+ * A helper that has answered is left to exit on its own (its libraries'
+ * clean-up can take milliseconds the caller need not wait for) and reaped
+ * from the loop; one that has not exited REAP_GRACE_MS after its answer is
+ * killed. Without a loop (or with too many pending) it is reaped at once.
+ */
+#define REAP_MAX 64
+#define REAP_GRACE_MS 5000
+#define REAP_POLL_USEC (50ull * 1000)
+static struct { pid_t pid; uint64_t deadline_ms; int killed; } reaping[REAP_MAX];
+static size_t n_reaping;
+static sd_event_source *reap_timer;
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void reap_some(void)
+{
+	uint64_t now = mono_ms();
+	int status;
+
+	for (size_t i = 0; i < n_reaping;) {
+		pid_t r = waitpid(reaping[i].pid, &status, WNOHANG);
+		if (r == reaping[i].pid || (r < 0 && errno == ECHILD)) {
+			reaping[i] = reaping[--n_reaping];
+			continue;
+		}
+		if (!reaping[i].killed && now >= reaping[i].deadline_ms) {
+			kill(reaping[i].pid, SIGKILL);
+			reaping[i].killed = 1;
+		}
+		i++;
+	}
+}
+
+static int on_reap_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	reap_some();
+	if (n_reaping > 0 && sd_event_source_set_time_relative(s, REAP_POLL_USEC) >= 0)
+		(void)sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	return 0;
+}
+
+static void reap_later(pid_t pid)
+{
+	if (!remote_event || n_reaping == REAP_MAX) {
+		reap(pid, 0);
+		return;
+	}
+	reaping[n_reaping].pid = pid;
+	reaping[n_reaping].deadline_ms = mono_ms() + REAP_GRACE_MS;
+	reaping[n_reaping].killed = 0;
+	n_reaping++;
+	if (!reap_timer) {
+		if (sd_event_add_time_relative(remote_event, &reap_timer, CLOCK_MONOTONIC, REAP_POLL_USEC, 0,
+		                               on_reap_timer, NULL) < 0) {
+			n_reaping--;
+			reap(pid, 0);
+		}
+	} else if (sd_event_source_set_time_relative(reap_timer, REAP_POLL_USEC) >= 0)
+		(void)sd_event_source_set_enabled(reap_timer, SD_EVENT_ONESHOT);
 }
 
 /* The spare helper if it is still alive, else a new one. */
@@ -238,7 +322,12 @@ void ts_protector_remote_set_event(sd_event *event, uint64_t keep_usec)
 void ts_protector_remote_shutdown(void)
 {
 	warm_drop();
+	for (size_t i = 0; i < n_reaping; i++)
+		reap(reaping[i].pid, 0);
+	n_reaping = 0;
+	reap_timer = sd_event_source_disable_unref(reap_timer);
 	warm_timer = sd_event_source_disable_unref(warm_timer);
+	warm_defer = sd_event_source_disable_unref(warm_defer);
 	remote_event = NULL;
 }
 
@@ -270,9 +359,12 @@ static int helper_receive(pid_t pid, int fd, int timeout_ms, call *c)
 	int r = ts_wire_read(fd, timeout_ms, &c->body, &c->len);
 
 	close(fd);
-	if (r < 0)
+	if (r < 0) {
 		kill(pid, SIGKILL);
-	reap(pid, r < 0);
+		reap(pid, 1);
+	} else
+		reap_later(pid);
+	reap_some();
 	warm_refill();
 	if (r < 0) {
 		snprintf(c->err, sizeof(c->err), "the token helper %.300s: %s", helper_path,
