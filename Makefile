@@ -1,9 +1,12 @@
 # tokenseal — top-level build. Objects go to $(BUILD) (out of tree).
 #
 #   make              build everything into build/
-#   make check        install missing Debian packages, build, run every test
+#   make check        install missing Debian packages, build, run every test; then build
+#                     again with ASan+UBSan (build-asan/) and run the unit and integration
+#                     tests against that build: one closing line "N passed, N failed"
 #   make check-unit | check-integration | check-fido2 | check-tpm2 | check-pkcs11
 #        | check-pam | check-policy | check-hardening    (one test group each)
+#   make check-asan   only the ASan+UBSan pass of make check
 #   make demo         run the end-to-end demo on a private bus
 #   make bench        benchmarks
 #   make install      PREFIX=/usr/local DESTDIR=
@@ -20,6 +23,7 @@ SYSCONFDIR ?= /etc
 DESTDIR    ?=
 
 SAN ?=
+ASAN_BUILD ?= build-asan
 ifeq ($(SAN),1)
 BUILD ?= build-asan
 SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -90,7 +94,7 @@ endif
 PAM_TOKENSEAL := $(BUILD)/pam_tokenseal.so
 PROGRAMS += $(PAM_TOKENSEAL)
 
-.PHONY: all deps check check-unit check-integration check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening \
+.PHONY: all deps check check-asan check-unit check-integration check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening \
         demo bench install uninstall clean tests
 
 all: $(PROGRAMS) tests
@@ -175,9 +179,18 @@ $(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(LIBTOKENSEAL_A) $(LIBTSCO
 deps:
 	@contrib/install-deps.sh
 
+# make check: the ordinary build, then the sanitized one (a second build dir), in one
+# tests/run so the closing line counts both passes. In the ASan pass the integration
+# tests start the sanitized daemon, CLI, PAM module, softfido and tools; tests/lib/rig.sh
+# fails a test on any sanitizer report (docs/FUZZING.md, "Sanitizers").
 check: deps
 	$(MAKE) all
-	tests/run --build $(BUILD) all
+	$(MAKE) SAN=1 BUILD=$(ASAN_BUILD) all
+	tests/run --build $(BUILD) all --build $(ASAN_BUILD) unit integration
+
+check-asan: deps
+	$(MAKE) SAN=1 BUILD=$(ASAN_BUILD) all
+	tests/run --build $(ASAN_BUILD) unit integration
 
 check-unit: deps
 	$(MAKE) all

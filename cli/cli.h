@@ -49,6 +49,23 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 /* Connect per the global options; prints the error. Returns 0 or an exit code. */
 int cli_connect(ts_client **ret);
 
+/*
+ * Options every subcommand takes. A subcommand's long option table ends with
+ * CLI_COMMON_OPTIONS (then { 0 }), its own option values start at
+ * CLI_OPT_FIRST, and its getopt loop hands every value it does not know to
+ * cli_common_opt.
+ */
+enum { CLI_OPT_VAULT = 0x100, CLI_OPT_FIRST };
+#define CLI_COMMON_OPTIONS { "vault", required_argument, NULL, CLI_OPT_VAULT }, { "help", no_argument, NULL, 'h' }
+/*
+ * The shared tail of a getopt loop: --vault NAME sets cli.vault and returns 0
+ * (go on); -h/--help prints help then common (the option lines the command's
+ * family shares) to stdout and returns -1 (the command exits 0); anything
+ * else is "bad option" for cmd ("wrap ": the hint names 'tokenseal wrap
+ * --help') and returns EXIT_USAGE.
+ */
+int cli_common_opt(int ch, const char *cmd, const char *help, const char *common);
+
 /* Context entries from --context k=v options; the strings point into argv (k= split in place). */
 struct cli_kvlist {
 	ts_kv *kv;

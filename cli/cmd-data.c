@@ -24,7 +24,12 @@ struct data_opts {
 	size_t size;
 };
 
-enum { OPT_IN = 0x100, OPT_OUT, OPT_TEXT, OPT_HEX, OPT_BLOB_OUT, OPT_KEY_OUT, OPT_SIZE, OPT_VAULT, OPT_HELP };
+enum { OPT_IN = CLI_OPT_FIRST, OPT_OUT, OPT_TEXT, OPT_HEX, OPT_BLOB_OUT, OPT_KEY_OUT, OPT_SIZE };
+
+/* The options of every data command; each adds its own before CLI_COMMON_OPTIONS. */
+#define DATA_CONTEXT_OPTION { "context", required_argument, NULL, 'c' }
+#define DATA_IO_OPTIONS \
+	DATA_CONTEXT_OPTION, { "in", required_argument, NULL, OPT_IN }, { "out", required_argument, NULL, OPT_OUT }
 
 static const char common_help[] =
 	"  -c, --context KEY=VALUE  bind this entry (repeatable); unwrap needs the same set again\n"
@@ -32,7 +37,7 @@ static const char common_help[] =
 	"  -h, --help               this text\n";
 
 /*
- * Parse the options of one data command. allowed is the getopt long table
+ * Parse the options of one data command. longopts is the getopt long table
  * of the command; returns 0, or -1 after --help (exit 0), or an exit code.
  */
 static int parse_data_opts(int argc, char **argv, const struct option *longopts, const char *help,
@@ -72,15 +77,9 @@ static int parse_data_opts(int argc, char **argv, const struct option *longopts,
 			if (!*optarg || *end || errno || optarg[0] == '-' || o->size == 0 || o->size > TS_PLAINTEXT_MAX)
 				return cli_usage_error(cmd, "--size must be 1..%d bytes", TS_PLAINTEXT_MAX);
 			break;
-		case OPT_VAULT:
-			cli.vault = optarg;
-			break;
-		case 'h':
-			fputs(help, stdout);
-			fputs(common_help, stdout);
-			return -1;
 		default:
-			return cli_usage_error(cmd, "bad option");
+			if ((rc = cli_common_opt(c, cmd, help, common_help)) != 0)
+				return rc;
 		}
 	}
 	if (optind != argc)
@@ -147,7 +146,7 @@ static int read_blob(const char *path, uint8_t **ret, size_t *ret_len, int *ret_
 }
 
 /* Write a blob, binary or text form ("tokenseal:v1:...\n"), to path (NULL/"-": stdout). */
-static int write_blob(const char *path, const uint8_t *blob, size_t len, int text, const char *cmd)
+static int write_blob(const char *path, const uint8_t *blob, size_t len, int text)
 {
 	struct cli_out o;
 	char *t = NULL;
@@ -205,7 +204,60 @@ static int write_secret(const char *path, const uint8_t *pt, size_t len, int hex
 	return ok ? rc : EXIT_FAIL;
 }
 
-/* ---- wrap ---------------------------------------------------------------------------------- */
+/* ---- wrap, unwrap, rewrap ----------------------------------------------------------------- */
+
+/* What goes in and comes out of a data command: a plaintext (secure memory) or a blob. */
+enum data_kind { DATA_PLAINTEXT, DATA_BLOB };
+
+/* wrap, unwrap and rewrap: one input, one daemon call with the context, one output. */
+struct data_cmd {
+	const char *cmd;               /* "wrap " (for usage errors) */
+	const char *help;
+	const struct option *opts;     /* DATA_IO_OPTIONS, the command's own, CLI_COMMON_OPTIONS */
+	enum data_kind in, out;
+	int (*call)(ts_client *c, const char *vault, const ts_kv *ctx, size_t n_ctx, const uint8_t *in,
+	            size_t in_len, uint8_t **ret_out, size_t *ret_out_len);
+};
+
+static int data_main(int argc, char **argv, const struct data_cmd *d)
+{
+	struct data_opts o;
+	ts_client *c = NULL;
+	uint8_t *in = NULL, *res = NULL;
+	size_t in_len = 0, res_len = 0;
+	int rc, r, in_text = 0;
+
+	if ((rc = parse_data_opts(argc, argv, d->opts, d->help, &o, d->cmd)) != 0)
+		goto out;
+	if (d->in == DATA_PLAINTEXT)
+		rc = read_input(o.in, TS_PLAINTEXT_MAX, &in, &in_len, "the plaintext");
+	else
+		rc = read_blob(o.in, &in, &in_len, &in_text);
+	if (rc != 0 || (rc = cli_connect(&c)) != 0)
+		goto out;
+	if ((r = d->call(c, cli.vault, o.ctx.kv, o.ctx.n, in, in_len, &res, &res_len)) < 0) {
+		rc = cli_report(c, r);
+		goto out;
+	}
+	if (d->out == DATA_PLAINTEXT)
+		rc = write_secret(o.out, res, res_len, o.hex);
+	else /* a blob from a blob keeps the input's form unless --text says text */
+		rc = write_blob(o.out, res, res_len, o.text || in_text);
+out:
+	if (d->in == DATA_PLAINTEXT) {
+		if (in)
+			ts_secret_free(in, TS_PLAINTEXT_MAX + 1);
+	} else {
+		free(in);
+	}
+	if (d->out == DATA_PLAINTEXT)
+		ts_secret_free(res, res_len);
+	else
+		free(res);
+	ts_client_free(c);
+	cli_kv_free(&o.ctx);
+	return rc < 0 ? EXIT_OK : rc;
+}
 
 static const char wrap_help[] =
 	"Usage: tokenseal wrap [--context KEY=VALUE]... [--text] [--in FILE] [--out FILE]\n"
@@ -217,37 +269,12 @@ static const char wrap_help[] =
 int wrap_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "context", required_argument, NULL, 'c' }, { "in", required_argument, NULL, OPT_IN },
-		{ "out", required_argument, NULL, OPT_OUT }, { "text", no_argument, NULL, OPT_TEXT },
-		{ "vault", required_argument, NULL, OPT_VAULT }, { "help", no_argument, NULL, 'h' }, { 0 }
+		DATA_IO_OPTIONS, { "text", no_argument, NULL, OPT_TEXT }, CLI_COMMON_OPTIONS, { 0 }
 	};
-	struct data_opts o;
-	ts_client *c = NULL;
-	uint8_t *pt = NULL, *blob = NULL;
-	size_t pt_len = 0, blob_len = 0;
-	int rc, r;
+	static const struct data_cmd d = { "wrap ", wrap_help, opts, DATA_PLAINTEXT, DATA_BLOB, ts_wrap };
 
-	if ((rc = parse_data_opts(argc, argv, opts, wrap_help, &o, "wrap ")) != 0)
-		goto out;
-	if ((rc = read_input(o.in, TS_PLAINTEXT_MAX, &pt, &pt_len, "the plaintext")) != 0)
-		goto out;
-	if ((rc = cli_connect(&c)) != 0)
-		goto out;
-	if ((r = ts_wrap(c, cli.vault, o.ctx.kv, o.ctx.n, pt, pt_len, &blob, &blob_len)) < 0) {
-		rc = cli_report(c, r);
-		goto out;
-	}
-	rc = write_blob(o.out, blob, blob_len, o.text, "wrap ");
-out:
-	if (pt)
-		ts_secret_free(pt, TS_PLAINTEXT_MAX + 1);
-	free(blob);
-	ts_client_free(c);
-	cli_kv_free(&o.ctx);
-	return rc < 0 ? EXIT_OK : rc;
+	return data_main(argc, argv, &d);
 }
-
-/* ---- unwrap -------------------------------------------------------------------------------- */
 
 static const char unwrap_help[] =
 	"Usage: tokenseal unwrap [--context KEY=VALUE]... [--in FILE] [--out FILE] [--hex]\n"
@@ -261,36 +288,12 @@ static const char unwrap_help[] =
 int unwrap_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "context", required_argument, NULL, 'c' }, { "in", required_argument, NULL, OPT_IN },
-		{ "out", required_argument, NULL, OPT_OUT }, { "hex", no_argument, NULL, OPT_HEX },
-		{ "vault", required_argument, NULL, OPT_VAULT }, { "help", no_argument, NULL, 'h' }, { 0 }
+		DATA_IO_OPTIONS, { "hex", no_argument, NULL, OPT_HEX }, CLI_COMMON_OPTIONS, { 0 }
 	};
-	struct data_opts o;
-	ts_client *c = NULL;
-	uint8_t *pt = NULL, *blob = NULL;
-	size_t pt_len = 0, blob_len = 0;
-	int rc, r, text;
+	static const struct data_cmd d = { "unwrap ", unwrap_help, opts, DATA_BLOB, DATA_PLAINTEXT, ts_unwrap };
 
-	if ((rc = parse_data_opts(argc, argv, opts, unwrap_help, &o, "unwrap ")) != 0)
-		goto out;
-	if ((rc = read_blob(o.in, &blob, &blob_len, &text)) != 0)
-		goto out;
-	if ((rc = cli_connect(&c)) != 0)
-		goto out;
-	if ((r = ts_unwrap(c, cli.vault, o.ctx.kv, o.ctx.n, blob, blob_len, &pt, &pt_len)) < 0) {
-		rc = cli_report(c, r);
-		goto out;
-	}
-	rc = write_secret(o.out, pt, pt_len, o.hex);
-out:
-	ts_secret_free(pt, pt_len);
-	free(blob);
-	ts_client_free(c);
-	cli_kv_free(&o.ctx);
-	return rc < 0 ? EXIT_OK : rc;
+	return data_main(argc, argv, &d);
 }
-
-/* ---- rewrap -------------------------------------------------------------------------------- */
 
 static const char rewrap_help[] =
 	"Usage: tokenseal rewrap [--context KEY=VALUE]... [--text] [--in FILE] [--out FILE]\n"
@@ -303,33 +306,11 @@ static const char rewrap_help[] =
 int rewrap_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "context", required_argument, NULL, 'c' }, { "in", required_argument, NULL, OPT_IN },
-		{ "out", required_argument, NULL, OPT_OUT }, { "text", no_argument, NULL, OPT_TEXT },
-		{ "vault", required_argument, NULL, OPT_VAULT }, { "help", no_argument, NULL, 'h' }, { 0 }
+		DATA_IO_OPTIONS, { "text", no_argument, NULL, OPT_TEXT }, CLI_COMMON_OPTIONS, { 0 }
 	};
-	struct data_opts o;
-	ts_client *c = NULL;
-	uint8_t *blob = NULL, *nblob = NULL;
-	size_t blob_len = 0, nblob_len = 0;
-	int rc, r, text;
+	static const struct data_cmd d = { "rewrap ", rewrap_help, opts, DATA_BLOB, DATA_BLOB, ts_rewrap };
 
-	if ((rc = parse_data_opts(argc, argv, opts, rewrap_help, &o, "rewrap ")) != 0)
-		goto out;
-	if ((rc = read_blob(o.in, &blob, &blob_len, &text)) != 0)
-		goto out;
-	if ((rc = cli_connect(&c)) != 0)
-		goto out;
-	if ((r = ts_rewrap(c, cli.vault, o.ctx.kv, o.ctx.n, blob, blob_len, &nblob, &nblob_len)) < 0) {
-		rc = cli_report(c, r);
-		goto out;
-	}
-	rc = write_blob(o.out, nblob, nblob_len, o.text || text, "rewrap ");
-out:
-	free(blob);
-	free(nblob);
-	ts_client_free(c);
-	cli_kv_free(&o.ctx);
-	return rc < 0 ? EXIT_OK : rc;
+	return data_main(argc, argv, &d);
 }
 
 /* ---- gen-key ------------------------------------------------------------------------------- */
@@ -349,10 +330,9 @@ static const char gen_key_help[] =
 int gen_key_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "context", required_argument, NULL, 'c' }, { "size", required_argument, NULL, OPT_SIZE },
+		DATA_CONTEXT_OPTION, { "size", required_argument, NULL, OPT_SIZE },
 		{ "blob-out", required_argument, NULL, OPT_BLOB_OUT }, { "key-out", required_argument, NULL, OPT_KEY_OUT },
-		{ "text", no_argument, NULL, OPT_TEXT }, { "hex", no_argument, NULL, OPT_HEX },
-		{ "vault", required_argument, NULL, OPT_VAULT }, { "help", no_argument, NULL, 'h' }, { 0 }
+		{ "text", no_argument, NULL, OPT_TEXT }, { "hex", no_argument, NULL, OPT_HEX }, CLI_COMMON_OPTIONS, { 0 }
 	};
 	struct data_opts o;
 	ts_client *c = NULL;
@@ -375,7 +355,7 @@ int gen_key_main(int argc, char **argv)
 		goto out;
 	}
 	/* The blob first: a key whose blob was lost could never be recovered. */
-	if ((rc = write_blob(o.blob_out, blob, blob_len, o.blob_out ? o.text : 1, "gen-key ")) != 0)
+	if ((rc = write_blob(o.blob_out, blob, blob_len, o.blob_out ? o.text : 1)) != 0)
 		goto out;
 	if (o.key_out)
 		rc = write_secret(o.key_out, pt, o.size, o.hex);

@@ -12,7 +12,7 @@
 #include "cli.h"
 #include "lib/client-internal.h"
 
-enum { OPT_VAULT = 0x100, OPT_PIN_FD, OPT_PROTECTOR, OPT_OWNER, OPT_RETIRE, OPT_DEVICE, OPT_NO_PIN,
+enum { OPT_PIN_FD = CLI_OPT_FIRST, OPT_PROTECTOR, OPT_OWNER, OPT_RETIRE, OPT_DEVICE, OPT_NO_PIN,
        OPT_NO_TOUCH, OPT_PIN, OPT_PCRS, OPT_URI, OPT_PUBLIC_KEY, OPT_OAEP_HASH, OPT_REPLACE };
 
 /* A PEM certificate with a long chain of extensions fits; anything bigger is not a key file. */
@@ -50,24 +50,12 @@ static void show_recovery_key(const char *key, const char *what)
 /* Parse only --vault and --help; for commands without other options. */
 static int simple_opts(int argc, char **argv, const char *help, const char *cmd)
 {
-	static const struct option opts[] = {
-		{ "vault", required_argument, NULL, OPT_VAULT }, { "help", no_argument, NULL, 'h' }, { 0 }
-	};
-	int ch;
+	static const struct option opts[] = { CLI_COMMON_OPTIONS, { 0 } };
+	int ch, rc;
 
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (ch) {
-		case OPT_VAULT:
-			cli.vault = optarg;
-			break;
-		case 'h':
-			fputs(help, stdout);
-			fputs(vault_help, stdout);
-			return -1;
-		default:
-			return cli_usage_error(cmd, "bad option");
-		}
-	}
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1)
+		if ((rc = cli_common_opt(ch, cmd, help, vault_help)) != 0)
+			return rc;
 	return 0;
 }
 
@@ -82,8 +70,7 @@ static const char create_help[] =
 int create_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "owner", required_argument, NULL, OPT_OWNER }, { "vault", required_argument, NULL, OPT_VAULT },
-		{ "help", no_argument, NULL, 'h' }, { 0 }
+		{ "owner", required_argument, NULL, OPT_OWNER }, CLI_COMMON_OPTIONS, { 0 }
 	};
 	struct cli_kvlist o = { 0 };
 	ts_client *c = NULL;
@@ -97,16 +84,9 @@ int create_main(int argc, char **argv)
 			if ((rc = cli_kv_set(&o, "owner", optarg)) != 0)
 				goto out;
 			break;
-		case OPT_VAULT:
-			cli.vault = optarg;
-			break;
-		case 'h':
-			fputs(create_help, stdout);
-			fputs(vault_help, stdout);
-			goto out;
 		default:
-			rc = cli_usage_error("create ", "bad option");
-			goto out;
+			if ((rc = cli_common_opt(ch, "create ", create_help, vault_help)) != 0)
+				goto out;
 		}
 	}
 	if (optind < argc)
@@ -127,7 +107,7 @@ int create_main(int argc, char **argv)
 out:
 	cli_kv_free(&o);
 	ts_client_free(c);
-	return rc;
+	return rc < 0 ? EXIT_OK : rc;
 }
 
 /* ---- unlock -------------------------------------------------------------------------------- */
@@ -156,8 +136,7 @@ int unlock_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "protector", required_argument, NULL, OPT_PROTECTOR }, { "pin-fd", required_argument, NULL, OPT_PIN_FD },
-		{ "vault", required_argument, NULL, OPT_VAULT }, { "help", no_argument, NULL, 'h' },
-		{ "rotate-recovery-key", no_argument, NULL, 'R' }, { 0 }
+		{ "rotate-recovery-key", no_argument, NULL, 'R' }, CLI_COMMON_OPTIONS, { 0 }
 	};
 	int rotate = 0;   /* issue 6: replace a used recovery key (cmd-escrow.c) */
 	const char *which = "";
@@ -179,15 +158,9 @@ int unlock_main(int argc, char **argv)
 		case 'R':
 			rotate = 1;
 			break;
-		case OPT_VAULT:
-			cli.vault = optarg;
-			break;
-		case 'h':
-			fputs(unlock_help, stdout);
-			fputs(vault_help, stdout);
-			return EXIT_OK;
 		default:
-			return cli_usage_error("unlock ", "bad option");
+			if ((rc = cli_common_opt(ch, "unlock ", unlock_help, vault_help)) != 0)
+				return rc < 0 ? EXIT_OK : rc;
 		}
 	}
 	if (optind != argc)
@@ -293,8 +266,7 @@ static const char rotate_help[] =
 int rotate_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "retire-below", required_argument, NULL, OPT_RETIRE }, { "vault", required_argument, NULL, OPT_VAULT },
-		{ "help", no_argument, NULL, 'h' }, { 0 }
+		{ "retire-below", required_argument, NULL, OPT_RETIRE }, CLI_COMMON_OPTIONS, { 0 }
 	};
 	struct cli_kvlist o = { 0 };
 	ts_client *c = NULL;
@@ -311,16 +283,9 @@ int rotate_main(int argc, char **argv)
 			if ((rc = cli_kv_set(&o, "retire_below", optarg)) != 0)
 				goto out;
 			break;
-		case OPT_VAULT:
-			cli.vault = optarg;
-			break;
-		case 'h':
-			fputs(rotate_help, stdout);
-			fputs(vault_help, stdout);
-			goto out;
 		default:
-			rc = cli_usage_error("rotate ", "bad option");
-			goto out;
+			if ((rc = cli_common_opt(ch, "rotate ", rotate_help, vault_help)) != 0)
+				goto out;
 		}
 	}
 	if (optind != argc) {
@@ -336,7 +301,7 @@ int rotate_main(int argc, char **argv)
 out:
 	cli_kv_free(&o);
 	ts_client_free(c);
-	return rc;
+	return rc < 0 ? EXIT_OK : rc;
 }
 
 /* ---- enroll -------------------------------------------------------------------------------- */
@@ -436,7 +401,7 @@ int enroll_main(int argc, char **argv)
 		{ "pcrs", required_argument, NULL, OPT_PCRS }, { "uri", required_argument, NULL, OPT_URI },
 		{ "public-key", required_argument, NULL, OPT_PUBLIC_KEY },
 		{ "oaep-hash", required_argument, NULL, OPT_OAEP_HASH }, { "replace", required_argument, NULL, OPT_REPLACE },
-		{ "vault", required_argument, NULL, OPT_VAULT }, { "help", no_argument, NULL, 'h' }, { 0 }
+		CLI_COMMON_OPTIONS, { 0 }
 	};
 	struct cli_kvlist o = { 0 };
 	const char *type, *device = NULL, *pcrs = NULL, *uri = NULL, *pin_opt, *pubkey_file = NULL;
@@ -469,16 +434,9 @@ int enroll_main(int argc, char **argv)
 		case OPT_PUBLIC_KEY: pubkey_file = optarg; break;
 		case OPT_OAEP_HASH: oaep_hash = optarg; break;
 		case OPT_REPLACE: replace = optarg; break;
-		case OPT_VAULT:
-			cli.vault = optarg;
-			break;
-		case 'h':
-			fputs(enroll_help, stdout);
-			fputs(vault_help, stdout);
-			goto out;
 		default:
-			rc = cli_usage_error("enroll ", "bad option");
-			goto out;
+			if ((rc = cli_common_opt(ch, "enroll ", enroll_help, vault_help)) != 0)
+				goto out;
 		}
 	}
 	if (optind + 1 != argc) {
@@ -585,7 +543,7 @@ out:
 	free(id);
 	cli_kv_free(&o);
 	ts_client_free(c);
-	return rc;
+	return rc < 0 ? EXIT_OK : rc;
 }
 
 /* ---- revoke -------------------------------------------------------------------------------- */

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE 1
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -90,6 +91,21 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\nTry 'tokenseal %s--help'.\n", cmd ? cmd : "");
 	return EXIT_USAGE;
+}
+
+int cli_common_opt(int ch, const char *cmd, const char *help, const char *common)
+{
+	switch (ch) {
+	case CLI_OPT_VAULT:
+		cli.vault = optarg;
+		return 0;
+	case 'h':
+		fputs(help, stdout);
+		fputs(common, stdout);
+		return -1;
+	default:
+		return cli_usage_error(cmd, "bad option");
+	}
 }
 
 int cli_connect(ts_client **ret)

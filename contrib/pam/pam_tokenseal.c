@@ -38,7 +38,13 @@ static void info_freep(ts_vault_info **v) { ts_vault_info_free(*v); }
 static void msg_unrefp(sd_bus_message **m) { sd_bus_message_unref(*m); }
 static void bus_error_freep(sd_bus_error *e) { sd_bus_error_free(e); }
 static void closep(int *fd) { if (*fd >= 0) close(*fd); }
+/* The module's copy of a secret (sodium_malloc); sodium_free wipes it. */
+static void secret_freep(char **s) { if (*s) sodium_free(*s); *s = NULL; }
+/* A conversation answer (malloc()ed by the application): wiped, then freed. */
+static void answer_freep(char **s) { if (*s) { sodium_memzero(*s, strlen(*s)); free(*s); } *s = NULL; }
 #define _cleanup_client_ __attribute__((cleanup(client_freep)))
+#define _cleanup_secret_ __attribute__((cleanup(secret_freep)))
+#define _cleanup_answer_ __attribute__((cleanup(answer_freep)))
 #define _cleanup_info_ __attribute__((cleanup(info_freep)))
 #define _cleanup_msg_ __attribute__((cleanup(msg_unrefp)))
 #define _cleanup_bus_error_ __attribute__((cleanup(bus_error_freep)))
@@ -149,13 +155,14 @@ static const char *prompt_for(const ts_protector_info *p)
 }
 
 /*
- * The secret as a copy in secure memory (NULL, 0 for none). The copy the
- * conversation returned is wiped and freed here; PAM_AUTHTOK belongs to PAM.
+ * The secret as a copy in secure memory (NULL, 0 for none). What the
+ * conversation returned is wiped and freed here on every path, also when the
+ * conversation failed yet answered; PAM_AUTHTOK belongs to PAM.
  */
 static int get_secret(pam_handle_t *pamh, const pam_ts_opts *o, const char *prompt, char **ret, size_t *ret_len)
 {
+	_cleanup_answer_ char *typed = NULL;
 	const void *item = NULL;
-	char *typed = NULL;
 	const char *s;
 	size_t len;
 	int pr;
@@ -170,6 +177,7 @@ static int get_secret(pam_handle_t *pamh, const pam_ts_opts *o, const char *prom
 	if (item)
 		s = item;
 	else {
+		/* On failure pam_prompt still hands over an answer the conversation gave: typed owns it. */
 		if ((pr = pam_prompt(pamh, PAM_PROMPT_ECHO_OFF, &typed, "%s", prompt)) != PAM_SUCCESS)
 			return pr == PAM_CONV_AGAIN ? PAM_INCOMPLETE : pr;
 		if (!typed)
@@ -177,23 +185,13 @@ static int get_secret(pam_handle_t *pamh, const pam_ts_opts *o, const char *prom
 		s = typed;
 	}
 	len = strlen(s);
-	if (len > TS_CLIENT_SECRET_MAX) {
-		pr = PAM_AUTH_ERR;
-		goto out;
-	}
-	if ((*ret = sodium_malloc(len + 1)) == NULL) {
-		pr = PAM_BUF_ERR;
-		goto out;
-	}
+	if (len > TS_CLIENT_SECRET_MAX)
+		return PAM_AUTH_ERR;
+	if ((*ret = sodium_malloc(len + 1)) == NULL)
+		return PAM_BUF_ERR;
 	memcpy(*ret, s, len + 1);
 	*ret_len = len;
-	pr = PAM_SUCCESS;
-out:
-	if (typed) {
-		sodium_memzero(typed, strlen(typed));
-		free(typed);
-	}
-	return pr;
+	return PAM_SUCCESS;
 }
 
 /*
@@ -251,7 +249,7 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
 	_cleanup_info_ ts_vault_info *info = NULL;
 	const ts_protector_info *p;
 	const char *user = NULL, *vault = NULL, *prompt;
-	char *secret = NULL;
+	_cleanup_secret_ char *secret = NULL;
 	size_t secret_len = 0;
 	uint64_t usec;
 	pam_ts_opts o;
@@ -287,10 +285,7 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
 			pam_info(pamh, "Touch your security key");
 	}
 	r = unlock(c, vault, p->id, secret, secret_len, usec);
-	if (secret) {
-		sodium_memzero(secret, secret_len);
-		sodium_free(secret);
-	}
+	secret_freep(&secret);   /* now, not at return: the daemon has it or never will */
 	if (r < 0) {
 		pr = pam_code(r);
 		/* The daemon's message names the token and the tries left, never the secret. */

@@ -12,8 +12,58 @@ chmod 755 "$RIG_DIR"
 RIG_PIDS=()
 DAEMON_PID=
 
+# Sanitizers (a make SAN=1 build, e.g. tests/run --build build-asan): every error aborts with a
+# non-zero status, leaks are errors, and every report of every instrumented process the test
+# starts (daemon, CLI, tools, softfido, the PAM module) goes to a file under $RIG_SAN, so a report
+# fails the test even where a tool's output is swallowed or its failure is expected.
+# TS_SAN=1 when the build under test is instrumented (tests may then do fewer repetitions).
+RIG_SAN="$RIG_DIR/sanitizer"
+mkdir -p "$RIG_SAN"
+chmod 1777 "$RIG_SAN" # processes run as $OTHER_UID write here too
+export ASAN_OPTIONS="abort_on_error=1:halt_on_error=1:detect_leaks=1:${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$RIG_SAN/asan"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$RIG_SAN/ubsan"
+TS_SAN=0
+if ldd "$TOKENSEALED" 2>/dev/null | grep -q libasan; then TS_SAN=1; fi
+export TS_SAN
+
+# rig_san_clean [LOG...] — 0 if no sanitizer wrote a report file and no log given (default: the
+# daemon's) holds a sanitizer report; otherwise prints the reports and returns 1.
+RIG_SAN_PATTERN='AddressSanitizer|LeakSanitizer|runtime error'
+rig_san_clean() {
+	local f found=0
+	[ $# -gt 0 ] || set -- "$RIG_DIR/daemon.log"
+	for f in "$RIG_SAN"/* "$@"; do
+		[ -f "$f" ] || continue
+		case $f in "$RIG_SAN"/*) ;; *) grep -Eq "$RIG_SAN_PATTERN" "$f" || continue ;; esac
+		echo "sanitizer report in ${f##*/}:" >&2
+		head -n 80 "$f" >&2
+		found=1
+	done
+	return $found
+}
+
+# _rig_term PID — SIGTERM, wait up to 30 s (a sanitized exit checks for leaks), then SIGKILL;
+# the exit status goes to RIG_TERM_RC (not a subshell: only this shell can wait for its child).
+_rig_term() {
+	RIG_TERM_RC=0
+	kill -TERM "$1" 2>/dev/null || true
+	for _ in $(seq 300); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+	kill -9 "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || RIG_TERM_RC=$?
+}
+
 rig_cleanup() {
 	local rc=$?
+	# The daemon first, with its exit status checked, so a crash or leak at exit counts.
+	if [ -n "$DAEMON_PID" ]; then
+		_rig_term "$DAEMON_PID"
+		DAEMON_PID=
+		if [ "$RIG_TERM_RC" != 0 ]; then
+			echo "tokensealed exited with status $RIG_TERM_RC on SIGTERM at cleanup" >&2
+			tail -n 30 "$RIG_DIR/daemon.log" >&2 || true
+			rc=1
+		fi
+	fi
 	for ((i = ${#RIG_PIDS[@]} - 1; i >= 0; i--)); do
 		kill "${RIG_PIDS[i]}" 2>/dev/null || true
 	done
@@ -21,6 +71,7 @@ rig_cleanup() {
 		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
 		kill -9 "$p" 2>/dev/null || true
 	done
+	rig_san_clean || { echo "FAIL: sanitizer report (see above)" >&2; rc=1; }
 	rm -rf "$RIG_DIR"
 	exit $rc
 }
@@ -90,11 +141,23 @@ rig_start_daemon() {
 	fail "tokensealed did not take its bus name"
 }
 
-rig_stop_daemon() { # [signal]
-	[ -n "$DAEMON_PID" ] || return 0
-	kill -"${1:-TERM}" "$DAEMON_PID" 2>/dev/null || true
-	wait "$DAEMON_PID" 2>/dev/null || true
+# rig_stop_daemon [SIGNAL] — stop tokensealed. With SIGTERM (the default) it must exit 0 and
+# leave no sanitizer report (in its log or elsewhere); another signal is not checked.
+rig_stop_daemon() {
+	local sig=${1:-TERM} pid=$DAEMON_PID
+	[ -n "$pid" ] || return 0
 	DAEMON_PID=
+	if [ "$sig" != TERM ]; then
+		kill -"$sig" "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+		return 0
+	fi
+	_rig_term "$pid"
+	rig_san_clean || fail "sanitizer report (see above)"
+	if [ "$RIG_TERM_RC" -ne 0 ]; then
+		tail -n 30 "$RIG_DIR/daemon.log" >&2
+		fail "tokensealed exited with status $RIG_TERM_RC on SIGTERM"
+	fi
 }
 
 # busctl against the private bus.

@@ -6,7 +6,8 @@
  * as core_keys prints them). For each pattern prints "LABEL: N hits" where
  * a hit is the whole string or either half of it (a half-wiped copy still
  * counts). Exit 0 if the scan ran; 1 if it could not read the process.
- * Needs the right to ptrace the target (root with CAP_SYS_PTRACE).
+ * Needs the right to ptrace the target (root with CAP_SYS_PTRACE). An ASan
+ * target's shadow memory is skipped (it holds no data, only metadata).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,6 +23,9 @@
 #define MAX_PATTERNS 256
 #define MAX_PATTERN 64
 #define CHUNK (1u << 20)
+/* ASan's shadow on x86-64 Linux (low shadow, gap, high shadow): [0x7fff8000, 0x10007fff8000). */
+#define ASAN_SHADOW_START 0x7fff8000ull
+#define ASAN_SHADOW_END 0x10007fff8000ull
 
 typedef struct pattern {
 	char label[64];
@@ -80,7 +84,7 @@ int main(int argc, char **argv)
 	uint8_t *buf;
 	size_t np, overlap = 0;
 	unsigned long long scanned = 0;
-	int memfd;
+	int memfd, asan = 0;
 	FILE *maps;
 
 	if (argc != 3) {
@@ -106,12 +110,19 @@ int main(int argc, char **argv)
 	}
 	if ((buf = malloc(CHUNK + overlap)) == NULL)
 		return 1;
+	/* A target built with ASan (make SAN=1) has terabytes of shadow memory: metadata only, skipped. */
+	while (fgets(line, sizeof(line), maps))
+		if (strstr(line, "/libasan.so"))
+			asan = 1;
+	rewind(maps);
 	while (fgets(line, sizeof(line), maps)) {
 		uint64_t start, end;
 		char perms[8];
 		size_t have = 0;
 
 		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %7s", &start, &end, perms) != 3 || perms[0] != 'r')
+			continue;
+		if (asan && start >= ASAN_SHADOW_START && end <= ASAN_SHADOW_END)
 			continue;
 		/* [vvar] and the like refuse reads; they hold no heap data. */
 		for (uint64_t off = start; off < end;) {
