@@ -17,6 +17,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <fido.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <p11-kit/p11-kit.h>
 #include <sodium.h>
 
 #include "core/blob.h"
@@ -26,6 +30,9 @@
 #include "protectors/protector.h"
 
 #define HELPER_FD 3
+
+/* PKCS#11 modules mapped ahead of the request (see main). */
+static CK_FUNCTION_LIST **preloaded;
 
 /* The reply, collected as fields; facts are copied here (public). */
 typedef struct reply {
@@ -195,6 +202,23 @@ int main(int argc, char **argv)
 	}
 	if ((q = ts_secure_alloc(sizeof(*q))) == NULL)
 		return EXIT_FAILURE;
+	/*
+	 * A spare helper waits here for its request: do the libraries' one-time
+	 * set-up (OpenSSL's configuration and random generator, libfido2) now,
+	 * not while a caller waits for its unlock.
+	 */
+	{
+		unsigned char b;
+		(void)OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL);
+		(void)RAND_bytes(&b, 1);
+		fido_init(0);
+		/*
+		 * Map the registered PKCS#11 modules and their libraries (not
+		 * initialized: no token is opened). They stay mapped until exit,
+		 * so the pkcs11 backend's own load finds them in place.
+		 */
+		preloaded = p11_kit_modules_load(NULL, 0);
+	}
 	if ((r = ts_wire_read(HELPER_FD, -1, &body, &len)) < 0) {
 		fprintf(stderr, "tokenseal-helper: no request on fd %d: %s\n", HELPER_FD, ts_strerror(r));
 		return EXIT_FAILURE;
@@ -203,7 +227,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tokenseal-helper: malformed request: %s\n", ts_strerror(r));
 		return EXIT_FAILURE;
 	}
-	if ((r = run(q)) < 0) {
+	r = run(q);
+	if (preloaded)
+		p11_kit_modules_release(preloaded);
+	if (r < 0) {
 		fprintf(stderr, "tokenseal-helper: cannot send the reply: %s\n", ts_strerror(r));
 		return EXIT_FAILURE;
 	}
