@@ -93,33 +93,46 @@ int policy_main(int argc, char **argv)
 
 /* ---- tokenseal rekey ---------------------------------------------------------------------------- */
 
-static void rekey_help(FILE *f)
+static void revoke_help(FILE *f, const char *name)
 {
 	fprintf(f,
-	        "Usage: tokenseal [--vault NAME] rekey ID [--keep ID=FILE]... [--touch ID]...\n\n"
+	        "Usage: tokenseal %s ID [--keep ID=FILE]... [--touch ID]...\n"
+	        "       tokenseal %s ID --record-only\n\n"
 	        "Revoke protector ID for real: the vault secret and root key are replaced, so\n"
 	        "an old copy of the vault file plus the revoked token opens nothing new.\n"
 	        "Every other protector is kept only if its key can be re-derived now:\n"
 	        "  --keep ID=FILE   its secret (recovery key, PIN) is in FILE\n"
 	        "  --touch ID       a FIDO2 key: touch it when it blinks\n"
 	        "A TPM protector without PIN is kept on its own. The others are dropped\n"
-	        "(listed). Old blobs keep working until you run rotate --retire-below.\n");
+	        "(listed). Old blobs keep working until you run rotate --retire-below.\n"
+	        "  --record-only    only delete ID's record, keeping the vault's keys: for a\n"
+	        "                   token retired in good order, never for a lost or stolen\n"
+	        "                   one (a copy of the old vault file still opens with it)\n"
+	        "      --vault NAME vault to use (default: your user name)\n"
+	        "  -h, --help       this text\n"
+	        "%s",
+	        name, name,
+	        strcmp(name, "rekey") == 0 ? "'tokenseal rekey' is the same command as 'tokenseal revoke'.\n" : "");
 }
 
-int rekey_main(int argc, char **argv)
+/* tokenseal revoke (and its older name rekey): RevokeAndRekey, or RevokeProtector with --record-only. */
+static int revoke_command(int argc, char **argv, const char *name)
 {
 	static const struct option opts[] = {
 		{ "keep", required_argument, NULL, 'k' },
 		{ "touch", required_argument, NULL, 't' },
+		{ "record-only", no_argument, NULL, 'R' },
+		{ "vault", required_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	_ts_cleanup_secure_ uint8_t *buf = NULL;
-	char **kept = NULL, **dropped = NULL;
+	char **kept = NULL, **dropped = NULL, cmd[16];
 	size_t len = 0, cap = TS_CLIENT_SECRET_MAX;
 	ts_client *cl = NULL;
-	int c, r, rc = EXIT_OK;
+	int c, r, rc = EXIT_OK, record_only = 0, n_keep = 0;
 
+	snprintf(cmd, sizeof(cmd), "%s ", name);
 	if ((buf = ts_secure_alloc(cap)) == NULL) {
 		cli_err("out of secure memory");
 		return EXIT_FAIL;
@@ -133,7 +146,7 @@ int rekey_main(int argc, char **argv)
 			int fd;
 
 			if (!eq || eq == optarg)
-				return cli_usage_error("rekey ", "--keep ID=FILE");
+				return cli_usage_error(cmd, "--keep ID=FILE");
 			*eq = '\0';
 			if ((fd = open(eq + 1, O_RDONLY | O_CLOEXEC)) < 0) {
 				cli_err("%s: %s", eq + 1, strerror(errno));
@@ -147,7 +160,7 @@ int rekey_main(int argc, char **argv)
 				slen--;
 			if (memchr(s, '\n', slen) || len + strlen(optarg) + slen + 2 > cap) {
 				ts_secret_free(s, 1024 + 1);
-				return cli_usage_error("rekey ", "secret of %s: one line, and all of them at most %zu bytes",
+				return cli_usage_error(cmd, "secret of %s: one line, and all of them at most %zu bytes",
 				                       optarg, cap);
 			}
 			len += (size_t)sprintf((char *)buf + len, "%s ", optarg);
@@ -155,22 +168,33 @@ int rekey_main(int argc, char **argv)
 			len += slen;
 			buf[len++] = '\n';
 			ts_secret_free(s, 1024 + 1);
+			n_keep++;
 			break;
 		}
 		case 't':
 			if (len + strlen(optarg) + 1 > cap)
-				return cli_usage_error("rekey ", "too many protectors");
+				return cli_usage_error(cmd, "too many protectors");
 			len += (size_t)sprintf((char *)buf + len, "%s\n", optarg);
+			n_keep++;
 			break;
-		case 'h': rekey_help(stdout); return EXIT_OK;
-		default: return EXIT_USAGE;
+		case 'R': record_only = 1; break;
+		case 'v': cli.vault = optarg; break;
+		case 'h': revoke_help(stdout, name); return EXIT_OK;
+		default: return cli_usage_error(cmd, "bad option");
 		}
 	}
 	if (optind + 1 != argc)
-		return cli_usage_error("rekey ", "%s", optind == argc ? "which protector ID?" : "unexpected argument");
+		return cli_usage_error(cmd, "%s", optind == argc ? "which protector ID?" : "unexpected argument");
+	if (record_only && n_keep)
+		return cli_usage_error(cmd, "--record-only keeps every other protector as it is: no --keep or --touch");
 	if ((rc = cli_connect(&cl)) != 0)
 		return rc;
-	if ((r = ts_client_revoke_rekey(cl, cli.vault, argv[optind], buf, len, &kept, &dropped)) < 0) {
+	if (record_only) {
+		if ((r = ts_client_revoke(cl, cli.vault, argv[optind])) < 0)
+			rc = cli_report(cl, r);
+		else
+			printf("Protector %s removed; the vault's keys are unchanged (--record-only).\n", argv[optind]);
+	} else if ((r = ts_client_revoke_rekey(cl, cli.vault, argv[optind], buf, len, &kept, &dropped)) < 0) {
 		rc = cli_report(cl, r);
 	} else {
 		printf("Protector %s revoked; the vault secret and root key were replaced.\n", argv[optind]);
@@ -183,6 +207,16 @@ int rekey_main(int argc, char **argv)
 	ts_strv_free(dropped);
 	ts_client_free(cl);
 	return rc;
+}
+
+int revoke_main(int argc, char **argv)
+{
+	return revoke_command(argc, argv, "revoke");
+}
+
+int rekey_main(int argc, char **argv)
+{
+	return revoke_command(argc, argv, "rekey");
 }
 
 /* ---- tokenseal status: the issue-6 lines ------------------------------------------------------ */

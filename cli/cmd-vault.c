@@ -546,29 +546,3 @@ out:
 	return rc < 0 ? EXIT_OK : rc;
 }
 
-/* ---- revoke -------------------------------------------------------------------------------- */
-
-static const char revoke_help[] =
-	"Usage: tokenseal revoke ID\n"
-	"Remove protector ID (see 'tokenseal status'); the daemon rotates the vault's keys so that\n"
-	"the revoked token cannot open what is written from now on. The last protector cannot\n"
-	"be removed.\n\n";
-
-int revoke_main(int argc, char **argv)
-{
-	ts_client *c = NULL;
-	int r, rc;
-
-	if ((rc = simple_opts(argc, argv, revoke_help, "revoke ")) != 0)
-		return rc < 0 ? EXIT_OK : rc;
-	if (optind + 1 != argc)
-		return cli_usage_error("revoke ", "%s", optind == argc ? "which protector ID?" : "unexpected argument");
-	if ((rc = cli_connect(&c)) != 0)
-		return rc;
-	if ((r = ts_client_revoke(c, cli.vault, argv[optind])) < 0)
-		rc = cli_report(c, r);
-	else
-		printf("Protector %s revoked from vault '%s'.\n", argv[optind], vault_name(c));
-	ts_client_free(c);
-	return rc;
-}

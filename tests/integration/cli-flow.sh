@@ -150,15 +150,17 @@ grep -Eo '^[0-9A-Z]{5}(-[0-9A-Z]{5}){7}$' "$D/rk2" >"$D/rk2.key" || fail "enroll
 "$T" --vault demo status | grep -q "p2 *recovery" || fail "status misses p2"
 "$T" --vault demo lock >/dev/null
 "$T" --vault demo unlock --protector p2 --pin-fd 3 3<"$D/rk2.key" >/dev/null || fail "unlock with the new key"
-"$T" --vault demo revoke p2 >/dev/null || fail "revoke p2"
+"$T" --vault demo revoke p2 --keep "p1=$D/rk" >"$D/rv" || fail "revoke p2: $(cat "$D/rv")"
+grep -q "kept: *p1" "$D/rv" || fail "revoke did not keep p1: $(cat "$D/rv")"
 "$T" --vault demo status | grep -q "p2 " && fail "p2 still listed after revoke"
 "$T" --vault demo lock >/dev/null
 expect_rc 1 "" "$T" --vault demo unlock --protector p2 --pin-fd 3 3<"$D/rk2.key"
 expect_rc 6 "" "$T" --vault demo unlock --pin-fd 3 3<"$D/rk2.key"
 "$T" --vault demo unlock --pin-fd 3 3<"$D/rk" >/dev/null || fail "p1 still opens"
-expect_rc 1 "last protector" "$T" --vault demo revoke p1
+expect_rc 1 "only 0 protector(s) could be re-wrapped" "$T" --vault demo revoke p1
+expect_rc 1 "last protector" "$T" --vault demo revoke p1 --record-only
 expect_rc 2 "for fido2" "$T" --vault demo enroll tpm2 --no-touch
-pass "enroll recovery prints a new key that unlocks; revoke removes it; last protector stays"
+pass "enroll recovery prints a new key that unlocks; revoke (re-key, keeping p1) removes it; last protector stays"
 
 # --- the library API from C: only tokenseal.h.
 EX="$TS_BUILD/tests/tools/client_example"
