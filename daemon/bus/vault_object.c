@@ -482,6 +482,26 @@ static uint8_t *plaintext_scratch(void)
 	return buf;
 }
 
+/*
+ * The common start of the data methods: the caller may use the vault
+ * (owner, root or polkit), the vault is unlocked, and for the methods that
+ * open blobs (unwrap_rule) the policy's [unwrap] rules admit the caller.
+ * 0: go on. Otherwise return it from the handler (error set, or 1 while
+ * polkit is asked).
+ */
+static int data_call_allowed(sd_bus_message *m, ts_vault_entry *e, const char *what, int unwrap_rule,
+                             sd_bus_error *error)
+{
+	ts_caller caller;
+	int r;
+
+	if ((r = vault_authorize(m, e, what, &caller, error)) != 0 || (r = vault_unlocked(e, error)) < 0)
+		return r;
+	if (unwrap_rule && (r = ts_enforce_unwrap_bus(m, e, &caller, error)) < 0)
+		return r;
+	return 0;
+}
+
 /* A reply holding one non-secret "ay". */
 static int reply_bytes(sd_bus_message *m, const void *p, size_t n)
 {
@@ -501,7 +521,6 @@ static int method_wrap(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	const void *pt;
 	ts_kv *ctx = NULL;
 	size_t pt_len, n_ctx;
-	ts_caller caller;
 	int r;
 
 	if ((r = read_bytes_ctx(m, &pt, &pt_len, &ctx, &n_ctx)) < 0)
@@ -510,7 +529,7 @@ static int method_wrap(sd_bus_message *m, void *userdata, sd_bus_error *error)
 		r = -TS_E_LIMIT;
 		goto fail;
 	}
-	if ((r = vault_authorize(m, e, "wrap", &caller, error)) != 0 || (r = vault_unlocked(e, error)) < 0) {
+	if ((r = data_call_allowed(m, e, "wrap", 0, error)) != 0) {
 		free(ctx);
 		return r;
 	}
@@ -532,13 +551,11 @@ static int method_unwrap(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	const void *blob;
 	ts_kv *ctx = NULL;
 	size_t blob_len, n_ctx, pt_len = 0;
-	ts_caller caller;
 	int r;
 
 	if ((r = read_bytes_ctx(m, &blob, &blob_len, &ctx, &n_ctx)) < 0)
 		goto fail;
-	if ((r = vault_authorize(m, e, "unwrap", &caller, error)) != 0 || (r = vault_unlocked(e, error)) < 0 ||
-	    (r = ts_enforce_unwrap_bus(m, e, &caller, error)) < 0) {
+	if ((r = data_call_allowed(m, e, "unwrap", 1, error)) != 0) {
 		free(ctx);
 		return r;
 	}
@@ -571,12 +588,12 @@ static int method_rewrap(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	const void *blob;
 	ts_kv *ctx = NULL;
 	size_t blob_len, n_ctx, pt_len = 0;
-	ts_caller caller;
 	int r;
 
 	if ((r = read_bytes_ctx(m, &blob, &blob_len, &ctx, &n_ctx)) < 0)
 		goto fail;
-	if ((r = vault_authorize(m, e, "rewrap", &caller, error)) != 0 || (r = vault_unlocked(e, error)) < 0) {
+	/* Rewrap opens the blob as Unwrap does: the same [unwrap] rules apply (as for RewrapBatch). */
+	if ((r = data_call_allowed(m, e, "rewrap", 1, error)) != 0) {
 		free(ctx);
 		return r;
 	}
@@ -605,7 +622,6 @@ static int method_generate_data_key(sd_bus_message *m, void *userdata, sd_bus_er
 	uint8_t *pt;
 	ts_kv *ctx = NULL;
 	size_t n_ctx;
-	ts_caller caller;
 	uint32_t size;
 	int r;
 
@@ -617,7 +633,7 @@ static int method_generate_data_key(sd_bus_message *m, void *userdata, sd_bus_er
 		free(ctx);
 		return ts_bus_error(error, size ? -TS_E_LIMIT : -TS_E_INVALID_ARGS, "size must be 1..65536 bytes");
 	}
-	if ((r = vault_authorize(m, e, "generate", &caller, error)) != 0 || (r = vault_unlocked(e, error)) < 0) {
+	if ((r = data_call_allowed(m, e, "generate", 0, error)) != 0) {
 		free(ctx);
 		return r;
 	}

@@ -78,7 +78,9 @@ B=$(fdcall "$P" $VIFACE Wrap 'aya{ss}' 68656c6c6f "") || fail "Wrap"
 dec=$(python3 -c 'import sys; b=bytes.fromhex(sys.argv[1]); print(len(b), *b)' "$B")
 expect_fail "PolicyViolation: [unwrap mail] ($F10:7)" vcall "$P" Unwrap 'aya{ss}' $dec 0
 expect_fail "PolicyViolation: [unwrap mail]" vcall "$P" UnwrapBatch 'aaya{ss}' 1 $dec 0
-pass "[unwrap mail] executables: the listed executable unwraps, another is refused (Unwrap and UnwrapBatch)"
+expect_fail "PolicyViolation: [unwrap mail]" vcall "$P" Rewrap 'aya{ss}' $dec 0
+expect_fail "PolicyViolation: [unwrap mail]" vcall "$P" RewrapBatch 'aaya{ss}' 1 $dec 0
+pass "[unwrap mail] executables: the listed executable unwraps, another is refused (Unwrap, Rewrap and the batches)"
 
 # [unwrap db] users: root may; a vault no rule matches is not restricted by the policy.
 D=$(create_vault db "$RIG_DIR/d1") || fail "CreateVault db"
