@@ -462,65 +462,64 @@ static int finish(const ts_protector_request *req, int transport, call *c)
 	return rc;
 }
 
-/* The KEK of an unlock reply (0), or -TS_E_FAILED. */
-static int reply_kek(const call *c, uint8_t *kek)
+/*
+ * The fields a successful reply must carry for op, pointing into c's body
+ * (desc copied, NUL-terminated). 0 or -TS_E_FAILED with c->err set.
+ */
+static int reply_fields(uint8_t op, call *c, ts_remote_reply *out, char *desc, size_t desc_cap)
 {
 	ts_wire_field f;
 	size_t off = 0;
 
-	while (ts_wire_next(c->body, c->len, &off, &f) > 0)
-		if (f.tag == TS_WIRE_KEK && f.len == TS_KEY_BYTES) {
-			memcpy(kek, f.data, TS_KEY_BYTES);
-			return 0;
-		}
-	return -TS_E_FAILED;
+	memset(out, 0, sizeof(*out));
+	desc[0] = '\0';
+	out->desc = desc;
+	while (ts_wire_next(c->body, c->len, &off, &f) > 0) {
+		if (f.tag == TS_WIRE_KEK && f.len == TS_KEY_BYTES)
+			out->kek = f.data;
+		else if (f.tag == TS_WIRE_PARAMS && f.len > 0)
+			out->params = f.data, out->params_len = f.len;
+		else if (f.tag == TS_WIRE_DESC && ts_wire_get_str(&f, desc, desc_cap) < 0)
+			desc[0] = '\0';
+		else if (f.tag == TS_WIRE_SECRET)
+			out->secret = f.data, out->secret_len = f.len;
+	}
+	if (!out->kek || (op == TS_WIRE_OP_ENROLL && !out->params)) {
+		snprintf(c->err, sizeof(c->err), "the token helper sent an incomplete answer");
+		return -TS_E_FAILED;
+	}
+	return 0;
 }
 
 static int remote_enroll(const char *type, ts_protector_request *req, uint8_t *kek, ts_buf *ret_params,
                          char *ret_desc, char *secret_out, size_t secret_out_cap, size_t *secret_out_len)
 {
 	fields q = { .n = 0 };
+	ts_remote_reply rep;
 	call c;
-	ts_wire_field f;
-	size_t off = 0;
-	int r, have_kek = 0, have_params = 0;
+	int r;
 
 	*secret_out_len = 0;
 	if ((r = build(&q, TS_WIRE_OP_ENROLL, type, req, NULL, 0)) < 0)
 		return r;
 	r = helper_call(q.f, q.n, token_timeout(req), &c);
-	if (r < 0 || c.rc < 0) {
+	if (r >= 0 && c.rc >= 0 && reply_fields(TS_WIRE_OP_ENROLL, &c, &rep, ret_desc, TS_PROTECTOR_DESC_MAX) < 0)
+		r = -TS_E_FAILED;
+	if (r >= 0 && c.rc >= 0 && rep.secret_len >= secret_out_cap) {
+		snprintf(c.err, sizeof(c.err), "the token helper sent an over-long secret");
+		r = -TS_E_LIMIT;
+	}
+	if (r >= 0 && c.rc >= 0 && (r = ts_buf_append(ret_params, rep.params, rep.params_len)) >= 0) {
+		memcpy(kek, rep.kek, TS_KEY_BYTES);
+		if (rep.secret_len)
+			memcpy(secret_out, rep.secret, rep.secret_len);
+		secret_out[rep.secret_len] = '\0';
+		*secret_out_len = rep.secret_len;
+	}
+	if (r < 0 || c.rc < 0)
 		r = finish(req, r, &c);
-		call_done(&c);
-		return r;
-	}
-	while ((r = ts_wire_next(c.body, c.len, &off, &f)) > 0) {
-		if (f.tag == TS_WIRE_KEK && f.len == TS_KEY_BYTES) {
-			memcpy(kek, f.data, TS_KEY_BYTES);
-			have_kek = 1;
-		} else if (f.tag == TS_WIRE_PARAMS && f.len > 0) {
-			if ((r = ts_buf_append(ret_params, f.data, f.len)) < 0)
-				break;
-			have_params = 1;
-		} else if (f.tag == TS_WIRE_DESC) {
-			if ((r = ts_wire_get_str(&f, ret_desc, TS_PROTECTOR_DESC_MAX)) < 0)
-				break;
-		} else if (f.tag == TS_WIRE_SECRET) {
-			if (f.len >= secret_out_cap) {
-				r = -TS_E_LIMIT;
-				break;
-			}
-			memcpy(secret_out, f.data, f.len);
-			secret_out[f.len] = '\0';
-			*secret_out_len = f.len;
-		}
-	}
 	call_done(&c);
-	if (r < 0 || !have_kek || !have_params) {
-		sodium_memzero(kek, TS_KEY_BYTES);
-		return ts_protector_fail(req, -TS_E_FAILED, "the token helper sent an incomplete enrollment");
-	}
-	return 0;
+	return r < 0 ? r : 0;
 }
 
 static int remote_unlock(const char *type, ts_protector_request *req, const uint8_t *params, size_t params_len,
@@ -538,11 +537,17 @@ static int remote_unlock(const char *type, ts_protector_request *req, const uint
 		call_done(&c);
 		return r;
 	}
-	r = reply_kek(&c, kek);
+	{
+		ts_remote_reply rep;
+		char desc[TS_PROTECTOR_DESC_MAX];
+
+		if ((r = reply_fields(TS_WIRE_OP_UNLOCK, &c, &rep, desc, sizeof(desc))) >= 0)
+			memcpy(kek, rep.kek, TS_KEY_BYTES);
+		else
+			r = finish(req, r, &c);
+	}
 	call_done(&c);
-	if (r < 0)
-		return ts_protector_fail(req, -TS_E_FAILED, "the token helper sent no key");
-	return 0;
+	return r < 0 ? r : 0;
 }
 
 static int remote_present(const char *type, ts_protector_request *req, const uint8_t *params, size_t params_len)
@@ -766,35 +771,6 @@ void ts_remote_job_cancel(ts_remote_job *j)
 	kill(j->pid, SIGKILL);
 	reap(j->pid, 1);
 	job_free(j);
-}
-
-/*
- * The fields a successful reply must carry for op, pointing into c's body
- * (desc copied, NUL-terminated). 0 or -TS_E_FAILED with c->err set.
- */
-static int reply_fields(uint8_t op, call *c, ts_remote_reply *out, char *desc, size_t desc_cap)
-{
-	ts_wire_field f;
-	size_t off = 0;
-
-	memset(out, 0, sizeof(*out));
-	desc[0] = '\0';
-	out->desc = desc;
-	while (ts_wire_next(c->body, c->len, &off, &f) > 0) {
-		if (f.tag == TS_WIRE_KEK && f.len == TS_KEY_BYTES)
-			out->kek = f.data;
-		else if (f.tag == TS_WIRE_PARAMS && f.len > 0)
-			out->params = f.data, out->params_len = f.len;
-		else if (f.tag == TS_WIRE_DESC && ts_wire_get_str(&f, desc, desc_cap) < 0)
-			desc[0] = '\0';
-		else if (f.tag == TS_WIRE_SECRET)
-			out->secret = f.data, out->secret_len = f.len;
-	}
-	if (!out->kek || (op == TS_WIRE_OP_ENROLL && !out->params)) {
-		snprintf(c->err, sizeof(c->err), "the token helper sent an incomplete answer");
-		return -TS_E_FAILED;
-	}
-	return 0;
 }
 
 /* Finish: the helper answered (readable or hung up) or the timer fired (timed_out). */
