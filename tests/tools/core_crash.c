@@ -34,6 +34,7 @@
 #include <systemd/sd-bus.h>
 
 #include "core/vault.h"
+#include "store.h"
 
 #define BUS_NAME "org.tokenseal1"
 #define MANAGER_PATH "/org/tokenseal1"
@@ -356,6 +357,9 @@ static void check_files(void)
 			continue;
 		if (de->d_name[0] == '.')
 			fail("leftover temporary file in the state dir: %s", de->d_name);
+		/* The daemon's lock file (store.h) is the one file that is not a vault. */
+		if (strcmp(de->d_name, TS_STORE_LOCK_FILE) == 0)
+			continue;
 		snprintf(path, sizeof(path), "%s/%s", state_dir, de->d_name);
 		if ((f = fopen(path, "rb")) == NULL || fseek(f, 0, SEEK_END) < 0 || (n = ftell(f)) < 0 ||
 		    fseek(f, 0, SEEK_SET) < 0 || (b = malloc((size_t)n + 1)) == NULL || fread(b, 1, (size_t)n, f) != (size_t)n)
