@@ -5,9 +5,12 @@
  * The daemon links this file instead of the real backends, so libfido2,
  * tpm2-tss, p11-kit and libcrypto are never mapped into the process that
  * holds the root keys; the helper links the backends and nothing of the bus.
- * The ops are synchronous, as the in-process ones were. describe and
+ * The ops in the ts_protector_ops table are synchronous, as the in-process
+ * ones were; Unlock and AddProtector use the asynchronous jobs at the end
+ * (remote.h) so that the event loop goes on meanwhile. describe and
  * needs_secret only decode the public record, so their answers are cached
- * by a hash of (type, record).
+ * by a hash of (type, record). After each operation one spare helper is
+ * started ahead (warm_*), and answered helpers are reaped from the loop.
  */
 #define _GNU_SOURCE 1   /* posix_spawn_file_actions_addclosefrom_np */
 #include <errno.h>
