@@ -63,7 +63,10 @@ CORE_SRC     := $(sort $(wildcard daemon/core/*.c policy/*.c))
 BACKEND_SRC  := $(wildcard daemon/protectors/fido2.c daemon/protectors/tpm2.c daemon/protectors/pkcs11.c \
                            daemon/protectors/escrow_rsa.c)
 DAEMON_SRC   := $(sort $(filter-out daemon/main.c $(BACKEND_SRC),$(wildcard daemon/*.c daemon/bus/*.c daemon/protectors/*.c)))
-HELPER_SRC   := daemon/helper/main.c daemon/protectors/registry.c daemon/protectors/helper_wire.c $(BACKEND_SRC)
+# The recovery backend is in both: the helper runs its Argon2id off the daemon's loop, and the daemon
+# keeps it for creating vaults and as the fallback when no helper can run.
+HELPER_SRC   := daemon/helper/main.c daemon/protectors/registry.c daemon/protectors/helper_wire.c \
+                daemon/protectors/recovery.c $(BACKEND_SRC)
 CLIENT_SRC   := $(sort $(wildcard cli/lib/*.c)) daemon/core/error.c daemon/core/buf.c daemon/core/blob.c daemon/core/context.c
 CLI_SRC      := $(sort $(wildcard cli/*.c))
 SOFTFIDO_SRC := $(sort $(wildcard tests/softfido/*.c))

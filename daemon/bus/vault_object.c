@@ -251,19 +251,48 @@ static int unlock_result(ts_unlock_job *j, const char *id, int r, uint8_t *kek, 
 
 static void unlock_step(ts_unlock_job *j);
 
+/*
+ * A protector that also works in-process (the recovery key) is tried here
+ * when the helper could not run or answer: the break-glass key must not
+ * depend on the helper. 1 when it was (r, kek and err set), else 0.
+ */
+static int unlock_in_process(ts_unlock_job *j, const char *id, int *r, uint8_t *kek, char *err, size_t errlen)
+{
+	const ts_protector_record *p = find_protector(j->e, id);
+	const ts_protector_ops *ops = p ? ts_protector_lookup(p->type) : NULL;
+	ts_protector_request req = { 0 };
+
+	if (!ops || ts_protector_is_remote(ops))
+		return 0;
+	ts_log(TS_LOG_WARNING, "vault=%s protector=%s: %s; checking it in the daemon", j->e->vault->name, id,
+	       err[0] ? err : "the token helper did not run");
+	req.config = &j->e->d->config;
+	req.vault_name = j->e->vault->name;
+	req.vault_id = j->e->vault->id;
+	req.pin = j->secret;
+	req.pin_len = j->secret_len;
+	req.err = err;
+	req.err_len = errlen;
+	err[0] = '\0';
+	*r = ops->unlock(&req, p->params, p->params_len, kek);
+	return 1;
+}
+
 static void on_remote_unlock(void *userdata, int r, const ts_remote_reply *reply, const char *err)
 {
 	ts_unlock_job *j = userdata;
-	_ts_cleanup_secure_ uint8_t *copy = NULL;
+	_ts_cleanup_secure_ uint8_t *copy = ts_secure_alloc(TS_KEY_BYTES);
+	char errbuf[256];
 
 	j->remote = NULL;
-	if (r >= 0) {
-		if ((copy = ts_secure_alloc(TS_KEY_BYTES)) == NULL)
-			r = -TS_E_NOMEM;
-		else
-			memcpy(copy, reply->kek, TS_KEY_BYTES);
-	}
-	if (unlock_result(j, j->current, r, copy, err) == 0)
+	snprintf(errbuf, sizeof(errbuf), "%s", err ? err : "");
+	if (!copy)
+		r = -TS_E_NOMEM;
+	else if (r >= 0)
+		memcpy(copy, reply->kek, TS_KEY_BYTES);
+	else if (r == -TS_E_FAILED || r == -TS_E_TIMEOUT)
+		(void)unlock_in_process(j, j->current, &r, copy, errbuf, sizeof(errbuf));
+	if (unlock_result(j, j->current, r, copy, errbuf) == 0)
 		unlock_step(j);
 }
 
@@ -303,12 +332,14 @@ static void unlock_step(ts_unlock_job *j)
 		req.err = errbuf;
 		req.err_len = sizeof(errbuf);
 		errbuf[0] = '\0';
-		if (ts_protector_is_remote(ops)) {
+		if (ts_protector_unlocks_in_helper(ops)) {
 			snprintf(j->current, sizeof(j->current), "%s", id);
 			r = ts_remote_unlock_start(e->d->event, ops, &req, p->params, p->params_len, on_remote_unlock, j,
 			                           &j->remote);
 			if (r >= 0)
 				return;
+			if (r == -TS_E_FAILED)
+				(void)unlock_in_process(j, id, &r, kek, errbuf, sizeof(errbuf));
 		} else
 			r = ops->unlock(&req, p->params, p->params_len, kek);
 		if (unlock_result(j, id, r, kek, errbuf))

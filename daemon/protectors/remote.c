@@ -759,6 +759,11 @@ int ts_protector_is_remote(const ts_protector_ops *ops)
 	return ops == &ts_protector_fido2 || ops == &ts_protector_tpm2 || ops == &ts_protector_pkcs11;
 }
 
+int ts_protector_unlocks_in_helper(const ts_protector_ops *ops)
+{
+	return ts_protector_is_remote(ops) || ops == &ts_protector_recovery;
+}
+
 static void job_free(ts_remote_job *j)
 {
 	sd_event_source_disable_unref(j->io);
@@ -826,7 +831,7 @@ static int job_start(sd_event *event, uint8_t op, const ts_protector_ops *ops, c
 	call c;
 	int r, timeout_ms = token_timeout(req);
 
-	if (!ts_protector_is_remote(ops))
+	if (!ts_protector_is_remote(ops) && !(op == TS_WIRE_OP_UNLOCK && ts_protector_unlocks_in_helper(ops)))
 		return ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "protector type '%s' does not run in the helper", ops->type);
 	if ((r = build(&q, op, ops->type, req, params, params_len)) < 0)
 		return r;

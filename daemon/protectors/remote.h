@@ -38,6 +38,13 @@ void ts_protector_remote_shutdown(void);
 
 /* Is ops one of the backends that run in the helper? */
 int ts_protector_is_remote(const ts_protector_ops *ops);
+/*
+ * Does Unlock hand ops to the helper? The remote ones, and the recovery key:
+ * its Argon2id (64 MiB, ~0.1 s) then runs off the daemon's loop too. The
+ * recovery backend also stays in the daemon, which falls back to it when no
+ * helper can run: the break-glass key must not depend on the helper.
+ */
+int ts_protector_unlocks_in_helper(const ts_protector_ops *ops);
 
 /*
  * Start an unlock (or an enrollment) in a helper and return at once; done

@@ -67,7 +67,9 @@ busctl --address="$BUS_ADDRESS" call org.tokenseal1 /org/tokenseal1 org.freedesk
 no_children "after a helper died"
 ts unlock --protector recovery --pin-fd 3 3<"$D/rk" >"$D/u" 2>&1 || fail "recovery unlock with a dying helper: $(cat "$D/u")"
 [ "$(state)" = unlocked ] || fail "recovery key did not unlock"
-pass "a helper that dies: a clear error, the daemon alive, the recovery key still opens"
+grep -q "protector=p1: .*checking it in the daemon" "$D/daemon.log" ||
+	fail "the recovery key did not fall back to the daemon: $(tail -n 5 "$D/daemon.log")"
+pass "a helper that dies: a clear error, the daemon alive, the recovery key still opens (checked in the daemon)"
 
 # A missing helper: the same, with the path in the message.
 ts lock || fail "lock"
@@ -83,4 +85,14 @@ ts lock || fail "lock"
 restart_with_helper "$TS_BUILD/tokenseal-helper"
 setsid -w "$T" --vault h unlock --protector tpm2 </dev/null >"$D/u" 2>&1 || fail "tpm2 unlock after restart: $(cat "$D/u")"
 no_token_libs "after restart"
-pass "back with the real helper: the TPM protector opens"
+# The recovery key's Argon2id (64 MiB) runs in the helper too: the daemon's peak memory stays far below it.
+ts lock || fail "lock"
+: >"$D/daemon.log"
+ts unlock --protector recovery --pin-fd 3 3<"$D/rk" >"$D/u" 2>&1 || fail "recovery unlock: $(cat "$D/u")"
+[ "$(state)" = unlocked ] || fail "recovery key did not unlock"
+grep -q "checking it in the daemon" "$D/daemon.log" && fail "the recovery key fell back to the daemon with a working helper"
+hwm=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$DAEMON_PID/status")
+# (An ASan build's own memory is far above any such bound: there the log check above has to do.)
+[ "${TS_SAN:-0}" = 1 ] || [ "$hwm" -lt 32768 ] ||
+	fail "daemon peak RSS $hwm KiB after a recovery unlock: Argon2id ran in the daemon"
+pass "back with the real helper: the TPM protector opens; a recovery unlock leaves the daemon's peak RSS at $hwm KiB"
