@@ -13,11 +13,22 @@ VG=(valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=def
 units=()
 for s in "$TS_SRC"/tests/unit/test_*.c; do units+=("tests/unit/$(basename "$s" .c)"); done
 
-# 1. Unit tests under valgrind on the ordinary build (make check runs them under ASan+UBSan in its second pass).
+# 1. Unit tests under valgrind on the ordinary build (make check runs them under ASan+UBSan in its second pass),
+#    two at a time: valgrind runs a program on one CPU.
+vg_wait() { # pid unit
+	wait "$1" || { tail -n 40 "$RIG_DIR/vg-${2##*/}.log" >&2; fail "$2 under valgrind"; }
+}
+running=() names=()
 for u in "${units[@]}"; do
 	[ -x "$TS_BUILD/$u" ] || fail "$TS_BUILD/$u not built"
-	"${VG[@]}" "$TS_BUILD/$u" >"$RIG_DIR/vg.log" 2>&1 || { tail -n 40 "$RIG_DIR/vg.log" >&2; fail "$u under valgrind"; }
+	"${VG[@]}" "$TS_BUILD/$u" >"$RIG_DIR/vg-${u##*/}.log" 2>&1 &
+	running+=($!) names+=("$u")
+	if [ ${#running[@]} -ge 2 ]; then
+		vg_wait "${running[0]}" "${names[0]}"
+		running=("${running[@]:1}") names=("${names[@]:1}")
+	fi
 done
+for i in "${!running[@]}"; do vg_wait "${running[i]}" "${names[i]}"; done
 pass "${#units[@]} unit tests clean under valgrind (memcheck, definite leaks are errors)"
 
 # 2. A core daemon flow: create, wrap/unwrap (busctl), lock, unlock, use, rotate, lock, clean exit.

@@ -19,6 +19,17 @@
 #include "core/escrow.h"
 #include "core/vault.h"
 #include "protectors/escrow_rsa.h"
+#include "test_escrow_keys.h"
+
+/* One of the fixed test keys (test_escrow_keys.h). */
+static EVP_PKEY *load_key(const char *pem)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	EVP_PKEY *k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+
+	BIO_free(b);
+	return k;
+}
 
 static void keygen_text_forms_round_trip(void **state)
 {
@@ -213,7 +224,7 @@ static void rsa_spki_check_is_strict_der(void **state)
 	ts_buf a = { 0 };
 	uint8_t bad[TS_ESCROW_SPKI_MAX + 8];
 	size_t mod = 0, i;
-	EVP_PKEY *small = EVP_RSA_gen(1024);
+	EVP_PKEY *small = load_key(TEST_RSA_1024_PEM);
 
 	spki_of(rsa_a, &a);
 	assert_int_equal(ts_escrow_rsa_spki_check(a.data, a.len, &mod), 0);
@@ -507,7 +518,7 @@ int main(void)
 	};
 	int r;
 
-	if (sodium_init() < 0 || (rsa_a = EVP_RSA_gen(2048)) == NULL || (rsa_b = EVP_RSA_gen(2048)) == NULL)
+	if (sodium_init() < 0 || (rsa_a = load_key(TEST_RSA_A_PEM)) == NULL || (rsa_b = load_key(TEST_RSA_B_PEM)) == NULL)
 		return 1;
 	r = cmocka_run_group_tests(tests, NULL, NULL);
 	EVP_PKEY_free(rsa_a);
