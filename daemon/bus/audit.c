@@ -17,22 +17,6 @@ void ts_audit_set_file(const char *path)
 	audit_file = path;
 }
 
-/* Only these bytes reach a record: a caller-supplied word can forge neither a field nor a line. */
-static const char *clean(const char *s, char *buf, size_t size)
-{
-	size_t i;
-
-	if (!s || !*s)
-		return "-";
-	for (i = 0; s[i] && i + 1 < size; i++) {
-		char c = s[i];
-		buf[i] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		         c == '.' || c == '_' || c == '-' ? c : '?';
-	}
-	buf[i] = '\0';
-	return buf;
-}
-
 static const char *result_name(int r)
 {
 	const char *name;
@@ -75,9 +59,9 @@ static int audit_file_write(const char *event, const char *vault, const ts_calle
 int ts_audit_sinks(const char *event, const char *vault, const ts_caller *caller, const char *protector, int r)
 {
 	char vbuf[TS_VAULT_NAME_MAX + 1], pbuf[TS_PROTECTOR_ID_MAX + TS_PROTECTOR_TYPE_MAX], ebuf[32];
-	const char *ev = clean(event, ebuf, sizeof(ebuf));
-	const char *va = clean(vault, vbuf, sizeof(vbuf));
-	const char *pr = clean(protector, pbuf, sizeof(pbuf));
+	const char *ev = ts_log_word(event, ebuf, sizeof(ebuf));
+	const char *va = ts_log_word(vault, vbuf, sizeof(vbuf));
+	const char *pr = ts_log_word(protector, pbuf, sizeof(pbuf));
 	const char *res = result_name(r);
 
 	/* Structured fields for journalctl TOKENSEAL_EVENT=unlock; only when journald listens. */

@@ -80,6 +80,12 @@ void ts_log_set_level(int level);
 /* One line on stderr, "<N>" prefixed so the journal keeps the priority. Never pass secret bytes. */
 void ts_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /*
+ * A caller-supplied word made safe for a log or audit line: [A-Za-z0-9._-]
+ * kept, anything else '?', cut to size - 1; "-" for NULL or "". Returns buf
+ * or the constant "-".
+ */
+const char *ts_log_word(const char *s, char *buf, size_t size);
+/*
  * A security event, one line with fixed fields:
  *   event=unlock vault=NAME uid=U pid=P protector=ID result=ok|ERRORNAME
  * vault and protector may be NULL ("-"); r is 0 or a negative TS_E_*.
@@ -154,6 +160,8 @@ int ts_vault_objects_register(ts_daemon *d);
 int ts_manager_emit_vault_added(ts_daemon *d, ts_vault_entry *e);
 /* Emit PropertiesChanged for the vault's changeable properties. */
 void ts_vault_object_emit_changed(ts_vault_entry *e);
+/* Reading a vault's properties: owner or root when the read comes from a method call. 0 or an error set. */
+int ts_vault_property_authorize(sd_bus *bus, ts_vault_entry *e, sd_bus_error *error);
 /* Drop every Unlock and AddProtector still waiting for a token helper (shutdown): helpers killed, no reply. */
 void ts_vault_object_cancel_jobs(ts_daemon *d);
 

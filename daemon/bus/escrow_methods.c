@@ -312,22 +312,6 @@ out:
 	return ts_bus_error(error, r, msg);
 }
 
-/* Properties: the owner's business, like the rest (vault_object.c checks method-call reads the same way). */
-static int prop_authorize(sd_bus *bus, ts_vault_entry *e, sd_bus_error *error)
-{
-	sd_bus_message *m = sd_bus_get_current_message(bus);
-	ts_caller caller;
-	int r;
-
-	if (!m || sd_bus_message_is_method_call(m, NULL, NULL) <= 0)
-		return 0;
-	if ((r = ts_caller_get(m, &caller)) < 0)
-		return ts_bus_error(error, r, NULL);
-	if (!ts_caller_may_use(&caller, e->vault))
-		return ts_bus_error(error, -TS_E_ACCESS_DENIED, "this vault belongs to another user");
-	return 0;
-}
-
 int ts_escrow_prop_recipients(sd_bus *bus, const char *path, const char *interface, const char *property,
                               sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
@@ -335,7 +319,7 @@ int ts_escrow_prop_recipients(sd_bus *bus, const char *path, const char *interfa
 	char fp[TS_ESCROW_FINGERPRINT_TEXT_BYTES];
 	int r;
 
-	if ((r = prop_authorize(bus, e, error)) < 0)
+	if ((r = ts_vault_property_authorize(bus, e, error)) < 0)
 		return r;
 	if ((r = sd_bus_message_open_container(reply, 'a', "(ss)")) < 0)
 		return r;
@@ -354,7 +338,7 @@ int ts_escrow_prop_shares_needed(sd_bus *bus, const char *path, const char *inte
 	uint32_t needed = 0;
 	int r;
 
-	if ((r = prop_authorize(bus, e, error)) < 0)
+	if ((r = ts_vault_property_authorize(bus, e, error)) < 0)
 		return r;
 	if (ts_vault_is_locked(e->vault))
 		needed = e->vault->threshold > e->vault->n_pending ? e->vault->threshold - (uint32_t)e->vault->n_pending : 1;
@@ -368,7 +352,7 @@ int ts_escrow_prop_policy_status(sd_bus *bus, const char *path, const char *inte
 	char msg[TS_POLICY_MSG_MAX + 128];
 	int r;
 
-	if ((r = prop_authorize(bus, e, error)) < 0)
+	if ((r = ts_vault_property_authorize(bus, e, error)) < 0)
 		return r;
 	if ((r = ts_enforce_vault_status(e, msg, sizeof(msg))) < 0)
 		return ts_bus_error(error, r, NULL);

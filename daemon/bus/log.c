@@ -46,7 +46,7 @@ void ts_log(int level, const char *fmt, ...)
 }
 
 /* Caller-supplied words (a protector argument) must not forge fields or lines. */
-static const char *log_word(const char *s, char *buf, size_t size)
+const char *ts_log_word(const char *s, char *buf, size_t size)
 {
 	size_t i;
 
@@ -81,8 +81,8 @@ int ts_log_event_r(const char *event, const char *vault, const ts_caller *caller
 	}
 	ts_log(r < 0 ? TS_LOG_WARNING : TS_LOG_NOTICE,
 	       "event=%s vault=%s uid=%ld pid=%ld protector=%s result=%s", event,
-	       log_word(vault, vbuf, sizeof(vbuf)), caller ? (long)caller->uid : -1L,
-	       caller ? (long)caller->pid : 0L, log_word(protector, pbuf, sizeof(pbuf)), result);
+	       ts_log_word(vault, vbuf, sizeof(vbuf)), caller ? (long)caller->uid : -1L,
+	       caller ? (long)caller->pid : 0L, ts_log_word(protector, pbuf, sizeof(pbuf)), result);
 	/* The same event to the audit sinks (journal fields, --audit-log): audit.c. */
 	return ts_audit_sinks(event, vault, caller, protector, r);
 }

@@ -1135,7 +1135,7 @@ static int method_revoke_protector(sd_bus_message *m, void *userdata, sd_bus_err
  * comes from a method call is checked; the values sd-bus builds for
  * PropertiesChanged signals have no caller and are not secret.
  */
-static int property_authorize(sd_bus *bus, ts_vault_entry *e, sd_bus_error *error)
+int ts_vault_property_authorize(sd_bus *bus, ts_vault_entry *e, sd_bus_error *error)
 {
 	sd_bus_message *m = sd_bus_get_current_message(bus);
 	ts_caller caller;
@@ -1153,7 +1153,7 @@ static int property_authorize(sd_bus *bus, ts_vault_entry *e, sd_bus_error *erro
 #define PROPERTY_PREAMBLE                                                 \
 	ts_vault_entry *e = userdata;                                     \
 	int r;                                                            \
-	if ((r = property_authorize(bus, e, error)) < 0)                  \
+	if ((r = ts_vault_property_authorize(bus, e, error)) < 0)                  \
 		return r
 
 static int prop_name(sd_bus *bus, const char *path, const char *interface, const char *property,
