@@ -96,6 +96,9 @@ int cli_parse_fd(const char *s);
 #define CLI_SECRET_ALLOC 1025
 int cli_get_secret(int fd, const char *prompt, char **ret, size_t *ret_len);
 
+/* One line typed on /dev/tty (with echo) after prompt, into buf (cut to cap - 1). 0, or -1 without a terminal. */
+int cli_ask_line(const char *prompt, char *buf, size_t cap);
+
 /* Write all bytes; returns 0 or -1 with errno. */
 int cli_write_all(int fd, const void *p, size_t len);
 

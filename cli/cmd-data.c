@@ -33,7 +33,8 @@ enum { OPT_IN = CLI_OPT_FIRST, OPT_OUT, OPT_TEXT, OPT_HEX, OPT_BLOB_OUT, OPT_KEY
 
 static const char common_help[] =
 	"  -c, --context KEY=VALUE  bind this entry (repeatable); unwrap needs the same set again\n"
-	"      --vault NAME         vault to use (default: your user name)\n"
+	"      --vault [OWNER:]NAME vault to use (default: your user name; OWNER:NAME is another\n"
+	"                           user's vault, for root and callers polkit allows)\n"
 	"  -h, --help               this text\n";
 
 /*

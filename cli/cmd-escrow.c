@@ -1,6 +1,7 @@
 /* cmd-escrow.c — tokenseal escrow keygen|show-key|set|recover: officer keys, escrow recipients, offline recovery. */
 #define _GNU_SOURCE 1
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -383,6 +384,34 @@ out:
 	return rc;
 }
 
+/*
+ * Where the daemon keeps vault v: its owner's directory STATE/UID, unless
+ * the vault is still a file of the flat layout of earlier versions
+ * (STATE/NAME.vault holding this very vault), which the daemon moves into
+ * the owner's directory when it next starts.
+ */
+static int recovered_vault_dir(const char *state_dir, const ts_vault *v, char *dir, size_t size)
+{
+	ts_buf file = { 0 };
+	ts_vault *flat = NULL;
+	int r, same = 0;
+
+	if ((r = ts_store_owner_dir(state_dir, v->owner_uid, dir, size)) < 0)
+		return r;
+	if (ts_store_load(dir, v->name, &file) == 0) {
+		ts_buf_free(&file);
+		return 0;
+	}
+	ts_buf_free(&file);
+	if (ts_store_load(state_dir, v->name, &file) == 0 && ts_vault_parse(file.data, file.len, &flat) == 0)
+		same = flat->owner_uid == v->owner_uid && memcmp(flat->id, v->id, TS_VAULT_ID_BYTES) == 0;
+	ts_vault_free(flat);
+	ts_buf_free(&file);
+	if (same)
+		snprintf(dir, size, "%s", state_dir);
+	return 0;
+}
+
 static int recover(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -406,6 +435,7 @@ static int recover(int argc, char **argv)
 	_ts_cleanup_buf_ ts_buf params = { 0 };
 	_ts_cleanup_buf_ ts_buf out = { 0 };
 	ts_recovery_params rp;
+	char dir[PATH_MAX] = "";
 	size_t n_secrets = 0, n_uris = 0, n_opened = 0;
 	const char *new_id = NULL;
 	ts_vault *v = NULL;
@@ -515,13 +545,14 @@ static int recover(int argc, char **argv)
 		cli_err("cannot print the new recovery key; vault file not changed");
 		goto out;
 	}
-	if ((r = ts_store_save(state_dir, v->name, out.data, out.len)) < 0) {
-		cli_err("cannot write %s/%s.vault: %s (the key above is NOT enrolled)", state_dir, v->name, ts_strerror(r));
+	if ((r = recovered_vault_dir(state_dir, v, dir, sizeof(dir))) < 0 || (r = ts_store_init(dir)) < 0 ||
+	    (r = ts_store_save(dir, v->name, out.data, out.len)) < 0) {
+		cli_err("cannot write %s/%s.vault: %s (the key above is NOT enrolled)", dir, v->name, ts_strerror(r));
 		rc = cli_exit_code(r);
 		goto out;
 	}
 	printf("Vault '%s' written to %s/%s.vault; restart tokensealed, then unlock with the new key.\n", v->name,
-	       state_dir, v->name);
+	       dir, v->name);
 	rc = EXIT_OK;
 out:
 	ts_vault_free(v);

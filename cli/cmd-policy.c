@@ -108,7 +108,7 @@ static void revoke_help(FILE *f, const char *name)
 	        "  --record-only    only delete ID's record, keeping the vault's keys: for a\n"
 	        "                   token retired in good order, never for a lost or stolen\n"
 	        "                   one (a copy of the old vault file still opens with it)\n"
-	        "      --vault NAME vault to use (default: your user name)\n"
+	        "      --vault [OWNER:]NAME vault to use (default: your user name)\n"
 	        "  -h, --help       this text\n"
 	        "%s",
 	        name, name,

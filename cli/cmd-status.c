@@ -11,13 +11,13 @@
 #include "lib/policy-client.h"
 
 static const char status_help[] =
-	"Usage: tokenseal status [--vault NAME] [--json]\n"
+	"Usage: tokenseal status [--vault [OWNER:]NAME] [--json]\n"
 	"Show the vaults you may use (or one): id, owner, locked or unlocked, why and since when,\n"
 	"root key version and oldest usable version, and every protector that can open it, with\n"
 	"whether its token is there now (checked without a touch or a PIN); protectors still\n"
 	"needed to unlock, escrow officers, and whether the vault complies with the system\n"
 	"policy (or what to do, e.g. a root key due for rotation).\n\n"
-	"      --vault NAME   show only this vault\n"
+	"      --vault [OWNER:]NAME  show only this vault\n"
 	"      --json         print a JSON array of vault objects with the same facts (tokenseal(1))\n"
 	"  -h, --help         this text\n";
 

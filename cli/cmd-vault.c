@@ -13,12 +13,13 @@
 #include "lib/client-internal.h"
 
 enum { OPT_PIN_FD = CLI_OPT_FIRST, OPT_PROTECTOR, OPT_OWNER, OPT_RETIRE, OPT_DEVICE, OPT_NO_PIN,
-       OPT_NO_TOUCH, OPT_PIN, OPT_PCRS, OPT_URI, OPT_PUBLIC_KEY, OPT_OAEP_HASH, OPT_REPLACE };
+       OPT_NO_TOUCH, OPT_PIN, OPT_PCRS, OPT_URI, OPT_PUBLIC_KEY, OPT_OAEP_HASH, OPT_REPLACE, OPT_THRESHOLD };
 
 /* A PEM certificate with a long chain of extensions fits; anything bigger is not a key file. */
 #define CLI_PUBKEY_MAX 32768
 
-static const char vault_help[] = "      --vault NAME     vault to use (default: your user name)\n"
+static const char vault_help[] = "      --vault [OWNER:]NAME  vault to use (default: your user name; OWNER:NAME is\n"
+                                 "                       another user's vault, for root and callers polkit allows)\n"
                                  "  -h, --help           this text\n";
 
 static const char *vault_name(const ts_client *c)
@@ -62,15 +63,19 @@ static int simple_opts(int argc, char **argv, const char *help, const char *cmd)
 /* ---- create -------------------------------------------------------------------------------- */
 
 static const char create_help[] =
-	"Usage: tokenseal create [NAME] [--owner UID]\n"
+	"Usage: tokenseal create [NAME] [--owner UID] [--threshold K]\n"
 	"Create a vault (default name: your user name). It starts unlocked, with one protector:\n"
-	"a new recovery key, printed here once. Enroll a token next ('tokenseal enroll').\n\n"
-	"      --owner UID      (root only) create the vault for another user\n";
+	"a new recovery key, printed here once. Enroll a token next ('tokenseal enroll').\n"
+	"Vault names are per user: your NAME never clashes with another user's.\n\n"
+	"      --owner UID      (root only) create the vault for another user\n"
+	"      --threshold K    a k-of-n vault: unlocking takes K of its protectors (default:\n"
+	"                       the policy's [protectors] threshold); enroll K before locking it\n";
 
 int create_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "owner", required_argument, NULL, OPT_OWNER }, CLI_COMMON_OPTIONS, { 0 }
+		{ "owner", required_argument, NULL, OPT_OWNER }, { "threshold", required_argument, NULL, OPT_THRESHOLD },
+		CLI_COMMON_OPTIONS, { 0 }
 	};
 	struct cli_kvlist o = { 0 };
 	ts_client *c = NULL;
@@ -82,6 +87,10 @@ int create_main(int argc, char **argv)
 		switch (ch) {
 		case OPT_OWNER:
 			if ((rc = cli_kv_set(&o, "owner", optarg)) != 0)
+				goto out;
+			break;
+		case OPT_THRESHOLD:
+			if ((rc = cli_kv_set(&o, "threshold", optarg)) != 0)
 				goto out;
 			break;
 		default:
@@ -115,21 +124,58 @@ out:
 static const char unlock_help[] =
 	"Usage: tokenseal unlock [--protector ID|TYPE] [--pin-fd N]\n"
 	"Unlock a vault. Protectors that need no PIN (a token without PIN) are tried first;\n"
-	"then the PIN or recovery key is asked for on the terminal, without echo.\n\n"
+	"then the PIN or recovery key is asked for on the terminal, without echo. A PIN goes to\n"
+	"one token only: when several present tokens could take it, you are asked which. A k-of-n\n"
+	"vault asks for the next protector until it is unlocked.\n\n"
 	"      --protector P    use only protector P: an id (p1) or a type (recovery, fido2, ...)\n"
 	"      --pin-fd N       read the PIN or recovery key from file descriptor N instead of\n"
-	"                       the terminal (one line); never give a secret as an argument\n"
+	"                       the terminal (one line, one protector); never give a secret as\n"
+	"                       an argument\n"
 	"      --rotate-recovery-key  after unlocking with a recovery key, replace it: the new\n"
 	"                       key is printed once, the used one stops working\n";
 
-/* Does this protector need a PIN / recovery key to unlock? Recovery and PKCS#11 always do. */
-static int protector_needs_secret(const ts_protector_info *p)
+static int tty_ask_secret(void *ud, const char *what, char **ret, size_t *ret_len)
 {
-	const char *pin = ts_protector_info_fact(p, "pin");
+	char *buf = NULL, prompt[200];
+	size_t len = 0;
 
-	if (strcmp(p->type, "recovery") == 0 || strcmp(p->type, "pkcs11") == 0)
-		return 1;
-	return !pin || strcmp(pin, "no") != 0;
+	*ret = NULL;
+	snprintf(prompt, sizeof(prompt), "%s for vault '%s': ", what, (const char *)ud);
+	if (cli_get_secret(-1, prompt, &buf, &len) != 0)
+		return -TS_E_INVALID_ARGS;
+	/* Exactly len + 1 bytes, as the unlock loop frees it. */
+	if ((*ret = sodium_malloc(len + 1)) == NULL) {
+		ts_secret_free(buf, CLI_SECRET_ALLOC);
+		return -TS_E_NOMEM;
+	}
+	memcpy(*ret, buf, len + 1);
+	*ret_len = len;
+	ts_secret_free(buf, CLI_SECRET_ALLOC);
+	return 0;
+}
+
+static int tty_choose(void *ud, const char *question, const ts_protector_info *const *p, size_t n)
+{
+	char line[32], *end;
+	unsigned long pick;
+
+	fprintf(stderr, "%s\n", question);
+	for (size_t i = 0; i < n; i++)
+		fprintf(stderr, "  %zu) %s  %s%s%s\n", i + 1, p[i]->id, p[i]->description,
+		        p[i]->presence ? "  " : "", p[i]->presence ? p[i]->presence : "");
+	if (cli_ask_line("Number (empty: none): ", line, sizeof(line)) < 0) {
+		cli_err("no terminal to ask which token; name it with --protector ID");
+		return -1;
+	}
+	pick = strtoul(line, &end, 10);
+	if (!line[0] || *end || pick < 1 || pick > n)
+		return -1;
+	return (int)pick - 1;
+}
+
+static void tty_info(void *ud, const char *msg)
+{
+	fprintf(stderr, "%s\n", msg);
 }
 
 int unlock_main(int argc, char **argv)
@@ -138,12 +184,13 @@ int unlock_main(int argc, char **argv)
 		{ "protector", required_argument, NULL, OPT_PROTECTOR }, { "pin-fd", required_argument, NULL, OPT_PIN_FD },
 		{ "rotate-recovery-key", no_argument, NULL, 'R' }, CLI_COMMON_OPTIONS, { 0 }
 	};
-	int rotate = 0;   /* issue 6: replace a used recovery key (cmd-escrow.c) */
+	ts_unlock_ui ui = { .ask_secret = tty_ask_secret, .choose = tty_choose, .info = tty_info };
+	int rotate = 0;   /* replace a used recovery key (cmd-escrow.c) */
 	const char *which = "";
 	ts_client *c = NULL;
-	ts_vault_info *v = NULL;
-	char *secret = NULL, prompt[200];
-	size_t secret_len = 0, n_secret = 0, n_nosecret = 0, n_recovery = 0, n_fido2 = 0;
+	char *secret = NULL;
+	size_t secret_len = 0;
+	unsigned needed = 0;
 	int ch, r = 0, rc = 0, pin_fd = -1;
 
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -167,57 +214,24 @@ int unlock_main(int argc, char **argv)
 		return cli_usage_error("unlock ", "unexpected argument '%s'", argv[optind]);
 	if ((rc = cli_connect(&c)) != 0)
 		return rc;
-
+	ui.ud = (void *)vault_name(c);
 	if (pin_fd >= 0) {
-		/* The caller gave the secret: one attempt, the daemon picks the protector. */
+		/* The caller gave the secret: one protector, and nobody to ask which token or for another share. */
 		if ((rc = cli_get_secret(pin_fd, NULL, &secret, &secret_len)) != 0)
 			goto out;
-		r = ts_client_unlock(c, cli.vault, which, (const uint8_t *)secret, secret_len);
-		goto done;
+		ui.secret = (const uint8_t *)secret;
+		ui.secret_len = secret_len;
+		ui.once = 1;
+		ui.choose = NULL;
 	}
-
-	/* Which protectors could be meant, and what do they need? */
-	if ((r = ts_client_vault_info(c, cli.vault, &v)) < 0)
-		goto done;
-	for (size_t i = 0; i < v->n_protectors; i++) {
-		const ts_protector_info *p = &v->protectors[i];
-
-		if (*which && strcmp(which, p->id) != 0 && strcmp(which, p->type) != 0)
-			continue;
-		if (protector_needs_secret(p))
-			n_secret++;
-		else
-			n_nosecret++;
-		n_recovery += strcmp(p->type, "recovery") == 0;
-		n_fido2 += strcmp(p->type, "fido2") == 0;
-	}
-	if (n_secret + n_nosecret == 0) {
-		r = ts_client_fail(c, TS_E_NO_SUCH_PROTECTOR, "vault '%s' has no protector matching '%s'",
-		                   vault_name(c), which);
-		goto done;
-	}
-	if (n_nosecret) {
-		if (n_fido2)
-			fprintf(stderr, "Touch your security key if it blinks...\n");
-		r = ts_client_unlock(c, cli.vault, which, NULL, 0);
-		/* Only "nothing here could open it without a secret" moves on to asking for one. */
-		if (r >= 0 || !n_secret ||
-		    !(r == -TS_E_TOKEN_ABSENT || r == -TS_E_TOKEN_NOT_ENROLLED || r == -TS_E_NO_SUCH_PROTECTOR ||
-		      r == -TS_E_PIN_REQUIRED || r == -TS_E_TIMEOUT || r == -TS_E_NOT_SUPPORTED))
-			goto done;
-	}
-	snprintf(prompt, sizeof(prompt), "%s for vault '%s': ",
-	         n_recovery == n_secret ? "Recovery key" : n_recovery ? "PIN or recovery key" : "PIN",
-	         vault_name(c));
-	if ((rc = cli_get_secret(-1, prompt, &secret, &secret_len)) != 0)
-		goto out;
-	if (n_fido2 && n_recovery != n_secret)
-		fprintf(stderr, "Touch your security key if it blinks...\n");
-	r = ts_client_unlock(c, cli.vault, which, (const uint8_t *)secret, secret_len);
-done:
+	r = ts_client_unlock_interactive(c, cli.vault, which, &ui, &needed);
 	if (r < 0)
 		rc = cli_report(c, r);
-	else {
+	else if (needed > 0) {
+		/* A share is not an unlocked vault: say so, and exit as for a locked vault. */
+		printf("Share accepted; vault '%s' needs %u more to unlock.\n", vault_name(c), needed);
+		rc = cli_exit_code(-TS_E_LOCKED);
+	} else {
 		printf("Vault '%s' unlocked.\n", vault_name(c));
 		if (rotate)
 			rc = cli_rotate_used_recovery_key(c);
@@ -225,7 +239,6 @@ done:
 out:
 	if (secret)
 		ts_secret_free(secret, CLI_SECRET_ALLOC);
-	ts_vault_info_free(v);
 	ts_client_free(c);
 	return rc;
 }

@@ -38,7 +38,7 @@ static const struct {
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "Usage: tokenseal [--bus ADDRESS|system|session] [--vault NAME] [--json] COMMAND [ARGS]\n"
+	        "Usage: tokenseal [--bus ADDRESS|system|session] [--vault [OWNER:]NAME] [--json] COMMAND [ARGS]\n"
 	        "Wrap and unwrap data keys with a vault whose root key is sealed to a hardware token.\n\n"
 	        "Commands:\n");
 	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
@@ -47,7 +47,9 @@ static void usage(FILE *f)
 	        "\nOptions:\n"
 	        "  --bus BUS      D-Bus to reach tokensealed on: system (default; or $TOKENSEAL_BUS),\n"
 	        "                 session, or an address such as unix:path=/run/...\n"
-	        "  --vault NAME   vault to use (default: your user name); also accepted after COMMAND\n"
+	        "  --vault [OWNER:]NAME  vault to use (default: your user name); also accepted after COMMAND.\n"
+	        "                 Vault names are per user: OWNER:NAME (a user name or uid) is another\n"
+	        "                 user's vault, for root and callers polkit allows\n"
 	        "  --json         machine-readable output (status, pkcs11 list)\n"
 	        "  --help, --version\n"
 	        "\n'tokenseal COMMAND --help' describes each command.\n"

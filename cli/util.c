@@ -312,6 +312,30 @@ out:
 	return rc;
 }
 
+int cli_ask_line(const char *prompt, char *buf, size_t cap)
+{
+	size_t len = 0;
+	ssize_t n;
+	char ch;
+	int fd;
+
+	if ((fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0)
+		return -1;
+	(void)!write(fd, prompt, strlen(prompt));
+	for (;;) {
+		n = read(fd, &ch, 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || ch == '\n' || ch == '\r')
+			break;
+		if (len + 1 < cap)
+			buf[len++] = ch;
+	}
+	close(fd);
+	buf[len] = '\0';
+	return n < 0 ? -1 : 0;
+}
+
 int cli_get_secret(int fd, const char *prompt, char **ret, size_t *ret_len)
 {
 	char *buf;

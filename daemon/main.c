@@ -268,6 +268,10 @@ int main(int argc, char **argv)
 		ts_log(TS_LOG_ERR, "cannot register the D-Bus objects: %s", strerror(-r));
 		goto out;
 	}
+	if ((r = ts_signals_start(&d)) < 0) {
+		ts_log(TS_LOG_ERR, "cannot follow the bus's connections: %s", strerror(-r));
+		goto out;
+	}
 	if ((r = ts_autolock_start(&d)) < 0) {
 		ts_log(TS_LOG_ERR, "cannot subscribe to logind's signals: %s", strerror(-r));
 		goto out;
@@ -291,6 +295,7 @@ out:
 	ts_daemon_lock_all(&d, "shutdown");
 	ts_autolock_stop(&d);
 	ts_polkit_stop(&d);
+	ts_signals_stop(&d);
 	if (d.bus)
 		sd_bus_flush_close_unref(d.bus);
 	d.bus = NULL;

@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -200,23 +201,16 @@ out:
 	return r;
 }
 
-static int load_file(const char *dir, const char *name, const char *sfx, ts_buf *out)
+/* Read dfd/fn (a regular file, not through a symlink) into out, bounded. */
+static int load_at(int dfd, const char *fn, ts_buf *out)
 {
-	_cleanup_fd_ int dfd = -1;
 	_cleanup_fd_ int fd = -1;
-	char fn[NAME_MAX + 1];
 	size_t orig_len, total = 0;
 	struct stat st;
 	uint8_t *p;
 	ssize_t n;
 	int r;
 
-	if (!dir || !out || !ts_vault_name_valid(name))
-		return -TS_E_INVALID_ARGS;
-	if ((r = file_name(fn, sizeof(fn), "", name, sfx)) < 0)
-		return r;
-	if ((dfd = open_dir(dir)) < 0)
-		return dfd;
 	/* O_NOFOLLOW: a symlink planted in the state directory is not followed. */
 	if ((fd = openat(dfd, fn, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)) < 0)
 		return errno == ENOENT ? -TS_E_NO_SUCH_VAULT : -TS_E_IO;
@@ -252,6 +246,97 @@ static int load_file(const char *dir, const char *name, const char *sfx, ts_buf 
 	}
 	out->len = orig_len + (r == 0 ? total : 0);
 	return r;
+}
+
+static int load_file(const char *dir, const char *name, const char *sfx, ts_buf *out)
+{
+	_cleanup_fd_ int dfd = -1;
+	char fn[NAME_MAX + 1];
+	int r;
+
+	if (!dir || !out || !ts_vault_name_valid(name))
+		return -TS_E_INVALID_ARGS;
+	if ((r = file_name(fn, sizeof(fn), "", name, sfx)) < 0)
+		return r;
+	if ((dfd = open_dir(dir)) < 0)
+		return dfd;
+	return load_at(dfd, fn, out);
+}
+
+static int side_suffix(char *dst, size_t size, const char *suffix)
+{
+	size_t i, n = suffix ? strlen(suffix) : 0;
+
+	if (n == 0 || n > 16 || strcmp(suffix, "vault") == 0)
+		return -TS_E_INVALID_ARGS;
+	for (i = 0; i < n; i++)
+		if (suffix[i] < 'a' || suffix[i] > 'z')
+			return -TS_E_INVALID_ARGS;
+	return snprintf(dst, size, ".%s", suffix) < 0 ? -TS_E_INVALID_ARGS : 0;
+}
+
+int ts_store_save_side(const char *dir, const char *name, const char *suffix, const uint8_t *data, size_t len)
+{
+	_cleanup_fd_ int dfd = -1;
+	_cleanup_fd_ int fd = -1;
+	char fn[NAME_MAX + 1], sfx[24], tmp[NAME_MAX + 1];
+	int r, have_tmp = 0;
+
+	if (!dir || !ts_vault_name_valid(name) || (len && !data))
+		return -TS_E_INVALID_ARGS;
+	if (len > TS_STORE_SIDE_MAX)
+		return -TS_E_LIMIT;
+	if ((r = side_suffix(sfx, sizeof(sfx), suffix)) < 0 || (r = file_name(fn, sizeof(fn), "", name, sfx)) < 0)
+		return r;
+	if (sodium_init() < 0)
+		return -TS_E_FAILED;
+	if ((dfd = open_dir(dir)) < 0)
+		return dfd == -TS_E_NO_SUCH_VAULT ? -TS_E_IO : dfd;
+	/* The temp file is named like a vault's, so an interrupted write is swept the same way. */
+	if ((fd = create_temp(dfd, name, tmp, sizeof(tmp))) < 0)
+		return fd;
+	have_tmp = 1;
+	if ((r = write_all(fd, data, len)) < 0)
+		goto out;
+	if (fsync(fd) < 0 || close(fd) < 0) {
+		fd = -1;
+		r = -TS_E_IO;
+		goto out;
+	}
+	fd = -1;
+	if (renameat(dfd, tmp, dfd, fn) < 0) {
+		r = -TS_E_IO;
+		goto out;
+	}
+	have_tmp = 0;
+	r = fsync(dfd) < 0 ? -TS_E_IO : 0;
+out:
+	if (have_tmp)
+		unlinkat(dfd, tmp, 0);
+	return r;
+}
+
+int ts_store_load_side(const char *dir, const char *name, const char *suffix, ts_buf *out)
+{
+	_cleanup_fd_ int dfd = -1;
+	char fn[NAME_MAX + 1], sfx[24];
+	size_t before;
+	int r;
+
+	if (!dir || !out || !ts_vault_name_valid(name))
+		return -TS_E_INVALID_ARGS;
+	if ((r = side_suffix(sfx, sizeof(sfx), suffix)) < 0 || (r = file_name(fn, sizeof(fn), "", name, sfx)) < 0)
+		return r;
+	if ((dfd = open_dir(dir)) < 0)
+		return dfd;
+	before = out->len;
+	if ((r = load_at(dfd, fn, out)) < 0)
+		return r;
+	if (out->len - before > TS_STORE_SIDE_MAX) {
+		out->len = before;
+		return -TS_E_LIMIT;
+	}
+	return 0;
 }
 
 int ts_store_load(const char *dir, const char *name, ts_buf *out)
@@ -405,4 +490,153 @@ void ts_store_unlock(int fd)
 {
 	if (fd >= 0)
 		close(fd);
+}
+
+/* ---- owners' directories ------------------------------------------------- */
+
+int ts_store_owner_dir(const char *state_dir, uint32_t owner, char *buf, size_t size)
+{
+	int n;
+
+	if (!state_dir || !*state_dir || owner == UINT32_MAX)
+		return -TS_E_INVALID_ARGS;
+	n = snprintf(buf, size, "%s/%" PRIu32, state_dir, owner);
+	return n < 0 || (size_t)n >= size ? -TS_E_INVALID_ARGS : 0;
+}
+
+/* A canonical decimal uid: digits, no leading zero (but "0"), below (uid_t)-1. 1 and *ret, or 0. */
+static int parse_owner(const char *s, uint32_t *ret)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (!s[0] || strlen(s) > 10 || (s[0] == '0' && s[1]))
+		return 0;
+	for (i = 0; s[i]; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (v >= UINT32_MAX)
+		return 0;
+	*ret = (uint32_t)v;
+	return 1;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int ts_store_list_owners(const char *state_dir, int (*cb)(void *ud, uint32_t owner), void *ud)
+{
+	uint32_t *owners = NULL, *no, uid;
+	size_t n = 0, cap = 0, i;
+	struct dirent *de;
+	struct stat st;
+	DIR *d = NULL;
+	int dfd, r = 0;
+
+	if (!state_dir || !cb)
+		return -TS_E_INVALID_ARGS;
+	if ((dfd = open_dir(state_dir)) < 0)
+		return dfd == -TS_E_NO_SUCH_VAULT ? -TS_E_IO : dfd;
+	if ((d = fdopendir(dfd)) == NULL) {
+		close(dfd);
+		return -TS_E_IO;
+	}
+	for (;;) {
+		errno = 0;
+		if ((de = readdir(d)) == NULL) {
+			if (errno != 0)
+				r = -TS_E_IO;
+			break;
+		}
+		/* Only real directories named by a uid; a symlink named "1000" is not an owner's directory. */
+		if (!parse_owner(de->d_name, &uid) || fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISDIR(st.st_mode))
+			continue;
+		if (n == cap) {
+			if (cap >= LIST_MAX) {
+				r = -TS_E_LIMIT;
+				break;
+			}
+			cap = cap ? cap * 2 : 16;
+			if ((no = realloc(owners, cap * sizeof(*owners))) == NULL) {
+				r = -TS_E_NOMEM;
+				break;
+			}
+			owners = no;
+		}
+		owners[n++] = uid;
+	}
+	closedir(d);
+	if (r == 0 && n > 1)
+		qsort(owners, n, sizeof(*owners), cmp_u32);
+	for (i = 0; r == 0 && i < n; i++)
+		if ((r = cb(ud, owners[i])) < 0)
+			break;
+	free(owners);
+	return r;
+}
+
+/* Are dfd1/fn and dfd2/fn the same bytes? 1 yes, 0 no, negative TS_E_* when one cannot be read. */
+static int same_bytes(int dfd1, int dfd2, const char *fn)
+{
+	_ts_cleanup_buf_ ts_buf a = { 0 };
+	_ts_cleanup_buf_ ts_buf b = { 0 };
+	int r;
+
+	if ((r = load_at(dfd1, fn, &a)) < 0 || (r = load_at(dfd2, fn, &b)) < 0)
+		return r;
+	return a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
+}
+
+int ts_store_adopt(const char *state_dir, const char *name, uint32_t owner)
+{
+	_cleanup_fd_ int sdfd = -1;
+	_cleanup_fd_ int odfd = -1;
+	char odir[PATH_MAX], cur[NAME_MAX + 1], bak[NAME_MAX + 1];
+	struct stat st;
+	int r, bak_moved = 0;
+
+	if (!ts_vault_name_valid(name))
+		return -TS_E_INVALID_ARGS;
+	if ((r = ts_store_owner_dir(state_dir, owner, odir, sizeof(odir))) < 0 ||
+	    (r = file_name(cur, sizeof(cur), "", name, VAULT_SUFFIX)) < 0 ||
+	    (r = file_name(bak, sizeof(bak), "", name, BACKUP_SUFFIX)) < 0)
+		return r;
+	if ((r = ts_store_init(odir)) < 0)
+		return r;
+	if ((sdfd = open_dir(state_dir)) < 0 || (odfd = open_dir(odir)) < 0)
+		return -TS_E_IO;
+	/* A second name for the file first (link never replaces), the old name goes last. */
+	if (linkat(sdfd, cur, odfd, cur, 0) < 0) {
+		if (errno != EEXIST)
+			return -TS_E_IO;
+		if ((r = same_bytes(sdfd, odfd, cur)) < 0)
+			return r;
+		if (r == 0)
+			return -TS_E_VAULT_EXISTS;
+	}
+	if (fstatat(sdfd, bak, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+		if (linkat(sdfd, bak, odfd, bak, 0) == 0)
+			bak_moved = 1;
+		else if (errno == EEXIST)
+			bak_moved = same_bytes(sdfd, odfd, bak) == 1;
+		else
+			return -TS_E_IO;
+	}
+	if (fsync(odfd) < 0)
+		return -TS_E_IO;
+	/* Both names are durable in the owner's directory: now the flat ones may go. */
+	if (bak_moved && unlinkat(sdfd, bak, 0) < 0 && errno != ENOENT)
+		return -TS_E_IO;
+	if (unlinkat(sdfd, cur, 0) < 0 && errno != ENOENT)
+		return -TS_E_IO;
+	if (fsync(sdfd) < 0)
+		return -TS_E_IO;
+	return 0;
 }

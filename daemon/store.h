@@ -2,6 +2,8 @@
 #ifndef TS_STORE_H
 #define TS_STORE_H
 
+#include <stdint.h>
+
 #include "core/buf.h"
 
 /*
@@ -9,7 +11,32 @@
  * generation). Writes go to DIR/.NAME.vault.tmp.XXXXXX, fsync, link the old
  * file to .bak (replacing it), rename the temp over the file, fsync DIR.
  * A crash at any point leaves NAME.vault either old or new.
+ *
+ * A vault is named by its owner and its name: its files live in the owner's
+ * directory STATE/UID (ts_store_owner_dir), so two users' vaults of the same
+ * name never share a file. Files of the flat layout of earlier versions
+ * (STATE/NAME.vault) are moved there by ts_store_adopt when the daemon
+ * loads them.
  */
+
+/* "STATE/UID" into buf. -TS_E_INVALID_ARGS when it does not fit. */
+int ts_store_owner_dir(const char *state_dir, uint32_t owner, char *buf, size_t size);
+
+/*
+ * Calls cb for each owner directory STATE/UID (a real directory whose name
+ * is a canonical decimal uid), in ascending uid order; stops on cb error.
+ */
+int ts_store_list_owners(const char *state_dir, int (*cb)(void *ud, uint32_t owner), void *ud);
+
+/*
+ * Move STATE/NAME.vault (and NAME.vault.bak) of the flat layout into the
+ * owner's directory, creating it. Never replaces a file: when the owner's
+ * directory already has NAME.vault, the flat file is removed only if it is
+ * byte for byte the same (a move interrupted by a crash), else
+ * -TS_E_VAULT_EXISTS and nothing moves. A crash at any point leaves the
+ * vault readable in at least one of the two places.
+ */
+int ts_store_adopt(const char *state_dir, const char *name, uint32_t owner);
 
 /* Create DIR (mode 0700) if missing. */
 int ts_store_init(const char *dir);
@@ -22,6 +49,16 @@ int ts_store_load(const char *dir, const char *name, ts_buf *out);
 
 /* Read DIR/NAME.vault.bak. */
 int ts_store_load_backup(const char *dir, const char *name, ts_buf *out);
+
+/*
+ * A side file of vault NAME: DIR/NAME.SUFFIX (SUFFIX [a-z]{1,16}, not
+ * "vault"), e.g. its unlock back-off counters. Replaced atomically (temp
+ * file, fsync, rename, fsync DIR) with no backup kept; read at most
+ * TS_STORE_SIDE_MAX bytes. Loading a missing one gives -TS_E_NO_SUCH_VAULT.
+ */
+#define TS_STORE_SIDE_MAX 65536
+int ts_store_save_side(const char *dir, const char *name, const char *suffix, const uint8_t *data, size_t len);
+int ts_store_load_side(const char *dir, const char *name, const char *suffix, ts_buf *out);
 
 /* Calls cb for each NAME with a DIR/NAME.vault file (valid names only); stops on cb error. Stale temp files are removed. */
 int ts_store_list(const char *dir, int (*cb)(void *ud, const char *name), void *ud);

@@ -51,6 +51,7 @@ enum ts_error {
 	TS_E_LIMIT,                /* a size or count limit was exceeded     LimitExceeded */
 	TS_E_BUSY,                 /* another operation is in progress       Busy */
 	TS_E_NO_DAEMON,            /* client side: daemon not reachable      ServiceUnknown */
+	TS_E_AMBIGUOUS,            /* several tokens could take this secret  AmbiguousProtector */
 	_TS_E_MAX
 };
 

@@ -38,7 +38,7 @@ enum {
 	K_TPM2_PIN, K_TPM2_PCR,
 	K_PKCS11_PIN,
 	K_ESCROW_THRESHOLD,
-	K_LOCK_IDLE, K_LOCK_SUSPEND, K_LOCK_SCREEN, K_LOCK_TOKEN,
+	K_LOCK_IDLE, K_LOCK_SUSPEND, K_LOCK_SCREEN, K_LOCK_TOKEN, K_LOCK_SHARES,
 	K_KEYS_MAX_AGE,
 	K_AUDIT_FAIL_CLOSED,
 	K_RECOVERY_ATTEMPTS, K_RECOVERY_BACKOFF,
@@ -65,6 +65,7 @@ static const struct keydef {
 	[K_LOCK_SUSPEND]     = { "lock", "on-suspend", "yes", V_BOOL },
 	[K_LOCK_SCREEN]      = { "lock", "on-screen-lock", "yes", V_BOOL },
 	[K_LOCK_TOKEN]       = { "lock", "on-token-removal", "yes", V_BOOL },
+	[K_LOCK_SHARES]      = { "lock", "share-timeout", "300s", V_DURATION },
 	[K_KEYS_MAX_AGE]     = { "keys", "max-age", "off", V_DURATION },
 	[K_AUDIT_FAIL_CLOSED] = { "audit", "fail-closed", "no", V_BOOL },
 	[K_RECOVERY_ATTEMPTS] = { "recovery", "attempts", "5", V_COUNT },
@@ -126,6 +127,7 @@ struct ts_policy {
 	int fail_closed;
 	unsigned recovery_attempts;  /* wrong recovery keys before the back-off starts */
 	uint64_t recovery_backoff;   /* longest back-off, seconds; 0 = none */
+	uint64_t share_timeout;      /* k-of-n shares given to Unlock are forgotten after this, seconds */
 
 	struct recipient rcp[MAX_RECIPIENTS];
 	size_t n_rcp;
@@ -212,6 +214,7 @@ static ts_policy *policy_new(void)
 	p->escrow_m = 1;
 	p->recovery_attempts = 5;
 	p->recovery_backoff = 300;
+	p->share_timeout = 300;
 	p->lock = TS_POLICY_LOCK_SUSPEND | TS_POLICY_LOCK_SCREEN | TS_POLICY_LOCK_TOKEN_REMOVAL;
 	return p;
 }
@@ -556,6 +559,8 @@ static int set_fixed(struct pstate *st, int k, const char *value)
 			p->idle = u;
 		else if (k == K_RECOVERY_BACKOFF)
 			p->recovery_backoff = u;
+		else if (k == K_LOCK_SHARES)
+			p->share_timeout = u;
 		else
 			p->max_age = u;
 		break;
@@ -1386,4 +1391,9 @@ unsigned ts_policy_recovery_attempts(const ts_policy *p)
 uint64_t ts_policy_recovery_max_backoff(const ts_policy *p)
 {
 	return p ? p->recovery_backoff : 300;
+}
+
+uint64_t ts_policy_share_timeout(const ts_policy *p)
+{
+	return p ? p->share_timeout : 300;
 }

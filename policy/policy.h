@@ -144,6 +144,12 @@ int ts_policy_rotation_due(const ts_policy *p, uint64_t key_created, uint64_t no
 int ts_policy_audit_fail_closed(const ts_policy *p);
 /* [recovery] attempts: wrong secrets in a row before Unlock backs off (1, 2, 4 ... s). */
 unsigned ts_policy_recovery_attempts(const ts_policy *p);
+/*
+ * [lock] share-timeout: shares of a k-of-n vault given to Unlock are
+ * forgotten this many seconds after the first of them (0 = off: kept until
+ * an automatic lock trigger or a restart).
+ */
+uint64_t ts_policy_share_timeout(const ts_policy *p);
 /* [recovery] max-backoff: the longest back-off in seconds (0 = off: no delay at all). */
 uint64_t ts_policy_recovery_max_backoff(const ts_policy *p);
 

@@ -252,6 +252,8 @@ static int parse_properties(sd_bus_message *m, ts_vault_info *v)
 			VARIANT("b", sd_bus_message_read(m, "b", &v->locked));
 		else if (strcmp(name, "Protectors") == 0)
 			VARIANT("a(sssta{ss})", read_protectors(m, v));
+		else if (strcmp(name, "SharesNeeded") == 0)
+			VARIANT("u", sd_bus_message_read(m, "u", &v->shares_needed));
 		else if ((r = sd_bus_message_skip(m, "v")) < 0)
 			return r;
 #undef VARIANT
@@ -375,20 +377,102 @@ int ts_client_create_vault(ts_client *c, const char *name, const ts_kv *opts, si
 	return shrink_secret(c, ret_key, *ret_key_len);
 }
 
-int ts_client_unlock(ts_client *c, const char *vault, const char *protector,
-                     const uint8_t *secret, size_t secret_len)
+struct unlock_wait {
+	ts_client *c;
+	const char *daemon;              /* the unique name of tokensealed: only its signals are believed */
+	void (*on_touch)(void *ud, const char *protector);
+	void *ud;
+	sd_bus_message *reply;
+	int done;
+};
+
+static int on_touch_requested(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 {
-	_cleanup_msg_ sd_bus_message *m = NULL;
+	struct unlock_wait *w = userdata;
+	const char *sender = sd_bus_message_get_sender(m), *id;
+
+	if (w->on_touch && w->daemon && sender && strcmp(sender, w->daemon) == 0 &&
+	    sd_bus_message_read(m, "s", &id) >= 0)
+		w->on_touch(w->ud, id);
+	return 0;
+}
+
+static int on_unlock_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	struct unlock_wait *w = userdata;
+
+	w->reply = sd_bus_message_ref(m);
+	w->done = 1;
+	return 0;
+}
+
+int ts_client_unlock(ts_client *c, const char *vault, const char *protector, const uint8_t *secret,
+                     size_t secret_len, const ts_unlock_opts *o, char **ret_id, unsigned *ret_needed)
+{
+	_cleanup_msg_ sd_bus_message *m = NULL, *owner = NULL;
+	_cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
 	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *path = NULL;
+	sd_bus_slot *match = NULL, *call_slot = NULL;
+	struct unlock_wait w = { .c = c };
+	const char *id;
+	uint32_t needed;
 	int r;
 
-	if ((r = new_vault_call(c, vault, "Unlock", &m)) < 0)
+	if (ret_id)
+		*ret_id = NULL;
+	if (ret_needed)
+		*ret_needed = 0;
+	if ((r = ts_client_vault_path(c, vault, &path)) < 0)
 		return r;
+	if ((r = sd_bus_message_new_method_call(c->bus, &m, TS_BUS_NAME, path, TS_VAULT_IFACE, "Unlock")) < 0)
+		return ts_client_error(c, r, NULL);
 	if ((fd = ts_client_secret_pipe(c, secret, secret ? secret_len : 0)) < 0)
 		return fd;
-	if ((r = sd_bus_message_append(m, "sh", protector ? protector : "", fd)) < 0)
+	if ((r = sd_bus_message_append(m, "sh", protector ? protector : "", fd)) < 0 ||
+	    (r = sd_bus_message_open_container(m, 'a', "{ss}")) < 0 ||
+	    (o && o->source && (r = sd_bus_message_append(m, "{ss}", "source", o->source)) < 0) ||
+	    (r = sd_bus_message_close_container(m)) < 0)
 		return ts_client_error(c, r, NULL);
-	return call(c, m, TS_CLIENT_SLOW_TIMEOUT_USEC, NULL);
+	/* The daemon says when the key waits for a touch; believed only from the daemon itself. */
+	if (o && o->on_touch) {
+		w.on_touch = o->on_touch;
+		w.ud = o->ud;
+		if (sd_bus_call_method(c->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+		                       "GetNameOwner", NULL, &owner, "s", TS_BUS_NAME) >= 0 &&
+		    sd_bus_message_read(owner, "s", &w.daemon) >= 0)
+			(void)sd_bus_match_signal(c->bus, &match, NULL, path, TS_VAULT_IFACE, "TouchRequested",
+			                          on_touch_requested, &w);
+	}
+	r = sd_bus_call_async(c->bus, &call_slot, m, on_unlock_reply, &w,
+	                      o && o->timeout_usec ? o->timeout_usec : TS_CLIENT_SLOW_TIMEOUT_USEC);
+	while (r >= 0 && !w.done) {
+		if ((r = sd_bus_process(c->bus, NULL)) > 0)
+			continue;
+		if (r >= 0)
+			r = sd_bus_wait(c->bus, UINT64_MAX);
+	}
+	sd_bus_slot_unref(call_slot);
+	sd_bus_slot_unref(match);
+	if (r < 0) {
+		sd_bus_message_unref(w.reply);
+		return ts_client_error(c, r, NULL);
+	}
+	if (sd_bus_message_is_method_error(w.reply, NULL)) {
+		r = ts_client_error(c, -EIO, sd_bus_message_get_error(w.reply));
+		sd_bus_message_unref(w.reply);
+		return r;
+	}
+	r = sd_bus_message_read(w.reply, "su", &id, &needed);
+	if (r >= 0 && ret_id && (*ret_id = strdup(id)) == NULL)
+		r = -ENOMEM;
+	sd_bus_message_unref(w.reply);
+	if (r < 0)
+		return r == -ENOMEM ? NOMEM(c) : ts_client_fail(c, TS_E_FAILED, "unexpected reply from tokensealed");
+	if (ret_needed)
+		*ret_needed = needed;
+	c->last_code = 0;
+	return 0;
 }
 
 int ts_client_lock(ts_client *c, const char *vault)

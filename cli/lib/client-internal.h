@@ -10,7 +10,7 @@
 #define TS_BUS_NAME "org.tokenseal1"
 #define TS_MANAGER_PATH "/org/tokenseal1"
 #define TS_MANAGER_IFACE "org.tokenseal1.Manager"
-#define TS_VAULT_PATH_PREFIX "/org/tokenseal1/vault"
+#define TS_USER_PATH_PREFIX "/org/tokenseal1/user"   /* + /UID/vault/NAME */
 #define TS_VAULT_IFACE "org.tokenseal1.Vault"
 
 /* Secrets sent to the daemon through a pipe: the daemon reads at most this much. */
@@ -24,7 +24,7 @@ struct ts_client {
 	char *default_vault;        /* the caller's user name, looked up once */
 	int last_code;              /* positive TS_E_* of the last failure, 0 after success */
 	char last_error[512];
-	char vault[TS_VAULT_NAME_MAX + 1];  /* vault of the call in progress, for messages */
+	char vault[TS_VAULT_NAME_MAX + 300];  /* vault of the call in progress as given ([OWNER:]NAME), for messages */
 };
 
 /* Record a failure on c (message printf-style) and return -code. */
@@ -34,9 +34,19 @@ int ts_client_fail(ts_client *c, int code, const char *fmt, ...) __attribute__((
 int ts_client_last_code(const ts_client *c);
 
 /*
- * Object path of vault (NULL: the caller's own vault) into *ret (free()).
- * The path is computed (sd_bus_path_encode), so a missing vault shows up as
- * NoSuchVault on the first call to it.
+ * A vault is named by its owner and its name. vault is "NAME" (the caller's
+ * own vault), "OWNER:NAME" (OWNER a uid or a user name: another user's
+ * vault, for root and callers polkit allows), or NULL (the caller's vault
+ * named after the user). ts_client_vault_ref splits it (*ret_name points
+ * into vault, or into the default name).
+ */
+int ts_client_vault_ref(ts_client *c, const char *vault, uint32_t *ret_owner, const char **ret_name);
+
+/*
+ * Object path of vault (as above) into *ret (free()):
+ * /org/tokenseal1/user/UID/vault/NAME. The path is computed
+ * (sd_bus_path_encode), so a missing vault shows up as NoSuchVault on the
+ * first call to it.
  */
 int ts_client_vault_path(ts_client *c, const char *vault, char **ret);
 
@@ -63,6 +73,7 @@ typedef struct ts_vault_info {
 	uint32_t min_key_version;
 	ts_protector_info *protectors;
 	size_t n_protectors;
+	uint32_t shares_needed;     /* k-of-n: shares still to give to unlock it (0 while unlocked) */
 } ts_vault_info;
 
 /* Free a ts_vault_info and everything in it; accepts NULL. */
@@ -77,6 +88,9 @@ int ts_client_probe_protectors(ts_client *c, const char *vault, ts_vault_info *v
 
 /* Look up a fact of a protector; NULL if absent. */
 const char *ts_protector_info_fact(const ts_protector_info *p, const char *key);
+
+/* Does unlocking with p take a PIN or recovery key (recovery and PKCS#11 always; others by their "pin" fact)? */
+int ts_protector_info_needs_secret(const ts_protector_info *p);
 
 /* Properties of one vault. *ret is freed with ts_vault_info_free(). */
 int ts_client_vault_info(ts_client *c, const char *vault, ts_vault_info **ret);
@@ -93,12 +107,54 @@ void ts_strv_free(char **v);
 int ts_client_create_vault(ts_client *c, const char *name, const ts_kv *opts, size_t n_opts,
                            char **ret_key, size_t *ret_key_len);
 
+/* The optional parts of an unlock. */
+typedef struct ts_unlock_opts {
+	const char *source;            /* Unlock's "source" option (root only: e.g. "pam:login"), or NULL */
+	uint64_t timeout_usec;         /* 0: TS_CLIENT_SLOW_TIMEOUT_USEC */
+	/* Called when the daemon says the key it is unlocking with waits for a touch. */
+	void (*on_touch)(void *ud, const char *protector);
+	void *ud;
+} ts_unlock_opts;
+
 /*
- * Unlock with protector (id, type, or "" / NULL for any that fits). secret
- * may be NULL (len 0): an empty pipe is sent, for protectors without a PIN.
+ * Unlock with protector (id, type, or "" / NULL: the daemon chooses, see
+ * docs/DBUS-API.md). secret may be NULL (len 0): an empty pipe is sent, for
+ * protectors without a PIN. o may be NULL. On success *ret_id (free(); may
+ * be NULL) names the protector taken and *ret_needed the shares of a k-of-n
+ * vault still needed: the vault is unlocked only when it is 0.
  */
-int ts_client_unlock(ts_client *c, const char *vault, const char *protector,
-                     const uint8_t *secret, size_t secret_len);
+int ts_client_unlock(ts_client *c, const char *vault, const char *protector, const uint8_t *secret,
+                     size_t secret_len, const ts_unlock_opts *o, char **ret_id, unsigned *ret_needed);
+
+/* What an interactive unlock asks of, and tells, the person at the keyboard (the CLI's terminal, PAM's conversation). */
+typedef struct ts_unlock_ui {
+	void *ud;
+	/* A secret, without echo; what says what ("Security key PIN", "Recovery key", "PIN or recovery
+	 * key"; the UI adds its punctuation): 0 and *ret (sodium_malloc()ed, NUL-terminated, freed with
+	 * ts_secret_free(*ret, *ret_len + 1)), or a negative TS_E_* to give up. */
+	int (*ask_secret)(void *ud, const char *what, char **ret, size_t *ret_len);
+	/* Which of n protectors: an index, or negative to give up. NULL: an ambiguous PIN is an error. */
+	int (*choose)(void *ud, const char *question, const ts_protector_info *const *p, size_t n);
+	/* A message: "Touch your security key", "share accepted, 1 more needed". */
+	void (*info)(void *ud, const char *msg);
+	ts_unlock_opts opts;           /* source, timeout; on_touch is set by the loop */
+	const uint8_t *secret;         /* a secret given ahead (--pin-fd, PAM_AUTHTOK): used for the first one asked */
+	size_t secret_len;
+	int once;                      /* one protector only (a secret given ahead and nobody to ask) */
+} ts_unlock_ui;
+
+/*
+ * Unlock as a person would: protectors that need nothing first, then a PIN
+ * or recovery key (one prompt; the daemon sends it to one token only), and
+ * for a k-of-n vault the next protector, until the vault is unlocked.
+ * which is "" / NULL or a protector id or type. When the daemon says
+ * several tokens could take the PIN, ui->choose picks one of those present
+ * and the same secret goes to it alone. Returns 0 when the vault is
+ * unlocked (*ret_needed 0), or after one share with ui->once (*ret_needed
+ * > 0), else a negative TS_E_* (ts_client_last_error says why).
+ */
+int ts_client_unlock_interactive(ts_client *c, const char *vault, const char *which, const ts_unlock_ui *ui,
+                                 unsigned *ret_needed);
 
 int ts_client_lock(ts_client *c, const char *vault);
 

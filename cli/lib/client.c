@@ -1,6 +1,7 @@
 /* client.c — libtokenseal: connect to tokensealed and wrap/unwrap data keys (the API of tokenseal.h). */
 #define _GNU_SOURCE 1  /* pipe2, secure_getenv */
 #include <errno.h>
+#include <inttypes.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -169,17 +170,63 @@ void ts_secret_free(void *p, size_t len)
 	sodium_free(p);
 }
 
-int ts_client_vault_path(ts_client *c, const char *vault, char **ret)
+/*
+ * "NAME" or "OWNER:NAME" (OWNER a uid or a user name) into the owner's uid
+ * and a pointer to NAME. 0 or a failure recorded on c.
+ */
+int ts_client_vault_ref(ts_client *c, const char *vault, uint32_t *ret_owner, const char **ret_name)
 {
+	const char *colon;
+	char owner[256];
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	size_t len;
+	char *end;
+	unsigned long long v;
+
 	if (!vault || !*vault)
 		vault = c->default_vault;
 	if (!vault)
 		return ts_client_fail(c, TS_E_NO_SUCH_VAULT, "no vault given and no user name for uid %u",
 		                      (unsigned)geteuid());
-	if (strlen(vault) > TS_VAULT_NAME_MAX)
+	if ((colon = strchr(vault, ':')) == NULL) {
+		*ret_owner = (uint32_t)geteuid();
+		*ret_name = vault;
+		return 0;
+	}
+	if ((len = (size_t)(colon - vault)) == 0 || len >= sizeof(owner))
+		return ts_client_fail(c, TS_E_INVALID_ARGS, "'%s': expected OWNER:NAME (a user name or uid before the ':')",
+		                      vault);
+	memcpy(owner, vault, len);
+	owner[len] = '\0';
+	*ret_name = colon + 1;
+	errno = 0;
+	v = strtoull(owner, &end, 10);
+	if (owner[0] >= '0' && owner[0] <= '9' && !*end && !errno && v < UINT32_MAX) {
+		*ret_owner = (uint32_t)v;
+		return 0;
+	}
+	if (getpwnam_r(owner, &pw, buf, sizeof(buf), &res) != 0 || !res)
+		return ts_client_fail(c, TS_E_NO_SUCH_VAULT, "no user '%s' (in '%s')", owner, vault);
+	*ret_owner = (uint32_t)res->pw_uid;
+	return 0;
+}
+
+int ts_client_vault_path(ts_client *c, const char *vault, char **ret)
+{
+	char prefix[sizeof(TS_USER_PATH_PREFIX) + 32];
+	const char *name;
+	uint32_t owner;
+	int r;
+
+	if ((r = ts_client_vault_ref(c, vault, &owner, &name)) < 0)
+		return r;
+	if (strlen(name) > TS_VAULT_NAME_MAX)
 		return ts_client_fail(c, TS_E_INVALID_ARGS, "vault name longer than %d characters", TS_VAULT_NAME_MAX);
-	snprintf(c->vault, sizeof(c->vault), "%s", vault);
-	if (sd_bus_path_encode(TS_VAULT_PATH_PREFIX, vault, ret) < 0)
+	/* Messages name the vault as the caller wrote it. */
+	snprintf(c->vault, sizeof(c->vault), "%s", vault && *vault ? vault : name);
+	snprintf(prefix, sizeof(prefix), TS_USER_PATH_PREFIX "/%" PRIu32 "/vault", owner);
+	if (sd_bus_path_encode(prefix, name, ret) < 0)
 		return ts_client_fail(c, TS_E_NOMEM, "%s", ts_strerror(TS_E_NOMEM));
 	return 0;
 }

@@ -1,6 +1,7 @@
 /* pam_tokenseal.c — PAM module: unlock the user's tokenseal vault at login, lock it when the last session ends. */
 #define _GNU_SOURCE 1
 #include <errno.h>
+#include <inttypes.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,7 +27,8 @@
 #define LOGIND_PATH "/org/freedesktop/login1"
 
 typedef struct pam_ts_opts {
-	const char *vault;             /* NULL: the user's name */
+	const char *vault;             /* NULL: the user's name; always a vault of the user (or of shared_owner) */
+	const char *shared_owner;      /* NULL: the vault must be the user's own; else the one owner allowed */
 	const char *bus;               /* NULL: $TOKENSEAL_BUS or the system bus */
 	const char *protector;         /* NULL: choose from the vault's protectors */
 	unsigned timeout;              /* seconds */
@@ -37,7 +39,6 @@ static void client_freep(ts_client **c) { ts_client_free(*c); }
 static void info_freep(ts_vault_info **v) { ts_vault_info_free(*v); }
 static void msg_unrefp(sd_bus_message **m) { sd_bus_message_unref(*m); }
 static void bus_error_freep(sd_bus_error *e) { sd_bus_error_free(e); }
-static void closep(int *fd) { if (*fd >= 0) close(*fd); }
 /* The module's copy of a secret (sodium_malloc); sodium_free wipes it. */
 static void secret_freep(char **s) { if (*s) sodium_free(*s); *s = NULL; }
 /* A conversation answer (malloc()ed by the application): wiped, then freed. */
@@ -48,7 +49,6 @@ static void answer_freep(char **s) { if (*s) { sodium_memzero(*s, strlen(*s)); f
 #define _cleanup_info_ __attribute__((cleanup(info_freep)))
 #define _cleanup_msg_ __attribute__((cleanup(msg_unrefp)))
 #define _cleanup_bus_error_ __attribute__((cleanup(bus_error_freep)))
-#define _cleanup_close_ __attribute__((cleanup(closep)))
 
 /* Unknown options are logged, not fatal: a typo must not lock everybody out. */
 static int parse_opts(pam_handle_t *pamh, int argc, const char **argv, pam_ts_opts *o)
@@ -62,6 +62,8 @@ static int parse_opts(pam_handle_t *pamh, int argc, const char **argv, pam_ts_op
 
 		if (strncmp(a, "vault=", 6) == 0 && a[6])
 			o->vault = a + 6;
+		else if (strncmp(a, "shared_owner=", 13) == 0 && a[13])
+			o->shared_owner = a + 13;
 		else if (strncmp(a, "bus=", 4) == 0 && a[4])
 			o->bus = a + 4;
 		else if (strncmp(a, "protector=", 10) == 0 && a[10])
@@ -89,16 +91,39 @@ static int parse_opts(pam_handle_t *pamh, int argc, const char **argv, pam_ts_op
 	return 0;
 }
 
-/* The vault name: vault= or the user's name. NULL (and PAM_USER_UNKNOWN-ish) if none. */
-static int get_vault(pam_handle_t *pamh, const pam_ts_opts *o, const char **ret_user, const char **ret_vault)
+/*
+ * The vault to use, as "UID:NAME": NAME is vault= or the user's name, UID the
+ * uid of the account being authenticated (from the user database, never
+ * from the vault), or of shared_owner= when the administrator named one.
+ * Vault names are per owner, so no other user's vault can answer for this
+ * account. *ret_owner is the only owner a vault may have to be used.
+ */
+static int get_vault(pam_handle_t *pamh, const pam_ts_opts *o, const char **ret_user, uint32_t *ret_owner,
+                     char *ret_ref, size_t ref_size)
 {
-	const char *user = NULL;
+	const char *user = NULL, *owner_name;
+	const struct passwd *pw;
 	int pr;
 
 	if ((pr = pam_get_user(pamh, &user, NULL)) != PAM_SUCCESS || !user || !*user)
 		return pr == PAM_SUCCESS ? PAM_USER_UNKNOWN : pr;
 	*ret_user = user;
-	*ret_vault = o->vault ? o->vault : user;
+	if (o->vault && strchr(o->vault, ':')) {
+		pam_syslog(pamh, LOG_ERR, "vault=%s: a vault of another owner needs shared_owner=, not OWNER: in vault=; "
+		           "refused", o->vault);
+		return PAM_AUTH_ERR;
+	}
+	owner_name = o->shared_owner ? o->shared_owner : user;
+	if ((pw = pam_modutil_getpwnam(pamh, owner_name)) == NULL) {
+		if (o->shared_owner) {
+			pam_syslog(pamh, LOG_ERR, "shared_owner=%s: no such user; refused", o->shared_owner);
+			return PAM_AUTH_ERR;
+		}
+		return PAM_USER_UNKNOWN;
+	}
+	*ret_owner = (uint32_t)pw->pw_uid;
+	if ((size_t)snprintf(ret_ref, ref_size, "%" PRIu32 ":%s", *ret_owner, o->vault ? o->vault : user) >= ref_size)
+		return PAM_USER_UNKNOWN;
 	return PAM_SUCCESS;
 }
 
@@ -119,107 +144,71 @@ static int open_client(pam_handle_t *pamh, const pam_ts_opts *o, ts_client **ret
 	return 0;
 }
 
-/* The protector to unlock with, in the order a person at a login prompt would want them. */
-static const ts_protector_info *choose_protector(const ts_vault_info *v, const char *want)
-{
-	static const char *const order[] = { "fido2", "pkcs11", "tpm2", "recovery" };
-
-	for (size_t i = 0; want && i < v->n_protectors; i++)
-		if (strcmp(v->protectors[i].id, want) == 0 || strcmp(v->protectors[i].type, want) == 0)
-			return &v->protectors[i];
-	if (want)
-		return NULL;
-	for (size_t k = 0; k < sizeof(order) / sizeof(order[0]); k++)
-		for (size_t i = 0; i < v->n_protectors; i++)
-			if (strcmp(v->protectors[i].type, order[k]) == 0)
-				return &v->protectors[i];
-	return v->n_protectors ? &v->protectors[0] : NULL;
-}
-
-static int fact_is(const ts_protector_info *p, const char *key, const char *value)
-{
-	const char *v = ts_protector_info_fact(p, key);
-	return v && strcmp(v, value) == 0;
-}
-
-/* The prompt for p, or NULL when p needs no secret (a FIDO2 key without PIN, a TPM without PIN). */
-static const char *prompt_for(const ts_protector_info *p)
-{
-	if (strcmp(p->type, "recovery") == 0)
-		return "Recovery key: ";
-	if (strcmp(p->type, "fido2") == 0)
-		return fact_is(p, "pin", "no") ? NULL : "Security key PIN: ";
-	if (strcmp(p->type, "tpm2") == 0)
-		return fact_is(p, "pin", "yes") ? "TPM PIN: " : NULL;
-	return "Token PIN: ";
-}
+/* What the unlock loop needs from the login conversation. */
+struct conv {
+	pam_handle_t *pamh;
+	const pam_ts_opts *o;
+	int flags;
+	int pam_rc;                    /* a failed conversation's own PAM code, or PAM_SUCCESS */
+};
 
 /*
- * The secret as a copy in secure memory (NULL, 0 for none). What the
- * conversation returned is wiped and freed here on every path, also when the
- * conversation failed yet answered; PAM_AUTHTOK belongs to PAM.
+ * A secret through the conversation, without echo, as a copy in secure
+ * memory. What the conversation returned is wiped and freed here on every
+ * path, also when the conversation failed yet answered.
  */
-static int get_secret(pam_handle_t *pamh, const pam_ts_opts *o, const char *prompt, char **ret, size_t *ret_len)
+static int conv_ask_secret(void *ud, const char *what, char **ret, size_t *ret_len)
 {
+	struct conv *cv = ud;
 	_cleanup_answer_ char *typed = NULL;
-	const void *item = NULL;
-	const char *s;
 	size_t len;
 	int pr;
 
 	*ret = NULL;
 	*ret_len = 0;
-	if (o->use_first_pass || o->try_first_pass) {
-		pr = pam_get_item(pamh, PAM_AUTHTOK, &item);
-		if ((pr != PAM_SUCCESS || !item) && o->use_first_pass)
-			return PAM_AUTH_ERR;
+	/* On failure pam_prompt still hands over an answer the conversation gave: typed owns it. */
+	if ((pr = pam_prompt(cv->pamh, PAM_PROMPT_ECHO_OFF, &typed, "%s: ", what)) != PAM_SUCCESS || !typed) {
+		cv->pam_rc = pr == PAM_SUCCESS ? PAM_CONV_ERR : pr == PAM_CONV_AGAIN ? PAM_INCOMPLETE : pr;
+		return -TS_E_INVALID_ARGS;
 	}
-	if (item)
-		s = item;
-	else {
-		/* On failure pam_prompt still hands over an answer the conversation gave: typed owns it. */
-		if ((pr = pam_prompt(pamh, PAM_PROMPT_ECHO_OFF, &typed, "%s", prompt)) != PAM_SUCCESS)
-			return pr == PAM_CONV_AGAIN ? PAM_INCOMPLETE : pr;
-		if (!typed)
-			return PAM_CONV_ERR;
-		s = typed;
-	}
-	len = strlen(s);
-	if (len > TS_CLIENT_SECRET_MAX)
-		return PAM_AUTH_ERR;
+	if ((len = strlen(typed)) > TS_CLIENT_SECRET_MAX)
+		return -TS_E_LIMIT;
 	if ((*ret = sodium_malloc(len + 1)) == NULL)
-		return PAM_BUF_ERR;
-	memcpy(*ret, s, len + 1);
+		return -TS_E_NOMEM;
+	memcpy(*ret, typed, len + 1);
 	*ret_len = len;
-	return PAM_SUCCESS;
+	return 0;
 }
 
-/*
- * Unlock through the client library's pipe helper, but with our own timeout:
- * the library's unlock waits up to two minutes for a person, a login must not.
- */
-static int unlock(ts_client *c, const char *vault, const char *protector, const char *secret, size_t len,
-                  uint64_t usec)
+static int conv_choose(void *ud, const char *question, const ts_protector_info *const *p, size_t n)
 {
-	_cleanup_msg_ sd_bus_message *m = NULL;
-	_cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
-	_cleanup_close_ int fd = -1;
-	char *path = NULL;
-	int r;
+	struct conv *cv = ud;
+	char *answer = NULL, *end;
+	unsigned long pick;
+	int pr;
 
-	if ((r = ts_client_vault_path(c, vault, &path)) < 0)
-		return r;
-	r = sd_bus_message_new_method_call(c->bus, &m, TS_BUS_NAME, path, TS_VAULT_IFACE, "Unlock");
-	free(path);
-	if (r < 0)
-		return ts_client_error(c, r, NULL);
-	if ((fd = ts_client_secret_pipe(c, (const uint8_t *)secret, secret ? len : 0)) < 0)
-		return fd;
-	if ((r = sd_bus_message_append(m, "sh", protector, fd)) < 0)
-		return ts_client_error(c, r, NULL);
-	if ((r = sd_bus_call(c->bus, m, usec, &error, NULL)) < 0)
-		return ts_client_error(c, r, &error);
-	return 0;
+	if (cv->flags & PAM_SILENT)
+		return -1;
+	pam_info(cv->pamh, "%s", question);
+	for (size_t i = 0; i < n; i++)
+		pam_info(cv->pamh, "%zu) %s", i + 1, p[i]->description);
+	pr = pam_prompt(cv->pamh, PAM_PROMPT_ECHO_ON, &answer, "Token number: ");
+	if (pr != PAM_SUCCESS || !answer) {
+		free(answer);
+		return -1;
+	}
+	pick = strtoul(answer, &end, 10);
+	pick = answer[0] && !*end && pick >= 1 && pick <= n ? pick : 0;
+	free(answer);
+	return (int)pick - 1;
+}
+
+static void conv_info(void *ud, const char *msg)
+{
+	struct conv *cv = ud;
+
+	if (!(cv->flags & PAM_SILENT))
+		pam_info(cv->pamh, "%s", msg);
 }
 
 /* PAM's answer for a failed lookup or unlock. */
@@ -231,6 +220,9 @@ static int pam_code(int r)
 	case TS_E_BAD_RECOVERY_KEY:
 	case TS_E_PIN_REQUIRED:
 	case TS_E_TOUCH_DENIED:
+	case TS_E_AMBIGUOUS:
+	case TS_E_LOCKED:
+	case TS_E_INVALID_ARGS:
 		return PAM_AUTH_ERR;
 	case TS_E_PIN_BLOCKED:
 	case TS_E_BUSY:
@@ -247,16 +239,20 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
 {
 	_cleanup_client_ ts_client *c = NULL;
 	_cleanup_info_ ts_vault_info *info = NULL;
-	const ts_protector_info *p;
-	const char *user = NULL, *vault = NULL, *prompt;
-	_cleanup_secret_ char *secret = NULL;
-	size_t secret_len = 0;
-	uint64_t usec;
+	_cleanup_secret_ char *first = NULL;
+	const char *user = NULL, *service = NULL;
+	const void *item = NULL;
+	char vault[32 + TS_VAULT_NAME_MAX], source[64];
+	struct conv cv = { .pamh = pamh, .flags = flags, .pam_rc = PAM_SUCCESS };
+	ts_unlock_ui ui = { .ud = &cv, .ask_secret = conv_ask_secret, .choose = conv_choose, .info = conv_info };
+	unsigned needed = 0;
+	uint32_t owner = 0;
 	pam_ts_opts o;
 	int r, pr;
 
 	parse_opts(pamh, argc, argv, &o);
-	if ((pr = get_vault(pamh, &o, &user, &vault)) != PAM_SUCCESS)
+	cv.o = &o;
+	if ((pr = get_vault(pamh, &o, &user, &owner, vault, sizeof(vault))) != PAM_SUCCESS)
 		return pr;
 	if (sodium_init() < 0)
 		return PAM_SYSTEM_ERR;
@@ -271,32 +267,55 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
 		pam_syslog(pamh, LOG_WARNING, "vault '%s' of user %s: %s", vault, user, ts_client_last_error(c));
 		return pam_code(r);
 	}
-	if ((p = choose_protector(info, o.protector)) == NULL) {
-		pam_syslog(pamh, LOG_ERR, "vault '%s' has no protector '%s'", vault, o.protector ? o.protector : "");
-		return PAM_AUTHINFO_UNAVAIL;
+	/* Names are per owner, so this holds by construction; checked anyway, where it matters. */
+	if (info->owner != owner) {
+		pam_syslog(pamh, LOG_ERR, "vault '%s' belongs to uid %" PRIu32 ", not to %s (uid %" PRIu32 "); refused",
+		           vault, info->owner, user, owner);
+		return PAM_AUTH_ERR;
 	}
-	if ((prompt = prompt_for(p)) != NULL && (pr = get_secret(pamh, &o, prompt, &secret, &secret_len)) != PAM_SUCCESS)
-		return pr;
-	usec = (uint64_t)o.timeout * 1000000;
-	if (strcmp(p->type, "fido2") == 0 && !fact_is(p, "touch", "no")) {
-		/* The daemon waits for the touch; so do we, a bounded while longer. */
-		usec += (uint64_t)PAM_TS_TOUCH_TIMEOUT * 1000000;
-		if (!(flags & PAM_SILENT))
-			pam_info(pamh, "Touch your security key");
+	if (o.use_first_pass || o.try_first_pass) {
+		pr = pam_get_item(pamh, PAM_AUTHTOK, &item);
+		if ((pr != PAM_SUCCESS || !item) && o.use_first_pass)
+			return PAM_AUTH_ERR;
+		if (item) {
+			size_t len = strlen(item);
+			if (len > TS_CLIENT_SECRET_MAX || (first = sodium_malloc(len + 1)) == NULL)
+				return len > TS_CLIENT_SECRET_MAX ? PAM_AUTH_ERR : PAM_BUF_ERR;
+			memcpy(first, item, len + 1);
+			ui.secret = (const uint8_t *)first;
+			ui.secret_len = len;
+			/* use_first_pass never prompts: one protector, the one that secret is for. */
+			ui.once = o.use_first_pass;
+		}
 	}
-	r = unlock(c, vault, p->id, secret, secret_len, usec);
-	secret_freep(&secret);   /* now, not at return: the daemon has it or never will */
+	/* Wrong secrets at this service's prompt are counted apart from the user's own session (root only). */
+	if (pam_get_item(pamh, PAM_SERVICE, (const void **)&service) != PAM_SUCCESS || !service)
+		service = "?";
+	snprintf(source, sizeof(source), "pam:%s", service);
+	ui.opts.source = source;
+	/* The daemon may wait for a touch: a bounded while longer than any other call. */
+	ui.opts.timeout_usec = ((uint64_t)o.timeout + PAM_TS_TOUCH_TIMEOUT) * 1000000;
+	r = ts_client_unlock_interactive(c, vault, o.protector, &ui, &needed);
+	secret_freep(&first);   /* now, not at return: the daemon has it or never will */
+	if (r < 0 && cv.pam_rc != PAM_SUCCESS)
+		return cv.pam_rc;   /* the conversation failed: say so, as PAM's own code */
 	if (r < 0) {
 		pr = pam_code(r);
 		/* The daemon's message names the token and the tries left, never the secret. */
-		pam_syslog(pamh, LOG_NOTICE, "vault '%s' of user %s not unlocked (protector %s): %s", vault, user, p->id,
+		pam_syslog(pamh, LOG_NOTICE, "vault '%s' of user %s not unlocked: %s", vault, user,
 		           ts_client_last_error(c));
 		if (!(flags & PAM_SILENT) && pr != PAM_AUTHINFO_UNAVAIL)
 			pam_error(pamh, "%s", ts_client_last_error(c));
 		return pr;
 	}
+	/* A share of a k-of-n vault is not a login: only the whole vault is. */
+	if (needed > 0) {
+		pam_syslog(pamh, LOG_NOTICE, "vault '%s' of user %s: %u more share(s) needed; not authenticated", vault,
+		           user, needed);
+		return PAM_AUTH_ERR;
+	}
 	if (o.debug)
-		pam_syslog(pamh, LOG_DEBUG, "vault '%s' of user %s unlocked with %s", vault, user, p->id);
+		pam_syslog(pamh, LOG_DEBUG, "vault '%s' of user %s unlocked", vault, user);
 	return PAM_SUCCESS;
 }
 
@@ -360,13 +379,15 @@ static int logind_other_sessions(sd_bus *bus, uid_t uid, const char *closing)
 PAM_EXTERN int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
 	_cleanup_client_ ts_client *c = NULL;
-	const char *user = NULL, *vault = NULL, *closing;
+	const char *user = NULL, *closing;
+	char vault[32 + TS_VAULT_NAME_MAX];
 	struct passwd *pw;
+	uint32_t owner;
 	pam_ts_opts o;
 	int r, pr;
 
 	parse_opts(pamh, argc, argv, &o);
-	if ((pr = get_vault(pamh, &o, &user, &vault)) != PAM_SUCCESS)
+	if ((pr = get_vault(pamh, &o, &user, &owner, vault, sizeof(vault))) != PAM_SUCCESS)
 		return pr;
 	if (sodium_init() < 0)
 		return PAM_SYSTEM_ERR;

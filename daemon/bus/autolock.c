@@ -74,6 +74,15 @@ static void lock_where(ts_daemon *d, const char *reason, unsigned flag, const ch
 {
 	size_t n = 0;
 
+	/*
+	 * Shares of a k-of-n vault given so far are forgotten on every trigger,
+	 * whatever the policy keeps open: the person who gave them went away.
+	 * Token removal cannot tell whose they were: all of them go.
+	 */
+	for (ts_vault_entry *e = d->vaults; e; e = e->next)
+		if (e->vault->n_pending > 0 && (flag == TS_POLICY_LOCK_TOKEN_REMOVAL || match(e, arg)))
+			ts_daemon_forget_shares(e, reason);
+
 	for (ts_vault_entry *e = d->vaults; e; e = e->next)
 		if (!ts_vault_is_locked(e->vault) && match(e, arg))
 			n++;
@@ -403,6 +412,9 @@ static int on_p11_probe(sd_event_source *s, uint64_t usec, void *userdata)
 			continue;
 		ts_log(TS_LOG_NOTICE, "autolock: vault=%s: the PKCS#11 token of protector %s went away", e->vault->name,
 		       e->unlocked_with);
+		for (ts_vault_entry *o = d->vaults; o; o = o->next)
+			if (o->vault->n_pending > 0)
+				ts_daemon_forget_shares(o, "token-removed");
 		if (policy_allows(TS_POLICY_LOCK_TOKEN_REMOVAL, "on-token-removal", "token-removed", e->vault->name, 1))
 			ts_daemon_lock_vault(e, "token-removed", NULL);
 		/* Kept open: the token is gone, stop asking about it (and saying so every round). */

@@ -1,5 +1,7 @@
 /* daemon.c — tokensealed's vault table: loading, persisting with rollback, locking, idle timers, callers, errors. */
 #include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -7,6 +9,7 @@
 #include <sodium.h>
 
 #include "bus/daemon.h"
+#include "bus/policy_enforce.h"
 #include "store.h"
 
 uint64_t ts_now(void)
@@ -89,10 +92,10 @@ int ts_caller_may_use(const ts_caller *c, const ts_vault *v)
 
 /* ---- the vault table ----------------------------------------------------- */
 
-ts_vault_entry *ts_daemon_find(ts_daemon *d, const char *name)
+ts_vault_entry *ts_daemon_find(ts_daemon *d, uint32_t owner, const char *name)
 {
 	for (ts_vault_entry *e = d->vaults; e; e = e->next)
-		if (strcmp(e->vault->name, name) == 0)
+		if (e->vault->owner_uid == owner && strcmp(e->vault->name, name) == 0)
 			return e;
 	return NULL;
 }
@@ -105,25 +108,60 @@ ts_vault_entry *ts_daemon_find_path(ts_daemon *d, const char *path)
 	return NULL;
 }
 
+int ts_vault_object_path(uint32_t owner, const char *name, char **ret)
+{
+	char prefix[sizeof(TS_USER_PATH_PREFIX) + 32];
+
+	snprintf(prefix, sizeof(prefix), TS_USER_PATH_PREFIX "/%" PRIu32 "/vault", owner);
+	return sd_bus_path_encode(prefix, name, ret) < 0 ? -TS_E_NOMEM : 0;
+}
+
 static void entry_free(ts_vault_entry *e)
 {
 	if (!e)
 		return;
 	sd_event_source_disable_unref(e->idle_timer);
+	sd_event_source_disable_unref(e->share_timer);
 	ts_vault_free(e->vault);
 	ts_buf_free(&e->disk);
 	free(e->path);
+	free(e->dir);
 	free(e);
 }
 
-int ts_daemon_add(ts_daemon *d, ts_vault *v, ts_buf *disk, const char *lock_reason, ts_vault_entry **ret)
+/* The back-off counters a restart must not reset (a missing file: none yet). */
+static void load_backoff(ts_vault_entry *e)
+{
+	_ts_cleanup_buf_ ts_buf file = { 0 };
+	int r;
+
+	if ((r = ts_store_load_side(e->dir, e->vault->name, "backoff", &file)) == -TS_E_NO_SUCH_VAULT)
+		return;
+	if (r < 0 || ts_backoff_parse(file.data, file.len, &e->backoff) < 0)
+		ts_log(TS_LOG_WARNING, "vault=%s: unreadable back-off counters in %s/%s.backoff (%s); starting afresh",
+		       e->vault->name, e->dir, e->vault->name, r < 0 ? ts_strerror(r) : "not a back-off file");
+}
+
+void ts_daemon_save_backoff(ts_vault_entry *e)
+{
+	_ts_cleanup_buf_ ts_buf out = { 0 };
+	int r;
+
+	if ((r = ts_backoff_format(&e->backoff, &out)) < 0 ||
+	    (r = ts_store_save_side(e->dir, e->vault->name, "backoff", out.data, out.len)) < 0)
+		ts_log(TS_LOG_WARNING, "vault=%s: cannot save the back-off counters: %s (they hold until a restart)",
+		       e->vault->name, ts_strerror(r));
+}
+
+int ts_daemon_add(ts_daemon *d, ts_vault *v, ts_buf *disk, const char *dir, const char *lock_reason,
+                  ts_vault_entry **ret)
 {
 	ts_vault_entry *e, **tail;
-	int r;
 
 	if ((e = calloc(1, sizeof(*e))) == NULL)
 		return -TS_E_NOMEM;
-	if ((r = sd_bus_path_encode(TS_VAULT_PATH_PREFIX, v->name, &e->path)) < 0) {
+	if (ts_vault_object_path(v->owner_uid, v->name, &e->path) < 0 || (e->dir = strdup(dir)) == NULL) {
+		free(e->path);
 		free(e);
 		return -TS_E_NOMEM;
 	}
@@ -132,6 +170,7 @@ int ts_daemon_add(ts_daemon *d, ts_vault *v, ts_buf *disk, const char *lock_reas
 	e->disk = *disk;
 	memset(disk, 0, sizeof(*disk));
 	snprintf(e->lock_reason, sizeof(e->lock_reason), "%s", lock_reason);
+	load_backoff(e);
 	/* A vault is locked from the moment it is loaded or created. */
 	e->lock_changed = ts_now_usec();
 	/* Keep the order of creation/loading stable for ListVaults. */
@@ -157,46 +196,85 @@ void ts_daemon_free(ts_daemon *d)
 	d->n_vaults = 0;
 	entry_free(d->placeholder);
 	d->placeholder = NULL;
+	entry_free(d->ghost);
+	d->ghost = NULL;
 }
 
 struct load_ctx {
 	ts_daemon *d;
+	uint32_t owner;                 /* the directory being listed: an owner's, or the flat layout's */
+	int flat;
+	char dir[PATH_MAX];
 	size_t loaded, skipped;
 };
+
+static void load_skip(struct load_ctx *lc, const char *name, int r, const char *why)
+{
+	/* Never rewritten, never deleted: an administrator decides. */
+	ts_log(TS_LOG_ERR, "event=load vault=%s result=%s: %s (in %s); skipped", name,
+	       strrchr(ts_error_dbus_name(r), '.') + 1, why ? why : ts_strerror(r), lc->dir);
+	lc->skipped++;
+}
 
 static int load_one(void *ud, const char *name)
 {
 	struct load_ctx *lc = ud;
 	_ts_cleanup_buf_ ts_buf file = { 0 };
+	const char *dir = lc->dir;
+	char odir[PATH_MAX], why[160];
+	ts_vault_entry *other;
 	ts_vault *v = NULL;
 	int r;
 
-	if ((r = ts_store_load(lc->d->state_dir, name, &file)) < 0 ||
-	    (r = ts_vault_parse(file.data, file.len, &v)) < 0) {
-		/* Never rewritten, never deleted: an administrator decides. */
-		ts_log(TS_LOG_ERR, "event=load vault=%s result=%s: %s; skipped", name,
-		       strrchr(ts_error_dbus_name(r), '.') + 1, ts_strerror(r));
-		lc->skipped++;
+	if ((r = ts_store_load(lc->dir, name, &file)) < 0 || (r = ts_vault_parse(file.data, file.len, &v)) < 0) {
+		load_skip(lc, name, r, NULL);
 		return 0;
 	}
-	if (strcmp(v->name, name) != 0) {
-		/* A file renamed by hand would shadow another vault's name. */
-		ts_log(TS_LOG_ERR, "event=load vault=%s result=VaultCorrupt: file holds vault '%s'; skipped",
-		       name, v->name);
-		ts_vault_free(v);
-		lc->skipped++;
-		return 0;
-	}
-	if (ts_daemon_find(lc->d, name)) {
+	/* A file renamed or moved by hand would shadow another vault: name and owner must be the file's. */
+	if (strcmp(v->name, name) != 0 || (!lc->flat && v->owner_uid != lc->owner)) {
+		snprintf(why, sizeof(why), "the file holds vault '%.64s' of uid %" PRIu32, v->name, v->owner_uid);
+		load_skip(lc, name, -TS_E_CORRUPT, why);
 		ts_vault_free(v);
 		return 0;
 	}
-	if ((r = ts_daemon_add(lc->d, v, &file, "startup", NULL)) < 0) {
+	if ((other = ts_daemon_find(lc->d, v->owner_uid, name)) != NULL) {
+		/* The flat file of a move a crash interrupted: the owner's copy is the one (ts_store_adopt). */
+		if (lc->flat && (r = ts_store_adopt(lc->d->state_dir, name, v->owner_uid)) < 0) {
+			snprintf(why, sizeof(why), "uid %" PRIu32 " already has a vault '%s' in %s", v->owner_uid, name,
+			         other->dir);
+			load_skip(lc, name, r == -TS_E_VAULT_EXISTS ? r : -TS_E_IO, why);
+		}
+		ts_vault_free(v);
+		return 0;
+	}
+	if (lc->flat) {
+		/* Into the owner's namespace, file and all; if the move fails it is used where it is. */
+		if ((r = ts_store_adopt(lc->d->state_dir, name, v->owner_uid)) == 0 &&
+		    (r = ts_store_owner_dir(lc->d->state_dir, v->owner_uid, odir, sizeof(odir))) == 0) {
+			ts_log(TS_LOG_NOTICE, "event=load vault=%s: moved into %s (uid %" PRIu32 ")", name, odir,
+			       v->owner_uid);
+			dir = odir;
+		} else
+			ts_log(TS_LOG_WARNING, "event=load vault=%s: cannot move into uid %" PRIu32 "'s directory (%s); "
+			       "used from %s", name, v->owner_uid, ts_strerror(r), lc->dir);
+	}
+	if ((r = ts_daemon_add(lc->d, v, &file, dir, "startup", NULL)) < 0) {
 		ts_vault_free(v);
 		return r;
 	}
 	lc->loaded++;
 	return 0;
+}
+
+static int load_owner(void *ud, uint32_t owner)
+{
+	struct load_ctx *lc = ud;
+	int r;
+
+	lc->owner = owner;
+	if ((r = ts_store_owner_dir(lc->d->state_dir, owner, lc->dir, sizeof(lc->dir))) < 0)
+		return r;
+	return ts_store_list(lc->dir, load_one, lc);
 }
 
 int ts_daemon_load_vaults(ts_daemon *d)
@@ -206,6 +284,10 @@ int ts_daemon_load_vaults(ts_daemon *d)
 
 	if ((r = ts_store_init(d->state_dir)) < 0)
 		return r;
+	if ((r = ts_store_list_owners(d->state_dir, load_owner, &lc)) < 0)
+		return r;
+	lc.flat = 1;
+	snprintf(lc.dir, sizeof(lc.dir), "%s", d->state_dir);
 	if ((r = ts_store_list(d->state_dir, load_one, &lc)) < 0)
 		return r;
 	ts_log(TS_LOG_INFO, "loaded %zu vault(s) from %s, %zu skipped", lc.loaded, d->state_dir, lc.skipped);
@@ -250,7 +332,7 @@ int ts_daemon_persist(ts_vault_entry *e)
 	int r, r2;
 
 	if ((r = ts_vault_serialize(e->vault, &out)) < 0 ||
-	    (r = ts_store_save(e->d->state_dir, e->vault->name, out.data, out.len)) < 0) {
+	    (r = ts_store_save(e->dir, e->vault->name, out.data, out.len)) < 0) {
 		ts_buf_free(&out);
 		if ((r2 = ts_daemon_revert(e)) < 0) {
 			/* Cannot even rebuild: the safe state is locked, as after a restart. */
@@ -269,16 +351,21 @@ int ts_daemon_persist(ts_vault_entry *e)
 
 void ts_daemon_lock_vault(ts_vault_entry *e, const char *reason, const ts_caller *caller)
 {
-	int was_locked = ts_vault_is_locked(e->vault);
+	int was_locked = ts_vault_is_locked(e->vault), had_shares = e->vault->n_pending > 0;
 
 	char event[8 + TS_LOCK_REASON_MAX];
 
-	ts_vault_lock(e->vault);
+	ts_vault_lock(e->vault);   /* shares given so far go too */
 	e->unlocked_by[0] = '\0';
 	if (e->idle_timer)
 		sd_event_source_set_enabled(e->idle_timer, SD_EVENT_OFF);
-	if (was_locked)
+	if (e->share_timer)
+		sd_event_source_set_enabled(e->share_timer, SD_EVENT_OFF);
+	if (was_locked) {
+		if (had_shares)
+			ts_vault_object_emit_changed(e);
 		return;
+	}
 	snprintf(e->lock_reason, sizeof(e->lock_reason), "%s", reason);
 	e->lock_changed = ts_now_usec();
 	/* "lock" when asked to; otherwise the reason is in the event name (lock-idle, lock-suspend, ...). */
@@ -298,6 +385,47 @@ static int on_idle(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	ts_daemon_lock_vault(userdata, "idle", NULL);
 	return 0;
+}
+
+void ts_daemon_forget_shares(ts_vault_entry *e, const char *why)
+{
+	int had = e->vault->n_pending > 0;
+
+	ts_vault_forget_shares(e->vault);
+	if (e->share_timer)
+		sd_event_source_set_enabled(e->share_timer, SD_EVENT_OFF);
+	if (!had)
+		return;
+	ts_log(TS_LOG_INFO, "vault=%s: shares given so far forgotten (%s)", e->vault->name, why);
+	ts_vault_object_emit_changed(e);
+}
+
+static int on_share_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	ts_daemon_forget_shares(userdata, "share-timeout");
+	return 0;
+}
+
+void ts_daemon_shares_pending(ts_vault_entry *e)
+{
+	uint64_t secs = ts_policy_share_timeout(ts_enforce_policy());
+	int enabled = SD_EVENT_OFF, r;
+
+	if (secs == 0 || !e->d->event)
+		return;
+	/* From the first share on: giving more does not extend it. */
+	if (e->share_timer && sd_event_source_get_enabled(e->share_timer, &enabled) >= 0 && enabled != SD_EVENT_OFF)
+		return;
+	if (!e->share_timer)
+		r = sd_event_add_time_relative(e->d->event, &e->share_timer, CLOCK_MONOTONIC, secs * 1000000, 0,
+		                               on_share_timeout, e);
+	else if ((r = sd_event_source_set_time_relative(e->share_timer, secs * 1000000)) >= 0)
+		r = sd_event_source_set_enabled(e->share_timer, SD_EVENT_ONESHOT);
+	if (r < 0) {
+		/* Without a clock the shares cannot expire: do not keep them. */
+		ts_log(TS_LOG_WARNING, "vault=%s: cannot arm the share timeout (%s)", e->vault->name, strerror(-r));
+		ts_daemon_forget_shares(e, "no timer");
+	}
 }
 
 void ts_daemon_touch(ts_vault_entry *e)

@@ -8,13 +8,19 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "core/backoff.h"
 #include "core/buf.h"
 #include "core/vault.h"
 #include "protectors/protector.h"
 
 #define TS_BUS_NAME "org.tokenseal1"
 #define TS_MANAGER_PATH "/org/tokenseal1"
-#define TS_VAULT_PATH_PREFIX "/org/tokenseal1/vault"
+/*
+ * A vault is named by its owner and its name: /org/tokenseal1/user/UID/vault/NAME
+ * (NAME escaped with sd_bus_path_encode). Two users' vaults of one name are
+ * two vaults; nobody can take a name in another user's namespace.
+ */
+#define TS_USER_PATH_PREFIX "/org/tokenseal1/user"
 #define TS_MANAGER_IFACE "org.tokenseal1.Manager"
 #define TS_VAULT_IFACE "org.tokenseal1.Vault"
 
@@ -32,14 +38,15 @@ typedef struct ts_vault_entry {
 	struct ts_daemon *d;
 	ts_vault *vault;
 	char *path;                     /* object path */
+	char *dir;                      /* the directory of its file: STATE/UID (or STATE, not yet moved) */
 	ts_buf disk;                    /* the file bytes last written/read: the rollback point */
 	char lock_reason[TS_LOCK_REASON_MAX];
 	uint64_t lock_changed;          /* CLOCK_REALTIME µs of the last Locked change (or of loading) */
 	sd_event_source *idle_timer;
-	unsigned unlock_failures;       /* consecutive wrong secrets */
+	sd_event_source *share_timer;   /* forgets k-of-n shares given to Unlock ([lock] share-timeout) */
+	ts_backoff backoff;             /* wrong secrets per source; the side file NAME.backoff */
 	char unlocked_by[16];           /* protector type of the last unlock ("" while locked): autolock.c */
 	char unlocked_with[TS_PROTECTOR_ID_MAX];  /* ... and its id, to watch that very token */
-	uint64_t unlock_retry_at;       /* CLOCK_MONOTONIC µs; before it, Unlock says Busy */
 	struct ts_vault_entry *next;
 } ts_vault_entry;
 
@@ -59,6 +66,10 @@ typedef struct ts_daemon {
 	size_t n_polkit_queries;
 	struct ts_unlock_job *unlock_jobs;       /* vault_object.c: Unlock calls waiting for a token helper */
 	struct ts_enroll_job *enroll_jobs;       /* ... and AddProtector calls */
+	struct ts_subscriber *subscribers;       /* signals.c: connections that asked for vault signals */
+	size_t n_subscribers;
+	sd_bus_slot *subscribers_slot;
+	ts_vault_entry *ghost;          /* vault_object.c: stands for another user's vault that does not exist */
 } ts_daemon;
 
 /* The caller of the message being handled, from the bus (never from arguments). */
@@ -113,11 +124,23 @@ int ts_secretfd_write(int fd, const void *p, size_t len);
 
 /* ---- daemon.c --------------------------------------------------------------- */
 
+/*
+ * Load every vault file: the owners' directories STATE/UID first, then files
+ * of the flat layout of earlier versions (STATE/NAME.vault), each moved into
+ * its owner's directory (the owner is read from the file).
+ */
 int ts_daemon_load_vaults(ts_daemon *d);
-ts_vault_entry *ts_daemon_find(ts_daemon *d, const char *name);
+/* The vault (owner, name), or NULL. */
+ts_vault_entry *ts_daemon_find(ts_daemon *d, uint32_t owner, const char *name);
 ts_vault_entry *ts_daemon_find_path(ts_daemon *d, const char *path);
-/* Take ownership of v (whose file bytes are in *disk, moved in) and add it. */
-int ts_daemon_add(ts_daemon *d, ts_vault *v, ts_buf *disk, const char *lock_reason, ts_vault_entry **ret);
+/* The object path of vault (owner, name); malloc()ed into *ret. 0 or -TS_E_NOMEM. */
+int ts_vault_object_path(uint32_t owner, const char *name, char **ret);
+/*
+ * Take ownership of v (whose file bytes are in *disk, moved in) and add it;
+ * dir is the directory its file is in (copied).
+ */
+int ts_daemon_add(ts_daemon *d, ts_vault *v, ts_buf *disk, const char *dir, const char *lock_reason,
+                  ts_vault_entry **ret);
 void ts_daemon_free(ts_daemon *d);
 
 /* Lock one vault, record why, emit PropertiesChanged, log. */
@@ -126,6 +149,16 @@ void ts_daemon_lock_vault(ts_vault_entry *e, const char *reason, const ts_caller
 void ts_daemon_lock_all(ts_daemon *d, const char *reason);
 /* (Re)arm the idle-lock timer of an unlocked vault after a use. */
 void ts_daemon_touch(ts_vault_entry *e);
+/*
+ * Forget the k-of-n shares given to Unlock so far (expiry, an automatic lock
+ * trigger): a later Unlock starts from none. Emits SharesNeeded when there
+ * were any.
+ */
+void ts_daemon_forget_shares(ts_vault_entry *e, const char *why);
+/* A share was kept and more are needed: start the [lock] share-timeout clock if it is not running. */
+void ts_daemon_shares_pending(ts_vault_entry *e);
+/* Write e->backoff to its side file (a failure is logged; the counters in memory still hold). */
+void ts_daemon_save_backoff(ts_vault_entry *e);
 
 /* Put the in-memory vault back to what is on disk (after a failed multi-step change). */
 int ts_daemon_revert(ts_vault_entry *e);
@@ -160,6 +193,12 @@ int ts_vault_objects_register(ts_daemon *d);
 int ts_manager_emit_vault_added(ts_daemon *d, ts_vault_entry *e);
 /* Emit PropertiesChanged for the vault's changeable properties. */
 void ts_vault_object_emit_changed(ts_vault_entry *e);
+/*
+ * The error for a vault the caller may not see: UnknownObject, word for word
+ * what sd-bus says for a path with no object, so a vault that exists and one
+ * that does not look the same to other users. Returns a negative errno.
+ */
+int ts_vault_unknown(sd_bus_message *m, sd_bus_error *error);
 /* Reading a vault's properties: owner or root when the read comes from a method call. 0 or an error set. */
 int ts_vault_property_authorize(sd_bus *bus, ts_vault_entry *e, sd_bus_error *error);
 /* Drop every Unlock and AddProtector still waiting for a token helper (shutdown): helpers killed, no reply. */
@@ -170,6 +209,23 @@ int ts_bus_read_kv(sd_bus_message *m, ts_kv **ret, size_t *ret_n, size_t max);
 
 /* XML of the Manager and Vault interfaces as served, for --print-introspection. malloc()ed. */
 int ts_daemon_introspection(ts_daemon *d, char **ret);
+
+/* ---- signals.c --------------------------------------------------------------- */
+
+/*
+ * Vault signals go only to connections that asked for them (Manager.Subscribe)
+ * and may see the vault: its owner's and root's, each addressed alone. Call
+ * ts_signals_start once the bus is attached (it follows connections going away).
+ */
+int ts_signals_start(ts_daemon *d);
+void ts_signals_stop(ts_daemon *d);
+int ts_signals_method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int ts_signals_method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_error *error);
+/* Fills a signal's body (called once per recipient). */
+typedef int (*ts_signal_build_fn)(sd_bus_message *sig, void *userdata);
+/* Send path's iface.member (body from build, may be NULL) to each subscriber allowed to see owner's vaults. */
+int ts_signals_emit(ts_daemon *d, uint32_t owner, const char *path, const char *iface, const char *member,
+                    ts_signal_build_fn build, void *userdata);
 
 /* ---- autolock.c -------------------------------------------------------------- */
 

@@ -16,34 +16,35 @@ static int owner_only(sd_bus_message *m, ts_vault_entry *e, const char *what, ts
 
 	if ((r = ts_caller_get(m, caller)) < 0)
 		return ts_bus_error(error, r, NULL);
-	if (!ts_caller_may_use(caller, e->vault)) {
+	if (e == e->d->ghost || !ts_caller_may_use(caller, e->vault)) {
 		(void)ts_audit(what, e->vault->name, caller, NULL, -TS_E_ACCESS_DENIED);
-		return ts_bus_error(error, -TS_E_ACCESS_DENIED, "this vault belongs to another user");
+		return ts_vault_unknown(m, error);
 	}
 	if (ts_vault_is_locked(e->vault))
 		return ts_bus_error(error, -TS_E_LOCKED, "unlock the vault first");
 	return ts_audit_gate(what, e->vault->name, caller, NULL, error);
 }
 
-static int emit_escrow_changed(ts_vault_entry *e)
+static int build_escrow_changed(sd_bus_message *sig, void *userdata)
 {
-	_ts_cleanup_reply_ sd_bus_message *sig = NULL;
+	ts_vault_entry *e = userdata;
 	char fp[TS_ESCROW_FINGERPRINT_TEXT_BYTES];
 	int r;
 
-	if (!e->d->bus)
-		return 0;
-	if ((r = sd_bus_message_new_signal(e->d->bus, &sig, e->path, TS_VAULT_IFACE, "EscrowChanged")) < 0 ||
-	    (r = sd_bus_message_open_container(sig, 'a', "s")) < 0)
+	if ((r = sd_bus_message_open_container(sig, 'a', "s")) < 0)
 		return r;
 	for (size_t i = 0; i < e->vault->n_escrow; i++) {
 		ts_escrow_key_fingerprint_text(e->vault->escrow[i].pubkey, e->vault->escrow[i].pubkey_len, fp);
 		if ((r = sd_bus_message_append(sig, "s", fp)) < 0)
 			return r;
 	}
-	if ((r = sd_bus_message_close_container(sig)) < 0)
-		return r;
-	return sd_bus_send(NULL, sig, NULL);
+	return sd_bus_message_close_container(sig);
+}
+
+static int emit_escrow_changed(ts_vault_entry *e)
+{
+	return ts_signals_emit(e->d, e->vault->owner_uid, e->path, TS_VAULT_IFACE, "EscrowChanged",
+	                       build_escrow_changed, e);
 }
 
 /* The recipients' key bytes of one SetEscrow call, freed on every return. */

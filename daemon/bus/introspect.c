@@ -86,7 +86,7 @@ int ts_daemon_introspection(ts_daemon *d, char **ret)
 		goto out;
 	if (sd_bus_call_method_async(client, NULL, NULL, TS_MANAGER_PATH, "org.freedesktop.DBus.Introspectable",
 	                             "Introspect", on_reply, &pm, NULL) < 0 ||
-	    sd_bus_call_method_async(client, NULL, NULL, TS_VAULT_PATH_PREFIX "/x",
+	    sd_bus_call_method_async(client, NULL, NULL, TS_USER_PATH_PREFIX "/0/vault/x",
 	                             "org.freedesktop.DBus.Introspectable", "Introspect", on_reply, &pv, NULL) < 0)
 		goto out;
 	for (int i = 0; i < 1000 && !(pm.done && pv.done); i++)

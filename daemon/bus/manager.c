@@ -1,5 +1,6 @@
 /* manager.c — org.tokenseal1.Manager at /org/tokenseal1: create, list and look up vaults. */
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,10 +67,17 @@ static int parse_u32(const char *s, uint32_t *ret)
 	return 0;
 }
 
+static int build_vault_added(sd_bus_message *sig, void *userdata)
+{
+	ts_vault_entry *e = userdata;
+
+	return sd_bus_message_append(sig, "so", e->vault->name, e->path);
+}
+
 int ts_manager_emit_vault_added(ts_daemon *d, ts_vault_entry *e)
 {
-	return sd_bus_emit_signal(d->bus, TS_MANAGER_PATH, TS_MANAGER_IFACE, "VaultAdded", "so",
-	                          e->vault->name, e->path);
+	return ts_signals_emit(d, e->vault->owner_uid, TS_MANAGER_PATH, TS_MANAGER_IFACE, "VaultAdded",
+	                       build_vault_added, e);
 }
 
 static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *error)
@@ -92,6 +100,7 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 	ts_caller caller = { .uid = (uid_t)-1 };
 	ts_policy_protector first = { .type = "recovery", .props = 0 };
 	char pmsg[TS_POLICY_MSG_MAX] = "";
+	char dir[PATH_MAX];
 	int fd, r;
 
 	/* read */
@@ -142,8 +151,15 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 			goto out;
 		}
 	}
-	/* A file we could not load (corrupt, unknown version) still holds the name: never overwrite it. */
-	if (ts_daemon_find(d, name) || ts_store_load(d->state_dir, name, &file) != -TS_E_NO_SUCH_VAULT) {
+	/*
+	 * Names are per owner. A file we could not load (corrupt, unknown
+	 * version) still holds its name: never overwrite it. That includes a
+	 * file of the flat layout that could not be moved: its owner is unknown.
+	 */
+	if ((r = ts_store_owner_dir(d->state_dir, owner, dir, sizeof(dir))) < 0)
+		goto out;
+	if (ts_daemon_find(d, owner, name) || ts_store_load(dir, name, &file) != -TS_E_NO_SUCH_VAULT ||
+	    (ts_buf_free(&file), ts_store_load(d->state_dir, name, &file)) != -TS_E_NO_SUCH_VAULT) {
 		r = -TS_E_VAULT_EXISTS;
 		snprintf(errbuf, sizeof(errbuf), "vault '%s' already exists", name);
 		goto out;
@@ -196,9 +212,9 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 		goto out;
 	}
 	/* persist */
-	if ((r = ts_store_save(d->state_dir, name, file.data, file.len)) < 0)
+	if ((r = ts_store_init(dir)) < 0 || (r = ts_store_save(dir, name, file.data, file.len)) < 0)
 		goto out;
-	if ((r = ts_daemon_add(d, v, &file, "", &e)) < 0)
+	if ((r = ts_daemon_add(d, v, &file, dir, "", &e)) < 0)
 		goto out;
 	v = NULL;
 	ts_daemon_touch(e);
@@ -229,9 +245,14 @@ static int method_list_vaults(sd_bus_message *m, void *userdata, sd_bus_error *e
 	    (r = sd_bus_message_open_container(reply, 'a', "(so)")) < 0)
 		return r;
 	for (ts_vault_entry *e = d->vaults; e; e = e->next) {
+		char qualified[16 + TS_VAULT_NAME_MAX];
+
 		if (!ts_caller_may_use(&caller, e->vault))
 			continue;
-		if ((r = sd_bus_message_append(reply, "(so)", e->vault->name, e->path)) < 0)
+		/* The caller's own vaults by name; another user's (root sees them) as UID:NAME, as GetVault takes it. */
+		snprintf(qualified, sizeof(qualified), "%" PRIu32 ":%s", e->vault->owner_uid, e->vault->name);
+		if ((r = sd_bus_message_append(reply, "(so)", e->vault->owner_uid == (uint32_t)caller.uid ?
+		                               e->vault->name : qualified, e->path)) < 0)
 			return r;
 	}
 	if ((r = sd_bus_message_close_container(reply)) < 0)
@@ -239,20 +260,54 @@ static int method_list_vaults(sd_bus_message *m, void *userdata, sd_bus_error *e
 	return sd_bus_send(NULL, reply, NULL);
 }
 
+/*
+ * "NAME" (the caller's own vault) or "UID:NAME" (the vault NAME of owner
+ * UID). Into *ret_owner and ret_name (TS_VAULT_NAME_MAX + 1). 0 or
+ * -TS_E_INVALID_ARGS.
+ */
+static int parse_vault_ref(const char *ref, uid_t caller, uint32_t *ret_owner, char *ret_name)
+{
+	const char *colon = strchr(ref, ':');
+	char uid[16];
+
+	if (!colon) {
+		*ret_owner = (uint32_t)caller;
+		colon = ref - 1;
+	} else {
+		if ((size_t)(colon - ref) >= sizeof(uid))
+			return -TS_E_INVALID_ARGS;
+		memcpy(uid, ref, (size_t)(colon - ref));
+		uid[colon - ref] = '\0';
+		if (parse_u32(uid, ret_owner) < 0)
+			return -TS_E_INVALID_ARGS;
+	}
+	if (!ts_vault_name_valid(colon + 1))
+		return -TS_E_INVALID_ARGS;
+	snprintf(ret_name, TS_VAULT_NAME_MAX + 1, "%s", colon + 1);
+	return 0;
+}
+
 static int method_get_vault(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	ts_daemon *d = userdata;
+	char name[TS_VAULT_NAME_MAX + 1];
 	ts_vault_entry *e;
-	const char *name;
+	const char *ref;
+	uint32_t owner;
 	ts_caller caller;
 	int r;
 
-	if ((r = sd_bus_message_read(m, "s", &name)) < 0)
+	if ((r = sd_bus_message_read(m, "s", &ref)) < 0)
 		return r;
 	if ((r = ts_caller_get(m, &caller)) < 0)
 		return ts_bus_error(error, r, NULL);
-	/* Someone else's vault looks exactly like no vault. */
-	if ((e = ts_daemon_find(d, name)) == NULL || !ts_caller_may_use(&caller, e->vault))
+	/*
+	 * Someone else's vault looks exactly like no vault, whether it exists or
+	 * not (a malformed name too). A caller polkit lets use another user's
+	 * vault addresses its object path directly (ts_vault_object_path).
+	 */
+	if (parse_vault_ref(ref, caller.uid, &owner, name) < 0 || (e = ts_daemon_find(d, owner, name)) == NULL ||
+	    !ts_caller_may_use(&caller, e->vault))
 		return ts_bus_error(error, -TS_E_NO_SUCH_VAULT, NULL);
 	return sd_bus_reply_method_return(m, "o", e->path);
 }
@@ -266,6 +321,11 @@ static const sd_bus_vtable manager_vtable[] = {
 	                        method_list_vaults, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("GetVault", SD_BUS_ARGS("s", name), SD_BUS_RESULT("o", vault),
 	                        method_get_vault, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("Subscribe", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, ts_signals_method_subscribe,
+	                        SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("Unsubscribe", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, ts_signals_method_unsubscribe,
+	                        SD_BUS_VTABLE_UNPRIVILEGED),
+	/* Sent to subscribers (Subscribe) allowed to see the vault, each addressed alone; never broadcast. */
 	SD_BUS_SIGNAL_WITH_ARGS("VaultAdded", SD_BUS_ARGS("s", name, "o", vault), 0),
 	SD_BUS_SIGNAL_WITH_ARGS("VaultRemoved", SD_BUS_ARGS("s", name, "o", vault), 0),
 	SD_BUS_VTABLE_END

@@ -1,5 +1,6 @@
 /* vault_object.c — org.tokenseal1.Vault: one object per vault under /org/tokenseal1/vault/. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,31 +10,26 @@
 
 #include "bus/daemon.h"
 #include "core/blob.h"
+#include "core/recovery.h"
 #include "bus/policy_enforce.h"
 #include "protectors/remote.h"
 
-/*
- * Failed unlocks of one vault slow down after a few (the recovery key is the
- * one protector whose guessing is bounded only by Argon2id and this).
- */
-/* Policy-driven: [recovery] attempts (default 5) and max-backoff (default 300 s). */
-#define UNLOCK_FREE_FAILURES ts_policy_recovery_attempts(ts_enforce_policy())
-#define UNLOCK_MAX_DELAY_SEC ts_policy_recovery_max_backoff(ts_enforce_policy())
-
-/* CLOCK_MONOTONIC in µs: a back-off of 1 s must last a whole second, not until the next second boundary. */
-static uint64_t mono_usec(void)
+int ts_vault_unknown(sd_bus_message *m, sd_bus_error *error)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	/* Word for word what sd-bus answers for a path with no object. */
+	sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "Unknown object '%s'.", sd_bus_message_get_path(m));
+	return -ENXIO;
 }
 
 /*
  * Who is calling, and may they use this vault? 0: yes. <0: no, error set.
  * 1: polkit is being asked about a caller who is neither the owner nor
  * root; the handler returns 1 without replying and runs again with the
- * answer (polkit.c). Callers test "!= 0".
+ * answer (polkit.c). Callers test "!= 0". Someone else's vault that polkit
+ * does not open to the caller looks exactly like no vault (UnknownObject),
+ * and so does no vault at all in someone else's namespace: it is the ghost
+ * (vault_find), for which polkit is asked too, so that not even the time
+ * the answer takes tells the two apart.
  */
 static int vault_authorize(sd_bus_message *m, ts_vault_entry *e, const char *what, ts_caller *caller,
                            sd_bus_error *error)
@@ -45,22 +41,22 @@ static int vault_authorize(sd_bus_message *m, ts_vault_entry *e, const char *wha
 
 	if ((r = ts_caller_get(m, caller)) < 0)
 		return ts_bus_error(error, r, NULL);
-	if (ts_caller_may_use(caller, e->vault))
+	if (e != e->d->ghost && ts_caller_may_use(caller, e->vault))
 		return 0;
 	r = ts_polkit_check(e->d, m, data ? TS_POLKIT_ACTION_USE_OTHER : TS_POLKIT_ACTION_MANAGE_OTHER, error);
 	if (r == 0)
 		return 1;
-	if (r > 0) {
+	if (r > 0 && e != e->d->ghost) {
 		ts_log_event(data ? "polkit-use-other" : "polkit-manage-other", e->vault->name, caller, NULL, 0);
 		return 0;
 	}
 	ts_log_event(what, e->vault->name, caller, NULL, -TS_E_ACCESS_DENIED);
-	if (!sd_bus_error_has_name(error, ts_error_dbus_name(-TS_E_ACCESS_DENIED)))
-		return r;
-	/* Keep the plain message the owner-only rule always gave; polkit's reason goes to the log. */
-	ts_log(TS_LOG_INFO, "vault=%s uid=%ld: %s", e->vault->name, (long)caller->uid, error->message);
-	sd_bus_error_free(error);
-	return ts_bus_error(error, -TS_E_ACCESS_DENIED, "this vault belongs to another user");
+	if (r < 0 && sd_bus_error_is_set(error)) {
+		/* polkit's reason goes to the log, never to the caller. */
+		ts_log(TS_LOG_INFO, "vault=%s uid=%ld: %s", e->vault->name, (long)caller->uid, error->message);
+		sd_bus_error_free(error);
+	}
+	return ts_vault_unknown(m, error);
 }
 
 static int vault_unlocked(ts_vault_entry *e, sd_bus_error *error)
@@ -74,12 +70,34 @@ static int vault_unlocked(ts_vault_entry *e, sd_bus_error *error)
 	return 0;
 }
 
+static uint32_t shares_needed(const ts_vault *v)
+{
+	if (!ts_vault_is_locked(v))
+		return 0;
+	return v->threshold > v->n_pending ? v->threshold - (uint32_t)v->n_pending : 1;
+}
+
+/* The body of PropertiesChanged: the values that change, and Protectors as invalidated only. */
+static int build_properties_changed(sd_bus_message *sig, void *userdata)
+{
+	ts_vault_entry *e = userdata;
+	int locked = ts_vault_is_locked(e->vault), r;
+
+	if ((r = sd_bus_message_append(sig, "s", TS_VAULT_IFACE)) < 0 ||
+	    (r = sd_bus_message_append(sig, "a{sv}", 6, "Locked", "b", locked, "LockReason", "s",
+	                               locked ? e->lock_reason : "", "LockChanged", "t", e->lock_changed, "KeyVersion",
+	                               "u", e->vault->key_version, "MinKeyVersion", "u", e->vault->min_key_version,
+	                               "SharesNeeded", "u", shares_needed(e->vault))) < 0)
+		return r;
+	return sd_bus_message_append(sig, "as", 1, "Protectors");
+}
+
 void ts_vault_object_emit_changed(ts_vault_entry *e)
 {
-	if (!e->d->bus || e == e->d->placeholder)
+	if (!e->d->bus || e == e->d->placeholder || e == e->d->ghost)
 		return;
-	(void)sd_bus_emit_properties_changed(e->d->bus, e->path, TS_VAULT_IFACE, "Locked", "LockReason",
-	                                     "LockChanged", "KeyVersion", "MinKeyVersion", "Protectors", "SharesNeeded", NULL);
+	(void)ts_signals_emit(e->d, e->vault->owner_uid, e->path, "org.freedesktop.DBus.Properties",
+	                      "PropertiesChanged", build_properties_changed, e);
 }
 
 /* ---- Unlock / Lock ------------------------------------------------------------ */
@@ -95,27 +113,72 @@ static int error_is_weak(int r)
 	return r == -TS_E_TOKEN_ABSENT || r == -TS_E_TOKEN_NOT_ENROLLED || r == -TS_E_NOT_SUPPORTED;
 }
 
+/* A token counts wrong PINs itself (FIDO2 retries, TPM dictionary-attack lockout, PKCS#11 PIN counters). */
+static int is_token(const ts_protector_ops *ops)
+{
+	return ops && ts_protector_is_remote(ops);
+}
+
+struct fact_ctx {
+	const char *key;
+	char *out;
+	size_t size;
+};
+
+static int fact_cb(void *ud, const char *key, const char *value)
+{
+	struct fact_ctx *fc = ud;
+
+	if (strcmp(key, fc->key) == 0)
+		snprintf(fc->out, fc->size, "%s", value);
+	return 0;
+}
+
+/* A fact of a protector's record ("touch", "pin", ...) into out ("" when unknown). */
+static const char *protector_fact(const ts_protector_ops *ops, const ts_protector_record *p, const char *key,
+                                  char *out, size_t size)
+{
+	struct fact_ctx fc = { key, out, size };
+
+	out[0] = '\0';
+	if (ops && ops->describe)
+		(void)ops->describe(p->params, p->params_len, fact_cb, &fc);
+	return out;
+}
+
 /*
  * An Unlock in progress. Protectors are tried one after another; the ones
- * whose backend runs in tokenseal-helper (fido2, tpm2, pkcs11) are awaited
- * from the event loop, so a touch wait or a slow token stalls only this
- * caller: the reply is sent when the job ends. The candidates are taken by
- * id when the call arrives and looked up again at each step, so a protector
- * revoked meanwhile is skipped, never read from freed memory.
+ * whose backend runs in tokenseal-helper are awaited from the event loop, so
+ * a touch wait or a slow token stalls only this caller: the reply is sent
+ * when the job ends. The candidates are taken by id when the call arrives
+ * and looked up again at each step, so a protector revoked meanwhile is
+ * skipped, never read from freed memory.
+ *
+ * A secret reaches at most one token that counts wrong PINs (docs/DBUS-API.md,
+ * Unlock): input shaped like a recovery key goes to recovery protectors
+ * only; a PIN goes to the one token it can be for. When several could take
+ * it, the job first asks each whether its token is there (the probe spends
+ * no retry and asks for no touch) and goes on only if exactly one is;
+ * otherwise the caller gets AmbiguousProtector (or TokenAbsent) and nothing
+ * was tried.
  */
 typedef struct ts_unlock_job {
 	struct ts_unlock_job *next;      /* in d->unlock_jobs */
 	ts_vault_entry *e;
 	sd_bus_message *m;
 	ts_caller caller;
+	char source[TS_BACKOFF_SOURCE_MAX];  /* whose wrong secrets these are (backoff.h) */
 	uint8_t *secret;                 /* secure memory, NULL when none was given */
 	size_t secret_len;
 	char which[TS_PROTECTOR_ID_MAX + 16];
 	char ids[TS_VAULT_MAX_PROTECTORS][TS_PROTECTOR_ID_MAX];
 	size_t n_ids, next_id;
+	size_t n_probe;                  /* > 0: ids are tokens still to be asked whether they are there */
+	char present[TS_VAULT_MAX_PROTECTORS][TS_PROTECTOR_ID_MAX];
+	size_t n_present;
 	size_t tried, matched;
 	int best;
-	char best_err[256];
+	char best_err[512];
 	char current[TS_PROTECTOR_ID_MAX];   /* the protector the helper is working on */
 	ts_remote_job *remote;
 } ts_unlock_job;
@@ -145,13 +208,13 @@ static const ts_protector_record *find_protector(ts_vault_entry *e, const char *
 	return NULL;
 }
 
-/* Reply to the Unlock call and end the job. */
-static void unlock_reply(ts_unlock_job *j, int r, const char *msg)
+/* Reply to the Unlock call (the protector that was taken and the shares still needed) and end the job. */
+static void unlock_reply(ts_unlock_job *j, int r, const char *msg, const char *id, unsigned needed)
 {
 	sd_bus_error error = SD_BUS_ERROR_NULL;
 
 	if (r >= 0)
-		(void)sd_bus_reply_method_return(j->m, "");
+		(void)sd_bus_reply_method_return(j->m, "su", id, (uint32_t)needed);
 	else {
 		(void)ts_bus_error(&error, r, msg);
 		(void)sd_bus_reply_method_error(j->m, &error);
@@ -160,7 +223,14 @@ static void unlock_reply(ts_unlock_job *j, int r, const char *msg)
 	unlock_job_free(j);
 }
 
-/* The vault is open with protector id: record it and answer. */
+/* The right secret from this source: its back-off count starts again. */
+static void unlock_source_ok(ts_unlock_job *j)
+{
+	if (ts_backoff_succeeded(&j->e->backoff, j->source))
+		ts_daemon_save_backoff(j->e);
+}
+
+/* The vault is open (or, already open, confirmed) with protector id: record it and answer. */
 static void unlock_succeeded(ts_unlock_job *j, const char *id)
 {
 	ts_vault_entry *e = j->e;
@@ -169,46 +239,45 @@ static void unlock_succeeded(ts_unlock_job *j, const char *id)
 	snprintf(e->unlocked_with, sizeof(e->unlocked_with), "%s", id);
 	if (p)
 		ts_autolock_unlocked(e, p->type);
-	e->unlock_failures = 0;
+	if (e->share_timer)
+		sd_event_source_set_enabled(e->share_timer, SD_EVENT_OFF);
+	unlock_source_ok(j);
 	e->lock_reason[0] = '\0';
 	e->lock_changed = ts_now_usec();
 	ts_escrow_note_unlock(e, id);
 	ts_log_event("unlock", e->vault->name, &j->caller, id, 0);
 	ts_daemon_touch(e);
 	ts_vault_object_emit_changed(e);
-	unlock_reply(j, 0, NULL);
+	unlock_reply(j, 0, NULL, id, 0);
 }
 
 /* Every candidate failed: the most telling error, and the back-off for wrong software secrets. */
 static void unlock_failed(ts_unlock_job *j)
 {
 	ts_vault_entry *e = j->e;
+	const ts_policy *pol = ts_enforce_policy();
 
 	if (!j->matched) {
 		j->best = -TS_E_NO_SUCH_PROTECTOR;
 		snprintf(j->best_err, sizeof(j->best_err), "no protector matches '%s'", j->which);
 	} else if (!j->tried && !j->best) {
 		j->best = j->secret ? -TS_E_NO_SUCH_PROTECTOR : -TS_E_PIN_REQUIRED;
-		snprintf(j->best_err, sizeof(j->best_err), j->secret ? "no protector of this vault takes a secret"
-		                                                     : "every protector of this vault needs a secret");
+		snprintf(j->best_err, sizeof(j->best_err), j->secret ? "no protector of this vault takes this secret" :
+		         "every protector of this vault that is left needs a secret");
 	}
 	/*
 	 * Back off on wrong software secrets (recovery keys), whose guessing
-	 * nothing else limits. Token PINs are counted by the token itself (FIDO2
-	 * retries and blocking, TPM dictionary-attack lockout, PKCS#11 PIN
-	 * counters); adding our own delay there would only make a user wait.
+	 * nothing else limits, per source (backoff.h). Token PINs are counted by
+	 * the token itself; adding our own delay there would only make a user wait.
 	 */
 	if (j->best == -TS_E_AUTH_FAILED || j->best == -TS_E_BAD_RECOVERY_KEY) {
-		e->unlock_failures++;
-		if (e->unlock_failures > UNLOCK_FREE_FAILURES) {
-			unsigned shift = e->unlock_failures - UNLOCK_FREE_FAILURES - 1;
-			uint64_t delay = shift > 8 ? UNLOCK_MAX_DELAY_SEC : 1ull << shift;
-			e->unlock_retry_at = mono_usec() + (delay > UNLOCK_MAX_DELAY_SEC ? UNLOCK_MAX_DELAY_SEC : delay) * 1000000;
-		}
+		ts_backoff_failed(&e->backoff, j->source, ts_now_usec(), ts_policy_recovery_attempts(pol),
+		                  ts_policy_recovery_max_backoff(pol));
+		ts_daemon_save_backoff(e);
 	}
 	if (!j->tried)
 		ts_log_event("unlock", e->vault->name, &j->caller, j->which, j->best);
-	unlock_reply(j, j->best, j->best_err);
+	unlock_reply(j, j->best, j->best_err, NULL, 0);
 }
 
 /*
@@ -226,10 +295,12 @@ static int unlock_result(ts_unlock_job *j, const char *id, int r, uint8_t *kek, 
 		r = ts_vault_unlock_share(e->vault, id, kek, &needed);
 		sodium_memzero(kek, TS_KEY_BYTES);
 		if (r >= 0 && needed > 0) {
-			/* k-of-n: the share is kept; the vault stays locked until SharesNeeded is 0. */
+			/* k-of-n: the share is kept, and the caller told how many more it takes. */
 			(void)ts_audit("unlock-share", e->vault->name, &j->caller, id, 0);
+			unlock_source_ok(j);
+			ts_daemon_shares_pending(e);
 			ts_vault_object_emit_changed(e);
-			unlock_reply(j, 0, NULL);
+			unlock_reply(j, 0, NULL, id, (unsigned)needed);
 			return 1;
 		}
 		if (r >= 0) {
@@ -245,6 +316,12 @@ static int unlock_result(ts_unlock_job *j, const char *id, int r, uint8_t *kek, 
 	if (!j->best || (error_is_weak(j->best) && !error_is_weak(r))) {
 		j->best = r;
 		snprintf(j->best_err, sizeof(j->best_err), "%s", errbuf);
+	}
+	/* A wrong or blocked PIN ends the job: the same secret never goes on to another token. */
+	if (r == -TS_E_PIN_INVALID || r == -TS_E_PIN_BLOCKED) {
+		j->next_id = j->n_ids;
+		unlock_failed(j);
+		return 1;
 	}
 	return 0;
 }
@@ -296,6 +373,25 @@ static void on_remote_unlock(void *userdata, int r, const ts_remote_reply *reply
 		unlock_step(j);
 }
 
+/*
+ * Tell the caller, and only the caller, that the key it is unlocking with
+ * now waits for a touch: a client shows "Touch your security key" exactly
+ * then, not for a TPM or a recovery key.
+ */
+static void emit_touch_requested(ts_unlock_job *j, const ts_protector_ops *ops, const ts_protector_record *p)
+{
+	_ts_cleanup_reply_ sd_bus_message *sig = NULL;
+	const char *sender = sd_bus_message_get_sender(j->m);
+	char touch[8];
+
+	if (strcmp(p->type, "fido2") != 0 || strcmp(protector_fact(ops, p, "touch", touch, sizeof(touch)), "no") == 0 ||
+	    !sender || !j->e->d->bus)
+		return;
+	if (sd_bus_message_new_signal(j->e->d->bus, &sig, j->e->path, TS_VAULT_IFACE, "TouchRequested") >= 0 &&
+	    sd_bus_message_set_destination(sig, sender) >= 0 && sd_bus_message_append(sig, "s", p->id) >= 0)
+		(void)sd_bus_send(NULL, sig, NULL);
+}
+
 /* Try the next candidates until one needs the helper (returns; on_remote_unlock resumes) or the job ends. */
 static void unlock_step(ts_unlock_job *j)
 {
@@ -304,7 +400,7 @@ static void unlock_step(ts_unlock_job *j)
 	char errbuf[256];
 
 	if (!kek) {
-		unlock_reply(j, -TS_E_NOMEM, NULL);
+		unlock_reply(j, -TS_E_NOMEM, NULL, NULL, 0);
 		return;
 	}
 	while (j->next_id < j->n_ids) {
@@ -336,8 +432,10 @@ static void unlock_step(ts_unlock_job *j)
 			snprintf(j->current, sizeof(j->current), "%s", id);
 			r = ts_remote_unlock_start(e->d->event, ops, &req, p->params, p->params_len, on_remote_unlock, j,
 			                           &j->remote);
-			if (r >= 0)
+			if (r >= 0) {
+				emit_touch_requested(j, ops, p);
 				return;
+			}
 			if (r == -TS_E_FAILED)
 				(void)unlock_in_process(j, id, &r, kek, errbuf, sizeof(errbuf));
 		} else
@@ -348,25 +446,243 @@ static void unlock_step(ts_unlock_job *j)
 	unlock_failed(j);
 }
 
+/* "p2 (FIDO2 ..., present), p4 (...)" for a message: the tokens a PIN could be for. */
+static void list_tokens(ts_unlock_job *j, char ids[][TS_PROTECTOR_ID_MAX], size_t n, char *out, size_t size)
+{
+	size_t len = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < n && len + 1 < size; i++) {
+		const ts_protector_record *p = find_protector(j->e, ids[i]);
+		int w = snprintf(out + len, size - len, "%s%s (%.60s)", i ? ", " : "", ids[i], p ? p->description : "?");
+
+		if (w < 0)
+			break;
+		len += (size_t)w < size - len ? (size_t)w : size - len - 1;
+	}
+}
+
+/*
+ * Which physical token a protector's PIN goes to, as far as the record
+ * tells: every TPM protector to the one TPM of --tpm2-tcti, a PKCS#11 one to
+ * the token its URI names (label, and serial when the URI has one: a key
+ * enrolled offline may not), a FIDO2 key only to itself (two credentials
+ * cannot be told to be on one key).
+ */
+typedef struct token_id {
+	char kind[16], label[96], serial[96];
+} token_id;
+
+static void token_identity(ts_vault_entry *e, const char *id, token_id *t)
+{
+	const ts_protector_record *p = find_protector(e, id);
+	const ts_protector_ops *ops = p ? ts_protector_lookup(p->type) : NULL;
+	char uri[512];
+	const char *serial;
+
+	memset(t, 0, sizeof(*t));
+	snprintf(t->kind, sizeof(t->kind), "%s", p ? p->type : "?");
+	if (p && strcmp(p->type, "tpm2") == 0)
+		return;
+	if (p && strcmp(p->type, "pkcs11") == 0 && *protector_fact(ops, p, "token", t->label, sizeof(t->label))) {
+		if ((serial = strstr(protector_fact(ops, p, "uri", uri, sizeof(uri)), "serial=")) != NULL)
+			snprintf(t->serial, sizeof(t->serial), "%.*s", (int)strcspn(serial + 7, ";?"), serial + 7);
+		return;
+	}
+	snprintf(t->label, sizeof(t->label), "%s", id);
+}
+
+static int same_token(const token_id *a, const token_id *b)
+{
+	return strcmp(a->kind, b->kind) == 0 && strcmp(a->label, b->label) == 0 &&
+	       (!a->serial[0] || !b->serial[0] || strcmp(a->serial, b->serial) == 0);
+}
+
+/* Do all these protectors take the PIN on one and the same token? Then it is no question which. */
+static int one_token(ts_vault_entry *e, char ids[][TS_PROTECTOR_ID_MAX], size_t n)
+{
+	token_id first, other;
+
+	token_identity(e, ids[0], &first);
+	for (size_t i = 1; i < n; i++) {
+		token_identity(e, ids[i], &other);
+		if (!same_token(&first, &other))
+			return 0;
+	}
+	return 1;
+}
+
+/* All tokens have said whether they are there: unlock with the one, or tell the caller. */
+static void probe_done(ts_unlock_job *j)
+{
+	char list[400];
+
+	j->n_probe = 0;
+	if (j->n_present >= 1 && one_token(j->e, j->present, j->n_present)) {
+		/* One token (perhaps several keys on it): tried in turn, the first wrong PIN ends it. */
+		for (size_t i = 0; i < j->n_present; i++)
+			memcpy(j->ids[i], j->present[i], sizeof(j->ids[0]));
+		j->n_ids = j->n_present;
+		j->next_id = 0;
+		unlock_step(j);
+		return;
+	}
+	if (j->n_present == 0) {
+		list_tokens(j, j->ids, j->n_ids, list, sizeof(list));
+		snprintf(j->best_err, sizeof(j->best_err), "none of the tokens this PIN could be for is present: %s",
+		         list);
+		j->best = -TS_E_TOKEN_ABSENT;
+	} else {
+		list_tokens(j, j->present, j->n_present, list, sizeof(list));
+		snprintf(j->best_err, sizeof(j->best_err), "several tokens could take this PIN: %s; name the protector, "
+		         "nothing was tried", list);
+		j->best = -TS_E_AMBIGUOUS;
+	}
+	ts_log_event("unlock", j->e->vault->name, &j->caller, j->which, j->best);
+	unlock_reply(j, j->best, j->best_err, NULL, 0);
+}
+
+static void probe_next(ts_unlock_job *j);
+
+static void on_remote_present(void *userdata, int r, const ts_remote_reply *reply, const char *err)
+{
+	ts_unlock_job *j = userdata;
+	const char *id = j->ids[j->next_id - 1];
+
+	j->remote = NULL;
+	/* "Cannot tell" counts as there: a PIN must not go to another token because one module stumbled. */
+	if (r < 0 || reply->present) {
+		if (r < 0)
+			ts_log(TS_LOG_INFO, "vault=%s protector=%s: presence unknown: %s", j->e->vault->name, id,
+			       err && *err ? err : ts_strerror(r));
+		memcpy(j->present[j->n_present++], id, sizeof(j->present[0]));
+	}
+	probe_next(j);
+}
+
+/* Ask the next token whether it is there (a silent probe), or finish the probing. */
+static void probe_next(ts_unlock_job *j)
+{
+	ts_vault_entry *e = j->e;
+	char errbuf[256] = "";
+
+	while (j->next_id < j->n_ids) {
+		const char *id = j->ids[j->next_id++];
+		const ts_protector_record *p = find_protector(e, id);
+		const ts_protector_ops *ops = p ? ts_protector_lookup(p->type) : NULL;
+		ts_protector_request req = { 0 };
+
+		if (!p || !ops)
+			continue;
+		req.config = &e->d->config;
+		req.vault_name = e->vault->name;
+		req.vault_id = e->vault->id;
+		req.err = errbuf;
+		req.err_len = sizeof(errbuf);
+		if (!ops->present || ts_remote_present_start(e->d->event, ops, &req, p->params, p->params_len,
+		                                             on_remote_present, j, &j->remote) < 0) {
+			memcpy(j->present[j->n_present++], id, sizeof(j->present[0]));
+			continue;
+		}
+		return;
+	}
+	probe_done(j);
+}
+
+/*
+ * The candidates for which (an id, a type or "") and the secret given.
+ * An id names exactly one protector. Otherwise: without a secret, the
+ * protectors that need none; with "" and input shaped like a recovery key,
+ * the recovery protectors; with "" and any other secret, the tokens that
+ * take a PIN (and only when there are none, the recovery protectors, which
+ * count no token retries); with a type and a secret, the protectors of that
+ * type. Without a secret, shares already given to a k-of-n vault are
+ * skipped. (Not with one: a PIN meant for a key whose share was given must
+ * not be routed to the other key.) Sets j->n_probe when more than one token
+ * could take the secret.
+ */
+static void unlock_candidates(ts_unlock_job *j)
+{
+	const ts_vault *v = j->e->vault;
+	int recovery_form = j->secret && ts_recovery_looks_like((const char *)j->secret, j->secret_len);
+	int by_id = ts_vault_find_protector(v, j->which) != NULL;
+	size_t tokens = 0;
+
+	for (int pass = 0; pass < 2 && j->n_ids == 0; pass++) {
+		for (size_t i = 0; i < v->n_protectors && j->n_ids < TS_VAULT_MAX_PROTECTORS; i++) {
+			const ts_protector_record *p = &v->protectors[i];
+			const ts_protector_ops *ops = ts_protector_lookup(p->type);
+			int recovery = strcmp(p->type, "recovery") == 0, given = 0;
+
+			if (*j->which && strcmp(j->which, p->id) != 0 && strcmp(j->which, p->type) != 0)
+				continue;
+			if (pass == 0)
+				j->matched++;
+			if (!by_id) {
+				if (!j->secret) {
+					/* Without a secret, a share already given is not asked for again (a touch). */
+					for (size_t k = 0; k < v->n_pending; k++)
+						given |= strcmp(v->pending_ids[k], p->id) == 0;
+					if (given || (ops && protector_needs_secret(ops, p)))
+						continue;
+				} else if (*j->which) {
+					/* A type named with a secret: each of that type (still one token at most, below). */
+				} else if (recovery_form || pass == 1) {
+					if (!recovery)
+						continue;
+				} else if (!is_token(ops) || !protector_needs_secret(ops, p))
+					continue;
+			}
+			tokens += j->secret && is_token(ops);
+			snprintf(j->ids[j->n_ids++], sizeof(j->ids[0]), "%s", p->id);
+		}
+		/* Only "" with a secret has a second pass: a secret no token takes goes to recovery protectors. */
+		if (*j->which || !j->secret || recovery_form)
+			break;
+	}
+	/* Only a choice between tokens needs asking which are there. */
+	if (!by_id && tokens > 1 && !one_token(j->e, j->ids, j->n_ids))
+		j->n_probe = j->n_ids;
+}
+
 static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	ts_vault_entry *e = userdata;
 	ts_daemon *d = e->d;
 	ts_unlock_job *j;
-	char errbuf[256] = "";
-	const char *which;
+	char errbuf[256] = "", source[TS_BACKOFF_SOURCE_MAX];
+	const char *which, *hint = NULL;
+	ts_kv *opts = NULL;
+	size_t n_opts = 0;
+	uint64_t wait;
 	int fd, r;
 	ts_caller caller;
 
 	if ((r = sd_bus_message_read(m, "sh", &which, &fd)) < 0)
 		return r;
-	if ((r = vault_authorize(m, e, "unlock", &caller, error)) != 0)
+	if ((r = ts_bus_read_kv(m, &opts, &n_opts, 16)) < 0)
+		return ts_bus_error(error, r, NULL);
+	for (size_t i = 0; i < n_opts; i++) {
+		if (strcmp(opts[i].key, "source") == 0 && strlen(opts[i].value) < TS_BACKOFF_SOURCE_MAX)
+			hint = opts[i].value;
+		else {
+			free(opts);
+			return ts_bus_error(error, -TS_E_INVALID_ARGS, "unknown or malformed option (known: source=NAME)");
+		}
+	}
+	if ((r = vault_authorize(m, e, "unlock", &caller, error)) != 0) {
+		free(opts);
 		return r;
+	}
+	/* A source named by anyone but root would be a fresh back-off counter per guess: it is root's only. */
+	ts_backoff_source_of(caller.uid, hint, source);
+	free(opts);
 	if ((r = ts_audit_gate("unlock", e->vault->name, &caller, which, error)) < 0)
 		return r;
-	if (e->unlock_failures > UNLOCK_FREE_FAILURES && mono_usec() < e->unlock_retry_at) {
-		snprintf(errbuf, sizeof(errbuf), "too many failed unlocks; retry in %llu s",
-		         (unsigned long long)((e->unlock_retry_at - mono_usec() + 999999) / 1000000));
+	if (ts_backoff_check(&e->backoff, source, ts_now_usec(), ts_policy_recovery_max_backoff(ts_enforce_policy()),
+	                     &wait) < 0) {
+		snprintf(errbuf, sizeof(errbuf), "too many failed unlocks from here; retry in %llu s",
+		         (unsigned long long)wait);
 		ts_log_event("unlock", e->vault->name, &caller, which, -TS_E_BUSY);
 		return ts_bus_error(error, -TS_E_BUSY, errbuf);
 	}
@@ -377,6 +693,7 @@ static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	j->e = e;
 	j->m = sd_bus_message_ref(m);
 	j->caller = caller;
+	memcpy(j->source, source, sizeof(j->source));
 	snprintf(j->which, sizeof(j->which), "%s", which);
 	j->next = d->unlock_jobs;
 	d->unlock_jobs = j;
@@ -386,25 +703,16 @@ static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 		return ts_bus_error(error, r, r == -TS_E_TIMEOUT ? "timed out reading the secret fd (close the write end)" :
 		                    r == -TS_E_LIMIT ? "secret longer than 1024 bytes" : "cannot read the secret fd");
 	}
-
 	/*
-	 * The candidates. Always run the protector, even when the vault is
-	 * already unlocked: Unlock then still answers "is this secret right?",
-	 * which a login module relies on.
+	 * Always run the protector, even when the vault is already unlocked:
+	 * Unlock then still answers "is this secret right?", which a login
+	 * module relies on (and a k-of-n vault still wants k shares for it).
 	 */
-	for (size_t i = 0; i < e->vault->n_protectors && j->n_ids < TS_VAULT_MAX_PROTECTORS; i++) {
-		const ts_protector_record *p = &e->vault->protectors[i];
-		const ts_protector_ops *ops = ts_protector_lookup(p->type);
-
-		if (*which && strcmp(which, p->id) != 0 && strcmp(which, p->type) != 0)
-			continue;
-		j->matched++;
-		/* "": only protectors that can work with what was given (a secret, or none). */
-		if (!*which && ops && !protector_needs_secret(ops, p) != !j->secret)
-			continue;
-		snprintf(j->ids[j->n_ids++], sizeof(j->ids[0]), "%s", p->id);
-	}
-	unlock_step(j);
+	unlock_candidates(j);
+	if (j->n_probe > 0)
+		probe_next(j);
+	else
+		unlock_step(j);
 	return 1;
 }
 
@@ -1118,9 +1426,16 @@ static int method_revoke_protector(sd_bus_message *m, void *userdata, sd_bus_err
 	    (r = ts_enforce_protectors_bus(e, id, 1, &caller, id, error)) < 0)
 		return r;
 	if ((r = ts_vault_remove_protector(e->vault, id)) < 0 || (r = ts_daemon_persist(e)) < 0) {
+		char msg[256] = "";
+
+		if (r == -TS_E_LAST_PROTECTOR && e->vault->threshold > 1)
+			snprintf(msg, sizeof(msg), "refusing: vault '%s' opens with %u of its protectors; without %.40s only "
+			         "%zu would be left: add another one first", e->vault->name, e->vault->threshold, id,
+			         e->vault->n_protectors - 1);
+		else if (r == -TS_E_LAST_PROTECTOR)
+			snprintf(msg, sizeof(msg), "refusing to remove the last protector: add another one first");
 		ts_log_event("revoke", e->vault->name, &caller, id, r);
-		return ts_bus_error(error, r, r == -TS_E_LAST_PROTECTOR ?
-		                    "refusing to remove the last protector: add another one first" : NULL);
+		return ts_bus_error(error, r, msg);
 	}
 	ts_log_event("revoke", e->vault->name, &caller, id, 0);
 	ts_daemon_touch(e);
@@ -1145,8 +1460,8 @@ int ts_vault_property_authorize(sd_bus *bus, ts_vault_entry *e, sd_bus_error *er
 		return 0;
 	if ((r = ts_caller_get(m, &caller)) < 0)
 		return ts_bus_error(error, r, NULL);
-	if (!ts_caller_may_use(&caller, e->vault))
-		return ts_bus_error(error, -TS_E_ACCESS_DENIED, "this vault belongs to another user");
+	if (e == e->d->ghost || !ts_caller_may_use(&caller, e->vault))
+		return ts_vault_unknown(m, error);
 	return 0;
 }
 
@@ -1256,8 +1571,9 @@ static const sd_bus_vtable vault_vtable[] = {
 	SD_BUS_PROPERTY("LockReason", "s", prop_lock_reason, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
 	/* Wall-clock µs since the epoch of the last lock or unlock (or of loading). */
 	SD_BUS_PROPERTY("LockChanged", "t", prop_lock_changed, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-	SD_BUS_METHOD_WITH_ARGS("Unlock", SD_BUS_ARGS("s", protector, "h", secret), SD_BUS_NO_RESULT,
-	                        method_unlock, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("Unlock", SD_BUS_ARGS("s", protector, "h", secret, "a{ss}", options),
+	                        SD_BUS_RESULT("s", protector_used, "u", shares_needed), method_unlock,
+	                        SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("Lock", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_lock, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("ProbeProtectors", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ss)", presence),
 	                        method_probe_protectors, SD_BUS_VTABLE_UNPRIVILEGED),
@@ -1295,24 +1611,93 @@ static const sd_bus_vtable vault_vtable[] = {
 	SD_BUS_PROPERTY("PolicyStatus", "(bs)", ts_escrow_prop_policy_status, 0,
 	                SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
 	SD_BUS_SIGNAL_WITH_ARGS("EscrowChanged", SD_BUS_ARGS("as", fingerprints), 0),
+	/* Sent to the caller of Unlock alone, when a security key it is being unlocked with waits for a touch. */
+	SD_BUS_SIGNAL_WITH_ARGS("TouchRequested", SD_BUS_ARGS("s", protector), 0),
 	SD_BUS_VTABLE_END
 };
 
 /* ---- the object tree ------------------------------------------------------------------------ */
 
+/*
+ * "/org/tokenseal1/user/UID/vault/NAME" into uid and name (TS_VAULT_NAME_MAX
+ * + 1). 0, or -1 when path is not a vault's path.
+ */
+static int parse_vault_path(const char *path, uint32_t *ret_uid, char *ret_name)
+{
+	static const char prefix[] = TS_USER_PATH_PREFIX "/";
+	char vprefix[sizeof(prefix) + 32], *name = NULL;
+	unsigned long long uid = 0;
+	const char *p;
+	int r = -1;
+
+	if (strncmp(path, prefix, sizeof(prefix) - 1) != 0)
+		return -1;
+	p = path + sizeof(prefix) - 1;
+	if (*p < '0' || *p > '9' || (p[0] == '0' && p[1] >= '0' && p[1] <= '9'))
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++)
+		if ((uid = uid * 10 + (unsigned long long)(*p - '0')) >= UINT32_MAX)
+			return -1;
+	snprintf(vprefix, sizeof(vprefix), TS_USER_PATH_PREFIX "/%llu/vault", uid);
+	if (sd_bus_path_decode(path, vprefix, &name) > 0 && ts_vault_name_valid(name)) {
+		*ret_uid = (uint32_t)uid;
+		snprintf(ret_name, TS_VAULT_NAME_MAX + 1, "%s", name);
+		r = 0;
+	}
+	free(name);
+	return r;
+}
+
+/*
+ * The object at path, as the caller of the message being dispatched may see
+ * it. The owner and root see the vault as it is. Anyone else reaches only
+ * the Vault interface's methods (where polkit may let them in) and finds
+ * nothing else: no properties, no introspection. A vault path in someone
+ * else's namespace with no vault behind it gets the ghost for those method
+ * calls, so it answers exactly like a vault polkit keeps closed.
+ */
 static int vault_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
                       sd_bus_error *error)
 {
 	ts_daemon *d = userdata;
+	sd_bus_message *m = sd_bus_get_current_message(bus);
+	char name[TS_VAULT_NAME_MAX + 1];
+	ts_caller caller;
 	ts_vault_entry *e;
+	uint32_t owner;
+	int vault_call;
 
 	if (d->introspect_only && d->placeholder) {
 		*found = d->placeholder;
 		return 1;
 	}
-	if ((e = ts_daemon_find_path(d, path)) == NULL)
+	e = ts_daemon_find_path(d, path);
+	/* Without a message (a signal sd-bus builds itself): the object as it is. */
+	if (!m) {
+		*found = e;
+		return e != NULL;
+	}
+	if (ts_caller_get(m, &caller) < 0)
 		return 0;
-	*found = e;
+	if (e && ts_caller_may_use(&caller, e->vault)) {
+		*found = e;
+		return 1;
+	}
+	vault_call = sd_bus_message_is_method_call(m, TS_VAULT_IFACE, NULL) > 0;
+	if (!vault_call || caller.uid == 0)
+		return 0;
+	if (e) {
+		*found = e;
+		return 1;
+	}
+	if (!d->ghost || parse_vault_path(path, &owner, name) < 0 || owner == (uint32_t)caller.uid)
+		return 0;
+	free(d->ghost->path);
+	if ((d->ghost->path = strdup(path)) == NULL)
+		return -ENOMEM;
+	snprintf(d->ghost->vault->name, sizeof(d->ghost->vault->name), "%s", name);
+	d->ghost->vault->owner_uid = owner;
+	*found = d->ghost;
 	return 1;
 }
 
@@ -1352,8 +1737,16 @@ int ts_vault_objects_register(ts_daemon *d)
 {
 	int r;
 
-	if ((r = sd_bus_add_fallback_vtable(d->bus, NULL, TS_VAULT_PATH_PREFIX, TS_VAULT_IFACE, vault_vtable,
+	/* A locked vault with no protectors and no file: all the ghost ever does is be refused. */
+	if (!d->ghost) {
+		if ((d->ghost = calloc(1, sizeof(*d->ghost))) == NULL ||
+		    (d->ghost->vault = calloc(1, sizeof(*d->ghost->vault))) == NULL)
+			return -ENOMEM;
+		d->ghost->d = d;
+	}
+
+	if ((r = sd_bus_add_fallback_vtable(d->bus, NULL, TS_USER_PATH_PREFIX, TS_VAULT_IFACE, vault_vtable,
 	                                    vault_find, d)) < 0)
 		return r;
-	return sd_bus_add_node_enumerator(d->bus, NULL, TS_VAULT_PATH_PREFIX, vault_enumerate, d);
+	return sd_bus_add_node_enumerator(d->bus, NULL, TS_USER_PATH_PREFIX, vault_enumerate, d);
 }

@@ -100,6 +100,24 @@ out:
 	return r;
 }
 
+int ts_recovery_looks_like(const char *text, size_t len)
+{
+	size_t i, d = 0;
+	int v;
+
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)text[i];
+
+		if ((v = rk_char_value(c)) == -1)
+			continue;
+		/* U is no Crockford digit, but a user may type it: still a mistyped key, not a PIN. */
+		if (v < 0 && c != 'U' && c != 'u')
+			return 0;
+		d++;
+	}
+	return d >= RK_CHARS - 4 && d <= RK_CHARS + 4;
+}
+
 int ts_recovery_parse(const char *text, size_t len, uint8_t key[TS_RECOVERY_KEY_BYTES])
 {
 	uint8_t raw[RK_RAW_BYTES], check[TS_RECOVERY_CHECK_BYTES];

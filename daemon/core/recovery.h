@@ -23,6 +23,15 @@ int ts_recovery_generate(uint8_t key[TS_RECOVERY_KEY_BYTES], char text[TS_RECOVE
  */
 int ts_recovery_parse(const char *text, size_t len, uint8_t key[TS_RECOVERY_KEY_BYTES]);
 
+/*
+ * Does what a user typed have the shape of a recovery key (40 letters and
+ * digits, give or take a few typed twice or left out, in any grouping)?
+ * Such input is never a token PIN for tokensealed: it goes to recovery
+ * protectors only, so a mistyped recovery key spends no token's PIN retry.
+ * 1 or 0; nothing is decoded.
+ */
+int ts_recovery_looks_like(const char *text, size_t len);
+
 typedef struct ts_recovery_params {
 	uint8_t salt[16];
 	uint64_t opslimit;

@@ -555,8 +555,13 @@ static int fido2_unlock(ts_protector_request *req, const uint8_t *params, size_t
 		if (!(dev = dev_open(paths[i], timeout, &fr)))
 			continue;
 		seen++;
-		/* With several keys, find the enrolled one silently before asking for a touch. */
-		if (n > 1 && (r = assert_once(req, dev, &p, NULL, 0, NULL)) < 0) {
+		/*
+		 * With several keys, find the enrolled one silently before asking for
+		 * a touch; and never give a PIN to a key before it has shown, silently,
+		 * that it holds the credential: the key checks the PIN first and a
+		 * wrong one spends a retry of a key that was never meant.
+		 */
+		if ((n > 1 || pin) && (r = assert_once(req, dev, &p, NULL, 0, NULL)) < 0) {
 			dev_close(&dev);
 			if (r == -TS_E_TOKEN_NOT_ENROLLED)
 				continue;

@@ -487,6 +487,10 @@ static int reply_fields(uint8_t op, call *c, ts_remote_reply *out, char *desc, s
 		else if (f.tag == TS_WIRE_SECRET)
 			out->secret = f.data, out->secret_len = f.len;
 	}
+	if (op == TS_WIRE_OP_PRESENT) {
+		out->present = c->value > 0;
+		return 0;
+	}
 	if (!out->kek || (op == TS_WIRE_OP_ENROLL && !out->params)) {
 		snprintf(c->err, sizeof(c->err), "the token helper sent an incomplete answer");
 		return -TS_E_FAILED;
@@ -829,7 +833,7 @@ static int job_start(sd_event *event, uint8_t op, const ts_protector_ops *ops, c
 	fields q = { .n = 0 };
 	ts_remote_job *j;
 	call c;
-	int r, timeout_ms = token_timeout(req);
+	int r, timeout_ms = op == TS_WIRE_OP_PRESENT ? PRESENT_TIMEOUT_MS : token_timeout(req);
 
 	if (!ts_protector_is_remote(ops) && !(op == TS_WIRE_OP_UNLOCK && ts_protector_unlocks_in_helper(ops)))
 		return ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "protector type '%s' does not run in the helper", ops->type);
@@ -865,4 +869,11 @@ int ts_remote_enroll_start(sd_event *event, const ts_protector_ops *ops, const t
                            ts_remote_reply_fn done, void *userdata, ts_remote_job **ret)
 {
 	return job_start(event, TS_WIRE_OP_ENROLL, ops, req, NULL, 0, done, userdata, ret);
+}
+
+int ts_remote_present_start(sd_event *event, const ts_protector_ops *ops, const ts_protector_request *req,
+                            const uint8_t *params, size_t params_len, ts_remote_reply_fn done, void *userdata,
+                            ts_remote_job **ret)
+{
+	return job_start(event, TS_WIRE_OP_PRESENT, ops, req, params, params_len, done, userdata, ret);
 }

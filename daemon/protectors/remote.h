@@ -19,6 +19,7 @@ typedef struct ts_remote_reply {
 	const char *desc;              /* enroll: its description ("" if none) */
 	const uint8_t *secret;         /* enroll: a minted secret to show once, or NULL */
 	size_t secret_len;
+	int present;                   /* present: 1 the token is there, 0 it is not */
 } ts_remote_reply;
 
 /*
@@ -58,6 +59,15 @@ int ts_remote_unlock_start(sd_event *event, const ts_protector_ops *ops, const t
                            ts_remote_job **ret);
 int ts_remote_enroll_start(sd_event *event, const ts_protector_ops *ops, const ts_protector_request *req,
                            ts_remote_reply_fn done, void *userdata, ts_remote_job **ret);
+
+/*
+ * Ask a helper whether the token of this record is there (ops->present:
+ * never a touch, never a PIN), without blocking: done gets rc 0 with
+ * reply->present, or a negative TS_E_* when the backend cannot tell.
+ */
+int ts_remote_present_start(sd_event *event, const ts_protector_ops *ops, const ts_protector_request *req,
+                            const uint8_t *params, size_t params_len, ts_remote_reply_fn done, void *userdata,
+                            ts_remote_job **ret);
 
 /*
  * The escrow RSA sealer for ts_escrow_set_rsa_sealer(): the same contract as

@@ -765,7 +765,7 @@ static void unlock_vault(sd_bus *bus, const char *name, const char *key_file)
 	/* The key goes in as an fd (a file opened for reading works as well as a pipe). */
 	if ((fd = open(key_file, O_RDONLY | O_CLOEXEC)) < 0)
 		die("cannot open %s", key_file);
-	r = sd_bus_call_method(bus, BUS_NAME, path, VAULT_IFACE, "Unlock", &err, NULL, "sh", "recovery", fd);
+	r = sd_bus_call_method(bus, BUS_NAME, path, VAULT_IFACE, "Unlock", &err, NULL, "sha{ss}", "recovery", fd, 0);
 	close(fd);
 	check_call(r, &err, "Unlock");
 	sd_bus_message_unref(reply);
@@ -994,7 +994,7 @@ static uint64_t bus_unlock(ts_client *c, struct unlock_case *uc, const uint8_t *
 		die("%s: Lock: %s", uc->vault, ts_client_last_error(c));
 	nanosleep(&pause, NULL);
 	t0 = now_ns();
-	if (ts_client_unlock(c, uc->vault, uc->protector, secret, secret_len) < 0)
+	if (ts_client_unlock(c, uc->vault, uc->protector, secret, secret_len, NULL, NULL, NULL) < 0)
 		die("%s: Unlock: %s", uc->vault, ts_client_last_error(c));
 	return now_ns() - t0;
 }

@@ -393,7 +393,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	method = (enum method)(take_u8(&in) % M_COUNT);
 	if (sd_bus_message_new_method_call(bus, &m, TS_BUS_NAME,
 	                                   method <= M_SET_ESCROW && method != M_CREATE_VAULT && method != M_GET_VAULT
-	                                       ? TS_VAULT_PATH_PREFIX "/fuzz"
+	                                       ? TS_USER_PATH_PREFIX "/0/vault/fuzz"
 	                                       : TS_MANAGER_PATH,
 	                                   method == M_CREATE_VAULT || method == M_GET_VAULT ? TS_MANAGER_IFACE
 	                                                                                     : TS_VAULT_IFACE,

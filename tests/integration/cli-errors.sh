@@ -65,20 +65,22 @@ expect_rc 5 "nosuch" "$T" --vault nosuch unwrap --in "$D/b.bin"
 expect_rc 5 "" "$T" --vault nosuch lock
 pass "unknown vault: exit 5 with its name"
 
-# --- another user: root's vault is not theirs (4), and not even listed.
+# --- another user: root's vault looks like no vault at all (5), by name or as root's (OWNER:NAME),
+# and is not even listed; "rootvault" alone is a name in the user's own namespace.
 chmod 644 "$D/b.bin"
 as_other() { setpriv --reuid "$OTHER_UID" --regid "$OTHER_UID" --clear-groups "$@"; }
-expect_rc 4 "another user" as_other "$T" --vault rootvault unwrap --in "$D/b.bin"
-expect_rc 4 "" as_other "$T" --vault rootvault lock
-expect_rc 4 "" as_other "$T" --vault rootvault status
-expect_rc 4 "" as_other "$T" --vault rootvault gen-key
+expect_rc 5 "no vault named 'root:rootvault'" as_other "$T" --vault root:rootvault unwrap --in "$D/b.bin"
+expect_rc 5 "no vault named '0:rootvault'" as_other "$T" --vault 0:rootvault lock
+expect_rc 5 "" as_other "$T" --vault 0:rootvault status
+expect_rc 5 "" as_other "$T" --vault root:rootvault gen-key
+expect_rc 5 "no vault named 'rootvault'" as_other "$T" --vault rootvault lock
 as_other "$T" status >"$D/other-status" || fail "status as another user"
 grep -q rootvault "$D/other-status" && fail "another user sees root's vault in status"
 "$T" --vault rootvault status | grep -q "state: *unlocked" || fail "other user's attempts changed the vault"
 # The library's own default vault is the caller's user name.
 expect_rc 5 "no vault named 'nobody'\|no vault named" as_other "$T" status --vault nobody
 expect_rc 5 "" as_other "$T" unwrap --in "$D/b.bin"
-pass "another user gets exit 4 on root's vault and does not see it"
+pass "another user gets exit 5 on root's vault, as for no vault, and does not see it"
 
 # --- the daemon goes away mid-session: 9, not a hang.
 rig_stop_daemon

@@ -9,25 +9,26 @@ P=$(create_vault rootvault "$RIG_DIR/rk") || fail "CreateVault"
 B=$(wrap "$P" "3 1 2 3" 0) || fail "Wrap"
 chmod 644 "$RIG_DIR/rk"   # even holding the key, the other user is refused: access is by uid
 
-# Every method on root's vault: AccessDenied, and the vault stays as it was.
+# Every method on root's vault: UnknownObject (no different from no vault), and the vault stays as it was.
 for call in "Lock" "Wrap aya{ss} 1 1 0" "Unwrap aya{ss} $B 0" "Rewrap aya{ss} $B 0" \
 	"GenerateDataKey ua{ss} 16 0" "UnwrapBatch aaya{ss} 1 $B 0" "RewrapBatch aaya{ss} 1 $B 0" \
 	"RotateKey a{ss} 0" "RevokeProtector s p1"; do
-	expect_fail org.tokenseal1.Error.AccessDenied bq_other call org.tokenseal1 "$P" $VIFACE $call
+	expect_fail org.freedesktop.DBus.Error.UnknownObject bq_other call org.tokenseal1 "$P" $VIFACE $call
 done
-expect_fail org.tokenseal1.Error.AccessDenied as_other /usr/bin/python3 "$FDCALL_PY" "$BUS_ADDRESS" \
-	"$P" $VIFACE Unlock sh recovery "<$RIG_DIR/rk"
-expect_fail org.tokenseal1.Error.AccessDenied as_other /usr/bin/python3 "$FDCALL_PY" "$BUS_ADDRESS" \
+expect_fail org.freedesktop.DBus.Error.UnknownObject as_other /usr/bin/python3 "$FDCALL_PY" "$BUS_ADDRESS" \
+	"$P" $VIFACE Unlock 'sha{ss}' recovery "<$RIG_DIR/rk" ""
+expect_fail org.freedesktop.DBus.Error.UnknownObject as_other /usr/bin/python3 "$FDCALL_PY" "$BUS_ADDRESS" \
 	"$P" $VIFACE AddProtector 'sa{ss}hh' recovery "" "</dev/null" "hang"
 [ "$(vprop "$P" Locked)" = false ] || fail "other user's Lock took effect"
 [ "$(vprop "$P" KeyVersion)" = 1 ] || fail "other user's RotateKey took effect"
 pass "every Vault method refuses another user"
 
 # Properties, ListVaults, GetVault, introspection: nothing of root's vault shows.
-expect_fail org.tokenseal1.Error.AccessDenied bq_other get-property org.tokenseal1 "$P" $VIFACE Protectors
-expect_fail org.tokenseal1.Error.AccessDenied bq_other get-property org.tokenseal1 "$P" $VIFACE Name
+expect_fail org.freedesktop.DBus.Error.UnknownObject bq_other get-property org.tokenseal1 "$P" $VIFACE Protectors
+expect_fail org.freedesktop.DBus.Error.UnknownObject bq_other get-property org.tokenseal1 "$P" $VIFACE Name
 [ "$(bq_other call "${MGR_ARGS[@]}" ListVaults)" = "a(so) 0" ] || fail "ListVaults shows root's vault to another user"
 expect_fail org.tokenseal1.Error.NoSuchVault bq_other call "${MGR_ARGS[@]}" GetVault s rootvault
+expect_fail org.tokenseal1.Error.NoSuchVault bq_other call "${MGR_ARGS[@]}" GetVault s 0:rootvault
 ! bq_other tree org.tokenseal1 | grep -q rootvault || fail "introspection shows root's vault to another user"
 pass "another user sees no trace of root's vault"
 

@@ -7,10 +7,10 @@ rig_start_daemon --idle-lock 0
 
 # Create: the recovery key comes out through the fd, once, in its printed form.
 P=$(create_vault alpha "$RIG_DIR/rk") || fail "CreateVault"
-[ "$P" = /org/tokenseal1/vault/alpha ] || fail "unexpected path $P"
+[ "$P" = /org/tokenseal1/user/0/vault/alpha ] || fail "unexpected path $P"
 grep -Eq '^[0-9A-Z]{5}(-[0-9A-Z]{5}){7}$' "$RIG_DIR/rk" || fail "recovery key not in grouped form: $(cat "$RIG_DIR/rk")"
 [ "$(vault_path alpha)" = "$P" ] || fail "GetVault disagrees with CreateVault"
-bq call "${MGR_ARGS[@]}" ListVaults | grep -q '"alpha" "/org/tokenseal1/vault/alpha"' || fail "ListVaults misses alpha"
+bq call "${MGR_ARGS[@]}" ListVaults | grep -q '"alpha" "/org/tokenseal1/user/0/vault/alpha"' || fail "ListVaults misses alpha"
 [ "$(vprop "$P" Locked)" = false ] || fail "new vault should be unlocked"
 vprop "$P" Protectors | grep -q '"p1" "recovery" .*"kdf" "argon2id"' || fail "Protectors: $(vprop "$P" Protectors)"
 [ "$(vprop "$P" Owner)" = 0 ] || fail "owner should be root"
@@ -22,7 +22,7 @@ expect_fail org.tokenseal1.Error.InvalidArgs create_vault "a/b" "$RIG_DIR/rk2"
 # A recovery key nobody can receive: nothing is created.
 expect_fail org.tokenseal1.Error fdcall /org/tokenseal1 org.tokenseal1.Manager CreateVault 'sa{ss}h' beta "" closed
 expect_fail org.tokenseal1.Error.NoSuchVault vault_path beta
-[ ! -e "$STATE_DIR/beta.vault" ] || fail "beta.vault written although its key never reached the caller"
+[ ! -e "$STATE_DIR/0/beta.vault" ] || fail "beta.vault written although its key never reached the caller"
 pass "create refuses duplicates, bad names, and an unwritable key fd"
 
 # Wrap / unwrap round trip through busctl.
@@ -48,7 +48,7 @@ expect_fail org.tokenseal1.Error.AuthenticationFailed unlock "$P" "" "$RIG_DIR/r
 expect_fail org.tokenseal1.Error.PinRequired unlock "$P" recovery /dev/null
 expect_fail org.tokenseal1.Error.NoSuchProtector unlock "$P" p9 "$RIG_DIR/rk"
 # A caller that keeps the pipe open gets Timeout, and the daemon is not stuck meanwhile.
-fdcall "$P" $VIFACE Unlock sh recovery hang >"$RIG_DIR/hang.out" 2>&1 &
+fdcall "$P" $VIFACE Unlock 'sha{ss}' recovery hang "" >"$RIG_DIR/hang.out" 2>&1 &
 HANG=$!
 sleep 0.5
 bctl call org.tokenseal1 /org/tokenseal1 org.freedesktop.DBus.Peer Ping >/dev/null 2>&1 || true

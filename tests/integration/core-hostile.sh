@@ -37,7 +37,7 @@ expect_fail org.freedesktop.DBus.Error.InvalidArgs vcall "$P" Lock 'u' 7
 expect_fail org.freedesktop.DBus.Error.InvalidArgs vcall "$P" RotateKey 'a{su}' 1 x 1
 expect_fail org.freedesktop.DBus.Error.InvalidArgs bq call "${MGR_ARGS[@]}" GetVault u 1
 expect_fail org.freedesktop.DBus.Error.UnknownMethod vcall "$P" Explode
-expect_fail org.freedesktop.DBus.Error.UnknownObject bq call org.tokenseal1 /org/tokenseal1/vault/nosuch $VIFACE Lock
+expect_fail org.freedesktop.DBus.Error.UnknownObject bq call org.tokenseal1 /org/tokenseal1/user/0/vault/nosuch $VIFACE Lock
 expect_fail org.tokenseal1.Error.NoSuchVault bq call "${MGR_ARGS[@]}" GetVault s "../../etc/passwd"
 daemon_alive
 pass "wrong types and unknown members: named errors"
@@ -63,13 +63,13 @@ expect_fail "item 0" vcall "$P" RewrapBatch 'aaya{ss}' 1 0 1 a b
 pass "batches are all or nothing"
 
 # Secret fds that are not readable secrets.
-expect_fail org.tokenseal1.Error.LimitExceeded fdcall "$P" $VIFACE Unlock sh recovery "</dev/zero"
-expect_fail org.tokenseal1.Error.InvalidArgs fdcall "$P" $VIFACE Unlock sh recovery ">$RIG_DIR/w"
-expect_fail org.tokenseal1.Error.InvalidArgs fdcall "$P" $VIFACE Unlock sh recovery "<$RIG_DIR"
+expect_fail org.tokenseal1.Error.LimitExceeded fdcall "$P" $VIFACE Unlock 'sha{ss}' recovery "</dev/zero" ""
+expect_fail org.tokenseal1.Error.InvalidArgs fdcall "$P" $VIFACE Unlock 'sha{ss}' recovery ">$RIG_DIR/w" ""
+expect_fail org.tokenseal1.Error.InvalidArgs fdcall "$P" $VIFACE Unlock 'sha{ss}' recovery "<$RIG_DIR" ""
 head -c 2000 /dev/urandom >"$RIG_DIR/junk"
-expect_fail org.tokenseal1.Error.LimitExceeded fdcall "$P" $VIFACE Unlock sh recovery "<$RIG_DIR/junk"
+expect_fail org.tokenseal1.Error.LimitExceeded fdcall "$P" $VIFACE Unlock 'sha{ss}' recovery "<$RIG_DIR/junk" ""
 printf '\xff\xfe\x00garbage\n' >"$RIG_DIR/junk2"
-expect_fail org.tokenseal1.Error.BadRecoveryKey fdcall "$P" $VIFACE Unlock sh recovery "<$RIG_DIR/junk2"
+expect_fail org.tokenseal1.Error.BadRecoveryKey fdcall "$P" $VIFACE Unlock 'sha{ss}' recovery "<$RIG_DIR/junk2" ""
 daemon_alive
 pass "unusable secret fds: named errors"
 

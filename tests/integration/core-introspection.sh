@@ -30,7 +30,7 @@ for m in .Unlock .Lock .Wrap .Unwrap .Rewrap .GenerateDataKey .UnwrapBatch .Rewr
 	grep -q "^$m " <<<"$out" || fail "busctl introspect misses $m"
 done
 grep -q '^org.tokenseal1.Vault *interface' <<<"$out" || fail "no Vault interface"
-bq tree org.tokenseal1 | grep -q "/org/tokenseal1/vault/intro" || fail "busctl tree misses the vault"
+bq tree org.tokenseal1 | grep -q "/org/tokenseal1/user/0/vault/intro" || fail "busctl tree misses the vault"
 pass "busctl introspect shows the Vault interface"
 
 # Every method and property of docs/DBUS-API.md is in the XML, and nothing else.

@@ -7,7 +7,7 @@ rig_start_daemon --idle-lock 0
 
 PA=$(create_vault a "$RIG_DIR/rka") || fail "create a"
 PB=$(create_vault b.v-2 "$RIG_DIR/rkb") || fail "create b.v-2"
-[ "$PB" = "/org/tokenseal1/vault/b_2ev_2d2" ] || fail "path not sd_bus_path_encode'd: $PB"
+[ "$PB" = "/org/tokenseal1/user/0/vault/b_2ev_2d2" ] || fail "path not sd_bus_path_encode'd: $PB"
 BA1=$(wrap "$PA" "2 1 1" 1 x y) || fail "wrap a"
 vcall "$PA" RotateKey 'a{ss}' 0 >/dev/null || fail "rotate a"
 BA2=$(wrap "$PA" "2 2 2" 0) || fail "wrap a v2"
@@ -34,7 +34,7 @@ printf '\xa1\x66format\x18\x63' >"$STATE_DIR/future.vault"
 sum_before=$(sha256sum "$STATE_DIR/junk.vault" "$STATE_DIR/future.vault")
 rig_start_daemon --idle-lock 0
 out=$(bq call "${MGR_ARGS[@]}" ListVaults) || fail "ListVaults"
-[ "$out" = 'a(so) 2 "a" "/org/tokenseal1/vault/a" "b.v-2" "/org/tokenseal1/vault/b_2ev_2d2"' ] || fail "vaults after restart: $out"
+[ "$out" = 'a(so) 2 "a" "/org/tokenseal1/user/0/vault/a" "b.v-2" "/org/tokenseal1/user/0/vault/b_2ev_2d2"' ] || fail "vaults after restart: $out"
 for p in "$PA" "$PB"; do
 	[ "$(vprop "$p" Locked)" = true ] || fail "$p not locked after restart"
 	[ "$(vprop "$p" LockReason)" = '"startup"' ] || fail "$p LockReason $(vprop "$p" LockReason)"

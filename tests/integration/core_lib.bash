@@ -28,7 +28,7 @@ vault_path() { local o; o=$(bq call "${MGR_ARGS[@]}" GetVault s "$1") || return 
 create_vault() { fdcall /org/tokenseal1 org.tokenseal1.Manager CreateVault 'sa{ss}h' "$1" "" ">$2"; }
 
 # unlock PATH PROTECTOR SECRETFILE
-unlock() { fdcall "$1" $VIFACE Unlock sh "$2" "<$3"; }
+unlock() { fdcall "$1" $VIFACE Unlock 'sha{ss}' "$2" "<$3" ""; }
 
 # vcall PATH METHOD SIG ARGS... — busctl against a vault object.
 vcall() { local p=$1; shift; bq call org.tokenseal1 "$p" $VIFACE "$@"; }
@@ -65,3 +65,22 @@ core_finish() {
 	fi
 	[ $rc -eq 0 ] || { tail -n 20 "$RIG_DIR/daemon.log" >&2; fail "tokensealed exited $rc on SIGTERM"; }
 }
+
+# listen_start OUT [nosub] — a client (as the user running it; prefix with as_other for another uid)
+# that asks for vault signals (Manager.Subscribe, unless nosub) and writes each signal it gets to OUT
+# (signals_listen.py); waits until it is subscribed. listen_start_as UID OUT [nosub] runs it as UID.
+LISTEN_PY="$TS_SRC/tests/integration/signals_listen.py"
+listen_start_as() {
+	local uid=$1 out=$2 ready="$2.ready"; shift 2
+	rm -f "$ready"
+	: >"$out"
+	chmod 666 "$out"
+	chmod 777 "$(dirname "$out")"
+	setpriv --reuid "$uid" --regid "$uid" --clear-groups /usr/bin/python3 "$LISTEN_PY" "$BUS_ADDRESS" "$out" "$ready" "$@" \
+		>>"$out.log" 2>&1 &
+	RIG_PIDS+=($!)
+	for _ in $(seq 100); do [ -s "$ready" ] && return 0; sleep 0.05; done
+	cat "$out.log" >&2
+	fail "signal listener did not start"
+}
+listen_start() { listen_start_as 0 "$@"; }

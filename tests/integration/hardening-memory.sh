@@ -11,7 +11,7 @@ PAT="$RIG_DIR/patterns" KEY="$RIG_DIR/m.key"
 
 # Patterns: VS, every live root key, and the recovery key text itself.
 learn_keys() {
-	"$T/core_keys" "$STATE_DIR/m.vault" "$KEY" >"$PAT" || fail "core_keys could not open the vault file"
+	"$T/core_keys" "$STATE_DIR/0/m.vault" "$KEY" >"$PAT" || fail "core_keys could not open the vault file"
 	printf 'recovery-key %s\n' "$(head -n1 "$KEY" | tr -d '\n' | od -An -tx1 | tr -d ' \n')" >>"$PAT"
 }
 

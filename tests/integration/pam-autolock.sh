@@ -66,7 +66,7 @@ rc=0; pt key nobody authenticate <"$D/badpin" >"$D/out" 2>&1 || rc=$?
 [ $rc -ne 0 ] && grep -q "Authentication failure" "$D/out" || fail "wrong PIN: $(cat "$D/out")"
 grep -q "tries left" "$D/out" || fail "wrong PIN: no tries left shown: $(cat "$D/out")"
 pt key nobody authenticate <"$D/pin" >"$D/out" 2>&1 || fail "PIN login: $(cat "$D/out")"
-grep -q "Security key PIN: " "$D/out" || fail "no PIN prompt: $(cat "$D/out")"
+grep -q "PIN or recovery key: " "$D/out" || fail "no PIN prompt: $(cat "$D/out")"
 grep -q "Touch your security key" "$D/out" || fail "no touch message: $(cat "$D/out")"
 [ "$(vprop "$KP" Locked)" = false ] || fail "PIN login did not unlock"
 unlock "$NP" recovery "$D/rk-nobody" >/dev/null || fail "unlock nobody"

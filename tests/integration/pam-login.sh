@@ -41,15 +41,18 @@ for k in nobody other; do
 done
 pass "the right recovery key unlocks the user's vault (Locked=false), no secret in the logs"
 
-# --- vault= picks another vault; use_first_pass takes PAM_AUTHTOK from an earlier module, without a prompt.
+# --- vault= names another vault of the user; use_first_pass takes PAM_AUTHTOK from an earlier module,
+# without a prompt. (Another user's vault is never taken for this user: security-namespace.sh.)
 SETITEMS=/usr/lib/x86_64-linux-gnu/pam_wrapper/pam_set_items.so
 pam_service first "auth required $SETITEMS" "auth required $PAM_SO vault=daemon use_first_pass timeout=2"
-PAM_AUTHTOK=$(cat "$D/rk-daemon") pt first nobody authenticate </dev/null >"$D/out" 2>&1 ||
+PAM_AUTHTOK=$(cat "$D/rk-daemon") pt first nobody authenticate </dev/null >"$D/out" 2>&1 &&
+	fail "vault=daemon took uid 1's vault for nobody: $(cat "$D/out")"
+PAM_AUTHTOK=$(cat "$D/rk-daemon") pt first daemon authenticate </dev/null >"$D/out" 2>&1 ||
 	fail "use_first_pass: $(cat "$D/out")"
 grep -q "Recovery key:" "$D/out" && fail "use_first_pass prompted"
 [ "$(vprop "$DP" Locked)" = false ] || fail "vault=daemon not unlocked"
 vcall "$DP" Lock >/dev/null
-rc=0; pt first nobody authenticate </dev/null >"$D/out" 2>&1 || rc=$?
+rc=0; pt first daemon authenticate </dev/null >"$D/out" 2>&1 || rc=$?
 [ $rc -ne 0 ] && grep -q "Authentication failure" "$D/out" || fail "use_first_pass without a token: $(cat "$D/out")"
 pass "vault=NAME and use_first_pass (PAM_AUTHTOK, no prompt)"
 

@@ -62,15 +62,15 @@ pass "CreateVault escrows 2-of-3 to the HSM officer and two X25519 officers; sta
 B=$(wrap "$P" "4 9 8 7 6" 0) || fail "Wrap"
 
 # Offline recovery while the daemon runs: refused, nothing written; a second daemon is refused too.
-cp "$STATE_DIR/esc.vault" "$D/before.vault"
+cp "$STATE_DIR/0/esc.vault" "$D/before.vault"
 rc=0
-"$TOKENSEAL" escrow recover --vault-file "$STATE_DIR/esc.vault" --state-dir "$STATE_DIR" --secret "$D/alice.sec" \
+"$TOKENSEAL" escrow recover --vault-file "$STATE_DIR/0/esc.vault" --state-dir "$STATE_DIR" --secret "$D/alice.sec" \
 	--secret "$D/bob.sec" >"$D/busy.out" 2>&1 || rc=$?
 [ $rc -ne 0 ] && grep -q "tokensealed is running on $STATE_DIR; stop it first" "$D/busy.out" ||
 	fail "recover while the daemon runs (rc $rc): $(cat "$D/busy.out")"
 grep -q "New recovery key" "$D/busy.out" && fail "a recovery key was printed while refused"
-cmp -s "$D/before.vault" "$STATE_DIR/esc.vault" || fail "the vault file changed under a refused recovery"
-[ ! -e "$STATE_DIR/esc.vault.bak" ] || cmp -s "$D/before.vault" "$STATE_DIR/esc.vault" || fail "backup written"
+cmp -s "$D/before.vault" "$STATE_DIR/0/esc.vault" || fail "the vault file changed under a refused recovery"
+[ ! -e "$STATE_DIR/0/esc.vault.bak" ] || cmp -s "$D/before.vault" "$STATE_DIR/0/esc.vault" || fail "backup written"
 rc=0
 timeout 20 "$TOKENSEALED" --bus "$BUS_ADDRESS" --state-dir "$STATE_DIR" --policy-dir "$PD" >"$D/second.log" 2>&1 || rc=$?
 [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "tokensealed is running on $STATE_DIR; stop it first" "$D/second.log" ||
@@ -81,19 +81,19 @@ rig_stop_daemon
 
 # Daemon stopped: the HSM officer alone is not enough; a wrong PIN is refused; HSM + alice recover.
 rc=0
-"$TOKENSEAL" escrow recover --vault-file "$STATE_DIR/esc.vault" --state-dir "$STATE_DIR" --officer-pkcs11 "$URI" \
+"$TOKENSEAL" escrow recover --vault-file "$STATE_DIR/0/esc.vault" --state-dir "$STATE_DIR" --officer-pkcs11 "$URI" \
 	--pin-fd 3 3<"$D/pin" >"$D/rec1.out" 2>&1 || rc=$?
 [ $rc -ne 0 ] && grep -q "needs 2 of its 3 escrow recipients" "$D/rec1.out" || fail "recover with the HSM officer alone (rc $rc): $(cat "$D/rec1.out")"
 rc=0
-"$TOKENSEAL" escrow recover --vault-file "$STATE_DIR/esc.vault" --state-dir "$STATE_DIR" --officer-pkcs11 "$URI" \
+"$TOKENSEAL" escrow recover --vault-file "$STATE_DIR/0/esc.vault" --state-dir "$STATE_DIR" --officer-pkcs11 "$URI" \
 	--secret "$D/alice.sec" --pin-fd 3 3<"$D/badpin" >"$D/rec1.out" 2>&1 || rc=$?
 [ $rc -eq 6 ] && grep -q "PIN incorrect" "$D/rec1.out" || fail "recover with a wrong PIN (rc $rc): $(cat "$D/rec1.out")"
 rc=0
-"$TOKENSEAL" escrow recover --vault-file "$STATE_DIR/esc.vault" --state-dir "$STATE_DIR" \
+"$TOKENSEAL" escrow recover --vault-file "$STATE_DIR/0/esc.vault" --state-dir "$STATE_DIR" \
 	--officer-pkcs11 "pkcs11:token=$SOFTHSM_LABEL;id=%04" --secret "$D/alice.sec" --pin-fd 3 3<"$D/pin" >"$D/rec1.out" 2>&1 || rc=$?
 [ $rc -ne 0 ] && grep -q "is not an escrow recipient" "$D/rec1.out" || fail "recover with another HSM key (rc $rc): $(cat "$D/rec1.out")"
-cmp -s "$D/before.vault" "$STATE_DIR/esc.vault" || fail "a refused recovery changed the vault file"
-"$TOKENSEAL" escrow recover --vault-file "$STATE_DIR/esc.vault" --state-dir "$STATE_DIR" --officer-pkcs11 "$URI" \
+cmp -s "$D/before.vault" "$STATE_DIR/0/esc.vault" || fail "a refused recovery changed the vault file"
+"$TOKENSEAL" escrow recover --vault-file "$STATE_DIR/0/esc.vault" --state-dir "$STATE_DIR" --officer-pkcs11 "$URI" \
 	--secret "$D/alice.sec" --pin-fd 3 3<"$D/pin" >"$D/rec2.out" 2>&1 || fail "recover with HSM + alice: $(cat "$D/rec2.out")"
 grep -Eo '[0-9A-Z]{5}(-[0-9A-Z]{5}){7}' "$D/rec2.out" | head -n1 >"$D/new.rk"
 [ -s "$D/new.rk" ] || fail "no new recovery key printed: $(cat "$D/rec2.out")"
@@ -108,8 +108,8 @@ rig_stop_daemon
 pass "the recovered key opens the vault and its data"
 
 # An RSA recipient's key swapped in the file (another 3072-bit key, same size) is caught at unlock.
-cp "$STATE_DIR/esc.vault" "$D/good.vault"
-/usr/bin/python3 - "$STATE_DIR/esc.vault" "$D/hsm.pub" "$D/other.pem" <<'PY' || fail "swap the RSA recipient"
+cp "$STATE_DIR/0/esc.vault" "$D/good.vault"
+/usr/bin/python3 - "$STATE_DIR/0/esc.vault" "$D/hsm.pub" "$D/other.pem" <<'PY' || fail "swap the RSA recipient"
 import base64, subprocess, sys
 path, hsm_txt, other_pem = sys.argv[1:]
 def spki_of_text(t):
@@ -125,7 +125,7 @@ PY
 rig_start_daemon --idle-lock 0 --policy-dir "$PD"
 expect_fail org.tokenseal1.Error.VaultCorrupt unlock "$P" "" "$D/user.rk"
 rig_stop_daemon
-cp "$D/good.vault" "$STATE_DIR/esc.vault"
+cp "$D/good.vault" "$STATE_DIR/0/esc.vault"
 rig_start_daemon --idle-lock 0 --policy-dir "$PD"
 unlock "$P" "" "$D/user.rk" || fail "the untampered file no longer opens"
 pass "an RSA escrow recipient swapped in the vault file: VaultCorrupt at unlock"

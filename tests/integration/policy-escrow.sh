@@ -48,18 +48,14 @@ expect_fail "PolicyViolation" vcall "$P" SetEscrow asu 2 "alice $(cat "$RIG_DIR/
 rec2=$(vprop "$P" EscrowRecipients)
 [ "$rec2" = "$rec" ] || fail "refused SetEscrow changed the recipients"
 # The same set again is accepted, logged and signalled.
-bctl monitor --match "type='signal',interface='org.tokenseal1.Vault',member='EscrowChanged'" >"$RIG_DIR/mon" 2>&1 &
-MON=$!
-RIG_PIDS+=($MON)
-sleep 0.5
+listen_start "$RIG_DIR/mon"
 "$TOKENSEAL" --vault esc escrow set --threshold 2 "alice=$(cat "$RIG_DIR/alice.pub")" "bob=$(cat "$RIG_DIR/bob.pub")" \
 	"carol=$(cat "$RIG_DIR/carol.pub")" >"$RIG_DIR/set.out" || fail "escrow set with the policy's set"
 grep -q "any 2 of them can recover it" "$RIG_DIR/set.out" || fail "escrow set: $(cat "$RIG_DIR/set.out")"
 rc=0; "$TOKENSEAL" --vault esc escrow set "alice=$(cat "$RIG_DIR/alice.pub")" 2>"$RIG_DIR/set.err" || rc=$?
 [ $rc -eq 10 ] && grep -q "\[recipient bob\]\|\[escrow\]" "$RIG_DIR/set.err" || fail "escrow set of 1 (rc $rc): $(cat "$RIG_DIR/set.err")"
 sleep 0.5
-kill "$MON" 2>/dev/null || true
-grep -q "EscrowChanged" "$RIG_DIR/mon" || fail "no EscrowChanged signal: $(cat "$RIG_DIR/mon")"
+grep -q "^EscrowChanged " "$RIG_DIR/mon" || fail "no EscrowChanged signal: $(cat "$RIG_DIR/mon")"
 grep -q "event=escrow vault=esc uid=0 .*result=ok" "$RIG_DIR/daemon.log" || fail "no escrow audit event"
 pass "CreateVault escrows to the policy's 3 officers (2-of-3); SetEscrow must match the policy; EscrowChanged emitted"
 
@@ -68,15 +64,15 @@ rig_stop_daemon
 
 # Offline recovery: one officer is not enough; two are.
 rc=0
-"$TOKENSEAL" escrow recover --vault-file "$STATE_DIR/esc.vault" --secret "$RIG_DIR/bob.sec" --state-dir "$STATE_DIR" \
+"$TOKENSEAL" escrow recover --vault-file "$STATE_DIR/0/esc.vault" --secret "$RIG_DIR/bob.sec" --state-dir "$STATE_DIR" \
 	>"$RIG_DIR/rec1.out" 2>&1 || rc=$?
 [ $rc -ne 0 ] && grep -q "needs 2 of its 3 escrow recipients" "$RIG_DIR/rec1.out" || fail "recover with 1 officer (rc $rc): $(cat "$RIG_DIR/rec1.out")"
 "$TOKENSEAL" escrow keygen --out-secret "$RIG_DIR/mallory.sec" >"$RIG_DIR/mallory.pub" || fail "keygen mallory"
 rc=0
-"$TOKENSEAL" escrow recover --vault-file "$STATE_DIR/esc.vault" --secret "$RIG_DIR/bob.sec" --secret "$RIG_DIR/mallory.sec" \
+"$TOKENSEAL" escrow recover --vault-file "$STATE_DIR/0/esc.vault" --secret "$RIG_DIR/bob.sec" --secret "$RIG_DIR/mallory.sec" \
 	--state-dir "$STATE_DIR" >"$RIG_DIR/rec1.out" 2>&1 || rc=$?
 [ $rc -ne 0 ] && grep -q "is not an escrow recipient" "$RIG_DIR/rec1.out" || fail "recover with a stranger's key: $(cat "$RIG_DIR/rec1.out")"
-"$TOKENSEAL" escrow recover --vault-file "$STATE_DIR/esc.vault" --secret "$RIG_DIR/alice.sec" --secret "$RIG_DIR/carol.sec" \
+"$TOKENSEAL" escrow recover --vault-file "$STATE_DIR/0/esc.vault" --secret "$RIG_DIR/alice.sec" --secret "$RIG_DIR/carol.sec" \
 	--state-dir "$STATE_DIR" >"$RIG_DIR/rec2.out" 2>&1 || fail "recover with 2 officers: $(cat "$RIG_DIR/rec2.out")"
 grep -Eo '[0-9A-Z]{5}(-[0-9A-Z]{5}){7}' "$RIG_DIR/rec2.out" | head -n1 >"$RIG_DIR/new.rk"
 [ -s "$RIG_DIR/new.rk" ] || fail "no new recovery key printed: $(cat "$RIG_DIR/rec2.out")"
@@ -92,9 +88,9 @@ pass "the recovered key opens the vault and its data; the first key still works"
 
 # Tampered headers (edited on disk between restarts) are refused at unlock with VaultCorrupt.
 rig_stop_daemon
-cp "$STATE_DIR/esc.vault" "$RIG_DIR/good.vault"
+cp "$STATE_DIR/0/esc.vault" "$RIG_DIR/good.vault"
 tamper() { # python expression over b (bytes) -> bytes
-	/usr/bin/python3 - "$STATE_DIR/esc.vault" "$1" <<'PY'
+	/usr/bin/python3 - "$STATE_DIR/0/esc.vault" "$1" <<'PY'
 import base64, sys
 path, expr = sys.argv[1], sys.argv[2]
 b = open(path, "rb").read()
@@ -110,13 +106,13 @@ RD="$RIG_DIR"
 for t in "b.replace(b'carol', b'carox', 1)" \
          "b.replace(pub('$RD/alice.pub'), pub('$RD/mallory.pub'), 1)" \
          "b.replace(b'Recovery key (escrow recovery)', b'Recovery key (escrow recoverz)', 1)"; do
-	cp "$RIG_DIR/good.vault" "$STATE_DIR/esc.vault"
+	cp "$RIG_DIR/good.vault" "$STATE_DIR/0/esc.vault"
 	tamper "$t" || fail "tamper $t"
 	rig_start_daemon --idle-lock 0 --policy-dir "$PD"
 	expect_fail org.tokenseal1.Error.VaultCorrupt unlock "$P" "" "$RIG_DIR/user.rk"
 	rig_stop_daemon
 done
-cp "$RIG_DIR/good.vault" "$STATE_DIR/esc.vault"
+cp "$RIG_DIR/good.vault" "$STATE_DIR/0/esc.vault"
 rig_start_daemon --idle-lock 0 --policy-dir "$PD"
 unlock "$P" "" "$RIG_DIR/user.rk" || fail "the untampered file no longer opens"
 pass "an escrow label edited, an escrow recipient's key replaced, a protector edited: VaultCorrupt at unlock"

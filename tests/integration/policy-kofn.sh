@@ -57,7 +57,7 @@ pass "after a restart two of three again"
 # The policy's threshold: a new vault gets it; asking for less is refused naming the rule.
 expect_fail "PolicyViolation: [protectors] threshold ($PD/10-k.conf:3)" \
 	fdcall /org/tokenseal1 org.tokenseal1.Manager CreateVault 'sa{ss}h' k1 threshold=1 ">$RIG_DIR/x"
-[ ! -e "$STATE_DIR/k1.vault" ] || fail "vault written despite the refusal"
+[ ! -e "$STATE_DIR/0/k1.vault" ] || fail "vault written despite the refusal"
 Q=$(create_vault kp "$RIG_DIR/q1") || fail "CreateVault under threshold policy"
 add_recovery "$Q" "$RIG_DIR/q2" >/dev/null || fail "AddProtector q2"
 vcall "$Q" Lock || fail "Lock kp"

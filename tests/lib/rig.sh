@@ -10,6 +10,7 @@ TOKENSEAL="$TS_BUILD/tokenseal"
 RIG_DIR=$(mktemp -d /tmp/tokenseal-rig.XXXXXX)
 chmod 755 "$RIG_DIR"
 RIG_PIDS=()
+RIG_USERS=()
 DAEMON_PID=
 
 # Sanitizers (a make SAN=1 build, e.g. tests/run --build build-asan): every error aborts with a
@@ -72,6 +73,7 @@ rig_cleanup() {
 		kill -9 "$p" 2>/dev/null || true
 	done
 	rig_san_clean || { echo "FAIL: sanitizer report (see above)" >&2; rc=1; }
+	for u in "${RIG_USERS[@]}"; do userdel "$u" 2>/dev/null || true; done
 	rm -rf "$RIG_DIR"
 	exit $rc
 }
@@ -173,3 +175,11 @@ expect_fail() { # needle, command...
 
 # An unprivileged uid for "other user" tests.
 OTHER_UID=65534
+
+# rig_useradd NAME — a real local account (system user, no home, no shell) for tests that need a
+# second uid with a name: PAM and getpwnam see it. Removed at exit. Not in $(...): the list of
+# accounts to remove lives in this shell. Its uid: $(id -u NAME).
+rig_useradd() {
+	useradd --system --no-create-home --shell /usr/sbin/nologin "$1" >/dev/null 2>&1 || fail "useradd $1"
+	RIG_USERS+=("$1")
+}

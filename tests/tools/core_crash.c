@@ -23,6 +23,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -199,7 +200,7 @@ static int unlock_with(vault *v, const char *protector, const char *key, char *e
 	if (write(p[1], key, strlen(key)) != (ssize_t)strlen(key))
 		fail("pipe write");
 	close(p[1]);
-	r = call(NULL, errname, errlen, v->path, VAULT_IFACE, "Unlock", "sh", protector, p[0]);
+	r = call(NULL, errname, errlen, v->path, VAULT_IFACE, "Unlock", "sha{ss}", protector, p[0], 0);
 	close(p[0]);
 	if (r == 0)
 		v->unlocked = 1;
@@ -335,20 +336,24 @@ static int get_vault_path(const char *name, char *path, size_t len)
 
 /* ---- files ---- */
 
-/* Every vault file parses; no temporary file is left over (the daemon cleans them at start). */
-static void check_files(void)
+/*
+ * Every vault file parses; no temporary file is left over (the daemon cleans
+ * them at start). Vault files are in the owners' directories STATE/UID
+ * (store.h); side files (NAME.backoff) are not vaults.
+ */
+static void check_dir(const char *dir, int top)
 {
-	DIR *d = opendir(state_dir);
+	DIR *d = opendir(dir);
 	struct dirent *de;
-	size_t files = 0;
 
 	if (!d)
-		fail("cannot list %s", state_dir);
+		fail("cannot list %s", dir);
 	while ((de = readdir(d)) != NULL) {
 		char path[4096];
 		uint8_t *b;
 		ts_vault *v = NULL;
 		size_t len = strlen(de->d_name);
+		struct stat st;
 		FILE *f;
 		long n;
 		int r;
@@ -356,22 +361,32 @@ static void check_files(void)
 		if (de->d_name[0] == '.' && (len == 1 || (len == 2 && de->d_name[1] == '.')))
 			continue;
 		if (de->d_name[0] == '.')
-			fail("leftover temporary file in the state dir: %s", de->d_name);
+			fail("leftover temporary file in %s: %s", dir, de->d_name);
 		/* The daemon's lock file (store.h) is the one file that is not a vault. */
-		if (strcmp(de->d_name, TS_STORE_LOCK_FILE) == 0)
+		if (top && strcmp(de->d_name, TS_STORE_LOCK_FILE) == 0)
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", state_dir, de->d_name);
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (top && lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && strspn(de->d_name, "0123456789") == len) {
+			check_dir(path, 0);
+			continue;
+		}
+		if (len > 8 && strcmp(de->d_name + len - 8, ".backoff") == 0)
+			continue;
 		if ((f = fopen(path, "rb")) == NULL || fseek(f, 0, SEEK_END) < 0 || (n = ftell(f)) < 0 ||
 		    fseek(f, 0, SEEK_SET) < 0 || (b = malloc((size_t)n + 1)) == NULL || fread(b, 1, (size_t)n, f) != (size_t)n)
 			fail("cannot read %s", path);
 		fclose(f);
 		if ((r = ts_vault_parse(b, (size_t)n, &v)) < 0)
-			fail("%s does not parse: %s", de->d_name, ts_strerror(r));
+			fail("%s does not parse: %s", path, ts_strerror(r));
 		ts_vault_free(v);
 		free(b);
-		files++;
 	}
 	closedir(d);
+}
+
+static void check_files(void)
+{
+	check_dir(state_dir, 1);
 }
 
 /* ---- one operation, killed at a random moment ---- */

@@ -363,7 +363,7 @@ static void *hostile_main(void *arg)
 		}
 
 		/* Objects and methods that do not exist. */
-		m = new_call(bus, "/org/tokenseal1/vault/nonexistent_5f", "Unwrap");
+		m = new_call(bus, "/org/tokenseal1/user/0/vault/nonexistent_5f", "Unwrap");
 		sd_bus_message_append_array(m, 'y', junk, 10);
 		sd_bus_message_append(m, "a{ss}", 0);
 		expect_error(&bus, m, "Unwrap on no vault", "org.freedesktop.DBus.Error.UnknownObject",
@@ -450,7 +450,7 @@ static int hang(void)
 	if (pipe(p) < 0)
 		return 1;
 	/* We keep p[1] open: the daemon sees no EOF and must give up on its own. */
-	r = sd_bus_call_method(bus, BUS_NAME, vault_path, VAULT_IFACE, "Unlock", &e, NULL, "sh", "recovery", p[0]);
+	r = sd_bus_call_method(bus, BUS_NAME, vault_path, VAULT_IFACE, "Unlock", &e, NULL, "sha{ss}", "recovery", p[0], 0);
 	int ok = r < 0 && e.name && strcmp(e.name, "org.tokenseal1.Error.Timeout") == 0;
 
 	printf("hanging Unlock answered after %.1f s: %s\n", (double)(now_ns() - t0) / 1e9,

@@ -152,7 +152,7 @@ int main(int argc, char **argv)
 		printf("%s\n", path);
 	} else if (strcmp(cmd, "unlock") == 0 && argc == 5) {
 		int fd = secret_fd(argv[4]);
-		if ((r = sd_bus_call_method(bus, BUS_NAME, argv[3], VAULT_IFACE, "Unlock", &e, NULL, "sh", "recovery", fd)) < 0)
+		if ((r = sd_bus_call_method(bus, BUS_NAME, argv[3], VAULT_IFACE, "Unlock", &e, NULL, "sha{ss}", "recovery", fd, 0)) < 0)
 			bus_fail("Unlock", r, &e);
 		close(fd);
 	} else if (strcmp(cmd, "lock") == 0 && argc == 4) {

@@ -77,12 +77,12 @@ static void empty_policy_is_every_default(void **state)
 	ts_policy_protector one = { "recovery", 0 };
 	ts_policy_caller c = { .uid = 4242 };
 
-	assert_int_equal(ts_policy_n_settings(p), 18);   /* 16 + [recovery] attempts, max-backoff */
+	assert_int_equal(ts_policy_n_settings(p), 19);   /* 16 + [recovery] attempts, max-backoff + [lock] share-timeout */
 	for (size_t i = 0; i < ts_policy_n_settings(p); i++) {
 		assert_null(ts_policy_setting_at(p, i)->file);
 		assert_int_equal(ts_policy_setting_at(p, i)->line, 0);
 	}
-	assert_null(ts_policy_setting_at(p, 18));
+	assert_null(ts_policy_setting_at(p, 19));
 	s = find_setting(p, "protectors", "allowed");
 	assert_string_equal(s->value, "fido2, tpm2, pkcs11, recovery");
 	assert_int_equal(ts_policy_check_protectors(p, &one, 1, 1, 1, NULL, 0), 0);
@@ -365,7 +365,7 @@ static void directory_merges_each_key_once_in_lexical_order(void **state)
 	assert_non_null(mkdtemp(tmpdir));
 	snprintf(missing, sizeof(missing), "%s/none", tmpdir);
 	assert_int_equal(ts_policy_load_dir(missing, &p, err, sizeof(err)), 0);
-	assert_int_equal(ts_policy_n_settings(p), 18);
+	assert_int_equal(ts_policy_n_settings(p), 19);
 	ts_policy_free(p);
 
 	put("10-site.conf", "[protectors]\nmin = 2\n", 0644);

@@ -1,0 +1,147 @@
+/* test_backoff.c — Unlock's per-source back-off: the counting, and its side file read as hostile bytes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "tokenseal.h"
+#include "core/backoff.h"
+
+#define SEC 1000000ull
+
+static int parse(const char *text, ts_backoff *b)
+{
+	return ts_backoff_parse((const uint8_t *)text, strlen(text), b);
+}
+
+static void sources_are_uid_and_only_roots_hint(void **state)
+{
+	char s[TS_BACKOFF_SOURCE_MAX];
+
+	ts_backoff_source_of(1000, "pam:login", s);
+	assert_string_equal(s, "uid:1000");
+	ts_backoff_source_of(0, "pam:login", s);
+	assert_string_equal(s, "uid:0:pam:login");
+	ts_backoff_source_of(0, NULL, s);
+	assert_string_equal(s, "uid:0");
+	/* A hint cannot smuggle a separator, a newline or the shared counter's name. */
+	ts_backoff_source_of(0, "a b\n*", s);
+	assert_string_equal(s, "uid:0:a_b__");
+	ts_backoff_source_of(0, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", s);
+	assert_int_equal(strlen(s), TS_BACKOFF_SOURCE_MAX - 1);
+}
+
+static void failures_back_off_per_source(void **state)
+{
+	ts_backoff b = { .n = 0 };
+	uint64_t now = 100000 * SEC, wait = 0;
+
+	/* Two free failures, then 1 s, 2 s, 4 s ... capped. */
+	ts_backoff_failed(&b, "uid:0:pam:login", now, 2, 300);
+	ts_backoff_failed(&b, "uid:0:pam:login", now, 2, 300);
+	assert_int_equal(ts_backoff_check(&b, "uid:0:pam:login", now, 300, &wait), 0);
+	ts_backoff_failed(&b, "uid:0:pam:login", now, 2, 300);
+	assert_int_equal(ts_backoff_check(&b, "uid:0:pam:login", now, 300, &wait), -TS_E_BUSY);
+	assert_int_equal(wait, 1);
+	ts_backoff_failed(&b, "uid:0:pam:login", now, 2, 300);
+	assert_int_equal(ts_backoff_check(&b, "uid:0:pam:login", now, 300, &wait), -TS_E_BUSY);
+	assert_int_equal(wait, 2);
+	/* Another source is not held up; the first is free again after its wait. */
+	assert_int_equal(ts_backoff_check(&b, "uid:1000", now, 300, &wait), 0);
+	assert_int_equal(ts_backoff_check(&b, "uid:0:pam:login", now + 2 * SEC, 300, &wait), 0);
+	/* Capped at max-backoff, and a clock set back never makes it longer. */
+	for (int i = 0; i < 40; i++)
+		ts_backoff_failed(&b, "uid:0:pam:login", now, 2, 300);
+	assert_int_equal(ts_backoff_check(&b, "uid:0:pam:login", now - 3600 * SEC, 300, &wait), -TS_E_BUSY);
+	assert_int_equal(wait, 300);
+	/* The right secret from the source starts it again. */
+	assert_int_equal(ts_backoff_succeeded(&b, "uid:0:pam:login"), 1);
+	assert_int_equal(ts_backoff_check(&b, "uid:0:pam:login", now, 300, &wait), 0);
+	assert_int_equal(ts_backoff_succeeded(&b, "uid:0:pam:login"), 0);
+}
+
+static void a_full_table_never_resets_a_waiting_source(void **state)
+{
+	ts_backoff b = { .n = 0 };
+	char src[TS_BACKOFF_SOURCE_MAX];
+	uint64_t now = 1000 * SEC, wait;
+
+	/* The attacker waits out nothing: its source is made to wait... */
+	for (int i = 0; i < 3; i++)
+		ts_backoff_failed(&b, "uid:666", now, 1, 300);
+	assert_int_equal(ts_backoff_check(&b, "uid:666", now, 300, &wait), -TS_E_BUSY);
+	/* ...and a flood of other sources (each waiting too) cannot push it out. */
+	for (int i = 0; i < 200; i++) {
+		snprintf(src, sizeof(src), "uid:%d", 2000 + i);
+		ts_backoff_failed(&b, src, now, 0, 300);
+	}
+	assert_true(b.n <= TS_BACKOFF_SOURCES);
+	assert_int_equal(ts_backoff_check(&b, "uid:666", now, 300, &wait), -TS_E_BUSY);
+	/* Sources that found no room share one counter, which waits too. */
+	assert_int_equal(ts_backoff_check(&b, "uid:4000", now, 300, &wait), -TS_E_BUSY);
+}
+
+static void the_file_round_trips(void **state)
+{
+	ts_backoff b = { .n = 0 }, c;
+	ts_buf out = { 0 };
+
+	ts_backoff_failed(&b, "uid:0:pam:sshd", 5 * SEC, 0, 60);
+	ts_backoff_failed(&b, "uid:1000", 7 * SEC, 5, 60);
+	assert_int_equal(ts_backoff_format(&b, &out), 0);
+	assert_int_equal(ts_backoff_parse(out.data, out.len, &c), 0);
+	assert_int_equal(c.n, 2);
+	assert_memory_equal(&b.s[0], &c.s[0], sizeof(b.s[0]));
+	assert_memory_equal(&b.s[1], &c.s[1], sizeof(b.s[1]));
+	ts_buf_free(&out);
+}
+
+static void hostile_files_are_never_half_trusted(void **state)
+{
+	ts_backoff b;
+	char big[8192];
+
+	assert_int_equal(parse("", &b), -TS_E_CORRUPT);
+	assert_int_equal(parse("tokenseal-backoff v2\n", &b), -TS_E_CORRUPT);
+	assert_int_equal(b.n, 0);
+	/* Each malformed line is dropped; good lines around it stay. */
+	assert_int_equal(parse("tokenseal-backoff v1\n"
+	                       "uid:1 3 100\n"
+	                       "uid:2 3\n"                       /* a field missing */
+	                       "uid:3 -1 100\n"                  /* a sign */
+	                       "uid:4 99999999999 100\n"         /* failures over 32 bits */
+	                       "uid:5 1 100000000000000000000000\n" /* over 64 bits */
+	                       "uid 6 1 100\n"                   /* a space in the source */
+	                       "u\x01id:7 1 100\n"               /* a control byte */
+	                       "uid:8 1 100 \n"                  /* trailing junk */
+	                       "uid:1 9 9\n"                     /* a second uid:1: the first one counts */
+	                       "uid:9 2 200\n"
+	                       "uid:10 2 200", &b), 0);          /* no newline: cut short, dropped */
+	assert_int_equal(b.n, 2);
+	assert_string_equal(b.s[0].source, "uid:1");
+	assert_int_equal(b.s[0].failures, 3);
+	assert_int_equal(b.s[0].retry_at, 100);
+	assert_string_equal(b.s[1].source, "uid:9");
+	/* An over-long source is dropped, and so are lines beyond the table. */
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "tokenseal-backoff v1\n", 21);
+	big[sizeof(big) - 1] = '\n';
+	assert_int_equal(ts_backoff_parse((const uint8_t *)big, sizeof(big), &b), 0);
+	assert_int_equal(b.n, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(sources_are_uid_and_only_roots_hint),
+		cmocka_unit_test(failures_back_off_per_source),
+		cmocka_unit_test(a_full_table_never_resets_a_waiting_source),
+		cmocka_unit_test(the_file_round_trips),
+		cmocka_unit_test(hostile_files_are_never_half_trusted),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
