@@ -53,6 +53,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 	ts_daemon *d = userdata;
 
 	ts_log(TS_LOG_INFO, "signal %u: locking every vault and exiting", si->ssi_signo);
+	ts_audit_data_stop();
 	ts_daemon_lock_all(d, "shutdown");
 	return sd_event_exit(sd_event_source_get_event(s), 0);
 }
@@ -292,6 +293,7 @@ int main(int argc, char **argv)
 	}
 	ret = r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 out:
+	ts_audit_data_stop();
 	ts_daemon_lock_all(&d, "shutdown");
 	ts_autolock_stop(&d);
 	ts_polkit_stop(&d);

@@ -40,7 +40,7 @@ enum {
 	K_ESCROW_THRESHOLD,
 	K_LOCK_IDLE, K_LOCK_SUSPEND, K_LOCK_SCREEN, K_LOCK_TOKEN, K_LOCK_SHARES,
 	K_KEYS_MAX_AGE,
-	K_AUDIT_FAIL_CLOSED,
+	K_AUDIT_FAIL_CLOSED, K_AUDIT_DATA_INTERVAL,
 	K_RECOVERY_ATTEMPTS, K_RECOVERY_BACKOFF,
 	K_N
 };
@@ -68,6 +68,7 @@ static const struct keydef {
 	[K_LOCK_SHARES]      = { "lock", "share-timeout", "300s", V_DURATION },
 	[K_KEYS_MAX_AGE]     = { "keys", "max-age", "off", V_DURATION },
 	[K_AUDIT_FAIL_CLOSED] = { "audit", "fail-closed", "no", V_BOOL },
+	[K_AUDIT_DATA_INTERVAL] = { "audit", "data-interval", "60s", V_DURATION },
 	[K_RECOVERY_ATTEMPTS] = { "recovery", "attempts", "5", V_COUNT },
 	[K_RECOVERY_BACKOFF] = { "recovery", "max-backoff", "300s", V_DURATION },
 };
@@ -125,6 +126,7 @@ struct ts_policy {
 	uint64_t idle, max_age;
 	unsigned lock;
 	int fail_closed;
+	uint64_t data_interval;     /* seconds; 0 = a data-use record per call */
 	unsigned recovery_attempts;  /* wrong recovery keys before the back-off starts */
 	uint64_t recovery_backoff;   /* longest back-off, seconds; 0 = none */
 	uint64_t share_timeout;      /* k-of-n shares given to Unlock are forgotten after this, seconds */
@@ -215,6 +217,7 @@ static ts_policy *policy_new(void)
 	p->recovery_attempts = 5;
 	p->recovery_backoff = 300;
 	p->share_timeout = 300;
+	p->data_interval = 60;
 	p->lock = TS_POLICY_LOCK_SUSPEND | TS_POLICY_LOCK_SCREEN | TS_POLICY_LOCK_TOKEN_REMOVAL;
 	return p;
 }
@@ -561,6 +564,10 @@ static int set_fixed(struct pstate *st, int k, const char *value)
 			p->recovery_backoff = u;
 		else if (k == K_LOCK_SHARES)
 			p->share_timeout = u;
+		else if (k == K_AUDIT_DATA_INTERVAL && u > 3600)
+			return fail(st, -TS_E_INVALID_ARGS, "[%s] %s: '%s' is longer than 1h", d->section, d->key, value);
+		else if (k == K_AUDIT_DATA_INTERVAL)
+			p->data_interval = u;
 		else
 			p->max_age = u;
 		break;
@@ -1381,6 +1388,11 @@ int ts_policy_rotation_due(const ts_policy *p, uint64_t key_created, uint64_t no
 int ts_policy_audit_fail_closed(const ts_policy *p)
 {
 	return p ? p->fail_closed : 0;
+}
+
+uint64_t ts_policy_audit_data_interval(const ts_policy *p)
+{
+	return p ? p->data_interval : 60;
 }
 
 unsigned ts_policy_recovery_attempts(const ts_policy *p)

@@ -142,6 +142,8 @@ unsigned ts_policy_lock_flags(const ts_policy *p);
 int ts_policy_rotation_due(const ts_policy *p, uint64_t key_created, uint64_t now);
 /* [audit] fail-closed: 1 = refuse operations whose audit record cannot be written. */
 int ts_policy_audit_fail_closed(const ts_policy *p);
+/* [audit] data-interval in seconds (at most 3600): how long one data-use record covers; 0 = every call. */
+uint64_t ts_policy_audit_data_interval(const ts_policy *p);
 /* [recovery] attempts: wrong secrets in a row before Unlock backs off (1, 2, 4 ... s). */
 unsigned ts_policy_recovery_attempts(const ts_policy *p);
 /*

@@ -106,6 +106,24 @@ int ts_audit(const char *event, const char *vault, const ts_caller *caller, cons
 int ts_audit_gate(const char *event, const char *vault, const ts_caller *caller, const char *protector,
                   sd_bus_error *error);
 
+/*
+ * The data methods (what: "wrap", "unwrap", "rewrap", "generate",
+ * "unwrap-batch", "rewrap-batch"), once the caller is admitted: recorded per
+ * interval ([audit] data-interval, default 60 s) for each (vault, caller uid,
+ * method). The first call of an interval writes a `data-use` record before
+ * it is answered; later calls of the interval are only counted, and the
+ * interval's `data-use-end` record (method, calls) is written when it is
+ * over (timer), or at ts_audit_data_stop. With fail-closed, after any failed
+ * audit write, calls write their records again until one succeeds.
+ * data-interval 0: a `data-use` record per call. Returns 0, or -TS_E_IO with
+ * error set when the policy says [audit] fail-closed = yes and the record
+ * cannot be written: the caller must refuse. An open interval with a healthy
+ * log costs a table lookup, no system call.
+ */
+int ts_audit_data_use(ts_vault_entry *e, const ts_caller *caller, const char *what, sd_bus_error *error);
+/* Shutdown: end every open interval (data-use-end records) and drop the timer. */
+void ts_audit_data_stop(void);
+
 /* ---- escrow_methods.c ------------------------------------------------------------ */
 
 /* Vault interface additions: SetEscrow, RevokeAndRekey, EscrowRecipients, SharesNeeded, PolicyStatus. */

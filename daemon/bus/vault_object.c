@@ -838,7 +838,7 @@ static int data_call_allowed(sd_bus_message *m, ts_vault_entry *e, const char *w
 		return r;
 	if (unwrap_rule && (r = ts_enforce_unwrap_bus(m, e, &caller, error)) < 0)
 		return r;
-	return 0;
+	return ts_audit_data_use(e, &caller, what, error);
 }
 
 /* A reply holding one non-secret "ay". */
@@ -1017,7 +1017,8 @@ static int batch(sd_bus_message *m, ts_vault_entry *e, int rewrap, sd_bus_error 
 	int r;
 
 	if ((r = vault_authorize(m, e, rewrap ? "rewrap-batch" : "unwrap-batch", &caller, error)) != 0 ||
-	    (r = vault_unlocked(e, error)) < 0 || (r = ts_enforce_unwrap_bus(m, e, &caller, error)) < 0)
+	    (r = vault_unlocked(e, error)) < 0 || (r = ts_enforce_unwrap_bus(m, e, &caller, error)) < 0 ||
+	    (r = ts_audit_data_use(e, &caller, rewrap ? "rewrap-batch" : "unwrap-batch", error)) < 0)
 		return r;
 	if ((pt = plaintext_scratch()) == NULL)
 		return ts_bus_error(error, -TS_E_NOMEM, NULL);
@@ -1141,7 +1142,8 @@ static int method_rotate_key(sd_bus_message *m, void *userdata, sd_bus_error *er
 		                    "unknown or malformed option (known: retire_below=<decimal version>)");
 	}
 	free(opts);
-	if ((r = vault_authorize(m, e, "rotate", &caller, error)) != 0 || (r = vault_unlocked(e, error)) < 0)
+	if ((r = vault_authorize(m, e, "rotate", &caller, error)) != 0 || (r = vault_unlocked(e, error)) < 0 ||
+	    (r = ts_audit_gate("rotate", e->vault->name, &caller, NULL, error)) < 0)
 		return r;
 	if (have_retire && (retire < 1 || retire > e->vault->key_version + 1)) {
 		snprintf(errbuf, sizeof(errbuf), "retire_below must be 1..%u (the new version)",

@@ -77,12 +77,12 @@ static void empty_policy_is_every_default(void **state)
 	ts_policy_protector one = { "recovery", 0 };
 	ts_policy_caller c = { .uid = 4242 };
 
-	assert_int_equal(ts_policy_n_settings(p), 19);   /* 16 + [recovery] attempts, max-backoff + [lock] share-timeout */
+	assert_int_equal(ts_policy_n_settings(p), 20);   /* 16 + [recovery] attempts, max-backoff, [lock] share-timeout, [audit] data-interval */
 	for (size_t i = 0; i < ts_policy_n_settings(p); i++) {
 		assert_null(ts_policy_setting_at(p, i)->file);
 		assert_int_equal(ts_policy_setting_at(p, i)->line, 0);
 	}
-	assert_null(ts_policy_setting_at(p, 19));
+	assert_null(ts_policy_setting_at(p, 20));
 	s = find_setting(p, "protectors", "allowed");
 	assert_string_equal(s->value, "fido2, tpm2, pkcs11, recovery");
 	assert_int_equal(ts_policy_check_protectors(p, &one, 1, 1, 1, NULL, 0), 0);
@@ -92,6 +92,7 @@ static void empty_policy_is_every_default(void **state)
 	                                          TS_POLICY_LOCK_TOKEN_REMOVAL);
 	assert_int_equal(ts_policy_rotation_due(p, 0, UINT64_MAX), 0);
 	assert_int_equal(ts_policy_audit_fail_closed(p), 0);
+	assert_int_equal(ts_policy_audit_data_interval(p), 60);
 	assert_int_equal(ts_policy_escrow_required(p, NULL, 0, NULL), 0);
 	assert_int_equal(ts_policy_recovery_attempts(p), 5);
 	assert_int_equal(ts_policy_recovery_max_backoff(p), 300);
@@ -100,6 +101,12 @@ static void empty_policy_is_every_default(void **state)
 	assert_int_equal(ts_policy_recovery_attempts(p), 2);
 	assert_int_equal(ts_policy_recovery_max_backoff(p), 3600);
 	ts_policy_free(p);
+	p = parse_ok("[audit]\ndata-interval = 5m\n");
+	assert_int_equal(ts_policy_audit_data_interval(p), 300);
+	ts_policy_free(p);
+	p = parse_ok("[audit]\ndata-interval = off\n");
+	assert_int_equal(ts_policy_audit_data_interval(p), 0);
+	ts_policy_free(p);
 }
 
 static void every_error_names_file_and_line(void **state)
@@ -107,6 +114,7 @@ static void every_error_names_file_and_line(void **state)
 	char long_line[4200], text[4400];
 
 	BAD("[protector]\nmin = 2\n", "t.conf:1: ", "unknown section [protector]");
+	BAD("[audit]\ndata-interval = 2h\n", "t.conf:2: ", "[audit] data-interval: '2h' is longer than 1h");
 	BAD("[protectors]\n[bogus]\n", "t.conf:2: ", "unknown section [bogus]");
 	BAD("[protectors\nmin = 2\n", "t.conf:1: ", "without ']'");
 	BAD("min = 2\n", "t.conf:1: ", "outside of any [section]");
@@ -365,7 +373,7 @@ static void directory_merges_each_key_once_in_lexical_order(void **state)
 	assert_non_null(mkdtemp(tmpdir));
 	snprintf(missing, sizeof(missing), "%s/none", tmpdir);
 	assert_int_equal(ts_policy_load_dir(missing, &p, err, sizeof(err)), 0);
-	assert_int_equal(ts_policy_n_settings(p), 19);
+	assert_int_equal(ts_policy_n_settings(p), 20);
 	ts_policy_free(p);
 
 	put("10-site.conf", "[protectors]\nmin = 2\n", 0644);
