@@ -26,6 +26,10 @@
  *   credential id, salt, and whether a PIN (UV) and a touch (UP) are required.
  * - The authenticator returns a different hmac-secret with and without user
  *   verification, so unlock uses exactly the enrolled mode.
+ * - The hmac-secret output does not depend on user presence: the touch is
+ *   asked for (up=true) and its UP flag checked here, in software. A PIN
+ *   protector's output is the with-UV one; its UV flag is checked too, so a
+ *   key that answers without them is refused.
  * - Device: the daemon's --fido2-device list (comma-separated), else every
  *   key that fido_dev_info_manifest finds; never a path from a caller. With
  *   several candidates, unlock finds the one holding the credential with a
@@ -43,6 +47,9 @@
 #define FIDO2_REPORT_LEN 64
 #define FIDO2_PROBE_TIMEOUT_MS 2000
 #define FIDO2_TOUCH_POLL_MS 50
+/* Authenticator data flags (WebAuthn §6.1). */
+#define FIDO2_FLAG_UP 0x01
+#define FIDO2_FLAG_UV 0x04
 
 static void fido2_init_once(void) {
 	static int done;
@@ -342,6 +349,11 @@ static void kek_from_hmac(const uint8_t *hmac, size_t hmac_len, const uint8_t *v
 /*
  * One getAssertion. With want_hmac, derive the KEK; else it is a silent probe
  * (up=false, no PIN) that only tells whether dev holds the credential.
+ *
+ * The hmac-secret output does not depend on the touch, and an authenticator
+ * that skips it returns the same output: so with want_hmac, the answer's
+ * authenticator-data flags must show what the record asks for, UP (touch)
+ * and, for a PIN protector, UV (the PIN was verified), or it is refused.
  */
 static int assert_once(ts_protector_request *req, fido_dev_t *dev, const fido2_params *p,
                        const char *pin, int want_hmac, uint8_t *kek) {
@@ -374,6 +386,16 @@ static int assert_once(ts_protector_request *req, fido_dev_t *dev, const fido2_p
 	if (want_hmac) {
 		const unsigned char *h = fido_assert_hmac_secret_ptr(a, 0);
 		size_t hl = fido_assert_hmac_secret_len(a, 0);
+		uint8_t flags = fido_assert_flags(a, 0);
+		char label[96];
+		if ((p->up && !(flags & FIDO2_FLAG_UP)) || (p->pin && !(flags & FIDO2_FLAG_UV))) {
+			r = ts_protector_fail(req, TS_E_AUTH_FAILED,
+			                      "%s answered without %s (no %s flag in its assertion): a broken or "
+			                      "malicious key; its answer is refused", dev_label(dev, label, sizeof(label)),
+			                      p->up && !(flags & FIDO2_FLAG_UP) ? "a touch" : "verifying the PIN",
+			                      p->up && !(flags & FIDO2_FLAG_UP) ? "UP" : "UV");
+			goto out;
+		}
 		if (!h || hl != 32) {
 			r = ts_protector_fail(req, TS_E_FAILED, "security key returned no hmac-secret");
 			goto out;
@@ -671,8 +693,14 @@ static int fido2_describe(const uint8_t *params, size_t len,
 
 	if ((r = decode_params(params, len, &pp, &p)) < 0)
 		return r;
+	/*
+	 * uv: the key verifies the user, and says so (the UV flag, checked at
+	 * unlock). tokenseal asks for user verification through the key's PIN
+	 * (a pinUvAuthParam in the assertion), so it is there exactly when the
+	 * PIN is; built-in UV (a fingerprint) is not used.
+	 */
 	if ((r = add(ud, "pin", p.pin ? "yes" : "no")) < 0 || (r = add(ud, "touch", p.up ? "yes" : "no")) < 0 ||
-	    (r = add(ud, "rp", p.rp_id)) < 0)
+	    (r = add(ud, "uv", p.pin ? "yes" : "no")) < 0 || (r = add(ud, "rp", p.rp_id)) < 0)
 		goto out;
 	if (ts_params_get_bytes(pp, "aaguid", &aaguid, &alen) == 0 && alen == 16) {
 		sodium_bin2hex(hex, sizeof(hex), aaguid, 16);
