@@ -12,7 +12,7 @@
 #include "cli.h"
 #include "lib/client-internal.h"
 
-enum { OPT_PIN_FD = CLI_OPT_FIRST, OPT_PROTECTOR, OPT_OWNER, OPT_RETIRE, OPT_DEVICE, OPT_NO_PIN,
+enum { OPT_PIN_FD = CLI_OPT_FIRST, OPT_PROTECTOR, OPT_OWNER, OPT_RETIRE, OPT_NO_PIN,
        OPT_NO_TOUCH, OPT_PIN, OPT_PCRS, OPT_URI, OPT_PUBLIC_KEY, OPT_OAEP_HASH, OPT_REPLACE, OPT_THRESHOLD };
 
 /* A PEM certificate with a long chain of extensions fits; anything bigger is not a key file. */
@@ -322,16 +322,16 @@ out:
 static const char enroll_help[] =
 	"Usage: tokenseal enroll TYPE [--pin-fd N] [--option KEY=VALUE]...\n"
 	"       tokenseal enroll recovery\n"
-	"       tokenseal enroll fido2 [--device PATH] [--no-pin] [--no-touch]\n"
+	"       tokenseal enroll fido2 [--no-pin] [--no-touch]\n"
 	"       tokenseal enroll tpm2 [--pin] [--pcrs BANK:LIST] [--replace ID]\n"
 	"       tokenseal enroll pkcs11 --uri URI [--public-key FILE] [--oaep-hash sha256|sha1]\n"
 	"Add a protector to an unlocked vault. 'recovery' prints a new recovery key once.\n"
 	"A PIN (the token's, or the new TPM PIN) is asked for on the terminal without echo.\n\n"
 	"      --pin-fd N         read the PIN from file descriptor N (one line) instead\n"
 	"  -o, --option K=V       backend option, passed as is (repeatable)\n"
-	"  fido2:  --device PATH  the security key to use (option device=PATH)\n"
-	"          --no-pin       do not require the PIN to unlock (option pin=no)\n"
+	"  fido2:  --no-pin       do not require the PIN to unlock (option pin=no)\n"
 	"          --no-touch     do not require a touch to unlock (option up=no)\n"
+	"          With several security keys plugged in, touch the one to enroll when asked.\n"
 	"  tpm2:   --pin          protect with a new PIN, asked twice (option pin=yes)\n"
 	"          --pcrs SPEC    bind to PCR values, e.g. sha256:7 (option pcrs=SPEC)\n"
 	"          --replace ID   re-seal: the new protector replaces tpm2 protector ID in one\n"
@@ -409,7 +409,7 @@ int enroll_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "pin-fd", required_argument, NULL, OPT_PIN_FD }, { "option", required_argument, NULL, 'o' },
-		{ "device", required_argument, NULL, OPT_DEVICE }, { "no-pin", no_argument, NULL, OPT_NO_PIN },
+		{ "no-pin", no_argument, NULL, OPT_NO_PIN },
 		{ "no-touch", no_argument, NULL, OPT_NO_TOUCH }, { "pin", no_argument, NULL, OPT_PIN },
 		{ "pcrs", required_argument, NULL, OPT_PCRS }, { "uri", required_argument, NULL, OPT_URI },
 		{ "public-key", required_argument, NULL, OPT_PUBLIC_KEY },
@@ -417,7 +417,7 @@ int enroll_main(int argc, char **argv)
 		CLI_COMMON_OPTIONS, { 0 }
 	};
 	struct cli_kvlist o = { 0 };
-	const char *type, *device = NULL, *pcrs = NULL, *uri = NULL, *pin_opt, *pubkey_file = NULL;
+	const char *type, *pcrs = NULL, *uri = NULL, *pin_opt, *pubkey_file = NULL;
 	const char *oaep_hash = NULL, *replace = NULL;
 	int no_pin = 0, no_touch = 0, tpm_pin = 0, pin_fd = -1, ask = 0, ch, r, rc = 0;
 	ts_client *c = NULL;
@@ -438,7 +438,6 @@ int enroll_main(int argc, char **argv)
 			if ((rc = cli_kv_add(&o, optarg, "option")) != 0)
 				goto out;
 			break;
-		case OPT_DEVICE: device = optarg; break;
 		case OPT_NO_PIN: no_pin = 1; break;
 		case OPT_NO_TOUCH: no_touch = 1; break;
 		case OPT_PIN: tpm_pin = 1; break;
@@ -458,8 +457,8 @@ int enroll_main(int argc, char **argv)
 	}
 	type = argv[optind];
 	/* The sugar flags belong to one type each: a flag for another type is a mistake worth stopping. */
-	if ((device || no_pin || no_touch) && strcmp(type, "fido2") != 0) {
-		rc = cli_usage_error("enroll ", "--device, --no-pin and --no-touch are for fido2");
+	if ((no_pin || no_touch) && strcmp(type, "fido2") != 0) {
+		rc = cli_usage_error("enroll ", "--no-pin and --no-touch are for fido2");
 		goto out;
 	}
 	if ((tpm_pin || pcrs || replace) && strcmp(type, "tpm2") != 0) {
@@ -480,7 +479,7 @@ int enroll_main(int argc, char **argv)
 	}
 	if (pubkey_file && (rc = read_public_key(pubkey_file, &pubkey, &pubkey_len)) != 0)
 		goto out;
-	if ((device && (rc = cli_kv_set(&o, "device", device))) || (no_pin && (rc = cli_kv_set(&o, "pin", "no"))) ||
+	if ((no_pin && (rc = cli_kv_set(&o, "pin", "no"))) ||
 	    (no_touch && (rc = cli_kv_set(&o, "up", "no"))) || (tpm_pin && (rc = cli_kv_set(&o, "pin", "yes"))) ||
 	    (pcrs && (rc = cli_kv_set(&o, "pcrs", pcrs))) || (uri && (rc = cli_kv_set(&o, "uri", uri))) ||
 	    (pubkey && (rc = cli_kv_set(&o, "public-key", (const char *)pubkey))) ||
@@ -530,7 +529,7 @@ int enroll_main(int argc, char **argv)
 	if (!c && (rc = cli_connect(&c)) != 0)
 		goto out;
 	if (strcmp(type, "fido2") == 0)
-		fprintf(stderr, "Touch your security key when it blinks...\n");
+		fprintf(stderr, "Touch your security key when it blinks (with several plugged in, the one to enroll)...\n");
 	if ((r = ts_client_add_protector(c, cli.vault, type, o.kv, o.n, (const uint8_t *)secret, secret_len, &id,
 	                                 &newkey, &newkey_len)) < 0) {
 		rc = cli_report(c, r);

@@ -79,7 +79,7 @@ softhsm_setup "$RIG_DIR/hsm" >/dev/null 2>&1 || fail "could not set up the SoftH
 note "a PKCS#11 smartcard: SoftHSM2 token '$SOFTHSM_LABEL' with an RSA-2048 key (found through p11-kit)"
 
 step "Starting tokensealed on that bus, keeping vault files in $RIG_DIR/state ..."
-rig_start_daemon --idle-lock 0 --fido2-device "$SOFTFIDO_key_DEV" --tpm2-tcti "$TPM2TOOLS_TCTI"
+rig_start_daemon --idle-lock 0 --test-devices --fido2-device "$SOFTFIDO_key_DEV" --tpm2-tcti "$TPM2TOOLS_TCTI"
 note "daemon pid $DAEMON_PID; the tokenseal commands below find it through \$TOKENSEAL_BUS"
 
 step "Creating vault 'demo'. Its first protector is a recovery key, shown only once:"

@@ -91,9 +91,27 @@ static int parse_seconds(const char *s, uint64_t *ret)
 	return 0;
 }
 
+/*
+ * "unix:PATH" reaches the software authenticator of the tests over a socket:
+ * test plumbing, refused unless the daemon was started for tests.
+ */
+static int check_fido2_devices(const ts_config *config)
+{
+	const char *p = config->fido2_device;
+
+	for (; p && *p; p += strcspn(p, ","), p += *p == ',') {
+		if (strncmp(p, "unix:", 5) != 0 || config->test_devices)
+			continue;
+		fprintf(stderr, "tokensealed: --fido2-device %.*s: unix: devices are the test authenticator's transport, "
+		        "accepted only with --test-devices (for tests, never in production)\n", (int)strcspn(p, ","), p);
+		return -1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	enum { OPT_BUS = 256, OPT_STATE, OPT_IDLE, OPT_TCTI, OPT_FIDO2, OPT_FIDO2_TIMEOUT, OPT_PKCS11, OPT_LOG, OPT_XML, OPT_POLICY, OPT_AUDIT, OPT_HELPER, OPT_HELPER_KEEP };
+	enum { OPT_BUS = 256, OPT_STATE, OPT_IDLE, OPT_TCTI, OPT_FIDO2, OPT_FIDO2_TIMEOUT, OPT_PKCS11, OPT_LOG, OPT_XML, OPT_POLICY, OPT_AUDIT, OPT_HELPER, OPT_HELPER_KEEP, OPT_TEST_DEVICES };
 	static const struct option options[] = {
 		{ "bus", required_argument, NULL, OPT_BUS },
 		{ "state-dir", required_argument, NULL, OPT_STATE },
@@ -108,6 +126,7 @@ int main(int argc, char **argv)
 		{ "helper", required_argument, NULL, OPT_HELPER },
 		{ "helper-keep", required_argument, NULL, OPT_HELPER_KEEP },
 		{ "print-introspection", no_argument, NULL, OPT_XML },   /* hidden: for contrib/org.tokenseal1.xml */
+		{ "test-devices", no_argument, NULL, OPT_TEST_DEVICES }, /* hidden: tests only (tokensealed(8)) */
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -158,6 +177,7 @@ int main(int argc, char **argv)
 			ts_log_set_level(level);
 			break;
 		case OPT_XML: print_xml = 1; break;
+		case OPT_TEST_DEVICES: d.config.test_devices = 1; break;
 		case OPT_POLICY: policy_dir = optarg; break;
 		case OPT_AUDIT: ts_audit_set_file(optarg); break;
 		case OPT_HELPER:
@@ -183,6 +203,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tokensealed: unexpected argument: %s\n", argv[optind]);
 		return EXIT_FAILURE;
 	}
+	if (check_fido2_devices(&d.config) < 0)
+		return EXIT_FAILURE;
 
 	/* Root keys live here: no core dumps, no ptrace by same-uid processes. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 || setrlimit(RLIMIT_CORE, &no_core) < 0) {

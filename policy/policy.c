@@ -1185,7 +1185,7 @@ int ts_policy_check_protectors(const ts_policy *p, const ts_policy_protector *pr
 	static const struct { int type; unsigned bit; int k; const char *what; } reqs[] = {
 		{ T_FIDO2, TS_POLICY_PIN, K_FIDO2_PIN, "a PIN" },
 		{ T_FIDO2, TS_POLICY_TOUCH, K_FIDO2_TOUCH, "touch (user presence)" },
-		{ T_FIDO2, TS_POLICY_UV, K_FIDO2_UV, "built-in user verification" },
+		{ T_FIDO2, TS_POLICY_UV, K_FIDO2_UV, "user verification (the key's PIN)" },
 		{ T_TPM2, TS_POLICY_PIN, K_TPM2_PIN, "a PIN" },
 		{ T_TPM2, TS_POLICY_PCR, K_TPM2_PCR, "a PCR binding" },
 		{ T_PKCS11, TS_POLICY_PIN, K_PKCS11_PIN, "a PIN" },

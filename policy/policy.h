@@ -26,7 +26,7 @@ typedef struct ts_policy ts_policy;
 /* What a protector offers, as its backend reports it; compared with [fido2] pin = required etc. */
 #define TS_POLICY_PIN   0x1u   /* a PIN (FIDO2 clientPIN, TPM authValue, PKCS#11 user PIN) */
 #define TS_POLICY_TOUCH 0x2u   /* user presence (FIDO2 UP) */
-#define TS_POLICY_UV    0x4u   /* built-in user verification (FIDO2 UV, e.g. fingerprint) */
+#define TS_POLICY_UV    0x4u   /* FIDO2 user verification: the UV flag, which tokenseal gets through the key's PIN */
 #define TS_POLICY_PCR   0x8u   /* bound to TPM PCRs */
 
 typedef struct ts_policy_protector {

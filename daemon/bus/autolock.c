@@ -326,12 +326,15 @@ static int on_probe(sd_event_source *s, uint64_t usec, void *userdata)
 	return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
-/* Remember the unix: devices of --fido2-device that are there now. */
+/* Remember the unix: devices of --fido2-device that are there now (only in a daemon started for tests). */
 static void probe_arm(ts_daemon *d)
 {
 	ts_autolock *a = d->autolock;
 	const char *p = d->config.fido2_device, *end;
 	int r;
+
+	if (!d->config.test_devices)
+		return;
 
 	for (; p && *p; p = *end ? end + 1 : end) {
 		probed_dev pd = { 0 };

@@ -1330,6 +1330,9 @@ static int method_add_protector(sd_bus_message *m, void *userdata, sd_bus_error 
 		snprintf(errbuf + strlen(errbuf), sizeof(errbuf) - strlen(errbuf), ")");
 		goto out;
 	}
+	/* No device, file, module or TCTI from a caller reaches the (root) token helper. */
+	if ((r = ts_protector_check_options(ops->type, opts, n_opts, errbuf, sizeof(errbuf))) < 0)
+		goto out;
 	/*
 	 * replace=ID: the new protector takes the place of ID (same type), e.g. a
 	 * TPM protector re-sealed to new PCR values. Checked before the token is

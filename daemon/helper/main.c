@@ -87,6 +87,7 @@ static int run(ts_wire_request *q)
 		.fido2_device = q->fido2_device[0] ? q->fido2_device : NULL,
 		.pkcs11_module = q->pkcs11_module[0] ? q->pkcs11_module : NULL,
 		.fido2_timeout_ms = q->fido2_timeout_ms ? q->fido2_timeout_ms : 30000,
+		.test_devices = q->test_devices,
 	};
 	char err[512] = "", desc[TS_PROTECTOR_DESC_MAX] = "";
 	ts_protector_request req = {

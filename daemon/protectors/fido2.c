@@ -26,12 +26,18 @@
  *   credential id, salt, and whether a PIN (UV) and a touch (UP) are required.
  * - The authenticator returns a different hmac-secret with and without user
  *   verification, so unlock uses exactly the enrolled mode.
- * - Device: a path given by the caller or the daemon's --fido2-device list
- *   (comma-separated), else every key that fido_dev_info_manifest finds. With
- *   several candidates, the one holding the credential is found with a silent
- *   assertion (up=false) before any touch is asked for.
+ * - The hmac-secret output does not depend on user presence: the touch is
+ *   asked for (up=true) and its UP flag checked here, in software. A PIN
+ *   protector's output is the with-UV one; its UV flag is checked too, so a
+ *   key that answers without them is refused.
+ * - Device: the daemon's --fido2-device list (comma-separated), else every
+ *   key that fido_dev_info_manifest finds; never a path from a caller. With
+ *   several candidates, unlock finds the one holding the credential with a
+ *   silent assertion (up=false) before any touch is asked for; enroll asks
+ *   the user to touch the key to enroll.
  * - Paths "unix:PATH" reach a CTAP-HID device over a SOCK_SEQPACKET socket,
- *   one 64-byte report per message (the test authenticator, tests/softfido).
+ *   one 64-byte report per message (the test authenticator, tests/softfido),
+ *   only when config->test_devices is set (tokensealed --test-devices).
  *   Only the transport differs: libfido2's own CTAP2 client code runs above it.
  */
 
@@ -40,6 +46,10 @@
 #define FIDO2_RPID_PREFIX "tokenseal:"
 #define FIDO2_REPORT_LEN 64
 #define FIDO2_PROBE_TIMEOUT_MS 2000
+#define FIDO2_TOUCH_POLL_MS 50
+/* Authenticator data flags (WebAuthn §6.1). */
+#define FIDO2_FLAG_UP 0x01
+#define FIDO2_FLAG_UV 0x04
 
 static void fido2_init_once(void) {
 	static int done;
@@ -175,16 +185,25 @@ static char *pin_cstr(const ts_protector_request *req) {
 	return s;
 }
 
-int ts_fido2_dev_open(fido_dev_t *dev, const char *path) {
+static int is_test_device(const char *path) {
+	return strncmp(path, "unix:", 5) == 0;
+}
+
+int ts_fido2_dev_open(fido_dev_t *dev, const char *path, const ts_config *config) {
 	int r;
 
 	fido2_init_once();
-	if (strncmp(path, "unix:", 5) == 0 && (r = fido_dev_set_io_functions(dev, &unix_hid_io)) != FIDO_OK)
-		return r;
+	if (is_test_device(path)) {
+		/* The socket transport is test plumbing: only where the daemon was started for tests. */
+		if (!config || !config->test_devices)
+			return FIDO_ERR_INVALID_ARGUMENT;
+		if ((r = fido_dev_set_io_functions(dev, &unix_hid_io)) != FIDO_OK)
+			return r;
+	}
 	return fido_dev_open(dev, path);
 }
 
-static fido_dev_t *dev_open(const char *path, int timeout_ms, int *ret_fido_err) {
+static fido_dev_t *dev_open(const ts_protector_request *req, const char *path, int timeout_ms, int *ret_fido_err) {
 	fido_dev_t *dev;
 	int r;
 
@@ -192,7 +211,7 @@ static fido_dev_t *dev_open(const char *path, int timeout_ms, int *ret_fido_err)
 		*ret_fido_err = FIDO_ERR_INTERNAL;
 		return NULL;
 	}
-	if ((r = ts_fido2_dev_open(dev, path)) != FIDO_OK)
+	if ((r = ts_fido2_dev_open(dev, path, req->config)) != FIDO_OK)
 		goto fail;
 	if (timeout_ms > 0)
 		fido_dev_set_timeout(dev, timeout_ms);
@@ -210,17 +229,17 @@ static void dev_close(fido_dev_t **dev) {
 	}
 }
 
-/* Candidate device paths: explicit, the daemon's list, or enumeration. Returns count. */
-static size_t candidates(const ts_protector_request *req, const char *explicit_path,
-                         char paths[FIDO2_MAX_CANDIDATES][256]) {
+/* Candidate device paths: the daemon's list, or enumeration (unix: ones only for tests). Returns count. */
+static size_t candidates(const ts_protector_request *req, char paths[FIDO2_MAX_CANDIDATES][256]) {
 	size_t n = 0;
-	const char *list = explicit_path ? explicit_path : (req->config ? req->config->fido2_device : NULL);
+	const char *list = req->config ? req->config->fido2_device : NULL;
+	int test = req->config && req->config->test_devices;
 
 	if (list && *list) {
 		const char *p = list;
 		while (*p && n < FIDO2_MAX_CANDIDATES) {
 			size_t l = strcspn(p, ",");
-			if (l > 0 && l < 256) {
+			if (l > 0 && l < 256 && (test || !is_test_device(p))) {
 				memcpy(paths[n], p, l);
 				paths[n][l] = '\0';
 				n++;
@@ -330,6 +349,11 @@ static void kek_from_hmac(const uint8_t *hmac, size_t hmac_len, const uint8_t *v
 /*
  * One getAssertion. With want_hmac, derive the KEK; else it is a silent probe
  * (up=false, no PIN) that only tells whether dev holds the credential.
+ *
+ * The hmac-secret output does not depend on the touch, and an authenticator
+ * that skips it returns the same output: so with want_hmac, the answer's
+ * authenticator-data flags must show what the record asks for, UP (touch)
+ * and, for a PIN protector, UV (the PIN was verified), or it is refused.
  */
 static int assert_once(ts_protector_request *req, fido_dev_t *dev, const fido2_params *p,
                        const char *pin, int want_hmac, uint8_t *kek) {
@@ -362,6 +386,16 @@ static int assert_once(ts_protector_request *req, fido_dev_t *dev, const fido2_p
 	if (want_hmac) {
 		const unsigned char *h = fido_assert_hmac_secret_ptr(a, 0);
 		size_t hl = fido_assert_hmac_secret_len(a, 0);
+		uint8_t flags = fido_assert_flags(a, 0);
+		char label[96];
+		if ((p->up && !(flags & FIDO2_FLAG_UP)) || (p->pin && !(flags & FIDO2_FLAG_UV))) {
+			r = ts_protector_fail(req, TS_E_AUTH_FAILED,
+			                      "%s answered without %s (no %s flag in its assertion): a broken or "
+			                      "malicious key; its answer is refused", dev_label(dev, label, sizeof(label)),
+			                      p->up && !(flags & FIDO2_FLAG_UP) ? "a touch" : "verifying the PIN",
+			                      p->up && !(flags & FIDO2_FLAG_UP) ? "UP" : "UV");
+			goto out;
+		}
 		if (!h || hl != 32) {
 			r = ts_protector_fail(req, TS_E_FAILED, "security key returned no hmac-secret");
 			goto out;
@@ -372,6 +406,72 @@ static int assert_once(ts_protector_request *req, fido_dev_t *dev, const fido2_p
 out:
 	fido_assert_free(&a); /* libfido2 wipes the hmac-secret output it holds */
 	sodium_memzero(cdh, sizeof(cdh));
+	return r;
+}
+
+/*
+ * The key to enroll: the only one present, or with several the one the user
+ * touches (as a browser asks): fido_dev_get_touch_begin sends each key a
+ * request that only waits for a touch; the others are cancelled. The
+ * caller never names a device. *ret_dev is open on success.
+ */
+static int choose_device(ts_protector_request *req, char paths[FIDO2_MAX_CANDIDATES][256], size_t n,
+                         fido_dev_t **ret_dev) {
+	fido_dev_t *devs[FIDO2_MAX_CANDIDATES];
+	int waiting[FIDO2_MAX_CANDIDATES];
+	int timeout = (int)(req->config && req->config->fido2_timeout_ms ? req->config->fido2_timeout_ms : 30000);
+	int fr = FIDO_OK, last = FIDO_OK, open_err = FIDO_OK, r;
+	size_t m = 0, left = 0, i, chosen = FIDO2_MAX_CANDIDATES;
+	uint64_t t0;
+
+	for (i = 0; i < n && m < FIDO2_MAX_CANDIDATES; i++)
+		if ((devs[m] = dev_open(req, paths[i], timeout, &fr)) != NULL)
+			m++;
+		else
+			open_err = fr;
+	if (m == 0) {
+		if (n == 1)
+			return ts_protector_fail(req, TS_E_TOKEN_ABSENT, "cannot open security key %s: %s", paths[0],
+			                         fido_strerr(open_err));
+		return ts_protector_fail(req, TS_E_TOKEN_ABSENT, "no FIDO2 security key found; plug one in");
+	}
+	if (m == 1) {
+		*ret_dev = devs[0];
+		return 0;
+	}
+	for (i = 0; i < m; i++) {
+		waiting[i] = fido_dev_get_touch_begin(devs[i]) == FIDO_OK;
+		left += (size_t)waiting[i];
+	}
+	t0 = now_ms();
+	while (left > 0 && chosen == FIDO2_MAX_CANDIDATES && now_ms() - t0 < (uint64_t)timeout)
+		for (i = 0; i < m && chosen == FIDO2_MAX_CANDIDATES; i++) {
+			int touched = 0;
+			if (!waiting[i])
+				continue;
+			if ((fr = fido_dev_get_touch_status(devs[i], &touched, FIDO2_TOUCH_POLL_MS)) != FIDO_OK) {
+				waiting[i] = 0;   /* declined, or gone: not this one */
+				left--;
+				last = fr;
+			} else if (touched)
+				chosen = i;
+		}
+	for (i = 0; i < m; i++) {
+		if (i == chosen)
+			continue;
+		if (waiting[i])
+			(void)fido_dev_cancel(devs[i]);
+		dev_close(&devs[i]);
+	}
+	if (chosen < m) {
+		*ret_dev = devs[chosen];
+		return 0;
+	}
+	if (left > 0 || last == FIDO_OK)
+		r = ts_protector_fail(req, TS_E_TIMEOUT, "no touch on any of the %zu security keys present within %d s: "
+		                      "touch the one to enroll", m, timeout / 1000);
+	else
+		r = map_fido_err(req, NULL, last, "choosing the key to enroll", 0);
 	return r;
 }
 
@@ -403,15 +503,9 @@ static int fido2_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_par
 	if (req->pin_len && !(pin = pin_cstr(req)))
 		return ts_protector_fail(req, TS_E_INVALID_ARGS, "the PIN is not valid text");
 
-	n = candidates(req, ts_protector_option(req, "device"), paths);
-	if (n == 0) {
-		r = ts_protector_fail(req, TS_E_TOKEN_ABSENT, "no FIDO2 security key found; plug one in or give --device");
+	n = candidates(req, paths);
+	if ((r = choose_device(req, paths, n, &dev)) < 0)
 		goto out;
-	}
-	if (!(dev = dev_open(paths[0], (int)(req->config && req->config->fido2_timeout_ms ? req->config->fido2_timeout_ms : 30000), &fr))) {
-		r = ts_protector_fail(req, TS_E_TOKEN_ABSENT, "cannot open security key %s: %s", paths[0], fido_strerr(fr));
-		goto out;
-	}
 	dev_label(dev, label, sizeof(label));
 
 	/* The key must do hmac-secret; a PIN-protected protector needs a key with a PIN. */
@@ -549,10 +643,10 @@ static int fido2_unlock(ts_protector_request *req, const uint8_t *params, size_t
 		goto out;
 	}
 
-	n = candidates(req, NULL, paths);
+	n = candidates(req, paths);
 	r = ts_protector_fail(req, TS_E_TOKEN_ABSENT, "no FIDO2 security key found; plug in the enrolled key");
 	for (i = 0; i < n; i++) {
-		if (!(dev = dev_open(paths[i], timeout, &fr)))
+		if (!(dev = dev_open(req, paths[i], timeout, &fr)))
 			continue;
 		seen++;
 		/*
@@ -604,8 +698,14 @@ static int fido2_describe(const uint8_t *params, size_t len,
 
 	if ((r = decode_params(params, len, &pp, &p)) < 0)
 		return r;
+	/*
+	 * uv: the key verifies the user, and says so (the UV flag, checked at
+	 * unlock). tokenseal asks for user verification through the key's PIN
+	 * (a pinUvAuthParam in the assertion), so it is there exactly when the
+	 * PIN is; built-in UV (a fingerprint) is not used.
+	 */
 	if ((r = add(ud, "pin", p.pin ? "yes" : "no")) < 0 || (r = add(ud, "touch", p.up ? "yes" : "no")) < 0 ||
-	    (r = add(ud, "rp", p.rp_id)) < 0)
+	    (r = add(ud, "uv", p.pin ? "yes" : "no")) < 0 || (r = add(ud, "rp", p.rp_id)) < 0)
 		goto out;
 	if (ts_params_get_bytes(pp, "aaguid", &aaguid, &alen) == 0 && alen == 16) {
 		sodium_bin2hex(hex, sizeof(hex), aaguid, 16);
@@ -644,10 +744,10 @@ static int fido2_present(ts_protector_request *req, const uint8_t *params, size_
 	fido2_init_once();
 	if ((r = decode_params(params, params_len, &pp, &p)) < 0)
 		return ts_protector_fail(req, r, "the fido2 protector record is damaged");
-	n = candidates(req, NULL, paths);
+	n = candidates(req, paths);
 	for (i = 0; i < n && result != 1; i++) {
 		/* A silent assertion needs no user: a short timeout keeps status quick. */
-		if (!(dev = dev_open(paths[i], FIDO2_PROBE_TIMEOUT_MS, &fr)))
+		if (!(dev = dev_open(req, paths[i], FIDO2_PROBE_TIMEOUT_MS, &fr)))
 			continue;
 		r = assert_once(req, dev, &p, NULL, 0, NULL);
 		dev_close(&dev);

@@ -55,7 +55,7 @@ int ts_wire_next(const uint8_t *body, size_t len, size_t *off, ts_wire_field *f)
 	if (l > len - *off - 5)
 		return -TS_E_INVALID_ARGS;
 	f->tag = body[*off];
-	if (f->tag == 0 || (f->tag > TS_WIRE_PARAMS && f->tag < TS_WIRE_RC) || f->tag >= TS_WIRE_TAG_MAX)
+	if (f->tag == 0 || (f->tag >= TS_WIRE_REQUEST_TAG_MAX && f->tag < TS_WIRE_RC) || f->tag >= TS_WIRE_TAG_MAX)
 		return -TS_E_INVALID_ARGS;
 	f->data = body + *off + 5;
 	f->len = l;
@@ -220,6 +220,11 @@ int ts_wire_parse_request(const uint8_t *body, size_t len, ts_wire_request *q)
 		}
 		case TS_WIRE_PIN: q->pin = f.data; q->pin_len = f.len; break;
 		case TS_WIRE_PARAMS: q->params = f.data; q->params_len = f.len; break;
+		case TS_WIRE_TEST_DEVICES:
+			if (f.len != 1 || *(const uint8_t *)f.data != 1)
+				return -TS_E_INVALID_ARGS;
+			q->test_devices = 1;
+			break;
 		default: return -TS_E_INVALID_ARGS;   /* a reply field in a request */
 		}
 		if (r < 0)

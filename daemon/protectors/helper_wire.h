@@ -48,6 +48,8 @@ enum {
 	TS_WIRE_OPTION,            /* "key\0value", repeated */
 	TS_WIRE_PIN,               /* secret bytes: the PIN, or the message to seal */
 	TS_WIRE_PARAMS,            /* the protector record (request: stored; reply: enrolled), or SPKI / sealed box */
+	TS_WIRE_TEST_DEVICES,      /* u8, always 1: tokensealed --test-devices (FIDO2 "unix:" devices allowed) */
+	TS_WIRE_REQUEST_TAG_MAX,   /* request tags are below this */
 	/* reply fields */
 	TS_WIRE_RC = 32,           /* i32 BE: 0 or -TS_E_* */
 	TS_WIRE_ERR,               /* str: message for the user */
@@ -95,6 +97,7 @@ typedef struct ts_wire_request {
 	char fido2_device[TS_WIRE_STR_MAX + 1];
 	char pkcs11_module[TS_WIRE_STR_MAX + 1];
 	uint32_t fido2_timeout_ms;
+	int test_devices;             /* TS_WIRE_TEST_DEVICES was given */
 	char vault_name[TS_WIRE_STR_MAX + 1];
 	uint8_t vault_id[TS_VAULT_ID_BYTES];
 	char option_text[TS_WIRE_MAX_OPTIONS][TS_WIRE_STR_MAX + 1];

@@ -13,6 +13,7 @@ typedef struct ts_config {
 	const char *fido2_device;       /* NULL: enumerate with fido_dev_info_manifest */
 	const char *pkcs11_module;      /* NULL: modules registered with p11-kit */
 	unsigned fido2_timeout_ms;      /* wait for touch; default 30000 */
+	int test_devices;               /* tokensealed --test-devices: "unix:" FIDO2 devices (tests/softfido) allowed */
 } ts_config;
 
 /*
@@ -34,6 +35,17 @@ typedef struct ts_protector_request {
 
 /* Look up an option; NULL if absent. */
 const char *ts_protector_option(const ts_protector_request *req, const char *key);
+
+/*
+ * Are these the options a caller may give when enrolling a protector of
+ * type (AddProtector)? Each type accepts its own short list (fido2: pin, up;
+ * tpm2: pin, pcrs; pkcs11: uri, public-key, oaep-hash; recovery: none) and
+ * every type replace=. Nothing a caller gives may name a device, a file, a
+ * module or a TCTI: those are the administrator's (tokensealed's command
+ * line), since the token helper runs as root. 0, or -TS_E_INVALID_ARGS with
+ * a message for the caller in err.
+ */
+int ts_protector_check_options(const char *type, const ts_kv *options, size_t n_options, char *err, size_t err_len);
 
 /* printf into req->err (no secret may ever be formatted here). Returns code (negative) for chaining. */
 int ts_protector_fail(const ts_protector_request *req, int code, const char *fmt, ...)

@@ -50,6 +50,76 @@ const char *ts_protector_option(const ts_protector_request *req, const char *key
 	return NULL;
 }
 
+/*
+ * What each type's enroll reads (the backends' ts_protector_option calls).
+ * A pkcs11: URI may say module-name= or module-path=, but those only choose
+ * among the modules already loaded (p11-kit's registered ones or
+ * --pkcs11-module); public-key= is PEM text, not a file name.
+ */
+static const struct {
+	const char *type;
+	const char *options[4];
+} known_options[] = {
+	{ "recovery", { NULL } },
+	{ "fido2", { "pin", "up", NULL } },
+	{ "tpm2", { "pin", "pcrs", NULL } },
+	{ "pkcs11", { "uri", "public-key", "oaep-hash", NULL } },
+};
+
+/* Options that would let a caller point the root helper at a device, file or module: each names the daemon's own. */
+static const struct {
+	const char *key, *daemon_option;
+} admin_options[] = {
+	{ "device", "tokensealed --fido2-device" },
+	{ "fido2-device", "tokensealed --fido2-device" },
+	{ "tcti", "tokensealed --tpm2-tcti" },
+	{ "tpm2-tcti", "tokensealed --tpm2-tcti" },
+	{ "module", "tokensealed --pkcs11-module" },
+	{ "pkcs11-module", "tokensealed --pkcs11-module" },
+};
+
+int ts_protector_check_options(const char *type, const ts_kv *options, size_t n_options, char *err, size_t err_len) {
+	size_t t, i, j, k;
+
+	for (t = 0; t < sizeof(known_options) / sizeof(known_options[0]); t++)
+		if (type && strcmp(known_options[t].type, type) == 0)
+			break;
+	for (i = 0; i < n_options; i++) {
+		const char *key = options[i].key;
+		int ok = strcmp(key, "replace") == 0;
+
+		for (k = 0; k < sizeof(admin_options) / sizeof(admin_options[0]); k++)
+			if (strcmp(key, admin_options[k].key) == 0) {
+				snprintf(err, err_len,
+				         "option %s= is not accepted: which devices the token helper opens is set by the "
+				         "administrator (%s), never by a caller%s", key, admin_options[k].daemon_option,
+				         strcmp(admin_options[k].key, "device") == 0
+				                 ? "; with several security keys plugged in, enrolling asks for a touch "
+				                   "on the one to enroll"
+				                 : "");
+				return -TS_E_INVALID_ARGS;
+			}
+		if (t < sizeof(known_options) / sizeof(known_options[0]))
+			for (j = 0; !ok && known_options[t].options[j]; j++)
+				ok = strcmp(key, known_options[t].options[j]) == 0;
+		if (!ok) {
+			size_t len = 0;
+
+			if (t == sizeof(known_options) / sizeof(known_options[0])) {
+				snprintf(err, err_len, "unknown option '%.64s' for protector type '%.32s'", key, type ? type : "?");
+				return -TS_E_INVALID_ARGS;
+			}
+			len = (size_t)snprintf(err, err_len, "unknown option '%.64s' for %s protectors (known:", key, type);
+			for (j = 0; known_options[t].options[j] && len < err_len; j++)
+				len += (size_t)snprintf(err + len, err_len - len, " %s,", known_options[t].options[j]);
+			if (len < err_len)
+				snprintf(err + len, err_len - len, " replace)");
+			return -TS_E_INVALID_ARGS;
+		}
+	}
+	return 0;
+}
+
 int ts_protector_fail(const ts_protector_request *req, int code, const char *fmt, ...) {
 	va_list ap;
 

@@ -412,6 +412,8 @@ static void put_str(fields *q, uint8_t tag, const char *s)
 		put(q, tag, s, strlen(s));
 }
 
+static const uint8_t test_devices_on = 1;
+
 static int build(fields *q, uint8_t op, const char *type, const ts_protector_request *req,
                  const uint8_t *params, size_t params_len)
 {
@@ -428,6 +430,8 @@ static int build(fields *q, uint8_t op, const char *type, const ts_protector_req
 			q->timeout[0] = (uint8_t)(t >> 24), q->timeout[1] = (uint8_t)(t >> 16);
 			q->timeout[2] = (uint8_t)(t >> 8), q->timeout[3] = (uint8_t)t;
 			put(q, TS_WIRE_FIDO2_TIMEOUT, q->timeout, 4);
+			if (cf->test_devices)
+				put(q, TS_WIRE_TEST_DEVICES, &test_devices_on, 1);
 		}
 		put_str(q, TS_WIRE_VAULT_NAME, req->vault_name);
 		if (req->vault_id)

@@ -65,7 +65,7 @@ if [ -x "$SOFTFIDO" ]; then
 	printf '1234\n' >"$U/fido2.pin"
 	"$TOOLS/fido2_check" set-pin --device "$SOFTFIDO_bench_DEV" --vault-id 00 --pin-file "$U/fido2.pin" ||
 		fail "softfido: cannot set the PIN"
-	DAEMON_ARGS+=(--fido2-device "$SOFTFIDO_bench_DEV")
+	DAEMON_ARGS+=(--test-devices --fido2-device "$SOFTFIDO_bench_DEV")
 	have_fido2=1
 else echo "unlock: no softfido, fido2 left out" >&2; fi
 if command -v swtpm >/dev/null && command -v tpm2_getcap >/dev/null; then

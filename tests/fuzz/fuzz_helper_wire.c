@@ -60,6 +60,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			TS_FUZZ_CHECK(q.options[j].key[0] && strlen(q.options[j].value) <= TS_WIRE_STR_MAX);
 		TS_FUZZ_CHECK(!q.pin || (q.pin >= data && q.pin + q.pin_len <= data + size));
 		TS_FUZZ_CHECK(!q.params || (q.params >= data && q.params + q.params_len <= data + size));
+		/* The socket transport is allowed only by the flag itself, never by default. */
+		TS_FUZZ_CHECK(q.test_devices == !!(q.seen & (1u << TS_WIRE_TEST_DEVICES)));
 	}
 	/* The daemon's side: a reply read field by field, every reader on every field. */
 	while ((r = ts_wire_next(data, size, &off, &f)) > 0) {

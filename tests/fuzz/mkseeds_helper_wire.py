@@ -10,7 +10,8 @@ import os
 import struct
 import sys
 
-OP, TYPE, TCTI, FIDO2_DEVICE, PKCS11_MODULE, FIDO2_TIMEOUT, VAULT_NAME, VAULT_ID, OPTION, PIN, PARAMS = range(1, 12)
+OP, TYPE, TCTI, FIDO2_DEVICE, PKCS11_MODULE, FIDO2_TIMEOUT, VAULT_NAME, VAULT_ID, OPTION, PIN, PARAMS, TEST_DEVICES = \
+    range(1, 13)
 RC, ERR, KEK, DESC, SECRET, FACT, VALUE = range(32, 39)
 
 
@@ -25,8 +26,12 @@ def main(out):
               field(VAULT_NAME, b"mail") + field(VAULT_ID, bytes(range(16))))
     seeds = {
         "ok-enroll-fido2": field(OP, b"\x01") + field(TYPE, b"fido2") + common +
-                           field(FIDO2_DEVICE, b"unix:/run/softfido.sock") + field(OPTION, b"pin\x00yes") +
-                           field(OPTION, b"uv\x00no") + field(PIN, b"123456"),
+                           field(FIDO2_DEVICE, b"/dev/hidraw3") + field(OPTION, b"pin\x00yes") +
+                           field(OPTION, b"up\x00no") + field(PIN, b"123456"),
+        # A daemon started with --test-devices: the softfido socket transport is allowed.
+        "ok-enroll-fido2-test": field(OP, b"\x01") + field(TYPE, b"fido2") + common +
+                                field(FIDO2_DEVICE, b"unix:/run/softfido.sock") + field(TEST_DEVICES, b"\x01") +
+                                field(OPTION, b"pin\x00yes") + field(PIN, b"123456"),
         "ok-unlock-tpm2": field(OP, b"\x02") + field(TYPE, b"tpm2") + common + field(PIN, b"4321") +
                           field(PARAMS, b"\xa2\x61v\x01\x61h\x42\x00\x01"),
         "ok-describe-pkcs11": field(OP, b"\x03") + field(TYPE, b"pkcs11") + field(PARAMS, b"\xa0"),
@@ -37,6 +42,12 @@ def main(out):
         "bad-repeated-op": field(OP, b"\x02") + field(OP, b"\x04") + field(TYPE, b"tpm2") + field(PARAMS, b"\xa0"),
         "bad-reply-in-request": field(OP, b"\x02") + field(TYPE, b"tpm2") + field(KEK, bytes(32)),
         "bad-option-no-nul": field(OP, b"\x01") + field(TYPE, b"tpm2") + field(OPTION, b"pin"),
+        "bad-test-devices-zero": field(OP, b"\x04") + field(TYPE, b"fido2") + field(TEST_DEVICES, b"\x00") +
+                                 field(PARAMS, b"\xa0"),
+        "bad-test-devices-long": field(OP, b"\x04") + field(TYPE, b"fido2") + field(TEST_DEVICES, b"\x01\x01") +
+                                 field(PARAMS, b"\xa0"),
+        "bad-test-devices-twice": field(OP, b"\x04") + field(TYPE, b"fido2") + field(TEST_DEVICES, b"\x01") +
+                                  field(TEST_DEVICES, b"\x01") + field(PARAMS, b"\xa0"),
         "reply-unlock": field(RC, struct.pack(">i", 0)) + field(VALUE, struct.pack(">i", 0)) + field(KEK, bytes(32)),
         "reply-describe": field(RC, struct.pack(">i", 0)) + field(VALUE, struct.pack(">i", 1)) +
                           field(FACT, b"aaguid\x00c0ffee") + field(FACT, b"pin\x00required"),

@@ -18,7 +18,7 @@ offered() {
 }
 # help_options TEXT — the options a help text documents: every one on a usage line (or its "   [...]"
 # continuation), and the one(s) an
-# option line starts with ("  -c, --context ...", "  fido2:  --device ...", "  --help, --version").
+# option line starts with ("  -c, --context ...", "  fido2:  --no-pin ...", "  --help, --version").
 help_options() {
 	{
 		grep -E '^(Usage:)? *tokenseal |^ +\[' <<<"$1" | grep -oE -- '--[a-z][a-z0-9-]*'
@@ -84,7 +84,8 @@ pass "every subcommand ($n_sub) and option ($n_opt) the commands' --help texts n
 
 # --- values.
 [ "$(offered tokenseal enroll tpm2 --re)" = --replace ] || fail "enroll tpm2 --re: $(offered tokenseal enroll tpm2 --re)"
-has --device "$(offered tokenseal enroll tpm2 --)" && fail "enroll tpm2 offers fido2's --device"
+has --no-touch "$(offered tokenseal enroll tpm2 --)" && fail "enroll tpm2 offers fido2's --no-touch"
+has --device "$(offered tokenseal enroll fido2 --)" && fail "enroll fido2 offers --device (the daemon's administrator chooses devices)"
 [ "$(offered tokenseal --bus se)" = session ] || fail "--bus se: $(offered tokenseal --bus se)"
 [ "$(offered tokenseal enroll pkcs11 --oaep-hash sha2)" = sha256 ] || fail "--oaep-hash"
 [ "$(offered tokenseal --vault x escrow se)" = set ] || fail "a --vault value is not a command: $(offered tokenseal --vault x escrow se)"

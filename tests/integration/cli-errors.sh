@@ -33,7 +33,7 @@ check_help unwrap --context --in --out --hex --vault
 check_help rewrap --context --text --in --out
 check_help gen-key --size --context --blob-out --key-out --hex --text
 check_help rotate --retire-below
-check_help enroll --pin-fd --option --device --no-pin --no-touch --pin --pcrs --uri
+check_help enroll --pin-fd --option --no-pin --no-touch --pin --pcrs --uri
 check_help revoke ID --keep --touch --record-only --vault
 pass "--help of the tool and of every subcommand exits 0 and names its options"
 

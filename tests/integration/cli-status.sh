@@ -10,7 +10,7 @@ printf '1234\n' >"$D/pin"
 "$TS_BUILD/tests/tools/fido2_check" set-pin --device "$SOFTFIDO_a_DEV" --vault-id 00 --pin-file "$D/pin" >/dev/null ||
 	fail "set the authenticator's PIN"
 rig_start_bus
-rig_start_daemon --idle-lock 0 --fido2-device "$SOFTFIDO_a_DEV" --fido2-timeout 2
+rig_start_daemon --idle-lock 0 --test-devices --fido2-device "$SOFTFIDO_a_DEV" --fido2-timeout 2
 T() { "$TOKENSEAL" --bus "$BUS_ADDRESS" --vault alice "$@"; }
 state() { T status | sed -n 's/^ *state: *//p'; }
 pline() { T status | grep "^ *$1 "; }

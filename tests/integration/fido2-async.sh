@@ -14,14 +14,19 @@ printf '1234\n' >"$RIG_DIR/pin"
 "$CHECK" set-pin --device "$SOFTFIDO_b_DEV" --vault-id 00 --pin-file "$RIG_DIR/pin" || fail "set PIN b"
 
 rig_start_bus
-rig_start_daemon --idle-lock 0 --fido2-device "$SOFTFIDO_a_DEV,$SOFTFIDO_b_DEV" --fido2-timeout $WAIT --helper-keep 1
+rig_start_daemon --idle-lock 0 --test-devices --fido2-device "$SOFTFIDO_a_DEV,$SOFTFIDO_b_DEV" --fido2-timeout $WAIT --helper-keep 1
 T() { "$TOKENSEAL" --bus "$BUS_ADDRESS" "$@"; }
 ms() { date +%s%3N; }
 
 # Vault "slow" opens with key a; vault "other" with key b; vault "soft" with its recovery key only.
 for v in slow other soft; do T --vault $v create >"$RIG_DIR/$v.rk" 2>/dev/null || fail "create $v"; done
-T --vault slow enroll fido2 --device "$SOFTFIDO_a_DEV" --pin-fd 3 3<"$RIG_DIR/pin" >/dev/null 2>&1 || fail "enroll a"
-T --vault other enroll fido2 --device "$SOFTFIDO_b_DEV" --pin-fd 3 3<"$RIG_DIR/pin" >/dev/null 2>&1 || fail "enroll b"
+# Both keys are plugged in: enrolling takes the one that is touched (the other is left waiting, then cancelled).
+softfido_ctl b up timeout >/dev/null
+T --vault slow enroll fido2 --pin-fd 3 3<"$RIG_DIR/pin" >/dev/null 2>&1 || fail "enroll a"
+softfido_ctl b up approve >/dev/null
+softfido_ctl a up timeout >/dev/null
+T --vault other enroll fido2 --pin-fd 3 3<"$RIG_DIR/pin" >/dev/null 2>&1 || fail "enroll b"
+softfido_ctl a up approve >/dev/null
 printf 'k' | T --vault soft wrap --context app=t --text >"$RIG_DIR/blob" || fail "wrap"
 for v in slow other soft; do T --vault $v lock >/dev/null || fail "lock $v"; done
 T --vault soft unlock --protector recovery --pin-fd 3 3<"$RIG_DIR/soft.rk" >/dev/null 2>&1 || fail "unlock soft"
@@ -77,11 +82,12 @@ kids=$(ps -o pid= --ppid "$DAEMON_PID" || true)
 softfido_ctl a up approve >/dev/null
 pass "an abandoned unlock: the daemon answers, its helper is gone after the timeout"
 
-# AddProtector waits for a touch in the helper too: enrolling key a into vault "other" (unlocked) while key a
-# never gets its touch leaves the daemon serving, and the enrollment ends with the touch timeout.
+# AddProtector waits for a touch in the helper too: enrolling into vault "other" (unlocked) while neither key
+# gets its touch leaves the daemon serving, and the enrollment ends with the touch timeout.
 softfido_ctl a up timeout >/dev/null
+softfido_ctl b up timeout >/dev/null
 t0=$(ms)
-( set +e; T --vault other enroll fido2 --device "$SOFTFIDO_a_DEV" --pin-fd 3 3<"$RIG_DIR/pin" >"$RIG_DIR/enr.out" 2>&1
+( set +e; T --vault other enroll fido2 --pin-fd 3 3<"$RIG_DIR/pin" >"$RIG_DIR/enr.out" 2>&1
   echo $? >"$RIG_DIR/enr.rc" ) &
 ENR=$!
 sleep 0.5
@@ -97,8 +103,10 @@ grep -qi 'no touch' "$RIG_DIR/enr.out" || fail "touch-less enrollment message: $
 n=$(T --vault other status | grep -c ' fido2 ' || true)
 [ "$n" = 1 ] || fail "vault other has $n fido2 protectors after a failed enrollment (expected 1)"
 softfido_ctl a up approve >/dev/null
-T --vault other enroll fido2 --device "$SOFTFIDO_a_DEV" --pin-fd 3 3<"$RIG_DIR/pin" >/dev/null 2>&1 ||
+T --vault other enroll fido2 --pin-fd 3 3<"$RIG_DIR/pin" >/dev/null 2>&1 ||
 	fail "enrollment of key a with a touch"
+softfido_ctl b up approve >/dev/null
 n=$(T --vault other status | grep -c ' fido2 ' || true)
 [ "$n" = 2 ] || fail "vault other has $n fido2 protectors after enrolling key a (expected 2)"
+T --vault other status | grep -q 'aaguid=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' || fail "the key touched (a) was not the one enrolled"
 pass "during a touch-less enrollment others were answered in $((t2 - t1)) ms; it ended with the touch timeout, nothing added; with a touch it adds the key"

@@ -13,7 +13,7 @@ printf '0000\n' >"$RIG_DIR/badpin"
 "$CHECK" set-pin --device "$SOFTFIDO_b_DEV" --vault-id 00 --pin-file "$RIG_DIR/pin-b" || fail "set PIN b"
 
 rig_start_bus
-rig_start_daemon --fido2-device "$SOFTFIDO_a_DEV,$SOFTFIDO_b_DEV" --fido2-timeout 2
+rig_start_daemon --test-devices --fido2-device "$SOFTFIDO_a_DEV,$SOFTFIDO_b_DEV" --fido2-timeout 2
 T() { "$TOKENSEAL" --bus "$BUS_ADDRESS" --vault alice "$@"; }
 
 T create alice >"$RIG_DIR/create.out" 2>&1 || { cat "$RIG_DIR/create.out"; fail "create"; }
@@ -21,9 +21,21 @@ RK=$(grep -Eo '([0-9A-Z]{5}-){7}[0-9A-Z]{5}' "$RIG_DIR/create.out" | head -n1)
 [ -n "$RK" ] || fail "no recovery key printed"
 printf '%s\n' "$RK" >"$RIG_DIR/rk"
 
-# Enroll the primary and the backup key.
-T enroll fido2 --device "$SOFTFIDO_a_DEV" --pin-fd 3 3<"$RIG_DIR/pin" >"$RIG_DIR/e1" 2>&1 || { cat "$RIG_DIR/e1"; fail "enroll a"; }
-T enroll fido2 --device "$SOFTFIDO_b_DEV" --pin-fd 3 3<"$RIG_DIR/pin-b" >"$RIG_DIR/e2" 2>&1 || { cat "$RIG_DIR/e2"; fail "enroll b"; }
+# Enroll the primary and the backup key. Both are plugged in: the one touched is enrolled (the caller cannot
+# name a device); the other waits for a touch that does not come and is cancelled.
+softfido_ctl a up timeout >/dev/null
+softfido_ctl b up timeout >/dev/null
+set +e
+out=$(T enroll fido2 --pin-fd 3 3<"$RIG_DIR/pin" 2>&1); rc=$?
+set -e
+[ $rc -eq 7 ] && grep -q 'no touch on any of the 2 security keys' <<<"$out" || fail "enroll with no key touched: exit $rc: $out"
+T status | grep -q ' fido2 ' && fail "a fido2 protector was added although no key was touched"
+softfido_ctl a up approve >/dev/null
+T enroll fido2 --pin-fd 3 3<"$RIG_DIR/pin" >"$RIG_DIR/e1" 2>&1 || { cat "$RIG_DIR/e1"; fail "enroll a"; }
+softfido_ctl b up approve >/dev/null
+softfido_ctl a up timeout >/dev/null
+T enroll fido2 --pin-fd 3 3<"$RIG_DIR/pin-b" >"$RIG_DIR/e2" 2>&1 || { cat "$RIG_DIR/e2"; fail "enroll b"; }
+softfido_ctl a up approve >/dev/null
 PA=$(grep -Eo 'protector p[0-9]+' "$RIG_DIR/e1" | awk '{print $2}')
 PB=$(grep -Eo 'protector p[0-9]+' "$RIG_DIR/e2" | awk '{print $2}')
 [ -n "$PA" ] && [ -n "$PB" ] && [ "$PA" != "$PB" ] || fail "protector ids not reported: $PA $PB"
@@ -31,7 +43,7 @@ st=$(T status)
 grep -q 'aaguid=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' <<<"$st" || fail "status lacks key a's AAGUID: $st"
 grep -q 'aaguid=bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb' <<<"$st" || fail "status lacks key b's AAGUID"
 grep -q 'created 20' <<<"$st" || fail "status lacks creation dates"
-pass "two keys enrolled; status shows AAGUID and creation date"
+pass "two keys plugged in: each enrolled by touching it (none touched: Timeout, nothing added); status shows AAGUID and creation date"
 
 printf 'mail password key' | T wrap --context app=mail --text >"$RIG_DIR/blob" || fail "wrap"
 

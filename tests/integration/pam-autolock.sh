@@ -14,7 +14,7 @@ printf '1234\n' >"$D/pin"
 	--pin-file "$D/pin" >/dev/null || fail "set the authenticator's PIN"
 
 rig_start_bus
-rig_start_daemon --idle-lock 0 --fido2-device "$SOFTFIDO_a_DEV"
+rig_start_daemon --idle-lock 0 --test-devices --fido2-device "$SOFTFIDO_a_DEV"
 # logind comes after the daemon: it learns the owner from NameOwnerChanged.
 standin_start logind
 

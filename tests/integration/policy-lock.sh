@@ -27,7 +27,7 @@ phase() {
 	rm -f "$POL"
 	if [ $# -gt 0 ]; then printf '%s\n' "[lock]" "$@" >"$POL"; chmod 644 "$POL"; fi
 	: >"$D/daemon.log"
-	rig_start_daemon --idle-lock 0 --policy-dir "$D/policy.d" --fido2-device "$DEV"
+	rig_start_daemon --idle-lock 0 --policy-dir "$D/policy.d" --test-devices --fido2-device "$DEV"
 }
 # open_both — unlock the recovery vault and (with the key's PIN) the FIDO2 vault.
 open_both() {
@@ -45,7 +45,7 @@ kept() { wait_log "autolock: $1: $2 vault(s) kept open by the policy: [lock] $3 
 unplug() { softfido_stop a; }
 replug() { softfido_start a; }
 
-rig_start_daemon --idle-lock 0 --policy-dir "$D/policy.d" --fido2-device "$DEV"
+rig_start_daemon --idle-lock 0 --policy-dir "$D/policy.d" --test-devices --fido2-device "$DEV"
 NP=$(fdcall /org/tokenseal1 org.tokenseal1.Manager CreateVault 'sa{ss}h' nobody "owner=65534" ">$D/rk-nobody") ||
 	fail "create nobody"
 KP=$(fdcall /org/tokenseal1 org.tokenseal1.Manager CreateVault 'sa{ss}h' key "owner=65534" ">$D/rk-key") ||

@@ -25,18 +25,18 @@ retries() { sed -n 's/^retries //p' "$D/softfido-$1/state"; }
 rig_start_bus
 T() { "$TOKENSEAL" --vault "$USR:v" "$@"; }
 # Each key is enrolled while the daemon sees only that one.
-rig_start_daemon --idle-lock 0 --fido2-timeout 3 --fido2-device "$SOFTFIDO_a_DEV"
+rig_start_daemon --idle-lock 0 --test-devices --fido2-timeout 3 --fido2-device "$SOFTFIDO_a_DEV"
 fdcall /org/tokenseal1 org.tokenseal1.Manager CreateVault 'sa{ss}h' v "owner=$UUID" ">$D/rk" >/dev/null || fail "create"
 T enroll fido2 --pin-fd 3 3<"$D/pin-a" >"$D/e1" 2>&1 || fail "enroll a: $(cat "$D/e1")"
 rig_stop_daemon
-rig_start_daemon --idle-lock 0 --fido2-timeout 3 --fido2-device "$SOFTFIDO_b_DEV"
+rig_start_daemon --idle-lock 0 --test-devices --fido2-timeout 3 --fido2-device "$SOFTFIDO_b_DEV"
 T unlock --pin-fd 3 3<"$D/rk" >/dev/null || fail "unlock with the recovery key"
 T enroll fido2 --pin-fd 3 3<"$D/pin-b" >"$D/e2" 2>&1 || fail "enroll b: $(cat "$D/e2")"
 PA=$(grep -Eo 'protector p[0-9]+' "$D/e1" | awk '{print $2}')
 PB=$(grep -Eo 'protector p[0-9]+' "$D/e2" | awk '{print $2}')
 [ "$PA" = p2 ] && [ "$PB" = p3 ] || fail "protector ids: $PA $PB"
 rig_stop_daemon
-rig_start_daemon --idle-lock 0 --fido2-timeout 3 --fido2-device "$SOFTFIDO_a_DEV,$SOFTFIDO_b_DEV"
+rig_start_daemon --idle-lock 0 --test-devices --fido2-timeout 3 --fido2-device "$SOFTFIDO_a_DEV,$SOFTFIDO_b_DEV"
 P=/org/tokenseal1/user/$UUID/vault/v
 [ "$(retries a)" = 8 ] && [ "$(retries b)" = 8 ] || fail "enrolling spent retries: $(retries a)/$(retries b)"
 

@@ -587,15 +587,16 @@ static int get_assertion(cbor_item_t **args, sf_out *o) {
 	if (hin.key_agreement && c.hmac_secret &&
 	    (r = hmac_secret_output(&hin, &c, param != NULL, hs, &hs_len)) != CTAP2_OK)
 		goto out;
-	/* Step 9: user presence unless up is false (a silent probe for the right key). */
-	if (up) {
+	/* Step 9: user presence unless up is false (a silent probe for the right key).
+	 * A key told to lie about UP ("flags no-up") skips the touch and says so in its flags. */
+	if (up && !(sf.lie_flags & FLAG_UP)) {
 		if ((r = sf_up_wait()) != CTAP2_OK)
 			goto out;
 		token_consumed();
 	}
 	if ((r = next_counter(&counter)) != CTAP2_OK)
 		goto out;
-	flags = (up ? FLAG_UP : 0) | (param ? FLAG_UV : 0) | (hs_len ? FLAG_ED : 0);
+	flags = ((up ? FLAG_UP : 0) | (param ? FLAG_UV : 0) | (hs_len ? FLAG_ED : 0)) & ~(int)sf.lie_flags;
 	memcpy(auth, rp_hash, 32);
 	auth[32] = (uint8_t)flags;
 	put_be32(auth + 33, counter);

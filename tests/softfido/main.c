@@ -163,16 +163,23 @@ static void ctl_command(ctl_conn *k, char *line) {
 	} else if (!strcmp(line, "up approve-once") || !strcmp(line, "up deny-once")) {
 		sf.up_once = (!strcmp(line + 3, "approve-once") ? SF_UP_APPROVE : SF_UP_DENY) + 1;
 		ctl_reply(k, "ok\n");
+	} else if (!strcmp(line, "flags honest") || !strcmp(line, "flags no-up") || !strcmp(line, "flags no-uv") ||
+	           !strcmp(line, "flags no-up,no-uv")) {
+		/* A broken or malicious key: assertions without the UP (and no touch) or UV flag, same output. */
+		sf.lie_flags = (strstr(line, "no-up") ? 0x01u : 0) | (strstr(line, "no-uv") ? 0x04u : 0);
+		ctl_reply(k, "ok\n");
 	} else if (!strcmp(line, "status")) {
 		snprintf(buf, sizeof(buf),
 		         "serial=%lu pin_set=%d pin_retries=%u pin_failures=%u power_cycle_needed=%d "
-		         "sign_count=%u up=%s%s token=%d\n",
+		         "sign_count=%u up=%s%s token=%d flags=%s\n",
 		         sf.serial, sf.st.pin_set, sf.st.pin_retries, sf.pin_failures,
 		         sf.pin_failures >= SF_PIN_AUTH_FAILURES_MAX, (unsigned)sf.st.sign_count, modes[sf.up_mode],
 		         sf.up_once == SF_UP_APPROVE + 1 ? "+approve-once"
 		         : sf.up_once == SF_UP_DENY + 1  ? "+deny-once"
 		                                         : "",
-		         sf.token.in_use);
+		         sf.token.in_use,
+		         sf.lie_flags == 0 ? "honest" : sf.lie_flags == 0x01u ? "no-up" : sf.lie_flags == 0x04u ? "no-uv"
+		                                                                                    : "no-up,no-uv");
 		ctl_reply(k, buf);
 	} else if (!strcmp(line, "power-cycle")) {
 		sf_power_cycle();

@@ -105,6 +105,7 @@ typedef struct sf_authenticator {
 	int proto_v1, proto_v2;      /* PIN/UV auth protocols offered */
 	sf_up_mode up_mode;
 	int up_once;                 /* 0, or SF_UP_APPROVE+1 / SF_UP_DENY+1 for the next request only */
+	unsigned lie_flags;          /* a broken key: getAssertion leaves these flags out (0x01 UP, 0x04 UV) */
 	unsigned long serial;
 	int verbose;                 /* log every HID packet header */
 	/* Per power cycle, lost on power-cycle: */

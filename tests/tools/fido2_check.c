@@ -82,7 +82,8 @@ int main(int argc, char **argv) {
 		return 1;
 	}
 
-	ts_config cfg = { .fido2_device = device, .fido2_timeout_ms = timeout };
+	/* A test tool: the unix: transport of tests/softfido is allowed here (tokensealed needs --test-devices). */
+	ts_config cfg = { .fido2_device = device, .fido2_timeout_ms = timeout, .test_devices = 1 };
 	if (no_pin)
 		kv[nkv++] = (ts_kv){ "pin", "no" };
 	if (no_touch)
@@ -100,7 +101,7 @@ int main(int argc, char **argv) {
 		fido_dev_t *dev = fido_dev_new();
 		fido_init(0);
 		r = -TS_E_FAILED;
-		if (dev && ts_fido2_dev_open(dev, device) == FIDO_OK) {
+		if (dev && ts_fido2_dev_open(dev, device, &cfg) == FIDO_OK) {
 			int fr = fido_dev_set_pin(dev, pin ? (const char *)pin : "", NULL);
 			if (fr == FIDO_OK)
 				r = 0;
