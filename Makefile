@@ -162,6 +162,11 @@ $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(call obj,daemon/store.c) $(
 # test_escrow also proves the RSA sealer against OpenSSL's decryption.
 $(BUILD)/tests/unit/test_escrow: $(call obj,daemon/protectors/escrow_rsa.c)
 
+# test_log proves the daemon's log lines (daemon/bus/log.c; the audit sinks are stubbed).
+$(BUILD)/tests/unit/test_log: $(BUILD)/obj/tests/unit/test_log.o $(call obj,daemon/bus/log.c) $(LIBTSCORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(TEST_PKGS))
+
 # Test tools named TYPE_*.c link the protector backend daemon/protectors/TYPE*.c
 # (plus the registry and the core), so each backend is tested on its own.
 .SECONDEXPANSION:

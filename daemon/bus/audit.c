@@ -36,13 +36,46 @@ static const char *result_name(int r)
 }
 
 /*
+ * s as the inside of a JSON string (cut to fit cap): quote, backslash and
+ * every byte outside printable ASCII escaped, so the line stays one valid
+ * JSON object whatever a caller passes (the fields are words already).
+ */
+static const char *json_str(const char *s, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\') {
+			if (o + 1 >= cap)
+				break;
+			out[o++] = (char)*p;
+		} else if (*p == '"' || *p == '\\') {
+			if (o + 2 >= cap)
+				break;
+			out[o++] = '\\';
+			out[o++] = (char)*p;
+		} else {
+			if (o + 6 >= cap)
+				break;
+			memcpy(out + o, "\\u00", 4);
+			out[o + 4] = hex[*p >> 4];
+			out[o + 5] = hex[*p & 0xf];
+			o += 6;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/*
  * One JSON object, one write(2) on an O_APPEND fd: concurrent writers never
  * interleave a line. extra: more members (",\"method\":...") or "".
  */
 static int audit_file_write(const char *event, const char *vault, const ts_caller *caller,
                             const char *protector, const char *result, const char *extra)
 {
-	char line[512];
+	char line[1024], ev[96], va[96], pr[96], re[96];
 	int fd, n, saved;
 
 	if (!audit_file)
@@ -50,8 +83,9 @@ static int audit_file_write(const char *event, const char *vault, const ts_calle
 	n = snprintf(line, sizeof(line),
 	             "{\"time\":%llu,\"event\":\"%s\",\"vault\":\"%s\",\"uid\":%ld,\"pid\":%ld,"
 	             "\"protector\":\"%s\",\"result\":\"%s\"%s}\n",
-	             (unsigned long long)ts_now(), event, vault, caller ? (long)caller->uid : -1L,
-	             caller ? (long)caller->pid : 0L, protector, result, extra);
+	             (unsigned long long)ts_now(), json_str(event, ev, sizeof(ev)), json_str(vault, va, sizeof(va)),
+	             caller ? (long)caller->uid : -1L, caller ? (long)caller->pid : 0L,
+	             json_str(protector, pr, sizeof(pr)), json_str(result, re, sizeof(re)), extra);
 	if (n < 0 || (size_t)n >= sizeof(line))
 		goto fail;
 	if ((fd = open(audit_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)

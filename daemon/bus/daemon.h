@@ -88,8 +88,20 @@ enum { TS_LOG_ERR = 3, TS_LOG_WARNING = 4, TS_LOG_NOTICE = 5, TS_LOG_INFO = 6, T
 /* Parse "err|warning|notice|info|debug" (or 3..7). -1 if unknown. */
 int ts_log_parse_level(const char *s);
 void ts_log_set_level(int level);
-/* One line on stderr, "<N>" prefixed so the journal keeps the priority. Never pass secret bytes. */
+/*
+ * One line on stderr, "<N>" prefixed so the journal keeps the priority, made
+ * safe with ts_log_clean (so no argument can start a line of its own). Never
+ * pass secret bytes.
+ */
 void ts_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * s as one printable line in out (cap bytes, NUL-terminated, cut to fit):
+ * ASCII control characters and DEL, bytes that are not UTF-8, C1 controls,
+ * U+2028/U+2029 and the bidirectional overrides each become "\xNN" per byte;
+ * a backslash becomes "\\", so every escape in the output was made here.
+ * Returns out.
+ */
+const char *ts_log_clean(const char *s, char *out, size_t cap);
 /*
  * A caller-supplied word made safe for a log or audit line: [A-Za-z0-9._-]
  * kept, anything else '?', cut to size - 1; "-" for NULL or "". Returns buf
@@ -247,14 +259,17 @@ void ts_autolock_stop(ts_daemon *d);
 #define TS_POLKIT_ACTION_USE_OTHER "org.tokenseal1.use-other"
 
 /*
- * May the sender of m do action (on a vault that is not theirs)? Asks
- * org.freedesktop.PolicyKit1 asynchronously: the first call returns 0
+ * May the sender of m do action on vault v (not theirs)? Asks
+ * org.freedesktop.PolicyKit1 asynchronously, with the details "vault" (v's
+ * name) and "owner" (v's owner uid, decimal): the first call returns 0
  * ("pending": the handler returns 1 without replying) and m is dispatched
  * again when the answer arrives; that second call returns 1 (allowed) or a
- * negative value with error set to AccessDenied. Without polkit on the bus
- * the answer is no (root never gets here). Never blocks the daemon.
+ * negative value with error set to AccessDenied. Busy when too many
+ * questions of that sender, of its uid or of everyone are in flight. Without
+ * polkit on the bus the answer is no (root never gets here). Never blocks
+ * the daemon.
  */
-int ts_polkit_check(ts_daemon *d, sd_bus_message *m, const char *action, sd_bus_error *error);
+int ts_polkit_check(ts_daemon *d, sd_bus_message *m, const char *action, const ts_vault *v, sd_bus_error *error);
 /* Drop every question in flight (shutdown). */
 void ts_polkit_stop(ts_daemon *d);
 

@@ -1,5 +1,6 @@
 /* log.c — tokensealed's log lines: one line per event on stderr, priority-prefixed for the journal. */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,9 +32,81 @@ void ts_log_set_level(int level)
 	log_level = level;
 }
 
+/*
+ * Length of the well-formed UTF-8 sequence at s (2..4) that is safe to show
+ * as it is, or 0: bytes that are not UTF-8, C1 controls (U+0080..U+009F, NEL
+ * among them), the line and paragraph separators U+2028/U+2029 (line breaks
+ * to some readers) and the bidirectional overrides U+202A..U+202E,
+ * U+2066..U+2069 (which reorder what a reader sees).
+ */
+static size_t utf8_safe_len(const unsigned char *s)
+{
+	uint32_t cp;
+	size_t n;
+
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2, cp = s[0] & 0x1fu;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3, cp = s[0] & 0x0fu;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4, cp = s[0] & 0x07u;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3fu);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	if (cp <= 0x9f || cp == 0x2028 || cp == 0x2029 || (cp >= 0x202a && cp <= 0x202e) ||
+	    (cp >= 0x2066 && cp <= 0x2069))
+		return 0;
+	return n;
+}
+
+const char *ts_log_clean(const char *s, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s;
+	size_t o = 0, n;
+
+	if (cap == 0)
+		return out;
+	while (*p) {
+		if (*p >= 0x20 && *p < 0x7f && *p != '\\') {
+			if (o + 1 >= cap)
+				break;
+			out[o++] = (char)*p++;
+		} else if (*p == '\\') {
+			if (o + 2 >= cap)
+				break;
+			out[o++] = '\\';
+			out[o++] = '\\';
+			p++;
+		} else if (*p >= 0x80 && (n = utf8_safe_len(p)) > 0) {
+			if (o + n >= cap)
+				break;
+			memcpy(out + o, p, n);
+			o += n;
+			p += n;
+		} else {
+			if (o + 4 >= cap)
+				break;
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[*p >> 4];
+			out[o++] = hex[*p & 0xf];
+			p++;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
 void ts_log(int level, const char *fmt, ...)
 {
-	char line[1024];
+	char line[1024], clean[4 * sizeof(line)];
 	va_list ap;
 
 	if (level > log_level)
@@ -41,8 +114,12 @@ void ts_log(int level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	/* "<N>" is how journald's stdout/stderr stream learns the priority (sd-daemon(3)). */
-	fprintf(stderr, "<%d>tokensealed: %s\n", level, line);
+	/*
+	 * One event, one line: whatever the arguments carry (a token helper's
+	 * message, a name from another process) cannot start a line of its own.
+	 * "<N>" is how journald's stdout/stderr stream learns the priority (sd-daemon(3)).
+	 */
+	fprintf(stderr, "<%d>tokensealed: %s\n", level, ts_log_clean(line, clean, sizeof(clean)));
 }
 
 /* Caller-supplied words (a protector argument) must not forge fields or lines. */

@@ -1,9 +1,11 @@
 /* policy_enforce.c — tokensealed's side of the system policy: load once, judge vault operations and callers. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bus/policy_enforce.h"
 
@@ -89,6 +91,88 @@ int ts_enforce_protectors(const ts_vault *v, const char *skip, int complete, cha
 	return ts_policy_check_protectors(p, prot, n, v->threshold ? v->threshold : 1, complete, msg, msglen);
 }
 
+/* 1: pid has no audit login uid (as every process a system service starts), 0: it has one or it cannot be told. */
+static int no_login_uid(pid_t pid)
+{
+	char path[64], buf[16];
+	ssize_t n;
+	int fd;
+
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%ld/loginuid", (long)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return strcmp(buf, "4294967295") == 0;
+}
+
+/*
+ * May the executable the bus reported be believed? It is /proc/PID/exe of the
+ * pid the bus recorded when the caller connected, and a process can connect,
+ * fork, exec an allowed program and let its child send the call: same pid,
+ * another program. What an exec does not change is the process's cgroup (an
+ * ordinary user cannot move a process into a system service's cgroup, while
+ * inside user.slice they move their own processes between their own units)
+ * and its audit login uid (set by pam_loginuid for logins, cron and at jobs;
+ * never cleared without CAP_AUDIT_CONTROL). So the executable counts only for
+ * a caller that runs in a system service and has no login uid. 1: believe it;
+ * 0: do not, why says why.
+ */
+static int exe_believed(sd_bus_creds *c, pid_t pid, char *why, size_t whylen)
+{
+	const char *unit = NULL, *slice = NULL, *user_unit = NULL;
+	size_t n;
+
+	if (sd_bus_creds_get_unit(c, &unit) < 0 || !unit) {
+		snprintf(why, whylen, "its systemd unit is unknown");
+		return 0;
+	}
+	if (sd_bus_creds_get_slice(c, &slice) < 0)
+		slice = NULL;
+	if (sd_bus_creds_get_user_unit(c, &user_unit) < 0)
+		user_unit = NULL;
+	n = strlen(unit);
+	/* A user's own units (user.slice, user@UID.service and what it runs) are the user's to fill. */
+	if (user_unit || !slice || strcmp(slice, "user.slice") == 0 || strncmp(slice, "user-", 5) == 0 ||
+	    strncmp(unit, "user@", 5) == 0 || n <= 8 || strcmp(unit + n - 8, ".service") != 0) {
+		snprintf(why, whylen, "it runs in %s%s%s, not in a system service", user_unit ? user_unit : unit,
+		         slice ? " of " : "", slice ? slice : "");
+		return 0;
+	}
+	if (!no_login_uid(pid)) {
+		snprintf(why, whylen, "it has a login uid (a login session, a cron or at job), unlike a system service");
+		return 0;
+	}
+	return 1;
+}
+
+/* Say once per caller (bus connection) why its executable did not count: unique names are never reused. */
+static void exe_not_believed_log(sd_bus_message *m, const ts_caller *caller, const char *vault, const char *why)
+{
+	static char seen[32][48];
+	static size_t next;
+	const char *sender = sd_bus_message_get_sender(m);
+	char vbuf[TS_VAULT_NAME_MAX + 1];
+
+	if (!sender || strlen(sender) >= sizeof(seen[0]))
+		sender = "";
+	for (size_t i = 0; *sender && i < sizeof(seen) / sizeof(seen[0]); i++)
+		if (strcmp(seen[i], sender) == 0)
+			return;
+	if (*sender) {
+		snprintf(seen[next], sizeof(seen[next]), "%s", sender);
+		next = (next + 1) % (sizeof(seen) / sizeof(seen[0]));
+	}
+	ts_log(TS_LOG_INFO, "unwrap: vault=%s uid=%ld pid=%ld: [unwrap] executables entries do not match this caller: %s",
+	       ts_log_word(vault, vbuf, sizeof(vbuf)), (long)caller->uid, (long)caller->pid, why);
+}
+
 int ts_enforce_unwrap(sd_bus_message *m, const ts_caller *caller, const char *vault, char *msg, size_t msglen)
 {
 	const ts_policy *p = ts_enforce_policy();
@@ -96,6 +180,8 @@ int ts_enforce_unwrap(sd_bus_message *m, const ts_caller *caller, const char *va
 	sd_bus_creds *c = NULL;
 	const gid_t *sup = NULL;
 	uint32_t *gids = NULL;
+	const char *exe = NULL;        /* the executable read but not believed */
+	char why[160] = "";
 	gid_t gid;
 	int n_sup = 0, r;
 
@@ -105,8 +191,8 @@ int ts_enforce_unwrap(sd_bus_message *m, const ts_caller *caller, const char *va
 	if (ts_policy_check_unwrap(p, vault, &pc, NULL, 0) == 0)
 		return 0;
 	r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID | SD_BUS_CREDS_SUPPLEMENTARY_GIDS |
-	                                 SD_BUS_CREDS_UNIT | SD_BUS_CREDS_USER_UNIT | SD_BUS_CREDS_EXE |
-	                                 SD_BUS_CREDS_AUGMENT, &c);
+	                                 SD_BUS_CREDS_UNIT | SD_BUS_CREDS_USER_UNIT | SD_BUS_CREDS_SLICE |
+	                                 SD_BUS_CREDS_EXE | SD_BUS_CREDS_AUGMENT, &c);
 	if (r >= 0) {
 		if ((n_sup = sd_bus_creds_get_supplementary_gids(c, &sup)) < 0)
 			n_sup = 0;
@@ -119,15 +205,30 @@ int ts_enforce_unwrap(sd_bus_message *m, const ts_caller *caller, const char *va
 		for (int i = 0; i < n_sup; i++)
 			gids[pc.n_gids++] = sup[i];
 		pc.gids = gids;
+		if (sd_bus_creds_get_exe(c, &pc.exe) < 0)
+			pc.exe = NULL;
+		/* Before pc.unit is chosen below: the executable is judged by the system unit only. */
+		if (pc.exe && !exe_believed(c, caller->pid, why, sizeof(why))) {
+			exe = pc.exe;
+			pc.exe = NULL;
+		}
 		/* A system unit first; a user's own unit (user@.service children) otherwise. */
 		if (sd_bus_creds_get_unit(c, &pc.unit) < 0 || (pc.unit && strcmp(pc.unit, "user@0.service") == 0))
 			pc.unit = NULL;
 		if (!pc.unit && sd_bus_creds_get_user_unit(c, &pc.unit) < 0)
 			pc.unit = NULL;
-		if (sd_bus_creds_get_exe(c, &pc.exe) < 0)
-			pc.exe = NULL;
 	}
 	r = ts_policy_check_unwrap(p, vault, &pc, msg, msglen);
+	/* Say why only when the executable it was not given would have admitted it. */
+	if (r < 0 && exe) {
+		pc.exe = exe;
+		if (ts_policy_check_unwrap(p, vault, &pc, NULL, 0) == 0) {
+			exe_not_believed_log(m, caller, vault, why);
+			if (msg && strlen(msg) + 1 < msglen)
+				snprintf(msg + strlen(msg), msglen - strlen(msg),
+				         " (its executable does not count: %s; tokenseal-policy(5))", why);
+		}
+	}
 	free(gids);
 	sd_bus_creds_unref(c);
 	return r;

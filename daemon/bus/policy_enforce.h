@@ -38,6 +38,10 @@ int ts_enforce_protectors(const ts_vault *v, const char *skip, int complete, cha
  * unit and executable come from the bus (and /proc through sd-bus), never
  * from arguments. The full credentials are only asked for when the uid
  * alone does not satisfy the policy, so a vault without rules costs nothing.
+ * The executable counts only for a caller in a system service's cgroup
+ * without a login uid (an exec keeps the pid the bus recorded); for any other
+ * caller it is unknown, msg says why and the reason is logged once per
+ * connection.
  */
 int ts_enforce_unwrap(sd_bus_message *m, const ts_caller *caller, const char *vault, char *msg, size_t msglen);
 

@@ -10,8 +10,15 @@
 #define POLKIT_IFACE "org.freedesktop.PolicyKit1.Authority"
 #define POLKIT_FLAG_ALLOW_USER_INTERACTION 1u
 
-/* Questions in flight at once: each holds a message; a flood gets Busy, not memory. */
-#define POLKIT_MAX_QUERIES 64
+/*
+ * Questions in flight at once: each holds a message; a flood gets Busy, not
+ * memory. Per sender (one bus connection) and per caller uid (one user may
+ * open many connections), so that one user's flood answers Busy to that user
+ * only; the global cap bounds what many users together can hold.
+ */
+#define POLKIT_MAX_QUERIES_PER_SENDER 8
+#define POLKIT_MAX_QUERIES_PER_UID 16
+#define POLKIT_MAX_QUERIES 256
 /* An authentication dialog may take a person a while; without one polkit answers at once. */
 #define POLKIT_TIMEOUT_INTERACTIVE_USEC (120ull * 1000000)
 #define POLKIT_TIMEOUT_USEC (10ull * 1000000)
@@ -21,6 +28,8 @@ typedef struct ts_polkit_query {
 	sd_bus_message *request;       /* the caller's method call, dispatched again on the answer */
 	sd_bus_slot *slot;             /* the CheckAuthorization call; NULL once answered */
 	char action[64];
+	char *sender;                  /* the caller's unique bus name */
+	uid_t uid;                     /* ... and its uid */
 	int answered;
 	int allowed;
 	char why[192];                 /* for the AccessDenied message */
@@ -31,6 +40,7 @@ static void query_free(ts_polkit_query *q)
 {
 	sd_bus_slot_unref(q->slot);
 	sd_bus_message_unref(q->request);
+	free(q->sender);
 	free(q);
 }
 
@@ -78,29 +88,47 @@ static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_err
 	return 0;
 }
 
-static int ask(ts_daemon *d, sd_bus_message *m, const char *action, sd_bus_error *error)
+static int ask(ts_daemon *d, sd_bus_message *m, const char *action, const char *vault, uint32_t owner,
+               sd_bus_error *error)
 {
 	_ts_cleanup_reply_ sd_bus_message *call = NULL;
 	const char *sender = sd_bus_message_get_sender(m);
 	int interactive = sd_bus_message_get_allow_interactive_authorization(m) > 0;
+	size_t n_sender = 0, n_uid = 0;
 	ts_polkit_query *q;
+	ts_caller caller;
+	char owner_s[16];
 	int r;
 
-	if (!sender)
+	if (!sender || ts_caller_get(m, &caller) < 0)
 		return ts_bus_error(error, -TS_E_ACCESS_DENIED, "no sender");
+	for (q = d->polkit_queries; q; q = q->next) {
+		n_sender += strcmp(q->sender, sender) == 0;
+		n_uid += q->uid == caller.uid;
+	}
+	if (n_sender >= POLKIT_MAX_QUERIES_PER_SENDER || n_uid >= POLKIT_MAX_QUERIES_PER_UID)
+		return ts_bus_error(error, -TS_E_BUSY, "too many authorization checks of this caller in progress");
 	if (d->n_polkit_queries >= POLKIT_MAX_QUERIES)
 		return ts_bus_error(error, -TS_E_BUSY, "too many authorization checks in progress");
-	if ((q = calloc(1, sizeof(*q))) == NULL)
+	if ((q = calloc(1, sizeof(*q))) == NULL || (q->sender = strdup(sender)) == NULL) {
+		free(q);
 		return ts_bus_error(error, -TS_E_NOMEM, NULL);
+	}
 	q->d = d;
+	q->uid = caller.uid;
 	q->request = sd_bus_message_ref(m);
 	snprintf(q->action, sizeof(q->action), "%s", action);
-	/* The subject is the caller's bus name: polkit asks the bus who that is, no pid race. */
+	snprintf(owner_s, sizeof(owner_s), "%u", (unsigned)owner);
+	/*
+	 * The subject is the caller's bus name: polkit asks the bus who that is, no
+	 * pid race. The details name the vault, for rules (action.lookup("vault"))
+	 * and for $(vault) / $(owner) in the action's message.
+	 */
 	if ((r = sd_bus_message_new_method_call(d->bus, &call, POLKIT_NAME, POLKIT_PATH, POLKIT_IFACE,
 	                                        "CheckAuthorization")) < 0 ||
 	    (r = sd_bus_message_append(call, "(sa{sv})s", "system-bus-name", 1, "name", "s", sender, action)) < 0 ||
-	    (r = sd_bus_message_append(call, "a{ss}us", 0,
-	                               interactive ? POLKIT_FLAG_ALLOW_USER_INTERACTION : 0u, "")) < 0 ||
+	    (r = sd_bus_message_append(call, "a{ss}", 2, "vault", vault, "owner", owner_s)) < 0 ||
+	    (r = sd_bus_message_append(call, "us", interactive ? POLKIT_FLAG_ALLOW_USER_INTERACTION : 0u, "")) < 0 ||
 	    (r = sd_bus_call_async(d->bus, &q->slot, call, on_reply, q,
 	                           interactive ? POLKIT_TIMEOUT_INTERACTIVE_USEC : POLKIT_TIMEOUT_USEC)) < 0) {
 		query_free(q);
@@ -112,7 +140,7 @@ static int ask(ts_daemon *d, sd_bus_message *m, const char *action, sd_bus_error
 	return 0;
 }
 
-int ts_polkit_check(ts_daemon *d, sd_bus_message *m, const char *action, sd_bus_error *error)
+int ts_polkit_check(ts_daemon *d, sd_bus_message *m, const char *action, const ts_vault *v, sd_bus_error *error)
 {
 	ts_polkit_query *q;
 	char why[sizeof(q->why)];
@@ -121,7 +149,7 @@ int ts_polkit_check(ts_daemon *d, sd_bus_message *m, const char *action, sd_bus_
 		if (q->request == m && strcmp(q->action, action) == 0)
 			break;
 	if (!q)
-		return ask(d, m, action, error);
+		return ask(d, m, action, v->name, v->owner_uid, error);
 	if (!q->answered)
 		return 0;
 	/* One answer, one use: a later call of the same client asks again. */

@@ -43,7 +43,7 @@ static int vault_authorize(sd_bus_message *m, ts_vault_entry *e, const char *wha
 		return ts_bus_error(error, r, NULL);
 	if (e != e->d->ghost && ts_caller_may_use(caller, e->vault))
 		return 0;
-	r = ts_polkit_check(e->d, m, data ? TS_POLKIT_ACTION_USE_OTHER : TS_POLKIT_ACTION_MANAGE_OTHER, error);
+	r = ts_polkit_check(e->d, m, data ? TS_POLKIT_ACTION_USE_OTHER : TS_POLKIT_ACTION_MANAGE_OTHER, e->vault, error);
 	if (r == 0)
 		return 1;
 	if (r > 0 && e != e->d->ghost) {

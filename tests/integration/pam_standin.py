@@ -5,9 +5,11 @@
 #       owns org.freedesktop.login1: Manager.GetUser(u), User.Sessions, Session.User/State,
 #       and the signals PrepareForSleep / Session.Lock, sent when the test calls
 #       org.tokenseal1.test.Control on /test: AddSession(s id, u uid), EmitSleep(b), EmitLock(s id).
-#   pam_standin.py ADDRESS polkit READYFILE ACTION LOGFILE
+#   pam_standin.py ADDRESS polkit READYFILE ACTION LOGFILE [HANG_UID]
 #       owns org.freedesktop.PolicyKit1: CheckAuthorization answers (true,false,{}) for ACTION only
-#       and appends "subject-kind name action flags" to LOGFILE for each question.
+#       and appends "subject-kind name action flags" to LOGFILE for each question, and
+#       "name action key=value..." (the details, sorted by key) to LOGFILE.details. A question
+#       about a subject of uid HANG_UID is never answered (a polkit that keeps a dialog open).
 import sys
 
 import dbus
@@ -98,16 +100,22 @@ class Manager(dbus.service.Object):
 
 
 class Authority(dbus.service.Object):
-    def __init__(self, bus, action, log):
+    def __init__(self, bus, action, log, hang_uid):
         super().__init__(bus, "/org/freedesktop/PolicyKit1/Authority")
-        self.action, self.log = action, log
+        self.bus, self.action, self.log, self.hang_uid, self.pending = bus, action, log, hang_uid, []
 
     @dbus.service.method("org.freedesktop.PolicyKit1.Authority", in_signature="(sa{sv})sa{ss}us",
-                         out_signature="(bba{ss})")
-    def CheckAuthorization(self, subject, action, details, flags, cancel):
+                         out_signature="(bba{ss})", async_callbacks=("ok", "err"))
+    def CheckAuthorization(self, subject, action, details, flags, cancel, ok, err):
+        name = subject[1].get("name", "-")
         with open(self.log, "a") as f:
-            f.write("%s %s %s %d\n" % (subject[0], subject[1].get("name", "-"), action, flags))
-        return (action == self.action, False, {})
+            f.write("%s %s %s %d\n" % (subject[0], name, action, flags))
+        with open(self.log + ".details", "a") as f:
+            f.write(" ".join([name, action] + ["%s=%s" % (k, details[k]) for k in sorted(details)]) + "\n")
+        if self.hang_uid is not None and self.bus.get_unix_user(name) == self.hang_uid:
+            self.pending.append((ok, err))
+            return
+        ok((action == self.action, False, {}))
 
 
 def main():
@@ -118,7 +126,7 @@ def main():
         keep = Manager(bus)
         name = dbus.service.BusName("org.freedesktop.login1", bus)
     else:
-        keep = Authority(bus, sys.argv[4], sys.argv[5])
+        keep = Authority(bus, sys.argv[4], sys.argv[5], int(sys.argv[6]) if len(sys.argv) > 6 else None)
         name = dbus.service.BusName("org.freedesktop.PolicyKit1", bus)
     open(ready, "w").write(bus.get_unique_name() + "\n")
     GLib.MainLoop().run()
