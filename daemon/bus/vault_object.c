@@ -50,8 +50,11 @@ static int vault_authorize(sd_bus_message *m, ts_vault_entry *e, const char *wha
 		ts_log_event(data ? "polkit-use-other" : "polkit-manage-other", e->vault->name, caller, NULL, 0);
 		return 0;
 	}
+	/* Busy (too many questions in flight) and the like: the same for a vault and for the ghost. */
+	if (r < 0 && !sd_bus_error_has_name(error, ts_error_dbus_name(-TS_E_ACCESS_DENIED)))
+		return r;
 	ts_log_event(what, e->vault->name, caller, NULL, -TS_E_ACCESS_DENIED);
-	if (r < 0 && sd_bus_error_is_set(error)) {
+	if (r < 0) {
 		/* polkit's reason goes to the log, never to the caller. */
 		ts_log(TS_LOG_INFO, "vault=%s uid=%ld: %s", e->vault->name, (long)caller->uid, error->message);
 		sd_bus_error_free(error);

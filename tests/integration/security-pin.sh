@@ -82,7 +82,8 @@ pass "with A unplugged B's PIN goes to B alone; a wrong PIN stops at the first t
 softfido_start a
 T lock >/dev/null
 rk=$(tr -d '\n' <"$D/rk")
-printf '%sX\n' "${rk%?}" >"$D/rk-typo"   # last character wrong: the checksum fails
+last=${rk: -1}; [ "$last" = X ] && typo=Y || typo=X
+printf '%s%s\n' "${rk%?}" "$typo" >"$D/rk-typo"   # last character wrong: the checksum fails
 rc=0; T unlock --pin-fd 3 3<"$D/rk-typo" >"$D/out" 2>&1 || rc=$?
 [ $rc -ne 0 ] && grep -qi "recovery key" "$D/out" || fail "mistyped recovery key: (rc $rc) $(cat "$D/out")"
 [ "$(retries a)" = 8 ] && [ "$(retries b)" = 8 ] || fail "a mistyped recovery key reached a token: $(retries a)/$(retries b)"
