@@ -141,6 +141,12 @@ typedef struct ts_unlock_ui {
 	const uint8_t *secret;         /* a secret given ahead (--pin-fd, PAM_AUTHTOK): used for the first one asked */
 	size_t secret_len;
 	int once;                      /* one protector only (a secret given ahead and nobody to ask) */
+	/*
+	 * Only protectors that show somebody is there count: a secret, or a
+	 * security key's touch; never a TPM without PIN, which opens for anyone
+	 * at the machine (a login must not).
+	 */
+	int need_user;
 } ts_unlock_ui;
 
 /*

@@ -35,10 +35,30 @@ static int is_used(const struct loop *l, const char *id)
 	return 0;
 }
 
-/* A protector this loop may still use: matches which, its share not given yet. */
+/* "Not here, not this way": after a try without a secret, go on and ask for one. */
+static int moves_on(int r)
+{
+	return r == -TS_E_TOKEN_ABSENT || r == -TS_E_TOKEN_NOT_ENROLLED || r == -TS_E_NO_SUCH_PROTECTOR ||
+	       r == -TS_E_PIN_REQUIRED || r == -TS_E_TIMEOUT || r == -TS_E_NOT_SUPPORTED;
+}
+
+/*
+ * Does unlocking with p show that somebody is there: a secret typed, or a
+ * security key touched? A TPM without PIN opens for anyone at the machine.
+ */
+static int proves_user(const ts_protector_info *p)
+{
+	const char *touch = ts_protector_info_fact(p, "touch");
+
+	return ts_protector_info_needs_secret(p) || (strcmp(p->type, "fido2") == 0 && (!touch || strcmp(touch, "no") != 0));
+}
+
+/* A protector this loop may still use: matches which, its share not given yet, and proves a user if it must. */
 static int eligible(const struct loop *l, const ts_protector_info *p)
 {
 	if (l->which && *l->which && strcmp(l->which, p->id) != 0 && strcmp(l->which, p->type) != 0)
+		return 0;
+	if (l->ui->need_user && !proves_user(p))
 		return 0;
 	return !is_used(l, p->id);
 }
@@ -63,11 +83,26 @@ static int unlock_once(struct loop *l, const char *which, const char *secret, si
 	return ts_client_unlock(l->c, l->vault, which, (const uint8_t *)secret, len, &o, ret_id, ret_needed);
 }
 
-/* "Not here, not this way": after a try without a secret, go on and ask for one. */
-static int moves_on(int r)
+/*
+ * The protectors that need no secret. Without need_user the daemon tries
+ * them itself (protector which or ""); with it, each one that proves a
+ * user is named, so that a TPM without PIN is never what answers.
+ */
+static int unlock_without_secret(struct loop *l, char **ret_id, unsigned *ret_needed)
 {
-	return r == -TS_E_TOKEN_ABSENT || r == -TS_E_TOKEN_NOT_ENROLLED || r == -TS_E_NO_SUCH_PROTECTOR ||
-	       r == -TS_E_PIN_REQUIRED || r == -TS_E_TIMEOUT || r == -TS_E_NOT_SUPPORTED;
+	int r = -TS_E_NO_SUCH_PROTECTOR;
+
+	if (!l->ui->need_user)
+		return unlock_once(l, l->which, NULL, 0, ret_id, ret_needed);
+	for (size_t i = 0; i < l->info->n_protectors; i++) {
+		const ts_protector_info *p = &l->info->protectors[i];
+
+		if (!eligible(l, p) || ts_protector_info_needs_secret(p))
+			continue;
+		if ((r = unlock_once(l, p->id, NULL, 0, ret_id, ret_needed)) >= 0 || !moves_on(r))
+			return r;
+	}
+	return r;
 }
 
 /*
@@ -157,7 +192,7 @@ int ts_client_unlock_interactive(ts_client *c, const char *vault, const char *wh
 		r = -TS_E_NO_SUCH_PROTECTOR;
 		/* Protectors that need nothing (a TPM, a key without PIN): no prompt. */
 		if (!ahead && n_nosecret) {
-			r = unlock_once(&l, which, NULL, 0, &id, &needed);
+			r = unlock_without_secret(&l, &id, &needed);
 			if (r < 0 && (!n_secret || !moves_on(r)))
 				break;
 		}

@@ -244,7 +244,9 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
 	const void *item = NULL;
 	char vault[32 + TS_VAULT_NAME_MAX], source[64];
 	struct conv cv = { .pamh = pamh, .flags = flags, .pam_rc = PAM_SUCCESS };
-	ts_unlock_ui ui = { .ud = &cv, .ask_secret = conv_ask_secret, .choose = conv_choose, .info = conv_info };
+	/* A login is a person: a TPM without PIN, which opens for anyone at the machine, never counts. */
+	ts_unlock_ui ui = { .ud = &cv, .ask_secret = conv_ask_secret, .choose = conv_choose, .info = conv_info,
+	                    .need_user = 1 };
 	unsigned needed = 0;
 	uint32_t owner = 0;
 	pam_ts_opts o;

@@ -1,0 +1,46 @@
+#!/bin/bash
+# security-pam-user.sh — a login is a person. Alice's vault has a TPM protector with a PIN and one
+# without ("opens at boot"). Someone at the machine runs `su alice` and types nothing: the TPM
+# without PIN would open the vault for anyone, so pam_tokenseal never takes it as a login.
+. "$TS_SRC/tests/lib/rig.sh"
+. "$TS_SRC/tests/lib/swtpm.sh"
+. "$TS_SRC/tests/integration/core_lib.bash"
+. "$TS_SRC/tests/integration/pam_lib.bash"
+D=$RIG_DIR
+ALICE=tspu$$
+rig_useradd "$ALICE"
+AUID=$(id -u "$ALICE")
+swtpm_start "$D/tpm"
+rig_start_bus
+rig_start_daemon --idle-lock 0 --tpm2-tcti "swtpm:path=$D/tpm/sock"
+T() { "$TOKENSEAL" --vault "$AUID:$ALICE" "$@"; }
+P=/org/tokenseal1/user/$AUID/vault/$ALICE
+fdcall /org/tokenseal1 org.tokenseal1.Manager CreateVault 'sa{ss}h' "$ALICE" "owner=$AUID" ">$D/rk" >/dev/null ||
+	fail "create"
+printf '4711\n' >"$D/pin"
+T enroll tpm2 --pin --pin-fd 3 3<"$D/pin" </dev/null >"$D/e1" 2>&1 || fail "enroll tpm2 --pin: $(cat "$D/e1")"
+T enroll tpm2 </dev/null >"$D/e2" 2>&1 || fail "enroll tpm2: $(cat "$D/e2")"
+T lock >/dev/null
+
+# --- the attack: nothing typed.
+pam_service su "auth sufficient $PAM_SO timeout=5" "auth requisite pam_deny.so"
+rc=0; pt su "$ALICE" authenticate </dev/null >"$D/out" 2>&1 || rc=$?
+[ $rc -ne 0 ] || fail "su $ALICE with nothing typed logged in: $(cat "$D/out")"
+[ "$(vprop "$P" Locked)" = true ] || fail "the PIN-less TPM opened the vault at the login prompt"
+grep -q "PIN or recovery key: \|TPM PIN: " "$D/out" || fail "no prompt: $(cat "$D/out")"
+# Named, it is refused too: a protector that proves nobody is no login.
+pam_service named "auth required $PAM_SO protector=p3 timeout=5"
+rc=0; pt named "$ALICE" authenticate </dev/null >"$D/out" 2>&1 || rc=$?
+[ $rc -ne 0 ] && [ "$(vprop "$P" Locked)" = true ] || fail "protector=p3 (TPM without PIN) logged in: $(cat "$D/out")"
+pass "a TPM without PIN never counts as a login, not even when named"
+
+# --- the PIN does.
+pt su "$ALICE" authenticate <"$D/pin" >"$D/out" 2>&1 || fail "the TPM PIN: $(cat "$D/out")"
+[ "$(vprop "$P" Locked)" = false ] || fail "not unlocked by the TPM PIN"
+grep -q "event=unlock vault=$ALICE .*protector=p2 result=ok" "$D/daemon.log" || fail "not p2 that opened it"
+# The CLI, run by the owner at the machine, still uses it (that is what it is for).
+T lock >/dev/null
+T unlock </dev/null >"$D/out" 2>&1 || fail "CLI unlock with the TPM: $(cat "$D/out")"
+pass "the TPM's PIN logs in; the CLI still opens the vault with the PIN-less TPM"
+
+core_finish
