@@ -155,11 +155,20 @@ static ts_backoff_source *counter(ts_backoff *b, const char *source, uint64_t no
 		snprintf(victim->source, sizeof(victim->source), "%s", source);
 		return victim;
 	}
-	if ((s = find(b, OVERFLOW)) == NULL) {
+	if ((s = find(b, OVERFLOW)) != NULL)
+		return s;
+	if (b->n < TS_BACKOFF_SOURCES) {
 		s = &b->s[b->n++];
 		memset(s, 0, sizeof(*s));
-		snprintf(s->source, sizeof(s->source), OVERFLOW);
+	} else {
+		/*
+		 * A table full of waiting sources and no shared counter (only a file
+		 * written by hand can be so): the last slot becomes the shared
+		 * counter, keeping its count and wait, so nobody's wait is shortened.
+		 */
+		s = &b->s[TS_BACKOFF_SOURCES - 1];
 	}
+	snprintf(s->source, sizeof(s->source), OVERFLOW);
 	return s;
 }
 

@@ -1,4 +1,6 @@
 /* fuzz_backoff.c — libFuzzer harness: the back-off side file (STATE/UID/NAME.backoff), read as hostile bytes. */
+#include <stdio.h>
+
 #include "core/backoff.h"
 #include "fuzz.h"
 
@@ -31,7 +33,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ts_backoff_failed(&b, b.s[i].source, 1000000, 1, 300);
 		TS_FUZZ_CHECK(ts_backoff_check(&b, b.s[i].source, 1000000, 300, &wait) == 0 || wait <= 300);
 	}
-	ts_backoff_failed(&b, "uid:0:pam:fuzz", 1000000, 1, 300);
-	TS_FUZZ_CHECK(b.n <= TS_BACKOFF_SOURCES);
+	/* New sources, once the file's own entries wait (the full-table paths of counter()). */
+	for (int i = 0; i < 3; i++) {
+		char src[TS_BACKOFF_SOURCE_MAX];
+
+		snprintf(src, sizeof(src), "uid:%d", 7000 + i);
+		ts_backoff_failed(&b, src, 0, 0, 300);
+		TS_FUZZ_CHECK(b.n <= TS_BACKOFF_SOURCES);
+	}
 	return 0;
 }

@@ -85,6 +85,30 @@ static void a_full_table_never_resets_a_waiting_source(void **state)
 	assert_int_equal(ts_backoff_check(&b, "uid:4000", now, 300, &wait), -TS_E_BUSY);
 }
 
+static void a_full_file_of_waiting_sources_stays_in_bounds(void **state)
+{
+	ts_backoff b;
+	ts_buf in = { 0 };
+	char line[64];
+	uint64_t now = 100 * SEC, wait;
+
+	/* 32 sources, all waiting, no shared counter: a file the daemon never writes, but may find. */
+	assert_int_equal(ts_buf_append(&in, "tokenseal-backoff v1\n", 21), 0);
+	for (int i = 0; i < TS_BACKOFF_SOURCES; i++) {
+		int n = snprintf(line, sizeof(line), "uid:%d 9 %llu\n", 100 + i, (unsigned long long)(now + 60 * SEC));
+		assert_int_equal(ts_buf_append(&in, line, (size_t)n), 0);
+	}
+	assert_int_equal(ts_backoff_parse(in.data, in.len, &b), 0);
+	assert_int_equal(b.n, TS_BACKOFF_SOURCES);
+	ts_backoff_failed(&b, "uid:999", now, 1, 300);
+	assert_int_equal(b.n, TS_BACKOFF_SOURCES);
+	/* The new source counts on the shared counter, which waits; the others wait as before. */
+	assert_int_equal(ts_backoff_check(&b, "uid:999", now, 300, &wait), -TS_E_BUSY);
+	assert_int_equal(ts_backoff_check(&b, "uid:100", now, 300, &wait), -TS_E_BUSY);
+	assert_int_equal(ts_backoff_check(&b, "uid:130", now, 300, &wait), -TS_E_BUSY);
+	ts_buf_free(&in);
+}
+
 static void the_file_round_trips(void **state)
 {
 	ts_backoff b = { .n = 0 }, c;
@@ -140,6 +164,7 @@ int main(void)
 		cmocka_unit_test(sources_are_uid_and_only_roots_hint),
 		cmocka_unit_test(failures_back_off_per_source),
 		cmocka_unit_test(a_full_table_never_resets_a_waiting_source),
+		cmocka_unit_test(a_full_file_of_waiting_sources_stays_in_bounds),
 		cmocka_unit_test(the_file_round_trips),
 		cmocka_unit_test(hostile_files_are_never_half_trusted),
 	};
