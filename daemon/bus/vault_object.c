@@ -178,6 +178,7 @@ typedef struct ts_unlock_job {
 	size_t n_ids, next_id;
 	size_t n_probe;                  /* > 0: ids are tokens still to be asked whether they are there */
 	char present[TS_VAULT_MAX_PROTECTORS][TS_PROTECTOR_ID_MAX];
+	char present_token[TS_VAULT_MAX_PROTECTORS][96];   /* which token answered the probe ("" unknown) */
 	size_t n_present;
 	size_t tried, matched;
 	int best;
@@ -469,8 +470,8 @@ static void list_tokens(ts_unlock_job *j, char ids[][TS_PROTECTOR_ID_MAX], size_
  * Which physical token a protector's PIN goes to, as far as the record
  * tells: every TPM protector to the one TPM of --tpm2-tcti, a PKCS#11 one to
  * the token its URI names (label, and serial when the URI has one: a key
- * enrolled offline may not), a FIDO2 key only to itself (two credentials
- * cannot be told to be on one key).
+ * enrolled offline may have none), a FIDO2 key only to itself (two
+ * credentials cannot be told to be on one key).
  */
 typedef struct token_id {
 	char kind[16], label[96], serial[96];
@@ -495,19 +496,33 @@ static void token_identity(ts_vault_entry *e, const char *id, token_id *t)
 	snprintf(t->label, sizeof(t->label), "%s", id);
 }
 
+/*
+ * One token for sure: a serial on one side only could be another card of the
+ * same label, so it is not the same (the presence probe decides, or the
+ * caller names it); two URIs without a serial resolve alike in the backend,
+ * which never logs in to one of several cards of a label it cannot tell apart.
+ */
 static int same_token(const token_id *a, const token_id *b)
 {
-	return strcmp(a->kind, b->kind) == 0 && strcmp(a->label, b->label) == 0 &&
-	       (!a->serial[0] || !b->serial[0] || strcmp(a->serial, b->serial) == 0);
+	return strcmp(a->kind, b->kind) == 0 && strcmp(a->label, b->label) == 0 && strcmp(a->serial, b->serial) == 0;
 }
 
-/* Do all these protectors take the PIN on one and the same token? Then it is no question which. */
-static int one_token(ts_vault_entry *e, char ids[][TS_PROTECTOR_ID_MAX], size_t n)
+/*
+ * Do all these protectors take the PIN on one and the same token? Then it is
+ * no question which. probed (may be NULL): which token answered each one's
+ * presence probe, the better witness when both sides have one.
+ */
+static int one_token(ts_vault_entry *e, char ids[][TS_PROTECTOR_ID_MAX], char probed[][96], size_t n)
 {
 	token_id first, other;
 
 	token_identity(e, ids[0], &first);
 	for (size_t i = 1; i < n; i++) {
+		if (probed && probed[0][0] && probed[i][0]) {
+			if (strcmp(probed[0], probed[i]) != 0)
+				return 0;
+			continue;
+		}
 		token_identity(e, ids[i], &other);
 		if (!same_token(&first, &other))
 			return 0;
@@ -521,7 +536,7 @@ static void probe_done(ts_unlock_job *j)
 	char list[400];
 
 	j->n_probe = 0;
-	if (j->n_present >= 1 && one_token(j->e, j->present, j->n_present)) {
+	if (j->n_present >= 1 && one_token(j->e, j->present, j->present_token, j->n_present)) {
 		/* One token (perhaps several keys on it): tried in turn, the first wrong PIN ends it. */
 		for (size_t i = 0; i < j->n_present; i++)
 			memcpy(j->ids[i], j->present[i], sizeof(j->ids[0]));
@@ -558,6 +573,8 @@ static void on_remote_present(void *userdata, int r, const ts_remote_reply *repl
 		if (r < 0)
 			ts_log(TS_LOG_INFO, "vault=%s protector=%s: presence unknown: %s", j->e->vault->name, id,
 			       err && *err ? err : ts_strerror(r));
+		snprintf(j->present_token[j->n_present], sizeof(j->present_token[0]), "%s",
+		         r >= 0 && reply->desc ? reply->desc : "");
 		memcpy(j->present[j->n_present++], id, sizeof(j->present[0]));
 	}
 	probe_next(j);
@@ -584,6 +601,7 @@ static void probe_next(ts_unlock_job *j)
 		req.err_len = sizeof(errbuf);
 		if (!ops->present || ts_remote_present_start(e->d->event, ops, &req, p->params, p->params_len,
 		                                             on_remote_present, j, &j->remote) < 0) {
+			j->present_token[j->n_present][0] = '\0';
 			memcpy(j->present[j->n_present++], id, sizeof(j->present[0]));
 			continue;
 		}
@@ -644,7 +662,7 @@ static void unlock_candidates(ts_unlock_job *j)
 			break;
 	}
 	/* Only a choice between tokens needs asking which are there. */
-	if (!by_id && tokens > 1 && !one_token(j->e, j->ids, j->n_ids))
+	if (!by_id && tokens > 1 && !one_token(j->e, j->ids, NULL, j->n_ids))
 		j->n_probe = j->n_ids;
 }
 

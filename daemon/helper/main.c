@@ -151,11 +151,16 @@ static int run(ts_wire_request *q)
 				rc = -TS_E_LIMIT;
 			break;
 		case TS_WIRE_OP_PRESENT:
+			/* desc carries which token answered: the daemon tells one token from two by it. */
+			req.token_id = desc;
+			req.token_id_len = sizeof(desc);
 			if (!ops->present)
 				rc = -TS_E_NOT_SUPPORTED;
 			else if ((rc = ops->present(&req, q->params, q->params_len)) >= 0) {
 				value = rc;
 				rc = 0;
+				if (value > 0 && desc[0])
+					add(&p, TS_WIRE_DESC, desc, strnlen(desc, sizeof(desc) - 1));
 			}
 			break;
 		}

@@ -752,8 +752,12 @@ static int fido2_present(ts_protector_request *req, const uint8_t *params, size_
 		r = assert_once(req, dev, &p, NULL, 0, NULL);
 		dev_close(&dev);
 		/* "Not this key" or "gone meanwhile" says absent; any other answer leaves it unknown unless another key has it. */
-		if (r == 0)
+		if (r == 0) {
 			result = 1;
+			/* The key that holds the credential: two records on one key take the PIN on that one key. */
+			if (req->token_id)
+				snprintf(req->token_id, req->token_id_len, "fido2 %s", paths[i]);
+		}
 		else if (r != -TS_E_TOKEN_NOT_ENROLLED && r != -TS_E_TOKEN_ABSENT && result == 0)
 			result = r;
 	}

@@ -179,12 +179,28 @@ static void p11_uri_label(P11KitUri *uri, char out[33]) {
  * (enrollment, where several tokens may match a loose URI).
  * TS_E_TOKEN_ABSENT when none matches.
  */
+static int p11_scan_tokens(ts_protector_request *req, p11_ctx *c, P11KitUri *uri,
+                           int (*has_obj)(p11_ctx *, P11KitUri *), int *ret_tokens, int *ret_with_obj);
+
 static int p11_open_token(ts_protector_request *req, p11_ctx *c, P11KitUri *uri,
                           int (*has_obj)(p11_ctx *, P11KitUri *)) {
+	return p11_scan_tokens(req, c, uri, has_obj, NULL, NULL);
+}
+
+/*
+ * As p11_open_token, or, with ret_tokens, only count: the tokens the URI
+ * matches and (has_obj) those of them that show such an object; no session
+ * is kept. Returns 0 when counting.
+ */
+static int p11_scan_tokens(ts_protector_request *req, p11_ctx *c, P11KitUri *uri,
+                           int (*has_obj)(p11_ctx *, P11KitUri *), int *ret_tokens, int *ret_with_obj) {
 	CK_FUNCTION_LIST **m;
 	CK_SLOT_ID want_slot = p11_kit_uri_get_slot_id(uri);
 	char want[33], seen[33] = "";
 	int matched = 0;
+
+	if (ret_tokens)
+		*ret_tokens = *ret_with_obj = 0;
 
 	for (m = p11_list(c); m && *m; m++) {
 		CK_SLOT_ID slots[P11_SLOTS_MAX];
@@ -212,7 +228,10 @@ static int p11_open_token(ts_protector_request *req, p11_ctx *c, P11KitUri *uri,
 			c->open = 1;
 			p11_trim_label(c->label, ti.label);
 			memcpy(c->serial, ti.serialNumber, sizeof(c->serial));
-			if (!has_obj || has_obj(c, uri))
+			if (ret_tokens) {
+				++*ret_tokens;
+				*ret_with_obj += has_obj && has_obj(c, uri);
+			} else if (!has_obj || has_obj(c, uri))
 				return 0;
 			snprintf(seen, sizeof(seen), "%s", c->label);
 			matched = 1;
@@ -221,6 +240,8 @@ static int p11_open_token(ts_protector_request *req, p11_ctx *c, P11KitUri *uri,
 			c->open = 0;
 		}
 	}
+	if (ret_tokens)
+		return 0;
 	if (matched)
 		return ts_protector_fail(req, TS_E_KEY_NOT_FOUND,
 		                         "no public key or certificate matching the URI on '%s'", seen);
@@ -947,6 +968,28 @@ out:
 	return r;
 }
 
+/*
+ * The one token a PIN for this URI may go to. A URI without a serial may
+ * match several tokens of one label (PIV cards of one make, two SoftHSM
+ * tokens): then only a token that shows the key (its public key or
+ * certificate, before any login) counts, and if that is not exactly one,
+ * no token gets the PIN: a wrong one would cost a retry of a card that was
+ * never meant.
+ */
+static int p11_open_for_login(ts_protector_request *req, p11_ctx *c, P11KitUri *uri, int need_key) {
+	char want[33];
+	int tokens, with_key;
+
+	(void)p11_scan_tokens(req, c, uri, p11_has_pub, &tokens, &with_key);
+	/* need_key: the key must show before login (enrollment reads it), so a token without it never gets the PIN. */
+	if (tokens <= 1 || with_key == 1 || (need_key && with_key == 0))
+		return p11_open_token(req, c, uri, need_key || with_key == 1 ? p11_has_pub : NULL);
+	p11_uri_label(uri, want);
+	return ts_protector_fail(req, TS_E_AMBIGUOUS, "%d tokens named '%s' could be this protector's and %s: "
+	                         "no PIN was tried; enroll it again naming the token's serial (pkcs11: URI serial=)",
+	                         tokens, want, with_key ? "more than one shows its key" : "none shows its key before login");
+}
+
 static int p11_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_params, char *ret_desc, char *secret_out,
                       size_t secret_out_cap, size_t *secret_out_len) {
 	const char *pem = ts_protector_option(req, "public-key");
@@ -1010,7 +1053,7 @@ static int p11_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_param
 		token = 1;
 	}
 	if (token) {
-		if ((r = p11_load(req, &c)) < 0 || (r = p11_open_token(req, &c, uri, pem ? NULL : p11_has_pub)) < 0 ||
+		if ((r = p11_load(req, &c)) < 0 || (r = p11_open_for_login(req, &c, uri, !pem)) < 0 ||
 		    (r = p11_login(req, &c)) < 0)
 			goto out;
 		if (!pem && (r = p11_pub_from_token(req, &c, uri, &pub)) < 0)
@@ -1074,7 +1117,7 @@ static int p11_unlock(ts_protector_request *req, const uint8_t *params, size_t p
 		r = ts_protector_fail(req, TS_E_CORRUPT, "pkcs11 protector parameters are corrupt (URI)");
 		goto out;
 	}
-	if ((r = p11_load(req, &c)) < 0 || (r = p11_open_token(req, &c, uri, NULL)) < 0 ||
+	if ((r = p11_load(req, &c)) < 0 || (r = p11_open_for_login(req, &c, uri, 0)) < 0 ||
 	    (r = p11_login(req, &c)) < 0 || (r = p11_unseal(req, &c, uri, &rec, kek, NULL)) < 0)
 		goto out;
 out:
@@ -1133,8 +1176,15 @@ static int p11_present(ts_protector_request *req, const uint8_t *params, size_t 
 	}
 	if ((r = p11_load(req, &c)) < 0)
 		goto out;
-	r = p11_open_token(req, &c, uri, NULL);
+	/* The token a PIN would go to (p11_open_for_login): several it cannot tell apart is "cannot tell". */
+	r = p11_open_for_login(req, &c, uri, 0);
 	r = r == -TS_E_TOKEN_ABSENT ? 0 : r < 0 ? r : 1;
+	if (r == 1 && req->token_id) {
+		char serial[2 * sizeof(c.serial) + 1];
+
+		p11_hex(serial, sizeof(serial), c.serial, sizeof(c.serial));
+		snprintf(req->token_id, req->token_id_len, "pkcs11 %s %s", c.label, serial);
+	}
 out:
 	p11_close(&c);
 	p11_kit_uri_free(uri);

@@ -31,6 +31,13 @@ typedef struct ts_protector_request {
 	size_t pin_len;
 	char *err;                          /* message for the user, set on failure */
 	size_t err_len;                     /* ... e.g. "PIN incorrect, 5 tries left on 'SoftFIDO'" */
+	/*
+	 * present: which physical token answered, in a form that is the same for
+	 * two records on one token (a device path, a token serial); "" when the
+	 * backend cannot tell. NULL when nobody asks.
+	 */
+	char *token_id;
+	size_t token_id_len;
 } ts_protector_request;
 
 /* Look up an option; NULL if absent. */
@@ -83,8 +90,9 @@ typedef struct ts_protector_ops {
 	/*
 	 * Is the token this record needs reachable right now? Must never ask
 	 * for a touch or try a PIN, and must be quick (status and autolock poll
-	 * it). 1 present, 0 absent, negative TS_E_* when it cannot tell.
-	 * Optional (NULL: unknown). req->pin is always NULL here.
+	 * it). 1 present, 0 absent, negative TS_E_* when it cannot tell; when
+	 * present, req->token_id (if not NULL) names the token that would take
+	 * the PIN. Optional (NULL: unknown). req->pin is always NULL here.
 	 */
 	int (*present)(ts_protector_request *req, const uint8_t *params, size_t params_len);
 } ts_protector_ops;

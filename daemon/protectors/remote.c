@@ -492,6 +492,7 @@ static int reply_fields(uint8_t op, call *c, ts_remote_reply *out, char *desc, s
 			out->secret = f.data, out->secret_len = f.len;
 	}
 	if (op == TS_WIRE_OP_PRESENT) {
+		/* desc, when the helper sent one, names the token that answered. */
 		out->present = c->value > 0;
 		return 0;
 	}

@@ -16,7 +16,7 @@ typedef struct ts_remote_reply {
 	const uint8_t *kek;            /* TS_KEY_BYTES */
 	const uint8_t *params;         /* enroll: the new protector record */
 	size_t params_len;
-	const char *desc;              /* enroll: its description ("" if none) */
+	const char *desc;              /* enroll: its description; present: which token answered ("" if none) */
 	const uint8_t *secret;         /* enroll: a minted secret to show once, or NULL */
 	size_t secret_len;
 	int present;                   /* present: 1 the token is there, 0 it is not */

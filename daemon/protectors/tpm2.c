@@ -905,6 +905,9 @@ static int tpm2_present(ts_protector_request *req, const uint8_t *params, size_t
 	if (Tss2_TctiLdr_Initialize(conf, &tcti) != TSS2_RC_SUCCESS)
 		return 0;
 	Tss2_TctiLdr_Finalize(&tcti);
+	/* Every tpm2 protector takes its PIN on the one TPM of this TCTI. */
+	if (req->token_id)
+		snprintf(req->token_id, req->token_id_len, "tpm2 %s", conf);
 	return 1;
 }
 
