@@ -17,15 +17,18 @@
 int ts_recovery_generate(uint8_t key[TS_RECOVERY_KEY_BYTES], char text[TS_RECOVERY_TEXT_BYTES]);
 
 /*
- * Parse what a user typed: case-insensitive, dashes/spaces ignored, Crockford
- * substitutions (O->0, I/L->1, U invalid). Returns 0, or -TS_E_BAD_RECOVERY_KEY
+ * Parse what a user typed: case-insensitive, separators ignored (dashes,
+ * dots, underscores, white space, and the typographic dashes and no-break
+ * spaces a document may have put there), Crockford substitutions (O->0,
+ * I/L->1, U invalid). Returns 0, or -TS_E_BAD_RECOVERY_KEY
  * when the length or the checksum is wrong (a typo), never a partial key.
  */
 int ts_recovery_parse(const char *text, size_t len, uint8_t key[TS_RECOVERY_KEY_BYTES]);
 
 /*
  * Does what a user typed have the shape of a recovery key (40 letters and
- * digits, give or take a few typed twice or left out, in any grouping)?
+ * digits, give or take four typed twice or left out, grouped by any of the
+ * parser's separators, with at most 8 other characters)?
  * Such input is never a token PIN for tokensealed: it goes to recovery
  * protectors only, so a mistyped recovery key spends no token's PIN retry.
  * 1 or 0; nothing is decoded.

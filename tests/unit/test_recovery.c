@@ -119,6 +119,41 @@ static void lowercase_spaces_and_crockford_substitutions_are_accepted(void **sta
 	assert_memory_equal(back, key, 20);
 }
 
+/* A key pasted from a document: typographic dashes, no-break spaces, dots. */
+static void typographic_separators_are_accepted_and_shaped_like_a_key(void **state)
+{
+	static const char *const seps[] = { "\xe2\x80\x93", "\xe2\x80\x94", "\xe2\x88\x92", "\xc2\xa0", "\xe2\x80\xaf",
+	                                    ".", "_", " - " };
+	uint8_t key[20], back[20];
+	char text[48], typed[256];
+
+	assert_int_equal(ts_recovery_generate(key, text), 0);
+	for (size_t k = 0; k < sizeof(seps) / sizeof(seps[0]); k++) {
+		size_t o = 0;
+
+		for (size_t i = 0; text[i]; i++) {
+			if (text[i] != '-') {
+				typed[o++] = text[i];
+				continue;
+			}
+			memcpy(typed + o, seps[k], strlen(seps[k]));
+			o += strlen(seps[k]);
+		}
+		memset(back, 0, sizeof(back));
+		assert_int_equal(ts_recovery_parse(typed, o, back), 0);
+		assert_memory_equal(back, key, 20);
+		/* Shaped like a key, so never sent to a token as a PIN; a typo in it too. */
+		assert_true(ts_recovery_looks_like(typed, o));
+		typed[2] = typed[2] == 'X' ? 'Y' : 'X';
+		assert_true(ts_recovery_looks_like(typed, o));
+	}
+	/* PINs are not: short ones, long ones with other characters, a 40-character word in a sentence. */
+	assert_false(ts_recovery_looks_like("123456", 6));
+	assert_false(ts_recovery_looks_like("correct horse battery staple", 28));
+	assert_false(ts_recovery_looks_like("a!b@c#d$e%f^g&h*i(j)k=l+m?n<o>p{q}r[s]t", 39));
+	assert_true(ts_recovery_looks_like(text, 46));   /* one character left out */
+}
+
 static void any_single_character_typo_is_detected(void **state)
 {
 	uint8_t key[20], back[20];
@@ -269,6 +304,7 @@ int main(void)
 		cmocka_unit_test(generated_key_prints_in_eight_groups_and_parses_back),
 		cmocka_unit_test(two_generated_keys_differ),
 		cmocka_unit_test(lowercase_spaces_and_crockford_substitutions_are_accepted),
+		cmocka_unit_test(typographic_separators_are_accepted_and_shaped_like_a_key),
 		cmocka_unit_test(any_single_character_typo_is_detected),
 		cmocka_unit_test(swapped_neighbours_are_detected),
 		cmocka_unit_test(wrong_lengths_and_invalid_characters_are_refused),
