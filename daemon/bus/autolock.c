@@ -291,12 +291,34 @@ static int probe_present(const probed_dev *p)
 	return r == 0 || (errno != ECONNREFUSED && errno != ENOENT);
 }
 
+/* A share of a k-of-n vault was given with a protector of this type (and not forgotten since). */
+static int shares_by(const ts_vault_entry *e, const char *type)
+{
+	if (e->vault->n_pending == 0)
+		return 0;
+	for (size_t i = 0; i < e->vault->n_pending; i++) {
+		const ts_protector_record *p = ts_vault_find_protector(e->vault, e->vault->pending_ids[i]);
+
+		if (p && strcmp(p->type, type) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* Is a token of this type to be watched: it unlocked a vault that is open, or gave a share still kept? */
 static int any_unlocked_by(ts_daemon *d, const char *type)
 {
 	for (ts_vault_entry *e = d->vaults; e; e = e->next)
-		if (!ts_vault_is_locked(e->vault) && strcmp(e->unlocked_by, type) == 0)
+		if ((!ts_vault_is_locked(e->vault) && strcmp(e->unlocked_by, type) == 0) || shares_by(e, type))
 			return 1;
 	return 0;
+}
+
+/* Forget the shares every vault holds: a token went away, and whose shares they were is not known. */
+static void forget_all_shares(ts_daemon *d)
+{
+	for (ts_vault_entry *e = d->vaults; e; e = e->next)
+		ts_daemon_forget_shares(e, "token-removed");
 }
 
 static int on_probe(sd_event_source *s, uint64_t usec, void *userdata)
@@ -378,7 +400,7 @@ static void probe_arm(ts_daemon *d)
  * unlocked e is gone. "Cannot tell" (a module that fails to load) does not
  * lock: it is logged, and the next round asks again.
  */
-static int p11_token_gone(ts_vault_entry *e)
+static int p11_token_gone(ts_vault_entry *e, const char *id)
 {
 	const ts_protector_ops *ops = ts_protector_lookup("pkcs11");
 	ts_protector_request req = { 0 };
@@ -390,7 +412,7 @@ static int p11_token_gone(ts_vault_entry *e)
 	for (size_t i = 0; i < e->vault->n_protectors; i++) {
 		const ts_protector_record *p = &e->vault->protectors[i];
 
-		if (strcmp(p->id, e->unlocked_with) != 0 || strcmp(p->type, "pkcs11") != 0)
+		if (strcmp(p->id, id) != 0 || strcmp(p->type, "pkcs11") != 0)
 			continue;
 		req.config = &e->d->config;
 		req.vault_name = e->vault->name;
@@ -411,7 +433,16 @@ static int on_p11_probe(sd_event_source *s, uint64_t usec, void *userdata)
 	int r;
 
 	for (ts_vault_entry *e = d->vaults; e; e = e->next) {
-		if (ts_vault_is_locked(e->vault) || strcmp(e->unlocked_by, "pkcs11") != 0 || !p11_token_gone(e))
+		/* Shares given with a card that is gone: nobody is there to finish the unlock with it. */
+		for (size_t i = 0; shares_by(e, "pkcs11") && i < e->vault->n_pending; i++)
+			if (p11_token_gone(e, e->vault->pending_ids[i])) {
+				ts_log(TS_LOG_NOTICE, "autolock: vault=%s: the PKCS#11 token of protector %s, which gave a "
+				       "share, went away", e->vault->name, e->vault->pending_ids[i]);
+				forget_all_shares(d);
+				break;
+			}
+		if (ts_vault_is_locked(e->vault) || strcmp(e->unlocked_by, "pkcs11") != 0 ||
+		    !p11_token_gone(e, e->unlocked_with))
 			continue;
 		ts_log(TS_LOG_NOTICE, "autolock: vault=%s: the PKCS#11 token of protector %s went away", e->vault->name,
 		       e->unlocked_with);
@@ -442,6 +473,17 @@ static void p11_arm(ts_daemon *d)
 		r = sd_event_source_set_enabled(a->p11_timer, SD_EVENT_ONESHOT);
 	if (r < 0)
 		ts_log(TS_LOG_WARNING, "autolock: cannot watch PKCS#11 tokens: %s", strerror(-r));
+}
+
+void ts_autolock_share(ts_vault_entry *e, const char *protector_type)
+{
+	/* Removal is watched as for an unlock (any_unlocked_by counts kept shares), and forgets every share. */
+	if (e->d->autolock && strcmp(protector_type, "fido2") == 0) {
+		probe_arm(e->d);
+		hidraw_remember(e->d->autolock);
+	}
+	if (e->d->autolock && strcmp(protector_type, "pkcs11") == 0)
+		p11_arm(e->d);
 }
 
 void ts_autolock_unlocked(ts_vault_entry *e, const char *protector_type)

@@ -251,6 +251,8 @@ int ts_signals_emit(ts_daemon *d, uint32_t owner, const char *path, const char *
 int ts_autolock_start(ts_daemon *d);
 /* Vault e was just unlocked with a protector of this type: watch its token. */
 void ts_autolock_unlocked(ts_vault_entry *e, const char *protector_type);
+/* A share of a k-of-n vault was given with a protector of this type: watch its token, forget shares when it goes. */
+void ts_autolock_share(ts_vault_entry *e, const char *protector_type);
 void ts_autolock_stop(ts_daemon *d);
 
 /* ---- polkit.c ---------------------------------------------------------------- */

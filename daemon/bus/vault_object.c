@@ -299,10 +299,14 @@ static int unlock_result(ts_unlock_job *j, const char *id, int r, uint8_t *kek, 
 		r = ts_vault_unlock_share(e->vault, id, kek, &needed);
 		sodium_memzero(kek, TS_KEY_BYTES);
 		if (r >= 0 && needed > 0) {
+			const ts_protector_record *p = find_protector(e, id);
+
 			/* k-of-n: the share is kept, and the caller told how many more it takes. */
 			(void)ts_audit("unlock-share", e->vault->name, &j->caller, id, 0);
 			unlock_source_ok(j);
 			ts_daemon_shares_pending(e);
+			if (p)
+				ts_autolock_share(e, p->type);
 			ts_vault_object_emit_changed(e);
 			unlock_reply(j, 0, NULL, id, (unsigned)needed);
 			return 1;

@@ -4,6 +4,7 @@
 # vault is open, and fails otherwise; the CLI says "share accepted". Shares given expire
 # ([lock] share-timeout) and are forgotten when the machine suspends.
 . "$TS_SRC/tests/lib/rig.sh"
+. "$TS_SRC/tests/lib/softfido.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 . "$TS_SRC/tests/integration/pam_lib.bash"
 D=$RIG_DIR
@@ -77,5 +78,26 @@ logind_ctl EmitSleep b true >/dev/null
 for _ in $(seq 50); do [ "$(vprop "$P" SharesNeeded)" = 2 ] && break; sleep 0.1; done
 [ "$(vprop "$P" SharesNeeded)" = 2 ] || fail "a share survived suspend"
 pass "a share given is forgotten after [lock] share-timeout and on suspend"
+
+# --- the token that gave a share goes away: its share goes too (a 2-of-2 of a key and a recovery key).
+softfido_start a
+printf 'k3y-pin\n' >"$D/pin"
+"$TS_BUILD/tests/tools/fido2_check" set-pin --device "$SOFTFIDO_a_DEV" --vault-id 00 --pin-file "$D/pin" || fail "set PIN"
+rig_stop_daemon
+printf '[lock]\nshare-timeout = 60s\n' >"$D/policy.d/50-shares.conf"   # not what forgets it here
+rig_start_daemon --idle-lock 0 --policy-dir "$D/policy.d" --test-devices --fido2-timeout 3 --fido2-device "$SOFTFIDO_a_DEV"
+"$TOKENSEAL" create w --threshold 2 >"$D/w-rk" 2>/dev/null || fail "create w"
+"$TOKENSEAL" --vault w enroll fido2 --pin-fd 3 3<"$D/pin" >"$D/e" 2>&1 || fail "enroll fido2: $(cat "$D/e")"
+"$TOKENSEAL" --vault w lock >/dev/null
+W=/org/tokenseal1/user/0/vault/w
+"$TOKENSEAL" --vault w unlock --protector p2 --pin-fd 3 3<"$D/pin" >/dev/null 2>&1 || true
+[ "$(vprop "$W" SharesNeeded)" = 1 ] || fail "the key's share was not kept"
+softfido_stop a
+for _ in $(seq 40); do [ "$(vprop "$W" SharesNeeded)" = 2 ] && break; sleep 0.1; done
+[ "$(vprop "$W" SharesNeeded)" = 2 ] || fail "the key's share outlived the key"
+grep -q "vault=w: shares given so far forgotten (token-removed)" "$D/daemon.log" || fail "not forgotten for the removal"
+"$TOKENSEAL" --vault w unlock --pin-fd 3 3<"$D/w-rk" >/dev/null 2>&1 || true
+[ "$(vprop "$W" Locked)" = true ] || fail "the recovery key alone opened a 2-of-2 vault after the key went away"
+pass "a share given with a security key is forgotten when the key is unplugged"
 
 core_finish
