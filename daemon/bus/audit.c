@@ -1,5 +1,6 @@
 /* audit.c — the audit trail: every security event to the journal (structured) and to an optional JSON-lines file. */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,18 +73,19 @@ static const char *json_str(const char *s, char *out, size_t cap)
  * One JSON object, one write(2) on an O_APPEND fd: concurrent writers never
  * interleave a line. extra: more members (",\"method\":...") or "".
  */
-static int audit_file_write(const char *event, const char *vault, const ts_caller *caller,
+static int audit_file_write(const char *event, const char *vault, uint32_t owner, const ts_caller *caller,
                             const char *protector, const char *result, const char *extra)
 {
-	char line[1024], ev[96], va[96], pr[96], re[96];
+	char line[1024], ev[96], va[96], pr[96], re[96], ow[16];
 	int fd, n, saved;
 
 	if (!audit_file)
 		return 0;
 	n = snprintf(line, sizeof(line),
-	             "{\"time\":%llu,\"event\":\"%s\",\"vault\":\"%s\",\"uid\":%ld,\"pid\":%ld,"
+	             "{\"time\":%llu,\"event\":\"%s\",\"vault\":\"%s\",\"owner\":%s,\"uid\":%ld,\"pid\":%ld,"
 	             "\"protector\":\"%s\",\"result\":\"%s\"%s}\n",
 	             (unsigned long long)ts_now(), json_str(event, ev, sizeof(ev)), json_str(vault, va, sizeof(va)),
+	             owner == TS_NO_OWNER ? "null" : ts_log_owner(owner, ow),
 	             caller ? (long)caller->uid : -1L, caller ? (long)caller->pid : 0L,
 	             json_str(protector, pr, sizeof(pr)), json_str(result, re, sizeof(re)), extra);
 	if (n < 0 || (size_t)n >= sizeof(line))
@@ -106,17 +108,18 @@ fail:
 }
 
 /* The journal entry of one record: TOKENSEAL_* fields, plus METHOD and CALLS for data-use records. */
-static void journal_record(const char *ev, const char *va, const ts_caller *caller, const char *pr,
+static void journal_record(const char *ev, const char *va, uint32_t owner, const ts_caller *caller, const char *pr,
                            const char *res, int r, const char *method, unsigned long long calls)
 {
-	char f[10][TS_VAULT_NAME_MAX + TS_PROTECTOR_ID_MAX + TS_PROTECTOR_TYPE_MAX + 128];
-	struct iovec iov[10];
+	char f[11][TS_VAULT_NAME_MAX + TS_PROTECTOR_ID_MAX + TS_PROTECTOR_TYPE_MAX + 128], ow[16];
+	struct iovec iov[11];
 	size_t n = 0;
 
 	snprintf(f[n++], sizeof(f[0]), "MESSAGE=tokenseal %s vault=%s result=%s", ev, va, res);
 	snprintf(f[n++], sizeof(f[0]), "PRIORITY=%d", r < 0 ? TS_LOG_WARNING : TS_LOG_NOTICE);
 	snprintf(f[n++], sizeof(f[0]), "TOKENSEAL_EVENT=%s", ev);
 	snprintf(f[n++], sizeof(f[0]), "TOKENSEAL_VAULT=%s", va);
+	snprintf(f[n++], sizeof(f[0]), "TOKENSEAL_OWNER=%s", ts_log_owner(owner, ow));
 	snprintf(f[n++], sizeof(f[0]), "TOKENSEAL_UID=%ld", caller ? (long)caller->uid : -1L);
 	snprintf(f[n++], sizeof(f[0]), "TOKENSEAL_PID=%ld", caller ? (long)caller->pid : 0L);
 	snprintf(f[n++], sizeof(f[0]), "TOKENSEAL_PROTECTOR=%s", pr);
@@ -132,7 +135,8 @@ static void journal_record(const char *ev, const char *va, const ts_caller *call
 	(void)sd_journal_sendv(iov, (int)n);
 }
 
-int ts_audit_sinks(const char *event, const char *vault, const ts_caller *caller, const char *protector, int r)
+int ts_audit_sinks(const char *event, const char *vault, uint32_t owner, const ts_caller *caller, const char *protector,
+                   int r)
 {
 	char vbuf[TS_VAULT_NAME_MAX + 1], pbuf[TS_PROTECTOR_ID_MAX + TS_PROTECTOR_TYPE_MAX], ebuf[32];
 	const char *ev = ts_log_word(event, ebuf, sizeof(ebuf));
@@ -142,20 +146,20 @@ int ts_audit_sinks(const char *event, const char *vault, const ts_caller *caller
 
 	/* Structured fields for journalctl TOKENSEAL_EVENT=unlock; only when journald listens. */
 	if (access("/run/systemd/journal/socket", W_OK) == 0)
-		journal_record(ev, va, caller, pr, res, r, NULL, 0);
-	if (audit_file_write(ev, va, caller, pr, res, "") < 0) {
+		journal_record(ev, va, owner, caller, pr, res, r, NULL, 0);
+	if (audit_file_write(ev, va, owner, caller, pr, res, "") < 0) {
 		ts_log(TS_LOG_ERR, "cannot append to the audit log: %s", strerror(errno));
 		return -TS_E_IO;
 	}
 	return 0;
 }
 
-int ts_audit(const char *event, const char *vault, const ts_caller *caller, const char *protector, int r)
+int ts_audit(const char *event, const char *vault, uint32_t owner, const ts_caller *caller, const char *protector, int r)
 {
-	return ts_log_event_r(event, vault, caller, protector, r);
+	return ts_log_event_r(event, vault, owner, caller, protector, r);
 }
 
-int ts_audit_gate(const char *event, const char *vault, const ts_caller *caller, const char *protector,
+int ts_audit_gate(const char *event, const char *vault, uint32_t owner, const ts_caller *caller, const char *protector,
                   sd_bus_error *error)
 {
 	const ts_policy *p = ts_enforce_policy();
@@ -163,10 +167,12 @@ int ts_audit_gate(const char *event, const char *vault, const ts_caller *caller,
 	int r;
 
 	snprintf(what, sizeof(what), "%s-attempt", event);
-	r = ts_audit(what, vault, caller, protector, 0);
+	r = ts_audit(what, vault, owner, caller, protector, 0);
 	if (r < 0 && (!p || ts_policy_audit_fail_closed(p))) {
-		ts_log(TS_LOG_ERR, "event=%s vault=%s refused: [audit] fail-closed and the audit log cannot be written",
-		       event, vault ? vault : "-");
+		char vbuf[TS_VAULT_NAME_MAX + 1], ow[16];
+
+		ts_log(TS_LOG_ERR, "event=%s vault=%s owner=%s refused: [audit] fail-closed and the audit log cannot be written",
+		       event, ts_log_word(vault, vbuf, sizeof(vbuf)), ts_log_owner(owner, ow));
 		return ts_bus_error(error, -TS_E_IO,
 		                    "refused: the audit record cannot be written and the policy says [audit] fail-closed = yes");
 	}
@@ -206,6 +212,7 @@ typedef struct data_use {
 	uint64_t end;                   /* CLOCK_MONOTONIC µs: the interval is over */
 	unsigned long long calls;       /* calls answered in the interval */
 	char vault[TS_VAULT_NAME_MAX + 1];
+	uint32_t owner;
 } data_use;
 
 static data_use *data_use_table[DATA_USE_BUCKETS];
@@ -252,25 +259,26 @@ static uint64_t mono_now(sd_event *ev)
  * line could not be written and the policy is fail-closed (the call that
  * needed it is refused). 0, or -TS_E_IO when the line could not be written.
  */
-static int data_use_record(const char *event, const char *vault, const ts_caller *caller, unsigned method,
+static int data_use_record(const char *event, const char *vault, uint32_t owner, const ts_caller *caller, unsigned method,
                            unsigned long long calls)
 {
-	char vbuf[TS_VAULT_NAME_MAX + 1], extra[80], count[32] = "";
+	char vbuf[TS_VAULT_NAME_MAX + 1], extra[80], count[32] = "", ow[16];
 	const char *va = ts_log_word(vault, vbuf, sizeof(vbuf)), *m = data_methods[method][1], *res;
 	int r;
 
 	if (calls)
 		snprintf(count, sizeof(count), ",\"calls\":%llu", calls);
 	snprintf(extra, sizeof(extra), ",\"method\":\"%s\"%s", m, count);
-	if ((r = audit_file_write(event, va, caller, "-", "ok", extra)) < 0)
+	if ((r = audit_file_write(event, va, owner, caller, "-", "ok", extra)) < 0)
 		ts_log(TS_LOG_ERR, "cannot append to the audit log: %s", strerror(errno));
 	res = r < 0 && fail_closed() ? result_name(-TS_E_IO) : "ok";
 	if (calls)
 		snprintf(count, sizeof(count), " calls=%llu", calls);
-	ts_log(r < 0 ? TS_LOG_WARNING : TS_LOG_NOTICE, "event=%s vault=%s uid=%ld pid=%ld protector=- result=%s method=%s%s",
-	       event, va, (long)caller->uid, (long)caller->pid, res, m, count);
+	ts_log(r < 0 ? TS_LOG_WARNING : TS_LOG_NOTICE,
+	       "event=%s vault=%s owner=%s uid=%ld pid=%ld protector=- result=%s method=%s%s", event, va,
+	       ts_log_owner(owner, ow), (long)caller->uid, (long)caller->pid, res, m, count);
 	if (access("/run/systemd/journal/socket", W_OK) == 0)
-		journal_record(event, va, caller, "-", res, r < 0 ? -TS_E_IO : 0, m, calls);
+		journal_record(event, va, owner, caller, "-", res, r < 0 ? -TS_E_IO : 0, m, calls);
 	return r;
 }
 
@@ -279,7 +287,7 @@ static int data_use_end(const data_use *u)
 {
 	ts_caller c = { .uid = u->uid, .pid = 0 };
 
-	return data_use_record("data-use-end", u->vault, &c, u->method, u->calls);
+	return data_use_record("data-use-end", u->vault, u->owner, &c, u->method, u->calls);
 }
 
 static void data_use_unlink(data_use *u)
@@ -367,7 +375,7 @@ int ts_audit_data_use(ts_vault_entry *e, const ts_caller *caller, const char *wh
 	if (method == N_DATA_METHODS)
 		return ts_bus_error(error, -TS_E_INVALID_ARGS, "not a data method");
 	if (interval == 0) {
-		if (data_use_record("data-use", e->vault->name, caller, method, 0) < 0 && closed)
+		if (data_use_record("data-use", e->vault->name, e->vault->owner_uid, caller, method, 0) < 0 && closed)
 			goto refuse;
 		return 0;
 	}
@@ -390,7 +398,7 @@ int ts_audit_data_use(ts_vault_entry *e, const ts_caller *caller, const char *wh
 		goto refuse;
 	if (u)
 		data_use_unlink(u);
-	if (data_use_record("data-use", e->vault->name, caller, method, 0) < 0 && closed)
+	if (data_use_record("data-use", e->vault->name, e->vault->owner_uid, caller, method, 0) < 0 && closed)
 		goto refuse;
 	if ((u = calloc(1, sizeof(*u))) == NULL)
 		return 0; /* recorded; the next call records again */
@@ -400,6 +408,7 @@ int ts_audit_data_use(ts_vault_entry *e, const ts_caller *caller, const char *wh
 	u->end = now + interval;
 	u->calls = 1;
 	snprintf(u->vault, sizeof(u->vault), "%s", e->vault->name);
+	u->owner = e->vault->owner_uid;
 	u->next = data_use_table[data_use_bucket(id, caller->uid, method)];
 	data_use_table[data_use_bucket(id, caller->uid, method)] = u;
 	n_data_use++;
@@ -409,8 +418,8 @@ int ts_audit_data_use(ts_vault_entry *e, const ts_caller *caller, const char *wh
 	return 0;
 refuse:
 	ts_log(TS_LOG_ERR,
-	       "event=data-use vault=%s uid=%ld method=%s refused: [audit] fail-closed and the audit log cannot be written",
-	       e->vault->name, (long)caller->uid, data_methods[method][1]);
+	       "event=data-use vault=%s owner=%" PRIu32 " uid=%ld method=%s refused: [audit] fail-closed and the audit log "
+	       "cannot be written", e->vault->name, e->vault->owner_uid, (long)caller->uid, data_methods[method][1]);
 	return ts_bus_error(error, -TS_E_IO,
 	                    "refused: the audit record cannot be written and the policy says [audit] fail-closed = yes");
 }

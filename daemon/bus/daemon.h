@@ -110,11 +110,16 @@ const char *ts_log_clean(const char *s, char *out, size_t cap);
 const char *ts_log_word(const char *s, char *buf, size_t size);
 /*
  * A security event, one line with fixed fields:
- *   event=unlock vault=NAME uid=U pid=P protector=ID result=ok|ERRORNAME
- * vault and protector may be NULL ("-"); r is 0 or a negative TS_E_*.
+ *   event=unlock vault=NAME owner=UID uid=U pid=P protector=ID result=ok|ERRORNAME
+ * vault and protector may be NULL ("-"), owner TS_NO_OWNER ("-"); r is 0 or
+ * a negative TS_E_*. owner is the vault's owner (names are per owner), uid
+ * the caller's.
  */
-void ts_log_event(const char *event, const char *vault, const ts_caller *caller,
+#define TS_NO_OWNER UINT32_MAX
+void ts_log_event(const char *event, const char *vault, uint32_t owner, const ts_caller *caller,
                   const char *protector, int r);
+/* owner as a log word: decimal, or "-" for TS_NO_OWNER. Returns buf or "-". */
+const char *ts_log_owner(uint32_t owner, char buf[16]);
 
 /* ---- secretfd.c ------------------------------------------------------------- */
 

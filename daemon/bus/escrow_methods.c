@@ -17,12 +17,12 @@ static int owner_only(sd_bus_message *m, ts_vault_entry *e, const char *what, ts
 	if ((r = ts_caller_get(m, caller)) < 0)
 		return ts_bus_error(error, r, NULL);
 	if (e == e->d->ghost || !ts_caller_may_use(caller, e->vault)) {
-		(void)ts_audit(what, e->vault->name, caller, NULL, -TS_E_ACCESS_DENIED);
+		(void)ts_audit(what, e->vault->name, e->vault->owner_uid, caller, NULL, -TS_E_ACCESS_DENIED);
 		return ts_vault_unknown(m, error);
 	}
 	if (ts_vault_is_locked(e->vault))
 		return ts_bus_error(error, -TS_E_LOCKED, "unlock the vault first");
-	return ts_audit_gate(what, e->vault->name, caller, NULL, error);
+	return ts_audit_gate(what, e->vault->name, e->vault->owner_uid, caller, NULL, error);
 }
 
 static int build_escrow_changed(sd_bus_message *sig, void *userdata)
@@ -120,12 +120,12 @@ int ts_escrow_method_set_escrow(sd_bus_message *m, void *userdata, sd_bus_error 
 		msg[0] = '\0';
 		goto out;
 	}
-	(void)ts_audit("escrow", e->vault->name, &caller, NULL, 0);
+	(void)ts_audit("escrow", e->vault->name, e->vault->owner_uid, &caller, NULL, 0);
 	(void)emit_escrow_changed(e);
 	ts_daemon_touch(e);
 	return sd_bus_reply_method_return(m, "");
 out:
-	(void)ts_audit(r == -TS_E_POLICY_VIOLATION ? "policy-denied" : "escrow", e->vault->name, &caller, NULL, r);
+	(void)ts_audit(r == -TS_E_POLICY_VIOLATION ? "policy-denied" : "escrow", e->vault->name, e->vault->owner_uid, &caller, NULL, r);
 	return ts_bus_error(error, r, msg);
 }
 
@@ -280,7 +280,7 @@ int ts_escrow_method_revoke_and_rekey(sd_bus_message *m, void *userdata, sd_bus_
 		shadow.protectors = sp;
 		shadow.n_protectors = ns;
 		if ((r = ts_enforce_protectors(&shadow, NULL, 1, msg, sizeof(msg))) < 0) {
-			(void)ts_audit("policy-denied", e->vault->name, &caller, revoked, r);
+			(void)ts_audit("policy-denied", e->vault->name, e->vault->owner_uid, &caller, revoked, r);
 			goto out;
 		}
 	}
@@ -292,12 +292,12 @@ int ts_escrow_method_revoke_and_rekey(sd_bus_message *m, void *userdata, sd_bus_
 		goto out;
 	ts_vault_free(check);
 	check = NULL;
-	(void)ts_audit("revoke", e->vault->name, &caller, revoked, 0);
-	(void)ts_audit("rekey", e->vault->name, &caller, NULL, 0);
+	(void)ts_audit("revoke", e->vault->name, e->vault->owner_uid, &caller, revoked, 0);
+	(void)ts_audit("rekey", e->vault->name, e->vault->owner_uid, &caller, NULL, 0);
 	for (size_t i = 0; i < n_dropped; i++) {
 		ts_log(TS_LOG_WARNING, "vault=%s: protector %s dropped by the re-key (its KEK was not available)",
 		       e->vault->name, dropped[i]);
-		(void)ts_audit("revoke", e->vault->name, &caller, dropped[i], 0);
+		(void)ts_audit("revoke", e->vault->name, e->vault->owner_uid, &caller, dropped[i], 0);
 	}
 	if (e->vault->n_escrow)
 		(void)emit_escrow_changed(e);
@@ -309,7 +309,7 @@ int ts_escrow_method_revoke_and_rekey(sd_bus_message *m, void *userdata, sd_bus_
 	return sd_bus_send(NULL, reply, NULL);
 out:
 	ts_vault_free(check);
-	(void)ts_audit("revoke", e->vault->name, &caller, id, r);
+	(void)ts_audit("revoke", e->vault->name, e->vault->owner_uid, &caller, id, r);
 	return ts_bus_error(error, r, msg);
 }
 
@@ -460,12 +460,12 @@ int ts_escrow_method_rotate_recovery_key(sd_bus_message *m, void *userdata, sd_b
 		errbuf[0] = '\0';
 		goto out;
 	}
-	(void)ts_audit("enroll", e->vault->name, &caller, id, 0);
-	(void)ts_audit("rotate-recovery", e->vault->name, &caller, old, 0);
+	(void)ts_audit("enroll", e->vault->name, e->vault->owner_uid, &caller, id, 0);
+	(void)ts_audit("rotate-recovery", e->vault->name, e->vault->owner_uid, &caller, old, 0);
 	ts_daemon_touch(e);
 	ts_vault_object_emit_changed(e);
 	return sd_bus_reply_method_return(m, "s", id);
 out:
-	(void)ts_audit("rotate-recovery", e->vault->name, &caller, which, r);
+	(void)ts_audit("rotate-recovery", e->vault->name, e->vault->owner_uid, &caller, which, r);
 	return ts_bus_error(error, r, errbuf);
 }

@@ -1,4 +1,5 @@
 /* log.c — tokensealed's log lines: one line per event on stderr, priority-prefixed for the journal. */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -138,16 +139,24 @@ const char *ts_log_word(const char *s, char *buf, size_t size)
 	return buf;
 }
 
-void ts_log_event(const char *event, const char *vault, const ts_caller *caller,
+void ts_log_event(const char *event, const char *vault, uint32_t owner, const ts_caller *caller,
                   const char *protector, int r)
 {
-	(void)ts_log_event_r(event, vault, caller, protector, r);
+	(void)ts_log_event_r(event, vault, owner, caller, protector, r);
 }
 
-int ts_log_event_r(const char *event, const char *vault, const ts_caller *caller,
+const char *ts_log_owner(uint32_t owner, char buf[16])
+{
+	if (owner == TS_NO_OWNER)
+		return "-";
+	snprintf(buf, 16, "%" PRIu32, owner);
+	return buf;
+}
+
+int ts_log_event_r(const char *event, const char *vault, uint32_t owner, const ts_caller *caller,
                    const char *protector, int r)
 {
-	char vbuf[TS_VAULT_NAME_MAX + 1], pbuf[TS_PROTECTOR_ID_MAX + TS_PROTECTOR_TYPE_MAX];
+	char vbuf[TS_VAULT_NAME_MAX + 1], pbuf[TS_PROTECTOR_ID_MAX + TS_PROTECTOR_TYPE_MAX], obuf[16];
 	const char *result = "ok";
 	const char *name;
 
@@ -156,10 +165,11 @@ int ts_log_event_r(const char *event, const char *vault, const ts_caller *caller
 		name = ts_error_dbus_name(r);
 		result = strrchr(name, '.') ? strrchr(name, '.') + 1 : name;
 	}
+	/* Vault names are per owner: the owner's uid says whose "mail" it is. */
 	ts_log(r < 0 ? TS_LOG_WARNING : TS_LOG_NOTICE,
-	       "event=%s vault=%s uid=%ld pid=%ld protector=%s result=%s", event,
-	       ts_log_word(vault, vbuf, sizeof(vbuf)), caller ? (long)caller->uid : -1L,
+	       "event=%s vault=%s owner=%s uid=%ld pid=%ld protector=%s result=%s", event,
+	       ts_log_word(vault, vbuf, sizeof(vbuf)), ts_log_owner(owner, obuf), caller ? (long)caller->uid : -1L,
 	       caller ? (long)caller->pid : 0L, ts_log_word(protector, pbuf, sizeof(pbuf)), result);
 	/* The same event to the audit sinks (journal fields, --audit-log): audit.c. */
-	return ts_audit_sinks(event, vault, caller, protector, r);
+	return ts_audit_sinks(event, vault, owner, caller, protector, r);
 }

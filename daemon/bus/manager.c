@@ -96,7 +96,7 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 	const char *name, *pid_id = NULL;
 	ts_kv *opts = NULL;
 	size_t n_opts = 0, secret_len = 0;
-	uint32_t owner, threshold = 0;
+	uint32_t owner = TS_NO_OWNER, threshold = 0;
 	ts_caller caller = { .uid = (uid_t)-1 };
 	ts_policy_protector first = { .type = "recovery", .props = 0 };
 	char pmsg[TS_POLICY_MSG_MAX] = "";
@@ -134,7 +134,7 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 			if (o != caller.uid && caller.uid != 0) {
 				r = -TS_E_ACCESS_DENIED;
 				snprintf(errbuf, sizeof(errbuf), "only root may create a vault for another user");
-				ts_log_event("create", name, &caller, NULL, r);
+				ts_log_event("create", name, o, &caller, NULL, r);
 				goto out;
 			}
 			owner = o;
@@ -168,13 +168,13 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 	/* The policy's k-of-n unless the caller asked for more; a lower one is refused below. */
 	if (threshold == 0)
 		threshold = ts_enforce_policy_threshold();
-	if ((r = ts_audit_gate("create", name, &caller, NULL, error)) < 0) {
+	if ((r = ts_audit_gate("create", name, owner, &caller, NULL, error)) < 0) {
 		free(opts);
 		return r;
 	}
 	if ((r = ts_policy_check_create(ts_enforce_policy(), name, &first, 1, threshold, pmsg, sizeof(pmsg))) < 0) {
 		snprintf(errbuf, sizeof(errbuf), "%s", pmsg);
-		(void)ts_audit("policy-denied", name, &caller, "create", r);
+		(void)ts_audit("policy-denied", name, owner, &caller, "create", r);
 		goto out;
 	}
 
@@ -218,15 +218,15 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 		goto out;
 	v = NULL;
 	ts_daemon_touch(e);
-	ts_log_event("create", name, &caller, NULL, 0);
-	ts_log_event("enroll", name, &caller, pid_id, 0);
+	ts_log_event("create", name, owner, &caller, NULL, 0);
+	ts_log_event("enroll", name, owner, &caller, pid_id, 0);
 	/* emit, reply */
 	(void)ts_manager_emit_vault_added(d, e);
 	free(opts);
 	return sd_bus_reply_method_return(m, "o", e->path);
 out:
 	if (caller.uid != (uid_t)-1 && r != -TS_E_ACCESS_DENIED)
-		ts_log_event("create", ts_vault_name_valid(name) ? name : NULL, &caller, NULL, r);
+		ts_log_event("create", ts_vault_name_valid(name) ? name : NULL, owner, &caller, NULL, r);
 	ts_vault_free(v);
 	free(opts);
 	return ts_bus_error(error, r, errbuf);

@@ -369,7 +369,7 @@ static void rotation_report(const ts_vault_entry *e)
 	k->reported = 1;
 	ts_log(TS_LOG_NOTICE, "vault=%s: rotation due: %s; run `tokenseal rotate --vault %s`", e->vault->name, why,
 	       e->vault->name);
-	(void)ts_audit("rotation-due", e->vault->name, NULL, NULL, 0);
+	(void)ts_audit("rotation-due", e->vault->name, e->vault->owner_uid, NULL, NULL, 0);
 }
 
 void ts_enforce_unlocked(ts_vault_entry *e)
@@ -434,7 +434,7 @@ int ts_enforce_unwrap_bus(sd_bus_message *m, ts_vault_entry *e, const ts_caller 
 
 	if ((r = ts_enforce_unwrap(m, caller, e->vault->name, msg, sizeof(msg))) == 0)
 		return 0;
-	(void)ts_audit("policy-denied", e->vault->name, caller, "unwrap", r);
+	(void)ts_audit("policy-denied", e->vault->name, e->vault->owner_uid, caller, "unwrap", r);
 	return ts_bus_error(error, r, msg);
 }
 
@@ -446,7 +446,7 @@ int ts_enforce_protectors_bus(ts_vault_entry *e, const char *skip, int complete,
 
 	if ((r = ts_enforce_protectors(e->vault, skip, complete, msg, sizeof(msg))) == 0)
 		return 0;
-	(void)ts_audit("policy-denied", e->vault->name, caller, what, r);
+	(void)ts_audit("policy-denied", e->vault->name, e->vault->owner_uid, caller, what, r);
 	return ts_bus_error(error, r, msg);
 }
 
@@ -483,6 +483,6 @@ int ts_enforce_type_allowed(ts_vault_entry *e, const char *type, const ts_caller
 	if ((r = ts_policy_check_protectors(p, prot, n, e->vault->threshold ? e->vault->threshold : 1, 0, msg,
 	                                    sizeof(msg))) == 0)
 		return 0;
-	(void)ts_audit("policy-denied", e->vault->name, caller, type, r);
+	(void)ts_audit("policy-denied", e->vault->name, e->vault->owner_uid, caller, type, r);
 	return ts_bus_error(error, r, msg);
 }

@@ -86,10 +86,10 @@ void ts_enforce_unlocked(ts_vault_entry *e);
 /* ---- audit.c --------------------------------------------------------------------- */
 
 /* ts_log_event, returning whether the audit sinks took the record (log.c). */
-int ts_log_event_r(const char *event, const char *vault, const ts_caller *caller, const char *protector, int r);
+int ts_log_event_r(const char *event, const char *vault, uint32_t owner, const ts_caller *caller, const char *protector, int r);
 
 /* Journal fields and the --audit-log line for one event; 0 or -TS_E_IO (called by ts_log_event). */
-int ts_audit_sinks(const char *event, const char *vault, const ts_caller *caller, const char *protector, int r);
+int ts_audit_sinks(const char *event, const char *vault, uint32_t owner, const ts_caller *caller, const char *protector, int r);
 
 /* --audit-log FILE: append one JSON object per event. NULL: journal/stderr only. */
 void ts_audit_set_file(const char *path);
@@ -100,14 +100,14 @@ void ts_audit_set_file(const char *path);
  * and the --audit-log line. Returns 0, or -TS_E_IO when the audit file could
  * not be written.
  */
-int ts_audit(const char *event, const char *vault, const ts_caller *caller, const char *protector, int r);
+int ts_audit(const char *event, const char *vault, uint32_t owner, const ts_caller *caller, const char *protector, int r);
 
 /*
  * Before a security-relevant operation: record that it is being attempted.
  * When the policy says [audit] fail-closed = yes and the record cannot be
  * written, returns -TS_E_IO and sets error; the caller must refuse.
  */
-int ts_audit_gate(const char *event, const char *vault, const ts_caller *caller, const char *protector,
+int ts_audit_gate(const char *event, const char *vault, uint32_t owner, const ts_caller *caller, const char *protector,
                   sd_bus_error *error);
 
 /*

@@ -47,13 +47,13 @@ static int vault_authorize(sd_bus_message *m, ts_vault_entry *e, const char *wha
 	if (r == 0)
 		return 1;
 	if (r > 0 && e != e->d->ghost) {
-		ts_log_event(data ? "polkit-use-other" : "polkit-manage-other", e->vault->name, caller, NULL, 0);
+		ts_log_event(data ? "polkit-use-other" : "polkit-manage-other", e->vault->name, e->vault->owner_uid, caller, NULL, 0);
 		return 0;
 	}
 	/* Busy (too many questions in flight) and the like: the same for a vault and for the ghost. */
 	if (r < 0 && !sd_bus_error_has_name(error, ts_error_dbus_name(-TS_E_ACCESS_DENIED)))
 		return r;
-	ts_log_event(what, e->vault->name, caller, NULL, -TS_E_ACCESS_DENIED);
+	ts_log_event(what, e->vault->name, e->vault->owner_uid, caller, NULL, -TS_E_ACCESS_DENIED);
 	if (r < 0) {
 		/* polkit's reason goes to the log, never to the caller. */
 		ts_log(TS_LOG_INFO, "vault=%s uid=%ld: %s", e->vault->name, (long)caller->uid, error->message);
@@ -249,7 +249,7 @@ static void unlock_succeeded(ts_unlock_job *j, const char *id)
 	e->lock_reason[0] = '\0';
 	e->lock_changed = ts_now_usec();
 	ts_escrow_note_unlock(e, id);
-	ts_log_event("unlock", e->vault->name, &j->caller, id, 0);
+	ts_log_event("unlock", e->vault->name, e->vault->owner_uid, &j->caller, id, 0);
 	ts_daemon_touch(e);
 	ts_vault_object_emit_changed(e);
 	unlock_reply(j, 0, NULL, id, 0);
@@ -280,7 +280,7 @@ static void unlock_failed(ts_unlock_job *j)
 		ts_daemon_save_backoff(e);
 	}
 	if (!j->tried)
-		ts_log_event("unlock", e->vault->name, &j->caller, j->which, j->best);
+		ts_log_event("unlock", e->vault->name, e->vault->owner_uid, &j->caller, j->which, j->best);
 	unlock_reply(j, j->best, j->best_err, NULL, 0);
 }
 
@@ -302,7 +302,7 @@ static int unlock_result(ts_unlock_job *j, const char *id, int r, uint8_t *kek, 
 			const ts_protector_record *p = find_protector(e, id);
 
 			/* k-of-n: the share is kept, and the caller told how many more it takes. */
-			(void)ts_audit("unlock-share", e->vault->name, &j->caller, id, 0);
+			(void)ts_audit("unlock-share", e->vault->name, e->vault->owner_uid, &j->caller, id, 0);
 			unlock_source_ok(j);
 			ts_daemon_shares_pending(e);
 			if (p)
@@ -320,7 +320,7 @@ static int unlock_result(ts_unlock_job *j, const char *id, int r, uint8_t *kek, 
 		else if (r == -TS_E_CORRUPT)
 			snprintf(errbuf, sizeof(errbuf), "vault file failed authentication (tampered with?)");
 	}
-	ts_log_event("unlock", e->vault->name, &j->caller, id, r);
+	ts_log_event("unlock", e->vault->name, e->vault->owner_uid, &j->caller, id, r);
 	if (!j->best || (error_is_weak(j->best) && !error_is_weak(r))) {
 		j->best = r;
 		snprintf(j->best_err, sizeof(j->best_err), "%s", errbuf);
@@ -560,7 +560,7 @@ static void probe_done(ts_unlock_job *j)
 		         "nothing was tried", list);
 		j->best = -TS_E_AMBIGUOUS;
 	}
-	ts_log_event("unlock", j->e->vault->name, &j->caller, j->which, j->best);
+	ts_log_event("unlock", j->e->vault->name, j->e->vault->owner_uid, &j->caller, j->which, j->best);
 	unlock_reply(j, j->best, j->best_err, NULL, 0);
 }
 
@@ -702,13 +702,13 @@ static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	/* A source named by anyone but root would be a fresh back-off counter per guess: it is root's only. */
 	ts_backoff_source_of(caller.uid, hint, source);
 	free(opts);
-	if ((r = ts_audit_gate("unlock", e->vault->name, &caller, which, error)) < 0)
+	if ((r = ts_audit_gate("unlock", e->vault->name, e->vault->owner_uid, &caller, which, error)) < 0)
 		return r;
 	if (ts_backoff_check(&e->backoff, source, ts_now_usec(), ts_policy_recovery_max_backoff(ts_enforce_policy()),
 	                     &wait) < 0) {
 		snprintf(errbuf, sizeof(errbuf), "too many failed unlocks from here; retry in %llu s",
 		         (unsigned long long)wait);
-		ts_log_event("unlock", e->vault->name, &caller, which, -TS_E_BUSY);
+		ts_log_event("unlock", e->vault->name, e->vault->owner_uid, &caller, which, -TS_E_BUSY);
 		return ts_bus_error(error, -TS_E_BUSY, errbuf);
 	}
 	if (strlen(which) >= sizeof(j->which))
@@ -723,7 +723,7 @@ static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	j->next = d->unlock_jobs;
 	d->unlock_jobs = j;
 	if ((r = ts_secretfd_read(fd, &j->secret, &j->secret_len)) < 0) {
-		ts_log_event("unlock", e->vault->name, &caller, which, r);
+		ts_log_event("unlock", e->vault->name, e->vault->owner_uid, &caller, which, r);
 		unlock_job_free(j);
 		return ts_bus_error(error, r, r == -TS_E_TIMEOUT ? "timed out reading the secret fd (close the write end)" :
 		                    r == -TS_E_LIMIT ? "secret longer than 1024 bytes" : "cannot read the secret fd");
@@ -1168,7 +1168,7 @@ static int method_rotate_key(sd_bus_message *m, void *userdata, sd_bus_error *er
 	}
 	free(opts);
 	if ((r = vault_authorize(m, e, "rotate", &caller, error)) != 0 || (r = vault_unlocked(e, error)) < 0 ||
-	    (r = ts_audit_gate("rotate", e->vault->name, &caller, NULL, error)) < 0)
+	    (r = ts_audit_gate("rotate", e->vault->name, e->vault->owner_uid, &caller, NULL, error)) < 0)
 		return r;
 	if (have_retire && (retire < 1 || retire > e->vault->key_version + 1)) {
 		snprintf(errbuf, sizeof(errbuf), "retire_below must be 1..%u (the new version)",
@@ -1184,12 +1184,12 @@ static int method_rotate_key(sd_bus_message *m, void *userdata, sd_bus_error *er
 	}
 	if ((r = ts_daemon_persist(e)) < 0)
 		goto fail;
-	ts_log_event("rotate", e->vault->name, &caller, NULL, 0);
+	ts_log_event("rotate", e->vault->name, e->vault->owner_uid, &caller, NULL, 0);
 	ts_daemon_touch(e);
 	ts_vault_object_emit_changed(e);
 	return sd_bus_reply_method_return(m, "u", version);
 fail:
-	ts_log_event("rotate", e->vault->name, &caller, NULL, r);
+	ts_log_event("rotate", e->vault->name, e->vault->owner_uid, &caller, NULL, r);
 	return ts_bus_error(error, r, errbuf);
 }
 
@@ -1269,7 +1269,7 @@ static void enroll_complete(ts_vault_entry *e, sd_bus_message *m, const ts_calle
 	/* The vault as it would be, against the policy (a vault being built may still be below [protectors] min). */
 	if ((r = ts_enforce_protectors(e->vault, NULL, 0, errbuf, sizeof(errbuf))) < 0) {
 		(void)ts_daemon_revert(e);
-		(void)ts_audit("policy-denied", e->vault->name, caller, type, r);
+		(void)ts_audit("policy-denied", e->vault->name, e->vault->owner_uid, caller, type, r);
 		goto out;
 	}
 	/* A minted secret reaches the caller before the protector becomes real, or not at all. */
@@ -1291,15 +1291,15 @@ static void enroll_complete(ts_vault_entry *e, sd_bus_message *m, const ts_calle
 		errbuf[0] = '\0';
 		goto out;
 	}
-	ts_log_event("enroll", e->vault->name, caller, id, 0);
+	ts_log_event("enroll", e->vault->name, e->vault->owner_uid, caller, id, 0);
 	if (replace && *replace)
-		ts_log_event("revoke", e->vault->name, caller, replace, 0);
+		ts_log_event("revoke", e->vault->name, e->vault->owner_uid, caller, replace, 0);
 	ts_daemon_touch(e);
 	ts_vault_object_emit_changed(e);
 	(void)sd_bus_reply_method_return(m, "s", id);
 	return;
 out:
-	ts_log_event("enroll", e->vault->name, caller, type, r);
+	ts_log_event("enroll", e->vault->name, e->vault->owner_uid, caller, type, r);
 	(void)ts_bus_error(&error, r, errbuf);
 	(void)sd_bus_reply_method_error(m, &error);
 	sd_bus_error_free(&error);
@@ -1343,7 +1343,7 @@ static int method_add_protector(sd_bus_message *m, void *userdata, sd_bus_error 
 		return r;
 	}
 	if ((r = vault_authorize(m, e, "enroll", &caller, error)) != 0 || (r = vault_unlocked(e, error)) < 0 ||
-	    (r = ts_audit_gate("enroll", e->vault->name, &caller, type, error)) < 0) {
+	    (r = ts_audit_gate("enroll", e->vault->name, e->vault->owner_uid, &caller, type, error)) < 0) {
 		free(opts);
 		return r;
 	}
@@ -1434,7 +1434,7 @@ static int method_add_protector(sd_bus_message *m, void *userdata, sd_bus_error 
 	return 1;
 out:
 	free(opts);
-	ts_log_event("enroll", e->vault->name, &caller, type, r);
+	ts_log_event("enroll", e->vault->name, e->vault->owner_uid, &caller, type, r);
 	return ts_bus_error(error, r, errbuf);
 }
 
@@ -1448,7 +1448,7 @@ static int method_revoke_protector(sd_bus_message *m, void *userdata, sd_bus_err
 	if ((r = sd_bus_message_read(m, "s", &id)) < 0)
 		return r;
 	if ((r = vault_authorize(m, e, "revoke", &caller, error)) != 0 || (r = vault_unlocked(e, error)) < 0 ||
-	    (r = ts_audit_gate("revoke", e->vault->name, &caller, id, error)) < 0)
+	    (r = ts_audit_gate("revoke", e->vault->name, e->vault->owner_uid, &caller, id, error)) < 0)
 		return r;
 	/* Removal only (true revocation is RevokeAndRekey); what remains must satisfy the policy. */
 	if (ts_vault_find_protector(e->vault, id) && e->vault->n_protectors > 1 &&
@@ -1464,10 +1464,10 @@ static int method_revoke_protector(sd_bus_message *m, void *userdata, sd_bus_err
 			         e->vault->n_protectors - 1);
 		else if (r == -TS_E_LAST_PROTECTOR)
 			snprintf(msg, sizeof(msg), "refusing to remove the last protector: add another one first");
-		ts_log_event("revoke", e->vault->name, &caller, id, r);
+		ts_log_event("revoke", e->vault->name, e->vault->owner_uid, &caller, id, r);
 		return ts_bus_error(error, r, msg);
 	}
-	ts_log_event("revoke", e->vault->name, &caller, id, 0);
+	ts_log_event("revoke", e->vault->name, e->vault->owner_uid, &caller, id, 0);
 	ts_daemon_touch(e);
 	ts_vault_object_emit_changed(e);
 	return sd_bus_reply_method_return(m, "");

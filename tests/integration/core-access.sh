@@ -53,7 +53,7 @@ expect_fail org.tokenseal1.Error.InvalidArgs fdcall /org/tokenseal1 org.tokensea
 expect_fail org.tokenseal1.Error.InvalidArgs fdcall /org/tokenseal1 org.tokenseal1.Manager CreateVault 'sa{ss}h' g2 "colour=red" ">/dev/null"
 pass "root creates a vault owned by a user"
 
-grep -q "event=lock vault=rootvault uid=$OTHER_UID pid=[0-9]* protector=- result=AccessDenied" "$RIG_DIR/daemon.log" ||
+grep -q "event=lock vault=rootvault owner=[0-9-]* uid=$OTHER_UID pid=[0-9]* protector=- result=AccessDenied" "$RIG_DIR/daemon.log" ||
 	fail "denied access not logged"
 pass "denials logged"
 

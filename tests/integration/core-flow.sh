@@ -118,9 +118,9 @@ expect_fail org.tokenseal1.Error.NoSuchProtector vcall "$P" RevokeProtector s p7
 pass "AddProtector recovery, RevokeProtector, LastProtector"
 
 # Security events are logged, with no secret in them.
-for ev in "event=create vault=alpha" "event=unlock vault=alpha uid=0" "result=BadRecoveryKey" \
+for ev in "event=create vault=alpha" "event=unlock vault=alpha owner=[0-9-]* uid=0" "result=BadRecoveryKey" \
 	"result=AuthenticationFailed" "event=lock vault=alpha" "event=rotate vault=alpha" \
-	"event=enroll vault=alpha uid=0 pid=" "event=revoke vault=alpha uid=0 pid=[0-9]* protector=p1 result=ok"; do
+	"event=enroll vault=alpha owner=[0-9-]* uid=0 pid=" "event=revoke vault=alpha owner=[0-9-]* uid=0 pid=[0-9]* protector=p1 result=ok"; do
 	grep -q "$ev" "$RIG_DIR/daemon.log" || fail "log misses '$ev'"
 done
 for k in "$RIG_DIR/rk" "$RIG_DIR/rk2"; do

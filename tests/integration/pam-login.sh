@@ -34,7 +34,7 @@ pt login nobody authenticate <"$D/rk-nobody" >"$D/out" 2>&1 || fail "right key r
 grep -q "successfully authenticated" "$D/out" || fail "pamtester: $(cat "$D/out")"
 [ "$(vprop "$NP" Locked)" = false ] || fail "vault still locked after login"
 [ "$(vprop "$DP" Locked)" = true ] || fail "another user's vault was unlocked"
-grep -q "event=unlock vault=nobody uid=0 pid=[0-9]* protector=p1 result=ok" "$D/daemon.log" ||
+grep -q "event=unlock vault=nobody owner=[0-9-]* uid=0 pid=[0-9]* protector=p1 result=ok" "$D/daemon.log" ||
 	fail "unlock not logged: $(tail -n 5 "$D/daemon.log")"
 for k in nobody other; do
 	grep -qF "$(cat "$D/rk-$k")" "$D/daemon.log" "$D/out" && fail "a recovery key appears in a log"
@@ -116,7 +116,7 @@ pam_service sessd "auth required $PAM_SO timeout=2" \
 # One pamtester run: pam_env puts XDG_SESSION_ID into the PAM environment at open_session only.
 pt sessd daemon authenticate open_session close_session <"$D/rk-daemon" >"$D/out" 2>&1 ||
 	fail "daemon login: $(cat "$D/out")"
-grep -q "event=unlock vault=daemon uid=0 pid=[0-9]* protector=p1 result=ok" "$D/daemon.log" || fail "not unlocked"
+grep -q "event=unlock vault=daemon owner=[0-9-]* uid=0 pid=[0-9]* protector=p1 result=ok" "$D/daemon.log" || fail "not unlocked"
 [ "$(vprop "$DP" Locked)" = true ] || fail "closing the user's last logind session did not lock"
 pass "with logind: another open session keeps the vault open; the last session's close locks it"
 

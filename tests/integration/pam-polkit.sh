@@ -28,7 +28,7 @@ bq_other call org.tokenseal1 "$RP" $VIFACE Lock >/dev/null || fail "polkit-autho
 [ "$(vprop "$RP" Locked)" = true ] || fail "authorized Lock did not lock"
 grep -q "^system-bus-name :1\.[0-9]* org.tokenseal1.manage-other [01]$" "$D/polkit.log" ||
 	fail "polkit was not asked about the caller's bus name: $(cat "$D/polkit.log")"
-grep -q "event=polkit-manage-other vault=rootvault uid=$OTHER_UID" "$D/daemon.log" || fail "authorization not logged"
+grep -q "event=polkit-manage-other vault=rootvault owner=[0-9-]* uid=$OTHER_UID" "$D/daemon.log" || fail "authorization not logged"
 unlock "$RP" recovery "$D/rk-root" >/dev/null || fail "unlock"
 # Data keys are another action, which this authority does not grant.
 out=$(as_other_bq wrap "$RP" "2 4 2" 0 2>&1) && fail "use-other granted although polkit said no"

@@ -56,7 +56,7 @@ rc=0; "$TOKENSEAL" --vault esc escrow set "alice=$(cat "$RIG_DIR/alice.pub")" 2>
 [ $rc -eq 10 ] && grep -q "\[recipient bob\]\|\[escrow\]" "$RIG_DIR/set.err" || fail "escrow set of 1 (rc $rc): $(cat "$RIG_DIR/set.err")"
 sleep 0.5
 grep -q "^EscrowChanged " "$RIG_DIR/mon" || fail "no EscrowChanged signal: $(cat "$RIG_DIR/mon")"
-grep -q "event=escrow vault=esc uid=0 .*result=ok" "$RIG_DIR/daemon.log" || fail "no escrow audit event"
+grep -q "event=escrow vault=esc owner=[0-9-]* uid=0 .*result=ok" "$RIG_DIR/daemon.log" || fail "no escrow audit event"
 pass "CreateVault escrows to the policy's 3 officers (2-of-3); SetEscrow must match the policy; EscrowChanged emitted"
 
 B=$(wrap "$P" "4 1 2 3 4" 0) || fail "Wrap"

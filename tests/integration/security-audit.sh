@@ -58,7 +58,7 @@ mv "$AL" "$AL.keep"
 mkdir "$AL"
 data_calls refused
 [ "$(vprop "$P" Locked)" = false ] || fail "the vault locked itself (the test wants an unlocked vault)"
-grep -q "event=data-use vault=dk uid=0 .*refused" "$RIG_DIR/daemon.log" || fail "no log line for a refused data call"
+grep -q "event=data-use vault=dk owner=[0-9-]* uid=0 .*refused" "$RIG_DIR/daemon.log" || fail "no log line for a refused data call"
 pass "fail-closed, audit log unwritable: Wrap/Unwrap/Rewrap/GenerateDataKey/UnwrapBatch/RewrapBatch refused (IOError)"
 
 # The log comes back: the same calls work without a restart, each recorded.

@@ -8,7 +8,7 @@ D=$RIG_DIR
 
 # The subverted helper: reads the request, answers Failed with a message of its choosing. (A Failed from
 # the helper makes the daemon log the message and check a recovery key itself, so the unlock still works.)
-FORGED='<5>tokensealed: event=unlock vault=alice uid=1000 pid=4242 protector=p2 result=ok'
+FORGED='<5>tokensealed: event=unlock vault=alice owner=[0-9-]* uid=1000 pid=4242 protector=p2 result=ok'
 cat >"$D/evil-helper" <<'PY'
 #!/usr/bin/python3
 import os, struct, sys

@@ -14,7 +14,8 @@
 #include "bus/policy_enforce.h"
 
 /* log.c hands events on to the audit sinks (audit.c, not linked here). */
-int ts_audit_sinks(const char *event, const char *vault, const ts_caller *caller, const char *protector, int r)
+int ts_audit_sinks(const char *event, const char *vault, uint32_t owner, const ts_caller *caller, const char *protector,
+                   int r)
 {
 	return 0;
 }
@@ -135,7 +136,7 @@ static void ts_log_writes_one_line(void **state)
 	assert_true(fd >= 0 && saved >= 0);
 	assert_int_equal(dup2(fd, 2), 2);
 	ts_log(TS_LOG_WARNING, "vault=%s: %s", "v", "helper broke\n<5>tokensealed: event=unlock vault=alice result=ok");
-	ts_log_event("unlock\nforged", "v\n", NULL, "p1\r", 0);
+	ts_log_event("unlock\nforged", "v\n", 1000, NULL, "p1\r", 0);
 	fflush(stderr);
 	assert_int_equal(dup2(saved, 2), 2);
 	close(saved);
@@ -147,7 +148,7 @@ static void ts_log_writes_one_line(void **state)
 	unlink(path);
 	assert_string_equal(buf,
 	                    "<4>tokensealed: vault=v: helper broke\\x0a<5>tokensealed: event=unlock vault=alice result=ok\n"
-	                    "<5>tokensealed: event=unlock\\x0aforged vault=v? uid=-1 pid=0 protector=p1? result=ok\n");
+	                    "<5>tokensealed: event=unlock\\x0aforged vault=v? owner=1000 uid=-1 pid=0 protector=p1? result=ok\n");
 }
 
 int main(void)
