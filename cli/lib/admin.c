@@ -432,6 +432,7 @@ int ts_client_unlock(ts_client *c, const char *vault, const char *protector, con
 	if ((r = sd_bus_message_append(m, "sh", protector ? protector : "", fd)) < 0 ||
 	    (r = sd_bus_message_open_container(m, 'a', "{ss}")) < 0 ||
 	    (o && o->source && (r = sd_bus_message_append(m, "{ss}", "source", o->source)) < 0) ||
+	    (o && o->need_user && (r = sd_bus_message_append(m, "{ss}", "need_user", "yes")) < 0) ||
 	    (r = sd_bus_message_close_container(m)) < 0)
 		return ts_client_error(c, r, NULL);
 	/* The daemon says when the key waits for a touch; believed only from the daemon itself. */

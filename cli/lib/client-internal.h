@@ -110,6 +110,7 @@ int ts_client_create_vault(ts_client *c, const char *name, const ts_kv *opts, si
 /* The optional parts of an unlock. */
 typedef struct ts_unlock_opts {
 	const char *source;            /* Unlock's "source" option (root only: e.g. "pam:login"), or NULL */
+	int need_user;                 /* Unlock's "need_user" option: only protectors that show somebody is there */
 	uint64_t timeout_usec;         /* 0: TS_CLIENT_SLOW_TIMEOUT_USEC */
 	/* Called when the daemon says the key it is unlocking with waits for a touch. */
 	void (*on_touch)(void *ud, const char *protector);

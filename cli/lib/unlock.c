@@ -78,6 +78,8 @@ static int unlock_once(struct loop *l, const char *which, const char *secret, si
 {
 	ts_unlock_opts o = l->ui->opts;
 
+	/* The daemon enforces it too: the client's own filter is only for prompts. */
+	o.need_user = l->ui->need_user;
 	o.on_touch = on_touch;
 	o.ud = l;
 	return ts_client_unlock(l->c, l->vault, which, (const uint8_t *)secret, len, &o, ret_id, ret_needed);
@@ -210,6 +212,12 @@ int ts_client_unlock_interactive(ts_client *c, const char *vault, const char *wh
 			} else {
 				if ((r = ui->ask_secret(ui->ud, prompt_for(&l), &secret, &len)) < 0)
 					break;
+			}
+			/* Enter alone is no PIN: sent, it would read as "no secret" and open a PIN-less protector. */
+			if (len == 0) {
+				ts_secret_free(secret, 1);
+				r = ts_client_fail(c, TS_E_PIN_REQUIRED, "nothing was typed");
+				break;
 			}
 			r = unlock_once(&l, which, secret, len, &id, &needed);
 			if (r == -TS_E_AMBIGUOUS)

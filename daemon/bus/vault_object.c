@@ -150,6 +150,23 @@ static const char *protector_fact(const ts_protector_ops *ops, const ts_protecto
 }
 
 /*
+ * Does unlocking with p show that somebody is there: it takes a secret, or
+ * it is a security key that wants a touch? A TPM without PIN opens for
+ * anyone at the machine (and a protector whose record cannot be read shows
+ * nothing).
+ */
+static int proves_user(const ts_protector_ops *ops, const ts_protector_record *p)
+{
+	char touch[8];
+
+	if (!ops)
+		return 0;
+	if (protector_needs_secret(ops, p))
+		return 1;
+	return strcmp(p->type, "fido2") == 0 && strcmp(protector_fact(ops, p, "touch", touch, sizeof(touch)), "yes") == 0;
+}
+
+/*
  * An Unlock in progress. Protectors are tried one after another; the ones
  * whose backend runs in tokenseal-helper are awaited from the event loop, so
  * a touch wait or a slow token stalls only this caller: the reply is sent
@@ -171,6 +188,7 @@ typedef struct ts_unlock_job {
 	sd_bus_message *m;
 	ts_caller caller;
 	char source[TS_BACKOFF_SOURCE_MAX];  /* whose wrong secrets these are (backoff.h) */
+	int need_user;                   /* option need_user: only protectors that show somebody is there */
 	uint8_t *secret;                 /* secure memory, NULL when none was given */
 	size_t secret_len;
 	char which[TS_PROTECTOR_ID_MAX + 16];
@@ -178,7 +196,7 @@ typedef struct ts_unlock_job {
 	size_t n_ids, next_id;
 	size_t n_probe;                  /* > 0: ids are tokens still to be asked whether they are there */
 	char present[TS_VAULT_MAX_PROTECTORS][TS_PROTECTOR_ID_MAX];
-	char present_token[TS_VAULT_MAX_PROTECTORS][96];   /* which token answered the probe ("" unknown) */
+	char present_token[TS_VAULT_MAX_PROTECTORS][TS_PROTECTOR_DESC_MAX];   /* which token answered ("" unknown) */
 	size_t n_present;
 	size_t tried, matched;
 	int best;
@@ -501,22 +519,27 @@ static void token_identity(ts_vault_entry *e, const char *id, token_id *t)
 }
 
 /*
- * One token for sure: a serial on one side only could be another card of the
- * same label, so it is not the same (the presence probe decides, or the
- * caller names it); two URIs without a serial resolve alike in the backend,
- * which never logs in to one of several cards of a label it cannot tell apart.
+ * One token for sure, from the records alone: the TPM (there is one), or two
+ * PKCS#11 records naming the same label and the same serial. Without a
+ * serial a URI may mean any card of its label (the backend picks the one
+ * that shows the key), so it is never taken for the same card as another.
  */
 static int same_token(const token_id *a, const token_id *b)
 {
-	return strcmp(a->kind, b->kind) == 0 && strcmp(a->label, b->label) == 0 && strcmp(a->serial, b->serial) == 0;
+	if (strcmp(a->kind, b->kind) != 0)
+		return 0;
+	if (strcmp(a->kind, "tpm2") == 0)
+		return 1;
+	return strcmp(a->kind, "pkcs11") == 0 && a->serial[0] && strcmp(a->label, b->label) == 0 &&
+	       strcmp(a->serial, b->serial) == 0;
 }
 
 /*
  * Do all these protectors take the PIN on one and the same token? Then it is
  * no question which. probed (may be NULL): which token answered each one's
- * presence probe, the better witness when both sides have one.
+ * presence probe; where both have that, it decides, else the records do.
  */
-static int one_token(ts_vault_entry *e, char ids[][TS_PROTECTOR_ID_MAX], char probed[][96], size_t n)
+static int one_token(ts_vault_entry *e, char ids[][TS_PROTECTOR_ID_MAX], char probed[][TS_PROTECTOR_DESC_MAX], size_t n)
 {
 	token_id first, other;
 
@@ -577,8 +600,9 @@ static void on_remote_present(void *userdata, int r, const ts_remote_reply *repl
 		if (r < 0)
 			ts_log(TS_LOG_INFO, "vault=%s protector=%s: presence unknown: %s", j->e->vault->name, id,
 			       err && *err ? err : ts_strerror(r));
+		/* A name cut to fit could make two tokens one: such a name is no name. */
 		snprintf(j->present_token[j->n_present], sizeof(j->present_token[0]), "%s",
-		         r >= 0 && reply->desc ? reply->desc : "");
+		         r >= 0 && reply->desc && strlen(reply->desc) < sizeof(j->present_token[0]) - 1 ? reply->desc : "");
 		memcpy(j->present[j->n_present++], id, sizeof(j->present[0]));
 	}
 	probe_next(j);
@@ -643,6 +667,9 @@ static void unlock_candidates(ts_unlock_job *j)
 				continue;
 			if (pass == 0)
 				j->matched++;
+			/* need_user: a login, a screen locker; never a protector that opens for anyone, named or not. */
+			if (j->need_user && !proves_user(ops, p))
+				continue;
 			if (!by_id) {
 				if (!j->secret) {
 					/* Without a secret, a share already given is not asked for again (a touch). */
@@ -680,7 +707,7 @@ static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	ts_kv *opts = NULL;
 	size_t n_opts = 0;
 	uint64_t wait;
-	int fd, r;
+	int fd, r, need_user = 0;
 	ts_caller caller;
 
 	if ((r = sd_bus_message_read(m, "sh", &which, &fd)) < 0)
@@ -690,9 +717,12 @@ static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	for (size_t i = 0; i < n_opts; i++) {
 		if (strcmp(opts[i].key, "source") == 0 && strlen(opts[i].value) < TS_BACKOFF_SOURCE_MAX)
 			hint = opts[i].value;
+		else if (strcmp(opts[i].key, "need_user") == 0 && strcmp(opts[i].value, "yes") == 0)
+			need_user = 1;
 		else {
 			free(opts);
-			return ts_bus_error(error, -TS_E_INVALID_ARGS, "unknown or malformed option (known: source=NAME)");
+			return ts_bus_error(error, -TS_E_INVALID_ARGS,
+			                    "unknown or malformed option (known: source=NAME, need_user=yes)");
 		}
 	}
 	if ((r = vault_authorize(m, e, "unlock", &caller, error)) != 0) {
@@ -719,6 +749,7 @@ static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	j->m = sd_bus_message_ref(m);
 	j->caller = caller;
 	memcpy(j->source, source, sizeof(j->source));
+	j->need_user = need_user;
 	snprintf(j->which, sizeof(j->which), "%s", which);
 	j->next = d->unlock_jobs;
 	d->unlock_jobs = j;
@@ -733,6 +764,16 @@ static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	 * Unlock then still answers "is this secret right?", which a login
 	 * module relies on (and a k-of-n vault still wants k shares for it).
 	 */
+	/* A share kept from a protector that proves nobody must not help a need_user unlock to its end. */
+	if (need_user)
+		for (size_t i = 0; i < e->vault->n_pending; i++) {
+			const ts_protector_record *p = find_protector(e, e->vault->pending_ids[i]);
+
+			if (!p || !proves_user(ts_protector_lookup(p->type), p)) {
+				ts_daemon_forget_shares(e, "a share that proves nobody, before a need_user unlock");
+				break;
+			}
+		}
 	unlock_candidates(j);
 	if (j->n_probe > 0)
 		probe_next(j);

@@ -39,22 +39,15 @@ static int rk_checksum(const uint8_t key[TS_RECOVERY_KEY_BYTES], uint8_t check[T
 
 /* Value of a typed character, -1 for a separator to skip, -2 for an invalid one. */
 /*
- * How many bytes at text[i] are a separator a person (or a word processor)
- * may have put between groups: ASCII dash, dot, underscore and white space,
- * and in UTF-8 the typographic dashes U+2010..U+2015, the minus sign U+2212,
- * and the no-break spaces U+00A0 and U+202F. 0 when text[i] is none.
+ * Is text[i] a separator a person (or a word processor) may have put between
+ * groups? The ASCII dash, dot, underscore and white space, and every byte of
+ * a non-ASCII character (typographic dashes, soft hyphens, thin or no-break
+ * spaces, fullwidth forms...): the key's alphabet is ASCII, and the checksum
+ * catches a character lost among them.
  */
-static size_t rk_separator_len(const unsigned char *t, size_t len, size_t i)
+static int rk_separator(unsigned char c)
 {
-	if (t[i] == '-' || t[i] == '.' || t[i] == '_' || t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r')
-		return 1;
-	if (i + 1 < len && t[i] == 0xc2 && t[i + 1] == 0xa0)
-		return 2;
-	if (i + 2 < len && t[i] == 0xe2 &&
-	    ((t[i + 1] == 0x80 && ((t[i + 2] >= 0x90 && t[i + 2] <= 0x95) || t[i + 2] == 0xaf)) ||
-	     (t[i + 1] == 0x88 && t[i + 2] == 0x92)))
-		return 3;
-	return 0;
+	return c == '-' || c == '.' || c == '_' || c == ' ' || c == '\t' || c == '\n' || c == '\r' || c >= 0x80;
 }
 
 static int rk_char_value(unsigned char c)
@@ -122,19 +115,15 @@ out:
 int ts_recovery_looks_like(const char *text, size_t len)
 {
 	const unsigned char *t = (const unsigned char *)text;
-	size_t i = 0, d = 0, other = 0, sep;
+	size_t d = 0;
 
-	while (i < len) {
-		if ((sep = rk_separator_len(t, len, i)) > 0) {
-			i += sep;
+	for (size_t i = 0; i < len; i++) {
+		if (rk_separator(t[i]))
 			continue;
-		}
-		/* Letters and digits (U and the look-alikes too: a mistyped key is still no PIN); a few others. */
-		if ((t[i] >= '0' && t[i] <= '9') || (t[i] >= 'A' && t[i] <= 'Z') || (t[i] >= 'a' && t[i] <= 'z'))
-			d++;
-		else if (++other > 8)
+		/* Letters and digits (U and the look-alikes too: a mistyped key is still no PIN); nothing else. */
+		if (!((t[i] >= '0' && t[i] <= '9') || (t[i] >= 'A' && t[i] <= 'Z') || (t[i] >= 'a' && t[i] <= 'z')))
 			return 0;
-		i++;
+		d++;
 	}
 	return d >= RK_CHARS - 4 && d <= RK_CHARS + 4;
 }
@@ -152,12 +141,8 @@ int ts_recovery_parse(const char *text, size_t len, uint8_t key[TS_RECOVERY_KEY_
 	if (sodium_init() < 0)
 		return -TS_E_FAILED;
 	for (i = 0; i < len; i++) {
-		size_t sep = rk_separator_len((const unsigned char *)text, len, i);
-
-		if (sep > 0) {
-			i += sep - 1;
+		if (rk_separator((unsigned char)text[i]))
 			continue;
-		}
 		v = rk_char_value((unsigned char)text[i]);
 		if (v == -1)
 			continue;

@@ -18,17 +18,18 @@ int ts_recovery_generate(uint8_t key[TS_RECOVERY_KEY_BYTES], char text[TS_RECOVE
 
 /*
  * Parse what a user typed: case-insensitive, separators ignored (dashes,
- * dots, underscores, white space, and the typographic dashes and no-break
- * spaces a document may have put there), Crockford substitutions (O->0,
- * I/L->1, U invalid). Returns 0, or -TS_E_BAD_RECOVERY_KEY
+ * dots, underscores, white space, and any non-ASCII character: the
+ * typographic dashes, soft hyphens and odd spaces a document may have put
+ * there), Crockford substitutions (O->0, I/L->1, U invalid). Returns 0, or -TS_E_BAD_RECOVERY_KEY
  * when the length or the checksum is wrong (a typo), never a partial key.
  */
 int ts_recovery_parse(const char *text, size_t len, uint8_t key[TS_RECOVERY_KEY_BYTES]);
 
 /*
- * Does what a user typed have the shape of a recovery key (40 letters and
- * digits, give or take four typed twice or left out, grouped by any of the
- * parser's separators, with at most 8 other characters)?
+ * Does what a user typed have the shape of a recovery key: 36 to 44 ASCII
+ * letters and digits (40, give or take four typed twice or left out),
+ * grouped by any of the parser's separators, and no other ASCII character
+ * (a PIN with a '!' or a ',' is no recovery key)?
  * Such input is never a token PIN for tokensealed: it goes to recovery
  * protectors only, so a mistyped recovery key spends no token's PIN retry.
  * 1 or 0; nothing is decoded.

@@ -32,7 +32,19 @@ grep -q "PIN or recovery key: \|TPM PIN: " "$D/out" || fail "no prompt: $(cat "$
 pam_service named "auth required $PAM_SO protector=p3 timeout=5"
 rc=0; pt named "$ALICE" authenticate </dev/null >"$D/out" 2>&1 || rc=$?
 [ $rc -ne 0 ] && [ "$(vprop "$P" Locked)" = true ] || fail "protector=p3 (TPM without PIN) logged in: $(cat "$D/out")"
-pass "a TPM without PIN never counts as a login, not even when named"
+# Enter alone at the prompt is nothing typed, not "no secret" (which the PIN-less TPM would take).
+rc=0; printf '\n' | pt su "$ALICE" authenticate >"$D/out" 2>&1 || rc=$?
+[ $rc -ne 0 ] && [ "$(vprop "$P" Locked)" = true ] || fail "Enter alone logged in: $(cat "$D/out")"
+# A type that includes the PIN-less TPM: any word typed must not open it.
+pam_service bytype "auth required $PAM_SO protector=tpm2 timeout=5"
+rc=0; printf 'wrong-guess\n' | pt bytype "$ALICE" authenticate >"$D/out" 2>&1 || rc=$?
+[ $rc -ne 0 ] && [ "$(vprop "$P" Locked)" = true ] || fail "protector=tpm2 with a wrong PIN logged in: $(cat "$D/out")"
+grep -q "event=unlock .*protector=p3 result=ok" "$D/daemon.log" && fail "the PIN-less TPM answered a login"
+# The daemon holds to it even if a client does not filter: need_user=yes over the bus.
+expect_fail org.tokenseal1.Error.PinRequired fdcall "$P" $VIFACE Unlock 'sha{ss}' "" "</dev/null" "need_user=yes"
+expect_fail org.tokenseal1.Error.PinInvalid fdcall "$P" $VIFACE Unlock 'sha{ss}' tpm2 "<$D/rk" "need_user=yes"
+[ "$(vprop "$P" Locked)" = true ] || fail "need_user=yes: the PIN-less TPM opened the vault"
+pass "a TPM without PIN never counts as a login: not named, not by type, not for Enter alone"
 
 # --- the PIN does.
 pt su "$ALICE" authenticate <"$D/pin" >"$D/out" 2>&1 || fail "the TPM PIN: $(cat "$D/out")"

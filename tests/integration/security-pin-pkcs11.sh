@@ -35,4 +35,16 @@ ts unlock --protector p3 --pin-fd 3 3<"$D/pin-b" </dev/null >"$D/out" 2>&1 || fa
 [ "$(pin_to_a)" = 0 ] || fail "naming p3, card B's PIN went to card A"
 grep -q "event=unlock vault=demo .*protector=p3 result=ok" "$D/daemon.log" || fail "p3 did not open it"
 pass "two cards of one label: B's PIN never reaches A (AmbiguousProtector; naming p3 finds card B by its key)"
+
+# Both protectors without a serial (A's key enrolled offline too): still two cards, never one.
+softhsm_export_pub 02 "$D/a.pem"
+ts unlock --protector p1 --pin-fd 3 3<"$D/rk" </dev/null >/dev/null 2>&1 || fail "recovery unlock"
+ts revoke p2 --record-only >/dev/null 2>&1 || fail "revoke p2"
+ts enroll pkcs11 --uri "pkcs11:token=$SOFTHSM_LABEL;id=%02" --public-key "$D/a.pem" </dev/null >"$D/e" 2>&1 ||
+	fail "p4 offline on card A: $(cat "$D/e")"
+ts lock >/dev/null
+rc=0; ts unlock --pin-fd 3 3<"$D/pin-b" </dev/null >"$D/out" 2>&1 || rc=$?
+grep -q "event=unlock vault=demo .*protector=p4 result=PinInvalid" "$D/daemon.log" && fail "card B's PIN went to card A (p4)"
+[ $rc -ne 0 ] && grep -q "several tokens could take this PIN" "$D/out" || fail "two serial-less cards: (rc $rc) $(cat "$D/out")"
+pass "two protectors without a serial on two cards of one label are two tokens"
 rig_stop_daemon

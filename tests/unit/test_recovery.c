@@ -123,7 +123,7 @@ static void lowercase_spaces_and_crockford_substitutions_are_accepted(void **sta
 static void typographic_separators_are_accepted_and_shaped_like_a_key(void **state)
 {
 	static const char *const seps[] = { "\xe2\x80\x93", "\xe2\x80\x94", "\xe2\x88\x92", "\xc2\xa0", "\xe2\x80\xaf",
-	                                    ".", "_", " - " };
+	                                    "\xc2\xad", "\xe2\x80\x89", "\xef\xbc\x8d", ".", "_", " - " };
 	uint8_t key[20], back[20];
 	char text[48], typed[256];
 
@@ -151,6 +151,8 @@ static void typographic_separators_are_accepted_and_shaped_like_a_key(void **sta
 	assert_false(ts_recovery_looks_like("123456", 6));
 	assert_false(ts_recovery_looks_like("correct horse battery staple", 28));
 	assert_false(ts_recovery_looks_like("a!b@c#d$e%f^g&h*i(j)k=l+m?n<o>p{q}r[s]t", 39));
+	/* A passphrase PIN: letters enough, but with punctuation no key has. */
+	assert_false(ts_recovery_looks_like("Tr0ub4dor&3, correct horse battery staples!!", 44));
 	assert_true(ts_recovery_looks_like(text, 46));   /* one character left out */
 }
 
