@@ -9,6 +9,7 @@ D=$RIG_DIR
 softhsm_setup "$D/hsm"
 printf '%s\n' "$SOFTHSM_PIN" >"$D/pin-a"
 printf '654321\n' >"$D/pin-b"
+softhsm_export_pub 02 "$D/a.pem"   # while card A is the only one of its label (the slot order is random)
 SLOT_B=$(softhsm2-util --init-token --free --label "$SOFTHSM_LABEL" --so-pin 11112222 --pin 654321 |
 	sed -n 's/.*reassigned to slot \([0-9]*\).*/\1/p')
 [ -n "$SLOT_B" ] || fail "second token"
@@ -37,7 +38,6 @@ grep -q "event=unlock vault=demo .*protector=p3 result=ok" "$D/daemon.log" || fa
 pass "two cards of one label: B's PIN never reaches A (AmbiguousProtector; naming p3 finds card B by its key)"
 
 # Both protectors without a serial (A's key enrolled offline too): still two cards, never one.
-softhsm_export_pub 02 "$D/a.pem"
 ts unlock --protector p1 --pin-fd 3 3<"$D/rk" </dev/null >/dev/null 2>&1 || fail "recovery unlock"
 ts revoke p2 --record-only >/dev/null 2>&1 || fail "revoke p2"
 ts enroll pkcs11 --uri "pkcs11:token=$SOFTHSM_LABEL;id=%02" --public-key "$D/a.pem" </dev/null >"$D/e" 2>&1 ||
