@@ -92,24 +92,24 @@ for v in recovery ${have_fido2:+fido2-pin fido2-nopin} ${have_tpm2:+tpm2} ${have
 	T "$v" create >"$U/$v.rk" 2>/dev/null || fail "create vault $v"
 done
 plan recovery recovery p1 "$U/recovery.rk" \
-	"$TOOLS/recovery_check" bench-unlock --vault "$U/state/recovery.vault" --protector p1 --pin-file "$U/recovery.rk"
+	"$TOOLS/recovery_check" bench-unlock --vault "$U/state/0/recovery.vault" --protector p1 --pin-file "$U/recovery.rk"
 if [ -n "$have_fido2" ]; then
 	p=$(enroll fido2-pin fido2 --pin-fd 3 3<"$U/fido2.pin")
 	plan fido2 fido2-pin "$p" "$U/fido2.pin" "$TOOLS/fido2_check" bench-unlock \
-		--device "$SOFTFIDO_bench_DEV" --vault "$U/state/fido2-pin.vault" --protector "$p" --pin-file "$U/fido2.pin"
+		--device "$SOFTFIDO_bench_DEV" --vault "$U/state/0/fido2-pin.vault" --protector "$p" --pin-file "$U/fido2.pin"
 	p=$(enroll fido2-nopin fido2 --no-pin --pin-fd 3 3<"$U/fido2.pin")
 	plan fido2 fido2-nopin "$p" - "$TOOLS/fido2_check" bench-unlock \
-		--device "$SOFTFIDO_bench_DEV" --vault "$U/state/fido2-nopin.vault" --protector "$p"
+		--device "$SOFTFIDO_bench_DEV" --vault "$U/state/0/fido2-nopin.vault" --protector "$p"
 fi
 if [ -n "$have_tpm2" ]; then
 	p=$(enroll tpm2 tpm2)
 	plan tpm2 tpm2 "$p" - "$TOOLS/tpm2_check" bench-unlock \
-		--tcti "swtpm:path=$U/tpm/sock" --vault "$U/state/tpm2.vault" --protector "$p"
+		--tcti "swtpm:path=$U/tpm/sock" --vault "$U/state/0/tpm2.vault" --protector "$p"
 fi
 if [ -n "$have_pkcs11" ]; then
 	p=$(enroll pkcs11-rsa pkcs11 --uri "pkcs11:token=$SOFTHSM_LABEL;id=%01" --pin-fd 3 3<"$U/pkcs11.pin")
 	plan pkcs11 pkcs11-rsa "$p" "$U/pkcs11.pin" "$TOOLS/pkcs11_check" bench-unlock \
-		--vault "$U/state/pkcs11-rsa.vault" --protector "$p" --pin-file "$U/pkcs11.pin"
+		--vault "$U/state/0/pkcs11-rsa.vault" --protector "$p" --pin-file "$U/pkcs11.pin"
 fi
 "$BENCH" unlock "$BUS_ADDRESS" "$PLAN" "$N_UNLOCK" "$U/unlock.json" "$U/unlock.txt"
 stop_daemon
