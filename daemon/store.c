@@ -371,6 +371,30 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* A directory to list: the DIR and its fd (owned by the DIR). 0 or -TS_E_IO. */
+static int dir_open(const char *dir, DIR **ret, int *ret_dfd)
+{
+	int dfd;
+
+	if ((dfd = open_dir(dir)) < 0)
+		return dfd == -TS_E_NO_SUCH_VAULT ? -TS_E_IO : dfd;
+	if ((*ret = fdopendir(dfd)) == NULL) {
+		close(dfd);
+		return -TS_E_IO;
+	}
+	*ret_dfd = dfd;
+	return 0;
+}
+
+/* The next entry: 1 and *ret, 0 at the end, -TS_E_IO. */
+static int dir_next(DIR *d, struct dirent **ret)
+{
+	errno = 0;
+	if ((*ret = readdir(d)) != NULL)
+		return 1;
+	return errno != 0 ? -TS_E_IO : 0;
+}
+
 int ts_store_list(const char *dir, int (*cb)(void *ud, const char *name), void *ud)
 {
 	char **names = NULL, **nn;
@@ -382,19 +406,9 @@ int ts_store_list(const char *dir, int (*cb)(void *ud, const char *name), void *
 
 	if (!dir || !cb)
 		return -TS_E_INVALID_ARGS;
-	if ((dfd = open_dir(dir)) < 0)
-		return dfd == -TS_E_NO_SUCH_VAULT ? -TS_E_IO : dfd;
-	if ((d = fdopendir(dfd)) == NULL) {
-		close(dfd);
-		return -TS_E_IO;
-	}
-	for (;;) {
-		errno = 0;
-		if ((de = readdir(d)) == NULL) {
-			if (errno != 0)
-				r = -TS_E_IO;
-			break;
-		}
+	if ((r = dir_open(dir, &d, &dfd)) < 0)
+		return r;
+	while ((r = dir_next(d, &de)) > 0) {
 		if (is_stale_temp(de->d_name)) {
 			/* Not while a save runs: the daemon lists at start-up, under its own lock. */
 			unlinkat(dfd, de->d_name, 0);
@@ -541,19 +555,9 @@ int ts_store_list_owners(const char *state_dir, int (*cb)(void *ud, uint32_t own
 
 	if (!state_dir || !cb)
 		return -TS_E_INVALID_ARGS;
-	if ((dfd = open_dir(state_dir)) < 0)
-		return dfd == -TS_E_NO_SUCH_VAULT ? -TS_E_IO : dfd;
-	if ((d = fdopendir(dfd)) == NULL) {
-		close(dfd);
-		return -TS_E_IO;
-	}
-	for (;;) {
-		errno = 0;
-		if ((de = readdir(d)) == NULL) {
-			if (errno != 0)
-				r = -TS_E_IO;
-			break;
-		}
+	if ((r = dir_open(state_dir, &d, &dfd)) < 0)
+		return r;
+	while ((r = dir_next(d, &de)) > 0) {
 		/* Only real directories named by a uid; a symlink named "1000" is not an owner's directory. */
 		if (!parse_owner(de->d_name, &uid) || fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    !S_ISDIR(st.st_mode))
