@@ -414,11 +414,7 @@ static int p11_token_gone(ts_vault_entry *e, const char *id)
 
 		if (strcmp(p->id, id) != 0 || strcmp(p->type, "pkcs11") != 0)
 			continue;
-		req.config = &e->d->config;
-		req.vault_name = e->vault->name;
-		req.vault_id = e->vault->id;
-		req.err = errbuf;
-		req.err_len = sizeof(errbuf);
+		ts_protector_request_init(&req, &e->d->config, e->vault->name, e->vault->id, errbuf, sizeof(errbuf));
 		if ((r = ops->present(&req, p->params, p->params_len)) < 0)
 			ts_log(TS_LOG_WARNING, "autolock: vault=%s protector=%s: cannot tell whether the token is there: %s",
 			       e->vault->name, p->id, errbuf[0] ? errbuf : ts_strerror(r));

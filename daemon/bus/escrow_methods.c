@@ -239,13 +239,9 @@ int ts_escrow_method_revoke_and_rekey(sd_bus_message *m, void *userdata, sd_bus_
 			snprintf(dropped[n_dropped++], TS_PROTECTOR_ID_MAX, "%s", p->id);
 			continue;
 		}
-		req.config = &d->config;
-		req.vault_name = e->vault->name;
-		req.vault_id = e->vault->id;
+		ts_protector_request_init(&req, &d->config, e->vault->name, e->vault->id, errbuf, sizeof(errbuf));
 		req.pin = g ? g->secret : NULL;
 		req.pin_len = g ? g->len : 0;
-		req.err = errbuf;
-		req.err_len = sizeof(errbuf);
 		if (ops->unlock(&req, p->params, p->params_len, kek) < 0 ||
 		    ts_vault_unlock_share(check, p->id, kek, &needed) < 0) {
 			sodium_memzero(kek, TS_KEY_BYTES);
@@ -436,11 +432,7 @@ int ts_escrow_method_rotate_recovery_key(sd_bus_message *m, void *userdata, sd_b
 		r = -TS_E_NOMEM;
 		goto out;
 	}
-	req.config = &e->d->config;
-	req.vault_name = e->vault->name;
-	req.vault_id = e->vault->id;
-	req.err = errbuf;
-	req.err_len = sizeof(errbuf);
+	ts_protector_request_init(&req, &e->d->config, e->vault->name, e->vault->id, errbuf, sizeof(errbuf));
 	if ((r = ts_protector_recovery.enroll(&req, kek, &params, desc, secret, TS_SECRET_IN_MAX - 1, &secret_len)) < 0)
 		goto out;
 	if ((r = ts_vault_add_protector(e->vault, "recovery", desc, kek, params.data, params.len, ts_now(), &new_id)) < 0)

@@ -190,11 +190,7 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 		r = -TS_E_NOMEM;
 		goto out;
 	}
-	req.config = &d->config;
-	req.vault_name = v->name;
-	req.vault_id = v->id;
-	req.err = errbuf;
-	req.err_len = sizeof(errbuf);
+	ts_protector_request_init(&req, &d->config, v->name, v->id, errbuf, sizeof(errbuf));
 	if ((r = ops->enroll(&req, kek, &params, desc, secret, TS_SECRET_IN_MAX - 1, &secret_len)) < 0)
 		goto out;
 	if ((r = ts_vault_add_protector(v, ops->type, desc, kek, params.data, params.len, ts_now(), &pid_id)) < 0)

@@ -369,14 +369,9 @@ static int unlock_in_process(ts_unlock_job *j, const char *id, int *r, uint8_t *
 		return 0;
 	ts_log(TS_LOG_WARNING, "vault=%s protector=%s: %s; checking it in the daemon", j->e->vault->name, id,
 	       err[0] ? err : "the token helper did not run");
-	req.config = &j->e->d->config;
-	req.vault_name = j->e->vault->name;
-	req.vault_id = j->e->vault->id;
+	ts_protector_request_init(&req, &j->e->d->config, j->e->vault->name, j->e->vault->id, err, errlen);
 	req.pin = j->secret;
 	req.pin_len = j->secret_len;
-	req.err = err;
-	req.err_len = errlen;
-	err[0] = '\0';
 	*r = ops->unlock(&req, p->params, p->params_len, kek);
 	return 1;
 }
@@ -446,14 +441,9 @@ static void unlock_step(ts_unlock_job *j)
 			continue;
 		}
 		j->tried++;
-		req.config = &e->d->config;
-		req.vault_name = e->vault->name;
-		req.vault_id = e->vault->id;
+		ts_protector_request_init(&req, &e->d->config, e->vault->name, e->vault->id, errbuf, sizeof(errbuf));
 		req.pin = j->secret;
 		req.pin_len = j->secret_len;
-		req.err = errbuf;
-		req.err_len = sizeof(errbuf);
-		errbuf[0] = '\0';
 		if (ts_protector_unlocks_in_helper(ops)) {
 			snprintf(j->current, sizeof(j->current), "%s", id);
 			r = ts_remote_unlock_start(e->d->event, ops, &req, p->params, p->params_len, on_remote_unlock, j,
@@ -622,11 +612,7 @@ static void probe_next(ts_unlock_job *j)
 
 		if (!p || !ops)
 			continue;
-		req.config = &e->d->config;
-		req.vault_name = e->vault->name;
-		req.vault_id = e->vault->id;
-		req.err = errbuf;
-		req.err_len = sizeof(errbuf);
+		ts_protector_request_init(&req, &e->d->config, e->vault->name, e->vault->id, errbuf, sizeof(errbuf));
 		if (!ops->present || ts_remote_present_start(e->d->event, ops, &req, p->params, p->params_len,
 		                                             on_remote_present, j, &j->remote) < 0) {
 			j->present_token[j->n_present][0] = '\0';
@@ -808,11 +794,7 @@ static const char *probe_one(ts_vault_entry *e, const ts_protector_record *p)
 		return "unknown";
 	if (!ops->present)
 		return protector_needs_secret(ops, p) ? "needs-secret" : "unknown";
-	req.config = &e->d->config;
-	req.vault_name = e->vault->name;
-	req.vault_id = e->vault->id;
-	req.err = errbuf;
-	req.err_len = sizeof(errbuf);
+	ts_protector_request_init(&req, &e->d->config, e->vault->name, e->vault->id, errbuf, sizeof(errbuf));
 	r = ops->present(&req, p->params, p->params_len);
 	if (r < 0)
 		ts_log(TS_LOG_DEBUG, "vault=%s protector=%s: presence unknown: %s", e->vault->name, p->id,
@@ -1430,15 +1412,11 @@ static int method_add_protector(sd_bus_message *m, void *userdata, sd_bus_error 
 		snprintf(errbuf, sizeof(errbuf), "cannot read secret_in");
 		goto out;
 	}
-	req.config = &d->config;
-	req.vault_name = e->vault->name;
-	req.vault_id = e->vault->id;
+	ts_protector_request_init(&req, &d->config, e->vault->name, e->vault->id, errbuf, sizeof(errbuf));
 	req.options = opts;
 	req.n_options = n_opts;
 	req.pin = secret_in;
 	req.pin_len = secret_in_len;
-	req.err = errbuf;
-	req.err_len = sizeof(errbuf);
 
 	if (ts_protector_is_remote(ops)) {
 		/* The token's part runs in the helper; the reply comes from on_remote_enroll. */

@@ -40,6 +40,13 @@ typedef struct ts_protector_request {
 	size_t token_id_len;
 } ts_protector_request;
 
+/*
+ * A request for one vault with nothing else set (no options, no PIN, no
+ * token_id asked for); err gets the backend's message and starts empty.
+ */
+void ts_protector_request_init(ts_protector_request *req, const ts_config *config, const char *vault_name,
+                               const uint8_t *vault_id, char *err, size_t err_len);
+
 /* Look up an option; NULL if absent. */
 const char *ts_protector_option(const ts_protector_request *req, const char *key);
 

@@ -43,6 +43,19 @@ const ts_protector_ops *ts_protector_lookup(const char *type) {
 	return NULL;
 }
 
+void ts_protector_request_init(ts_protector_request *req, const ts_config *config, const char *vault_name,
+                               const uint8_t *vault_id, char *err, size_t err_len) {
+	*req = (ts_protector_request){
+		.config = config,
+		.vault_name = vault_name,
+		.vault_id = vault_id,
+		.err = err,
+		.err_len = err_len,
+	};
+	if (err && err_len)
+		err[0] = '\0';
+}
+
 const char *ts_protector_option(const ts_protector_request *req, const char *key) {
 	for (size_t i = 0; i < req->n_options; i++)
 		if (strcmp(req->options[i].key, key) == 0)
