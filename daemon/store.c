@@ -386,6 +386,29 @@ static int dir_open(const char *dir, DIR **ret, int *ret_dfd)
 	return 0;
 }
 
+/*
+ * Room for one more element in a listing: arrp points at the array pointer
+ * (n of *cap elements, each size bytes), grown by doubling up to LIST_MAX.
+ * 0, -TS_E_LIMIT or -TS_E_NOMEM (the array is then unchanged).
+ */
+static int list_room(void *arrp, size_t n, size_t *cap, size_t size)
+{
+	void *arr, *grown;
+	size_t want;
+
+	if (n < *cap)
+		return 0;
+	if (*cap >= LIST_MAX)
+		return -TS_E_LIMIT;
+	want = *cap ? *cap * 2 : 16;
+	memcpy(&arr, arrp, sizeof(arr));
+	if ((grown = realloc(arr, want * size)) == NULL)
+		return -TS_E_NOMEM;
+	memcpy(arrp, &grown, sizeof(grown));
+	*cap = want;
+	return 0;
+}
+
 /* The next entry: 1 and *ret, 0 at the end, -TS_E_IO. */
 static int dir_next(DIR *d, struct dirent **ret)
 {
@@ -397,7 +420,7 @@ static int dir_next(DIR *d, struct dirent **ret)
 
 int ts_store_list(const char *dir, int (*cb)(void *ud, const char *name), void *ud)
 {
-	char **names = NULL, **nn;
+	char **names = NULL;
 	size_t n = 0, cap = 0, i, len;
 	struct dirent *de;
 	struct stat st;
@@ -426,18 +449,8 @@ int ts_store_list(const char *dir, int (*cb)(void *ud, const char *name), void *
 		if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
 			continue;
 		de->d_name[len - strlen(VAULT_SUFFIX)] = '\0';
-		if (n == cap) {
-			if (cap >= LIST_MAX) {
-				r = -TS_E_LIMIT;
-				break;
-			}
-			cap = cap ? cap * 2 : 16;
-			if ((nn = realloc(names, cap * sizeof(*names))) == NULL) {
-				r = -TS_E_NOMEM;
-				break;
-			}
-			names = nn;
-		}
+		if ((r = list_room(&names, n, &cap, sizeof(*names))) < 0)
+			break;
 		if ((names[n] = strdup(de->d_name)) == NULL) {
 			r = -TS_E_NOMEM;
 			break;
@@ -546,7 +559,7 @@ static int cmp_u32(const void *a, const void *b)
 
 int ts_store_list_owners(const char *state_dir, int (*cb)(void *ud, uint32_t owner), void *ud)
 {
-	uint32_t *owners = NULL, *no, uid;
+	uint32_t *owners = NULL, uid;
 	size_t n = 0, cap = 0, i;
 	struct dirent *de;
 	struct stat st;
@@ -562,18 +575,8 @@ int ts_store_list_owners(const char *state_dir, int (*cb)(void *ud, uint32_t own
 		if (!parse_owner(de->d_name, &uid) || fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    !S_ISDIR(st.st_mode))
 			continue;
-		if (n == cap) {
-			if (cap >= LIST_MAX) {
-				r = -TS_E_LIMIT;
-				break;
-			}
-			cap = cap ? cap * 2 : 16;
-			if ((no = realloc(owners, cap * sizeof(*owners))) == NULL) {
-				r = -TS_E_NOMEM;
-				break;
-			}
-			owners = no;
-		}
+		if ((r = list_room(&owners, n, &cap, sizeof(*owners))) < 0)
+			break;
 		owners[n++] = uid;
 	}
 	closedir(d);
