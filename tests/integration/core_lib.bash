@@ -24,6 +24,15 @@ BQ_PREFIX=()
 # vault_path NAME — object path through GetVault.
 vault_path() { local o; o=$(bq call "${MGR_ARGS[@]}" GetVault s "$1") || return 1; sed -n 's/^o "\(.*\)"$/\1/p' <<<"$o"; }
 
+# policy_conf FILE [TEXT] — write TEXT (backslash escapes as printf %b), or stdin, to $POLICY_DIR/FILE,
+# mode 0644 like a file in /etc; start the daemon with --policy-dir "$POLICY_DIR".
+POLICY_DIR=$RIG_DIR/policy.d
+policy_conf() {
+	mkdir -p "$POLICY_DIR"
+	if [ $# -ge 2 ]; then printf '%b' "$2" >"$POLICY_DIR/$1"; else cat >"$POLICY_DIR/$1"; fi
+	chmod 0644 "$POLICY_DIR/$1"
+}
+
 # create_vault NAME KEYFILE — prints the object path; the recovery key lands in KEYFILE.
 create_vault() { fdcall /org/tokenseal1 org.tokenseal1.Manager CreateVault 'sa{ss}h' "$1" "" ">$2"; }
 
@@ -44,10 +53,11 @@ wrap() { local p=$1 pt=$2 o; shift 2; o=$(vcall "$p" Wrap 'aya{ss}' $pt "$@") ||
 # unwrap PATH "N b..." CTXCOUNT CTX... — prints "N b..." of the plaintext.
 unwrap() { local p=$1 blob=$2 o; shift 2; o=$(vcall "$p" Unwrap 'aya{ss}' $blob "$@") || return 1; ay_args <<<"$o"; }
 
-# as_other CMD... — run as the unprivileged $OTHER_UID.
-as_other() { setpriv --reuid "$OTHER_UID" --regid "$OTHER_UID" --clear-groups "$@"; }
+# as_uid UID CMD... — run as UID (its group too, no others); as_other CMD... — as the unprivileged $OTHER_UID.
+as_uid() { local u=$1; shift; setpriv --reuid "$u" --regid "$u" --clear-groups "$@"; }
+as_other() { as_uid "$OTHER_UID" "$@"; }
 # as_other_bq FUNC ARGS... — run a bq-based helper (vcall, wrap, ...) with busctl as the other user.
-as_other_bq() { local BQ_PREFIX=(setpriv --reuid "$OTHER_UID" --regid "$OTHER_UID" --clear-groups); "$@"; }
+as_other_bq() { local BQ_PREFIX=(as_other); "$@"; }
 bq_other() { as_other_bq bq "$@"; }
 
 daemon_alive() { kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$RIG_DIR/daemon.log" >&2; fail "tokensealed died"; }; }

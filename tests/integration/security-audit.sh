@@ -5,11 +5,9 @@
 # that covered the calls are in the log.
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
-PD="$RIG_DIR/policy.d"
+PD=$POLICY_DIR
 AL="$RIG_DIR/audit.jsonl"
-mkdir -p "$PD"
-printf '[audit]\nfail-closed = yes\n' >"$PD/90-audit.conf"
-chmod 0644 "$PD/90-audit.conf"
+policy_conf 90-audit.conf '[audit]\nfail-closed = yes\n'
 rig_start_bus
 rig_start_daemon --idle-lock 0 --policy-dir "$PD" --audit-log "$AL"
 
@@ -93,7 +91,7 @@ fi
 # 4. No other audit write at all: the end of the interval is the write that finds the log broken, so
 # calls go on unrecorded for at most one interval ([audit] data-interval, 2 s here).
 rig_stop_daemon
-printf '[audit]\nfail-closed = yes\ndata-interval = 2s\n' >"$PD/90-audit.conf"
+policy_conf 90-audit.conf '[audit]\nfail-closed = yes\ndata-interval = 2s\n'
 rig_start_daemon --idle-lock 0 --policy-dir "$PD" --audit-log "$AL"
 unlock "$P" p1 "$RIG_DIR/rk" || fail "Unlock"
 ends() { grep -c '"event":"data-use-end","vault":"dk".*"method":"Unwrap"' "$AL"; }
@@ -115,7 +113,7 @@ pass "data-interval 2s: data-use-end counts the calls; a log broken without othe
 
 # data-interval = off: a record per call, so the first call after the log breaks is refused.
 rig_stop_daemon
-printf '[audit]\nfail-closed = yes\ndata-interval = off\n' >"$PD/90-audit.conf"
+policy_conf 90-audit.conf '[audit]\nfail-closed = yes\ndata-interval = off\n'
 rig_start_daemon --idle-lock 0 --policy-dir "$PD" --audit-log "$AL"
 P2=$(vault_path dk-other)
 unlock "$P2" p1 "$RIG_DIR/rk-other" || fail "Unlock other"

@@ -9,15 +9,13 @@ D=$RIG_DIR
 USR=tsbk$$
 rig_useradd "$USR"
 UUID=$(id -u "$USR")
-mkdir -p "$D/policy.d"
-printf '[recovery]\nattempts = 1\nmax-backoff = 120s\n' >"$D/policy.d/50-recovery.conf"
-chmod 644 "$D/policy.d/50-recovery.conf"
+policy_conf 50-recovery.conf '[recovery]\nattempts = 1\nmax-backoff = 120s\n'
 rig_start_bus
-rig_start_daemon --idle-lock 0 --policy-dir "$D/policy.d"
+rig_start_daemon --idle-lock 0 --policy-dir "$POLICY_DIR"
 P=$(fdcall /org/tokenseal1 org.tokenseal1.Manager CreateVault 'sa{ss}h' "$USR" "owner=$UUID" ">$D/rk") || fail "create"
 chmod 644 "$D/rk"
 vcall "$P" Lock >/dev/null
-as_u() { setpriv --reuid "$UUID" --regid "$UUID" --clear-groups "$@"; }
+as_u() { as_uid "$UUID" "$@"; }
 # Wrong keys, shaped like recovery keys (so they go to the recovery protector and count).
 printf 'AAAAA-BBBBB-CCCCC-DDDDD-EEEEE-FFFFF-GGGGG-HHHHH\n' >"$D/wrong"
 
@@ -47,7 +45,7 @@ vcall "$P" Lock >/dev/null
 rig_stop_daemon
 [ -s "$STATE_DIR/$UUID/$USR.backoff" ] || fail "no back-off counters in the state directory"
 grep -q "^uid:0:pam:login 5 " "$STATE_DIR/$UUID/$USR.backoff" || fail "counters: $(cat "$STATE_DIR/$UUID/$USR.backoff")"
-rig_start_daemon --idle-lock 0 --policy-dir "$D/policy.d"
+rig_start_daemon --idle-lock 0 --policy-dir "$POLICY_DIR"
 rc=0; pt login "$USR" authenticate <"$D/rk" >"$D/out" 2>&1 || rc=$?
 [ $rc -ne 0 ] && grep -q "exhausted maximum number of retries" "$D/out" ||
 	fail "a restart reset the login prompt's back-off: $(cat "$D/out")"

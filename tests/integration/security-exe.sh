@@ -5,14 +5,13 @@
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 D=$RIG_DIR
-PD="$D/policy.d"
-mkdir -p "$PD"
+PD=$POLICY_DIR
 SLEEP=$(readlink -f "$(command -v sleep)")
 PY=$(readlink -f /usr/bin/python3)
 
 # mail-*: only the sleep program may unwrap (a program that cannot speak D-Bus: only the exec trick gets in).
 # svc-*: only python, the client of the positive case.
-cat >"$PD/10-exe.conf" <<EOF
+policy_conf 10-exe.conf <<EOF
 [unwrap mail]
 vaults = mail-*
 executables = $SLEEP
@@ -21,7 +20,6 @@ executables = $SLEEP
 vaults = svc-*
 executables = $PY
 EOF
-chmod 0644 "$PD/10-exe.conf"
 rig_start_bus
 rig_start_daemon --idle-lock 0 --policy-dir "$PD"
 

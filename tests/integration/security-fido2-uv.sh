@@ -4,15 +4,14 @@
 # unlock and at enrollment, even though its hmac-secret output would open the vault.
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/lib/softfido.sh"
+. "$TS_SRC/tests/integration/core_lib.bash"
 [ -x "$SOFTFIDO" ] || fail "softfido not built"
 softfido_start a
 printf '1234\n' >"$RIG_DIR/pin"
 "$TS_BUILD/tests/tools/fido2_check" set-pin --device "$SOFTFIDO_a_DEV" --vault-id 00 --pin-file "$RIG_DIR/pin" ||
 	fail "set the key's PIN"
-PD=$RIG_DIR/policy.d
-mkdir -p "$PD"
-printf '[fido2]\nuv = required\n' >"$PD/10-uv.conf"
-chmod 0644 "$PD/10-uv.conf"
+PD=$POLICY_DIR
+policy_conf 10-uv.conf '[fido2]\nuv = required\n'
 rig_start_bus
 rig_start_daemon --idle-lock 0 --policy-dir "$PD" --test-devices --fido2-device "$SOFTFIDO_a_DEV" --fido2-timeout 2
 T() { "$TOKENSEAL" --bus "$BUS_ADDRESS" --vault alice "$@"; }
@@ -34,19 +33,15 @@ pass "[fido2] uv = required admits a PIN protector (uv=yes) and refuses a touch-
 
 # --- 2. A key that answers without the flags the protector needs is refused (the output alone would open it).
 T lock >/dev/null || fail "lock"
-softfido_ctl a flags no-up >/dev/null
-set +e
-out=$(T unlock --protector "$PF" --pin-fd 3 3<"$RIG_DIR/pin" 2>&1); rc=$?
-set -e
-[ $rc -ne 0 ] || fail "a key that answered without a touch (no UP flag) unlocked the vault: $out"
-grep -qi 'without a touch (no UP flag' <<<"$out" || fail "no-UP refusal message: $out"
-T status | grep -q 'state: *locked' || fail "vault unlocked after a no-UP answer"
-softfido_ctl a flags no-uv >/dev/null
-set +e
-out=$(T unlock --protector "$PF" --pin-fd 3 3<"$RIG_DIR/pin" 2>&1); rc=$?
-set -e
-[ $rc -ne 0 ] || fail "a key that answered without UV (although given the PIN) unlocked the vault: $out"
-grep -qi 'without verifying the PIN (no UV flag' <<<"$out" || fail "no-UV refusal message: $out"
+for lie in "no-up:without a touch (no UP flag" "no-uv:without verifying the PIN (no UV flag"; do
+	softfido_ctl a flags "${lie%%:*}" >/dev/null
+	set +e
+	out=$(T unlock --protector "$PF" --pin-fd 3 3<"$RIG_DIR/pin" 2>&1); rc=$?
+	set -e
+	[ $rc -ne 0 ] || fail "a key that answered ${lie#*:}) unlocked the vault: $out"
+	grep -qi "${lie#*:}" <<<"$out" || fail "${lie%%:*} refusal message: $out"
+	T status | grep -q 'state: *locked' || fail "vault unlocked after a ${lie%%:*} answer"
+done
 grep -q "event=unlock vault=alice .*protector=$PF result=AuthenticationFailed" "$RIG_DIR/daemon.log" ||
 	fail "the refused answer is not in the audit log"
 softfido_ctl a flags honest >/dev/null

@@ -11,11 +11,9 @@ D=$RIG_DIR
 USR=tskn$$
 rig_useradd "$USR"
 UUID=$(id -u "$USR")
-mkdir -p "$D/policy.d"
-printf '[lock]\nshare-timeout = 3s\n' >"$D/policy.d/50-shares.conf"
-chmod 644 "$D/policy.d/50-shares.conf"
+policy_conf 50-shares.conf '[lock]\nshare-timeout = 3s\n'
 rig_start_bus
-rig_start_daemon --idle-lock 0 --policy-dir "$D/policy.d"
+rig_start_daemon --idle-lock 0 --policy-dir "$POLICY_DIR"
 T() { "$TOKENSEAL" --vault "$USR:v" "$@"; }
 P=/org/tokenseal1/user/$UUID/vault/v
 
@@ -84,8 +82,8 @@ softfido_start a
 printf 'k3y-pin\n' >"$D/pin"
 "$TS_BUILD/tests/tools/fido2_check" set-pin --device "$SOFTFIDO_a_DEV" --vault-id 00 --pin-file "$D/pin" || fail "set PIN"
 rig_stop_daemon
-printf '[lock]\nshare-timeout = 60s\n' >"$D/policy.d/50-shares.conf"   # not what forgets it here
-rig_start_daemon --idle-lock 0 --policy-dir "$D/policy.d" --test-devices --fido2-timeout 3 --fido2-device "$SOFTFIDO_a_DEV"
+policy_conf 50-shares.conf '[lock]\nshare-timeout = 60s\n'   # not what forgets it here
+rig_start_daemon --idle-lock 0 --policy-dir "$POLICY_DIR" --test-devices --fido2-timeout 3 --fido2-device "$SOFTFIDO_a_DEV"
 "$TOKENSEAL" create w --threshold 2 >"$D/w-rk" 2>/dev/null || fail "create w"
 "$TOKENSEAL" --vault w enroll fido2 --pin-fd 3 3<"$D/pin" >"$D/e" 2>&1 || fail "enroll fido2: $(cat "$D/e")"
 "$TOKENSEAL" --vault w lock >/dev/null

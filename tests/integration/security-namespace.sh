@@ -12,8 +12,8 @@ rig_useradd "$BOB"
 AUID=$(id -u "$ALICE") BUID=$(id -u "$BOB")
 rig_start_bus
 rig_start_daemon --idle-lock 0
-as_bob() { setpriv --reuid "$BUID" --regid "$BUID" --clear-groups "$@"; }
-as_bob_bq() { local BQ_PREFIX=(setpriv --reuid "$BUID" --regid "$BUID" --clear-groups); "$@"; }
+as_bob() { as_uid "$BUID" "$@"; }
+as_bob_bq() { local BQ_PREFIX=(as_uid "$BUID"); "$@"; }
 mkdir -m 777 "$D/bob"
 
 # --- bob squats on alice's name, root's, and a name an administrator might share.

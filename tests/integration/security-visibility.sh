@@ -23,7 +23,7 @@ listen_start "$D/l/root"
 
 P=$(fdcall /org/tokenseal1 org.tokenseal1.Manager CreateVault 'sa{ss}h' diary "owner=$UUID" ">$D/rk") || fail "create"
 chmod 644 "$D/rk"
-as_u() { setpriv --reuid "$UUID" --regid "$UUID" --clear-groups "$@"; }
+as_u() { as_uid "$UUID" "$@"; }
 as_u "$TOKENSEAL" --vault diary lock >/dev/null || fail "owner lock"
 as_u "$TOKENSEAL" --vault diary unlock --pin-fd 3 3<"$D/rk" >/dev/null || fail "owner unlock"
 sleep 0.5
