@@ -126,10 +126,30 @@ static int link_temp(int dfd, const char *cur, const char *name, char *tmp, size
 	return -TS_E_IO;
 }
 
+/*
+ * The new contents of one of NAME's files, complete and on disk under a
+ * fresh temp name nobody reads (returned in tmp): created, written, fsynced,
+ * closed. On failure nothing is left behind.
+ */
+static int write_temp(int dfd, const char *name, const uint8_t *data, size_t len, char *tmp, size_t size)
+{
+	int fd, r;
+
+	if ((fd = create_temp(dfd, name, tmp, size)) < 0)
+		return fd;
+	r = write_all(fd, data, len);
+	if (r == 0 && fsync(fd) < 0)
+		r = -TS_E_IO;
+	if (close(fd) < 0 && r == 0)
+		r = -TS_E_IO;
+	if (r < 0)
+		unlinkat(dfd, tmp, 0);
+	return r;
+}
+
 int ts_store_save(const char *dir, const char *name, const uint8_t *data, size_t len)
 {
 	_cleanup_fd_ int dfd = -1;
-	_cleanup_fd_ int fd = -1;
 	char cur[NAME_MAX + 1], bak[NAME_MAX + 1], tmp[NAME_MAX + 1], baktmp[NAME_MAX + 1];
 	int r, have_tmp = 0, have_baktmp = 0;
 	struct stat st;
@@ -147,19 +167,9 @@ int ts_store_save(const char *dir, const char *name, const uint8_t *data, size_t
 		return dfd == -TS_E_NO_SUCH_VAULT ? -TS_E_IO : dfd;
 
 	/* 1. The new contents, complete and on disk, under a name nobody reads. */
-	if ((fd = create_temp(dfd, name, tmp, sizeof(tmp))) < 0) {
-		r = fd;
+	if ((r = write_temp(dfd, name, data, len, tmp, sizeof(tmp))) < 0)
 		goto out;
-	}
 	have_tmp = 1;
-	if ((r = write_all(fd, data, len)) < 0)
-		goto out;
-	if (fsync(fd) < 0 || close(fd) < 0) {
-		fd = -1;
-		r = -TS_E_IO;
-		goto out;
-	}
-	fd = -1;
 
 	/*
 	 * 2. Keep the previous generation: hard-link the current file to a temp
@@ -278,9 +288,8 @@ static int side_suffix(char *dst, size_t size, const char *suffix)
 int ts_store_save_side(const char *dir, const char *name, const char *suffix, const uint8_t *data, size_t len)
 {
 	_cleanup_fd_ int dfd = -1;
-	_cleanup_fd_ int fd = -1;
 	char fn[NAME_MAX + 1], sfx[24], tmp[NAME_MAX + 1];
-	int r, have_tmp = 0;
+	int r;
 
 	if (!dir || !ts_vault_name_valid(name) || (len && !data))
 		return -TS_E_INVALID_ARGS;
@@ -293,27 +302,13 @@ int ts_store_save_side(const char *dir, const char *name, const char *suffix, co
 	if ((dfd = open_dir(dir)) < 0)
 		return dfd == -TS_E_NO_SUCH_VAULT ? -TS_E_IO : dfd;
 	/* The temp file is named like a vault's, so an interrupted write is swept the same way. */
-	if ((fd = create_temp(dfd, name, tmp, sizeof(tmp))) < 0)
-		return fd;
-	have_tmp = 1;
-	if ((r = write_all(fd, data, len)) < 0)
-		goto out;
-	if (fsync(fd) < 0 || close(fd) < 0) {
-		fd = -1;
-		r = -TS_E_IO;
-		goto out;
-	}
-	fd = -1;
+	if ((r = write_temp(dfd, name, data, len, tmp, sizeof(tmp))) < 0)
+		return r;
 	if (renameat(dfd, tmp, dfd, fn) < 0) {
-		r = -TS_E_IO;
-		goto out;
-	}
-	have_tmp = 0;
-	r = fsync(dfd) < 0 ? -TS_E_IO : 0;
-out:
-	if (have_tmp)
 		unlinkat(dfd, tmp, 0);
-	return r;
+		return -TS_E_IO;
+	}
+	return fsync(dfd) < 0 ? -TS_E_IO : 0;
 }
 
 int ts_store_load_side(const char *dir, const char *name, const char *suffix, ts_buf *out)
