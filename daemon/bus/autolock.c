@@ -442,9 +442,7 @@ static int on_p11_probe(sd_event_source *s, uint64_t usec, void *userdata)
 			continue;
 		ts_log(TS_LOG_NOTICE, "autolock: vault=%s: the PKCS#11 token of protector %s went away", e->vault->name,
 		       e->unlocked_with);
-		for (ts_vault_entry *o = d->vaults; o; o = o->next)
-			if (o->vault->n_pending > 0)
-				ts_daemon_forget_shares(o, "token-removed");
+		forget_all_shares(d);
 		if (policy_allows(TS_POLICY_LOCK_TOKEN_REMOVAL, "on-token-removal", "token-removed", e->vault->name, 1))
 			ts_daemon_lock_vault(e, "token-removed", NULL);
 		/* Kept open: the token is gone, stop asking about it (and saying so every round). */
