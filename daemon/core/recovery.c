@@ -37,7 +37,6 @@ static int rk_checksum(const uint8_t key[TS_RECOVERY_KEY_BYTES], uint8_t check[T
 	return 0;
 }
 
-/* Value of a typed character, -1 for a separator to skip, -2 for an invalid one. */
 /*
  * Is text[i] a separator a person (or a word processor) may have put between
  * groups? The ASCII dash, dot, underscore and white space, and every byte of
@@ -50,10 +49,9 @@ static int rk_separator(unsigned char c)
 	return c == '-' || c == '.' || c == '_' || c == ' ' || c == '\t' || c == '\n' || c == '\r' || c >= 0x80;
 }
 
+/* Value of a typed character that is not a separator (rk_separator), or -1 for an invalid one. */
 static int rk_char_value(unsigned char c)
 {
-	if (c == '-' || c == ' ' || c == '\t' || c == '\n' || c == '\r')
-		return -1;
 	if (c >= '0' && c <= '9')
 		return c - '0';
 	if (c >= 'a' && c <= 'z')
@@ -66,9 +64,9 @@ static int rk_char_value(unsigned char c)
 	if (c >= 'A' && c <= 'Z') {
 		const char *p = memchr(crockford + 10, c, 22);
 
-		return p ? (int)(p - crockford) : -2;
+		return p ? (int)(p - crockford) : -1;
 	}
-	return -2;
+	return -1;
 }
 
 static void rk_format(const uint8_t raw[RK_RAW_BYTES], char text[TS_RECOVERY_TEXT_BYTES])
@@ -144,8 +142,6 @@ int ts_recovery_parse(const char *text, size_t len, uint8_t key[TS_RECOVERY_KEY_
 		if (rk_separator((unsigned char)text[i]))
 			continue;
 		v = rk_char_value((unsigned char)text[i]);
-		if (v == -1)
-			continue;
 		if (v < 0 || d == RK_CHARS)
 			goto out;
 		d++;
