@@ -175,22 +175,11 @@ static void p11_uri_label(P11KitUri *uri, char out[33]) {
 /*
  * Select the token: the first initialized token in the modules' slots that
  * matches the URI's module, slot and token attributes, and open a session on
- * it. When want_obj is set, only a token that holds such an object counts
+ * it. When has_obj is set, only a token that holds such an object counts
  * (enrollment, where several tokens may match a loose URI).
- * TS_E_TOKEN_ABSENT when none matches.
- */
-static int p11_scan_tokens(ts_protector_request *req, p11_ctx *c, P11KitUri *uri,
-                           int (*has_obj)(p11_ctx *, P11KitUri *), int *ret_tokens, int *ret_with_obj);
-
-static int p11_open_token(ts_protector_request *req, p11_ctx *c, P11KitUri *uri,
-                          int (*has_obj)(p11_ctx *, P11KitUri *)) {
-	return p11_scan_tokens(req, c, uri, has_obj, NULL, NULL);
-}
-
-/*
- * As p11_open_token, or, with ret_tokens, only count: the tokens the URI
- * matches and (has_obj) those of them that show such an object; no session
- * is kept. Returns 0 when counting.
+ * TS_E_TOKEN_ABSENT when none matches. With ret_tokens, only count instead:
+ * the tokens the URI matches and (has_obj) those of them that show such an
+ * object; no session is kept, and the result is 0.
  */
 static int p11_scan_tokens(ts_protector_request *req, p11_ctx *c, P11KitUri *uri,
                            int (*has_obj)(p11_ctx *, P11KitUri *), int *ret_tokens, int *ret_with_obj) {
@@ -983,7 +972,7 @@ static int p11_open_for_login(ts_protector_request *req, p11_ctx *c, P11KitUri *
 	(void)p11_scan_tokens(req, c, uri, p11_has_pub, &tokens, &with_key);
 	/* need_key: the key must show before login (enrollment reads it), so a token without it never gets the PIN. */
 	if (tokens <= 1 || with_key == 1 || (need_key && with_key == 0))
-		return p11_open_token(req, c, uri, need_key || with_key == 1 ? p11_has_pub : NULL);
+		return p11_scan_tokens(req, c, uri, need_key || with_key == 1 ? p11_has_pub : NULL, NULL, NULL);
 	p11_uri_label(uri, want);
 	return ts_protector_fail(req, TS_E_AMBIGUOUS, "%d tokens named '%s' could be this protector's and %s: "
 	                         "no PIN was tried; enroll it again naming the token's serial (pkcs11: URI serial=)",
