@@ -5,7 +5,8 @@
 #                     again with ASan+UBSan (build-asan/) and run the unit and integration
 #                     tests against that build: one closing line "N passed, N failed"
 #   make check-unit | check-integration | check-fido2 | check-tpm2 | check-pkcs11
-#        | check-pam | check-policy | check-hardening | check-security    (one test group each)
+#        | check-pam | check-policy | check-hardening | check-security | check-isolation
+#                     (one test group each)
 #   make check-asan   only the ASan+UBSan pass of make check
 #   make demo         run the end-to-end demo on a private bus
 #   make bench        benchmarks
@@ -97,7 +98,7 @@ endif
 PAM_TOKENSEAL := $(BUILD)/pam_tokenseal.so
 PROGRAMS += $(PAM_TOKENSEAL)
 
-.PHONY: all deps check check-asan check-unit check-integration check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening check-security \
+.PHONY: all deps check check-asan check-unit check-integration check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening check-security check-isolation \
         demo bench install uninstall clean tests
 
 all: $(PROGRAMS) tests
@@ -208,7 +209,7 @@ check-integration: deps
 	$(MAKE) all
 	tests/run --build $(BUILD) integration
 
-check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening check-security: deps
+check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening check-security check-isolation: deps
 	$(MAKE) all
 	tests/run --build $(BUILD) $(patsubst check-%,%,$@)
 
