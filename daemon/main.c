@@ -319,6 +319,8 @@ out:
 	ts_daemon_lock_all(&d, "shutdown");
 	ts_autolock_stop(&d);
 	ts_polkit_stop(&d);
+	ts_secretfd_stop();
+	ts_escrow_methods_stop();
 	ts_signals_stop(&d);
 	if (d.bus)
 		sd_bus_flush_close_unref(d.bus);

@@ -203,6 +203,7 @@ typedef struct ts_unlock_job {
 	char best_err[512];
 	char current[TS_PROTECTOR_ID_MAX];   /* the protector the helper is working on */
 	ts_remote_job *remote;
+	ts_secretfd_op *fd_op;           /* the secret being read from the caller's fd */
 } ts_unlock_job;
 
 static void unlock_job_free(ts_unlock_job *j)
@@ -217,6 +218,7 @@ static void unlock_job_free(ts_unlock_job *j)
 			break;
 		}
 	ts_remote_job_cancel(j->remote);
+	ts_secretfd_cancel(j->fd_op);
 	ts_secure_free(j->secret);
 	sd_bus_message_unref(j->m);
 	free(j);
@@ -683,6 +685,42 @@ static void unlock_candidates(ts_unlock_job *j)
 		j->n_probe = j->n_ids;
 }
 
+/* The secret fd was read (or failed): pick the candidates and start trying them. */
+static void on_unlock_secret(void *userdata, int r, uint8_t *secret, size_t len)
+{
+	ts_unlock_job *j = userdata;
+	ts_vault_entry *e = j->e;
+
+	j->fd_op = NULL;
+	j->secret = secret;
+	j->secret_len = len;
+	if (r < 0) {
+		ts_log_event("unlock", e->vault->name, e->vault->owner_uid, &j->caller, j->which, r);
+		unlock_reply(j, r, ts_secretfd_strerror(r), NULL, 0);
+		return;
+	}
+	/*
+	 * Always run the protector, even when the vault is already unlocked:
+	 * Unlock then still answers "is this secret right?", which a login
+	 * module relies on (and a k-of-n vault still wants k shares for it).
+	 */
+	/* A share kept from a protector that proves nobody must not help a need_user unlock to its end. */
+	if (j->need_user)
+		for (size_t i = 0; i < e->vault->n_pending; i++) {
+			const ts_protector_record *p = find_protector(e, e->vault->pending_ids[i]);
+
+			if (!p || !proves_user(ts_protector_lookup(p->type), p)) {
+				ts_daemon_forget_shares(e, "a share that proves nobody, before a need_user unlock");
+				break;
+			}
+		}
+	unlock_candidates(j);
+	if (j->n_probe > 0)
+		probe_next(j);
+	else
+		unlock_step(j);
+}
+
 static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	ts_vault_entry *e = userdata;
@@ -739,32 +777,12 @@ static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	snprintf(j->which, sizeof(j->which), "%s", which);
 	j->next = d->unlock_jobs;
 	d->unlock_jobs = j;
-	if ((r = ts_secretfd_read(fd, &j->secret, &j->secret_len)) < 0) {
+	if ((r = ts_secretfd_read_start(d->event, fd, on_unlock_secret, j, &j->fd_op)) < 0) {
 		ts_log_event("unlock", e->vault->name, e->vault->owner_uid, &caller, which, r);
 		unlock_job_free(j);
-		return ts_bus_error(error, r, r == -TS_E_TIMEOUT ? "timed out reading the secret fd (close the write end)" :
-		                    r == -TS_E_LIMIT ? "secret longer than 1024 bytes" : "cannot read the secret fd");
+		return ts_bus_error(error, r, ts_secretfd_strerror(r));
 	}
-	/*
-	 * Always run the protector, even when the vault is already unlocked:
-	 * Unlock then still answers "is this secret right?", which a login
-	 * module relies on (and a k-of-n vault still wants k shares for it).
-	 */
-	/* A share kept from a protector that proves nobody must not help a need_user unlock to its end. */
-	if (need_user)
-		for (size_t i = 0; i < e->vault->n_pending; i++) {
-			const ts_protector_record *p = find_protector(e, e->vault->pending_ids[i]);
-
-			if (!p || !proves_user(ts_protector_lookup(p->type), p)) {
-				ts_daemon_forget_shares(e, "a share that proves nobody, before a need_user unlock");
-				break;
-			}
-		}
-	unlock_candidates(j);
-	if (j->n_probe > 0)
-		probe_next(j);
-	else
-		unlock_step(j);
+	/* The reply comes from the job, once the secret is in (on_unlock_secret) and the protectors have answered. */
 	return 1;
 }
 
@@ -1365,10 +1383,17 @@ static int method_add_protector(sd_bus_message *m, void *userdata, sd_bus_error 
 		free(opts);
 		return r;
 	}
+	if (ts_secretfd_check(fd_out) < 0) {
+		free(opts);
+		return ts_bus_error(error, -TS_E_INVALID_ARGS, "secret_out: not a pipe or socket (files, devices and "
+		                    "directories are refused)");
+	}
+	/* The secret is read from the loop: the first dispatch starts it, the second finds it (no audit record twice). */
 	if ((r = vault_authorize(m, e, "enroll", &caller, error)) != 0 || (r = vault_unlocked(e, error)) < 0 ||
+	    (r = ts_secretfd_take(d, m, fd_in, "secret_in", &secret_in, &secret_in_len, error)) <= 0 ||
 	    (r = ts_audit_gate("enroll", e->vault->name, e->vault->owner_uid, &caller, type, error)) < 0) {
 		free(opts);
-		return r;
+		return r == 0 ? 1 : r;
 	}
 	if ((ops = ts_protector_lookup(type)) == NULL) {
 		r = -TS_E_NOT_SUPPORTED;
@@ -1407,10 +1432,6 @@ static int method_add_protector(sd_bus_message *m, void *userdata, sd_bus_error 
 	if ((r = ts_enforce_type_allowed(e, ops->type, &caller, error)) < 0) {
 		free(opts);
 		return r;
-	}
-	if ((r = ts_secretfd_read(fd_in, &secret_in, &secret_in_len)) < 0) {
-		snprintf(errbuf, sizeof(errbuf), "cannot read secret_in");
-		goto out;
 	}
 	ts_protector_request_init(&req, &d->config, e->vault->name, e->vault->id, errbuf, sizeof(errbuf));
 	req.options = opts;
