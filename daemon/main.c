@@ -279,6 +279,15 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	ts_protector_remote_set_event(d.event, helper_keep_usec);
+	/* Each token protector's facts are asked of a helper from the loop, before anybody reads them. */
+	for (ts_vault_entry *e = d.vaults; e; e = e->next)
+		for (size_t i = 0; i < e->vault->n_protectors; i++) {
+			const ts_protector_record *p = &e->vault->protectors[i];
+			const ts_protector_ops *ops = ts_protector_lookup(p->type);
+
+			if (ops)
+				ts_remote_describe_prefetch(ops, p->params, p->params_len);
+		}
 	if ((r = open_bus(bus_spec, &d.bus)) < 0) {
 		ts_log(TS_LOG_ERR, "cannot connect to the %s bus: %s", bus_spec, strerror(-r));
 		goto out;
@@ -319,6 +328,8 @@ out:
 	ts_daemon_lock_all(&d, "shutdown");
 	ts_autolock_stop(&d);
 	ts_polkit_stop(&d);
+	ts_secretfd_stop();
+	ts_escrow_methods_stop();
 	ts_signals_stop(&d);
 	if (d.bus)
 		sd_bus_flush_close_unref(d.bus);

@@ -13,6 +13,7 @@
 
 #include "bus/daemon.h"
 #include "bus/policy_enforce.h"
+#include "protectors/remote.h"
 
 #define LOGIND_NAME "org.freedesktop.login1"
 #define LOGIND_PATH "/org/freedesktop/login1"
@@ -396,63 +397,131 @@ static void probe_arm(ts_daemon *d)
 /* ---- PKCS#11 token removal ------------------------------------------------------------------ */
 
 /*
- * 1 when the backend says, for sure, that the token of the protector that
- * unlocked e is gone. "Cannot tell" (a module that fails to load) does not
- * lock: it is logged, and the next round asks again.
+ * One round of PKCS#11 presence questions: for each vault, the cards that
+ * gave a share still kept and the card that unlocked it, asked one after
+ * the other in tokenseal-helper from the event loop (never waited for in
+ * it). Only "the backend says, for sure, the token is gone" acts; "cannot
+ * tell" (a module that fails to load) is logged, and the next round asks
+ * again. The next round is armed when this one ends.
  */
-static int p11_token_gone(ts_vault_entry *e, const char *id)
+#define P11_ROUND_MAX 256
+typedef struct p11_round {
+	ts_daemon *d;
+	struct {
+		ts_vault_entry *e;
+		char id[TS_PROTECTOR_ID_MAX];
+		int share;               /* 1: it gave a share; 0: it unlocked the vault */
+	} q[P11_ROUND_MAX];
+	size_t n, next;
+	ts_remote_job *remote;
+} p11_round;
+
+static p11_round *round_now;
+
+static void p11_round_step(p11_round *w);
+
+/* The card of question i is gone: forget the shares, lock the vault it unlocked (if it still is so). */
+static void p11_gone(p11_round *w, size_t i)
+{
+	ts_vault_entry *e = w->q[i].e;
+	const char *id = w->q[i].id;
+
+	if (w->q[i].share) {
+		for (size_t k = 0; k < e->vault->n_pending; k++)
+			if (strcmp(e->vault->pending_ids[k], id) == 0) {
+				ts_log(TS_LOG_NOTICE, "autolock: vault=%s: the PKCS#11 token of protector %s, which gave a "
+				       "share, went away", e->vault->name, id);
+				forget_all_shares(w->d);
+				break;
+			}
+		return;
+	}
+	/* Asked while the vault was open: it may have been locked, or unlocked with another, meanwhile. */
+	if (ts_vault_is_locked(e->vault) || strcmp(e->unlocked_by, "pkcs11") != 0 || strcmp(e->unlocked_with, id) != 0)
+		return;
+	ts_log(TS_LOG_NOTICE, "autolock: vault=%s: the PKCS#11 token of protector %s went away", e->vault->name, id);
+	forget_all_shares(w->d);
+	if (policy_allows(TS_POLICY_LOCK_TOKEN_REMOVAL, "on-token-removal", "token-removed", e->vault->name, 1))
+		ts_daemon_lock_vault(e, "token-removed", NULL);
+	/* Kept open: the token is gone, stop asking about it (and saying so every round). */
+	e->unlocked_by[0] = '\0';
+}
+
+static void on_p11_present(void *userdata, int r, const ts_remote_reply *reply, const char *err)
+{
+	p11_round *w = userdata;
+	size_t i = w->next - 1;
+
+	w->remote = NULL;
+	if (r < 0)
+		ts_log(TS_LOG_WARNING, "autolock: vault=%s protector=%s: cannot tell whether the token is there: %s",
+		       w->q[i].e->vault->name, w->q[i].id, err && *err ? err : ts_strerror(r));
+	else if (!reply->present)
+		p11_gone(w, i);
+	p11_round_step(w);
+}
+
+static void p11_round_step(p11_round *w)
 {
 	const ts_protector_ops *ops = ts_protector_lookup("pkcs11");
-	ts_protector_request req = { 0 };
-	char errbuf[256] = "";
+	ts_daemon *d = w->d;
 	int r;
 
-	if (!ops || !ops->present)
-		return 0;
-	for (size_t i = 0; i < e->vault->n_protectors; i++) {
-		const ts_protector_record *p = &e->vault->protectors[i];
+	while (ops && ops->present && w->next < w->n) {
+		ts_vault_entry *e = w->q[w->next].e;
+		const ts_protector_record *p = ts_vault_find_protector(e->vault, w->q[w->next].id);
+		ts_protector_request req = { 0 };
+		char errbuf[256] = "";
 
-		if (strcmp(p->id, id) != 0 || strcmp(p->type, "pkcs11") != 0)
-			continue;
-		ts_protector_request_init(&req, &e->d->config, e->vault->name, e->vault->id, errbuf, sizeof(errbuf));
-		if ((r = ops->present(&req, p->params, p->params_len)) < 0)
-			ts_log(TS_LOG_WARNING, "autolock: vault=%s protector=%s: cannot tell whether the token is there: %s",
-			       e->vault->name, p->id, errbuf[0] ? errbuf : ts_strerror(r));
-		return r == 0;
+		w->next++;
+		if (!p || strcmp(p->type, "pkcs11") != 0)
+			continue;   /* revoked since: nothing left to watch */
+		ts_protector_request_init(&req, &d->config, e->vault->name, e->vault->id, errbuf, sizeof(errbuf));
+		if ((r = ts_remote_present_start(d->event, ops, &req, p->params, p->params_len, on_p11_present, w,
+		                                 &w->remote)) >= 0)
+			return;
+		ts_log(TS_LOG_WARNING, "autolock: vault=%s protector=%s: cannot tell whether the token is there: %s",
+		       e->vault->name, p->id, errbuf[0] ? errbuf : ts_strerror(r));
 	}
-	return 0;   /* revoked since the unlock: nothing left to watch */
+	round_now = NULL;
+	free(w);
+	if (d->autolock && d->autolock->p11_timer) {
+		if (!any_unlocked_by(d, "pkcs11"))
+			(void)sd_event_source_set_enabled(d->autolock->p11_timer, SD_EVENT_OFF);
+		else if (sd_event_source_set_time_relative(d->autolock->p11_timer, P11_PROBE_INTERVAL_USEC) >= 0)
+			(void)sd_event_source_set_enabled(d->autolock->p11_timer, SD_EVENT_ONESHOT);
+	}
 }
 
 static int on_p11_probe(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	ts_daemon *d = userdata;
-	int r;
+	p11_round *w;
 
+	if (round_now)
+		return 0;   /* the round in flight arms the next one */
+	if ((w = calloc(1, sizeof(*w))) == NULL) {
+		if (sd_event_source_set_time_relative(s, P11_PROBE_INTERVAL_USEC) < 0)
+			return 0;
+		return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	}
+	w->d = d;
 	for (ts_vault_entry *e = d->vaults; e; e = e->next) {
 		/* Shares given with a card that is gone: nobody is there to finish the unlock with it. */
-		for (size_t i = 0; shares_by(e, "pkcs11") && i < e->vault->n_pending; i++)
-			if (p11_token_gone(e, e->vault->pending_ids[i])) {
-				ts_log(TS_LOG_NOTICE, "autolock: vault=%s: the PKCS#11 token of protector %s, which gave a "
-				       "share, went away", e->vault->name, e->vault->pending_ids[i]);
-				forget_all_shares(d);
-				break;
-			}
-		if (ts_vault_is_locked(e->vault) || strcmp(e->unlocked_by, "pkcs11") != 0 ||
-		    !p11_token_gone(e, e->unlocked_with))
-			continue;
-		ts_log(TS_LOG_NOTICE, "autolock: vault=%s: the PKCS#11 token of protector %s went away", e->vault->name,
-		       e->unlocked_with);
-		forget_all_shares(d);
-		if (policy_allows(TS_POLICY_LOCK_TOKEN_REMOVAL, "on-token-removal", "token-removed", e->vault->name, 1))
-			ts_daemon_lock_vault(e, "token-removed", NULL);
-		/* Kept open: the token is gone, stop asking about it (and saying so every round). */
-		e->unlocked_by[0] = '\0';
+		for (size_t i = 0; shares_by(e, "pkcs11") && i < e->vault->n_pending && w->n < P11_ROUND_MAX; i++) {
+			w->q[w->n].e = e;
+			w->q[w->n].share = 1;
+			snprintf(w->q[w->n++].id, sizeof(w->q[0].id), "%s", e->vault->pending_ids[i]);
+		}
+		if (!ts_vault_is_locked(e->vault) && strcmp(e->unlocked_by, "pkcs11") == 0 && w->n < P11_ROUND_MAX) {
+			w->q[w->n].e = e;
+			w->q[w->n].share = 0;
+			snprintf(w->q[w->n++].id, sizeof(w->q[0].id), "%s", e->unlocked_with);
+		}
 	}
-	if (!any_unlocked_by(d, "pkcs11"))
-		return sd_event_source_set_enabled(s, SD_EVENT_OFF);
-	if ((r = sd_event_source_set_time_relative(s, P11_PROBE_INTERVAL_USEC)) < 0)
-		return r;
-	return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	round_now = w;
+	p11_round_step(w);
+	return 0;
 }
 
 static void p11_arm(ts_daemon *d)
@@ -542,6 +611,11 @@ void ts_autolock_stop(ts_daemon *d)
 	sd_event_source_disable_unref(a->dev_watch);
 	sd_event_source_disable_unref(a->probe_timer);
 	sd_event_source_disable_unref(a->p11_timer);
+	if (round_now) {
+		ts_remote_job_cancel(round_now->remote);
+		free(round_now);
+		round_now = NULL;
+	}
 	free(a->logind_owner);
 	free(a);
 	d->autolock = NULL;

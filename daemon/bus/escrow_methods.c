@@ -8,9 +8,11 @@
 
 #include "bus/policy_enforce.h"
 #include "core/escrow.h"
+#include "protectors/remote.h"
 
 /* Escrow and re-keying change who can open the vault: the owner's or root's decision only, never polkit's. */
-static int owner_only(sd_bus_message *m, ts_vault_entry *e, const char *what, ts_caller *caller, sd_bus_error *error)
+/* The owner (or root), the vault unlocked: 0, or an error set. No audit record of the attempt yet. */
+static int owner_may(sd_bus_message *m, ts_vault_entry *e, const char *what, ts_caller *caller, sd_bus_error *error)
 {
 	int r;
 
@@ -22,6 +24,15 @@ static int owner_only(sd_bus_message *m, ts_vault_entry *e, const char *what, ts
 	}
 	if (ts_vault_is_locked(e->vault))
 		return ts_bus_error(error, -TS_E_LOCKED, "unlock the vault first");
+	return 0;
+}
+
+static int owner_only(sd_bus_message *m, ts_vault_entry *e, const char *what, ts_caller *caller, sd_bus_error *error)
+{
+	int r;
+
+	if ((r = owner_may(m, e, what, caller, error)) < 0)
+		return r;
 	return ts_audit_gate(what, e->vault->name, e->vault->owner_uid, caller, NULL, error);
 }
 
@@ -158,6 +169,162 @@ static size_t parse_given(uint8_t *buf, size_t len, struct given *g, size_t max)
 	return n;
 }
 
+/* Is p one whose KEK RevokeAndRekey tries to obtain (given its secret g, or NULL)? */
+static int rekey_tries(const ts_protector_record *p, const ts_protector_ops *ops, const struct given *g)
+{
+	/* Presence cannot be assumed: a FIDO2 key is only asked when the caller says its user is there. */
+	return ops && (g || (strcmp(p->type, "fido2") != 0 && !(ops->needs_secret && ops->needs_secret(p->params, p->params_len))));
+}
+
+static const struct given *given_for(const struct given *given, size_t n_given, const char *id)
+{
+	const struct given *g = NULL;
+
+	for (size_t j = 0; j < n_given; j++)
+		if (strcmp(given[j].id, id) == 0)
+			g = &given[j];
+	return g;
+}
+
+/*
+ * RevokeAndRekey's KEKs from tokenseal-helper (FIDO2, TPM 2.0, PKCS#11,
+ * recovery keys), asked one protector after the other from the event loop;
+ * the call is dispatched again once all have answered, and finds them here.
+ * Protectors are held by id; each KEK is still checked against the vault
+ * file before it is used.
+ */
+typedef struct rekey_job {
+	struct rekey_job *next;
+	ts_vault_entry *e;
+	sd_bus_message *m;
+	uint8_t *secrets;                /* secure memory; given[] points into it */
+	size_t secrets_len;
+	struct given given[TS_VAULT_MAX_PROTECTORS];
+	size_t n_given;
+	char ids[TS_VAULT_MAX_PROTECTORS][TS_PROTECTOR_ID_MAX];
+	int ok[TS_VAULT_MAX_PROTECTORS];
+	uint8_t *keks;                   /* secure memory, TS_VAULT_MAX_PROTECTORS * TS_KEY_BYTES */
+	size_t n, next_i;
+	int done;
+	ts_remote_job *remote;
+} rekey_job;
+
+static rekey_job *rekey_jobs;
+
+static void rekey_job_free(rekey_job *j)
+{
+	for (rekey_job **pp = &rekey_jobs; *pp; pp = &(*pp)->next)
+		if (*pp == j) {
+			*pp = j->next;
+			break;
+		}
+	ts_remote_job_cancel(j->remote);
+	ts_secure_free(j->secrets);
+	ts_secure_free(j->keks);
+	sd_bus_message_unref(j->m);
+	free(j);
+}
+
+void ts_escrow_methods_stop(void)
+{
+	while (rekey_jobs)
+		rekey_job_free(rekey_jobs);
+}
+
+static void rekey_job_step(rekey_job *j);
+
+static void on_rekey_unlock(void *userdata, int r, const ts_remote_reply *reply, const char *err)
+{
+	rekey_job *j = userdata;
+	size_t i = j->next_i - 1;
+
+	j->remote = NULL;
+	if (r >= 0 && reply->kek) {
+		memcpy(j->keks + i * TS_KEY_BYTES, reply->kek, TS_KEY_BYTES);
+		j->ok[i] = 1;
+	} else
+		ts_log(TS_LOG_INFO, "vault=%s: protector %s gives no KEK for the re-key: %s", j->e->vault->name, j->ids[i],
+		       err && *err ? err : ts_strerror(r));
+	rekey_job_step(j);
+}
+
+/* Ask the helper for the next KEK, or dispatch the call again when all have answered. */
+static void rekey_job_step(rekey_job *j)
+{
+	ts_vault_entry *e = j->e;
+	int r;
+
+	while (j->next_i < j->n) {
+		const char *id = j->ids[j->next_i++];
+		const ts_protector_record *p = ts_vault_find_protector(e->vault, id);
+		const ts_protector_ops *ops = p ? ts_protector_lookup(p->type) : NULL;
+		const struct given *g = given_for(j->given, j->n_given, id);
+		ts_protector_request req = { 0 };
+		char errbuf[256] = "";
+
+		if (!ops)
+			continue;
+		ts_protector_request_init(&req, &e->d->config, e->vault->name, e->vault->id, errbuf, sizeof(errbuf));
+		req.pin = g ? g->secret : NULL;
+		req.pin_len = g ? g->len : 0;
+		if (ts_remote_unlock_start(e->d->event, ops, &req, p->params, p->params_len, on_rekey_unlock, j,
+		                           &j->remote) >= 0)
+			return;
+		/* A recovery key when no helper can run: the daemon's own backend (the break-glass key never depends on the helper). */
+		if (!ts_protector_is_remote(ops) && ops->unlock(&req, p->params, p->params_len,
+		                                                j->keks + (j->next_i - 1) * TS_KEY_BYTES) >= 0)
+			j->ok[j->next_i - 1] = 1;
+	}
+	j->done = 1;
+	if ((r = sd_bus_message_rewind(j->m, 1)) < 0 ||
+	    (r = sd_bus_enqueue_for_read(sd_bus_message_get_bus(j->m), j->m)) < 0) {
+		ts_log(TS_LOG_ERR, "cannot resume a RevokeAndRekey: %s", strerror(-r));
+		(void)sd_bus_reply_method_errorf(j->m, ts_error_dbus_name(-TS_E_FAILED), "internal error");
+		rekey_job_free(j);
+	}
+}
+
+/*
+ * Start asking the helper for the KEKs of the protectors it runs: 1 when a
+ * job was started (*secrets moved into it), 0 when there is none to ask.
+ */
+static int rekey_job_start(ts_vault_entry *e, sd_bus_message *m, const char *revoked, uint8_t **secrets,
+                           size_t secrets_len, const struct given *given, size_t n_given)
+{
+	rekey_job *j;
+
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return -TS_E_NOMEM;
+	for (size_t i = 0; i < e->vault->n_protectors; i++) {
+		const ts_protector_record *p = &e->vault->protectors[i];
+		const ts_protector_ops *ops = ts_protector_lookup(p->type);
+
+		if (strcmp(p->id, revoked) != 0 && ops && ts_protector_unlocks_in_helper(ops) &&
+		    rekey_tries(p, ops, given_for(given, n_given, p->id)))
+			snprintf(j->ids[j->n++], sizeof(j->ids[0]), "%s", p->id);
+	}
+	if (j->n == 0) {
+		free(j);
+		return 0;
+	}
+	if ((j->keks = ts_secure_alloc((size_t)TS_VAULT_MAX_PROTECTORS * TS_KEY_BYTES)) == NULL) {
+		free(j);
+		return -TS_E_NOMEM;
+	}
+	/* The given secrets stay where they are: given[] keeps pointing into them. */
+	j->secrets = *secrets;
+	j->secrets_len = secrets_len;
+	*secrets = NULL;
+	memcpy(j->given, given, n_given * sizeof(given[0]));
+	j->n_given = n_given;
+	j->e = e;
+	j->m = sd_bus_message_ref(m);
+	j->next = rekey_jobs;
+	rekey_jobs = j;
+	rekey_job_step(j);
+	return 1;
+}
+
 static int reply_list(sd_bus_message *reply, char ids[][TS_PROTECTOR_ID_MAX], size_t n)
 {
 	int r;
@@ -193,6 +360,7 @@ int ts_escrow_method_revoke_and_rekey(sd_bus_message *m, void *userdata, sd_bus_
 	char msg[TS_POLICY_MSG_MAX] = "", errbuf[256], revoked[TS_PROTECTOR_ID_MAX];
 	ts_vault_keep keep[TS_VAULT_MAX_PROTECTORS];
 	ts_vault *check = NULL;
+	rekey_job *job;
 	size_t secrets_len = 0, n_given, n_kept = 0, n_dropped = 0;
 	uint32_t version = 0;
 	const char *id;
@@ -201,18 +369,40 @@ int ts_escrow_method_revoke_and_rekey(sd_bus_message *m, void *userdata, sd_bus_
 
 	if ((r = sd_bus_message_read(m, "sh", &id, &fd)) < 0)
 		return r;
-	if ((r = owner_only(m, e, "revoke", &caller, error)) < 0)
-		return r;
+	/*
+	 * Nothing here waits in the loop: the first dispatch starts reading the
+	 * secrets, the second starts the helper on the KEKs (rekey_job), the
+	 * third finds them and re-keys.
+	 */
+	for (job = rekey_jobs; job && job->m != m; job = job->next)
+		;
+	if (job) {
+		if (!job->done)
+			return 1;
+		if ((r = owner_may(m, e, "revoke", &caller, error)) < 0) {
+			rekey_job_free(job);
+			return r;
+		}
+	} else if ((r = owner_may(m, e, "revoke", &caller, error)) < 0 ||
+	           (r = ts_secretfd_take(d, m, fd, "secrets", &secrets, &secrets_len, error)) <= 0 ||
+	           (r = ts_audit_gate("revoke", e->vault->name, e->vault->owner_uid, &caller, NULL, error)) < 0)
+		return r == 0 ? 1 : r;
 	if (!ts_vault_find_protector(e->vault, id)) {
 		r = -TS_E_NO_SUCH_PROTECTOR;
 		goto out;
 	}
 	snprintf(revoked, sizeof(revoked), "%s", id);
-	if ((r = ts_secretfd_read(fd, &secrets, &secrets_len)) < 0) {
-		snprintf(msg, sizeof(msg), "cannot read the secrets fd");
-		goto out;
+	if (job) {
+		memcpy(given, job->given, sizeof(given));
+		n_given = job->n_given;
+	} else {
+		n_given = secrets ? parse_given(secrets, secrets_len, given, TS_VAULT_MAX_PROTECTORS) : 0;
+		if ((r = rekey_job_start(e, m, revoked, &secrets, secrets_len, given, n_given)) != 0) {
+			if (r > 0)
+				return 1;   /* answered from the third dispatch */
+			goto out;
+		}
 	}
-	n_given = secrets ? parse_given(secrets, secrets_len, given, TS_VAULT_MAX_PROTECTORS) : 0;
 	if ((keks = ts_secure_alloc((size_t)TS_VAULT_MAX_PROTECTORS * TS_KEY_BYTES)) == NULL) {
 		r = -TS_E_NOMEM;
 		goto out;
@@ -223,27 +413,31 @@ int ts_escrow_method_revoke_and_rekey(sd_bus_message *m, void *userdata, sd_bus_
 	for (size_t i = 0; i < e->vault->n_protectors; i++) {
 		const ts_protector_record *p = &e->vault->protectors[i];
 		const ts_protector_ops *ops = ts_protector_lookup(p->type);
-		const struct given *g = NULL;
+		const struct given *g = given_for(given, n_given, p->id);
 		ts_protector_request req = { 0 };
 		uint8_t *kek = keks + n_kept * TS_KEY_BYTES;
-		int needed = 0;
+		int needed = 0, got = -1;
 
 		if (strcmp(p->id, revoked) == 0)
 			continue;
-		for (size_t j = 0; j < n_given; j++)
-			if (strcmp(given[j].id, p->id) == 0)
-				g = &given[j];
-		/* Presence cannot be assumed: a FIDO2 key is only asked when the caller says its user is there. */
-		if (!ops || (!g && (strcmp(p->type, "fido2") == 0 ||
-		                    (ops->needs_secret && ops->needs_secret(p->params, p->params_len))))) {
+		if (!rekey_tries(p, ops, g)) {
 			snprintf(dropped[n_dropped++], TS_PROTECTOR_ID_MAX, "%s", p->id);
 			continue;
 		}
-		ts_protector_request_init(&req, &d->config, e->vault->name, e->vault->id, errbuf, sizeof(errbuf));
-		req.pin = g ? g->secret : NULL;
-		req.pin_len = g ? g->len : 0;
-		if (ops->unlock(&req, p->params, p->params_len, kek) < 0 ||
-		    ts_vault_unlock_share(check, p->id, kek, &needed) < 0) {
+		if (ts_protector_unlocks_in_helper(ops)) {
+			/* Asked by rekey_job; one added since was not asked, and is dropped. */
+			for (size_t k = 0; job && k < job->n; k++)
+				if (strcmp(job->ids[k], p->id) == 0 && job->ok[k]) {
+					memcpy(kek, job->keks + k * TS_KEY_BYTES, TS_KEY_BYTES);
+					got = 0;
+				}
+		} else {
+			ts_protector_request_init(&req, &d->config, e->vault->name, e->vault->id, errbuf, sizeof(errbuf));
+			req.pin = g ? g->secret : NULL;
+			req.pin_len = g ? g->len : 0;
+			got = ops->unlock(&req, p->params, p->params_len, kek);
+		}
+		if (got < 0 || ts_vault_unlock_share(check, p->id, kek, &needed) < 0) {
 			sodium_memzero(kek, TS_KEY_BYTES);
 			snprintf(dropped[n_dropped++], TS_PROTECTOR_ID_MAX, "%s", p->id);
 			continue;
@@ -299,11 +493,15 @@ int ts_escrow_method_revoke_and_rekey(sd_bus_message *m, void *userdata, sd_bus_
 		(void)emit_escrow_changed(e);
 	ts_daemon_touch(e);
 	ts_vault_object_emit_changed(e);
+	if (job)
+		rekey_job_free(job);
 	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 || (r = reply_list(reply, kept, n_kept)) < 0 ||
 	    (r = reply_list(reply, dropped, n_dropped)) < 0)
 		return r;
 	return sd_bus_send(NULL, reply, NULL);
 out:
+	if (job)
+		rekey_job_free(job);
 	ts_vault_free(check);
 	(void)ts_audit("revoke", e->vault->name, e->vault->owner_uid, &caller, id, r);
 	return ts_bus_error(error, r, msg);
@@ -418,6 +616,9 @@ int ts_escrow_method_rotate_recovery_key(sd_bus_message *m, void *userdata, sd_b
 
 	if ((r = sd_bus_message_read(m, "sh", &which, &fd)) < 0)
 		return r;
+	if (ts_secretfd_check(fd) < 0)
+		return ts_bus_error(error, -TS_E_INVALID_ARGS, "out: not a pipe or socket (files, devices and "
+		                    "directories are refused)");
 	if ((r = owner_only(m, e, "rotate-recovery", &caller, error)) < 0)
 		return r;
 	if (!*which)

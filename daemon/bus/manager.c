@@ -113,6 +113,12 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 		return r;
 	}
 	/* validate */
+	/* Room for a recovery key and its newline, checked before any work is done for it. */
+	if ((r = ts_secretfd_check_out(fd, 64)) < 0) {
+		snprintf(errbuf, sizeof(errbuf), "%s", r == -TS_E_IO ? "recovery_key_out: the pipe is full; nothing created" :
+		         "recovery_key_out: not a pipe or socket (files, devices and directories are refused)");
+		goto out;
+	}
 	if (!ts_vault_name_valid(name)) {
 		r = ts_protector_fail(&(ts_protector_request){ .err = errbuf, .err_len = sizeof(errbuf) },
 		                      TS_E_INVALID_ARGS,
@@ -204,7 +210,8 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 	 */
 	secret[secret_len++] = '\n';
 	if ((r = ts_secretfd_write(fd, secret, secret_len)) < 0) {
-		snprintf(errbuf, sizeof(errbuf), "cannot write the recovery key to recovery_key_out; nothing created");
+		snprintf(errbuf, sizeof(errbuf), "cannot write the recovery key to recovery_key_out (%s); nothing created",
+		         r == -TS_E_IO ? "a full or closed pipe" : "not a writable pipe or socket");
 		goto out;
 	}
 	/* persist */

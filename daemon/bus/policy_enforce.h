@@ -133,6 +133,8 @@ void ts_audit_data_stop(void);
 /* Vault interface additions: SetEscrow, RevokeAndRekey, EscrowRecipients, SharesNeeded, PolicyStatus. */
 int ts_escrow_method_set_escrow(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int ts_escrow_method_revoke_and_rekey(sd_bus_message *m, void *userdata, sd_bus_error *error);
+/* Drop every RevokeAndRekey waiting for the token helper (shutdown): helpers killed, no reply. */
+void ts_escrow_methods_stop(void);
 /* Unlock succeeded with this protector (for RotateRecoveryKey ""). */
 void ts_escrow_note_unlock(ts_vault_entry *e, const char *protector_id);
 int ts_escrow_method_rotate_recovery_key(sd_bus_message *m, void *userdata, sd_bus_error *error);

@@ -203,6 +203,7 @@ typedef struct ts_unlock_job {
 	char best_err[512];
 	char current[TS_PROTECTOR_ID_MAX];   /* the protector the helper is working on */
 	ts_remote_job *remote;
+	ts_secretfd_op *fd_op;           /* the secret being read from the caller's fd */
 } ts_unlock_job;
 
 static void unlock_job_free(ts_unlock_job *j)
@@ -217,6 +218,7 @@ static void unlock_job_free(ts_unlock_job *j)
 			break;
 		}
 	ts_remote_job_cancel(j->remote);
+	ts_secretfd_cancel(j->fd_op);
 	ts_secure_free(j->secret);
 	sd_bus_message_unref(j->m);
 	free(j);
@@ -683,6 +685,42 @@ static void unlock_candidates(ts_unlock_job *j)
 		j->n_probe = j->n_ids;
 }
 
+/* The secret fd was read (or failed): pick the candidates and start trying them. */
+static void on_unlock_secret(void *userdata, int r, uint8_t *secret, size_t len)
+{
+	ts_unlock_job *j = userdata;
+	ts_vault_entry *e = j->e;
+
+	j->fd_op = NULL;
+	j->secret = secret;
+	j->secret_len = len;
+	if (r < 0) {
+		ts_log_event("unlock", e->vault->name, e->vault->owner_uid, &j->caller, j->which, r);
+		unlock_reply(j, r, ts_secretfd_strerror(r), NULL, 0);
+		return;
+	}
+	/*
+	 * Always run the protector, even when the vault is already unlocked:
+	 * Unlock then still answers "is this secret right?", which a login
+	 * module relies on (and a k-of-n vault still wants k shares for it).
+	 */
+	/* A share kept from a protector that proves nobody must not help a need_user unlock to its end. */
+	if (j->need_user)
+		for (size_t i = 0; i < e->vault->n_pending; i++) {
+			const ts_protector_record *p = find_protector(e, e->vault->pending_ids[i]);
+
+			if (!p || !proves_user(ts_protector_lookup(p->type), p)) {
+				ts_daemon_forget_shares(e, "a share that proves nobody, before a need_user unlock");
+				break;
+			}
+		}
+	unlock_candidates(j);
+	if (j->n_probe > 0)
+		probe_next(j);
+	else
+		unlock_step(j);
+}
+
 static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	ts_vault_entry *e = userdata;
@@ -739,32 +777,12 @@ static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	snprintf(j->which, sizeof(j->which), "%s", which);
 	j->next = d->unlock_jobs;
 	d->unlock_jobs = j;
-	if ((r = ts_secretfd_read(fd, &j->secret, &j->secret_len)) < 0) {
+	if ((r = ts_secretfd_read_start(d->event, fd, on_unlock_secret, j, &j->fd_op)) < 0) {
 		ts_log_event("unlock", e->vault->name, e->vault->owner_uid, &caller, which, r);
 		unlock_job_free(j);
-		return ts_bus_error(error, r, r == -TS_E_TIMEOUT ? "timed out reading the secret fd (close the write end)" :
-		                    r == -TS_E_LIMIT ? "secret longer than 1024 bytes" : "cannot read the secret fd");
+		return ts_bus_error(error, r, ts_secretfd_strerror(r));
 	}
-	/*
-	 * Always run the protector, even when the vault is already unlocked:
-	 * Unlock then still answers "is this secret right?", which a login
-	 * module relies on (and a k-of-n vault still wants k shares for it).
-	 */
-	/* A share kept from a protector that proves nobody must not help a need_user unlock to its end. */
-	if (need_user)
-		for (size_t i = 0; i < e->vault->n_pending; i++) {
-			const ts_protector_record *p = find_protector(e, e->vault->pending_ids[i]);
-
-			if (!p || !proves_user(ts_protector_lookup(p->type), p)) {
-				ts_daemon_forget_shares(e, "a share that proves nobody, before a need_user unlock");
-				break;
-			}
-		}
-	unlock_candidates(j);
-	if (j->n_probe > 0)
-		probe_next(j);
-	else
-		unlock_step(j);
+	/* The reply comes from the job, once the secret is in (on_unlock_secret) and the protectors have answered. */
 	return 1;
 }
 
@@ -782,47 +800,134 @@ static int method_lock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 
 /* ---- ProbeProtectors ------------------------------------------------------------------ */
 
-/* What a protector would need to unlock now, without a touch or a PIN attempt: "present", "absent", "needs-secret" or "unknown". */
-static const char *probe_one(ts_vault_entry *e, const ts_protector_record *p)
+/*
+ * A ProbeProtectors call in progress: the tokens are asked one after the
+ * other, each in tokenseal-helper, from the event loop; the reply goes out
+ * when the last has answered. Protectors are held by id and looked up again
+ * at each step (one revoked meanwhile answers "unknown").
+ */
+#define PROBE_WAITERS_MAX 16
+typedef struct probe_job {
+	struct probe_job *next;
+	ts_vault_entry *e;
+	sd_bus_message *m[PROBE_WAITERS_MAX];   /* the calls this round answers: one round per vault at a time */
+	size_t n_m;
+	char ids[TS_VAULT_MAX_PROTECTORS][TS_PROTECTOR_ID_MAX];
+	const char *state[TS_VAULT_MAX_PROTECTORS];   /* "present", "absent", "needs-secret" or "unknown" */
+	size_t n, next_i;
+	ts_remote_job *remote;
+} probe_job;
+
+static probe_job *probe_jobs;
+
+static void probe_job_free(probe_job *j)
 {
-	const ts_protector_ops *ops = ts_protector_lookup(p->type);
-	ts_protector_request req = { 0 };
-	char errbuf[256] = "";
+	for (probe_job **pp = &probe_jobs; *pp; pp = &(*pp)->next)
+		if (*pp == j) {
+			*pp = j->next;
+			break;
+		}
+	ts_remote_job_cancel(j->remote);
+	for (size_t i = 0; i < j->n_m; i++)
+		sd_bus_message_unref(j->m[i]);
+	free(j);
+}
+
+static const char *probe_state(const ts_vault_entry *e, const char *id, int r, int present, const char *errbuf)
+{
+	if (r < 0)
+		ts_log(TS_LOG_DEBUG, "vault=%s protector=%s: presence unknown: %s", e->vault->name, id,
+		       errbuf && errbuf[0] ? errbuf : ts_strerror(r));
+	return r < 0 ? "unknown" : present ? "present" : "absent";
+}
+
+static void probe_job_step(probe_job *j);
+
+static void on_probe_present(void *userdata, int r, const ts_remote_reply *reply, const char *err)
+{
+	probe_job *j = userdata;
+
+	j->remote = NULL;
+	j->state[j->next_i - 1] = probe_state(j->e, j->ids[j->next_i - 1], r, r >= 0 && reply->present, err);
+	probe_job_step(j);
+}
+
+/* Ask the next protector, or answer the call when all have answered. */
+static void probe_job_step(probe_job *j)
+{
+	ts_vault_entry *e = j->e;
+	_ts_cleanup_reply_ sd_bus_message *reply = NULL;
 	int r;
 
-	if (!ops)
-		return "unknown";
-	if (!ops->present)
-		return protector_needs_secret(ops, p) ? "needs-secret" : "unknown";
-	ts_protector_request_init(&req, &e->d->config, e->vault->name, e->vault->id, errbuf, sizeof(errbuf));
-	r = ops->present(&req, p->params, p->params_len);
-	if (r < 0)
-		ts_log(TS_LOG_DEBUG, "vault=%s protector=%s: presence unknown: %s", e->vault->name, p->id,
-		       errbuf[0] ? errbuf : ts_strerror(r));
-	return r < 0 ? "unknown" : r > 0 ? "present" : "absent";
+	while (j->next_i < j->n) {
+		size_t i = j->next_i++;
+		const ts_protector_record *p = find_protector(e, j->ids[i]);
+		const ts_protector_ops *ops = p ? ts_protector_lookup(p->type) : NULL;
+		ts_protector_request req = { 0 };
+		char errbuf[256] = "";
+
+		j->state[i] = "unknown";
+		if (!ops)
+			continue;
+		if (!ops->present) {
+			j->state[i] = protector_needs_secret(ops, p) ? "needs-secret" : "unknown";
+			continue;
+		}
+		ts_protector_request_init(&req, &e->d->config, e->vault->name, e->vault->id, errbuf, sizeof(errbuf));
+		if (!ts_protector_is_remote(ops)) {
+			/* A backend of the daemon itself answers at once. */
+			r = ops->present(&req, p->params, p->params_len);
+			j->state[i] = probe_state(e, p->id, r, r > 0, errbuf);
+			continue;
+		}
+		if ((r = ts_remote_present_start(e->d->event, ops, &req, p->params, p->params_len, on_probe_present, j,
+		                                 &j->remote)) >= 0)
+			return;
+		j->state[i] = probe_state(e, p->id, r, 0, errbuf);
+	}
+	for (size_t k = 0; k < j->n_m; k++) {
+		reply = sd_bus_message_unref(reply);
+		if ((r = sd_bus_message_new_method_return(j->m[k], &reply)) >= 0 &&
+		    (r = sd_bus_message_open_container(reply, 'a', "(ss)")) >= 0) {
+			for (size_t i = 0; i < j->n && r >= 0; i++)
+				r = sd_bus_message_append(reply, "(ss)", j->ids[i], j->state[i]);
+			if (r >= 0 && (r = sd_bus_message_close_container(reply)) >= 0)
+				r = sd_bus_send(NULL, reply, NULL);
+		}
+		if (r < 0)
+			(void)sd_bus_reply_method_errorf(j->m[k], ts_error_dbus_name(-TS_E_FAILED), "cannot build the reply");
+	}
+	probe_job_free(j);
 }
 
 static int method_probe_protectors(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
-	__attribute__((cleanup(ts_bus_message_unrefp))) sd_bus_message *reply = NULL;
 	ts_vault_entry *e = userdata;
 	ts_caller caller;
+	probe_job *j;
 	int r;
 
 	if ((r = vault_authorize(m, e, "probe", &caller, error)) != 0)
 		return r;
-	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 ||
-	    (r = sd_bus_message_open_container(reply, 'a', "(ss)")) < 0)
-		return r;
-	for (size_t i = 0; i < e->vault->n_protectors; i++) {
-		const ts_protector_record *p = &e->vault->protectors[i];
-
-		if ((r = sd_bus_message_append(reply, "(ss)", p->id, probe_one(e, p))) < 0)
-			return r;
-	}
-	if ((r = sd_bus_message_close_container(reply)) < 0)
-		return r;
-	return sd_bus_send(NULL, reply, NULL);
+	/* A round already asking this vault's tokens answers this call too: a loop of calls runs one helper at a time. */
+	for (j = probe_jobs; j; j = j->next)
+		if (j->e == e) {
+			if (j->n_m == PROBE_WAITERS_MAX)
+				return ts_bus_error(error, -TS_E_BUSY, "too many ProbeProtectors calls waiting for this vault");
+			j->m[j->n_m++] = sd_bus_message_ref(m);
+			return 1;
+		}
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return ts_bus_error(error, -TS_E_NOMEM, NULL);
+	j->e = e;
+	j->m[j->n_m++] = sd_bus_message_ref(m);
+	for (size_t i = 0; i < e->vault->n_protectors && j->n < TS_VAULT_MAX_PROTECTORS; i++)
+		snprintf(j->ids[j->n++], sizeof(j->ids[0]), "%s", e->vault->protectors[i].id);
+	j->next = probe_jobs;
+	probe_jobs = j;
+	/* The reply comes from probe_job_step once every token has answered; the loop goes on meanwhile. */
+	probe_job_step(j);
+	return 1;
 }
 
 /* ---- blobs -------------------------------------------------------------------------- */
@@ -1253,6 +1358,8 @@ void ts_vault_object_cancel_jobs(ts_daemon *d)
 		unlock_job_free(d->unlock_jobs);
 	while (d->enroll_jobs)
 		enroll_job_free(d->enroll_jobs);
+	while (probe_jobs)
+		probe_job_free(probe_jobs);
 }
 
 /*
@@ -1315,6 +1422,9 @@ static void enroll_complete(ts_vault_entry *e, sd_bus_message *m, const ts_calle
 		goto out;
 	}
 	ts_log_event("enroll", e->vault->name, e->vault->owner_uid, caller, id, 0);
+	/* Its facts (for Protectors, Unlock's choices) from a helper ahead of the first read, not in it. */
+	if (ts_protector_lookup(type))
+		ts_remote_describe_prefetch(ts_protector_lookup(type), params, params_len);
 	if (replace && *replace)
 		ts_log_event("revoke", e->vault->name, e->vault->owner_uid, caller, replace, 0);
 	ts_daemon_touch(e);
@@ -1365,10 +1475,17 @@ static int method_add_protector(sd_bus_message *m, void *userdata, sd_bus_error 
 		free(opts);
 		return r;
 	}
+	if (ts_secretfd_check(fd_out) < 0) {
+		free(opts);
+		return ts_bus_error(error, -TS_E_INVALID_ARGS, "secret_out: not a pipe or socket (files, devices and "
+		                    "directories are refused)");
+	}
+	/* The secret is read from the loop: the first dispatch starts it, the second finds it (no audit record twice). */
 	if ((r = vault_authorize(m, e, "enroll", &caller, error)) != 0 || (r = vault_unlocked(e, error)) < 0 ||
+	    (r = ts_secretfd_take(d, m, fd_in, "secret_in", &secret_in, &secret_in_len, error)) <= 0 ||
 	    (r = ts_audit_gate("enroll", e->vault->name, e->vault->owner_uid, &caller, type, error)) < 0) {
 		free(opts);
-		return r;
+		return r == 0 ? 1 : r;
 	}
 	if ((ops = ts_protector_lookup(type)) == NULL) {
 		r = -TS_E_NOT_SUPPORTED;
@@ -1407,10 +1524,6 @@ static int method_add_protector(sd_bus_message *m, void *userdata, sd_bus_error 
 	if ((r = ts_enforce_type_allowed(e, ops->type, &caller, error)) < 0) {
 		free(opts);
 		return r;
-	}
-	if ((r = ts_secretfd_read(fd_in, &secret_in, &secret_in_len)) < 0) {
-		snprintf(errbuf, sizeof(errbuf), "cannot read secret_in");
-		goto out;
 	}
 	ts_protector_request_init(&req, &d->config, e->vault->name, e->vault->id, errbuf, sizeof(errbuf));
 	req.options = opts;

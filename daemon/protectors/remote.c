@@ -38,7 +38,9 @@ extern char **environ;
 #define PRESENT_TIMEOUT_MS 15000
 #define TOKEN_GRACE_MS 60000           /* on top of the touch timeout, for TPM/PKCS#11 work */
 #define EXIT_WAIT_MS 2000
-#define CACHE_MAX 256
+#define CACHE_MAX 4096
+#define PREFETCH_MAX 256             /* records waiting to be described ahead */
+#define PREFETCH_PARALLEL 2
 
 #ifndef TS_HELPER_PATH
 #define TS_HELPER_PATH "/usr/libexec/tokenseal-helper"
@@ -322,8 +324,13 @@ void ts_protector_remote_set_event(sd_event *event, uint64_t keep_usec)
 	warm_keep_usec = keep_usec;
 }
 
+static void prefetch_stop(void);
+static void cache_clear(void);
+
 void ts_protector_remote_shutdown(void)
 {
+	prefetch_stop();
+	cache_clear();
 	warm_drop();
 	for (size_t i = 0; i < n_reaping; i++)
 		reap(reaping[i].pid, 0);
@@ -621,6 +628,14 @@ int ts_remote_escrow_rsa_seal(const uint8_t *spki, size_t spki_len, const uint8_
 
 /* ---- describe / needs_secret, cached --------------------------------------------- */
 
+/*
+ * Each record is described by a helper once per daemon run: the answer only
+ * depends on the public record. The records of the vaults loaded and of each
+ * new enrollment are described ahead, from the loop (ts_remote_describe_prefetch),
+ * so that a property read rarely has to run a helper itself; a full cache
+ * drops one entry, never all of them, so no pattern of reads makes the same
+ * record run a helper again and again.
+ */
 typedef struct cached {
 	uint8_t hash[crypto_generichash_BYTES];
 	int needs_secret;
@@ -632,6 +647,64 @@ typedef struct cached {
 static cached cache[CACHE_MAX];
 static size_t n_cache;
 
+static void record_hash(const char *type, const uint8_t *params, size_t params_len,
+                        uint8_t hash[crypto_generichash_BYTES])
+{
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, NULL, 0, crypto_generichash_BYTES);
+	crypto_generichash_update(&st, (const uint8_t *)type, strlen(type) + 1);
+	crypto_generichash_update(&st, params, params_len);
+	crypto_generichash_final(&st, hash, crypto_generichash_BYTES);
+}
+
+static const cached *cache_find(const uint8_t hash[crypto_generichash_BYTES])
+{
+	for (size_t i = 0; i < n_cache; i++)
+		if (memcmp(cache[i].hash, hash, crypto_generichash_BYTES) == 0)
+			return &cache[i];
+	return NULL;
+}
+
+/* Keep a helper's DESCRIBE answer (c's body) for hash. The entry, or NULL. */
+static const cached *cache_store(const uint8_t hash[crypto_generichash_BYTES], const call *c)
+{
+	const cached *old = cache_find(hash);
+	cached e = { .rc = c->rc, .needs_secret = c->value };
+	ts_wire_field f;
+	size_t off = 0, slot;
+	int r;
+
+	if (old)
+		return old;
+	memcpy(e.hash, hash, sizeof(e.hash));
+	while ((r = ts_wire_next(c->body, c->len, &off, &f)) > 0) {
+		char *grown;
+		if (f.tag != TS_WIRE_FACT)
+			continue;
+		if (f.len > TS_WIRE_STR_MAX || (grown = realloc(e.facts, e.facts_len + f.len + 1)) == NULL) {
+			r = -TS_E_NOMEM;
+			break;
+		}
+		e.facts = grown;
+		memcpy(e.facts + e.facts_len, f.data, f.len);
+		e.facts[e.facts_len + f.len] = '\0';
+		e.facts_len += f.len + 1;
+	}
+	if (r < 0) {
+		free(e.facts);
+		return NULL;
+	}
+	if (n_cache < CACHE_MAX)
+		slot = n_cache++;
+	else {
+		slot = randombytes_uniform(CACHE_MAX);
+		free(cache[slot].facts);
+	}
+	cache[slot] = e;
+	return &cache[slot];
+}
+
 static void cache_clear(void)
 {
 	for (size_t i = 0; i < n_cache; i++)
@@ -640,54 +713,24 @@ static void cache_clear(void)
 	n_cache = 0;
 }
 
+static void prefetch_start_some(void);
+
 static const cached *describe_cached(const char *type, const uint8_t *params, size_t params_len)
 {
 	fields q = { .n = 0 };
-	crypto_generichash_state st;
 	uint8_t hash[crypto_generichash_BYTES];
-	cached *e;
+	const cached *e;
 	call c;
-	ts_wire_field f;
-	size_t off = 0;
-	int r;
 
-	crypto_generichash_init(&st, NULL, 0, sizeof(hash));
-	crypto_generichash_update(&st, (const uint8_t *)type, strlen(type) + 1);
-	crypto_generichash_update(&st, params, params_len);
-	crypto_generichash_final(&st, hash, sizeof(hash));
-	for (size_t i = 0; i < n_cache; i++)
-		if (memcmp(cache[i].hash, hash, sizeof(hash)) == 0)
-			return &cache[i];
-
+	record_hash(type, params, params_len, hash);
+	if ((e = cache_find(hash)) != NULL)
+		return e;
+	/* Not described yet (nor ahead): the one helper run this record will ever cost. */
 	if (build(&q, TS_WIRE_OP_DESCRIBE, type, NULL, params, params_len) < 0 ||
 	    helper_call(q.f, q.n, PRESENT_TIMEOUT_MS, &c) < 0)
 		return NULL;   /* not cached: a helper that could not run may run next time */
-	if (n_cache == CACHE_MAX)
-		cache_clear();
-	e = &cache[n_cache];
-	memset(e, 0, sizeof(*e));
-	memcpy(e->hash, hash, sizeof(hash));
-	e->rc = c.rc;
-	e->needs_secret = c.value;
-	while ((r = ts_wire_next(c.body, c.len, &off, &f)) > 0) {
-		char *grown;
-		if (f.tag != TS_WIRE_FACT)
-			continue;
-		if (f.len > TS_WIRE_STR_MAX || (grown = realloc(e->facts, e->facts_len + f.len + 1)) == NULL) {
-			r = -TS_E_NOMEM;
-			break;
-		}
-		e->facts = grown;
-		memcpy(e->facts + e->facts_len, f.data, f.len);
-		e->facts[e->facts_len + f.len] = '\0';
-		e->facts_len += f.len + 1;
-	}
+	e = cache_store(hash, &c);
 	call_done(&c);
-	if (r < 0) {
-		free(e->facts);
-		return NULL;
-	}
-	n_cache++;
 	return e;
 }
 
@@ -758,6 +801,7 @@ struct ts_remote_job {
 	pid_t pid;
 	int fd;
 	uint8_t op;
+	uint8_t hash[crypto_generichash_BYTES];   /* DESCRIBE: the record's cache key */
 	sd_event_source *io, *timer;
 	ts_remote_reply_fn done;
 	void *userdata;
@@ -798,9 +842,11 @@ static void job_finish(ts_remote_job *j, int timed_out)
 	uint8_t op = j->op;
 	char desc[TS_PROTECTOR_DESC_MAX];
 	ts_remote_reply reply;
+	uint8_t hash[crypto_generichash_BYTES];
 	call c;
 	int r;
 
+	memcpy(hash, j->hash, sizeof(hash));
 	memset(&c, 0, sizeof(c));
 	if (timed_out) {
 		close(j->fd);
@@ -813,6 +859,14 @@ static void job_finish(ts_remote_job *j, int timed_out)
 		r = helper_receive(j->pid, j->fd, 5000, &c);
 	}
 	job_free(j);
+	if (op == TS_WIRE_OP_DESCRIBE) {
+		/* Kept even when the backend refused the record: its answer will not change. */
+		if (r >= 0 && !cache_store(hash, &c))
+			r = -TS_E_NOMEM;
+		done(userdata, r, NULL, c.err);
+		call_done(&c);
+		return;
+	}
 	if (r >= 0 && (r = c.rc) >= 0)
 		r = reply_fields(op, &c, &reply, desc, sizeof(desc));
 	done(userdata, r, r >= 0 ? &reply : NULL, c.err);
@@ -838,15 +892,17 @@ static int job_start(sd_event *event, uint8_t op, const ts_protector_ops *ops, c
 	fields q = { .n = 0 };
 	ts_remote_job *j;
 	call c;
-	int r, timeout_ms = op == TS_WIRE_OP_PRESENT ? PRESENT_TIMEOUT_MS : token_timeout(req);
+	int r, timeout_ms = op == TS_WIRE_OP_PRESENT || op == TS_WIRE_OP_DESCRIBE ? PRESENT_TIMEOUT_MS : token_timeout(req);
 
 	if (!ts_protector_is_remote(ops) && !(op == TS_WIRE_OP_UNLOCK && ts_protector_unlocks_in_helper(ops)))
 		return ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "protector type '%s' does not run in the helper", ops->type);
-	if ((r = build(&q, op, ops->type, req, params, params_len)) < 0)
+	if ((r = build(&q, op, ops->type, op == TS_WIRE_OP_DESCRIBE ? NULL : req, params, params_len)) < 0)
 		return r;
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return ts_protector_fail(req, -TS_E_NOMEM, "out of memory");
 	j->op = op;
+	if (op == TS_WIRE_OP_DESCRIBE)
+		record_hash(ops->type, params, params_len, j->hash);
 	j->done = done;
 	j->userdata = userdata;
 	if ((r = helper_send(q.f, q.n, &c, &j->pid, &j->fd)) < 0) {
@@ -881,4 +937,89 @@ int ts_remote_present_start(sd_event *event, const ts_protector_ops *ops, const 
                             ts_remote_job **ret)
 {
 	return job_start(event, TS_WIRE_OP_PRESENT, ops, req, params, params_len, done, userdata, ret);
+}
+
+/* ---- describing records ahead ------------------------------------------------------------ */
+
+static struct {
+	const ts_protector_ops *ops;
+	uint8_t *params;
+	size_t params_len;
+	uint8_t hash[crypto_generichash_BYTES];
+} prefetch_queue[PREFETCH_MAX];
+static size_t n_prefetch;
+static ts_remote_job *prefetch_running[PREFETCH_PARALLEL];
+static uint8_t prefetch_running_hash[PREFETCH_PARALLEL][crypto_generichash_BYTES];
+
+static void on_prefetch_done(void *userdata, int r, const ts_remote_reply *reply, const char *err)
+{
+	size_t slot = (size_t)(uintptr_t)userdata;
+
+	prefetch_running[slot] = NULL;
+	prefetch_start_some();
+}
+
+static void prefetch_start_some(void)
+{
+	for (size_t slot = 0; slot < PREFETCH_PARALLEL && n_prefetch > 0 && remote_event; slot++) {
+		ts_protector_request req = { 0 };
+		char errbuf[256];
+
+		if (prefetch_running[slot])
+			continue;
+		while (n_prefetch > 0) {
+			const ts_protector_ops *ops = prefetch_queue[0].ops;
+			uint8_t *params = prefetch_queue[0].params;
+			size_t len = prefetch_queue[0].params_len;
+			int r = -1;
+
+			memcpy(prefetch_running_hash[slot], prefetch_queue[0].hash, crypto_generichash_BYTES);
+			memmove(&prefetch_queue[0], &prefetch_queue[1], (n_prefetch - 1) * sizeof(prefetch_queue[0]));
+			n_prefetch--;
+			req.err = errbuf;
+			req.err_len = sizeof(errbuf);
+			if (!cache_find(prefetch_running_hash[slot]))
+				r = job_start(remote_event, TS_WIRE_OP_DESCRIBE, ops, &req, params, len, on_prefetch_done,
+				              (void *)(uintptr_t)slot, &prefetch_running[slot]);
+			free(params);
+			if (r >= 0)
+				break;
+		}
+	}
+}
+
+void ts_remote_describe_prefetch(const ts_protector_ops *ops, const uint8_t *params, size_t params_len)
+{
+	uint8_t hash[crypto_generichash_BYTES];
+
+	if (!remote_event || !ts_protector_is_remote(ops) || n_prefetch == PREFETCH_MAX)
+		return;
+	record_hash(ops->type, params, params_len, hash);
+	if (cache_find(hash))
+		return;
+	for (size_t i = 0; i < n_prefetch; i++)
+		if (memcmp(prefetch_queue[i].hash, hash, sizeof(hash)) == 0)
+			return;
+	for (size_t i = 0; i < PREFETCH_PARALLEL; i++)
+		if (prefetch_running[i] && memcmp(prefetch_running_hash[i], hash, sizeof(hash)) == 0)
+			return;
+	if ((prefetch_queue[n_prefetch].params = malloc(params_len ? params_len : 1)) == NULL)
+		return;
+	memcpy(prefetch_queue[n_prefetch].params, params, params_len);
+	prefetch_queue[n_prefetch].params_len = params_len;
+	prefetch_queue[n_prefetch].ops = ops;
+	memcpy(prefetch_queue[n_prefetch].hash, hash, sizeof(hash));
+	n_prefetch++;
+	prefetch_start_some();
+}
+
+static void prefetch_stop(void)
+{
+	for (size_t i = 0; i < PREFETCH_PARALLEL; i++) {
+		ts_remote_job_cancel(prefetch_running[i]);
+		prefetch_running[i] = NULL;
+	}
+	for (size_t i = 0; i < n_prefetch; i++)
+		free(prefetch_queue[i].params);
+	n_prefetch = 0;
 }

@@ -76,6 +76,14 @@ int ts_remote_present_start(sd_event *event, const ts_protector_ops *ops, const 
 int ts_remote_escrow_rsa_seal(const uint8_t *spki, size_t spki_len, const uint8_t *msg, size_t msg_len,
                               ts_buf *out, char *err, size_t errlen);
 
+/*
+ * Have a helper describe this record (its facts and needs_secret) from the
+ * loop, ahead of the first read of it, so that ops->describe and
+ * ops->needs_secret answer from the cache without a helper run in the loop.
+ * Does nothing for a record described already, queued, or not remote.
+ */
+void ts_remote_describe_prefetch(const ts_protector_ops *ops, const uint8_t *params, size_t params_len);
+
 /* Kill the helper and free the job without calling done (shutdown). */
 void ts_remote_job_cancel(ts_remote_job *j);
 

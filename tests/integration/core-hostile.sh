@@ -65,7 +65,7 @@ pass "batches are all or nothing"
 # Secret fds that are not readable secrets.
 expect_fail org.tokenseal1.Error.LimitExceeded fdcall "$P" $VIFACE Unlock 'sha{ss}' recovery "</dev/zero" ""
 expect_fail org.tokenseal1.Error.InvalidArgs fdcall "$P" $VIFACE Unlock 'sha{ss}' recovery ">$RIG_DIR/w" ""
-expect_fail org.tokenseal1.Error.InvalidArgs fdcall "$P" $VIFACE Unlock 'sha{ss}' recovery "<$RIG_DIR" ""
+expect_fail org.tokenseal1.Error.InvalidArgs fdcall "$P" $VIFACE Unlock 'sha{ss}' recovery "file<$RIG_DIR" ""
 head -c 2000 /dev/urandom >"$RIG_DIR/junk"
 expect_fail org.tokenseal1.Error.LimitExceeded fdcall "$P" $VIFACE Unlock 'sha{ss}' recovery "<$RIG_DIR/junk" ""
 printf '\xff\xfe\x00garbage\n' >"$RIG_DIR/junk2"

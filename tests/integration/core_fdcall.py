@@ -8,13 +8,16 @@
 #   s/o   the text                 u/t  decimal
 #   ay    hex ("" for empty)       aay  hex items separated by ","
 #   a{ss} "k=v,k2=v2" ("" empty)
-#   h     "<FILE" (fd open for reading), ">FILE" (fd open for writing), "hang" (read end of a
-#         pipe whose write end this process keeps open), "closed" (read end of a pipe whose
+#   h     "<FILE" (read end of a pipe holding FILE's bytes), ">FILE" (write end of a pipe whose bytes
+#         go to FILE after the call), "file<FILE" / "file>FILE" (FILE itself, open for reading /
+#         writing: the daemon must refuse it), "hang" (read end of a
+#         pipe whose write end this process keeps open), "full" (write end of a pipe that is full and never read), "closed" (read end of a pipe whose
 #         reader will be gone: write end for a daemon write... i.e. a pipe with no reader)
 # Prints each reply value on its own line (ay as hex, aay as hex items with ",", a(so) as
 # "name path" lines). A D-Bus error prints "ERRORNAME: message" on stderr and exits 1.
 import os
 import sys
+import threading
 
 import dbus
 
@@ -38,6 +41,7 @@ def split_sig(sig):
 
 
 keep = []
+outputs = []
 
 
 def convert(t, a):
@@ -57,10 +61,43 @@ def convert(t, a):
             d[k] = v
         return dbus.Dictionary(d, signature="ss")
     if t == "h":
-        if a.startswith("<"):
-            fd = os.open(a[1:], os.O_RDONLY)
+        if a.startswith("file<"):
+            fd = os.open(a[5:], os.O_RDONLY)
+        elif a.startswith("file>"):
+            fd = os.open(a[5:], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        elif a.startswith("<"):
+            # The daemon takes pipes and sockets only: the file's bytes go through a pipe.
+            with open(a[1:], "rb") as f:
+                data = f.read(1 << 20)   # /dev/zero too: 1 MiB is "too long" enough
+            r, w = os.pipe()
+
+            def feed(w=w, data=data):
+                try:
+                    os.write(w, data)
+                except OSError:
+                    pass
+                os.close(w)
+            if len(data) < 65536:
+                feed()
+            else:
+                threading.Thread(target=feed, daemon=True).start()
+            fd = r
         elif a.startswith(">"):
-            fd = os.open(a[1:], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            r, w = os.pipe()
+            outputs.append((r, a[1:]))
+            fd = w
+        elif a == "full":
+            # The write end of a pipe already full, whose reader never reads.
+            r, w = os.pipe()
+            keep.append(r)
+            os.set_blocking(w, False)
+            try:
+                while True:
+                    os.write(w, b"x" * 65536)
+            except BlockingIOError:
+                pass
+            os.set_blocking(w, True)
+            fd = w
         elif a == "hang":
             r, w = os.pipe()
             keep.append(w)
@@ -87,6 +124,24 @@ def show(v):
     return str(v)
 
 
+def save_outputs():
+    # Our copies of the write ends went with the call; the daemon's are closed once it answered.
+    for r, path in outputs:
+        data = b""
+        os.set_blocking(r, False)
+        try:
+            while True:
+                chunk = os.read(r, 65536)
+                if not chunk:
+                    break
+                data += chunk
+        except BlockingIOError:
+            pass
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.write(fd, data)
+        os.close(fd)
+
+
 def main():
     if len(sys.argv) < 6:
         raise SystemExit(__doc__)
@@ -101,7 +156,9 @@ def main():
                                    [convert(t, a) for t, a in zip(types, args)], timeout=60, byte_arrays=True)
     except dbus.exceptions.DBusException as e:
         sys.stderr.write("%s: %s\n" % (e.get_dbus_name(), e.get_dbus_message()))
+        save_outputs()
         sys.exit(1)
+    save_outputs()
     if reply is None:
         return
     if not isinstance(reply, tuple):
