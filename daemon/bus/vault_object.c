@@ -203,6 +203,8 @@ typedef struct ts_unlock_job {
 	char best_err[512];
 	char current[TS_PROTECTOR_ID_MAX];   /* the protector the helper is working on */
 	ts_remote_job *remote;
+	int reserved;                    /* a wrong secret was counted at the start (before: the counter until then) */
+	ts_backoff_source before;
 } ts_unlock_job;
 
 static void unlock_job_free(ts_unlock_job *j)
@@ -293,8 +295,14 @@ static void unlock_failed(ts_unlock_job *j)
 	 * the token itself; adding our own delay there would only make a user wait.
 	 */
 	if (j->best == -TS_E_AUTH_FAILED || j->best == -TS_E_BAD_RECOVERY_KEY) {
-		ts_backoff_failed(&e->backoff, j->source, ts_now_usec(), ts_policy_recovery_attempts(pol),
-		                  ts_policy_recovery_max_backoff(pol));
+		if (!j->reserved) {
+			ts_backoff_failed(&e->backoff, j->source, ts_now_usec(), ts_policy_recovery_attempts(pol),
+			                  ts_policy_recovery_max_backoff(pol));
+			ts_daemon_save_backoff(e);
+		}
+	} else if (j->reserved) {
+		/* Counted at the start, but no secret was found wrong (no token, an error): given back. */
+		ts_backoff_restore(&e->backoff, j->source, &j->before);
 		ts_daemon_save_backoff(e);
 	}
 	if (!j->tried)
@@ -683,6 +691,33 @@ static void unlock_candidates(ts_unlock_job *j)
 		j->n_probe = j->n_ids;
 }
 
+/*
+ * A software secret (a recovery key) counts against the back-off when its
+ * check starts, not when it ends: parallel guesses cannot all pass
+ * ts_backoff_check before the first is counted, and a daemon killed
+ * meanwhile has counted it already (the side file is written first).
+ * unlock_failed gives it back when no secret was found wrong; success
+ * resets the source (unlock_source_ok).
+ */
+static void unlock_reserve_attempt(ts_unlock_job *j)
+{
+	const ts_policy *pol = ts_enforce_policy();
+	int software = 0;
+
+	for (size_t i = 0; i < j->n_ids && !software; i++) {
+		const ts_protector_record *p = find_protector(j->e, j->ids[i]);
+
+		software = p && strcmp(p->type, "recovery") == 0;
+	}
+	if (!j->secret || !software)
+		return;
+	ts_backoff_get(&j->e->backoff, j->source, &j->before);
+	ts_backoff_failed(&j->e->backoff, j->source, ts_now_usec(), ts_policy_recovery_attempts(pol),
+	                  ts_policy_recovery_max_backoff(pol));
+	ts_daemon_save_backoff(j->e);
+	j->reserved = 1;
+}
+
 static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	ts_vault_entry *e = userdata;
@@ -761,6 +796,7 @@ static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 			}
 		}
 	unlock_candidates(j);
+	unlock_reserve_attempt(j);
 	if (j->n_probe > 0)
 		probe_next(j);
 	else
