@@ -11,6 +11,7 @@
 #include "bus/daemon.h"
 #include "core/blob.h"
 #include "core/recovery.h"
+#include "bus/limits.h"
 #include "bus/policy_enforce.h"
 #include "protectors/remote.h"
 
@@ -203,6 +204,7 @@ typedef struct ts_unlock_job {
 	char best_err[512];
 	char current[TS_PROTECTOR_ID_MAX];   /* the protector the helper is working on */
 	ts_remote_job *remote;
+	ts_limit_job *lim;               /* limits.h: this vault's one Unlock, one of the uid's jobs */
 	int reserved;                    /* a wrong secret was counted at the start (before: the counter until then) */
 	ts_backoff_source before;
 } ts_unlock_job;
@@ -219,6 +221,7 @@ static void unlock_job_free(ts_unlock_job *j)
 			break;
 		}
 	ts_remote_job_cancel(j->remote);
+	ts_limits_end(j->lim);
 	ts_secure_free(j->secret);
 	sd_bus_message_unref(j->m);
 	free(j);
@@ -730,6 +733,7 @@ static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	uint64_t wait;
 	int fd, r, need_user = 0;
 	ts_caller caller;
+	ts_limit_job *lim = NULL;
 
 	if ((r = sd_bus_message_read(m, "sh", &which, &fd)) < 0)
 		return r;
@@ -764,8 +768,13 @@ static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	}
 	if (strlen(which) >= sizeof(j->which))
 		return ts_bus_error(error, -TS_E_NO_SUCH_PROTECTOR, "no such protector");
-	if ((j = calloc(1, sizeof(*j))) == NULL)
+	if ((r = ts_limits_unlock_begin(e, &caller, &lim, error)) < 0)
+		return r;
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		ts_limits_end(lim);
 		return ts_bus_error(error, -TS_E_NOMEM, NULL);
+	}
+	j->lim = lim;
 	j->e = e;
 	j->m = sd_bus_message_ref(m);
 	j->caller = caller;
@@ -1265,6 +1274,7 @@ typedef struct ts_enroll_job {
 	char replace[TS_PROTECTOR_ID_MAX + 8];
 	int fd_out;
 	ts_remote_job *remote;
+	ts_limit_job *lim;               /* limits.h: one of the uid's jobs */
 } ts_enroll_job;
 
 static void enroll_job_free(ts_enroll_job *j)
@@ -1279,6 +1289,7 @@ static void enroll_job_free(ts_enroll_job *j)
 			break;
 		}
 	ts_remote_job_cancel(j->remote);
+	ts_limits_end(j->lim);
 	sd_bus_message_unref(j->m);
 	free(j);
 }
@@ -1456,10 +1467,18 @@ static int method_add_protector(sd_bus_message *m, void *userdata, sd_bus_error 
 
 	if (ts_protector_is_remote(ops)) {
 		/* The token's part runs in the helper; the reply comes from on_remote_enroll. */
+		ts_limit_job *lim = NULL;
+
+		if ((r = ts_limits_job_begin(e, &caller, &lim, error)) < 0) {
+			free(opts);
+			return r;
+		}
 		if ((j = calloc(1, sizeof(*j))) == NULL) {
+			ts_limits_end(lim);
 			r = -TS_E_NOMEM;
 			goto out;
 		}
+		j->lim = lim;
 		j->e = e;
 		j->m = sd_bus_message_ref(m);
 		j->caller = caller;
@@ -1467,6 +1486,7 @@ static int method_add_protector(sd_bus_message *m, void *userdata, sd_bus_error 
 		snprintf(j->type, sizeof(j->type), "%s", ops->type);
 		snprintf(j->replace, sizeof(j->replace), "%s", replace ? replace : "");
 		if ((r = ts_remote_enroll_start(d->event, ops, &req, on_remote_enroll, j, &j->remote)) < 0) {
+			ts_limits_end(j->lim);
 			sd_bus_message_unref(j->m);
 			free(j);
 			goto out;
