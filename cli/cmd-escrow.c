@@ -529,7 +529,7 @@ static int recover(int argc, char **argv)
 	}
 	/* A new recovery key for the user, as the daemon's recovery backend would make it. */
 	ts_recovery_params_default(&rp);
-	if ((r = ts_recovery_generate(rkey, rtext)) < 0 || (r = ts_recovery_derive_kek(rkey, &rp, kek)) < 0 ||
+	if ((r = ts_recovery_generate(rkey, rtext)) < 0 || (r = ts_recovery_derive_kek(rkey, &rp, v->id, kek)) < 0 ||
 	    (r = ts_recovery_params_encode(&rp, &params)) < 0 ||
 	    (r = ts_vault_add_protector(v, "recovery", "Recovery key (escrow recovery)", kek, params.data, params.len,
 	                                (uint64_t)time(NULL), &new_id)) < 0 ||

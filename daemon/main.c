@@ -288,6 +288,7 @@ int main(int argc, char **argv)
 			if (ops)
 				ts_remote_describe_prefetch(ops, p->params, p->params_len);
 		}
+	ts_protector_remote_set_max_helpers(ts_policy_limit_helpers(ts_enforce_policy()));
 	if ((r = open_bus(bus_spec, &d.bus)) < 0) {
 		ts_log(TS_LOG_ERR, "cannot connect to the %s bus: %s", bus_spec, strerror(-r));
 		goto out;

@@ -42,10 +42,13 @@ enum {
 	K_KEYS_MAX_AGE,
 	K_AUDIT_FAIL_CLOSED, K_AUDIT_DATA_INTERVAL,
 	K_RECOVERY_ATTEMPTS, K_RECOVERY_BACKOFF,
+	K_LIMIT_HELPERS, K_LIMIT_JOBS, K_LIMIT_VAULTS,
 	K_N
 };
 
-enum kind { V_TYPES, V_COUNT, V_REQ, V_BOOL, V_DURATION };
+enum kind { V_TYPES, V_COUNT, V_REQ, V_BOOL, V_DURATION, V_LIMIT };
+
+#define LIMIT_MAX 4096   /* the largest [limits] value: a cap, not a way to turn one off */
 
 static const struct keydef {
 	const char *section, *key, *def;
@@ -71,6 +74,9 @@ static const struct keydef {
 	[K_AUDIT_DATA_INTERVAL] = { "audit", "data-interval", "60s", V_DURATION },
 	[K_RECOVERY_ATTEMPTS] = { "recovery", "attempts", "5", V_COUNT },
 	[K_RECOVERY_BACKOFF] = { "recovery", "max-backoff", "300s", V_DURATION },
+	[K_LIMIT_HELPERS]    = { "limits", "helpers", "8", V_LIMIT },
+	[K_LIMIT_JOBS]       = { "limits", "jobs-per-uid", "4", V_LIMIT },
+	[K_LIMIT_VAULTS]     = { "limits", "vaults-per-uid", "32", V_LIMIT },
 };
 
 /* Protector types, indexed like the bits of ts_policy.allowed. */
@@ -130,6 +136,9 @@ struct ts_policy {
 	unsigned recovery_attempts;  /* wrong recovery keys before the back-off starts */
 	uint64_t recovery_backoff;   /* longest back-off, seconds; 0 = none */
 	uint64_t share_timeout;      /* k-of-n shares given to Unlock are forgotten after this, seconds */
+	unsigned limit_helpers;      /* token helpers alive at once */
+	unsigned limit_jobs;         /* Unlock/AddProtector calls in flight per uid */
+	unsigned limit_vaults;       /* vaults per owner */
 
 	struct recipient rcp[MAX_RECIPIENTS];
 	size_t n_rcp;
@@ -217,6 +226,9 @@ static ts_policy *policy_new(void)
 	p->recovery_attempts = 5;
 	p->recovery_backoff = 300;
 	p->share_timeout = 300;
+	p->limit_helpers = 8;
+	p->limit_jobs = 4;
+	p->limit_vaults = 32;
 	p->data_interval = 60;
 	p->lock = TS_POLICY_LOCK_SUSPEND | TS_POLICY_LOCK_SCREEN | TS_POLICY_LOCK_TOKEN_REMOVAL;
 	return p;
@@ -278,7 +290,7 @@ static int fail(struct pstate *st, int rc, const char *fmt, ...)
 static int section_valid(const char *s, size_t len)
 {
 	static const char *const fixed[] = { "protectors", "fido2", "tpm2", "pkcs11", "escrow", "lock",
-	                                     "keys", "audit", "unwrap", "recovery" };
+	                                     "keys", "audit", "unwrap", "recovery", "limits" };
 
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		if (len == strlen(fixed[i]) && memcmp(s, fixed[i], len) == 0)
@@ -521,6 +533,17 @@ static int set_fixed(struct pstate *st, int k, const char *value)
 			p->recovery_attempts = (unsigned)u;
 		else
 			p->escrow_m = (unsigned)u;
+		break;
+	case V_LIMIT:
+		if (parse_uint(value, LIMIT_MAX, &u) < 0 || u == 0)
+			return fail(st, -TS_E_INVALID_ARGS, "[%s] %s: '%s' is not a number from 1 to %d",
+			            d->section, d->key, value, LIMIT_MAX);
+		if (k == K_LIMIT_HELPERS)
+			p->limit_helpers = (unsigned)u;
+		else if (k == K_LIMIT_JOBS)
+			p->limit_jobs = (unsigned)u;
+		else
+			p->limit_vaults = (unsigned)u;
 		break;
 	case V_REQ: {
 		static const struct { int k, type; unsigned bit; } map[] = {
@@ -1408,4 +1431,19 @@ uint64_t ts_policy_recovery_max_backoff(const ts_policy *p)
 uint64_t ts_policy_share_timeout(const ts_policy *p)
 {
 	return p ? p->share_timeout : 300;
+}
+
+unsigned ts_policy_limit_helpers(const ts_policy *p)
+{
+	return p ? p->limit_helpers : 8;
+}
+
+unsigned ts_policy_limit_jobs(const ts_policy *p)
+{
+	return p ? p->limit_jobs : 4;
+}
+
+unsigned ts_policy_limit_vaults(const ts_policy *p)
+{
+	return p ? p->limit_vaults : 32;
 }

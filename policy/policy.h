@@ -154,5 +154,11 @@ unsigned ts_policy_recovery_attempts(const ts_policy *p);
 uint64_t ts_policy_share_timeout(const ts_policy *p);
 /* [recovery] max-backoff: the longest back-off in seconds (0 = off: no delay at all). */
 uint64_t ts_policy_recovery_max_backoff(const ts_policy *p);
+/* [limits] helpers: token helpers alive at once, daemon-wide (1..4096, default 8). */
+unsigned ts_policy_limit_helpers(const ts_policy *p);
+/* [limits] jobs-per-uid: Unlock and AddProtector calls one uid may have in flight (root: no cap; default 4). */
+unsigned ts_policy_limit_jobs(const ts_policy *p);
+/* [limits] vaults-per-uid: vaults one owner may have (default 32). */
+unsigned ts_policy_limit_vaults(const ts_policy *p);
 
 #endif

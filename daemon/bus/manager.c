@@ -9,6 +9,7 @@
 
 #include "bus/daemon.h"
 #include "store.h"
+#include "bus/limits.h"
 #include "bus/policy_enforce.h"
 
 int ts_bus_read_kv(sd_bus_message *m, ts_kv **ret, size_t *ret_n, size_t max)
@@ -171,6 +172,8 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 		goto out;
 	}
 	ts_buf_free(&file);
+	if ((r = ts_limits_vault_create(d, owner, errbuf, sizeof(errbuf))) < 0)
+		goto out;
 	/* The policy's k-of-n unless the caller asked for more; a lower one is refused below. */
 	if (threshold == 0)
 		threshold = ts_enforce_policy_threshold();

@@ -11,6 +11,7 @@
 #include "bus/daemon.h"
 #include "core/blob.h"
 #include "core/recovery.h"
+#include "bus/limits.h"
 #include "bus/policy_enforce.h"
 #include "protectors/remote.h"
 
@@ -204,6 +205,9 @@ typedef struct ts_unlock_job {
 	char current[TS_PROTECTOR_ID_MAX];   /* the protector the helper is working on */
 	ts_remote_job *remote;
 	ts_secretfd_op *fd_op;           /* the secret being read from the caller's fd */
+	ts_limit_job *lim;               /* limits.h: this vault's one Unlock, one of the uid's jobs */
+	int reserved;                    /* a wrong secret was counted at the start (before: the counter until then) */
+	ts_backoff_source before;
 } ts_unlock_job;
 
 static void unlock_job_free(ts_unlock_job *j)
@@ -219,6 +223,7 @@ static void unlock_job_free(ts_unlock_job *j)
 		}
 	ts_remote_job_cancel(j->remote);
 	ts_secretfd_cancel(j->fd_op);
+	ts_limits_end(j->lim);
 	ts_secure_free(j->secret);
 	sd_bus_message_unref(j->m);
 	free(j);
@@ -295,8 +300,14 @@ static void unlock_failed(ts_unlock_job *j)
 	 * the token itself; adding our own delay there would only make a user wait.
 	 */
 	if (j->best == -TS_E_AUTH_FAILED || j->best == -TS_E_BAD_RECOVERY_KEY) {
-		ts_backoff_failed(&e->backoff, j->source, ts_now_usec(), ts_policy_recovery_attempts(pol),
-		                  ts_policy_recovery_max_backoff(pol));
+		if (!j->reserved) {
+			ts_backoff_failed(&e->backoff, j->source, ts_now_usec(), ts_policy_recovery_attempts(pol),
+			                  ts_policy_recovery_max_backoff(pol));
+			ts_daemon_save_backoff(e);
+		}
+	} else if (j->reserved) {
+		/* Counted at the start, but no secret was found wrong (no token, an error): given back. */
+		ts_backoff_restore(&e->backoff, j->source, &j->before);
 		ts_daemon_save_backoff(e);
 	}
 	if (!j->tried)
@@ -685,6 +696,33 @@ static void unlock_candidates(ts_unlock_job *j)
 		j->n_probe = j->n_ids;
 }
 
+/*
+ * A software secret (a recovery key) counts against the back-off when its
+ * check starts, not when it ends: parallel guesses cannot all pass
+ * ts_backoff_check before the first is counted, and a daemon killed
+ * meanwhile has counted it already (the side file is written first).
+ * unlock_failed gives it back when no secret was found wrong; success
+ * resets the source (unlock_source_ok).
+ */
+static void unlock_reserve_attempt(ts_unlock_job *j)
+{
+	const ts_policy *pol = ts_enforce_policy();
+	int software = 0;
+
+	for (size_t i = 0; i < j->n_ids && !software; i++) {
+		const ts_protector_record *p = find_protector(j->e, j->ids[i]);
+
+		software = p && strcmp(p->type, "recovery") == 0;
+	}
+	if (!j->secret || !software)
+		return;
+	ts_backoff_get(&j->e->backoff, j->source, &j->before);
+	ts_backoff_failed(&j->e->backoff, j->source, ts_now_usec(), ts_policy_recovery_attempts(pol),
+	                  ts_policy_recovery_max_backoff(pol));
+	ts_daemon_save_backoff(j->e);
+	j->reserved = 1;
+}
+
 /* The secret fd was read (or failed): pick the candidates and start trying them. */
 static void on_unlock_secret(void *userdata, int r, uint8_t *secret, size_t len)
 {
@@ -715,6 +753,7 @@ static void on_unlock_secret(void *userdata, int r, uint8_t *secret, size_t len)
 			}
 		}
 	unlock_candidates(j);
+	unlock_reserve_attempt(j);
 	if (j->n_probe > 0)
 		probe_next(j);
 	else
@@ -733,6 +772,7 @@ static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	uint64_t wait;
 	int fd, r, need_user = 0;
 	ts_caller caller;
+	ts_limit_job *lim = NULL;
 
 	if ((r = sd_bus_message_read(m, "sh", &which, &fd)) < 0)
 		return r;
@@ -767,8 +807,13 @@ static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	}
 	if (strlen(which) >= sizeof(j->which))
 		return ts_bus_error(error, -TS_E_NO_SUCH_PROTECTOR, "no such protector");
-	if ((j = calloc(1, sizeof(*j))) == NULL)
+	if ((r = ts_limits_unlock_begin(e, &caller, &lim, error)) < 0)
+		return r;
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		ts_limits_end(lim);
 		return ts_bus_error(error, -TS_E_NOMEM, NULL);
+	}
+	j->lim = lim;
 	j->e = e;
 	j->m = sd_bus_message_ref(m);
 	j->caller = caller;
@@ -1334,6 +1379,7 @@ typedef struct ts_enroll_job {
 	char replace[TS_PROTECTOR_ID_MAX + 8];
 	int fd_out;
 	ts_remote_job *remote;
+	ts_limit_job *lim;               /* limits.h: one of the uid's jobs */
 } ts_enroll_job;
 
 static void enroll_job_free(ts_enroll_job *j)
@@ -1348,6 +1394,7 @@ static void enroll_job_free(ts_enroll_job *j)
 			break;
 		}
 	ts_remote_job_cancel(j->remote);
+	ts_limits_end(j->lim);
 	sd_bus_message_unref(j->m);
 	free(j);
 }
@@ -1533,10 +1580,18 @@ static int method_add_protector(sd_bus_message *m, void *userdata, sd_bus_error 
 
 	if (ts_protector_is_remote(ops)) {
 		/* The token's part runs in the helper; the reply comes from on_remote_enroll. */
+		ts_limit_job *lim = NULL;
+
+		if ((r = ts_limits_job_begin(e, &caller, &lim, error)) < 0) {
+			free(opts);
+			return r;
+		}
 		if ((j = calloc(1, sizeof(*j))) == NULL) {
+			ts_limits_end(lim);
 			r = -TS_E_NOMEM;
 			goto out;
 		}
+		j->lim = lim;
 		j->e = e;
 		j->m = sd_bus_message_ref(m);
 		j->caller = caller;
@@ -1544,6 +1599,7 @@ static int method_add_protector(sd_bus_message *m, void *userdata, sd_bus_error 
 		snprintf(j->type, sizeof(j->type), "%s", ops->type);
 		snprintf(j->replace, sizeof(j->replace), "%s", replace ? replace : "");
 		if ((r = ts_remote_enroll_start(d->event, ops, &req, on_remote_enroll, j, &j->remote)) < 0) {
+			ts_limits_end(j->lim);
 			sd_bus_message_unref(j->m);
 			free(j);
 			goto out;

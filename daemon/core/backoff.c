@@ -198,3 +198,28 @@ int ts_backoff_succeeded(ts_backoff *b, const char *source)
 	*s = b->s[--b->n];
 	return 1;
 }
+
+void ts_backoff_get(const ts_backoff *b, const char *source, ts_backoff_source *out)
+{
+	const ts_backoff_source *s = find((ts_backoff *)b, source);
+
+	memset(out, 0, sizeof(*out));
+	if (s)
+		*out = *s;
+	else
+		snprintf(out->source, sizeof(out->source), "%s", source);
+}
+
+void ts_backoff_restore(ts_backoff *b, const char *source, const ts_backoff_source *before)
+{
+	ts_backoff_source *s = find(b, source);
+
+	if (!s)
+		return;
+	if (before->failures == 0 && before->retry_at == 0) {
+		*s = b->s[--b->n];
+		return;
+	}
+	s->failures = before->failures;
+	s->retry_at = before->retry_at;
+}

@@ -54,6 +54,16 @@ int ts_backoff_check(const ts_backoff *b, const char *source, uint64_t now, uint
  */
 void ts_backoff_failed(ts_backoff *b, const char *source, uint64_t now, unsigned free_failures, uint64_t max_sec);
 
+/*
+ * An attempt counts when it starts: Unlock calls ts_backoff_failed before a
+ * secret is checked, having kept the counter as it was (ts_backoff_get: a
+ * zeroed one when source has none). When the attempt turns out to check no
+ * secret (no token, an error), ts_backoff_restore puts it back; a counter
+ * that ts_backoff_failed folded into the shared one stays counted.
+ */
+void ts_backoff_get(const ts_backoff *b, const char *source, ts_backoff_source *out);
+void ts_backoff_restore(ts_backoff *b, const char *source, const ts_backoff_source *before);
+
 /* The right secret from source: its count starts again. 1 when b changed, else 0. */
 int ts_backoff_succeeded(ts_backoff *b, const char *source);
 

@@ -1,4 +1,4 @@
-/* recovery.c — recovery keys: random bytes + checksum in Crockford base32, and Argon2id stretching to a KEK. */
+/* recovery.c — recovery keys: random bytes + checksum in Crockford base32, and their KEK (BLAKE2b, or Argon2id for old records). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +22,8 @@ _Static_assert(RK_CHARS + RK_CHARS / RK_GROUP - 1 + 1 == TS_RECOVERY_TEXT_BYTES,
 #define RK_MEM_MIN ((uint64_t)8 << 10)
 #define RK_MEM_MAX ((uint64_t)1 << 30)
 #define RK_ALG "argon2id13"
+#define RK_ALG_BLAKE2B "blake2b-kek1"
+#define RK_KEK_LABEL "tokenseal-recovery-kek-v2"   /* the BLAKE2b KDF's message starts with it */
 
 static const char crockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
@@ -169,15 +171,29 @@ out:
 	return r;
 }
 
-void ts_recovery_params_default(ts_recovery_params *p)
+static void rk_params_fresh(ts_recovery_params *p, unsigned kdf)
 {
 	if (!p)
 		return;
 	if (sodium_init() < 0)
 		abort();
+	memset(p, 0, sizeof(*p));
+	p->kdf = kdf;
 	randombytes_buf(p->salt, sizeof(p->salt));
-	p->opslimit = crypto_pwhash_OPSLIMIT_INTERACTIVE;
-	p->memlimit = crypto_pwhash_MEMLIMIT_INTERACTIVE;
+	if (kdf == TS_RECOVERY_KDF_ARGON2ID) {
+		p->opslimit = crypto_pwhash_OPSLIMIT_INTERACTIVE;
+		p->memlimit = crypto_pwhash_MEMLIMIT_INTERACTIVE;
+	}
+}
+
+void ts_recovery_params_default(ts_recovery_params *p)
+{
+	rk_params_fresh(p, TS_RECOVERY_KDF_BLAKE2B);
+}
+
+void ts_recovery_params_argon2id(ts_recovery_params *p)
+{
+	rk_params_fresh(p, TS_RECOVERY_KDF_ARGON2ID);
 }
 
 static int rk_cost_ok(uint64_t ops, uint64_t mem)
@@ -185,17 +201,44 @@ static int rk_cost_ok(uint64_t ops, uint64_t mem)
 	return ops >= RK_OPS_MIN && ops <= RK_OPS_MAX && mem >= RK_MEM_MIN && mem <= RK_MEM_MAX;
 }
 
+/* The params are one of the two kinds, each with only its own fields set. */
+static int rk_params_ok(const ts_recovery_params *p)
+{
+	if (p->kdf == TS_RECOVERY_KDF_BLAKE2B)
+		return p->opslimit == 0 && p->memlimit == 0;
+	return p->kdf == TS_RECOVERY_KDF_ARGON2ID && rk_cost_ok(p->opslimit, p->memlimit);
+}
+
+static int rk_derive_blake2b(const uint8_t key[TS_RECOVERY_KEY_BYTES], const ts_recovery_params *p,
+                             const uint8_t vault_id[TS_VAULT_ID_BYTES], uint8_t kek[TS_KEY_BYTES])
+{
+	crypto_generichash_state st;
+	int r = 0;
+
+	_Static_assert(TS_RECOVERY_KEY_BYTES >= crypto_generichash_KEYBYTES_MIN, "BLAKE2b key size");
+	if (crypto_generichash_init(&st, key, TS_RECOVERY_KEY_BYTES, TS_KEY_BYTES) != 0 ||
+	    crypto_generichash_update(&st, (const uint8_t *)RK_KEK_LABEL, sizeof(RK_KEK_LABEL) - 1) != 0 ||
+	    crypto_generichash_update(&st, vault_id, TS_VAULT_ID_BYTES) != 0 ||
+	    crypto_generichash_update(&st, p->salt, sizeof(p->salt)) != 0 ||
+	    crypto_generichash_final(&st, kek, TS_KEY_BYTES) != 0) {
+		sodium_memzero(kek, TS_KEY_BYTES);
+		r = -TS_E_FAILED;
+	}
+	sodium_memzero(&st, sizeof(st));
+	return r;
+}
+
 int ts_recovery_derive_kek(const uint8_t key[TS_RECOVERY_KEY_BYTES], const ts_recovery_params *p,
-                           uint8_t kek[TS_KEY_BYTES])
+                           const uint8_t vault_id[TS_VAULT_ID_BYTES], uint8_t kek[TS_KEY_BYTES])
 {
 	_Static_assert(sizeof(p->salt) == crypto_pwhash_SALTBYTES, "Argon2id salt size");
 
-	if (!key || !p || !kek)
-		return -TS_E_INVALID_ARGS;
-	if (!rk_cost_ok(p->opslimit, p->memlimit))
+	if (!key || !p || !kek || !rk_params_ok(p))
 		return -TS_E_INVALID_ARGS;
 	if (sodium_init() < 0)
 		return -TS_E_FAILED;
+	if (p->kdf == TS_RECOVERY_KDF_BLAKE2B)
+		return vault_id ? rk_derive_blake2b(key, p, vault_id, kek) : -TS_E_INVALID_ARGS;
 	if (crypto_pwhash(kek, TS_KEY_BYTES, (const char *)key, TS_RECOVERY_KEY_BYTES, p->salt,
 	                  p->opslimit, (size_t)p->memlimit, crypto_pwhash_ALG_ARGON2ID13) != 0) {
 		sodium_memzero(kek, TS_KEY_BYTES);
@@ -212,14 +255,18 @@ int ts_recovery_params_encode(const ts_recovery_params *p, ts_buf *out)
 
 	if (!p || !out)
 		return -TS_E_INVALID_ARGS;
-	if (!rk_cost_ok(p->opslimit, p->memlimit))
+	if (!rk_params_ok(p))
 		return -TS_E_INVALID_ARGS;
 	if ((r = ts_params_new(&rec)) < 0)
 		return r;
-	if ((r = ts_params_set_str(rec, "alg", RK_ALG)) < 0 ||
-	    (r = ts_params_set_bytes(rec, "salt", p->salt, sizeof(p->salt))) < 0 ||
-	    (r = ts_params_set_uint(rec, "ops", p->opslimit)) < 0 ||
-	    (r = ts_params_set_uint(rec, "mem", p->memlimit)) < 0)
+	if (p->kdf == TS_RECOVERY_KDF_BLAKE2B) {
+		if ((r = ts_params_set_str(rec, "alg", RK_ALG_BLAKE2B)) < 0 ||
+		    (r = ts_params_set_bytes(rec, "salt", p->salt, sizeof(p->salt))) < 0)
+			goto out;
+	} else if ((r = ts_params_set_str(rec, "alg", RK_ALG)) < 0 ||
+	           (r = ts_params_set_bytes(rec, "salt", p->salt, sizeof(p->salt))) < 0 ||
+	           (r = ts_params_set_uint(rec, "ops", p->opslimit)) < 0 ||
+	           (r = ts_params_set_uint(rec, "mem", p->memlimit)) < 0)
 		goto out;
 	r = ts_params_encode(rec, out);
 out:
@@ -241,22 +288,35 @@ int ts_recovery_params_decode(const uint8_t *b, size_t len, ts_recovery_params *
 	if ((r = ts_params_decode(b, len, &rec)) < 0)
 		return r;
 	memset(&p, 0, sizeof(p));
-	/* Exactly the four fields: an unknown one may be a parameter we would silently ignore. */
-	if (ts_params_count(rec) != 4 ||
-	    ts_params_get_str(rec, "alg", &alg) < 0 ||
-	    ts_params_get_bytes(rec, "salt", &salt, &salt_len) < 0 || salt_len != sizeof(p.salt) ||
-	    ts_params_get_uint(rec, "ops", &p.opslimit) < 0 ||
-	    ts_params_get_uint(rec, "mem", &p.memlimit) < 0) {
+	if (ts_params_get_str(rec, "alg", &alg) < 0 ||
+	    ts_params_get_bytes(rec, "salt", &salt, &salt_len) < 0 || salt_len != sizeof(p.salt)) {
 		r = -TS_E_CORRUPT;
 		goto out;
 	}
-	if (strcmp(alg, RK_ALG) != 0) {
+	/*
+	 * Exactly the fields of the alg: an unknown one may be a parameter we
+	 * would silently ignore.
+	 */
+	if (strcmp(alg, RK_ALG_BLAKE2B) == 0) {
+		p.kdf = TS_RECOVERY_KDF_BLAKE2B;
+		if (ts_params_count(rec) != 2) {
+			r = -TS_E_CORRUPT;
+			goto out;
+		}
+	} else if (strcmp(alg, RK_ALG) == 0) {
+		p.kdf = TS_RECOVERY_KDF_ARGON2ID;
+		if (ts_params_count(rec) != 4 || ts_params_get_uint(rec, "ops", &p.opslimit) < 0 ||
+		    ts_params_get_uint(rec, "mem", &p.memlimit) < 0) {
+			r = -TS_E_CORRUPT;
+			goto out;
+		}
+		/* A hostile file could ask for terabytes or hours: refuse before Argon2id runs. */
+		if (!rk_cost_ok(p.opslimit, p.memlimit)) {
+			r = -TS_E_CORRUPT;
+			goto out;
+		}
+	} else {
 		r = -TS_E_NOT_SUPPORTED;
-		goto out;
-	}
-	/* A hostile file could ask for terabytes or hours: refuse before Argon2id runs. */
-	if (!rk_cost_ok(p.opslimit, p.memlimit)) {
-		r = -TS_E_CORRUPT;
 		goto out;
 	}
 	memcpy(p.salt, salt, sizeof(p.salt));

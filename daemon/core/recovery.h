@@ -1,4 +1,4 @@
-/* recovery.h — recovery keys: generation, the printed grouped form, and Argon2id stretching. Pure. */
+/* recovery.h — recovery keys: generation, the printed grouped form, and their KEK (BLAKE2b; Argon2id for old records). Pure. */
 #ifndef TS_RECOVERY_H
 #define TS_RECOVERY_H
 
@@ -36,18 +36,37 @@ int ts_recovery_parse(const char *text, size_t len, uint8_t key[TS_RECOVERY_KEY_
  */
 int ts_recovery_looks_like(const char *text, size_t len);
 
+/*
+ * How a protector's KEK comes from its key. The key is 160 random bits, so a
+ * keyed hash is as strong as any stretching: guessing it is 2^160 work
+ * either way. Argon2id (64 MiB per attempt) is what records written before
+ * held; they are still read, never written.
+ */
+enum {
+	TS_RECOVERY_KDF_BLAKE2B = 1,       /* "blake2b-kek1": salt only */
+	TS_RECOVERY_KDF_ARGON2ID = 2,      /* "argon2id13": salt, ops, mem */
+};
+
 typedef struct ts_recovery_params {
+	unsigned kdf;                      /* TS_RECOVERY_KDF_* */
 	uint8_t salt[16];
-	uint64_t opslimit;
-	uint64_t memlimit;
+	uint64_t opslimit;                 /* Argon2id only (0 otherwise) */
+	uint64_t memlimit;                 /* Argon2id only (0 otherwise) */
 } ts_recovery_params;
 
-/* Fresh random salt and the default Argon2id cost. */
+/* Fresh random salt and the KDF of new protectors (BLAKE2b). */
 void ts_recovery_params_default(ts_recovery_params *p);
+/* Fresh random salt and the Argon2id cost records were written with before (to test that they still open). */
+void ts_recovery_params_argon2id(ts_recovery_params *p);
 
-/* KEK = Argon2id(key, salt, opslimit, memlimit). Cost limits are checked (hostile params). */
+/*
+ * BLAKE2b: KEK = BLAKE2b-256(key = K, message = "tokenseal-recovery-kek-v2"
+ * || vault_id || salt) (docs/FORMAT.md). Argon2id: KEK = Argon2id(K, salt,
+ * opslimit, memlimit); the cost limits are checked (hostile params) and
+ * vault_id is not used. Returns 0 or negative TS_E_*.
+ */
 int ts_recovery_derive_kek(const uint8_t key[TS_RECOVERY_KEY_BYTES], const ts_recovery_params *p,
-                           uint8_t kek[TS_KEY_BYTES]);
+                           const uint8_t vault_id[TS_VAULT_ID_BYTES], uint8_t kek[TS_KEY_BYTES]);
 
 /* CBOR encode / decode the params record stored in the protector (opaque to the vault core). */
 int ts_recovery_params_encode(const ts_recovery_params *p, ts_buf *out);

@@ -1,4 +1,4 @@
-/* recovery.c — the "recovery" protector: a printed random key, stretched with Argon2id into the KEK. */
+/* recovery.c — the "recovery" protector: a printed random key, hashed with BLAKE2b into the KEK (Argon2id in old records). */
 #include <stdio.h>
 #include <string.h>
 
@@ -26,9 +26,9 @@ static int recovery_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_
 		return ts_protector_fail(req, TS_E_NOMEM, "out of secure memory");
 	if ((r = ts_recovery_generate(key, text)) < 0)
 		return ts_protector_fail(req, r, "cannot generate a recovery key");
-	/* Fresh salt per protector: two vaults never share a KEK even by accident. */
+	/* Fresh salt per protector, and the vault id in the hash: two protectors never share a KEK. */
 	ts_recovery_params_default(&p);
-	if ((r = ts_recovery_derive_kek(key, &p, kek)) < 0)
+	if ((r = ts_recovery_derive_kek(key, &p, req->vault_id, kek)) < 0)
 		return ts_protector_fail(req, r, "cannot derive the recovery key's KEK");
 	orig_len = ret_params->len;
 	if ((r = ts_recovery_params_encode(&p, ret_params)) < 0) {
@@ -60,7 +60,7 @@ static int recovery_unlock(ts_protector_request *req, const uint8_t *params, siz
 		return ts_protector_fail(req, TS_E_NOMEM, "out of secure memory");
 	if ((r = ts_recovery_parse((const char *)req->pin, req->pin_len, key)) < 0)
 		return ts_protector_fail(req, r, "recovery key mistyped (checksum does not match)");
-	if ((r = ts_recovery_derive_kek(key, &p, kek)) < 0)
+	if ((r = ts_recovery_derive_kek(key, &p, req->vault_id, kek)) < 0)
 		return ts_protector_fail(req, r, "cannot derive the recovery key's KEK");
 	return 0;
 }
@@ -74,6 +74,8 @@ static int recovery_describe(const uint8_t *params, size_t params_len,
 
 	if ((r = ts_recovery_params_decode(params, params_len, &p)) < 0)
 		return r;
+	if (p.kdf == TS_RECOVERY_KDF_BLAKE2B)
+		return add(ud, "kdf", "blake2b");
 	if ((r = add(ud, "kdf", "argon2id")) < 0)
 		return r;
 	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)p.opslimit);

@@ -48,6 +48,23 @@ extern char **environ;
 
 static char helper_path[4096] = TS_HELPER_PATH;
 
+/*
+ * Helpers alive: started and not yet reaped (the spare, those at work, those
+ * that answered and are exiting). An asynchronous job that would start one
+ * more than max_helpers gets Busy; the spare is not started then.
+ */
+static unsigned n_alive, max_helpers;
+
+void ts_protector_remote_set_max_helpers(unsigned n)
+{
+	max_helpers = n;
+}
+
+static int helpers_full(void)
+{
+	return max_helpers > 0 && n_alive >= max_helpers;
+}
+
 void ts_protector_remote_set_helper(const char *path)
 {
 	snprintf(helper_path, sizeof(helper_path), "%s", path);
@@ -65,6 +82,8 @@ static void reap(pid_t pid, int killed)
 	struct timespec pause = { 0, 2 * 1000 * 1000 };
 	int status;
 
+	if (n_alive > 0)
+		n_alive--;
 	for (int waited = 0; waited < EXIT_WAIT_MS; waited += 2) {
 		pid_t r = waitpid(pid, &status, WNOHANG);
 		if (r == pid || (r < 0 && errno != EINTR))
@@ -122,6 +141,7 @@ static int spawn_helper(pid_t *ret_pid, int *ret_fd, char *err, size_t errlen)
 		return -TS_E_FAILED;
 	}
 	*ret_fd = sv[0];
+	n_alive++;
 	return 0;
 }
 
@@ -199,6 +219,8 @@ static int on_warm_defer(sd_event_source *s, void *userdata)
 {
 	char err[512];
 
+	if (warm_pid <= 0 && helpers_full())
+		return 0;   /* the cap has room for no spare now */
 	if (warm_pid <= 0 && spawn_helper(&warm_pid, &warm_fd, err, sizeof(err)) < 0) {
 		warm_pid = 0;
 		warm_fd = -1;
@@ -260,6 +282,8 @@ static void reap_some(void)
 		pid_t r = waitpid(reaping[i].pid, &status, WNOHANG);
 		if (r == reaping[i].pid || (r < 0 && errno == ECHILD)) {
 			reaping[i] = reaping[--n_reaping];
+			if (n_alive > 0)
+				n_alive--;
 			continue;
 		}
 		if (!reaping[i].killed && now >= reaping[i].deadline_ms) {
@@ -314,6 +338,8 @@ static int take_helper(pid_t *pid, int *fd, char *err, size_t errlen)
 			return 0;
 		}
 		close(f);   /* it died (and is reaped now): start another */
+		if (n_alive > 0)
+			n_alive--;
 	}
 	return spawn_helper(pid, fd, err, errlen);
 }
@@ -898,6 +924,10 @@ static int job_start(sd_event *event, uint8_t op, const ts_protector_ops *ops, c
 		return ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "protector type '%s' does not run in the helper", ops->type);
 	if ((r = build(&q, op, ops->type, op == TS_WIRE_OP_DESCRIBE ? NULL : req, params, params_len)) < 0)
 		return r;
+	/* Taking the spare starts no helper; starting one past the cap would. */
+	if (warm_pid <= 0 && helpers_full())
+		return ts_protector_fail(req, -TS_E_BUSY, "%u token helpers are running, the most [limits] helpers "
+		                         "allows; try again", n_alive);
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return ts_protector_fail(req, -TS_E_NOMEM, "out of memory");
 	j->op = op;

@@ -34,6 +34,13 @@ typedef void (*ts_remote_reply_fn)(void *userdata, int rc, const ts_remote_reply
  * never), on event's loop. Without this call no spare is kept.
  */
 void ts_protector_remote_set_event(sd_event *event, uint64_t keep_usec);
+/*
+ * At most n helpers alive at once ([limits] helpers; 0: no cap): an
+ * unlock, enroll or present job that would start one more fails at once
+ * with -TS_E_BUSY, and no spare is started while the cap is reached.
+ * Helpers that answered count until they are reaped.
+ */
+void ts_protector_remote_set_max_helpers(unsigned n);
 /* Kill the spare and drop the loop (before the loop is freed). */
 void ts_protector_remote_shutdown(void);
 

@@ -172,6 +172,12 @@ static void recovery_seeds(void)
 		die("ts_recovery_params_encode", r);
 	put("recovery_params", "ok-default", b.data, b.len);
 	ts_buf_free(&b);
+	/* Records written before: Argon2id. */
+	ts_recovery_params_argon2id(&rp);
+	if ((r = ts_recovery_params_encode(&rp, &b)) < 0)
+		die("ts_recovery_params_encode", r);
+	put("recovery_params", "ok-argon2id", b.data, b.len);
+	ts_buf_free(&b);
 	rp.opslimit = 1;
 	rp.memlimit = 8192;
 	if ((r = ts_recovery_params_encode(&rp, &b)) < 0)

@@ -29,7 +29,7 @@ import json, sys
 v = json.load(open(sys.argv[1]))
 assert len(v) == 1 and v[0]["name"] == "demo" and v[0]["locked"] is False, v
 assert v[0]["key_version"] == 1 and v[0]["protectors"][0]["type"] == "recovery", v
-assert v[0]["protectors"][0]["facts"]["kdf"] == "argon2id", v
+assert v[0]["protectors"][0]["facts"]["kdf"] == "blake2b", v
 PY
 pass "create prints the grouped recovery key once; status (text and JSON) shows the vault"
 

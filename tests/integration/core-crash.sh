@@ -42,7 +42,7 @@ for i in $(seq "$ITERATIONS"); do
 	[ "$(unwrap "$P" "$B0" 1 c x)" = "3 9 8 7" ] || fail "iteration $i: the first blob no longer unwraps"
 	acked=$v
 	ls -A "$STATE_DIR" | grep -v '^0$' | grep -v '^tokensealed\.lock$' | grep -q . && fail "iteration $i: leftovers in the state dir: $(ls -a "$STATE_DIR")"
-	ls -A "$STATE_DIR/0" | grep -v '^crash\.vault\(\.bak\|\.backoff\)\?$' | grep -q . && fail "iteration $i: leftovers in the owner's dir: $(ls -a "$STATE_DIR/0")"
+	ls -A "$STATE_DIR/0" | grep -v '^crash\.\(vault\|vault\.bak\|backoff\)$' | grep -q . && fail "iteration $i: leftovers in the owner's dir: $(ls -a "$STATE_DIR/0")"
 done
 pass "$ITERATIONS SIGKILLs during RotateKey: vault opens, no acknowledged version lost, old blob unwraps (last version $acked)"
 

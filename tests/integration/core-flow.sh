@@ -12,7 +12,7 @@ grep -Eq '^[0-9A-Z]{5}(-[0-9A-Z]{5}){7}$' "$RIG_DIR/rk" || fail "recovery key no
 [ "$(vault_path alpha)" = "$P" ] || fail "GetVault disagrees with CreateVault"
 bq call "${MGR_ARGS[@]}" ListVaults | grep -q '"alpha" "/org/tokenseal1/user/0/vault/alpha"' || fail "ListVaults misses alpha"
 [ "$(vprop "$P" Locked)" = false ] || fail "new vault should be unlocked"
-vprop "$P" Protectors | grep -q '"p1" "recovery" .*"kdf" "argon2id"' || fail "Protectors: $(vprop "$P" Protectors)"
+vprop "$P" Protectors | grep -q '"p1" "recovery" .*"kdf" "blake2b"' || fail "Protectors: $(vprop "$P" Protectors)"
 [ "$(vprop "$P" Owner)" = 0 ] || fail "owner should be root"
 pass "create: vault unlocked, recovery key written to the fd"
 

@@ -85,7 +85,7 @@ int main(int argc, char **argv)
 
 		if (strcmp(p->type, "recovery") != 0 ||
 		    ts_recovery_params_decode(p->params, p->params_len, &params) < 0 ||
-		    ts_recovery_derive_kek(rk, &params, kek) < 0)
+		    ts_recovery_derive_kek(rk, &params, v->id, kek) < 0)
 			continue;
 		if ((r = ts_vault_unlock(v, p->id, kek)) < 0 && r != -TS_E_AUTH_FAILED) {
 			fprintf(stderr, "core_keys: protector %s: %s\n", p->id, ts_strerror(r));

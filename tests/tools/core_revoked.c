@@ -97,7 +97,7 @@ int main(int argc, char **argv)
 	/* 1. The attacker's key is real: it opens the old file. */
 	if ((op = ts_vault_find_protector(ov, id)) == NULL || strcmp(op->type, "recovery") != 0 ||
 	    ts_recovery_params_decode(op->params, op->params_len, &params) < 0 ||
-	    ts_recovery_derive_kek(rk, &params, kek) < 0 || (r = ts_vault_unlock(ov, id, kek)) < 0) {
+	    ts_recovery_derive_kek(rk, &params, ov->id, kek) < 0 || (r = ts_vault_unlock(ov, id, kek)) < 0) {
 		fprintf(stderr, "core_revoked: the key does not open %s in the old file\n", id);
 		goto out;
 	}

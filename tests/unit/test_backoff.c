@@ -64,6 +64,41 @@ static void failures_back_off_per_source(void **state)
 	assert_int_equal(ts_backoff_succeeded(&b, "uid:0:pam:login"), 0);
 }
 
+/* A reserved attempt that checked no secret is given back exactly; one that did stays. */
+static void a_reserved_attempt_is_given_back_exactly(void **state)
+{
+	ts_backoff b = { .n = 0 };
+	ts_backoff_source before;
+	uint64_t now = 100000 * SEC, wait = 0;
+
+	/* A source with no counter: reserved, then given back, leaves none. */
+	ts_backoff_get(&b, "uid:1000", &before);
+	assert_int_equal(before.failures, 0);
+	ts_backoff_failed(&b, "uid:1000", now, 1, 300);
+	assert_int_equal(b.n, 1);
+	ts_backoff_restore(&b, "uid:1000", &before);
+	assert_int_equal(b.n, 0);
+	/* A source already waiting: the reservation lengthens its wait; giving it back restores the wait. */
+	ts_backoff_failed(&b, "uid:1000", now, 1, 300);
+	ts_backoff_failed(&b, "uid:1000", now, 1, 300);
+	assert_int_equal(ts_backoff_check(&b, "uid:1000", now, 300, &wait), -TS_E_BUSY);
+	assert_int_equal(wait, 1);
+	ts_backoff_get(&b, "uid:1000", &before);
+	assert_int_equal(before.failures, 2);
+	ts_backoff_failed(&b, "uid:1000", now, 1, 300);
+	assert_int_equal(ts_backoff_check(&b, "uid:1000", now, 300, &wait), -TS_E_BUSY);
+	assert_int_equal(wait, 2);
+	ts_backoff_restore(&b, "uid:1000", &before);
+	assert_int_equal(ts_backoff_check(&b, "uid:1000", now, 300, &wait), -TS_E_BUSY);
+	assert_int_equal(wait, 1);
+	assert_int_equal(b.n, 1);
+	assert_int_equal(b.s[0].failures, 2);
+	/* Other sources are not touched by a give-back of one that has no counter. */
+	ts_backoff_get(&b, "uid:1001", &before);
+	ts_backoff_restore(&b, "uid:1001", &before);
+	assert_int_equal(b.n, 1);
+}
+
 static void a_full_table_never_resets_a_waiting_source(void **state)
 {
 	ts_backoff b = { .n = 0 };
@@ -163,6 +198,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(sources_are_uid_and_only_roots_hint),
 		cmocka_unit_test(failures_back_off_per_source),
+		cmocka_unit_test(a_reserved_attempt_is_given_back_exactly),
 		cmocka_unit_test(a_full_table_never_resets_a_waiting_source),
 		cmocka_unit_test(a_full_file_of_waiting_sources_stays_in_bounds),
 		cmocka_unit_test(the_file_round_trips),

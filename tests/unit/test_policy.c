@@ -77,12 +77,12 @@ static void empty_policy_is_every_default(void **state)
 	ts_policy_protector one = { "recovery", 0 };
 	ts_policy_caller c = { .uid = 4242 };
 
-	assert_int_equal(ts_policy_n_settings(p), 20);   /* 16 + [recovery] attempts, max-backoff, [lock] share-timeout, [audit] data-interval */
+	assert_int_equal(ts_policy_n_settings(p), 23);   /* 16 + [recovery] attempts, max-backoff, [lock] share-timeout, [audit] data-interval, [limits] x3 */
 	for (size_t i = 0; i < ts_policy_n_settings(p); i++) {
 		assert_null(ts_policy_setting_at(p, i)->file);
 		assert_int_equal(ts_policy_setting_at(p, i)->line, 0);
 	}
-	assert_null(ts_policy_setting_at(p, 20));
+	assert_null(ts_policy_setting_at(p, 23));
 	s = find_setting(p, "protectors", "allowed");
 	assert_string_equal(s->value, "fido2, tpm2, pkcs11, recovery");
 	assert_int_equal(ts_policy_check_protectors(p, &one, 1, 1, 1, NULL, 0), 0);
@@ -96,7 +96,18 @@ static void empty_policy_is_every_default(void **state)
 	assert_int_equal(ts_policy_escrow_required(p, NULL, 0, NULL), 0);
 	assert_int_equal(ts_policy_recovery_attempts(p), 5);
 	assert_int_equal(ts_policy_recovery_max_backoff(p), 300);
+	assert_int_equal(ts_policy_limit_helpers(p), 8);
+	assert_int_equal(ts_policy_limit_jobs(p), 4);
+	assert_int_equal(ts_policy_limit_vaults(p), 32);
 	ts_policy_free(p);
+	p = parse_ok("[limits]\nhelpers = 2\njobs-per-uid = 4096\nvaults-per-uid = 1\n");
+	assert_int_equal(ts_policy_limit_helpers(p), 2);
+	assert_int_equal(ts_policy_limit_jobs(p), 4096);
+	assert_int_equal(ts_policy_limit_vaults(p), 1);
+	ts_policy_free(p);
+	BAD("[limits]\nhelpers = 0\n", "t.conf:2: ", "[limits] helpers: '0' is not a number from 1 to 4096");
+	BAD("[limits]\njobs-per-uid = 4097\n", "t.conf:2: ", "not a number from 1 to 4096");
+	BAD("[limits]\nvaults = 3\n", "t.conf:2: ", "[limits]: unknown key 'vaults'");
 	p = parse_ok("[recovery]\nattempts = 2\nmax-backoff = 1h\n");
 	assert_int_equal(ts_policy_recovery_attempts(p), 2);
 	assert_int_equal(ts_policy_recovery_max_backoff(p), 3600);
@@ -373,7 +384,7 @@ static void directory_merges_each_key_once_in_lexical_order(void **state)
 	assert_non_null(mkdtemp(tmpdir));
 	snprintf(missing, sizeof(missing), "%s/none", tmpdir);
 	assert_int_equal(ts_policy_load_dir(missing, &p, err, sizeof(err)), 0);
-	assert_int_equal(ts_policy_n_settings(p), 20);
+	assert_int_equal(ts_policy_n_settings(p), 23);
 	ts_policy_free(p);
 
 	put("10-site.conf", "[protectors]\nmin = 2\n", 0644);

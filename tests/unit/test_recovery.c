@@ -14,6 +14,7 @@
 #include "tokenseal.h"
 #include "core/params.h"
 #include "core/recovery.h"
+#include "core/vault.h"
 
 static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
@@ -222,15 +223,91 @@ static void params_round_trip_through_cbor(void **state)
 	_ts_cleanup_buf_ ts_buf e = { 0 };
 	ts_recovery_params p, q, r2;
 
+	/* New protectors: BLAKE2b, no cost fields. */
 	ts_recovery_params_default(&p);
-	assert_true(p.opslimit == crypto_pwhash_OPSLIMIT_INTERACTIVE);
-	assert_true(p.memlimit == crypto_pwhash_MEMLIMIT_INTERACTIVE);
+	assert_int_equal(p.kdf, TS_RECOVERY_KDF_BLAKE2B);
+	assert_true(p.opslimit == 0 && p.memlimit == 0);
 	ts_recovery_params_default(&r2);
 	assert_memory_not_equal(p.salt, r2.salt, 16);
 	assert_int_equal(ts_recovery_params_encode(&p, &e), 0);
 	assert_int_equal(ts_recovery_params_decode(e.data, e.len, &q), 0);
+	assert_int_equal(q.kdf, TS_RECOVERY_KDF_BLAKE2B);
+	assert_memory_equal(q.salt, p.salt, 16);
+	assert_true(q.opslimit == 0 && q.memlimit == 0);
+	/* Old ones: Argon2id at the cost they were written with. */
+	ts_buf_free(&e);
+	ts_recovery_params_argon2id(&p);
+	assert_true(p.opslimit == crypto_pwhash_OPSLIMIT_INTERACTIVE);
+	assert_true(p.memlimit == crypto_pwhash_MEMLIMIT_INTERACTIVE);
+	assert_int_equal(ts_recovery_params_encode(&p, &e), 0);
+	assert_int_equal(ts_recovery_params_decode(e.data, e.len, &q), 0);
+	assert_int_equal(q.kdf, TS_RECOVERY_KDF_ARGON2ID);
 	assert_memory_equal(q.salt, p.salt, 16);
 	assert_true(q.opslimit == p.opslimit && q.memlimit == p.memlimit);
+}
+
+/* A BLAKE2b record: alg and salt, and extra (a uint field) when not NULL. */
+static int decode_blake2b_with(const char *alg, size_t salt_len, const char *extra)
+{
+	_ts_cleanup_buf_ ts_buf e = { 0 };
+	uint8_t salt[32] = { 0 };
+	ts_recovery_params out;
+	ts_params *p = NULL;
+
+	assert_int_equal(ts_params_new(&p), 0);
+	assert_int_equal(ts_params_set_str(p, "alg", alg), 0);
+	if (salt_len)
+		assert_int_equal(ts_params_set_bytes(p, "salt", salt, salt_len), 0);
+	if (extra)
+		assert_int_equal(ts_params_set_uint(p, extra, 2), 0);
+	assert_int_equal(ts_params_encode(p, &e), 0);
+	ts_params_free(p);
+	return ts_recovery_params_decode(e.data, e.len, &out);
+}
+
+static void blake2b_params_take_exactly_alg_and_salt(void **state)
+{
+	assert_int_equal(decode_blake2b_with("blake2b-kek1", 16, NULL), 0);
+	assert_int_equal(decode_blake2b_with("blake2b-kek1", 15, NULL), -TS_E_CORRUPT);
+	assert_int_equal(decode_blake2b_with("blake2b-kek1", 0, NULL), -TS_E_CORRUPT);
+	/* Argon2id's cost fields in a BLAKE2b record are no parameter to ignore. */
+	assert_int_equal(decode_blake2b_with("blake2b-kek1", 16, "ops"), -TS_E_CORRUPT);
+	assert_int_equal(decode_blake2b_with("blake2b-kek1", 16, "mem"), -TS_E_CORRUPT);
+	assert_int_equal(decode_blake2b_with("blake2b-kek2", 16, NULL), -TS_E_NOT_SUPPORTED);
+	/* An Argon2id record without its cost is corrupt, not a BLAKE2b one. */
+	assert_int_equal(decode_blake2b_with("argon2id13", 16, NULL), -TS_E_CORRUPT);
+}
+
+/*
+ * The BLAKE2b KEK is docs/FORMAT.md's construction, bound to the vault id
+ * and the salt; no vault id, no KEK.
+ */
+static void blake2b_kek_is_keyed_hash_of_label_vault_id_and_salt(void **state)
+{
+	static const char label[] = "tokenseal-recovery-kek-v2";
+	ts_recovery_params p;
+	uint8_t key[20], id[16], id2[16], k1[32], k2[32], want[32], msg[sizeof(label) - 1 + 32];
+
+	ts_recovery_params_default(&p);
+	randombytes_buf(key, sizeof(key));
+	randombytes_buf(id, sizeof(id));
+	memcpy(id2, id, sizeof(id));
+	id2[15] ^= 1;
+	assert_int_equal(ts_recovery_derive_kek(key, &p, id, k1), 0);
+	memcpy(msg, label, sizeof(label) - 1);
+	memcpy(msg + sizeof(label) - 1, id, 16);
+	memcpy(msg + sizeof(label) - 1 + 16, p.salt, 16);
+	assert_int_equal(crypto_generichash(want, 32, msg, sizeof(msg), key, sizeof(key)), 0);
+	assert_memory_equal(k1, want, 32);
+	assert_int_equal(ts_recovery_derive_kek(key, &p, id2, k2), 0);
+	assert_memory_not_equal(k1, k2, 32);
+	p.salt[0] ^= 1;
+	assert_int_equal(ts_recovery_derive_kek(key, &p, id, k2), 0);
+	assert_memory_not_equal(k1, k2, 32);
+	assert_int_equal(ts_recovery_derive_kek(key, &p, NULL, k2), -TS_E_INVALID_ARGS);
+	/* A cost on a BLAKE2b record is not ours: refused, not ignored. */
+	p.opslimit = 2;
+	assert_int_equal(ts_recovery_derive_kek(key, &p, id, k2), -TS_E_INVALID_ARGS);
 }
 
 static int decode_with(const char *alg, size_t salt_len, uint64_t ops, uint64_t mem, const char *extra)
@@ -278,26 +355,85 @@ static void hostile_or_malformed_params_are_refused(void **state)
 
 static void kek_depends_on_key_and_salt_and_refuses_hostile_cost(void **state)
 {
-	ts_recovery_params p = { .opslimit = 1, .memlimit = 8192 };
+	ts_recovery_params p = { .kdf = TS_RECOVERY_KDF_ARGON2ID, .opslimit = 1, .memlimit = 8192 };
 	uint8_t key[20], k1[32], k2[32], k3[32], k4[32], zero[32] = { 0 };
 
 	memset(p.salt, 7, sizeof(p.salt));
 	randombytes_buf(key, sizeof(key));
-	assert_int_equal(ts_recovery_derive_kek(key, &p, k1), 0);
-	assert_int_equal(ts_recovery_derive_kek(key, &p, k2), 0);
+	assert_int_equal(ts_recovery_derive_kek(key, &p, NULL, k1), 0);
+	assert_int_equal(ts_recovery_derive_kek(key, &p, NULL, k2), 0);
 	assert_memory_equal(k1, k2, 32);
 	assert_memory_not_equal(k1, zero, 32);
 	/* It is Argon2id over the 20 key bytes, as docs/FORMAT.md says. */
 	assert_int_equal(crypto_pwhash(k4, 32, (const char *)key, 20, p.salt, 1, 8192, crypto_pwhash_ALG_ARGON2ID13), 0);
 	assert_memory_equal(k1, k4, 32);
 	p.salt[0] ^= 1;
-	assert_int_equal(ts_recovery_derive_kek(key, &p, k3), 0);
+	assert_int_equal(ts_recovery_derive_kek(key, &p, NULL, k3), 0);
 	assert_memory_not_equal(k1, k3, 32);
 	p.opslimit = 17;
-	assert_int_equal(ts_recovery_derive_kek(key, &p, k3), -TS_E_INVALID_ARGS);
+	assert_int_equal(ts_recovery_derive_kek(key, &p, NULL, k3), -TS_E_INVALID_ARGS);
 	p.opslimit = 1;
 	p.memlimit = (1ull << 30) + 1;
-	assert_int_equal(ts_recovery_derive_kek(key, &p, k3), -TS_E_INVALID_ARGS);
+	assert_int_equal(ts_recovery_derive_kek(key, &p, NULL, k3), -TS_E_INVALID_ARGS);
+}
+
+/*
+ * A vault with one recovery protector of each kind, written and read back:
+ * each key opens its own (the Argon2id record written before still opens),
+ * and neither KEK opens the other's.
+ */
+static void argon2id_and_blake2b_records_both_open_their_vault(void **state)
+{
+	_ts_cleanup_buf_ ts_buf file = { 0 };
+	_ts_cleanup_buf_ ts_buf old_rec = { 0 };
+	_ts_cleanup_buf_ ts_buf new_rec = { 0 };
+	ts_recovery_params old_p, new_p, q;
+	uint8_t key_old[20], key_new[20], kek[32];
+	const char *id = NULL;
+	char old_id[TS_PROTECTOR_ID_MAX], new_id[TS_PROTECTOR_ID_MAX];
+	const ts_protector_record *rec;
+	ts_vault *v = NULL, *w = NULL;
+
+	randombytes_buf(key_old, sizeof(key_old));
+	randombytes_buf(key_new, sizeof(key_new));
+	assert_int_equal(ts_vault_create(&v, "alice", 1000, 1700000000), 0);
+	ts_recovery_params_argon2id(&old_p);
+	old_p.opslimit = 1;
+	old_p.memlimit = 8192;
+	ts_recovery_params_default(&new_p);
+	assert_int_equal(ts_recovery_derive_kek(key_old, &old_p, v->id, kek), 0);
+	assert_int_equal(ts_recovery_params_encode(&old_p, &old_rec), 0);
+	assert_int_equal(ts_vault_add_protector(v, "recovery", "old", kek, old_rec.data, old_rec.len, 1700000000,
+	                                        &id), 0);
+	snprintf(old_id, sizeof(old_id), "%s", id);
+	assert_int_equal(ts_recovery_derive_kek(key_new, &new_p, v->id, kek), 0);
+	assert_int_equal(ts_recovery_params_encode(&new_p, &new_rec), 0);
+	assert_int_equal(ts_vault_add_protector(v, "recovery", "new", kek, new_rec.data, new_rec.len, 1700000000,
+	                                        &id), 0);
+	snprintf(new_id, sizeof(new_id), "%s", id);
+	assert_int_equal(ts_vault_serialize(v, &file), 0);
+	assert_int_equal(ts_vault_parse(file.data, file.len, &w), 0);
+
+	rec = ts_vault_find_protector(w, old_id);
+	assert_non_null(rec);
+	assert_int_equal(ts_recovery_params_decode(rec->params, rec->params_len, &q), 0);
+	assert_int_equal(q.kdf, TS_RECOVERY_KDF_ARGON2ID);
+	assert_int_equal(ts_recovery_derive_kek(key_new, &q, w->id, kek), 0);
+	assert_int_equal(ts_vault_unlock(w, old_id, kek), -TS_E_AUTH_FAILED);
+	assert_int_equal(ts_recovery_derive_kek(key_old, &q, w->id, kek), 0);
+	assert_int_equal(ts_vault_unlock(w, old_id, kek), 0);
+	ts_vault_lock(w);
+
+	rec = ts_vault_find_protector(w, new_id);
+	assert_non_null(rec);
+	assert_int_equal(ts_recovery_params_decode(rec->params, rec->params_len, &q), 0);
+	assert_int_equal(q.kdf, TS_RECOVERY_KDF_BLAKE2B);
+	assert_int_equal(ts_recovery_derive_kek(key_old, &q, w->id, kek), 0);
+	assert_int_equal(ts_vault_unlock(w, new_id, kek), -TS_E_AUTH_FAILED);
+	assert_int_equal(ts_recovery_derive_kek(key_new, &q, w->id, kek), 0);
+	assert_int_equal(ts_vault_unlock(w, new_id, kek), 0);
+	ts_vault_free(v);
+	ts_vault_free(w);
 }
 
 int main(void)
@@ -313,6 +449,9 @@ int main(void)
 		cmocka_unit_test(params_round_trip_through_cbor),
 		cmocka_unit_test(hostile_or_malformed_params_are_refused),
 		cmocka_unit_test(kek_depends_on_key_and_salt_and_refuses_hostile_cost),
+		cmocka_unit_test(blake2b_params_take_exactly_alg_and_salt),
+		cmocka_unit_test(blake2b_kek_is_keyed_hash_of_label_vault_id_and_salt),
+		cmocka_unit_test(argon2id_and_blake2b_records_both_open_their_vault),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

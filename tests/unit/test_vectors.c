@@ -123,7 +123,8 @@ static void compute(ts_buf *out)
 	}
 	line(out, "out recovery_text", rtext);
 
-	/* Recovery protector params record */
+	/* Recovery protector params record, Argon2id (records written before; still read) */
+	params.kdf = TS_RECOVERY_KDF_ARGON2ID;
 	seq(params.salt, sizeof(params.salt), 0x30);
 	params.opslimit = 2;
 	params.memlimit = 67108864;
@@ -134,6 +135,19 @@ static void compute(ts_buf *out)
 	line(out, "in  argon2_mem", num);
 	assert_int_equal(ts_recovery_params_encode(&params, &rp), 0);
 	line_hex(out, "out recovery_params", rp.data, rp.len);
+	assert_int_equal(ts_recovery_derive_kek(rk, &params, vid, sub), 0);
+	line_hex(out, "out recovery_kek", sub, sizeof(sub));
+
+	/* ... and BLAKE2b (new protectors): the same key, vault id and salt */
+	ts_buf_free(&rp);
+	memset(&params, 0, sizeof(params));
+	params.kdf = TS_RECOVERY_KDF_BLAKE2B;
+	seq(params.salt, sizeof(params.salt), 0x30);
+	line_hex(out, "in  blake2b_salt", params.salt, sizeof(params.salt));
+	assert_int_equal(ts_recovery_params_encode(&params, &rp), 0);
+	line_hex(out, "out recovery_params2", rp.data, rp.len);
+	assert_int_equal(ts_recovery_derive_kek(rk, &params, vid, sub), 0);
+	line_hex(out, "out recovery_kek2", sub, sizeof(sub));
 }
 
 static char *read_doc(size_t *len)
