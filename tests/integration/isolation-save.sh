@@ -74,6 +74,8 @@ attack() {
 	prot=$(vprop "$P" Protectors)
 	printf 'p1 %s\n' "$(cat "$D/rk1")" >"$D/secrets"
 	ioerror RevokeAndRekey fdcall "$P" $VIFACE RevokeAndRekey sh p2 "<$D/secrets"
+	# Its new vault secret does not open the file: locked, and the file's protectors open it.
+	[ "$(vprop "$P" LockReason)" = '"save-failed"' ] || fail "after RevokeAndRekey: LockReason $(vprop "$P" LockReason)"
 	unlocked "after RevokeAndRekey"
 	keep_blob "after a failed RevokeAndRekey"
 	[ "$(vprop "$P" Protectors)" = "$prot" ] || fail "RevokeAndRekey: protectors in memory changed"
@@ -85,6 +87,8 @@ attack() {
 
 	ioerror RotateKey vcall "$P" RotateKey 'a{ss}' 0
 	[ "$(vprop "$P" KeyVersion)" = 2 ] || fail "RotateKey: version in memory $(vprop "$P" KeyVersion)"
+	# The vault secret did not change: the file, read back, opens with it and the vault stays unlocked.
+	[ "$(vprop "$P" Locked)" = false ] || fail "a failed RotateKey locked the vault"
 	unlocked "after RotateKey"
 	keep_blob "after a failed RotateKey"
 	ioerror "RotateKey retire_below" vcall "$P" RotateKey 'a{ss}' 1 retire_below 2
@@ -108,18 +112,22 @@ attack() {
 
 	ioerror CreateVault fdcall /org/tokenseal1 org.tokenseal1.Manager CreateVault 'sa{ss}h' "new-$PHASE" "" \
 		">$D/create-$PHASE"
-	[ ! -s "$D/create-$PHASE" ] || fail "CreateVault handed out a recovery key for a vault that is not on disk"
+	[ ! -s "$D/create-$PHASE" ] ||
+		fail "CreateVault handed out a recovery key for a vault that is not on disk: $(ls "$OWN"; df "$OWN" | tail -n1)"
 	expect_fail NoSuchVault vault_path "new-$PHASE"
 	all_open "$PHASE, before a restart"
 	cmp -s "$OWN/sv.vault" "$D/sv.before" || fail "$PHASE: the vault file changed"
 	daemon_alive
 }
 
-# A full directory: new files can be made, not written.
+# A full directory: new files can be made, not written (a byte-wise second fill takes the last page).
 dd if=/dev/zero of="$OWN/fill" bs=64k 2>/dev/null || true
+dd if=/dev/zero of="$OWN/fill2" bs=1 2>/dev/null || true
+printf 'probe' 2>/dev/null >"$OWN/probe" && fail "the tmpfs is not full: $(df "$OWN" | tail -n1)"
+rm -f "$OWN/probe"
 PHASE=full attack
 pass "full: every method answers IOError; memory stays the file; no key handed out; every blob opens"
-rm -f "$OWN/fill"
+rm -f "$OWN/fill" "$OWN/fill2"
 mount -o remount,ro "$OWN" || fail "remount ro"
 PHASE=read-only attack
 pass "read-only: every method answers IOError; memory stays the file; no key handed out; every blob opens"
