@@ -17,7 +17,8 @@
 static const char pkcs11_help[] =
 	"Usage: tokenseal pkcs11 list [--module PATH] [--json]\n"
 	"List PKCS#11 tokens and the public keys and certificates they show without a PIN,\n"
-	"each with the pkcs11: URI to give to 'tokenseal enroll pkcs11 --uri'.\n"
+	"each with the pkcs11: URI to give to 'tokenseal enroll pkcs11 --uri'. A key its token cannot\n"
+	"unlock with (EC without CKM_ECDH1_DERIVE, RSA without CKM_RSA_PKCS_OAEP) is marked unusable.\n"
 	"Runs here, without the daemon; nothing is written to the tokens and no PIN is asked.\n\n"
 	"  --module PATH   load this PKCS#11 module instead of every module registered with p11-kit\n"
 	"  --json          print one JSON object {\"modules\": [...]}\n"
@@ -30,11 +31,14 @@ static const char pkcs11_help[] =
  */
 #define P11L_SLOTS_MAX 64
 #define P11L_OBJECTS_MAX 1024
+#define P11L_MECHS_MAX 4096
 #define P11L_ATTR_MAX 16384   /* largest CKA_VALUE (certificate) or CKA_LABEL we read */
 
 struct p11l {
 	int json;
 	size_t n_modules, n_tokens, n_objects;   /* for JSON commas and the exit status */
+	/* The token being listed: does it offer what unlocking needs? 1 yes, 0 no, -1 it does not say. */
+	int ecdh, oaep;
 };
 
 /* ---- output helpers ------------------------------------------------------ */
@@ -242,7 +246,7 @@ out:
 static void p11l_object(struct p11l *l, CK_FUNCTION_LIST *m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
                         CK_OBJECT_CLASS cls, const CK_TOKEN_INFO *ti, size_t *n_in_token)
 {
-	const char *what = cls == CKO_CERTIFICATE ? "certificate" : "public-key";
+	const char *what = cls == CKO_CERTIFICATE ? "certificate" : "public-key", *unusable = NULL;
 	char type[48], *idhex = NULL, *uri = NULL;
 	size_t id_len = 0, label_len = 0;
 	uint8_t *id = p11l_attr(m, s, o, CKA_ID, &id_len);
@@ -257,6 +261,11 @@ static void p11l_object(struct p11l *l, CK_FUNCTION_LIST *m, CK_SESSION_HANDLE s
 		goto out;
 	p11l_hex(idhex, id, id_len);
 	uri = p11l_uri(ti, id, id_len, label);
+	/* Enrollment refuses a key its token cannot unlock with (daemon/protectors/pkcs11.c, p11_mech_usable). */
+	if (strncmp(type, "ec-", 3) == 0 && l->ecdh != 1)
+		unusable = l->ecdh == 0 ? "the token offers no CKM_ECDH1_DERIVE" : "the token does not say if it offers CKM_ECDH1_DERIVE";
+	else if (strncmp(type, "rsa-", 4) == 0 && l->oaep != 1)
+		unusable = l->oaep == 0 ? "the token offers no CKM_RSA_PKCS_OAEP" : "the token does not say if it offers CKM_RSA_PKCS_OAEP";
 
 	if (l->json) {
 		printf("%s{\"class\":\"%s\",\"type\":\"%s\",\"id\":\"%s\",\"label\":", *n_in_token ? "," : "", what, type,
@@ -267,6 +276,9 @@ static void p11l_object(struct p11l *l, CK_FUNCTION_LIST *m, CK_SESSION_HANDLE s
 			p11l_str(l, uri);
 		else
 			printf("null");
+		printf(",\"usable\":%s", unusable ? "false" : "true");
+		if (unusable)
+			printf(",\"unusable\":\"%s\"", unusable);
 		printf("}");
 	} else {
 		printf("    %-11s %-8s id=%s label=\"", what, type, id_len ? idhex : "(none)");
@@ -274,6 +286,8 @@ static void p11l_object(struct p11l *l, CK_FUNCTION_LIST *m, CK_SESSION_HANDLE s
 		printf("\"\n      uri: ");
 		p11l_str(l, uri ? uri : "(none: the key has neither id nor label)");
 		printf("\n");
+		if (unusable)
+			printf("      unusable: %s; enrollment refuses this key\n", unusable);
 	}
 	(*n_in_token)++;
 	l->n_objects++;
@@ -284,6 +298,36 @@ out:
 	free(id);
 }
 
+/*
+ * Does the token in slot offer mech with flag? 1 yes, 0 no, -1 it does not
+ * say. Its mechanism list decides, as in the backend (p11_mech_offered).
+ */
+static int p11l_mech(CK_FUNCTION_LIST *m, CK_SLOT_ID slot, CK_MECHANISM_TYPE mech, CK_FLAGS flag)
+{
+	CK_MECHANISM_TYPE *list;
+	CK_MECHANISM_INFO mi;
+	CK_ULONG n = 0, i;
+	CK_RV rv;
+
+	if (m->C_GetMechanismList(slot, NULL, &n) != CKR_OK || n > P11L_MECHS_MAX ||
+	    (list = calloc(n ? n : 1, sizeof(*list))) == NULL)
+		return -1;
+	rv = m->C_GetMechanismList(slot, list, &n);
+	for (i = 0; rv == CKR_OK && i < n && i < P11L_MECHS_MAX && list[i] != mech; i++)
+		;
+	free(list);
+	if (rv != CKR_OK)
+		return -1;
+	if (i >= n || i >= P11L_MECHS_MAX)
+		return 0;
+	rv = m->C_GetMechanismInfo(slot, mech, &mi);
+	if (rv == CKR_MECHANISM_INVALID)
+		return 0;
+	if (rv != CKR_OK)
+		return -1;
+	return (mi.flags & flag) ? 1 : 0;
+}
+
 /* Public keys, then certificates: what a token shows before login. */
 static void p11l_objects(struct p11l *l, CK_FUNCTION_LIST *m, CK_SLOT_ID slot, const CK_TOKEN_INFO *ti)
 {
@@ -291,6 +335,8 @@ static void p11l_objects(struct p11l *l, CK_FUNCTION_LIST *m, CK_SLOT_ID slot, c
 	CK_SESSION_HANDLE s;
 	size_t n_in_token = 0;
 
+	l->ecdh = p11l_mech(m, slot, CKM_ECDH1_DERIVE, CKF_DERIVE);
+	l->oaep = p11l_mech(m, slot, CKM_RSA_PKCS_OAEP, CKF_DECRYPT);
 	if (l->json)
 		printf(",\"objects\":[");
 	if (m->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &s) != CKR_OK) {

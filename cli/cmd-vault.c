@@ -340,7 +340,8 @@ static const char enroll_help[] =
 	"  pkcs11: --uri URI      RFC 7512 pkcs11: URI of the key (option uri=URI)\n"
 	"          --public-key FILE  enroll offline from the key's PEM public key or\n"
 	"                         certificate (option public-key); the URI must name the token\n"
-	"                         and the key; no PIN is asked unless --pin-fd is given\n"
+	"                         and the key; no PIN is asked unless --pin-fd is given; the\n"
+	"                         token must be present to show it can use the key\n"
 	"          --oaep-hash H  RSA-OAEP hash, sha256 or sha1 (option oaep-hash=H)\n";
 
 /* Is key among the options already? */

@@ -151,7 +151,7 @@ int ts_store_save(const char *dir, const char *name, const uint8_t *data, size_t
 {
 	_cleanup_fd_ int dfd = -1;
 	char cur[NAME_MAX + 1], bak[NAME_MAX + 1], tmp[NAME_MAX + 1], baktmp[NAME_MAX + 1];
-	int r, have_tmp = 0, have_baktmp = 0;
+	int r, have_tmp = 0, have_baktmp = 0, had_cur = 0;
 	struct stat st;
 
 	if (!dir || !ts_vault_name_valid(name) || (len && !data))
@@ -178,6 +178,7 @@ int ts_store_save(const char *dir, const char *name, const uint8_t *data, size_t
 	 * sweeps away.
 	 */
 	if (fstatat(dfd, cur, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		had_cur = 1;
 		if ((r = link_temp(dfd, cur, name, baktmp, sizeof(baktmp))) < 0)
 			goto out;
 		have_baktmp = 1;
@@ -197,8 +198,17 @@ int ts_store_save(const char *dir, const char *name, const uint8_t *data, size_t
 		goto out;
 	}
 	have_tmp = 0;
-	/* 4. Make the renames durable. */
+	/*
+	 * 4. Make the renames durable. If that fails the caller goes on with
+	 * the old contents, so the file is put back to them (.bak holds them).
+	 */
 	if (fsync(dfd) < 0) {
+		if (!had_cur)
+			(void)unlinkat(dfd, cur, 0);
+		else if (link_temp(dfd, bak, name, baktmp, sizeof(baktmp)) == 0 &&
+		         renameat(dfd, baktmp, dfd, cur) < 0)
+			(void)unlinkat(dfd, baktmp, 0);
+		(void)fsync(dfd);
 		r = -TS_E_IO;
 		goto out;
 	}

@@ -296,50 +296,47 @@ int ts_daemon_load_vaults(ts_daemon *d)
 
 /* ---- persisting ------------------------------------------------------------ */
 
-/*
- * Rebuild the vault from the bytes on disk, unlocked with the VS we hold
- * (no protector changes VS). Used when a write failed: memory must match
- * the file again.
- */
 int ts_daemon_revert(ts_vault_entry *e)
 {
 	ts_vault *nv = NULL;
 	int r;
 
-	if ((r = ts_vault_parse(e->disk.data, e->disk.len, &nv)) < 0)
+	if ((r = ts_vault_parse(e->disk.data, e->disk.len, &nv)) < 0) {
+		/* Memory is not the file and cannot become it: never let it be opened. */
+		ts_log(TS_LOG_ERR, "vault=%s: cannot read back its file after a failed change (%s); locked until "
+		       "it can", e->vault->name, ts_strerror(r));
+		ts_daemon_lock_vault(e, "error", NULL);
+		e->stale = 1;
 		return r;
-	if (e->vault->vs) {
-		if ((nv->vs = ts_secure_alloc(TS_KEY_BYTES)) == NULL) {
-			r = -TS_E_NOMEM;
-			goto fail;
-		}
-		memcpy(nv->vs, e->vault->vs, TS_KEY_BYTES);
-		if ((r = ts_keyring_open(nv->vs, nv->id, nv->keyring_sealed, nv->keyring_sealed_len,
-		                         &nv->keyring)) < 0)
-			goto fail;
+	}
+	/* Still unlocked only if the secret we hold is the file's: a change that replaced VS leaves it locked. */
+	if (e->vault->vs && (r = ts_vault_unlock_vs(nv, e->vault->vs)) < 0) {
+		if (r == -TS_E_CORRUPT)
+			ts_log(TS_LOG_WARNING, "vault=%s: the undone change had replaced the vault secret; locked "
+			       "(the file's protectors open it)", e->vault->name);
+		else
+			ts_log(TS_LOG_WARNING, "vault=%s: cannot re-open the file with the keys in memory (%s); locked",
+			       e->vault->name, ts_strerror(r));
+		ts_daemon_lock_vault(e, "save-failed", NULL);
 	}
 	ts_vault_free(e->vault);
 	e->vault = nv;
+	e->stale = 0;
+	ts_vault_object_emit_changed(e);
 	return 0;
-fail:
-	ts_vault_free(nv);
-	return r;
 }
 
 int ts_daemon_persist(ts_vault_entry *e)
 {
 	ts_buf out = { 0 };
-	int r, r2;
+	int r;
 
 	if ((r = ts_vault_serialize(e->vault, &out)) < 0 ||
 	    (r = ts_store_save(e->dir, e->vault->name, out.data, out.len)) < 0) {
 		ts_buf_free(&out);
-		if ((r2 = ts_daemon_revert(e)) < 0) {
-			/* Cannot even rebuild: the safe state is locked, as after a restart. */
-			ts_log(TS_LOG_ERR, "vault=%s: cannot roll back after a failed write (%s); locking",
-			       e->vault->name, ts_strerror(r2));
-			ts_daemon_lock_vault(e, "error", NULL);
-		}
+		ts_log(TS_LOG_WARNING, "vault=%s: cannot save (%s); the change is undone, the vault is its file again",
+		       e->vault->name, ts_strerror(r));
+		(void)ts_daemon_revert(e);
 		return r;
 	}
 	ts_buf_free(&e->disk);

@@ -40,6 +40,7 @@ typedef struct ts_vault_entry {
 	char *path;                     /* object path */
 	char *dir;                      /* the directory of its file: STATE/UID (or STATE, not yet moved) */
 	ts_buf disk;                    /* the file bytes last written/read: the rollback point */
+	int stale;                      /* a failed save left memory that is not the file: locked, reload before unlocking */
 	char lock_reason[TS_LOCK_REASON_MAX];
 	uint64_t lock_changed;          /* CLOCK_REALTIME µs of the last Locked change (or of loading) */
 	sd_event_source *idle_timer;
@@ -221,13 +222,23 @@ void ts_daemon_shares_pending(ts_vault_entry *e);
 /* Write e->backoff to its side file (a failure is logged; the counters in memory still hold). */
 void ts_daemon_save_backoff(ts_vault_entry *e);
 
-/* Put the in-memory vault back to what is on disk (after a failed multi-step change). */
+/*
+ * Put the in-memory vault back to the file as last written or read
+ * (e->disk), whatever a change touched (protectors, escrow, root keys, the
+ * vault secret): the vault is read back from those bytes. It stays unlocked
+ * when the vault secret in memory opens the file (the change kept VS);
+ * otherwise it is locked (reason "save-failed") and a protector of the file
+ * opens it again. If the bytes cannot even be read back (out of memory), the
+ * vault is locked and marked stale: nothing unlocks it until a reload works.
+ * Emits PropertiesChanged. Returns 0, or the reload's negative TS_E_*.
+ */
 int ts_daemon_revert(ts_vault_entry *e);
 
 /*
  * Persist the in-memory vault: serialize and save atomically. On failure the
- * in-memory vault is put back to what is on disk (e->disk), so memory never
- * holds a state that a restart would not find. Returns 0 or negative TS_E_*.
+ * vault is put back to the file (ts_daemon_revert), so memory never holds a
+ * state that a restart would not find. Returns 0 or negative TS_E_* (the
+ * save's).
  */
 int ts_daemon_persist(ts_vault_entry *e);
 

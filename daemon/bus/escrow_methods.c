@@ -6,6 +6,7 @@
 
 #include <sodium.h>
 
+#include "bus/handout.h"
 #include "bus/policy_enforce.h"
 #include "core/escrow.h"
 #include "protectors/remote.h"
@@ -594,10 +595,11 @@ static const char *last_unlock_id(const ts_vault_entry *e)
  * RotateRecoveryKey(s protector, h out) -> (s id): a recovery key that has
  * been used (typed in, read out loud, photographed) is replaced, as
  * BitLocker does with a used recovery password. A new recovery protector is
- * enrolled and its key written to out; only once that write succeeded is the
- * old protector removed, in the same saved change. If the key cannot be
- * delivered nothing changes and the old key keeps working. protector ""
- * means the protector that last unlocked the vault (it must be a recovery key).
+ * enrolled and saved, then its key is written to out, and only once that
+ * write succeeded is the old protector removed and the vault saved again
+ * (ts_handout_secret). If the key cannot be delivered the new protector goes
+ * again and the old key keeps working. protector "" means the protector that
+ * last unlocked the vault (it must be a recovery key).
  */
 int ts_escrow_method_rotate_recovery_key(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
@@ -639,20 +641,10 @@ int ts_escrow_method_rotate_recovery_key(sd_bus_message *m, void *userdata, sd_b
 	if ((r = ts_vault_add_protector(e->vault, "recovery", desc, kek, params.data, params.len, ts_now(), &new_id)) < 0)
 		goto out;
 	snprintf(id, sizeof(id), "%s", new_id);
-	if ((r = ts_vault_remove_protector(e->vault, old)) < 0) {
-		(void)ts_daemon_revert(e);
-		goto out;
-	}
+	/* Saved with both keys, the new key written, then the used one removed: never a file neither opens. */
 	secret[secret_len++] = '\n';
-	if ((r = ts_secretfd_write(fd, secret, secret_len)) < 0) {
-		(void)ts_daemon_revert(e);
-		snprintf(errbuf, sizeof(errbuf), "cannot write the new recovery key to out; the used key stays valid");
+	if ((r = ts_handout_secret(e, id, old, fd, secret, secret_len, errbuf, sizeof(errbuf))) < 0)
 		goto out;
-	}
-	if ((r = ts_daemon_persist(e)) < 0) {
-		errbuf[0] = '\0';
-		goto out;
-	}
 	(void)ts_audit("enroll", e->vault->name, e->vault->owner_uid, &caller, id, 0);
 	(void)ts_audit("rotate-recovery", e->vault->name, e->vault->owner_uid, &caller, old, 0);
 	ts_daemon_touch(e);

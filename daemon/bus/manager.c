@@ -102,7 +102,7 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 	ts_policy_protector first = { .type = "recovery", .props = 0 };
 	char pmsg[TS_POLICY_MSG_MAX] = "";
 	char dir[PATH_MAX];
-	int fd, r;
+	int fd, r, r2;
 
 	/* read */
 	if ((r = sd_bus_message_read(m, "s", &name)) < 0)
@@ -172,6 +172,14 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 		goto out;
 	}
 	ts_buf_free(&file);
+	/* The backup of a vault of this name whose file was deleted: the next save would replace it. */
+	if (ts_store_load_backup(dir, name, &file) != -TS_E_NO_SUCH_VAULT) {
+		r = -TS_E_VAULT_EXISTS;
+		snprintf(errbuf, sizeof(errbuf), "an earlier vault '%s' left its backup %s.vault.bak: an administrator "
+		         "restores it (as %s.vault) or removes it first", name, name, name);
+		goto out;
+	}
+	ts_buf_free(&file);
 	if ((r = ts_limits_vault_create(d, owner, errbuf, sizeof(errbuf))) < 0)
 		goto out;
 	/* The policy's k-of-n unless the caller asked for more; a lower one is refused below. */
@@ -206,20 +214,36 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 		goto out;
 	if ((r = ts_vault_serialize(v, &file)) < 0)
 		goto out;
+	/* persist */
+	if ((r = ts_store_init(dir)) < 0 || (r = ts_store_save(dir, name, file.data, file.len)) < 0) {
+		snprintf(errbuf, sizeof(errbuf), "cannot save the new vault; nothing created, no key written");
+		goto out;
+	}
 	/*
-	 * The key goes out before the file is written: if the caller cannot
-	 * receive it, nothing is created (a key nobody saw must never be the
-	 * only way into a vault).
+	 * The key goes out once the file that accepts it is on disk; if the
+	 * caller cannot receive it, the file goes again (a key nobody saw must
+	 * never be the only way into a vault).
 	 */
 	secret[secret_len++] = '\n';
 	if ((r = ts_secretfd_write(fd, secret, secret_len)) < 0) {
-		snprintf(errbuf, sizeof(errbuf), "cannot write the recovery key to recovery_key_out (%s); nothing created",
-		         r == -TS_E_IO ? "a full or closed pipe" : "not a writable pipe or socket");
+		if ((r2 = ts_store_remove(dir, name)) == 0) {
+			snprintf(errbuf, sizeof(errbuf),
+			         "cannot write the recovery key to recovery_key_out (%s); nothing created",
+			         r == -TS_E_IO ? "a full or closed pipe" : "not a writable pipe or socket");
+			goto out;
+		}
+		/* The file stays: the daemon serves it as a restart would, locked (nobody holds its key). */
+		ts_log(TS_LOG_ERR, "vault=%s: its recovery key was not delivered and its file cannot be removed (%s)",
+		       name, ts_strerror(r2));
+		snprintf(errbuf, sizeof(errbuf), "cannot write the recovery key to recovery_key_out, and the new vault's "
+		         "file cannot be removed: it exists, locked, and nobody holds its key");
+		ts_vault_lock(v);
+		if (ts_daemon_add(d, v, &file, dir, "error", &e) == 0) {
+			v = NULL;
+			(void)ts_manager_emit_vault_added(d, e);
+		}
 		goto out;
 	}
-	/* persist */
-	if ((r = ts_store_init(dir)) < 0 || (r = ts_store_save(dir, name, file.data, file.len)) < 0)
-		goto out;
 	if ((r = ts_daemon_add(d, v, &file, dir, "", &e)) < 0)
 		goto out;
 	v = NULL;

@@ -9,6 +9,7 @@
 #include <sodium.h>
 
 #include "bus/daemon.h"
+#include "bus/handout.h"
 #include "core/blob.h"
 #include "core/recovery.h"
 #include "bus/limits.h"
@@ -326,6 +327,12 @@ static int unlock_result(ts_unlock_job *j, const char *id, int r, uint8_t *kek, 
 	int needed = 0;
 
 	snprintf(errbuf, sizeof(errbuf), "%s", err ? err : "");
+	/* A failed save left memory that is not the file: only the file, read back, may be opened. */
+	if (r >= 0 && e->stale && ts_daemon_revert(e) < 0) {
+		sodium_memzero(kek, TS_KEY_BYTES);
+		r = -TS_E_IO;
+		snprintf(errbuf, sizeof(errbuf), "the vault cannot be read back from its file after a failed save");
+	}
 	if (r >= 0) {
 		r = ts_vault_unlock_share(e->vault, id, kek, &needed);
 		sodium_memzero(kek, TS_KEY_BYTES);
@@ -1438,19 +1445,20 @@ static void enroll_complete(ts_vault_entry *e, sd_bus_message *m, const ts_calle
 	if ((r = ts_vault_add_protector(e->vault, type, d, kek, params, params_len, ts_now(), &new_id)) < 0)
 		goto out;
 	snprintf(id, sizeof(id), "%s", new_id);
-	if (replace && *replace && (r = ts_vault_remove_protector(e->vault, replace)) < 0) {
+	if (replace && *replace && !ts_vault_find_protector(e->vault, replace)) {
 		(void)ts_daemon_revert(e);
+		r = -TS_E_NO_SUCH_PROTECTOR;
 		snprintf(errbuf, sizeof(errbuf), "cannot remove protector %.40s; nothing changed", replace);
 		goto out;
 	}
 	/* The vault as it would be, against the policy (a vault being built may still be below [protectors] min). */
-	if ((r = ts_enforce_protectors(e->vault, NULL, 0, errbuf, sizeof(errbuf))) < 0) {
+	if ((r = ts_enforce_protectors(e->vault, replace && *replace ? replace : NULL, 0, errbuf, sizeof(errbuf))) < 0) {
 		(void)ts_daemon_revert(e);
 		(void)ts_audit("policy-denied", e->vault->name, e->vault->owner_uid, caller, type, r);
 		goto out;
 	}
-	/* A minted secret reaches the caller before the protector becomes real, or not at all. */
 	if (secret_len > 0) {
+		/* A minted secret is written once the file accepts it; what it replaces goes after (handout.h). */
 		if (secret_len >= TS_SECRET_IN_MAX || (secret_out = ts_secure_alloc(TS_SECRET_IN_MAX)) == NULL) {
 			(void)ts_daemon_revert(e);
 			r = secret_out ? -TS_E_LIMIT : -TS_E_NOMEM;
@@ -1458,15 +1466,19 @@ static void enroll_complete(ts_vault_entry *e, sd_bus_message *m, const ts_calle
 		}
 		memcpy(secret_out, secret, secret_len);
 		secret_out[secret_len++] = '\n';
-		if ((r = ts_secretfd_write(fd_out, secret_out, secret_len)) < 0) {
+		if ((r = ts_handout_secret(e, id, replace, fd_out, secret_out, secret_len, errbuf, sizeof(errbuf))) < 0)
+			goto out;
+	} else {
+		/* Nothing to hand out: the new protector and the one it replaces change in one save. */
+		if (replace && *replace && (r = ts_vault_remove_protector(e->vault, replace)) < 0) {
 			(void)ts_daemon_revert(e);
-			snprintf(errbuf, sizeof(errbuf), "cannot write the new secret to secret_out; protector not added");
+			snprintf(errbuf, sizeof(errbuf), "cannot remove protector %.40s; nothing changed", replace);
 			goto out;
 		}
-	}
-	if ((r = ts_daemon_persist(e)) < 0) {
-		errbuf[0] = '\0';
-		goto out;
+		if ((r = ts_daemon_persist(e)) < 0) {
+			errbuf[0] = '\0';
+			goto out;
+		}
 	}
 	ts_log_event("enroll", e->vault->name, e->vault->owner_uid, caller, id, 0);
 	/* Its facts (for Protectors, Unlock's choices) from a helper ahead of the first read, not in it. */

@@ -686,6 +686,18 @@ int ts_vault_unlock(ts_vault *v, const char *protector_id, const uint8_t kek[TS_
 	return unlock_with_vs(v, vs);
 }
 
+int ts_vault_unlock_vs(ts_vault *v, const uint8_t vs[TS_KEY_BYTES])
+{
+	uint8_t *copy;
+
+	if (!v || !vs)
+		return -TS_E_INVALID_ARGS;
+	if ((copy = ts_secure_alloc(TS_KEY_BYTES)) == NULL)
+		return -TS_E_NOMEM;
+	memcpy(copy, vs, TS_KEY_BYTES);
+	return unlock_with_vs(v, copy);
+}
+
 int ts_vault_unlock_share(ts_vault *v, const char *protector_id, const uint8_t kek[TS_KEY_BYTES],
                           int *ret_needed)
 {

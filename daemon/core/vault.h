@@ -141,6 +141,14 @@ const ts_protector_record *ts_vault_find_protector(const ts_vault *v, const char
 int ts_vault_unlock(ts_vault *v, const char *protector_id, const uint8_t kek[TS_KEY_BYTES]);
 
 /*
+ * Unlock with the vault secret itself (copied; the caller keeps vs), checked
+ * exactly as ts_vault_unlock checks the VS a protector yields. For a vault
+ * read back from its file while the daemon still holds VS: -TS_E_CORRUPT
+ * when vs is not this file's vault secret (a change replaced it).
+ */
+int ts_vault_unlock_vs(ts_vault *v, const uint8_t vs[TS_KEY_BYTES]);
+
+/*
  * k-of-n unlock: unwrap this protector's share (-TS_E_AUTH_FAILED if the KEK
  * does not open it) and keep it in secure memory; once threshold shares from
  * distinct protectors are there, combine them and verify exactly as

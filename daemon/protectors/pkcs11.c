@@ -35,6 +35,7 @@
 #define P11_ATTR_MAX 65536          /* a certificate is the largest attribute we read */
 #define P11_PEM_MAX 65536
 #define P11_SLOTS_MAX 256
+#define P11_MECHS_MAX 4096          /* a longer mechanism list is a broken module */
 #define P11_KDF_LABEL "tokenseal-pkcs11-ecdh-v1"
 
 /* DER of the prime256v1 OID, as CKA_EC_PARAMS holds it. */
@@ -549,16 +550,56 @@ out:
 	return r;
 }
 
-/* Is mech offered with flag by the token? 1 yes, 0 no, -1 cannot tell. */
+/*
+ * Is mech offered with flag by the token? 1 yes, 0 no, -1 cannot tell. The
+ * mechanism list decides: SoftHSM2 answers C_GetMechanismInfo even for a
+ * mechanism its configuration took off the list.
+ */
 static int p11_mech_offered(p11_ctx *c, CK_MECHANISM_TYPE mech, CK_FLAGS flag) {
+	CK_MECHANISM_TYPE *list;
 	CK_MECHANISM_INFO mi;
-	CK_RV rv = c->fn->C_GetMechanismInfo(c->slot, mech, &mi);
+	CK_ULONG n = 0, i;
+	CK_RV rv;
 
+	if (c->fn->C_GetMechanismList(c->slot, NULL, &n) != CKR_OK || n > P11_MECHS_MAX ||
+	    (list = calloc(n ? n : 1, sizeof(*list))) == NULL)
+		return -1;
+	rv = c->fn->C_GetMechanismList(c->slot, list, &n);
+	for (i = 0; rv == CKR_OK && i < n && i < P11_MECHS_MAX && list[i] != mech; i++)
+		;
+	free(list);
+	if (rv != CKR_OK)
+		return -1;
+	if (i >= n || i >= P11_MECHS_MAX)
+		return 0;
+	rv = c->fn->C_GetMechanismInfo(c->slot, mech, &mi);
 	if (rv == CKR_MECHANISM_INVALID)
 		return 0;
 	if (rv != CKR_OK)
 		return -1;
 	return (mi.flags & flag) ? 1 : 0;
+}
+
+/*
+ * Can a key of this algorithm on the chosen token ever open what is sealed
+ * to it? EC needs CKM_ECDH1_DERIVE with CKF_DERIVE, RSA CKM_RSA_PKCS_OAEP
+ * with CKF_DECRYPT; asked with C_GetMechanismInfo, no login. Enrollment
+ * refuses a key that cannot (tpm2-pkcs11 1.9 offers no ECDH at all): it
+ * would be stored and never unlock. 0, -TS_E_NOT_SUPPORTED, or -TS_E_FAILED
+ * when the token does not say.
+ */
+static int p11_mech_usable(ts_protector_request *req, p11_ctx *c, int alg) {
+	CK_MECHANISM_TYPE mech = alg == P11_ALG_EC ? CKM_ECDH1_DERIVE : CKM_RSA_PKCS_OAEP;
+	const char *name = alg == P11_ALG_EC ? "CKM_ECDH1_DERIVE" : "CKM_RSA_PKCS_OAEP";
+	int r = p11_mech_offered(c, mech, alg == P11_ALG_EC ? CKF_DERIVE : CKF_DECRYPT);
+
+	if (r == 0)
+		return ts_protector_fail(req, TS_E_NOT_SUPPORTED, "token '%s' does not offer %s: an %s key there could "
+		                         "never unlock the vault; use %s key", c->label, name, alg == P11_ALG_EC ? "EC" : "RSA",
+		                         alg == P11_ALG_EC ? "an RSA" : "an EC");
+	if (r < 0)
+		return ts_protector_fail(req, TS_E_FAILED, "token '%s' does not say whether it offers %s", c->label, name);
+	return 0;
 }
 
 /*
@@ -1010,7 +1051,9 @@ static int p11_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_param
 
 	/*
 	 * With the token: read its public key, log in, and prove the unlock path.
-	 * Offline (public-key PEM, no PIN): trust the PEM; the token is not touched.
+	 * Offline (public-key PEM, no PIN): trust the PEM; the token is never
+	 * logged in to, but it must be there to show it offers the mechanism the
+	 * key's unlock needs (a key it cannot use is refused, not stored).
 	 */
 	if (pem) {
 		if ((r = p11_pub_from_pem(req, pem, &pub)) < 0)
@@ -1048,7 +1091,17 @@ static int p11_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_param
 		if (!pem && (r = p11_pub_from_token(req, &c, uri, &pub)) < 0)
 			goto out;
 		snprintf(label, sizeof(label), "%s", c.label);
+	} else if ((r = p11_load(req, &c)) < 0 || (r = p11_open_for_login(req, &c, uri, 0)) < 0) {
+		char want[33];
+
+		p11_uri_label(uri, want);
+		if (r == -TS_E_TOKEN_ABSENT)
+			r = ts_protector_fail(req, TS_E_TOKEN_ABSENT, "enrolling from a public key checks that the token can "
+			                      "use the key: insert token '%s' (no PIN is needed)", want);
+		goto out;
 	}
+	if ((r = p11_mech_usable(req, &c, pub.alg)) < 0)
+		goto out;
 	if ((r = p11_uri_complete(uri, label, token ? c.serial : NULL, pub.id, pub.id_len)) < 0)
 		goto out;
 	if (p11_kit_uri_format(uri, P11_KIT_URI_FOR_ANY, &uri_text) != P11_KIT_URI_OK) {

@@ -147,18 +147,21 @@ grep -q 'pin-source' <<<"$out" && fail "pin-source kept in the stored URI: $out"
 grep -q 'pin-source' "$P/ps" && fail "pin-source kept in the params"
 pass "pin-value refused, pin-source stripped"
 
-# --- enrollment from the public key alone (the token is not touched), then unlock with it ---
-out=$(SOFTHSM2_CONF=$EMPTY "$CHECK" enroll --uri "$EC_URI" --public-key "$P/ec.pem" --params-out "$P/ecpem") || fail "EC offline enroll: $out"
+# --- enrollment from the public key alone (no PIN, no login: the token only shows its mechanisms), then unlock ---
+out=$(SOFTHSM2_CONF=$EMPTY "$CHECK" enroll --uri "$EC_URI" --public-key "$P/ec.pem" --params-out "$P/x") &&
+	fail "offline enrollment with the token absent: $out"
+grep -q '^error TokenAbsent' <<<"$out" || fail "expected TokenAbsent for an offline enrollment without the token: $out"
+out=$("$CHECK" enroll --uri "$EC_URI" --public-key "$P/ec.pem" --params-out "$P/ecpem") || fail "EC offline enroll: $out"
 grep -q '(enrolled offline)' <<<"$out" || fail "offline enrollment not described as such: $out"
 k=$(kek_of "$out")
 u=$("$CHECK" unlock --params-in "$P/ecpem" --pin-file "$P/pin") || fail "EC unlock after offline enroll: $u"
 [ "$u" = "$k" ] || fail "EC offline: KEK differs"
-out=$(SOFTHSM2_CONF=$EMPTY "$CHECK" enroll --uri "$RSA_URI" --public-key "$P/rsa.pem" --oaep-hash sha1 --params-out "$P/rsapem") || fail "RSA offline enroll: $out"
+out=$("$CHECK" enroll --uri "$RSA_URI" --public-key "$P/rsa.pem" --oaep-hash sha1 --params-out "$P/rsapem") || fail "RSA offline enroll: $out"
 k=$(kek_of "$out")
 u=$("$CHECK" unlock --params-in "$P/rsapem" --pin-file "$P/pin") || fail "RSA unlock after offline enroll: $u"
 [ "$u" = "$k" ] || fail "RSA offline: KEK differs"
 # Offline, the default is SHA-256, which this token cannot do: unlock names the mechanism.
-out=$(SOFTHSM2_CONF=$EMPTY "$CHECK" enroll --uri "$RSA_URI" --public-key "$P/rsa.pem" --params-out "$P/rsa256") || fail "RSA offline sha256: $out"
+out=$("$CHECK" enroll --uri "$RSA_URI" --public-key "$P/rsa.pem" --params-out "$P/rsa256") || fail "RSA offline sha256: $out"
 grep -q '^fact algorithm=rsa2048-oaep-sha256$' <<<"$out" || fail "offline default should be sha256: $out"
 out=$("$CHECK" unlock --params-in "$P/rsa256" --pin-file "$P/pin") && fail "SoftHSM2 did OAEP SHA-256?"
 grep -q "^error NotSupported: token 'ts-test' refuses CKM_RSA_PKCS_OAEP with SHA-256" <<<"$out" || fail "expected NotSupported: $out"

@@ -499,6 +499,30 @@ static void non_canonical_header_encoding_is_corrupt(void **state)
 	ts_vault_free(v);
 }
 
+/* A vault read back from its file opens with the secret held in memory, and only with this file's. */
+static void read_back_file_opens_with_its_own_vault_secret_only(void **state)
+{
+	ts_buf file = { 0 }, blob = { 0 }, other_file = { 0 };
+	ts_vault *v = make_vault(&file), *back = reload(&file), *other = make_vault(&other_file);
+	uint8_t pt[64];
+	ts_blob_view bv;
+
+	wrap(v, "data key", &blob);
+	assert_int_equal(ts_vault_unlock_vs(back, other->vs), -TS_E_CORRUPT);
+	assert_true(ts_vault_is_locked(back));
+	assert_int_equal(ts_vault_unlock_vs(back, v->vs), 0);
+	assert_false(ts_vault_is_locked(back));
+	assert_int_equal(ts_blob_parse(blob.data, blob.len, &bv), 0);
+	assert_int_equal(ts_vault_unwrap(back, &bv, ctx, 1, pt), 0);
+	assert_memory_equal(pt, "data key", 8);
+	ts_vault_free(back);
+	ts_vault_free(other);
+	ts_vault_free(v);
+	ts_buf_free(&file);
+	ts_buf_free(&other_file);
+	ts_buf_free(&blob);
+}
+
 static void keyring_swapped_in_from_another_vault_is_corrupt(void **state)
 {
 	_ts_cleanup_buf_ ts_buf fa = { 0 };
@@ -608,6 +632,7 @@ int main(void)
 		cmocka_unit_test(tampered_headers_parse_but_never_unlock),
 		cmocka_unit_test(unretiring_keys_in_the_header_is_corrupt),
 		cmocka_unit_test(non_canonical_header_encoding_is_corrupt),
+		cmocka_unit_test(read_back_file_opens_with_its_own_vault_secret_only),
 		cmocka_unit_test(keyring_swapped_in_from_another_vault_is_corrupt),
 		cmocka_unit_test(format_version_and_top_level_keys_are_checked),
 		cmocka_unit_test(oversized_input_is_refused_unread),
