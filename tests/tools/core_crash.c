@@ -341,6 +341,22 @@ static int get_vault_path(const char *name, char *path, size_t len)
  * them at start). Vault files are in the owners' directories STATE/UID
  * (store.h); side files (NAME.backoff) are not vaults.
  */
+static void check_anchors(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (!d)
+		fail("cannot list %s", dir);
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (strlen(de->d_name) != 32 || strspn(de->d_name, "0123456789abcdef") != 32)
+			fail("leftover file among the generation anchors in %s: %s", dir, de->d_name);
+	}
+	closedir(d);
+}
+
 static void check_dir(const char *dir, int top)
 {
 	DIR *d = opendir(dir);
@@ -368,6 +384,11 @@ static void check_dir(const char *dir, int top)
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		if (top && lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && strspn(de->d_name, "0123456789") == len) {
 			check_dir(path, 0);
+			continue;
+		}
+		/* The generation anchors (anchor.h): one file per vault id, never a temp file left. */
+		if (top && strcmp(de->d_name, "generations") == 0) {
+			check_anchors(path);
 			continue;
 		}
 		if (len > 8 && strcmp(de->d_name + len - 8, ".backoff") == 0)
