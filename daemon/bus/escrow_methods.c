@@ -7,6 +7,7 @@
 #include <sodium.h>
 
 #include "bus/policy_enforce.h"
+#include "bus/rollback.h"
 #include "core/escrow.h"
 
 /* Escrow and re-keying change who can open the vault: the owner's or root's decision only, never polkit's. */
@@ -286,6 +287,8 @@ int ts_escrow_method_revoke_and_rekey(sd_bus_message *m, void *userdata, sd_bus_
 	}
 	if ((r = ts_daemon_persist(e)) < 0)
 		goto out;
+	/* The previous generation opens with the revoked protector: not left on disk. */
+	ts_rollback_drop_backup(e, "revocation");
 	ts_vault_free(check);
 	check = NULL;
 	(void)ts_audit("revoke", e->vault->name, e->vault->owner_uid, &caller, revoked, 0);

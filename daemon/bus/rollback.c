@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "anchor.h"
+#include "store.h"
 #include "bus/policy_enforce.h"
 #include "bus/rollback.h"
 
@@ -144,6 +145,15 @@ int ts_rollback_check(ts_daemon *d, const ts_vault *v, char *why, size_t cap)
 	         "from an older copy? To serve it anyway: tokensealed --accept-rollback %" PRIu32 ":%s:%" PRIu64,
 	         v->generation, anchor, v->owner_uid, v->name, v->generation);
 	return -TS_E_ROLLBACK;
+}
+
+void ts_rollback_drop_backup(ts_vault_entry *e, const char *why)
+{
+	int r;
+
+	if ((r = ts_store_remove_backup(e->dir, e->vault->name)) < 0)
+		ts_log(TS_LOG_WARNING, "vault=%s: cannot remove %s/%s.vault.bak after the %s (%s): it holds the previous "
+		       "generation; remove it by hand", e->vault->name, e->dir, e->vault->name, why, ts_strerror(r));
 }
 
 void ts_rollback_saved(ts_vault_entry *e)

@@ -27,6 +27,13 @@ int ts_rollback_check(ts_daemon *d, const ts_vault *v, char *why, size_t cap);
 /* After a vault file was saved: its anchor follows (a failure is logged; the next load catches up). */
 void ts_rollback_saved(ts_vault_entry *e);
 
+/*
+ * After a saved change that took a way in away (a revocation, a retired root
+ * key, a rotated recovery key): remove NAME.vault.bak, the generation that
+ * way still opens. A failure is logged; the anchor refuses that file anyway.
+ */
+void ts_rollback_drop_backup(ts_vault_entry *e, const char *why);
+
 /* Vault (owner, name) refused at load: 1 and the message for its owner, or 0. */
 int ts_rollback_refused(uint32_t owner, const char *name, char *msg, size_t cap);
 

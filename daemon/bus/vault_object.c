@@ -12,6 +12,7 @@
 #include "core/blob.h"
 #include "core/recovery.h"
 #include "bus/policy_enforce.h"
+#include "bus/rollback.h"
 #include "protectors/remote.h"
 
 int ts_vault_unknown(sd_bus_message *m, sd_bus_error *error)
@@ -1207,6 +1208,8 @@ static int method_rotate_key(sd_bus_message *m, void *userdata, sd_bus_error *er
 	}
 	if ((r = ts_daemon_persist(e)) < 0)
 		goto fail;
+	if (have_retire)
+		ts_rollback_drop_backup(e, "retire");
 	ts_log_event("rotate", e->vault->name, e->vault->owner_uid, &caller, NULL, 0);
 	ts_daemon_touch(e);
 	ts_vault_object_emit_changed(e);
@@ -1486,6 +1489,7 @@ static int method_revoke_protector(sd_bus_message *m, void *userdata, sd_bus_err
 		ts_log_event("revoke", e->vault->name, e->vault->owner_uid, &caller, id, r);
 		return ts_bus_error(error, r, msg);
 	}
+	ts_rollback_drop_backup(e, "revocation");
 	ts_log_event("revoke", e->vault->name, e->vault->owner_uid, &caller, id, 0);
 	ts_daemon_touch(e);
 	ts_vault_object_emit_changed(e);
