@@ -172,49 +172,60 @@ static int reply_list(sd_bus_message *reply, char ids[][TS_PROTECTOR_ID_MAX], si
 }
 
 /*
- * RevokeAndRekey(s id, h secrets) -> (as kept, as dropped): true revocation.
- * A fresh vault secret and root key replace the old ones (ts_vault_rekey);
- * the revoked protector is gone, and every other protector stays only if
- * the daemon can obtain its KEK now: from the secret given for it in the
- * secrets fd ("ID SECRET" per line: a recovery key, a PIN), by touch when
- * listed as "ID" alone (FIDO2), or on its own when it needs nothing (a TPM
- * without PIN). Each KEK is checked against the vault file before anything
- * changes. The rest are dropped, and named in the reply; the result must
- * still satisfy the policy and the threshold, else nothing changes.
+ * What one re-key was asked for: RevokeAndRekey names the protector to
+ * revoke; RotateRecoveryKey names the used recovery key and wants a new one.
  */
-int ts_escrow_method_revoke_and_rekey(sd_bus_message *m, void *userdata, sd_bus_error *error)
+struct rekey_req {
+	const char *event;                 /* the method's audit event: "revoke" or "rotate-recovery" */
+	char drop[TS_PROTECTOR_ID_MAX];    /* the protector that goes */
+	int fd;                            /* secrets of the protectors to keep */
+	int fd_out;                        /* RotateRecoveryKey: the new recovery key goes here; else -1 */
+};
+
+/*
+ * The re-key behind RevokeAndRekey and RotateRecoveryKey. A fresh vault
+ * secret and root key replace the old ones (ts_vault_rekey); protector
+ * q->drop is gone, and every other protector stays only if the daemon can
+ * obtain its KEK now: from the secret given for it in the secrets fd ("ID
+ * SECRET" per line: a recovery key, a PIN), by touch when listed as "ID"
+ * alone (FIDO2), or on its own when it needs nothing (a TPM without PIN).
+ * Each KEK is checked against the vault file before anything changes. The
+ * rest are dropped, and named in the reply; the result must still satisfy
+ * the policy and the threshold, else nothing changes. With q->fd_out >= 0 a
+ * new recovery protector is enrolled in the same change (it wraps the new
+ * vault secret) and its key written to fd_out before the vault changes; if
+ * that write fails nothing changes. Replies (as kept, as dropped), with the
+ * new protector's id first (s) when there is one.
+ */
+static int rekey(sd_bus_message *m, ts_vault_entry *e, const ts_caller *caller, const struct rekey_req *q,
+                 sd_bus_error *error)
 {
-	ts_vault_entry *e = userdata;
 	ts_daemon *d = e->d;
 	_ts_cleanup_reply_ sd_bus_message *reply = NULL;
 	_ts_cleanup_secure_ uint8_t *secrets = NULL;
 	_ts_cleanup_secure_ uint8_t *keks = NULL;
+	_ts_cleanup_secure_ char *rkey = NULL;
+	_ts_cleanup_buf_ ts_buf rparams = { 0 };
 	struct given given[TS_VAULT_MAX_PROTECTORS];
 	char kept[TS_VAULT_MAX_PROTECTORS][TS_PROTECTOR_ID_MAX], dropped[TS_VAULT_MAX_PROTECTORS][TS_PROTECTOR_ID_MAX];
-	char msg[TS_POLICY_MSG_MAX] = "", errbuf[256], revoked[TS_PROTECTOR_ID_MAX];
+	char msg[TS_POLICY_MSG_MAX] = "", errbuf[256], new_id[TS_PROTECTOR_ID_MAX] = "", rdesc[TS_PROTECTOR_DESC_MAX] = "";
 	ts_vault_keep keep[TS_VAULT_MAX_PROTECTORS];
 	ts_vault *check = NULL;
-	size_t secrets_len = 0, n_given, n_kept = 0, n_dropped = 0;
+	size_t secrets_len = 0, n_given, n_kept = 0, n_keep, n_dropped = 0, rkey_len = 0;
 	uint32_t version = 0;
-	const char *id;
-	ts_caller caller;
-	int fd, r;
+	int r;
 
-	if ((r = sd_bus_message_read(m, "sh", &id, &fd)) < 0)
-		return r;
-	if ((r = owner_only(m, e, "revoke", &caller, error)) < 0)
-		return r;
-	if (!ts_vault_find_protector(e->vault, id)) {
+	if (!ts_vault_find_protector(e->vault, q->drop)) {
 		r = -TS_E_NO_SUCH_PROTECTOR;
 		goto out;
 	}
-	snprintf(revoked, sizeof(revoked), "%s", id);
-	if ((r = ts_secretfd_read(fd, &secrets, &secrets_len)) < 0) {
+	if ((r = ts_secretfd_read(q->fd, &secrets, &secrets_len)) < 0) {
 		snprintf(msg, sizeof(msg), "cannot read the secrets fd");
 		goto out;
 	}
 	n_given = secrets ? parse_given(secrets, secrets_len, given, TS_VAULT_MAX_PROTECTORS) : 0;
-	if ((keks = ts_secure_alloc((size_t)TS_VAULT_MAX_PROTECTORS * TS_KEY_BYTES)) == NULL) {
+	/* One more KEK than protectors kept: a new recovery key's. */
+	if ((keks = ts_secure_alloc((size_t)(TS_VAULT_MAX_PROTECTORS + 1) * TS_KEY_BYTES)) == NULL) {
 		r = -TS_E_NOMEM;
 		goto out;
 	}
@@ -229,7 +240,7 @@ int ts_escrow_method_revoke_and_rekey(sd_bus_message *m, void *userdata, sd_bus_
 		uint8_t *kek = keks + n_kept * TS_KEY_BYTES;
 		int needed = 0;
 
-		if (strcmp(p->id, revoked) == 0)
+		if (strcmp(p->id, q->drop) == 0)
 			continue;
 		for (size_t j = 0; j < n_given; j++)
 			if (strcmp(given[j].id, p->id) == 0)
@@ -258,11 +269,37 @@ int ts_escrow_method_revoke_and_rekey(sd_bus_message *m, void *userdata, sd_bus_
 		keep[n_kept].params_len = 0;
 		n_kept++;
 	}
-	if (n_kept == 0 || n_kept < e->vault->threshold) {
+	n_keep = n_kept;
+	if (q->fd_out >= 0) {
+		/* The new recovery key, enrolled now (it wraps the old vault secret until the re-key re-wraps it). */
+		uint8_t *kek = keks + n_kept * TS_KEY_BYTES;
+		ts_protector_request req = { 0 };
+		const char *nid = NULL;
+
+		if ((rkey = ts_secure_alloc(TS_SECRET_IN_MAX)) == NULL) {
+			r = -TS_E_NOMEM;
+			goto out;
+		}
+		ts_protector_request_init(&req, &d->config, e->vault->name, e->vault->id, msg, sizeof(msg));
+		if ((r = ts_protector_recovery.enroll(&req, kek, &rparams, rdesc, rkey, TS_SECRET_IN_MAX - 1, &rkey_len)) < 0)
+			goto out;
+		if ((r = ts_vault_add_protector(e->vault, "recovery", rdesc, kek, rparams.data, rparams.len, ts_now(),
+		                                &nid)) < 0) {
+			(void)ts_daemon_revert(e);
+			goto out;
+		}
+		snprintf(new_id, sizeof(new_id), "%s", nid);
+		keep[n_keep].id = new_id;
+		keep[n_keep].kek = kek;
+		keep[n_keep].params = NULL;
+		keep[n_keep].params_len = 0;
+		n_keep++;
+	}
+	if (n_keep == 0 || n_keep < e->vault->threshold) {
 		r = -TS_E_LAST_PROTECTOR;
 		snprintf(msg, sizeof(msg), "only %zu protector(s) could be re-wrapped (threshold %u): give the secrets "
 		         "of the protectors to keep", n_kept, e->vault->threshold ? e->vault->threshold : 1);
-		goto out;
+		goto undo;
 	}
 	/* The vault after the change, judged as complete, before anything is written. */
 	{
@@ -271,45 +308,78 @@ int ts_escrow_method_revoke_and_rekey(sd_bus_message *m, void *userdata, sd_bus_
 		size_t ns = 0;
 
 		for (size_t i = 0; i < e->vault->n_protectors; i++)
-			for (size_t j = 0; j < n_kept; j++)
-				if (strcmp(e->vault->protectors[i].id, kept[j]) == 0)
+			for (size_t j = 0; j < n_keep; j++)
+				if (strcmp(e->vault->protectors[i].id, keep[j].id) == 0)
 					sp[ns++] = e->vault->protectors[i];
 		shadow.protectors = sp;
 		shadow.n_protectors = ns;
 		if ((r = ts_enforce_protectors(&shadow, NULL, 1, msg, sizeof(msg))) < 0) {
-			(void)ts_audit("policy-denied", e->vault->name, e->vault->owner_uid, &caller, revoked, r);
-			goto out;
+			(void)ts_audit("policy-denied", e->vault->name, e->vault->owner_uid, caller, q->drop, r);
+			goto undo;
 		}
 	}
-	if ((r = ts_vault_rekey(e->vault, ts_now(), keep, n_kept, &version)) < 0) {
-		(void)ts_daemon_revert(e);
-		goto out;
+	if (rkey) {
+		/* A key nobody received must never be the only new way in: delivered before anything is saved. */
+		rkey[rkey_len++] = '\n';
+		if ((r = ts_secretfd_write(q->fd_out, rkey, rkey_len)) < 0) {
+			snprintf(msg, sizeof(msg), "cannot write the new recovery key to out; nothing changed, the used key "
+			         "stays valid");
+			goto undo;
+		}
 	}
+	if ((r = ts_vault_rekey(e->vault, ts_now(), keep, n_keep, &version)) < 0)
+		goto undo;
 	if ((r = ts_daemon_persist(e)) < 0)
 		goto out;
-	/* The previous generation opens with the revoked protector: not left on disk. */
-	ts_rollback_drop_backup(e, "revocation");
+	/* The previous generation opens with the protector that went: not left on disk. */
+	ts_rollback_drop_backup(e, rkey ? "recovery-key rotation" : "revocation");
 	ts_vault_free(check);
 	check = NULL;
-	(void)ts_audit("revoke", e->vault->name, e->vault->owner_uid, &caller, revoked, 0);
-	(void)ts_audit("rekey", e->vault->name, e->vault->owner_uid, &caller, NULL, 0);
+	if (rkey) {
+		(void)ts_audit("enroll", e->vault->name, e->vault->owner_uid, caller, new_id, 0);
+		(void)ts_audit("rotate-recovery", e->vault->name, e->vault->owner_uid, caller, q->drop, 0);
+	} else
+		(void)ts_audit("revoke", e->vault->name, e->vault->owner_uid, caller, q->drop, 0);
+	(void)ts_audit("rekey", e->vault->name, e->vault->owner_uid, caller, NULL, 0);
 	for (size_t i = 0; i < n_dropped; i++) {
 		ts_log(TS_LOG_WARNING, "vault=%s: protector %s dropped by the re-key (its KEK was not available)",
 		       e->vault->name, dropped[i]);
-		(void)ts_audit("revoke", e->vault->name, e->vault->owner_uid, &caller, dropped[i], 0);
+		(void)ts_audit("revoke", e->vault->name, e->vault->owner_uid, caller, dropped[i], 0);
 	}
 	if (e->vault->n_escrow)
 		(void)emit_escrow_changed(e);
 	ts_daemon_touch(e);
 	ts_vault_object_emit_changed(e);
-	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 || (r = reply_list(reply, kept, n_kept)) < 0 ||
+	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 ||
+	    (rkey && (r = sd_bus_message_append(reply, "s", new_id)) < 0) || (r = reply_list(reply, kept, n_kept)) < 0 ||
 	    (r = reply_list(reply, dropped, n_dropped)) < 0)
 		return r;
 	return sd_bus_send(NULL, reply, NULL);
+undo:
+	/* Nothing but the new recovery protector was added; the vault secret is still the one on disk. */
+	if (new_id[0])
+		(void)ts_daemon_revert(e);
 out:
 	ts_vault_free(check);
-	(void)ts_audit("revoke", e->vault->name, e->vault->owner_uid, &caller, id, r);
+	(void)ts_audit(q->event, e->vault->name, e->vault->owner_uid, caller, q->drop, r);
 	return ts_bus_error(error, r, msg);
+}
+
+/* RevokeAndRekey(s id, h secrets) -> (as kept, as dropped): true revocation of protector id (rekey above). */
+int ts_escrow_method_revoke_and_rekey(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	ts_vault_entry *e = userdata;
+	struct rekey_req q = { .event = "revoke", .fd_out = -1 };
+	const char *id;
+	ts_caller caller;
+	int r;
+
+	if ((r = sd_bus_message_read(m, "sh", &id, &q.fd)) < 0)
+		return r;
+	if ((r = owner_only(m, e, "revoke", &caller, error)) < 0)
+		return r;
+	snprintf(q.drop, sizeof(q.drop), "%s", id);
+	return rekey(m, e, &caller, &q, error);
 }
 
 int ts_escrow_prop_recipients(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -396,30 +466,28 @@ static const char *last_unlock_id(const ts_vault_entry *e)
 }
 
 /*
- * RotateRecoveryKey(s protector, h out) -> (s id): a recovery key that has
- * been used (typed in, read out loud, photographed) is replaced, as
- * BitLocker does with a used recovery password. A new recovery protector is
- * enrolled and its key written to out; only once that write succeeded is the
- * old protector removed, in the same saved change. If the key cannot be
- * delivered nothing changes and the old key keeps working. protector ""
- * means the protector that last unlocked the vault (it must be a recovery key).
+ * RotateRecoveryKey(s protector, h secrets, h out) -> (s id, as kept, as
+ * dropped): a recovery key that has been used (typed in, read out loud,
+ * photographed) is replaced, as BitLocker does with a used recovery
+ * password, and the vault is re-keyed in the same saved change, so the used
+ * key plus an old copy of the vault file opens nothing written after it.
+ * A new recovery protector is enrolled and its key written to out before
+ * anything is saved; if the key cannot be delivered nothing changes and the
+ * old key keeps working. The other protectors stay as with RevokeAndRekey
+ * (secrets). protector "" means the protector that last unlocked the vault
+ * (it must be a recovery key).
  */
 int ts_escrow_method_rotate_recovery_key(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	ts_vault_entry *e = userdata;
-	_ts_cleanup_secure_ uint8_t *kek = NULL;
-	_ts_cleanup_secure_ char *secret = NULL;
-	_ts_cleanup_buf_ ts_buf params = { 0 };
-	char desc[TS_PROTECTOR_DESC_MAX] = "", errbuf[TS_POLICY_MSG_MAX] = "", old[TS_PROTECTOR_ID_MAX],
-	     id[TS_PROTECTOR_ID_MAX] = "";
+	struct rekey_req q = { .event = "rotate-recovery" };
+	char errbuf[TS_POLICY_MSG_MAX] = "";
 	const ts_protector_record *p;
-	ts_protector_request req = { 0 };
-	const char *new_id = NULL, *which;
-	size_t secret_len = 0;
+	const char *which;
 	ts_caller caller;
-	int fd, r;
+	int r;
 
-	if ((r = sd_bus_message_read(m, "sh", &which, &fd)) < 0)
+	if ((r = sd_bus_message_read(m, "shh", &which, &q.fd, &q.fd_out)) < 0)
 		return r;
 	if ((r = owner_only(m, e, "rotate-recovery", &caller, error)) < 0)
 		return r;
@@ -428,39 +496,9 @@ int ts_escrow_method_rotate_recovery_key(sd_bus_message *m, void *userdata, sd_b
 	if ((p = ts_vault_find_protector(e->vault, which)) == NULL || strcmp(p->type, "recovery") != 0) {
 		r = -TS_E_NO_SUCH_PROTECTOR;
 		snprintf(errbuf, sizeof(errbuf), "no recovery protector '%.40s' in this vault", which);
-		goto out;
+		(void)ts_audit("rotate-recovery", e->vault->name, e->vault->owner_uid, &caller, which, r);
+		return ts_bus_error(error, r, errbuf);
 	}
-	snprintf(old, sizeof(old), "%s", p->id);
-	if ((kek = ts_secure_alloc(TS_KEY_BYTES)) == NULL || (secret = ts_secure_alloc(TS_SECRET_IN_MAX)) == NULL) {
-		r = -TS_E_NOMEM;
-		goto out;
-	}
-	ts_protector_request_init(&req, &e->d->config, e->vault->name, e->vault->id, errbuf, sizeof(errbuf));
-	if ((r = ts_protector_recovery.enroll(&req, kek, &params, desc, secret, TS_SECRET_IN_MAX - 1, &secret_len)) < 0)
-		goto out;
-	if ((r = ts_vault_add_protector(e->vault, "recovery", desc, kek, params.data, params.len, ts_now(), &new_id)) < 0)
-		goto out;
-	snprintf(id, sizeof(id), "%s", new_id);
-	if ((r = ts_vault_remove_protector(e->vault, old)) < 0) {
-		(void)ts_daemon_revert(e);
-		goto out;
-	}
-	secret[secret_len++] = '\n';
-	if ((r = ts_secretfd_write(fd, secret, secret_len)) < 0) {
-		(void)ts_daemon_revert(e);
-		snprintf(errbuf, sizeof(errbuf), "cannot write the new recovery key to out; the used key stays valid");
-		goto out;
-	}
-	if ((r = ts_daemon_persist(e)) < 0) {
-		errbuf[0] = '\0';
-		goto out;
-	}
-	(void)ts_audit("enroll", e->vault->name, e->vault->owner_uid, &caller, id, 0);
-	(void)ts_audit("rotate-recovery", e->vault->name, e->vault->owner_uid, &caller, old, 0);
-	ts_daemon_touch(e);
-	ts_vault_object_emit_changed(e);
-	return sd_bus_reply_method_return(m, "s", id);
-out:
-	(void)ts_audit("rotate-recovery", e->vault->name, e->vault->owner_uid, &caller, which, r);
-	return ts_bus_error(error, r, errbuf);
+	snprintf(q.drop, sizeof(q.drop), "%s", p->id);
+	return rekey(m, e, &caller, &q, error);
 }
