@@ -163,6 +163,9 @@ $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(call obj,daemon/store.c) $(
 # test_escrow also proves the RSA sealer against OpenSSL's decryption.
 $(BUILD)/tests/unit/test_escrow: $(call obj,daemon/protectors/escrow_rsa.c)
 
+# test_anchor proves the generation anchors (daemon/anchor.c): atomic replace, strict parsing.
+$(BUILD)/tests/unit/test_anchor: $(call obj,daemon/anchor.c)
+
 # test_log proves the daemon's log lines (daemon/bus/log.c; the audit sinks are stubbed).
 $(BUILD)/tests/unit/test_log: $(BUILD)/obj/tests/unit/test_log.o $(call obj,daemon/bus/log.c) $(LIBTSCORE)
 	@mkdir -p $(dir $@)

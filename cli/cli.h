@@ -156,7 +156,19 @@ void cli_p11_key_close(cli_p11_key *k);
 
 /* status: k-of-n shares still needed, policy compliance, escrow officers (cmd-policy.c). */
 void cli_status_policy(ts_client *c, const char *vault, int locked);
-/* unlock --rotate-recovery-key: replace the recovery key just used and print the new one (cmd-escrow.c). */
-int cli_rotate_used_recovery_key(ts_client *c);
+/*
+ * unlock --rotate-recovery-key: replace the recovery key just used, re-keying
+ * the vault, and print the new one (cmd-escrow.c). keep: "ID SECRET" / "ID"
+ * lines for the other protectors to keep (RotateRecoveryKey's secrets).
+ */
+int cli_rotate_used_recovery_key(ts_client *c, const uint8_t *keep, size_t keep_len);
+/*
+ * The --keep ID=FILE and --touch ID options of revoke and unlock
+ * --rotate-recovery-key: append "ID SECRET\n" (the secret read from FILE)
+ * or "ID\n" to buf (len of cap bytes used, secure memory). 0, or an exit
+ * code after a message naming cmd. cli_keep_secret cuts arg at '='.
+ */
+int cli_keep_secret(uint8_t *buf, size_t *len, size_t cap, char *arg, const char *cmd);
+int cli_keep_touch(uint8_t *buf, size_t *len, size_t cap, const char *arg, const char *cmd);
 
 #endif

@@ -578,13 +578,13 @@ int escrow_main(int argc, char **argv)
 	return cli_usage_error("escrow ", "unknown command '%s' (keygen, show-key, set, recover)", argv[1]);
 }
 
-int cli_rotate_used_recovery_key(ts_client *c)
+int cli_rotate_used_recovery_key(ts_client *c, const uint8_t *keep, size_t keep_len)
 {
-	char *key = NULL, *id = NULL;
+	char *key = NULL, *id = NULL, **kept = NULL, **dropped = NULL;
 	size_t len = 0;
 	int r;
 
-	if ((r = ts_client_rotate_recovery(c, cli.vault, "", &key, &len, &id)) < 0) {
+	if ((r = ts_client_rotate_recovery(c, cli.vault, "", keep, keep_len, &key, &len, &id, &kept, &dropped)) < 0) {
 		if (r == -TS_E_NO_SUCH_PROTECTOR)
 			printf("Not unlocked with a recovery key: nothing to rotate.\n");
 		else
@@ -592,9 +592,15 @@ int cli_rotate_used_recovery_key(ts_client *c)
 		return EXIT_OK;
 	}
 	/* The old key is already gone: this is the only place the new one ever appears. */
-	printf("The recovery key you used has been replaced. New recovery key (protector %s) —\n"
-	       "write it down now, it is shown once:\n\n    %s\n\n", id, key);
+	printf("The recovery key you used has been replaced and the vault re-keyed. New recovery key\n"
+	       "(protector %s) — write it down now, it is shown once:\n\n    %s\n\n", id, key);
+	for (size_t i = 0; kept[i]; i++)
+		printf("  kept:    %s\n", kept[i]);
+	for (size_t i = 0; dropped[i]; i++)
+		printf("  dropped: %s (its key was not available; enroll it again)\n", dropped[i]);
 	ts_secure_free(key);
 	free(id);
+	ts_strv_free(kept);
+	ts_strv_free(dropped);
 	return EXIT_OK;
 }

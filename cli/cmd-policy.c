@@ -115,6 +115,46 @@ static void revoke_help(FILE *f, const char *name)
 	        strcmp(name, "rekey") == 0 ? "'tokenseal rekey' is the same command as 'tokenseal revoke'.\n" : "");
 }
 
+int cli_keep_secret(uint8_t *buf, size_t *len, size_t cap, char *arg, const char *cmd)
+{
+	char *eq = strchr(arg, '=');
+	uint8_t *s = NULL;
+	size_t slen = 0;
+	int fd, rc;
+
+	if (!eq || eq == arg)
+		return cli_usage_error(cmd, "--keep ID=FILE");
+	*eq = '\0';
+	if ((fd = open(eq + 1, O_RDONLY | O_CLOEXEC)) < 0) {
+		cli_err("%s: %s", eq + 1, strerror(errno));
+		return EXIT_FAIL;
+	}
+	rc = cli_read_fd(fd, 1024, &s, &slen, eq + 1);
+	close(fd);
+	if (rc != 0)
+		return rc;
+	while (slen > 0 && (s[slen - 1] == '\n' || s[slen - 1] == '\r'))
+		slen--;
+	if (memchr(s, '\n', slen) || *len + strlen(arg) + slen + 2 > cap) {
+		ts_secret_free(s, 1024 + 1);
+		return cli_usage_error(cmd, "secret of %s: one line, and all of them at most %zu bytes", arg, cap);
+	}
+	*len += (size_t)sprintf((char *)buf + *len, "%s ", arg);
+	memcpy(buf + *len, s, slen);
+	*len += slen;
+	buf[(*len)++] = '\n';
+	ts_secret_free(s, 1024 + 1);
+	return 0;
+}
+
+int cli_keep_touch(uint8_t *buf, size_t *len, size_t cap, const char *arg, const char *cmd)
+{
+	if (*len + strlen(arg) + 1 > cap)
+		return cli_usage_error(cmd, "too many protectors");
+	*len += (size_t)sprintf((char *)buf + *len, "%s\n", arg);
+	return 0;
+}
+
 /* tokenseal revoke (and its older name rekey): RevokeAndRekey, or RevokeProtector with --record-only. */
 static int revoke_command(int argc, char **argv, const char *name)
 {
@@ -139,42 +179,14 @@ static int revoke_command(int argc, char **argv, const char *name)
 	}
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'k': {
-			char *eq = strchr(optarg, '=');
-			uint8_t *s = NULL;
-			size_t slen = 0;
-			int fd;
-
-			if (!eq || eq == optarg)
-				return cli_usage_error(cmd, "--keep ID=FILE");
-			*eq = '\0';
-			if ((fd = open(eq + 1, O_RDONLY | O_CLOEXEC)) < 0) {
-				cli_err("%s: %s", eq + 1, strerror(errno));
-				return EXIT_FAIL;
-			}
-			rc = cli_read_fd(fd, 1024, &s, &slen, eq + 1);
-			close(fd);
-			if (rc != 0)
+		case 'k':
+			if ((rc = cli_keep_secret(buf, &len, cap, optarg, cmd)) != 0)
 				return rc;
-			while (slen > 0 && (s[slen - 1] == '\n' || s[slen - 1] == '\r'))
-				slen--;
-			if (memchr(s, '\n', slen) || len + strlen(optarg) + slen + 2 > cap) {
-				ts_secret_free(s, 1024 + 1);
-				return cli_usage_error(cmd, "secret of %s: one line, and all of them at most %zu bytes",
-				                       optarg, cap);
-			}
-			len += (size_t)sprintf((char *)buf + len, "%s ", optarg);
-			memcpy(buf + len, s, slen);
-			len += slen;
-			buf[len++] = '\n';
-			ts_secret_free(s, 1024 + 1);
 			n_keep++;
 			break;
-		}
 		case 't':
-			if (len + strlen(optarg) + 1 > cap)
-				return cli_usage_error(cmd, "too many protectors");
-			len += (size_t)sprintf((char *)buf + len, "%s\n", optarg);
+			if ((rc = cli_keep_touch(buf, &len, cap, optarg, cmd)) != 0)
+				return rc;
 			n_keep++;
 			break;
 		case 'R': record_only = 1; break;

@@ -10,9 +10,10 @@
 #include <sodium.h>
 
 #include "cli.h"
+#include "core/buf.h"
 #include "lib/client-internal.h"
 
-enum { OPT_PIN_FD = CLI_OPT_FIRST, OPT_PROTECTOR, OPT_OWNER, OPT_RETIRE, OPT_NO_PIN,
+enum { OPT_PIN_FD = CLI_OPT_FIRST, OPT_KEEP, OPT_TOUCH, OPT_PROTECTOR, OPT_OWNER, OPT_RETIRE, OPT_NO_PIN,
        OPT_NO_TOUCH, OPT_PIN, OPT_PCRS, OPT_URI, OPT_PUBLIC_KEY, OPT_OAEP_HASH, OPT_REPLACE, OPT_THRESHOLD };
 
 /* A PEM certificate with a long chain of extensions fits; anything bigger is not a key file. */
@@ -123,6 +124,7 @@ out:
 
 static const char unlock_help[] =
 	"Usage: tokenseal unlock [--protector ID|TYPE] [--pin-fd N]\n"
+	"       tokenseal unlock --rotate-recovery-key [--keep ID=FILE]... [--touch ID]... [...]\n"
 	"Unlock a vault. Protectors that need no PIN (a token without PIN) are tried first;\n"
 	"then the PIN or recovery key is asked for on the terminal, without echo. A PIN goes to\n"
 	"one token only: when several present tokens could take it, you are asked which. A k-of-n\n"
@@ -132,7 +134,13 @@ static const char unlock_help[] =
 	"                       the terminal (one line, one protector); never give a secret as\n"
 	"                       an argument\n"
 	"      --rotate-recovery-key  after unlocking with a recovery key, replace it: the new\n"
-	"                       key is printed once, the used one stops working\n";
+	"                       key is printed once, the used one stops working, and the vault\n"
+	"                       secret and root key are replaced too (as revoke does); each\n"
+	"                       other protector is kept only if its key can be re-derived now:\n"
+	"      --keep ID=FILE   with --rotate-recovery-key: its secret (recovery key, PIN) is in FILE\n"
+	"      --touch ID       with --rotate-recovery-key: a FIDO2 key, touch it when it blinks\n"
+	"                       (a TPM protector without PIN is kept on its own; the others are\n"
+	"                       dropped and listed)\n";
 
 static int tty_ask_secret(void *ud, const char *what, char **ret, size_t *ret_len)
 {
@@ -182,8 +190,11 @@ int unlock_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "protector", required_argument, NULL, OPT_PROTECTOR }, { "pin-fd", required_argument, NULL, OPT_PIN_FD },
-		{ "rotate-recovery-key", no_argument, NULL, 'R' }, CLI_COMMON_OPTIONS, { 0 }
+		{ "rotate-recovery-key", no_argument, NULL, 'R' }, { "keep", required_argument, NULL, OPT_KEEP },
+		{ "touch", required_argument, NULL, OPT_TOUCH }, CLI_COMMON_OPTIONS, { 0 }
 	};
+	_ts_cleanup_secure_ uint8_t *keep = NULL;
+	size_t keep_len = 0;
 	ts_unlock_ui ui = { .ask_secret = tty_ask_secret, .choose = tty_choose, .info = tty_info };
 	int rotate = 0;   /* replace a used recovery key (cmd-escrow.c) */
 	const char *which = "";
@@ -205,6 +216,17 @@ int unlock_main(int argc, char **argv)
 		case 'R':
 			rotate = 1;
 			break;
+		case OPT_KEEP:
+		case OPT_TOUCH:
+			if (!keep && (keep = ts_secure_alloc(TS_CLIENT_SECRET_MAX)) == NULL) {
+				cli_err("out of secure memory");
+				return EXIT_FAIL;
+			}
+			rc = ch == OPT_KEEP ? cli_keep_secret(keep, &keep_len, TS_CLIENT_SECRET_MAX, optarg, "unlock ")
+			                    : cli_keep_touch(keep, &keep_len, TS_CLIENT_SECRET_MAX, optarg, "unlock ");
+			if (rc != 0)
+				return rc;
+			break;
 		default:
 			if ((rc = cli_common_opt(ch, "unlock ", unlock_help, vault_help)) != 0)
 				return rc < 0 ? EXIT_OK : rc;
@@ -212,6 +234,8 @@ int unlock_main(int argc, char **argv)
 	}
 	if (optind != argc)
 		return cli_usage_error("unlock ", "unexpected argument '%s'", argv[optind]);
+	if (keep && !rotate)
+		return cli_usage_error("unlock ", "--keep and --touch go with --rotate-recovery-key");
 	if ((rc = cli_connect(&c)) != 0)
 		return rc;
 	ui.ud = (void *)vault_name(c);
@@ -234,7 +258,7 @@ int unlock_main(int argc, char **argv)
 	} else {
 		printf("Vault '%s' unlocked.\n", vault_name(c));
 		if (rotate)
-			rc = cli_rotate_used_recovery_key(c);
+			rc = cli_rotate_used_recovery_key(c, keep, keep_len);
 	}
 out:
 	if (secret)

@@ -15,6 +15,7 @@
 
 #include "bus/daemon.h"
 #include "bus/policy_enforce.h"
+#include "bus/rollback.h"
 #include "core/escrow.h"
 #include "protectors/remote.h"
 #include "store.h"
@@ -37,6 +38,10 @@ static void usage(FILE *f)
 	        "  --pkcs11-module PATH          PKCS#11 module (default: p11-kit's registered modules)\n"
 	        "  --policy-dir DIR              system policy (default: " TS_POLICY_DIR ")\n"
 	        "  --audit-log FILE              also append audit events to FILE as JSON lines\n"
+	        "  --accept-rollback UID:NAME:GENERATION\n"
+	        "                                serve vault NAME of UID from its file of that\n"
+	        "                                generation although a newer one was written\n"
+	        "                                (disaster recovery; audited)\n"
 	        "  --log-level LEVEL             err, warning, notice, info, debug (default: info)\n"
 	        "  --helper PATH                 token helper program (default: %s)\n"
 	        "  --helper-keep SECONDS         keep a spare helper started this long after a token\n"
@@ -111,7 +116,7 @@ static int check_fido2_devices(const ts_config *config)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_BUS = 256, OPT_STATE, OPT_IDLE, OPT_TCTI, OPT_FIDO2, OPT_FIDO2_TIMEOUT, OPT_PKCS11, OPT_LOG, OPT_XML, OPT_POLICY, OPT_AUDIT, OPT_HELPER, OPT_HELPER_KEEP, OPT_TEST_DEVICES };
+	enum { OPT_BUS = 256, OPT_STATE, OPT_IDLE, OPT_TCTI, OPT_FIDO2, OPT_FIDO2_TIMEOUT, OPT_PKCS11, OPT_LOG, OPT_XML, OPT_POLICY, OPT_AUDIT, OPT_HELPER, OPT_HELPER_KEEP, OPT_TEST_DEVICES, OPT_ACCEPT_ROLLBACK };
 	static const struct option options[] = {
 		{ "bus", required_argument, NULL, OPT_BUS },
 		{ "state-dir", required_argument, NULL, OPT_STATE },
@@ -123,6 +128,7 @@ int main(int argc, char **argv)
 		{ "log-level", required_argument, NULL, OPT_LOG },
 		{ "policy-dir", required_argument, NULL, OPT_POLICY },
 		{ "audit-log", required_argument, NULL, OPT_AUDIT },
+		{ "accept-rollback", required_argument, NULL, OPT_ACCEPT_ROLLBACK },
 		{ "helper", required_argument, NULL, OPT_HELPER },
 		{ "helper-keep", required_argument, NULL, OPT_HELPER_KEEP },
 		{ "print-introspection", no_argument, NULL, OPT_XML },   /* hidden: for contrib/org.tokenseal1.xml */
@@ -180,6 +186,13 @@ int main(int argc, char **argv)
 		case OPT_TEST_DEVICES: d.config.test_devices = 1; break;
 		case OPT_POLICY: policy_dir = optarg; break;
 		case OPT_AUDIT: ts_audit_set_file(optarg); break;
+		case OPT_ACCEPT_ROLLBACK:
+			if ((r = ts_rollback_accept(optarg)) < 0) {
+				fprintf(stderr, "tokensealed: --accept-rollback: %s: %s\n", optarg,
+				        r == -TS_E_LIMIT ? "at most 16" : "not UID:NAME:GENERATION");
+				return EXIT_FAILURE;
+			}
+			break;
 		case OPT_HELPER:
 			if (optarg[0] != '/') {
 				fprintf(stderr, "tokensealed: --helper: not an absolute path: %s\n", optarg);

@@ -497,6 +497,23 @@ int ts_store_remove(const char *dir, const char *name)
 	return 0;
 }
 
+int ts_store_remove_backup(const char *dir, const char *name)
+{
+	_cleanup_fd_ int dfd = -1;
+	char bak[NAME_MAX + 1];
+	int r;
+
+	if (!dir || !ts_vault_name_valid(name))
+		return -TS_E_INVALID_ARGS;
+	if ((r = file_name(bak, sizeof(bak), "", name, BACKUP_SUFFIX)) < 0)
+		return r;
+	if ((dfd = open_dir(dir)) < 0)
+		return -TS_E_IO;
+	if (unlinkat(dfd, bak, 0) < 0)
+		return errno == ENOENT ? 0 : -TS_E_IO;
+	return fsync(dfd) < 0 ? -TS_E_IO : 0;
+}
+
 int ts_store_lock(const char *dir, int *ret_fd)
 {
 	_cleanup_fd_ int dfd = -1;

@@ -75,6 +75,13 @@ int ts_store_list(const char *dir, int (*cb)(void *ud, const char *name), void *
 int ts_store_lock(const char *dir, int *ret_fd);
 void ts_store_unlock(int fd);
 
+/*
+ * Remove DIR/NAME.vault.bak (none: 0) and fsync DIR: after a revocation the
+ * previous generation, which the revoked token still opens, must not stay
+ * on disk. 0 or -TS_E_IO.
+ */
+int ts_store_remove_backup(const char *dir, const char *name);
+
 /* Remove DIR/NAME.vault and its backup. */
 int ts_store_remove(const char *dir, const char *name);
 

@@ -52,6 +52,7 @@ enum ts_error {
 	TS_E_BUSY,                 /* another operation is in progress       Busy */
 	TS_E_NO_DAEMON,            /* client side: daemon not reachable      ServiceUnknown */
 	TS_E_AMBIGUOUS,            /* several tokens could take this secret  AmbiguousProtector */
+	TS_E_ROLLBACK,             /* vault file older than the last written Rollback */
 	_TS_E_MAX
 };
 

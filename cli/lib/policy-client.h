@@ -34,10 +34,13 @@ int ts_client_revoke_rekey(ts_client *c, const char *vault, const char *id, cons
 
 /*
  * RotateRecoveryKey: replace recovery protector (""): the one that last
- * unlocked the vault) with a new one. *ret_key is the new key (secure
- * memory, ts_secure_free), *ret_id the new protector id (free()).
+ * unlocked the vault) with a new one and re-key the vault; secrets as for
+ * RevokeAndRekey (the other protectors to keep). *ret_key is the new key
+ * (secure memory, ts_secure_free), *ret_id the new protector id (free()),
+ * *kept / *dropped NULL-terminated (ts_strv_free).
  */
-int ts_client_rotate_recovery(ts_client *c, const char *vault, const char *protector, char **ret_key, size_t *ret_len,
-                              char **ret_id);
+int ts_client_rotate_recovery(ts_client *c, const char *vault, const char *protector, const uint8_t *secrets,
+                              size_t secrets_len, char **ret_key, size_t *ret_len, char **ret_id, char ***kept,
+                              char ***dropped);
 
 #endif

@@ -217,36 +217,50 @@ int ts_client_revoke_rekey(ts_client *c, const char *vault, const char *id, cons
 	return 0;
 }
 
-int ts_client_rotate_recovery(ts_client *c, const char *vault, const char *protector, char **ret_key, size_t *ret_len,
-                              char **ret_id)
+int ts_client_rotate_recovery(ts_client *c, const char *vault, const char *protector, const uint8_t *secrets,
+                              size_t secrets_len, char **ret_key, size_t *ret_len, char **ret_id, char ***kept,
+                              char ***dropped)
 {
 	sd_bus_message *m = NULL, *reply = NULL;
 	const char *id;
 	char *buf = NULL;
 	size_t len = 0;
 	ssize_t n;
-	int p[2], r;
+	int p[2], fd, r;
 
 	*ret_key = NULL;
 	*ret_id = NULL;
+	*kept = *dropped = NULL;
 	if ((r = vault_call(c, vault, "RotateRecoveryKey", &m)) < 0)
 		return r;
+	if ((fd = ts_client_secret_pipe(c, secrets, secrets_len)) < 0) {
+		sd_bus_message_unref(m);
+		return fd;
+	}
 	if (pipe2(p, O_CLOEXEC) < 0) {
+		close(fd);
 		sd_bus_message_unref(m);
 		return ts_client_fail(c, TS_E_FAILED, "pipe: %s", strerror(errno));
 	}
-	r = sd_bus_message_append(m, "sh", protector, p[1]);
+	r = sd_bus_message_append(m, "shh", protector, fd, p[1]);
+	close(fd);
 	close(p[1]);
 	if (r < 0) {
 		close(p[0]);
 		sd_bus_message_unref(m);
 		return ts_client_error(c, r, NULL);
 	}
-	r = call(c, m, 0, &reply);
+	/* A FIDO2 key to keep waits for a touch. */
+	r = call(c, m, TS_CLIENT_SLOW_TIMEOUT_USEC, &reply);
 	sd_bus_message_unref(m);
-	if (r < 0 || (r = sd_bus_message_read(reply, "s", &id)) < 0 || (*ret_id = strdup(id)) == NULL) {
+	if (r < 0 || (r = sd_bus_message_read(reply, "s", &id)) < 0 || (*ret_id = strdup(id)) == NULL ||
+	    read_strv(reply, kept) < 0 || read_strv(reply, dropped) < 0) {
 		close(p[0]);
 		sd_bus_message_unref(reply);
+		free(*ret_id);
+		*ret_id = NULL;
+		ts_strv_free(*kept);
+		*kept = NULL;
 		return r < 0 && c->last_code ? r : ts_client_fail(c, TS_E_FAILED, "unexpected reply from the daemon");
 	}
 	sd_bus_message_unref(reply);

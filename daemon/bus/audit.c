@@ -159,6 +159,55 @@ int ts_audit(const char *event, const char *vault, uint32_t owner, const ts_call
 	return ts_log_event_r(event, vault, owner, caller, protector, r);
 }
 
+int ts_audit_numbers(const char *event, const char *vault, uint32_t owner, int r, const char *const *names,
+                     const uint64_t *values, size_t n)
+{
+	char vbuf[TS_VAULT_NAME_MAX + 1], ebuf[32], json[256] = "", line[256] = "", ow[16];
+	char f[16][TS_VAULT_NAME_MAX + 64];
+	const char *ev = ts_log_word(event, ebuf, sizeof(ebuf)), *va = ts_log_word(vault, vbuf, sizeof(vbuf));
+	const char *res = result_name(r);
+	struct iovec iov[16];
+	size_t nf = 0, jl = 0, ll = 0;
+	int w;
+
+	if (n > 6)
+		return -TS_E_INVALID_ARGS;
+	for (size_t i = 0; i < n; i++) {
+		w = snprintf(json + jl, sizeof(json) - jl, ",\"%s\":%" PRIu64, names[i], values[i]);
+		jl += w > 0 && (size_t)w < sizeof(json) - jl ? (size_t)w : 0;
+		w = snprintf(line + ll, sizeof(line) - ll, " %s=%" PRIu64, names[i], values[i]);
+		ll += w > 0 && (size_t)w < sizeof(line) - ll ? (size_t)w : 0;
+	}
+	ts_log(r < 0 ? TS_LOG_WARNING : TS_LOG_NOTICE, "event=%s vault=%s owner=%s uid=-1 pid=0 protector=- result=%s%s",
+	       ev, va, ts_log_owner(owner, ow), res, line);
+	if (access("/run/systemd/journal/socket", W_OK) == 0) {
+		snprintf(f[nf++], sizeof(f[0]), "MESSAGE=tokenseal %s vault=%s result=%s%s", ev, va, res, line);
+		snprintf(f[nf++], sizeof(f[0]), "PRIORITY=%d", r < 0 ? TS_LOG_WARNING : TS_LOG_NOTICE);
+		snprintf(f[nf++], sizeof(f[0]), "TOKENSEAL_EVENT=%s", ev);
+		snprintf(f[nf++], sizeof(f[0]), "TOKENSEAL_VAULT=%s", va);
+		snprintf(f[nf++], sizeof(f[0]), "TOKENSEAL_OWNER=%s", ts_log_owner(owner, ow));
+		snprintf(f[nf++], sizeof(f[0]), "TOKENSEAL_UID=-1");
+		snprintf(f[nf++], sizeof(f[0]), "TOKENSEAL_RESULT=%s", res);
+		for (size_t i = 0; i < n; i++) {
+			size_t k = (size_t)snprintf(f[nf], sizeof(f[0]), "TOKENSEAL_");
+			for (const char *c = names[i]; *c && k + 1 < sizeof(f[0]); c++)
+				f[nf][k++] = *c >= 'a' && *c <= 'z' ? (char)(*c - 'a' + 'A') : *c;
+			snprintf(f[nf] + k, sizeof(f[0]) - k, "=%" PRIu64, values[i]);
+			nf++;
+		}
+		for (size_t i = 0; i < nf; i++) {
+			iov[i].iov_base = f[i];
+			iov[i].iov_len = strlen(f[i]);
+		}
+		(void)sd_journal_sendv(iov, (int)nf);
+	}
+	if (audit_file_write(ev, va, owner, NULL, "-", res, json) < 0) {
+		ts_log(TS_LOG_ERR, "cannot append to the audit log: %s", strerror(errno));
+		return -TS_E_IO;
+	}
+	return 0;
+}
+
 int ts_audit_gate(const char *event, const char *vault, uint32_t owner, const ts_caller *caller, const char *protector,
                   sd_bus_error *error)
 {

@@ -9,7 +9,9 @@
 #include <sodium.h>
 
 #include "bus/daemon.h"
+#include "anchor.h"
 #include "bus/policy_enforce.h"
+#include "bus/rollback.h"
 #include "store.h"
 
 uint64_t ts_now(void)
@@ -221,7 +223,7 @@ static int load_one(void *ud, const char *name)
 	struct load_ctx *lc = ud;
 	_ts_cleanup_buf_ ts_buf file = { 0 };
 	const char *dir = lc->dir;
-	char odir[PATH_MAX], why[160];
+	char odir[PATH_MAX], why[160], rwhy[320];
 	ts_vault_entry *other;
 	ts_vault *v = NULL;
 	int r;
@@ -244,6 +246,12 @@ static int load_one(void *ud, const char *name)
 			         other->dir);
 			load_skip(lc, name, r == -TS_E_VAULT_EXISTS ? r : -TS_E_IO, why);
 		}
+		ts_vault_free(v);
+		return 0;
+	}
+	/* Older than the last file written: not served, unless root accepted that very generation. */
+	if ((r = ts_rollback_check(lc->d, v, rwhy, sizeof(rwhy))) < 0) {
+		load_skip(lc, name, r, rwhy);
 		ts_vault_free(v);
 		return 0;
 	}
@@ -284,6 +292,7 @@ int ts_daemon_load_vaults(ts_daemon *d)
 
 	if ((r = ts_store_init(d->state_dir)) < 0)
 		return r;
+	ts_anchor_sweep(d->state_dir);
 	if ((r = ts_store_list_owners(d->state_dir, load_owner, &lc)) < 0)
 		return r;
 	lc.flat = 1;
@@ -341,6 +350,8 @@ int ts_daemon_persist(ts_vault_entry *e)
 	}
 	ts_buf_free(&e->disk);
 	e->disk = out;
+	/* On disk: the anchor follows (after the file, so a crash in between leaves the file ahead, never behind). */
+	ts_rollback_saved(e);
 	return 0;
 }
 

@@ -8,6 +8,7 @@
 
 #include "bus/handout.h"
 #include "bus/policy_enforce.h"
+#include "bus/rollback.h"
 #include "core/escrow.h"
 #include "protectors/remote.h"
 
@@ -198,6 +199,7 @@ typedef struct rekey_job {
 	struct rekey_job *next;
 	ts_vault_entry *e;
 	sd_bus_message *m;
+	char drop[TS_PROTECTOR_ID_MAX];  /* the protector that goes, as chosen at the first dispatch */
 	uint8_t *secrets;                /* secure memory; given[] points into it */
 	size_t secrets_len;
 	struct given given[TS_VAULT_MAX_PROTECTORS];
@@ -318,6 +320,7 @@ static int rekey_job_start(ts_vault_entry *e, sd_bus_message *m, const char *rev
 	*secrets = NULL;
 	memcpy(j->given, given, n_given * sizeof(given[0]));
 	j->n_given = n_given;
+	snprintf(j->drop, sizeof(j->drop), "%s", revoked);
 	j->e = e;
 	j->m = sd_bus_message_ref(m);
 	j->next = rekey_jobs;
@@ -339,72 +342,93 @@ static int reply_list(sd_bus_message *reply, char ids[][TS_PROTECTOR_ID_MAX], si
 }
 
 /*
- * RevokeAndRekey(s id, h secrets) -> (as kept, as dropped): true revocation.
- * A fresh vault secret and root key replace the old ones (ts_vault_rekey);
- * the revoked protector is gone, and every other protector stays only if
- * the daemon can obtain its KEK now: from the secret given for it in the
- * secrets fd ("ID SECRET" per line: a recovery key, a PIN), by touch when
- * listed as "ID" alone (FIDO2), or on its own when it needs nothing (a TPM
- * without PIN). Each KEK is checked against the vault file before anything
- * changes. The rest are dropped, and named in the reply; the result must
- * still satisfy the policy and the threshold, else nothing changes.
+ * What one re-key was asked for: RevokeAndRekey names the protector to
+ * revoke; RotateRecoveryKey names the used recovery key and wants a new one.
  */
-int ts_escrow_method_revoke_and_rekey(sd_bus_message *m, void *userdata, sd_bus_error *error)
+struct rekey_req {
+	const char *event;                 /* the method's audit event: "revoke" or "rotate-recovery" */
+	char drop[TS_PROTECTOR_ID_MAX];    /* the protector that goes */
+	int fd;                            /* secrets of the protectors to keep */
+	int fd_out;                        /* RotateRecoveryKey: the new recovery key goes here; else -1 */
+};
+
+static rekey_job *rekey_job_of(sd_bus_message *m)
 {
-	ts_vault_entry *e = userdata;
+	rekey_job *job;
+
+	for (job = rekey_jobs; job && job->m != m; job = job->next)
+		;
+	return job;
+}
+
+/*
+ * The re-key behind RevokeAndRekey and RotateRecoveryKey, for a caller
+ * owner_may has let through. A fresh vault secret and root key replace the
+ * old ones (ts_vault_rekey); protector q->drop is gone, and every other
+ * protector stays only if the daemon can obtain its KEK now: from the secret
+ * given for it in the secrets fd ("ID SECRET" per line: a recovery key, a
+ * PIN), by touch when listed as "ID" alone (FIDO2), or on its own when it
+ * needs nothing (a TPM without PIN). Each KEK is checked against the vault
+ * file before anything changes. The rest are dropped, and named in the
+ * reply; the result must still satisfy the policy and the threshold, else
+ * nothing changes.
+ *
+ * Nothing here waits in the loop: the first dispatch starts reading the
+ * secrets, the second starts the helper on the KEKs (rekey_job), the third
+ * finds them and re-keys.
+ *
+ * With q->fd_out >= 0 a new recovery protector is enrolled: saved beside
+ * the others first and its key written to fd_out (ts_handout_secret), so
+ * the key goes out only for a file that accepts it; then the re-key drops
+ * q->drop and re-wraps the new protector with the rest. If that last save
+ * fails, the file keeps both recovery keys and the old vault secret, and
+ * the caller is told so. Replies (as kept, as dropped), with the new
+ * protector's id first (s) when there is one.
+ */
+static int rekey(sd_bus_message *m, ts_vault_entry *e, const ts_caller *caller, struct rekey_req *q,
+                 sd_bus_error *error)
+{
 	ts_daemon *d = e->d;
 	_ts_cleanup_reply_ sd_bus_message *reply = NULL;
 	_ts_cleanup_secure_ uint8_t *secrets = NULL;
 	_ts_cleanup_secure_ uint8_t *keks = NULL;
+	_ts_cleanup_secure_ char *rkey = NULL;
+	_ts_cleanup_buf_ ts_buf rparams = { 0 };
 	struct given given[TS_VAULT_MAX_PROTECTORS];
 	char kept[TS_VAULT_MAX_PROTECTORS][TS_PROTECTOR_ID_MAX], dropped[TS_VAULT_MAX_PROTECTORS][TS_PROTECTOR_ID_MAX];
-	char msg[TS_POLICY_MSG_MAX] = "", errbuf[256], revoked[TS_PROTECTOR_ID_MAX];
-	ts_vault_keep keep[TS_VAULT_MAX_PROTECTORS];
+	char msg[TS_POLICY_MSG_MAX] = "", errbuf[256], new_id[TS_PROTECTOR_ID_MAX] = "", rdesc[TS_PROTECTOR_DESC_MAX] = "";
+	ts_vault_keep keep[TS_VAULT_MAX_PROTECTORS + 1];
 	ts_vault *check = NULL;
-	rekey_job *job;
-	size_t secrets_len = 0, n_given, n_kept = 0, n_dropped = 0;
+	rekey_job *job = rekey_job_of(m);
+	size_t secrets_len = 0, n_given, n_kept = 0, n_keep, n_dropped = 0, rkey_len = 0;
 	uint32_t version = 0;
-	const char *id;
-	ts_caller caller;
-	int fd, r;
+	int r;
 
-	if ((r = sd_bus_message_read(m, "sh", &id, &fd)) < 0)
-		return r;
-	/*
-	 * Nothing here waits in the loop: the first dispatch starts reading the
-	 * secrets, the second starts the helper on the KEKs (rekey_job), the
-	 * third finds them and re-keys.
-	 */
-	for (job = rekey_jobs; job && job->m != m; job = job->next)
-		;
 	if (job) {
 		if (!job->done)
 			return 1;
-		if ((r = owner_may(m, e, "revoke", &caller, error)) < 0) {
-			rekey_job_free(job);
-			return r;
-		}
-	} else if ((r = owner_may(m, e, "revoke", &caller, error)) < 0 ||
-	           (r = ts_secretfd_take(d, m, fd, "secrets", &secrets, &secrets_len, error)) <= 0 ||
-	           (r = ts_audit_gate("revoke", e->vault->name, e->vault->owner_uid, &caller, NULL, error)) < 0)
+		/* The protector chosen at the first dispatch (RotateRecoveryKey's "" may name another by now). */
+		snprintf(q->drop, sizeof(q->drop), "%s", job->drop);
+	} else if ((r = ts_secretfd_take(d, m, q->fd, "secrets", &secrets, &secrets_len, error)) <= 0 ||
+	           (r = ts_audit_gate(q->event, e->vault->name, e->vault->owner_uid, caller, NULL, error)) < 0)
 		return r == 0 ? 1 : r;
-	if (!ts_vault_find_protector(e->vault, id)) {
+	if (!ts_vault_find_protector(e->vault, q->drop)) {
 		r = -TS_E_NO_SUCH_PROTECTOR;
 		goto out;
 	}
-	snprintf(revoked, sizeof(revoked), "%s", id);
 	if (job) {
 		memcpy(given, job->given, sizeof(given));
 		n_given = job->n_given;
 	} else {
 		n_given = secrets ? parse_given(secrets, secrets_len, given, TS_VAULT_MAX_PROTECTORS) : 0;
-		if ((r = rekey_job_start(e, m, revoked, &secrets, secrets_len, given, n_given)) != 0) {
+		if ((r = rekey_job_start(e, m, q->drop, &secrets, secrets_len, given, n_given)) != 0) {
 			if (r > 0)
 				return 1;   /* answered from the third dispatch */
 			goto out;
 		}
 	}
-	if ((keks = ts_secure_alloc((size_t)TS_VAULT_MAX_PROTECTORS * TS_KEY_BYTES)) == NULL) {
+	/* One more KEK than protectors kept: a new recovery key's. */
+	if ((keks = ts_secure_alloc((size_t)(TS_VAULT_MAX_PROTECTORS + 1) * TS_KEY_BYTES)) == NULL) {
 		r = -TS_E_NOMEM;
 		goto out;
 	}
@@ -419,7 +443,7 @@ int ts_escrow_method_revoke_and_rekey(sd_bus_message *m, void *userdata, sd_bus_
 		uint8_t *kek = keks + n_kept * TS_KEY_BYTES;
 		int needed = 0, got = -1;
 
-		if (strcmp(p->id, revoked) == 0)
+		if (strcmp(p->id, q->drop) == 0)
 			continue;
 		if (!rekey_tries(p, ops, g)) {
 			snprintf(dropped[n_dropped++], TS_PROTECTOR_ID_MAX, "%s", p->id);
@@ -452,43 +476,76 @@ int ts_escrow_method_revoke_and_rekey(sd_bus_message *m, void *userdata, sd_bus_
 		keep[n_kept].params_len = 0;
 		n_kept++;
 	}
-	if (n_kept == 0 || n_kept < e->vault->threshold) {
+	n_keep = n_kept + (q->fd_out >= 0);
+	if (n_keep == 0 || n_keep < e->vault->threshold) {
 		r = -TS_E_LAST_PROTECTOR;
 		snprintf(msg, sizeof(msg), "only %zu protector(s) could be re-wrapped (threshold %u): give the secrets "
 		         "of the protectors to keep", n_kept, e->vault->threshold ? e->vault->threshold : 1);
 		goto out;
 	}
-	/* The vault after the change, judged as complete, before anything is written. */
+	/* The vault after the change (the new recovery key counted as one more), judged before anything is written. */
 	{
 		ts_vault shadow = *e->vault;
-		ts_protector_record sp[TS_VAULT_MAX_PROTECTORS];
+		ts_protector_record sp[TS_VAULT_MAX_PROTECTORS + 1];
 		size_t ns = 0;
 
 		for (size_t i = 0; i < e->vault->n_protectors; i++)
 			for (size_t j = 0; j < n_kept; j++)
 				if (strcmp(e->vault->protectors[i].id, kept[j]) == 0)
 					sp[ns++] = e->vault->protectors[i];
+		if (q->fd_out >= 0)
+			sp[ns++] = (ts_protector_record){ .type = "recovery" };
 		shadow.protectors = sp;
 		shadow.n_protectors = ns;
 		if ((r = ts_enforce_protectors(&shadow, NULL, 1, msg, sizeof(msg))) < 0) {
-			(void)ts_audit("policy-denied", e->vault->name, e->vault->owner_uid, &caller, revoked, r);
+			(void)ts_audit("policy-denied", e->vault->name, e->vault->owner_uid, caller, q->drop, r);
 			goto out;
 		}
 	}
-	if ((r = ts_vault_rekey(e->vault, ts_now(), keep, n_kept, &version)) < 0) {
+	if (q->fd_out >= 0) {
+		/* The new recovery key: saved beside the others under the current secret, then delivered. */
+		uint8_t *kek = keks + n_kept * TS_KEY_BYTES;
+		ts_protector_request req = { 0 };
+		const char *nid = NULL;
+
+		if ((rkey = ts_secure_alloc(TS_SECRET_IN_MAX)) == NULL) {
+			r = -TS_E_NOMEM;
+			goto out;
+		}
+		ts_protector_request_init(&req, &d->config, e->vault->name, e->vault->id, msg, sizeof(msg));
+		if ((r = ts_protector_recovery.enroll(&req, kek, &rparams, rdesc, rkey, TS_SECRET_IN_MAX - 1, &rkey_len)) < 0)
+			goto out;
+		if ((r = ts_vault_add_protector(e->vault, "recovery", rdesc, kek, rparams.data, rparams.len, ts_now(),
+		                                &nid)) < 0) {
+			(void)ts_daemon_revert(e);
+			goto out;
+		}
+		snprintf(new_id, sizeof(new_id), "%s", nid);
+		rkey[rkey_len++] = '\n';
+		if ((r = ts_handout_secret(e, new_id, NULL, q->fd_out, rkey, rkey_len, msg, sizeof(msg))) < 0)
+			goto out;
+		(void)ts_audit("enroll", e->vault->name, e->vault->owner_uid, caller, new_id, 0);
+		keep[n_kept].id = new_id;
+		keep[n_kept].kek = kek;
+		keep[n_kept].params = NULL;
+		keep[n_kept].params_len = 0;
+	}
+	if ((r = ts_vault_rekey(e->vault, ts_now(), keep, n_keep, &version)) < 0) {
 		(void)ts_daemon_revert(e);
-		goto out;
+		goto saved_new;
 	}
 	if ((r = ts_daemon_persist(e)) < 0)
-		goto out;
+		goto saved_new;
+	/* The previous generation opens with the protector that went: not left on disk. */
+	ts_rollback_drop_backup(e, new_id[0] ? "recovery-key rotation" : "revocation");
 	ts_vault_free(check);
 	check = NULL;
-	(void)ts_audit("revoke", e->vault->name, e->vault->owner_uid, &caller, revoked, 0);
-	(void)ts_audit("rekey", e->vault->name, e->vault->owner_uid, &caller, NULL, 0);
+	(void)ts_audit(q->event, e->vault->name, e->vault->owner_uid, caller, q->drop, 0);
+	(void)ts_audit("rekey", e->vault->name, e->vault->owner_uid, caller, NULL, 0);
 	for (size_t i = 0; i < n_dropped; i++) {
 		ts_log(TS_LOG_WARNING, "vault=%s: protector %s dropped by the re-key (its KEK was not available)",
 		       e->vault->name, dropped[i]);
-		(void)ts_audit("revoke", e->vault->name, e->vault->owner_uid, &caller, dropped[i], 0);
+		(void)ts_audit("revoke", e->vault->name, e->vault->owner_uid, caller, dropped[i], 0);
 	}
 	if (e->vault->n_escrow)
 		(void)emit_escrow_changed(e);
@@ -496,16 +553,50 @@ int ts_escrow_method_revoke_and_rekey(sd_bus_message *m, void *userdata, sd_bus_
 	ts_vault_object_emit_changed(e);
 	if (job)
 		rekey_job_free(job);
-	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 || (r = reply_list(reply, kept, n_kept)) < 0 ||
-	    (r = reply_list(reply, dropped, n_dropped)) < 0)
+	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 ||
+	    (new_id[0] && (r = sd_bus_message_append(reply, "s", new_id)) < 0) ||
+	    (r = reply_list(reply, kept, n_kept)) < 0 || (r = reply_list(reply, dropped, n_dropped)) < 0)
 		return r;
 	return sd_bus_send(NULL, reply, NULL);
+saved_new:
+	/* The new recovery key went out with a saved file that accepts it; the used one still opens that file too. */
+	if (new_id[0])
+		snprintf(msg, sizeof(msg), "the new recovery key (protector %s) was saved and written, but the re-key "
+		         "could not be saved (%s): the used key %s still opens the vault too; run this again once the "
+		         "state directory is writable", new_id, ts_strerror(r), q->drop);
 out:
 	if (job)
 		rekey_job_free(job);
 	ts_vault_free(check);
-	(void)ts_audit("revoke", e->vault->name, e->vault->owner_uid, &caller, id, r);
+	(void)ts_audit(q->event, e->vault->name, e->vault->owner_uid, caller, q->drop, r);
 	return ts_bus_error(error, r, msg);
+}
+
+/* A call owner_may turned away after its first dispatch: its job, if any, goes. */
+static int rekey_refused(sd_bus_message *m, int r)
+{
+	rekey_job *job = rekey_job_of(m);
+
+	if (job)
+		rekey_job_free(job);
+	return r;
+}
+
+/* RevokeAndRekey(s id, h secrets) -> (as kept, as dropped): true revocation of protector id (rekey above). */
+int ts_escrow_method_revoke_and_rekey(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	ts_vault_entry *e = userdata;
+	struct rekey_req q = { .event = "revoke", .fd_out = -1 };
+	const char *id;
+	ts_caller caller;
+	int r;
+
+	if ((r = sd_bus_message_read(m, "sh", &id, &q.fd)) < 0)
+		return r;
+	if ((r = owner_may(m, e, "revoke", &caller, error)) < 0)
+		return rekey_refused(m, r);
+	snprintf(q.drop, sizeof(q.drop), "%s", id);
+	return rekey(m, e, &caller, &q, error);
 }
 
 int ts_escrow_prop_recipients(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -592,65 +683,43 @@ static const char *last_unlock_id(const ts_vault_entry *e)
 }
 
 /*
- * RotateRecoveryKey(s protector, h out) -> (s id): a recovery key that has
- * been used (typed in, read out loud, photographed) is replaced, as
- * BitLocker does with a used recovery password. A new recovery protector is
- * enrolled and saved, then its key is written to out, and only once that
- * write succeeded is the old protector removed and the vault saved again
- * (ts_handout_secret). If the key cannot be delivered the new protector goes
- * again and the old key keeps working. protector "" means the protector that
- * last unlocked the vault (it must be a recovery key).
+ * RotateRecoveryKey(s protector, h secrets, h out) -> (s id, as kept, as
+ * dropped): a recovery key that has been used (typed in, read out loud,
+ * photographed) is replaced, as BitLocker does with a used recovery
+ * password, and the vault is re-keyed, so the used key plus an old copy of
+ * the vault file opens nothing written after it. The new recovery protector
+ * is saved and its key written to out before the used one goes (rekey
+ * above); if the key cannot be delivered nothing changes and the old key
+ * keeps working. The other protectors stay as with RevokeAndRekey
+ * (secrets). protector "" means the protector that last unlocked the vault
+ * (it must be a recovery key).
  */
 int ts_escrow_method_rotate_recovery_key(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	ts_vault_entry *e = userdata;
-	_ts_cleanup_secure_ uint8_t *kek = NULL;
-	_ts_cleanup_secure_ char *secret = NULL;
-	_ts_cleanup_buf_ ts_buf params = { 0 };
-	char desc[TS_PROTECTOR_DESC_MAX] = "", errbuf[TS_POLICY_MSG_MAX] = "", old[TS_PROTECTOR_ID_MAX],
-	     id[TS_PROTECTOR_ID_MAX] = "";
+	struct rekey_req q = { .event = "rotate-recovery" };
+	char errbuf[TS_POLICY_MSG_MAX] = "";
 	const ts_protector_record *p;
-	ts_protector_request req = { 0 };
-	const char *new_id = NULL, *which;
-	size_t secret_len = 0;
+	const char *which;
 	ts_caller caller;
-	int fd, r;
+	int r;
 
-	if ((r = sd_bus_message_read(m, "sh", &which, &fd)) < 0)
+	if ((r = sd_bus_message_read(m, "shh", &which, &q.fd, &q.fd_out)) < 0)
 		return r;
-	if (ts_secretfd_check(fd) < 0)
-		return ts_bus_error(error, -TS_E_INVALID_ARGS, "out: not a pipe or socket (files, devices and "
-		                    "directories are refused)");
-	if ((r = owner_only(m, e, "rotate-recovery", &caller, error)) < 0)
-		return r;
+	if (ts_secretfd_check(q.fd_out) < 0)
+		return rekey_refused(m, ts_bus_error(error, -TS_E_INVALID_ARGS, "out: not a pipe or socket (files, "
+		                                     "devices and directories are refused)"));
+	if ((r = owner_may(m, e, "rotate-recovery", &caller, error)) < 0)
+		return rekey_refused(m, r);
 	if (!*which)
 		which = last_unlock_id(e);
-	if ((p = ts_vault_find_protector(e->vault, which)) == NULL || strcmp(p->type, "recovery") != 0) {
+	if (!rekey_job_of(m) &&
+	    ((p = ts_vault_find_protector(e->vault, which)) == NULL || strcmp(p->type, "recovery") != 0)) {
 		r = -TS_E_NO_SUCH_PROTECTOR;
 		snprintf(errbuf, sizeof(errbuf), "no recovery protector '%.40s' in this vault", which);
-		goto out;
+		(void)ts_audit("rotate-recovery", e->vault->name, e->vault->owner_uid, &caller, which, r);
+		return ts_bus_error(error, r, errbuf);
 	}
-	snprintf(old, sizeof(old), "%s", p->id);
-	if ((kek = ts_secure_alloc(TS_KEY_BYTES)) == NULL || (secret = ts_secure_alloc(TS_SECRET_IN_MAX)) == NULL) {
-		r = -TS_E_NOMEM;
-		goto out;
-	}
-	ts_protector_request_init(&req, &e->d->config, e->vault->name, e->vault->id, errbuf, sizeof(errbuf));
-	if ((r = ts_protector_recovery.enroll(&req, kek, &params, desc, secret, TS_SECRET_IN_MAX - 1, &secret_len)) < 0)
-		goto out;
-	if ((r = ts_vault_add_protector(e->vault, "recovery", desc, kek, params.data, params.len, ts_now(), &new_id)) < 0)
-		goto out;
-	snprintf(id, sizeof(id), "%s", new_id);
-	/* Saved with both keys, the new key written, then the used one removed: never a file neither opens. */
-	secret[secret_len++] = '\n';
-	if ((r = ts_handout_secret(e, id, old, fd, secret, secret_len, errbuf, sizeof(errbuf))) < 0)
-		goto out;
-	(void)ts_audit("enroll", e->vault->name, e->vault->owner_uid, &caller, id, 0);
-	(void)ts_audit("rotate-recovery", e->vault->name, e->vault->owner_uid, &caller, old, 0);
-	ts_daemon_touch(e);
-	ts_vault_object_emit_changed(e);
-	return sd_bus_reply_method_return(m, "s", id);
-out:
-	(void)ts_audit("rotate-recovery", e->vault->name, e->vault->owner_uid, &caller, which, r);
-	return ts_bus_error(error, r, errbuf);
+	snprintf(q.drop, sizeof(q.drop), "%s", which);
+	return rekey(m, e, &caller, &q, error);
 }

@@ -11,6 +11,7 @@
 #include "store.h"
 #include "bus/limits.h"
 #include "bus/policy_enforce.h"
+#include "bus/rollback.h"
 
 int ts_bus_read_kv(sd_bus_message *m, ts_kv **ret, size_t *ret_n, size_t max)
 {
@@ -336,8 +337,17 @@ static int method_get_vault(sd_bus_message *m, void *userdata, sd_bus_error *err
 	 * not (a malformed name too). A caller polkit lets use another user's
 	 * vault addresses its object path directly (ts_vault_object_path).
 	 */
-	if (parse_vault_ref(ref, caller.uid, &owner, name) < 0 || (e = ts_daemon_find(d, owner, name)) == NULL ||
-	    !ts_caller_may_use(&caller, e->vault))
+	if (parse_vault_ref(ref, caller.uid, &owner, name) < 0)
+		return ts_bus_error(error, -TS_E_NO_SUCH_VAULT, NULL);
+	if ((e = ts_daemon_find(d, owner, name)) == NULL) {
+		char msg[512];
+
+		/* A file refused at load as a rollback: its owner (and root) learn why; anyone else, nothing. */
+		if ((caller.uid == 0 || caller.uid == (uid_t)owner) && ts_rollback_refused(owner, name, msg, sizeof(msg)))
+			return ts_bus_error(error, -TS_E_ROLLBACK, msg);
+		return ts_bus_error(error, -TS_E_NO_SUCH_VAULT, NULL);
+	}
+	if (!ts_caller_may_use(&caller, e->vault))
 		return ts_bus_error(error, -TS_E_NO_SUCH_VAULT, NULL);
 	return sd_bus_reply_method_return(m, "o", e->path);
 }

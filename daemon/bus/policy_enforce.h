@@ -103,6 +103,15 @@ void ts_audit_set_file(const char *path);
 int ts_audit(const char *event, const char *vault, uint32_t owner, const ts_caller *caller, const char *protector, int r);
 
 /*
+ * ts_audit for an event with no caller (uid -1, protector "-") that carries
+ * numbers: n named unsigned values (names [a-z_]), appended as JSON members
+ * ("name":V), log fields (name=V) and journal fields (TOKENSEAL_NAME=V).
+ * 0, or -TS_E_IO when the audit file could not be written.
+ */
+int ts_audit_numbers(const char *event, const char *vault, uint32_t owner, int r, const char *const *names,
+                     const uint64_t *values, size_t n);
+
+/*
  * Before a security-relevant operation: record that it is being attempted.
  * When the policy says [audit] fail-closed = yes and the record cannot be
  * written, returns -TS_E_IO and sets error; the caller must refuse.

@@ -14,6 +14,7 @@
 #include "core/recovery.h"
 #include "bus/limits.h"
 #include "bus/policy_enforce.h"
+#include "bus/rollback.h"
 #include "protectors/remote.h"
 
 int ts_vault_unknown(sd_bus_message *m, sd_bus_error *error)
@@ -1364,6 +1365,8 @@ static int method_rotate_key(sd_bus_message *m, void *userdata, sd_bus_error *er
 	}
 	if ((r = ts_daemon_persist(e)) < 0)
 		goto fail;
+	if (have_retire)
+		ts_rollback_drop_backup(e, "retire");
 	ts_log_event("rotate", e->vault->name, e->vault->owner_uid, &caller, NULL, 0);
 	ts_daemon_touch(e);
 	ts_vault_object_emit_changed(e);
@@ -1667,6 +1670,7 @@ static int method_revoke_protector(sd_bus_message *m, void *userdata, sd_bus_err
 		ts_log_event("revoke", e->vault->name, e->vault->owner_uid, &caller, id, r);
 		return ts_bus_error(error, r, msg);
 	}
+	ts_rollback_drop_backup(e, "revocation");
 	ts_log_event("revoke", e->vault->name, e->vault->owner_uid, &caller, id, 0);
 	ts_daemon_touch(e);
 	ts_vault_object_emit_changed(e);
@@ -1831,8 +1835,9 @@ static const sd_bus_vtable vault_vtable[] = {
 	SD_BUS_METHOD_WITH_ARGS("RevokeAndRekey", SD_BUS_ARGS("s", id, "h", secrets),
 	                        SD_BUS_RESULT("as", kept, "as", dropped), ts_escrow_method_revoke_and_rekey,
 	                        SD_BUS_VTABLE_UNPRIVILEGED),
-	SD_BUS_METHOD_WITH_ARGS("RotateRecoveryKey", SD_BUS_ARGS("s", protector, "h", recovery_key_out),
-	                        SD_BUS_RESULT("s", id), ts_escrow_method_rotate_recovery_key, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("RotateRecoveryKey", SD_BUS_ARGS("s", protector, "h", secrets, "h", recovery_key_out),
+	                        SD_BUS_RESULT("s", id, "as", kept, "as", dropped), ts_escrow_method_rotate_recovery_key,
+	                        SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("SetEscrow", SD_BUS_ARGS("as", recipients, "u", threshold), SD_BUS_NO_RESULT,
 	                        ts_escrow_method_set_escrow, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_PROPERTY("EscrowRecipients", "a(ss)", ts_escrow_prop_recipients, 0,

@@ -53,6 +53,7 @@ static const struct ts_error_entry ts_errors[] = {
 	E(TS_E_BUSY, "Busy", "Another operation is in progress"),
 	E(TS_E_NO_DAEMON, "ServiceUnknown", "tokensealed is not reachable"),
 	E(TS_E_AMBIGUOUS, "AmbiguousProtector", "Several tokens could take this secret: name the protector"),
+	E(TS_E_ROLLBACK, "Rollback", "Vault file is older than the last one written (put back from a backup?)"),
 };
 
 #undef E

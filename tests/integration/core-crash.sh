@@ -41,7 +41,8 @@ for i in $(seq "$ITERATIONS"); do
 	[ "$v" -ge "$acked" ] || fail "iteration $i: KeyVersion $v < acknowledged $acked (an acknowledged rotation was lost)"
 	[ "$(unwrap "$P" "$B0" 1 c x)" = "3 9 8 7" ] || fail "iteration $i: the first blob no longer unwraps"
 	acked=$v
-	ls -A "$STATE_DIR" | grep -v '^0$' | grep -v '^tokensealed\.lock$' | grep -q . && fail "iteration $i: leftovers in the state dir: $(ls -a "$STATE_DIR")"
+	ls -A "$STATE_DIR" | grep -v '^0$' | grep -v '^tokensealed\.lock$' | grep -v '^generations$' | grep -q . && fail "iteration $i: leftovers in the state dir: $(ls -a "$STATE_DIR")"
+	ls -A "$STATE_DIR/generations" | grep -v '^[0-9a-f]\{32\}$' | grep -q . && fail "iteration $i: leftovers among the generation anchors: $(ls -a "$STATE_DIR/generations")"
 	ls -A "$STATE_DIR/0" | grep -v '^crash\.\(vault\|vault\.bak\|backoff\)$' | grep -q . && fail "iteration $i: leftovers in the owner's dir: $(ls -a "$STATE_DIR/0")"
 done
 pass "$ITERATIONS SIGKILLs during RotateKey: vault opens, no acknowledged version lost, old blob unwraps (last version $acked)"

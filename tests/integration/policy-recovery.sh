@@ -13,7 +13,8 @@ vcall "$P" Lock || fail "Lock"
 
 # The key cannot be delivered: nothing changes, the used key keeps working.
 unlock "$P" p1 "$RIG_DIR/rk1" || fail "Unlock p1"
-expect_fail org.tokenseal1.Error fdcall "$P" $VIFACE RotateRecoveryKey sh "" closed
+printf 'p2 %s\n' "$(cat "$RIG_DIR/rk2")" >"$RIG_DIR/keep2"
+expect_fail org.tokenseal1.Error fdcall "$P" $VIFACE RotateRecoveryKey shh "" "<$RIG_DIR/keep2" closed
 vprop "$P" Protectors | grep -q '"p1"' || fail "p1 retired although the new key never reached the caller"
 vcall "$P" Lock || fail "Lock"
 unlock "$P" p1 "$RIG_DIR/rk1" || fail "p1 after a failed rotation"
@@ -21,9 +22,10 @@ pass "RotateRecoveryKey with an unwritable fd changes nothing"
 
 # The CLI: unlock with the recovery key and rotate it.
 vcall "$P" Lock || fail "Lock"
-"$TOKENSEAL" --vault rot unlock --protector p1 --rotate-recovery-key --pin-fd 3 3<"$RIG_DIR/rk1" >"$RIG_DIR/out" ||
+"$TOKENSEAL" --vault rot unlock --protector p1 --rotate-recovery-key --keep "p2=$RIG_DIR/rk2" --pin-fd 3 3<"$RIG_DIR/rk1" >"$RIG_DIR/out" ||
 	fail "tokenseal unlock --rotate-recovery-key: $(cat "$RIG_DIR/out")"
-grep -q "recovery key you used has been replaced" "$RIG_DIR/out" || fail "output: $(cat "$RIG_DIR/out")"
+grep -q "recovery key you used has been replaced and the vault re-keyed" "$RIG_DIR/out" || fail "output: $(cat "$RIG_DIR/out")"
+grep -q "kept:    p2" "$RIG_DIR/out" || fail "p2 (--keep) not kept: $(cat "$RIG_DIR/out")"
 grep -Eo '[0-9A-Z]{5}(-[0-9A-Z]{5}){7}' "$RIG_DIR/out" >"$RIG_DIR/rk3"
 [ "$(wc -l <"$RIG_DIR/rk3")" = 1 ] || fail "expected exactly one new key: $(cat "$RIG_DIR/out")"
 cmp -s "$RIG_DIR/rk1" "$RIG_DIR/rk3" && fail "the new key is the old one"
@@ -40,7 +42,9 @@ pass "unlock --rotate-recovery-key prints a new key once; the used one no longer
 # Unlocked with something that is not a recovery key's protector? p2 is one too: rotating "" names p4 now, then p2.
 vcall "$P" Lock || fail "Lock"
 unlock "$P" p2 "$RIG_DIR/rk2" || fail "unlock p2"
-[ "$(fdcall "$P" $VIFACE RotateRecoveryKey sh "" ">$RIG_DIR/rk4")" = p5 ] || fail "RotateRecoveryKey of the last used (p2)"
+printf 'p4 %s\n' "$(cat "$RIG_DIR/rk3")" >"$RIG_DIR/keep3"
+out=$(fdcall "$P" $VIFACE RotateRecoveryKey shh "" "<$RIG_DIR/keep3" ">$RIG_DIR/rk4") || fail "RotateRecoveryKey of the last used (p2)"
+[ "$(head -n1 <<<"$out")" = p5 ] || fail "RotateRecoveryKey of the last used (p2): $out"
 vprop "$P" Protectors | grep -q '"p2"' && fail "p2 not retired"
 vprop "$P" Protectors | grep -q '"p4"' || fail "p4 retired by mistake"
 pass "RotateRecoveryKey \"\" retires the protector that last unlocked the vault"

@@ -8,7 +8,10 @@
  *   - a vault whose CreateVault reply arrived exists, and its key opens it;
  *   - a protector whose AddProtector reply arrived exists and opens the
  *     vault with the recovery key we received; an acknowledged revocation
- *     is gone; a protector we never received a key for never exists;
+ *     is gone; a protector we never received a key for exists only as
+ *     the one of an unacknowledged call killed between its save and the
+ *     key's write (the daemon saves first, then hands the key out), and a
+ *     vault we never received a key for likewise;
  *   - KeyVersion never goes below an acknowledged RotateKey's version;
  *   - every blob wrapped (and acknowledged) before still unwraps.
  * After each restart every vault file must parse (ts_vault_parse) and no
@@ -76,6 +79,8 @@ typedef struct vault {
 	char name[32], path[128];
 	prot prot[MAX_PROT];
 	size_t n_prot;
+	char orphans[MAX_PROT][TS_PROTECTOR_ID_MAX];   /* saved, but killed before its key reached us */
+	size_t n_orphans;
 	uint32_t version;           /* lowest KeyVersion allowed */
 	blob blobs[MAX_BLOBS];
 	size_t n_blobs;
@@ -90,6 +95,7 @@ static sd_bus *bus;
 static uint64_t seed, rng;
 static int iteration;
 static unsigned long stats_acked[N_OPS], stats_lost[N_OPS];
+static unsigned long stats_orphans;   /* vaults and protectors saved, then killed before their key went out */
 static double op_ms[N_OPS] = { 150, 150, 20, 20 };   /* refined by measurement */
 
 static void stop_daemon(void);
@@ -353,6 +359,22 @@ static int get_vault_path(const char *name, char *path, size_t len)
  * them at start). Vault files are in the owners' directories STATE/UID
  * (store.h); side files (NAME.backoff) are not vaults.
  */
+static void check_anchors(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (!d)
+		fail("cannot list %s", dir);
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (strlen(de->d_name) != 32 || strspn(de->d_name, "0123456789abcdef") != 32)
+			fail("leftover file among the generation anchors in %s: %s", dir, de->d_name);
+	}
+	closedir(d);
+}
+
 static void check_dir(const char *dir, int top)
 {
 	DIR *d = opendir(dir);
@@ -380,6 +402,11 @@ static void check_dir(const char *dir, int top)
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		if (top && lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && strspn(de->d_name, "0123456789") == len) {
 			check_dir(path, 0);
+			continue;
+		}
+		/* The generation anchors (anchor.h): one file per vault id, never a temp file left. */
+		if (top && strcmp(de->d_name, "generations") == 0) {
+			check_anchors(path);
 			continue;
 		}
 		if (len > 8 && strcmp(de->d_name + len - 8, ".backoff") == 0)
@@ -532,6 +559,14 @@ static int model_has(vault *v, const char *id)
 	return 0;
 }
 
+static int is_orphan(vault *v, const char *id)
+{
+	for (size_t i = 0; i < v->n_orphans; i++)
+		if (strcmp(v->orphans[i], id) == 0)
+			return 1;
+	return 0;
+}
+
 /*
  * Reconcile the model with what the restarted daemon shows, failing on
  * anything acknowledged that is missing or anything present that nobody
@@ -573,10 +608,18 @@ static void verify_vault(vault *v, int op, const pending *p, const char *pending
 	}
 	/* Anything else is the protector of an unacknowledged AddProtector, and its key must have reached us. */
 	for (j = 0; j < n_ids; j++) {
-		if (model_has(v, ids[j]))
+		if (model_has(v, ids[j]) || is_orphan(v, ids[j]))
 			continue;
-		if (op != OP_ADD || !pending_key[0])
+		if (op != OP_ADD || p->ok)
 			fail("vault %s lists protector %s whose recovery key never reached the caller", v->name, ids[j]);
+		if (!pending_key[0]) {
+			/* Saved, then killed before the write: a protector nobody holds opens nothing. */
+			if (v->n_orphans == MAX_PROT)
+				fail("too many protectors");
+			snprintf(v->orphans[v->n_orphans++], TS_PROTECTOR_ID_MAX, "%s", ids[j]);
+			stats_orphans++;
+			continue;
+		}
 		if (unlock_with(v, ids[j], pending_key, err, sizeof(err)) < 0)
 			fail("vault %s: new protector %s does not open with the key we received: %s", v->name, ids[j], err);
 		if (v->n_prot == MAX_PROT)
@@ -606,8 +649,9 @@ static void final_check(void)
 		char ids[MAX_PROT + 4][TS_PROTECTOR_ID_MAX];
 		size_t n_ids = protector_ids(v, ids, MAX_PROT + 4);
 
-		if (n_ids != v->n_prot)
-			fail("vault %s lists %zu protectors, the model has %zu", v->name, n_ids, v->n_prot);
+		if (n_ids != v->n_prot + v->n_orphans)
+			fail("vault %s lists %zu protectors, the model has %zu (and %zu never delivered)", v->name, n_ids, v->n_prot,
+			     v->n_orphans);
 		for (size_t k = 0; k < v->n_prot; k++)
 			if (unlock_with(v, v->prot[k].id, v->prot[k].key, err, sizeof(err)) < 0)
 				fail("final: vault %s protector %s does not open: %s", v->name, v->prot[k].id, err);
@@ -747,9 +791,12 @@ int main(int argc, char **argv)
 
 			if (p.ok && !exists)
 				fail("CreateVault %s was acknowledged but the vault is gone", new_name);
+			if (exists && !key[0] && p.ok)
+				fail("vault %s was acknowledged but its recovery key never reached the caller", new_name);
+			/* Saved, then killed before the key's write: a vault nobody can open, and nothing in it. */
 			if (exists && !key[0])
-				fail("vault %s exists but its recovery key never reached the caller", new_name);
-			if (exists) {
+				stats_orphans++;
+			else if (exists) {
 				v = &vaults[n_vaults++];
 				memset(v, 0, sizeof(*v));
 				snprintf(v->name, sizeof(v->name), "%s", new_name);
@@ -793,7 +840,7 @@ int main(int argc, char **argv)
 	       (now_ms() - t_start) / 1000, n_vaults);
 	for (int o = 0; o < N_OPS; o++)
 		printf(" %s %lu/%lu", op_names[o], stats_acked[o], stats_lost[o]);
-	printf("\n");
+	printf("; saved but killed before the key went out: %lu\n", stats_orphans);
 	sd_bus_flush_close_unref(bus);
 	return 0;
 }

@@ -62,7 +62,7 @@ static void names_match_the_api_contract(void **state)
 		{ TS_E_BAD_RECOVERY_KEY, "BadRecoveryKey" }, { TS_E_CORRUPT, "VaultCorrupt" },
 		{ TS_E_UNSUPPORTED_VERSION, "UnsupportedVersion" }, { TS_E_IO, "IOError" },
 		{ TS_E_LIMIT, "LimitExceeded" }, { TS_E_BUSY, "Busy" }, { TS_E_NO_DAEMON, "ServiceUnknown" },
-		{ TS_E_AMBIGUOUS, "AmbiguousProtector" },
+		{ TS_E_AMBIGUOUS, "AmbiguousProtector" }, { TS_E_ROLLBACK, "Rollback" },
 	};
 	char buf[128];
 
