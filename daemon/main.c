@@ -238,11 +238,12 @@ int main(int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 	/*
-	 * The core seals escrow boxes to RSA (HSM) officers only through this
-	 * pointer: the one place that decides where RSA runs (in tokenseal-helper,
-	 * like every other use of OpenSSL).
+	 * The core seals escrow boxes to RSA (HSM) officers itself and needs RSA
+	 * only to encrypt each box's fresh key: this pointer is the one place that
+	 * decides where RSA runs (in tokenseal-helper, like every other use of
+	 * OpenSSL), and the helper is given that key, never the vault secret.
 	 */
-	ts_escrow_set_rsa_sealer(ts_remote_escrow_rsa_seal);
+	ts_escrow_set_rsa_key_wrapper(ts_remote_escrow_rsa_wrap_key);
 
 	if (print_xml) {
 		char *xml = NULL;

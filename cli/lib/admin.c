@@ -667,6 +667,8 @@ int ts_client_unwrap_batch(ts_client *c, const char *vault, const ts_kv *ctx, si
 
 	if ((r = batch_call(c, vault, "UnwrapBatch", ctx, n_ctx, blobs, lens, n, &reply)) < 0)
 		return r;
+	/* Every plaintext read is wiped in the body; sensitive wipes the rest when a bad reply is dropped. */
+	(void)sd_bus_message_sensitive(reply);
 	return read_batch(c, reply, n, 1, ret_pts, ret_lens);
 }
 

@@ -1,5 +1,5 @@
 /* client.c — libtokenseal: connect to tokensealed and wrap/unwrap data keys (the API of tokenseal.h). */
-#define _GNU_SOURCE 1  /* pipe2, secure_getenv */
+#define _GNU_SOURCE 1  /* pipe2, secure_getenv, memfd_create */
 #include <errno.h>
 #include <inttypes.h>
 #include <pwd.h>
@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -256,11 +257,52 @@ static int check_ctx(ts_client *c, const ts_kv *ctx, size_t n_ctx)
 }
 
 /*
+ * Append a data key as "ay" without leaving a copy in freed heap. sd-bus
+ * copies an array into the message's body buffer and grows that buffer with
+ * realloc as later arguments are appended, freeing the old one unwiped;
+ * sd_bus_message_sensitive() wipes only the last one. A sealed memfd part is
+ * mapped by sd-bus for the send and unmapped with the message: the key never
+ * sits in the heap, and the message is not marked sensitive (nothing in it
+ * to wipe; and sd-bus 252 would try to wipe the read-only padding part that
+ * follows an array of a length not a multiple of 4, and crash). Without
+ * memfd (old kernel, fd limit) the key goes into the body, and the message
+ * is marked sensitive so that at least its final buffer is wiped.
+ */
+static int append_secret_array(sd_bus_message *m, const uint8_t *p, size_t len)
+{
+	size_t done = 0;
+	ssize_t n;
+	int fd, r;
+
+	if (len == 0 || (fd = memfd_create("tokenseal-data-key", MFD_CLOEXEC | MFD_ALLOW_SEALING)) < 0) {
+		if ((r = sd_bus_message_sensitive(m)) < 0)
+			return r;
+		return sd_bus_message_append_array(m, 'y', p, len);
+	}
+	while (done < len) {
+		n = write(fd, p + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			close(fd);
+			return n < 0 ? -errno : -EIO;
+		}
+		done += (size_t)n;
+	}
+	r = sd_bus_message_append_array_memfd(m, 'y', fd, 0, len);
+	close(fd);
+	return r;
+}
+
+/*
  * Build a call to a vault method whose arguments are "ay a{ss}" (or
- * "u a{ss}" when data is NULL) and return the reply.
+ * "u a{ss}" when data is NULL) and return the reply. secret: data is a
+ * plaintext (Wrap), kept out of the heap (append_secret_array). The reply
+ * is marked sensitive: the methods that return a plaintext wipe their copy
+ * of it, and sd-bus wipes the whole received body on free.
  */
 static int vault_call(ts_client *c, const char *vault, const char *method, const uint8_t *data, size_t len,
-                      uint32_t u, const ts_kv *ctx, size_t n_ctx, sd_bus_message **ret_reply)
+                      int secret, uint32_t u, const ts_kv *ctx, size_t n_ctx, sd_bus_message **ret_reply)
 {
 	_cleanup_msg_ sd_bus_message *m = NULL;
 	_cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -275,7 +317,9 @@ static int vault_call(ts_client *c, const char *vault, const char *method, const
 	free(path);
 	if (r < 0)
 		return ts_client_error(c, r, NULL);
-	if (data)
+	if (data && secret)
+		r = append_secret_array(m, data, len);
+	else if (data)
 		r = sd_bus_message_append_array(m, 'y', data, len);
 	else
 		r = sd_bus_message_append(m, "u", u);
@@ -283,6 +327,7 @@ static int vault_call(ts_client *c, const char *vault, const char *method, const
 		return ts_client_error(c, r, NULL);
 	if ((r = sd_bus_call(c->bus, m, 0, &error, ret_reply)) < 0)
 		return ts_client_error(c, r, &error);
+	(void)sd_bus_message_sensitive(*ret_reply);
 	return 0;
 }
 
@@ -337,7 +382,7 @@ int ts_wrap(ts_client *c, const char *vault, const ts_kv *ctx, size_t n_ctx,
 		return ts_client_fail(c, TS_E_INVALID_ARGS, "%s", ts_strerror(TS_E_INVALID_ARGS));
 	if (pt_len > TS_PLAINTEXT_MAX)
 		return ts_client_fail(c, TS_E_LIMIT, "plaintext longer than %d bytes", TS_PLAINTEXT_MAX);
-	if ((r = vault_call(c, vault, "Wrap", pt ? pt : (const uint8_t *)"", pt_len, 0, ctx, n_ctx, &reply)) < 0)
+	if ((r = vault_call(c, vault, "Wrap", pt ? pt : (const uint8_t *)"", pt_len, 1, 0, ctx, n_ctx, &reply)) < 0)
 		return r;
 	if ((r = read_blob(c, reply, ret_blob, ret_blob_len)) < 0)
 		return r;
@@ -353,7 +398,7 @@ int ts_unwrap(ts_client *c, const char *vault, const ts_kv *ctx, size_t n_ctx,
 
 	if (!c || !blob || !ret_pt || !ret_pt_len)
 		return ts_client_fail(c, TS_E_INVALID_ARGS, "%s", ts_strerror(TS_E_INVALID_ARGS));
-	if ((r = vault_call(c, vault, "Unwrap", blob, blob_len, 0, ctx, n_ctx, &reply)) < 0)
+	if ((r = vault_call(c, vault, "Unwrap", blob, blob_len, 0, 0, ctx, n_ctx, &reply)) < 0)
 		return r;
 	if ((r = read_secret(c, reply, ret_pt, ret_pt_len)) < 0)
 		return r;
@@ -369,7 +414,7 @@ int ts_rewrap(ts_client *c, const char *vault, const ts_kv *ctx, size_t n_ctx,
 
 	if (!c || !blob || !ret_blob || !ret_blob_len)
 		return ts_client_fail(c, TS_E_INVALID_ARGS, "%s", ts_strerror(TS_E_INVALID_ARGS));
-	if ((r = vault_call(c, vault, "Rewrap", blob, blob_len, 0, ctx, n_ctx, &reply)) < 0)
+	if ((r = vault_call(c, vault, "Rewrap", blob, blob_len, 0, 0, ctx, n_ctx, &reply)) < 0)
 		return r;
 	if ((r = read_blob(c, reply, ret_blob, ret_blob_len)) < 0)
 		return r;
@@ -389,7 +434,7 @@ int ts_generate_data_key(ts_client *c, const char *vault, const ts_kv *ctx, size
 		return ts_client_fail(c, TS_E_INVALID_ARGS, "%s", ts_strerror(TS_E_INVALID_ARGS));
 	if (size == 0 || size > TS_PLAINTEXT_MAX)
 		return ts_client_fail(c, TS_E_INVALID_ARGS, "size must be 1..%d bytes", TS_PLAINTEXT_MAX);
-	if ((r = vault_call(c, vault, "GenerateDataKey", NULL, 0, (uint32_t)size, ctx, n_ctx, &reply)) < 0)
+	if ((r = vault_call(c, vault, "GenerateDataKey", NULL, 0, 0, (uint32_t)size, ctx, n_ctx, &reply)) < 0)
 		return r;
 	if ((r = read_secret(c, reply, &pt, &pt_len)) < 0)
 		return r;

@@ -1068,6 +1068,8 @@ static int method_wrap(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	size_t pt_len, n_ctx;
 	int r;
 
+	/* The request carries the plaintext: sd-bus wipes the received body when it frees the message. */
+	(void)sd_bus_message_sensitive(m);
 	if ((r = read_bytes_ctx(m, &pt, &pt_len, &ctx, &n_ctx)) < 0)
 		goto fail;
 	if (pt_len > TS_PLAINTEXT_MAX) {
@@ -1113,8 +1115,11 @@ static int method_unwrap(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	free(ctx);
 	ctx = NULL;
 	ts_daemon_touch(e);
-	/* The plaintext the caller asked for is the one secret that goes on the wire. */
-	if ((r = sd_bus_message_new_method_return(m, &reply)) >= 0)
+	/*
+	 * The plaintext the caller asked for is the one secret that goes on the
+	 * wire: sensitive, so that sd-bus wipes the reply's body when it frees it.
+	 */
+	if ((r = sd_bus_message_new_method_return(m, &reply)) >= 0 && (r = sd_bus_message_sensitive(reply)) >= 0)
 		r = sd_bus_message_append_array(reply, 'y', pt, pt_len);
 	sodium_memzero(pt, pt_len);
 	if (r < 0)
@@ -1193,7 +1198,7 @@ static int method_generate_data_key(sd_bus_message *m, void *userdata, sd_bus_er
 	}
 	free(ctx);
 	ts_daemon_touch(e);
-	if ((r = sd_bus_message_new_method_return(m, &reply)) >= 0 &&
+	if ((r = sd_bus_message_new_method_return(m, &reply)) >= 0 && (r = sd_bus_message_sensitive(reply)) >= 0 &&
 	    (r = sd_bus_message_append_array(reply, 'y', pt, size)) >= 0)
 		r = sd_bus_message_append_array(reply, 'y', blob.data, blob.len);
 	sodium_memzero(pt, size);
@@ -1207,8 +1212,8 @@ fail:
 
 /*
  * UnwrapBatch and RewrapBatch: the reply is built as we go and dropped
- * whole if one item fails, so the caller gets all items or an error that
- * names the first failing index.
+ * whole (and wiped) if one item fails, so the caller gets all items or an
+ * error that names the first failing index.
  */
 static int batch(sd_bus_message *m, ts_vault_entry *e, int rewrap, sd_bus_error *error)
 {
@@ -1247,7 +1252,8 @@ static int batch(sd_bus_message *m, ts_vault_entry *e, int rewrap, sd_bus_error 
 		free(ctx);
 		return ts_bus_error(error, r == -TS_E_LIMIT ? r : -TS_E_INVALID_ARGS, NULL);
 	}
-	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 ||
+	/* Sensitive: a reply dropped half-built on a failing item is wiped as well as a sent one. */
+	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 || (r = sd_bus_message_sensitive(reply)) < 0 ||
 	    (r = sd_bus_message_open_container(reply, 'a', "ay")) < 0)
 		goto out;
 	for (;;) {

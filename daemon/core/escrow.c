@@ -204,11 +204,11 @@ int ts_escrow_open(const uint8_t pub[TS_ESCROW_PUBLIC_BYTES], const uint8_t *sec
 
 /* ---- recipients of either type -------------------------------------------- */
 
-static ts_escrow_rsa_seal_fn rsa_sealer;
+static ts_escrow_rsa_wrap_key_fn rsa_key_wrapper;
 
-void ts_escrow_set_rsa_sealer(ts_escrow_rsa_seal_fn fn)
+void ts_escrow_set_rsa_key_wrapper(ts_escrow_rsa_wrap_key_fn fn)
 {
-	rsa_sealer = fn;
+	rsa_key_wrapper = fn;
 }
 
 /* A strict DER reader over (pointer, length): one tag, a minimal length, the contents. */
@@ -415,21 +415,33 @@ size_t ts_escrow_sealed_len(unsigned type, const uint8_t *key, size_t len, size_
 
 int ts_escrow_seal_to(unsigned type, const uint8_t *key, size_t key_len, const uint8_t *msg, size_t len, ts_buf *out)
 {
+	_ts_cleanup_secure_ uint8_t *k = NULL;
 	char err[256] = "";
-	size_t orig_len, want;
+	size_t orig_len, mod = 0, want;
 	int r;
 
 	if (!key || !msg || !out || len == 0 || len > TS_ESCROW_MESSAGE_MAX)
 		return -TS_E_INVALID_ARGS;
 	if (type == TS_ESCROW_TYPE_X25519)
 		return key_len == TS_ESCROW_PUBLIC_BYTES ? ts_escrow_seal(key, msg, len, out) : -TS_E_INVALID_ARGS;
-	if (type != TS_ESCROW_TYPE_RSA || (want = ts_escrow_sealed_len(type, key, key_len, len)) == 0)
+	if (type != TS_ESCROW_TYPE_RSA || ts_escrow_rsa_spki_check(key, key_len, &mod) < 0)
 		return -TS_E_INVALID_ARGS;
-	if (!rsa_sealer)
+	if (!rsa_key_wrapper)
 		return -TS_E_NOT_SUPPORTED;
+	if (sodium_init() < 0)
+		return -TS_E_FAILED;
+	if ((k = ts_secure_alloc(TS_ESCROW_RSA_KEY_BYTES)) == NULL)
+		return -TS_E_NOMEM;
+	want = ts_escrow_sealed_len(type, key, key_len, len);
 	orig_len = out->len;
-	r = rsa_sealer(key, key_len, msg, len, out, err, sizeof(err));
-	/* Whatever implements RSA, the box must have the size the format says. */
+	randombytes_buf(k, TS_ESCROW_RSA_KEY_BYTES);
+	/* The RSA implementation sees the box key and the public key only; the message stays here. */
+	r = rsa_key_wrapper(key, key_len, k, out, err, sizeof(err));
+	/* Whatever implements RSA, its part must have the size of the modulus. */
+	if (r == 0 && out->len - orig_len != mod)
+		r = -TS_E_FAILED;
+	if (r == 0)
+		r = ts_escrow_rsa_aead_seal(key, key_len, k, msg, len, out);
 	if (r == 0 && out->len - orig_len != want)
 		r = -TS_E_FAILED;
 	if (r < 0) {

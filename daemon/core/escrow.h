@@ -139,27 +139,34 @@ void ts_escrow_key_describe(unsigned type, const uint8_t *key, size_t len, char 
 size_t ts_escrow_sealed_len(unsigned type, const uint8_t *key, size_t len, size_t msg_len);
 
 /*
- * The RSA sealer: appends RSA-OAEP-SHA256(spki, k) || ts_escrow_rsa_aead_seal
- * (spki, k, msg) to out for a fresh random k. It needs an RSA implementation,
- * which the core does not have: the program registers one (the daemon does so
- * once at start-up). A failure may leave a message in err.
+ * The RSA half of an RSA box: appends RSA-OAEP-SHA256 (MGF1-SHA256, empty
+ * label) of the box key k (TS_ESCROW_RSA_KEY_BYTES, secure memory) to spki,
+ * exactly the modulus size, to out. It needs an RSA implementation, which
+ * the core does not have: the program registers one (the daemon does so once
+ * at start-up, and runs it in tokenseal-helper). It is given only k and the
+ * public key, never the message: the box key opens this one box and nothing
+ * else, and the AEAD over the message is done here (ts_escrow_seal_to). A
+ * failure may leave a message in err.
  */
-typedef int (*ts_escrow_rsa_seal_fn)(const uint8_t *spki, size_t spki_len, const uint8_t *msg, size_t msg_len,
-                                     ts_buf *out, char *err, size_t errlen);
-/* Register (or with NULL remove) the RSA sealer. Not thread-safe: call before sealing. */
-void ts_escrow_set_rsa_sealer(ts_escrow_rsa_seal_fn fn);
+typedef int (*ts_escrow_rsa_wrap_key_fn)(const uint8_t *spki, size_t spki_len, const uint8_t *k, ts_buf *out,
+                                         char *err, size_t errlen);
+/* Register (or with NULL remove) the RSA key wrapper. Not thread-safe: call before sealing. */
+void ts_escrow_set_rsa_key_wrapper(ts_escrow_rsa_wrap_key_fn fn);
 
 /*
  * Seal msg (1..TS_ESCROW_MESSAGE_MAX bytes) to a recipient of either type,
  * appending exactly ts_escrow_sealed_len() bytes to out. X25519:
- * ts_escrow_seal. RSA: the registered sealer (-TS_E_NOT_SUPPORTED when none
- * is). 0, -TS_E_INVALID_ARGS (unusable key), -TS_E_NOMEM, -TS_E_FAILED.
+ * ts_escrow_seal. RSA: a fresh random box key k in secure memory, the
+ * registered key wrapper's RSA-OAEP of k (-TS_E_NOT_SUPPORTED when none is
+ * registered), then ts_escrow_rsa_aead_seal(k, msg) here; k is wiped. 0,
+ * -TS_E_INVALID_ARGS (unusable key), -TS_E_NOMEM, -TS_E_FAILED.
  */
 int ts_escrow_seal_to(unsigned type, const uint8_t *key, size_t key_len, const uint8_t *msg, size_t len, ts_buf *out)
 	__attribute__((warn_unused_result));
 
 /*
- * The symmetric half of an RSA box, for the sealer: appends nonce (24) ||
+ * The symmetric half of an RSA box (ts_escrow_seal_to does it after the RSA
+ * half; exposed for tests and seed generators): appends nonce (24) ||
  * XChaCha20-Poly1305(k, msg, AAD = "tokenseal-escrow-rsa-v1" ||
  * fingerprint(spki)) to out. k is secure memory of TS_ESCROW_RSA_KEY_BYTES.
  */

@@ -178,7 +178,7 @@ int ts_vault_set_threshold(ts_vault *v, unsigned k);
  * 1 < m <= n seals one Shamir share (fresh random polynomial) to each, any m
  * of which recover VS. n == 0 removes escrow. At most TS_VAULT_MAX_ESCROW,
  * distinct usable public keys. The recipients are part of the MACed header.
- * An RSA recipient needs the RSA sealer registered (ts_escrow_set_rsa_sealer),
+ * An RSA recipient needs the RSA key wrapper registered (ts_escrow_set_rsa_key_wrapper),
  * else -TS_E_NOT_SUPPORTED.
  */
 int ts_vault_set_escrow(ts_vault *v, const ts_escrow_recipient *r, size_t n, unsigned m);

@@ -106,13 +106,17 @@ static int run(ts_wire_request *q)
 	reply p = { .n = 0 };
 	int32_t rc = 0, value = 0;
 
-	if (q->op == TS_WIRE_OP_ESCROW_SEAL) {
-		/* Escrow to an HSM officer's RSA key: OpenSSL lives here, not in the daemon. */
-		if (strcmp(q->type, "rsa") != 0 || !q->pin) {
+	if (q->op == TS_WIRE_OP_ESCROW_WRAP_KEY) {
+		/*
+		 * Escrow to an HSM officer's RSA key: OpenSSL lives here, not in the
+		 * daemon. Only the box's key comes here; the daemon seals the vault
+		 * secret under it itself.
+		 */
+		if (strcmp(q->type, "rsa") != 0) {
 			rc = -TS_E_INVALID_ARGS;
-			snprintf(err, sizeof(err), "escrow sealing needs type rsa and a message");
-		} else if ((rc = ts_escrow_rsa_seal(q->params, q->params_len, q->pin, q->pin_len, &params, err,
-		                                    sizeof(err))) >= 0)
+			snprintf(err, sizeof(err), "escrow key wrapping needs type rsa");
+		} else if ((rc = ts_escrow_rsa_wrap_key(q->params, q->params_len, q->box_key, &params, err,
+		                                        sizeof(err))) >= 0)
 			add(&p, TS_WIRE_PARAMS, params.data, params.len);
 	} else if (!ops) {
 		rc = -TS_E_NOT_SUPPORTED;

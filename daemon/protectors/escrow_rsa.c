@@ -1,4 +1,4 @@
-/* escrow_rsa.c — RSA-OAEP-SHA256 sealing of escrow boxes to an officer's HSM key, and RSA key parsing (OpenSSL). */
+/* escrow_rsa.c — RSA-OAEP-SHA256 of escrow box keys to an officer's HSM key, and RSA key parsing (OpenSSL). */
 /* RSA_padding_check_PKCS1_OAEP_mgf1 is deprecated in OpenSSL 3 but is the one constant-time OAEP decoder offered. */
 #define _GNU_SOURCE 1
 #define OPENSSL_SUPPRESS_DEPRECATED 1
@@ -49,25 +49,24 @@ static EVP_PKEY *spki_pkey(const uint8_t *spki, size_t len)
 	return k;
 }
 
-int ts_escrow_rsa_seal(const uint8_t *spki, size_t spki_len, const uint8_t *msg, size_t msg_len, ts_buf *out,
-                       char *err, size_t errlen)
+int ts_escrow_rsa_wrap_key(const uint8_t *spki, size_t spki_len, const uint8_t *k, ts_buf *out, char *err,
+                           size_t errlen)
 {
 	EVP_PKEY *pkey = NULL;
 	EVP_PKEY_CTX *ctx = NULL;
-	uint8_t *k = NULL, *dst;
+	uint8_t *dst;
 	size_t mod = 0, ct_len, orig_len;
-	int r;
+	int r = 0;
 
-	if (!spki || !msg || !out || ts_escrow_rsa_spki_check(spki, spki_len, &mod) < 0)
+	if (!spki || !k || !out || ts_escrow_rsa_spki_check(spki, spki_len, &mod) < 0)
 		return fail(err, errlen, -TS_E_INVALID_ARGS, "not an RSA public key of 2048..4096 bits");
 	if ((pkey = spki_pkey(spki, spki_len)) == NULL)
 		return fail(err, errlen, -TS_E_INVALID_ARGS, "OpenSSL does not accept the RSA public key");
 	orig_len = out->len;
-	if ((k = ts_secure_alloc(TS_ESCROW_RSA_KEY_BYTES)) == NULL || (dst = ts_buf_reserve(out, mod)) == NULL) {
+	if ((dst = ts_buf_reserve(out, mod)) == NULL) {
 		r = fail(err, errlen, -TS_E_NOMEM, "out of memory");
 		goto out;
 	}
-	randombytes_buf(k, TS_ESCROW_RSA_KEY_BYTES);
 	ct_len = mod;
 	if ((ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL)) == NULL || EVP_PKEY_encrypt_init(ctx) != 1 ||
 	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) != 1 ||
@@ -76,12 +75,9 @@ int ts_escrow_rsa_seal(const uint8_t *spki, size_t spki_len, const uint8_t *msg,
 		r = fail(err, errlen, -TS_E_FAILED, "RSA-OAEP encryption failed");
 		goto out;
 	}
-	if ((r = ts_escrow_rsa_aead_seal(spki, spki_len, k, msg, msg_len, out)) < 0)
-		fail(err, errlen, r, "sealing failed");
 out:
 	if (r < 0)
 		out->len = orig_len;
-	ts_secure_free(k);
 	EVP_PKEY_CTX_free(ctx);
 	EVP_PKEY_free(pkey);
 	return r;

@@ -1,4 +1,4 @@
-/* escrow_rsa.h — the RSA half of escrow to an officer's HSM key: the sealer the daemon registers, and key parsing for the CLI. The only escrow code that uses libcrypto. */
+/* escrow_rsa.h — the RSA half of escrow to an officer's HSM key: the box-key wrapper the helper runs, and key parsing for the CLI. The only escrow code that uses libcrypto. */
 #ifndef TS_ESCROW_RSA_H
 #define TS_ESCROW_RSA_H
 
@@ -8,15 +8,14 @@
 #include "core/buf.h"
 
 /*
- * The sealer (a ts_escrow_rsa_seal_fn, registered with
- * ts_escrow_set_rsa_sealer): a fresh random 32-byte key k in secure memory,
- * RSA-OAEP-SHA256 (MGF1-SHA256, empty label) of k to spki, then
- * ts_escrow_rsa_aead_seal(spki, k, msg). Appends modulus + 40 + msg_len
- * bytes to out. 0, -TS_E_INVALID_ARGS (not an acceptable RSA key),
+ * The key wrapper (a ts_escrow_rsa_wrap_key_fn, registered with
+ * ts_escrow_set_rsa_key_wrapper): RSA-OAEP-SHA256 (MGF1-SHA256, empty label)
+ * of the box key k (TS_ESCROW_RSA_KEY_BYTES) to spki; appends exactly the
+ * modulus size to out. 0, -TS_E_INVALID_ARGS (not an acceptable RSA key),
  * -TS_E_NOMEM or -TS_E_FAILED with a message in err.
  */
-int ts_escrow_rsa_seal(const uint8_t *spki, size_t spki_len, const uint8_t *msg, size_t msg_len, ts_buf *out,
-                       char *err, size_t errlen)
+int ts_escrow_rsa_wrap_key(const uint8_t *spki, size_t spki_len, const uint8_t *k, ts_buf *out, char *err,
+                           size_t errlen)
 	__attribute__((warn_unused_result));
 
 /*

@@ -225,6 +225,11 @@ int ts_wire_parse_request(const uint8_t *body, size_t len, ts_wire_request *q)
 				return -TS_E_INVALID_ARGS;
 			q->test_devices = 1;
 			break;
+		case TS_WIRE_BOX_KEY:
+			if (f.len != TS_WIRE_BOX_KEY_BYTES)
+				return -TS_E_INVALID_ARGS;
+			q->box_key = f.data;
+			break;
 		default: return -TS_E_INVALID_ARGS;   /* a reply field in a request */
 		}
 		if (r < 0)
@@ -232,9 +237,12 @@ int ts_wire_parse_request(const uint8_t *body, size_t len, ts_wire_request *q)
 	}
 	if (r < 0)
 		return r;
-	if (q->op < TS_WIRE_OP_ENROLL || q->op > TS_WIRE_OP_ESCROW_SEAL || !q->type[0])
+	if (q->op < TS_WIRE_OP_ENROLL || q->op > TS_WIRE_OP_ESCROW_WRAP_KEY || !q->type[0])
 		return -TS_E_INVALID_ARGS;
 	if (q->op != TS_WIRE_OP_ENROLL && !q->params)
+		return -TS_E_INVALID_ARGS;
+	/* The escrow op carries a box key and nothing secret besides; no other op carries one. */
+	if (q->op == TS_WIRE_OP_ESCROW_WRAP_KEY ? !q->box_key || q->pin : q->box_key != NULL)
 		return -TS_E_INVALID_ARGS;
 	return 0;
 }

@@ -25,6 +25,7 @@
 #define TS_WIRE_STR_MAX 1024          /* any string field */
 #define TS_WIRE_MAX_OPTIONS 32
 #define TS_WIRE_MAX_FACTS 64
+#define TS_WIRE_BOX_KEY_BYTES 32      /* TS_ESCROW_RSA_KEY_BYTES */
 
 enum {
 	/* ops */
@@ -32,7 +33,7 @@ enum {
 	TS_WIRE_OP_UNLOCK = 2,
 	TS_WIRE_OP_DESCRIBE = 3,   /* facts and needs_secret */
 	TS_WIRE_OP_PRESENT = 4,
-	TS_WIRE_OP_ESCROW_SEAL = 5, /* type "rsa": seal PIN (the message) to PARAMS (an SPKI) */
+	TS_WIRE_OP_ESCROW_WRAP_KEY = 5, /* type "rsa": RSA-OAEP of BOX_KEY to PARAMS (an SPKI); reply PARAMS */
 };
 
 enum {
@@ -46,9 +47,10 @@ enum {
 	TS_WIRE_VAULT_NAME,        /* str */
 	TS_WIRE_VAULT_ID,          /* TS_VAULT_ID_BYTES */
 	TS_WIRE_OPTION,            /* "key\0value", repeated */
-	TS_WIRE_PIN,               /* secret bytes: the PIN, or the message to seal */
-	TS_WIRE_PARAMS,            /* the protector record (request: stored; reply: enrolled), or SPKI / sealed box */
+	TS_WIRE_PIN,               /* secret bytes: the PIN */
+	TS_WIRE_PARAMS,            /* the protector record (request: stored; reply: enrolled), or SPKI / RSA ciphertext */
 	TS_WIRE_TEST_DEVICES,      /* u8, always 1: tokensealed --test-devices (FIDO2 "unix:" devices allowed) */
+	TS_WIRE_BOX_KEY,           /* TS_WIRE_BOX_KEY_BYTES, secret: an escrow box's key (escrow op only) */
 	TS_WIRE_REQUEST_TAG_MAX,   /* request tags are below this */
 	/* reply fields */
 	TS_WIRE_RC = 32,           /* i32 BE: 0 or -TS_E_* */
@@ -107,13 +109,15 @@ typedef struct ts_wire_request {
 	size_t pin_len;
 	const uint8_t *params;        /* into the request body */
 	size_t params_len;
+	const uint8_t *box_key;       /* TS_WIRE_BOX_KEY_BYTES, into the (secure) request body */
 	unsigned seen;                /* bit per single-valued tag */
 } ts_wire_request;
 
 /*
  * Parse a request body (q zero-initialised by the caller): every field
- * valid, single-valued fields at most once, a known op, a type, and params
- * for every op but enroll. 0, -TS_E_INVALID_ARGS or -TS_E_LIMIT.
+ * valid, single-valued fields at most once, a known op, a type, params for
+ * every op but enroll, and a box key (and no PIN) for the escrow op and for
+ * no other. 0, -TS_E_INVALID_ARGS or -TS_E_LIMIT.
  */
 int ts_wire_parse_request(const uint8_t *body, size_t len, ts_wire_request *q);
 

@@ -614,15 +614,15 @@ static int remote_present(const char *type, ts_protector_request *req, const uin
 
 /* ---- escrow to an RSA key ----------------------------------------------------------- */
 
-int ts_remote_escrow_rsa_seal(const uint8_t *spki, size_t spki_len, const uint8_t *msg, size_t msg_len,
-                              ts_buf *out, char *err, size_t errlen)
+int ts_remote_escrow_rsa_wrap_key(const uint8_t *spki, size_t spki_len, const uint8_t *k, ts_buf *out, char *err,
+                                  size_t errlen)
 {
-	uint8_t op = TS_WIRE_OP_ESCROW_SEAL;
+	uint8_t op = TS_WIRE_OP_ESCROW_WRAP_KEY;
 	ts_wire_field q[] = {
 		{ .tag = TS_WIRE_OP, .data = &op, .len = 1 },
 		{ .tag = TS_WIRE_TYPE, .data = "rsa", .len = 3 },
 		{ .tag = TS_WIRE_PARAMS, .data = spki, .len = spki_len },
-		{ .tag = TS_WIRE_PIN, .data = msg, .len = msg_len },
+		{ .tag = TS_WIRE_BOX_KEY, .data = k, .len = TS_WIRE_BOX_KEY_BYTES },
 	};
 	ts_wire_field f;
 	size_t off = 0;
@@ -646,7 +646,7 @@ int ts_remote_escrow_rsa_seal(const uint8_t *spki, size_t spki_len, const uint8_
 		}
 	call_done(&c);
 	if (!found) {
-		snprintf(err, errlen, "the token helper sent no sealed box");
+		snprintf(err, errlen, "the token helper sent no RSA ciphertext");
 		return -TS_E_FAILED;
 	}
 	return 0;

@@ -77,11 +77,12 @@ int ts_remote_present_start(sd_event *event, const ts_protector_ops *ops, const 
                             ts_remote_job **ret);
 
 /*
- * The escrow RSA sealer for ts_escrow_set_rsa_sealer(): the same contract as
- * ts_escrow_rsa_seal() (escrow_rsa.h), run in tokenseal-helper.
+ * The escrow RSA key wrapper for ts_escrow_set_rsa_key_wrapper(): the same
+ * contract as ts_escrow_rsa_wrap_key() (escrow_rsa.h), run in
+ * tokenseal-helper, which receives the box key and the SPKI only.
  */
-int ts_remote_escrow_rsa_seal(const uint8_t *spki, size_t spki_len, const uint8_t *msg, size_t msg_len,
-                              ts_buf *out, char *err, size_t errlen);
+int ts_remote_escrow_rsa_wrap_key(const uint8_t *spki, size_t spki_len, const uint8_t *k, ts_buf *out, char *err,
+                                  size_t errlen);
 
 /*
  * Have a helper describe this record (its facts and needs_secret) from the

@@ -235,22 +235,18 @@ static const uint8_t officer_spki[] = {
  * The seeds need boxes of the right shape, not ones a token could open:
  * random bytes stand in for the RSA-OAEP part (mkseeds links no RSA code).
  */
-static int fake_rsa_seal(const uint8_t *spki, size_t spki_len, const uint8_t *msg, size_t msg_len, ts_buf *out,
-                         char *err, size_t errlen)
+static int fake_rsa_wrap_key(const uint8_t *spki, size_t spki_len, const uint8_t *k, ts_buf *out, char *err,
+                             size_t errlen)
 {
-	uint8_t k[TS_ESCROW_RSA_KEY_BYTES], *dst;
+	uint8_t *dst;
 	size_t mod = 0;
-	int r;
 
 	if (ts_escrow_rsa_spki_check(spki, spki_len, &mod) < 0)
 		return -TS_E_INVALID_ARGS;
 	if ((dst = ts_buf_reserve(out, mod)) == NULL)
 		return -TS_E_NOMEM;
 	randombytes_buf(dst, mod);
-	randombytes_buf(k, sizeof(k));
-	r = ts_escrow_rsa_aead_seal(spki, spki_len, k, msg, msg_len, out);
-	sodium_memzero(k, sizeof(k));
-	return r;
+	return 0;
 }
 
 static void vault_seeds(void)
@@ -304,7 +300,7 @@ static void vault_seeds(void)
 			{ .label = "hsm", .pubkey = officer_spki, .type = TS_ESCROW_TYPE_RSA, .pubkey_len = sizeof(officer_spki) },
 		};
 
-		ts_escrow_set_rsa_sealer(fake_rsa_seal);
+		ts_escrow_set_rsa_key_wrapper(fake_rsa_wrap_key);
 		ts_buf_free(&file);
 		if (!xsec || (r = ts_escrow_keygen(xpub, xsec)) < 0 || (r = ts_vault_set_escrow(v, rcp, 2, 2)) < 0 ||
 		    (r = ts_vault_serialize(v, &file)) < 0)

@@ -10,8 +10,8 @@ import os
 import struct
 import sys
 
-OP, TYPE, TCTI, FIDO2_DEVICE, PKCS11_MODULE, FIDO2_TIMEOUT, VAULT_NAME, VAULT_ID, OPTION, PIN, PARAMS, TEST_DEVICES = \
-    range(1, 13)
+OP, TYPE, TCTI, FIDO2_DEVICE, PKCS11_MODULE, FIDO2_TIMEOUT, VAULT_NAME, VAULT_ID, OPTION, PIN, PARAMS, TEST_DEVICES, \
+    BOX_KEY = range(1, 14)
 RC, ERR, KEK, DESC, SECRET, FACT, VALUE = range(32, 39)
 
 
@@ -36,8 +36,15 @@ def main(out):
                           field(PARAMS, b"\xa2\x61v\x01\x61h\x42\x00\x01"),
         "ok-describe-pkcs11": field(OP, b"\x03") + field(TYPE, b"pkcs11") + field(PARAMS, b"\xa0"),
         "ok-present-fido2": field(OP, b"\x04") + field(TYPE, b"fido2") + common + field(PARAMS, b"\xa0"),
-        "ok-escrow-seal": field(OP, b"\x05") + field(TYPE, b"rsa") + field(PARAMS, b"\x30\x82\x01\x22") +
-                          field(PIN, b"\x01" * 40),
+        "ok-escrow-wrap-key": field(OP, b"\x05") + field(TYPE, b"rsa") + field(PARAMS, b"\x30\x82\x01\x22") +
+                              field(BOX_KEY, b"\x01" * 32),
+        "bad-escrow-with-pin": field(OP, b"\x05") + field(TYPE, b"rsa") + field(PARAMS, b"\x30\x82\x01\x22") +
+                               field(BOX_KEY, b"\x01" * 32) + field(PIN, b"\x01" * 49),
+        "bad-escrow-no-key": field(OP, b"\x05") + field(TYPE, b"rsa") + field(PARAMS, b"\x30\x82\x01\x22"),
+        "bad-box-key-short": field(OP, b"\x05") + field(TYPE, b"rsa") + field(PARAMS, b"\x30\x82\x01\x22") +
+                             field(BOX_KEY, b"\x01" * 31),
+        "bad-box-key-in-unlock": field(OP, b"\x02") + field(TYPE, b"tpm2") + field(PARAMS, b"\xa0") +
+                                 field(BOX_KEY, b"\x01" * 32),
         "bad-truncated": (field(OP, b"\x02") + field(TYPE, b"tpm2") + field(PARAMS, b"\xa0" * 8))[:-3],
         "bad-repeated-op": field(OP, b"\x02") + field(OP, b"\x04") + field(TYPE, b"tpm2") + field(PARAMS, b"\xa0"),
         "bad-reply-in-request": field(OP, b"\x02") + field(TYPE, b"tpm2") + field(KEK, bytes(32)),

@@ -313,11 +313,11 @@ static void rsa_box_opens_only_with_the_officers_token(void **state)
 	spki_of(rsa_b, &b);
 	randombytes_buf(msg, sizeof(msg));
 	assert_int_equal(ts_escrow_sealed_len(TS_ESCROW_TYPE_RSA, a.data, a.len, sizeof(msg)), 256 + 40 + 49);
-	/* No sealer registered: the core cannot do RSA on its own. */
-	ts_escrow_set_rsa_sealer(NULL);
+	/* No key wrapper registered: the core cannot do RSA on its own. */
+	ts_escrow_set_rsa_key_wrapper(NULL);
 	assert_int_equal(ts_escrow_seal_to(TS_ESCROW_TYPE_RSA, a.data, a.len, msg, sizeof(msg), &box), -TS_E_NOT_SUPPORTED);
 	assert_int_equal(box.len, 0);
-	ts_escrow_set_rsa_sealer(ts_escrow_rsa_seal);
+	ts_escrow_set_rsa_key_wrapper(ts_escrow_rsa_wrap_key);
 	assert_int_equal(ts_escrow_seal_to(TS_ESCROW_TYPE_RSA, a.data, a.len, msg, sizeof(msg), &box), 0);
 	assert_int_equal(box.len, 256 + 40 + 49);
 	assert_int_equal(ts_escrow_seal_to(TS_ESCROW_TYPE_RSA, a.data, a.len, msg, sizeof(msg), &box2), 0);
@@ -439,10 +439,10 @@ static void vault_escrows_to_rsa_and_x25519_officers(void **state)
 	r[0] = (ts_escrow_recipient){ .label = "hsm", .pubkey = a.data, .type = TS_ESCROW_TYPE_RSA, .pubkey_len = a.len };
 	r[1] = (ts_escrow_recipient){ .label = "alice", .pubkey = xpub };
 	assert_int_equal(ts_vault_create(&v, "mixed", 1000, 1700000000), 0);
-	ts_escrow_set_rsa_sealer(NULL);
+	ts_escrow_set_rsa_key_wrapper(NULL);
 	assert_int_equal(ts_vault_set_escrow(v, r, 2, 2), -TS_E_NOT_SUPPORTED);
 	assert_int_equal(v->n_escrow, 0);
-	ts_escrow_set_rsa_sealer(ts_escrow_rsa_seal);
+	ts_escrow_set_rsa_key_wrapper(ts_escrow_rsa_wrap_key);
 	/* The same key twice, or an RSA key that is not one, is refused. */
 	{
 		ts_escrow_recipient dup[2] = { r[0], r[0] };
