@@ -41,9 +41,10 @@ CORE_PKGS   := libsodium libcbor inih
 # The daemon itself links no token library: those live in tokenseal-helper (docs/ARCHITECTURE.md).
 DAEMON_PKGS := $(CORE_PKGS) libsystemd
 TOKEN_PKGS  := libfido2 tss2-esys tss2-tctildr tss2-mu tss2-rc p11-kit-1 libcrypto
-HELPER_PKGS := $(CORE_PKGS) $(TOKEN_PKGS)
+# libseccomp: the helper's system call filter (daemon/helper/sandbox.c).
+HELPER_PKGS := $(CORE_PKGS) $(TOKEN_PKGS) libseccomp
 CLIENT_PKGS := libsodium libsystemd
-TEST_PKGS   := $(DAEMON_PKGS) $(TOKEN_PKGS) cmocka
+TEST_PKGS   := $(DAEMON_PKGS) $(TOKEN_PKGS) libseccomp cmocka
 SOFTFIDO_PKGS := libcbor libcrypto
 
 pc_cflags = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)
@@ -66,7 +67,7 @@ BACKEND_SRC  := $(wildcard daemon/protectors/fido2.c daemon/protectors/tpm2.c da
 DAEMON_SRC   := $(sort $(filter-out daemon/main.c $(BACKEND_SRC),$(wildcard daemon/*.c daemon/bus/*.c daemon/protectors/*.c)))
 # The recovery backend is in both: the helper runs its Argon2id off the daemon's loop, and the daemon
 # keeps it for creating vaults and as the fallback when no helper can run.
-HELPER_SRC   := daemon/helper/main.c daemon/protectors/registry.c daemon/protectors/helper_wire.c \
+HELPER_SRC   := daemon/helper/main.c daemon/helper/sandbox.c daemon/protectors/registry.c daemon/protectors/helper_wire.c \
                 daemon/protectors/recovery.c $(BACKEND_SRC)
 CLIENT_SRC   := $(sort $(wildcard cli/lib/*.c)) daemon/core/error.c daemon/core/buf.c daemon/core/blob.c daemon/core/context.c
 CLI_SRC      := $(sort $(wildcard cli/*.c))
