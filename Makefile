@@ -87,6 +87,9 @@ LIBTOKENSEAL_SO := $(BUILD)/libtokenseal.so.1
 TOKENSEALED := $(BUILD)/tokensealed
 TOKENSEAL   := $(BUILD)/tokenseal
 HELPER      := $(BUILD)/tokenseal-helper
+# The helper with a deliberate "compromised" mode, for tests/integration/isolation-helper.sh only:
+# built from the same sources plus tests/helper/compromised.c, never installed.
+COMPROMISED_HELPER := $(BUILD)/tests/tokenseal-helper-compromised
 SOFTFIDO    := $(BUILD)/softfido
 UNIT_BINS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 TOOL_BINS   := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
@@ -104,7 +107,7 @@ PROGRAMS += $(PAM_TOKENSEAL)
 
 all: $(PROGRAMS) tests
 
-tests: $(UNIT_BINS) $(TOOL_BINS) $(BENCH_BINS)
+tests: $(UNIT_BINS) $(TOOL_BINS) $(BENCH_BINS) $(COMPROMISED_HELPER)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -130,6 +133,14 @@ $(TOKENSEALED): $(call obj,daemon/main.c) $(LIBTSD) $(LIBTSCORE)
 # The daemon's default helper path; the installed unit and D-Bus service also pass --helper.
 $(call obj,daemon/protectors/remote.c): ALL_CFLAGS += -DTS_HELPER_PATH='"$(LIBEXECDIR)/tokenseal-helper"'
 $(HELPER): $(call obj,$(HELPER_SRC)) $(LIBTSCORE)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(HELPER_PKGS))
+
+$(BUILD)/obj/daemon/helper/main-compromised.o: daemon/helper/main.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DTS_HELPER_COMPROMISED -c $< -o $@
+$(COMPROMISED_HELPER): $(BUILD)/obj/daemon/helper/main-compromised.o $(call obj,tests/helper/compromised.c) \
+		$(call obj,$(filter-out daemon/helper/main.c,$(HELPER_SRC))) $(LIBTSCORE)
+	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(HELPER_PKGS))
 
 $(LIBTOKENSEAL_A): $(call cobj,$(CLIENT_SRC))

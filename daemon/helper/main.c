@@ -36,6 +36,11 @@
 static CK_FUNCTION_LIST **preloaded;
 static CK_FUNCTION_LIST *preloaded_one[2];
 
+#ifdef TS_HELPER_COMPROMISED
+/* Test build only (tests/helper/compromised.c): what a compromised helper would try. */
+void ts_helper_compromised(void);
+#endif
+
 /* The reply, collected as fields; facts are copied here (public). */
 typedef struct reply {
 	ts_wire_field f[8 + TS_WIRE_MAX_FACTS];
@@ -254,6 +259,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tokenseal-helper: malformed request: %s\n", ts_strerror(r));
 		return EXIT_FAILURE;
 	}
+#ifdef TS_HELPER_COMPROMISED
+	ts_helper_compromised();
+#endif
 	r = run(q);
 	if (preloaded == preloaded_one)
 		p11_kit_module_release(preloaded_one[0]);
