@@ -314,6 +314,11 @@ $(FUZZ_BUILD)/mkseeds: tests/fuzz/mkseeds.c tests/fuzz/fuzz.h $(CORE_SRC)
 # man pages, bash completion. Paths: PREFIX, DESTDIR and the variables below.
 PAMDIR     ?= $(LIBDIR)/security
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
+# The helper's system user, the udev rule for FIDO2 keys, pcscd's polkit rule: systemd, udev and polkit
+# read these from /usr/lib, /usr/share or /etc only, not from /usr/local, whatever PREFIX is.
+SYSUSERSDIR ?= /usr/lib/sysusers.d
+UDEVRULESDIR ?= /usr/lib/udev/rules.d
+POLKITRULESDIR ?= /usr/share/polkit-1/rules.d
 MANDIR     ?= $(DATADIR)/man
 BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
 MAN_PAGES  := $(sort $(wildcard docs/*.1 docs/*.5 docs/*.8))
@@ -325,7 +330,8 @@ install: $(PROGRAMS)
 	           $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(DATADIR)/dbus-1/interfaces \
 	           $(DESTDIR)$(DATADIR)/dbus-1/system.d $(DESTDIR)$(DATADIR)/dbus-1/system-services \
 	           $(DESTDIR)$(DATADIR)/polkit-1/actions $(DESTDIR)$(PAMDIR) $(DESTDIR)$(UNITDIR) \
-	           $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	           $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	           $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(UDEVRULESDIR) $(DESTDIR)$(POLKITRULESDIR)
 	install -m 0755 $(TOKENSEAL) $(DESTDIR)$(BINDIR)/tokenseal
 	install -m 0755 $(TOKENSEALED) $(DESTDIR)$(SBINDIR)/tokensealed
 	install -m 0755 $(HELPER) $(DESTDIR)$(LIBEXECDIR)/tokenseal-helper
@@ -341,6 +347,12 @@ install: $(PROGRAMS)
 	install -m 0644 contrib/org.tokenseal1.policy $(DESTDIR)$(DATADIR)/polkit-1/actions/org.tokenseal1.policy
 	install -m 0644 $(PAM_TOKENSEAL) $(DESTDIR)$(PAMDIR)/pam_tokenseal.so
 	install -m 0644 contrib/bash-completion/tokenseal $(DESTDIR)$(BASHCOMPDIR)/tokenseal
+	install -m 0644 contrib/sysusers.d/tokenseal.conf $(DESTDIR)$(SYSUSERSDIR)/tokenseal.conf
+	install -m 0644 contrib/udev/70-tokenseal.rules $(DESTDIR)$(UDEVRULESDIR)/70-tokenseal.rules
+	install -m 0644 contrib/polkit/50-tokenseal-pcscd.rules $(DESTDIR)$(POLKITRULESDIR)/50-tokenseal-pcscd.rules
+	# The helper's user, now (not at the next boot); only on the running system, not into a DESTDIR.
+	if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null; then \
+		systemd-sysusers $(SYSUSERSDIR)/tokenseal.conf; fi
 	for m in $(MAN_PAGES); do \
 		install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/} || exit 1; \
 	done
@@ -356,7 +368,9 @@ uninstall:
 	      $(DESTDIR)$(UNITDIR)/tokensealed.service \
 	      $(DESTDIR)$(DATADIR)/polkit-1/actions/org.tokenseal1.policy \
 	      $(DESTDIR)$(PAMDIR)/pam_tokenseal.so \
-	      $(DESTDIR)$(BASHCOMPDIR)/tokenseal
+	      $(DESTDIR)$(BASHCOMPDIR)/tokenseal \
+	      $(DESTDIR)$(SYSUSERSDIR)/tokenseal.conf $(DESTDIR)$(UDEVRULESDIR)/70-tokenseal.rules \
+	      $(DESTDIR)$(POLKITRULESDIR)/50-tokenseal-pcscd.rules
 	for m in $(MAN_PAGES); do rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/}; done
 
 clean:
