@@ -197,7 +197,7 @@ static int on_warm_defer(sd_event_source *s, void *userdata)
 }
 
 /*
- * After a token operation: have a spare ready for the next one. posix_spawn
+ * After a token operation: have a spare ready for the next one. Starting one
  * blocks until the child has exec'd, so this is deferred to the loop: the
  * caller's reply goes out first.
  */
