@@ -102,4 +102,16 @@ dst=/proc/$DAEMON_PID/status
 [ "$(awk '$1 == "CapPrm:" {print $2}' "$dst")" = 00000000000000c0 ] || fail "daemon CapPrm: $(grep CapPrm "$dst")"
 [ "$(awk '$1 == "CapBnd:" {print $2}' "$dst")" = 00000000000000c0 ] || fail "daemon CapBnd: $(grep CapBnd "$dst")"
 pass "the helper: uid/gid $HUID/$HGID, groups '$want_groups', no capability, no_new_privs, seccomp, environment: $env_names; the daemon: CAP_SETUID/CAP_SETGID permitted only"
+
+# A helper user that does not exist: no helper at all (never one as root), the recovery key still opens.
+rig_stop_daemon
+rig_start_daemon --idle-lock 0 --helper-keep 10 --helper-user ts-no-such-user
+grep -q "the token helper's user ts-no-such-user does not exist" "$D/daemon.log" || fail "no start-up warning for a missing user"
+"$T" --vault trigger lock || fail "lock"
+"$T" --vault trigger unlock --protector recovery --pin-fd 3 3<"$D/rk2" >"$D/u" 2>&1 || fail "recovery unlock without a helper user: $(cat "$D/u")"
+grep -q "protector=p1: .*checking it in the daemon" "$D/daemon.log" || fail "the recovery key was not checked in the daemon"
+sleep 0.5
+[ -z "$(ps -o pid= --ppid "$DAEMON_PID")" ] || fail "a helper runs although its user does not exist"
+[ "$(awk '$1 == "CapPrm:" {print $2}' "/proc/$DAEMON_PID/status")" = 0000000000000000 ] || fail "daemon keeps capabilities with no helper user"
+pass "no such helper user: no helper started, the daemon keeps no capability, the recovery key opens in the daemon"
 rig_stop_daemon
