@@ -41,9 +41,10 @@ CORE_PKGS   := libsodium libcbor inih
 # The daemon itself links no token library: those live in tokenseal-helper (docs/ARCHITECTURE.md).
 DAEMON_PKGS := $(CORE_PKGS) libsystemd
 TOKEN_PKGS  := libfido2 tss2-esys tss2-tctildr tss2-mu tss2-rc p11-kit-1 libcrypto
-HELPER_PKGS := $(CORE_PKGS) $(TOKEN_PKGS)
+# libseccomp: the helper's system call filter (daemon/helper/sandbox.c).
+HELPER_PKGS := $(CORE_PKGS) $(TOKEN_PKGS) libseccomp
 CLIENT_PKGS := libsodium libsystemd
-TEST_PKGS   := $(DAEMON_PKGS) $(TOKEN_PKGS) cmocka
+TEST_PKGS   := $(DAEMON_PKGS) $(TOKEN_PKGS) libseccomp cmocka
 SOFTFIDO_PKGS := libcbor libcrypto
 
 pc_cflags = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)
@@ -66,7 +67,7 @@ BACKEND_SRC  := $(wildcard daemon/protectors/fido2.c daemon/protectors/tpm2.c da
 DAEMON_SRC   := $(sort $(filter-out daemon/main.c $(BACKEND_SRC),$(wildcard daemon/*.c daemon/bus/*.c daemon/protectors/*.c)))
 # The recovery backend is in both: the helper runs its Argon2id off the daemon's loop, and the daemon
 # keeps it for creating vaults and as the fallback when no helper can run.
-HELPER_SRC   := daemon/helper/main.c daemon/protectors/registry.c daemon/protectors/helper_wire.c \
+HELPER_SRC   := daemon/helper/main.c daemon/helper/sandbox.c daemon/protectors/registry.c daemon/protectors/helper_wire.c \
                 daemon/protectors/recovery.c $(BACKEND_SRC)
 CLIENT_SRC   := $(sort $(wildcard cli/lib/*.c)) daemon/core/error.c daemon/core/buf.c daemon/core/blob.c daemon/core/context.c
 CLI_SRC      := $(sort $(wildcard cli/*.c))
@@ -86,6 +87,9 @@ LIBTOKENSEAL_SO := $(BUILD)/libtokenseal.so.1
 TOKENSEALED := $(BUILD)/tokensealed
 TOKENSEAL   := $(BUILD)/tokenseal
 HELPER      := $(BUILD)/tokenseal-helper
+# The helper with a deliberate "compromised" mode, for tests/integration/isolation-helper.sh only:
+# built from the same sources plus tests/helper/compromised.c, never installed.
+COMPROMISED_HELPER := $(BUILD)/tests/tokenseal-helper-compromised
 SOFTFIDO    := $(BUILD)/softfido
 UNIT_BINS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 TOOL_BINS   := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
@@ -103,7 +107,7 @@ PROGRAMS += $(PAM_TOKENSEAL)
 
 all: $(PROGRAMS) tests
 
-tests: $(UNIT_BINS) $(TOOL_BINS) $(BENCH_BINS)
+tests: $(UNIT_BINS) $(TOOL_BINS) $(BENCH_BINS) $(COMPROMISED_HELPER)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -129,6 +133,14 @@ $(TOKENSEALED): $(call obj,daemon/main.c) $(LIBTSD) $(LIBTSCORE)
 # The daemon's default helper path; the installed unit and D-Bus service also pass --helper.
 $(call obj,daemon/protectors/remote.c): ALL_CFLAGS += -DTS_HELPER_PATH='"$(LIBEXECDIR)/tokenseal-helper"'
 $(HELPER): $(call obj,$(HELPER_SRC)) $(LIBTSCORE)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(HELPER_PKGS))
+
+$(BUILD)/obj/daemon/helper/main-compromised.o: daemon/helper/main.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DTS_HELPER_COMPROMISED -c $< -o $@
+$(COMPROMISED_HELPER): $(BUILD)/obj/daemon/helper/main-compromised.o $(call obj,tests/helper/compromised.c) \
+		$(call obj,$(filter-out daemon/helper/main.c,$(HELPER_SRC))) $(LIBTSCORE)
+	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(HELPER_PKGS))
 
 $(LIBTOKENSEAL_A): $(call cobj,$(CLIENT_SRC))
@@ -305,6 +317,11 @@ $(FUZZ_BUILD)/mkseeds: tests/fuzz/mkseeds.c tests/fuzz/fuzz.h $(CORE_SRC)
 # man pages, bash completion. Paths: PREFIX, DESTDIR and the variables below.
 PAMDIR     ?= $(LIBDIR)/security
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
+# The helper's system user, the udev rule for FIDO2 keys, pcscd's polkit rule: systemd, udev and polkit
+# read these from /usr/lib, /usr/share or /etc only, not from /usr/local, whatever PREFIX is.
+SYSUSERSDIR ?= /usr/lib/sysusers.d
+UDEVRULESDIR ?= /usr/lib/udev/rules.d
+POLKITRULESDIR ?= /usr/share/polkit-1/rules.d
 MANDIR     ?= $(DATADIR)/man
 BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
 MAN_PAGES  := $(sort $(wildcard docs/*.1 docs/*.5 docs/*.8))
@@ -316,7 +333,8 @@ install: $(PROGRAMS)
 	           $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(DATADIR)/dbus-1/interfaces \
 	           $(DESTDIR)$(DATADIR)/dbus-1/system.d $(DESTDIR)$(DATADIR)/dbus-1/system-services \
 	           $(DESTDIR)$(DATADIR)/polkit-1/actions $(DESTDIR)$(PAMDIR) $(DESTDIR)$(UNITDIR) \
-	           $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	           $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	           $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(UDEVRULESDIR) $(DESTDIR)$(POLKITRULESDIR)
 	install -m 0755 $(TOKENSEAL) $(DESTDIR)$(BINDIR)/tokenseal
 	install -m 0755 $(TOKENSEALED) $(DESTDIR)$(SBINDIR)/tokensealed
 	install -m 0755 $(HELPER) $(DESTDIR)$(LIBEXECDIR)/tokenseal-helper
@@ -332,6 +350,12 @@ install: $(PROGRAMS)
 	install -m 0644 contrib/org.tokenseal1.policy $(DESTDIR)$(DATADIR)/polkit-1/actions/org.tokenseal1.policy
 	install -m 0644 $(PAM_TOKENSEAL) $(DESTDIR)$(PAMDIR)/pam_tokenseal.so
 	install -m 0644 contrib/bash-completion/tokenseal $(DESTDIR)$(BASHCOMPDIR)/tokenseal
+	install -m 0644 contrib/sysusers.d/tokenseal.conf $(DESTDIR)$(SYSUSERSDIR)/tokenseal.conf
+	install -m 0644 contrib/udev/70-tokenseal.rules $(DESTDIR)$(UDEVRULESDIR)/70-tokenseal.rules
+	install -m 0644 contrib/polkit/50-tokenseal-pcscd.rules $(DESTDIR)$(POLKITRULESDIR)/50-tokenseal-pcscd.rules
+	# The helper's user, now (not at the next boot); only on the running system, not into a DESTDIR.
+	if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null; then \
+		systemd-sysusers $(SYSUSERSDIR)/tokenseal.conf; fi
 	for m in $(MAN_PAGES); do \
 		install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/} || exit 1; \
 	done
@@ -347,7 +371,9 @@ uninstall:
 	      $(DESTDIR)$(UNITDIR)/tokensealed.service \
 	      $(DESTDIR)$(DATADIR)/polkit-1/actions/org.tokenseal1.policy \
 	      $(DESTDIR)$(PAMDIR)/pam_tokenseal.so \
-	      $(DESTDIR)$(BASHCOMPDIR)/tokenseal
+	      $(DESTDIR)$(BASHCOMPDIR)/tokenseal \
+	      $(DESTDIR)$(SYSUSERSDIR)/tokenseal.conf $(DESTDIR)$(UDEVRULESDIR)/70-tokenseal.rules \
+	      $(DESTDIR)$(POLKITRULESDIR)/50-tokenseal-pcscd.rules
 	for m in $(MAN_PAGES); do rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/}; done
 
 clean:

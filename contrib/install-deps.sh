@@ -3,7 +3,7 @@
 set -eu
 
 PKGS="build-essential pkg-config clang
-libsodium-dev libcbor-dev libsystemd-dev libfido2-dev libtss2-dev libp11-kit-dev libssl-dev
+libsodium-dev libcbor-dev libsystemd-dev libfido2-dev libtss2-dev libp11-kit-dev libssl-dev libseccomp-dev
 libcmocka-dev libinih-dev libpam0g-dev
 dbus-daemon dbus-bin systemd util-linux
 swtpm swtpm-tools tpm2-tools

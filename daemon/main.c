@@ -17,6 +17,7 @@
 #include "bus/policy_enforce.h"
 #include "bus/rollback.h"
 #include "core/escrow.h"
+#include "protectors/helper_spawn.h"
 #include "protectors/remote.h"
 #include "store.h"
 
@@ -46,6 +47,7 @@ static void usage(FILE *f)
 	        "  --helper PATH                 token helper program (default: %s)\n"
 	        "  --helper-keep SECONDS         keep a spare helper started this long after a token\n"
 	        "                                operation (default: 60, 0: never)\n"
+	        "  --helper-user USER            run the token helper as USER (default: " TS_HELPER_USER ")\n"
 	        "  --help, --version\n\n"
 	        "Protector types built in:", ts_protector_remote_helper());
 	for (p = ts_protector_all(); *p; p++)
@@ -114,9 +116,20 @@ static int check_fido2_devices(const ts_config *config)
 	return 0;
 }
 
+/* Does an [unwrap] rule name executables? Judging them reads callers' /proc/PID/exe. */
+static int policy_names_executables(const ts_policy *p)
+{
+	const ts_policy_setting *s;
+
+	for (size_t i = 0; (s = ts_policy_setting_at(p, i)) != NULL; i++)
+		if (strncmp(s->section, "unwrap ", 7) == 0 && strcmp(s->key, "executables") == 0 && s->value[0])
+			return 1;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	enum { OPT_BUS = 256, OPT_STATE, OPT_IDLE, OPT_TCTI, OPT_FIDO2, OPT_FIDO2_TIMEOUT, OPT_PKCS11, OPT_LOG, OPT_XML, OPT_POLICY, OPT_AUDIT, OPT_HELPER, OPT_HELPER_KEEP, OPT_TEST_DEVICES, OPT_ACCEPT_ROLLBACK };
+	enum { OPT_BUS = 256, OPT_STATE, OPT_IDLE, OPT_TCTI, OPT_FIDO2, OPT_FIDO2_TIMEOUT, OPT_PKCS11, OPT_LOG, OPT_XML, OPT_POLICY, OPT_AUDIT, OPT_HELPER, OPT_HELPER_KEEP, OPT_HELPER_USER, OPT_TEST_DEVICES, OPT_ACCEPT_ROLLBACK };
 	static const struct option options[] = {
 		{ "bus", required_argument, NULL, OPT_BUS },
 		{ "state-dir", required_argument, NULL, OPT_STATE },
@@ -131,6 +144,7 @@ int main(int argc, char **argv)
 		{ "accept-rollback", required_argument, NULL, OPT_ACCEPT_ROLLBACK },
 		{ "helper", required_argument, NULL, OPT_HELPER },
 		{ "helper-keep", required_argument, NULL, OPT_HELPER_KEEP },
+		{ "helper-user", required_argument, NULL, OPT_HELPER_USER },
 		{ "print-introspection", no_argument, NULL, OPT_XML },   /* hidden: for contrib/org.tokenseal1.xml */
 		{ "test-devices", no_argument, NULL, OPT_TEST_DEVICES }, /* hidden: tests only (tokensealed(8)) */
 		{ "help", no_argument, NULL, 'h' },
@@ -142,7 +156,8 @@ int main(int argc, char **argv)
 		.idle_lock_usec = 900ull * 1000000,
 		.config = { .tpm2_tcti = "device:/dev/tpmrm0", .fido2_timeout_ms = 30000 },
 	};
-	const char *bus_spec = "system";
+	const char *bus_spec = "system", *helper_user = TS_HELPER_USER;
+	char helper_err[256];
 	uint64_t helper_keep_usec = 60ull * 1000000;
 	const char *policy_dir = TS_POLICY_DIR;
 	char policy_err[TS_POLICY_MSG_MAX];
@@ -207,6 +222,7 @@ int main(int argc, char **argv)
 			}
 			helper_keep_usec = secs * 1000000;
 			break;
+		case OPT_HELPER_USER: helper_user = optarg; break;
 		case 'h': usage(stdout); return EXIT_SUCCESS;
 		case 'V': printf("tokensealed %s\n", TS_DAEMON_VERSION); return EXIT_SUCCESS;
 		default: usage(stderr); return EXIT_FAILURE;
@@ -261,10 +277,20 @@ int main(int argc, char **argv)
 	if (access(ts_protector_remote_helper(), X_OK) < 0)
 		ts_log(TS_LOG_WARNING, "token helper %s: %s; fido2, tpm2 and pkcs11 protectors cannot be used",
 		       ts_protector_remote_helper(), strerror(errno));
+	/*
+	 * The helper runs as its own user; after this the daemon keeps no
+	 * capability but the two that start it as that user (helper_spawn.h).
+	 */
+	if (ts_helper_spawn_init(helper_user, d.config.pkcs11_module, helper_err, sizeof(helper_err)) < 0)
+		ts_log(TS_LOG_WARNING, "%s; fido2, tpm2 and pkcs11 protectors cannot be used", helper_err);
 
 	/* No policy, no service: a broken policy must never mean a weaker one. */
 	if ((r = ts_enforce_load(policy_dir, policy_err, sizeof(policy_err))) < 0) {
 		ts_log(TS_LOG_ERR, "refusing to start: policy: %s", policy_err);
+		goto out;
+	}
+	if (ts_helper_caps_restrict(policy_names_executables(ts_enforce_policy()), helper_err, sizeof(helper_err)) < 0) {
+		ts_log(TS_LOG_ERR, "refusing to start: %s", helper_err);
 		goto out;
 	}
 	if (ts_policy_idle_timeout(ts_enforce_policy()) > 0 &&

@@ -25,6 +25,7 @@
 
 #include "core/blob.h"
 #include "core/vault.h"
+#include "helper/sandbox.h"
 #include "protectors/escrow_rsa.h"
 #include "protectors/helper_wire.h"
 #include "protectors/protector.h"
@@ -33,6 +34,12 @@
 
 /* PKCS#11 modules mapped ahead of the request (see main). */
 static CK_FUNCTION_LIST **preloaded;
+static CK_FUNCTION_LIST *preloaded_one[2];
+
+#ifdef TS_HELPER_COMPROMISED
+/* Test build only (tests/helper/compromised.c): what a compromised helper would try. */
+void ts_helper_compromised(void);
+#endif
 
 /* The reply, collected as fields; facts are copied here (public). */
 typedef struct reply {
@@ -187,14 +194,23 @@ int main(int argc, char **argv)
 	_ts_cleanup_secure_ uint8_t *body = NULL;
 	_ts_cleanup_secure_ ts_wire_request *q = NULL;
 	struct rlimit no_core = { 0, 0 };
+	const char *pkcs11_module = NULL;
+	char err[256];
 	size_t len;
 	int r;
 
 	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		printf("Usage: tokenseal-helper\n"
+		printf("Usage: tokenseal-helper [--pkcs11-module PATH]\n"
 		       "Runs one token operation for tokensealed, which starts it with a socket on fd %d.\n"
+		       "--pkcs11-module: map only this PKCS#11 module ahead of the request.\n"
 		       "Not meant to be run by hand.\n", HELPER_FD);
 		return EXIT_SUCCESS;
+	}
+	if (argc == 3 && strcmp(argv[1], "--pkcs11-module") == 0 && argv[2][0] == '/')
+		pkcs11_module = argv[2];
+	else if (argc != 1) {
+		fprintf(stderr, "tokenseal-helper: unexpected arguments\n");
+		return EXIT_FAILURE;
 	}
 	/* PINs and KEKs pass through here too. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 || setrlimit(RLIMIT_CORE, &no_core) < 0 ||
@@ -223,11 +239,21 @@ int main(int argc, char **argv)
 		(void)RAND_bytes(&b, 1);
 		fido_init(0);
 		/*
-		 * Map the registered PKCS#11 modules and their libraries (not
-		 * initialized: no token is opened). They stay mapped until exit,
-		 * so the pkcs11 backend's own load finds them in place.
+		 * Map the configured PKCS#11 module, or else the registered ones,
+		 * and their libraries (not initialized: no token is opened). They
+		 * stay mapped until exit, so the pkcs11 backend's own load finds
+		 * them in place.
 		 */
-		preloaded = p11_kit_modules_load(NULL, 0);
+		if (pkcs11_module) {
+			if ((preloaded_one[0] = p11_kit_module_load(pkcs11_module, 0)) != NULL)
+				preloaded = preloaded_one;
+		} else
+			preloaded = p11_kit_modules_load(NULL, 0);
+	}
+	/* From here on only the system calls the token backends use (sandbox.h). */
+	if (ts_helper_sandbox(err, sizeof(err)) < 0) {
+		fprintf(stderr, "tokenseal-helper: %s\n", err);
+		return EXIT_FAILURE;
 	}
 	if ((r = ts_wire_read(HELPER_FD, -1, &body, &len)) < 0) {
 		fprintf(stderr, "tokenseal-helper: no request on fd %d: %s\n", HELPER_FD, ts_strerror(r));
@@ -237,8 +263,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tokenseal-helper: malformed request: %s\n", ts_strerror(r));
 		return EXIT_FAILURE;
 	}
+#ifdef TS_HELPER_COMPROMISED
+	ts_helper_compromised();
+#endif
 	r = run(q);
-	if (preloaded)
+	if (preloaded == preloaded_one)
+		p11_kit_module_release(preloaded_one[0]);
+	else if (preloaded)
 		p11_kit_modules_release(preloaded);
 	if (r < 0) {
 		fprintf(stderr, "tokenseal-helper: cannot send the reply: %s\n", ts_strerror(r));

@@ -29,6 +29,7 @@
 
 #include "core/blob.h"
 #include "core/vault.h"
+#include "protectors/helper_spawn.h"
 #include "protectors/helper_wire.h"
 #include "protectors/protector.h"
 #include "protectors/remote.h"
@@ -99,10 +100,6 @@ static void reap(pid_t pid, int killed)
 
 static int spawn_helper(pid_t *ret_pid, int *ret_fd, char *err, size_t errlen)
 {
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t none, all;
-	char *argv[] = { (char *)"tokenseal-helper", NULL };
 	int sv[2], child, r;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
@@ -120,25 +117,12 @@ static int spawn_helper(pid_t *ret_pid, int *ret_fd, char *err, size_t errlen)
 			return -TS_E_FAILED;
 		}
 	}
-	sigemptyset(&none);
-	sigfillset(&all);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawnattr_init(&attr);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, child, 3);
-	posix_spawn_file_actions_addclosefrom_np(&fa, 4);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &all);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	r = posix_spawn(ret_pid, helper_path, &fa, &attr, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
+	/* As the helper's own user, with a minimal environment (helper_spawn.h). */
+	r = ts_helper_spawn(helper_path, child, ret_pid, err, errlen);
 	close(child);
-	if (r != 0) {
+	if (r < 0) {
 		close(sv[0]);
-		snprintf(err, errlen, "cannot start the token helper %.300s: %s", helper_path, strerror(r));
-		return -TS_E_FAILED;
+		return r;
 	}
 	*ret_fd = sv[0];
 	n_alive++;
@@ -237,7 +221,7 @@ static int on_warm_defer(sd_event_source *s, void *userdata)
 }
 
 /*
- * After a token operation: have a spare ready for the next one. posix_spawn
+ * After a token operation: have a spare ready for the next one. Starting one
  * blocks until the child has exec'd, so this is deferred to the loop: the
  * caller's reply goes out first.
  */

@@ -30,6 +30,9 @@ check_file /usr/share/dbus-1/interfaces/org.tokenseal1.xml 644
 check_file /usr/share/polkit-1/actions/org.tokenseal1.policy 644
 check_file /usr/share/bash-completion/completions/tokenseal 644
 check_file /usr/share/man/man8/tokensealed.8 644
+check_file /usr/lib/sysusers.d/tokenseal.conf 644
+check_file /usr/lib/udev/rules.d/70-tokenseal.rules 644
+check_file /usr/share/polkit-1/rules.d/50-tokenseal-pcscd.rules 644
 check_file /usr/share/man/man8/pam_tokenseal.8 644
 check_file /usr/share/man/man5/tokenseal-policy.5 644
 for m in "$TS_SRC"/docs/*.1; do [ -f "$m" ] && check_file "/usr/share/man/man1/${m##*/}" 644; done
@@ -54,9 +57,22 @@ U="$DEST/usr/lib/systemd/system/tokensealed.service"
 for k in 'Type=dbus' 'BusName=org.tokenseal1' 'ProtectSystem=strict' 'ProtectHome=yes' 'PrivateNetwork=yes' \
 	'NoNewPrivileges=yes' 'DeviceAllow=char-hidraw rw' 'DeviceAllow=/dev/tpmrm0 rw' 'DevicePolicy=closed' \
 	'MemoryDenyWriteExecute=yes' 'LockPersonality=yes' 'StateDirectory=tokenseal' 'StateDirectoryMode=0700' \
-	'RestrictAddressFamilies=AF_UNIX AF_NETLINK' 'CapabilityBoundingSet=' 'SystemCallFilter=@system-service'; do
+	'RestrictAddressFamilies=AF_UNIX' 'CapabilityBoundingSet=CAP_SETUID CAP_SETGID' 'SystemCallFilter=@system-service' \
+	'SystemCallFilter=~@resources' 'PrivateMounts=yes' 'ProcSubset=pid' 'AmbientCapabilities='; do
 	grep -qxF "$k" "$U" || fail "unit lacks $k"
 done
+# No more exposure than before the helper got its own user (1.5): systemd's own score of the installed unit.
+score=$(systemd-analyze security --offline=yes "$U" 2>&1 | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+[ -n "$score" ] || fail "systemd-analyze security gave no score: $(systemd-analyze security --offline=yes "$U" 2>&1 | tail -3)"
+awk -v s="$score" 'BEGIN { exit !(s <= 1.5) }' || fail "systemd-analyze security: exposure $score, above 1.5"
+# The helper's user as systemd-sysusers makes it from the installed file: a system user in group tss.
+SROOT=$RIG_DIR/sysusers
+mkdir -p "$SROOT/etc" "$SROOT/usr/lib/sysusers.d"
+cp "$DEST/usr/lib/sysusers.d/tokenseal.conf" "$SROOT/usr/lib/sysusers.d/"
+systemd-sysusers --root="$SROOT" >/dev/null 2>&1 || fail "systemd-sysusers refuses tokenseal.conf"
+grep -q '^tokenseal-helper:x:[0-9]*:[0-9]*:.*:/nonexistent:/usr/sbin/nologin$' "$SROOT/etc/passwd" || fail "sysusers: no helper user"
+grep -q '^tss:x:[0-9]*:.*tokenseal-helper' "$SROOT/etc/group" || fail "sysusers: the helper user is not in tss"
+pass "the unit's CapabilityBoundingSet= is CAP_SETUID CAP_SETGID, systemd-analyze security $score (at most 1.5); sysusers makes the helper's user"
 VROOT=$RIG_DIR/vroot
 cp -a "$DEST" "$VROOT"
 # The system's own units (targets the unit depends on by default); dbus.socket if this machine has none.

@@ -24,15 +24,16 @@ def read_exact(n):
 
 (n,) = struct.unpack(">I", read_exact(4))
 read_exact(n)
-msg = os.environ.get("EVIL_MESSAGE", "").encode()
+msg = open(os.path.join(os.path.dirname(sys.argv[0]), "evil-message"), "rb").read()
 body = struct.pack(">BIi", 32, 4, -1) + struct.pack(">BI", 33, len(msg)) + msg
 os.write(3, struct.pack(">I", len(body)) + body)
 PY
 chmod 755 "$D/evil-helper"
 # A newline, then the forged event; then a carriage return, an ANSI "erase line", NEL (U+0085), LINE
 # SEPARATOR (U+2028) and a right-to-left override (U+202E), each before more text. (The daemon keeps 255
-# bytes of a helper's message.)
-export EVIL_MESSAGE=$(printf 'helper broke\n%s\r<5>cr\033[2K<5>esc\xc2\x85<5>nel\xe2\x80\xa8<5>ls\xe2\x80\xaeok' "$FORGED")
+# bytes of a helper's message.) In a file next to the helper: the daemon passes it no environment of ours.
+printf 'helper broke\n%s\r<5>cr\033[2K<5>esc\xc2\x85<5>nel\xe2\x80\xa8<5>ls\xe2\x80\xaeok' "$FORGED" >"$D/evil-message"
+chmod 644 "$D/evil-message"
 
 rig_start_bus
 TS_HELPER="$D/evil-helper" rig_start_daemon --idle-lock 0 --audit-log "$D/audit.jsonl"

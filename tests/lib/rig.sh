@@ -130,6 +130,8 @@ XML
 # State dir: $STATE_DIR (default $RIG_DIR/state). Waits until the name is owned.
 rig_start_daemon() {
 	: "${STATE_DIR:=$RIG_DIR/state}"
+	# The SoftHSM2 tokens of the test, whatever created them since: the helper's user uses them.
+	if declare -F softhsm_helper_access >/dev/null; then softhsm_helper_access; fi
 	"$TOKENSEALED" --bus "$BUS_ADDRESS" --state-dir "$STATE_DIR" --helper "$TS_HELPER" "$@" \
 		>>"$RIG_DIR/daemon.log" 2>&1 &
 	DAEMON_PID=$!
@@ -175,6 +177,30 @@ expect_fail() { # needle, command...
 
 # An unprivileged uid for "other user" tests.
 OTHER_UID=65534
+
+# The token helper's own system user, as make install creates it (contrib/sysusers.d/tokenseal.conf):
+# the daemon starts every helper as this user. Created once and kept (like a sysusers account); other
+# tests may create it at the same moment, so a failed useradd counts only if the user is still missing.
+# (Not root, as `make demo` may be: the daemon then runs the helper as its own uid, nothing to set up.)
+TS_HELPER_USER=tokenseal-helper
+if [ "$(id -u)" = 0 ] && ! getent passwd "$TS_HELPER_USER" >/dev/null; then
+	useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+		"$TS_HELPER_USER" >/dev/null 2>&1 || getent passwd "$TS_HELPER_USER" >/dev/null || fail "useradd $TS_HELPER_USER"
+fi
+if [ "$(id -u)" = 0 ] && getent group tss >/dev/null && ! id -nG "$TS_HELPER_USER" | grep -qw tss; then
+	usermod -a -G tss "$TS_HELPER_USER" 2>/dev/null || true
+fi
+
+# rig_helper_access PATH... — the helper's group may use these test tokens (a socket: connect; a
+# directory tree: read and write), as udev and pcscd give it real devices. Nothing is opened to others.
+rig_helper_access() {
+	local p
+	[ "$(id -u)" = 0 ] || return 0
+	for p in "$@"; do
+		[ -e "$p" ] || continue
+		chgrp -R "$TS_HELPER_USER" "$p" && chmod -R g+rwX "$p" || fail "helper access to $p"
+	done
+}
 
 # rig_useradd NAME — a real local account (system user, no home, no shell) for tests that need a
 # second uid with a name: PAM and getpwnam see it. Removed at exit. Not in $(...): the list of

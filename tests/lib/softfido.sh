@@ -13,6 +13,7 @@ softfido_start() { # name, extra args...
 	eval "SOFTFIDO_PID_$name=$pid"
 	for _ in $(seq 100); do [ -S "$d/sock" ] && [ -S "$d/ctl" ] && break; sleep 0.05; done
 	[ -S "$d/sock" ] || { cat "$d/log" >&2; fail "softfido $name did not start"; }
+	rig_helper_access "$d/sock"   # the token helper, as its own user, connects to it
 	eval "SOFTFIDO_${name}_DEV=unix:$d/sock"
 }
 

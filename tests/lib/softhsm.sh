@@ -36,7 +36,18 @@ softhsm_module_path() {
 }
 
 softhsm_p11tool() { # args... (logged in to ts-test)
-	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$SOFTHSM_LABEL" "$@"
+	local rc=0
+	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$SOFTHSM_LABEL" "$@" || rc=$?
+	softhsm_helper_access
+	return $rc
+}
+
+# softhsm_helper_access — the token files (new ones are root's, 0600) to the token helper's group:
+# the daemon starts the helper as its own user (tests/lib/rig.sh, rig_helper_access).
+softhsm_helper_access() {
+	declare -F rig_helper_access >/dev/null || return 0
+	[ -n "${SOFTHSM2_CONF:-}" ] && [ -r "$SOFTHSM2_CONF" ] || return 0
+	rig_helper_access "$(sed -n 's/^directories.tokendir[[:space:]]*=[[:space:]]*//p' "$SOFTHSM2_CONF")"
 }
 
 softhsm_keypair() { # id label type

@@ -1,0 +1,256 @@
+/*
+ * helper_spawn.c — starting tokenseal-helper as its own unprivileged user.
+ *
+ * The helper parses what tokens send and loads vendors' PKCS#11 modules, so
+ * it runs as a system user of its own (TS_HELPER_USER) that owns nothing of
+ * the daemon's: not the state directory, not the daemon's process, not a
+ * vault's owner on the bus. Its groups give it the token devices (tss for
+ * /dev/tpmrm0; hidraw and PC/SC through the shipped udev rule and pcscd's
+ * polkit rule, docs/ARCHITECTURE.md). The daemon forks, changes user in the
+ * child and execs; posix_spawn cannot change user. Between fork and exec the
+ * child calls only async-signal-safe functions.
+ */
+#define _GNU_SOURCE 1
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tokenseal.h"
+#include "protectors/helper_spawn.h"
+
+extern char **environ;
+
+#define MAX_GROUPS 64
+#define MAX_ENV 16
+
+static struct {
+	int switch_user;           /* 1: change to uid/gid/groups in the child */
+	int unusable;              /* 1: init failed; no helper is started */
+	char why[256];
+	uid_t uid;
+	gid_t gid;
+	gid_t groups[MAX_GROUPS];
+	int n_groups;
+	char *env[MAX_ENV + 1];
+	char *argv[4];
+} hs = { .argv = { (char *)"tokenseal-helper", NULL } };
+
+static void env_build(void)
+{
+	static const char *const pass[] = TS_HELPER_ENV_PASS;
+	static char tss2_log[] = "TSS2_LOG=all+NONE";
+	size_t n = 0;
+
+	for (size_t i = 0; i < sizeof(pass) / sizeof(pass[0]) && n < MAX_ENV - 1; i++) {
+		const char *v = getenv(pass[i]);
+		char *kv;
+		if (!v || asprintf(&kv, "%s=%s", pass[i], v) < 0)
+			continue;
+		hs.env[n++] = kv;   /* kept for the daemon's lifetime */
+	}
+	if (!getenv("TSS2_LOG"))
+		hs.env[n++] = tss2_log;
+	hs.env[n] = NULL;
+}
+
+int ts_helper_spawn_init(const char *user, const char *pkcs11_module, char *err, size_t errlen)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	int n = MAX_GROUPS, r;
+
+	env_build();
+	if (pkcs11_module) {
+		hs.argv[1] = (char *)"--pkcs11-module";
+		hs.argv[2] = strdup(pkcs11_module);
+		if (!hs.argv[2])
+			hs.argv[1] = NULL;
+	}
+	if (geteuid() != 0)
+		return 0;   /* not root: the helper is the daemon's own uid, nothing to change */
+	hs.switch_user = 1;
+	if ((r = getpwnam_r(user, &pw, buf, sizeof(buf), &res)) != 0 || !res) {
+		snprintf(hs.why, sizeof(hs.why), "the token helper's user %.64s %s%s", user,
+		         r ? "cannot be looked up: " : "does not exist (systemd-sysusers creates it from tokenseal.conf)",
+		         r ? strerror(r) : "");
+		goto fail;
+	}
+	if (pw.pw_uid == 0 || pw.pw_gid == 0) {
+		snprintf(hs.why, sizeof(hs.why), "the token helper's user %.64s is root's uid or group: refused", user);
+		goto fail;
+	}
+	hs.uid = pw.pw_uid;
+	hs.gid = pw.pw_gid;
+	if (getgrouplist(user, pw.pw_gid, hs.groups, &n) < 0) {
+		snprintf(hs.why, sizeof(hs.why), "the token helper's user %.64s is in more than %d groups", user,
+		         MAX_GROUPS);
+		goto fail;
+	}
+	hs.n_groups = n;
+	for (int i = 0; i < n; i++)
+		if (hs.groups[i] == 0) {
+			snprintf(hs.why, sizeof(hs.why), "the token helper's user %.64s is in root's group: refused", user);
+			goto fail;
+		}
+	return 0;
+fail:
+	hs.unusable = 1;
+	snprintf(err, errlen, "%s", hs.why);
+	return -TS_E_FAILED;
+}
+
+static int caps_set(uint64_t permitted, uint64_t effective)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+	struct __user_cap_data_struct d[2] = {
+		{ .effective = (uint32_t)effective, .permitted = (uint32_t)permitted, .inheritable = 0 },
+		{ .effective = (uint32_t)(effective >> 32), .permitted = (uint32_t)(permitted >> 32), .inheritable = 0 },
+	};
+
+	return (int)syscall(SYS_capset, &h, d);
+}
+
+#define CAP_BIT(c) (1ull << (c))
+
+int ts_helper_caps_restrict(int keep_ptrace, char *err, size_t errlen)
+{
+	uint64_t keep = hs.switch_user && !hs.unusable ? CAP_BIT(CAP_SETUID) | CAP_BIT(CAP_SETGID) : 0;
+	uint64_t effective = 0;
+
+	if (keep_ptrace) {
+		struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+		struct __user_cap_data_struct d[2];
+		if (syscall(SYS_capget, &h, d) == 0 && (d[0].permitted & CAP_BIT(CAP_SYS_PTRACE))) {
+			keep |= CAP_BIT(CAP_SYS_PTRACE);
+			effective |= CAP_BIT(CAP_SYS_PTRACE);
+		}
+	}
+
+	/* The bounding set first: dropping from it needs CAP_SETPCAP, which goes next. */
+	if (prctl(PR_CAPBSET_READ, CAP_SETPCAP, 0, 0, 0) == 1)
+		for (int c = 0; c <= CAP_LAST_CAP; c++)
+			if (!(keep & CAP_BIT(c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL &&
+			    errno != EPERM)
+				break;
+	(void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	/* Kept in the permitted set only: raised by the child that changes user, nowhere else. */
+	if (caps_set(keep, effective) < 0) {
+		snprintf(err, errlen, "cannot drop capabilities: %s", strerror(errno));
+		return -TS_E_FAILED;
+	}
+	return 0;
+}
+
+/* Child side: report the failed step's errno on the status pipe and exit. */
+static _Noreturn void child_fail(int status_fd, int step)
+{
+	int e[2] = { step, errno };
+
+	(void)!write(status_fd, e, sizeof(e));
+	_exit(127);
+}
+
+enum { STEP_SIGNALS = 1, STEP_FDS, STEP_CAPS, STEP_GROUPS, STEP_GID, STEP_UID, STEP_VERIFY, STEP_NNP, STEP_EXEC };
+
+static const char *step_name(int step)
+{
+	switch (step) {
+	case STEP_SIGNALS: return "reset signals";
+	case STEP_FDS: return "set up file descriptors";
+	case STEP_CAPS: return "raise CAP_SETUID/CAP_SETGID";
+	case STEP_GROUPS: return "set its groups";
+	case STEP_GID: return "set its group";
+	case STEP_UID: return "set its user";
+	case STEP_VERIFY: return "verify its user";
+	case STEP_NNP: return "set no_new_privs";
+	default: return "exec";
+	}
+}
+
+int ts_helper_spawn(const char *path, int child_fd, pid_t *ret_pid, char *err, size_t errlen)
+{
+	int status_pipe[2], e[2], status;
+	ssize_t n;
+	pid_t pid;
+
+	if (hs.unusable) {
+		snprintf(err, errlen, "%s", hs.why);
+		return -TS_E_FAILED;
+	}
+	if (pipe2(status_pipe, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "token helper: pipe: %s", strerror(errno));
+		return -TS_E_FAILED;
+	}
+	if ((pid = fork()) < 0) {
+		snprintf(err, errlen, "token helper: fork: %s", strerror(errno));
+		close(status_pipe[0]);
+		close(status_pipe[1]);
+		return -TS_E_FAILED;
+	}
+	if (pid == 0) {
+		struct sigaction dfl = { .sa_handler = SIG_DFL };
+		sigset_t none;
+		int fd = status_pipe[1], devnull;
+
+		sigemptyset(&none);
+		for (int s = 1; s < NSIG; s++)
+			(void)sigaction(s, &dfl, NULL);   /* EINVAL for SIGKILL, SIGSTOP and glibc's own */
+		if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+			child_fail(fd, STEP_SIGNALS);
+		/* The status pipe moves above fd 3 so that closing from 4 keeps it. */
+		if (fd <= 3 && (fd = fcntl(fd, F_DUPFD_CLOEXEC, 4)) < 0)
+			_exit(127);
+		if (child_fd == 3 || (devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0 ||
+		    dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 || dup2(child_fd, 3) < 0)
+			child_fail(fd, STEP_FDS);
+		for (int i = 4; i < fd; i++)
+			close(i);
+		if (syscall(SYS_close_range, fd + 1, ~0u, 0) < 0)
+			child_fail(fd, STEP_FDS);
+		if (hs.switch_user) {
+			/* Only these two, effective (a kept CAP_SYS_PTRACE goes here). */
+			if (caps_set(CAP_BIT(CAP_SETUID) | CAP_BIT(CAP_SETGID), CAP_BIT(CAP_SETUID) | CAP_BIT(CAP_SETGID)) < 0)
+				child_fail(fd, STEP_CAPS);
+			if (setgroups((size_t)hs.n_groups, hs.groups) < 0)
+				child_fail(fd, STEP_GROUPS);
+			if (setresgid(hs.gid, hs.gid, hs.gid) < 0)
+				child_fail(fd, STEP_GID);
+			/* Leaving uid 0 clears every capability (no SECBIT_KEEP_CAPS). */
+			if (setresuid(hs.uid, hs.uid, hs.uid) < 0)
+				child_fail(fd, STEP_UID);
+			errno = EPERM;
+			if (getuid() != hs.uid || geteuid() != hs.uid || getgid() != hs.gid || setresuid(0, 0, 0) == 0)
+				child_fail(fd, STEP_VERIFY);
+		}
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+			child_fail(fd, STEP_NNP);
+		execve(path, hs.argv, hs.env);
+		child_fail(fd, STEP_EXEC);
+	}
+	close(status_pipe[1]);
+	do
+		n = read(status_pipe[0], e, sizeof(e));
+	while (n < 0 && errno == EINTR);
+	close(status_pipe[0]);
+	if (n == 0) {
+		*ret_pid = pid;
+		return 0;
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (n == (ssize_t)sizeof(e))
+		snprintf(err, errlen, "cannot start the token helper %.300s: %s: %s", path, step_name(e[0]), strerror(e[1]));
+	else
+		snprintf(err, errlen, "cannot start the token helper %.300s", path);
+	return -TS_E_FAILED;
+}

@@ -1,0 +1,53 @@
+/* helper_spawn.h — how tokensealed starts tokenseal-helper: as its own unprivileged user, with a minimal environment. */
+#ifndef TS_HELPER_SPAWN_H
+#define TS_HELPER_SPAWN_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* The helper's system user (contrib/sysusers.d/tokenseal.conf). */
+#define TS_HELPER_USER "tokenseal-helper"
+
+/*
+ * Environment variables the helper inherits from the daemon; every other one
+ * is dropped. SOFTHSM2_CONF and PCSCLITE_CSOCK_NAME tell a token library
+ * where its token is; the *SAN_OPTIONS only matter to a sanitizer build.
+ * TSS2_LOG is always set (the daemon's, else all+NONE: tpm2-tss logs every
+ * TPM error otherwise).
+ */
+#define TS_HELPER_ENV_PASS { "SOFTHSM2_CONF", "PCSCLITE_CSOCK_NAME", "TSS2_LOG", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS" }
+
+/*
+ * Decide who the helper runs as, once, at start-up (before ts_helper_caps_restrict).
+ * Run as root, the daemon starts every helper as user (its uid, its primary
+ * group and its supplementary groups, e.g. tss); run as another uid, the
+ * helper simply runs as that uid. pkcs11_module (or NULL) is passed to the
+ * helper, which then maps only that PKCS#11 module. Returns 0, or
+ * -TS_E_FAILED with err set when user does not exist or its groups cannot
+ * be read; the daemon then starts no helper at all (ts_helper_spawn fails
+ * with that message), never one as root.
+ */
+int ts_helper_spawn_init(const char *user, const char *pkcs11_module, char *err, size_t errlen);
+
+/*
+ * Keep no capability but CAP_SETUID and CAP_SETGID, and only in the
+ * permitted set: they are raised in the forked child, just before it
+ * changes to the helper's user. When the helper needs no change of user (the
+ * daemon is not root, or ts_helper_spawn_init failed) they go too. With
+ * keep_ptrace, CAP_SYS_PTRACE stays (effective) if the daemon has it: a
+ * policy's [unwrap] executables needs it to read /proc/PID/exe of a caller
+ * (tokenseal-policy(5)). The bounding set is narrowed too where the daemon
+ * may (CAP_SETPCAP). 0, or -TS_E_FAILED with err set.
+ */
+int ts_helper_caps_restrict(int keep_ptrace, char *err, size_t errlen);
+
+/*
+ * Start path as the helper: fd 3 is child_fd (which the caller still owns
+ * and closes), 0 and 1 are /dev/null, 2 is the daemon's, no other fd, the
+ * helper's user and groups, the environment above, no_new_privs set, every
+ * signal default and unblocked. Returns once the helper has exec'd: 0 and
+ * *ret_pid, or -TS_E_FAILED with err set (nothing left running).
+ */
+int ts_helper_spawn(const char *path, int child_fd, pid_t *ret_pid, char *err, size_t errlen);
+
+#endif

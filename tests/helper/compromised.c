@@ -1,0 +1,314 @@
+/*
+ * compromised.c — the token helper turned hostile, for tests/integration/isolation-helper.sh only.
+ *
+ * Linked into build/tests/tokenseal-helper-compromised (main.c built with
+ * -DTS_HELPER_COMPROMISED), never into the installed helper. After reading
+ * its request, inside its sandbox, it tries what code running in a
+ * compromised helper would try, and writes one line per attempt to stderr
+ * (the daemon's log):
+ *
+ *     compromised-helper: ATTEMPT: refused (why)    or    ...: SUCCEEDED (what)
+ *
+ * unwrap:  call Unwrap on a vault it does not own over the bus (the address
+ *          is given, so a refusal is the bus's or daemon's answer to who it is);
+ * open:    open a vault file in the state directory;
+ * ptrace:  PTRACE_ATTACH to the daemon (its parent);
+ * vmread:  process_vm_readv of the daemon's memory.
+ * What to attack is read from compromised.conf next to the executable
+ * (bus=, path=, blob= hex, file=, addr= hex), written by the test.
+ */
+#define _GNU_SOURCE 1
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+void ts_helper_compromised(void);
+
+static struct {
+	char bus[512], path[256], file[PATH_MAX];
+	uint8_t blob[4096];
+	size_t blob_len;
+	unsigned long long addr;
+} cf;
+
+static void report(const char *attempt, int ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void report(const char *attempt, int ok, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	dprintf(2, "compromised-helper: %s: %s (%s)\n", attempt, ok ? "SUCCEEDED" : "refused", msg);
+}
+
+static int read_conf(void)
+{
+	char exe[PATH_MAX], name[PATH_MAX + 32], line[8192];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	FILE *f;
+
+	if (n <= 0)
+		return -1;
+	exe[n] = '\0';
+	*strrchr(exe, '/') = '\0';
+	snprintf(name, sizeof(name), "%s/compromised.conf", exe);
+	if ((f = fopen(name, "re")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		char *v = strchr(line, '=');
+		if (!v)
+			continue;
+		*v++ = '\0';
+		v[strcspn(v, "\n")] = '\0';
+		if (strcmp(line, "bus") == 0)
+			snprintf(cf.bus, sizeof(cf.bus), "%s", v);
+		else if (strcmp(line, "path") == 0)
+			snprintf(cf.path, sizeof(cf.path), "%s", v);
+		else if (strcmp(line, "file") == 0)
+			snprintf(cf.file, sizeof(cf.file), "%s", v);
+		else if (strcmp(line, "addr") == 0)
+			cf.addr = strtoull(v, NULL, 16);
+		else if (strcmp(line, "blob") == 0)
+			for (cf.blob_len = 0; v[0] && v[1] && cf.blob_len < sizeof(cf.blob); v += 2) {
+				char h[3] = { v[0], v[1], 0 };
+				cf.blob[cf.blob_len++] = (uint8_t)strtoul(h, NULL, 16);
+			}
+	}
+	fclose(f);
+	return 0;
+}
+
+/* ---- a minimal D-Bus client (plain read/write on an AF_UNIX socket, little endian) ---- */
+
+typedef struct msg { uint8_t b[8192]; size_t n; } msg;
+
+static void pad(msg *m, size_t a) { while (m->n % a) m->b[m->n++] = 0; }
+static void u32(msg *m, uint32_t v) { pad(m, 4); memcpy(m->b + m->n, &v, 4); m->n += 4; }
+static void str(msg *m, const char *s) { size_t l = strlen(s); u32(m, (uint32_t)l); memcpy(m->b + m->n, s, l + 1); m->n += l + 1; }
+static void sig(msg *m, const char *s) { size_t l = strlen(s); m->b[m->n++] = (uint8_t)l; memcpy(m->b + m->n, s, l + 1); m->n += l + 1; }
+static void field(msg *m, uint8_t code, const char *type, const char *v)
+{
+	pad(m, 8);
+	m->b[m->n++] = code;
+	sig(m, type);
+	if (type[0] == 'g')
+		sig(m, v);
+	else
+		str(m, v);
+}
+
+/* A method call; body (already marshalled from offset 0, 8-aligned start) may be empty. */
+static void call(msg *m, uint32_t serial, const char *dest, const char *path, const char *iface, const char *member,
+                 const char *signature, const msg *body)
+{
+	size_t arr;
+
+	m->n = 0;
+	m->b[m->n++] = 'l', m->b[m->n++] = 1, m->b[m->n++] = 0, m->b[m->n++] = 1;
+	u32(m, body ? (uint32_t)body->n : 0);
+	u32(m, serial);
+	u32(m, 0);   /* array length, set below */
+	arr = m->n;
+	field(m, 1, "o", path);
+	field(m, 2, "s", iface);
+	field(m, 3, "s", member);
+	field(m, 6, "s", dest);
+	if (signature)
+		field(m, 8, "g", signature);
+	{
+		uint32_t l = (uint32_t)(m->n - arr);
+		memcpy(m->b + 12, &l, 4);
+	}
+	pad(m, 8);
+	if (body) {
+		memcpy(m->b + m->n, body->b, body->n);
+		m->n += body->n;
+	}
+}
+
+static int read_full(int fd, void *p, size_t n)
+{
+	for (size_t off = 0; off < n;) {
+		ssize_t r = read(fd, (uint8_t *)p + off, n - off);
+		if (r <= 0)
+			return -1;
+		off += (size_t)r;
+	}
+	return 0;
+}
+
+/* Read messages until the reply to serial: 0 method return, 1 error (name in err). -1 on I/O. */
+static int reply(int fd, uint32_t serial, char *err, size_t errlen, size_t *body_len)
+{
+	for (;;) {
+		uint8_t h[16], *rest;
+		uint32_t blen, fl, rs = 0;
+		size_t total, off;
+		int type;
+
+		if (read_full(fd, h, 16) < 0)
+			return -1;
+		memcpy(&blen, h + 4, 4);
+		memcpy(&fl, h + 12, 4);
+		total = ((16 + fl + 7) & ~(size_t)7) + blen;
+		if (total > (1u << 20) || (rest = malloc(total)) == NULL)
+			return -1;
+		memcpy(rest, h, 16);
+		if (read_full(fd, rest + 16, total - 16) < 0) {
+			free(rest);
+			return -1;
+		}
+		type = h[1];
+		err[0] = '\0';
+		for (off = 16; off < 16 + fl;) {
+			uint8_t code = rest[off], sl = rest[off + 1];
+			char t = (char)rest[off + 2];
+			off += 2 + sl + 1;
+			if (t == 'u') {
+				off = (off + 3) & ~(size_t)3;
+				if (code == 5)
+					memcpy(&rs, rest + off, 4);
+				off += 4;
+			} else if (t == 's' || t == 'o') {
+				uint32_t l;
+				off = (off + 3) & ~(size_t)3;
+				memcpy(&l, rest + off, 4);
+				if (code == 4)
+					snprintf(err, errlen, "%.*s", (int)l, (char *)rest + off + 4);
+				off += 4 + l + 1;
+			} else if (t == 'g') {
+				off += 1 + rest[off] + 1;
+			} else
+				break;
+			off = (off + 7) & ~(size_t)7;
+		}
+		free(rest);
+		if ((type == 2 || type == 3) && rs == serial) {
+			*body_len = blen;
+			return type == 3;
+		}
+	}
+}
+
+static void try_unwrap(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *p = strstr(cf.bus, "path=");
+	char auth[128], line[256], err[256] = "";
+	msg m, body;
+	size_t l, blen = 0;
+	int fd, r;
+
+	if (!p || !cf.path[0]) {
+		report("unwrap", 0, "test set-up: no bus address or vault path given");
+		return;
+	}
+	p += 5;
+	l = strcspn(p, ",");
+	if (l >= sizeof(sa.sun_path)) {
+		report("unwrap", 0, "test set-up: bus path too long");
+		return;
+	}
+	memcpy(sa.sun_path, p, l);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+		report("unwrap", 0, "socket: %s", strerror(errno));
+		return;
+	}
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		report("unwrap", 0, "connect to the bus: %s", strerror(errno));
+		close(fd);
+		return;
+	}
+	{
+		char uid[16];
+		int k = snprintf(uid, sizeof(uid), "%u", (unsigned)getuid()), n = snprintf(auth, sizeof(auth), "%cAUTH EXTERNAL ", 0);
+		for (int i = 0; i < k; i++)
+			n += snprintf(auth + n, sizeof(auth) - (size_t)n, "%02x", (unsigned char)uid[i]);
+		n += snprintf(auth + n, sizeof(auth) - (size_t)n, "\r\n");
+		if (write(fd, auth, (size_t)n) != n || read(fd, line, sizeof(line) - 1) <= 0 || strncmp(line, "OK ", 3) != 0 ||
+		    write(fd, "BEGIN\r\n", 7) != 7) {
+			report("unwrap", 0, "bus authentication: %s", strerror(errno));
+			close(fd);
+			return;
+		}
+	}
+	call(&m, 1, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "Hello", NULL, NULL);
+	if (write(fd, m.b, m.n) != (ssize_t)m.n || (r = reply(fd, 1, err, sizeof(err), &blen)) != 0) {
+		report("unwrap", 0, "Hello: %s", err[0] ? err : strerror(errno));
+		close(fd);
+		return;
+	}
+	/* body "aya{ss}": the blob, an empty context */
+	body.n = 0;
+	u32(&body, (uint32_t)cf.blob_len);
+	memcpy(body.b + body.n, cf.blob, cf.blob_len);
+	body.n += cf.blob_len;
+	u32(&body, 0);
+	pad(&body, 8);
+	call(&m, 2, "org.tokenseal1", cf.path, "org.tokenseal1.Vault", "Unwrap", "aya{ss}", &body);
+	if (write(fd, m.b, m.n) != (ssize_t)m.n || (r = reply(fd, 2, err, sizeof(err), &blen)) < 0)
+		report("unwrap", 0, "I/O on the bus: %s", strerror(errno));
+	else if (r == 1)
+		report("unwrap", 0, "%s", err);
+	else
+		report("unwrap", 1, "a reply of %zu bytes: the plaintext key", blen);
+	close(fd);
+}
+
+static void try_open(void)
+{
+	int fd = open(cf.file, O_RDONLY | O_CLOEXEC);
+	char b[64];
+	ssize_t n;
+
+	if (fd < 0) {
+		report("open", 0, "%s", strerror(errno));
+		return;
+	}
+	n = read(fd, b, sizeof(b));
+	report("open", n > 0, "read %zd bytes of the vault file", n);
+	close(fd);
+}
+
+static void try_ptrace(void)
+{
+	pid_t daemon = getppid();
+	uint8_t b[16];
+	struct iovec local = { b, sizeof(b) }, remote = { (void *)(uintptr_t)cf.addr, sizeof(b) };
+	ssize_t n;
+
+	if (ptrace(PTRACE_ATTACH, daemon, 0, 0) < 0)
+		report("ptrace", 0, "PTRACE_ATTACH to the daemon (pid %d): %s", (int)daemon, strerror(errno));
+	else {
+		report("ptrace", 1, "attached to the daemon (pid %d)", (int)daemon);
+		(void)ptrace(PTRACE_DETACH, daemon, 0, 0);
+	}
+	if ((n = process_vm_readv(daemon, &local, 1, &remote, 1, 0)) < 0)
+		report("vmread", 0, "process_vm_readv of the daemon at 0x%llx: %s", cf.addr, strerror(errno));
+	else
+		report("vmread", 1, "read %zd bytes of the daemon's memory at 0x%llx", n, cf.addr);
+}
+
+void ts_helper_compromised(void)
+{
+	dprintf(2, "compromised-helper: running as uid %u gid %u\n", (unsigned)getuid(), (unsigned)getgid());
+	if (read_conf() < 0) {
+		report("config", 0, "cannot read compromised.conf next to the executable: %s", strerror(errno));
+		return;
+	}
+	try_unwrap();
+	try_open();
+	try_ptrace();
+}
