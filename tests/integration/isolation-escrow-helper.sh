@@ -12,6 +12,7 @@ T="$TS_BUILD/tests/tools"
 D=$RIG_DIR PD="$RIG_DIR/policy.d" REC="$RIG_DIR/helper-input"
 mkdir -p "$PD"
 : >"$REC"
+rig_helper_access "$REC"   # the relay runs as the helper's user
 
 # The relay: started by the daemon as its helper (socket on fd 3), it starts the real helper
 # on a socket of its own and copies both ways, appending what the daemon sends to $REC.

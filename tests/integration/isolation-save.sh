@@ -30,6 +30,7 @@ rig_start_daemon --idle-lock 0
 
 P=$(create_vault sv "$D/rk1") || fail "CreateVault"
 [ "$(fdcall "$P" $VIFACE AddProtector 'sa{ss}hh' recovery "" "</dev/null" ">$D/rk2")" = p2 ] || fail "AddProtector p2"
+printf 'p2 %s\n' "$(cat "$D/rk2")" >"$D/keep2"   # RotateRecoveryKey re-keys: p2 is kept with its key
 BLOBS=() PTS=() N=0
 # keep_blob WHY — Wrap a fresh plaintext and remember it: the daemon acknowledged it, it must open forever.
 keep_blob() {
@@ -80,7 +81,7 @@ attack() {
 	keep_blob "after a failed RevokeAndRekey"
 	[ "$(vprop "$P" Protectors)" = "$prot" ] || fail "RevokeAndRekey: protectors in memory changed"
 
-	ioerror RotateRecoveryKey fdcall "$P" $VIFACE RotateRecoveryKey sh p1 ">$D/new-$PHASE"
+	ioerror RotateRecoveryKey fdcall "$P" $VIFACE RotateRecoveryKey shh p1 "<$D/keep2" ">$D/new-$PHASE"
 	[ ! -s "$D/new-$PHASE" ] || fail "RotateRecoveryKey handed out a key for a vault that is not on disk"
 	opens_with p1 "$D/rk1" "after RotateRecoveryKey"
 	keep_blob "after a failed RotateRecoveryKey"
@@ -146,7 +147,8 @@ opens_with p2 "$D/rk2" "after a restart"
 pass "after a restart: ${#BLOBS[@]} acknowledged blobs open, both recovery keys work, root key 3 is current"
 
 # Handing out only what is on disk, with space: the keys come out after the save and work.
-R=$(fdcall "$P" $VIFACE RotateRecoveryKey sh p1 ">$D/rk3") || fail "RotateRecoveryKey"
+R=$(fdcall "$P" $VIFACE RotateRecoveryKey shh p1 "<$D/keep2" ">$D/rk3") || fail "RotateRecoveryKey"
+R=$(head -n1 <<<"$R")
 [ -s "$D/rk3" ] || fail "RotateRecoveryKey: no key"
 opens_with "$R" "$D/rk3" "the rotated key"
 rc=0; unlock "$P" p1 "$D/rk1" >/dev/null 2>&1 || rc=$?
