@@ -28,7 +28,6 @@
 #include "tokenseal.h"
 #include "protectors/helper_spawn.h"
 
-extern char **environ;
 
 #define MAX_GROUPS 64
 #define MAX_ENV 16

@@ -12,11 +12,9 @@
  * by a hash of (type, record). After each operation one spare helper is
  * started ahead (warm_*), and answered helpers are reaped from the loop.
  */
-#define _GNU_SOURCE 1   /* posix_spawn_file_actions_addclosefrom_np */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +32,6 @@
 #include "protectors/protector.h"
 #include "protectors/remote.h"
 
-extern char **environ;
 
 #define PRESENT_TIMEOUT_MS 15000
 #define TOKEN_GRACE_MS 60000           /* on top of the touch timeout, for TPM/PKCS#11 work */
