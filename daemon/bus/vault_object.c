@@ -815,6 +815,9 @@ static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	}
 	if (strlen(which) >= sizeof(j->which))
 		return ts_bus_error(error, -TS_E_NO_SUCH_PROTECTOR, "no such protector");
+	/* A file, device or directory is refused before it takes the vault's one Unlock slot. */
+	if ((r = ts_secretfd_check(fd)) < 0)
+		return ts_bus_error(error, r, ts_secretfd_strerror(r));
 	if ((r = ts_limits_unlock_begin(e, &caller, &lim, error)) < 0)
 		return r;
 	if ((j = calloc(1, sizeof(*j))) == NULL) {

@@ -74,9 +74,15 @@ loop_as_user() { ( while kill -0 $$ 2>/dev/null; do "$@" >/dev/null 2>&1 || true
 
 measure "no attack"
 
-# --- Unlock with a secret pipe that is never closed, three at once.
+# --- Unlock with a secret pipe that is never closed, three at once (one per vault: a second Unlock
+# of the same vault gets Busy at once, [limits] in docs/POLICY.md).
+UV[1]=$U
+for i in 2 3; do
+	UV[$i]=$(fdcall /org/tokenseal1 org.tokenseal1.Manager CreateVault 'sa{ss}h' "v$i" "owner=$UUID" ">/dev/null") ||
+		fail "create v$i"
+done
 for i in 1 2 3; do
-	ufdcall "$U" $VIFACE Unlock 'sha{ss}' "" hang "" >"$D/hang$i" 2>&1 &
+	ufdcall "${UV[$i]}" $VIFACE Unlock 'sha{ss}' "" hang "" >"$D/hang$i" 2>&1 &
 	ATTACK+=($!)
 	RIG_PIDS+=($!)
 done
