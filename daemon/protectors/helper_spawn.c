@@ -62,11 +62,109 @@ static void env_build(void)
 	hs.env[n] = NULL;
 }
 
-int ts_helper_spawn_init(const char *user, const char *pkcs11_module, char *err, size_t errlen)
+/* What the lookup of the helper's user found (a child's answer, read whole through a pipe). */
+struct user_lookup {
+	int ok;
+	char why[256];
+	uid_t uid;
+	gid_t gid;
+	int n_groups;
+	gid_t groups[MAX_GROUPS];
+};
+
+static void lookup_user(const char *user, struct user_lookup *lk)
 {
 	struct passwd pw, *res = NULL;
 	char buf[4096];
 	int n = MAX_GROUPS, r;
+
+	memset(lk, 0, sizeof(*lk));
+	if ((r = getpwnam_r(user, &pw, buf, sizeof(buf), &res)) != 0 || !res) {
+		snprintf(lk->why, sizeof(lk->why), "the token helper's user %.64s %s%s", user,
+		         r ? "cannot be looked up: " : "does not exist (systemd-sysusers creates it from tokenseal.conf)",
+		         r ? strerror(r) : "");
+		return;
+	}
+	if (pw.pw_uid == 0 || pw.pw_gid == 0) {
+		snprintf(lk->why, sizeof(lk->why), "the token helper's user %.64s is root's uid or group: refused", user);
+		return;
+	}
+	if (getgrouplist(user, pw.pw_gid, lk->groups, &n) < 0) {
+		snprintf(lk->why, sizeof(lk->why), "the token helper's user %.64s is in more than %d groups", user,
+		         MAX_GROUPS);
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		if (lk->groups[i] == 0) {
+			snprintf(lk->why, sizeof(lk->why), "the token helper's user %.64s is in root's group: refused", user);
+			return;
+		}
+	lk->uid = pw.pw_uid;
+	lk->gid = pw.pw_gid;
+	lk->n_groups = n;
+	lk->ok = 1;
+}
+
+/*
+ * The user database is asked in a child: NSS modules (libnss_systemd and
+ * what it pulls in, ~0.6 MiB resident) are never mapped into the daemon.
+ * If no child can be started, the daemon asks itself.
+ */
+static void lookup_user_apart(const char *user, struct user_lookup *lk)
+{
+	int pfd[2], status;
+	size_t got = 0;
+	pid_t pid;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		goto here;
+	if ((pid = fork()) < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		goto here;
+	}
+	if (pid == 0) {
+		struct user_lookup mine;
+		const char *p = (const char *)&mine;
+		size_t off = 0;
+
+		close(pfd[0]);
+		lookup_user(user, &mine);
+		while (off < sizeof(mine)) {
+			ssize_t w = write(pfd[1], p + off, sizeof(mine) - off);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				_exit(1);
+			off += (size_t)w;
+		}
+		_exit(0);
+	}
+	close(pfd[1]);
+	while (got < sizeof(*lk)) {
+		ssize_t n = read(pfd[0], (char *)lk + got, sizeof(*lk) - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(pfd[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (got == sizeof(*lk) && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		lk->why[sizeof(lk->why) - 1] = '\0';
+		if (lk->n_groups < 0 || lk->n_groups > MAX_GROUPS)
+			lk->ok = 0;
+		return;
+	}
+here:
+	lookup_user(user, lk);
+}
+
+int ts_helper_spawn_init(const char *user, const char *pkcs11_module, char *err, size_t errlen)
+{
+	struct user_lookup lk;
 
 	env_build();
 	if (pkcs11_module) {
@@ -78,34 +176,18 @@ int ts_helper_spawn_init(const char *user, const char *pkcs11_module, char *err,
 	if (geteuid() != 0)
 		return 0;   /* not root: the helper is the daemon's own uid, nothing to change */
 	hs.switch_user = 1;
-	if ((r = getpwnam_r(user, &pw, buf, sizeof(buf), &res)) != 0 || !res) {
-		snprintf(hs.why, sizeof(hs.why), "the token helper's user %.64s %s%s", user,
-		         r ? "cannot be looked up: " : "does not exist (systemd-sysusers creates it from tokenseal.conf)",
-		         r ? strerror(r) : "");
-		goto fail;
+	lookup_user_apart(user, &lk);
+	if (!lk.ok) {
+		snprintf(hs.why, sizeof(hs.why), "%s", lk.why[0] ? lk.why : "the token helper's user cannot be looked up");
+		hs.unusable = 1;
+		snprintf(err, errlen, "%s", hs.why);
+		return -TS_E_FAILED;
 	}
-	if (pw.pw_uid == 0 || pw.pw_gid == 0) {
-		snprintf(hs.why, sizeof(hs.why), "the token helper's user %.64s is root's uid or group: refused", user);
-		goto fail;
-	}
-	hs.uid = pw.pw_uid;
-	hs.gid = pw.pw_gid;
-	if (getgrouplist(user, pw.pw_gid, hs.groups, &n) < 0) {
-		snprintf(hs.why, sizeof(hs.why), "the token helper's user %.64s is in more than %d groups", user,
-		         MAX_GROUPS);
-		goto fail;
-	}
-	hs.n_groups = n;
-	for (int i = 0; i < n; i++)
-		if (hs.groups[i] == 0) {
-			snprintf(hs.why, sizeof(hs.why), "the token helper's user %.64s is in root's group: refused", user);
-			goto fail;
-		}
+	hs.uid = lk.uid;
+	hs.gid = lk.gid;
+	hs.n_groups = lk.n_groups;
+	memcpy(hs.groups, lk.groups, sizeof(hs.groups));
 	return 0;
-fail:
-	hs.unusable = 1;
-	snprintf(err, errlen, "%s", hs.why);
-	return -TS_E_FAILED;
 }
 
 static int caps_set(uint64_t permitted, uint64_t effective)

@@ -754,17 +754,26 @@ static void unlock_vault(sd_bus *bus, const char *name, const char *key_file)
 	sd_bus_error err = SD_BUS_ERROR_NULL;
 	sd_bus_message *reply = NULL;
 	const char *path;
-	int fd, r;
+	char key[128];
+	ssize_t n;
+	int fd, pfd[2], r;
 
 	r = sd_bus_call_method(bus, BUS_NAME, MANAGER_PATH, MANAGER_IFACE, "GetVault", &err, &reply, "s", name);
 	check_call(r, &err, "GetVault");
 	if (sd_bus_message_read(reply, "o", &path) < 0)
 		die("GetVault: bad reply");
-	/* The key goes in as an fd (a file opened for reading works as well as a pipe). */
+	/* The key goes in through a pipe (the daemon takes no other kind of secret fd), closed once written. */
 	if ((fd = open(key_file, O_RDONLY | O_CLOEXEC)) < 0)
 		die("cannot open %s", key_file);
-	r = sd_bus_call_method(bus, BUS_NAME, path, VAULT_IFACE, "Unlock", &err, NULL, "sha{ss}", "recovery", fd, 0);
+	if ((n = read(fd, key, sizeof(key))) <= 0)
+		die("cannot read %s", key_file);
 	close(fd);
+	if (pipe(pfd) < 0 || write(pfd[1], key, (size_t)n) != n)
+		die("pipe: %s", strerror(errno));
+	sodium_memzero(key, sizeof(key));
+	close(pfd[1]);
+	r = sd_bus_call_method(bus, BUS_NAME, path, VAULT_IFACE, "Unlock", &err, NULL, "sha{ss}", "recovery", pfd[0], 0);
+	close(pfd[0]);
 	check_call(r, &err, "Unlock");
 	sd_bus_message_unref(reply);
 }
