@@ -337,7 +337,7 @@ install: $(PROGRAMS)
 	           $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(UDEVRULESDIR) $(DESTDIR)$(POLKITRULESDIR)
 	install -m 0755 $(TOKENSEAL) $(DESTDIR)$(BINDIR)/tokenseal
 	install -m 0755 $(TOKENSEALED) $(DESTDIR)$(SBINDIR)/tokensealed
-	install -m 0755 $(HELPER) $(DESTDIR)$(LIBEXECDIR)/tokenseal-helper
+	install -m 0711 $(HELPER) $(DESTDIR)$(LIBEXECDIR)/tokenseal-helper
 	install -m 0755 $(LIBTOKENSEAL_SO) $(DESTDIR)$(LIBDIR)/libtokenseal.so.1
 	ln -sf libtokenseal.so.1 $(DESTDIR)$(LIBDIR)/libtokenseal.so
 	install -m 0644 $(LIBTOKENSEAL_A) $(DESTDIR)$(LIBDIR)/libtokenseal.a

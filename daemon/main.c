@@ -283,6 +283,10 @@ int main(int argc, char **argv)
 	 */
 	if (ts_helper_spawn_init(helper_user, d.config.pkcs11_module, helper_err, sizeof(helper_err)) < 0)
 		ts_log(TS_LOG_WARNING, "%s; fido2, tpm2 and pkcs11 protectors cannot be used", helper_err);
+	else if (ts_helper_binary_readable(ts_protector_remote_helper()))
+		ts_log(TS_LOG_WARNING, "token helper %s can be read by its user: each helper is open to the others "
+		       "while it starts (its memory, the PIN it will get); install it execute-only, mode 0711",
+		       ts_protector_remote_helper());
 
 	/* No policy, no service: a broken policy must never mean a weaker one. */
 	if ((r = ts_enforce_load(policy_dir, policy_err, sizeof(policy_err))) < 0) {

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -162,6 +163,22 @@ here:
 	lookup_user(user, lk);
 }
 
+int ts_helper_binary_readable(const char *path)
+{
+	struct stat st;
+	int in_group = 0;
+
+	if (!hs.switch_user || hs.unusable || stat(path, &st) < 0)
+		return 0;
+	if (st.st_uid == hs.uid)
+		return (st.st_mode & S_IRUSR) != 0;
+	for (int i = 0; i < hs.n_groups; i++)
+		in_group |= hs.groups[i] == st.st_gid;
+	if (in_group || st.st_gid == hs.gid)
+		return (st.st_mode & S_IRGRP) != 0;
+	return (st.st_mode & S_IROTH) != 0;
+}
+
 int ts_helper_spawn_init(const char *user, const char *pkcs11_module, char *err, size_t errlen)
 {
 	struct user_lookup lk;
@@ -203,9 +220,14 @@ static int caps_set(uint64_t permitted, uint64_t effective)
 
 #define CAP_BIT(c) (1ull << (c))
 
+/* What ts_helper_caps_restrict kept (permitted) and left raised (effective); 0 before it ran. */
+static uint64_t kept_permitted, kept_effective;
+static int caps_restricted;
+
 int ts_helper_caps_restrict(int keep_ptrace, char *err, size_t errlen)
 {
-	uint64_t keep = hs.switch_user && !hs.unusable ? CAP_BIT(CAP_SETUID) | CAP_BIT(CAP_SETGID) : 0;
+	uint64_t keep = hs.switch_user && !hs.unusable ?
+	                CAP_BIT(CAP_SETUID) | CAP_BIT(CAP_SETGID) | CAP_BIT(CAP_KILL) : 0;
 	uint64_t effective = 0;
 
 	if (keep_ptrace) {
@@ -229,7 +251,27 @@ int ts_helper_caps_restrict(int keep_ptrace, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot drop capabilities: %s", strerror(errno));
 		return -TS_E_FAILED;
 	}
+	kept_permitted = keep;
+	kept_effective = effective;
+	caps_restricted = 1;
 	return 0;
+}
+
+int ts_helper_kill(pid_t pid)
+{
+	int r, e;
+
+	if (pid <= 0)
+		return -1;
+	/* The helper is another uid: signalling it takes CAP_KILL, raised for this one call. */
+	if (!caps_restricted || !(kept_permitted & CAP_BIT(CAP_KILL)))
+		return kill(pid, SIGKILL);
+	(void)caps_set(kept_permitted, kept_effective | CAP_BIT(CAP_KILL));
+	r = kill(pid, SIGKILL);
+	e = errno;
+	(void)caps_set(kept_permitted, kept_effective);
+	errno = e;
+	return r;
 }
 
 /* Child side: report the failed step's errno on the status pipe and exit. */

@@ -30,9 +30,10 @@
 int ts_helper_spawn_init(const char *user, const char *pkcs11_module, char *err, size_t errlen);
 
 /*
- * Keep no capability but CAP_SETUID and CAP_SETGID, and only in the
- * permitted set: they are raised in the forked child, just before it
- * changes to the helper's user. When the helper needs no change of user (the
+ * Keep no capability but CAP_SETUID, CAP_SETGID and CAP_KILL, and only in
+ * the permitted set: the first two are raised in the forked child, just
+ * before it changes to the helper's user; CAP_KILL only around the kill of a
+ * helper that overran its time (ts_helper_kill), which is another uid. When the helper needs no change of user (the
  * daemon is not root, or ts_helper_spawn_init failed) they go too. With
  * keep_ptrace, CAP_SYS_PTRACE stays (effective) if the daemon has it: a
  * policy's [unwrap] executables needs it to read /proc/PID/exe of a caller
@@ -40,6 +41,21 @@ int ts_helper_spawn_init(const char *user, const char *pkcs11_module, char *err,
  * may (CAP_SETPCAP). 0, or -TS_E_FAILED with err set.
  */
 int ts_helper_caps_restrict(int keep_ptrace, char *err, size_t errlen);
+
+/*
+ * 1 when the helper's user may read the program at path. Then a helper is
+ * dumpable from its exec until it makes itself non-dumpable, and another
+ * helper (the same uid) can open its /proc/PID/mem meanwhile; installed
+ * execute-only (0711, root's: make install), exec makes it non-dumpable
+ * from its first instruction. 0 when it cannot, or no change of user.
+ */
+int ts_helper_binary_readable(const char *path);
+
+/*
+ * SIGKILL a helper (raising CAP_KILL for that call when the helper is
+ * another uid). kill(2)'s result.
+ */
+int ts_helper_kill(pid_t pid);
 
 /*
  * Start path as the helper: fd 3 is child_fd (which the caller still owns

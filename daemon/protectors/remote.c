@@ -75,6 +75,7 @@ const char *ts_protector_remote_helper(void)
 
 /* ---- one helper run ---------------------------------------------------------- */
 
+/* Wait for pid (at start-up or shutdown, or when the loop cannot take it): killed after EXIT_WAIT_MS. */
 static void reap(pid_t pid, int killed)
 {
 	struct timespec pause = { 0, 2 * 1000 * 1000 };
@@ -90,7 +91,7 @@ static void reap(pid_t pid, int killed)
 			nanosleep(&pause, NULL);
 	}
 	if (!killed)
-		kill(pid, SIGKILL);
+		(void)ts_helper_kill(pid);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 }
@@ -178,12 +179,13 @@ static sd_event_source *warm_timer, *warm_defer;
 static pid_t warm_pid;
 static int warm_fd = -1;
 
+static void kill_reap(pid_t pid);
+
 static void warm_drop(void)
 {
 	if (warm_pid > 0) {
 		close(warm_fd);
-		kill(warm_pid, SIGKILL);
-		reap(warm_pid, 1);
+		kill_reap(warm_pid);
 	}
 	warm_pid = 0;
 	warm_fd = -1;
@@ -268,7 +270,7 @@ static void reap_some(void)
 			continue;
 		}
 		if (!reaping[i].killed && now >= reaping[i].deadline_ms) {
-			kill(reaping[i].pid, SIGKILL);
+			(void)ts_helper_kill(reaping[i].pid);
 			reaping[i].killed = 1;
 		}
 		i++;
@@ -283,24 +285,39 @@ static int on_reap_timer(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
-static void reap_later(pid_t pid)
+static void reap_later_as(pid_t pid, int killed)
 {
 	if (!remote_event || n_reaping == REAP_MAX) {
-		reap(pid, 0);
+		reap(pid, killed);
 		return;
 	}
 	reaping[n_reaping].pid = pid;
 	reaping[n_reaping].deadline_ms = mono_ms() + REAP_GRACE_MS;
-	reaping[n_reaping].killed = 0;
+	reaping[n_reaping].killed = killed;
 	n_reaping++;
 	if (!reap_timer) {
 		if (sd_event_add_time_relative(remote_event, &reap_timer, CLOCK_MONOTONIC, REAP_POLL_USEC, 0,
 		                               on_reap_timer, NULL) < 0) {
 			n_reaping--;
-			reap(pid, 0);
+			reap(pid, killed);
 		}
 	} else if (sd_event_source_set_time_relative(reap_timer, REAP_POLL_USEC) >= 0)
 		(void)sd_event_source_set_enabled(reap_timer, SD_EVENT_ONESHOT);
+}
+
+static void reap_later(pid_t pid)
+{
+	reap_later_as(pid, 0);
+}
+
+/*
+ * A helper that overran its time, or whose request or reply failed: killed
+ * (CAP_KILL, ts_helper_kill) and reaped from the loop, never waited for in it.
+ */
+static void kill_reap(pid_t pid)
+{
+	(void)ts_helper_kill(pid);
+	reap_later_as(pid, 1);
 }
 
 /* The spare helper if it is still alive, else a new one. */
@@ -340,7 +357,7 @@ void ts_protector_remote_shutdown(void)
 	cache_clear();
 	warm_drop();
 	for (size_t i = 0; i < n_reaping; i++)
-		reap(reaping[i].pid, 0);
+		reap(reaping[i].pid, reaping[i].killed);
 	n_reaping = 0;
 	reap_timer = sd_event_source_disable_unref(reap_timer);
 	warm_timer = sd_event_source_disable_unref(warm_timer);
@@ -362,33 +379,36 @@ static int helper_send(const ts_wire_field *fields, size_t n, call *c, pid_t *pi
 		return r;
 	if ((r = ts_wire_write(*fd, frame, frame_len)) < 0) {
 		close(*fd);
-		kill(*pid, SIGKILL);
-		reap(*pid, 1);
+		kill_reap(*pid);
 		snprintf(c->err, sizeof(c->err), "the token helper %.300s exited before reading its request", helper_path);
 		return -TS_E_FAILED;
 	}
 	return 0;
 }
 
-/* Read the reply (waiting at most timeout_ms), reap the helper, parse. 0 or a transport error with c->err set. */
-static int helper_receive(pid_t pid, int fd, int timeout_ms, call *c)
+/* The reply was read into c (r 0) or not (r < 0): reap the helper, parse. 0 or a transport error with c->err set. */
+static int helper_received(pid_t pid, int fd, int r, call *c)
 {
-	int r = ts_wire_read(fd, timeout_ms, &c->body, &c->len);
-
 	close(fd);
-	if (r < 0) {
-		kill(pid, SIGKILL);
-		reap(pid, 1);
-	} else
+	if (r < 0)
+		kill_reap(pid);
+	else
 		reap_later(pid);
 	reap_some();
 	warm_refill();
 	if (r < 0) {
 		snprintf(c->err, sizeof(c->err), "the token helper %.300s: %s", helper_path,
-		         r == -TS_E_TIMEOUT ? "no answer in time" : "exited without an answer");
+		         r == -TS_E_TIMEOUT ? "no answer in time" :
+		         r == -TS_E_LIMIT ? "a reply over the size limit" : "exited without an answer");
 		return r == -TS_E_TIMEOUT ? r : -TS_E_FAILED;
 	}
 	return parse_reply(c);
+}
+
+/* Read the reply (waiting at most timeout_ms: the synchronous ops only), reap the helper, parse. */
+static int helper_receive(pid_t pid, int fd, int timeout_ms, call *c)
+{
+	return helper_received(pid, fd, ts_wire_read(fd, timeout_ms, &c->body, &c->len), c);
 }
 
 /* Send fields, wait for the reply; fills c (c->rc is the backend's result). Returns 0 or a transport error. */
@@ -808,6 +828,12 @@ struct ts_remote_job {
 	pid_t pid;
 	int fd;
 	uint8_t op;
+	/* The reply frame, read as it arrives (never waited for in the loop). */
+	uint8_t hdr[4];
+	size_t hdr_got;
+	uint8_t *body;                            /* secure memory, body_len bytes once the header is in */
+	uint32_t body_len;
+	size_t body_got;
 	uint8_t hash[crypto_generichash_BYTES];   /* DESCRIBE: the record's cache key */
 	sd_event_source *io, *timer;
 	ts_remote_reply_fn done;
@@ -828,6 +854,7 @@ static void job_free(ts_remote_job *j)
 {
 	sd_event_source_disable_unref(j->io);
 	sd_event_source_disable_unref(j->timer);
+	ts_secure_free(j->body);
 	free(j);
 }
 
@@ -836,13 +863,14 @@ void ts_remote_job_cancel(ts_remote_job *j)
 	if (!j)
 		return;
 	close(j->fd);
-	kill(j->pid, SIGKILL);
-	reap(j->pid, 1);
+	kill_reap(j->pid);
 	job_free(j);
 }
 
-/* Finish: the helper answered (readable or hung up) or the timer fired (timed_out). */
-static void job_finish(ts_remote_job *j, int timed_out)
+enum { JOB_REPLY, JOB_TIMEOUT, JOB_EOF, JOB_TOO_LONG };
+
+/* Finish: the whole reply is in (JOB_REPLY), the timer fired, or the helper hung up or sent too much. */
+static void job_finish(ts_remote_job *j, int how)
 {
 	ts_remote_reply_fn done = j->done;
 	void *userdata = j->userdata;
@@ -855,16 +883,13 @@ static void job_finish(ts_remote_job *j, int timed_out)
 
 	memcpy(hash, j->hash, sizeof(hash));
 	memset(&c, 0, sizeof(c));
-	if (timed_out) {
-		close(j->fd);
-		kill(j->pid, SIGKILL);
-		reap(j->pid, 1);
-		snprintf(c.err, sizeof(c.err), "the token helper %.300s: no answer in time", helper_path);
-		r = -TS_E_TIMEOUT;
-	} else {
-		/* The helper writes its reply in one go: the rest of the frame follows within moments. */
-		r = helper_receive(j->pid, j->fd, 5000, &c);
+	if (how == JOB_REPLY) {
+		c.body = j->body;
+		c.len = j->body_len;
+		j->body = NULL;
 	}
+	r = helper_received(j->pid, j->fd, how == JOB_REPLY ? 0 : how == JOB_TIMEOUT ? -TS_E_TIMEOUT :
+	                    how == JOB_TOO_LONG ? -TS_E_LIMIT : -TS_E_IO, &c);
 	job_free(j);
 	if (op == TS_WIRE_OP_DESCRIBE) {
 		/* Kept even when the backend refused the record: its answer will not change. */
@@ -880,15 +905,50 @@ static void job_finish(ts_remote_job *j, int timed_out)
 	call_done(&c);   /* wipes the KEK and any secret the reply carried */
 }
 
+/* Whatever the helper has sent so far, taken without waiting: a helper that stops half-way holds only its own job. */
 static int on_job_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
-	job_finish(userdata, 0);
-	return 0;
+	ts_remote_job *j = userdata;
+
+	for (;;) {
+		uint8_t *dst = j->hdr_got < sizeof(j->hdr) ? j->hdr + j->hdr_got : j->body + j->body_got;
+		size_t want = j->hdr_got < sizeof(j->hdr) ? sizeof(j->hdr) - j->hdr_got : j->body_len - j->body_got;
+		ssize_t n;
+
+		if (want == 0) {
+			job_finish(j, JOB_REPLY);
+			return 0;
+		}
+		n = recv(fd, dst, want, MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;   /* the rest later; the job's timer still runs */
+		if (n <= 0) {
+			job_finish(j, JOB_EOF);
+			return 0;
+		}
+		if (j->hdr_got < sizeof(j->hdr)) {
+			j->hdr_got += (size_t)n;
+			if (j->hdr_got < sizeof(j->hdr))
+				continue;
+			j->body_len = ts_be32(j->hdr);
+			if (j->body_len > TS_WIRE_FRAME_MAX) {
+				job_finish(j, JOB_TOO_LONG);
+				return 0;
+			}
+			if ((j->body = ts_secure_alloc(j->body_len ? j->body_len : 1)) == NULL) {
+				job_finish(j, JOB_EOF);
+				return 0;
+			}
+		} else
+			j->body_got += (size_t)n;
+	}
 }
 
 static int on_job_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
-	job_finish(userdata, 1);
+	job_finish(userdata, JOB_TIMEOUT);
 	return 0;
 }
 

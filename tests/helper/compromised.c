@@ -13,9 +13,16 @@
  *          is given, so a refusal is the bus's or daemon's answer to who it is);
  * open:    open a vault file in the state directory;
  * ptrace:  PTRACE_ATTACH to the daemon (its parent);
- * vmread:  process_vm_readv of the daemon's memory.
+ * vmread:  process_vm_readv of the daemon's memory;
+ * spy:     (mode=spy, serving vault "trigger") open /proc/PID/mem of the
+ *          next helper the daemon starts, while it starts (before its own
+ *          PR_SET_DUMPABLE and seccomp), to read another user's PIN or to
+ *          patch its filter away; the helper serving vault "victim" then
+ *          reports its Seccomp status and whether fork() works;
+ * stall:   (mode=stall, serving vault "trigger") send one byte of a reply,
+ *          then nothing, and never exit.
  * What to attack is read from compromised.conf next to the executable
- * (bus=, path=, blob= hex, file=, addr= hex), written by the test.
+ * (bus=, path=, blob= hex, file=, addr= hex, mode=), written by the test.
  */
 #define _GNU_SOURCE 1
 #include <errno.h>
@@ -26,16 +33,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-void ts_helper_compromised(void);
+void ts_helper_compromised(const char *vault_name);
 
 static struct {
-	char bus[512], path[256], file[PATH_MAX];
+	char bus[512], path[256], file[PATH_MAX], mode[32];
 	uint8_t blob[4096];
 	size_t blob_len;
 	unsigned long long addr;
@@ -80,6 +90,8 @@ static int read_conf(void)
 			snprintf(cf.file, sizeof(cf.file), "%s", v);
 		else if (strcmp(line, "addr") == 0)
 			cf.addr = strtoull(v, NULL, 16);
+		else if (strcmp(line, "mode") == 0)
+			snprintf(cf.mode, sizeof(cf.mode), "%s", v);
 		else if (strcmp(line, "blob") == 0)
 			for (cf.blob_len = 0; v[0] && v[1] && cf.blob_len < sizeof(cf.blob); v += 2) {
 				char h[3] = { v[0], v[1], 0 };
@@ -301,12 +313,101 @@ static void try_ptrace(void)
 		report("vmread", 1, "read %zd bytes of the daemon's memory at 0x%llx", n, cf.addr);
 }
 
-void ts_helper_compromised(void)
+static uint64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+/*
+ * Wait (up to 20 s) for a process of our uid that starts after us and open
+ * its memory read-write, as the next helper starts: a starting process is
+ * dumpable until it says otherwise, unless its binary is one its user
+ * cannot read (then exec makes it non-dumpable from the start).
+ */
+static void try_spy(void)
+{
+	pid_t self = getpid(), p;
+	uint64_t end = now_ms() + 20000;
+	int seen = 0;
+
+	/* Once a later process was seen and refused, keep trying for 1.5 s more (it starts meanwhile), then stop. */
+	while (now_ms() < end) {
+		for (p = self + 1; p < self + 4000; p++) {
+			char path[64];
+			int fd;
+
+			snprintf(path, sizeof(path), "/proc/%d/mem", (int)p);
+			if ((fd = open(path, O_RDWR | O_CLOEXEC)) >= 0) {
+				report("spy", 1, "opened /proc/%d/mem read-write: the next helper's memory, PINs and filter included",
+				       (int)p);
+				close(fd);
+				return;
+			}
+			if (errno == EACCES || errno == EPERM) {
+				/* Only another helper counts (its comm is the program's name: a started helper). */
+				char comm[32] = "";
+				int e = errno, cfd;
+				ssize_t n;
+
+				snprintf(path, sizeof(path), "/proc/%d/comm", (int)p);
+				if ((cfd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+					n = read(cfd, comm, sizeof(comm) - 1);
+					comm[n > 0 ? n : 0] = '\0';
+					close(cfd);
+				}
+				if (strncmp(comm, "tokenseal-help", 14) == 0 && seen++ == 0) {
+					dprintf(2, "compromised-helper: spy: /proc/%d/mem of a starting helper: %s\n", (int)p,
+					        strerror(e));
+					end = now_ms() + 1500;
+				}
+			}
+		}
+	}
+	report("spy", 0, "no /proc/PID/mem of a process started after it could be opened in 20 s (%d refused)", seen);
+}
+
+static void victim_report(void)
+{
+	char b[4096], *s;
+	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, b, sizeof(b) - 1) : -1;
+	pid_t c;
+
+	if (fd >= 0)
+		close(fd);
+	b[n > 0 ? n : 0] = '\0';
+	s = strstr(b, "Seccomp:");
+	c = (pid_t)syscall(SYS_fork);
+	if (c == 0)
+		_exit(0);
+	dprintf(2, "compromised-helper: victim: %.10s, fork(): %s\n", s ? s : "Seccomp: ?",
+	        c > 0 ? "SUCCEEDED (no filter)" : strerror(errno));
+}
+
+void ts_helper_compromised(const char *vault_name)
 {
 	dprintf(2, "compromised-helper: running as uid %u gid %u\n", (unsigned)getuid(), (unsigned)getgid());
 	if (read_conf() < 0) {
 		report("config", 0, "cannot read compromised.conf next to the executable: %s", strerror(errno));
 		return;
+	}
+	if (strcmp(vault_name, "victim") == 0) {
+		victim_report();
+		return;
+	}
+	if (strcmp(vault_name, "trigger") == 0 && strcmp(cf.mode, "spy") == 0) {
+		try_spy();
+		_exit(0);
+	}
+	if (strcmp(vault_name, "trigger") == 0 && strcmp(cf.mode, "stall") == 0) {
+		struct timespec t = { 600, 0 };
+		dprintf(2, "compromised-helper: stall: one byte of a reply, then nothing\n");
+		(void)!write(3, "", 1);
+		for (;;)
+			nanosleep(&t, NULL);
 	}
 	try_unwrap();
 	try_open();

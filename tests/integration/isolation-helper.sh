@@ -70,6 +70,65 @@ grep -q 'seccomp: refused system call' "$D/daemon.log" || fail "the filter logge
 [ "$(unwrap "$TARGET" "$BLOB" 0 | tr -s ' ')" = "$(tr -s ' ' <<<"$KEY" | sed 's/ $//')" ] || fail "root's unwrap after"
 pass "a compromised helper (uid $HUID): Unwrap of root's vault, the vault file, ptrace and process_vm_readv of the daemon all refused"
 
+# Each round below: the compromised helper again, in a mode (compromised.conf), the daemon's log from here.
+"$T" --vault victim create >"$D/rk3" 2>/dev/null || fail "create victim"
+round() { # MODE BINARY_MODE
+	rig_stop_daemon
+	chmod "$2" "$D/chelper/tokenseal-helper"
+	sed -i '/^mode=/d' "$D/chelper/compromised.conf"
+	echo "mode=$1" >>"$D/chelper/compromised.conf"
+	LOG0=$(wc -l <"$D/daemon.log")
+	TS_HELPER="$D/chelper/tokenseal-helper" rig_start_daemon --idle-lock 0 --helper-keep 0
+	"$T" --vault trigger lock >/dev/null 2>&1 || true
+	"$T" --vault victim lock >/dev/null 2>&1 || true
+}
+log_since() { tail -n +"$((LOG0 + 1))" "$D/daemon.log"; }
+
+# The spy: while serving one unlock, the compromised helper waits for the next helper to start (another
+# caller's unlock, vault "victim") and opens its /proc/PID/mem: the memory that will hold that caller's PIN,
+# and its seccomp set-up, before the helper makes itself non-dumpable. The helper binary readable by its
+# user (0755): the attack works, and the daemon warns at start. Execute-only (0711, root's, as make install
+# puts it): exec makes every helper non-dumpable from its first instruction, and the attack fails.
+spy() { # BINARY_MODE
+	round spy "$1"
+	"$T" --vault trigger unlock --protector recovery --pin-fd 3 3<"$D/rk2" >/dev/null 2>&1 &
+	local u=$!
+	sleep 1
+	"$T" --vault victim unlock --protector recovery --pin-fd 3 3<"$D/rk3" >"$D/v" 2>&1 || fail "victim unlock: $(cat "$D/v")"
+	wait "$u" || true
+	for _ in $(seq 50); do log_since | grep -q 'compromised-helper: spy: \(SUCCEEDED\|refused\)' && break; sleep 0.1; done
+	log_since | grep 'compromised-helper: \(spy\|victim\)\|readable' | sed 's/^/  | /'
+}
+spy 0755
+log_since | grep -q 'compromised-helper: spy: SUCCEEDED' || fail "control: the spy could not open a starting helper's memory"
+log_since | grep -q 'token helper .* can be read by its user' || fail "no warning for a helper binary its user can read"
+spy 0711
+log_since | grep -q 'compromised-helper: spy: refused' || fail "the spy was not refused: $(log_since | grep spy)"
+log_since | grep -q 'compromised-helper: victim: Seccomp:.2, fork(): Operation not permitted' ||
+	fail "the next helper was not sandboxed: $(log_since | grep victim)"
+log_since | grep -q 'can be read by its user' && fail "a warning for an execute-only helper binary"
+pass "a compromised helper cannot open the next helper's memory while it starts (binary 0711; 0755: it can, and the daemon warns)"
+
+# The stall: the compromised helper sends one byte of its reply, then nothing, and never exits. Another
+# caller is served meanwhile (the reply is read without waiting in the loop), and the daemon kills the helper
+# (it is another uid: CAP_KILL) when the job ends, here when the daemon stops.
+round stall 0711
+"$T" --vault target unlock --protector recovery --pin-fd 3 3<"$D/rk1" >"$D/u" 2>&1 || fail "unlock target: $(cat "$D/u")"
+"$T" --vault trigger unlock --protector recovery --pin-fd 3 3<"$D/rk2" >/dev/null 2>&1 &
+U=$!
+RIG_PIDS+=("$U")
+for _ in $(seq 50); do log_since | grep -q 'compromised-helper: stall' && break; sleep 0.1; done
+log_since | grep -q 'compromised-helper: stall' || fail "the stalling helper did not start"
+HPID=$(ps -o pid= -u "$HUID" --ppid "$DAEMON_PID" | tr -d ' ' | head -n1)
+[ -n "$HPID" ] || fail "no helper of uid $HUID under the daemon"
+BLOBHEX=$(printf '%02x' $(cut -d' ' -f2- <<<"$BLOB"))
+/usr/bin/python3 "$TS_SRC/tests/integration/isolation_latency.py" "$BUS_ADDRESS" "$TARGET" "$BLOBHEX" 2 50 \
+	"a helper that sent half a reply" || fail "others waited for a helper that sent half a reply"
+rig_stop_daemon
+kill "$U" 2>/dev/null || true
+kill -0 "$HPID" 2>/dev/null && fail "the stalled helper (pid $HPID) outlived the daemon's shutdown"
+pass "a helper that sends half a reply and hangs: others served meanwhile, killed by the daemon (CAP_KILL) at the end"
+
 # The real helper, kept as a spare: who it is and what it holds.
 rig_stop_daemon
 rig_start_daemon --idle-lock 0 --helper-keep 10
@@ -96,12 +155,12 @@ for n in $env_names; do
 	*) fail "spare helper environment has $n (all: $env_names)" ;; esac
 done
 grep -q "^DBUS_SYSTEM_BUS_ADDRESS=\|^TOKENSEAL_BUS=" <(tr '\0' '\n' <"/proc/$spare/environ") && fail "bus address in the helper's environment"
-# The daemon keeps CAP_SETUID and CAP_SETGID (bits 6, 7) permitted only, nothing effective.
+# The daemon keeps CAP_KILL, CAP_SETUID and CAP_SETGID (bits 5, 6, 7) permitted only, nothing effective.
 dst=/proc/$DAEMON_PID/status
 [ "$(awk '$1 == "CapEff:" {print $2}' "$dst")" = 0000000000000000 ] || fail "daemon CapEff: $(grep CapEff "$dst")"
-[ "$(awk '$1 == "CapPrm:" {print $2}' "$dst")" = 00000000000000c0 ] || fail "daemon CapPrm: $(grep CapPrm "$dst")"
-[ "$(awk '$1 == "CapBnd:" {print $2}' "$dst")" = 00000000000000c0 ] || fail "daemon CapBnd: $(grep CapBnd "$dst")"
-pass "the helper: uid/gid $HUID/$HGID, groups '$want_groups', no capability, no_new_privs, seccomp, environment: $env_names; the daemon: CAP_SETUID/CAP_SETGID permitted only"
+[ "$(awk '$1 == "CapPrm:" {print $2}' "$dst")" = 00000000000000e0 ] || fail "daemon CapPrm: $(grep CapPrm "$dst")"
+[ "$(awk '$1 == "CapBnd:" {print $2}' "$dst")" = 00000000000000e0 ] || fail "daemon CapBnd: $(grep CapBnd "$dst")"
+pass "the helper: uid/gid $HUID/$HGID, groups '$want_groups', no capability, no_new_privs, seccomp, environment: $env_names; the daemon: CAP_KILL/CAP_SETUID/CAP_SETGID permitted only"
 
 # A helper user that does not exist: no helper at all (never one as root), the recovery key still opens.
 rig_stop_daemon

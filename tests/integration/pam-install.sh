@@ -16,7 +16,7 @@ check_file() { # path mode
 }
 check_file /usr/bin/tokenseal 755
 check_file /usr/sbin/tokensealed 755
-check_file /usr/libexec/tokenseal-helper 755
+check_file /usr/libexec/tokenseal-helper 711
 check_file /usr/lib/libtokenseal.so.1 755
 [ "$(readlink "$DEST/usr/lib/libtokenseal.so")" = libtokenseal.so.1 ] || fail "libtokenseal.so symlink"
 check_file /usr/lib/libtokenseal.a 644
@@ -57,7 +57,7 @@ U="$DEST/usr/lib/systemd/system/tokensealed.service"
 for k in 'Type=dbus' 'BusName=org.tokenseal1' 'ProtectSystem=strict' 'ProtectHome=yes' 'PrivateNetwork=yes' \
 	'NoNewPrivileges=yes' 'DeviceAllow=char-hidraw rw' 'DeviceAllow=/dev/tpmrm0 rw' 'DevicePolicy=closed' \
 	'MemoryDenyWriteExecute=yes' 'LockPersonality=yes' 'StateDirectory=tokenseal' 'StateDirectoryMode=0700' \
-	'RestrictAddressFamilies=AF_UNIX' 'CapabilityBoundingSet=CAP_SETUID CAP_SETGID' 'SystemCallFilter=@system-service' \
+	'RestrictAddressFamilies=AF_UNIX' 'CapabilityBoundingSet=CAP_KILL CAP_SETUID CAP_SETGID' 'SystemCallFilter=@system-service' \
 	'SystemCallFilter=~@resources' 'PrivateMounts=yes' 'ProcSubset=pid' 'AmbientCapabilities='; do
 	grep -qxF "$k" "$U" || fail "unit lacks $k"
 done
@@ -72,7 +72,7 @@ cp "$DEST/usr/lib/sysusers.d/tokenseal.conf" "$SROOT/usr/lib/sysusers.d/"
 systemd-sysusers --root="$SROOT" >/dev/null 2>&1 || fail "systemd-sysusers refuses tokenseal.conf"
 grep -q '^tokenseal-helper:x:[0-9]*:[0-9]*:.*:/nonexistent:/usr/sbin/nologin$' "$SROOT/etc/passwd" || fail "sysusers: no helper user"
 grep -q '^tss:x:[0-9]*:.*tokenseal-helper' "$SROOT/etc/group" || fail "sysusers: the helper user is not in tss"
-pass "the unit's CapabilityBoundingSet= is CAP_SETUID CAP_SETGID, systemd-analyze security $score (at most 1.5); sysusers makes the helper's user"
+pass "the unit's CapabilityBoundingSet= is CAP_KILL CAP_SETUID CAP_SETGID, systemd-analyze security $score (at most 1.5); sysusers makes the helper's user"
 VROOT=$RIG_DIR/vroot
 cp -a "$DEST" "$VROOT"
 # The system's own units (targets the unit depends on by default); dbus.socket if this machine has none.

@@ -132,6 +132,8 @@ rig_start_daemon() {
 	: "${STATE_DIR:=$RIG_DIR/state}"
 	# The SoftHSM2 tokens of the test, whatever created them since: the helper's user uses them.
 	if declare -F softhsm_helper_access >/dev/null; then softhsm_helper_access; fi
+	# The helper as make install puts it, execute-only: exec makes each helper non-dumpable (helper_spawn.h).
+	if [ "$(id -u)" = 0 ] && [ "$TS_HELPER" = "$TS_BUILD/tokenseal-helper" ]; then chmod 0711 "$TS_HELPER"; fi
 	"$TOKENSEALED" --bus "$BUS_ADDRESS" --state-dir "$STATE_DIR" --helper "$TS_HELPER" "$@" \
 		>>"$RIG_DIR/daemon.log" 2>&1 &
 	DAEMON_PID=$!
