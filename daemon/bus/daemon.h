@@ -48,6 +48,7 @@ typedef struct ts_vault_entry {
 	ts_backoff backoff;             /* wrong secrets per source; the side file NAME.backoff */
 	char unlocked_by[16];           /* protector type of the last unlock ("" while locked): autolock.c */
 	char unlocked_with[TS_PROTECTOR_ID_MAX];  /* ... and its id, to watch that very token */
+	char last_unlock[TS_PROTECTOR_ID_MAX];    /* the protector of the last successful Unlock: RotateRecoveryKey("") */
 	struct ts_vault_entry *next;
 } ts_vault_entry;
 

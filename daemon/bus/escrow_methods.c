@@ -646,40 +646,15 @@ int ts_escrow_prop_policy_status(sd_bus *bus, const char *path, const char *inte
 	return sd_bus_message_append(reply, "(bs)", r > 0, msg);
 }
 
-/*
- * Which protector last unlocked each vault, so RotateRecoveryKey("") can
- * name "the recovery key just used" without the client guessing. Keyed by
- * vault name; a table, not a field of the vault entry, to stay out of the
- * entry's layout.
- */
-#define LAST_UNLOCK_SLOTS 64
-static struct {
-	char vault[TS_VAULT_NAME_MAX + 1];
-	char id[TS_PROTECTOR_ID_MAX];
-} last_unlock[LAST_UNLOCK_SLOTS];
-
+/* Which protector last unlocked this vault, so RotateRecoveryKey("") names "the recovery key just used". */
 void ts_escrow_note_unlock(ts_vault_entry *e, const char *protector_id)
 {
-	size_t i, free_slot = LAST_UNLOCK_SLOTS;
-
-	for (i = 0; i < LAST_UNLOCK_SLOTS; i++) {
-		if (strcmp(last_unlock[i].vault, e->vault->name) == 0)
-			break;
-		if (!last_unlock[i].vault[0] && free_slot == LAST_UNLOCK_SLOTS)
-			free_slot = i;
-	}
-	if (i == LAST_UNLOCK_SLOTS)
-		i = free_slot < LAST_UNLOCK_SLOTS ? free_slot : (size_t)randombytes_uniform(LAST_UNLOCK_SLOTS);
-	snprintf(last_unlock[i].vault, sizeof(last_unlock[i].vault), "%s", e->vault->name);
-	snprintf(last_unlock[i].id, sizeof(last_unlock[i].id), "%s", protector_id);
+	snprintf(e->last_unlock, sizeof(e->last_unlock), "%s", protector_id);
 }
 
 static const char *last_unlock_id(const ts_vault_entry *e)
 {
-	for (size_t i = 0; i < LAST_UNLOCK_SLOTS; i++)
-		if (strcmp(last_unlock[i].vault, e->vault->name) == 0)
-			return last_unlock[i].id;
-	return "";
+	return e->last_unlock;
 }
 
 /*

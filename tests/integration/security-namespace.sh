@@ -70,4 +70,19 @@ grep -q "\"$AUID:$ALICE\" \"/org/tokenseal1/user/$AUID/vault/$ALICE\"" "$D/list"
 grep -q "state: *unlocked" "$D/st" || fail "OWNER:NAME did not reach alice's vault: $(cat "$D/st")"
 pass "alice's key opens her vault, bob's does not; root addresses each as OWNER:NAME"
 
+# --- "The protector that last unlocked the vault" (RotateRecoveryKey "") belongs to that vault, not to
+# its name: alice unlocking her "twin" with p2 tells bob's rotation of his own "twin" (never unlocked) nothing.
+as_bob "$TOKENSEAL" create twin >/dev/null 2>&1 || fail "bob: create twin"
+as_uid "$AUID" "$TOKENSEAL" create twin >"$D/alice-twin.rk" 2>/dev/null || fail "alice: create twin"
+AP=/org/tokenseal1/user/$AUID/vault/twin
+fdcall "$AP" $VIFACE AddProtector 'sa{ss}hh' recovery "" "</dev/null" ">$D/alice-twin2.rk" >/dev/null || fail "AddProtector"
+chmod 644 "$D"/alice-twin*.rk
+vcall "$AP" Lock >/dev/null || fail "Lock"
+as_uid "$AUID" "$TOKENSEAL" --vault twin unlock --protector p2 --pin-fd 3 3<"$D/alice-twin2.rk" >/dev/null ||
+	fail "alice: unlock twin with p2"
+out=$(as_bob /usr/bin/python3 "$FDCALL_PY" "$BUS_ADDRESS" "/org/tokenseal1/user/$BUID/vault/twin" $VIFACE \
+	RotateRecoveryKey shh "" "</dev/null" ">/dev/null" 2>&1) && fail "bob rotated a key of a vault never unlocked: $out"
+grep -q "no recovery protector '' in this vault" <<<"$out" || fail "bob's RotateRecoveryKey(\"\") answered: $out"
+pass "RotateRecoveryKey(\"\") takes the last unlock of that very vault: alice's unlock of her vault of the same name tells bob nothing"
+
 core_finish
