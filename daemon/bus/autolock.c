@@ -477,6 +477,7 @@ static void p11_round_step(p11_round *w)
 		if (!p || strcmp(p->type, "pkcs11") != 0)
 			continue;   /* revoked since: nothing left to watch */
 		ts_protector_request_init(&req, &d->config, e->vault->name, e->vault->id, errbuf, sizeof(errbuf));
+		req.reserved_ok = 1;   /* the daemon's own watch: never turned away by a user's loop */
 		if ((r = ts_remote_present_start(d->event, ops, &req, p->params, p->params_len, on_p11_present, w,
 		                                 &w->remote)) >= 0)
 			return;

@@ -7,6 +7,7 @@
 #include <sodium.h>
 
 #include "bus/handout.h"
+#include "bus/limits.h"
 #include "bus/policy_enforce.h"
 #include "bus/rollback.h"
 #include "core/escrow.h"
@@ -209,7 +210,9 @@ typedef struct rekey_job {
 	uint8_t *keks;                   /* secure memory, TS_VAULT_MAX_PROTECTORS * TS_KEY_BYTES */
 	size_t n, next_i;
 	int done;
+	int root;                        /* the caller is root: may use the helpers [limits] keeps back */
 	ts_remote_job *remote;
+	ts_limit_job *lim;               /* one of the caller uid's jobs (limits.h) */
 } rekey_job;
 
 static rekey_job *rekey_jobs;
@@ -222,6 +225,7 @@ static void rekey_job_free(rekey_job *j)
 			break;
 		}
 	ts_remote_job_cancel(j->remote);
+	ts_limits_end(j->lim);
 	ts_secure_free(j->secrets);
 	ts_secure_free(j->keks);
 	sd_bus_message_unref(j->m);
@@ -270,6 +274,7 @@ static void rekey_job_step(rekey_job *j)
 		ts_protector_request_init(&req, &e->d->config, e->vault->name, e->vault->id, errbuf, sizeof(errbuf));
 		req.pin = g ? g->secret : NULL;
 		req.pin_len = g ? g->len : 0;
+		req.reserved_ok = j->root;
 		if (ts_remote_unlock_start(e->d->event, ops, &req, p->params, p->params_len, on_rekey_unlock, j,
 		                           &j->remote) >= 0)
 			return;
@@ -291,10 +296,12 @@ static void rekey_job_step(rekey_job *j)
  * Start asking the helper for the KEKs of the protectors it runs: 1 when a
  * job was started (*secrets moved into it), 0 when there is none to ask.
  */
-static int rekey_job_start(ts_vault_entry *e, sd_bus_message *m, const char *revoked, uint8_t **secrets,
-                           size_t secrets_len, const struct given *given, size_t n_given)
+static int rekey_job_start(ts_vault_entry *e, sd_bus_message *m, const ts_caller *caller, const char *revoked,
+                           uint8_t **secrets, size_t secrets_len, const struct given *given, size_t n_given,
+                           char *msg, size_t msglen)
 {
 	rekey_job *j;
+	int r;
 
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return -TS_E_NOMEM;
@@ -310,7 +317,14 @@ static int rekey_job_start(ts_vault_entry *e, sd_bus_message *m, const char *rev
 		free(j);
 		return 0;
 	}
+	/* Counted against the caller's uid like an Unlock: one uid's loop cannot hold every helper. */
+	if ((r = ts_limits_job_try(e, caller, &j->lim, msg, msglen)) < 0) {
+		free(j);
+		return r;
+	}
+	j->root = caller->uid == 0;
 	if ((j->keks = ts_secure_alloc((size_t)TS_VAULT_MAX_PROTECTORS * TS_KEY_BYTES)) == NULL) {
+		ts_limits_end(j->lim);
 		free(j);
 		return -TS_E_NOMEM;
 	}
@@ -421,7 +435,7 @@ static int rekey(sd_bus_message *m, ts_vault_entry *e, const ts_caller *caller, 
 		n_given = job->n_given;
 	} else {
 		n_given = secrets ? parse_given(secrets, secrets_len, given, TS_VAULT_MAX_PROTECTORS) : 0;
-		if ((r = rekey_job_start(e, m, q->drop, &secrets, secrets_len, given, n_given)) != 0) {
+		if ((r = rekey_job_start(e, m, caller, q->drop, &secrets, secrets_len, given, n_given, msg, sizeof(msg))) != 0) {
 			if (r > 0)
 				return 1;   /* answered from the third dispatch */
 			goto out;

@@ -32,24 +32,27 @@ static unsigned jobs_of(uid_t uid)
 	return n;
 }
 
-static int begin(ts_vault_entry *e, const ts_caller *caller, int unlock, ts_limit_job **ret, sd_bus_error *error)
+static int begin_msg(ts_vault_entry *e, const ts_caller *caller, int unlock, ts_limit_job **ret, char *msg,
+                     size_t msglen)
 {
 	unsigned cap = ts_policy_limit_jobs(ts_enforce_policy());
 	ts_limit_job *j;
-	char msg[160];
 
 	if (unlock && busy_unlock(e)) {
-		snprintf(msg, sizeof(msg), "an Unlock of vault '%s' is in progress; try again when it has answered",
+		snprintf(msg, msglen, "an Unlock of vault '%s' is in progress; try again when it has answered",
 		         e->vault->name);
-		return ts_bus_error(error, -TS_E_BUSY, msg);
+		return -TS_E_BUSY;
 	}
 	if (caller->uid != 0 && jobs_of(caller->uid) >= cap) {
-		snprintf(msg, sizeof(msg), "uid %lu has %u Unlock/AddProtector calls in progress, the most "
-		         "[limits] jobs-per-uid allows", (unsigned long)caller->uid, cap);
-		return ts_bus_error(error, -TS_E_LIMIT, msg);
+		snprintf(msg, msglen, "uid %lu has %u calls waiting for the token helper (Unlock, AddProtector, "
+		         "RevokeAndRekey, RotateRecoveryKey, ProbeProtectors), the most [limits] jobs-per-uid allows",
+		         (unsigned long)caller->uid, cap);
+		return -TS_E_LIMIT;
 	}
-	if ((j = calloc(1, sizeof(*j))) == NULL)
-		return ts_bus_error(error, -TS_E_NOMEM, NULL);
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		snprintf(msg, msglen, "out of memory");
+		return -TS_E_NOMEM;
+	}
 	j->e = e;
 	j->uid = caller->uid;
 	j->unlock = unlock;
@@ -59,6 +62,21 @@ static int begin(ts_vault_entry *e, const ts_caller *caller, int unlock, ts_limi
 	jobs = j;
 	*ret = j;
 	return 0;
+}
+
+static int begin(ts_vault_entry *e, const ts_caller *caller, int unlock, ts_limit_job **ret, sd_bus_error *error)
+{
+	char msg[256];
+	int r;
+
+	if ((r = begin_msg(e, caller, unlock, ret, msg, sizeof(msg))) < 0)
+		return ts_bus_error(error, r, msg);
+	return 0;
+}
+
+int ts_limits_job_try(ts_vault_entry *e, const ts_caller *caller, ts_limit_job **ret, char *msg, size_t msglen)
+{
+	return begin_msg(e, caller, 0, ret, msg, msglen);
 }
 
 int ts_limits_unlock_begin(ts_vault_entry *e, const ts_caller *caller, ts_limit_job **ret, sd_bus_error *error)

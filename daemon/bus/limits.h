@@ -9,8 +9,9 @@
 #include "bus/daemon.h"
 
 /*
- * A job in flight (an Unlock, or an AddProtector waiting for the token
- * helper), counted against its vault and its caller's uid until
+ * A job in flight (an Unlock; an AddProtector, RevokeAndRekey,
+ * RotateRecoveryKey or ProbeProtectors round waiting for the token helper),
+ * counted against its vault and its caller's uid until
  * ts_limits_end. Opaque.
  */
 typedef struct ts_limit_job ts_limit_job;
@@ -24,8 +25,14 @@ typedef struct ts_limit_job ts_limit_job;
  */
 int ts_limits_unlock_begin(ts_vault_entry *e, const ts_caller *caller, ts_limit_job **ret, sd_bus_error *error);
 
-/* An AddProtector of e by caller waits for the helper: the uid cap only. As ts_limits_unlock_begin. */
+/*
+ * Another call of caller waits for the helper (AddProtector, a ProbeProtectors
+ * round): the uid cap only. As ts_limits_unlock_begin.
+ */
 int ts_limits_job_begin(ts_vault_entry *e, const ts_caller *caller, ts_limit_job **ret, sd_bus_error *error);
+
+/* The same for a caller that sets its own error (RevokeAndRekey, RotateRecoveryKey): 0, or a TS_E_* and msg. */
+int ts_limits_job_try(ts_vault_entry *e, const ts_caller *caller, ts_limit_job **ret, char *msg, size_t msglen);
 
 /* The job has ended (replied or dropped). NULL is a no-op. */
 void ts_limits_end(ts_limit_job *j);

@@ -465,6 +465,7 @@ static void unlock_step(ts_unlock_job *j)
 		ts_protector_request_init(&req, &e->d->config, e->vault->name, e->vault->id, errbuf, sizeof(errbuf));
 		req.pin = j->secret;
 		req.pin_len = j->secret_len;
+		req.reserved_ok = j->caller.uid == 0;
 		if (ts_protector_unlocks_in_helper(ops)) {
 			snprintf(j->current, sizeof(j->current), "%s", id);
 			r = ts_remote_unlock_start(e->d->event, ops, &req, p->params, p->params_len, on_remote_unlock, j,
@@ -634,6 +635,7 @@ static void probe_next(ts_unlock_job *j)
 		if (!p || !ops)
 			continue;
 		ts_protector_request_init(&req, &e->d->config, e->vault->name, e->vault->id, errbuf, sizeof(errbuf));
+		req.reserved_ok = j->caller.uid == 0;
 		if (!ops->present || ts_remote_present_start(e->d->event, ops, &req, p->params, p->params_len,
 		                                             on_remote_present, j, &j->remote) < 0) {
 			j->present_token[j->n_present][0] = '\0';
@@ -871,7 +873,9 @@ typedef struct probe_job {
 	char ids[TS_VAULT_MAX_PROTECTORS][TS_PROTECTOR_ID_MAX];
 	const char *state[TS_VAULT_MAX_PROTECTORS];   /* "present", "absent", "needs-secret" or "unknown" */
 	size_t n, next_i;
+	int root;                                 /* started by root: may use the helpers [limits] keeps back */
 	ts_remote_job *remote;
+	ts_limit_job *lim;                        /* one of the starting caller uid's jobs (limits.h) */
 } probe_job;
 
 static probe_job *probe_jobs;
@@ -884,6 +888,7 @@ static void probe_job_free(probe_job *j)
 			break;
 		}
 	ts_remote_job_cancel(j->remote);
+	ts_limits_end(j->lim);
 	for (size_t i = 0; i < j->n_m; i++)
 		sd_bus_message_unref(j->m[i]);
 	free(j);
@@ -930,6 +935,7 @@ static void probe_job_step(probe_job *j)
 			continue;
 		}
 		ts_protector_request_init(&req, &e->d->config, e->vault->name, e->vault->id, errbuf, sizeof(errbuf));
+		req.reserved_ok = j->root;
 		if (!ts_protector_is_remote(ops)) {
 			/* A backend of the daemon itself answers at once. */
 			r = ops->present(&req, p->params, p->params_len);
@@ -975,6 +981,12 @@ static int method_probe_protectors(sd_bus_message *m, void *userdata, sd_bus_err
 		}
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return ts_bus_error(error, -TS_E_NOMEM, NULL);
+	/* A round is one of its starter's jobs: one uid cannot keep a round going on each of its vaults. */
+	if ((r = ts_limits_job_begin(e, &caller, &j->lim, error)) < 0) {
+		free(j);
+		return r;
+	}
+	j->root = caller.uid == 0;
 	j->e = e;
 	j->m[j->n_m++] = sd_bus_message_ref(m);
 	for (size_t i = 0; i < e->vault->n_protectors && j->n < TS_VAULT_MAX_PROTECTORS; i++)
@@ -1599,6 +1611,7 @@ static int method_add_protector(sd_bus_message *m, void *userdata, sd_bus_error 
 	ts_protector_request_init(&req, &d->config, e->vault->name, e->vault->id, errbuf, sizeof(errbuf));
 	req.options = opts;
 	req.n_options = n_opts;
+	req.reserved_ok = caller.uid == 0;
 	req.pin = secret_in;
 	req.pin_len = secret_in_len;
 

@@ -38,6 +38,12 @@ typedef struct ts_protector_request {
 	 */
 	char *token_id;
 	size_t token_id_len;
+	/*
+	 * For root's calls and the daemon's own work: may start a token helper
+	 * in the share of [limits] helpers kept back from other callers
+	 * (protectors/remote.c), so a login is not turned away by a user's loop.
+	 */
+	int reserved_ok;
 } ts_protector_request;
 
 /*

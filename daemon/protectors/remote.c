@@ -58,9 +58,16 @@ void ts_protector_remote_set_max_helpers(unsigned n)
 	max_helpers = n;
 }
 
-static int helpers_full(void)
+/*
+ * Full for this caller? Root's calls and the daemon's own (reserved_ok) may
+ * use every helper; other callers leave a quarter (at least one, when the
+ * cap is 2 or more) for them.
+ */
+static int helpers_full(int reserved_ok)
 {
-	return max_helpers > 0 && n_alive >= max_helpers;
+	unsigned reserve = max_helpers >= 8 ? max_helpers / 4 : max_helpers >= 2 ? 1 : 0;
+
+	return max_helpers > 0 && n_alive >= (reserved_ok ? max_helpers : max_helpers - reserve);
 }
 
 void ts_protector_remote_set_helper(const char *path)
@@ -202,8 +209,8 @@ static int on_warm_defer(sd_event_source *s, void *userdata)
 {
 	char err[512];
 
-	if (warm_pid <= 0 && helpers_full())
-		return 0;   /* the cap has room for no spare now */
+	if (warm_pid <= 0 && helpers_full(0))
+		return 0;   /* the cap has room for no spare now (nor takes one kept back) */
 	if (warm_pid <= 0 && spawn_helper(&warm_pid, &warm_fd, err, sizeof(err)) < 0) {
 		warm_pid = 0;
 		warm_fd = -1;
@@ -966,9 +973,9 @@ static int job_start(sd_event *event, uint8_t op, const ts_protector_ops *ops, c
 	if ((r = build(&q, op, ops->type, op == TS_WIRE_OP_DESCRIBE ? NULL : req, params, params_len)) < 0)
 		return r;
 	/* Taking the spare starts no helper; starting one past the cap would. */
-	if (warm_pid <= 0 && helpers_full())
+	if (warm_pid <= 0 && helpers_full(req->reserved_ok || op == TS_WIRE_OP_DESCRIBE))
 		return ts_protector_fail(req, -TS_E_BUSY, "%u token helpers are running, the most [limits] helpers "
-		                         "allows; try again", n_alive);
+		                         "allows for this caller; try again", n_alive);
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return ts_protector_fail(req, -TS_E_NOMEM, "out of memory");
 	j->op = op;

@@ -1,0 +1,51 @@
+#!/bin/bash
+# isolation-share.sh — two users who loop RevokeAndRekey on vaults of their own (each call asks the token
+# helper once per protector) get no more than their share of the token helpers: each call counts against
+# [limits] jobs-per-uid like an Unlock, and a quarter of [limits] helpers is kept for root's calls and the
+# daemon's own work. Meanwhile root's recovery-key unlocks of its own vault (a login) all succeed.
+. "$TS_SRC/tests/lib/rig.sh"
+. "$TS_SRC/tests/integration/core_lib.bash"
+T=$TOKENSEAL
+D=$RIG_DIR
+SECS=6
+rig_start_bus
+rig_start_daemon --idle-lock 0
+"$T" --vault mine create >"$D/rk-root" 2>/dev/null || fail "create root's vault"
+
+# Each attacker: a vault of its own with eight recovery protectors, unlocked (created so).
+FLOODS=()
+for u in a b; do
+	name=tss$u$$
+	rig_useradd "$name"
+	uid=$(id -u "$name")
+	P=$(fdcall /org/tokenseal1 org.tokenseal1.Manager CreateVault 'sa{ss}h' "v$u" "owner=$uid" ">$D/rk-$u") ||
+		fail "create v$u"
+	ids=""
+	for i in $(seq 2 8); do
+		id=$(fdcall "$P" $VIFACE AddProtector 'sa{ss}hh' recovery "" "</dev/null" ">/dev/null") || fail "AddProtector $i"
+		ids="$ids${ids:+,}$id"
+	done
+	for k in $(seq 6); do
+		as_uid "$uid" /usr/bin/python3 "$TS_SRC/tests/integration/isolation_rekey_flood.py" "$BUS_ADDRESS" "$P" p1 \
+			"$ids" "$SECS" >"$D/flood-$u$k" 2>&1 &
+		FLOODS+=($!)
+		RIG_PIDS+=($!)
+	done
+done
+sleep 1
+ok=0 busy=0 other=0 last=
+end=$((SECONDS + SECS - 2))
+while [ $SECONDS -lt $end ]; do
+	"$T" --vault mine lock >/dev/null 2>&1 || true
+	if out=$("$T" --vault mine unlock --protector recovery --pin-fd 3 3<"$D/rk-root" 2>&1); then ok=$((ok + 1))
+	elif grep -qi busy <<<"$out"; then busy=$((busy + 1)) last=$out
+	else other=$((other + 1)) last=$out; fi
+done
+wait "${FLOODS[@]}"
+echo "root's recovery unlocks during the floods: ok=$ok busy=$busy other=$other${last:+ (last: $last)}"
+for f in "$D"/flood-*; do echo "  $(basename "$f"): $(cat "$f")"; done
+cat "$D"/flood-* | grep -q "LimitExceeded" || fail "no attacker call was held to [limits] jobs-per-uid"
+[ "$ok" -ge 3 ] || fail "too few unlocks measured ($ok)"
+[ "$busy" -eq 0 ] && [ "$other" -eq 0 ] || fail "root's unlocks were turned away while two users flooded: busy=$busy other=$other"
+pass "two users' RevokeAndRekey floods: each held to its jobs; root's $ok recovery unlocks meanwhile all succeeded"
+core_finish
