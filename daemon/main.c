@@ -127,6 +127,12 @@ static int policy_names_executables(const ts_policy *p)
 	return 0;
 }
 
+/* A line a token helper wrote to its stderr: logged as the helper's, escaped by ts_log (one event, one line). */
+static void log_helper_line(pid_t pid, const char *line)
+{
+	ts_log(TS_LOG_WARNING, "token helper %ld: %s", (long)pid, line);
+}
+
 int main(int argc, char **argv)
 {
 	enum { OPT_BUS = 256, OPT_STATE, OPT_IDLE, OPT_TCTI, OPT_FIDO2, OPT_FIDO2_TIMEOUT, OPT_PKCS11, OPT_LOG, OPT_XML, OPT_POLICY, OPT_AUDIT, OPT_HELPER, OPT_HELPER_KEEP, OPT_HELPER_USER, OPT_TEST_DEVICES, OPT_ACCEPT_ROLLBACK };
@@ -323,6 +329,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	ts_protector_remote_set_event(d.event, helper_keep_usec);
+	ts_protector_remote_set_logger(log_helper_line);
 	/* Each token protector's facts are asked of a helper from the loop, before anybody reads them. */
 	for (ts_vault_entry *e = d.vaults; e; e = e->next)
 		for (size_t i = 0; i < e->vault->n_protectors; i++) {

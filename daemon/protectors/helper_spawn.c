@@ -300,7 +300,7 @@ static const char *step_name(int step)
 	}
 }
 
-int ts_helper_spawn(const char *path, int child_fd, pid_t *ret_pid, char *err, size_t errlen)
+int ts_helper_spawn(const char *path, int child_fd, int err_fd, pid_t *ret_pid, char *err, size_t errlen)
 {
 	int status_pipe[2], e[2], status;
 	ssize_t n;
@@ -333,8 +333,9 @@ int ts_helper_spawn(const char *path, int child_fd, pid_t *ret_pid, char *err, s
 		/* The status pipe moves above fd 3 so that closing from 4 keeps it. */
 		if (fd <= 3 && (fd = fcntl(fd, F_DUPFD_CLOEXEC, 4)) < 0)
 			_exit(127);
-		if (child_fd == 3 || (devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0 ||
-		    dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 || dup2(child_fd, 3) < 0)
+		if (child_fd == 3 || child_fd == 2 || (devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0 ||
+		    dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 || dup2(err_fd >= 0 ? err_fd : devnull, 2) < 0 ||
+		    dup2(child_fd, 3) < 0)
 			child_fail(fd, STEP_FDS);
 		for (int i = 4; i < fd; i++)
 			close(i);

@@ -59,11 +59,13 @@ int ts_helper_kill(pid_t pid);
 
 /*
  * Start path as the helper: fd 3 is child_fd (which the caller still owns
- * and closes), 0 and 1 are /dev/null, 2 is the daemon's, no other fd, the
+ * and closes), 0 and 1 are /dev/null, 2 is err_fd (the caller's pipe, whose
+ * lines the daemon logs escaped as the helper's; -1: /dev/null), never the
+ * daemon's own stderr, no other fd, the
  * helper's user and groups, the environment above, no_new_privs set, every
  * signal default and unblocked. Returns once the helper has exec'd: 0 and
  * *ret_pid, or -TS_E_FAILED with err set (nothing left running).
  */
-int ts_helper_spawn(const char *path, int child_fd, pid_t *ret_pid, char *err, size_t errlen);
+int ts_helper_spawn(const char *path, int child_fd, int err_fd, pid_t *ret_pid, char *err, size_t errlen);
 
 #endif

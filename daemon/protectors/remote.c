@@ -12,6 +12,7 @@
  * by a hash of (type, record). After each operation one spare helper is
  * started ahead (warm_*), and answered helpers are reaped from the loop.
  */
+#define _GNU_SOURCE 1   /* pipe2 */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -103,9 +104,97 @@ static void reap(pid_t pid, int killed)
 		;
 }
 
+/*
+ * What a helper writes to its stderr (its own diagnostics, a seccomp
+ * refusal) reaches the log through the daemon, a line at a time, escaped and
+ * marked as the helper's: a helper cannot write a line that passes for the
+ * daemon's (an audit event), nor flood the log (HELPER_LOG_LINES per helper).
+ */
+#define HELPER_LOG_LINES 32
+#define HELPER_LOG_LINE 400
+typedef struct helper_log {
+	struct helper_log *next;
+	sd_event_source *src;
+	pid_t pid;
+	unsigned lines;
+	size_t len;
+	char buf[HELPER_LOG_LINE + 1];
+} helper_log;
+
+static helper_log *helper_logs;
+static ts_remote_log_fn log_fn;
+static sd_event *remote_event;
+
+void ts_protector_remote_set_logger(ts_remote_log_fn fn)
+{
+	log_fn = fn;
+}
+
+static void helper_log_line(helper_log *h)
+{
+	h->buf[h->len] = '\0';
+	if (h->len > 0 && log_fn && h->lines < HELPER_LOG_LINES)
+		log_fn(h->pid, h->buf);
+	else if (h->len > 0 && log_fn && h->lines == HELPER_LOG_LINES)
+		log_fn(h->pid, "(more output of this helper not logged)");
+	h->lines++;
+	h->len = 0;
+}
+
+static void helper_log_free(helper_log *h)
+{
+	for (helper_log **pp = &helper_logs; *pp; pp = &(*pp)->next)
+		if (*pp == h) {
+			*pp = h->next;
+			break;
+		}
+	if (h->len > 0)
+		helper_log_line(h);
+	sd_event_source_disable_unref(h->src);   /* closes the fd (owned by the source) */
+	free(h);
+}
+
+static int on_helper_log(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	helper_log *h = userdata;
+	char b[1024];
+	ssize_t n;
+
+	while ((n = read(fd, b, sizeof(b))) > 0)
+		for (ssize_t i = 0; i < n; i++) {
+			if (b[i] == '\n' || h->len == HELPER_LOG_LINE)
+				helper_log_line(h);
+			if (b[i] != '\n')
+				h->buf[h->len++] = b[i];
+		}
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+		helper_log_free(h);
+	return 0;
+}
+
+/* Watch the read end of a new helper's stderr from the loop (or close it: the helper's writes then fail). */
+static void helper_log_watch(int fd, pid_t pid)
+{
+	helper_log *h;
+
+	if (!remote_event || (h = calloc(1, sizeof(*h))) == NULL) {
+		close(fd);
+		return;
+	}
+	h->pid = pid;
+	if (sd_event_add_io(remote_event, &h->src, fd, EPOLLIN, on_helper_log, h) < 0) {
+		close(fd);
+		free(h);
+		return;
+	}
+	(void)sd_event_source_set_io_fd_own(h->src, 1);
+	h->next = helper_logs;
+	helper_logs = h;
+}
+
 static int spawn_helper(pid_t *ret_pid, int *ret_fd, char *err, size_t errlen)
 {
-	int sv[2], child, r;
+	int sv[2], ep[2], child, r;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		snprintf(err, errlen, "token helper: socketpair: %s", strerror(errno));
@@ -122,13 +211,22 @@ static int spawn_helper(pid_t *ret_pid, int *ret_fd, char *err, size_t errlen)
 			return -TS_E_FAILED;
 		}
 	}
+	if (pipe2(ep, O_CLOEXEC | O_NONBLOCK) < 0) {
+		close(sv[0]);
+		close(child);
+		snprintf(err, errlen, "token helper: pipe: %s", strerror(errno));
+		return -TS_E_FAILED;
+	}
 	/* As the helper's own user, with a minimal environment (helper_spawn.h). */
-	r = ts_helper_spawn(helper_path, child, ret_pid, err, errlen);
+	r = ts_helper_spawn(helper_path, child, ep[1], ret_pid, err, errlen);
 	close(child);
+	close(ep[1]);
 	if (r < 0) {
+		close(ep[0]);
 		close(sv[0]);
 		return r;
 	}
+	helper_log_watch(ep[0], *ret_pid);
 	*ret_fd = sv[0];
 	n_alive++;
 	return 0;
@@ -180,7 +278,6 @@ static int parse_reply(call *c)
  * sent to it before that request. After warm_keep_usec without a token
  * operation it is killed, so an idle daemon has no child at all.
  */
-static sd_event *remote_event;
 static uint64_t warm_keep_usec;
 static sd_event_source *warm_timer, *warm_defer;
 static pid_t warm_pid;
@@ -366,6 +463,8 @@ void ts_protector_remote_shutdown(void)
 	for (size_t i = 0; i < n_reaping; i++)
 		reap(reaping[i].pid, reaping[i].killed);
 	n_reaping = 0;
+	while (helper_logs)
+		helper_log_free(helper_logs);
 	reap_timer = sd_event_source_disable_unref(reap_timer);
 	warm_timer = sd_event_source_disable_unref(warm_timer);
 	warm_defer = sd_event_source_disable_unref(warm_defer);

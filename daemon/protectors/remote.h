@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <systemd/sd-event.h>
 
@@ -34,6 +35,10 @@ typedef void (*ts_remote_reply_fn)(void *userdata, int rc, const ts_remote_reply
  * never), on event's loop. Without this call no spare is kept.
  */
 void ts_protector_remote_set_event(sd_event *event, uint64_t keep_usec);
+
+/* Where a helper's stderr lines go (the daemon's log, escaped): fn(helper pid, line). */
+typedef void (*ts_remote_log_fn)(pid_t pid, const char *line);
+void ts_protector_remote_set_logger(ts_remote_log_fn fn);
 /*
  * At most n helpers alive at once ([limits] helpers; 0: no cap): an
  * unlock, enroll or present job that would start one more fails at once

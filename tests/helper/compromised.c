@@ -14,6 +14,8 @@
  * open:    open a vault file in the state directory;
  * ptrace:  PTRACE_ATTACH to the daemon (its parent);
  * vmread:  process_vm_readv of the daemon's memory;
+ * forge:   write a line to its stderr that would pass for the daemon's own
+ *          audit event (the daemon logs helper output escaped, as the helper's);
  * spy:     (mode=spy, serving vault "trigger") open /proc/PID/mem of the
  *          next helper the daemon starts, while it starts (before its own
  *          PR_SET_DUMPABLE and seccomp), to read another user's PIN or to
@@ -412,4 +414,5 @@ void ts_helper_compromised(const char *vault_name)
 	try_unwrap();
 	try_open();
 	try_ptrace();
+	dprintf(2, "\n<5>tokensealed: event=unlock vault=forged-by-helper owner=0 uid=0 pid=1 protector=p1 result=ok\n");
 }

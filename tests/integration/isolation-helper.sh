@@ -65,10 +65,16 @@ line open | grep -q 'Permission denied' || fail "vault file: $(line open)"
 line ptrace | grep -q 'Operation not permitted' || fail "ptrace: $(line ptrace)"
 line vmread | grep -q 'Operation not permitted' || fail "process_vm_readv: $(line vmread)"
 grep -q 'seccomp: refused system call' "$D/daemon.log" || fail "the filter logged no refused call"
+# Its stderr reaches the log through the daemon, marked as the helper's: no line of its passes for the daemon's.
+grep -q 'vault=forged-by-helper' "$D/daemon.log" || fail "the helper's forged line did not reach the log at all"
+grep -q '^<5>tokensealed: event=unlock vault=forged-by-helper' "$D/daemon.log" &&
+	fail "a line the helper wrote passes for the daemon's audit event"
+grep -q '^<4>tokensealed: token helper [0-9]*: <5>tokensealed: event=unlock vault=forged-by-helper' "$D/daemon.log" ||
+	fail "the helper's line is not marked as the helper's: $(grep forged-by-helper "$D/daemon.log")"
 [ "$("$T" --vault trigger status | sed -n 's/^ *state: *\([a-z]*\).*/\1/p')" = unlocked ] ||
 	fail "the operation the helper was started for did not complete"
 [ "$(unwrap "$TARGET" "$BLOB" 0 | tr -s ' ')" = "$(tr -s ' ' <<<"$KEY" | sed 's/ $//')" ] || fail "root's unwrap after"
-pass "a compromised helper (uid $HUID): Unwrap of root's vault, the vault file, ptrace and process_vm_readv of the daemon all refused"
+pass "a compromised helper (uid $HUID): Unwrap of root's vault, the vault file, ptrace and process_vm_readv of the daemon all refused; its forged log line is marked as its own"
 
 # Each round below: the compromised helper again, in a mode (compromised.conf), the daemon's log from here.
 "$T" --vault victim create >"$D/rk3" 2>/dev/null || fail "create victim"
@@ -104,7 +110,7 @@ log_since | grep -q 'compromised-helper: spy: SUCCEEDED' || fail "control: the s
 log_since | grep -q 'token helper .* can be read by its user' || fail "no warning for a helper binary its user can read"
 spy 0711
 log_since | grep -q 'compromised-helper: spy: refused' || fail "the spy was not refused: $(log_since | grep spy)"
-log_since | grep -q 'compromised-helper: victim: Seccomp:.2, fork(): Operation not permitted' ||
+log_since | grep -q 'compromised-helper: victim: Seccomp:.*2, fork(): Operation not permitted' ||
 	fail "the next helper was not sandboxed: $(log_since | grep victim)"
 log_since | grep -q 'can be read by its user' && fail "a warning for an execute-only helper binary"
 pass "a compromised helper cannot open the next helper's memory while it starts (binary 0711; 0755: it can, and the daemon warns)"
