@@ -35,6 +35,12 @@
 
 
 #define PRESENT_TIMEOUT_MS 15000
+/*
+ * The two calls still waited for in the loop, describing a record not
+ * described ahead and RSA-wrapping an escrow box key, touch no token: a
+ * helper that has not answered by then is killed.
+ */
+#define SYNC_TIMEOUT_MS 2000
 #define TOKEN_GRACE_MS 60000           /* on top of the touch timeout, for TPM/PKCS#11 work */
 #define EXIT_WAIT_MS 2000
 #define CACHE_MAX 4096
@@ -736,7 +742,7 @@ int ts_remote_escrow_rsa_wrap_key(const uint8_t *spki, size_t spki_len, const ui
 	call c;
 	int r, found = 0;
 
-	r = helper_call(q, sizeof(q) / sizeof(q[0]), PRESENT_TIMEOUT_MS, &c);
+	r = helper_call(q, sizeof(q) / sizeof(q[0]), SYNC_TIMEOUT_MS, &c);
 	if (r < 0 || c.rc < 0) {
 		r = r < 0 ? r : c.rc;
 		snprintf(err, errlen, "%s", c.err[0] ? c.err : ts_strerror(r));
@@ -860,7 +866,7 @@ static const cached *describe_cached(const char *type, const uint8_t *params, si
 		return e;
 	/* Not described yet (nor ahead): the one helper run this record will ever cost. */
 	if (build(&q, TS_WIRE_OP_DESCRIBE, type, NULL, params, params_len) < 0 ||
-	    helper_call(q.f, q.n, PRESENT_TIMEOUT_MS, &c) < 0)
+	    helper_call(q.f, q.n, SYNC_TIMEOUT_MS, &c) < 0)
 		return NULL;   /* not cached: a helper that could not run may run next time */
 	e = cache_store(hash, &c);
 	call_done(&c);
