@@ -13,6 +13,7 @@
 
 #include "tokenseal.h"
 #include "anchor.h"
+#include "store.h"
 
 #define MAGIC "tokenseal-anchor v1\n"
 #define ID_HEX (2 * TS_VAULT_ID_BYTES)
@@ -141,22 +142,6 @@ int ts_anchor_load(const char *state_dir, const uint8_t id[TS_VAULT_ID_BYTES], u
 	return parse(b, total, ret_gen);
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	ssize_t n;
-
-	while (len > 0) {
-		if ((n = write(fd, p, len)) < 0) {
-			if (errno == EINTR)
-				continue;
-			return -TS_E_IO;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int ts_anchor_save(const char *state_dir, const ts_vault *v, uint64_t gen)
 {
 	static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -189,7 +174,7 @@ int ts_anchor_save(const char *state_dir, const ts_vault *v, uint64_t gen)
 	}
 	if (fd < 0)
 		return -TS_E_IO;
-	r = write_all(fd, b, (size_t)n);
+	r = ts_store_write_all(fd, b, (size_t)n);
 	if (r == 0 && fsync(fd) < 0)
 		r = -TS_E_IO;
 	if (close(fd) < 0 && r == 0)

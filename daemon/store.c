@@ -62,8 +62,9 @@ int ts_store_init(const char *dir)
 	return 0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len)
+int ts_store_write_all(int fd, const void *buf, size_t len)
 {
+	const uint8_t *p = buf;
 	ssize_t n;
 
 	while (len > 0) {
@@ -137,7 +138,7 @@ static int write_temp(int dfd, const char *name, const uint8_t *data, size_t len
 
 	if ((fd = create_temp(dfd, name, tmp, size)) < 0)
 		return fd;
-	r = write_all(fd, data, len);
+	r = ts_store_write_all(fd, data, len);
 	if (r == 0 && fsync(fd) < 0)
 		r = -TS_E_IO;
 	if (close(fd) < 0 && r == 0)

@@ -44,6 +44,9 @@ int ts_store_init(const char *dir);
 /* Atomically replace DIR/NAME.vault with data (mode 0600). */
 int ts_store_save(const char *dir, const char *name, const uint8_t *data, size_t len);
 
+/* write(2) all of buf to fd, again after EINTR and short writes: 0 or -TS_E_IO. */
+int ts_store_write_all(int fd, const void *buf, size_t len);
+
 /* Read DIR/NAME.vault (at most TS_VAULT_FILE_MAX). -TS_E_NO_SUCH_VAULT, -TS_E_IO, -TS_E_LIMIT. */
 int ts_store_load(const char *dir, const char *name, ts_buf *out);
 
