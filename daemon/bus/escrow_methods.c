@@ -210,6 +210,8 @@ typedef struct rekey_job {
 	uint8_t *keks;                   /* secure memory, TS_VAULT_MAX_PROTECTORS * TS_KEY_BYTES */
 	size_t n, next_i;
 	int done;
+	int failed;                      /* a helper could not be started (Busy, ...): the call changes nothing */
+	char why[256];
 	int root;                        /* the caller is root: may use the helpers [limits] keeps back */
 	ts_remote_job *remote;
 	ts_limit_job *lim;               /* one of the caller uid's jobs (limits.h) */
@@ -275,12 +277,22 @@ static void rekey_job_step(rekey_job *j)
 		req.pin = g ? g->secret : NULL;
 		req.pin_len = g ? g->len : 0;
 		req.reserved_ok = j->root;
-		if (ts_remote_unlock_start(e->d->event, ops, &req, p->params, p->params_len, on_rekey_unlock, j,
-		                           &j->remote) >= 0)
+		if ((r = ts_remote_unlock_start(e->d->event, ops, &req, p->params, p->params_len, on_rekey_unlock, j,
+		                                &j->remote)) >= 0)
 			return;
-		/* A recovery key when no helper can run: the daemon's own backend (the break-glass key never depends on the helper). */
-		if (!ts_protector_is_remote(ops) && ops->unlock(&req, p->params, p->params_len,
-		                                                j->keks + (j->next_i - 1) * TS_KEY_BYTES) >= 0)
+		/*
+		 * No helper now (the helpers are busy, or a token protector's cannot
+		 * start): a protector is never dropped for that, the whole call fails
+		 * and nothing changes. Only a recovery key, when no helper can run at
+		 * all, is checked by the daemon's own backend (the break-glass key
+		 * never depends on the helper).
+		 */
+		if (r == -TS_E_BUSY || ts_protector_is_remote(ops)) {
+			j->failed = r;
+			snprintf(j->why, sizeof(j->why), "protector %s: %s", id, errbuf[0] ? errbuf : ts_strerror(r));
+			break;
+		}
+		if (ops->unlock(&req, p->params, p->params_len, j->keks + (j->next_i - 1) * TS_KEY_BYTES) >= 0)
 			j->ok[j->next_i - 1] = 1;
 	}
 	j->done = 1;
@@ -428,6 +440,12 @@ static int rekey(sd_bus_message *m, ts_vault_entry *e, const ts_caller *caller, 
 		return r == 0 ? 1 : r;
 	if (!ts_vault_find_protector(e->vault, q->drop)) {
 		r = -TS_E_NO_SUCH_PROTECTOR;
+		goto out;
+	}
+	if (job && job->failed < 0) {
+		r = job->failed;
+		snprintf(msg, sizeof(msg), "the token helper could not be asked (%.200s): nothing changed; try again",
+		         job->why);
 		goto out;
 	}
 	if (job) {

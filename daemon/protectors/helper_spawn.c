@@ -35,6 +35,7 @@
 
 static struct {
 	int switch_user;           /* 1: change to uid/gid/groups in the child */
+	int readable;              /* a child found it could read the helper's program (ts_helper_binary_readable) */
 	int unusable;              /* 1: init failed; no helper is started */
 	char why[256];
 	uid_t uid;
@@ -168,7 +169,11 @@ int ts_helper_binary_readable(const char *path)
 	struct stat st;
 	int in_group = 0;
 
-	if (!hs.switch_user || hs.unusable || stat(path, &st) < 0)
+	if (!hs.switch_user || hs.unusable)
+		return 0;
+	if (hs.readable)
+		return 1;
+	if (stat(path, &st) < 0)
 		return 0;
 	if (st.st_uid == hs.uid)
 		return (st.st_mode & S_IRUSR) != 0;
@@ -283,7 +288,8 @@ static _Noreturn void child_fail(int status_fd, int step)
 	_exit(127);
 }
 
-enum { STEP_SIGNALS = 1, STEP_FDS, STEP_CAPS, STEP_GROUPS, STEP_GID, STEP_UID, STEP_VERIFY, STEP_NNP, STEP_EXEC };
+enum { STEP_SIGNALS = 1, STEP_FDS, STEP_CAPS, STEP_GROUPS, STEP_GID, STEP_UID, STEP_VERIFY, STEP_NNP, STEP_EXEC,
+       NOTE_READABLE = 100 };
 
 static const char *step_name(int step)
 {
@@ -358,13 +364,23 @@ int ts_helper_spawn(const char *path, int child_fd, int err_fd, pid_t *ret_pid, 
 		}
 		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 			child_fail(fd, STEP_NNP);
+		/* As the helper's user now: can it read its own program (mode bits, ACLs)? Then say so. */
+		if (hs.switch_user && access(path, R_OK) == 0) {
+			int note[2] = { NOTE_READABLE, 0 };
+			(void)!write(fd, note, sizeof(note));
+		}
 		execve(path, hs.argv, hs.env);
 		child_fail(fd, STEP_EXEC);
 	}
 	close(status_pipe[1]);
-	do
-		n = read(status_pipe[0], e, sizeof(e));
-	while (n < 0 && errno == EINTR);
+	for (;;) {
+		do
+			n = read(status_pipe[0], e, sizeof(e));
+		while (n < 0 && errno == EINTR);
+		if (n != (ssize_t)sizeof(e) || e[0] != NOTE_READABLE)
+			break;
+		hs.readable = 1;   /* a note, not a failure: the exec follows */
+	}
 	close(status_pipe[0]);
 	if (n == 0) {
 		*ret_pid = pid;

@@ -48,6 +48,8 @@ int ts_helper_caps_restrict(int keep_ptrace, char *err, size_t errlen);
  * helper (the same uid) can open its /proc/PID/mem meanwhile; installed
  * execute-only (0711, root's: make install), exec makes it non-dumpable
  * from its first instruction. 0 when it cannot, or no change of user.
+ * Before the first helper, from the mode bits; once a helper was started,
+ * also from what that child found as the helper's user (ACLs included).
  */
 int ts_helper_binary_readable(const char *path);
 

@@ -160,20 +160,21 @@ static void helper_log_free(helper_log *h)
 	free(h);
 }
 
+/* One read per wake-up, at the lowest priority: a helper that writes without end cannot hold the loop. */
 static int on_helper_log(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	helper_log *h = userdata;
 	char b[1024];
-	ssize_t n;
+	ssize_t n = read(fd, b, sizeof(b));
 
-	while ((n = read(fd, b, sizeof(b))) > 0)
-		for (ssize_t i = 0; i < n; i++) {
-			if (b[i] == '\n' || h->len == HELPER_LOG_LINE)
-				helper_log_line(h);
-			if (b[i] != '\n')
-				h->buf[h->len++] = b[i];
-		}
-	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+	for (ssize_t i = 0; i < n; i++) {
+		if (b[i] == '\n' || h->len == HELPER_LOG_LINE)
+			helper_log_line(h);
+		if (b[i] != '\n')
+			h->buf[h->len++] = b[i];
+	}
+	/* Past its lines, the pipe is closed: the helper's further writes fail, nothing more is read. */
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) || h->lines > HELPER_LOG_LINES)
 		helper_log_free(h);
 	return 0;
 }
@@ -194,6 +195,7 @@ static void helper_log_watch(int fd, pid_t pid)
 		return;
 	}
 	(void)sd_event_source_set_io_fd_own(h->src, 1);
+	(void)sd_event_source_set_priority(h->src, SD_EVENT_PRIORITY_IDLE);
 	h->next = helper_logs;
 	helper_logs = h;
 }
@@ -233,6 +235,15 @@ static int spawn_helper(pid_t *ret_pid, int *ret_fd, char *err, size_t errlen)
 		return r;
 	}
 	helper_log_watch(ep[0], *ret_pid);
+	{
+		static int warned;
+		/* The child checked as the helper's user (ACLs too): said once. */
+		if (!warned && log_fn && ts_helper_binary_readable(helper_path)) {
+			warned = 1;
+			log_fn(*ret_pid, "its program can be read by its user (mode or ACL): each helper is open to the others "
+			       "while it starts; install it execute-only, mode 0711, with no ACL granting read");
+		}
+	}
 	*ret_fd = sv[0];
 	n_alive++;
 	return 0;
@@ -352,7 +363,7 @@ static void warm_refill(void)
  * killed. Without a loop (or with too many pending) it is reaped at once.
  */
 #define REAP_MAX 64
-#define REAP_GRACE_MS 5000
+#define REAP_GRACE_MS 1000
 #define REAP_POLL_USEC (50ull * 1000)
 static struct { pid_t pid; uint64_t deadline_ms; int killed; } reaping[REAP_MAX];
 static size_t n_reaping;
@@ -852,6 +863,43 @@ static void cache_clear(void)
 	n_cache = 0;
 }
 
+/*
+ * Records whose helper did not answer (timed out, died, or sent nothing
+ * usable): not asked again for FAILED_RETRY_MS, so a record made to hang its
+ * helper costs the loop one SYNC_TIMEOUT_MS wait per that time, not one per
+ * property read. Their facts read as unknown meanwhile.
+ */
+#define FAILED_MAX 256
+#define FAILED_RETRY_MS (10ull * 60 * 1000)
+static struct {
+	uint8_t hash[crypto_generichash_BYTES];
+	uint64_t until_ms;
+} failed[FAILED_MAX];
+
+static int failed_recently(const uint8_t hash[crypto_generichash_BYTES])
+{
+	uint64_t now = mono_ms();
+
+	for (size_t i = 0; i < FAILED_MAX; i++)
+		if (failed[i].until_ms > now && memcmp(failed[i].hash, hash, crypto_generichash_BYTES) == 0)
+			return 1;
+	return 0;
+}
+
+static void failed_note(const uint8_t hash[crypto_generichash_BYTES])
+{
+	uint64_t now = mono_ms();
+	size_t slot = randombytes_uniform(FAILED_MAX);
+
+	for (size_t i = 0; i < FAILED_MAX; i++)
+		if (failed[i].until_ms <= now) {
+			slot = i;
+			break;
+		}
+	memcpy(failed[slot].hash, hash, crypto_generichash_BYTES);
+	failed[slot].until_ms = now + FAILED_RETRY_MS;
+}
+
 static void prefetch_start_some(void);
 
 static const cached *describe_cached(const char *type, const uint8_t *params, size_t params_len)
@@ -860,14 +908,20 @@ static const cached *describe_cached(const char *type, const uint8_t *params, si
 	uint8_t hash[crypto_generichash_BYTES];
 	const cached *e;
 	call c;
+	int r;
 
 	record_hash(type, params, params_len, hash);
 	if ((e = cache_find(hash)) != NULL)
 		return e;
+	if (failed_recently(hash))
+		return NULL;
 	/* Not described yet (nor ahead): the one helper run this record will ever cost. */
-	if (build(&q, TS_WIRE_OP_DESCRIBE, type, NULL, params, params_len) < 0 ||
-	    helper_call(q.f, q.n, SYNC_TIMEOUT_MS, &c) < 0)
-		return NULL;   /* not cached: a helper that could not run may run next time */
+	if (build(&q, TS_WIRE_OP_DESCRIBE, type, NULL, params, params_len) < 0)
+		return NULL;
+	if ((r = helper_call(q.f, q.n, SYNC_TIMEOUT_MS, &c)) < 0) {
+		failed_note(hash);   /* also when no helper could start: asked again after FAILED_RETRY_MS */
+		return NULL;
+	}
 	e = cache_store(hash, &c);
 	call_done(&c);
 	return e;
@@ -1007,6 +1061,8 @@ static void job_finish(ts_remote_job *j, int how)
 		/* Kept even when the backend refused the record: its answer will not change. */
 		if (r >= 0 && !cache_store(hash, &c))
 			r = -TS_E_NOMEM;
+		else if (r < 0)
+			failed_note(hash);   /* a helper that started and did not answer */
 		done(userdata, r, NULL, c.err);
 		call_done(&c);
 		return;

@@ -2,15 +2,27 @@
 # isolation-share.sh — two users who loop RevokeAndRekey on vaults of their own (each call asks the token
 # helper once per protector) get no more than their share of the token helpers: each call counts against
 # [limits] jobs-per-uid like an Unlock, and a quarter of [limits] helpers is kept for root's calls and the
-# daemon's own work. Meanwhile root's recovery-key unlocks of its own vault (a login) all succeed.
+# daemon's own work. Meanwhile root's recovery-key unlocks of its own vault (a login) all succeed, and a
+# third user's RevokeAndRekey never drops its TPM protector for want of a helper: it is kept, or the call
+# answers Busy and changes nothing.
 . "$TS_SRC/tests/lib/rig.sh"
+. "$TS_SRC/tests/lib/swtpm.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 T=$TOKENSEAL
 D=$RIG_DIR
 SECS=6
+swtpm_start "$D/tpm" || fail "swtpm"
 rig_start_bus
-rig_start_daemon --idle-lock 0
+rig_start_daemon --idle-lock 0 --tpm2-tcti "swtpm:path=$D/tpm/sock"
 "$T" --vault mine create >"$D/rk-root" 2>/dev/null || fail "create root's vault"
+# The third user's vault: p1 recovery, p2 TPM (no PIN: re-derived on its own at a re-key), p3 recovery.
+rig_useradd tssc$$
+CU=$(id -u tssc$$)
+PC=$(fdcall /org/tokenseal1 org.tokenseal1.Manager CreateVault 'sa{ss}h' vc "owner=$CU" ">$D/rk-c") || fail "create vc"
+"$T" --vault "$CU:vc" enroll tpm2 >"$D/e" 2>&1 </dev/null || fail "enroll tpm2: $(cat "$D/e")"
+fdcall "$PC" $VIFACE AddProtector 'sa{ss}hh' recovery "" "</dev/null" ">/dev/null" >/dev/null || fail "AddProtector p3"
+printf 'p1 %s\n' "$(cat "$D/rk-c")" >"$D/keep-c"
+chmod 644 "$D/keep-c"
 
 # Each attacker: a vault of its own with eight recovery protectors, unlocked (created so).
 FLOODS=()
@@ -33,6 +45,9 @@ for u in a b; do
 	done
 done
 sleep 1
+out=$(as_uid "$CU" /usr/bin/python3 "$FDCALL_PY" "$BUS_ADDRESS" "$PC" $VIFACE RevokeAndRekey sh p3 "<$D/keep-c" 2>&1) || true
+echo "the third user's RevokeAndRekey p3 during the floods: $(tr '\n' ' ' <<<"$out")"
+vprop "$PC" Protectors | grep -q '"p2" "tpm2"' || fail "the TPM protector was dropped while the helpers were busy: $out"
 ok=0 busy=0 other=0 last=
 end=$((SECONDS + SECS - 2))
 while [ $SECONDS -lt $end ]; do
@@ -47,5 +62,5 @@ for f in "$D"/flood-*; do echo "  $(basename "$f"): $(cat "$f")"; done
 cat "$D"/flood-* | grep -q "LimitExceeded" || fail "no attacker call was held to [limits] jobs-per-uid"
 [ "$ok" -ge 3 ] || fail "too few unlocks measured ($ok)"
 [ "$busy" -eq 0 ] && [ "$other" -eq 0 ] || fail "root's unlocks were turned away while two users flooded: busy=$busy other=$other"
-pass "two users' RevokeAndRekey floods: each held to its jobs; root's $ok recovery unlocks meanwhile all succeeded"
+pass "two users' RevokeAndRekey floods: each held to its jobs; root's $ok recovery unlocks meanwhile all succeeded; another user's re-key kept its TPM protector"
 core_finish
