@@ -26,6 +26,7 @@ typedef struct slot {
 	int have_new;                 /* defined, not yet in the header */
 	uint32_t new_handle;
 	uint8_t new_auth[TS_NV_AUTH_BYTES];
+	int suspect;                  /* read after start and found not to match: left for the next start to refuse */
 	int drop_pending;             /* saving dropped the counter: undefine it once saved */
 	uint32_t drop_handle;
 	struct slot *next;
@@ -123,6 +124,33 @@ static int job_start(ts_daemon *d, const uint8_t id[TS_VAULT_ID_BYTES], const ch
 	return 0;
 }
 
+/*
+ * The counter read after start (the TPM could not be read then, or an
+ * increment failed): the file's value should be the counter's or one more.
+ * Anything else is a file put back while the counter could not be checked:
+ * on record now, and the next start refuses it.
+ */
+static void read_back(slot *s, ts_vault_entry *e, uint64_t counter)
+{
+	static const char *const names[] = { "file_counter", "tpm_counter" };
+	const ts_vault *v = e->vault;
+	uint64_t values[2] = { v->nv_value, counter };
+
+	if (v->nv_value == counter || (counter < UINT64_MAX && v->nv_value == counter + 1)) {
+		s->known = counter;
+		s->known_ok = 1;
+		if (v->nv_value > counter &&
+		    job_start(e->d, v->id, v->name, TS_NV_INCREMENT, v->nv_handle, v->nv_auth, v->nv_value) == 0)
+			s->busy = 1;
+		return;
+	}
+	s->suspect = 1;
+	(void)ts_audit_numbers("rollback", v->name, v->owner_uid, -TS_E_ROLLBACK, names, values, 2);
+	ts_log(TS_LOG_ERR, "vault=%s: its file expects TPM counter value %" PRIu64 " but the counter is at %" PRIu64
+	       ": it was put back from another copy while the counter could not be read; served until the next start, "
+	       "which refuses it", v->name, v->nv_value, counter);
+}
+
 static void on_job(void *userdata, int rc, const ts_remote_reply *reply, const char *err)
 {
 	nvjob *j = userdata;
@@ -142,9 +170,12 @@ static void on_job(void *userdata, int rc, const ts_remote_reply *reply, const c
 		if (s)
 			s->busy = 0;
 		if (rc < 0) {
+			/* Perhaps it was incremented all the same (a timeout): read it again before the next one. */
+			if (s)
+				s->known_ok = 0;
 			ts_log(TS_LOG_WARNING, "vault=%s: saved, but its TPM counter 0x%08" PRIx32 " was not incremented (%s): "
-			       "the file is one ahead of it until the next save or start makes that up", j->name,
-			       j->handle, err);
+			       "the file is one ahead of it until the next save (which reads it again) or start makes "
+			       "that up", j->name, j->handle, err);
 			break;
 		}
 		if (s) {
@@ -154,6 +185,18 @@ static void on_job(void *userdata, int rc, const ts_remote_reply *reply, const c
 		if (value != j->expect)
 			ts_log(TS_LOG_WARNING, "vault=%s: its TPM counter 0x%08" PRIx32 " is now %" PRIu64 ", the file "
 			       "expects %" PRIu64 ": something else increments it", j->name, j->handle, value, j->expect);
+		break;
+	case TS_NV_READ:
+		if (s)
+			s->busy = 0;
+		if (rc < 0) {
+			ts_log(TS_LOG_WARNING, "vault=%s: cannot read its TPM counter 0x%08" PRIx32 " (%s); tried again at "
+			       "the next save", j->name, j->handle, err);
+			break;
+		}
+		if ((e = entry_by_id(j->d, j->id)) == NULL || !s || e->vault->nv_handle != j->handle)
+			break;
+		read_back(s, e, value);
 		break;
 	case TS_NV_DEFINE:
 		if (s)
@@ -254,6 +297,10 @@ void ts_nvcounter_saved(ts_vault_entry *e)
 		sodium_memzero(auth, sizeof(auth));
 	} else if (v->nv_handle && s->known_ok && v->nv_value > s->known && !s->busy) {
 		if (job_start(e->d, v->id, v->name, TS_NV_INCREMENT, v->nv_handle, v->nv_auth, v->nv_value) == 0)
+			s->busy = 1;
+	} else if (v->nv_handle && !s->known_ok && !s->busy && !s->suspect) {
+		/* Not known since start (no TPM then) or since a failed increment: read it, then follow. */
+		if (job_start(e->d, v->id, v->name, TS_NV_READ, v->nv_handle, v->nv_auth, 0) == 0)
 			s->busy = 1;
 	}
 }
