@@ -348,9 +348,10 @@ int ts_nvcounter_check(ts_daemon *d, const ts_vault *v, int accepted, char *why,
 			return 0;
 		}
 		(void)ts_audit_numbers("rollback", v->name, v->owner_uid, -TS_E_ROLLBACK, names, values, 1);
-		snprintf(why, cap, "its TPM counter 0x%08" PRIx32 " is gone or replaced (%s), so the file cannot be "
-		         "shown to be the last one written. To serve it anyway: tokensealed --accept-rollback "
-		         "%" PRIu32 ":%s:%" PRIu64, v->nv_handle, err, v->owner_uid, v->name, v->generation);
+		ts_log(TS_LOG_WARNING, "event=load vault=%s: TPM counter 0x%08" PRIx32 ": %s", v->name, v->nv_handle, err);
+		snprintf(why, cap, "its TPM counter 0x%08" PRIx32 " is gone or replaced, so the file cannot be shown "
+		         "to be the last one written. To serve it anyway: tokensealed --accept-rollback "
+		         "%" PRIu32 ":%s:%" PRIu64, v->nv_handle, v->owner_uid, v->name, v->generation);
 		return -TS_E_ROLLBACK;
 	}
 	if (r < 0) {
@@ -391,14 +392,13 @@ int ts_nvcounter_check(ts_daemon *d, const ts_vault *v, int accepted, char *why,
 	}
 	(void)ts_audit_numbers("rollback", v->name, v->owner_uid, -TS_E_ROLLBACK, names, values, 2);
 	if (v->nv_value < counter)
-		snprintf(why, cap, "its file expects TPM counter value %" PRIu64 " but the counter is at %" PRIu64 ": a "
-		         "later file was written, so this one was put back from an older copy. To serve it anyway: "
-		         "tokensealed --accept-rollback %" PRIu32 ":%s:%" PRIu64, v->nv_value, counter, v->owner_uid,
-		         v->name, v->generation);
+		snprintf(why, cap, "its file expects TPM counter value %" PRIu64 " but the counter is at %" PRIu64 " (a "
+		         "later file was written). To serve it anyway: tokensealed --accept-rollback %" PRIu32 ":%s:%" PRIu64,
+		         v->nv_value, counter, v->owner_uid, v->name, v->generation);
 	else
 		snprintf(why, cap, "its file expects TPM counter value %" PRIu64 " but the counter is only at %" PRIu64
-		         ": the file was not written against this counter (another TPM, a cleared one, or an edited "
-		         "header). To serve it anyway: tokensealed --accept-rollback %" PRIu32 ":%s:%" PRIu64,
-		         v->nv_value, counter, v->owner_uid, v->name, v->generation);
+		         " (not this counter's file: another TPM, or an edited header). To serve it anyway: tokensealed "
+		         "--accept-rollback %" PRIu32 ":%s:%" PRIu64, v->nv_value, counter, v->owner_uid, v->name,
+		         v->generation);
 	return -TS_E_ROLLBACK;
 }
