@@ -62,7 +62,7 @@ ALL_LDFLAGS = $(SANFLAGS) -Wl,-z,relro,-z,now $(LDFLAGS)
 CORE_SRC     := $(sort $(wildcard daemon/core/*.c policy/*.c))
 # The token backends: linked into tokenseal-helper (and the test tools), never into the daemon,
 # which reaches them through daemon/protectors/remote.c.
-BACKEND_SRC  := $(wildcard daemon/protectors/fido2.c daemon/protectors/tpm2.c daemon/protectors/pkcs11.c \
+BACKEND_SRC  := $(wildcard daemon/protectors/fido2.c daemon/protectors/tpm2.c daemon/protectors/tpm2_nv.c daemon/protectors/pkcs11.c \
                            daemon/protectors/escrow_rsa.c)
 DAEMON_SRC   := $(sort $(filter-out daemon/main.c $(BACKEND_SRC),$(wildcard daemon/*.c daemon/bus/*.c daemon/protectors/*.c)))
 # The recovery backend is in both: the helper runs its Argon2id off the daemon's loop, and the daemon

@@ -14,6 +14,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "bus/daemon.h"
+#include "bus/nvcounter.h"
 #include "bus/policy_enforce.h"
 #include "bus/rollback.h"
 #include "core/escrow.h"
@@ -42,7 +43,8 @@ static void usage(FILE *f)
 	        "  --accept-rollback UID:NAME:GENERATION\n"
 	        "                                serve vault NAME of UID from its file of that\n"
 	        "                                generation although a newer one was written\n"
-	        "                                (disaster recovery; audited)\n"
+	        "                                or its TPM counter disagrees (disaster recovery;\n"
+	        "                                audited)\n"
 	        "  --log-level LEVEL             err, warning, notice, info, debug (default: info)\n"
 	        "  --helper PATH                 token helper program (default: %s)\n"
 	        "  --helper-keep SECONDS         keep a spare helper started this long after a token\n"
@@ -386,6 +388,7 @@ out:
 	if (d.bus)
 		sd_bus_flush_close_unref(d.bus);
 	d.bus = NULL;
+	ts_nvcounter_shutdown();
 	ts_daemon_free(&d);
 	ts_protector_remote_shutdown();
 	ts_enforce_free();

@@ -9,6 +9,7 @@
 #include <sodium.h>
 
 #include "bus/daemon.h"
+#include "bus/nvcounter.h"
 #include "anchor.h"
 #include "bus/policy_enforce.h"
 #include "bus/rollback.h"
@@ -340,6 +341,7 @@ int ts_daemon_persist(ts_vault_entry *e)
 	ts_buf out = { 0 };
 	int r;
 
+	ts_nvcounter_saving(e);
 	if ((r = ts_vault_serialize(e->vault, &out)) < 0 ||
 	    (r = ts_store_save(e->dir, e->vault->name, out.data, out.len)) < 0) {
 		ts_buf_free(&out);

@@ -6,6 +6,7 @@
 
 #include "anchor.h"
 #include "store.h"
+#include "bus/nvcounter.h"
 #include "bus/policy_enforce.h"
 #include "bus/rollback.h"
 
@@ -25,6 +26,7 @@ static struct {
 	uint32_t owner;
 	char name[TS_VAULT_NAME_MAX + 1];
 	uint64_t file_gen, anchor_gen;
+	int by_counter;             /* refused by its TPM counter, not by the anchor */
 } refused[REFUSED_MAX];
 static size_t n_refused;
 
@@ -77,7 +79,7 @@ static int is_accepted(const ts_vault *v)
 	return 0;
 }
 
-static void remember_refused(const ts_vault *v, uint64_t anchor)
+static void remember_refused(const ts_vault *v, uint64_t anchor, int by_counter)
 {
 	if (n_refused == REFUSED_MAX)
 		return;
@@ -85,6 +87,7 @@ static void remember_refused(const ts_vault *v, uint64_t anchor)
 	snprintf(refused[n_refused].name, sizeof(refused[0].name), "%s", v->name);
 	refused[n_refused].file_gen = v->generation;
 	refused[n_refused].anchor_gen = anchor;
+	refused[n_refused].by_counter = by_counter;
 	n_refused++;
 }
 
@@ -92,6 +95,12 @@ int ts_rollback_refused(uint32_t owner, const char *name, char *msg, size_t cap)
 {
 	for (size_t i = 0; i < n_refused; i++)
 		if (refused[i].owner == owner && strcmp(refused[i].name, name) == 0) {
+			if (refused[i].by_counter) {
+				snprintf(msg, cap, "vault '%s': its file (generation %" PRIu64 ") does not match its TPM "
+				         "counter: put back from an older copy, so it is not served; an administrator may "
+				         "accept it (tokensealed --accept-rollback)", name, refused[i].file_gen);
+				return 1;
+			}
 			snprintf(msg, cap, "vault '%s': its file is generation %" PRIu64 ", older than the last one "
 			         "written (%" PRIu64 "): put back from an older copy, so it is not served; an "
 			         "administrator may accept it (tokensealed --accept-rollback)", name, refused[i].file_gen,
@@ -99,6 +108,16 @@ int ts_rollback_refused(uint32_t owner, const char *name, char *msg, size_t cap)
 			return 1;
 		}
 	return 0;
+}
+
+/* The anchor lets the file through: its TPM counter, if it has one, must too (root can restore the anchor). */
+static int counter_check(ts_daemon *d, const ts_vault *v, char *why, size_t cap)
+{
+	int r;
+
+	if ((r = ts_nvcounter_check(d, v, is_accepted(v), why, cap)) < 0)
+		remember_refused(v, v->generation, 1);
+	return r;
 }
 
 int ts_rollback_check(ts_daemon *d, const ts_vault *v, char *why, size_t cap)
@@ -127,7 +146,7 @@ int ts_rollback_check(ts_daemon *d, const ts_vault *v, char *why, size_t cap)
 		if ((r < 0 || v->generation > anchor) && (r = ts_anchor_save(d->state_dir, v, v->generation)) < 0)
 			ts_log(TS_LOG_WARNING, "event=load vault=%s: cannot write its generation anchor: %s", v->name,
 			       ts_strerror(r));
-		return 0;
+		return counter_check(d, v, why, cap);
 	}
 	values[0] = v->generation;
 	values[1] = anchor;
@@ -137,10 +156,10 @@ int ts_rollback_check(ts_daemon *d, const ts_vault *v, char *why, size_t cap)
 		if ((r = ts_anchor_save(d->state_dir, v, v->generation)) < 0)
 			ts_log(TS_LOG_WARNING, "event=load vault=%s: accepted, but cannot lower its generation anchor (%s): "
 			       "the next start refuses it again unless it is saved first", v->name, ts_strerror(r));
-		return 0;
+		return counter_check(d, v, why, cap);
 	}
 	(void)ts_audit_numbers("rollback", v->name, v->owner_uid, -TS_E_ROLLBACK, names, values, 2);
-	remember_refused(v, anchor);
+	remember_refused(v, anchor, 0);
 	snprintf(why, cap, "file generation %" PRIu64 " is older than the last one written (%" PRIu64 "): put back "
 	         "from an older copy? To serve it anyway: tokensealed --accept-rollback %" PRIu32 ":%s:%" PRIu64,
 	         v->generation, anchor, v->owner_uid, v->name, v->generation);
@@ -160,6 +179,7 @@ void ts_rollback_saved(ts_vault_entry *e)
 {
 	int r;
 
+	ts_nvcounter_saved(e);
 	if ((r = ts_anchor_save(e->d->state_dir, e->vault, e->vault->generation)) < 0)
 		ts_log(TS_LOG_WARNING, "vault=%s: saved, but its generation anchor could not follow (%s); it catches up "
 		       "at the next start", e->vault->name, ts_strerror(r));

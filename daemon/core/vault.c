@@ -41,12 +41,16 @@ static const char *const file_keys[F_N] = { "mac", "format", "header", "keyring"
  */
 enum { H_ID, H_NAME, H_OWNER, H_CREATED, H_GENERATION, H_PROTECTORS, H_KEY_VERSION,
        H_NEXT_PROTECTOR, H_MIN_KEY_VERSION, H_REQUIRED,
-       H_ESCROW = H_REQUIRED, H_THRESHOLD, H_ESCROW_THRESHOLD, H_N };
+       H_ESCROW = H_REQUIRED, H_THRESHOLD, H_NV_COUNTER, H_ESCROW_THRESHOLD, H_N };
 static const char *const header_keys[H_N] = {
 	"id", "name", "owner", "created", "generation", "protectors", "key_version",
 	"next_protector", "min_key_version",
-	"escrow", "threshold", "escrow_threshold",
+	"escrow", "threshold", "nv_counter", "escrow_threshold",
 };
+
+/* The optional nv_counter map: all three keys, written in deterministic order. */
+enum { N_AUTH, N_VALUE, N_HANDLE, N_N };
+static const char *const nv_keys[N_N] = { "auth", "value", "handle" };
 
 /* Escrow map: the required keys, then `type` (absent for X25519, so older files parse unchanged). */
 enum { E_X, E_LABEL, E_PUBKEY, E_SEALED, E_REQUIRED, E_TYPE = E_REQUIRED, E_N };
@@ -546,11 +550,18 @@ static int header_encode(const ts_vault *v, ts_buf *out)
 	_ts_cleanup_cbor_ cbor_item_t *m = NULL;
 	_ts_cleanup_cbor_ cbor_item_t *arr = NULL;
 	_ts_cleanup_cbor_ cbor_item_t *esc = NULL;
-	int has_threshold = v->threshold > 1, has_escrow = v->n_escrow > 0;
+	_ts_cleanup_cbor_ cbor_item_t *nv = NULL;
+	int has_threshold = v->threshold > 1, has_escrow = v->n_escrow > 0, has_nv = v->nv_handle != 0;
 	size_t i;
 	int r;
 
-	if ((m = cbor_new_definite_map(H_REQUIRED + has_threshold + 2 * has_escrow)) == NULL ||
+	if (has_nv &&
+	    ((nv = cbor_new_definite_map(N_N)) == NULL ||
+	     (r = ts_cbor_map_put(nv, nv_keys[N_AUTH], cbor_build_bytestring(v->nv_auth, TS_VAULT_NV_AUTH_BYTES))) < 0 ||
+	     (r = ts_cbor_map_put(nv, nv_keys[N_VALUE], ts_cbor_build_uint(v->nv_value))) < 0 ||
+	     (r = ts_cbor_map_put(nv, nv_keys[N_HANDLE], ts_cbor_build_uint(v->nv_handle))) < 0))
+		return nv ? r : -TS_E_NOMEM;
+	if ((m = cbor_new_definite_map(H_REQUIRED + has_threshold + 2 * has_escrow + has_nv)) == NULL ||
 	    (arr = cbor_new_definite_array(v->n_protectors)) == NULL ||
 	    (esc = cbor_new_definite_array(v->n_escrow)) == NULL)
 		return -TS_E_NOMEM;
@@ -568,6 +579,7 @@ static int header_encode(const ts_vault *v, ts_buf *out)
 	    (r = ts_cbor_map_put(m, header_keys[H_CREATED], ts_cbor_build_uint(v->created))) < 0 ||
 	    (has_threshold && (r = ts_cbor_map_put(m, header_keys[H_THRESHOLD], ts_cbor_build_uint(v->threshold))) < 0) ||
 	    (r = ts_cbor_map_put(m, header_keys[H_GENERATION], ts_cbor_build_uint(v->generation))) < 0 ||
+	    (has_nv && (r = ts_cbor_map_put(m, header_keys[H_NV_COUNTER], cbor_incref(nv))) < 0) ||
 	    (r = ts_cbor_map_put(m, header_keys[H_PROTECTORS], cbor_incref(arr))) < 0 ||
 	    (r = ts_cbor_map_put(m, header_keys[H_KEY_VERSION], ts_cbor_build_uint(v->key_version))) < 0 ||
 	    (r = ts_cbor_map_put(m, header_keys[H_NEXT_PROTECTOR], ts_cbor_build_uint(v->next_protector))) < 0 ||
@@ -1383,6 +1395,28 @@ static int parse_escrow_list(ts_vault *v, const cbor_item_t *list, const cbor_it
 	return 0;
 }
 
+/* The optional TPM NV counter: a handle in the owner range, a value >= 1, a 32-byte auth. */
+static int parse_nv_counter(ts_vault *v, const cbor_item_t *it)
+{
+	const cbor_item_t *f[N_N];
+	const uint8_t *b;
+	size_t len;
+	uint64_t u;
+	int r;
+
+	if ((r = map_fields(it, nv_keys, N_N, N_N, f)) < 0)
+		return r;
+	if (get_uint(f[N_HANDLE], TS_VAULT_NV_HANDLE_LAST, &u) < 0 || u < TS_VAULT_NV_HANDLE_FIRST)
+		return -TS_E_CORRUPT;
+	v->nv_handle = (uint32_t)u;
+	if (get_uint(f[N_VALUE], UINT64_MAX, &v->nv_value) < 0 || v->nv_value == 0)
+		return -TS_E_CORRUPT;
+	if (get_bytes(f[N_AUTH], &b, &len) < 0 || len != TS_VAULT_NV_AUTH_BYTES)
+		return -TS_E_CORRUPT;
+	memcpy(v->nv_auth, b, len);
+	return 0;
+}
+
 static int parse_header(ts_vault *v, const uint8_t *b, size_t len)
 {
 	_ts_cleanup_cbor_ cbor_item_t *h = NULL;
@@ -1425,6 +1459,8 @@ static int parse_header(ts_vault *v, const uint8_t *b, size_t len)
 		v->threshold = (uint8_t)u;
 	}
 	if ((r = parse_escrow_list(v, f[H_ESCROW], f[H_ESCROW_THRESHOLD])) < 0)
+		return r;
+	if (f[H_NV_COUNTER] && (r = parse_nv_counter(v, f[H_NV_COUNTER])) < 0)
 		return r;
 
 	if (!cbor_isa_array(f[H_PROTECTORS]) || !cbor_array_is_definite(f[H_PROTECTORS]))

@@ -17,6 +17,9 @@
 #define TS_VAULT_ESCROW_LABEL_MAX 64  /* NUL included */
 /* What an escrow box holds: vault id (16) || x (1; 0 = VS whole) || VS or the share's y (32). */
 #define TS_VAULT_ESCROW_PLAIN_BYTES (TS_VAULT_ID_BYTES + 1 + TS_KEY_BYTES)
+#define TS_VAULT_NV_AUTH_BYTES 32     /* the NV counter index's authValue */
+#define TS_VAULT_NV_HANDLE_FIRST 0x01000000u  /* the owner range of NV index handles */
+#define TS_VAULT_NV_HANDLE_LAST 0x013fffffu
 
 /*
  * A protector as the core sees it: an opaque params record (its own business,
@@ -78,6 +81,15 @@ typedef struct ts_vault {
 	ts_escrow_record *escrow;
 	size_t n_escrow;
 	uint8_t escrow_threshold;  /* m of m-of-n among escrow recipients; 0 when none */
+	/*
+	 * The TPM NV counter this file is bound to (docs/FORMAT.md, "TPM NV
+	 * counter"): nv_handle 0 when none. nv_value is the counter value the
+	 * file expects; the core only carries it (the daemon sets it before
+	 * serializing).
+	 */
+	uint32_t nv_handle;
+	uint64_t nv_value;
+	uint8_t nv_auth[TS_VAULT_NV_AUTH_BYTES];
 
 	/* Sealed keyring as in the file. */
 	uint8_t *keyring_sealed;

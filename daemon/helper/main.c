@@ -29,6 +29,7 @@
 #include "protectors/escrow_rsa.h"
 #include "protectors/helper_wire.h"
 #include "protectors/protector.h"
+#include "protectors/tpm2_nv.h"
 
 #define HELPER_FD 3
 
@@ -125,6 +126,14 @@ static int run(ts_wire_request *q)
 		} else if ((rc = ts_escrow_rsa_wrap_key(q->params, q->params_len, q->box_key, &params, err,
 		                                        sizeof(err))) >= 0)
 			add(&p, TS_WIRE_PARAMS, params.data, params.len);
+	} else if (q->op == TS_WIRE_OP_NV) {
+		/* A vault's rollback counter: the auth in the request is the index's, nothing else is secret. */
+		static uint8_t nv_out[TS_NV_REPLY_BYTES];
+		if (strcmp(q->type, "tpm2") != 0) {
+			rc = -TS_E_INVALID_ARGS;
+			snprintf(err, sizeof(err), "NV counters need type tpm2");
+		} else if ((rc = ts_tpm2_nv_run(&req, q->params, q->params_len, nv_out)) >= 0)
+			add(&p, TS_WIRE_PARAMS, nv_out, sizeof(nv_out));
 	} else if (!ops) {
 		rc = -TS_E_NOT_SUPPORTED;
 		snprintf(err, sizeof(err), "protector type '%s' is not built into the token helper", q->type);

@@ -34,6 +34,7 @@ enum {
 	TS_WIRE_OP_DESCRIBE = 3,   /* facts and needs_secret */
 	TS_WIRE_OP_PRESENT = 4,
 	TS_WIRE_OP_ESCROW_WRAP_KEY = 5, /* type "rsa": RSA-OAEP of BOX_KEY to PARAMS (an SPKI); reply PARAMS */
+	TS_WIRE_OP_NV = 6,         /* type "tpm2": a vault's NV counter, PARAMS as in tpm2_nv.h; reply PARAMS */
 };
 
 enum {

@@ -30,6 +30,7 @@
 #include "core/vault.h"
 #include "protectors/helper_spawn.h"
 #include "protectors/helper_wire.h"
+#include "protectors/tpm2_nv.h"
 #include "protectors/protector.h"
 #include "protectors/remote.h"
 
@@ -648,6 +649,13 @@ static int reply_fields(uint8_t op, call *c, ts_remote_reply *out, char *desc, s
 		else if (f.tag == TS_WIRE_SECRET)
 			out->secret = f.data, out->secret_len = f.len;
 	}
+	if (op == TS_WIRE_OP_NV) {
+		if (!out->params) {
+			snprintf(c->err, sizeof(c->err), "the token helper sent an incomplete answer");
+			return -TS_E_FAILED;
+		}
+		return 0;
+	}
 	if (op == TS_WIRE_OP_PRESENT) {
 		/* desc, when the helper sent one, names the token that answered. */
 		out->present = c->value > 0;
@@ -1129,6 +1137,8 @@ static int job_start(sd_event *event, uint8_t op, const ts_protector_ops *ops, c
 	call c;
 	int r, timeout_ms = op == TS_WIRE_OP_PRESENT || op == TS_WIRE_OP_DESCRIBE ? PRESENT_TIMEOUT_MS : token_timeout(req);
 
+	if (op == TS_WIRE_OP_NV)
+		timeout_ms = PRESENT_TIMEOUT_MS;
 	if (!ts_protector_is_remote(ops) && !(op == TS_WIRE_OP_UNLOCK && ts_protector_unlocks_in_helper(ops)))
 		return ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "protector type '%s' does not run in the helper", ops->type);
 	if ((r = build(&q, op, ops->type, op == TS_WIRE_OP_DESCRIBE ? NULL : req, params, params_len)) < 0)
@@ -1176,6 +1186,50 @@ int ts_remote_present_start(sd_event *event, const ts_protector_ops *ops, const 
                             ts_remote_job **ret)
 {
 	return job_start(event, TS_WIRE_OP_PRESENT, ops, req, params, params_len, done, userdata, ret);
+}
+
+/* ---- a vault's TPM NV counter ------------------------------------------------------------ */
+
+int ts_remote_nv(const ts_config *config, uint8_t action, uint32_t handle, const uint8_t *auth, uint32_t *ret_handle,
+                 uint64_t *ret_value, char *err, size_t errlen)
+{
+	uint8_t rec[TS_NV_REQUEST_BYTES];
+	ts_protector_request req = { .config = config, .err = err, .err_len = errlen };
+	ts_remote_reply reply;
+	char desc[8];
+	fields q = { .n = 0 };
+	call c;
+	int r;
+
+	ts_nv_request_encode(rec, action, handle, auth);
+	r = build(&q, TS_WIRE_OP_NV, "tpm2", &req, rec, sizeof(rec));
+	if (r >= 0) {
+		r = helper_call(q.f, q.n, PRESENT_TIMEOUT_MS, &c);
+		if (r >= 0 && (r = c.rc) >= 0 && (r = reply_fields(TS_WIRE_OP_NV, &c, &reply, desc, sizeof(desc))) >= 0 &&
+		    ts_nv_reply_decode(reply.params, reply.params_len, ret_handle, ret_value) < 0) {
+			snprintf(c.err, sizeof(c.err), "the token helper sent a malformed NV counter answer");
+			r = -TS_E_FAILED;
+		}
+		if (r < 0)
+			snprintf(err, errlen, "%s", c.err[0] ? c.err : ts_strerror(r));
+		call_done(&c);
+	}
+	sodium_memzero(rec, sizeof(rec));
+	return r;
+}
+
+int ts_remote_nv_start(sd_event *event, const ts_config *config, uint8_t action, uint32_t handle,
+                       const uint8_t *auth, ts_remote_reply_fn done, void *userdata, ts_remote_job **ret, char *err,
+                       size_t errlen)
+{
+	uint8_t rec[TS_NV_REQUEST_BYTES];
+	ts_protector_request req = { .config = config, .err = err, .err_len = errlen };
+	int r;
+
+	ts_nv_request_encode(rec, action, handle, auth);
+	r = job_start(event, TS_WIRE_OP_NV, &ts_protector_tpm2, &req, rec, sizeof(rec), done, userdata, ret);
+	sodium_memzero(rec, sizeof(rec));
+	return r;
 }
 
 /* ---- describing records ahead ------------------------------------------------------------ */

@@ -97,6 +97,20 @@ int ts_remote_escrow_rsa_wrap_key(const uint8_t *spki, size_t spki_len, const ui
  */
 void ts_remote_describe_prefetch(const ts_protector_ops *ops, const uint8_t *params, size_t params_len);
 
+/*
+ * A vault's TPM NV counter (tpm2_nv.h: action, handle, the index's auth of
+ * TS_NV_AUTH_BYTES), run by a helper on the TPM of config. ts_remote_nv
+ * waits (at most 15 s: start-up only, never from the loop): 0 and
+ * *ret_handle, *ret_value, or negative TS_E_* with err.
+ * ts_remote_nv_start returns at once; done gets reply->params, the reply
+ * record for ts_nv_reply_decode.
+ */
+int ts_remote_nv(const ts_config *config, uint8_t action, uint32_t handle, const uint8_t *auth, uint32_t *ret_handle,
+                 uint64_t *ret_value, char *err, size_t errlen);
+int ts_remote_nv_start(sd_event *event, const ts_config *config, uint8_t action, uint32_t handle,
+                       const uint8_t *auth, ts_remote_reply_fn done, void *userdata, ts_remote_job **ret, char *err,
+                       size_t errlen);
+
 /* Kill the helper and free the job without calling done (shutdown). */
 void ts_remote_job_cancel(ts_remote_job *j);
 

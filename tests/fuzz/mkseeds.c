@@ -309,6 +309,15 @@ static void vault_seeds(void)
 		ts_secure_free(xsec);
 	}
 
+	/* Bound to a TPM NV counter: the optional nv_counter map (docs/FORMAT.md, "TPM NV counter"). */
+	v->nv_handle = 0x01234567u;
+	v->nv_value = 42;
+	fill(v->nv_auth, sizeof(v->nv_auth));
+	ts_buf_free(&file);
+	if ((r = ts_vault_serialize(v, &file)) < 0)
+		die("vault nv counter", r);
+	put("vault", "ok-nv-counter", file.data, file.len);
+
 	sodium_memzero(other_kek, sizeof(other_kek));
 	ts_buf_free(&file);
 	ts_buf_free(&fpb);

@@ -38,6 +38,9 @@ def main(out):
         "ok-present-fido2": field(OP, b"\x04") + field(TYPE, b"fido2") + common + field(PARAMS, b"\xa0"),
         "ok-escrow-wrap-key": field(OP, b"\x05") + field(TYPE, b"rsa") + field(PARAMS, b"\x30\x82\x01\x22") +
                               field(BOX_KEY, b"\x01" * 32),
+        # A vault's TPM NV counter: action 3 (increment) | handle | 32-byte auth (daemon/protectors/tpm2_nv.h).
+        "ok-nv-increment": field(OP, b"\x06") + field(TYPE, b"tpm2") + common +
+                           field(PARAMS, b"\x03" + struct.pack(">I", 0x01234567) + b"\x5a" * 32),
         "bad-escrow-with-pin": field(OP, b"\x05") + field(TYPE, b"rsa") + field(PARAMS, b"\x30\x82\x01\x22") +
                                field(BOX_KEY, b"\x01" * 32) + field(PIN, b"\x01" * 49),
         "bad-escrow-no-key": field(OP, b"\x05") + field(TYPE, b"rsa") + field(PARAMS, b"\x30\x82\x01\x22"),
@@ -55,6 +58,8 @@ def main(out):
                                  field(PARAMS, b"\xa0"),
         "bad-test-devices-twice": field(OP, b"\x04") + field(TYPE, b"fido2") + field(TEST_DEVICES, b"\x01") +
                                   field(TEST_DEVICES, b"\x01") + field(PARAMS, b"\xa0"),
+        "reply-nv": field(RC, struct.pack(">i", 0)) + field(VALUE, struct.pack(">i", 0)) +
+                    field(PARAMS, struct.pack(">IQ", 0x01234567, 42)),
         "reply-unlock": field(RC, struct.pack(">i", 0)) + field(VALUE, struct.pack(">i", 0)) + field(KEK, bytes(32)),
         "reply-describe": field(RC, struct.pack(">i", 0)) + field(VALUE, struct.pack(">i", 1)) +
                           field(FACT, b"aaguid\x00c0ffee") + field(FACT, b"pin\x00required"),

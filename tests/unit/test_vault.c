@@ -499,6 +499,73 @@ static void non_canonical_header_encoding_is_corrupt(void **state)
 	ts_vault_free(v);
 }
 
+/* The nv_counter map as an edit writes it: auth of auth_len bytes, value, handle. */
+static size_t nv_auth_len;
+static uint64_t nv_value, nv_handle;
+
+static void set_nv_counter(cbor_item_t *hdr)
+{
+	cbor_item_t *m = cbor_new_definite_map(3), *v;
+	uint8_t auth[64];
+
+	memset(auth, 0xab, sizeof(auth));
+	v = cbor_build_bytestring(auth, nv_auth_len);
+	assert_true(cbor_map_add(m, (struct cbor_pair){ .key = cbor_move(cbor_build_string("auth")), .value = cbor_move(v) }));
+	v = nv_value > UINT32_MAX ? cbor_build_uint64(nv_value) : nv_value > UINT8_MAX ? cbor_build_uint32((uint32_t)nv_value) :
+	                                                                                 cbor_build_uint8((uint8_t)nv_value);
+	assert_true(cbor_map_add(m, (struct cbor_pair){ .key = cbor_move(cbor_build_string("value")), .value = cbor_move(v) }));
+	v = nv_handle > UINT32_MAX ? cbor_build_uint64(nv_handle) : cbor_build_uint32((uint32_t)nv_handle);
+	assert_true(cbor_map_add(m, (struct cbor_pair){ .key = cbor_move(cbor_build_string("handle")), .value = cbor_move(v) }));
+	map_set(hdr, "nv_counter", m);
+}
+
+/* The optional TPM NV counter: round-trips, is under the MAC, and its limits are enforced. */
+static void nv_counter_round_trips_is_maced_and_limited(void **state)
+{
+	static const struct { size_t auth_len; uint64_t value, handle; int parses; } cases[] = {
+		{ 32, 8, 0x01000001u, 1 },            /* well-formed, another value: only the MAC catches it */
+		{ 32, 7, 0x01000002u, 1 },            /* another index */
+		{ 31, 7, 0x01000001u, 0 },            /* auth not 32 bytes */
+		{ 32, 0, 0x01000001u, 0 },            /* value 0 */
+		{ 32, 7, 0x00ffffffu, 0 },            /* handle below the owner range */
+		{ 32, 7, 0x01400000u, 0 },            /* ... above it */
+		{ 32, 7, 0x101000001ull, 0 },         /* not even 32 bits */
+	};
+	_ts_cleanup_buf_ ts_buf file = { 0 }, plain = { 0 };
+	ts_vault *v = make_vault(&plain), *w;
+
+	/* Without a counter the header has no nv_counter key (older files stay byte for byte the same). */
+	for (size_t i = 0; i + 10 <= plain.len; i++)
+		assert_false(memcmp(plain.data + i, "nv_counter", 10) == 0);
+	v->nv_handle = 0x01000001u;
+	v->nv_value = 7;
+	memset(v->nv_auth, 0xab, sizeof(v->nv_auth));
+	assert_int_equal(ts_vault_serialize(v, &file), 0);
+	w = reload(&file);
+	assert_int_equal(w->nv_handle, 0x01000001u);
+	assert_int_equal(w->nv_value, 7);
+	assert_memory_equal(w->nv_auth, v->nv_auth, TS_VAULT_NV_AUTH_BYTES);
+	assert_int_equal(ts_vault_unlock(w, "p1", kek1), 0);
+	ts_vault_free(w);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		_ts_cleanup_buf_ ts_buf f = { 0 };
+
+		assert_int_equal(ts_buf_append(&f, file.data, file.len), 0);
+		nv_auth_len = cases[i].auth_len, nv_value = cases[i].value, nv_handle = cases[i].handle;
+		edit_header(&f, set_nv_counter);
+		w = NULL;
+		if (!cases[i].parses) {
+			assert_int_equal(ts_vault_parse(f.data, f.len, &w), -TS_E_CORRUPT);
+			assert_null(w);
+			continue;
+		}
+		assert_int_equal(ts_vault_parse(f.data, f.len, &w), 0);
+		assert_int_equal(ts_vault_unlock(w, "p1", kek1), -TS_E_CORRUPT);
+		ts_vault_free(w);
+	}
+	ts_vault_free(v);
+}
+
 /* A vault read back from its file opens with the secret held in memory, and only with this file's. */
 static void read_back_file_opens_with_its_own_vault_secret_only(void **state)
 {
@@ -630,6 +697,7 @@ int main(void)
 		cmocka_unit_test(every_single_byte_flip_of_the_file_fails_parse_or_unlock),
 		cmocka_unit_test(every_truncation_and_extension_of_the_file_is_corrupt),
 		cmocka_unit_test(tampered_headers_parse_but_never_unlock),
+		cmocka_unit_test(nv_counter_round_trips_is_maced_and_limited),
 		cmocka_unit_test(unretiring_keys_in_the_header_is_corrupt),
 		cmocka_unit_test(non_canonical_header_encoding_is_corrupt),
 		cmocka_unit_test(read_back_file_opens_with_its_own_vault_secret_only),
