@@ -1223,7 +1223,8 @@ int ts_remote_nv_start(sd_event *event, const ts_config *config, uint8_t action,
                        size_t errlen)
 {
 	uint8_t rec[TS_NV_REQUEST_BYTES];
-	ts_protector_request req = { .config = config, .err = err, .err_len = errlen };
+	/* The daemon's own work after a save: may use the helpers [limits] keeps back. */
+	ts_protector_request req = { .config = config, .err = err, .err_len = errlen, .reserved_ok = 1 };
 	int r;
 
 	ts_nv_request_encode(rec, action, handle, auth);
