@@ -684,11 +684,6 @@ void ts_escrow_note_unlock(ts_vault_entry *e, const char *protector_id)
 	snprintf(e->last_unlock, sizeof(e->last_unlock), "%s", protector_id);
 }
 
-static const char *last_unlock_id(const ts_vault_entry *e)
-{
-	return e->last_unlock;
-}
-
 /*
  * RotateRecoveryKey(s protector, h secrets, h out) -> (s id, as kept, as
  * dropped): a recovery key that has been used (typed in, read out loud,
@@ -719,7 +714,7 @@ int ts_escrow_method_rotate_recovery_key(sd_bus_message *m, void *userdata, sd_b
 	if ((r = owner_may(m, e, "rotate-recovery", &caller, error)) < 0)
 		return rekey_refused(m, r);
 	if (!*which)
-		which = last_unlock_id(e);
+		which = e->last_unlock;
 	if (!rekey_job_of(m) &&
 	    ((p = ts_vault_find_protector(e->vault, which)) == NULL || strcmp(p->type, "recovery") != 0)) {
 		r = -TS_E_NO_SUCH_PROTECTOR;

@@ -94,3 +94,23 @@ listen_start_as() {
 	fail "signal listener did not start"
 }
 listen_start() { listen_start_as 0 "$@"; }
+
+# kill_during_saves N MAX_MS START NAME PROTECTOR KEYFILE — N times: RotateKey on vault NAME in a loop, SIGKILL
+# the daemon after a random 0..MAX_MS ms, restart it with the command START; the vault must be served
+# (never refused as a rollback) and open with PROTECTOR's KEYFILE. Sets VP to the vault's path.
+kill_during_saves() {
+	local n=$1 max=$2 start=$3 name=$4 prot=$5 key=$6 i rot pid keep p
+	VP=$(vault_path "$name") || fail "no vault $name"
+	for i in $(seq "$n"); do
+		( for _ in $(seq 10); do busctl --address="$BUS_ADDRESS" call org.tokenseal1 "$VP" $VIFACE RotateKey 'a{ss}' 0 >/dev/null 2>&1 || exit 0; done ) &
+		rot=$!
+		sleep "0.$(printf '%03d' $((RANDOM % max)))"
+		pid=$DAEMON_PID
+		rig_stop_daemon KILL
+		keep=(); for p in "${RIG_PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done; RIG_PIDS=("${keep[@]}")
+		wait $rot || true
+		$start
+		VP=$(vault_path "$name") || fail "iteration $i: $name refused after a SIGKILL during a save: $(grep "vault=$name" "$RIG_DIR/daemon.log" | tail -n 2)"
+		unlock "$VP" "$prot" "$key" >/dev/null || fail "iteration $i: $name does not open after SIGKILL"
+	done
+}

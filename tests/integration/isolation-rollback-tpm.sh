@@ -129,18 +129,8 @@ pass "the TPM away at start: served on the anchor alone (audited rollback-unchec
 
 # SIGKILL at random moments of saves (between a file and its increment among them): every restart serves the vault.
 if [ "$TS_SAN" = 1 ]; then N=3; else N=6; fi
-for i in $(seq "$N"); do
-	( for _ in $(seq 10); do busctl --address="$BUS_ADDRESS" call org.tokenseal1 "$P" $VIFACE RotateKey 'a{ss}' 0 >/dev/null 2>&1 || exit 0; done ) &
-	ROT=$!
-	sleep "0.$(printf '%03d' $((RANDOM % 300)))"
-	pid=$DAEMON_PID
-	rig_stop_daemon KILL
-	keep=(); for p in "${RIG_PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done; RIG_PIDS=("${keep[@]}")
-	wait $ROT || true
-	start
-	P=$(vault_path nv) || fail "iteration $i: refused after a SIGKILL during a save: $(grep 'vault=nv' "$LOG" | tail -n 2)"
-	unlock "$P" p2 /dev/null >/dev/null || fail "iteration $i: the vault does not open after SIGKILL"
-done
+kill_during_saves "$N" 300 start nv p2 /dev/null
+P=$VP
 pass "$N SIGKILLs during saves: the vault is never refused as a rollback ($(grep -c "was one ahead of its TPM counter" "$LOG") starts made up a lost increment)"
 
 # Revoking the last tpm2 protector undefines the counter and the file stops naming it.

@@ -129,17 +129,6 @@ pass "a vault file ahead of its anchor (crash between the two writes) loads, and
 
 # SIGKILL at random moments of saves, as hardening-crash does: every restart serves the vault.
 if [ "$TS_SAN" = 1 ]; then N=4; else N=10; fi
-for i in $(seq "$N"); do
-	( for _ in $(seq 10); do busctl --address="$BUS_ADDRESS" call org.tokenseal1 "$R" $VIFACE RotateKey 'a{ss}' 0 >/dev/null 2>&1 || exit 0; done ) &
-	ROT=$!
-	sleep "0.$(printf '%03d' $((RANDOM % 200)))"
-	pid=$DAEMON_PID
-	rig_stop_daemon KILL
-	keep=(); for p in "${RIG_PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done; RIG_PIDS=("${keep[@]}")
-	wait $ROT || true
-	start
-	R=$(vault_path rr) || fail "iteration $i: vault refused after a SIGKILL during a save: $(grep 'vault=rr' "$RIG_DIR/daemon.log" | tail -n 2)"
-	unlock "$R" p1 "$RIG_DIR/rr1" >/dev/null || fail "iteration $i: vault does not open after SIGKILL"
-done
+kill_during_saves "$N" 200 start rr p1 "$RIG_DIR/rr1"
 pass "$N SIGKILLs during saves: the vault is never refused as a rollback"
 core_finish
