@@ -63,7 +63,7 @@ CORE_SRC     := $(sort $(wildcard daemon/core/*.c policy/*.c))
 # The token backends: linked into tokenseal-helper (and the test tools), never into the daemon,
 # which reaches them through daemon/protectors/remote.c.
 BACKEND_SRC  := $(wildcard daemon/protectors/fido2.c daemon/protectors/tpm2.c daemon/protectors/tpm2_nv.c daemon/protectors/pkcs11.c \
-                           daemon/protectors/escrow_rsa.c)
+                           daemon/protectors/pkcs11_mech.c daemon/protectors/escrow_rsa.c)
 DAEMON_SRC   := $(sort $(filter-out daemon/main.c $(BACKEND_SRC),$(wildcard daemon/*.c daemon/bus/*.c daemon/protectors/*.c)))
 # The recovery backend is in both: the helper runs its Argon2id off the daemon's loop, and the daemon
 # keeps it for creating vaults and as the fallback when no helper can run.
@@ -155,7 +155,7 @@ $(BUILD)/tokenseal.pc: contrib/tokenseal.pc.in
 
 # The CLI links the client library statically plus the core for offline commands.
 # escrow_rsa.c: reading officers' RSA keys and the OAEP check of a raw RSA decryption.
-$(TOKENSEAL): $(call obj,$(CLI_SRC) daemon/store.c daemon/protectors/escrow_rsa.c) $(LIBTOKENSEAL_A) $(LIBTSCORE)
+$(TOKENSEAL): $(call obj,$(CLI_SRC) daemon/store.c daemon/protectors/escrow_rsa.c daemon/protectors/pkcs11_mech.c) $(LIBTOKENSEAL_A) $(LIBTSCORE)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(CORE_PKGS) $(CLIENT_PKGS) p11-kit-1 libcrypto)
 
 # The PAM module: a thin client of the static client library (whose symbols stay hidden);

@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "core/escrow.h"
+#include "protectors/pkcs11_mech.h"
 #include "protectors/escrow_rsa.h"
 
 static const char pkcs11_help[] =
@@ -31,7 +32,6 @@ static const char pkcs11_help[] =
  */
 #define P11L_SLOTS_MAX 64
 #define P11L_OBJECTS_MAX 1024
-#define P11L_MECHS_MAX 4096
 #define P11L_ATTR_MAX 16384   /* largest CKA_VALUE (certificate) or CKA_LABEL we read */
 
 struct p11l {
@@ -298,36 +298,6 @@ out:
 	free(id);
 }
 
-/*
- * Does the token in slot offer mech with flag? 1 yes, 0 no, -1 it does not
- * say. Its mechanism list decides, as in the backend (p11_mech_offered).
- */
-static int p11l_mech(CK_FUNCTION_LIST *m, CK_SLOT_ID slot, CK_MECHANISM_TYPE mech, CK_FLAGS flag)
-{
-	CK_MECHANISM_TYPE *list;
-	CK_MECHANISM_INFO mi;
-	CK_ULONG n = 0, i;
-	CK_RV rv;
-
-	if (m->C_GetMechanismList(slot, NULL, &n) != CKR_OK || n > P11L_MECHS_MAX ||
-	    (list = calloc(n ? n : 1, sizeof(*list))) == NULL)
-		return -1;
-	rv = m->C_GetMechanismList(slot, list, &n);
-	for (i = 0; rv == CKR_OK && i < n && i < P11L_MECHS_MAX && list[i] != mech; i++)
-		;
-	free(list);
-	if (rv != CKR_OK)
-		return -1;
-	if (i >= n || i >= P11L_MECHS_MAX)
-		return 0;
-	rv = m->C_GetMechanismInfo(slot, mech, &mi);
-	if (rv == CKR_MECHANISM_INVALID)
-		return 0;
-	if (rv != CKR_OK)
-		return -1;
-	return (mi.flags & flag) ? 1 : 0;
-}
-
 /* Public keys, then certificates: what a token shows before login. */
 static void p11l_objects(struct p11l *l, CK_FUNCTION_LIST *m, CK_SLOT_ID slot, const CK_TOKEN_INFO *ti)
 {
@@ -335,8 +305,8 @@ static void p11l_objects(struct p11l *l, CK_FUNCTION_LIST *m, CK_SLOT_ID slot, c
 	CK_SESSION_HANDLE s;
 	size_t n_in_token = 0;
 
-	l->ecdh = p11l_mech(m, slot, CKM_ECDH1_DERIVE, CKF_DERIVE);
-	l->oaep = p11l_mech(m, slot, CKM_RSA_PKCS_OAEP, CKF_DECRYPT);
+	l->ecdh = ts_p11_mech_offered(m, slot, CKM_ECDH1_DERIVE, CKF_DERIVE);
+	l->oaep = ts_p11_mech_offered(m, slot, CKM_RSA_PKCS_OAEP, CKF_DECRYPT);
 	if (l->json)
 		printf(",\"objects\":[");
 	if (m->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &s) != CKR_OK) {

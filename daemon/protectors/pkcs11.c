@@ -15,6 +15,7 @@
 
 #include "core/params.h"
 #include "core/vault.h"
+#include "protectors/pkcs11_mech.h"
 #include "protectors/protector.h"
 
 /*
@@ -35,7 +36,6 @@
 #define P11_ATTR_MAX 65536          /* a certificate is the largest attribute we read */
 #define P11_PEM_MAX 65536
 #define P11_SLOTS_MAX 256
-#define P11_MECHS_MAX 4096          /* a longer mechanism list is a broken module */
 #define P11_KDF_LABEL "tokenseal-pkcs11-ecdh-v1"
 
 /* DER of the prime256v1 OID, as CKA_EC_PARAMS holds it. */
@@ -550,34 +550,10 @@ out:
 	return r;
 }
 
-/*
- * Is mech offered with flag by the token? 1 yes, 0 no, -1 cannot tell. The
- * mechanism list decides: SoftHSM2 answers C_GetMechanismInfo even for a
- * mechanism its configuration took off the list.
- */
-static int p11_mech_offered(p11_ctx *c, CK_MECHANISM_TYPE mech, CK_FLAGS flag) {
-	CK_MECHANISM_TYPE *list;
-	CK_MECHANISM_INFO mi;
-	CK_ULONG n = 0, i;
-	CK_RV rv;
-
-	if (c->fn->C_GetMechanismList(c->slot, NULL, &n) != CKR_OK || n > P11_MECHS_MAX ||
-	    (list = calloc(n ? n : 1, sizeof(*list))) == NULL)
-		return -1;
-	rv = c->fn->C_GetMechanismList(c->slot, list, &n);
-	for (i = 0; rv == CKR_OK && i < n && i < P11_MECHS_MAX && list[i] != mech; i++)
-		;
-	free(list);
-	if (rv != CKR_OK)
-		return -1;
-	if (i >= n || i >= P11_MECHS_MAX)
-		return 0;
-	rv = c->fn->C_GetMechanismInfo(c->slot, mech, &mi);
-	if (rv == CKR_MECHANISM_INVALID)
-		return 0;
-	if (rv != CKR_OK)
-		return -1;
-	return (mi.flags & flag) ? 1 : 0;
+/* Is mech offered with flag by this context's token? (pkcs11_mech.h) */
+static int p11_mech_offered(p11_ctx *c, CK_MECHANISM_TYPE mech, CK_FLAGS flag)
+{
+	return ts_p11_mech_offered(c->fn, c->slot, mech, flag);
 }
 
 /*
