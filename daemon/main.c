@@ -23,6 +23,8 @@
 #include "store.h"
 
 #define TS_DAEMON_VERSION "0.1"
+/* How long start-up waits for the token protectors of the vaults loaded to be described. */
+#define DESCRIBE_WAIT_USEC (30ull * 1000 * 1000)
 
 static void usage(FILE *f)
 {
@@ -332,16 +334,15 @@ int main(int argc, char **argv)
 	}
 	ts_protector_remote_set_event(d.event, helper_keep_usec);
 	ts_protector_remote_set_logger(log_helper_line);
-	/* Each token protector's facts are asked of a helper from the loop, before anybody reads them. */
-	for (ts_vault_entry *e = d.vaults; e; e = e->next)
-		for (size_t i = 0; i < e->vault->n_protectors; i++) {
-			const ts_protector_record *p = &e->vault->protectors[i];
-			const ts_protector_ops *ops = ts_protector_lookup(p->type);
-
-			if (ops)
-				ts_remote_describe_prefetch(ops, p->params, p->params_len);
-		}
 	ts_protector_remote_set_max_helpers(ts_policy_limit_helpers(ts_enforce_policy()));
+	/* Each token protector's facts, from helpers, before anybody reads them. */
+	if (ts_daemon_describe_loaded(&d, DESCRIBE_WAIT_USEC) < 0)
+		ts_log(TS_LOG_WARNING, "not every token protector was described within %u s; the rest are described "
+		       "from the loop, and read as unknown meanwhile", (unsigned)(DESCRIBE_WAIT_USEC / 1000000));
+	if (sd_event_get_state(d.event) == SD_EVENT_FINISHED || sd_event_get_state(d.event) == SD_EVENT_EXITING) {
+		ret = EXIT_SUCCESS;   /* SIGTERM while starting */
+		goto out;
+	}
 	if ((r = open_bus(bus_spec, &d.bus)) < 0) {
 		ts_log(TS_LOG_ERR, "cannot connect to the %s bus: %s", bus_spec, strerror(-r));
 		goto out;

@@ -13,6 +13,7 @@
 #include "anchor.h"
 #include "bus/policy_enforce.h"
 #include "bus/rollback.h"
+#include "protectors/remote.h"
 #include "store.h"
 
 uint64_t ts_now(void)
@@ -304,6 +305,37 @@ int ts_daemon_load_vaults(ts_daemon *d)
 	return 0;
 }
 
+/* ---- protector descriptions ------------------------------------------------ */
+
+void ts_daemon_describe_ahead(const ts_vault *v)
+{
+	for (size_t i = 0; i < v->n_protectors; i++) {
+		const ts_protector_record *p = &v->protectors[i];
+		const ts_protector_ops *ops = ts_protector_lookup(p->type);
+
+		if (ops)
+			ts_remote_describe_prefetch(ops, p->params, p->params_len);
+	}
+}
+
+static void held_records(void *ctx, ts_remote_record_fn fn, void *ud)
+{
+	const ts_daemon *d = ctx;
+
+	for (const ts_vault_entry *e = d->vaults; e; e = e->next)
+		for (size_t i = 0; i < e->vault->n_protectors; i++)
+			fn(e->vault->protectors[i].type, e->vault->protectors[i].params, e->vault->protectors[i].params_len,
+			   ud);
+}
+
+int ts_daemon_describe_loaded(ts_daemon *d, uint64_t timeout_usec)
+{
+	ts_remote_describe_set_records(held_records, d);
+	for (const ts_vault_entry *e = d->vaults; e; e = e->next)
+		ts_daemon_describe_ahead(e->vault);
+	return ts_remote_describe_wait(timeout_usec);
+}
+
 /* ---- persisting ------------------------------------------------------------ */
 
 int ts_daemon_revert(ts_vault_entry *e)
@@ -332,6 +364,8 @@ int ts_daemon_revert(ts_vault_entry *e)
 	ts_vault_free(e->vault);
 	e->vault = nv;
 	e->stale = 0;
+	/* The file's records were held before the change; if one was swept from the cache meanwhile, ask again. */
+	ts_daemon_describe_ahead(e->vault);
 	ts_vault_object_emit_changed(e);
 	return 0;
 }

@@ -193,6 +193,16 @@ int ts_secretfd_write(int fd, const void *p, size_t len);
  * its owner's directory (the owner is read from the file).
  */
 int ts_daemon_load_vaults(ts_daemon *d);
+/*
+ * Have a helper describe each token protector of the vaults loaded, and wait
+ * for the answers (at most timeout_usec), before the daemon serves: no
+ * property read or Unlock then waits for a helper (remote.h). The cache
+ * keeps the descriptions of the records d holds. 0 or -TS_E_TIMEOUT (the
+ * rest is described from the loop).
+ */
+int ts_daemon_describe_loaded(ts_daemon *d, uint64_t timeout_usec);
+/* Queue v's token protectors to be described from the loop (those not described yet). */
+void ts_daemon_describe_ahead(const ts_vault *v);
 /* The vault (owner, name), or NULL. */
 ts_vault_entry *ts_daemon_find(ts_daemon *d, uint32_t owner, const char *name);
 ts_vault_entry *ts_daemon_find_path(ts_daemon *d, const char *path);

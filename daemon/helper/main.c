@@ -39,7 +39,7 @@ static CK_FUNCTION_LIST *preloaded_one[2];
 
 #ifdef TS_HELPER_COMPROMISED
 /* Test build only (tests/helper/compromised.c): what a compromised helper would try. */
-void ts_helper_compromised(const char *vault_name);
+void ts_helper_compromised(const char *vault_name, int op);
 #endif
 
 /* The reply, collected as fields; facts are copied here (public). */
@@ -152,6 +152,15 @@ static int run(ts_wire_request *q)
 				add(&p, TS_WIRE_DESC, desc, strnlen(desc, sizeof(desc) - 1));
 				if (secret_len)
 					add(&p, TS_WIRE_SECRET, secret, secret_len);
+				/*
+				 * The new record's facts and needs_secret, as DESCRIBE would
+				 * answer them: the daemon keeps them from here, so nothing
+				 * has to describe this record later while a caller waits.
+				 */
+				size_t n_fields = p.n;
+				if (ops->describe && (ops->describe(params.data, params.len, add_fact, &p) < 0 || p.overflow))
+					p.n = n_fields;   /* none rather than some: a fact unseen is never credited */
+				value = ops->needs_secret ? ops->needs_secret(params.data, params.len) : 0;
 			}
 			break;
 		case TS_WIRE_OP_UNLOCK:
@@ -273,7 +282,7 @@ int main(int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 #ifdef TS_HELPER_COMPROMISED
-	ts_helper_compromised(q->vault_name);
+	ts_helper_compromised(q->vault_name, q->op);
 #endif
 	r = run(q);
 	if (preloaded == preloaded_one)

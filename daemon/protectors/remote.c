@@ -5,12 +5,13 @@
  * The daemon links this file instead of the real backends, so libfido2,
  * tpm2-tss, p11-kit and libcrypto are never mapped into the process that
  * holds the root keys; the helper links the backends and nothing of the bus.
- * The ops in the ts_protector_ops table are synchronous, as the in-process
- * ones were; Unlock and AddProtector use the asynchronous jobs at the end
- * (remote.h) so that the event loop goes on meanwhile. describe and
- * needs_secret only decode the public record, so their answers are cached
- * by a hash of (type, record). After each operation one spare helper is
- * started ahead (warm_*), and answered helpers are reaped from the loop.
+ * No token operation is waited for: they are started from the loop and
+ * answered through a callback (the jobs at the end, remote.h); the table's
+ * enroll, unlock and present refuse. describe and needs_secret only decode
+ * the public record, so their answers are cached by a hash of (type,
+ * record) and read from that cache alone. After each operation one spare
+ * helper is started ahead (warm_*), and answered helpers are reaped from the
+ * loop.
  */
 #define _GNU_SOURCE 1   /* pipe2 */
 #include <errno.h>
@@ -36,17 +37,17 @@
 
 
 #define PRESENT_TIMEOUT_MS 15000
+#define DESCRIBE_TIMEOUT_MS 5000       /* decoding a public record: no token is touched */
 /*
- * The two calls still waited for in the loop, describing a record not
- * described ahead and RSA-wrapping an escrow box key, touch no token: a
- * helper that has not answered by then is killed.
+ * The one call still waited for in the loop, RSA-wrapping an escrow box
+ * key, touches no token: a helper that has not answered by then is killed.
  */
 #define SYNC_TIMEOUT_MS 2000
 #define TOKEN_GRACE_MS 60000           /* on top of the touch timeout, for TPM/PKCS#11 work */
 #define EXIT_WAIT_MS 2000
-#define CACHE_MAX 4096
-#define PREFETCH_MAX 256             /* records waiting to be described ahead */
-#define PREFETCH_PARALLEL 2
+#define CACHE_INITIAL 256
+#define PREFETCH_MAX 65536           /* records waiting to be described ahead: a bound that is never the limit */
+#define PREFETCH_PARALLEL 4
 
 #ifndef TS_HELPER_PATH
 #define TS_HELPER_PATH "/usr/libexec/tokenseal-helper"
@@ -668,80 +669,14 @@ static int reply_fields(uint8_t op, call *c, ts_remote_reply *out, char *desc, s
 	return 0;
 }
 
-static int remote_enroll(const char *type, ts_protector_request *req, uint8_t *kek, ts_buf *ret_params,
-                         char *ret_desc, char *secret_out, size_t secret_out_cap, size_t *secret_out_len)
+/*
+ * The table's enroll, unlock and present: a token operation is never waited
+ * for in the daemon, only started from the loop (ts_remote_*_start, below).
+ * They stay set so that callers can tell what a backend offers.
+ */
+static int remote_not_here(ts_protector_request *req)
 {
-	fields q = { .n = 0 };
-	ts_remote_reply rep;
-	call c;
-	int r;
-
-	*secret_out_len = 0;
-	if ((r = build(&q, TS_WIRE_OP_ENROLL, type, req, NULL, 0)) < 0)
-		return r;
-	r = helper_call(q.f, q.n, token_timeout(req), &c);
-	if (r >= 0 && c.rc >= 0 && reply_fields(TS_WIRE_OP_ENROLL, &c, &rep, ret_desc, TS_PROTECTOR_DESC_MAX) < 0)
-		r = -TS_E_FAILED;
-	if (r >= 0 && c.rc >= 0 && rep.secret_len >= secret_out_cap) {
-		snprintf(c.err, sizeof(c.err), "the token helper sent an over-long secret");
-		r = -TS_E_LIMIT;
-	}
-	if (r >= 0 && c.rc >= 0 && (r = ts_buf_append(ret_params, rep.params, rep.params_len)) >= 0) {
-		memcpy(kek, rep.kek, TS_KEY_BYTES);
-		if (rep.secret_len)
-			memcpy(secret_out, rep.secret, rep.secret_len);
-		secret_out[rep.secret_len] = '\0';
-		*secret_out_len = rep.secret_len;
-	}
-	if (r < 0 || c.rc < 0)
-		r = finish(req, r, &c);
-	call_done(&c);
-	return r < 0 ? r : 0;
-}
-
-static int remote_unlock(const char *type, ts_protector_request *req, const uint8_t *params, size_t params_len,
-                         uint8_t *kek)
-{
-	fields q = { .n = 0 };
-	call c;
-	int r;
-
-	if ((r = build(&q, TS_WIRE_OP_UNLOCK, type, req, params, params_len)) < 0)
-		return r;
-	r = helper_call(q.f, q.n, token_timeout(req), &c);
-	if (r < 0 || c.rc < 0) {
-		r = finish(req, r, &c);
-		call_done(&c);
-		return r;
-	}
-	{
-		ts_remote_reply rep;
-		char desc[TS_PROTECTOR_DESC_MAX];
-
-		if ((r = reply_fields(TS_WIRE_OP_UNLOCK, &c, &rep, desc, sizeof(desc))) >= 0)
-			memcpy(kek, rep.kek, TS_KEY_BYTES);
-		else
-			r = finish(req, r, &c);
-	}
-	call_done(&c);
-	return r < 0 ? r : 0;
-}
-
-static int remote_present(const char *type, ts_protector_request *req, const uint8_t *params, size_t params_len)
-{
-	fields q = { .n = 0 };
-	call c;
-	int r;
-
-	if ((r = build(&q, TS_WIRE_OP_PRESENT, type, req, params, params_len)) < 0)
-		return r;
-	r = helper_call(q.f, q.n, PRESENT_TIMEOUT_MS, &c);
-	if (r >= 0 && c.rc >= 0)
-		r = c.value > 0;
-	else
-		r = finish(req, r, &c);
-	call_done(&c);
-	return r;
+	return ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "token operations run in the helper, from the event loop");
 }
 
 /* ---- escrow to an RSA key ----------------------------------------------------------- */
@@ -788,22 +723,36 @@ int ts_remote_escrow_rsa_wrap_key(const uint8_t *spki, size_t spki_len, const ui
 
 /*
  * Each record is described by a helper once per daemon run: the answer only
- * depends on the public record. The records of the vaults loaded and of each
- * new enrollment are described ahead, from the loop (ts_remote_describe_prefetch),
- * so that a property read rarely has to run a helper itself; a full cache
- * drops one entry, never all of them, so no pattern of reads makes the same
- * record run a helper again and again.
+ * depends on the public record. No read ever waits for that helper. The
+ * records of the vaults loaded are described before the daemon serves
+ * (ts_remote_describe_wait), a new enrollment's reply carries its record's
+ * description, and a record met otherwise (a vault file accepted back) is
+ * described from the loop (ts_remote_describe_prefetch); until that answer
+ * is in, its facts read as unknown and it counts as needing no secret. The
+ * cache grows with the records the daemon holds and, when full, first drops
+ * the entries of records no vault holds any more (ts_remote_describe_set_records),
+ * never a held one: so no pattern of enrollments can make another user's
+ * record unknown again.
  */
 typedef struct cached {
 	uint8_t hash[crypto_generichash_BYTES];
 	int needs_secret;
 	int rc;
+	int held;                    /* the sweep's mark */
 	char *facts;                 /* "key\0value\0" repeated */
 	size_t facts_len;
 } cached;
 
-static cached cache[CACHE_MAX];
-static size_t n_cache;
+static cached *cache;
+static size_t n_cache, cap_cache;
+static ts_remote_records_fn held_records;
+static void *held_records_ctx;
+
+void ts_remote_describe_set_records(ts_remote_records_fn records, void *ctx)
+{
+	held_records = records;
+	held_records_ctx = ctx;
+}
 
 static void record_hash(const char *type, const uint8_t *params, size_t params_len,
                         uint8_t hash[crypto_generichash_BYTES])
@@ -816,7 +765,7 @@ static void record_hash(const char *type, const uint8_t *params, size_t params_l
 	crypto_generichash_final(&st, hash, crypto_generichash_BYTES);
 }
 
-static const cached *cache_find(const uint8_t hash[crypto_generichash_BYTES])
+static cached *cache_find(const uint8_t hash[crypto_generichash_BYTES])
 {
 	for (size_t i = 0; i < n_cache; i++)
 		if (memcmp(cache[i].hash, hash, crypto_generichash_BYTES) == 0)
@@ -824,13 +773,54 @@ static const cached *cache_find(const uint8_t hash[crypto_generichash_BYTES])
 	return NULL;
 }
 
-/* Keep a helper's DESCRIBE answer (c's body) for hash. The entry, or NULL. */
+static void mark_held(const char *type, const uint8_t *params, size_t params_len, void *ud)
+{
+	uint8_t hash[crypto_generichash_BYTES];
+	cached *e;
+
+	record_hash(type, params, params_len, hash);
+	if ((e = cache_find(hash)) != NULL)
+		e->held = 1;
+}
+
+/* Room for one more entry: drop those of records no vault holds, else grow. 0, or -TS_E_NOMEM. */
+static int cache_make_room(void)
+{
+	size_t kept = 0;
+	cached *grown;
+
+	if (n_cache < cap_cache)
+		return 0;
+	if (held_records && n_cache > 0) {
+		for (size_t i = 0; i < n_cache; i++)
+			cache[i].held = 0;
+		held_records(held_records_ctx, mark_held, NULL);
+		for (size_t i = 0; i < n_cache; i++) {
+			if (!cache[i].held) {
+				free(cache[i].facts);
+				continue;
+			}
+			cache[kept++] = cache[i];
+		}
+		n_cache = kept;
+	}
+	/* Grown while more than half is held, so a sweep runs once per that many new records at most. */
+	if (n_cache < cap_cache / 2)
+		return 0;
+	if ((grown = reallocarray(cache, cap_cache ? cap_cache * 2 : CACHE_INITIAL, sizeof(*cache))) == NULL)
+		return n_cache < cap_cache ? 0 : -TS_E_NOMEM;
+	cache = grown;
+	cap_cache = cap_cache ? cap_cache * 2 : CACHE_INITIAL;
+	return 0;
+}
+
+/* Keep a helper's DESCRIBE (or ENROLL) answer, c's body, for hash. The entry, or NULL. */
 static const cached *cache_store(const uint8_t hash[crypto_generichash_BYTES], const call *c)
 {
 	const cached *old = cache_find(hash);
 	cached e = { .rc = c->rc, .needs_secret = c->value };
 	ts_wire_field f;
-	size_t off = 0, slot;
+	size_t off = 0;
 	int r;
 
 	if (old)
@@ -849,33 +839,28 @@ static const cached *cache_store(const uint8_t hash[crypto_generichash_BYTES], c
 		e.facts[e.facts_len + f.len] = '\0';
 		e.facts_len += f.len + 1;
 	}
-	if (r < 0) {
+	if (r < 0 || cache_make_room() < 0) {
 		free(e.facts);
 		return NULL;
 	}
-	if (n_cache < CACHE_MAX)
-		slot = n_cache++;
-	else {
-		slot = randombytes_uniform(CACHE_MAX);
-		free(cache[slot].facts);
-	}
-	cache[slot] = e;
-	return &cache[slot];
+	cache[n_cache] = e;
+	return &cache[n_cache++];
 }
 
 static void cache_clear(void)
 {
 	for (size_t i = 0; i < n_cache; i++)
 		free(cache[i].facts);
-	memset(cache, 0, sizeof(cache));
-	n_cache = 0;
+	free(cache);
+	cache = NULL;
+	n_cache = cap_cache = 0;
 }
 
 /*
  * Records whose helper did not answer (timed out, died, or sent nothing
  * usable): not asked again for FAILED_RETRY_MS, so a record made to hang its
- * helper costs the loop one SYNC_TIMEOUT_MS wait per that time, not one per
- * property read. Their facts read as unknown meanwhile.
+ * helper costs one helper run per that time, not one per property read.
+ * Their facts read as unknown meanwhile.
  */
 #define FAILED_MAX 256
 #define FAILED_RETRY_MS (10ull * 60 * 1000)
@@ -910,35 +895,24 @@ static void failed_note(const uint8_t hash[crypto_generichash_BYTES])
 
 static void prefetch_start_some(void);
 
-static const cached *describe_cached(const char *type, const uint8_t *params, size_t params_len)
+/* The record's description, or NULL while it is unknown (then asked of a helper from the loop). */
+static const cached *describe_cached(const ts_protector_ops *ops, const uint8_t *params, size_t params_len)
 {
-	fields q = { .n = 0 };
 	uint8_t hash[crypto_generichash_BYTES];
 	const cached *e;
-	call c;
-	int r;
 
-	record_hash(type, params, params_len, hash);
+	record_hash(ops->type, params, params_len, hash);
 	if ((e = cache_find(hash)) != NULL)
 		return e;
-	if (failed_recently(hash))
-		return NULL;
-	/* Not described yet (nor ahead): the one helper run this record will ever cost. */
-	if (build(&q, TS_WIRE_OP_DESCRIBE, type, NULL, params, params_len) < 0)
-		return NULL;
-	if ((r = helper_call(q.f, q.n, SYNC_TIMEOUT_MS, &c)) < 0) {
-		failed_note(hash);   /* also when no helper could start: asked again after FAILED_RETRY_MS */
-		return NULL;
-	}
-	e = cache_store(hash, &c);
-	call_done(&c);
-	return e;
+	if (!failed_recently(hash))
+		ts_remote_describe_prefetch(ops, params, params_len);
+	return NULL;
 }
 
-static int remote_describe(const char *type, const uint8_t *params, size_t params_len,
+static int remote_describe(const ts_protector_ops *ops, const uint8_t *params, size_t params_len,
                            int (*add)(void *ud, const char *key, const char *value), void *ud)
 {
-	const cached *e = describe_cached(type, params, params_len);
+	const cached *e = describe_cached(ops, params, params_len);
 	const char *p, *end;
 	int r;
 
@@ -956,9 +930,9 @@ static int remote_describe(const char *type, const uint8_t *params, size_t param
 	return e->rc;
 }
 
-static int remote_needs_secret(const char *type, const uint8_t *params, size_t params_len)
+static int remote_needs_secret(const ts_protector_ops *ops, const uint8_t *params, size_t params_len)
 {
-	const cached *e = describe_cached(type, params, params_len);
+	const cached *e = describe_cached(ops, params, params_len);
 
 	return e ? e->needs_secret : 0;
 }
@@ -968,20 +942,21 @@ static int remote_needs_secret(const char *type, const uint8_t *params, size_t p
 #define REMOTE_OPS(name, typestr)                                                                              \
 	static int name##_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_params, char *ret_desc,      \
 	                         char *secret_out, size_t cap, size_t *len) {                                      \
-		return remote_enroll(typestr, req, kek, ret_params, ret_desc, secret_out, cap, len);               \
+		*len = 0;                                                                                          \
+		return remote_not_here(req);                                                                       \
 	}                                                                                                          \
 	static int name##_unlock(ts_protector_request *req, const uint8_t *params, size_t len, uint8_t *kek) {     \
-		return remote_unlock(typestr, req, params, len, kek);                                              \
+		return remote_not_here(req);                                                                       \
 	}                                                                                                          \
 	static int name##_describe(const uint8_t *params, size_t len,                                              \
 	                           int (*add)(void *ud, const char *key, const char *value), void *ud) {          \
-		return remote_describe(typestr, params, len, add, ud);                                             \
+		return remote_describe(&ts_protector_##name, params, len, add, ud);                                \
 	}                                                                                                          \
 	static int name##_needs_secret(const uint8_t *params, size_t len) {                                        \
-		return remote_needs_secret(typestr, params, len);                                                  \
+		return remote_needs_secret(&ts_protector_##name, params, len);                                     \
 	}                                                                                                          \
 	static int name##_present(ts_protector_request *req, const uint8_t *params, size_t len) {                  \
-		return remote_present(typestr, req, params, len);                                                  \
+		return remote_not_here(req);                                                                       \
 	}                                                                                                          \
 	const ts_protector_ops ts_protector_##name = {                                                             \
 		.type = typestr,                                                                                   \
@@ -1008,6 +983,7 @@ struct ts_remote_job {
 	uint8_t *body;                            /* secure memory, body_len bytes once the header is in */
 	uint32_t body_len;
 	size_t body_got;
+	const char *type;                         /* the backend's (static) */
 	uint8_t hash[crypto_generichash_BYTES];   /* DESCRIBE: the record's cache key */
 	sd_event_source *io, *timer;
 	ts_remote_reply_fn done;
@@ -1049,11 +1025,14 @@ static void job_finish(ts_remote_job *j, int how)
 	ts_remote_reply_fn done = j->done;
 	void *userdata = j->userdata;
 	uint8_t op = j->op;
+	const char *type = j->type;
 	char desc[TS_PROTECTOR_DESC_MAX];
 	ts_remote_reply reply;
 	uint8_t hash[crypto_generichash_BYTES];
 	call c;
 	int r;
+
+	pid_t pid = j->pid;
 
 	memcpy(hash, j->hash, sizeof(hash));
 	memset(&c, 0, sizeof(c));
@@ -1069,14 +1048,26 @@ static void job_finish(ts_remote_job *j, int how)
 		/* Kept even when the backend refused the record: its answer will not change. */
 		if (r >= 0 && !cache_store(hash, &c))
 			r = -TS_E_NOMEM;
-		else if (r < 0)
+		else if (r < 0) {
+			char line[256];
 			failed_note(hash);   /* a helper that started and did not answer */
+			snprintf(line, sizeof(line), "did not describe a %s protector record (%s): its facts read as "
+			         "unknown, asked again in %llu min", type, ts_strerror(r),
+			         (unsigned long long)(FAILED_RETRY_MS / 60000));
+			if (log_fn)
+				log_fn(pid, line);
+		}
 		done(userdata, r, NULL, c.err);
 		call_done(&c);
 		return;
 	}
 	if (r >= 0 && (r = c.rc) >= 0)
 		r = reply_fields(op, &c, &reply, desc, sizeof(desc));
+	if (r >= 0 && op == TS_WIRE_OP_ENROLL) {
+		/* The reply describes the new record too: kept, before anybody reads it. */
+		record_hash(type, reply.params, reply.params_len, hash);
+		(void)cache_store(hash, &c);
+	}
 	done(userdata, r, r >= 0 ? &reply : NULL, c.err);
 	call_done(&c);   /* wipes the KEK and any secret the reply carried */
 }
@@ -1135,7 +1126,8 @@ static int job_start(sd_event *event, uint8_t op, const ts_protector_ops *ops, c
 	fields q = { .n = 0 };
 	ts_remote_job *j;
 	call c;
-	int r, timeout_ms = op == TS_WIRE_OP_PRESENT || op == TS_WIRE_OP_DESCRIBE ? PRESENT_TIMEOUT_MS : token_timeout(req);
+	int r, timeout_ms = op == TS_WIRE_OP_DESCRIBE ? DESCRIBE_TIMEOUT_MS :
+	                    op == TS_WIRE_OP_PRESENT ? PRESENT_TIMEOUT_MS : token_timeout(req);
 
 	if (op == TS_WIRE_OP_NV)
 		timeout_ms = PRESENT_TIMEOUT_MS;
@@ -1150,6 +1142,7 @@ static int job_start(sd_event *event, uint8_t op, const ts_protector_ops *ops, c
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return ts_protector_fail(req, -TS_E_NOMEM, "out of memory");
 	j->op = op;
+	j->type = ops->type;
 	if (op == TS_WIRE_OP_DESCRIBE)
 		record_hash(ops->type, params, params_len, j->hash);
 	j->done = done;
@@ -1235,13 +1228,14 @@ int ts_remote_nv_start(sd_event *event, const ts_config *config, uint8_t action,
 
 /* ---- describing records ahead ------------------------------------------------------------ */
 
-static struct {
+/* Records to describe, oldest first: only records the daemon holds come here, so it grows with them. */
+static struct prefetch_item {
 	const ts_protector_ops *ops;
 	uint8_t *params;
 	size_t params_len;
 	uint8_t hash[crypto_generichash_BYTES];
-} prefetch_queue[PREFETCH_MAX];
-static size_t n_prefetch;
+} *prefetch_queue;
+static size_t n_prefetch, cap_prefetch;
 static ts_remote_job *prefetch_running[PREFETCH_PARALLEL];
 static uint8_t prefetch_running_hash[PREFETCH_PARALLEL][crypto_generichash_BYTES];
 
@@ -1288,6 +1282,14 @@ void ts_remote_describe_prefetch(const ts_protector_ops *ops, const uint8_t *par
 
 	if (!remote_event || !ts_protector_is_remote(ops) || n_prefetch == PREFETCH_MAX)
 		return;
+	if (n_prefetch == cap_prefetch) {
+		size_t cap = cap_prefetch ? cap_prefetch * 2 : 64;
+		struct prefetch_item *grown = reallocarray(prefetch_queue, cap, sizeof(*prefetch_queue));
+		if (!grown)
+			return;
+		prefetch_queue = grown;
+		cap_prefetch = cap;
+	}
 	record_hash(ops->type, params, params_len, hash);
 	if (cache_find(hash))
 		return;
@@ -1315,5 +1317,29 @@ static void prefetch_stop(void)
 	}
 	for (size_t i = 0; i < n_prefetch; i++)
 		free(prefetch_queue[i].params);
-	n_prefetch = 0;
+	free(prefetch_queue);
+	prefetch_queue = NULL;
+	n_prefetch = cap_prefetch = 0;
+}
+
+int ts_remote_describe_wait(uint64_t timeout_usec)
+{
+	uint64_t until = mono_ms() + timeout_usec / 1000;
+
+	for (;;) {
+		int busy = n_prefetch > 0, r, state;
+		uint64_t now = mono_ms();
+
+		for (size_t i = 0; i < PREFETCH_PARALLEL; i++)
+			busy |= prefetch_running[i] != NULL;
+		if (!busy || !remote_event)
+			return 0;
+		if (now >= until)
+			return -TS_E_TIMEOUT;
+		if ((r = sd_event_run(remote_event, (until - now) * 1000)) < 0)
+			return r;
+		/* Asked to stop meanwhile: the caller finds the loop finished. */
+		if ((state = sd_event_get_state(remote_event)) < 0 || state == SD_EVENT_EXITING || state == SD_EVENT_FINISHED)
+			return 0;
+	}
 }

@@ -90,12 +90,33 @@ int ts_remote_escrow_rsa_wrap_key(const uint8_t *spki, size_t spki_len, const ui
                                   size_t errlen);
 
 /*
- * Have a helper describe this record (its facts and needs_secret) from the
- * loop, ahead of the first read of it, so that ops->describe and
- * ops->needs_secret answer from the cache without a helper run in the loop.
- * Does nothing for a record described already, queued, or not remote.
+ * ops->describe and ops->needs_secret of the remote backends answer from a
+ * cache and never wait for a helper. A record is described by a helper once
+ * per run: its enrollment's reply carries the description; a record met
+ * otherwise is queued here, described from the loop, and reads as unknown
+ * (no facts, no secret needed) until then. ts_remote_describe_prefetch
+ * queues one record (nothing for a record described already, queued, or not
+ * remote).
  */
 void ts_remote_describe_prefetch(const ts_protector_ops *ops, const uint8_t *params, size_t params_len);
+
+/*
+ * Run the loop until every queued record is described, at most timeout_usec:
+ * start-up only, before the daemon serves (the records of the vaults
+ * loaded). 0, -TS_E_TIMEOUT (the rest goes on from the loop), or a negative
+ * errno from sd-event. Returns early when the loop was asked to exit.
+ */
+int ts_remote_describe_wait(uint64_t timeout_usec);
+
+/*
+ * The records the daemon holds, for the cache: records(ctx, fn, ud) calls fn
+ * for each protector record of each vault loaded. When the cache is full,
+ * the entries of records no vault holds are dropped, and it grows otherwise.
+ * Without it, the cache only grows.
+ */
+typedef void (*ts_remote_record_fn)(const char *type, const uint8_t *params, size_t params_len, void *ud);
+typedef void (*ts_remote_records_fn)(void *ctx, ts_remote_record_fn fn, void *ud);
+void ts_remote_describe_set_records(ts_remote_records_fn records, void *ctx);
 
 /*
  * A vault's TPM NV counter (tpm2_nv.h: action, handle, the index's auth of

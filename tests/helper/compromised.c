@@ -22,7 +22,9 @@
  *          patch its filter away; the helper serving vault "victim" then
  *          reports its Seccomp status and whether fork() works;
  * stall:   (mode=stall, serving vault "trigger") send one byte of a reply,
- *          then nothing, and never exit.
+ *          then nothing, and never exit;
+ * stall-describe: (mode=stall-describe) answer no request to describe a
+ *          record, and never exit.
  * What to attack is read from compromised.conf next to the executable
  * (bus=, path=, blob= hex, file=, addr= hex, mode=), written by the test.
  */
@@ -44,7 +46,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-void ts_helper_compromised(const char *vault_name);
+#include "protectors/helper_wire.h"
+
+void ts_helper_compromised(const char *vault_name, int op);
 
 static struct {
 	char bus[512], path[256], file[PATH_MAX], mode[32];
@@ -426,7 +430,7 @@ static void victim_report(void)
 	        c > 0 ? "SUCCEEDED (no filter)" : strerror(errno));
 }
 
-void ts_helper_compromised(const char *vault_name)
+void ts_helper_compromised(const char *vault_name, int op)
 {
 	dprintf(2, "compromised-helper: running as uid %u gid %u\n", (unsigned)getuid(), (unsigned)getgid());
 	if (read_conf() < 0) {
@@ -447,6 +451,12 @@ void ts_helper_compromised(const char *vault_name)
 		snprintf(stop, sizeof(stop), "%s/stop", exe);
 		try_spy(stop);
 		_exit(0);
+	}
+	if (op == TS_WIRE_OP_DESCRIBE && strcmp(cf.mode, "stall-describe") == 0) {
+		struct timespec t = { 600, 0 };
+		dprintf(2, "compromised-helper: stall-describe: no answer\n");
+		for (;;)
+			nanosleep(&t, NULL);
 	}
 	if (strcmp(vault_name, "trigger") == 0 && strcmp(cf.mode, "stall") == 0) {
 		struct timespec t = { 600, 0 };
