@@ -14,10 +14,12 @@
 #include <systemd/sd-daemon.h>
 
 #include "bus/daemon.h"
+#include "bus/escrow_ready.h"
 #include "bus/nvcounter.h"
 #include "bus/policy_enforce.h"
 #include "bus/rollback.h"
 #include "core/escrow.h"
+#include "protectors/escrow_stock.h"
 #include "protectors/helper_spawn.h"
 #include "protectors/remote.h"
 #include "store.h"
@@ -268,8 +270,10 @@ int main(int argc, char **argv)
 	 * only to encrypt each box's fresh key: this pointer is the one place that
 	 * decides where RSA runs (in tokenseal-helper, like every other use of
 	 * OpenSSL), and the helper is given that key, never the vault secret.
+	 * The keys are wrapped ahead, from the loop (escrow_stock.h): a seal only
+	 * takes one, and never waits for a helper.
 	 */
-	ts_escrow_set_rsa_key_wrapper(ts_remote_escrow_rsa_wrap_key);
+	ts_escrow_set_rsa_key_source(ts_escrow_stock_take);
 
 	if (print_xml) {
 		char *xml = NULL;
@@ -385,6 +389,8 @@ out:
 	ts_polkit_stop(&d);
 	ts_secretfd_stop();
 	ts_escrow_methods_stop();
+	ts_escrow_ready_stop();
+	ts_escrow_stock_shutdown();
 	ts_signals_stop(&d);
 	if (d.bus)
 		sd_bus_flush_close_unref(d.bus);

@@ -6,11 +6,13 @@
 
 #include <sodium.h>
 
+#include "bus/escrow_ready.h"
 #include "bus/handout.h"
 #include "bus/limits.h"
 #include "bus/policy_enforce.h"
 #include "bus/rollback.h"
 #include "core/escrow.h"
+#include "protectors/escrow_stock.h"
 #include "protectors/remote.h"
 
 /* Escrow and re-keying change who can open the vault: the owner's or root's decision only, never polkit's. */
@@ -72,6 +74,8 @@ static void free_keys(uint8_t **keys)
  * an X25519 officer key (tokenseal-escrow-pub:v1:) or an HSM's RSA key
  * (tokenseal-escrow-rsa:v1:); an empty list removes escrow. The policy's
  * required recipients, when it names any, are the only acceptable set.
+ * An RSA recipient's box key is wrapped by a helper: when none is ready the
+ * call is dispatched again once it is (escrow_ready.h).
  */
 int ts_escrow_method_set_escrow(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
@@ -84,7 +88,7 @@ int ts_escrow_method_set_escrow(sd_bus_message *m, void *userdata, sd_bus_error 
 	size_t n = 0;
 	uint32_t k;
 	ts_caller caller;
-	int r;
+	int r, resumed = ts_escrow_ready_resumed(m);
 
 	if ((keys = malloc(TS_VAULT_MAX_ESCROW * TS_ESCROW_KEY_MAX)) == NULL)
 		return ts_bus_error(error, -TS_E_NOMEM, NULL);
@@ -113,15 +117,22 @@ int ts_escrow_method_set_escrow(sd_bus_message *m, void *userdata, sd_bus_error 
 	}
 	if (r < 0 || (r = sd_bus_message_exit_container(m)) < 0 || (r = sd_bus_message_read(m, "u", &k)) < 0)
 		return ts_bus_error(error, -TS_E_INVALID_ARGS, NULL);
-	if ((r = owner_only(m, e, "escrow", &caller, error)) < 0)
+	/* Dispatched again for its box keys: the attempt is on record already. */
+	if ((r = resumed ? owner_may(m, e, "escrow", &caller, error) : owner_only(m, e, "escrow", &caller, error)) < 0)
 		return r;
 	if (n > 0 && (k < 1 || k > n)) {
 		r = -TS_E_INVALID_ARGS;
 		snprintf(msg, sizeof(msg), "threshold must be 1..%zu", n);
 		goto out;
 	}
+	if ((r = ts_escrow_ready(e->d, m, &caller, rec, n, msg, sizeof(msg))) <= 0) {
+		if (r == 0)
+			return 1;   /* answered from the next dispatch */
+		goto out;
+	}
 	if ((r = ts_vault_set_escrow(e->vault, rec, n, n ? k : 0)) < 0) {
 		snprintf(msg, sizeof(msg), r == -TS_E_NOT_SUPPORTED ? "this daemon cannot seal to RSA recipients" :
+		         r == -TS_E_BUSY ? "no RSA-wrapped box key was ready for an escrow recipient; try again" :
 		         "escrow refused (duplicate or unusable public key?)");
 		(void)ts_daemon_revert(e);
 		goto out;
@@ -211,10 +222,14 @@ typedef struct rekey_job {
 	size_t n, next_i;
 	int done;
 	int failed;                      /* a helper could not be started (Busy, ...): the call changes nothing */
+	int escrow_failed;               /* ... or no box key could be wrapped for an RSA escrow recipient */
 	char why[256];
 	int root;                        /* the caller is root: may use the helpers [limits] keeps back */
 	ts_remote_job *remote;
 	ts_limit_job *lim;               /* one of the caller uid's jobs (limits.h) */
+	int keks_done;                   /* every KEK asked for has been answered */
+	ts_escrow_stock_hold *escrow;    /* box keys for the vault's RSA escrow recipients (escrow_stock.h) */
+	int escrow_waiting;
 } rekey_job;
 
 static rekey_job *rekey_jobs;
@@ -227,6 +242,7 @@ static void rekey_job_free(rekey_job *j)
 			break;
 		}
 	ts_remote_job_cancel(j->remote);
+	ts_escrow_stock_release(j->escrow);
 	ts_limits_end(j->lim);
 	ts_secure_free(j->secrets);
 	ts_secure_free(j->keks);
@@ -241,6 +257,42 @@ void ts_escrow_methods_stop(void)
 }
 
 static void rekey_job_step(rekey_job *j);
+
+/* Dispatch the call again once the KEKs and the escrow box keys are all in. */
+static void rekey_job_resume(rekey_job *j)
+{
+	int r;
+
+	if (!j->keks_done || j->escrow_waiting)
+		return;
+	j->done = 1;
+	if ((r = sd_bus_message_rewind(j->m, 1)) < 0 ||
+	    (r = sd_bus_enqueue_for_read(sd_bus_message_get_bus(j->m), j->m)) < 0) {
+		ts_log(TS_LOG_ERR, "cannot resume a RevokeAndRekey: %s", strerror(-r));
+		(void)sd_bus_reply_method_errorf(j->m, ts_error_dbus_name(-TS_E_FAILED), "internal error");
+		rekey_job_free(j);
+	}
+}
+
+/* The box keys are held, or cannot be: then the re-key fails and changes nothing, without more KEKs asked. */
+static void on_rekey_escrow(void *userdata, int rc, const char *err)
+{
+	rekey_job *j = userdata;
+
+	j->escrow_waiting = 0;
+	if (rc < 0) {
+		if (!j->failed) {
+			j->failed = rc;
+			j->escrow_failed = 1;
+			snprintf(j->why, sizeof(j->why), "%s", err);
+		}
+		ts_remote_job_cancel(j->remote);
+		j->remote = NULL;
+		j->next_i = j->n;
+		j->keks_done = 1;
+	}
+	rekey_job_resume(j);
+}
 
 static void on_rekey_unlock(void *userdata, int r, const ts_remote_reply *reply, const char *err)
 {
@@ -295,25 +347,31 @@ static void rekey_job_step(rekey_job *j)
 		if (ops->unlock(&req, p->params, p->params_len, j->keks + (j->next_i - 1) * TS_KEY_BYTES) >= 0)
 			j->ok[j->next_i - 1] = 1;
 	}
-	j->done = 1;
-	if ((r = sd_bus_message_rewind(j->m, 1)) < 0 ||
-	    (r = sd_bus_enqueue_for_read(sd_bus_message_get_bus(j->m), j->m)) < 0) {
-		ts_log(TS_LOG_ERR, "cannot resume a RevokeAndRekey: %s", strerror(-r));
-		(void)sd_bus_reply_method_errorf(j->m, ts_error_dbus_name(-TS_E_FAILED), "internal error");
-		rekey_job_free(j);
-	}
+	j->keks_done = 1;
+	rekey_job_resume(j);
 }
 
 /*
- * Start asking the helper for the KEKs of the protectors it runs: 1 when a
- * job was started (*secrets moved into it), 0 when there is none to ask.
+ * Start asking the helper for the KEKs of the protectors it runs, and have
+ * box keys wrapped for the vault's RSA escrow recipients (the re-key seals
+ * to them anew): 1 when a job was started (*secrets moved into it), 0 when
+ * there is nothing to ask.
  */
 static int rekey_job_start(ts_vault_entry *e, sd_bus_message *m, const ts_caller *caller, const char *revoked,
                            uint8_t **secrets, size_t secrets_len, const struct given *given, size_t n_given,
                            char *msg, size_t msglen)
 {
+	const uint8_t *spkis[TS_VAULT_MAX_ESCROW];
+	size_t lens[TS_VAULT_MAX_ESCROW], nr = 0;
+	char err[256] = "";
 	rekey_job *j;
 	int r;
+
+	for (size_t i = 0; i < e->vault->n_escrow && nr < TS_VAULT_MAX_ESCROW; i++)
+		if (e->vault->escrow[i].type == TS_ESCROW_TYPE_RSA) {
+			spkis[nr] = e->vault->escrow[i].pubkey;
+			lens[nr++] = e->vault->escrow[i].pubkey_len;
+		}
 
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return -TS_E_NOMEM;
@@ -325,7 +383,7 @@ static int rekey_job_start(ts_vault_entry *e, sd_bus_message *m, const ts_caller
 		    rekey_tries(p, ops, given_for(given, n_given, p->id)))
 			snprintf(j->ids[j->n++], sizeof(j->ids[0]), "%s", p->id);
 	}
-	if (j->n == 0) {
+	if (j->n == 0 && nr == 0) {
 		free(j);
 		return 0;
 	}
@@ -340,6 +398,16 @@ static int rekey_job_start(ts_vault_entry *e, sd_bus_message *m, const ts_caller
 		free(j);
 		return -TS_E_NOMEM;
 	}
+	/* Helper runs for the box keys are the caller's, as its KEKs are. */
+	if (nr > 0 && (r = ts_escrow_stock_prepare(e->d->event, spkis, lens, nr, j->root, on_rekey_escrow, j, &j->escrow,
+	                                           err, sizeof(err))) < 0) {
+		snprintf(msg, msglen, "escrow to an RSA recipient: %.200s; nothing changed", err);
+		ts_secure_free(j->keks);
+		ts_limits_end(j->lim);
+		free(j);
+		return r;
+	}
+	j->escrow_waiting = nr > 0 && r == 0;
 	/* The given secrets stay where they are: given[] keeps pointing into them. */
 	j->secrets = *secrets;
 	j->secrets_len = secrets_len;
@@ -400,8 +468,8 @@ static rekey_job *rekey_job_of(sd_bus_message *m)
  * nothing changes.
  *
  * Nothing here waits in the loop: the first dispatch starts reading the
- * secrets, the second starts the helper on the KEKs (rekey_job), the third
- * finds them and re-keys.
+ * secrets, the second starts the helper on the KEKs and on box keys for the
+ * RSA escrow recipients (rekey_job), the third finds them and re-keys.
  *
  * With q->fd_out >= 0 a new recovery protector is enrolled: saved beside
  * the others first and its key written to fd_out (ts_handout_secret), so
@@ -444,8 +512,12 @@ static int rekey(sd_bus_message *m, ts_vault_entry *e, const ts_caller *caller, 
 	}
 	if (job && job->failed < 0) {
 		r = job->failed;
-		snprintf(msg, sizeof(msg), "the token helper could not be asked (%.200s): nothing changed; try again",
-		         job->why);
+		if (job->escrow_failed)
+			snprintf(msg, sizeof(msg), "escrow to an RSA recipient: no box key could be wrapped (%.200s); "
+			         "nothing changed", job->why);
+		else
+			snprintf(msg, sizeof(msg), "the token helper could not be asked (%.200s): nothing changed; try again",
+			         job->why);
 		goto out;
 	}
 	if (job) {
@@ -561,6 +633,11 @@ static int rekey(sd_bus_message *m, ts_vault_entry *e, const ts_caller *caller, 
 		keep[n_kept].kek = kek;
 		keep[n_kept].params = NULL;
 		keep[n_kept].params_len = 0;
+	}
+	/* The box keys held for this call go back to the stock, where this seal takes them. */
+	if (job) {
+		ts_escrow_stock_release(job->escrow);
+		job->escrow = NULL;
 	}
 	if ((r = ts_vault_rekey(e->vault, ts_now(), keep, n_keep, &version)) < 0) {
 		(void)ts_daemon_revert(e);

@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "bus/daemon.h"
+#include "bus/escrow_ready.h"
 #include "store.h"
 #include "bus/limits.h"
 #include "bus/policy_enforce.h"
@@ -186,7 +187,8 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 	/* The policy's k-of-n unless the caller asked for more; a lower one is refused below. */
 	if (threshold == 0)
 		threshold = ts_enforce_policy_threshold();
-	if ((r = ts_audit_gate("create", name, owner, &caller, NULL, error)) < 0) {
+	/* Dispatched again for escrow box keys (below): the attempt is on record already. */
+	if (!ts_escrow_ready_resumed(m) && (r = ts_audit_gate("create", name, owner, &caller, NULL, error)) < 0) {
 		free(opts);
 		return r;
 	}
@@ -194,6 +196,19 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 		snprintf(errbuf, sizeof(errbuf), "%s", pmsg);
 		(void)ts_audit("policy-denied", name, owner, &caller, "create", r);
 		goto out;
+	}
+	/* The policy's RSA escrow recipients need box keys a helper wraps: the call comes back once they are. */
+	{
+		ts_escrow_recipient rec[TS_VAULT_MAX_ESCROW];
+		unsigned em = 0;
+		size_t en = ts_policy_escrow_required(ts_enforce_policy(), rec, TS_VAULT_MAX_ESCROW, &em);
+
+		if ((r = ts_escrow_ready(d, m, &caller, rec, en, errbuf, sizeof(errbuf))) == 0) {
+			free(opts);
+			return 1;
+		}
+		if (r < 0)
+			goto out;
 	}
 
 	/* act: the vault, then its first protector, a recovery key */

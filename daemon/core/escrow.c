@@ -205,10 +205,16 @@ int ts_escrow_open(const uint8_t pub[TS_ESCROW_PUBLIC_BYTES], const uint8_t *sec
 /* ---- recipients of either type -------------------------------------------- */
 
 static ts_escrow_rsa_wrap_key_fn rsa_key_wrapper;
+static ts_escrow_rsa_key_source_fn rsa_key_source;
 
 void ts_escrow_set_rsa_key_wrapper(ts_escrow_rsa_wrap_key_fn fn)
 {
 	rsa_key_wrapper = fn;
+}
+
+void ts_escrow_set_rsa_key_source(ts_escrow_rsa_key_source_fn fn)
+{
+	rsa_key_source = fn;
 }
 
 /* A strict DER reader over (pointer, length): one tag, a minimal length, the contents. */
@@ -426,7 +432,7 @@ int ts_escrow_seal_to(unsigned type, const uint8_t *key, size_t key_len, const u
 		return key_len == TS_ESCROW_PUBLIC_BYTES ? ts_escrow_seal(key, msg, len, out) : -TS_E_INVALID_ARGS;
 	if (type != TS_ESCROW_TYPE_RSA || ts_escrow_rsa_spki_check(key, key_len, &mod) < 0)
 		return -TS_E_INVALID_ARGS;
-	if (!rsa_key_wrapper)
+	if (!rsa_key_source && !rsa_key_wrapper)
 		return -TS_E_NOT_SUPPORTED;
 	if (sodium_init() < 0)
 		return -TS_E_FAILED;
@@ -434,9 +440,13 @@ int ts_escrow_seal_to(unsigned type, const uint8_t *key, size_t key_len, const u
 		return -TS_E_NOMEM;
 	want = ts_escrow_sealed_len(type, key, key_len, len);
 	orig_len = out->len;
-	randombytes_buf(k, TS_ESCROW_RSA_KEY_BYTES);
 	/* The RSA implementation sees the box key and the public key only; the message stays here. */
-	r = rsa_key_wrapper(key, key_len, k, out, err, sizeof(err));
+	if (rsa_key_source)
+		r = rsa_key_source(key, key_len, k, out, err, sizeof(err));
+	else {
+		randombytes_buf(k, TS_ESCROW_RSA_KEY_BYTES);
+		r = rsa_key_wrapper(key, key_len, k, out, err, sizeof(err));
+	}
 	/* Whatever implements RSA, its part must have the size of the modulus. */
 	if (r == 0 && out->len - orig_len != mod)
 		r = -TS_E_FAILED;
@@ -448,7 +458,7 @@ int ts_escrow_seal_to(unsigned type, const uint8_t *key, size_t key_len, const u
 		if (out->len > orig_len)
 			sodium_memzero(out->data + orig_len, out->len - orig_len);
 		out->len = orig_len;
-		return r == -TS_E_NOMEM || r == -TS_E_INVALID_ARGS ? r : -TS_E_FAILED;
+		return r == -TS_E_NOMEM || r == -TS_E_INVALID_ARGS || r == -TS_E_BUSY ? r : -TS_E_FAILED;
 	}
 	return 0;
 }

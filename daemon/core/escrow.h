@@ -142,8 +142,8 @@ size_t ts_escrow_sealed_len(unsigned type, const uint8_t *key, size_t len, size_
  * The RSA half of an RSA box: appends RSA-OAEP-SHA256 (MGF1-SHA256, empty
  * label) of the box key k (TS_ESCROW_RSA_KEY_BYTES, secure memory) to spki,
  * exactly the modulus size, to out. It needs an RSA implementation, which
- * the core does not have: the program registers one (the daemon does so once
- * at start-up, and runs it in tokenseal-helper). It is given only k and the
+ * the core does not have: the program registers one (the tests do; the
+ * daemon registers a key source instead, below). It is given only k and the
  * public key, never the message: the box key opens this one box and nothing
  * else, and the AEAD over the message is done here (ts_escrow_seal_to). A
  * failure may leave a message in err.
@@ -154,12 +154,29 @@ typedef int (*ts_escrow_rsa_wrap_key_fn)(const uint8_t *spki, size_t spki_len, c
 void ts_escrow_set_rsa_key_wrapper(ts_escrow_rsa_wrap_key_fn fn);
 
 /*
+ * Instead of a wrapper, a source of box keys wrapped earlier, for a program
+ * that must not wait for RSA while it seals (the daemon: its RSA runs in
+ * tokenseal-helper, asked ahead from its event loop). It writes into k
+ * (secure memory, TS_ESCROW_RSA_KEY_BYTES) a fresh random box key it holds
+ * for spki, never given out before, and appends that key's RSA-OAEP-SHA256
+ * to spki (exactly the modulus size) to out; then it forgets the key. With
+ * none at hand it returns at once, -TS_E_BUSY, err saying so. A registered
+ * source is used instead of the wrapper. Not thread-safe: call before
+ * sealing; NULL removes it.
+ */
+typedef int (*ts_escrow_rsa_key_source_fn)(const uint8_t *spki, size_t spki_len, uint8_t *k, ts_buf *out,
+                                           char *err, size_t errlen);
+void ts_escrow_set_rsa_key_source(ts_escrow_rsa_key_source_fn fn);
+
+/*
  * Seal msg (1..TS_ESCROW_MESSAGE_MAX bytes) to a recipient of either type,
  * appending exactly ts_escrow_sealed_len() bytes to out. X25519:
- * ts_escrow_seal. RSA: a fresh random box key k in secure memory, the
- * registered key wrapper's RSA-OAEP of k (-TS_E_NOT_SUPPORTED when none is
+ * ts_escrow_seal. RSA: a box key k in secure memory and its RSA-OAEP, from
+ * the registered key source, else a fresh random k and the registered key
+ * wrapper's RSA-OAEP of it (-TS_E_NOT_SUPPORTED when neither is
  * registered), then ts_escrow_rsa_aead_seal(k, msg) here; k is wiped. 0,
- * -TS_E_INVALID_ARGS (unusable key), -TS_E_NOMEM, -TS_E_FAILED.
+ * -TS_E_INVALID_ARGS (unusable key), -TS_E_NOMEM, -TS_E_BUSY (the source
+ * has no key for this recipient now), -TS_E_FAILED.
  */
 int ts_escrow_seal_to(unsigned type, const uint8_t *key, size_t key_len, const uint8_t *msg, size_t len, ts_buf *out)
 	__attribute__((warn_unused_result));

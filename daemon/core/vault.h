@@ -190,8 +190,9 @@ int ts_vault_set_threshold(ts_vault *v, unsigned k);
  * 1 < m <= n seals one Shamir share (fresh random polynomial) to each, any m
  * of which recover VS. n == 0 removes escrow. At most TS_VAULT_MAX_ESCROW,
  * distinct usable public keys. The recipients are part of the MACed header.
- * An RSA recipient needs the RSA key wrapper registered (ts_escrow_set_rsa_key_wrapper),
- * else -TS_E_NOT_SUPPORTED.
+ * An RSA recipient needs the RSA key wrapper or a key source registered
+ * (core/escrow.h), else -TS_E_NOT_SUPPORTED; -TS_E_BUSY when the source has
+ * no box key for it now. On any error the vault's escrow is unchanged.
  */
 int ts_vault_set_escrow(ts_vault *v, const ts_escrow_recipient *r, size_t n, unsigned m);
 

@@ -39,7 +39,7 @@ static CK_FUNCTION_LIST *preloaded_one[2];
 
 #ifdef TS_HELPER_COMPROMISED
 /* Test build only (tests/helper/compromised.c): what a compromised helper would try. */
-void ts_helper_compromised(const char *vault_name, int op);
+void ts_helper_compromised(uint8_t op, const char *vault_name);
 #endif
 
 /* The reply, collected as fields; facts are copied here (public). */
@@ -282,7 +282,7 @@ int main(int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 #ifdef TS_HELPER_COMPROMISED
-	ts_helper_compromised(q->vault_name, q->op);
+	ts_helper_compromised(q->op, q->vault_name);
 #endif
 	r = run(q);
 	if (preloaded == preloaded_one)

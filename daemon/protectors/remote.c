@@ -6,7 +6,8 @@
  * tpm2-tss, p11-kit and libcrypto are never mapped into the process that
  * holds the root keys; the helper links the backends and nothing of the bus.
  * No token operation is waited for: they are started from the loop and
- * answered through a callback (the jobs at the end, remote.h); the table's
+ * answered through a callback (the jobs at the end, remote.h: unlock,
+ * enroll, present, describe, NV counters, escrow key wraps); the table's
  * enroll, unlock and present refuse. describe and needs_secret only decode
  * the public record, so their answers are cached by a hash of (type,
  * record) and read from that cache alone. After each operation one spare
@@ -38,11 +39,8 @@
 
 #define PRESENT_TIMEOUT_MS 15000
 #define DESCRIBE_TIMEOUT_MS 5000       /* decoding a public record: no token is touched */
-/*
- * The one call still waited for in the loop, RSA-wrapping an escrow box
- * key, touches no token: a helper that has not answered by then is killed.
- */
-#define SYNC_TIMEOUT_MS 2000
+/* RSA-wrapping an escrow box key touches no token; nobody waits in the loop for it. */
+#define ESCROW_TIMEOUT_MS 5000
 #define TOKEN_GRACE_MS 60000           /* on top of the touch timeout, for TPM/PKCS#11 work */
 #define EXIT_WAIT_MS 2000
 #define CACHE_INITIAL 256
@@ -650,7 +648,7 @@ static int reply_fields(uint8_t op, call *c, ts_remote_reply *out, char *desc, s
 		else if (f.tag == TS_WIRE_SECRET)
 			out->secret = f.data, out->secret_len = f.len;
 	}
-	if (op == TS_WIRE_OP_NV) {
+	if (op == TS_WIRE_OP_NV || op == TS_WIRE_OP_ESCROW_WRAP_KEY) {
 		if (!out->params) {
 			snprintf(c->err, sizeof(c->err), "the token helper sent an incomplete answer");
 			return -TS_E_FAILED;
@@ -677,46 +675,6 @@ static int reply_fields(uint8_t op, call *c, ts_remote_reply *out, char *desc, s
 static int remote_not_here(ts_protector_request *req)
 {
 	return ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "token operations run in the helper, from the event loop");
-}
-
-/* ---- escrow to an RSA key ----------------------------------------------------------- */
-
-int ts_remote_escrow_rsa_wrap_key(const uint8_t *spki, size_t spki_len, const uint8_t *k, ts_buf *out, char *err,
-                                  size_t errlen)
-{
-	uint8_t op = TS_WIRE_OP_ESCROW_WRAP_KEY;
-	ts_wire_field q[] = {
-		{ .tag = TS_WIRE_OP, .data = &op, .len = 1 },
-		{ .tag = TS_WIRE_TYPE, .data = "rsa", .len = 3 },
-		{ .tag = TS_WIRE_PARAMS, .data = spki, .len = spki_len },
-		{ .tag = TS_WIRE_BOX_KEY, .data = k, .len = TS_WIRE_BOX_KEY_BYTES },
-	};
-	ts_wire_field f;
-	size_t off = 0;
-	call c;
-	int r, found = 0;
-
-	r = helper_call(q, sizeof(q) / sizeof(q[0]), SYNC_TIMEOUT_MS, &c);
-	if (r < 0 || c.rc < 0) {
-		r = r < 0 ? r : c.rc;
-		snprintf(err, errlen, "%s", c.err[0] ? c.err : ts_strerror(r));
-		call_done(&c);
-		return r;
-	}
-	while (!found && ts_wire_next(c.body, c.len, &off, &f) > 0)
-		if (f.tag == TS_WIRE_PARAMS && f.len > 0) {
-			if ((r = ts_buf_append(out, f.data, f.len)) < 0) {
-				call_done(&c);
-				return r;
-			}
-			found = 1;
-		}
-	call_done(&c);
-	if (!found) {
-		snprintf(err, errlen, "the token helper sent no RSA ciphertext");
-		return -TS_E_FAILED;
-	}
-	return 0;
 }
 
 /* ---- describe / needs_secret, cached --------------------------------------------- */
@@ -1119,35 +1077,30 @@ static int on_job_timer(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
-static int job_start(sd_event *event, uint8_t op, const ts_protector_ops *ops, const ts_protector_request *req,
-                     const uint8_t *params, size_t params_len, ts_remote_reply_fn done, void *userdata,
-                     ts_remote_job **ret)
+/*
+ * Send the request fields (op is theirs) to a helper and watch for its
+ * reply from the loop. 0 and *ret, or negative TS_E_* with req->err set.
+ */
+static int job_send(sd_event *event, uint8_t op, const ts_wire_field *f, size_t n, int timeout_ms, int reserved_ok,
+                    const uint8_t hash[crypto_generichash_BYTES], const ts_protector_request *req,
+                    ts_remote_reply_fn done, void *userdata, ts_remote_job **ret)
 {
-	fields q = { .n = 0 };
 	ts_remote_job *j;
 	call c;
-	int r, timeout_ms = op == TS_WIRE_OP_DESCRIBE ? DESCRIBE_TIMEOUT_MS :
-	                    op == TS_WIRE_OP_PRESENT ? PRESENT_TIMEOUT_MS : token_timeout(req);
+	int r;
 
-	if (op == TS_WIRE_OP_NV)
-		timeout_ms = PRESENT_TIMEOUT_MS;
-	if (!ts_protector_is_remote(ops) && !(op == TS_WIRE_OP_UNLOCK && ts_protector_unlocks_in_helper(ops)))
-		return ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "protector type '%s' does not run in the helper", ops->type);
-	if ((r = build(&q, op, ops->type, op == TS_WIRE_OP_DESCRIBE ? NULL : req, params, params_len)) < 0)
-		return r;
 	/* Taking the spare starts no helper; starting one past the cap would. */
-	if (warm_pid <= 0 && helpers_full(req->reserved_ok || op == TS_WIRE_OP_DESCRIBE))
+	if (warm_pid <= 0 && helpers_full(reserved_ok))
 		return ts_protector_fail(req, -TS_E_BUSY, "%u token helpers are running, the most [limits] helpers "
 		                         "allows for this caller; try again", n_alive);
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return ts_protector_fail(req, -TS_E_NOMEM, "out of memory");
 	j->op = op;
-	j->type = ops->type;
-	if (op == TS_WIRE_OP_DESCRIBE)
-		record_hash(ops->type, params, params_len, j->hash);
+	if (hash)
+		memcpy(j->hash, hash, sizeof(j->hash));
 	j->done = done;
 	j->userdata = userdata;
-	if ((r = helper_send(q.f, q.n, &c, &j->pid, &j->fd)) < 0) {
+	if ((r = helper_send(f, n, &c, &j->pid, &j->fd)) < 0) {
 		free(j);
 		return finish(req, r, &c);
 	}
@@ -1158,6 +1111,30 @@ static int job_start(sd_event *event, uint8_t op, const ts_protector_ops *ops, c
 		return ts_protector_fail(req, -TS_E_FAILED, "cannot watch the token helper: %s", strerror(-r));
 	}
 	*ret = j;
+	return 0;
+}
+
+static int job_start(sd_event *event, uint8_t op, const ts_protector_ops *ops, const ts_protector_request *req,
+                     const uint8_t *params, size_t params_len, ts_remote_reply_fn done, void *userdata,
+                     ts_remote_job **ret)
+{
+	fields q = { .n = 0 };
+	uint8_t hash[crypto_generichash_BYTES];
+	int r, timeout_ms = op == TS_WIRE_OP_DESCRIBE ? DESCRIBE_TIMEOUT_MS :
+	                    op == TS_WIRE_OP_PRESENT ? PRESENT_TIMEOUT_MS : token_timeout(req);
+
+	if (op == TS_WIRE_OP_NV)
+		timeout_ms = PRESENT_TIMEOUT_MS;
+	if (!ts_protector_is_remote(ops) && !(op == TS_WIRE_OP_UNLOCK && ts_protector_unlocks_in_helper(ops)))
+		return ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "protector type '%s' does not run in the helper", ops->type);
+	if ((r = build(&q, op, ops->type, op == TS_WIRE_OP_DESCRIBE ? NULL : req, params, params_len)) < 0)
+		return r;
+	if (op == TS_WIRE_OP_DESCRIBE)
+		record_hash(ops->type, params, params_len, hash);
+	if ((r = job_send(event, op, q.f, q.n, timeout_ms, req->reserved_ok || op == TS_WIRE_OP_DESCRIBE,
+	                  op == TS_WIRE_OP_DESCRIBE ? hash : NULL, req, done, userdata, ret)) < 0)
+		return r;
+	(*ret)->type = ops->type;
 	return 0;
 }
 
@@ -1179,6 +1156,25 @@ int ts_remote_present_start(sd_event *event, const ts_protector_ops *ops, const 
                             ts_remote_job **ret)
 {
 	return job_start(event, TS_WIRE_OP_PRESENT, ops, req, params, params_len, done, userdata, ret);
+}
+
+/* ---- escrow to an RSA key ------------------------------------------------------------ */
+
+int ts_remote_escrow_wrap_start(sd_event *event, const uint8_t *spki, size_t spki_len, const uint8_t *k,
+                                int reserved_ok, ts_remote_reply_fn done, void *userdata, ts_remote_job **ret,
+                                char *err, size_t errlen)
+{
+	uint8_t op = TS_WIRE_OP_ESCROW_WRAP_KEY;
+	const ts_wire_field q[] = {
+		{ .tag = TS_WIRE_OP, .data = &op, .len = 1 },
+		{ .tag = TS_WIRE_TYPE, .data = "rsa", .len = 3 },
+		{ .tag = TS_WIRE_PARAMS, .data = spki, .len = spki_len },
+		{ .tag = TS_WIRE_BOX_KEY, .data = k, .len = TS_WIRE_BOX_KEY_BYTES },
+	};
+	ts_protector_request req = { .err = err, .err_len = errlen };
+
+	return job_send(event, op, q, sizeof(q) / sizeof(q[0]), ESCROW_TIMEOUT_MS, reserved_ok, NULL, &req, done,
+	                userdata, ret);
 }
 
 /* ---- a vault's TPM NV counter ------------------------------------------------------------ */

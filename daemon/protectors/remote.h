@@ -1,4 +1,4 @@
-/* remote.h — the daemon's side of tokenseal-helper beyond the synchronous ops: unlock without blocking the event loop. */
+/* remote.h — the daemon's side of tokenseal-helper: every token operation (unlock, enroll, present, describe, NV counters, escrow key wraps) started from the event loop, never waited for. */
 #ifndef TS_REMOTE_H
 #define TS_REMOTE_H
 
@@ -15,7 +15,7 @@ typedef struct ts_remote_job ts_remote_job;
 /* What a helper answered; every pointer is valid during the callback only (secrets are wiped after it). */
 typedef struct ts_remote_reply {
 	const uint8_t *kek;            /* TS_KEY_BYTES */
-	const uint8_t *params;         /* enroll: the new protector record */
+	const uint8_t *params;         /* enroll: the new protector record; NV: the reply record; escrow: the RSA ciphertext */
 	size_t params_len;
 	const char *desc;              /* enroll: its description; present: which token answered ("" if none) */
 	const uint8_t *secret;         /* enroll: a minted secret to show once, or NULL */
@@ -82,12 +82,19 @@ int ts_remote_present_start(sd_event *event, const ts_protector_ops *ops, const 
                             ts_remote_job **ret);
 
 /*
- * The escrow RSA key wrapper for ts_escrow_set_rsa_key_wrapper(): the same
- * contract as ts_escrow_rsa_wrap_key() (escrow_rsa.h), run in
- * tokenseal-helper, which receives the box key and the SPKI only.
+ * RSA-OAEP of an escrow box key k (TS_ESCROW_RSA_KEY_BYTES) to spki, as
+ * ts_escrow_rsa_wrap_key() (escrow_rsa.h) does it, run in a helper, which
+ * receives the box key and the SPKI only; returns at once. k and spki are
+ * copied into the request before this returns. done gets reply->params, the
+ * ciphertext (its size is the caller's to check), or a negative TS_E_*
+ * (-TS_E_TIMEOUT after 5 s: the wrap touches no token). reserved_ok: the
+ * daemon's own work may use the helpers [limits] keeps back. 0 and *ret, or
+ * negative TS_E_* with err set (done will not run). Used by escrow_stock.h
+ * only: nothing seals while it waits for this.
  */
-int ts_remote_escrow_rsa_wrap_key(const uint8_t *spki, size_t spki_len, const uint8_t *k, ts_buf *out, char *err,
-                                  size_t errlen);
+int ts_remote_escrow_wrap_start(sd_event *event, const uint8_t *spki, size_t spki_len, const uint8_t *k,
+                                int reserved_ok, ts_remote_reply_fn done, void *userdata, ts_remote_job **ret,
+                                char *err, size_t errlen);
 
 /*
  * ops->describe and ops->needs_secret of the remote backends answer from a

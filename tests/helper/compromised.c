@@ -1,5 +1,6 @@
 /*
- * compromised.c — the token helper turned hostile, for tests/integration/isolation-helper.sh only.
+ * compromised.c — the token helper turned hostile, for tests/integration/isolation-helper.sh and
+ * isolation-escrow-stall.sh only.
  *
  * Linked into build/tests/tokenseal-helper-compromised (main.c built with
  * -DTS_HELPER_COMPROMISED), never into the installed helper. After reading
@@ -24,7 +25,9 @@
  * stall:   (mode=stall, serving vault "trigger") send one byte of a reply,
  *          then nothing, and never exit;
  * stall-describe: (mode=stall-describe) answer no request to describe a
- *          record, and never exit.
+ *          record, and never exit;
+ * escrow-stall: (mode=escrow-stall) the same as stall for every escrow RSA key wrap;
+ * escrow-exit:  (mode=escrow-exit) exit at once, without a reply, instead.
  * What to attack is read from compromised.conf next to the executable
  * (bus=, path=, blob= hex, file=, addr= hex, mode=), written by the test.
  */
@@ -48,7 +51,7 @@
 
 #include "protectors/helper_wire.h"
 
-void ts_helper_compromised(const char *vault_name, int op);
+void ts_helper_compromised(uint8_t op, const char *vault_name);
 
 static struct {
 	char bus[512], path[256], file[PATH_MAX], mode[32];
@@ -430,7 +433,18 @@ static void victim_report(void)
 	        c > 0 ? "SUCCEEDED (no filter)" : strerror(errno));
 }
 
-void ts_helper_compromised(const char *vault_name, int op)
+/* One byte of a reply, then nothing, and never exit: the daemon must not wait for the rest. */
+static void stall(void)
+{
+	struct timespec t = { 600, 0 };
+
+	dprintf(2, "compromised-helper: stall: one byte of a reply, then nothing\n");
+	(void)!write(3, "", 1);
+	for (;;)
+		nanosleep(&t, NULL);
+}
+
+void ts_helper_compromised(uint8_t op, const char *vault_name)
 {
 	dprintf(2, "compromised-helper: running as uid %u gid %u\n", (unsigned)getuid(), (unsigned)getgid());
 	if (read_conf() < 0) {
@@ -458,13 +472,16 @@ void ts_helper_compromised(const char *vault_name, int op)
 		for (;;)
 			nanosleep(&t, NULL);
 	}
-	if (strcmp(vault_name, "trigger") == 0 && strcmp(cf.mode, "stall") == 0) {
-		struct timespec t = { 600, 0 };
-		dprintf(2, "compromised-helper: stall: one byte of a reply, then nothing\n");
-		(void)!write(3, "", 1);
-		for (;;)
-			nanosleep(&t, NULL);
+	if (strcmp(vault_name, "trigger") == 0 && strcmp(cf.mode, "stall") == 0)
+		stall();
+	if (op == TS_WIRE_OP_ESCROW_WRAP_KEY && strcmp(cf.mode, "escrow-stall") == 0)
+		stall();
+	if (op == TS_WIRE_OP_ESCROW_WRAP_KEY && strcmp(cf.mode, "escrow-exit") == 0) {
+		dprintf(2, "compromised-helper: escrow-exit: no reply\n");
+		_exit(1);
 	}
+	if (op == TS_WIRE_OP_ESCROW_WRAP_KEY)
+		return;   /* an escrow wrap otherwise runs as in the real helper */
 	try_unwrap();
 	try_open();
 	try_ptrace();

@@ -354,6 +354,55 @@ static void rsa_box_opens_only_with_the_officers_token(void **state)
 	ts_secure_free(out);
 }
 
+/* A key source as the daemon's: one box key wrapped ahead (here by the in-process wrapper), given out once. */
+static uint8_t *source_k;
+static ts_buf source_wrapped;
+
+static int one_key_source(const uint8_t *spki, size_t spki_len, uint8_t *k, ts_buf *out, char *err, size_t errlen)
+{
+	int r;
+
+	if (!source_k) {
+		snprintf(err, errlen, "no box key wrapped ahead");
+		return -TS_E_BUSY;
+	}
+	memcpy(k, source_k, 32);
+	r = ts_buf_append(out, source_wrapped.data, source_wrapped.len);
+	ts_secure_free(source_k);
+	source_k = NULL;
+	ts_buf_free(&source_wrapped);
+	return r;
+}
+
+static void rsa_key_source_gives_each_key_once(void **state)
+{
+	ts_buf a = { 0 }, box = { 0 };
+	uint8_t msg[49], *k = ts_secure_alloc(32), *out = ts_secure_alloc(64);
+	char err[256];
+
+	spki_of(rsa_a, &a);
+	randombytes_buf(msg, sizeof(msg));
+	source_k = ts_secure_alloc(32);
+	randombytes_buf(source_k, 32);
+	assert_int_equal(ts_escrow_rsa_wrap_key(a.data, a.len, source_k, &source_wrapped, err, sizeof(err)), 0);
+	/* The source wins over a wrapper; the box opens with the key it had wrapped ahead. */
+	ts_escrow_set_rsa_key_wrapper(ts_escrow_rsa_wrap_key);
+	ts_escrow_set_rsa_key_source(one_key_source);
+	assert_int_equal(ts_escrow_seal_to(TS_ESCROW_TYPE_RSA, a.data, a.len, msg, sizeof(msg), &box), 0);
+	assert_int_equal(box.len, 256 + 40 + 49);
+	token_decrypt(rsa_a, box.data, 256, k);
+	assert_int_equal(ts_escrow_rsa_open(a.data, a.len, k, box.data, box.len, out), 0);
+	assert_memory_equal(out, msg, sizeof(msg));
+	/* None left: Busy at once, nothing appended. */
+	assert_int_equal(ts_escrow_seal_to(TS_ESCROW_TYPE_RSA, a.data, a.len, msg, sizeof(msg), &box), -TS_E_BUSY);
+	assert_int_equal(box.len, 256 + 40 + 49);
+	ts_escrow_set_rsa_key_source(NULL);
+	ts_buf_free(&a);
+	ts_buf_free(&box);
+	ts_secure_free(k);
+	ts_secure_free(out);
+}
+
 static void rsa_keys_read_from_pem_and_certificates(void **state)
 {
 	ts_buf a = { 0 }, got = { 0 };
@@ -513,6 +562,7 @@ int main(void)
 		cmocka_unit_test(rsa_spki_check_is_strict_der),
 		cmocka_unit_test(rsa_text_form_round_trips_and_is_unique),
 		cmocka_unit_test(rsa_box_opens_only_with_the_officers_token),
+		cmocka_unit_test(rsa_key_source_gives_each_key_once),
 		cmocka_unit_test(rsa_keys_read_from_pem_and_certificates),
 		cmocka_unit_test(vault_escrows_to_rsa_and_x25519_officers),
 	};
