@@ -313,8 +313,9 @@ $(FUZZ_BUILD)/mkseeds: tests/fuzz/mkseeds.c tests/fuzz/fuzz.h $(CORE_SRC)
 
 # ---- install ---------------------------------------------------------------
 # Everything a system needs: programs, library, headers, pkg-config file, the
-# systemd unit, D-Bus policy and activation, polkit actions, the PAM module,
-# man pages, bash completion. Paths: PREFIX, DESTDIR and the variables below.
+# systemd units (the daemon's, and the socket and template its token helpers
+# are started from), D-Bus policy and activation, polkit actions, the PAM
+# module, man pages, bash completion. Paths: PREFIX, DESTDIR and the variables below.
 PAMDIR     ?= $(LIBDIR)/security
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 # The helper's system user, the udev rule for FIDO2 keys, pcscd's polkit rule: systemd, udev and polkit
@@ -347,6 +348,8 @@ install: $(PROGRAMS)
 	install -m 0644 contrib/org.tokenseal1.conf $(DESTDIR)$(DATADIR)/dbus-1/system.d/org.tokenseal1.conf
 	$(call subst_paths,contrib/org.tokenseal1.service,$(DESTDIR)$(DATADIR)/dbus-1/system-services/org.tokenseal1.service)
 	$(call subst_paths,contrib/tokensealed.service,$(DESTDIR)$(UNITDIR)/tokensealed.service)
+	install -m 0644 contrib/tokenseal-helper.socket $(DESTDIR)$(UNITDIR)/tokenseal-helper.socket
+	$(call subst_paths,contrib/tokenseal-helper@.service,$(DESTDIR)$(UNITDIR)/tokenseal-helper@.service)
 	install -m 0644 contrib/org.tokenseal1.policy $(DESTDIR)$(DATADIR)/polkit-1/actions/org.tokenseal1.policy
 	install -m 0644 $(PAM_TOKENSEAL) $(DESTDIR)$(PAMDIR)/pam_tokenseal.so
 	install -m 0644 contrib/bash-completion/tokenseal $(DESTDIR)$(BASHCOMPDIR)/tokenseal
@@ -368,7 +371,8 @@ uninstall:
 	      $(DESTDIR)$(DATADIR)/dbus-1/interfaces/org.tokenseal1.xml \
 	      $(DESTDIR)$(DATADIR)/dbus-1/system.d/org.tokenseal1.conf \
 	      $(DESTDIR)$(DATADIR)/dbus-1/system-services/org.tokenseal1.service \
-	      $(DESTDIR)$(UNITDIR)/tokensealed.service \
+	      $(DESTDIR)$(UNITDIR)/tokensealed.service $(DESTDIR)$(UNITDIR)/tokenseal-helper.socket \
+	      $(DESTDIR)$(UNITDIR)/tokenseal-helper@.service \
 	      $(DESTDIR)$(DATADIR)/polkit-1/actions/org.tokenseal1.policy \
 	      $(DESTDIR)$(PAMDIR)/pam_tokenseal.so \
 	      $(DESTDIR)$(BASHCOMPDIR)/tokenseal \

@@ -54,6 +54,10 @@ static void usage(FILE *f)
 	        "  --helper-keep SECONDS         keep a spare helper started this long after a token\n"
 	        "                                operation (default: 60, 0: never)\n"
 	        "  --helper-user USER            run the token helper as USER (default: " TS_HELPER_USER ")\n"
+	        "  --helper-socket PATH          connect to PATH for each token helper instead of\n"
+	        "                                starting it (systemd: tokenseal-helper.socket);\n"
+	        "                                a helper not of --helper-user is refused, and the\n"
+	        "                                daemon keeps no capability\n"
 	        "  --help, --version\n\n"
 	        "Protector types built in:", ts_protector_remote_helper());
 	for (p = ts_protector_all(); *p; p++)
@@ -139,9 +143,15 @@ static void log_helper_line(pid_t pid, const char *line)
 	ts_log(TS_LOG_WARNING, "token helper %ld: %s", (long)pid, line);
 }
 
+/* What went wrong starting a helper (e.g. a socket served by the wrong user): the daemon's own words. */
+static void log_helper_warning(const char *msg)
+{
+	ts_log(TS_LOG_WARNING, "%s", msg);
+}
+
 int main(int argc, char **argv)
 {
-	enum { OPT_BUS = 256, OPT_STATE, OPT_IDLE, OPT_TCTI, OPT_FIDO2, OPT_FIDO2_TIMEOUT, OPT_PKCS11, OPT_LOG, OPT_XML, OPT_POLICY, OPT_AUDIT, OPT_HELPER, OPT_HELPER_KEEP, OPT_HELPER_USER, OPT_TEST_DEVICES, OPT_ACCEPT_ROLLBACK };
+	enum { OPT_BUS = 256, OPT_STATE, OPT_IDLE, OPT_TCTI, OPT_FIDO2, OPT_FIDO2_TIMEOUT, OPT_PKCS11, OPT_LOG, OPT_XML, OPT_POLICY, OPT_AUDIT, OPT_HELPER, OPT_HELPER_KEEP, OPT_HELPER_USER, OPT_HELPER_SOCKET, OPT_TEST_DEVICES, OPT_ACCEPT_ROLLBACK };
 	static const struct option options[] = {
 		{ "bus", required_argument, NULL, OPT_BUS },
 		{ "state-dir", required_argument, NULL, OPT_STATE },
@@ -157,6 +167,7 @@ int main(int argc, char **argv)
 		{ "helper", required_argument, NULL, OPT_HELPER },
 		{ "helper-keep", required_argument, NULL, OPT_HELPER_KEEP },
 		{ "helper-user", required_argument, NULL, OPT_HELPER_USER },
+		{ "helper-socket", required_argument, NULL, OPT_HELPER_SOCKET },
 		{ "print-introspection", no_argument, NULL, OPT_XML },   /* hidden: for contrib/org.tokenseal1.xml */
 		{ "test-devices", no_argument, NULL, OPT_TEST_DEVICES }, /* hidden: tests only (tokensealed(8)) */
 		{ "help", no_argument, NULL, 'h' },
@@ -168,7 +179,7 @@ int main(int argc, char **argv)
 		.idle_lock_usec = 900ull * 1000000,
 		.config = { .tpm2_tcti = "device:/dev/tpmrm0", .fido2_timeout_ms = 30000 },
 	};
-	const char *bus_spec = "system", *helper_user = TS_HELPER_USER;
+	const char *bus_spec = "system", *helper_user = TS_HELPER_USER, *helper_socket = NULL;
 	char helper_err[256];
 	uint64_t helper_keep_usec = 60ull * 1000000;
 	const char *policy_dir = TS_POLICY_DIR;
@@ -235,6 +246,13 @@ int main(int argc, char **argv)
 			helper_keep_usec = secs * 1000000;
 			break;
 		case OPT_HELPER_USER: helper_user = optarg; break;
+		case OPT_HELPER_SOCKET:
+			if (optarg[0] != '/') {
+				fprintf(stderr, "tokensealed: --helper-socket: not an absolute path: %s\n", optarg);
+				return EXIT_FAILURE;
+			}
+			helper_socket = optarg;
+			break;
 		case 'h': usage(stdout); return EXIT_SUCCESS;
 		case 'V': printf("tokensealed %s\n", TS_DAEMON_VERSION); return EXIT_SUCCESS;
 		default: usage(stderr); return EXIT_FAILURE;
@@ -288,19 +306,25 @@ int main(int argc, char **argv)
 		return EXIT_SUCCESS;
 	}
 
-	if (access(ts_protector_remote_helper(), X_OK) < 0)
-		ts_log(TS_LOG_WARNING, "token helper %s: %s; fido2, tpm2 and pkcs11 protectors cannot be used",
-		       ts_protector_remote_helper(), strerror(errno));
 	/*
 	 * The helper runs as its own user; after this the daemon keeps no
-	 * capability but the two that start it as that user (helper_spawn.h).
+	 * capability but the two that start it as that user (helper_spawn.h),
+	 * or none at all where the service manager starts it (--helper-socket).
 	 */
-	if (ts_helper_spawn_init(helper_user, d.config.pkcs11_module, helper_err, sizeof(helper_err)) < 0)
-		ts_log(TS_LOG_WARNING, "%s; fido2, tpm2 and pkcs11 protectors cannot be used", helper_err);
-	else if (ts_helper_binary_readable(ts_protector_remote_helper()))
-		ts_log(TS_LOG_WARNING, "token helper %s can be read by its user: each helper is open to the others "
-		       "while it starts (its memory, the PIN it will get); install it execute-only, mode 0711",
-		       ts_protector_remote_helper());
+	if (helper_socket) {
+		if (ts_helper_connect_init(helper_socket, helper_user, helper_err, sizeof(helper_err)) < 0)
+			ts_log(TS_LOG_WARNING, "%s; fido2, tpm2 and pkcs11 protectors cannot be used", helper_err);
+	} else {
+		if (access(ts_protector_remote_helper(), X_OK) < 0)
+			ts_log(TS_LOG_WARNING, "token helper %s: %s; fido2, tpm2 and pkcs11 protectors cannot be used",
+			       ts_protector_remote_helper(), strerror(errno));
+		if (ts_helper_spawn_init(helper_user, d.config.pkcs11_module, helper_err, sizeof(helper_err)) < 0)
+			ts_log(TS_LOG_WARNING, "%s; fido2, tpm2 and pkcs11 protectors cannot be used", helper_err);
+		else if (ts_helper_binary_readable(ts_protector_remote_helper()))
+			ts_log(TS_LOG_WARNING, "token helper %s can be read by its user: each helper is open to the others "
+			       "while it starts (its memory, the PIN it will get); install it execute-only, mode 0711",
+			       ts_protector_remote_helper());
+	}
 
 	/* No policy, no service: a broken policy must never mean a weaker one. */
 	if ((r = ts_enforce_load(policy_dir, policy_err, sizeof(policy_err))) < 0) {
@@ -337,7 +361,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	ts_protector_remote_set_event(d.event, helper_keep_usec);
-	ts_protector_remote_set_logger(log_helper_line);
+	ts_protector_remote_set_logger(log_helper_line, log_helper_warning);
 	ts_protector_remote_set_max_helpers(ts_policy_limit_helpers(ts_enforce_policy()));
 	/* Each token protector's facts, from helpers, before anybody reads them. */
 	if (ts_daemon_describe_loaded(&d, DESCRIBE_WAIT_USEC) < 0)

@@ -2,7 +2,10 @@
  * tokenseal-helper — runs one token operation for tokensealed and exits.
  *
  * The daemon starts this program with a socketpair on fd 3, writes one
- * request (daemon/protectors/helper_wire.h), and reads one reply. Only this
+ * request (daemon/protectors/helper_wire.h), and reads one reply; or, with
+ * tokensealed --helper-socket, the service manager starts it for each
+ * connection of the daemon's (contrib/tokenseal-helper.socket), the
+ * connection on fd 3, and it says hello first (TS_WIRE_HELLO). Only this
  * process loads libfido2, tpm2-tss, p11-kit and libcrypto and talks to the
  * tokens, so the daemon's address space (where the root keys live) never
  * holds their code or parses what a token sends, and a touch wait or a slow
@@ -15,6 +18,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fido.h>
@@ -32,6 +36,29 @@
 #include "protectors/tpm2_nv.h"
 
 #define HELPER_FD 3
+
+/*
+ * Started by the service manager for one connection (socket activation,
+ * Accept=yes): LISTEN_FDS=1 and LISTEN_PID ours, the connection on fd 3.
+ * The variables are dropped either way: nothing started later reads them.
+ */
+static int socket_activated(void)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	char *end = NULL;
+	long p = 0;
+	int yes;
+
+	if (pid) {
+		errno = 0;
+		p = strtol(pid, &end, 10);
+	}
+	yes = pid && fds && strcmp(fds, "1") == 0 && errno == 0 && end != pid && *end == '\0' && p == (long)getpid();
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	return yes;
+}
 
 /* PKCS#11 modules mapped ahead of the request (see main). */
 static CK_FUNCTION_LIST **preloaded;
@@ -215,11 +242,12 @@ int main(int argc, char **argv)
 	const char *pkcs11_module = NULL;
 	char err[256];
 	size_t len;
-	int r;
+	int r, activated;
 
 	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		printf("Usage: tokenseal-helper [--pkcs11-module PATH]\n"
-		       "Runs one token operation for tokensealed, which starts it with a socket on fd %d.\n"
+		       "Runs one token operation for tokensealed, which starts it with a socket on fd %d\n"
+		       "(or the service manager does, for a connection of tokensealed --helper-socket).\n"
 		       "--pkcs11-module: map only this PKCS#11 module ahead of the request.\n"
 		       "Not meant to be run by hand.\n", HELPER_FD);
 		return EXIT_SUCCESS;
@@ -230,15 +258,34 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tokenseal-helper: unexpected arguments\n");
 		return EXIT_FAILURE;
 	}
+	activated = socket_activated();
 	/* PINs and KEKs pass through here too. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 || setrlimit(RLIMIT_CORE, &no_core) < 0 ||
 	    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
 		fprintf(stderr, "tokenseal-helper: cannot harden the process: %s\n", strerror(errno));
 		return EXIT_FAILURE;
 	}
-	if (getppid() == 1) /* the daemon died before PDEATHSIG was armed */
+	/*
+	 * Started by the daemon: it died before PDEATHSIG was armed. Started by
+	 * the service manager, the daemon is not the parent: its death is the
+	 * end of the connection (EOF on the request, EPIPE on the reply), and
+	 * RuntimeMaxSec= ends a helper that never gets that far.
+	 */
+	if (!activated && getppid() == 1)
 		return EXIT_FAILURE;
 	signal(SIGPIPE, SIG_IGN);
+	/* Who serves the socket, for the daemon to check before it sends a PIN (helper_wire.h). */
+	if (activated) {
+		static const uint8_t hello = TS_WIRE_HELLO;
+		ssize_t w;
+		while ((w = send(HELPER_FD, &hello, 1, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+			;
+		if (w != 1) {
+			fprintf(stderr, "tokenseal-helper: cannot greet the daemon on fd %d: %s\n", HELPER_FD,
+			        w < 0 ? strerror(errno) : "short write");
+			return EXIT_FAILURE;
+		}
+	}
 	setenv("TSS2_LOG", "all+NONE", 0);
 	if (sodium_init() < 0) {
 		fprintf(stderr, "tokenseal-helper: libsodium failed to initialise\n");
@@ -272,6 +319,18 @@ int main(int argc, char **argv)
 	if (ts_helper_sandbox(err, sizeof(err)) < 0) {
 		fprintf(stderr, "tokenseal-helper: %s\n", err);
 		return EXIT_FAILURE;
+	}
+	/*
+	 * A spare the daemon let go without a request: it closed its end, and
+	 * nothing went wrong (no failed unit in the journal for each one).
+	 */
+	if (activated) {
+		uint8_t b;
+		ssize_t n;
+		while ((n = recv(HELPER_FD, &b, 1, MSG_PEEK)) < 0 && errno == EINTR)
+			;
+		if (n == 0)
+			return EXIT_SUCCESS;
 	}
 	if ((r = ts_wire_read(HELPER_FD, -1, &body, &len)) < 0) {
 		fprintf(stderr, "tokenseal-helper: no request on fd %d: %s\n", HELPER_FD, ts_strerror(r));

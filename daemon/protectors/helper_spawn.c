@@ -9,25 +9,33 @@
  * polkit rule, docs/ARCHITECTURE.md). The daemon forks, changes user in the
  * child and execs; posix_spawn cannot change user. Between fork and exec the
  * child calls only async-signal-safe functions.
+ *
+ * Where the service manager can start the helper instead (socket
+ * activation: tokensealed --helper-socket), the daemon only connects, checks
+ * who answered, and needs no capability at all (ts_helper_connect).
  */
 #define _GNU_SOURCE 1
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "tokenseal.h"
 #include "protectors/helper_spawn.h"
+#include "protectors/helper_wire.h"
 
 
 #define MAX_GROUPS 64
@@ -44,6 +52,7 @@ static struct {
 	int n_groups;
 	char *env[MAX_ENV + 1];
 	char *argv[4];
+	char socket_path[sizeof(((struct sockaddr_un *)0)->sun_path)];   /* socket mode: "" when not */
 } hs = { .argv = { (char *)"tokenseal-helper", NULL } };
 
 static void env_build(void)
@@ -212,6 +221,131 @@ int ts_helper_spawn_init(const char *user, const char *pkcs11_module, char *err,
 	return 0;
 }
 
+int ts_helper_connect_init(const char *path, const char *user, char *err, size_t errlen)
+{
+	struct user_lookup lk;
+
+	if (path[0] != '/' || strlen(path) >= sizeof(hs.socket_path)) {
+		snprintf(hs.why, sizeof(hs.why), "the token helper socket %.100s: not an absolute path of at most %zu bytes",
+		         path, sizeof(hs.socket_path) - 1);
+		hs.unusable = 1;
+		snprintf(err, errlen, "%s", hs.why);
+		return -TS_E_FAILED;
+	}
+	memcpy(hs.socket_path, path, strlen(path) + 1);
+	/* Nothing to change in a child, whoever the daemon runs as: only who a helper must be. */
+	lookup_user_apart(user, &lk);
+	if (!lk.ok) {
+		snprintf(hs.why, sizeof(hs.why), "%s", lk.why[0] ? lk.why : "the token helper's user cannot be looked up");
+		hs.unusable = 1;
+		snprintf(err, errlen, "%s", hs.why);
+		return -TS_E_FAILED;
+	}
+	hs.uid = lk.uid;
+	hs.gid = lk.gid;
+	return 0;
+}
+
+const char *ts_helper_socket(void)
+{
+	return hs.socket_path[0] ? hs.socket_path : NULL;
+}
+
+/*
+ * Read the hello (one byte) with the sender's credentials, waiting at most
+ * timeout_ms. 0 and *cred; -1 with err set (no hello, or no credentials).
+ */
+static int read_hello(int fd, int timeout_ms, struct ucred *cred, char *err, size_t errlen)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(struct ucred))];
+	} control;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	uint8_t b = 0;
+	struct iovec iov = { .iov_base = &b, .iov_len = 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+	                    .msg_controllen = sizeof(control.buf) };
+	struct cmsghdr *c;
+	ssize_t n;
+	int r;
+
+	while ((r = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR)
+		;
+	if (r == 0) {
+		snprintf(err, errlen, "no token helper answered on %.200s within %d ms", hs.socket_path, timeout_ms);
+		return -1;
+	}
+	while ((n = recvmsg(fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+		;
+	if (n <= 0) {
+		snprintf(err, errlen, "the token helper socket %.200s closed the connection before a helper answered%s%s",
+		         hs.socket_path, n < 0 ? ": " : " (no helper could start, or too many run)",
+		         n < 0 ? strerror(errno) : "");
+		return -1;
+	}
+	for (c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
+		    c->cmsg_len == CMSG_LEN(sizeof(*cred))) {
+			memcpy(cred, CMSG_DATA(c), sizeof(*cred));
+			break;
+		}
+	if (!c || (m.msg_flags & MSG_CTRUNC)) {
+		snprintf(err, errlen, "the token helper socket %.200s: the first byte came without its sender's credentials",
+		         hs.socket_path);
+		return -1;
+	}
+	if (b != TS_WIRE_HELLO) {
+		snprintf(err, errlen, "the token helper socket %.200s: pid %ld (uid %ld) did not greet as a token helper",
+		         hs.socket_path, (long)cred->pid, (long)cred->uid);
+		return -1;
+	}
+	return 0;
+}
+
+int ts_helper_connect(int timeout_ms, int *ret_fd, pid_t *ret_pid, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct ucred cred = { 0 };
+	int fd, on = 1;
+
+	if (hs.unusable) {
+		snprintf(err, errlen, "%s", hs.why);
+		return -TS_E_FAILED;
+	}
+	memcpy(sa.sun_path, hs.socket_path, strlen(hs.socket_path) + 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+		snprintf(err, errlen, "token helper: socket: %s", strerror(errno));
+		return -TS_E_FAILED;
+	}
+	/* Before connect: every byte the other end writes then carries its writer's credentials. */
+	if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) < 0) {
+		snprintf(err, errlen, "token helper: SO_PASSCRED: %s", strerror(errno));
+		close(fd);
+		return -TS_E_FAILED;
+	}
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		snprintf(err, errlen, "cannot connect to the token helper socket %.200s: %s", hs.socket_path, strerror(errno));
+		close(fd);
+		return -TS_E_FAILED;
+	}
+	if (read_hello(fd, timeout_ms, &cred, err, errlen) < 0) {
+		close(fd);
+		return -TS_E_FAILED;
+	}
+	/* The PIN goes to the helper's user only: not root's listener, not another user's. */
+	if (cred.uid != hs.uid || cred.gid != hs.gid || cred.pid <= 0) {
+		snprintf(err, errlen, "the token helper socket %.200s is served by pid %ld, uid %ld gid %ld, not by the helper's "
+		         "user (uid %ld gid %ld): refused, nothing sent", hs.socket_path, (long)cred.pid, (long)cred.uid,
+		         (long)cred.gid, (long)hs.uid, (long)hs.gid);
+		close(fd);
+		return -TS_E_FAILED;
+	}
+	*ret_fd = fd;
+	*ret_pid = cred.pid;
+	return 0;
+}
+
 static int caps_set(uint64_t permitted, uint64_t effective)
 {
 	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
@@ -266,8 +400,10 @@ int ts_helper_kill(pid_t pid)
 {
 	int r, e;
 
-	if (pid <= 0)
+	if (pid <= 0 || hs.socket_path[0]) {
+		errno = EPERM;
 		return -1;
+	}
 	/* The helper is another uid: signalling it takes CAP_KILL, raised for this one call. */
 	if (!caps_restricted || !(kept_permitted & CAP_BIT(CAP_KILL)))
 		return kill(pid, SIGKILL);

@@ -30,6 +30,35 @@
 int ts_helper_spawn_init(const char *user, const char *pkcs11_module, char *err, size_t errlen);
 
 /*
+ * Socket mode (tokensealed --helper-socket), instead of
+ * ts_helper_spawn_init: every helper is a connection to the socket at path,
+ * for which the service manager starts one tokenseal-helper as user
+ * (contrib/tokenseal-helper.socket, Accept=yes). The daemon then starts no
+ * process, so it keeps no capability at all (ts_helper_caps_restrict) and
+ * kills no helper: it closes its end, and the helper unit's RuntimeMaxSec=
+ * ends a helper that overruns. user is looked up whoever the daemon runs as:
+ * its uid and group are what a helper must prove (ts_helper_connect).
+ * Returns 0, or -TS_E_FAILED with err set as ts_helper_spawn_init; the
+ * daemon then connects to nobody.
+ */
+int ts_helper_connect_init(const char *path, const char *user, char *err, size_t errlen);
+
+/* The socket of ts_helper_connect_init, or NULL when helpers are the daemon's children. */
+const char *ts_helper_socket(void);
+
+/*
+ * Connect to the helper socket and wait at most timeout_ms for the helper's
+ * hello (TS_WIRE_HELLO, helper_wire.h): the kernel's credentials of that
+ * write must be the helper's user and group, else nothing is sent, the
+ * connection is closed and err says who served the socket. The listener's
+ * own SO_PEERCRED is no proof: it names the service manager. Returns 0 with
+ * *ret_fd (close-on-exec, the caller's to close) and *ret_pid (the helper's,
+ * for the log only: it is no child of the daemon's), or -TS_E_FAILED with
+ * err set and nothing left open.
+ */
+int ts_helper_connect(int timeout_ms, int *ret_fd, pid_t *ret_pid, char *err, size_t errlen);
+
+/*
  * Keep no capability but CAP_SETUID, CAP_SETGID and CAP_KILL, and only in
  * the permitted set: the first two are raised in the forked child, just
  * before it changes to the helper's user; CAP_KILL only around the kill of a
@@ -37,8 +66,10 @@ int ts_helper_spawn_init(const char *user, const char *pkcs11_module, char *err,
  * daemon is not root, or ts_helper_spawn_init failed) they go too. With
  * keep_ptrace, CAP_SYS_PTRACE stays (effective) if the daemon has it: a
  * policy's [unwrap] executables needs it to read /proc/PID/exe of a caller
- * (tokenseal-policy(5)). The bounding set is narrowed too where the daemon
- * may (CAP_SETPCAP). 0, or -TS_E_FAILED with err set.
+ * (tokenseal-policy(5)). In socket mode (ts_helper_connect_init) not even
+ * those three: nothing, bar that CAP_SYS_PTRACE. The bounding set is
+ * narrowed too where the daemon may (CAP_SETPCAP). 0, or -TS_E_FAILED with
+ * err set.
  */
 int ts_helper_caps_restrict(int keep_ptrace, char *err, size_t errlen);
 
@@ -55,7 +86,8 @@ int ts_helper_binary_readable(const char *path);
 
 /*
  * SIGKILL a helper (raising CAP_KILL for that call when the helper is
- * another uid). kill(2)'s result.
+ * another uid). kill(2)'s result; -1 with EPERM in socket mode, where a
+ * helper's pid is no child's and may be reused by anyone's process.
  */
 int ts_helper_kill(pid_t pid);
 

@@ -1,4 +1,4 @@
-/* helper_wire.h — the framing between tokensealed and tokenseal-helper: one request, one reply, over a socketpair. */
+/* helper_wire.h — the framing between tokensealed and tokenseal-helper: one request, one reply, over a socketpair or a connection. */
 #ifndef TS_HELPER_WIRE_H
 #define TS_HELPER_WIRE_H
 
@@ -20,6 +20,17 @@
  * against what is left, unknown tags and repeated single fields are errors.
  * Frames that can carry a PIN or a key live in secure memory.
  */
+
+/*
+ * A helper the service manager started for a connection (tokensealed
+ * --helper-socket; tokenseal-helper.socket, Accept=yes) first writes this one
+ * byte, before it reads its request: the daemon reads the kernel's
+ * SCM_CREDENTIALS of that write to learn who serves the socket (SO_PEERCRED
+ * would name the service manager, which called listen()), and sends nothing
+ * to anyone but the helper's user. A helper started by the daemon itself
+ * (fork and exec, fd 3 a socketpair) writes no hello.
+ */
+#define TS_WIRE_HELLO 0x48
 
 #define TS_WIRE_FRAME_MAX (256u * 1024)
 #define TS_WIRE_STR_MAX 1024          /* any string field */

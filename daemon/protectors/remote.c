@@ -12,7 +12,10 @@
  * the public record, so their answers are cached by a hash of (type,
  * record) and read from that cache alone. After each operation one spare
  * helper is started ahead (warm_*), and answered helpers are reaped from the
- * loop.
+ * loop. A helper is a child (fork and exec, helper_spawn.h) or, in socket
+ * mode, a connection to the socket the service manager starts helpers on
+ * (ts_helper_connect): only start_helper, helper_alive and helper_gone
+ * differ; requests and replies are the same bytes on fd 3 either way.
  */
 #define _GNU_SOURCE 1   /* pipe2 */
 #include <errno.h>
@@ -43,6 +46,8 @@
 #define ESCROW_TIMEOUT_MS 5000
 #define TOKEN_GRACE_MS 60000           /* on top of the touch timeout, for TPM/PKCS#11 work */
 #define EXIT_WAIT_MS 2000
+/* Socket mode: from connect to the helper's hello (the service manager starts it meanwhile). */
+#define HELLO_TIMEOUT_MS 5000
 #define CACHE_INITIAL 256
 #define PREFETCH_MAX 65536           /* records waiting to be described ahead: a bound that is never the limit */
 #define PREFETCH_PARALLEL 4
@@ -55,8 +60,9 @@ static char helper_path[4096] = TS_HELPER_PATH;
 
 /*
  * Helpers alive: started and not yet reaped (the spare, those at work, those
- * that answered and are exiting). An asynchronous job that would start one
- * more than max_helpers gets Busy; the spare is not started then.
+ * that answered and are exiting); in socket mode, connections open. An
+ * asynchronous job that would start one more than max_helpers gets Busy;
+ * the spare is not started then.
  */
 static unsigned n_alive, max_helpers;
 
@@ -85,6 +91,12 @@ void ts_protector_remote_set_helper(const char *path)
 const char *ts_protector_remote_helper(void)
 {
 	return helper_path;
+}
+
+/* What error messages name: the program the daemon starts, or the socket it connects to. */
+static const char *helper_where(void)
+{
+	return ts_helper_socket() ? ts_helper_socket() : helper_path;
 }
 
 /* ---- one helper run ---------------------------------------------------------- */
@@ -129,11 +141,13 @@ typedef struct helper_log {
 
 static helper_log *helper_logs;
 static ts_remote_log_fn log_fn;
+static ts_remote_warn_fn log_warn_fn;
 static sd_event *remote_event;
 
-void ts_protector_remote_set_logger(ts_remote_log_fn fn)
+void ts_protector_remote_set_logger(ts_remote_log_fn fn, ts_remote_warn_fn warn)
 {
 	log_fn = fn;
+	log_warn_fn = warn;
 }
 
 static void helper_log_line(helper_log *h)
@@ -200,9 +214,24 @@ static void helper_log_watch(int fd, pid_t pid)
 	helper_logs = h;
 }
 
-static int spawn_helper(pid_t *ret_pid, int *ret_fd, char *err, size_t errlen)
+/*
+ * Start a helper: 0 with *ret_pid and *ret_fd (the daemon's end of fd 3),
+ * or -TS_E_FAILED with err set. In socket mode the service manager starts
+ * it, and its stderr is the journal's, not a pipe of the daemon's.
+ */
+static int start_helper(pid_t *ret_pid, int *ret_fd, char *err, size_t errlen)
 {
 	int sv[2], ep[2], child, r;
+
+	if (ts_helper_socket()) {
+		if ((r = ts_helper_connect(HELLO_TIMEOUT_MS, ret_fd, ret_pid, err, errlen)) < 0) {
+			if (log_warn_fn)
+				log_warn_fn(err);
+			return r;
+		}
+		n_alive++;
+		return 0;
+	}
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		snprintf(err, errlen, "token helper: socketpair: %s", strerror(errno));
@@ -325,7 +354,7 @@ static int on_warm_defer(sd_event_source *s, void *userdata)
 
 	if (warm_pid <= 0 && helpers_full(0))
 		return 0;   /* the cap has room for no spare now (nor takes one kept back) */
-	if (warm_pid <= 0 && spawn_helper(&warm_pid, &warm_fd, err, sizeof(err)) < 0) {
+	if (warm_pid <= 0 && start_helper(&warm_pid, &warm_fd, err, sizeof(err)) < 0) {
 		warm_pid = 0;
 		warm_fd = -1;
 		return 0;
@@ -406,8 +435,25 @@ static int on_reap_timer(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
+/*
+ * Socket mode: the helper's connection is closed and that is all. It reads
+ * EOF or gets EPIPE and exits, the service manager reaps it, and the helper
+ * unit's RuntimeMaxSec= ends one that does neither; its pid is no child of
+ * ours, and may be anyone's process by now, so it is neither waited for nor
+ * signalled.
+ */
+static void helper_gone(void)
+{
+	if (n_alive > 0)
+		n_alive--;
+}
+
 static void reap_later_as(pid_t pid, int killed)
 {
+	if (ts_helper_socket()) {
+		helper_gone();
+		return;
+	}
 	if (!remote_event || n_reaping == REAP_MAX) {
 		reap(pid, killed);
 		return;
@@ -437,30 +483,42 @@ static void reap_later(pid_t pid)
  */
 static void kill_reap(pid_t pid)
 {
-	(void)ts_helper_kill(pid);
+	if (!ts_helper_socket())
+		(void)ts_helper_kill(pid);
 	reap_later_as(pid, 1);
+}
+
+/* Is the spare still there? A child not exited (it is reaped if it has); a connection not hung up. */
+static int helper_alive(pid_t pid, int fd)
+{
+	int status;
+
+	if (ts_helper_socket()) {
+		char b;
+		ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+		return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+	}
+	return waitpid(pid, &status, WNOHANG) == 0;
 }
 
 /* The spare helper if it is still alive, else a new one. */
 static int take_helper(pid_t *pid, int *fd, char *err, size_t errlen)
 {
-	int status;
-
 	if (warm_pid > 0) {
 		pid_t p = warm_pid;
 		int f = warm_fd;
 		warm_pid = 0;
 		warm_fd = -1;
-		if (waitpid(p, &status, WNOHANG) == 0) {
+		if (helper_alive(p, f)) {
 			*pid = p;
 			*fd = f;
 			return 0;
 		}
-		close(f);   /* it died (and is reaped now): start another */
+		close(f);   /* it died (and is reaped now, or hung up): start another */
 		if (n_alive > 0)
 			n_alive--;
 	}
-	return spawn_helper(pid, fd, err, errlen);
+	return start_helper(pid, fd, err, errlen);
 }
 
 void ts_protector_remote_set_event(sd_event *event, uint64_t keep_usec)
@@ -503,7 +561,7 @@ static int helper_send(const ts_wire_field *fields, size_t n, call *c, pid_t *pi
 	if ((r = ts_wire_write(*fd, frame, frame_len)) < 0) {
 		close(*fd);
 		kill_reap(*pid);
-		snprintf(c->err, sizeof(c->err), "the token helper %.300s exited before reading its request", helper_path);
+		snprintf(c->err, sizeof(c->err), "the token helper %.300s exited before reading its request", helper_where());
 		return -TS_E_FAILED;
 	}
 	return 0;
@@ -520,7 +578,7 @@ static int helper_received(pid_t pid, int fd, int r, call *c)
 	reap_some();
 	warm_refill();
 	if (r < 0) {
-		snprintf(c->err, sizeof(c->err), "the token helper %.300s: %s", helper_path,
+		snprintf(c->err, sizeof(c->err), "the token helper %.300s: %s", helper_where(),
 		         r == -TS_E_TIMEOUT ? "no answer in time" :
 		         r == -TS_E_LIMIT ? "a reply over the size limit" : "exited without an answer");
 		return r == -TS_E_TIMEOUT ? r : -TS_E_FAILED;

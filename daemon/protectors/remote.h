@@ -36,9 +36,14 @@ typedef void (*ts_remote_reply_fn)(void *userdata, int rc, const ts_remote_reply
  */
 void ts_protector_remote_set_event(sd_event *event, uint64_t keep_usec);
 
-/* Where a helper's stderr lines go (the daemon's log, escaped): fn(helper pid, line). */
+/*
+ * Where a helper's stderr lines go (the daemon's log, escaped): fn(helper
+ * pid, line); and the daemon's own warnings about its helpers (warn(msg):
+ * a socket served by the wrong user).
+ */
 typedef void (*ts_remote_log_fn)(pid_t pid, const char *line);
-void ts_protector_remote_set_logger(ts_remote_log_fn fn);
+typedef void (*ts_remote_warn_fn)(const char *msg);
+void ts_protector_remote_set_logger(ts_remote_log_fn fn, ts_remote_warn_fn warn);
 /*
  * At most n helpers alive at once ([limits] helpers; 0: no cap): an
  * unlock, enroll or present job that would start one more fails at once

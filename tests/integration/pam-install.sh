@@ -24,6 +24,8 @@ check_file /usr/lib/pkgconfig/tokenseal.pc 644
 check_file /usr/include/tokenseal.h 644
 check_file /usr/lib/security/pam_tokenseal.so 644
 check_file /usr/lib/systemd/system/tokensealed.service 644
+check_file /usr/lib/systemd/system/tokenseal-helper.socket 644
+check_file /usr/lib/systemd/system/tokenseal-helper@.service 644
 check_file /usr/share/dbus-1/system.d/org.tokenseal1.conf 644
 check_file /usr/share/dbus-1/system-services/org.tokenseal1.service 644
 check_file /usr/share/dbus-1/interfaces/org.tokenseal1.xml 644
@@ -39,8 +41,11 @@ for m in "$TS_SRC"/docs/*.1; do [ -f "$m" ] && check_file "/usr/share/man/man1/$
 # Nothing outside PREFIX (the unit, PAM module and all live under /usr with PREFIX=/usr).
 [ -z "$(find "$DEST" -mindepth 1 -maxdepth 1 ! -name usr)" ] || fail "installed outside /usr: $(ls "$DEST")"
 # The installed paths are the ones the unit and the activation file start.
-grep -qx 'ExecStart=/usr/sbin/tokensealed --helper /usr/libexec/tokenseal-helper --bus system --state-dir /var/lib/tokenseal' \
+grep -qx 'ExecStart=/usr/sbin/tokensealed --helper-socket /run/tokenseal/helper --bus system --state-dir /var/lib/tokenseal' \
 	"$DEST/usr/lib/systemd/system/tokensealed.service" || fail "unit ExecStart"
+grep -qx 'ListenStream=/run/tokenseal/helper' "$DEST/usr/lib/systemd/system/tokenseal-helper.socket" || fail "socket ListenStream"
+grep -qx 'ExecStart=/usr/libexec/tokenseal-helper' "$DEST/usr/lib/systemd/system/tokenseal-helper@.service" ||
+	fail "helper unit ExecStart"
 grep -qx 'Exec=/usr/sbin/tokensealed --helper /usr/libexec/tokenseal-helper --bus system' "$DEST/usr/share/dbus-1/system-services/org.tokenseal1.service" ||
 	fail "activation Exec"
 grep -qx 'SystemdService=tokensealed.service' "$DEST/usr/share/dbus-1/system-services/org.tokenseal1.service" ||
@@ -55,16 +60,35 @@ pass "make install: every file in place with its mode; paths substituted; the PA
 # --- the unit: hardening present, and systemd-analyze verify clean in a root with the installed tree.
 U="$DEST/usr/lib/systemd/system/tokensealed.service"
 for k in 'Type=dbus' 'BusName=org.tokenseal1' 'ProtectSystem=strict' 'ProtectHome=yes' 'PrivateNetwork=yes' \
-	'NoNewPrivileges=yes' 'DeviceAllow=char-hidraw rw' 'DeviceAllow=/dev/tpmrm0 rw' 'DevicePolicy=closed' \
+	'NoNewPrivileges=yes' 'DevicePolicy=closed' \
 	'MemoryDenyWriteExecute=yes' 'LockPersonality=yes' 'StateDirectory=tokenseal' 'StateDirectoryMode=0700' \
-	'RestrictAddressFamilies=AF_UNIX' 'CapabilityBoundingSet=CAP_KILL CAP_SETUID CAP_SETGID' 'SystemCallFilter=@system-service' \
-	'SystemCallFilter=~@resources' 'PrivateMounts=yes' 'ProcSubset=pid' 'AmbientCapabilities='; do
+	'RestrictAddressFamilies=AF_UNIX' 'CapabilityBoundingSet=' 'SystemCallFilter=@system-service' \
+	'SystemCallFilter=~@resources' 'PrivateMounts=yes' 'ProcSubset=pid' 'AmbientCapabilities=' \
+	'Wants=tokenseal-helper.socket' 'After=tokenseal-helper.socket'; do
 	grep -qxF "$k" "$U" || fail "unit lacks $k"
 done
-# No more exposure than before the helper got its own user (1.5): systemd's own score of the installed unit.
-score=$(systemd-analyze security --offline=yes "$U" 2>&1 | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+grep -q '^CapabilityBoundingSet=.' "$U" && fail "the daemon's unit gives it a capability: $(grep ^CapabilityBoundingSet "$U")"
+grep -q '^DeviceAllow=' "$U" && fail "the daemon's unit allows a device (only the helper opens tokens)"
+# The helper's: its own user, no privilege, no network, the token devices, a hard bound on its run time.
+HU="$DEST/usr/lib/systemd/system/tokenseal-helper@.service"
+for k in 'User=tokenseal-helper' 'Group=tokenseal-helper' 'SupplementaryGroups=tss' 'StandardInput=null' \
+	'StandardOutput=null' 'StandardError=journal' 'CapabilityBoundingSet=' 'AmbientCapabilities=' 'NoNewPrivileges=yes' \
+	'PrivateNetwork=yes' 'RestrictAddressFamilies=AF_UNIX' 'DevicePolicy=closed' 'DeviceAllow=char-hidraw rw' \
+	'DeviceAllow=/dev/tpmrm0 rw' 'ProtectSystem=strict' 'ProtectHome=yes' 'RuntimeMaxSec=5min'; do
+	grep -qxF "$k" "$HU" || fail "helper unit lacks $k"
+done
+HS="$DEST/usr/lib/systemd/system/tokenseal-helper.socket"
+for k in 'Accept=yes' 'SocketUser=root' 'SocketMode=0600' 'MaxConnections=16'; do
+	grep -qxF "$k" "$HS" || fail "helper socket lacks $k"
+done
+# No more exposure than before the helper got its own user (1.5): systemd's own score of the installed units.
+exposure() { systemd-analyze security --offline=yes "$1" 2>&1 | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p'; }
+score=$(exposure "$U")
 [ -n "$score" ] || fail "systemd-analyze security gave no score: $(systemd-analyze security --offline=yes "$U" 2>&1 | tail -3)"
 awk -v s="$score" 'BEGIN { exit !(s <= 1.5) }' || fail "systemd-analyze security: exposure $score, above 1.5"
+hscore=$(exposure "$HU")
+[ -n "$hscore" ] || fail "systemd-analyze security gave no score for the helper unit"
+awk -v s="$hscore" 'BEGIN { exit !(s <= 1.5) }' || fail "systemd-analyze security of the helper unit: exposure $hscore, above 1.5"
 # The helper's user as systemd-sysusers makes it from the installed file: a system user in group tss.
 SROOT=$RIG_DIR/sysusers
 mkdir -p "$SROOT/etc" "$SROOT/usr/lib/sysusers.d"
@@ -72,7 +96,7 @@ cp "$DEST/usr/lib/sysusers.d/tokenseal.conf" "$SROOT/usr/lib/sysusers.d/"
 systemd-sysusers --root="$SROOT" >/dev/null 2>&1 || fail "systemd-sysusers refuses tokenseal.conf"
 grep -q '^tokenseal-helper:x:[0-9]*:[0-9]*:.*:/nonexistent:/usr/sbin/nologin$' "$SROOT/etc/passwd" || fail "sysusers: no helper user"
 grep -q '^tss:x:[0-9]*:.*tokenseal-helper' "$SROOT/etc/group" || fail "sysusers: the helper user is not in tss"
-pass "the unit's CapabilityBoundingSet= is CAP_KILL CAP_SETUID CAP_SETGID, systemd-analyze security $score (at most 1.5); sysusers makes the helper's user"
+pass "the daemon's unit has an empty CapabilityBoundingSet=, systemd-analyze security $score, the helper's $hscore (each at most 1.5); sysusers makes the helper's user"
 VROOT=$RIG_DIR/vroot
 cp -a "$DEST" "$VROOT"
 # The system's own units (targets the unit depends on by default); dbus.socket if this machine has none.
@@ -80,17 +104,20 @@ cp -an /usr/lib/systemd/system/. "$VROOT/usr/lib/systemd/system/"
 [ -e "$VROOT/usr/lib/systemd/system/dbus.socket" ] ||
 	printf '[Unit]\nDescription=D-Bus System Message Bus Socket\n[Socket]\nListenStream=/run/dbus/system_bus_socket\n' \
 		>"$VROOT/usr/lib/systemd/system/dbus.socket"
-verify() { systemd-analyze verify --man=no --root="$VROOT" /usr/lib/systemd/system/tokensealed.service 2>&1; }
-out=$(verify) || fail "systemd-analyze verify failed: $out"
-[ -z "$out" ] || fail "systemd-analyze verify: $out"
+verify() { systemd-analyze verify --man=no --root="$VROOT" /usr/lib/systemd/system/"${1:-tokensealed.service}" 2>&1; }
+for u in tokensealed.service tokenseal-helper.socket tokenseal-helper@.service; do
+	out=$(verify "$u") || fail "systemd-analyze verify $u failed: $out"
+	[ -z "$out" ] || fail "systemd-analyze verify $u: $out"
+done
 # The check can fail: a broken setting and a missing binary are both reported.
 cp "$VROOT/usr/lib/systemd/system/tokensealed.service" "$RIG_DIR/unit.good"
 sed -i 's/^ProtectHome=yes/ProtectHome=sometimes/' "$VROOT/usr/lib/systemd/system/tokensealed.service"
 grep -q "ProtectHome\|protect home" <<<"$(verify)" || fail "verify did not notice a bad setting"
 cp "$RIG_DIR/unit.good" "$VROOT/usr/lib/systemd/system/tokensealed.service"
-rm "$VROOT/usr/sbin/tokensealed"
+rm "$VROOT/usr/sbin/tokensealed" "$VROOT/usr/libexec/tokenseal-helper"
 grep -q "not executable" <<<"$(verify)" || fail "verify did not notice the missing binary"
-pass "the unit is hardened and passes systemd-analyze verify (which does catch a bad unit)"
+grep -q "not executable" <<<"$(verify tokenseal-helper@.service)" || fail "verify did not notice the missing helper"
+pass "the units are hardened and pass systemd-analyze verify (which does catch a bad unit)"
 
 # --- polkit actions: well-formed, and the ids are the ones the daemon asks for.
 /usr/bin/python3 - "$DEST/usr/share/polkit-1/actions/org.tokenseal1.policy" "$TS_SRC/daemon/bus/daemon.h" <<'PY' ||
