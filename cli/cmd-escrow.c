@@ -316,7 +316,7 @@ static int open_with_secret(const ts_vault *v, const char *path, uint8_t *sec, u
 	}
 	if ((j = find_recipient(v, TS_ESCROW_TYPE_X25519, pub, sizeof(pub))) == v->n_escrow) {
 		char fp[TS_ESCROW_FINGERPRINT_TEXT_BYTES];
-		ts_escrow_fingerprint_text(pub, fp);
+		ts_escrow_key_fingerprint_text(pub, TS_ESCROW_PUBLIC_BYTES, fp);
 		cli_err("%s: key %s is not an escrow recipient of vault '%s'", path, fp, v->name);
 		return EXIT_AUTH;
 	}

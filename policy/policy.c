@@ -20,6 +20,7 @@
 #include "tokenseal.h"
 #include "core/escrow.h"
 #include "core/internal.h"
+#include "core/text.h"
 #include "core/vault.h"
 #include "policy.h"
 
@@ -359,25 +360,7 @@ static char *reader(char *str, int num, void *stream)
 
 /* ---- values ------------------------------------------------------------------ */
 
-static int parse_uint(const char *s, uint64_t max, uint64_t *ret)
-{
-	uint64_t v = 0;
 
-	if (!*s)
-		return -1;
-	/* No sign, no leading zeros, no hex: one spelling per number. */
-	if (s[0] == '0' && s[1])
-		return -1;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return -1;
-		if (v > (max - (uint64_t)(*s - '0')) / 10)
-			return -1;
-		v = v * 10 + (uint64_t)(*s - '0');
-	}
-	*ret = v;
-	return 0;
-}
 
 /* "off", "0", or N followed by s, m, h, d or w. */
 static int parse_duration(const char *s, uint64_t *ret)
@@ -400,7 +383,7 @@ static int parse_duration(const char *s, uint64_t *ret)
 			continue;
 		memcpy(num, s, len - 1);
 		num[len - 1] = '\0';
-		if (parse_uint(num, DURATION_MAX, &v) < 0 || v == 0 || v > DURATION_MAX / units[i].secs)
+		if (ts_parse_uint(num, strlen(num), DURATION_MAX, &v) < 0 || v == 0 || v > DURATION_MAX / units[i].secs)
 			return -1;
 		*ret = v * units[i].secs;
 		return 0;
@@ -522,7 +505,7 @@ static int set_fixed(struct pstate *st, int k, const char *value)
 		list_free(&l);
 		break;
 	case V_COUNT:
-		if (parse_uint(value, TS_VAULT_MAX_PROTECTORS, &u) < 0 || u == 0)
+		if (ts_parse_uint(value, strlen(value), TS_VAULT_MAX_PROTECTORS, &u) < 0 || u == 0)
 			return fail(st, -TS_E_INVALID_ARGS, "[%s] %s: '%s' is not a number from 1 to %d",
 			            d->section, d->key, value, TS_VAULT_MAX_PROTECTORS);
 		if (k == K_MIN)
@@ -535,7 +518,7 @@ static int set_fixed(struct pstate *st, int k, const char *value)
 			p->escrow_m = (unsigned)u;
 		break;
 	case V_LIMIT:
-		if (parse_uint(value, LIMIT_MAX, &u) < 0 || u == 0)
+		if (ts_parse_uint(value, strlen(value), LIMIT_MAX, &u) < 0 || u == 0)
 			return fail(st, -TS_E_INVALID_ARGS, "[%s] %s: '%s' is not a number from 1 to %d",
 			            d->section, d->key, value, LIMIT_MAX);
 		if (k == K_LIMIT_HELPERS)
@@ -659,7 +642,7 @@ static int resolve_id(struct pstate *st, const char *section, const char *key, c
 	int e;
 
 	if (item[0] >= '0' && item[0] <= '9') {
-		if (parse_uint(item, UINT32_MAX - 1, &u) < 0)
+		if (ts_parse_uint(item, strlen(item), UINT32_MAX - 1, &u) < 0)
 			return fail(st, -TS_E_INVALID_ARGS, "[%s] %s: '%s' is not a valid id", section, key, item), -1;
 		*ret = (uint32_t)u;
 		return 0;

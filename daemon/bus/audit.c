@@ -293,13 +293,11 @@ static unsigned data_use_bucket(const uint8_t *vault_id, uid_t uid, unsigned met
 /* The event loop's time of this iteration: no system call. */
 static uint64_t mono_now(sd_event *ev)
 {
-	struct timespec ts;
 	uint64_t now;
 
 	if (ev && sd_event_now(ev, CLOCK_MONOTONIC, &now) >= 0)
 		return now;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	return ts_mono_usec();
 }
 
 /*

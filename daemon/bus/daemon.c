@@ -16,19 +16,6 @@
 #include "protectors/remote.h"
 #include "store.h"
 
-uint64_t ts_now(void)
-{
-	return (uint64_t)time(NULL);
-}
-
-uint64_t ts_now_usec(void)
-{
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_REALTIME, &ts) < 0)
-		return (uint64_t)time(NULL) * 1000000u;
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 int ts_bus_error(sd_bus_error *error, int r, const char *msg)
 {

@@ -10,6 +10,7 @@
 
 #include "core/backoff.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/vault.h"
 #include "protectors/protector.h"
 
@@ -49,6 +50,17 @@ typedef struct ts_vault_entry {
 	char unlocked_by[16];           /* protector type of the last unlock ("" while locked): autolock.c */
 	char unlocked_with[TS_PROTECTOR_ID_MAX];  /* ... and its id, to watch that very token */
 	char last_unlock[TS_PROTECTOR_ID_MAX];    /* the protector of the last successful Unlock: RotateRecoveryKey("") */
+	/*
+	 * The current root key as the last unlock showed it (its creation time
+	 * is in the sealed keyring, so a locked vault keeps what it saw), for
+	 * the policy's [keys] max-age: policy_enforce.c.
+	 */
+	struct {
+		int known;
+		uint32_t version;
+		uint64_t created;
+		int reported;           /* the rotation-due event for this unlock and version was recorded */
+	} key_age;
 	struct ts_vault_entry *next;
 } ts_vault_entry;
 
@@ -264,10 +276,6 @@ int ts_caller_may_use(const ts_caller *c, const ts_vault *v);
 /* Set a named D-Bus error for r (negative TS_E_*); msg NULL or "" gives the default text. Returns r mapped to -errno-ish for sd-bus. */
 int ts_bus_error(sd_bus_error *error, int r, const char *msg);
 
-/* Current time (unix seconds). */
-uint64_t ts_now(void);
-/* Wall-clock microseconds, for LockChanged. */
-uint64_t ts_now_usec(void);
 
 /* ---- manager.c / vault_object.c ----------------------------------------------- */
 

@@ -13,6 +13,7 @@
 #include "bus/limits.h"
 #include "bus/policy_enforce.h"
 #include "bus/rollback.h"
+#include "core/text.h"
 
 int ts_bus_read_kv(sd_bus_message *m, ts_kv **ret, size_t *ret_n, size_t max)
 {
@@ -52,20 +53,14 @@ int ts_bus_read_kv(sd_bus_message *m, ts_kv **ret, size_t *ret_n, size_t max)
 	return 0;
 }
 
-/* Parse a decimal uid/version: digits only, no sign, no overflow. */
-static int parse_u32(const char *s, uint32_t *ret)
+/* A decimal uid (ts_parse_uint): (uid_t)-1 is "no uid", never one. */
+static int parse_uid(const char *s, uint32_t *ret)
 {
-	unsigned long long v = 0;
+	uint64_t v;
+	int r;
 
-	if (!*s || strlen(s) > 10)
-		return -TS_E_INVALID_ARGS;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return -TS_E_INVALID_ARGS;
-		v = v * 10 + (unsigned)(*s - '0');
-	}
-	if (v > UINT32_MAX - 1)   /* (uid_t)-1 is "no uid" */
-		return -TS_E_INVALID_ARGS;
+	if ((r = ts_parse_uint(s, strlen(s), UINT32_MAX - 1, &v)) < 0)
+		return r;
 	*ret = (uint32_t)v;
 	return 0;
 }
@@ -135,7 +130,7 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 	for (size_t i = 0; i < n_opts; i++) {
 		if (strcmp(opts[i].key, "owner") == 0) {
 			uint32_t o;
-			if ((r = parse_u32(opts[i].value, &o)) < 0) {
+			if ((r = parse_uid(opts[i].value, &o)) < 0) {
 				snprintf(errbuf, sizeof(errbuf), "option owner: not a uid");
 				goto out;
 			}
@@ -148,12 +143,13 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 			}
 			owner = o;
 		} else if (strcmp(opts[i].key, "threshold") == 0) {
-			if (parse_u32(opts[i].value, &threshold) < 0 || threshold < 1 ||
-			    threshold > TS_VAULT_MAX_PROTECTORS) {
+			uint64_t k;
+			if (ts_parse_uint(opts[i].value, strlen(opts[i].value), TS_VAULT_MAX_PROTECTORS, &k) < 0 || k < 1) {
 				r = -TS_E_INVALID_ARGS;
 				snprintf(errbuf, sizeof(errbuf), "option threshold: 1..%d", TS_VAULT_MAX_PROTECTORS);
 				goto out;
 			}
+			threshold = (uint32_t)k;
 		} else {
 			r = -TS_E_INVALID_ARGS;
 			snprintf(errbuf, sizeof(errbuf), "unknown option (known: owner, threshold)");
@@ -324,7 +320,7 @@ static int parse_vault_ref(const char *ref, uid_t caller, uint32_t *ret_owner, c
 			return -TS_E_INVALID_ARGS;
 		memcpy(uid, ref, (size_t)(colon - ref));
 		uid[colon - ref] = '\0';
-		if (parse_u32(uid, ret_owner) < 0)
+		if (parse_uid(uid, ret_owner) < 0)
 			return -TS_E_INVALID_ARGS;
 	}
 	if (!ts_vault_name_valid(colon + 1))

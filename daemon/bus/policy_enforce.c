@@ -246,63 +246,28 @@ const ts_policy_setting *ts_enforce_setting(const char *section, const char *key
 }
 
 /*
- * What the daemon knows of each vault's current root key: its creation time
- * lives in the sealed keyring, so a locked vault keeps what its last unlock
- * showed. Keyed by vault id (a vault re-created under the same name is
- * another vault); a table rather than a field of the vault entry, to stay out
- * of the entry's layout. When full, the oldest slot is reused: the worst case
- * is a locked vault whose key age is unknown until its next unlock.
+ * The current root key's version and creation time: 1 when known, 0 when
+ * not (locked, never seen unlocked). An unlocked vault's answer is kept in
+ * e->key_age for while it is locked again.
  */
-#define KEY_AGE_SLOTS 64
-static struct key_age {
-	int used;
-	uint8_t id[TS_VAULT_ID_BYTES];
-	uint32_t version;
-	uint64_t created;
-	int reported;              /* the rotation-due event for this unlock and version was recorded */
-} key_ages[KEY_AGE_SLOTS];
-static size_t key_age_next;
-
-static struct key_age *key_age_find(const ts_vault *v, int create)
+static int key_age_get(ts_vault_entry *e, uint32_t *ret_version, uint64_t *ret_created)
 {
-	struct key_age *k;
+	const ts_vault *v = e->vault;
 
-	for (size_t i = 0; i < KEY_AGE_SLOTS; i++)
-		if (key_ages[i].used && memcmp(key_ages[i].id, v->id, TS_VAULT_ID_BYTES) == 0)
-			return &key_ages[i];
-	if (!create)
-		return NULL;
-	k = &key_ages[key_age_next];
-	key_age_next = (key_age_next + 1) % KEY_AGE_SLOTS;
-	memset(k, 0, sizeof(*k));
-	k->used = 1;
-	memcpy(k->id, v->id, TS_VAULT_ID_BYTES);
-	return k;
-}
-
-/* The current root key's version and creation time: 1 when known, 0 when not (locked, never seen). */
-static int key_age_get(const ts_vault *v, uint32_t *ret_version, uint64_t *ret_created, struct key_age **ret_slot)
-{
-	struct key_age *k;
-
-	*ret_slot = NULL;
 	if (!ts_vault_is_locked(v) && v->keyring) {
 		*ret_version = ts_keyring_current(v->keyring);
 		*ret_created = ts_keyring_current_created(v->keyring);
-		if ((k = key_age_find(v, 1)) != NULL) {
-			/* A new key (RotateKey, RevokeAndRekey) is a new question: report again when it is due. */
-			if (k->version != *ret_version || k->created != *ret_created)
-				k->reported = 0;
-			k->version = *ret_version;
-			k->created = *ret_created;
-		}
-		*ret_slot = k;
+		/* A new key (RotateKey, RevokeAndRekey) is a new question: report again when it is due. */
+		if (!e->key_age.known || e->key_age.version != *ret_version || e->key_age.created != *ret_created)
+			e->key_age.reported = 0;
+		e->key_age.known = 1;
+		e->key_age.version = *ret_version;
+		e->key_age.created = *ret_created;
 		return 1;
 	}
-	if ((k = key_age_find(v, 0)) != NULL && k->version == v->key_version) {
-		*ret_version = k->version;
-		*ret_created = k->created;
-		*ret_slot = k;
+	if (e->key_age.known && e->key_age.version == v->key_version) {
+		*ret_version = e->key_age.version;
+		*ret_created = e->key_age.created;
 		return 1;
 	}
 	if (v->key_version == 1) {
@@ -330,7 +295,7 @@ static void format_age(uint64_t secs, char *buf, size_t cap)
 		}
 }
 
-static int rotation_due(const ts_vault_entry *e, char *msg, size_t msglen, struct key_age **ret_slot)
+static int rotation_due(ts_vault_entry *e, char *msg, size_t msglen)
 {
 	const ts_policy *p = ts_enforce_policy();
 	const ts_policy_setting *s;
@@ -338,10 +303,9 @@ static int rotation_due(const ts_vault_entry *e, char *msg, size_t msglen, struc
 	uint32_t version;
 	char age[48];
 
-	*ret_slot = NULL;
 	if (msg && msglen)
 		msg[0] = '\0';
-	if (!p || !key_age_get(e->vault, &version, &created, ret_slot) || !ts_policy_rotation_due(p, created, now))
+	if (!p || !key_age_get(e, &version, &created) || !ts_policy_rotation_due(p, created, now))
 		return 0;
 	s = ts_enforce_setting("keys", "max-age");
 	format_age(now - created, age, sizeof(age));
@@ -351,22 +315,19 @@ static int rotation_due(const ts_vault_entry *e, char *msg, size_t msglen, struc
 	return 1;
 }
 
-int ts_enforce_rotation_due(const ts_vault_entry *e, char *msg, size_t msglen)
+int ts_enforce_rotation_due(ts_vault_entry *e, char *msg, size_t msglen)
 {
-	struct key_age *k;
-
-	return rotation_due(e, msg, msglen, &k);
+	return rotation_due(e, msg, msglen);
 }
 
 /* Record the rotation-due event once per unlock and key version, only while the vault is unlocked. */
-static void rotation_report(const ts_vault_entry *e)
+static void rotation_report(ts_vault_entry *e)
 {
 	char why[TS_POLICY_MSG_MAX];
-	struct key_age *k;
 
-	if (ts_vault_is_locked(e->vault) || !rotation_due(e, why, sizeof(why), &k) || !k || k->reported)
+	if (ts_vault_is_locked(e->vault) || !rotation_due(e, why, sizeof(why)) || e->key_age.reported)
 		return;
-	k->reported = 1;
+	e->key_age.reported = 1;
 	ts_log(TS_LOG_NOTICE, "vault=%s: rotation due: %s; run `tokenseal rotate --vault %s`", e->vault->name, why,
 	       e->vault->name);
 	(void)ts_audit("rotation-due", e->vault->name, e->vault->owner_uid, NULL, NULL, 0);
@@ -374,19 +335,15 @@ static void rotation_report(const ts_vault_entry *e)
 
 void ts_enforce_unlocked(ts_vault_entry *e)
 {
-	struct key_age *k = key_age_find(e->vault, 1);
-
-	if (k)
-		k->reported = 0;
+	e->key_age.reported = 0;
 	rotation_report(e);
 }
 
-int ts_enforce_vault_status(const ts_vault_entry *e, char *msg, size_t msglen)
+int ts_enforce_vault_status(ts_vault_entry *e, char *msg, size_t msglen)
 {
 	const ts_policy *p = ts_enforce_policy();
 	const ts_vault *v = e->vault;
 	char why[TS_POLICY_MSG_MAX];
-	struct key_age *k;
 
 	snprintf(msg, msglen, "%s", "");
 	if (!p)
@@ -399,7 +356,7 @@ int ts_enforce_vault_status(const ts_vault_entry *e, char *msg, size_t msglen)
 		snprintf(msg, msglen, "out of policy: %s; unlock and call SetEscrow with the policy's recipients", why);
 		return 0;
 	}
-	if (rotation_due(e, why, sizeof(why), &k)) {
+	if (rotation_due(e, why, sizeof(why))) {
 		rotation_report(e);
 		snprintf(msg, msglen, "out of policy: %s; run `tokenseal rotate --vault %s`%s", why, v->name,
 		         ts_vault_is_locked(v) ? " once it is unlocked" : "");

@@ -60,7 +60,7 @@ int ts_enforce_type_allowed(ts_vault_entry *e, const char *type, const ts_caller
  * max-age; a due rotation seen here while the vault is unlocked is reported
  * as by ts_enforce_unlocked.
  */
-int ts_enforce_vault_status(const ts_vault_entry *e, char *msg, size_t msglen);
+int ts_enforce_vault_status(ts_vault_entry *e, char *msg, size_t msglen);
 
 /* The setting of [section] key as ts_policy_setting_at lists it (file NULL: built-in default), or NULL. */
 const ts_policy_setting *ts_enforce_setting(const char *section, const char *key);
@@ -73,7 +73,7 @@ const ts_policy_setting *ts_enforce_setting(const char *section, const char *key
  * was seen at its last unlock (version 1 by the vault's creation time, which
  * is when RK_1 was made), and is not due when neither is known.
  */
-int ts_enforce_rotation_due(const ts_vault_entry *e, char *msg, size_t msglen);
+int ts_enforce_rotation_due(ts_vault_entry *e, char *msg, size_t msglen);
 
 /*
  * Vault e was just unlocked: remember its root key's age, and when rotation

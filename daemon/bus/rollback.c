@@ -9,6 +9,7 @@
 #include "bus/nvcounter.h"
 #include "bus/policy_enforce.h"
 #include "bus/rollback.h"
+#include "core/text.h"
 
 #define ACCEPT_MAX 16
 #define REFUSED_MAX 256
@@ -30,22 +31,6 @@ static struct {
 } refused[REFUSED_MAX];
 static size_t n_refused;
 
-/* Decimal digits, no sign, no leading zero, at most max: 0 and *ret, or -1. */
-static int parse_u64(const char *s, size_t len, uint64_t max, uint64_t *ret)
-{
-	uint64_t v = 0;
-
-	if (len == 0 || (s[0] == '0' && len > 1))
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9' || v > (max - (uint64_t)(s[i] - '0')) / 10)
-			return -1;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	*ret = v;
-	return 0;
-}
-
 int ts_rollback_accept(const char *spec)
 {
 	const char *c1, *c2;
@@ -55,8 +40,8 @@ int ts_rollback_accept(const char *spec)
 	if (!spec || (c1 = strchr(spec, ':')) == NULL || (c2 = strrchr(spec, ':')) == c1)
 		return -TS_E_INVALID_ARGS;
 	nl = (size_t)(c2 - c1 - 1);
-	if (parse_u64(spec, (size_t)(c1 - spec), UINT32_MAX - 1, &owner) < 0 ||
-	    parse_u64(c2 + 1, strlen(c2 + 1), UINT64_MAX, &gen) < 0 || gen == 0 || nl == 0 || nl > TS_VAULT_NAME_MAX)
+	if (ts_parse_uint(spec, (size_t)(c1 - spec), UINT32_MAX - 1, &owner) < 0 ||
+	    ts_parse_uint(c2 + 1, strlen(c2 + 1), UINT64_MAX, &gen) < 0 || gen == 0 || nl == 0 || nl > TS_VAULT_NAME_MAX)
 		return -TS_E_INVALID_ARGS;
 	if (n_accepted == ACCEPT_MAX)
 		return -TS_E_LIMIT;

@@ -12,6 +12,7 @@
 #include "bus/handout.h"
 #include "core/blob.h"
 #include "core/recovery.h"
+#include "core/text.h"
 #include "bus/limits.h"
 #include "bus/policy_enforce.h"
 #include "bus/rollback.h"
@@ -231,14 +232,6 @@ static void unlock_job_free(ts_unlock_job *j)
 	free(j);
 }
 
-static const ts_protector_record *find_protector(ts_vault_entry *e, const char *id)
-{
-	for (size_t i = 0; i < e->vault->n_protectors; i++)
-		if (strcmp(e->vault->protectors[i].id, id) == 0)
-			return &e->vault->protectors[i];
-	return NULL;
-}
-
 /* Reply to the Unlock call (the protector that was taken and the shares still needed) and end the job. */
 static void unlock_reply(ts_unlock_job *j, int r, const char *msg, const char *id, unsigned needed)
 {
@@ -265,7 +258,7 @@ static void unlock_source_ok(ts_unlock_job *j)
 static void unlock_succeeded(ts_unlock_job *j, const char *id)
 {
 	ts_vault_entry *e = j->e;
-	const ts_protector_record *p = find_protector(e, id);
+	const ts_protector_record *p = ts_vault_find_protector(e->vault, id);
 
 	snprintf(e->unlocked_with, sizeof(e->unlocked_with), "%s", id);
 	if (p)
@@ -338,7 +331,7 @@ static int unlock_result(ts_unlock_job *j, const char *id, int r, uint8_t *kek, 
 		r = ts_vault_unlock_share(e->vault, id, kek, &needed);
 		sodium_memzero(kek, TS_KEY_BYTES);
 		if (r >= 0 && needed > 0) {
-			const ts_protector_record *p = find_protector(e, id);
+			const ts_protector_record *p = ts_vault_find_protector(e->vault, id);
 
 			/* k-of-n: the share is kept, and the caller told how many more it takes. */
 			(void)ts_audit("unlock-share", e->vault->name, e->vault->owner_uid, &j->caller, id, 0);
@@ -382,7 +375,7 @@ static void unlock_step(ts_unlock_job *j);
  */
 static int unlock_in_process(ts_unlock_job *j, const char *id, int *r, uint8_t *kek, char *err, size_t errlen)
 {
-	const ts_protector_record *p = find_protector(j->e, id);
+	const ts_protector_record *p = ts_vault_find_protector(j->e->vault, id);
 	const ts_protector_ops *ops = p ? ts_protector_lookup(p->type) : NULL;
 	ts_protector_request req = { 0 };
 
@@ -447,7 +440,7 @@ static void unlock_step(ts_unlock_job *j)
 	}
 	while (j->next_id < j->n_ids) {
 		const char *id = j->ids[j->next_id++];
-		const ts_protector_record *p = find_protector(e, id);
+		const ts_protector_record *p = ts_vault_find_protector(e->vault, id);
 		const ts_protector_ops *ops;
 		ts_protector_request req = { 0 };
 		int r;
@@ -491,7 +484,7 @@ static void list_tokens(ts_unlock_job *j, char ids[][TS_PROTECTOR_ID_MAX], size_
 
 	out[0] = '\0';
 	for (size_t i = 0; i < n && len + 1 < size; i++) {
-		const ts_protector_record *p = find_protector(j->e, ids[i]);
+		const ts_protector_record *p = ts_vault_find_protector(j->e->vault, ids[i]);
 		int w = snprintf(out + len, size - len, "%s%s (%.60s)", i ? ", " : "", ids[i], p ? p->description : "?");
 
 		if (w < 0)
@@ -513,7 +506,7 @@ typedef struct token_id {
 
 static void token_identity(ts_vault_entry *e, const char *id, token_id *t)
 {
-	const ts_protector_record *p = find_protector(e, id);
+	const ts_protector_record *p = ts_vault_find_protector(e->vault, id);
 	const ts_protector_ops *ops = p ? ts_protector_lookup(p->type) : NULL;
 	char uri[512];
 	const char *serial;
@@ -628,7 +621,7 @@ static void probe_next(ts_unlock_job *j)
 
 	while (j->next_id < j->n_ids) {
 		const char *id = j->ids[j->next_id++];
-		const ts_protector_record *p = find_protector(e, id);
+		const ts_protector_record *p = ts_vault_find_protector(e->vault, id);
 		const ts_protector_ops *ops = p ? ts_protector_lookup(p->type) : NULL;
 		ts_protector_request req = { 0 };
 
@@ -720,7 +713,7 @@ static void unlock_reserve_attempt(ts_unlock_job *j)
 	int software = 0;
 
 	for (size_t i = 0; i < j->n_ids && !software; i++) {
-		const ts_protector_record *p = find_protector(j->e, j->ids[i]);
+		const ts_protector_record *p = ts_vault_find_protector(j->e->vault, j->ids[i]);
 
 		software = p && strcmp(p->type, "recovery") == 0;
 	}
@@ -755,7 +748,7 @@ static void on_unlock_secret(void *userdata, int r, uint8_t *secret, size_t len)
 	/* A share kept from a protector that proves nobody must not help a need_user unlock to its end. */
 	if (j->need_user)
 		for (size_t i = 0; i < e->vault->n_pending; i++) {
-			const ts_protector_record *p = find_protector(e, e->vault->pending_ids[i]);
+			const ts_protector_record *p = ts_vault_find_protector(e->vault, e->vault->pending_ids[i]);
 
 			if (!p || !proves_user(ts_protector_lookup(p->type), p)) {
 				ts_daemon_forget_shares(e, "a share that proves nobody, before a need_user unlock");
@@ -922,7 +915,7 @@ static void probe_job_step(probe_job *j)
 
 	while (j->next_i < j->n) {
 		size_t i = j->next_i++;
-		const ts_protector_record *p = find_protector(e, j->ids[i]);
+		const ts_protector_record *p = ts_vault_find_protector(e->vault, j->ids[i]);
 		const ts_protector_ops *ops = p ? ts_protector_lookup(p->type) : NULL;
 		ts_protector_request req = { 0 };
 		char errbuf[256] = "";
@@ -1329,23 +1322,6 @@ static int method_rewrap_batch(sd_bus_message *m, void *userdata, sd_bus_error *
 
 /* ---- key and protector management ----------------------------------------------------- */
 
-static int parse_version(const char *s, uint32_t *ret)
-{
-	unsigned long long v = 0;
-
-	if (!*s || strlen(s) > 10)
-		return -TS_E_INVALID_ARGS;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return -TS_E_INVALID_ARGS;
-		v = v * 10 + (unsigned)(*s - '0');
-	}
-	if (v > UINT32_MAX)
-		return -TS_E_INVALID_ARGS;
-	*ret = (uint32_t)v;
-	return 0;
-}
-
 static int method_rotate_key(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	ts_vault_entry *e = userdata;
@@ -1353,6 +1329,7 @@ static int method_rotate_key(sd_bus_message *m, void *userdata, sd_bus_error *er
 	ts_kv *opts = NULL;
 	size_t n_opts;
 	uint32_t version = 0, retire = 0;
+	uint64_t v;
 	int have_retire = 0;
 	ts_caller caller;
 	int r;
@@ -1360,7 +1337,9 @@ static int method_rotate_key(sd_bus_message *m, void *userdata, sd_bus_error *er
 	if ((r = ts_bus_read_kv(m, &opts, &n_opts, 16)) < 0)
 		return ts_bus_error(error, r, NULL);
 	for (size_t i = 0; i < n_opts; i++) {
-		if (strcmp(opts[i].key, "retire_below") == 0 && parse_version(opts[i].value, &retire) == 0) {
+		if (strcmp(opts[i].key, "retire_below") == 0 &&
+		    ts_parse_uint(opts[i].value, strlen(opts[i].value), UINT32_MAX, &v) == 0) {
+			retire = (uint32_t)v;
 			have_retire = 1;
 			continue;
 		}

@@ -8,6 +8,7 @@
 #include "core/blob.h"
 #include "core/context.h"
 #include "core/internal.h"
+#include "core/text.h"
 
 #define TS_BLOB_MAGIC "TSBL"
 #define TS_BLOB_VERSION 0x01
@@ -123,10 +124,7 @@ int ts_blob_seal(const uint8_t key[TS_KEY_BYTES], const uint8_t vault_id[TS_VAUL
 	h[OFF_VERSION] = TS_BLOB_VERSION;
 	h[OFF_ALG] = TS_BLOB_ALG_XCHACHA20POLY1305;
 	memcpy(h + OFF_VAULT_ID, vault_id, TS_VAULT_ID_BYTES);
-	h[OFF_KEY_VERSION] = (uint8_t)(key_version >> 24);
-	h[OFF_KEY_VERSION + 1] = (uint8_t)(key_version >> 16);
-	h[OFF_KEY_VERSION + 2] = (uint8_t)(key_version >> 8);
-	h[OFF_KEY_VERSION + 3] = (uint8_t)key_version;
+	ts_put_be32(h + OFF_KEY_VERSION, key_version);
 	if ((r = ts_blob_ctx_check(key, aad.data + TS_BLOB_HEADER_BYTES,
 	                           aad.len - TS_BLOB_HEADER_BYTES, h + OFF_CTX_CHECK)) < 0)
 		goto out;
@@ -216,10 +214,6 @@ int ts_blob_to_text(const uint8_t *blob, size_t len, char **ret)
 	return 0;
 }
 
-static int ts_is_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
 
 int ts_blob_from_text(const char *text, size_t len, ts_buf *out)
 {
@@ -232,12 +226,9 @@ int ts_blob_from_text(const char *text, size_t len, ts_buf *out)
 		return -TS_E_INVALID_ARGS;
 	if (sodium_init() < 0)
 		return -TS_E_FAILED;
+	ts_text_trim(&text, &len);
 	p = text;
 	end = text + len;
-	while (p < end && ts_is_space(*p))
-		p++;
-	while (end > p && ts_is_space(end[-1]))
-		end--;
 
 	if ((size_t)(end - p) < sizeof(pfx) - 1 || memcmp(p, pfx, sizeof(pfx) - 1) != 0)
 		return -TS_E_BAD_BLOB;

@@ -59,8 +59,9 @@ int ts_buf_append_u8(ts_buf *b, uint8_t v)
 
 int ts_buf_append_be32(ts_buf *b, uint32_t v)
 {
-	uint8_t p[4] = { (uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v };
+	uint8_t p[4];
 
+	ts_put_be32(p, v);
 	return ts_buf_append(b, p, sizeof(p));
 }
 

@@ -40,12 +40,26 @@ static inline void ts_secure_freep(void *pp) { ts_secure_free(*(void **)pp); }
 #define _ts_cleanup_buf_ __attribute__((cleanup(ts_buf_freep)))
 #define _ts_cleanup_secure_ __attribute__((cleanup(ts_secure_freep)))
 
-/* Big-endian readers for parsers; caller has checked bounds. */
-static inline uint32_t ts_be32(const uint8_t *p) {
+/* Big-endian readers and writers, the one copy of each; the caller has checked bounds. */
+static inline uint32_t ts_be32(const uint8_t *p)
+{
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
-static inline uint64_t ts_be64(const uint8_t *p) {
+static inline uint64_t ts_be64(const uint8_t *p)
+{
 	return (uint64_t)ts_be32(p) << 32 | ts_be32(p + 4);
+}
+static inline void ts_put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+static inline void ts_put_be64(uint8_t *p, uint64_t v)
+{
+	ts_put_be32(p, (uint32_t)(v >> 32));
+	ts_put_be32(p + 4, (uint32_t)v);
 }
 
 #endif

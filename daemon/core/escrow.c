@@ -8,6 +8,7 @@
 #include "tokenseal.h"
 #include "core/buf.h"
 #include "core/escrow.h"
+#include "core/text.h"
 
 _Static_assert(TS_ESCROW_PUBLIC_BYTES == crypto_box_PUBLICKEYBYTES, "escrow public key size");
 _Static_assert(TS_ESCROW_SECRET_BYTES == crypto_box_SECRETKEYBYTES, "escrow secret key size");
@@ -47,11 +48,6 @@ void ts_escrow_sec_to_text(const uint8_t *sec, char *out)
 	key_to_text(TS_ESCROW_SEC_PREFIX, sec, out);
 }
 
-static int is_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
 /*
  * prefix || 43 base64url characters -> 32 bytes. The decoder is strict and
  * the result is re-encoded and compared as well, so one key has exactly one
@@ -67,12 +63,7 @@ static int key_from_text(const char *prefix, const char *text, size_t len, uint8
 
 	if (!text || !key)
 		return -TS_E_INVALID_ARGS;
-	while (len > 0 && is_space(text[0])) {
-		text++;
-		len--;
-	}
-	while (len > 0 && is_space(text[len - 1]))
-		len--;
+	ts_text_trim(&text, &len);
 	if (len != pl + KEY_B64_CHARS || memcmp(text, prefix, pl) != 0)
 		return -TS_E_INVALID_ARGS;
 	if (sodium_init() < 0)
@@ -135,30 +126,6 @@ int ts_escrow_sec_to_pub(const uint8_t *sec, uint8_t pub[TS_ESCROW_PUBLIC_BYTES]
 	if (sodium_init() < 0 || crypto_scalarmult_base(pub, sec) != 0)
 		return -TS_E_FAILED;
 	return 0;
-}
-
-void ts_escrow_fingerprint(const uint8_t pub[TS_ESCROW_PUBLIC_BYTES], uint8_t fp[TS_ESCROW_FINGERPRINT_BYTES])
-{
-	uint8_t h[32];
-
-	crypto_generichash(h, sizeof(h), pub, TS_ESCROW_PUBLIC_BYTES, NULL, 0);
-	memcpy(fp, h, TS_ESCROW_FINGERPRINT_BYTES);
-}
-
-void ts_escrow_fingerprint_text(const uint8_t pub[TS_ESCROW_PUBLIC_BYTES], char out[TS_ESCROW_FINGERPRINT_TEXT_BYTES])
-{
-	static const char hex[] = "0123456789abcdef";
-	uint8_t fp[TS_ESCROW_FINGERPRINT_BYTES];
-	size_t i, o = 0;
-
-	ts_escrow_fingerprint(pub, fp);
-	for (i = 0; i < sizeof(fp); i++) {
-		if (i > 0 && i % 2 == 0)
-			out[o++] = ':';
-		out[o++] = hex[fp[i] >> 4];
-		out[o++] = hex[fp[i] & 15];
-	}
-	out[o] = '\0';
 }
 
 int ts_escrow_seal(const uint8_t pub[TS_ESCROW_PUBLIC_BYTES], const uint8_t *msg, size_t len, ts_buf *out)
@@ -318,12 +285,7 @@ int ts_escrow_key_from_text(const char *text, size_t len, unsigned *ret_type, ui
 
 	if (!text || !ret_type || !key || !ret_len)
 		return -TS_E_INVALID_ARGS;
-	while (len > 0 && is_space(text[0])) {
-		text++;
-		len--;
-	}
-	while (len > 0 && is_space(text[len - 1]))
-		len--;
+	ts_text_trim(&text, &len);
 	if (len < pl || memcmp(text, pfx, pl) != 0) {
 		if ((r = ts_escrow_pub_from_text(text, len, key)) < 0)
 			return r;

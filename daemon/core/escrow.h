@@ -51,13 +51,6 @@ int ts_escrow_sec_from_text(const char *text, size_t len, uint8_t *sec)
 int ts_escrow_sec_to_pub(const uint8_t *sec, uint8_t pub[TS_ESCROW_PUBLIC_BYTES])
 	__attribute__((warn_unused_result));
 
-/* First 16 bytes of BLAKE2b-256(pub): what `tokenseal status` shows for each recipient. */
-void ts_escrow_fingerprint(const uint8_t pub[TS_ESCROW_PUBLIC_BYTES],
-                           uint8_t fp[TS_ESCROW_FINGERPRINT_BYTES]);
-/* "0123:4567:89ab:cdef:0123:4567:89ab:cdef" */
-void ts_escrow_fingerprint_text(const uint8_t pub[TS_ESCROW_PUBLIC_BYTES],
-                                char out[TS_ESCROW_FINGERPRINT_TEXT_BYTES]);
-
 /*
  * Seal msg (1..TS_ESCROW_MESSAGE_MAX bytes) to pub with crypto_box_seal and
  * append the len + 48 bytes to out. Anyone can seal; only the holder of the
@@ -128,7 +121,12 @@ int ts_escrow_key_from_text(const char *text, size_t len, unsigned *ret_type, ui
 int ts_escrow_key_to_text(unsigned type, const uint8_t *key, size_t len, char out[TS_ESCROW_KEY_TEXT_MAX])
 	__attribute__((warn_unused_result));
 
-/* Fingerprint of a key of either type: first 16 bytes of BLAKE2b-256 over its bytes (X25519: the 32-byte key; RSA: the SPKI DER). */
+/*
+ * Fingerprint of a key of either type, what `tokenseal status` shows for
+ * each recipient: the first 16 bytes of BLAKE2b-256 over its bytes (X25519:
+ * the 32-byte key; RSA: the SPKI DER); as text
+ * "0123:4567:89ab:cdef:0123:4567:89ab:cdef".
+ */
 void ts_escrow_key_fingerprint(const uint8_t *key, size_t len, uint8_t fp[TS_ESCROW_FINGERPRINT_BYTES]);
 void ts_escrow_key_fingerprint_text(const uint8_t *key, size_t len, char out[TS_ESCROW_FINGERPRINT_TEXT_BYTES]);
 

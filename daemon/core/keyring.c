@@ -24,20 +24,6 @@ struct ts_keyring {
 	size_t len;
 };
 
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	put_be32(p, (uint32_t)(v >> 32));
-	put_be32(p + 4, (uint32_t)v);
-}
-
 static uint32_t kr_count(const ts_keyring *k) { return ts_be32(k->mem); }
 static uint8_t *kr_entry(const ts_keyring *k, uint32_t version) { return k->mem + KR_SIZE(version - 1); }
 
@@ -80,12 +66,12 @@ int ts_keyring_new(ts_keyring **ret, uint64_t now)
 		return -TS_E_INVALID_ARGS;
 	if ((k = kr_alloc(KR_SIZE(1))) == NULL)
 		return -TS_E_NOMEM;
-	put_be32(k->mem, 1);
-	put_be32(k->mem + 4, 1);
-	put_be32(k->mem + 8, 1);
+	ts_put_be32(k->mem, 1);
+	ts_put_be32(k->mem + 4, 1);
+	ts_put_be32(k->mem + 8, 1);
 	e = kr_entry(k, 1);
-	put_be32(e, 1);
-	put_be64(e + 4, now);
+	ts_put_be32(e, 1);
+	ts_put_be64(e + 4, now);
 	randombytes_buf(e + 12, TS_KEY_BYTES);
 	*ret = k;
 	return 0;
@@ -108,11 +94,11 @@ int ts_keyring_rotate(ts_keyring *k, uint64_t now, uint32_t *ret_version)
 	ts_secure_free(k->mem);
 	k->mem = mem;
 	k->len = KR_SIZE(n + 1);
-	put_be32(k->mem, n + 1);
-	put_be32(k->mem + 4, n + 1);
+	ts_put_be32(k->mem, n + 1);
+	ts_put_be32(k->mem + 4, n + 1);
 	e = kr_entry(k, n + 1);
-	put_be32(e, n + 1);
-	put_be64(e + 4, now);
+	ts_put_be32(e, n + 1);
+	ts_put_be64(e + 4, now);
 	randombytes_buf(e + 12, TS_KEY_BYTES);
 	if (ret_version)
 		*ret_version = n + 1;
@@ -131,7 +117,7 @@ int ts_keyring_retire_below(ts_keyring *k, uint32_t min_version)
 		return 0;
 	for (v = old_min; v < min_version; v++)
 		sodium_memzero(kr_entry(k, v) + 12, TS_KEY_BYTES);
-	put_be32(k->mem + 8, min_version);
+	ts_put_be32(k->mem + 8, min_version);
 	return 0;
 }
 

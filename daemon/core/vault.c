@@ -231,17 +231,13 @@ const ts_protector_record *ts_vault_find_protector(const ts_vault *v, const char
 	return NULL;
 }
 
-/*
- * AAD of a wrapped VS: "tokenseal-protector-v1" || vault id || u8 len || id
- * || u8 len || type. The lengths keep ("p1", "0x") and ("p10", "x") apart.
- */
-static size_t vs_aad(uint8_t *aad, const uint8_t vault_id[TS_VAULT_ID_BYTES], const char *id,
-                     const char *type)
+/* label || vault id || u8 len || id || u8 len || type: the part both AADs below share. */
+static size_t protector_aad(uint8_t *aad, const char *label, const uint8_t vault_id[TS_VAULT_ID_BYTES],
+                            const char *id, const char *type)
 {
-	size_t n = 0, l;
+	size_t n = strlen(label), l;
 
-	memcpy(aad, VS_AAD_LABEL, sizeof(VS_AAD_LABEL) - 1);
-	n += sizeof(VS_AAD_LABEL) - 1;
+	memcpy(aad, label, n);
 	memcpy(aad + n, vault_id, TS_VAULT_ID_BYTES);
 	n += TS_VAULT_ID_BYTES;
 	l = strlen(id);
@@ -251,8 +247,17 @@ static size_t vs_aad(uint8_t *aad, const uint8_t vault_id[TS_VAULT_ID_BYTES], co
 	l = strlen(type);
 	aad[n++] = (uint8_t)l;
 	memcpy(aad + n, type, l);
-	n += l;
-	return n;
+	return n + l;
+}
+
+/*
+ * AAD of a wrapped VS: "tokenseal-protector-v1" || vault id || u8 len || id
+ * || u8 len || type. The lengths keep ("p1", "0x") and ("p10", "x") apart.
+ */
+static size_t vs_aad(uint8_t *aad, const uint8_t vault_id[TS_VAULT_ID_BYTES], const char *id,
+                     const char *type)
+{
+	return protector_aad(aad, VS_AAD_LABEL, vault_id, id, type);
 }
 #define VS_AAD_MAX (sizeof(SHARE_AAD_LABEL) - 1 + TS_VAULT_ID_BYTES + 1 + TS_PROTECTOR_ID_MAX + 1 + \
                     TS_PROTECTOR_TYPE_MAX + 2)
@@ -264,20 +269,8 @@ static size_t vs_aad(uint8_t *aad, const uint8_t vault_id[TS_VAULT_ID_BYTES], co
  */
 static size_t share_aad(uint8_t *aad, const ts_vault *v, const char *id, const char *type, uint8_t x)
 {
-	size_t n = 0, l;
+	size_t n = protector_aad(aad, SHARE_AAD_LABEL, v->id, id, type);
 
-	memcpy(aad, SHARE_AAD_LABEL, sizeof(SHARE_AAD_LABEL) - 1);
-	n += sizeof(SHARE_AAD_LABEL) - 1;
-	memcpy(aad + n, v->id, TS_VAULT_ID_BYTES);
-	n += TS_VAULT_ID_BYTES;
-	l = strlen(id);
-	aad[n++] = (uint8_t)l;
-	memcpy(aad + n, id, l);
-	n += l;
-	l = strlen(type);
-	aad[n++] = (uint8_t)l;
-	memcpy(aad + n, type, l);
-	n += l;
 	aad[n++] = v->threshold;
 	aad[n++] = x;
 	return n;
@@ -604,12 +597,10 @@ static int header_mac(const uint8_t vs[TS_KEY_BYTES], const uint8_t *hdr, size_t
 	if (crypto_generichash_init(&st, key, sizeof(key), MAC_BYTES) != 0 ||
 	    crypto_generichash_update(&st, (const uint8_t *)MAC_LABEL, sizeof(MAC_LABEL) - 1) != 0)
 		goto out;
-	for (int i = 0; i < 8; i++)
-		l[i] = (uint8_t)((uint64_t)hdr_len >> (56 - 8 * i));
+	ts_put_be64(l, hdr_len);
 	if (crypto_generichash_update(&st, l, 8) != 0 || crypto_generichash_update(&st, hdr, hdr_len) != 0)
 		goto out;
-	for (int i = 0; i < 8; i++)
-		l[i] = (uint8_t)((uint64_t)kr_len >> (56 - 8 * i));
+	ts_put_be64(l, kr_len);
 	if (crypto_generichash_update(&st, l, 8) != 0 || crypto_generichash_update(&st, kr, kr_len) != 0 ||
 	    crypto_generichash_final(&st, mac, MAC_BYTES) != 0)
 		goto out;

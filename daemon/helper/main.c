@@ -223,10 +223,8 @@ static int run(ts_wire_request *q)
 	}
 	if (rc > 0)
 		rc = 0;
-	rcb[0] = (uint8_t)((uint32_t)rc >> 24), rcb[1] = (uint8_t)((uint32_t)rc >> 16);
-	rcb[2] = (uint8_t)((uint32_t)rc >> 8), rcb[3] = (uint8_t)rc;
-	valb[0] = (uint8_t)((uint32_t)value >> 24), valb[1] = (uint8_t)((uint32_t)value >> 16);
-	valb[2] = (uint8_t)((uint32_t)value >> 8), valb[3] = (uint8_t)value;
+	ts_put_be32(rcb, (uint32_t)rc);
+	ts_put_be32(valb, (uint32_t)value);
 	add(&p, TS_WIRE_RC, rcb, 4);
 	add(&p, TS_WIRE_VALUE, valb, 4);
 	if (rc < 0 && err[0])

@@ -12,6 +12,7 @@
 #include <fido.h>
 #include <sodium.h>
 
+#include "core/clock.h"
 #include "core/params.h"
 #include "core/vault.h"
 #include "protectors/fido2.h"
@@ -51,7 +52,8 @@
 #define FIDO2_FLAG_UP 0x01
 #define FIDO2_FLAG_UV 0x04
 
-static void fido2_init_once(void) {
+static void fido2_init_once(void)
+{
 	static int done;
 
 	if (!done) {
@@ -67,7 +69,8 @@ typedef struct unix_hid {
 	int fd;
 } unix_hid;
 
-static void *unix_hid_open(const char *path) {
+static void *unix_hid_open(const char *path)
+{
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	unix_hid *h;
 	const char *p = path;
@@ -89,7 +92,8 @@ static void *unix_hid_open(const char *path) {
 	return h;
 }
 
-static void unix_hid_close(void *handle) {
+static void unix_hid_close(void *handle)
+{
 	unix_hid *h = handle;
 
 	if (!h)
@@ -98,7 +102,8 @@ static void unix_hid_close(void *handle) {
 	free(h);
 }
 
-static int unix_hid_read(void *handle, unsigned char *buf, size_t len, int ms) {
+static int unix_hid_read(void *handle, unsigned char *buf, size_t len, int ms)
+{
 	unix_hid *h = handle;
 	struct pollfd pfd = { .fd = h->fd, .events = POLLIN };
 	ssize_t n;
@@ -116,7 +121,8 @@ static int unix_hid_read(void *handle, unsigned char *buf, size_t len, int ms) {
 }
 
 /* libfido2 hands us report id + 64 bytes; the socket carries the 64 bytes. */
-static int unix_hid_write(void *handle, const unsigned char *buf, size_t len) {
+static int unix_hid_write(void *handle, const unsigned char *buf, size_t len)
+{
 	unix_hid *h = handle;
 	ssize_t n;
 
@@ -147,7 +153,8 @@ typedef struct fido2_params {
 	uint64_t up;
 } fido2_params;
 
-static int yes_no(const char *v, int dflt, int *ret) {
+static int yes_no(const char *v, int dflt, int *ret)
+{
 	if (!v) {
 		*ret = dflt;
 		return 0;
@@ -163,15 +170,9 @@ static int yes_no(const char *v, int dflt, int *ret) {
 	return -TS_E_INVALID_ARGS;
 }
 
-static uint64_t now_ms(void) {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* The PIN as a NUL-terminated string in secure memory (libfido2 takes a C string). */
-static char *pin_cstr(const ts_protector_request *req) {
+static char *pin_cstr(const ts_protector_request *req)
+{
 	char *s;
 
 	if (!req->pin || req->pin_len == 0)
@@ -185,11 +186,13 @@ static char *pin_cstr(const ts_protector_request *req) {
 	return s;
 }
 
-static int is_test_device(const char *path) {
+static int is_test_device(const char *path)
+{
 	return strncmp(path, "unix:", 5) == 0;
 }
 
-int ts_fido2_dev_open(fido_dev_t *dev, const char *path, const ts_config *config) {
+int ts_fido2_dev_open(fido_dev_t *dev, const char *path, const ts_config *config)
+{
 	int r;
 
 	fido2_init_once();
@@ -203,7 +206,8 @@ int ts_fido2_dev_open(fido_dev_t *dev, const char *path, const ts_config *config
 	return fido_dev_open(dev, path);
 }
 
-static fido_dev_t *dev_open(const ts_protector_request *req, const char *path, int timeout_ms, int *ret_fido_err) {
+static fido_dev_t *dev_open(const ts_protector_request *req, const char *path, int timeout_ms, int *ret_fido_err)
+{
 	fido_dev_t *dev;
 	int r;
 
@@ -222,7 +226,8 @@ fail:
 	return NULL;
 }
 
-static void dev_close(fido_dev_t **dev) {
+static void dev_close(fido_dev_t **dev)
+{
 	if (*dev) {
 		fido_dev_close(*dev);
 		fido_dev_free(dev);
@@ -230,7 +235,8 @@ static void dev_close(fido_dev_t **dev) {
 }
 
 /* Candidate device paths: the daemon's list, or enumeration (unix: ones only for tests). Returns count. */
-static size_t candidates(const ts_protector_request *req, char paths[FIDO2_MAX_CANDIDATES][256]) {
+static size_t candidates(const ts_protector_request *req, char paths[FIDO2_MAX_CANDIDATES][256])
+{
 	size_t n = 0;
 	const char *list = req->config ? req->config->fido2_device : NULL;
 	int test = req->config && req->config->test_devices;
@@ -265,7 +271,8 @@ static size_t candidates(const ts_protector_request *req, char paths[FIDO2_MAX_C
 	return n;
 }
 
-static const char *dev_label(fido_dev_t *dev, char *buf, size_t len) {
+static const char *dev_label(fido_dev_t *dev, char *buf, size_t len)
+{
 	fido_cbor_info_t *ci = fido_cbor_info_new();
 	const unsigned char *aaguid;
 
@@ -282,7 +289,8 @@ static const char *dev_label(fido_dev_t *dev, char *buf, size_t len) {
 
 /* Map a libfido2 error to a TS error and a message a user understands. */
 static int map_fido_err(ts_protector_request *req, fido_dev_t *dev, int fr, const char *what,
-                        uint64_t started_ms) {
+                        uint64_t started_ms)
+{
 	char label[96];
 	int retries = -1;
 	unsigned timeout = req->config && req->config->fido2_timeout_ms ? req->config->fido2_timeout_ms : 30000;
@@ -327,7 +335,7 @@ static int map_fido_err(ts_protector_request *req, fido_dev_t *dev, int fr, cons
 		return ts_protector_fail(req, TS_E_NOT_SUPPORTED, "%s does not support what %s needs (hmac-secret, ES256)", label, what);
 	case FIDO_ERR_RX:
 	case FIDO_ERR_TX:
-		if (started_ms && now_ms() - started_ms + 250 >= timeout)
+		if (started_ms && ts_mono_ms() - started_ms + 250 >= timeout)
 			return ts_protector_fail(req, TS_E_TIMEOUT, "no touch on %s within %u s", label, timeout / 1000);
 		return ts_protector_fail(req, TS_E_TOKEN_ABSENT, "lost contact with %s during %s", label, what);
 	default:
@@ -335,7 +343,8 @@ static int map_fido_err(ts_protector_request *req, fido_dev_t *dev, int fr, cons
 	}
 }
 
-static void kek_from_hmac(const uint8_t *hmac, size_t hmac_len, const uint8_t *vault_id, uint8_t *kek) {
+static void kek_from_hmac(const uint8_t *hmac, size_t hmac_len, const uint8_t *vault_id, uint8_t *kek)
+{
 	crypto_generichash_state st;
 	static const char label[] = "tokenseal-fido2-kek-v1";
 
@@ -356,10 +365,11 @@ static void kek_from_hmac(const uint8_t *hmac, size_t hmac_len, const uint8_t *v
  * and, for a PIN protector, UV (the PIN was verified), or it is refused.
  */
 static int assert_once(ts_protector_request *req, fido_dev_t *dev, const fido2_params *p,
-                       const char *pin, int want_hmac, uint8_t *kek) {
+                       const char *pin, int want_hmac, uint8_t *kek)
+{
 	fido_assert_t *a = NULL;
 	uint8_t cdh[32];
-	uint64_t t0 = now_ms();
+	uint64_t t0 = ts_mono_ms();
 	int fr, r;
 
 	randombytes_buf(cdh, sizeof(cdh));
@@ -416,7 +426,8 @@ out:
  * caller never names a device. *ret_dev is open on success.
  */
 static int choose_device(ts_protector_request *req, char paths[FIDO2_MAX_CANDIDATES][256], size_t n,
-                         fido_dev_t **ret_dev) {
+                         fido_dev_t **ret_dev)
+{
 	fido_dev_t *devs[FIDO2_MAX_CANDIDATES];
 	int waiting[FIDO2_MAX_CANDIDATES];
 	int timeout = (int)(req->config && req->config->fido2_timeout_ms ? req->config->fido2_timeout_ms : 30000);
@@ -443,8 +454,8 @@ static int choose_device(ts_protector_request *req, char paths[FIDO2_MAX_CANDIDA
 		waiting[i] = fido_dev_get_touch_begin(devs[i]) == FIDO_OK;
 		left += (size_t)waiting[i];
 	}
-	t0 = now_ms();
-	while (left > 0 && chosen == FIDO2_MAX_CANDIDATES && now_ms() - t0 < (uint64_t)timeout)
+	t0 = ts_mono_ms();
+	while (left > 0 && chosen == FIDO2_MAX_CANDIDATES && ts_mono_ms() - t0 < (uint64_t)timeout)
 		for (i = 0; i < m && chosen == FIDO2_MAX_CANDIDATES; i++) {
 			int touched = 0;
 			if (!waiting[i])
@@ -478,7 +489,8 @@ static int choose_device(ts_protector_request *req, char paths[FIDO2_MAX_CANDIDA
 /* ---- the protector ------------------------------------------------------- */
 
 static int fido2_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_params, char *ret_desc,
-                        char *secret_out, size_t secret_out_cap, size_t *secret_out_len) {
+                        char *secret_out, size_t secret_out_cap, size_t *secret_out_len)
+{
 	char paths[FIDO2_MAX_CANDIDATES][256];
 	char rp_id[sizeof(FIDO2_RPID_PREFIX) + 2 * TS_VAULT_ID_BYTES + 1];
 	char label[96];
@@ -552,7 +564,7 @@ static int fido2_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_par
 		goto out;
 	}
 	/* The start of the touch wait: a transport error after the whole timeout is "no touch", not a lost key. */
-	t0 = now_ms();
+	t0 = ts_mono_ms();
 	if ((fr = fido_dev_make_cred(dev, cred, want_pin ? pin : NULL)) != FIDO_OK) {
 		r = map_fido_err(req, dev, fr, "enroll", t0);
 		goto out;
@@ -601,7 +613,8 @@ out:
 	return r;
 }
 
-static int decode_params(const uint8_t *b, size_t len, ts_params **ret_pp, fido2_params *p) {
+static int decode_params(const uint8_t *b, size_t len, ts_params **ret_pp, fido2_params *p)
+{
 	ts_params *pp = NULL;
 	int r;
 
@@ -621,7 +634,8 @@ static int decode_params(const uint8_t *b, size_t len, ts_params **ret_pp, fido2
 	return 0;
 }
 
-static int fido2_unlock(ts_protector_request *req, const uint8_t *params, size_t params_len, uint8_t *kek) {
+static int fido2_unlock(ts_protector_request *req, const uint8_t *params, size_t params_len, uint8_t *kek)
+{
 	char paths[FIDO2_MAX_CANDIDATES][256];
 	ts_params *pp = NULL;
 	fido_dev_t *dev = NULL;
@@ -688,7 +702,8 @@ out:
 }
 
 static int fido2_describe(const uint8_t *params, size_t len,
-                          int (*add)(void *ud, const char *key, const char *value), void *ud) {
+                          int (*add)(void *ud, const char *key, const char *value), void *ud)
+{
 	ts_params *pp = NULL;
 	fido2_params p;
 	const uint8_t *aaguid;
@@ -716,7 +731,8 @@ out:
 	return r;
 }
 
-static int fido2_needs_secret(const uint8_t *params, size_t len) {
+static int fido2_needs_secret(const uint8_t *params, size_t len)
+{
 	ts_params *pp = NULL;
 	fido2_params p;
 	int need;
@@ -733,7 +749,8 @@ static int fido2_needs_secret(const uint8_t *params, size_t len) {
  * credential: no touch is asked and no PIN retry is spent. A key that is
  * there but does not hold the credential counts as absent.
  */
-static int fido2_present(ts_protector_request *req, const uint8_t *params, size_t params_len) {
+static int fido2_present(ts_protector_request *req, const uint8_t *params, size_t params_len)
+{
 	char paths[FIDO2_MAX_CANDIDATES][256];
 	ts_params *pp = NULL;
 	fido_dev_t *dev = NULL;

@@ -9,6 +9,7 @@
 
 #include "tokenseal.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "protectors/helper_wire.h"
 
 int ts_wire_encode(const ts_wire_field *fields, size_t n, uint8_t **ret, size_t *ret_len)
@@ -23,17 +24,11 @@ int ts_wire_encode(const ts_wire_field *fields, size_t n, uint8_t **ret, size_t 
 	}
 	if ((frame = ts_secure_alloc(4 + body)) == NULL)
 		return -TS_E_NOMEM;
-	frame[0] = (uint8_t)(body >> 24);
-	frame[1] = (uint8_t)(body >> 16);
-	frame[2] = (uint8_t)(body >> 8);
-	frame[3] = (uint8_t)body;
+	ts_put_be32(frame, (uint32_t)body);
 	for (size_t i = 0; i < n; i++) {
 		size_t l = fields[i].len;
 		frame[off] = fields[i].tag;
-		frame[off + 1] = (uint8_t)(l >> 24);
-		frame[off + 2] = (uint8_t)(l >> 16);
-		frame[off + 3] = (uint8_t)(l >> 8);
-		frame[off + 4] = (uint8_t)l;
+		ts_put_be32(frame + off + 1, (uint32_t)l);
 		if (l)
 			memcpy(frame + off + 5, fields[i].data, l);
 		off += 5 + l;
@@ -118,21 +113,13 @@ int ts_wire_write(int fd, const uint8_t *frame, size_t len)
 	return 0;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int read_exact(int fd, uint8_t *p, size_t n, int64_t deadline)
 {
 	while (n > 0) {
 		ssize_t got;
 		if (deadline >= 0) {
 			struct pollfd pfd = { .fd = fd, .events = POLLIN };
-			int64_t left = deadline - now_ms();
+			int64_t left = deadline - (int64_t)ts_mono_ms();
 			int r;
 			if (left <= 0)
 				return -TS_E_TIMEOUT;
@@ -157,7 +144,7 @@ static int read_exact(int fd, uint8_t *p, size_t n, int64_t deadline)
 
 int ts_wire_read(int fd, int timeout_ms, uint8_t **ret, size_t *ret_len)
 {
-	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	int64_t deadline = timeout_ms < 0 ? -1 : (int64_t)ts_mono_ms() + timeout_ms;
 	uint8_t hdr[4];
 	uint32_t len;
 	uint8_t *body;

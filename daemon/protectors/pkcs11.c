@@ -75,11 +75,13 @@ typedef struct p11_rec {
 	unsigned bits;
 } p11_rec;
 
-static const char *p11_hash_name(int hash) {
+static const char *p11_hash_name(int hash)
+{
 	return hash == P11_SHA256 ? "sha256" : "sha1";
 }
 
-static void p11_trim_label(char out[33], const CK_UTF8CHAR in[32]) {
+static void p11_trim_label(char out[33], const CK_UTF8CHAR in[32])
+{
 	size_t n = p11_kit_space_strlen(in, 32);
 
 	memcpy(out, in, n);
@@ -92,7 +94,8 @@ static void p11_trim_label(char out[33], const CK_UTF8CHAR in[32]) {
 
 /* ---- modules, tokens, sessions ------------------------------------------ */
 
-static void p11_close(p11_ctx *c) {
+static void p11_close(p11_ctx *c)
+{
 	if (c->fn && c->logged_in)
 		c->fn->C_Logout(c->session);
 	if (c->fn && c->open)
@@ -106,12 +109,14 @@ static void p11_close(p11_ctx *c) {
 	memset(c, 0, sizeof(*c));
 }
 
-static CK_FUNCTION_LIST **p11_list(p11_ctx *c) {
+static CK_FUNCTION_LIST **p11_list(p11_ctx *c)
+{
 	return c->modules ? c->modules : c->single;
 }
 
 /* Load the configured module, or every module registered with p11-kit. */
-static int p11_load(ts_protector_request *req, p11_ctx *c) {
+static int p11_load(ts_protector_request *req, p11_ctx *c)
+{
 	const char *path = req->config ? req->config->pkcs11_module : NULL;
 	CK_RV rv;
 
@@ -133,7 +138,8 @@ static int p11_load(ts_protector_request *req, p11_ctx *c) {
 	return 0;
 }
 
-static int p11_module_matches(CK_FUNCTION_LIST *m, P11KitUri *uri) {
+static int p11_module_matches(CK_FUNCTION_LIST *m, P11KitUri *uri)
+{
 	const char *want;
 	char *have;
 	CK_INFO info;
@@ -155,7 +161,8 @@ static int p11_module_matches(CK_FUNCTION_LIST *m, P11KitUri *uri) {
 }
 
 /* The label the URI asks for, for "token 'x' not found" messages. */
-static void p11_uri_label(P11KitUri *uri, char out[33]) {
+static void p11_uri_label(P11KitUri *uri, char out[33])
+{
 	CK_TOKEN_INFO *ti = p11_kit_uri_get_token_info(uri);
 
 	CK_UTF8CHAR raw[32];
@@ -183,7 +190,8 @@ static void p11_uri_label(P11KitUri *uri, char out[33]) {
  * object; no session is kept, and the result is 0.
  */
 static int p11_scan_tokens(ts_protector_request *req, p11_ctx *c, P11KitUri *uri,
-                           int (*has_obj)(p11_ctx *, P11KitUri *), int *ret_tokens, int *ret_with_obj) {
+                           int (*has_obj)(p11_ctx *, P11KitUri *), int *ret_tokens, int *ret_with_obj)
+{
 	CK_FUNCTION_LIST **m;
 	CK_SLOT_ID want_slot = p11_kit_uri_get_slot_id(uri);
 	char want[33], seen[33] = "";
@@ -240,12 +248,14 @@ static int p11_scan_tokens(ts_protector_request *req, p11_ctx *c, P11KitUri *uri
 }
 
 /* An empty PIN is no PIN: a prompt answered with Enter must not cost a retry. */
-static int p11_have_pin(const ts_protector_request *req) {
+static int p11_have_pin(const ts_protector_request *req)
+{
 	return req->pin && req->pin_len > 0;
 }
 
 /* Log in as the user. The PIN stays in the caller's secure memory. */
-static int p11_login(ts_protector_request *req, p11_ctx *c) {
+static int p11_login(ts_protector_request *req, p11_ctx *c)
+{
 	CK_TOKEN_INFO ti;
 	CK_RV rv;
 
@@ -300,7 +310,8 @@ static int p11_login(ts_protector_request *req, p11_ctx *c) {
 }
 
 /* Find one object of class cls matching the URI's object attributes (other than its class). */
-static CK_OBJECT_HANDLE p11_find(p11_ctx *c, P11KitUri *uri, CK_OBJECT_CLASS cls) {
+static CK_OBJECT_HANDLE p11_find(p11_ctx *c, P11KitUri *uri, CK_OBJECT_CLASS cls)
+{
 	CK_ATTRIBUTE tmpl[8], *a;
 	CK_ULONG n = 0, na = 0, found = 0;
 	CK_OBJECT_HANDLE obj = CK_INVALID_HANDLE;
@@ -319,7 +330,8 @@ static CK_OBJECT_HANDLE p11_find(p11_ctx *c, P11KitUri *uri, CK_OBJECT_CLASS cls
 }
 
 /* Read a (public) attribute into malloc()ed memory. */
-static int p11_get_attr(p11_ctx *c, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type, uint8_t **ret, size_t *ret_len) {
+static int p11_get_attr(p11_ctx *c, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type, uint8_t **ret, size_t *ret_len)
+{
 	CK_ATTRIBUTE a = { type, NULL, 0 };
 	uint8_t *p;
 
@@ -338,21 +350,24 @@ static int p11_get_attr(p11_ctx *c, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type
 	return 0;
 }
 
-static int p11_has_pub(p11_ctx *c, P11KitUri *uri) {
+static int p11_has_pub(p11_ctx *c, P11KitUri *uri)
+{
 	return p11_find(c, uri, CKO_PUBLIC_KEY) != CK_INVALID_HANDLE ||
 	       p11_find(c, uri, CKO_CERTIFICATE) != CK_INVALID_HANDLE;
 }
 
 /* ---- public keys ---------------------------------------------------------- */
 
-static void p11_pub_clear(p11_pub *pub) {
+static void p11_pub_clear(p11_pub *pub)
+{
 	EVP_PKEY_free(pub->pkey);
 	free(pub->id);
 	memset(pub, 0, sizeof(*pub));
 }
 
 /* Check the key is one we support and fill in alg, bits and point. */
-static int p11_pub_facts(ts_protector_request *req, p11_pub *pub) {
+static int p11_pub_facts(ts_protector_request *req, p11_pub *pub)
+{
 	char group[64];
 	size_t len = 0;
 
@@ -383,7 +398,8 @@ static int p11_pub_facts(ts_protector_request *req, p11_pub *pub) {
 }
 
 /* Build an EVP_PKEY from OpenSSL parameters (name "RSA" or "EC"). */
-static EVP_PKEY *p11_pkey_fromdata(const char *name, OSSL_PARAM *params) {
+static EVP_PKEY *p11_pkey_fromdata(const char *name, OSSL_PARAM *params)
+{
 	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, name, NULL);
 	EVP_PKEY *pkey = NULL;
 
@@ -393,7 +409,8 @@ static EVP_PKEY *p11_pkey_fromdata(const char *name, OSSL_PARAM *params) {
 	return pkey;
 }
 
-static EVP_PKEY *p11_rsa_pkey(const uint8_t *n, size_t n_len, const uint8_t *e, size_t e_len) {
+static EVP_PKEY *p11_rsa_pkey(const uint8_t *n, size_t n_len, const uint8_t *e, size_t e_len)
+{
 	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
 	OSSL_PARAM *params = NULL;
 	BIGNUM *bn = BN_bin2bn(n, (int)n_len, NULL), *be = BN_bin2bn(e, (int)e_len, NULL);
@@ -409,7 +426,8 @@ static EVP_PKEY *p11_rsa_pkey(const uint8_t *n, size_t n_len, const uint8_t *e, 
 	return pkey;
 }
 
-static EVP_PKEY *p11_ec_pkey(const uint8_t *point, size_t len) {
+static EVP_PKEY *p11_ec_pkey(const uint8_t *point, size_t len)
+{
 	OSSL_PARAM params[] = {
 		OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)(uintptr_t)"prime256v1", 0),
 		OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)(uintptr_t)point, len),
@@ -422,7 +440,8 @@ static EVP_PKEY *p11_ec_pkey(const uint8_t *point, size_t len) {
  * CKA_EC_POINT is a DER OCTET STRING holding the point (PKCS#11 2.40), but
  * some modules return the raw point. Accept exactly those two shapes.
  */
-static int p11_ec_point(const uint8_t *b, size_t len, const uint8_t **ret, size_t *ret_len) {
+static int p11_ec_point(const uint8_t *b, size_t len, const uint8_t **ret, size_t *ret_len)
+{
 	if (len == P11_POINT_BYTES && b[0] == 0x04) {
 		*ret = b;
 		*ret_len = len;
@@ -436,7 +455,8 @@ static int p11_ec_point(const uint8_t *b, size_t len, const uint8_t **ret, size_
 	return -TS_E_NOT_SUPPORTED;
 }
 
-static EVP_PKEY *p11_cert_pkey(const uint8_t *der, size_t len) {
+static EVP_PKEY *p11_cert_pkey(const uint8_t *der, size_t len)
+{
 	const unsigned char *p = der;
 	X509 *x = d2i_X509(NULL, &p, (long)len);
 	EVP_PKEY *pkey = NULL;
@@ -448,7 +468,8 @@ static EVP_PKEY *p11_cert_pkey(const uint8_t *der, size_t len) {
 }
 
 /* Public key from a CKO_PUBLIC_KEY object, else from a certificate, matching the URI. */
-static int p11_pub_from_token(ts_protector_request *req, p11_ctx *c, P11KitUri *uri, p11_pub *pub) {
+static int p11_pub_from_token(ts_protector_request *req, p11_ctx *c, P11KitUri *uri, p11_pub *pub)
+{
 	CK_OBJECT_HANDLE obj;
 	CK_KEY_TYPE kt = 0;
 	CK_ATTRIBUTE a = { CKA_KEY_TYPE, &kt, sizeof(kt) };
@@ -504,7 +525,8 @@ out:
 	return r;
 }
 
-static int p11_pub_from_pem(ts_protector_request *req, const char *pem, p11_pub *pub) {
+static int p11_pub_from_pem(ts_protector_request *req, const char *pem, p11_pub *pub)
+{
 	size_t len = strnlen(pem, P11_PEM_MAX + 1);
 	BIO *bio;
 	X509 *x;
@@ -528,7 +550,8 @@ static int p11_pub_from_pem(ts_protector_request *req, const char *pem, p11_pub 
 /* ---- RSA-OAEP ------------------------------------------------------------- */
 
 /* Encrypt the KEK to the public key, in software. ct gets bits/8 bytes. */
-static int p11_rsa_seal(const p11_pub *pub, int hash, const uint8_t *kek, ts_buf *ct) {
+static int p11_rsa_seal(const p11_pub *pub, int hash, const uint8_t *kek, ts_buf *ct)
+{
 	const EVP_MD *md = hash == P11_SHA256 ? EVP_sha256() : EVP_sha1();
 	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pub->pkey, NULL);
 	size_t len = pub->bits / 8;
@@ -564,7 +587,8 @@ static int p11_mech_offered(p11_ctx *c, CK_MECHANISM_TYPE mech, CK_FLAGS flag)
  * would be stored and never unlock. 0, -TS_E_NOT_SUPPORTED, or -TS_E_FAILED
  * when the token does not say.
  */
-static int p11_mech_usable(ts_protector_request *req, p11_ctx *c, int alg) {
+static int p11_mech_usable(ts_protector_request *req, p11_ctx *c, int alg)
+{
 	CK_MECHANISM_TYPE mech = alg == P11_ALG_EC ? CKM_ECDH1_DERIVE : CKM_RSA_PKCS_OAEP;
 	const char *name = alg == P11_ALG_EC ? "CKM_ECDH1_DERIVE" : "CKM_RSA_PKCS_OAEP";
 	int r = p11_mech_offered(c, mech, alg == P11_ALG_EC ? CKF_DERIVE : CKF_DECRYPT);
@@ -583,7 +607,8 @@ static int p11_mech_usable(ts_protector_request *req, p11_ctx *c, int alg) {
  * down the OAEP hash (SoftHSM2 2.6 takes SHA-1 only), so enroll can retry.
  */
 static int p11_rsa_unseal(ts_protector_request *req, p11_ctx *c, CK_OBJECT_HANDLE key, const p11_rec *rec,
-                          uint8_t *kek, int *param_rejected) {
+                          uint8_t *kek, int *param_rejected)
+{
 	CK_RSA_PKCS_OAEP_PARAMS oaep = {
 		.hashAlg = rec->hash == P11_SHA256 ? CKM_SHA256 : CKM_SHA_1,
 		.mgf = rec->hash == P11_SHA256 ? CKG_MGF1_SHA256 : CKG_MGF1_SHA1,
@@ -644,7 +669,8 @@ out:
 /* ---- ECDH P-256 ----------------------------------------------------------- */
 
 /* KEK = BLAKE2b-256 keyed with the label, over shared secret ‖ ephemeral point ‖ token point. */
-static void p11_ecdh_kdf(const uint8_t *shared, const uint8_t *epk, const uint8_t *tpk, uint8_t *kek) {
+static void p11_ecdh_kdf(const uint8_t *shared, const uint8_t *epk, const uint8_t *tpk, uint8_t *kek)
+{
 	crypto_generichash_state st;
 
 	crypto_generichash_init(&st, (const uint8_t *)P11_KDF_LABEL, strlen(P11_KDF_LABEL), TS_KEY_BYTES);
@@ -660,7 +686,8 @@ static void p11_ecdh_kdf(const uint8_t *shared, const uint8_t *epk, const uint8_
  * token's public key, KDF. Only the ephemeral public point survives (OpenSSL
  * clears the private scalar when the key is freed).
  */
-static int p11_ecdh_seal(const p11_pub *pub, uint8_t *epk, uint8_t *kek) {
+static int p11_ecdh_seal(const p11_pub *pub, uint8_t *epk, uint8_t *kek)
+{
 	EVP_PKEY *eph = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	EVP_PKEY_CTX *ctx = NULL;
 	uint8_t *shared = ts_secure_alloc(P11_SHARED_BYTES);
@@ -690,7 +717,8 @@ out:
 }
 
 /* Does the token's public key for the URI have point tpk? 1 yes, 0 no, -1 no public key object to tell. */
-static int p11_ec_same_key(p11_ctx *c, P11KitUri *uri, const uint8_t *tpk) {
+static int p11_ec_same_key(p11_ctx *c, P11KitUri *uri, const uint8_t *tpk)
+{
 	CK_OBJECT_HANDLE obj = p11_find(c, uri, CKO_PUBLIC_KEY);
 	uint8_t *v = NULL;
 	size_t len = 0, pt_len;
@@ -707,7 +735,8 @@ static int p11_ec_same_key(p11_ctx *c, P11KitUri *uri, const uint8_t *tpk) {
 
 /* Token side: C_DeriveKey(CKM_ECDH1_DERIVE, CKD_NULL) into a session object, read it, destroy it. */
 static int p11_ecdh_unseal(ts_protector_request *req, p11_ctx *c, P11KitUri *uri, CK_OBJECT_HANDLE key,
-                           const p11_rec *rec, uint8_t *kek) {
+                           const p11_rec *rec, uint8_t *kek)
+{
 	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
 	CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
 	CK_BBOOL no = CK_FALSE, yes = CK_TRUE;
@@ -782,7 +811,8 @@ out:
  * silently dropped, since it would already have travelled in a D-Bus string;
  * pin-source is dropped (the PIN comes from the caller's fd).
  */
-static int p11_uri_parse(ts_protector_request *req, const char *text, P11KitUri **ret) {
+static int p11_uri_parse(ts_protector_request *req, const char *text, P11KitUri **ret)
+{
 	P11KitUri *uri;
 	int pr;
 
@@ -807,7 +837,8 @@ static int p11_uri_parse(ts_protector_request *req, const char *text, P11KitUri 
 	return 0;
 }
 
-static int p11_uri_names_key(P11KitUri *uri) {
+static int p11_uri_names_key(P11KitUri *uri)
+{
 	return p11_kit_uri_get_attribute(uri, CKA_ID) || p11_kit_uri_get_attribute(uri, CKA_LABEL);
 }
 
@@ -818,7 +849,8 @@ static int p11_uri_names_key(P11KitUri *uri) {
  * spend that card's retries). serial is NULL for an offline enrollment.
  */
 static int p11_uri_complete(P11KitUri *uri, const char *label, const CK_UTF8CHAR *serial, const uint8_t *id,
-                            size_t id_len) {
+                            size_t id_len)
+{
 	CK_TOKEN_INFO *ti = p11_kit_uri_get_token_info(uri);
 	CK_ATTRIBUTE a = { CKA_ID, (void *)(uintptr_t)id, id_len };
 
@@ -834,7 +866,8 @@ static int p11_uri_complete(P11KitUri *uri, const char *label, const CK_UTF8CHAR
 }
 
 /* Decode and check hostile params bytes. rec points into *ret_p. */
-static int p11_rec_decode(const uint8_t *b, size_t len, ts_params **ret_p, p11_rec *rec) {
+static int p11_rec_decode(const uint8_t *b, size_t len, ts_params **ret_p, p11_rec *rec)
+{
 	ts_params *p = NULL;
 	const char *alg, *hash;
 	uint64_t v, bits;
@@ -884,7 +917,8 @@ out:
  * key the URI names and recover the KEK with it.
  */
 static int p11_unseal(ts_protector_request *req, p11_ctx *c, P11KitUri *uri, const p11_rec *rec, uint8_t *kek,
-                      int *param_rejected) {
+                      int *param_rejected)
+{
 	CK_OBJECT_HANDLE key = p11_find(c, uri, CKO_PRIVATE_KEY);
 
 	CK_KEY_TYPE kt, want = rec->alg == P11_ALG_RSA ? CKK_RSA : CKK_EC;
@@ -903,7 +937,8 @@ static int p11_unseal(ts_protector_request *req, p11_ctx *c, P11KitUri *uri, con
 
 /* ---- ops ------------------------------------------------------------------ */
 
-static int p11_hex(char *out, size_t cap, const uint8_t *b, size_t len) {
+static int p11_hex(char *out, size_t cap, const uint8_t *b, size_t len)
+{
 	if (cap < 2 * len + 1)
 		return -TS_E_LIMIT;
 	sodium_bin2hex(out, cap, b, len);
@@ -912,7 +947,8 @@ static int p11_hex(char *out, size_t cap, const uint8_t *b, size_t len) {
 
 /* Seal a fresh KEK to pub and write the params record (everything but the check). */
 static int p11_seal(const p11_pub *pub, int hash, const char *uri_text, const char *token, uint8_t *kek,
-                    ts_buf *out) {
+                    ts_buf *out)
+{
 	ts_params *p = NULL;
 	ts_buf ct = { 0 };
 	uint8_t epk[P11_POINT_BYTES];
@@ -953,7 +989,8 @@ out:
  * p11_rsa_unseal.
  */
 static int p11_check(ts_protector_request *req, p11_ctx *c, P11KitUri *uri, const ts_buf *params, const uint8_t *kek,
-                     int *param_rejected) {
+                     int *param_rejected)
+{
 	ts_params *p = NULL;
 	p11_rec rec;
 	uint8_t *again = ts_secure_alloc(TS_KEY_BYTES);
@@ -982,7 +1019,8 @@ out:
  * no token gets the PIN: a wrong one would cost a retry of a card that was
  * never meant.
  */
-static int p11_open_for_login(ts_protector_request *req, p11_ctx *c, P11KitUri *uri, int need_key) {
+static int p11_open_for_login(ts_protector_request *req, p11_ctx *c, P11KitUri *uri, int need_key)
+{
 	char want[33];
 	int tokens, with_key;
 
@@ -997,7 +1035,8 @@ static int p11_open_for_login(ts_protector_request *req, p11_ctx *c, P11KitUri *
 }
 
 static int p11_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_params, char *ret_desc, char *secret_out,
-                      size_t secret_out_cap, size_t *secret_out_len) {
+                      size_t secret_out_cap, size_t *secret_out_len)
+{
 	const char *pem = ts_protector_option(req, "public-key");
 	const char *hash_opt = ts_protector_option(req, "oaep-hash");
 	P11KitUri *uri = NULL;
@@ -1122,7 +1161,8 @@ out:
 	return r;
 }
 
-static int p11_unlock(ts_protector_request *req, const uint8_t *params, size_t params_len, uint8_t *kek) {
+static int p11_unlock(ts_protector_request *req, const uint8_t *params, size_t params_len, uint8_t *kek)
+{
 	ts_params *p = NULL;
 	p11_rec rec;
 	P11KitUri *uri = NULL;
@@ -1148,7 +1188,8 @@ out:
 }
 
 static int p11_describe(const uint8_t *params, size_t params_len, int (*add)(void *ud, const char *key, const char *value),
-                        void *ud) {
+                        void *ud)
+{
 	ts_params *p = NULL;
 	p11_rec rec;
 	char idhex[2 * 128 + 1] = "", alg[48];
@@ -1170,7 +1211,8 @@ out:
 	return r;
 }
 
-static int p11_needs_secret(const uint8_t *params, size_t params_len) {
+static int p11_needs_secret(const uint8_t *params, size_t params_len)
+{
 	return 1;
 }
 
@@ -1179,7 +1221,8 @@ static int p11_needs_secret(const uint8_t *params, size_t params_len) {
  * time (SoftHSM2 and many smartcard modules only rescan at C_Initialize),
  * opens no login and asks for no PIN: autolock polls this.
  */
-static int p11_present(ts_protector_request *req, const uint8_t *params, size_t params_len) {
+static int p11_present(ts_protector_request *req, const uint8_t *params, size_t params_len)
+{
 	ts_params *p = NULL;
 	p11_rec rec;
 	P11KitUri *uri = NULL;

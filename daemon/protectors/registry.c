@@ -14,7 +14,8 @@ extern const ts_protector_ops ts_protector_fido2 __attribute__((weak));
 extern const ts_protector_ops ts_protector_tpm2 __attribute__((weak));
 extern const ts_protector_ops ts_protector_pkcs11 __attribute__((weak));
 
-const ts_protector_ops *const *ts_protector_all(void) {
+const ts_protector_ops *const *ts_protector_all(void)
+{
 	static const ts_protector_ops *all[5];
 	size_t n = 0;
 
@@ -32,7 +33,8 @@ const ts_protector_ops *const *ts_protector_all(void) {
 	return all;
 }
 
-const ts_protector_ops *ts_protector_lookup(const char *type) {
+const ts_protector_ops *ts_protector_lookup(const char *type)
+{
 	const ts_protector_ops *const *p;
 
 	if (!type)
@@ -44,7 +46,8 @@ const ts_protector_ops *ts_protector_lookup(const char *type) {
 }
 
 void ts_protector_request_init(ts_protector_request *req, const ts_config *config, const char *vault_name,
-                               const uint8_t *vault_id, char *err, size_t err_len) {
+                               const uint8_t *vault_id, char *err, size_t err_len)
+{
 	*req = (ts_protector_request){
 		.config = config,
 		.vault_name = vault_name,
@@ -56,7 +59,8 @@ void ts_protector_request_init(ts_protector_request *req, const ts_config *confi
 		err[0] = '\0';
 }
 
-const char *ts_protector_option(const ts_protector_request *req, const char *key) {
+const char *ts_protector_option(const ts_protector_request *req, const char *key)
+{
 	for (size_t i = 0; i < req->n_options; i++)
 		if (strcmp(req->options[i].key, key) == 0)
 			return req->options[i].value;
@@ -91,7 +95,8 @@ static const struct {
 	{ "pkcs11-module", "tokensealed --pkcs11-module" },
 };
 
-int ts_protector_check_options(const char *type, const ts_kv *options, size_t n_options, char *err, size_t err_len) {
+int ts_protector_check_options(const char *type, const ts_kv *options, size_t n_options, char *err, size_t err_len)
+{
 	size_t t, i, j, k;
 
 	for (t = 0; t < sizeof(known_options) / sizeof(known_options[0]); t++)
@@ -133,7 +138,8 @@ int ts_protector_check_options(const char *type, const ts_kv *options, size_t n_
 	return 0;
 }
 
-int ts_protector_fail(const ts_protector_request *req, int code, const char *fmt, ...) {
+int ts_protector_fail(const ts_protector_request *req, int code, const char *fmt, ...)
+{
 	va_list ap;
 
 	if (req->err && req->err_len > 0) {

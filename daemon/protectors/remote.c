@@ -32,6 +32,7 @@
 #include <sodium.h>
 
 #include "core/blob.h"
+#include "core/clock.h"
 #include "core/vault.h"
 #include "protectors/helper_spawn.h"
 #include "protectors/helper_wire.h"
@@ -398,17 +399,9 @@ static struct { pid_t pid; uint64_t deadline_ms; int killed; } reaping[REAP_MAX]
 static size_t n_reaping;
 static sd_event_source *reap_timer;
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void reap_some(void)
 {
-	uint64_t now = mono_ms();
+	uint64_t now = ts_mono_ms();
 	int status;
 
 	for (size_t i = 0; i < n_reaping;) {
@@ -459,7 +452,7 @@ static void reap_later_as(pid_t pid, int killed)
 		return;
 	}
 	reaping[n_reaping].pid = pid;
-	reaping[n_reaping].deadline_ms = mono_ms() + REAP_GRACE_MS;
+	reaping[n_reaping].deadline_ms = ts_mono_ms() + REAP_GRACE_MS;
 	reaping[n_reaping].killed = killed;
 	n_reaping++;
 	if (!reap_timer) {
@@ -642,8 +635,7 @@ static int build(fields *q, uint8_t op, const char *type, const ts_protector_req
 			put_str(q, TS_WIRE_TCTI, cf->tpm2_tcti);
 			put_str(q, TS_WIRE_FIDO2_DEVICE, cf->fido2_device);
 			put_str(q, TS_WIRE_PKCS11_MODULE, cf->pkcs11_module);
-			q->timeout[0] = (uint8_t)(t >> 24), q->timeout[1] = (uint8_t)(t >> 16);
-			q->timeout[2] = (uint8_t)(t >> 8), q->timeout[3] = (uint8_t)t;
+			ts_put_be32(q->timeout, t);
 			put(q, TS_WIRE_FIDO2_TIMEOUT, q->timeout, 4);
 			if (cf->test_devices)
 				put(q, TS_WIRE_TEST_DEVICES, &test_devices_on, 1);
@@ -887,7 +879,7 @@ static struct {
 
 static int failed_recently(const uint8_t hash[crypto_generichash_BYTES])
 {
-	uint64_t now = mono_ms();
+	uint64_t now = ts_mono_ms();
 
 	for (size_t i = 0; i < FAILED_MAX; i++)
 		if (failed[i].until_ms > now && memcmp(failed[i].hash, hash, crypto_generichash_BYTES) == 0)
@@ -897,7 +889,7 @@ static int failed_recently(const uint8_t hash[crypto_generichash_BYTES])
 
 static void failed_note(const uint8_t hash[crypto_generichash_BYTES])
 {
-	uint64_t now = mono_ms();
+	uint64_t now = ts_mono_ms();
 	size_t slot = randombytes_uniform(FAILED_MAX);
 
 	for (size_t i = 0; i < FAILED_MAX; i++)
@@ -1378,11 +1370,11 @@ static void prefetch_stop(void)
 
 int ts_remote_describe_wait(uint64_t timeout_usec)
 {
-	uint64_t until = mono_ms() + timeout_usec / 1000;
+	uint64_t until = ts_mono_ms() + timeout_usec / 1000;
 
 	for (;;) {
 		int busy = n_prefetch > 0, r, state;
-		uint64_t now = mono_ms();
+		uint64_t now = ts_mono_ms();
 
 		for (size_t i = 0; i < PREFETCH_PARALLEL; i++)
 			busy |= prefetch_running[i] != NULL;

@@ -102,7 +102,8 @@ typedef struct tpm2_ctx {
  * without the TSS layer, so AUTH_FAIL on session 1 compares equal to
  * TPM2_RC_AUTH_FAIL. Codes of other TSS layers are returned as they are.
  */
-static TSS2_RC tpm2_rc_base(TSS2_RC rc) {
+static TSS2_RC tpm2_rc_base(TSS2_RC rc)
+{
 	TSS2_RC layer = rc & TSS2_RC_LAYER_MASK;
 
 	if (layer != TSS2_TPM_RC_LAYER && layer != TSS2_RESMGR_TPM_RC_LAYER)
@@ -113,12 +114,14 @@ static TSS2_RC tpm2_rc_base(TSS2_RC rc) {
 	return rc & 0xfff;
 }
 
-static int tpm2_rc_is_tcti(TSS2_RC rc) {
+static int tpm2_rc_is_tcti(TSS2_RC rc)
+{
 	return (rc & TSS2_RC_LAYER_MASK) == TSS2_TCTI_RC_LAYER;
 }
 
 /* Any failure without a more precise meaning: the TCTI lost the TPM, or the TPM said no. */
-static int tpm2_fail_rc(tpm2_ctx *c, ts_protector_request *req, TSS2_RC rc, const char *what) {
+static int tpm2_fail_rc(tpm2_ctx *c, ts_protector_request *req, TSS2_RC rc, const char *what)
+{
 	if (tpm2_rc_is_tcti(rc))
 		return ts_protector_fail(req, -TS_E_TOKEN_ABSENT,
 		                         "TPM not reachable at %s (%s failed: %s)", c->tcti_conf, what,
@@ -126,7 +129,8 @@ static int tpm2_fail_rc(tpm2_ctx *c, ts_protector_request *req, TSS2_RC rc, cons
 	return ts_protector_fail(req, -TS_E_FAILED, "TPM %s failed: %s", what, Tss2_RC_Decode(rc));
 }
 
-static void tpm2_flush(ESYS_CONTEXT *esys, ESYS_TR *tr) {
+static void tpm2_flush(ESYS_CONTEXT *esys, ESYS_TR *tr)
+{
 	if (*tr == ESYS_TR_NONE)
 		return;
 	/* If the TPM is gone the flush fails; still free ESAPI's record of it. */
@@ -136,7 +140,8 @@ static void tpm2_flush(ESYS_CONTEXT *esys, ESYS_TR *tr) {
 }
 
 /* Flush every transient handle and session, forget the persistent ones, disconnect. */
-static void tpm2_close(tpm2_ctx *c) {
+static void tpm2_close(tpm2_ctx *c)
+{
 	if (c->esys) {
 		tpm2_flush(c->esys, &c->object);
 		tpm2_flush(c->esys, &c->policy);
@@ -155,7 +160,8 @@ static void tpm2_close(tpm2_ctx *c) {
 		Tss2_TctiLdr_Finalize(&c->tcti);
 }
 
-static int tpm2_open(tpm2_ctx *c, ts_protector_request *req) {
+static int tpm2_open(tpm2_ctx *c, ts_protector_request *req)
+{
 	TSS2_RC rc;
 
 	c->tcti_conf = req->config && req->config->tpm2_tcti && req->config->tpm2_tcti[0]
@@ -171,7 +177,8 @@ static int tpm2_open(tpm2_ctx *c, ts_protector_request *req) {
 
 /* One TPM property (TPM2_PT_*); 0 when the TPM does not report it. */
 static int tpm2_get_properties(tpm2_ctx *c, TPM2_PT first, uint32_t n, const TPM2_PT *want,
-                               uint32_t *ret, size_t n_want) {
+                               uint32_t *ret, size_t n_want)
+{
 	TPMS_CAPABILITY_DATA *cap = NULL;
 	TPMI_YES_NO more;
 	TSS2_RC rc;
@@ -195,7 +202,8 @@ typedef struct tpm2_da {
 	uint32_t counter, max, interval, recovery;
 } tpm2_da;
 
-static int tpm2_da_read(tpm2_ctx *c, tpm2_da *da) {
+static int tpm2_da_read(tpm2_ctx *c, tpm2_da *da)
+{
 	static const TPM2_PT want[] = { TPM2_PT_LOCKOUT_COUNTER, TPM2_PT_MAX_AUTH_FAIL,
 	                                TPM2_PT_LOCKOUT_INTERVAL, TPM2_PT_LOCKOUT_RECOVERY };
 	uint32_t v[4];
@@ -207,7 +215,8 @@ static int tpm2_da_read(tpm2_ctx *c, tpm2_da *da) {
 }
 
 /* "IBM", "INTC", "NTC", ... for descriptions; "" if unknown. */
-static void tpm2_manufacturer(tpm2_ctx *c, char out[5]) {
+static void tpm2_manufacturer(tpm2_ctx *c, char out[5])
+{
 	static const TPM2_PT want[] = { TPM2_PT_MANUFACTURER };
 	uint32_t v;
 	size_t n = 0;
@@ -226,7 +235,8 @@ static void tpm2_manufacturer(tpm2_ctx *c, char out[5]) {
 /* ---- PCR selections: "sha256:0,2,7" <-> bank + mask --------------------- */
 
 /* Parse (hostile) text; "none" or "" is no binding. 0 or -1. */
-static int tpm2_pcrs_parse(const char *s, tpm2_pcrsel *ret) {
+static int tpm2_pcrs_parse(const char *s, tpm2_pcrsel *ret)
+{
 	const char *colon, *p;
 	size_t blen;
 
@@ -262,7 +272,8 @@ static int tpm2_pcrs_parse(const char *s, tpm2_pcrsel *ret) {
 }
 
 /* Canonical text: bank, then the PCRs in increasing order. */
-static void tpm2_pcrs_format(const tpm2_pcrsel *sel, char *out, size_t cap) {
+static void tpm2_pcrs_format(const tpm2_pcrsel *sel, char *out, size_t cap)
+{
 	size_t n;
 
 	if (!sel->mask) {
@@ -275,7 +286,8 @@ static void tpm2_pcrs_format(const tpm2_pcrsel *sel, char *out, size_t cap) {
 			n += (size_t)snprintf(out + n, cap - n, "%s%u", out[n - 1] == ':' ? "" : ",", i);
 }
 
-static void tpm2_pcrs_tpml(const tpm2_pcrsel *sel, TPML_PCR_SELECTION *l) {
+static void tpm2_pcrs_tpml(const tpm2_pcrsel *sel, TPML_PCR_SELECTION *l)
+{
 	memset(l, 0, sizeof(*l));
 	l->count = 1;
 	l->pcrSelections[0].hash = sel->bank->alg;
@@ -287,7 +299,8 @@ static void tpm2_pcrs_tpml(const tpm2_pcrsel *sel, TPML_PCR_SELECTION *l) {
 
 /* Refuse, at enroll, a bank this TPM does not keep (its policy could never be met). */
 static int tpm2_pcrs_check_active(tpm2_ctx *c, ts_protector_request *req, const tpm2_pcrsel *sel,
-                                  const char *text) {
+                                  const char *text)
+{
 	TPMS_CAPABILITY_DATA *cap = NULL;
 	TPMI_YES_NO more;
 	TSS2_RC rc;
@@ -336,7 +349,8 @@ static const TPM2B_PUBLIC tpm2_srk_template = {
 	},
 };
 
-static int tpm2_srk_present(tpm2_ctx *c, ts_protector_request *req, int *ret) {
+static int tpm2_srk_present(tpm2_ctx *c, ts_protector_request *req, int *ret)
+{
 	TPMS_CAPABILITY_DATA *cap = NULL;
 	TPMI_YES_NO more;
 	TSS2_RC rc;
@@ -354,7 +368,8 @@ static int tpm2_srk_present(tpm2_ctx *c, ts_protector_request *req, int *ret) {
  * Make c->primary usable: parent TPM2_SRK_HANDLE uses the persistent key
  * (which must be a storage key), parent 0 creates the template primary.
  */
-static int tpm2_primary(tpm2_ctx *c, ts_protector_request *req, uint32_t parent) {
+static int tpm2_primary(tpm2_ctx *c, ts_protector_request *req, uint32_t parent)
+{
 	TPM2B_PUBLIC *pub = NULL;
 	TPM2B_NAME *name = NULL, *qname = NULL;
 	TPM2B_CREATION_DATA *cdata = NULL;
@@ -436,7 +451,8 @@ out:
  * and to the TPM that holds the primary's private key, and it encrypts the
  * first parameter of commands/responses (AES-128-CFB).
  */
-static int tpm2_session(tpm2_ctx *c, ts_protector_request *req, TPM2_SE type, ESYS_TR *ret) {
+static int tpm2_session(tpm2_ctx *c, ts_protector_request *req, TPM2_SE type, ESYS_TR *ret)
+{
 	static const TPMT_SYM_DEF aes = { .algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB };
 	TSS2_RC rc;
 
@@ -449,7 +465,8 @@ static int tpm2_session(tpm2_ctx *c, ts_protector_request *req, TPM2_SE type, ES
 	return 0;
 }
 
-static int tpm2_session_attrs(tpm2_ctx *c, ts_protector_request *req, ESYS_TR s, TPMA_SESSION attrs) {
+static int tpm2_session_attrs(tpm2_ctx *c, ts_protector_request *req, ESYS_TR s, TPMA_SESSION attrs)
+{
 	TSS2_RC rc = Esys_TRSess_SetAttributes(c->esys, s, attrs | TPMA_SESSION_CONTINUESESSION, 0xff);
 
 	return rc == TSS2_RC_SUCCESS ? 0 : tpm2_fail_rc(c, req, rc, "setting session attributes");
@@ -457,7 +474,8 @@ static int tpm2_session_attrs(tpm2_ctx *c, ts_protector_request *req, ESYS_TR s,
 
 /* Run the object's policy in session s; *ret_digest is the session's policy digest (Esys_Free it). */
 static int tpm2_policy_run(tpm2_ctx *c, ts_protector_request *req, ESYS_TR s, const tpm2_pcrsel *sel,
-                           int pin, const char *pcrs_text, TPM2B_DIGEST **ret_digest) {
+                           int pin, const char *pcrs_text, TPM2B_DIGEST **ret_digest)
+{
 	TPML_PCR_SELECTION l;
 	/* An empty pcrDigest: the TPM takes the current values of the selected PCRs. */
 	TPM2B_DIGEST current = { 0 };
@@ -486,7 +504,8 @@ static int tpm2_policy_run(tpm2_ctx *c, ts_protector_request *req, ESYS_TR s, co
  * Unseal that is where the KEK was decrypted. A harmless command with a
  * larger response overwrites it.
  */
-static void tpm2_scrub_response(tpm2_ctx *c) {
+static void tpm2_scrub_response(tpm2_ctx *c)
+{
 	TPM2B_DIGEST *rnd = NULL;
 
 	if (Esys_GetRandom(c->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, sizeof(TPMU_HA), &rnd) == TSS2_RC_SUCCESS)
@@ -494,7 +513,8 @@ static void tpm2_scrub_response(tpm2_ctx *c) {
 }
 
 /* Forget the authValue ESAPI copied into its record of the object (plain heap). */
-static void tpm2_forget_auth(tpm2_ctx *c) {
+static void tpm2_forget_auth(tpm2_ctx *c)
+{
 	TPM2B_AUTH zero;
 
 	if (c->object == ESYS_TR_NONE)
@@ -505,7 +525,8 @@ static void tpm2_forget_auth(tpm2_ctx *c) {
 
 /* ---- params -------------------------------------------------------------- */
 
-static int tpm2_params_decode(const uint8_t *b, size_t len, ts_params **ret_pp, tpm2_params *p) {
+static int tpm2_params_decode(const uint8_t *b, size_t len, ts_params **ret_pp, tpm2_params *p)
+{
 	ts_params *pp = NULL;
 	const uint8_t *pub, *priv;
 	size_t pub_len, priv_len, off;
@@ -558,7 +579,8 @@ out:
 /* ---- enroll -------------------------------------------------------------- */
 
 static int tpm2_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_params, char *ret_desc,
-                       char *secret_out, size_t secret_out_cap, size_t *secret_out_len) {
+                       char *secret_out, size_t secret_out_cap, size_t *secret_out_len)
+{
 	tpm2_ctx c = TPM2_CTX_INIT;
 	tpm2_pcrsel sel;
 	const char *opt_pin = ts_protector_option(req, "pin");
@@ -698,7 +720,8 @@ out:
 /* ---- unlock -------------------------------------------------------------- */
 
 /* "retry in N s" text for a lockout, or how to clear one that never lifts by itself. */
-static void tpm2_lockout_text(const tpm2_da *da, char *out, size_t cap) {
+static void tpm2_lockout_text(const tpm2_da *da, char *out, size_t cap)
+{
 	if (da->interval == 0) {
 		snprintf(out, cap, "it does not lift by itself: the TPM owner must clear it "
 		         "(tpm2_dictionarylockout --clear-lockout)");
@@ -710,7 +733,8 @@ static void tpm2_lockout_text(const tpm2_da *da, char *out, size_t cap) {
 	         "(tpm2_dictionarylockout --clear-lockout)", (unsigned long long)wait);
 }
 
-static int tpm2_fail_unseal(tpm2_ctx *c, ts_protector_request *req, TSS2_RC rc, const tpm2_params *p) {
+static int tpm2_fail_unseal(tpm2_ctx *c, ts_protector_request *req, TSS2_RC rc, const tpm2_params *p)
+{
 	TSS2_RC b = tpm2_rc_base(rc);
 	char when[160];
 	tpm2_da da;
@@ -744,7 +768,8 @@ static int tpm2_fail_unseal(tpm2_ctx *c, ts_protector_request *req, TSS2_RC rc, 
 	return tpm2_fail_rc(c, req, rc, "unsealing the key (Unseal)");
 }
 
-static int tpm2_unlock(ts_protector_request *req, const uint8_t *params, size_t params_len, uint8_t *kek) {
+static int tpm2_unlock(ts_protector_request *req, const uint8_t *params, size_t params_len, uint8_t *kek)
+{
 	tpm2_ctx c = TPM2_CTX_INIT;
 	ts_params *pp = NULL;
 	tpm2_params p;
@@ -858,7 +883,8 @@ out:
 /* ---- describe / needs_secret --------------------------------------------- */
 
 static int tpm2_describe(const uint8_t *params, size_t len,
-                         int (*add)(void *ud, const char *key, const char *value), void *ud) {
+                         int (*add)(void *ud, const char *key, const char *value), void *ud)
+{
 	ts_params *pp = NULL;
 	tpm2_params p;
 	const char *maker;
@@ -880,7 +906,8 @@ out:
 	return r;
 }
 
-static int tpm2_needs_secret(const uint8_t *params, size_t len) {
+static int tpm2_needs_secret(const uint8_t *params, size_t len)
+{
 	ts_params *pp = NULL;
 	tpm2_params p;
 	int r;
@@ -897,7 +924,8 @@ static int tpm2_needs_secret(const uint8_t *params, size_t len) {
  * sealed object would need sessions and transient handles on every status
  * call; a TPM that is there but cleared shows at unlock instead.
  */
-static int tpm2_present(ts_protector_request *req, const uint8_t *params, size_t len) {
+static int tpm2_present(ts_protector_request *req, const uint8_t *params, size_t len)
+{
 	const char *conf = req->config && req->config->tpm2_tcti && req->config->tpm2_tcti[0]
 	                           ? req->config->tpm2_tcti : TPM2_DEFAULT_TCTI;
 	TSS2_TCTI_CONTEXT *tcti = NULL;

@@ -229,9 +229,7 @@ out:
 	nv_close(&c);
 	if (r < 0)
 		return r;
-	for (int i = 0; i < 4; i++)
-		out[i] = (uint8_t)(handle >> (24 - 8 * i));
-	for (int i = 0; i < 8; i++)
-		out[4 + i] = (uint8_t)(value >> (56 - 8 * i));
+	ts_put_be32(out, handle);
+	ts_put_be64(out + 4, value);
 	return 0;
 }

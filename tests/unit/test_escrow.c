@@ -112,10 +112,10 @@ static void fingerprint_is_blake2b_prefix_in_hex_groups(void **state)
 	size_t i, o = 0;
 
 	assert_int_equal(ts_escrow_keygen(pub, sec), 0);
-	ts_escrow_fingerprint(pub, fp);
+	ts_escrow_key_fingerprint(pub, TS_ESCROW_PUBLIC_BYTES, fp);
 	crypto_generichash(h, 32, pub, 32, NULL, 0);
 	assert_memory_equal(fp, h, 16);
-	ts_escrow_fingerprint_text(pub, text);
+	ts_escrow_key_fingerprint_text(pub, TS_ESCROW_PUBLIC_BYTES, text);
 	assert_int_equal(strlen(text), 39);
 	sodium_bin2hex(hex, sizeof(hex), h, 16);
 	for (i = 0; i < 32; i++) {
@@ -127,7 +127,7 @@ static void fingerprint_is_blake2b_prefix_in_hex_groups(void **state)
 	assert_string_equal(text, joined);
 	/* Another key, another fingerprint. */
 	pub[0] ^= 1;
-	ts_escrow_fingerprint_text(pub, joined);
+	ts_escrow_key_fingerprint_text(pub, TS_ESCROW_PUBLIC_BYTES, joined);
 	assert_string_not_equal(text, joined);
 	ts_secure_free(sec);
 }
@@ -295,7 +295,7 @@ static void rsa_text_form_round_trips_and_is_unique(void **state)
 	assert_int_equal(type, TS_ESCROW_TYPE_X25519);
 	assert_int_equal(len, 32);
 	/* Fingerprints: the X25519 one unchanged, the RSA one over the SPKI DER. */
-	ts_escrow_fingerprint_text(pub, fp);
+	ts_escrow_key_fingerprint_text(pub, TS_ESCROW_PUBLIC_BYTES, fp);
 	ts_escrow_key_fingerprint_text(pub, 32, fp2);
 	assert_string_equal(fp, fp2);
 	ts_escrow_key_describe(TS_ESCROW_TYPE_RSA, a.data, a.len, text, sizeof(text));

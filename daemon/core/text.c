@@ -1,0 +1,33 @@
+/* text.c — see text.h. */
+#include "tokenseal.h"
+#include "core/text.h"
+
+int ts_parse_uint(const char *s, size_t len, uint64_t max, uint64_t *ret)
+{
+	uint64_t v = 0;
+
+	if (!s || len == 0 || (s[0] == '0' && len > 1))
+		return -TS_E_INVALID_ARGS;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9' || v > (max - (uint64_t)(s[i] - '0')) / 10)
+			return -TS_E_INVALID_ARGS;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	*ret = v;
+	return 0;
+}
+
+static int is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+void ts_text_trim(const char **text, size_t *len)
+{
+	while (*len > 0 && is_space((*text)[0])) {
+		(*text)++;
+		(*len)--;
+	}
+	while (*len > 0 && is_space((*text)[*len - 1]))
+		(*len)--;
+}
