@@ -1028,6 +1028,7 @@ fail:
 	for (i = 0; np && i < nn; i++)
 		protector_clear(&np[i]);
 	free(np);
+	escrow_free_all(ne, v->n_escrow);
 	ts_secure_free(vs);
 	return r;
 }
