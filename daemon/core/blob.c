@@ -97,7 +97,7 @@ int ts_blob_parse(const uint8_t *blob, size_t len, ts_blob_view *ret)
 
 int ts_blob_seal(const uint8_t key[TS_KEY_BYTES], const uint8_t vault_id[TS_VAULT_ID_BYTES],
                  uint32_t key_version, const ts_kv *ctx, size_t n_ctx,
-                 const uint8_t *pt, size_t pt_len, const uint8_t *nonce, ts_buf *out)
+                 const uint8_t *pt, size_t pt_len, ts_buf *out)
 {
 	_ts_cleanup_buf_ ts_buf aad = { 0 };
 	size_t orig_len = out->len;
@@ -128,10 +128,7 @@ int ts_blob_seal(const uint8_t key[TS_KEY_BYTES], const uint8_t vault_id[TS_VAUL
 	if ((r = ts_blob_ctx_check(key, aad.data + TS_BLOB_HEADER_BYTES,
 	                           aad.len - TS_BLOB_HEADER_BYTES, h + OFF_CTX_CHECK)) < 0)
 		goto out;
-	if (nonce)
-		memcpy(h + OFF_NONCE, nonce, TS_BLOB_NONCE_BYTES);
-	else
-		randombytes_buf(h + OFF_NONCE, TS_BLOB_NONCE_BYTES);
+	randombytes_buf(h + OFF_NONCE, TS_BLOB_NONCE_BYTES);
 
 	if ((r = ts_buf_append(out, h, TS_BLOB_HEADER_BYTES)) < 0)
 		goto out;

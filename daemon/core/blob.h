@@ -34,13 +34,15 @@ int ts_blob_parse(const uint8_t *blob, size_t len, ts_blob_view *ret);
 
 /*
  * Encrypt pt under key (root key version key_version of vault vault_id) and
- * append the binary blob to out. nonce is NULL (random, the normal case) or
- * TS_BLOB_NONCE_BYTES fixed bytes (test vectors only). ctx is bound as AAD.
- * pt_len <= TS_PLAINTEXT_MAX. Returns 0 or negative TS_E_*.
+ * append the binary blob to out. The nonce is random (libsodium's
+ * randombytes; a test that needs fixed bytes installs its own generator
+ * with randombytes_set_implementation, as tests/unit/test_vectors.c does).
+ * ctx is bound as AAD. pt_len <= TS_PLAINTEXT_MAX. Returns 0 or negative
+ * TS_E_*.
  */
 int ts_blob_seal(const uint8_t key[TS_KEY_BYTES], const uint8_t vault_id[TS_VAULT_ID_BYTES],
                  uint32_t key_version, const ts_kv *ctx, size_t n_ctx,
-                 const uint8_t *pt, size_t pt_len, const uint8_t *nonce, ts_buf *out);
+                 const uint8_t *pt, size_t pt_len, ts_buf *out);
 
 /*
  * Decrypt a parsed blob with key into pt_out (caller-provided, at least

@@ -1118,7 +1118,7 @@ int ts_vault_wrap(const ts_vault *v, const ts_kv *ctx, size_t n_ctx,
 	cur = ts_keyring_current(v->keyring);
 	if ((r = ts_keyring_key(v->keyring, cur, &key)) < 0)
 		return r;
-	if ((r = ts_blob_seal(key, v->id, cur, ctx, n_ctx, pt, pt_len, NULL, out)) < 0)
+	if ((r = ts_blob_seal(key, v->id, cur, ctx, n_ctx, pt, pt_len, out)) < 0)
 		return r;
 	/*
 	 * A fresh wrap is opened again before anyone relies on it (as AWS XKS

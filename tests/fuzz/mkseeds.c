@@ -63,17 +63,16 @@ static void blob_seeds(void)
 	static const struct { const char *name; size_t len; uint32_t version; } ok[] = {
 		{ "ok-pt1", 1, 1 }, { "ok-pt32", 32, 1 }, { "ok-pt100-v7", 100, 7 },
 	};
-	uint8_t nonce[TS_BLOB_NONCE_BYTES], pt[100];
+	uint8_t pt[100];
 	ts_buf b = { 0 }, t = { 0 };
 	char *text = NULL, *ws;
 	size_t i;
 	int r;
 
-	fill(nonce, sizeof(nonce));
 	fill(pt, sizeof(pt));
 	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		if ((r = ts_blob_seal(ts_fuzz_blob_key, vault_id, ok[i].version, ts_fuzz_ctx,
-		                      TS_FUZZ_N_CTX, pt, ok[i].len, nonce, &b)) < 0)
+		                      TS_FUZZ_N_CTX, pt, ok[i].len, &b)) < 0)
 			die("ts_blob_seal", r);
 		put("blob", ok[i].name, b.data, b.len);
 		if ((r = ts_blob_to_text(b.data, b.len, &text)) < 0)
@@ -84,7 +83,7 @@ static void blob_seeds(void)
 	}
 
 	/* Authentic, but under another context: ts_blob_open says ContextMismatch. */
-	if ((r = ts_blob_seal(ts_fuzz_blob_key, vault_id, 1, other_ctx, 1, pt, 16, nonce, &b)) < 0)
+	if ((r = ts_blob_seal(ts_fuzz_blob_key, vault_id, 1, other_ctx, 1, pt, 16, &b)) < 0)
 		die("ts_blob_seal", r);
 	put("blob", "bad-context", b.data, b.len);
 	if ((r = ts_blob_to_text(b.data, b.len, &text)) < 0)

@@ -28,7 +28,7 @@ static int setup(void **state)
 /* Seal pt under key/ctx into b. */
 static void seal(ts_buf *b, const uint8_t *pt, size_t len)
 {
-	assert_int_equal(ts_blob_seal(key, vid, 3, ctx, N_CTX, pt, len, NULL, b), 0);
+	assert_int_equal(ts_blob_seal(key, vid, 3, ctx, N_CTX, pt, len, b), 0);
 }
 
 /* Parse + open with key and the given context; returns the code, checks plaintext on success. */
@@ -87,9 +87,9 @@ static void plaintext_over_the_limit_is_refused(void **state)
 	uint8_t *pt = calloc(1, TS_PLAINTEXT_MAX + 1);
 
 	assert_non_null(pt);
-	assert_int_equal(ts_blob_seal(key, vid, 1, ctx, N_CTX, pt, TS_PLAINTEXT_MAX + 1, NULL, &b), -TS_E_LIMIT);
+	assert_int_equal(ts_blob_seal(key, vid, 1, ctx, N_CTX, pt, TS_PLAINTEXT_MAX + 1, &b), -TS_E_LIMIT);
 	assert_int_equal(b.len, 0);
-	assert_int_equal(ts_blob_seal(key, vid, 0, ctx, N_CTX, pt, 1, NULL, &b), -TS_E_INVALID_ARGS);
+	assert_int_equal(ts_blob_seal(key, vid, 0, ctx, N_CTX, pt, 1, &b), -TS_E_INVALID_ARGS);
 	free(pt);
 }
 
@@ -185,7 +185,7 @@ static void malformed_context_at_open_is_invalid_args(void **state)
 	static const ts_kv dup[] = { { "app", "a" }, { "app", "a" } };
 	_ts_cleanup_buf_ ts_buf b = { 0 };
 
-	assert_int_equal(ts_blob_seal(key, vid, 1, dup, 2, (const uint8_t *)"x", 1, NULL, &b), -TS_E_INVALID_ARGS);
+	assert_int_equal(ts_blob_seal(key, vid, 1, dup, 2, (const uint8_t *)"x", 1, &b), -TS_E_INVALID_ARGS);
 	assert_int_equal(b.len, 0);
 	seal(&b, (const uint8_t *)"x", 1);
 	assert_int_equal(open_with(key, b.data, b.len, dup, 2, NULL, 0), -TS_E_INVALID_ARGS);
