@@ -126,7 +126,7 @@ $(LIBTSD): $(call obj,$(DAEMON_SRC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && $(AR) rcs $@ $^
 
-# --whole-archive: the registry refers to the backends weakly, which alone would not pull them in.
+# --whole-archive: heap_wipe.c replaces free() and realloc(), which nothing calls by that file's name.
 $(TOKENSEALED): $(call obj,daemon/main.c) $(LIBTSD) $(LIBTSCORE)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(call obj,daemon/main.c) -Wl,--whole-archive $(LIBTSD) -Wl,--no-whole-archive \
 		$(LIBTSCORE) $(call pc_libs,$(DAEMON_PKGS))

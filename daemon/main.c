@@ -149,8 +149,12 @@ static void log_helper_warning(const char *msg)
 	ts_log(TS_LOG_WARNING, "%s", msg);
 }
 
+/* The protector backends of this program (ts_protectors_use): the four backends: recovery in-process, the token types through the helper (remote.c). */
+static const ts_protector_ops *const backends[] = { &ts_protector_recovery, &ts_protector_fido2, &ts_protector_tpm2, &ts_protector_pkcs11, NULL };
+
 int main(int argc, char **argv)
 {
+	ts_protectors_use(backends);
 	enum { OPT_BUS = 256, OPT_STATE, OPT_IDLE, OPT_TCTI, OPT_FIDO2, OPT_FIDO2_TIMEOUT, OPT_PKCS11, OPT_LOG, OPT_XML, OPT_POLICY, OPT_AUDIT, OPT_HELPER, OPT_HELPER_KEEP, OPT_HELPER_USER, OPT_HELPER_SOCKET, OPT_TEST_DEVICES, OPT_ACCEPT_ROLLBACK };
 	static const struct option options[] = {
 		{ "bus", required_argument, NULL, OPT_BUS },

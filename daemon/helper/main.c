@@ -232,8 +232,12 @@ static int run(ts_wire_request *q)
 	return send_reply(&p);
 }
 
+/* The protector backends of this program (ts_protectors_use): the four real backends. */
+static const ts_protector_ops *const backends[] = { &ts_protector_recovery, &ts_protector_fido2, &ts_protector_tpm2, &ts_protector_pkcs11, NULL };
+
 int main(int argc, char **argv)
 {
+	ts_protectors_use(backends);
 	_ts_cleanup_secure_ uint8_t *body = NULL;
 	_ts_cleanup_secure_ ts_wire_request *q = NULL;
 	struct rlimit no_core = { 0, 0 };

@@ -110,9 +110,16 @@ typedef struct ts_protector_ops {
 	int (*present)(ts_protector_request *req, const uint8_t *params, size_t params_len);
 } ts_protector_ops;
 
-/* The registry of built-in backends. NULL if type is unknown. */
+/*
+ * The registry: the backends this program has, which its main() names once
+ * with ts_protectors_use (a NULL-terminated list that lives as long as the
+ * program: the daemon and the helper name all four, a test tool the one it
+ * tests). Before that call there is none.
+ */
+void ts_protectors_use(const ts_protector_ops *const *backends);
+/* The backend of type, or NULL if this program has none. */
 const ts_protector_ops *ts_protector_lookup(const char *type);
-/* NULL-terminated list, for --help and status. */
+/* The NULL-terminated list, for --help and status. */
 const ts_protector_ops *const *ts_protector_all(void);
 
 /* The backends (each in its own file). */

@@ -5,32 +5,17 @@
 
 #include "protectors/protector.h"
 
-/*
- * Backends are referenced weakly so that a test program can link only the
- * backend it exercises; the daemon links them all.
- */
-extern const ts_protector_ops ts_protector_recovery __attribute__((weak));
-extern const ts_protector_ops ts_protector_fido2 __attribute__((weak));
-extern const ts_protector_ops ts_protector_tpm2 __attribute__((weak));
-extern const ts_protector_ops ts_protector_pkcs11 __attribute__((weak));
+static const ts_protector_ops *const none[] = { NULL };
+static const ts_protector_ops *const *table = none;
+
+void ts_protectors_use(const ts_protector_ops *const *backends)
+{
+	table = backends ? backends : none;
+}
 
 const ts_protector_ops *const *ts_protector_all(void)
 {
-	static const ts_protector_ops *all[5];
-	size_t n = 0;
-
-	if (all[0])
-		return all;
-	if (&ts_protector_recovery)
-		all[n++] = &ts_protector_recovery;
-	if (&ts_protector_fido2)
-		all[n++] = &ts_protector_fido2;
-	if (&ts_protector_tpm2)
-		all[n++] = &ts_protector_tpm2;
-	if (&ts_protector_pkcs11)
-		all[n++] = &ts_protector_pkcs11;
-	all[n] = NULL;
-	return all;
+	return table;
 }
 
 const ts_protector_ops *ts_protector_lookup(const char *type)

@@ -24,7 +24,11 @@ static void usage(void) {
 	exit(2);
 }
 
+/* The protector backends of this program (ts_protectors_use): the backend this tool tests. */
+static const ts_protector_ops *const backends[] = { &ts_protector_fido2, NULL };
+
 int main(int argc, char **argv) {
+	ts_protectors_use(backends);
 	static const struct option opts[] = {
 		{ "device", required_argument, NULL, 'd' },   { "vault-id", required_argument, NULL, 'v' },
 		{ "pin-file", required_argument, NULL, 'p' }, { "no-pin", no_argument, NULL, 'P' },

@@ -23,7 +23,11 @@ __attribute__((noreturn)) static void usage(void) {
 	exit(2);
 }
 
+/* The protector backends of this program (ts_protectors_use): the backend this tool tests. */
+static const ts_protector_ops *const backends[] = { &ts_protector_pkcs11, NULL };
+
 int main(int argc, char **argv) {
+	ts_protectors_use(backends);
 	static const struct option opts[] = {
 		{ "uri", required_argument, NULL, 'u' },        { "pin-file", required_argument, NULL, 'p' },
 		{ "public-key", required_argument, NULL, 'k' }, { "oaep-hash", required_argument, NULL, 'h' },

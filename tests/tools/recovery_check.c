@@ -19,7 +19,11 @@ __attribute__((noreturn)) static void usage(void) {
 	exit(2);
 }
 
+/* The protector backends of this program (ts_protectors_use): the backend this tool tests. */
+static const ts_protector_ops *const backends[] = { &ts_protector_recovery, NULL };
+
 int main(int argc, char **argv) {
+	ts_protectors_use(backends);
 	static const struct option opts[] = {
 		{ "pin-file", required_argument, NULL, 'p' },  { "vault", required_argument, NULL, 'V' },
 		{ "protector", required_argument, NULL, 'I' }, { "count", required_argument, NULL, 'n' },
