@@ -394,7 +394,7 @@ static int replace_inherit(ts_client *c, struct cli_kvlist *o, const char *id, t
 		if (strcmp((*ret_v)->protectors[i].id, id) == 0)
 			p = &(*ret_v)->protectors[i];
 	if (!p)
-		return cli_report(c, ts_client_fail(c, TS_E_NO_SUCH_PROTECTOR, "vault '%s' has no protector '%s'",
+		return cli_report(c, ts_client_fail(c, -TS_E_NO_SUCH_PROTECTOR, "vault '%s' has no protector '%s'",
 		                                    vault_name(c), id));
 	if (strcmp(p->type, "tpm2") != 0)
 		return cli_usage_error("enroll ", "--replace %s: that protector is of type %s, not tpm2", id, p->type);

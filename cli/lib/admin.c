@@ -20,7 +20,7 @@ static void closep(int *fd) { if (*fd >= 0) close(*fd); }
 #define _cleanup_free_ __attribute__((cleanup(freep)))
 #define _cleanup_close_ __attribute__((cleanup(closep)))
 
-#define NOMEM(c) ts_client_fail((c), TS_E_NOMEM, "%s", ts_strerror(TS_E_NOMEM))
+#define NOMEM(c) ts_client_fail((c), -TS_E_NOMEM, "%s", ts_strerror(TS_E_NOMEM))
 
 int ts_client_secret_pipe(ts_client *c, const uint8_t *secret, size_t len)
 {
@@ -29,9 +29,9 @@ int ts_client_secret_pipe(ts_client *c, const uint8_t *secret, size_t len)
 	size_t done = 0;
 
 	if (len > TS_CLIENT_SECRET_MAX)
-		return ts_client_fail(c, TS_E_LIMIT, "secret longer than %d bytes", TS_CLIENT_SECRET_MAX);
+		return ts_client_fail(c, -TS_E_LIMIT, "secret longer than %d bytes", TS_CLIENT_SECRET_MAX);
 	if (pipe2(p, O_CLOEXEC) < 0)
-		return ts_client_fail(c, TS_E_FAILED, "pipe: %s", strerror(errno));
+		return ts_client_fail(c, -TS_E_FAILED, "pipe: %s", strerror(errno));
 	/* A pipe buffer holds far more than TS_CLIENT_SECRET_MAX: this write never blocks. */
 	while (done < len) {
 		n = write(p[1], secret + done, len - done);
@@ -40,7 +40,7 @@ int ts_client_secret_pipe(ts_client *c, const uint8_t *secret, size_t len)
 		if (n <= 0) {
 			close(p[0]);
 			close(p[1]);
-			return ts_client_fail(c, TS_E_FAILED, "pipe write: %s", strerror(errno));
+			return ts_client_fail(c, -TS_E_FAILED, "pipe write: %s", strerror(errno));
 		}
 		done += (size_t)n;
 	}
@@ -63,7 +63,7 @@ static int read_secret_pipe(ts_client *c, int fd, char **ret, size_t *ret_len)
 	*ret = NULL;
 	*ret_len = 0;
 	if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0)
-		return ts_client_fail(c, TS_E_FAILED, "fcntl: %s", strerror(errno));
+		return ts_client_fail(c, -TS_E_FAILED, "fcntl: %s", strerror(errno));
 	if ((buf = sodium_malloc(TS_CLIENT_SECRET_MAX + 1)) == NULL)
 		return NOMEM(c);
 	for (;;) {
@@ -285,7 +285,7 @@ int ts_client_vault_info(ts_client *c, const char *vault, ts_vault_info **ret)
 		return NOMEM(c);
 	if ((r = parse_properties(reply, v)) < 0 || !v->name || !v->id) {
 		ts_vault_info_free(v);
-		return r == -ENOMEM ? NOMEM(c) : ts_client_fail(c, TS_E_FAILED, "unexpected properties from tokensealed");
+		return r == -ENOMEM ? NOMEM(c) : ts_client_fail(c, -TS_E_FAILED, "unexpected properties from tokensealed");
 	}
 	if (!v->lock_reason && (v->lock_reason = strdup("")) == NULL) {
 		ts_vault_info_free(v);
@@ -341,7 +341,7 @@ nomem:
 	return NOMEM(c);
 bad:
 	ts_strv_free(v);
-	return ts_client_fail(c, TS_E_FAILED, "unexpected reply from tokensealed");
+	return ts_client_fail(c, -TS_E_FAILED, "unexpected reply from tokensealed");
 }
 
 /* ---- methods ------------------------------------------------------------------------------- */
@@ -358,9 +358,9 @@ int ts_client_create_vault(ts_client *c, const char *name, const ts_kv *opts, si
 	if (!name || !*name)
 		name = c->default_vault;
 	if (!name)
-		return ts_client_fail(c, TS_E_INVALID_ARGS, "no vault name given");
+		return ts_client_fail(c, -TS_E_INVALID_ARGS, "no vault name given");
 	if (pipe2(p, O_CLOEXEC) < 0)
-		return ts_client_fail(c, TS_E_FAILED, "pipe: %s", strerror(errno));
+		return ts_client_fail(c, -TS_E_FAILED, "pipe: %s", strerror(errno));
 	rfd = p[0];
 	wfd = p[1];
 	if ((r = sd_bus_message_new_method_call(c->bus, &m, TS_BUS_NAME, TS_MANAGER_PATH, TS_MANAGER_IFACE,
@@ -373,7 +373,7 @@ int ts_client_create_vault(ts_client *c, const char *name, const ts_kv *opts, si
 	if ((r = read_secret_pipe(c, rfd, ret_key, ret_key_len)) < 0)
 		return r;
 	if (!*ret_key)
-		return ts_client_fail(c, TS_E_FAILED, "vault created, but tokensealed sent no recovery key");
+		return ts_client_fail(c, -TS_E_FAILED, "vault created, but tokensealed sent no recovery key");
 	return shrink_secret(c, ret_key, *ret_key_len);
 }
 
@@ -469,7 +469,7 @@ int ts_client_unlock(ts_client *c, const char *vault, const char *protector, con
 		r = -ENOMEM;
 	sd_bus_message_unref(w.reply);
 	if (r < 0)
-		return r == -ENOMEM ? NOMEM(c) : ts_client_fail(c, TS_E_FAILED, "unexpected reply from tokensealed");
+		return r == -ENOMEM ? NOMEM(c) : ts_client_fail(c, -TS_E_FAILED, "unexpected reply from tokensealed");
 	if (ret_needed)
 		*ret_needed = needed;
 	c->last_code = 0;
@@ -497,7 +497,7 @@ int ts_client_probe_protectors(ts_client *c, const char *vault, ts_vault_info *v
 	if ((r = call(c, m, 0, &reply)) < 0)
 		return r;
 	if (sd_bus_message_enter_container(reply, 'a', "(ss)") < 0)
-		return ts_client_fail(c, TS_E_FAILED, "unexpected reply from tokensealed");
+		return ts_client_fail(c, -TS_E_FAILED, "unexpected reply from tokensealed");
 	while ((r = sd_bus_message_read(reply, "(ss)", &id, &presence)) > 0) {
 		/* Match by id: the list may have changed between the two calls. */
 		for (size_t i = 0; i < v->n_protectors; i++) {
@@ -507,11 +507,11 @@ int ts_client_probe_protectors(ts_client *c, const char *vault, ts_vault_info *v
 				continue;
 			free(p->presence);
 			if ((p->presence = strdup(presence)) == NULL)
-				return ts_client_fail(c, TS_E_NOMEM, NULL);
+				return ts_client_fail(c, -TS_E_NOMEM, NULL);
 		}
 	}
 	if (r < 0 || sd_bus_message_exit_container(reply) < 0)
-		return ts_client_fail(c, TS_E_FAILED, "unexpected reply from tokensealed");
+		return ts_client_fail(c, -TS_E_FAILED, "unexpected reply from tokensealed");
 	return 0;
 }
 
@@ -527,7 +527,7 @@ int ts_client_rotate(ts_client *c, const char *vault, const ts_kv *opts, size_t 
 	if ((r = call(c, m, TS_CLIENT_SLOW_TIMEOUT_USEC, &reply)) < 0)
 		return r;
 	if (sd_bus_message_read(reply, "u", ret_version) < 0)
-		return ts_client_fail(c, TS_E_FAILED, "unexpected reply from tokensealed");
+		return ts_client_fail(c, -TS_E_FAILED, "unexpected reply from tokensealed");
 	return 0;
 }
 
@@ -548,7 +548,7 @@ int ts_client_add_protector(ts_client *c, const char *vault, const char *type, c
 	if ((in_fd = ts_client_secret_pipe(c, secret_in, secret_in ? secret_in_len : 0)) < 0)
 		return in_fd;
 	if (pipe2(p, O_CLOEXEC) < 0)
-		return ts_client_fail(c, TS_E_FAILED, "pipe: %s", strerror(errno));
+		return ts_client_fail(c, -TS_E_FAILED, "pipe: %s", strerror(errno));
 	out_rfd = p[0];
 	out_wfd = p[1];
 	if ((r = sd_bus_message_append(m, "s", type)) < 0 || (r = ts_client_append_kv(m, opts, n_opts)) < 0 ||
@@ -557,7 +557,7 @@ int ts_client_add_protector(ts_client *c, const char *vault, const char *type, c
 	if ((r = call(c, m, TS_CLIENT_SLOW_TIMEOUT_USEC, &reply)) < 0)
 		return r;
 	if (sd_bus_message_read(reply, "s", &id) < 0)
-		return ts_client_fail(c, TS_E_FAILED, "unexpected reply from tokensealed");
+		return ts_client_fail(c, -TS_E_FAILED, "unexpected reply from tokensealed");
 	if ((*ret_id = strdup(id)) == NULL)
 		return NOMEM(c);
 	if ((r = read_secret_pipe(c, out_rfd, ret_secret, ret_secret_len)) < 0 ||
@@ -590,7 +590,7 @@ static int batch_call(ts_client *c, const char *vault, const char *method, const
 	int r;
 
 	if (n > TS_BATCH_MAX)
-		return ts_client_fail(c, TS_E_LIMIT, "more than %d items in one batch", TS_BATCH_MAX);
+		return ts_client_fail(c, -TS_E_LIMIT, "more than %d items in one batch", TS_BATCH_MAX);
 	if ((r = new_vault_call(c, vault, method, &m)) < 0)
 		return r;
 	if ((r = sd_bus_message_open_container(m, 'a', "ay")) < 0)
@@ -655,7 +655,7 @@ static int read_batch(ts_client *c, sd_bus_message *reply, size_t n, int secret,
 	return 0;
 bad:
 	free_items(items, lens, n, secret);
-	return ts_client_fail(c, TS_E_FAILED, "unexpected batch reply from tokensealed");
+	return ts_client_fail(c, -TS_E_FAILED, "unexpected batch reply from tokensealed");
 }
 
 int ts_client_unwrap_batch(ts_client *c, const char *vault, const ts_kv *ctx, size_t n_ctx,

@@ -22,15 +22,15 @@
 struct ts_client {
 	sd_bus *bus;
 	char *default_vault;        /* the caller's user name, looked up once */
-	int last_code;              /* positive TS_E_* of the last failure, 0 after success */
+	int last_code;              /* negative TS_E_* of the last failure, 0 after success */
 	char last_error[512];
 	char vault[TS_VAULT_NAME_MAX + 300];  /* vault of the call in progress as given ([OWNER:]NAME), for messages */
 };
 
-/* Record a failure on c (message printf-style) and return -code. */
+/* Record a failure on c (message printf-style): code is a negative TS_E_*, returned (anything else: -TS_E_FAILED). */
 int ts_client_fail(ts_client *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Positive TS_E_* code of the last failure on c (0 if the last call succeeded). */
+/* Negative TS_E_* code of the last failure on c (0 if the last call succeeded). */
 int ts_client_last_code(const ts_client *c);
 
 /*

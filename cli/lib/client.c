@@ -27,20 +27,20 @@ int ts_client_fail(ts_client *c, int code, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (code < 0)
-		code = -code;
+	if (code >= 0)
+		code = -TS_E_FAILED;   /* a caller's bug: never a success */
 	if (c) {
 		c->last_code = code;
 		va_start(ap, fmt);
 		vsnprintf(c->last_error, sizeof(c->last_error), fmt, ap);
 		va_end(ap);
 	}
-	return -code;
+	return code;
 }
 
 int ts_client_last_code(const ts_client *c)
 {
-	return c ? c->last_code : TS_E_FAILED;
+	return c ? c->last_code : -TS_E_FAILED;
 }
 
 const char *ts_client_last_error(const ts_client *c)
@@ -87,18 +87,18 @@ int ts_client_error(ts_client *c, int r, const sd_bus_error *error)
 		else if ((code = bus_error_code(error->name)) == 0)
 			code = TS_E_FAILED;
 		if (code == TS_E_NO_DAEMON)
-			return ts_client_fail(c, code, "tokensealed is not reachable (%s)",
+			return ts_client_fail(c, -code, "tokensealed is not reachable (%s)",
 			                      error->message ? error->message : error->name);
 		if (code == TS_E_NO_SUCH_VAULT && strncmp(error->name, DBUS_ERROR_PREFIX, sizeof(DBUS_ERROR_PREFIX) - 1) == 0)
-			return ts_client_fail(c, code, "no vault named '%s'", c->vault);
-		return ts_client_fail(c, code, "%s", error->message && *error->message ? error->message
+			return ts_client_fail(c, -code, "no vault named '%s'", c->vault);
+		return ts_client_fail(c, -code, "%s", error->message && *error->message ? error->message
 		                                                                       : ts_strerror(code));
 	}
 	if (r == -ECONNRESET || r == -ENOTCONN || r == -ECONNREFUSED || r == -ENOENT || r == -ETIMEDOUT)
-		return ts_client_fail(c, TS_E_NO_DAEMON, "tokensealed is not reachable: %s", strerror(-r));
+		return ts_client_fail(c, -TS_E_NO_DAEMON, "tokensealed is not reachable: %s", strerror(-r));
 	if (r == -ENOMEM)
-		return ts_client_fail(c, TS_E_NOMEM, "%s", ts_strerror(TS_E_NOMEM));
-	return ts_client_fail(c, TS_E_FAILED, "D-Bus: %s", strerror(r < 0 ? -r : EIO));
+		return ts_client_fail(c, -TS_E_NOMEM, "%s", ts_strerror(TS_E_NOMEM));
+	return ts_client_fail(c, -TS_E_FAILED, "D-Bus: %s", strerror(r < 0 ? -r : EIO));
 }
 
 static int open_address(sd_bus **ret, const char *address)
@@ -188,7 +188,7 @@ int ts_client_vault_ref(ts_client *c, const char *vault, uint32_t *ret_owner, co
 	if (!vault || !*vault)
 		vault = c->default_vault;
 	if (!vault)
-		return ts_client_fail(c, TS_E_NO_SUCH_VAULT, "no vault given and no user name for uid %u",
+		return ts_client_fail(c, -TS_E_NO_SUCH_VAULT, "no vault given and no user name for uid %u",
 		                      (unsigned)geteuid());
 	if ((colon = strchr(vault, ':')) == NULL) {
 		*ret_owner = (uint32_t)geteuid();
@@ -196,7 +196,7 @@ int ts_client_vault_ref(ts_client *c, const char *vault, uint32_t *ret_owner, co
 		return 0;
 	}
 	if ((len = (size_t)(colon - vault)) == 0 || len >= sizeof(owner))
-		return ts_client_fail(c, TS_E_INVALID_ARGS, "'%s': expected OWNER:NAME (a user name or uid before the ':')",
+		return ts_client_fail(c, -TS_E_INVALID_ARGS, "'%s': expected OWNER:NAME (a user name or uid before the ':')",
 		                      vault);
 	memcpy(owner, vault, len);
 	owner[len] = '\0';
@@ -208,7 +208,7 @@ int ts_client_vault_ref(ts_client *c, const char *vault, uint32_t *ret_owner, co
 		return 0;
 	}
 	if (getpwnam_r(owner, &pw, buf, sizeof(buf), &res) != 0 || !res)
-		return ts_client_fail(c, TS_E_NO_SUCH_VAULT, "no user '%s' (in '%s')", owner, vault);
+		return ts_client_fail(c, -TS_E_NO_SUCH_VAULT, "no user '%s' (in '%s')", owner, vault);
 	*ret_owner = (uint32_t)res->pw_uid;
 	return 0;
 }
@@ -223,12 +223,12 @@ int ts_client_vault_path(ts_client *c, const char *vault, char **ret)
 	if ((r = ts_client_vault_ref(c, vault, &owner, &name)) < 0)
 		return r;
 	if (strlen(name) > TS_VAULT_NAME_MAX)
-		return ts_client_fail(c, TS_E_INVALID_ARGS, "vault name longer than %d characters", TS_VAULT_NAME_MAX);
+		return ts_client_fail(c, -TS_E_INVALID_ARGS, "vault name longer than %d characters", TS_VAULT_NAME_MAX);
 	/* Messages name the vault as the caller wrote it. */
 	snprintf(c->vault, sizeof(c->vault), "%s", vault && *vault ? vault : name);
 	snprintf(prefix, sizeof(prefix), TS_USER_PATH_PREFIX "/%" PRIu32 "/vault", owner);
 	if (sd_bus_path_encode(prefix, name, ret) < 0)
-		return ts_client_fail(c, TS_E_NOMEM, "%s", ts_strerror(TS_E_NOMEM));
+		return ts_client_fail(c, -TS_E_NOMEM, "%s", ts_strerror(TS_E_NOMEM));
 	return 0;
 }
 
@@ -247,12 +247,12 @@ int ts_client_append_kv(sd_bus_message *m, const ts_kv *kv, size_t n)
 static int check_ctx(ts_client *c, const ts_kv *ctx, size_t n_ctx)
 {
 	if (n_ctx && !ctx)
-		return ts_client_fail(c, TS_E_INVALID_ARGS, "context is NULL but has %zu entries", n_ctx);
+		return ts_client_fail(c, -TS_E_INVALID_ARGS, "context is NULL but has %zu entries", n_ctx);
 	if (n_ctx > TS_CONTEXT_MAX_ENTRIES)
-		return ts_client_fail(c, TS_E_LIMIT, "context has more than %d entries", TS_CONTEXT_MAX_ENTRIES);
+		return ts_client_fail(c, -TS_E_LIMIT, "context has more than %d entries", TS_CONTEXT_MAX_ENTRIES);
 	for (size_t i = 0; i < n_ctx; i++)
 		if (!ctx[i].key || !ctx[i].value)
-			return ts_client_fail(c, TS_E_INVALID_ARGS, "context entry %zu has a NULL key or value", i);
+			return ts_client_fail(c, -TS_E_INVALID_ARGS, "context entry %zu has a NULL key or value", i);
 	return 0;
 }
 
@@ -339,10 +339,10 @@ static int read_blob(ts_client *c, sd_bus_message *reply, uint8_t **ret, size_t 
 	int r;
 
 	if ((r = sd_bus_message_read_array(reply, 'y', &p, &n)) < 0)
-		return ts_client_fail(c, TS_E_FAILED, "unexpected reply from tokensealed");
+		return ts_client_fail(c, -TS_E_FAILED, "unexpected reply from tokensealed");
 	/* malloc(0) may return NULL: keep one byte so "empty" is not "failed". */
 	if ((*ret = malloc(n ? n : 1)) == NULL)
-		return ts_client_fail(c, TS_E_NOMEM, "%s", ts_strerror(TS_E_NOMEM));
+		return ts_client_fail(c, -TS_E_NOMEM, "%s", ts_strerror(TS_E_NOMEM));
 	memcpy(*ret, p, n);
 	*ret_len = n;
 	return 0;
@@ -361,10 +361,10 @@ static int read_secret(ts_client *c, sd_bus_message *reply, uint8_t **ret, size_
 	int r;
 
 	if ((r = sd_bus_message_read_array(reply, 'y', &p, &n)) < 0)
-		return ts_client_fail(c, TS_E_FAILED, "unexpected reply from tokensealed");
+		return ts_client_fail(c, -TS_E_FAILED, "unexpected reply from tokensealed");
 	if ((*ret = sodium_malloc(n ? n : 1)) == NULL) {
 		sodium_memzero((void *)(uintptr_t)p, n);
-		return ts_client_fail(c, TS_E_NOMEM, "%s", ts_strerror(TS_E_NOMEM));
+		return ts_client_fail(c, -TS_E_NOMEM, "%s", ts_strerror(TS_E_NOMEM));
 	}
 	memcpy(*ret, p, n);
 	sodium_memzero((void *)(uintptr_t)p, n);
@@ -379,9 +379,9 @@ int ts_wrap(ts_client *c, const char *vault, const ts_kv *ctx, size_t n_ctx,
 	int r;
 
 	if (!c || !ret_blob || !ret_blob_len || (!pt && pt_len))
-		return ts_client_fail(c, TS_E_INVALID_ARGS, "%s", ts_strerror(TS_E_INVALID_ARGS));
+		return ts_client_fail(c, -TS_E_INVALID_ARGS, "%s", ts_strerror(TS_E_INVALID_ARGS));
 	if (pt_len > TS_PLAINTEXT_MAX)
-		return ts_client_fail(c, TS_E_LIMIT, "plaintext longer than %d bytes", TS_PLAINTEXT_MAX);
+		return ts_client_fail(c, -TS_E_LIMIT, "plaintext longer than %d bytes", TS_PLAINTEXT_MAX);
 	if ((r = vault_call(c, vault, "Wrap", pt ? pt : (const uint8_t *)"", pt_len, 1, 0, ctx, n_ctx, &reply)) < 0)
 		return r;
 	if ((r = read_blob(c, reply, ret_blob, ret_blob_len)) < 0)
@@ -397,7 +397,7 @@ int ts_unwrap(ts_client *c, const char *vault, const ts_kv *ctx, size_t n_ctx,
 	int r;
 
 	if (!c || !blob || !ret_pt || !ret_pt_len)
-		return ts_client_fail(c, TS_E_INVALID_ARGS, "%s", ts_strerror(TS_E_INVALID_ARGS));
+		return ts_client_fail(c, -TS_E_INVALID_ARGS, "%s", ts_strerror(TS_E_INVALID_ARGS));
 	if ((r = vault_call(c, vault, "Unwrap", blob, blob_len, 0, 0, ctx, n_ctx, &reply)) < 0)
 		return r;
 	if ((r = read_secret(c, reply, ret_pt, ret_pt_len)) < 0)
@@ -413,7 +413,7 @@ int ts_rewrap(ts_client *c, const char *vault, const ts_kv *ctx, size_t n_ctx,
 	int r;
 
 	if (!c || !blob || !ret_blob || !ret_blob_len)
-		return ts_client_fail(c, TS_E_INVALID_ARGS, "%s", ts_strerror(TS_E_INVALID_ARGS));
+		return ts_client_fail(c, -TS_E_INVALID_ARGS, "%s", ts_strerror(TS_E_INVALID_ARGS));
 	if ((r = vault_call(c, vault, "Rewrap", blob, blob_len, 0, 0, ctx, n_ctx, &reply)) < 0)
 		return r;
 	if ((r = read_blob(c, reply, ret_blob, ret_blob_len)) < 0)
@@ -431,9 +431,9 @@ int ts_generate_data_key(ts_client *c, const char *vault, const ts_kv *ctx, size
 	int r;
 
 	if (!c || !ret_pt || !ret_blob || !ret_blob_len)
-		return ts_client_fail(c, TS_E_INVALID_ARGS, "%s", ts_strerror(TS_E_INVALID_ARGS));
+		return ts_client_fail(c, -TS_E_INVALID_ARGS, "%s", ts_strerror(TS_E_INVALID_ARGS));
 	if (size == 0 || size > TS_PLAINTEXT_MAX)
-		return ts_client_fail(c, TS_E_INVALID_ARGS, "size must be 1..%d bytes", TS_PLAINTEXT_MAX);
+		return ts_client_fail(c, -TS_E_INVALID_ARGS, "size must be 1..%d bytes", TS_PLAINTEXT_MAX);
 	if ((r = vault_call(c, vault, "GenerateDataKey", NULL, 0, 0, (uint32_t)size, ctx, n_ctx, &reply)) < 0)
 		return r;
 	if ((r = read_secret(c, reply, &pt, &pt_len)) < 0)
@@ -441,7 +441,7 @@ int ts_generate_data_key(ts_client *c, const char *vault, const ts_kv *ctx, size
 	/* The caller knows the size only from its request: hold the daemon to it. */
 	if (pt_len != size) {
 		ts_secret_free(pt, pt_len);
-		return ts_client_fail(c, TS_E_FAILED, "tokensealed returned a %zu-byte key, not %zu", pt_len, size);
+		return ts_client_fail(c, -TS_E_FAILED, "tokensealed returned a %zu-byte key, not %zu", pt_len, size);
 	}
 	if ((r = read_blob(c, reply, ret_blob, ret_blob_len)) < 0) {
 		ts_secret_free(pt, pt_len);

@@ -72,7 +72,7 @@ static int get_property(ts_client *c, const char *vault, const char *name, const
 	if (r < 0)
 		return r;
 	if ((r = sd_bus_message_enter_container(*reply, 'v', sig)) < 0)
-		return ts_client_fail(c, TS_E_FAILED, "property %s: unexpected type", name);
+		return ts_client_fail(c, -TS_E_FAILED, "property %s: unexpected type", name);
 	return 0;
 }
 
@@ -84,7 +84,7 @@ int ts_client_vault_policy_info(ts_client *c, const char *vault, ts_vault_policy
 	int r, b;
 
 	if ((p = calloc(1, sizeof(*p))) == NULL)
-		return ts_client_fail(c, TS_E_NOMEM, "out of memory");
+		return ts_client_fail(c, -TS_E_NOMEM, "out of memory");
 	if ((r = get_property(c, vault, "SharesNeeded", "u", &reply)) < 0 ||
 	    (r = sd_bus_message_read(reply, "u", &p->shares_needed)) < 0)
 		goto fail;
@@ -120,14 +120,14 @@ int ts_client_vault_policy_info(ts_client *c, const char *vault, ts_vault_policy
 	*ret = p;
 	return 0;
 nomem:
-	r = ts_client_fail(c, TS_E_NOMEM, "out of memory");
+	r = ts_client_fail(c, -TS_E_NOMEM, "out of memory");
 	sd_bus_message_unref(reply);
 	ts_vault_policy_info_free(p);
 	return r;
 fail:
 	sd_bus_message_unref(reply);
 	ts_vault_policy_info_free(p);
-	return r < 0 && c->last_code ? r : ts_client_fail(c, TS_E_FAILED, "unexpected reply from the daemon");
+	return r < 0 && c->last_code ? r : ts_client_fail(c, -TS_E_FAILED, "unexpected reply from the daemon");
 }
 
 int ts_client_set_escrow(ts_client *c, const char *vault, const char *const *recipients, size_t n,
@@ -211,7 +211,7 @@ int ts_client_revoke_rekey(ts_client *c, const char *vault, const char *id, cons
 		ts_strv_free(*kept);
 		*kept = NULL;
 		sd_bus_message_unref(reply);
-		return ts_client_fail(c, TS_E_FAILED, "unexpected reply from the daemon");
+		return ts_client_fail(c, -TS_E_FAILED, "unexpected reply from the daemon");
 	}
 	sd_bus_message_unref(reply);
 	return 0;
@@ -240,7 +240,7 @@ int ts_client_rotate_recovery(ts_client *c, const char *vault, const char *prote
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		close(fd);
 		sd_bus_message_unref(m);
-		return ts_client_fail(c, TS_E_FAILED, "pipe: %s", strerror(errno));
+		return ts_client_fail(c, -TS_E_FAILED, "pipe: %s", strerror(errno));
 	}
 	r = sd_bus_message_append(m, "shh", protector, fd, p[1]);
 	close(fd);
@@ -261,14 +261,14 @@ int ts_client_rotate_recovery(ts_client *c, const char *vault, const char *prote
 		*ret_id = NULL;
 		ts_strv_free(*kept);
 		*kept = NULL;
-		return r < 0 && c->last_code ? r : ts_client_fail(c, TS_E_FAILED, "unexpected reply from the daemon");
+		return r < 0 && c->last_code ? r : ts_client_fail(c, -TS_E_FAILED, "unexpected reply from the daemon");
 	}
 	sd_bus_message_unref(reply);
 	/* The daemon wrote the key before it replied: it is all in the pipe now. */
 	if ((buf = ts_secure_alloc(TS_CLIENT_SECRET_MAX + 1)) == NULL || fcntl(p[0], F_SETFL, O_NONBLOCK) < 0) {
 		close(p[0]);
 		ts_secure_free(buf);
-		return ts_client_fail(c, TS_E_NOMEM, "out of secure memory");
+		return ts_client_fail(c, -TS_E_NOMEM, "out of secure memory");
 	}
 	while (len < TS_CLIENT_SECRET_MAX && ((n = read(p[0], buf + len, TS_CLIENT_SECRET_MAX - len)) > 0 ||
 	                                      (n < 0 && errno == EINTR)))

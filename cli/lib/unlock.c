@@ -131,10 +131,10 @@ static int choose_token(struct loop *l, const char *secret, size_t len, char **r
 		cand[n++] = p;
 	}
 	if (n == 0)
-		return ts_client_fail(l->c, TS_E_TOKEN_ABSENT, "none of the tokens this PIN could be for is present");
+		return ts_client_fail(l->c, -TS_E_TOKEN_ABSENT, "none of the tokens this PIN could be for is present");
 	if ((pick = l->ui->choose(l->ui->ud, "Several tokens could take this PIN. Which one is it for?", cand, n)) < 0 ||
 	    (size_t)pick >= n)
-		return ts_client_fail(l->c, TS_E_AMBIGUOUS, "no token chosen; nothing was tried");
+		return ts_client_fail(l->c, -TS_E_AMBIGUOUS, "no token chosen; nothing was tried");
 	return unlock_once(l, cand[pick]->id, secret, len, ret_id, ret_needed);
 }
 
@@ -185,9 +185,9 @@ int ts_client_unlock_interactive(ts_client *c, const char *vault, const char *wh
 			if (eligible(&l, &l.info->protectors[i]))
 				ts_protector_info_needs_secret(&l.info->protectors[i]) ? n_secret++ : n_nosecret++;
 		if (n_nosecret + n_secret == 0) {
-			r = round ? ts_client_fail(c, TS_E_LOCKED, "vault '%s' needs %u more share(s) and no protector is "
+			r = round ? ts_client_fail(c, -TS_E_LOCKED, "vault '%s' needs %u more share(s) and no protector is "
 			                          "left to give one", l.info->name, needed) :
-			            ts_client_fail(c, TS_E_NO_SUCH_PROTECTOR, "vault '%s' has no protector matching '%s'",
+			            ts_client_fail(c, -TS_E_NO_SUCH_PROTECTOR, "vault '%s' has no protector matching '%s'",
 			                           l.info->name, which ? which : "");
 			break;
 		}
@@ -202,7 +202,7 @@ int ts_client_unlock_interactive(ts_client *c, const char *vault, const char *wh
 			if (ahead) {
 				/* Copied: the loop frees what it uses. */
 				if ((secret = sodium_malloc(ahead_len + 1)) == NULL) {
-					r = ts_client_fail(c, TS_E_NOMEM, "%s", ts_strerror(TS_E_NOMEM));
+					r = ts_client_fail(c, -TS_E_NOMEM, "%s", ts_strerror(TS_E_NOMEM));
 					break;
 				}
 				memcpy(secret, ahead, ahead_len);
@@ -216,7 +216,7 @@ int ts_client_unlock_interactive(ts_client *c, const char *vault, const char *wh
 			/* Enter alone is no PIN: sent, it would read as "no secret" and open a PIN-less protector. */
 			if (len == 0) {
 				ts_secret_free(secret, 1);
-				r = ts_client_fail(c, TS_E_PIN_REQUIRED, "nothing was typed");
+				r = ts_client_fail(c, -TS_E_PIN_REQUIRED, "nothing was typed");
 				break;
 			}
 			r = unlock_once(&l, which, secret, len, &id, &needed);

@@ -119,7 +119,7 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 	}
 	if (!ts_vault_name_valid(name)) {
 		r = ts_protector_fail(&(ts_protector_request){ .err = errbuf, .err_len = sizeof(errbuf) },
-		                      TS_E_INVALID_ARGS,
+		                      -TS_E_INVALID_ARGS,
 		                      "vault name must be 1-64 of [A-Za-z0-9._-], not starting with '.' or '-'");
 		goto out;
 	}

@@ -305,41 +305,41 @@ static int map_fido_err(ts_protector_request *req, fido_dev_t *dev, int fr, cons
 		if (dev)
 			fido_dev_get_retry_count(dev, &retries);
 		if (retries >= 0)
-			return ts_protector_fail(req, TS_E_PIN_INVALID, "PIN incorrect, %d %s left on %s",
+			return ts_protector_fail(req, -TS_E_PIN_INVALID, "PIN incorrect, %d %s left on %s",
 			                         retries, retries == 1 ? "try" : "tries", label);
-		return ts_protector_fail(req, TS_E_PIN_INVALID, "PIN incorrect on %s", label);
+		return ts_protector_fail(req, -TS_E_PIN_INVALID, "PIN incorrect on %s", label);
 	case FIDO_ERR_PIN_AUTH_BLOCKED:
-		return ts_protector_fail(req, TS_E_PIN_BLOCKED,
+		return ts_protector_fail(req, -TS_E_PIN_BLOCKED,
 		                         "too many wrong PINs in a row on %s: remove and re-insert it, then try again", label);
 	case FIDO_ERR_PIN_BLOCKED:
 	case FIDO_ERR_UV_BLOCKED:
-		return ts_protector_fail(req, TS_E_PIN_BLOCKED,
+		return ts_protector_fail(req, -TS_E_PIN_BLOCKED,
 		                         "the PIN of %s is blocked; unlock with another protector (backup key or recovery key)", label);
 	case FIDO_ERR_PIN_REQUIRED:
 	case FIDO_ERR_PIN_NOT_SET:
 	case FIDO_ERR_UNAUTHORIZED_PERM:
-		return ts_protector_fail(req, TS_E_PIN_REQUIRED, "%s needs its PIN for this (%s)", label, what);
+		return ts_protector_fail(req, -TS_E_PIN_REQUIRED, "%s needs its PIN for this (%s)", label, what);
 	case FIDO_ERR_OPERATION_DENIED:
-		return ts_protector_fail(req, TS_E_TOUCH_DENIED, "touch was declined on %s", label);
+		return ts_protector_fail(req, -TS_E_TOUCH_DENIED, "touch was declined on %s", label);
 	case FIDO_ERR_USER_ACTION_TIMEOUT:
 	case FIDO_ERR_ACTION_TIMEOUT:
 	case FIDO_ERR_KEEPALIVE_CANCEL:
-		return ts_protector_fail(req, TS_E_TIMEOUT, "no touch on %s in time", label);
+		return ts_protector_fail(req, -TS_E_TIMEOUT, "no touch on %s in time", label);
 	case FIDO_ERR_NO_CREDENTIALS:
 	case FIDO_ERR_INVALID_CREDENTIAL:
-		return ts_protector_fail(req, TS_E_TOKEN_NOT_ENROLLED,
+		return ts_protector_fail(req, -TS_E_TOKEN_NOT_ENROLLED,
 		                         "%s is not enrolled in vault '%s'", label, req->vault_name ? req->vault_name : "?");
 	case FIDO_ERR_UNSUPPORTED_EXTENSION:
 	case FIDO_ERR_UNSUPPORTED_ALGORITHM:
 	case FIDO_ERR_UNSUPPORTED_OPTION:
-		return ts_protector_fail(req, TS_E_NOT_SUPPORTED, "%s does not support what %s needs (hmac-secret, ES256)", label, what);
+		return ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "%s does not support what %s needs (hmac-secret, ES256)", label, what);
 	case FIDO_ERR_RX:
 	case FIDO_ERR_TX:
 		if (started_ms && ts_mono_ms() - started_ms + 250 >= timeout)
-			return ts_protector_fail(req, TS_E_TIMEOUT, "no touch on %s within %u s", label, timeout / 1000);
-		return ts_protector_fail(req, TS_E_TOKEN_ABSENT, "lost contact with %s during %s", label, what);
+			return ts_protector_fail(req, -TS_E_TIMEOUT, "no touch on %s within %u s", label, timeout / 1000);
+		return ts_protector_fail(req, -TS_E_TOKEN_ABSENT, "lost contact with %s during %s", label, what);
 	default:
-		return ts_protector_fail(req, TS_E_FAILED, "%s failed on %s: %s", what, label, fido_strerr(fr));
+		return ts_protector_fail(req, -TS_E_FAILED, "%s failed on %s: %s", what, label, fido_strerr(fr));
 	}
 }
 
@@ -374,18 +374,18 @@ static int assert_once(ts_protector_request *req, fido_dev_t *dev, const fido2_p
 
 	randombytes_buf(cdh, sizeof(cdh));
 	if (!(a = fido_assert_new()))
-		return ts_protector_fail(req, TS_E_NOMEM, "out of memory");
+		return ts_protector_fail(req, -TS_E_NOMEM, "out of memory");
 	if ((fr = fido_assert_set_rp(a, p->rp_id)) != FIDO_OK ||
 	    (fr = fido_assert_set_clientdata_hash(a, cdh, sizeof(cdh))) != FIDO_OK ||
 	    (fr = fido_assert_allow_cred(a, p->cred_id, p->cred_id_len)) != FIDO_OK ||
 	    (fr = fido_assert_set_up(a, want_hmac && p->up ? FIDO_OPT_TRUE : FIDO_OPT_FALSE)) != FIDO_OK) {
-		r = ts_protector_fail(req, TS_E_FAILED, "preparing the assertion failed: %s", fido_strerr(fr));
+		r = ts_protector_fail(req, -TS_E_FAILED, "preparing the assertion failed: %s", fido_strerr(fr));
 		goto out;
 	}
 	if (want_hmac &&
 	    ((fr = fido_assert_set_extensions(a, FIDO_EXT_HMAC_SECRET)) != FIDO_OK ||
 	     (fr = fido_assert_set_hmac_salt(a, p->salt, p->salt_len)) != FIDO_OK)) {
-		r = ts_protector_fail(req, TS_E_FAILED, "preparing hmac-secret failed: %s", fido_strerr(fr));
+		r = ts_protector_fail(req, -TS_E_FAILED, "preparing hmac-secret failed: %s", fido_strerr(fr));
 		goto out;
 	}
 	fr = fido_dev_get_assert(dev, a, want_hmac && p->pin ? pin : NULL);
@@ -399,7 +399,7 @@ static int assert_once(ts_protector_request *req, fido_dev_t *dev, const fido2_p
 		uint8_t flags = fido_assert_flags(a, 0);
 		char label[96];
 		if ((p->up && !(flags & FIDO2_FLAG_UP)) || (p->pin && !(flags & FIDO2_FLAG_UV))) {
-			r = ts_protector_fail(req, TS_E_AUTH_FAILED,
+			r = ts_protector_fail(req, -TS_E_AUTH_FAILED,
 			                      "%s answered without %s (no %s flag in its assertion): a broken or "
 			                      "malicious key; its answer is refused", dev_label(dev, label, sizeof(label)),
 			                      p->up && !(flags & FIDO2_FLAG_UP) ? "a touch" : "verifying the PIN",
@@ -407,7 +407,7 @@ static int assert_once(ts_protector_request *req, fido_dev_t *dev, const fido2_p
 			goto out;
 		}
 		if (!h || hl != 32) {
-			r = ts_protector_fail(req, TS_E_FAILED, "security key returned no hmac-secret");
+			r = ts_protector_fail(req, -TS_E_FAILED, "security key returned no hmac-secret");
 			goto out;
 		}
 		kek_from_hmac(h, hl, req->vault_id, kek);
@@ -442,9 +442,9 @@ static int choose_device(ts_protector_request *req, char paths[FIDO2_MAX_CANDIDA
 			open_err = fr;
 	if (m == 0) {
 		if (n == 1)
-			return ts_protector_fail(req, TS_E_TOKEN_ABSENT, "cannot open security key %s: %s", paths[0],
+			return ts_protector_fail(req, -TS_E_TOKEN_ABSENT, "cannot open security key %s: %s", paths[0],
 			                         fido_strerr(open_err));
-		return ts_protector_fail(req, TS_E_TOKEN_ABSENT, "no FIDO2 security key found; plug one in");
+		return ts_protector_fail(req, -TS_E_TOKEN_ABSENT, "no FIDO2 security key found; plug one in");
 	}
 	if (m == 1) {
 		*ret_dev = devs[0];
@@ -479,7 +479,7 @@ static int choose_device(ts_protector_request *req, char paths[FIDO2_MAX_CANDIDA
 		return 0;
 	}
 	if (left > 0 || last == FIDO_OK)
-		r = ts_protector_fail(req, TS_E_TIMEOUT, "no touch on any of the %zu security keys present within %d s: "
+		r = ts_protector_fail(req, -TS_E_TIMEOUT, "no touch on any of the %zu security keys present within %d s: "
 		                      "touch the one to enroll", m, timeout / 1000);
 	else
 		r = map_fido_err(req, NULL, last, "choosing the key to enroll", 0);
@@ -509,11 +509,11 @@ static int fido2_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_par
 	fido2_init_once();
 	if (yes_no(ts_protector_option(req, "pin"), 1, &want_pin) < 0 ||
 	    yes_no(ts_protector_option(req, "up"), 1, &want_up) < 0)
-		return ts_protector_fail(req, TS_E_INVALID_ARGS, "fido2 options pin= and up= take yes or no");
+		return ts_protector_fail(req, -TS_E_INVALID_ARGS, "fido2 options pin= and up= take yes or no");
 	if (want_pin && !req->pin_len)
-		return ts_protector_fail(req, TS_E_PIN_REQUIRED, "enrolling a security key with PIN needs the key's PIN");
+		return ts_protector_fail(req, -TS_E_PIN_REQUIRED, "enrolling a security key with PIN needs the key's PIN");
 	if (req->pin_len && !(pin = pin_cstr(req)))
-		return ts_protector_fail(req, TS_E_INVALID_ARGS, "the PIN is not valid text");
+		return ts_protector_fail(req, -TS_E_INVALID_ARGS, "the PIN is not valid text");
 
 	n = candidates(req, paths);
 	if ((r = choose_device(req, paths, n, &dev)) < 0)
@@ -532,12 +532,12 @@ static int fido2_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_par
 			if (!strcmp(ext[i], "hmac-secret"))
 				break;
 		if (i == ne) {
-			r = ts_protector_fail(req, TS_E_NOT_SUPPORTED, "%s does not support the hmac-secret extension", label);
+			r = ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "%s does not support the hmac-secret extension", label);
 			goto out;
 		}
 	}
 	if (want_pin && !fido_dev_has_pin(dev)) {
-		r = ts_protector_fail(req, TS_E_PIN_REQUIRED,
+		r = ts_protector_fail(req, -TS_E_PIN_REQUIRED,
 		                      "%s has no PIN set; set one first (fido2-token -S) or enroll with --no-pin", label);
 		goto out;
 	}
@@ -550,7 +550,7 @@ static int fido2_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_par
 	randombytes_buf(cdh, sizeof(cdh));
 	randombytes_buf(salt, sizeof(salt));
 	if (!(cred = fido_cred_new())) {
-		r = ts_protector_fail(req, TS_E_NOMEM, "out of memory");
+		r = ts_protector_fail(req, -TS_E_NOMEM, "out of memory");
 		goto out;
 	}
 	if ((fr = fido_cred_set_type(cred, COSE_ES256)) != FIDO_OK ||
@@ -560,7 +560,7 @@ static int fido2_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_par
 	                             req->vault_name ? req->vault_name : "vault", NULL, NULL)) != FIDO_OK ||
 	    (fr = fido_cred_set_extensions(cred, FIDO_EXT_HMAC_SECRET)) != FIDO_OK ||
 	    (fr = fido_cred_set_rk(cred, FIDO_OPT_FALSE)) != FIDO_OK) {
-		r = ts_protector_fail(req, TS_E_FAILED, "preparing the credential failed: %s", fido_strerr(fr));
+		r = ts_protector_fail(req, -TS_E_FAILED, "preparing the credential failed: %s", fido_strerr(fr));
 		goto out;
 	}
 	/* The start of the touch wait: a transport error after the whole timeout is "no touch", not a lost key. */
@@ -570,7 +570,7 @@ static int fido2_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_par
 		goto out;
 	}
 	if (!(fido_cred_flags(cred) & 0x80) || !fido_cred_id_ptr(cred) || fido_cred_id_len(cred) == 0) {
-		r = ts_protector_fail(req, TS_E_NOT_SUPPORTED, "%s did not confirm hmac-secret for the credential", label);
+		r = ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "%s did not confirm hmac-secret for the credential", label);
 		goto out;
 	}
 
@@ -649,16 +649,16 @@ static int fido2_unlock(ts_protector_request *req, const uint8_t *params, size_t
 	if ((r = decode_params(params, params_len, &pp, &p)) < 0)
 		return ts_protector_fail(req, r, "the fido2 protector record is damaged");
 	if (p.pin && !req->pin_len) {
-		r = ts_protector_fail(req, TS_E_PIN_REQUIRED, "this security key protector needs the key's PIN");
+		r = ts_protector_fail(req, -TS_E_PIN_REQUIRED, "this security key protector needs the key's PIN");
 		goto out;
 	}
 	if (req->pin_len && !(pin = pin_cstr(req))) {
-		r = ts_protector_fail(req, TS_E_INVALID_ARGS, "the PIN is not valid text");
+		r = ts_protector_fail(req, -TS_E_INVALID_ARGS, "the PIN is not valid text");
 		goto out;
 	}
 
 	n = candidates(req, paths);
-	r = ts_protector_fail(req, TS_E_TOKEN_ABSENT, "no FIDO2 security key found; plug in the enrolled key");
+	r = ts_protector_fail(req, -TS_E_TOKEN_ABSENT, "no FIDO2 security key found; plug in the enrolled key");
 	for (i = 0; i < n; i++) {
 		if (!(dev = dev_open(req, paths[i], timeout, &fr)))
 			continue;
@@ -684,12 +684,12 @@ static int fido2_unlock(ts_protector_request *req, const uint8_t *params, size_t
 		goto out;
 	}
 	if (silent > 0)
-		r = ts_protector_fail(req, TS_E_TOKEN_ABSENT,
+		r = ts_protector_fail(req, -TS_E_TOKEN_ABSENT,
 		                      "%d of the %d security keys present did not answer (busy with another request?) "
 		                      "and none of the others is enrolled in vault '%s'", silent, seen,
 		                      req->vault_name ? req->vault_name : "?");
 	else if (seen > 0)
-		r = ts_protector_fail(req, TS_E_TOKEN_NOT_ENROLLED,
+		r = ts_protector_fail(req, -TS_E_TOKEN_NOT_ENROLLED,
 		                      "none of the %d security keys present is enrolled in vault '%s'", seen,
 		                      req->vault_name ? req->vault_name : "?");
 out:

@@ -122,18 +122,18 @@ static int p11_load(ts_protector_request *req, p11_ctx *c)
 
 	if (path) {
 		if ((c->single[0] = p11_kit_module_load(path, 0)) == NULL)
-			return ts_protector_fail(req, TS_E_FAILED, "cannot load PKCS#11 module '%s': %s", path,
+			return ts_protector_fail(req, -TS_E_FAILED, "cannot load PKCS#11 module '%s': %s", path,
 			                         p11_kit_message() ? p11_kit_message() : "unknown error");
 		if ((rv = p11_kit_module_initialize(c->single[0])) != CKR_OK) {
 			p11_kit_module_release(c->single[0]);
 			c->single[0] = NULL;
-			return ts_protector_fail(req, TS_E_FAILED, "cannot initialize PKCS#11 module '%s': %s", path,
+			return ts_protector_fail(req, -TS_E_FAILED, "cannot initialize PKCS#11 module '%s': %s", path,
 			                         p11_kit_strerror(rv));
 		}
 		return 0;
 	}
 	if ((c->modules = p11_kit_modules_load_and_initialize(0)) == NULL)
-		return ts_protector_fail(req, TS_E_FAILED, "cannot load the PKCS#11 modules registered with p11-kit: %s",
+		return ts_protector_fail(req, -TS_E_FAILED, "cannot load the PKCS#11 modules registered with p11-kit: %s",
 		                         p11_kit_message() ? p11_kit_message() : "unknown error");
 	return 0;
 }
@@ -241,10 +241,10 @@ static int p11_scan_tokens(ts_protector_request *req, p11_ctx *c, P11KitUri *uri
 	if (ret_tokens)
 		return 0;
 	if (matched)
-		return ts_protector_fail(req, TS_E_KEY_NOT_FOUND,
+		return ts_protector_fail(req, -TS_E_KEY_NOT_FOUND,
 		                         "no public key or certificate matching the URI on '%s'", seen);
 	p11_uri_label(uri, want);
-	return ts_protector_fail(req, TS_E_TOKEN_ABSENT, "PKCS#11 token '%s' not found; insert it", want);
+	return ts_protector_fail(req, -TS_E_TOKEN_ABSENT, "PKCS#11 token '%s' not found; insert it", want);
 }
 
 /* An empty PIN is no PIN: a prompt answered with Enter must not cost a retry. */
@@ -260,14 +260,14 @@ static int p11_login(ts_protector_request *req, p11_ctx *c)
 	CK_RV rv;
 
 	if (c->fn->C_GetTokenInfo(c->slot, &ti) != CKR_OK)
-		return ts_protector_fail(req, TS_E_TOKEN_ABSENT, "PKCS#11 token '%s' went away", c->label);
+		return ts_protector_fail(req, -TS_E_TOKEN_ABSENT, "PKCS#11 token '%s' went away", c->label);
 	if (ti.flags & CKF_USER_PIN_LOCKED)
-		return ts_protector_fail(req, TS_E_PIN_BLOCKED, "PIN blocked on '%s'; unblock it with the SO PIN",
+		return ts_protector_fail(req, -TS_E_PIN_BLOCKED, "PIN blocked on '%s'; unblock it with the SO PIN",
 		                         c->label);
 	if (!p11_have_pin(req)) {
 		/* A PIN pad reads the PIN itself; anything else needs one from the user. */
 		if (!(ti.flags & CKF_PROTECTED_AUTHENTICATION_PATH))
-			return ts_protector_fail(req, TS_E_PIN_REQUIRED, "PIN required for '%s'", c->label);
+			return ts_protector_fail(req, -TS_E_PIN_REQUIRED, "PIN required for '%s'", c->label);
 		rv = c->fn->C_Login(c->session, CKU_USER, NULL, 0);
 	} else {
 		rv = c->fn->C_Login(c->session, CKU_USER, (CK_UTF8CHAR_PTR)(uintptr_t)req->pin, req->pin_len);
@@ -283,29 +283,29 @@ static int p11_login(ts_protector_request *req, p11_ctx *c)
 	case CKR_PIN_LEN_RANGE:
 		if (c->fn->C_GetTokenInfo(c->slot, &ti) == CKR_OK) {
 			if (ti.flags & CKF_USER_PIN_LOCKED)
-				return ts_protector_fail(req, TS_E_PIN_BLOCKED, "PIN incorrect; now blocked on '%s'",
+				return ts_protector_fail(req, -TS_E_PIN_BLOCKED, "PIN incorrect; now blocked on '%s'",
 				                         c->label);
 			if (ti.flags & CKF_USER_PIN_FINAL_TRY)
-				return ts_protector_fail(req, TS_E_PIN_INVALID,
+				return ts_protector_fail(req, -TS_E_PIN_INVALID,
 				                         "PIN incorrect, 1 try left on '%s' before it blocks", c->label);
 			if (ti.flags & CKF_USER_PIN_COUNT_LOW)
-				return ts_protector_fail(req, TS_E_PIN_INVALID, "PIN incorrect, few tries left on '%s'",
+				return ts_protector_fail(req, -TS_E_PIN_INVALID, "PIN incorrect, few tries left on '%s'",
 				                         c->label);
 		}
-		return ts_protector_fail(req, TS_E_PIN_INVALID, "PIN incorrect for '%s'", c->label);
+		return ts_protector_fail(req, -TS_E_PIN_INVALID, "PIN incorrect for '%s'", c->label);
 	case CKR_PIN_LOCKED:
-		return ts_protector_fail(req, TS_E_PIN_BLOCKED, "PIN blocked on '%s'; unblock it with the SO PIN",
+		return ts_protector_fail(req, -TS_E_PIN_BLOCKED, "PIN blocked on '%s'; unblock it with the SO PIN",
 		                         c->label);
 	case CKR_PIN_EXPIRED:
-		return ts_protector_fail(req, TS_E_PIN_INVALID, "PIN expired on '%s'; change it first", c->label);
+		return ts_protector_fail(req, -TS_E_PIN_INVALID, "PIN expired on '%s'; change it first", c->label);
 	case CKR_TOKEN_NOT_PRESENT:
 	case CKR_DEVICE_REMOVED:
 	case CKR_SESSION_HANDLE_INVALID:
-		return ts_protector_fail(req, TS_E_TOKEN_ABSENT, "PKCS#11 token '%s' was removed", c->label);
+		return ts_protector_fail(req, -TS_E_TOKEN_ABSENT, "PKCS#11 token '%s' was removed", c->label);
 	case CKR_FUNCTION_CANCELED:
-		return ts_protector_fail(req, TS_E_TIMEOUT, "PIN entry canceled on '%s'", c->label);
+		return ts_protector_fail(req, -TS_E_TIMEOUT, "PIN entry canceled on '%s'", c->label);
 	default:
-		return ts_protector_fail(req, TS_E_FAILED, "login to '%s' failed: %s", c->label, p11_kit_strerror(rv));
+		return ts_protector_fail(req, -TS_E_FAILED, "login to '%s' failed: %s", c->label, p11_kit_strerror(rv));
 	}
 }
 
@@ -376,24 +376,24 @@ static int p11_pub_facts(ts_protector_request *req, p11_pub *pub)
 		pub->alg = P11_ALG_RSA;
 		pub->bits = (unsigned)EVP_PKEY_get_bits(pub->pkey);
 		if (pub->bits < P11_RSA_MIN_BITS || pub->bits > P11_RSA_MAX_BITS || pub->bits % 8)
-			return ts_protector_fail(req, TS_E_NOT_SUPPORTED, "RSA key of %u bits: need %d to %d bits",
+			return ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "RSA key of %u bits: need %d to %d bits",
 			                         pub->bits, P11_RSA_MIN_BITS, P11_RSA_MAX_BITS);
 		return 0;
 	case EVP_PKEY_EC:
 		if (!EVP_PKEY_get_utf8_string_param(pub->pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), NULL) ||
 		    strcmp(group, "prime256v1") != 0)
-			return ts_protector_fail(req, TS_E_NOT_SUPPORTED, "EC key not on P-256: only P-256 is supported");
+			return ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "EC key not on P-256: only P-256 is supported");
 		/* Certificates may carry a compressed point; the KDF input is always the uncompressed one. */
 		EVP_PKEY_set_utf8_string_param(pub->pkey, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, "uncompressed");
 		if (!EVP_PKEY_get_octet_string_param(pub->pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pub->point,
 		                                     sizeof(pub->point), &len) ||
 		    len != P11_POINT_BYTES || pub->point[0] != 0x04)
-			return ts_protector_fail(req, TS_E_NOT_SUPPORTED, "cannot read the P-256 public point");
+			return ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "cannot read the P-256 public point");
 		pub->alg = P11_ALG_EC;
 		pub->bits = 256;
 		return 0;
 	default:
-		return ts_protector_fail(req, TS_E_NOT_SUPPORTED, "key type not supported: need RSA or EC P-256");
+		return ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "key type not supported: need RSA or EC P-256");
 	}
 }
 
@@ -481,7 +481,7 @@ static int p11_pub_from_token(ts_protector_request *req, p11_ctx *c, P11KitUri *
 
 	if ((obj = p11_find(c, uri, CKO_PUBLIC_KEY)) != CK_INVALID_HANDLE) {
 		if (c->fn->C_GetAttributeValue(c->session, obj, &a, 1) != CKR_OK) {
-			r = ts_protector_fail(req, TS_E_FAILED, "cannot read the key type on '%s'", c->label);
+			r = ts_protector_fail(req, -TS_E_FAILED, "cannot read the key type on '%s'", c->label);
 			goto out;
 		}
 		if (kt == CKK_RSA) {
@@ -491,14 +491,14 @@ static int p11_pub_from_token(ts_protector_request *req, p11_ctx *c, P11KitUri *
 		} else if (kt == CKK_EC) {
 			if (p11_get_attr(c, obj, CKA_EC_PARAMS, &v1, &l1) == 0 &&
 			    (l1 != sizeof(p11_p256_oid) || memcmp(v1, p11_p256_oid, l1) != 0)) {
-				r = ts_protector_fail(req, TS_E_NOT_SUPPORTED, "EC key on '%s' is not on P-256", c->label);
+				r = ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "EC key on '%s' is not on P-256", c->label);
 				goto out;
 			}
 			if (v1 && p11_get_attr(c, obj, CKA_EC_POINT, &v2, &l2) == 0 &&
 			    p11_ec_point(v2, l2, &pt, &pt_len) == 0)
 				pub->pkey = p11_ec_pkey(pt, pt_len);
 		} else {
-			r = ts_protector_fail(req, TS_E_NOT_SUPPORTED, "key type %lu on '%s' not supported: need RSA or EC",
+			r = ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "key type %lu on '%s' not supported: need RSA or EC",
 			                      (unsigned long)kt, c->label);
 			goto out;
 		}
@@ -506,12 +506,12 @@ static int p11_pub_from_token(ts_protector_request *req, p11_ctx *c, P11KitUri *
 		if (p11_get_attr(c, obj, CKA_VALUE, &v1, &l1) == 0)
 			pub->pkey = p11_cert_pkey(v1, l1);
 	} else {
-		r = ts_protector_fail(req, TS_E_KEY_NOT_FOUND, "no public key or certificate matching the URI on '%s'",
+		r = ts_protector_fail(req, -TS_E_KEY_NOT_FOUND, "no public key or certificate matching the URI on '%s'",
 		                      c->label);
 		goto out;
 	}
 	if (!pub->pkey) {
-		r = ts_protector_fail(req, TS_E_NOT_SUPPORTED, "cannot read the public key on '%s'", c->label);
+		r = ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "cannot read the public key on '%s'", c->label);
 		goto out;
 	}
 	if (p11_get_attr(c, obj, CKA_ID, &pub->id, &pub->id_len) < 0) {
@@ -532,7 +532,7 @@ static int p11_pub_from_pem(ts_protector_request *req, const char *pem, p11_pub 
 	X509 *x;
 
 	if (len > P11_PEM_MAX)
-		return ts_protector_fail(req, TS_E_LIMIT, "public-key PEM text too long");
+		return ts_protector_fail(req, -TS_E_LIMIT, "public-key PEM text too long");
 	if ((bio = BIO_new_mem_buf(pem, (int)len)) == NULL)
 		return -TS_E_NOMEM;
 	pub->pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
@@ -542,7 +542,7 @@ static int p11_pub_from_pem(ts_protector_request *req, const char *pem, p11_pub 
 	}
 	BIO_free(bio);
 	if (!pub->pkey)
-		return ts_protector_fail(req, TS_E_INVALID_ARGS,
+		return ts_protector_fail(req, -TS_E_INVALID_ARGS,
 		                         "public-key: not a PEM public key (BEGIN PUBLIC KEY) or certificate");
 	return p11_pub_facts(req, pub);
 }
@@ -594,11 +594,11 @@ static int p11_mech_usable(ts_protector_request *req, p11_ctx *c, int alg)
 	int r = p11_mech_offered(c, mech, alg == P11_ALG_EC ? CKF_DERIVE : CKF_DECRYPT);
 
 	if (r == 0)
-		return ts_protector_fail(req, TS_E_NOT_SUPPORTED, "token '%s' does not offer %s: an %s key there could "
+		return ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "token '%s' does not offer %s: an %s key there could "
 		                         "never unlock the vault; use %s key", c->label, name, alg == P11_ALG_EC ? "EC" : "RSA",
 		                         alg == P11_ALG_EC ? "an RSA" : "an EC");
 	if (r < 0)
-		return ts_protector_fail(req, TS_E_FAILED, "token '%s' does not say whether it offers %s", c->label, name);
+		return ts_protector_fail(req, -TS_E_FAILED, "token '%s' does not say whether it offers %s", c->label, name);
 	return 0;
 }
 
@@ -623,25 +623,25 @@ static int p11_rsa_unseal(ts_protector_request *req, p11_ctx *c, CK_OBJECT_HANDL
 	if (param_rejected)
 		*param_rejected = 0;
 	if (p11_mech_offered(c, CKM_RSA_PKCS_OAEP, CKF_DECRYPT) == 0)
-		return ts_protector_fail(req, TS_E_NOT_SUPPORTED, "token '%s' does not offer CKM_RSA_PKCS_OAEP decryption",
+		return ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "token '%s' does not offer CKM_RSA_PKCS_OAEP decryption",
 		                         c->label);
 	rv = c->fn->C_DecryptInit(c->session, &mech, key);
 	if (rv == CKR_MECHANISM_PARAM_INVALID || rv == CKR_ARGUMENTS_BAD) {
 		if (param_rejected)
 			*param_rejected = 1;
-		return ts_protector_fail(req, TS_E_NOT_SUPPORTED, "token '%s' refuses CKM_RSA_PKCS_OAEP with %s",
+		return ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "token '%s' refuses CKM_RSA_PKCS_OAEP with %s",
 		                         c->label, rec->hash == P11_SHA256 ? "SHA-256" : "SHA-1");
 	}
 	if (rv == CKR_MECHANISM_INVALID)
-		return ts_protector_fail(req, TS_E_NOT_SUPPORTED, "token '%s' does not offer CKM_RSA_PKCS_OAEP", c->label);
+		return ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "token '%s' does not offer CKM_RSA_PKCS_OAEP", c->label);
 	if (rv == CKR_KEY_TYPE_INCONSISTENT)
-		return ts_protector_fail(req, TS_E_TOKEN_NOT_ENROLLED, "the key on '%s' is not an RSA key: not the enrolled key",
+		return ts_protector_fail(req, -TS_E_TOKEN_NOT_ENROLLED, "the key on '%s' is not an RSA key: not the enrolled key",
 		                         c->label);
 	if (rv == CKR_KEY_FUNCTION_NOT_PERMITTED)
-		return ts_protector_fail(req, TS_E_NOT_SUPPORTED, "key on '%s' may not decrypt with CKM_RSA_PKCS_OAEP: %s",
+		return ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "key on '%s' may not decrypt with CKM_RSA_PKCS_OAEP: %s",
 		                         c->label, p11_kit_strerror(rv));
 	if (rv != CKR_OK)
-		return ts_protector_fail(req, TS_E_FAILED, "C_DecryptInit on '%s': %s", c->label, p11_kit_strerror(rv));
+		return ts_protector_fail(req, -TS_E_FAILED, "C_DecryptInit on '%s': %s", c->label, p11_kit_strerror(rv));
 	/* Room for a whole modulus: some modules insist on it even for a short plaintext. */
 	if ((out = ts_secure_alloc(rec->ct_len)) == NULL) {
 		/* End the operation that DecryptInit started. */
@@ -651,12 +651,12 @@ static int p11_rsa_unseal(ts_protector_request *req, p11_ctx *c, CK_OBJECT_HANDL
 	rv = c->fn->C_Decrypt(c->session, (CK_BYTE_PTR)(uintptr_t)rec->ct, rec->ct_len, out, &out_len);
 	if (rv == CKR_ENCRYPTED_DATA_INVALID || rv == CKR_ENCRYPTED_DATA_LEN_RANGE || rv == CKR_DATA_INVALID ||
 	    (rv == CKR_OK && out_len != TS_KEY_BYTES)) {
-		r = ts_protector_fail(req, TS_E_TOKEN_NOT_ENROLLED,
+		r = ts_protector_fail(req, -TS_E_TOKEN_NOT_ENROLLED,
 		                      "the key on '%s' cannot decrypt this protector: not the enrolled key", c->label);
 		goto out;
 	}
 	if (rv != CKR_OK) {
-		r = ts_protector_fail(req, TS_E_FAILED, "C_Decrypt on '%s': %s", c->label, p11_kit_strerror(rv));
+		r = ts_protector_fail(req, -TS_E_FAILED, "C_Decrypt on '%s': %s", c->label, p11_kit_strerror(rv));
 		goto out;
 	}
 	memcpy(kek, out, TS_KEY_BYTES);
@@ -757,13 +757,13 @@ static int p11_ecdh_unseal(ts_protector_request *req, p11_ctx *c, P11KitUri *uri
 	int r;
 
 	if (p11_mech_offered(c, CKM_ECDH1_DERIVE, CKF_DERIVE) == 0)
-		return ts_protector_fail(req, TS_E_NOT_SUPPORTED, "token '%s' does not offer CKM_ECDH1_DERIVE", c->label);
+		return ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "token '%s' does not offer CKM_ECDH1_DERIVE", c->label);
 	/*
 	 * A wrong key would only show later as a KEK that opens nothing; when the
 	 * token shows the public half, say so now.
 	 */
 	if ((r = p11_ec_same_key(c, uri, rec->tpk)) == 0)
-		return ts_protector_fail(req, TS_E_TOKEN_NOT_ENROLLED,
+		return ts_protector_fail(req, -TS_E_TOKEN_NOT_ENROLLED,
 		                         "the EC key on '%s' is not the enrolled one", c->label);
 	rv = c->fn->C_DeriveKey(c->session, &mech, key, tmpl, sizeof(tmpl) / sizeof(tmpl[0]), &secret);
 	if (rv == CKR_MECHANISM_PARAM_INVALID || rv == CKR_ARGUMENTS_BAD || rv == CKR_DOMAIN_PARAMS_INVALID) {
@@ -773,15 +773,15 @@ static int p11_ecdh_unseal(ts_protector_request *req, p11_ctx *c, P11KitUri *uri
 		rv = c->fn->C_DeriveKey(c->session, &mech, key, tmpl, sizeof(tmpl) / sizeof(tmpl[0]), &secret);
 	}
 	if (rv == CKR_MECHANISM_INVALID)
-		return ts_protector_fail(req, TS_E_NOT_SUPPORTED, "token '%s' does not offer CKM_ECDH1_DERIVE", c->label);
+		return ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "token '%s' does not offer CKM_ECDH1_DERIVE", c->label);
 	if (rv == CKR_KEY_TYPE_INCONSISTENT)
-		return ts_protector_fail(req, TS_E_TOKEN_NOT_ENROLLED, "the key on '%s' is not an EC key: not the enrolled key",
+		return ts_protector_fail(req, -TS_E_TOKEN_NOT_ENROLLED, "the key on '%s' is not an EC key: not the enrolled key",
 		                         c->label);
 	if (rv == CKR_KEY_FUNCTION_NOT_PERMITTED)
-		return ts_protector_fail(req, TS_E_NOT_SUPPORTED, "key on '%s' may not derive with CKM_ECDH1_DERIVE: %s",
+		return ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "key on '%s' may not derive with CKM_ECDH1_DERIVE: %s",
 		                         c->label, p11_kit_strerror(rv));
 	if (rv != CKR_OK)
-		return ts_protector_fail(req, TS_E_FAILED, "C_DeriveKey(CKM_ECDH1_DERIVE) on '%s': %s", c->label,
+		return ts_protector_fail(req, -TS_E_FAILED, "C_DeriveKey(CKM_ECDH1_DERIVE) on '%s': %s", c->label,
 		                         p11_kit_strerror(rv));
 	if ((shared = ts_secure_alloc(P11_SHARED_BYTES)) == NULL) {
 		r = -TS_E_NOMEM;
@@ -790,7 +790,7 @@ static int p11_ecdh_unseal(ts_protector_request *req, p11_ctx *c, P11KitUri *uri
 	val.pValue = shared;
 	rv = c->fn->C_GetAttributeValue(c->session, secret, &val, 1);
 	if (rv != CKR_OK || val.ulValueLen != P11_SHARED_BYTES) {
-		r = ts_protector_fail(req, TS_E_NOT_SUPPORTED, "token '%s' does not release the ECDH secret: %s", c->label,
+		r = ts_protector_fail(req, -TS_E_NOT_SUPPORTED, "token '%s' does not release the ECDH secret: %s", c->label,
 		                      rv != CKR_OK ? p11_kit_strerror(rv) : "wrong length");
 		goto out;
 	}
@@ -817,20 +817,20 @@ static int p11_uri_parse(ts_protector_request *req, const char *text, P11KitUri 
 	int pr;
 
 	if (!text)
-		return ts_protector_fail(req, TS_E_INVALID_ARGS, "option 'uri' (a pkcs11: URI) is required");
+		return ts_protector_fail(req, -TS_E_INVALID_ARGS, "option 'uri' (a pkcs11: URI) is required");
 	if ((uri = p11_kit_uri_new()) == NULL)
 		return -TS_E_NOMEM;
 	if ((pr = p11_kit_uri_parse(text, P11_KIT_URI_FOR_ANY, uri)) != P11_KIT_URI_OK) {
 		p11_kit_uri_free(uri);
-		return ts_protector_fail(req, TS_E_INVALID_ARGS, "bad pkcs11: URI: %s", p11_kit_uri_message(pr));
+		return ts_protector_fail(req, -TS_E_INVALID_ARGS, "bad pkcs11: URI: %s", p11_kit_uri_message(pr));
 	}
 	if (p11_kit_uri_get_pin_value(uri)) {
 		p11_kit_uri_free(uri);
-		return ts_protector_fail(req, TS_E_INVALID_ARGS, "the pkcs11: URI must not contain a PIN (pin-value)");
+		return ts_protector_fail(req, -TS_E_INVALID_ARGS, "the pkcs11: URI must not contain a PIN (pin-value)");
 	}
 	if (p11_kit_uri_any_unrecognized(uri)) {
 		p11_kit_uri_free(uri);
-		return ts_protector_fail(req, TS_E_INVALID_ARGS, "the pkcs11: URI has attributes this daemon cannot honour");
+		return ts_protector_fail(req, -TS_E_INVALID_ARGS, "the pkcs11: URI has attributes this daemon cannot honour");
 	}
 	p11_kit_uri_set_pin_source(uri, NULL);
 	*ret = uri;
@@ -925,10 +925,10 @@ static int p11_unseal(ts_protector_request *req, p11_ctx *c, P11KitUri *uri, con
 	CK_ATTRIBUTE a = { CKA_KEY_TYPE, &kt, sizeof(kt) };
 
 	if (key == CK_INVALID_HANDLE)
-		return ts_protector_fail(req, TS_E_KEY_NOT_FOUND, "no private key matching the URI on '%s'", c->label);
+		return ts_protector_fail(req, -TS_E_KEY_NOT_FOUND, "no private key matching the URI on '%s'", c->label);
 	/* A key of the other type is a different key, not a missing mechanism. */
 	if (c->fn->C_GetAttributeValue(c->session, key, &a, 1) == CKR_OK && kt != want)
-		return ts_protector_fail(req, TS_E_TOKEN_NOT_ENROLLED, "the key on '%s' is not an %s key: not the enrolled key",
+		return ts_protector_fail(req, -TS_E_TOKEN_NOT_ENROLLED, "the key on '%s' is not an %s key: not the enrolled key",
 		                         c->label, want == CKK_RSA ? "RSA" : "EC");
 	if (rec->alg == P11_ALG_RSA)
 		return p11_rsa_unseal(req, c, key, rec, kek, param_rejected);
@@ -1003,7 +1003,7 @@ static int p11_check(ts_protector_request *req, p11_ctx *c, P11KitUri *uri, cons
 	if ((r = p11_unseal(req, c, uri, &rec, again, param_rejected)) < 0)
 		goto out;
 	if (sodium_memcmp(again, kek, TS_KEY_BYTES) != 0)
-		r = ts_protector_fail(req, TS_E_TOKEN_NOT_ENROLLED,
+		r = ts_protector_fail(req, -TS_E_TOKEN_NOT_ENROLLED,
 		                      "the private key on '%s' does not match its public key: refusing to enroll", c->label);
 out:
 	ts_params_free(p);
@@ -1029,7 +1029,7 @@ static int p11_open_for_login(ts_protector_request *req, p11_ctx *c, P11KitUri *
 	if (tokens <= 1 || with_key == 1 || (need_key && with_key == 0))
 		return p11_scan_tokens(req, c, uri, need_key || with_key == 1 ? p11_has_pub : NULL, NULL, NULL);
 	p11_uri_label(uri, want);
-	return ts_protector_fail(req, TS_E_AMBIGUOUS, "%d tokens named '%s' could be this protector's and %s: "
+	return ts_protector_fail(req, -TS_E_AMBIGUOUS, "%d tokens named '%s' could be this protector's and %s: "
 	                         "no PIN was tried; enroll it again naming the token's serial (pkcs11: URI serial=)",
 	                         tokens, want, with_key ? "more than one shows its key" : "none shows its key before login");
 }
@@ -1055,12 +1055,12 @@ static int p11_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_param
 		else if (strcmp(hash_opt, "sha1") == 0)
 			hash = P11_SHA1;
 		else
-			return ts_protector_fail(req, TS_E_INVALID_ARGS, "oaep-hash must be sha256 or sha1");
+			return ts_protector_fail(req, -TS_E_INVALID_ARGS, "oaep-hash must be sha256 or sha1");
 	}
 	if ((r = p11_uri_parse(req, ts_protector_option(req, "uri"), &uri)) < 0)
 		return r;
 	if (!p11_uri_names_key(uri)) {
-		r = ts_protector_fail(req, TS_E_INVALID_ARGS, "the pkcs11: URI must name the key (id= or object=)");
+		r = ts_protector_fail(req, -TS_E_INVALID_ARGS, "the pkcs11: URI must name the key (id= or object=)");
 		goto out;
 	}
 
@@ -1083,7 +1083,7 @@ static int p11_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_param
 		}
 		/* Else unlock would offer the PIN to whichever token came first. */
 		if (!p11_kit_uri_get_token_info(uri)->label[0] && !p11_kit_uri_get_token_info(uri)->serialNumber[0]) {
-			r = ts_protector_fail(req, TS_E_INVALID_ARGS,
+			r = ts_protector_fail(req, -TS_E_INVALID_ARGS,
 			                      "enrolling from a public key: the pkcs11: URI must name the token (token= or serial=)");
 			goto out;
 		}
@@ -1093,7 +1093,7 @@ static int p11_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_param
 		token = p11_have_pin(req);
 	} else {
 		if (!p11_have_pin(req)) {
-			r = ts_protector_fail(req, TS_E_PIN_REQUIRED,
+			r = ts_protector_fail(req, -TS_E_PIN_REQUIRED,
 			                      "PIN required to enroll a PKCS#11 token (its unlock is tested once)");
 			goto out;
 		}
@@ -1111,7 +1111,7 @@ static int p11_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_param
 
 		p11_uri_label(uri, want);
 		if (r == -TS_E_TOKEN_ABSENT)
-			r = ts_protector_fail(req, TS_E_TOKEN_ABSENT, "enrolling from a public key checks that the token can "
+			r = ts_protector_fail(req, -TS_E_TOKEN_ABSENT, "enrolling from a public key checks that the token can "
 			                      "use the key: insert token '%s' (no PIN is needed)", want);
 		goto out;
 	}
@@ -1120,7 +1120,7 @@ static int p11_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_param
 	if ((r = p11_uri_complete(uri, label, token ? c.serial : NULL, pub.id, pub.id_len)) < 0)
 		goto out;
 	if (p11_kit_uri_format(uri, P11_KIT_URI_FOR_ANY, &uri_text) != P11_KIT_URI_OK) {
-		r = ts_protector_fail(req, TS_E_FAILED, "cannot format the pkcs11: URI");
+		r = ts_protector_fail(req, -TS_E_FAILED, "cannot format the pkcs11: URI");
 		goto out;
 	}
 	if ((r = p11_seal(&pub, hash, uri_text, label, kek, &params)) < 0) {
@@ -1172,7 +1172,7 @@ static int p11_unlock(ts_protector_request *req, const uint8_t *params, size_t p
 	if ((r = p11_rec_decode(params, params_len, &p, &rec)) < 0)
 		return ts_protector_fail(req, r, "pkcs11 protector parameters are corrupt");
 	if ((r = p11_uri_parse(req, rec.uri, &uri)) < 0) {
-		r = ts_protector_fail(req, TS_E_CORRUPT, "pkcs11 protector parameters are corrupt (URI)");
+		r = ts_protector_fail(req, -TS_E_CORRUPT, "pkcs11 protector parameters are corrupt (URI)");
 		goto out;
 	}
 	if ((r = p11_load(req, &c)) < 0 || (r = p11_open_for_login(req, &c, uri, 0)) < 0 ||
@@ -1232,7 +1232,7 @@ static int p11_present(ts_protector_request *req, const uint8_t *params, size_t 
 	if ((r = p11_rec_decode(params, params_len, &p, &rec)) < 0)
 		return ts_protector_fail(req, r, "pkcs11 protector parameters are corrupt");
 	if ((r = p11_uri_parse(req, rec.uri, &uri)) < 0) {
-		r = ts_protector_fail(req, TS_E_CORRUPT, "pkcs11 protector parameters are corrupt (URI)");
+		r = ts_protector_fail(req, -TS_E_CORRUPT, "pkcs11 protector parameters are corrupt (URI)");
 		goto out;
 	}
 	if ((r = p11_load(req, &c)) < 0)

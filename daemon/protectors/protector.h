@@ -62,12 +62,16 @@ const char *ts_protector_option(const ts_protector_request *req, const char *key
  * tpm2: pin, pcrs; pkcs11: uri, public-key, oaep-hash; recovery: none) and
  * every type replace=. Nothing a caller gives may name a device, a file, a
  * module or a TCTI: those are the administrator's (tokensealed's command
- * line), since the token helper runs as root. 0, or -TS_E_INVALID_ARGS with
- * a message for the caller in err.
+ * line), since the token helper reaches every token its user's groups do.
+ * 0, or -TS_E_INVALID_ARGS with a message for the caller in err.
  */
 int ts_protector_check_options(const char *type, const ts_kv *options, size_t n_options, char *err, size_t err_len);
 
-/* printf into req->err (no secret may ever be formatted here). Returns code (negative) for chaining. */
+/*
+ * printf into req->err (no secret may ever be formatted here). code is a
+ * negative TS_E_*, returned for chaining; anything else is a caller's bug
+ * and comes back as -TS_E_FAILED, never as success.
+ */
 int ts_protector_fail(const ts_protector_request *req, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

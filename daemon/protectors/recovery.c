@@ -20,10 +20,10 @@ static int recovery_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_
 	*secret_out_len = 0;
 	/* The key is shown once; a caller with nowhere to put it must not get a protector. */
 	if (!secret_out || secret_out_cap < TS_RECOVERY_TEXT_BYTES)
-		return ts_protector_fail(req, TS_E_INVALID_ARGS, "no room for the recovery key");
+		return ts_protector_fail(req, -TS_E_INVALID_ARGS, "no room for the recovery key");
 	if ((key = ts_secure_alloc(TS_RECOVERY_KEY_BYTES)) == NULL ||
 	    (text = ts_secure_alloc(TS_RECOVERY_TEXT_BYTES)) == NULL)
-		return ts_protector_fail(req, TS_E_NOMEM, "out of secure memory");
+		return ts_protector_fail(req, -TS_E_NOMEM, "out of secure memory");
 	if ((r = ts_recovery_generate(key, text)) < 0)
 		return ts_protector_fail(req, r, "cannot generate a recovery key");
 	/* Fresh salt per protector, and the vault id in the hash: two protectors never share a KEK. */
@@ -53,11 +53,11 @@ static int recovery_unlock(ts_protector_request *req, const uint8_t *params, siz
 	int r;
 
 	if (!req->pin || req->pin_len == 0)
-		return ts_protector_fail(req, TS_E_PIN_REQUIRED, "the recovery key is needed to unlock");
+		return ts_protector_fail(req, -TS_E_PIN_REQUIRED, "the recovery key is needed to unlock");
 	if ((r = ts_recovery_params_decode(params, params_len, &p)) < 0)
-		return ts_protector_fail(req, TS_E_CORRUPT, "recovery protector parameters are corrupt");
+		return ts_protector_fail(req, -TS_E_CORRUPT, "recovery protector parameters are corrupt");
 	if ((key = ts_secure_alloc(TS_RECOVERY_KEY_BYTES)) == NULL)
-		return ts_protector_fail(req, TS_E_NOMEM, "out of secure memory");
+		return ts_protector_fail(req, -TS_E_NOMEM, "out of secure memory");
 	if ((r = ts_recovery_parse((const char *)req->pin, req->pin_len, key)) < 0)
 		return ts_protector_fail(req, r, "recovery key mistyped (checksum does not match)");
 	if ((r = ts_recovery_derive_kek(key, &p, req->vault_id, kek)) < 0)

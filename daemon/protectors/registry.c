@@ -132,5 +132,5 @@ int ts_protector_fail(const ts_protector_request *req, int code, const char *fmt
 		vsnprintf(req->err, req->err_len, fmt, ap);
 		va_end(ap);
 	}
-	return code > 0 ? -code : code;
+	return code < 0 ? code : -TS_E_FAILED;
 }
