@@ -154,11 +154,6 @@ int ts_audit_sinks(const char *event, const char *vault, uint32_t owner, const t
 	return 0;
 }
 
-int ts_audit(const char *event, const char *vault, uint32_t owner, const ts_caller *caller, const char *protector, int r)
-{
-	return ts_log_event_r(event, vault, owner, caller, protector, r);
-}
-
 int ts_audit_numbers(const char *event, const char *vault, uint32_t owner, int r, const char *const *names,
                      const uint64_t *values, size_t n)
 {

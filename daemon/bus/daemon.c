@@ -402,7 +402,7 @@ void ts_daemon_lock_vault(ts_vault_entry *e, const char *reason, const ts_caller
 	/* "lock" when asked to; otherwise the reason is in the event name (lock-idle, lock-suspend, ...). */
 	snprintf(event, sizeof(event), "lock%s%s", strcmp(reason, "request") == 0 ? "" : "-",
 	         strcmp(reason, "request") == 0 ? "" : reason);
-	ts_log_event(event, e->vault->name, e->vault->owner_uid, caller, NULL, 0);
+	(void)ts_audit(event, e->vault->name, e->vault->owner_uid, caller, NULL, 0);
 	ts_vault_object_emit_changed(e);
 }
 

@@ -123,15 +123,19 @@ const char *ts_log_clean(const char *s, char *out, size_t cap);
  */
 const char *ts_log_word(const char *s, char *buf, size_t size);
 /*
- * A security event, one line with fixed fields:
+ * A security event, the one entry point for every event (log.c): one
+ * stderr/journal line with fixed fields
  *   event=unlock vault=NAME owner=UID uid=U pid=P protector=ID result=ok|ERRORNAME
- * vault and protector may be NULL ("-"), owner TS_NO_OWNER ("-"); r is 0 or
- * a negative TS_E_*. owner is the vault's owner (names are per owner), uid
- * the caller's.
+ * then the same event to the audit sinks (journal fields TOKENSEAL_EVENT=...
+ * when journald is there, the --audit-log line: audit.c). vault and
+ * protector may be NULL ("-"), owner TS_NO_OWNER ("-"); r is 0 or a
+ * negative TS_E_*. owner is the vault's owner (names are per owner), uid the
+ * caller's. Returns 0, or -TS_E_IO when the audit file could not be written
+ * (callers that must not go on without their record check it).
  */
 #define TS_NO_OWNER UINT32_MAX
-void ts_log_event(const char *event, const char *vault, uint32_t owner, const ts_caller *caller,
-                  const char *protector, int r);
+int ts_audit(const char *event, const char *vault, uint32_t owner, const ts_caller *caller, const char *protector,
+             int r);
 /* owner as a log word: decimal, or "-" for TS_NO_OWNER. Returns buf or "-". */
 const char *ts_log_owner(uint32_t owner, char buf[16]);
 

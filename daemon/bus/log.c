@@ -139,12 +139,6 @@ const char *ts_log_word(const char *s, char *buf, size_t size)
 	return buf;
 }
 
-void ts_log_event(const char *event, const char *vault, uint32_t owner, const ts_caller *caller,
-                  const char *protector, int r)
-{
-	(void)ts_log_event_r(event, vault, owner, caller, protector, r);
-}
-
 const char *ts_log_owner(uint32_t owner, char buf[16])
 {
 	if (owner == TS_NO_OWNER)
@@ -153,8 +147,8 @@ const char *ts_log_owner(uint32_t owner, char buf[16])
 	return buf;
 }
 
-int ts_log_event_r(const char *event, const char *vault, uint32_t owner, const ts_caller *caller,
-                   const char *protector, int r)
+int ts_audit(const char *event, const char *vault, uint32_t owner, const ts_caller *caller, const char *protector,
+             int r)
 {
 	char vbuf[TS_VAULT_NAME_MAX + 1], pbuf[TS_PROTECTOR_ID_MAX + TS_PROTECTOR_TYPE_MAX], obuf[16];
 	const char *result = "ok";

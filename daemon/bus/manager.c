@@ -138,7 +138,7 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 			if (o != caller.uid && caller.uid != 0) {
 				r = -TS_E_ACCESS_DENIED;
 				snprintf(errbuf, sizeof(errbuf), "only root may create a vault for another user");
-				ts_log_event("create", name, o, &caller, NULL, r);
+				(void)ts_audit("create", name, o, &caller, NULL, r);
 				goto out;
 			}
 			owner = o;
@@ -260,15 +260,15 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 		goto out;
 	v = NULL;
 	ts_daemon_touch(e);
-	ts_log_event("create", name, owner, &caller, NULL, 0);
-	ts_log_event("enroll", name, owner, &caller, pid_id, 0);
+	(void)ts_audit("create", name, owner, &caller, NULL, 0);
+	(void)ts_audit("enroll", name, owner, &caller, pid_id, 0);
 	/* emit, reply */
 	(void)ts_manager_emit_vault_added(d, e);
 	free(opts);
 	return sd_bus_reply_method_return(m, "o", e->path);
 out:
 	if (caller.uid != (uid_t)-1 && r != -TS_E_ACCESS_DENIED)
-		ts_log_event("create", ts_vault_name_valid(name) ? name : NULL, owner, &caller, NULL, r);
+		(void)ts_audit("create", ts_vault_name_valid(name) ? name : NULL, owner, &caller, NULL, r);
 	ts_vault_free(v);
 	free(opts);
 	return ts_bus_error(error, r, errbuf);

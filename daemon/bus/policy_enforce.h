@@ -85,22 +85,11 @@ void ts_enforce_unlocked(ts_vault_entry *e);
 
 /* ---- audit.c --------------------------------------------------------------------- */
 
-/* ts_log_event, returning whether the audit sinks took the record (log.c). */
-int ts_log_event_r(const char *event, const char *vault, uint32_t owner, const ts_caller *caller, const char *protector, int r);
-
-/* Journal fields and the --audit-log line for one event; 0 or -TS_E_IO (called by ts_log_event). */
+/* Journal fields and the --audit-log line for one event; 0 or -TS_E_IO (called by ts_audit). */
 int ts_audit_sinks(const char *event, const char *vault, uint32_t owner, const ts_caller *caller, const char *protector, int r);
 
 /* --audit-log FILE: append one JSON object per event. NULL: journal/stderr only. */
 void ts_audit_set_file(const char *path);
-
-/*
- * Record a security event: the stderr/journal line of ts_log_event, journal
- * fields (TOKENSEAL_EVENT=, TOKENSEAL_VAULT=, ...) when journald is there,
- * and the --audit-log line. Returns 0, or -TS_E_IO when the audit file could
- * not be written.
- */
-int ts_audit(const char *event, const char *vault, uint32_t owner, const ts_caller *caller, const char *protector, int r);
 
 /*
  * ts_audit for an event with no caller (uid -1, protector "-") that carries

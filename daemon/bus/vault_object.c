@@ -51,13 +51,13 @@ static int vault_authorize(sd_bus_message *m, ts_vault_entry *e, const char *wha
 	if (r == 0)
 		return 1;
 	if (r > 0 && e != e->d->ghost) {
-		ts_log_event(data ? "polkit-use-other" : "polkit-manage-other", e->vault->name, e->vault->owner_uid, caller, NULL, 0);
+		(void)ts_audit(data ? "polkit-use-other" : "polkit-manage-other", e->vault->name, e->vault->owner_uid, caller, NULL, 0);
 		return 0;
 	}
 	/* Busy (too many questions in flight) and the like: the same for a vault and for the ghost. */
 	if (r < 0 && !sd_bus_error_has_name(error, ts_error_dbus_name(-TS_E_ACCESS_DENIED)))
 		return r;
-	ts_log_event(what, e->vault->name, e->vault->owner_uid, caller, NULL, -TS_E_ACCESS_DENIED);
+	(void)ts_audit(what, e->vault->name, e->vault->owner_uid, caller, NULL, -TS_E_ACCESS_DENIED);
 	if (r < 0) {
 		/* polkit's reason goes to the log, never to the caller. */
 		ts_log(TS_LOG_INFO, "vault=%s uid=%ld: %s", e->vault->name, (long)caller->uid, error->message);
@@ -269,7 +269,7 @@ static void unlock_succeeded(ts_unlock_job *j, const char *id)
 	e->lock_reason[0] = '\0';
 	e->lock_changed = ts_now_usec();
 	ts_escrow_note_unlock(e, id);
-	ts_log_event("unlock", e->vault->name, e->vault->owner_uid, &j->caller, id, 0);
+	(void)ts_audit("unlock", e->vault->name, e->vault->owner_uid, &j->caller, id, 0);
 	ts_daemon_touch(e);
 	ts_vault_object_emit_changed(e);
 	unlock_reply(j, 0, NULL, id, 0);
@@ -306,7 +306,7 @@ static void unlock_failed(ts_unlock_job *j)
 		ts_daemon_save_backoff(e);
 	}
 	if (!j->tried)
-		ts_log_event("unlock", e->vault->name, e->vault->owner_uid, &j->caller, j->which, j->best);
+		(void)ts_audit("unlock", e->vault->name, e->vault->owner_uid, &j->caller, j->which, j->best);
 	unlock_reply(j, j->best, j->best_err, NULL, 0);
 }
 
@@ -352,7 +352,7 @@ static int unlock_result(ts_unlock_job *j, const char *id, int r, uint8_t *kek, 
 		else if (r == -TS_E_CORRUPT)
 			snprintf(errbuf, sizeof(errbuf), "vault file failed authentication (tampered with?)");
 	}
-	ts_log_event("unlock", e->vault->name, e->vault->owner_uid, &j->caller, id, r);
+	(void)ts_audit("unlock", e->vault->name, e->vault->owner_uid, &j->caller, id, r);
 	if (!j->best || (error_is_weak(j->best) && !error_is_weak(r))) {
 		j->best = r;
 		snprintf(j->best_err, sizeof(j->best_err), "%s", errbuf);
@@ -588,7 +588,7 @@ static void probe_done(ts_unlock_job *j)
 		         "nothing was tried", list);
 		j->best = -TS_E_AMBIGUOUS;
 	}
-	ts_log_event("unlock", j->e->vault->name, j->e->vault->owner_uid, &j->caller, j->which, j->best);
+	(void)ts_audit("unlock", j->e->vault->name, j->e->vault->owner_uid, &j->caller, j->which, j->best);
 	unlock_reply(j, j->best, j->best_err, NULL, 0);
 }
 
@@ -736,7 +736,7 @@ static void on_unlock_secret(void *userdata, int r, uint8_t *secret, size_t len)
 	j->secret = secret;
 	j->secret_len = len;
 	if (r < 0) {
-		ts_log_event("unlock", e->vault->name, e->vault->owner_uid, &j->caller, j->which, r);
+		(void)ts_audit("unlock", e->vault->name, e->vault->owner_uid, &j->caller, j->which, r);
 		unlock_reply(j, r, ts_secretfd_strerror(r), NULL, 0);
 		return;
 	}
@@ -805,7 +805,7 @@ static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	                     &wait) < 0) {
 		snprintf(errbuf, sizeof(errbuf), "too many failed unlocks from here; retry in %llu s",
 		         (unsigned long long)wait);
-		ts_log_event("unlock", e->vault->name, e->vault->owner_uid, &caller, which, -TS_E_BUSY);
+		(void)ts_audit("unlock", e->vault->name, e->vault->owner_uid, &caller, which, -TS_E_BUSY);
 		return ts_bus_error(error, -TS_E_BUSY, errbuf);
 	}
 	if (strlen(which) >= sizeof(j->which))
@@ -829,7 +829,7 @@ static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	j->next = d->unlock_jobs;
 	d->unlock_jobs = j;
 	if ((r = ts_secretfd_read_start(d->event, fd, on_unlock_secret, j, &j->fd_op)) < 0) {
-		ts_log_event("unlock", e->vault->name, e->vault->owner_uid, &caller, which, r);
+		(void)ts_audit("unlock", e->vault->name, e->vault->owner_uid, &caller, which, r);
 		unlock_job_free(j);
 		return ts_bus_error(error, r, ts_secretfd_strerror(r));
 	}
@@ -1367,12 +1367,12 @@ static int method_rotate_key(sd_bus_message *m, void *userdata, sd_bus_error *er
 		goto fail;
 	if (have_retire)
 		ts_rollback_drop_backup(e, "retire");
-	ts_log_event("rotate", e->vault->name, e->vault->owner_uid, &caller, NULL, 0);
+	(void)ts_audit("rotate", e->vault->name, e->vault->owner_uid, &caller, NULL, 0);
 	ts_daemon_touch(e);
 	ts_vault_object_emit_changed(e);
 	return sd_bus_reply_method_return(m, "u", version);
 fail:
-	ts_log_event("rotate", e->vault->name, e->vault->owner_uid, &caller, NULL, r);
+	(void)ts_audit("rotate", e->vault->name, e->vault->owner_uid, &caller, NULL, r);
 	return ts_bus_error(error, r, errbuf);
 }
 
@@ -1483,18 +1483,18 @@ static void enroll_complete(ts_vault_entry *e, sd_bus_message *m, const ts_calle
 			goto out;
 		}
 	}
-	ts_log_event("enroll", e->vault->name, e->vault->owner_uid, caller, id, 0);
+	(void)ts_audit("enroll", e->vault->name, e->vault->owner_uid, caller, id, 0);
 	/* Its facts (for Protectors, Unlock's choices) from a helper ahead of the first read, not in it. */
 	if (ts_protector_lookup(type))
 		ts_remote_describe_prefetch(ts_protector_lookup(type), params, params_len);
 	if (replace && *replace)
-		ts_log_event("revoke", e->vault->name, e->vault->owner_uid, caller, replace, 0);
+		(void)ts_audit("revoke", e->vault->name, e->vault->owner_uid, caller, replace, 0);
 	ts_daemon_touch(e);
 	ts_vault_object_emit_changed(e);
 	(void)sd_bus_reply_method_return(m, "s", id);
 	return;
 out:
-	ts_log_event("enroll", e->vault->name, e->vault->owner_uid, caller, type, r);
+	(void)ts_audit("enroll", e->vault->name, e->vault->owner_uid, caller, type, r);
 	(void)ts_bus_error(&error, r, errbuf);
 	(void)sd_bus_reply_method_error(m, &error);
 	sd_bus_error_free(&error);
@@ -1638,7 +1638,7 @@ static int method_add_protector(sd_bus_message *m, void *userdata, sd_bus_error 
 	return 1;
 out:
 	free(opts);
-	ts_log_event("enroll", e->vault->name, e->vault->owner_uid, &caller, type, r);
+	(void)ts_audit("enroll", e->vault->name, e->vault->owner_uid, &caller, type, r);
 	return ts_bus_error(error, r, errbuf);
 }
 
@@ -1668,11 +1668,11 @@ static int method_revoke_protector(sd_bus_message *m, void *userdata, sd_bus_err
 			         e->vault->n_protectors - 1);
 		else if (r == -TS_E_LAST_PROTECTOR)
 			snprintf(msg, sizeof(msg), "refusing to remove the last protector: add another one first");
-		ts_log_event("revoke", e->vault->name, e->vault->owner_uid, &caller, id, r);
+		(void)ts_audit("revoke", e->vault->name, e->vault->owner_uid, &caller, id, r);
 		return ts_bus_error(error, r, msg);
 	}
 	ts_rollback_drop_backup(e, "revocation");
-	ts_log_event("revoke", e->vault->name, e->vault->owner_uid, &caller, id, 0);
+	(void)ts_audit("revoke", e->vault->name, e->vault->owner_uid, &caller, id, 0);
 	ts_daemon_touch(e);
 	ts_vault_object_emit_changed(e);
 	return sd_bus_reply_method_return(m, "");

@@ -136,7 +136,7 @@ static void ts_log_writes_one_line(void **state)
 	assert_true(fd >= 0 && saved >= 0);
 	assert_int_equal(dup2(fd, 2), 2);
 	ts_log(TS_LOG_WARNING, "vault=%s: %s", "v", "helper broke\n<5>tokensealed: event=unlock vault=alice result=ok");
-	ts_log_event("unlock\nforged", "v\n", 1000, NULL, "p1\r", 0);
+	(void)ts_audit("unlock\nforged", "v\n", 1000, NULL, "p1\r", 0);
 	fflush(stderr);
 	assert_int_equal(dup2(saved, 2), 2);
 	close(saved);
