@@ -14,6 +14,7 @@
 #include "tokenseal.h"
 #include "core/blob.h"
 #include "core/vault.h"
+#include "vault_util.h"
 
 #define NOW 1700000000u
 
@@ -46,37 +47,9 @@ static ts_vault *make_vault(ts_buf *file)
 	return v;
 }
 
-static ts_vault *reload(const ts_buf *file)
-{
-	ts_vault *v = NULL;
-
-	assert_int_equal(ts_vault_parse(file->data, file->len, &v), 0);
-	assert_true(ts_vault_is_locked(v));
-	return v;
-}
-
 static void wrap(const ts_vault *v, const char *pt, ts_buf *out)
 {
 	assert_int_equal(ts_vault_wrap(v, ctx, 1, (const uint8_t *)pt, strlen(pt), out), 0);
-}
-
-/* Unwrap with v; returns the code; on success the plaintext must be want. */
-static int unwrap(const ts_vault *v, const ts_buf *blob, const char *want)
-{
-	uint8_t *pt;
-	ts_blob_view bv;
-	int r;
-
-	if ((r = ts_blob_parse(blob->data, blob->len, &bv)) < 0)
-		return r;
-	pt = ts_secure_alloc(bv.plaintext_len + 1);
-	r = ts_vault_unwrap(v, &bv, ctx, 1, pt);
-	if (r == 0 && want) {
-		assert_int_equal(bv.plaintext_len, strlen(want));
-		assert_memory_equal(pt, want, strlen(want));
-	}
-	ts_secure_free(pt);
-	return r;
 }
 
 static void names_are_validated(void **state)
@@ -126,7 +99,7 @@ static void serialize_parse_unlock_with_each_protector(void **state)
 	ts_vault *v = make_vault(&file), *w;
 
 	wrap(v, "data key", &blob);
-	w = reload(&file);
+	w = tv_reload(&file);
 	assert_string_equal(w->name, "alice");
 	assert_int_equal(w->owner_uid, 1000);
 	assert_memory_equal(w->id, v->id, TS_VAULT_ID_BYTES);
@@ -139,13 +112,13 @@ static void serialize_parse_unlock_with_each_protector(void **state)
 	assert_int_equal(w->next_protector, 3);
 
 	assert_int_equal(ts_vault_unlock(w, "p1", kek1), 0);
-	assert_int_equal(unwrap(w, &blob, "data key"), 0);
+	assert_int_equal(tv_unwrap(w, ctx, 1, &blob, "data key"), 0);
 	ts_vault_lock(w);
 	assert_true(ts_vault_is_locked(w));
 	assert_null(w->keyring);
-	assert_int_equal(unwrap(w, &blob, NULL), -TS_E_LOCKED);
+	assert_int_equal(tv_unwrap(w, ctx, 1, &blob, NULL), -TS_E_LOCKED);
 	assert_int_equal(ts_vault_unlock(w, "p2", kek2), 0);
-	assert_int_equal(unwrap(w, &blob, "data key"), 0);
+	assert_int_equal(tv_unwrap(w, ctx, 1, &blob, "data key"), 0);
 	ts_vault_free(w);
 	ts_vault_free(v);
 }
@@ -153,7 +126,7 @@ static void serialize_parse_unlock_with_each_protector(void **state)
 static void wrong_kek_gives_auth_failed_and_stays_locked(void **state)
 {
 	_ts_cleanup_buf_ ts_buf file = { 0 };
-	ts_vault *v = make_vault(&file), *w = reload(&file);
+	ts_vault *v = make_vault(&file), *w = tv_reload(&file);
 
 	assert_int_equal(ts_vault_unlock(w, "p1", bad_kek), -TS_E_AUTH_FAILED);
 	assert_true(ts_vault_is_locked(w));
@@ -201,26 +174,26 @@ static void rotation_keeps_old_blobs_until_retired_across_reloads(void **state)
 	wrap(v, "new", &b2);
 	assert_int_equal(ts_blob_parse(b2.data, b2.len, &bv), 0);
 	assert_int_equal(bv.key_version, 2);
-	assert_int_equal(unwrap(v, &b1, "old"), 0);
+	assert_int_equal(tv_unwrap(v, ctx, 1, &b1, "old"), 0);
 	assert_int_equal(ts_vault_serialize(v, &file), 0);
 
-	w = reload(&file);
+	w = tv_reload(&file);
 	assert_int_equal(w->key_version, 2);
 	assert_int_equal(ts_vault_unlock(w, "p2", kek2), 0);
-	assert_int_equal(unwrap(w, &b1, "old"), 0);
-	assert_int_equal(unwrap(w, &b2, "new"), 0);
+	assert_int_equal(tv_unwrap(w, ctx, 1, &b1, "old"), 0);
+	assert_int_equal(tv_unwrap(w, ctx, 1, &b2, "new"), 0);
 	assert_int_equal(ts_vault_retire_below(w, 3), -TS_E_INVALID_ARGS);
 	assert_int_equal(ts_vault_retire_below(w, 2), 0);
-	assert_int_equal(unwrap(w, &b1, NULL), -TS_E_KEY_RETIRED);
-	assert_int_equal(unwrap(w, &b2, "new"), 0);
+	assert_int_equal(tv_unwrap(w, ctx, 1, &b1, NULL), -TS_E_KEY_RETIRED);
+	assert_int_equal(tv_unwrap(w, ctx, 1, &b2, "new"), 0);
 	assert_int_equal(ts_vault_serialize(w, &file2), 0);
 	ts_vault_free(w);
 
-	w = reload(&file2);
+	w = tv_reload(&file2);
 	assert_int_equal(w->min_key_version, 2);
 	assert_int_equal(ts_vault_unlock(w, "p1", kek1), 0);
-	assert_int_equal(unwrap(w, &b1, NULL), -TS_E_KEY_RETIRED);
-	assert_int_equal(unwrap(w, &b2, "new"), 0);
+	assert_int_equal(tv_unwrap(w, ctx, 1, &b1, NULL), -TS_E_KEY_RETIRED);
+	assert_int_equal(tv_unwrap(w, ctx, 1, &b2, "new"), 0);
 	ts_vault_free(w);
 	ts_vault_free(v);
 }
@@ -231,13 +204,13 @@ static void blobs_of_another_vault_or_unknown_version_are_refused(void **state)
 	ts_vault *v = make_vault(NULL), *other = make_vault(NULL);
 
 	wrap(other, "theirs", &b);
-	assert_int_equal(unwrap(v, &b, NULL), -TS_E_WRONG_VAULT);
+	assert_int_equal(tv_unwrap(v, ctx, 1, &b, NULL), -TS_E_WRONG_VAULT);
 	ts_buf_free(&b);
 	wrap(v, "mine", &b);
 	b.data[25] = 9;   /* key version 9: this vault has only 1 */
-	assert_int_equal(unwrap(v, &b, NULL), -TS_E_BAD_BLOB);
+	assert_int_equal(tv_unwrap(v, ctx, 1, &b, NULL), -TS_E_BAD_BLOB);
 	b.data[25] = 1;
-	assert_int_equal(unwrap(v, &b, "mine"), 0);
+	assert_int_equal(tv_unwrap(v, ctx, 1, &b, "mine"), 0);
 	ts_vault_free(v);
 	ts_vault_free(other);
 }
@@ -256,7 +229,7 @@ static void protectors_are_removed_but_never_the_last(void **state)
 	assert_int_equal(ts_vault_add_protector(v, "tpm2", "TPM", kek1, NULL, 0, NOW, &id), 0);
 	assert_string_equal(id, "p3");
 	assert_int_equal(ts_vault_serialize(v, &file), 0);
-	w = reload(&file);
+	w = tv_reload(&file);
 	assert_int_equal(ts_vault_unlock(w, "p1", kek1), -TS_E_NO_SUCH_PROTECTOR);
 	assert_int_equal(ts_vault_unlock(w, "p3", kek1), 0);
 	ts_vault_free(w);
@@ -300,7 +273,7 @@ static void each_serialize_bumps_generation_and_reseals(void **state)
 	assert_int_equal(ts_vault_serialize(v, &f2), 0);
 	assert_true(v->generation == 2);
 	assert_memory_not_equal(v->keyring_sealed, nonce1, 24);
-	w = reload(&f2);
+	w = tv_reload(&f2);
 	assert_true(w->generation == 2);
 	assert_int_equal(ts_vault_unlock(w, "p1", kek1), 0);
 	ts_vault_free(w);
@@ -345,7 +318,7 @@ static void every_single_byte_flip_of_the_file_fails_parse_or_unlock(void **stat
 	}
 	/* Many flips land in byte strings (wrapped VS, keyring, MAC): those must fail at unlock. */
 	assert_true(parsed > 100);
-	w = reload(&file);
+	w = tv_reload(&file);
 	assert_int_equal(ts_vault_unlock(w, "p1", kek1), 0);
 	ts_vault_free(w);
 	ts_vault_free(v);
@@ -371,99 +344,51 @@ static void every_truncation_and_extension_of_the_file_is_corrupt(void **state)
 
 /* ---- editing the file with an independent CBOR writer ---------------------- */
 
-static cbor_item_t *map_get(cbor_item_t *map, const char *key, size_t *idx)
+static cbor_item_t *drop_last_protector(cbor_item_t *hdr)
 {
-	struct cbor_pair *p = cbor_map_handle(map);
-
-	for (size_t i = 0; i < cbor_map_size(map); i++)
-		if (cbor_string_length(p[i].key) == strlen(key) &&
-		    memcmp(cbor_string_handle(p[i].key), key, strlen(key)) == 0) {
-			if (idx)
-				*idx = i;
-			return p[i].value;
-		}
-	return NULL;
-}
-
-static void map_set(cbor_item_t *map, const char *key, cbor_item_t *value)
-{
-	size_t i;
-
-	assert_non_null(map_get(map, key, &i));
-	cbor_decref(&cbor_map_handle(map)[i].value);
-	cbor_map_handle(map)[i].value = value;
-}
-
-static void serialize_into(cbor_item_t *item, ts_buf *out)
-{
-	unsigned char *p = NULL;
-	size_t cap = 0, n = cbor_serialize_alloc(item, &p, &cap);
-
-	assert_true(n > 0);
-	out->len = 0;
-	assert_int_equal(ts_buf_append(out, p, n), 0);
-	free(p);
-}
-
-/* Load file, let edit() change the decoded header map, write header and file back. */
-static void edit_header(ts_buf *file, void (*edit)(cbor_item_t *hdr))
-{
-	struct cbor_load_result res;
-	cbor_item_t *top = cbor_load(file->data, file->len, &res), *hb, *hdr;
-	_ts_cleanup_buf_ ts_buf hbuf = { 0 };
-
-	assert_non_null(top);
-	hb = map_get(top, "header", NULL);
-	hdr = cbor_load(cbor_bytestring_handle(hb), cbor_bytestring_length(hb), &res);
-	assert_non_null(hdr);
-	edit(hdr);
-	serialize_into(hdr, &hbuf);
-	map_set(top, "header", cbor_build_bytestring(hbuf.data, hbuf.len));
-	serialize_into(top, file);
-	cbor_decref(&hdr);
-	cbor_decref(&top);
-}
-
-static void drop_last_protector(cbor_item_t *hdr)
-{
-	cbor_item_t *arr = map_get(hdr, "protectors", NULL), *n = cbor_new_definite_array(1);
+	cbor_item_t *arr = tv_map_get(hdr, "protectors", NULL), *n = cbor_new_definite_array(1);
 
 	assert_true(cbor_array_push(n, cbor_array_handle(arr)[0]));
-	map_set(hdr, "protectors", n);
+	tv_map_set(hdr, "protectors", n);
+	return hdr;
 }
 
-static void edit_description(cbor_item_t *hdr)
+static cbor_item_t *edit_description(cbor_item_t *hdr)
 {
-	cbor_item_t *p0 = cbor_array_handle(map_get(hdr, "protectors", NULL))[0];
+	cbor_item_t *p0 = cbor_array_handle(tv_map_get(hdr, "protectors", NULL))[0];
 
-	map_set(p0, "description", cbor_build_string("Printed recovery kez"));
+	tv_map_set(p0, "description", cbor_build_string("Printed recovery kez"));
+	return hdr;
 }
 
-static void change_owner(cbor_item_t *hdr)
+static cbor_item_t *change_owner(cbor_item_t *hdr)
 {
-	map_set(hdr, "owner", cbor_build_uint16(1001));
+	tv_map_set(hdr, "owner", cbor_build_uint16(1001));
+	return hdr;
 }
 
-static void lower_min_key_version(cbor_item_t *hdr)
+static cbor_item_t *lower_min_key_version(cbor_item_t *hdr)
 {
-	map_set(hdr, "min_key_version", cbor_build_uint8(1));
+	tv_map_set(hdr, "min_key_version", cbor_build_uint8(1));
+	return hdr;
 }
 
-static void widen_owner_encoding(cbor_item_t *hdr)
+static cbor_item_t *widen_owner_encoding(cbor_item_t *hdr)
 {
 	/* Same value, 8-byte encoding: a second spelling of the same header. */
-	map_set(hdr, "owner", cbor_build_uint64(1000));
+	tv_map_set(hdr, "owner", cbor_build_uint64(1000));
+	return hdr;
 }
 
 static void tampered_headers_parse_but_never_unlock(void **state)
 {
-	void (*edits[])(cbor_item_t *) = { drop_last_protector, edit_description, change_owner };
+	cbor_item_t *(*edits[])(cbor_item_t *) = { drop_last_protector, edit_description, change_owner };
 
 	for (size_t e = 0; e < sizeof(edits) / sizeof(edits[0]); e++) {
 		_ts_cleanup_buf_ ts_buf file = { 0 };
 		ts_vault *v = make_vault(&file), *w = NULL;
 
-		edit_header(&file, edits[e]);
+		tv_edit_header(&file, edits[e]);
 		/* Well-formed: the edit is only caught by the MAC, which is the point. */
 		assert_int_equal(ts_vault_parse(file.data, file.len, &w), 0);
 		assert_int_equal(ts_vault_unlock(w, "p1", kek1), -TS_E_CORRUPT);
@@ -481,7 +406,7 @@ static void unretiring_keys_in_the_header_is_corrupt(void **state)
 	assert_int_equal(ts_vault_rotate(v, NOW, NULL), 0);
 	assert_int_equal(ts_vault_retire_below(v, 2), 0);
 	assert_int_equal(ts_vault_serialize(v, &file), 0);
-	edit_header(&file, lower_min_key_version);
+	tv_edit_header(&file, lower_min_key_version);
 	assert_int_equal(ts_vault_parse(file.data, file.len, &w), 0);
 	assert_int_equal(ts_vault_unlock(w, "p2", kek2), -TS_E_CORRUPT);
 	ts_vault_free(w);
@@ -493,7 +418,7 @@ static void non_canonical_header_encoding_is_corrupt(void **state)
 	_ts_cleanup_buf_ ts_buf file = { 0 };
 	ts_vault *v = make_vault(&file), *w = NULL;
 
-	edit_header(&file, widen_owner_encoding);
+	tv_edit_header(&file, widen_owner_encoding);
 	assert_int_equal(ts_vault_parse(file.data, file.len, &w), -TS_E_CORRUPT);
 	assert_null(w);
 	ts_vault_free(v);
@@ -503,7 +428,7 @@ static void non_canonical_header_encoding_is_corrupt(void **state)
 static size_t nv_auth_len;
 static uint64_t nv_value, nv_handle;
 
-static void set_nv_counter(cbor_item_t *hdr)
+static cbor_item_t *set_nv_counter(cbor_item_t *hdr)
 {
 	cbor_item_t *m = cbor_new_definite_map(3), *v;
 	uint8_t auth[64];
@@ -516,7 +441,8 @@ static void set_nv_counter(cbor_item_t *hdr)
 	assert_true(cbor_map_add(m, (struct cbor_pair){ .key = cbor_move(cbor_build_string("value")), .value = cbor_move(v) }));
 	v = nv_handle > UINT32_MAX ? cbor_build_uint64(nv_handle) : cbor_build_uint32((uint32_t)nv_handle);
 	assert_true(cbor_map_add(m, (struct cbor_pair){ .key = cbor_move(cbor_build_string("handle")), .value = cbor_move(v) }));
-	map_set(hdr, "nv_counter", m);
+	tv_map_set(hdr, "nv_counter", m);
+	return hdr;
 }
 
 /* The optional TPM NV counter: round-trips, is under the MAC, and its limits are enforced. */
@@ -541,7 +467,7 @@ static void nv_counter_round_trips_is_maced_and_limited(void **state)
 	v->nv_value = 7;
 	memset(v->nv_auth, 0xab, sizeof(v->nv_auth));
 	assert_int_equal(ts_vault_serialize(v, &file), 0);
-	w = reload(&file);
+	w = tv_reload(&file);
 	assert_int_equal(w->nv_handle, 0x01000001u);
 	assert_int_equal(w->nv_value, 7);
 	assert_memory_equal(w->nv_auth, v->nv_auth, TS_VAULT_NV_AUTH_BYTES);
@@ -552,7 +478,7 @@ static void nv_counter_round_trips_is_maced_and_limited(void **state)
 
 		assert_int_equal(ts_buf_append(&f, file.data, file.len), 0);
 		nv_auth_len = cases[i].auth_len, nv_value = cases[i].value, nv_handle = cases[i].handle;
-		edit_header(&f, set_nv_counter);
+		tv_edit_header(&f, set_nv_counter);
 		w = NULL;
 		if (!cases[i].parses) {
 			assert_int_equal(ts_vault_parse(f.data, f.len, &w), -TS_E_CORRUPT);
@@ -570,7 +496,7 @@ static void nv_counter_round_trips_is_maced_and_limited(void **state)
 static void read_back_file_opens_with_its_own_vault_secret_only(void **state)
 {
 	ts_buf file = { 0 }, blob = { 0 }, other_file = { 0 };
-	ts_vault *v = make_vault(&file), *back = reload(&file), *other = make_vault(&other_file);
+	ts_vault *v = make_vault(&file), *back = tv_reload(&file), *other = make_vault(&other_file);
 	uint8_t pt[64];
 	ts_blob_view bv;
 
@@ -598,8 +524,8 @@ static void keyring_swapped_in_from_another_vault_is_corrupt(void **state)
 	struct cbor_load_result res;
 	cbor_item_t *ta = cbor_load(fa.data, fa.len, &res), *tb = cbor_load(fb.data, fb.len, &res);
 
-	map_set(ta, "keyring", cbor_incref(map_get(tb, "keyring", NULL)));
-	serialize_into(ta, &fa);
+	tv_map_set(ta, "keyring", cbor_incref(tv_map_get(tb, "keyring", NULL)));
+	tv_serialize_into(ta, &fa);
 	assert_int_equal(ts_vault_parse(fa.data, fa.len, &w), 0);
 	assert_int_equal(ts_vault_unlock(w, "p1", kek1), -TS_E_CORRUPT);
 	ts_vault_free(w);
@@ -615,7 +541,7 @@ static int parse_top(cbor_item_t *top)
 	ts_vault *w = NULL;
 	int r;
 
-	serialize_into(top, &f);
+	tv_serialize_into(top, &f);
 	r = ts_vault_parse(f.data, f.len, &w);
 	ts_vault_free(w);
 	return r;
@@ -629,13 +555,13 @@ static void format_version_and_top_level_keys_are_checked(void **state)
 	cbor_item_t *top, *m;
 
 	top = cbor_load(file.data, file.len, &res);
-	map_set(top, "format", cbor_build_uint8(2));
+	tv_map_set(top, "format", cbor_build_uint8(2));
 	assert_int_equal(parse_top(top), -TS_E_UNSUPPORTED_VERSION);
-	map_set(top, "format", cbor_build_string("1"));
+	tv_map_set(top, "format", cbor_build_string("1"));
 	assert_int_equal(parse_top(top), -TS_E_CORRUPT);
-	map_set(top, "format", cbor_build_uint8(1));
+	tv_map_set(top, "format", cbor_build_uint8(1));
 	assert_int_equal(parse_top(top), 0);
-	map_set(top, "mac", cbor_build_bytestring((const uint8_t *)"short", 5));
+	tv_map_set(top, "mac", cbor_build_bytestring((const uint8_t *)"short", 5));
 	assert_int_equal(parse_top(top), -TS_E_CORRUPT);
 	cbor_decref(&top);
 

@@ -17,6 +17,7 @@
 #include "core/keyring.h"
 #include "core/shamir.h"
 #include "core/vault.h"
+#include "vault_util.h"
 
 #define NOW 1700000000u
 
@@ -63,34 +64,10 @@ static void save(ts_vault *v, ts_buf *file)
 	assert_int_equal(ts_vault_serialize(v, file), 0);
 }
 
-static ts_vault *reload(const ts_buf *file)
-{
-	ts_vault *v = NULL;
-
-	assert_int_equal(ts_vault_parse(file->data, file->len, &v), 0);
-	assert_true(ts_vault_is_locked(v));
-	return v;
-}
-
 static void wrap(const ts_vault *v, const char *pt, ts_buf *out)
 {
 	out->len = 0;
 	assert_int_equal(ts_vault_wrap(v, ctx, 1, (const uint8_t *)pt, strlen(pt), out), 0);
-}
-
-static int unwrap(const ts_vault *v, const ts_buf *blob, const char *want)
-{
-	uint8_t pt[64];
-	ts_blob_view bv;
-	int r;
-
-	assert_int_equal(ts_blob_parse(blob->data, blob->len, &bv), 0);
-	r = ts_vault_unwrap(v, &bv, ctx, 1, pt);
-	if (r == 0) {
-		assert_int_equal(bv.plaintext_len, strlen(want));
-		assert_memory_equal(pt, want, strlen(want));
-	}
-	return r;
 }
 
 static void two_of_three_needs_two_distinct_protectors(void **state)
@@ -102,7 +79,7 @@ static void two_of_three_needs_two_distinct_protectors(void **state)
 
 	wrap(v, "k-of-n data key", &blob);
 	save(v, &file);
-	w = reload(&file);
+	w = tv_reload(&file);
 	assert_int_equal(w->threshold, 2);
 
 	/* One protector alone: accepted, still locked. Twice the same: still one. */
@@ -117,7 +94,7 @@ static void two_of_three_needs_two_distinct_protectors(void **state)
 	assert_int_equal(needed, 0);
 	assert_false(ts_vault_is_locked(w));
 	assert_null(w->pending);
-	assert_int_equal(unwrap(w, &blob, "k-of-n data key"), 0);
+	assert_int_equal(tv_unwrap(w, ctx, 1, &blob, "k-of-n data key"), 0);
 
 	/* Every pair works; locking forgets a half-gathered set. */
 	for (int a = 0; a < 3; a++)
@@ -135,7 +112,7 @@ static void two_of_three_needs_two_distinct_protectors(void **state)
 			assert_int_equal(ts_vault_unlock_share(w, ib, kek[b], &needed), 0);
 			assert_int_equal(needed, 1);
 			assert_int_equal(ts_vault_unlock(w, ia, kek[a]), 0);
-			assert_int_equal(unwrap(w, &blob, "k-of-n data key"), 0);
+			assert_int_equal(tv_unwrap(w, ctx, 1, &blob, "k-of-n data key"), 0);
 		}
 	ts_vault_free(w);
 	ts_vault_free(v);
@@ -157,7 +134,7 @@ static void threshold_rules_for_adding_and_removing(void **state)
 	save(v, &file);
 
 	/* A protector added later, while the others are away, gets a share of the same polynomial. */
-	w = reload(&file);
+	w = tv_reload(&file);
 	assert_int_equal(ts_vault_unlock_share(w, "p1", kek[0], NULL), 0);
 	assert_int_equal(ts_vault_unlock_share(w, "p2", kek[1], NULL), 0);
 	assert_int_equal(ts_vault_add_protector(w, "tpm2", "late", kek[3], NULL, 0, NOW, &id), 0);
@@ -166,91 +143,24 @@ static void threshold_rules_for_adding_and_removing(void **state)
 	assert_int_equal(ts_vault_remove_protector(w, "p2"), -TS_E_LAST_PROTECTOR);
 	save(w, &file);
 	ts_vault_free(w);
-	w = reload(&file);
+	w = tv_reload(&file);
 	assert_int_equal(ts_vault_unlock_share(w, "p3", kek[3], &needed), 0);
 	assert_int_equal(needed, 1);
 	assert_int_equal(ts_vault_unlock_share(w, "p2", kek[1], &needed), 0);
 	assert_int_equal(needed, 0);
-	assert_int_equal(unwrap(w, &blob, "x"), 0);
+	assert_int_equal(tv_unwrap(w, ctx, 1, &blob, "x"), 0);
 	ts_vault_free(w);
 	ts_vault_free(v);
 }
 
 /* ---- file edits (as an attacker with the file and libcbor would make them) ---- */
 
-static cbor_item_t *map_get(cbor_item_t *map, const char *key, size_t *idx)
-{
-	struct cbor_pair *p = cbor_map_handle(map);
-
-	for (size_t i = 0; i < cbor_map_size(map); i++)
-		if (cbor_string_length(p[i].key) == strlen(key) &&
-		    memcmp(cbor_string_handle(p[i].key), key, strlen(key)) == 0) {
-			if (idx)
-				*idx = i;
-			return p[i].value;
-		}
-	return NULL;
-}
-
-static void map_set(cbor_item_t *map, const char *key, cbor_item_t *value)
-{
-	size_t i;
-
-	assert_non_null(map_get(map, key, &i));
-	cbor_decref(&cbor_map_handle(map)[i].value);
-	cbor_map_handle(map)[i].value = value;
-}
-
-static void serialize_into(cbor_item_t *item, ts_buf *out)
-{
-	unsigned char *p = NULL;
-	size_t cap = 0, n = cbor_serialize_alloc(item, &p, &cap);
-
-	assert_true(n > 0);
-	out->len = 0;
-	assert_int_equal(ts_buf_append(out, p, n), 0);
-	free(p);
-}
-
-/* The header map of file with key dropped (the rest in order). */
-static cbor_item_t *map_without(cbor_item_t *map, const char *key)
-{
-	cbor_item_t *n = cbor_new_definite_map(cbor_map_size(map) - 1);
-	struct cbor_pair *p = cbor_map_handle(map);
-
-	for (size_t i = 0; i < cbor_map_size(map); i++)
-		if (!(cbor_string_length(p[i].key) == strlen(key) &&
-		      memcmp(cbor_string_handle(p[i].key), key, strlen(key)) == 0))
-			assert_true(cbor_map_add(n, (struct cbor_pair){ .key = p[i].key, .value = p[i].value }));
-	return n;
-}
-
-static void edit_header(ts_buf *file, cbor_item_t *(*edit)(cbor_item_t *hdr))
-{
-	struct cbor_load_result res;
-	cbor_item_t *top = cbor_load(file->data, file->len, &res), *hb, *hdr, *nh;
-	_ts_cleanup_buf_ ts_buf hbuf = { 0 };
-
-	assert_non_null(top);
-	hb = map_get(top, "header", NULL);
-	hdr = cbor_load(cbor_bytestring_handle(hb), cbor_bytestring_length(hb), &res);
-	assert_non_null(hdr);
-	nh = edit(hdr);
-	serialize_into(nh, &hbuf);
-	map_set(top, "header", cbor_build_bytestring(hbuf.data, hbuf.len));
-	serialize_into(top, file);
-	if (nh != hdr)
-		cbor_decref(&nh);
-	cbor_decref(&hdr);
-	cbor_decref(&top);
-}
-
-static cbor_item_t *raise_threshold(cbor_item_t *h) { map_set(h, "threshold", cbor_build_uint8(3)); return h; }
-static cbor_item_t *drop_threshold(cbor_item_t *h) { return map_without(h, "threshold"); }
-static cbor_item_t *raise_escrow_threshold(cbor_item_t *h) { map_set(h, "escrow_threshold", cbor_build_uint8(3)); return h; }
+static cbor_item_t *raise_threshold(cbor_item_t *h) { tv_map_set(h, "threshold", cbor_build_uint8(3)); return h; }
+static cbor_item_t *drop_threshold(cbor_item_t *h) { return tv_map_without(h, "threshold"); }
+static cbor_item_t *raise_escrow_threshold(cbor_item_t *h) { tv_map_set(h, "escrow_threshold", cbor_build_uint8(3)); return h; }
 static cbor_item_t *drop_escrow(cbor_item_t *h)
 {
-	cbor_item_t *a = map_without(h, "escrow"), *b = map_without(a, "escrow_threshold");
+	cbor_item_t *a = tv_map_without(h, "escrow"), *b = tv_map_without(a, "escrow_threshold");
 
 	cbor_decref(&a);
 	return b;
@@ -259,17 +169,17 @@ static cbor_item_t *drop_escrow(cbor_item_t *h)
 /* Officer 0's entry now carries officer 2's public key (an attacker's key, say). */
 static cbor_item_t *swap_recipient_key(cbor_item_t *h)
 {
-	cbor_item_t *e = cbor_array_handle(map_get(h, "escrow", NULL))[0];
+	cbor_item_t *e = cbor_array_handle(tv_map_get(h, "escrow", NULL))[0];
 
-	map_set(e, "pubkey", cbor_build_bytestring(off_pub[2], 32));
+	tv_map_set(e, "pubkey", cbor_build_bytestring(off_pub[2], 32));
 	return h;
 }
 
 static cbor_item_t *swap_recipient_label(cbor_item_t *h)
 {
-	cbor_item_t *e = cbor_array_handle(map_get(h, "escrow", NULL))[1];
+	cbor_item_t *e = cbor_array_handle(tv_map_get(h, "escrow", NULL))[1];
 
-	map_set(e, "label", cbor_build_string("Mallory"));
+	tv_map_set(e, "label", cbor_build_string("Mallory"));
 	return h;
 }
 
@@ -306,7 +216,7 @@ static void tampered_threshold_or_escrow_never_unlocks(void **state)
 		int r1, r2;
 
 		make_escrowed(&file);
-		edit_header(&file, cases[c].edit);
+		tv_edit_header(&file, cases[c].edit);
 		assert_int_equal(ts_vault_parse(file.data, file.len, &w), cases[c].parse);
 		if (cases[c].parse < 0) {
 			assert_null(w);
@@ -331,12 +241,12 @@ static void header_without_kofn_or_escrow_has_no_new_keys(void **state)
 
 	save(v, &file);
 	top = cbor_load(file.data, file.len, &res);
-	hb = map_get(top, "header", NULL);
+	hb = tv_map_get(top, "header", NULL);
 	hdr = cbor_load(cbor_bytestring_handle(hb), cbor_bytestring_length(hb), &res);
 	assert_int_equal(cbor_map_size(hdr), 9);
-	assert_null(map_get(hdr, "threshold", NULL));
-	assert_null(map_get(hdr, "escrow", NULL));
-	assert_int_equal(cbor_bytestring_length(map_get(cbor_array_handle(map_get(hdr, "protectors", NULL))[0],
+	assert_null(tv_map_get(hdr, "threshold", NULL));
+	assert_null(tv_map_get(hdr, "escrow", NULL));
+	assert_int_equal(cbor_bytestring_length(tv_map_get(cbor_array_handle(tv_map_get(hdr, "protectors", NULL))[0],
 	                                                "wrapped_vs", NULL)), 72);
 	cbor_decref(&hdr);
 	cbor_decref(&top);
@@ -363,7 +273,7 @@ static void officers_recover_with_m_of_n_boxes(void **state)
 	assert_int_equal(ts_vault_set_escrow(v, officers, 3, 2), 0);
 	wrap(v, "escrowed", &blob);
 	save(v, &file);
-	w = reload(&file);
+	w = tv_reload(&file);
 	assert_int_equal(w->n_escrow, 3);
 	assert_int_equal(w->escrow_threshold, 2);
 	assert_string_equal(w->escrow[2].label, "Carol (CISO)");
@@ -395,7 +305,7 @@ static void officers_recover_with_m_of_n_boxes(void **state)
 	memcpy(both, o2, TS_VAULT_ESCROW_PLAIN_BYTES);
 	memcpy(both + TS_VAULT_ESCROW_PLAIN_BYTES, o0, TS_VAULT_ESCROW_PLAIN_BYTES);
 	assert_int_equal(ts_vault_unlock_escrow(w, both, 2), 0);
-	assert_int_equal(unwrap(w, &blob, "escrowed"), 0);
+	assert_int_equal(tv_unwrap(w, ctx, 1, &blob, "escrowed"), 0);
 	sodium_memzero(both, sizeof(both));
 	ts_secure_free(o0);
 	ts_secure_free(o1);
@@ -405,11 +315,11 @@ static void officers_recover_with_m_of_n_boxes(void **state)
 	/* m = 1: each officer alone holds VS whole. */
 	assert_int_equal(ts_vault_set_escrow(v, officers + 1, 1, 1), 0);
 	save(v, &file);
-	w = reload(&file);
+	w = tv_reload(&file);
 	assert_int_equal(w->escrow[0].x, 0);
 	o1 = officer_open(w, 0, 1);
 	assert_int_equal(ts_vault_unlock_escrow(w, o1, 1), 0);
-	assert_int_equal(unwrap(w, &blob, "escrowed"), 0);
+	assert_int_equal(tv_unwrap(w, ctx, 1, &blob, "escrowed"), 0);
 	ts_secure_free(o1);
 	ts_vault_free(w);
 
@@ -459,13 +369,13 @@ static void revoked_protector_with_old_file_gets_nothing_new(void **state)
 	save(v, &new_file);
 
 	/* Old file + revoked token: opens, old blob yes, new blob no. */
-	a = reload(&old_file);
+	a = tv_reload(&old_file);
 	assert_int_equal(ts_vault_unlock(a, "p1", kek[0]), 0);
-	assert_int_equal(unwrap(a, &old_blob, "before revocation"), 0);
-	assert_int_equal(unwrap(a, &new_blob, "after revocation"), -TS_E_BAD_BLOB);
+	assert_int_equal(tv_unwrap(a, ctx, 1, &old_blob, "before revocation"), 0);
+	assert_int_equal(tv_unwrap(a, ctx, 1, &new_blob, "after revocation"), -TS_E_BAD_BLOB);
 
 	/* New file + revoked token: nothing, under any protector slot. */
-	b = reload(&new_file);
+	b = tv_reload(&new_file);
 	assert_int_equal(ts_vault_unlock(b, "p1", kek[0]), -TS_E_NO_SUCH_PROTECTOR);
 	assert_int_equal(ts_vault_unlock(b, "p2", kek[0]), -TS_E_AUTH_FAILED);
 	assert_int_equal(ts_vault_unlock(b, "p3", kek[0]), -TS_E_AUTH_FAILED);
@@ -481,8 +391,8 @@ static void revoked_protector_with_old_file_gets_nothing_new(void **state)
 	/* The kept protectors open the new file, and old blobs still unwrap (RK_1 carried over). */
 	assert_int_equal(ts_vault_unlock(b, "p3", new_kek3), 0);
 	assert_memory_equal(ts_vault_find_protector(b, "p3")->params, "fresh", 5);
-	assert_int_equal(unwrap(b, &old_blob, "before revocation"), 0);
-	assert_int_equal(unwrap(b, &new_blob, "after revocation"), 0);
+	assert_int_equal(tv_unwrap(b, ctx, 1, &old_blob, "before revocation"), 0);
+	assert_int_equal(tv_unwrap(b, ctx, 1, &new_blob, "after revocation"), 0);
 	ts_vault_lock(b);
 	assert_int_equal(ts_vault_unlock(b, "p2", kek[1]), 0);
 	assert_int_equal(b->key_version, 2);
@@ -526,14 +436,14 @@ static void rekey_of_k_of_n_vault_and_refusals(void **state)
 	assert_int_equal(ts_vault_rekey(v, NOW, keep, 2, NULL), 0);
 	assert_memory_not_equal(old_vs, v->vs, TS_KEY_BYTES);
 	save(v, &new_file);
-	b = reload(&new_file);
+	b = tv_reload(&new_file);
 	assert_int_equal(ts_vault_unlock_share(b, "p1", kek[0], &needed), -TS_E_NO_SUCH_PROTECTOR);
 	assert_int_equal(ts_vault_unlock_share(b, "p3", kek[2], &needed), 0);
 	assert_int_equal(ts_vault_unlock_share(b, "p2", kek[1], &needed), 0);
 	assert_int_equal(needed, 0);
 	assert_memory_equal(b->vs, v->vs, TS_KEY_BYTES);
 	/* p1 with the old file still reaches only the old VS. */
-	a = reload(&old_file);
+	a = tv_reload(&old_file);
 	assert_int_equal(ts_vault_unlock_share(a, "p1", kek[0], &needed), 0);
 	assert_int_equal(ts_vault_unlock_share(a, "p2", kek[1], &needed), 0);
 	assert_memory_equal(a->vs, old_vs, TS_KEY_BYTES);
