@@ -128,11 +128,11 @@ int gen_key_main(int argc, char **argv);
 int rotate_main(int argc, char **argv);
 int enroll_main(int argc, char **argv);
 int revoke_main(int argc, char **argv);
-/* Issue 6: cmd-policy.c, cmd-escrow.c */
+/* cmd-policy.c, cmd-escrow.c */
 int rekey_main(int argc, char **argv);
 int escrow_main(int argc, char **argv);
 int policy_main(int argc, char **argv);
-/* Issue 5: offline `pkcs11 list` (cmd-pkcs11.c). */
+/* Offline `pkcs11 list` (cmd-pkcs11.c). */
 int pkcs11_main(int argc, char **argv);
 /*
  * An escrow officer's RSA key on a PKCS#11 token (cmd-pkcs11.c). Each returns

@@ -1,4 +1,4 @@
-/* policy-client.h — client calls for escrow, true revocation, k-of-n and policy status (issue 6), for the tokenseal CLI. */
+/* policy-client.h — client calls for escrow, true revocation, k-of-n and policy status for the tokenseal CLI. */
 #ifndef TS_POLICY_CLIENT_H
 #define TS_POLICY_CLIENT_H
 
