@@ -6,11 +6,20 @@
 
 #include <sodium.h>
 
+#include "bus/escrow_methods.h"
+#include "bus/audit.h"
+#include "bus/daemon.h"
 #include "bus/escrow_ready.h"
 #include "bus/handout.h"
 #include "bus/limits.h"
+#include "bus/log.h"
+#include "bus/message.h"
 #include "bus/policy_enforce.h"
 #include "bus/rollback.h"
+#include "bus/secretfd.h"
+#include "bus/signals.h"
+#include "bus/state.h"
+#include "bus/vault_object.h"
 #include "core/escrow.h"
 #include "protectors/escrow_stock.h"
 #include "protectors/remote.h"
@@ -756,7 +765,7 @@ int ts_escrow_prop_policy_status(sd_bus *bus, const char *path, const char *inte
 }
 
 /* Which protector last unlocked this vault, so RotateRecoveryKey("") names "the recovery key just used". */
-void ts_escrow_note_unlock(ts_vault_entry *e, const char *protector_id)
+void ts_escrow_note_unlock(ts_vault_entry *e, const char *protector_id, const ts_protector_record *p)
 {
 	snprintf(e->last_unlock, sizeof(e->last_unlock), "%s", protector_id);
 }

@@ -7,51 +7,20 @@
 
 #include <sodium.h>
 
+#include "bus/manager.h"
+#include "bus/audit.h"
 #include "bus/daemon.h"
 #include "bus/escrow_ready.h"
-#include "store.h"
 #include "bus/limits.h"
+#include "bus/log.h"
+#include "bus/message.h"
 #include "bus/policy_enforce.h"
 #include "bus/rollback.h"
+#include "bus/secretfd.h"
+#include "bus/signals.h"
+#include "bus/state.h"
+#include "store.h"
 #include "core/text.h"
-
-int ts_bus_read_kv(sd_bus_message *m, ts_kv **ret, size_t *ret_n, size_t max)
-{
-	ts_kv *kv = NULL, *nkv;
-	size_t n = 0, cap = 0;
-	const char *k, *val;
-	int r;
-
-	*ret = NULL;
-	*ret_n = 0;
-	if (sd_bus_message_enter_container(m, 'a', "{ss}") <= 0)
-		return -TS_E_INVALID_ARGS;
-	while ((r = sd_bus_message_read(m, "{ss}", &k, &val)) > 0) {
-		/* Count before allocating: a client controls how many entries arrive. */
-		if (n >= max) {
-			free(kv);
-			return -TS_E_LIMIT;
-		}
-		if (n == cap) {
-			cap = cap ? cap * 2 : 8;
-			if ((nkv = realloc(kv, cap * sizeof(*kv))) == NULL) {
-				free(kv);
-				return -TS_E_NOMEM;
-			}
-			kv = nkv;
-		}
-		kv[n].key = k;
-		kv[n].value = val;
-		n++;
-	}
-	if (r < 0 || sd_bus_message_exit_container(m) < 0) {
-		free(kv);
-		return -TS_E_INVALID_ARGS;
-	}
-	*ret = kv;
-	*ret_n = n;
-	return 0;
-}
 
 /* A decimal uid (ts_parse_uint): (uid_t)-1 is "no uid", never one. */
 static int parse_uid(const char *s, uint32_t *ret)

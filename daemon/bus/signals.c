@@ -14,7 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bus/daemon.h"
+#include "bus/signals.h"
+#include "bus/log.h"
+#include "bus/message.h"
+#include "bus/state.h"
 
 /* Bounded: each subscriber costs a copy of every signal about its vaults. */
 #define SUBSCRIBERS_MAX 1024

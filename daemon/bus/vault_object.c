@@ -8,14 +8,24 @@
 
 #include <sodium.h>
 
+#include "bus/vault_object.h"
+#include "bus/audit.h"
+#include "bus/autolock.h"
 #include "bus/daemon.h"
+#include "bus/escrow_methods.h"
 #include "bus/handout.h"
+#include "bus/limits.h"
+#include "bus/log.h"
+#include "bus/message.h"
+#include "bus/policy_enforce.h"
+#include "bus/polkit.h"
+#include "bus/rollback.h"
+#include "bus/secretfd.h"
+#include "bus/signals.h"
+#include "bus/state.h"
 #include "core/blob.h"
 #include "core/recovery.h"
 #include "core/text.h"
-#include "bus/limits.h"
-#include "bus/policy_enforce.h"
-#include "bus/rollback.h"
 #include "protectors/remote.h"
 
 int ts_vault_unknown(sd_bus_message *m, sd_bus_error *error)
@@ -258,17 +268,14 @@ static void unlock_source_ok(ts_unlock_job *j)
 static void unlock_succeeded(ts_unlock_job *j, const char *id)
 {
 	ts_vault_entry *e = j->e;
-	const ts_protector_record *p = ts_vault_find_protector(e->vault, id);
 
 	snprintf(e->unlocked_with, sizeof(e->unlocked_with), "%s", id);
-	if (p)
-		ts_autolock_unlocked(e, p->type);
+	ts_daemon_unlocked(e, id);
 	if (e->share_timer)
 		sd_event_source_set_enabled(e->share_timer, SD_EVENT_OFF);
 	unlock_source_ok(j);
 	e->lock_reason[0] = '\0';
 	e->lock_changed = ts_now_usec();
-	ts_escrow_note_unlock(e, id);
 	(void)ts_audit("unlock", e->vault->name, e->vault->owner_uid, &j->caller, id, 0);
 	ts_daemon_touch(e);
 	ts_vault_object_emit_changed(e);
@@ -1973,6 +1980,12 @@ static int vault_enumerate(sd_bus *bus, const char *path, void *userdata, char *
 int ts_vault_objects_register(ts_daemon *d)
 {
 	int r;
+
+	/* Who hears of an unlock, in this order (the order of the calls they replace). */
+	if ((r = ts_daemon_listen_unlocked(d, ts_autolock_unlocked)) < 0 ||
+	    (r = ts_daemon_listen_unlocked(d, ts_enforce_unlocked)) < 0 ||
+	    (r = ts_daemon_listen_unlocked(d, ts_escrow_note_unlock)) < 0)
+		return r;
 
 	/* A locked vault with no protectors and no file: all the ghost ever does is be refused. */
 	if (!d->ghost) {
