@@ -16,7 +16,6 @@
 #include "bus/audit.h"
 #include "bus/autolock.h"
 #include "bus/daemon.h"
-#include "bus/escrow_methods.h"
 #include "bus/escrow_ready.h"
 #include "bus/introspect.h"
 #include "bus/log.h"
@@ -25,6 +24,7 @@
 #include "bus/nvcounter.h"
 #include "bus/policy_enforce.h"
 #include "bus/polkit.h"
+#include "bus/rekey.h"
 #include "bus/rollback.h"
 #include "bus/secretfd.h"
 #include "bus/signals.h"
@@ -437,7 +437,7 @@ out:
 	ts_autolock_stop(&d);
 	ts_polkit_stop(&d);
 	ts_secretfd_stop();
-	ts_escrow_methods_stop();
+	ts_rekey_stop();
 	ts_escrow_ready_stop();
 	ts_escrow_stock_shutdown();
 	ts_signals_stop(&d);

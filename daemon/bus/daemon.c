@@ -13,9 +13,9 @@
 #include "bus/message.h"
 #include "bus/nvcounter.h"
 #include "bus/policy_enforce.h"
+#include "bus/properties.h"
 #include "bus/rollback.h"
 #include "bus/state.h"
-#include "bus/vault_object.h"
 #include "anchor.h"
 #include "protectors/remote.h"
 #include "store.h"
@@ -292,7 +292,7 @@ int ts_daemon_revert(ts_vault_entry *e)
 	e->stale = 0;
 	/* The file's records were held before the change; if one was swept from the cache meanwhile, ask again. */
 	ts_daemon_describe_ahead(e->vault);
-	ts_vault_object_emit_changed(e);
+	ts_properties_emit_changed(e);
 	return 0;
 }
 
@@ -354,7 +354,7 @@ void ts_daemon_lock_vault(ts_vault_entry *e, const char *reason, const ts_caller
 		sd_event_source_set_enabled(e->share_timer, SD_EVENT_OFF);
 	if (was_locked) {
 		if (had_shares)
-			ts_vault_object_emit_changed(e);
+			ts_properties_emit_changed(e);
 		return;
 	}
 	snprintf(e->lock_reason, sizeof(e->lock_reason), "%s", reason);
@@ -363,7 +363,7 @@ void ts_daemon_lock_vault(ts_vault_entry *e, const char *reason, const ts_caller
 	snprintf(event, sizeof(event), "lock%s%s", strcmp(reason, "request") == 0 ? "" : "-",
 	         strcmp(reason, "request") == 0 ? "" : reason);
 	(void)ts_audit(event, e->vault->name, e->vault->owner_uid, caller, NULL, 0);
-	ts_vault_object_emit_changed(e);
+	ts_properties_emit_changed(e);
 }
 
 void ts_daemon_lock_all(ts_daemon *d, const char *reason)
@@ -388,7 +388,7 @@ void ts_daemon_forget_shares(ts_vault_entry *e, const char *why)
 	if (!had)
 		return;
 	ts_log(TS_LOG_INFO, "vault=%s: shares given so far forgotten (%s)", e->vault->name, why);
-	ts_vault_object_emit_changed(e);
+	ts_properties_emit_changed(e);
 }
 
 static int on_share_timeout(sd_event_source *s, uint64_t usec, void *userdata)
