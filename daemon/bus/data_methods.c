@@ -19,7 +19,6 @@
 #include "bus/daemon.h"
 #include "bus/log.h"
 #include "bus/message.h"
-#include "bus/policy_enforce.h"
 #include "bus/properties.h"
 #include "bus/rollback.h"
 #include "bus/state.h"
@@ -68,24 +67,12 @@ static uint8_t *plaintext_scratch(void)
 	return buf;
 }
 
-/*
- * The common start of the data methods: the caller may use the vault
- * (owner, root or polkit), the vault is unlocked, and for the methods that
- * open blobs (unwrap_rule) the policy's [unwrap] rules admit the caller.
- * 0: go on. Otherwise return it from the handler (error set, or 1 while
- * polkit is asked).
- */
-static int data_call_allowed(sd_bus_message *m, ts_vault_entry *e, const char *what, int unwrap_rule,
-                             sd_bus_error *error)
+/* The table's checks for a data method (authorize.c): 0, or return it from the handler (error set, or 1). */
+static int data_call_allowed(sd_bus_message *m, ts_vault_entry *e, sd_bus_error *error)
 {
 	ts_caller caller;
-	int r;
 
-	if ((r = ts_vault_authorize(m, e, what, &caller, error)) != 0 || (r = ts_vault_require_unlocked(e, error)) < 0)
-		return r;
-	if (unwrap_rule && (r = ts_enforce_unwrap_bus(m, e, &caller, error)) < 0)
-		return r;
-	return ts_audit_data_use(e, &caller, what, error);
+	return ts_vault_authorize(m, e, &caller, error);
 }
 
 /* A reply holding one non-secret "ay". */
@@ -117,7 +104,7 @@ int ts_data_method_wrap(sd_bus_message *m, void *userdata, sd_bus_error *error)
 		r = -TS_E_LIMIT;
 		goto fail;
 	}
-	if ((r = data_call_allowed(m, e, "wrap", 0, error)) != 0) {
+	if ((r = data_call_allowed(m, e, error)) != 0) {
 		free(ctx);
 		return r;
 	}
@@ -143,7 +130,7 @@ int ts_data_method_unwrap(sd_bus_message *m, void *userdata, sd_bus_error *error
 
 	if ((r = read_bytes_ctx(m, &blob, &blob_len, &ctx, &n_ctx)) < 0)
 		goto fail;
-	if ((r = data_call_allowed(m, e, "unwrap", 1, error)) != 0) {
+	if ((r = data_call_allowed(m, e, error)) != 0) {
 		free(ctx);
 		return r;
 	}
@@ -184,7 +171,7 @@ int ts_data_method_rewrap(sd_bus_message *m, void *userdata, sd_bus_error *error
 	if ((r = read_bytes_ctx(m, &blob, &blob_len, &ctx, &n_ctx)) < 0)
 		goto fail;
 	/* Rewrap opens the blob as Unwrap does: the same [unwrap] rules apply (as for RewrapBatch). */
-	if ((r = data_call_allowed(m, e, "rewrap", 1, error)) != 0) {
+	if ((r = data_call_allowed(m, e, error)) != 0) {
 		free(ctx);
 		return r;
 	}
@@ -224,7 +211,7 @@ int ts_data_method_generate_data_key(sd_bus_message *m, void *userdata, sd_bus_e
 		free(ctx);
 		return ts_bus_error(error, size ? -TS_E_LIMIT : -TS_E_INVALID_ARGS, "size must be 1..65536 bytes");
 	}
-	if ((r = data_call_allowed(m, e, "generate", 0, error)) != 0) {
+	if ((r = data_call_allowed(m, e, error)) != 0) {
 		free(ctx);
 		return r;
 	}
@@ -268,9 +255,7 @@ static int batch(sd_bus_message *m, ts_vault_entry *e, int rewrap, sd_bus_error 
 	ts_caller caller;
 	int r;
 
-	if ((r = ts_vault_authorize(m, e, rewrap ? "rewrap-batch" : "unwrap-batch", &caller, error)) != 0 ||
-	    (r = ts_vault_require_unlocked(e, error)) < 0 || (r = ts_enforce_unwrap_bus(m, e, &caller, error)) < 0 ||
-	    (r = ts_audit_data_use(e, &caller, rewrap ? "rewrap-batch" : "unwrap-batch", error)) < 0)
+	if ((r = ts_vault_authorize(m, e, &caller, error)) != 0)
 		return r;
 	if ((pt = plaintext_scratch()) == NULL)
 		return ts_bus_error(error, -TS_E_NOMEM, NULL);
@@ -381,7 +366,7 @@ int ts_data_method_rotate_key(sd_bus_message *m, void *userdata, sd_bus_error *e
 		                    "unknown or malformed option (known: retire_below=<decimal version>)");
 	}
 	free(opts);
-	if ((r = ts_vault_authorize(m, e, "rotate", &caller, error)) != 0 || (r = ts_vault_require_unlocked(e, error)) < 0 ||
+	if ((r = ts_vault_authorize(m, e, &caller, error)) != 0 ||
 	    (r = ts_audit_gate("rotate", e->vault->name, e->vault->owner_uid, &caller, NULL, error)) < 0)
 		return r;
 	if (have_retire && (retire < 1 || retire > e->vault->key_version + 1)) {

@@ -20,15 +20,6 @@
 #include "protectors/escrow_stock.h"
 #include "protectors/remote.h"
 
-static int owner_only(sd_bus_message *m, ts_vault_entry *e, const char *what, ts_caller *caller, sd_bus_error *error)
-{
-	int r;
-
-	if ((r = ts_vault_authorize_owner(m, e, what, caller, error)) < 0)
-		return r;
-	return ts_audit_gate(what, e->vault->name, e->vault->owner_uid, caller, NULL, error);
-}
-
 static int build_escrow_changed(sd_bus_message *sig, void *userdata)
 {
 	ts_vault_entry *e = userdata;
@@ -106,7 +97,8 @@ int ts_escrow_method_set_escrow(sd_bus_message *m, void *userdata, sd_bus_error 
 	if (r < 0 || (r = sd_bus_message_exit_container(m)) < 0 || (r = sd_bus_message_read(m, "u", &k)) < 0)
 		return ts_bus_error(error, -TS_E_INVALID_ARGS, NULL);
 	/* Dispatched again for its box keys: the attempt is on record already. */
-	if ((r = resumed ? ts_vault_authorize_owner(m, e, "escrow", &caller, error) : owner_only(m, e, "escrow", &caller, error)) < 0)
+	if ((r = ts_vault_authorize(m, e, &caller, error)) != 0 ||
+	    (!resumed && (r = ts_audit_gate("escrow", e->vault->name, e->vault->owner_uid, &caller, NULL, error)) < 0))
 		return r;
 	if (n > 0 && (k < 1 || k > n)) {
 		r = -TS_E_INVALID_ARGS;

@@ -50,16 +50,15 @@ void ts_properties_emit_changed(ts_vault_entry *e)
 	                      "PropertiesChanged", build_properties_changed, e);
 }
 
-#define PROPERTY_PREAMBLE                                                 \
-	ts_vault_entry *e = userdata;                                     \
-	int r;                                                            \
-	if ((r = ts_vault_property_authorize(bus, e, error)) < 0)                  \
-		return r
-
 int ts_prop_name(sd_bus *bus, const char *path, const char *interface, const char *property,
                      sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
-	PROPERTY_PREAMBLE;
+	ts_vault_entry *e = userdata;
+	ts_caller caller;
+	int r;
+
+	if ((r = ts_vault_authorize(sd_bus_get_current_message(bus), e, &caller, error)) < 0)
+		return r;
 	return sd_bus_message_append(reply, "s", e->vault->name);
 }
 
@@ -67,7 +66,12 @@ int ts_prop_id(sd_bus *bus, const char *path, const char *interface, const char 
                    sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
 	char hex[2 * TS_VAULT_ID_BYTES + 1];
-	PROPERTY_PREAMBLE;
+	ts_vault_entry *e = userdata;
+	ts_caller caller;
+	int r;
+
+	if ((r = ts_vault_authorize(sd_bus_get_current_message(bus), e, &caller, error)) < 0)
+		return r;
 	ts_vault_id_hex(e->vault, hex);
 	return sd_bus_message_append(reply, "s", hex);
 }
@@ -75,42 +79,72 @@ int ts_prop_id(sd_bus *bus, const char *path, const char *interface, const char 
 int ts_prop_owner(sd_bus *bus, const char *path, const char *interface, const char *property,
                       sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
-	PROPERTY_PREAMBLE;
+	ts_vault_entry *e = userdata;
+	ts_caller caller;
+	int r;
+
+	if ((r = ts_vault_authorize(sd_bus_get_current_message(bus), e, &caller, error)) < 0)
+		return r;
 	return sd_bus_message_append(reply, "u", e->vault->owner_uid);
 }
 
 int ts_prop_locked(sd_bus *bus, const char *path, const char *interface, const char *property,
                        sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
-	PROPERTY_PREAMBLE;
+	ts_vault_entry *e = userdata;
+	ts_caller caller;
+	int r;
+
+	if ((r = ts_vault_authorize(sd_bus_get_current_message(bus), e, &caller, error)) < 0)
+		return r;
 	return sd_bus_message_append(reply, "b", ts_vault_is_locked(e->vault));
 }
 
 int ts_prop_key_version(sd_bus *bus, const char *path, const char *interface, const char *property,
                             sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
-	PROPERTY_PREAMBLE;
+	ts_vault_entry *e = userdata;
+	ts_caller caller;
+	int r;
+
+	if ((r = ts_vault_authorize(sd_bus_get_current_message(bus), e, &caller, error)) < 0)
+		return r;
 	return sd_bus_message_append(reply, "u", e->vault->key_version);
 }
 
 int ts_prop_min_key_version(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
-	PROPERTY_PREAMBLE;
+	ts_vault_entry *e = userdata;
+	ts_caller caller;
+	int r;
+
+	if ((r = ts_vault_authorize(sd_bus_get_current_message(bus), e, &caller, error)) < 0)
+		return r;
 	return sd_bus_message_append(reply, "u", e->vault->min_key_version);
 }
 
 int ts_prop_lock_reason(sd_bus *bus, const char *path, const char *interface, const char *property,
                             sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
-	PROPERTY_PREAMBLE;
+	ts_vault_entry *e = userdata;
+	ts_caller caller;
+	int r;
+
+	if ((r = ts_vault_authorize(sd_bus_get_current_message(bus), e, &caller, error)) < 0)
+		return r;
 	return sd_bus_message_append(reply, "s", ts_vault_is_locked(e->vault) ? e->lock_reason : "");
 }
 
 int ts_prop_lock_changed(sd_bus *bus, const char *path, const char *interface, const char *property,
                              sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
-	PROPERTY_PREAMBLE;
+	ts_vault_entry *e = userdata;
+	ts_caller caller;
+	int r;
+
+	if ((r = ts_vault_authorize(sd_bus_get_current_message(bus), e, &caller, error)) < 0)
+		return r;
 	return sd_bus_message_append(reply, "t", e->lock_changed);
 }
 
@@ -122,7 +156,12 @@ static int add_fact(void *ud, const char *key, const char *value)
 int ts_prop_protectors(sd_bus *bus, const char *path, const char *interface, const char *property,
                            sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
-	PROPERTY_PREAMBLE;
+	ts_vault_entry *e = userdata;
+	ts_caller caller;
+	int r;
+
+	if ((r = ts_vault_authorize(sd_bus_get_current_message(bus), e, &caller, error)) < 0)
+		return r;
 	if ((r = sd_bus_message_open_container(reply, 'a', "(sssta{ss})")) < 0)
 		return r;
 	for (size_t i = 0; i < e->vault->n_protectors; i++) {
@@ -146,10 +185,11 @@ int ts_prop_escrow_recipients(sd_bus *bus, const char *path, const char *interfa
                               sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
 	ts_vault_entry *e = userdata;
+	ts_caller caller;
 	char fp[TS_ESCROW_FINGERPRINT_TEXT_BYTES];
 	int r;
 
-	if ((r = ts_vault_property_authorize(bus, e, error)) < 0)
+	if ((r = ts_vault_authorize(sd_bus_get_current_message(bus), e, &caller, error)) < 0)
 		return r;
 	if ((r = sd_bus_message_open_container(reply, 'a', "(ss)")) < 0)
 		return r;
@@ -165,10 +205,11 @@ int ts_prop_shares_needed(sd_bus *bus, const char *path, const char *interface, 
                                  sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
 	ts_vault_entry *e = userdata;
+	ts_caller caller;
 	uint32_t needed = 0;
 	int r;
 
-	if ((r = ts_vault_property_authorize(bus, e, error)) < 0)
+	if ((r = ts_vault_authorize(sd_bus_get_current_message(bus), e, &caller, error)) < 0)
 		return r;
 	if (ts_vault_is_locked(e->vault))
 		needed = e->vault->threshold > e->vault->n_pending ? e->vault->threshold - (uint32_t)e->vault->n_pending : 1;
@@ -179,10 +220,11 @@ int ts_prop_policy_status(sd_bus *bus, const char *path, const char *interface, 
                                  sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
 	ts_vault_entry *e = userdata;
+	ts_caller caller;
 	char msg[TS_POLICY_MSG_MAX + 128];
 	int r;
 
-	if ((r = ts_vault_property_authorize(bus, e, error)) < 0)
+	if ((r = ts_vault_authorize(sd_bus_get_current_message(bus), e, &caller, error)) < 0)
 		return r;
 	if ((r = ts_enforce_vault_status(e, msg, sizeof(msg))) < 0)
 		return ts_bus_error(error, r, NULL);

@@ -12,7 +12,7 @@ void ts_properties_emit_changed(ts_vault_entry *e);
 /*
  * sd-bus property getters of the Vault interface (userdata: the
  * ts_vault_entry). Each answers only a read its caller may make
- * (ts_vault_property_authorize); sd_bus_property_get_t's contract otherwise.
+ * (ts_vault_authorize, the table's property row); sd_bus_property_get_t's contract otherwise.
  */
 int ts_prop_name(sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
                  void *userdata, sd_bus_error *error);

@@ -141,7 +141,7 @@ int ts_protector_method_probe(sd_bus_message *m, void *userdata, sd_bus_error *e
 	probe_job *j;
 	int r;
 
-	if ((r = ts_vault_authorize(m, e, "probe", &caller, error)) != 0)
+	if ((r = ts_vault_authorize(m, e, &caller, error)) != 0)
 		return r;
 	/* A round already asking this vault's tokens answers this call too: a loop of calls runs one helper at a time. */
 	for (j = probe_jobs; j; j = j->next)
@@ -335,7 +335,7 @@ int ts_protector_method_add(sd_bus_message *m, void *userdata, sd_bus_error *err
 		                    "directories are refused)");
 	}
 	/* The secret is read from the loop: the first dispatch starts it, the second finds it (no audit record twice). */
-	if ((r = ts_vault_authorize(m, e, "enroll", &caller, error)) != 0 || (r = ts_vault_require_unlocked(e, error)) < 0 ||
+	if ((r = ts_vault_authorize(m, e, &caller, error)) != 0 ||
 	    (r = ts_secretfd_take(d, m, fd_in, "secret_in", &secret_in, &secret_in_len, error)) <= 0 ||
 	    (r = ts_audit_gate("enroll", e->vault->name, e->vault->owner_uid, &caller, type, error)) < 0) {
 		free(opts);
@@ -443,7 +443,7 @@ int ts_protector_method_revoke(sd_bus_message *m, void *userdata, sd_bus_error *
 
 	if ((r = sd_bus_message_read(m, "s", &id)) < 0)
 		return r;
-	if ((r = ts_vault_authorize(m, e, "revoke", &caller, error)) != 0 || (r = ts_vault_require_unlocked(e, error)) < 0 ||
+	if ((r = ts_vault_authorize(m, e, &caller, error)) != 0 ||
 	    (r = ts_audit_gate("revoke", e->vault->name, e->vault->owner_uid, &caller, id, error)) < 0)
 		return r;
 	/* Removal only (true revocation is RevokeAndRekey); what remains must satisfy the policy. */

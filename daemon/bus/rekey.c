@@ -572,8 +572,8 @@ int ts_rekey_method_revoke_and_rekey(sd_bus_message *m, void *userdata, sd_bus_e
 
 	if ((r = sd_bus_message_read(m, "sh", &id, &q.fd)) < 0)
 		return r;
-	if ((r = ts_vault_authorize_owner(m, e, "revoke", &caller, error)) < 0)
-		return rekey_refused(m, r);
+	if ((r = ts_vault_authorize(m, e, &caller, error)) != 0)
+		return r < 0 ? rekey_refused(m, r) : r;
 	snprintf(q.drop, sizeof(q.drop), "%s", id);
 	return rekey(m, e, &caller, &q, error);
 }
@@ -605,8 +605,8 @@ int ts_rekey_method_rotate_recovery_key(sd_bus_message *m, void *userdata, sd_bu
 	if (ts_secretfd_check(q.fd_out) < 0)
 		return rekey_refused(m, ts_bus_error(error, -TS_E_INVALID_ARGS, "out: not a pipe or socket (files, "
 		                                     "devices and directories are refused)"));
-	if ((r = ts_vault_authorize_owner(m, e, "rotate-recovery", &caller, error)) < 0)
-		return rekey_refused(m, r);
+	if ((r = ts_vault_authorize(m, e, &caller, error)) != 0)
+		return r < 0 ? rekey_refused(m, r) : r;
 	if (!*which)
 		which = e->last_unlock;
 	if (!rekey_job_of(m) &&

@@ -606,7 +606,7 @@ int ts_unlock_method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *err
 			                    "unknown or malformed option (known: source=NAME, need_user=yes)");
 		}
 	}
-	if ((r = ts_vault_authorize(m, e, "unlock", &caller, error)) != 0) {
+	if ((r = ts_vault_authorize(m, e, &caller, error)) != 0) {
 		free(opts);
 		return r;
 	}
@@ -657,7 +657,7 @@ int ts_unlock_method_lock(sd_bus_message *m, void *userdata, sd_bus_error *error
 	ts_caller caller;
 	int r;
 
-	if ((r = ts_vault_authorize(m, e, "lock", &caller, error)) != 0)
+	if ((r = ts_vault_authorize(m, e, &caller, error)) != 0)
 		return r;
 	ts_daemon_lock_vault(e, "request", &caller);
 	return sd_bus_reply_method_return(m, "");
