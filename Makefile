@@ -185,6 +185,11 @@ $(BUILD)/tests/unit/test_log: $(BUILD)/obj/tests/unit/test_log.o $(call obj,daem
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(TEST_PKGS))
 
+# test_message proves the named errors of a handler's answer (daemon/bus/message.c).
+$(BUILD)/tests/unit/test_message: $(BUILD)/obj/tests/unit/test_message.o $(call obj,daemon/bus/message.c) $(LIBTSCORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(TEST_PKGS))
+
 # Test tools named TYPE_*.c link the protector backend daemon/protectors/TYPE*.c
 # (plus the registry and the core), so each backend is tested on its own.
 .SECONDEXPANSION:

@@ -112,7 +112,7 @@ int ts_data_method_wrap(sd_bus_message *m, void *userdata, sd_bus_error *error)
 		goto fail;
 	free(ctx);
 	ts_daemon_touch(e);
-	return reply_bytes(m, blob.data, blob.len);
+	return ts_bus_errno(error, reply_bytes(m, blob.data, blob.len));
 fail:
 	free(ctx);
 	return ts_bus_error(error, r, NULL);
@@ -151,8 +151,8 @@ int ts_data_method_unwrap(sd_bus_message *m, void *userdata, sd_bus_error *error
 		r = sd_bus_message_append_array(reply, 'y', pt, pt_len);
 	sodium_memzero(pt, pt_len);
 	if (r < 0)
-		return r;
-	return sd_bus_send(NULL, reply, NULL);
+		return ts_bus_errno(error, r);
+	return ts_bus_errno(error, sd_bus_send(NULL, reply, NULL));
 fail:
 	free(ctx);
 	return ts_bus_error(error, r, NULL);
@@ -186,7 +186,7 @@ int ts_data_method_rewrap(sd_bus_message *m, void *userdata, sd_bus_error *error
 		goto fail;
 	free(ctx);
 	ts_daemon_touch(e);
-	return reply_bytes(m, out.data, out.len);
+	return ts_bus_errno(error, reply_bytes(m, out.data, out.len));
 fail:
 	free(ctx);
 	return ts_bus_error(error, r, NULL);
@@ -231,8 +231,8 @@ int ts_data_method_generate_data_key(sd_bus_message *m, void *userdata, sd_bus_e
 		r = sd_bus_message_append_array(reply, 'y', blob.data, blob.len);
 	sodium_memzero(pt, size);
 	if (r < 0)
-		return r;
-	return sd_bus_send(NULL, reply, NULL);
+		return ts_bus_errno(error, r);
+	return ts_bus_errno(error, sd_bus_send(NULL, reply, NULL));
 fail:
 	free(ctx);
 	return ts_bus_error(error, r, NULL);
@@ -315,7 +315,7 @@ static int batch(sd_bus_message *m, ts_vault_entry *e, int rewrap, sd_bus_error 
 		goto out;
 	free(ctx);
 	ts_daemon_touch(e);
-	return sd_bus_send(NULL, reply, NULL);
+	return ts_bus_errno(error, sd_bus_send(NULL, reply, NULL));
 fail_item:
 	free(ctx);
 	if (r == -TS_E_LIMIT)
@@ -325,7 +325,7 @@ fail_item:
 	return ts_bus_error(error, r, msg);
 out:
 	free(ctx);
-	return r;
+	return ts_bus_errno(error, r);
 }
 
 int ts_data_method_unwrap_batch(sd_bus_message *m, void *userdata, sd_bus_error *error)
@@ -388,7 +388,7 @@ int ts_data_method_rotate_key(sd_bus_message *m, void *userdata, sd_bus_error *e
 	(void)ts_audit("rotate", e->vault->name, e->vault->owner_uid, &caller, NULL, 0);
 	ts_daemon_touch(e);
 	ts_properties_emit_changed(e);
-	return sd_bus_reply_method_return(m, "u", version);
+	return ts_bus_errno(error, sd_bus_reply_method_return(m, "u", version));
 fail:
 	(void)ts_audit("rotate", e->vault->name, e->vault->owner_uid, &caller, NULL, r);
 	return ts_bus_error(error, r, errbuf);

@@ -128,7 +128,7 @@ int ts_escrow_method_set_escrow(sd_bus_message *m, void *userdata, sd_bus_error 
 	(void)ts_audit("escrow", e->vault->name, e->vault->owner_uid, &caller, NULL, 0);
 	(void)ts_escrow_emit_changed(e);
 	ts_daemon_touch(e);
-	return sd_bus_reply_method_return(m, "");
+	return ts_bus_errno(error, sd_bus_reply_method_return(m, ""));
 out:
 	(void)ts_audit(r == -TS_E_POLICY_VIOLATION ? "policy-denied" : "escrow", e->vault->name, e->vault->owner_uid, &caller, NULL, r);
 	return ts_bus_error(error, r, msg);

@@ -234,7 +234,7 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 	/* emit, reply */
 	(void)ts_manager_emit_vault_added(d, e);
 	free(opts);
-	return sd_bus_reply_method_return(m, "o", e->path);
+	return ts_bus_errno(error, sd_bus_reply_method_return(m, "o", e->path));
 out:
 	if (caller.uid != (uid_t)-1 && r != -TS_E_ACCESS_DENIED)
 		(void)ts_audit("create", ts_vault_name_valid(name) ? name : NULL, owner, &caller, NULL, r);
@@ -254,7 +254,7 @@ static int method_list_vaults(sd_bus_message *m, void *userdata, sd_bus_error *e
 		return ts_bus_error(error, r, NULL);
 	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 ||
 	    (r = sd_bus_message_open_container(reply, 'a', "(so)")) < 0)
-		return r;
+		return ts_bus_errno(error, r);
 	for (ts_vault_entry *e = d->vaults; e; e = e->next) {
 		char qualified[16 + TS_VAULT_NAME_MAX];
 
@@ -264,11 +264,11 @@ static int method_list_vaults(sd_bus_message *m, void *userdata, sd_bus_error *e
 		snprintf(qualified, sizeof(qualified), "%" PRIu32 ":%s", e->vault->owner_uid, e->vault->name);
 		if ((r = sd_bus_message_append(reply, "(so)", e->vault->owner_uid == (uint32_t)caller.uid ?
 		                               e->vault->name : qualified, e->path)) < 0)
-			return r;
+			return ts_bus_errno(error, r);
 	}
 	if ((r = sd_bus_message_close_container(reply)) < 0)
-		return r;
-	return sd_bus_send(NULL, reply, NULL);
+		return ts_bus_errno(error, r);
+	return ts_bus_errno(error, sd_bus_send(NULL, reply, NULL));
 }
 
 /*
@@ -329,7 +329,7 @@ static int method_get_vault(sd_bus_message *m, void *userdata, sd_bus_error *err
 	}
 	if (!ts_caller_may_use(&caller, e->vault))
 		return ts_bus_error(error, -TS_E_NO_SUCH_VAULT, NULL);
-	return sd_bus_reply_method_return(m, "o", e->path);
+	return ts_bus_errno(error, sd_bus_reply_method_return(m, "o", e->path));
 }
 
 static const sd_bus_vtable manager_vtable[] = {

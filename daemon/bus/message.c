@@ -15,6 +15,18 @@ int ts_bus_error(sd_bus_error *error, int r, const char *msg)
 	return -EIO;
 }
 
+int ts_bus_errno(sd_bus_error *error, int r)
+{
+	char msg[96];
+
+	if (r >= 0 || sd_bus_error_is_set(error))
+		return r;
+	if (r == -ENOMEM)
+		return ts_bus_error(error, -TS_E_NOMEM, NULL);
+	snprintf(msg, sizeof(msg), "cannot answer: %s", strerror(-r));
+	return ts_bus_error(error, -TS_E_FAILED, msg);
+}
+
 /*
  * Callers by unique bus name. Asking the bus for a sender's credentials is a
  * round trip to the bus driver per call, which would double the cost of an

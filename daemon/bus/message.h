@@ -31,6 +31,16 @@ int ts_caller_may_use(const ts_caller *c, const ts_vault *v);
  */
 int ts_bus_error(sd_bus_error *error, int r, const char *msg);
 
+/*
+ * What a handler returns for r from sd-bus once its arguments are read
+ * (building or sending its reply): r itself when r >= 0 or a named error is
+ * set in error already; otherwise the named error for the errno (-ENOMEM:
+ * NoMemory; anything else: Failed, "cannot answer: STRERROR"), so that no
+ * bare sd-bus errno reaches the caller. r is 0, 1 or a negative errno here,
+ * never a TS_E_* (that is ts_bus_error's).
+ */
+int ts_bus_errno(sd_bus_error *error, int r);
+
 /* Read an a{ss} into a ts_kv array (strings alias m). Limits TS_CONTEXT_*. */
 int ts_bus_read_kv(sd_bus_message *m, ts_kv **ret, size_t *ret_n, size_t max);
 

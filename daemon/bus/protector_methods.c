@@ -467,5 +467,5 @@ int ts_protector_method_revoke(sd_bus_message *m, void *userdata, sd_bus_error *
 	(void)ts_audit("revoke", e->vault->name, e->vault->owner_uid, &caller, id, 0);
 	ts_daemon_touch(e);
 	ts_properties_emit_changed(e);
-	return sd_bus_reply_method_return(m, "");
+	return ts_bus_errno(error, sd_bus_reply_method_return(m, ""));
 }

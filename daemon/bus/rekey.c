@@ -535,8 +535,8 @@ static int rekey(sd_bus_message *m, ts_vault_entry *e, const ts_caller *caller, 
 	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 ||
 	    (new_id[0] && (r = sd_bus_message_append(reply, "s", new_id)) < 0) ||
 	    (r = reply_list(reply, kept, n_kept)) < 0 || (r = reply_list(reply, dropped, n_dropped)) < 0)
-		return r;
-	return sd_bus_send(NULL, reply, NULL);
+		return ts_bus_errno(error, r);
+	return ts_bus_errno(error, sd_bus_send(NULL, reply, NULL));
 saved_new:
 	/* The new recovery key went out with a saved file that accepts it; the used one still opens that file too. */
 	if (new_id[0])
@@ -551,7 +551,7 @@ out:
 	return ts_bus_error(error, r, msg);
 }
 
-/* A call owner_may turned away after its first dispatch: its job, if any, goes. */
+/* A call ts_vault_authorize turned away after its first dispatch: its job, if any, goes. */
 static int rekey_refused(sd_bus_message *m, int r)
 {
 	rekey_job *job = rekey_job_of(m);

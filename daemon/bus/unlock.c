@@ -660,7 +660,7 @@ int ts_unlock_method_lock(sd_bus_message *m, void *userdata, sd_bus_error *error
 	if ((r = ts_vault_authorize(m, e, &caller, error)) != 0)
 		return r;
 	ts_daemon_lock_vault(e, "request", &caller);
-	return sd_bus_reply_method_return(m, "");
+	return ts_bus_errno(error, sd_bus_reply_method_return(m, ""));
 }
 
 void ts_unlock_cancel_jobs(ts_daemon *d)
