@@ -1,17 +1,7 @@
 /* authorize.c — who may call a Vault method or read its properties, decided in one place. */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-#include <sodium.h>
-
-#include "core/blob.h"
-#include "core/recovery.h"
-#include "core/text.h"
-#include "protectors/remote.h"
 
 #include "bus/authorize.h"
 #include "bus/audit.h"

@@ -1,17 +1,12 @@
 /* data_methods.c — Vault's data methods: Wrap, Unwrap, Rewrap, GenerateDataKey, the batches, and RotateKey. */
-#include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <sodium.h>
 
 #include "core/blob.h"
-#include "core/recovery.h"
 #include "core/text.h"
-#include "protectors/remote.h"
 
 #include "bus/data_methods.h"
 #include "bus/audit.h"

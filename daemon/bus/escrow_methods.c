@@ -1,10 +1,7 @@
 /* escrow_methods.c — Vault.SetEscrow and the EscrowChanged signal: escrow of the vault secret to officers' keys. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <sodium.h>
 
 #include "bus/escrow_methods.h"
 #include "bus/audit.h"
@@ -17,8 +14,6 @@
 #include "bus/signals.h"
 #include "bus/state.h"
 #include "core/escrow.h"
-#include "protectors/escrow_stock.h"
-#include "protectors/remote.h"
 
 static int build_escrow_changed(sd_bus_message *sig, void *userdata)
 {

@@ -1,17 +1,4 @@
 /* properties.c — org.tokenseal1.Vault's properties and their PropertiesChanged signal. */
-#include <errno.h>
-#include <inttypes.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
-#include <sodium.h>
-
-#include "core/blob.h"
-#include "core/recovery.h"
-#include "core/text.h"
-#include "protectors/remote.h"
 
 #include "bus/properties.h"
 #include "bus/authorize.h"

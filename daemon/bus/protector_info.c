@@ -1,16 +1,7 @@
 /* protector_info.c — what a stored protector's record says: needs a secret, is a token, proves a user is there. */
-#include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include <sodium.h>
-
-#include "core/blob.h"
-#include "core/recovery.h"
-#include "core/text.h"
 #include "protectors/remote.h"
 
 #include "bus/protector_info.h"

@@ -1,16 +1,8 @@
 /* protector_methods.c — Vault.AddProtector, RevokeProtector and ProbeProtectors. */
-#include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include <sodium.h>
-
-#include "core/blob.h"
-#include "core/recovery.h"
-#include "core/text.h"
 #include "protectors/remote.h"
 
 #include "bus/protector_methods.h"

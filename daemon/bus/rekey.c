@@ -1,5 +1,4 @@
 /* rekey.c — Vault.RevokeAndRekey and RotateRecoveryKey: true revocation by re-keying the vault. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

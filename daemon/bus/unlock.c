@@ -1,16 +1,11 @@
 /* unlock.c — Vault.Unlock and Lock: the Unlock job, which tries protectors one after another from the loop. */
-#include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <sodium.h>
 
-#include "core/blob.h"
 #include "core/recovery.h"
-#include "core/text.h"
 #include "protectors/remote.h"
 
 #include "bus/unlock.h"

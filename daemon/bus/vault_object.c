@@ -1,12 +1,8 @@
 /* vault_object.c — org.tokenseal1.Vault: its vtable, the object tree under /org/tokenseal1/user/, registration. */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-#include <sodium.h>
 
 #include "bus/vault_object.h"
 #include "bus/authorize.h"
@@ -22,10 +18,6 @@
 #include "bus/rekey.h"
 #include "bus/state.h"
 #include "bus/unlock.h"
-#include "core/blob.h"
-#include "core/recovery.h"
-#include "core/text.h"
-#include "protectors/remote.h"
 
 static const sd_bus_vtable vault_vtable[] = {
 	SD_BUS_VTABLE_START(0),
