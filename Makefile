@@ -7,6 +7,7 @@
 #   make check-unit | check-integration | check-fido2 | check-tpm2 | check-pkcs11
 #        | check-pam | check-policy | check-hardening | check-security | check-isolation
 #                     (one test group each)
+#   make lint         daemon/bus/ layering: no include cycle, no .c above 700 lines (tests/lint/)
 #   make check-asan   only the ASan+UBSan pass of make check
 #   make demo         run the end-to-end demo on a private bus
 #   make bench        benchmarks
@@ -103,7 +104,7 @@ endif
 PAM_TOKENSEAL := $(BUILD)/pam_tokenseal.so
 PROGRAMS += $(PAM_TOKENSEAL)
 
-.PHONY: all deps check check-asan check-unit check-integration check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening check-security check-isolation \
+.PHONY: all deps lint check check-asan check-unit check-integration check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening check-security check-isolation \
         demo bench install uninstall clean tests
 
 all: $(PROGRAMS) tests
@@ -182,8 +183,13 @@ $(BUILD)/tests/unit/test_escrow: $(call obj,daemon/protectors/escrow_rsa.c)
 # test_anchor proves the generation anchors (daemon/anchor.c): atomic replace, strict parsing.
 $(BUILD)/tests/unit/test_anchor: $(call obj,daemon/anchor.c)
 
-# test_log proves the daemon's log lines (daemon/bus/log.c; the audit sinks are stubbed).
+# test_log proves the daemon's log lines (daemon/bus/log.c; no audit sink is set, so events go to the log only).
 $(BUILD)/tests/unit/test_log: $(BUILD)/obj/tests/unit/test_log.o $(call obj,daemon/bus/log.c) $(LIBTSCORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(TEST_PKGS))
+
+# test_message proves the named errors of a handler's answer (daemon/bus/message.c).
+$(BUILD)/tests/unit/test_message: $(BUILD)/obj/tests/unit/test_message.o $(call obj,daemon/bus/message.c) $(LIBTSCORE)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(TEST_PKGS))
 
@@ -211,7 +217,11 @@ deps:
 # tests/run so the closing line counts both passes. In the ASan pass the integration
 # tests start the sanitized daemon, CLI, PAM module, softfido and tools; tests/lib/rig.sh
 # fails a test on any sanitizer report (docs/FUZZING.md, "Sanitizers").
-check: deps
+# lint: cheap checks of the source tree itself, run first by make check.
+lint:
+	tests/lint/include-graph.sh
+
+check: deps lint
 	$(MAKE) all
 	$(MAKE) SAN=1 BUILD=$(ASAN_BUILD) all
 	tests/run --build $(BUILD) all --build $(ASAN_BUILD) unit integration

@@ -13,11 +13,23 @@
 #include <sodium.h>
 #include <systemd/sd-daemon.h>
 
+#include "bus/audit.h"
+#include "bus/autolock.h"
 #include "bus/daemon.h"
 #include "bus/escrow_ready.h"
+#include "bus/introspect.h"
+#include "bus/log.h"
+#include "bus/manager.h"
+#include "bus/message.h"
 #include "bus/nvcounter.h"
 #include "bus/policy_enforce.h"
+#include "bus/polkit.h"
+#include "bus/rekey.h"
 #include "bus/rollback.h"
+#include "bus/secretfd.h"
+#include "bus/signals.h"
+#include "bus/state.h"
+#include "bus/vault_object.h"
 #include "core/escrow.h"
 #include "protectors/escrow_stock.h"
 #include "protectors/helper_spawn.h"
@@ -192,6 +204,15 @@ int main(int argc, char **argv)
 	sigset_t mask;
 	uint64_t secs;
 	int c, r, level, print_xml = 0, ret = EXIT_FAILURE, lock_fd = -1;
+
+	/*
+	 * Two modules the write path and the event log call back into, handed in
+	 * here so neither names the other: every event logged goes on to the
+	 * audit sinks; a TPM counter just defined is saved by the daemon's
+	 * write path.
+	 */
+	ts_log_set_audit_sink(ts_audit_sinks);
+	ts_nvcounter_set_persist(ts_daemon_persist);
 
 	while ((c = getopt_long(argc, argv, "hV", options, NULL)) != -1) {
 		switch (c) {
@@ -416,7 +437,7 @@ out:
 	ts_autolock_stop(&d);
 	ts_polkit_stop(&d);
 	ts_secretfd_stop();
-	ts_escrow_methods_stop();
+	ts_rekey_stop();
 	ts_escrow_ready_stop();
 	ts_escrow_stock_shutdown();
 	ts_signals_stop(&d);
@@ -424,6 +445,7 @@ out:
 		sd_bus_flush_close_unref(d.bus);
 	d.bus = NULL;
 	ts_nvcounter_shutdown();
+	ts_vault_object_cancel_jobs(&d);
 	ts_daemon_free(&d);
 	ts_protector_remote_shutdown();
 	ts_enforce_free();

@@ -12,7 +12,11 @@
 #define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 
+#include "bus/audit.h"
+#include "bus/log.h"
+#include "bus/message.h"
 #include "bus/policy_enforce.h"
+#include "bus/state.h"
 
 static const char *audit_file;
 /*

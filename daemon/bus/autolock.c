@@ -11,8 +11,11 @@
 
 #include <systemd/sd-device.h>
 
+#include "bus/autolock.h"
 #include "bus/daemon.h"
+#include "bus/log.h"
 #include "bus/policy_enforce.h"
+#include "bus/state.h"
 #include "protectors/remote.h"
 
 #define LOGIND_NAME "org.freedesktop.login1"
@@ -550,11 +553,14 @@ void ts_autolock_share(ts_vault_entry *e, const char *protector_type)
 		p11_arm(e->d);
 }
 
-void ts_autolock_unlocked(ts_vault_entry *e, const char *protector_type)
+void ts_autolock_unlocked(ts_vault_entry *e, const char *protector_id, const ts_protector_record *p)
 {
+	const char *protector_type;
+
+	if (!p)
+		return;
+	protector_type = p->type;
 	snprintf(e->unlocked_by, sizeof(e->unlocked_by), "%s", protector_type);
-	/* The daemon's one "just unlocked" hook: [keys] max-age is judged here too (policy_enforce.c). */
-	ts_enforce_unlocked(e);
 	if (e->d->autolock && strcmp(protector_type, "fido2") == 0) {
 		probe_arm(e->d);
 		hidraw_remember(e->d->autolock);

@@ -9,77 +9,17 @@
 #include <sodium.h>
 
 #include "bus/daemon.h"
+#include "bus/log.h"
+#include "bus/message.h"
 #include "bus/nvcounter.h"
-#include "anchor.h"
 #include "bus/policy_enforce.h"
+#include "bus/properties.h"
 #include "bus/rollback.h"
+#include "bus/state.h"
+#include "anchor.h"
 #include "protectors/remote.h"
 #include "store.h"
 
-
-int ts_bus_error(sd_bus_error *error, int r, const char *msg)
-{
-	if (r >= 0)
-		r = -TS_E_FAILED;
-	sd_bus_error_set(error, ts_error_dbus_name(r), msg && *msg ? msg : ts_strerror(r));
-	/* sd-bus wants a negative errno; the named error set above is what the caller sees. */
-	return -EIO;
-}
-
-/*
- * Callers by unique bus name. Asking the bus for a sender's credentials is a
- * round trip to the bus driver per call, which would double the cost of an
- * Unwrap. A unique name is never reused during the bus's lifetime and its
- * credentials are those of the connection (fixed at connect time), so
- * remembering them is exact, not a guess.
- */
-#define CALLER_CACHE_SIZE 64
-static struct {
-	char name[64];
-	ts_caller caller;
-} caller_cache[CALLER_CACHE_SIZE];
-static unsigned caller_cache_next;
-
-int ts_caller_get(sd_bus_message *m, ts_caller *ret)
-{
-	sd_bus_creds *c = NULL;
-	const char *sender = sd_bus_message_get_sender(m);
-	uid_t uid;
-	pid_t pid = 0;
-	size_t i;
-	int r;
-
-	if (sender && strlen(sender) < sizeof(caller_cache[0].name) && sender[0] == ':')
-		for (i = 0; i < CALLER_CACHE_SIZE; i++)
-			if (strcmp(caller_cache[i].name, sender) == 0) {
-				*ret = caller_cache[i].caller;
-				return 0;
-			}
-	/* From the bus (the caller's connection credentials), never from arguments. */
-	r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_PID | SD_BUS_CREDS_AUGMENT, &c);
-	if (r < 0)
-		return -TS_E_ACCESS_DENIED;
-	if (sd_bus_creds_get_euid(c, &uid) < 0) {
-		sd_bus_creds_unref(c);
-		return -TS_E_ACCESS_DENIED;
-	}
-	if (sd_bus_creds_get_pid(c, &pid) < 0)
-		pid = 0;
-	sd_bus_creds_unref(c);
-	ret->uid = uid;
-	ret->pid = pid;
-	if (sender && strlen(sender) < sizeof(caller_cache[0].name) && sender[0] == ':') {
-		i = caller_cache_next++ % CALLER_CACHE_SIZE;
-		snprintf(caller_cache[i].name, sizeof(caller_cache[i].name), "%s", sender);
-		caller_cache[i].caller = *ret;
-	}
-	return 0;
-}
-
-int ts_caller_may_use(const ts_caller *c, const ts_vault *v)
-{
-	return c->uid == 0 || c->uid == (uid_t)v->owner_uid;
-}
 
 /* ---- the vault table ----------------------------------------------------- */
 
@@ -178,7 +118,6 @@ void ts_daemon_free(ts_daemon *d)
 {
 	ts_vault_entry *e, *next;
 
-	ts_vault_object_cancel_jobs(d);
 	for (e = d->vaults; e; e = next) {
 		next = e->next;
 		entry_free(e);
@@ -353,7 +292,7 @@ int ts_daemon_revert(ts_vault_entry *e)
 	e->stale = 0;
 	/* The file's records were held before the change; if one was swept from the cache meanwhile, ask again. */
 	ts_daemon_describe_ahead(e->vault);
-	ts_vault_object_emit_changed(e);
+	ts_properties_emit_changed(e);
 	return 0;
 }
 
@@ -378,6 +317,27 @@ int ts_daemon_persist(ts_vault_entry *e)
 	return 0;
 }
 
+/* ---- the unlocked event --------------------------------------------------- */
+
+int ts_daemon_listen_unlocked(ts_daemon *d, ts_unlocked_fn fn)
+{
+	for (size_t i = 0; i < d->n_unlocked_listeners; i++)
+		if (d->unlocked_listeners[i] == fn)
+			return 0;
+	if (d->n_unlocked_listeners >= TS_UNLOCKED_LISTENERS_MAX)
+		return -TS_E_LIMIT;
+	d->unlocked_listeners[d->n_unlocked_listeners++] = fn;
+	return 0;
+}
+
+void ts_daemon_unlocked(ts_vault_entry *e, const char *protector_id)
+{
+	const ts_protector_record *p = ts_vault_find_protector(e->vault, protector_id);
+
+	for (size_t i = 0; i < e->d->n_unlocked_listeners; i++)
+		e->d->unlocked_listeners[i](e, protector_id, p);
+}
+
 /* ---- locking --------------------------------------------------------------- */
 
 void ts_daemon_lock_vault(ts_vault_entry *e, const char *reason, const ts_caller *caller)
@@ -394,7 +354,7 @@ void ts_daemon_lock_vault(ts_vault_entry *e, const char *reason, const ts_caller
 		sd_event_source_set_enabled(e->share_timer, SD_EVENT_OFF);
 	if (was_locked) {
 		if (had_shares)
-			ts_vault_object_emit_changed(e);
+			ts_properties_emit_changed(e);
 		return;
 	}
 	snprintf(e->lock_reason, sizeof(e->lock_reason), "%s", reason);
@@ -403,7 +363,7 @@ void ts_daemon_lock_vault(ts_vault_entry *e, const char *reason, const ts_caller
 	snprintf(event, sizeof(event), "lock%s%s", strcmp(reason, "request") == 0 ? "" : "-",
 	         strcmp(reason, "request") == 0 ? "" : reason);
 	(void)ts_audit(event, e->vault->name, e->vault->owner_uid, caller, NULL, 0);
-	ts_vault_object_emit_changed(e);
+	ts_properties_emit_changed(e);
 }
 
 void ts_daemon_lock_all(ts_daemon *d, const char *reason)
@@ -428,7 +388,7 @@ void ts_daemon_forget_shares(ts_vault_entry *e, const char *why)
 	if (!had)
 		return;
 	ts_log(TS_LOG_INFO, "vault=%s: shares given so far forgotten (%s)", e->vault->name, why);
-	ts_vault_object_emit_changed(e);
+	ts_properties_emit_changed(e);
 }
 
 static int on_share_timeout(sd_event_source *s, uint64_t usec, void *userdata)
@@ -494,34 +454,4 @@ void ts_daemon_touch(ts_vault_entry *e)
 	if (r < 0)
 		ts_log(TS_LOG_WARNING, "vault=%s: cannot re-arm the idle timer: %s", e->vault->name,
 		       strerror(-r));
-}
-
-/*
- * A method call flagged NO_REPLY_EXPECTED to a method whose only effect is
- * its reply is dropped before dispatch: nothing is decrypted, checked or
- * logged for an answer nobody reads. The bus does not count such calls
- * against a client's pending-reply quota, so a client flooding them could
- * otherwise keep the daemon busy with work whose result is thrown away
- * while every other caller waits behind it; dropped, each costs a header
- * look-up and the daemon keeps up with the bus (docs/PERFORMANCE.md).
- */
-int ts_bus_drop_unanswered(sd_bus_message *m, void *userdata, sd_bus_error *error)
-{
-	static const char *const reply_only[] = {
-		"Wrap", "Unwrap", "Rewrap", "GenerateDataKey", "UnwrapBatch", "RewrapBatch", "ProbeProtectors",
-		"ListVaults", "GetVault",
-	};
-	const char *iface, *member;
-	uint8_t type;
-
-	if (sd_bus_message_get_type(m, &type) < 0 || type != SD_BUS_MESSAGE_METHOD_CALL ||
-	    sd_bus_message_get_expect_reply(m) || !(iface = sd_bus_message_get_interface(m)) ||
-	    !(member = sd_bus_message_get_member(m)))
-		return 0;
-	if (strcmp(iface, TS_VAULT_IFACE) != 0 && strcmp(iface, TS_MANAGER_IFACE) != 0)
-		return 0;
-	for (size_t i = 0; i < sizeof(reply_only) / sizeof(reply_only[0]); i++)
-		if (strcmp(member, reply_only[i]) == 0)
-			return 1;
-	return 0;
 }

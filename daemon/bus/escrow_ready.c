@@ -5,6 +5,9 @@
 #include <string.h>
 
 #include "bus/escrow_ready.h"
+#include "bus/log.h"
+#include "bus/message.h"
+#include "bus/state.h"
 #include "core/escrow.h"
 #include "protectors/escrow_stock.h"
 

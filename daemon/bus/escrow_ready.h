@@ -6,7 +6,8 @@
 
 #include <systemd/sd-bus.h>
 
-#include "bus/daemon.h"
+#include "bus/message.h"
+#include "bus/state.h"
 #include "core/vault.h"
 
 /*

@@ -3,6 +3,10 @@
 #include <string.h>
 
 #include "bus/handout.h"
+#include "bus/daemon.h"
+#include "bus/log.h"
+#include "bus/secretfd.h"
+#include "bus/state.h"
 
 int ts_handout_secret(ts_vault_entry *e, const char *new_id, const char *old_id, int fd, const char *secret,
                       size_t len, char *msg, size_t msglen)

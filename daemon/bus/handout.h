@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#include "bus/daemon.h"
+#include "bus/state.h"
 
 /*
  * The vault in memory holds a new protector new_id whose secret (len bytes,

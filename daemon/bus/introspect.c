@@ -5,7 +5,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "bus/daemon.h"
+#include "bus/introspect.h"
+#include "bus/manager.h"
+#include "bus/state.h"
+#include "bus/vault_object.h"
 
 struct pending {
 	char *xml;

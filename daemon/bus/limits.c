@@ -4,7 +4,9 @@
 #include <stdlib.h>
 
 #include "bus/limits.h"
+#include "bus/message.h"
 #include "bus/policy_enforce.h"
+#include "bus/state.h"
 
 struct ts_limit_job {
 	struct ts_limit_job *next, *prev;

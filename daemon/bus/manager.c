@@ -7,51 +7,20 @@
 
 #include <sodium.h>
 
+#include "bus/manager.h"
+#include "bus/audit.h"
 #include "bus/daemon.h"
 #include "bus/escrow_ready.h"
-#include "store.h"
 #include "bus/limits.h"
+#include "bus/log.h"
+#include "bus/message.h"
 #include "bus/policy_enforce.h"
 #include "bus/rollback.h"
+#include "bus/secretfd.h"
+#include "bus/signals.h"
+#include "bus/state.h"
+#include "store.h"
 #include "core/text.h"
-
-int ts_bus_read_kv(sd_bus_message *m, ts_kv **ret, size_t *ret_n, size_t max)
-{
-	ts_kv *kv = NULL, *nkv;
-	size_t n = 0, cap = 0;
-	const char *k, *val;
-	int r;
-
-	*ret = NULL;
-	*ret_n = 0;
-	if (sd_bus_message_enter_container(m, 'a', "{ss}") <= 0)
-		return -TS_E_INVALID_ARGS;
-	while ((r = sd_bus_message_read(m, "{ss}", &k, &val)) > 0) {
-		/* Count before allocating: a client controls how many entries arrive. */
-		if (n >= max) {
-			free(kv);
-			return -TS_E_LIMIT;
-		}
-		if (n == cap) {
-			cap = cap ? cap * 2 : 8;
-			if ((nkv = realloc(kv, cap * sizeof(*kv))) == NULL) {
-				free(kv);
-				return -TS_E_NOMEM;
-			}
-			kv = nkv;
-		}
-		kv[n].key = k;
-		kv[n].value = val;
-		n++;
-	}
-	if (r < 0 || sd_bus_message_exit_container(m) < 0) {
-		free(kv);
-		return -TS_E_INVALID_ARGS;
-	}
-	*ret = kv;
-	*ret_n = n;
-	return 0;
-}
 
 /* A decimal uid (ts_parse_uint): (uid_t)-1 is "no uid", never one. */
 static int parse_uid(const char *s, uint32_t *ret)
@@ -265,7 +234,7 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 	/* emit, reply */
 	(void)ts_manager_emit_vault_added(d, e);
 	free(opts);
-	return sd_bus_reply_method_return(m, "o", e->path);
+	return ts_bus_errno(error, sd_bus_reply_method_return(m, "o", e->path));
 out:
 	if (caller.uid != (uid_t)-1 && r != -TS_E_ACCESS_DENIED)
 		(void)ts_audit("create", ts_vault_name_valid(name) ? name : NULL, owner, &caller, NULL, r);
@@ -285,7 +254,7 @@ static int method_list_vaults(sd_bus_message *m, void *userdata, sd_bus_error *e
 		return ts_bus_error(error, r, NULL);
 	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 ||
 	    (r = sd_bus_message_open_container(reply, 'a', "(so)")) < 0)
-		return r;
+		return ts_bus_errno(error, r);
 	for (ts_vault_entry *e = d->vaults; e; e = e->next) {
 		char qualified[16 + TS_VAULT_NAME_MAX];
 
@@ -295,11 +264,11 @@ static int method_list_vaults(sd_bus_message *m, void *userdata, sd_bus_error *e
 		snprintf(qualified, sizeof(qualified), "%" PRIu32 ":%s", e->vault->owner_uid, e->vault->name);
 		if ((r = sd_bus_message_append(reply, "(so)", e->vault->owner_uid == (uint32_t)caller.uid ?
 		                               e->vault->name : qualified, e->path)) < 0)
-			return r;
+			return ts_bus_errno(error, r);
 	}
 	if ((r = sd_bus_message_close_container(reply)) < 0)
-		return r;
-	return sd_bus_send(NULL, reply, NULL);
+		return ts_bus_errno(error, r);
+	return ts_bus_errno(error, sd_bus_send(NULL, reply, NULL));
 }
 
 /*
@@ -360,7 +329,7 @@ static int method_get_vault(sd_bus_message *m, void *userdata, sd_bus_error *err
 	}
 	if (!ts_caller_may_use(&caller, e->vault))
 		return ts_bus_error(error, -TS_E_NO_SUCH_VAULT, NULL);
-	return sd_bus_reply_method_return(m, "o", e->path);
+	return ts_bus_errno(error, sd_bus_reply_method_return(m, "o", e->path));
 }
 
 static const sd_bus_vtable manager_vtable[] = {

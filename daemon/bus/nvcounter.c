@@ -7,7 +7,9 @@
 #include <sodium.h>
 
 #include "bus/nvcounter.h"
-#include "bus/policy_enforce.h"
+#include "bus/audit.h"
+#include "bus/log.h"
+#include "bus/state.h"
 #include "protectors/remote.h"
 #include "protectors/tpm2_nv.h"
 
@@ -47,6 +49,12 @@ typedef struct nvjob {
 
 static slot *slots;
 static nvjob *jobs;
+static int (*persist_fn)(ts_vault_entry *e);
+
+void ts_nvcounter_set_persist(int (*persist)(ts_vault_entry *e))
+{
+	persist_fn = persist;
+}
 
 static slot *slot_get(const uint8_t id[TS_VAULT_ID_BYTES], int create)
 {
@@ -221,8 +229,8 @@ static void on_job(void *userdata, int rc, const ts_remote_reply *reply, const c
 		ts_log(TS_LOG_NOTICE, "vault=%s: TPM rollback counter 0x%08" PRIx32 " created (value %" PRIu64 ")",
 		       j->name, handle, value);
 		/* Into the header now if the vault is open; else at its next save. */
-		if (!ts_vault_is_locked(e->vault))
-			(void)ts_daemon_persist(e);
+		if (!ts_vault_is_locked(e->vault) && persist_fn)
+			(void)persist_fn(e);
 		break;
 	case TS_NV_UNDEFINE:
 		if (rc < 0)

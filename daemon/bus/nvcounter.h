@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#include "bus/daemon.h"
+#include "bus/state.h"
 
 /*
  * A vault with a tpm2 protector gets a TPM NV counter (docs/FORMAT.md, "TPM
@@ -30,6 +30,15 @@ void ts_nvcounter_saving(ts_vault_entry *e);
 
 /* After it is on disk: the counter follows (increment, define or undefine; asynchronous, failures logged). */
 void ts_nvcounter_saved(ts_vault_entry *e);
+
+/*
+ * How a counter just defined reaches the file of an unlocked vault: the
+ * daemon's write path (ts_daemon_persist), which itself calls this module
+ * before and after each save; so it is handed in once at start rather than
+ * called by name. Unset, the counter goes into the header at the vault's
+ * next save.
+ */
+void ts_nvcounter_set_persist(int (*persist)(ts_vault_entry *e));
 
 /* Stop the helpers still working on counters (shutdown). */
 void ts_nvcounter_shutdown(void);

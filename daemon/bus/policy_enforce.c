@@ -8,6 +8,9 @@
 #include <unistd.h>
 
 #include "bus/policy_enforce.h"
+#include "bus/log.h"
+#include "bus/message.h"
+#include "bus/state.h"
 
 /* The daemon's one policy; an empty (all defaults) one until ts_enforce_load. */
 static ts_policy *policy;
@@ -333,8 +336,10 @@ static void rotation_report(ts_vault_entry *e)
 	(void)ts_audit("rotation-due", e->vault->name, e->vault->owner_uid, NULL, NULL, 0);
 }
 
-void ts_enforce_unlocked(ts_vault_entry *e)
+void ts_enforce_unlocked(ts_vault_entry *e, const char *protector_id, const ts_protector_record *p)
 {
+	if (!p)
+		return;
 	e->key_age.reported = 0;
 	rotation_report(e);
 }

@@ -1,4 +1,4 @@
-/* policy_enforce.h — tokensealed's use of the system policy, escrow and revocation methods, and the audit trail. */
+/* policy_enforce.h — tokensealed's use of the system policy (docs/POLICY.md): what each rule allows, as bus errors. */
 #ifndef TS_POLICY_ENFORCE_H
 #define TS_POLICY_ENFORCE_H
 
@@ -6,10 +6,9 @@
 
 #include <systemd/sd-bus.h>
 
-#include "bus/daemon.h"
+#include "bus/message.h"
+#include "bus/state.h"
 #include "../../policy/policy.h"
-
-/* ---- policy_enforce.c --------------------------------------------------------- */
 
 /*
  * Load the policy directory once at start. A broken policy is an error
@@ -76,72 +75,12 @@ const ts_policy_setting *ts_enforce_setting(const char *section, const char *key
 int ts_enforce_rotation_due(ts_vault_entry *e, char *msg, size_t msglen);
 
 /*
- * Vault e was just unlocked: remember its root key's age, and when rotation
- * is due log it and record one `rotation-due` audit event (once per unlock
- * and key version; never a refusal).
+ * A listener of the unlocked event (ts_daemon_listen_unlocked): remember the
+ * root key's age, and when rotation is due log it and record one
+ * `rotation-due` audit event (once per unlock and key version; never a
+ * refusal). Nothing when p is NULL.
  */
-void ts_enforce_unlocked(ts_vault_entry *e);
-
-
-/* ---- audit.c --------------------------------------------------------------------- */
-
-/* Journal fields and the --audit-log line for one event; 0 or -TS_E_IO (called by ts_audit). */
-int ts_audit_sinks(const char *event, const char *vault, uint32_t owner, const ts_caller *caller, const char *protector, int r);
-
-/* --audit-log FILE: append one JSON object per event. NULL: journal/stderr only. */
-void ts_audit_set_file(const char *path);
-
-/*
- * ts_audit for an event with no caller (uid -1, protector "-") that carries
- * numbers: n named unsigned values (names [a-z_]), appended as JSON members
- * ("name":V), log fields (name=V) and journal fields (TOKENSEAL_NAME=V).
- * 0, or -TS_E_IO when the audit file could not be written.
- */
-int ts_audit_numbers(const char *event, const char *vault, uint32_t owner, int r, const char *const *names,
-                     const uint64_t *values, size_t n);
-
-/*
- * Before a security-relevant operation: record that it is being attempted.
- * When the policy says [audit] fail-closed = yes and the record cannot be
- * written, returns -TS_E_IO and sets error; the caller must refuse.
- */
-int ts_audit_gate(const char *event, const char *vault, uint32_t owner, const ts_caller *caller, const char *protector,
-                  sd_bus_error *error);
-
-/*
- * The data methods (what: "wrap", "unwrap", "rewrap", "generate",
- * "unwrap-batch", "rewrap-batch"), once the caller is admitted: recorded per
- * interval ([audit] data-interval, default 60 s) for each (vault, caller uid,
- * method). The first call of an interval writes a `data-use` record before
- * it is answered; later calls of the interval are only counted, and the
- * interval's `data-use-end` record (method, calls) is written when it is
- * over (timer), or at ts_audit_data_stop. With fail-closed, after any failed
- * audit write, calls write their records again until one succeeds.
- * data-interval 0: a `data-use` record per call. Returns 0, or -TS_E_IO with
- * error set when the policy says [audit] fail-closed = yes and the record
- * cannot be written: the caller must refuse. An open interval with a healthy
- * log costs a table lookup, no system call.
- */
-int ts_audit_data_use(ts_vault_entry *e, const ts_caller *caller, const char *what, sd_bus_error *error);
-/* Shutdown: end every open interval (data-use-end records) and drop the timer. */
-void ts_audit_data_stop(void);
-
-/* ---- escrow_methods.c ------------------------------------------------------------ */
-
-/* Vault interface additions: SetEscrow, RevokeAndRekey, EscrowRecipients, SharesNeeded, PolicyStatus. */
-int ts_escrow_method_set_escrow(sd_bus_message *m, void *userdata, sd_bus_error *error);
-int ts_escrow_method_revoke_and_rekey(sd_bus_message *m, void *userdata, sd_bus_error *error);
-/* Drop every RevokeAndRekey waiting for the token helper (shutdown): helpers killed, no reply. */
-void ts_escrow_methods_stop(void);
-/* Unlock succeeded with this protector (for RotateRecoveryKey ""). */
-void ts_escrow_note_unlock(ts_vault_entry *e, const char *protector_id);
-int ts_escrow_method_rotate_recovery_key(sd_bus_message *m, void *userdata, sd_bus_error *error);
-int ts_escrow_prop_recipients(sd_bus *bus, const char *path, const char *interface, const char *property,
-                              sd_bus_message *reply, void *userdata, sd_bus_error *error);
-int ts_escrow_prop_shares_needed(sd_bus *bus, const char *path, const char *interface, const char *property,
-                                 sd_bus_message *reply, void *userdata, sd_bus_error *error);
-int ts_escrow_prop_policy_status(sd_bus *bus, const char *path, const char *interface, const char *property,
-                                 sd_bus_message *reply, void *userdata, sd_bus_error *error);
+void ts_enforce_unlocked(ts_vault_entry *e, const char *protector_id, const ts_protector_record *p);
 
 /* CreateVault: escrow to the policy's required recipients (vault unlocked, before serializing). */
 int ts_enforce_create_escrow(ts_vault *v, char *msg, size_t msglen);

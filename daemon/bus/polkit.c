@@ -3,7 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bus/daemon.h"
+#include "bus/polkit.h"
+#include "bus/log.h"
+#include "bus/message.h"
+#include "bus/state.h"
 
 #define POLKIT_NAME "org.freedesktop.PolicyKit1"
 #define POLKIT_PATH "/org/freedesktop/PolicyKit1/Authority"

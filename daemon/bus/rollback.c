@@ -6,9 +6,11 @@
 
 #include "anchor.h"
 #include "store.h"
-#include "bus/nvcounter.h"
-#include "bus/policy_enforce.h"
 #include "bus/rollback.h"
+#include "bus/audit.h"
+#include "bus/log.h"
+#include "bus/nvcounter.h"
+#include "bus/state.h"
 #include "core/text.h"
 
 #define ACCEPT_MAX 16

@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "bus/daemon.h"
+#include "bus/state.h"
 
 /*
  * tokensealed --accept-rollback OWNER:NAME:GENERATION: serve vault NAME of

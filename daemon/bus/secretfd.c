@@ -11,7 +11,10 @@
 
 #include <sodium.h>
 
-#include "bus/daemon.h"
+#include "bus/secretfd.h"
+#include "bus/log.h"
+#include "bus/message.h"
+#include "bus/state.h"
 
 /* Reads waiting for a method call that has no job of its own (ts_secretfd_take): a flood gets Busy. */
 #define TAKE_MAX_PER_UID 16

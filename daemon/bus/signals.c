@@ -14,7 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bus/daemon.h"
+#include "bus/signals.h"
+#include "bus/log.h"
+#include "bus/message.h"
+#include "bus/state.h"
 
 /* Bounded: each subscriber costs a copy of every signal about its vaults. */
 #define SUBSCRIBERS_MAX 1024
@@ -91,7 +94,7 @@ int ts_signals_method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error 
 	if (!sender || sender[0] != ':' || strlen(sender) >= sizeof(s->name))
 		return ts_bus_error(error, -TS_E_INVALID_ARGS, "subscriptions are per connection (no unique name)");
 	if (find(d, sender))
-		return sd_bus_reply_method_return(m, "");
+		return ts_bus_errno(error, sd_bus_reply_method_return(m, ""));
 	for (s = d->subscribers; s; s = s->next)
 		same_uid += s->uid == caller.uid;
 	if (d->n_subscribers >= SUBSCRIBERS_MAX || same_uid >= SUBSCRIBERS_PER_UID)
@@ -103,7 +106,7 @@ int ts_signals_method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error 
 	s->next = d->subscribers;
 	d->subscribers = s;
 	d->n_subscribers++;
-	return sd_bus_reply_method_return(m, "");
+	return ts_bus_errno(error, sd_bus_reply_method_return(m, ""));
 }
 
 int ts_signals_method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_error *error)
@@ -113,7 +116,7 @@ int ts_signals_method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_erro
 
 	if (sender)
 		drop(d, sender);
-	return sd_bus_reply_method_return(m, "");
+	return ts_bus_errno(error, sd_bus_reply_method_return(m, ""));
 }
 
 int ts_signals_emit(ts_daemon *d, uint32_t owner, const char *path, const char *iface, const char *member,

@@ -5,7 +5,8 @@
 #include <sodium.h>
 #include <systemd/sd-bus.h>
 
-#include "bus/daemon.h"
+#include "bus/message.h"
+#include "bus/state.h"
 #include "core/blob.h"
 #include "core/buf.h"
 #include "core/context.h"

@@ -120,7 +120,7 @@ grep -q "not executable" <<<"$(verify tokenseal-helper@.service)" || fail "verif
 pass "the units are hardened and pass systemd-analyze verify (which does catch a bad unit)"
 
 # --- polkit actions: well-formed, and the ids are the ones the daemon asks for.
-/usr/bin/python3 - "$DEST/usr/share/polkit-1/actions/org.tokenseal1.policy" "$TS_SRC/daemon/bus/daemon.h" <<'PY' ||
+/usr/bin/python3 - "$DEST/usr/share/polkit-1/actions/org.tokenseal1.policy" "$TS_SRC/daemon/bus/polkit.h" <<'PY' ||
 import re, sys, xml.etree.ElementTree as ET
 ids = sorted(a.get("id") for a in ET.parse(sys.argv[1]).getroot().iter("action"))
 used = sorted(re.findall(r'#define TS_POLKIT_ACTION_\w+ "([^"]+)"', open(sys.argv[2]).read()))

@@ -1,0 +1,167 @@
+/* authorize.c — who may call a Vault method or read its properties, decided in one place. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bus/authorize.h"
+#include "bus/audit.h"
+#include "bus/log.h"
+#include "bus/message.h"
+#include "bus/policy_enforce.h"
+#include "bus/polkit.h"
+#include "bus/state.h"
+
+int ts_vault_unknown(sd_bus_message *m, sd_bus_error *error)
+{
+	/* Word for word what sd-bus answers for a path with no object. */
+	sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "Unknown object '%s'.", sd_bus_message_get_path(m));
+	return -ENXIO;
+}
+
+/*
+ * The authorization table: every method of org.tokenseal1.Vault, and the
+ * property reads, with who may call it and what must hold first. A caller
+ * who is the vault's owner or root passes; anyone else is asked of polkit
+ * with the row's action, or, where it has none, refused (escrow and
+ * re-keying change who can open the vault: the owner's or root's decision
+ * only). ts_vault_objects_register refuses to serve a vtable with a method
+ * that has no row here, so a new method cannot be left out.
+ */
+#define MANAGE TS_POLKIT_ACTION_MANAGE_OTHER
+#define USE TS_POLKIT_ACTION_USE_OTHER
+static const ts_vault_rule rules[] = {
+	/* member              event            polkit action  flags */
+	{ "Unlock",            "unlock",          MANAGE, 0 },
+	{ "Lock",              "lock",            MANAGE, 0 },
+	{ "ProbeProtectors",   "probe",           MANAGE, 0 },
+	/* Data keys are the owner's; polkit may open them to others only with the "use" action. */
+	{ "Wrap",              "wrap",            USE,    TS_AUTH_UNLOCKED | TS_AUTH_DATA_USE },
+	{ "Unwrap",            "unwrap",          USE,    TS_AUTH_UNLOCKED | TS_AUTH_UNWRAP_RULES | TS_AUTH_DATA_USE },
+	{ "Rewrap",            "rewrap",          USE,    TS_AUTH_UNLOCKED | TS_AUTH_UNWRAP_RULES | TS_AUTH_DATA_USE },
+	{ "GenerateDataKey",   "generate",        USE,    TS_AUTH_UNLOCKED | TS_AUTH_DATA_USE },
+	{ "UnwrapBatch",       "unwrap-batch",    USE,    TS_AUTH_UNLOCKED | TS_AUTH_UNWRAP_RULES | TS_AUTH_DATA_USE },
+	{ "RewrapBatch",       "rewrap-batch",    USE,    TS_AUTH_UNLOCKED | TS_AUTH_UNWRAP_RULES | TS_AUTH_DATA_USE },
+	{ "RotateKey",         "rotate",          MANAGE, TS_AUTH_UNLOCKED },
+	{ "AddProtector",      "enroll",          MANAGE, TS_AUTH_UNLOCKED },
+	{ "RevokeProtector",   "revoke",          MANAGE, TS_AUTH_UNLOCKED },
+	{ "RevokeAndRekey",    "revoke",          NULL,   TS_AUTH_UNLOCKED },
+	{ "RotateRecoveryKey", "rotate-recovery", NULL,   TS_AUTH_UNLOCKED },
+	{ "SetEscrow",         "escrow",          NULL,   TS_AUTH_UNLOCKED },
+	/* Property reads (Get, GetAll, GetManagedObjects): the owner's and root's only; a refusal is not an audit event. */
+	{ TS_VAULT_PROPERTIES, NULL,              NULL,   TS_AUTH_QUIET },
+};
+#undef MANAGE
+#undef USE
+
+const ts_vault_rule *ts_vault_rule_find(const char *member)
+{
+	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
+		if (strcmp(rules[i].member, member) == 0)
+			return &rules[i];
+	return NULL;
+}
+
+const ts_vault_rule *ts_vault_rule_at(size_t i)
+{
+	return i < sizeof(rules) / sizeof(rules[0]) ? &rules[i] : NULL;
+}
+
+/*
+ * The row for m: its Vault method's; any other call reaches a vault only to
+ * read its properties (Properties.Get and GetAll, the object manager's
+ * GetManagedObjects at /org/tokenseal1), which is the property reads' row.
+ */
+static const ts_vault_rule *rule_of(sd_bus_message *m)
+{
+	const char *member = sd_bus_message_get_member(m);
+
+	if (sd_bus_message_is_method_call(m, TS_VAULT_IFACE, NULL) > 0)
+		return member ? ts_vault_rule_find(member) : NULL;
+	return ts_vault_rule_find(TS_VAULT_PROPERTIES);
+}
+
+/*
+ * A caller who is neither the owner nor root, for a row with a polkit
+ * action. Someone else's vault that polkit does not open to the caller
+ * looks exactly like no vault (UnknownObject), and so does no vault at all
+ * in someone else's namespace: it is the ghost (vault_find), for which
+ * polkit is asked too, so that not even the time the answer takes tells the
+ * two apart. 0 (granted), 1 (asked), or <0 with error set.
+ */
+static int polkit_gate(sd_bus_message *m, ts_vault_entry *e, const ts_vault_rule *rule, const ts_caller *caller,
+                       sd_bus_error *error)
+{
+	/* The grant is recorded under the action it was for. */
+	int use = strcmp(rule->action, TS_POLKIT_ACTION_USE_OTHER) == 0, r;
+
+	r = ts_polkit_check(e->d, m, rule->action, e->vault, error);
+	if (r == 0)
+		return 1;
+	if (r > 0 && e != e->d->ghost) {
+		(void)ts_audit(use ? "polkit-use-other" : "polkit-manage-other", e->vault->name, e->vault->owner_uid, caller, NULL, 0);
+		return 0;
+	}
+	/* Busy (too many questions in flight) and the like: the same for a vault and for the ghost. */
+	if (r < 0 && !sd_bus_error_has_name(error, ts_error_dbus_name(-TS_E_ACCESS_DENIED)))
+		return r;
+	(void)ts_audit(rule->event, e->vault->name, e->vault->owner_uid, caller, NULL, -TS_E_ACCESS_DENIED);
+	if (r < 0) {
+		/* polkit's reason goes to the log, never to the caller. */
+		ts_log(TS_LOG_INFO, "vault=%s uid=%ld: %s", e->vault->name, (long)caller->uid, error->message);
+		sd_bus_error_free(error);
+	}
+	return ts_vault_unknown(m, error);
+}
+
+int ts_vault_authorize(sd_bus_message *m, ts_vault_entry *e, ts_caller *caller, sd_bus_error *error)
+{
+	const ts_vault_rule *rule;
+	int r;
+
+	/* No call being answered: a value sd-bus builds for a signal, which has no caller and is not secret. */
+	if (!m || sd_bus_message_is_method_call(m, NULL, NULL) <= 0)
+		return 0;
+	if ((rule = rule_of(m)) == NULL) {
+		/* Cannot happen for a vtable that ts_vault_objects_register accepted; refuse rather than guess. */
+		const char *iface = sd_bus_message_get_interface(m), *member = sd_bus_message_get_member(m);
+
+		ts_log(TS_LOG_ERR, "no authorization rule for %s.%s: refused", iface ? iface : "-", member ? member : "-");
+		return ts_bus_error(error, -TS_E_ACCESS_DENIED, NULL);
+	}
+	if ((r = ts_caller_get(m, caller)) < 0)
+		return ts_bus_error(error, r, NULL);
+	if (e == e->d->ghost || !ts_caller_may_use(caller, e->vault)) {
+		if (rule->action)
+			r = polkit_gate(m, e, rule, caller, error);
+		else {
+			if (!(rule->flags & TS_AUTH_QUIET))
+				(void)ts_audit(rule->event, e->vault->name, e->vault->owner_uid, caller, NULL, -TS_E_ACCESS_DENIED);
+			r = ts_vault_unknown(m, error);
+		}
+		if (r != 0)
+			return r;
+	}
+	if (rule->flags & TS_AUTH_UNLOCKED) {
+		/* The owner-only rows say it as they always have. */
+		if (!rule->action && ts_vault_is_locked(e->vault))
+			return ts_bus_error(error, -TS_E_LOCKED, "unlock the vault first");
+		if ((r = ts_vault_require_unlocked(e, error)) < 0)
+			return r;
+	}
+	if ((rule->flags & TS_AUTH_UNWRAP_RULES) && (r = ts_enforce_unwrap_bus(m, e, caller, error)) < 0)
+		return r;
+	if (rule->flags & TS_AUTH_DATA_USE)
+		return ts_audit_data_use(e, caller, rule->event, error);
+	return 0;
+}
+
+int ts_vault_require_unlocked(ts_vault_entry *e, sd_bus_error *error)
+{
+	if (ts_vault_is_locked(e->vault)) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "vault '%s' is locked (%s)", e->vault->name,
+		         e->lock_reason[0] ? e->lock_reason : "locked");
+		return ts_bus_error(error, -TS_E_LOCKED, msg);
+	}
+	return 0;
+}

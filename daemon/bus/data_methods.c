@@ -1,0 +1,390 @@
+/* data_methods.c — Vault's data methods: Wrap, Unwrap, Rewrap, GenerateDataKey, the batches, and RotateKey. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "core/blob.h"
+#include "core/text.h"
+
+#include "bus/data_methods.h"
+#include "bus/audit.h"
+#include "bus/authorize.h"
+#include "bus/daemon.h"
+#include "bus/log.h"
+#include "bus/message.h"
+#include "bus/properties.h"
+#include "bus/rollback.h"
+#include "bus/state.h"
+
+/* ---- blobs -------------------------------------------------------------------------- */
+
+/* Read "ay a{ss}" (the blob or plaintext, then the context). */
+static int read_bytes_ctx(sd_bus_message *m, const void **p, size_t *n, ts_kv **ctx, size_t *n_ctx)
+{
+	int r;
+
+	if ((r = sd_bus_message_read_array(m, 'y', p, n)) < 0)
+		return -TS_E_INVALID_ARGS;
+	return ts_bus_read_kv(m, ctx, n_ctx, TS_CONTEXT_MAX_ENTRIES);
+}
+
+/* Unwrap one binary blob into pt (secure, TS_PLAINTEXT_MAX bytes). */
+static int unwrap_one(const ts_vault *v, const void *blob, size_t len, const ts_kv *ctx, size_t n_ctx,
+                      uint8_t *pt, size_t *pt_len)
+{
+	ts_blob_view bv;
+	int r;
+
+	if ((r = ts_blob_parse(blob, len, &bv)) < 0)
+		return r;
+	if (bv.plaintext_len > TS_PLAINTEXT_MAX)
+		return -TS_E_LIMIT;
+	if ((r = ts_vault_unwrap(v, &bv, ctx, n_ctx, pt)) < 0)
+		return r;
+	*pt_len = bv.plaintext_len;
+	return 0;
+}
+
+/*
+ * One secure scratch buffer for plaintexts, allocated once. A fresh
+ * sodium_malloc of 64 KiB per call (guard pages, mlock, fill) cost about as
+ * much as the whole bus round trip (docs/PERFORMANCE.md). The daemon runs
+ * one handler at a time; each handler wipes what it wrote before it returns.
+ */
+static uint8_t *plaintext_scratch(void)
+{
+	static uint8_t *buf;
+
+	if (!buf)
+		buf = ts_secure_alloc(TS_PLAINTEXT_MAX);
+	return buf;
+}
+
+/* The table's checks for a data method (authorize.c): 0, or return it from the handler (error set, or 1). */
+static int data_call_allowed(sd_bus_message *m, ts_vault_entry *e, sd_bus_error *error)
+{
+	ts_caller caller;
+
+	return ts_vault_authorize(m, e, &caller, error);
+}
+
+/* A reply holding one non-secret "ay". */
+static int reply_bytes(sd_bus_message *m, const void *p, size_t n)
+{
+	_ts_cleanup_reply_ sd_bus_message *reply = NULL;
+	int r;
+
+	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 ||
+	    (r = sd_bus_message_append_array(reply, 'y', p, n)) < 0)
+		return r;
+	return sd_bus_send(NULL, reply, NULL);
+}
+
+int ts_data_method_wrap(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	ts_vault_entry *e = userdata;
+	_ts_cleanup_buf_ ts_buf blob = { 0 };
+	const void *pt;
+	ts_kv *ctx = NULL;
+	size_t pt_len, n_ctx;
+	int r;
+
+	/* The request carries the plaintext: sd-bus wipes the received body when it frees the message. */
+	(void)sd_bus_message_sensitive(m);
+	if ((r = read_bytes_ctx(m, &pt, &pt_len, &ctx, &n_ctx)) < 0)
+		goto fail;
+	if (pt_len > TS_PLAINTEXT_MAX) {
+		r = -TS_E_LIMIT;
+		goto fail;
+	}
+	if ((r = data_call_allowed(m, e, error)) != 0) {
+		free(ctx);
+		return r;
+	}
+	if ((r = ts_vault_wrap(e->vault, ctx, n_ctx, pt, pt_len, &blob)) < 0)
+		goto fail;
+	free(ctx);
+	ts_daemon_touch(e);
+	return ts_bus_errno(error, reply_bytes(m, blob.data, blob.len));
+fail:
+	free(ctx);
+	return ts_bus_error(error, r, NULL);
+}
+
+int ts_data_method_unwrap(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	ts_vault_entry *e = userdata;
+	_ts_cleanup_reply_ sd_bus_message *reply = NULL;
+	uint8_t *pt;
+	const void *blob;
+	ts_kv *ctx = NULL;
+	size_t blob_len, n_ctx, pt_len = 0;
+	int r;
+
+	if ((r = read_bytes_ctx(m, &blob, &blob_len, &ctx, &n_ctx)) < 0)
+		goto fail;
+	if ((r = data_call_allowed(m, e, error)) != 0) {
+		free(ctx);
+		return r;
+	}
+	if ((pt = plaintext_scratch()) == NULL) {
+		r = -TS_E_NOMEM;
+		goto fail;
+	}
+	if ((r = unwrap_one(e->vault, blob, blob_len, ctx, n_ctx, pt, &pt_len)) < 0)
+		goto fail;
+	free(ctx);
+	ctx = NULL;
+	ts_daemon_touch(e);
+	/*
+	 * The plaintext the caller asked for is the one secret that goes on the
+	 * wire: sensitive, so that sd-bus wipes the reply's body when it frees it.
+	 */
+	if ((r = sd_bus_message_new_method_return(m, &reply)) >= 0 && (r = sd_bus_message_sensitive(reply)) >= 0)
+		r = sd_bus_message_append_array(reply, 'y', pt, pt_len);
+	sodium_memzero(pt, pt_len);
+	if (r < 0)
+		return ts_bus_errno(error, r);
+	return ts_bus_errno(error, sd_bus_send(NULL, reply, NULL));
+fail:
+	free(ctx);
+	return ts_bus_error(error, r, NULL);
+}
+
+int ts_data_method_rewrap(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	ts_vault_entry *e = userdata;
+	_ts_cleanup_buf_ ts_buf out = { 0 };
+	uint8_t *pt;
+	const void *blob;
+	ts_kv *ctx = NULL;
+	size_t blob_len, n_ctx, pt_len = 0;
+	int r;
+
+	if ((r = read_bytes_ctx(m, &blob, &blob_len, &ctx, &n_ctx)) < 0)
+		goto fail;
+	/* Rewrap opens the blob as Unwrap does: the same [unwrap] rules apply (as for RewrapBatch). */
+	if ((r = data_call_allowed(m, e, error)) != 0) {
+		free(ctx);
+		return r;
+	}
+	if ((pt = plaintext_scratch()) == NULL) {
+		r = -TS_E_NOMEM;
+		goto fail;
+	}
+	if ((r = unwrap_one(e->vault, blob, blob_len, ctx, n_ctx, pt, &pt_len)) == 0)
+		r = ts_vault_wrap(e->vault, ctx, n_ctx, pt, pt_len, &out);
+	sodium_memzero(pt, pt_len);
+	if (r < 0)
+		goto fail;
+	free(ctx);
+	ts_daemon_touch(e);
+	return ts_bus_errno(error, reply_bytes(m, out.data, out.len));
+fail:
+	free(ctx);
+	return ts_bus_error(error, r, NULL);
+}
+
+int ts_data_method_generate_data_key(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	ts_vault_entry *e = userdata;
+	_ts_cleanup_reply_ sd_bus_message *reply = NULL;
+	_ts_cleanup_buf_ ts_buf blob = { 0 };
+	uint8_t *pt;
+	ts_kv *ctx = NULL;
+	size_t n_ctx;
+	uint32_t size;
+	int r;
+
+	if ((r = sd_bus_message_read(m, "u", &size)) < 0)
+		return r;
+	if ((r = ts_bus_read_kv(m, &ctx, &n_ctx, TS_CONTEXT_MAX_ENTRIES)) < 0)
+		goto fail;
+	if (size == 0 || size > TS_PLAINTEXT_MAX) {
+		free(ctx);
+		return ts_bus_error(error, size ? -TS_E_LIMIT : -TS_E_INVALID_ARGS, "size must be 1..65536 bytes");
+	}
+	if ((r = data_call_allowed(m, e, error)) != 0) {
+		free(ctx);
+		return r;
+	}
+	if ((pt = plaintext_scratch()) == NULL) {
+		r = -TS_E_NOMEM;
+		goto fail;
+	}
+	randombytes_buf(pt, size);
+	if ((r = ts_vault_wrap(e->vault, ctx, n_ctx, pt, size, &blob)) < 0) {
+		sodium_memzero(pt, size);
+		goto fail;
+	}
+	free(ctx);
+	ts_daemon_touch(e);
+	if ((r = sd_bus_message_new_method_return(m, &reply)) >= 0 && (r = sd_bus_message_sensitive(reply)) >= 0 &&
+	    (r = sd_bus_message_append_array(reply, 'y', pt, size)) >= 0)
+		r = sd_bus_message_append_array(reply, 'y', blob.data, blob.len);
+	sodium_memzero(pt, size);
+	if (r < 0)
+		return ts_bus_errno(error, r);
+	return ts_bus_errno(error, sd_bus_send(NULL, reply, NULL));
+fail:
+	free(ctx);
+	return ts_bus_error(error, r, NULL);
+}
+
+/*
+ * UnwrapBatch and RewrapBatch: the reply is built as we go and dropped
+ * whole (and wiped) if one item fails, so the caller gets all items or an
+ * error that names the first failing index.
+ */
+static int batch(sd_bus_message *m, ts_vault_entry *e, int rewrap, sd_bus_error *error)
+{
+	_ts_cleanup_reply_ sd_bus_message *reply = NULL;
+	_ts_cleanup_buf_ ts_buf out = { 0 };
+	uint8_t *pt;
+	ts_kv *ctx = NULL;
+	char msg[160];
+	size_t n_ctx, idx = 0, count = 0, pt_len = 0, blob_len;
+	const void *blob;
+	ts_caller caller;
+	int r;
+
+	if ((r = ts_vault_authorize(m, e, &caller, error)) != 0)
+		return r;
+	if ((pt = plaintext_scratch()) == NULL)
+		return ts_bus_error(error, -TS_E_NOMEM, NULL);
+	/*
+	 * The context comes after the array in the message: walk the array once
+	 * (reading item by item; sd_bus_message_skip steps through it byte by
+	 * byte and cost 80% of a batch), counting items, read the context, then
+	 * rewind and walk the array again for real.
+	 */
+	if ((r = sd_bus_message_enter_container(m, 'a', "ay")) < 0)
+		return ts_bus_error(error, -TS_E_INVALID_ARGS, NULL);
+	while ((r = sd_bus_message_read_array(m, 'y', &blob, &blob_len)) > 0)
+		if (++count > TS_BATCH_MAX) {
+			snprintf(msg, sizeof(msg), "more than %d items in one batch", TS_BATCH_MAX);
+			return ts_bus_error(error, -TS_E_LIMIT, msg);
+		}
+	if (r < 0 || (r = sd_bus_message_exit_container(m)) < 0 ||
+	    (r = ts_bus_read_kv(m, &ctx, &n_ctx, TS_CONTEXT_MAX_ENTRIES)) < 0 ||
+	    (r = sd_bus_message_rewind(m, 1)) < 0 || (r = sd_bus_message_enter_container(m, 'a', "ay")) < 0) {
+		free(ctx);
+		return ts_bus_error(error, r == -TS_E_LIMIT ? r : -TS_E_INVALID_ARGS, NULL);
+	}
+	/* Sensitive: a reply dropped half-built on a failing item is wiped as well as a sent one. */
+	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 || (r = sd_bus_message_sensitive(reply)) < 0 ||
+	    (r = sd_bus_message_open_container(reply, 'a', "ay")) < 0)
+		goto out;
+	for (;;) {
+		r = sd_bus_message_read_array(m, 'y', &blob, &blob_len);
+		if (r == 0)
+			break;
+		if (r < 0) {
+			r = -TS_E_INVALID_ARGS;
+			goto fail_item;
+		}
+		if (idx >= TS_BATCH_MAX) {
+			r = -TS_E_LIMIT;
+			goto fail_item;
+		}
+		if ((r = unwrap_one(e->vault, blob, blob_len, ctx, n_ctx, pt, &pt_len)) < 0)
+			goto fail_item;
+		if (rewrap) {
+			out.len = 0;
+			r = ts_vault_wrap(e->vault, ctx, n_ctx, pt, pt_len, &out);
+			sodium_memzero(pt, pt_len);
+			if (r < 0)
+				goto fail_item;
+			r = sd_bus_message_append_array(reply, 'y', out.data, out.len);
+		} else {
+			r = sd_bus_message_append_array(reply, 'y', pt, pt_len);
+			sodium_memzero(pt, pt_len);
+		}
+		if (r < 0)
+			goto out;
+		idx++;
+	}
+	if ((r = sd_bus_message_close_container(reply)) < 0)
+		goto out;
+	free(ctx);
+	ts_daemon_touch(e);
+	return ts_bus_errno(error, sd_bus_send(NULL, reply, NULL));
+fail_item:
+	free(ctx);
+	if (r == -TS_E_LIMIT)
+		snprintf(msg, sizeof(msg), "more than %d items in one batch", TS_BATCH_MAX);
+	else
+		snprintf(msg, sizeof(msg), "item %zu: %s", idx, ts_strerror(r));
+	return ts_bus_error(error, r, msg);
+out:
+	free(ctx);
+	return ts_bus_errno(error, r);
+}
+
+int ts_data_method_unwrap_batch(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	return batch(m, userdata, 0, error);
+}
+
+int ts_data_method_rewrap_batch(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	return batch(m, userdata, 1, error);
+}
+
+/* ---- key and protector management ----------------------------------------------------- */
+
+int ts_data_method_rotate_key(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	ts_vault_entry *e = userdata;
+	char errbuf[160] = "";
+	ts_kv *opts = NULL;
+	size_t n_opts;
+	uint32_t version = 0, retire = 0;
+	uint64_t v;
+	int have_retire = 0;
+	ts_caller caller;
+	int r;
+
+	if ((r = ts_bus_read_kv(m, &opts, &n_opts, 16)) < 0)
+		return ts_bus_error(error, r, NULL);
+	for (size_t i = 0; i < n_opts; i++) {
+		if (strcmp(opts[i].key, "retire_below") == 0 &&
+		    ts_parse_uint(opts[i].value, strlen(opts[i].value), UINT32_MAX, &v) == 0) {
+			retire = (uint32_t)v;
+			have_retire = 1;
+			continue;
+		}
+		free(opts);
+		return ts_bus_error(error, -TS_E_INVALID_ARGS,
+		                    "unknown or malformed option (known: retire_below=<decimal version>)");
+	}
+	free(opts);
+	if ((r = ts_vault_authorize(m, e, &caller, error)) != 0 ||
+	    (r = ts_audit_gate("rotate", e->vault->name, e->vault->owner_uid, &caller, NULL, error)) < 0)
+		return r;
+	if (have_retire && (retire < 1 || retire > e->vault->key_version + 1)) {
+		snprintf(errbuf, sizeof(errbuf), "retire_below must be 1..%u (the new version)",
+		         e->vault->key_version + 1);
+		return ts_bus_error(error, -TS_E_INVALID_ARGS, errbuf);
+	}
+	if ((r = ts_vault_rotate(e->vault, ts_now(), &version)) < 0)
+		goto fail;
+	if (have_retire && retire > e->vault->min_key_version &&
+	    (r = ts_vault_retire_below(e->vault, retire)) < 0) {
+		(void)ts_daemon_revert(e);
+		goto fail;
+	}
+	if ((r = ts_daemon_persist(e)) < 0)
+		goto fail;
+	if (have_retire)
+		ts_rollback_drop_backup(e, "retire");
+	(void)ts_audit("rotate", e->vault->name, e->vault->owner_uid, &caller, NULL, 0);
+	ts_daemon_touch(e);
+	ts_properties_emit_changed(e);
+	return ts_bus_errno(error, sd_bus_reply_method_return(m, "u", version));
+fail:
+	(void)ts_audit("rotate", e->vault->name, e->vault->owner_uid, &caller, NULL, r);
+	return ts_bus_error(error, r, errbuf);
+}
