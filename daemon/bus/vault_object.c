@@ -59,7 +59,7 @@ static const sd_bus_vtable vault_vtable[] = {
 	                        SD_BUS_RESULT("s", id), ts_protector_method_add, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("RevokeProtector", SD_BUS_ARGS("s", id), SD_BUS_NO_RESULT,
 	                        ts_protector_method_revoke, SD_BUS_VTABLE_UNPRIVILEGED),
-	/* Issue 6 (escrow_methods.c): escrow, true revocation, k-of-n and policy status. */
+	/* escrow_methods.c, rekey.c: escrow, true revocation, k-of-n and policy status. */
 	SD_BUS_METHOD_WITH_ARGS("RevokeAndRekey", SD_BUS_ARGS("s", id, "h", secrets),
 	                        SD_BUS_RESULT("as", kept, "as", dropped), ts_rekey_method_revoke_and_rekey,
 	                        SD_BUS_VTABLE_UNPRIVILEGED),
