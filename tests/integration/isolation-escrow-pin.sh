@@ -1,0 +1,46 @@
+#!/bin/bash
+# isolation-escrow-pin.sh — one user cannot pin the escrow stock's RSA recipients (64 in all) and so turn
+# every other user's RSA escrow away. The attack: 4 SetEscrow calls of 16 distinct RSA keys each, with a
+# Lock right behind them (tests/integration/isolation_escrow_pin.py): before, each call held its keys
+# while its wraps ran and for 30 s after its handler came back to a locked vault, so for 30 s another
+# user's SetEscrow and RevokeAndRekey (the revocation of a lost token) answered Busy. Now one uid's
+# waiting calls may name at most 16 RSA recipients, and keys go back to the stock as soon as they are
+# wrapped: the other user's calls right after the attack succeed.
+. "$TS_SRC/tests/lib/rig.sh"
+. "$TS_SRC/tests/integration/core_lib.bash"
+D=$RIG_DIR
+rig_useradd tsepa$$; AUID=$(id -u tsepa$$)
+rig_useradd tsepb$$; BUID=$(id -u tsepb$$)
+
+mkdir -p "$D/keys"
+for i in $(seq 0 64); do
+	openssl genrsa -out "$D/keys/$i.key" 2048 2>/dev/null || fail "openssl genrsa"
+	openssl rsa -in "$D/keys/$i.key" -pubout -out "$D/keys/$i.pem" 2>/dev/null
+	"$TOKENSEAL" escrow show-key "$D/keys/$i.pem" >"$D/keys/$i.txt" 2>/dev/null || fail "escrow show-key"
+done
+chmod -R a+rX "$D/keys"
+OFFICER=$(cat "$D/keys/64.txt")   # the other user's officer
+
+rig_start_bus
+rig_start_daemon --idle-lock 0
+VA=$(fdcall /org/tokenseal1 org.tokenseal1.Manager CreateVault 'sa{ss}h' va "owner=$AUID" ">$D/rkA") || fail "create A"
+VB=$(fdcall /org/tokenseal1 org.tokenseal1.Manager CreateVault 'sa{ss}h' vb "owner=$BUID" ">$D/rkB") || fail "create B"
+chmod 644 "$D/rkA" "$D/rkB"
+bb() { as_uid "$BUID" busctl --address="$BUS_ADDRESS" "$@"; }
+bb call org.tokenseal1 "$VB" $VIFACE SetEscrow asu 1 "off $OFFICER" 1 >/dev/null || fail "B's SetEscrow before the attack"
+
+as_uid "$AUID" /usr/bin/python3 "$TS_SRC/tests/integration/isolation_escrow_pin.py" "$BUS_ADDRESS" "$VA" \
+	$(for i in $(seq 0 63); do echo "$D/keys/$i.txt"; done) >"$D/attack" 2>&1 || fail "the attack: $(cat "$D/attack")"
+sed 's/^/  | /' "$D/attack"
+grep -q "Lock: OK" "$D/attack" || fail "the attack's Lock: $(cat "$D/attack")"
+
+out=$(bb call org.tokenseal1 "$VB" $VIFACE SetEscrow asu 1 "off $OFFICER" 1 2>&1) || fail "B's SetEscrow after the attack: $out"
+spare=$(as_uid "$BUID" /usr/bin/python3 "$FDCALL_PY" "$BUS_ADDRESS" "$VB" $VIFACE AddProtector 'sa{ss}hh' recovery "" \
+	"</dev/null" ">/dev/null") || fail "B's AddProtector: $spare"
+printf 'p1 %s\n' "$(head -n1 "$D/rkB")" >"$D/keepB"
+chmod 644 "$D/keepB"
+out=$(as_uid "$BUID" /usr/bin/python3 "$FDCALL_PY" "$BUS_ADDRESS" "$VB" $VIFACE RevokeAndRekey 'sh' "$spare" "<$D/keepB" 2>&1) ||
+	fail "B's RevokeAndRekey after the attack (its vault escrows to an RSA officer): $out"
+pass "a user's 64 RSA recipients and a Lock pin nothing: another user's SetEscrow and RevokeAndRekey succeed at once"
+daemon_alive
+core_finish
