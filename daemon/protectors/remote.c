@@ -1221,6 +1221,7 @@ void ts_remote_job_cancel(ts_remote_job *j)
 {
 	if (!j)
 		return;
+	j->io = sd_event_source_disable_unref(j->io);   /* off epoll first: the fd may be watched on (helper_linger) */
 	kill_close(j->pid, j->fd);
 	job_free(j);
 }
@@ -1246,6 +1247,7 @@ static void job_finish_as(ts_remote_job *j, int how, const char *err)
 
 	pid_t pid = j->pid;
 
+	j->io = sd_event_source_disable_unref(j->io);   /* off epoll first: the fd may be watched on (helper_linger) */
 	memcpy(hash, j->hash, sizeof(hash));
 	memset(&c, 0, sizeof(c));
 	if (how == JOB_REPLY) {
