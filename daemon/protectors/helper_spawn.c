@@ -31,6 +31,7 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tokenseal.h"
@@ -252,69 +253,74 @@ const char *ts_helper_socket(void)
 }
 
 /*
- * Read the hello (one byte) with the sender's credentials, waiting at most
- * timeout_ms. 0 and *cred; -1 with err set (no hello, or no credentials).
+ * Take the hello (one byte) with the sender's credentials, without waiting,
+ * and check who sent it. 0 and *ret_pid; 1 when nothing has come yet; or
+ * -TS_E_FAILED with err set (no hello, no credentials, or not the helper's
+ * user: then nothing may be sent).
  */
-static int read_hello(int fd, int timeout_ms, struct ucred *cred, char *err, size_t errlen)
+int ts_helper_hello(int fd, pid_t *ret_pid, char *err, size_t errlen)
 {
 	union {
 		struct cmsghdr h;
 		char buf[CMSG_SPACE(sizeof(struct ucred))];
 	} control;
-	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct ucred cred = { 0 };
 	uint8_t b = 0;
 	struct iovec iov = { .iov_base = &b, .iov_len = 1 };
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
 	                    .msg_controllen = sizeof(control.buf) };
 	struct cmsghdr *c;
 	ssize_t n;
-	int r;
 
-	while ((r = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR)
-		;
-	if (r == 0) {
-		snprintf(err, errlen, "no token helper answered on %.200s within %d ms", hs.socket_path, timeout_ms);
-		return -1;
-	}
 	while ((n = recvmsg(fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
 		;
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 1;
 	if (n <= 0) {
 		snprintf(err, errlen, "the token helper socket %.200s closed the connection before a helper answered%s%s",
 		         hs.socket_path, n < 0 ? ": " : " (no helper could start, or too many run)",
 		         n < 0 ? strerror(errno) : "");
-		return -1;
+		return -TS_E_FAILED;
 	}
 	for (c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
 		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
-		    c->cmsg_len == CMSG_LEN(sizeof(*cred))) {
-			memcpy(cred, CMSG_DATA(c), sizeof(*cred));
+		    c->cmsg_len == CMSG_LEN(sizeof(cred))) {
+			memcpy(&cred, CMSG_DATA(c), sizeof(cred));
 			break;
 		}
 	if (!c || (m.msg_flags & MSG_CTRUNC)) {
 		snprintf(err, errlen, "the token helper socket %.200s: the first byte came without its sender's credentials",
 		         hs.socket_path);
-		return -1;
+		return -TS_E_FAILED;
 	}
 	if (b != TS_WIRE_HELLO) {
 		snprintf(err, errlen, "the token helper socket %.200s: pid %ld (uid %ld) did not greet as a token helper",
-		         hs.socket_path, (long)cred->pid, (long)cred->uid);
-		return -1;
+		         hs.socket_path, (long)cred.pid, (long)cred.uid);
+		return -TS_E_FAILED;
 	}
+	/* The PIN goes to the helper's user only: not root's listener, not another user's. */
+	if (cred.uid != hs.uid || cred.gid != hs.gid || cred.pid <= 0) {
+		snprintf(err, errlen, "the token helper socket %.200s is served by pid %ld, uid %ld gid %ld, not by the helper's "
+		         "user (uid %ld gid %ld): refused, nothing sent", hs.socket_path, (long)cred.pid, (long)cred.uid,
+		         (long)cred.gid, (long)hs.uid, (long)hs.gid);
+		return -TS_E_FAILED;
+	}
+	*ret_pid = cred.pid;
 	return 0;
 }
 
-int ts_helper_connect(int timeout_ms, int *ret_fd, pid_t *ret_pid, char *err, size_t errlen)
+int ts_helper_connect_start(int *ret_fd, int *ret_connecting, char *err, size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct ucred cred = { 0 };
 	int fd, on = 1;
 
+	*ret_connecting = 0;
 	if (hs.unusable) {
 		snprintf(err, errlen, "%s", hs.why);
 		return -TS_E_FAILED;
 	}
 	memcpy(sa.sun_path, hs.socket_path, strlen(hs.socket_path) + 1);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0) {
 		snprintf(err, errlen, "token helper: socket: %s", strerror(errno));
 		return -TS_E_FAILED;
 	}
@@ -325,24 +331,80 @@ int ts_helper_connect(int timeout_ms, int *ret_fd, pid_t *ret_pid, char *err, si
 		return -TS_E_FAILED;
 	}
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		snprintf(err, errlen, "cannot connect to the token helper socket %.200s: %s", hs.socket_path, strerror(errno));
+		if (errno == EINPROGRESS) {
+			*ret_connecting = 1;
+			*ret_fd = fd;
+			return 0;
+		}
+		/* A local socket does not wait: a full backlog is EAGAIN at once. */
+		snprintf(err, errlen, "cannot connect to the token helper socket %.200s: %s", hs.socket_path,
+		         errno == EAGAIN ? "too many connections wait to be accepted; try again" : strerror(errno));
+		close(fd);
+		return errno == EAGAIN ? -TS_E_BUSY : -TS_E_FAILED;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+int ts_helper_connect_done(int fd, char *err, size_t errlen)
+{
+	int e = 0;
+	socklen_t l = sizeof(e);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &l) < 0)
+		e = errno;
+	if (e != 0) {
+		snprintf(err, errlen, "cannot connect to the token helper socket %.200s: %s", hs.socket_path, strerror(e));
+		return -TS_E_FAILED;
+	}
+	return 0;
+}
+
+int ts_helper_connect(int timeout_ms, int *ret_fd, pid_t *ret_pid, char *err, size_t errlen)
+{
+	uint64_t until;
+	struct timespec now;
+	int fd, connecting, r;
+
+	if ((r = ts_helper_connect_start(&fd, &connecting, err, errlen)) < 0)
+		return r;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	until = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000 + (uint64_t)timeout_ms;
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = connecting ? POLLOUT : POLLIN };
+		uint64_t ms;
+		int n;
+
+		if (connecting)
+			r = 1;
+		else if ((r = ts_helper_hello(fd, ret_pid, err, errlen)) <= 0)
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+		if (ms >= until) {
+			snprintf(err, errlen, "no token helper answered on %.200s within %d ms", hs.socket_path, timeout_ms);
+			r = -TS_E_FAILED;
+			break;
+		}
+		while ((n = poll(&p, 1, (int)(until - ms))) < 0 && errno == EINTR)
+			;
+		if (connecting && n > 0) {
+			if ((r = ts_helper_connect_done(fd, err, errlen)) < 0)
+				break;
+			connecting = 0;
+		}
+	}
+	if (r < 0) {
 		close(fd);
 		return -TS_E_FAILED;
 	}
-	if (read_hello(fd, timeout_ms, &cred, err, errlen) < 0) {
-		close(fd);
-		return -TS_E_FAILED;
-	}
-	/* The PIN goes to the helper's user only: not root's listener, not another user's. */
-	if (cred.uid != hs.uid || cred.gid != hs.gid || cred.pid <= 0) {
-		snprintf(err, errlen, "the token helper socket %.200s is served by pid %ld, uid %ld gid %ld, not by the helper's "
-		         "user (uid %ld gid %ld): refused, nothing sent", hs.socket_path, (long)cred.pid, (long)cred.uid,
-		         (long)cred.gid, (long)hs.uid, (long)hs.gid);
+	/* The synchronous caller writes and reads with waits of its own. */
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+		snprintf(err, errlen, "token helper: fcntl: %s", strerror(errno));
 		close(fd);
 		return -TS_E_FAILED;
 	}
 	*ret_fd = fd;
-	*ret_pid = cred.pid;
 	return 0;
 }
 

@@ -59,6 +59,22 @@ const char *ts_helper_socket(void);
 int ts_helper_connect(int timeout_ms, int *ret_fd, pid_t *ret_pid, char *err, size_t errlen);
 
 /*
+ * The same without waiting, for the event loop: ts_helper_connect_start
+ * connects non-blocking, 0 with *ret_fd (close-on-exec, non-blocking, the
+ * caller's to close) and *ret_connecting 1 when the connection is still
+ * being made (wait for EPOLLOUT, then ts_helper_connect_done: 0 or
+ * -TS_E_FAILED with err set); or -TS_E_BUSY (the socket's backlog is full)
+ * or -TS_E_FAILED with err set and nothing open. Then, once the fd is
+ * readable, ts_helper_hello takes the hello and checks who sent it exactly
+ * as ts_helper_connect does: 0 with *ret_pid, 1 when nothing came yet, or
+ * -TS_E_FAILED with err set (send nothing then). How long to wait for the
+ * hello is the caller's (its own timer).
+ */
+int ts_helper_connect_start(int *ret_fd, int *ret_connecting, char *err, size_t errlen);
+int ts_helper_connect_done(int fd, char *err, size_t errlen);
+int ts_helper_hello(int fd, pid_t *ret_pid, char *err, size_t errlen);
+
+/*
  * Keep no capability but CAP_SETUID, CAP_SETGID and CAP_KILL, and only in
  * the permitted set: the first two are raised in the forked child, just
  * before it changes to the helper's user; CAP_KILL only around the kill of a

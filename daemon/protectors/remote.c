@@ -13,9 +13,12 @@
  * record) and read from that cache alone. After each operation one spare
  * helper is started ahead (warm_*), and answered helpers are reaped from the
  * loop. A helper is a child (fork and exec, helper_spawn.h) or, in socket
- * mode, a connection to the socket the service manager starts helpers on
- * (ts_helper_connect): only start_helper, helper_alive and helper_gone
- * differ; requests and replies are the same bytes on fd 3 either way.
+ * mode, a connection to the socket the service manager starts helpers on:
+ * there a job and the spare connect without waiting and wait for the
+ * helper's hello in the loop (job_connect, job_hello, warm_connect), and a
+ * helper given up on counts until it hangs up (helper_linger); requests and
+ * replies are the same bytes on fd 3 either way. Only the synchronous NV
+ * counter read at load (ts_remote_nv) waits for a helper.
  */
 #define _GNU_SOURCE 1   /* pipe2 */
 #include <errno.h>
@@ -218,7 +221,9 @@ static void helper_log_watch(int fd, pid_t pid)
 /*
  * Start a helper: 0 with *ret_pid and *ret_fd (the daemon's end of fd 3),
  * or -TS_E_FAILED with err set. In socket mode the service manager starts
- * it, and its stderr is the journal's, not a pipe of the daemon's.
+ * it, and its stderr is the journal's, not a pipe of the daemon's; this
+ * waits for its hello, so in socket mode only the synchronous calls (not
+ * from the loop) come here.
  */
 static int start_helper(pid_t *ret_pid, int *ret_fd, char *err, size_t errlen)
 {
@@ -329,22 +334,101 @@ static uint64_t warm_keep_usec;
 static sd_event_source *warm_timer, *warm_defer;
 static pid_t warm_pid;
 static int warm_fd = -1;
+/*
+ * Socket mode: the spare is connected without waiting (warm_hello watches
+ * for its hello, warm_timer bounds that wait to HELLO_TIMEOUT_MS); only once
+ * its hello has been checked is it the spare (warm_pid set). Until then the
+ * next operation connects on its own.
+ */
+static sd_event_source *warm_hello;
+static int warm_connecting;
 
-static void kill_reap(pid_t pid);
+static void kill_close(pid_t pid, int fd);
+static int warm_arm(uint64_t usec);
 
 static void warm_drop(void)
 {
-	if (warm_pid > 0) {
-		close(warm_fd);
-		kill_reap(warm_pid);
-	}
+	if (warm_hello) {
+		warm_hello = sd_event_source_disable_unref(warm_hello);
+		kill_close(0, warm_fd);
+	} else if (warm_pid > 0)
+		kill_close(warm_pid, warm_fd);
 	warm_pid = 0;
 	warm_fd = -1;
 }
 
 static int on_warm_expired(sd_event_source *s, uint64_t usec, void *userdata)
 {
+	if (warm_hello && log_warn_fn) {
+		char err[512];
+		snprintf(err, sizeof(err), "no token helper answered on %.200s within %d ms", helper_where(),
+		         HELLO_TIMEOUT_MS);
+		log_warn_fn(err);
+	}
 	warm_drop();
+	return 0;
+}
+
+/* Socket mode: the spare's connection is made, or its hello came (checked as ts_helper_connect does). */
+static int on_warm_hello(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	char err[512];
+	pid_t pid;
+	int r;
+
+	if (warm_connecting) {
+		if (ts_helper_connect_done(fd, err, sizeof(err)) < 0 ||
+		    sd_event_source_set_io_events(s, EPOLLIN) < 0)
+			goto fail;
+		warm_connecting = 0;
+		return 0;
+	}
+	if ((r = ts_helper_hello(fd, &pid, err, sizeof(err))) == 1)
+		return 0;
+	if (r < 0)
+		goto fail;
+	warm_hello = sd_event_source_disable_unref(warm_hello);
+	warm_pid = pid;
+	if (warm_arm(warm_keep_usec) < 0)
+		warm_drop();
+	return 0;
+fail:
+	if (log_warn_fn)
+		log_warn_fn(err);
+	warm_drop();
+	return 0;
+}
+
+/* Socket mode: connect a spare, from the loop; it is the spare once on_warm_hello has checked it. */
+static int warm_connect(void)
+{
+	char err[512];
+	int fd, r;
+
+	if ((r = ts_helper_connect_start(&fd, &warm_connecting, err, sizeof(err))) < 0) {
+		if (log_warn_fn)
+			log_warn_fn(err);
+		return r;
+	}
+	n_alive++;
+	warm_fd = fd;
+	if (sd_event_add_io(remote_event, &warm_hello, fd, warm_connecting ? EPOLLOUT : EPOLLIN, on_warm_hello,
+	                    NULL) < 0 || warm_arm((uint64_t)HELLO_TIMEOUT_MS * 1000) < 0) {
+		warm_drop();
+		return -TS_E_FAILED;
+	}
+	return 0;
+}
+
+/* (Re)arm the spare's timer: it is let go (or, in socket mode, given up on before its hello) after usec. */
+static int warm_arm(uint64_t usec)
+{
+	if (!warm_timer)
+		return sd_event_add_time_relative(remote_event, &warm_timer, CLOCK_MONOTONIC, usec, 0, on_warm_expired,
+		                                  NULL);
+	if (sd_event_source_set_time_relative(warm_timer, usec) < 0 ||
+	    sd_event_source_set_enabled(warm_timer, SD_EVENT_ONESHOT) < 0)
+		return -1;
 	return 0;
 }
 
@@ -353,8 +437,14 @@ static int on_warm_defer(sd_event_source *s, void *userdata)
 {
 	char err[512];
 
+	if (warm_hello)
+		return 0;   /* socket mode: one is being connected already */
 	if (warm_pid <= 0 && helpers_full(0))
 		return 0;   /* the cap has room for no spare now (nor takes one kept back) */
+	if (warm_pid <= 0 && ts_helper_socket()) {
+		(void)warm_connect();
+		return 0;
+	}
 	if (warm_pid <= 0 && start_helper(&warm_pid, &warm_fd, err, sizeof(err)) < 0) {
 		warm_pid = 0;
 		warm_fd = -1;
@@ -441,6 +531,82 @@ static void helper_gone(void)
 		n_alive--;
 }
 
+/*
+ * Socket mode: a helper the daemon gave up on (no answer in time, a call
+ * cancelled, no hello yet) may go on with its token operation until the
+ * helper unit's RuntimeMaxSec= ends it; until then it still counts toward
+ * [limits] helpers. Its connection is kept, half-closed (it reads EOF), and
+ * watched: what it still sends is read and wiped, and it is counted gone
+ * when it hangs up, or after LINGER_MAX_USEC (tokenseal-helper@.service's
+ * RuntimeMaxSec=) at the latest.
+ */
+#define LINGER_MAX_USEC (5ull * 60 * 1000 * 1000)
+typedef struct helper_linger_t {
+	struct helper_linger_t *next;
+	sd_event_source *io, *timer;
+} held_helper;
+static held_helper *lingers;
+
+static void linger_end(held_helper *l)
+{
+	for (held_helper **pp = &lingers; *pp; pp = &(*pp)->next)
+		if (*pp == l) {
+			*pp = l->next;
+			break;
+		}
+	sd_event_source_disable_unref(l->io);   /* closes the fd (owned by the source) */
+	sd_event_source_disable_unref(l->timer);
+	free(l);
+	helper_gone();
+}
+
+/* One read per wake-up, at the lowest priority; the bytes are wiped unread. */
+static int on_linger_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	uint8_t b[4096];
+	ssize_t n = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+
+	sodium_memzero(b, sizeof(b));
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) ||
+	    (n < 0 && (revents & (EPOLLHUP | EPOLLERR))))
+		linger_end(userdata);
+	return 0;
+}
+
+static int on_linger_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	linger_end(userdata);
+	return 0;
+}
+
+static void helper_linger(int fd)
+{
+	held_helper *l;
+
+	if (!remote_event || (l = calloc(1, sizeof(*l))) == NULL)
+		goto now;
+	(void)shutdown(fd, SHUT_WR);
+	if (sd_event_add_io(remote_event, &l->io, fd, EPOLLIN, on_linger_io, l) < 0) {
+		free(l);
+		goto now;
+	}
+	(void)sd_event_source_set_io_fd_own(l->io, 1);
+	(void)sd_event_source_set_priority(l->io, SD_EVENT_PRIORITY_IDLE);
+	if (sd_event_add_time_relative(remote_event, &l->timer, CLOCK_MONOTONIC, LINGER_MAX_USEC, 0, on_linger_timer,
+	                               l) < 0) {
+		sd_event_source_disable_unref(l->io);
+		free(l);
+		helper_gone();
+		return;
+	}
+	l->next = lingers;
+	lingers = l;
+	return;
+now:
+	close(fd);
+	helper_gone();
+}
+
 static void reap_later_as(pid_t pid, int killed)
 {
 	if (ts_helper_socket()) {
@@ -481,6 +647,17 @@ static void kill_reap(pid_t pid)
 	reap_later_as(pid, 1);
 }
 
+/* The same with its connection, fd: closed; in socket mode kept half-closed until it hangs up (helper_linger). */
+static void kill_close(pid_t pid, int fd)
+{
+	if (ts_helper_socket()) {
+		helper_linger(fd);
+		return;
+	}
+	close(fd);
+	kill_reap(pid);
+}
+
 /* Is the spare still there? A child not exited (it is reaped if it has); a connection not hung up. */
 static int helper_alive(pid_t pid, int fd)
 {
@@ -494,8 +671,8 @@ static int helper_alive(pid_t pid, int fd)
 	return waitpid(pid, &status, WNOHANG) == 0;
 }
 
-/* The spare helper if it is still alive, else a new one. */
-static int take_helper(pid_t *pid, int *fd, char *err, size_t errlen)
+/* The spare helper if there is one and it is still alive: 1 with *pid, *fd; else 0. */
+static int take_spare(pid_t *pid, int *fd)
 {
 	if (warm_pid > 0) {
 		pid_t p = warm_pid;
@@ -505,12 +682,20 @@ static int take_helper(pid_t *pid, int *fd, char *err, size_t errlen)
 		if (helper_alive(p, f)) {
 			*pid = p;
 			*fd = f;
-			return 0;
+			return 1;
 		}
 		close(f);   /* it died (and is reaped now, or hung up): start another */
 		if (n_alive > 0)
 			n_alive--;
 	}
+	return 0;
+}
+
+/* The spare helper if it is still alive, else a new one (in socket mode waiting for its hello: not from the loop). */
+static int take_helper(pid_t *pid, int *fd, char *err, size_t errlen)
+{
+	if (take_spare(pid, fd))
+		return 0;
 	return start_helper(pid, fd, err, errlen);
 }
 
@@ -528,6 +713,8 @@ void ts_protector_remote_shutdown(void)
 	prefetch_stop();
 	cache_clear();
 	warm_drop();
+	while (lingers)
+		linger_end(lingers);
 	for (size_t i = 0; i < n_reaping; i++)
 		reap(reaping[i].pid, reaping[i].killed);
 	n_reaping = 0;
@@ -552,8 +739,7 @@ static int helper_send(const ts_wire_field *fields, size_t n, call *c, pid_t *pi
 	if ((r = take_helper(pid, fd, c->err, sizeof(c->err))) < 0)
 		return r;
 	if ((r = ts_wire_write(*fd, frame, frame_len)) < 0) {
-		close(*fd);
-		kill_reap(*pid);
+		kill_close(*pid, *fd);
 		snprintf(c->err, sizeof(c->err), "the token helper %.300s exited before reading its request", helper_where());
 		return -TS_E_FAILED;
 	}
@@ -563,11 +749,12 @@ static int helper_send(const ts_wire_field *fields, size_t n, call *c, pid_t *pi
 /* The reply was read into c (r 0) or not (r < 0): reap the helper, parse. 0 or a transport error with c->err set. */
 static int helper_received(pid_t pid, int fd, int r, call *c)
 {
-	close(fd);
 	if (r < 0)
-		kill_reap(pid);
-	else
+		kill_close(pid, fd);
+	else {
+		close(fd);
 		reap_later(pid);
+	}
 	reap_some();
 	warm_refill();
 	if (r < 0) {
@@ -981,10 +1168,23 @@ REMOTE_OPS(pkcs11, "pkcs11");
 
 /* ---- enroll and unlock without blocking the event loop ----------------------------------- */
 
+/*
+ * In socket mode a job that connects first waits for the helper's hello
+ * (JOB_CONNECTING, JOB_HELLO: the request, in secure memory, is kept
+ * until then), checks who sent it, then sends the request; the loop never
+ * waits for any of it. In fork mode, or given a checked spare, a job starts
+ * in JOB_REPLYING.
+ */
+enum { JOB_REPLYING, JOB_CONNECTING, JOB_HELLO };
+
 struct ts_remote_job {
 	pid_t pid;
 	int fd;
 	uint8_t op;
+	int phase;
+	uint8_t *frame;                           /* the request until sent: secure memory */
+	size_t frame_len;
+	int timeout_ms;                           /* for the reply, from when the request is sent */
 	/* The reply frame, read as it arrives (never waited for in the loop). */
 	uint8_t hdr[4];
 	size_t hdr_got;
@@ -1013,6 +1213,7 @@ static void job_free(ts_remote_job *j)
 	sd_event_source_disable_unref(j->io);
 	sd_event_source_disable_unref(j->timer);
 	ts_secure_free(j->body);
+	ts_secure_free(j->frame);   /* wipes the request (a PIN) if it was never sent */
 	free(j);
 }
 
@@ -1020,15 +1221,19 @@ void ts_remote_job_cancel(ts_remote_job *j)
 {
 	if (!j)
 		return;
-	close(j->fd);
-	kill_reap(j->pid);
+	j->io = sd_event_source_disable_unref(j->io);   /* off epoll first: the fd may be watched on (helper_linger) */
+	kill_close(j->pid, j->fd);
 	job_free(j);
 }
 
-enum { JOB_REPLY, JOB_TIMEOUT, JOB_EOF, JOB_TOO_LONG };
+enum { JOB_REPLY, JOB_TIMEOUT, JOB_EOF, JOB_TOO_LONG, JOB_NO_HELPER };
 
-/* Finish: the whole reply is in (JOB_REPLY), the timer fired, or the helper hung up or sent too much. */
-static void job_finish(ts_remote_job *j, int how)
+/*
+ * Finish: the whole reply is in (JOB_REPLY), the timer fired, or the helper
+ * hung up or sent too much; or (JOB_NO_HELPER, socket mode) no helper was
+ * sent the request: err says why.
+ */
+static void job_finish_as(ts_remote_job *j, int how, const char *err)
 {
 	ts_remote_reply_fn done = j->done;
 	void *userdata = j->userdata;
@@ -1042,6 +1247,7 @@ static void job_finish(ts_remote_job *j, int how)
 
 	pid_t pid = j->pid;
 
+	j->io = sd_event_source_disable_unref(j->io);   /* off epoll first: the fd may be watched on (helper_linger) */
 	memcpy(hash, j->hash, sizeof(hash));
 	memset(&c, 0, sizeof(c));
 	if (how == JOB_REPLY) {
@@ -1049,8 +1255,13 @@ static void job_finish(ts_remote_job *j, int how)
 		c.len = j->body_len;
 		j->body = NULL;
 	}
-	r = helper_received(j->pid, j->fd, how == JOB_REPLY ? 0 : how == JOB_TIMEOUT ? -TS_E_TIMEOUT :
-	                    how == JOB_TOO_LONG ? -TS_E_LIMIT : -TS_E_IO, &c);
+	if (how == JOB_NO_HELPER) {
+		kill_close(j->pid, j->fd);
+		snprintf(c.err, sizeof(c.err), "%s", err);
+		r = -TS_E_FAILED;
+	} else
+		r = helper_received(j->pid, j->fd, how == JOB_REPLY ? 0 : how == JOB_TIMEOUT ? -TS_E_TIMEOUT :
+		                    how == JOB_TOO_LONG ? -TS_E_LIMIT : -TS_E_IO, &c);
 	job_free(j);
 	if (op == TS_WIRE_OP_DESCRIBE) {
 		/* Kept even when the backend refused the record: its answer will not change. */
@@ -1080,11 +1291,72 @@ static void job_finish(ts_remote_job *j, int how)
 	call_done(&c);   /* wipes the KEK and any secret the reply carried */
 }
 
+static void job_finish(ts_remote_job *j, int how)
+{
+	job_finish_as(j, how, NULL);
+}
+
+/* Socket mode, no helper yet: nothing is sent, the job ends with err (logged as ts_helper_connect's failures were). */
+static void job_no_helper(ts_remote_job *j, const char *err)
+{
+	if (log_warn_fn)
+		log_warn_fn(err);
+	job_finish_as(j, JOB_NO_HELPER, err);
+}
+
+/* The request, whole, to a helper whose hello was checked (non-blocking: a short write is a failure). */
+static int job_write(ts_remote_job *j)
+{
+	int r = ts_wire_write(j->fd, j->frame, j->frame_len);
+
+	ts_secure_free(j->frame);
+	j->frame = NULL;
+	return r;
+}
+
+/* Socket mode: the connection is made, or the hello came: checked, then the request goes out. */
+static int job_hello(ts_remote_job *j, sd_event_source *s)
+{
+	char err[512];
+	int r;
+
+	if (j->phase == JOB_CONNECTING) {
+		if (ts_helper_connect_done(j->fd, err, sizeof(err)) < 0) {
+			job_no_helper(j, err);
+			return 0;
+		}
+		if (sd_event_source_set_io_events(s, EPOLLIN) < 0) {
+			snprintf(err, sizeof(err), "cannot watch the token helper socket %.200s", helper_where());
+			job_no_helper(j, err);
+			return 0;
+		}
+		j->phase = JOB_HELLO;
+		return 0;
+	}
+	if ((r = ts_helper_hello(j->fd, &j->pid, err, sizeof(err))) == 1)
+		return 0;
+	if (r < 0) {
+		job_no_helper(j, err);
+		return 0;
+	}
+	if (job_write(j) < 0) {
+		snprintf(err, sizeof(err), "the token helper %.300s exited before reading its request", helper_where());
+		job_finish_as(j, JOB_NO_HELPER, err);
+		return 0;
+	}
+	j->phase = JOB_REPLYING;
+	if (sd_event_source_set_time_relative(j->timer, (uint64_t)j->timeout_ms * 1000) < 0)
+		job_finish(j, JOB_TIMEOUT);
+	return 0;
+}
+
 /* Whatever the helper has sent so far, taken without waiting: a helper that stops half-way holds only its own job. */
 static int on_job_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	ts_remote_job *j = userdata;
 
+	if (j->phase != JOB_REPLYING)
+		return job_hello(j, s);
 	for (;;) {
 		uint8_t *dst = j->hdr_got < sizeof(j->hdr) ? j->hdr + j->hdr_got : j->body + j->body_got;
 		size_t want = j->hdr_got < sizeof(j->hdr) ? sizeof(j->hdr) - j->hdr_got : j->body_len - j->body_got;
@@ -1123,7 +1395,50 @@ static int on_job_io(sd_event_source *s, int fd, uint32_t revents, void *userdat
 
 static int on_job_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
-	job_finish(userdata, JOB_TIMEOUT);
+	ts_remote_job *j = userdata;
+
+	if (j->phase != JOB_REPLYING) {
+		char err[512];
+		snprintf(err, sizeof(err), "no token helper answered on %.200s within %d ms", helper_where(),
+		         HELLO_TIMEOUT_MS);
+		job_no_helper(j, err);
+		return 0;
+	}
+	job_finish(j, JOB_TIMEOUT);
+	return 0;
+}
+
+/*
+ * Socket mode: the checked spare gets the request at once; else connect
+ * without waiting and keep the request (secure memory) for when the hello
+ * has been checked (job_hello). 0, or a transport error with c->err set.
+ */
+static int job_connect(ts_remote_job *j, const ts_wire_field *fields, size_t n, call *c)
+{
+	int r, connecting;
+
+	memset(c, 0, sizeof(*c));
+	if ((r = ts_wire_encode(fields, n, &j->frame, &j->frame_len)) < 0)
+		return r;
+	if (take_spare(&j->pid, &j->fd)) {
+		if (job_write(j) < 0) {
+			kill_close(j->pid, j->fd);
+			snprintf(c->err, sizeof(c->err), "the token helper %.300s exited before reading its request",
+			         helper_where());
+			return -TS_E_FAILED;
+		}
+		j->phase = JOB_REPLYING;
+		return 0;
+	}
+	if ((r = ts_helper_connect_start(&j->fd, &connecting, c->err, sizeof(c->err))) < 0) {
+		if (log_warn_fn)
+			log_warn_fn(c->err);
+		ts_secure_free(j->frame);
+		j->frame = NULL;
+		return r;
+	}
+	n_alive++;
+	j->phase = connecting ? JOB_CONNECTING : JOB_HELLO;
 	return 0;
 }
 
@@ -1150,13 +1465,16 @@ static int job_send(sd_event *event, uint8_t op, const ts_wire_field *f, size_t 
 		memcpy(j->hash, hash, sizeof(j->hash));
 	j->done = done;
 	j->userdata = userdata;
-	if ((r = helper_send(f, n, &c, &j->pid, &j->fd)) < 0) {
+	j->timeout_ms = timeout_ms;
+	if ((r = ts_helper_socket() ? job_connect(j, f, n, &c) : helper_send(f, n, &c, &j->pid, &j->fd)) < 0) {
 		free(j);
 		return finish(req, r, &c);
 	}
-	if ((r = sd_event_add_io(event, &j->io, j->fd, EPOLLIN, on_job_io, j)) < 0 ||
-	    (r = sd_event_add_time_relative(event, &j->timer, CLOCK_MONOTONIC, (uint64_t)timeout_ms * 1000, 0,
-	                                    on_job_timer, j)) < 0) {
+	if ((r = sd_event_add_io(event, &j->io, j->fd, j->phase == JOB_CONNECTING ? EPOLLOUT : EPOLLIN, on_job_io,
+	                         j)) < 0 ||
+	    (r = sd_event_add_time_relative(event, &j->timer, CLOCK_MONOTONIC,
+	                                    (uint64_t)(j->phase == JOB_REPLYING ? timeout_ms : HELLO_TIMEOUT_MS) * 1000,
+	                                    0, on_job_timer, j)) < 0) {
 		ts_remote_job_cancel(j);
 		return ts_protector_fail(req, -TS_E_FAILED, "cannot watch the token helper: %s", strerror(-r));
 	}
