@@ -194,6 +194,21 @@ int ts_helper_binary_readable(const char *path)
 	return (st.st_mode & S_IROTH) != 0;
 }
 
+/* Look up the helper's user into lk and hs.uid/hs.gid: 0, or -TS_E_FAILED with err set (no helper will start). */
+static int helper_user(const char *user, struct user_lookup *lk, char *err, size_t errlen)
+{
+	lookup_user_apart(user, lk);
+	if (!lk->ok) {
+		snprintf(hs.why, sizeof(hs.why), "%s", lk->why[0] ? lk->why : "the token helper's user cannot be looked up");
+		hs.unusable = 1;
+		snprintf(err, errlen, "%s", hs.why);
+		return -TS_E_FAILED;
+	}
+	hs.uid = lk->uid;
+	hs.gid = lk->gid;
+	return 0;
+}
+
 int ts_helper_spawn_init(const char *user, const char *pkcs11_module, char *err, size_t errlen)
 {
 	struct user_lookup lk;
@@ -208,15 +223,8 @@ int ts_helper_spawn_init(const char *user, const char *pkcs11_module, char *err,
 	if (geteuid() != 0)
 		return 0;   /* not root: the helper is the daemon's own uid, nothing to change */
 	hs.switch_user = 1;
-	lookup_user_apart(user, &lk);
-	if (!lk.ok) {
-		snprintf(hs.why, sizeof(hs.why), "%s", lk.why[0] ? lk.why : "the token helper's user cannot be looked up");
-		hs.unusable = 1;
-		snprintf(err, errlen, "%s", hs.why);
+	if (helper_user(user, &lk, err, errlen) < 0)
 		return -TS_E_FAILED;
-	}
-	hs.uid = lk.uid;
-	hs.gid = lk.gid;
 	hs.n_groups = lk.n_groups;
 	memcpy(hs.groups, lk.groups, sizeof(hs.groups));
 	return 0;
@@ -235,16 +243,7 @@ int ts_helper_connect_init(const char *path, const char *user, char *err, size_t
 	}
 	memcpy(hs.socket_path, path, strlen(path) + 1);
 	/* Nothing to change in a child, whoever the daemon runs as: only who a helper must be. */
-	lookup_user_apart(user, &lk);
-	if (!lk.ok) {
-		snprintf(hs.why, sizeof(hs.why), "%s", lk.why[0] ? lk.why : "the token helper's user cannot be looked up");
-		hs.unusable = 1;
-		snprintf(err, errlen, "%s", hs.why);
-		return -TS_E_FAILED;
-	}
-	hs.uid = lk.uid;
-	hs.gid = lk.gid;
-	return 0;
+	return helper_user(user, &lk, err, errlen);
 }
 
 const char *ts_helper_socket(void)
