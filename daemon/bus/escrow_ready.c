@@ -14,15 +14,6 @@
 #define READY_MAX_PER_UID 4
 #define READY_MAX 64
 /*
- * RSA recipients the waiting calls of one uid other than root may name in
- * all, and of every such uid together: the stock has room for
- * TS_ESCROW_STOCK_RECIPIENTS, and a recipient a call waits for cannot be
- * forgotten for another, so no user may pin more than a quarter, nor all
- * users but root more than three quarters.
- */
-#define READY_RSA_PER_UID (TS_ESCROW_STOCK_RECIPIENTS / 4)
-#define READY_RSA_OTHERS (TS_ESCROW_STOCK_RECIPIENTS * 3 / 4)
-/*
  * A call dispatched again comes back here on its dispatch, at once; one that
  * did not (its vault was locked or deleted meanwhile, or a check before
  * this one failed) is forgotten after this.
@@ -33,7 +24,6 @@ typedef struct ready {
 	struct ready *next;
 	sd_bus_message *m;          /* the caller's method call, dispatched again when its keys are held */
 	uid_t uid;
-	size_t n_rsa;               /* RSA recipients it waits for */
 	ts_escrow_stock_hold *hold;
 	int done, rc;
 	char err[256];
@@ -81,14 +71,6 @@ static void on_ready(void *userdata, int rc, const char *err)
 	w->done = 1;
 	w->rc = rc;
 	snprintf(w->err, sizeof(w->err), "%s", err ? err : "");
-	/*
-	 * Its keys go back to the stock now, not when the call comes back: a call
-	 * that never comes back (its handler stops at an earlier check) pins no
-	 * recipient. The call that comes back holds them again first thing.
-	 */
-	ts_escrow_stock_release(w->hold);
-	w->hold = NULL;
-	w->n_rsa = 0;
 	/* Run the caller's method again from the start; it finds its keys held, or this error. */
 	if ((r = sd_event_add_time_relative(sd_bus_get_event(bus), &w->expire, CLOCK_MONOTONIC, READY_KEEP_USEC, 0,
 	                                    on_ready_expire, w)) < 0 ||
@@ -109,7 +91,7 @@ int ts_escrow_ready(ts_daemon *d, sd_bus_message *m, const ts_caller *caller, co
                     size_t n, char *msg, size_t msglen)
 {
 	const uint8_t *spkis[TS_VAULT_MAX_ESCROW];
-	size_t lens[TS_VAULT_MAX_ESCROW], nr = 0, n_uid = 0, rsa_uid = 0, rsa_others = 0;
+	size_t lens[TS_VAULT_MAX_ESCROW], nr = 0, n_uid = 0;
 	ts_escrow_stock_hold *hold = NULL;
 	char err[256] = "";
 	ready *w = ready_of(m);
@@ -134,24 +116,16 @@ int ts_escrow_ready(ts_daemon *d, sd_bus_message *m, const ts_caller *caller, co
 		}
 	if (nr == 0)
 		return 1;
-	for (ready *o = readies; o; o = o->next) {
+	for (ready *o = readies; o; o = o->next)
 		n_uid += o->uid == caller->uid;
-		rsa_uid += o->uid == caller->uid ? o->n_rsa : 0;
-		rsa_others += o->uid != 0 ? o->n_rsa : 0;
-	}
 	if (n_uid >= READY_MAX_PER_UID || n_readies >= READY_MAX) {
 		snprintf(msg, msglen, "too many calls of this caller wait for escrow box keys; try again");
-		return -TS_E_BUSY;
-	}
-	if (caller->uid != 0 && (rsa_uid + nr > READY_RSA_PER_UID || rsa_others + nr > READY_RSA_OTHERS)) {
-		snprintf(msg, msglen, "calls of this caller (or of all users) wait for box keys of too many RSA escrow "
-		         "recipients; try again");
 		return -TS_E_BUSY;
 	}
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return -TS_E_NOMEM;
 	/* A helper run started for this call is this caller's: root's may use the helpers [limits] keeps back. */
-	r = ts_escrow_stock_prepare(d->event, spkis, lens, nr, caller->uid == 0, on_ready, w, &hold, err, sizeof(err));
+	r = ts_escrow_stock_prepare(d->event, spkis, lens, nr, caller->uid, on_ready, w, &hold, err, sizeof(err));
 	if (r != 0) {
 		free(w);
 		ts_escrow_stock_release(hold);   /* 1: the keys are in the stock, for this seal */
@@ -161,7 +135,6 @@ int ts_escrow_ready(ts_daemon *d, sd_bus_message *m, const ts_caller *caller, co
 	}
 	w->m = sd_bus_message_ref(m);
 	w->uid = caller->uid;
-	w->n_rsa = nr;
 	w->hold = hold;
 	w->next = readies;
 	readies = w;

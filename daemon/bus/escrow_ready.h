@@ -17,11 +17,10 @@
  * wrapping them: the handler returns 1 without replying, and m is
  * dispatched again when they are ready or cannot be (then this returns the
  * error); negative TS_E_* with msg set (Busy for a caller with too many
- * calls or RSA recipients waiting, or no helper free). Whatever the handler
- * does before this call runs twice: only checks belong there. The keys go
- * back to the stock when they are ready and are held again when the call
- * comes back, first thing; a call that does not come back is forgotten
- * after 2 s.
+ * calls or RSA recipients waiting, escrow_stock.h, or no helper free).
+ * Whatever the handler does before this call runs twice: only checks belong
+ * there. The keys stay held until the call comes back; a call that does not
+ * (its handler stopped at an earlier check) is forgotten after 2 s.
  */
 int ts_escrow_ready(ts_daemon *d, sd_bus_message *m, const ts_caller *caller, const ts_escrow_recipient *rec,
                     size_t n, char *msg, size_t msglen)

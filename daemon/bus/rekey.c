@@ -268,7 +268,7 @@ static int rekey_job_start(ts_vault_entry *e, sd_bus_message *m, const ts_caller
 		return -TS_E_NOMEM;
 	}
 	/* Helper runs for the box keys are the caller's, as its KEKs are. */
-	if (nr > 0 && (r = ts_escrow_stock_prepare(e->d->event, spkis, lens, nr, j->root, on_rekey_escrow, j, &j->escrow,
+	if (nr > 0 && (r = ts_escrow_stock_prepare(e->d->event, spkis, lens, nr, caller->uid, on_rekey_escrow, j, &j->escrow,
 	                                           err, sizeof(err))) < 0) {
 		snprintf(msg, msglen, "escrow to an RSA recipient: %.200s; nothing changed", err);
 		ts_secure_free(j->keks);

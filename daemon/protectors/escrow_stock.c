@@ -36,6 +36,7 @@ struct ts_escrow_stock_hold {
 	size_t n;
 	recipient *rcp[TS_ESCROW_STOCK_PER_HOLD];
 	stock_key *key[TS_ESCROW_STOCK_PER_HOLD];
+	uint32_t uid;               /* whose call it is */
 	int reserved_ok;
 	int notified;               /* done has run, or never will */
 	int failed;
@@ -268,13 +269,32 @@ static int on_refill(sd_event_source *src, void *userdata)
 	return 0;
 }
 
+/*
+ * Would h, which must wait, take its uid past the recipients a uid other
+ * than root may keep waiting, or all such uids past theirs? A recipient a
+ * hold names cannot be forgotten for another, so no user may pin more than
+ * a quarter of the stock, nor all users but root more than three quarters.
+ */
+static int hold_over_cap(const ts_escrow_stock_hold *h)
+{
+	size_t mine = 0, others = 0;
+
+	if (h->uid == 0)
+		return 0;
+	for (const ts_escrow_stock_hold *o = holds; o; o = o->next) {
+		mine += o->uid == h->uid ? o->n : 0;
+		others += o->uid != 0 ? o->n : 0;
+	}
+	return mine > TS_ESCROW_STOCK_RECIPIENTS / 4 || others > TS_ESCROW_STOCK_RECIPIENTS * 3 / 4;
+}
+
 int ts_escrow_stock_prepare(sd_event *event, const uint8_t *const *spkis, const size_t *lens, size_t n,
-                            int reserved_ok, ts_escrow_stock_done_fn done, void *userdata,
+                            uint32_t uid, ts_escrow_stock_done_fn done, void *userdata,
                             ts_escrow_stock_hold **ret, char *err, size_t errlen)
 {
 	ts_escrow_stock_hold *h, **tail;
 	size_t mod[TS_ESCROW_STOCK_PER_HOLD];
-	int r;
+	int r, reserved_ok = uid == 0;
 
 	*ret = NULL;
 	if (n > TS_ESCROW_STOCK_PER_HOLD) {
@@ -295,6 +315,7 @@ int ts_escrow_stock_prepare(sd_event *event, const uint8_t *const *spkis, const 
 		return -TS_E_NOMEM;
 	}
 	stock_event = event;
+	h->uid = uid;
 	h->reserved_ok = reserved_ok;
 	h->done = done;
 	h->userdata = userdata;
@@ -326,6 +347,12 @@ int ts_escrow_stock_prepare(sd_event *event, const uint8_t *const *spkis, const 
 		h->notified = 1;
 		*ret = h;
 		return 1;
+	}
+	if (hold_over_cap(h)) {
+		ts_escrow_stock_release(h);
+		snprintf(err, errlen, "calls of this user (or of all users) wait for box keys of too many RSA escrow "
+		         "recipients; try again");
+		return -TS_E_BUSY;
 	}
 	/* The caller's wraps start now, or fail now: Busy is the caller's answer, not a later callback. */
 	for (size_t i = 0; i < h->n; i++) {

@@ -37,12 +37,15 @@ typedef void (*ts_escrow_stock_done_fn)(void *userdata, int rc, const char *err)
  * all are held or one cannot be had: a helper failed, timed out or could not
  * start), or negative TS_E_* with err set (-TS_E_BUSY: too many holds or
  * recipients kept, or no helper may start for this caller; -TS_E_LIMIT,
- * -TS_E_INVALID_ARGS). reserved_ok: the caller may use the helpers [limits]
- * keeps back (root). The spkis are copied. Keys held are given out only
+ * -TS_E_INVALID_ARGS). uid: whose call it is; root's may use the helpers
+ * [limits] keeps back. A hold that must wait counts its recipients against
+ * its uid: a uid other than root may keep at most a quarter of
+ * TS_ESCROW_STOCK_RECIPIENTS waiting, all such uids three quarters (Busy
+ * beyond). The spkis are copied. Keys held are given out only
  * after ts_escrow_stock_release: release right before sealing.
  */
 int ts_escrow_stock_prepare(sd_event *event, const uint8_t *const *spkis, const size_t *lens, size_t n,
-                            int reserved_ok, ts_escrow_stock_done_fn done, void *userdata,
+                            uint32_t uid, ts_escrow_stock_done_fn done, void *userdata,
                             ts_escrow_stock_hold **ret, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 

@@ -3,9 +3,10 @@
 # every other user's RSA escrow away. The attack: 4 SetEscrow calls of 16 distinct RSA keys each, with a
 # Lock right behind them (tests/integration/isolation_escrow_pin.py): before, each call held its keys
 # while its wraps ran and for 30 s after its handler came back to a locked vault, so for 30 s another
-# user's SetEscrow and RevokeAndRekey (the revocation of a lost token) answered Busy. Now one uid's
-# waiting calls may name at most 16 RSA recipients, and keys go back to the stock as soon as they are
-# wrapped: the other user's calls right after the attack succeed.
+# user's SetEscrow and RevokeAndRekey (the revocation of a lost token) answered Busy. Now the holds of
+# one uid (SetEscrow, CreateVault and re-keys alike) may keep at most 16 RSA recipients waiting, and a
+# call that does not come back is forgotten after 2 s: the other user's calls right after the attack
+# succeed.
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 D=$RIG_DIR
