@@ -344,6 +344,7 @@ static sd_event_source *warm_hello;
 static int warm_connecting;
 
 static void kill_close(pid_t pid, int fd);
+static void helper_linger(int fd);
 static int warm_arm(uint64_t usec);
 
 static void warm_drop(void)
@@ -413,7 +414,14 @@ static int warm_connect(void)
 	n_alive++;
 	warm_fd = fd;
 	if (sd_event_add_io(remote_event, &warm_hello, fd, warm_connecting ? EPOLLOUT : EPOLLIN, on_warm_hello,
-	                    NULL) < 0 || warm_arm((uint64_t)HELLO_TIMEOUT_MS * 1000) < 0) {
+	                    NULL) < 0) {
+		/* Not watched yet: nothing of warm_drop's applies; the connection and its count go here. */
+		warm_hello = NULL;
+		warm_fd = -1;
+		helper_linger(fd);
+		return -TS_E_FAILED;
+	}
+	if (warm_arm((uint64_t)HELLO_TIMEOUT_MS * 1000) < 0) {
 		warm_drop();
 		return -TS_E_FAILED;
 	}
@@ -684,9 +692,18 @@ static int take_spare(pid_t *pid, int *fd)
 			*fd = f;
 			return 1;
 		}
-		close(f);   /* it died (and is reaped now, or hung up): start another */
-		if (n_alive > 0)
-			n_alive--;
+		/*
+		 * It died (and is reaped now) or hung up: start another. In socket
+		 * mode one that sent more than its hello is given up on, and counted
+		 * until it hangs up.
+		 */
+		if (ts_helper_socket())
+			helper_linger(f);
+		else {
+			close(f);
+			if (n_alive > 0)
+				n_alive--;
+		}
 	}
 	return 0;
 }
