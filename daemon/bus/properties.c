@@ -37,14 +37,26 @@ void ts_properties_emit_changed(ts_vault_entry *e)
 	                      "PropertiesChanged", build_properties_changed, e);
 }
 
+/*
+ * May the caller of the Get, GetAll or GetManagedObjects being answered
+ * read e's properties? 0, or the refusal (error set). Their row has no
+ * polkit action, so no answer can be pending; anything but 0 refuses.
+ */
+static int may_read(sd_bus *bus, ts_vault_entry *e, sd_bus_error *error)
+{
+	ts_caller caller;
+	int r = ts_vault_authorize(sd_bus_get_current_message(bus), e, &caller, error);
+
+	return r > 0 ? ts_bus_error(error, -TS_E_ACCESS_DENIED, NULL) : r;
+}
+
 int ts_prop_name(sd_bus *bus, const char *path, const char *interface, const char *property,
                      sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
 	ts_vault_entry *e = userdata;
-	ts_caller caller;
 	int r;
 
-	if ((r = ts_vault_authorize(sd_bus_get_current_message(bus), e, &caller, error)) < 0)
+	if ((r = may_read(bus, e, error)) < 0)
 		return r;
 	return sd_bus_message_append(reply, "s", e->vault->name);
 }
@@ -54,10 +66,9 @@ int ts_prop_id(sd_bus *bus, const char *path, const char *interface, const char 
 {
 	char hex[2 * TS_VAULT_ID_BYTES + 1];
 	ts_vault_entry *e = userdata;
-	ts_caller caller;
 	int r;
 
-	if ((r = ts_vault_authorize(sd_bus_get_current_message(bus), e, &caller, error)) < 0)
+	if ((r = may_read(bus, e, error)) < 0)
 		return r;
 	ts_vault_id_hex(e->vault, hex);
 	return sd_bus_message_append(reply, "s", hex);
@@ -67,10 +78,9 @@ int ts_prop_owner(sd_bus *bus, const char *path, const char *interface, const ch
                       sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
 	ts_vault_entry *e = userdata;
-	ts_caller caller;
 	int r;
 
-	if ((r = ts_vault_authorize(sd_bus_get_current_message(bus), e, &caller, error)) < 0)
+	if ((r = may_read(bus, e, error)) < 0)
 		return r;
 	return sd_bus_message_append(reply, "u", e->vault->owner_uid);
 }
@@ -79,10 +89,9 @@ int ts_prop_locked(sd_bus *bus, const char *path, const char *interface, const c
                        sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
 	ts_vault_entry *e = userdata;
-	ts_caller caller;
 	int r;
 
-	if ((r = ts_vault_authorize(sd_bus_get_current_message(bus), e, &caller, error)) < 0)
+	if ((r = may_read(bus, e, error)) < 0)
 		return r;
 	return sd_bus_message_append(reply, "b", ts_vault_is_locked(e->vault));
 }
@@ -91,10 +100,9 @@ int ts_prop_key_version(sd_bus *bus, const char *path, const char *interface, co
                             sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
 	ts_vault_entry *e = userdata;
-	ts_caller caller;
 	int r;
 
-	if ((r = ts_vault_authorize(sd_bus_get_current_message(bus), e, &caller, error)) < 0)
+	if ((r = may_read(bus, e, error)) < 0)
 		return r;
 	return sd_bus_message_append(reply, "u", e->vault->key_version);
 }
@@ -103,10 +111,9 @@ int ts_prop_min_key_version(sd_bus *bus, const char *path, const char *interface
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
 	ts_vault_entry *e = userdata;
-	ts_caller caller;
 	int r;
 
-	if ((r = ts_vault_authorize(sd_bus_get_current_message(bus), e, &caller, error)) < 0)
+	if ((r = may_read(bus, e, error)) < 0)
 		return r;
 	return sd_bus_message_append(reply, "u", e->vault->min_key_version);
 }
@@ -115,10 +122,9 @@ int ts_prop_lock_reason(sd_bus *bus, const char *path, const char *interface, co
                             sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
 	ts_vault_entry *e = userdata;
-	ts_caller caller;
 	int r;
 
-	if ((r = ts_vault_authorize(sd_bus_get_current_message(bus), e, &caller, error)) < 0)
+	if ((r = may_read(bus, e, error)) < 0)
 		return r;
 	return sd_bus_message_append(reply, "s", ts_vault_is_locked(e->vault) ? e->lock_reason : "");
 }
@@ -127,10 +133,9 @@ int ts_prop_lock_changed(sd_bus *bus, const char *path, const char *interface, c
                              sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
 	ts_vault_entry *e = userdata;
-	ts_caller caller;
 	int r;
 
-	if ((r = ts_vault_authorize(sd_bus_get_current_message(bus), e, &caller, error)) < 0)
+	if ((r = may_read(bus, e, error)) < 0)
 		return r;
 	return sd_bus_message_append(reply, "t", e->lock_changed);
 }
@@ -144,10 +149,9 @@ int ts_prop_protectors(sd_bus *bus, const char *path, const char *interface, con
                            sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
 	ts_vault_entry *e = userdata;
-	ts_caller caller;
 	int r;
 
-	if ((r = ts_vault_authorize(sd_bus_get_current_message(bus), e, &caller, error)) < 0)
+	if ((r = may_read(bus, e, error)) < 0)
 		return r;
 	if ((r = sd_bus_message_open_container(reply, 'a', "(sssta{ss})")) < 0)
 		return r;
@@ -172,11 +176,10 @@ int ts_prop_escrow_recipients(sd_bus *bus, const char *path, const char *interfa
                               sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
 	ts_vault_entry *e = userdata;
-	ts_caller caller;
 	char fp[TS_ESCROW_FINGERPRINT_TEXT_BYTES];
 	int r;
 
-	if ((r = ts_vault_authorize(sd_bus_get_current_message(bus), e, &caller, error)) < 0)
+	if ((r = may_read(bus, e, error)) < 0)
 		return r;
 	if ((r = sd_bus_message_open_container(reply, 'a', "(ss)")) < 0)
 		return r;
@@ -192,26 +195,21 @@ int ts_prop_shares_needed(sd_bus *bus, const char *path, const char *interface, 
                                  sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
 	ts_vault_entry *e = userdata;
-	ts_caller caller;
-	uint32_t needed = 0;
 	int r;
 
-	if ((r = ts_vault_authorize(sd_bus_get_current_message(bus), e, &caller, error)) < 0)
+	if ((r = may_read(bus, e, error)) < 0)
 		return r;
-	if (ts_vault_is_locked(e->vault))
-		needed = e->vault->threshold > e->vault->n_pending ? e->vault->threshold - (uint32_t)e->vault->n_pending : 1;
-	return sd_bus_message_append(reply, "u", needed);
+	return sd_bus_message_append(reply, "u", shares_needed(e->vault));
 }
 
 int ts_prop_policy_status(sd_bus *bus, const char *path, const char *interface, const char *property,
                                  sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
 	ts_vault_entry *e = userdata;
-	ts_caller caller;
 	char msg[TS_POLICY_MSG_MAX + 128];
 	int r;
 
-	if ((r = ts_vault_authorize(sd_bus_get_current_message(bus), e, &caller, error)) < 0)
+	if ((r = may_read(bus, e, error)) < 0)
 		return r;
 	if ((r = ts_enforce_vault_status(e, msg, sizeof(msg))) < 0)
 		return ts_bus_error(error, r, NULL);
