@@ -87,7 +87,7 @@ int ts_data_method_wrap(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	ts_vault_entry *e = userdata;
 	_ts_cleanup_buf_ ts_buf blob = { 0 };
 	const void *pt;
-	ts_kv *ctx = NULL;
+	_ts_cleanup_kv_ ts_kv *ctx = NULL;
 	size_t pt_len, n_ctx;
 	int r;
 
@@ -99,17 +99,13 @@ int ts_data_method_wrap(sd_bus_message *m, void *userdata, sd_bus_error *error)
 		r = -TS_E_LIMIT;
 		goto fail;
 	}
-	if ((r = data_call_allowed(m, e, error)) != 0) {
-		free(ctx);
+	if ((r = data_call_allowed(m, e, error)) != 0)
 		return r;
-	}
 	if ((r = ts_vault_wrap(e->vault, ctx, n_ctx, pt, pt_len, &blob)) < 0)
 		goto fail;
-	free(ctx);
 	ts_daemon_touch(e);
 	return ts_bus_errno(error, reply_bytes(m, blob.data, blob.len));
 fail:
-	free(ctx);
 	return ts_bus_error(error, r, NULL);
 }
 
@@ -119,24 +115,20 @@ int ts_data_method_unwrap(sd_bus_message *m, void *userdata, sd_bus_error *error
 	_ts_cleanup_reply_ sd_bus_message *reply = NULL;
 	uint8_t *pt;
 	const void *blob;
-	ts_kv *ctx = NULL;
+	_ts_cleanup_kv_ ts_kv *ctx = NULL;
 	size_t blob_len, n_ctx, pt_len = 0;
 	int r;
 
 	if ((r = read_bytes_ctx(m, &blob, &blob_len, &ctx, &n_ctx)) < 0)
 		goto fail;
-	if ((r = data_call_allowed(m, e, error)) != 0) {
-		free(ctx);
+	if ((r = data_call_allowed(m, e, error)) != 0)
 		return r;
-	}
 	if ((pt = plaintext_scratch()) == NULL) {
 		r = -TS_E_NOMEM;
 		goto fail;
 	}
 	if ((r = unwrap_one(e->vault, blob, blob_len, ctx, n_ctx, pt, &pt_len)) < 0)
 		goto fail;
-	free(ctx);
-	ctx = NULL;
 	ts_daemon_touch(e);
 	/*
 	 * The plaintext the caller asked for is the one secret that goes on the
@@ -149,7 +141,6 @@ int ts_data_method_unwrap(sd_bus_message *m, void *userdata, sd_bus_error *error
 		return ts_bus_errno(error, r);
 	return ts_bus_errno(error, sd_bus_send(NULL, reply, NULL));
 fail:
-	free(ctx);
 	return ts_bus_error(error, r, NULL);
 }
 
@@ -159,17 +150,15 @@ int ts_data_method_rewrap(sd_bus_message *m, void *userdata, sd_bus_error *error
 	_ts_cleanup_buf_ ts_buf out = { 0 };
 	uint8_t *pt;
 	const void *blob;
-	ts_kv *ctx = NULL;
+	_ts_cleanup_kv_ ts_kv *ctx = NULL;
 	size_t blob_len, n_ctx, pt_len = 0;
 	int r;
 
 	if ((r = read_bytes_ctx(m, &blob, &blob_len, &ctx, &n_ctx)) < 0)
 		goto fail;
 	/* Rewrap opens the blob as Unwrap does: the same [unwrap] rules apply (as for RewrapBatch). */
-	if ((r = data_call_allowed(m, e, error)) != 0) {
-		free(ctx);
+	if ((r = data_call_allowed(m, e, error)) != 0)
 		return r;
-	}
 	if ((pt = plaintext_scratch()) == NULL) {
 		r = -TS_E_NOMEM;
 		goto fail;
@@ -179,11 +168,9 @@ int ts_data_method_rewrap(sd_bus_message *m, void *userdata, sd_bus_error *error
 	sodium_memzero(pt, pt_len);
 	if (r < 0)
 		goto fail;
-	free(ctx);
 	ts_daemon_touch(e);
 	return ts_bus_errno(error, reply_bytes(m, out.data, out.len));
 fail:
-	free(ctx);
 	return ts_bus_error(error, r, NULL);
 }
 
@@ -193,7 +180,7 @@ int ts_data_method_generate_data_key(sd_bus_message *m, void *userdata, sd_bus_e
 	_ts_cleanup_reply_ sd_bus_message *reply = NULL;
 	_ts_cleanup_buf_ ts_buf blob = { 0 };
 	uint8_t *pt;
-	ts_kv *ctx = NULL;
+	_ts_cleanup_kv_ ts_kv *ctx = NULL;
 	size_t n_ctx;
 	uint32_t size;
 	int r;
@@ -202,14 +189,10 @@ int ts_data_method_generate_data_key(sd_bus_message *m, void *userdata, sd_bus_e
 		return r;
 	if ((r = ts_bus_read_kv(m, &ctx, &n_ctx, TS_CONTEXT_MAX_ENTRIES)) < 0)
 		goto fail;
-	if (size == 0 || size > TS_PLAINTEXT_MAX) {
-		free(ctx);
+	if (size == 0 || size > TS_PLAINTEXT_MAX)
 		return ts_bus_error(error, size ? -TS_E_LIMIT : -TS_E_INVALID_ARGS, "size must be 1..65536 bytes");
-	}
-	if ((r = data_call_allowed(m, e, error)) != 0) {
-		free(ctx);
+	if ((r = data_call_allowed(m, e, error)) != 0)
 		return r;
-	}
 	if ((pt = plaintext_scratch()) == NULL) {
 		r = -TS_E_NOMEM;
 		goto fail;
@@ -219,7 +202,6 @@ int ts_data_method_generate_data_key(sd_bus_message *m, void *userdata, sd_bus_e
 		sodium_memzero(pt, size);
 		goto fail;
 	}
-	free(ctx);
 	ts_daemon_touch(e);
 	if ((r = sd_bus_message_new_method_return(m, &reply)) >= 0 && (r = sd_bus_message_sensitive(reply)) >= 0 &&
 	    (r = sd_bus_message_append_array(reply, 'y', pt, size)) >= 0)
@@ -229,7 +211,6 @@ int ts_data_method_generate_data_key(sd_bus_message *m, void *userdata, sd_bus_e
 		return ts_bus_errno(error, r);
 	return ts_bus_errno(error, sd_bus_send(NULL, reply, NULL));
 fail:
-	free(ctx);
 	return ts_bus_error(error, r, NULL);
 }
 
@@ -243,7 +224,7 @@ static int batch(sd_bus_message *m, ts_vault_entry *e, int rewrap, sd_bus_error 
 	_ts_cleanup_reply_ sd_bus_message *reply = NULL;
 	_ts_cleanup_buf_ ts_buf out = { 0 };
 	uint8_t *pt;
-	ts_kv *ctx = NULL;
+	_ts_cleanup_kv_ ts_kv *ctx = NULL;
 	char msg[160];
 	size_t n_ctx, idx = 0, count = 0, pt_len = 0, blob_len;
 	const void *blob;
@@ -270,7 +251,6 @@ static int batch(sd_bus_message *m, ts_vault_entry *e, int rewrap, sd_bus_error 
 	if (r < 0 || (r = sd_bus_message_exit_container(m)) < 0 ||
 	    (r = ts_bus_read_kv(m, &ctx, &n_ctx, TS_CONTEXT_MAX_ENTRIES)) < 0 ||
 	    (r = sd_bus_message_rewind(m, 1)) < 0 || (r = sd_bus_message_enter_container(m, 'a', "ay")) < 0) {
-		free(ctx);
 		return ts_bus_error(error, r == -TS_E_LIMIT ? r : -TS_E_INVALID_ARGS, NULL);
 	}
 	/* Sensitive: a reply dropped half-built on a failing item is wiped as well as a sent one. */
@@ -308,18 +288,15 @@ static int batch(sd_bus_message *m, ts_vault_entry *e, int rewrap, sd_bus_error 
 	}
 	if ((r = sd_bus_message_close_container(reply)) < 0)
 		goto out;
-	free(ctx);
 	ts_daemon_touch(e);
 	return ts_bus_errno(error, sd_bus_send(NULL, reply, NULL));
 fail_item:
-	free(ctx);
 	if (r == -TS_E_LIMIT)
 		snprintf(msg, sizeof(msg), "more than %d items in one batch", TS_BATCH_MAX);
 	else
 		snprintf(msg, sizeof(msg), "item %zu: %s", idx, ts_strerror(r));
 	return ts_bus_error(error, r, msg);
 out:
-	free(ctx);
 	return ts_bus_errno(error, r);
 }
 

@@ -3,6 +3,7 @@
 #define TS_BUS_MESSAGE_H
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <sys/types.h>
 
 #include <systemd/sd-bus.h>
@@ -43,6 +44,12 @@ int ts_bus_errno(sd_bus_error *error, int r);
 
 /* Read an a{ss} into a ts_kv array (strings alias m). Limits TS_CONTEXT_*. */
 int ts_bus_read_kv(sd_bus_message *m, ts_kv **ret, size_t *ret_n, size_t max);
+/* An a{ss} that ts_bus_read_kv read is one malloc()ed block: for __attribute__((cleanup)). */
+static inline void ts_kv_freep(ts_kv **p)
+{
+	free(*p);
+}
+#define _ts_cleanup_kv_ __attribute__((cleanup(ts_kv_freep)))
 
 /* sd_bus filter: drop NO_REPLY_EXPECTED calls to methods whose only effect is their reply (1: dropped). */
 int ts_bus_drop_unanswered(sd_bus_message *m, void *userdata, sd_bus_error *error);
