@@ -114,3 +114,25 @@ kill_during_saves() {
 		unlock "$VP" "$prot" "$key" >/dev/null || fail "iteration $i: $name does not open after SIGKILL"
 	done
 }
+
+# ---- the isolation tests' attacks ----
+# loop_as_user COMMAND... runs COMMAND again and again in the background until this script ends (its
+# PID in ATTACK and RIG_PIDS); stop_attack stops them by PID; measure LABEL runs isolation_latency.py
+# for root's Ping/Unwrap of vault $R and blob $B (hex) for $SECS s, and fails when p99 >= $LIMIT_MS.
+ATTACK=()
+loop_as_user() { ( while kill -0 $$ 2>/dev/null; do "$@" >/dev/null 2>&1 || true; done ) & ATTACK+=($!); RIG_PIDS+=($!); }
+stop_attack() {
+	local p
+	for p in "${ATTACK[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${ATTACK[@]}"; do wait "$p" 2>/dev/null || true; done
+	ATTACK=()
+}
+measure() {
+	/usr/bin/python3 "$TS_SRC/tests/integration/isolation_latency.py" "$BUS_ADDRESS" "$R" "$B" "$SECS" "$LIMIT_MS" \
+		"$1" >"$RIG_DIR/lat" 2>&1 || {
+		cat "$RIG_DIR/lat"
+		daemon_alive
+		fail "$1: root's calls waited (p99 >= $LIMIT_MS ms): $(cat "$RIG_DIR/lat")"
+	}
+	cat "$RIG_DIR/lat"
+}

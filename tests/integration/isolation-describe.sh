@@ -61,14 +61,6 @@ unlock "$R" recovery "$D/rk-root" >/dev/null || fail "unlock root's vault again"
 as_u() { as_uid "$UUID" "$@"; }
 ufdcall() { as_u /usr/bin/python3 "$FDCALL_PY" "$BUS_ADDRESS" "$@"; }
 ubctl() { as_u busctl --address="$BUS_ADDRESS" "$@"; }
-ATTACK=()
-loop_as_user() { ( while kill -0 $$ 2>/dev/null; do "$@" >/dev/null 2>&1 || true; done ) & ATTACK+=($!); RIG_PIDS+=($!); }
-stop_attack() {
-	local p
-	for p in "${ATTACK[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${ATTACK[@]}"; do wait "$p" 2>/dev/null || true; done
-	ATTACK=()
-}
 helpers() { pgrep -c -u "$TS_HELPER_USER" -f "$D/chelper/tokenseal-helper" || true; }
 
 # Properties (Protectors: each record's facts) and Unlock with a PIN (which token takes it) in a loop.

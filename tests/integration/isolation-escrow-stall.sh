@@ -45,23 +45,6 @@ ubctl call org.tokenseal1 "$U" $VIFACE SetEscrow asu 1 "x $X" 1 >"$D/out" 2>&1 |
 BEFORE=$(vprop "$U" EscrowRecipients) || fail "EscrowRecipients"
 [ -n "$BEFORE" ] && [ "$BEFORE" != "0" ] || fail "no recipient after SetEscrow: $BEFORE"
 
-# measure LABEL — root's Ping/Unwrap latencies while the attack runs; fails the test when p99 >= LIMIT_MS.
-measure() {
-	/usr/bin/python3 "$LAT" "$BUS_ADDRESS" "$R" "$B" "$SECS" "$LIMIT_MS" "$1" >"$D/lat" 2>&1 || {
-		cat "$D/lat"
-		daemon_alive
-		fail "$1: root's calls waited (p99 >= $LIMIT_MS ms): $(cat "$D/lat")"
-	}
-	cat "$D/lat"
-}
-ATTACK=()
-stop_attack() {
-	local p
-	for p in "${ATTACK[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${ATTACK[@]}"; do wait "$p" 2>/dev/null || true; done
-	ATTACK=()
-}
-loop_as_user() { ( while kill -0 $$ 2>/dev/null; do "$@" >/dev/null 2>&1 || true; done ) & ATTACK+=($!); RIG_PIDS+=($!); }
 
 measure "no attack"
 

@@ -51,26 +51,6 @@ as_u() { as_uid "$UUID" "$@"; }
 ufdcall() { as_u /usr/bin/python3 "$FDCALL_PY" "$BUS_ADDRESS" "$@"; }
 ubctl() { as_u busctl --address="$BUS_ADDRESS" "$@"; }
 
-# measure LABEL — root's Ping/Unwrap latencies while the attack runs; fails the test when p99 >= LIMIT_MS.
-measure() {
-	/usr/bin/python3 "$LAT" "$BUS_ADDRESS" "$R" "$B" "$SECS" "$LIMIT_MS" "$1" >"$D/lat" 2>&1 || {
-		cat "$D/lat"
-		daemon_alive
-		fail "$1: root's calls waited (p99 >= $LIMIT_MS ms): $(cat "$D/lat")"
-	}
-	cat "$D/lat"
-}
-ATTACK=()
-# stop_attack — stop what the attack started, by PID.
-stop_attack() {
-	local p
-	for p in "${ATTACK[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${ATTACK[@]}"; do wait "$p" 2>/dev/null || true; done
-	ATTACK=()
-}
-# loop_as_user COMMAND... — run COMMAND as the user again and again, in the background.
-# The loop ends with this script, whatever happens (its PID is in RIG_PIDS too).
-loop_as_user() { ( while kill -0 $$ 2>/dev/null; do "$@" >/dev/null 2>&1 || true; done ) & ATTACK+=($!); RIG_PIDS+=($!); }
 
 measure "no attack"
 
