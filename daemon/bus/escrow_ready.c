@@ -8,6 +8,7 @@
 #include "bus/log.h"
 #include "bus/message.h"
 #include "bus/state.h"
+#include "bus/redispatch.h"
 #include "core/escrow.h"
 #include "protectors/escrow_stock.h"
 
@@ -74,10 +75,11 @@ static void on_ready(void *userdata, int rc, const char *err)
 	/* Run the caller's method again from the start; it finds its keys held, or this error. */
 	if ((r = sd_event_add_time_relative(sd_bus_get_event(bus), &w->expire, CLOCK_MONOTONIC, READY_KEEP_USEC, 0,
 	                                    on_ready_expire, w)) < 0 ||
-	    (r = sd_bus_message_rewind(w->m, 1)) < 0 ||
-	    (r = sd_bus_enqueue_for_read(bus, w->m)) < 0) {
-		ts_log(TS_LOG_ERR, "cannot resume a request after its escrow box keys: %s", strerror(-r));
-		(void)sd_bus_reply_method_errorf(w->m, ts_error_dbus_name(-TS_E_FAILED), "internal error");
+	    ts_bus_dispatch_again(w->m, "its escrow box keys") < 0) {
+		if (r < 0) {   /* no timer: not dispatched again */
+			ts_log(TS_LOG_ERR, "cannot resume a request: %s", strerror(-r));
+			(void)sd_bus_reply_method_errorf(w->m, ts_error_dbus_name(-TS_E_FAILED), "internal error");
+		}
 		ready_free(w);
 	}
 }

@@ -42,6 +42,7 @@ int ts_bus_error(sd_bus_error *error, int r, const char *msg);
  */
 int ts_bus_errno(sd_bus_error *error, int r);
 
+
 /* Read an a{ss} into a ts_kv array (strings alias m). Limits TS_CONTEXT_*. */
 int ts_bus_read_kv(sd_bus_message *m, ts_kv **ret, size_t *ret_n, size_t max);
 /* An a{ss} that ts_bus_read_kv read is one malloc()ed block: for __attribute__((cleanup)). */

@@ -7,6 +7,7 @@
 #include "bus/log.h"
 #include "bus/message.h"
 #include "bus/state.h"
+#include "bus/redispatch.h"
 
 #define POLKIT_NAME "org.freedesktop.PolicyKit1"
 #define POLKIT_PATH "/org/freedesktop/PolicyKit1/Authority"
@@ -80,11 +81,7 @@ static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_err
 			         challenge ? " (authentication required: call with interactive authorization)" : "");
 	}
 	/* Run the caller's method again from the start; it finds this answer. */
-	if ((r = sd_bus_message_rewind(q->request, 1)) < 0 ||
-	    (r = sd_bus_enqueue_for_read(sd_bus_message_get_bus(q->request), q->request)) < 0) {
-		/* The caller would wait for nothing: tell it now. */
-		ts_log(TS_LOG_ERR, "polkit: cannot resume a request: %s", strerror(-r));
-		(void)sd_bus_reply_method_errorf(q->request, ts_error_dbus_name(-TS_E_FAILED), "internal error");
+	if (ts_bus_dispatch_again(q->request, "polkit's answer") < 0) {
 		query_unlink(q->d, q);
 		query_free(q);
 	}

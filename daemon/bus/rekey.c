@@ -19,6 +19,7 @@
 #include "bus/rollback.h"
 #include "bus/secretfd.h"
 #include "bus/state.h"
+#include "bus/redispatch.h"
 #include "core/escrow.h"
 #include "protectors/escrow_stock.h"
 #include "protectors/remote.h"
@@ -130,17 +131,11 @@ static void rekey_job_step(rekey_job *j);
 /* Dispatch the call again once the KEKs and the escrow box keys are all in. */
 static void rekey_job_resume(rekey_job *j)
 {
-	int r;
-
 	if (!j->keks_done || j->escrow_waiting)
 		return;
 	j->done = 1;
-	if ((r = sd_bus_message_rewind(j->m, 1)) < 0 ||
-	    (r = sd_bus_enqueue_for_read(sd_bus_message_get_bus(j->m), j->m)) < 0) {
-		ts_log(TS_LOG_ERR, "cannot resume a RevokeAndRekey: %s", strerror(-r));
-		(void)sd_bus_reply_method_errorf(j->m, ts_error_dbus_name(-TS_E_FAILED), "internal error");
+	if (ts_bus_dispatch_again(j->m, "its KEKs") < 0)
 		rekey_job_free(j);
-	}
 }
 
 /* The box keys are held, or cannot be: then the re-key fails and changes nothing, without more KEKs asked. */

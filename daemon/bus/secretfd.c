@@ -15,6 +15,7 @@
 #include "bus/log.h"
 #include "bus/message.h"
 #include "bus/state.h"
+#include "bus/redispatch.h"
 
 /* Reads waiting for a method call that has no job of its own (ts_secretfd_take): a flood gets Busy. */
 #define TAKE_MAX_PER_UID 16
@@ -222,10 +223,11 @@ static void on_take_read(void *userdata, int r, uint8_t *secret, size_t len)
 	/* Run the caller's method again from the start; it finds this secret. */
 	if ((r = sd_event_add_time_relative(sd_bus_get_event(bus), &t->expire, CLOCK_MONOTONIC, TAKE_KEEP_USEC, 0,
 	                                    on_take_expire, t)) < 0 ||
-	    (r = sd_bus_message_rewind(t->m, 1)) < 0 ||
-	    (r = sd_bus_enqueue_for_read(bus, t->m)) < 0) {
-		ts_log(TS_LOG_ERR, "cannot resume a request after reading its secret fd: %s", strerror(-r));
-		(void)sd_bus_reply_method_errorf(t->m, ts_error_dbus_name(-TS_E_FAILED), "internal error");
+	    ts_bus_dispatch_again(t->m, "reading its secret fd") < 0) {
+		if (r < 0) {   /* no timer: not dispatched again */
+			ts_log(TS_LOG_ERR, "cannot resume a request: %s", strerror(-r));
+			(void)sd_bus_reply_method_errorf(t->m, ts_error_dbus_name(-TS_E_FAILED), "internal error");
+		}
 		take_unlink_free(t);
 	}
 }
