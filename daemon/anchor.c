@@ -18,16 +18,7 @@
 #define MAGIC "tokenseal-anchor v1\n"
 #define ID_HEX (2 * TS_VAULT_ID_BYTES)
 #define TMP_INFIX ".tmp."
-#define TMP_RANDOM 6
-#define TMP_TRIES 32
-
-static void close_fd(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
-}
-#define _cleanup_fd_ __attribute__((cleanup(close_fd)))
+#define TMP_RANDOM 6 /* ts_store_replace_at's temp names: ".ID.tmp.XXXXXX" */
 
 /* STATE/generations, opened (created first when create is set). An fd, or -TS_E_NO_SUCH_VAULT / -TS_E_IO. */
 static int open_anchor_dir(const char *state_dir, int create)
@@ -144,10 +135,9 @@ int ts_anchor_load(const char *state_dir, const uint8_t id[TS_VAULT_ID_BYTES], u
 
 int ts_anchor_save(const char *state_dir, const ts_vault *v, uint64_t gen)
 {
-	static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 	_cleanup_fd_ int dfd = -1;
-	char fn[ID_HEX + 1], tmp[ID_HEX + sizeof(TMP_INFIX) + TMP_RANDOM + 2], b[TS_ANCHOR_FILE_MAX + 1];
-	int fd = -1, n, r, i;
+	char fn[ID_HEX + 1], b[TS_ANCHOR_FILE_MAX + 1];
+	int n;
 
 	if (!v || gen == 0 || !ts_vault_name_valid(v->name) || v->owner_uid == UINT32_MAX)
 		return -TS_E_INVALID_ARGS;
@@ -160,33 +150,7 @@ int ts_anchor_save(const char *state_dir, const ts_vault *v, uint64_t gen)
 	if ((dfd = open_anchor_dir(state_dir, 1)) < 0)
 		return dfd == -TS_E_NO_SUCH_VAULT ? -TS_E_IO : dfd;
 	id_hex(v->id, fn);
-	/* 1. The new anchor, complete and on disk, under a fresh name nobody reads. */
-	for (i = 0; i < TMP_TRIES && fd < 0; i++) {
-		char rnd[TMP_RANDOM + 1];
-
-		for (int k = 0; k < TMP_RANDOM; k++)
-			rnd[k] = alnum[randombytes_uniform(sizeof(alnum) - 1)];
-		rnd[TMP_RANDOM] = '\0';
-		snprintf(tmp, sizeof(tmp), ".%s" TMP_INFIX "%s", fn, rnd);
-		if ((fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0 &&
-		    errno != EEXIST)
-			return -TS_E_IO;
-	}
-	if (fd < 0)
-		return -TS_E_IO;
-	r = ts_store_write_all(fd, b, (size_t)n);
-	if (r == 0 && fsync(fd) < 0)
-		r = -TS_E_IO;
-	if (close(fd) < 0 && r == 0)
-		r = -TS_E_IO;
-	/* 2. The switch (the old anchor or the new one, never neither), 3. made durable. */
-	if (r == 0 && renameat(dfd, tmp, dfd, fn) < 0)
-		r = -TS_E_IO;
-	if (r < 0) {
-		unlinkat(dfd, tmp, 0);
-		return r;
-	}
-	return fsync(dfd) < 0 ? -TS_E_IO : 0;
+	return ts_store_replace_at(dfd, fn, fn, TMP_INFIX, b, (size_t)n);
 }
 
 /* ".ID.tmp.XXXXXX": a leftover of an interrupted ts_anchor_save. */

@@ -41,14 +41,6 @@ static int open_dir(const char *dir)
 	return fd;
 }
 
-static void close_fd(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
-}
-#define _cleanup_fd_ __attribute__((cleanup(close_fd)))
-
 int ts_store_init(const char *dir)
 {
 	struct stat st;
@@ -80,8 +72,8 @@ int ts_store_write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-/* A fresh ".NAME.vault.tmp.XXXXXX" name (random suffix) in tmp. */
-static int temp_name(char *tmp, size_t size, const char *name)
+/* A fresh ".BASE" INFIX "XXXXXX" name (random suffix) in tmp: ".NAME.vault.tmp.XXXXXX" for a vault's files. */
+static int temp_name(char *tmp, size_t size, const char *base, const char *infix)
 {
 	static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 	char rnd[TMP_RANDOM + 1];
@@ -90,17 +82,17 @@ static int temp_name(char *tmp, size_t size, const char *name)
 	for (k = 0; k < TMP_RANDOM; k++)
 		rnd[k] = alnum[randombytes_uniform(sizeof(alnum) - 1)];
 	rnd[TMP_RANDOM] = '\0';
-	n = snprintf(tmp, size, ".%s" TMP_INFIX "%s", name, rnd);
+	n = snprintf(tmp, size, ".%s%s%s", base, infix, rnd);
 	return n < 0 || (size_t)n >= size ? -TS_E_INVALID_ARGS : 0;
 }
 
-/* Create DIR/.NAME.vault.tmp.XXXXXX exclusively (never through a symlink); the name goes to tmp. */
-static int create_temp(int dfd, const char *name, char *tmp, size_t size)
+/* Create a temp file (temp_name) in dfd exclusively, never through a symlink; the name goes to tmp. */
+static int create_temp(int dfd, const char *base, const char *infix, char *tmp, size_t size)
 {
 	int i, fd, r;
 
 	for (i = 0; i < TMP_TRIES; i++) {
-		if ((r = temp_name(tmp, size, name)) < 0)
+		if ((r = temp_name(tmp, size, base, infix)) < 0)
 			return r;
 		fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd >= 0)
@@ -117,7 +109,7 @@ static int link_temp(int dfd, const char *cur, const char *name, char *tmp, size
 	int i, r;
 
 	for (i = 0; i < TMP_TRIES; i++) {
-		if ((r = temp_name(tmp, size, name)) < 0)
+		if ((r = temp_name(tmp, size, name, TMP_INFIX)) < 0)
 			return r;
 		if (linkat(dfd, cur, dfd, tmp, 0) == 0)
 			return 0;
@@ -128,15 +120,16 @@ static int link_temp(int dfd, const char *cur, const char *name, char *tmp, size
 }
 
 /*
- * The new contents of one of NAME's files, complete and on disk under a
- * fresh temp name nobody reads (returned in tmp): created, written, fsynced,
- * closed. On failure nothing is left behind.
+ * New contents, complete and on disk under a fresh temp name nobody reads
+ * (temp_name, returned in tmp): created, written, fsynced, closed. On
+ * failure nothing is left behind.
  */
-static int write_temp(int dfd, const char *name, const uint8_t *data, size_t len, char *tmp, size_t size)
+static int write_temp(int dfd, const char *base, const char *infix, const uint8_t *data, size_t len, char *tmp,
+                      size_t size)
 {
 	int fd, r;
 
-	if ((fd = create_temp(dfd, name, tmp, size)) < 0)
+	if ((fd = create_temp(dfd, base, infix, tmp, size)) < 0)
 		return fd;
 	r = ts_store_write_all(fd, data, len);
 	if (r == 0 && fsync(fd) < 0)
@@ -168,7 +161,7 @@ int ts_store_save(const char *dir, const char *name, const uint8_t *data, size_t
 		return dfd == -TS_E_NO_SUCH_VAULT ? -TS_E_IO : dfd;
 
 	/* 1. The new contents, complete and on disk, under a name nobody reads. */
-	if ((r = write_temp(dfd, name, data, len, tmp, sizeof(tmp))) < 0)
+	if ((r = write_temp(dfd, name, TMP_INFIX, data, len, tmp, sizeof(tmp))) < 0)
 		goto out;
 	have_tmp = 1;
 
@@ -299,7 +292,7 @@ static int side_suffix(char *dst, size_t size, const char *suffix)
 int ts_store_save_side(const char *dir, const char *name, const char *suffix, const uint8_t *data, size_t len)
 {
 	_cleanup_fd_ int dfd = -1;
-	char fn[NAME_MAX + 1], sfx[24], tmp[NAME_MAX + 1];
+	char fn[NAME_MAX + 1], sfx[24];
 	int r;
 
 	if (!dir || !ts_vault_name_valid(name) || (len && !data))
@@ -313,7 +306,16 @@ int ts_store_save_side(const char *dir, const char *name, const char *suffix, co
 	if ((dfd = open_dir(dir)) < 0)
 		return dfd == -TS_E_NO_SUCH_VAULT ? -TS_E_IO : dfd;
 	/* The temp file is named like a vault's, so an interrupted write is swept the same way. */
-	if ((r = write_temp(dfd, name, data, len, tmp, sizeof(tmp))) < 0)
+	return ts_store_replace_at(dfd, fn, name, TMP_INFIX, data, len);
+}
+
+int ts_store_replace_at(int dfd, const char *fn, const char *base, const char *infix, const void *data, size_t len)
+{
+	char tmp[NAME_MAX + 1];
+	int r;
+
+	/* 1. The new contents under a name nobody reads, 2. the switch (old or new, never neither), 3. durable. */
+	if ((r = write_temp(dfd, base, infix, data, len, tmp, sizeof(tmp))) < 0)
 		return r;
 	if (renameat(dfd, tmp, dfd, fn) < 0) {
 		unlinkat(dfd, tmp, 0);

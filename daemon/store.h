@@ -3,6 +3,7 @@
 #define TS_STORE_H
 
 #include <stdint.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 
@@ -43,6 +44,23 @@ int ts_store_init(const char *dir);
 
 /* Atomically replace DIR/NAME.vault with data (mode 0600). */
 int ts_store_save(const char *dir, const char *name, const uint8_t *data, size_t len);
+
+/*
+ * Atomically replace the file fn in the directory dfd with data (mode
+ * 0600): a temp file ".BASE" INFIX "XXXXXX" created exclusively, written
+ * and fsynced, renamed over fn, then dfd fsynced. On failure fn is the old
+ * file and no temp file is left. 0, -TS_E_IO, -TS_E_INVALID_ARGS.
+ */
+int ts_store_replace_at(int dfd, const char *fn, const char *base, const char *infix, const void *data, size_t len);
+
+/* close(2) for __attribute__((cleanup)): an fd that is -1 is left alone. */
+static inline void ts_store_closep(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+#define _cleanup_fd_ __attribute__((cleanup(ts_store_closep)))
 
 /* write(2) all of buf to fd, again after EINTR and short writes: 0 or -TS_E_IO. */
 int ts_store_write_all(int fd, const void *buf, size_t len);
