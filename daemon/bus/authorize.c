@@ -27,8 +27,10 @@ int ts_vault_unknown(sd_bus_message *m, sd_bus_error *error)
  * only). ts_vault_objects_register refuses to serve a vtable with a method
  * that has no row here, so a new method cannot be left out.
  */
-#define MANAGE TS_POLKIT_ACTION_MANAGE_OTHER
-#define USE TS_POLKIT_ACTION_USE_OTHER
+static const ts_auth_action manage_other = { TS_POLKIT_ACTION_MANAGE_OTHER, "polkit-manage-other" };
+static const ts_auth_action use_other = { TS_POLKIT_ACTION_USE_OTHER, "polkit-use-other" };
+#define MANAGE (&manage_other)
+#define USE (&use_other)
 static const ts_vault_rule rules[] = {
 	/* member              event            polkit action  flags */
 	{ "Unlock",            "unlock",          MANAGE, 0 },
@@ -53,17 +55,105 @@ static const ts_vault_rule rules[] = {
 #undef MANAGE
 #undef USE
 
-const ts_vault_rule *ts_vault_rule_find(const char *member)
+/*
+ * org.tokenseal1.Manager's methods: any local user may call them, for
+ * themselves. What a row's flag adds is enforced by the handler through
+ * the function named: ListVaults and GetVault show only vaults
+ * ts_caller_may_use admits (another user's looks like none); CreateVault
+ * makes a vault for another owner only for root (ts_manager_may_create_for).
+ */
+static const ts_vault_rule manager_rules[] = {
+	/* member              event            polkit action  flags */
+	{ "CreateVault",       "create",          NULL,   TS_AUTH_OWN_NAMESPACE },
+	{ "ListVaults",        NULL,              NULL,   TS_AUTH_OWN_VAULTS | TS_AUTH_QUIET },
+	{ "GetVault",          NULL,              NULL,   TS_AUTH_OWN_VAULTS | TS_AUTH_QUIET },
+	{ "Subscribe",         NULL,              NULL,   TS_AUTH_OWN_VAULTS | TS_AUTH_QUIET },
+	{ "Unsubscribe",       NULL,              NULL,   TS_AUTH_QUIET },
+};
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+static const ts_vault_rule *table_of(const char *iface, size_t *n)
 {
-	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
-		if (strcmp(rules[i].member, member) == 0)
-			return &rules[i];
+	if (strcmp(iface, TS_VAULT_IFACE) == 0) {
+		*n = N_OF(rules);
+		return rules;
+	}
+	if (strcmp(iface, TS_MANAGER_IFACE) == 0) {
+		*n = N_OF(manager_rules);
+		return manager_rules;
+	}
+	*n = 0;
 	return NULL;
 }
 
-const ts_vault_rule *ts_vault_rule_at(size_t i)
+static const ts_vault_rule *rule_find(const char *iface, const char *member)
 {
-	return i < sizeof(rules) / sizeof(rules[0]) ? &rules[i] : NULL;
+	size_t n;
+	const ts_vault_rule *t = table_of(iface, &n);
+
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(t[i].member, member) == 0)
+			return &t[i];
+	return NULL;
+}
+
+const ts_vault_rule *ts_vault_rule_find(const char *member)
+{
+	return rule_find(TS_VAULT_IFACE, member);
+}
+
+int ts_authorize_table_complete(const char *iface, const sd_bus_vtable *vtable)
+{
+	const ts_vault_rule *t;
+	size_t n;
+	int found, r = 0;
+
+	if ((t = table_of(iface, &n)) == NULL) {
+		ts_log(TS_LOG_ERR, "%s has no authorization table (authorize.c)", iface);
+		return -EINVAL;
+	}
+	for (const sd_bus_vtable *v = vtable; v->type != _SD_BUS_VTABLE_END; v++)
+		if (v->type == _SD_BUS_VTABLE_METHOD && !rule_find(iface, v->x.method.member)) {
+			ts_log(TS_LOG_ERR, "%s.%s has no row in the authorization table (authorize.c)", iface,
+			       v->x.method.member);
+			r = -EINVAL;
+		}
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(t[i].member, TS_VAULT_PROPERTIES) == 0)
+			continue;
+		found = 0;
+		for (const sd_bus_vtable *v = vtable; v->type != _SD_BUS_VTABLE_END; v++)
+			if (v->type == _SD_BUS_VTABLE_METHOD && strcmp(v->x.method.member, t[i].member) == 0)
+				found = 1;
+		if (!found) {
+			ts_log(TS_LOG_ERR, "the authorization table names %s.%s, which its vtable lacks", iface,
+			       t[i].member);
+			r = -EINVAL;
+		}
+	}
+	return r;
+}
+
+int ts_manager_authorize(sd_bus_message *m, ts_caller *caller, sd_bus_error *error)
+{
+	const char *member = sd_bus_message_get_member(m);
+	int r;
+
+	if (!member || sd_bus_message_is_method_call(m, TS_MANAGER_IFACE, NULL) <= 0 ||
+	    !rule_find(TS_MANAGER_IFACE, member)) {
+		/* Cannot happen for a vtable that ts_manager_register accepted; refuse rather than guess. */
+		ts_log(TS_LOG_ERR, "no authorization rule for Manager.%s: refused", member ? member : "-");
+		return ts_bus_error(error, -TS_E_ACCESS_DENIED, NULL);
+	}
+	if ((r = ts_caller_get(m, caller)) < 0)
+		return ts_bus_error(error, r, NULL);
+	return 0;
+}
+
+int ts_manager_may_create_for(const ts_caller *caller, uint32_t owner)
+{
+	return caller->uid == 0 || (uint32_t)caller->uid == owner;
 }
 
 /*
@@ -91,14 +181,13 @@ static const ts_vault_rule *rule_of(sd_bus_message *m)
 static int polkit_gate(sd_bus_message *m, ts_vault_entry *e, const ts_vault_rule *rule, const ts_caller *caller,
                        sd_bus_error *error)
 {
-	/* The grant is recorded under the action it was for. */
-	int use = strcmp(rule->action, TS_POLKIT_ACTION_USE_OTHER) == 0, r;
+	int r = ts_polkit_check(e->d, m, rule->action->id, e->vault, error);
 
-	r = ts_polkit_check(e->d, m, rule->action, e->vault, error);
 	if (r == 0)
 		return 1;
 	if (r > 0 && e != e->d->ghost) {
-		(void)ts_audit(use ? "polkit-use-other" : "polkit-manage-other", e->vault->name, e->vault->owner_uid, caller, NULL, 0);
+		/* The grant is recorded under the action it was for. */
+		(void)ts_audit(rule->action->grant_event, e->vault->name, e->vault->owner_uid, caller, NULL, 0);
 		return 0;
 	}
 	/* Busy (too many questions in flight) and the like: the same for a vault and for the ghost. */

@@ -21,21 +21,45 @@ int ts_vault_unknown(sd_bus_message *m, sd_bus_error *error);
 #define TS_AUTH_UNWRAP_RULES 0x2  /* the policy's [unwrap] rules admit the caller (else PolicyViolation) */
 #define TS_AUTH_DATA_USE 0x4      /* recorded as data use (ts_audit_data_use; fail-closed may refuse) */
 #define TS_AUTH_QUIET 0x8         /* a refusal is not an audit event */
+#define TS_AUTH_OWN_VAULTS 0x10   /* Manager: answers about the vaults ts_caller_may_use admits only */
+#define TS_AUTH_OWN_NAMESPACE 0x20 /* Manager: acts for the caller; for another owner, root only */
 
 /* The table's key for property reads (Properties.Get and GetAll, ObjectManager.GetManagedObjects). */
 #define TS_VAULT_PROPERTIES "(properties)"
 
+/* A polkit action a row may ask for, and the audit event of its grant. */
+typedef struct ts_auth_action {
+	const char *id;            /* the polkit action id (TS_POLKIT_ACTION_*) */
+	const char *grant_event;   /* audited when polkit grants it to someone not the owner nor root */
+} ts_auth_action;
+
 typedef struct ts_vault_rule {
 	const char *member;   /* a Vault method, or TS_VAULT_PROPERTIES */
 	const char *event;    /* the audit event of a refusal, and of the data use */
-	const char *action;   /* polkit action for a caller neither owner nor root; NULL: owner or root only */
+	const ts_auth_action *action; /* for a caller neither owner nor root; NULL: owner or root only */
 	unsigned flags;       /* TS_AUTH_* */
 } ts_vault_rule;
 
 /* The row of a Vault method (or TS_VAULT_PROPERTIES), or NULL. */
 const ts_vault_rule *ts_vault_rule_find(const char *member);
-/* Row i of the table, or NULL past its end (to check it against the vtable). */
-const ts_vault_rule *ts_vault_rule_at(size_t i);
+
+/*
+ * Does iface's table (Vault or Manager) have a row for every method of
+ * vtable, and vtable a method for every row? 0, or -EINVAL with each
+ * difference logged: ts_vault_objects_register and ts_manager_register
+ * refuse to serve a vtable that fails it, so the daemon does not start.
+ */
+int ts_authorize_table_complete(const char *iface, const sd_bus_vtable *vtable);
+
+/*
+ * The authorization of a Manager call: its row (none: AccessDenied) and who
+ * is calling, into *caller. 0 or <0 with error set. What the row's flags
+ * add is the handler's: TS_AUTH_OWN_VAULTS through ts_caller_may_use,
+ * TS_AUTH_OWN_NAMESPACE through ts_manager_may_create_for.
+ */
+int ts_manager_authorize(sd_bus_message *m, ts_caller *caller, sd_bus_error *error);
+/* May caller create a vault owned by owner? Its own, or root for anyone. */
+int ts_manager_may_create_for(const ts_caller *caller, uint32_t owner);
 
 /*
  * The one authorization of a call on vault e: m's row of the table (by

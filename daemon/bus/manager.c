@@ -9,6 +9,7 @@
 
 #include "bus/manager.h"
 #include "bus/audit.h"
+#include "bus/authorize.h"
 #include "bus/daemon.h"
 #include "bus/escrow_ready.h"
 #include "bus/limits.h"
@@ -61,7 +62,7 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 	ts_vault_entry *e = NULL;
 	ts_vault *v = NULL;
 	const char *name, *pid_id = NULL;
-	ts_kv *opts = NULL;
+	_ts_cleanup_kv_ ts_kv *opts = NULL;
 	size_t n_opts = 0, secret_len = 0;
 	uint32_t owner = TS_NO_OWNER, threshold = 0;
 	ts_caller caller = { .uid = (uid_t)-1 };
@@ -72,13 +73,11 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 
 	/* read */
 	if ((r = sd_bus_message_read(m, "s", &name)) < 0)
-		return r;
+		return ts_bus_bad_args(error, r);
 	if ((r = ts_bus_read_kv(m, &opts, &n_opts, 16)) < 0)
 		goto out;
-	if ((r = sd_bus_message_read(m, "h", &fd)) < 0) {
-		free(opts);
-		return r;
-	}
+	if ((r = sd_bus_message_read(m, "h", &fd)) < 0)
+		return ts_bus_bad_args(error, r);
 	/* validate */
 	/* Room for a recovery key and its newline, checked before any work is done for it. */
 	if ((r = ts_secretfd_check_out(fd, 64)) < 0) {
@@ -93,8 +92,8 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 		goto out;
 	}
 	/* authorize */
-	if ((r = ts_caller_get(m, &caller)) < 0)
-		goto out;
+	if ((r = ts_manager_authorize(m, &caller, error)) < 0)
+		return r;
 	owner = (uint32_t)caller.uid;
 	for (size_t i = 0; i < n_opts; i++) {
 		if (strcmp(opts[i].key, "owner") == 0) {
@@ -104,7 +103,7 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 				goto out;
 			}
 			/* Giving a vault to someone else is root's business only. */
-			if (o != caller.uid && caller.uid != 0) {
+			if (!ts_manager_may_create_for(&caller, o)) {
 				r = -TS_E_ACCESS_DENIED;
 				snprintf(errbuf, sizeof(errbuf), "only root may create a vault for another user");
 				(void)ts_audit("create", name, o, &caller, NULL, r);
@@ -153,10 +152,8 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 	if (threshold == 0)
 		threshold = ts_enforce_policy_threshold();
 	/* Dispatched again for escrow box keys (below): the attempt is on record already. */
-	if (!ts_escrow_ready_resumed(m) && (r = ts_audit_gate("create", name, owner, &caller, NULL, error)) < 0) {
-		free(opts);
+	if (!ts_escrow_ready_resumed(m) && (r = ts_audit_gate("create", name, owner, &caller, NULL, error)) < 0)
 		return r;
-	}
 	if ((r = ts_policy_check_create(ts_enforce_policy(), name, &first, 1, threshold, pmsg, sizeof(pmsg))) < 0) {
 		snprintf(errbuf, sizeof(errbuf), "%s", pmsg);
 		(void)ts_audit("policy-denied", name, owner, &caller, "create", r);
@@ -168,10 +165,8 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 		unsigned em = 0;
 		size_t en = ts_policy_escrow_required(ts_enforce_policy(), rec, TS_VAULT_MAX_ESCROW, &em);
 
-		if ((r = ts_escrow_ready(d, m, &caller, rec, en, errbuf, sizeof(errbuf))) == 0) {
-			free(opts);
+		if ((r = ts_escrow_ready(d, m, &caller, rec, en, errbuf, sizeof(errbuf))) == 0)
 			return 1;
-		}
 		if (r < 0)
 			goto out;
 	}
@@ -233,13 +228,11 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 	(void)ts_audit("enroll", name, owner, &caller, pid_id, 0);
 	/* emit, reply */
 	(void)ts_manager_emit_vault_added(d, e);
-	free(opts);
 	return ts_bus_errno(error, sd_bus_reply_method_return(m, "o", e->path));
 out:
 	if (caller.uid != (uid_t)-1 && r != -TS_E_ACCESS_DENIED)
 		(void)ts_audit("create", ts_vault_name_valid(name) ? name : NULL, owner, &caller, NULL, r);
 	ts_vault_free(v);
-	free(opts);
 	return ts_bus_error(error, r, errbuf);
 }
 
@@ -250,8 +243,8 @@ static int method_list_vaults(sd_bus_message *m, void *userdata, sd_bus_error *e
 	ts_caller caller;
 	int r;
 
-	if ((r = ts_caller_get(m, &caller)) < 0)
-		return ts_bus_error(error, r, NULL);
+	if ((r = ts_manager_authorize(m, &caller, error)) < 0)
+		return r;
 	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 ||
 	    (r = sd_bus_message_open_container(reply, 'a', "(so)")) < 0)
 		return ts_bus_errno(error, r);
@@ -309,9 +302,9 @@ static int method_get_vault(sd_bus_message *m, void *userdata, sd_bus_error *err
 	int r;
 
 	if ((r = sd_bus_message_read(m, "s", &ref)) < 0)
+		return ts_bus_bad_args(error, r);
+	if ((r = ts_manager_authorize(m, &caller, error)) < 0)
 		return r;
-	if ((r = ts_caller_get(m, &caller)) < 0)
-		return ts_bus_error(error, r, NULL);
 	/*
 	 * Someone else's vault looks exactly like no vault, whether it exists or
 	 * not (a malformed name too). A caller polkit lets use another user's
@@ -353,5 +346,9 @@ static const sd_bus_vtable manager_vtable[] = {
 
 int ts_manager_register(ts_daemon *d)
 {
+	int r;
+
+	if ((r = ts_authorize_table_complete(TS_MANAGER_IFACE, manager_vtable)) < 0)
+		return r;
 	return sd_bus_add_object_vtable(d->bus, NULL, TS_MANAGER_PATH, TS_MANAGER_IFACE, manager_vtable, d);
 }

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "bus/signals.h"
+#include "bus/authorize.h"
 #include "bus/log.h"
 #include "bus/message.h"
 #include "bus/state.h"
@@ -89,8 +90,8 @@ int ts_signals_method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error 
 	size_t same_uid = 0;
 	int r;
 
-	if ((r = ts_caller_get(m, &caller)) < 0)
-		return ts_bus_error(error, r, NULL);
+	if ((r = ts_manager_authorize(m, &caller, error)) < 0)
+		return r;
 	if (!sender || sender[0] != ':' || strlen(sender) >= sizeof(s->name))
 		return ts_bus_error(error, -TS_E_INVALID_ARGS, "subscriptions are per connection (no unique name)");
 	if (find(d, sender))
@@ -113,7 +114,11 @@ int ts_signals_method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_erro
 {
 	ts_daemon *d = userdata;
 	const char *sender = sd_bus_message_get_sender(m);
+	ts_caller caller;
+	int r;
 
+	if ((r = ts_manager_authorize(m, &caller, error)) < 0)
+		return r;
 	if (sender)
 		drop(d, sender);
 	return ts_bus_errno(error, sd_bus_reply_method_return(m, ""));

@@ -203,42 +203,11 @@ void ts_vault_object_cancel_jobs(ts_daemon *d)
 	ts_protector_methods_cancel_jobs(d);
 }
 
-/*
- * Every method of the vtable has its row in the authorization table
- * (authorize.c), and every row but the property reads names a method of
- * the vtable: a method added without deciding who may call it keeps the
- * daemon from starting (and every test with it). 0 or -EINVAL, logged.
- */
-static int vtable_rules_complete(void)
-{
-	const ts_vault_rule *rule;
-	int found, r = 0;
-
-	for (const sd_bus_vtable *v = vault_vtable; v->type != _SD_BUS_VTABLE_END; v++)
-		if (v->type == _SD_BUS_VTABLE_METHOD && !ts_vault_rule_find(v->x.method.member)) {
-			ts_log(TS_LOG_ERR, "Vault.%s has no row in the authorization table (authorize.c)", v->x.method.member);
-			r = -EINVAL;
-		}
-	for (size_t i = 0; (rule = ts_vault_rule_at(i)) != NULL; i++) {
-		if (strcmp(rule->member, TS_VAULT_PROPERTIES) == 0)
-			continue;
-		found = 0;
-		for (const sd_bus_vtable *v = vault_vtable; v->type != _SD_BUS_VTABLE_END; v++)
-			if (v->type == _SD_BUS_VTABLE_METHOD && strcmp(v->x.method.member, rule->member) == 0)
-				found = 1;
-		if (!found) {
-			ts_log(TS_LOG_ERR, "the authorization table names %s, which the Vault vtable lacks", rule->member);
-			r = -EINVAL;
-		}
-	}
-	return r;
-}
-
 int ts_vault_objects_register(ts_daemon *d)
 {
 	int r;
 
-	if ((r = vtable_rules_complete()) < 0)
+	if ((r = ts_authorize_table_complete(TS_VAULT_IFACE, vault_vtable)) < 0)
 		return r;
 
 	/* Who hears of an unlock, in this order (the order of the calls they replace). */
