@@ -186,7 +186,7 @@ int ts_data_method_generate_data_key(sd_bus_message *m, void *userdata, sd_bus_e
 	int r;
 
 	if ((r = sd_bus_message_read(m, "u", &size)) < 0)
-		return r;
+		return ts_bus_bad_args(error, r);
 	if ((r = ts_bus_read_kv(m, &ctx, &n_ctx, TS_CONTEXT_MAX_ENTRIES)) < 0)
 		goto fail;
 	if (size == 0 || size > TS_PLAINTEXT_MAX)
@@ -316,7 +316,7 @@ int ts_data_method_rotate_key(sd_bus_message *m, void *userdata, sd_bus_error *e
 {
 	ts_vault_entry *e = userdata;
 	char errbuf[160] = "";
-	ts_kv *opts = NULL;
+	_ts_cleanup_kv_ ts_kv *opts = NULL;
 	size_t n_opts;
 	uint32_t version = 0, retire = 0;
 	uint64_t v;
@@ -333,11 +333,9 @@ int ts_data_method_rotate_key(sd_bus_message *m, void *userdata, sd_bus_error *e
 			have_retire = 1;
 			continue;
 		}
-		free(opts);
 		return ts_bus_error(error, -TS_E_INVALID_ARGS,
 		                    "unknown or malformed option (known: retire_below=<decimal version>)");
 	}
-	free(opts);
 	if ((r = ts_vault_authorize(m, e, &caller, error)) != 0 ||
 	    (r = ts_audit_gate("rotate", e->vault->name, e->vault->owner_uid, &caller, NULL, error)) < 0)
 		return r;

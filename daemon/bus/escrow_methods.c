@@ -67,7 +67,7 @@ int ts_escrow_method_set_escrow(sd_bus_message *m, void *userdata, sd_bus_error 
 	if ((keys = malloc(TS_VAULT_MAX_ESCROW * TS_ESCROW_KEY_MAX)) == NULL)
 		return ts_bus_error(error, -TS_E_NOMEM, NULL);
 	if ((r = sd_bus_message_enter_container(m, 'a', "s")) < 0)
-		return r;
+		return ts_bus_bad_args(error, r);
 	while ((r = sd_bus_message_read(m, "s", &s)) > 0) {
 		const char *sp = strchr(s, ' ');
 		const char *key = sp ? sp + 1 : s;

@@ -27,6 +27,16 @@ int ts_bus_errno(sd_bus_error *error, int r)
 	return ts_bus_error(error, -TS_E_FAILED, msg);
 }
 
+int ts_bus_bad_args(sd_bus_error *error, int r)
+{
+	char msg[96];
+
+	if (r == -ENOMEM)
+		return ts_bus_error(error, -TS_E_NOMEM, NULL);
+	snprintf(msg, sizeof(msg), "malformed arguments: %s", strerror(r < 0 ? -r : EINVAL));
+	return ts_bus_error(error, -TS_E_INVALID_ARGS, msg);
+}
+
 /*
  * Callers by unique bus name. Asking the bus for a sender's credentials is a
  * round trip to the bus driver per call, which would double the cost of an

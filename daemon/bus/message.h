@@ -42,6 +42,13 @@ int ts_bus_error(sd_bus_error *error, int r, const char *msg);
  */
 int ts_bus_errno(sd_bus_error *error, int r);
 
+/*
+ * What a handler returns when sd-bus cannot read an argument it asked for
+ * (r < 0 from sd_bus_message_read and the like: a missing fd, a message
+ * whose body ends early): InvalidArgs, "malformed arguments: STRERROR",
+ * never the bare errno (sd-bus would answer System.Error.E*).
+ */
+int ts_bus_bad_args(sd_bus_error *error, int r);
 
 /* Read an a{ss} into a ts_kv array (strings alias m). Limits TS_CONTEXT_*. */
 int ts_bus_read_kv(sd_bus_message *m, ts_kv **ret, size_t *ret_n, size_t max);

@@ -58,7 +58,7 @@ int ts_prop_name(sd_bus *bus, const char *path, const char *interface, const cha
 
 	if ((r = may_read(bus, e, error)) < 0)
 		return r;
-	return sd_bus_message_append(reply, "s", e->vault->name);
+	return ts_bus_errno(error, sd_bus_message_append(reply, "s", e->vault->name));
 }
 
 int ts_prop_id(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -71,7 +71,7 @@ int ts_prop_id(sd_bus *bus, const char *path, const char *interface, const char 
 	if ((r = may_read(bus, e, error)) < 0)
 		return r;
 	ts_vault_id_hex(e->vault, hex);
-	return sd_bus_message_append(reply, "s", hex);
+	return ts_bus_errno(error, sd_bus_message_append(reply, "s", hex));
 }
 
 int ts_prop_owner(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -82,7 +82,7 @@ int ts_prop_owner(sd_bus *bus, const char *path, const char *interface, const ch
 
 	if ((r = may_read(bus, e, error)) < 0)
 		return r;
-	return sd_bus_message_append(reply, "u", e->vault->owner_uid);
+	return ts_bus_errno(error, sd_bus_message_append(reply, "u", e->vault->owner_uid));
 }
 
 int ts_prop_locked(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -93,7 +93,7 @@ int ts_prop_locked(sd_bus *bus, const char *path, const char *interface, const c
 
 	if ((r = may_read(bus, e, error)) < 0)
 		return r;
-	return sd_bus_message_append(reply, "b", ts_vault_is_locked(e->vault));
+	return ts_bus_errno(error, sd_bus_message_append(reply, "b", ts_vault_is_locked(e->vault)));
 }
 
 int ts_prop_key_version(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -104,7 +104,7 @@ int ts_prop_key_version(sd_bus *bus, const char *path, const char *interface, co
 
 	if ((r = may_read(bus, e, error)) < 0)
 		return r;
-	return sd_bus_message_append(reply, "u", e->vault->key_version);
+	return ts_bus_errno(error, sd_bus_message_append(reply, "u", e->vault->key_version));
 }
 
 int ts_prop_min_key_version(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -115,7 +115,7 @@ int ts_prop_min_key_version(sd_bus *bus, const char *path, const char *interface
 
 	if ((r = may_read(bus, e, error)) < 0)
 		return r;
-	return sd_bus_message_append(reply, "u", e->vault->min_key_version);
+	return ts_bus_errno(error, sd_bus_message_append(reply, "u", e->vault->min_key_version));
 }
 
 int ts_prop_lock_reason(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -126,7 +126,8 @@ int ts_prop_lock_reason(sd_bus *bus, const char *path, const char *interface, co
 
 	if ((r = may_read(bus, e, error)) < 0)
 		return r;
-	return sd_bus_message_append(reply, "s", ts_vault_is_locked(e->vault) ? e->lock_reason : "");
+	return ts_bus_errno(error,
+	                    sd_bus_message_append(reply, "s", ts_vault_is_locked(e->vault) ? e->lock_reason : ""));
 }
 
 int ts_prop_lock_changed(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -137,7 +138,7 @@ int ts_prop_lock_changed(sd_bus *bus, const char *path, const char *interface, c
 
 	if ((r = may_read(bus, e, error)) < 0)
 		return r;
-	return sd_bus_message_append(reply, "t", e->lock_changed);
+	return ts_bus_errno(error, sd_bus_message_append(reply, "t", e->lock_changed));
 }
 
 static int add_fact(void *ud, const char *key, const char *value)
@@ -154,7 +155,7 @@ int ts_prop_protectors(sd_bus *bus, const char *path, const char *interface, con
 	if ((r = may_read(bus, e, error)) < 0)
 		return r;
 	if ((r = sd_bus_message_open_container(reply, 'a', "(sssta{ss})")) < 0)
-		return r;
+		return ts_bus_errno(error, r);
 	for (size_t i = 0; i < e->vault->n_protectors; i++) {
 		const ts_protector_record *p = &e->vault->protectors[i];
 		const ts_protector_ops *ops = ts_protector_lookup(p->type);
@@ -162,14 +163,14 @@ int ts_prop_protectors(sd_bus *bus, const char *path, const char *interface, con
 		if ((r = sd_bus_message_open_container(reply, 'r', "sssta{ss}")) < 0 ||
 		    (r = sd_bus_message_append(reply, "ssst", p->id, p->type, p->description, p->created)) < 0 ||
 		    (r = sd_bus_message_open_container(reply, 'a', "{ss}")) < 0)
-			return r;
+			return ts_bus_errno(error, r);
 		/* Facts are best effort: a backend that cannot decode its record shows none. */
 		if (ops && ops->describe)
 			(void)ops->describe(p->params, p->params_len, add_fact, reply);
 		if ((r = sd_bus_message_close_container(reply)) < 0 || (r = sd_bus_message_close_container(reply)) < 0)
-			return r;
+			return ts_bus_errno(error, r);
 	}
-	return sd_bus_message_close_container(reply);
+	return ts_bus_errno(error, sd_bus_message_close_container(reply));
 }
 
 int ts_prop_escrow_recipients(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -182,13 +183,13 @@ int ts_prop_escrow_recipients(sd_bus *bus, const char *path, const char *interfa
 	if ((r = may_read(bus, e, error)) < 0)
 		return r;
 	if ((r = sd_bus_message_open_container(reply, 'a', "(ss)")) < 0)
-		return r;
+		return ts_bus_errno(error, r);
 	for (size_t i = 0; i < e->vault->n_escrow; i++) {
 		ts_escrow_key_fingerprint_text(e->vault->escrow[i].pubkey, e->vault->escrow[i].pubkey_len, fp);
 		if ((r = sd_bus_message_append(reply, "(ss)", fp, e->vault->escrow[i].label)) < 0)
-			return r;
+			return ts_bus_errno(error, r);
 	}
-	return sd_bus_message_close_container(reply);
+	return ts_bus_errno(error, sd_bus_message_close_container(reply));
 }
 
 int ts_prop_shares_needed(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -199,7 +200,7 @@ int ts_prop_shares_needed(sd_bus *bus, const char *path, const char *interface, 
 
 	if ((r = may_read(bus, e, error)) < 0)
 		return r;
-	return sd_bus_message_append(reply, "u", shares_needed(e->vault));
+	return ts_bus_errno(error, sd_bus_message_append(reply, "u", shares_needed(e->vault)));
 }
 
 int ts_prop_policy_status(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -213,5 +214,5 @@ int ts_prop_policy_status(sd_bus *bus, const char *path, const char *interface, 
 		return r;
 	if ((r = ts_enforce_vault_status(e, msg, sizeof(msg))) < 0)
 		return ts_bus_error(error, r, NULL);
-	return sd_bus_message_append(reply, "(bs)", r > 0, msg);
+	return ts_bus_errno(error, sd_bus_message_append(reply, "(bs)", r > 0, msg));
 }

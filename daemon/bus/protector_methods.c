@@ -275,7 +275,8 @@ static void enroll_complete(ts_vault_entry *e, sd_bus_message *m, const ts_calle
 		(void)ts_audit("revoke", e->vault->name, e->vault->owner_uid, caller, replace, 0);
 	ts_daemon_touch(e);
 	ts_properties_emit_changed(e);
-	(void)sd_bus_reply_method_return(m, "s", id);
+	if (sd_bus_reply_method_return(m, "s", id) < 0)
+		(void)sd_bus_reply_method_errorf(m, ts_error_dbus_name(-TS_E_FAILED), "cannot build the reply");
 	return;
 out:
 	(void)ts_audit("enroll", e->vault->name, e->vault->owner_uid, caller, type, r);
@@ -308,31 +309,25 @@ int ts_protector_method_add(sd_bus_message *m, void *userdata, sd_bus_error *err
 	ts_protector_request req = { 0 };
 	const char *type, *replace = NULL;
 	ts_enroll_job *j;
-	ts_kv *opts = NULL;
+	_ts_cleanup_kv_ ts_kv *opts = NULL;
 	size_t n_opts = 0, secret_in_len = 0, secret_out_len = 0;
 	int fd_in, fd_out, r;
 	ts_caller caller;
 
 	if ((r = sd_bus_message_read(m, "s", &type)) < 0)
-		return r;
+		return ts_bus_bad_args(error, r);
 	if ((r = ts_bus_read_kv(m, &opts, &n_opts, 32)) < 0)
 		return ts_bus_error(error, r, NULL);
-	if ((r = sd_bus_message_read(m, "hh", &fd_in, &fd_out)) < 0) {
-		free(opts);
-		return r;
-	}
-	if (ts_secretfd_check(fd_out) < 0) {
-		free(opts);
+	if ((r = sd_bus_message_read(m, "hh", &fd_in, &fd_out)) < 0)
+		return ts_bus_bad_args(error, r);
+	if (ts_secretfd_check(fd_out) < 0)
 		return ts_bus_error(error, -TS_E_INVALID_ARGS, "secret_out: not a pipe or socket (files, devices and "
 		                    "directories are refused)");
-	}
 	/* The secret is read from the loop: the first dispatch starts it, the second finds it (no audit record twice). */
 	if ((r = ts_vault_authorize(m, e, &caller, error)) != 0 ||
 	    (r = ts_secretfd_take(d, m, fd_in, "secret_in", &secret_in, &secret_in_len, error)) <= 0 ||
-	    (r = ts_audit_gate("enroll", e->vault->name, e->vault->owner_uid, &caller, type, error)) < 0) {
-		free(opts);
+	    (r = ts_audit_gate("enroll", e->vault->name, e->vault->owner_uid, &caller, type, error)) < 0)
 		return r == 0 ? 1 : r;
-	}
 	if ((ops = ts_protector_lookup(type)) == NULL) {
 		r = -TS_E_NOT_SUPPORTED;
 		snprintf(errbuf, sizeof(errbuf), "unknown protector type (built in:");
@@ -367,10 +362,8 @@ int ts_protector_method_add(sd_bus_message *m, void *userdata, sd_bus_error *err
 			goto out;
 		}
 	}
-	if ((r = ts_enforce_type_allowed(e, ops->type, &caller, error)) < 0) {
-		free(opts);
+	if ((r = ts_enforce_type_allowed(e, ops->type, &caller, error)) < 0)
 		return r;
-	}
 	ts_protector_request_init(&req, &d->config, e->vault->name, e->vault->id, errbuf, sizeof(errbuf));
 	req.options = opts;
 	req.n_options = n_opts;
@@ -382,10 +375,8 @@ int ts_protector_method_add(sd_bus_message *m, void *userdata, sd_bus_error *err
 		/* The token's part runs in the helper; the reply comes from on_remote_enroll. */
 		ts_limit_job *lim = NULL;
 
-		if ((r = ts_limits_job_begin(e, &caller, &lim, error)) < 0) {
-			free(opts);
+		if ((r = ts_limits_job_begin(e, &caller, &lim, error)) < 0)
 			return r;
-		}
 		if ((j = calloc(1, sizeof(*j))) == NULL) {
 			ts_limits_end(lim);
 			r = -TS_E_NOMEM;
@@ -406,7 +397,6 @@ int ts_protector_method_add(sd_bus_message *m, void *userdata, sd_bus_error *err
 		}
 		j->next = d->enroll_jobs;
 		d->enroll_jobs = j;
-		free(opts);
 		return 1;
 	}
 
@@ -418,10 +408,8 @@ int ts_protector_method_add(sd_bus_message *m, void *userdata, sd_bus_error *err
 	desc[TS_PROTECTOR_DESC_MAX - 1] = '\0';
 	enroll_complete(e, m, &caller, ops->type, replace, fd_out, r, kek, params.data, params.len, desc, secret_out,
 	                secret_out_len, errbuf);
-	free(opts);
 	return 1;
 out:
-	free(opts);
 	(void)ts_audit("enroll", e->vault->name, e->vault->owner_uid, &caller, type, r);
 	return ts_bus_error(error, r, errbuf);
 }
@@ -434,7 +422,7 @@ int ts_protector_method_revoke(sd_bus_message *m, void *userdata, sd_bus_error *
 	int r;
 
 	if ((r = sd_bus_message_read(m, "s", &id)) < 0)
-		return r;
+		return ts_bus_bad_args(error, r);
 	if ((r = ts_vault_authorize(m, e, &caller, error)) != 0 ||
 	    (r = ts_audit_gate("revoke", e->vault->name, e->vault->owner_uid, &caller, id, error)) < 0)
 		return r;

@@ -565,7 +565,7 @@ int ts_rekey_method_revoke_and_rekey(sd_bus_message *m, void *userdata, sd_bus_e
 	int r;
 
 	if ((r = sd_bus_message_read(m, "sh", &id, &q.fd)) < 0)
-		return r;
+		return ts_bus_bad_args(error, r);
 	if ((r = ts_vault_authorize(m, e, &caller, error)) != 0)
 		return r < 0 ? rekey_refused(m, r) : r;
 	snprintf(q.drop, sizeof(q.drop), "%s", id);
@@ -595,7 +595,7 @@ int ts_rekey_method_rotate_recovery_key(sd_bus_message *m, void *userdata, sd_bu
 	int r;
 
 	if ((r = sd_bus_message_read(m, "shh", &which, &q.fd, &q.fd_out)) < 0)
-		return r;
+		return ts_bus_bad_args(error, r);
 	if (ts_secretfd_check(q.fd_out) < 0)
 		return rekey_refused(m, ts_bus_error(error, -TS_E_INVALID_ARGS, "out: not a pipe or socket (files, "
 		                                     "devices and directories are refused)"));

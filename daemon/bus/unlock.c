@@ -95,9 +95,10 @@ static void unlock_reply(ts_unlock_job *j, int r, const char *msg, const char *i
 {
 	sd_bus_error error = SD_BUS_ERROR_NULL;
 
-	if (r >= 0)
-		(void)sd_bus_reply_method_return(j->m, "su", id, (uint32_t)needed);
-	else {
+	if (r >= 0) {
+		if (sd_bus_reply_method_return(j->m, "su", id, (uint32_t)needed) < 0)
+			(void)sd_bus_reply_method_errorf(j->m, ts_error_dbus_name(-TS_E_FAILED), "cannot build the reply");
+	} else {
 		(void)ts_bus_error(&error, r, msg);
 		(void)sd_bus_reply_method_error(j->m, &error);
 		sd_bus_error_free(&error);
@@ -579,7 +580,7 @@ int ts_unlock_method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *err
 	ts_unlock_job *j;
 	char errbuf[256] = "", source[TS_BACKOFF_SOURCE_MAX];
 	const char *which, *hint = NULL;
-	ts_kv *opts = NULL;
+	_ts_cleanup_kv_ ts_kv *opts = NULL;
 	size_t n_opts = 0;
 	uint64_t wait;
 	int fd, r, need_user = 0;
@@ -587,7 +588,7 @@ int ts_unlock_method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *err
 	ts_limit_job *lim = NULL;
 
 	if ((r = sd_bus_message_read(m, "sh", &which, &fd)) < 0)
-		return r;
+		return ts_bus_bad_args(error, r);
 	if ((r = ts_bus_read_kv(m, &opts, &n_opts, 16)) < 0)
 		return ts_bus_error(error, r, NULL);
 	for (size_t i = 0; i < n_opts; i++) {
@@ -595,19 +596,14 @@ int ts_unlock_method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *err
 			hint = opts[i].value;
 		else if (strcmp(opts[i].key, "need_user") == 0 && strcmp(opts[i].value, "yes") == 0)
 			need_user = 1;
-		else {
-			free(opts);
+		else
 			return ts_bus_error(error, -TS_E_INVALID_ARGS,
 			                    "unknown or malformed option (known: source=NAME, need_user=yes)");
-		}
 	}
-	if ((r = ts_vault_authorize(m, e, &caller, error)) != 0) {
-		free(opts);
+	if ((r = ts_vault_authorize(m, e, &caller, error)) != 0)
 		return r;
-	}
 	/* A source named by anyone but root would be a fresh back-off counter per guess: it is root's only. */
 	ts_backoff_source_of(caller.uid, hint, source);
-	free(opts);
 	if ((r = ts_audit_gate("unlock", e->vault->name, e->vault->owner_uid, &caller, which, error)) < 0)
 		return r;
 	if (ts_backoff_check(&e->backoff, source, ts_now_usec(), ts_policy_recovery_max_backoff(ts_enforce_policy()),
