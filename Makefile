@@ -301,7 +301,7 @@ FUZZ_SF_SRC := $(filter-out tests/softfido/main.c tests/softfido/state.c,$(SOFTF
 $(FUZZ_BUILD)/fuzz_ctap: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_ctap.o $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_SF_SRC))
 	$(FUZZ_CC) $(FUZZ_SAN) -o $@ $^ $(call pc_libs,$(SOFTFIDO_PKGS))
 
-# fuzz_dbus_args reads sd-bus messages with the daemon's own argument readers
+# fuzz_dbus_args dispatches method calls through the daemon's vtables in process
 # (daemon/bus/*.c), so the daemon objects go into a second archive.
 FUZZ_DAEMON_A := $(FUZZ_BUILD)/libtsd-fuzz.a
 $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(DAEMON_SRC)) $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_dbus_args.o: \

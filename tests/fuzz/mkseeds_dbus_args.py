@@ -28,6 +28,9 @@ def kv(pairs):
 
 
 CTX = [("app", "org.example.Mail"), ("purpose", "fuzz-seed")]
+# Two X25519 escrow officers' public keys (test values; their secret halves are not kept).
+ESCROW = ["tokenseal-escrow-pub:v1:bngcL8f1E-mBn3HevoDq7GvHwi1HiuPiblKxAuvZGWE",
+          "tokenseal-escrow-pub:v1:mgd6aapjZsMxYoWP48SzzPehHDp8gIz5WtyLXFoohQk"]
 
 
 def main():
@@ -43,11 +46,14 @@ def main():
         "ok-generate": bytes([GENERATE]) + struct.pack(">I", 32) + kv(CTX),
         "ok-unwrap-batch": bytes([UNWRAP_BATCH]) + struct.pack(">H", len(blobs) or 1) +
         b"".join(ay(b) for b in (blobs or [blob])) + kv(CTX),
-        "ok-rotate-key": bytes([ROTATE_KEY]) + kv([("retire-after", "3600")]),
+        "ok-rotate-key": bytes([ROTATE_KEY]) + kv([("retire_below", "1")]),
         "ok-add-protector": bytes([ADD_PROTECTOR]) + s("fido2") + kv([("pin", "1"), ("description", "key")]),
-        "ok-create-vault": bytes([CREATE_VAULT]) + s("home") + kv([("owner", "1000")]),
-        "ok-unlock": bytes([UNLOCK]) + s("p1"),
-        "ok-set-escrow": bytes([SET_ESCROW]) + bytes([2]) + s("age1abc") + s("age1def") + struct.pack(">I", 2),
+        "ok-create-vault": bytes([CREATE_VAULT]) + s("home") + kv([("threshold", "1")]),
+        "ok-get-vault": bytes([GET_VAULT]) + s("fuzz"),
+        "ok-unlock": bytes([UNLOCK]) + s("p1") + kv([("source", "fuzz")]),
+        "ok-set-escrow": bytes([SET_ESCROW]) + bytes([2]) + s("alice " + ESCROW[0]) + s("bob " + ESCROW[1]) +
+        struct.pack(">I", 2),
+        "bad-get-other-user": bytes([GET_VAULT]) + s("4242:fuzz"),
         "bad-duplicate-key": bytes([WRAP]) + ay(b"x") + kv([("a", "1"), ("a", "2")]),
         "bad-empty-key": bytes([UNWRAP]) + ay(blob[:20]) + kv([("", "v")]),
         "bad-too-many-entries": bytes([ROTATE_KEY]) + kv([("k%d" % i, "v") for i in range(17)]),
