@@ -45,8 +45,9 @@ static void usage(FILE *f)
 		fprintf(f, "  %-8s  %s\n", subcommands[i].name, subcommands[i].description);
 	fprintf(f,
 	        "\nOptions:\n"
-	        "  --bus BUS      D-Bus to reach tokensealed on: system (default; or $TOKENSEAL_BUS),\n"
-	        "                 session, or an address such as unix:path=/run/...\n"
+	        "  --bus BUS      D-Bus to reach tokensealed on: system, session, or an address such as\n"
+	        "                 unix:path=/run/... (default: $TOKENSEAL_BUS; without it, the private\n"
+	        "                 socket /run/tokenseal/private or $TOKENSEAL_PRIVATE_SOCKET, then the system bus)\n"
 	        "  --vault [OWNER:]NAME  vault to use (default: your user name); also accepted after COMMAND.\n"
 	        "                 Vault names are per user: OWNER:NAME (a user name or uid) is another\n"
 	        "                 user's vault, for root and callers polkit allows\n"

@@ -113,9 +113,16 @@ int cli_connect(ts_client **ret)
 	int r;
 
 	if ((r = ts_client_open(ret, cli.bus)) < 0) {
-		const char *where = cli.bus ? cli.bus : getenv("TOKENSEAL_BUS");
-		cli_err("cannot connect to tokensealed (bus: %s): %s", where && *where ? where : "system",
-		        ts_strerror(r));
+		const char *where = cli.bus ? cli.bus : getenv("TOKENSEAL_BUS"), *sock = getenv("TOKENSEAL_PRIVATE_SOCKET");
+
+		if (where && *where)
+			cli_err("cannot connect to tokensealed (bus: %s): %s", where, ts_strerror(r));
+		else if (sock && *sock)
+			cli_err("cannot connect to tokensealed (private socket %s, served by root or you): %s", sock,
+			        ts_strerror(r));
+		else
+			cli_err("cannot connect to tokensealed (private socket " TS_PRIVATE_SOCKET ", system bus): %s",
+			        ts_strerror(r));
 		return cli_exit_code(r);
 	}
 	return 0;

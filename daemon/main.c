@@ -16,6 +16,7 @@
 #include "bus/audit.h"
 #include "bus/autolock.h"
 #include "bus/daemon.h"
+#include "bus/direct.h"
 #include "bus/escrow_ready.h"
 #include "bus/introspect.h"
 #include "bus/log.h"
@@ -27,6 +28,7 @@
 #include "bus/rekey.h"
 #include "bus/rollback.h"
 #include "bus/secretfd.h"
+#include "bus/serve.h"
 #include "bus/signals.h"
 #include "bus/state.h"
 #include "bus/vault_object.h"
@@ -70,6 +72,9 @@ static void usage(FILE *f)
 	        "                                starting it (systemd: tokenseal-helper.socket);\n"
 	        "                                a helper not of --helper-user is refused, and the\n"
 	        "                                daemon keeps no capability\n"
+	        "  --private-socket PATH         also serve on the Unix socket PATH (mode 0666), one\n"
+	        "                                direct D-Bus connection per client, no bus daemon in\n"
+	        "                                between; same authorization (systemd: /run/tokenseal/private)\n"
 	        "  --help, --version\n\n"
 	        "Protector types built in:", ts_protector_remote_helper());
 	for (p = ts_protector_all(); *p; p++)
@@ -167,7 +172,7 @@ static const ts_protector_ops *const backends[] = { &ts_protector_recovery, &ts_
 int main(int argc, char **argv)
 {
 	ts_protectors_use(backends);
-	enum { OPT_BUS = 256, OPT_STATE, OPT_IDLE, OPT_TCTI, OPT_FIDO2, OPT_FIDO2_TIMEOUT, OPT_PKCS11, OPT_LOG, OPT_XML, OPT_POLICY, OPT_AUDIT, OPT_HELPER, OPT_HELPER_KEEP, OPT_HELPER_USER, OPT_HELPER_SOCKET, OPT_TEST_DEVICES, OPT_ACCEPT_ROLLBACK };
+	enum { OPT_BUS = 256, OPT_STATE, OPT_IDLE, OPT_TCTI, OPT_FIDO2, OPT_FIDO2_TIMEOUT, OPT_PKCS11, OPT_LOG, OPT_XML, OPT_POLICY, OPT_AUDIT, OPT_HELPER, OPT_HELPER_KEEP, OPT_HELPER_USER, OPT_HELPER_SOCKET, OPT_PRIVATE_SOCKET, OPT_TEST_DEVICES, OPT_ACCEPT_ROLLBACK };
 	static const struct option options[] = {
 		{ "bus", required_argument, NULL, OPT_BUS },
 		{ "state-dir", required_argument, NULL, OPT_STATE },
@@ -184,6 +189,7 @@ int main(int argc, char **argv)
 		{ "helper-keep", required_argument, NULL, OPT_HELPER_KEEP },
 		{ "helper-user", required_argument, NULL, OPT_HELPER_USER },
 		{ "helper-socket", required_argument, NULL, OPT_HELPER_SOCKET },
+		{ "private-socket", required_argument, NULL, OPT_PRIVATE_SOCKET },
 		{ "print-introspection", no_argument, NULL, OPT_XML },   /* hidden: for contrib/org.tokenseal1.xml */
 		{ "test-devices", no_argument, NULL, OPT_TEST_DEVICES }, /* hidden: tests only (tokensealed(8)) */
 		{ "help", no_argument, NULL, 'h' },
@@ -195,7 +201,7 @@ int main(int argc, char **argv)
 		.idle_lock_usec = 900ull * 1000000,
 		.config = { .tpm2_tcti = "device:/dev/tpmrm0", .fido2_timeout_ms = 30000 },
 	};
-	const char *bus_spec = "system", *helper_user = TS_HELPER_USER, *helper_socket = NULL;
+	const char *bus_spec = "system", *helper_user = TS_HELPER_USER, *helper_socket = NULL, *private_socket = NULL;
 	char helper_err[256];
 	uint64_t helper_keep_usec = 60ull * 1000000;
 	const char *policy_dir = TS_POLICY_DIR;
@@ -277,6 +283,13 @@ int main(int argc, char **argv)
 				return EXIT_FAILURE;
 			}
 			helper_socket = optarg;
+			break;
+		case OPT_PRIVATE_SOCKET:
+			if (optarg[0] != '/') {
+				fprintf(stderr, "tokensealed: --private-socket: not an absolute path: %s\n", optarg);
+				return EXIT_FAILURE;
+			}
+			private_socket = optarg;
 			break;
 		case 'h': usage(stdout); return EXIT_SUCCESS;
 		case 'V': printf("tokensealed %s\n", TS_DAEMON_VERSION); return EXIT_SUCCESS;
@@ -402,9 +415,7 @@ int main(int argc, char **argv)
 	}
 	if ((r = sd_bus_attach_event(d.bus, d.event, SD_EVENT_PRIORITY_NORMAL)) < 0 ||
 	    (r = sd_bus_set_exit_on_disconnect(d.bus, 1)) < 0 ||
-	    (r = sd_bus_add_filter(d.bus, NULL, ts_bus_drop_unanswered, &d)) < 0 || (r = ts_manager_register(&d)) < 0 ||
-	    (r = ts_vault_objects_register(&d)) < 0 ||
-	    (r = sd_bus_add_object_manager(d.bus, NULL, TS_MANAGER_PATH)) < 0) {
+	    (r = ts_vault_objects_init(&d)) < 0 || (r = ts_serve(&d, d.bus)) < 0) {
 		ts_log(TS_LOG_ERR, "cannot register the D-Bus objects: %s", strerror(-r));
 		goto out;
 	}
@@ -412,6 +423,8 @@ int main(int argc, char **argv)
 		ts_log(TS_LOG_ERR, "cannot follow the bus's connections: %s", strerror(-r));
 		goto out;
 	}
+	if (private_socket && (r = ts_direct_listen(&d, private_socket)) < 0)
+		goto out;
 	if ((r = ts_autolock_start(&d)) < 0) {
 		ts_log(TS_LOG_ERR, "cannot subscribe to logind's signals: %s", strerror(-r));
 		goto out;
@@ -441,6 +454,7 @@ out:
 	ts_escrow_ready_stop();
 	ts_escrow_stock_shutdown();
 	ts_signals_stop(&d);
+	ts_direct_stop(&d);
 	if (d.bus)
 		sd_bus_flush_close_unref(d.bus);
 	d.bus = NULL;

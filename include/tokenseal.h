@@ -84,10 +84,16 @@ typedef struct ts_kv {
  */
 typedef struct ts_client ts_client;
 
+/* tokensealed's private socket: the same D-Bus API on a direct connection, no bus daemon in between. */
+#define TS_PRIVATE_SOCKET "/run/tokenseal/private"
+
 /*
- * Connect to tokensealed. bus is NULL (use $TOKENSEAL_BUS if set, else the
- * system bus), "system", "session", or a D-Bus address ("unix:path=...").
- * Returns 0 and sets *ret, or a negative TS_E_* code.
+ * Connect to tokensealed. bus is NULL (use $TOKENSEAL_BUS if set; else the
+ * private socket TS_PRIVATE_SOCKET, or the one $TOKENSEAL_PRIVATE_SOCKET
+ * names (then only it); else the system bus), "system", "session", or a
+ * D-Bus address ("unix:path=..."). A private socket is used only when
+ * served by root or this user. Returns 0 and sets *ret, or a negative
+ * TS_E_* code.
  */
 TS_PUBLIC int ts_client_open(ts_client **ret, const char *bus);
 

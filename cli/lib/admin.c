@@ -391,7 +391,8 @@ static int on_touch_requested(sd_bus_message *m, void *userdata, sd_bus_error *r
 	struct unlock_wait *w = userdata;
 	const char *sender = sd_bus_message_get_sender(m), *id;
 
-	if (w->on_touch && w->daemon && sender && strcmp(sender, w->daemon) == 0 &&
+	/* On the bus, from the daemon's name; on a direct connection (no bus names) the peer is the daemon. */
+	if (w->on_touch && w->daemon && ((sender && strcmp(sender, w->daemon) == 0) || (!sender && !*w->daemon)) &&
 	    sd_bus_message_read(m, "s", &id) >= 0)
 		w->on_touch(w->ud, id);
 	return 0;
@@ -439,9 +440,13 @@ int ts_client_unlock(ts_client *c, const char *vault, const char *protector, con
 	if (o && o->on_touch) {
 		w.on_touch = o->on_touch;
 		w.ud = o->ud;
-		if (sd_bus_call_method(c->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-		                       "GetNameOwner", NULL, &owner, "s", TS_BUS_NAME) >= 0 &&
-		    sd_bus_message_read(owner, "s", &w.daemon) >= 0)
+		if (sd_bus_is_bus_client(c->bus) <= 0)
+			w.daemon = "";
+		else if (sd_bus_call_method(c->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+		                            "GetNameOwner", NULL, &owner, "s", TS_BUS_NAME) < 0 ||
+		         sd_bus_message_read(owner, "s", &w.daemon) < 0)
+			w.daemon = NULL;
+		if (w.daemon)
 			(void)sd_bus_match_signal(c->bus, &match, NULL, path, TS_VAULT_IFACE, "TouchRequested",
 			                          on_touch_requested, &w);
 	}

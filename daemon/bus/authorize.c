@@ -24,7 +24,7 @@ int ts_vault_unknown(sd_bus_message *m, sd_bus_error *error)
  * who is the vault's owner or root passes; anyone else is asked of polkit
  * with the row's action, or, where it has none, refused (escrow and
  * re-keying change who can open the vault: the owner's or root's decision
- * only). ts_vault_objects_register refuses to serve a vtable with a method
+ * only). ts_vault_objects_init refuses to serve a vtable with a method
  * that has no row here, so a new method cannot be left out.
  */
 static const ts_auth_action manage_other = { TS_POLKIT_ACTION_MANAGE_OTHER, "polkit-manage-other" };
@@ -211,7 +211,7 @@ int ts_vault_authorize(sd_bus_message *m, ts_vault_entry *e, ts_caller *caller, 
 	if (!m || sd_bus_message_is_method_call(m, NULL, NULL) <= 0)
 		return 0;
 	if ((rule = rule_of(m)) == NULL) {
-		/* Cannot happen for a vtable that ts_vault_objects_register accepted; refuse rather than guess. */
+		/* Cannot happen for a vtable that ts_vault_objects_init accepted; refuse rather than guess. */
 		const char *iface = sd_bus_message_get_interface(m), *member = sd_bus_message_get_member(m);
 
 		ts_log(TS_LOG_ERR, "no authorization rule for %s.%s: refused", iface ? iface : "-", member ? member : "-");

@@ -46,7 +46,7 @@ const ts_vault_rule *ts_vault_rule_find(const char *member);
 /*
  * Does iface's table (Vault or Manager) have a row for every method of
  * vtable, and vtable a method for every row? 0, or -EINVAL with each
- * difference logged: ts_vault_objects_register and ts_manager_register
+ * difference logged: ts_vault_objects_init and ts_manager_register
  * refuse to serve a vtable that fails it, so the daemon does not start.
  */
 int ts_authorize_table_complete(const char *iface, const sd_bus_vtable *vtable);

@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "bus/introspect.h"
-#include "bus/manager.h"
+#include "bus/serve.h"
 #include "bus/state.h"
 #include "bus/vault_object.h"
 
@@ -84,7 +84,7 @@ int ts_daemon_introspection(ts_daemon *d, char **ret)
 		goto out;
 	fds[1] = -1;
 	d->bus = server;
-	if (ts_manager_register(d) < 0 || ts_vault_objects_register(d) < 0 || sd_bus_start(server) < 0 ||
+	if (ts_vault_objects_init(d) < 0 || ts_serve(d, server) < 0 || sd_bus_start(server) < 0 ||
 	    sd_bus_start(client) < 0 || sd_bus_attach_event(server, ev, 0) < 0 || sd_bus_attach_event(client, ev, 0) < 0)
 		goto out;
 	if (sd_bus_call_method_async(client, NULL, NULL, TS_MANAGER_PATH, "org.freedesktop.DBus.Introspectable",

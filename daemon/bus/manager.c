@@ -344,11 +344,11 @@ static const sd_bus_vtable manager_vtable[] = {
 	SD_BUS_VTABLE_END
 };
 
-int ts_manager_register(ts_daemon *d)
+int ts_manager_register(ts_daemon *d, sd_bus *bus)
 {
 	int r;
 
 	if ((r = ts_authorize_table_complete(TS_MANAGER_IFACE, manager_vtable)) < 0)
 		return r;
-	return sd_bus_add_object_vtable(d->bus, NULL, TS_MANAGER_PATH, TS_MANAGER_IFACE, manager_vtable, d);
+	return sd_bus_add_object_vtable(bus, NULL, TS_MANAGER_PATH, TS_MANAGER_IFACE, manager_vtable, d);
 }

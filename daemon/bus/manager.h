@@ -4,7 +4,8 @@
 
 #include "bus/state.h"
 
-int ts_manager_register(ts_daemon *d);
+/* Serve the Manager at TS_MANAGER_PATH on bus (checked against its authorization table first). */
+int ts_manager_register(ts_daemon *d, sd_bus *bus);
 int ts_manager_emit_vault_added(ts_daemon *d, ts_vault_entry *e);
 
 #endif

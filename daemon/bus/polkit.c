@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "bus/polkit.h"
+#include "bus/direct_conn.h"
 #include "bus/log.h"
 #include "bus/message.h"
 #include "bus/state.h"
@@ -95,11 +96,20 @@ static int ask(ts_daemon *d, sd_bus_message *m, const char *action, const char *
 	const char *sender = sd_bus_message_get_sender(m);
 	int interactive = sd_bus_message_get_allow_interactive_authorization(m) > 0;
 	size_t n_sender = 0, n_uid = 0;
+	ts_direct_conn *direct = NULL;
 	ts_polkit_query *q;
 	ts_caller caller;
-	char owner_s[16];
+	char owner_s[16], direct_name[32];
 	int r;
 
+	/* A client of the private socket is named "direct:ID" where a bus name would stand (counts, logs). */
+	if (!sender && (direct = ts_direct_find(d, sd_bus_message_get_bus(m))) != NULL) {
+		snprintf(direct_name, sizeof(direct_name), "direct:%u", direct->id);
+		sender = direct_name;
+		/* Its process, as polkit will be told: gone, or its pid taken by another, is no subject. */
+		if (!ts_direct_peer_alive(direct))
+			return ts_bus_error(error, -TS_E_ACCESS_DENIED, "the connecting process is gone");
+	}
 	if (!sender || ts_caller_get(m, &caller) < 0)
 		return ts_bus_error(error, -TS_E_ACCESS_DENIED, "no sender");
 	for (q = d->polkit_queries; q; q = q->next) {
@@ -121,12 +131,19 @@ static int ask(ts_daemon *d, sd_bus_message *m, const char *action, const char *
 	snprintf(owner_s, sizeof(owner_s), "%u", (unsigned)owner);
 	/*
 	 * The subject is the caller's bus name: polkit asks the bus who that is, no
-	 * pid race. The details name the vault, for rules (action.lookup("vault"))
-	 * and for $(vault) / $(owner) in the action's message.
+	 * pid race. A client of the private socket has none: its subject is its
+	 * process, by pid and start time as read at accept (checked just above to
+	 * be still that process) and its uid from the socket, polkit's
+	 * unix-process. The details name the vault, for rules
+	 * (action.lookup("vault")) and for $(vault) / $(owner) in the action's
+	 * message.
 	 */
 	if ((r = sd_bus_message_new_method_call(d->bus, &call, POLKIT_NAME, POLKIT_PATH, POLKIT_IFACE,
 	                                        "CheckAuthorization")) < 0 ||
-	    (r = sd_bus_message_append(call, "(sa{sv})s", "system-bus-name", 1, "name", "s", sender, action)) < 0 ||
+	    (r = direct ? sd_bus_message_append(call, "(sa{sv})s", "unix-process", 3, "pid", "u", (uint32_t)direct->pid,
+	                                        "start-time", "t", direct->start_time, "uid", "i", (int32_t)direct->uid,
+	                                        action)
+	                : sd_bus_message_append(call, "(sa{sv})s", "system-bus-name", 1, "name", "s", sender, action)) < 0 ||
 	    (r = sd_bus_message_append(call, "a{ss}", 2, "vault", vault, "owner", owner_s)) < 0 ||
 	    (r = sd_bus_message_append(call, "us", interactive ? POLKIT_FLAG_ALLOW_USER_INTERACTION : 0u, "")) < 0 ||
 	    (r = sd_bus_call_async(d->bus, &q->slot, call, on_reply, q,

@@ -8,7 +8,9 @@
  * subscribed connection of the vault's owner (and of root), addressed to it
  * alone. What a polkit-allowed caller does to someone else's vault still
  * reaches the owner's subscribers. A subscription ends with Unsubscribe or
- * when the connection goes (the bus driver's NameOwnerChanged).
+ * when the connection goes (the bus driver's NameOwnerChanged). A client
+ * of the private socket (direct.c) subscribes its own connection: signals
+ * go there, to nobody else, and end with it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 
 #include "bus/signals.h"
 #include "bus/authorize.h"
+#include "bus/direct_conn.h"
 #include "bus/log.h"
 #include "bus/message.h"
 #include "bus/state.h"
@@ -86,12 +89,17 @@ int ts_signals_method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error 
 	ts_daemon *d = userdata;
 	const char *sender = sd_bus_message_get_sender(m);
 	ts_subscriber *s;
+	ts_direct_conn *direct;
 	ts_caller caller;
 	size_t same_uid = 0;
 	int r;
 
 	if ((r = ts_manager_authorize(m, &caller, error)) < 0)
 		return r;
+	if (!sender && (direct = ts_direct_find(d, sd_bus_message_get_bus(m))) != NULL) {
+		direct->subscribed = 1;
+		return ts_bus_errno(error, sd_bus_reply_method_return(m, ""));
+	}
 	if (!sender || sender[0] != ':' || strlen(sender) >= sizeof(s->name))
 		return ts_bus_error(error, -TS_E_INVALID_ARGS, "subscriptions are per connection (no unique name)");
 	if (find(d, sender))
@@ -114,6 +122,7 @@ int ts_signals_method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_erro
 {
 	ts_daemon *d = userdata;
 	const char *sender = sd_bus_message_get_sender(m);
+	ts_direct_conn *direct;
 	ts_caller caller;
 	int r;
 
@@ -121,6 +130,8 @@ int ts_signals_method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_erro
 		return r;
 	if (sender)
 		drop(d, sender);
+	else if ((direct = ts_direct_find(d, sd_bus_message_get_bus(m))) != NULL)
+		direct->subscribed = 0;
 	return ts_bus_errno(error, sd_bus_reply_method_return(m, ""));
 }
 
@@ -140,6 +151,15 @@ int ts_signals_emit(ts_daemon *d, uint32_t owner, const char *path, const char *
 		    (r = sd_bus_message_set_destination(sig, s->name)) < 0 || (build && (r = build(sig, userdata)) < 0) ||
 		    (r = sd_bus_send(NULL, sig, NULL)) < 0)
 			ts_log(TS_LOG_DEBUG, "signal %s.%s to %s: %s", iface, member, s->name, strerror(-r));
+	}
+	for (ts_direct_conn *c = d->direct; c; c = c->next) {
+		_ts_cleanup_reply_ sd_bus_message *sig = NULL;
+
+		if (!c->subscribed || (c->uid != 0 && (uint32_t)c->uid != owner))
+			continue;
+		if ((r = sd_bus_message_new_signal(c->bus, &sig, path, iface, member)) < 0 ||
+		    (build && (r = build(sig, userdata)) < 0) || (r = sd_bus_send(NULL, sig, NULL)) < 0)
+			ts_log(TS_LOG_DEBUG, "signal %s.%s to direct:%u: %s", iface, member, c->id, strerror(-r));
 	}
 	return 0;
 }

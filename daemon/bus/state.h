@@ -73,6 +73,23 @@ typedef struct ts_vault_entry {
 	struct ts_vault_entry *next;
 } ts_vault_entry;
 
+/*
+ * One client's connection to the private socket (direct.c): the same
+ * vtables as on the bus, on an sd-bus server of its own. Who it is comes
+ * from the socket (SO_PEERCRED at accept, and the process's start time
+ * then, for polkit's unix-process subject).
+ */
+typedef struct ts_direct_conn {
+	struct ts_daemon *d;
+	sd_bus *bus;
+	uid_t uid;
+	pid_t pid;
+	uint64_t start_time;            /* /proc/PID/stat field 22 at accept; 0 unknown */
+	unsigned id;                    /* "direct:ID" where a bus name would stand (logs, per-caller counts) */
+	int subscribed;                 /* Manager.Subscribe on this connection */
+	struct ts_direct_conn *next;
+} ts_direct_conn;
+
 typedef struct ts_daemon {
 	sd_bus *bus;
 	sd_event *event;
@@ -95,6 +112,9 @@ typedef struct ts_daemon {
 	ts_vault_entry *ghost;          /* vault_object.c: stands for another user's vault that does not exist */
 	ts_unlocked_fn unlocked_listeners[TS_UNLOCKED_LISTENERS_MAX];  /* daemon.c: ts_daemon_listen_unlocked */
 	size_t n_unlocked_listeners;
+	ts_direct_conn *direct;         /* direct.c: clients of the private socket */
+	size_t n_direct;
+	sd_event_source *direct_listener;
 } ts_daemon;
 
 #endif

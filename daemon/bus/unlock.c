@@ -273,13 +273,15 @@ static void emit_touch_requested(ts_unlock_job *j, const ts_protector_ops *ops, 
 {
 	_ts_cleanup_reply_ sd_bus_message *sig = NULL;
 	const char *sender = sd_bus_message_get_sender(j->m);
+	sd_bus *bus = sd_bus_message_get_bus(j->m);
 	char touch[8];
 
+	/* On the bus, to the caller's name alone; on a direct connection (no sender), to that connection. */
 	if (strcmp(p->type, "fido2") != 0 || strcmp(ts_protector_info_fact(ops, p, "touch", touch, sizeof(touch)), "no") == 0 ||
-	    !sender || !j->e->d->bus)
+	    !bus || (!sender && bus == j->e->d->bus))
 		return;
-	if (sd_bus_message_new_signal(j->e->d->bus, &sig, j->e->path, TS_VAULT_IFACE, "TouchRequested") >= 0 &&
-	    sd_bus_message_set_destination(sig, sender) >= 0 && sd_bus_message_append(sig, "s", p->id) >= 0)
+	if (sd_bus_message_new_signal(bus, &sig, j->e->path, TS_VAULT_IFACE, "TouchRequested") >= 0 &&
+	    (!sender || sd_bus_message_set_destination(sig, sender) >= 0) && sd_bus_message_append(sig, "s", p->id) >= 0)
 		(void)sd_bus_send(NULL, sig, NULL);
 }
 

@@ -203,7 +203,7 @@ void ts_vault_object_cancel_jobs(ts_daemon *d)
 	ts_protector_methods_cancel_jobs(d);
 }
 
-int ts_vault_objects_register(ts_daemon *d)
+int ts_vault_objects_init(ts_daemon *d)
 {
 	int r;
 
@@ -223,9 +223,15 @@ int ts_vault_objects_register(ts_daemon *d)
 			return -ENOMEM;
 		d->ghost->d = d;
 	}
+	return 0;
+}
 
-	if ((r = sd_bus_add_fallback_vtable(d->bus, NULL, TS_USER_PATH_PREFIX, TS_VAULT_IFACE, vault_vtable,
-	                                    vault_find, d)) < 0)
+int ts_vault_objects_serve(ts_daemon *d, sd_bus *bus)
+{
+	int r;
+
+	if ((r = sd_bus_add_fallback_vtable(bus, NULL, TS_USER_PATH_PREFIX, TS_VAULT_IFACE, vault_vtable, vault_find,
+	                                    d)) < 0)
 		return r;
-	return sd_bus_add_node_enumerator(d->bus, NULL, TS_USER_PATH_PREFIX, vault_enumerate, d);
+	return sd_bus_add_node_enumerator(bus, NULL, TS_USER_PATH_PREFIX, vault_enumerate, d);
 }

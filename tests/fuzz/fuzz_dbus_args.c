@@ -19,6 +19,7 @@
 #include "bus/manager.h"
 #include "bus/message.h"
 #include "bus/policy_enforce.h"
+#include "bus/serve.h"
 #include "bus/state.h"
 #include "bus/vault_object.h"
 #include "protectors/protector.h"
@@ -27,7 +28,7 @@
 
 /*
  * The daemon as tokensealed runs it, minus the system bus: its Manager and
- * Vault vtables (ts_manager_register, ts_vault_objects_register) served by
+ * Vault vtables (ts_serve: what tokensealed serves on each connection) served by
  * sd-bus in server mode on one end of a socketpair, a client connection on
  * the other, both on one sd-event loop in this process. The caller is this
  * process (its uid, from the socket's peer credentials, as on a direct
@@ -404,8 +405,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	    sd_bus_attach_event(server, d.event, SD_EVENT_PRIORITY_NORMAL) < 0)
 		abort();
 	d.bus = server;
-	if (sd_bus_add_filter(d.bus, NULL, ts_bus_drop_unanswered, &d) < 0 || ts_manager_register(&d) < 0 ||
-	    ts_vault_objects_register(&d) < 0 || sd_bus_add_object_manager(d.bus, NULL, TS_MANAGER_PATH) < 0 ||
+	if (ts_vault_objects_init(&d) < 0 || ts_serve(&d, d.bus) < 0 ||
 	    sd_bus_start(server) < 0)
 		abort();
 	/* The caller's end. */

@@ -41,7 +41,7 @@ for m in "$TS_SRC"/docs/*.1; do [ -f "$m" ] && check_file "/usr/share/man/man1/$
 # Nothing outside PREFIX (the unit, PAM module and all live under /usr with PREFIX=/usr).
 [ -z "$(find "$DEST" -mindepth 1 -maxdepth 1 ! -name usr)" ] || fail "installed outside /usr: $(ls "$DEST")"
 # The installed paths are the ones the unit and the activation file start.
-grep -qx 'ExecStart=/usr/sbin/tokensealed --helper-socket /run/tokenseal/helper --bus system --state-dir /var/lib/tokenseal' \
+grep -qx 'ExecStart=/usr/sbin/tokensealed --helper-socket /run/tokenseal/helper --private-socket /run/tokenseal/private --bus system --state-dir /var/lib/tokenseal' \
 	"$DEST/usr/lib/systemd/system/tokensealed.service" || fail "unit ExecStart"
 grep -qx 'ListenStream=/run/tokenseal/helper' "$DEST/usr/lib/systemd/system/tokenseal-helper.socket" || fail "socket ListenStream"
 grep -qx 'ExecStart=/usr/libexec/tokenseal-helper' "$DEST/usr/lib/systemd/system/tokenseal-helper@.service" ||
@@ -64,7 +64,7 @@ for k in 'Type=dbus' 'BusName=org.tokenseal1' 'ProtectSystem=strict' 'ProtectHom
 	'MemoryDenyWriteExecute=yes' 'LockPersonality=yes' 'StateDirectory=tokenseal' 'StateDirectoryMode=0700' \
 	'RestrictAddressFamilies=AF_UNIX' 'CapabilityBoundingSet=' 'SystemCallFilter=@system-service' \
 	'SystemCallFilter=~@resources' 'PrivateMounts=yes' 'ProcSubset=pid' 'AmbientCapabilities=' \
-	'Wants=tokenseal-helper.socket' 'After=tokenseal-helper.socket'; do
+	'Wants=tokenseal-helper.socket' 'After=tokenseal-helper.socket' 'ReadWritePaths=/run/tokenseal'; do
 	grep -qxF "$k" "$U" || fail "unit lacks $k"
 done
 grep -q '^CapabilityBoundingSet=.' "$U" && fail "the daemon's unit gives it a capability: $(grep ^CapabilityBoundingSet "$U")"

@@ -107,12 +107,18 @@ class Authority(dbus.service.Object):
     @dbus.service.method("org.freedesktop.PolicyKit1.Authority", in_signature="(sa{sv})sa{ss}us",
                          out_signature="(bba{ss})", async_callbacks=("ok", "err"))
     def CheckAuthorization(self, subject, action, details, flags, cancel, ok, err):
-        name = subject[1].get("name", "-")
+        if subject[0] == "unix-process":
+            # A client of the private socket: its process, by pid and start time, and its uid.
+            name = "pid:%d:%d:%d" % (subject[1]["pid"], subject[1]["start-time"], subject[1]["uid"])
+            uid = int(subject[1]["uid"])
+        else:
+            name = subject[1].get("name", "-")
+            uid = None
         with open(self.log, "a") as f:
             f.write("%s %s %s %d\n" % (subject[0], name, action, flags))
         with open(self.log + ".details", "a") as f:
             f.write(" ".join([name, action] + ["%s=%s" % (k, details[k]) for k in sorted(details)]) + "\n")
-        if self.hang_uid is not None and self.bus.get_unix_user(name) == self.hang_uid:
+        if self.hang_uid is not None and (uid if uid is not None else self.bus.get_unix_user(name)) == self.hang_uid:
             self.pending.append((ok, err))
             return
         ok((action == self.action, False, {}))

@@ -134,7 +134,15 @@ rig_start_daemon() {
 	if declare -F softhsm_helper_access >/dev/null; then softhsm_helper_access; fi
 	# The helper as make install puts it, execute-only: exec makes each helper non-dumpable (helper_spawn.h).
 	if [ "$(id -u)" = 0 ] && [ "$TS_HELPER" = "$TS_BUILD/tokenseal-helper" ]; then chmod 0711 "$TS_HELPER"; fi
-	"$TOKENSEALED" --bus "$BUS_ADDRESS" --state-dir "$STATE_DIR" --helper "$TS_HELPER" "$@" \
+	# TS_TRANSPORT=direct: the daemon also serves its private socket, and the CLI, PAM module and
+	# client library of the test reach it there only ($TOKENSEAL_PRIVATE_SOCKET: no fall-back to the bus).
+	local direct=()
+	if [ "${TS_TRANSPORT:-bus}" = direct ]; then
+		direct=(--private-socket "$RIG_DIR/private")
+		export TOKENSEAL_PRIVATE_SOCKET="$RIG_DIR/private"
+		unset TOKENSEAL_BUS
+	fi
+	"$TOKENSEALED" --bus "$BUS_ADDRESS" --state-dir "$STATE_DIR" --helper "$TS_HELPER" "${direct[@]}" "$@" \
 		>>"$RIG_DIR/daemon.log" 2>&1 &
 	DAEMON_PID=$!
 	RIG_PIDS+=($DAEMON_PID)

@@ -1,0 +1,193 @@
+/*
+ * direct.c — the private socket: one sd-bus server connection per client,
+ * serving what the bus serves, without dbus-daemon in between.
+ *
+ * A call on the bus crosses dbus-daemon twice. On the private socket the
+ * client speaks the same D-Bus protocol straight to the daemon (as
+ * systemctl does on /run/systemd/private): the same vtables (ts_serve),
+ * the same authorization table, policy and audit. What the bus daemon did
+ * for us, done here instead:
+ *   - who is calling: the socket's peer credentials (SO_PEERCRED), read
+ *     by sd-bus for every call of the connection (ts_caller_get), and the
+ *     process's start time taken at accept, for polkit's unix-process
+ *     subject (polkit.c);
+ *   - bounds: TS_DIRECT_MAX connections, TS_DIRECT_PER_UID per uid, and a
+ *     client that leaves more than TS_DIRECT_UNREAD_MAX replies unread is
+ *     disconnected, so no client holds the daemon's memory;
+ *   - signals: Manager.Subscribe on a direct connection subscribes that
+ *     connection (signals.c sends there, nowhere else).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "bus/direct.h"
+#include "bus/direct_conn.h"
+#include "bus/log.h"
+#include "bus/serve.h"
+
+static sd_id128_t server_id;
+static unsigned next_id;
+
+/* Take c off the list: 1, or 0 when it was not on it (closed already). */
+static int conn_unlink(ts_direct_conn *c)
+{
+	ts_daemon *d = c->d;
+
+	for (ts_direct_conn **pp = &d->direct; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			d->n_direct--;
+			return 1;
+		}
+	return 0;
+}
+
+/*
+ * Close c and free it. Called from c's own callbacks: sd-bus holds its
+ * own reference while it processes a message, and sd-event lets a source
+ * go while it dispatches. Calls still waiting for a helper or polkit keep
+ * a reference to the bus in their message: their replies go nowhere.
+ */
+static void conn_close(ts_direct_conn *c, const char *why)
+{
+	if (!conn_unlink(c))
+		return;
+	ts_log(TS_LOG_DEBUG, "direct:%u (uid %ld pid %ld): %s", c->id, (long)c->uid, (long)c->pid, why);
+	sd_bus_close(c->bus);
+	(void)sd_bus_detach_event(c->bus);
+	sd_bus_unref(c->bus);
+	free(c);
+}
+
+static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	conn_close(userdata, "disconnected");
+	return 0;
+}
+
+/* Every message the client sends: one that leaves too many replies unread is cut off. */
+static int on_incoming(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	ts_direct_conn *c = userdata;
+	uint64_t queued = 0;
+
+	if (sd_bus_get_n_queued_write(c->bus, &queued) >= 0 && queued > TS_DIRECT_UNREAD_MAX) {
+		ts_log(TS_LOG_INFO, "direct:%u (uid %ld): more than %d replies unread; disconnected", c->id, (long)c->uid,
+		       TS_DIRECT_UNREAD_MAX);
+		conn_close(c, "too many replies unread");
+		return 1;
+	}
+	return 0;
+}
+
+static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	ts_daemon *d = userdata;
+	ts_direct_conn *c;
+	struct ucred uc;
+	socklen_t len = sizeof(uc);
+	size_t same_uid = 0;
+	int cfd, r;
+
+	if ((cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) < 0)
+		return 0;
+	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0 || len != sizeof(uc)) {
+		close(cfd);
+		return 0;
+	}
+	for (c = d->direct; c; c = c->next)
+		same_uid += c->uid == uc.uid;
+	if (d->n_direct >= TS_DIRECT_MAX || same_uid >= TS_DIRECT_PER_UID) {
+		ts_log(TS_LOG_INFO, "private socket: uid %ld pid %ld refused: %s", (long)uc.uid, (long)uc.pid,
+		       same_uid >= TS_DIRECT_PER_UID ? "too many connections of this uid" : "too many connections");
+		close(cfd);
+		return 0;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		close(cfd);
+		return 0;
+	}
+	c->d = d;
+	c->uid = uc.uid;
+	c->pid = uc.pid;
+	c->start_time = ts_direct_start_time(uc.pid);
+	c->id = ++next_id;
+	if ((r = sd_bus_new(&c->bus)) < 0 || (r = sd_bus_set_fd(c->bus, cfd, cfd)) < 0) {
+		sd_bus_unref(c->bus);
+		close(cfd);
+		free(c);
+		return 0;
+	}
+	if ((r = sd_bus_set_server(c->bus, 1, server_id)) < 0 || (r = sd_bus_negotiate_fds(c->bus, 1)) < 0 ||
+	    (r = sd_bus_add_filter(c->bus, NULL, on_incoming, c)) < 0 ||
+	    (r = sd_bus_match_signal(c->bus, NULL, NULL, "/org/freedesktop/DBus/Local", "org.freedesktop.DBus.Local",
+	                             "Disconnected", on_disconnected, c)) < 0 ||
+	    (r = ts_serve(d, c->bus)) < 0 || (r = sd_bus_attach_event(c->bus, d->event, SD_EVENT_PRIORITY_NORMAL)) < 0 ||
+	    (r = sd_bus_start(c->bus)) < 0) {
+		ts_log(TS_LOG_WARNING, "private socket: cannot serve uid %ld: %s", (long)uc.uid, strerror(-r));
+		sd_bus_flush_close_unref(c->bus);
+		free(c);
+		return 0;
+	}
+	c->next = d->direct;
+	d->direct = c;
+	d->n_direct++;
+	return 0;
+}
+
+int ts_direct_listen(ts_daemon *d, const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd, r;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		ts_log(TS_LOG_ERR, "private socket %s: path too long", path);
+		return -ENAMETOOLONG;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	if ((r = sd_id128_randomize(&server_id)) < 0)
+		return r;
+	/* A socket left by an earlier run is replaced; a file of another kind is not ours to remove. */
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			ts_log(TS_LOG_ERR, "private socket %s: exists and is not a socket", path);
+			return -EEXIST;
+		}
+		if (unlink(path) < 0 && errno != ENOENT) {
+			ts_log(TS_LOG_ERR, "private socket %s: cannot remove the old one: %s", path, strerror(errno));
+			return -errno;
+		}
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0666) < 0 || listen(fd, SOMAXCONN) < 0) {
+		r = -errno;
+		ts_log(TS_LOG_ERR, "private socket %s: %s", path, strerror(-r));
+		close(fd);
+		return r;
+	}
+	if ((r = sd_event_add_io(d->event, &d->direct_listener, fd, EPOLLIN, on_accept, d)) < 0 ||
+	    (r = sd_event_source_set_io_fd_own(d->direct_listener, 1)) < 0) {
+		d->direct_listener = sd_event_source_unref(d->direct_listener);
+		close(fd);
+		return r;
+	}
+	return 0;
+}
+
+void ts_direct_stop(ts_daemon *d)
+{
+	d->direct_listener = sd_event_source_disable_unref(d->direct_listener);
+	while (d->direct)
+		conn_close(d->direct, "shutdown");
+}

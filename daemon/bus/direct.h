@@ -1,0 +1,26 @@
+/* direct.h — the private socket: one sd-bus server connection per client, serving what the bus serves, without dbus-daemon in between. */
+#ifndef TS_BUS_DIRECT_H
+#define TS_BUS_DIRECT_H
+
+#include <systemd/sd-bus.h>
+
+#include "bus/state.h"
+
+/* Clients at once, and per uid: a uid past its share is refused at accept (its client falls back to the bus). */
+#define TS_DIRECT_MAX 256
+#define TS_DIRECT_PER_UID 16
+/* Replies a client may leave unread: past this its connection is closed (dbus-daemon would stop it as well). */
+#define TS_DIRECT_UNREAD_MAX 128
+
+/*
+ * Listen on the Unix socket path (mode 0666: every local user may connect;
+ * who they are comes from the socket, and every call is authorized as on
+ * the bus). A stale socket at path is replaced; anything else there is
+ * refused. Each client gets its own connection served by ts_serve, from
+ * d->event. 0 or a negative errno (logged).
+ */
+int ts_direct_listen(ts_daemon *d, const char *path);
+/* Stop listening and close every client connection (shutdown). */
+void ts_direct_stop(ts_daemon *d);
+
+#endif

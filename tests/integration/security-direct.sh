@@ -1,0 +1,116 @@
+#!/bin/bash
+# security-direct.sh — the private socket (tokensealed --private-socket) as a hostile local user meets it:
+# the CLI works over it, and only over it when it is named; a socket served by another user gets
+# nothing; one uid's connections are capped and a client that reads no replies is cut off, while root
+# is served; Subscribe over it brings the owner the lock and nobody else; polkit is asked about the
+# connecting process; and the trust-boundary tests pass with every client on the socket.
+. "$TS_SRC/tests/lib/rig.sh"
+. "$TS_SRC/tests/integration/core_lib.bash"
+. "$TS_SRC/tests/integration/pam_lib.bash"
+D=$RIG_DIR
+DC="$TS_BUILD/tests/tools/direct_client"
+export TS_TRANSPORT=direct
+rig_start_bus
+rig_start_daemon --idle-lock 0
+S=$D/private
+[ -S "$S" ] || fail "no private socket at $S"
+[ "$(stat -c %a "$S")" = 666 ] || fail "private socket mode $(stat -c %a "$S"), not 666"
+[ -z "${TOKENSEAL_BUS:-}" ] && [ "$TOKENSEAL_PRIVATE_SOCKET" = "$S" ] || fail "rig: clients not pointed at the socket"
+chmod 755 "$D"
+
+# --- the CLI over the socket, and nowhere else when the socket is named.
+"$TOKENSEAL" create vault1 >"$D/rk1" || fail "create over the private socket"
+P=$(bq call org.tokenseal1 /org/tokenseal1 org.tokenseal1.Manager GetVault s vault1 | sed 's/^o "\(.*\)"$/\1/')
+[ -n "$P" ] || fail "no path for vault1"
+head -c 32 /dev/urandom >"$D/dk"
+"$TOKENSEAL" wrap --vault vault1 <"$D/dk" >"$D/blob" || fail "wrap over the private socket"
+"$TOKENSEAL" unwrap --vault vault1 <"$D/blob" >"$D/dk2" || fail "unwrap over the private socket"
+cmp -s "$D/dk" "$D/dk2" || fail "unwrap over the private socket gave other bytes"
+rc=0; TOKENSEAL_PRIVATE_SOCKET=$D/nosuch "$TOKENSEAL" status >"$D/out" 2>&1 || rc=$?
+[ $rc -eq 9 ] || fail "a named socket that is not there: exit $rc, not 9 (no fall-back to the bus): $(cat "$D/out")"
+pass "the CLI creates, wraps and unwraps over the private socket; a named socket is the only way tried"
+
+# --- who calls is the socket's peer: another user's vault lands in that user's namespace.
+mkdir -m 777 "$D/o"
+as_other "$TOKENSEAL" create mine >"$D/o/rk" 2>/dev/null || fail "another user's create over the socket"
+bq call org.tokenseal1 /org/tokenseal1 org.tokenseal1.Manager GetVault s "$OTHER_UID:mine" >/dev/null ||
+	fail "the other user's vault is not in the other user's namespace"
+! bq call org.tokenseal1 /org/tokenseal1 org.tokenseal1.Manager GetVault s mine >/dev/null 2>&1 ||
+	fail "the other user's create made a vault of root's"
+pass "the caller is the socket's peer: another user's vault is that user's"
+
+# --- a socket served by another user: the client sends it nothing (not even the handshake).
+mkdir -m 777 "$D/evil"
+as_other /usr/bin/python3 - "$D/evil/sock" "$D/evil/got" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1]); s.listen(4)
+s.settimeout(20)
+c, _ = s.accept(); c.settimeout(2)
+got = b""
+try:
+    while True:
+        b = c.recv(4096)
+        if not b: break
+        got += b
+except socket.timeout:
+    pass
+open(sys.argv[2], "w").write(str(len(got)))
+PY
+EVIL=$!
+for _ in $(seq 100); do [ -S "$D/evil/sock" ] && break; sleep 0.05; done
+rc=0; TOKENSEAL_PRIVATE_SOCKET=$D/evil/sock "$TOKENSEAL" status >"$D/out" 2>&1 || rc=$?
+wait $EVIL || true
+[ $rc -eq 9 ] || fail "a socket served by another user: exit $rc, not 9: $(cat "$D/out")"
+[ "$(cat "$D/evil/got" 2>/dev/null)" = 0 ] || fail "the client sent $(cat "$D/evil/got" 2>/dev/null || echo ?) bytes to another user's socket"
+pass "a private socket served by another user is refused before a byte is sent"
+
+# --- one uid holds all its connections: it gets no more; root is still served.
+coproc HOLD { as_other "$DC" hold "$S" 20; }
+read -r -t 20 held n <&"${HOLD[0]}" || fail "holder did not report"
+[ "$held $n" = "held 16" ] || fail "one uid kept $n connections of 20, not 16"
+rc=0; as_other "$TOKENSEAL" status >"$D/out" 2>&1 || rc=$?
+[ $rc -eq 9 ] || fail "a 17th connection of that uid: exit $rc, not refused: $(cat "$D/out")"
+"$TOKENSEAL" status >/dev/null || fail "root not served while another uid holds 16 connections"
+exec {HOLD[1]}>&-
+wait "$HOLD_PID" 2>/dev/null || true
+for _ in $(seq 50); do as_other "$TOKENSEAL" status >/dev/null 2>&1 && break; sleep 0.1; done
+as_other "$TOKENSEAL" status >/dev/null 2>&1 || fail "that uid is not served again once its connections are gone"
+pass "a uid is capped at 16 connections, root served meanwhile; the cap lifts when they close"
+
+# --- a client that sends calls and reads no reply is cut off; root is served.
+read -r _ replies _ closed < <(as_other "$DC" flood "$S" 20000 "$P")
+[ "$closed" = 1 ] || fail "a client reading no replies was not disconnected ($replies replies read)"
+"$TOKENSEAL" unwrap --vault vault1 <"$D/blob" >"$D/dk2" || fail "root not served after the flood"
+kill -0 "$DAEMON_PID" || fail "the daemon died"
+pass "a client that leaves its replies unread is disconnected; the daemon serves on"
+
+# --- Subscribe over the socket: the owner hears the lock, another user does not.
+"$DC" subscribe "$S" "$P" 10 >"$D/owner-sub" 2>&1 &
+SUB=$!
+as_other "$DC" subscribe "$S" "$P" 3 >"$D/other-sub" 2>&1 &
+OSUB=$!
+for _ in $(seq 100); do grep -q subscribed "$D/owner-sub" && grep -q subscribed "$D/other-sub" && break; sleep 0.05; done
+grep -q subscribed "$D/owner-sub" || fail "owner's subscription over the socket: $(cat "$D/owner-sub")"
+"$TOKENSEAL" lock --vault vault1 || fail "lock"
+wait $SUB || fail "the owner's direct subscriber missed the lock: $(cat "$D/owner-sub")"
+grep -q "signal locked" "$D/owner-sub" || fail "owner's subscriber: $(cat "$D/owner-sub")"
+rc=0; wait $OSUB || rc=$?
+[ $rc -ne 0 ] && ! grep -q "signal locked" "$D/other-sub" || fail "another user's direct subscriber heard the lock"
+pass "a direct subscriber hears its own vault lock; another user's does not"
+
+# --- polkit over the socket: asked about the connecting process (pid, start time, uid).
+"$TOKENSEAL" unlock --vault vault1 --protector recovery --pin-fd 3 3<"$D/rk1" >/dev/null || fail "unlock with the recovery key"
+standin_start polkit org.tokenseal1.manage-other "$D/polkit.log"
+as_other "$TOKENSEAL" lock --vault 0:vault1 >"$D/out" 2>&1 || fail "polkit-allowed lock over the socket: $(cat "$D/out")"
+grep -q "^unix-process pid:[0-9]*:[0-9]*:$OTHER_UID org.tokenseal1.manage-other " "$D/polkit.log" ||
+	fail "polkit was not asked about the process: $(cat "$D/polkit.log")"
+[ "$(vprop "$P" Locked)" = true ] || fail "the polkit-allowed lock did not take effect"
+pass "polkit is asked about the connecting process (unix-process: pid, start time, uid) and decides"
+
+# --- the trust-boundary tests, every client of theirs on the private socket.
+for t in security-namespace security-visibility security-exe policy-rules; do
+	bash "$TS_SRC/tests/integration/$t.sh" >"$D/$t.log" 2>&1 ||
+		{ tail -n 30 "$D/$t.log" >&2; fail "$t over the private socket"; }
+done
+pass "security-namespace, security-visibility, security-exe and policy-rules pass over the private socket"
