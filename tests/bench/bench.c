@@ -32,7 +32,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -73,6 +75,24 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* A direct connection to tokensealed's private socket (no bus daemon): what libtokenseal uses when it can. */
+static sd_bus *direct_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	sd_bus *bus = NULL;
+	int fd, r;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		die("private socket path too long: %s", path);
+	strcpy(sa.sun_path, path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		die("cannot connect to %s: %s", path, strerror(errno));
+	if ((r = sd_bus_new(&bus)) < 0 || (r = sd_bus_set_fd(bus, fd, fd)) < 0 || (r = sd_bus_start(bus)) < 0)
+		die("cannot start a connection on %s: %s", path, strerror(-r));
+	return bus;
 }
 
 static sd_bus *bus_connect(const char *address)
@@ -275,11 +295,59 @@ static long rss_kib(pid_t pid)
 
 enum { OP_PING, OP_UNWRAP, OP_WRAP, OP_REWRAP, OP_GENERATE, N_OPS };
 static const char *const op_names[N_OPS] = { "Ping", "Unwrap", "Wrap", "Rewrap", "GenerateDataKey" };
+/* On the private socket (with $BENCH_PRIVATE_SOCKET), and the floor: the same sizes over a bare socketpair. */
+enum { DOP_PING, DOP_UNWRAP, DOP_FLOOR, N_DOPS };
+static const char *const dop_names[N_DOPS] = { "Ping (direct)", "Unwrap (direct)", "bare socket" };
 
 struct latency {
 	double median_us[N_OPS], p99_us[N_OPS];
 	size_t calls;
+	int direct;                         /* the private socket was measured */
+	double d_median_us[N_DOPS], d_p99_us[N_DOPS];
 };
+
+/*
+ * The physical floor of a call on this machine: a request and a reply of
+ * an Unwrap's sizes (its D-Bus messages, as sent) over a Unix socketpair,
+ * answered by a thread that only reads the request and writes the reply.
+ */
+#define FLOOR_REQ 256
+#define FLOOR_REPLY 128
+static int floor_fd[2] = { -1, -1 };
+
+static void *floor_echo(void *p)
+{
+	uint8_t buf[FLOOR_REQ], out[FLOOR_REPLY] = { 0 };
+
+	(void)p;
+	for (;;) {
+		size_t got = 0;
+		while (got < FLOOR_REQ) {
+			ssize_t n = read(floor_fd[1], buf + got, FLOOR_REQ - got);
+			if (n <= 0)
+				return NULL;
+			got += (size_t)n;
+		}
+		if (write(floor_fd[1], out, FLOOR_REPLY) != FLOOR_REPLY)
+			return NULL;
+	}
+}
+
+static void floor_call(void)
+{
+	static uint8_t req[FLOOR_REQ];
+	uint8_t reply[FLOOR_REPLY];
+	size_t got = 0;
+
+	if (write(floor_fd[0], req, FLOOR_REQ) != FLOOR_REQ)
+		die("floor: write");
+	while (got < FLOOR_REPLY) {
+		ssize_t n = read(floor_fd[0], reply + got, FLOOR_REPLY - got);
+		if (n <= 0)
+			die("floor: read");
+		got += (size_t)n;
+	}
+}
 
 static void one_op(sd_bus *bus, const char *path, int op, const uint8_t *blob, size_t blob_len, const uint8_t *key)
 {
@@ -315,30 +383,70 @@ static void one_op(sd_bus *bus, const char *path, int op, const uint8_t *blob, s
  * again), so a slow phase of the machine hits all of them alike and the
  * ratio to Ping stays honest.
  */
-static void bench_latency(sd_bus *bus, const char *path, const uint8_t *blob, size_t blob_len, const uint8_t *key,
-                          struct latency *res)
+/* One call on the private socket (dbus), or of the floor. */
+static void one_dop(sd_bus *dbus, const char *path, int op, const uint8_t *blob, size_t blob_len, const uint8_t *key)
+{
+	if (op == DOP_FLOOR)
+		floor_call();
+	else
+		one_op(dbus, path, op == DOP_PING ? OP_PING : OP_UNWRAP, blob, blob_len, key);
+}
+
+static void bench_latency(sd_bus *bus, sd_bus *dbus, const char *path, const uint8_t *blob, size_t blob_len,
+                          const uint8_t *key, struct latency *res)
 {
 	const size_t per_op = quick ? 2000 : 20000, rounds = 20, chunk = per_op / rounds;
-	uint64_t *t[N_OPS];
+	uint64_t *t[N_OPS], *dt[N_DOPS] = { 0 };
+	pthread_t echo;
 	size_t i, k, o;
 
 	for (o = 0; o < N_OPS; o++)
 		if ((t[o] = calloc(per_op, sizeof(uint64_t))) == NULL)
 			die("out of memory");
-	for (i = 0; i < 500; i++)   /* warm up: caches, the caller cache, allocator */
+	if (dbus) {
+		for (o = 0; o < N_DOPS; o++)
+			if ((dt[o] = calloc(per_op, sizeof(uint64_t))) == NULL)
+				die("out of memory");
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, floor_fd) < 0 ||
+		    pthread_create(&echo, NULL, floor_echo, NULL) != 0)
+			die("floor: cannot start");
+	}
+	for (i = 0; i < 500; i++) {   /* warm up: caches, the caller cache, allocator */
 		for (o = 0; o < N_OPS; o++)
 			one_op(bus, path, (int)o, blob, blob_len, key);
-	for (k = 0; k < rounds; k++)
+		for (o = 0; dbus && o < N_DOPS; o++)
+			one_dop(dbus, path, (int)o, blob, blob_len, key);
+	}
+	/* Interleaved with the bus's calls, so a slow phase of the machine hits both alike. */
+	for (k = 0; k < rounds; k++) {
 		for (o = 0; o < N_OPS; o++)
 			for (i = 0; i < chunk; i++) {
 				uint64_t t0 = now_ns();
 				one_op(bus, path, (int)o, blob, blob_len, key);
 				t[o][k * chunk + i] = now_ns() - t0;
 			}
+		for (o = 0; dbus && o < N_DOPS; o++)
+			for (i = 0; i < chunk; i++) {
+				uint64_t t0 = now_ns();
+				one_dop(dbus, path, (int)o, blob, blob_len, key);
+				dt[o][k * chunk + i] = now_ns() - t0;
+			}
+	}
 	for (o = 0; o < N_OPS; o++) {
 		res->median_us[o] = pct_us(t[o], per_op, 0.5);
 		res->p99_us[o] = pct_us(t[o], per_op, 0.99);
 		free(t[o]);
+	}
+	if (dbus) {
+		res->direct = 1;
+		for (o = 0; o < N_DOPS; o++) {
+			res->d_median_us[o] = pct_us(dt[o], per_op, 0.5);
+			res->d_p99_us[o] = pct_us(dt[o], per_op, 0.99);
+			free(dt[o]);
+		}
+		close(floor_fd[0]);
+		pthread_join(echo, NULL);
+		close(floor_fd[1]);
 	}
 	res->calls = per_op;
 }
@@ -351,6 +459,7 @@ static const size_t batch_sizes[N_SIZES] = { 1, 10, 100, 1000, 10000 };
 struct batch_res {
 	double bus_kps[2][N_SIZES];      /* [unwrap, rewrap] keys per second */
 	double local_kps[2];             /* in-process, same AEAD work per key */
+	double direct_kps;               /* UnwrapBatch of the largest size on the private socket; 0: not measured */
 };
 
 /* Run fn repeatedly for at least min_ns; keys per second. */
@@ -404,8 +513,8 @@ static void local_fn(void *p)
 	}
 }
 
-static void bench_batch(sd_bus *bus, const char *path, const uint8_t *blob, size_t blob_len, const uint8_t *key,
-                        struct batch_res *res)
+static void bench_batch(sd_bus *bus, sd_bus *dbus, const char *path, const uint8_t *blob, size_t blob_len,
+                        const uint8_t *key, struct batch_res *res)
 {
 	static const ts_kv ctx[2] = { { "app", "bench" }, { "purpose", "latency" } };
 	const size_t nmax = batch_sizes[N_SIZES - 1];
@@ -432,6 +541,13 @@ static void bench_batch(sd_bus *bus, const char *path, const uint8_t *blob, size
 			a.n = batch_sizes[s];
 			res->bus_kps[rw][s] = rate(min_ns, a.n, batch_fn, &a);
 		}
+	if (dbus) {
+		a.bus = dbus;
+		a.rewrap = 0;
+		a.n = nmax;
+		res->direct_kps = rate(min_ns, a.n, batch_fn, &a);
+		a.bus = bus;
+	}
 
 	/* In-process: a vault made by the core, the same blob size, context and work per key. */
 	if (ts_vault_create(&v, "bench-local", 0, (uint64_t)time(NULL)) < 0)
@@ -605,12 +721,15 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 	uint8_t key[KEY_LEN], *blob, *pt;
 	size_t blob_len, n;
 	char *path, *vjson = NULL, *ujson = NULL, *utable = NULL;
-	sd_bus *bus;
+	sd_bus *bus, *dbus = NULL;
+	const char *private_socket = getenv("BENCH_PRIVATE_SOCKET");
 	FILE *f;
 	uint64_t t0 = now_ns();
 
 	mr.idle_kib = rss_kib(pid);
 	bus = bus_connect(address);
+	if (private_socket && *private_socket)
+		dbus = direct_connect(private_socket);
 	path = create_vault(bus, "bench");
 	mr.one_vault_kib = rss_kib(pid);
 
@@ -622,9 +741,9 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 	free(pt);
 
 	fprintf(stderr, "bench: latency...\n");
-	bench_latency(bus, path, blob, blob_len, key, &lat);
+	bench_latency(bus, dbus, path, blob, blob_len, key, &lat);
 	fprintf(stderr, "bench: batches...\n");
-	bench_batch(bus, path, blob, blob_len, key, &br);
+	bench_batch(bus, dbus, path, blob, blob_len, key, &br);
 	fprintf(stderr, "bench: concurrent clients...\n");
 	bench_concurrency(address, path, blob, blob_len, key, &cr);
 	fprintf(stderr, "bench: a million requests...\n");
@@ -644,6 +763,17 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 		printf("  %-16s %10.1f %10.1f %10.2f %s\n", op_names[o], lat.median_us[o], lat.p99_us[o], ratio,
 		       o == OP_PING ? "" : ratio <= 1.10 ? "ok" : "MISSED");
 	}
+	if (lat.direct) {
+		double ping = lat.median_us[OP_PING], u = lat.d_median_us[DOP_UNWRAP], fl = lat.d_median_us[DOP_FLOOR];
+
+		printf("  on the private socket (no bus daemon), and the floor (%d-byte request, %d-byte reply, bare socketpair):\n",
+		       FLOOR_REQ, FLOOR_REPLY);
+		for (int o = 0; o < N_DOPS; o++)
+			printf("  %-16s %10.1f %10.1f %10.2f\n", dop_names[o], lat.d_median_us[o], lat.d_p99_us[o],
+			       lat.d_median_us[o] / ping);
+		printf("  Unwrap (direct) %.2f × Ping through the bus (target ≤ 0.60: %s), %.2f × the floor (target ≤ 1.30: %s)\n",
+		       u / ping, u / ping <= 0.60 ? "ok" : "MISSED", u / fl, u / fl <= 1.30 ? "ok" : "MISSED");
+	}
 	printf("\n(b) batches, keys/s through the bus (in-process: unwrap %.0f/s, rewrap %.0f/s)\n",
 	       br.local_kps[0], br.local_kps[1]);
 	printf("  %-8s %14s %8s %14s %8s\n", "batch", "UnwrapBatch", "% local", "RewrapBatch", "% local");
@@ -654,6 +784,10 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 	printf("  best UnwrapBatch %.0f keys/s: ≥ 1,000,000 %s, ≥ 50%% of in-process %s\n", br.bus_kps[0][N_SIZES - 1],
 	       br.bus_kps[0][N_SIZES - 1] >= 1e6 ? "ok" : "MISSED",
 	       br.bus_kps[0][N_SIZES - 1] >= 0.5 * br.local_kps[0] ? "ok" : "MISSED");
+	if (br.direct_kps > 0)
+		printf("  UnwrapBatch of %zu on the private socket: %.0f keys/s = %.0f%% of in-process (targets ≥ 1,000,000: %s, ≥ 60%%: %s)\n",
+		       batch_sizes[N_SIZES - 1], br.direct_kps, 100 * br.direct_kps / br.local_kps[0],
+		       br.direct_kps >= 1e6 ? "ok" : "MISSED", br.direct_kps >= 0.6 * br.local_kps[0] ? "ok" : "MISSED");
 	printf("\n(c) concurrent clients (Unwrap, own connection each)\n");
 	printf("  %-8s %12s %10s %10s\n", "clients", "ops/s", "p50 µs", "p99 µs");
 	for (int c = 0; c < N_CONC; c++)
@@ -680,6 +814,15 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 		fprintf(f, "    \"%s\": {\"median_us\": %.2f, \"p99_us\": %.2f, \"ratio_to_ping\": %.3f}%s\n",
 		        op_names[o], lat.median_us[o], lat.p99_us[o], lat.median_us[o] / lat.median_us[OP_PING],
 		        o + 1 < N_OPS ? "," : "");
+	if (lat.direct) {
+		fprintf(f, "  },\n  \"direct\": {\n");
+		for (int o = 0; o < N_DOPS; o++)
+			fprintf(f, "    \"%s\": {\"median_us\": %.2f, \"p99_us\": %.2f, \"ratio_to_bus_ping\": %.3f},\n",
+			        dop_names[o], lat.d_median_us[o], lat.d_p99_us[o], lat.d_median_us[o] / lat.median_us[OP_PING]);
+		fprintf(f, "    \"unwrap_to_floor\": %.3f,\n    \"unwrap_batch_keys_per_s\": %.0f,\n"
+		        "    \"unwrap_batch_ratio_to_in_process\": %.3f\n",
+		        lat.d_median_us[DOP_UNWRAP] / lat.d_median_us[DOP_FLOOR], br.direct_kps, br.direct_kps / br.local_kps[0]);
+	}
 	fprintf(f, "  },\n  \"batch\": {\n    \"in_process_keys_per_s\": {\"unwrap\": %.0f, \"rewrap\": %.0f},\n",
 	        br.local_kps[0], br.local_kps[1]);
 	for (int rw = 0; rw < 2; rw++) {

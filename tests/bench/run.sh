@@ -119,9 +119,10 @@ unset SOFTHSM2_CONF
 
 # 3. The timed part, on a daemon that has only the benchmark vault.
 STATE_DIR="$RIG_DIR/state"
-rig_start_daemon --idle-lock 0 --log-level warning
+# Also its private socket: (a) and (b) measure Unwrap and UnwrapBatch there too, against the bus's Ping.
+rig_start_daemon --idle-lock 0 --log-level warning --private-socket "$RIG_DIR/private"
 sleep 0.2   # idle: let start-up settle before the first RSS sample
-"$BENCH" run "$BUS_ADDRESS" "$DAEMON_PID" "$BUILD/bench.json" --vaults-json "$RIG_DIR/vaults.json" \
+BENCH_PRIVATE_SOCKET="$RIG_DIR/private" "$BENCH" run "$BUS_ADDRESS" "$DAEMON_PID" "$BUILD/bench.json" --vaults-json "$RIG_DIR/vaults.json" \
 	--unlock-json "$U/unlock.json" --unlock-table "$U/unlock.txt" "${QUICK[@]}"
 stop_daemon
 echo "results: $BUILD/bench.json"
