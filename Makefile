@@ -6,7 +6,7 @@
 #                     tests against that build: one closing line "N passed, N failed"
 #   make check-unit | check-integration | check-fido2 | check-tpm2 | check-pkcs11
 #        | check-pam | check-policy | check-hardening | check-security | check-isolation
-#                     (one test group each)
+#        | check-tang  (one test group each; check-tang: a real tangd, Debian's tang)
 #   make lint         daemon/bus/ layering: no include cycle, no .c above 700 lines (tests/lint/)
 #   make check-asan   only the ASan+UBSan pass of make check
 #   make demo         run the end-to-end demo on a private bus
@@ -41,7 +41,7 @@ PKG_CONFIG ?= pkg-config
 CORE_PKGS   := libsodium libcbor inih
 # The daemon itself links no token library: those live in tokenseal-helper (docs/ARCHITECTURE.md).
 DAEMON_PKGS := $(CORE_PKGS) libsystemd
-TOKEN_PKGS  := libfido2 tss2-esys tss2-tctildr tss2-mu tss2-rc p11-kit-1 libcrypto
+TOKEN_PKGS  := libfido2 tss2-esys tss2-tctildr tss2-mu tss2-rc p11-kit-1 libcrypto jose libcurl
 # libseccomp: the helper's system call filter (daemon/helper/sandbox.c).
 HELPER_PKGS := $(CORE_PKGS) $(TOKEN_PKGS) libseccomp
 CLIENT_PKGS := libsodium libsystemd
@@ -64,7 +64,7 @@ CORE_SRC     := $(sort $(wildcard daemon/core/*.c policy/*.c))
 # The token backends: linked into tokenseal-helper (and the test tools), never into the daemon,
 # which reaches them through daemon/protectors/remote.c.
 BACKEND_SRC  := $(wildcard daemon/protectors/fido2.c daemon/protectors/tpm2.c daemon/protectors/tpm2_nv.c daemon/protectors/pkcs11.c \
-                           daemon/protectors/pkcs11_mech.c daemon/protectors/escrow_rsa.c)
+                           daemon/protectors/pkcs11_mech.c daemon/protectors/escrow_rsa.c daemon/protectors/tang.c)
 DAEMON_SRC   := $(sort $(filter-out daemon/main.c $(BACKEND_SRC),$(wildcard daemon/*.c daemon/bus/*.c daemon/protectors/*.c)))
 # The recovery backend is in both: the helper runs its Argon2id off the daemon's loop, and the daemon
 # keeps it for creating vaults and as the fallback when no helper can run.
@@ -104,7 +104,7 @@ endif
 PAM_TOKENSEAL := $(BUILD)/pam_tokenseal.so
 PROGRAMS += $(PAM_TOKENSEAL)
 
-.PHONY: all deps lint check check-asan check-unit check-integration check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening check-security check-isolation \
+.PHONY: all deps lint check check-asan check-unit check-integration check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening check-security check-isolation check-tang \
         demo bench install uninstall clean tests
 
 all: $(PROGRAMS) tests
@@ -238,7 +238,7 @@ check-integration: deps
 	$(MAKE) all
 	tests/run --build $(BUILD) integration
 
-check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening check-security check-isolation: deps
+check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening check-security check-isolation check-tang: deps
 	$(MAKE) all
 	tests/run --build $(BUILD) $(patsubst check-%,%,$@)
 

@@ -367,7 +367,7 @@ int ts_protector_method_add(sd_bus_message *m, void *userdata, sd_bus_error *err
 			goto out;
 		}
 	}
-	if ((r = ts_enforce_type_allowed(e, ops->type, &caller, error)) < 0) {
+	if ((r = ts_enforce_type_allowed(e, ops->type, replace, &caller, error)) < 0) {
 		free(opts);
 		return r;
 	}
