@@ -11,7 +11,8 @@ softhsm2 opensc p11-kit openssl
 python3 python3-fido2 python3-dbus python3-gi man-db
 pamtester libpam-wrapper
 valgrind
-libjose-dev libcurl4-openssl-dev tang jose socat"
+libjose-dev libcurl4-openssl-dev tang jose socat
+libldap-dev slapd ldap-utils"
 
 missing=""
 for p in $PKGS; do
