@@ -27,6 +27,7 @@
  * refuses a tang protector that can open a vault on its own ([tang] alone).
  */
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,12 +88,38 @@ static size_t body_write(char *ptr, size_t size, size_t nmemb, void *ud)
 	return n;
 }
 
+/*
+ * jansson (and so libjose, which keeps every JWK in it) frees through this:
+ * each block is wiped first, since the private half of the exchange (e's
+ * "d") and the point K pass through JSON strings. Blocks come from plain
+ * malloc, so one allocated before the switch (libjose's own, at load) is
+ * freed the same way.
+ */
+static void wiping_free(void *p)
+{
+	if (!p)
+		return;
+	sodium_memzero(p, malloc_usable_size(p));
+	free(p);
+}
+
 static void curl_init_once(void)
 {
 	static int done;
 
 	if (!done) {
 		curl_global_init(CURL_GLOBAL_DEFAULT);
+		done = 1;
+	}
+}
+
+/* Once, before the first exchange (blocks stay malloc's, so values made earlier are freed alike). */
+static void json_init_once(void)
+{
+	static int done;
+
+	if (!done) {
+		json_set_alloc_funcs(malloc, wiping_free);
 		done = 1;
 	}
 }
@@ -441,6 +468,7 @@ static int tang_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_para
 	*secret_out_len = 0;
 	(void)secret_out;
 	(void)secret_out_cap;
+	json_init_once();
 	if (!wk)
 		return ts_protector_fail(req, -TS_E_NOMEM, "out of secure memory");
 	if (tofu && strcmp(tofu, "yes") != 0 && strcmp(tofu, "no") != 0)
@@ -588,6 +616,7 @@ static int tang_unlock(ts_protector_request *req, const uint8_t *params, size_t 
 	size_t n = 0, adlen, al = 0;
 	int r, first = 0;
 
+	json_init_once();
 	if (!wk)
 		return ts_protector_fail(req, -TS_E_NOMEM, "out of secure memory");
 	if ((r = decode(params, params_len, &pp, s, &n)) < 0)
