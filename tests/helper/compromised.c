@@ -442,13 +442,16 @@ static void victim_report(void)
 }
 
 /* A TCP connection out of the helper, to 127.0.0.1:port. */
-static void try_net(const char *type)
+static void try_net(uint8_t op, const char *t)
 {
+	char type[64];
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)cf.port),
 	                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd;
 
-	if (fd < 0) {
+	snprintf(type, sizeof(type), "%s %s", t, op == TS_WIRE_OP_ENROLL ? "enroll" : op == TS_WIRE_OP_UNLOCK ? "unlock" :
+	         op == TS_WIRE_OP_DESCRIBE ? "describe" : "other");
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
 		report("net", 0, "type %s: socket(AF_INET): %s", type, strerror(errno));
 		return;
 	}
@@ -478,7 +481,7 @@ void ts_helper_compromised(uint8_t op, const char *type, const char *vault_name)
 		return;
 	}
 	if (strcmp(cf.mode, "net") == 0) {
-		try_net(type);
+		try_net(op, type);
 		return;
 	}
 	if (strcmp(vault_name, "victim") == 0) {

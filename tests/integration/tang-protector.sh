@@ -125,8 +125,10 @@ TS_HELPER="$D/chelper/tokenseal-helper" rig_start_daemon --idle-lock 0 --helper-
 ts lock >/dev/null
 expect_rc 0 "" ts unlock
 [ "$(state)" = unlocked ] || fail "no unlock through the (attacking) helper"
-grep -q "compromised-helper: net: refused (type tpm2: socket(AF_INET): Operation not permitted)" "$D/daemon.log" ||
+grep -q "compromised-helper: net: refused (type tang describe: socket(AF_INET): Operation not permitted)" "$D/daemon.log" ||
+	fail "describing a tang record kept the network: $(grep 'compromised-helper: net' "$D/daemon.log")"
+grep -q "compromised-helper: net: refused (type tpm2 unlock: socket(AF_INET): Operation not permitted)" "$D/daemon.log" ||
 	fail "a tpm2 request's helper was not refused the network: $(grep 'compromised-helper: net' "$D/daemon.log")"
-grep -q "compromised-helper: net: SUCCEEDED (type tang: connected" "$D/daemon.log" ||
+grep -q "compromised-helper: net: SUCCEEDED (type tang unlock: connected" "$D/daemon.log" ||
 	fail "control: the tang request's helper could not connect: $(grep 'compromised-helper: net' "$D/daemon.log")"
-pass "the helper's sandbox: a tpm2 request's helper cannot open an AF_INET socket; a tang request's can"
+pass "the helper's sandbox: a tpm2 unlock's or a tang describe's helper cannot open an AF_INET socket; a tang unlock's can"
