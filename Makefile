@@ -6,11 +6,13 @@
 #                     tests against that build: one closing line "N passed, N failed"
 #   make check-unit | check-integration | check-fido2 | check-tpm2 | check-pkcs11
 #        | check-pam | check-policy | check-hardening | check-security | check-isolation
-#                     (one test group each)
+#        | check-tang | check-ldap  (one test group each; check-tang: a real tangd, Debian's tang;
+#                     check-ldap: a real slapd)
+#   make check-fleet  check-tang and check-ldap together
 #   make lint         daemon/bus/ layering: no include cycle, no .c above 700 lines (tests/lint/)
 #   make check-asan   only the ASan+UBSan pass of make check
 #   make demo         run the end-to-end demo on a private bus
-#   make bench        benchmarks
+#   make bench        benchmarks (tests/bench/run.sh; tests/bench/fleet.sh: Tang vs TPM unlock, escrow publish)
 #   make install      PREFIX=/usr/local DESTDIR=
 #   make SAN=1        ASan+UBSan build (into build-asan/ by default)
 
@@ -41,10 +43,12 @@ PKG_CONFIG ?= pkg-config
 CORE_PKGS   := libsodium libcbor inih
 # The daemon itself links no token library: those live in tokenseal-helper (docs/ARCHITECTURE.md).
 DAEMON_PKGS := $(CORE_PKGS) libsystemd
-TOKEN_PKGS  := libfido2 tss2-esys tss2-tctildr tss2-mu tss2-rc p11-kit-1 libcrypto
+TOKEN_PKGS  := libfido2 tss2-esys tss2-tctildr tss2-mu tss2-rc p11-kit-1 libcrypto jose libcurl
 # libseccomp: the helper's system call filter (daemon/helper/sandbox.c).
 HELPER_PKGS := $(CORE_PKGS) $(TOKEN_PKGS) libseccomp
 CLIENT_PKGS := libsodium libsystemd
+# libldap: escrow records in a directory (tokenseal escrow publish, recover --from-ldap; the CLI only).
+LDAP_PKGS   := ldap
 TEST_PKGS   := $(DAEMON_PKGS) $(TOKEN_PKGS) libseccomp cmocka
 SOFTFIDO_PKGS := libcbor libcrypto
 
@@ -64,7 +68,7 @@ CORE_SRC     := $(sort $(wildcard daemon/core/*.c policy/*.c))
 # The token backends: linked into tokenseal-helper (and the test tools), never into the daemon,
 # which reaches them through daemon/protectors/remote.c.
 BACKEND_SRC  := $(wildcard daemon/protectors/fido2.c daemon/protectors/tpm2.c daemon/protectors/tpm2_nv.c daemon/protectors/pkcs11.c \
-                           daemon/protectors/pkcs11_mech.c daemon/protectors/escrow_rsa.c)
+                           daemon/protectors/pkcs11_mech.c daemon/protectors/escrow_rsa.c daemon/protectors/tang.c)
 DAEMON_SRC   := $(sort $(filter-out daemon/main.c $(BACKEND_SRC),$(wildcard daemon/*.c daemon/bus/*.c daemon/protectors/*.c)))
 # The recovery backend is in both: the helper runs its Argon2id off the daemon's loop, and the daemon
 # keeps it for creating vaults and as the fallback when no helper can run.
@@ -104,7 +108,7 @@ endif
 PAM_TOKENSEAL := $(BUILD)/pam_tokenseal.so
 PROGRAMS += $(PAM_TOKENSEAL)
 
-.PHONY: all deps lint check check-asan check-unit check-integration check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening check-security check-isolation \
+.PHONY: all deps lint check check-asan check-unit check-integration check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening check-security check-isolation check-tang check-ldap check-fleet \
         demo bench install uninstall clean tests
 
 all: $(PROGRAMS) tests
@@ -158,7 +162,7 @@ $(BUILD)/tokenseal.pc: contrib/tokenseal.pc.in
 # The CLI links the client library statically plus the core for offline commands.
 # escrow_rsa.c: reading officers' RSA keys and the OAEP check of a raw RSA decryption.
 $(TOKENSEAL): $(call obj,$(CLI_SRC) daemon/store.c daemon/protectors/escrow_rsa.c daemon/protectors/pkcs11_mech.c) $(LIBTOKENSEAL_A) $(LIBTSCORE)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(CORE_PKGS) $(CLIENT_PKGS) p11-kit-1 libcrypto)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(CORE_PKGS) $(CLIENT_PKGS) p11-kit-1 libcrypto $(LDAP_PKGS))
 
 # The PAM module: a thin client of the static client library (whose symbols stay hidden);
 # only pam_sm_* leave the .so.
@@ -238,9 +242,14 @@ check-integration: deps
 	$(MAKE) all
 	tests/run --build $(BUILD) integration
 
-check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening check-security check-isolation: deps
+check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening check-security check-isolation check-tang check-ldap: deps
 	$(MAKE) all
 	tests/run --build $(BUILD) $(patsubst check-%,%,$@)
+
+# The fleet pieces: Tang protectors and escrow records in a directory.
+check-fleet: deps
+	$(MAKE) all
+	tests/run --build $(BUILD) tang ldap
 
 demo: deps
 	$(MAKE) all
@@ -249,6 +258,7 @@ demo: deps
 bench: deps
 	$(MAKE) all
 	@if [ -x tests/bench/run.sh ]; then tests/bench/run.sh $(BUILD); else echo "bench: not yet"; fi
+	tests/bench/fleet.sh $(BUILD)
 
 # ---- fuzzing (begin) -------------------------------------------------------
 # libFuzzer targets for every parser (docs/FUZZING.md), built with clang from

@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "core/escrow.h"
 #include "core/recovery.h"
+#include "escrow-ldap.h"
 #include "core/vault.h"
 #include "lib/policy-client.h"
 #include "protectors/escrow_rsa.h"
@@ -29,8 +30,11 @@ static void escrow_help(FILE *f)
 	        "Usage: tokenseal escrow keygen --out-secret FILE\n"
 	        "       tokenseal escrow show-key (FILE | --pkcs11 URI) [--pkcs11-module PATH]\n"
 	        "       tokenseal [--vault NAME] escrow set [--threshold M] [--pkcs11 [LABEL=]URI]... [LABEL=]KEY...\n"
-	        "       tokenseal escrow recover --vault-file FILE --state-dir DIR\n"
-	        "                 [--secret FILE]... [--officer-pkcs11 URI]... [--pin-fd N] [--pkcs11-module PATH]\n\n"
+	        "       tokenseal escrow recover (--vault-file FILE | --from-ldap URI --base DN --vault-id ID\n"
+	        "                 [--machine-id M] [--bind-dn DN --password-file FILE]) --state-dir DIR\n"
+	        "                 [--secret FILE]... [--officer-pkcs11 URI]... [--pin-fd N] [--pkcs11-module PATH]\n"
+	        "       tokenseal escrow publish --to-ldap URI --base DN [--state-dir DIR] [--machine-id ID]\n"
+	        "                 [--bind-dn DN --password-file FILE]\n\n"
 	        "keygen    make an X25519 escrow officer's key pair: the public key is printed, the\n"
 	        "          secret key is written (mode 0600) to FILE ('-': stdout)\n"
 	        "show-key  print the text form (tokenseal-escrow-rsa:v1:...) of an officer's RSA\n"
@@ -47,7 +51,12 @@ static void escrow_help(FILE *f)
 	        "          (--officer-pkcs11; the token's PIN from --pin-fd N when there is one\n"
 	        "          token, else asked on the terminal) -- enroll a new recovery key for\n"
 	        "          the user (printed once) and write the vault back to DIR/NAME.vault.\n"
-	        "          Refused while tokensealed runs on DIR (it holds DIR/" TS_STORE_LOCK_FILE ")\n");
+	        "          Refused while tokensealed runs on DIR (it holds DIR/" TS_STORE_LOCK_FILE ").\n"
+	        "          --from-ldap: the vault file from the escrow record of vault ID\n"
+	        "          (32 hex digits, 'tokenseal status' shows it) under DN, as 'escrow\n"
+	        "          publish' wrote it; its id must be ID and its header must verify\n"
+	        "publish   put each escrowed vault of this machine into an LDAP directory\n"
+	        "          ('tokenseal escrow publish --help'; schema in contrib/ldap/)\n");
 }
 
 /* A public key or certificate file (hostile bytes) -> the text form of its RSA key. Exit code or 0. */
@@ -421,10 +430,18 @@ static int recover(int argc, char **argv)
 		{ "pin-fd", required_argument, NULL, 'P' },
 		{ "pkcs11-module", required_argument, NULL, 'm' },
 		{ "state-dir", required_argument, NULL, 'd' },
+		{ "from-ldap", required_argument, NULL, 'L' },
+		{ "base", required_argument, NULL, 'b' },
+		{ "vault-id", required_argument, NULL, 'i' },
+		{ "machine-id", required_argument, NULL, 'M' },
+		{ "bind-dn", required_argument, NULL, 'D' },
+		{ "password-file", required_argument, NULL, 'y' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *secrets[ESCROW_MAX_SECRETS], *uris[ESCROW_MAX_SECRETS], *vault_file = NULL, *state_dir = NULL;
+	const char *vault_id = NULL, *machine_opt = NULL;
+	struct cli_ldap_opts lo = { 0 };
 	const char *module = NULL;
 	_ts_cleanup_secure_ uint8_t *opened = NULL;
 	_ts_cleanup_secure_ uint8_t *sec = NULL;
@@ -435,7 +452,7 @@ static int recover(int argc, char **argv)
 	_ts_cleanup_buf_ ts_buf params = { 0 };
 	_ts_cleanup_buf_ ts_buf out = { 0 };
 	ts_recovery_params rp;
-	char dir[PATH_MAX] = "";
+	char dir[PATH_MAX] = "", from[1024] = "", machine[65] = "";
 	size_t n_secrets = 0, n_uris = 0, n_opened = 0;
 	const char *new_id = NULL;
 	ts_vault *v = NULL;
@@ -462,13 +479,28 @@ static int recover(int argc, char **argv)
 				return cli_usage_error("escrow recover ", "--pin-fd needs a file descriptor number");
 			break;
 		case 'm': module = optarg; break;
+		case 'L': lo.uri = optarg; break;
+		case 'b': lo.base = optarg; break;
+		case 'i': vault_id = optarg; break;
+		case 'M': machine_opt = optarg; break;
+		case 'D': lo.bind_dn = optarg; break;
+		case 'y': lo.password_file = optarg; break;
 		case 'h': escrow_help(stdout); return EXIT_OK;
 		default: return EXIT_USAGE;
 		}
 	}
-	if (!vault_file || !state_dir || n_secrets + n_uris == 0 || optind != argc)
-		return cli_usage_error("escrow recover ", "--vault-file, --state-dir and at least one --secret or "
-		                       "--officer-pkcs11 are required");
+	if (!vault_file == !lo.uri || !state_dir || n_secrets + n_uris == 0 || optind != argc)
+		return cli_usage_error("escrow recover ", "--vault-file or --from-ldap, --state-dir and at least one "
+		                       "--secret or --officer-pkcs11 are required");
+	if (lo.uri && (!vault_id || strlen(vault_id) != 2 * TS_VAULT_ID_BYTES ||
+	               strspn(vault_id, "0123456789abcdef") != 2 * TS_VAULT_ID_BYTES))
+		return cli_usage_error("escrow recover ", "--from-ldap needs --vault-id: the vault's id, 32 lowercase "
+		                       "hexadecimal digits");
+	if (!lo.uri && (vault_id || machine_opt || lo.base || lo.bind_dn || lo.password_file))
+		return cli_usage_error("escrow recover ", "--vault-id, --machine-id, --base, --bind-dn and "
+		                       "--password-file go with --from-ldap");
+	if (machine_opt && (rc = cli_ldap_machine_id(machine_opt, machine)) != 0)
+		return rc;
 	if (pin_fd >= 0 && n_uris != 1)
 		return cli_usage_error("escrow recover ", "--pin-fd goes with exactly one --officer-pkcs11");
 	/*
@@ -483,22 +515,50 @@ static int recover(int argc, char **argv)
 			cli_err("cannot lock %s/%s: %s", state_dir, TS_STORE_LOCK_FILE, ts_strerror(r));
 		return r == -TS_E_BUSY ? EXIT_FAIL : cli_exit_code(r);
 	}
-	if ((fd = open(vault_file, O_RDONLY | O_CLOEXEC)) < 0) {
-		cli_err("%s: %s", vault_file, strerror(errno));
-		goto out;
-	}
-	r = cli_read_fd(fd, TS_VAULT_FILE_MAX, &text, &text_len, vault_file);
-	close(fd);
-	if (r != 0) {
-		rc = r;
-		goto out;
-	}
-	r = ts_vault_parse(text, text_len, &v);
-	ts_secret_free(text, TS_VAULT_FILE_MAX + 1);
-	if (r < 0) {
-		cli_err("%s: %s", vault_file, ts_strerror(r));
-		rc = cli_exit_code(r);
-		goto out;
+	if (lo.uri) {
+		/* The directory's bytes are parsed as hostile, and must be the vault asked for. */
+		_ts_cleanup_buf_ ts_buf fetched = { 0 };
+		char hex[2 * TS_VAULT_ID_BYTES + 1];
+		LDAP *ld = NULL;
+
+		if ((rc = cli_ldap_open(&lo, &ld)) != 0)
+			goto out;
+		rc = cli_ldap_fetch(ld, lo.base, vault_id, machine_opt ? machine : NULL, &fetched, from, sizeof(from));
+		cli_ldap_close(ld);
+		if (rc != 0)
+			goto out;
+		rc = EXIT_FAIL;
+		if ((r = ts_vault_parse(fetched.data, fetched.len, &v)) < 0) {
+			cli_err("the escrow record %s: %s; refused", from, ts_strerror(r));
+			rc = cli_exit_code(r);
+			goto out;
+		}
+		sodium_bin2hex(hex, sizeof(hex), v->id, TS_VAULT_ID_BYTES);
+		if (strcmp(hex, vault_id) != 0) {
+			cli_err("the escrow record %s holds vault %s, not %s; refused", from, hex, vault_id);
+			rc = cli_exit_code(-TS_E_WRONG_VAULT);
+			goto out;
+		}
+		printf("Escrow record %s: vault '%s' of uid %u, generation %llu.\n", from, v->name, v->owner_uid,
+		       (unsigned long long)v->generation);
+	} else {
+		if ((fd = open(vault_file, O_RDONLY | O_CLOEXEC)) < 0) {
+			cli_err("%s: %s", vault_file, strerror(errno));
+			goto out;
+		}
+		r = cli_read_fd(fd, TS_VAULT_FILE_MAX, &text, &text_len, vault_file);
+		close(fd);
+		if (r != 0) {
+			rc = r;
+			goto out;
+		}
+		r = ts_vault_parse(text, text_len, &v);
+		ts_secret_free(text, TS_VAULT_FILE_MAX + 1);
+		if (r < 0) {
+			cli_err("%s: %s", vault_file, ts_strerror(r));
+			rc = cli_exit_code(r);
+			goto out;
+		}
 	}
 	if (v->n_escrow == 0) {
 		cli_err("vault '%s' has no escrow recipients", v->name);
@@ -575,7 +635,9 @@ int escrow_main(int argc, char **argv)
 		return show_key(argc - 1, argv + 1);
 	if (strcmp(argv[1], "recover") == 0)
 		return recover(argc - 1, argv + 1);
-	return cli_usage_error("escrow ", "unknown command '%s' (keygen, show-key, set, recover)", argv[1]);
+	if (strcmp(argv[1], "publish") == 0)
+		return escrow_publish_main(argc - 1, argv + 1);
+	return cli_usage_error("escrow ", "unknown command '%s' (keygen, show-key, set, recover, publish)", argv[1]);
 }
 
 int cli_rotate_used_recovery_key(ts_client *c, const uint8_t *keep, size_t keep_len)

@@ -14,7 +14,8 @@
 #include "lib/client-internal.h"
 
 enum { OPT_PIN_FD = CLI_OPT_FIRST, OPT_KEEP, OPT_TOUCH, OPT_PROTECTOR, OPT_OWNER, OPT_RETIRE, OPT_NO_PIN,
-       OPT_NO_TOUCH, OPT_PIN, OPT_PCRS, OPT_URI, OPT_PUBLIC_KEY, OPT_OAEP_HASH, OPT_REPLACE, OPT_THRESHOLD };
+       OPT_NO_TOUCH, OPT_PIN, OPT_PCRS, OPT_URI, OPT_PUBLIC_KEY, OPT_OAEP_HASH, OPT_REPLACE, OPT_THRESHOLD,
+       OPT_URL, OPT_THP, OPT_TOFU };
 
 /* A PEM certificate with a long chain of extensions fits; anything bigger is not a key file. */
 #define CLI_PUBKEY_MAX 32768
@@ -349,6 +350,7 @@ static const char enroll_help[] =
 	"       tokenseal enroll fido2 [--no-pin] [--no-touch]\n"
 	"       tokenseal enroll tpm2 [--pin] [--pcrs BANK:LIST] [--replace ID]\n"
 	"       tokenseal enroll pkcs11 --uri URI [--public-key FILE] [--oaep-hash sha256|sha1]\n"
+	"       tokenseal enroll tang --url URL [--url URL]... (--thp THP|--trust-first-use) [--replace ID]\n"
 	"Add a protector to an unlocked vault. 'recovery' prints a new recovery key once.\n"
 	"A PIN (the token's, or the new TPM PIN) is asked for on the terminal without echo.\n\n"
 	"      --pin-fd N         read the PIN from file descriptor N (one line) instead\n"
@@ -366,7 +368,18 @@ static const char enroll_help[] =
 	"                         certificate (option public-key); the URI must name the token\n"
 	"                         and the key; no PIN is asked unless --pin-fd is given; the\n"
 	"                         token must be present to show it can use the key\n"
-	"          --oaep-hash H  RSA-OAEP hash, sha256 or sha1 (option oaep-hash=H)\n";
+	"          --oaep-hash H  RSA-OAEP hash, sha256 or sha1 (option oaep-hash=H)\n"
+	"  tang:   --url URL      a Tang server, http:// or https:// (repeatable: any one of\n"
+	"                         them opens the protector; option url=\"URL URL...\")\n"
+	"          --thp THP      the SHA-256 thumbprint of the server's signing key, as\n"
+	"                         tang-show-keys prints it on the server: once for all servers\n"
+	"                         or once per --url, in order (option thp=)\n"
+	"          --trust-first-use  trust the keys the servers advertise now instead (shown by\n"
+	"                         'tokenseal status'; option trust-first-use=yes)\n"
+	"          --replace ID   rebind: the new protector replaces tang protector ID (e.g. after\n"
+	"                         the server's keys were rotated); --url defaults to ID's\n"
+	"          A tang protector is refused unless the vault needs another protector too\n"
+	"          (tokenseal create --threshold 2; policy [tang] alone, tokenseal-policy(5)).\n";
 
 /* Is key among the options already? */
 static int kv_has(const struct cli_kvlist *o, const char *key)
@@ -378,11 +391,13 @@ static int kv_has(const struct cli_kvlist *o, const char *key)
 }
 
 /*
- * --replace ID: the protector must exist and be a TPM one; its PCR selection
- * and PIN setting carry over unless given anew, so a re-seal after a PCR
- * change is "the same protector, sealed to today's values".
+ * --replace ID: the protector must exist and be of the type enrolled (tpm2 or
+ * tang); a TPM one's PCR selection and PIN setting carry over unless given
+ * anew, so a re-seal after a PCR change is "the same protector, sealed to
+ * today's values"; a Tang one's servers, so a rebind after a key rotation
+ * needs only the new thumbprint.
  */
-static int replace_inherit(ts_client *c, struct cli_kvlist *o, const char *id, ts_vault_info **ret_v)
+static int replace_inherit(ts_client *c, struct cli_kvlist *o, const char *type, const char *id, ts_vault_info **ret_v)
 {
 	const ts_protector_info *p = NULL;
 	const char *pcrs, *pin;
@@ -396,8 +411,23 @@ static int replace_inherit(ts_client *c, struct cli_kvlist *o, const char *id, t
 	if (!p)
 		return cli_report(c, ts_client_fail(c, -TS_E_NO_SUCH_PROTECTOR, "vault '%s' has no protector '%s'",
 		                                    vault_name(c), id));
-	if (strcmp(p->type, "tpm2") != 0)
-		return cli_usage_error("enroll ", "--replace %s: that protector is of type %s, not tpm2", id, p->type);
+	if (strcmp(p->type, type) != 0)
+		return cli_usage_error("enroll ", "--replace %s: that protector is of type %s, not %s", id, p->type, type);
+	if (strcmp(type, "tang") == 0 && !kv_has(o, "url")) {
+		/* The option list keeps a pointer to its value: this outlives the call (the CLI enrolls once). */
+		static char urls[8 * 260];
+		char key[16];
+		size_t len = 0;
+		const char *u;
+
+		for (int i = 1; i <= 8 && len < sizeof(urls); i++) {
+			snprintf(key, sizeof(key), "url%d", i);
+			if ((u = ts_protector_info_fact(p, key)) != NULL)
+				len += (size_t)snprintf(urls + len, sizeof(urls) - len, "%s%s", len ? " " : "", u);
+		}
+		if (len && len < sizeof(urls) && (r = cli_kv_set(o, "url", urls)) != 0)
+			return r;
+	}
 	pcrs = ts_protector_info_fact(p, "pcrs");
 	pin = ts_protector_info_fact(p, "pin");
 	if (pcrs && strcmp(pcrs, "none") != 0 && !kv_has(o, "pcrs") && (r = cli_kv_set(o, "pcrs", pcrs)) != 0)
@@ -439,12 +469,15 @@ int enroll_main(int argc, char **argv)
 		{ "pcrs", required_argument, NULL, OPT_PCRS }, { "uri", required_argument, NULL, OPT_URI },
 		{ "public-key", required_argument, NULL, OPT_PUBLIC_KEY },
 		{ "oaep-hash", required_argument, NULL, OPT_OAEP_HASH }, { "replace", required_argument, NULL, OPT_REPLACE },
+		{ "url", required_argument, NULL, OPT_URL }, { "thp", required_argument, NULL, OPT_THP },
+		{ "trust-first-use", no_argument, NULL, OPT_TOFU },
 		CLI_COMMON_OPTIONS, { 0 }
 	};
 	struct cli_kvlist o = { 0 };
 	const char *type, *pcrs = NULL, *uri = NULL, *pin_opt, *pubkey_file = NULL;
 	const char *oaep_hash = NULL, *replace = NULL;
-	int no_pin = 0, no_touch = 0, tpm_pin = 0, pin_fd = -1, ask = 0, ch, r, rc = 0;
+	int no_pin = 0, no_touch = 0, tpm_pin = 0, tofu = 0, pin_fd = -1, ask = 0, ch, r, rc = 0;
+	char urls[1024] = "", thps[512] = "";
 	ts_client *c = NULL;
 	ts_vault_info *v = NULL;
 	uint8_t *pubkey = NULL;
@@ -471,6 +504,19 @@ int enroll_main(int argc, char **argv)
 		case OPT_PUBLIC_KEY: pubkey_file = optarg; break;
 		case OPT_OAEP_HASH: oaep_hash = optarg; break;
 		case OPT_REPLACE: replace = optarg; break;
+		case OPT_URL:
+		case OPT_THP: {
+			char *l = ch == OPT_URL ? urls : thps;
+			size_t cap = ch == OPT_URL ? sizeof(urls) : sizeof(thps), len = strlen(l);
+
+			if (!*optarg || strchr(optarg, ' ') ||
+			    (size_t)snprintf(l + len, cap - len, "%s%s", len ? " " : "", optarg) >= cap - len) {
+				rc = cli_usage_error("enroll ", "--%s: empty, with a space, or too many", ch == OPT_URL ? "url" : "thp");
+				goto out;
+			}
+			break;
+		}
+		case OPT_TOFU: tofu = 1; break;
 		default:
 			if ((rc = cli_common_opt(ch, "enroll ", enroll_help, vault_help)) != 0)
 				goto out;
@@ -486,8 +532,21 @@ int enroll_main(int argc, char **argv)
 		rc = cli_usage_error("enroll ", "--no-pin and --no-touch are for fido2");
 		goto out;
 	}
-	if ((tpm_pin || pcrs || replace) && strcmp(type, "tpm2") != 0) {
-		rc = cli_usage_error("enroll ", "--pin, --pcrs and --replace are for tpm2");
+	if ((tpm_pin || pcrs) && strcmp(type, "tpm2") != 0) {
+		rc = cli_usage_error("enroll ", "--pin and --pcrs are for tpm2");
+		goto out;
+	}
+	if (replace && strcmp(type, "tpm2") != 0 && strcmp(type, "tang") != 0) {
+		rc = cli_usage_error("enroll ", "--replace is for tpm2 and tang");
+		goto out;
+	}
+	if ((urls[0] || thps[0] || tofu) && strcmp(type, "tang") != 0) {
+		rc = cli_usage_error("enroll ", "--url, --thp and --trust-first-use are for tang");
+		goto out;
+	}
+	if (strcmp(type, "tang") == 0 && !!thps[0] + tofu != 1 && !kv_has(&o, "thp") && !kv_has(&o, "trust-first-use")) {
+		rc = cli_usage_error("enroll ", "tang needs --thp THP (tang-show-keys on the server) or, to trust what "
+		                     "the server advertises now, --trust-first-use");
 		goto out;
 	}
 	if ((uri || pubkey_file || oaep_hash) && strcmp(type, "pkcs11") != 0) {
@@ -508,7 +567,9 @@ int enroll_main(int argc, char **argv)
 	    (no_touch && (rc = cli_kv_set(&o, "up", "no"))) || (tpm_pin && (rc = cli_kv_set(&o, "pin", "yes"))) ||
 	    (pcrs && (rc = cli_kv_set(&o, "pcrs", pcrs))) || (uri && (rc = cli_kv_set(&o, "uri", uri))) ||
 	    (pubkey && (rc = cli_kv_set(&o, "public-key", (const char *)pubkey))) ||
-	    (oaep_hash && (rc = cli_kv_set(&o, "oaep-hash", oaep_hash))))
+	    (oaep_hash && (rc = cli_kv_set(&o, "oaep-hash", oaep_hash))) ||
+	    (urls[0] && (rc = cli_kv_set(&o, "url", urls))) || (thps[0] && (rc = cli_kv_set(&o, "thp", thps))) ||
+	    (tofu && (rc = cli_kv_set(&o, "trust-first-use", "yes"))))
 		goto out;
 	for (size_t i = 0; i < o.n; i++)
 		for (size_t j = i + 1; j < o.n; j++)
@@ -517,7 +578,7 @@ int enroll_main(int argc, char **argv)
 				goto out;
 			}
 	if (replace) {
-		if ((rc = cli_connect(&c)) != 0 || (rc = replace_inherit(c, &o, replace, &v)) != 0)
+		if ((rc = cli_connect(&c)) != 0 || (rc = replace_inherit(c, &o, type, replace, &v)) != 0)
 			goto out;
 	}
 

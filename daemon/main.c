@@ -167,7 +167,8 @@ static void log_helper_warning(const char *msg)
 }
 
 /* The protector backends of this program (ts_protectors_use): the four backends: recovery in-process, the token types through the helper (remote.c). */
-static const ts_protector_ops *const backends[] = { &ts_protector_recovery, &ts_protector_fido2, &ts_protector_tpm2, &ts_protector_pkcs11, NULL };
+static const ts_protector_ops *const backends[] = { &ts_protector_recovery, &ts_protector_fido2, &ts_protector_tpm2, &ts_protector_pkcs11,
+							     &ts_protector_tang, NULL };
 
 int main(int argc, char **argv)
 {

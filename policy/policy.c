@@ -44,6 +44,7 @@ enum {
 	K_AUDIT_FAIL_CLOSED, K_AUDIT_DATA_INTERVAL,
 	K_RECOVERY_ATTEMPTS, K_RECOVERY_BACKOFF,
 	K_LIMIT_HELPERS, K_LIMIT_JOBS, K_LIMIT_VAULTS,
+	K_TANG_ALONE,
 	K_N
 };
 
@@ -55,7 +56,7 @@ static const struct keydef {
 	const char *section, *key, *def;
 	enum kind kind;
 } keys[K_N] = {
-	[K_ALLOWED]          = { "protectors", "allowed", "fido2, tpm2, pkcs11, recovery", V_TYPES },
+	[K_ALLOWED]          = { "protectors", "allowed", "fido2, tpm2, pkcs11, recovery, tang", V_TYPES },
 	[K_MIN]              = { "protectors", "min", "1", V_COUNT },
 	[K_THRESHOLD]        = { "protectors", "threshold", "1", V_COUNT },
 	[K_FIDO2_PIN]        = { "fido2", "pin", "optional", V_REQ },
@@ -78,11 +79,12 @@ static const struct keydef {
 	[K_LIMIT_HELPERS]    = { "limits", "helpers", "8", V_LIMIT },
 	[K_LIMIT_JOBS]       = { "limits", "jobs-per-uid", "4", V_LIMIT },
 	[K_LIMIT_VAULTS]     = { "limits", "vaults-per-uid", "32", V_LIMIT },
+	[K_TANG_ALONE]       = { "tang", "alone", "no", V_BOOL },
 };
 
 /* Protector types, indexed like the bits of ts_policy.allowed. */
-enum { T_FIDO2, T_TPM2, T_PKCS11, T_RECOVERY, T_N };
-static const char *const type_names[T_N] = { "fido2", "tpm2", "pkcs11", "recovery" };
+enum { T_FIDO2, T_TPM2, T_PKCS11, T_RECOVERY, T_TANG, T_N };
+static const char *const type_names[T_N] = { "fido2", "tpm2", "pkcs11", "recovery", "tang" };
 
 /* Keys of [unwrap] / [unwrap NAME] sections. */
 enum { R_VAULTS, R_USERS, R_GROUPS, R_UNITS, R_EXES, R_N };
@@ -133,6 +135,7 @@ struct ts_policy {
 	uint64_t idle, max_age;
 	unsigned lock;
 	int fail_closed;
+	int tang_alone;             /* [tang] alone: tang protectors may open a vault without another protector */
 	uint64_t data_interval;     /* seconds; 0 = a data-use record per call */
 	unsigned recovery_attempts;  /* wrong recovery keys before the back-off starts */
 	uint64_t recovery_backoff;   /* longest back-off, seconds; 0 = none */
@@ -291,7 +294,7 @@ static int fail(struct pstate *st, int rc, const char *fmt, ...)
 static int section_valid(const char *s, size_t len)
 {
 	static const char *const fixed[] = { "protectors", "fido2", "tpm2", "pkcs11", "escrow", "lock",
-	                                     "keys", "audit", "unwrap", "recovery", "limits" };
+	                                     "keys", "audit", "unwrap", "recovery", "limits", "tang" };
 
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		if (len == strlen(fixed[i]) && memcmp(s, fixed[i], len) == 0)
@@ -495,7 +498,7 @@ static int set_fixed(struct pstate *st, int k, const char *value)
 				if (strcmp(l.items[i], type_names[t]) == 0)
 					break;
 			if (t == T_N) {
-				fail(st, -TS_E_INVALID_ARGS, "[%s] %s: unknown protector type '%s' (known: fido2, tpm2, pkcs11, recovery)",
+				fail(st, -TS_E_INVALID_ARGS, "[%s] %s: unknown protector type '%s' (known: fido2, tpm2, pkcs11, recovery, tang)",
 				     d->section, d->key, l.items[i]);
 				list_free(&l);
 				return 0;
@@ -553,6 +556,8 @@ static int set_fixed(struct pstate *st, int k, const char *value)
 			return fail(st, -TS_E_INVALID_ARGS, "[%s] %s: '%s' is not yes or no", d->section, d->key, value);
 		if (k == K_AUDIT_FAIL_CLOSED) {
 			p->fail_closed = b;
+		} else if (k == K_TANG_ALONE) {
+			p->tang_alone = b;
 		} else {
 			unsigned bit = k == K_LOCK_SUSPEND ? TS_POLICY_LOCK_SUSPEND :
 			               k == K_LOCK_SCREEN ? TS_POLICY_LOCK_SCREEN : TS_POLICY_LOCK_TOKEN_REMOVAL;
@@ -1196,7 +1201,7 @@ int ts_policy_check_protectors(const ts_policy *p, const ts_policy_protector *pr
 		{ T_TPM2, TS_POLICY_PCR, K_TPM2_PCR, "a PCR binding" },
 		{ T_PKCS11, TS_POLICY_PIN, K_PKCS11_PIN, "a PIN" },
 	};
-	size_t i, j;
+	size_t i, j, n_tang = 0;
 	int t;
 
 	set_msg(msg, msglen, "%s", "");
@@ -1204,6 +1209,7 @@ int ts_policy_check_protectors(const ts_policy *p, const ts_policy_protector *pr
 		return -TS_E_INVALID_ARGS;
 	for (i = 0; i < n; i++) {
 		t = type_index(prot[i].type);
+		n_tang += t == T_TANG;
 		if (t < 0 || !(p->allowed & (1u << t)))
 			return violation(msg, msglen, K_ALLOWED, p, "protector type '%s' is not allowed (allowed: %s)",
 			                 prot[i].type ? prot[i].type : "?",
@@ -1213,6 +1219,16 @@ int ts_policy_check_protectors(const ts_policy *p, const ts_policy_protector *pr
 				return violation(msg, msglen, reqs[j].k, p, "every %s protector must use %s",
 				                 type_names[t], reqs[j].what);
 	}
+	/*
+	 * A tang protector opens for anyone who has the vault file and reaches
+	 * the server: unless allowed, every set of protectors that opens the
+	 * vault must hold one that is not tang (this machine's TPM, a token).
+	 */
+	if (n_tang && !p->tang_alone && n_tang >= (threshold ? threshold : 1))
+		return violation(msg, msglen, K_TANG_ALONE, p, "tang protectors would open the vault without any other "
+		                 "protector (%zu tang, the vault opens with %u): use tang as one share of a k-of-n "
+		                 "vault, e.g. 'tokenseal create --threshold 2' with a tpm2 protector", n_tang,
+		                 threshold ? threshold : 1);
 	if (threshold < p->threshold)
 		return violation(msg, msglen, K_THRESHOLD, p, "the vault opens with %u protector%s, the policy requires "
 		                 "%u together", threshold, threshold == 1 ? "" : "s", p->threshold);

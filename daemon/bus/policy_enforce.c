@@ -423,7 +423,8 @@ unsigned ts_enforce_policy_threshold(void)
 	return 1;
 }
 
-int ts_enforce_type_allowed(ts_vault_entry *e, const char *type, const ts_caller *caller, sd_bus_error *error)
+int ts_enforce_type_allowed(ts_vault_entry *e, const char *type, const char *skip, const ts_caller *caller,
+                            sd_bus_error *error)
 {
 	const ts_policy *p = ts_enforce_policy();
 	ts_policy_protector prot[TS_VAULT_MAX_PROTECTORS + 1];
@@ -434,6 +435,8 @@ int ts_enforce_type_allowed(ts_vault_entry *e, const char *type, const ts_caller
 	if (!p)
 		return ts_bus_error(error, -TS_E_NOMEM, NULL);
 	for (size_t i = 0; i < e->vault->n_protectors && n < TS_VAULT_MAX_PROTECTORS; i++) {
+		if (skip && strcmp(e->vault->protectors[i].id, skip) == 0)
+			continue;
 		prot[n].type = e->vault->protectors[i].type;
 		prot[n].props = ts_enforce_protector_props(&e->vault->protectors[i]);
 		n++;

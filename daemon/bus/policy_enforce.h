@@ -49,8 +49,12 @@ int ts_enforce_unwrap_bus(sd_bus_message *m, ts_vault_entry *e, const ts_caller 
 int ts_enforce_protectors_bus(ts_vault_entry *e, const char *skip, int complete, const ts_caller *caller,
                               const char *what, sd_bus_error *error);
 
-/* AddProtector, before the token is touched: may a protector of this type be added at all? */
-int ts_enforce_type_allowed(ts_vault_entry *e, const char *type, const ts_caller *caller, sd_bus_error *error);
+/*
+ * AddProtector, before the token is touched: may a protector of this type be
+ * added at all? skip (or NULL): the protector it will replace, not counted.
+ */
+int ts_enforce_type_allowed(ts_vault_entry *e, const char *type, const char *skip, const ts_caller *caller,
+                            sd_bus_error *error);
 
 /*
  * (compliant, what to do) for the PolicyStatus property: returns 1

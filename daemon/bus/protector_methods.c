@@ -362,7 +362,7 @@ int ts_protector_method_add(sd_bus_message *m, void *userdata, sd_bus_error *err
 			goto out;
 		}
 	}
-	if ((r = ts_enforce_type_allowed(e, ops->type, &caller, error)) < 0)
+	if ((r = ts_enforce_type_allowed(e, ops->type, replace, &caller, error)) < 0)
 		return r;
 	ts_protector_request_init(&req, &d->config, e->vault->name, e->vault->id, errbuf, sizeof(errbuf));
 	req.options = opts;

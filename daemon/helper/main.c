@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <fido.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -66,7 +67,7 @@ static CK_FUNCTION_LIST *preloaded_one[2];
 
 #ifdef TS_HELPER_COMPROMISED
 /* Test build only (tests/helper/compromised.c): what a compromised helper would try. */
-void ts_helper_compromised(uint8_t op, const char *vault_name);
+void ts_helper_compromised(uint8_t op, const char *type, const char *vault_name);
 #endif
 
 /* The reply, collected as fields; facts are copied here (public). */
@@ -232,8 +233,9 @@ static int run(ts_wire_request *q)
 	return send_reply(&p);
 }
 
-/* The protector backends of this program (ts_protectors_use): the four real backends. */
-static const ts_protector_ops *const backends[] = { &ts_protector_recovery, &ts_protector_fido2, &ts_protector_tpm2, &ts_protector_pkcs11, NULL };
+/* The protector backends of this program (ts_protectors_use): the real backends. */
+static const ts_protector_ops *const backends[] = { &ts_protector_recovery, &ts_protector_fido2, &ts_protector_tpm2, &ts_protector_pkcs11,
+							     &ts_protector_tang, NULL };
 
 int main(int argc, char **argv)
 {
@@ -305,6 +307,8 @@ int main(int argc, char **argv)
 		(void)OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL);
 		(void)RAND_bytes(&b, 1);
 		fido_init(0);
+		/* libcurl's (the tang backend's) global set-up, TLS included. */
+		(void)curl_global_init(CURL_GLOBAL_DEFAULT);
 		/*
 		 * Map the configured PKCS#11 module, or else the registered ones,
 		 * and their libraries (not initialized: no token is opened). They
@@ -342,8 +346,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tokenseal-helper: malformed request: %s\n", ts_strerror(r));
 		return EXIT_FAILURE;
 	}
+	/* Only a tang enrollment or unlock keeps the network (sandbox.h); describing a record needs none. */
+	if (ts_helper_sandbox_narrow(q->op == TS_WIRE_OP_ENROLL || q->op == TS_WIRE_OP_UNLOCK ? q->type : "", err,
+	                             sizeof(err)) < 0) {
+		fprintf(stderr, "tokenseal-helper: %s\n", err);
+		return EXIT_FAILURE;
+	}
 #ifdef TS_HELPER_COMPROMISED
-	ts_helper_compromised(q->op, q->vault_name);
+	ts_helper_compromised(q->op, q->type, q->vault_name);
 #endif
 	r = run(q);
 	if (preloaded == preloaded_one)

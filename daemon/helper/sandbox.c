@@ -11,6 +11,11 @@
  * others: execve, ptrace, process_vm_readv/writev, clone, fork, kill of
  * another process, bind/listen/accept, any socket but AF_UNIX, mount,
  * namespace, bpf, keyctl, setuid and friends.
+ *
+ * The tang backend (libcurl, getaddrinfo in the helper's own thread) needs
+ * AF_INET and AF_INET6 sockets and a few socket calls; they are in this
+ * first filter, and ts_helper_sandbox_narrow stacks a second one that takes
+ * the network away again for a request of any other type.
  */
 #define _GNU_SOURCE 1
 #include <errno.h>
@@ -33,8 +38,11 @@ static const char *const allowed[] = {
 	/* files: token directories (SoftHSM2), /dev/hidraw*, /dev/tpmrm0, configuration, /sys */
 	"openat", "read", "pread64", "write", "close", "lseek", "fcntl", "newfstatat", "fstat",
 	"statfs", "getdents64", "readlink", "access", "ftruncate", "fsync", "fdatasync",
-	/* sockets: pcscd, the TPM simulator of the tests (AF_UNIX only, see socket below) */
-	"connect", "sendto", "recvfrom", "poll",
+	/* sockets: pcscd, the TPM simulator of the tests; Tang servers and DNS (tang requests only, see below) */
+	"connect", "sendto", "recvfrom", "poll", "ppoll", "sendmsg", "recvmsg", "sendmmsg", "getsockopt", "setsockopt",
+	"getsockname", "getpeername", "shutdown", "uname",
+	/* the second filter of ts_helper_sandbox_narrow */
+	"seccomp",
 	/* threads and signals */
 	"futex", "rseq", "set_robust_list", "rt_sigprocmask", "rt_sigaction", "rt_sigreturn", "restart_syscall",
 	"exit", "exit_group",
@@ -114,6 +122,10 @@ int ts_helper_sandbox(char *err, size_t errlen)
 	}
 	what = "socket/ioctl/clone3";
 	if ((r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX))) < 0 ||
+	    /* libcurl's wake-up pair */
+	    (r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX))) < 0 ||
+	    (r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET))) < 0 ||
+	    (r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET6))) < 0 ||
 	    /* hidraw: HIDIOCGRDESCSIZE, HIDIOCGRDESC, HIDIOCGRAWINFO, ... (type 'H') */
 	    (r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
 	                          SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff00, (unsigned)'H' << 8))) < 0 ||
@@ -129,5 +141,27 @@ out:
 		snprintf(err, errlen, "seccomp: %s: %s", what, strerror(-r));
 		return -1;
 	}
+	return 0;
+}
+
+int ts_helper_sandbox_narrow(const char *type, char *err, size_t errlen)
+{
+	scmp_filter_ctx ctx;
+	int r;
+
+	if (type && strcmp(type, "tang") == 0)
+		return 0;
+	if ((ctx = seccomp_init(SCMP_ACT_ALLOW)) == NULL) {
+		snprintf(err, errlen, "seccomp: cannot create the second filter");
+		return -1;
+	}
+	if ((r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)) < 0 ||
+	    (r = seccomp_rule_add(ctx, SCMP_ACT_TRAP, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_NE, AF_UNIX))) < 0 ||
+	    (r = seccomp_load(ctx)) < 0) {
+		seccomp_release(ctx);
+		snprintf(err, errlen, "seccomp: the second filter: %s", strerror(-r));
+		return -1;
+	}
+	seccomp_release(ctx);
 	return 0;
 }

@@ -59,10 +59,12 @@ const char *ts_protector_option(const ts_protector_request *req, const char *key
 /*
  * Are these the options a caller may give when enrolling a protector of
  * type (AddProtector)? Each type accepts its own short list (fido2: pin, up;
- * tpm2: pin, pcrs; pkcs11: uri, public-key, oaep-hash; recovery: none) and
+ * tpm2: pin, pcrs; pkcs11: uri, public-key, oaep-hash; tang: url, thp,
+ * trust-first-use; recovery: none) and
  * every type replace=. Nothing a caller gives may name a device, a file, a
  * module or a TCTI: those are the administrator's (tokensealed's command
  * line), since the token helper reaches every token its user's groups do.
+ * (tang's url= names a Tang server the helper connects to: docs/TANG.md.)
  * 0, or -TS_E_INVALID_ARGS with a message for the caller in err.
  */
 int ts_protector_check_options(const char *type, const ts_kv *options, size_t n_options, char *err, size_t err_len);
@@ -76,7 +78,7 @@ int ts_protector_fail(const ts_protector_request *req, int code, const char *fmt
 	__attribute__((format(printf, 3, 4)));
 
 typedef struct ts_protector_ops {
-	const char *type;   /* "recovery", "fido2", "tpm2", "pkcs11" */
+	const char *type;   /* "recovery", "fido2", "tpm2", "pkcs11", "tang" */
 
 	/*
 	 * Enroll a new protector. On success: kek (TS_KEY_BYTES, caller's secure
@@ -131,9 +133,10 @@ extern const ts_protector_ops ts_protector_recovery;
 extern const ts_protector_ops ts_protector_fido2;
 extern const ts_protector_ops ts_protector_tpm2;
 extern const ts_protector_ops ts_protector_pkcs11;
+extern const ts_protector_ops ts_protector_tang;
 
 /*
- * In tokensealed the fido2, tpm2 and pkcs11 entries above are the remote
+ * In tokensealed the fido2, tpm2, pkcs11 and tang entries above are the remote
  * ones (remote.c): each call runs the real backend in a new tokenseal-helper
  * process. The helper program's path (default TS_HELPER_PATH, set at build
  * time; tokensealed --helper overrides it).

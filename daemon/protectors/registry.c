@@ -66,6 +66,7 @@ static const struct {
 	{ "fido2", { "pin", "up", NULL } },
 	{ "tpm2", { "pin", "pcrs", NULL } },
 	{ "pkcs11", { "uri", "public-key", "oaep-hash", NULL } },
+	{ "tang", { "url", "thp", "trust-first-use", NULL } },
 };
 
 /* Options that would let a caller point the root helper at a device, file or module: each names the daemon's own. */

@@ -1149,7 +1149,7 @@ static int remote_needs_secret(const ts_protector_ops *ops, const uint8_t *param
 	return e ? e->needs_secret : 0;
 }
 
-/* ---- the three backends ---------------------------------------------------------------- */
+/* ---- the four backends ----------------------------------------------------------------- */
 
 #define REMOTE_OPS(name, typestr)                                                                              \
 	static int name##_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_params, char *ret_desc,      \
@@ -1182,6 +1182,7 @@ static int remote_needs_secret(const ts_protector_ops *ops, const uint8_t *param
 REMOTE_OPS(fido2, "fido2");
 REMOTE_OPS(tpm2, "tpm2");
 REMOTE_OPS(pkcs11, "pkcs11");
+REMOTE_OPS(tang, "tang");
 
 /* ---- enroll and unlock without blocking the event loop ----------------------------------- */
 
@@ -1217,7 +1218,8 @@ struct ts_remote_job {
 
 int ts_protector_is_remote(const ts_protector_ops *ops)
 {
-	return ops == &ts_protector_fido2 || ops == &ts_protector_tpm2 || ops == &ts_protector_pkcs11;
+	return ops == &ts_protector_fido2 || ops == &ts_protector_tpm2 || ops == &ts_protector_pkcs11 ||
+	       ops == &ts_protector_tang;
 }
 
 int ts_protector_unlocks_in_helper(const ts_protector_ops *ops)

@@ -28,6 +28,9 @@
  *          record, and never exit;
  * escrow-stall: (mode=escrow-stall) the same as stall for every escrow RSA key wrap;
  * escrow-exit:  (mode=escrow-exit) exit at once, without a reply, instead.
+ * net:     (mode=net, for tests/integration/tang-protector.sh) only this:
+ *          open a TCP connection to 127.0.0.1:net= (a Tang server), reported
+ *          with the request's type: only a tang request may reach the network.
  * What to attack is read from compromised.conf next to the executable
  * (bus=, path=, blob= hex, file=, addr= hex, mode=), written by the test.
  */
@@ -47,14 +50,17 @@
 #include <time.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include "protectors/helper_wire.h"
 
-void ts_helper_compromised(uint8_t op, const char *vault_name);
+void ts_helper_compromised(uint8_t op, const char *type, const char *vault_name);
 
 static struct {
 	char bus[512], path[256], file[PATH_MAX], mode[32];
+	unsigned port;
 	uint8_t blob[4096];
 	size_t blob_len;
 	unsigned long long addr;
@@ -99,6 +105,8 @@ static int read_conf(void)
 			snprintf(cf.file, sizeof(cf.file), "%s", v);
 		else if (strcmp(line, "addr") == 0)
 			cf.addr = strtoull(v, NULL, 16);
+		else if (strcmp(line, "net") == 0)
+			cf.port = (unsigned)strtoul(v, NULL, 10);
 		else if (strcmp(line, "mode") == 0)
 			snprintf(cf.mode, sizeof(cf.mode), "%s", v);
 		else if (strcmp(line, "blob") == 0)
@@ -433,6 +441,27 @@ static void victim_report(void)
 	        c > 0 ? "SUCCEEDED (no filter)" : strerror(errno));
 }
 
+/* A TCP connection out of the helper, to 127.0.0.1:port. */
+static void try_net(uint8_t op, const char *t)
+{
+	char type[64];
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)cf.port),
+	                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd;
+
+	snprintf(type, sizeof(type), "%s %s", t, op == TS_WIRE_OP_ENROLL ? "enroll" : op == TS_WIRE_OP_UNLOCK ? "unlock" :
+	         op == TS_WIRE_OP_DESCRIBE ? "describe" : "other");
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+		report("net", 0, "type %s: socket(AF_INET): %s", type, strerror(errno));
+		return;
+	}
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		report("net", 0, "type %s: connect to 127.0.0.1:%u: %s", type, cf.port, strerror(errno));
+	else
+		report("net", 1, "type %s: connected to 127.0.0.1:%u", type, cf.port);
+	close(fd);
+}
+
 /* One byte of a reply, then nothing, and never exit: the daemon must not wait for the rest. */
 static void stall(void)
 {
@@ -444,11 +473,15 @@ static void stall(void)
 		nanosleep(&t, NULL);
 }
 
-void ts_helper_compromised(uint8_t op, const char *vault_name)
+void ts_helper_compromised(uint8_t op, const char *type, const char *vault_name)
 {
 	dprintf(2, "compromised-helper: running as uid %u gid %u\n", (unsigned)getuid(), (unsigned)getgid());
 	if (read_conf() < 0) {
 		report("config", 0, "cannot read compromised.conf next to the executable: %s", strerror(errno));
+		return;
+	}
+	if (strcmp(cf.mode, "net") == 0) {
+		try_net(op, type);
 		return;
 	}
 	if (strcmp(vault_name, "victim") == 0) {

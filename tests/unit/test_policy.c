@@ -77,14 +77,14 @@ static void empty_policy_is_every_default(void **state)
 	ts_policy_protector one = { "recovery", 0 };
 	ts_policy_caller c = { .uid = 4242 };
 
-	assert_int_equal(ts_policy_n_settings(p), 23);   /* 16 + [recovery] attempts, max-backoff, [lock] share-timeout, [audit] data-interval, [limits] x3 */
+	assert_int_equal(ts_policy_n_settings(p), 24);   /* 16 + [recovery] attempts, max-backoff, [lock] share-timeout, [audit] data-interval, [limits] x3, [tang] alone */
 	for (size_t i = 0; i < ts_policy_n_settings(p); i++) {
 		assert_null(ts_policy_setting_at(p, i)->file);
 		assert_int_equal(ts_policy_setting_at(p, i)->line, 0);
 	}
-	assert_null(ts_policy_setting_at(p, 23));
+	assert_null(ts_policy_setting_at(p, 24));
 	s = find_setting(p, "protectors", "allowed");
-	assert_string_equal(s->value, "fido2, tpm2, pkcs11, recovery");
+	assert_string_equal(s->value, "fido2, tpm2, pkcs11, recovery, tang");
 	assert_int_equal(ts_policy_check_protectors(p, &one, 1, 1, 1, NULL, 0), 0);
 	assert_int_equal(ts_policy_check_unwrap(p, "alice", &c, NULL, 0), 0);
 	assert_int_equal(ts_policy_idle_timeout(p), 0);
@@ -281,6 +281,27 @@ static void protector_rules_are_enforced_with_rule_and_place(void **state)
 	ts_policy_free(p);
 }
 
+static void tang_opens_a_vault_only_with_another_protector_unless_allowed(void **state)
+{
+	ts_policy *def = parse_ok(""), *alone = parse_ok("[tang]\nalone = yes\n");
+	char msg[TS_POLICY_MSG_MAX];
+	ts_policy_protector two[3] = { { "recovery", 0 }, { "tpm2", 0 }, { "tang", 0 } };
+	ts_policy_protector tangs[3] = { { "recovery", 0 }, { "tang", 0 }, { "tang", 0 } };
+
+	/* Alone (threshold 1): refused by default, naming the key; a share of 2-of-n is fine. */
+	assert_int_equal(ts_policy_check_protectors(def, two, 3, 1, 0, msg, sizeof(msg)), -TS_E_POLICY_VIOLATION);
+	assert_non_null(strstr(msg, "[tang] alone (built-in default): tang protectors would open the vault"));
+	assert_int_equal(ts_policy_check_protectors(def, two, 3, 2, 1, msg, sizeof(msg)), 0);
+	/* Two tang protectors of a 2-of-n vault would open it together: refused too. */
+	assert_int_equal(ts_policy_check_protectors(def, tangs, 3, 2, 0, msg, sizeof(msg)), -TS_E_POLICY_VIOLATION);
+	assert_int_equal(ts_policy_check_protectors(def, tangs, 3, 3, 1, msg, sizeof(msg)), 0);
+	/* [tang] alone = yes allows both. */
+	assert_int_equal(ts_policy_check_protectors(alone, two, 3, 1, 1, msg, sizeof(msg)), 0);
+	assert_int_equal(ts_policy_check_protectors(alone, tangs, 3, 2, 1, msg, sizeof(msg)), 0);
+	ts_policy_free(def);
+	ts_policy_free(alone);
+}
+
 static void unwrap_rules_match_vault_and_every_listed_criterion(void **state)
 {
 	ts_policy *p = parse_ok("[unwrap mail]\nvaults = mail-*, shared\nusers = root, 1000\n"
@@ -384,7 +405,7 @@ static void directory_merges_each_key_once_in_lexical_order(void **state)
 	assert_non_null(mkdtemp(tmpdir));
 	snprintf(missing, sizeof(missing), "%s/none", tmpdir);
 	assert_int_equal(ts_policy_load_dir(missing, &p, err, sizeof(err)), 0);
-	assert_int_equal(ts_policy_n_settings(p), 23);
+	assert_int_equal(ts_policy_n_settings(p), 24);
 	ts_policy_free(p);
 
 	put("10-site.conf", "[protectors]\nmin = 2\n", 0644);
@@ -533,6 +554,7 @@ int main(void)
 		cmocka_unit_test(values_take_effect_and_show_where_they_came_from),
 		cmocka_unit_test(protector_rules_are_enforced_with_rule_and_place),
 		cmocka_unit_test(unwrap_rules_match_vault_and_every_listed_criterion),
+		cmocka_unit_test(tang_opens_a_vault_only_with_another_protector_unless_allowed),
 		cmocka_unit_test(escrow_of_a_vault_must_match_the_policy_exactly),
 		cmocka_unit_test(directory_merges_each_key_once_in_lexical_order),
 		cmocka_unit_test(shipped_examples_load_alone_and_together),

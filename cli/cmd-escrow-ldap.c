@@ -1,0 +1,486 @@
+/* cmd-escrow-ldap.c — tokenseal escrow publish, and recover --from-ldap: escrow records in an LDAP directory (libldap). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ldap.h>
+#include <sodium.h>
+
+#include "cli.h"
+#include "escrow-ldap.h"
+#include "core/buf.h"
+#include "core/vault.h"
+#include "store.h"
+
+#define LDAP_TIMEOUT_S 10
+#define MACHINE_ID_MAX 64
+#define PASSWORD_MAX 1024
+#define PUBLISH_MAX 4096      /* vaults in one run */
+
+/* A machine id goes into a DN and a filter unescaped: letters, digits, '-' and '_' only. */
+static int machine_id_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n > 0 && n <= MACHINE_ID_MAX &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") == n;
+}
+
+int cli_ldap_machine_id(const char *given, char out[65])
+{
+	char buf[128] = "";
+	FILE *f;
+
+	if (given) {
+		if (!machine_id_valid(given))
+			return cli_usage_error("escrow ", "--machine-id: letters, digits, '-' and '_' only (at most %d)",
+			                       MACHINE_ID_MAX);
+		snprintf(out, MACHINE_ID_MAX + 1, "%s", given);
+		return 0;
+	}
+	if ((f = fopen("/etc/machine-id", "re")) == NULL || !fgets(buf, sizeof(buf), f)) {
+		if (f)
+			fclose(f);
+		cli_err("cannot read /etc/machine-id; give --machine-id");
+		return EXIT_FAIL;
+	}
+	fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+	if (!machine_id_valid(buf)) {
+		cli_err("/etc/machine-id is not a machine id; give --machine-id");
+		return EXIT_FAIL;
+	}
+	snprintf(out, MACHINE_ID_MAX + 1, "%s", buf);
+	return 0;
+}
+
+/* A base DN: printable, no NUL, not empty; libldap checks its syntax, the server its existence. */
+static int base_valid(const char *s)
+{
+	size_t n = strlen(s);
+	LDAPDN dn = NULL;
+	int ok = n > 0 && n < 512 && ldap_str2dn(s, &dn, LDAP_DN_FORMAT_LDAPV3) == LDAP_SUCCESS;
+
+	ldap_dnfree(dn);
+	return ok;
+}
+
+void cli_ldap_close(LDAP *ld)
+{
+	if (ld)
+		ldap_unbind_ext_s(ld, NULL, NULL);
+}
+
+int cli_ldap_open(const struct cli_ldap_opts *o, LDAP **ret)
+{
+	struct timeval tv = { LDAP_TIMEOUT_S, 0 };
+	int v3 = LDAP_VERSION3, r, fd, rc;
+	uint8_t *pw = NULL;
+	size_t pw_len = 0;
+	LDAP *ld = NULL;
+
+	*ret = NULL;
+	if (!o->uri || (strncmp(o->uri, "ldapi://", 8) != 0 && strncmp(o->uri, "ldaps://", 8) != 0 &&
+	                strncmp(o->uri, "ldap://", 7) != 0))
+		return cli_usage_error("escrow ", "the directory is an ldapi://, ldaps:// or ldap:// URI");
+	if (!o->base || !base_valid(o->base))
+		return cli_usage_error("escrow ", "--base needs the DN under which the records are kept");
+	if (!o->bind_dn != !o->password_file)
+		return cli_usage_error("escrow ", "--bind-dn and --password-file go together (simple bind); without "
+		                       "them the bind is SASL EXTERNAL (ldapi:// or a TLS client certificate)");
+	if ((r = ldap_initialize(&ld, o->uri)) != LDAP_SUCCESS) {
+		cli_err("%s: %s", o->uri, ldap_err2string(r));
+		return EXIT_USAGE;
+	}
+	/* Bounded waits, no referral chasing (it would bind elsewhere with our credentials). */
+	if (ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &v3) != LDAP_OPT_SUCCESS ||
+	    ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv) != LDAP_OPT_SUCCESS ||
+	    ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv) != LDAP_OPT_SUCCESS ||
+	    ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF) != LDAP_OPT_SUCCESS) {
+		cli_err("%s: cannot set the connection's options", o->uri);
+		cli_ldap_close(ld);
+		return EXIT_FAIL;
+	}
+	if (o->bind_dn) {
+		struct berval cred;
+
+		if ((fd = open(o->password_file, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
+			cli_err("cannot open %s: %s", o->password_file, strerror(errno));
+			cli_ldap_close(ld);
+			return EXIT_FAIL;
+		}
+		rc = cli_read_fd(fd, PASSWORD_MAX, &pw, &pw_len, "the password file");
+		close(fd);
+		if (rc != 0) {
+			cli_ldap_close(ld);
+			return rc;
+		}
+		while (pw_len > 0 && (pw[pw_len - 1] == '\n' || pw[pw_len - 1] == '\r'))
+			pw[--pw_len] = '\0';
+		cred.bv_val = (char *)pw;
+		cred.bv_len = pw_len;
+		r = ldap_sasl_bind_s(ld, o->bind_dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
+		ts_secret_free(pw, PASSWORD_MAX + 1);
+	} else {
+		/* Empty credentials: "the identity the transport proves" (the peer's uid over ldapi://). */
+		struct berval none = { 0, (char *)"" };
+
+		r = ldap_sasl_bind_s(ld, NULL, "EXTERNAL", &none, NULL, NULL, NULL);
+	}
+	if (r != LDAP_SUCCESS) {
+		cli_err("%s: cannot bind%s%s: %s", o->uri, o->bind_dn ? " as " : " (SASL EXTERNAL)",
+		        o->bind_dn ? o->bind_dn : "", ldap_err2string(r));
+		cli_ldap_close(ld);
+		return r == LDAP_SERVER_DOWN || r == LDAP_TIMEOUT ? EXIT_NO_DAEMON : EXIT_DENIED;
+	}
+	*ret = ld;
+	return 0;
+}
+
+/* The one value of attr in entry e as bytes (copied into *out); 0, or -1 when absent or several. */
+static int one_value(LDAP *ld, LDAPMessage *e, const char *attr, ts_buf *out)
+{
+	struct berval **v = ldap_get_values_len(ld, e, attr);
+	int r = -1;
+
+	if (v && v[0] && !v[1])
+		r = ts_buf_append(out, v[0]->bv_val, v[0]->bv_len) < 0 ? -1 : 0;
+	ldap_value_free_len(v);
+	return r;
+}
+
+int cli_ldap_fetch(LDAP *ld, const char *base, const char *vault_id_hex, const char *machine, ts_buf *file,
+                   char *dn_out, size_t dn_cap)
+{
+	char filter[256];
+	char *attrs[] = { "tokensealVaultFile", "tokensealVaultId", "tokensealMachineId", NULL };
+	LDAPMessage *res = NULL, *e;
+	struct timeval tv = { LDAP_TIMEOUT_S, 0 };
+	char *dn;
+	int r, n;
+
+	snprintf(filter, sizeof(filter), "(&(objectClass=tokensealEscrowRecord)(tokensealVaultId=%s)%s%s%s)",
+	         vault_id_hex, machine ? "(tokensealMachineId=" : "", machine ? machine : "", machine ? ")" : "");
+	if ((r = ldap_search_ext_s(ld, base, LDAP_SCOPE_ONELEVEL, filter, attrs, 0, NULL, NULL, &tv, 16, &res)) !=
+	    LDAP_SUCCESS) {
+		cli_err("search under %s: %s", base, ldap_err2string(r));
+		ldap_msgfree(res);
+		return r == LDAP_SERVER_DOWN || r == LDAP_TIMEOUT ? EXIT_NO_DAEMON : EXIT_FAIL;
+	}
+	if ((n = ldap_count_entries(ld, res)) != 1) {
+		cli_err(n == 0 ? "no escrow record of vault %s%s%s under %s"
+		               : "several escrow records of vault %s under %s%s%s: give --machine-id",
+		        vault_id_hex, n == 0 && machine ? " on machine " : "", n == 0 && machine ? machine : "", base);
+		ldap_msgfree(res);
+		return EXIT_NO_VAULT;
+	}
+	e = ldap_first_entry(ld, res);
+	if ((dn = ldap_get_dn(ld, e)) != NULL) {
+		snprintf(dn_out, dn_cap, "%s", dn);
+		ldap_memfree(dn);
+	}
+	r = one_value(ld, e, "tokensealVaultFile", file);
+	ldap_msgfree(res);
+	if (r < 0 || file->len == 0 || file->len > TS_VAULT_FILE_MAX) {
+		cli_err("the escrow record %s has no single vault file", dn_out);
+		return EXIT_FAIL;
+	}
+	return 0;
+}
+
+/* ---- publish ------------------------------------------------------------------------------- */
+
+struct published {
+	char ids[PUBLISH_MAX][2 * TS_VAULT_ID_BYTES + 1];
+	size_t n;
+};
+
+struct run {
+	LDAP *ld;
+	const char *base, *machine, *state_dir;
+	struct published *seen;
+	unsigned written, unchanged, skipped, failed;
+	uint32_t owner;
+};
+
+/* The entry's current vault file equals data? 1 yes, 0 no (or no entry), -1 the search failed. */
+static int stored_equals(LDAP *ld, const char *dn, const uint8_t *data, size_t len)
+{
+	char *attrs[] = { "tokensealVaultFile", NULL };
+	struct timeval tv = { LDAP_TIMEOUT_S, 0 };
+	_ts_cleanup_buf_ ts_buf got = { 0 };
+	LDAPMessage *res = NULL, *e;
+	int r;
+
+	r = ldap_search_ext_s(ld, dn, LDAP_SCOPE_BASE, "(objectClass=tokensealEscrowRecord)", attrs, 0, NULL, NULL, &tv,
+	                      1, &res);
+	if (r == LDAP_NO_SUCH_OBJECT) {
+		ldap_msgfree(res);
+		return 0;
+	}
+	if (r != LDAP_SUCCESS || !(e = ldap_first_entry(ld, res)) || one_value(ld, e, "tokensealVaultFile", &got) < 0) {
+		ldap_msgfree(res);
+		return r == LDAP_SUCCESS ? 0 : -1;
+	}
+	ldap_msgfree(res);
+	return got.len == len && memcmp(got.data, data, len) == 0;
+}
+
+static int publish_one(struct run *run, const char *path)
+{
+	_ts_cleanup_buf_ ts_buf file = { 0 };
+	char hex[2 * TS_VAULT_ID_BYTES + 1], dn[1024], cn[128], uid[16], gen[24], thr[8];
+	char rcpt[TS_VAULT_MAX_ESCROW][TS_VAULT_ESCROW_LABEL_MAX + 8];
+	char *v_oc[] = { "tokensealEscrowRecord", NULL }, *v_cn[2], *v_id[] = { hex, NULL };
+	char *v_machine[] = { (char *)run->machine, NULL }, *v_uid[] = { uid, NULL }, *v_gen[] = { gen, NULL };
+	char *v_thr[] = { thr, NULL }, *v_name[2], *v_rcpt[TS_VAULT_MAX_ESCROW + 1];
+	struct berval bv, *v_file[] = { &bv, NULL };
+	LDAPMod m[10], *mods[11];
+	ts_vault *v = NULL;
+	uint8_t *text = NULL;
+	size_t text_len = 0, k = 0;
+	int fd, r, rc, eq;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+		cli_err("%s: %s", path, strerror(errno));
+		run->failed++;
+		return 0;
+	}
+	rc = cli_read_fd(fd, TS_VAULT_FILE_MAX, &text, &text_len, path);
+	close(fd);
+	if (rc != 0) {
+		run->failed++;
+		return 0;
+	}
+	r = ts_buf_append(&file, text, text_len) < 0 ? -TS_E_NOMEM : ts_vault_parse(text, text_len, &v);
+	ts_secret_free(text, TS_VAULT_FILE_MAX + 1);
+	if (r < 0) {
+		cli_err("%s: %s; not published", path, ts_strerror(r));
+		run->failed++;
+		return 0;
+	}
+	sodium_bin2hex(hex, sizeof(hex), v->id, TS_VAULT_ID_BYTES);
+	if (run->seen->n < PUBLISH_MAX)
+		memcpy(run->seen->ids[run->seen->n++], hex, sizeof(hex));
+	if (v->n_escrow == 0) {
+		printf("skipped %s (uid %u): no escrow recipients\n", v->name, v->owner_uid);
+		run->skipped++;
+		ts_vault_free(v);
+		return 0;
+	}
+	if ((size_t)snprintf(dn, sizeof(dn), "cn=%s.%s,%s", run->machine, hex, run->base) >= sizeof(dn)) {
+		cli_err("--base is too long");
+		run->failed++;
+		ts_vault_free(v);
+		return -1;
+	}
+	if ((eq = stored_equals(run->ld, dn, file.data, file.len)) == 1) {
+		printf("unchanged %s (uid %u, generation %llu): %s\n", v->name, v->owner_uid,
+		       (unsigned long long)v->generation, dn);
+		run->unchanged++;
+		ts_vault_free(v);
+		return 0;
+	}
+	snprintf(uid, sizeof(uid), "%u", v->owner_uid);
+	snprintf(gen, sizeof(gen), "%llu", (unsigned long long)v->generation);
+	snprintf(thr, sizeof(thr), "%u", v->escrow_threshold);
+	snprintf(cn, sizeof(cn), "%s.%s", run->machine, hex);
+	v_cn[0] = cn;
+	v_cn[1] = NULL;
+	v_name[0] = v->name;
+	v_name[1] = NULL;
+	for (size_t i = 0; i < v->n_escrow && i < TS_VAULT_MAX_ESCROW; i++) {
+		snprintf(rcpt[i], sizeof(rcpt[i]), "%s", v->escrow[i].label[0] ? v->escrow[i].label : "(no label)");
+		v_rcpt[i] = rcpt[i];
+		v_rcpt[i + 1] = NULL;
+	}
+	bv.bv_val = (char *)file.data;
+	bv.bv_len = file.len;
+	/* Replace (or add) every attribute but cn, which names the entry. */
+	m[k++] = (LDAPMod){ .mod_op = LDAP_MOD_REPLACE, .mod_type = "objectClass", .mod_values = v_oc };
+	m[k++] = (LDAPMod){ .mod_op = LDAP_MOD_REPLACE, .mod_type = "tokensealVaultId", .mod_values = v_id };
+	m[k++] = (LDAPMod){ .mod_op = LDAP_MOD_REPLACE, .mod_type = "tokensealMachineId", .mod_values = v_machine };
+	m[k++] = (LDAPMod){ .mod_op = LDAP_MOD_REPLACE, .mod_type = "tokensealVaultName", .mod_values = v_name };
+	m[k++] = (LDAPMod){ .mod_op = LDAP_MOD_REPLACE, .mod_type = "tokensealOwnerUid", .mod_values = v_uid };
+	m[k++] = (LDAPMod){ .mod_op = LDAP_MOD_REPLACE, .mod_type = "tokensealGeneration", .mod_values = v_gen };
+	m[k++] = (LDAPMod){ .mod_op = LDAP_MOD_REPLACE, .mod_type = "tokensealEscrowThreshold", .mod_values = v_thr };
+	m[k++] = (LDAPMod){ .mod_op = LDAP_MOD_REPLACE, .mod_type = "tokensealEscrowRecipient", .mod_values = v_rcpt };
+	m[k++] = (LDAPMod){ .mod_op = LDAP_MOD_REPLACE | LDAP_MOD_BVALUES, .mod_type = "tokensealVaultFile",
+	                    .mod_vals.modv_bvals = v_file };
+	for (size_t i = 0; i < k; i++)
+		mods[i] = &m[i];
+	mods[k] = NULL;
+	if (eq < 0) {
+		cli_err("%s (uid %u): cannot read %s; the directory stopped answering", v->name, v->owner_uid, dn);
+		run->failed++;
+		ts_vault_free(v);
+		return -1;
+	}
+	r = ldap_modify_ext_s(run->ld, dn, mods, NULL, NULL);
+	if (r == LDAP_NO_SUCH_OBJECT) {
+		for (size_t i = 0; i < k; i++)
+			m[i].mod_op = (m[i].mod_op & LDAP_MOD_BVALUES) | LDAP_MOD_ADD;
+		m[k] = (LDAPMod){ .mod_op = LDAP_MOD_ADD, .mod_type = "cn", .mod_values = v_cn };
+		mods[k] = &m[k];
+		mods[k + 1] = NULL;
+		r = ldap_add_ext_s(run->ld, dn, mods, NULL, NULL);
+	}
+	/* Written is not stored: read it back and compare, byte for byte. */
+	if (r == LDAP_SUCCESS && stored_equals(run->ld, dn, file.data, file.len) != 1)
+		r = LDAP_OTHER;
+	if (r != LDAP_SUCCESS) {
+		cli_err("%s (uid %u): %s: %s", v->name, v->owner_uid, dn,
+		        r == LDAP_OTHER ? "the record read back differs from the vault file" : ldap_err2string(r));
+		run->failed++;
+		ts_vault_free(v);
+		return r == LDAP_SERVER_DOWN || r == LDAP_TIMEOUT ? -1 : 0;
+	}
+	printf("published %s (uid %u, generation %llu, %zu officer(s), %u needed): %s, read back and verified\n",
+	       v->name, v->owner_uid, (unsigned long long)v->generation, v->n_escrow, v->escrow_threshold, dn);
+	run->written++;
+	ts_vault_free(v);
+	return 0;
+}
+
+/* Each STATE/UID/NAME.vault (read only: a running daemon's temp files are left alone). */
+static int each_owner(void *ud, uint32_t owner)
+{
+	struct run *run = ud;
+	char dir[4096], path[4400];
+	struct dirent *de;
+	DIR *d;
+	int r = 0;
+
+	if (ts_store_owner_dir(run->state_dir, owner, dir, sizeof(dir)) < 0 || (d = opendir(dir)) == NULL)
+		return 0;
+	while (r == 0 && (de = readdir(d)) != NULL) {
+		size_t n = strlen(de->d_name);
+
+		if (n <= 6 || strcmp(de->d_name + n - 6, ".vault") != 0 || de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		r = publish_one(run, path);
+	}
+	closedir(d);
+	return r;
+}
+
+/* Entries of this machine whose vault is gone (deleted, or moved away): removed. */
+static void prune(struct run *run)
+{
+	char filter[160], *attrs[] = { "tokensealVaultId", NULL };
+	struct timeval tv = { LDAP_TIMEOUT_S, 0 };
+	LDAPMessage *res = NULL, *e;
+	int r;
+
+	snprintf(filter, sizeof(filter), "(&(objectClass=tokensealEscrowRecord)(tokensealMachineId=%s))", run->machine);
+	if ((r = ldap_search_ext_s(run->ld, run->base, LDAP_SCOPE_ONELEVEL, filter, attrs, 0, NULL, NULL, &tv, 0, &res)) !=
+	    LDAP_SUCCESS) {
+		cli_err("search under %s: %s; nothing removed", run->base, ldap_err2string(r));
+		run->failed++;
+		ldap_msgfree(res);
+		return;
+	}
+	for (e = ldap_first_entry(run->ld, res); e; e = ldap_next_entry(run->ld, e)) {
+		_ts_cleanup_buf_ ts_buf id = { 0 };
+		char *dn = ldap_get_dn(run->ld, e);
+		int keep = 0;
+
+		if (!dn)
+			continue;
+		if (one_value(run->ld, e, "tokensealVaultId", &id) == 0 && ts_buf_append_u8(&id, 0) == 0)
+			for (size_t i = 0; i < run->seen->n && !keep; i++)
+				keep = strcasecmp(run->seen->ids[i], (const char *)id.data) == 0;
+		if (!keep) {
+			if ((r = ldap_delete_ext_s(run->ld, dn, NULL, NULL)) == LDAP_SUCCESS)
+				printf("removed %s (its vault is gone from this machine)\n", dn);
+			else {
+				cli_err("cannot remove %s: %s", dn, ldap_err2string(r));
+				run->failed++;
+			}
+		}
+		ldap_memfree(dn);
+	}
+	ldap_msgfree(res);
+}
+
+static const char publish_help[] =
+	"Usage: tokenseal escrow publish --to-ldap URI --base DN [--state-dir DIR] [--machine-id ID]\n"
+	"                 [--bind-dn DN --password-file FILE]\n"
+	"Publish each escrowed vault of this machine (every owner's, from DIR, default\n"
+	"/var/lib/tokenseal; root only) to the directory: one entry cn=MACHINE.VAULT-ID under\n"
+	"DN (schema: contrib/ldap/), holding the vault file, whose escrow boxes are sealed to\n"
+	"the officers. Each entry written is read back and compared; one that already holds\n"
+	"the same file is left alone; an entry of this machine whose vault is gone is removed.\n"
+	"Safe while tokensealed runs (it reads the files only). Without --bind-dn the bind is\n"
+	"SASL EXTERNAL (ldapi://, or ldaps:// with a TLS client certificate from ldap.conf).\n\n"
+	"      --to-ldap URI      ldapi://, ldaps:// or ldap:// URI of the directory\n"
+	"      --base DN          where the records are kept\n"
+	"      --state-dir DIR    the daemon's state directory\n"
+	"      --machine-id ID    this machine's name in the records (default /etc/machine-id)\n"
+	"      --bind-dn DN       simple bind as DN, with the password read from\n"
+	"      --password-file FILE  (first line), never from the command line\n"
+	"  -h, --help           this text\n";
+
+int escrow_publish_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "to-ldap", required_argument, NULL, 'u' }, { "base", required_argument, NULL, 'b' },
+		{ "state-dir", required_argument, NULL, 'd' }, { "machine-id", required_argument, NULL, 'M' },
+		{ "bind-dn", required_argument, NULL, 'D' }, { "password-file", required_argument, NULL, 'y' },
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+	};
+	struct cli_ldap_opts o = { 0 };
+	const char *state_dir = "/var/lib/tokenseal", *machine_opt = NULL;
+	char machine[MACHINE_ID_MAX + 1];
+	struct published *seen = NULL;
+	struct run run = { 0 };
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'u': o.uri = optarg; break;
+		case 'b': o.base = optarg; break;
+		case 'd': state_dir = optarg; break;
+		case 'M': machine_opt = optarg; break;
+		case 'D': o.bind_dn = optarg; break;
+		case 'y': o.password_file = optarg; break;
+		case 'h': fputs(publish_help, stdout); return EXIT_OK;
+		default: return EXIT_USAGE;
+		}
+	}
+	if (optind != argc || !o.uri)
+		return cli_usage_error("escrow publish ", "--to-ldap URI and --base DN are required");
+	if ((rc = cli_ldap_machine_id(machine_opt, machine)) != 0)
+		return rc;
+	if ((seen = calloc(1, sizeof(*seen))) == NULL) {
+		cli_err("out of memory");
+		return EXIT_FAIL;
+	}
+	if ((rc = cli_ldap_open(&o, &run.ld)) != 0) {
+		free(seen);
+		return rc;
+	}
+	run.base = o.base;
+	run.machine = machine;
+	run.state_dir = state_dir;
+	run.seen = seen;
+	if (ts_store_list_owners(state_dir, each_owner, &run) < 0) {
+		cli_err("the directory went away during the run (%s); nothing removed", o.uri);
+		run.failed++;
+	} else if (access(state_dir, R_OK | X_OK) < 0) {
+		cli_err("%s: %s", state_dir, strerror(errno));
+		run.failed++;
+	} else if (run.failed == 0 && seen->n < PUBLISH_MAX)
+		prune(&run);
+	printf("%u published, %u unchanged, %u without escrow, %u failed\n", run.written, run.unchanged, run.skipped,
+	       run.failed);
+	cli_ldap_close(run.ld);
+	free(seen);
+	return run.failed ? EXIT_FAIL : EXIT_OK;
+}

@@ -1,0 +1,90 @@
+#!/bin/bash
+# ldap-escrow.sh — escrow records in a real OpenLDAP directory (slapd on ldapi:// in a temp dir, SASL EXTERNAL):
+# publish, read back, refresh on an escrow change, recover --from-ldap on another machine, tampered records
+# refused, directory down, a vault gone is removed.
+. "$TS_SRC/tests/lib/rig.sh"
+. "$TS_SRC/tests/lib/slapd.sh"
+D=$RIG_DIR
+T=$TOKENSEAL
+ts() { "$T" --vault fleet "$@"; }
+publish() { "$T" escrow publish --to-ldap "$LDAP_URI" --base "$LDAP_BASE" --state-dir "$STATE_DIR" --machine-id m1 "$@"; }
+stored_b64() { ldap_search -o ldif-wrap=no -b "cn=m1.$1,$LDAP_BASE" -s base tokensealVaultFile | sed -n 's/^tokensealVaultFile:: //p'; }
+
+slapd_start "$D/ldap"
+rig_start_bus
+rig_start_daemon --idle-lock 0
+for o in alice bob; do "$T" escrow keygen --out-secret "$D/$o.sec" >"$D/$o.pub" || fail "keygen $o"; done
+ts create >"$D/rk" || fail "create"
+ts escrow set --threshold 2 "alice=$(cat "$D/alice.pub")" "bob=$(cat "$D/bob.pub")" >/dev/null || fail "escrow set"
+printf 'escrowed data\n' | ts wrap --text -c app=fleet >"$D/blob" || fail "wrap"
+VID=$(ts status | sed -n 's/^ *id: *//p')
+[ ${#VID} = 32 ] || fail "vault id: '$VID'"
+"$T" --vault plain create >/dev/null || fail "create plain"
+
+# --- publish: one entry per (machine, vault), read back and compared; a vault without escrow is skipped.
+publish >"$D/p" 2>&1 || fail "publish: $(cat "$D/p")"
+grep -q "^published fleet (uid 0, generation [0-9]*, 2 officer(s), 2 needed): cn=m1.$VID,$LDAP_BASE, read back and verified$" "$D/p" ||
+	fail "publish output: $(cat "$D/p")"
+grep -q "^skipped plain (uid 0): no escrow recipients$" "$D/p" || fail "plain not skipped: $(cat "$D/p")"
+[ "$(stored_b64 "$VID")" = "$(base64 -w0 "$STATE_DIR/0/fleet.vault")" ] || fail "the directory does not hold the vault file"
+ldap_search -b "cn=m1.$VID,$LDAP_BASE" -s base >"$D/entry"
+for a in "tokensealVaultId: $VID" "tokensealMachineId: m1" "tokensealVaultName: fleet" "tokensealOwnerUid: 0" \
+	"tokensealEscrowThreshold: 2" "tokensealEscrowRecipient: alice" "tokensealEscrowRecipient: bob"; do
+	grep -qx "$a" "$D/entry" || fail "entry lacks '$a': $(cat "$D/entry")"
+done
+publish >"$D/p" 2>&1 || fail "publish again"
+grep -q "^0 published, 1 unchanged, 1 without escrow, 0 failed$" "$D/p" || fail "second publish rewrote: $(cat "$D/p")"
+pass "escrow publish: the vault file under cn=MACHINE.VAULT-ID, read back and verified; unchanged is not rewritten"
+
+# --- an escrow change is published again (1 of 2 officers now).
+ts escrow set --threshold 1 "alice=$(cat "$D/alice.pub")" "bob=$(cat "$D/bob.pub")" >/dev/null || fail "escrow set 1"
+publish >"$D/p" 2>&1 || fail "publish after the change"
+grep -q "^published fleet .* 1 needed)" "$D/p" || fail "the change was not published: $(cat "$D/p")"
+[ "$(stored_b64 "$VID")" = "$(base64 -w0 "$STATE_DIR/0/fleet.vault")" ] || fail "the directory holds the old file"
+pass "an escrow change is published again (threshold 2 -> 1)"
+
+# --- recover on another machine, from the directory alone, by one officer; the data opens.
+mkdir -p "$D/state2"
+"$T" escrow recover --from-ldap "$LDAP_URI" --base "$LDAP_BASE" --vault-id "$VID" --state-dir "$D/state2" \
+	--secret "$D/alice.sec" >"$D/rec" 2>&1 || fail "recover --from-ldap: $(cat "$D/rec")"
+NEWKEY=$(grep -Eo '[0-9A-Z]{5}(-[0-9A-Z]{5}){7}' "$D/rec" | head -n1)
+[ -n "$NEWKEY" ] || fail "no new recovery key: $(cat "$D/rec")"
+rig_stop_daemon
+STATE1=$STATE_DIR
+STATE_DIR=$D/state2 rig_start_daemon --idle-lock 0
+printf '%s\n' "$NEWKEY" >"$D/newkey"
+ts unlock --protector recovery --pin-fd 3 3<"$D/newkey" >/dev/null || fail "unlock with the recovered vault's new key"
+[ "$(ts unwrap -c app=fleet <"$D/blob")" = "escrowed data" ] || fail "unwrap after recovery from the directory"
+rig_stop_daemon
+pass "escrow recover --from-ldap on another machine: one officer, a new recovery key, the data opens"
+
+# --- a record tampered with in the directory is refused: a flipped byte, and another vault's file.
+good=$(stored_b64 "$VID")
+set_file() { printf 'dn: cn=m1.%s,%s\nchangetype: modify\nreplace: tokensealVaultFile\ntokensealVaultFile:: %s\n' \
+	"$VID" "$LDAP_BASE" "$1" | ldap_modify >/dev/null || fail "ldapmodify"; }
+rm -rf "$D/state3"; mkdir -p "$D/state3"
+flipped=$(base64 -d <<<"$good" | python3 -c 'import sys; b = bytearray(sys.stdin.buffer.read()); b[len(b) // 2] ^= 1; sys.stdout.buffer.write(b)' | base64 -w0)
+set_file "$flipped"
+rc=0; "$T" escrow recover --from-ldap "$LDAP_URI" --base "$LDAP_BASE" --vault-id "$VID" --state-dir "$D/state3" \
+	--secret "$D/alice.sec" >"$D/rec" 2>&1 || rc=$?
+[ $rc -ne 0 ] || fail "a tampered record was recovered: $(cat "$D/rec")"
+grep -q "escrow recovery failed: Authentication failed" "$D/rec" || fail "tampered record: $(cat "$D/rec")"
+[ -z "$(find "$D/state3" -name '*.vault*')" ] || fail "a vault was written from a tampered record: $(find "$D/state3")"
+set_file "$(base64 -w0 "$STATE1/0/plain.vault")"
+rc=0; "$T" escrow recover --from-ldap "$LDAP_URI" --base "$LDAP_BASE" --vault-id "$VID" --state-dir "$D/state3" \
+	--secret "$D/alice.sec" >"$D/rec" 2>&1 || rc=$?
+[ $rc -ne 0 ] && grep -q "holds vault [0-9a-f]*, not $VID; refused" "$D/rec" || fail "a swapped record: rc $rc $(cat "$D/rec")"
+set_file "$good"
+pass "a record tampered with in the directory (a flipped byte, another vault's file) is refused at recovery"
+
+# --- the directory down: publish fails and says so; back up, it catches up; a vault gone is removed.
+STATE_DIR=$STATE1
+slapd_stop "$D/ldap"
+rc=0; publish >"$D/p" 2>&1 || rc=$?
+[ $rc -ne 0 ] && grep -q "cannot bind" "$D/p" || fail "publish with the directory down: rc $rc $(cat "$D/p")"
+slapd_start "$D/ldap"
+rm -f "$STATE_DIR/0/fleet.vault" "$STATE_DIR/0/fleet.vault.bak"
+publish >"$D/p" 2>&1 || fail "publish after the vault went: $(cat "$D/p")"
+grep -q "^removed cn=m1.$VID,$LDAP_BASE (its vault is gone from this machine)$" "$D/p" || fail "not removed: $(cat "$D/p")"
+[ -z "$(ldap_search -b "$LDAP_BASE" -s one dn)" ] || fail "entries left: $(ldap_search -b "$LDAP_BASE" -s one dn)"
+pass "the directory down: publish fails naming it; back up: the record of a vault gone is removed"

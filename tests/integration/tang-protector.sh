@@ -1,0 +1,134 @@
+#!/bin/bash
+# tang-protector.sh — tang protectors against real Tang servers (Debian's tangd): 2-of-{tpm2, tang} unlocks,
+# a server down fails with its name, a wrong thumbprint is refused, key rotation and --replace, policy.
+. "$TS_SRC/tests/lib/rig.sh"
+. "$TS_SRC/tests/lib/swtpm.sh"
+. "$TS_SRC/tests/lib/tang.sh"
+D=$RIG_DIR
+ts() { "$TOKENSEAL" --vault "${V:-demo}" "$@"; }
+# Run, expect exit code $1 and (optionally) $2 in stderr.
+expect_rc() { # rc, needle ('' for any), command...
+	local want=$1 needle=$2 rc=0
+	shift 2
+	"$@" >"$D/out" 2>"$D/err" </dev/null || rc=$?
+	[ "$rc" = "$want" ] || fail "expected exit $want, got $rc from: $* — stderr: $(cat "$D/err")"
+	[ -z "$needle" ] || grep -qF -- "$needle" "$D/err" || fail "expected '$needle' in stderr of: $* — got: $(cat "$D/err")"
+}
+enrolled_id() { sed -n 's/^Enrolled protector \(p[0-9]*\) .*/\1/p' "$1"; }
+n_protectors() { ts status | sed -n 's/^ *protectors: *//p'; }
+state() { ts status | sed -n 's/^ *state: *\([a-z]*\).*/\1/p'; }
+
+swtpm_start "$D/tpm"
+tang_start "$D/tang1"; URL1=$TANG_URL THP1=$TANG_THP PORT1=$(cat "$D/tang1/port")
+tang_start "$D/tang2"; URL2=$TANG_URL THP2=$TANG_THP PORT2=$(cat "$D/tang2/port")
+[ "$THP1" != "$THP2" ] || fail "two tangd key directories with one signing key"
+rig_start_bus
+rig_start_daemon --idle-lock 0 --tpm2-tcti "swtpm:path=$D/tpm/sock"
+
+# --- the default policy: a tang protector that could open the vault alone is refused.
+V=alone ts create >/dev/null || fail "create alone"
+V=alone expect_rc 10 "[tang] alone (built-in default)" ts enroll tang --url "$URL1" --thp "$THP1"
+[ "$(V=alone n_protectors)" = 1 ] || fail "a refused tang protector was enrolled"
+grep -q "event=policy-denied vault=alone .*protector=tang" "$D/daemon.log" || fail "no policy-denied audit event"
+pass "the default policy refuses a tang protector on its own ([tang] alone)"
+
+# --- 2-of-{recovery, tpm2, tang}: a wrong thumbprint is refused at enrollment, the right one binds.
+ts create --threshold 2 >"$D/rk" || fail "create --threshold 2"
+ts enroll tpm2 >"$D/e" 2>&1 </dev/null || fail "enroll tpm2: $(cat "$D/e")"
+expect_rc 6 "no signing key of the advertisement has thumbprint $THP2" ts enroll tang --url "$URL1" --thp "$THP2"
+expect_rc 2 "--thp THP" ts enroll tang --url "$URL1"
+[ "$(n_protectors)" = 2 ] || fail "a refused tang protector was enrolled"
+pass "a wrong thumbprint (another server's) is refused at enrollment, and so is none"
+
+ts enroll tang --url "$URL1" --url "$URL2" --thp "$THP1" --thp "$THP2" >"$D/e" 2>&1 </dev/null ||
+	fail "enroll tang: $(cat "$D/e")"
+P_TANG=$(enrolled_id "$D/e")
+ts status >"$D/st"
+grep -A3 "^ *$P_TANG *tang" "$D/st" | grep -q "servers=2 url1=$URL1 thp1=$THP1 url2=$URL2 thp2=$THP2" ||
+	fail "status of $P_TANG: $(cat "$D/st")"
+printf 'fleet data\n' | ts wrap --text -c app=tang >"$D/blob" || fail "wrap"
+ts lock >/dev/null || fail "lock"
+expect_rc 0 "" ts unlock
+[ "$(state)" = unlocked ] || fail "2-of-{tpm2, tang} did not unlock"
+[ "$(ts unwrap -c app=tang <"$D/blob")" = "fleet data" ] || fail "unwrap after the tang unlock"
+grep -q "event=unlock vault=demo .*protector=$P_TANG" "$D/daemon.log" || fail "no unlock by $P_TANG in the audit log"
+pass "2-of-{tpm2, tang}: tpm2 and the Tang servers unlock with no one typing anything"
+
+# --- servers down: one is enough; with none the share fails naming each server, the vault stays locked.
+tang_stop "$D/tang1"
+ts lock >/dev/null
+expect_rc 0 "" ts unlock
+[ "$(state)" = unlocked ] || fail "the second server alone did not unlock"
+tang_stop "$D/tang2"
+ts lock >/dev/null
+expect_rc 1 "Tang server $URL1: Couldn't connect to server" ts unlock
+grep -qF "Tang server $URL2: " "$D/err" || fail "the error does not name the second server: $(cat "$D/err")"
+[ "$(state)" = locked ] || fail "unlocked with every Tang server down"
+pass "one Tang server down: the other answers; both down: the share fails naming both, the vault stays locked"
+
+# --- rotation on the server: the old key, hidden, still answers; --replace rebinds; then the old key can go.
+tang_start "$D/tang1" "$PORT1"
+[ "$TANG_THP" = "$THP1" ] || fail "tang1 restarted with other keys"
+tang_rotate "$D/tang1"
+NEW1=$(tang_thp "$URL1")
+[ -n "$NEW1" ] && [ "$NEW1" != "$THP1" ] || fail "tangd-rotate-keys did not change the advertised key"
+ls -a "$D/tang1/db" | grep -q '^\..*\.jwk$' || fail "no hidden old key after rotation"
+expect_rc 0 "" ts unlock
+[ "$(state)" = unlocked ] || fail "no unlock after tangd-rotate-keys (old key hidden, not removed)"
+pass "after tangd-rotate-keys the protector still unlocks (the old key is hidden, not removed)"
+
+tang_start "$D/tang2" "$PORT2"
+
+expect_rc 6 "no signing key of the advertisement has thumbprint $THP1" ts enroll tang --replace "$P_TANG" --thp "$THP1" --thp "$THP2"
+ts enroll tang --replace "$P_TANG" --thp "$NEW1" --thp "$THP2" >"$D/e" 2>&1 </dev/null || fail "enroll --replace: $(cat "$D/e")"
+P_NEW=$(enrolled_id "$D/e")
+grep -q "Protector $P_TANG replaced and removed" "$D/e" || fail "replace: $(cat "$D/e")"
+ts status >"$D/st"
+grep -q "^ *$P_TANG " "$D/st" && fail "the replaced protector is still there"
+grep -A3 "^ *$P_NEW *tang" "$D/st" | grep -q "servers=2 url1=$URL1 thp1=$NEW1 url2=$URL2" ||
+	fail "the rebound protector: $(cat "$D/st")"
+rm -f "$D"/tang1/db/.*.jwk
+ts lock >/dev/null
+expect_rc 0 "" ts unlock
+[ "$(state)" = unlocked ] || fail "the rebound protector did not unlock once the old key was removed"
+pass "enroll tang --replace rebinds to the new key (the old thumbprint is refused); the old key can then go"
+
+# --- trust on first use, by name (resolved in the helper): the key seen is recorded and shown.
+V=tofu ts create --threshold 2 >/dev/null || fail "create tofu"
+V=tofu ts enroll tang --url "http://localhost:$PORT1" --trust-first-use >"$D/e" 2>&1 </dev/null ||
+	fail "enroll --trust-first-use: $(cat "$D/e")"
+V=tofu ts status >"$D/st"
+grep -q "trusted on first use, key ${NEW1:0:12}" "$D/st" || fail "status does not say the key was trusted on first use: $(cat "$D/st")"
+grep -q "thp1=$NEW1" "$D/st" || fail "status does not show the thumbprint trusted"
+pass "--trust-first-use records and shows the thumbprint seen (server given by name)"
+
+# --- once the server's key is gone (rotated, then deleted), its answer says so.
+V=tofu ts lock >/dev/null
+tang_rotate "$D/tang1"
+rm -f "$D"/tang1/db/.*.jwk
+V=tofu expect_rc 1 "Tang server http://localhost:$PORT1: HTTP status 404" ts unlock
+grep -qF "rebind with 'tokenseal enroll tang --replace'" "$D/err" || fail "no hint to rebind: $(cat "$D/err")"
+pass "a server whose key was deleted: the share fails with HTTP 404 and the way to rebind"
+grep -q "seccomp: refused" "$D/daemon.log" && fail "the helper's sandbox refused a call: $(grep seccomp "$D/daemon.log")"
+rig_san_clean || fail "sanitizer report"
+
+# --- the helper's sandbox: only a tang request reaches the network. The attack: a helper that, once it has
+# read its request, opens a TCP connection to the Tang server's port (tests/helper/compromised.c, mode=net).
+rig_stop_daemon
+mkdir -p "$D/chelper"
+cp "$TS_BUILD/tests/tokenseal-helper-compromised" "$D/chelper/tokenseal-helper"
+chmod 755 "$D/chelper" "$D/chelper/tokenseal-helper"
+printf 'mode=net\nnet=%s\n' "$PORT1" >"$D/chelper/compromised.conf"
+chmod 644 "$D/chelper/compromised.conf"
+: >"$D/daemon.log"
+TS_HELPER="$D/chelper/tokenseal-helper" rig_start_daemon --idle-lock 0 --helper-keep 0 --tpm2-tcti "swtpm:path=$D/tpm/sock"
+ts lock >/dev/null
+expect_rc 0 "" ts unlock
+[ "$(state)" = unlocked ] || fail "no unlock through the (attacking) helper"
+grep -q "compromised-helper: net: refused (type tang describe: socket(AF_INET): Operation not permitted)" "$D/daemon.log" ||
+	fail "describing a tang record kept the network: $(grep 'compromised-helper: net' "$D/daemon.log")"
+grep -q "compromised-helper: net: refused (type tpm2 unlock: socket(AF_INET): Operation not permitted)" "$D/daemon.log" ||
+	fail "a tpm2 request's helper was not refused the network: $(grep 'compromised-helper: net' "$D/daemon.log")"
+grep -q "compromised-helper: net: SUCCEEDED (type tang unlock: connected" "$D/daemon.log" ||
+	fail "control: the tang request's helper could not connect: $(grep 'compromised-helper: net' "$D/daemon.log")"
+pass "the helper's sandbox: a tpm2 unlock's or a tang describe's helper cannot open an AF_INET socket; a tang unlock's can"

@@ -1,0 +1,93 @@
+# slapd.sh — a private OpenLDAP server (Debian's slapd) on an ldapi:// socket in a temp dir, for the tests.
+#
+# Source after rig.sh: the PID joins RIG_PIDS and rig_cleanup stops it.
+#   slapd_start DIR   on first start, a cn=config made with slapadd (core, cosine and tokenseal's
+#                     schema, contrib/ldap/tokenseal.ldif; an mdb database for LDAP_BASE whose
+#                     manager is root by SASL EXTERNAL), then slapd in the foreground on
+#                     ldapi://DIR/ldapi; sets LDAP_URI and LDAP_BASE (ou=escrow under the suffix)
+#   slapd_stop DIR    stop it by the PID it was started with (the data stays)
+#   lq ...            ldapsearch/ldapmodify helpers: ldap_search ARGS, ldap_modify < LDIF
+LDAP_SUFFIX="dc=tokenseal,dc=test"
+LDAP_BASE="ou=escrow,$LDAP_SUFFIX"
+ROOT_EXTERNAL="gidNumber=0+uidNumber=0,cn=peercred,cn=external,cn=auth"
+
+slapd_uri() { printf 'ldapi://%s' "$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1/ldapi")"; }
+
+slapd_start() { # dir
+	local d=$1 pid
+	[ -x /usr/sbin/slapd ] || { echo "SKIP: slapd not installed (Debian package slapd)"; exit 77; }
+	LDAP_URI=$(slapd_uri "$d")
+	if [ ! -d "$d/slapd.d" ]; then
+		mkdir -p "$d/slapd.d" "$d/db"
+		{
+			cat <<LDIF
+dn: cn=config
+objectClass: olcGlobal
+cn: config
+olcPidFile: $d/slapd.pid
+
+dn: cn=module{0},cn=config
+objectClass: olcModuleList
+cn: module{0}
+olcModulePath: /usr/lib/ldap
+olcModuleLoad: back_mdb
+
+dn: cn=schema,cn=config
+objectClass: olcSchemaConfig
+cn: schema
+
+LDIF
+			cat /etc/ldap/schema/core.ldif; echo
+			cat /etc/ldap/schema/cosine.ldif; echo
+			cat "$TS_SRC/contrib/ldap/tokenseal.ldif"; echo
+			cat <<LDIF
+dn: olcDatabase={-1}frontend,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcFrontendConfig
+olcDatabase: {-1}frontend
+
+dn: olcDatabase={0}config,cn=config
+objectClass: olcDatabaseConfig
+olcDatabase: {0}config
+olcAccess: {0}to * by dn.exact=$ROOT_EXTERNAL manage by * none
+
+dn: olcDatabase={1}mdb,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcMdbConfig
+olcDatabase: {1}mdb
+olcDbDirectory: $d/db
+olcSuffix: $LDAP_SUFFIX
+olcRootDN: $ROOT_EXTERNAL
+olcDbMaxSize: 67108864
+olcAccess: {0}to * by dn.exact=$ROOT_EXTERNAL manage by * none
+LDIF
+		} >"$d/config.ldif"
+		slapadd -n 0 -F "$d/slapd.d" -l "$d/config.ldif" >"$d/slapadd.log" 2>&1 || fail "slapadd: $(cat "$d/slapadd.log")"
+		printf 'dn: %s\nobjectClass: dcObject\nobjectClass: organization\ndc: tokenseal\no: test\n\ndn: %s\nobjectClass: organizationalUnit\nou: escrow\n' \
+			"$LDAP_SUFFIX" "$LDAP_BASE" >"$d/base.ldif"
+		slapadd -n 1 -F "$d/slapd.d" -l "$d/base.ldif" >>"$d/slapadd.log" 2>&1 || fail "slapadd base: $(cat "$d/slapadd.log")"
+	fi
+	# -d 0: in the foreground (so $! is slapd itself), logging nothing but errors.
+	/usr/sbin/slapd -d 0 -F "$d/slapd.d" -h "$LDAP_URI" 2>>"$d/log" &
+	pid=$!
+	echo "$pid" >"$d/pid"
+	RIG_PIDS+=("$pid")
+	for _ in $(seq 100); do
+		if ldapsearch -LLL -Q -Y EXTERNAL -H "$LDAP_URI" -b "$LDAP_BASE" -s base dn >/dev/null 2>&1; then return 0; fi
+		kill -0 "$pid" 2>/dev/null || fail "slapd exited: $(cat "$d/log")"
+		sleep 0.05
+	done
+	fail "slapd on $LDAP_URI did not answer: $(cat "$d/log")"
+}
+
+slapd_stop() { # dir
+	local pid
+	pid=$(cat "$1/pid")
+	kill "$pid" 2>/dev/null || true
+	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	kill -9 "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+ldap_search() { ldapsearch -LLL -Q -Y EXTERNAL -H "$LDAP_URI" "$@"; }
+ldap_modify() { ldapmodify -Q -Y EXTERNAL -H "$LDAP_URI"; }
