@@ -5,8 +5,8 @@
 #                     again with ASan+UBSan (build-asan/) and run the unit and integration
 #                     tests against that build: one closing line "N passed, N failed"
 #   make check-unit | check-integration | check-fido2 | check-tpm2 | check-pkcs11
-#        | check-pam | check-policy | check-hardening | check-security | check-isolation
-#                     (one test group each)
+#        | check-pam | check-policy | check-hardening | check-security | check-isolation | check-age
+#                     (one test group each; check-age: the real age with age-plugin-tokenseal)
 #   make lint         daemon/bus/ layering: no include cycle, no .c above 700 lines (tests/lint/)
 #   make check-asan   only the ASan+UBSan pass of make check
 #   make demo         run the end-to-end demo on a private bus
@@ -71,7 +71,7 @@ DAEMON_SRC   := $(sort $(filter-out daemon/main.c $(BACKEND_SRC),$(wildcard daem
 HELPER_SRC   := daemon/helper/main.c daemon/helper/sandbox.c daemon/protectors/registry.c daemon/protectors/helper_wire.c \
                 daemon/protectors/recovery.c $(BACKEND_SRC)
 CLIENT_SRC   := $(sort $(wildcard cli/lib/*.c)) daemon/core/error.c daemon/core/buf.c daemon/core/blob.c daemon/core/context.c \
-                daemon/core/text.c
+                daemon/core/text.c daemon/core/age.c daemon/core/bech32.c
 CLI_SRC      := $(sort $(wildcard cli/*.c))
 SOFTFIDO_SRC := $(sort $(wildcard tests/softfido/*.c))
 UNIT_SRC     := $(sort $(wildcard tests/unit/test_*.c))
@@ -103,8 +103,12 @@ PROGRAMS += $(SOFTFIDO)
 endif
 PAM_TOKENSEAL := $(BUILD)/pam_tokenseal.so
 PROGRAMS += $(PAM_TOKENSEAL)
+# age's plugin for tokenseal vaults (docs/FORMAT.md, "age recipients"); age finds it on PATH.
+AGE_PLUGIN  := $(BUILD)/age-plugin-tokenseal
+AGE_PLUGIN_SRC := $(sort $(wildcard cli/age-plugin/*.c))
+PROGRAMS += $(AGE_PLUGIN)
 
-.PHONY: all deps lint check check-asan check-unit check-integration check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening check-security check-isolation \
+.PHONY: all deps lint check check-asan check-unit check-integration check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening check-security check-isolation check-age \
         demo bench install uninstall clean tests
 
 all: $(PROGRAMS) tests
@@ -165,6 +169,11 @@ $(TOKENSEAL): $(call obj,$(CLI_SRC) daemon/store.c daemon/protectors/escrow_rsa.
 $(call obj,contrib/pam/pam_tokenseal.c): ALL_CFLAGS += -Icli/lib
 $(PAM_TOKENSEAL): $(call obj,contrib/pam/pam_tokenseal.c) $(LIBTOKENSEAL_A)
 	$(CC) $(ALL_LDFLAGS) -shared -Wl,--no-undefined -Wl,--exclude-libs,ALL -o $@ $^ $(call pc_libs,$(CLIENT_PKGS) pam)
+
+# The age plugin: a client of the static client library (its internal API, as the CLI), plus core/age.c.
+$(call obj,$(AGE_PLUGIN_SRC)): ALL_CFLAGS += -Icli
+$(AGE_PLUGIN): $(call obj,$(AGE_PLUGIN_SRC)) $(LIBTOKENSEAL_A)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(CLIENT_PKGS))
 
 $(SOFTFIDO): $(call obj,$(SOFTFIDO_SRC))
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(SOFTFIDO_PKGS))
@@ -238,7 +247,7 @@ check-integration: deps
 	$(MAKE) all
 	tests/run --build $(BUILD) integration
 
-check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening check-security check-isolation: deps
+check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening check-security check-isolation check-age: deps
 	$(MAKE) all
 	tests/run --build $(BUILD) $(patsubst check-%,%,$@)
 
@@ -351,6 +360,7 @@ install: $(PROGRAMS)
 	           $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
 	           $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(UDEVRULESDIR) $(DESTDIR)$(POLKITRULESDIR)
 	install -m 0755 $(TOKENSEAL) $(DESTDIR)$(BINDIR)/tokenseal
+	install -m 0755 $(AGE_PLUGIN) $(DESTDIR)$(BINDIR)/age-plugin-tokenseal
 	install -m 0755 $(TOKENSEALED) $(DESTDIR)$(SBINDIR)/tokensealed
 	install -m 0711 $(HELPER) $(DESTDIR)$(LIBEXECDIR)/tokenseal-helper
 	install -m 0755 $(LIBTOKENSEAL_SO) $(DESTDIR)$(LIBDIR)/libtokenseal.so.1
@@ -378,7 +388,7 @@ install: $(PROGRAMS)
 	done
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/tokenseal $(DESTDIR)$(SBINDIR)/tokensealed $(DESTDIR)$(LIBEXECDIR)/tokenseal-helper \
+	rm -f $(DESTDIR)$(BINDIR)/tokenseal $(DESTDIR)$(BINDIR)/age-plugin-tokenseal $(DESTDIR)$(SBINDIR)/tokensealed $(DESTDIR)$(LIBEXECDIR)/tokenseal-helper \
 	      $(DESTDIR)$(LIBDIR)/libtokenseal.so.1 $(DESTDIR)$(LIBDIR)/libtokenseal.so \
 	      $(DESTDIR)$(LIBDIR)/libtokenseal.a $(DESTDIR)$(LIBDIR)/pkgconfig/tokenseal.pc \
 	      $(DESTDIR)$(INCLUDEDIR)/tokenseal.h \
