@@ -289,6 +289,7 @@ fuzz-seeds: $(FUZZ_BUILD)/mkseeds
 	tests/fuzz/mkseeds_ctap.py tests/fuzz/corpus
 	tests/fuzz/mkseeds_dbus_args.py tests/fuzz/corpus
 	tests/fuzz/mkseeds_helper_wire.py tests/fuzz/corpus
+	tests/fuzz/mkseeds_age.py tests/fuzz/corpus
 
 fuzz-clean:
 	rm -rf $(FUZZ_BUILD)
@@ -323,6 +324,12 @@ $(FUZZ_BUILD)/fuzz_dbus_args: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_dbus_args.o $(FU
 # fuzz_helper_wire reads what tokensealed and tokenseal-helper send each other.
 $(FUZZ_BUILD)/fuzz_helper_wire: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_helper_wire.o \
 		$(FUZZ_BUILD)/obj/daemon/protectors/helper_wire.o $(FUZZ_CORE_A)
+	$(FUZZ_CC) $(FUZZ_SAN) -o $@ $^ $(call pc_libs,$(CORE_PKGS))
+
+# fuzz_age_stanza reads age's side of the plugin protocol with age-plugin-tokenseal's own stanza parser.
+$(FUZZ_BUILD)/obj/tests/fuzz/fuzz_age_stanza.o: FUZZ_CFLAGS += -Icli/age-plugin
+$(FUZZ_BUILD)/fuzz_age_stanza: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_age_stanza.o \
+		$(FUZZ_BUILD)/obj/cli/age-plugin/stanza.o $(FUZZ_CORE_A)
 	$(FUZZ_CC) $(FUZZ_SAN) -o $@ $^ $(call pc_libs,$(CORE_PKGS))
 
 # The seed generator is an ordinary program over the ordinary (uninstrumented) core.
