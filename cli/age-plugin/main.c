@@ -173,6 +173,8 @@ typedef struct ident {
 	uint8_t id[TS_VAULT_ID_BYTES];
 	int looked_up;
 	char *vault;              /* how to name it to the daemon (ListVaults' name), NULL: not visible */
+	int unusable;             /* not visible, or locked and not unlocked: asked once, not again */
+	int locked;               /* as the look-up found it */
 } ident;
 
 typedef struct entry {
@@ -263,8 +265,10 @@ static int look_up(session *s, ident *id, char *msg, size_t cap)
 	}
 	for (size_t i = 0; i < n && !id->vault; i++) {
 		ts_vault_info *v = NULL;
-		if (ts_client_vault_info(s->client, names[i], &v) == 0 && v->id && strcmp(v->id, hex) == 0)
+		if (ts_client_vault_info(s->client, names[i], &v) == 0 && v->id && strcmp(v->id, hex) == 0) {
 			id->vault = strdup(names[i]);
+			id->locked = v->locked;
+		}
 		ts_vault_info_free(v);
 	}
 	ts_strv_free(names);
@@ -276,26 +280,26 @@ static int look_up(session *s, ident *id, char *msg, size_t cap)
 	return 0;
 }
 
-/* The vault unlocked, asking for its PIN through age if need be. */
+/* The vault unlocked (as the look-up found it), asking for its PIN through age if need be. */
 static int ensure_unlocked(session *s, ident *id, char *msg, size_t cap)
 {
-	ts_vault_info *v = NULL;
-	ts_unlock_ui ui = { .ud = s, .ask_secret = ask_secret, .choose = choose, .info = info };
+	/*
+	 * need_user: only what shows somebody is there (a PIN or recovery key typed at age's prompt, a
+	 * security key touched), never a TPM without PIN: decrypting a file must not unlock the vault
+	 * for every application behind the user's back.
+	 */
+	ts_unlock_ui ui = { .ud = s, .ask_secret = ask_secret, .choose = choose, .info = info, .need_user = 1 };
 	unsigned needed = 0;
 	int r;
 
-	if ((r = ts_client_vault_info(s->client, id->vault, &v)) < 0) {
-		snprintf(msg, cap, "vault '%s': %s", id->vault, ts_client_last_error(s->client));
-		return r;
-	}
-	r = v->locked;
-	ts_vault_info_free(v);
-	if (!r)
+	if (!id->locked)
 		return 0;
 	s->vault = id->vault;
 	s->secret_refused = 0;
-	if ((r = ts_client_unlock_interactive(s->client, id->vault, NULL, &ui, &needed)) == 0 && needed == 0)
+	if ((r = ts_client_unlock_interactive(s->client, id->vault, NULL, &ui, &needed)) == 0 && needed == 0) {
+		id->locked = 0;
 		return 0;
+	}
 	if (s->secret_refused)
 		snprintf(msg, cap, "tokenseal vault '%s' is locked and no PIN was given: unlock it with "
 		                   "'tokenseal unlock --vault %s', then run age again", id->vault, id->vault);
@@ -386,16 +390,32 @@ static int identity_v1(conn *c)
 					id = &ids[i];
 			if (!id)
 				continue;   /* made for a vault none of these identities names */
+			if (id->unusable)
+				continue;   /* its message is kept from the first stanza that tried it */
 			if (!s.client && (r = ts_client_open(&s.client, NULL)) < 0) {
 				snprintf(msg, sizeof(msg), "cannot reach tokensealed: %s", ts_strerror(r));
 				failed = e;
 				break;
 			}
+			/* Not this vault: another stanza of the file may be for another of our vaults. */
 			if ((r = look_up(&s, id, msg, sizeof(msg))) < 0 || (r = ensure_unlocked(&s, id, msg, sizeof(msg))) < 0) {
+				id->unusable = 1;
 				failed = e;
-				break;
+				if (r == -TS_E_IO)
+					goto out;   /* age went away */
+				continue;
 			}
 			r = ts_client_age_unwrap(s.client, id->vault, e->st.key_version, e->st.share, e->st.body, fk);
+			if (r == -TS_E_LOCKED) {
+				/* Locked since the look-up (idle timeout, suspend): unlock once more and try again. */
+				id->locked = 1;
+				if ((r = ensure_unlocked(&s, id, msg, sizeof(msg))) < 0) {
+					id->unusable = 1;
+					failed = e;
+					continue;
+				}
+				r = ts_client_age_unwrap(s.client, id->vault, e->st.key_version, e->st.share, e->st.body, fk);
+			}
 			if (r == 0) {
 				char file[24];
 				const char *args[1] = { file };
