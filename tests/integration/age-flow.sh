@@ -142,13 +142,22 @@ pass "one character changed in the stanza's share, body or version: refused by t
 
 # Grease and unknown stanzas, in both state machines, through a driver that always sends them.
 DRIVE=(/usr/bin/python3 "$TS_SRC/tests/integration/age_plugin_drive.py" "$PLUGIN")
+export AGE_DRIVE_FILE_KEY=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 read -r ftype ttype tag ver shr body < <("${DRIVE[@]}" recipient "$RA") || fail "recipient-v1 with grease"
 [ "$ftype $ttype" = "0 tokenseal" ] || fail "recipient-v1 with grease: $ftype $ttype"
 out=$("${DRIVE[@]}" identity "$(grep ^AGE "$D/files/ida")" tokenseal "$tag $ver $shr" "$body") || fail "identity-v1: $out"
-[ "$out" = "FILE-KEY f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff" ] || fail "identity-v1 with grease and unknown stanzas: $out"
+[ "$out" = "FILE-KEY $AGE_DRIVE_FILE_KEY" ] || fail "identity-v1 with grease and unknown stanzas: $out"
 out=$("${DRIVE[@]}" identity "$(grep ^AGE "$D/files/ida")" tokenseal "$tag $ver" "$body" 2>&1) && fail "a stanza of 2 args accepted: $out"
 grep -q "^ERROR stanza 0 2 malformed tokenseal stanza" <<<"$out" || fail "malformed stanza: $out"
 pass "grease stanzas (phase 1, between commands) and unknown stanza types are ignored; a malformed tokenseal stanza is an error naming it"
+
+# The file key the daemon just gave out (the driver's random one) is nowhere in its memory after the
+# reply; the vault's id, which it keeps, is found (the scan is not blind).
+{ echo "file-key $AGE_DRIVE_FILE_KEY"; echo "vault-id $(vprop "$PA" Id | tr -d '"')"; } >"$D/pat"
+"$TS_BUILD/tests/tools/core_memscan" "$DAEMON_PID" "$D/pat" >"$D/scan" || fail "core_memscan (needs root)"
+grep -qx "file-key: 0 hits" "$D/scan" && ! grep -qx "vault-id: 0 hits" "$D/scan" ||
+	fail "daemon memory after AgeUnwrap: $(cat "$D/scan")"
+pass "after AgeUnwrap answered, no copy of the file key (nor half of one) in the daemon's memory (its vault id: found)"
 
 # Rotation: a new recipient; old files open until their version is retired, then never.
 AGE -r "$RA" -o "$D/files/v1.age" "$D/files/one" || fail "encrypt v1"

@@ -7,9 +7,10 @@ age-plugin-tokenseal, with grease and unknown stanzas that the real age sends on
   age_plugin_drive.py PLUGIN raw-identity                 phase 1 from stdin as is; print what comes back
 Every phase-2 command is answered: ok to file-key, recipient-stanza, msg and error; fail to
 request-secret, request-public and confirm; unsupported to anything else."""
-import base64, subprocess, sys
+import base64, os, subprocess, sys
 
-FILE_KEY = bytes(range(0xf0, 0x100))
+# The file key recipient-v1 wraps: $AGE_DRIVE_FILE_KEY (hex) or a fixed one.
+FILE_KEY = bytes.fromhex(os.environ.get("AGE_DRIVE_FILE_KEY", "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff"))
 
 
 def enc(t, args=(), body=b""):
