@@ -87,86 +87,6 @@ static int parse_index(const char *s, size_t max, size_t *ret)
 	return 0;
 }
 
-/* ---- recipient-v1 --------------------------------------------------------------------- */
-
-static int recipient_v1(conn *c)
-{
-	ts_age_recipient rec[MAX_RECIPIENTS];
-	uint8_t *keys = sodium_malloc(MAX_FILES * TS_AGE_FILE_KEY_BYTES);
-	size_t n_rec = 0, n_id = 0, n_files = 0;
-	char msg[256] = "", idx[24] = "", kind[16] = "";
-	int r, rc = 1;
-
-	if (!keys)
-		return 1;
-	/* Phase 1: what age wants wrapped to whom. Unknown (grease) stanzas are ignored. */
-	while ((r = next_stanza(c)) > 0 && !answered(c, "done")) {
-		if (answered(c, "add-recipient")) {
-			if (c->st.n_args != 1 || n_rec >= MAX_RECIPIENTS ||
-			    (r = ts_age_recipient_decode(c->st.args[0], strlen(c->st.args[0]), &rec[n_rec])) < 0) {
-				if (!*kind) {
-					snprintf(kind, sizeof(kind), "recipient");
-					snprintf(idx, sizeof(idx), "%zu", n_rec);
-					if (n_rec >= MAX_RECIPIENTS)
-						snprintf(msg, sizeof(msg), "more than %d tokenseal recipients", MAX_RECIPIENTS);
-					else if (r == -TS_E_UNSUPPORTED_VERSION)
-						snprintf(msg, sizeof(msg), "a tokenseal recipient of a newer format: update age-plugin-tokenseal");
-					else
-						snprintf(msg, sizeof(msg), "not a valid tokenseal recipient (age1tokenseal1...)");
-				}
-			}
-			n_rec++;
-		} else if (answered(c, "add-identity")) {
-			if (!*kind) {
-				snprintf(kind, sizeof(kind), "identity");
-				snprintf(idx, sizeof(idx), "%zu", n_id);
-				snprintf(msg, sizeof(msg), "encrypting to a tokenseal identity is not supported: encrypt to "
-				                           "the vault's recipient ('tokenseal age-recipient VAULT')");
-			}
-			n_id++;
-		} else if (answered(c, "wrap-file-key")) {
-			if (c->st.n_args != 0 || c->st.body_len != TS_AGE_FILE_KEY_BYTES || n_files >= MAX_FILES) {
-				if (!*kind) {
-					snprintf(kind, sizeof(kind), "internal");
-					snprintf(msg, sizeof(msg), "malformed wrap-file-key");
-				}
-			} else {
-				memcpy(keys + n_files++ * TS_AGE_FILE_KEY_BYTES, c->st.body, TS_AGE_FILE_KEY_BYTES);
-			}
-		}
-	}
-	if (r <= 0)
-		goto out;
-	/* Phase 2: a stanza per file and recipient, or the first error. */
-	if (*kind) {
-		rc = fail_session(c, kind, strcmp(kind, "internal") ? idx : NULL, NULL, msg);
-		goto out;
-	}
-	for (size_t f = 0; f < n_files; f++) {
-		for (size_t i = 0; i < n_rec; i++) {
-			ts_age_stanza st;
-			char file[24], tag[12], ver[6], share[44];
-			const char *args[6] = { file, TS_AGE_STANZA_TYPE, tag, ver, share, NULL };
-
-			snprintf(file, sizeof(file), "%zu", f);
-			if (ts_age_wrap(&rec[i], keys + f * TS_AGE_FILE_KEY_BYTES, NULL, &st) < 0 ||
-			    ts_age_stanza_format(&st, tag, ver, share) < 0) {
-				snprintf(idx, sizeof(idx), "%zu", i);
-				rc = fail_session(c, "recipient", idx, NULL, "this tokenseal recipient's public key is unusable");
-				goto out;
-			}
-			if (command(c, "recipient-stanza", args, 5, st.body, sizeof(st.body)) < 0)
-				goto out;
-			if (!answered(c, "ok"))
-				goto out;
-		}
-	}
-	rc = ts_stanza_write(c->out, "done", NULL, 0, NULL, 0) < 0;
-out:
-	sodium_free(keys);
-	return rc;
-}
-
 /* ---- identity-v1 ---------------------------------------------------------------------- */
 
 typedef struct ident {
@@ -307,6 +227,121 @@ static int ensure_unlocked(session *s, ident *id, char *msg, size_t cap)
 		snprintf(msg, cap, "tokenseal vault '%s' is locked and could not be unlocked: %s (or run "
 		                   "'tokenseal unlock --vault %s')", id->vault, ts_client_last_error(s->client), id->vault);
 	return r < 0 ? r : -TS_E_LOCKED;
+}
+
+/* ---- recipient-v1 --------------------------------------------------------------------- */
+
+static int recipient_v1(conn *c)
+{
+	ts_age_recipient rec[MAX_RECIPIENTS + MAX_IDENTITIES];
+	ident ids[MAX_IDENTITIES];
+	session s = { .c = c };
+	uint8_t *keys = sodium_malloc(MAX_FILES * TS_AGE_FILE_KEY_BYTES);
+	size_t n_rec = 0, n_id = 0, n_files = 0, n_direct;
+	char msg[256] = "", idx[24] = "", kind[16] = "";
+	int r, rc = 1;
+
+	memset(ids, 0, sizeof(ids));
+	if (!keys)
+		return 1;
+	/* Phase 1: what age wants wrapped to whom. Unknown (grease) stanzas are ignored. */
+	while ((r = next_stanza(c)) > 0 && !answered(c, "done")) {
+		if (answered(c, "add-recipient")) {
+			if (c->st.n_args != 1 || n_rec >= MAX_RECIPIENTS ||
+			    (r = ts_age_recipient_decode(c->st.args[0], strlen(c->st.args[0]), &rec[n_rec])) < 0) {
+				if (!*kind) {
+					snprintf(kind, sizeof(kind), "recipient");
+					snprintf(idx, sizeof(idx), "%zu", n_rec);
+					if (n_rec >= MAX_RECIPIENTS)
+						snprintf(msg, sizeof(msg), "more than %d tokenseal recipients", MAX_RECIPIENTS);
+					else if (r == -TS_E_UNSUPPORTED_VERSION)
+						snprintf(msg, sizeof(msg), "a tokenseal recipient of a newer format: update age-plugin-tokenseal");
+					else
+						snprintf(msg, sizeof(msg), "not a valid tokenseal recipient (age1tokenseal1...)");
+				}
+			}
+			n_rec++;
+		} else if (answered(c, "add-identity")) {
+			/* Encrypting to an identity: to its vault's current recipient, asked of the daemon below. */
+			if (c->st.n_args != 1 || n_id >= MAX_IDENTITIES ||
+			    (r = ts_age_identity_decode(c->st.args[0], strlen(c->st.args[0]), ids[n_id].id)) < 0) {
+				if (!*kind) {
+					snprintf(kind, sizeof(kind), "identity");
+					snprintf(idx, sizeof(idx), "%zu", n_id);
+					snprintf(msg, sizeof(msg), "not a valid tokenseal identity (AGE-PLUGIN-TOKENSEAL-1...)");
+				}
+			}
+			n_id++;
+		} else if (answered(c, "wrap-file-key")) {
+			if (c->st.n_args != 0 || c->st.body_len != TS_AGE_FILE_KEY_BYTES || n_files >= MAX_FILES) {
+				if (!*kind) {
+					snprintf(kind, sizeof(kind), "internal");
+					snprintf(msg, sizeof(msg), "malformed wrap-file-key");
+				}
+			} else {
+				memcpy(keys + n_files++ * TS_AGE_FILE_KEY_BYTES, c->st.body, TS_AGE_FILE_KEY_BYTES);
+			}
+		}
+	}
+	if (r <= 0)
+		goto out;
+	/* Phase 2: a stanza per file and recipient, or the first error. */
+	n_direct = n_rec;
+	/* Each identity's vault gives its current recipient (the vault must be unlocked: it is derived from the root key). */
+	for (size_t i = 0; i < n_id && !*kind; i++) {
+		uint8_t vid[TS_VAULT_ID_BYTES];
+		ts_age_recipient *x = &rec[n_rec];
+
+		if (!s.client && (r = ts_client_open(&s.client, NULL)) < 0)
+			snprintf(msg, sizeof(msg), "cannot reach tokensealed: %s", ts_strerror(r));
+		else if ((r = look_up(&s, &ids[i], msg, sizeof(msg))) == 0 &&
+		         (r = ts_client_age_recipient(s.client, ids[i].vault, vid, &x->key_version, x->public_key)) < 0)
+			snprintf(msg, sizeof(msg), "vault '%s': %s%s", ids[i].vault, ts_client_last_error(s.client),
+			         r == -TS_E_LOCKED ? " (encrypting to an identity needs the vault unlocked; its recipient, "
+			                             "'tokenseal age-recipient', does not)" : "");
+		else if (r == 0 && sodium_memcmp(vid, ids[i].id, sizeof(vid)) != 0) {
+			r = -TS_E_WRONG_VAULT;
+			snprintf(msg, sizeof(msg), "vault '%s' answered with another id", ids[i].vault);
+		}
+		if (r < 0) {
+			snprintf(kind, sizeof(kind), "identity");
+			snprintf(idx, sizeof(idx), "%zu", i);
+			break;
+		}
+		memcpy(x->vault_tag, vid, TS_AGE_VAULT_TAG_BYTES);
+		n_rec++;
+	}
+	if (*kind) {
+		rc = fail_session(c, kind, strcmp(kind, "internal") ? idx : NULL, NULL, msg);
+		goto out;
+	}
+	for (size_t f = 0; f < n_files; f++) {
+		for (size_t i = 0; i < n_rec; i++) {
+			ts_age_stanza st;
+			char file[24], tag[12], ver[6], share[44];
+			const char *args[6] = { file, TS_AGE_STANZA_TYPE, tag, ver, share, NULL };
+
+			snprintf(file, sizeof(file), "%zu", f);
+			if (ts_age_wrap(&rec[i], keys + f * TS_AGE_FILE_KEY_BYTES, NULL, &st) < 0 ||
+			    ts_age_stanza_format(&st, tag, ver, share) < 0) {
+				snprintf(idx, sizeof(idx), "%zu", i < n_direct ? i : i - n_direct);
+				rc = fail_session(c, i < n_direct ? "recipient" : "identity", idx, NULL,
+				                  "this tokenseal recipient's public key is unusable");
+				goto out;
+			}
+			if (command(c, "recipient-stanza", args, 5, st.body, sizeof(st.body)) < 0)
+				goto out;
+			if (!answered(c, "ok"))
+				goto out;
+		}
+	}
+	rc = ts_stanza_write(c->out, "done", NULL, 0, NULL, 0) < 0;
+out:
+	for (size_t i = 0; i < n_id && i < MAX_IDENTITIES; i++)
+		free(ids[i].vault);
+	ts_client_free(s.client);
+	sodium_free(keys);
+	return rc;
 }
 
 static int identity_v1(conn *c)

@@ -105,6 +105,15 @@ for id in ida native; do
 done
 pass "age -r age1tokenseal1... -r age1...: the tokenseal identity and the native X25519 identity each decrypt"
 
+# Encrypting to the identity (age -e -i): to the vault's current recipient, which needs it unlocked.
+AGE -e -i "$D/files/ida" -o "$D/files/toid.age" "$D/files/one" || fail "age -e -i identity"
+AGE -d -i "$D/files/ida" -o "$D/files/toid.out" "$D/files/toid.age" && cmp -s "$D/files/one" "$D/files/toid.out" ||
+	fail "decrypt a file encrypted to the identity"
+vcall "$PB" Lock || fail "Lock ageb"
+out=$(AGE -e -i "$D/files/idb" -o "$D/files/toid-b.age" "$D/files/one" 2>&1) && fail "encrypted to a locked vault's identity"
+grep -q "encrypting to an identity needs the vault unlocked" <<<"$out" || fail "age -e -i, vault locked: $out"
+pass "age -e -i IDENTITY encrypts to the vault's current recipient (unlocked); locked, it says to use the recipient"
+
 # A flipped byte in the stanza (the share, the body, the version) is refused before age sees a key.
 flip() { # FIELD OUT — copy one.age with one character of the tokenseal stanza's FIELD changed
 	/usr/bin/python3 - "$D/files/one.age" "$2" "$1" <<'PY'
