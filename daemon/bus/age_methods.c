@@ -90,10 +90,11 @@ int ts_age_method_unwrap(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	if (sd_bus_message_read(m, "u", &version) < 0 || sd_bus_message_read_array(m, 'y', &share, &share_len) < 0 ||
 	    sd_bus_message_read_array(m, 'y', &body, &body_len) < 0)
 		return ts_bus_error(error, -TS_E_INVALID_ARGS, NULL);
-	if (share_len != TS_AGE_KEY_BYTES || body_len != TS_AGE_BODY_BYTES)
-		return ts_bus_error(error, -TS_E_INVALID_ARGS, "share and body must be 32 bytes each");
+	/* Authorized first: a stranger gets UnknownObject whatever the arguments, as for no vault. */
 	if ((r = ts_vault_authorize(m, e, &caller, error)) != 0)
 		return r;
+	if (share_len != TS_AGE_KEY_BYTES || body_len != TS_AGE_BODY_BYTES)
+		return ts_bus_error(error, -TS_E_INVALID_ARGS, "share and body must be 32 bytes each");
 	if ((s = scratch()) == NULL)
 		return ts_bus_error(error, -TS_E_NOMEM, NULL);
 	/* The stanza as this vault would have written it: a tag of another vault fails the AEAD. */
