@@ -8,7 +8,7 @@ libcmocka-dev libinih-dev libpam0g-dev
 dbus-daemon dbus-bin systemd util-linux
 swtpm swtpm-tools tpm2-tools
 softhsm2 opensc p11-kit openssl
-python3 python3-fido2 python3-dbus python3-gi man-db
+python3 python3-fido2 python3-dbus python3-gi python3-cryptography man-db
 pamtester libpam-wrapper
 valgrind age"
 
