@@ -95,6 +95,7 @@ typedef struct ident {
 	char *vault;              /* how to name it to the daemon (ListVaults' name), NULL: not visible */
 	int unusable;             /* not visible, or locked and not unlocked: asked once, not again */
 	int locked;               /* as the look-up found it */
+	char why[256];            /* why it is unusable */
 } ident;
 
 typedef struct entry {
@@ -425,8 +426,11 @@ static int identity_v1(conn *c)
 					id = &ids[i];
 			if (!id)
 				continue;   /* made for a vault none of these identities names */
-			if (id->unusable)
-				continue;   /* its message is kept from the first stanza that tried it */
+			if (id->unusable) {
+				snprintf(msg, sizeof(msg), "%s", id->why);
+				failed = e;
+				continue;
+			}
 			if (!s.client && (r = ts_client_open(&s.client, NULL)) < 0) {
 				snprintf(msg, sizeof(msg), "cannot reach tokensealed: %s", ts_strerror(r));
 				failed = e;
@@ -435,6 +439,7 @@ static int identity_v1(conn *c)
 			/* Not this vault: another stanza of the file may be for another of our vaults. */
 			if ((r = look_up(&s, id, msg, sizeof(msg))) < 0 || (r = ensure_unlocked(&s, id, msg, sizeof(msg))) < 0) {
 				id->unusable = 1;
+				snprintf(id->why, sizeof(id->why), "%s", msg);
 				failed = e;
 				if (r == -TS_E_IO)
 					goto out;   /* age went away */
@@ -446,6 +451,7 @@ static int identity_v1(conn *c)
 				id->locked = 1;
 				if ((r = ensure_unlocked(&s, id, msg, sizeof(msg))) < 0) {
 					id->unusable = 1;
+					snprintf(id->why, sizeof(id->why), "%s", msg);
 					failed = e;
 					continue;
 				}
