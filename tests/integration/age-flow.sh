@@ -7,6 +7,7 @@
 # and retiring the old key version, old files cannot be opened. Also AgeUnwrap itself under attack.
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
+. "$TS_SRC/tests/lib/softfido.sh"
 command -v age >/dev/null || fail "age is not installed (contrib/install-deps.sh)"
 D=$RIG_DIR
 PLUGIN="$TS_BUILD/age-plugin-tokenseal"
@@ -23,7 +24,9 @@ T() { "$TOKENSEAL" --bus "$BUS_ADDRESS" "$@"; }
 pass "docs/FORMAT.md's age test vector recomputed independently (Python BLAKE2b, X25519, ChaCha20-Poly1305, Bech32)"
 
 rig_start_bus
-rig_start_daemon --idle-lock 0
+# A software security key without PIN (touch only; softfido approves each touch at once).
+softfido_start k
+rig_start_daemon --idle-lock 0 --test-devices --fido2-device "$SOFTFIDO_k_DEV"
 PA=$(create_vault agea "$D/rka") || fail "CreateVault agea"
 PB=$(create_vault ageb "$D/rkb") || fail "CreateVault ageb"
 RA=$(T age-recipient agea) || fail "age-recipient agea"
@@ -65,6 +68,20 @@ for f in empty big; do
 	cmp "$D/files/$f" "$D/files/$f.out" || fail "$f differs"
 done
 pass "unlocked: the empty and the 1 MiB file decrypt with the identity file, byte for byte"
+
+# A vault whose protector is a security key without PIN: the plugin unlocks it with a touch, and age
+# shows the plugin's message (msg) asking for it.
+PC=$(create_vault agec "$D/rkc") || fail "CreateVault agec"
+T --vault agec enroll fido2 --no-pin </dev/null >"$D/enroll.out" 2>&1 || fail "enroll fido2 --no-pin: $(cat "$D/enroll.out")"
+RC=$(T age-recipient agec) || fail "age-recipient agec"
+T age-identity agec >"$D/files/idc" || fail "age-identity agec"
+vcall "$PC" Lock || fail "Lock agec"
+AGE -r "$RC" -o "$D/files/c.age" "$D/files/one" || fail "encrypt to agec"
+out=$(AGE -d -i "$D/files/idc" -o "$D/files/c.out" "$D/files/c.age" 2>&1) || fail "decrypt with a touch: $out"
+cmp -s "$D/files/one" "$D/files/c.out" || fail "agec: file differs"
+grep -q "Touch your security key" <<<"$out" || fail "age did not show the plugin's touch message: $out"
+[ "$(vprop "$PC" Locked)" = false ] || fail "agec still locked"
+pass "locked vault with a touch-only security key: the plugin unlocks it with a touch, age shows \"$(grep -o 'Touch your security key[^)]*)' <<<"$out")\""
 
 # Vault B's identity does not open A's file (B unlocked, so nothing is hidden behind "locked").
 unlock "$PB" recovery "$D/rkb" >/dev/null || fail "Unlock ageb"
