@@ -495,7 +495,7 @@ static void usage(FILE *f)
 	fprintf(f, "Usage: age-plugin-tokenseal --age-plugin=recipient-v1|identity-v1\n"
 	           "The age plugin of tokenseal: age runs it for age1tokenseal1... recipients and\n"
 	           "AGE-PLUGIN-TOKENSEAL-1... identities. Print those with 'tokenseal age-recipient'\n"
-	           "and 'tokenseal age-identity'. See tokenseal(1), \"AGE\".\n");
+	           "and 'tokenseal age-identity' (tokenseal(1)); the construction: docs/FORMAT.md.\n");
 }
 
 int main(int argc, char **argv)
