@@ -5,9 +5,9 @@
 #                     again with ASan+UBSan (build-asan/) and run the unit and integration
 #                     tests against that build: one closing line "N passed, N failed"
 #   make check-unit | check-integration | check-fido2 | check-tpm2 | check-pkcs11
-#        | check-pam | check-policy | check-hardening | check-security | check-isolation
-#        | check-tang | check-ldap  (one test group each; check-tang: a real tangd, Debian's tang;
-#                     check-ldap: a real slapd)
+#        | check-pam | check-policy | check-hardening | check-security | check-isolation | check-age
+#        | check-tang | check-ldap  (one test group each; check-age: the real age with age-plugin-tokenseal;
+#                     check-tang: a real tangd, Debian's tang; check-ldap: a real slapd)
 #   make check-fleet  check-tang and check-ldap together
 #   make lint         daemon/bus/ layering: no include cycle, no .c above 700 lines (tests/lint/)
 #   make check-asan   only the ASan+UBSan pass of make check
@@ -75,7 +75,7 @@ DAEMON_SRC   := $(sort $(filter-out daemon/main.c $(BACKEND_SRC),$(wildcard daem
 HELPER_SRC   := daemon/helper/main.c daemon/helper/sandbox.c daemon/protectors/registry.c daemon/protectors/helper_wire.c \
                 daemon/protectors/recovery.c $(BACKEND_SRC)
 CLIENT_SRC   := $(sort $(wildcard cli/lib/*.c)) daemon/core/error.c daemon/core/buf.c daemon/core/blob.c daemon/core/context.c \
-                daemon/core/text.c
+                daemon/core/text.c daemon/core/age.c daemon/core/bech32.c
 CLI_SRC      := $(sort $(wildcard cli/*.c))
 SOFTFIDO_SRC := $(sort $(wildcard tests/softfido/*.c))
 UNIT_SRC     := $(sort $(wildcard tests/unit/test_*.c))
@@ -107,8 +107,12 @@ PROGRAMS += $(SOFTFIDO)
 endif
 PAM_TOKENSEAL := $(BUILD)/pam_tokenseal.so
 PROGRAMS += $(PAM_TOKENSEAL)
+# age's plugin for tokenseal vaults (docs/FORMAT.md, "age recipients"); age finds it on PATH.
+AGE_PLUGIN  := $(BUILD)/age-plugin-tokenseal
+AGE_PLUGIN_SRC := $(sort $(wildcard cli/age-plugin/*.c))
+PROGRAMS += $(AGE_PLUGIN)
 
-.PHONY: all deps lint check check-asan check-unit check-integration check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening check-security check-isolation check-tang check-ldap check-fleet \
+.PHONY: all deps lint check check-asan check-unit check-integration check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening check-security check-isolation check-tang check-ldap check-fleet check-age \
         demo bench install uninstall clean tests
 
 all: $(PROGRAMS) tests
@@ -169,6 +173,11 @@ $(TOKENSEAL): $(call obj,$(CLI_SRC) daemon/store.c daemon/protectors/escrow_rsa.
 $(call obj,contrib/pam/pam_tokenseal.c): ALL_CFLAGS += -Icli/lib
 $(PAM_TOKENSEAL): $(call obj,contrib/pam/pam_tokenseal.c) $(LIBTOKENSEAL_A)
 	$(CC) $(ALL_LDFLAGS) -shared -Wl,--no-undefined -Wl,--exclude-libs,ALL -o $@ $^ $(call pc_libs,$(CLIENT_PKGS) pam)
+
+# The age plugin: a client of the static client library (its internal API, as the CLI), plus core/age.c.
+$(call obj,$(AGE_PLUGIN_SRC)): ALL_CFLAGS += -Icli
+$(AGE_PLUGIN): $(call obj,$(AGE_PLUGIN_SRC)) $(LIBTOKENSEAL_A)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(CLIENT_PKGS))
 
 $(SOFTFIDO): $(call obj,$(SOFTFIDO_SRC))
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(SOFTFIDO_PKGS))
@@ -242,7 +251,7 @@ check-integration: deps
 	$(MAKE) all
 	tests/run --build $(BUILD) integration
 
-check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening check-security check-isolation check-tang check-ldap: deps
+check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening check-security check-isolation check-tang check-ldap check-age: deps
 	$(MAKE) all
 	tests/run --build $(BUILD) $(patsubst check-%,%,$@)
 
@@ -290,6 +299,7 @@ fuzz-seeds: $(FUZZ_BUILD)/mkseeds
 	tests/fuzz/mkseeds_ctap.py tests/fuzz/corpus
 	tests/fuzz/mkseeds_dbus_args.py tests/fuzz/corpus
 	tests/fuzz/mkseeds_helper_wire.py tests/fuzz/corpus
+	tests/fuzz/mkseeds_age.py tests/fuzz/corpus
 
 fuzz-clean:
 	rm -rf $(FUZZ_BUILD)
@@ -324,6 +334,12 @@ $(FUZZ_BUILD)/fuzz_dbus_args: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_dbus_args.o $(FU
 # fuzz_helper_wire reads what tokensealed and tokenseal-helper send each other.
 $(FUZZ_BUILD)/fuzz_helper_wire: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_helper_wire.o \
 		$(FUZZ_BUILD)/obj/daemon/protectors/helper_wire.o $(FUZZ_CORE_A)
+	$(FUZZ_CC) $(FUZZ_SAN) -o $@ $^ $(call pc_libs,$(CORE_PKGS))
+
+# fuzz_age_stanza reads age's side of the plugin protocol with age-plugin-tokenseal's own stanza parser.
+$(FUZZ_BUILD)/obj/tests/fuzz/fuzz_age_stanza.o: FUZZ_CFLAGS += -Icli/age-plugin
+$(FUZZ_BUILD)/fuzz_age_stanza: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_age_stanza.o \
+		$(FUZZ_BUILD)/obj/cli/age-plugin/stanza.o $(FUZZ_CORE_A)
 	$(FUZZ_CC) $(FUZZ_SAN) -o $@ $^ $(call pc_libs,$(CORE_PKGS))
 
 # The seed generator is an ordinary program over the ordinary (uninstrumented) core.
@@ -361,6 +377,7 @@ install: $(PROGRAMS)
 	           $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
 	           $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(UDEVRULESDIR) $(DESTDIR)$(POLKITRULESDIR)
 	install -m 0755 $(TOKENSEAL) $(DESTDIR)$(BINDIR)/tokenseal
+	install -m 0755 $(AGE_PLUGIN) $(DESTDIR)$(BINDIR)/age-plugin-tokenseal
 	install -m 0755 $(TOKENSEALED) $(DESTDIR)$(SBINDIR)/tokensealed
 	install -m 0711 $(HELPER) $(DESTDIR)$(LIBEXECDIR)/tokenseal-helper
 	install -m 0755 $(LIBTOKENSEAL_SO) $(DESTDIR)$(LIBDIR)/libtokenseal.so.1
@@ -388,7 +405,7 @@ install: $(PROGRAMS)
 	done
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/tokenseal $(DESTDIR)$(SBINDIR)/tokensealed $(DESTDIR)$(LIBEXECDIR)/tokenseal-helper \
+	rm -f $(DESTDIR)$(BINDIR)/tokenseal $(DESTDIR)$(BINDIR)/age-plugin-tokenseal $(DESTDIR)$(SBINDIR)/tokensealed $(DESTDIR)$(LIBEXECDIR)/tokenseal-helper \
 	      $(DESTDIR)$(LIBDIR)/libtokenseal.so.1 $(DESTDIR)$(LIBDIR)/libtokenseal.so \
 	      $(DESTDIR)$(LIBDIR)/libtokenseal.a $(DESTDIR)$(LIBDIR)/pkgconfig/tokenseal.pc \
 	      $(DESTDIR)$(INCLUDEDIR)/tokenseal.h \

@@ -132,6 +132,9 @@ int revoke_main(int argc, char **argv);
 int rekey_main(int argc, char **argv);
 int escrow_main(int argc, char **argv);
 int policy_main(int argc, char **argv);
+/* age-recipient, age-identity (cmd-age.c). */
+int age_recipient_main(int argc, char **argv);
+int age_identity_main(int argc, char **argv);
 /* Offline `pkcs11 list` (cmd-pkcs11.c). */
 int pkcs11_main(int argc, char **argv);
 /*

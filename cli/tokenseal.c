@@ -33,6 +33,8 @@ static const struct {
 	{ "escrow", escrow_main, "Escrow officers: keygen, set recipients, offline recover" },
 	{ "policy", policy_main, "Show the effective system policy or check a policy file" },
 	{ "pkcs11", pkcs11_main, "List PKCS#11 tokens and keys with their URIs (offline)" },
+	{ "age-recipient", age_recipient_main, "Print the vault's age recipient (age -r)" },
+	{ "age-identity", age_identity_main, "Print an age identity file naming the vault (no secret)" },
 };
 
 static void usage(FILE *f)
@@ -42,7 +44,7 @@ static void usage(FILE *f)
 	        "Wrap and unwrap data keys with a vault whose root key is sealed to a hardware token.\n\n"
 	        "Commands:\n");
 	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
-		fprintf(f, "  %-8s  %s\n", subcommands[i].name, subcommands[i].description);
+		fprintf(f, "  %-13s  %s\n", subcommands[i].name, subcommands[i].description);
 	fprintf(f,
 	        "\nOptions:\n"
 	        "  --bus BUS      D-Bus to reach tokensealed on: system, session, or an address such as\n"

@@ -1,5 +1,5 @@
 #!/bin/bash
-# demo.sh — a narrated end-to-end run of tokenseal on a private D-Bus: create a vault, lock, unlock, encrypt a file, get its key back.
+# demo.sh — a narrated end-to-end run of tokenseal on a private D-Bus: create a vault, lock, unlock, encrypt a file with age to it, open it again.
 #
 #   contrib/demo.sh BUILD_DIR        (what `make demo` runs)
 #
@@ -33,7 +33,12 @@ must_fail() { # rc, command...
 }
 
 for x in "$TOKENSEALED" "$T" "$SOFTFIDO" "$TS_BUILD/tests/tools/fido2_check"; do [ -x "$x" ] || fail "$x not built; run 'make' first"; done
-command -v openssl >/dev/null || fail "the demo encrypts a file with openssl; install it"
+command -v age >/dev/null || fail "the demo encrypts a file with age; install it (contrib/install-deps.sh)"
+[ -x "$TS_BUILD/age-plugin-tokenseal" ] || fail "$TS_BUILD/age-plugin-tokenseal not built; run 'make' first"
+# age finds its plugins on PATH, where make install puts age-plugin-tokenseal.
+mkdir -p "$RIG_DIR/bin"
+ln -s "$TS_BUILD/age-plugin-tokenseal" "$RIG_DIR/bin/age-plugin-tokenseal"
+export PATH="$RIG_DIR/bin:$PATH"
 
 step "Starting a private D-Bus message bus (your system bus is not touched)..."
 if [ "$(id -u)" = 0 ]; then
@@ -103,34 +108,39 @@ printf '%s\n' "$SOFTHSM_PIN" >"$W/card-pin"
 step "Every party that can open the vault is listed — nothing is silent:"
 "$T" --vault demo status | sed 's/^/    /'
 
+step "The vault's age recipient (public: anyone may encrypt to it) and identity (names the vault, no secret):"
+"$T" --vault demo age-recipient >"$W/recipient"
+"$T" --vault demo age-identity >"$W/identity"
+note "$(cat "$W/recipient")"
+note "$(grep '^AGE-' "$W/identity")"
+
 step "Locking the vault: the daemon wipes its keys from memory."
 "$T" --vault demo lock | sed 's/^/    /'
 
 step "Asking for a new data key while the vault is locked must be refused:"
 must_fail 3 "$T" --vault demo gen-key
 
+step "Encrypting report.txt with age to the vault's recipient: no token, vault still locked..."
+printf 'Quarterly report: the numbers are fine.\nLine two, with a tab\there.\n' >"$W/report.txt"
+age -R "$W/recipient" -o "$W/report.txt.age" "$W/report.txt"
+note "report.txt.age: $(stat -c %s "$W/report.txt.age") bytes, authenticated (age: X25519 to the vault's key, ChaCha20-Poly1305)."
+
+step "Decrypting it while the vault is locked, with nobody at a terminal to type a PIN, must be refused:"
+must_fail 1 setsid -w age -d -i "$W/identity" -o "$W/report.dec" "$W/report.txt.age"
+
 step "Unlocking with the security key: PIN, then a touch (the software key approves it)..."
 FIDO2_ID=$("$T" --vault demo status | awk '$2 == "fido2" {print $1; exit}')
 "$T" --vault demo unlock --protector "$FIDO2_ID" --pin-fd 3 3<"$W/fido2-pin" 2>&1 | sed 's/^/    /'
 
-step "Generating a 256-bit data key for a file, bound to the context file=report.txt ..."
-printf 'Quarterly report: the numbers are fine.\nLine two, with a tab\there.\n' >"$W/report.txt"
-# The key goes to a 0600 file as hex, which openssl reads with -pass file:
-# (a key on a command line would be visible to every user in ps).
-"$T" --vault demo gen-key --size 32 --context file=report.txt --hex --key-out "$W/key.hex" \
-	--text --blob-out "$W/report.key-blob"
+step "Wrapping a data key for an application, bound to the context file=report.txt ..."
+"$T" --vault demo gen-key --size 32 --context file=report.txt --text --blob-out "$W/report.key-blob" >/dev/null
 note "wrapped key (safe to store next to the data):"
 note "$(cat "$W/report.key-blob")"
-
-step "Encrypting report.txt with it (openssl, AES-256-CTR), then forgetting the key..."
-openssl enc -aes-256-ctr -pbkdf2 -salt -pass "file:$W/key.hex" -in "$W/report.txt" -out "$W/report.txt.enc"
-shred -u "$W/key.hex" 2>/dev/null || rm -f "$W/key.hex"
-note "report.txt.enc: $(stat -c %s "$W/report.txt.enc") bytes; the plain key is gone, only its blob remains."
 
 step "Locking the vault again..."
 "$T" --vault demo lock | sed 's/^/    /'
 
-step "Unwrapping the file's key while locked must be refused:"
+step "Unwrapping the key while locked must be refused:"
 must_fail 3 "$T" --vault demo unwrap --context file=report.txt --in "$W/report.key-blob"
 
 step "Unlocking again, this time with the TPM: no prompt at all (it tries protectors without PIN first)..."
@@ -139,10 +149,8 @@ step "Unlocking again, this time with the TPM: no prompt at all (it tries protec
 step "Unwrapping with the wrong context must be refused (a blob only opens for its own purpose):"
 must_fail 8 "$T" --vault demo unwrap --context file=other.txt --in "$W/report.key-blob"
 
-step "Unwrapping the file's key with its context, and decrypting the file..."
-"$T" --vault demo unwrap --context file=report.txt --hex --in "$W/report.key-blob" --out "$W/key.hex"
-openssl enc -d -aes-256-ctr -pbkdf2 -pass "file:$W/key.hex" -in "$W/report.txt.enc" -out "$W/report.dec"
-shred -u "$W/key.hex" 2>/dev/null || rm -f "$W/key.hex"
+step "Decrypting report.txt.age with age: the plugin asks the unlocked vault, no prompt..."
+age -d -i "$W/identity" -o "$W/report.dec" "$W/report.txt.age"
 if diff "$W/report.txt" "$W/report.dec" >/dev/null; then
 	note "diff report.txt report.dec: identical."
 else
@@ -153,7 +161,8 @@ step "Lost every token? The recovery key still opens the vault:"
 "$T" --vault demo lock | sed 's/^/    /'
 "$T" --vault demo unlock --protector recovery --pin-fd 3 3<"$W/recovery-key" 2>&1 | sed 's/^/    /'
 "$T" --vault demo unwrap --context file=report.txt --in "$W/report.key-blob" >/dev/null || fail "unwrap after recovery"
-note "unwrap works again."
+age -d -i "$W/identity" -o /dev/null "$W/report.txt.age" || fail "age after recovery"
+note "unwrap and age -d work again."
 
 step "And the smartcard alone opens it too (PIN via --pin-fd):"
 "$T" --vault demo lock | sed 's/^/    /'

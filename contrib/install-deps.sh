@@ -8,9 +8,9 @@ libcmocka-dev libinih-dev libpam0g-dev
 dbus-daemon dbus-bin systemd util-linux
 swtpm swtpm-tools tpm2-tools
 softhsm2 opensc p11-kit openssl
-python3 python3-fido2 python3-dbus python3-gi man-db
+python3 python3-fido2 python3-dbus python3-gi python3-cryptography man-db
 pamtester libpam-wrapper
-valgrind
+valgrind age
 libjose-dev libcurl4-openssl-dev tang jose socat
 libldap-dev slapd ldap-utils"
 

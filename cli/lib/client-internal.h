@@ -202,4 +202,19 @@ int ts_client_error(ts_client *c, int r, const sd_bus_error *error);
 /* Append a{ss}. */
 int ts_client_append_kv(sd_bus_message *m, const ts_kv *kv, size_t n);
 
+/*
+ * age-plugin-tokenseal (docs/FORMAT.md, "age recipients"). The recipient of
+ * vault's current root key version (AgeRecipient; the vault unlocked): its
+ * id (16 bytes), the version and the X25519 public key (32 bytes).
+ */
+int ts_client_age_recipient(ts_client *c, const char *vault, uint8_t ret_vault_id[16], uint32_t *ret_version,
+                            uint8_t ret_public_key[32]);
+/*
+ * The file key of a "tokenseal" stanza (AgeUnwrap): 16 bytes into
+ * file_key, which the caller keeps in secure memory. -TS_E_BAD_BLOB when the
+ * stanza does not open with the vault's key, -TS_E_KEY_RETIRED, -TS_E_LOCKED.
+ */
+int ts_client_age_unwrap(ts_client *c, const char *vault, uint32_t version, const uint8_t share[32],
+                         const uint8_t body[32], uint8_t file_key[16]);
+
 #endif

@@ -249,6 +249,7 @@ static const char *const data_methods[][2] = {
 	{ "generate", "GenerateDataKey" },
 	{ "unwrap-batch", "UnwrapBatch" },
 	{ "rewrap-batch", "RewrapBatch" },
+	{ "age-unwrap", "AgeUnwrap" },
 };
 #define N_DATA_METHODS (sizeof(data_methods) / sizeof(data_methods[0]))
 

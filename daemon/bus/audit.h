@@ -35,7 +35,7 @@ int ts_audit_gate(const char *event, const char *vault, uint32_t owner, const ts
 
 /*
  * The data methods (what: "wrap", "unwrap", "rewrap", "generate",
- * "unwrap-batch", "rewrap-batch"), once the caller is admitted: recorded per
+ * "unwrap-batch", "rewrap-batch", "age-unwrap"), once the caller is admitted: recorded per
  * interval ([audit] data-interval, default 60 s) for each (vault, caller uid,
  * method). The first call of an interval writes a `data-use` record before
  * it is answered; later calls of the interval are only counted, and the

@@ -43,6 +43,9 @@ static const ts_vault_rule rules[] = {
 	{ "GenerateDataKey",   "generate",        USE,    TS_AUTH_UNLOCKED | TS_AUTH_DATA_USE },
 	{ "UnwrapBatch",       "unwrap-batch",    USE,    TS_AUTH_UNLOCKED | TS_AUTH_UNWRAP_RULES | TS_AUTH_DATA_USE },
 	{ "RewrapBatch",       "rewrap-batch",    USE,    TS_AUTH_UNLOCKED | TS_AUTH_UNWRAP_RULES | TS_AUTH_DATA_USE },
+	/* age: the recipient is public but derived from the root key; an unwrap gives out a file key, as Unwrap a data key. */
+	{ "AgeRecipient",      "age-recipient",   USE,    TS_AUTH_UNLOCKED },
+	{ "AgeUnwrap",         "age-unwrap",      USE,    TS_AUTH_UNLOCKED | TS_AUTH_UNWRAP_RULES | TS_AUTH_DATA_USE },
 	{ "RotateKey",         "rotate",          MANAGE, TS_AUTH_UNLOCKED },
 	{ "AddProtector",      "enroll",          MANAGE, TS_AUTH_UNLOCKED },
 	{ "RevokeProtector",   "revoke",          MANAGE, TS_AUTH_UNLOCKED },

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bus/vault_object.h"
+#include "bus/age_methods.h"
 #include "bus/authorize.h"
 #include "bus/autolock.h"
 #include "bus/daemon.h"
@@ -68,6 +69,12 @@ static const sd_bus_vtable vault_vtable[] = {
 	                        SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("SetEscrow", SD_BUS_ARGS("as", recipients, "u", threshold), SD_BUS_NO_RESULT,
 	                        ts_escrow_method_set_escrow, SD_BUS_VTABLE_UNPRIVILEGED),
+	/* age_methods.c: age-plugin-tokenseal's recipient and stanza unwrap (docs/FORMAT.md, "age recipients"). */
+	SD_BUS_METHOD_WITH_ARGS("AgeRecipient", SD_BUS_NO_ARGS,
+	                        SD_BUS_RESULT("ay", vault_id, "u", key_version, "ay", public_key),
+	                        ts_age_method_recipient, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("AgeUnwrap", SD_BUS_ARGS("u", key_version, "ay", share, "ay", body),
+	                        SD_BUS_RESULT("ay", file_key), ts_age_method_unwrap, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_PROPERTY("EscrowRecipients", "a(ss)", ts_prop_escrow_recipients, 0,
 	                SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
 	SD_BUS_PROPERTY("SharesNeeded", "u", ts_prop_shares_needed, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),

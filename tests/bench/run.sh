@@ -3,10 +3,11 @@
 #
 #   tests/bench/run.sh BUILD_DIR [--quick]
 #
-# Three daemon runs: one over 1,000 vault files made offline (memory per vault);
+# Four daemon runs: one over 1,000 vault files made offline (memory per vault);
 # one with the software tokens (softfido, swtpm, SoftHSM2) and a vault per
 # protector type, for the unlock overhead; one over a fresh state dir for the
-# timed part (latency, batches, concurrency, a million requests).
+# timed part (latency, batches, concurrency, a million requests); and tests/bench/age.sh
+# (decrypting small files with age through the plugin against a native identity).
 set -eu
 BUILD=${1:?usage: tests/bench/run.sh BUILD_DIR [--quick]}
 shift
@@ -125,5 +126,8 @@ sleep 0.2   # idle: let start-up settle before the first RSS sample
 BENCH_PRIVATE_SOCKET="$RIG_DIR/private" "$BENCH" run "$BUS_ADDRESS" "$DAEMON_PID" "$BUILD/bench.json" --vaults-json "$RIG_DIR/vaults.json" \
 	--unlock-json "$U/unlock.json" --unlock-table "$U/unlock.txt" "${QUICK[@]}"
 stop_daemon
+
+# 4. age through age-plugin-tokenseal against a native identity (its own daemon and vault).
+"$TS_SRC/tests/bench/age.sh" "$BUILD" "${BENCH_AGE_FILES:-$([ ${#QUICK[@]} -gt 0 ] && echo 20 || echo 100)}"
 echo "results: $BUILD/bench.json"
 echo "whole run: $SECONDS s"

@@ -66,12 +66,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 enum method {
 	M_WRAP, M_UNWRAP, M_REWRAP, M_GENERATE, M_UNWRAP_BATCH, M_REWRAP_BATCH, M_ROTATE_KEY,
-	M_ADD_PROTECTOR, M_CREATE_VAULT, M_UNLOCK, M_GET_VAULT, M_SET_ESCROW, M_COUNT
+	M_ADD_PROTECTOR, M_CREATE_VAULT, M_UNLOCK, M_GET_VAULT, M_SET_ESCROW, M_AGE_UNWRAP, M_COUNT
 };
 
 static const char *const method_names[M_COUNT] = {
 	"Wrap", "Unwrap", "Rewrap", "GenerateDataKey", "UnwrapBatch", "RewrapBatch", "RotateKey",
-	"AddProtector", "CreateVault", "Unlock", "GetVault", "SetEscrow",
+	"AddProtector", "CreateVault", "Unlock", "GetVault", "SetEscrow", "AgeUnwrap",
 };
 
 #define MAX_ITEMS 300
@@ -267,6 +267,10 @@ static int build(sd_bus_message *m, enum method method, input *in, fds *f)
 		if ((r = sd_bus_message_close_container(m)) < 0)
 			return r;
 		return sd_bus_message_append(m, "u", take_u32(in));
+	case M_AGE_UNWRAP:
+		if ((r = sd_bus_message_append(m, "u", take_u32(in))) < 0 || (r = append_ay(m, in)) < 0)
+			return r;
+		return append_ay(m, in);
 	default:
 		abort();
 	}

@@ -11,7 +11,7 @@ import struct
 import sys
 
 WRAP, UNWRAP, REWRAP, GENERATE, UNWRAP_BATCH, REWRAP_BATCH, ROTATE_KEY, \
-    ADD_PROTECTOR, CREATE_VAULT, UNLOCK, GET_VAULT, SET_ESCROW = range(12)
+    ADD_PROTECTOR, CREATE_VAULT, UNLOCK, GET_VAULT, SET_ESCROW, AGE_UNWRAP = range(13)
 
 
 def s(v):
@@ -54,6 +54,8 @@ def main():
         "ok-set-escrow": bytes([SET_ESCROW]) + bytes([2]) + s("alice " + ESCROW[0]) + s("bob " + ESCROW[1]) +
         struct.pack(">I", 2),
         "bad-get-other-user": bytes([GET_VAULT]) + s("4242:fuzz"),
+        "ok-age-unwrap": bytes([AGE_UNWRAP]) + struct.pack(">I", 1) + ay(bytes(range(32))) + ay(bytes(32)),
+        "bad-age-unwrap-short": bytes([AGE_UNWRAP]) + struct.pack(">I", 1) + ay(bytes(31)),
         "bad-duplicate-key": bytes([WRAP]) + ay(b"x") + kv([("a", "1"), ("a", "2")]),
         "bad-empty-key": bytes([UNWRAP]) + ay(blob[:20]) + kv([("", "v")]),
         "bad-too-many-entries": bytes([ROTATE_KEY]) + kv([("k%d" % i, "v") for i in range(17)]),

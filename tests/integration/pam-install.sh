@@ -15,6 +15,7 @@ check_file() { # path mode
 	[ "$(stat -c %a "$DEST$1")" = "$2" ] || fail "$1: mode $(stat -c %a "$DEST$1"), expected $2"
 }
 check_file /usr/bin/tokenseal 755
+check_file /usr/bin/age-plugin-tokenseal 755
 check_file /usr/sbin/tokensealed 755
 check_file /usr/libexec/tokenseal-helper 711
 check_file /usr/lib/libtokenseal.so.1 755

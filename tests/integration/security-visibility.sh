@@ -51,6 +51,8 @@ same call org.tokenseal1 "$P" org.freedesktop.DBus.Properties GetAll s $VIFACE
 same call org.tokenseal1 "$P" $VIFACE Lock
 same call org.tokenseal1 "$P" $VIFACE RotateKey 'a{ss}' 0
 same call org.tokenseal1 "$P" $VIFACE SetEscrow asu 0 0
+same call org.tokenseal1 "$P" $VIFACE AgeRecipient
+same call org.tokenseal1 "$P" $VIFACE AgeUnwrap uayay 1 0 0
 [ "$(vprop "$P" Locked)" = false ] || fail "the other user's Lock took effect"
 ! bq_other tree org.tokenseal1 | grep -q diary || fail "introspection shows the vault"
 pass "another user gets UnknownObject for the vault's methods, properties and introspection, as for no vault"
