@@ -334,8 +334,13 @@ int rotate_main(int argc, char **argv)
 		goto out;
 	if ((r = ts_client_rotate(c, cli.vault, o.kv, o.n, &version)) < 0)
 		rc = cli_report(c, r);
-	else
+	else {
 		printf("Vault '%s': root key version %u is now current.\n", vault_name(c), version);
+		if (o.n)
+			fprintf(stderr, "Blobs and age files of the retired versions no longer open. age recipients of those "
+			        "versions still encrypt, to files nobody can open: replace them with 'tokenseal "
+			        "age-recipient'.\n");
+	}
 out:
 	cli_kv_free(&o);
 	ts_client_free(c);

@@ -413,64 +413,80 @@ static int identity_v1(conn *c)
 	/* Phase 2: per file, the first of its stanzas that one of our vaults opens. */
 	for (size_t f = 0; f < n_files; f++) {
 		const entry *failed = NULL;
-		int opened = 0;
+		int opened = 0, refused = 0;
 
 		for (size_t k = 0; k < n_ents && !opened; k++) {
 			entry *e = &ents[k];
-			ident *id = NULL;
 
 			if (e->file != f)
 				continue;
-			for (size_t i = 0; i < n_ids && !id; i++)
-				if (sodium_memcmp(ids[i].id, e->st.vault_tag, TS_AGE_VAULT_TAG_BYTES) == 0)
-					id = &ids[i];
-			if (!id)
-				continue;   /* made for a vault none of these identities names */
-			if (id->unusable) {
-				snprintf(msg, sizeof(msg), "%s", id->why);
-				failed = e;
-				continue;
-			}
-			if (!s.client && (r = ts_client_open(&s.client, NULL)) < 0) {
-				snprintf(msg, sizeof(msg), "cannot reach tokensealed: %s", ts_strerror(r));
-				failed = e;
-				break;
-			}
-			/* Not this vault: another stanza of the file may be for another of our vaults. */
-			if ((r = look_up(&s, id, msg, sizeof(msg))) < 0 || (r = ensure_unlocked(&s, id, msg, sizeof(msg))) < 0) {
-				id->unusable = 1;
-				snprintf(id->why, sizeof(id->why), "%s", msg);
-				failed = e;
-				if (r == -TS_E_IO)
-					goto out;   /* age went away */
-				continue;
-			}
-			r = ts_client_age_unwrap(s.client, id->vault, e->st.key_version, e->st.share, e->st.body, fk);
-			if (r == -TS_E_LOCKED) {
-				/* Locked since the look-up (idle timeout, suspend): unlock once more and try again. */
-				id->locked = 1;
-				if ((r = ensure_unlocked(&s, id, msg, sizeof(msg))) < 0) {
-					id->unusable = 1;
-					snprintf(id->why, sizeof(id->why), "%s", msg);
+			/*
+			 * Every identity whose tag matches, in turn: the tag is public (it is in the
+			 * recipient), so an identity someone handed over with the same tag must not
+			 * hide the real one behind it.
+			 */
+			for (size_t i = 0; i < n_ids && !opened; i++) {
+				ident *id = &ids[i];
+
+				if (sodium_memcmp(id->id, e->st.vault_tag, TS_AGE_VAULT_TAG_BYTES) != 0)
+					continue;   /* made for a vault this identity does not name */
+				if (id->unusable) {
+					snprintf(msg, sizeof(msg), "%s", id->why);
 					failed = e;
 					continue;
 				}
+				if (!s.client && (r = ts_client_open(&s.client, NULL)) < 0) {
+					snprintf(msg, sizeof(msg), "cannot reach tokensealed: %s", ts_strerror(r));
+					failed = e;
+					break;
+				}
+				/* Not this vault: another stanza of the file may be for another of our vaults. */
+				if ((r = look_up(&s, id, msg, sizeof(msg))) < 0 || (r = ensure_unlocked(&s, id, msg, sizeof(msg))) < 0) {
+					id->unusable = 1;
+					snprintf(id->why, sizeof(id->why), "%s", msg);
+					failed = e;
+					if (r == -TS_E_IO)
+						goto out;   /* age went away */
+					continue;
+				}
 				r = ts_client_age_unwrap(s.client, id->vault, e->st.key_version, e->st.share, e->st.body, fk);
+				if (r == -TS_E_LOCKED) {
+					/* Locked since the look-up (idle timeout, suspend): unlock once more and try again. */
+					id->locked = 1;
+					if ((r = ensure_unlocked(&s, id, msg, sizeof(msg))) < 0) {
+						id->unusable = 1;
+						snprintf(id->why, sizeof(id->why), "%s", msg);
+						failed = e;
+						continue;
+					}
+					r = ts_client_age_unwrap(s.client, id->vault, e->st.key_version, e->st.share, e->st.body, fk);
+				}
+				if (r == 0) {
+					char file[24];
+					const char *args[1] = { file };
+					snprintf(file, sizeof(file), "%zu", f);
+					r = command(c, "file-key", args, 1, fk, TS_AGE_FILE_KEY_BYTES);
+					sodium_memzero(fk, TS_AGE_FILE_KEY_BYTES);
+					if (r < 0)
+						goto out;
+					opened = 1;
+				} else {
+					snprintf(msg, sizeof(msg), "vault '%s', key version %u: %s", id->vault, e->st.key_version,
+					         ts_client_last_error(s.client));
+					failed = e;
+					refused = 1;
+				}
 			}
-			if (r == 0) {
-				char file[24];
-				const char *args[1] = { file };
-				snprintf(file, sizeof(file), "%zu", f);
-				r = command(c, "file-key", args, 1, fk, TS_AGE_FILE_KEY_BYTES);
-				sodium_memzero(fk, TS_AGE_FILE_KEY_BYTES);
-				if (r < 0)
-					goto out;
-				opened = 1;
-			} else {
-				snprintf(msg, sizeof(msg), "vault '%s', key version %u: %s", id->vault, e->st.key_version,
-				         ts_client_last_error(s.client));
-				failed = e;
-			}
+		}
+		if (!opened && failed && !refused) {
+			/*
+			 * No identity here can be used now (its vault is not the caller's, or is locked
+			 * and no PIN came): say why, and let age go on to its other identities (a native
+			 * X25519 one may open the file). Only a stanza the daemon refused ends the session.
+			 */
+			if (command(c, "msg", NULL, 0, msg, strlen(msg)) < 0)
+				goto out;
+			continue;
 		}
 		if (!opened && failed) {
 			snprintf(i1, sizeof(i1), "%zu", failed->file);

@@ -240,7 +240,7 @@ int ts_vault_authorize(sd_bus_message *m, ts_vault_entry *e, ts_caller *caller, 
 		if ((r = ts_vault_require_unlocked(e, error)) < 0)
 			return r;
 	}
-	if ((rule->flags & TS_AUTH_UNWRAP_RULES) && (r = ts_enforce_unwrap_bus(m, e, caller, error)) < 0)
+	if ((rule->flags & TS_AUTH_UNWRAP_RULES) && (r = ts_enforce_unwrap_bus(m, e, caller, rule->event, error)) < 0)
 		return r;
 	if (rule->flags & TS_AUTH_DATA_USE)
 		return ts_audit_data_use(e, caller, rule->event, error);

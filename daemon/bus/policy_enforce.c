@@ -389,14 +389,15 @@ int ts_enforce_create_escrow(ts_vault *v, char *msg, size_t msglen)
 	return 0;
 }
 
-int ts_enforce_unwrap_bus(sd_bus_message *m, ts_vault_entry *e, const ts_caller *caller, sd_bus_error *error)
+int ts_enforce_unwrap_bus(sd_bus_message *m, ts_vault_entry *e, const ts_caller *caller, const char *event,
+                          sd_bus_error *error)
 {
 	char msg[TS_POLICY_MSG_MAX];
 	int r;
 
 	if ((r = ts_enforce_unwrap(m, caller, e->vault->name, msg, sizeof(msg))) == 0)
 		return 0;
-	(void)ts_audit("policy-denied", e->vault->name, e->vault->owner_uid, caller, "unwrap", r);
+	(void)ts_audit("policy-denied", e->vault->name, e->vault->owner_uid, caller, event, r);
 	return ts_bus_error(error, r, msg);
 }
 

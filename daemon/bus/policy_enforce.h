@@ -44,8 +44,12 @@ int ts_enforce_protectors(const ts_vault *v, const char *skip, int complete, cha
  */
 int ts_enforce_unwrap(sd_bus_message *m, const ts_caller *caller, const char *vault, char *msg, size_t msglen);
 
-/* The same two as bus errors (PolicyViolation naming rule and file), with a policy-denied audit event. */
-int ts_enforce_unwrap_bus(sd_bus_message *m, ts_vault_entry *e, const ts_caller *caller, sd_bus_error *error);
+/*
+ * The same two as bus errors (PolicyViolation naming rule and file), with a policy-denied audit event
+ * that names the call refused (event: its row's, e.g. "unwrap", "age-unwrap").
+ */
+int ts_enforce_unwrap_bus(sd_bus_message *m, ts_vault_entry *e, const ts_caller *caller, const char *event,
+                          sd_bus_error *error);
 int ts_enforce_protectors_bus(ts_vault_entry *e, const char *skip, int complete, const ts_caller *caller,
                               const char *what, sd_bus_error *error);
 

@@ -144,7 +144,8 @@ static int ask(ts_daemon *d, sd_bus_message *m, const char *action, const char *
 	                                        "start-time", "t", direct->start_time, "uid", "i", (int32_t)direct->uid,
 	                                        action)
 	                : sd_bus_message_append(call, "(sa{sv})s", "system-bus-name", 1, "name", "s", sender, action)) < 0 ||
-	    (r = sd_bus_message_append(call, "a{ss}", 2, "vault", vault, "owner", owner_s)) < 0 ||
+	    (r = sd_bus_message_append(call, "a{ss}", 3, "vault", vault, "owner", owner_s, "method",
+	                               sd_bus_message_get_member(m) ? sd_bus_message_get_member(m) : "")) < 0 ||
 	    (r = sd_bus_message_append(call, "us", interactive ? POLKIT_FLAG_ALLOW_USER_INTERACTION : 0u, "")) < 0 ||
 	    (r = sd_bus_call_async(d->bus, &q->slot, call, on_reply, q,
 	                           interactive ? POLKIT_TIMEOUT_INTERACTIVE_USEC : POLKIT_TIMEOUT_USEC)) < 0) {

@@ -89,6 +89,22 @@ out=$(AGE -d -i "$D/files/idb" "$D/files/one.age" 2>&1) && fail "B's identity op
 grep -q "no identity matched" <<<"$out" || fail "B's identity on A's file: $out"
 pass "a file for vault A is refused by vault B's identity (age: no identity matched)"
 
+# An identity with A's public tag (it is in the recipient) and the rest made up, listed before A's
+# own: the plugin tries every identity whose tag matches, so the made-up one hides nothing.
+unlock "$PA" recovery "$D/rka" >/dev/null 2>&1 || true
+SHADOW=$(/usr/bin/python3 - "$(vprop "$PA" Id | tr -d '"')" <<PY
+import sys
+sys.path.insert(0, "$TS_SRC/tests/integration")
+from age_vectors import bech32
+vid = bytes.fromhex(sys.argv[1])
+print(bech32("AGE-PLUGIN-TOKENSEAL-", bytes([1]) + vid[:8] + bytes(8)))
+PY
+) || fail "make the shadow identity"
+{ echo "$SHADOW"; grep '^AGE-PLUGIN' "$D/files/ida"; } >"$D/files/ids2"
+out=$(AGE -d -i "$D/files/ids2" -o "$D/files/one.shadow" "$D/files/one.age" 2>&1) && cmp -s "$D/files/one" "$D/files/one.shadow" ||
+	fail "an identity with A's tag listed first hid A's own: $out"
+pass "an identity sharing A's public tag, listed first, does not hide A's own identity"
+
 # Another uid with A's identity file and A unlocked: neither the plugin nor the bus gives it anything.
 out=$(as_other env PATH="$PATH" TOKENSEAL_BUS="$BUS_ADDRESS" setsid -w age -d -i "$D/files/ida" "$D/files/one.age" 2>&1 </dev/null) &&
 	fail "uid $OTHER_UID decrypted with root's identity"
@@ -121,6 +137,16 @@ for id in ida native; do
 	cmp "$D/files/one" "$D/files/two.$id" || fail "two recipients: $id differs"
 done
 pass "age -r age1tokenseal1... -r age1...: the tokenseal identity and the native X25519 identity each decrypt"
+
+# The tokenseal identity listed first while its vault is locked and nobody can type a PIN: the
+# plugin says why and lets age go on to the native identity, which opens the file.
+vcall "$PA" Lock || fail "Lock agea"
+cat "$D/files/ida" "$D/files/native" >"$D/files/both"
+out=$(AGE -d -i "$D/files/both" -o "$D/files/two.both" "$D/files/two.age" 2>&1) ||
+	fail "a locked tokenseal identity first stopped the native one: $out"
+cmp -s "$D/files/one" "$D/files/two.both" || fail "two recipients, both identities: differs"
+unlock "$PA" recovery "$D/rka" >/dev/null || fail "Unlock agea again"
+pass "a locked tokenseal identity listed before a native one does not stop age from using the native one"
 
 # Encrypting to the identity (age -e -i): to the vault's current recipient, which needs it unlocked.
 AGE -e -i "$D/files/ida" -o "$D/files/toid.age" "$D/files/one" || fail "age -e -i identity"

@@ -43,34 +43,39 @@ def b64(b):
     return base64.b64encode(b).decode().rstrip("=")
 
 
-text = open(sys.argv[1]).read()
-block = text[text.index("<!-- age-vector -->"):]
-block = block[block.index("```") + 3:]
-block = block[:block.index("```")].split("\n", 1)[1]
-v = {}
-for line in block.strip().splitlines():
-    k, val = re.split(r"\s{2,}", line.strip(), maxsplit=1)
-    v[k] = val
-rk, vid, fk, eph = (bytes.fromhex(v[k]) for k in ("root key", "vault id", "file key", "ephemeral"))
-ver = int(v["key version"])
-sk = hashlib.blake2b(b"tokenseal-age-x25519-v1" + vid + struct.pack(">I", ver), key=rk, digest_size=32).digest()
-pk = raw(X25519PrivateKey.from_private_bytes(sk).public_key())
-share = raw(X25519PrivateKey.from_private_bytes(eph).public_key())
-S = X25519PrivateKey.from_private_bytes(eph).exchange(X25519PublicKey.from_public_bytes(pk))
-wk = hashlib.blake2b(b"tokenseal-age-wrap-v1" + vid[:8] + struct.pack(">I", ver) + share + pk, key=S,
-                     digest_size=32).digest()
-body = ChaCha20Poly1305(wk).encrypt(bytes(12), fk, None)
-want = {
-    "secret key": sk.hex(),
-    "public key": pk.hex(),
-    "recipient": bech32("age1tokenseal", bytes([1]) + vid[:8] + struct.pack(">H", ver) + pk),
-    "identity": bech32("AGE-PLUGIN-TOKENSEAL-", bytes([1]) + vid),
-    "stanza": "-> tokenseal %s %d %s" % (b64(vid[:8]), ver, b64(share)),
-    "body": b64(body),
-}
-bad = [k for k in want if v.get(k) != want[k]]
-if bad:
-    for k in bad:
-        print("%s: FORMAT.md says %s, recomputed %s" % (k, v.get(k), want[k]))
-    sys.exit(1)
-print("age vector: %d values recomputed independently" % len(want))
+def main():
+    text = open(sys.argv[1]).read()
+    block = text[text.index("<!-- age-vector -->"):]
+    block = block[block.index("```") + 3:]
+    block = block[:block.index("```")].split("\n", 1)[1]
+    v = {}
+    for line in block.strip().splitlines():
+        k, val = re.split(r"\s{2,}", line.strip(), maxsplit=1)
+        v[k] = val
+    rk, vid, fk, eph = (bytes.fromhex(v[k]) for k in ("root key", "vault id", "file key", "ephemeral"))
+    ver = int(v["key version"])
+    sk = hashlib.blake2b(b"tokenseal-age-x25519-v1" + vid + struct.pack(">I", ver), key=rk, digest_size=32).digest()
+    pk = raw(X25519PrivateKey.from_private_bytes(sk).public_key())
+    share = raw(X25519PrivateKey.from_private_bytes(eph).public_key())
+    S = X25519PrivateKey.from_private_bytes(eph).exchange(X25519PublicKey.from_public_bytes(pk))
+    wk = hashlib.blake2b(b"tokenseal-age-wrap-v1" + vid[:8] + struct.pack(">I", ver) + share + pk, key=S,
+                         digest_size=32).digest()
+    body = ChaCha20Poly1305(wk).encrypt(bytes(12), fk, None)
+    want = {
+        "secret key": sk.hex(),
+        "public key": pk.hex(),
+        "recipient": bech32("age1tokenseal", bytes([1]) + vid[:8] + struct.pack(">H", ver) + pk),
+        "identity": bech32("AGE-PLUGIN-TOKENSEAL-", bytes([1]) + vid),
+        "stanza": "-> tokenseal %s %d %s" % (b64(vid[:8]), ver, b64(share)),
+        "body": b64(body),
+    }
+    bad = [k for k in want if v.get(k) != want[k]]
+    if bad:
+        for k in bad:
+            print("%s: FORMAT.md says %s, recomputed %s" % (k, v.get(k), want[k]))
+        sys.exit(1)
+    print("age vector: %d values recomputed independently" % len(want))
+
+
+if __name__ == "__main__":
+    main()

@@ -102,16 +102,16 @@ pass "the flooder gets Busy beyond 8 questions per connection and 16 per uid"
 
 # --- details: the vault's name and its owner's uid, for rules and the dialog's message.
 B_NAME=$(sed -n "s/^system-bus-name \(:[0-9.]*\) org.tokenseal1.manage-other [01]$/\1/p" "$D/polkit.log" | tail -n 1)
-grep -qx "$B_NAME org.tokenseal1.manage-other owner=$OTHER_UID vault=target" "$D/polkit.log.details" ||
+grep -qx "$B_NAME org.tokenseal1.manage-other method=Lock owner=$OTHER_UID vault=target" "$D/polkit.log.details" ||
 	fail "details of the Lock question: $(grep -v vault=flood "$D/polkit.log.details")"
-grep -qx ":[0-9.]* org.tokenseal1.manage-other owner=0 vault=flood" "$D/polkit.log.details" ||
+grep -qx ":[0-9.]* org.tokenseal1.manage-other method=Lock owner=0 vault=flood" "$D/polkit.log.details" ||
 	fail "details of the flood questions: $(head -n 2 "$D/polkit.log.details")"
 unlock "$TP" recovery "$D/rk-t" >/dev/null || fail "unlock target"
 out=$(setpriv --reuid "$B_UID" --regid "$B_UID" --clear-groups busctl --address="$BUS_ADDRESS" --timeout=30 \
 	call org.tokenseal1 "$TP" $VIFACE Wrap 'aya{ss}' 1 7 0 2>&1) && fail "use-other granted although polkit said no"
-grep -q " org.tokenseal1.use-other owner=$OTHER_UID vault=target$" "$D/polkit.log.details" ||
+grep -q " org.tokenseal1.use-other method=Wrap owner=$OTHER_UID vault=target$" "$D/polkit.log.details" ||
 	fail "details of the Wrap question: $(tail -n 2 "$D/polkit.log.details")"
-pass "CheckAuthorization carries details vault=NAME owner=UID"
+pass "CheckAuthorization carries details vault=NAME owner=UID method=MEMBER"
 
 daemon_alive
 core_finish
