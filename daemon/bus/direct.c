@@ -33,6 +33,7 @@
 #include "bus/direct_conn.h"
 #include "bus/log.h"
 #include "bus/serve.h"
+#include "core/clock.h"
 
 static sd_id128_t server_id;
 static unsigned next_id;
@@ -74,11 +75,24 @@ static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *erro
 	return 0;
 }
 
-/* Every message the client sends: one that leaves too many replies unread is cut off. */
+/*
+ * Every message the client sends. A sender field is the bus driver's to
+ * write: on a direct connection the client would be naming someone else
+ * (a cached bus caller, a polkit subject), so such a client is cut off
+ * before anything reads it. So is one that leaves too many replies unread.
+ */
 static int on_incoming(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	ts_direct_conn *c = userdata;
 	uint64_t queued = 0;
+
+	/* (sd-bus's own Disconnected signal names its local sender; no client can send that interface.) */
+	if (sd_bus_message_get_sender(m) && sd_bus_message_is_signal(m, "org.freedesktop.DBus.Local", NULL) <= 0) {
+		ts_log(TS_LOG_WARNING, "direct:%u (uid %ld pid %ld): a message naming a sender (%s); disconnected", c->id,
+		       (long)c->uid, (long)c->pid, sd_bus_message_get_sender(m));
+		conn_close(c, "a message naming a sender");
+		return 1;
+	}
 
 	if (sd_bus_get_n_queued_write(c->bus, &queued) >= 0 && queued > TS_DIRECT_UNREAD_MAX) {
 		ts_log(TS_LOG_INFO, "direct:%u (uid %ld): more than %d replies unread; disconnected", c->id, (long)c->uid,
@@ -86,6 +100,38 @@ static int on_incoming(sd_bus_message *m, void *userdata, sd_bus_error *error)
 		conn_close(c, "too many replies unread");
 		return 1;
 	}
+	return 0;
+}
+
+/*
+ * After every turn of the loop: a client whose replies and signals pile up
+ * unread is cut off even if it sends nothing more (a subscriber that never
+ * reads, a client that stopped after its last call).
+ */
+static int on_post(sd_event_source *s, void *userdata)
+{
+	ts_daemon *d = userdata;
+
+	for (ts_direct_conn *c = d->direct, *next; c; c = next) {
+		uint64_t queued = 0;
+
+		next = c->next;
+		if (sd_bus_get_n_queued_write(c->bus, &queued) >= 0 && queued > TS_DIRECT_UNREAD_MAX) {
+			ts_log(TS_LOG_INFO, "direct:%u (uid %ld): more than %d messages unread; disconnected", c->id,
+			       (long)c->uid, TS_DIRECT_UNREAD_MAX);
+			conn_close(c, "too many messages unread");
+		}
+	}
+	return 0;
+}
+
+/* Out of file descriptors: stop accepting for a second rather than wake on the same error at once. */
+static int on_resume(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	ts_daemon *d = userdata;
+
+	if (d->direct_listener)
+		(void)sd_event_source_set_enabled(d->direct_listener, SD_EVENT_ON);
 	return 0;
 }
 
@@ -98,8 +144,15 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 	size_t same_uid = 0;
 	int cfd, r;
 
-	if ((cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) < 0)
+	if ((cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) < 0) {
+		if ((errno == EMFILE || errno == ENFILE) &&
+		    sd_event_source_set_enabled(d->direct_listener, SD_EVENT_OFF) >= 0) {
+			ts_log(TS_LOG_WARNING, "private socket: out of file descriptors; not accepting for a second");
+			if (sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC, 1000000, 0, on_resume, d) < 0)
+				(void)sd_event_source_set_enabled(d->direct_listener, SD_EVENT_ON);
+		}
 		return 0;
+	}
 	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0 || len != sizeof(uc)) {
 		close(cfd);
 		return 0;
@@ -107,8 +160,15 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 	for (c = d->direct; c; c = c->next)
 		same_uid += c->uid == uc.uid;
 	if (d->n_direct >= TS_DIRECT_MAX || same_uid >= TS_DIRECT_PER_UID) {
-		ts_log(TS_LOG_INFO, "private socket: uid %ld pid %ld refused: %s", (long)uc.uid, (long)uc.pid,
-		       same_uid >= TS_DIRECT_PER_UID ? "too many connections of this uid" : "too many connections");
+		static uint64_t last_log;
+		uint64_t now = ts_now_usec();
+
+		/* At most one line a second: a connect loop must not flood the journal. */
+		if (now - last_log >= 1000000) {
+			last_log = now;
+			ts_log(TS_LOG_INFO, "private socket: uid %ld pid %ld refused: %s", (long)uc.uid, (long)uc.pid,
+			       same_uid >= TS_DIRECT_PER_UID ? "too many connections of this uid" : "too many connections");
+		}
 		close(cfd);
 		return 0;
 	}
@@ -177,7 +237,8 @@ int ts_direct_listen(ts_daemon *d, const char *path)
 		return r;
 	}
 	if ((r = sd_event_add_io(d->event, &d->direct_listener, fd, EPOLLIN, on_accept, d)) < 0 ||
-	    (r = sd_event_source_set_io_fd_own(d->direct_listener, 1)) < 0) {
+	    (r = sd_event_source_set_io_fd_own(d->direct_listener, 1)) < 0 ||
+	    (r = sd_event_add_post(d->event, &d->direct_post, on_post, d)) < 0) {
 		d->direct_listener = sd_event_source_unref(d->direct_listener);
 		close(fd);
 		return r;
@@ -188,6 +249,7 @@ int ts_direct_listen(ts_daemon *d, const char *path)
 void ts_direct_stop(ts_daemon *d)
 {
 	d->direct_listener = sd_event_source_disable_unref(d->direct_listener);
+	d->direct_post = sd_event_source_disable_unref(d->direct_post);
 	while (d->direct)
 		conn_close(d->direct, "shutdown");
 }

@@ -9,8 +9,11 @@
 /* Clients at once, and per uid: a uid past its share is refused at accept (its client falls back to the bus). */
 #define TS_DIRECT_MAX 256
 #define TS_DIRECT_PER_UID 16
-/* Replies a client may leave unread: past this its connection is closed (dbus-daemon would stop it as well). */
-#define TS_DIRECT_UNREAD_MAX 128
+/*
+ * Replies and signals a client may leave unread: past this its connection is
+ * closed, checked after every turn of the loop (dbus-daemon would stop it too).
+ */
+#define TS_DIRECT_UNREAD_MAX 32
 
 /*
  * Listen on the Unix socket path (mode 0666: every local user may connect;

@@ -60,6 +60,12 @@ int ts_caller_get(sd_bus_message *m, ts_caller *ret)
 	size_t i;
 	int r;
 
+	/*
+	 * Only on a bus does the sender field come from the bus driver. On a direct
+	 * connection (the private socket) the client writes it: never a key here.
+	 */
+	if (sd_bus_is_bus_client(sd_bus_message_get_bus(m)) <= 0)
+		sender = NULL;
 	if (sender && strlen(sender) < sizeof(caller_cache[0].name) && sender[0] == ':')
 		for (i = 0; i < CALLER_CACHE_SIZE; i++)
 			if (strcmp(caller_cache[i].name, sender) == 0) {

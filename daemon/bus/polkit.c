@@ -102,8 +102,11 @@ static int ask(ts_daemon *d, sd_bus_message *m, const char *action, const char *
 	char owner_s[16], direct_name[32];
 	int r;
 
-	/* A client of the private socket is named "direct:ID" where a bus name would stand (counts, logs). */
-	if (!sender && (direct = ts_direct_find(d, sd_bus_message_get_bus(m))) != NULL) {
+	/*
+	 * A client of the private socket is named "direct:ID" where a bus name would stand (counts,
+	 * logs): decided by the connection, never by the sender field, which such a client writes.
+	 */
+	if ((direct = ts_direct_find(d, sd_bus_message_get_bus(m))) != NULL) {
 		snprintf(direct_name, sizeof(direct_name), "direct:%u", direct->id);
 		sender = direct_name;
 		/* Its process, as polkit will be told: gone, or its pid taken by another, is no subject. */

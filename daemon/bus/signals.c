@@ -96,7 +96,8 @@ int ts_signals_method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error 
 
 	if ((r = ts_manager_authorize(m, &caller, error)) < 0)
 		return r;
-	if (!sender && (direct = ts_direct_find(d, sd_bus_message_get_bus(m))) != NULL) {
+	/* A direct connection is itself the subscriber, whatever sender field its client wrote. */
+	if ((direct = ts_direct_find(d, sd_bus_message_get_bus(m))) != NULL) {
 		direct->subscribed = 1;
 		return ts_bus_errno(error, sd_bus_reply_method_return(m, ""));
 	}
@@ -128,10 +129,10 @@ int ts_signals_method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_erro
 
 	if ((r = ts_manager_authorize(m, &caller, error)) < 0)
 		return r;
-	if (sender)
-		drop(d, sender);
-	else if ((direct = ts_direct_find(d, sd_bus_message_get_bus(m))) != NULL)
+	if ((direct = ts_direct_find(d, sd_bus_message_get_bus(m))) != NULL)
 		direct->subscribed = 0;
+	else if (sender)
+		drop(d, sender);
 	return ts_bus_errno(error, sd_bus_reply_method_return(m, ""));
 }
 

@@ -115,6 +115,7 @@ typedef struct ts_daemon {
 	ts_direct_conn *direct;         /* direct.c: clients of the private socket */
 	size_t n_direct;
 	sd_event_source *direct_listener;
+	sd_event_source *direct_post;   /* direct.c: the unread-messages check after each turn */
 } ts_daemon;
 
 #endif

@@ -272,8 +272,9 @@ static void on_remote_unlock(void *userdata, int r, const ts_remote_reply *reply
 static void emit_touch_requested(ts_unlock_job *j, const ts_protector_ops *ops, const ts_protector_record *p)
 {
 	_ts_cleanup_reply_ sd_bus_message *sig = NULL;
-	const char *sender = sd_bus_message_get_sender(j->m);
 	sd_bus *bus = sd_bus_message_get_bus(j->m);
+	/* A sender field means something on the bus only; a direct client writes its own. */
+	const char *sender = bus == j->e->d->bus ? sd_bus_message_get_sender(j->m) : NULL;
 	char touch[8];
 
 	/* On the bus, to the caller's name alone; on a direct connection (no sender), to that connection. */

@@ -39,6 +39,22 @@ bq call org.tokenseal1 /org/tokenseal1 org.tokenseal1.Manager GetVault s "$OTHER
 	fail "the other user's create made a vault of root's"
 pass "the caller is the socket's peer: another user's vault is that user's"
 
+# --- a direct client cannot name itself after a bus caller: root's bus connection, whose
+# credentials the daemon has seen, and another user writing its name as the sender.
+coproc ROOTBUS { /usr/bin/python3 -c '
+import dbus, sys
+b = dbus.bus.BusConnection(sys.argv[1])
+b.get_object("org.tokenseal1", "/org/tokenseal1").GetVault("vault1", dbus_interface="org.tokenseal1.Manager")
+print(b.get_unique_name(), flush=True)
+sys.stdin.read()' "$BUS_ADDRESS"; }
+read -r -t 10 ROOTNAME <&"${ROOTBUS[0]}" || fail "root's bus client did not start"
+got=$(as_other "$DC" forge "$S" "$ROOTNAME" "$P")
+[ "$got" = closed ] || fail "another user's message naming root's bus name ($ROOTNAME) got '$got', not cut off"
+"$TOKENSEAL" status >/dev/null || fail "root not served after the forgery"
+exec {ROOTBUS[1]}>&-
+wait "$ROOTBUS_PID" 2>/dev/null || true
+pass "a direct client that writes a sender (root's bus name) is cut off before anything reads its call"
+
 # --- a socket served by another user: the client sends it nothing (not even the handshake).
 mkdir -m 777 "$D/evil"
 as_other /usr/bin/python3 - "$D/evil/sock" "$D/evil/got" <<'PY' &

@@ -9,6 +9,10 @@
  *       without reading a reply, waits 2 s, then reads what is there.
  *       Prints "replies R closed C" (C 1: the daemon closed the
  *       connection). Exit 0.
+ *   direct_client forge SOCKET SENDER VAULT_PATH
+ *       one connection: Properties.GetAll on VAULT_PATH with the message's
+ *       sender field set to SENDER (a bus name: on the bus only the bus
+ *       driver writes it). Prints "reply", "error NAME" or "closed".
  *   direct_client subscribe SOCKET VAULT_PATH SECONDS
  *       Manager.Subscribe, then waits up to SECONDS for PropertiesChanged on
  *       VAULT_PATH saying Locked=true; prints "signal locked" and exits 0,
@@ -156,6 +160,36 @@ static int flood(const char *path, int n, const char *vault)
 	return 0;
 }
 
+static int forge(const char *path, const char *sender, const char *vault)
+{
+	sd_bus_error error = SD_BUS_ERROR_NULL;
+	sd_bus_message *m = NULL, *reply = NULL;
+	sd_bus *bus = NULL;
+	int r;
+
+	if (connect_to(path, &bus) < 0 || !wait_ready(bus)) {
+		fprintf(stderr, "cannot connect\n");
+		return 1;
+	}
+	if (sd_bus_message_new_method_call(bus, &m, NULL, vault, "org.freedesktop.DBus.Properties", "GetAll") < 0 ||
+	    sd_bus_message_append(m, "s", "org.tokenseal1.Vault") < 0 || sd_bus_message_set_sender(m, sender) < 0) {
+		fprintf(stderr, "cannot build\n");
+		return 1;
+	}
+	r = sd_bus_call(bus, m, 5000000, &error, &reply);
+	if (r >= 0)
+		printf("reply\n");
+	else if (sd_bus_error_is_set(&error) && !sd_bus_error_has_names(&error, SD_BUS_ERROR_NO_REPLY, SD_BUS_ERROR_DISCONNECTED))
+		printf("error %s\n", error.name);
+	else
+		printf("closed\n");
+	sd_bus_message_unref(m);
+	sd_bus_message_unref(reply);
+	sd_bus_error_free(&error);
+	sd_bus_unref(bus);
+	return 0;
+}
+
 static int on_changed(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	int *locked = userdata, b;
@@ -217,8 +251,10 @@ int main(int argc, char **argv)
 		return hold(argv[2], atoi(argv[3]));
 	if (argc == 5 && strcmp(argv[1], "flood") == 0)
 		return flood(argv[2], atoi(argv[3]), argv[4]);
+	if (argc == 5 && strcmp(argv[1], "forge") == 0)
+		return forge(argv[2], argv[3], argv[4]);
 	if (argc == 5 && strcmp(argv[1], "subscribe") == 0)
 		return subscribe(argv[2], argv[3], atoi(argv[4]));
-	fprintf(stderr, "usage: direct_client hold SOCKET N | flood SOCKET N VAULT_PATH | subscribe SOCKET VAULT_PATH SECONDS\n");
+	fprintf(stderr, "usage: direct_client hold SOCKET N | flood SOCKET N VAULT_PATH | forge SOCKET SENDER VAULT_PATH | subscribe SOCKET VAULT_PATH SECONDS\n");
 	return 2;
 }
