@@ -6,6 +6,7 @@
 #                     tests against that build: one closing line "N passed, N failed"
 #   make check-unit | check-integration | check-fido2 | check-tpm2 | check-pkcs11
 #        | check-pam | check-policy | check-hardening | check-security | check-isolation
+#        | check-secrets
 #                     (one test group each)
 #   make lint         daemon/bus/ layering: no include cycle, no .c above 700 lines (tests/lint/)
 #   make check-asan   only the ASan+UBSan pass of make check
@@ -77,6 +78,7 @@ SOFTFIDO_SRC := $(sort $(wildcard tests/softfido/*.c))
 UNIT_SRC     := $(sort $(wildcard tests/unit/test_*.c))
 TOOL_SRC     := $(sort $(wildcard tests/tools/*.c))
 BENCH_SRC    := $(sort $(wildcard tests/bench/*.c))
+SECRETS_SRC  := $(sort $(wildcard secrets/*.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 # The client library is built with hidden visibility; only TS_EXPORT symbols leave the .so.
@@ -103,9 +105,12 @@ PROGRAMS += $(SOFTFIDO)
 endif
 PAM_TOKENSEAL := $(BUILD)/pam_tokenseal.so
 PROGRAMS += $(PAM_TOKENSEAL)
+# The Secret Service provider (docs/SECRETS.md): a client of tokensealed on the user's session bus.
+TOKENSEAL_SECRETS := $(BUILD)/tokenseal-secrets
+PROGRAMS += $(TOKENSEAL_SECRETS)
 
 .PHONY: all deps lint check check-asan check-unit check-integration check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening check-security check-isolation \
-        demo bench install uninstall clean tests
+        check-secrets demo bench install uninstall clean tests
 
 all: $(PROGRAMS) tests
 
@@ -165,6 +170,12 @@ $(TOKENSEAL): $(call obj,$(CLI_SRC) daemon/store.c daemon/protectors/escrow_rsa.
 $(call obj,contrib/pam/pam_tokenseal.c): ALL_CFLAGS += -Icli/lib
 $(PAM_TOKENSEAL): $(call obj,contrib/pam/pam_tokenseal.c) $(LIBTOKENSEAL_A)
 	$(CC) $(ALL_LDFLAGS) -shared -Wl,--no-undefined -Wl,--exclude-libs,ALL -o $@ $^ $(call pc_libs,$(CLIENT_PKGS) pam)
+
+# tokenseal-secrets: the static client library (its internal API, for the vault's signals and Unlock),
+# OpenSSL libcrypto for the Secret Service's DH session only.
+$(call obj,$(SECRETS_SRC)): ALL_CFLAGS += -Icli/lib
+$(TOKENSEAL_SECRETS): $(call obj,$(SECRETS_SRC)) $(LIBTOKENSEAL_A)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(CLIENT_PKGS) libcrypto)
 
 $(SOFTFIDO): $(call obj,$(SOFTFIDO_SRC))
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(SOFTFIDO_PKGS))
@@ -238,7 +249,7 @@ check-integration: deps
 	$(MAKE) all
 	tests/run --build $(BUILD) integration
 
-check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening check-security check-isolation: deps
+check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening check-security check-isolation check-secrets: deps
 	$(MAKE) all
 	tests/run --build $(BUILD) $(patsubst check-%,%,$@)
 

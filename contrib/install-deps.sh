@@ -10,7 +10,8 @@ swtpm swtpm-tools tpm2-tools
 softhsm2 opensc p11-kit openssl
 python3 python3-fido2 python3-dbus python3-gi man-db
 pamtester libpam-wrapper
-valgrind"
+valgrind
+libsecret-tools python3-secretstorage gnome-keyring pinentry-curses"
 
 missing=""
 for p in $PKGS; do

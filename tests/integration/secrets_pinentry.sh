@@ -1,0 +1,21 @@
+#!/bin/bash
+# secrets_pinentry.sh — a test pinentry speaking the Assuan protocol, for the secrets-*.sh tests.
+# GETPIN answers with the contents of $SECRETS_PIN_FILE, or "cancelled" when that file does not exist.
+# Each command's verb (never the PIN) is appended to $SECRETS_PIN_LOG.
+echo "OK Pleased to meet you"
+while IFS= read -r line; do
+	echo "${line%% *}" >>"${SECRETS_PIN_LOG:-/dev/null}"
+	case $line in
+	GETPIN*)
+		if [ -f "${SECRETS_PIN_FILE:-/nonexistent}" ]; then
+			pin=$(cat "$SECRETS_PIN_FILE")
+			pin=${pin//%/%25}
+			printf 'D %s\nOK\n' "$pin"
+		else
+			echo "ERR 83886179 Operation cancelled <Pinentry>"
+		fi
+		;;
+	BYE*) echo OK; exit 0 ;;
+	*) echo OK ;;
+	esac
+done
