@@ -77,8 +77,10 @@ static void complete(ss_prompt *p, int dismissed)
 	for (i = 0; !dismissed && i < p->n_ids; i++) {
 		ss_collection *c = ss_service_collection(s, p->ids[i]);
 
-		if (c)
+		if (c) {
+			c->locked_by_client = 0;
 			(void)ss_service_open_collection(s, c);
+		}
 	}
 	/* The result is what was asked for (libsecret reads it so), each only if it is open now. */
 	for (i = 0; !dismissed && i < p->n_objects; i++) {
@@ -165,6 +167,19 @@ static ss_prompt *prompt_of(ss_service *s, const char *path)
 	return NULL;
 }
 
+static int by_client(ss_prompt *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->n_ids; i++) {
+		ss_collection *c = ss_service_collection(p->s, p->ids[i]);
+
+		if (c && c->locked_by_client)
+			return 1;
+	}
+	return 0;
+}
+
 static int method_prompt(sd_bus_message *m, void *userdata, sd_bus_error *e)
 {
 	ss_service *s = userdata;
@@ -181,8 +196,12 @@ static int method_prompt(sd_bus_message *m, void *userdata, sd_bus_error *e)
 	p->started = 1;
 	if ((r = sd_bus_reply_method_return(m, NULL)) < 0)
 		return r;
-	/* Unlocked meanwhile (by pam_tokenseal, by another prompt): nothing to ask. */
-	if (!s->vault_locked)
+	/*
+	 * Unlocked meanwhile (by pam_tokenseal, by another prompt): nothing to ask, unless a client locked one
+	 * of the collections; then the PIN is asked all the same, and tokensealed checks it although the vault
+	 * is open (Vault.Unlock always checks the secret it is given).
+	 */
+	if (!s->vault_locked && !by_client(p))
 		complete(p, 0);
 	else
 		ask(p, NULL);

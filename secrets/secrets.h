@@ -86,6 +86,7 @@ typedef struct ss_collection {
 	size_t n_items;
 	uint32_t next_id;
 	uint8_t *key;                      /* sodium_malloc()ed SS_KEY_BYTES while unlocked, else NULL */
+	int locked_by_client;              /* Lock()ed by a client: opens again only with the PIN, vault open or not */
 } ss_collection;
 
 typedef struct ss_session {

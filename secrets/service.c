@@ -175,8 +175,11 @@ void ss_service_open_all(ss_service *s)
 {
 	size_t i;
 
-	for (i = 0; i < s->n_colls && !s->vault_locked; i++)
+	/* The vault was just unlocked, so somebody gave the PIN: collections locked by a client open too. */
+	for (i = 0; i < s->n_colls && !s->vault_locked; i++) {
+		s->colls[i]->locked_by_client = 0;
 		(void)ss_service_open_collection(s, s->colls[i]);
+	}
 }
 
 /* ---- the methods ---- */
@@ -313,7 +316,7 @@ static int method_unlock_lock(sd_bus_message *m, void *userdata, sd_bus_error *e
 
 		if (ss_service_resolve(s, path, &c, &it) <= 0)
 			continue;
-		if (!lock && !c->key && s->vault_locked) {
+		if (!lock && !c->key && (s->vault_locked || c->locked_by_client)) {
 			char **no;
 
 			if (n_objects >= 4096 || (no = reallocarray(objects, n_objects + 1, sizeof(char *))) == NULL) {
@@ -328,11 +331,12 @@ static int method_unlock_lock(sd_bus_message *m, void *userdata, sd_bus_error *e
 			n_objects++;
 		}
 		if (lock) {
+			c->locked_by_client = 1;
 			if (c->key) {
 				ss_collection_lock(c);
 				emit_locked(s, c);
 			}
-		} else if (!c->key && ss_service_open_collection(s, c) < 0) {
+		} else if (!c->key && (c->locked_by_client || ss_service_open_collection(s, c) < 0)) {
 			for (i = 0; i < n_pending && pending[i] != c; i++)
 				;
 			if (i == n_pending && n_pending < SS_COLLECTIONS_MAX)
