@@ -351,8 +351,10 @@ POLKITRULESDIR ?= /usr/share/polkit-1/rules.d
 MANDIR     ?= $(DATADIR)/man
 BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
 MAN_PAGES  := $(sort $(wildcard docs/*.1 docs/*.5 docs/*.8))
-# Files with @SBINDIR@ / @LIBEXECDIR@ in them get the installed path.
-subst_paths = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' $(1) > $(2) && chmod 0644 $(2)
+# Files with @SBINDIR@ / @LIBEXECDIR@ / @BINDIR@ in them get the installed path.
+subst_paths = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' $(1) > $(2) && chmod 0644 $(2)
+# systemd user units (tokenseal-secrets).
+USERUNITDIR ?= $(PREFIX)/lib/systemd/user
 
 install: $(PROGRAMS)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
@@ -360,8 +362,12 @@ install: $(PROGRAMS)
 	           $(DESTDIR)$(DATADIR)/dbus-1/system.d $(DESTDIR)$(DATADIR)/dbus-1/system-services \
 	           $(DESTDIR)$(DATADIR)/polkit-1/actions $(DESTDIR)$(PAMDIR) $(DESTDIR)$(UNITDIR) \
 	           $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
-	           $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(UDEVRULESDIR) $(DESTDIR)$(POLKITRULESDIR)
+	           $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(UDEVRULESDIR) $(DESTDIR)$(POLKITRULESDIR) \
+	           $(DESTDIR)$(DATADIR)/dbus-1/services $(DESTDIR)$(USERUNITDIR)
 	install -m 0755 $(TOKENSEAL) $(DESTDIR)$(BINDIR)/tokenseal
+	install -m 0755 $(TOKENSEAL_SECRETS) $(DESTDIR)$(BINDIR)/tokenseal-secrets
+	$(call subst_paths,contrib/org.freedesktop.secrets.service,$(DESTDIR)$(DATADIR)/dbus-1/services/org.freedesktop.secrets.service)
+	$(call subst_paths,contrib/tokenseal-secrets.service,$(DESTDIR)$(USERUNITDIR)/tokenseal-secrets.service)
 	install -m 0755 $(TOKENSEALED) $(DESTDIR)$(SBINDIR)/tokensealed
 	install -m 0711 $(HELPER) $(DESTDIR)$(LIBEXECDIR)/tokenseal-helper
 	install -m 0755 $(LIBTOKENSEAL_SO) $(DESTDIR)$(LIBDIR)/libtokenseal.so.1
@@ -389,6 +395,8 @@ install: $(PROGRAMS)
 	done
 
 uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/tokenseal-secrets $(DESTDIR)$(DATADIR)/dbus-1/services/org.freedesktop.secrets.service \
+	      $(DESTDIR)$(USERUNITDIR)/tokenseal-secrets.service
 	rm -f $(DESTDIR)$(BINDIR)/tokenseal $(DESTDIR)$(SBINDIR)/tokensealed $(DESTDIR)$(LIBEXECDIR)/tokenseal-helper \
 	      $(DESTDIR)$(LIBDIR)/libtokenseal.so.1 $(DESTDIR)$(LIBDIR)/libtokenseal.so \
 	      $(DESTDIR)$(LIBDIR)/libtokenseal.a $(DESTDIR)$(LIBDIR)/pkgconfig/tokenseal.pc \
