@@ -125,4 +125,8 @@ sleep 0.2   # idle: let start-up settle before the first RSS sample
 	--unlock-json "$U/unlock.json" --unlock-table "$U/unlock.txt" "${QUICK[@]}"
 stop_daemon
 echo "results: $BUILD/bench.json"
+# 4. tokenseal-secrets against gnome-keyring-daemon (docs/PERFORMANCE.md, "Secret Service").
+N_SECRETS=20000
+[ ${#QUICK[@]} -eq 0 ] || N_SECRETS=2000
+"$TS_SRC/tests/bench/secrets.sh" "$BUILD" "$N_SECRETS"
 echo "whole run: $SECONDS s"
