@@ -19,13 +19,24 @@
 
 void ss_log(const char *fmt, ...)
 {
+	char buf[1024];
 	va_list ap;
+	size_t i;
 
 	va_start(ap, fmt);
-	fputs("tokenseal-secrets: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	/* Names from files and messages from tokensealed never start a log line of their own. */
+	fputs("tokenseal-secrets: ", stderr);
+	for (i = 0; buf[i]; i++) {
+		unsigned char ch = (unsigned char)buf[i];
+
+		if (ch < 0x20 || ch == 0x7f || ch == '\\')
+			fprintf(stderr, "\\x%02x", ch);
+		else
+			fputc(ch, stderr);
+	}
+	fputc('\n', stderr);
 }
 
 uint64_t ss_now(void)
@@ -93,8 +104,10 @@ static int on_name_owner(sd_bus_message *m, void *userdata, sd_bus_error *e)
 	const char *name, *old, *new;
 
 	/* A client left: its sessions go with it. */
-	if (sd_bus_message_read(m, "sss", &name, &old, &new) >= 0 && name[0] == ':' && !*new)
+	if (sd_bus_message_read(m, "sss", &name, &old, &new) >= 0 && name[0] == ':' && !*new) {
 		ss_sessions_drop_owner(userdata, name);
+		ss_prompts_drop_owner(userdata, name);
+	}
 	return 0;
 }
 

@@ -54,6 +54,9 @@ static int method_coll_delete(sd_bus_message *m, void *userdata, sd_bus_error *e
 
 	if ((r = lookup(s, m, NULL, &c, &it, e)) <= 0)
 		return r;
+	/* Without the PIN, no app can destroy a locked collection. */
+	if (!c->key)
+		return sd_bus_error_set(e, SS_ERR_IS_LOCKED, "the collection is locked");
 	if ((r = ss_store_remove(s, c)) < 0)
 		return sd_bus_error_set_errnof(e, -r, "cannot remove the collection's file: %m");
 	for (i = 0; i < s->n_colls && s->colls[i] != c; i++)

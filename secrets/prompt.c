@@ -13,6 +13,7 @@ struct ss_prompt {
 	ss_service *s;
 	uint64_t n;
 	char *path;
+	char *owner;                       /* unique name of the client whose Unlock made it */
 	char **ids;                        /* the collections to open, by id (one may go meanwhile) */
 	size_t n_ids;
 	char **objects;                    /* the objects Unlock was asked for whose collection was locked */
@@ -36,6 +37,7 @@ static void prompt_free(ss_prompt *p)
 		free(p->ids[i]);
 	free(p->ids);
 	strv_free(p->objects, p->n_objects);
+	free(p->owner);
 	free(p->path);
 	free(p);
 }
@@ -254,13 +256,27 @@ static void strv_free(char **v, size_t n)
 	free(v);
 }
 
-int ss_prompt_new(ss_service *s, ss_collection **colls, size_t n, char **objects, size_t n_objects,
-                  const char **ret_path)
+void ss_prompts_drop_owner(ss_service *s, const char *owner)
 {
-	ss_prompt *p, **np;
 	size_t i;
 
-	if (s->n_prompts >= SS_PROMPTS_MAX) {
+	for (i = 0; i < s->n_prompts;)
+		if (strcmp(s->prompts[i]->owner, owner) == 0)
+			complete(s->prompts[i], 1);
+		else
+			i++;
+}
+
+int ss_prompt_new(ss_service *s, const char *owner, ss_collection **colls, size_t n, char **objects,
+                  size_t n_objects, const char **ret_path)
+{
+	ss_prompt *p, **np;
+	size_t i, mine = 0;
+
+	for (i = 0; i < s->n_prompts; i++)
+		mine += strcmp(s->prompts[i]->owner, owner) == 0;
+	/* Prompts that nobody shows would pile up: bounded per client, and dropped when it leaves. */
+	if (s->n_prompts >= SS_PROMPTS_MAX || mine >= SS_PROMPTS_PER_CLIENT) {
 		strv_free(objects, n_objects);
 		return -EBUSY;
 	}
@@ -274,7 +290,7 @@ int ss_prompt_new(ss_service *s, ss_collection **colls, size_t n, char **objects
 	p->n = ++s->next_prompt;
 	if (asprintf(&p->path, SS_PROMPT_PREFIX "/p%llu", (unsigned long long)p->n) < 0)
 		p->path = NULL;
-	if (!p->path || (n && (p->ids = calloc(n, sizeof(char *))) == NULL)) {
+	if (!p->path || (p->owner = strdup(owner)) == NULL || (n && (p->ids = calloc(n, sizeof(char *))) == NULL)) {
 		prompt_free(p);
 		return -ENOMEM;
 	}

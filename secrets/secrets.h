@@ -40,7 +40,9 @@
 #define SS_COLLECTIONS_MAX 64
 #define SS_ALIASES_MAX 16            /* aliases per collection */
 #define SS_SESSIONS_MAX 1024
+#define SS_SESSIONS_PER_CLIENT 64
 #define SS_PROMPTS_MAX 64
+#define SS_PROMPTS_PER_CLIENT 8
 #define SS_KEY_BYTES 32              /* collection key: XChaCha20-Poly1305 */
 #define SS_SALT_BYTES 16
 #define SS_HASH_BYTES 32
@@ -198,8 +200,10 @@ int ss_session_register(ss_service *s);
  * A prompt that unlocks the vault (pinentry) and then opens the collections colls[]; its result lists
  * objects[] (taken over, also on failure) that are open then. *ret_path: borrowed.
  */
-int ss_prompt_new(ss_service *s, ss_collection **colls, size_t n, char **objects, size_t n_objects,
-                  const char **ret_path);
+int ss_prompt_new(ss_service *s, const char *owner, ss_collection **colls, size_t n, char **objects,
+                  size_t n_objects, const char **ret_path);
+/* A client left the bus: its prompts go (a prompt being shown is dismissed). */
+void ss_prompts_drop_owner(ss_service *s, const char *owner);
 int ss_prompt_register(ss_service *s);
 void ss_prompts_free(ss_service *s);
 

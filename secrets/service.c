@@ -349,7 +349,9 @@ static int method_unlock_lock(sd_bus_message *m, void *userdata, sd_bus_error *e
 	if (r < 0 || (r = sd_bus_message_exit_container(m)) < 0 || (r = sd_bus_message_close_container(reply)) < 0)
 		goto out;
 	if (n_pending) {
-		r = ss_prompt_new(s, pending, n_pending, objects, n_objects, &prompt);
+		const char *sender = sd_bus_message_get_sender(m);
+
+		r = ss_prompt_new(s, sender ? sender : "", pending, n_pending, objects, n_objects, &prompt);
 		objects = NULL;
 		n_objects = 0;
 		if (r < 0) {

@@ -151,6 +151,15 @@ ss_session *ss_session_find(ss_service *s, const char *path, const char *sender)
 	return NULL;
 }
 
+static size_t count_owner(ss_service *s, const char *owner)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < s->n_sessions; i++)
+		n += strcmp(s->sessions[i]->owner, owner) == 0;
+	return n;
+}
+
 int ss_session_open(ss_service *s, sd_bus_message *m, sd_bus_error *e)
 {
 	_ss_cleanup_msg_ sd_bus_message *reply = NULL;
@@ -164,7 +173,7 @@ int ss_session_open(ss_service *s, sd_bus_message *m, sd_bus_error *e)
 		return r;
 	if (!sender)
 		return sd_bus_error_set(e, SS_ERR_FAILED, "no sender");
-	if (s->n_sessions >= SS_SESSIONS_MAX)
+	if (s->n_sessions >= SS_SESSIONS_MAX || count_owner(s, sender) >= SS_SESSIONS_PER_CLIENT)
 		return sd_bus_error_set(e, "org.freedesktop.DBus.Error.LimitsExceeded", "too many sessions open");
 	if ((se = calloc(1, sizeof(*se))) == NULL || (se->owner = strdup(sender)) == NULL) {
 		ss_session_free(se);

@@ -98,12 +98,26 @@ as_other busctl --address="$DBUS_SESSION_BUS_ADDRESS" call org.freedesktop.secre
 	org.freedesktop.Secret.Service SearchItems 'a{ss}' 0 >/dev/null 2>&1 && fail "another uid called the provider"
 pass "another uid reads neither the file nor the bus"
 
+# Without the PIN no app destroys a locked collection; prompts nobody shows go with their client.
+vcall "$VP" Lock
+for _ in $(seq 50); do [ "$(collection_locked)" = true ] && break; sleep 0.02; done
+expect_fail "the collection is locked" busctl --user call org.freedesktop.secrets \
+	/org/freedesktop/secrets/collection/login org.freedesktop.Secret.Collection Delete
+[ -f "$F" ] || fail "a locked collection was deleted"
+for _ in $(seq 70); do
+	busctl --user call org.freedesktop.secrets /org/freedesktop/secrets org.freedesktop.Secret.Service Unlock ao 1 \
+		/org/freedesktop/secrets/collection/login >/dev/null || fail "Unlock refused to a fresh client"
+done
+unlock "$VP" recovery "$RIG_DIR/rk" >/dev/null || fail "vault Unlock"
+pass "a locked collection cannot be deleted; 70 clients leaving prompts behind do not use up the prompts"
+
 # Hostile bytes: a flipped byte in an item's sealed part drops that item alone; a garbage file is refused and left alone.
 secrets_stop
 cp "$F" "$RIG_DIR/saved"
 size=$(stat -c %s "$F")
 /usr/bin/python3 -c 'import sys; p=sys.argv[1]; d=bytearray(open(p,"rb").read()); d[-3]^=1; open(p,"wb").write(d)' "$F"
 head -c 100 /dev/urandom >"$SECRETS_DATA/junk.collection"
+head -c 10 /dev/urandom >"$SECRETS_DATA/$(printf 'evil\ntokenseal-secrets: forged.collection')"
 printf 'TSSECRT1\xff\xff\xff\xff' >"$SECRETS_DATA/short.collection"
 chmod 600 "$SECRETS_DATA"/*.collection
 secrets_start
@@ -112,6 +126,8 @@ grep -q "does not open with the collection key" "$RIG_DIR/secrets.log" || fail "
 grep -q "junk.collection: not a valid collection file" "$RIG_DIR/secrets.log" || fail "junk file not reported"
 grep -q "short.collection: not a valid collection file" "$RIG_DIR/secrets.log" || fail "short file not reported"
 [ "$(head -c 100 "$SECRETS_DATA/junk.collection" | wc -c)" = 100 ] || fail "the junk file was rewritten"
+grep -q '^tokenseal-secrets: forged' "$RIG_DIR/secrets.log" && fail "a file name forged a log line"
+grep -q 'evil\\x0atokenseal-secrets: forged.collection: not a valid' "$RIG_DIR/secrets.log" || fail "hostile file name not escaped in the log"
 [ "$(stat -c %s "$F")" -le "$size" ] || fail "file grew"
 pass "flipped byte: that item alone is refused; garbage files are reported and left alone"
 
