@@ -11,7 +11,13 @@ VP=$(create_vault secrets "$RIG_DIR/rk") || fail "CreateVault"
 
 # One row per observable result: "NAME|RESULT". Rows after the prompt need someone to type a PIN.
 scenario() {
-	local A=(app tokenseal-test)
+	local A=(app tokenseal-test) mon="$RIG_DIR/monitor.$1" pid
+	# The collection's signals, as a client listening for them sees them.
+	dbus-monitor --address "$DBUS_SESSION_BUS_ADDRESS" "type='signal',interface='org.freedesktop.Secret.Collection'" \
+		>"$mon" 2>/dev/null &
+	pid=$!
+	RIG_PIDS+=($pid)
+	sleep 0.2
 	echo "store|$(st_store pw1 --label=L1 "${A[@]}" user alice)"
 	echo "lookup|$(st lookup "${A[@]}" user alice)"
 	echo "store again (replaces)|$(st_store pw2 --label=L2 "${A[@]}" user alice)"
@@ -28,13 +34,17 @@ scenario() {
 	echo "secret-tool lock: Locked property|$(st lock --collection=login >/dev/null; collection_locked)"
 	echo "lookup while locked, prompt cancelled|$(st lookup "${A[@]}" kind dh)"
 	echo "python get while locked|$(py locked-get)"
+	sleep 0.2
+	kill "$pid"
+	wait "$pid" 2>/dev/null || true
+	echo "STRICT signals ItemCreated/Changed/Deleted|$(for m in ItemCreated ItemChanged ItemDeleted; do grep -c "member=$m\$" "$mon"; done | tr '\n' ' ')"
 }
 
 # tokenseal-secrets: the pinentry cancels until the PIN file exists.
 secrets_start_session_bus ours
 secrets_start
 t0=$SECONDS
-scenario >"$RIG_DIR/ours"
+scenario ours >"$RIG_DIR/ours"
 tr -d '\n' <"$RIG_DIR/rk" >"$SECRETS_PIN_FILE"
 echo "PROMPT unlock (python, pinentry)|$(py unlock)" >>"$RIG_DIR/ours"
 echo "PROMPT lookup after unlock|$(st lookup app tokenseal-test kind dh)" >>"$RIG_DIR/ours"
@@ -47,7 +57,7 @@ ours_s=$((SECONDS - t0))
 secrets_start_session_bus gk
 gk_start
 t0=$SECONDS
-scenario >"$RIG_DIR/gk"
+scenario gk >"$RIG_DIR/gk"
 echo "PROMPT unlock (python, pinentry)|$(py unlock)" >>"$RIG_DIR/gk"
 echo "PROMPT lookup after unlock|$(st lookup app tokenseal-test kind dh)" >>"$RIG_DIR/gk"
 echo "PROMPT lock (python)|$(py lock)" >>"$RIG_DIR/gk"
@@ -67,7 +77,8 @@ while IFS='|' read -r name ours; do
 	printf '%-38s | %-50s | %s%s\n' "${name#STRICT }" "$ours" "$gk" "$mark"
 done <"$RIG_DIR/ours"
 echo "(rows marked <> differ: the unlock rows need a person at a prompt, and gnome-keyring has no prompter on this bus;"
-echo " gnome-keyring takes 1 as a DH public key, tokenseal-secrets refuses it)"
+echo " gnome-keyring takes 1 as a DH public key, tokenseal-secrets refuses it; on a store that replaces an item"
+echo " gnome-keyring sends ItemCreated again, tokenseal-secrets ItemChanged)"
 [ $differ -eq 0 ] || fail "tokenseal-secrets and gnome-keyring-daemon disagree (table above)"
 
 # What the rows must say, whoever agrees with whom.
@@ -84,4 +95,5 @@ grep -qx 'PROMPT lookup after unlock|exit 0 out=secret of the dh session éè' "
 grep -qx 'secret-tool lock: Locked property|true' "$RIG_DIR/ours" || fail "secret-tool lock did not lock"
 grep -qx 'PROMPT lock (python)|lock: locked=True' "$RIG_DIR/ours" || fail "Lock"
 grep -qx 'GETPIN' "$SECRETS_PIN_LOG" || fail "the pinentry was never asked"
+grep -Eq '^STRICT signals ItemCreated/Changed/Deleted\|[1-9][0-9]* [1-9][0-9]* [1-9]' "$RIG_DIR/ours" || fail "signals: $(grep '^signals' "$RIG_DIR/ours")"
 pass "secret-tool and python3-secretstorage see tokenseal-secrets as they see gnome-keyring-daemon"
