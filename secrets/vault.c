@@ -55,7 +55,10 @@ static int read_state(ss_service *s)
 	int locked = 1, r;
 
 	r = sd_bus_get_property_trivial(s->ts->bus, TS_BUS_NAME, s->vault_path, TS_VAULT_IFACE, "Locked", &e, 'b', &locked);
-	if (r < 0)
+	if (r < 0 && sd_bus_error_has_name(&e, "org.freedesktop.DBus.Error.UnknownObject"))
+		ss_log("vault %s: no such vault of yours; create it with `tokenseal create` (collections stay locked until then)",
+		       s->vault ? s->vault : "(yours)");
+	else if (r < 0)
 		ss_log("vault %s: %s", s->vault ? s->vault : "(yours)", e.message ? e.message : strerror(-r));
 	sd_bus_error_free(&e);
 	return r < 0 ? 1 : !!locked;

@@ -54,10 +54,15 @@ grep -q 'collection-key: 0 hits' "$RIG_DIR/scan" || fail "collection key still i
 grep -qx GETPIN "$SECRETS_PIN_LOG" || fail "the locked lookup did not prompt"
 pass "vault locked: lookup fails within $ms ms, the key is gone from memory"
 
+# A hostile pinentry (an answer of 20000 bytes): dismissed, nothing sent to the vault, the daemon serves on.
+echo FLOOD >"$SECRETS_PIN_FILE"
+[ "$(py unlock)" = "unlock: was_locked=True dismissed=True locked=True" ] || fail "flooding pinentry"
+kill -0 "$SECRETS_PID" || fail "tokenseal-secrets died of a flooding pinentry"
+
 # A wrong PIN three times: dismissed, still locked. Then the right one: every item is back, and the vault is open.
 printf 'WRONG-KEY-00000-00000-00000-00000-00000' >"$SECRETS_PIN_FILE"
 [ "$(py unlock)" = "unlock: was_locked=True dismissed=True locked=True" ] || fail "wrong PIN unlocked"
-[ "$(grep -c GETPIN "$SECRETS_PIN_LOG")" -ge 4 ] || fail "a wrong PIN was not asked again"
+[ "$(grep -c GETPIN "$SECRETS_PIN_LOG")" -ge 5 ] || fail "a wrong PIN was not asked again"
 cp "$RIG_DIR/pin.keep" "$SECRETS_PIN_FILE"
 [ "$(py unlock)" = "unlock: was_locked=True dismissed=False locked=False" ] || fail "unlock with the recovery key"
 rm -f "$SECRETS_PIN_FILE"
