@@ -144,4 +144,21 @@ grep -q "already owns org.freedesktop.secrets" "$RIG_DIR/second.log" || fail "me
 kill -0 "$SECRETS_PID" || fail "the first provider died"
 pass "a second provider refuses to start: $(head -n1 "$RIG_DIR/second.log")"
 secrets_stop
+
+# First start with the vault locked (no pam_tokenseal): the default collection exists, keyless; the first store
+# asks for the PIN, the vault makes the collection's key, and the file holds it wrapped.
+vcall "$VP" Lock
+SECRETS_DATA="$RIG_DIR/secrets-fresh"
+secrets_start
+[ "$(collection_locked)" = true ] || fail "fresh collection not locked while the vault is"
+cp "$RIG_DIR/pin.keep" "$SECRETS_PIN_FILE"
+[ "$(st_store first --label=first "${A[@]}" n 9)" = "exit 0" ] || fail "store into a fresh collection with the vault locked"
+rm -f "$SECRETS_PIN_FILE"
+[ "$(st lookup "${A[@]}" n 9)" = "exit 0 out=first" ] || fail "lookup in the fresh collection"
+[ "$(vprop "$VP" Locked)" = false ] || fail "the vault did not unlock"
+secrets_stop
+secrets_start
+[ "$(st lookup "${A[@]}" n 9)" = "exit 0 out=first" ] || fail "fresh collection lost across a restart"
+pass "first start with the vault locked: the first store prompts, the key is made by the vault and kept"
+secrets_stop
 rig_san_clean "$RIG_DIR/secrets.log" || fail "sanitizer report in tokenseal-secrets' log"
