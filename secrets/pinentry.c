@@ -20,7 +20,7 @@ struct ss_pinentry {
 	sd_event_source *io, *timer;
 	pid_t pid;
 	int in, out;                       /* its stdin (we write), its stdout (we read) */
-	char *cmds[6];
+	char *cmds[6];                     /* sent one after the other, each after the previous OK */
 	size_t n_cmds, next;
 	int greeted;
 	char *line;                        /* secure: a D line carries the PIN */
@@ -227,8 +227,8 @@ static int on_timeout(sd_event_source *src, uint64_t usec, void *ud)
 	return 0;
 }
 
-int ss_pinentry_start(sd_event *ev, const char *program, const char *title, const char *desc, const char *error,
-                      ss_pinentry_cb cb, void *ud, ss_pinentry **ret)
+static int start(sd_event *ev, const char *program, const char *title, const char *desc, const char *error, int message,
+                 ss_pinentry_cb cb, void *ud, ss_pinentry **ret)
 {
 	int to_child[2] = {-1, -1}, from_child[2] = {-1, -1}, r;
 	ss_pinentry *p = calloc(1, sizeof(*p));
@@ -245,10 +245,15 @@ int ss_pinentry_start(sd_event *ev, const char *program, const char *title, cons
 	}
 	p->cmds[p->n_cmds++] = command("SETTITLE", title);
 	p->cmds[p->n_cmds++] = command("SETDESC", desc);
-	p->cmds[p->n_cmds++] = command("SETPROMPT", "PIN:");
-	if (error)
-		p->cmds[p->n_cmds++] = command("SETERROR", error);
-	p->cmds[p->n_cmds++] = command("GETPIN", NULL);
+	if (message) {
+		/* A notice, not a question: its OK button ends it; the owner may close it first. */
+		p->cmds[p->n_cmds++] = command("MESSAGE", NULL);
+	} else {
+		p->cmds[p->n_cmds++] = command("SETPROMPT", "PIN:");
+		if (error)
+			p->cmds[p->n_cmds++] = command("SETERROR", error);
+		p->cmds[p->n_cmds++] = command("GETPIN", NULL);
+	}
 	for (size_t i = 0; i < p->n_cmds; i++)
 		if (!p->cmds[i]) {
 			pinentry_free(p);
@@ -292,4 +297,16 @@ fail:
 	}
 	pinentry_free(p);
 	return r;
+}
+
+int ss_pinentry_start(sd_event *ev, const char *program, const char *title, const char *desc, const char *error,
+                      ss_pinentry_cb cb, void *ud, ss_pinentry **ret)
+{
+	return start(ev, program, title, desc, error, 0, cb, ud, ret);
+}
+
+int ss_pinentry_message(sd_event *ev, const char *program, const char *title, const char *desc, ss_pinentry_cb cb,
+                        void *ud, ss_pinentry **ret)
+{
+	return start(ev, program, title, desc, NULL, 1, cb, ud, ret);
 }

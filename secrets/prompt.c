@@ -19,6 +19,7 @@ struct ss_prompt {
 	char **objects;                    /* the objects Unlock was asked for whose collection was locked */
 	size_t n_objects;
 	ss_pinentry *pe;
+	ss_pinentry *touch;                /* "touch your key", shown while Unlock waits for it */
 	sd_bus_slot *call;                 /* Unlock in flight at tokensealed */
 	int tries, started;
 };
@@ -32,6 +33,7 @@ static void prompt_free(ss_prompt *p)
 	if (!p)
 		return;
 	ss_pinentry_cancel(p->pe);
+	ss_pinentry_cancel(p->touch);
 	sd_bus_slot_unref(p->call);
 	for (i = 0; i < p->n_ids; i++)
 		free(p->ids[i]);
@@ -110,6 +112,8 @@ static void on_unlocked(ss_service *s, int r, unsigned needed, const char *msg, 
 	ss_prompt *p = ud;
 
 	p->call = sd_bus_slot_unref(p->call);
+	ss_pinentry_cancel(p->touch);
+	p->touch = NULL;
 	if (r == 0 && needed == 0) {
 		complete(p, 0);
 		return;
@@ -254,6 +258,28 @@ static void strv_free(char **v, size_t n)
 	for (i = 0; i < n; i++)
 		free(v[i]);
 	free(v);
+}
+
+static void on_touch_closed(void *ud, int r, const char *pin, size_t len)
+{
+	ss_prompt *p = ud;
+
+	p->touch = NULL; /* closed by the user: the key still waits for its touch */
+}
+
+void ss_prompts_touch(ss_service *s)
+{
+	size_t i;
+
+	/* TouchRequested comes only to the caller of Unlock: to us, for a prompt's call in flight. */
+	for (i = 0; i < s->n_prompts; i++) {
+		ss_prompt *p = s->prompts[i];
+
+		if (p->call && !p->touch &&
+		    ss_pinentry_message(s->event, s->pinentry, "tokenseal", "Touch your security key to unlock the vault.",
+		                        on_touch_closed, p, &p->touch) < 0)
+			ss_log("prompt %s: cannot show the touch notice", p->path);
+	}
 }
 
 void ss_prompts_drop_owner(ss_service *s, const char *owner)

@@ -204,6 +204,8 @@ int ss_prompt_new(ss_service *s, const char *owner, ss_collection **colls, size_
                   size_t n_objects, const char **ret_path);
 /* A client left the bus: its prompts go (a prompt being shown is dismissed). */
 void ss_prompts_drop_owner(ss_service *s, const char *owner);
+/* tokensealed waits for a touch of the key of a prompt's Unlock: tell the user. */
+void ss_prompts_touch(ss_service *s);
 int ss_prompt_register(ss_service *s);
 void ss_prompts_free(ss_service *s);
 
@@ -214,6 +216,9 @@ typedef struct ss_pinentry ss_pinentry;
 typedef void (*ss_pinentry_cb)(void *ud, int r, const char *pin, size_t len);
 int ss_pinentry_start(sd_event *ev, const char *program, const char *title, const char *desc, const char *error,
                       ss_pinentry_cb cb, void *ud, ss_pinentry **ret);
+/* A notice with an OK button (Assuan MESSAGE): cb(ud, 0 or error, NULL, 0) when it is closed. */
+int ss_pinentry_message(sd_event *ev, const char *program, const char *title, const char *desc, ss_pinentry_cb cb,
+                        void *ud, ss_pinentry **ret);
 /* Stop it (kills the program); the callback is not called. Accepts NULL. */
 void ss_pinentry_cancel(ss_pinentry *p);
 

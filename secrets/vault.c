@@ -90,6 +90,12 @@ static int on_owner(sd_bus_message *m, void *userdata, sd_bus_error *e)
 	return 0;
 }
 
+static int on_touch(sd_bus_message *m, void *userdata, sd_bus_error *e)
+{
+	ss_prompts_touch(userdata);
+	return 0;
+}
+
 int ss_vault_start(ss_service *s)
 {
 	int r;
@@ -102,6 +108,8 @@ int ss_vault_start(ss_service *s)
 		return r;
 	if ((r = sd_bus_match_signal(s->ts->bus, NULL, NULL, s->vault_path, "org.freedesktop.DBus.Properties",
 	                             "PropertiesChanged", on_properties, s)) < 0)
+		return r;
+	if ((r = sd_bus_match_signal(s->ts->bus, NULL, NULL, s->vault_path, TS_VAULT_IFACE, "TouchRequested", on_touch, s)) < 0)
 		return r;
 	if ((r = sd_bus_match_signal(s->ts->bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus",
 	                             "org.freedesktop.DBus", "NameOwnerChanged", on_owner, s)) < 0)
