@@ -79,6 +79,17 @@ unlock "$VP" recovery "$RIG_DIR/rk" >/dev/null || fail "vault Unlock"
 [ "$(grep -c GETPIN "$SECRETS_PIN_LOG")" = "$n" ] || fail "a prompt although the vault was open"
 pass "vault unlocked by someone else: collection open, no prompt"
 
+# tokensealed restarts (an upgrade): its vaults start locked, so the collection locks; once the vault is unlocked
+# again (the provider subscribed anew), the collection opens.
+rig_stop_daemon
+rig_start_daemon --idle-lock 0
+for _ in $(seq 50); do [ "$(collection_locked)" = true ] && break; sleep 0.02; done
+[ "$(collection_locked)" = true ] || fail "collection open although tokensealed restarted"
+unlock "$VP" recovery "$RIG_DIR/rk" >/dev/null || fail "vault Unlock after the restart"
+for _ in $(seq 50); do [ "$(collection_locked)" = false ] && break; sleep 0.02; done
+[ "$(st lookup "${A[@]}" n 2)" = "exit 0 out=two" ] || fail "collection not open after tokensealed restarted and unlocked"
+pass "tokensealed restarted: collection locked, then open again when the vault is unlocked"
+
 # Restart: nothing lost, no prompt (the vault is open). SIGKILL during stores: what was stored before stays readable.
 secrets_stop
 secrets_start
