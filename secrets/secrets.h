@@ -47,6 +47,7 @@
 #define SS_SALT_BYTES 16
 #define SS_HASH_BYTES 32
 #define SS_NONCE_BYTES 24
+#define SS_VAULT_CALL_TIMEOUT_USEC (5ULL * 1000 * 1000) /* GenerateDataKey, Unwrap, Subscribe, properties */
 
 typedef struct ss_attr {
 	char *name;

@@ -104,7 +104,13 @@ int ss_vault_start(ss_service *s)
 		ss_log("vault %s: %s", s->vault ? s->vault : "(yours)", ts_client_last_error(s->ts));
 		return r;
 	}
-	if ((r = sd_bus_attach_event(s->ts->bus, s->event, 0)) < 0)
+	/*
+	 * Opening a collection asks tokensealed for its key synchronously (one quick round trip, tokensealed
+	 * never holds a data call up); a tokensealed that hangs must not hold our clients for sd-bus's 25 s.
+	 * Unlock, which may wait for a person, is asynchronous with its own time limit.
+	 */
+	if ((r = sd_bus_set_method_call_timeout(s->ts->bus, SS_VAULT_CALL_TIMEOUT_USEC)) < 0 ||
+	    (r = sd_bus_attach_event(s->ts->bus, s->event, 0)) < 0)
 		return r;
 	if ((r = sd_bus_match_signal(s->ts->bus, NULL, NULL, s->vault_path, "org.freedesktop.DBus.Properties",
 	                             "PropertiesChanged", on_properties, s)) < 0)
