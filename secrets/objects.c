@@ -29,15 +29,47 @@ static void item_changed(ss_service *s, ss_collection *c, ss_item *it, const cha
 	free(p);
 }
 
-/* Save c; on failure memory must equal disk again: re-read the file (and reopen with the key kept). */
-static int save_or_reload(ss_service *s, ss_collection *c)
+/*
+ * After a change that could not be sealed or saved, memory must equal disk again: the collection is read
+ * back from its file (the key kept, its items opened again); if even that fails it is locked, and its next
+ * Unlock starts from the file.
+ */
+static void reload(ss_service *s, ss_collection *c)
 {
-	int r = ss_store_save(s, c);
+	ss_collection *f = NULL;
+	ss_item **items;
+	size_t n;
+	int r;
 
-	if (r < 0) {
-		ss_log("collection %s: change not saved; the last saved state is served", c->id);
-		/* Simplest faithful state: lock it; the next Unlock reads the file. */
+	if ((r = ss_store_load_one(s, c->id, &f)) < 0) {
+		ss_log("collection %s: the file cannot be read back (%s); locked", c->id, strerror(-r));
 		ss_collection_lock(c);
+		c->locked_by_client = 1;
+		return;
+	}
+	/* Take the file's state, keep the key and the object path. */
+	items = c->items;
+	n = c->n_items;
+	c->items = f->items;
+	c->n_items = f->n_items;
+	c->next_id = f->next_id;
+	f->items = items;
+	f->n_items = n;
+	c->created = f->created;
+	c->modified = f->modified;
+	if (c->key && ss_collection_open_items(c) < 0)
+		ss_collection_lock(c);
+	ss_collection_free(f);
+}
+
+/* Seal it with secret and save c; on failure the collection is as its file says. Returns 0 or a negative errno. */
+static int seal_and_save(ss_service *s, ss_collection *c, ss_item *it, const uint8_t *secret, size_t len)
+{
+	int r;
+
+	if ((r = ss_item_seal(c, it, secret, len)) < 0 || (r = ss_store_save(s, c)) < 0) {
+		ss_log("collection %s: change not saved (%s); the saved state is served", c->id, strerror(-r));
+		reload(s, c);
 	}
 	return r;
 }
@@ -211,12 +243,12 @@ static int method_create_item(sd_bus_message *m, void *userdata, sd_bus_error *e
 		goto out;
 	}
 	c->modified = it->modified;
-	if ((r = ss_item_seal(c, it, secret, secret_len)) < 0 || (r = save_or_reload(s, c)) < 0) {
-		r = sd_bus_error_set_errnof(e, -r, "cannot store the item: %m");
-		goto out;
-	}
 	if ((path = ss_item_path(c, it)) == NULL) {
 		r = -ENOMEM;
+		goto out;
+	}
+	if ((r = seal_and_save(s, c, it, secret, secret_len)) < 0) {
+		r = sd_bus_error_set_errnof(e, -r, "cannot store the item: %m");
 		goto out;
 	}
 	item_changed(s, c, it, old ? "ItemChanged" : "ItemCreated");
@@ -393,7 +425,7 @@ static int method_set_secret(sd_bus_message *m, void *userdata, sd_bus_error *e)
 	it->content_type = ct;
 	ct = NULL;
 	it->modified = c->modified = ss_now();
-	if ((r = ss_item_seal(c, it, sec, len)) < 0 || (r = save_or_reload(s, c)) < 0) {
+	if ((r = seal_and_save(s, c, it, sec, len)) < 0) {
 		r = sd_bus_error_set_errnof(e, -r, "cannot store the secret: %m");
 		goto out;
 	}
@@ -473,7 +505,7 @@ static int set_item_prop(sd_bus *bus, const char *path, const char *iface, const
 		it->n_attrs = n;
 	}
 	it->modified = c->modified = ss_now();
-	if ((r = ss_item_seal(c, it, sec, len)) < 0 || (r = save_or_reload(s, c)) < 0) {
+	if ((r = seal_and_save(s, c, it, sec, len)) < 0) {
 		r = sd_bus_error_set_errnof(e, -r, "cannot save the item: %m");
 		goto out;
 	}

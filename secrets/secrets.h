@@ -125,6 +125,8 @@ struct ss_service {
 
 /* Load every DIR/ID.collection; a file that does not parse is logged and skipped (never rewritten). */
 int ss_store_load_all(ss_service *s);
+/* Read DIR/ID.collection again (after a failed write: memory must equal disk). */
+int ss_store_load_one(ss_service *s, const char *id, ss_collection **ret);
 /* Parse one collection file's bytes (hostile input). 0 and *ret, or a negative errno. */
 int ss_store_parse(const uint8_t *p, size_t len, ss_collection **ret);
 /* Serialize c (its clear and sealed parts only). */

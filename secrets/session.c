@@ -307,6 +307,10 @@ int ss_session_read_secret(ss_service *s, sd_bus_message *m, uint8_t **ret, size
 			return sd_bus_error_set(e, SS_ERR_INVALID_ARGS, "the secret does not decrypt with the session key");
 		}
 	}
+	if ((size_t)(n1 + n2) > SS_SECRET_MAX) {
+		sodium_free(pt);
+		return sd_bus_error_set(e, SS_ERR_INVALID_ARGS, "secret too large (at most 1 MiB)");
+	}
 	if (ret_ct && (*ret_ct = strdup(ct)) == NULL) {
 		sodium_free(pt);
 		return -ENOMEM;

@@ -17,6 +17,13 @@
 #define FILE_MAX (256u << 20)
 #define SUFFIX ".collection"
 
+static void closep(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+}
+#define _cleanup_close_dir_ __attribute__((cleanup(closep)))
+
 static int valid_id(const char *id)
 {
 	size_t n = 0;
@@ -363,6 +370,30 @@ static int read_file(int dfd, const char *name, uint8_t **ret, size_t *ret_len)
 	*ret = buf;
 	*ret_len = off;
 	return 0;
+}
+
+int ss_store_load_one(ss_service *s, const char *id, ss_collection **ret)
+{
+	_cleanup_close_dir_ int dfd = -1;
+	char *name = NULL;
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int r;
+
+	*ret = NULL;
+	if (asprintf(&name, "%s%s", id, SUFFIX) < 0)
+		return -ENOMEM;
+	if ((dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		r = -errno;
+	else if ((r = read_file(dfd, name, &data, &len)) >= 0 && (r = ss_store_parse(data, len, ret)) >= 0 &&
+	         strcmp((*ret)->id, id) != 0) {
+		ss_collection_free(*ret);
+		*ret = NULL;
+		r = -EBADMSG;
+	}
+	free(data);
+	free(name);
+	return r;
 }
 
 int ss_store_load_all(ss_service *s)
