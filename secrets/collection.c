@@ -127,15 +127,29 @@ void ss_attr_hash(const ss_collection *c, const char *name, const char *value, u
 	crypto_generichash_final(&st, out, SS_HASH_BYTES);
 }
 
-int ss_item_matches(const ss_collection *c, const ss_item *it, const ss_attr *q, size_t n_q)
+int ss_query_hash(const ss_collection *c, const ss_attr *q, size_t n_q, uint8_t (**ret)[SS_HASH_BYTES])
 {
-	uint8_t h[SS_HASH_BYTES];
+	uint8_t (*h)[SS_HASH_BYTES];
+	size_t i;
+
+	*ret = NULL;
+	if (n_q == 0)
+		return 0;
+	if ((h = calloc(n_q, sizeof(*h))) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < n_q; i++)
+		ss_attr_hash(c, q[i].name, q[i].value, h[i]);
+	*ret = h;
+	return 0;
+}
+
+int ss_item_matches(const ss_item *it, const ss_attr *q, uint8_t (*qh)[SS_HASH_BYTES], size_t n_q)
+{
 	size_t i, j;
 
 	for (i = 0; i < n_q; i++) {
-		ss_attr_hash(c, q[i].name, q[i].value, h);
 		for (j = 0; j < it->n_hattrs; j++)
-			if (strcmp(it->hattrs[j].name, q[i].name) == 0 && sodium_memcmp(it->hattrs[j].hash, h, sizeof(h)) == 0)
+			if (strcmp(it->hattrs[j].name, q[i].name) == 0 && sodium_memcmp(it->hattrs[j].hash, qh[i], SS_HASH_BYTES) == 0)
 				break;
 		if (j == it->n_hattrs)
 			return 0;

@@ -108,6 +108,7 @@ static int method_coll_search(sd_bus_message *m, void *userdata, sd_bus_error *e
 	ss_collection *c;
 	ss_item *it;
 	ss_attr *q;
+	uint8_t (*qh)[SS_HASH_BYTES] = NULL;
 	size_t n_q, i;
 	int r;
 
@@ -115,11 +116,12 @@ static int method_coll_search(sd_bus_message *m, void *userdata, sd_bus_error *e
 		return r;
 	if ((r = ss_read_attrs(m, &q, &n_q, e)) < 0)
 		return r;
-	if ((r = sd_bus_message_new_method_return(m, &reply)) >= 0 && (r = sd_bus_message_open_container(reply, 'a', "o")) >= 0)
+	if ((r = ss_query_hash(c, q, n_q, &qh)) >= 0 && (r = sd_bus_message_new_method_return(m, &reply)) >= 0 &&
+	    (r = sd_bus_message_open_container(reply, 'a', "o")) >= 0)
 		for (i = 0; i < c->n_items && r >= 0; i++) {
 			char *p;
 
-			if (!ss_item_matches(c, c->items[i], q, n_q))
+			if (!ss_item_matches(c->items[i], q, qh, n_q))
 				continue;
 			if ((p = ss_item_path(c, c->items[i])) == NULL)
 				r = -ENOMEM;
@@ -128,6 +130,7 @@ static int method_coll_search(sd_bus_message *m, void *userdata, sd_bus_error *e
 			free(p);
 		}
 	ss_attrs_free(q, n_q);
+	free(qh);
 	if (r < 0 || (r = sd_bus_message_close_container(reply)) < 0)
 		return r;
 	return sd_bus_send(NULL, reply, NULL);

@@ -148,8 +148,10 @@ int ss_collection_open_items(ss_collection *c);
 int ss_item_seal(const ss_collection *c, ss_item *it, const uint8_t *secret, size_t secret_len);
 /* The secret of it, in sodium_malloc() memory (free with ts_secret_free). */
 int ss_item_unseal_secret(const ss_collection *c, const ss_item *it, uint8_t **ret, size_t *ret_len);
-/* Does it match every (name, value) of q? Uses the clear hashes, so it works while locked. */
-int ss_item_matches(const ss_collection *c, const ss_item *it, const ss_attr *q, size_t n_q);
+/* The hashes of a query's values under c's salt (*ret calloc()ed, NULL for an empty query). */
+int ss_query_hash(const ss_collection *c, const ss_attr *q, size_t n_q, uint8_t (**ret)[SS_HASH_BYTES]);
+/* Does it match every (name, value) of q (qh: ss_query_hash)? Uses the clear hashes, so it works while locked. */
+int ss_item_matches(const ss_item *it, const ss_attr *q, uint8_t (*qh)[SS_HASH_BYTES], size_t n_q);
 void ss_attr_hash(const ss_collection *c, const char *name, const char *value, uint8_t out[SS_HASH_BYTES]);
 ss_item *ss_collection_item(const ss_collection *c, uint32_t id);
 char *ss_item_path(const ss_collection *c, const ss_item *it);

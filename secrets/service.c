@@ -268,23 +268,29 @@ static int method_search(sd_bus_message *m, void *userdata, sd_bus_error *e)
 			goto out;
 		for (i = 0; i < s->n_colls; i++) {
 			ss_collection *c = s->colls[i];
+			uint8_t (*qh)[SS_HASH_BYTES];
 
 			if (!!c->key != !pass)
 				continue;
+			/* Each collection has its own salt: the query is hashed once per collection, not per item. */
+			if ((r = ss_query_hash(c, q, n_q, &qh)) < 0)
+				goto out;
 			for (j = 0; j < c->n_items; j++) {
 				char *p;
 
-				if (!ss_item_matches(c, c->items[j], q, n_q))
+				if (!ss_item_matches(c->items[j], q, qh, n_q))
 					continue;
-				if ((p = ss_item_path(c, c->items[j])) == NULL) {
+				if ((p = ss_item_path(c, c->items[j])) == NULL)
 					r = -ENOMEM;
-					goto out;
-				}
-				r = sd_bus_message_append(reply, "o", p);
+				else
+					r = sd_bus_message_append(reply, "o", p);
 				free(p);
 				if (r < 0)
-					goto out;
+					break;
 			}
+			free(qh);
+			if (r < 0)
+				goto out;
 		}
 		if ((r = sd_bus_message_close_container(reply)) < 0)
 			goto out;
