@@ -268,6 +268,12 @@ static int start(sd_event *ev, const char *program, const char *title, const cha
 		goto fail;
 	}
 	if (p->pid == 0) {
+		sigset_t none;
+
+		/* Our blocked signals and ignored SIGPIPE would survive exec: pinentry gets the defaults (and dies on SIGTERM). */
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
 		if (dup2(to_child[0], 0) < 0 || dup2(from_child[1], 1) < 0)
 			_exit(127);
 		execlp(program, program, (char *)NULL);

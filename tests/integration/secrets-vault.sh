@@ -59,6 +59,16 @@ echo FLOOD >"$SECRETS_PIN_FILE"
 [ "$(py unlock)" = "unlock: was_locked=True dismissed=True locked=True" ] || fail "flooding pinentry"
 kill -0 "$SECRETS_PID" || fail "tokenseal-secrets died of a flooding pinentry"
 
+# Dismiss while the pinentry is shown: the window goes (SIGTERM reaches it) and Completed says dismissed.
+echo HANG >"$SECRETS_PIN_FILE"
+rm -f "$SECRETS_PIN_LOG.pid"
+[ "$(py dismiss "$SECRETS_PIN_LOG.pid")" = "dismiss: dismissed=True" ] || fail "Dismiss: $(cat "$RIG_DIR/py.err")"
+pe=$(cat "$SECRETS_PIN_LOG.pid") || fail "the pinentry did not start"
+for _ in $(seq 50); do kill -0 "$pe" 2>/dev/null || break; sleep 0.02; done
+kill -0 "$pe" 2>/dev/null && { kill "$pe"; fail "the pinentry window stayed after Dismiss"; }
+[ "$(collection_locked)" = true ] || fail "dismissed prompt unlocked"
+pass "Dismiss closes the pinentry window"
+
 # A wrong PIN three times: dismissed, still locked. Then the right one: every item is back, and the vault is open.
 printf 'WRONG-KEY-00000-00000-00000-00000-00000' >"$SECRETS_PIN_FILE"
 [ "$(py unlock)" = "unlock: was_locked=True dismissed=True locked=True" ] || fail "wrong PIN unlocked"

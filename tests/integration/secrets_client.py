@@ -81,6 +81,27 @@ def main():
             print('locked-get: LockedException')
         except Exception as e:  # noqa: BLE001 — the name of what went wrong is the result
             print('locked-get: ' + type(e).__name__)
+    elif step == 'dismiss':
+        # Unlock, Prompt, then Dismiss once the pinentry runs (its pid file appears): one connection throughout,
+        # since a prompt goes with the client that asked for it.
+        import os
+        import time
+        from jeepney import MatchRule, MessageType
+        coll = secretstorage.get_default_collection(conn)
+        service = DBusAddressWrapper(SS_PATH, SERVICE, conn)
+        _, prompt_path = service.call('Unlock', 'ao', [coll.collection_path])
+        prompt = DBusAddressWrapper(prompt_path, 'org.freedesktop.Secret.Prompt', conn)
+        rule = MatchRule(path=prompt_path, interface='org.freedesktop.Secret.Prompt', member='Completed',
+                         type=MessageType.signal)
+        with conn.filter(rule) as signals:
+            prompt.call('Prompt', 's', '')
+            for _ in range(200):
+                if os.path.exists(sys.argv[2]) and os.path.getsize(sys.argv[2]) > 0:
+                    break
+                time.sleep(0.02)
+            prompt.call('Dismiss', '')
+            dismissed, _ = conn.recv_until_filtered(signals).body
+        print('dismiss: dismissed=%s' % dismissed)
     elif step == 'bad-dh':
         # A public key of 1 (the small-subgroup attack): must be refused, not used.
         msg = new_method_call(DBusAddress(SS_PATH, 'org.freedesktop.secrets', SERVICE), 'OpenSession', 'sv',
