@@ -97,7 +97,8 @@ static void emit_locked(ss_service *s, ss_collection *c)
 		char *p = ss_item_path(c, c->items[i]);
 
 		if (p)
-			(void)sd_bus_emit_properties_changed(s->bus, p, SS_ITEM_IFACE, "Locked", NULL);
+			/* Label and attributes are sealed: they read differently once locked or unlocked. */
+			(void)sd_bus_emit_properties_changed(s->bus, p, SS_ITEM_IFACE, "Locked", "Label", "Attributes", NULL);
 		free(p);
 	}
 	ss_service_emit_collection_changed(s, c);
