@@ -85,6 +85,8 @@ void ss_collection_free(ss_collection *c)
 	if (!c)
 		return;
 	ss_collection_lock(c);
+	sd_bus_slot_unref(c->opening);
+	free(c->waiters);
 	for (i = 0; i < c->n_items; i++)
 		ss_item_free(c->items[i]);
 	free(c->items);

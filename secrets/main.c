@@ -137,6 +137,8 @@ static void ensure_default(ss_service *s)
 		return;
 	if (ss_service_create_collection(s, "Login", "default", &c) < 0)
 		ss_log("cannot create the default collection");
+	else
+		(void)ss_open_async(s, c, NULL, NULL);
 }
 
 int main(int argc, char **argv)
@@ -238,6 +240,8 @@ out_code:
 	for (i = 0; i < s->n_sessions; i++)
 		ss_session_free(s->sessions[i]);
 	free(s->sessions);
+	for (i = 0; i < s->n_colls; i++)
+		ss_open_abandon(s, s->colls[i]);
 	for (i = 0; i < s->n_colls; i++)
 		ss_collection_free(s->colls[i]);
 	free(s->colls);

@@ -22,6 +22,8 @@ struct ss_prompt {
 	ss_pinentry *touch;                /* "touch your key", shown while Unlock waits for it */
 	sd_bus_slot *call;                 /* Unlock in flight at tokensealed */
 	int tries, started;
+	int completing;                    /* the vault is open: the collections' keys are on their way */
+	unsigned opening;
 };
 
 static void strv_free(char **v, size_t n);
@@ -35,6 +37,12 @@ static void prompt_free(ss_prompt *p)
 	ss_pinentry_cancel(p->pe);
 	ss_pinentry_cancel(p->touch);
 	sd_bus_slot_unref(p->call);
+	for (i = 0; i < p->n_ids; i++) {
+		ss_collection *c = ss_service_collection(p->s, p->ids[i]);
+
+		if (c)
+			ss_open_cancel(c, p);
+	}
 	for (i = 0; i < p->n_ids; i++)
 		free(p->ids[i]);
 	free(p->ids);
@@ -67,7 +75,7 @@ void ss_prompts_free(ss_service *s)
 }
 
 /* Completed(dismissed, ao of what is unlocked now), and the prompt is gone. */
-static void complete(ss_prompt *p, int dismissed)
+static void finish(ss_prompt *p, int dismissed)
 {
 	_ss_cleanup_msg_ sd_bus_message *sig = NULL;
 	ss_service *s = p->s;
@@ -78,14 +86,6 @@ static void complete(ss_prompt *p, int dismissed)
 	    (r = sd_bus_message_append(sig, "b", dismissed)) < 0 || (r = sd_bus_message_open_container(sig, 'v', "ao")) < 0 ||
 	    (r = sd_bus_message_open_container(sig, 'a', "o")) < 0)
 		goto out;
-	for (i = 0; !dismissed && i < p->n_ids; i++) {
-		ss_collection *c = ss_service_collection(s, p->ids[i]);
-
-		if (c) {
-			c->locked_by_client = 0;
-			(void)ss_service_open_collection(s, c);
-		}
-	}
 	/* The result is what was asked for (libsecret reads it so), each only if it is open now. */
 	for (i = 0; !dismissed && i < p->n_objects; i++) {
 		ss_collection *c;
@@ -103,6 +103,38 @@ out:
 	if (r < 0)
 		ss_log("prompt %s: cannot send Completed: %s", p->path, strerror(-r));
 	prompt_remove(p);
+}
+
+static void on_opened(ss_service *s, ss_collection *c, int r, void *ud)
+{
+	ss_prompt *p = ud;
+
+	if (--p->opening == 0)
+		finish(p, 0);
+}
+
+/* Dismissed: Completed at once. Else the vault is open: open the collections, then Completed. */
+static void complete(ss_prompt *p, int dismissed)
+{
+	size_t i;
+
+	if (dismissed || p->completing) {
+		if (dismissed)
+			finish(p, 1);
+		return;
+	}
+	p->completing = 1;
+	for (i = 0; i < p->n_ids; i++) {
+		ss_collection *c = ss_service_collection(p->s, p->ids[i]);
+
+		if (!c)
+			continue;
+		c->locked_by_client = 0;
+		if (ss_open_async(p->s, c, on_opened, p) == 1)
+			p->opening++;
+	}
+	if (p->opening == 0)
+		finish(p, 0);
 }
 
 static void ask(ss_prompt *p, const char *error);

@@ -90,6 +90,9 @@ typedef struct ss_collection {
 	uint32_t next_id;
 	uint8_t *key;                      /* sodium_malloc()ed SS_KEY_BYTES while unlocked, else NULL */
 	int locked_by_client;              /* Lock()ed by a client: opens again only with the PIN, vault open or not */
+	sd_bus_slot *opening;              /* Unwrap / GenerateDataKey in flight at tokensealed (opener.c) */
+	struct ss_waiter *waiters;         /* who waits for it */
+	size_t n_waiters;
 } ss_collection;
 
 typedef struct ss_session {
@@ -164,12 +167,26 @@ ss_collection *ss_service_alias(ss_service *s, const char *alias);
 /* Resolve an object path (collection, alias, or item under either). */
 int ss_service_resolve(ss_service *s, const char *path, ss_collection **ret_c, ss_item **ret_it);
 int ss_service_register(ss_service *s);
-/* Get the collection key (unwrap, or generate on first use) while the vault is unlocked. */
-int ss_service_open_collection(ss_service *s, ss_collection *c);
 /* The vault locked: lock every collection and tell clients. */
 void ss_service_lock_all(ss_service *s);
-/* The vault unlocked: open every collection. */
+/* The vault unlocked: open every collection (asynchronously). */
 void ss_service_open_all(ss_service *s);
+/* Tell clients that c (and its items) locked or opened. */
+void ss_service_emit_locked(ss_service *s, ss_collection *c);
+
+/* ---- opener.c: getting a collection's key without blocking the loop ---- */
+
+/* r: 0 (c is open now) or a negative errno (it stays locked). */
+typedef void (*ss_open_cb)(ss_service *s, ss_collection *c, int r, void *ud);
+/*
+ * Open c: 0 if it is open already (cb is not called), 1 if its key was asked for (cb, if not NULL, is
+ * called with the outcome), or a negative errno now (-EPERM: the vault is locked).
+ */
+int ss_open_async(ss_service *s, ss_collection *c, ss_open_cb cb, void *ud);
+/* Drop the waits of ud on c (ud is going away). */
+void ss_open_cancel(ss_collection *c, void *ud);
+/* Shutting down: stop asking, tell every waiter -ECANCELED. */
+void ss_open_abandon(ss_service *s, ss_collection *c);
 void ss_service_emit_collection_changed(ss_service *s, ss_collection *c);
 int ss_service_add_collection(ss_service *s, ss_collection *c);
 int ss_service_create_collection(ss_service *s, const char *label, const char *alias, ss_collection **ret);

@@ -8,13 +8,6 @@
 
 #include "secrets.h"
 
-/* The key of collection c comes from the vault with this context, so that no other blob stands in for it. */
-static void key_context(const ss_collection *c, ts_kv ctx[2])
-{
-	ctx[0] = (ts_kv){"app", "tokenseal-secrets"};
-	ctx[1] = (ts_kv){"collection", c->id};
-}
-
 ss_collection *ss_service_collection(ss_service *s, const char *id)
 {
 	size_t i;
@@ -88,7 +81,7 @@ int ss_service_resolve(ss_service *s, const char *path, ss_collection **ret_c, s
 	return 1;
 }
 
-static void emit_locked(ss_service *s, ss_collection *c)
+void ss_service_emit_locked(ss_service *s, ss_collection *c)
 {
 	size_t i;
 
@@ -109,58 +102,6 @@ void ss_service_emit_collection_changed(ss_service *s, ss_collection *c)
 	(void)sd_bus_emit_signal(s->bus, SS_PATH, SS_SERVICE_IFACE, "CollectionChanged", "o", c->path);
 }
 
-int ss_service_open_collection(ss_service *s, ss_collection *c)
-{
-	ts_kv ctx[2];
-	uint8_t *key = NULL, *blob = NULL;
-	size_t len = 0;
-	int r, fresh = 0;
-
-	if (c->key)
-		return 0;
-	if (s->vault_locked)
-		return -EPERM;
-	key_context(c, ctx);
-	if (c->wrapped) {
-		if ((r = ts_unwrap(s->ts, s->vault, ctx, 2, c->wrapped, c->wrapped_len, &key, &len)) < 0 || len != SS_KEY_BYTES) {
-			ss_log("collection %s: the vault does not give its key: %s", c->id,
-			       r < 0 ? ts_client_last_error(s->ts) : "wrong size");
-			if (key)
-				ts_secret_free(key, len);
-			if (r == -TS_E_LOCKED)
-				s->vault_locked = 1;
-			return r < 0 ? r : -EBADMSG;
-		}
-	} else {
-		/* First unlock of a new collection: its key is born in the vault. */
-		if ((r = ts_generate_data_key(s->ts, s->vault, ctx, 2, SS_KEY_BYTES, &key, &blob, &len)) < 0) {
-			ss_log("collection %s: no key from the vault: %s", c->id, ts_client_last_error(s->ts));
-			if (r == -TS_E_LOCKED)
-				s->vault_locked = 1;
-			return r;
-		}
-		c->wrapped = blob;
-		c->wrapped_len = len;
-		fresh = 1;
-	}
-	/* ts_* hand out sodium_malloc() memory of exactly SS_KEY_BYTES: keep it as the key. */
-	c->key = key;
-	if ((r = ss_collection_open_items(c)) < 0) {
-		ss_collection_lock(c);
-		return r;
-	}
-	if (fresh && (r = ss_store_save(s, c)) < 0) {
-		/* Not written: forget the new key, as a restart would. */
-		ss_collection_lock(c);
-		free(c->wrapped);
-		c->wrapped = NULL;
-		c->wrapped_len = 0;
-		return r;
-	}
-	emit_locked(s, c);
-	return 0;
-}
-
 void ss_service_lock_all(ss_service *s)
 {
 	size_t i;
@@ -168,7 +109,7 @@ void ss_service_lock_all(ss_service *s)
 	for (i = 0; i < s->n_colls; i++)
 		if (s->colls[i]->key) {
 			ss_collection_lock(s->colls[i]);
-			emit_locked(s, s->colls[i]);
+			ss_service_emit_locked(s, s->colls[i]);
 		}
 }
 
@@ -179,7 +120,7 @@ void ss_service_open_all(ss_service *s)
 	/* The vault was just unlocked, so somebody gave the PIN: collections locked by a client open too. */
 	for (i = 0; i < s->n_colls && !s->vault_locked; i++) {
 		s->colls[i]->locked_by_client = 0;
-		(void)ss_service_open_collection(s, s->colls[i]);
+		(void)ss_open_async(s, s->colls[i], NULL, NULL);
 	}
 }
 
@@ -302,58 +243,134 @@ out:
 	return r;
 }
 
+/*
+ * An Unlock whose collections are being opened (the vault is unlocked, their keys are on their way): its
+ * reply waits for them, then lists what is open. The prompt, if some collections need the PIN, is made
+ * at once and named in the reply.
+ */
+struct unlock_req {
+	ss_service *s;
+	sd_bus_message *m;
+	char **paths;
+	size_t n_paths;
+	const char *prompt;
+	unsigned waiting;
+	char *prompt_copy;
+};
+
+static void strv_free_n(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static int strv_push(char ***v, size_t *n, const char *str)
+{
+	char **nv;
+
+	if (*n >= 4096 || (nv = reallocarray(*v, *n + 1, sizeof(char *))) == NULL)
+		return -ENOMEM;
+	*v = nv;
+	if ((nv[*n] = strdup(str)) == NULL)
+		return -ENOMEM;
+	(*n)++;
+	return 0;
+}
+
+/* Reply to Unlock/Lock: the objects of paths whose collection is open (Unlock) or locked (Lock), and the prompt. */
+static int reply_objects(ss_service *s, sd_bus_message *m, char **paths, size_t n, int lock, const char *prompt)
+{
+	_ss_cleanup_msg_ sd_bus_message *reply = NULL;
+	size_t i;
+	int r;
+
+	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 || (r = sd_bus_message_open_container(reply, 'a', "o")) < 0)
+		return r;
+	for (i = 0; i < n; i++) {
+		ss_collection *c;
+		ss_item *it;
+
+		if (ss_service_resolve(s, paths[i], &c, &it) <= 0 || !c->key == !lock)
+			continue;
+		if ((r = sd_bus_message_append(reply, "o", paths[i])) < 0)
+			return r;
+	}
+	if ((r = sd_bus_message_close_container(reply)) < 0 || (r = sd_bus_message_append(reply, "o", prompt)) < 0)
+		return r;
+	return sd_bus_send(NULL, reply, NULL);
+}
+
+static void unlock_req_free(struct unlock_req *q)
+{
+	sd_bus_message_unref(q->m);
+	strv_free_n(q->paths, q->n_paths);
+	free(q->prompt_copy);
+	free(q);
+}
+
+static void on_opened(ss_service *s, ss_collection *c, int r, void *ud)
+{
+	struct unlock_req *q = ud;
+
+	if (--q->waiting > 0)
+		return;
+	if ((r = reply_objects(s, q->m, q->paths, q->n_paths, 0, q->prompt)) < 0)
+		ss_log("cannot answer Unlock: %s", strerror(-r));
+	unlock_req_free(q);
+}
+
 /* Unlock(ao) and Lock(ao): the collections behind the objects named. */
 static int method_unlock_lock(sd_bus_message *m, void *userdata, sd_bus_error *e)
 {
-	_ss_cleanup_msg_ sd_bus_message *reply = NULL;
 	ss_service *s = userdata;
 	int lock = strcmp(sd_bus_message_get_member(m), "Lock") == 0;
-	ss_collection *pending[SS_COLLECTIONS_MAX];
-	char **objects = NULL;
-	size_t n_pending = 0, n_objects = 0, i;
+	ss_collection *pending[SS_COLLECTIONS_MAX], *opening[SS_COLLECTIONS_MAX];
+	char **paths = NULL, **objects = NULL;
+	size_t n_paths = 0, n_pending = 0, n_opening = 0, n_objects = 0, i;
 	const char *path, *prompt = "/";
+	struct unlock_req *q = NULL;
 	int r;
 
-	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 || (r = sd_bus_message_enter_container(m, 'a', "o")) < 0 ||
-	    (r = sd_bus_message_open_container(reply, 'a', "o")) < 0)
+	if ((r = sd_bus_message_enter_container(m, 'a', "o")) < 0)
 		return r;
 	while ((r = sd_bus_message_read(m, "o", &path)) > 0) {
-		ss_collection *c;
+		ss_collection *c, **list = NULL;
+		size_t *n_list = NULL;
 		ss_item *it;
 
 		if (ss_service_resolve(s, path, &c, &it) <= 0)
 			continue;
-		if (!lock && !c->key && (s->vault_locked || c->locked_by_client)) {
-			char **no;
-
-			if (n_objects >= 4096 || (no = reallocarray(objects, n_objects + 1, sizeof(char *))) == NULL) {
-				r = -ENOMEM;
-				goto out;
-			}
-			objects = no;
-			if ((objects[n_objects] = strdup(path)) == NULL) {
-				r = -ENOMEM;
-				goto out;
-			}
-			n_objects++;
-		}
+		if ((r = strv_push(&paths, &n_paths, path)) < 0)
+			goto out;
 		if (lock) {
 			c->locked_by_client = 1;
 			if (c->key) {
 				ss_collection_lock(c);
-				emit_locked(s, c);
+				ss_service_emit_locked(s, c);
 			}
-		} else if (!c->key && (c->locked_by_client || ss_service_open_collection(s, c) < 0)) {
-			for (i = 0; i < n_pending && pending[i] != c; i++)
-				;
-			if (i == n_pending && n_pending < SS_COLLECTIONS_MAX)
-				pending[n_pending++] = c;
 			continue;
 		}
-		if ((r = sd_bus_message_append(reply, "o", path)) < 0)
-			goto out;
+		if (c->key)
+			continue;
+		if (s->vault_locked || c->locked_by_client) {
+			/* The PIN is needed: a prompt, whose result will name this object. */
+			if ((r = strv_push(&objects, &n_objects, path)) < 0)
+				goto out;
+			list = pending;
+			n_list = &n_pending;
+		} else {
+			list = opening;
+			n_list = &n_opening;
+		}
+		for (i = 0; i < *n_list && list[i] != c; i++)
+			;
+		if (i == *n_list && *n_list < SS_COLLECTIONS_MAX)
+			list[(*n_list)++] = c;
 	}
-	if (r < 0 || (r = sd_bus_message_exit_container(m)) < 0 || (r = sd_bus_message_close_container(reply)) < 0)
+	if (r < 0 || (r = sd_bus_message_exit_container(m)) < 0)
 		goto out;
 	if (n_pending) {
 		const char *sender = sd_bus_message_get_sender(m);
@@ -367,13 +384,34 @@ static int method_unlock_lock(sd_bus_message *m, void *userdata, sd_bus_error *e
 			goto out;
 		}
 	}
-	if ((r = sd_bus_message_append(reply, "o", prompt)) < 0)
+	/* The vault is open: these collections' keys are asked for, and the reply waits for them. */
+	if (n_opening) {
+		if ((q = calloc(1, sizeof(*q))) == NULL || (q->prompt_copy = strdup(prompt)) == NULL) {
+			free(q);
+			q = NULL;
+			r = -ENOMEM;
+			goto out;
+		}
+		q->s = s;
+		q->m = sd_bus_message_ref(m);
+		q->paths = paths;
+		q->n_paths = n_paths;
+		q->prompt = q->prompt_copy;
+		paths = NULL;
+		n_paths = 0;
+		for (i = 0; i < n_opening; i++)
+			if (ss_open_async(s, opening[i], on_opened, q) == 1)
+				q->waiting++;
+		if (q->waiting > 0)
+			return 1;
+		r = reply_objects(s, q->m, q->paths, q->n_paths, 0, q->prompt);
+		unlock_req_free(q);
 		goto out;
-	r = sd_bus_send(NULL, reply, NULL);
+	}
+	r = reply_objects(s, m, paths, n_paths, lock, prompt);
 out:
-	for (i = 0; i < n_objects; i++)
-		free(objects[i]);
-	free(objects);
+	strv_free_n(paths, n_paths);
+	strv_free_n(objects, n_objects);
 	return r;
 }
 
@@ -481,10 +519,18 @@ int ss_service_create_collection(ss_service *s, const char *label, const char *a
 	}
 	(void)sd_bus_emit_signal(s->bus, SS_PATH, SS_SERVICE_IFACE, "CollectionCreated", "o", c->path);
 	(void)sd_bus_emit_properties_changed(s->bus, SS_PATH, SS_SERVICE_IFACE, "Collections", NULL);
-	if (!s->vault_locked)
-		(void)ss_service_open_collection(s, c);
 	*ret = c;
 	return 0;
+}
+
+/* CreateCollection answers once the new collection's key is made (the vault open) or could not be. */
+static void on_created(ss_service *s, ss_collection *c, int r, void *ud)
+{
+	sd_bus_message *m = ud;
+
+	if ((r = sd_bus_reply_method_return(m, "oo", c->path, "/")) < 0)
+		ss_log("cannot answer CreateCollection: %s", strerror(-r));
+	sd_bus_message_unref(m);
 }
 
 static int valid_alias(const char *a)
@@ -527,6 +573,10 @@ static int method_create_collection(sd_bus_message *m, void *userdata, sd_bus_er
 	if ((r = ss_service_create_collection(s, label, alias, &c)) < 0)
 		return r == -E2BIG ? sd_bus_error_set(e, "org.freedesktop.DBus.Error.LimitsExceeded", "too many collections")
 		                   : sd_bus_error_set_errnof(e, -r, "cannot create the collection: %m");
+	/* With the vault open the client gets an open collection (it will store into it next). */
+	if (ss_open_async(s, c, on_created, sd_bus_message_ref(m)) == 1)
+		return 1;
+	sd_bus_message_unref(m);
 	return sd_bus_reply_method_return(m, "oo", c->path, "/");
 }
 

@@ -76,7 +76,32 @@ static int subscribe(ss_service *s)
 	return r;
 }
 
-/* tokensealed came or went: either way the vault starts locked; subscribe again if it is back. */
+static int on_state(sd_bus_message *m, void *userdata, sd_bus_error *e)
+{
+	int locked = 1;
+
+	if (!sd_bus_message_is_method_error(m, NULL) && sd_bus_message_read(m, "v", "b", &locked) >= 0)
+		set_locked(userdata, !!locked);
+	return 0;
+}
+
+static int on_subscribed(sd_bus_message *m, void *userdata, sd_bus_error *e)
+{
+	ss_service *s = userdata;
+	const sd_bus_error *err = sd_bus_message_get_error(m);
+
+	if (err) {
+		ss_log("cannot subscribe to the vault's signals: %s", err->message ? err->message : err->name);
+		return 0;
+	}
+	/* Subscribed first, then the state: no change falls between the two. */
+	if (sd_bus_call_method_async(s->ts->bus, NULL, TS_BUS_NAME, s->vault_path, "org.freedesktop.DBus.Properties", "Get",
+	                             on_state, s, "ss", TS_VAULT_IFACE, "Locked") < 0)
+		ss_log("cannot ask for the vault's state");
+	return 0;
+}
+
+/* tokensealed came or went: either way the vault starts locked; subscribe again (without waiting) if it is back. */
 static int on_owner(sd_bus_message *m, void *userdata, sd_bus_error *e)
 {
 	ss_service *s = userdata;
@@ -85,8 +110,9 @@ static int on_owner(sd_bus_message *m, void *userdata, sd_bus_error *e)
 	if (sd_bus_message_read(m, "sss", &name, &old, &new) < 0 || strcmp(name, TS_BUS_NAME) != 0)
 		return 0;
 	set_locked(s, 1);
-	if (*new && subscribe(s) >= 0)
-		set_locked(s, read_state(s));
+	if (*new && sd_bus_call_method_async(s->ts->bus, NULL, TS_BUS_NAME, TS_MANAGER_PATH, TS_MANAGER_IFACE, "Subscribe",
+	                                     on_subscribed, s, NULL) < 0)
+		ss_log("cannot subscribe to the vault's signals");
 	return 0;
 }
 
@@ -120,7 +146,7 @@ int ss_vault_start(ss_service *s)
 	if ((r = sd_bus_match_signal(s->ts->bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus",
 	                             "org.freedesktop.DBus", "NameOwnerChanged", on_owner, s)) < 0)
 		return r;
-	/* Subscribe before reading the state, so that no change falls between the two. */
+	/* At start (before serving anyone) once, synchronously: subscribed first, then the state. */
 	(void)subscribe(s);
 	s->vault_locked = read_state(s);
 	if (!s->vault_locked)
