@@ -147,6 +147,8 @@ static void on_unlocked(ss_service *s, int r, unsigned needed, const char *msg, 
 	ss_pinentry_cancel(p->touch);
 	p->touch = NULL;
 	if (r == 0 && needed == 0) {
+		/* The vault is open now, whether or not its PropertiesChanged has come yet. */
+		s->vault_locked = 0;
 		complete(p, 0);
 		return;
 	}
