@@ -241,6 +241,8 @@ int ss_session_append_secret(ss_session *se, sd_bus_message *reply, const uint8_
 	EVP_CIPHER_CTX *ctx = NULL;
 	int r, n1 = 0, n2 = 0;
 
+	/* sd-bus wipes a sensitive message's memory when it frees it: the secret does not linger in the heap. */
+	(void)sd_bus_message_sensitive(reply);
 	if ((r = sd_bus_message_open_container(reply, 'r', "oayays")) < 0 || (r = sd_bus_message_append(reply, "o", se->path)) < 0)
 		return r;
 	if (!se->aes_key) {
@@ -278,6 +280,7 @@ int ss_session_read_secret(ss_service *s, sd_bus_message *m, uint8_t **ret, size
 	uint8_t *pt;
 	int r, n1 = 0, n2 = 0;
 
+	(void)sd_bus_message_sensitive(m); /* the secret sent in (in the clear in a plain session) is wiped with m */
 	if ((r = sd_bus_message_enter_container(m, 'r', "oayays")) < 0 || (r = sd_bus_message_read(m, "o", &path)) < 0 ||
 	    (r = sd_bus_message_read_array(m, 'y', &params, &plen)) < 0 ||
 	    (r = sd_bus_message_read_array(m, 'y', &value, &vlen)) < 0 || (r = sd_bus_message_read(m, "s", &ct)) < 0 ||
