@@ -6,8 +6,9 @@
 #                     tests against that build: one closing line "N passed, N failed"
 #   make check-unit | check-integration | check-fido2 | check-tpm2 | check-pkcs11
 #        | check-pam | check-policy | check-hardening | check-security | check-isolation | check-age
-#        | check-tang | check-ldap  (one test group each; check-age: the real age with age-plugin-tokenseal;
-#                     check-tang: a real tangd, Debian's tang; check-ldap: a real slapd)
+#        | check-tang | check-ldap | check-secrets  (one test group each; check-age: the real age with age-plugin-tokenseal;
+#                     check-tang: a real tangd, Debian's tang; check-ldap: a real slapd;
+#                     check-secrets: secret-tool and python3-secretstorage, side by side with gnome-keyring)
 #   make check-fleet  check-tang and check-ldap together
 #   make lint         daemon/bus/ layering: no include cycle, no .c above 700 lines (tests/lint/)
 #   make check-asan   only the ASan+UBSan pass of make check
@@ -81,6 +82,7 @@ SOFTFIDO_SRC := $(sort $(wildcard tests/softfido/*.c))
 UNIT_SRC     := $(sort $(wildcard tests/unit/test_*.c))
 TOOL_SRC     := $(sort $(wildcard tests/tools/*.c))
 BENCH_SRC    := $(sort $(wildcard tests/bench/*.c))
+SECRETS_SRC  := $(sort $(wildcard secrets/*.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 # The client library is built with hidden visibility; only TS_EXPORT symbols leave the .so.
@@ -112,7 +114,11 @@ AGE_PLUGIN  := $(BUILD)/age-plugin-tokenseal
 AGE_PLUGIN_SRC := $(sort $(wildcard cli/age-plugin/*.c))
 PROGRAMS += $(AGE_PLUGIN)
 
-.PHONY: all deps lint check check-asan check-unit check-integration check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening check-security check-isolation check-tang check-ldap check-fleet check-age \
+# The Secret Service provider (docs/SECRETS.md): a client of tokensealed on the user's session bus.
+TOKENSEAL_SECRETS := $(BUILD)/tokenseal-secrets
+PROGRAMS += $(TOKENSEAL_SECRETS)
+
+.PHONY: all deps lint check check-asan check-unit check-integration check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening check-security check-isolation check-tang check-ldap check-fleet check-age check-secrets \
         demo bench install uninstall clean tests
 
 all: $(PROGRAMS) tests
@@ -178,6 +184,12 @@ $(PAM_TOKENSEAL): $(call obj,contrib/pam/pam_tokenseal.c) $(LIBTOKENSEAL_A)
 $(call obj,$(AGE_PLUGIN_SRC)): ALL_CFLAGS += -Icli
 $(AGE_PLUGIN): $(call obj,$(AGE_PLUGIN_SRC)) $(LIBTOKENSEAL_A)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(CLIENT_PKGS))
+
+# tokenseal-secrets: the static client library (its internal API, for the vault's signals and Unlock),
+# OpenSSL libcrypto for the Secret Service's DH session only.
+$(call obj,$(SECRETS_SRC)): ALL_CFLAGS += -Icli/lib
+$(TOKENSEAL_SECRETS): $(call obj,$(SECRETS_SRC)) $(LIBTOKENSEAL_A)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(CLIENT_PKGS) libcrypto)
 
 $(SOFTFIDO): $(call obj,$(SOFTFIDO_SRC))
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(SOFTFIDO_PKGS))
@@ -251,7 +263,7 @@ check-integration: deps
 	$(MAKE) all
 	tests/run --build $(BUILD) integration
 
-check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening check-security check-isolation check-tang check-ldap check-age: deps
+check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening check-security check-isolation check-tang check-ldap check-age check-secrets: deps
 	$(MAKE) all
 	tests/run --build $(BUILD) $(patsubst check-%,%,$@)
 
@@ -289,17 +301,18 @@ FUZZ_CORE_A := $(FUZZ_BUILD)/libtscore-fuzz.a
 # Keep the harness objects (make would delete them as intermediates of fuzz_%).
 .SECONDARY: $(FUZZ_OBJS)
 
-fuzz-build: $(FUZZ_BINS) $(FUZZ_BUILD)/mkseeds
+fuzz-build: $(FUZZ_BINS) $(FUZZ_BUILD)/mkseeds $(FUZZ_BUILD)/mkseeds_secrets
 
 fuzz: fuzz-build
 	tests/fuzz/run.sh 60
 
-fuzz-seeds: $(FUZZ_BUILD)/mkseeds
+fuzz-seeds: $(FUZZ_BUILD)/mkseeds $(FUZZ_BUILD)/mkseeds_secrets
 	$(FUZZ_BUILD)/mkseeds tests/fuzz/corpus
 	tests/fuzz/mkseeds_ctap.py tests/fuzz/corpus
 	tests/fuzz/mkseeds_dbus_args.py tests/fuzz/corpus
 	tests/fuzz/mkseeds_helper_wire.py tests/fuzz/corpus
 	tests/fuzz/mkseeds_age.py tests/fuzz/corpus
+	mkdir -p tests/fuzz/corpus/secrets_store && $(FUZZ_BUILD)/mkseeds_secrets tests/fuzz/corpus/secrets_store
 
 fuzz-clean:
 	rm -rf $(FUZZ_BUILD)
@@ -341,6 +354,18 @@ $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_age_stanza.o: FUZZ_CFLAGS += -Icli/age-plugin
 $(FUZZ_BUILD)/fuzz_age_stanza: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_age_stanza.o \
 		$(FUZZ_BUILD)/obj/cli/age-plugin/stanza.o $(FUZZ_CORE_A)
 	$(FUZZ_CC) $(FUZZ_SAN) -o $@ $^ $(call pc_libs,$(CORE_PKGS))
+# fuzz_secrets_store reads tokenseal-secrets' collection files with its own parser (secrets/store.c)
+# and opens the items (secrets/collection.c); the harness stands in for the service.
+FUZZ_SECRETS_SRC := secrets/store.c secrets/collection.c
+$(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_SECRETS_SRC)) $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_secrets_store.o: \
+	FUZZ_CFLAGS += $(call pc_cflags,libsystemd)
+$(FUZZ_BUILD)/fuzz_secrets_store: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_secrets_store.o \
+		$(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_SECRETS_SRC)) $(FUZZ_CORE_A)
+	$(FUZZ_CC) $(FUZZ_SAN) -o $@ $^ $(call pc_libs,$(CORE_PKGS) libsystemd)
+$(FUZZ_BUILD)/mkseeds_secrets: tests/fuzz/mkseeds_secrets.c tests/fuzz/secrets_fixture.h $(FUZZ_SECRETS_SRC) daemon/core/buf.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) -O1 -g -Iinclude -Idaemon -Itests/fuzz $(call pc_cflags,libsodium libsystemd) \
+		-o $@ tests/fuzz/mkseeds_secrets.c $(FUZZ_SECRETS_SRC) daemon/core/buf.c $(call pc_libs,libsodium libsystemd)
 
 # The seed generator is an ordinary program over the ordinary (uninstrumented) core.
 $(FUZZ_BUILD)/mkseeds: tests/fuzz/mkseeds.c tests/fuzz/fuzz.h $(CORE_SRC)
@@ -366,8 +391,10 @@ POLKITRULESDIR ?= /usr/share/polkit-1/rules.d
 MANDIR     ?= $(DATADIR)/man
 BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
 MAN_PAGES  := $(sort $(wildcard docs/*.1 docs/*.5 docs/*.8))
-# Files with @SBINDIR@ / @LIBEXECDIR@ in them get the installed path.
-subst_paths = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' $(1) > $(2) && chmod 0644 $(2)
+# Files with @SBINDIR@ / @LIBEXECDIR@ / @BINDIR@ in them get the installed path.
+subst_paths = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' $(1) > $(2) && chmod 0644 $(2)
+# systemd user units (tokenseal-secrets).
+USERUNITDIR ?= $(PREFIX)/lib/systemd/user
 
 install: $(PROGRAMS)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
@@ -375,9 +402,13 @@ install: $(PROGRAMS)
 	           $(DESTDIR)$(DATADIR)/dbus-1/system.d $(DESTDIR)$(DATADIR)/dbus-1/system-services \
 	           $(DESTDIR)$(DATADIR)/polkit-1/actions $(DESTDIR)$(PAMDIR) $(DESTDIR)$(UNITDIR) \
 	           $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
-	           $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(UDEVRULESDIR) $(DESTDIR)$(POLKITRULESDIR)
+	           $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(UDEVRULESDIR) $(DESTDIR)$(POLKITRULESDIR) \
+	           $(DESTDIR)$(DATADIR)/dbus-1/services $(DESTDIR)$(USERUNITDIR)
 	install -m 0755 $(TOKENSEAL) $(DESTDIR)$(BINDIR)/tokenseal
 	install -m 0755 $(AGE_PLUGIN) $(DESTDIR)$(BINDIR)/age-plugin-tokenseal
+	install -m 0755 $(TOKENSEAL_SECRETS) $(DESTDIR)$(BINDIR)/tokenseal-secrets
+	$(call subst_paths,contrib/org.freedesktop.secrets.service,$(DESTDIR)$(DATADIR)/dbus-1/services/org.freedesktop.secrets.service)
+	$(call subst_paths,contrib/tokenseal-secrets.service,$(DESTDIR)$(USERUNITDIR)/tokenseal-secrets.service)
 	install -m 0755 $(TOKENSEALED) $(DESTDIR)$(SBINDIR)/tokensealed
 	install -m 0711 $(HELPER) $(DESTDIR)$(LIBEXECDIR)/tokenseal-helper
 	install -m 0755 $(LIBTOKENSEAL_SO) $(DESTDIR)$(LIBDIR)/libtokenseal.so.1
@@ -405,6 +436,8 @@ install: $(PROGRAMS)
 	done
 
 uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/tokenseal-secrets $(DESTDIR)$(DATADIR)/dbus-1/services/org.freedesktop.secrets.service \
+	      $(DESTDIR)$(USERUNITDIR)/tokenseal-secrets.service
 	rm -f $(DESTDIR)$(BINDIR)/tokenseal $(DESTDIR)$(BINDIR)/age-plugin-tokenseal $(DESTDIR)$(SBINDIR)/tokensealed $(DESTDIR)$(LIBEXECDIR)/tokenseal-helper \
 	      $(DESTDIR)$(LIBDIR)/libtokenseal.so.1 $(DESTDIR)$(LIBDIR)/libtokenseal.so \
 	      $(DESTDIR)$(LIBDIR)/libtokenseal.a $(DESTDIR)$(LIBDIR)/pkgconfig/tokenseal.pc \

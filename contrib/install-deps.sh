@@ -12,7 +12,8 @@ python3 python3-fido2 python3-dbus python3-gi python3-cryptography man-db
 pamtester libpam-wrapper
 valgrind age
 libjose-dev libcurl4-openssl-dev tang jose socat
-libldap-dev slapd ldap-utils"
+libldap-dev slapd ldap-utils
+libsecret-tools python3-secretstorage gnome-keyring pinentry-curses"
 
 missing=""
 for p in $PKGS; do

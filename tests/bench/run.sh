@@ -130,4 +130,8 @@ stop_daemon
 # 4. age through age-plugin-tokenseal against a native identity (its own daemon and vault).
 "$TS_SRC/tests/bench/age.sh" "$BUILD" "${BENCH_AGE_FILES:-$([ ${#QUICK[@]} -gt 0 ] && echo 20 || echo 100)}"
 echo "results: $BUILD/bench.json"
+# 4. tokenseal-secrets against gnome-keyring-daemon (docs/PERFORMANCE.md, "Secret Service").
+N_SECRETS=20000
+[ ${#QUICK[@]} -eq 0 ] || N_SECRETS=2000
+"$TS_SRC/tests/bench/secrets.sh" "$BUILD" "$N_SECRETS"
 echo "whole run: $SECONDS s"

@@ -38,6 +38,13 @@ check_file /usr/lib/udev/rules.d/70-tokenseal.rules 644
 check_file /usr/share/polkit-1/rules.d/50-tokenseal-pcscd.rules 644
 check_file /usr/share/man/man8/pam_tokenseal.8 644
 check_file /usr/share/man/man5/tokenseal-policy.5 644
+check_file /usr/bin/tokenseal-secrets 755
+check_file /usr/share/dbus-1/services/org.freedesktop.secrets.service 644
+check_file /usr/lib/systemd/user/tokenseal-secrets.service 644
+grep -qx 'Exec=/usr/bin/tokenseal-secrets' "$DEST/usr/share/dbus-1/services/org.freedesktop.secrets.service" ||
+	fail "secrets activation Exec"
+grep -qx 'ExecStart=/usr/bin/tokenseal-secrets' "$DEST/usr/lib/systemd/user/tokenseal-secrets.service" ||
+	fail "secrets user unit ExecStart"
 for m in "$TS_SRC"/docs/*.1; do [ -f "$m" ] && check_file "/usr/share/man/man1/${m##*/}" 644; done
 # Nothing outside PREFIX (the unit, PAM module and all live under /usr with PREFIX=/usr).
 [ -z "$(find "$DEST" -mindepth 1 -maxdepth 1 ! -name usr)" ] || fail "installed outside /usr: $(ls "$DEST")"
