@@ -175,7 +175,8 @@ $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(call obj,daemon/store.c) $(
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(TEST_PKGS))
 
 # The vault tests share their file-editing helpers (vault_util.c).
-$(BUILD)/tests/unit/test_vault $(BUILD)/tests/unit/test_vault_rekey: $(call obj,tests/unit/vault_util.c)
+$(BUILD)/tests/unit/test_vault $(BUILD)/tests/unit/test_vault_rekey $(BUILD)/tests/unit/test_subkeys: \
+		$(call obj,tests/unit/vault_util.c)
 
 # test_escrow also proves the RSA sealer against OpenSSL's decryption.
 $(BUILD)/tests/unit/test_escrow: $(call obj,daemon/protectors/escrow_rsa.c)

@@ -55,6 +55,23 @@ int ts_blob_seal(const uint8_t key[TS_KEY_BYTES], const uint8_t vault_id[TS_VAUL
 int ts_blob_open(const uint8_t key[TS_KEY_BYTES], const ts_blob_view *v,
                  const ts_kv *ctx, size_t n_ctx, uint8_t *pt_out);
 
+/*
+ * The key of the context check, KDF(key, "tsctxchk") (docs/FORMAT.md): key
+ * material, so the caller keeps it in secure memory and wipes it as it
+ * does the root key. ts_blob_seal and ts_blob_open derive it on each call;
+ * a keyring derives it once per root key (keyring.h) and passes it to the
+ * _with variants, which give byte-identical results. 0 or -TS_E_FAILED.
+ */
+#define TS_BLOB_CTXKEY_BYTES 32
+int ts_blob_ctx_key(const uint8_t key[TS_KEY_BYTES], uint8_t ctx_key[TS_BLOB_CTXKEY_BYTES]);
+
+/* ts_blob_seal and ts_blob_open with ctx_key = ts_blob_ctx_key(key) given. */
+int ts_blob_seal_with(const uint8_t key[TS_KEY_BYTES], const uint8_t ctx_key[TS_BLOB_CTXKEY_BYTES],
+                      const uint8_t vault_id[TS_VAULT_ID_BYTES], uint32_t key_version,
+                      const ts_kv *ctx, size_t n_ctx, const uint8_t *pt, size_t pt_len, ts_buf *out);
+int ts_blob_open_with(const uint8_t key[TS_KEY_BYTES], const uint8_t ctx_key[TS_BLOB_CTXKEY_BYTES],
+                      const ts_blob_view *v, const ts_kv *ctx, size_t n_ctx, uint8_t *pt_out);
+
 /* Text form: "tokenseal:v1:" + base64url (no padding). ret is malloc()ed, NUL-terminated. */
 int ts_blob_to_text(const uint8_t *blob, size_t len, char **ret);
 
