@@ -223,21 +223,26 @@ int ts_blob_open_with(const uint8_t key[TS_KEY_BYTES], const uint8_t ctx_key[TS_
 
 	if ((r = ts_blob_aad_build(&aad, v->header, ctx, n_ctx)) < 0)
 		goto out;
+	/*
+	 * The AEAD first: it authenticates the header (context check
+	 * included) and the context together, so when it holds, the check
+	 * the blob carries is the one its sealer computed over this very
+	 * context. Only a failure needs the check, to tell a wrong context
+	 * (ContextMismatch) from a damaged blob (BadBlob) — the same answer
+	 * comparing it first gave, without a keyed hash per good blob.
+	 */
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(pt_out, &mlen, NULL, v->ciphertext,
+	                                               v->ciphertext_len, aad.p, aad.len,
+	                                               v->nonce, key) == 0 &&
+	    mlen == v->plaintext_len) {
+		r = 0;
+		goto out;
+	}
 	if ((r = ts_blob_ctx_check(ctx_key, aad.p + TS_BLOB_HEADER_BYTES, aad.len - TS_BLOB_HEADER_BYTES,
 	                           check)) < 0)
 		goto out;
-	if (sodium_memcmp(check, v->ctx_check, TS_BLOB_CTXCHECK_BYTES) != 0) {
-		r = -TS_E_CONTEXT_MISMATCH;
-		goto out;
-	}
-	if (crypto_aead_xchacha20poly1305_ietf_decrypt(pt_out, &mlen, NULL, v->ciphertext,
-	                                               v->ciphertext_len, aad.p, aad.len,
-	                                               v->nonce, key) != 0 ||
-	    mlen != v->plaintext_len) {
-		r = -TS_E_BAD_BLOB;
-		goto out;
-	}
-	r = 0;
+	r = sodium_memcmp(check, v->ctx_check, TS_BLOB_CTXCHECK_BYTES) != 0 ? -TS_E_CONTEXT_MISMATCH
+	                                                                      : -TS_E_BAD_BLOB;
 out:
 	ts_blob_aad_free(&aad);
 	if (r < 0 && pt_out && v->plaintext_len)

@@ -46,11 +46,11 @@ int ts_blob_seal(const uint8_t key[TS_KEY_BYTES], const uint8_t vault_id[TS_VAUL
 
 /*
  * Decrypt a parsed blob with key into pt_out (caller-provided, at least
- * v->plaintext_len bytes, normally secure memory). The ctx check (first 4
- * bytes of BLAKE2b keyed with a subkey of the root key over the canonical
- * context) is compared first, so a wrong context gives -TS_E_CONTEXT_MISMATCH
- * and any other failure -TS_E_BAD_BLOB; -TS_E_INVALID_ARGS for a malformed
- * context. On failure pt_out is wiped.
+ * v->plaintext_len bytes, normally secure memory). When the AEAD fails, the
+ * ctx check (first 4 bytes of BLAKE2b keyed with a subkey of the root key
+ * over the canonical context) tells why: a wrong context gives
+ * -TS_E_CONTEXT_MISMATCH and any other failure -TS_E_BAD_BLOB;
+ * -TS_E_INVALID_ARGS for a malformed context. On failure pt_out is wiped.
  */
 int ts_blob_open(const uint8_t key[TS_KEY_BYTES], const ts_blob_view *v,
                  const ts_kv *ctx, size_t n_ctx, uint8_t *pt_out);
