@@ -184,6 +184,9 @@ $(BUILD)/tests/unit/test_escrow: $(call obj,daemon/protectors/escrow_rsa.c)
 # test_anchor proves the generation anchors (daemon/anchor.c): atomic replace, strict parsing.
 $(BUILD)/tests/unit/test_anchor: $(call obj,daemon/anchor.c)
 
+# test_batch_unwrap proves the two-thread UnwrapBatch (daemon/batch_unwrap.c) against the one-thread path.
+$(BUILD)/tests/unit/test_batch_unwrap: $(call obj,daemon/batch_unwrap.c)
+
 # test_log proves the daemon's log lines (daemon/bus/log.c; no audit sink is set, so events go to the log only).
 $(BUILD)/tests/unit/test_log: $(BUILD)/obj/tests/unit/test_log.o $(call obj,daemon/bus/log.c) $(LIBTSCORE)
 	@mkdir -p $(dir $@)

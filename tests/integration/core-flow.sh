@@ -84,7 +84,20 @@ B2=$(wrap "$P" "2 7 7" 0) || fail "Wrap 2"
 out=$(vcall "$P" UnwrapBatch 'aaya{ss}' 2 $B2 $B2 0) || fail "UnwrapBatch"
 [ "$out" = "aay 2 2 7 7 2 7 7" ] || fail "UnwrapBatch reply: $out"
 expect_fail "item 1" vcall "$P" UnwrapBatch 'aaya{ss}' 3 $B2 $B1 $B2 0
-pass "GenerateDataKey, UnwrapBatch (all or nothing, failing index named)"
+# From 256 items a batch is split over two threads (daemon/batch_unwrap.c): the same
+# answer in order, the first failing index named whichever half it is in, and
+# one worker thread more in the daemon when it has two CPUs.
+many() { local i; for ((i = 0; i < $1; i++)); do printf '%s ' "$2"; done; }
+threads_before=$(ls /proc/"$DAEMON_PID"/task | wc -l)
+out=$(vcall "$P" UnwrapBatch 'aaya{ss}' 300 $(many 300 "$B2") 0) || fail "UnwrapBatch of 300"
+[ "$out" = "aay 300 $(many 300 "2 7 7" | sed 's/ $//')" ] || fail "UnwrapBatch of 300: reply"
+expect_fail "item 299" vcall "$P" UnwrapBatch 'aaya{ss}' 300 $(many 299 "$B2") $B1 0
+expect_fail "item 10" vcall "$P" UnwrapBatch 'aaya{ss}' 300 $(many 10 "$B2") $B1 $(many 288 "$B2") $B1 0
+if [ "$(nproc)" -ge 2 ]; then
+	[ "$(ls /proc/"$DAEMON_PID"/task | wc -l)" -eq $((threads_before + 1)) ] ||
+		fail "no batch worker thread in the daemon: $(ls /proc/"$DAEMON_PID"/task | wc -l) threads, $threads_before before"
+fi
+pass "GenerateDataKey, UnwrapBatch (all or nothing, failing index named; on two threads from 256 items)"
 
 # Rotate: new blobs use v2, old blobs still unwrap; retire_below=2 refuses v1 blobs.
 [ "$(vcall "$P" RotateKey 'a{ss}' 0)" = "u 2" ] || fail "RotateKey to 2"
