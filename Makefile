@@ -211,6 +211,8 @@ $(call obj,$(BENCH_SRC)): ALL_CFLAGS += -Icli/lib
 $(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(LIBTOKENSEAL_A) $(LIBTSCORE)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(TEST_PKGS))
+# core_unwrap also times UnwrapBatch's two threads (daemon/batch_unwrap.c) without the bus.
+$(BUILD)/tests/bench/core_unwrap: $(call obj,daemon/batch_unwrap.c)
 
 # ---- setup, tests, demo ----------------------------------------------------
 

@@ -6,12 +6,15 @@
  *            aead:   N x crypto_aead_xchacha20poly1305_ietf_decrypt of a 32-byte key,
  *                    no AAD (the bare AEAD);
  *            aead-aad: the same with an AAD as long as a blob's (header + context);
+ *            batch:  one ts_batch_unwrap of N items on one thread (UnwrapBatch's core);
  *       over 1,000 distinct blobs of one vault, context {app: bench, purpose: latency}
  *       (the bench's). The loop is the function run_MODE, so that
  *         valgrind --tool=callgrind --toggle-collect=run_unwrap core_unwrap unwrap 100000
  *       counts the loop's instructions only; divide by N.
  *   core_unwrap rate SECONDS
- *       keys/s of each mode, taking turns in 20 rounds (wall clock, one thread).
+ *       keys/s of each mode, taking turns in 20 rounds (wall clock), and of
+ *       ts_batch_unwrap over batches of 10,000 on one thread and on two
+ *       (daemon/batch_unwrap.c, UnwrapBatch's core).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +23,7 @@
 
 #include <sodium.h>
 
+#include "batch_unwrap.h"
 #include "core/blob.h"
 #include "core/vault.h"
 
@@ -138,6 +142,35 @@ __attribute__((noinline)) static void run_aead_aad(struct fixture *f, size_t n)
 	run_aead_common(f, n, f->aad, f->aad_len);
 }
 
+/* UnwrapBatch's part in the daemon without the bus: ts_batch_unwrap over n items (the blobs repeated). */
+static int emit_nothing(void *userdata, size_t idx, const uint8_t *pt, size_t pt_len)
+{
+	(void)userdata;
+	(void)idx;
+	(void)pt;
+	(void)pt_len;
+	return 0;
+}
+
+__attribute__((noinline)) static void run_batch(struct fixture *f, size_t n, int parallel)
+{
+	static ts_batch_item *items;
+	static size_t have;
+	size_t i, idx;
+	int ef;
+
+	if (have < n) {
+		free(items);
+		if ((items = calloc(n, sizeof(*items))) == NULL)
+			die("out of memory");
+		have = n;
+	}
+	for (i = 0; i < n; i++)
+		items[i] = (ts_batch_item){ f->blobs + (i % N_BLOBS) * f->blob_len, f->blob_len };
+	if (ts_batch_unwrap(f->v, ctx, 2, items, n, parallel, emit_nothing, NULL, &idx, &ef) < 0)
+		die("batch unwrap failed");
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -159,7 +192,7 @@ int main(int argc, char **argv)
 	size_t n;
 
 	if (argc != 3)
-		die("usage: core_unwrap unwrap|aead|aead-aad N | core_unwrap rate SECONDS");
+		die("usage: core_unwrap unwrap|aead|aead-aad|batch N | core_unwrap rate SECONDS");
 	setup(&f);
 	if (strcmp(argv[1], "unwrap") == 0) {
 		n = strtoul(argv[2], NULL, 10);
@@ -173,19 +206,22 @@ int main(int argc, char **argv)
 			run_aead_aad(&f, n);
 		else
 			run_aead(&f, n);
+	} else if (strcmp(argv[1], "batch") == 0) {
+		/* One ts_batch_unwrap of N items on the caller's thread (callgrind: --toggle-collect=run_batch). */
+		run_batch(&f, strtoul(argv[2], NULL, 10), 0);
 	} else if (strcmp(argv[1], "rate") == 0) {
 		/* Rounds taking turns, so a busy phase of the machine hits every mode alike. */
-		static const char *const names[3] = { "unwrap", "aead", "aead-aad" };
+		static const char *const names[5] = { "unwrap", "aead", "aead-aad", "batch-1t", "batch-2t" };
 		const double total = strtod(argv[2], NULL);
-		const size_t chunk = 20000, rounds = 20;
-		double r[3][20], t0;
+		const size_t chunk = 10000, rounds = 20;
+		double r[5][20], t0;
 		size_t k, m;
 
 		for (k = 0; k < rounds; k++)
-			for (m = 0; m < 3; m++) {
+			for (m = 0; m < 5; m++) {
 				size_t done = 0;
 
-				if (m > 0)
+				if (m == 1 || m == 2)
 					setup_aead(&f, m == 2);
 				t0 = now_s();
 				do {
@@ -193,16 +229,18 @@ int main(int argc, char **argv)
 						run_unwrap(&f, chunk);
 					else if (m == 1)
 						run_aead(&f, chunk);
-					else
+					else if (m == 2)
 						run_aead_aad(&f, chunk);
+					else
+						run_batch(&f, chunk, m == 4);
 					done += chunk;
-				} while (now_s() - t0 < total / (3.0 * (double)rounds));
+				} while (now_s() - t0 < total / (5.0 * (double)rounds));
 				r[m][k] = (double)done / (now_s() - t0);
 			}
-		for (m = 0; m < 3; m++)
+		for (m = 0; m < 5; m++)
 			qsort(r[m], rounds, sizeof(double), cmp_double);
 		/* Median of the rounds, and the spread. */
-		for (m = 0; m < 3; m++)
+		for (m = 0; m < 5; m++)
 			printf("%-9s %10.0f keys/s (rounds %.0f..%.0f)  median %.2f x bare AEAD\n", names[m],
 			       r[m][rounds / 2], r[m][0], r[m][rounds - 1], r[m][rounds / 2] / r[1][rounds / 2]);
 	} else
