@@ -106,7 +106,6 @@ int ts_keyring_new(ts_keyring **ret, uint64_t now)
 
 int ts_keyring_rotate(ts_keyring *k, uint64_t now, uint32_t *ret_version)
 {
-	uint8_t rk[TS_KEY_BYTES], sub[TS_BLOB_CTXKEY_BYTES];
 	uint32_t n;
 	uint8_t *mem, *e;
 
@@ -116,35 +115,28 @@ int ts_keyring_rotate(ts_keyring *k, uint64_t now, uint32_t *ret_version)
 	if (n >= TS_KEYRING_MAX_VERSIONS)
 		return -TS_E_LIMIT;
 	/*
-	 * The new key and its context-check key first, so nothing can fail
-	 * once the keyring is changed (on the stack for these few lines, wiped).
+	 * Grow by copying inside secure memory, the new key and its
+	 * context-check key made in place; only once both are there does the
+	 * new block replace the old, which ts_secure_free wipes.
 	 */
-	randombytes_buf(rk, sizeof(rk));
-	if (ts_blob_ctx_key(rk, sub) < 0) {
-		sodium_memzero(rk, sizeof(rk));
-		return -TS_E_FAILED;
-	}
-	/* Grow by copying inside secure memory; the old block is wiped by ts_secure_free. */
-	if ((mem = ts_secure_alloc(KR_MEM(n + 1))) == NULL) {
-		sodium_memzero(rk, sizeof(rk));
-		sodium_memzero(sub, sizeof(sub));
+	if ((mem = ts_secure_alloc(KR_MEM(n + 1))) == NULL)
 		return -TS_E_NOMEM;
-	}
 	memcpy(mem, k->mem, k->len);
 	memcpy(mem + KR_SIZE(n + 1), k->sub, (size_t)n * TS_BLOB_CTXKEY_BYTES);
+	e = mem + KR_SIZE(n);
+	ts_put_be32(e, n + 1);
+	ts_put_be64(e + 4, now);
+	randombytes_buf(e + 12, TS_KEY_BYTES);
+	if (ts_blob_ctx_key(e + 12, mem + KR_SIZE(n + 1) + (size_t)n * TS_BLOB_CTXKEY_BYTES) < 0) {
+		ts_secure_free(mem);
+		return -TS_E_FAILED;
+	}
+	ts_put_be32(mem, n + 1);
+	ts_put_be32(mem + 4, n + 1);
 	ts_secure_free(k->mem);
 	k->mem = mem;
 	k->len = KR_SIZE(n + 1);
 	k->sub = mem + k->len;
-	ts_put_be32(k->mem, n + 1);
-	ts_put_be32(k->mem + 4, n + 1);
-	e = kr_entry(k, n + 1);
-	ts_put_be32(e, n + 1);
-	ts_put_be64(e + 4, now);
-	memcpy(e + 12, rk, TS_KEY_BYTES);
-	memcpy(kr_sub(k, n + 1), sub, TS_BLOB_CTXKEY_BYTES);
-	sodium_memzero(rk, sizeof(rk));
-	sodium_memzero(sub, sizeof(sub));
 	if (ret_version)
 		*ret_version = n + 1;
 	return 0;
