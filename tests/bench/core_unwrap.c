@@ -7,6 +7,7 @@
  *                    no AAD (the bare AEAD);
  *            aead-aad: the same with an AAD as long as a blob's (header + context);
  *            batch:  one ts_batch_unwrap of N items on one thread (UnwrapBatch's core);
+ *            batch2: the same on two threads;
  *       over 1,000 distinct blobs of one vault, context {app: bench, purpose: latency}
  *       (the bench's). The loop is the function run_MODE, so that
  *         valgrind --tool=callgrind --toggle-collect=run_unwrap core_unwrap unwrap 100000
@@ -192,7 +193,7 @@ int main(int argc, char **argv)
 	size_t n;
 
 	if (argc != 3)
-		die("usage: core_unwrap unwrap|aead|aead-aad|batch N | core_unwrap rate SECONDS");
+		die("usage: core_unwrap unwrap|aead|aead-aad|batch|batch2 N | core_unwrap rate SECONDS");
 	setup(&f);
 	if (strcmp(argv[1], "unwrap") == 0) {
 		n = strtoul(argv[2], NULL, 10);
@@ -206,9 +207,9 @@ int main(int argc, char **argv)
 			run_aead_aad(&f, n);
 		else
 			run_aead(&f, n);
-	} else if (strcmp(argv[1], "batch") == 0) {
-		/* One ts_batch_unwrap of N items on the caller's thread (callgrind: --toggle-collect=run_batch). */
-		run_batch(&f, strtoul(argv[2], NULL, 10), 0);
+	} else if (strcmp(argv[1], "batch") == 0 || strcmp(argv[1], "batch2") == 0) {
+		/* One ts_batch_unwrap of N items on one thread, or two (callgrind --separate-threads=yes: each's part). */
+		run_batch(&f, strtoul(argv[2], NULL, 10), argv[1][5] == '2');
 	} else if (strcmp(argv[1], "rate") == 0) {
 		/* Rounds taking turns, so a busy phase of the machine hits every mode alike. */
 		static const char *const names[5] = { "unwrap", "aead", "aead-aad", "batch-1t", "batch-2t" };
