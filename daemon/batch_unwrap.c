@@ -1,4 +1,4 @@
-/* batch_unwrap.c — a large UnwrapBatch on two threads: windows of items, halves to the caller and to one kept worker. */
+/* batch_unwrap.c — a large UnwrapBatch or RewrapBatch on two threads: windows of items, halves to the caller and to one kept worker. */
 #define _GNU_SOURCE 1   /* sched_getaffinity, CPU_COUNT */
 #include <pthread.h>
 #include <sched.h>
@@ -18,7 +18,11 @@
 
 _Static_assert(WINDOW_BYTES >= TS_PLAINTEXT_MAX, "a window holds at least the largest plaintext");
 
-/* One half of a window: items [from, to), item i's plaintext at window + off[i - base]. */
+/*
+ * One half of a window: items [from, to), item i's plaintext at window +
+ * off[i - base]; with rewrap, the new blobs appended to out in order (its
+ * room reserved by the caller's thread, so the worker allocates nothing).
+ */
 struct half {
 	const ts_vault *v;
 	const ts_kv *ctx;
@@ -27,6 +31,8 @@ struct half {
 	size_t base, from, to;
 	uint8_t *window;
 	const uint32_t *off;
+	int rewrap;
+	ts_buf *out;
 	/* Result: 0, or the first failing item's error and index. */
 	int r;
 	size_t fail_idx;
@@ -48,22 +54,31 @@ static struct {
 	.done = PTHREAD_COND_INITIALIZER,
 };
 
-/* The same work as the single-call path: parse, unwrap; stop at the first failure. */
+/* The same work as the one-thread path: parse, unwrap (and wrap again); stop at the first failure. */
 static void run_half(struct half *h)
 {
 	ts_blob_view bv;
+	uint8_t *pt;
 	size_t i;
 	int r;
 
 	h->r = 0;
 	for (i = h->from; i < h->to; i++) {
+		pt = h->window + h->off[i - h->base];
 		if ((r = ts_blob_parse(h->items[i].blob, h->items[i].len, &bv)) < 0 ||
-		    (r = ts_vault_unwrap(h->v, &bv, h->ctx, h->n_ctx, h->window + h->off[i - h->base])) < 0) {
-			h->r = r;
-			h->fail_idx = i;
-			return;
+		    (r = ts_vault_unwrap(h->v, &bv, h->ctx, h->n_ctx, pt)) < 0)
+			goto fail;
+		if (h->rewrap) {
+			r = ts_vault_wrap(h->v, h->ctx, h->n_ctx, pt, bv.plaintext_len, h->out);
+			sodium_memzero(pt, bv.plaintext_len);
+			if (r < 0)
+				goto fail;
 		}
 	}
+	return;
+fail:
+	h->r = r;
+	h->fail_idx = i;
 }
 
 /*
@@ -166,12 +181,29 @@ int ts_batch_unwrap_prepare(void)
 	return 0;
 }
 
-int ts_batch_unwrap(const ts_vault *v, const ts_kv *ctx, size_t n_ctx, const ts_batch_item *items, size_t n,
-                    int parallel, ts_batch_emit_fn emit, void *userdata, size_t *ret_idx, int *ret_emit_failed)
+/* Room in out for the new blobs of items [from, to) (each as long as its plaintext + the overhead); len 0. */
+static int reserve_out(ts_buf *out, const uint32_t *off, size_t base, size_t from, size_t to, size_t used)
 {
+	size_t need = 0, i;
+
+	for (i = from; i < to; i++)
+		need += (i + 1 < to ? off[i + 1 - base] : used) - off[i - base] + TS_BLOB_OVERHEAD;
+	out->len = 0;
+	if (need > out->cap && ts_buf_reserve(out, need) == NULL)
+		return -TS_E_NOMEM;
+	out->len = 0;
+	return 0;
+}
+
+int ts_batch_unwrap(const ts_vault *v, const ts_kv *ctx, size_t n_ctx, const ts_batch_item *items, size_t n,
+                    int parallel, int rewrap, ts_batch_emit_fn emit, void *userdata, size_t *ret_idx,
+                    int *ret_emit_failed)
+{
+	_ts_cleanup_buf_ ts_buf out_a = { 0 };
+	_ts_cleanup_buf_ ts_buf out_b = { 0 };
 	struct half a, b;
 	ts_blob_view bv;
-	size_t base = 0, end, used, mid, i;
+	size_t base = 0, end, used, mid, i, ra, rb;
 	int r = 0, pending;
 
 	*ret_emit_failed = 0;
@@ -195,11 +227,19 @@ int ts_batch_unwrap(const ts_vault *v, const ts_kv *ctx, size_t n_ctx, const ts_
 			used += bv.plaintext_len;
 		}
 		mid = base + (end - base) / 2;
+		/* Room for the new blobs, made here: the worker allocates nothing. */
+		if (rewrap && ((r = reserve_out(&out_a, pool.off, base, base, mid,
+		                                mid < end ? pool.off[mid - base] : used)) < 0 ||
+		               (r = reserve_out(&out_b, pool.off, base, mid, end, used)) < 0)) {
+			*ret_idx = base;
+			break;
+		}
 		a = (struct half){ .v = v, .ctx = ctx, .n_ctx = n_ctx, .items = items, .base = base, .from = base,
-		                   .to = mid, .window = pool.window, .off = pool.off };
+		                   .to = mid, .window = pool.window, .off = pool.off, .rewrap = rewrap, .out = &out_a };
 		b = a;
 		b.from = mid;
 		b.to = end;
+		b.out = &out_b;
 		run_window(&a, &b, parallel);
 
 		/* The lowest failing index wins: the first half's, else the second's, else the unparsed one. */
@@ -208,10 +248,19 @@ int ts_batch_unwrap(const ts_vault *v, const ts_kv *ctx, size_t n_ctx, const ts_
 			*ret_idx = a.r < 0 ? a.fail_idx : b.r < 0 ? b.fail_idx : end;
 			break;
 		}
-		for (i = base; i < end; i++) {
+		for (i = base, ra = rb = 0; i < end; i++) {
 			size_t len = (i + 1 < end ? pool.off[i + 1 - base] : used) - pool.off[i - base];
 
-			if ((r = emit(userdata, i, pool.window + pool.off[i - base], len)) < 0) {
+			if (!rewrap)
+				r = emit(userdata, i, pool.window + pool.off[i - base], len);
+			else if (i < mid) {
+				r = emit(userdata, i, out_a.data + ra, len + TS_BLOB_OVERHEAD);
+				ra += len + TS_BLOB_OVERHEAD;
+			} else {
+				r = emit(userdata, i, out_b.data + rb, len + TS_BLOB_OVERHEAD);
+				rb += len + TS_BLOB_OVERHEAD;
+			}
+			if (r < 0) {
 				*ret_emit_failed = 1;
 				break;
 			}

@@ -215,22 +215,22 @@ fail:
 	return ts_bus_error(error, r, NULL);
 }
 
-/* UnwrapBatch's plaintexts go into the reply as ts_batch_unwrap hands them over. */
-static int append_plaintext(void *userdata, size_t idx, const uint8_t *pt, size_t pt_len)
+/* The plaintexts (UnwrapBatch) or new blobs (RewrapBatch) go into the reply as ts_batch_unwrap hands them over. */
+static int append_bytes(void *userdata, size_t idx, const uint8_t *pt, size_t pt_len)
 {
 	(void)idx;
 	return sd_bus_message_append_array(userdata, 'y', pt, pt_len);
 }
 
 /*
- * A large UnwrapBatch: the items (pointers into m) first, then
- * ts_batch_unwrap splits the work over two threads. Returns 0; a negative
+ * A large UnwrapBatch or RewrapBatch: the items (pointers into m) first,
+ * then ts_batch_unwrap splits the work over two threads. Returns 0; a negative
  * TS_E_* with *ret_item = 1 and *ret_idx for the first failing item, or
  * *ret_item = 0 for a failure before any item (no memory); or a negative
  * errno from building the reply with *ret_item = -1.
  */
-static int unwrap_parallel(sd_bus_message *m, sd_bus_message *reply, ts_vault_entry *e, const ts_kv *ctx,
-                           size_t n_ctx, size_t count, size_t *ret_idx, int *ret_item)
+static int batch_parallel(sd_bus_message *m, sd_bus_message *reply, ts_vault_entry *e, const ts_kv *ctx,
+                          size_t n_ctx, size_t count, int rewrap, size_t *ret_idx, int *ret_item)
 {
 	ts_batch_item *items;
 	const void *extra;
@@ -245,7 +245,7 @@ static int unwrap_parallel(sd_bus_message *m, sd_bus_message *reply, ts_vault_en
 	/* Counted in the first pass; fewer or more now is a broken message, after the items before it. */
 	if (n < count || sd_bus_message_read_array(m, 'y', &extra, &extra_len) != 0)
 		read_error = 1;
-	r = ts_batch_unwrap(e->vault, ctx, n_ctx, items, n, 1, append_plaintext, reply, &idx, &emit_failed);
+	r = ts_batch_unwrap(e->vault, ctx, n_ctx, items, n, 1, rewrap, append_bytes, reply, &idx, &emit_failed);
 	free(items);
 	if (r < 0) {
 		*ret_item = emit_failed ? -1 : 1;
@@ -303,10 +303,10 @@ static int batch(sd_bus_message *m, ts_vault_entry *e, int rewrap, sd_bus_error 
 	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 || (r = sd_bus_message_sensitive(reply)) < 0 ||
 	    (r = sd_bus_message_open_container(reply, 'a', "ay")) < 0)
 		goto out;
-	if (!rewrap && count >= TS_BATCH_PARALLEL_MIN) {
+	if (count >= TS_BATCH_PARALLEL_MIN) {
 		int item = 0;
 
-		if ((r = unwrap_parallel(m, reply, e, ctx, n_ctx, count, &idx, &item)) < 0) {
+		if ((r = batch_parallel(m, reply, e, ctx, n_ctx, count, rewrap, &idx, &item)) < 0) {
 			if (item > 0)
 				goto fail_item;
 			if (item < 0)

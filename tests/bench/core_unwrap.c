@@ -8,6 +8,7 @@
  *            aead-aad: the same with an AAD as long as a blob's (header + context);
  *            batch:  one ts_batch_unwrap of N items on one thread (UnwrapBatch's core);
  *            batch2: the same on two threads;
+ *            rebatch, rebatch2: the same with rewrap (RewrapBatch's core);
  *       over 1,000 distinct blobs of one vault, context {app: bench, purpose: latency}
  *       (the bench's). The loop is the function run_MODE, so that
  *         valgrind --tool=callgrind --toggle-collect=run_unwrap core_unwrap unwrap 100000
@@ -153,7 +154,7 @@ static int emit_nothing(void *userdata, size_t idx, const uint8_t *pt, size_t pt
 	return 0;
 }
 
-__attribute__((noinline)) static void run_batch(struct fixture *f, size_t n, int parallel)
+__attribute__((noinline)) static void run_batch(struct fixture *f, size_t n, int parallel, int rewrap)
 {
 	static ts_batch_item *items;
 	static size_t have;
@@ -168,7 +169,7 @@ __attribute__((noinline)) static void run_batch(struct fixture *f, size_t n, int
 	}
 	for (i = 0; i < n; i++)
 		items[i] = (ts_batch_item){ f->blobs + (i % N_BLOBS) * f->blob_len, f->blob_len };
-	if (ts_batch_unwrap(f->v, ctx, 2, items, n, parallel, emit_nothing, NULL, &idx, &ef) < 0)
+	if (ts_batch_unwrap(f->v, ctx, 2, items, n, parallel, rewrap, emit_nothing, NULL, &idx, &ef) < 0)
 		die("batch unwrap failed");
 }
 
@@ -193,7 +194,7 @@ int main(int argc, char **argv)
 	size_t n;
 
 	if (argc != 3)
-		die("usage: core_unwrap unwrap|aead|aead-aad|batch|batch2 N | core_unwrap rate SECONDS");
+		die("usage: core_unwrap unwrap|aead|aead-aad|batch|batch2|rebatch|rebatch2 N | core_unwrap rate SECONDS");
 	setup(&f);
 	if (strcmp(argv[1], "unwrap") == 0) {
 		n = strtoul(argv[2], NULL, 10);
@@ -207,9 +208,12 @@ int main(int argc, char **argv)
 			run_aead_aad(&f, n);
 		else
 			run_aead(&f, n);
-	} else if (strcmp(argv[1], "batch") == 0 || strcmp(argv[1], "batch2") == 0) {
+	} else if (strcmp(argv[1], "batch") == 0 || strcmp(argv[1], "batch2") == 0 ||
+	           strcmp(argv[1], "rebatch") == 0 || strcmp(argv[1], "rebatch2") == 0) {
 		/* One ts_batch_unwrap of N items on one thread, or two (callgrind --separate-threads=yes: each's part). */
-		run_batch(&f, strtoul(argv[2], NULL, 10), argv[1][5] == '2');
+		int re = argv[1][0] == 'r';
+
+		run_batch(&f, strtoul(argv[2], NULL, 10), argv[1][re ? 7 : 5] == '2', re);
 	} else if (strcmp(argv[1], "rate") == 0) {
 		/* Rounds taking turns, so a busy phase of the machine hits every mode alike. */
 		static const char *const names[5] = { "unwrap", "aead", "aead-aad", "batch-1t", "batch-2t" };
@@ -233,7 +237,7 @@ int main(int argc, char **argv)
 					else if (m == 2)
 						run_aead_aad(&f, chunk);
 					else
-						run_batch(&f, chunk, m == 4);
+						run_batch(&f, chunk, m == 4, 0);
 					done += chunk;
 				} while (now_s() - t0 < total / (5.0 * (double)rounds));
 				r[m][k] = (double)done / (now_s() - t0);

@@ -67,23 +67,44 @@ static void free_set(struct set *s)
 	free(s->items);
 }
 
-/* What emit saw: every plaintext, in order, checked against fill(). */
+/* What emit saw: every plaintext (or, with rewrap, the new blob's), in order, checked against fill(). */
 struct seen {
 	size_t next, big, stop_at;
 	int bad;
+	const ts_vault *rewrapped_by;   /* set: emit gets new blobs of this vault */
+	const struct set *inputs;
 };
 
-static int check_emit(void *userdata, size_t idx, const uint8_t *pt, size_t pt_len)
+static int check_plain(struct seen *s, size_t idx, const uint8_t *pt, size_t pt_len)
+{
+	static uint8_t want[TS_PLAINTEXT_MAX];
+
+	if (idx != s->next || pt_len != pt_len_of(idx, s->big))
+		return -1;
+	fill(want, pt_len, idx);
+	return pt_len && memcmp(pt, want, pt_len) != 0 ? -1 : 0;
+}
+
+/* A new blob: not the old one, of the vault's current key, and it opens to item idx's plaintext. */
+static int check_new_blob(struct seen *s, size_t idx, const uint8_t *blob, size_t len)
+{
+	static uint8_t pt[TS_PLAINTEXT_MAX];
+	ts_blob_view bv;
+
+	if (ts_blob_parse(blob, len, &bv) < 0 || bv.key_version != s->rewrapped_by->key_version ||
+	    (len == s->inputs->items[idx].len && memcmp(blob, s->inputs->items[idx].blob, len) == 0) ||
+	    ts_vault_unwrap(s->rewrapped_by, &bv, ctx, 2, pt) < 0)
+		return -1;
+	return check_plain(s, idx, pt, bv.plaintext_len);
+}
+
+static int check_emit(void *userdata, size_t idx, const uint8_t *p, size_t len)
 {
 	struct seen *s = userdata;
-	uint8_t want[TS_PLAINTEXT_MAX];
 
 	if (idx == s->stop_at)
 		return -22;
-	if (idx != s->next || pt_len != pt_len_of(idx, s->big))
-		s->bad = 1;
-	fill(want, pt_len, idx);
-	if (pt_len && memcmp(pt, want, pt_len) != 0)
+	if ((s->rewrapped_by ? check_new_blob(s, idx, p, len) : check_plain(s, idx, p, len)) < 0)
 		s->bad = 1;
 	s->next++;
 	return 0;
@@ -97,19 +118,22 @@ static int two_cpus(void)
 	return sched_getaffinity(0, sizeof(c), &c) == 0 && CPU_COUNT(&c) >= 2;
 }
 
+/* Unwrap, then rewrap, on one thread and on two: every item, in order, right. */
 static void run_both(ts_vault *v, struct set *s, size_t big)
 {
-	for (int parallel = 0; parallel <= 1; parallel++) {
-		struct seen seen = { .big = big, .stop_at = SIZE_MAX };
-		size_t idx = 12345;
-		int emit_failed = 7;
+	for (int rewrap = 0; rewrap <= 1; rewrap++)
+		for (int parallel = 0; parallel <= 1; parallel++) {
+			struct seen seen = { .big = big, .stop_at = SIZE_MAX, .rewrapped_by = rewrap ? v : NULL,
+			                     .inputs = s };
+			size_t idx = 12345;
+			int emit_failed = 7;
 
-		assert_int_equal(ts_batch_unwrap(v, ctx, 2, s->items, s->n, parallel, check_emit, &seen, &idx,
-		                                 &emit_failed), 0);
-		assert_int_equal(emit_failed, 0);
-		assert_int_equal(seen.bad, 0);
-		assert_int_equal(seen.next, s->n);
-	}
+			assert_int_equal(ts_batch_unwrap(v, ctx, 2, s->items, s->n, parallel, rewrap, check_emit, &seen,
+			                                 &idx, &emit_failed), 0);
+			assert_int_equal(emit_failed, 0);
+			assert_int_equal(seen.bad, 0);
+			assert_int_equal(seen.next, s->n);
+		}
 }
 
 static void both_paths_give_every_plaintext_in_order(void **state)
@@ -138,19 +162,20 @@ static void both_paths_give_every_plaintext_in_order(void **state)
 
 static void expect_failure(ts_vault *v, struct set *s, int want_r, size_t want_idx)
 {
-	for (int parallel = 0; parallel <= 1; parallel++) {
-		struct seen seen = { .stop_at = SIZE_MAX };
-		size_t idx = 12345;
-		int emit_failed = 7;
+	for (int rewrap = 0; rewrap <= 1; rewrap++)
+		for (int parallel = 0; parallel <= 1; parallel++) {
+			struct seen seen = { .stop_at = SIZE_MAX, .rewrapped_by = rewrap ? v : NULL, .inputs = s };
+			size_t idx = 12345;
+			int emit_failed = 7;
 
-		assert_int_equal(ts_batch_unwrap(v, ctx, 2, s->items, s->n, parallel, check_emit, &seen, &idx,
-		                                 &emit_failed), want_r);
-		assert_int_equal(emit_failed, 0);
-		assert_int_equal(idx, want_idx);
-		/* Nothing of the failing window reaches emit. */
-		assert_true(seen.next <= want_idx);
-		assert_int_equal(seen.bad, 0);
-	}
+			assert_int_equal(ts_batch_unwrap(v, ctx, 2, s->items, s->n, parallel, rewrap, check_emit, &seen,
+			                                 &idx, &emit_failed), want_r);
+			assert_int_equal(emit_failed, 0);
+			assert_int_equal(idx, want_idx);
+			/* Nothing of the failing window reaches emit. */
+			assert_true(seen.next <= want_idx);
+			assert_int_equal(seen.bad, 0);
+		}
 }
 
 static void the_first_failing_index_wins_on_both_threads(void **state)
@@ -187,7 +212,7 @@ static void the_first_failing_index_wins_on_both_threads(void **state)
 		int ef = 0;
 		struct seen seen = { .stop_at = SIZE_MAX };
 
-		assert_int_equal(ts_batch_unwrap(v, ctx, 1, s.items, s.n, 1, check_emit, &seen, &idx, &ef),
+		assert_int_equal(ts_batch_unwrap(v, ctx, 1, s.items, s.n, 1, 0, check_emit, &seen, &idx, &ef),
 		                 -TS_E_CONTEXT_MISMATCH);
 		assert_int_equal(idx, 0);
 		assert_int_equal(seen.next, 0);
@@ -198,7 +223,7 @@ static void the_first_failing_index_wins_on_both_threads(void **state)
 		int ef = 0;
 		struct seen seen = { .stop_at = 5 };
 
-		assert_int_equal(ts_batch_unwrap(v, ctx, 2, s.items, s.n, 1, check_emit, &seen, &idx, &ef), -22);
+		assert_int_equal(ts_batch_unwrap(v, ctx, 2, s.items, s.n, 1, 0, check_emit, &seen, &idx, &ef), -22);
 		assert_int_equal(ef, 1);
 		assert_int_equal(seen.next, 5);
 	}
