@@ -200,13 +200,17 @@ $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(call obj,daemon/store.c) $(
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(TEST_PKGS))
 
 # The vault tests share their file-editing helpers (vault_util.c).
-$(BUILD)/tests/unit/test_vault $(BUILD)/tests/unit/test_vault_rekey: $(call obj,tests/unit/vault_util.c)
+$(BUILD)/tests/unit/test_vault $(BUILD)/tests/unit/test_vault_rekey $(BUILD)/tests/unit/test_subkeys: \
+		$(call obj,tests/unit/vault_util.c)
 
 # test_escrow also proves the RSA sealer against OpenSSL's decryption.
 $(BUILD)/tests/unit/test_escrow: $(call obj,daemon/protectors/escrow_rsa.c)
 
 # test_anchor proves the generation anchors (daemon/anchor.c): atomic replace, strict parsing.
 $(BUILD)/tests/unit/test_anchor: $(call obj,daemon/anchor.c)
+
+# test_batch_unwrap proves the two-thread UnwrapBatch (daemon/batch_unwrap.c) against the one-thread path.
+$(BUILD)/tests/unit/test_batch_unwrap: $(call obj,daemon/batch_unwrap.c)
 
 # test_log proves the daemon's log lines (daemon/bus/log.c; no audit sink is set, so events go to the log only).
 $(BUILD)/tests/unit/test_log: $(BUILD)/obj/tests/unit/test_log.o $(call obj,daemon/bus/log.c) $(LIBTSCORE)
@@ -232,6 +236,8 @@ $(call obj,$(BENCH_SRC)): ALL_CFLAGS += -Icli/lib
 $(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(LIBTOKENSEAL_A) $(LIBTSCORE)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(TEST_PKGS))
+# core_unwrap also times UnwrapBatch's two threads (daemon/batch_unwrap.c) without the bus.
+$(BUILD)/tests/bench/core_unwrap: $(call obj,daemon/batch_unwrap.c)
 
 # ---- setup, tests, demo ----------------------------------------------------
 

@@ -7,6 +7,7 @@
 
 #include "core/blob.h"
 #include "core/text.h"
+#include "batch_unwrap.h"
 
 #include "bus/data_methods.h"
 #include "bus/audit.h"
@@ -214,6 +215,51 @@ fail:
 	return ts_bus_error(error, r, NULL);
 }
 
+/* The plaintexts (UnwrapBatch) or new blobs (RewrapBatch) go into the reply as ts_batch_unwrap hands them over. */
+static int append_bytes(void *userdata, size_t idx, const uint8_t *pt, size_t pt_len)
+{
+	(void)idx;
+	return sd_bus_message_append_array(userdata, 'y', pt, pt_len);
+}
+
+/*
+ * A large UnwrapBatch or RewrapBatch: the items (pointers into m) first,
+ * then ts_batch_unwrap splits the work over two threads. Returns 0; a negative
+ * TS_E_* with *ret_item = 1 and *ret_idx for the first failing item, or
+ * *ret_item = 0 for a failure before any item (no memory); or a negative
+ * errno from building the reply with *ret_item = -1.
+ */
+static int batch_parallel(sd_bus_message *m, sd_bus_message *reply, ts_vault_entry *e, const ts_kv *ctx,
+                          size_t n_ctx, size_t count, int rewrap, size_t *ret_idx, int *ret_item)
+{
+	ts_batch_item *items;
+	const void *extra;
+	size_t n = 0, idx = 0, extra_len;
+	int r, read_error = 0, emit_failed = 0;
+
+	*ret_item = 0;
+	if (ts_batch_unwrap_prepare() < 0 || (items = calloc(count, sizeof(*items))) == NULL)
+		return -TS_E_NOMEM;
+	while (n < count && (r = sd_bus_message_read_array(m, 'y', &items[n].blob, &items[n].len)) > 0)
+		n++;
+	/* Counted in the first pass; fewer or more now is a broken message, after the items before it. */
+	if (n < count || sd_bus_message_read_array(m, 'y', &extra, &extra_len) != 0)
+		read_error = 1;
+	r = ts_batch_unwrap(e->vault, ctx, n_ctx, items, n, 1, rewrap, append_bytes, reply, &idx, &emit_failed);
+	free(items);
+	if (r < 0) {
+		*ret_item = emit_failed ? -1 : 1;
+		*ret_idx = idx;
+		return r;
+	}
+	if (read_error) {
+		*ret_item = 1;
+		*ret_idx = n;
+		return -TS_E_INVALID_ARGS;
+	}
+	return 0;
+}
+
 /*
  * UnwrapBatch and RewrapBatch: the reply is built as we go and dropped
  * whole (and wiped) if one item fails, so the caller gets all items or an
@@ -257,6 +303,18 @@ static int batch(sd_bus_message *m, ts_vault_entry *e, int rewrap, sd_bus_error 
 	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 || (r = sd_bus_message_sensitive(reply)) < 0 ||
 	    (r = sd_bus_message_open_container(reply, 'a', "ay")) < 0)
 		goto out;
+	if (count >= TS_BATCH_PARALLEL_MIN) {
+		int item = 0;
+
+		if ((r = batch_parallel(m, reply, e, ctx, n_ctx, count, rewrap, &idx, &item)) < 0) {
+			if (item > 0)
+				goto fail_item;
+			if (item < 0)
+				goto out;
+			return ts_bus_error(error, r, NULL);
+		}
+		goto done;
+	}
 	for (;;) {
 		r = sd_bus_message_read_array(m, 'y', &blob, &blob_len);
 		if (r == 0)
@@ -286,6 +344,7 @@ static int batch(sd_bus_message *m, ts_vault_entry *e, int rewrap, sd_bus_error 
 			goto out;
 		idx++;
 	}
+done:
 	if ((r = sd_bus_message_close_container(reply)) < 0)
 		goto out;
 	ts_daemon_touch(e);

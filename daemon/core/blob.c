@@ -40,27 +40,74 @@ int ts_kdf_derive(uint8_t out[32], const char ctx[8], const uint8_t key[32])
 	return 0;
 }
 
+int ts_blob_ctx_key(const uint8_t key[TS_KEY_BYTES], uint8_t ctx_key[TS_BLOB_CTXKEY_BYTES])
+{
+	return ts_kdf_derive(ctx_key, TS_KDF_CTX_CTXCHECK, key);
+}
+
 /*
  * The 4-byte context check: BLAKE2b-256 keyed with KDF(RK, "tsctxchk") over
  * the canonical context, truncated. It only tells "wrong context" apart from
  * "broken blob" for the user; the AEAD is what authenticates.
  */
-static int ts_blob_ctx_check(const uint8_t key[TS_KEY_BYTES], const uint8_t *enc, size_t enc_len,
+static int ts_blob_ctx_check(const uint8_t ctx_key[TS_BLOB_CTXKEY_BYTES], const uint8_t *enc, size_t enc_len,
                              uint8_t check[TS_BLOB_CTXCHECK_BYTES])
 {
-	uint8_t subkey[32], h[32];
+	uint8_t h[32];
 	int r = -TS_E_FAILED;
 
-	if (ts_kdf_derive(subkey, TS_KDF_CTX_CTXCHECK, key) < 0)
-		goto out;
-	if (crypto_generichash(h, sizeof(h), enc, enc_len, subkey, sizeof(subkey)) != 0)
+	if (crypto_generichash(h, sizeof(h), enc, enc_len, ctx_key, TS_BLOB_CTXKEY_BYTES) != 0)
 		goto out;
 	memcpy(check, h, TS_BLOB_CTXCHECK_BYTES);
 	r = 0;
 out:
-	sodium_memzero(subkey, sizeof(subkey));
 	sodium_memzero(h, sizeof(h));
 	return r;
+}
+
+/*
+ * The AAD, header || canonical context, built on the stack when it fits
+ * (every usual context does) and on the heap only for a large one: no
+ * allocation per blob. Not secret: it goes into the blob in the clear.
+ */
+#define TS_BLOB_AAD_STACK 1024
+
+typedef struct ts_blob_aad {
+	uint8_t *p;          /* stack or heap.data */
+	size_t len;
+	ts_buf heap;
+	uint8_t stack[TS_BLOB_AAD_STACK];
+} ts_blob_aad;
+
+static void ts_blob_aad_free(ts_blob_aad *a)
+{
+	ts_buf_free(&a->heap);
+}
+
+/* header (TS_BLOB_HEADER_BYTES, may be filled in later through a->p) || encoding of ctx. */
+static int ts_blob_aad_build(ts_blob_aad *a, const uint8_t *header, const ts_kv *ctx, size_t n_ctx)
+{
+	size_t enc_len = 0;
+	uint8_t *p;
+	int r;
+
+	a->p = a->stack;
+	a->heap = (ts_buf){ 0 };
+	r = ts_context_encode_to(ctx, n_ctx, a->stack + TS_BLOB_HEADER_BYTES,
+	                         sizeof(a->stack) - TS_BLOB_HEADER_BYTES, &enc_len);
+	if (r < 0)
+		return r;
+	if (r > 0) {
+		if ((p = ts_buf_reserve(&a->heap, TS_BLOB_HEADER_BYTES + enc_len)) == NULL)
+			return -TS_E_NOMEM;
+		if ((r = ts_context_encode_to(ctx, n_ctx, p + TS_BLOB_HEADER_BYTES, enc_len, &enc_len)) != 0)
+			return r < 0 ? r : -TS_E_FAILED;
+		a->p = p;
+	}
+	if (header)
+		memcpy(a->p, header, TS_BLOB_HEADER_BYTES);
+	a->len = TS_BLOB_HEADER_BYTES + enc_len;
+	return 0;
 }
 
 int ts_blob_parse(const uint8_t *blob, size_t len, ts_blob_view *ret)
@@ -95,38 +142,33 @@ int ts_blob_parse(const uint8_t *blob, size_t len, ts_blob_view *ret)
 	return 0;
 }
 
-int ts_blob_seal(const uint8_t key[TS_KEY_BYTES], const uint8_t vault_id[TS_VAULT_ID_BYTES],
-                 uint32_t key_version, const ts_kv *ctx, size_t n_ctx,
-                 const uint8_t *pt, size_t pt_len, ts_buf *out)
+int ts_blob_seal_with(const uint8_t key[TS_KEY_BYTES], const uint8_t ctx_key[TS_BLOB_CTXKEY_BYTES],
+                      const uint8_t vault_id[TS_VAULT_ID_BYTES], uint32_t key_version,
+                      const ts_kv *ctx, size_t n_ctx, const uint8_t *pt, size_t pt_len, ts_buf *out)
 {
-	_ts_cleanup_buf_ ts_buf aad = { 0 };
-	size_t orig_len = out->len;
+	ts_blob_aad aad;
+	size_t orig_len;
 	unsigned long long clen = 0;
 	uint8_t *h, *c;
 	int r;
 
-	if (!key || !vault_id || key_version == 0 || (pt_len > 0 && !pt))
+	if (!key || !ctx_key || !vault_id || !out || key_version == 0 || (pt_len > 0 && !pt))
 		return -TS_E_INVALID_ARGS;
 	if (pt_len > TS_PLAINTEXT_MAX)
 		return -TS_E_LIMIT;
-	if (sodium_init() < 0)
-		return -TS_E_FAILED;
+	orig_len = out->len;
 
 	/* AAD = header || canonical context; the header is finished before it is hashed in. */
-	if ((h = ts_buf_reserve(&aad, TS_BLOB_HEADER_BYTES)) == NULL) {
-		r = -TS_E_NOMEM;
+	if ((r = ts_blob_aad_build(&aad, NULL, ctx, n_ctx)) < 0)
 		goto out;
-	}
-	if ((r = ts_context_encode(ctx, n_ctx, &aad)) < 0)
-		goto out;
-	h = aad.data;
+	h = aad.p;
 	memcpy(h + OFF_MAGIC, TS_BLOB_MAGIC, 4);
 	h[OFF_VERSION] = TS_BLOB_VERSION;
 	h[OFF_ALG] = TS_BLOB_ALG_XCHACHA20POLY1305;
 	memcpy(h + OFF_VAULT_ID, vault_id, TS_VAULT_ID_BYTES);
 	ts_put_be32(h + OFF_KEY_VERSION, key_version);
-	if ((r = ts_blob_ctx_check(key, aad.data + TS_BLOB_HEADER_BYTES,
-	                           aad.len - TS_BLOB_HEADER_BYTES, h + OFF_CTX_CHECK)) < 0)
+	if ((r = ts_blob_ctx_check(ctx_key, h + TS_BLOB_HEADER_BYTES, aad.len - TS_BLOB_HEADER_BYTES,
+	                           h + OFF_CTX_CHECK)) < 0)
 		goto out;
 	randombytes_buf(h + OFF_NONCE, TS_BLOB_NONCE_BYTES);
 
@@ -136,7 +178,7 @@ int ts_blob_seal(const uint8_t key[TS_KEY_BYTES], const uint8_t vault_id[TS_VAUL
 		r = -TS_E_NOMEM;
 		goto out;
 	}
-	if (crypto_aead_xchacha20poly1305_ietf_encrypt(c, &clen, pt, pt_len, aad.data, aad.len, NULL,
+	if (crypto_aead_xchacha20poly1305_ietf_encrypt(c, &clen, pt, pt_len, aad.p, aad.len, NULL,
 	                                               h + OFF_NONCE, key) != 0 ||
 	    clen != pt_len + TS_BLOB_TAG_BYTES) {
 		r = -TS_E_FAILED;
@@ -144,6 +186,7 @@ int ts_blob_seal(const uint8_t key[TS_KEY_BYTES], const uint8_t vault_id[TS_VAUL
 	}
 	r = 0;
 out:
+	ts_blob_aad_free(&aad);
 	if (r < 0 && out->len > orig_len) {
 		sodium_memzero(out->data + orig_len, out->len - orig_len);
 		out->len = orig_len;
@@ -151,42 +194,73 @@ out:
 	return r;
 }
 
-int ts_blob_open(const uint8_t key[TS_KEY_BYTES], const ts_blob_view *v,
-                 const ts_kv *ctx, size_t n_ctx, uint8_t *pt_out)
+int ts_blob_seal(const uint8_t key[TS_KEY_BYTES], const uint8_t vault_id[TS_VAULT_ID_BYTES],
+                 uint32_t key_version, const ts_kv *ctx, size_t n_ctx,
+                 const uint8_t *pt, size_t pt_len, ts_buf *out)
 {
-	_ts_cleanup_buf_ ts_buf aad = { 0 };
+	uint8_t ctx_key[TS_BLOB_CTXKEY_BYTES];
+	int r;
+
+	if (!key)
+		return -TS_E_INVALID_ARGS;
+	if ((r = ts_blob_ctx_key(key, ctx_key)) == 0)
+		r = ts_blob_seal_with(key, ctx_key, vault_id, key_version, ctx, n_ctx, pt, pt_len, out);
+	sodium_memzero(ctx_key, sizeof(ctx_key));
+	return r;
+}
+
+int ts_blob_open_with(const uint8_t key[TS_KEY_BYTES], const uint8_t ctx_key[TS_BLOB_CTXKEY_BYTES],
+                      const ts_blob_view *v, const ts_kv *ctx, size_t n_ctx, uint8_t *pt_out)
+{
+	ts_blob_aad aad;
 	uint8_t check[TS_BLOB_CTXCHECK_BYTES];
 	unsigned long long mlen = 0;
 	int r;
 
-	if (!key || !v || !v->header || !v->ciphertext || v->ciphertext_len < TS_BLOB_TAG_BYTES ||
+	if (!key || !ctx_key || !v || !v->header || !v->ciphertext || v->ciphertext_len < TS_BLOB_TAG_BYTES ||
 	    v->plaintext_len != v->ciphertext_len - TS_BLOB_TAG_BYTES || (v->plaintext_len && !pt_out))
 		return -TS_E_INVALID_ARGS;
-	if (sodium_init() < 0)
-		return -TS_E_FAILED;
 
-	if ((r = ts_buf_append(&aad, v->header, TS_BLOB_HEADER_BYTES)) < 0)
+	if ((r = ts_blob_aad_build(&aad, v->header, ctx, n_ctx)) < 0)
 		goto out;
-	if ((r = ts_context_encode(ctx, n_ctx, &aad)) < 0)
-		goto out;
-	if ((r = ts_blob_ctx_check(key, aad.data + TS_BLOB_HEADER_BYTES,
-	                           aad.len - TS_BLOB_HEADER_BYTES, check)) < 0)
-		goto out;
-	if (sodium_memcmp(check, v->ctx_check, TS_BLOB_CTXCHECK_BYTES) != 0) {
-		r = -TS_E_CONTEXT_MISMATCH;
-		goto out;
-	}
+	/*
+	 * The AEAD first: it authenticates the header (context check
+	 * included) and the context together, so when it holds, the check
+	 * the blob carries is the one its sealer computed over this very
+	 * context. Only a failure needs the check, to tell a wrong context
+	 * (ContextMismatch) from a damaged blob (BadBlob) — the same answer
+	 * comparing it first gave, without a keyed hash per good blob.
+	 */
 	if (crypto_aead_xchacha20poly1305_ietf_decrypt(pt_out, &mlen, NULL, v->ciphertext,
-	                                               v->ciphertext_len, aad.data, aad.len,
-	                                               v->nonce, key) != 0 ||
-	    mlen != v->plaintext_len) {
-		r = -TS_E_BAD_BLOB;
+	                                               v->ciphertext_len, aad.p, aad.len,
+	                                               v->nonce, key) == 0 &&
+	    mlen == v->plaintext_len) {
+		r = 0;
 		goto out;
 	}
-	r = 0;
+	if ((r = ts_blob_ctx_check(ctx_key, aad.p + TS_BLOB_HEADER_BYTES, aad.len - TS_BLOB_HEADER_BYTES,
+	                           check)) < 0)
+		goto out;
+	r = sodium_memcmp(check, v->ctx_check, TS_BLOB_CTXCHECK_BYTES) != 0 ? -TS_E_CONTEXT_MISMATCH
+	                                                                      : -TS_E_BAD_BLOB;
 out:
+	ts_blob_aad_free(&aad);
 	if (r < 0 && pt_out && v->plaintext_len)
 		sodium_memzero(pt_out, v->plaintext_len);
+	return r;
+}
+
+int ts_blob_open(const uint8_t key[TS_KEY_BYTES], const ts_blob_view *v,
+                 const ts_kv *ctx, size_t n_ctx, uint8_t *pt_out)
+{
+	uint8_t ctx_key[TS_BLOB_CTXKEY_BYTES];
+	int r;
+
+	if (!key)
+		return -TS_E_INVALID_ARGS;
+	if ((r = ts_blob_ctx_key(key, ctx_key)) == 0)
+		r = ts_blob_open_with(key, ctx_key, v, ctx, n_ctx, pt_out);
+	sodium_memzero(ctx_key, sizeof(ctx_key));
 	return r;
 }
 

@@ -46,14 +46,31 @@ int ts_blob_seal(const uint8_t key[TS_KEY_BYTES], const uint8_t vault_id[TS_VAUL
 
 /*
  * Decrypt a parsed blob with key into pt_out (caller-provided, at least
- * v->plaintext_len bytes, normally secure memory). The ctx check (first 4
- * bytes of BLAKE2b keyed with a subkey of the root key over the canonical
- * context) is compared first, so a wrong context gives -TS_E_CONTEXT_MISMATCH
- * and any other failure -TS_E_BAD_BLOB; -TS_E_INVALID_ARGS for a malformed
- * context. On failure pt_out is wiped.
+ * v->plaintext_len bytes, normally secure memory). When the AEAD fails, the
+ * ctx check (first 4 bytes of BLAKE2b keyed with a subkey of the root key
+ * over the canonical context) tells why: a wrong context gives
+ * -TS_E_CONTEXT_MISMATCH and any other failure -TS_E_BAD_BLOB;
+ * -TS_E_INVALID_ARGS for a malformed context. On failure pt_out is wiped.
  */
 int ts_blob_open(const uint8_t key[TS_KEY_BYTES], const ts_blob_view *v,
                  const ts_kv *ctx, size_t n_ctx, uint8_t *pt_out);
+
+/*
+ * The key of the context check, KDF(key, "tsctxchk") (docs/FORMAT.md): key
+ * material, so the caller keeps it in secure memory and wipes it as it
+ * does the root key. ts_blob_seal and ts_blob_open derive it on each call;
+ * a keyring derives it once per root key (keyring.h) and passes it to the
+ * _with variants, which give byte-identical results. 0 or -TS_E_FAILED.
+ */
+#define TS_BLOB_CTXKEY_BYTES 32
+int ts_blob_ctx_key(const uint8_t key[TS_KEY_BYTES], uint8_t ctx_key[TS_BLOB_CTXKEY_BYTES]);
+
+/* ts_blob_seal and ts_blob_open with ctx_key = ts_blob_ctx_key(key) given. */
+int ts_blob_seal_with(const uint8_t key[TS_KEY_BYTES], const uint8_t ctx_key[TS_BLOB_CTXKEY_BYTES],
+                      const uint8_t vault_id[TS_VAULT_ID_BYTES], uint32_t key_version,
+                      const ts_kv *ctx, size_t n_ctx, const uint8_t *pt, size_t pt_len, ts_buf *out);
+int ts_blob_open_with(const uint8_t key[TS_KEY_BYTES], const uint8_t ctx_key[TS_BLOB_CTXKEY_BYTES],
+                      const ts_blob_view *v, const ts_kv *ctx, size_t n_ctx, uint8_t *pt_out);
 
 /* Text form: "tokenseal:v1:" + base64url (no padding). ret is malloc()ed, NUL-terminated. */
 int ts_blob_to_text(const uint8_t *blob, size_t len, char **ret);

@@ -62,11 +62,28 @@ static int ts_ctx_entry_cmp(const void *a, const void *b)
 	return x->key_len < y->key_len ? -1 : x->key_len > y->key_len;
 }
 
-int ts_context_encode(const ts_kv *kv, size_t n, ts_buf *out)
+/* Insertion sort for the few entries contexts usually have; qsort above that. */
+static void ts_ctx_sort(struct ts_ctx_entry *e, size_t n)
 {
-	struct ts_ctx_entry e[TS_CONTEXT_MAX_ENTRIES];
-	size_t i, orig_len = out->len;
-	int r;
+	size_t i, j;
+
+	if (n > 8) {
+		qsort(e, n, sizeof(e[0]), ts_ctx_entry_cmp);
+		return;
+	}
+	for (i = 1; i < n; i++) {
+		struct ts_ctx_entry x = e[i];
+
+		for (j = i; j > 0 && ts_ctx_entry_cmp(&e[j - 1], &x) > 0; j--)
+			e[j] = e[j - 1];
+		e[j] = x;
+	}
+}
+
+/* Check every entry, sort, refuse duplicates; *ret_len is the length of the encoding. */
+static int ts_ctx_prepare(const ts_kv *kv, size_t n, struct ts_ctx_entry *e, size_t *ret_len)
+{
+	size_t i, len = 4;
 
 	if (n > TS_CONTEXT_MAX_ENTRIES || (n > 0 && !kv))
 		return -TS_E_INVALID_ARGS;
@@ -83,27 +100,67 @@ int ts_context_encode(const ts_kv *kv, size_t n, ts_buf *out)
 		    !ts_utf8_valid((const uint8_t *)e[i].key, e[i].key_len) ||
 		    !ts_utf8_valid((const uint8_t *)e[i].value, e[i].value_len))
 			return -TS_E_INVALID_ARGS;
+		/* Bounded by the limits above: at most TS_CONTEXT_ENCODED_MAX in all. */
+		len += 8 + e[i].key_len + e[i].value_len;
 	}
 	if (n > 1)
-		qsort(e, n, sizeof(e[0]), ts_ctx_entry_cmp);
+		ts_ctx_sort(e, n);
 	/* After sorting, duplicates are neighbours. */
 	for (i = 1; i < n; i++)
 		if (ts_ctx_entry_cmp(&e[i - 1], &e[i]) == 0)
 			return -TS_E_INVALID_ARGS;
+	*ret_len = len;
+	return 0;
+}
 
-	if ((r = ts_buf_append_be32(out, (uint32_t)n)) < 0)
-		goto out;
+/* Write the encoding of prepared entries to dst (exactly the length ts_ctx_prepare gave). */
+static void ts_ctx_write(const struct ts_ctx_entry *e, size_t n, uint8_t *dst)
+{
+	size_t i;
+
+	ts_put_be32(dst, (uint32_t)n);
+	dst += 4;
 	for (i = 0; i < n; i++) {
-		if ((r = ts_buf_append_be32(out, (uint32_t)e[i].key_len)) < 0 ||
-		    (r = ts_buf_append(out, e[i].key, e[i].key_len)) < 0 ||
-		    (r = ts_buf_append_be32(out, (uint32_t)e[i].value_len)) < 0 ||
-		    (r = ts_buf_append(out, e[i].value, e[i].value_len)) < 0)
-			goto out;
+		ts_put_be32(dst, (uint32_t)e[i].key_len);
+		memcpy(dst + 4, e[i].key, e[i].key_len);
+		dst += 4 + e[i].key_len;
+		ts_put_be32(dst, (uint32_t)e[i].value_len);
+		memcpy(dst + 4, e[i].value, e[i].value_len);
+		dst += 4 + e[i].value_len;
 	}
-	r = 0;
-out:
-	/* Never leave a half-written encoding behind in the caller's buffer. */
-	if (r < 0)
-		out->len = orig_len;
-	return r;
+}
+
+int ts_context_encode(const ts_kv *kv, size_t n, ts_buf *out)
+{
+	struct ts_ctx_entry e[TS_CONTEXT_MAX_ENTRIES];
+	size_t len;
+	uint8_t *p;
+	int r;
+
+	if (!out)
+		return -TS_E_INVALID_ARGS;
+	if ((r = ts_ctx_prepare(kv, n, e, &len)) < 0)
+		return r;
+	/* Nothing is appended unless the whole encoding is. */
+	if ((p = ts_buf_reserve(out, len)) == NULL)
+		return -TS_E_NOMEM;
+	ts_ctx_write(e, n, p);
+	return 0;
+}
+
+int ts_context_encode_to(const ts_kv *kv, size_t n, uint8_t *dst, size_t cap, size_t *ret_len)
+{
+	struct ts_ctx_entry e[TS_CONTEXT_MAX_ENTRIES];
+	size_t len;
+	int r;
+
+	if (!ret_len || (cap > 0 && !dst))
+		return -TS_E_INVALID_ARGS;
+	if ((r = ts_ctx_prepare(kv, n, e, &len)) < 0)
+		return r;
+	*ret_len = len;
+	if (len > cap)
+		return 1;
+	ts_ctx_write(e, n, dst);
+	return 0;
 }

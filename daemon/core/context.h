@@ -14,4 +14,16 @@
  */
 int ts_context_encode(const ts_kv *kv, size_t n, ts_buf *out);
 
+/* The largest encoding the limits allow (279,044 bytes). */
+#define TS_CONTEXT_ENCODED_MAX \
+	(4 + (size_t)TS_CONTEXT_MAX_ENTRIES * (8 + TS_CONTEXT_KEY_MAX + TS_CONTEXT_VALUE_MAX))
+
+/*
+ * The same encoding into a caller's buffer (no allocation): checks as
+ * ts_context_encode does, sets *ret_len to the encoding's length, and
+ * returns 0 when it was written to dst (cap bytes), 1 when it does not fit
+ * (nothing written; call again with *ret_len bytes), or -TS_E_INVALID_ARGS.
+ */
+int ts_context_encode_to(const ts_kv *kv, size_t n, uint8_t *dst, size_t cap, size_t *ret_len);
+
 #endif

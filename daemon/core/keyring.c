@@ -18,14 +18,35 @@
 #define KR_SIZE(n) (KR_HDR + (size_t)(n) * KR_ENTRY)
 #define KR_AAD_LABEL "tokenseal-keyring-v1"
 #define KR_SEALED_OVERHEAD (crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + crypto_aead_xchacha20poly1305_ietf_ABYTES)
+/* The layout plus, after it, each version's context-check key (never sealed). */
+#define KR_MEM(n) (KR_SIZE(n) + (size_t)(n) * TS_BLOB_CTXKEY_BYTES)
 
+/*
+ * mem holds the layout (len bytes, the part that is sealed) followed by
+ * count context-check keys, KDF(RK_v, "tsctxchk") for version v at sub +
+ * (v - 1) * 32, derived once when a key enters the keyring (new, rotate,
+ * open) rather than once per blob. They live and die with the root keys:
+ * the same secure block, all zero for a retired version, wiped by
+ * ts_keyring_free (hence by ts_vault_lock).
+ */
 struct ts_keyring {
-	uint8_t *mem;   /* secure memory, KR_SIZE(count) bytes */
-	size_t len;
+	uint8_t *mem;   /* secure memory, KR_MEM(count) bytes */
+	size_t len;     /* KR_SIZE(count) */
+	uint8_t *sub;   /* mem + len */
 };
 
 static uint32_t kr_count(const ts_keyring *k) { return ts_be32(k->mem); }
 static uint8_t *kr_entry(const ts_keyring *k, uint32_t version) { return k->mem + KR_SIZE(version - 1); }
+static uint8_t *kr_sub(const ts_keyring *k, uint32_t version)
+{
+	return k->sub + (size_t)(version - 1) * TS_BLOB_CTXKEY_BYTES;
+}
+
+/* Derive the context-check key of a live version from its root key. */
+static int kr_derive_sub(ts_keyring *k, uint32_t version)
+{
+	return ts_blob_ctx_key(kr_entry(k, version) + 12, kr_sub(k, version));
+}
 
 uint32_t ts_keyring_current(const ts_keyring *k) { return ts_be32(k->mem + 4); }
 uint32_t ts_keyring_min_version(const ts_keyring *k) { return ts_be32(k->mem + 8); }
@@ -35,17 +56,19 @@ uint64_t ts_keyring_current_created(const ts_keyring *k)
 	return ts_be64(kr_entry(k, ts_keyring_current(k)) + 4);
 }
 
-static ts_keyring *kr_alloc(size_t len)
+/* A keyring whose layout is len bytes with room for n context-check keys. */
+static ts_keyring *kr_alloc(size_t len, uint32_t n)
 {
 	ts_keyring *k;
 
 	if ((k = ts_secure_alloc(sizeof(*k))) == NULL)
 		return NULL;
-	if ((k->mem = ts_secure_alloc(len)) == NULL) {
+	if ((k->mem = ts_secure_alloc(len + (size_t)n * TS_BLOB_CTXKEY_BYTES)) == NULL) {
 		ts_secure_free(k);
 		return NULL;
 	}
 	k->len = len;
+	k->sub = k->mem + len;
 	return k;
 }
 
@@ -64,7 +87,7 @@ int ts_keyring_new(ts_keyring **ret, uint64_t now)
 
 	if (!ret)
 		return -TS_E_INVALID_ARGS;
-	if ((k = kr_alloc(KR_SIZE(1))) == NULL)
+	if ((k = kr_alloc(KR_SIZE(1), 1)) == NULL)
 		return -TS_E_NOMEM;
 	ts_put_be32(k->mem, 1);
 	ts_put_be32(k->mem + 4, 1);
@@ -73,6 +96,10 @@ int ts_keyring_new(ts_keyring **ret, uint64_t now)
 	ts_put_be32(e, 1);
 	ts_put_be64(e + 4, now);
 	randombytes_buf(e + 12, TS_KEY_BYTES);
+	if (kr_derive_sub(k, 1) < 0) {
+		ts_keyring_free(k);
+		return -TS_E_FAILED;
+	}
 	*ret = k;
 	return 0;
 }
@@ -87,19 +114,29 @@ int ts_keyring_rotate(ts_keyring *k, uint64_t now, uint32_t *ret_version)
 	n = kr_count(k);
 	if (n >= TS_KEYRING_MAX_VERSIONS)
 		return -TS_E_LIMIT;
-	/* Grow by copying inside secure memory; the old block is wiped by ts_secure_free. */
-	if ((mem = ts_secure_alloc(KR_SIZE(n + 1))) == NULL)
+	/*
+	 * Grow by copying inside secure memory, the new key and its
+	 * context-check key made in place; only once both are there does the
+	 * new block replace the old, which ts_secure_free wipes.
+	 */
+	if ((mem = ts_secure_alloc(KR_MEM(n + 1))) == NULL)
 		return -TS_E_NOMEM;
 	memcpy(mem, k->mem, k->len);
-	ts_secure_free(k->mem);
-	k->mem = mem;
-	k->len = KR_SIZE(n + 1);
-	ts_put_be32(k->mem, n + 1);
-	ts_put_be32(k->mem + 4, n + 1);
-	e = kr_entry(k, n + 1);
+	memcpy(mem + KR_SIZE(n + 1), k->sub, (size_t)n * TS_BLOB_CTXKEY_BYTES);
+	e = mem + KR_SIZE(n);
 	ts_put_be32(e, n + 1);
 	ts_put_be64(e + 4, now);
 	randombytes_buf(e + 12, TS_KEY_BYTES);
+	if (ts_blob_ctx_key(e + 12, mem + KR_SIZE(n + 1) + (size_t)n * TS_BLOB_CTXKEY_BYTES) < 0) {
+		ts_secure_free(mem);
+		return -TS_E_FAILED;
+	}
+	ts_put_be32(mem, n + 1);
+	ts_put_be32(mem + 4, n + 1);
+	ts_secure_free(k->mem);
+	k->mem = mem;
+	k->len = KR_SIZE(n + 1);
+	k->sub = mem + k->len;
 	if (ret_version)
 		*ret_version = n + 1;
 	return 0;
@@ -115,13 +152,16 @@ int ts_keyring_retire_below(ts_keyring *k, uint32_t min_version)
 	/* Retired keys are gone: the minimum can only move up. */
 	if (min_version <= old_min)
 		return 0;
-	for (v = old_min; v < min_version; v++)
+	for (v = old_min; v < min_version; v++) {
 		sodium_memzero(kr_entry(k, v) + 12, TS_KEY_BYTES);
+		sodium_memzero(kr_sub(k, v), TS_BLOB_CTXKEY_BYTES);
+	}
 	ts_put_be32(k->mem + 8, min_version);
 	return 0;
 }
 
-int ts_keyring_key(const ts_keyring *k, uint32_t version, const uint8_t **ret_key)
+int ts_keyring_keys(const ts_keyring *k, uint32_t version, const uint8_t **ret_key,
+                    const uint8_t **ret_ctx_key)
 {
 	if (!k || !ret_key)
 		return -TS_E_INVALID_ARGS;
@@ -130,7 +170,14 @@ int ts_keyring_key(const ts_keyring *k, uint32_t version, const uint8_t **ret_ke
 	if (version < ts_keyring_min_version(k))
 		return -TS_E_KEY_RETIRED;
 	*ret_key = kr_entry(k, version) + 12;
+	if (ret_ctx_key)
+		*ret_ctx_key = kr_sub(k, version);
 	return 0;
+}
+
+int ts_keyring_key(const ts_keyring *k, uint32_t version, const uint8_t **ret_key)
+{
+	return ts_keyring_keys(k, version, ret_key, NULL);
 }
 
 /* AAD = "tokenseal-keyring-v1" || vault id. */
@@ -209,6 +256,7 @@ int ts_keyring_open(const uint8_t vs[TS_KEY_BYTES], const uint8_t vault_id[TS_VA
 	uint8_t key[TS_KEY_BYTES];
 	ts_keyring *k = NULL;
 	size_t plen;
+	uint32_t i;
 	int r;
 
 	if (!vs || !vault_id || !ret || (len && !sealed))
@@ -218,7 +266,8 @@ int ts_keyring_open(const uint8_t vs[TS_KEY_BYTES], const uint8_t vault_id[TS_VA
 	plen = len - KR_SEALED_OVERHEAD;
 	if ((r = ts_kdf_derive(key, TS_KDF_CTX_KEYRING, vs)) < 0)
 		goto out;
-	if ((k = kr_alloc(plen)) == NULL) {
+	/* Room for the context-check keys of as many versions as plen could hold; kr_check checks the count. */
+	if ((k = kr_alloc(plen, (uint32_t)((plen - KR_HDR) / KR_ENTRY))) == NULL) {
 		r = -TS_E_NOMEM;
 		goto out;
 	}
@@ -232,6 +281,11 @@ int ts_keyring_open(const uint8_t vs[TS_KEY_BYTES], const uint8_t vault_id[TS_VA
 	}
 	if ((r = kr_check(k->mem, plen)) < 0)
 		goto out;
+	for (i = ts_keyring_min_version(k); i <= kr_count(k); i++)
+		if (kr_derive_sub(k, i) < 0) {
+			r = -TS_E_FAILED;
+			goto out;
+		}
 	*ret = k;
 	k = NULL;
 	r = 0;

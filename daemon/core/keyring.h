@@ -38,6 +38,15 @@ uint64_t ts_keyring_current_created(const ts_keyring *k);
 int ts_keyring_key(const ts_keyring *k, uint32_t version, const uint8_t **ret_key);
 
 /*
+ * The same, and *ret_ctx_key (may be NULL) pointing at the version's
+ * context-check key (ts_blob_ctx_key of its root key), derived once when
+ * the version entered the keyring and kept beside it in secure memory;
+ * wiped with the root key when the version is retired or the keyring freed.
+ */
+int ts_keyring_keys(const ts_keyring *k, uint32_t version, const uint8_t **ret_key,
+                    const uint8_t **ret_ctx_key);
+
+/*
  * Encrypt the keyring under a key derived from the vault secret vs, binding
  * vault_id, and append nonce || ciphertext to out.
  */

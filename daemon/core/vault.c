@@ -1066,7 +1066,7 @@ int ts_vault_retire_below(ts_vault *v, uint32_t min_version)
 int ts_vault_unwrap(const ts_vault *v, const ts_blob_view *blob, const ts_kv *ctx, size_t n_ctx,
                     uint8_t *pt_out)
 {
-	const uint8_t *key;
+	const uint8_t *key, *ctx_key;
 	int r;
 
 	if (!v || !blob)
@@ -1076,9 +1076,10 @@ int ts_vault_unwrap(const ts_vault *v, const ts_blob_view *blob, const ts_kv *ct
 	/* Not a secret: plain memcmp is fine, and the error tells the caller where to go. */
 	if (memcmp(blob->vault_id, v->id, TS_VAULT_ID_BYTES) != 0)
 		return -TS_E_WRONG_VAULT;
-	if ((r = ts_keyring_key(v->keyring, blob->key_version, &key)) < 0)
+	/* The context-check key was derived when the version entered the keyring, not per blob. */
+	if ((r = ts_keyring_keys(v->keyring, blob->key_version, &key, &ctx_key)) < 0)
 		return r;
-	return ts_blob_open(key, blob, ctx, n_ctx, pt_out);
+	return ts_blob_open_with(key, ctx_key, blob, ctx, n_ctx, pt_out);
 }
 
 /*
@@ -1099,7 +1100,7 @@ static uint8_t *wrap_scratch(void)
 int ts_vault_wrap(const ts_vault *v, const ts_kv *ctx, size_t n_ctx,
                   const uint8_t *pt, size_t pt_len, ts_buf *out)
 {
-	const uint8_t *key;
+	const uint8_t *key, *ctx_key;
 	ts_blob_view bv;
 	uint8_t *check;
 	size_t orig_len;
@@ -1116,9 +1117,9 @@ int ts_vault_wrap(const ts_vault *v, const ts_kv *ctx, size_t n_ctx,
 		return -TS_E_NOMEM;
 	orig_len = out->len;
 	cur = ts_keyring_current(v->keyring);
-	if ((r = ts_keyring_key(v->keyring, cur, &key)) < 0)
+	if ((r = ts_keyring_keys(v->keyring, cur, &key, &ctx_key)) < 0)
 		return r;
-	if ((r = ts_blob_seal(key, v->id, cur, ctx, n_ctx, pt, pt_len, out)) < 0)
+	if ((r = ts_blob_seal_with(key, ctx_key, v->id, cur, ctx, n_ctx, pt, pt_len, out)) < 0)
 		return r;
 	/*
 	 * A fresh wrap is opened again before anyone relies on it (as AWS XKS

@@ -460,6 +460,7 @@ struct batch_res {
 	double bus_kps[2][N_SIZES];      /* [unwrap, rewrap] keys per second */
 	double local_kps[2];             /* in-process, same AEAD work per key */
 	double direct_kps;               /* UnwrapBatch of the largest size on the private socket; 0: not measured */
+	double bare_kps;                 /* in-process, XChaCha20-Poly1305 decryption of a 32-byte key alone */
 };
 
 /* Run fn repeatedly for at least min_ns; keys per second. */
@@ -492,6 +493,59 @@ static void batch_fn(void *p)
 {
 	struct batch_arg *a = p;
 	call_batch(a->bus, a->path, a->rewrap, a->blobs, a->blob_len, a->n, a->key, NULL);
+}
+
+/* The floor of in-process unwrap: the bare AEAD of the same key size, no AAD, same number of keys. */
+struct bare_arg {
+	size_t n;
+	const uint8_t *ct, *nonce;   /* BARE_DISTINCT ciphertexts (32 + 16 bytes) and nonces */
+	uint8_t *key, *pt;           /* secure memory */
+};
+
+#define BARE_DISTINCT 1000
+
+static void bare_fn(void *p)
+{
+	struct bare_arg *a = p;
+	const size_t clen = KEY_LEN + crypto_aead_xchacha20poly1305_ietf_ABYTES;
+
+	for (size_t i = 0; i < a->n; i++) {
+		size_t k = i % BARE_DISTINCT;
+
+		if (crypto_aead_xchacha20poly1305_ietf_decrypt(a->pt, NULL, NULL, a->ct + k * clen, clen, NULL, 0,
+		                                               a->nonce + k * crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+		                                               a->key) != 0)
+			die("bare AEAD failed");
+		sodium_memzero(a->pt, KEY_LEN);
+	}
+}
+
+static double bare_rate(uint64_t min_ns, size_t n)
+{
+	const size_t clen = KEY_LEN + crypto_aead_xchacha20poly1305_ietf_ABYTES;
+	const size_t nlen = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+	struct bare_arg a = { .n = n };
+	uint8_t *ct, *nonce;
+	double kps;
+
+	if ((ct = malloc(BARE_DISTINCT * clen)) == NULL || (nonce = malloc(BARE_DISTINCT * nlen)) == NULL ||
+	    (a.key = ts_secure_alloc(KEY_LEN)) == NULL || (a.pt = ts_secure_alloc(KEY_LEN)) == NULL)
+		die("out of memory");
+	randombytes_buf(a.key, KEY_LEN);
+	randombytes_buf(nonce, BARE_DISTINCT * nlen);
+	for (size_t i = 0; i < BARE_DISTINCT; i++) {
+		randombytes_buf(a.pt, KEY_LEN);
+		crypto_aead_xchacha20poly1305_ietf_encrypt(ct + i * clen, NULL, a.pt, KEY_LEN, NULL, 0, NULL,
+		                                           nonce + i * nlen, a.key);
+	}
+	a.ct = ct;
+	a.nonce = nonce;
+	kps = rate(min_ns, n, bare_fn, &a);
+	ts_secure_free(a.key);
+	ts_secure_free(a.pt);
+	free(ct);
+	free(nonce);
+	return kps;
 }
 
 /* What the daemon does per item: parse, unwrap; for rewrap also wrap again. */
@@ -566,6 +620,8 @@ static void bench_batch(sd_bus *bus, sd_bus *dbus, const char *path, const uint8
 	for (int rw = 0; rw < 2; rw++) {
 		a.rewrap = rw;
 		res->local_kps[rw] = rate(min_ns, a.n, local_fn, &a);
+		if (rw == 0)
+			res->bare_kps = bare_rate(min_ns, a.n);
 	}
 	ts_buf_free(&a.out);
 	ts_secure_free(a.pt);
@@ -774,8 +830,9 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 		printf("  Unwrap (direct) %.2f × Ping through the bus (target ≤ 0.60: %s), %.2f × the floor (target ≤ 1.30: %s)\n",
 		       u / ping, u / ping <= 0.60 ? "ok" : "MISSED", u / fl, u / fl <= 1.30 ? "ok" : "MISSED");
 	}
-	printf("\n(b) batches, keys/s through the bus (in-process: unwrap %.0f/s, rewrap %.0f/s)\n",
-	       br.local_kps[0], br.local_kps[1]);
+	printf("\n(b) batches, keys/s through the bus (in-process: unwrap %.0f/s, rewrap %.0f/s;\n"
+	       "    bare XChaCha20-Poly1305 of a 32-byte key %.0f/s: unwrap = %.2f × bare)\n",
+	       br.local_kps[0], br.local_kps[1], br.bare_kps, br.local_kps[0] / br.bare_kps);
 	printf("  %-8s %14s %8s %14s %8s\n", "batch", "UnwrapBatch", "% local", "RewrapBatch", "% local");
 	for (int s = 0; s < N_SIZES; s++)
 		printf("  %-8zu %14.0f %7.0f%% %14.0f %7.0f%%\n", batch_sizes[s], br.bus_kps[0][s],
@@ -823,8 +880,9 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 		        "    \"unwrap_batch_ratio_to_in_process\": %.3f\n",
 		        lat.d_median_us[DOP_UNWRAP] / lat.d_median_us[DOP_FLOOR], br.direct_kps, br.direct_kps / br.local_kps[0]);
 	}
-	fprintf(f, "  },\n  \"batch\": {\n    \"in_process_keys_per_s\": {\"unwrap\": %.0f, \"rewrap\": %.0f},\n",
-	        br.local_kps[0], br.local_kps[1]);
+	fprintf(f, "  },\n  \"batch\": {\n    \"in_process_keys_per_s\": {\"unwrap\": %.0f, \"rewrap\": %.0f, "
+	        "\"bare_aead\": %.0f, \"unwrap_ratio_to_bare_aead\": %.3f},\n",
+	        br.local_kps[0], br.local_kps[1], br.bare_kps, br.local_kps[0] / br.bare_kps);
 	for (int rw = 0; rw < 2; rw++) {
 		fprintf(f, "    \"%s\": [", rw ? "RewrapBatch" : "UnwrapBatch");
 		for (int s = 0; s < N_SIZES; s++)

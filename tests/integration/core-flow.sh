@@ -84,7 +84,20 @@ B2=$(wrap "$P" "2 7 7" 0) || fail "Wrap 2"
 out=$(vcall "$P" UnwrapBatch 'aaya{ss}' 2 $B2 $B2 0) || fail "UnwrapBatch"
 [ "$out" = "aay 2 2 7 7 2 7 7" ] || fail "UnwrapBatch reply: $out"
 expect_fail "item 1" vcall "$P" UnwrapBatch 'aaya{ss}' 3 $B2 $B1 $B2 0
-pass "GenerateDataKey, UnwrapBatch (all or nothing, failing index named)"
+# From 256 items a batch is split over two threads (daemon/batch_unwrap.c): the same
+# answer in order, the first failing index named whichever half it is in, and
+# one worker thread more in the daemon when it has two CPUs.
+many() { local i; for ((i = 0; i < $1; i++)); do printf '%s ' "$2"; done; }
+threads_before=$(ls /proc/"$DAEMON_PID"/task | wc -l)
+out=$(vcall "$P" UnwrapBatch 'aaya{ss}' 300 $(many 300 "$B2") 0) || fail "UnwrapBatch of 300"
+[ "$out" = "aay 300 $(many 300 "2 7 7" | sed 's/ $//')" ] || fail "UnwrapBatch of 300: reply"
+expect_fail "item 299" vcall "$P" UnwrapBatch 'aaya{ss}' 300 $(many 299 "$B2") $B1 0
+expect_fail "item 10" vcall "$P" UnwrapBatch 'aaya{ss}' 300 $(many 10 "$B2") $B1 $(many 288 "$B2") $B1 0
+if [ "$(nproc)" -ge 2 ]; then
+	[ "$(ls /proc/"$DAEMON_PID"/task | wc -l)" -eq $((threads_before + 1)) ] ||
+		fail "no batch worker thread in the daemon: $(ls /proc/"$DAEMON_PID"/task | wc -l) threads, $threads_before before"
+fi
+pass "GenerateDataKey, UnwrapBatch (all or nothing, failing index named; on two threads from 256 items)"
 
 # Rotate: new blobs use v2, old blobs still unwrap; retire_below=2 refuses v1 blobs.
 [ "$(vcall "$P" RotateKey 'a{ss}' 0)" = "u 2" ] || fail "RotateKey to 2"
@@ -97,6 +110,13 @@ R1=$(ay_args <<<"$R1")
 out=$(vcall "$P" RewrapBatch 'aaya{ss}' 1 $B2 0) || fail "RewrapBatch"
 RB2=$(sed 's/^aay 1 //' <<<"$out")
 [ "$(unwrap "$P" "$RB2" 0)" = "2 7 7" ] || fail "RewrapBatch blob"
+# RewrapBatch from 256 items: two threads too; new blobs (72 bytes each here) in order.
+out=$(vcall "$P" RewrapBatch 'aaya{ss}' 300 $(many 300 "$B2") 0) || fail "RewrapBatch of 300"
+set -- $out
+[ "$1 $2" = "aay 300" ] && [ $# -eq $((2 + 300 * 73)) ] || fail "RewrapBatch of 300: reply of $# words: ${*:1:4}"
+[ "$(unwrap "$P" "${*: -73}" 0)" = "2 7 7" ] || fail "RewrapBatch of 300: the last new blob"
+[ "$(unwrap "$P" "${*:3:73}" 0)" = "2 7 7" ] || fail "RewrapBatch of 300: the first new blob"
+expect_fail "item 150" vcall "$P" RewrapBatch 'aaya{ss}' 300 $(many 150 "$B2") $B1 $(many 149 "$B2") 0
 [ "$(vcall "$P" RotateKey 'a{ss}' 1 retire_below 3)" = "u 3" ] || fail "RotateKey retire_below=3"
 [ "$(vprop "$P" MinKeyVersion)" = 3 ] || fail "MinKeyVersion $(vprop "$P" MinKeyVersion)"
 expect_fail org.tokenseal1.Error.KeyRetired unwrap "$P" "$B1" 1 app mail
@@ -104,7 +124,7 @@ expect_fail org.tokenseal1.Error.KeyRetired unwrap "$P" "$R1" 1 app mail
 expect_fail org.tokenseal1.Error.InvalidArgs vcall "$P" RotateKey 'a{ss}' 1 retire_below x
 expect_fail org.tokenseal1.Error.InvalidArgs vcall "$P" RotateKey 'a{ss}' 1 bogus 1
 B3=$(wrap "$P" "1 9" 0) && [ "$(unwrap "$P" "$B3" 0)" = "1 9" ] || fail "wrap under v3"
-pass "rotate keeps old blobs, Rewrap moves them, retire_below refuses them (KeyRetired)"
+pass "rotate keeps old blobs, Rewrap and RewrapBatch (also on two threads) move them, retire_below refuses them (KeyRetired)"
 
 # A second recovery key: added, unlocks, revoked; the last protector stays.
 id=$(fdcall "$P" $VIFACE AddProtector 'sa{ss}hh' recovery "" "</dev/null" ">$RIG_DIR/rk2") || fail "AddProtector"

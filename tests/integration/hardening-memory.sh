@@ -1,5 +1,5 @@
 #!/bin/bash
-# hardening-memory.sh — after Lock and after an idle lock, no vault secret or root key byte string is left in tokensealed's memory; the daemon is not dumpable.
+# hardening-memory.sh — after Lock and after an idle lock, no vault secret, root key or root key's context-check key byte string is left in tokensealed's memory; the daemon is not dumpable.
 # The keys are learnt offline (core_keys opens the vault file with its recovery key); the
 # scanner (core_memscan) reads every readable mapping through /proc/PID/mem. It must FIND
 # them while the vault is unlocked (proof that the scan works) and find nothing after a lock.
@@ -9,7 +9,7 @@ for t in core_keys core_memscan core_session; do [ -x "$T/$t" ] || fail "$T/$t n
 sess() { "$T/core_session" "$BUS_ADDRESS" "$@"; }
 PAT="$RIG_DIR/patterns" KEY="$RIG_DIR/m.key"
 
-# Patterns: VS, every live root key, and the recovery key text itself.
+# Patterns: VS, every live root key and its context-check key, and the recovery key text itself.
 learn_keys() {
 	"$T/core_keys" "$STATE_DIR/0/m.vault" "$KEY" >"$PAT" || fail "core_keys could not open the vault file"
 	printf 'recovery-key %s\n' "$(head -n1 "$KEY" | tr -d '\n' | od -An -tx1 | tr -d ' \n')" >>"$PAT"
@@ -20,7 +20,7 @@ scan() {
 	"$T/core_memscan" "$DAEMON_PID" "$PAT" >"$RIG_DIR/scan.$1" || fail "memory scan failed ($1): cannot read /proc/$DAEMON_PID/mem (needs root with CAP_SYS_PTRACE)"
 	sed "s/^/  [$1] /" "$RIG_DIR/scan.$1"
 }
-expect_found() { # WHEN: VS and every root key present (the recovery key is not required to be)
+expect_found() { # WHEN: VS, every root key and context-check key present (the recovery key is not required to be)
 	scan "$1"
 	grep -v '^scanned\|^recovery-key' "$RIG_DIR/scan.$1" | grep -q ': 0 hits$' &&
 		fail "$1: a key of the unlocked vault was not found in memory: the scanner is blind"
@@ -49,6 +49,7 @@ sess rotate "$P" >/dev/null && sess rotate "$P" >/dev/null || fail "RotateKey"
 sess use "$P" 50 || fail "use"
 learn_keys
 [ "$(grep -c '^rk ' "$PAT")" = 3 ] || fail "expected 3 root keys from core_keys, got: $(cut -d' ' -f1,2 "$PAT")"
+[ "$(grep -c '^ctxkey ' "$PAT")" = 3 ] || fail "expected 3 context-check keys from core_keys, got: $(cut -d' ' -f1,2 "$PAT")"
 expect_found created-unlocked
 sess lock "$P" || fail "Lock"
 [ "$(sess locked "$P")" = "1 request" ] || fail "vault not locked after Lock"

@@ -2,9 +2,11 @@
 /*
  *   core_keys VAULT_FILE RECOVERY_KEY_FILE
  *
- * Prints "vs HEX" and one "rk VERSION HEX" per live root key: exactly the
- * bytes that must be in the daemon's memory while the vault is unlocked and
- * nowhere in it after Lock. The recovery key comes from a file (never argv);
+ * Prints "vs HEX", one "rk VERSION HEX" per live root key and one
+ * "ctxkey VERSION HEX" per live root key's context-check key (KDF(RK,
+ * "tsctxchk"), derived here apart; the daemon keeps it beside the root key
+ * while unlocked): exactly the bytes that must be in the daemon's memory
+ * while the vault is unlocked and nowhere in it after Lock. The recovery key comes from a file (never argv);
  * it opens the first recovery protector it fits. Test use only: printing
  * secrets is the whole point of this tool.
  */
@@ -53,7 +55,7 @@ int main(int argc, char **argv)
 {
 	_ts_cleanup_secure_ uint8_t *rk = NULL;
 	_ts_cleanup_secure_ uint8_t *kek = NULL;
-	uint8_t *file = NULL, *text = NULL;
+	uint8_t *file = NULL, *text = NULL, ctx_key[32];
 	size_t file_len, text_len;
 	ts_vault *v = NULL;
 	int r, ret = 1;
@@ -105,6 +107,11 @@ int main(int argc, char **argv)
 			continue;
 		snprintf(label, sizeof(label), "rk %u", ver);
 		print_hex(label, key, TS_KEY_BYTES);
+		if (crypto_kdf_derive_from_key(ctx_key, sizeof(ctx_key), 1, "tsctxchk", key) != 0)
+			goto out;
+		snprintf(label, sizeof(label), "ctxkey %u", ver);
+		print_hex(label, ctx_key, sizeof(ctx_key));
+		sodium_memzero(ctx_key, sizeof(ctx_key));
 	}
 	ret = 0;
 out:

@@ -1,0 +1,271 @@
+/* test_batch_unwrap.c — UnwrapBatch on two threads gives what one thread gives: the same plaintexts in order, the same first failing index, nothing after a lock or a retire. */
+#define _GNU_SOURCE 1   /* sched_getaffinity, CPU_COUNT */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <sched.h>
+
+#include <sodium.h>
+
+#include "tokenseal.h"
+#include "batch_unwrap.h"
+#include "core/blob.h"
+#include "core/vault.h"
+
+#define NOW 1700000000u
+
+static const ts_kv ctx[] = { { "app", "org.example.Mail" }, { "purpose", "batch" } };
+
+/* n blobs of vault v: item i's plaintext is len(i) bytes of (i * 7 + k) & 0xff. */
+struct set {
+	ts_buf *blobs;
+	ts_batch_item *items;
+	size_t n;
+};
+
+static size_t pt_len_of(size_t i, size_t big)
+{
+	return big ? TS_PLAINTEXT_MAX - i % 3 : (i % 5 == 4 ? 0 : 16 + i % 48);
+}
+
+static void fill(uint8_t *p, size_t len, size_t i)
+{
+	for (size_t k = 0; k < len; k++)
+		p[k] = (uint8_t)(i * 7 + k);
+}
+
+static void make_set(ts_vault *v, struct set *s, size_t n, size_t big)
+{
+	uint8_t *pt = malloc(TS_PLAINTEXT_MAX);
+
+	assert_non_null(pt);
+	s->n = n;
+	s->blobs = calloc(n, sizeof(*s->blobs));
+	s->items = calloc(n, sizeof(*s->items));
+	assert_non_null(s->blobs);
+	assert_non_null(s->items);
+	for (size_t i = 0; i < n; i++) {
+		size_t len = pt_len_of(i, big);
+
+		fill(pt, len, i);
+		assert_int_equal(ts_vault_wrap(v, ctx, 2, pt, len, &s->blobs[i]), 0);
+		s->items[i].blob = s->blobs[i].data;
+		s->items[i].len = s->blobs[i].len;
+	}
+	free(pt);
+}
+
+static void free_set(struct set *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		ts_buf_free(&s->blobs[i]);
+	free(s->blobs);
+	free(s->items);
+}
+
+/* What emit saw: every plaintext (or, with rewrap, the new blob's), in order, checked against fill(). */
+struct seen {
+	size_t next, big, stop_at;
+	int bad;
+	const ts_vault *rewrapped_by;   /* set: emit gets new blobs of this vault */
+	const struct set *inputs;
+};
+
+static int check_plain(struct seen *s, size_t idx, const uint8_t *pt, size_t pt_len)
+{
+	static uint8_t want[TS_PLAINTEXT_MAX];
+
+	if (idx != s->next || pt_len != pt_len_of(idx, s->big))
+		return -1;
+	fill(want, pt_len, idx);
+	return pt_len && memcmp(pt, want, pt_len) != 0 ? -1 : 0;
+}
+
+/* A new blob: not the old one, of the vault's current key, and it opens to item idx's plaintext. */
+static int check_new_blob(struct seen *s, size_t idx, const uint8_t *blob, size_t len)
+{
+	static uint8_t pt[TS_PLAINTEXT_MAX];
+	ts_blob_view bv;
+
+	if (ts_blob_parse(blob, len, &bv) < 0 || bv.key_version != s->rewrapped_by->key_version ||
+	    (len == s->inputs->items[idx].len && memcmp(blob, s->inputs->items[idx].blob, len) == 0) ||
+	    ts_vault_unwrap(s->rewrapped_by, &bv, ctx, 2, pt) < 0)
+		return -1;
+	return check_plain(s, idx, pt, bv.plaintext_len);
+}
+
+static int check_emit(void *userdata, size_t idx, const uint8_t *p, size_t len)
+{
+	struct seen *s = userdata;
+
+	if (idx == s->stop_at)
+		return -22;
+	if ((s->rewrapped_by ? check_new_blob(s, idx, p, len) : check_plain(s, idx, p, len)) < 0)
+		s->bad = 1;
+	s->next++;
+	return 0;
+}
+
+static int two_cpus(void)
+{
+	cpu_set_t c;
+
+	CPU_ZERO(&c);
+	return sched_getaffinity(0, sizeof(c), &c) == 0 && CPU_COUNT(&c) >= 2;
+}
+
+/* Unwrap, then rewrap, on one thread and on two: every item, in order, right. */
+static void run_both(ts_vault *v, struct set *s, size_t big)
+{
+	for (int rewrap = 0; rewrap <= 1; rewrap++)
+		for (int parallel = 0; parallel <= 1; parallel++) {
+			struct seen seen = { .big = big, .stop_at = SIZE_MAX, .rewrapped_by = rewrap ? v : NULL,
+			                     .inputs = s };
+			size_t idx = 12345;
+			int emit_failed = 7;
+
+			assert_int_equal(ts_batch_unwrap(v, ctx, 2, s->items, s->n, parallel, rewrap, check_emit, &seen,
+			                                 &idx, &emit_failed), 0);
+			assert_int_equal(emit_failed, 0);
+			assert_int_equal(seen.bad, 0);
+			assert_int_equal(seen.next, s->n);
+		}
+}
+
+static void both_paths_give_every_plaintext_in_order(void **state)
+{
+	struct set s, big;
+	ts_vault *v = NULL;
+
+	assert_int_equal(ts_vault_create(&v, "batch", 1000, NOW), 0);
+	/* 10,000 items: three windows by count; 9 of 64 KiB: windows by bytes (one item each half). */
+	make_set(v, &s, 10000, 0);
+	make_set(v, &big, 9, 1);
+	run_both(v, &s, 0);
+	run_both(v, &big, 1);
+	if (two_cpus())
+		assert_true(ts_batch_worker_running());
+	/* One item, and none. */
+	s.n = 1;
+	run_both(v, &s, 0);
+	s.n = 0;
+	run_both(v, &s, 0);
+	s.n = 10000;
+	free_set(&s);
+	free_set(&big);
+	ts_vault_free(v);
+}
+
+static void expect_failure(ts_vault *v, struct set *s, int want_r, size_t want_idx)
+{
+	for (int rewrap = 0; rewrap <= 1; rewrap++)
+		for (int parallel = 0; parallel <= 1; parallel++) {
+			struct seen seen = { .stop_at = SIZE_MAX, .rewrapped_by = rewrap ? v : NULL, .inputs = s };
+			size_t idx = 12345;
+			int emit_failed = 7;
+
+			assert_int_equal(ts_batch_unwrap(v, ctx, 2, s->items, s->n, parallel, rewrap, check_emit, &seen,
+			                                 &idx, &emit_failed), want_r);
+			assert_int_equal(emit_failed, 0);
+			assert_int_equal(idx, want_idx);
+			/* Nothing of the failing window reaches emit. */
+			assert_true(seen.next <= want_idx);
+			assert_int_equal(seen.bad, 0);
+		}
+}
+
+static void the_first_failing_index_wins_on_both_threads(void **state)
+{
+	_ts_cleanup_buf_ ts_buf foreign = { 0 };
+	ts_vault *v = NULL, *w = NULL;
+	struct set s;
+	uint8_t keep;
+
+	assert_int_equal(ts_vault_create(&v, "batch", 1000, NOW), 0);
+	assert_int_equal(ts_vault_create(&w, "other", 1000, NOW), 0);
+	assert_int_equal(ts_vault_wrap(w, ctx, 2, (const uint8_t *)"k", 1, &foreign), 0);
+	make_set(v, &s, 1000, 0);
+
+	/* A flipped tag in the worker's half (window 0..999, halves at 500). */
+	keep = s.blobs[700].data[s.blobs[700].len - 1];
+	s.blobs[700].data[s.blobs[700].len - 1] ^= 1;
+	expect_failure(v, &s, -TS_E_BAD_BLOB, 700);
+	/* And an earlier one in the caller's half: that one is named. */
+	s.items[300] = (ts_batch_item){ foreign.data, foreign.len };
+	expect_failure(v, &s, -TS_E_WRONG_VAULT, 300);
+	/* A blob that does not parse ends the window: named only when nothing before it fails. */
+	s.items[300] = (ts_batch_item){ s.blobs[300].data, s.blobs[300].len };
+	s.items[650] = (ts_batch_item){ s.blobs[650].data, 10 };
+	expect_failure(v, &s, -TS_E_BAD_BLOB, 650);
+	s.blobs[700].data[s.blobs[700].len - 1] = keep;
+	expect_failure(v, &s, -TS_E_BAD_BLOB, 650);
+	s.items[650] = (ts_batch_item){ s.blobs[650].data, s.blobs[650].len };
+	run_both(v, &s, 0);
+
+	/* The wrong context: every item fails, the first is named. */
+	{
+		size_t idx = 0;
+		int ef = 0;
+		struct seen seen = { .stop_at = SIZE_MAX };
+
+		assert_int_equal(ts_batch_unwrap(v, ctx, 1, s.items, s.n, 1, 0, check_emit, &seen, &idx, &ef),
+		                 -TS_E_CONTEXT_MISMATCH);
+		assert_int_equal(idx, 0);
+		assert_int_equal(seen.next, 0);
+	}
+	/* emit's own failure stops the batch and says so. */
+	{
+		size_t idx = 0;
+		int ef = 0;
+		struct seen seen = { .stop_at = 5 };
+
+		assert_int_equal(ts_batch_unwrap(v, ctx, 2, s.items, s.n, 1, 0, check_emit, &seen, &idx, &ef), -22);
+		assert_int_equal(ef, 1);
+		assert_int_equal(seen.next, 5);
+	}
+	free_set(&s);
+	ts_vault_free(v);
+	ts_vault_free(w);
+}
+
+static void nothing_unwraps_after_lock_or_retire(void **state)
+{
+	ts_vault *v = NULL;
+	struct set s1, s2;
+
+	assert_int_equal(ts_vault_create(&v, "batch", 1000, NOW), 0);
+	make_set(v, &s1, 600, 0);
+	assert_int_equal(ts_vault_rotate(v, NOW + 1, NULL), 0);
+	make_set(v, &s2, 600, 0);
+	run_both(v, &s1, 0);
+	/* Version 1 retired: its blobs fail from the first, version 2's still open. */
+	assert_int_equal(ts_vault_retire_below(v, 2), 0);
+	expect_failure(v, &s1, -TS_E_KEY_RETIRED, 0);
+	run_both(v, &s2, 0);
+	/* A retired blob in the worker's half of a good batch. */
+	s2.items[450] = s1.items[450];
+	expect_failure(v, &s2, -TS_E_KEY_RETIRED, 450);
+	s2.items[450] = (ts_batch_item){ s2.blobs[450].data, s2.blobs[450].len };
+	ts_vault_lock(v);
+	expect_failure(v, &s2, -TS_E_LOCKED, 0);
+	free_set(&s1);
+	free_set(&s2);
+	ts_vault_free(v);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(both_paths_give_every_plaintext_in_order),
+		cmocka_unit_test(the_first_failing_index_wins_on_both_threads),
+		cmocka_unit_test(nothing_unwraps_after_lock_or_retire),
+	};
+
+	if (sodium_init() < 0)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
