@@ -225,7 +225,7 @@ int main(int argc, char **argv)
 	ensure_default(s);
 	ss_log("serving %s; collections in %s; the vault is %s", SS_BUS_NAME, s->dir, s->vault_locked ? "locked" : "unlocked");
 	r = sd_event_loop(s->event);
-	r = r < 0 ? 1 : 0;
+	r = r != 0 ? 1 : 0;   /* < 0: the loop failed; > 0: we ended it (tokensealed's connection lost) */
 	goto out_code;
 bus_fail:
 	ss_log("cannot connect to the session bus: %s", strerror(-r));
@@ -252,6 +252,7 @@ out_code:
 	}
 	sd_event_unref(s->event);
 	free(s->vault_path);
+	free(s->daemon_name);
 	free(s->dir);
 	return r;
 }

@@ -220,10 +220,23 @@ static int by_client(ss_prompt *p)
 	return 0;
 }
 
+/*
+ * The prompt of path, if it is the caller's: a prompt goes with the client
+ * whose Unlock made it, and no other client may show or dismiss it (to
+ * others it is no prompt at all).
+ */
+static ss_prompt *callers_prompt(ss_service *s, sd_bus_message *m)
+{
+	ss_prompt *p = prompt_of(s, sd_bus_message_get_path(m));
+	const char *sender = sd_bus_message_get_sender(m);
+
+	return p && sender && strcmp(p->owner, sender) == 0 ? p : NULL;
+}
+
 static int method_prompt(sd_bus_message *m, void *userdata, sd_bus_error *e)
 {
 	ss_service *s = userdata;
-	ss_prompt *p = prompt_of(s, sd_bus_message_get_path(m));
+	ss_prompt *p = callers_prompt(s, m);
 	const char *window;
 	int r;
 
@@ -251,7 +264,7 @@ static int method_prompt(sd_bus_message *m, void *userdata, sd_bus_error *e)
 static int method_dismiss(sd_bus_message *m, void *userdata, sd_bus_error *e)
 {
 	ss_service *s = userdata;
-	ss_prompt *p = prompt_of(s, sd_bus_message_get_path(m));
+	ss_prompt *p = callers_prompt(s, m);
 	int r;
 
 	if (!p)

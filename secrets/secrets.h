@@ -111,6 +111,7 @@ struct ss_service {
 	ts_client *ts;                     /* tokensealed (its bus is attached to our loop) */
 	const char *vault;                 /* [OWNER:]NAME, NULL: the user's own */
 	char *vault_path;
+	char *daemon_name;                 /* tokensealed's unique name on the bus (its signals only), NULL: unknown */
 	int vault_locked;
 	char *dir;                         /* storage directory */
 	const char *pinentry;

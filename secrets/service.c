@@ -60,8 +60,22 @@ int ss_service_resolve(ss_service *s, const char *path, ss_collection **ret_c, s
 	} else
 		return 0;
 	slash = strchr(rest, '/');
-	if ((first = strndup(rest, slash ? (size_t)(slash - rest) : strlen(rest))) == NULL)
-		return -ENOMEM;
+	if (alias) {
+		/* An alias is named as the client wrote it (".../aliases/default"). */
+		if ((first = strndup(rest, slash ? (size_t)(slash - rest) : strlen(rest))) == NULL)
+			return -ENOMEM;
+	} else {
+		/* A collection's path is sd_bus_path_encode's (an id with '_' or a leading digit is escaped). */
+		char *head = strndup(path, (size_t)((slash ? slash : rest + strlen(rest)) - path));
+		int r;
+
+		if (!head)
+			return -ENOMEM;
+		r = sd_bus_path_decode(head, SS_COLLECTION_PREFIX, &first);
+		free(head);
+		if (r <= 0 || !first)
+			return r < 0 && r != -EINVAL ? r : 0;
+	}
 	c = alias ? ss_service_alias(s, first) : ss_service_collection(s, first);
 	free(first);
 	if (!c)

@@ -20,12 +20,48 @@ static void set_locked(ss_service *s, int locked)
 }
 
 /* PropertiesChanged of our vault (tokensealed sends it to subscribers only). */
+/*
+ * Is m tokensealed's own? Anyone on the system bus may send a signal with
+ * the vault's path: only its owner's count. On a direct connection (the
+ * private socket) the only peer is tokensealed.
+ */
+static int from_daemon(ss_service *s, sd_bus_message *m)
+{
+	const char *sender = sd_bus_message_get_sender(m);
+
+	if (sd_bus_is_bus_client(s->ts->bus) <= 0)
+		return 1;
+	return sender && s->daemon_name && strcmp(sender, s->daemon_name) == 0;
+}
+
+/* Who owns tokensealed's name now (NULL: nobody). */
+static void set_daemon_name(ss_service *s, const char *unique)
+{
+	free(s->daemon_name);
+	s->daemon_name = unique && *unique ? strdup(unique) : NULL;
+}
+
+static void look_up_daemon_name(ss_service *s)
+{
+	sd_bus_message *reply = NULL;
+	const char *owner;
+
+	if (sd_bus_is_bus_client(s->ts->bus) > 0 &&
+	    sd_bus_call_method(s->ts->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+	                       "GetNameOwner", NULL, &reply, "s", TS_BUS_NAME) >= 0 &&
+	    sd_bus_message_read(reply, "s", &owner) >= 0)
+		set_daemon_name(s, owner);
+	sd_bus_message_unref(reply);
+}
+
 static int on_properties(sd_bus_message *m, void *userdata, sd_bus_error *e)
 {
 	ss_service *s = userdata;
 	const char *iface, *name;
 	int r, locked = -1;
 
+	if (!from_daemon(s, m))
+		return 0;
 	if (sd_bus_message_read(m, "s", &iface) < 0 || strcmp(iface, TS_VAULT_IFACE) != 0)
 		return 0;
 	if (sd_bus_message_enter_container(m, 'a', "{sv}") < 0)
@@ -109,6 +145,7 @@ static int on_owner(sd_bus_message *m, void *userdata, sd_bus_error *e)
 
 	if (sd_bus_message_read(m, "sss", &name, &old, &new) < 0 || strcmp(name, TS_BUS_NAME) != 0)
 		return 0;
+	set_daemon_name(s, new);
 	set_locked(s, 1);
 	if (*new && sd_bus_call_method_async(s->ts->bus, NULL, TS_BUS_NAME, TS_MANAGER_PATH, TS_MANAGER_IFACE, "Subscribe",
 	                                     on_subscribed, s, NULL) < 0)
@@ -118,8 +155,25 @@ static int on_owner(sd_bus_message *m, void *userdata, sd_bus_error *e)
 
 static int on_touch(sd_bus_message *m, void *userdata, sd_bus_error *e)
 {
+	if (!from_daemon(userdata, m))
+		return 0;
 	ss_prompts_touch(userdata);
 	return 0;
+}
+
+/*
+ * The connection to tokensealed is gone (the bus restarted, or we were cut
+ * off): no lock signal can reach us any more, so nothing stays open. Every
+ * collection locks and the provider exits with a failure; its unit (or the
+ * next client, through activation) starts it again.
+ */
+static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *e)
+{
+	ss_service *s = userdata;
+
+	ss_log("lost the connection to tokensealed: every collection locked; exiting");
+	set_locked(s, 1);
+	return sd_event_exit(s->event, 1);
 }
 
 int ss_vault_start(ss_service *s)
@@ -139,14 +193,17 @@ int ss_vault_start(ss_service *s)
 	    (r = sd_bus_attach_event(s->ts->bus, s->event, 0)) < 0)
 		return r;
 	if ((r = sd_bus_match_signal(s->ts->bus, NULL, NULL, s->vault_path, "org.freedesktop.DBus.Properties",
-	                             "PropertiesChanged", on_properties, s)) < 0)
+	                             "PropertiesChanged", on_properties, s)) < 0 ||
+	    (r = sd_bus_match_signal(s->ts->bus, NULL, NULL, "/org/freedesktop/DBus/Local", "org.freedesktop.DBus.Local",
+	                             "Disconnected", on_disconnected, s)) < 0)
 		return r;
 	if ((r = sd_bus_match_signal(s->ts->bus, NULL, NULL, s->vault_path, TS_VAULT_IFACE, "TouchRequested", on_touch, s)) < 0)
 		return r;
 	if ((r = sd_bus_match_signal(s->ts->bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus",
 	                             "org.freedesktop.DBus", "NameOwnerChanged", on_owner, s)) < 0)
 		return r;
-	/* At start (before serving anyone) once, synchronously: subscribed first, then the state. */
+	/* At start (before serving anyone) once, synchronously: who tokensealed is, subscribed, then the state. */
+	look_up_daemon_name(s);
 	(void)subscribe(s);
 	s->vault_locked = read_state(s);
 	if (!s->vault_locked)

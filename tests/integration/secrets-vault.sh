@@ -89,6 +89,21 @@ unlock "$VP" recovery "$RIG_DIR/rk" >/dev/null || fail "vault Unlock"
 [ "$(grep -c GETPIN "$SECRETS_PIN_LOG")" = "$n" ] || fail "a prompt although the vault was open"
 pass "vault unlocked by someone else: collection open, no prompt"
 
+# Collections whose ids need escaping in their object paths: reachable at the paths the service gives.
+for label in work_2 2fa; do
+	[ "$(py collection "$label")" = "collection: ok" ] || fail "collection '$label': $(py collection "$label" 2>&1 | tail -n 2)"
+done
+pass "collections named work_2 and 2fa are reachable at the (escaped) paths the service gives"
+
+# Another user broadcasting the vault's PropertiesChanged(Locked) on the system bus changes nothing.
+as_other dbus-send --system --type=signal "$VP" org.freedesktop.DBus.Properties.PropertiesChanged \
+	string:org.tokenseal1.Vault dict:string:variant:Locked,boolean:true array:string: 2>/dev/null ||
+	as_other busctl --address="$BUS_ADDRESS" emit "$VP" org.freedesktop.DBus.Properties PropertiesChanged \
+		'sa{sv}as' org.tokenseal1.Vault 1 Locked b true 0 || fail "cannot send the forged signal"
+sleep 0.3
+[ "$(st lookup "${A[@]}" n 2)" = "exit 0 out=two" ] || fail "a forged Locked signal from another user locked the collection"
+pass "a PropertiesChanged(Locked) another user sends for the vault's path is not believed"
+
 # tokensealed restarts (an upgrade): its vaults start locked, so the collection locks; once the vault is unlocked
 # again (the provider subscribed anew), the collection opens.
 rig_stop_daemon

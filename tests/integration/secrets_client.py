@@ -102,6 +102,12 @@ def main():
             prompt.call('Dismiss', '')
             dismissed, _ = conn.recv_until_filtered(signals).body
         print('dismiss: dismissed=%s' % dismissed)
+    elif step == 'collection':
+        # A collection whose id needs escaping in its object path ('_', a leading digit): reachable there.
+        c = secretstorage.create_collection(conn, sys.argv[2])
+        again = secretstorage.Collection(conn, c.collection_path)
+        item = again.create_item('x', ATTRS, b'v', replace=True)
+        print('collection: ' + ('ok' if item.get_secret() == b'v' and again.get_label() == sys.argv[2] else 'wrong'))
     elif step == 'bad-dh':
         # A public key of 1 (the small-subgroup attack): must be refused, not used.
         msg = new_method_call(DBusAddress(SS_PATH, 'org.freedesktop.secrets', SERVICE), 'OpenSession', 'sv',
