@@ -154,40 +154,101 @@ static int one_value(LDAP *ld, LDAPMessage *e, const char *attr, ts_buf *out)
 	return r;
 }
 
-int cli_ldap_fetch(LDAP *ld, const char *base, const char *vault_id_hex, const char *machine, ts_buf *file,
-                   char *dn_out, size_t dn_cap)
+void cli_ldap_printable(const char *in, size_t len, char *out, size_t cap)
 {
-	char filter[256];
-	char *attrs[] = { "tokensealVaultFile", "tokensealVaultId", "tokensealMachineId", NULL };
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	if (cap == 0)
+		return;
+	for (size_t i = 0; i < len && in[i] && o + 5 < cap; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		if (c >= 0x20 && c < 0x7f && c != '\\') {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	out[o] = '\0';
+}
+
+/* The one value of attr in entry e as a string (escaped for a terminal) into out; "" when absent or several. */
+static void one_text(LDAP *ld, LDAPMessage *e, const char *attr, char *out, size_t cap)
+{
+	_ts_cleanup_buf_ ts_buf v = { 0 };
+
+	out[0] = '\0';
+	if (one_value(ld, e, attr, &v) == 0)
+		cli_ldap_printable((const char *)v.data, v.len, out, cap);
+}
+
+/* A GeneralizedTime (YYYYMMDDHHMMSS[.f]Z) as "YYYY-MM-DD HH:MM:SS UTC"; anything else shown escaped, as is. */
+static void show_time(const char *t, char *out, size_t cap)
+{
+	if (strlen(t) >= 15 && strspn(t, "0123456789") == 14 && t[strlen(t) - 1] == 'Z')
+		snprintf(out, cap, "%.4s-%.2s-%.2s %.2s:%.2s:%.2s UTC", t, t + 4, t + 6, t + 8, t + 10, t + 12);
+	else
+		snprintf(out, cap, "%s", t[0] ? t : "(the directory does not say)");
+}
+
+int cli_ldap_fetch(LDAP *ld, const char *base, const char *vault_id_hex, const char *machine, ts_buf *file,
+                   struct cli_ldap_record *rec)
+{
+	char *attrs[] = { "tokensealVaultFile", "tokensealVaultId", "tokensealMachineId", "modifyTimestamp",
+	                  "modifiersName", NULL };
+	char id[2 * TS_VAULT_ID_BYTES + 8], mid[MACHINE_ID_MAX + 8], when[64];
 	LDAPMessage *res = NULL, *e;
 	struct timeval tv = { LDAP_TIMEOUT_S, 0 };
-	char *dn;
 	int r, n;
 
-	snprintf(filter, sizeof(filter), "(&(objectClass=tokensealEscrowRecord)(tokensealVaultId=%s)%s%s%s)",
-	         vault_id_hex, machine ? "(tokensealMachineId=" : "", machine ? machine : "", machine ? ")" : "");
-	if ((r = ldap_search_ext_s(ld, base, LDAP_SCOPE_ONELEVEL, filter, attrs, 0, NULL, NULL, &tv, 16, &res)) !=
-	    LDAP_SUCCESS) {
-		cli_err("search under %s: %s", base, ldap_err2string(r));
-		ldap_msgfree(res);
-		return r == LDAP_SERVER_DOWN || r == LDAP_TIMEOUT ? EXIT_NO_DAEMON : EXIT_FAIL;
+	memset(rec, 0, sizeof(*rec));
+	if (!machine_id_valid(machine) || (size_t)snprintf(rec->dn, sizeof(rec->dn), "cn=%s.%s,%s", machine, vault_id_hex,
+	                                                   base) >= sizeof(rec->dn)) {
+		cli_err("--base is too long");
+		return EXIT_USAGE;
 	}
-	if ((n = ldap_count_entries(ld, res)) != 1) {
-		cli_err(n == 0 ? "no escrow record of vault %s%s%s under %s"
-		               : "several escrow records of vault %s under %s%s%s: give --machine-id",
-		        vault_id_hex, n == 0 && machine ? " on machine " : "", n == 0 && machine ? machine : "", base);
+	/*
+	 * Exactly the entry this machine's publish writes (its name is what the
+	 * directory's access control protects), read alone: never a search that
+	 * another machine's entry could answer.
+	 */
+	r = ldap_search_ext_s(ld, rec->dn, LDAP_SCOPE_BASE, "(objectClass=tokensealEscrowRecord)", attrs, 0, NULL, NULL,
+	                      &tv, 2, &res);
+	if (r == LDAP_NO_SUCH_OBJECT) {
+		cli_err("no escrow record of vault %s of machine %s: %s does not exist", vault_id_hex, machine, rec->dn);
 		ldap_msgfree(res);
 		return EXIT_NO_VAULT;
 	}
-	e = ldap_first_entry(ld, res);
-	if ((dn = ldap_get_dn(ld, e)) != NULL) {
-		snprintf(dn_out, dn_cap, "%s", dn);
-		ldap_memfree(dn);
+	if (r != LDAP_SUCCESS) {
+		cli_err("read %s: %s", rec->dn, ldap_err2string(r));
+		ldap_msgfree(res);
+		return r == LDAP_SERVER_DOWN || r == LDAP_TIMEOUT ? EXIT_NO_DAEMON : EXIT_FAIL;
 	}
+	if ((n = ldap_count_entries(ld, res)) != 1 || (e = ldap_first_entry(ld, res)) == NULL) {
+		cli_err("%s is not an escrow record", rec->dn);
+		ldap_msgfree(res);
+		return EXIT_NO_VAULT;
+	}
+	one_text(ld, e, "tokensealVaultId", id, sizeof(id));
+	one_text(ld, e, "tokensealMachineId", mid, sizeof(mid));
+	if (strcasecmp(id, vault_id_hex) != 0 || strcmp(mid, machine) != 0) {
+		cli_err("the escrow record %s names vault '%s' of machine '%s'; refused", rec->dn, id, mid);
+		ldap_msgfree(res);
+		return EXIT_FAIL;
+	}
+	one_text(ld, e, "modifyTimestamp", when, sizeof(when));
+	show_time(when, rec->modified, sizeof(rec->modified));
+	one_text(ld, e, "modifiersName", rec->modifier, sizeof(rec->modifier));
+	if (!rec->modifier[0])
+		snprintf(rec->modifier, sizeof(rec->modifier), "(the directory does not say)");
 	r = one_value(ld, e, "tokensealVaultFile", file);
 	ldap_msgfree(res);
 	if (r < 0 || file->len == 0 || file->len > TS_VAULT_FILE_MAX) {
-		cli_err("the escrow record %s has no single vault file", dn_out);
+		cli_err("the escrow record %s has no single vault file", rec->dn);
 		return EXIT_FAIL;
 	}
 	return 0;
@@ -370,15 +431,44 @@ static int each_owner(void *ud, uint32_t owner)
 	return r;
 }
 
-/* Entries of this machine whose vault is gone (deleted, or moved away): removed. */
+/*
+ * The vault id of an entry named cn=MACHINE.VAULT-ID (its first RDN) into id,
+ * or -1 when the entry is not named so: entries are this machine's by their
+ * name, which the directory's access control protects, not by what they say.
+ */
+static int record_id_of(const char *dn, const char *machine, char id[2 * TS_VAULT_ID_BYTES + 1])
+{
+	LDAPDN parsed = NULL;
+	LDAPAVA *ava;
+	size_t ml = strlen(machine);
+	int r = -1;
+
+	if (ldap_str2dn(dn, &parsed, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS || !parsed || !parsed[0] ||
+	    !parsed[0][0] || parsed[0][1])
+		goto out;
+	ava = parsed[0][0];
+	if (ava->la_attr.bv_len != 2 || strncasecmp(ava->la_attr.bv_val, "cn", 2) != 0 ||
+	    ava->la_value.bv_len != ml + 1 + 2 * TS_VAULT_ID_BYTES || memcmp(ava->la_value.bv_val, machine, ml) != 0 ||
+	    ava->la_value.bv_val[ml] != '.')
+		goto out;
+	memcpy(id, ava->la_value.bv_val + ml + 1, 2 * TS_VAULT_ID_BYTES);
+	id[2 * TS_VAULT_ID_BYTES] = '\0';
+	if (strspn(id, "0123456789abcdefABCDEF") == 2 * TS_VAULT_ID_BYTES)
+		r = 0;
+out:
+	ldap_dnfree(parsed);
+	return r;
+}
+
+/* Entries of this machine (named cn=MACHINE.*) whose vault is gone (deleted, or moved away): removed. */
 static void prune(struct run *run)
 {
-	char filter[160], *attrs[] = { "tokensealVaultId", NULL };
+	char filter[160], *attrs[] = { "cn", NULL };
 	struct timeval tv = { LDAP_TIMEOUT_S, 0 };
 	LDAPMessage *res = NULL, *e;
 	int r;
 
-	snprintf(filter, sizeof(filter), "(&(objectClass=tokensealEscrowRecord)(tokensealMachineId=%s))", run->machine);
+	snprintf(filter, sizeof(filter), "(&(objectClass=tokensealEscrowRecord)(cn=%s.*))", run->machine);
 	if ((r = ldap_search_ext_s(run->ld, run->base, LDAP_SCOPE_ONELEVEL, filter, attrs, 0, NULL, NULL, &tv, 0, &res)) !=
 	    LDAP_SUCCESS) {
 		cli_err("search under %s: %s; nothing removed", run->base, ldap_err2string(r));
@@ -387,20 +477,23 @@ static void prune(struct run *run)
 		return;
 	}
 	for (e = ldap_first_entry(run->ld, res); e; e = ldap_next_entry(run->ld, e)) {
-		_ts_cleanup_buf_ ts_buf id = { 0 };
-		char *dn = ldap_get_dn(run->ld, e);
+		char *dn = ldap_get_dn(run->ld, e), id[2 * TS_VAULT_ID_BYTES + 1], shown[1024];
 		int keep = 0;
 
 		if (!dn)
 			continue;
-		if (one_value(run->ld, e, "tokensealVaultId", &id) == 0 && ts_buf_append_u8(&id, 0) == 0)
-			for (size_t i = 0; i < run->seen->n && !keep; i++)
-				keep = strcasecmp(run->seen->ids[i], (const char *)id.data) == 0;
+		cli_ldap_printable(dn, strlen(dn), shown, sizeof(shown));
+		if (record_id_of(dn, run->machine, id) < 0) {
+			ldap_memfree(dn);
+			continue;   /* cn=MACHINE.something-else: not a record this command writes */
+		}
+		for (size_t i = 0; i < run->seen->n && !keep; i++)
+			keep = strcasecmp(run->seen->ids[i], id) == 0;
 		if (!keep) {
 			if ((r = ldap_delete_ext_s(run->ld, dn, NULL, NULL)) == LDAP_SUCCESS)
-				printf("removed %s (its vault is gone from this machine)\n", dn);
+				printf("removed %s (its vault is gone from this machine)\n", shown);
 			else {
-				cli_err("cannot remove %s: %s", dn, ldap_err2string(r));
+				cli_err("cannot remove %s: %s", shown, ldap_err2string(r));
 				run->failed++;
 			}
 		}

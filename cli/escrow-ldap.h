@@ -23,13 +23,24 @@ int cli_ldap_machine_id(const char *given, char out[65]);
 int cli_ldap_open(const struct cli_ldap_opts *o, LDAP **ret);
 void cli_ldap_close(LDAP *ld);
 
+/* What an officer is shown of a record before anything is written (all escaped for a terminal). */
+struct cli_ldap_record {
+	char dn[1024];
+	char modified[64];           /* the entry's modifyTimestamp, as a date */
+	char modifier[512];          /* its modifiersName: the identity that last wrote it */
+};
+
 /*
- * The vault file of the one record of vault vault_id_hex (and of machine,
- * if not NULL) under base, appended to file; its DN into dn_out. The bytes
- * are the directory's, to be parsed as hostile. 0 or an exit code, printed.
+ * The vault file of the record cn=MACHINE.VAULT-ID,BASE, read alone (base
+ * scope; its tokensealVaultId and tokensealMachineId must agree with the
+ * name), appended to file. The bytes are the directory's, to be parsed as
+ * hostile. 0 or an exit code, printed.
  */
 int cli_ldap_fetch(LDAP *ld, const char *base, const char *vault_id_hex, const char *machine, ts_buf *file,
-                   char *dn_out, size_t dn_cap);
+                   struct cli_ldap_record *rec);
+
+/* A server-given string for a terminal: bytes outside printable ASCII (and '\\') as \xHH. */
+void cli_ldap_printable(const char *in, size_t len, char *out, size_t cap);
 
 /* tokenseal escrow publish */
 int escrow_publish_main(int argc, char **argv);

@@ -43,10 +43,29 @@ grep -q "^published fleet .* 1 needed)" "$D/p" || fail "the change was not publi
 [ "$(stored_b64 "$VID")" = "$(base64 -w0 "$STATE_DIR/0/fleet.vault")" ] || fail "the directory holds the old file"
 pass "an escrow change is published again (threshold 2 -> 1)"
 
-# --- recover on another machine, from the directory alone, by one officer; the data opens.
+# --- recover reads exactly cn=MACHINE.VAULT-ID: another machine's entry claiming to be m1's record of this vault
+# neither answers nor blocks it; the officer sees what the record is (and when and by whom it was written) and
+# nothing is written without a confirmation.
+recover() { "$T" escrow recover --from-ldap "$LDAP_URI" --base "$LDAP_BASE" --vault-id "$VID" "$@"; }
+printf 'dn: cn=m2.%s,%s\nobjectClass: tokensealEscrowRecord\ncn: m2.%s\ntokensealVaultId: %s\ntokensealMachineId: m1\ntokensealVaultFile:: %s\n' \
+	"$VID" "$LDAP_BASE" "$VID" "$VID" "$(base64 -w0 "$STATE_DIR/0/plain.vault")" | ldapadd -Q -Y EXTERNAL -H "$LDAP_URI" >/dev/null ||
+	fail "ldapadd of m2's entry"
 mkdir -p "$D/state2"
-"$T" escrow recover --from-ldap "$LDAP_URI" --base "$LDAP_BASE" --vault-id "$VID" --state-dir "$D/state2" \
-	--secret "$D/alice.sec" >"$D/rec" 2>&1 || fail "recover --from-ldap: $(cat "$D/rec")"
+rc=0; recover --state-dir "$D/state2" --secret "$D/alice.sec" >"$D/rec" 2>&1 </dev/null || rc=$?
+[ $rc = 2 ] && grep -q "needs --machine-id" "$D/rec" || fail "recover without --machine-id: rc $rc $(cat "$D/rec")"
+rc=0; recover --machine-id m1 --state-dir "$D/state2" --secret "$D/alice.sec" >"$D/rec" 2>&1 </dev/null || rc=$?
+[ $rc = 2 ] && grep -q "not confirmed: .* run again with --yes; nothing written" "$D/rec" ||
+	fail "recover without --yes and no terminal: rc $rc $(cat "$D/rec")"
+for a in "Escrow record cn=m1.$VID,$LDAP_BASE" "vault:     'fleet' (id $VID)" "owner:     uid 0" "generation: " \
+	"written:   20[0-9-]* [0-9:]* UTC, by gidNumber=0+uidNumber=0,cn=peercred,cn=external,cn=auth"; do
+	grep -q "$a" "$D/rec" || fail "the record shown lacks '$a': $(cat "$D/rec")"
+done
+[ -z "$(find "$D/state2" -name '*.vault*')" ] || fail "a vault was written without confirmation"
+pass "recover --from-ldap reads cn=MACHINE.VAULT-ID alone, shows what and who wrote it, and needs --machine-id and --yes"
+
+# --- recover on another machine, from the directory alone, by one officer; the data opens.
+recover --machine-id m1 --yes --state-dir "$D/state2" --secret "$D/alice.sec" >"$D/rec" 2>&1 ||
+	fail "recover --from-ldap: $(cat "$D/rec")"
 NEWKEY=$(grep -Eo '[0-9A-Z]{5}(-[0-9A-Z]{5}){7}' "$D/rec" | head -n1)
 [ -n "$NEWKEY" ] || fail "no new recovery key: $(cat "$D/rec")"
 rig_stop_daemon
@@ -65,14 +84,12 @@ set_file() { printf 'dn: cn=m1.%s,%s\nchangetype: modify\nreplace: tokensealVaul
 rm -rf "$D/state3"; mkdir -p "$D/state3"
 flipped=$(base64 -d <<<"$good" | python3 -c 'import sys; b = bytearray(sys.stdin.buffer.read()); b[len(b) // 2] ^= 1; sys.stdout.buffer.write(b)' | base64 -w0)
 set_file "$flipped"
-rc=0; "$T" escrow recover --from-ldap "$LDAP_URI" --base "$LDAP_BASE" --vault-id "$VID" --state-dir "$D/state3" \
-	--secret "$D/alice.sec" >"$D/rec" 2>&1 || rc=$?
+rc=0; recover --machine-id m1 --yes --state-dir "$D/state3" --secret "$D/alice.sec" >"$D/rec" 2>&1 || rc=$?
 [ $rc -ne 0 ] || fail "a tampered record was recovered: $(cat "$D/rec")"
 grep -q "escrow recovery failed: Authentication failed" "$D/rec" || fail "tampered record: $(cat "$D/rec")"
 [ -z "$(find "$D/state3" -name '*.vault*')" ] || fail "a vault was written from a tampered record: $(find "$D/state3")"
 set_file "$(base64 -w0 "$STATE1/0/plain.vault")"
-rc=0; "$T" escrow recover --from-ldap "$LDAP_URI" --base "$LDAP_BASE" --vault-id "$VID" --state-dir "$D/state3" \
-	--secret "$D/alice.sec" >"$D/rec" 2>&1 || rc=$?
+rc=0; recover --machine-id m1 --yes --state-dir "$D/state3" --secret "$D/alice.sec" >"$D/rec" 2>&1 || rc=$?
 [ $rc -ne 0 ] && grep -q "holds vault [0-9a-f]*, not $VID; refused" "$D/rec" || fail "a swapped record: rc $rc $(cat "$D/rec")"
 set_file "$good"
 pass "a record tampered with in the directory (a flipped byte, another vault's file) is refused at recovery"
@@ -86,5 +103,6 @@ slapd_start "$D/ldap"
 rm -f "$STATE_DIR/0/fleet.vault" "$STATE_DIR/0/fleet.vault.bak"
 publish >"$D/p" 2>&1 || fail "publish after the vault went: $(cat "$D/p")"
 grep -q "^removed cn=m1.$VID,$LDAP_BASE (its vault is gone from this machine)$" "$D/p" || fail "not removed: $(cat "$D/p")"
-[ -z "$(ldap_search -b "$LDAP_BASE" -s one dn)" ] || fail "entries left: $(ldap_search -b "$LDAP_BASE" -s one dn)"
+[ "$(ldap_search -b "$LDAP_BASE" -s one dn)" = "dn: cn=m2.$VID,$LDAP_BASE" ] ||
+	fail "entries left: $(ldap_search -b "$LDAP_BASE" -s one dn) (m2's entry, which says m1, must stay: it is not named m1's)"
 pass "the directory down: publish fails naming it; back up: the record of a vault gone is removed"
