@@ -21,6 +21,8 @@
 #define MACHINE_ID_MAX 64
 #define PASSWORD_MAX 1024
 #define PUBLISH_MAX 4096      /* vaults in one run */
+#define SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"   /* Debian's ca-certificates bundle */
+#define LDAP_MAX_INCOMING (TS_VAULT_FILE_MAX + 64 * 1024)   /* one PDU: an entry with a vault file, and its names */
 
 /* A machine id goes into a DN and a filter unescaped: letters, digits, '-' and '_' only. */
 static int machine_id_valid(const char *s)
@@ -76,35 +78,100 @@ void cli_ldap_close(LDAP *ld)
 		ldap_unbind_ext_s(ld, NULL, NULL);
 }
 
+/* A file option given as a path that can be read now (libldap would only say "connect error" later). */
+static int file_option(const char *opt, const char *path)
+{
+	if (path && access(path, R_OK) < 0) {
+		cli_err("%s %s: %s", opt, path, strerror(errno));
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
 int cli_ldap_open(const struct cli_ldap_opts *o, LDAP **ret)
 {
 	struct timeval tv = { LDAP_TIMEOUT_S, 0 };
-	int v3 = LDAP_VERSION3, r, fd, rc;
+	int v3 = LDAP_VERSION3, demand = LDAP_OPT_X_TLS_DEMAND, server = 0, r, fd, rc, ldapi, plain;
+	ber_len_t max_in = LDAP_MAX_INCOMING;
+	Sockbuf *sb = NULL;
 	uint8_t *pw = NULL;
 	size_t pw_len = 0;
 	LDAP *ld = NULL;
 
 	*ret = NULL;
-	if (!o->uri || (strncmp(o->uri, "ldapi://", 8) != 0 && strncmp(o->uri, "ldaps://", 8) != 0 &&
-	                strncmp(o->uri, "ldap://", 7) != 0))
-		return cli_usage_error("escrow ", "the directory is an ldapi://, ldaps:// or ldap:// URI");
+	/*
+	 * No configuration but ours: libldap would otherwise read ldap.conf,
+	 * ~/.ldaprc, ./ldaprc and LDAP* variables (e.g. TLS_REQCERT never),
+	 * even for root. Set before libldap initialises its defaults (at its
+	 * first call, ldap_initialize below).
+	 */
+	if (setenv("LDAPNOINIT", "1", 1) < 0) {
+		cli_err("cannot set LDAPNOINIT: %s", strerror(errno));
+		return EXIT_FAIL;
+	}
+	ldapi = o->uri && strncmp(o->uri, "ldapi://", 8) == 0;
+	plain = o->uri && strncmp(o->uri, "ldap://", 7) == 0;
+	if (!o->uri || (!ldapi && !plain && strncmp(o->uri, "ldaps://", 8) != 0))
+		return cli_usage_error("escrow ", "the directory is an ldapi://, ldaps:// or ldap:// (with StartTLS) URI");
 	if (!o->base || !base_valid(o->base))
 		return cli_usage_error("escrow ", "--base needs the DN under which the records are kept");
 	if (!o->bind_dn != !o->password_file)
 		return cli_usage_error("escrow ", "--bind-dn and --password-file go together (simple bind); without "
-		                       "them the bind is SASL EXTERNAL (ldapi:// or a TLS client certificate)");
+		                       "them the bind is SASL EXTERNAL (ldapi://, or a TLS client certificate)");
+	if (!o->cert_file != !o->key_file)
+		return cli_usage_error("escrow ", "--cert-file and --key-file go together (a TLS client certificate)");
+	if (ldapi && (o->ca_file || o->cert_file))
+		return cli_usage_error("escrow ", "--ca-file, --cert-file and --key-file are for ldaps:// and ldap://");
+	if ((rc = file_option("--ca-file", o->ca_file)) != 0 || (rc = file_option("--cert-file", o->cert_file)) != 0 ||
+	    (rc = file_option("--key-file", o->key_file)) != 0)
+		return rc;
 	if ((r = ldap_initialize(&ld, o->uri)) != LDAP_SUCCESS) {
 		cli_err("%s: %s", o->uri, ldap_err2string(r));
 		return EXIT_USAGE;
 	}
-	/* Bounded waits, no referral chasing (it would bind elsewhere with our credentials). */
+	/*
+	 * Bounded waits, no referral chasing (it would bind elsewhere with our
+	 * credentials), no PDU larger than a record can be (a hostile server's
+	 * huge answer is refused as it arrives, not buffered).
+	 */
 	if (ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &v3) != LDAP_OPT_SUCCESS ||
 	    ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv) != LDAP_OPT_SUCCESS ||
 	    ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv) != LDAP_OPT_SUCCESS ||
-	    ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF) != LDAP_OPT_SUCCESS) {
+	    ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF) != LDAP_OPT_SUCCESS ||
+	    ldap_get_option(ld, LDAP_OPT_SOCKBUF, &sb) != LDAP_OPT_SUCCESS || !sb ||
+	    ber_sockbuf_ctrl(sb, LBER_SB_OPT_SET_MAX_INCOMING, &max_in) != 1) {
 		cli_err("%s: cannot set the connection's options", o->uri);
 		cli_ldap_close(ld);
 		return EXIT_FAIL;
+	}
+	/*
+	 * TLS: the server's certificate must verify against --ca-file, else the
+	 * system's bundle (libldap with GnuTLS loads no CA by itself; Debian's
+	 * ldap.conf, not read any more, named this file); a new context with
+	 * these settings.
+	 */
+	if (!ldapi && (ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand) != LDAP_OPT_SUCCESS ||
+	               ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, o->ca_file ? o->ca_file : SYSTEM_CA_FILE) !=
+	                       LDAP_OPT_SUCCESS ||
+	               (o->cert_file && ldap_set_option(ld, LDAP_OPT_X_TLS_CERTFILE, o->cert_file) != LDAP_OPT_SUCCESS) ||
+	               (o->key_file && ldap_set_option(ld, LDAP_OPT_X_TLS_KEYFILE, o->key_file) != LDAP_OPT_SUCCESS) ||
+	               ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &server) != LDAP_OPT_SUCCESS)) {
+		cli_err("%s: cannot set up TLS (check --ca-file, --cert-file and --key-file)", o->uri);
+		cli_ldap_close(ld);
+		return EXIT_FAIL;
+	}
+	/* ldap://: StartTLS or nothing; the bind and the records never cross the network in the clear. */
+	if (plain && (r = ldap_start_tls_s(ld, NULL, NULL)) != LDAP_SUCCESS) {
+		char *diag = NULL, shown[256] = "";
+
+		if (ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag) == LDAP_OPT_SUCCESS && diag)
+			cli_ldap_printable(diag, strlen(diag), shown, sizeof(shown));
+		ldap_memfree(diag);
+		cli_err("%s: StartTLS failed (%s%s%s); refusing to bind or send records in the clear (use ldaps://, "
+		        "or a server that offers StartTLS with a certificate that verifies)", o->uri, ldap_err2string(r),
+		        shown[0] ? ": " : "", shown);
+		cli_ldap_close(ld);
+		return r == LDAP_SERVER_DOWN || r == LDAP_TIMEOUT ? EXIT_NO_DAEMON : EXIT_DENIED;
 	}
 	if (o->bind_dn) {
 		struct berval cred;
@@ -417,8 +484,14 @@ static int each_owner(void *ud, uint32_t owner)
 	DIR *d;
 	int r = 0;
 
-	if (ts_store_owner_dir(run->state_dir, owner, dir, sizeof(dir)) < 0 || (d = opendir(dir)) == NULL)
+	/* An owner's directory unread is a failure: its vaults would otherwise look gone, and be pruned. */
+	errno = 0;
+	if (ts_store_owner_dir(run->state_dir, owner, dir, sizeof(dir)) < 0 || (d = opendir(dir)) == NULL) {
+		cli_err("%s/%u: %s; that owner's vaults not published, nothing removed", run->state_dir, owner,
+		        strerror(errno ? errno : EINVAL));
+		run->failed++;
 		return 0;
+	}
 	while (r == 0 && (de = readdir(d)) != NULL) {
 		size_t n = strlen(de->d_name);
 
@@ -504,20 +577,28 @@ static void prune(struct run *run)
 
 static const char publish_help[] =
 	"Usage: tokenseal escrow publish --to-ldap URI --base DN [--state-dir DIR] [--machine-id ID]\n"
-	"                 [--bind-dn DN --password-file FILE]\n"
+	"                 [--bind-dn DN --password-file FILE] [--ca-file FILE]\n"
+	"                 [--cert-file FILE --key-file FILE]\n"
 	"Publish each escrowed vault of this machine (every owner's, from DIR, default\n"
 	"/var/lib/tokenseal; root only) to the directory: one entry cn=MACHINE.VAULT-ID under\n"
 	"DN (schema: contrib/ldap/), holding the vault file, whose escrow boxes are sealed to\n"
 	"the officers. Each entry written is read back and compared; one that already holds\n"
-	"the same file is left alone; an entry of this machine whose vault is gone is removed.\n"
-	"Safe while tokensealed runs (it reads the files only). Without --bind-dn the bind is\n"
-	"SASL EXTERNAL (ldapi://, or ldaps:// with a TLS client certificate from ldap.conf).\n\n"
+	"the same file is left alone; an entry named cn=MACHINE.* whose vault is gone is\n"
+	"removed (not when an owner's directory could not be read). Safe while\n"
+	"tokensealed runs (it reads the files only).\n"
+	"ldap:// is used only with StartTLS; the server's certificate must verify (against\n"
+	"--ca-file, default " SYSTEM_CA_FILE "); no ldap.conf, ldaprc\n"
+	"or LDAP* variable is read. Without --bind-dn the bind is SASL EXTERNAL (ldapi://,\n"
+	"or TLS with --cert-file and --key-file).\n\n"
 	"      --to-ldap URI      ldapi://, ldaps:// or ldap:// URI of the directory\n"
 	"      --base DN          where the records are kept\n"
 	"      --state-dir DIR    the daemon's state directory\n"
 	"      --machine-id ID    this machine's name in the records (default /etc/machine-id)\n"
 	"      --bind-dn DN       simple bind as DN, with the password read from\n"
 	"      --password-file FILE  (first line), never from the command line\n"
+	"      --ca-file FILE     CA certificates (PEM) the server's certificate must verify against\n"
+	"      --cert-file FILE   TLS client certificate (PEM), with its private key in\n"
+	"      --key-file FILE\n"
 	"  -h, --help           this text\n";
 
 int escrow_publish_main(int argc, char **argv)
@@ -526,6 +607,8 @@ int escrow_publish_main(int argc, char **argv)
 		{ "to-ldap", required_argument, NULL, 'u' }, { "base", required_argument, NULL, 'b' },
 		{ "state-dir", required_argument, NULL, 'd' }, { "machine-id", required_argument, NULL, 'M' },
 		{ "bind-dn", required_argument, NULL, 'D' }, { "password-file", required_argument, NULL, 'y' },
+		{ "ca-file", required_argument, NULL, 'C' }, { "cert-file", required_argument, NULL, 'c' },
+		{ "key-file", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	struct cli_ldap_opts o = { 0 };
@@ -543,6 +626,9 @@ int escrow_publish_main(int argc, char **argv)
 		case 'M': machine_opt = optarg; break;
 		case 'D': o.bind_dn = optarg; break;
 		case 'y': o.password_file = optarg; break;
+		case 'C': o.ca_file = optarg; break;
+		case 'c': o.cert_file = optarg; break;
+		case 'k': o.key_file = optarg; break;
 		case 'h': fputs(publish_help, stdout); return EXIT_OK;
 		default: return EXIT_USAGE;
 		}

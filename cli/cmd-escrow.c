@@ -31,11 +31,12 @@ static void escrow_help(FILE *f)
 	        "       tokenseal escrow show-key (FILE | --pkcs11 URI) [--pkcs11-module PATH]\n"
 	        "       tokenseal [--vault NAME] escrow set [--threshold M] [--pkcs11 [LABEL=]URI]... [LABEL=]KEY...\n"
 	        "       tokenseal escrow recover (--vault-file FILE | --from-ldap URI --base DN --vault-id ID\n"
-	        "                 --machine-id M [--bind-dn DN --password-file FILE]\n"
-	        "                 [--yes]) --state-dir DIR\n"
+	        "                 --machine-id M [--bind-dn DN --password-file FILE] [--ca-file FILE]\n"
+	        "                 [--cert-file FILE --key-file FILE] [--yes]) --state-dir DIR\n"
 	        "                 [--secret FILE]... [--officer-pkcs11 URI]... [--pin-fd N] [--pkcs11-module PATH]\n"
 	        "       tokenseal escrow publish --to-ldap URI --base DN [--state-dir DIR] [--machine-id ID]\n"
-	        "                 [--bind-dn DN --password-file FILE]\n\n"
+	        "                 [--bind-dn DN --password-file FILE] [--ca-file FILE]\n"
+	        "                 [--cert-file FILE --key-file FILE]\n\n"
 	        "keygen    make an X25519 escrow officer's key pair: the public key is printed, the\n"
 	        "          secret key is written (mode 0600) to FILE ('-': stdout)\n"
 	        "show-key  print the text form (tokenseal-escrow-rsa:v1:...) of an officer's RSA\n"
@@ -58,7 +59,9 @@ static void escrow_help(FILE *f)
 	        "          status' shows it); its vault, owner, generation and when and by whom\n"
 	        "          it was written are shown, and used only once confirmed (typed 'yes',\n"
 	        "          or --yes). A record is only as trustworthy as the directory's write\n"
-	        "          access: whoever can write it can put there a vault they can open\n"
+	        "          access: whoever can write it can put there a vault they can open.\n"
+	        "          The directory: as for publish (ldap:// only with StartTLS, the\n"
+	        "          server's certificate verified, no ldap.conf or ldaprc read)\n"
 	        "publish   put each escrowed vault of this machine into an LDAP directory\n"
 	        "          ('tokenseal escrow publish --help'; schema in contrib/ldap/)\n");
 }
@@ -466,6 +469,9 @@ static int recover(int argc, char **argv)
 		{ "bind-dn", required_argument, NULL, 'D' },
 		{ "password-file", required_argument, NULL, 'y' },
 		{ "yes", no_argument, NULL, 'Y' },
+		{ "ca-file", required_argument, NULL, 'C' },
+		{ "cert-file", required_argument, NULL, 'c' },
+		{ "key-file", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -494,6 +500,9 @@ static int recover(int argc, char **argv)
 		switch (c) {
 		case 'f': vault_file = optarg; break;
 		case 'Y': yes = 1; break;
+		case 'C': lo.ca_file = optarg; break;
+		case 'c': lo.cert_file = optarg; break;
+		case 'k': lo.key_file = optarg; break;
 		case 'd': state_dir = optarg; break;
 		case 's':
 			if (n_secrets + n_uris == ESCROW_MAX_SECRETS)
@@ -530,9 +539,10 @@ static int recover(int argc, char **argv)
 	if (lo.uri && !machine_opt)
 		return cli_usage_error("escrow recover ", "--from-ldap needs --machine-id: the machine whose record "
 		                       "(cn=MACHINE.VAULT-ID under --base) is read");
-	if (!lo.uri && (vault_id || machine_opt || lo.base || lo.bind_dn || lo.password_file || yes))
+	if (!lo.uri && (vault_id || machine_opt || lo.base || lo.bind_dn || lo.password_file || yes || lo.ca_file ||
+	                lo.cert_file || lo.key_file))
 		return cli_usage_error("escrow recover ", "--vault-id, --machine-id, --base, --bind-dn, "
-		                       "--password-file and --yes go with --from-ldap");
+		                       "--password-file, --ca-file, --cert-file, --key-file and --yes go with --from-ldap");
 	if (machine_opt && (rc = cli_ldap_machine_id(machine_opt, machine)) != 0)
 		return rc;
 	if (pin_fd >= 0 && n_uris != 1)

@@ -14,12 +14,20 @@ struct cli_ldap_opts {
 	const char *base;            /* the DN the records are under */
 	const char *bind_dn;
 	const char *password_file;   /* its first line is the password; never an argument */
+	const char *ca_file;         /* TLS: the CAs the server's certificate must verify against (else the system's) */
+	const char *cert_file;       /* TLS client certificate and key, for SASL EXTERNAL over TLS */
+	const char *key_file;
 };
 
 /* This machine's id for the records: given (checked) or /etc/machine-id. 0 or an exit code, printed. */
 int cli_ldap_machine_id(const char *given, char out[65]);
 
-/* Connect and bind (10 s bounds, no referrals). 0 with *ret, or an exit code with the error printed. */
+/*
+ * Connect and bind: 10 s bounds, no referrals, no libldap configuration
+ * file or variable (LDAPNOINIT), TLS certificates verified (ldaps://, and
+ * ldap:// only with StartTLS). 0 with *ret, or an exit code with the error
+ * printed.
+ */
 int cli_ldap_open(const struct cli_ldap_opts *o, LDAP **ret);
 void cli_ldap_close(LDAP *ld);
 

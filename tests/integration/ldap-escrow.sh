@@ -10,6 +10,13 @@ ts() { "$T" --vault fleet "$@"; }
 publish() { "$T" escrow publish --to-ldap "$LDAP_URI" --base "$LDAP_BASE" --state-dir "$STATE_DIR" --machine-id m1 "$@"; }
 stored_b64() { ldap_search -o ldif-wrap=no -b "cn=m1.$1,$LDAP_BASE" -s base tokensealVaultFile | sed -n 's/^tokensealVaultFile:: //p'; }
 
+# TLS for the ldaps:// and ldap:// (StartTLS) listeners: a certificate for 127.0.0.1 that no system CA signed.
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
+	-addext subjectAltName=IP:127.0.0.1 -keyout "$D/tls.key" -out "$D/tls.crt" >/dev/null 2>&1 || fail "openssl req"
+SLAPD_TLS_CERT=$D/tls.crt SLAPD_TLS_KEY=$D/tls.key
+LPORT=$(free_port) SPORT=$(free_port)
+SLAPD_EXTRA_URLS="ldap://127.0.0.1:$LPORT/ ldaps://127.0.0.1:$SPORT/"
 slapd_start "$D/ldap"
 rig_start_bus
 rig_start_daemon --idle-lock 0
@@ -35,6 +42,43 @@ done
 publish >"$D/p" 2>&1 || fail "publish again"
 grep -q "^0 published, 1 unchanged, 1 without escrow, 0 failed$" "$D/p" || fail "second publish rewrote: $(cat "$D/p")"
 pass "escrow publish: the vault file under cn=MACHINE.VAULT-ID, read back and verified; unchanged is not rewritten"
+
+# --- the network: ldap:// only with StartTLS; the server's certificate verified, whatever an ldaprc or LDAPTLS_*
+# says (the certificate here is signed by no CA the system knows; --ca-file names it).
+mkdir -p "$D/cwd"
+printf 'TLS_REQCERT never\n' >"$D/cwd/ldaprc"
+try_uri() { # uri [options]: publish from a directory with a hostile ldaprc; its stderr in $D/p
+	local uri=$1 rc=0
+	shift
+	(cd "$D/cwd" && HOME=$D/cwd LDAPTLS_REQCERT=never "$T" escrow publish --to-ldap "$uri" --base "$LDAP_BASE" \
+		--state-dir "$STATE_DIR" --machine-id m1 "$@") >/dev/null 2>"$D/p" || rc=$?
+	[ $rc -ne 0 ] || fail "publish over $uri $* succeeded without any identity"
+}
+try_uri "ldap://127.0.0.1:$LPORT"
+grep -q "StartTLS failed (.*); refusing to bind or send records in the clear" "$D/p" ||
+	fail "ldap:// whose StartTLS does not verify: $(cat "$D/p")"
+try_uri "ldaps://127.0.0.1:$SPORT"
+grep -q "Can't contact LDAP server" "$D/p" ||
+	fail "ldaps:// with an unverifiable certificate (ldaprc says TLS_REQCERT never): $(cat "$D/p")"
+# Control: with the CA given, both get through TLS, to a bind that fails only for want of a client certificate.
+try_uri "ldap://127.0.0.1:$LPORT" --ca-file "$D/tls.crt"
+grep -q "cannot bind (SASL EXTERNAL)" "$D/p" && ! grep -q "Can't contact" "$D/p" ||
+	fail "ldap:// + StartTLS with --ca-file: $(cat "$D/p")"
+try_uri "ldaps://127.0.0.1:$SPORT" --ca-file "$D/tls.crt"
+grep -q "cannot bind (SASL EXTERNAL)" "$D/p" && ! grep -q "Can't contact" "$D/p" ||
+	fail "ldaps:// with --ca-file: $(cat "$D/p")"
+pass "ldap:// needs StartTLS; the certificate must verify (no ldaprc, ~/.ldaprc or LDAPTLS_* obeyed); --ca-file"
+
+# --- a hostile server's huge entry is refused as it arrives (libldap's limit on one message), not buffered.
+python3 -c 'import base64, sys; sys.stdout.write("dn: cn=m1.%s,%s\nchangetype: add\nobjectClass: tokensealEscrowRecord\ncn: m1.%s\ntokensealVaultId: %s\ntokensealMachineId: m1\ntokensealVaultFile:: %s\n" % (sys.argv[1], sys.argv[2], sys.argv[1], sys.argv[1], base64.b64encode(b"x" * (4608 * 1024)).decode()))' \
+	"ffffffffffffffffffffffffffffffff" "$LDAP_BASE" | ldap_modify >/dev/null || fail "ldapadd of a huge entry"
+mkdir -p "$D/huge"
+rc=0; "$T" escrow recover --from-ldap "$LDAP_URI" --base "$LDAP_BASE" --vault-id ffffffffffffffffffffffffffffffff \
+	--machine-id m1 --yes --state-dir "$D/huge" --secret "$D/alice.sec" >"$D/rec" 2>&1 || rc=$?
+[ $rc -ne 0 ] && grep -q "read cn=m1.f*,$LDAP_BASE: Can't contact LDAP server" "$D/rec" ||
+	fail "a 4.5 MiB entry: rc $rc $(cat "$D/rec")"
+printf 'dn: cn=m1.ffffffffffffffffffffffffffffffff,%s\nchangetype: delete\n' "$LDAP_BASE" | ldap_modify >/dev/null
+pass "an entry larger than any record is refused as it arrives"
 
 # --- an escrow change is published again (1 of 2 officers now).
 ts escrow set --threshold 1 "alice=$(cat "$D/alice.pub")" "bob=$(cat "$D/bob.pub")" >/dev/null || fail "escrow set 1"
@@ -100,6 +144,16 @@ slapd_stop "$D/ldap"
 rc=0; publish >"$D/p" 2>&1 || rc=$?
 [ $rc -ne 0 ] && grep -q "cannot bind" "$D/p" || fail "publish with the directory down: rc $rc $(cat "$D/p")"
 slapd_start "$D/ldap"
+# An owner's directory that cannot be read (here: root without CAP_DAC_*) fails the run, and removes nothing.
+mkdir -m 700 "$STATE_DIR/1000"; chown 1000 "$STATE_DIR/1000"
+mv "$STATE_DIR/0/fleet.vault" "$STATE_DIR/1000/"
+rc=0; setpriv --bounding-set=-dac_override,-dac_read_search -- "$T" escrow publish --to-ldap "$LDAP_URI" \
+	--base "$LDAP_BASE" --state-dir "$STATE_DIR" --machine-id m1 >"$D/p" 2>&1 || rc=$?
+[ $rc -ne 0 ] && grep -q "$STATE_DIR/1000: Permission denied; that owner's vaults not published, nothing removed" "$D/p" ||
+	fail "an unreadable owner directory: rc $rc $(cat "$D/p")"
+[ -n "$(stored_b64 "$VID")" ] || fail "the record of a vault in an unreadable owner directory was removed: $(cat "$D/p")"
+mv "$STATE_DIR/1000/fleet.vault" "$STATE_DIR/0/"; rmdir "$STATE_DIR/1000"
+pass "an owner directory that cannot be read fails the publish and removes nothing"
 rm -f "$STATE_DIR/0/fleet.vault" "$STATE_DIR/0/fleet.vault.bak"
 publish >"$D/p" 2>&1 || fail "publish after the vault went: $(cat "$D/p")"
 grep -q "^removed cn=m1.$VID,$LDAP_BASE (its vault is gone from this machine)$" "$D/p" || fail "not removed: $(cat "$D/p")"
