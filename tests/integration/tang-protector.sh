@@ -1,6 +1,7 @@
 #!/bin/bash
 # tang-protector.sh — tang protectors against real Tang servers (Debian's tangd): 2-of-{tpm2, tang} unlocks,
-# a server down fails with its name, a wrong thumbprint is refused, key rotation and --replace, policy.
+# a server down fails with its name, a wrong thumbprint is refused, key rotation and --replace, policy (tang alone,
+# [tang] servers checked before any helper reaches the network, at enrollment and at unlock).
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/lib/swtpm.sh"
 . "$TS_SRC/tests/lib/tang.sh"
@@ -23,7 +24,11 @@ tang_start "$D/tang1"; URL1=$TANG_URL THP1=$TANG_THP PORT1=$(cat "$D/tang1/port"
 tang_start "$D/tang2"; URL2=$TANG_URL THP2=$TANG_THP PORT2=$(cat "$D/tang2/port")
 [ "$THP1" != "$THP2" ] || fail "two tangd key directories with one signing key"
 rig_start_bus
-rig_start_daemon --idle-lock 0 --tpm2-tcti "swtpm:path=$D/tpm/sock"
+# The policy: first none (no [tang] servers: no tang protector at all), then the test's servers.
+mkdir -p "$D/policy"
+set_servers() { printf '[tang]\nservers = %s\n' "$*" >"$D/policy/10-tang.conf"; }
+start() { rig_start_daemon --idle-lock 0 --tpm2-tcti "swtpm:path=$D/tpm/sock" --policy-dir "$D/policy" "$@"; }
+start
 
 # --- the default policy: a tang protector that could open the vault alone is refused.
 V=alone ts create >/dev/null || fail "create alone"
@@ -31,6 +36,29 @@ V=alone expect_rc 10 "[tang] alone (built-in default)" ts enroll tang --url "$UR
 [ "$(V=alone n_protectors)" = 1 ] || fail "a refused tang protector was enrolled"
 grep -q "event=policy-denied vault=alone .*protector=tang" "$D/daemon.log" || fail "no policy-denied audit event"
 pass "the default policy refuses a tang protector on its own ([tang] alone)"
+
+# --- no [tang] servers in the policy: no tang protector, before any helper reaches anything.
+V=none ts create --threshold 2 >/dev/null || fail "create none"
+V=none expect_rc 10 "[tang] servers (built-in default): no Tang server is allowed" ts enroll tang --url "$URL1" --thp "$THP1"
+grep -q "event=policy-denied vault=none .*protector=tang" "$D/daemon.log" || fail "no policy-denied audit event"
+rig_stop_daemon
+set_servers "$URL1, $URL2/, http://localhost:$PORT1"
+start
+pass "without [tang] servers no tang protector is enrolled (the policy names the key)"
+
+# --- a URL not on the list: refused with one message whatever it is, and nothing is contacted.
+LPORT=$(tang_free_port)
+socat -u "TCP-LISTEN:$LPORT,bind=127.0.0.1,reuseaddr" "OPEN:$D/hit,creat" 2>/dev/null &
+RIG_PIDS+=($!)
+sleep 0.1
+V=urls ts create --threshold 2 >/dev/null || fail "create urls"
+V=urls expect_rc 10 "[tang] servers ($D/policy/10-tang.conf:2): a Tang server of this protector is not one the policy allows" \
+	ts enroll tang --url "$URL2" --url "http://127.0.0.1:$LPORT" --thp "$THP2"
+cp "$D/err" "$D/err1"
+V=urls expect_rc 10 "" ts enroll tang --url "http://127.0.0.1@127.0.0.1:$PORT1" --thp "$THP1"
+cmp -s "$D/err" "$D/err1" || fail "two addresses off the list got different answers: $(cat "$D/err1") / $(cat "$D/err")"
+[ ! -s "$D/hit" ] || fail "a helper connected to an address not on the list: $(cat "$D/hit")"
+pass "a Tang URL not on [tang] servers is refused before any connection, with one answer for all"
 
 # --- 2-of-{recovery, tpm2, tang}: a wrong thumbprint is refused at enrollment, the right one binds.
 ts create --threshold 2 >"$D/rk" || fail "create --threshold 2"
@@ -112,6 +140,18 @@ pass "a server whose key was deleted: the share fails with HTTP 404 and the way 
 grep -q "seccomp: refused" "$D/daemon.log" && fail "the helper's sandbox refused a call: $(grep seccomp "$D/daemon.log")"
 rig_san_clean || fail "sanitizer report"
 
+# --- at unlock the record's servers are checked again: a server taken off the list is not asked.
+rig_stop_daemon
+set_servers "$URL2"
+start
+ts lock >/dev/null
+expect_rc 10 "a Tang server of this protector is not one the policy allows" ts unlock --protector "$P_NEW"
+[ "$(state)" = locked ] || fail "unlocked through a tang protector whose server the policy no longer lists"
+rig_stop_daemon
+set_servers "$URL1, $URL2"
+start
+pass "at unlock, a record naming a server the policy does not list is refused"
+
 # --- the helper's sandbox: only a tang request reaches the network. The attack: a helper that, once it has
 # read its request, opens a TCP connection to the Tang server's port (tests/helper/compromised.c, mode=net).
 rig_stop_daemon
@@ -121,7 +161,7 @@ chmod 755 "$D/chelper" "$D/chelper/tokenseal-helper"
 printf 'mode=net\nnet=%s\n' "$PORT1" >"$D/chelper/compromised.conf"
 chmod 644 "$D/chelper/compromised.conf"
 : >"$D/daemon.log"
-TS_HELPER="$D/chelper/tokenseal-helper" rig_start_daemon --idle-lock 0 --helper-keep 0 --tpm2-tcti "swtpm:path=$D/tpm/sock"
+TS_HELPER="$D/chelper/tokenseal-helper" start --helper-keep 0
 ts lock >/dev/null
 expect_rc 0 "" ts unlock
 [ "$(state)" = unlocked ] || fail "no unlock through the (attacking) helper"
