@@ -401,6 +401,26 @@ static int publish_one(struct run *run, const char *path)
 		ts_vault_free(v);
 		return 0;
 	}
+	/*
+	 * A vault that tang protectors open by themselves ([tang] alone = yes)
+	 * opens with its file and the network: a copy in the directory would
+	 * open for anyone who can read the entry and reach a Tang server.
+	 */
+	{
+		size_t n_tang = 0;
+
+		for (size_t i = 0; i < v->n_protectors; i++)
+			n_tang += strcmp(v->protectors[i].type, "tang") == 0;
+		if (n_tang && n_tang >= (v->threshold ? v->threshold : 1)) {
+			cli_err("%s (uid %u): not published: its tang protectors open it without any other protector (%zu "
+			        "tang, it opens with %u), so its file in the directory would open for anyone who can read "
+			        "it and reach a Tang server; make tang one share of a k-of-n vault", v->name, v->owner_uid,
+			        n_tang, v->threshold ? v->threshold : 1);
+			run->failed++;
+			ts_vault_free(v);
+			return 0;
+		}
+	}
 	if ((size_t)snprintf(dn, sizeof(dn), "cn=%s.%s,%s", run->machine, hex, run->base) >= sizeof(dn)) {
 		cli_err("--base is too long");
 		run->failed++;
@@ -584,8 +604,9 @@ static const char publish_help[] =
 	"DN (schema: contrib/ldap/), holding the vault file, whose escrow boxes are sealed to\n"
 	"the officers. Each entry written is read back and compared; one that already holds\n"
 	"the same file is left alone; an entry named cn=MACHINE.* whose vault is gone is\n"
-	"removed (not when an owner's directory could not be read). Safe while\n"
-	"tokensealed runs (it reads the files only).\n"
+	"removed (not when an owner's directory could not be read). A vault that its tang\n"
+	"protectors open without any other protector is not published (an error).\n"
+	"Safe while tokensealed runs (it reads the files only).\n"
 	"ldap:// is used only with StartTLS; the server's certificate must verify (against\n"
 	"--ca-file, default " SYSTEM_CA_FILE "); no ldap.conf, ldaprc\n"
 	"or LDAP* variable is read. Without --bind-dn the bind is SASL EXTERNAL (ldapi://,\n"

@@ -5,6 +5,7 @@
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/lib/swtpm.sh"
 . "$TS_SRC/tests/lib/tang.sh"
+. "$TS_SRC/tests/lib/slapd.sh"
 D=$RIG_DIR
 ts() { "$TOKENSEAL" --vault "${V:-demo}" "$@"; }
 # Run, expect exit code $1 and (optionally) $2 in stderr.
@@ -43,8 +44,23 @@ V=none expect_rc 10 "[tang] servers (built-in default): no Tang server is allowe
 grep -q "event=policy-denied vault=none .*protector=tang" "$D/daemon.log" || fail "no policy-denied audit event"
 rig_stop_daemon
 set_servers "$URL1, $URL2/, http://localhost:$PORT1"
+printf '[tang]\nalone = yes\n' >"$D/policy/20-alone.conf"
 start
 pass "without [tang] servers no tang protector is enrolled (the policy names the key)"
+
+# --- [tang] alone = yes: a vault tang opens by itself is not published to a directory (its file would open it).
+slapd_start "$D/ldap"
+"$TOKENSEAL" escrow keygen --out-secret "$D/o.sec" >"$D/o.pub" || fail "keygen"
+V=solo ts create >/dev/null || fail "create solo"
+V=solo ts enroll tang --url "$URL1" --thp "$THP1" >/dev/null 2>&1 </dev/null || fail "enroll tang alone (alone = yes)"
+V=solo ts escrow set "o=$(cat "$D/o.pub")" >/dev/null || fail "escrow set solo"
+rc=0; "$TOKENSEAL" escrow publish --to-ldap "$LDAP_URI" --base "$LDAP_BASE" --state-dir "$STATE_DIR" --machine-id m1 \
+	>"$D/p" 2>&1 || rc=$?
+[ $rc -ne 0 ] && grep -q "solo (uid 0): not published: its tang protectors open it without any other protector (1 tang, it opens with 1)" "$D/p" ||
+	fail "publish of a vault tang opens alone: rc $rc $(cat "$D/p")"
+[ -z "$(ldap_search -b "$LDAP_BASE" -s one dn)" ] || fail "published: $(ldap_search -b "$LDAP_BASE" -s one dn)"
+slapd_stop "$D/ldap"
+pass "escrow publish refuses a vault that tang protectors open by themselves ([tang] alone = yes)"
 
 # --- a URL not on the list: refused with one message whatever it is, and nothing is contacted.
 LPORT=$(tang_free_port)
