@@ -23,6 +23,7 @@ state() { ts status | sed -n 's/^ *state: *\([a-z]*\).*/\1/p'; }
 swtpm_start "$D/tpm"
 tang_start "$D/tang1"; URL1=$TANG_URL THP1=$TANG_THP PORT1=$(cat "$D/tang1/port")
 tang_start "$D/tang2"; URL2=$TANG_URL THP2=$TANG_THP PORT2=$(cat "$D/tang2/port")
+tang_start "$D/tang3"; URL3=$TANG_URL
 [ "$THP1" != "$THP2" ] || fail "two tangd key directories with one signing key"
 rig_start_bus
 # The policy: first none (no [tang] servers: no tang protector at all), then the test's servers.
@@ -43,7 +44,7 @@ V=none ts create --threshold 2 >/dev/null || fail "create none"
 V=none expect_rc 10 "[tang] servers (built-in default): no Tang server is allowed" ts enroll tang --url "$URL1" --thp "$THP1"
 grep -q "event=policy-denied vault=none .*protector=tang" "$D/daemon.log" || fail "no policy-denied audit event"
 rig_stop_daemon
-set_servers "$URL1, $URL2/, http://localhost:$PORT1"
+set_servers "$URL1, $URL2/, http://localhost:$PORT1, $URL3"
 printf '[tang]\nalone = yes\n' >"$D/policy/20-alone.conf"
 start
 pass "without [tang] servers no tang protector is enrolled (the policy names the key)"
@@ -156,6 +157,33 @@ pass "a server whose key was deleted: the share fails with HTTP 404 and the way 
 grep -q "seccomp: refused" "$D/daemon.log" && fail "the helper's sandbox refused a call: $(grep seccomp "$D/daemon.log")"
 rig_san_clean || fail "sanitizer report"
 
+# --- one deadline for a whole share, resolution included: two servers that accept and never answer
+# (8 s each before) use it up, and the third is not asked; the unlock fails in about 12 s, not 16.
+V=slow ts create --threshold 2 >/dev/null || fail "create slow"
+V=slow ts enroll tang --url "$URL1" --url "$URL2" --url "$URL3" --trust-first-use >/dev/null 2>&1 </dev/null ||
+	fail "enroll slow"
+P_SLOW=$(V=slow ts status | sed -n 's/^ *\(p[0-9]*\) *tang.*/\1/p')
+tang_stop "$D/tang1"; tang_stop "$D/tang2"
+for port in "$PORT1" "$PORT2"; do
+	rm -f "$D/hang.$port"
+	python3 -c 'import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(16); open(sys.argv[2], "w").close(); time.sleep(60)' \
+		"$port" "$D/hang.$port" 2>>"$D/hang.log" &
+	RIG_PIDS+=($!); HANG_PIDS+=($!)
+done
+for _ in $(seq 100); do [ -e "$D/hang.$PORT1" ] && [ -e "$D/hang.$PORT2" ] && break; sleep 0.05; done
+[ -e "$D/hang.$PORT1" ] && [ -e "$D/hang.$PORT2" ] || fail "the silent servers did not listen: $(cat "$D/hang.log")"
+t0=$(date +%s%N)
+V=slow expect_rc 7 "no Tang server answered: Tang server $URL1: Timeout was reached" ts unlock --protector "$P_SLOW"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+grep -qF "Tang server $URL3: not asked: the 12 s for all servers were used up" "$D/err" ||
+	fail "the third server: $(cat "$D/err")"
+[ $ms -ge 11000 ] && [ $ms -lt 14500 ] || fail "the share took $ms ms (12 s deadline)"
+kill "${HANG_PIDS[@]}"; wait "${HANG_PIDS[@]}" 2>/dev/null || true
+tang_start "$D/tang1" "$PORT1"; tang_start "$D/tang2" "$PORT2"
+pass "one 12 s deadline for a tang share: two silent servers use it up, the third is not asked ($ms ms)"
+
 # --- at unlock the record's servers are checked again: a server taken off the list is not asked.
 rig_stop_daemon
 set_servers "$URL2"
@@ -164,7 +192,7 @@ ts lock >/dev/null
 expect_rc 10 "a Tang server of this protector is not one the policy allows" ts unlock --protector "$P_NEW"
 [ "$(state)" = locked ] || fail "unlocked through a tang protector whose server the policy no longer lists"
 rig_stop_daemon
-set_servers "$URL1, $URL2"
+set_servers "$URL1, $URL2, $URL3"
 start
 pass "at unlock, a record naming a server the policy does not list is refused"
 
