@@ -31,10 +31,12 @@ static void escrow_help(FILE *f)
 	        "       tokenseal escrow show-key (FILE | --pkcs11 URI) [--pkcs11-module PATH]\n"
 	        "       tokenseal [--vault NAME] escrow set [--threshold M] [--pkcs11 [LABEL=]URI]... [LABEL=]KEY...\n"
 	        "       tokenseal escrow recover (--vault-file FILE | --from-ldap URI --base DN --vault-id ID\n"
-	        "                 [--machine-id M] [--bind-dn DN --password-file FILE]) --state-dir DIR\n"
+	        "                 --machine-id M [--bind-dn DN --password-file FILE] [--ca-file FILE]\n"
+	        "                 [--cert-file FILE --key-file FILE] [--yes]) --state-dir DIR\n"
 	        "                 [--secret FILE]... [--officer-pkcs11 URI]... [--pin-fd N] [--pkcs11-module PATH]\n"
 	        "       tokenseal escrow publish --to-ldap URI --base DN [--state-dir DIR] [--machine-id ID]\n"
-	        "                 [--bind-dn DN --password-file FILE]\n\n"
+	        "                 [--bind-dn DN --password-file FILE] [--ca-file FILE]\n"
+	        "                 [--cert-file FILE --key-file FILE]\n\n"
 	        "keygen    make an X25519 escrow officer's key pair: the public key is printed, the\n"
 	        "          secret key is written (mode 0600) to FILE ('-': stdout)\n"
 	        "show-key  print the text form (tokenseal-escrow-rsa:v1:...) of an officer's RSA\n"
@@ -52,9 +54,14 @@ static void escrow_help(FILE *f)
 	        "          token, else asked on the terminal) -- enroll a new recovery key for\n"
 	        "          the user (printed once) and write the vault back to DIR/NAME.vault.\n"
 	        "          Refused while tokensealed runs on DIR (it holds DIR/" TS_STORE_LOCK_FILE ").\n"
-	        "          --from-ldap: the vault file from the escrow record of vault ID\n"
-	        "          (32 hex digits, 'tokenseal status' shows it) under DN, as 'escrow\n"
-	        "          publish' wrote it; its id must be ID and its header must verify\n"
+	        "          --from-ldap: the vault file from the record cn=M.ID under DN, as\n"
+	        "          'escrow publish' on machine M wrote it (ID: 32 hex digits, 'tokenseal\n"
+	        "          status' shows it); its vault, owner, generation and when and by whom\n"
+	        "          it was written are shown, and used only once confirmed (typed 'yes',\n"
+	        "          or --yes). A record is only as trustworthy as the directory's write\n"
+	        "          access: whoever can write it can put there a vault they can open.\n"
+	        "          The directory: as for publish (ldap:// only with StartTLS, the\n"
+	        "          server's certificate verified, no ldap.conf or ldaprc read)\n"
 	        "publish   put each escrowed vault of this machine into an LDAP directory\n"
 	        "          ('tokenseal escrow publish --help'; schema in contrib/ldap/)\n");
 }
@@ -421,6 +428,31 @@ static int recovered_vault_dir(const char *state_dir, const ts_vault *v, char *d
 	return 0;
 }
 
+/*
+ * A record from a directory is used only when the officer says so: --yes,
+ * or "yes" typed on the terminal. Anything else (no terminal, EOF, another
+ * answer) writes nothing. 0 or an exit code, printed.
+ */
+static int confirm_record(int yes)
+{
+	char line[16];
+
+	if (yes)
+		return 0;
+	if (!isatty(STDIN_FILENO)) {
+		cli_err("not confirmed: check the record above (vault, owner, generation, when and by whom it was "
+		        "written) and run again with --yes; nothing written");
+		return EXIT_USAGE;
+	}
+	printf("Recover this vault from this record? Type 'yes': ");
+	fflush(stdout);
+	if (!fgets(line, sizeof(line), stdin) || strcmp(line, "yes\n") != 0) {
+		cli_err("not confirmed; nothing written");
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
 static int recover(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -436,6 +468,10 @@ static int recover(int argc, char **argv)
 		{ "machine-id", required_argument, NULL, 'M' },
 		{ "bind-dn", required_argument, NULL, 'D' },
 		{ "password-file", required_argument, NULL, 'y' },
+		{ "yes", no_argument, NULL, 'Y' },
+		{ "ca-file", required_argument, NULL, 'C' },
+		{ "cert-file", required_argument, NULL, 'c' },
+		{ "key-file", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -458,11 +494,15 @@ static int recover(int argc, char **argv)
 	ts_vault *v = NULL;
 	uint8_t *text = NULL;
 	size_t text_len = 0;
-	int c, r, rc = EXIT_FAIL, fd, pin_fd = -1, lock_fd = -1;
+	int c, r, rc = EXIT_FAIL, fd, pin_fd = -1, lock_fd = -1, yes = 0;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f': vault_file = optarg; break;
+		case 'Y': yes = 1; break;
+		case 'C': lo.ca_file = optarg; break;
+		case 'c': lo.cert_file = optarg; break;
+		case 'k': lo.key_file = optarg; break;
 		case 'd': state_dir = optarg; break;
 		case 's':
 			if (n_secrets + n_uris == ESCROW_MAX_SECRETS)
@@ -496,9 +536,13 @@ static int recover(int argc, char **argv)
 	               strspn(vault_id, "0123456789abcdef") != 2 * TS_VAULT_ID_BYTES))
 		return cli_usage_error("escrow recover ", "--from-ldap needs --vault-id: the vault's id, 32 lowercase "
 		                       "hexadecimal digits");
-	if (!lo.uri && (vault_id || machine_opt || lo.base || lo.bind_dn || lo.password_file))
-		return cli_usage_error("escrow recover ", "--vault-id, --machine-id, --base, --bind-dn and "
-		                       "--password-file go with --from-ldap");
+	if (lo.uri && !machine_opt)
+		return cli_usage_error("escrow recover ", "--from-ldap needs --machine-id: the machine whose record "
+		                       "(cn=MACHINE.VAULT-ID under --base) is read");
+	if (!lo.uri && (vault_id || machine_opt || lo.base || lo.bind_dn || lo.password_file || yes || lo.ca_file ||
+	                lo.cert_file || lo.key_file))
+		return cli_usage_error("escrow recover ", "--vault-id, --machine-id, --base, --bind-dn, "
+		                       "--password-file, --ca-file, --cert-file, --key-file and --yes go with --from-ldap");
 	if (machine_opt && (rc = cli_ldap_machine_id(machine_opt, machine)) != 0)
 		return rc;
 	if (pin_fd >= 0 && n_uris != 1)
@@ -519,12 +563,14 @@ static int recover(int argc, char **argv)
 		/* The directory's bytes are parsed as hostile, and must be the vault asked for. */
 		_ts_cleanup_buf_ ts_buf fetched = { 0 };
 		char hex[2 * TS_VAULT_ID_BYTES + 1];
+		struct cli_ldap_record rec;
 		LDAP *ld = NULL;
 
 		if ((rc = cli_ldap_open(&lo, &ld)) != 0)
 			goto out;
-		rc = cli_ldap_fetch(ld, lo.base, vault_id, machine_opt ? machine : NULL, &fetched, from, sizeof(from));
+		rc = cli_ldap_fetch(ld, lo.base, vault_id, machine, &fetched, &rec);
 		cli_ldap_close(ld);
+		snprintf(from, sizeof(from), "%s", rec.dn);
 		if (rc != 0)
 			goto out;
 		rc = EXIT_FAIL;
@@ -539,8 +585,18 @@ static int recover(int argc, char **argv)
 			rc = cli_exit_code(-TS_E_WRONG_VAULT);
 			goto out;
 		}
-		printf("Escrow record %s: vault '%s' of uid %u, generation %llu.\n", from, v->name, v->owner_uid,
-		       (unsigned long long)v->generation);
+		/*
+		 * Nothing here proves who made this file: whoever may write the entry
+		 * could have put there a vault with this id whose root key they know.
+		 * The officer checks what it is, and when and by whom it was written,
+		 * before it is opened and written anywhere.
+		 */
+		printf("Escrow record %s\n  vault:     '%s' (id %s)\n  owner:     uid %u\n  generation: %llu\n"
+		       "  written:   %s, by %s\n", from, v->name, hex, v->owner_uid, (unsigned long long)v->generation,
+		       rec.modified, rec.modifier);
+		if ((rc = confirm_record(yes)) != 0)
+			goto out;
+		rc = EXIT_FAIL;
 	} else {
 		if ((fd = open(vault_file, O_RDONLY | O_CLOEXEC)) < 0) {
 			cli_err("%s: %s", vault_file, strerror(errno));

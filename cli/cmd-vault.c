@@ -384,7 +384,9 @@ static const char enroll_help[] =
 	"          --replace ID   rebind: the new protector replaces tang protector ID (e.g. after\n"
 	"                         the server's keys were rotated); --url defaults to ID's\n"
 	"          A tang protector is refused unless the vault needs another protector too\n"
-	"          (tokenseal create --threshold 2; policy [tang] alone, tokenseal-policy(5)).\n";
+	"          (tokenseal create --threshold 2; policy [tang] alone, tokenseal-policy(5)),\n"
+	"          and unless each URL's server is on the policy's [tang] servers (none by\n"
+	"          default).\n";
 
 /* Is key among the options already? */
 static int kv_has(const struct cli_kvlist *o, const char *key)

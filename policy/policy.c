@@ -44,11 +44,11 @@ enum {
 	K_AUDIT_FAIL_CLOSED, K_AUDIT_DATA_INTERVAL,
 	K_RECOVERY_ATTEMPTS, K_RECOVERY_BACKOFF,
 	K_LIMIT_HELPERS, K_LIMIT_JOBS, K_LIMIT_VAULTS,
-	K_TANG_ALONE,
+	K_TANG_ALONE, K_TANG_SERVERS,
 	K_N
 };
 
-enum kind { V_TYPES, V_COUNT, V_REQ, V_BOOL, V_DURATION, V_LIMIT };
+enum kind { V_TYPES, V_COUNT, V_REQ, V_BOOL, V_DURATION, V_LIMIT, V_ORIGINS };
 
 #define LIMIT_MAX 4096   /* the largest [limits] value: a cap, not a way to turn one off */
 
@@ -80,6 +80,7 @@ static const struct keydef {
 	[K_LIMIT_JOBS]       = { "limits", "jobs-per-uid", "4", V_LIMIT },
 	[K_LIMIT_VAULTS]     = { "limits", "vaults-per-uid", "32", V_LIMIT },
 	[K_TANG_ALONE]       = { "tang", "alone", "no", V_BOOL },
+	[K_TANG_SERVERS]     = { "tang", "servers", "none", V_ORIGINS },
 };
 
 /* Protector types, indexed like the bits of ts_policy.allowed. */
@@ -136,6 +137,7 @@ struct ts_policy {
 	unsigned lock;
 	int fail_closed;
 	int tang_alone;             /* [tang] alone: tang protectors may open a vault without another protector */
+	struct list tang_servers;   /* [tang] servers: "scheme://host:port" each (ts_policy_url_origin); none = no tang */
 	uint64_t data_interval;     /* seconds; 0 = a data-use record per call */
 	unsigned recovery_attempts;  /* wrong recovery keys before the back-off starts */
 	uint64_t recovery_backoff;   /* longest back-off, seconds; 0 = none */
@@ -210,6 +212,7 @@ void ts_policy_free(ts_policy *p)
 	for (i = 0; i < p->n_rules; i++)
 		rule_free(&p->rules[i]);
 	free(p->rules);
+	list_free(&p->tang_servers);
 	for (i = 0; i < p->n_strings; i++)
 		free(p->strings[i]);
 	free(p->strings);
@@ -463,6 +466,76 @@ static int split_list(struct pstate *st, const char *section, const char *key, c
 	return 0;
 }
 
+/*
+ * The origin of an http(s) URL as "scheme://host:port": host lowercased,
+ * the port explicit (80, 443 by default). The host is a name (letters,
+ * digits, '-', '.'), an IPv4 address, or an IPv6 one in brackets; nothing
+ * else (no user part, no percent-encoding, no control or space anywhere).
+ * With path_ok = 0 only an empty path or "/" may follow. 0, or -1.
+ */
+int ts_policy_url_origin(const char *url, int path_ok, char *out, size_t cap)
+{
+	const char *h, *e, *port_s = NULL;
+	char host[256];
+	size_t hl, sl;
+	unsigned long port;
+	int https;
+
+	if (!url || !out || cap == 0)
+		return -1;
+	for (const char *c = url; *c; c++)
+		if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f || *c == '\\')
+			return -1;
+	if (strncmp(url, "http://", 7) == 0)
+		https = 0, h = url + 7;
+	else if (strncmp(url, "https://", 8) == 0)
+		https = 1, h = url + 8;
+	else
+		return -1;
+	e = h + strcspn(h, "/?#");
+	if (*e == '?' || *e == '#' || (*e == '/' && !path_ok && e[1]))
+		return -1;
+	if (memchr(h, '@', (size_t)(e - h)) || memchr(h, '%', (size_t)(e - h)))
+		return -1;
+	if (*h == '[') {
+		const char *rb = memchr(h, ']', (size_t)(e - h));
+
+		if (!rb || rb == h + 1 || strspn(h + 1, "0123456789abcdefABCDEF:.") != (size_t)(rb - h - 1))
+			return -1;
+		hl = (size_t)(rb - h + 1);
+		if (rb + 1 < e) {
+			if (rb[1] != ':')
+				return -1;
+			port_s = rb + 2;
+		}
+	} else {
+		const char *colon = memchr(h, ':', (size_t)(e - h));
+
+		hl = (size_t)((colon ? colon : e) - h);
+		if (hl == 0 || strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") < hl)
+			return -1;
+		if (colon)
+			port_s = colon + 1;
+	}
+	if (hl >= sizeof(host))
+		return -1;
+	if (port_s) {
+		char *end;
+
+		sl = (size_t)(e - port_s);
+		if (sl == 0 || sl > 5 || strspn(port_s, "0123456789") < sl)
+			return -1;
+		port = strtoul(port_s, &end, 10);
+		if (port == 0 || port > 65535)
+			return -1;
+	} else
+		port = https ? 443 : 80;
+	for (size_t i = 0; i < hl; i++)
+		host[i] = (char)((h[i] >= 'A' && h[i] <= 'Z') ? h[i] - 'A' + 'a' : h[i]);
+	host[hl] = '\0';
+	return (size_t)snprintf(out, cap, "%s://%s:%lu", https ? "https" : "http", host, port) < cap ? 0 : -1;
+}
+
 /* "file:line" or "built-in default" into buf. */
 static const char *where(const struct origin *o, char *buf, size_t len)
 {
@@ -564,6 +637,27 @@ static int set_fixed(struct pstate *st, int k, const char *value)
 
 			p->lock = b ? p->lock | bit : p->lock & ~bit;
 		}
+		break;
+	case V_ORIGINS:
+		if (split_list(st, d->section, d->key, value, &l) < 0)
+			return 0;
+		for (size_t i = 0; i < l.n; i++) {
+			char origin[300];
+
+			if (ts_policy_url_origin(l.items[i], 0, origin, sizeof(origin)) < 0) {
+				fail(st, -TS_E_INVALID_ARGS, "[%s] %s: '%s' is not http://HOST[:PORT] or https://HOST[:PORT] "
+				     "(a name, an IPv4 address or [IPv6]; no path, user or query)", d->section, d->key, l.items[i]);
+				list_free(&l);
+				return 0;
+			}
+			free(l.items[i]);
+			if ((l.items[i] = strdup(origin)) == NULL) {
+				l.n = i;
+				list_free(&l);
+				return fail(st, -TS_E_NOMEM, "out of memory");
+			}
+		}
+		p->tang_servers = l;
 		break;
 	case V_DURATION:
 		if (parse_duration(value, &u) < 0)
@@ -1238,6 +1332,31 @@ int ts_policy_check_protectors(const ts_policy *p, const ts_policy_protector *pr
 	if (complete && n < threshold)
 		return violation(msg, msglen, K_THRESHOLD, p, "the vault has %zu protector%s but needs %u to open",
 		                 n, n == 1 ? "" : "s", threshold);
+	return 0;
+}
+
+static int in_list(const struct list *l, const char *s);
+
+int ts_policy_check_tang_urls(const ts_policy *p, const char *const *urls, size_t n, char *msg, size_t msglen)
+{
+	char origin[300];
+
+	set_msg(msg, msglen, "%s", "");
+	if (!p || (n && !urls))
+		return -TS_E_INVALID_ARGS;
+	if (p->tang_servers.n == 0)
+		return violation(msg, msglen, K_TANG_SERVERS, p, "no Tang server is allowed: the administrator lists "
+		                 "them (http(s)://HOST[:PORT]) in [tang] servers, tokenseal-policy(5)");
+	/* One answer for every URL not on the list (not valid, unknown host, other port): nothing to probe with. */
+	for (size_t i = 0; i < n; i++) {
+		int found = 0;
+
+		if (ts_policy_url_origin(urls[i], 1, origin, sizeof(origin)) == 0)
+			found = in_list(&p->tang_servers, origin);
+		if (!found)
+			return violation(msg, msglen, K_TANG_SERVERS, p, "a Tang server of this protector is not one the "
+			                 "policy allows");
+	}
 	return 0;
 }
 

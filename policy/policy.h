@@ -134,6 +134,20 @@ size_t ts_policy_escrow_required(const ts_policy *p, ts_escrow_recipient *out, s
 int ts_policy_check_unwrap(const ts_policy *p, const char *vault, const ts_policy_caller *c,
                            char *msg, size_t msglen);
 
+/*
+ * [tang] servers: every URL (a tang protector's servers) must have an origin
+ * (scheme, host, port) on the list; an empty list (the default) allows
+ * none. One message for any URL not on the list, whatever it is.
+ */
+int ts_policy_check_tang_urls(const ts_policy *p, const char *const *urls, size_t n, char *msg, size_t msglen);
+
+/*
+ * "scheme://host:port" of an http:// or https:// URL (host lowercased, the
+ * port explicit) into out; path_ok = 0 refuses a path other than "/".
+ * 0, or -1 for anything else (user part, percent-encoding, query, ...).
+ */
+int ts_policy_url_origin(const char *url, int path_ok, char *out, size_t cap);
+
 /* [lock] idle in seconds, 0 = never. */
 uint64_t ts_policy_idle_timeout(const ts_policy *p);
 /* TS_POLICY_LOCK_* bits that are on. */

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/params.h"
+
 #include "bus/policy_enforce.h"
 #include "bus/log.h"
 #include "bus/message.h"
@@ -92,6 +94,57 @@ int ts_enforce_protectors(const ts_vault *v, const char *skip, int complete, cha
 		n++;
 	}
 	return ts_policy_check_protectors(p, prot, n, v->threshold ? v->threshold : 1, complete, msg, msglen);
+}
+
+#define TANG_SERVERS_MAX 8          /* as many as a tang record holds */
+#define TANG_URLS_TEXT_MAX 4096
+
+int ts_enforce_tang_option(const char *urls, char *msg, size_t msglen)
+{
+	const ts_policy *p = ts_enforce_policy();
+	const char *list[TANG_SERVERS_MAX + 1];
+	char buf[TANG_URLS_TEXT_MAX], *save = NULL, *w;
+	size_t n = 0;
+
+	if (!p)
+		return -TS_E_NOMEM;
+	/* No url (or too many, or too long): the helper refuses it; nothing on it can reach the network. */
+	if (!urls || strlen(urls) >= sizeof(buf))
+		return ts_policy_check_tang_urls(p, NULL, 0, msg, msglen);
+	memcpy(buf, urls, strlen(urls) + 1);
+	for (w = strtok_r(buf, " ,", &save); w && n <= TANG_SERVERS_MAX; w = strtok_r(NULL, " ,", &save))
+		list[n++] = w;
+	return ts_policy_check_tang_urls(p, list, n, msg, msglen);
+}
+
+int ts_enforce_tang_record(const ts_protector_record *rec, char *msg, size_t msglen)
+{
+	const ts_policy *p = ts_enforce_policy();
+	const char *list[TANG_SERVERS_MAX];
+	ts_params *pp = NULL;
+	uint64_t n = 0;
+	char key[24];
+	int r;
+
+	if (!p)
+		return -TS_E_NOMEM;
+	if (ts_params_decode(rec->params, rec->params_len, &pp) < 0 || ts_params_get_uint(pp, "n", &n) < 0 || n == 0 ||
+	    n > TANG_SERVERS_MAX) {
+		ts_params_free(pp);
+		snprintf(msg, msglen, "the tang protector record is damaged");
+		return -TS_E_CORRUPT;
+	}
+	for (size_t i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "url%zu", i);
+		if (ts_params_get_str(pp, key, &list[i]) < 0) {
+			ts_params_free(pp);
+			snprintf(msg, msglen, "the tang protector record is damaged");
+			return -TS_E_CORRUPT;
+		}
+	}
+	r = ts_policy_check_tang_urls(p, list, (size_t)n, msg, msglen);
+	ts_params_free(pp);
+	return r;
 }
 
 /* 1: pid has no audit login uid (as every process a system service starts), 0: it has one or it cannot be told. */

@@ -54,6 +54,16 @@ int ts_enforce_protectors_bus(ts_vault_entry *e, const char *skip, int complete,
                               const char *what, sd_bus_error *error);
 
 /*
+ * [tang] servers, before a helper is asked to reach anything: every server of
+ * an enrollment's url= option (space- or comma-separated), or of a stored
+ * tang record (url0, url1, ...), must be on the policy's list. A record that
+ * cannot be read is refused too. 0, or -TS_E_POLICY_VIOLATION (-TS_E_CORRUPT)
+ * with msg set.
+ */
+int ts_enforce_tang_option(const char *urls, char *msg, size_t msglen);
+int ts_enforce_tang_record(const ts_protector_record *p, char *msg, size_t msglen);
+
+/*
  * AddProtector, before the token is touched: may a protector of this type be
  * added at all? skip (or NULL): the protector it will replace, not counted.
  */

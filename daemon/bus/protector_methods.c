@@ -364,6 +364,18 @@ int ts_protector_method_add(sd_bus_message *m, void *userdata, sd_bus_error *err
 	}
 	if ((r = ts_enforce_type_allowed(e, ops->type, replace, &caller, error)) < 0)
 		return r;
+	/* A tang protector's servers: only those the administrator listed, checked before any helper runs. */
+	if (strcmp(ops->type, "tang") == 0) {
+		const char *urls = NULL;
+
+		for (size_t i = 0; i < n_opts; i++)
+			if (strcmp(opts[i].key, "url") == 0)
+				urls = opts[i].value;
+		if ((r = ts_enforce_tang_option(urls, errbuf, sizeof(errbuf))) < 0) {
+			(void)ts_audit("policy-denied", e->vault->name, e->vault->owner_uid, &caller, ops->type, r);
+			return ts_bus_error(error, r, errbuf);
+		}
+	}
 	ts_protector_request_init(&req, &d->config, e->vault->name, e->vault->id, errbuf, sizeof(errbuf));
 	req.options = opts;
 	req.n_options = n_opts;

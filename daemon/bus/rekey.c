@@ -193,6 +193,11 @@ static void rekey_job_step(rekey_job *j)
 		req.pin = g ? g->secret : NULL;
 		req.pin_len = g ? g->len : 0;
 		req.reserved_ok = j->root;
+		/* A tang record's servers must be on [tang] servers; one that is not gives no KEK (as if it were down). */
+		if (strcmp(p->type, "tang") == 0 && (r = ts_enforce_tang_record(p, errbuf, sizeof(errbuf))) < 0) {
+			ts_log(TS_LOG_INFO, "vault=%s: protector %s gives no KEK for the re-key: %s", e->vault->name, id, errbuf);
+			continue;
+		}
 		if ((r = ts_remote_unlock_start(e->d->event, ops, &req, p->params, p->params_len, on_rekey_unlock, j,
 		                                &j->remote)) >= 0)
 			return;

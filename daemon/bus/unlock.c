@@ -318,6 +318,12 @@ static void unlock_step(ts_unlock_job *j)
 		req.pin = j->secret;
 		req.pin_len = j->secret_len;
 		req.reserved_ok = j->caller.uid == 0;
+		/* A tang record's servers are checked against [tang] servers again: the file is not the policy. */
+		if (strcmp(p->type, "tang") == 0 && (r = ts_enforce_tang_record(p, errbuf, sizeof(errbuf))) < 0) {
+			if (unlock_result(j, id, r, kek, errbuf))
+				return;
+			continue;
+		}
 		if (ts_protector_unlocks_in_helper(ops)) {
 			snprintf(j->current, sizeof(j->current), "%s", id);
 			r = ts_remote_unlock_start(e->d->event, ops, &req, p->params, p->params_len, on_remote_unlock, j,

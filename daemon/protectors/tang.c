@@ -29,6 +29,8 @@
 #include <arpa/inet.h>
 #include <malloc.h>
 #include <netdb.h>
+#include <resolv.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +52,14 @@
 #define TANG_URL_MAX 256
 #define TANG_REPLY_MAX (64 * 1024)        /* an advertisement or a recovery answer */
 #define TANG_CONNECT_TIMEOUT_MS 3000L
-#define TANG_TIMEOUT_MS 8000L              /* per server; at most 8 servers stay under the helper's timeout */
+#define TANG_TIMEOUT_MS 8000L              /* per server, at most */
+/*
+ * One enrollment's or one unlock's whole time, name resolution included,
+ * whatever the number of servers: well under the daemon's wait for a helper
+ * (the FIDO2 touch timeout + 60 s). Servers not reached by then are not asked.
+ */
+#define TANG_SHARE_DEADLINE_MS 12000L
+#define TANG_LEFT_MIN_MS 200L              /* less than this left: the next server is not asked */
 #define TANG_THP_LEN 43                    /* base64url SHA-256 */
 #define TANG_BOX_BYTES (crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + TS_KEY_BYTES + \
                         crypto_aead_xchacha20poly1305_ietf_ABYTES)
@@ -124,12 +133,45 @@ static void json_init_once(void)
 	}
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Milliseconds left before deadline (a CLOCK_MONOTONIC time in ms), 0 when past. */
+static long left_ms(int64_t deadline)
+{
+	int64_t left = deadline - now_ms();
+
+	return left > 0 ? (long)left : 0;
+}
+
+/*
+ * The DNS part of getaddrinfo, bounded: one try of 1 s per name server (at
+ * most 3, resolv.conf's limit) and the name as written, no search domains
+ * (each would be another round). resolv.conf is read again each time; the
+ * bounds are set on top. What nsswitch answers first (/etc/hosts) is not
+ * affected.
+ */
+static void bound_resolver(void)
+{
+	if (res_init() != 0)
+		return;
+	_res.retrans = 1;
+	_res.retry = 1;
+	_res.options &= ~(unsigned long)(RES_DNSRCH | RES_DEFNAMES);
+}
+
 /*
  * A name (not an address) is resolved here, with getaddrinfo in this thread,
  * and handed to curl as CURLOPT_RESOLVE: curl's own resolver starts a thread,
- * which the helper's sandbox does not allow.
+ * which the helper's sandbox does not allow. The resolver's bounds
+ * (bound_resolver) keep it inside the share's deadline, checked after.
  */
-static int resolve_for_curl(const char *url, struct curl_slist **ret, char *err, size_t errlen)
+static int resolve_for_curl(const char *url, int64_t deadline, struct curl_slist **ret, char *err, size_t errlen)
 {
 	CURLU *u = curl_url();
 	char *host = NULL, *port = NULL, entry[TANG_URL_MAX + 400];
@@ -150,9 +192,15 @@ static int resolve_for_curl(const char *url, struct curl_slist **ret, char *err,
 		r = 0;   /* an address: curl does not resolve it */
 		goto out;
 	}
+	bound_resolver();
 	if ((gr = getaddrinfo(host, port, &hints, &res)) != 0) {
 		snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(gr));
 		r = -TS_E_TOKEN_ABSENT;
+		goto out;
+	}
+	if (left_ms(deadline) < TANG_LEFT_MIN_MS) {
+		snprintf(err, errlen, "resolving %s took the rest of the %ld s", host, TANG_SHARE_DEADLINE_MS / 1000);
+		r = -TS_E_TIMEOUT;
 		goto out;
 	}
 	len = (size_t)snprintf(entry, sizeof(entry), "%s:%s:", host, port);
@@ -182,11 +230,15 @@ out:
 }
 
 /*
- * GET (post NULL) or POST (post: JSON text) base + path. On success *ret is
- * the parsed JSON answer (status 200 only). err names the server's failure.
+ * GET (post NULL) or POST (post: JSON text) base + path, done by deadline
+ * (resolution, connection and answer). On success *ret is the parsed JSON
+ * answer (status 200 only). err names the server's failure.
  */
-static int http_json(const char *base, const char *path, const char *post, json_t **ret, char *err, size_t errlen)
+static int http_json(const char *base, const char *path, const char *post, int64_t deadline, json_t **ret, char *err,
+                     size_t errlen)
 {
+	long left = left_ms(deadline);
+
 	struct body b = { 0 };
 	struct curl_slist *hdrs = NULL, *resolve = NULL;
 	char url[TANG_URL_MAX + 128], cerr[CURL_ERROR_SIZE] = "";
@@ -198,10 +250,14 @@ static int http_json(const char *base, const char *path, const char *post, json_
 
 	*ret = NULL;
 	curl_init_once();
+	if (left < TANG_LEFT_MIN_MS)
+		return snprintf(err, errlen, "not asked: the %ld s for all servers were used up",
+		                TANG_SHARE_DEADLINE_MS / 1000), -TS_E_TIMEOUT;
 	if ((size_t)snprintf(url, sizeof(url), "%s%s", base, path) >= sizeof(url))
 		return snprintf(err, errlen, "URL too long"), -TS_E_INVALID_ARGS;
-	if ((r = resolve_for_curl(url, &resolve, err, errlen)) < 0)
+	if ((r = resolve_for_curl(url, deadline, &resolve, err, errlen)) < 0)
 		return r;
+	left = left_ms(deadline);
 	if ((h = curl_easy_init()) == NULL) {
 		r = -TS_E_NOMEM;
 		snprintf(err, errlen, "out of memory");
@@ -218,8 +274,9 @@ static int http_json(const char *base, const char *path, const char *post, json_
 	    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_PROXY, "") != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-	    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, TANG_CONNECT_TIMEOUT_MS) != CURLE_OK ||
-	    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, TANG_TIMEOUT_MS) != CURLE_OK ||
+	    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, left < TANG_CONNECT_TIMEOUT_MS ? left : TANG_CONNECT_TIMEOUT_MS) !=
+	            CURLE_OK ||
+	    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, left < TANG_TIMEOUT_MS ? left : TANG_TIMEOUT_MS) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body_write) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b) != CURLE_OK ||
@@ -464,6 +521,7 @@ static int tang_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_para
 	ts_params *pp = NULL;
 	size_t nu, nt, adlen, dl = 0;
 	int r, trust_first = tofu && strcmp(tofu, "yes") == 0;
+	int64_t deadline = now_ms() + TANG_SHARE_DEADLINE_MS;
 
 	*secret_out_len = 0;
 	(void)secret_out;
@@ -509,7 +567,7 @@ static int tang_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_para
 
 		while (ul > 0 && urls[i][ul - 1] == '/')
 			urls[i][--ul] = '\0';
-		if ((r = http_json(urls[i], "/adv", NULL, &adv, err, sizeof(err))) < 0) {
+		if ((r = http_json(urls[i], "/adv", NULL, deadline, &adv, err, sizeof(err))) < 0) {
 			r = ts_protector_fail(req, r, "Tang server %s: %s", urls[i], err);
 			goto out;
 		}
@@ -563,7 +621,8 @@ out:
 /* ---- unlock -------------------------------------------------------------------------------- */
 
 /* One server's answer to the exchange; 0 with wk set, or negative with err set. */
-static int recover_one(const ts_protector_request *req, const tang_server *s, uint8_t *wk, char *err, size_t errlen)
+static int recover_one(const ts_protector_request *req, const tang_server *s, int64_t deadline, uint8_t *wk, char *err,
+                       size_t errlen)
 {
 	_cleanup_json_ json_t *S = NULL, *C = NULL, *e = NULL, *X = NULL, *Y = NULL, *Z = NULL, *K = NULL, *tmpl = NULL;
 	json_error_t je;
@@ -586,7 +645,7 @@ static int recover_one(const ts_protector_request *req, const tang_server *s, ui
 	    !(body = json_dumps(X, JSON_COMPACT | JSON_SORT_KEYS)))
 		return snprintf(err, errlen, "the key exchange failed"), -TS_E_FAILED;
 	snprintf(path, sizeof(path), "/rec/%s", kid);
-	r = http_json(s->url, path, body, &Y, err, errlen);
+	r = http_json(s->url, path, body, deadline, &Y, err, errlen);
 	free(body);
 	if (r == -TS_E_TOKEN_NOT_ENROLLED)
 		snprintf(err + strlen(err), errlen - strlen(err), " (the server no longer has the key this protector "
@@ -615,6 +674,7 @@ static int tang_unlock(ts_protector_request *req, const uint8_t *params, size_t 
 	char err[384], all[1024] = "";
 	size_t n = 0, adlen, al = 0;
 	int r, first = 0;
+	int64_t deadline = now_ms() + TANG_SHARE_DEADLINE_MS;
 
 	json_init_once();
 	if (!wk)
@@ -623,7 +683,7 @@ static int tang_unlock(ts_protector_request *req, const uint8_t *params, size_t 
 		return ts_protector_fail(req, r, "the tang protector record is damaged");
 	for (size_t i = 0; i < n; i++) {
 		err[0] = '\0';
-		if ((r = recover_one(req, &s[i], wk, err, sizeof(err))) == 0) {
+		if ((r = recover_one(req, &s[i], deadline, wk, err, sizeof(err))) == 0) {
 			box_ad(req->vault_id, s[i].url, ad, &adlen);
 			if (crypto_aead_xchacha20poly1305_ietf_decrypt(kek, NULL, NULL,
 			                                               s[i].box + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,

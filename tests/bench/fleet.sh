@@ -23,7 +23,9 @@ swtpm_start "$D/tpm"
 tang_start "$D/tang"
 slapd_start "$D/ldap"
 rig_start_bus
-rig_start_daemon --idle-lock 0 --log-level warning --tpm2-tcti "swtpm:path=$D/tpm/sock"
+mkdir -p "$D/policy"
+printf '[tang]\nservers = %s\n' "$TANG_URL" >"$D/policy/10-tang.conf"
+rig_start_daemon --idle-lock 0 --log-level warning --tpm2-tcti "swtpm:path=$D/tpm/sock" --policy-dir "$D/policy"
 ts create --threshold 2 >/dev/null
 ts enroll tpm2 </dev/null >"$D/e1"
 ts enroll tang --url "$TANG_URL" --thp "$TANG_THP" </dev/null >"$D/e2"

@@ -5,6 +5,9 @@
 #                     schema, contrib/ldap/tokenseal.ldif; an mdb database for LDAP_BASE whose
 #                     manager is root by SASL EXTERNAL), then slapd in the foreground on
 #                     ldapi://DIR/ldapi; sets LDAP_URI and LDAP_BASE (ou=escrow under the suffix)
+#                     With SLAPD_TLS_CERT and SLAPD_TLS_KEY set at first start, cn=config names them
+#                     (TLS on ldaps:// and StartTLS); SLAPD_EXTRA_URLS (e.g. "ldap://127.0.0.1:P/")
+#                     are listened on too.
 #   slapd_stop DIR    stop it by the PID it was started with (the data stays)
 #   lq ...            ldapsearch/ldapmodify helpers: ldap_search ARGS, ldap_modify < LDIF
 LDAP_SUFFIX="dc=tokenseal,dc=test"
@@ -25,7 +28,9 @@ dn: cn=config
 objectClass: olcGlobal
 cn: config
 olcPidFile: $d/slapd.pid
-
+${SLAPD_TLS_CERT:+olcTLSCertificateFile: $SLAPD_TLS_CERT
+olcTLSCertificateKeyFile: $SLAPD_TLS_KEY
+}
 dn: cn=module{0},cn=config
 objectClass: olcModuleList
 cn: module{0}
@@ -68,7 +73,7 @@ LDIF
 		slapadd -n 1 -F "$d/slapd.d" -l "$d/base.ldif" >>"$d/slapadd.log" 2>&1 || fail "slapadd base: $(cat "$d/slapadd.log")"
 	fi
 	# -d 0: in the foreground (so $! is slapd itself), logging nothing but errors.
-	/usr/sbin/slapd -d 0 -F "$d/slapd.d" -h "$LDAP_URI" 2>>"$d/log" &
+	/usr/sbin/slapd -d 0 -F "$d/slapd.d" -h "$LDAP_URI${SLAPD_EXTRA_URLS:+ $SLAPD_EXTRA_URLS}" 2>>"$d/log" &
 	pid=$!
 	echo "$pid" >"$d/pid"
 	RIG_PIDS+=("$pid")

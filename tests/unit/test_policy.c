@@ -77,12 +77,12 @@ static void empty_policy_is_every_default(void **state)
 	ts_policy_protector one = { "recovery", 0 };
 	ts_policy_caller c = { .uid = 4242 };
 
-	assert_int_equal(ts_policy_n_settings(p), 24);   /* 16 + [recovery] attempts, max-backoff, [lock] share-timeout, [audit] data-interval, [limits] x3, [tang] alone */
+	assert_int_equal(ts_policy_n_settings(p), 25);   /* 16 + [recovery] attempts, max-backoff, [lock] share-timeout, [audit] data-interval, [limits] x3, [tang] alone, servers */
 	for (size_t i = 0; i < ts_policy_n_settings(p); i++) {
 		assert_null(ts_policy_setting_at(p, i)->file);
 		assert_int_equal(ts_policy_setting_at(p, i)->line, 0);
 	}
-	assert_null(ts_policy_setting_at(p, 24));
+	assert_null(ts_policy_setting_at(p, 25));
 	s = find_setting(p, "protectors", "allowed");
 	assert_string_equal(s->value, "fido2, tpm2, pkcs11, recovery, tang");
 	assert_int_equal(ts_policy_check_protectors(p, &one, 1, 1, 1, NULL, 0), 0);
@@ -302,6 +302,55 @@ static void tang_opens_a_vault_only_with_another_protector_unless_allowed(void *
 	ts_policy_free(alone);
 }
 
+static void tang_servers_are_an_allowlist_of_origins_empty_by_default(void **state)
+{
+	ts_policy *def = parse_ok(""),
+	          *p = parse_ok("[tang]\nservers = http://Tang.Example.org, https://10.0.0.5:8443/, http://[fd00::1]:7500\n");
+	const char *ok[] = { "http://tang.example.org", "http://TANG.example.org:80/", "https://10.0.0.5:8443",
+	                     "http://[fd00::1]:7500/tang" };
+	const char *bad[] = {
+		"http://tang.example.org:8080",        /* another port */
+		"https://tang.example.org",            /* another scheme (port 443) */
+		"http://tang.example.org.evil.net",    /* a longer name */
+		"http://evil.net/http://tang.example.org",
+		"http://tang.example.org@evil.net",    /* a user part */
+		"http://tang%2Eexample.org",           /* percent-encoding */
+		"http://127.0.0.1:22", "http://169.254.169.254", "https://10.0.0.5", "http://[fd00::1]",
+		"ftp://tang.example.org", "http://tang.example.org:0", "http://tang.example.org:65536",
+		"http://tang.example.org:80x", "http://", "http://[fd00::1", "http://tang.example.org\n",
+	};
+	char msg[TS_POLICY_MSG_MAX], first[TS_POLICY_MSG_MAX];
+	const ts_policy_setting *st;
+
+	/* No list: no Tang server at all, naming the key. */
+	assert_int_equal(ts_policy_check_tang_urls(def, ok, 1, msg, sizeof(msg)), -TS_E_POLICY_VIOLATION);
+	assert_non_null(strstr(msg, "[tang] servers (built-in default): no Tang server is allowed"));
+	assert_string_equal(find_setting(def, "tang", "servers")->value, "none");
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (ts_policy_check_tang_urls(p, &ok[i], 1, msg, sizeof(msg)) != 0)
+			fail_msg("%s refused: %s", ok[i], msg);
+	assert_int_equal(ts_policy_check_tang_urls(p, ok, 4, msg, sizeof(msg)), 0);
+	/* Anything else gets the same answer: no way to tell an invalid URL from an unlisted one. */
+	assert_int_equal(ts_policy_check_tang_urls(p, &bad[0], 1, first, sizeof(first)), -TS_E_POLICY_VIOLATION);
+	assert_non_null(strstr(first, "[tang] servers (t.conf:2): a Tang server of this protector is not one the policy allows"));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *two[2] = { ok[0], bad[i] };
+
+		if (ts_policy_check_tang_urls(p, two, 2, msg, sizeof(msg)) != -TS_E_POLICY_VIOLATION)
+			fail_msg("%s allowed", bad[i]);
+		assert_string_equal(msg, first);
+	}
+	st = find_setting(p, "tang", "servers");
+	assert_string_equal(st->value, "http://Tang.Example.org, https://10.0.0.5:8443/, http://[fd00::1]:7500");
+	/* Entries are origins: no path, user or query; nothing that is not http(s). */
+	BAD("[tang]\nservers = http://tang.example.org/adv\n", "t.conf:2: ", "is not http://HOST[:PORT]");
+	BAD("[tang]\nservers = http://u@tang.example.org\n", "t.conf:2: ", "is not http://HOST[:PORT]");
+	BAD("[tang]\nservers = tang.example.org\n", "t.conf:2: ", "is not http://HOST[:PORT]");
+	BAD("[tang]\nservers = http://a, http://a\n", "t.conf:2: ", "listed twice");
+	ts_policy_free(def);
+	ts_policy_free(p);
+}
+
 static void unwrap_rules_match_vault_and_every_listed_criterion(void **state)
 {
 	ts_policy *p = parse_ok("[unwrap mail]\nvaults = mail-*, shared\nusers = root, 1000\n"
@@ -405,7 +454,7 @@ static void directory_merges_each_key_once_in_lexical_order(void **state)
 	assert_non_null(mkdtemp(tmpdir));
 	snprintf(missing, sizeof(missing), "%s/none", tmpdir);
 	assert_int_equal(ts_policy_load_dir(missing, &p, err, sizeof(err)), 0);
-	assert_int_equal(ts_policy_n_settings(p), 24);
+	assert_int_equal(ts_policy_n_settings(p), 25);
 	ts_policy_free(p);
 
 	put("10-site.conf", "[protectors]\nmin = 2\n", 0644);
@@ -555,6 +604,7 @@ int main(void)
 		cmocka_unit_test(protector_rules_are_enforced_with_rule_and_place),
 		cmocka_unit_test(unwrap_rules_match_vault_and_every_listed_criterion),
 		cmocka_unit_test(tang_opens_a_vault_only_with_another_protector_unless_allowed),
+		cmocka_unit_test(tang_servers_are_an_allowlist_of_origins_empty_by_default),
 		cmocka_unit_test(escrow_of_a_vault_must_match_the_policy_exactly),
 		cmocka_unit_test(directory_merges_each_key_once_in_lexical_order),
 		cmocka_unit_test(shipped_examples_load_alone_and_together),
