@@ -843,12 +843,12 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 		printf("\n%s\n", utable);
 	if (peers_dir) {
 		printf("\n(f) peers, measured in this run (where installed)\n");
-		printf("  one secret out per call through a bus daemon; call median µs, p99 µs, × Ping on the same bus:\n");
+		printf("  one secret out per call through a bus daemon; call median µs, p99 µs, × Ping to the same peer:\n");
 		if (peers[0].json)
 			printf("%s\n", peers[0].table);
 		else
 			printf("  gnome-keyring: left out (%s)\n", peers[0].skip);
-		printf("  tokenseal (a), system-type dbus-daemon:\n");
+		printf("  tokenseal in (a) above, system-type dbus-daemon (the test config):\n");
 		printf("  %-16s %10.1f %10.1f %10.2f\n", "Ping", lat.median_us[OP_PING], lat.p99_us[OP_PING], 1.0);
 		printf("  %-16s %10.1f %10.1f %10.2f\n", "Unwrap", lat.median_us[OP_UNWRAP], lat.p99_us[OP_UNWRAP],
 		       lat.median_us[OP_UNWRAP] / lat.median_us[OP_PING]);

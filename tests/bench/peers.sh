@@ -1,8 +1,9 @@
 # peers.sh — `make bench`, the peers measured side by side in the same run (sourced by tests/bench/run.sh, after rig.sh).
 #
 #   peers_keyring OUT N          gnome-keyring-daemon on a private session-type dbus-daemon, its login
-#                                collection unlocked with one item; `peers keyring` times N GetSecret
-#                                against N Ping to it
+#                                collection unlocked with one item, and tokensealed on the same bus;
+#                                `peers keyring` times N GetSecret and N Ping to the keyring against
+#                                N Unwrap and N Ping to tokensealed, interleaved
 #   peers_clevis OUT VAULT PROTECTOR TCTI M ROUNDS K
 #                                K keys sealed with `clevis encrypt tpm2` on the swtpm at TCTI (the one the
 #                                running daemon's tpm2 VAULT uses); `peers clevis` times M `clevis decrypt`
@@ -20,15 +21,20 @@ peers_skip() { # out name reason
 	echo "peers: $2 left out: $3" >&2
 }
 
-# Stop one process started here, by PID, and forget it (cleanup must not signal a reused PID).
-peers_stop() { # pid
+# Forget a stopped process's PID, so that cleanup never signals a reused one.
+peers_forget() { # pid
 	local keep=() p
+	for p in "${RIG_PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+	RIG_PIDS=("${keep[@]}")
+}
+
+# Stop one process started here, by PID, and forget it.
+peers_stop() { # pid
 	kill "$1" 2>/dev/null || true
 	for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
 	kill -9 "$1" 2>/dev/null || true
 	wait "$1" 2>/dev/null || true
-	for p in "${RIG_PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-	RIG_PIDS=("${keep[@]}")
+	peers_forget "$1"
 }
 
 peers_keyring() { # out n
@@ -78,7 +84,15 @@ XML
 	head -c 24 /dev/urandom | base64 | tr -d '\n' >"$d/secret"
 	env HOME="$d/home" XDG_RUNTIME_DIR="$d/run" DBUS_SESSION_BUS_ADDRESS="$addr" \
 		secret-tool store --label="tokenseal bench" tokenseal bench <"$d/secret" || fail "keyring: secret-tool store"
+	# tokensealed on the same bus, so that both ratios come from one bus at the same moment.
+	local rig_bus=$BUS_ADDRESS rig_state=${STATE_DIR:-} ts_pid
+	BUS_ADDRESS=$addr STATE_DIR="$d/state"
+	rig_start_daemon --idle-lock 0 --log-level warning
+	ts_pid=$DAEMON_PID
 	"$PEERS" keyring "$addr" "$d/secret" "$n" "$out/keyring.json" "$out/keyring.txt"
+	rig_stop_daemon TERM
+	peers_forget "$ts_pid"
+	BUS_ADDRESS=$rig_bus STATE_DIR=$rig_state
 	peers_stop "$gk_pid"
 	peers_stop "$bus_pid"
 	echo "peers: gnome-keyring took $((SECONDS - t0)) s" >&2

@@ -3,13 +3,14 @@
 #
 #   tests/bench/run.sh BUILD_DIR [--quick]
 #
-# Four daemon runs: one over 1,000 vault files made offline (memory per vault);
+# Five daemon runs: one over 1,000 vault files made offline (memory per vault);
 # one with the software tokens (softfido, swtpm, SoftHSM2) and a vault per
 # protector type, for the unlock overhead, and Clevis TPM2 on the same swtpm;
-# gnome-keyring's Secret Service on its own bus (the peers, tests/bench/peers.sh,
-# where installed); one over a fresh state dir for the timed part (latency,
-# batches, concurrency, a million requests); and tests/bench/age.sh
-# (decrypting small files with age through the plugin against a native identity).
+# one on a session-type bus next to gnome-keyring's Secret Service (these two
+# are the peers, tests/bench/peers.sh, where installed); one over a fresh state
+# dir for the timed part (latency, batches, concurrency, a million requests);
+# and tests/bench/age.sh (decrypting small files with age through the plugin
+# against a native identity).
 set -eu
 BUILD=${1:?usage: tests/bench/run.sh BUILD_DIR [--quick]}
 shift
@@ -133,7 +134,7 @@ if [ -n "$have_fido2" ]; then forget_pid "$SOFTFIDO_PID_bench"; softfido_stop be
 if [ -n "$have_tpm2" ]; then p=$(cat "$U/tpm/pid"); swtpm_stop "$U/tpm"; forget_pid "$p"; fi
 unset SOFTHSM2_CONF
 
-# gnome-keyring's GetSecret against Ping, on its own session-type bus (tokenseal's Unwrap/Ping is (a) below).
+# gnome-keyring's GetSecret against Ping, and a tokensealed's Unwrap against Ping, on one session-type bus.
 peers_keyring "$PEERS_DIR" "$N_KEYRING"
 
 # 3. The timed part, on a daemon that has only the benchmark vault.
