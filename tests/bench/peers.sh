@@ -46,7 +46,8 @@ peers_keyring() { # out n
 	local t0=$SECONDS
 	mkdir -p "$d/home" "$d/run" "$d/data"
 	chmod 700 "$d/run"
-	# A session-type bus: the kind of bus gnome-keyring serves on (no activation, anyone may own a name).
+	# A session-type bus, the kind gnome-keyring serves on, with the stock session bus policy (no
+	# activation); as on a session bus, only the uid running the bus may connect.
 	cat >"$d/bus.conf" <<XML
 <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -74,7 +75,7 @@ XML
 	RIG_PIDS+=("$gk_pid")
 	up=
 	for _ in $(seq 100); do
-		if busctl --address="$addr" call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus \
+		if busctl --timeout=2 --address="$addr" call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus \
 			NameHasOwner s org.freedesktop.secrets 2>/dev/null | grep -q true; then up=1; break; fi
 		kill -0 "$gk_pid" 2>/dev/null || break
 		sleep 0.05
@@ -83,7 +84,7 @@ XML
 	# One item in the default (login) collection, made through the Secret Service API; a 32-character secret.
 	head -c 24 /dev/urandom | base64 | tr -d '\n' >"$d/secret"
 	env HOME="$d/home" XDG_RUNTIME_DIR="$d/run" DBUS_SESSION_BUS_ADDRESS="$addr" \
-		secret-tool store --label="tokenseal bench" tokenseal bench <"$d/secret" || fail "keyring: secret-tool store"
+		timeout 30 secret-tool store --label="tokenseal bench" tokenseal bench <"$d/secret" || fail "keyring: secret-tool store"
 	# tokensealed on the same bus, so that both ratios come from one bus at the same moment.
 	local rig_bus=$BUS_ADDRESS rig_state=${STATE_DIR:-} ts_pid
 	BUS_ADDRESS=$addr STATE_DIR="$d/state"
