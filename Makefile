@@ -13,7 +13,8 @@
 #   make lint         daemon/bus/ layering: no include cycle, no .c above 700 lines (tests/lint/)
 #   make check-asan   only the ASan+UBSan pass of make check
 #   make demo         run the end-to-end demo on a private bus
-#   make bench        benchmarks (tests/bench/run.sh; tests/bench/fleet.sh: Tang vs TPM unlock, escrow publish)
+#   make bench        benchmarks (tests/bench/run.sh, with the peers gnome-keyring and Clevis TPM2 that
+#                     contrib/install-deps.sh --bench installs; tests/bench/fleet.sh: Tang vs TPM unlock, escrow publish)
 #   make install      PREFIX=/usr/local DESTDIR=
 #   make SAN=1        ASan+UBSan build (into build-asan/ by default)
 
@@ -282,7 +283,8 @@ demo: deps
 	$(MAKE) all
 	contrib/demo.sh $(BUILD)
 
-bench: deps
+bench:
+	@contrib/install-deps.sh --bench
 	$(MAKE) all
 	@if [ -x tests/bench/run.sh ]; then tests/bench/run.sh $(BUILD); else echo "bench: not yet"; fi
 	tests/bench/fleet.sh $(BUILD)

@@ -1,5 +1,9 @@
 #!/bin/sh
 # install-deps.sh — install the Debian packages tokenseal needs to build, test and demo (idempotent).
+#
+#   contrib/install-deps.sh          what the build, the tests and the demo need
+#   contrib/install-deps.sh --bench  also the peers `make bench` measures tokenseal against
+#                                    (gnome-keyring's Secret Service, Clevis TPM2)
 set -eu
 
 PKGS="build-essential pkg-config clang
@@ -14,6 +18,14 @@ valgrind age
 libjose-dev libcurl4-openssl-dev tang jose socat
 libldap-dev slapd ldap-utils
 libsecret-tools python3-secretstorage gnome-keyring pinentry-curses"
+
+# Peers measured side by side by tests/bench/peers.sh; the bench leaves out any that is missing.
+BENCH_PKGS="gnome-keyring libsecret-tools clevis clevis-tpm2"
+case "${1:-}" in
+--bench) PKGS="$PKGS $BENCH_PKGS" ;;
+"") ;;
+*) echo "usage: contrib/install-deps.sh [--bench]" >&2; exit 2 ;;
+esac
 
 missing=""
 for p in $PKGS; do

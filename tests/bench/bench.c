@@ -4,8 +4,10 @@
  * (one connection per thread, synchronous calls, messages built per call).
  *
  *   bench run ADDRESS DAEMON_PID JSON_OUT [--quick] [--vaults-json FILE] [--unlock-json F --unlock-table F]
+ *             [--peers-dir DIR]
  *       create vault "bench" and measure (a)-(d); table on stdout, JSON to JSON_OUT, with the
- *       results of `bench vaults` and `bench unlock` (e) included
+ *       results of `bench vaults`, `bench unlock` (e) and the peers (f, tests/bench/peers.c:
+ *       DIR/NAME.json and DIR/NAME.txt, or DIR/NAME.skip with the reason it was left out) included
  *   bench mkvaults DIR N KEY_OUT
  *       write N vault files bench-NNNN (one recovery protector each, cheapest legal
  *       Argon2id cost, one shared recovery key written to KEY_OUT) for the 1,000-vault test
@@ -752,6 +754,37 @@ static void bench_memory(sd_bus *bus, const char *path, pid_t pid, const uint8_t
 
 /* ---- output ---- */
 
+/* The peers of (f): NAME.json + NAME.txt from tests/bench/peers.c, or NAME.skip (why it was left out). */
+struct peer {
+	const char *name, *json_key;
+	char *json, *table, *skip;
+};
+
+static char *slurp(const char *path);
+
+static char *peer_file(const char *dir, const char *name, const char *ext)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/%s.%s", dir, name, ext);
+	return access(path, R_OK) == 0 ? slurp(path) : NULL;
+}
+
+static void peer_load(const char *dir, struct peer *p)
+{
+	if ((p->json = peer_file(dir, p->name, "json")) != NULL) {
+		if ((p->table = peer_file(dir, p->name, "txt")) == NULL)
+			die("%s/%s.json without %s.txt", dir, p->name, p->name);
+		return;
+	}
+	if ((p->skip = peer_file(dir, p->name, "skip")) == NULL && (p->skip = strdup("not measured")) == NULL)
+		die("out of memory");
+	/* The reason goes into the JSON as a string: keep it plain. */
+	for (char *c = p->skip; *c; c++)
+		if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20)
+			*c = ' ';
+}
+
 /* A whole (small) file as a NUL-terminated malloc()ed string, without trailing newlines. */
 static char *slurp(const char *path)
 {
@@ -768,8 +801,10 @@ static char *slurp(const char *path)
 }
 
 static void run(const char *address, pid_t pid, const char *json_path, const char *vaults_json,
-                const char *unlock_json, const char *unlock_table)
+                const char *unlock_json, const char *unlock_table, const char *peers_dir)
 {
+	struct peer peers[2] = { { .name = "keyring", .json_key = "gnome_keyring" },
+		                 { .name = "clevis", .json_key = "clevis_tpm2" } };
 	struct latency lat = { 0 };
 	struct batch_res br = { 0 };
 	struct conc_res cr = { 0 };
@@ -810,6 +845,8 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 	utable = unlock_table ? slurp(unlock_table) : NULL;
 	if (!vjson || !ujson)
 		die("out of memory");
+	for (size_t i = 0; peers_dir && i < 2; i++)
+		peer_load(peers_dir, &peers[i]);
 
 	/* Table. */
 	printf("\n(a) round trip, %zu calls each, 32-byte key, 2-entry context\n", lat.calls);
@@ -861,6 +898,22 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 		printf("  1,000 vaults: %s\n", vjson);
 	if (utable)
 		printf("\n%s\n", utable);
+	if (peers_dir) {
+		printf("\n(f) peers, measured in this run (where installed)\n");
+		printf("  one secret out per call through a bus daemon; call median µs, p99 µs, × Ping to the same peer:\n");
+		if (peers[0].json)
+			printf("%s\n", peers[0].table);
+		else
+			printf("  gnome-keyring: left out (%s)\n", peers[0].skip);
+		printf("  tokenseal in (a) above, system-type dbus-daemon (the test config):\n");
+		printf("  %-16s %10.1f %10.1f %10.2f\n", "Ping", lat.median_us[OP_PING], lat.p99_us[OP_PING], 1.0);
+		printf("  %-16s %10.1f %10.1f %10.2f\n", "Unwrap", lat.median_us[OP_UNWRAP], lat.p99_us[OP_UNWRAP],
+		       lat.median_us[OP_UNWRAP] / lat.median_us[OP_PING]);
+		if (peers[1].json)
+			printf("\n%s\n", peers[1].table);
+		else
+			printf("\n  Clevis TPM2: left out (%s)\n", peers[1].skip);
+	}
 	printf("\ntotal bench time %.1f s\n", (double)(now_ns() - t0) / 1e9);
 
 	/* JSON. */
@@ -898,11 +951,28 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 	        mr.one_vault_kib);
 	for (int k = 0; k < MEM_ROUNDS; k++)
 		fprintf(f, "%s{\"requests\": %" PRIu64 ", \"rss\": %ld}", k ? ", " : "", mr.requests[k], mr.after_kib[k]);
-	fprintf(f, "]},\n  \"vaults_1000\": %s,\n  \"unlock\": %s\n}\n", vjson, ujson);
+	fprintf(f, "]},\n  \"vaults_1000\": %s,\n  \"unlock\": %s", vjson, ujson);
+	if (peers_dir) {
+		fprintf(f, ",\n  \"peers\": {\n    \"tokenseal_unwrap_to_ping\": %.3f",
+		        lat.median_us[OP_UNWRAP] / lat.median_us[OP_PING]);
+		for (size_t i = 0; i < 2; i++) {
+			if (peers[i].json)
+				fprintf(f, ",\n    \"%s\": %s", peers[i].json_key, peers[i].json);
+			else
+				fprintf(f, ",\n    \"%s\": {\"skipped\": \"%s\"}", peers[i].json_key, peers[i].skip);
+		}
+		fprintf(f, "\n  }");
+	}
+	fprintf(f, "\n}\n");
 	fclose(f);
 	free(vjson);
 	free(ujson);
 	free(utable);
+	for (size_t i = 0; i < 2; i++) {
+		free(peers[i].json);
+		free(peers[i].table);
+		free(peers[i].skip);
+	}
 	free(blob);
 	free(path);
 	sd_bus_flush_close_unref(bus);
@@ -1337,7 +1407,7 @@ int main(int argc, char **argv)
 	if (sodium_init() < 0)
 		die("libsodium failed to initialise");
 	if (argc >= 5 && strcmp(argv[1], "run") == 0) {
-		const char *vj = NULL, *uj = NULL, *ut = NULL;
+		const char *vj = NULL, *uj = NULL, *ut = NULL, *pd = NULL;
 		for (int i = 5; i < argc; i++) {
 			if (strcmp(argv[i], "--quick") == 0)
 				quick = 1;
@@ -1347,10 +1417,12 @@ int main(int argc, char **argv)
 				uj = argv[++i];
 			else if (strcmp(argv[i], "--unlock-table") == 0 && i + 1 < argc)
 				ut = argv[++i];
+			else if (strcmp(argv[i], "--peers-dir") == 0 && i + 1 < argc)
+				pd = argv[++i];
 			else
 				die("unknown option %s", argv[i]);
 		}
-		run(argv[2], (pid_t)atoi(argv[3]), argv[4], vj, uj, ut);
+		run(argv[2], (pid_t)atoi(argv[3]), argv[4], vj, uj, ut, pd);
 		return 0;
 	}
 	if (argc == 5 && strcmp(argv[1], "loop") == 0) {
@@ -1370,7 +1442,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	fprintf(stderr, "usage: bench run ADDRESS DAEMON_PID JSON_OUT [--quick] [--vaults-json FILE]\n"
-	                "                 [--unlock-json FILE --unlock-table FILE]\n"
+	                "                 [--unlock-json FILE --unlock-table FILE] [--peers-dir DIR]\n"
 	                "       bench mkvaults DIR N KEY_OUT\n"
 	                "       bench vaults ADDRESS DAEMON_PID N KEY_FILE JSON_OUT\n"
 	                "       bench loop ADDRESS ping|unwrap|wrap|rewrap|generate|batch N\n"

@@ -3,11 +3,14 @@
 #
 #   tests/bench/run.sh BUILD_DIR [--quick]
 #
-# Four daemon runs: one over 1,000 vault files made offline (memory per vault);
+# Five daemon runs: one over 1,000 vault files made offline (memory per vault);
 # one with the software tokens (softfido, swtpm, SoftHSM2) and a vault per
-# protector type, for the unlock overhead; one over a fresh state dir for the
-# timed part (latency, batches, concurrency, a million requests); and tests/bench/age.sh
-# (decrypting small files with age through the plugin against a native identity).
+# protector type, for the unlock overhead, and Clevis TPM2 on the same swtpm;
+# one on a session-type bus next to gnome-keyring's Secret Service (these two
+# are the peers, tests/bench/peers.sh, where installed); one over a fresh state
+# dir for the timed part (latency, batches, concurrency, a million requests);
+# and tests/bench/age.sh (decrypting small files with age through the plugin
+# against a native identity).
 set -eu
 BUILD=${1:?usage: tests/bench/run.sh BUILD_DIR [--quick]}
 shift
@@ -17,11 +20,19 @@ export TS_SRC TS_BUILD="$BUILD"
 QUICK=()
 N_VAULTS=${BENCH_VAULTS:-1000}
 N_UNLOCK=${BENCH_UNLOCKS:-100}
-if [ "${1:-}" = "--quick" ]; then QUICK=(--quick); N_VAULTS=${BENCH_VAULTS:-100}; N_UNLOCK=${BENCH_UNLOCKS:-10}; fi
+# The peers: GetSecret and Ping calls each; clevis decrypts, rounds of tokenseal, distinct sealed keys.
+N_KEYRING=20000 N_CLEVIS=20 N_CLEVIS_ROUNDS=5 N_CLEVIS_KEYS=4
+if [ "${1:-}" = "--quick" ]; then
+	QUICK=(--quick); N_VAULTS=${BENCH_VAULTS:-100}; N_UNLOCK=${BENCH_UNLOCKS:-10}
+	N_KEYRING=2000 N_CLEVIS=6 N_CLEVIS_ROUNDS=3 N_CLEVIS_KEYS=2
+fi
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/lib/softfido.sh"
 . "$TS_SRC/tests/lib/swtpm.sh"
 . "$TS_SRC/tests/lib/softhsm.sh"
+. "$TS_SRC/tests/bench/peers.sh"
+PEERS_DIR="$RIG_DIR/peers"
+mkdir -p "$PEERS_DIR"
 TOOLS="$BUILD/tests/tools"
 
 BENCH="$BUILD/tests/bench/bench"
@@ -104,6 +115,7 @@ if [ -n "$have_fido2" ]; then
 fi
 if [ -n "$have_tpm2" ]; then
 	p=$(enroll tpm2 tpm2)
+	P_TPM2=$p
 	plan tpm2 tpm2 "$p" - "$TOOLS/tpm2_check" bench-unlock \
 		--tcti "swtpm:path=$U/tpm/sock" --vault "$U/state/0/tpm2.vault" --protector "$p"
 fi
@@ -113,10 +125,17 @@ if [ -n "$have_pkcs11" ]; then
 		--vault "$U/state/0/pkcs11-rsa.vault" --protector "$p" --pin-file "$U/pkcs11.pin"
 fi
 "$BENCH" unlock "$BUS_ADDRESS" "$PLAN" "$N_UNLOCK" "$U/unlock.json" "$U/unlock.txt"
+# Clevis TPM2 on the same swtpm, against the tpm2 vault of this daemon.
+if [ -n "$have_tpm2" ]; then
+	peers_clevis "$PEERS_DIR" tpm2 "$P_TPM2" "swtpm:path=$U/tpm/sock" "$N_CLEVIS" "$N_CLEVIS_ROUNDS" "$N_CLEVIS_KEYS"
+else peers_skip "$PEERS_DIR" clevis "no swtpm"; fi
 stop_daemon
 if [ -n "$have_fido2" ]; then forget_pid "$SOFTFIDO_PID_bench"; softfido_stop bench; fi
 if [ -n "$have_tpm2" ]; then p=$(cat "$U/tpm/pid"); swtpm_stop "$U/tpm"; forget_pid "$p"; fi
 unset SOFTHSM2_CONF
+
+# gnome-keyring's GetSecret against Ping, and a tokensealed's Unwrap against Ping, on one session-type bus.
+peers_keyring "$PEERS_DIR" "$N_KEYRING"
 
 # 3. The timed part, on a daemon that has only the benchmark vault.
 STATE_DIR="$RIG_DIR/state"
@@ -124,7 +143,7 @@ STATE_DIR="$RIG_DIR/state"
 rig_start_daemon --idle-lock 0 --log-level warning --private-socket "$RIG_DIR/private"
 sleep 0.2   # idle: let start-up settle before the first RSS sample
 BENCH_PRIVATE_SOCKET="$RIG_DIR/private" "$BENCH" run "$BUS_ADDRESS" "$DAEMON_PID" "$BUILD/bench.json" --vaults-json "$RIG_DIR/vaults.json" \
-	--unlock-json "$U/unlock.json" --unlock-table "$U/unlock.txt" "${QUICK[@]}"
+	--unlock-json "$U/unlock.json" --unlock-table "$U/unlock.txt" --peers-dir "$PEERS_DIR" "${QUICK[@]}"
 stop_daemon
 
 # 4. age through age-plugin-tokenseal against a native identity (its own daemon and vault).
