@@ -11,12 +11,8 @@
 
 #include "client-internal.h"
 
-static void bus_message_unrefp(sd_bus_message **m) { sd_bus_message_unref(*m); }
-static void bus_error_freep(sd_bus_error *e) { sd_bus_error_free(e); }
 static void freep(void *p) { free(*(void **)p); }
 static void closep(int *fd) { if (*fd >= 0) close(*fd); }
-#define _cleanup_msg_ __attribute__((cleanup(bus_message_unrefp)))
-#define _cleanup_bus_error_ __attribute__((cleanup(bus_error_freep)))
 #define _cleanup_free_ __attribute__((cleanup(freep)))
 #define _cleanup_close_ __attribute__((cleanup(closep)))
 
@@ -104,18 +100,6 @@ static int shrink_secret(ts_client *c, char **s, size_t len)
 	memcpy(n, *s, len + 1);
 	ts_secret_free(*s, TS_CLIENT_SECRET_MAX + 1);
 	*s = n;
-	return 0;
-}
-
-static int new_vault_call(ts_client *c, const char *vault, const char *method, sd_bus_message **ret)
-{
-	_cleanup_free_ char *path = NULL;
-	int r;
-
-	if ((r = ts_client_vault_path(c, vault, &path)) < 0)
-		return r;
-	if ((r = sd_bus_message_new_method_call(c->bus, ret, TS_BUS_NAME, path, TS_VAULT_IFACE, method)) < 0)
-		return ts_client_error(c, r, NULL);
 	return 0;
 }
 
@@ -486,7 +470,7 @@ int ts_client_lock(ts_client *c, const char *vault)
 	_cleanup_msg_ sd_bus_message *m = NULL;
 	int r;
 
-	if ((r = new_vault_call(c, vault, "Lock", &m)) < 0)
+	if ((r = ts_client_new_vault_call(c, vault, "Lock", &m)) < 0)
 		return r;
 	return call(c, m, 0, NULL);
 }
@@ -497,7 +481,7 @@ int ts_client_probe_protectors(ts_client *c, const char *vault, ts_vault_info *v
 	const char *id, *presence;
 	int r;
 
-	if ((r = new_vault_call(c, vault, "ProbeProtectors", &m)) < 0)
+	if ((r = ts_client_new_vault_call(c, vault, "ProbeProtectors", &m)) < 0)
 		return r;
 	if ((r = call(c, m, 0, &reply)) < 0)
 		return r;
@@ -525,7 +509,7 @@ int ts_client_rotate(ts_client *c, const char *vault, const ts_kv *opts, size_t 
 	_cleanup_msg_ sd_bus_message *m = NULL, *reply = NULL;
 	int r;
 
-	if ((r = new_vault_call(c, vault, "RotateKey", &m)) < 0)
+	if ((r = ts_client_new_vault_call(c, vault, "RotateKey", &m)) < 0)
 		return r;
 	if ((r = ts_client_append_kv(m, opts, n_opts)) < 0)
 		return ts_client_error(c, r, NULL);
@@ -548,7 +532,7 @@ int ts_client_add_protector(ts_client *c, const char *vault, const char *type, c
 	*ret_id = NULL;
 	*ret_secret = NULL;
 	*ret_secret_len = 0;
-	if ((r = new_vault_call(c, vault, "AddProtector", &m)) < 0)
+	if ((r = ts_client_new_vault_call(c, vault, "AddProtector", &m)) < 0)
 		return r;
 	if ((in_fd = ts_client_secret_pipe(c, secret_in, secret_in ? secret_in_len : 0)) < 0)
 		return in_fd;
@@ -579,7 +563,7 @@ int ts_client_revoke(ts_client *c, const char *vault, const char *id)
 	_cleanup_msg_ sd_bus_message *m = NULL;
 	int r;
 
-	if ((r = new_vault_call(c, vault, "RevokeProtector", &m)) < 0)
+	if ((r = ts_client_new_vault_call(c, vault, "RevokeProtector", &m)) < 0)
 		return r;
 	if ((r = sd_bus_message_append(m, "s", id)) < 0)
 		return ts_client_error(c, r, NULL);
@@ -596,7 +580,7 @@ static int batch_call(ts_client *c, const char *vault, const char *method, const
 
 	if (n > TS_BATCH_MAX)
 		return ts_client_fail(c, -TS_E_LIMIT, "more than %d items in one batch", TS_BATCH_MAX);
-	if ((r = new_vault_call(c, vault, method, &m)) < 0)
+	if ((r = ts_client_new_vault_call(c, vault, method, &m)) < 0)
 		return r;
 	if ((r = sd_bus_message_open_container(m, 'a', "ay")) < 0)
 		return ts_client_error(c, r, NULL);

@@ -7,23 +7,6 @@
 
 #include "client-internal.h"
 
-static void bus_message_unrefp(sd_bus_message **m) { sd_bus_message_unref(*m); }
-static void bus_error_freep(sd_bus_error *e) { sd_bus_error_free(e); }
-#define _cleanup_msg_ __attribute__((cleanup(bus_message_unrefp)))
-#define _cleanup_bus_error_ __attribute__((cleanup(bus_error_freep)))
-
-/* A new call of method on vault into *ret. */
-static int new_call(ts_client *c, const char *vault, const char *method, sd_bus_message **ret)
-{
-	char *path = NULL;
-	int r;
-
-	if ((r = ts_client_vault_path(c, vault, &path)) < 0)
-		return r;
-	r = sd_bus_message_new_method_call(c->bus, ret, TS_BUS_NAME, path, TS_VAULT_IFACE, method);
-	free(path);
-	return r < 0 ? ts_client_error(c, r, NULL) : 0;
-}
 
 /* Read an "ay" of exactly n bytes into out. */
 static int read_exact(ts_client *c, sd_bus_message *reply, uint8_t *out, size_t n)
@@ -46,7 +29,7 @@ int ts_client_age_recipient(ts_client *c, const char *vault, uint8_t ret_vault_i
 
 	if (!c || !ret_vault_id || !ret_version || !ret_public_key)
 		return ts_client_fail(c, -TS_E_INVALID_ARGS, "%s", ts_strerror(TS_E_INVALID_ARGS));
-	if ((r = new_call(c, vault, "AgeRecipient", &m)) < 0)
+	if ((r = ts_client_new_vault_call(c, vault, "AgeRecipient", &m)) < 0)
 		return r;
 	if ((r = sd_bus_call(c->bus, m, 0, &error, &reply)) < 0)
 		return ts_client_error(c, r, &error);
@@ -71,7 +54,7 @@ int ts_client_age_unwrap(ts_client *c, const char *vault, uint32_t version, cons
 
 	if (!c || !share || !body || !file_key)
 		return ts_client_fail(c, -TS_E_INVALID_ARGS, "%s", ts_strerror(TS_E_INVALID_ARGS));
-	if ((r = new_call(c, vault, "AgeUnwrap", &m)) < 0)
+	if ((r = ts_client_new_vault_call(c, vault, "AgeUnwrap", &m)) < 0)
 		return r;
 	if ((r = sd_bus_message_append(m, "u", version)) < 0 || (r = sd_bus_message_append_array(m, 'y', share, 32)) < 0 ||
 	    (r = sd_bus_message_append_array(m, 'y', body, 32)) < 0)

@@ -19,6 +19,12 @@
 /* Calls that may wait for a human (touch, PIN entry on a pinpad) get this long. */
 #define TS_CLIENT_SLOW_TIMEOUT_USEC (120ULL * 1000 * 1000)
 
+/* sd-bus objects for __attribute__((cleanup)), in every file of the library. */
+static inline void ts_bus_message_unrefp(sd_bus_message **m) { sd_bus_message_unref(*m); }
+static inline void ts_bus_error_freep(sd_bus_error *e) { sd_bus_error_free(e); }
+#define _cleanup_msg_ __attribute__((cleanup(ts_bus_message_unrefp)))
+#define _cleanup_bus_error_ __attribute__((cleanup(ts_bus_error_freep)))
+
 struct ts_client {
 	sd_bus *bus;
 	char *default_vault;        /* the caller's user name, looked up once */
@@ -216,5 +222,8 @@ int ts_client_age_recipient(ts_client *c, const char *vault, uint8_t ret_vault_i
  */
 int ts_client_age_unwrap(ts_client *c, const char *vault, uint32_t version, const uint8_t share[32],
                          const uint8_t body[32], uint8_t file_key[16]);
+
+/* A new call of Vault.METHOD on vault ([OWNER:]NAME, NULL: the default) into *ret. 0 or a failure recorded on c. */
+int ts_client_new_vault_call(ts_client *c, const char *vault, const char *method, sd_bus_message **ret);
 
 #endif

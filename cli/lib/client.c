@@ -21,10 +21,6 @@
 #define DBUS_ERROR_PREFIX "org.freedesktop.DBus.Error."
 #define TS_ERROR_PREFIX "org.tokenseal1.Error."
 
-static void bus_message_unrefp(sd_bus_message **m) { sd_bus_message_unref(*m); }
-static void bus_error_freep(sd_bus_error *e) { sd_bus_error_free(e); }
-#define _cleanup_msg_ __attribute__((cleanup(bus_message_unrefp)))
-#define _cleanup_bus_error_ __attribute__((cleanup(bus_error_freep)))
 
 int ts_client_fail(ts_client *c, int code, const char *fmt, ...)
 {
@@ -536,4 +532,16 @@ int ts_generate_data_key(ts_client *c, const char *vault, const ts_kv *ctx, size
 	*ret_pt = pt;
 	c->last_code = 0;
 	return 0;
+}
+
+int ts_client_new_vault_call(ts_client *c, const char *vault, const char *method, sd_bus_message **ret)
+{
+	char *path = NULL;
+	int r;
+
+	if ((r = ts_client_vault_path(c, vault, &path)) < 0)
+		return r;
+	r = sd_bus_message_new_method_call(c->bus, ret, TS_BUS_NAME, path, TS_VAULT_IFACE, method);
+	free(path);
+	return r < 0 ? ts_client_error(c, r, NULL) : 0;
 }

@@ -13,17 +13,6 @@
 #include "policy-client.h"
 
 
-static int vault_call(ts_client *c, const char *vault, const char *method, sd_bus_message **ret)
-{
-	char *path = NULL;
-	int r;
-
-	if ((r = ts_client_vault_path(c, vault, &path)) < 0)
-		return r;
-	r = sd_bus_message_new_method_call(c->bus, ret, TS_BUS_NAME, path, TS_VAULT_IFACE, method);
-	free(path);
-	return r < 0 ? ts_client_error(c, r, NULL) : 0;
-}
 
 static int call(ts_client *c, sd_bus_message *m, uint64_t usec, sd_bus_message **reply)
 {
@@ -136,7 +125,7 @@ int ts_client_set_escrow(ts_client *c, const char *vault, const char *const *rec
 	sd_bus_message *m = NULL, *reply = NULL;
 	int r;
 
-	if ((r = vault_call(c, vault, "SetEscrow", &m)) < 0)
+	if ((r = ts_client_new_vault_call(c, vault, "SetEscrow", &m)) < 0)
 		return r;
 	if ((r = sd_bus_message_open_container(m, 'a', "s")) < 0)
 		goto bad;
@@ -190,7 +179,7 @@ int ts_client_revoke_rekey(ts_client *c, const char *vault, const char *id, cons
 	int fd, r;
 
 	*kept = *dropped = NULL;
-	if ((r = vault_call(c, vault, "RevokeAndRekey", &m)) < 0)
+	if ((r = ts_client_new_vault_call(c, vault, "RevokeAndRekey", &m)) < 0)
 		return r;
 	if ((fd = ts_client_secret_pipe(c, secrets, secrets_len)) < 0) {
 		sd_bus_message_unref(m);
@@ -231,7 +220,7 @@ int ts_client_rotate_recovery(ts_client *c, const char *vault, const char *prote
 	*ret_key = NULL;
 	*ret_id = NULL;
 	*kept = *dropped = NULL;
-	if ((r = vault_call(c, vault, "RotateRecoveryKey", &m)) < 0)
+	if ((r = ts_client_new_vault_call(c, vault, "RotateRecoveryKey", &m)) < 0)
 		return r;
 	if ((fd = ts_client_secret_pipe(c, secrets, secrets_len)) < 0) {
 		sd_bus_message_unref(m);

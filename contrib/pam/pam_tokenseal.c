@@ -37,8 +37,6 @@ typedef struct pam_ts_opts {
 
 static void client_freep(ts_client **c) { ts_client_free(*c); }
 static void info_freep(ts_vault_info **v) { ts_vault_info_free(*v); }
-static void msg_unrefp(sd_bus_message **m) { sd_bus_message_unref(*m); }
-static void bus_error_freep(sd_bus_error *e) { sd_bus_error_free(e); }
 /* The module's copy of a secret (sodium_malloc); sodium_free wipes it. */
 static void secret_freep(char **s) { if (*s) sodium_free(*s); *s = NULL; }
 /* A conversation answer (malloc()ed by the application): wiped, then freed. */
@@ -47,8 +45,6 @@ static void answer_freep(char **s) { if (*s) { sodium_memzero(*s, strlen(*s)); f
 #define _cleanup_secret_ __attribute__((cleanup(secret_freep)))
 #define _cleanup_answer_ __attribute__((cleanup(answer_freep)))
 #define _cleanup_info_ __attribute__((cleanup(info_freep)))
-#define _cleanup_msg_ __attribute__((cleanup(msg_unrefp)))
-#define _cleanup_bus_error_ __attribute__((cleanup(bus_error_freep)))
 
 /* Unknown options are logged, not fatal: a typo must not lock everybody out. */
 static int parse_opts(pam_handle_t *pamh, int argc, const char **argv, pam_ts_opts *o)

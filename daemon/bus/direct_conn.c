@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "bus/direct_conn.h"
+#include "bus/message.h"
 
 ts_direct_conn *ts_direct_find(ts_daemon *d, sd_bus *bus)
 {
@@ -19,19 +20,12 @@ ts_direct_conn *ts_direct_find(ts_daemon *d, sd_bus *bus)
 /* Field 22 of /proc/PID/stat (start time, clock ticks since boot), or 0. */
 uint64_t ts_direct_start_time(pid_t pid)
 {
-	char path[64], buf[1024], *p, *end;
+	char buf[1024], *p, *end;
 	unsigned long long v;
-	ssize_t n;
-	int fd, field;
+	int field;
 
-	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+	if (ts_proc_read(pid, "stat", buf, sizeof(buf)) <= 0)
 		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
 	/* The command name (field 2) may hold anything but ends at the last ')'. */
 	if ((p = strrchr(buf, ')')) == NULL)
 		return 0;

@@ -150,20 +150,10 @@ int ts_enforce_tang_record(const ts_protector_record *rec, char *msg, size_t msg
 /* 1: pid has no audit login uid (as every process a system service starts), 0: it has one or it cannot be told. */
 static int no_login_uid(pid_t pid)
 {
-	char path[64], buf[16];
-	ssize_t n;
-	int fd;
+	char buf[16];
 
-	if (pid <= 0)
+	if (ts_proc_read(pid, "loginuid", buf, sizeof(buf)) <= 0)
 		return 0;
-	snprintf(path, sizeof(path), "/proc/%ld/loginuid", (long)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
 	buf[strcspn(buf, "\n")] = '\0';
 	return strcmp(buf, "4294967295") == 0;
 }
