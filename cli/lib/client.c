@@ -184,7 +184,8 @@ static int open_direct(sd_bus **ret, const char *path)
 	*ret = bus;
 	return 0;
 fail:
-	sd_bus_flush_close_unref(bus);
+	/* Not flushed: a flush waits for the handshake, up to sd-bus's 90 s, on a daemon that is not answering. */
+	sd_bus_close_unref(bus);
 	return r;
 }
 

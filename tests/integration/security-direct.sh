@@ -3,7 +3,8 @@
 # the CLI works over it, and only over it when it is named; a socket served by another user gets
 # nothing; one uid's connections are capped and a client that reads no replies is cut off, while root
 # is served; Subscribe over it brings the owner the lock and nobody else; polkit is asked about the
-# connecting process; and the trust-boundary tests pass with every client on the socket.
+# connecting process; a stopped daemon is given up on in a second; and the trust-boundary and data-path
+# tests pass with every client on the socket.
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 . "$TS_SRC/tests/integration/pam_lib.bash"
@@ -124,9 +125,19 @@ grep -q "^unix-process pid:[0-9]*:[0-9]*:$OTHER_UID org.tokenseal1.manage-other 
 [ "$(vprop "$P" Locked)" = true ] || fail "the polkit-allowed lock did not take effect"
 pass "polkit is asked about the connecting process (unix-process: pid, start time, uid) and decides"
 
+# --- a daemon that does not answer (stopped): the client gives up on the socket's handshake within
+# a second or so, it does not wait for sd-bus's 90 s.
+kill -STOP "$DAEMON_PID"
+t0=$(date +%s%N); rc=0
+timeout 30 "$TOKENSEAL" status >"$D/out" 2>&1 || rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+kill -CONT "$DAEMON_PID"
+[ $rc -eq 9 ] && [ $ms -lt 3000 ] || fail "a stopped daemon: exit $rc after $ms ms (want 9 within 3 s): $(cat "$D/out")"
+pass "a daemon that does not answer: the client says so after $ms ms (exit 9)"
+
 # --- the trust-boundary tests, every client of theirs on the private socket.
-for t in security-namespace security-visibility security-exe policy-rules; do
+for t in security-namespace security-visibility security-exe policy-rules core-flow cli-flow; do
 	bash "$TS_SRC/tests/integration/$t.sh" >"$D/$t.log" 2>&1 ||
 		{ tail -n 30 "$D/$t.log" >&2; fail "$t over the private socket"; }
 done
-pass "security-namespace, security-visibility, security-exe and policy-rules pass over the private socket"
+pass "the trust-boundary tests (namespace, visibility, exe, [unwrap] rules) and the data-path ones (core-flow, cli-flow) pass over the private socket"
