@@ -458,12 +458,35 @@ static void bench_latency(sd_bus *bus, sd_bus *dbus, const char *path, const uin
 #define N_SIZES 5
 static const size_t batch_sizes[N_SIZES] = { 1, 10, 100, 1000, 10000 };
 
+/* Each figure of (b) is the median of BATCH_ROUNDS rounds, taken in turns (a slow phase hits every figure alike). */
+#define BATCH_ROUNDS 3
+enum { SP_BUS, SP_DIRECT, SP_LOCAL, SP_BARE, N_SPREAD };
+static const char *const spread_names[N_SPREAD] = { "UnwrapBatch bus", "UnwrapBatch direct", "in-process", "bare AEAD" };
+
 struct batch_res {
 	double bus_kps[2][N_SIZES];      /* [unwrap, rewrap] keys per second */
 	double local_kps[2];             /* in-process, same AEAD work per key */
 	double direct_kps;               /* UnwrapBatch of the largest size on the private socket; 0: not measured */
 	double bare_kps;                 /* in-process, XChaCha20-Poly1305 decryption of a 32-byte key alone */
+	double min[N_SPREAD], max[N_SPREAD]; /* unwrap of the largest size: the rounds' extremes */
 };
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The median of the rounds' values v[0..BATCH_ROUNDS), and their min and max. */
+static double rounds_median(double *v, double *min, double *max)
+{
+	qsort(v, BATCH_ROUNDS, sizeof(*v), cmp_double);
+	if (min)
+		*min = v[0];
+	if (max)
+		*max = v[BATCH_ROUNDS - 1];
+	return v[BATCH_ROUNDS / 2];
+}
 
 /* Run fn repeatedly for at least min_ns; keys per second. */
 static double rate(uint64_t min_ns, size_t keys_per_call, void (*fn)(void *), void *arg)
@@ -574,36 +597,23 @@ static void bench_batch(sd_bus *bus, sd_bus *dbus, const char *path, const uint8
 {
 	static const ts_kv ctx[2] = { { "app", "bench" }, { "purpose", "latency" } };
 	const size_t nmax = batch_sizes[N_SIZES - 1];
-	const uint64_t min_ns = quick ? 150000000ull : 600000000ull;
+	const uint64_t min_ns = quick ? 100000000ull : 300000000ull;
 	struct batch_arg a = { .bus = bus, .path = path, .blob_len = blob_len, .key = key };
-	uint8_t **blobs, *fresh, *local;
+	uint8_t **blobs, **lblobs, *fresh, *local;
 	_ts_cleanup_buf_ ts_buf lb = { 0 };
 	ts_vault *v = NULL;
 	size_t i, s;
+	double bus_r[2][N_SIZES][BATCH_ROUNDS], local_r[2][BATCH_ROUNDS], direct_r[BATCH_ROUNDS], bare_r[BATCH_ROUNDS];
 
 	/* Distinct blobs (distinct nonces) of the same key: one RewrapBatch of copies makes them. */
-	if ((blobs = calloc(nmax, sizeof(*blobs))) == NULL || (fresh = malloc(nmax * blob_len)) == NULL ||
-	    (local = malloc(nmax * blob_len)) == NULL)
+	if ((blobs = calloc(nmax, sizeof(*blobs))) == NULL || (lblobs = calloc(nmax, sizeof(*lblobs))) == NULL ||
+	    (fresh = malloc(nmax * blob_len)) == NULL || (local = malloc(nmax * blob_len)) == NULL)
 		die("out of memory");
 	for (i = 0; i < nmax; i++)
 		blobs[i] = (uint8_t *)blob;
 	call_batch(bus, path, 1, blobs, blob_len, nmax, key, fresh);
 	for (i = 0; i < nmax; i++)
 		blobs[i] = fresh + i * blob_len;
-	a.blobs = blobs;
-	for (int rw = 0; rw < 2; rw++)
-		for (s = 0; s < N_SIZES; s++) {
-			a.rewrap = rw;
-			a.n = batch_sizes[s];
-			res->bus_kps[rw][s] = rate(min_ns, a.n, batch_fn, &a);
-		}
-	if (dbus) {
-		a.bus = dbus;
-		a.rewrap = 0;
-		a.n = nmax;
-		res->direct_kps = rate(min_ns, a.n, batch_fn, &a);
-		a.bus = bus;
-	}
 
 	/* In-process: a vault made by the core, the same blob size, context and work per key. */
 	if (ts_vault_create(&v, "bench-local", 0, (uint64_t)time(NULL)) < 0)
@@ -613,18 +623,45 @@ static void bench_batch(sd_bus *bus, sd_bus *dbus, const char *path, const uint8
 		if (ts_vault_wrap(v, ctx, 2, key, KEY_LEN, &lb) < 0 || lb.len != blob_len)
 			die("in-process wrap failed");
 		memcpy(local + i * blob_len, lb.data, blob_len);
-		blobs[i] = local + i * blob_len;
+		lblobs[i] = local + i * blob_len;
 	}
 	if ((a.pt = ts_secure_alloc(TS_PLAINTEXT_MAX)) == NULL)
 		die("out of secure memory");
 	a.v = v;
-	a.n = nmax;
-	for (int rw = 0; rw < 2; rw++) {
-		a.rewrap = rw;
-		res->local_kps[rw] = rate(min_ns, a.n, local_fn, &a);
-		if (rw == 0)
-			res->bare_kps = bare_rate(min_ns, a.n);
+	for (int k = 0; k < BATCH_ROUNDS; k++) {
+		a.blobs = blobs;
+		for (int rw = 0; rw < 2; rw++)
+			for (s = 0; s < N_SIZES; s++) {
+				a.rewrap = rw;
+				a.n = batch_sizes[s];
+				bus_r[rw][s][k] = rate(min_ns, a.n, batch_fn, &a);
+			}
+		if (dbus) {
+			a.bus = dbus;
+			a.rewrap = 0;
+			a.n = nmax;
+			direct_r[k] = rate(min_ns, a.n, batch_fn, &a);
+			a.bus = bus;
+		}
+		a.blobs = lblobs;
+		a.n = nmax;
+		for (int rw = 0; rw < 2; rw++) {
+			a.rewrap = rw;
+			local_r[rw][k] = rate(min_ns, a.n, local_fn, &a);
+		}
+		bare_r[k] = bare_rate(min_ns, nmax);
 	}
+	for (int rw = 0; rw < 2; rw++) {
+		for (s = 0; s < N_SIZES; s++)
+			res->bus_kps[rw][s] = rounds_median(bus_r[rw][s], rw == 0 && s == N_SIZES - 1 ? &res->min[SP_BUS] : NULL,
+			                                    rw == 0 && s == N_SIZES - 1 ? &res->max[SP_BUS] : NULL);
+		res->local_kps[rw] = rounds_median(local_r[rw], rw == 0 ? &res->min[SP_LOCAL] : NULL,
+		                                   rw == 0 ? &res->max[SP_LOCAL] : NULL);
+	}
+	if (dbus)
+		res->direct_kps = rounds_median(direct_r, &res->min[SP_DIRECT], &res->max[SP_DIRECT]);
+	res->bare_kps = rounds_median(bare_r, &res->min[SP_BARE], &res->max[SP_BARE]);
+	free(lblobs);
 	ts_buf_free(&a.out);
 	ts_secure_free(a.pt);
 	ts_vault_free(v);
@@ -882,6 +919,16 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 		printf("  UnwrapBatch of %zu on the private socket: %.0f keys/s = %.0f%% of in-process (targets ≥ 1,000,000: %s, ≥ 60%%: %s)\n",
 		       batch_sizes[N_SIZES - 1], br.direct_kps, 100 * br.direct_kps / br.local_kps[0],
 		       br.direct_kps >= 1e6 ? "ok" : "MISSED", br.direct_kps >= 0.6 * br.local_kps[0] ? "ok" : "MISSED");
+	printf("  each figure: the median of %d rounds taken in turns; keys/s of %zu-key unwraps, min / median / max:\n",
+	       BATCH_ROUNDS, batch_sizes[N_SIZES - 1]);
+	for (int k = 0; k < N_SPREAD; k++) {
+		double med = k == SP_BUS ? br.bus_kps[0][N_SIZES - 1] : k == SP_DIRECT ? br.direct_kps :
+		             k == SP_LOCAL ? br.local_kps[0] : br.bare_kps;
+		if (k == SP_DIRECT && br.direct_kps <= 0)
+			continue;
+		printf("  %-20s %10.0f %10.0f %10.0f  (max/min %.2f)\n", spread_names[k], br.min[k], med, br.max[k],
+		       br.min[k] > 0 ? br.max[k] / br.min[k] : 0);
+	}
 	printf("\n(c) concurrent clients (Unwrap, own connection each)\n");
 	printf("  %-8s %12s %10s %10s\n", "clients", "ops/s", "p50 µs", "p99 µs");
 	for (int c = 0; c < N_CONC; c++)
@@ -936,6 +983,14 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 	fprintf(f, "  },\n  \"batch\": {\n    \"in_process_keys_per_s\": {\"unwrap\": %.0f, \"rewrap\": %.0f, "
 	        "\"bare_aead\": %.0f, \"unwrap_ratio_to_bare_aead\": %.3f},\n",
 	        br.local_kps[0], br.local_kps[1], br.bare_kps, br.local_kps[0] / br.bare_kps);
+	fprintf(f, "    \"rounds\": %d,\n    \"spread_keys_per_s\": {", BATCH_ROUNDS);
+	for (int k = 0, first = 1; k < N_SPREAD; k++) {
+		if (k == SP_DIRECT && br.direct_kps <= 0)
+			continue;
+		fprintf(f, "%s\"%s\": {\"min\": %.0f, \"max\": %.0f}", first ? "" : ", ", spread_names[k], br.min[k], br.max[k]);
+		first = 0;
+	}
+	fprintf(f, "},\n");
 	for (int rw = 0; rw < 2; rw++) {
 		fprintf(f, "    \"%s\": [", rw ? "RewrapBatch" : "UnwrapBatch");
 		for (int s = 0; s < N_SIZES; s++)
