@@ -209,6 +209,8 @@ $(BUILD)/tests/unit/test_escrow: $(call obj,daemon/protectors/escrow_rsa.c)
 
 # test_anchor proves the generation anchors (daemon/anchor.c): atomic replace, strict parsing.
 $(BUILD)/tests/unit/test_anchor: $(call obj,daemon/anchor.c)
+# ts_protector_check_options (the registry) on its own.
+$(BUILD)/tests/unit/test_options: $(call obj,daemon/protectors/registry.c)
 
 # test_batch_unwrap proves the two-thread UnwrapBatch (daemon/batch_unwrap.c) against the one-thread path.
 $(BUILD)/tests/unit/test_batch_unwrap: $(call obj,daemon/batch_unwrap.c)

@@ -194,7 +194,8 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 	    (r = ts_serve(d, c->bus)) < 0 || (r = sd_bus_attach_event(c->bus, d->event, SD_EVENT_PRIORITY_NORMAL)) < 0 ||
 	    (r = sd_bus_start(c->bus)) < 0) {
 		ts_log(TS_LOG_WARNING, "private socket: cannot serve uid %ld: %s", (long)uc.uid, strerror(-r));
-		sd_bus_flush_close_unref(c->bus);
+		/* Not flushed: a flush would wait in the loop for a client that may never read. */
+		sd_bus_close_unref(c->bus);
 		free(c);
 		return 0;
 	}

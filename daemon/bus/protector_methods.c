@@ -6,6 +6,7 @@
 #include "protectors/remote.h"
 
 #include "bus/protector_methods.h"
+#include "core/context.h"
 #include "bus/audit.h"
 #include "bus/authorize.h"
 #include "bus/daemon.h"
@@ -344,10 +345,7 @@ int ts_protector_method_add(sd_bus_message *m, void *userdata, sd_bus_error *err
 	 * TPM protector re-sealed to new PCR values. Checked before the token is
 	 * touched; the old one goes in the same saved change as the new one comes.
 	 */
-	for (size_t i = 0; i < n_opts; i++)
-		if (strcmp(opts[i].key, "replace") == 0)
-			replace = opts[i].value;
-	if (replace) {
+	if ((replace = ts_kv_find(opts, n_opts, "replace")) != NULL) {
 		const ts_protector_record *old = ts_vault_find_protector(e->vault, replace);
 
 		if (!old) {
@@ -366,11 +364,8 @@ int ts_protector_method_add(sd_bus_message *m, void *userdata, sd_bus_error *err
 		return r;
 	/* A tang protector's servers: only those the administrator listed, checked before any helper runs. */
 	if (strcmp(ops->type, "tang") == 0) {
-		const char *urls = NULL;
+		const char *urls = ts_kv_find(opts, n_opts, "url");
 
-		for (size_t i = 0; i < n_opts; i++)
-			if (strcmp(opts[i].key, "url") == 0)
-				urls = opts[i].value;
 		if ((r = ts_enforce_tang_option(urls, errbuf, sizeof(errbuf))) < 0) {
 			(void)ts_audit("policy-denied", e->vault->name, e->vault->owner_uid, &caller, ops->type, r);
 			return ts_bus_error(error, r, errbuf);

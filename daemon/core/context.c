@@ -164,3 +164,11 @@ int ts_context_encode_to(const ts_kv *kv, size_t n, uint8_t *dst, size_t cap, si
 	ts_ctx_write(e, n, dst);
 	return 0;
 }
+
+const char *ts_kv_find(const ts_kv *kv, size_t n, const char *key)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(kv[i].key, key) == 0)
+			return kv[i].value;
+	return NULL;
+}

@@ -26,4 +26,7 @@ int ts_context_encode(const ts_kv *kv, size_t n, ts_buf *out);
  */
 int ts_context_encode_to(const ts_kv *kv, size_t n, uint8_t *dst, size_t cap, size_t *ret_len);
 
+/* The value of the first entry named key, or NULL (options, contexts: one reading everywhere). */
+const char *ts_kv_find(const ts_kv *kv, size_t n, const char *key);
+
 #endif

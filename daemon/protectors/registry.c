@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/context.h"
 #include "protectors/protector.h"
 
 static const ts_protector_ops *const none[] = { NULL };
@@ -46,10 +47,7 @@ void ts_protector_request_init(ts_protector_request *req, const ts_config *confi
 
 const char *ts_protector_option(const ts_protector_request *req, const char *key)
 {
-	for (size_t i = 0; i < req->n_options; i++)
-		if (strcmp(req->options[i].key, key) == 0)
-			return req->options[i].value;
-	return NULL;
+	return ts_kv_find(req->options, req->n_options, key);
 }
 
 /*
@@ -91,6 +89,16 @@ int ts_protector_check_options(const char *type, const ts_kv *options, size_t n_
 	for (i = 0; i < n_options; i++) {
 		const char *key = options[i].key;
 		int ok = strcmp(key, "replace") == 0;
+
+		/*
+		 * Each key once: the daemon's checks and a backend's ts_protector_option must
+		 * read the same value (a second url= after an allowed one would reach the helper).
+		 */
+		for (j = 0; j < i; j++)
+			if (strcmp(options[j].key, key) == 0) {
+				snprintf(err, err_len, "option %.64s= given twice", key);
+				return -TS_E_INVALID_ARGS;
+			}
 
 		for (k = 0; k < sizeof(admin_options) / sizeof(admin_options[0]); k++)
 			if (strcmp(key, admin_options[k].key) == 0) {

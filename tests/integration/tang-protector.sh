@@ -74,7 +74,7 @@ V=urls expect_rc 10 "[tang] servers ($D/policy/10-tang.conf:2): a Tang server of
 cp "$D/err" "$D/err1"
 V=urls expect_rc 10 "" ts enroll tang --url "http://127.0.0.1@127.0.0.1:$PORT1" --thp "$THP1"
 cmp -s "$D/err" "$D/err1" || fail "two addresses off the list got different answers: $(cat "$D/err1") / $(cat "$D/err")"
-[ ! -s "$D/hit" ] || fail "a helper connected to an address not on the list: $(cat "$D/hit")"
+[ ! -e "$D/hit" ] || fail "a helper connected to an address not on the list: $(cat "$D/hit")"
 pass "a Tang URL not on [tang] servers is refused before any connection, with one answer for all"
 
 # --- 2-of-{recovery, tpm2, tang}: a wrong thumbprint is refused at enrollment, the right one binds.
