@@ -223,14 +223,15 @@ static int append_bytes(void *userdata, size_t idx, const uint8_t *pt, size_t pt
 }
 
 /*
- * A large UnwrapBatch or RewrapBatch: the items (pointers into m) first,
- * then ts_batch_unwrap splits the work over two threads. Returns 0; a negative
+ * UnwrapBatch or RewrapBatch's items: the items (pointers into m) first,
+ * then ts_batch_unwrap does the work, a large batch (TS_BATCH_PARALLEL_MIN
+ * items or more) on two threads. Returns 0; a negative
  * TS_E_* with *ret_item = 1 and *ret_idx for the first failing item, or
  * *ret_item = 0 for a failure before any item (no memory); or a negative
  * errno from building the reply with *ret_item = -1.
  */
-static int batch_parallel(sd_bus_message *m, sd_bus_message *reply, ts_vault_entry *e, const ts_kv *ctx,
-                          size_t n_ctx, size_t count, int rewrap, size_t *ret_idx, int *ret_item)
+static int batch_items(sd_bus_message *m, sd_bus_message *reply, ts_vault_entry *e, const ts_kv *ctx,
+                       size_t n_ctx, size_t count, int rewrap, size_t *ret_idx, int *ret_item)
 {
 	ts_batch_item *items;
 	const void *extra;
@@ -238,6 +239,14 @@ static int batch_parallel(sd_bus_message *m, sd_bus_message *reply, ts_vault_ent
 	int r, read_error = 0, emit_failed = 0;
 
 	*ret_item = 0;
+	if (count == 0) {
+		if (sd_bus_message_read_array(m, 'y', &extra, &extra_len) == 0)
+			return 0;
+		*ret_item = 1;
+		*ret_idx = 0;
+		return -TS_E_INVALID_ARGS;
+	}
+	/* The window first: out of memory there is no item's fault. */
 	if (ts_batch_unwrap_prepare() < 0 || (items = calloc(count, sizeof(*items))) == NULL)
 		return -TS_E_NOMEM;
 	while (n < count && (r = sd_bus_message_read_array(m, 'y', &items[n].blob, &items[n].len)) > 0)
@@ -245,7 +254,8 @@ static int batch_parallel(sd_bus_message *m, sd_bus_message *reply, ts_vault_ent
 	/* Counted in the first pass; fewer or more now is a broken message, after the items before it. */
 	if (n < count || sd_bus_message_read_array(m, 'y', &extra, &extra_len) != 0)
 		read_error = 1;
-	r = ts_batch_unwrap(e->vault, ctx, n_ctx, items, n, 1, rewrap, append_bytes, reply, &idx, &emit_failed);
+	r = ts_batch_unwrap(e->vault, ctx, n_ctx, items, n, n >= TS_BATCH_PARALLEL_MIN, rewrap, append_bytes, reply, &idx,
+	                    &emit_failed);
 	free(items);
 	if (r < 0) {
 		*ret_item = emit_failed ? -1 : 1;
@@ -268,19 +278,15 @@ static int batch_parallel(sd_bus_message *m, sd_bus_message *reply, ts_vault_ent
 static int batch(sd_bus_message *m, ts_vault_entry *e, int rewrap, sd_bus_error *error)
 {
 	_ts_cleanup_reply_ sd_bus_message *reply = NULL;
-	_ts_cleanup_buf_ ts_buf out = { 0 };
-	uint8_t *pt;
 	_ts_cleanup_kv_ ts_kv *ctx = NULL;
 	char msg[160];
-	size_t n_ctx, idx = 0, count = 0, pt_len = 0, blob_len;
+	size_t n_ctx, idx = 0, count = 0, blob_len;
 	const void *blob;
 	ts_caller caller;
-	int r;
+	int r, item = 0;
 
 	if ((r = ts_vault_authorize(m, e, &caller, error)) != 0)
 		return r;
-	if ((pt = plaintext_scratch()) == NULL)
-		return ts_bus_error(error, -TS_E_NOMEM, NULL);
 	/*
 	 * The context comes after the array in the message: walk the array once
 	 * (reading item by item; sd_bus_message_skip steps through it byte by
@@ -303,48 +309,13 @@ static int batch(sd_bus_message *m, ts_vault_entry *e, int rewrap, sd_bus_error 
 	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 || (r = sd_bus_message_sensitive(reply)) < 0 ||
 	    (r = sd_bus_message_open_container(reply, 'a', "ay")) < 0)
 		goto out;
-	if (count >= TS_BATCH_PARALLEL_MIN) {
-		int item = 0;
-
-		if ((r = batch_parallel(m, reply, e, ctx, n_ctx, count, rewrap, &idx, &item)) < 0) {
-			if (item > 0)
-				goto fail_item;
-			if (item < 0)
-				goto out;
-			return ts_bus_error(error, r, NULL);
-		}
-		goto done;
-	}
-	for (;;) {
-		r = sd_bus_message_read_array(m, 'y', &blob, &blob_len);
-		if (r == 0)
-			break;
-		if (r < 0) {
-			r = -TS_E_INVALID_ARGS;
+	if ((r = batch_items(m, reply, e, ctx, n_ctx, count, rewrap, &idx, &item)) < 0) {
+		if (item > 0)
 			goto fail_item;
-		}
-		if (idx >= TS_BATCH_MAX) {
-			r = -TS_E_LIMIT;
-			goto fail_item;
-		}
-		if ((r = unwrap_one(e->vault, blob, blob_len, ctx, n_ctx, pt, &pt_len)) < 0)
-			goto fail_item;
-		if (rewrap) {
-			out.len = 0;
-			r = ts_vault_wrap(e->vault, ctx, n_ctx, pt, pt_len, &out);
-			sodium_memzero(pt, pt_len);
-			if (r < 0)
-				goto fail_item;
-			r = sd_bus_message_append_array(reply, 'y', out.data, out.len);
-		} else {
-			r = sd_bus_message_append_array(reply, 'y', pt, pt_len);
-			sodium_memzero(pt, pt_len);
-		}
-		if (r < 0)
+		if (item < 0)
 			goto out;
-		idx++;
+		return ts_bus_error(error, r, NULL);
 	}
-done:
 	if ((r = sd_bus_message_close_container(reply)) < 0)
 		goto out;
 	ts_daemon_touch(e);

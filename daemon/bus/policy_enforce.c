@@ -96,31 +96,26 @@ int ts_enforce_protectors(const ts_vault *v, const char *skip, int complete, cha
 	return ts_policy_check_protectors(p, prot, n, v->threshold ? v->threshold : 1, complete, msg, msglen);
 }
 
-#define TANG_SERVERS_MAX 8          /* as many as a tang record holds */
-#define TANG_URLS_TEXT_MAX 4096
-
 int ts_enforce_tang_option(const char *urls, char *msg, size_t msglen)
 {
 	const ts_policy *p = ts_enforce_policy();
-	const char *list[TANG_SERVERS_MAX + 1];
-	char buf[TANG_URLS_TEXT_MAX], *save = NULL, *w;
-	size_t n = 0;
+	char *list[TS_TANG_MAX_SERVERS + 1];
+	char buf[TS_TANG_URLS_TEXT_MAX];
+	size_t n;
 
 	if (!p)
 		return -TS_E_NOMEM;
-	/* No url (or too many, or too long): the helper refuses it; nothing on it can reach the network. */
-	if (!urls || strlen(urls) >= sizeof(buf))
-		return ts_policy_check_tang_urls(p, NULL, 0, msg, msglen);
-	memcpy(buf, urls, strlen(urls) + 1);
-	for (w = strtok_r(buf, " ,", &save); w && n <= TANG_SERVERS_MAX; w = strtok_r(NULL, " ,", &save))
-		list[n++] = w;
-	return ts_policy_check_tang_urls(p, list, n, msg, msglen);
+	/* Split as the helper will (none, too many, too long: checked as none; the helper refuses those). */
+	n = ts_protector_split_list(urls, buf, sizeof(buf), list, TS_TANG_MAX_SERVERS);
+	if (n > TS_TANG_MAX_SERVERS)
+		n = 0;
+	return ts_policy_check_tang_urls(p, (const char *const *)list, n, msg, msglen);
 }
 
 int ts_enforce_tang_record(const ts_protector_record *rec, char *msg, size_t msglen)
 {
 	const ts_policy *p = ts_enforce_policy();
-	const char *list[TANG_SERVERS_MAX];
+	const char *list[TS_TANG_MAX_SERVERS];
 	ts_params *pp = NULL;
 	uint64_t n = 0;
 	char key[24];
@@ -129,7 +124,7 @@ int ts_enforce_tang_record(const ts_protector_record *rec, char *msg, size_t msg
 	if (!p)
 		return -TS_E_NOMEM;
 	if (ts_params_decode(rec->params, rec->params_len, &pp) < 0 || ts_params_get_uint(pp, "n", &n) < 0 || n == 0 ||
-	    n > TANG_SERVERS_MAX) {
+	    n > TS_TANG_MAX_SERVERS) {
 		ts_params_free(pp);
 		snprintf(msg, msglen, "the tang protector record is damaged");
 		return -TS_E_CORRUPT;

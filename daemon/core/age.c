@@ -4,6 +4,7 @@
 
 #include <sodium.h>
 
+#include "core/buf.h"
 #include "tokenseal.h"
 #include "core/age.h"
 #include "core/bech32.h"
@@ -15,14 +16,6 @@
 #define RECIPIENT_BYTES (1 + TS_AGE_VAULT_TAG_BYTES + 2 + TS_AGE_KEY_BYTES)   /* 43: fits age's 90 characters */
 #define IDENTITY_BYTES (1 + TS_VAULT_ID_BYTES)
 
-static void put_be32(uint8_t out[4], uint32_t v)
-{
-	out[0] = (uint8_t)(v >> 24);
-	out[1] = (uint8_t)(v >> 16);
-	out[2] = (uint8_t)(v >> 8);
-	out[3] = (uint8_t)v;
-}
-
 int ts_age_derive_secret(const uint8_t rk[TS_KEY_BYTES], const uint8_t vault_id[TS_VAULT_ID_BYTES],
                          uint32_t version, uint8_t sk[TS_AGE_KEY_BYTES])
 {
@@ -32,7 +25,7 @@ int ts_age_derive_secret(const uint8_t rk[TS_KEY_BYTES], const uint8_t vault_id[
 
 	if (version < 1 || version > TS_AGE_VERSION_MAX)
 		return -TS_E_INVALID_ARGS;
-	put_be32(v, version);
+	ts_put_be32(v, version);
 	if (crypto_generichash_init(&st, rk, TS_KEY_BYTES, TS_AGE_KEY_BYTES) != 0 ||
 	    crypto_generichash_update(&st, (const uint8_t *)SECRET_LABEL, sizeof(SECRET_LABEL) - 1) != 0 ||
 	    crypto_generichash_update(&st, vault_id, TS_VAULT_ID_BYTES) != 0 ||
@@ -57,7 +50,7 @@ static int wrap_key(const uint8_t S[TS_AGE_KEY_BYTES], const uint8_t tag[TS_AGE_
 	uint8_t v[4];
 	int r = 0;
 
-	put_be32(v, version);
+	ts_put_be32(v, version);
 	if (crypto_generichash_init(&st, S, TS_AGE_KEY_BYTES, crypto_aead_chacha20poly1305_ietf_KEYBYTES) != 0 ||
 	    crypto_generichash_update(&st, (const uint8_t *)WRAP_LABEL, sizeof(WRAP_LABEL) - 1) != 0 ||
 	    crypto_generichash_update(&st, tag, TS_AGE_VAULT_TAG_BYTES) != 0 ||

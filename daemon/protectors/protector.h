@@ -56,6 +56,19 @@ void ts_protector_request_init(ts_protector_request *req, const ts_config *confi
 /* Look up an option; NULL if absent. */
 const char *ts_protector_option(const ts_protector_request *req, const char *key);
 
+/* The servers one tang protector may name (and its record holds). */
+#define TS_TANG_MAX_SERVERS 8
+/* One server's URL, and the url= option's text at most (all servers, separators). */
+#define TS_TANG_URL_MAX 256
+#define TS_TANG_URLS_TEXT_MAX (TS_TANG_MAX_SERVERS * (TS_TANG_URL_MAX + 1) + 1)
+/*
+ * Split a list option ("a b", "a,b") into at most max words, copied into
+ * buf (buflen): the number of words, max + 1 when there are more, 0 for
+ * none or a text that does not fit. The one reading of url= and thp= for
+ * the daemon's policy check and the helper's backend alike.
+ */
+size_t ts_protector_split_list(const char *s, char *buf, size_t buflen, char **out, size_t max);
+
 /*
  * Are these the options a caller may give when enrolling a protector of
  * type (AddProtector)? Each type accepts its own short list (fido2: pin, up;

@@ -50,6 +50,22 @@ const char *ts_protector_option(const ts_protector_request *req, const char *key
 	return ts_kv_find(req->options, req->n_options, key);
 }
 
+size_t ts_protector_split_list(const char *s, char *buf, size_t buflen, char **out, size_t max)
+{
+	size_t n = 0;
+	char *save = NULL, *w;
+
+	if (!s || strlen(s) >= buflen)
+		return 0;
+	memcpy(buf, s, strlen(s) + 1);
+	for (w = strtok_r(buf, " ,", &save); w; w = strtok_r(NULL, " ,", &save)) {
+		if (n == max)
+			return max + 1;
+		out[n++] = w;
+	}
+	return n;
+}
+
 /*
  * What each type's enroll reads (the backends' ts_protector_option calls).
  * A pkcs11: URI may say module-name= or module-path=, but those only choose

@@ -48,8 +48,8 @@
 #include "protectors/protector.h"
 
 #define TANG_PARAMS_VERSION 1
-#define TANG_MAX_SERVERS 8
-#define TANG_URL_MAX 256
+#define TANG_MAX_SERVERS TS_TANG_MAX_SERVERS
+#define TANG_URL_MAX TS_TANG_URL_MAX
 #define TANG_REPLY_MAX (64 * 1024)        /* an advertisement or a recovery answer */
 #define TANG_CONNECT_TIMEOUT_MS 3000L
 #define TANG_TIMEOUT_MS 8000L              /* per server, at most */
@@ -110,16 +110,6 @@ static void wiping_free(void *p)
 		return;
 	sodium_memzero(p, malloc_usable_size(p));
 	free(p);
-}
-
-static void curl_init_once(void)
-{
-	static int done;
-
-	if (!done) {
-		curl_global_init(CURL_GLOBAL_DEFAULT);
-		done = 1;
-	}
 }
 
 /* Once, before the first exchange (blocks stay malloc's, so values made earlier are freed alike). */
@@ -249,7 +239,7 @@ static int http_json(const char *base, const char *path, const char *post, int64
 	int r;
 
 	*ret = NULL;
-	curl_init_once();
+	/* libcurl is initialized by the helper's main, before its sandbox (curl_global_init). */
 	if (left < TANG_LEFT_MIN_MS)
 		return snprintf(err, errlen, "not asked: the %ld s for all servers were used up",
 		                TANG_SHARE_DEADLINE_MS / 1000), -TS_E_TIMEOUT;
@@ -447,23 +437,6 @@ static int url_valid(const char *u)
 	return 1;
 }
 
-/* Split a space-separated option into at most max words (copies into buf). */
-static size_t split_words(const char *s, char *buf, size_t buflen, char **out, size_t max)
-{
-	size_t n = 0;
-	char *save = NULL, *w;
-
-	if (!s || strlen(s) >= buflen)
-		return 0;
-	memcpy(buf, s, strlen(s) + 1);
-	for (w = strtok_r(buf, " ,", &save); w; w = strtok_r(NULL, " ,", &save)) {
-		if (n == max)
-			return max + 1;
-		out[n++] = w;
-	}
-	return n;
-}
-
 typedef struct tang_server {
 	const char *url, *thp, *srv, *clt;
 	const uint8_t *box;
@@ -514,7 +487,7 @@ static int tang_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_para
 {
 	const char *url_opt = ts_protector_option(req, "url"), *thp_opt = ts_protector_option(req, "thp");
 	const char *tofu = ts_protector_option(req, "trust-first-use");
-	char ubuf[TANG_MAX_SERVERS * (TANG_URL_MAX + 1) + 1], tbuf[TANG_MAX_SERVERS * (TANG_THP_LEN + 1) + 1];
+	char ubuf[TS_TANG_URLS_TEXT_MAX], tbuf[TANG_MAX_SERVERS * (TANG_THP_LEN + 1) + 1];
 	char *urls[TANG_MAX_SERVERS], *thps[TANG_MAX_SERVERS], err[384] = "", key[16];
 	_ts_cleanup_secure_ uint8_t *wk = ts_secure_alloc(TS_KEY_BYTES);
 	uint8_t box[TANG_BOX_BYTES], ad[TS_VAULT_ID_BYTES + TANG_URL_MAX];
@@ -531,7 +504,7 @@ static int tang_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_para
 		return ts_protector_fail(req, -TS_E_NOMEM, "out of secure memory");
 	if (tofu && strcmp(tofu, "yes") != 0 && strcmp(tofu, "no") != 0)
 		return ts_protector_fail(req, -TS_E_INVALID_ARGS, "trust-first-use is yes or no");
-	nu = split_words(url_opt, ubuf, sizeof(ubuf), urls, TANG_MAX_SERVERS);
+	nu = ts_protector_split_list(url_opt, ubuf, sizeof(ubuf), urls, TANG_MAX_SERVERS);
 	if (nu == 0 || nu > TANG_MAX_SERVERS)
 		return ts_protector_fail(req, -TS_E_INVALID_ARGS, "a tang protector needs url=URL (1 to %d servers, "
 		                         "separated by spaces)", TANG_MAX_SERVERS);
@@ -539,7 +512,7 @@ static int tang_enroll(ts_protector_request *req, uint8_t *kek, ts_buf *ret_para
 		if (!url_valid(urls[i]))
 			return ts_protector_fail(req, -TS_E_INVALID_ARGS, "'%.300s' is not an http:// or https:// URL of a "
 			                         "Tang server (no user, query or fragment)", urls[i]);
-	nt = split_words(thp_opt, tbuf, sizeof(tbuf), thps, TANG_MAX_SERVERS);
+	nt = ts_protector_split_list(thp_opt, tbuf, sizeof(tbuf), thps, TANG_MAX_SERVERS);
 	if (thp_opt && trust_first)
 		return ts_protector_fail(req, -TS_E_INVALID_ARGS, "give thp= or trust-first-use=yes, not both");
 	if (!thp_opt && !trust_first)
