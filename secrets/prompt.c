@@ -148,7 +148,7 @@ static void on_unlocked(ss_service *s, int r, unsigned needed, const char *msg, 
 	p->touch = NULL;
 	if (r == 0 && needed == 0) {
 		/* The vault is open now, whether or not its PropertiesChanged has come yet. */
-		s->vault_locked = 0;
+		ss_vault_set_locked(s, 0);
 		complete(p, 0);
 		return;
 	}

@@ -198,6 +198,8 @@ void ss_attrs_free(ss_attr *a, size_t n);
 /* ---- vault.c: following tokensealed ---- */
 
 int ss_vault_start(ss_service *s);
+/* The vault's state as tokensealed says it: locked locks every collection; the change to unlocked opens them. */
+void ss_vault_set_locked(ss_service *s, int locked);
 /* Send Unlock with pin (async); cb(s, r, shares_needed, msg, ud) when the daemon answers. */
 typedef void (*ss_vault_unlock_cb)(ss_service *s, int r, unsigned needed, const char *msg, void *ud);
 int ss_vault_unlock_async(ss_service *s, const uint8_t *pin, size_t pin_len, ss_vault_unlock_cb cb, void *ud,

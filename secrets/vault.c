@@ -8,12 +8,17 @@
 #include "client-internal.h"
 #include "secrets.h"
 
-static void set_locked(ss_service *s, int locked)
+void ss_vault_set_locked(ss_service *s, int locked)
 {
 	if (locked) {
 		s->vault_locked = 1;
 		ss_service_lock_all(s);
-	} else {
+	} else if (s->vault_locked) {
+		/*
+		 * Only the vault's unlocking opens collections. tokensealed sends Locked=false
+		 * with every change of its properties (rotate, enroll, ...): a collection a
+		 * client locked stays locked through those.
+		 */
 		s->vault_locked = 0;
 		ss_service_open_all(s);
 	}
@@ -81,7 +86,7 @@ static int on_properties(sd_bus_message *m, void *userdata, sd_bus_error *e)
 			return 0;
 	}
 	if (locked >= 0)
-		set_locked(s, locked);
+		ss_vault_set_locked(s, locked);
 	return 0;
 }
 
@@ -117,7 +122,7 @@ static int on_state(sd_bus_message *m, void *userdata, sd_bus_error *e)
 	int locked = 1;
 
 	if (!sd_bus_message_is_method_error(m, NULL) && sd_bus_message_read(m, "v", "b", &locked) >= 0)
-		set_locked(userdata, !!locked);
+		ss_vault_set_locked(userdata, !!locked);
 	return 0;
 }
 
@@ -146,7 +151,7 @@ static int on_owner(sd_bus_message *m, void *userdata, sd_bus_error *e)
 	if (sd_bus_message_read(m, "sss", &name, &old, &new) < 0 || strcmp(name, TS_BUS_NAME) != 0)
 		return 0;
 	set_daemon_name(s, new);
-	set_locked(s, 1);
+	ss_vault_set_locked(s, 1);
 	if (*new && sd_bus_call_method_async(s->ts->bus, NULL, TS_BUS_NAME, TS_MANAGER_PATH, TS_MANAGER_IFACE, "Subscribe",
 	                                     on_subscribed, s, NULL) < 0)
 		ss_log("cannot subscribe to the vault's signals");
@@ -172,7 +177,7 @@ static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *e)
 	ss_service *s = userdata;
 
 	ss_log("lost the connection to tokensealed: every collection locked; exiting");
-	set_locked(s, 1);
+	ss_vault_set_locked(s, 1);
 	return sd_event_exit(s->event, 1);
 }
 

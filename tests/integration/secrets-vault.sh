@@ -104,6 +104,17 @@ sleep 0.3
 [ "$(st lookup "${A[@]}" n 2)" = "exit 0 out=two" ] || fail "a forged Locked signal from another user locked the collection"
 pass "a PropertiesChanged(Locked) another user sends for the vault's path is not believed"
 
+# A collection a client locked stays locked when the vault's properties change (rotate): only the
+# vault's unlocking, or the PIN through a prompt, opens it.
+[ "$(py lock)" = "lock: locked=True" ] || fail "client Lock"
+vcall "$VP" RotateKey 'a{ss}' 0 >/dev/null || fail "rotate"
+sleep 0.3
+[ "$(collection_locked)" = true ] || fail "a rotate of the vault opened a collection a client had locked, without a PIN"
+cp "$RIG_DIR/pin.keep" "$SECRETS_PIN_FILE"
+[ "$(py unlock)" = "unlock: was_locked=True dismissed=False locked=False" ] || fail "unlock after the client's lock"
+rm -f "$SECRETS_PIN_FILE"
+pass "a collection a client locked stays locked through a rotate of the vault; the PIN through a prompt opens it"
+
 # tokensealed restarts (an upgrade): its vaults start locked, so the collection locks; once the vault is unlocked
 # again (the provider subscribed anew), the collection opens.
 rig_stop_daemon
