@@ -39,9 +39,11 @@ void ss_log(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-uint64_t ss_now(void)
+void ss_strv_free(char **v, size_t n)
 {
-	return (uint64_t)time(NULL);
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
 }
 
 static void usage(FILE *f)

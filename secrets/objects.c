@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sodium.h>
 
+#include "core/clock.h"
 #include "secrets.h"
 
 
@@ -17,6 +18,19 @@ static int lookup(ss_service *s, sd_bus_message *m, const char *path, ss_collect
 		return r;
 	if (r == 0)
 		return sd_bus_error_set(e, SS_ERR_NO_SUCH_OBJECT, "no such object");
+	return 1;
+}
+
+/* lookup, and the collection must be open (else IsLocked): what a change or a secret needs. */
+static int lookup_open(ss_service *s, sd_bus_message *m, const char *path, ss_collection **c, ss_item **it,
+                       sd_bus_error *e)
+{
+	int r = lookup(s, m, path, c, it, e);
+
+	if (r <= 0)
+		return r;
+	if (!(*c)->key)
+		return sd_bus_error_set(e, SS_ERR_IS_LOCKED, "the collection is locked");
 	return 1;
 }
 
@@ -34,7 +48,7 @@ static void item_changed(ss_service *s, ss_collection *c, ss_item *it, const cha
  * back from its file (the key kept, its items opened again); if even that fails it is locked, and its next
  * Unlock starts from the file.
  */
-static void reload(ss_service *s, ss_collection *c)
+void ss_collection_reload(ss_service *s, ss_collection *c)
 {
 	ss_collection *f = NULL;
 	ss_item **items;
@@ -47,7 +61,18 @@ static void reload(ss_service *s, ss_collection *c)
 		c->locked_by_client = 1;
 		return;
 	}
-	/* Take the file's state, keep the key and the object path. */
+	/* Take the file's state (label, aliases, items, times), keep the key and the object path. */
+	{
+		char *label = c->label, **aliases = c->aliases;
+		size_t n_aliases = c->n_aliases;
+
+		c->label = f->label;
+		c->aliases = f->aliases;
+		c->n_aliases = f->n_aliases;
+		f->label = label;
+		f->aliases = aliases;
+		f->n_aliases = n_aliases;
+	}
 	items = c->items;
 	n = c->n_items;
 	c->items = f->items;
@@ -69,7 +94,7 @@ static int seal_and_save(ss_service *s, ss_collection *c, ss_item *it, const uin
 
 	if ((r = ss_item_seal(c, it, secret, len)) < 0 || (r = ss_store_save(s, c)) < 0) {
 		ss_log("collection %s: change not saved (%s); the saved state is served", c->id, strerror(-r));
-		reload(s, c);
+		ss_collection_reload(s, c);
 	}
 	return r;
 }
@@ -84,11 +109,9 @@ static int method_coll_delete(sd_bus_message *m, void *userdata, sd_bus_error *e
 	size_t i;
 	int r;
 
-	if ((r = lookup(s, m, NULL, &c, &it, e)) <= 0)
-		return r;
 	/* Without the PIN, no app can destroy a locked collection. */
-	if (!c->key)
-		return sd_bus_error_set(e, SS_ERR_IS_LOCKED, "the collection is locked");
+	if ((r = lookup_open(s, m, NULL, &c, &it, e)) <= 0)
+		return r;
 	if ((r = ss_store_remove(s, c)) < 0)
 		return sd_bus_error_set_errnof(e, -r, "cannot remove the collection's file: %m");
 	for (i = 0; i < s->n_colls && s->colls[i] != c; i++)
@@ -228,14 +251,14 @@ static int method_create_item(sd_bus_message *m, void *userdata, sd_bus_error *e
 		}
 		c->items = ni;
 		it->id = c->next_id++;
-		it->created = ss_now();
+		it->created = ts_now();
 		c->items[c->n_items++] = it;
 		it->attrs = attrs;
 		it->n_attrs = n_attrs;
 		attrs = NULL;
 		n_attrs = 0;
 	}
-	it->modified = ss_now();
+	it->modified = ts_now();
 	if (label || !old) {
 		free(it->label);
 		it->label = strdup(label ? label : "");
@@ -243,12 +266,10 @@ static int method_create_item(sd_bus_message *m, void *userdata, sd_bus_error *e
 	free(it->content_type);
 	it->content_type = ct;
 	ct = NULL;
-	if (!it->label) {
-		r = -ENOMEM;
-		goto out;
-	}
 	c->modified = it->modified;
-	if ((path = ss_item_path(c, it)) == NULL) {
+	if (!it->label || (path = ss_item_path(c, it)) == NULL) {
+		/* Out of memory half-way: the item as the file has it (or none). */
+		ss_collection_reload(s, c);
 		r = -ENOMEM;
 		goto out;
 	}
@@ -320,8 +341,11 @@ static int set_coll_label(sd_bus *bus, const char *path, const char *iface, cons
 		return -ENOMEM;
 	free(c->label);
 	c->label = copy;
-	c->modified = ss_now();
-	(void)ss_store_save(s, c);
+	c->modified = ts_now();
+	if ((r = ss_store_save(s, c)) < 0) {
+		ss_collection_reload(s, c);
+		return sd_bus_error_set_errnof(e, -r, "cannot save the label: %m");
+	}
 	return 1;
 }
 
@@ -353,20 +377,19 @@ static int method_item_delete(sd_bus_message *m, void *userdata, sd_bus_error *e
 	size_t i;
 	int r;
 
-	if ((r = lookup(s, m, NULL, &c, &it, e)) <= 0)
+	if ((r = lookup_open(s, m, NULL, &c, &it, e)) <= 0)
 		return r;
-	if (!c->key)
-		return sd_bus_error_set(e, SS_ERR_IS_LOCKED, "the collection is locked");
 	if ((path = ss_item_path(c, it)) == NULL)
 		return -ENOMEM;
 	for (i = 0; i < c->n_items && c->items[i] != it; i++)
 		;
 	memmove(&c->items[i], &c->items[i + 1], (c->n_items - i - 1) * sizeof(*c->items));
 	c->n_items--;
-	c->modified = ss_now();
+	c->modified = ts_now();
 	if ((r = ss_store_save(s, c)) < 0) {
-		/* Not removed on disk: put it back. */
-		c->items[c->n_items++] = it;
+		/* Not removed on disk: the collection as its file says (the item back where it was). */
+		ss_item_free(it);
+		ss_collection_reload(s, c);
 		free(path);
 		return sd_bus_error_set_errnof(e, -r, "cannot delete the item: %m");
 	}
@@ -430,7 +453,7 @@ static int method_set_secret(sd_bus_message *m, void *userdata, sd_bus_error *e)
 	free(it->content_type);
 	it->content_type = ct;
 	ct = NULL;
-	it->modified = c->modified = ss_now();
+	it->modified = c->modified = ts_now();
 	if ((r = seal_and_save(s, c, it, sec, len)) < 0) {
 		r = sd_bus_error_set_errnof(e, -r, "cannot store the secret: %m");
 		goto out;
@@ -481,10 +504,8 @@ static int set_item_prop(sd_bus *bus, const char *path, const char *iface, const
 	size_t len = 0;
 	int r;
 
-	if ((r = lookup(s, NULL, path, &c, &it, e)) <= 0 || !it)
+	if ((r = lookup_open(s, NULL, path, &c, &it, e)) <= 0 || !it)
 		return r < 0 ? r : -ENOENT;
-	if (!c->key)
-		return sd_bus_error_set(e, SS_ERR_IS_LOCKED, "the collection is locked");
 	/* Label and attributes live in the sealed part with the secret: seal all again. */
 	if ((r = ss_item_unseal_secret(c, it, &sec, &len)) < 0)
 		return sd_bus_error_set(e, SS_ERR_FAILED, "the item does not open");
@@ -510,7 +531,7 @@ static int set_item_prop(sd_bus *bus, const char *path, const char *iface, const
 		it->attrs = a;
 		it->n_attrs = n;
 	}
-	it->modified = c->modified = ss_now();
+	it->modified = c->modified = ts_now();
 	if ((r = seal_and_save(s, c, it, sec, len)) < 0) {
 		r = sd_bus_error_set_errnof(e, -r, "cannot save the item: %m");
 		goto out;

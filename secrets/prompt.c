@@ -26,7 +26,6 @@ struct ss_prompt {
 	unsigned opening;
 };
 
-static void strv_free(char **v, size_t n);
 
 static void prompt_free(ss_prompt *p)
 {
@@ -46,7 +45,7 @@ static void prompt_free(ss_prompt *p)
 	for (i = 0; i < p->n_ids; i++)
 		free(p->ids[i]);
 	free(p->ids);
-	strv_free(p->objects, p->n_objects);
+	ss_strv_free(p->objects, p->n_objects);
 	free(p->owner);
 	free(p->path);
 	free(p);
@@ -298,14 +297,6 @@ int ss_prompt_register(ss_service *s)
 	return sd_bus_add_fallback_vtable(s->bus, NULL, SS_PROMPT_PREFIX, SS_PROMPT_IFACE, prompt_vtable, prompt_find, s);
 }
 
-static void strv_free(char **v, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
 
 static void on_touch_closed(void *ud, int r, const char *pin, size_t len)
 {
@@ -350,11 +341,11 @@ int ss_prompt_new(ss_service *s, const char *owner, ss_collection **colls, size_
 		mine += strcmp(s->prompts[i]->owner, owner) == 0;
 	/* Prompts that nobody shows would pile up: bounded per client, and dropped when it leaves. */
 	if (s->n_prompts >= SS_PROMPTS_MAX || mine >= SS_PROMPTS_PER_CLIENT) {
-		strv_free(objects, n_objects);
+		ss_strv_free(objects, n_objects);
 		return -EBUSY;
 	}
 	if ((p = calloc(1, sizeof(*p))) == NULL) {
-		strv_free(objects, n_objects);
+		ss_strv_free(objects, n_objects);
 		return -ENOMEM;
 	}
 	p->objects = objects;

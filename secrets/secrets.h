@@ -160,6 +160,8 @@ void ss_attr_hash(const ss_collection *c, const char *name, const char *value, u
 ss_item *ss_collection_item(const ss_collection *c, uint32_t id);
 char *ss_item_path(const ss_collection *c, const ss_item *it);
 int ss_valid_text(const char *s);
+/* An id (collection) or alias: [A-Za-z0-9_]{1,SS_ID_MAX}. */
+int ss_valid_id(const char *id);
 
 /* ---- service.c ---- */
 
@@ -200,6 +202,12 @@ void ss_attrs_free(ss_attr *a, size_t n);
 int ss_vault_start(ss_service *s);
 /* The vault's state as tokensealed says it: locked locks every collection; the change to unlocked opens them. */
 void ss_vault_set_locked(ss_service *s, int locked);
+/*
+ * After a change that could not be sealed or saved: c as its file says
+ * (label, aliases, items, times; the key kept), or locked if the file
+ * cannot be read back.
+ */
+void ss_collection_reload(ss_service *s, ss_collection *c);
 /* Send Unlock with pin (async); cb(s, r, shares_needed, msg, ud) when the daemon answers. */
 typedef void (*ss_vault_unlock_cb)(ss_service *s, int r, unsigned needed, const char *msg, void *ud);
 int ss_vault_unlock_async(ss_service *s, const uint8_t *pin, size_t pin_len, ss_vault_unlock_cb cb, void *ud,
@@ -248,6 +256,7 @@ int ss_pinentry_message(sd_event *ev, const char *program, const char *title, co
 void ss_pinentry_cancel(ss_pinentry *p);
 
 void ss_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-uint64_t ss_now(void);
+/* Free an array of n malloc()ed strings (and the array). */
+void ss_strv_free(char **v, size_t n);
 
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sodium.h>
 
+#include "core/clock.h"
 #include "secrets.h"
 
 ss_collection *ss_service_collection(ss_service *s, const char *id)
@@ -272,20 +273,17 @@ struct unlock_req {
 	char *prompt_copy;
 };
 
-static void strv_free_n(char **v, size_t n)
-{
-	size_t i;
 
-	for (i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
+#define OBJECTS_MAX 4096   /* objects one Unlock or Lock names */
 
+/* -E2BIG past OBJECTS_MAX, -ENOMEM. */
 static int strv_push(char ***v, size_t *n, const char *str)
 {
 	char **nv;
 
-	if (*n >= 4096 || (nv = reallocarray(*v, *n + 1, sizeof(char *))) == NULL)
+	if (*n >= OBJECTS_MAX)
+		return -E2BIG;
+	if ((nv = reallocarray(*v, *n + 1, sizeof(char *))) == NULL)
 		return -ENOMEM;
 	*v = nv;
 	if ((nv[*n] = strdup(str)) == NULL)
@@ -320,7 +318,7 @@ static int reply_objects(ss_service *s, sd_bus_message *m, char **paths, size_t 
 static void unlock_req_free(struct unlock_req *q)
 {
 	sd_bus_message_unref(q->m);
-	strv_free_n(q->paths, q->n_paths);
+	ss_strv_free(q->paths, q->n_paths);
 	free(q->prompt_copy);
 	free(q);
 }
@@ -357,8 +355,12 @@ static int method_unlock_lock(sd_bus_message *m, void *userdata, sd_bus_error *e
 
 		if (ss_service_resolve(s, path, &c, &it) <= 0)
 			continue;
-		if ((r = strv_push(&paths, &n_paths, path)) < 0)
+		if ((r = strv_push(&paths, &n_paths, path)) < 0) {
+			if (r == -E2BIG)
+				r = sd_bus_error_setf(e, "org.freedesktop.DBus.Error.LimitsExceeded",
+				                      "more than %d objects in one call", OBJECTS_MAX);
 			goto out;
+		}
 		if (lock) {
 			c->locked_by_client = 1;
 			if (c->key) {
@@ -424,8 +426,8 @@ static int method_unlock_lock(sd_bus_message *m, void *userdata, sd_bus_error *e
 	}
 	r = reply_objects(s, m, paths, n_paths, lock, prompt);
 out:
-	strv_free_n(paths, n_paths);
-	strv_free_n(objects, n_objects);
+	ss_strv_free(paths, n_paths);
+	ss_strv_free(objects, n_objects);
 	return r;
 }
 
@@ -518,7 +520,7 @@ int ss_service_create_collection(ss_service *s, const char *label, const char *a
 	free(id);
 	if (!c)
 		return -ENOMEM;
-	c->created = c->modified = ss_now();
+	c->created = c->modified = ts_now();
 	randombytes_buf(c->salt, sizeof(c->salt));
 	if (alias && *alias) {
 		if ((c->aliases = calloc(1, sizeof(char *))) == NULL || (c->aliases[0] = strdup(alias)) == NULL) {
@@ -547,16 +549,6 @@ static void on_created(ss_service *s, ss_collection *c, int r, void *ud)
 	sd_bus_message_unref(m);
 }
 
-static int valid_alias(const char *a)
-{
-	size_t n;
-
-	for (n = 0; a[n]; n++)
-		if (!((a[n] >= 'a' && a[n] <= 'z') || (a[n] >= 'A' && a[n] <= 'Z') || (a[n] >= '0' && a[n] <= '9') || a[n] == '_'))
-			return 0;
-	return n > 0 && n <= SS_ID_MAX;
-}
-
 static int method_create_collection(sd_bus_message *m, void *userdata, sd_bus_error *e)
 {
 	ss_service *s = userdata;
@@ -579,7 +571,7 @@ static int method_create_collection(sd_bus_message *m, void *userdata, sd_bus_er
 	}
 	if (r < 0 || (r = sd_bus_message_exit_container(m)) < 0 || (r = sd_bus_message_read(m, "s", &alias)) < 0)
 		return r;
-	if (!ss_valid_text(label) || (*alias && !valid_alias(alias)))
+	if (!ss_valid_text(label) || (*alias && !ss_valid_id(alias)))
 		return sd_bus_error_set(e, SS_ERR_INVALID_ARGS, "invalid label or alias ([A-Za-z0-9_]{1,64})");
 	/* An alias that already names a collection answers with that collection (as gnome-keyring does). */
 	if (*alias && (c = ss_service_alias(s, alias)) != NULL)
@@ -618,7 +610,7 @@ static int method_set_alias(sd_bus_message *m, void *userdata, sd_bus_error *e)
 
 	if ((r = sd_bus_message_read(m, "so", &alias, &path)) < 0)
 		return r;
-	if (!valid_alias(alias))
+	if (!ss_valid_id(alias))
 		return sd_bus_error_set(e, SS_ERR_INVALID_ARGS, "invalid alias ([A-Za-z0-9_]{1,64})");
 	if (strcmp(path, "/") != 0 && (ss_service_resolve(s, path, &c, &it) <= 0 || it))
 		return sd_bus_error_set(e, SS_ERR_NO_SUCH_OBJECT, "no such collection");
@@ -632,7 +624,10 @@ static int method_set_alias(sd_bus_message *m, void *userdata, sd_bus_error *e)
 		free(old->aliases[i]);
 		memmove(&old->aliases[i], &old->aliases[i + 1], (old->n_aliases - i - 1) * sizeof(char *));
 		old->n_aliases--;
-		(void)ss_store_save(s, old);
+		if ((r = ss_store_save(s, old)) < 0) {
+			ss_collection_reload(s, old);
+			return sd_bus_error_set_errnof(e, -r, "cannot save the alias: %m");
+		}
 	}
 	if (c) {
 		char **na = reallocarray(c->aliases, c->n_aliases + 1, sizeof(char *));
@@ -643,8 +638,11 @@ static int method_set_alias(sd_bus_message *m, void *userdata, sd_bus_error *e)
 		if ((c->aliases[c->n_aliases] = strdup(alias)) == NULL)
 			return -ENOMEM;
 		c->n_aliases++;
-		if ((r = ss_store_save(s, c)) < 0)
+		if ((r = ss_store_save(s, c)) < 0) {
+			/* The alias is gone from old (saved) and not on c: memory as the files say. */
+			ss_collection_reload(s, c);
 			return sd_bus_error_set_errnof(e, -r, "cannot save the alias: %m");
+		}
 	}
 	return sd_bus_reply_method_return(m, NULL);
 }

@@ -288,8 +288,10 @@ int ss_session_read_secret(ss_service *s, sd_bus_message *m, uint8_t **ret, size
 		return r;
 	if ((se = ss_session_find(s, path, sd_bus_message_get_sender(m))) == NULL)
 		return sd_bus_error_set(e, SS_ERR_NO_SESSION, "no such session (open one with OpenSession)");
-	if (vlen > SS_SECRET_MAX + AES_BYTES || !ss_valid_text(ct))
-		return sd_bus_error_set(e, SS_ERR_INVALID_ARGS, "secret too large");
+	if (vlen > SS_SECRET_MAX + AES_BYTES)
+		return sd_bus_error_setf(e, SS_ERR_INVALID_ARGS, "secret too large (at most %u bytes)", SS_SECRET_MAX);
+	if (!ss_valid_text(ct))
+		return sd_bus_error_setf(e, SS_ERR_INVALID_ARGS, "content type too long (at most %d bytes)", SS_TEXT_MAX);
 	if ((pt = sodium_malloc(vlen + AES_BYTES)) == NULL)
 		return -ENOMEM;
 	if (!se->aes_key) {

@@ -24,7 +24,7 @@ static void closep(int *fd)
 }
 #define _cleanup_close_dir_ __attribute__((cleanup(closep)))
 
-static int valid_id(const char *id)
+int ss_valid_id(const char *id)
 {
 	size_t n = 0;
 
@@ -126,7 +126,7 @@ int ss_store_parse(const uint8_t *p, size_t len, ss_collection **ret)
 	if ((e = rd_str(&r, &id)) < 0 || (e = rd_str(&r, &label)) < 0)
 		goto out;
 	e = -EBADMSG;
-	if (!valid_id(id))
+	if (!ss_valid_id(id))
 		goto out;
 	if ((c = ss_collection_new(id, label)) == NULL) {
 		e = -ENOMEM;
@@ -156,7 +156,7 @@ int ss_store_parse(const uint8_t *p, size_t len, ss_collection **ret)
 			goto out;
 		c->n_aliases++;
 		e = -EBADMSG;
-		if (!valid_id(c->aliases[i]))
+		if (!ss_valid_id(c->aliases[i]))
 			goto out;
 	}
 	if (rd_u32(&r, &c->next_id) < 0 || rd_u32(&r, &n) < 0 || n > SS_ITEMS_MAX)

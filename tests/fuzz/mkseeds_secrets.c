@@ -24,7 +24,7 @@ static void add_item(ss_collection *c, const char *label, const char *k, const c
 	if (!it || !c->items)
 		exit(1);
 	it->id = c->next_id++;
-	it->created = it->modified = ss_now();
+	it->created = it->modified = 1700000000u;
 	it->label = strdup(label);
 	it->content_type = strdup("text/plain");
 	it->attrs = calloc(1, sizeof(*it->attrs));
@@ -49,7 +49,7 @@ int main(int argc, char **argv)
 	if ((c = ss_collection_new("login", "Login")) == NULL || (c->key = sodium_malloc(SS_KEY_BYTES)) == NULL)
 		return 1;
 	memcpy(c->key, ts_fuzz_collection_key, SS_KEY_BYTES);
-	c->created = c->modified = ss_now();
+	c->created = c->modified = 1700000000u;
 	memset(c->salt, 0x5a, sizeof(c->salt));
 	c->wrapped = (uint8_t *)strdup("a stand-in for the wrapped key");
 	c->wrapped_len = strlen((char *)c->wrapped);

@@ -36,7 +36,17 @@ dd if=/dev/zero of="$SECRETS_DATA/fill2" bs=1 2>/dev/null || true
 [ "$(st lookup "${A[@]}" n 1)" = "exit 0 out=one" ] || fail "an old item was lost"
 cmp -s "$SECRETS_DATA/login.collection" "$RIG_DIR/before" || fail "the collection file changed"
 grep -q "change not saved" "$RIG_DIR/secrets.log" || fail "the failed save was not logged"
-pass "full directory: stores fail, memory is the file again, old items served"
+# The collection's label and an item's deletion: refused, and the label and the item are as on disk.
+C=/org/freedesktop/secrets/aliases/default
+label=$(busctl --user get-property org.freedesktop.secrets "$C" org.freedesktop.Secret.Collection Label)
+busctl --user set-property org.freedesktop.secrets "$C" org.freedesktop.Secret.Collection Label s renamed 2>/dev/null &&
+	fail "a label that could not be saved was accepted"
+[ "$(busctl --user get-property org.freedesktop.secrets "$C" org.freedesktop.Secret.Collection Label)" = "$label" ] ||
+	fail "the label served is not the saved one"
+[ "$(st clear "${A[@]}" n 1)" != "exit 0" ] || [ "$(st lookup "${A[@]}" n 1)" = "exit 0 out=one" ] ||
+	fail "an item whose deletion was not saved is gone"
+cmp -s "$SECRETS_DATA/login.collection" "$RIG_DIR/before" || fail "the collection file changed"
+pass "full directory: stores, a label and a deletion fail, memory is the file again, old items served"
 
 rm -f "$SECRETS_DATA/fill" "$SECRETS_DATA/fill2"
 secrets_stop
