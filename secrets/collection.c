@@ -260,6 +260,7 @@ static int unseal(const ss_collection *c, const ss_item *it, uint8_t **ret, size
 }
 
 /* A (u32 length, bytes) string at *p (bounded by end) into a new C string; no NUL inside. */
+/* A u32-length string at *p: copied into *ret, or only checked and stepped over when ret is NULL. */
 static int get_str(const uint8_t **p, const uint8_t *end, char **ret)
 {
 	uint32_t n;
@@ -269,36 +270,45 @@ static int get_str(const uint8_t **p, const uint8_t *end, char **ret)
 	n = ts_be32(*p);
 	if (n > SS_TEXT_MAX || (size_t)(end - *p - 4) < n || memchr(*p + 4, 0, n))
 		return -EBADMSG;
-	if ((*ret = strndup((const char *)*p + 4, n)) == NULL)
+	if (ret && (*ret = strndup((const char *)*p + 4, n)) == NULL)
 		return -ENOMEM;
 	*p += 4 + n;
 	return 0;
 }
 
-/* Read the sealed part of it: metadata into it, and the secret's place (pointer into pt) into *ret_secret. */
+/*
+ * Read the sealed part: metadata into it (it NULL: only checked, nothing
+ * copied, as GetSecret needs), and the secret's place (pointer into pt)
+ * into *ret_secret.
+ */
 static int parse_sealed(ss_item *it, const uint8_t *pt, size_t len, const uint8_t **ret_secret, size_t *ret_slen)
 {
 	const uint8_t *p = pt, *end = pt + len;
 	uint32_t n, i, slen;
 	int r;
 
-	item_forget(it);
-	if ((r = get_str(&p, end, &it->label)) < 0 || (r = get_str(&p, end, &it->content_type)) < 0)
+	if (it)
+		item_forget(it);
+	if ((r = get_str(&p, end, it ? &it->label : NULL)) < 0 ||
+	    (r = get_str(&p, end, it ? &it->content_type : NULL)) < 0)
 		goto fail;
 	r = -EBADMSG;
 	if (end - p < 4 || (n = ts_be32(p)) > SS_ATTRS_MAX)
 		goto fail;
 	p += 4;
-	if (n && (it->attrs = calloc(n, sizeof(*it->attrs))) == NULL) {
+	if (it && n && (it->attrs = calloc(n, sizeof(*it->attrs))) == NULL) {
 		r = -ENOMEM;
 		goto fail;
 	}
 	for (i = 0; i < n; i++) {
-		if ((r = get_str(&p, end, &it->attrs[i].name)) < 0 || (r = get_str(&p, end, &it->attrs[i].value)) < 0) {
-			it->n_attrs = i + 1;
+		if ((r = get_str(&p, end, it ? &it->attrs[i].name : NULL)) < 0 ||
+		    (r = get_str(&p, end, it ? &it->attrs[i].value : NULL)) < 0) {
+			if (it)
+				it->n_attrs = i + 1;
 			goto fail;
 		}
-		it->n_attrs = i + 1;
+		if (it)
+			it->n_attrs = i + 1;
 	}
 	r = -EBADMSG;
 	if (end - p < 4 || (slen = ts_be32(p)) != (size_t)(end - p - 4))
@@ -307,13 +317,13 @@ static int parse_sealed(ss_item *it, const uint8_t *pt, size_t len, const uint8_
 	*ret_slen = slen;
 	return 0;
 fail:
-	item_forget(it);
+	if (it)
+		item_forget(it);
 	return r;
 }
 
 int ss_item_unseal_secret(const ss_collection *c, const ss_item *it, uint8_t **ret, size_t *ret_len)
 {
-	ss_item tmp = {.id = it->id};
 	const uint8_t *sp;
 	uint8_t *pt, *out;
 	size_t len, slen;
@@ -321,11 +331,10 @@ int ss_item_unseal_secret(const ss_collection *c, const ss_item *it, uint8_t **r
 
 	if ((r = unseal(c, it, &pt, &len)) < 0)
 		return r;
-	if ((r = parse_sealed(&tmp, pt, len, &sp, &slen)) < 0) {
+	if ((r = parse_sealed(NULL, pt, len, &sp, &slen)) < 0) {
 		sodium_free(pt);
 		return r;
 	}
-	item_forget(&tmp);
 	if ((out = sodium_malloc(slen ? slen : 1)) == NULL) {
 		sodium_free(pt);
 		return -ENOMEM;
