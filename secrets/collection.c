@@ -76,6 +76,19 @@ void ss_collection_lock(ss_collection *c)
 	}
 	for (i = 0; i < c->n_items; i++)
 		item_forget(c->items[i]);
+	/* The items that did not open go back with the others: the next unlock tries them again. */
+	if (c->n_bad) {
+		ss_item **all = reallocarray(c->items, c->n_items + c->n_bad, sizeof(*all));
+
+		if (all) {
+			memcpy(all + c->n_items, c->bad, c->n_bad * sizeof(*all));
+			c->items = all;
+			c->n_items += c->n_bad;
+			free(c->bad);
+			c->bad = NULL;
+			c->n_bad = 0;
+		}
+	}
 }
 
 void ss_collection_free(ss_collection *c)
@@ -90,6 +103,9 @@ void ss_collection_free(ss_collection *c)
 	for (i = 0; i < c->n_items; i++)
 		ss_item_free(c->items[i]);
 	free(c->items);
+	for (i = 0; i < c->n_bad; i++)
+		ss_item_free(c->bad[i]);
+	free(c->bad);
 	for (i = 0; i < c->n_aliases; i++)
 		free(c->aliases[i]);
 	free(c->aliases);
@@ -379,9 +395,16 @@ int ss_collection_open_items(ss_collection *c)
 			i++;
 			continue;
 		}
-		ss_log("collection %s: item %u does not open with the collection key (tampered with?); it is not served",
-		       c->id, it->id);
-		ss_item_free(it);
+		ss_log("collection %s: item %u does not open with the collection key (tampered with?); it is not served, "
+		       "and kept in the file as it is", c->id, it->id);
+		{
+			ss_item **nb = reallocarray(c->bad, c->n_bad + 1, sizeof(*nb));
+
+			if (!nb)
+				return -ENOMEM;
+			c->bad = nb;
+			c->bad[c->n_bad++] = it;
+		}
 		memmove(&c->items[i], &c->items[i + 1], (c->n_items - i - 1) * sizeof(*c->items));
 		c->n_items--;
 		bad++;

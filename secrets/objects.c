@@ -77,6 +77,16 @@ void ss_collection_reload(ss_service *s, ss_collection *c)
 	n = c->n_items;
 	c->items = f->items;
 	c->n_items = f->n_items;
+	/* The items that did not open are the file's too: they go with the old state and are read again. */
+	{
+		ss_item **bad = c->bad;
+		size_t n_bad = c->n_bad;
+
+		c->bad = f->bad;
+		c->n_bad = f->n_bad;
+		f->bad = bad;
+		f->n_bad = n_bad;
+	}
 	c->next_id = f->next_id;
 	f->items = items;
 	f->n_items = n;

@@ -87,6 +87,9 @@ typedef struct ss_collection {
 	size_t n_aliases;
 	ss_item **items;
 	size_t n_items;
+	/* Items that did not open with the key (tampered with?): not served, kept and saved as they were. */
+	ss_item **bad;
+	size_t n_bad;
 	uint32_t next_id;
 	uint8_t *key;                      /* sodium_malloc()ed SS_KEY_BYTES while unlocked, else NULL */
 	int locked_by_client;              /* Lock()ed by a client: opens again only with the PIN, vault open or not */

@@ -221,9 +221,10 @@ int ss_store_serialize(const ss_collection *c, uint8_t **ret, size_t *ret_len)
 	for (i = 0; i < c->n_aliases; i++)
 		r |= put_str(&b, c->aliases[i]);
 	r |= ts_buf_append_be32(&b, c->next_id);
-	r |= ts_buf_append_be32(&b, (uint32_t)c->n_items);
-	for (i = 0; i < c->n_items; i++) {
-		const ss_item *it = c->items[i];
+	/* The items that did not open are written back as they were read: a save never drops one. */
+	r |= ts_buf_append_be32(&b, (uint32_t)(c->n_items + c->n_bad));
+	for (i = 0; i < c->n_items + c->n_bad; i++) {
+		const ss_item *it = i < c->n_items ? c->items[i] : c->bad[i - c->n_items];
 
 		r |= ts_buf_append_be32(&b, it->id);
 		r |= ts_buf_append_be64(&b, it->created);

@@ -181,7 +181,16 @@ grep -q "short.collection: not a valid collection file" "$RIG_DIR/secrets.log" |
 grep -q '^tokenseal-secrets: forged' "$RIG_DIR/secrets.log" && fail "a file name forged a log line"
 grep -q 'evil\\x0atokenseal-secrets: forged.collection: not a valid' "$RIG_DIR/secrets.log" || fail "hostile file name not escaped in the log"
 [ "$(stat -c %s "$F")" -le "$size" ] || fail "file grew"
-pass "flipped byte: that item alone is refused; garbage files are reported and left alone"
+# A store saves the collection again: the item that did not open is written back as it was, not dropped.
+cp "$F" "$RIG_DIR/flipped"
+[ "$(st_store again --label=again "${A[@]}" n 9)" = "exit 0" ] || fail "store after the flipped byte"
+/usr/bin/python3 - "$RIG_DIR/flipped" "$F" <<'PY' || fail "the item that did not open was dropped by the next save"
+import sys
+old, new = (open(p, "rb").read() for p in sys.argv[1:3])
+# The tampered item's sealed part ends the old file; the new file still holds those bytes.
+sys.exit(0 if old[-64:] in new else 1)
+PY
+pass "flipped byte: that item alone is refused and kept as it is by later saves; garbage files are reported and left alone"
 
 # A second provider on the same bus refuses to start and says who has the name.
 rc=0
