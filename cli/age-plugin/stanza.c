@@ -112,6 +112,9 @@ int ts_stanza_feed(ts_stanza *s, const char *line, size_t len)
 
 	if (!s->in_body) {
 		reset(s);
+		/* A NUL would cut the header's words short, the rest dropped unseen: refused, as a body's is by base64. */
+		if (memchr(line, '\0', len))
+			return -TS_E_INVALID_ARGS;
 		r = feed_header(s, line, len);
 	} else {
 		r = feed_body(s, line, len);

@@ -33,6 +33,7 @@ seeds = {
     "bad-body-long-line": b"-> recipient-stanza 0 tokenseal a 1 b\n" + b"A" * 65 + b"\n",
     "bad-body-padding": b"-> wrap-file-key\nAAAAAAAAAAAAAAAAAAAAAA==\n",
     "bad-double-space": b"-> add-recipient  x\n\n",
+    "bad-header-nul": b"-> add-identity ABC\x00 junk\n",
     "bad-recipient-case": enc("add-recipient", [RECIPIENT.upper()]),
     "bad-version-zero": enc("recipient-stanza", ["0", "tokenseal", STANZA[1], "0", STANZA[3]], BODY),
     "bad-body-48": enc("recipient-stanza", ["0", *STANZA], bytes(48)),
