@@ -187,8 +187,16 @@ int cli_ldap_open(const struct cli_ldap_opts *o, LDAP **ret)
 			cli_ldap_close(ld);
 			return rc;
 		}
-		while (pw_len > 0 && (pw[pw_len - 1] == '\n' || pw[pw_len - 1] == '\r'))
-			pw[--pw_len] = '\0';
+		/* The file's first line is the password (what follows, a comment say, is not sent). */
+		{
+			char *nl = memchr(pw, '\n', pw_len);
+
+			if (nl)
+				pw_len = (size_t)(nl - (char *)pw);
+			if (pw_len > 0 && pw[pw_len - 1] == '\r')
+				pw_len--;
+			pw[pw_len] = '\0';
+		}
 		cred.bv_val = (char *)pw;
 		cred.bv_len = pw_len;
 		r = ldap_sasl_bind_s(ld, o->bind_dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
@@ -359,7 +367,7 @@ static int stored_equals(LDAP *ld, const char *dn, const uint8_t *data, size_t l
 	return got.len == len && memcmp(got.data, data, len) == 0;
 }
 
-static int publish_one(struct run *run, const char *path)
+static int publish_one(struct run *run, const char *dir, const char *name)
 {
 	_ts_cleanup_buf_ ts_buf file = { 0 };
 	char hex[2 * TS_VAULT_ID_BYTES + 1], dn[1024], cn[128], uid[16], gen[24], thr[8];
@@ -370,25 +378,12 @@ static int publish_one(struct run *run, const char *path)
 	struct berval bv, *v_file[] = { &bv, NULL };
 	LDAPMod m[10], *mods[11];
 	ts_vault *v = NULL;
-	uint8_t *text = NULL;
-	size_t text_len = 0, k = 0;
-	int fd, r, rc, eq;
+	size_t k = 0;
+	int r, eq;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
-		cli_err("%s: %s", path, strerror(errno));
-		run->failed++;
-		return 0;
-	}
-	rc = cli_read_fd(fd, TS_VAULT_FILE_MAX, &text, &text_len, path);
-	close(fd);
-	if (rc != 0) {
-		run->failed++;
-		return 0;
-	}
-	r = ts_buf_append(&file, text, text_len) < 0 ? -TS_E_NOMEM : ts_vault_parse(text, text_len, &v);
-	ts_secret_free(text, TS_VAULT_FILE_MAX + 1);
-	if (r < 0) {
-		cli_err("%s: %s; not published", path, ts_strerror(r));
+	/* Not a secret (it is what gets published): read as the daemon reads it, bounded, into plain memory. */
+	if ((r = ts_store_load(dir, name, &file)) < 0 || (r = ts_vault_parse(file.data, file.len, &v)) < 0) {
+		cli_err("%s/%s.vault: %s; not published", dir, name, ts_strerror(r));
 		run->failed++;
 		return 0;
 	}
@@ -499,7 +494,7 @@ static int publish_one(struct run *run, const char *path)
 static int each_owner(void *ud, uint32_t owner)
 {
 	struct run *run = ud;
-	char dir[4096], path[4400];
+	char dir[4096];
 	struct dirent *de;
 	DIR *d;
 	int r = 0;
@@ -517,8 +512,8 @@ static int each_owner(void *ud, uint32_t owner)
 
 		if (n <= 6 || strcmp(de->d_name + n - 6, ".vault") != 0 || de->d_name[0] == '.')
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		r = publish_one(run, path);
+		de->d_name[n - 6] = '\0';
+		r = ts_vault_name_valid(de->d_name) ? publish_one(run, dir, de->d_name) : 0;
 	}
 	closedir(d);
 	return r;
@@ -637,7 +632,7 @@ int escrow_publish_main(int argc, char **argv)
 	char machine[MACHINE_ID_MAX + 1];
 	struct published *seen = NULL;
 	struct run run = { 0 };
-	int c, rc;
+	int c, rc, r;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
@@ -670,13 +665,17 @@ int escrow_publish_main(int argc, char **argv)
 	run.machine = machine;
 	run.state_dir = state_dir;
 	run.seen = seen;
-	if (ts_store_list_owners(state_dir, each_owner, &run) < 0) {
-		cli_err("the directory went away during the run (%s); nothing removed", o.uri);
+	if ((r = ts_store_list_owners(state_dir, each_owner, &run)) < 0) {
+		cli_err("%s: cannot list its owners' directories (%s); nothing removed from %s", state_dir,
+		        ts_strerror(r), o.uri);
 		run.failed++;
 	} else if (access(state_dir, R_OK | X_OK) < 0) {
 		cli_err("%s: %s", state_dir, strerror(errno));
 		run.failed++;
-	} else if (run.failed == 0 && seen->n < PUBLISH_MAX)
+	} else if (seen->n >= PUBLISH_MAX) {
+		printf("more than %d vaults here: no entry removed from %s (the run cannot tell which are gone)\n",
+		       PUBLISH_MAX, o.uri);
+	} else if (run.failed == 0)
 		prune(&run);
 	printf("%u published, %u unchanged, %u without escrow, %u failed\n", run.written, run.unchanged, run.skipped,
 	       run.failed);

@@ -439,14 +439,12 @@ static int confirm_record(int yes)
 
 	if (yes)
 		return 0;
-	if (!isatty(STDIN_FILENO)) {
+	if (cli_ask_line("Recover this vault from this record? Type 'yes': ", line, sizeof(line)) < 0) {
 		cli_err("not confirmed: check the record above (vault, owner, generation, when and by whom it was "
 		        "written) and run again with --yes; nothing written");
 		return EXIT_USAGE;
 	}
-	printf("Recover this vault from this record? Type 'yes': ");
-	fflush(stdout);
-	if (!fgets(line, sizeof(line), stdin) || strcmp(line, "yes\n") != 0) {
+	if (strcmp(line, "yes") != 0) {
 		cli_err("not confirmed; nothing written");
 		return EXIT_USAGE;
 	}

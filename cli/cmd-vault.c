@@ -551,7 +551,11 @@ int enroll_main(int argc, char **argv)
 		rc = cli_usage_error("enroll ", "--url, --thp and --trust-first-use are for tang");
 		goto out;
 	}
-	if (strcmp(type, "tang") == 0 && !!thps[0] + tofu != 1 && !kv_has(&o, "thp") && !kv_has(&o, "trust-first-use")) {
+	if (strcmp(type, "tang") == 0 && thps[0] && tofu) {
+		rc = cli_usage_error("enroll ", "tang takes --thp or --trust-first-use, not both");
+		goto out;
+	}
+	if (strcmp(type, "tang") == 0 && !thps[0] && !tofu && !kv_has(&o, "thp") && !kv_has(&o, "trust-first-use")) {
 		rc = cli_usage_error("enroll ", "tang needs --thp THP (tang-show-keys on the server) or, to trust what "
 		                     "the server advertises now, --trust-first-use");
 		goto out;
