@@ -131,7 +131,7 @@ static int open_address(sd_bus **ret, const char *address)
  * the handshake must complete within a second, so that a daemon that
  * refuses the connection (too many) sends the caller to the bus at once.
  */
-static int open_direct(sd_bus **ret, const char *path)
+int ts_client_open_direct(sd_bus **ret, const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct ucred uc;
@@ -213,8 +213,8 @@ int ts_client_open(ts_client **ret, const char *bus)
 		const char *path = secure_getenv("TOKENSEAL_PRIVATE_SOCKET");
 
 		if (path && *path)
-			r = open_direct(&c->bus, path);
-		else if ((r = open_direct(&c->bus, TS_PRIVATE_SOCKET)) < 0)
+			r = ts_client_open_direct(&c->bus, path);
+		else if ((r = ts_client_open_direct(&c->bus, TS_PRIVATE_SOCKET)) < 0)
 			r = sd_bus_open_system(&c->bus);
 	} else if (strcmp(bus, "system") == 0)
 		r = sd_bus_open_system(&c->bus);

@@ -79,21 +79,14 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* A direct connection to tokensealed's private socket (no bus daemon): what libtokenseal uses when it can. */
+/* A direct connection to tokensealed's private socket (no bus daemon), made as libtokenseal makes it. */
 static sd_bus *direct_connect(const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	sd_bus *bus = NULL;
-	int fd, r;
+	int r;
 
-	if (strlen(path) >= sizeof(sa.sun_path))
-		die("private socket path too long: %s", path);
-	strcpy(sa.sun_path, path);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		die("cannot connect to %s: %s", path, strerror(errno));
-	if ((r = sd_bus_new(&bus)) < 0 || (r = sd_bus_set_fd(bus, fd, fd)) < 0 || (r = sd_bus_start(bus)) < 0)
-		die("cannot start a connection on %s: %s", path, strerror(-r));
+	if ((r = ts_client_open_direct(&bus, path)) < 0)
+		die("cannot connect to %s: %s", path, strerror(-r));
 	return bus;
 }
 

@@ -46,28 +46,10 @@ peers_keyring() { # out n
 	local t0=$SECONDS
 	mkdir -p "$d/home" "$d/run" "$d/data"
 	chmod 700 "$d/run"
-	# A session-type bus, the kind gnome-keyring serves on, with the stock session bus policy (no
-	# activation); as on a session bus, only the uid running the bus may connect.
-	cat >"$d/bus.conf" <<XML
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path=$d/socket</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-XML
-	dbus-daemon --config-file="$d/bus.conf" --nofork --nopidfile --print-address=3 3>"$d/address" 2>>"$d/bus.log" &
-	bus_pid=$!
-	RIG_PIDS+=("$bus_pid")
-	for _ in $(seq 100); do [ -s "$d/address" ] && break; sleep 0.05; done
-	[ -s "$d/address" ] || fail "keyring: dbus-daemon did not start"
-	addr=$(head -n1 "$d/address")
+	# A session-type bus, the kind gnome-keyring serves on (rig.sh).
+	rig_start_session_bus "$d"
+	bus_pid=$RIG_DBUS_PID
+	addr=$RIG_DBUS_ADDRESS
 	# Its own HOME and runtime dir: a fresh login keyring, created and unlocked with the password on stdin.
 	env HOME="$d/home" XDG_DATA_HOME="$d/data" XDG_RUNTIME_DIR="$d/run" DBUS_SESSION_BUS_ADDRESS="$addr" \
 		gnome-keyring-daemon --foreground --components=secrets --unlock <<<"bench" >"$d/gk.log" 2>&1 &

@@ -12,27 +12,8 @@ SECRETS_DATA="$RIG_DIR/secrets-data"
 # secrets_start_session_bus NAME — a private session bus (no service files: nothing is activated behind
 # the test's back) whose address goes to DBUS_SESSION_BUS_ADDRESS.
 secrets_start_session_bus() {
-	local d="$RIG_DIR/session-$1"
-	mkdir -p "$d"
-	cat >"$d/bus.conf" <<XML
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path=$d/socket</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-XML
-	dbus-daemon --config-file="$d/bus.conf" --nofork --nopidfile --print-address=3 3>"$d/address" 2>/dev/null &
-	RIG_PIDS+=($!)
-	for _ in $(seq 100); do [ -s "$d/address" ] && break; sleep 0.05; done
-	[ -s "$d/address" ] || fail "session dbus-daemon did not start"
-	DBUS_SESSION_BUS_ADDRESS=$(head -n1 "$d/address")
+	rig_start_session_bus "$RIG_DIR/session-$1"
+	DBUS_SESSION_BUS_ADDRESS=$RIG_DBUS_ADDRESS
 	export DBUS_SESSION_BUS_ADDRESS
 }
 

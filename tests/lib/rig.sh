@@ -117,13 +117,42 @@ rig_start_bus() {
   <include>$TS_SRC/contrib/org.tokenseal1.conf</include>
 </busconfig>
 XML
-	dbus-daemon --config-file="$RIG_DIR/bus/bus.conf" --nofork --nopidfile \
-		--print-address=3 3>"$RIG_DIR/bus/address" &
-	RIG_PIDS+=($!)
-	for _ in $(seq 100); do [ -s "$RIG_DIR/bus/address" ] && break; sleep 0.05; done
-	[ -s "$RIG_DIR/bus/address" ] || fail "dbus-daemon did not start"
-	BUS_ADDRESS=$(head -n1 "$RIG_DIR/bus/address")
+	_rig_dbus_daemon "$RIG_DIR/bus"
+	BUS_ADDRESS=$RIG_DBUS_ADDRESS
 	export DBUS_SYSTEM_BUS_ADDRESS="$BUS_ADDRESS" TOKENSEAL_BUS="$BUS_ADDRESS"
+}
+
+# _rig_dbus_daemon DIR — dbus-daemon with DIR/bus.conf, stopped by rig_cleanup; waits for its address:
+# RIG_DBUS_ADDRESS, RIG_DBUS_PID.
+_rig_dbus_daemon() {
+	rm -f "$1/address"
+	dbus-daemon --config-file="$1/bus.conf" --nofork --nopidfile --print-address=3 3>"$1/address" 2>>"$1/bus.log" &
+	RIG_DBUS_PID=$!
+	RIG_PIDS+=($RIG_DBUS_PID)
+	for _ in $(seq 100); do [ -s "$1/address" ] && break; sleep 0.05; done
+	[ -s "$1/address" ] || fail "dbus-daemon ($1) did not start: $(cat "$1/bus.log" 2>/dev/null)"
+	RIG_DBUS_ADDRESS=$(head -n1 "$1/address")
+}
+
+# rig_start_session_bus DIR — a session-type bus (the stock session policy; no service files, so nothing
+# is activated behind the test's back; only the uid that runs it may connect): RIG_DBUS_ADDRESS, RIG_DBUS_PID.
+rig_start_session_bus() {
+	mkdir -p "$1"
+	cat >"$1/bus.conf" <<XML
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path=$1/socket</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+XML
+	_rig_dbus_daemon "$1"
 }
 
 # Start tokensealed on the private bus; extra arguments are passed through.

@@ -85,14 +85,7 @@ LDIF
 	fail "slapd on $LDAP_URI did not answer: $(cat "$d/log")"
 }
 
-slapd_stop() { # dir
-	local pid
-	pid=$(cat "$1/pid")
-	kill "$pid" 2>/dev/null || true
-	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-	kill -9 "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-}
+slapd_stop() { _rig_term "$(cat "$1/pid")"; } # dir
 
 ldap_search() { ldapsearch -LLL -Q -Y EXTERNAL -H "$LDAP_URI" "$@"; }
 ldap_modify() { ldapmodify -Q -Y EXTERNAL -H "$LDAP_URI"; }

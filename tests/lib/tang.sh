@@ -42,14 +42,7 @@ tang_start() { # dir [port]
 	fail "tangd on $TANG_URL did not answer"
 }
 
-tang_stop() { # dir
-	local pid
-	pid=$(cat "$1/pid")
-	kill "$pid" 2>/dev/null || true
-	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-	kill -9 "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-}
+tang_stop() { _rig_term "$(cat "$1/pid")"; } # dir
 
 tang_rotate() { # dir
 	"$TANGD_ROTATE" -d "$1/db" >/dev/null 2>&1 || fail "tangd-rotate-keys"
