@@ -63,4 +63,15 @@ static inline int ts_fuzz_expect_valid(void)
 	return cached;
 }
 
+/* The libFuzzer start-up of a harness that needs only libsodium ready (and the entry points' prototypes). */
+#define TS_FUZZ_SODIUM_INIT()                                  \
+	int LLVMFuzzerInitialize(int *argc, char ***argv);     \
+	int LLVMFuzzerInitialize(int *argc, char ***argv)      \
+	{                                                      \
+		(void)argc, (void)argv;                        \
+		if (sodium_init() < 0)                         \
+			abort();                               \
+		return 0;                                      \
+	}
+
 #endif

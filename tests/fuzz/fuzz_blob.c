@@ -5,15 +5,8 @@
 #include "core/buf.h"
 #include "fuzz.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
+TS_FUZZ_SODIUM_INIT()
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	if (sodium_init() < 0)
-		abort();
-	return 0;
-}
 
 /* The view must point inside the input and agree with its own lengths. */
 static void check_view(const uint8_t *data, size_t size, const ts_blob_view *v)

@@ -5,15 +5,8 @@
 #include "core/context.h"
 #include "fuzz.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
+TS_FUZZ_SODIUM_INIT()
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	if (sodium_init() < 0)
-		abort();
-	return 0;
-}
 
 /*
  * Strict UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above

@@ -5,15 +5,8 @@
 #include "../../policy/policy.h"
 #include "fuzz.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
+TS_FUZZ_SODIUM_INIT()
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	if (sodium_init() < 0)
-		abort();
-	return 0;
-}
 
 /* A refusal must be a policy violation with a message that names a rule ("[section] ..."). */
 static void check_verdict(int r, const char *msg)
