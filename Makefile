@@ -46,12 +46,13 @@ CORE_PKGS   := libsodium libcbor inih
 # The daemon itself links no token library: those live in tokenseal-helper (docs/ARCHITECTURE.md).
 DAEMON_PKGS := $(CORE_PKGS) libsystemd
 TOKEN_PKGS  := libfido2 tss2-esys tss2-tctildr tss2-mu tss2-rc p11-kit-1 libcrypto jose libcurl
-# libseccomp: the helper's system call filter (daemon/helper/sandbox.c).
-HELPER_PKGS := $(CORE_PKGS) $(TOKEN_PKGS) libseccomp
-CLIENT_PKGS := libsodium libsystemd
-# libldap: escrow records in a directory (tokenseal escrow publish, recover --from-ldap; the CLI only).
+# libldap: escrow records in a directory (tokenseal escrow publish, recover --from-ldap; and the helper,
+# which publishes for the daemon: [escrow] publish).
 LDAP_PKGS   := ldap
-TEST_PKGS   := $(DAEMON_PKGS) $(TOKEN_PKGS) libseccomp cmocka
+# libseccomp: the helper's system call filter (daemon/helper/sandbox.c).
+HELPER_PKGS := $(CORE_PKGS) $(TOKEN_PKGS) libseccomp $(LDAP_PKGS)
+CLIENT_PKGS := libsodium libsystemd
+TEST_PKGS   := $(DAEMON_PKGS) $(TOKEN_PKGS) libseccomp cmocka $(LDAP_PKGS)
 SOFTFIDO_PKGS := libcbor libcrypto
 
 pc_cflags = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)
@@ -70,7 +71,8 @@ CORE_SRC     := $(sort $(wildcard daemon/core/*.c policy/*.c))
 # The token backends: linked into tokenseal-helper (and the test tools), never into the daemon,
 # which reaches them through daemon/protectors/remote.c.
 BACKEND_SRC  := $(wildcard daemon/protectors/fido2.c daemon/protectors/tpm2.c daemon/protectors/tpm2_nv.c daemon/protectors/pkcs11.c \
-                           daemon/protectors/pkcs11_mech.c daemon/protectors/escrow_rsa.c daemon/protectors/tang.c)
+                           daemon/protectors/pkcs11_mech.c daemon/protectors/escrow_rsa.c daemon/protectors/tang.c \
+                           daemon/protectors/ldap_record.c)
 DAEMON_SRC   := $(sort $(filter-out daemon/main.c $(BACKEND_SRC),$(wildcard daemon/*.c daemon/bus/*.c daemon/protectors/*.c)))
 # The recovery backend is in both: the helper runs its Argon2id off the daemon's loop, and the daemon
 # keeps it for creating vaults and as the fallback when no helper can run.
@@ -172,7 +174,8 @@ $(BUILD)/tokenseal.pc: contrib/tokenseal.pc.in
 
 # The CLI links the client library statically plus the core for offline commands.
 # escrow_rsa.c: reading officers' RSA keys and the OAEP check of a raw RSA decryption.
-$(TOKENSEAL): $(call obj,$(CLI_SRC) daemon/store.c daemon/protectors/escrow_rsa.c daemon/protectors/pkcs11_mech.c) $(LIBTOKENSEAL_A) $(LIBTSCORE)
+$(TOKENSEAL): $(call obj,$(CLI_SRC) daemon/store.c daemon/protectors/escrow_rsa.c daemon/protectors/pkcs11_mech.c \
+		daemon/protectors/ldap_record.c) $(LIBTOKENSEAL_A) $(LIBTSCORE)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(CORE_PKGS) $(CLIENT_PKGS) p11-kit-1 libcrypto $(LDAP_PKGS))
 
 # The PAM module: a thin client of the static client library (whose symbols stay hidden);

@@ -15,23 +15,12 @@
 #include "escrow-ldap.h"
 #include "core/buf.h"
 #include "core/vault.h"
+#include "protectors/ldap_record.h"
 #include "store.h"
 
 #define LDAP_TIMEOUT_S 10
-#define MACHINE_ID_MAX 64
-#define PASSWORD_MAX 1024
+#define MACHINE_ID_MAX TS_LDAP_MACHINE_ID_MAX
 #define PUBLISH_MAX 4096      /* vaults in one run */
-#define SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"   /* Debian's ca-certificates bundle */
-#define LDAP_MAX_INCOMING (TS_VAULT_FILE_MAX + 64 * 1024)   /* one PDU: an entry with a vault file, and its names */
-
-/* A machine id goes into a DN and a filter unescaped: letters, digits, '-' and '_' only. */
-static int machine_id_valid(const char *s)
-{
-	size_t n = strlen(s);
-
-	return n > 0 && n <= MACHINE_ID_MAX &&
-	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") == n;
-}
 
 int cli_ldap_machine_id(const char *given, char out[65])
 {
@@ -39,7 +28,7 @@ int cli_ldap_machine_id(const char *given, char out[65])
 	FILE *f;
 
 	if (given) {
-		if (!machine_id_valid(given))
+		if (!ts_ldap_machine_id_valid(given))
 			return cli_usage_error("escrow ", "--machine-id: letters, digits, '-' and '_' only (at most %d)",
 			                       MACHINE_ID_MAX);
 		snprintf(out, MACHINE_ID_MAX + 1, "%s", given);
@@ -53,7 +42,7 @@ int cli_ldap_machine_id(const char *given, char out[65])
 	}
 	fclose(f);
 	buf[strcspn(buf, "\n")] = '\0';
-	if (!machine_id_valid(buf)) {
+	if (!ts_ldap_machine_id_valid(buf)) {
 		cli_err("/etc/machine-id is not a machine id; give --machine-id");
 		return EXIT_FAIL;
 	}
@@ -61,21 +50,9 @@ int cli_ldap_machine_id(const char *given, char out[65])
 	return 0;
 }
 
-/* A base DN: printable, no NUL, not empty; libldap checks its syntax, the server its existence. */
-static int base_valid(const char *s)
-{
-	size_t n = strlen(s);
-	LDAPDN dn = NULL;
-	int ok = n > 0 && n < 512 && ldap_str2dn(s, &dn, LDAP_DN_FORMAT_LDAPV3) == LDAP_SUCCESS;
-
-	ldap_dnfree(dn);
-	return ok;
-}
-
 void cli_ldap_close(LDAP *ld)
 {
-	if (ld)
-		ldap_unbind_ext_s(ld, NULL, NULL);
+	ts_ldap_close(ld);
 }
 
 /* A file option given as a path that can be read now (libldap would only say "connect error" later). */
@@ -88,167 +65,58 @@ static int file_option(const char *opt, const char *path)
 	return 0;
 }
 
-int cli_ldap_open(const struct cli_ldap_opts *o, LDAP **ret)
+/* The password file's first line (what follows, a comment say, is not sent), into secure memory. */
+static int read_password(const char *path, uint8_t **pw, size_t *pw_len)
 {
-	struct timeval tv = { LDAP_TIMEOUT_S, 0 };
-	int v3 = LDAP_VERSION3, demand = LDAP_OPT_X_TLS_DEMAND, server = 0, r, fd, rc, ldapi, plain;
-	ber_len_t max_in = LDAP_MAX_INCOMING;
-	Sockbuf *sb = NULL;
-	uint8_t *pw = NULL;
-	size_t pw_len = 0;
-	LDAP *ld = NULL;
+	char *nl;
+	int fd, rc;
 
-	*ret = NULL;
-	/*
-	 * No configuration but ours: libldap would otherwise read ldap.conf,
-	 * ~/.ldaprc, ./ldaprc and LDAP* variables (e.g. TLS_REQCERT never),
-	 * even for root. Set before libldap initialises its defaults (at its
-	 * first call, ldap_initialize below).
-	 */
-	if (setenv("LDAPNOINIT", "1", 1) < 0) {
-		cli_err("cannot set LDAPNOINIT: %s", strerror(errno));
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
+		cli_err("cannot open %s: %s", path, strerror(errno));
 		return EXIT_FAIL;
 	}
-	ldapi = o->uri && strncmp(o->uri, "ldapi://", 8) == 0;
-	plain = o->uri && strncmp(o->uri, "ldap://", 7) == 0;
-	if (!o->uri || (!ldapi && !plain && strncmp(o->uri, "ldaps://", 8) != 0))
-		return cli_usage_error("escrow ", "the directory is an ldapi://, ldaps:// or ldap:// (with StartTLS) URI");
-	if (!o->base || !base_valid(o->base))
-		return cli_usage_error("escrow ", "--base needs the DN under which the records are kept");
-	if (!o->bind_dn != !o->password_file)
-		return cli_usage_error("escrow ", "--bind-dn and --password-file go together (simple bind); without "
-		                       "them the bind is SASL EXTERNAL (ldapi://, or a TLS client certificate)");
-	if (!o->cert_file != !o->key_file)
-		return cli_usage_error("escrow ", "--cert-file and --key-file go together (a TLS client certificate)");
-	if (ldapi && (o->ca_file || o->cert_file))
-		return cli_usage_error("escrow ", "--ca-file, --cert-file and --key-file are for ldaps:// and ldap://");
-	if ((rc = file_option("--ca-file", o->ca_file)) != 0 || (rc = file_option("--cert-file", o->cert_file)) != 0 ||
-	    (rc = file_option("--key-file", o->key_file)) != 0)
+	rc = cli_read_fd(fd, TS_LDAP_PASSWORD_MAX, pw, pw_len, "the password file");
+	close(fd);
+	if (rc != 0)
 		return rc;
-	if ((r = ldap_initialize(&ld, o->uri)) != LDAP_SUCCESS) {
-		cli_err("%s: %s", o->uri, ldap_err2string(r));
-		return EXIT_USAGE;
-	}
-	/*
-	 * Bounded waits, no referral chasing (it would bind elsewhere with our
-	 * credentials), no PDU larger than a record can be (a hostile server's
-	 * huge answer is refused as it arrives, not buffered).
-	 */
-	if (ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &v3) != LDAP_OPT_SUCCESS ||
-	    ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv) != LDAP_OPT_SUCCESS ||
-	    ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv) != LDAP_OPT_SUCCESS ||
-	    ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF) != LDAP_OPT_SUCCESS ||
-	    ldap_get_option(ld, LDAP_OPT_SOCKBUF, &sb) != LDAP_OPT_SUCCESS || !sb ||
-	    ber_sockbuf_ctrl(sb, LBER_SB_OPT_SET_MAX_INCOMING, &max_in) != 1) {
-		cli_err("%s: cannot set the connection's options", o->uri);
-		cli_ldap_close(ld);
-		return EXIT_FAIL;
-	}
-	/*
-	 * TLS: the server's certificate must verify against --ca-file, else the
-	 * system's bundle (libldap with GnuTLS loads no CA by itself; Debian's
-	 * ldap.conf, not read any more, named this file); a new context with
-	 * these settings.
-	 */
-	if (!ldapi && (ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand) != LDAP_OPT_SUCCESS ||
-	               ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, o->ca_file ? o->ca_file : SYSTEM_CA_FILE) !=
-	                       LDAP_OPT_SUCCESS ||
-	               (o->cert_file && ldap_set_option(ld, LDAP_OPT_X_TLS_CERTFILE, o->cert_file) != LDAP_OPT_SUCCESS) ||
-	               (o->key_file && ldap_set_option(ld, LDAP_OPT_X_TLS_KEYFILE, o->key_file) != LDAP_OPT_SUCCESS) ||
-	               ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &server) != LDAP_OPT_SUCCESS)) {
-		cli_err("%s: cannot set up TLS (check --ca-file, --cert-file and --key-file)", o->uri);
-		cli_ldap_close(ld);
-		return EXIT_FAIL;
-	}
-	/* ldap://: StartTLS or nothing; the bind and the records never cross the network in the clear. */
-	if (plain && (r = ldap_start_tls_s(ld, NULL, NULL)) != LDAP_SUCCESS) {
-		char *diag = NULL, shown[256] = "";
-
-		if (ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag) == LDAP_OPT_SUCCESS && diag)
-			cli_ldap_printable(diag, strlen(diag), shown, sizeof(shown));
-		ldap_memfree(diag);
-		cli_err("%s: StartTLS failed (%s%s%s); refusing to bind or send records in the clear (use ldaps://, "
-		        "or a server that offers StartTLS with a certificate that verifies)", o->uri, ldap_err2string(r),
-		        shown[0] ? ": " : "", shown);
-		cli_ldap_close(ld);
-		return r == LDAP_SERVER_DOWN || r == LDAP_TIMEOUT ? EXIT_NO_DAEMON : EXIT_DENIED;
-	}
-	if (o->bind_dn) {
-		struct berval cred;
-
-		if ((fd = open(o->password_file, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
-			cli_err("cannot open %s: %s", o->password_file, strerror(errno));
-			cli_ldap_close(ld);
-			return EXIT_FAIL;
-		}
-		rc = cli_read_fd(fd, PASSWORD_MAX, &pw, &pw_len, "the password file");
-		close(fd);
-		if (rc != 0) {
-			cli_ldap_close(ld);
-			return rc;
-		}
-		/* The file's first line is the password (what follows, a comment say, is not sent). */
-		{
-			char *nl = memchr(pw, '\n', pw_len);
-
-			if (nl)
-				pw_len = (size_t)(nl - (char *)pw);
-			if (pw_len > 0 && pw[pw_len - 1] == '\r')
-				pw_len--;
-			pw[pw_len] = '\0';
-		}
-		cred.bv_val = (char *)pw;
-		cred.bv_len = pw_len;
-		r = ldap_sasl_bind_s(ld, o->bind_dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
-		ts_secret_free(pw, PASSWORD_MAX + 1);
-	} else {
-		/* Empty credentials: "the identity the transport proves" (the peer's uid over ldapi://). */
-		struct berval none = { 0, (char *)"" };
-
-		r = ldap_sasl_bind_s(ld, NULL, "EXTERNAL", &none, NULL, NULL, NULL);
-	}
-	if (r != LDAP_SUCCESS) {
-		cli_err("%s: cannot bind%s%s: %s", o->uri, o->bind_dn ? " as " : " (SASL EXTERNAL)",
-		        o->bind_dn ? o->bind_dn : "", ldap_err2string(r));
-		cli_ldap_close(ld);
-		return r == LDAP_SERVER_DOWN || r == LDAP_TIMEOUT ? EXIT_NO_DAEMON : EXIT_DENIED;
-	}
-	*ret = ld;
+	if ((nl = memchr(*pw, '\n', *pw_len)) != NULL)
+		*pw_len = (size_t)(nl - (char *)*pw);
+	if (*pw_len > 0 && (*pw)[*pw_len - 1] == '\r')
+		(*pw_len)--;
 	return 0;
 }
 
-/* The one value of attr in entry e as bytes (copied into *out); 0, or -1 when absent or several. */
-static int one_value(LDAP *ld, LDAPMessage *e, const char *attr, ts_buf *out)
+int cli_ldap_open(const struct cli_ldap_opts *o, LDAP **ret)
 {
-	struct berval **v = ldap_get_values_len(ld, e, attr);
-	int r = -1;
+	ts_ldap_conf c = { .uri = o->uri, .base = o->base, .bind_dn = o->bind_dn, .ca_file = o->ca_file,
+	                   .cert_file = o->cert_file, .key_file = o->key_file };
+	uint8_t *pw = NULL;
+	size_t pw_len = 0;
+	char err[768];
+	int rc, r;
 
-	if (v && v[0] && !v[1])
-		r = ts_buf_append(out, v[0]->bv_val, v[0]->bv_len) < 0 ? -1 : 0;
-	ldap_value_free_len(v);
-	return r;
-}
-
-void cli_ldap_printable(const char *in, size_t len, char *out, size_t cap)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
-
-	if (cap == 0)
-		return;
-	for (size_t i = 0; i < len && in[i] && o + 5 < cap; i++) {
-		unsigned char c = (unsigned char)in[i];
-
-		if (c >= 0x20 && c < 0x7f && c != '\\') {
-			out[o++] = (char)c;
-		} else {
-			out[o++] = '\\';
-			out[o++] = 'x';
-			out[o++] = hex[c >> 4];
-			out[o++] = hex[c & 15];
-		}
+	*ret = NULL;
+	/* The configuration first (a password file named is not read for a command that cannot run). */
+	c.password = o->password_file ? (const uint8_t *)"" : NULL;
+	if (ts_ldap_conf_check(&c, err, sizeof(err)) < 0)
+		return cli_usage_error("escrow ", "%s", err);
+	if ((rc = file_option("--ca-file", o->ca_file)) != 0 || (rc = file_option("--cert-file", o->cert_file)) != 0 ||
+	    (rc = file_option("--key-file", o->key_file)) != 0)
+		return rc;
+	if (o->password_file) {
+		if ((rc = read_password(o->password_file, &pw, &pw_len)) != 0)
+			return rc;
+		c.password = pw;
+		c.password_len = pw_len;
 	}
-	out[o] = '\0';
+	r = ts_ldap_open(&c, ret, err, sizeof(err));
+	ts_secret_free(pw, TS_LDAP_PASSWORD_MAX + 1);
+	if (r < 0) {
+		cli_err("%s", err);
+		return r == -TS_E_NO_DAEMON ? EXIT_NO_DAEMON : r == -TS_E_ACCESS_DENIED ? EXIT_DENIED :
+		       r == -TS_E_INVALID_ARGS ? EXIT_USAGE : EXIT_FAIL;
+	}
+	return 0;
 }
 
 /* The one value of attr in entry e as a string (escaped for a terminal) into out; "" when absent or several. */
@@ -257,8 +125,8 @@ static void one_text(LDAP *ld, LDAPMessage *e, const char *attr, char *out, size
 	_ts_cleanup_buf_ ts_buf v = { 0 };
 
 	out[0] = '\0';
-	if (one_value(ld, e, attr, &v) == 0)
-		cli_ldap_printable((const char *)v.data, v.len, out, cap);
+	if (ts_ldap_one_value(ld, e, attr, &v) == 0)
+		ts_ldap_printable((const char *)v.data, v.len, out, cap);
 }
 
 /* A GeneralizedTime (YYYYMMDDHHMMSS[.f]Z) as "YYYY-MM-DD HH:MM:SS UTC"; anything else shown escaped, as is. */
@@ -281,7 +149,7 @@ int cli_ldap_fetch(LDAP *ld, const char *base, const char *vault_id_hex, const c
 	int r, n;
 
 	memset(rec, 0, sizeof(*rec));
-	if (!machine_id_valid(machine) || (size_t)snprintf(rec->dn, sizeof(rec->dn), "cn=%s.%s,%s", machine, vault_id_hex,
+	if (!ts_ldap_machine_id_valid(machine) || (size_t)snprintf(rec->dn, sizeof(rec->dn), "cn=%s.%s,%s", machine, vault_id_hex,
 	                                                   base) >= sizeof(rec->dn)) {
 		cli_err("--base is too long");
 		return EXIT_USAGE;
@@ -320,7 +188,7 @@ int cli_ldap_fetch(LDAP *ld, const char *base, const char *vault_id_hex, const c
 	one_text(ld, e, "modifiersName", rec->modifier, sizeof(rec->modifier));
 	if (!rec->modifier[0])
 		snprintf(rec->modifier, sizeof(rec->modifier), "(the directory does not say)");
-	r = one_value(ld, e, "tokensealVaultFile", file);
+	r = ts_ldap_one_value(ld, e, "tokensealVaultFile", file);
 	ldap_msgfree(res);
 	if (r < 0 || file->len == 0 || file->len > TS_VAULT_FILE_MAX) {
 		cli_err("the escrow record %s has no single vault file", rec->dn);
@@ -344,150 +212,46 @@ struct run {
 	uint32_t owner;
 };
 
-/* The entry's current vault file equals data? 1 yes, 0 no (or no entry), -1 the search failed. */
-static int stored_equals(LDAP *ld, const char *dn, const uint8_t *data, size_t len)
-{
-	char *attrs[] = { "tokensealVaultFile", NULL };
-	struct timeval tv = { LDAP_TIMEOUT_S, 0 };
-	_ts_cleanup_buf_ ts_buf got = { 0 };
-	LDAPMessage *res = NULL, *e;
-	int r;
-
-	r = ldap_search_ext_s(ld, dn, LDAP_SCOPE_BASE, "(objectClass=tokensealEscrowRecord)", attrs, 0, NULL, NULL, &tv,
-	                      1, &res);
-	if (r == LDAP_NO_SUCH_OBJECT) {
-		ldap_msgfree(res);
-		return 0;
-	}
-	if (r != LDAP_SUCCESS || !(e = ldap_first_entry(ld, res)) || one_value(ld, e, "tokensealVaultFile", &got) < 0) {
-		ldap_msgfree(res);
-		return r == LDAP_SUCCESS ? 0 : -1;
-	}
-	ldap_msgfree(res);
-	return got.len == len && memcmp(got.data, data, len) == 0;
-}
-
 static int publish_one(struct run *run, const char *dir, const char *name)
 {
 	_ts_cleanup_buf_ ts_buf file = { 0 };
-	char hex[2 * TS_VAULT_ID_BYTES + 1], dn[1024], cn[128], uid[16], gen[24], thr[8];
-	char rcpt[TS_VAULT_MAX_ESCROW][TS_VAULT_ESCROW_LABEL_MAX + 8];
-	char *v_oc[] = { "tokensealEscrowRecord", NULL }, *v_cn[2], *v_id[] = { hex, NULL };
-	char *v_machine[] = { (char *)run->machine, NULL }, *v_uid[] = { uid, NULL }, *v_gen[] = { gen, NULL };
-	char *v_thr[] = { thr, NULL }, *v_name[2], *v_rcpt[TS_VAULT_MAX_ESCROW + 1];
-	struct berval bv, *v_file[] = { &bv, NULL };
-	LDAPMod m[10], *mods[11];
-	ts_vault *v = NULL;
-	size_t k = 0;
-	int r, eq;
+	ts_ldap_put_info info;
+	char err[1024];
+	int r;
 
 	/* Not a secret (it is what gets published): read as the daemon reads it, bounded, into plain memory. */
-	if ((r = ts_store_load(dir, name, &file)) < 0 || (r = ts_vault_parse(file.data, file.len, &v)) < 0) {
+	if ((r = ts_store_load(dir, name, &file)) < 0) {
 		cli_err("%s/%s.vault: %s; not published", dir, name, ts_strerror(r));
 		run->failed++;
 		return 0;
 	}
-	sodium_bin2hex(hex, sizeof(hex), v->id, TS_VAULT_ID_BYTES);
-	if (run->seen->n < PUBLISH_MAX)
-		memcpy(run->seen->ids[run->seen->n++], hex, sizeof(hex));
-	if (v->n_escrow == 0) {
-		printf("skipped %s (uid %u): no escrow recipients\n", v->name, v->owner_uid);
-		run->skipped++;
-		ts_vault_free(v);
+	r = ts_ldap_put(run->ld, run->base, run->machine, file.data, file.len, &info, err, sizeof(err));
+	if (info.id_hex[0] && run->seen->n < PUBLISH_MAX)
+		memcpy(run->seen->ids[run->seen->n++], info.id_hex, sizeof(info.id_hex));
+	switch (r) {
+	case TS_LDAP_PUT_WRITTEN:
+		printf("published %s (uid %u, generation %llu, %zu officer(s), %u needed): %s, read back and verified\n",
+		       info.name, info.owner, (unsigned long long)info.generation, info.n_escrow, info.escrow_threshold,
+		       info.dn);
+		run->written++;
 		return 0;
-	}
-	/*
-	 * A vault that tang protectors open by themselves ([tang] alone = yes)
-	 * opens with its file and the network: a copy in the directory would
-	 * open for anyone who can read the entry and reach a Tang server.
-	 */
-	{
-		size_t n_tang = 0;
-
-		for (size_t i = 0; i < v->n_protectors; i++)
-			n_tang += strcmp(v->protectors[i].type, "tang") == 0;
-		if (n_tang && n_tang >= (v->threshold ? v->threshold : 1)) {
-			cli_err("%s (uid %u): not published: its tang protectors open it without any other protector (%zu "
-			        "tang, it opens with %u), so its file in the directory would open for anyone who can read "
-			        "it and reach a Tang server; make tang one share of a k-of-n vault", v->name, v->owner_uid,
-			        n_tang, v->threshold ? v->threshold : 1);
-			run->failed++;
-			ts_vault_free(v);
-			return 0;
-		}
-	}
-	if ((size_t)snprintf(dn, sizeof(dn), "cn=%s.%s,%s", run->machine, hex, run->base) >= sizeof(dn)) {
-		cli_err("--base is too long");
-		run->failed++;
-		ts_vault_free(v);
-		return -1;
-	}
-	if ((eq = stored_equals(run->ld, dn, file.data, file.len)) == 1) {
-		printf("unchanged %s (uid %u, generation %llu): %s\n", v->name, v->owner_uid,
-		       (unsigned long long)v->generation, dn);
+	case TS_LDAP_PUT_UNCHANGED:
+		printf("unchanged %s (uid %u, generation %llu): %s\n", info.name, info.owner,
+		       (unsigned long long)info.generation, info.dn);
 		run->unchanged++;
-		ts_vault_free(v);
+		return 0;
+	case TS_LDAP_PUT_NO_ESCROW:
+		printf("skipped %s (uid %u): no escrow recipients\n", info.name, info.owner);
+		run->skipped++;
 		return 0;
 	}
-	snprintf(uid, sizeof(uid), "%u", v->owner_uid);
-	snprintf(gen, sizeof(gen), "%llu", (unsigned long long)v->generation);
-	snprintf(thr, sizeof(thr), "%u", v->escrow_threshold);
-	snprintf(cn, sizeof(cn), "%s.%s", run->machine, hex);
-	v_cn[0] = cn;
-	v_cn[1] = NULL;
-	v_name[0] = v->name;
-	v_name[1] = NULL;
-	for (size_t i = 0; i < v->n_escrow && i < TS_VAULT_MAX_ESCROW; i++) {
-		snprintf(rcpt[i], sizeof(rcpt[i]), "%s", v->escrow[i].label[0] ? v->escrow[i].label : "(no label)");
-		v_rcpt[i] = rcpt[i];
-		v_rcpt[i + 1] = NULL;
-	}
-	bv.bv_val = (char *)file.data;
-	bv.bv_len = file.len;
-	/* Replace (or add) every attribute but cn, which names the entry. */
-	m[k++] = (LDAPMod){ .mod_op = LDAP_MOD_REPLACE, .mod_type = "objectClass", .mod_values = v_oc };
-	m[k++] = (LDAPMod){ .mod_op = LDAP_MOD_REPLACE, .mod_type = "tokensealVaultId", .mod_values = v_id };
-	m[k++] = (LDAPMod){ .mod_op = LDAP_MOD_REPLACE, .mod_type = "tokensealMachineId", .mod_values = v_machine };
-	m[k++] = (LDAPMod){ .mod_op = LDAP_MOD_REPLACE, .mod_type = "tokensealVaultName", .mod_values = v_name };
-	m[k++] = (LDAPMod){ .mod_op = LDAP_MOD_REPLACE, .mod_type = "tokensealOwnerUid", .mod_values = v_uid };
-	m[k++] = (LDAPMod){ .mod_op = LDAP_MOD_REPLACE, .mod_type = "tokensealGeneration", .mod_values = v_gen };
-	m[k++] = (LDAPMod){ .mod_op = LDAP_MOD_REPLACE, .mod_type = "tokensealEscrowThreshold", .mod_values = v_thr };
-	m[k++] = (LDAPMod){ .mod_op = LDAP_MOD_REPLACE, .mod_type = "tokensealEscrowRecipient", .mod_values = v_rcpt };
-	m[k++] = (LDAPMod){ .mod_op = LDAP_MOD_REPLACE | LDAP_MOD_BVALUES, .mod_type = "tokensealVaultFile",
-	                    .mod_vals.modv_bvals = v_file };
-	for (size_t i = 0; i < k; i++)
-		mods[i] = &m[i];
-	mods[k] = NULL;
-	if (eq < 0) {
-		cli_err("%s (uid %u): cannot read %s; the directory stopped answering", v->name, v->owner_uid, dn);
-		run->failed++;
-		ts_vault_free(v);
-		return -1;
-	}
-	r = ldap_modify_ext_s(run->ld, dn, mods, NULL, NULL);
-	if (r == LDAP_NO_SUCH_OBJECT) {
-		for (size_t i = 0; i < k; i++)
-			m[i].mod_op = (m[i].mod_op & LDAP_MOD_BVALUES) | LDAP_MOD_ADD;
-		m[k] = (LDAPMod){ .mod_op = LDAP_MOD_ADD, .mod_type = "cn", .mod_values = v_cn };
-		mods[k] = &m[k];
-		mods[k + 1] = NULL;
-		r = ldap_add_ext_s(run->ld, dn, mods, NULL, NULL);
-	}
-	/* Written is not stored: read it back and compare, byte for byte. */
-	if (r == LDAP_SUCCESS && stored_equals(run->ld, dn, file.data, file.len) != 1)
-		r = LDAP_OTHER;
-	if (r != LDAP_SUCCESS) {
-		cli_err("%s (uid %u): %s: %s", v->name, v->owner_uid, dn,
-		        r == LDAP_OTHER ? "the record read back differs from the vault file" : ldap_err2string(r));
-		run->failed++;
-		ts_vault_free(v);
-		return r == LDAP_SERVER_DOWN || r == LDAP_TIMEOUT ? -1 : 0;
-	}
-	printf("published %s (uid %u, generation %llu, %zu officer(s), %u needed): %s, read back and verified\n",
-	       v->name, v->owner_uid, (unsigned long long)v->generation, v->n_escrow, v->escrow_threshold, dn);
-	run->written++;
-	ts_vault_free(v);
-	return 0;
+	if (info.id_hex[0])
+		cli_err("%s (uid %u): %s", info.name, info.owner, err);
+	else
+		cli_err("%s/%s.vault: %s; not published", dir, name, err);
+	run->failed++;
+	/* The directory gone: the rest would fail the same way. */
+	return r == -TS_E_NO_DAEMON ? -1 : 0;
 }
 
 /* Each STATE/UID/NAME.vault (read only: a running daemon's temp files are left alone). */
@@ -570,7 +334,7 @@ static void prune(struct run *run)
 
 		if (!dn)
 			continue;
-		cli_ldap_printable(dn, strlen(dn), shown, sizeof(shown));
+		ts_ldap_printable(dn, strlen(dn), shown, sizeof(shown));
 		if (record_id_of(dn, run->machine, id) < 0) {
 			ldap_memfree(dn);
 			continue;   /* cn=MACHINE.something-else: not a record this command writes */
@@ -603,7 +367,7 @@ static const char publish_help[] =
 	"protectors open without any other protector is not published (an error).\n"
 	"Safe while tokensealed runs (it reads the files only).\n"
 	"ldap:// is used only with StartTLS; the server's certificate must verify (against\n"
-	"--ca-file, default " SYSTEM_CA_FILE "); no ldap.conf, ldaprc\n"
+	"--ca-file, default " TS_LDAP_SYSTEM_CA_FILE "); no ldap.conf, ldaprc\n"
 	"or LDAP* variable is read. Without --bind-dn the bind is SASL EXTERNAL (ldapi://,\n"
 	"or TLS with --cert-file and --key-file).\n\n"
 	"      --to-ldap URI      ldapi://, ldaps:// or ldap:// URI of the directory\n"

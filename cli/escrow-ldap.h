@@ -47,8 +47,6 @@ struct cli_ldap_record {
 int cli_ldap_fetch(LDAP *ld, const char *base, const char *vault_id_hex, const char *machine, ts_buf *file,
                    struct cli_ldap_record *rec);
 
-/* A server-given string for a terminal: bytes outside printable ASCII (and '\\') as \xHH. */
-void cli_ldap_printable(const char *in, size_t len, char *out, size_t cap);
 
 /* tokenseal escrow publish */
 int escrow_publish_main(int argc, char **argv);
