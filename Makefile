@@ -76,7 +76,7 @@ BACKEND_SRC  := $(wildcard daemon/protectors/fido2.c daemon/protectors/tpm2.c da
 DAEMON_SRC   := $(sort $(filter-out daemon/main.c $(BACKEND_SRC),$(wildcard daemon/*.c daemon/bus/*.c daemon/protectors/*.c)))
 # The recovery backend is in both: the helper runs its Argon2id off the daemon's loop, and the daemon
 # keeps it for creating vaults and as the fallback when no helper can run.
-HELPER_SRC   := daemon/helper/main.c daemon/helper/sandbox.c daemon/protectors/registry.c daemon/protectors/helper_wire.c \
+HELPER_SRC   := daemon/helper/main.c daemon/helper/publish.c daemon/helper/sandbox.c daemon/protectors/registry.c daemon/protectors/helper_wire.c \
                 daemon/protectors/recovery.c $(BACKEND_SRC)
 CLIENT_SRC   := $(sort $(wildcard cli/lib/*.c)) daemon/core/error.c daemon/core/buf.c daemon/core/blob.c daemon/core/context.c \
                 daemon/core/text.c daemon/core/age.c daemon/core/bech32.c

@@ -13,6 +13,7 @@
 #include <sodium.h>
 #include <systemd/sd-daemon.h>
 
+#include "bus/escrow_publish.h"
 #include "bus/audit.h"
 #include "bus/autolock.h"
 #include "bus/daemon.h"
@@ -426,6 +427,10 @@ int main(int argc, char **argv)
 	}
 	if (private_socket && (r = ts_direct_listen(&d, private_socket)) < 0)
 		goto out;
+	if ((r = ts_publish_start(&d)) < 0) {
+		ts_log(TS_LOG_ERR, "cannot start publishing escrow records: %s", ts_strerror(r));
+		goto out;
+	}
 	if ((r = ts_autolock_start(&d)) < 0) {
 		ts_log(TS_LOG_ERR, "cannot subscribe to logind's signals: %s", strerror(-r));
 		goto out;
@@ -454,6 +459,7 @@ out:
 	ts_rekey_stop();
 	ts_escrow_ready_stop();
 	ts_escrow_stock_shutdown();
+	ts_publish_stop();
 	ts_signals_stop(&d);
 	ts_direct_stop(&d);
 	if (d.bus)

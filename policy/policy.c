@@ -45,10 +45,12 @@ enum {
 	K_RECOVERY_ATTEMPTS, K_RECOVERY_BACKOFF,
 	K_LIMIT_HELPERS, K_LIMIT_JOBS, K_LIMIT_VAULTS,
 	K_TANG_ALONE, K_TANG_SERVERS,
+	K_PUBLISH, K_LDAP_URI, K_LDAP_BASE, K_LDAP_BIND_DN, K_LDAP_PASSWORD_FILE, K_LDAP_CA_FILE, K_LDAP_CERT_FILE,
+	K_LDAP_KEY_FILE, K_MACHINE_ID,
 	K_N
 };
 
-enum kind { V_TYPES, V_COUNT, V_REQ, V_BOOL, V_DURATION, V_LIMIT, V_ORIGINS };
+enum kind { V_TYPES, V_COUNT, V_REQ, V_BOOL, V_DURATION, V_LIMIT, V_ORIGINS, V_PUBLISH, V_URI, V_DN, V_PATH, V_MACHINE };
 
 #define LIMIT_MAX 4096   /* the largest [limits] value: a cap, not a way to turn one off */
 
@@ -81,6 +83,15 @@ static const struct keydef {
 	[K_LIMIT_VAULTS]     = { "limits", "vaults-per-uid", "32", V_LIMIT },
 	[K_TANG_ALONE]       = { "tang", "alone", "no", V_BOOL },
 	[K_TANG_SERVERS]     = { "tang", "servers", "none", V_ORIGINS },
+	[K_PUBLISH]          = { "escrow", "publish", "off", V_PUBLISH },
+	[K_LDAP_URI]         = { "escrow", "ldap-uri", "none", V_URI },
+	[K_LDAP_BASE]        = { "escrow", "ldap-base", "none", V_DN },
+	[K_LDAP_BIND_DN]     = { "escrow", "ldap-bind-dn", "none", V_DN },
+	[K_LDAP_PASSWORD_FILE] = { "escrow", "ldap-password-file", "none", V_PATH },
+	[K_LDAP_CA_FILE]     = { "escrow", "ldap-ca-file", "none", V_PATH },
+	[K_LDAP_CERT_FILE]   = { "escrow", "ldap-cert-file", "none", V_PATH },
+	[K_LDAP_KEY_FILE]    = { "escrow", "ldap-key-file", "none", V_PATH },
+	[K_MACHINE_ID]       = { "escrow", "machine-id", "/etc/machine-id", V_MACHINE },
 };
 
 /* Protector types, indexed like the bits of ts_policy.allowed. */
@@ -137,6 +148,7 @@ struct ts_policy {
 	unsigned lock;
 	int fail_closed;
 	int tang_alone;             /* [tang] alone: tang protectors may open a vault without another protector */
+	int publish;                /* [escrow] publish: TS_POLICY_PUBLISH_* */
 	struct list tang_servers;   /* [tang] servers: "scheme://host:port" each (ts_policy_url_origin); none = no tang */
 	uint64_t data_interval;     /* seconds; 0 = a data-use record per call */
 	unsigned recovery_attempts;  /* wrong recovery keys before the back-off starts */
@@ -659,6 +671,40 @@ static int set_fixed(struct pstate *st, int k, const char *value)
 		}
 		p->tang_servers = l;
 		break;
+	case V_PUBLISH:
+		if (strcmp(value, "off") == 0)
+			p->publish = TS_POLICY_PUBLISH_OFF;
+		else if (strcmp(value, "optional") == 0)
+			p->publish = TS_POLICY_PUBLISH_OPTIONAL;
+		else if (strcmp(value, "required") == 0)
+			p->publish = TS_POLICY_PUBLISH_REQUIRED;
+		else
+			return fail(st, -TS_E_INVALID_ARGS, "[%s] %s: '%s' is not off, optional or required", d->section,
+			            d->key, value);
+		break;
+	case V_URI:
+		if (strncmp(value, "ldapi://", 8) != 0 && strncmp(value, "ldaps://", 8) != 0 &&
+		    strncmp(value, "ldap://", 7) != 0)
+			return fail(st, -TS_E_INVALID_ARGS, "[%s] %s: '%s' is not an ldapi://, ldaps:// or ldap:// URI",
+			            d->section, d->key, value);
+		/* and bounded: */
+		__attribute__((fallthrough));
+	case V_DN:
+		/* (control characters are refused in every value) */
+		if (strlen(value) >= 512)
+			return fail(st, -TS_E_INVALID_ARGS, "[%s] %s: longer than 511 bytes", d->section, d->key);
+		break;
+	case V_PATH:
+		if (value[0] != '/' || strlen(value) >= 1000)
+			return fail(st, -TS_E_INVALID_ARGS, "[%s] %s: '%s' is not an absolute path", d->section, d->key,
+			            value);
+		break;
+	case V_MACHINE:
+		if (!value[0] || strlen(value) > 64 || strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") !=
+		                                  strlen(value))
+			return fail(st, -TS_E_INVALID_ARGS, "[%s] %s: '%s' is not [A-Za-z0-9_-]{1,64}", d->section, d->key,
+			            value);
+		break;
 	case V_DURATION:
 		if (parse_duration(value, &u) < 0)
 			return fail(st, -TS_E_INVALID_ARGS, "[%s] %s: '%s' is not a duration (e.g. 900s, 15m, 8h, 90d, 2w, off)",
@@ -1019,6 +1065,20 @@ static int finalize(ts_policy *p, char *err, size_t errlen)
 	if (p->escrow_m > p->n_rcp && p->n_rcp > 0)
 		return contradiction(&p->o[K_ESCROW_THRESHOLD], err, errlen,
 		                     "[escrow] threshold = %u but there are only %zu recipients", p->escrow_m, p->n_rcp);
+	if (p->publish != TS_POLICY_PUBLISH_OFF && (!p->text[K_LDAP_URI] || !p->text[K_LDAP_BASE]))
+		return contradiction(&p->o[K_PUBLISH], err, errlen, "[escrow] publish = %s needs ldap-uri and ldap-base "
+		                     "(where the records go)", p->text[K_PUBLISH]);
+	if (!p->text[K_LDAP_BIND_DN] != !p->text[K_LDAP_PASSWORD_FILE])
+		return contradiction(p->text[K_LDAP_BIND_DN] ? &p->o[K_LDAP_BIND_DN] : &p->o[K_LDAP_PASSWORD_FILE], err,
+		                     errlen, "[escrow] ldap-bind-dn and ldap-password-file go together (a simple bind); "
+		                     "without them the bind is SASL EXTERNAL");
+	if (!p->text[K_LDAP_CERT_FILE] != !p->text[K_LDAP_KEY_FILE])
+		return contradiction(p->text[K_LDAP_CERT_FILE] ? &p->o[K_LDAP_CERT_FILE] : &p->o[K_LDAP_KEY_FILE], err,
+		                     errlen, "[escrow] ldap-cert-file and ldap-key-file go together (a TLS client certificate)");
+	if (p->text[K_LDAP_URI] && strncmp(p->text[K_LDAP_URI], "ldapi://", 8) == 0 &&
+	    (p->text[K_LDAP_CA_FILE] || p->text[K_LDAP_CERT_FILE]))
+		return contradiction(&p->o[K_LDAP_URI], err, errlen, "[escrow] ldap-ca-file, ldap-cert-file and "
+		                     "ldap-key-file are for ldaps:// and ldap://, not ldapi://");
 	for (i = 0; i < p->n_rules; i++) {
 		struct rule *rl = &p->rules[i];
 
@@ -1564,4 +1624,25 @@ unsigned ts_policy_limit_jobs(const ts_policy *p)
 unsigned ts_policy_limit_vaults(const ts_policy *p)
 {
 	return p ? p->limit_vaults : 32;
+}
+
+void ts_policy_directory(const ts_policy *p, ts_policy_directory_conf *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!p)
+		return;
+	out->publish = p->publish;
+	out->uri = p->text[K_LDAP_URI];
+	out->base = p->text[K_LDAP_BASE];
+	out->bind_dn = p->text[K_LDAP_BIND_DN];
+	out->password_file = p->text[K_LDAP_PASSWORD_FILE];
+	out->ca_file = p->text[K_LDAP_CA_FILE];
+	out->cert_file = p->text[K_LDAP_CERT_FILE];
+	out->key_file = p->text[K_LDAP_KEY_FILE];
+	out->machine_id = p->text[K_MACHINE_ID];
+}
+
+int ts_policy_publish_violation(const ts_policy *p, const char *why, char *msg, size_t msglen)
+{
+	return violation(msg, msglen, K_PUBLISH, p, "%s", why);
 }

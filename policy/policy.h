@@ -175,4 +175,18 @@ unsigned ts_policy_limit_jobs(const ts_policy *p);
 /* [limits] vaults-per-uid: vaults one owner may have (default 32). */
 unsigned ts_policy_limit_vaults(const ts_policy *p);
 
+/* [escrow] publish and the directory it names (docs/FLEET.md); strings belong to p, NULL when not set. */
+#define TS_POLICY_PUBLISH_OFF 0
+#define TS_POLICY_PUBLISH_OPTIONAL 1   /* publish, queue while the directory is down; never refuse */
+#define TS_POLICY_PUBLISH_REQUIRED 2   /* and Wrap/GenerateDataKey/Rewrap refused until the record is verified */
+typedef struct ts_policy_directory_conf {
+	int publish;
+	const char *uri, *base, *bind_dn, *password_file, *ca_file, *cert_file, *key_file;
+	const char *machine_id;        /* NULL: /etc/machine-id */
+} ts_policy_directory_conf;
+void ts_policy_directory(const ts_policy *p, ts_policy_directory_conf *out);
+
+/* A violation of [escrow] publish = required: -TS_E_POLICY_VIOLATION, msg "[escrow] publish (FILE:LINE): why". */
+int ts_policy_publish_violation(const ts_policy *p, const char *why, char *msg, size_t msglen);
+
 #endif

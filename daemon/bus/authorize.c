@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bus/escrow_publish.h"
 #include "bus/authorize.h"
 #include "bus/audit.h"
 #include "bus/log.h"
@@ -37,12 +38,15 @@ static const ts_vault_rule rules[] = {
 	{ "Lock",              "lock",            MANAGE, 0 },
 	{ "ProbeProtectors",   "probe",           MANAGE, 0 },
 	/* Data keys are the owner's; polkit may open them to others only with the "use" action. */
-	{ "Wrap",              "wrap",            USE,    TS_AUTH_UNLOCKED | TS_AUTH_DATA_USE },
+	/* New blobs only once the officers can open them too, when the policy says so ([escrow] publish = required). */
+	{ "Wrap",              "wrap",            USE,    TS_AUTH_UNLOCKED | TS_AUTH_DATA_USE | TS_AUTH_ESCROW_STORED },
 	{ "Unwrap",            "unwrap",          USE,    TS_AUTH_UNLOCKED | TS_AUTH_UNWRAP_RULES | TS_AUTH_DATA_USE },
-	{ "Rewrap",            "rewrap",          USE,    TS_AUTH_UNLOCKED | TS_AUTH_UNWRAP_RULES | TS_AUTH_DATA_USE },
-	{ "GenerateDataKey",   "generate",        USE,    TS_AUTH_UNLOCKED | TS_AUTH_DATA_USE },
+	{ "Rewrap",            "rewrap",          USE,    TS_AUTH_UNLOCKED | TS_AUTH_UNWRAP_RULES | TS_AUTH_DATA_USE |
+	                                                  TS_AUTH_ESCROW_STORED },
+	{ "GenerateDataKey",   "generate",        USE,    TS_AUTH_UNLOCKED | TS_AUTH_DATA_USE | TS_AUTH_ESCROW_STORED },
 	{ "UnwrapBatch",       "unwrap-batch",    USE,    TS_AUTH_UNLOCKED | TS_AUTH_UNWRAP_RULES | TS_AUTH_DATA_USE },
-	{ "RewrapBatch",       "rewrap-batch",    USE,    TS_AUTH_UNLOCKED | TS_AUTH_UNWRAP_RULES | TS_AUTH_DATA_USE },
+	{ "RewrapBatch",       "rewrap-batch",    USE,    TS_AUTH_UNLOCKED | TS_AUTH_UNWRAP_RULES | TS_AUTH_DATA_USE |
+	                                                  TS_AUTH_ESCROW_STORED },
 	/* age: the recipient is public but derived from the root key; an unwrap gives out a file key, as Unwrap a data key. */
 	{ "AgeRecipient",      "age-recipient",   USE,    TS_AUTH_UNLOCKED },
 	{ "AgeUnwrap",         "age-unwrap",      USE,    TS_AUTH_UNLOCKED | TS_AUTH_UNWRAP_RULES | TS_AUTH_DATA_USE },
@@ -242,6 +246,14 @@ int ts_vault_authorize(sd_bus_message *m, ts_vault_entry *e, ts_caller *caller, 
 	}
 	if ((rule->flags & TS_AUTH_UNWRAP_RULES) && (r = ts_enforce_unwrap_bus(m, e, caller, rule->event, error)) < 0)
 		return r;
+	if (rule->flags & TS_AUTH_ESCROW_STORED) {
+		char msg[TS_POLICY_MSG_MAX + 256];
+
+		if ((r = ts_publish_gate(e, msg, sizeof(msg))) < 0) {
+			(void)ts_audit("policy-denied", e->vault->name, e->vault->owner_uid, caller, rule->event, r);
+			return ts_bus_error(error, r, msg);
+		}
+	}
 	if (rule->flags & TS_AUTH_DATA_USE)
 		return ts_audit_data_use(e, caller, rule->event, error);
 	return 0;

@@ -23,6 +23,7 @@ int ts_vault_unknown(sd_bus_message *m, sd_bus_error *error);
 #define TS_AUTH_QUIET 0x8         /* a refusal is not an audit event */
 #define TS_AUTH_OWN_VAULTS 0x10   /* Manager: answers about the vaults ts_caller_may_use admits only */
 #define TS_AUTH_OWN_NAMESPACE 0x20 /* Manager: acts for the caller; for another owner, root only */
+#define TS_AUTH_ESCROW_STORED 0x40 /* [escrow] publish = required: the vault's record is stored (else PolicyViolation) */
 
 /* The table's key for property reads (Properties.Get and GetAll, ObjectManager.GetManagedObjects). */
 #define TS_VAULT_PROPERTIES "(properties)"

@@ -8,6 +8,7 @@
 
 #include <sodium.h>
 
+#include "bus/escrow_publish.h"
 #include "bus/daemon.h"
 #include "bus/log.h"
 #include "bus/message.h"
@@ -228,6 +229,7 @@ int ts_daemon_load_vaults(ts_daemon *d)
 	if ((r = ts_store_list(d->state_dir, load_one, &lc)) < 0)
 		return r;
 	ts_log(TS_LOG_INFO, "loaded %zu vault(s) from %s, %zu skipped", lc.loaded, d->state_dir, lc.skipped);
+	d->load_skipped = lc.skipped;
 	return 0;
 }
 
@@ -314,6 +316,8 @@ int ts_daemon_persist(ts_vault_entry *e)
 	e->disk = out;
 	/* On disk: the anchor follows (after the file, so a crash in between leaves the file ahead, never behind). */
 	ts_rollback_saved(e);
+	/* ... and the directory's record, when what the officers need changed ([escrow] publish). */
+	ts_publish_changed(e);
 	return 0;
 }
 

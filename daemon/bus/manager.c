@@ -7,6 +7,7 @@
 
 #include <sodium.h>
 
+#include "bus/escrow_publish.h"
 #include "bus/manager.h"
 #include "bus/audit.h"
 #include "bus/authorize.h"
@@ -224,6 +225,8 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 		goto out;
 	v = NULL;
 	ts_daemon_touch(e);
+	/* A vault with escrow gets its record in the directory ([escrow] publish = required: used once it is). */
+	ts_publish_changed(e);
 	(void)ts_audit("create", name, owner, &caller, NULL, 0);
 	(void)ts_audit("enroll", name, owner, &caller, pid_id, 0);
 	/* emit, reply */

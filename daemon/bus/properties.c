@@ -1,5 +1,6 @@
 /* properties.c — org.tokenseal1.Vault's properties and their PropertiesChanged signal. */
 
+#include "bus/escrow_publish.h"
 #include "bus/properties.h"
 #include "bus/authorize.h"
 #include "bus/message.h"
@@ -214,5 +215,14 @@ int ts_prop_policy_status(sd_bus *bus, const char *path, const char *interface, 
 		return r;
 	if ((r = ts_enforce_vault_status(e, msg, sizeof(msg))) < 0)
 		return ts_bus_error(error, r, NULL);
+	/* In policy otherwise, but refusing new blobs until its escrow record is stored ([escrow] publish). */
+	if (r > 0) {
+		char why[TS_POLICY_MSG_MAX];
+
+		if (ts_publish_gate(e, why, sizeof(why)) < 0) {
+			snprintf(msg, sizeof(msg), "out of policy: %s", why);
+			r = 0;
+		}
+	}
 	return ts_bus_errno(error, sd_bus_message_append(reply, "(bs)", r > 0, msg));
 }

@@ -98,6 +98,7 @@ typedef struct ts_daemon {
 	ts_config config;
 	ts_vault_entry *vaults;
 	size_t n_vaults;
+	size_t load_skipped;            /* vault files found at start that could not be loaded */
 	/* --print-introspection: the object tree answers for a placeholder vault. */
 	int introspect_only;
 	ts_vault_entry *placeholder;

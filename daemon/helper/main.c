@@ -30,6 +30,7 @@
 
 #include "core/blob.h"
 #include "core/vault.h"
+#include "helper/publish.h"
 #include "helper/sandbox.h"
 #include "protectors/escrow_rsa.h"
 #include "protectors/helper_wire.h"
@@ -162,6 +163,9 @@ static int run(ts_wire_request *q)
 			snprintf(err, sizeof(err), "NV counters need type tpm2");
 		} else if ((rc = ts_tpm2_nv_run(&req, q->params, q->params_len, nv_out)) >= 0)
 			add(&p, TS_WIRE_PARAMS, nv_out, sizeof(nv_out));
+	} else if (q->op == TS_WIRE_OP_LDAP) {
+		/* The daemon's [escrow] publish: a record to a directory, which the daemon itself cannot reach. */
+		rc = ts_helper_ldap(q, &value, err, sizeof(err));
 	} else if (!ops) {
 		rc = -TS_E_NOT_SUPPORTED;
 		snprintf(err, sizeof(err), "protector type '%s' is not built into the token helper", q->type);
@@ -346,9 +350,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tokenseal-helper: malformed request: %s\n", ts_strerror(r));
 		return EXIT_FAILURE;
 	}
-	/* Only a tang enrollment or unlock keeps the network (sandbox.h); describing a record needs none. */
-	if (ts_helper_sandbox_narrow(q->op == TS_WIRE_OP_ENROLL || q->op == TS_WIRE_OP_UNLOCK ? q->type : "", err,
-	                             sizeof(err)) < 0) {
+	/*
+	 * Only a tang enrollment or unlock, and a directory request, keep the
+	 * network (sandbox.h); describing a record needs none.
+	 */
+	if (ts_helper_sandbox_narrow(q->op == TS_WIRE_OP_ENROLL || q->op == TS_WIRE_OP_UNLOCK || q->op == TS_WIRE_OP_LDAP ?
+	                             q->type : "", err, sizeof(err)) < 0) {
 		fprintf(stderr, "tokenseal-helper: %s\n", err);
 		return EXIT_FAILURE;
 	}

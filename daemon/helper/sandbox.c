@@ -12,8 +12,9 @@
  * another process, bind/listen/accept, any socket but AF_UNIX, mount,
  * namespace, bpf, keyctl, setuid and friends.
  *
- * The tang backend (libcurl, getaddrinfo in the helper's own thread) needs
- * AF_INET and AF_INET6 sockets and a few socket calls; they are in this
+ * The tang backend (libcurl, getaddrinfo in the helper's own thread) and
+ * the directory requests (libldap) need AF_INET and AF_INET6 sockets and a
+ * few socket calls; they are in this
  * first filter, and ts_helper_sandbox_narrow stacks a second one that takes
  * the network away again for a request of any other type.
  */
@@ -149,7 +150,7 @@ int ts_helper_sandbox_narrow(const char *type, char *err, size_t errlen)
 	scmp_filter_ctx ctx;
 	int r;
 
-	if (type && strcmp(type, "tang") == 0)
+	if (type && (strcmp(type, "tang") == 0 || strcmp(type, "ldap") == 0))
 		return 0;
 	if ((ctx = seccomp_init(SCMP_ACT_ALLOW)) == NULL) {
 		snprintf(err, errlen, "seccomp: cannot create the second filter");

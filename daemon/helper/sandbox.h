@@ -16,9 +16,10 @@
 int ts_helper_sandbox(char *err, size_t errlen);
 
 /*
- * Once the request is read: a request for any type but tang (the one that
- * talks to servers, Tang's; the caller passes "" for a tang request that
- * needs no server, such as describe) gets a second filter on top that refuses every
+ * Once the request is read: a request for any type but tang and ldap (the
+ * ones that talk to servers: Tang's, and the directory of the daemon's
+ * escrow records; the caller passes "" for a tang request that needs no
+ * server, such as describe) gets a second filter on top that refuses every
  * socket but AF_UNIX, so no other backend, and no code that took one over,
  * reaches the network. Filters only add up: this cannot widen the first.
  * 0, or -1 with err set (the helper then answers nothing).

@@ -224,7 +224,7 @@ int ts_wire_parse_request(const uint8_t *body, size_t len, ts_wire_request *q)
 	}
 	if (r < 0)
 		return r;
-	if (q->op < TS_WIRE_OP_ENROLL || q->op > TS_WIRE_OP_NV || !q->type[0])
+	if (q->op < TS_WIRE_OP_ENROLL || q->op > TS_WIRE_OP_LDAP || !q->type[0])
 		return -TS_E_INVALID_ARGS;
 	if (q->op != TS_WIRE_OP_ENROLL && !q->params)
 		return -TS_E_INVALID_ARGS;

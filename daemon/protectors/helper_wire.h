@@ -46,6 +46,14 @@ enum {
 	TS_WIRE_OP_PRESENT = 4,
 	TS_WIRE_OP_ESCROW_WRAP_KEY = 5, /* type "rsa": RSA-OAEP of BOX_KEY to PARAMS (an SPKI); reply PARAMS */
 	TS_WIRE_OP_NV = 6,         /* type "tpm2": a vault's NV counter, PARAMS as in tpm2_nv.h; reply PARAMS */
+	/*
+	 * type "ldap": a vault's escrow record in a directory (ldap_record.h).
+	 * OPTIONs: action (put, remove), uri, base, machine, and bind-dn,
+	 * ca-file, cert-file, key-file when set; PIN: the simple bind's password.
+	 * PARAMS: the vault file (put) or the vault id in hex (remove). Reply
+	 * VALUE: TS_LDAP_PUT_* (put), 0 removed or 1 none there (remove).
+	 */
+	TS_WIRE_OP_LDAP = 7,
 };
 
 enum {

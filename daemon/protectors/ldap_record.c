@@ -17,14 +17,6 @@
 #define LDAP_TIMEOUT_S 10
 #define LDAP_MAX_INCOMING (TS_VAULT_FILE_MAX + 64 * 1024)   /* one PDU: an entry with a vault file, and its names */
 
-int ts_ldap_machine_id_valid(const char *s)
-{
-	size_t n = strlen(s);
-
-	return n > 0 && n <= TS_LDAP_MACHINE_ID_MAX &&
-	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") == n;
-}
-
 int ts_ldap_base_valid(const char *s)
 {
 	size_t n = strlen(s);

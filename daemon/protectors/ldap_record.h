@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <ldap.h>
 
@@ -36,8 +37,14 @@ typedef struct ts_ldap_conf {
 	const char *key_file;
 } ts_ldap_conf;
 
-/* A machine id, as it goes into a DN and a filter unescaped: [A-Za-z0-9_-]{1,64}. */
-int ts_ldap_machine_id_valid(const char *s);
+/* A machine id, as it goes into a DN and a filter unescaped: [A-Za-z0-9_-]{1,64}. (Also the daemon's.) */
+static inline int ts_ldap_machine_id_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n > 0 && n <= TS_LDAP_MACHINE_ID_MAX &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") == n;
+}
 
 /* A base DN libldap can parse (printable, not empty, under 512 bytes). */
 int ts_ldap_base_valid(const char *s);

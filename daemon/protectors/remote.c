@@ -48,6 +48,8 @@
 #define DESCRIBE_TIMEOUT_MS 5000       /* decoding a public record: no token is touched */
 /* RSA-wrapping an escrow box key touches no token; nobody waits in the loop for it. */
 #define ESCROW_TIMEOUT_MS 5000
+/* A directory request: connect, bind, read, write, read back, each bounded by 10 s in the helper. */
+#define LDAP_TIMEOUT_MS 45000
 #define TOKEN_GRACE_MS 60000           /* on top of the touch timeout, for TPM/PKCS#11 work */
 #define EXIT_WAIT_MS 2000
 /* Socket mode: from connect to the helper's hello (the service manager starts it meanwhile). */
@@ -909,6 +911,10 @@ static int reply_fields(uint8_t op, call *c, ts_remote_reply *out, char *desc, s
 		}
 		return 0;
 	}
+	if (op == TS_WIRE_OP_LDAP) {
+		out->value = c->value;
+		return 0;
+	}
 	if (op == TS_WIRE_OP_PRESENT) {
 		/* desc, when the helper sent one, names the token that answered. */
 		out->present = c->value > 0;
@@ -1562,6 +1568,40 @@ int ts_remote_escrow_wrap_start(sd_event *event, const uint8_t *spki, size_t spk
 
 	return job_send(event, op, q, sizeof(q) / sizeof(q[0]), ESCROW_TIMEOUT_MS, reserved_ok, NULL, &req, done,
 	                userdata, ret);
+}
+
+/* ---- escrow records in a directory ------------------------------------------------------- */
+
+int ts_remote_ldap_start(sd_event *event, const ts_remote_ldap *l, ts_remote_reply_fn done, void *userdata,
+                         ts_remote_job **ret, char *err, size_t errlen)
+{
+	const char *keys[] = { "action", "uri", "base", "machine", "bind-dn", "ca-file", "cert-file", "key-file" };
+	const char *values[] = { l->action, l->uri, l->base, l->machine, l->bind_dn, l->ca_file, l->cert_file,
+	                         l->key_file };
+	char opt[sizeof(keys) / sizeof(keys[0])][TS_WIRE_STR_MAX + 1];
+	uint8_t op = TS_WIRE_OP_LDAP;
+	ts_wire_field q[4 + sizeof(keys) / sizeof(keys[0])];
+	/* The daemon's own work: it may use the helpers [limits] keeps back. */
+	ts_protector_request req = { .err = err, .err_len = errlen, .reserved_ok = 1 };
+	size_t n = 0;
+
+	q[n++] = (ts_wire_field){ .tag = TS_WIRE_OP, .data = &op, .len = 1 };
+	q[n++] = (ts_wire_field){ .tag = TS_WIRE_TYPE, .data = "ldap", .len = 4 };
+	q[n++] = (ts_wire_field){ .tag = TS_WIRE_PARAMS, .data = l->data, .len = l->len };
+	if (l->password)
+		q[n++] = (ts_wire_field){ .tag = TS_WIRE_PIN, .data = l->password, .len = l->password_len };
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		size_t kl = strlen(keys[i]), vl;
+
+		if (!values[i])
+			continue;
+		if ((vl = strlen(values[i])) == 0 || kl + 1 + vl > TS_WIRE_STR_MAX)
+			return ts_protector_fail(&req, -TS_E_INVALID_ARGS, "[escrow] %s: empty or too long", keys[i]);
+		memcpy(opt[i], keys[i], kl + 1);
+		memcpy(opt[i] + kl + 1, values[i], vl);
+		q[n++] = (ts_wire_field){ .tag = TS_WIRE_OPTION, .data = opt[i], .len = kl + 1 + vl };
+	}
+	return job_send(event, op, q, n, LDAP_TIMEOUT_MS, 1, NULL, &req, done, userdata, ret);
 }
 
 /* ---- a vault's TPM NV counter ------------------------------------------------------------ */

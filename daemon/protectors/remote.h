@@ -21,6 +21,7 @@ typedef struct ts_remote_reply {
 	const uint8_t *secret;         /* enroll: a minted secret to show once, or NULL */
 	size_t secret_len;
 	int present;                   /* present: 1 the token is there, 0 it is not */
+	int value;                     /* directory: TS_LDAP_PUT_* (put), 0 removed or 1 none there (remove) */
 } ts_remote_reply;
 
 /*
@@ -143,6 +144,24 @@ int ts_remote_nv(const ts_config *config, uint8_t action, uint32_t handle, const
 int ts_remote_nv_start(sd_event *event, const ts_config *config, uint8_t action, uint32_t handle,
                        const uint8_t *auth, ts_remote_reply_fn done, void *userdata, ts_remote_job **ret, char *err,
                        size_t errlen);
+
+/*
+ * A vault's escrow record in a directory (ldap_record.h), by a helper: the
+ * daemon reaches no network. action "put" (data: the vault file; written,
+ * read back and compared) or "remove" (data: the vault id in hex). Returns
+ * at once; done gets reply->value, or a negative TS_E_* with the helper's
+ * sentence (-TS_E_NO_DAEMON: the directory did not answer). The password
+ * is copied into the request (secure memory) before this returns.
+ */
+typedef struct ts_remote_ldap {
+	const char *action, *uri, *base, *machine, *bind_dn, *ca_file, *cert_file, *key_file;
+	const uint8_t *password;       /* secret; with bind_dn only */
+	size_t password_len;
+	const uint8_t *data;
+	size_t len;
+} ts_remote_ldap;
+int ts_remote_ldap_start(sd_event *event, const ts_remote_ldap *l, ts_remote_reply_fn done, void *userdata,
+                         ts_remote_job **ret, char *err, size_t errlen);
 
 /* Kill the helper and free the job without calling done (shutdown). */
 void ts_remote_job_cancel(ts_remote_job *j);

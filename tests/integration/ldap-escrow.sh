@@ -163,23 +163,10 @@ pass "the directory down: publish fails naming it; back up: the record of a vaul
 
 # --- the access control contrib/ldap/README.md recommends, on this slapd: another machine (uid 65534, mapped to
 # cn=m2,ou=machines) may add and change only entries named after itself, never m1's.
-ACL_BASE=$LDAP_BASE MACHINES="ou=machines,$LDAP_SUFFIX"
-ldap_modify >/dev/null <<LDIF || fail "cn=config: the recommended ACL"
-dn: cn=config
-changetype: modify
-add: olcAuthzRegexp
-olcAuthzRegexp: "^gidnumber=[0-9]+\\+uidnumber=65534,cn=peercred,cn=external,cn=auth\$" "cn=m2,$MACHINES"
-
-dn: olcDatabase={1}mdb,cn=config
-changetype: modify
-replace: olcAccess
-olcAccess: {0}to dn.regex="^cn=([A-Za-z0-9_-]+)\\.[0-9a-f]{32},$ACL_BASE\$" by dn.exact,expand="cn=\$1,$MACHINES" write by * none
-olcAccess: {1}to dn.exact="$ACL_BASE" attrs=children by dn.regex="^cn=[A-Za-z0-9_-]+,$MACHINES\$" write by * none
-olcAccess: {2}to dn.exact="$ACL_BASE" by dn.regex="^cn=[A-Za-z0-9_-]+,$MACHINES\$" read by * none
-LDIF
+slapd_machine_acl 65534 m2
 as_m2() { setpriv --reuid 65534 --regid 65534 --clear-groups -- ldapmodify -Q -Y EXTERNAL -H "$LDAP_URI"; }
 entry_ldif() { printf 'dn: cn=%s.%s,%s\nchangetype: add\nobjectClass: tokensealEscrowRecord\ncn: %s.%s\ntokensealVaultId: %s\ntokensealMachineId: %s\ntokensealVaultFile:: AA==\n' \
-	"$1" "$2" "$ACL_BASE" "$1" "$2" "$2" "$1"; }
+	"$1" "$2" "$LDAP_BASE" "$1" "$2" "$2" "$1"; }
 chmod 0711 "$D"
 H1=11111111111111111111111111111111
 [ "$(setpriv --reuid 65534 --regid 65534 --clear-groups -- ldapwhoami -Q -Y EXTERNAL -H "$LDAP_URI")" = "dn:cn=m2,$MACHINES" ] ||
@@ -187,11 +174,11 @@ H1=11111111111111111111111111111111
 rc=0; entry_ldif m1 "$H1" | as_m2 >"$D/acl" 2>&1 || rc=$?
 [ $rc = 50 ] || fail "m2 added an entry named after m1: rc $rc $(cat "$D/acl")"
 entry_ldif m2 "$H1" | as_m2 >"$D/acl" 2>&1 || fail "m2 cannot add its own entry: $(cat "$D/acl")"
-rc=0; printf 'dn: cn=m2.%s,%s\nchangetype: modrdn\nnewrdn: cn=m1.%s\ndeleteoldrdn: 1\n' "$H1" "$ACL_BASE" "$H1" | as_m2 >"$D/acl" 2>&1 || rc=$?
+rc=0; printf 'dn: cn=m2.%s,%s\nchangetype: modrdn\nnewrdn: cn=m1.%s\ndeleteoldrdn: 1\n' "$H1" "$LDAP_BASE" "$H1" | as_m2 >"$D/acl" 2>&1 || rc=$?
 [ $rc = 50 ] || fail "m2 renamed its entry to m1's name: rc $rc $(cat "$D/acl")"
 H2=22222222222222222222222222222222
 entry_ldif m1 "$H2" | ldap_modify >/dev/null || fail "root adds m1's entry"
-rc=0; printf 'dn: cn=m1.%s,%s\nchangetype: modify\nreplace: tokensealVaultFile\ntokensealVaultFile:: AQ==\n' "$H2" "$ACL_BASE" |
+rc=0; printf 'dn: cn=m1.%s,%s\nchangetype: modify\nreplace: tokensealVaultFile\ntokensealVaultFile:: AQ==\n' "$H2" "$LDAP_BASE" |
 	as_m2 >"$D/acl" 2>&1 || rc=$?
 [ $rc = 50 ] || fail "m2 replaced the vault file of m1's record: rc $rc $(cat "$D/acl")"
 chmod 0700 "$D"

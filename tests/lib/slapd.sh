@@ -9,9 +9,13 @@
 #                     (TLS on ldaps:// and StartTLS); SLAPD_EXTRA_URLS (e.g. "ldap://127.0.0.1:P/")
 #                     are listened on too.
 #   slapd_stop DIR    stop it by the PID it was started with (the data stays)
+#   slapd_machine_acl UID NAME   the access control contrib/ldap/README.md recommends: a machine (cn=NAME
+#                     under MACHINES, here uid UID over ldapi://, or a simple bind as that entry) adds and
+#                     changes only the records named after itself; userPassword is for binding only
 #   lq ...            ldapsearch/ldapmodify helpers: ldap_search ARGS, ldap_modify < LDIF
 LDAP_SUFFIX="dc=tokenseal,dc=test"
 LDAP_BASE="ou=escrow,$LDAP_SUFFIX"
+MACHINES="ou=machines,$LDAP_SUFFIX"
 ROOT_EXTERNAL="gidNumber=0+uidNumber=0,cn=peercred,cn=external,cn=auth"
 
 slapd_uri() { printf 'ldapi://%s' "$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1/ldapi")"; }
@@ -89,3 +93,20 @@ slapd_stop() { _rig_term "$(cat "$1/pid")"; } # dir
 
 ldap_search() { ldapsearch -LLL -Q -Y EXTERNAL -H "$LDAP_URI" "$@"; }
 ldap_modify() { ldapmodify -Q -Y EXTERNAL -H "$LDAP_URI"; }
+
+slapd_machine_acl() { # uid name
+	ldap_modify >/dev/null <<LDIF || fail "cn=config: the recommended ACL"
+dn: cn=config
+changetype: modify
+add: olcAuthzRegexp
+olcAuthzRegexp: "^gidnumber=[0-9]+\\+uidnumber=$1,cn=peercred,cn=external,cn=auth\$" "cn=$2,$MACHINES"
+
+dn: olcDatabase={1}mdb,cn=config
+changetype: modify
+replace: olcAccess
+olcAccess: {0}to dn.regex="^cn=([A-Za-z0-9_-]+)\\.[0-9a-f]{32},$LDAP_BASE\$" by dn.exact,expand="cn=\$1,$MACHINES" write by * none
+olcAccess: {1}to dn.exact="$LDAP_BASE" attrs=children by dn.regex="^cn=[A-Za-z0-9_-]+,$MACHINES\$" write by * none
+olcAccess: {2}to dn.exact="$LDAP_BASE" by dn.regex="^cn=[A-Za-z0-9_-]+,$MACHINES\$" read by * none
+olcAccess: {3}to dn.subtree="$MACHINES" attrs=userPassword by anonymous auth by * none
+LDIF
+}

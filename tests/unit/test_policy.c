@@ -77,12 +77,14 @@ static void empty_policy_is_every_default(void **state)
 	ts_policy_protector one = { "recovery", 0 };
 	ts_policy_caller c = { .uid = 4242 };
 
-	assert_int_equal(ts_policy_n_settings(p), 25);   /* 16 + [recovery] attempts, max-backoff, [lock] share-timeout, [audit] data-interval, [limits] x3, [tang] alone, servers */
+	/* 16 + [recovery] attempts, max-backoff, [lock] share-timeout, [audit] data-interval, [limits] x3, [tang] alone,
+	 * servers, [escrow] publish and its directory (8 keys) */
+	assert_int_equal(ts_policy_n_settings(p), 34);
 	for (size_t i = 0; i < ts_policy_n_settings(p); i++) {
 		assert_null(ts_policy_setting_at(p, i)->file);
 		assert_int_equal(ts_policy_setting_at(p, i)->line, 0);
 	}
-	assert_null(ts_policy_setting_at(p, 25));
+	assert_null(ts_policy_setting_at(p, 34));
 	s = find_setting(p, "protectors", "allowed");
 	assert_string_equal(s->value, "fido2, tpm2, pkcs11, recovery, tang");
 	assert_int_equal(ts_policy_check_protectors(p, &one, 1, 1, 1, NULL, 0), 0);
@@ -302,6 +304,52 @@ static void tang_opens_a_vault_only_with_another_protector_unless_allowed(void *
 	ts_policy_free(alone);
 }
 
+static void escrow_publish_names_its_directory(void **state)
+{
+	ts_policy *def = parse_ok(""),
+	          *p = parse_ok("[escrow]\npublish = required\nldap-uri = ldaps://dir.example.org\n"
+	                        "ldap-base = ou=escrow,dc=example,dc=org\nldap-bind-dn = cn=m1,ou=machines,dc=example,dc=org\n"
+	                        "ldap-password-file = /etc/tokenseal/ldap.pw\nldap-ca-file = /etc/ssl/ca.pem\n"
+	                        "machine-id = m1\n");
+	ts_policy_directory_conf c;
+	char msg[TS_POLICY_MSG_MAX];
+
+	ts_policy_directory(def, &c);
+	assert_int_equal(c.publish, TS_POLICY_PUBLISH_OFF);
+	assert_null(c.uri);
+	assert_null(c.machine_id);
+	assert_string_equal(find_setting(def, "escrow", "publish")->value, "off");
+	ts_policy_directory(p, &c);
+	assert_int_equal(c.publish, TS_POLICY_PUBLISH_REQUIRED);
+	assert_string_equal(c.uri, "ldaps://dir.example.org");
+	assert_string_equal(c.base, "ou=escrow,dc=example,dc=org");
+	assert_string_equal(c.bind_dn, "cn=m1,ou=machines,dc=example,dc=org");
+	assert_string_equal(c.password_file, "/etc/tokenseal/ldap.pw");
+	assert_string_equal(c.ca_file, "/etc/ssl/ca.pem");
+	assert_null(c.cert_file);
+	assert_string_equal(c.machine_id, "m1");
+	assert_int_equal(ts_policy_publish_violation(p, "not stored", msg, sizeof(msg)), -TS_E_POLICY_VIOLATION);
+	assert_string_equal(msg, "[escrow] publish (t.conf:2): not stored");
+	ts_policy_free(p);
+	ts_policy_free(def);
+
+	BAD("[escrow]\npublish = yes\n", "t.conf:2:", "is not off, optional or required");
+	BAD("[escrow]\npublish = optional\n", "t.conf:2:", "needs ldap-uri and ldap-base");
+	BAD("[escrow]\npublish = optional\nldap-uri = ldapi:///run/slapd/ldapi\n", "t.conf:2:", "needs ldap-uri and ldap-base");
+	BAD("[escrow]\nldap-uri = http://dir.example.org\n", "t.conf:2:", "not an ldapi://, ldaps:// or ldap:// URI");
+	{
+		char text[700];
+
+		snprintf(text, sizeof(text), "[escrow]\nldap-base = ou=%0600d\n", 0);
+		BAD(text, "t.conf:2:", "longer than 511 bytes");
+	}
+	BAD("[escrow]\nldap-password-file = relative.pw\n", "t.conf:2:", "not an absolute path");
+	BAD("[escrow]\nmachine-id = m1.evil,dc=x\n", "t.conf:2:", "not [A-Za-z0-9_-]{1,64}");
+	BAD("[escrow]\nldap-bind-dn = cn=m1\n", "t.conf:2:", "ldap-bind-dn and ldap-password-file go together");
+	BAD("[escrow]\nldap-key-file = /k.pem\n", "t.conf:2:", "ldap-cert-file and ldap-key-file go together");
+	BAD("[escrow]\nldap-uri = ldapi:///run/slapd/ldapi\nldap-ca-file = /ca.pem\n", "t.conf:2:", "not ldapi://");
+}
+
 static void tang_servers_are_an_allowlist_of_origins_empty_by_default(void **state)
 {
 	ts_policy *def = parse_ok(""),
@@ -454,7 +502,7 @@ static void directory_merges_each_key_once_in_lexical_order(void **state)
 	assert_non_null(mkdtemp(tmpdir));
 	snprintf(missing, sizeof(missing), "%s/none", tmpdir);
 	assert_int_equal(ts_policy_load_dir(missing, &p, err, sizeof(err)), 0);
-	assert_int_equal(ts_policy_n_settings(p), 25);
+	assert_int_equal(ts_policy_n_settings(p), 34);
 	ts_policy_free(p);
 
 	put("10-site.conf", "[protectors]\nmin = 2\n", 0644);
@@ -605,6 +653,7 @@ int main(void)
 		cmocka_unit_test(unwrap_rules_match_vault_and_every_listed_criterion),
 		cmocka_unit_test(tang_opens_a_vault_only_with_another_protector_unless_allowed),
 		cmocka_unit_test(tang_servers_are_an_allowlist_of_origins_empty_by_default),
+		cmocka_unit_test(escrow_publish_names_its_directory),
 		cmocka_unit_test(escrow_of_a_vault_must_match_the_policy_exactly),
 		cmocka_unit_test(directory_merges_each_key_once_in_lexical_order),
 		cmocka_unit_test(shipped_examples_load_alone_and_together),
