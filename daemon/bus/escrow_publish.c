@@ -1,6 +1,7 @@
 /* escrow_publish.c — [escrow] publish: the daemon keeps each vault's escrow record in the directory (escrow_publish.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,7 +163,8 @@ static int state_save(void)
 	}
 	if ((dfd = open(P.d->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return -TS_E_IO;
-	return ts_store_replace_at(dfd, STATE_FILE, STATE_FILE, ".tmp.", out.data ? out.data : (const uint8_t *)"",
+	/* A temp file named like a vault's (".escrow-records.vault.tmp.XXXXXX"): a crash's leftover is swept at start. */
+	return ts_store_replace_at(dfd, STATE_FILE, STATE_FILE, ".vault.tmp.", out.data ? out.data : (const uint8_t *)"",
 	                           out.len);
 }
 
@@ -170,27 +172,23 @@ static void state_load(void)
 {
 	_cleanup_fd_ int fd = -1;
 	_ts_cleanup_buf_ ts_buf in = { 0 };
-	char buf[4096];
+	char buf[4096], path[PATH_MAX];
 	ssize_t n;
 	size_t bad = 0;
 
-	if ((fd = openat(AT_FDCWD, P.d->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return;
-	{
-		int f = openat(fd, STATE_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-
-		close(fd);
-		fd = f;
-	}
-	if (fd < 0) {
+	snprintf(path, sizeof(path), "%s/%s", P.d->state_dir, STATE_FILE);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY)) < 0) {
 		if (errno != ENOENT)
 			ts_log(TS_LOG_WARNING, "escrow publish: cannot read %s/%s: %s; every record is written again",
 			       P.d->state_dir, STATE_FILE, strerror(errno));
 		return;
 	}
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		if (in.len + (size_t)n > STATE_FILE_MAX || ts_buf_append(&in, buf, (size_t)n) < 0)
+	while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+		if (n > 0 && (in.len + (size_t)n > STATE_FILE_MAX || ts_buf_append(&in, buf, (size_t)n) < 0)) {
+			ts_log(TS_LOG_WARNING, "escrow publish: %s is larger than %u bytes; every record is written again",
+			       path, STATE_FILE_MAX);
 			return;
+		}
 	for (size_t off = 0; off < in.len;) {
 		const char *l = (const char *)in.data + off, *nl = memchr(l, '\n', in.len - off);
 		uint8_t id[TS_VAULT_ID_BYTES], dg[DIGEST_BYTES];
