@@ -225,7 +225,7 @@ static int publish_one(struct run *run, const char *dir, const char *name)
 		run->failed++;
 		return 0;
 	}
-	r = ts_ldap_put(run->ld, run->base, run->machine, file.data, file.len, &info, err, sizeof(err));
+	r = ts_ldap_put(run->ld, run->base, run->machine, file.data, file.len, 1, &info, err, sizeof(err));
 	if (info.id_hex[0] && run->seen->n < PUBLISH_MAX)
 		memcpy(run->seen->ids[run->seen->n++], info.id_hex, sizeof(info.id_hex));
 	switch (r) {
@@ -238,6 +238,12 @@ static int publish_one(struct run *run, const char *dir, const char *name)
 	case TS_LDAP_PUT_UNCHANGED:
 		printf("unchanged %s (uid %u, generation %llu): %s\n", info.name, info.owner,
 		       (unsigned long long)info.generation, info.dn);
+		run->unchanged++;
+		return 0;
+	case TS_LDAP_PUT_NEWER:
+		/* The daemon ([escrow] publish) wrote a later save while this run read the file: its record stands. */
+		printf("unchanged %s (uid %u): %s holds generation %llu, later than this file's; left alone\n", info.name,
+		       info.owner, info.dn, (unsigned long long)info.generation);
 		run->unchanged++;
 		return 0;
 	case TS_LDAP_PUT_NO_ESCROW:

@@ -683,10 +683,15 @@ static int set_fixed(struct pstate *st, int k, const char *value)
 			            d->key, value);
 		break;
 	case V_URI:
+		if (strcmp(value, "none") == 0)
+			break;
 		if (strncmp(value, "ldapi://", 8) != 0 && strncmp(value, "ldaps://", 8) != 0 &&
 		    strncmp(value, "ldap://", 7) != 0)
 			return fail(st, -TS_E_INVALID_ARGS, "[%s] %s: '%s' is not an ldapi://, ldaps:// or ldap:// URI",
 			            d->section, d->key, value);
+		/* libldap takes a list and falls back along it, each with its own scheme: one URI, one TLS decision. */
+		if (value[strcspn(value, " \t,")])
+			return fail(st, -TS_E_INVALID_ARGS, "[%s] %s: one URI only, not a list", d->section, d->key);
 		/* and bounded: */
 		__attribute__((fallthrough));
 	case V_DN:
@@ -695,13 +700,13 @@ static int set_fixed(struct pstate *st, int k, const char *value)
 			return fail(st, -TS_E_INVALID_ARGS, "[%s] %s: longer than 511 bytes", d->section, d->key);
 		break;
 	case V_PATH:
-		if (value[0] != '/' || strlen(value) >= 1000)
+		if (strcmp(value, "none") != 0 && (value[0] != '/' || strlen(value) >= 1000))
 			return fail(st, -TS_E_INVALID_ARGS, "[%s] %s: '%s' is not an absolute path", d->section, d->key,
 			            value);
 		break;
 	case V_MACHINE:
-		if (!value[0] || strlen(value) > 64 || strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") !=
-		                                  strlen(value))
+		if (strcmp(value, keys[K_MACHINE_ID].def) != 0 && (!value[0] || strlen(value) > 64 || strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") !=
+		                                  strlen(value)))
 			return fail(st, -TS_E_INVALID_ARGS, "[%s] %s: '%s' is not [A-Za-z0-9_-]{1,64}", d->section, d->key,
 			            value);
 		break;
@@ -1048,6 +1053,12 @@ static int add_setting(ts_policy *p, const char *section, const char *key, const
 	return 0;
 }
 
+/* A directory key's value: NULL when not set, or set to what its default says (none, /etc/machine-id). */
+static const char *dir_value(const ts_policy *p, int k)
+{
+	return p->text[k] && strcmp(p->text[k], keys[k].def) != 0 ? p->text[k] : NULL;
+}
+
 static int finalize(ts_policy *p, char *err, size_t errlen)
 {
 	char at[PATH_MAX + 16], sect[16 + NAME_MAX_LEN];
@@ -1065,18 +1076,18 @@ static int finalize(ts_policy *p, char *err, size_t errlen)
 	if (p->escrow_m > p->n_rcp && p->n_rcp > 0)
 		return contradiction(&p->o[K_ESCROW_THRESHOLD], err, errlen,
 		                     "[escrow] threshold = %u but there are only %zu recipients", p->escrow_m, p->n_rcp);
-	if (p->publish != TS_POLICY_PUBLISH_OFF && (!p->text[K_LDAP_URI] || !p->text[K_LDAP_BASE]))
+	if (p->publish != TS_POLICY_PUBLISH_OFF && (!dir_value(p, K_LDAP_URI) || !dir_value(p, K_LDAP_BASE)))
 		return contradiction(&p->o[K_PUBLISH], err, errlen, "[escrow] publish = %s needs ldap-uri and ldap-base "
 		                     "(where the records go)", p->text[K_PUBLISH]);
-	if (!p->text[K_LDAP_BIND_DN] != !p->text[K_LDAP_PASSWORD_FILE])
-		return contradiction(p->text[K_LDAP_BIND_DN] ? &p->o[K_LDAP_BIND_DN] : &p->o[K_LDAP_PASSWORD_FILE], err,
+	if (!dir_value(p, K_LDAP_BIND_DN) != !dir_value(p, K_LDAP_PASSWORD_FILE))
+		return contradiction(dir_value(p, K_LDAP_BIND_DN) ? &p->o[K_LDAP_BIND_DN] : &p->o[K_LDAP_PASSWORD_FILE], err,
 		                     errlen, "[escrow] ldap-bind-dn and ldap-password-file go together (a simple bind); "
 		                     "without them the bind is SASL EXTERNAL");
-	if (!p->text[K_LDAP_CERT_FILE] != !p->text[K_LDAP_KEY_FILE])
-		return contradiction(p->text[K_LDAP_CERT_FILE] ? &p->o[K_LDAP_CERT_FILE] : &p->o[K_LDAP_KEY_FILE], err,
+	if (!dir_value(p, K_LDAP_CERT_FILE) != !dir_value(p, K_LDAP_KEY_FILE))
+		return contradiction(dir_value(p, K_LDAP_CERT_FILE) ? &p->o[K_LDAP_CERT_FILE] : &p->o[K_LDAP_KEY_FILE], err,
 		                     errlen, "[escrow] ldap-cert-file and ldap-key-file go together (a TLS client certificate)");
-	if (p->text[K_LDAP_URI] && strncmp(p->text[K_LDAP_URI], "ldapi://", 8) == 0 &&
-	    (p->text[K_LDAP_CA_FILE] || p->text[K_LDAP_CERT_FILE]))
+	if (dir_value(p, K_LDAP_URI) && strncmp(dir_value(p, K_LDAP_URI), "ldapi://", 8) == 0 &&
+	    (dir_value(p, K_LDAP_CA_FILE) || dir_value(p, K_LDAP_CERT_FILE)))
 		return contradiction(&p->o[K_LDAP_URI], err, errlen, "[escrow] ldap-ca-file, ldap-cert-file and "
 		                     "ldap-key-file are for ldaps:// and ldap://, not ldapi://");
 	for (i = 0; i < p->n_rules; i++) {
@@ -1632,14 +1643,14 @@ void ts_policy_directory(const ts_policy *p, ts_policy_directory_conf *out)
 	if (!p)
 		return;
 	out->publish = p->publish;
-	out->uri = p->text[K_LDAP_URI];
-	out->base = p->text[K_LDAP_BASE];
-	out->bind_dn = p->text[K_LDAP_BIND_DN];
-	out->password_file = p->text[K_LDAP_PASSWORD_FILE];
-	out->ca_file = p->text[K_LDAP_CA_FILE];
-	out->cert_file = p->text[K_LDAP_CERT_FILE];
-	out->key_file = p->text[K_LDAP_KEY_FILE];
-	out->machine_id = p->text[K_MACHINE_ID];
+	out->uri = dir_value(p, K_LDAP_URI);
+	out->base = dir_value(p, K_LDAP_BASE);
+	out->bind_dn = dir_value(p, K_LDAP_BIND_DN);
+	out->password_file = dir_value(p, K_LDAP_PASSWORD_FILE);
+	out->ca_file = dir_value(p, K_LDAP_CA_FILE);
+	out->cert_file = dir_value(p, K_LDAP_CERT_FILE);
+	out->key_file = dir_value(p, K_LDAP_KEY_FILE);
+	out->machine_id = dir_value(p, K_MACHINE_ID);
 }
 
 int ts_policy_publish_violation(const ts_policy *p, const char *why, char *msg, size_t msglen)

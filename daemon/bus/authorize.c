@@ -47,8 +47,11 @@ static const ts_vault_rule rules[] = {
 	{ "UnwrapBatch",       "unwrap-batch",    USE,    TS_AUTH_UNLOCKED | TS_AUTH_UNWRAP_RULES | TS_AUTH_DATA_USE },
 	{ "RewrapBatch",       "rewrap-batch",    USE,    TS_AUTH_UNLOCKED | TS_AUTH_UNWRAP_RULES | TS_AUTH_DATA_USE |
 	                                                  TS_AUTH_ESCROW_STORED },
-	/* age: the recipient is public but derived from the root key; an unwrap gives out a file key, as Unwrap a data key. */
-	{ "AgeRecipient",      "age-recipient",   USE,    TS_AUTH_UNLOCKED },
+	/*
+	 * age: the recipient is public but derived from the root key; an unwrap gives out a file key, as Unwrap a
+	 * data key. Files encrypted to the recipient are new data: held back like Wrap's until the record is stored.
+	 */
+	{ "AgeRecipient",      "age-recipient",   USE,    TS_AUTH_UNLOCKED | TS_AUTH_ESCROW_STORED },
 	{ "AgeUnwrap",         "age-unwrap",      USE,    TS_AUTH_UNLOCKED | TS_AUTH_UNWRAP_RULES | TS_AUTH_DATA_USE },
 	{ "RotateKey",         "rotate",          MANAGE, TS_AUTH_UNLOCKED },
 	{ "AddProtector",      "enroll",          MANAGE, TS_AUTH_UNLOCKED },

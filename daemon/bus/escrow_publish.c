@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -35,10 +36,16 @@ typedef struct rec {
 	unsigned backoff_s;
 	uint64_t next_try;              /* CLOCK_MONOTONIC µs; 0 = now */
 	char err[384];                  /* the last failure; "" none */
+	uint8_t tried[DIGEST_BYTES];    /* the digest of the last write started: a save that changes it starts afresh */
+	int tried_set;
 } rec;
 
 static struct {
 	ts_daemon *d;
+	/* Where the records go, digested into every digest: a record verified elsewhere is not this one. */
+	uint8_t target[DIGEST_BYTES];
+	char machine[TS_LDAP_MACHINE_ID_MAX + 1];
+	char machine_err[128];          /* why there is no machine id ("" when there is) */
 	rec *recs;
 	int started, removals_ok;
 	ts_remote_job *job;
@@ -62,10 +69,11 @@ static int publishing(void)
 }
 
 /*
- * What the officers need of the vault, digested: its id, the current root
- * key's version and the escrow boxes (sealed to the officers: a new vault
- * secret or new recipients seal new ones). A record holding the file as it
- * was for the same digest recovers the same keys.
+ * What the officers need of the vault, digested: where its record goes
+ * (directory, base, machine id: P.target), its id, the current root key's
+ * version and the escrow boxes (sealed to the officers: a new vault secret
+ * or new recipients seal new ones). A record holding the file as it was for
+ * the same digest, in the same place, recovers the same keys.
  */
 static void digest_of(const ts_vault *v, uint8_t out[DIGEST_BYTES])
 {
@@ -76,6 +84,7 @@ static void digest_of(const ts_vault *v, uint8_t out[DIGEST_BYTES])
 	hdr[4] = v->escrow_threshold;
 	hdr[5] = (uint8_t)v->n_escrow;
 	crypto_generichash_init(&st, (const uint8_t *)"tokenseal escrow record", 23, DIGEST_BYTES);
+	crypto_generichash_update(&st, P.target, sizeof(P.target));
 	crypto_generichash_update(&st, v->id, TS_VAULT_ID_BYTES);
 	crypto_generichash_update(&st, hdr, sizeof(hdr));
 	for (size_t i = 0; i < v->n_escrow; i++) {
@@ -100,11 +109,15 @@ static rec *rec_get(const uint8_t id[TS_VAULT_ID_BYTES])
 {
 	rec *r = rec_find(id);
 
+	rec **pp;
+
 	if (r || (r = calloc(1, sizeof(*r))) == NULL)
 		return r;
 	memcpy(r->id, id, TS_VAULT_ID_BYTES);
-	r->next = P.recs;
-	P.recs = r;
+	/* At the end: a new vault waits its turn behind those already queued. */
+	for (pp = &P.recs; *pp; pp = &(*pp)->next)
+		;
+	*pp = r;
 	return r;
 }
 
@@ -118,28 +131,43 @@ static void rec_drop(rec *x)
 		}
 }
 
-/* To the end of the queue: the next scan starts with the others (one owner's churn never starves theirs). */
-static void rec_to_tail(rec *x)
-{
-	rec **pp;
-
-	for (pp = &P.recs; *pp && *pp != x; pp = &(*pp)->next)
-		;
-	if (!*pp)
-		return;
-	*pp = x->next;
-	x->next = NULL;
-	for (pp = &P.recs; *pp; pp = &(*pp)->next)
-		;
-	*pp = x;
-}
-
 static ts_vault_entry *entry_of(const uint8_t id[TS_VAULT_ID_BYTES])
 {
 	for (ts_vault_entry *e = P.d->vaults; e; e = e->next)
 		if (memcmp(e->vault->id, id, TS_VAULT_ID_BYTES) == 0)
 			return e;
 	return NULL;
+}
+
+/* The owner of x's vault; (uint32_t)-1 for a vault gone (its record's removal). */
+static uint32_t owner_of(const rec *x)
+{
+	ts_vault_entry *e = entry_of(x->id);
+
+	return e ? e->vault->owner_uid : (uint32_t)-1;
+}
+
+/*
+ * Every record of owner to the end of the queue, in order: the next scan
+ * starts with the other owners', so one owner's many vaults or churn take
+ * one turn in each round, never the whole queue.
+ */
+static void owner_to_tail(uint32_t owner)
+{
+	rec *moved = NULL, **mt = &moved, **pp = &P.recs;
+
+	while (*pp) {
+		rec *x = *pp;
+
+		if (owner_of(x) == owner) {
+			*pp = x->next;
+			x->next = NULL;
+			*mt = x;
+			mt = &x->next;
+		} else
+			pp = &x->next;
+	}
+	*pp = moved;
 }
 
 /* ---- the state file --------------------------------------------------------------------- */
@@ -239,6 +267,10 @@ static void failed(rec *x, int rc, const char *err)
 		x->backoff_s = BACKOFF_MAX_S;
 	x->next_try = ts_mono_usec() + (uint64_t)x->backoff_s * 1000000u;
 	snprintf(x->err, sizeof(x->err), "%s", err && err[0] ? err : ts_strerror(rc));
+	/* The helper's words go into callers' error messages: no control character reaches a terminal. */
+	for (char *c = x->err; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
 	id_hex(x->id, hex);
 	ts_log(first ? TS_LOG_WARNING : TS_LOG_INFO, "escrow publish: vault %s: %s; next try in %u s", hex, x->err,
 	       x->backoff_s);
@@ -257,7 +289,7 @@ static void on_done(void *userdata, int rc, const ts_remote_reply *reply, const 
 		return;
 	}
 	id_hex(x->id, hex);
-	rec_to_tail(x);
+	owner_to_tail(owner_of(x));
 	if (rc < 0) {
 		failed(x, rc, err);
 	} else if (removed) {
@@ -288,14 +320,20 @@ static void on_done(void *userdata, int rc, const ts_remote_reply *reply, const 
 /* The password file's first line into secure memory (*pw, TS_LDAP_PASSWORD_MAX + 1 bytes). */
 static int read_password(const char *path, uint8_t **pw, size_t *len, char *err, size_t errlen)
 {
-	_cleanup_fd_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* Not blocking the loop: a FIFO or a device there is refused, not waited on. */
+	_cleanup_fd_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	struct stat st;
 	ssize_t n;
 	uint8_t *nl;
 
-	if (fd < 0 || (*pw = ts_secure_alloc(TS_LDAP_PASSWORD_MAX + 1)) == NULL) {
-		snprintf(err, errlen, "cannot read [escrow] ldap-password-file %s: %s", path, fd < 0 ? strerror(errno) :
-		         "out of memory");
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "cannot read [escrow] ldap-password-file %s: %s", path,
+		         fd < 0 ? strerror(errno) : "not a regular file");
 		return -TS_E_IO;
+	}
+	if ((*pw = ts_secure_alloc(TS_LDAP_PASSWORD_MAX + 1)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -TS_E_NOMEM;
 	}
 	*len = 0;
 	while ((n = read(fd, *pw + *len, TS_LDAP_PASSWORD_MAX + 1 - *len)) > 0 && *len + (size_t)n <= TS_LDAP_PASSWORD_MAX)
@@ -311,6 +349,13 @@ static int read_password(const char *path, uint8_t **pw, size_t *len, char *err,
 		*len = (size_t)(nl - *pw);
 	if (*len > 0 && (*pw)[*len - 1] == '\r')
 		(*len)--;
+	if (*len == 0) {
+		/* An empty password makes a simple bind unauthenticated (RFC 4513), which a directory may accept. */
+		snprintf(err, errlen, "[escrow] ldap-password-file %s: its first line is empty", path);
+		ts_secure_free(*pw);
+		*pw = NULL;
+		return -TS_E_INVALID_ARGS;
+	}
 	return 0;
 }
 
@@ -343,7 +388,7 @@ static int machine_id(const ts_policy_directory_conf *c, char out[TS_LDAP_MACHIN
 static void start_one(rec *x, ts_vault_entry *e, int what, const uint8_t digest[DIGEST_BYTES])
 {
 	ts_policy_directory_conf c;
-	char machine[TS_LDAP_MACHINE_ID_MAX + 1], hex[2 * TS_VAULT_ID_BYTES + 1], err[384] = "";
+	char hex[2 * TS_VAULT_ID_BYTES + 1], err[384] = "";
 	_ts_cleanup_secure_ uint8_t *pw = NULL;
 	size_t pw_len = 0;
 	ts_remote_ldap l;
@@ -351,22 +396,30 @@ static void start_one(rec *x, ts_vault_entry *e, int what, const uint8_t digest[
 
 	ts_policy_directory(ts_enforce_policy(), &c);
 	id_hex(x->id, hex);
+	if (digest) {
+		memcpy(x->tried, digest, DIGEST_BYTES);
+		x->tried_set = 1;
+	}
 	l = (ts_remote_ldap){ .action = what == 2 ? "remove" : "put", .uri = c.uri, .base = c.base, .bind_dn = c.bind_dn,
 	                      .ca_file = c.ca_file, .cert_file = c.cert_file, .key_file = c.key_file };
-	if ((r = machine_id(&c, machine, err, sizeof(err))) < 0 ||
-	    (c.password_file && (r = read_password(c.password_file, &pw, &pw_len, err, sizeof(err))) < 0)) {
+	if (P.machine_err[0]) {
+		failed(x, -TS_E_INVALID_ARGS, P.machine_err);
+		return;
+	}
+	if (c.password_file && (r = read_password(c.password_file, &pw, &pw_len, err, sizeof(err))) < 0) {
 		failed(x, r, err);
 		return;
 	}
-	l.machine = machine;
+	l.machine = P.machine;
 	l.password = pw;
 	l.password_len = pw_len;
 	if (what == 2) {
 		l.data = (const uint8_t *)hex;
 		l.len = strlen(hex);
 	} else if (e->disk.len > PUBLISH_FILE_MAX) {
-		snprintf(err, sizeof(err), "its file (%zu bytes) is larger than the daemon publishes (%u); publish it with "
-		         "`tokenseal escrow publish`", e->disk.len, (unsigned)PUBLISH_FILE_MAX);
+		snprintf(err, sizeof(err), "its file (%zu bytes) is larger than the daemon publishes (%u bytes): revoke "
+		         "protectors or retire old root keys (tokenseal rotate --retire-below) to shrink it",
+		         e->disk.len, (unsigned)PUBLISH_FILE_MAX);
 		failed(x, -TS_E_LIMIT, err);
 		return;
 	} else {
@@ -424,11 +477,21 @@ void ts_publish_changed(ts_vault_entry *e)
 
 	if (!P.started || !publishing() || e->vault->n_escrow == 0)
 		return;
+	uint8_t digest[DIGEST_BYTES];
+
 	if ((x = rec_get(e->vault->id)) == NULL)
 		return;
 	x->present = 1;
-	/* A change is news: try it now, whatever the back-off of an older one. */
-	x->next_try = 0;
+	digest_of(e->vault, digest);
+	/*
+	 * A change of what the officers need is news: tried now, whatever the
+	 * back-off of the last attempt. Any other save (a protector, a lock)
+	 * waits for its turn: saves cannot hurry a failing directory.
+	 */
+	if (!x->tried_set || memcmp(x->tried, digest, DIGEST_BYTES) != 0) {
+		x->next_try = 0;
+		x->backoff_s = 0;
+	}
 	schedule();
 }
 
@@ -436,8 +499,19 @@ int ts_publish_start(ts_daemon *d)
 {
 	int r;
 
+	ts_policy_directory_conf c;
+	crypto_generichash_state st;
+
 	P.d = d;
 	P.removals_ok = d->load_skipped == 0;
+	ts_policy_directory(ts_enforce_policy(), &c);
+	if (machine_id(&c, P.machine, P.machine_err, sizeof(P.machine_err)) < 0)
+		P.machine[0] = '\0';
+	crypto_generichash_init(&st, (const uint8_t *)"tokenseal escrow target", 23, DIGEST_BYTES);
+	crypto_generichash_update(&st, (const uint8_t *)(c.uri ? c.uri : ""), c.uri ? strlen(c.uri) + 1 : 1);
+	crypto_generichash_update(&st, (const uint8_t *)(c.base ? c.base : ""), c.base ? strlen(c.base) + 1 : 1);
+	crypto_generichash_update(&st, (const uint8_t *)P.machine, strlen(P.machine) + 1);
+	crypto_generichash_final(&st, P.target, sizeof(P.target));
 	state_load();
 	for (ts_vault_entry *e = d->vaults; e; e = e->next) {
 		rec *x;
@@ -474,11 +548,19 @@ int ts_publish_gate(const ts_vault_entry *e, char *msg, size_t msglen)
 {
 	ts_policy_directory_conf c;
 	uint8_t digest[DIGEST_BYTES];
-	char why[600];
+	char why[600], esc[TS_POLICY_MSG_MAX];
 	rec *x;
 
 	ts_policy_directory(ts_enforce_policy(), &c);
-	if (c.publish != TS_POLICY_PUBLISH_REQUIRED || e->vault->n_escrow == 0)
+	if (c.publish != TS_POLICY_PUBLISH_REQUIRED)
+		return 0;
+	/* Nothing the officers could recover from the record: not escrowed to the policy's recipients. */
+	if (ts_policy_check_escrow(ts_enforce_policy(), e->vault, esc, sizeof(esc)) < 0) {
+		snprintf(why, sizeof(why), "vault '%s' does not escrow to the policy's recipients (%.400s); new blobs "
+		         "wait for SetEscrow", e->vault->name, esc);
+		return ts_policy_publish_violation(ts_enforce_policy(), why, msg, msglen);
+	}
+	if (e->vault->n_escrow == 0)
 		return 0;
 	x = rec_find(e->vault->id);
 	digest_of(e->vault, digest);

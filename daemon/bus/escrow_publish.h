@@ -11,7 +11,8 @@
  * that escrows to officers has its record, cn=MACHINE.VAULT-ID under
  * [escrow] ldap-base, written by a token helper (the daemon reaches no
  * network) whenever what the officers need changes: a new vault, a new
- * escrow, a new root key, a new vault secret. Written is not stored: the
+ * escrow, a new root key, a new vault secret, or where the records go
+ * (ldap-uri, ldap-base, the machine id: part of every digest). Written is not stored: the
  * helper reads the entry back and compares. One request at a time; a
  * failure is retried with a back-off from 1 s doubling to 5 min.
  *
@@ -30,10 +31,12 @@ void ts_publish_stop(void);
 void ts_publish_changed(ts_vault_entry *e);
 
 /*
- * The gate of Wrap, GenerateDataKey, Rewrap and RewrapBatch under
- * [escrow] publish = required: 0, or -TS_E_POLICY_VIOLATION with msg
- * naming the rule, the directory and why the record is not stored yet.
- * Vaults without escrow recipients have nothing to publish and pass.
+ * The gate of Wrap, GenerateDataKey, Rewrap, RewrapBatch and AgeRecipient
+ * under [escrow] publish = required: 0, or -TS_E_POLICY_VIOLATION with msg
+ * naming the rule and why: the vault does not escrow to the policy's
+ * recipients, or its current record is not stored yet (the directory and
+ * the reason). A vault without escrow recipients, where the policy names
+ * none, has nothing to publish and passes.
  */
 int ts_publish_gate(const ts_vault_entry *e, char *msg, size_t msglen);
 

@@ -52,7 +52,7 @@ int ts_helper_ldap(const ts_wire_request *q, int32_t *value, char *err, size_t e
 	if ((r = ts_ldap_open(&c, &ld, err, errlen)) < 0)
 		return r;
 	if (strcmp(action, "put") == 0) {
-		r = ts_ldap_put(ld, c.base, machine, q->params, q->params_len, &info, err, errlen);
+		r = ts_ldap_put(ld, c.base, machine, q->params, q->params_len, 0, &info, err, errlen);
 	} else if (q->params_len != sizeof(id) - 1) {
 		snprintf(err, errlen, "a malformed vault id");
 		r = -TS_E_INVALID_ARGS;

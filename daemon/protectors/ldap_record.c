@@ -70,6 +70,9 @@ int ts_ldap_conf_check(const ts_ldap_conf *c, char *err, size_t errlen)
 	else if (!c->bind_dn != !c->password)
 		fail(err, errlen, "--bind-dn and --password-file go together (simple bind); without them the bind is "
 		     "SASL EXTERNAL (ldapi://, or a TLS client certificate)");
+	else if (c->uri[strcspn(c->uri, " \t,")])
+		fail(err, errlen, "one directory URI only (no list: a second one would be used without the first one's "
+		     "TLS)");
 	else if (!c->cert_file != !c->key_file)
 		fail(err, errlen, "--cert-file and --key-file go together (a TLS client certificate)");
 	else if (ldapi && (c->ca_file || c->cert_file))
@@ -155,8 +158,14 @@ int ts_ldap_open(const ts_ldap_conf *c, LDAP **ret, char *err, size_t errlen)
 		ts_ldap_close(ld);
 		return r == LDAP_SERVER_DOWN || r == LDAP_TIMEOUT ? -TS_E_NO_DAEMON : -TS_E_ACCESS_DENIED;
 	}
+	if (c->bind_dn && c->password_len == 0) {
+		/* RFC 4513: a simple bind with a name and no password is an unauthenticated bind, which may "succeed". */
+		fail(err, errlen, "the password file is empty; refusing an unauthenticated bind as %s", c->bind_dn);
+		ts_ldap_close(ld);
+		return -TS_E_INVALID_ARGS;
+	}
 	if (c->bind_dn) {
-		/* The password goes as it is: a berval needs no NUL, and nothing copies it. */
+		/* The password goes as it is (a berval needs no NUL); libldap's encoding of the request is its own copy. */
 		struct berval cred = { (ber_len_t)c->password_len, (char *)c->password };
 
 		r = ldap_sasl_bind_s(ld, c->bind_dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
@@ -209,12 +218,14 @@ void ts_ldap_printable(const char *in, size_t len, char *out, size_t cap)
 	out[o] = '\0';
 }
 
-/* The entry's current vault file equals data? 1 yes, 0 no (or no entry), -1 the search failed (*rc says why). */
-static int stored_equals(LDAP *ld, const char *dn, const uint8_t *data, size_t len, int *rc)
+/*
+ * The entry's vault file into got: 1 (one value), 0 no entry, 2 an entry
+ * without a single value, -1 the search failed (*rc says why).
+ */
+static int stored_read(LDAP *ld, const char *dn, ts_buf *got, int *rc)
 {
 	char *attrs[] = { "tokensealVaultFile", NULL };
 	struct timeval tv = { LDAP_TIMEOUT_S, 0 };
-	_ts_cleanup_buf_ ts_buf got = { 0 };
 	LDAPMessage *res = NULL, *e;
 	int r;
 
@@ -224,12 +235,27 @@ static int stored_equals(LDAP *ld, const char *dn, const uint8_t *data, size_t l
 		ldap_msgfree(res);
 		return 0;
 	}
-	if (r != LDAP_SUCCESS || !(e = ldap_first_entry(ld, res)) || ts_ldap_one_value(ld, e, "tokensealVaultFile", &got) < 0) {
+	if (r != LDAP_SUCCESS || !(e = ldap_first_entry(ld, res))) {
 		ldap_msgfree(res);
 		return r == LDAP_SUCCESS ? 0 : -1;
 	}
+	r = ts_ldap_one_value(ld, e, "tokensealVaultFile", got) < 0 ? 2 : 1;
 	ldap_msgfree(res);
-	return got.len == len && memcmp(got.data, data, len) == 0;
+	return r;
+}
+
+/* The generation of the vault file held (bytes from the directory: parsed as hostile), if it is vault id's. */
+static int stored_generation(const ts_buf *got, const uint8_t id[TS_VAULT_ID_BYTES], uint64_t *gen)
+{
+	ts_vault *v = NULL;
+	int same;
+
+	if (ts_vault_parse(got->data, got->len, &v) < 0)
+		return 0;
+	same = memcmp(v->id, id, TS_VAULT_ID_BYTES) == 0;
+	*gen = v->generation;
+	ts_vault_free(v);
+	return same;
 }
 
 /* The vault's tang protectors open it by themselves? (its file would then open with the network alone) */
@@ -242,17 +268,20 @@ static int tang_alone(const ts_vault *v, size_t *n_tang)
 }
 
 static int put_vault(LDAP *ld, const char *base, const char *machine, const ts_vault *v, const uint8_t *file,
-                     size_t len, ts_ldap_put_info *info, char *err, size_t errlen)
+                     size_t len, int keep_newer, ts_ldap_put_info *info, char *err, size_t errlen)
 {
+	_ts_cleanup_buf_ ts_buf got = { 0 }, back = { 0 };
+	struct berval old, *v_old[] = { &old, NULL };
+	uint64_t held_gen = 0;
 	char cn[128], uid[16], gen[24], thr[8];
 	char rcpt[TS_VAULT_MAX_ESCROW][TS_VAULT_ESCROW_LABEL_MAX + 8];
 	char *v_oc[] = { "tokensealEscrowRecord", NULL }, *v_cn[] = { cn, NULL }, *v_id[] = { info->id_hex, NULL };
 	char *v_machine[] = { (char *)machine, NULL }, *v_uid[] = { uid, NULL }, *v_gen[] = { gen, NULL };
 	char *v_thr[] = { thr, NULL }, *v_name[] = { (char *)v->name, NULL }, *v_rcpt[TS_VAULT_MAX_ESCROW + 1];
 	struct berval bv = { (ber_len_t)len, (char *)file }, *v_file[] = { &bv, NULL };
-	LDAPMod m[10], *mods[11];
+	LDAPMod m[11], *mods[12];
 	size_t k = 0, n_tang;
-	int r, eq;
+	int r, held;
 
 	if (v->n_escrow == 0)
 		return TS_LDAP_PUT_NO_ESCROW;
@@ -266,11 +295,16 @@ static int put_vault(LDAP *ld, const char *base, const char *machine, const ts_v
 		fail(err, errlen, "the base DN is too long");
 		return -TS_E_INVALID_ARGS;
 	}
-	if ((eq = stored_equals(ld, info->dn, file, len, &r)) == 1)
-		return TS_LDAP_PUT_UNCHANGED;
-	if (eq < 0) {
+	if ((held = stored_read(ld, info->dn, &got, &r)) < 0) {
 		fail(err, errlen, "cannot read %s (%s); the directory stopped answering", info->dn, ldap_err2string(r));
 		return ts_ldap_error(r);
+	}
+	if (held == 1 && got.len == len && memcmp(got.data, file, len) == 0)
+		return TS_LDAP_PUT_UNCHANGED;
+	/* A later generation of this vault, written meanwhile by the daemon: an older file must not replace it. */
+	if (held == 1 && keep_newer && stored_generation(&got, v->id, &held_gen) && held_gen > v->generation) {
+		info->generation = held_gen;
+		return TS_LDAP_PUT_NEWER;
 	}
 	snprintf(uid, sizeof(uid), "%u", v->owner_uid);
 	snprintf(gen, sizeof(gen), "%llu", (unsigned long long)v->generation);
@@ -290,13 +324,27 @@ static int put_vault(LDAP *ld, const char *base, const char *machine, const ts_v
 	m[k++] = (LDAPMod){ .mod_op = LDAP_MOD_REPLACE, .mod_type = "tokensealGeneration", .mod_values = v_gen };
 	m[k++] = (LDAPMod){ .mod_op = LDAP_MOD_REPLACE, .mod_type = "tokensealEscrowThreshold", .mod_values = v_thr };
 	m[k++] = (LDAPMod){ .mod_op = LDAP_MOD_REPLACE, .mod_type = "tokensealEscrowRecipient", .mod_values = v_rcpt };
-	m[k++] = (LDAPMod){ .mod_op = LDAP_MOD_REPLACE | LDAP_MOD_BVALUES, .mod_type = "tokensealVaultFile",
-	                    .mod_vals.modv_bvals = v_file };
+	/*
+	 * The file swapped only if it is still the one read above (the old value
+	 * deleted and the new one added in one modify, which the directory
+	 * applies whole or not at all): a record another writer changed
+	 * meanwhile is never overwritten unseen.
+	 */
+	if (held == 1) {
+		old = (struct berval){ (ber_len_t)got.len, (char *)got.data };
+		m[k++] = (LDAPMod){ .mod_op = LDAP_MOD_DELETE | LDAP_MOD_BVALUES, .mod_type = "tokensealVaultFile",
+		                    .mod_vals.modv_bvals = v_old };
+		m[k++] = (LDAPMod){ .mod_op = LDAP_MOD_ADD | LDAP_MOD_BVALUES, .mod_type = "tokensealVaultFile",
+		                    .mod_vals.modv_bvals = v_file };
+	} else
+		m[k++] = (LDAPMod){ .mod_op = LDAP_MOD_REPLACE | LDAP_MOD_BVALUES, .mod_type = "tokensealVaultFile",
+		                    .mod_vals.modv_bvals = v_file };
 	for (size_t i = 0; i < k; i++)
 		mods[i] = &m[i];
 	mods[k] = NULL;
-	r = ldap_modify_ext_s(ld, info->dn, mods, NULL, NULL);
-	if (r == LDAP_NO_SUCH_OBJECT) {
+	if (held) {
+		r = ldap_modify_ext_s(ld, info->dn, mods, NULL, NULL);
+	} else {
 		for (size_t i = 0; i < k; i++)
 			m[i].mod_op = (m[i].mod_op & LDAP_MOD_BVALUES) | LDAP_MOD_ADD;
 		m[k] = (LDAPMod){ .mod_op = LDAP_MOD_ADD, .mod_type = "cn", .mod_values = v_cn };
@@ -304,20 +352,25 @@ static int put_vault(LDAP *ld, const char *base, const char *machine, const ts_v
 		mods[k + 1] = NULL;
 		r = ldap_add_ext_s(ld, info->dn, mods, NULL, NULL);
 	}
+	if (r == LDAP_NO_SUCH_ATTRIBUTE || r == LDAP_ALREADY_EXISTS || r == LDAP_NO_SUCH_OBJECT) {
+		fail(err, errlen, "%s changed while it was being written (another writer); not overwritten, try again",
+		     info->dn);
+		return -TS_E_BUSY;
+	}
 	if (r != LDAP_SUCCESS) {
 		fail(err, errlen, "%s: %s", info->dn, ldap_err2string(r));
 		return ts_ldap_error(r);
 	}
 	/* Written is not stored: read it back and compare, byte for byte. */
-	if ((eq = stored_equals(ld, info->dn, file, len, &r)) != 1) {
-		fail(err, errlen, "%s: %s", info->dn, eq < 0 ? ldap_err2string(r) :
+	if ((held = stored_read(ld, info->dn, &back, &r)) != 1 || back.len != len || memcmp(back.data, file, len) != 0) {
+		fail(err, errlen, "%s: %s", info->dn, held < 0 ? ldap_err2string(r) :
 		     "the record read back differs from the vault file");
-		return eq < 0 ? ts_ldap_error(r) : -TS_E_FAILED;
+		return held < 0 ? ts_ldap_error(r) : -TS_E_FAILED;
 	}
 	return TS_LDAP_PUT_WRITTEN;
 }
 
-int ts_ldap_put(LDAP *ld, const char *base, const char *machine, const uint8_t *file, size_t len,
+int ts_ldap_put(LDAP *ld, const char *base, const char *machine, const uint8_t *file, size_t len, int keep_newer,
                 ts_ldap_put_info *info, char *err, size_t errlen)
 {
 	ts_vault *v = NULL;
@@ -338,7 +391,7 @@ int ts_ldap_put(LDAP *ld, const char *base, const char *machine, const uint8_t *
 	info->generation = v->generation;
 	info->n_escrow = v->n_escrow;
 	info->escrow_threshold = v->escrow_threshold;
-	r = put_vault(ld, base, machine, v, file, len, info, err, errlen);
+	r = put_vault(ld, base, machine, v, file, len, keep_newer, info, err, errlen);
 	ts_vault_free(v);
 	return r;
 }

@@ -91,18 +91,23 @@ typedef struct ts_ldap_put_info {
 #define TS_LDAP_PUT_WRITTEN 0     /* written, read back and equal */
 #define TS_LDAP_PUT_UNCHANGED 1   /* the entry already held these bytes */
 #define TS_LDAP_PUT_NO_ESCROW 2   /* the vault escrows to nobody: nothing to publish, nothing written */
+#define TS_LDAP_PUT_NEWER 3       /* keep_newer: the entry holds a later generation of the vault (info->generation) */
 
 /*
  * Publish one vault file (len bytes, parsed here as hostile) as
  * cn=MACHINE.VAULT-ID,BASE: written unless the entry holds the same bytes,
- * then read back and compared byte for byte. info is filled as far as the
- * file was read. A vault its tang protectors open without any other
+ * then read back and compared byte for byte. The file is swapped only if
+ * the entry still holds what was read first (one modify deletes that value
+ * and adds the new one): a record another writer changed meanwhile gets
+ * -TS_E_BUSY, never overwritten. keep_newer (the CLI, which runs beside the
+ * daemon): an entry holding a later generation of the same vault is left
+ * alone (TS_LDAP_PUT_NEWER). info is filled as far as the file was read. A vault its tang protectors open without any other
  * protector is refused (-TS_E_POLICY_VIOLATION): its file would open for
  * whoever reads the entry and reaches a Tang server. TS_LDAP_PUT_*, or
  * negative TS_E_* with err (-TS_E_NO_DAEMON: the directory stopped
  * answering).
  */
-int ts_ldap_put(LDAP *ld, const char *base, const char *machine, const uint8_t *file, size_t len,
+int ts_ldap_put(LDAP *ld, const char *base, const char *machine, const uint8_t *file, size_t len, int keep_newer,
                 ts_ldap_put_info *info, char *err, size_t errlen);
 
 /* Remove cn=MACHINE.VAULT-ID,BASE: 0 removed, 1 there was none, or negative TS_E_* with err. */

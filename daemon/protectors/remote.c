@@ -48,8 +48,8 @@
 #define DESCRIBE_TIMEOUT_MS 5000       /* decoding a public record: no token is touched */
 /* RSA-wrapping an escrow box key touches no token; nobody waits in the loop for it. */
 #define ESCROW_TIMEOUT_MS 5000
-/* A directory request: connect, bind, read, write, read back, each bounded by 10 s in the helper. */
-#define LDAP_TIMEOUT_MS 45000
+/* A directory request: connect, StartTLS, bind, read, write, read back, each bounded by 10 s in the helper. */
+#define LDAP_TIMEOUT_MS 75000
 #define TOKEN_GRACE_MS 60000           /* on top of the touch timeout, for TPM/PKCS#11 work */
 #define EXIT_WAIT_MS 2000
 /* Socket mode: from connect to the helper's hello (the service manager starts it meanwhile). */

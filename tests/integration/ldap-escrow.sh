@@ -81,11 +81,20 @@ printf 'dn: cn=m1.ffffffffffffffffffffffffffffffff,%s\nchangetype: delete\n' "$L
 pass "an entry larger than any record is refused as it arrives"
 
 # --- an escrow change is published again (1 of 2 officers now).
+mkdir -p "$D/older/0"; cp "$STATE_DIR/0/fleet.vault" "$D/older/0/"
 ts escrow set --threshold 1 "alice=$(cat "$D/alice.pub")" "bob=$(cat "$D/bob.pub")" >/dev/null || fail "escrow set 1"
 publish >"$D/p" 2>&1 || fail "publish after the change"
 grep -q "^published fleet .* 1 needed)" "$D/p" || fail "the change was not published: $(cat "$D/p")"
 [ "$(stored_b64 "$VID")" = "$(base64 -w0 "$STATE_DIR/0/fleet.vault")" ] || fail "the directory holds the old file"
 pass "an escrow change is published again (threshold 2 -> 1)"
+
+# --- a run that read an older file (racing a newer save the daemon published) never puts it back.
+"$T" escrow publish --to-ldap "$LDAP_URI" --base "$LDAP_BASE" --state-dir "$D/older" --machine-id m1 >"$D/p" 2>&1 ||
+	fail "publish of an older file: $(cat "$D/p")"
+grep -q "^unchanged fleet (uid 0): cn=m1.$VID,$LDAP_BASE holds generation [0-9]*, later than this file's; left alone$" "$D/p" ||
+	fail "an older file: $(cat "$D/p")"
+[ "$(stored_b64 "$VID")" = "$(base64 -w0 "$STATE_DIR/0/fleet.vault")" ] || fail "an older file replaced the newer record"
+pass "an older generation never replaces a newer record"
 
 # --- recover reads exactly cn=MACHINE.VAULT-ID: another machine's entry claiming to be m1's record of this vault
 # neither answers nor blocks it; the officer sees what the record is (and when and by whom it was written) and

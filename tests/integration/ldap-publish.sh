@@ -43,10 +43,14 @@ rig_start_bus
 start() { rig_start_daemon --idle-lock 0 --policy-dir "$D/policy" "$@"; }
 start
 
-# --- a policy that says publish without where is refused at load.
+# --- a policy that says publish without where is refused at load, and so is a list of URIs (libldap would fall
+# back to the second one without the first one's TLS).
 printf '[escrow]\npublish = required\n' >"$D/bad.conf"
 rc=0; "$T" policy check "$D/bad.conf" >"$D/out" 2>&1 || rc=$?
 [ $rc -ne 0 ] && grep -q "publish = required needs ldap-uri and ldap-base" "$D/out" || fail "publish without a directory: $(cat "$D/out")"
+printf '[escrow]\nldap-uri = ldaps://dir.example ldap://10.0.0.9\n' >"$D/bad.conf"
+rc=0; "$T" policy check "$D/bad.conf" >"$D/out" 2>&1 || rc=$?
+[ $rc -ne 0 ] && grep -q "one URI only, not a list" "$D/out" || fail "a list of URIs: $(cat "$D/out")"
 
 # --- the directory down when the vault is made: Wrap and GenerateDataKey are refused, with the reason.
 slapd_stop "$D/ldap"
@@ -60,9 +64,11 @@ grep -q "\[escrow\] publish ($D/policy/10-escrow.conf:[0-9]*): the escrow record
 	fail "the refusal does not say why: $(cat "$D/out")"
 rc=0; ts gen-key -c app=pub >"$D/out" 2>&1 || rc=$?
 [ $rc = 10 ] && grep -q "not stored in" "$D/out" || fail "GenerateDataKey with the record not stored: rc $rc $(cat "$D/out")"
+rc=0; ts age-recipient >"$D/out" 2>&1 || rc=$?
+[ $rc = 10 ] && grep -q "not stored in" "$D/out" || fail "AgeRecipient with the record not stored: rc $rc $(cat "$D/out")"
 ts status >"$D/st" 2>&1
 grep -q "not stored in ldapi://" "$D/st" || fail "status does not show the pending record: $(cat "$D/st")"
-pass "the directory down at creation: Wrap and GenerateDataKey refused naming the rule, the directory and the reason"
+pass "the directory down at creation: Wrap, GenerateDataKey and AgeRecipient refused naming the rule, the directory and the reason"
 
 # --- the directory back: the queue flushes (back-off at most 8 s by now) and the vault is used.
 slapd_start "$D/ldap"
@@ -105,8 +111,26 @@ wait_for "grep -q 'escrow publish: vault [0-9a-f]*: .*cannot bind as cn=m1,$MACH
 	fail "no bind failure logged: $(grep 'escrow publish' "$D/daemon.log" | tail -3)"
 rc=0; printf 'x\n' | "$T" --vault other wrap --text -c app=pub >"$D/out" 2>&1 || rc=$?
 [ $rc = 10 ] && grep -q "Invalid credentials" "$D/out" || fail "Wrap with a record the directory refused: rc $rc $(cat "$D/out")"
+printf '\n' >"$D/m1.pw"
+"$T" --vault empty create >/dev/null 2>&1 || fail "create empty"
+wait_for "grep -q 'escrow publish: vault [0-9a-f]*: .*ldap-password-file $D/m1.pw: its first line is empty' '$D/daemon.log'" 10 ||
+	fail "an empty password was not refused: $(grep 'escrow publish' "$D/daemon.log" | tail -3)"
 printf 'm1-secret\n' >"$D/m1.pw"
-pass "a wrong password: the record is not stored and the vault says why"
+pass "a wrong password: the record is not stored and the vault says why; an empty one is never sent"
+
+# --- where the records go is part of what was verified: another machine id, and the vault waits for its record
+# there (which cn=m1 may not write: the directory refuses it).
+rig_stop_daemon
+sed -i 's/^machine-id = m1$/machine-id = m9/' "$D/policy/10-escrow.conf"
+start
+ts unlock --protector recovery --pin-fd 3 3<"$D/key" >/dev/null || fail "unlock after the restart"
+wait_for "grep -q 'escrow publish: vault $VID: .*cn=m9.$VID' '$D/daemon.log'" 10 || fail "no write to m9's record tried"
+rc=0; printf 'x\n' | ts wrap --text -c app=pub >"$D/out" 2>&1 || rc=$?
+[ $rc = 10 ] && grep -q "Insufficient access" "$D/out" || fail "Wrap with the record stored under another machine id: rc $rc $(cat "$D/out")"
+rig_stop_daemon
+sed -i 's/^machine-id = m9$/machine-id = m1/' "$D/policy/10-escrow.conf"
+start
+pass "another machine id: the record is written again there, the vault waits for it"
 
 # --- a vault gone from this machine: its record is removed at the next start.
 rig_stop_daemon

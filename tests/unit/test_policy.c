@@ -333,10 +333,22 @@ static void escrow_publish_names_its_directory(void **state)
 	ts_policy_free(p);
 	ts_policy_free(def);
 
+	/* What `policy show` prints for a key not set reads back as not set. */
+	p = parse_ok("[escrow]\nldap-uri = none\nldap-bind-dn = none\nldap-password-file = none\n"
+	             "machine-id = /etc/machine-id\n");
+	ts_policy_directory(p, &c);
+	assert_null(c.uri);
+	assert_null(c.bind_dn);
+	assert_null(c.password_file);
+	assert_null(c.machine_id);
+	ts_policy_free(p);
+
 	BAD("[escrow]\npublish = yes\n", "t.conf:2:", "is not off, optional or required");
 	BAD("[escrow]\npublish = optional\n", "t.conf:2:", "needs ldap-uri and ldap-base");
 	BAD("[escrow]\npublish = optional\nldap-uri = ldapi:///run/slapd/ldapi\n", "t.conf:2:", "needs ldap-uri and ldap-base");
 	BAD("[escrow]\nldap-uri = http://dir.example.org\n", "t.conf:2:", "not an ldapi://, ldaps:// or ldap:// URI");
+	BAD("[escrow]\nldap-uri = ldaps://a.example ldap://b.example\n", "t.conf:2:", "one URI only, not a list");
+	BAD("[escrow]\nldap-uri = ldaps://a.example,ldap://b.example\n", "t.conf:2:", "one URI only, not a list");
 	{
 		char text[700];
 
