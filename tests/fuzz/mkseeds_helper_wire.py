@@ -41,6 +41,12 @@ def main(out):
         # A vault's TPM NV counter: action 3 (increment) | handle | 32-byte auth (daemon/protectors/tpm2_nv.h).
         "ok-nv-increment": field(OP, b"\x06") + field(TYPE, b"tpm2") + common +
                            field(PARAMS, b"\x03" + struct.pack(">I", 0x01234567) + b"\x5a" * 32),
+        # The daemon's escrow record to a directory ([escrow] publish): options, the bind password as PIN, the file.
+        "ok-ldap-put": field(OP, b"\x07") + field(TYPE, b"ldap") + field(OPTION, b"action\x00put") +
+                       field(OPTION, b"uri\x00ldaps://dir.example") + field(OPTION, b"base\x00ou=escrow,dc=x") +
+                       field(OPTION, b"machine\x00m1") + field(OPTION, b"bind-dn\x00cn=m1,dc=x") +
+                       field(PIN, b"secret") + field(PARAMS, b"TSV1" + bytes(60)),
+        "bad-op-past-ldap": field(OP, b"\x08") + field(TYPE, b"ldap") + field(PARAMS, b"\xa0"),
         "bad-escrow-with-pin": field(OP, b"\x05") + field(TYPE, b"rsa") + field(PARAMS, b"\x30\x82\x01\x22") +
                                field(BOX_KEY, b"\x01" * 32) + field(PIN, b"\x01" * 49),
         "bad-escrow-no-key": field(OP, b"\x05") + field(TYPE, b"rsa") + field(PARAMS, b"\x30\x82\x01\x22"),
