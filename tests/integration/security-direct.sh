@@ -2,8 +2,8 @@
 # security-direct.sh — the private socket (tokensealed --private-socket) as a hostile local user meets it:
 # the CLI works over it, and only over it when it is named; a socket served by another user gets
 # nothing; one uid's connections are capped and a client that reads no replies is cut off, while root
-# is served; Subscribe over it brings the owner the lock and nobody else; polkit is asked about the
-# connecting process; a stopped daemon is given up on in a second; and the trust-boundary and data-path
+# is served; a message over 32 MiB or with more than 2 fds cuts its client off; Subscribe over it
+# brings the owner the lock and nobody else; polkit is asked about the connecting process; a stopped daemon is given up on in a second; and the trust-boundary and data-path
 # tests pass with every client on the socket.
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
@@ -101,6 +101,21 @@ read -r _ replies _ closed < <(as_other "$DC" flood "$S" 20000 "$P")
 "$TOKENSEAL" unwrap --vault vault1 <"$D/blob" >"$D/dk2" || fail "root not served after the flood"
 kill -0 "$DAEMON_PID" || fail "the daemon died"
 pass "a client that leaves its replies unread is disconnected; the daemon serves on"
+
+# --- bounds on one message, as dbus-daemon has them on the system bus: a raw client (its own
+# handshake, its own marshalling) sending more than 32 MiB, or more than 2 fds (the most a method
+# takes), is cut off with a log line; 1 MiB and 2 fds are answered.
+RAW="$TS_SRC/tests/integration/security_direct_raw.py"
+for a in "34000000 0:closed" "0 3:closed" "16 200:closed" "1048576 0:reply" "0 2:reply"; do
+	got=$(as_other /usr/bin/python3 "$RAW" "$S" ${a%%:*}) || fail "raw client (${a%%:*}) failed"
+	[ "$got" = "${a#*:}" ] || fail "a message of ${a%% *} bytes and ${a#* } fds: '$got', not ${a#*:}"
+done
+grep -q "direct:[0-9]* (uid $OTHER_UID pid [0-9]*): a message larger than 33554432 bytes; disconnected" "$D/daemon.log" ||
+	fail "no log line for the oversized message"
+grep -q "direct:[0-9]* (uid $OTHER_UID pid [0-9]*): a message with more than 2 file descriptors; disconnected" "$D/daemon.log" ||
+	fail "no log line for the message with 3 fds"
+"$TOKENSEAL" unwrap --vault vault1 <"$D/blob" >"$D/dk2" || fail "root not served after the oversized messages"
+pass "a message over 32 MiB or with more than 2 fds gets its client cut off (logged); 1 MiB and 2 fds are served"
 
 # --- Subscribe over the socket: the owner hears the lock, another user does not.
 "$DC" subscribe "$S" "$P" 10 >"$D/owner-sub" 2>&1 &
