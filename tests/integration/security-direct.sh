@@ -3,8 +3,9 @@
 # the CLI works over it, and only over it when it is named; a socket served by another user gets
 # nothing; one uid's connections are capped and a client that reads no replies is cut off, while root
 # is served; a message over 32 MiB or with more than 2 fds cuts its client off; Subscribe over it
-# brings the owner the lock and nobody else; polkit is asked about the connecting process; a stopped daemon is given up on in a second; and the trust-boundary and data-path
-# tests pass with every client on the socket.
+# brings the owner the lock and nobody else; polkit is asked about the connecting process; a stopped
+# daemon is given up on in a second; and the trust-boundary and data-path tests (the CLI, the library,
+# the age plugin, tokenseal-secrets) pass with every client on the socket.
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 . "$TS_SRC/tests/integration/pam_lib.bash"
@@ -151,8 +152,8 @@ kill -CONT "$DAEMON_PID"
 pass "a daemon that does not answer: the client says so after $ms ms (exit 9)"
 
 # --- the trust-boundary tests, every client of theirs on the private socket.
-for t in security-namespace security-visibility security-exe policy-rules core-flow cli-flow; do
+for t in security-namespace security-visibility security-exe policy-rules core-flow cli-flow age-flow secrets-vault; do
 	bash "$TS_SRC/tests/integration/$t.sh" >"$D/$t.log" 2>&1 ||
 		{ tail -n 30 "$D/$t.log" >&2; fail "$t over the private socket"; }
 done
-pass "the trust-boundary tests (namespace, visibility, exe, [unwrap] rules) and the data-path ones (core-flow, cli-flow) pass over the private socket"
+pass "the trust-boundary tests (namespace, visibility, exe, [unwrap] rules) and the data-path ones (core-flow, cli-flow, age-flow, secrets-vault) pass over the private socket"
