@@ -17,13 +17,15 @@ uint64_t ts_direct_start_time(pid_t pid);
 
 /*
  * What a direct client's message brings in, as far as sd-bus lets us see it:
- * its bytes (header fields sd-bus knows, and the body) and the file
- * descriptors its arguments carry. max_bytes and max_fds are set by the
- * caller: the walk stops past either.
+ * its bytes (header fields sd-bus knows, and the body), the file descriptors
+ * its arguments carry, and its values (each argument, container and array
+ * item: what walking it costs). The max_* are set by the caller: the walk
+ * stops past any of them.
  */
 typedef struct ts_direct_msg_size {
 	uint64_t bytes, max_bytes;
 	unsigned fds, max_fds;
+	unsigned values, max_values;
 } ts_direct_msg_size;
 /*
  * Walk m's body (then rewind it): 1 when it is past st's bounds, 0 within

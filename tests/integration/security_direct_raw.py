@@ -3,11 +3,12 @@
 # that would refuse to build what it sends): the SASL handshake, then one method call with a body
 # of a given size and a given number of file descriptors. Used by security-direct.sh.
 #
-#   security_direct_raw.py SOCKET BODY_BYTES N_FDS
+#   security_direct_raw.py SOCKET BODY_BYTES N_FDS [N_STRINGS]
 #
-# The call is org.freedesktop.DBus.Peer.Ping on / with signature "ay" + "h" * N_FDS: an 'ay' of
-# BODY_BYTES bytes, then N_FDS fds (pipes) sent with the message. Ping takes no arguments, so a
-# daemon that reads the call answers an error. Prints "reply", "error NAME" or "closed".
+# The call is org.freedesktop.DBus.Peer.Ping on / with signature "ay" ["as"] + "h" * N_FDS: an 'ay'
+# of BODY_BYTES bytes, an 'as' of N_STRINGS empty strings when given, then N_FDS fds (pipes) sent
+# with the message. Ping takes no arguments; sd-bus answers it anyway. Prints "reply",
+# "error NAME" or "closed".
 import os
 import socket
 import struct
@@ -30,9 +31,14 @@ def field(code, sig, value):
     return out
 
 
-def call(body_len, n_fds):
-    sig = "ay" + "h" * n_fds
-    body = pad(struct.pack("<I", body_len) + b"\0" * body_len, 4) + b"".join(struct.pack("<I", i) for i in range(n_fds))
+def call(body_len, n_fds, n_str):
+    sig = "ay" + ("as" if n_str else "") + "h" * n_fds
+    body = pad(struct.pack("<I", body_len) + b"\0" * body_len, 4)
+    if n_str:
+        # Each empty string: length 0 and its NUL, the next one at a 4-byte boundary.
+        body += struct.pack("<I", 8 * (n_str - 1) + 5) + b"\0\0\0\0\0\0\0\0" * (n_str - 1) + b"\0\0\0\0\0"
+        body = pad(body, 4)
+    body += b"".join(struct.pack("<I", i) for i in range(n_fds))
     fields = [field(1, "o", "/"), field(2, "s", "org.freedesktop.DBus.Peer"), field(3, "s", "Ping"),
               field(8, "g", sig)]
     if n_fds:
@@ -84,6 +90,7 @@ def error_name(msg):
 
 def main():
     path, body_len, n_fds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    n_str = int(sys.argv[4]) if len(sys.argv) > 4 else 0
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(20)
     s.connect(path)
@@ -96,7 +103,7 @@ def main():
         if not b or b"ERROR" in got + b or b"REJECTED" in got + b:
             raise SystemExit("handshake: %r" % (got + b))
         got += b
-    msg = call(body_len, n_fds)
+    msg = call(body_len, n_fds, n_str)
     fds = []
     for _ in range(n_fds):
         r, w = os.pipe()

@@ -1,4 +1,4 @@
-/* test_direct_conn.c — what a private-socket client's message brings in (ts_direct_message_size): the largest legitimate calls fit the bounds, bigger ones and more fds do not. */
+/* test_direct_conn.c — what a private-socket client's message brings in (ts_direct_message_size): the largest legitimate calls fit the bounds; more bytes, fds or values do not. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -52,6 +52,7 @@ static int size_of(sd_bus_message *m, ts_direct_msg_size *st)
 	assert_true(sd_bus_message_rewind(m, 1) >= 0);
 	st->max_bytes = TS_DIRECT_MESSAGE_MAX;
 	st->max_fds = TS_DIRECT_FDS_MAX;
+	st->max_values = TS_DIRECT_VALUES_MAX;
 	return ts_direct_message_size(m, st);
 }
 
@@ -85,6 +86,7 @@ static void the_largest_batch_fits(void **state)
 	assert_true(st.bytes >= (uint64_t)TS_BATCH_MAX * (4 + sizeof(blob)));
 	assert_true(st.bytes < TS_DIRECT_MESSAGE_MAX / 2);
 	assert_int_equal(st.fds, 0);
+	assert_true(st.values > TS_BATCH_MAX && st.values < TS_BATCH_MAX + 256);
 	/* Rewound: the handler reads the first blob first. */
 	assert_int_equal(sd_bus_message_enter_container(m, 'a', "ay"), 1);
 	assert_int_equal(sd_bus_message_read_array(m, 'y', &p, &n), 1);
@@ -126,8 +128,27 @@ static void a_walk_stops_at_the_cap(void **state)
 	assert_true(sd_bus_message_rewind(m, 1) >= 0);
 	st.max_bytes = 1000;
 	st.max_fds = TS_DIRECT_FDS_MAX;
+	st.max_values = TS_DIRECT_VALUES_MAX;
 	assert_int_equal(ts_direct_message_size(m, &st), 1);
 	assert_true(st.bytes > 1000 && st.bytes <= 1006);
+	done(m, bus);
+}
+
+/* Small in bytes, but more values than any call has: over, after at most TS_DIRECT_VALUES_MAX + 1 of them. */
+static void more_values_than_a_call_has_are_over(void **state)
+{
+	ts_direct_msg_size st;
+	sd_bus_message *m;
+	sd_bus *bus;
+
+	m = call(&bus, "Unwrap");
+	assert_true(sd_bus_message_open_container(m, 'a', "s") >= 0);
+	for (int i = 0; i < TS_DIRECT_VALUES_MAX + 10; i++)
+		assert_true(sd_bus_message_append(m, "s", "") >= 0);
+	assert_true(sd_bus_message_close_container(m) >= 0);
+	assert_int_equal(size_of(m, &st), 1);
+	assert_int_equal(st.values, TS_DIRECT_VALUES_MAX + 1);
+	assert_true(st.bytes < TS_DIRECT_MESSAGE_MAX);
 	done(m, bus);
 }
 
@@ -167,6 +188,7 @@ int main(void)
 		cmocka_unit_test(the_largest_batch_fits),
 		cmocka_unit_test(a_body_past_the_cap_is_over),
 		cmocka_unit_test(a_walk_stops_at_the_cap),
+		cmocka_unit_test(more_values_than_a_call_has_are_over),
 		cmocka_unit_test(more_fds_than_a_method_takes_are_over),
 	};
 
