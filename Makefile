@@ -228,6 +228,12 @@ $(BUILD)/tests/unit/test_message: $(BUILD)/obj/tests/unit/test_message.o $(call 
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(TEST_PKGS))
 
+# test_direct_conn proves what a private-socket message is counted as (daemon/bus/direct_conn.c).
+$(BUILD)/tests/unit/test_direct_conn: $(BUILD)/obj/tests/unit/test_direct_conn.o $(call obj,daemon/bus/direct_conn.c) \
+		$(call obj,daemon/bus/message.c) $(LIBTSCORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(TEST_PKGS))
+
 # Test tools named TYPE_*.c link the protector backend daemon/protectors/TYPE*.c
 # (plus the registry and the core), so each backend is tested on its own.
 .SECONDEXPANSION:

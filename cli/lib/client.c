@@ -489,6 +489,45 @@ int ts_unwrap(ts_client *c, const char *vault, const ts_kv *ctx, size_t n_ctx,
 	return 0;
 }
 
+int ts_unwrap_into(ts_client *c, const char *vault, const ts_kv *ctx, size_t n_ctx, const uint8_t *blob,
+                   size_t blob_len, uint8_t *pt, size_t pt_size, size_t *ret_pt_len)
+{
+	_cleanup_msg_ sd_bus_message *reply = NULL;
+	const void *p;
+	size_t n;
+	int r;
+
+	if (ret_pt_len)
+		*ret_pt_len = 0;
+	if (!c || !blob || !ret_pt_len || (!pt && pt_size)) {
+		r = ts_client_fail(c, -TS_E_INVALID_ARGS, "%s", ts_strerror(TS_E_INVALID_ARGS));
+		goto fail;
+	}
+	if ((r = vault_call(c, vault, "Unwrap", blob, blob_len, 0, 0, ctx, n_ctx, &reply)) < 0)
+		goto fail;
+	if (sd_bus_message_read_array(reply, 'y', &p, &n) < 0) {
+		r = ts_client_fail(c, -TS_E_FAILED, "unexpected reply from tokensealed");
+		goto fail;
+	}
+	if (n > pt_size) {
+		sodium_memzero((void *)(uintptr_t)p, n);
+		*ret_pt_len = n;
+		r = ts_client_fail(c, -TS_E_LIMIT, "the plaintext is %zu bytes, the buffer %zu", n, pt_size);
+		goto fail;
+	}
+	if (n) {
+		memcpy(pt, p, n);
+		sodium_memzero((void *)(uintptr_t)p, n);
+	}
+	*ret_pt_len = n;
+	c->last_code = 0;
+	return 0;
+fail:
+	if (pt && pt_size)
+		sodium_memzero(pt, pt_size);
+	return r;
+}
+
 int ts_rewrap(ts_client *c, const char *vault, const ts_kv *ctx, size_t n_ctx,
               const uint8_t *blob, size_t blob_len, uint8_t **ret_blob, size_t *ret_blob_len)
 {

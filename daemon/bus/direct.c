@@ -13,7 +13,16 @@
  *     subject (polkit.c);
  *   - bounds: TS_DIRECT_MAX connections, TS_DIRECT_PER_UID per uid, and a
  *     client that leaves more than TS_DIRECT_UNREAD_MAX replies unread is
- *     disconnected, so no client holds the daemon's memory;
+ *     disconnected, so no client holds the daemon's memory; so is one whose
+ *     message is larger than TS_DIRECT_MESSAGE_MAX, carries more than
+ *     TS_DIRECT_FDS_MAX file descriptors in its arguments or holds more than
+ *     TS_DIRECT_VALUES_MAX values. sd-bus has read that message by then
+ *     (it takes up to 128 MiB and the fds that came with it, and has no
+ *     knob to take less): the check keeps the message from any method (so
+ *     from being held while polkit or a token helper answers) and the
+ *     client from sending another on that connection. What one uid can
+ *     make the daemon hold at once is so TS_DIRECT_PER_UID messages being
+ *     read (docs/DBUS-API.md);
  *   - signals: Manager.Subscribe on a direct connection subscribes that
  *     connection (signals.c sends there, nowhere else).
  */
@@ -98,6 +107,22 @@ static int on_incoming(sd_bus_message *m, void *userdata, sd_bus_error *error)
 		ts_log(TS_LOG_INFO, "direct:%u (uid %ld): more than %d replies unread; disconnected", c->id, (long)c->uid,
 		       TS_DIRECT_UNREAD_MAX);
 		conn_close(c, "too many replies unread");
+		return 1;
+	}
+
+	ts_direct_msg_size st = { .max_bytes = TS_DIRECT_MESSAGE_MAX, .max_fds = TS_DIRECT_FDS_MAX,
+		                  .max_values = TS_DIRECT_VALUES_MAX };
+	if (ts_direct_message_size(m, &st) > 0) {
+		if (st.values > TS_DIRECT_VALUES_MAX)
+			ts_log(TS_LOG_WARNING, "direct:%u (uid %ld pid %ld): a message of more than %d values; disconnected",
+			       c->id, (long)c->uid, (long)c->pid, TS_DIRECT_VALUES_MAX);
+		else if (st.fds > TS_DIRECT_FDS_MAX)
+			ts_log(TS_LOG_WARNING, "direct:%u (uid %ld pid %ld): a message with more than %d file descriptors; disconnected",
+			       c->id, (long)c->uid, (long)c->pid, TS_DIRECT_FDS_MAX);
+		else
+			ts_log(TS_LOG_WARNING, "direct:%u (uid %ld pid %ld): a message larger than %u bytes; disconnected", c->id,
+			       (long)c->uid, (long)c->pid, TS_DIRECT_MESSAGE_MAX);
+		conn_close(c, "a message past the bounds");
 		return 1;
 	}
 	return 0;

@@ -293,12 +293,23 @@ static const char *const op_names[N_OPS] = { "Ping", "Unwrap", "Wrap", "Rewrap",
 /* On the private socket (with $BENCH_PRIVATE_SOCKET), and the floor: the same sizes over a bare socketpair. */
 enum { DOP_PING, DOP_UNWRAP, DOP_FLOOR, N_DOPS };
 static const char *const dop_names[N_DOPS] = { "Ping (direct)", "Unwrap (direct)", "bare socket" };
+/*
+ * The same Unwrap through libtokenseal: ts_unwrap (a fresh locked buffer per
+ * plaintext, freed by ts_secret_free) and ts_unwrap_into (one locked buffer
+ * of the caller's, reused); on the bus, and on the private socket when it is
+ * measured.
+ */
+enum { LOP_UNWRAP, LOP_INTO, LOP_D_UNWRAP, LOP_D_INTO, N_LOPS };
+static const char *const lop_names[N_LOPS] = { "ts_unwrap", "ts_unwrap_into", "ts_unwrap (direct)",
+	                                       "ts_unwrap_into (direct)" };
+static const ts_kv lib_ctx[] = { { "app", "bench" }, { "purpose", "latency" } };
 
 struct latency {
 	double median_us[N_OPS], p99_us[N_OPS];
 	size_t calls;
 	int direct;                         /* the private socket was measured */
 	double d_median_us[N_DOPS], d_p99_us[N_DOPS];
+	double l_median_us[N_LOPS], l_p99_us[N_LOPS];
 };
 
 /*
@@ -387,17 +398,47 @@ static void one_dop(sd_bus *dbus, const char *path, int op, const uint8_t *blob,
 		one_op(dbus, path, op == DOP_PING ? OP_PING : OP_UNWRAP, blob, blob_len, key);
 }
 
-static void bench_latency(sd_bus *bus, sd_bus *dbus, const char *path, const uint8_t *blob, size_t blob_len,
-                          const uint8_t *key, struct latency *res)
+/* One Unwrap through the library (lc[0]: a ts_client on the bus, lc[1] on the socket; buf: TS_PLAINTEXT_MAX locked bytes). */
+static void one_lop(ts_client *const *lcs, int op, const uint8_t *blob, size_t blob_len, const uint8_t *key,
+                    uint8_t *buf)
+{
+	ts_client *lc = lcs[op >= LOP_D_UNWRAP];
+	uint8_t *pt = NULL;
+	size_t n = 0;
+	int r;
+
+	op = op >= LOP_D_UNWRAP ? op - LOP_D_UNWRAP : op;
+	if (op == LOP_INTO)
+		r = ts_unwrap_into(lc, "bench", lib_ctx, 2, blob, blob_len, buf, TS_PLAINTEXT_MAX, &n);
+	else
+		r = ts_unwrap(lc, "bench", lib_ctx, 2, blob, blob_len, &pt, &n);
+	if (r < 0)
+		die("%s: %s", lop_names[op], ts_client_last_error(lc));
+	if (n != KEY_LEN || sodium_memcmp(op == LOP_INTO ? buf : pt, key, KEY_LEN) != 0)
+		die("%s: wrong plaintext", lop_names[op]);
+	if (op == LOP_INTO)
+		sodium_memzero(buf, n);
+	else
+		ts_secret_free(pt, n);
+}
+
+static void bench_latency(sd_bus *bus, sd_bus *dbus, ts_client *const *lcs, const char *path, const uint8_t *blob,
+                          size_t blob_len, const uint8_t *key, struct latency *res)
 {
 	const size_t per_op = quick ? 2000 : 20000, rounds = 20, chunk = per_op / rounds;
-	uint64_t *t[N_OPS], *dt[N_DOPS] = { 0 };
+	uint64_t *t[N_OPS], *dt[N_DOPS] = { 0 }, *lt[N_LOPS];
+	uint8_t *buf = sodium_malloc(TS_PLAINTEXT_MAX);
 	pthread_t echo;
 	size_t i, k, o;
 
 	for (o = 0; o < N_OPS; o++)
 		if ((t[o] = calloc(per_op, sizeof(uint64_t))) == NULL)
 			die("out of memory");
+	for (o = 0; o < N_LOPS; o++)
+		if ((lt[o] = calloc(per_op, sizeof(uint64_t))) == NULL)
+			die("out of memory");
+	if (!buf)
+		die("out of memory");
 	if (dbus) {
 		for (o = 0; o < N_DOPS; o++)
 			if ((dt[o] = calloc(per_op, sizeof(uint64_t))) == NULL)
@@ -411,6 +452,8 @@ static void bench_latency(sd_bus *bus, sd_bus *dbus, const char *path, const uin
 			one_op(bus, path, (int)o, blob, blob_len, key);
 		for (o = 0; dbus && o < N_DOPS; o++)
 			one_dop(dbus, path, (int)o, blob, blob_len, key);
+		for (o = 0; o < (lcs[1] ? N_LOPS : LOP_D_UNWRAP); o++)
+			one_lop(lcs, (int)o, blob, blob_len, key, buf);
 	}
 	/* Interleaved with the bus's calls, so a slow phase of the machine hits both alike. */
 	for (k = 0; k < rounds; k++) {
@@ -426,7 +469,19 @@ static void bench_latency(sd_bus *bus, sd_bus *dbus, const char *path, const uin
 				one_dop(dbus, path, (int)o, blob, blob_len, key);
 				dt[o][k * chunk + i] = now_ns() - t0;
 			}
+		for (o = 0; o < (lcs[1] ? N_LOPS : LOP_D_UNWRAP); o++)
+			for (i = 0; i < chunk; i++) {
+				uint64_t t0 = now_ns();
+				one_lop(lcs, (int)o, blob, blob_len, key, buf);
+				lt[o][k * chunk + i] = now_ns() - t0;
+			}
 	}
+	for (o = 0; o < N_LOPS; o++) {
+		res->l_median_us[o] = pct_us(lt[o], per_op, 0.5);
+		res->l_p99_us[o] = pct_us(lt[o], per_op, 0.99);
+		free(lt[o]);
+	}
+	sodium_free(buf);
 	for (o = 0; o < N_OPS; o++) {
 		res->median_us[o] = pct_us(t[o], per_op, 0.5);
 		res->p99_us[o] = pct_us(t[o], per_op, 0.99);
@@ -843,7 +898,9 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 	size_t blob_len, n;
 	char *path, *vjson = NULL, *ujson = NULL, *utable = NULL;
 	sd_bus *bus, *dbus = NULL;
+	ts_client *lcs[2] = { NULL, NULL };
 	const char *private_socket = getenv("BENCH_PRIVATE_SOCKET");
+	int r;
 	FILE *f;
 	uint64_t t0 = now_ns();
 
@@ -862,7 +919,23 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 	free(pt);
 
 	fprintf(stderr, "bench: latency...\n");
-	bench_latency(bus, dbus, path, blob, blob_len, key, &lat);
+	if ((r = ts_client_open(&lcs[0], address)) < 0)
+		die("libtokenseal cannot connect to %s: %s", address, ts_strerror(r));
+	if (dbus) {
+		/* The library's own way to the socket: no bus named, $TOKENSEAL_PRIVATE_SOCKET. */
+		char *saved = getenv("TOKENSEAL_BUS") ? strdup(getenv("TOKENSEAL_BUS")) : NULL;
+
+		unsetenv("TOKENSEAL_BUS");
+		setenv("TOKENSEAL_PRIVATE_SOCKET", private_socket, 1);
+		if ((r = ts_client_open(&lcs[1], NULL)) < 0)
+			die("libtokenseal cannot connect to %s: %s", private_socket, ts_strerror(r));
+		if (saved)
+			setenv("TOKENSEAL_BUS", saved, 1);
+		free(saved);
+	}
+	bench_latency(bus, dbus, lcs, path, blob, blob_len, key, &lat);
+	ts_client_free(lcs[0]);
+	ts_client_free(lcs[1]);
 	fprintf(stderr, "bench: batches...\n");
 	bench_batch(bus, dbus, path, blob, blob_len, key, &br);
 	fprintf(stderr, "bench: concurrent clients...\n");
@@ -897,6 +970,10 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 		printf("  Unwrap (direct) %.2f × Ping through the bus (target ≤ 0.60: %s), %.2f × the floor (target ≤ 1.30: %s)\n",
 		       u / ping, u / ping <= 0.60 ? "ok" : "MISSED", u / fl, u / fl <= 1.30 ? "ok" : "MISSED");
 	}
+	printf("  Unwrap through libtokenseal (× the same call made with sd-bus above, on the same transport):\n");
+	for (int o = 0; o < (lat.direct ? N_LOPS : LOP_D_UNWRAP); o++)
+		printf("  %-23s %10.1f %10.1f %10.2f\n", lop_names[o], lat.l_median_us[o], lat.l_p99_us[o],
+		       lat.l_median_us[o] / (o >= LOP_D_UNWRAP ? lat.d_median_us[DOP_UNWRAP] : lat.median_us[OP_UNWRAP]));
 	printf("\n(b) batches, keys/s through the bus (in-process: unwrap %.0f/s, rewrap %.0f/s;\n"
 	       "    bare XChaCha20-Poly1305 of a 32-byte key %.0f/s: unwrap = %.2f × bare)\n",
 	       br.local_kps[0], br.local_kps[1], br.bare_kps, br.local_kps[0] / br.bare_kps);
@@ -964,6 +1041,12 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 		fprintf(f, "    \"%s\": {\"median_us\": %.2f, \"p99_us\": %.2f, \"ratio_to_ping\": %.3f}%s\n",
 		        op_names[o], lat.median_us[o], lat.p99_us[o], lat.median_us[o] / lat.median_us[OP_PING],
 		        o + 1 < N_OPS ? "," : "");
+	fprintf(f, "  },\n  \"library\": {\n");
+	for (int o = 0, n = lat.direct ? N_LOPS : LOP_D_UNWRAP; o < n; o++)
+		fprintf(f, "    \"%s\": {\"median_us\": %.2f, \"p99_us\": %.2f, \"ratio_to_sd_bus_unwrap\": %.3f}%s\n",
+		        lop_names[o], lat.l_median_us[o], lat.l_p99_us[o],
+		        lat.l_median_us[o] / (o >= LOP_D_UNWRAP ? lat.d_median_us[DOP_UNWRAP] : lat.median_us[OP_UNWRAP]),
+		        o + 1 < n ? "," : "");
 	if (lat.direct) {
 		fprintf(f, "  },\n  \"direct\": {\n");
 		for (int o = 0; o < N_DOPS; o++)

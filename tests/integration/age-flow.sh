@@ -18,7 +18,8 @@ export PATH="$D/bin:$PATH"
 chmod 0755 "$D/files"
 # Without a controlling terminal age cannot ask anything (setsid): the "locked, no PIN" case.
 AGE() { setsid -w age "$@" </dev/null; }
-T() { "$TOKENSEAL" --bus "$BUS_ADDRESS" "$@"; }
+# The CLI, like the plugin, goes where the rig points clients: the bus, or the private socket (TS_TRANSPORT=direct).
+T() { "$TOKENSEAL" "$@"; }
 
 /usr/bin/python3 "$TS_SRC/tests/integration/age_vectors.py" "$TS_SRC/docs/FORMAT.md" || fail "docs/FORMAT.md's age vector"
 pass "docs/FORMAT.md's age test vector recomputed independently (Python BLAKE2b, X25519, ChaCha20-Poly1305, Bech32)"
@@ -106,7 +107,7 @@ out=$(AGE -d -i "$D/files/ids2" -o "$D/files/one.shadow" "$D/files/one.age" 2>&1
 pass "an identity sharing A's public tag, listed first, does not hide A's own identity"
 
 # Another uid with A's identity file and A unlocked: neither the plugin nor the bus gives it anything.
-out=$(as_other env PATH="$PATH" TOKENSEAL_BUS="$BUS_ADDRESS" setsid -w age -d -i "$D/files/ida" "$D/files/one.age" 2>&1 </dev/null) &&
+out=$(as_other env PATH="$PATH" setsid -w age -d -i "$D/files/ida" "$D/files/one.age" 2>&1 </dev/null) &&
 	fail "uid $OTHER_UID decrypted with root's identity"
 grep -q "no tokenseal vault with id [0-9a-f]* is yours to use" <<<"$out" || fail "other uid: $out"
 # stanza_args FILE — the tokenseal stanza of an age file as AgeUnwrap's busctl arguments: "V 32 b... 32 b...".

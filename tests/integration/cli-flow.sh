@@ -178,3 +178,12 @@ pass "client_example wraps and unwraps with the library; errors come back as cod
 "$T" --vault demo unlock --pin-fd 3 3<"$D/rk" >/dev/null || fail "unlock for batch"
 "$TS_BUILD/tests/tools/client_batch" demo || fail "client_batch"
 pass "UnwrapBatch and RewrapBatch through the library"
+
+# --- ts_unwrap_into: the plaintext in the caller's buffer, as ts_unwrap gives it; a buffer one byte
+# short, another context, a flipped blob byte: a named error each, and the buffer left all zero.
+head -c 300 /dev/urandom >"$D/into.in"
+"$TS_BUILD/tests/tools/client_into" demo <"$D/into.in" >"$D/into.out" 2>&1 || fail "client_into: $(cat "$D/into.out")"
+[ "$(grep -c '^ok: ' "$D/into.out")" = 4 ] || fail "client_into: $(cat "$D/into.out")"
+grep -q "LimitExceeded (the plaintext is 300 bytes, the buffer 299), length 300 given" "$D/into.out" ||
+	fail "client_into: a short buffer: $(cat "$D/into.out")"
+pass "ts_unwrap_into gives ts_unwrap's bytes into the caller's buffer; a short buffer is LimitExceeded; every failure wipes the buffer"

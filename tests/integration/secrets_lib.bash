@@ -28,8 +28,11 @@ secrets_wait_name() {
 }
 
 # secrets_start [ARGS...] — tokenseal-secrets for vault "secrets" on the session bus; log in $RIG_DIR/secrets.log.
+# With TS_TRANSPORT=direct it reaches tokensealed where the rig points clients: the private socket.
 secrets_start() {
-	"$SECRETS" --tokenseal-bus "$BUS_ADDRESS" --vault secrets --data-dir "$SECRETS_DATA" --pinentry "$SECRETS_PINENTRY" "$@" \
+	local where=(--tokenseal-bus "$BUS_ADDRESS")
+	[ "${TS_TRANSPORT:-bus}" = direct ] && where=()
+	"$SECRETS" "${where[@]}" --vault secrets --data-dir "$SECRETS_DATA" --pinentry "$SECRETS_PINENTRY" "$@" \
 		>>"$RIG_DIR/secrets.log" 2>&1 &
 	SECRETS_PID=$!
 	RIG_PIDS+=($SECRETS_PID)

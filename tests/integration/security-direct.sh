@@ -2,9 +2,10 @@
 # security-direct.sh — the private socket (tokensealed --private-socket) as a hostile local user meets it:
 # the CLI works over it, and only over it when it is named; a socket served by another user gets
 # nothing; one uid's connections are capped and a client that reads no replies is cut off, while root
-# is served; Subscribe over it brings the owner the lock and nobody else; polkit is asked about the
-# connecting process; a stopped daemon is given up on in a second; and the trust-boundary and data-path
-# tests pass with every client on the socket.
+# is served; a message over 32 MiB, with more than 2 fds or too many values cuts its client off;
+# Subscribe over it brings the owner the lock and nobody else; polkit is asked about the connecting
+# process; a stopped daemon is given up on in a second; and the trust-boundary and data-path tests
+# (the CLI, the library, the age plugin, tokenseal-secrets) pass with every client on the socket.
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 . "$TS_SRC/tests/integration/pam_lib.bash"
@@ -102,6 +103,25 @@ read -r _ replies _ closed < <(as_other "$DC" flood "$S" 20000 "$P")
 kill -0 "$DAEMON_PID" || fail "the daemon died"
 pass "a client that leaves its replies unread is disconnected; the daemon serves on"
 
+# --- bounds on one message, as dbus-daemon has them on the system bus: a raw client (its own
+# handshake, its own marshalling) sending more than 32 MiB, more than 2 fds (the most a method
+# takes) or more than 104,096 values (110,000 empty strings: 0.9 MB) is cut off with a log line;
+# 1 MiB, 2 fds and 100,000 strings are answered.
+RAW="$TS_SRC/tests/integration/security_direct_raw.py"
+for a in "34000000 0:closed" "0 3:closed" "16 200:closed" "0 0 110000:closed" "1048576 0:reply" "0 2:reply" \
+	"0 0 100000:reply"; do
+	got=$(as_other /usr/bin/python3 "$RAW" "$S" ${a%%:*}) || fail "raw client (${a%%:*}) failed"
+	[ "$got" = "${a#*:}" ] || fail "a message of (bytes, fds, strings) ${a%%:*}: '$got', not ${a#*:}"
+done
+grep -q "direct:[0-9]* (uid $OTHER_UID pid [0-9]*): a message larger than 33554432 bytes; disconnected" "$D/daemon.log" ||
+	fail "no log line for the oversized message"
+grep -q "direct:[0-9]* (uid $OTHER_UID pid [0-9]*): a message with more than 2 file descriptors; disconnected" "$D/daemon.log" ||
+	fail "no log line for the message with 3 fds"
+grep -q "direct:[0-9]* (uid $OTHER_UID pid [0-9]*): a message of more than 104096 values; disconnected" "$D/daemon.log" ||
+	fail "no log line for the message of 110,000 strings"
+"$TOKENSEAL" unwrap --vault vault1 <"$D/blob" >"$D/dk2" || fail "root not served after the oversized messages"
+pass "a message over 32 MiB, with more than 2 fds or of more than 104,096 values gets its client cut off (logged); 1 MiB, 2 fds and 100,000 values are served"
+
 # --- Subscribe over the socket: the owner hears the lock, another user does not.
 "$DC" subscribe "$S" "$P" 10 >"$D/owner-sub" 2>&1 &
 SUB=$!
@@ -136,8 +156,8 @@ kill -CONT "$DAEMON_PID"
 pass "a daemon that does not answer: the client says so after $ms ms (exit 9)"
 
 # --- the trust-boundary tests, every client of theirs on the private socket.
-for t in security-namespace security-visibility security-exe policy-rules core-flow cli-flow; do
+for t in security-namespace security-visibility security-exe policy-rules core-flow cli-flow age-flow secrets-vault; do
 	bash "$TS_SRC/tests/integration/$t.sh" >"$D/$t.log" 2>&1 ||
 		{ tail -n 30 "$D/$t.log" >&2; fail "$t over the private socket"; }
 done
-pass "the trust-boundary tests (namespace, visibility, exe, [unwrap] rules) and the data-path ones (core-flow, cli-flow) pass over the private socket"
+pass "the trust-boundary tests (namespace, visibility, exe, [unwrap] rules) and the data-path ones (core-flow, cli-flow, age-flow, secrets-vault) pass over the private socket"

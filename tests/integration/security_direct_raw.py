@@ -1,0 +1,128 @@
+#!/usr/bin/python3
+# security_direct_raw.py — a hostile client of the private socket, written by hand (no D-Bus library
+# that would refuse to build what it sends): the SASL handshake, then one method call with a body
+# of a given size and a given number of file descriptors. Used by security-direct.sh.
+#
+#   security_direct_raw.py SOCKET BODY_BYTES N_FDS [N_STRINGS]
+#
+# The call is org.freedesktop.DBus.Peer.Ping on / with signature "ay" ["as"] + "h" * N_FDS: an 'ay'
+# of BODY_BYTES bytes, an 'as' of N_STRINGS empty strings when given, then N_FDS fds (pipes) sent
+# with the message. Ping takes no arguments; sd-bus answers it anyway. Prints "reply",
+# "error NAME" or "closed".
+import os
+import socket
+import struct
+import sys
+
+
+def pad(b, n):
+    return b + b"\0" * (-len(b) % n)
+
+
+def field(code, sig, value):
+    # A header field (yv), at an 8-byte boundary: code, variant signature, value.
+    out = struct.pack("<B", code) + struct.pack("<B", len(sig)) + sig.encode() + b"\0"
+    if sig in ("o", "s"):
+        out = pad(out, 4) + struct.pack("<I", len(value)) + value.encode() + b"\0"
+    elif sig == "g":
+        out += struct.pack("<B", len(value)) + value.encode() + b"\0"
+    elif sig == "u":
+        out = pad(out, 4) + struct.pack("<I", value)
+    return out
+
+
+def call(body_len, n_fds, n_str):
+    sig = "ay" + ("as" if n_str else "") + "h" * n_fds
+    body = pad(struct.pack("<I", body_len) + b"\0" * body_len, 4)
+    if n_str:
+        # Each empty string: length 0 and its NUL, the next one at a 4-byte boundary.
+        body += struct.pack("<I", 8 * (n_str - 1) + 5) + b"\0\0\0\0\0\0\0\0" * (n_str - 1) + b"\0\0\0\0\0"
+        body = pad(body, 4)
+    body += b"".join(struct.pack("<I", i) for i in range(n_fds))
+    fields = [field(1, "o", "/"), field(2, "s", "org.freedesktop.DBus.Peer"), field(3, "s", "Ping"),
+              field(8, "g", sig)]
+    if n_fds:
+        fields.append(field(9, "u", n_fds))
+    fbytes = b""
+    for f in fields:
+        fbytes = pad(fbytes, 8) + f
+    head = struct.pack("<cBBBII", b"l", 1, 0, 1, len(body), 1) + struct.pack("<I", len(fbytes)) + fbytes
+    return pad(head, 8) + body
+
+
+def recv_reply(s):
+    got = b""
+    while len(got) < 16:
+        b = s.recv(4096)
+        if not b:
+            return None
+        got += b
+    flen = struct.unpack("<I", got[12:16])[0]
+    need = 16 + flen + (-flen % 8)
+    while len(got) < need:
+        b = s.recv(4096)
+        if not b:
+            return None
+        got += b
+    return got[:need]
+
+
+def error_name(msg):
+    # Field 4 (ERROR_NAME, 's') among the header fields.
+    i, end = 16, len(msg)
+    while i + 4 <= end:
+        code, slen = msg[i], msg[i + 1]
+        sig = msg[i + 2:i + 2 + slen].decode()
+        j = i + 3 + slen
+        if sig in ("s", "o"):
+            j += -j % 4
+            n = struct.unpack("<I", msg[j:j + 4])[0]
+            if code == 4:
+                return msg[j + 4:j + 4 + n].decode()
+            j += 4 + n + 1
+        elif sig == "g":
+            j += 1 + msg[j] + 1
+        else:
+            j += -j % 4 + 4
+        i = j + (-j % 8)
+    return "?"
+
+
+def main():
+    path, body_len, n_fds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    n_str = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(20)
+    s.connect(path)
+    # The whole handshake in one write, as sd-bus sends it: the daemon has read BEGIN by the time it
+    # agrees to fds, so the message's fds cannot reach it inside the handshake (which it refuses).
+    s.sendall(b"\0AUTH EXTERNAL " + str(os.getuid()).encode().hex().encode() + b"\r\nNEGOTIATE_UNIX_FD\r\nBEGIN\r\n")
+    got = b""
+    while b"AGREE_UNIX_FD\r\n" not in got:
+        b = s.recv(4096)
+        if not b or b"ERROR" in got + b or b"REJECTED" in got + b:
+            raise SystemExit("handshake: %r" % (got + b))
+        got += b
+    msg = call(body_len, n_fds, n_str)
+    fds = []
+    for _ in range(n_fds):
+        r, w = os.pipe()
+        os.close(w)
+        fds.append(r)
+    try:
+        # The fds go with the first bytes; the rest of a large body follows.
+        first = msg[:4096]
+        s.sendmsg([first], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("<%di" % n_fds, *fds))] if fds else [])
+        s.sendall(msg[4096:])
+        reply = recv_reply(s)
+    except (BrokenPipeError, ConnectionResetError):
+        reply = None
+    if reply is None:
+        print("closed")
+    elif reply[1] == 3:
+        print("error " + error_name(reply))
+    else:
+        print("reply")
+
+
+main()
