@@ -117,5 +117,20 @@ rc=0; "$T" --vault v unlock >"$D/u" 2>&1 </dev/null || rc=$?
 [ $rc -ne 0 ] || fail "a helper without --network ran the tang unlock"
 grep -q "this token helper runs no network request" "$D/u" "$D/plain.log" || fail "no clear refusal: $(cat "$D/u")"
 [ "$(state)" = locked ] || fail "the vault opened"
-rig_stop_daemon
 pass "a helper started without --network on the network socket refuses the tang request (fails closed)"
+
+# --- fork mode: the daemon forks network helpers as --net-helper-user, which must not be the token helper's.
+rig_stop_daemon
+rig_start_daemon --idle-lock 0 --helper-keep 0 --tpm2-tcti "swtpm:path=$D/tpm/sock" --policy-dir "$D/policy" \
+	--net-helper-user "$TS_HELPER_USER"
+grep -q "the network helper's user (uid $HUID gid $HGID) is the token helper's, or shares its group" "$D/daemon.log" ||
+	fail "no start-up warning for a network helper user that is the token helper's"
+rc=0; "$T" --vault v unlock >"$D/u" 2>&1 </dev/null || rc=$?
+[ $rc -ne 0 ] && grep -q "must be a user of its own" "$D/u" || fail "tang unlock with the token helper's user: rc $rc $(cat "$D/u")"
+[ "$(state)" = locked ] || fail "the vault opened"
+rig_stop_daemon
+rig_start_daemon --idle-lock 0 --helper-keep 0 --tpm2-tcti "swtpm:path=$D/tpm/sock" --policy-dir "$D/policy"
+"$T" --vault v unlock >"$D/u" 2>&1 </dev/null || fail "fork mode unlock 2-of-{tpm2, tang}: $(cat "$D/u")"
+[ "$(state)" = unlocked ] || fail "not unlocked in fork mode"
+rig_stop_daemon
+pass "fork mode: a network helper user that is the token helper's is refused at start (the tang share fails); as $TS_NET_HELPER_USER it unlocks"
