@@ -47,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (r < 0) {
 		TS_FUZZ_CHECK(!ts_fuzz_expect_valid());
 	} else {
-		TS_FUZZ_CHECK(q.op >= TS_WIRE_OP_ENROLL && q.op <= TS_WIRE_OP_NV && q.type[0]);
+		TS_FUZZ_CHECK(q.op >= TS_WIRE_OP_ENROLL && q.op <= TS_WIRE_OP_LDAP && q.type[0]);
 		TS_FUZZ_CHECK(!q.box_key == (q.op != TS_WIRE_OP_ESCROW_WRAP_KEY));
 		TS_FUZZ_CHECK(!q.box_key || (q.box_key >= data && q.box_key + TS_WIRE_BOX_KEY_BYTES <= data + size));
 		TS_FUZZ_CHECK(q.n_options <= TS_WIRE_MAX_OPTIONS);
