@@ -4,7 +4,8 @@
 # contrib/tokenseal-helper.socket and contrib/tokenseal-net-helper.socket do), a 2-of-{tpm2, tang} unlock sends
 # the tang share to the network socket and the TPM share to the token socket; a network socket served by the
 # token helper's user is refused before a byte is sent; a helper started without --network on the network
-# socket refuses the tang request (a mix-up fails closed).
+# socket refuses the tang request (a mix-up fails closed); with no network socket the tang share fails; in fork
+# mode a --net-helper-user that is the token helper's is refused at start.
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/lib/swtpm.sh"
 . "$TS_SRC/tests/lib/tang.sh"
@@ -118,6 +119,14 @@ rc=0; "$T" --vault v unlock >"$D/u" 2>&1 </dev/null || rc=$?
 grep -q "this token helper runs no network request" "$D/u" "$D/plain.log" || fail "no clear refusal: $(cat "$D/u")"
 [ "$(state)" = locked ] || fail "the vault opened"
 pass "a helper started without --network on the network socket refuses the tang request (fails closed)"
+
+# --- token helpers on a socket and no network socket: the tang share fails, nothing falls back to a token helper.
+rig_stop_daemon
+start
+rc=0; "$T" --vault v unlock >"$D/u" 2>&1 </dev/null || rc=$?
+[ $rc -ne 0 ] && grep -q "no network helper is configured" "$D/u" || fail "tang unlock without a network socket: rc $rc $(cat "$D/u")"
+[ "$(state)" = locked ] || fail "the vault opened"
+pass "--helper-socket without --net-helper-socket: the tang share fails (no network helper is configured), the vault stays locked"
 
 # --- fork mode: the daemon forks network helpers as --net-helper-user, which must not be the token helper's.
 rig_stop_daemon
