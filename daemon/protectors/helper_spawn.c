@@ -305,12 +305,16 @@ int ts_helper_identities_apart(char *err, size_t errlen)
 	int shares = t_known && n_known && (t->uid == n->uid || t->gid == n->gid);
 
 	(void)ident(TS_HELPER_NET);   /* not configured: unusable from here, with its reason */
-	for (int i = 0; t_known && n_known && i < n->n_groups; i++)
+	/* Forked: both group lists are known; no group of the token helper's (tss, the hidraw nodes') may be its. */
+	for (int i = 0; t_known && n_known && i < n->n_groups; i++) {
 		shares |= n->groups[i] == t->gid;
+		for (int j = 0; j < t->n_groups; j++)
+			shares |= n->groups[i] == t->groups[j];
+	}
 	if (!shares)
 		return 0;
 	snprintf(n->why, sizeof(n->why), "the network helper's user (uid %ld gid %ld) is the token helper's, or shares "
-	         "its group: it must be a user of its own (" TS_NET_HELPER_USER ", not in tss)", (long)n->uid,
+	         "a group with it: it must be a user of its own (" TS_NET_HELPER_USER ", not in tss)", (long)n->uid,
 	         (long)n->gid);
 	n->unusable = 1;
 	snprintf(err, errlen, "%s", n->why);

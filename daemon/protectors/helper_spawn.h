@@ -64,7 +64,8 @@ int ts_helper_connect_init(ts_helper_kind kind, const char *path, const char *us
 
 /*
  * After both inits: where both kinds have a known user (the daemon changes
- * user, or connects to sockets), they must differ in uid and group, else the
+ * user, or connects to sockets), they must differ in uid and primary group,
+ * and, when the daemon changes user, share no group at all (tss...), else the
  * network helper is made unusable (its requests fail, nothing is sent) and
  * -TS_E_FAILED with err set. A kind never configured is unusable too: its
  * requests fail with a message naming the option. 0 otherwise.

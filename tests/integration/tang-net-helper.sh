@@ -5,7 +5,7 @@
 # the tang share to the network socket and the TPM share to the token socket; a network socket served by the
 # token helper's user is refused before a byte is sent; a helper started without --network on the network
 # socket refuses the tang request (a mix-up fails closed); with no network socket the tang share fails; in fork
-# mode a --net-helper-user that is the token helper's is refused at start.
+# mode a --net-helper-user that is the token helper's or in one of its groups (tss) is refused at start.
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/lib/swtpm.sh"
 . "$TS_SRC/tests/lib/tang.sh"
@@ -132,14 +132,24 @@ pass "--helper-socket without --net-helper-socket: the tang share fails (no netw
 rig_stop_daemon
 rig_start_daemon --idle-lock 0 --helper-keep 0 --tpm2-tcti "swtpm:path=$D/tpm/sock" --policy-dir "$D/policy" \
 	--net-helper-user "$TS_HELPER_USER"
-grep -q "the network helper's user (uid $HUID gid $HGID) is the token helper's, or shares its group" "$D/daemon.log" ||
+grep -q "the network helper's user (uid $HUID gid $HGID) is the token helper's, or shares a group with it" "$D/daemon.log" ||
 	fail "no start-up warning for a network helper user that is the token helper's"
 rc=0; "$T" --vault v unlock >"$D/u" 2>&1 </dev/null || rc=$?
 [ $rc -ne 0 ] && grep -q "must be a user of its own" "$D/u" || fail "tang unlock with the token helper's user: rc $rc $(cat "$D/u")"
 [ "$(state)" = locked ] || fail "the vault opened"
+# A user of its own that is in tss (the TPM's group, which the token helper has): refused all the same.
+if getent group tss >/dev/null && id -nG "$TS_HELPER_USER" | grep -qw tss; then
+	rig_useradd "tsn$$"
+	usermod -a -G tss "tsn$$" || fail "usermod tss"
+	rig_stop_daemon
+	rig_start_daemon --idle-lock 0 --helper-keep 0 --tpm2-tcti "swtpm:path=$D/tpm/sock" --policy-dir "$D/policy" \
+		--net-helper-user "tsn$$"
+	grep -q "the network helper's user (uid $(id -u "tsn$$") gid [0-9]*) is the token helper's, or shares a group with it" \
+		"$D/daemon.log" || fail "no start-up warning for a network helper user in tss"
+fi
 rig_stop_daemon
 rig_start_daemon --idle-lock 0 --helper-keep 0 --tpm2-tcti "swtpm:path=$D/tpm/sock" --policy-dir "$D/policy"
 "$T" --vault v unlock >"$D/u" 2>&1 </dev/null || fail "fork mode unlock 2-of-{tpm2, tang}: $(cat "$D/u")"
 [ "$(state)" = unlocked ] || fail "not unlocked in fork mode"
 rig_stop_daemon
-pass "fork mode: a network helper user that is the token helper's is refused at start (the tang share fails); as $TS_NET_HELPER_USER it unlocks"
+pass "fork mode: a network helper user that is the token helper's, or in tss, is refused at start (the tang share fails); as $TS_NET_HELPER_USER it unlocks"
