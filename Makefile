@@ -441,6 +441,8 @@ install: $(PROGRAMS)
 	$(call subst_paths,contrib/tokensealed.service,$(DESTDIR)$(UNITDIR)/tokensealed.service)
 	install -m 0644 contrib/tokenseal-helper.socket $(DESTDIR)$(UNITDIR)/tokenseal-helper.socket
 	$(call subst_paths,contrib/tokenseal-helper@.service,$(DESTDIR)$(UNITDIR)/tokenseal-helper@.service)
+	install -m 0644 contrib/tokenseal-net-helper.socket $(DESTDIR)$(UNITDIR)/tokenseal-net-helper.socket
+	$(call subst_paths,contrib/tokenseal-net-helper@.service,$(DESTDIR)$(UNITDIR)/tokenseal-net-helper@.service)
 	install -m 0644 contrib/org.tokenseal1.policy $(DESTDIR)$(DATADIR)/polkit-1/actions/org.tokenseal1.policy
 	install -m 0644 $(PAM_TOKENSEAL) $(DESTDIR)$(PAMDIR)/pam_tokenseal.so
 	install -m 0644 contrib/bash-completion/tokenseal $(DESTDIR)$(BASHCOMPDIR)/tokenseal
@@ -466,6 +468,7 @@ uninstall:
 	      $(DESTDIR)$(DATADIR)/dbus-1/system-services/org.tokenseal1.service \
 	      $(DESTDIR)$(UNITDIR)/tokensealed.service $(DESTDIR)$(UNITDIR)/tokenseal-helper.socket \
 	      $(DESTDIR)$(UNITDIR)/tokenseal-helper@.service \
+	      $(DESTDIR)$(UNITDIR)/tokenseal-net-helper.socket $(DESTDIR)$(UNITDIR)/tokenseal-net-helper@.service \
 	      $(DESTDIR)$(DATADIR)/polkit-1/actions/org.tokenseal1.policy \
 	      $(DESTDIR)$(PAMDIR)/pam_tokenseal.so \
 	      $(DESTDIR)$(BASHCOMPDIR)/tokenseal \

@@ -73,6 +73,11 @@ static void usage(FILE *f)
 	        "                                starting it (systemd: tokenseal-helper.socket);\n"
 	        "                                a helper not of --helper-user is refused, and the\n"
 	        "                                daemon keeps no capability\n"
+	        "  --net-helper-user USER        run the network helper (tang, [escrow] publish) as\n"
+	        "                                USER (default: " TS_NET_HELPER_USER ")\n"
+	        "  --net-helper-socket PATH      connect to PATH for each network helper instead of\n"
+	        "                                starting it (systemd: tokenseal-net-helper.socket);\n"
+	        "                                a helper not of --net-helper-user is refused\n"
 	        "  --private-socket PATH         also serve on the Unix socket PATH (mode 0666), one\n"
 	        "                                direct D-Bus connection per client, no bus daemon in\n"
 	        "                                between; same authorization (systemd: /run/tokenseal/private)\n"
@@ -174,7 +179,7 @@ static const ts_protector_ops *const backends[] = { &ts_protector_recovery, &ts_
 int main(int argc, char **argv)
 {
 	ts_protectors_use(backends);
-	enum { OPT_BUS = 256, OPT_STATE, OPT_IDLE, OPT_TCTI, OPT_FIDO2, OPT_FIDO2_TIMEOUT, OPT_PKCS11, OPT_LOG, OPT_XML, OPT_POLICY, OPT_AUDIT, OPT_HELPER, OPT_HELPER_KEEP, OPT_HELPER_USER, OPT_HELPER_SOCKET, OPT_PRIVATE_SOCKET, OPT_TEST_DEVICES, OPT_ACCEPT_ROLLBACK };
+	enum { OPT_BUS = 256, OPT_STATE, OPT_IDLE, OPT_TCTI, OPT_FIDO2, OPT_FIDO2_TIMEOUT, OPT_PKCS11, OPT_LOG, OPT_XML, OPT_POLICY, OPT_AUDIT, OPT_HELPER, OPT_HELPER_KEEP, OPT_HELPER_USER, OPT_HELPER_SOCKET, OPT_NET_HELPER_USER, OPT_NET_HELPER_SOCKET, OPT_PRIVATE_SOCKET, OPT_TEST_DEVICES, OPT_ACCEPT_ROLLBACK };
 	static const struct option options[] = {
 		{ "bus", required_argument, NULL, OPT_BUS },
 		{ "state-dir", required_argument, NULL, OPT_STATE },
@@ -191,6 +196,8 @@ int main(int argc, char **argv)
 		{ "helper-keep", required_argument, NULL, OPT_HELPER_KEEP },
 		{ "helper-user", required_argument, NULL, OPT_HELPER_USER },
 		{ "helper-socket", required_argument, NULL, OPT_HELPER_SOCKET },
+		{ "net-helper-user", required_argument, NULL, OPT_NET_HELPER_USER },
+		{ "net-helper-socket", required_argument, NULL, OPT_NET_HELPER_SOCKET },
 		{ "private-socket", required_argument, NULL, OPT_PRIVATE_SOCKET },
 		{ "print-introspection", no_argument, NULL, OPT_XML },   /* hidden: for contrib/org.tokenseal1.xml */
 		{ "test-devices", no_argument, NULL, OPT_TEST_DEVICES }, /* hidden: tests only (tokensealed(8)) */
@@ -204,6 +211,7 @@ int main(int argc, char **argv)
 		.config = { .tpm2_tcti = "device:/dev/tpmrm0", .fido2_timeout_ms = 30000 },
 	};
 	const char *bus_spec = "system", *helper_user = TS_HELPER_USER, *helper_socket = NULL, *private_socket = NULL;
+	const char *net_helper_user = TS_NET_HELPER_USER, *net_helper_socket = NULL;
 	char helper_err[256];
 	uint64_t helper_keep_usec = 60ull * 1000000;
 	const char *policy_dir = TS_POLICY_DIR;
@@ -286,6 +294,14 @@ int main(int argc, char **argv)
 			}
 			helper_socket = optarg;
 			break;
+		case OPT_NET_HELPER_USER: net_helper_user = optarg; break;
+		case OPT_NET_HELPER_SOCKET:
+			if (optarg[0] != '/') {
+				fprintf(stderr, "tokensealed: --net-helper-socket: not an absolute path: %s\n", optarg);
+				return EXIT_FAILURE;
+			}
+			net_helper_socket = optarg;
+			break;
 		case OPT_PRIVATE_SOCKET:
 			if (optarg[0] != '/') {
 				fprintf(stderr, "tokensealed: --private-socket: not an absolute path: %s\n", optarg);
@@ -352,19 +368,36 @@ int main(int argc, char **argv)
 	 * or none at all where the service manager starts it (--helper-socket).
 	 */
 	if (helper_socket) {
-		if (ts_helper_connect_init(helper_socket, helper_user, helper_err, sizeof(helper_err)) < 0)
+		if (ts_helper_connect_init(TS_HELPER_TOKEN, helper_socket, helper_user, helper_err, sizeof(helper_err)) < 0)
 			ts_log(TS_LOG_WARNING, "%s; fido2, tpm2 and pkcs11 protectors cannot be used", helper_err);
 	} else {
 		if (access(ts_protector_remote_helper(), X_OK) < 0)
 			ts_log(TS_LOG_WARNING, "token helper %s: %s; fido2, tpm2 and pkcs11 protectors cannot be used",
 			       ts_protector_remote_helper(), strerror(errno));
-		if (ts_helper_spawn_init(helper_user, d.config.pkcs11_module, helper_err, sizeof(helper_err)) < 0)
+		if (ts_helper_spawn_init(TS_HELPER_TOKEN, helper_user, d.config.pkcs11_module, helper_err,
+		                         sizeof(helper_err)) < 0)
 			ts_log(TS_LOG_WARNING, "%s; fido2, tpm2 and pkcs11 protectors cannot be used", helper_err);
-		else if (ts_helper_binary_readable(ts_protector_remote_helper()))
+		else if (ts_helper_binary_readable(TS_HELPER_TOKEN, ts_protector_remote_helper()))
 			ts_log(TS_LOG_WARNING, "token helper %s can be read by its user: each helper is open to the others "
 			       "while it starts (its memory, the PIN it will get); install it execute-only, mode 0711",
 			       ts_protector_remote_helper());
 	}
+	/*
+	 * Network requests (tang enrollment and unlock, [escrow] publish) go to
+	 * a helper of another user, with no token access: its own socket, or,
+	 * where the daemon starts token helpers itself, children as that user.
+	 * Token helpers on a socket and no network socket: network requests
+	 * fail (the daemon keeps no capability to start a helper itself).
+	 */
+	if (net_helper_socket) {
+		if (ts_helper_connect_init(TS_HELPER_NET, net_helper_socket, net_helper_user, helper_err,
+		                           sizeof(helper_err)) < 0)
+			ts_log(TS_LOG_WARNING, "%s; tang protectors and [escrow] publish cannot be used", helper_err);
+	} else if (!helper_socket &&
+	           ts_helper_spawn_init(TS_HELPER_NET, net_helper_user, NULL, helper_err, sizeof(helper_err)) < 0)
+		ts_log(TS_LOG_WARNING, "%s; tang protectors and [escrow] publish cannot be used", helper_err);
+	if (ts_helper_identities_apart(helper_err, sizeof(helper_err)) < 0)
+		ts_log(TS_LOG_WARNING, "%s; tang protectors and [escrow] publish cannot be used", helper_err);
 
 	/* No policy, no service: a broken policy must never mean a weaker one. */
 	if ((r = ts_enforce_load(policy_dir, policy_err, sizeof(policy_err))) < 0) {

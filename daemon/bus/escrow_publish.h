@@ -9,7 +9,7 @@
 /*
  * With [escrow] publish = optional or required (docs/FLEET.md), every vault
  * that escrows to officers has its record, cn=MACHINE.VAULT-ID under
- * [escrow] ldap-base, written by a token helper (the daemon reaches no
+ * [escrow] ldap-base, written by a network helper (the daemon reaches no
  * network) whenever what the officers need changes: a new vault, a new
  * escrow, a new root key, a new vault secret, or where the records go
  * (ldap-uri, ldap-base, the machine id: part of every digest). Written is not stored: the

@@ -237,6 +237,28 @@ static int run(ts_wire_request *q)
 	return send_reply(&p);
 }
 
+/* What needs a server: what only a network helper runs, and all that it runs (tokensealed's request_kind). */
+static int is_network_request(const ts_wire_request *q)
+{
+	return q->op == TS_WIRE_OP_LDAP ||
+	       ((q->op == TS_WIRE_OP_ENROLL || q->op == TS_WIRE_OP_UNLOCK) && strcmp(q->type, "tang") == 0);
+}
+
+/* Answer a request of the other kind of helper without running it: NotSupported and why. */
+static int refuse(const char *why)
+{
+	uint8_t rcb[4], valb[4];
+	reply p = { .n = 0 };
+
+	fprintf(stderr, "tokenseal-helper: %s\n", why);
+	ts_put_be32(rcb, (uint32_t)-TS_E_NOT_SUPPORTED);
+	ts_put_be32(valb, 0);
+	add(&p, TS_WIRE_RC, rcb, 4);
+	add(&p, TS_WIRE_VALUE, valb, 4);
+	add(&p, TS_WIRE_ERR, why, strlen(why));
+	return send_reply(&p);
+}
+
 /* The protector backends of this program (ts_protectors_use): the real backends. */
 static const ts_protector_ops *const backends[] = { &ts_protector_recovery, &ts_protector_fido2, &ts_protector_tpm2, &ts_protector_pkcs11,
 							     &ts_protector_tang, NULL };
@@ -250,18 +272,23 @@ int main(int argc, char **argv)
 	const char *pkcs11_module = NULL;
 	char err[256];
 	size_t len;
-	int r, activated;
+	int r, activated, network = 0;
 
 	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		printf("Usage: tokenseal-helper [--pkcs11-module PATH]\n"
+		printf("Usage: tokenseal-helper [--pkcs11-module PATH | --network]\n"
 		       "Runs one token operation for tokensealed, which starts it with a socket on fd %d\n"
 		       "(or the service manager does, for a connection of tokensealed --helper-socket).\n"
 		       "--pkcs11-module: map only this PKCS#11 module ahead of the request.\n"
+		       "--network: be a network helper (tokensealed --net-helper-socket): run only a\n"
+		       "tang enrollment or unlock and a directory request, refuse every token request;\n"
+		       "without it those network requests are refused.\n"
 		       "Not meant to be run by hand.\n", HELPER_FD);
 		return EXIT_SUCCESS;
 	}
 	if (argc == 3 && strcmp(argv[1], "--pkcs11-module") == 0 && argv[2][0] == '/')
 		pkcs11_module = argv[2];
+	else if (argc == 2 && strcmp(argv[1], "--network") == 0)
+		network = 1;
 	else if (argc != 1) {
 		fprintf(stderr, "tokenseal-helper: unexpected arguments\n");
 		return EXIT_FAILURE;
@@ -310,7 +337,6 @@ int main(int argc, char **argv)
 		unsigned char b;
 		(void)OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL);
 		(void)RAND_bytes(&b, 1);
-		fido_init(0);
 		/* libcurl's (the tang backend's) global set-up, TLS included. */
 		(void)curl_global_init(CURL_GLOBAL_DEFAULT);
 		/*
@@ -319,11 +345,14 @@ int main(int argc, char **argv)
 		 * stay mapped until exit, so the pkcs11 backend's own load finds
 		 * them in place.
 		 */
-		if (pkcs11_module) {
-			if ((preloaded_one[0] = p11_kit_module_load(pkcs11_module, 0)) != NULL)
-				preloaded = preloaded_one;
-		} else
-			preloaded = p11_kit_modules_load(NULL, 0);
+		if (!network) {
+			fido_init(0);
+			if (pkcs11_module) {
+				if ((preloaded_one[0] = p11_kit_module_load(pkcs11_module, 0)) != NULL)
+					preloaded = preloaded_one;
+			} else
+				preloaded = p11_kit_modules_load(NULL, 0);
+		}
 	}
 	/* From here on only the system calls the token backends use (sandbox.h). */
 	if (ts_helper_sandbox(err, sizeof(err)) < 0) {
@@ -349,6 +378,18 @@ int main(int argc, char **argv)
 	if ((r = ts_wire_parse_request(body, len, q)) < 0) {
 		fprintf(stderr, "tokenseal-helper: malformed request: %s\n", ts_strerror(r));
 		return EXIT_FAILURE;
+	}
+	/*
+	 * A network helper runs network requests only, a token helper none of
+	 * them (helper_spawn.h): a socket or user mixed up fails closed, and a
+	 * flaw a server's answer reaches never runs as a user with token access.
+	 */
+	if (network != is_network_request(q)) {
+		r = refuse(network ? "this network helper runs no token request (tokensealed --net-helper-socket "
+		                     "names the token helpers' socket?)" :
+		                     "this token helper runs no network request (tang enrollment or unlock, a "
+		                     "directory request): the daemon sends those to its network helper");
+		return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 	}
 	/*
 	 * Only a tang enrollment or unlock, and a directory request, keep the

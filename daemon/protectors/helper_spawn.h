@@ -5,8 +5,27 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* The helper's system user (contrib/sysusers.d/tokenseal.conf). */
+/* The helpers' system users (contrib/sysusers.d/tokenseal.conf): tokens, and network requests. */
 #define TS_HELPER_USER "tokenseal-helper"
+#define TS_NET_HELPER_USER "tokenseal-net"
+
+/*
+ * Two kinds of helper, the same program: a token helper (FIDO2, TPM,
+ * PKCS#11: its user is in tss and owns the hidraw nodes, its unit has no
+ * network) and a network helper (tang enrollment and unlock, [escrow]
+ * publish: a user with no token access, a unit with no device and only the
+ * servers' addresses; started with --network, it refuses token requests,
+ * and the token helper refuses network ones). Each kind has its own user
+ * and its own socket or forked children; the calls below take the kind.
+ */
+typedef enum ts_helper_kind {
+	TS_HELPER_TOKEN = 0,
+	TS_HELPER_NET = 1,
+	TS_HELPER_KINDS
+} ts_helper_kind;
+
+/* "token helper" or "network helper", for messages. */
+const char *ts_helper_kind_name(ts_helper_kind kind);
 
 /*
  * Environment variables the helper inherits from the daemon; every other one
@@ -27,7 +46,7 @@
  * be read; the daemon then starts no helper at all (ts_helper_spawn fails
  * with that message), never one as root.
  */
-int ts_helper_spawn_init(const char *user, const char *pkcs11_module, char *err, size_t errlen);
+int ts_helper_spawn_init(ts_helper_kind kind, const char *user, const char *pkcs11_module, char *err, size_t errlen);
 
 /*
  * Socket mode (tokensealed --helper-socket), instead of
@@ -41,10 +60,20 @@ int ts_helper_spawn_init(const char *user, const char *pkcs11_module, char *err,
  * Returns 0, or -TS_E_FAILED with err set as ts_helper_spawn_init; the
  * daemon then connects to nobody.
  */
-int ts_helper_connect_init(const char *path, const char *user, char *err, size_t errlen);
+int ts_helper_connect_init(ts_helper_kind kind, const char *path, const char *user, char *err, size_t errlen);
 
-/* The socket of ts_helper_connect_init, or NULL when helpers are the daemon's children. */
-const char *ts_helper_socket(void);
+/*
+ * After both inits: where both kinds have a known user (the daemon changes
+ * user, or connects to sockets), they must differ in uid and primary group,
+ * and, when the daemon changes user, share no group at all (tss...), else the
+ * network helper is made unusable (its requests fail, nothing is sent) and
+ * -TS_E_FAILED with err set. A kind never configured is unusable too: its
+ * requests fail with a message naming the option. 0 otherwise.
+ */
+int ts_helper_identities_apart(char *err, size_t errlen);
+
+/* The socket of ts_helper_connect_init for kind, or NULL when its helpers are the daemon's children. */
+const char *ts_helper_socket(ts_helper_kind kind);
 
 /*
  * Connect to the helper socket and wait at most timeout_ms for the helper's
@@ -56,7 +85,7 @@ const char *ts_helper_socket(void);
  * for the log only: it is no child of the daemon's), or -TS_E_FAILED with
  * err set and nothing left open.
  */
-int ts_helper_connect(int timeout_ms, int *ret_fd, pid_t *ret_pid, char *err, size_t errlen);
+int ts_helper_connect(ts_helper_kind kind, int timeout_ms, int *ret_fd, pid_t *ret_pid, char *err, size_t errlen);
 
 /*
  * The same without waiting, for the event loop: ts_helper_connect_start
@@ -70,9 +99,9 @@ int ts_helper_connect(int timeout_ms, int *ret_fd, pid_t *ret_pid, char *err, si
  * -TS_E_FAILED with err set (send nothing then). How long to wait for the
  * hello is the caller's (its own timer).
  */
-int ts_helper_connect_start(int *ret_fd, int *ret_connecting, char *err, size_t errlen);
-int ts_helper_connect_done(int fd, char *err, size_t errlen);
-int ts_helper_hello(int fd, pid_t *ret_pid, char *err, size_t errlen);
+int ts_helper_connect_start(ts_helper_kind kind, int *ret_fd, int *ret_connecting, char *err, size_t errlen);
+int ts_helper_connect_done(ts_helper_kind kind, int fd, char *err, size_t errlen);
+int ts_helper_hello(ts_helper_kind kind, int fd, pid_t *ret_pid, char *err, size_t errlen);
 
 /*
  * Keep no capability but CAP_SETUID, CAP_SETGID and CAP_KILL, and only in
@@ -98,14 +127,14 @@ int ts_helper_caps_restrict(int keep_ptrace, char *err, size_t errlen);
  * Before the first helper, from the mode bits; once a helper was started,
  * also from what that child found as the helper's user (ACLs included).
  */
-int ts_helper_binary_readable(const char *path);
+int ts_helper_binary_readable(ts_helper_kind kind, const char *path);
 
 /*
  * SIGKILL a helper (raising CAP_KILL for that call when the helper is
  * another uid). kill(2)'s result; -1 with EPERM in socket mode, where a
  * helper's pid is no child's and may be reused by anyone's process.
  */
-int ts_helper_kill(pid_t pid);
+int ts_helper_kill(ts_helper_kind kind, pid_t pid);
 
 /*
  * Start path as the helper: fd 3 is child_fd (which the caller still owns
@@ -116,6 +145,6 @@ int ts_helper_kill(pid_t pid);
  * signal default and unblocked. Returns once the helper has exec'd: 0 and
  * *ret_pid, or -TS_E_FAILED with err set (nothing left running).
  */
-int ts_helper_spawn(const char *path, int child_fd, int err_fd, pid_t *ret_pid, char *err, size_t errlen);
+int ts_helper_spawn(ts_helper_kind kind, const char *path, int child_fd, int err_fd, pid_t *ret_pid, char *err, size_t errlen);
 
 #endif

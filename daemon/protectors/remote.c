@@ -18,7 +18,10 @@
  * helper's hello in the loop (job_connect, job_hello, warm_connect), and a
  * helper given up on counts until it hangs up (helper_linger); requests and
  * replies are the same bytes on fd 3 either way. Only the synchronous NV
- * counter read at load (ts_remote_nv) waits for a helper.
+ * counter read at load (ts_remote_nv) waits for a helper. What reaches a
+ * server (a tang enrollment or unlock, a directory request) goes to a
+ * network helper instead (request_kind, helper_spawn.h): its own user and
+ * socket, checked on its hello the same way, and no spare.
  */
 #define _GNU_SOURCE 1   /* pipe2 */
 #include <errno.h>
@@ -100,15 +103,30 @@ const char *ts_protector_remote_helper(void)
 }
 
 /* What error messages name: the program the daemon starts, or the socket it connects to. */
-static const char *helper_where(void)
+static const char *helper_where(ts_helper_kind kind)
 {
-	return ts_helper_socket() ? ts_helper_socket() : helper_path;
+	return ts_helper_socket(kind) ? ts_helper_socket(kind) : helper_path;
+}
+
+/*
+ * Which kind of helper runs a request (helper_spawn.h): a network helper
+ * for what reaches a server (a tang enrollment or unlock, a directory
+ * request), a token helper for everything else, describing a tang record
+ * included (that needs no network).
+ */
+static ts_helper_kind request_kind(uint8_t op, const char *type)
+{
+	if (op == TS_WIRE_OP_LDAP)
+		return TS_HELPER_NET;
+	if ((op == TS_WIRE_OP_ENROLL || op == TS_WIRE_OP_UNLOCK) && type && strcmp(type, "tang") == 0)
+		return TS_HELPER_NET;
+	return TS_HELPER_TOKEN;
 }
 
 /* ---- one helper run ---------------------------------------------------------- */
 
 /* Wait for pid (at start-up or shutdown, or when the loop cannot take it): killed after EXIT_WAIT_MS. */
-static void reap(pid_t pid, int killed)
+static void reap(ts_helper_kind kind, pid_t pid, int killed)
 {
 	struct timespec pause = { 0, 2 * 1000 * 1000 };
 	int status;
@@ -123,7 +141,7 @@ static void reap(pid_t pid, int killed)
 			nanosleep(&pause, NULL);
 	}
 	if (!killed)
-		(void)ts_helper_kill(pid);
+		(void)ts_helper_kill(kind, pid);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 }
@@ -227,12 +245,12 @@ static void helper_log_watch(int fd, pid_t pid)
  * waits for its hello, so in socket mode only the synchronous calls (not
  * from the loop) come here.
  */
-static int start_helper(pid_t *ret_pid, int *ret_fd, char *err, size_t errlen)
+static int start_helper(ts_helper_kind kind, pid_t *ret_pid, int *ret_fd, char *err, size_t errlen)
 {
 	int sv[2], ep[2], child, r;
 
-	if (ts_helper_socket()) {
-		if ((r = ts_helper_connect(HELLO_TIMEOUT_MS, ret_fd, ret_pid, err, errlen)) < 0) {
+	if (ts_helper_socket(kind)) {
+		if ((r = ts_helper_connect(kind, HELLO_TIMEOUT_MS, ret_fd, ret_pid, err, errlen)) < 0) {
 			if (log_warn_fn)
 				log_warn_fn(err);
 			return r;
@@ -263,7 +281,7 @@ static int start_helper(pid_t *ret_pid, int *ret_fd, char *err, size_t errlen)
 		return -TS_E_FAILED;
 	}
 	/* As the helper's own user, with a minimal environment (helper_spawn.h). */
-	r = ts_helper_spawn(helper_path, child, ep[1], ret_pid, err, errlen);
+	r = ts_helper_spawn(kind, helper_path, child, ep[1], ret_pid, err, errlen);
 	close(child);
 	close(ep[1]);
 	if (r < 0) {
@@ -275,7 +293,7 @@ static int start_helper(pid_t *ret_pid, int *ret_fd, char *err, size_t errlen)
 	{
 		static int warned;
 		/* The child checked as the helper's user (ACLs too): said once. */
-		if (!warned && log_fn && ts_helper_binary_readable(helper_path)) {
+		if (!warned && log_fn && ts_helper_binary_readable(kind, helper_path)) {
 			warned = 1;
 			log_fn(*ret_pid, "its program can be read by its user (mode or ACL): each helper is open to the others "
 			       "while it starts; install it execute-only, mode 0711, with no ACL granting read");
@@ -345,7 +363,7 @@ static int warm_fd = -1;
 static sd_event_source *warm_hello;
 static int warm_connecting;
 
-static void kill_close(pid_t pid, int fd);
+static void kill_close(ts_helper_kind kind, pid_t pid, int fd);
 static void helper_linger(int fd);
 static int warm_arm(uint64_t usec);
 
@@ -353,9 +371,9 @@ static void warm_drop(void)
 {
 	if (warm_hello) {
 		warm_hello = sd_event_source_disable_unref(warm_hello);
-		kill_close(0, warm_fd);
+		kill_close(TS_HELPER_TOKEN, 0, warm_fd);
 	} else if (warm_pid > 0)
-		kill_close(warm_pid, warm_fd);
+		kill_close(TS_HELPER_TOKEN, warm_pid, warm_fd);
 	warm_pid = 0;
 	warm_fd = -1;
 }
@@ -364,7 +382,7 @@ static int on_warm_expired(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	if (warm_hello && log_warn_fn) {
 		char err[512];
-		snprintf(err, sizeof(err), "no token helper answered on %.200s within %d ms", helper_where(),
+		snprintf(err, sizeof(err), "no token helper answered on %.200s within %d ms", helper_where(TS_HELPER_TOKEN),
 		         HELLO_TIMEOUT_MS);
 		log_warn_fn(err);
 	}
@@ -380,13 +398,13 @@ static int on_warm_hello(sd_event_source *s, int fd, uint32_t revents, void *use
 	int r;
 
 	if (warm_connecting) {
-		if (ts_helper_connect_done(fd, err, sizeof(err)) < 0 ||
+		if (ts_helper_connect_done(TS_HELPER_TOKEN, fd, err, sizeof(err)) < 0 ||
 		    sd_event_source_set_io_events(s, EPOLLIN) < 0)
 			goto fail;
 		warm_connecting = 0;
 		return 0;
 	}
-	if ((r = ts_helper_hello(fd, &pid, err, sizeof(err))) == 1)
+	if ((r = ts_helper_hello(TS_HELPER_TOKEN, fd, &pid, err, sizeof(err))) == 1)
 		return 0;
 	if (r < 0)
 		goto fail;
@@ -408,7 +426,7 @@ static int warm_connect(void)
 	char err[512];
 	int fd, r;
 
-	if ((r = ts_helper_connect_start(&fd, &warm_connecting, err, sizeof(err))) < 0) {
+	if ((r = ts_helper_connect_start(TS_HELPER_TOKEN, &fd, &warm_connecting, err, sizeof(err))) < 0) {
 		if (log_warn_fn)
 			log_warn_fn(err);
 		return r;
@@ -451,11 +469,11 @@ static int on_warm_defer(sd_event_source *s, void *userdata)
 		return 0;   /* socket mode: one is being connected already */
 	if (warm_pid <= 0 && helpers_full(0))
 		return 0;   /* the cap has room for no spare now (nor takes one kept back) */
-	if (warm_pid <= 0 && ts_helper_socket()) {
+	if (warm_pid <= 0 && ts_helper_socket(TS_HELPER_TOKEN)) {
 		(void)warm_connect();
 		return 0;
 	}
-	if (warm_pid <= 0 && start_helper(&warm_pid, &warm_fd, err, sizeof(err)) < 0) {
+	if (warm_pid <= 0 && start_helper(TS_HELPER_TOKEN, &warm_pid, &warm_fd, err, sizeof(err)) < 0) {
 		warm_pid = 0;
 		warm_fd = -1;
 		return 0;
@@ -495,7 +513,7 @@ static void warm_refill(void)
 #define REAP_MAX 64
 #define REAP_GRACE_MS 1000
 #define REAP_POLL_USEC (50ull * 1000)
-static struct { pid_t pid; uint64_t deadline_ms; int killed; } reaping[REAP_MAX];
+static struct { pid_t pid; uint64_t deadline_ms; int killed; ts_helper_kind kind; } reaping[REAP_MAX];
 static size_t n_reaping;
 static sd_event_source *reap_timer;
 
@@ -513,7 +531,7 @@ static void reap_some(void)
 			continue;
 		}
 		if (!reaping[i].killed && now >= reaping[i].deadline_ms) {
-			(void)ts_helper_kill(reaping[i].pid);
+			(void)ts_helper_kill(reaping[i].kind, reaping[i].pid);
 			reaping[i].killed = 1;
 		}
 		i++;
@@ -617,17 +635,18 @@ now:
 	helper_gone();
 }
 
-static void reap_later_as(pid_t pid, int killed)
+static void reap_later_as(ts_helper_kind kind, pid_t pid, int killed)
 {
-	if (ts_helper_socket()) {
+	if (ts_helper_socket(kind)) {
 		helper_gone();
 		return;
 	}
 	if (!remote_event || n_reaping == REAP_MAX) {
-		reap(pid, killed);
+		reap(kind, pid, killed);
 		return;
 	}
 	reaping[n_reaping].pid = pid;
+	reaping[n_reaping].kind = kind;
 	reaping[n_reaping].deadline_ms = ts_mono_ms() + REAP_GRACE_MS;
 	reaping[n_reaping].killed = killed;
 	n_reaping++;
@@ -635,45 +654,45 @@ static void reap_later_as(pid_t pid, int killed)
 		if (sd_event_add_time_relative(remote_event, &reap_timer, CLOCK_MONOTONIC, REAP_POLL_USEC, 0,
 		                               on_reap_timer, NULL) < 0) {
 			n_reaping--;
-			reap(pid, killed);
+			reap(kind, pid, killed);
 		}
 	} else if (sd_event_source_set_time_relative(reap_timer, REAP_POLL_USEC) >= 0)
 		(void)sd_event_source_set_enabled(reap_timer, SD_EVENT_ONESHOT);
 }
 
-static void reap_later(pid_t pid)
+static void reap_later(ts_helper_kind kind, pid_t pid)
 {
-	reap_later_as(pid, 0);
+	reap_later_as(kind, pid, 0);
 }
 
 /*
  * A helper that overran its time, or whose request or reply failed: killed
  * (CAP_KILL, ts_helper_kill) and reaped from the loop, never waited for in it.
  */
-static void kill_reap(pid_t pid)
+static void kill_reap(ts_helper_kind kind, pid_t pid)
 {
-	if (!ts_helper_socket())
-		(void)ts_helper_kill(pid);
-	reap_later_as(pid, 1);
+	if (!ts_helper_socket(kind))
+		(void)ts_helper_kill(kind, pid);
+	reap_later_as(kind, pid, 1);
 }
 
 /* The same with its connection, fd: closed; in socket mode kept half-closed until it hangs up (helper_linger). */
-static void kill_close(pid_t pid, int fd)
+static void kill_close(ts_helper_kind kind, pid_t pid, int fd)
 {
-	if (ts_helper_socket()) {
+	if (ts_helper_socket(kind)) {
 		helper_linger(fd);
 		return;
 	}
 	close(fd);
-	kill_reap(pid);
+	kill_reap(kind, pid);
 }
 
-/* Is the spare still there? A child not exited (it is reaped if it has); a connection not hung up. */
+/* Is the spare (a token helper) still there? A child not exited (it is reaped if it has); a connection not hung up. */
 static int helper_alive(pid_t pid, int fd)
 {
 	int status;
 
-	if (ts_helper_socket()) {
+	if (ts_helper_socket(TS_HELPER_TOKEN)) {
 		char b;
 		ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
 		return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
@@ -681,7 +700,7 @@ static int helper_alive(pid_t pid, int fd)
 	return waitpid(pid, &status, WNOHANG) == 0;
 }
 
-/* The spare helper if there is one and it is still alive: 1 with *pid, *fd; else 0. */
+/* The spare (token) helper if there is one and it is still alive: 1 with *pid, *fd; else 0. */
 static int take_spare(pid_t *pid, int *fd)
 {
 	if (warm_pid > 0) {
@@ -699,7 +718,7 @@ static int take_spare(pid_t *pid, int *fd)
 		 * mode one that sent more than its hello is given up on, and counted
 		 * until it hangs up.
 		 */
-		if (ts_helper_socket())
+		if (ts_helper_socket(TS_HELPER_TOKEN))
 			helper_linger(f);
 		else {
 			close(f);
@@ -710,12 +729,16 @@ static int take_spare(pid_t *pid, int *fd)
 	return 0;
 }
 
-/* The spare helper if it is still alive, else a new one (in socket mode waiting for its hello: not from the loop). */
-static int take_helper(pid_t *pid, int *fd, char *err, size_t errlen)
+/*
+ * A token request: the spare if it is still alive, else a new helper; a
+ * network request: always a new one (no spare is kept for those). In
+ * socket mode this waits for its hello: not from the loop.
+ */
+static int take_helper(ts_helper_kind kind, pid_t *pid, int *fd, char *err, size_t errlen)
 {
-	if (take_spare(pid, fd))
+	if (kind == TS_HELPER_TOKEN && take_spare(pid, fd))
 		return 0;
-	return start_helper(pid, fd, err, errlen);
+	return start_helper(kind, pid, fd, err, errlen);
 }
 
 void ts_protector_remote_set_event(sd_event *event, uint64_t keep_usec)
@@ -735,7 +758,7 @@ void ts_protector_remote_shutdown(void)
 	while (lingers)
 		linger_end(lingers);
 	for (size_t i = 0; i < n_reaping; i++)
-		reap(reaping[i].pid, reaping[i].killed);
+		reap(reaping[i].kind, reaping[i].pid, reaping[i].killed);
 	n_reaping = 0;
 	while (helper_logs)
 		helper_log_free(helper_logs);
@@ -746,7 +769,7 @@ void ts_protector_remote_shutdown(void)
 }
 
 /* Start a helper and send it the request. 0 with *pid, *fd; or a transport error with c->err set. */
-static int helper_send(const ts_wire_field *fields, size_t n, call *c, pid_t *pid, int *fd)
+static int helper_send(ts_helper_kind kind, const ts_wire_field *fields, size_t n, call *c, pid_t *pid, int *fd)
 {
 	_ts_cleanup_secure_ uint8_t *frame = NULL;
 	size_t frame_len;
@@ -755,29 +778,30 @@ static int helper_send(const ts_wire_field *fields, size_t n, call *c, pid_t *pi
 	memset(c, 0, sizeof(*c));
 	if ((r = ts_wire_encode(fields, n, &frame, &frame_len)) < 0)
 		return r;
-	if ((r = take_helper(pid, fd, c->err, sizeof(c->err))) < 0)
+	if ((r = take_helper(kind, pid, fd, c->err, sizeof(c->err))) < 0)
 		return r;
 	if ((r = ts_wire_write(*fd, frame, frame_len)) < 0) {
-		kill_close(*pid, *fd);
-		snprintf(c->err, sizeof(c->err), "the token helper %.300s exited before reading its request", helper_where());
+		kill_close(kind, *pid, *fd);
+		snprintf(c->err, sizeof(c->err), "the %s %.300s exited before reading its request",
+		         ts_helper_kind_name(kind), helper_where(kind));
 		return -TS_E_FAILED;
 	}
 	return 0;
 }
 
 /* The reply was read into c (r 0) or not (r < 0): reap the helper, parse. 0 or a transport error with c->err set. */
-static int helper_received(pid_t pid, int fd, int r, call *c)
+static int helper_received(ts_helper_kind kind, pid_t pid, int fd, int r, call *c)
 {
 	if (r < 0)
-		kill_close(pid, fd);
+		kill_close(kind, pid, fd);
 	else {
 		close(fd);
-		reap_later(pid);
+		reap_later(kind, pid);
 	}
 	reap_some();
 	warm_refill();
 	if (r < 0) {
-		snprintf(c->err, sizeof(c->err), "the token helper %.300s: %s", helper_where(),
+		snprintf(c->err, sizeof(c->err), "the %s %.300s: %s", ts_helper_kind_name(kind), helper_where(kind),
 		         r == -TS_E_TIMEOUT ? "no answer in time" :
 		         r == -TS_E_LIMIT ? "a reply over the size limit" : "exited without an answer");
 		return r == -TS_E_TIMEOUT ? r : -TS_E_FAILED;
@@ -786,20 +810,20 @@ static int helper_received(pid_t pid, int fd, int r, call *c)
 }
 
 /* Read the reply (waiting at most timeout_ms: the synchronous ops only), reap the helper, parse. */
-static int helper_receive(pid_t pid, int fd, int timeout_ms, call *c)
+static int helper_receive(ts_helper_kind kind, pid_t pid, int fd, int timeout_ms, call *c)
 {
-	return helper_received(pid, fd, ts_wire_read(fd, timeout_ms, &c->body, &c->len), c);
+	return helper_received(kind, pid, fd, ts_wire_read(fd, timeout_ms, &c->body, &c->len), c);
 }
 
-/* Send fields, wait for the reply; fills c (c->rc is the backend's result). Returns 0 or a transport error. */
+/* Send fields to a token helper, wait for the reply; fills c (c->rc is the backend's result). 0 or a transport error. */
 static int helper_call(const ts_wire_field *fields, size_t n, int timeout_ms, call *c)
 {
 	pid_t pid;
 	int fd, r;
 
-	if ((r = helper_send(fields, n, c, &pid, &fd)) < 0)
+	if ((r = helper_send(TS_HELPER_TOKEN, fields, n, c, &pid, &fd)) < 0)
 		return r;
-	return helper_receive(pid, fd, timeout_ms, c);
+	return helper_receive(TS_HELPER_TOKEN, pid, fd, timeout_ms, c);
 }
 
 /* ---- requests ---------------------------------------------------------------- */
@@ -1204,6 +1228,7 @@ enum { JOB_REPLYING, JOB_CONNECTING, JOB_HELLO };
 struct ts_remote_job {
 	pid_t pid;
 	int fd;
+	ts_helper_kind kind;                      /* which helper runs it (request_kind) */
 	uint8_t op;
 	int phase;
 	uint8_t *frame;                           /* the request until sent: secure memory */
@@ -1247,7 +1272,7 @@ void ts_remote_job_cancel(ts_remote_job *j)
 	if (!j)
 		return;
 	j->io = sd_event_source_disable_unref(j->io);   /* off epoll first: the fd may be watched on (helper_linger) */
-	kill_close(j->pid, j->fd);
+	kill_close(j->kind, j->pid, j->fd);
 	job_free(j);
 }
 
@@ -1281,11 +1306,11 @@ static void job_finish_as(ts_remote_job *j, int how, const char *err)
 		j->body = NULL;
 	}
 	if (how == JOB_NO_HELPER) {
-		kill_close(j->pid, j->fd);
+		kill_close(j->kind, j->pid, j->fd);
 		snprintf(c.err, sizeof(c.err), "%s", err);
 		r = -TS_E_FAILED;
 	} else
-		r = helper_received(j->pid, j->fd, how == JOB_REPLY ? 0 : how == JOB_TIMEOUT ? -TS_E_TIMEOUT :
+		r = helper_received(j->kind, j->pid, j->fd, how == JOB_REPLY ? 0 : how == JOB_TIMEOUT ? -TS_E_TIMEOUT :
 		                    how == JOB_TOO_LONG ? -TS_E_LIMIT : -TS_E_IO, &c);
 	job_free(j);
 	if (op == TS_WIRE_OP_DESCRIBE) {
@@ -1346,26 +1371,28 @@ static int job_hello(ts_remote_job *j, sd_event_source *s)
 	int r;
 
 	if (j->phase == JOB_CONNECTING) {
-		if (ts_helper_connect_done(j->fd, err, sizeof(err)) < 0) {
+		if (ts_helper_connect_done(j->kind, j->fd, err, sizeof(err)) < 0) {
 			job_no_helper(j, err);
 			return 0;
 		}
 		if (sd_event_source_set_io_events(s, EPOLLIN) < 0) {
-			snprintf(err, sizeof(err), "cannot watch the token helper socket %.200s", helper_where());
+			snprintf(err, sizeof(err), "cannot watch the %s socket %.200s", ts_helper_kind_name(j->kind),
+			         helper_where(j->kind));
 			job_no_helper(j, err);
 			return 0;
 		}
 		j->phase = JOB_HELLO;
 		return 0;
 	}
-	if ((r = ts_helper_hello(j->fd, &j->pid, err, sizeof(err))) == 1)
+	if ((r = ts_helper_hello(j->kind, j->fd, &j->pid, err, sizeof(err))) == 1)
 		return 0;
 	if (r < 0) {
 		job_no_helper(j, err);
 		return 0;
 	}
 	if (job_write(j) < 0) {
-		snprintf(err, sizeof(err), "the token helper %.300s exited before reading its request", helper_where());
+		snprintf(err, sizeof(err), "the %s %.300s exited before reading its request", ts_helper_kind_name(j->kind),
+		         helper_where(j->kind));
 		job_finish_as(j, JOB_NO_HELPER, err);
 		return 0;
 	}
@@ -1424,8 +1451,8 @@ static int on_job_timer(sd_event_source *s, uint64_t usec, void *userdata)
 
 	if (j->phase != JOB_REPLYING) {
 		char err[512];
-		snprintf(err, sizeof(err), "no token helper answered on %.200s within %d ms", helper_where(),
-		         HELLO_TIMEOUT_MS);
+		snprintf(err, sizeof(err), "no %s answered on %.200s within %d ms", ts_helper_kind_name(j->kind),
+		         helper_where(j->kind), HELLO_TIMEOUT_MS);
 		job_no_helper(j, err);
 		return 0;
 	}
@@ -1445,17 +1472,17 @@ static int job_connect(ts_remote_job *j, const ts_wire_field *fields, size_t n, 
 	memset(c, 0, sizeof(*c));
 	if ((r = ts_wire_encode(fields, n, &j->frame, &j->frame_len)) < 0)
 		return r;
-	if (take_spare(&j->pid, &j->fd)) {
+	if (j->kind == TS_HELPER_TOKEN && take_spare(&j->pid, &j->fd)) {
 		if (job_write(j) < 0) {
-			kill_close(j->pid, j->fd);
+			kill_close(j->kind, j->pid, j->fd);
 			snprintf(c->err, sizeof(c->err), "the token helper %.300s exited before reading its request",
-			         helper_where());
+			         helper_where(j->kind));
 			return -TS_E_FAILED;
 		}
 		j->phase = JOB_REPLYING;
 		return 0;
 	}
-	if ((r = ts_helper_connect_start(&j->fd, &connecting, c->err, sizeof(c->err))) < 0) {
+	if ((r = ts_helper_connect_start(j->kind, &j->fd, &connecting, c->err, sizeof(c->err))) < 0) {
 		if (log_warn_fn)
 			log_warn_fn(c->err);
 		ts_secure_free(j->frame);
@@ -1471,7 +1498,7 @@ static int job_connect(ts_remote_job *j, const ts_wire_field *fields, size_t n, 
  * Send the request fields (op is theirs) to a helper and watch for its
  * reply from the loop. 0 and *ret, or negative TS_E_* with req->err set.
  */
-static int job_send(sd_event *event, uint8_t op, const ts_wire_field *f, size_t n, int timeout_ms, int reserved_ok,
+static int job_send(sd_event *event, ts_helper_kind kind, uint8_t op, const ts_wire_field *f, size_t n, int timeout_ms, int reserved_ok,
                     const uint8_t hash[crypto_generichash_BYTES], const ts_protector_request *req,
                     ts_remote_reply_fn done, void *userdata, ts_remote_job **ret)
 {
@@ -1479,19 +1506,20 @@ static int job_send(sd_event *event, uint8_t op, const ts_wire_field *f, size_t 
 	call c;
 	int r;
 
-	/* Taking the spare starts no helper; starting one past the cap would. */
-	if (warm_pid <= 0 && helpers_full(reserved_ok))
-		return ts_protector_fail(req, -TS_E_BUSY, "%u token helpers are running, the most [limits] helpers "
+	/* Taking the spare starts no helper; starting one past the cap would (token and network helpers count alike). */
+	if ((kind != TS_HELPER_TOKEN || warm_pid <= 0) && helpers_full(reserved_ok))
+		return ts_protector_fail(req, -TS_E_BUSY, "%u helpers are running, the most [limits] helpers "
 		                         "allows for this caller; try again", n_alive);
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return ts_protector_fail(req, -TS_E_NOMEM, "out of memory");
 	j->op = op;
+	j->kind = kind;
 	if (hash)
 		memcpy(j->hash, hash, sizeof(j->hash));
 	j->done = done;
 	j->userdata = userdata;
 	j->timeout_ms = timeout_ms;
-	if ((r = ts_helper_socket() ? job_connect(j, f, n, &c) : helper_send(f, n, &c, &j->pid, &j->fd)) < 0) {
+	if ((r = ts_helper_socket(kind) ? job_connect(j, f, n, &c) : helper_send(kind, f, n, &c, &j->pid, &j->fd)) < 0) {
 		free(j);
 		return finish(req, r, &c);
 	}
@@ -1501,7 +1529,8 @@ static int job_send(sd_event *event, uint8_t op, const ts_wire_field *f, size_t 
 	                                    (uint64_t)(j->phase == JOB_REPLYING ? timeout_ms : HELLO_TIMEOUT_MS) * 1000,
 	                                    0, on_job_timer, j)) < 0) {
 		ts_remote_job_cancel(j);
-		return ts_protector_fail(req, -TS_E_FAILED, "cannot watch the token helper: %s", strerror(-r));
+		return ts_protector_fail(req, -TS_E_FAILED, "cannot watch the %s: %s", ts_helper_kind_name(kind),
+		                         strerror(-r));
 	}
 	*ret = j;
 	return 0;
@@ -1524,7 +1553,7 @@ static int job_start(sd_event *event, uint8_t op, const ts_protector_ops *ops, c
 		return r;
 	if (op == TS_WIRE_OP_DESCRIBE)
 		record_hash(ops->type, params, params_len, hash);
-	if ((r = job_send(event, op, q.f, q.n, timeout_ms, req->reserved_ok || op == TS_WIRE_OP_DESCRIBE,
+	if ((r = job_send(event, request_kind(op, ops->type), op, q.f, q.n, timeout_ms, req->reserved_ok || op == TS_WIRE_OP_DESCRIBE,
 	                  op == TS_WIRE_OP_DESCRIBE ? hash : NULL, req, done, userdata, ret)) < 0)
 		return r;
 	(*ret)->type = ops->type;
@@ -1566,7 +1595,7 @@ int ts_remote_escrow_wrap_start(sd_event *event, const uint8_t *spki, size_t spk
 	};
 	ts_protector_request req = { .err = err, .err_len = errlen };
 
-	return job_send(event, op, q, sizeof(q) / sizeof(q[0]), ESCROW_TIMEOUT_MS, reserved_ok, NULL, &req, done,
+	return job_send(event, TS_HELPER_TOKEN, op, q, sizeof(q) / sizeof(q[0]), ESCROW_TIMEOUT_MS, reserved_ok, NULL, &req, done,
 	                userdata, ret);
 }
 
@@ -1601,7 +1630,8 @@ int ts_remote_ldap_start(sd_event *event, const ts_remote_ldap *l, ts_remote_rep
 		memcpy(opt[i] + kl + 1, values[i], vl);
 		q[n++] = (ts_wire_field){ .tag = TS_WIRE_OPTION, .data = opt[i], .len = kl + 1 + vl };
 	}
-	return job_send(event, op, q, n, LDAP_TIMEOUT_MS, 1, NULL, &req, done, userdata, ret);
+	/* A network helper: the bind password goes only to a hello of the network helper's user. */
+	return job_send(event, request_kind(op, "ldap"), op, q, n, LDAP_TIMEOUT_MS, 1, NULL, &req, done, userdata, ret);
 }
 
 /* ---- a vault's TPM NV counter ------------------------------------------------------------ */

@@ -178,8 +178,10 @@ dst=/proc/$DAEMON_PID/status
 pass "the helper: uid/gid $HUID/$HGID, groups '$want_groups', no capability, no_new_privs, seccomp, environment: $env_names; the daemon: CAP_KILL/CAP_SETUID/CAP_SETGID permitted only"
 
 # A helper user that does not exist: no helper at all (never one as root), the recovery key still opens.
+# (The network helper's user too: while it exists the daemon keeps what forking those helpers takes.)
 rig_stop_daemon
-rig_start_daemon --idle-lock 0 --helper-keep 10 --helper-user ts-no-such-user
+rig_start_daemon --idle-lock 0 --helper-keep 10 --helper-user ts-no-such-user --net-helper-user ts-no-such-user
+grep -q "the network helper's user ts-no-such-user does not exist" "$D/daemon.log" || fail "no start-up warning for a missing network helper user"
 grep -q "the token helper's user ts-no-such-user does not exist" "$D/daemon.log" || fail "no start-up warning for a missing user"
 "$T" --vault trigger lock || fail "lock"
 "$T" --vault trigger unlock --protector recovery --pin-fd 3 3<"$D/rk2" >"$D/u" 2>&1 || fail "recovery unlock without a helper user: $(cat "$D/u")"

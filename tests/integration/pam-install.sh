@@ -27,6 +27,8 @@ check_file /usr/lib/security/pam_tokenseal.so 644
 check_file /usr/lib/systemd/system/tokensealed.service 644
 check_file /usr/lib/systemd/system/tokenseal-helper.socket 644
 check_file /usr/lib/systemd/system/tokenseal-helper@.service 644
+check_file /usr/lib/systemd/system/tokenseal-net-helper.socket 644
+check_file /usr/lib/systemd/system/tokenseal-net-helper@.service 644
 check_file /usr/share/dbus-1/system.d/org.tokenseal1.conf 644
 check_file /usr/share/dbus-1/system-services/org.tokenseal1.service 644
 check_file /usr/share/dbus-1/interfaces/org.tokenseal1.xml 644
@@ -49,11 +51,15 @@ for m in "$TS_SRC"/docs/*.1; do [ -f "$m" ] && check_file "/usr/share/man/man1/$
 # Nothing outside PREFIX (the unit, PAM module and all live under /usr with PREFIX=/usr).
 [ -z "$(find "$DEST" -mindepth 1 -maxdepth 1 ! -name usr)" ] || fail "installed outside /usr: $(ls "$DEST")"
 # The installed paths are the ones the unit and the activation file start.
-grep -qx 'ExecStart=/usr/sbin/tokensealed --helper-socket /run/tokenseal/helper --private-socket /run/tokenseal/private --bus system --state-dir /var/lib/tokenseal' \
+grep -qx 'ExecStart=/usr/sbin/tokensealed --helper-socket /run/tokenseal/helper --net-helper-socket /run/tokenseal/net-helper --private-socket /run/tokenseal/private --bus system --state-dir /var/lib/tokenseal' \
 	"$DEST/usr/lib/systemd/system/tokensealed.service" || fail "unit ExecStart"
 grep -qx 'ListenStream=/run/tokenseal/helper' "$DEST/usr/lib/systemd/system/tokenseal-helper.socket" || fail "socket ListenStream"
 grep -qx 'ExecStart=/usr/libexec/tokenseal-helper' "$DEST/usr/lib/systemd/system/tokenseal-helper@.service" ||
 	fail "helper unit ExecStart"
+grep -qx 'ListenStream=/run/tokenseal/net-helper' "$DEST/usr/lib/systemd/system/tokenseal-net-helper.socket" ||
+	fail "network helper socket ListenStream"
+grep -qx 'ExecStart=/usr/libexec/tokenseal-helper --network' "$DEST/usr/lib/systemd/system/tokenseal-net-helper@.service" ||
+	fail "network helper unit ExecStart"
 grep -qx 'Exec=/usr/sbin/tokensealed --helper /usr/libexec/tokenseal-helper --bus system' "$DEST/usr/share/dbus-1/system-services/org.tokenseal1.service" ||
 	fail "activation Exec"
 grep -qx 'SystemdService=tokensealed.service' "$DEST/usr/share/dbus-1/system-services/org.tokenseal1.service" ||
@@ -72,7 +78,8 @@ for k in 'Type=dbus' 'BusName=org.tokenseal1' 'ProtectSystem=strict' 'ProtectHom
 	'MemoryDenyWriteExecute=yes' 'LockPersonality=yes' 'StateDirectory=tokenseal' 'StateDirectoryMode=0700' \
 	'RestrictAddressFamilies=AF_UNIX' 'CapabilityBoundingSet=' 'SystemCallFilter=@system-service' \
 	'SystemCallFilter=~@resources' 'PrivateMounts=yes' 'ProcSubset=pid' 'AmbientCapabilities=' \
-	'Wants=tokenseal-helper.socket' 'After=tokenseal-helper.socket' 'ReadWritePaths=/run/tokenseal'; do
+	'Wants=tokenseal-helper.socket tokenseal-net-helper.socket' 'After=tokenseal-helper.socket tokenseal-net-helper.socket' \
+	'ReadWritePaths=/run/tokenseal'; do
 	grep -qxF "$k" "$U" || fail "unit lacks $k"
 done
 grep -q '^CapabilityBoundingSet=.' "$U" && fail "the daemon's unit gives it a capability: $(grep ^CapabilityBoundingSet "$U")"
@@ -85,10 +92,19 @@ for k in 'User=tokenseal-helper' 'Group=tokenseal-helper' 'SupplementaryGroups=t
 	'DeviceAllow=/dev/tpmrm0 rw' 'ProtectSystem=strict' 'ProtectHome=yes' 'RuntimeMaxSec=5min'; do
 	grep -qxF "$k" "$HU" || fail "helper unit lacks $k"
 done
+grep -q '^PrivateNetwork=no\|^IPAddressAllow=' "$HU" && fail "the token helper unit reaches the network"
 HS="$DEST/usr/lib/systemd/system/tokenseal-helper.socket"
 for k in 'Accept=yes' 'SocketUser=root' 'SocketMode=0600' 'MaxConnections=16'; do
 	grep -qxF "$k" "$HS" || fail "helper socket lacks $k"
+	grep -qxF "$k" "${HS%/*}/tokenseal-net-helper.socket" || fail "network helper socket lacks $k"
 done
+# The network helper's: another user, no device at all, no address unless a drop-in names one.
+NU="$DEST/usr/lib/systemd/system/tokenseal-net-helper@.service"
+for k in 'User=tokenseal-net' 'Group=tokenseal-net' 'DevicePolicy=closed' 'PrivateDevices=yes' 'IPAddressDeny=any' \
+	'CapabilityBoundingSet=' 'NoNewPrivileges=yes' 'ProtectSystem=strict' 'RuntimeMaxSec=5min'; do
+	grep -qxF "$k" "$NU" || fail "network helper unit lacks $k"
+done
+grep -q '^DeviceAllow=\|^SupplementaryGroups=\|^IPAddressAllow=' "$NU" && fail "the network helper unit allows a device, a group or an address"
 # No more exposure than before the helper got its own user (1.5): systemd's own score of the installed units.
 exposure() { systemd-analyze security --offline=yes "$1" 2>&1 | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p'; }
 score=$(exposure "$U")
@@ -97,6 +113,9 @@ awk -v s="$score" 'BEGIN { exit !(s <= 1.5) }' || fail "systemd-analyze security
 hscore=$(exposure "$HU")
 [ -n "$hscore" ] || fail "systemd-analyze security gave no score for the helper unit"
 awk -v s="$hscore" 'BEGIN { exit !(s <= 1.5) }' || fail "systemd-analyze security of the helper unit: exposure $hscore, above 1.5"
+nscore=$(exposure "$NU")
+[ -n "$nscore" ] || fail "systemd-analyze security gave no score for the network helper unit"
+awk -v s="$nscore" 'BEGIN { exit !(s <= 1.5) }' || fail "systemd-analyze security of the network helper unit: exposure $nscore, above 1.5"
 # The helper's user as systemd-sysusers makes it from the installed file: a system user in group tss.
 SROOT=$RIG_DIR/sysusers
 mkdir -p "$SROOT/etc" "$SROOT/usr/lib/sysusers.d"
@@ -104,7 +123,9 @@ cp "$DEST/usr/lib/sysusers.d/tokenseal.conf" "$SROOT/usr/lib/sysusers.d/"
 systemd-sysusers --root="$SROOT" >/dev/null 2>&1 || fail "systemd-sysusers refuses tokenseal.conf"
 grep -q '^tokenseal-helper:x:[0-9]*:[0-9]*:.*:/nonexistent:/usr/sbin/nologin$' "$SROOT/etc/passwd" || fail "sysusers: no helper user"
 grep -q '^tss:x:[0-9]*:.*tokenseal-helper' "$SROOT/etc/group" || fail "sysusers: the helper user is not in tss"
-pass "the daemon's unit has an empty CapabilityBoundingSet=, systemd-analyze security $score, the helper's $hscore (each at most 1.5); sysusers makes the helper's user"
+grep -q '^tokenseal-net:x:[0-9]*:[0-9]*:.*:/nonexistent:/usr/sbin/nologin$' "$SROOT/etc/passwd" || fail "sysusers: no network helper user"
+grep -q '^[^:]*:x:[0-9]*:.*tokenseal-net' "$SROOT/etc/group" && fail "sysusers: the network helper user is in another group: $(grep tokenseal-net "$SROOT/etc/group")"
+pass "the daemon's unit has an empty CapabilityBoundingSet=, systemd-analyze security $score, the helper's $hscore, the network helper's $nscore (each at most 1.5); sysusers makes both helpers' users"
 VROOT=$RIG_DIR/vroot
 cp -a "$DEST" "$VROOT"
 # The system's own units (targets the unit depends on by default); dbus.socket if this machine has none.
@@ -113,7 +134,8 @@ cp -an /usr/lib/systemd/system/. "$VROOT/usr/lib/systemd/system/"
 	printf '[Unit]\nDescription=D-Bus System Message Bus Socket\n[Socket]\nListenStream=/run/dbus/system_bus_socket\n' \
 		>"$VROOT/usr/lib/systemd/system/dbus.socket"
 verify() { systemd-analyze verify --man=no --root="$VROOT" /usr/lib/systemd/system/"${1:-tokensealed.service}" 2>&1; }
-for u in tokensealed.service tokenseal-helper.socket tokenseal-helper@.service; do
+for u in tokensealed.service tokenseal-helper.socket tokenseal-helper@.service tokenseal-net-helper.socket \
+	tokenseal-net-helper@.service; do
 	out=$(verify "$u") || fail "systemd-analyze verify $u failed: $out"
 	[ -z "$out" ] || fail "systemd-analyze verify $u: $out"
 done

@@ -229,6 +229,14 @@ fi
 if [ "$(id -u)" = 0 ] && getent group tss >/dev/null && ! id -nG "$TS_HELPER_USER" | grep -qw tss; then
 	usermod -a -G tss "$TS_HELPER_USER" 2>/dev/null || true
 fi
+# The network helper's user (tang, [escrow] publish): the daemon starts those helpers as this one, in no
+# group of the token helper's (no tss, no token access), created the same way.
+TS_NET_HELPER_USER=tokenseal-net
+if [ "$(id -u)" = 0 ] && ! getent passwd "$TS_NET_HELPER_USER" >/dev/null; then
+	useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+		"$TS_NET_HELPER_USER" >/dev/null 2>&1 || getent passwd "$TS_NET_HELPER_USER" >/dev/null ||
+		fail "useradd $TS_NET_HELPER_USER"
+fi
 
 # rig_helper_access PATH... — the helper's group may use these test tokens (a socket: connect; a
 # directory tree: read and write), as udev and pcscd give it real devices. Nothing is opened to others.
