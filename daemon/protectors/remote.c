@@ -855,11 +855,19 @@ static const uint8_t test_devices_on = 1;
 static int build(fields *q, uint8_t op, const char *type, const ts_protector_request *req,
                  const uint8_t *params, size_t params_len)
 {
+	/*
+	 * A network helper gets what its request is about and nothing of the
+	 * tokens: no PIN (a caller may send one with Unlock --protector tang;
+	 * a reused PIN must not reach a process that parses servers' answers),
+	 * no TPM, FIDO2 or PKCS#11 setting.
+	 */
+	int net = request_kind(op, type) == TS_HELPER_NET;
+
 	q->op = op;
 	put(q, TS_WIRE_OP, &q->op, 1);
 	put_str(q, TS_WIRE_TYPE, type);
 	if (req) {
-		const ts_config *cf = req->config;
+		const ts_config *cf = net ? NULL : req->config;
 		if (cf) {
 			uint32_t t = cf->fido2_timeout_ms;
 			put_str(q, TS_WIRE_TCTI, cf->tpm2_tcti);
@@ -882,7 +890,7 @@ static int build(fields *q, uint8_t op, const char *type, const ts_protector_req
 				return ts_protector_fail(req, -TS_E_INVALID_ARGS, "option '%s' too long", req->options[i].key);
 			put(q, TS_WIRE_OPTION, q->options[i], (size_t)l);
 		}
-		if (req->pin)
+		if (req->pin && !net)
 			put(q, TS_WIRE_PIN, req->pin, req->pin_len);
 	}
 	if (params)

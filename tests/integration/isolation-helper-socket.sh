@@ -147,31 +147,7 @@ pass "an unprivileged user's Lock/Unlock loop ($rounds rounds, each a helper thr
 
 # --- a socket not served by the helper's user: refused, and the PIN never sent. The fake listener greets as
 # a helper would (TS_WIRE_HELLO) and records every byte it then receives, per connection.
-cat >"$D/fake.py" <<'PY'
-import os, socket, sys
-path, record = sys.argv[1], sys.argv[2]
-os.umask(0)   # the daemon (root, no capability) must be able to connect to a socket of another uid
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.bind(path)
-s.listen(16)
-while True:
-    c, _ = s.accept()
-    with open(record + ".connections", "a") as f:
-        f.write("1\n")
-    try:
-        c.sendall(b"H")
-        c.settimeout(10)
-        while True:
-            b = c.recv(65536)
-            if not b:
-                break
-            with open(record, "ab") as f:
-                f.write(b)
-    except OSError:
-        pass
-    c.close()
-PY
-chmod 644 "$D/fake.py"
+install -m 0644 "$TS_SRC/tests/integration/fake_helper_listener.py" "$D/fake.py"
 refused() { # WHO UID SOCKET LISTENER-COMMAND...
 	local who=$1 uid=$2 sock=$3 rec=$D/fake-$1.bytes rc=0
 	shift 3

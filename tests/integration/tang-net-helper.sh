@@ -66,31 +66,7 @@ dtok=$(( $(conns "$D/token.log") - tok0 )) dnet=$(( $(conns "$D/net.log") - net0
 pass "2-of-{tpm2, tang}: the tang share through the network socket (uid $NUID, 1 connection), the TPM share through the token socket (uid $HUID, $dtok)"
 
 # --- a network socket served by the token helper's user: refused on its hello, not a byte sent.
-cat >"$D/fake.py" <<'PY'
-import os, socket, sys
-path, record = sys.argv[1], sys.argv[2]
-os.umask(0)
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.bind(path)
-s.listen(16)
-while True:
-    c, _ = s.accept()
-    with open(record + ".connections", "a") as f:
-        f.write("1\n")
-    try:
-        c.sendall(b"H")
-        c.settimeout(10)
-        while True:
-            b = c.recv(65536)
-            if not b:
-                break
-            with open(record, "ab") as f:
-                f.write(b)
-    except OSError:
-        pass
-    c.close()
-PY
-chmod 644 "$D/fake.py"
+install -m 0644 "$TS_SRC/tests/integration/fake_helper_listener.py" "$D/fake.py"
 mkdir -m 0755 "$D/tok" && chown "$HUID" "$D/tok"
 : >"$D/fake.bytes"; : >"$D/fake.bytes.connections"; chmod 666 "$D/fake.bytes" "$D/fake.bytes.connections"
 setpriv --reuid="$HUID" --regid="$HGID" --init-groups /usr/bin/python3 "$D/fake.py" "$D/tok/net.sock" "$D/fake.bytes" \
@@ -109,6 +85,25 @@ grep -q "network helper socket $D/tok/net.sock is served by pid [0-9]*, uid $HUI
 [ -s "$D/fake.bytes.connections" ] || fail "the daemon never reached the fake listener (the refusal proves nothing)"
 [ "$(stat -c %s "$D/fake.bytes")" = 0 ] || fail "the token helper's user received $(stat -c %s "$D/fake.bytes") byte(s)"
 pass "a network socket served by the token helper's user (uid $HUID): refused on its hello, 0 bytes sent, the vault stays locked"
+
+# --- what a network helper is sent: its request, never the caller's PIN or a token's setting. The network socket
+# served by a recorder of the network helper's own user (what a network helper taken over would see).
+mkdir -m 0755 "$D/rec" && chown "$NUID" "$D/rec"
+: >"$D/rec.bytes"; : >"$D/rec.bytes.connections"; chmod 666 "$D/rec.bytes" "$D/rec.bytes.connections"
+setpriv --reuid="$NUID" --regid="$NGID" --init-groups /usr/bin/python3 "$D/fake.py" "$D/rec/net.sock" "$D/rec.bytes" \
+	>>"$D/fake.log" 2>&1 &
+RIG_PIDS+=($!)
+for _ in $(seq 100); do [ -S "$D/rec/net.sock" ] && break; sleep 0.05; done
+rig_stop_daemon
+start --net-helper-socket "$D/rec/net.sock"
+printf 'PIN-CANARY-4711\n' >"$D/canary"
+"$T" --vault v unlock --protector tang --pin-fd 3 3<"$D/canary" >"$D/u" 2>&1 </dev/null || true
+for _ in $(seq 50); do [ -s "$D/rec.bytes" ] && break; sleep 0.1; done
+[ -s "$D/rec.bytes" ] || fail "the network helper's recorder received nothing (the check proves nothing): $(cat "$D/u")"
+! grep -qa "PIN-CANARY-4711" "$D/rec.bytes" || fail "the caller's PIN reached the network helper"
+! grep -qa "swtpm:path" "$D/rec.bytes" || fail "the TPM's setting reached the network helper"
+grep -qa "tang" "$D/rec.bytes" || fail "the recorder did not get the tang request"
+pass "a network helper gets its tang request without the caller's PIN or any token setting"
 
 # --- the network socket served by the right user with a token helper (no --network): it refuses the tang request.
 listen "$D/plain.sock" "$D/plain.log" "$NUID" "$NGID"
