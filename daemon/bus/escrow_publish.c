@@ -1,5 +1,6 @@
 /* escrow_publish.c — [escrow] publish: the daemon keeps each vault's escrow record in the directory (escrow_publish.h). */
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -24,6 +25,8 @@
 #define STATE_FILE_MAX (1u << 20)
 #define DIGEST_BYTES 32
 #define BACKOFF_MAX_S 300
+/* Every stored record is read back again this often (and at start): one deleted or replaced is written again. */
+#define RECHECK_USEC (24ull * 3600 * 1000000)
 /* A request is one wire frame: the vault file with room for the rest. */
 #define PUBLISH_FILE_MAX (TS_WIRE_FRAME_MAX - 16 * 1024)
 
@@ -38,6 +41,7 @@ typedef struct rec {
 	char err[384];                  /* the last failure; "" none */
 	uint8_t tried[DIGEST_BYTES];    /* the digest of the last write started: a save that changes it starts afresh */
 	int tried_set;
+	int recheck;                    /* read the stored record back again (start, then every RECHECK_USEC) */
 } rec;
 
 static struct {
@@ -52,7 +56,7 @@ static struct {
 	rec *job_rec;
 	int job_remove;
 	uint8_t job_digest[DIGEST_BYTES];
-	sd_event_source *timer;
+	sd_event_source *timer, *recheck;
 } P;
 
 static void id_hex(const uint8_t id[TS_VAULT_ID_BYTES], char out[2 * TS_VAULT_ID_BYTES + 1])
@@ -254,7 +258,8 @@ static int need(rec *x, ts_vault_entry **ret, uint8_t digest[DIGEST_BYTES])
 	if (e->vault->n_escrow == 0 || e->stale)
 		return 0;
 	digest_of(e->vault, digest);
-	return !x->have_set || memcmp(x->have, digest, DIGEST_BYTES) != 0;
+	/* A recheck is a write like any other: the helper finds the record unchanged, or writes it again. */
+	return !x->have_set || x->recheck || memcmp(x->have, digest, DIGEST_BYTES) != 0;
 }
 
 static void failed(rec *x, int rc, const char *err)
@@ -290,6 +295,11 @@ static void on_done(void *userdata, int rc, const ts_remote_reply *reply, const 
 	}
 	id_hex(x->id, hex);
 	owner_to_tail(owner_of(x));
+	/* Stored means written or found equal, read back: any other answer is a failure, whatever its sign. */
+	if (rc >= 0 && !removed && reply->value != TS_LDAP_PUT_WRITTEN && reply->value != TS_LDAP_PUT_UNCHANGED) {
+		rc = -TS_E_FAILED;
+		err = "the network helper did not say the record was stored";
+	}
 	if (rc < 0) {
 		failed(x, rc, err);
 	} else if (removed) {
@@ -304,6 +314,7 @@ static void on_done(void *userdata, int rc, const ts_remote_reply *reply, const 
 
 		memcpy(x->have, P.job_digest, DIGEST_BYTES);
 		x->have_set = 1;
+		x->recheck = 0;
 		x->err[0] = '\0';
 		x->backoff_s = 0;
 		x->next_try = 0;
@@ -324,7 +335,6 @@ static int read_password(const char *path, uint8_t **pw, size_t *len, char *err,
 	_cleanup_fd_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	struct stat st;
 	ssize_t n;
-	uint8_t *nl;
 
 	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		snprintf(err, errlen, "cannot read [escrow] ldap-password-file %s: %s", path,
@@ -345,11 +355,7 @@ static int read_password(const char *path, uint8_t **pw, size_t *len, char *err,
 		*pw = NULL;
 		return -TS_E_IO;
 	}
-	if ((nl = memchr(*pw, '\n', *len)) != NULL)
-		*len = (size_t)(nl - *pw);
-	if (*len > 0 && (*pw)[*len - 1] == '\r')
-		(*len)--;
-	if (*len == 0) {
+	if ((*len = ts_ldap_first_line(*pw, *len)) == 0) {
 		/* An empty password makes a simple bind unauthenticated (RFC 4513), which a directory may accept. */
 		snprintf(err, errlen, "[escrow] ldap-password-file %s: its first line is empty", path);
 		ts_secure_free(*pw);
@@ -495,6 +501,61 @@ void ts_publish_changed(ts_vault_entry *e)
 	schedule();
 }
 
+/* Names ending in ".vault" (any kind of entry) in dir; -1 when it cannot be read. */
+static long vault_names_in(const char *dir)
+{
+	DIR *dp = opendir(dir);
+	struct dirent *de;
+	long n = 0;
+
+	if (!dp)
+		return -1;
+	while ((de = readdir(dp)) != NULL) {
+		size_t l = strlen(de->d_name);
+
+		n += l > 6 && strcmp(de->d_name + l - 6, ".vault") == 0;
+	}
+	closedir(dp);
+	return n;
+}
+
+static int count_owner(void *ud, uint32_t owner)
+{
+	long *n = ud, k;
+	char dir[PATH_MAX];
+
+	if (*n < 0 || ts_store_owner_dir(P.d->state_dir, owner, dir, sizeof(dir)) < 0 || (k = vault_names_in(dir)) < 0)
+		*n = -1;
+	else
+		*n += k;
+	return 0;
+}
+
+/*
+ * May a record be removed because its vault is gone? Only when every file
+ * named like a vault in the state directory was loaded: one that was not
+ * (unreadable, a symlink, a disk error) has an unknown id, and the record
+ * might be its own, the officers' last copy.
+ */
+static int every_vault_loaded(ts_daemon *d)
+{
+	long n = vault_names_in(d->state_dir);
+
+	if (d->load_skipped || n < 0 || ts_store_list_owners(d->state_dir, count_owner, &n) < 0 || n < 0)
+		return 0;
+	return (size_t)n == d->n_vaults;
+}
+
+static int on_recheck(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	for (rec *x = P.recs; x; x = x->next)
+		x->recheck = x->have_set;
+	(void)sd_event_source_set_time_relative(s, RECHECK_USEC);
+	(void)sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	schedule();
+	return 0;
+}
+
 int ts_publish_start(ts_daemon *d)
 {
 	int r;
@@ -503,7 +564,7 @@ int ts_publish_start(ts_daemon *d)
 	crypto_generichash_state st;
 
 	P.d = d;
-	P.removals_ok = d->load_skipped == 0;
+	P.removals_ok = every_vault_loaded(d);
 	ts_policy_directory(ts_enforce_policy(), &c);
 	if (machine_id(&c, P.machine, P.machine_err, sizeof(P.machine_err)) < 0)
 		P.machine[0] = '\0';
@@ -522,11 +583,17 @@ int ts_publish_start(ts_daemon *d)
 			return -TS_E_NOMEM;
 		x->present = 1;
 	}
+	/* What the state file says was stored is read back once at start (and daily): the directory may have lost it. */
+	for (rec *x = P.recs; x; x = x->next)
+		x->recheck = x->have_set;
 	if (!P.removals_ok && publishing())
-		ts_log(TS_LOG_WARNING, "escrow publish: %zu vault file(s) could not be loaded: no record is removed from "
-		       "the directory until they load", d->load_skipped);
-	if ((r = sd_event_add_time(d->event, &P.timer, CLOCK_MONOTONIC, 0, 0, on_timer, NULL)) < 0)
+		ts_log(TS_LOG_WARNING, "escrow publish: not every vault file in %s was loaded: no record is removed from "
+		       "the directory until they all load", d->state_dir);
+	if ((r = sd_event_add_time(d->event, &P.timer, CLOCK_MONOTONIC, 0, 0, on_timer, NULL)) < 0 ||
+	    (r = sd_event_add_time_relative(d->event, &P.recheck, CLOCK_MONOTONIC, RECHECK_USEC, 0, on_recheck,
+	                                    NULL)) < 0)
 		return -TS_E_FAILED;
+	(void)sd_event_source_set_enabled(P.recheck, SD_EVENT_ONESHOT);
 	(void)sd_event_source_set_enabled(P.timer, SD_EVENT_OFF);
 	P.started = 1;
 	schedule();
@@ -539,6 +606,7 @@ void ts_publish_stop(void)
 		ts_remote_job_cancel(P.job);
 	P.job = NULL;
 	P.timer = sd_event_source_disable_unref(P.timer);
+	P.recheck = sd_event_source_disable_unref(P.recheck);
 	while (P.recs)
 		rec_drop(P.recs);
 	P.started = 0;

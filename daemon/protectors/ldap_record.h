@@ -46,6 +46,18 @@ static inline int ts_ldap_machine_id_valid(const char *s)
 	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") == n;
 }
 
+/* The password file's first line (what follows, a comment say, is not sent; a CR before the LF goes too): its length. */
+static inline size_t ts_ldap_first_line(const uint8_t *pw, size_t len)
+{
+	const uint8_t *nl = memchr(pw, '\n', len);
+
+	if (nl)
+		len = (size_t)(nl - pw);
+	if (len > 0 && pw[len - 1] == '\r')
+		len--;
+	return len;
+}
+
 /* A base DN libldap can parse (printable, not empty, under 512 bytes). */
 int ts_ldap_base_valid(const char *s);
 
