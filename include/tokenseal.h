@@ -127,11 +127,15 @@ TS_PUBLIC int ts_unwrap(ts_client *c, const char *vault, const ts_kv *ctx, size_
  * per call (ts_unwrap's locked buffer costs about ten system calls a key).
  * pt should be memory the caller keeps locked and wipes, e.g. one
  * sodium_malloc() buffer of TS_PLAINTEXT_MAX bytes reused for every key.
- * On success *ret_pt_len is the plaintext's length (<= pt_size). A plaintext
- * longer than pt_size gives -TS_E_LIMIT with *ret_pt_len set to its length
- * (the daemon's copy of it is wiped; call again with a larger buffer). On
- * every failure all pt_size bytes of pt are wiped: nothing of a plaintext,
- * nor what the buffer held before, is left in it.
+ * On success *ret_pt_len is the plaintext's length (<= pt_size), and the
+ * bytes of pt past it are left as they were (a reused buffer may still hold
+ * the tail of a longer key there: wipe it, or use only *ret_pt_len bytes). A
+ * plaintext longer than pt_size gives -TS_E_LIMIT with *ret_pt_len set to
+ * its length (the library's copy of the reply is wiped; call again with a
+ * larger buffer, which unwraps, and is audited, once more: size the buffer
+ * TS_PLAINTEXT_MAX rather than asking). On every failure all pt_size bytes
+ * of pt are wiped: nothing of a plaintext, nor what the buffer held before,
+ * is left in it.
  */
 TS_PUBLIC int ts_unwrap_into(ts_client *c, const char *vault, const ts_kv *ctx, size_t n_ctx,
                    const uint8_t *blob, size_t blob_len, uint8_t *pt, size_t pt_size, size_t *ret_pt_len);

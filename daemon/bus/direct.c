@@ -15,14 +15,15 @@
  *     client that leaves more than TS_DIRECT_UNREAD_MAX replies unread is
  *     disconnected, so no client holds the daemon's memory; so is one whose
  *     message is larger than TS_DIRECT_MESSAGE_MAX, carries more than
- *     TS_DIRECT_FDS_MAX file descriptors in its arguments or holds more than
- *     TS_DIRECT_VALUES_MAX values. sd-bus has read that message by then
+ *     TS_DIRECT_FDS_MAX file descriptors in its arguments, holds more than
+ *     TS_DIRECT_VALUES_MAX values, carries a variant or cannot be walked
+ *     (the check runs before ts_serve's filter). sd-bus has read that message by then
  *     (it takes up to 128 MiB and the fds that came with it, and has no
  *     knob to take less): the check keeps the message from any method (so
  *     from being held while polkit or a token helper answers) and the
- *     client from sending another on that connection. What one uid can
- *     make the daemon hold at once is so TS_DIRECT_PER_UID messages being
- *     read (docs/DBUS-API.md);
+ *     client from sending another on that connection. Not counted: unknown
+ *     header fields and bytes past the last argument, which a method that
+ *     waits (polkit, a secret fd, a helper) then holds (docs/DBUS-API.md);
  *   - signals: Manager.Subscribe on a direct connection subscribes that
  *     connection (signals.c sends there, nowhere else).
  */
@@ -112,16 +113,48 @@ static int on_incoming(sd_bus_message *m, void *userdata, sd_bus_error *error)
 
 	ts_direct_msg_size st = { .max_bytes = TS_DIRECT_MESSAGE_MAX, .max_fds = TS_DIRECT_FDS_MAX,
 		                  .max_values = TS_DIRECT_VALUES_MAX };
-	if (ts_direct_message_size(m, &st) > 0) {
-		if (st.values > TS_DIRECT_VALUES_MAX)
-			ts_log(TS_LOG_WARNING, "direct:%u (uid %ld pid %ld): a message of more than %d values; disconnected",
-			       c->id, (long)c->uid, (long)c->pid, TS_DIRECT_VALUES_MAX);
+	const char *sig = sd_bus_message_get_signature(m, 1);
+	int r;
+
+	/*
+	 * No method or property here takes a variant (no property is writable):
+	 * a variant is refused before the walk, whose cost variants' own
+	 * signatures would multiply. A body the walk cannot read (an array past
+	 * sd-bus's limits, nesting too deep, a bad length) is refused too: no
+	 * sd-bus client sends one, and a handler that asks polkit before it reads
+	 * its arguments would hold it meanwhile.
+	 */
+	if (sig && strchr(sig, 'v'))
+		r = -EBADMSG;
+	else
+		r = ts_direct_message_size(m, &st);
+	if (r != 0) {
+		char what[96];
+		uint64_t now = ts_mono_usec();
+
+		if (r < 0)
+			snprintf(what, sizeof(what), "a message whose body is a variant or cannot be read");
+		else if (st.values > TS_DIRECT_VALUES_MAX)
+			snprintf(what, sizeof(what), "a message of more than %d values", TS_DIRECT_VALUES_MAX);
 		else if (st.fds > TS_DIRECT_FDS_MAX)
-			ts_log(TS_LOG_WARNING, "direct:%u (uid %ld pid %ld): a message with more than %d file descriptors; disconnected",
-			       c->id, (long)c->uid, (long)c->pid, TS_DIRECT_FDS_MAX);
+			snprintf(what, sizeof(what), "a message with more than %d file descriptors", TS_DIRECT_FDS_MAX);
 		else
-			ts_log(TS_LOG_WARNING, "direct:%u (uid %ld pid %ld): a message larger than %u bytes; disconnected", c->id,
-			       (long)c->uid, (long)c->pid, TS_DIRECT_MESSAGE_MAX);
+			snprintf(what, sizeof(what), "a message larger than %u bytes", TS_DIRECT_MESSAGE_MAX);
+		static uint64_t window;
+		static unsigned logged, quiet;
+
+		/* At most 10 lines a second: a flood of cut-off clients must not flood the journal (and its audit events). */
+		if (now - window >= 1000000u) {
+			window = now;
+			logged = 0;
+		}
+		if (logged < 10) {
+			ts_log(TS_LOG_WARNING, "direct:%u (uid %ld pid %ld): %s; disconnected%s", c->id, (long)c->uid,
+			       (long)c->pid, what, quiet ? " (more were cut off, not logged)" : "");
+			logged++;
+			quiet = 0;
+		} else
+			quiet++;
 		conn_close(c, "a message past the bounds");
 		return 1;
 	}
@@ -212,11 +245,16 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 		free(c);
 		return 0;
 	}
+	/*
+	 * on_incoming after ts_serve: sd-bus runs the filter added last first, so
+	 * every message meets the bounds before ts_serve's own filter (which drops
+	 * calls that want no reply) can take it.
+	 */
 	if ((r = sd_bus_set_server(c->bus, 1, server_id)) < 0 || (r = sd_bus_negotiate_fds(c->bus, 1)) < 0 ||
-	    (r = sd_bus_add_filter(c->bus, NULL, on_incoming, c)) < 0 ||
 	    (r = sd_bus_match_signal(c->bus, NULL, NULL, "/org/freedesktop/DBus/Local", "org.freedesktop.DBus.Local",
 	                             "Disconnected", on_disconnected, c)) < 0 ||
-	    (r = ts_serve(d, c->bus)) < 0 || (r = sd_bus_attach_event(c->bus, d->event, SD_EVENT_PRIORITY_NORMAL)) < 0 ||
+	    (r = ts_serve(d, c->bus)) < 0 || (r = sd_bus_add_filter(c->bus, NULL, on_incoming, c)) < 0 ||
+	    (r = sd_bus_attach_event(c->bus, d->event, SD_EVENT_PRIORITY_NORMAL)) < 0 ||
 	    (r = sd_bus_start(c->bus)) < 0) {
 		ts_log(TS_LOG_WARNING, "private socket: cannot serve uid %ld: %s", (long)uc.uid, strerror(-r));
 		/* Not flushed: a flush would wait in the loop for a client that may never read. */

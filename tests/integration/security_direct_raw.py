@@ -3,7 +3,11 @@
 # that would refuse to build what it sends): the SASL handshake, then one method call with a body
 # of a given size and a given number of file descriptors. Used by security-direct.sh.
 #
-#   security_direct_raw.py SOCKET BODY_BYTES N_FDS [N_STRINGS]
+#   security_direct_raw.py SOCKET BODY_BYTES N_FDS [N_STRINGS [MODE]]
+#
+# MODE "variant": the call's signature is "av" (one variant holding a byte) instead. MODE "noreply": the
+# call is org.tokenseal1.Vault.Unwrap, flagged NO_REPLY_EXPECTED, and a plain Ping follows it on the same
+# connection: what is printed is the Ping's fate (a client cut off for the first one gets "closed").
 #
 # The call is org.freedesktop.DBus.Peer.Ping on / with signature "ay" ["as"] + "h" * N_FDS: an 'ay'
 # of BODY_BYTES bytes, an 'as' of N_STRINGS empty strings when given, then N_FDS fds (pipes) sent
@@ -31,7 +35,10 @@ def field(code, sig, value):
     return out
 
 
-def call(body_len, n_fds, n_str):
+def call(body_len, n_fds, n_str, mode="", serial=1):
+    if mode == "variant":
+        sig, body = "av", struct.pack("<I", 4) + b"\x01y\x00\x00"
+        return message(sig, body, 0, "/", "org.freedesktop.DBus.Peer", "Ping", 0, serial)
     sig = "ay" + ("as" if n_str else "") + "h" * n_fds
     body = pad(struct.pack("<I", body_len) + b"\0" * body_len, 4)
     if n_str:
@@ -39,14 +46,20 @@ def call(body_len, n_fds, n_str):
         body += struct.pack("<I", 8 * (n_str - 1) + 5) + b"\0\0\0\0\0\0\0\0" * (n_str - 1) + b"\0\0\0\0\0"
         body = pad(body, 4)
     body += b"".join(struct.pack("<I", i) for i in range(n_fds))
-    fields = [field(1, "o", "/"), field(2, "s", "org.freedesktop.DBus.Peer"), field(3, "s", "Ping"),
-              field(8, "g", sig)]
+    if mode == "noreply":
+        # NO_REPLY_EXPECTED (flag 1): a call the daemon would drop unanswered, unless the bounds come first.
+        return message(sig, body, n_fds, "/org/tokenseal1", "org.tokenseal1.Vault", "Unwrap", 1, serial)
+    return message(sig, body, n_fds, "/", "org.freedesktop.DBus.Peer", "Ping", 0, serial)
+
+
+def message(sig, body, n_fds, path, iface, member, flags, serial):
+    fields = [field(1, "o", path), field(2, "s", iface), field(3, "s", member), field(8, "g", sig)]
     if n_fds:
         fields.append(field(9, "u", n_fds))
     fbytes = b""
     for f in fields:
         fbytes = pad(fbytes, 8) + f
-    head = struct.pack("<cBBBII", b"l", 1, 0, 1, len(body), 1) + struct.pack("<I", len(fbytes)) + fbytes
+    head = struct.pack("<cBBBII", b"l", 1, flags, 1, len(body), serial) + struct.pack("<I", len(fbytes)) + fbytes
     return pad(head, 8) + body
 
 
@@ -91,6 +104,7 @@ def error_name(msg):
 def main():
     path, body_len, n_fds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     n_str = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+    mode = sys.argv[5] if len(sys.argv) > 5 else ""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(20)
     s.connect(path)
@@ -103,7 +117,7 @@ def main():
         if not b or b"ERROR" in got + b or b"REJECTED" in got + b:
             raise SystemExit("handshake: %r" % (got + b))
         got += b
-    msg = call(body_len, n_fds, n_str)
+    msg = call(body_len, n_fds, n_str, mode)
     fds = []
     for _ in range(n_fds):
         r, w = os.pipe()
@@ -114,6 +128,8 @@ def main():
         first = msg[:4096]
         s.sendmsg([first], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("<%di" % n_fds, *fds))] if fds else [])
         s.sendall(msg[4096:])
+        if mode == "noreply":
+            s.sendall(call(0, 0, 0, "", 2))
         reply = recv_reply(s)
     except (BrokenPipeError, ConnectionResetError):
         reply = None
