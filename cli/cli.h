@@ -83,6 +83,8 @@ void cli_kv_free(struct cli_kvlist *l);
  * error printed (too long: EXIT_USAGE).
  */
 int cli_read_fd(int fd, size_t max, uint8_t **ret, size_t *ret_len, const char *what);
+/* The same for the file at path ("cannot open PATH: why" when it cannot be opened: EXIT_FAIL). */
+int cli_read_path(const char *path, size_t max, uint8_t **ret, size_t *ret_len, const char *what);
 
 /* Parse a non-negative decimal fd number. -1 if not valid. */
 int cli_parse_fd(const char *s);

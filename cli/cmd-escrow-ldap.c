@@ -68,21 +68,11 @@ static int file_option(const char *opt, const char *path)
 /* The password file's first line (what follows, a comment say, is not sent), into secure memory. */
 static int read_password(const char *path, uint8_t **pw, size_t *pw_len)
 {
-	char *nl;
-	int fd, rc;
+	int rc;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
-		cli_err("cannot open %s: %s", path, strerror(errno));
-		return EXIT_FAIL;
-	}
-	rc = cli_read_fd(fd, TS_LDAP_PASSWORD_MAX, pw, pw_len, "the password file");
-	close(fd);
-	if (rc != 0)
+	if ((rc = cli_read_path(path, TS_LDAP_PASSWORD_MAX, pw, pw_len, "the password file")) != 0)
 		return rc;
-	if ((nl = memchr(*pw, '\n', *pw_len)) != NULL)
-		*pw_len = (size_t)(nl - (char *)*pw);
-	if (*pw_len > 0 && (*pw)[*pw_len - 1] == '\r')
-		(*pw_len)--;
+	*pw_len = ts_ldap_first_line(*pw, *pw_len);
 	return 0;
 }
 

@@ -160,15 +160,7 @@ static int show_key(int argc, char **argv)
 /* A whole small file into secure memory (NUL-terminated); exit code or 0. */
 static int read_secret_file(const char *path, uint8_t **ret, size_t *ret_len)
 {
-	int fd, rc;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		cli_err("%s: %s", path, strerror(errno));
-		return EXIT_FAIL;
-	}
-	rc = cli_read_fd(fd, 1024, ret, ret_len, path);
-	close(fd);
-	return rc;
+	return cli_read_path(path, 1024, ret, ret_len, path);
 }
 
 static int keygen(int argc, char **argv)

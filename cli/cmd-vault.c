@@ -447,15 +447,9 @@ static int replace_inherit(ts_client *c, struct cli_kvlist *o, const char *type,
 /* The PEM text of --public-key, checked to be text: it travels as a D-Bus string. */
 static int read_public_key(const char *path, uint8_t **ret, size_t *ret_len)
 {
-	int fd, rc;
+	int rc;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
-		cli_err("cannot open %s: %s", path, strerror(errno));
-		return EXIT_FAIL;
-	}
-	rc = cli_read_fd(fd, CLI_PUBKEY_MAX, ret, ret_len, "the --public-key file");
-	close(fd);
-	if (rc != 0)
+	if ((rc = cli_read_path(path, CLI_PUBKEY_MAX, ret, ret_len, "the --public-key file")) != 0)
 		return rc;
 	for (size_t i = 0; i < *ret_len; i++)
 		if ((*ret)[i] == 0 || (*ret)[i] > 0x7e || ((*ret)[i] < 0x20 && !strchr("\r\n\t", (*ret)[i]))) {

@@ -171,6 +171,20 @@ void cli_kv_free(struct cli_kvlist *l)
 	l->n = 0;
 }
 
+int cli_read_path(const char *path, size_t max, uint8_t **ret, size_t *ret_len, const char *what)
+{
+	int fd, rc;
+
+	*ret = NULL;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
+		cli_err("cannot open %s: %s", path, strerror(errno));
+		return EXIT_FAIL;
+	}
+	rc = cli_read_fd(fd, max, ret, ret_len, what);
+	close(fd);
+	return rc;
+}
+
 int cli_read_fd(int fd, size_t max, uint8_t **ret, size_t *ret_len, const char *what)
 {
 	uint8_t *buf;
