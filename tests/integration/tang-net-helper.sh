@@ -67,13 +67,16 @@ pass "2-of-{tpm2, tang}: the tang share through the network socket (uid $NUID, 1
 
 # --- a network socket served by the token helper's user: refused on its hello, not a byte sent.
 install -m 0644 "$TS_SRC/tests/integration/fake_helper_listener.py" "$D/fake.py"
-mkdir -m 0755 "$D/tok" && chown "$HUID" "$D/tok"
-: >"$D/fake.bytes"; : >"$D/fake.bytes.connections"; chmod 666 "$D/fake.bytes" "$D/fake.bytes.connections"
-setpriv --reuid="$HUID" --regid="$HGID" --init-groups /usr/bin/python3 "$D/fake.py" "$D/tok/net.sock" "$D/fake.bytes" \
-	>>"$D/fake.log" 2>&1 &
-RIG_PIDS+=($!)
-for _ in $(seq 100); do [ -S "$D/tok/net.sock" ] && break; sleep 0.05; done
-[ -S "$D/tok/net.sock" ] || fail "the fake listener did not start: $(cat "$D/fake.log")"
+# fake_listen DIR UID GID RECORD — the fake listener as UID:GID on DIR/net.sock, recording into RECORD.
+fake_listen() {
+	mkdir -m 0755 "$1" && chown "$2" "$1"
+	: >"$4"; : >"$4.connections"; chmod 666 "$4" "$4.connections"
+	setpriv --reuid="$2" --regid="$3" --init-groups /usr/bin/python3 "$D/fake.py" "$1/net.sock" "$4" >>"$D/fake.log" 2>&1 &
+	RIG_PIDS+=($!)
+	for _ in $(seq 100); do [ -S "$1/net.sock" ] && return 0; sleep 0.05; done
+	fail "the fake listener did not start: $(cat "$D/fake.log")"
+}
+fake_listen "$D/tok" "$HUID" "$HGID" "$D/fake.bytes"
 rig_stop_daemon
 start --net-helper-socket "$D/tok/net.sock"
 "$T" --vault v lock >/dev/null || fail "lock"
@@ -88,12 +91,7 @@ pass "a network socket served by the token helper's user (uid $HUID): refused on
 
 # --- what a network helper is sent: its request, never the caller's PIN or a token's setting. The network socket
 # served by a recorder of the network helper's own user (what a network helper taken over would see).
-mkdir -m 0755 "$D/rec" && chown "$NUID" "$D/rec"
-: >"$D/rec.bytes"; : >"$D/rec.bytes.connections"; chmod 666 "$D/rec.bytes" "$D/rec.bytes.connections"
-setpriv --reuid="$NUID" --regid="$NGID" --init-groups /usr/bin/python3 "$D/fake.py" "$D/rec/net.sock" "$D/rec.bytes" \
-	>>"$D/fake.log" 2>&1 &
-RIG_PIDS+=($!)
-for _ in $(seq 100); do [ -S "$D/rec/net.sock" ] && break; sleep 0.05; done
+fake_listen "$D/rec" "$NUID" "$NGID" "$D/rec.bytes"
 rig_stop_daemon
 start --net-helper-socket "$D/rec/net.sock"
 printf 'PIN-CANARY-4711\n' >"$D/canary"
