@@ -24,29 +24,20 @@
 
 int cli_ldap_machine_id(const char *given, char out[65])
 {
-	char buf[128] = "";
-	FILE *f;
+	int r;
 
 	if (given) {
-		if (!ts_ldap_machine_id_valid(given))
+		if (!ts_machine_id_valid(given))
 			return cli_usage_error("escrow ", "--machine-id: letters, digits, '-' and '_' only (at most %d)",
 			                       MACHINE_ID_MAX);
 		snprintf(out, MACHINE_ID_MAX + 1, "%s", given);
 		return 0;
 	}
-	if ((f = fopen("/etc/machine-id", "re")) == NULL || !fgets(buf, sizeof(buf), f)) {
-		if (f)
-			fclose(f);
-		cli_err("cannot read /etc/machine-id; give --machine-id");
+	if ((r = ts_machine_id_read("/etc/machine-id", out)) < 0) {
+		cli_err(r == -TS_E_IO ? "cannot read /etc/machine-id; give --machine-id" :
+		        "/etc/machine-id is not a machine id; give --machine-id");
 		return EXIT_FAIL;
 	}
-	fclose(f);
-	buf[strcspn(buf, "\n")] = '\0';
-	if (!ts_ldap_machine_id_valid(buf)) {
-		cli_err("/etc/machine-id is not a machine id; give --machine-id");
-		return EXIT_FAIL;
-	}
-	snprintf(out, MACHINE_ID_MAX + 1, "%s", buf);
 	return 0;
 }
 
@@ -139,7 +130,7 @@ int cli_ldap_fetch(LDAP *ld, const char *base, const char *vault_id_hex, const c
 	int r, n;
 
 	memset(rec, 0, sizeof(*rec));
-	if (!ts_ldap_machine_id_valid(machine) || (size_t)snprintf(rec->dn, sizeof(rec->dn), "cn=%s.%s,%s", machine, vault_id_hex,
+	if (!ts_machine_id_valid(machine) || (size_t)snprintf(rec->dn, sizeof(rec->dn), "cn=%s.%s,%s", machine, vault_id_hex,
 	                                                   base) >= sizeof(rec->dn)) {
 		cli_err("--base is too long");
 		return EXIT_USAGE;

@@ -705,10 +705,9 @@ static int set_fixed(struct pstate *st, int k, const char *value)
 			            value);
 		break;
 	case V_MACHINE:
-		if (strcmp(value, keys[K_MACHINE_ID].def) != 0 && (!value[0] || strlen(value) > 64 || strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") !=
-		                                  strlen(value)))
-			return fail(st, -TS_E_INVALID_ARGS, "[%s] %s: '%s' is not [A-Za-z0-9_-]{1,64}", d->section, d->key,
-			            value);
+		if (strcmp(value, keys[K_MACHINE_ID].def) != 0 && !ts_machine_id_valid(value))
+			return fail(st, -TS_E_INVALID_ARGS, "[%s] %s: '%s' is not [A-Za-z0-9_-]{1,%d}", d->section, d->key,
+			            value, TS_MACHINE_ID_MAX);
 		break;
 	case V_DURATION:
 		if (parse_duration(value, &u) < 0)

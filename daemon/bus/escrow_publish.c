@@ -368,27 +368,16 @@ static int read_password(const char *path, uint8_t **pw, size_t *len, char *err,
 /* This machine's name in the records: [escrow] machine-id, else /etc/machine-id. */
 static int machine_id(const ts_policy_directory_conf *c, char out[TS_LDAP_MACHINE_ID_MAX + 1], char *err, size_t errlen)
 {
-	char buf[128] = "";
-	FILE *f;
+	int r;
 
 	if (c->machine_id) {
 		snprintf(out, TS_LDAP_MACHINE_ID_MAX + 1, "%s", c->machine_id);
 		return 0;
 	}
-	if ((f = fopen("/etc/machine-id", "re")) == NULL || !fgets(buf, sizeof(buf), f)) {
-		if (f)
-			fclose(f);
-		snprintf(err, errlen, "cannot read /etc/machine-id: set [escrow] machine-id");
-		return -TS_E_IO;
-	}
-	fclose(f);
-	buf[strcspn(buf, "\n")] = '\0';
-	if (!ts_ldap_machine_id_valid(buf)) {
-		snprintf(err, errlen, "/etc/machine-id is not a machine id: set [escrow] machine-id");
-		return -TS_E_INVALID_ARGS;
-	}
-	snprintf(out, TS_LDAP_MACHINE_ID_MAX + 1, "%s", buf);
-	return 0;
+	if ((r = ts_machine_id_read("/etc/machine-id", out)) < 0)
+		snprintf(err, errlen, r == -TS_E_IO ? "cannot read /etc/machine-id: set [escrow] machine-id" :
+		         "/etc/machine-id is not a machine id: set [escrow] machine-id");
+	return r;
 }
 
 static void start_one(rec *x, ts_vault_entry *e, int what, const uint8_t digest[DIGEST_BYTES])

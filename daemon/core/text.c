@@ -1,4 +1,7 @@
 /* text.c — see text.h. */
+#include <stdio.h>
+#include <string.h>
+
 #include "tokenseal.h"
 #include "core/text.h"
 
@@ -30,4 +33,29 @@ void ts_text_trim(const char **text, size_t *len)
 	}
 	while (*len > 0 && is_space((*text)[*len - 1]))
 		(*len)--;
+}
+
+int ts_machine_id_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n > 0 && n <= TS_MACHINE_ID_MAX &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") == n;
+}
+
+int ts_machine_id_read(const char *path, char out[TS_MACHINE_ID_MAX + 1])
+{
+	char buf[128] = "";
+	FILE *f = fopen(path, "re");
+	int ok = f && fgets(buf, sizeof(buf), f);
+
+	if (f)
+		fclose(f);
+	if (!ok)
+		return -TS_E_IO;
+	buf[strcspn(buf, "\n")] = '\0';
+	if (!ts_machine_id_valid(buf))
+		return -TS_E_INVALID_ARGS;
+	memcpy(out, buf, strlen(buf) + 1);
+	return 0;
 }

@@ -377,7 +377,7 @@ int ts_ldap_put(LDAP *ld, const char *base, const char *machine, const uint8_t *
 	int r;
 
 	memset(info, 0, sizeof(*info));
-	if (!ts_ldap_machine_id_valid(machine)) {
+	if (!ts_machine_id_valid(machine)) {
 		fail(err, errlen, "the machine id is not [A-Za-z0-9_-]{1,%d}", TS_LDAP_MACHINE_ID_MAX);
 		return -TS_E_INVALID_ARGS;
 	}
@@ -401,7 +401,7 @@ int ts_ldap_remove(LDAP *ld, const char *base, const char *machine, const char *
 	char dn[TS_LDAP_DN_MAX];
 	int r;
 
-	if (!ts_ldap_machine_id_valid(machine) || strlen(id_hex) != 2 * TS_VAULT_ID_BYTES ||
+	if (!ts_machine_id_valid(machine) || strlen(id_hex) != 2 * TS_VAULT_ID_BYTES ||
 	    strspn(id_hex, "0123456789abcdef") != 2 * TS_VAULT_ID_BYTES) {
 		fail(err, errlen, "not a machine id and a vault id");
 		return -TS_E_INVALID_ARGS;

@@ -9,6 +9,7 @@
 #include <ldap.h>
 
 #include "core/buf.h"
+#include "core/text.h"
 #include "core/vault.h"
 
 /*
@@ -20,7 +21,7 @@
  * Errors are negative TS_E_* with a sentence in err.
  */
 
-#define TS_LDAP_MACHINE_ID_MAX 64
+#define TS_LDAP_MACHINE_ID_MAX TS_MACHINE_ID_MAX   /* ts_machine_id_valid (core/text.h) */
 #define TS_LDAP_PASSWORD_MAX 1024
 #define TS_LDAP_DN_MAX 1024
 #define TS_LDAP_SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"   /* Debian's ca-certificates bundle */
@@ -37,14 +38,6 @@ typedef struct ts_ldap_conf {
 	const char *key_file;
 } ts_ldap_conf;
 
-/* A machine id, as it goes into a DN and a filter unescaped: [A-Za-z0-9_-]{1,64}. (Also the daemon's.) */
-static inline int ts_ldap_machine_id_valid(const char *s)
-{
-	size_t n = strlen(s);
-
-	return n > 0 && n <= TS_LDAP_MACHINE_ID_MAX &&
-	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") == n;
-}
 
 /* The password file's first line (what follows, a comment say, is not sent; a CR before the LF goes too): its length. */
 static inline size_t ts_ldap_first_line(const uint8_t *pw, size_t len)
