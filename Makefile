@@ -224,7 +224,14 @@ $(BUILD)/tests/unit/test_log: $(BUILD)/obj/tests/unit/test_log.o $(call obj,daem
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(TEST_PKGS))
 
 # test_message proves the named errors of a handler's answer (daemon/bus/message.c).
-$(BUILD)/tests/unit/test_message: $(BUILD)/obj/tests/unit/test_message.o $(call obj,daemon/bus/message.c) $(LIBTSCORE)
+$(BUILD)/tests/unit/test_message: $(BUILD)/obj/tests/unit/test_message.o $(call obj,daemon/bus/message.c) \
+		$(call obj,daemon/bus/direct_conn.c) $(LIBTSCORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(TEST_PKGS))
+
+# test_direct_frame proves what the private socket's scanner lets through (daemon/bus/direct_frame.c).
+$(BUILD)/tests/unit/test_direct_frame: $(BUILD)/obj/tests/unit/test_direct_frame.o $(call obj,daemon/bus/direct_frame.c) \
+		$(LIBTSCORE)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(TEST_PKGS))
 
@@ -331,6 +338,7 @@ fuzz-seeds: $(FUZZ_BUILD)/mkseeds $(FUZZ_BUILD)/mkseeds_secrets
 	tests/fuzz/mkseeds_dbus_args.py tests/fuzz/corpus
 	tests/fuzz/mkseeds_helper_wire.py tests/fuzz/corpus
 	tests/fuzz/mkseeds_age.py tests/fuzz/corpus
+	tests/fuzz/mkseeds_direct_frame.py tests/fuzz/corpus
 	mkdir -p tests/fuzz/corpus/secrets_store && $(FUZZ_BUILD)/mkseeds_secrets tests/fuzz/corpus/secrets_store
 
 fuzz-clean:
@@ -356,12 +364,17 @@ $(FUZZ_BUILD)/fuzz_ctap: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_ctap.o $(patsubst %.c
 # fuzz_dbus_args dispatches method calls through the daemon's vtables in process
 # (daemon/bus/*.c), so the daemon objects go into a second archive.
 FUZZ_DAEMON_A := $(FUZZ_BUILD)/libtsd-fuzz.a
-$(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(DAEMON_SRC)) $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_dbus_args.o: \
+$(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(DAEMON_SRC)) $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_dbus_args.o \
+		$(FUZZ_BUILD)/obj/tests/fuzz/fuzz_direct_frame.o: \
 	FUZZ_CFLAGS += $(call pc_cflags,$(DAEMON_PKGS))
 $(FUZZ_DAEMON_A): $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(DAEMON_SRC))
 	rm -f $@ && $(AR) rcs $@ $^
 $(FUZZ_BUILD)/fuzz_dbus_args: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_dbus_args.o $(FUZZ_DAEMON_A) $(FUZZ_CORE_A)
 	$(FUZZ_CC) $(FUZZ_SAN) -o $@ $^ $(call pc_libs,$(DAEMON_PKGS))
+
+# fuzz_direct_frame reads a private-socket client's stream as the daemon does before sd-bus.
+$(FUZZ_BUILD)/fuzz_direct_frame: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_direct_frame.o $(FUZZ_BUILD)/obj/daemon/bus/direct_frame.o
+	$(FUZZ_CC) $(FUZZ_SAN) -o $@ $^
 
 # fuzz_helper_wire reads what tokensealed and tokenseal-helper send each other.
 $(FUZZ_BUILD)/fuzz_helper_wire: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_helper_wire.o \

@@ -7,23 +7,27 @@
  * systemctl does on /run/systemd/private): the same vtables (ts_serve),
  * the same authorization table, policy and audit. What the bus daemon did
  * for us, done here instead:
- *   - who is calling: the socket's peer credentials (SO_PEERCRED), read
- *     by sd-bus for every call of the connection (ts_caller_get), and the
- *     process's start time taken at accept, for polkit's unix-process
- *     subject (polkit.c);
- *   - bounds: TS_DIRECT_MAX connections, TS_DIRECT_PER_UID per uid, and a
+ *   - the client's bytes: read by the daemon (direct_frame.c) and passed on
+ *     to sd-bus over a socketpair, one message at a time, so each message's
+ *     header is seen before its body is read. A message larger than
+ *     TS_DIRECT_MESSAGE_MAX (TS_FRAME_SMALL_MAX for all but the data
+ *     methods), with a header field sd-bus would skip or a sender, with
+ *     more than TS_DIRECT_FDS_MAX descriptors or with descriptors that did
+ *     not come with its header, is refused before the rest of it is read,
+ *     and so are descriptors while authenticating; sd-bus replies straight
+ *     to the client's socket;
+ *   - who is calling: the socket's peer credentials (SO_PEERCRED,
+ *     SO_PEERGROUPS) and the process's start time, taken at accept
+ *     (ts_caller_get, ts_direct_creds; polkit.c's unix-process subject).
+ *     sd-bus's own idea of its peer is the daemon, and is never asked;
+ *   - bounds: TS_DIRECT_MAX connections, TS_DIRECT_PER_UID per uid; a
  *     client that leaves more than TS_DIRECT_UNREAD_MAX replies unread is
  *     disconnected, so no client holds the daemon's memory; so is one whose
- *     message is larger than TS_DIRECT_MESSAGE_MAX, carries more than
- *     TS_DIRECT_FDS_MAX file descriptors in its arguments, holds more than
- *     TS_DIRECT_VALUES_MAX values, carries a variant or cannot be walked
- *     (the check runs before ts_serve's filter). sd-bus has read that message by then
- *     (it takes up to 128 MiB and the fds that came with it, and has no
- *     knob to take less): the check keeps the message from any method (so
- *     from being held while polkit or a token helper answers) and the
- *     client from sending another on that connection. Not counted: unknown
- *     header fields and bytes past the last argument, which a method that
- *     waits (polkit, a secret fd, a helper) then holds (docs/DBUS-API.md);
+ *     message carries more than TS_DIRECT_FDS_MAX file descriptors in its
+ *     arguments, holds more than TS_DIRECT_VALUES_MAX values, carries a
+ *     variant, cannot be walked, or has more body bytes than its arguments
+ *     account for (the check runs before ts_serve's filter, so before any
+ *     method, even one that wants no reply);
  *   - signals: Manager.Subscribe on a direct connection subscribes that
  *     connection (signals.c sends there, nowhere else).
  */
@@ -41,9 +45,36 @@
 
 #include "bus/direct.h"
 #include "bus/direct_conn.h"
+#include "bus/direct_frame.h"
 #include "bus/log.h"
 #include "bus/serve.h"
 #include "core/clock.h"
+
+/* Bytes read from a client at a time, and messages passed on to sd-bus that it has not taken yet. */
+#define IO_BUF (64u << 10)
+#define IO_QUEUE 64
+
+/*
+ * A client's bytes between its socket and sd-bus. buf[0..len) is read and
+ * not yet passed on; its first out bytes are the rest of a segment the
+ * scanner accepted (with out_fds, when none of it went yet). fds came with
+ * bytes not yet scanned. queue holds the headers of the messages passed on,
+ * oldest first, until on_incoming meets each.
+ */
+struct ts_direct_io {
+	int cfd, pfd;
+	sd_event_source *in_src, *out_src;
+	ts_frame frame;
+	size_t len, out;
+	int fds[TS_DIRECT_FDS_MAX], out_fds[TS_DIRECT_FDS_MAX];
+	unsigned n_fds, n_out_fds;
+	ts_frame_msg queue[IO_QUEUE];
+	unsigned q_head, q_n;
+	int stalled;                    /* scanning stopped with the queue full: resume when sd-bus takes one */
+	int eof, shut;                  /* the client is done sending; sd-bus was told so */
+	uint64_t sent;                  /* bytes passed on to sd-bus */
+	uint8_t buf[IO_BUF];
+};
 
 static sd_id128_t server_id;
 static unsigned next_id;
@@ -62,6 +93,24 @@ static int conn_unlink(ts_direct_conn *c)
 	return 0;
 }
 
+static void io_free(struct ts_direct_io *io)
+{
+	if (!io)
+		return;
+	sd_event_source_disable_unref(io->in_src);
+	sd_event_source_disable_unref(io->out_src);
+	for (unsigned i = 0; i < io->n_fds; i++)
+		close(io->fds[i]);
+	for (unsigned i = 0; i < io->n_out_fds; i++)
+		close(io->out_fds[i]);
+	if (io->pfd >= 0)
+		close(io->pfd);
+	/* Ours; the descriptor it was copied from is sd-bus's output, which sd-bus closes. */
+	if (io->cfd >= 0)
+		close(io->cfd);
+	free(io);
+}
+
 /*
  * Close c and free it. Called from c's own callbacks: sd-bus holds its
  * own reference while it processes a message, and sd-event lets a source
@@ -73,10 +122,260 @@ static void conn_close(ts_direct_conn *c, const char *why)
 	if (!conn_unlink(c))
 		return;
 	ts_log(TS_LOG_DEBUG, "direct:%u (uid %ld pid %ld): %s", c->id, (long)c->uid, (long)c->pid, why);
+	io_free(c->io);
 	sd_bus_close(c->bus);
 	(void)sd_bus_detach_event(c->bus);
 	sd_bus_unref(c->bus);
+	free(c->groups);
 	free(c);
+}
+
+/* A client past a bound: a log line (at most 10 a second: a flood of cut-off clients must not flood the journal), and it goes. */
+static void conn_refuse(ts_direct_conn *c, const char *what)
+{
+	static uint64_t window;
+	static unsigned logged, quiet;
+	uint64_t now = ts_mono_usec();
+
+	if (now - window >= 1000000u) {
+		window = now;
+		logged = 0;
+	}
+	if (logged < 10) {
+		ts_log(TS_LOG_WARNING, "direct:%u (uid %ld pid %ld): %s; disconnected%s", c->id, (long)c->uid, (long)c->pid,
+		       what, quiet ? " (more were cut off, not logged)" : "");
+		logged++;
+		quiet = 0;
+	} else
+		quiet++;
+	conn_close(c, "a message past the bounds");
+}
+
+/*
+ * Pass the accepted segment on to sd-bus: 1 when all of it went, 0 when the
+ * socketpair is full (the rest waits for on_pair_writable), or a negative
+ * errno.
+ */
+static int io_flush(struct ts_direct_io *io)
+{
+	while (io->out > 0) {
+		union {
+			struct cmsghdr h;
+			uint8_t b[CMSG_SPACE(sizeof(int) * TS_DIRECT_FDS_MAX)];
+		} ctl;
+		struct iovec iov = { .iov_base = io->buf, .iov_len = io->out };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+		ssize_t k;
+
+		if (io->n_out_fds > 0) {
+			memset(&ctl, 0, sizeof(ctl));
+			mh.msg_control = &ctl;
+			mh.msg_controllen = CMSG_SPACE(sizeof(int) * io->n_out_fds);
+			ctl.h.cmsg_level = SOL_SOCKET;
+			ctl.h.cmsg_type = SCM_RIGHTS;
+			ctl.h.cmsg_len = CMSG_LEN(sizeof(int) * io->n_out_fds);
+			memcpy(CMSG_DATA(&ctl.h), io->out_fds, sizeof(int) * io->n_out_fds);
+		}
+		if ((k = sendmsg(io->pfd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL)) < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return 0;
+			return -errno;
+		}
+		/* In flight now: the kernel holds its own references until sd-bus takes them. */
+		for (unsigned i = 0; i < io->n_out_fds; i++)
+			close(io->out_fds[i]);
+		io->n_out_fds = 0;
+		io->sent += (uint64_t)k;
+		memmove(io->buf, io->buf + k, io->len - (size_t)k);
+		io->len -= (size_t)k;
+		io->out -= (size_t)k;
+	}
+	return 1;
+}
+
+/*
+ * Scan what was read and pass it on, a segment at a time: 0 when all that
+ * can go went (or the socketpair is full, or sd-bus has IO_QUEUE messages
+ * to take), a negative errno with *why when the client broke a rule.
+ */
+static int io_scan(struct ts_direct_io *io, const char **why)
+{
+	int r;
+
+	while ((r = io_flush(io)) > 0 && io->len > 0) {
+		ts_frame_msg msg;
+		int got;
+		long n;
+
+		/* sd-bus takes a message a turn: a client that sends faster waits (its socket fills). */
+		if (io->frame.phase == TS_FRAME_HEADER && io->q_n == IO_QUEUE) {
+			io->stalled = 1;
+			return 0;
+		}
+		if ((n = ts_frame_next(&io->frame, io->buf, io->len, &msg, &got, why)) < 0)
+			return (int)n;
+		if (n == 0)
+			break;
+		if (got) {
+			if (msg.fds > io->n_fds) {
+				*why = "a message whose file descriptors did not come with its header";
+				return -EBADMSG;
+			}
+			memcpy(io->out_fds, io->fds, sizeof(int) * msg.fds);
+			io->n_out_fds = msg.fds;
+			memmove(io->fds, io->fds + msg.fds, sizeof(int) * (io->n_fds - msg.fds));
+			io->n_fds -= msg.fds;
+			io->queue[(io->q_head + io->q_n++) % IO_QUEUE] = msg;
+		}
+		io->out = (size_t)n;
+	}
+	if (r < 0) {
+		*why = "the daemon's own socketpair failed";
+		return r;
+	}
+	/* Descriptors wait only for the header they came with, while it is still coming. */
+	if (r > 0 && io->n_fds > 0 && !(io->frame.phase == TS_FRAME_HEADER && io->len > 0)) {
+		*why = "file descriptors that came with no message's header";
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/* Read what the client sent: 1 when something came, 0 when nothing (yet), a negative errno. */
+static int io_read(struct ts_direct_io *io, const char **why)
+{
+	union {
+		struct cmsghdr h;
+		uint8_t b[CMSG_SPACE(sizeof(int) * (TS_DIRECT_FDS_MAX + 1))];
+	} ctl;
+	struct iovec iov = { .iov_base = io->buf + io->len, .iov_len = sizeof(io->buf) - io->len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl, .msg_controllen = sizeof(ctl) };
+	ssize_t k;
+	int r = 1;
+
+	if (iov.iov_len == 0) {
+		/* A header and the SASL exchange are bounded well under IO_BUF: the scanner always takes something. */
+		*why = "a message the daemon cannot read";
+		return -EBADMSG;
+	}
+	if ((k = recvmsg(io->cfd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC)) < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+	for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h)) {
+		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (size_t i = 0; i < (h->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
+			if (io->n_fds < TS_DIRECT_FDS_MAX && io->frame.phase != TS_FRAME_AUTH)
+				io->fds[io->n_fds++] = fd;
+			else {
+				close(fd);
+				r = -EBADMSG;
+			}
+		}
+	}
+	if (r < 0 || (mh.msg_flags & MSG_CTRUNC)) {
+		*why = io->frame.phase == TS_FRAME_AUTH ? "file descriptors while authenticating"
+		                                        : "more file descriptors than a message may carry";
+		return -EBADMSG;
+	}
+	if (k == 0) {
+		/* The client is done sending: sd-bus still answers what it sent, then sees the end (io_arm). */
+		io->eof = 1;
+		return 0;
+	}
+	io->len += (size_t)k;
+	return 1;
+}
+
+/*
+ * Read only while sd-bus keeps up: the client's socket holds the rest.
+ * Wait for the socketpair while a segment is left to pass on, or while
+ * scanning stopped for sd-bus (io_take starts it again through the same
+ * source). Once the client is done and all it sent went on, sd-bus is told.
+ */
+static void io_arm(struct ts_direct_io *io)
+{
+	int blocked = io->out > 0, kick = io->stalled && io->q_n < IO_QUEUE;
+
+	(void)sd_event_source_set_enabled(io->out_src, blocked || kick ? SD_EVENT_ON : SD_EVENT_OFF);
+	(void)sd_event_source_set_enabled(io->in_src, !io->eof && !blocked && !io->stalled ? SD_EVENT_ON : SD_EVENT_OFF);
+	if (io->eof && !blocked && !io->stalled && !io->shut) {
+		(void)shutdown(io->pfd, SHUT_WR);
+		io->shut = 1;
+	}
+}
+
+static void io_pump(ts_direct_conn *c)
+{
+	struct ts_direct_io *io = c->io;
+	const char *why = NULL;
+	int r;
+
+	io->stalled = 0;
+	if ((r = io_scan(io, &why)) >= 0 && io->out == 0 && !io->stalled && !io->eof &&
+	    (r = io_read(io, &why)) > 0)
+		r = io_scan(io, &why);
+	if (r < 0) {
+		if (why)
+			conn_refuse(c, why);
+		else
+			conn_close(c, strerror(-r));
+		return;
+	}
+	io_arm(io);
+}
+
+/*
+ * What the client sent went on to sd-bus: let sd-bus read and dispatch it
+ * now rather than a turn of the loop later (the socketpair's readiness
+ * would wake the loop again: two epoll_wait calls a call). A few steps
+ * only, so a client that sends many calls at once does not keep the loop
+ * from the others; sd-bus's own source takes the rest. c may be closed
+ * meanwhile (by a bound in on_incoming): the bus is held and c looked up
+ * again after each step.
+ */
+static int on_client_readable(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	ts_direct_conn *c = userdata;
+	ts_daemon *d = c->d;
+	sd_bus *bus = sd_bus_ref(c->bus);
+	uint64_t sent = c->io->sent;
+
+	io_pump(c);
+	if (ts_direct_find(d, bus) == c && c->io->sent != sent)
+		for (int i = 0; i < 8 && ts_direct_find(d, bus) == c && sd_bus_process(bus, NULL) > 0; i++)
+			;
+	sd_bus_unref(bus);
+	return 0;
+}
+
+static int on_pair_writable(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	io_pump(userdata);
+	return 0;
+}
+
+/*
+ * sd-bus delivers m: the header the scanner passed on for it, or NULL. The
+ * scanner's headers come in the order sd-bus reads them; one sd-bus skipped
+ * (it drops a message it cannot parse) no longer matches the next serial.
+ */
+static int io_take(ts_direct_conn *c, sd_bus_message *m, ts_frame_msg *ret)
+{
+	struct ts_direct_io *io = c->io;
+	uint64_t cookie;
+
+	if (io->q_n == 0 || sd_bus_message_get_cookie(m, &cookie) < 0 ||
+	    cookie != io->queue[io->q_head].serial)
+		return 0;
+	*ret = io->queue[io->q_head];
+	io->q_head = (io->q_head + 1) % IO_QUEUE;
+	io->q_n--;
+	/* Room again: what is already read goes on (on_pair_writable, from the loop: c may go there). */
+	io_arm(io);
+	return 1;
 }
 
 static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *error)
@@ -86,21 +385,31 @@ static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *erro
 }
 
 /*
- * Every message the client sends. A sender field is the bus driver's to
- * write: on a direct connection the client would be naming someone else
- * (a cached bus caller, a polkit subject), so such a client is cut off
- * before anything reads it. So is one that leaves too many replies unread.
+ * Every message the client sends, before any method (this filter runs
+ * before ts_serve's, which drops calls that want no reply). The scanner
+ * saw its header; here its body is walked: a client that leaves more than
+ * TS_DIRECT_UNREAD_MAX replies unread, whose message carries a variant (no
+ * method or writable property takes one, and variants' own signatures
+ * would multiply the walk), more values or descriptors than any method
+ * takes, a body the walk cannot read, or body bytes its arguments do not
+ * account for, is cut off before anything reads the message.
  */
 static int on_incoming(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	ts_direct_conn *c = userdata;
+	ts_frame_msg frame;
 	uint64_t queued = 0;
+	const char *sender = sd_bus_message_get_sender(m);
 
-	/* (sd-bus's own Disconnected signal names its local sender; no client can send that interface.) */
-	if (sd_bus_message_get_sender(m) && sd_bus_message_is_signal(m, "org.freedesktop.DBus.Local", NULL) <= 0) {
-		ts_log(TS_LOG_WARNING, "direct:%u (uid %ld pid %ld): a message naming a sender (%s); disconnected", c->id,
-		       (long)c->uid, (long)c->pid, sd_bus_message_get_sender(m));
-		conn_close(c, "a message naming a sender");
+	/*
+	 * sd-bus's own Disconnected names its local sender (the scanner refuses a
+	 * client's message naming one); a call admitted before comes again once
+	 * polkit or a helper answered (ts_bus_dispatch_again).
+	 */
+	if ((sender && strcmp(sender, "org.freedesktop.DBus.Local") == 0) || ts_direct_take_again(m))
+		return 0;
+	if (sender || !io_take(c, m, &frame)) {
+		conn_refuse(c, sender ? "a message naming a sender" : "a message sd-bus could not read");
 		return 1;
 	}
 
@@ -114,51 +423,28 @@ static int on_incoming(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	ts_direct_msg_size st = { .max_bytes = TS_DIRECT_MESSAGE_MAX, .max_fds = TS_DIRECT_FDS_MAX,
 		                  .max_values = TS_DIRECT_VALUES_MAX };
 	const char *sig = sd_bus_message_get_signature(m, 1);
+	char what[96];
 	int r;
 
-	/*
-	 * No method or property here takes a variant (no property is writable):
-	 * a variant is refused before the walk, whose cost variants' own
-	 * signatures would multiply. A body the walk cannot read (an array past
-	 * sd-bus's limits, nesting too deep, a bad length) is refused too: no
-	 * sd-bus client sends one, and a handler that asks polkit before it reads
-	 * its arguments would hold it meanwhile.
-	 */
 	if (sig && strchr(sig, 'v'))
 		r = -EBADMSG;
 	else
 		r = ts_direct_message_size(m, &st);
-	if (r != 0) {
-		char what[96];
-		uint64_t now = ts_mono_usec();
-
-		if (r < 0)
-			snprintf(what, sizeof(what), "a message whose body is a variant or cannot be read");
-		else if (st.values > TS_DIRECT_VALUES_MAX)
-			snprintf(what, sizeof(what), "a message of more than %d values", TS_DIRECT_VALUES_MAX);
-		else if (st.fds > TS_DIRECT_FDS_MAX)
-			snprintf(what, sizeof(what), "a message with more than %d file descriptors", TS_DIRECT_FDS_MAX);
-		else
-			snprintf(what, sizeof(what), "a message larger than %u bytes", TS_DIRECT_MESSAGE_MAX);
-		static uint64_t window;
-		static unsigned logged, quiet;
-
-		/* At most 10 lines a second: a flood of cut-off clients must not flood the journal (and its audit events). */
-		if (now - window >= 1000000u) {
-			window = now;
-			logged = 0;
-		}
-		if (logged < 10) {
-			ts_log(TS_LOG_WARNING, "direct:%u (uid %ld pid %ld): %s; disconnected%s", c->id, (long)c->uid,
-			       (long)c->pid, what, quiet ? " (more were cut off, not logged)" : "");
-			logged++;
-			quiet = 0;
-		} else
-			quiet++;
-		conn_close(c, "a message past the bounds");
-		return 1;
-	}
-	return 0;
+	if (r == 0 && frame.body_size <= st.body)
+		return 0;
+	if (r < 0)
+		snprintf(what, sizeof(what), "a message whose body is a variant or cannot be read");
+	else if (r == 0)
+		snprintf(what, sizeof(what), "a message with %" PRIu64 " body bytes no argument accounts for",
+		         (uint64_t)frame.body_size - st.body);
+	else if (st.values > TS_DIRECT_VALUES_MAX)
+		snprintf(what, sizeof(what), "a message of more than %d values", TS_DIRECT_VALUES_MAX);
+	else if (st.fds > TS_DIRECT_FDS_MAX)
+		snprintf(what, sizeof(what), "a message with more than %d file descriptors", TS_DIRECT_FDS_MAX);
+	else
+		snprintf(what, sizeof(what), "a message larger than %u bytes", TS_DIRECT_MESSAGE_MAX);
+	conn_refuse(c, what);
+	return 1;
 }
 
 /*
@@ -193,14 +479,38 @@ static int on_resume(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
+/* The peer's supplementary groups (SO_PEERGROUPS), as sd-bus would have read them: 0, or a negative errno. */
+static int peer_groups(int fd, gid_t **ret, size_t *ret_n)
+{
+	socklen_t len = 16 * sizeof(gid_t);
+
+	*ret = NULL;
+	*ret_n = 0;
+	for (;;) {
+		gid_t *g = malloc(len ? len : 1);
+
+		if (!g)
+			return -ENOMEM;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &len) == 0) {
+			*ret = g;
+			*ret_n = len / sizeof(gid_t);
+			return 0;
+		}
+		free(g);
+		if (errno != ERANGE)
+			return -errno;
+	}
+}
+
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	ts_daemon *d = userdata;
 	ts_direct_conn *c;
+	struct ts_direct_io *io;
 	struct ucred uc;
 	socklen_t len = sizeof(uc);
 	size_t same_uid = 0;
-	int cfd, r;
+	int cfd, sv[2], r;
 
 	if ((cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) < 0) {
 		if ((errno == EMFILE || errno == ENFILE) &&
@@ -230,18 +540,45 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 		close(cfd);
 		return 0;
 	}
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
+	if ((c = calloc(1, sizeof(*c))) == NULL || (io = calloc(1, sizeof(*io))) == NULL) {
+		free(c);
 		close(cfd);
 		return 0;
 	}
 	c->d = d;
+	c->io = io;
 	c->uid = uc.uid;
+	c->gid = uc.gid;
 	c->pid = uc.pid;
 	c->start_time = ts_direct_start_time(uc.pid);
 	c->id = ++next_id;
-	if ((r = sd_bus_new(&c->bus)) < 0 || (r = sd_bus_set_fd(c->bus, cfd, cfd)) < 0) {
-		sd_bus_unref(c->bus);
+	/* A descriptor of its own for reading: sd-bus watches cfd (its output) in the same epoll. */
+	io->cfd = fcntl(cfd, F_DUPFD_CLOEXEC, 3);
+	io->pfd = -1;
+	ts_frame_init(&io->frame, TS_DIRECT_MESSAGE_MAX, TS_DIRECT_FDS_MAX);
+	if ((io->cfd < 0 && (r = -errno) < 0) || (r = peer_groups(cfd, &c->groups, &c->n_groups)) < 0 ||
+	    (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0 && (r = -errno) < 0)) {
+		ts_log(TS_LOG_WARNING, "private socket: cannot serve uid %ld: %s", (long)uc.uid, strerror(-r));
 		close(cfd);
+		io_free(io);
+		free(c->groups);
+		free(c);
+		return 0;
+	}
+	io->pfd = sv[0];
+	/*
+	 * sd-bus reads the client's bytes from the socketpair (as io_scan passes
+	 * them on) and writes its replies and signals straight to the client. Its
+	 * peer there is the daemon itself, so it authenticates anyone (the SASL
+	 * uid is not believed; who the client is was taken above) and is never
+	 * asked who called (ts_caller_get, ts_direct_creds).
+	 */
+	if ((r = sd_bus_new(&c->bus)) < 0 || (r = sd_bus_set_fd(c->bus, sv[1], cfd)) < 0) {
+		sd_bus_unref(c->bus);
+		close(sv[1]);
+		close(cfd);
+		io_free(io);
+		free(c->groups);
 		free(c);
 		return 0;
 	}
@@ -250,15 +587,20 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 	 * every message meets the bounds before ts_serve's own filter (which drops
 	 * calls that want no reply) can take it.
 	 */
-	if ((r = sd_bus_set_server(c->bus, 1, server_id)) < 0 || (r = sd_bus_negotiate_fds(c->bus, 1)) < 0 ||
+	if ((r = sd_bus_set_server(c->bus, 1, server_id)) < 0 || (r = sd_bus_set_anonymous(c->bus, 1)) < 0 ||
+	    (r = sd_bus_negotiate_fds(c->bus, 1)) < 0 ||
 	    (r = sd_bus_match_signal(c->bus, NULL, NULL, "/org/freedesktop/DBus/Local", "org.freedesktop.DBus.Local",
 	                             "Disconnected", on_disconnected, c)) < 0 ||
 	    (r = ts_serve(d, c->bus)) < 0 || (r = sd_bus_add_filter(c->bus, NULL, on_incoming, c)) < 0 ||
 	    (r = sd_bus_attach_event(c->bus, d->event, SD_EVENT_PRIORITY_NORMAL)) < 0 ||
-	    (r = sd_bus_start(c->bus)) < 0) {
+	    (r = sd_event_add_io(d->event, &io->in_src, io->cfd, EPOLLIN, on_client_readable, c)) < 0 ||
+	    (r = sd_event_add_io(d->event, &io->out_src, io->pfd, EPOLLOUT, on_pair_writable, c)) < 0 ||
+	    (r = sd_event_source_set_enabled(io->out_src, SD_EVENT_OFF)) < 0 || (r = sd_bus_start(c->bus)) < 0) {
 		ts_log(TS_LOG_WARNING, "private socket: cannot serve uid %ld: %s", (long)uc.uid, strerror(-r));
 		/* Not flushed: a flush would wait in the loop for a client that may never read. */
+		io_free(io);
 		sd_bus_close_unref(c->bus);
+		free(c->groups);
 		free(c);
 		return 0;
 	}
@@ -281,6 +623,7 @@ int ts_direct_listen(ts_daemon *d, const char *path)
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	if ((r = sd_id128_randomize(&server_id)) < 0)
 		return r;
+	ts_direct_serving(d);
 	/* A socket left by an earlier run is replaced; a file of another kind is not ours to remove. */
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {

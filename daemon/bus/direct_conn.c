@@ -7,14 +7,44 @@
 #include <unistd.h>
 
 #include "bus/direct_conn.h"
-#include "bus/message.h"
+
+static ts_daemon *serving;
 
 ts_direct_conn *ts_direct_find(ts_daemon *d, sd_bus *bus)
 {
-	for (ts_direct_conn *c = d->direct; c; c = c->next)
+	for (ts_direct_conn *c = d ? d->direct : NULL; c; c = c->next)
 		if (c->bus == bus)
 			return c;
 	return NULL;
+}
+
+void ts_direct_serving(ts_daemon *d)
+{
+	serving = d;
+}
+
+ts_direct_conn *ts_direct_of(sd_bus *bus)
+{
+	return ts_direct_find(serving, bus);
+}
+
+ssize_t ts_proc_read(pid_t pid, const char *file, char *buf, size_t size)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	if (pid <= 0 || size == 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%ld/%s", (long)pid, file);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW)) < 0)
+		return -1;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	return n;
 }
 
 /* Field 22 of /proc/PID/stat (start time, clock ticks since boot), or 0. */
@@ -45,14 +75,64 @@ int ts_direct_peer_alive(const ts_direct_conn *c)
 	return c->pid > 0 && c->start_time != 0 && ts_direct_start_time(c->pid) == c->start_time;
 }
 
+int ts_direct_again(sd_bus_message *m)
+{
+	ts_direct_conn *c = ts_direct_of(sd_bus_message_get_bus(m));
+
+	if (!c)
+		return 0;
+	if (c->n_again == sizeof(c->again) / sizeof(c->again[0]))
+		return -ENOBUFS;
+	/* Queued for read by the caller next, which holds its own reference until sd-bus dispatches it. */
+	c->again[c->n_again++] = m;
+	return 0;
+}
+
+int ts_direct_take_again(sd_bus_message *m)
+{
+	ts_direct_conn *c = ts_direct_of(sd_bus_message_get_bus(m));
+
+	for (unsigned i = 0; c && i < c->n_again; i++)
+		if (c->again[i] == m) {
+			c->again[i] = c->again[--c->n_again];
+			return 1;
+		}
+	return 0;
+}
+
+int ts_direct_creds(const ts_direct_conn *c, uint64_t mask, sd_bus_creds **ret)
+{
+	sd_bus_creds *creds = NULL;
+	int r;
+
+	*ret = NULL;
+	if (!ts_direct_peer_alive(c))
+		return -ESRCH;
+	if ((r = sd_bus_creds_new_from_pid(&creds, c->pid, mask)) < 0)
+		return r;
+	/* Read, then checked again: a pid taken over meanwhile by another process gives nothing. */
+	if (!ts_direct_peer_alive(c)) {
+		sd_bus_creds_unref(creds);
+		return -ESRCH;
+	}
+	*ret = creds;
+	return 0;
+}
+
 static int fixed(char c)
 {
-	return c != '\0' && strchr("ybnqiuxtd", c) != NULL;
+	return c != '\0' && strchr("ybnqiuxtdh", c) != NULL;
+}
+
+/* Bytes of a fixed-size type (its alignment too). */
+static uint64_t fixed_size(char c)
+{
+	return c == 'y' ? 1 : c == 'n' || c == 'q' ? 2 : c == 'x' || c == 't' || c == 'd' ? 8 : 4;
 }
 
 static int over(const ts_direct_msg_size *st)
 {
-	return st->bytes > st->max_bytes || st->fds > st->max_fds || st->values > st->max_values;
+	return st->bytes + st->body > st->max_bytes || st->fds > st->max_fds || st->values > st->max_values;
 }
 
 /*
@@ -62,6 +142,11 @@ static int over(const ts_direct_msg_size *st)
  * 0.1 µs an item); anything else value by value. Stops (1) once past a
  * bound, so a hostile message costs at most a walk of max_values values,
  * not of sd-bus's 128 MiB.
+ *
+ * st->body grows by the most each value can take on the wire: its bytes
+ * and the padding before it (a length or a fixed value is aligned to its
+ * size, a struct or dict entry to 8, an array's first item to its own
+ * alignment). A body longer than the sum holds bytes no argument reads.
  */
 static int walk(sd_bus_message *m, ts_direct_msg_size *st, unsigned depth)
 {
@@ -75,19 +160,20 @@ static int walk(sd_bus_message *m, ts_direct_msg_size *st, unsigned depth)
 		return -EBADMSG;
 	while ((r = sd_bus_message_peek_type(m, &type, &contents)) > 0) {
 		st->values++;
-		if (type == 'a' && fixed(contents[0]) && contents[1] == '\0') {
+		if (type == 'a' && fixed(contents[0]) && contents[1] == '\0' && contents[0] != 'h') {
 			if ((r = sd_bus_message_read_array(m, contents[0], &p, &n)) < 0)
 				return r;
-			st->bytes += 8 + n;
-		} else if (type == 'a' && ((contents[0] == 'a' && fixed(contents[1]) && contents[2] == '\0') ||
+			st->body += 3 + 4 + 7 + n;
+		} else if (type == 'a' && ((contents[0] == 'a' && fixed(contents[1]) && contents[1] != 'h' &&
+		                            contents[2] == '\0') ||
 		                           (contents[0] && strchr("sog", contents[0]) && contents[1] == '\0'))) {
 			if ((r = sd_bus_message_enter_container(m, type, contents)) < 0)
 				return r;
-			st->bytes += 8;
+			st->body += 3 + 4;
 			while ((r = contents[0] == 'a' ? sd_bus_message_read_array(m, contents[1], &p, &n)
 			                               : sd_bus_message_read_basic(m, contents[0], &str)) > 0) {
 				st->values++;
-				st->bytes += contents[0] == 'a' ? 8 + n : 5 + strlen(str);
+				st->body += contents[0] == 'a' ? 3 + 4 + 7 + n : 3 + 4 + strlen(str) + 1;
 				if (over(st))
 					return 1;
 			}
@@ -96,7 +182,8 @@ static int walk(sd_bus_message *m, ts_direct_msg_size *st, unsigned depth)
 		} else if (type == 'a' || type == 'v' || type == 'r' || type == 'e') {
 			if ((r = sd_bus_message_enter_container(m, type, contents)) < 0)
 				return r;
-			st->bytes += 8;
+			/* An array's length and its first item's padding; a struct's or dict entry's padding; a variant's signature. */
+			st->body += type == 'a' ? 3 + 4 + 7 : type == 'v' ? 1 + strlen(contents) + 1 : 7;
 			if ((r = walk(m, st, depth + 1)) != 0)
 				return r;
 			if ((r = sd_bus_message_exit_container(m)) < 0)
@@ -104,7 +191,7 @@ static int walk(sd_bus_message *m, ts_direct_msg_size *st, unsigned depth)
 		} else if (type == 's' || type == 'o' || type == 'g') {
 			if ((r = sd_bus_message_read_basic(m, type, &str)) < 0)
 				return r;
-			st->bytes += 5 + strlen(str);
+			st->body += 3 + 4 + strlen(str) + 1;
 		} else {
 			union {
 				uint64_t u64;
@@ -114,7 +201,7 @@ static int walk(sd_bus_message *m, ts_direct_msg_size *st, unsigned depth)
 
 			if ((r = sd_bus_message_read_basic(m, type, &v)) < 0)
 				return r;
-			st->bytes += 8;
+			st->body += 2 * fixed_size(type) - 1;
 			st->fds += type == 'h';
 		}
 		if (over(st))
@@ -131,6 +218,7 @@ int ts_direct_message_size(sd_bus_message *m, ts_direct_msg_size *st)
 	int r;
 
 	st->bytes = 16;
+	st->body = 0;
 	st->fds = 0;
 	st->values = 0;
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)

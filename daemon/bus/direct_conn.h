@@ -10,20 +10,43 @@
 
 /* The direct connection bus belongs to, or NULL (the system bus, or none). */
 ts_direct_conn *ts_direct_find(ts_daemon *d, sd_bus *bus);
+/* The same, for callers that have no daemon at hand: the connections of the daemon that listens (ts_direct_listen). */
+void ts_direct_serving(ts_daemon *d);
+ts_direct_conn *ts_direct_of(sd_bus *bus);
+/*
+ * m, a call already admitted on its connection, is about to go through the
+ * filters again (ts_bus_dispatch_again, after polkit or a helper answered):
+ * let it pass unchecked once. 0 (also for a bus that is not direct), or
+ * -ENOBUFS when too many calls of the connection wait for that.
+ */
+int ts_direct_again(sd_bus_message *m);
+/* Was m let through by ts_direct_again? Forgets it: 1 or 0. */
+int ts_direct_take_again(sd_bus_message *m);
+/*
+ * A direct caller's credentials for the policy's [unwrap] rules, as sd-bus
+ * reports a bus caller's: the gid and groups from the socket at accept, the
+ * unit, user unit, slice and executable from /proc/PID, read only while the
+ * process that connected still runs under that pid (its start time
+ * unchanged). A negative errno when they cannot be had.
+ */
+int ts_direct_creds(const ts_direct_conn *c, uint64_t mask, sd_bus_creds **ret);
 /* Is the process that connected still the one running under its pid (its start time unchanged)? */
 int ts_direct_peer_alive(const ts_direct_conn *c);
+/* /proc/PID/FILE into buf, NUL-terminated (at most size - 1 bytes, one read): its length, or -1. */
+ssize_t ts_proc_read(pid_t pid, const char *file, char *buf, size_t size);
 /* Field 22 of /proc/PID/stat: the process's start time in clock ticks since boot; 0 when unknown. */
 uint64_t ts_direct_start_time(pid_t pid);
 
 /*
  * What a direct client's message brings in, as far as sd-bus lets us see it:
- * its bytes (header fields sd-bus knows, and the body), the file descriptors
- * its arguments carry, and its values (each argument, container and array
- * item: what walking it costs). The max_* are set by the caller: the walk
- * stops past any of them.
+ * its header fields sd-bus knows (bytes), the most bytes its body's values
+ * can take on the wire with their padding (body), the file descriptors its
+ * arguments carry, and its values (each argument, container and array item:
+ * what walking it costs). The max_* are set by the caller: the walk stops
+ * past any of them (bytes + body against max_bytes).
  */
 typedef struct ts_direct_msg_size {
-	uint64_t bytes, max_bytes;
+	uint64_t bytes, body, max_bytes;
 	unsigned fds, max_fds;
 	unsigned values, max_values;
 } ts_direct_msg_size;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bus/direct_conn.h"
 #include "bus/message.h"
 #include "bus/state.h"
 int ts_bus_error(sd_bus_error *error, int r, const char *msg)
@@ -63,11 +64,19 @@ int ts_caller_get(sd_bus_message *m, ts_caller *ret)
 	int r;
 
 	/*
-	 * Only on a bus does the sender field come from the bus driver. On a direct
-	 * connection (the private socket) the client writes it: never a key here.
+	 * A direct connection (the private socket): the caller is the socket's
+	 * peer, taken at accept. sd-bus's own peer there is the daemon (direct.c)
+	 * and is never asked; a connection gone meanwhile is nobody.
 	 */
-	if (sd_bus_is_bus_client(sd_bus_message_get_bus(m)) <= 0)
-		sender = NULL;
+	if (sd_bus_is_bus_client(sd_bus_message_get_bus(m)) <= 0) {
+		const ts_direct_conn *dc = ts_direct_of(sd_bus_message_get_bus(m));
+
+		if (!dc)
+			return -TS_E_ACCESS_DENIED;
+		ret->uid = dc->uid;
+		ret->pid = dc->pid;
+		return 0;
+	}
 	if (sender && strlen(sender) < sizeof(caller_cache[0].name) && sender[0] == ':')
 		for (i = 0; i < CALLER_CACHE_SIZE; i++)
 			if (strcmp(caller_cache[i].name, sender) == 0) {
@@ -166,23 +175,4 @@ int ts_bus_read_kv(sd_bus_message *m, ts_kv **ret, size_t *ret_n, size_t max)
 	*ret = kv;
 	*ret_n = n;
 	return 0;
-}
-
-ssize_t ts_proc_read(pid_t pid, const char *file, char *buf, size_t size)
-{
-	char path[64];
-	ssize_t n;
-	int fd;
-
-	if (pid <= 0 || size == 0)
-		return -1;
-	snprintf(path, sizeof(path), "/proc/%ld/%s", (long)pid, file);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW)) < 0)
-		return -1;
-	n = read(fd, buf, size - 1);
-	close(fd);
-	if (n < 0)
-		return -1;
-	buf[n] = '\0';
-	return n;
 }

@@ -50,8 +50,6 @@ int ts_bus_errno(sd_bus_error *error, int r);
  */
 int ts_bus_bad_args(sd_bus_error *error, int r);
 
-/* /proc/PID/FILE into buf, NUL-terminated (at most size - 1 bytes, one read): its length, or -1. */
-ssize_t ts_proc_read(pid_t pid, const char *file, char *buf, size_t size);
 
 /* Read an a{ss} into a ts_kv array (strings alias m). Limits TS_CONTEXT_*. */
 int ts_bus_read_kv(sd_bus_message *m, ts_kv **ret, size_t *ret_n, size_t max);

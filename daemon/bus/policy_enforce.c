@@ -9,6 +9,7 @@
 
 #include "core/params.h"
 
+#include "bus/direct_conn.h"
 #include "bus/policy_enforce.h"
 #include "bus/log.h"
 #include "bus/message.h"
@@ -218,6 +219,7 @@ int ts_enforce_unwrap(sd_bus_message *m, const ts_caller *caller, const char *va
 {
 	const ts_policy *p = ts_enforce_policy();
 	ts_policy_caller pc = { .uid = (uint32_t)caller->uid };
+	const ts_direct_conn *direct = NULL;
 	sd_bus_creds *c = NULL;
 	const gid_t *sup = NULL;
 	uint32_t *gids = NULL;
@@ -231,17 +233,34 @@ int ts_enforce_unwrap(sd_bus_message *m, const ts_caller *caller, const char *va
 	/* The cheap question first: most vaults have no rule, or the uid alone is enough. */
 	if (ts_policy_check_unwrap(p, vault, &pc, NULL, 0) == 0)
 		return 0;
-	r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID | SD_BUS_CREDS_SUPPLEMENTARY_GIDS |
-	                                 SD_BUS_CREDS_UNIT | SD_BUS_CREDS_USER_UNIT | SD_BUS_CREDS_SLICE |
-	                                 SD_BUS_CREDS_EXE | SD_BUS_CREDS_AUGMENT, &c);
+	/*
+	 * A direct caller's gid and groups are the socket's at accept, the rest
+	 * read from /proc as sd-bus does for a bus caller (ts_direct_creds):
+	 * sd-bus's own peer on a direct connection is the daemon.
+	 */
+	if (sd_bus_is_bus_client(sd_bus_message_get_bus(m)) <= 0) {
+		if ((direct = ts_direct_of(sd_bus_message_get_bus(m))) == NULL)
+			return -TS_E_ACCESS_DENIED;
+		r = ts_direct_creds(direct, SD_BUS_CREDS_UNIT | SD_BUS_CREDS_USER_UNIT | SD_BUS_CREDS_SLICE |
+		                            SD_BUS_CREDS_EXE, &c);
+	} else
+		r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID |
+		                                 SD_BUS_CREDS_SUPPLEMENTARY_GIDS | SD_BUS_CREDS_UNIT |
+		                                 SD_BUS_CREDS_USER_UNIT | SD_BUS_CREDS_SLICE | SD_BUS_CREDS_EXE |
+		                                 SD_BUS_CREDS_AUGMENT, &c);
 	if (r >= 0) {
-		if ((n_sup = sd_bus_creds_get_supplementary_gids(c, &sup)) < 0)
+		if (direct) {
+			sup = direct->groups;
+			n_sup = (int)direct->n_groups;
+		} else if ((n_sup = sd_bus_creds_get_supplementary_gids(c, &sup)) < 0)
 			n_sup = 0;
 		if ((gids = calloc((size_t)n_sup + 1, sizeof(*gids))) == NULL) {
 			sd_bus_creds_unref(c);
 			return -TS_E_NOMEM;
 		}
-		if (sd_bus_creds_get_egid(c, &gid) >= 0)
+		if (direct)
+			gids[pc.n_gids++] = direct->gid;
+		else if (sd_bus_creds_get_egid(c, &gid) >= 0)
 			gids[pc.n_gids++] = gid;
 		for (int i = 0; i < n_sup; i++)
 			gids[pc.n_gids++] = sup[i];

@@ -76,8 +76,10 @@ typedef struct ts_vault_entry {
 /*
  * One client's connection to the private socket (direct.c): the same
  * vtables as on the bus, on an sd-bus server of its own. Who it is comes
- * from the socket (SO_PEERCRED at accept, and the process's start time
- * then, for polkit's unix-process subject).
+ * from the socket (SO_PEERCRED and SO_PEERGROUPS at accept, and the
+ * process's start time then, for polkit's unix-process subject), never from
+ * sd-bus: sd-bus reads the client's bytes from a socketpair of the daemon's
+ * own (direct.c), whose peer is the daemon.
  */
 typedef struct ts_direct_conn {
 	struct ts_daemon *d;
@@ -85,8 +87,14 @@ typedef struct ts_direct_conn {
 	uid_t uid;
 	pid_t pid;
 	uint64_t start_time;            /* /proc/PID/stat field 22 at accept; 0 unknown */
+	gid_t gid;                      /* SO_PEERCRED's gid, and SO_PEERGROUPS, at accept */
+	gid_t *groups;
+	size_t n_groups;
 	unsigned id;                    /* "direct:ID" where a bus name would stand (logs, per-caller counts) */
 	int subscribed;                 /* Manager.Subscribe on this connection */
+	struct ts_direct_io *io;        /* direct.c: the client's bytes on their way to sd-bus */
+	sd_bus_message *again[64];      /* admitted calls sent through the filters once more (ts_direct_again) */
+	unsigned n_again;
 	struct ts_direct_conn *next;
 } ts_direct_conn;
 

@@ -1,5 +1,5 @@
 #!/bin/bash
-# hardening-fuzz-corpus.sh — each fuzz target replays its committed seeds (ok-* ones must pass all the way), then fuzzes ~4 s (15 targets, two at a time: about 40 s in all).
+# hardening-fuzz-corpus.sh — each fuzz target replays its committed seeds (ok-* ones must pass all the way), then fuzzes ~4 s (16 targets, two at a time: about 40 s in all).
 set -eu
 : "${TS_SRC:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 cd "$TS_SRC"

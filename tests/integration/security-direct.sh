@@ -2,7 +2,8 @@
 # security-direct.sh — the private socket (tokensealed --private-socket) as a hostile local user meets it:
 # the CLI works over it, and only over it when it is named; a socket served by another user gets
 # nothing; one uid's connections are capped and a client that reads no replies is cut off, while root
-# is served; a message over 32 MiB, with more than 2 fds or too many values cuts its client off;
+# is served; a message over 32 MiB, with more than 2 fds, too many values, padding or an unknown
+# header field, or fds sent with the pieces of an unfinished one, cuts its client off;
 # Subscribe over it brings the owner the lock and nobody else; polkit is asked about the connecting
 # process; a stopped daemon is given up on in a second; and the trust-boundary and data-path tests
 # (the CLI, the library, the age plugin, tokenseal-secrets) pass with every client on the socket.
@@ -103,26 +104,33 @@ read -r _ replies _ closed < <(as_other "$DC" flood "$S" 20000 "$P")
 kill -0 "$DAEMON_PID" || fail "the daemon died"
 pass "a client that leaves its replies unread is disconnected; the daemon serves on"
 
-# --- bounds on one message, as dbus-daemon has them on the system bus: a raw client (its own
-# handshake, its own marshalling) sending more than 32 MiB, more than 2 fds (the most a method
-# takes) or more than 104,096 values (110,000 empty strings: 0.9 MB) is cut off with a log line;
-# 1 MiB, 2 fds and 100,000 strings are answered.
+# --- bounds on one message, as dbus-daemon has them on the system bus, and what sd-bus would not show:
+# a raw client (its own handshake, its own marshalling). Cut off, with a log line: more than 32 MiB
+# (seen in the header, before the body is read), more than 2 fds, more than 104,096 values (110,000
+# empty strings to Unwrap: 0.9 MB), a variant, 128 KiB or more to any method but the data methods,
+# bytes after the last argument, a header field sd-bus would skip, and fds sent in the pieces of an
+# unfinished message. Answered: 1 MiB and 100,000 strings to Unwrap, 2 fds.
 RAW="$TS_SRC/tests/integration/security_direct_raw.py"
-for a in "34000000 0:closed" "0 3:closed" "16 200:closed" "0 0 110000:closed" "1048576 0:reply" "0 2:reply" \
-	"0 0 100000:reply" "0 0 0 variant:closed" "16 3 0 noreply:closed" "16 0 0 noreply:reply"; do
+fds0=$(ls /proc/"$DAEMON_PID"/fd | wc -l)
+for a in "34000000 0:closed" "0 3:closed" "16 200:closed" "0 0 110000 data:closed" "1048576 0 0 data:answered" \
+	"0 2:reply" "0 0 100000 data:answered" "0 0 0 variant:closed" "16 3 0 noreply:closed" "16 0 0 noreply:reply" \
+	"200000 0:closed" "64 0 0 padded:closed" "0 0 0 padded:reply" "64 0 0 field:closed" "1048576 50 0 pieces:closed"; do
 	got=$(as_other /usr/bin/python3 "$RAW" "$S" ${a%%:*}) || fail "raw client (${a%%:*}) failed"
-	[ "$got" = "${a#*:}" ] || fail "a message of (bytes, fds, strings) ${a%%:*}: '$got', not ${a#*:}"
+	[ "$got" = "${a#*:}" ] || fail "a message of (bytes, fds, strings, mode) ${a%%:*}: '$got', not ${a#*:}"
 done
-grep -q "direct:[0-9]* (uid $OTHER_UID pid [0-9]*): a message larger than 33554432 bytes; disconnected" "$D/daemon.log" ||
-	fail "no log line for the oversized message"
-grep -q "direct:[0-9]* (uid $OTHER_UID pid [0-9]*): a message with more than 2 file descriptors; disconnected" "$D/daemon.log" ||
-	fail "no log line for the message with 3 fds"
-grep -q "direct:[0-9]* (uid $OTHER_UID pid [0-9]*): a message of more than 104096 values; disconnected" "$D/daemon.log" ||
-	fail "no log line for the message of 110,000 strings"
-grep -q "direct:[0-9]* (uid $OTHER_UID pid [0-9]*): a message whose body is a variant or cannot be read; disconnected" \
-	"$D/daemon.log" || fail "no log line for the variant"
+for line in "a message larger than the daemon takes" "more file descriptors than a message may carry" \
+	"a message of more than 104096 values" "a message whose body is a variant or cannot be read" \
+	"a message larger than its method takes" "a message with 64 body bytes no argument accounts for" \
+	"a header field the daemon does not know" "file descriptors that came with no message's header"; do
+	grep -q "direct:[0-9]* (uid $OTHER_UID pid [0-9]*): $line; disconnected" "$D/daemon.log" ||
+		fail "no log line for $line"
+done
+# Every descriptor sent in the pieces was closed with the connection.
+for _ in $(seq 20); do [ "$(ls /proc/"$DAEMON_PID"/fd | wc -l)" -le "$fds0" ] && break; sleep 0.1; done
+[ "$(ls /proc/"$DAEMON_PID"/fd | wc -l)" -le "$fds0" ] ||
+	fail "the daemon holds $(ls /proc/"$DAEMON_PID"/fd | wc -l) fds, $fds0 before the raw clients"
 "$TOKENSEAL" unwrap --vault vault1 <"$D/blob" >"$D/dk2" || fail "root not served after the oversized messages"
-pass "a message over 32 MiB, with more than 2 fds, of more than 104,096 values or with a variant gets its client cut off (logged), also a call that wants no reply; 1 MiB, 2 fds and 100,000 values are served"
+pass "cut off (logged): over 32 MiB, over 2 fds, over 104,096 values, a variant, 128 KiB to a method other than the data ones, padding after the arguments, an unknown header field, fds sent with the pieces of a message (none kept); 1 MiB and 100,000 values to Unwrap, 2 fds are served"
 
 # --- Subscribe over the socket: the owner hears the lock, another user does not.
 "$DC" subscribe "$S" "$P" 10 >"$D/owner-sub" 2>&1 &

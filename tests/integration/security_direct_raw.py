@@ -5,14 +5,20 @@
 #
 #   security_direct_raw.py SOCKET BODY_BYTES N_FDS [N_STRINGS [MODE]]
 #
-# MODE "variant": the call's signature is "av" (one variant holding a byte) instead. MODE "noreply": the
-# call is org.tokenseal1.Vault.Unwrap, flagged NO_REPLY_EXPECTED, and a plain Ping follows it on the same
-# connection: what is printed is the Ping's fate (a client cut off for the first one gets "closed").
-#
 # The call is org.freedesktop.DBus.Peer.Ping on / with signature "ay" ["as"] + "h" * N_FDS: an 'ay'
 # of BODY_BYTES bytes, an 'as' of N_STRINGS empty strings when given, then N_FDS fds (pipes) sent
 # with the message. Ping takes no arguments; sd-bus answers it anyway. Prints "reply",
-# "error NAME" or "closed".
+# "error NAME" or "closed". MODE changes the call:
+#   variant  the signature is "av" (one variant holding a byte);
+#   noreply  org.tokenseal1.Vault.Unwrap, flagged NO_REPLY_EXPECTED, and a plain Ping follows it on the
+#            same connection: what is printed is the Ping's fate (a client cut off for the first gets "closed");
+#   data     org.tokenseal1.Vault.Unwrap on /org/tokenseal1 (a data method, which may be large; there is
+#            no vault there, so the answer is an error): prints "answered" for any answer;
+#   padded   the Ping's arguments are followed by BODY_BYTES bytes that no argument reads;
+#   field    the Ping's header carries a field sd-bus does not know (code 10) of BODY_BYTES bytes;
+#   pieces   a data-method call of BODY_BYTES bytes sent unfinished: its header, then one byte at a
+#            time with one fd each, N_FDS times; prints "closed" when the daemon hangs up, "held" when
+#            it still holds the connection (and the fds) a second later.
 import os
 import socket
 import struct
@@ -39,6 +45,11 @@ def call(body_len, n_fds, n_str, mode="", serial=1):
     if mode == "variant":
         sig, body = "av", struct.pack("<I", 4) + b"\x01y\x00\x00"
         return message(sig, body, 0, "/", "org.freedesktop.DBus.Peer", "Ping", 0, serial)
+    if mode == "padded":
+        return message("", b"\0" * body_len, 0, "/", "org.freedesktop.DBus.Peer", "Ping", 0, serial)
+    if mode == "field":
+        return message("", b"", 0, "/", "org.freedesktop.DBus.Peer", "Ping", 0, serial,
+                       [field(10, "s", "x" * body_len)])
     sig = "ay" + ("as" if n_str else "") + "h" * n_fds
     body = pad(struct.pack("<I", body_len) + b"\0" * body_len, 4)
     if n_str:
@@ -49,13 +60,18 @@ def call(body_len, n_fds, n_str, mode="", serial=1):
     if mode == "noreply":
         # NO_REPLY_EXPECTED (flag 1): a call the daemon would drop unanswered, unless the bounds come first.
         return message(sig, body, n_fds, "/org/tokenseal1", "org.tokenseal1.Vault", "Unwrap", 1, serial)
+    if mode in ("data", "pieces"):
+        return message(sig, body, n_fds, "/org/tokenseal1", "org.tokenseal1.Vault", "Unwrap", 0, serial)
     return message(sig, body, n_fds, "/", "org.freedesktop.DBus.Peer", "Ping", 0, serial)
 
 
-def message(sig, body, n_fds, path, iface, member, flags, serial):
-    fields = [field(1, "o", path), field(2, "s", iface), field(3, "s", member), field(8, "g", sig)]
+def message(sig, body, n_fds, path, iface, member, flags, serial, extra=()):
+    fields = [field(1, "o", path), field(2, "s", iface), field(3, "s", member)]
+    if sig:
+        fields.append(field(8, "g", sig))
     if n_fds:
         fields.append(field(9, "u", n_fds))
+    fields += extra
     fbytes = b""
     for f in fields:
         fbytes = pad(fbytes, 8) + f
@@ -117,6 +133,25 @@ def main():
         if not b or b"ERROR" in got + b or b"REJECTED" in got + b:
             raise SystemExit("handshake: %r" % (got + b))
         got += b
+    if mode == "pieces":
+        # One fd per byte, as a message still being read: each piece is a new skb with its own fd.
+        msg = call(body_len, 0, 0, mode)
+        head = 16 + struct.unpack("<I", msg[12:16])[0]
+        head += -head % 8
+        try:
+            s.sendall(msg[:head])
+            for i in range(n_fds):
+                r, w = os.pipe()
+                os.close(w)
+                s.sendmsg([msg[head + i:head + i + 1]], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("<i", r))])
+                os.close(r)
+            s.settimeout(1)
+            print("closed" if s.recv(4096) == b"" else "answered")
+        except socket.timeout:
+            print("held")
+        except (BrokenPipeError, ConnectionResetError):
+            print("closed")
+        return
     msg = call(body_len, n_fds, n_str, mode)
     fds = []
     for _ in range(n_fds):
@@ -135,6 +170,8 @@ def main():
         reply = None
     if reply is None:
         print("closed")
+    elif mode == "data":
+        print("answered")
     elif reply[1] == 3:
         print("error " + error_name(reply))
     else:

@@ -1,4 +1,5 @@
 /* test_direct_conn.c — what a private-socket client's message brings in (ts_direct_message_size): the largest legitimate calls fit the bounds; more bytes, fds or values do not. */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -83,8 +84,8 @@ static void the_largest_batch_fits(void **state)
 
 	assert_int_equal(size_of(m, &st), 0);
 	/* At least the bytes the message holds, and well under the cap. */
-	assert_true(st.bytes >= (uint64_t)TS_BATCH_MAX * (4 + sizeof(blob)));
-	assert_true(st.bytes < TS_DIRECT_MESSAGE_MAX / 2);
+	assert_true(st.bytes + st.body >= (uint64_t)TS_BATCH_MAX * (4 + sizeof(blob)));
+	assert_true(st.bytes + st.body < TS_DIRECT_MESSAGE_MAX / 2);
 	assert_int_equal(st.fds, 0);
 	assert_true(st.values > TS_BATCH_MAX && st.values < TS_BATCH_MAX + 256);
 	/* Rewound: the handler reads the first blob first. */
@@ -107,7 +108,7 @@ static void a_body_past_the_cap_is_over(void **state)
 	assert_true(sd_bus_message_append_array(m, 'y', big, len) >= 0);
 	assert_true(sd_bus_message_append(m, "a{ss}", 0) >= 0);
 	assert_int_equal(size_of(m, &st), 1);
-	assert_true(st.bytes > TS_DIRECT_MESSAGE_MAX);
+	assert_true(st.bytes + st.body > TS_DIRECT_MESSAGE_MAX);
 	done(m, bus);
 	free(big);
 }
@@ -130,7 +131,8 @@ static void a_walk_stops_at_the_cap(void **state)
 	st.max_fds = TS_DIRECT_FDS_MAX;
 	st.max_values = TS_DIRECT_VALUES_MAX;
 	assert_int_equal(ts_direct_message_size(m, &st), 1);
-	assert_true(st.bytes > 1000 && st.bytes <= 1006);
+	/* Each "x" is at most 3 + 4 + 1 + 1 bytes on the wire. */
+	assert_true(st.bytes + st.body > 1000 && st.bytes + st.body <= 1009);
 	done(m, bus);
 }
 
@@ -148,8 +150,80 @@ static void more_values_than_a_call_has_are_over(void **state)
 	assert_true(sd_bus_message_close_container(m) >= 0);
 	assert_int_equal(size_of(m, &st), 1);
 	assert_int_equal(st.values, TS_DIRECT_VALUES_MAX + 1);
-	assert_true(st.bytes < TS_DIRECT_MESSAGE_MAX);
+	assert_true(st.bytes + st.body < TS_DIRECT_MESSAGE_MAX);
 	done(m, bus);
+}
+
+/* The body length sd-bus writes in m's header, after the authentication (answered here as a server would). */
+static uint32_t body_written(sd_bus *bus, sd_bus_message *m)
+{
+	static const char ok[] = "DATA\r\nOK 0123456789abcdef0123456789abcdef\r\nAGREE_UNIX_FD\r\n";
+	static uint8_t wire[4096];
+	const uint8_t *begin, *h;
+	ssize_t n;
+
+	assert_int_equal(write(peer, ok, strlen(ok)), (ssize_t)strlen(ok));
+	assert_true(sd_bus_send(bus, m, NULL) >= 0);
+	assert_true(sd_bus_flush(bus) >= 0);
+	n = read(peer, wire, sizeof(wire));
+	assert_true(n > 0);
+	begin = memmem(wire, (size_t)n, "BEGIN\r\n", 7);
+	assert_non_null(begin);
+	h = begin + 7;
+	assert_true(h + 16 <= wire + n);
+	return (uint32_t)h[4] | (uint32_t)h[5] << 8 | (uint32_t)h[6] << 16 | (uint32_t)h[7] << 24;
+}
+
+/*
+ * The body bound is never less than the body sd-bus writes (what the
+ * daemon's scanner reads in its header), for every shape of value, and
+ * more by no more than each value's padding: a longer body has bytes no
+ * argument reads. The first bodies are all padding the bound must count.
+ */
+static void the_body_bound_covers_every_body(void **state)
+{
+	static const uint8_t blob[5] = { 1, 2, 3, 4, 5 };
+
+	for (int shape = 0; shape < 6; shape++) {
+		ts_direct_msg_size st;
+		sd_bus_message *m;
+		sd_bus *bus;
+		uint32_t body;
+
+		m = call(&bus, "Unwrap");
+		switch (shape) {
+		case 0: /* 1 + 7 + 8 */
+			assert_true(sd_bus_message_append(m, "yt", 1, (uint64_t)2) >= 0);
+			break;
+		case 1: /* 1 + 3 + 4 + 4 */
+			assert_true(sd_bus_message_append(m, "ys", 1, "str") >= 0);
+			break;
+		case 2: /* 1 + 7 + 1 + 7 + 8 */
+			assert_true(sd_bus_message_append(m, "y(yt)", 1, 2, (uint64_t)3) >= 0);
+			break;
+		case 3: /* 1 + 1 + 2 + 4 + 4 + 4 + 4 + 4(8 - 4) + 8 */
+			assert_true(sd_bus_message_append(m, "ybnqiuxd", 1, 1, 2, 3, 4, 5, (int64_t)6, 7.0) >= 0);
+			break;
+		case 4:
+			assert_true(sd_bus_message_append_array(m, 'y', blob, sizeof(blob)) >= 0);
+			assert_true(sd_bus_message_append(m, "a{ss}", 2, "k", "v", "key2", "value2") >= 0);
+			assert_true(sd_bus_message_append(m, "ataasgy", 2, (uint64_t)1, (uint64_t)2, 1, 2, "a", "bc",
+			                                   "a{sv}", 1) >= 0);
+			break;
+		default:
+			assert_true(sd_bus_message_open_container(m, 'a', "ay") >= 0);
+			for (int i = 0; i < 3; i++)
+				assert_true(sd_bus_message_append_array(m, 'y', blob, (size_t)i) >= 0);
+			assert_true(sd_bus_message_close_container(m) >= 0);
+			assert_true(sd_bus_message_append(m, "y", 1) >= 0);
+			break;
+		}
+		assert_int_equal(size_of(m, &st), 0);
+		body = body_written(bus, m);
+		assert_true(body <= st.body);
+		assert_true(st.body - body <= 7 * st.values);
+		done(m, bus);
+	}
 }
 
 static void more_fds_than_a_method_takes_are_over(void **state)
@@ -190,6 +264,7 @@ int main(void)
 		cmocka_unit_test(a_walk_stops_at_the_cap),
 		cmocka_unit_test(more_values_than_a_call_has_are_over),
 		cmocka_unit_test(more_fds_than_a_method_takes_are_over),
+		cmocka_unit_test(the_body_bound_covers_every_body),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
