@@ -344,8 +344,10 @@ static int on_client_readable(sd_event_source *s, int fd, uint32_t revents, void
 	uint64_t sent = c->io->sent;
 
 	io_pump(c);
+	/* Until sd-bus has met every message passed on (io_take): no read that finds nothing. */
 	if (ts_direct_find(d, bus) == c && c->io->sent != sent)
-		for (int i = 0; i < 8 && ts_direct_find(d, bus) == c && sd_bus_process(bus, NULL) > 0; i++)
+		for (int i = 0; i < 8 && ts_direct_find(d, bus) == c && c->io->q_n > 0 && sd_bus_process(bus, NULL) > 0;
+		     i++)
 			;
 	sd_bus_unref(bus);
 	return 0;
