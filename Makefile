@@ -225,7 +225,7 @@ $(BUILD)/tests/unit/test_log: $(BUILD)/obj/tests/unit/test_log.o $(call obj,daem
 
 # test_message proves the named errors of a handler's answer (daemon/bus/message.c).
 $(BUILD)/tests/unit/test_message: $(BUILD)/obj/tests/unit/test_message.o $(call obj,daemon/bus/message.c) \
-		$(call obj,daemon/bus/direct_conn.c) $(LIBTSCORE)
+		$(call obj,daemon/bus/direct_conn.c) $(call obj,daemon/bus/direct_frame.c) $(LIBTSCORE)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(TEST_PKGS))
 
@@ -237,7 +237,7 @@ $(BUILD)/tests/unit/test_direct_frame: $(BUILD)/obj/tests/unit/test_direct_frame
 
 # test_direct_conn proves what a private-socket message is counted as (daemon/bus/direct_conn.c).
 $(BUILD)/tests/unit/test_direct_conn: $(BUILD)/obj/tests/unit/test_direct_conn.o $(call obj,daemon/bus/direct_conn.c) \
-		$(call obj,daemon/bus/message.c) $(LIBTSCORE)
+		$(call obj,daemon/bus/message.c) $(call obj,daemon/bus/direct_frame.c) $(LIBTSCORE)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pc_libs,$(TEST_PKGS))
 

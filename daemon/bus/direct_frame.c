@@ -42,6 +42,16 @@ static const char *const data_methods[] = {
 	"Wrap", "Unwrap", "Rewrap", "GenerateDataKey", "UnwrapBatch", "RewrapBatch",
 };
 
+int ts_frame_data_method(const char *iface, const char *member)
+{
+	if (!member || (iface && strcmp(iface, TS_VAULT_IFACE) != 0))
+		return 0;
+	for (size_t i = 0; i < sizeof(data_methods) / sizeof(data_methods[0]); i++)
+		if (strcmp(member, data_methods[i]) == 0)
+			return 1;
+	return 0;
+}
+
 void ts_frame_init(ts_frame *f, uint32_t max_size, unsigned max_fds)
 {
 	memset(f, 0, sizeof(*f));

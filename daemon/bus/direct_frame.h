@@ -14,6 +14,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tokenseal.h"
+
+/*
+ * One message from a direct client (and the bounds the bus filter uses), as dbus-daemon bounds one on the system
+ * bus: at most 32 MiB (its max_message_size, so whatever a client sends over
+ * the bus fits here; an UnwrapBatch of TS_BATCH_MAX blobs of 32-byte keys is
+ * 10.8 MB) and at most 2 file descriptors (the most any method takes:
+ * AddProtector, RotateRecoveryKey). A client past either is disconnected.
+ */
+#define TS_DIRECT_MESSAGE_MAX (32u << 20)
+#define TS_DIRECT_FDS_MAX 2
+/*
+ * And at most this many values (arguments, containers, array items): the
+ * largest call, an UnwrapBatch of TS_BATCH_MAX blobs with a full context,
+ * has about TS_BATCH_MAX + 200. It bounds the time the check itself takes
+ * (about 0.1 µs a value), where 32 MiB of empty strings would be millions.
+ */
+#define TS_DIRECT_VALUES_MAX (TS_BATCH_MAX + 4096)
+
 /* The SASL exchange before the first message (sd-bus's own limit is 64 KiB; ours send under 100 bytes). */
 #define TS_FRAME_AUTH_MAX 4096
 /* Header fields of one message: a path, an interface, a member, a signature, a destination, a reply serial and a descriptor count come to well under 1 KiB. */
@@ -49,6 +68,8 @@ typedef struct ts_frame_msg {
 } ts_frame_msg;
 
 void ts_frame_init(ts_frame *f, uint32_t max_size, unsigned max_fds);
+/* Is member (of interface iface, or of none named) one of the data methods, whose calls may be large? */
+int ts_frame_data_method(const char *iface, const char *member);
 
 /*
  * Look at the next bytes of the stream, buf[0..len), which begin where the

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "bus/direct_conn.h"
+#include "bus/direct_frame.h"
 #include "bus/message.h"
 #include "bus/state.h"
 int ts_bus_error(sd_bus_error *error, int r, const char *msg)
@@ -107,6 +108,27 @@ int ts_caller_get(sd_bus_message *m, ts_caller *ret)
 int ts_caller_may_use(const ts_caller *c, const ts_vault *v)
 {
 	return c->uid == 0 || c->uid == (uid_t)v->owner_uid;
+}
+
+int ts_bus_refuse_large(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	ts_direct_msg_size st = { .max_bytes = TS_FRAME_SMALL_MAX, .max_fds = TS_DIRECT_FDS_MAX,
+		                  .max_values = TS_DIRECT_VALUES_MAX };
+	const char *iface = sd_bus_message_get_interface(m), *member = sd_bus_message_get_member(m);
+	uint8_t type;
+
+	/* On the private socket the scanner saw the header first (direct.c). */
+	if (sd_bus_is_bus_client(sd_bus_message_get_bus(m)) <= 0 || sd_bus_message_get_type(m, &type) < 0 ||
+	    type != SD_BUS_MESSAGE_METHOD_CALL || !member || ts_frame_data_method(iface, member) ||
+	    (iface && strcmp(iface, TS_VAULT_IFACE) != 0 && strcmp(iface, TS_MANAGER_IFACE) != 0))
+		return 0;
+	if (ts_direct_message_size(m, &st) <= 0 || st.bytes + st.body <= TS_FRAME_SMALL_MAX)
+		return 0;
+	if (sd_bus_message_get_expect_reply(m))
+		(void)sd_bus_reply_method_errorf(m, ts_error_dbus_name(-TS_E_LIMIT),
+		                                 "a call of %s may hold at most %u bytes of arguments", member,
+		                                 TS_FRAME_SMALL_MAX);
+	return 1;
 }
 
 /*

@@ -60,6 +60,14 @@ static inline void ts_kv_freep(ts_kv **p)
 }
 #define _ts_cleanup_kv_ __attribute__((cleanup(ts_kv_freep)))
 
+/*
+ * A filter on the bus, as the private socket's scanner does it there: a
+ * call to any method of the daemon's but the data methods is at most
+ * TS_FRAME_SMALL_MAX bytes of arguments (what a method that waits for
+ * polkit, a secret or a token helper holds meanwhile); a larger one is
+ * answered LimitExceeded before any method sees it.
+ */
+int ts_bus_refuse_large(sd_bus_message *m, void *userdata, sd_bus_error *error);
 /* sd_bus filter: drop NO_REPLY_EXPECTED calls to methods whose only effect is their reply (1: dropped). */
 int ts_bus_drop_unanswered(sd_bus_message *m, void *userdata, sd_bus_error *error);
 

@@ -5,6 +5,7 @@
 
 #include "bus/polkit.h"
 #include "bus/direct_conn.h"
+#include "bus/direct_frame.h"
 #include "bus/log.h"
 #include "bus/message.h"
 #include "bus/state.h"
@@ -24,6 +25,14 @@
 #define POLKIT_MAX_QUERIES_PER_SENDER 8
 #define POLKIT_MAX_QUERIES_PER_UID 16
 #define POLKIT_MAX_QUERIES 256
+/*
+ * And the bytes of the calls they hold, as their arguments are counted
+ * (ts_direct_message_size): a data method's call may be 32 MiB (an
+ * UnwrapBatch on a vault polkit opens to the caller), so 16 of one uid's
+ * could hold 512 MiB. Two such calls per uid, eight in all.
+ */
+#define POLKIT_MAX_BYTES_PER_UID (64ull << 20)
+#define POLKIT_MAX_BYTES (256ull << 20)
 /* An authentication dialog may take a person a while; without one polkit answers at once. */
 #define POLKIT_TIMEOUT_INTERACTIVE_USEC (120ull * 1000000)
 #define POLKIT_TIMEOUT_USEC (10ull * 1000000)
@@ -35,6 +44,7 @@ typedef struct ts_polkit_query {
 	char action[64];
 	char *sender;                  /* the caller's unique bus name */
 	uid_t uid;                     /* ... and its uid */
+	uint64_t bytes;                /* request's arguments, as counted */
 	int answered;
 	int allowed;
 	char why[192];                 /* for the AccessDenied message */
@@ -96,6 +106,9 @@ static int ask(ts_daemon *d, sd_bus_message *m, const char *action, const char *
 	const char *sender = sd_bus_message_get_sender(m);
 	int interactive = sd_bus_message_get_allow_interactive_authorization(m) > 0;
 	size_t n_sender = 0, n_uid = 0;
+	uint64_t bytes_uid = 0, bytes_all = 0;
+	ts_direct_msg_size size = { .max_bytes = TS_DIRECT_MESSAGE_MAX, .max_fds = TS_DIRECT_FDS_MAX,
+		                    .max_values = TS_DIRECT_VALUES_MAX };
 	ts_direct_conn *direct = NULL;
 	ts_polkit_query *q;
 	ts_caller caller;
@@ -115,13 +128,21 @@ static int ask(ts_daemon *d, sd_bus_message *m, const char *action, const char *
 	}
 	if (!sender || ts_caller_get(m, &caller) < 0)
 		return ts_bus_error(error, -TS_E_ACCESS_DENIED, "no sender");
+	/* Walked before the handler reads it (the walk rewinds it); past the bounds counts as the most. */
+	if (ts_direct_message_size(m, &size) != 0) {
+		size.bytes = TS_DIRECT_MESSAGE_MAX;
+		size.body = 0;
+	}
 	for (q = d->polkit_queries; q; q = q->next) {
 		n_sender += strcmp(q->sender, sender) == 0;
 		n_uid += q->uid == caller.uid;
+		bytes_uid += q->uid == caller.uid ? q->bytes : 0;
+		bytes_all += q->bytes;
 	}
-	if (n_sender >= POLKIT_MAX_QUERIES_PER_SENDER || n_uid >= POLKIT_MAX_QUERIES_PER_UID)
+	if (n_sender >= POLKIT_MAX_QUERIES_PER_SENDER || n_uid >= POLKIT_MAX_QUERIES_PER_UID ||
+	    bytes_uid + size.bytes + size.body > POLKIT_MAX_BYTES_PER_UID)
 		return ts_bus_error(error, -TS_E_BUSY, "too many authorization checks of this caller in progress");
-	if (d->n_polkit_queries >= POLKIT_MAX_QUERIES)
+	if (d->n_polkit_queries >= POLKIT_MAX_QUERIES || bytes_all + size.bytes + size.body > POLKIT_MAX_BYTES)
 		return ts_bus_error(error, -TS_E_BUSY, "too many authorization checks in progress");
 	if ((q = calloc(1, sizeof(*q))) == NULL || (q->sender = strdup(sender)) == NULL) {
 		free(q);
@@ -129,6 +150,7 @@ static int ask(ts_daemon *d, sd_bus_message *m, const char *action, const char *
 	}
 	q->d = d;
 	q->uid = caller.uid;
+	q->bytes = size.bytes + size.body;
 	q->request = sd_bus_message_ref(m);
 	snprintf(q->action, sizeof(q->action), "%s", action);
 	snprintf(owner_s, sizeof(owner_s), "%u", (unsigned)owner);

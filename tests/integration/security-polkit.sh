@@ -1,6 +1,8 @@
 #!/bin/bash
 # security-polkit.sh — one user flooding polkit checks (a polkit that never answers them) cannot make
-# another user's cross-user call Busy; every check names the vault and its owner in its details.
+# another user's cross-user call Busy; every check names the vault and its owner in its details; what
+# the questions hold is bounded in bytes too (64 MiB a uid); a large call to a method that may wait is
+# refused on the bus as on the private socket.
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 . "$TS_SRC/tests/integration/pam_lib.bash"
@@ -72,7 +74,8 @@ PY
 mkdir "$D/fl" && chown "$OTHER_UID" "$D/fl"
 setpriv --reuid "$OTHER_UID" --regid "$OTHER_UID" --clear-groups /usr/bin/python3 "$D/flood.py" "$BUS_ADDRESS" "$FP" \
 	3 32 "$D/fl/out" >"$D/flood.log" 2>&1 &
-RIG_PIDS+=($!)
+FLOOD_PID=$!
+RIG_PIDS+=($FLOOD_PID)
 # Settled when every call was either answered Busy or is a question polkit keeps open.
 for _ in $(seq 200); do
 	asked=$( { wc -l <"$D/polkit.log"; } 2>/dev/null || true)
@@ -112,6 +115,67 @@ out=$(setpriv --reuid "$B_UID" --regid "$B_UID" --clear-groups busctl --address=
 grep -q " org.tokenseal1.use-other method=Wrap owner=$OTHER_UID vault=target$" "$D/polkit.log.details" ||
 	fail "details of the Wrap question: $(tail -n 2 "$D/polkit.log.details")"
 pass "CheckAuthorization carries details vault=NAME owner=UID method=MEMBER"
+
+# --- what the questions hold: a data method's call may be 32 MiB, so a uid's questions may hold 64 MiB
+# in all, not 16 x 32 MiB. A fresh daemon (the flood's questions gone); $OTHER_UID sends three
+# UnwrapBatch calls of 30 MB to root's vault: two wait for polkit, the third is Busy at once.
+kill "$FLOOD_PID" 2>/dev/null || true
+rig_stop_daemon
+rig_start_daemon --idle-lock 0
+unlock "$FP" recovery "$D/rk-f" >/dev/null || fail "unlock flood"
+cat >"$D/big.py" <<'PY'
+import sys
+import dbus
+import dbus.mainloop.glib
+from gi.repository import GLib
+
+dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
+address, path, out = sys.argv[1], sys.argv[2], sys.argv[3]
+obj = dbus.bus.BusConnection(address).get_object("org.tokenseal1", path, introspect=False)
+blobs = dbus.Array([dbus.ByteArray(b"\0" * 290)] * 100000, signature="ay")
+answers = []
+for i in range(3):
+    obj.UnwrapBatch(blobs, dbus.Dictionary({}, signature="ss"), dbus_interface="org.tokenseal1.Vault", timeout=60,
+                    reply_handler=lambda *a, i=i: answers.append("%d reply" % i),
+                    error_handler=lambda e, i=i: answers.append("%d %s %s" % (i, e.get_dbus_name(), e.get_dbus_message())))
+GLib.timeout_add(4000, GLib.MainLoop.quit, loop := GLib.MainLoop())
+loop.run()
+open(out, "w").write("\n".join(answers) + "\n")
+PY
+setpriv --reuid "$OTHER_UID" --regid "$OTHER_UID" --clear-groups /usr/bin/python3 "$D/big.py" "$BUS_ADDRESS" "$FP" \
+	"$D/fl/big" >"$D/big.log" 2>&1 || fail "the 30 MB calls: $(cat "$D/big.log")"
+[ "$(cat "$D/fl/big")" = "2 org.tokenseal1.Error.Busy too many authorization checks of this caller in progress" ] ||
+	fail "three 30 MB calls waiting for polkit: $(cat "$D/fl/big")"
+[ "$(grep -c "use-other method=UnwrapBatch owner=0 vault=flood" "$D/polkit.log.details")" = 2 ] ||
+	fail "polkit was not asked about exactly two of them: $(grep -c UnwrapBatch "$D/polkit.log.details")"
+pass "a uid's calls waiting for polkit hold at most 64 MiB: of three 30 MB UnwrapBatch calls the third is Busy"
+
+# --- and on the bus as on the private socket: a call to a method other than the data methods is at
+# most 128 KiB (what Unlock holds while it waits for its secret): 200 KB of options is LimitExceeded
+# before anything reads them; 100 KB gets Unlock's own answer.
+for n in 200000 100000; do
+	out=$(/usr/bin/python3 - "$BUS_ADDRESS" "$FP" "$n" 2>&1 <<'PY'
+import os, sys
+import dbus
+address, path, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+obj = dbus.bus.BusConnection(address).get_object("org.tokenseal1", path, introspect=False)
+r, w = os.pipe()
+os.close(w)
+try:
+    obj.Unlock("recovery", dbus.types.UnixFd(r), {"x": "y" * n}, dbus_interface="org.tokenseal1.Vault")
+    print("reply")
+except dbus.exceptions.DBusException as e:
+    print(e.get_dbus_name(), e.get_dbus_message())
+PY
+)
+	case $n:$out in
+	200000:"org.tokenseal1.Error.LimitExceeded a call of Unlock may hold at most 131072 bytes of arguments") ;;
+	100000:org.tokenseal1.Error.LimitExceeded*) fail "100 KB of options refused: $out" ;;
+	100000:*) ;;
+	*) fail "Unlock with $n bytes of options: $out" ;;
+	esac
+done
+pass "on the bus, Unlock with 200 KB of arguments is LimitExceeded; 100 KB is Unlock's to answer"
 
 daemon_alive
 core_finish
