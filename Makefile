@@ -218,6 +218,10 @@ $(BUILD)/tests/unit/test_options: $(call obj,daemon/protectors/registry.c)
 # test_batch_unwrap proves the two-thread UnwrapBatch (daemon/batch_unwrap.c) against the one-thread path.
 $(BUILD)/tests/unit/test_batch_unwrap: $(call obj,daemon/batch_unwrap.c)
 
+# test_secret proves the client library's pool of locked slots for plaintexts (cli/lib/secret.c).
+$(BUILD)/tests/unit/test_secret: $(call obj,cli/lib/secret.c)
+$(call obj,tests/unit/test_secret.c): ALL_CFLAGS += -Icli/lib
+
 # test_log proves the daemon's log lines (daemon/bus/log.c; no audit sink is set, so events go to the log only).
 $(BUILD)/tests/unit/test_log: $(BUILD)/obj/tests/unit/test_log.o $(call obj,daemon/bus/log.c) $(LIBTSCORE)
 	@mkdir -p $(dir $@)

@@ -25,8 +25,7 @@ _Static_assert(WINDOW_BYTES >= TS_PLAINTEXT_MAX, "a window holds at least the la
  */
 struct half {
 	const ts_vault *v;
-	const ts_kv *ctx;
-	size_t n_ctx;
+	ts_blob_ctx *bctx;     /* the batch's context, encoded once; this half's own copy */
 	const ts_batch_item *items;
 	size_t base, from, to;
 	uint8_t *window;
@@ -66,10 +65,10 @@ static void run_half(struct half *h)
 	for (i = h->from; i < h->to; i++) {
 		pt = h->window + h->off[i - h->base];
 		if ((r = ts_blob_parse(h->items[i].blob, h->items[i].len, &bv)) < 0 ||
-		    (r = ts_vault_unwrap(h->v, &bv, h->ctx, h->n_ctx, pt)) < 0)
+		    (r = ts_vault_unwrap_ctx(h->v, &bv, h->bctx, pt)) < 0)
 			goto fail;
 		if (h->rewrap) {
-			r = ts_vault_wrap(h->v, h->ctx, h->n_ctx, pt, bv.plaintext_len, h->out);
+			r = ts_vault_wrap_ctx(h->v, h->bctx, pt, bv.plaintext_len, h->out);
 			sodium_memzero(pt, bv.plaintext_len);
 			if (r < 0)
 				goto fail;
@@ -201,6 +200,7 @@ int ts_batch_unwrap(const ts_vault *v, const ts_kv *ctx, size_t n_ctx, const ts_
 {
 	_ts_cleanup_buf_ ts_buf out_a = { 0 };
 	_ts_cleanup_buf_ ts_buf out_b = { 0 };
+	ts_blob_ctx ctx_a, ctx_b;
 	struct half a, b;
 	ts_blob_view bv;
 	size_t base = 0, end, used, mid, i, ra, rb;
@@ -211,6 +211,14 @@ int ts_batch_unwrap(const ts_vault *v, const ts_kv *ctx, size_t n_ctx, const ts_
 		return 0;
 	if (ts_batch_unwrap_prepare() < 0)
 		return -TS_E_NOMEM;
+	/*
+	 * The context is checked and encoded once for the whole batch, not
+	 * per item; each thread gets its own copy (each blob's header is
+	 * written in front of the encoding). An error of the context's
+	 * surfaces at the first item that gets that far, as it did per item.
+	 */
+	ts_blob_ctx_init(&ctx_a, ctx, n_ctx);
+	ts_blob_ctx_copy(&ctx_b, &ctx_a);
 
 	while (base < n) {
 		/* The window: items while their plaintexts fit; a blob that does not parse ends it. */
@@ -234,9 +242,10 @@ int ts_batch_unwrap(const ts_vault *v, const ts_kv *ctx, size_t n_ctx, const ts_
 			*ret_idx = base;
 			break;
 		}
-		a = (struct half){ .v = v, .ctx = ctx, .n_ctx = n_ctx, .items = items, .base = base, .from = base,
-		                   .to = mid, .window = pool.window, .off = pool.off, .rewrap = rewrap, .out = &out_a };
+		a = (struct half){ .v = v, .bctx = &ctx_a, .items = items, .base = base, .from = base, .to = mid,
+		                   .window = pool.window, .off = pool.off, .rewrap = rewrap, .out = &out_a };
 		b = a;
+		b.bctx = &ctx_b;
 		b.from = mid;
 		b.to = end;
 		b.out = &out_b;
@@ -246,6 +255,19 @@ int ts_batch_unwrap(const ts_vault *v, const ts_kv *ctx, size_t n_ctx, const ts_
 		if (a.r < 0 || b.r < 0 || pending < 0) {
 			r = a.r < 0 ? a.r : b.r < 0 ? b.r : pending;
 			*ret_idx = a.r < 0 ? a.fail_idx : b.r < 0 ? b.fail_idx : end;
+			break;
+		}
+		/*
+		 * Each new blob was opened again under the encoding it was sealed
+		 * with (ts_vault_wrap_ctx); before any leaves, both copies of the
+		 * encoding must still be the context's (ts_vault_wrap's check,
+		 * once a window). Should one not be, no item of the window is
+		 * handed out, and the first is named.
+		 */
+		if (rewrap && end > base &&
+		    (ts_blob_ctx_verify(&ctx_a, ctx, n_ctx) < 0 || ts_blob_ctx_verify(&ctx_b, ctx, n_ctx) < 0)) {
+			r = -TS_E_FAILED;
+			*ret_idx = base;
 			break;
 		}
 		for (i = base, ra = rb = 0; i < end; i++) {
@@ -273,5 +295,7 @@ int ts_batch_unwrap(const ts_vault *v, const ts_kv *ctx, size_t n_ctx, const ts_
 	/* On a failure the window may hold the plaintexts of the items before it. */
 	if (r < 0)
 		sodium_memzero(pool.window, WINDOW_BYTES);
+	ts_blob_ctx_free(&ctx_a);
+	ts_blob_ctx_free(&ctx_b);
 	return r < 0 ? r : 0;
 }

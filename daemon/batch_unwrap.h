@@ -23,7 +23,9 @@ typedef int (*ts_batch_emit_fn)(void *userdata, size_t idx, const uint8_t *pt, s
  * Unwrap items[0..n) with v under ctx (ts_blob_parse + ts_vault_unwrap
  * each) and hand each plaintext to emit, in order; with rewrap, wrap each
  * plaintext again (ts_vault_wrap, the current key; the plaintext wiped at
- * once) and hand emit the new blob instead. Work goes by windows of
+ * once) and hand emit the new blob instead. The context is encoded once
+ * for the batch (and its check, for rewrap, computed once), not per item:
+ * same checks, same errors at the same items (core/blob.h, ts_blob_ctx). Work goes by windows of
  * at most 4,096 items and 128 KiB of plaintext: the caller's thread takes
  * the first half of a window, a worker thread started at the first call
  * (all signals blocked; of its own only a stack and, once it has rewrapped,

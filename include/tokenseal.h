@@ -106,7 +106,9 @@ TS_PUBLIC const char *ts_client_last_error(const ts_client *c);
 
 /*
  * Plaintext returned by the library lives in locked memory that is wiped on
- * free. Free it with ts_secret_free(); accepts NULL.
+ * free. Free it with ts_secret_free() (from any thread; never with
+ * sodium_free(): a data key may sit in a slot of a pool the library keeps);
+ * accepts NULL.
  */
 TS_PUBLIC void ts_secret_free(void *p, size_t len);
 
@@ -124,7 +126,9 @@ TS_PUBLIC int ts_unwrap(ts_client *c, const char *vault, const ts_kv *ctx, size_
 
 /*
  * Unwrap a blob into the caller's buffer pt of pt_size bytes: no allocation
- * per call (ts_unwrap's locked buffer costs about ten system calls a key).
+ * and no copy kept by the library (ts_unwrap hands out a plaintext of up to
+ * 64 bytes in a slot of a locked pool it keeps, a longer one in a locked
+ * allocation of its own, about ten system calls).
  * pt should be memory the caller keeps locked and wipes, e.g. one
  * sodium_malloc() buffer of TS_PLAINTEXT_MAX bytes reused for every key.
  * On success *ret_pt_len is the plaintext's length (<= pt_size), and the

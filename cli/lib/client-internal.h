@@ -36,6 +36,13 @@ struct ts_client {
 /* Record a failure on c (message printf-style): code is a negative TS_E_*, returned (anything else: -TS_E_FAILED). */
 int ts_client_fail(ts_client *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/*
+ * Locked memory for a plaintext of n bytes the library hands out (secret.c):
+ * a slot of a kept pool for a data key, else its own sodium_malloc(); NULL
+ * when out of memory. Free only with ts_secret_free(p, n), which wipes it.
+ */
+void *ts_client_secret_alloc(size_t n);
+
 /* Negative TS_E_* code of the last failure on c (0 if the last call succeeded). */
 int ts_client_last_code(const ts_client *c);
 

@@ -245,15 +245,6 @@ void ts_client_free(ts_client *c)
 	free(c);
 }
 
-void ts_secret_free(void *p, size_t len)
-{
-	if (!p)
-		return;
-	/* sodium_free wipes too; the explicit wipe keeps that true whatever allocator changes. */
-	sodium_memzero(p, len);
-	sodium_free(p);
-}
-
 /*
  * "NAME" or "OWNER:NAME" (OWNER a uid or a user name) into the owner's uid
  * and a pointer to NAME. 0 or a failure recorded on c.
@@ -445,7 +436,8 @@ static int read_secret(ts_client *c, sd_bus_message *reply, uint8_t **ret, size_
 
 	if ((r = sd_bus_message_read_array(reply, 'y', &p, &n)) < 0)
 		return ts_client_fail(c, -TS_E_FAILED, "unexpected reply from tokensealed");
-	if ((*ret = sodium_malloc(n ? n : 1)) == NULL) {
+	/* A data key from the kept pool (secret.c), not a sodium_malloc of its own. */
+	if ((*ret = ts_client_secret_alloc(n)) == NULL) {
 		sodium_memzero((void *)(uintptr_t)p, n);
 		return ts_client_fail(c, -TS_E_NOMEM, "%s", ts_strerror(TS_E_NOMEM));
 	}

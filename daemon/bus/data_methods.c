@@ -223,49 +223,77 @@ static int append_bytes(void *userdata, size_t idx, const uint8_t *pt, size_t pt
 }
 
 /*
- * UnwrapBatch or RewrapBatch's items: the items (pointers into m) first,
- * then ts_batch_unwrap does the work, a large batch (TS_BATCH_PARALLEL_MIN
- * items or more) on two threads. Returns 0; a negative
- * TS_E_* with *ret_item = 1 and *ret_idx for the first failing item, or
- * *ret_item = 0 for a failure before any item (no memory); or a negative
- * errno from building the reply with *ret_item = -1.
+ * The items of the "aay" (pointers into m, valid while it lives), read in
+ * one pass and counted against TS_BATCH_MAX (-TS_E_LIMIT past it). When the
+ * array cannot grow, the items are dropped and *ret_nomem set, but the
+ * count goes on to the end: a broken message (-TS_E_INVALID_ARGS) or a bad
+ * context is still answered before the lack of memory, as it was when the
+ * array was allocated after them.
  */
-static int batch_items(sd_bus_message *m, sd_bus_message *reply, ts_vault_entry *e, const ts_kv *ctx,
-                       size_t n_ctx, size_t count, int rewrap, size_t *ret_idx, int *ret_item)
+static int read_items(sd_bus_message *m, ts_batch_item **ret, size_t *ret_n, int *ret_nomem)
 {
-	ts_batch_item *items;
-	const void *extra;
-	size_t n = 0, idx = 0, extra_len;
-	int r, read_error = 0, emit_failed = 0;
+	ts_batch_item *items = NULL, *more;
+	size_t n = 0, cap = 0, len;
+	const void *blob;
+	int r;
 
-	*ret_item = 0;
-	if (count == 0) {
-		if (sd_bus_message_read_array(m, 'y', &extra, &extra_len) == 0)
-			return 0;
-		*ret_item = 1;
-		*ret_idx = 0;
+	*ret = NULL;
+	*ret_n = 0;
+	*ret_nomem = 0;
+	if (sd_bus_message_enter_container(m, 'a', "ay") < 0)
+		return -TS_E_INVALID_ARGS;
+	while ((r = sd_bus_message_read_array(m, 'y', &blob, &len)) > 0) {
+		if (n == TS_BATCH_MAX) {
+			free(items);
+			return -TS_E_LIMIT;
+		}
+		if (n == cap && !*ret_nomem) {
+			cap = cap == 0 ? 256 : cap < TS_BATCH_MAX / 2 ? 2 * cap : TS_BATCH_MAX;
+			if ((more = realloc(items, cap * sizeof(*items))) == NULL) {
+				free(items);
+				items = NULL;
+				*ret_nomem = 1;
+			} else
+				items = more;
+		}
+		if (items)
+			items[n] = (ts_batch_item){ blob, len };
+		n++;
+	}
+	if (r < 0 || sd_bus_message_exit_container(m) < 0) {
+		free(items);
 		return -TS_E_INVALID_ARGS;
 	}
+	*ret = items;
+	*ret_n = n;
+	return 0;
+}
+
+/*
+ * UnwrapBatch or RewrapBatch's items: ts_batch_unwrap does the work, a
+ * large batch (TS_BATCH_PARALLEL_MIN items or more) on two threads.
+ * Returns 0; a negative TS_E_* with *ret_item = 1 and *ret_idx for the
+ * first failing item, or *ret_item = 0 for a failure before any item (no
+ * memory); or a negative errno from building the reply with *ret_item = -1.
+ */
+static int batch_items(sd_bus_message *reply, ts_vault_entry *e, const ts_kv *ctx, size_t n_ctx,
+                       const ts_batch_item *items, size_t n, int nomem, int rewrap, size_t *ret_idx, int *ret_item)
+{
+	size_t idx = 0;
+	int r, emit_failed = 0;
+
+	*ret_item = 0;
+	if (n == 0)
+		return 0;
 	/* The window first: out of memory there is no item's fault. */
-	if (ts_batch_unwrap_prepare() < 0 || (items = calloc(count, sizeof(*items))) == NULL)
+	if (ts_batch_unwrap_prepare() < 0 || nomem)
 		return -TS_E_NOMEM;
-	while (n < count && (r = sd_bus_message_read_array(m, 'y', &items[n].blob, &items[n].len)) > 0)
-		n++;
-	/* Counted in the first pass; fewer or more now is a broken message, after the items before it. */
-	if (n < count || sd_bus_message_read_array(m, 'y', &extra, &extra_len) != 0)
-		read_error = 1;
 	r = ts_batch_unwrap(e->vault, ctx, n_ctx, items, n, n >= TS_BATCH_PARALLEL_MIN, rewrap, append_bytes, reply, &idx,
 	                    &emit_failed);
-	free(items);
 	if (r < 0) {
 		*ret_item = emit_failed ? -1 : 1;
 		*ret_idx = idx;
 		return r;
-	}
-	if (read_error) {
-		*ret_item = 1;
-		*ret_idx = n;
-		return -TS_E_INVALID_ARGS;
 	}
 	return 0;
 }
@@ -279,37 +307,38 @@ static int batch(sd_bus_message *m, ts_vault_entry *e, int rewrap, sd_bus_error 
 {
 	_ts_cleanup_reply_ sd_bus_message *reply = NULL;
 	_ts_cleanup_kv_ ts_kv *ctx = NULL;
+	ts_batch_item *items = NULL;
 	char msg[160];
-	size_t n_ctx, idx = 0, count = 0, blob_len;
-	const void *blob;
+	size_t n_ctx, idx = 0, count = 0;
 	ts_caller caller;
-	int r, item = 0;
+	int r, item = 0, nomem = 0;
 
 	if ((r = ts_vault_authorize(m, e, &caller, error)) != 0)
 		return r;
 	/*
-	 * The context comes after the array in the message: walk the array once
-	 * (reading item by item; sd_bus_message_skip steps through it byte by
-	 * byte and cost 80% of a batch), counting items, read the context, then
-	 * rewind and walk the array again for real.
+	 * The context comes after the array in the message: the items are
+	 * taken in one walk of the array (by sd_bus_message_read_array each;
+	 * sd_bus_message_skip steps through it byte by byte and cost 80% of a
+	 * batch, and a second walk after a rewind cost a third of the daemon's
+	 * time per item), then the context is read.
 	 */
-	if ((r = sd_bus_message_enter_container(m, 'a', "ay")) < 0)
-		return ts_bus_error(error, -TS_E_INVALID_ARGS, NULL);
-	while ((r = sd_bus_message_read_array(m, 'y', &blob, &blob_len)) > 0)
-		if (++count > TS_BATCH_MAX) {
+	if ((r = read_items(m, &items, &count, &nomem)) < 0) {
+		if (r == -TS_E_LIMIT)
 			snprintf(msg, sizeof(msg), "more than %d items in one batch", TS_BATCH_MAX);
-			return ts_bus_error(error, -TS_E_LIMIT, msg);
-		}
-	if (r < 0 || (r = sd_bus_message_exit_container(m)) < 0 ||
-	    (r = ts_bus_read_kv(m, &ctx, &n_ctx, TS_CONTEXT_MAX_ENTRIES)) < 0 ||
-	    (r = sd_bus_message_rewind(m, 1)) < 0 || (r = sd_bus_message_enter_container(m, 'a', "ay")) < 0) {
+		return ts_bus_error(error, r, r == -TS_E_LIMIT ? msg : NULL);
+	}
+	if ((r = ts_bus_read_kv(m, &ctx, &n_ctx, TS_CONTEXT_MAX_ENTRIES)) < 0) {
+		free(items);
 		return ts_bus_error(error, r == -TS_E_LIMIT ? r : -TS_E_INVALID_ARGS, NULL);
 	}
 	/* Sensitive: a reply dropped half-built on a failing item is wiped as well as a sent one. */
 	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 || (r = sd_bus_message_sensitive(reply)) < 0 ||
 	    (r = sd_bus_message_open_container(reply, 'a', "ay")) < 0)
 		goto out;
-	if ((r = batch_items(m, reply, e, ctx, n_ctx, count, rewrap, &idx, &item)) < 0) {
+	r = batch_items(reply, e, ctx, n_ctx, items, count, nomem, rewrap, &idx, &item);
+	free(items);
+	items = NULL;
+	if (r < 0) {
 		if (item > 0)
 			goto fail_item;
 		if (item < 0)
@@ -327,6 +356,7 @@ fail_item:
 		snprintf(msg, sizeof(msg), "item %zu: %s", idx, ts_strerror(r));
 	return ts_bus_error(error, r, msg);
 out:
+	free(items);
 	return ts_bus_errno(error, r);
 }
 

@@ -50,8 +50,8 @@ int ts_blob_ctx_key(const uint8_t key[TS_KEY_BYTES], uint8_t ctx_key[TS_BLOB_CTX
  * the canonical context, truncated. It only tells "wrong context" apart from
  * "broken blob" for the user; the AEAD is what authenticates.
  */
-static int ts_blob_ctx_check(const uint8_t ctx_key[TS_BLOB_CTXKEY_BYTES], const uint8_t *enc, size_t enc_len,
-                             uint8_t check[TS_BLOB_CTXCHECK_BYTES])
+static int ts_blob_check_of(const uint8_t ctx_key[TS_BLOB_CTXKEY_BYTES], const uint8_t *enc, size_t enc_len,
+                            uint8_t check[TS_BLOB_CTXCHECK_BYTES])
 {
 	uint8_t h[32];
 	int r = -TS_E_FAILED;
@@ -68,46 +68,81 @@ out:
 /*
  * The AAD, header || canonical context, built on the stack when it fits
  * (every usual context does) and on the heap only for a large one: no
- * allocation per blob. Not secret: it goes into the blob in the clear.
+ * allocation per blob, and in a batch one encoding for every item
+ * (ts_blob_ctx, blob.h). Not secret: it goes into the blob in the clear.
  */
-#define TS_BLOB_AAD_STACK 1024
-
-typedef struct ts_blob_aad {
-	uint8_t *p;          /* stack or heap.data */
-	size_t len;
-	ts_buf heap;
-	uint8_t stack[TS_BLOB_AAD_STACK];
-} ts_blob_aad;
-
-static void ts_blob_aad_free(ts_blob_aad *a)
-{
-	ts_buf_free(&a->heap);
-}
-
-/* header (TS_BLOB_HEADER_BYTES, may be filled in later through a->p) || encoding of ctx. */
-static int ts_blob_aad_build(ts_blob_aad *a, const uint8_t *header, const ts_kv *ctx, size_t n_ctx)
+void ts_blob_ctx_init(ts_blob_ctx *c, const ts_kv *ctx, size_t n_ctx)
 {
 	size_t enc_len = 0;
 	uint8_t *p;
 	int r;
 
-	a->p = a->stack;
-	a->heap = (ts_buf){ 0 };
-	r = ts_context_encode_to(ctx, n_ctx, a->stack + TS_BLOB_HEADER_BYTES,
-	                         sizeof(a->stack) - TS_BLOB_HEADER_BYTES, &enc_len);
-	if (r < 0)
-		return r;
+	c->aad = c->stack;
+	c->aad_len = TS_BLOB_HEADER_BYTES;
+	c->heap = (ts_buf){ 0 };
+	c->check_key = NULL;
+	r = ts_context_encode_to(ctx, n_ctx, c->stack + TS_BLOB_HEADER_BYTES,
+	                         sizeof(c->stack) - TS_BLOB_HEADER_BYTES, &enc_len);
 	if (r > 0) {
-		if ((p = ts_buf_reserve(&a->heap, TS_BLOB_HEADER_BYTES + enc_len)) == NULL)
-			return -TS_E_NOMEM;
-		if ((r = ts_context_encode_to(ctx, n_ctx, p + TS_BLOB_HEADER_BYTES, enc_len, &enc_len)) != 0)
-			return r < 0 ? r : -TS_E_FAILED;
-		a->p = p;
+		if ((p = ts_buf_reserve(&c->heap, TS_BLOB_HEADER_BYTES + enc_len)) == NULL)
+			r = -TS_E_NOMEM;
+		else if ((r = ts_context_encode_to(ctx, n_ctx, p + TS_BLOB_HEADER_BYTES, enc_len, &enc_len)) > 0)
+			r = -TS_E_FAILED;
+		else
+			c->aad = p;
 	}
-	if (header)
-		memcpy(a->p, header, TS_BLOB_HEADER_BYTES);
-	a->len = TS_BLOB_HEADER_BYTES + enc_len;
-	return 0;
+	c->r = r;
+	if (r == 0)
+		c->aad_len = TS_BLOB_HEADER_BYTES + enc_len;
+}
+
+void ts_blob_ctx_copy(ts_blob_ctx *dst, const ts_blob_ctx *src)
+{
+	uint8_t *p;
+
+	dst->aad = dst->stack;
+	dst->aad_len = src->aad_len;
+	dst->heap = (ts_buf){ 0 };
+	dst->check_key = src->check_key;
+	memcpy(dst->check, src->check, sizeof(dst->check));
+	dst->r = src->r;
+	if (src->r < 0)
+		return;
+	if (src->aad != src->stack) {
+		if ((p = ts_buf_reserve(&dst->heap, src->aad_len)) == NULL) {
+			dst->r = -TS_E_NOMEM;
+			dst->aad_len = TS_BLOB_HEADER_BYTES;
+			return;
+		}
+		dst->aad = p;
+	}
+	memcpy(dst->aad + TS_BLOB_HEADER_BYTES, src->aad + TS_BLOB_HEADER_BYTES, src->aad_len - TS_BLOB_HEADER_BYTES);
+}
+
+int ts_blob_ctx_verify(const ts_blob_ctx *c, const ts_kv *ctx, size_t n_ctx)
+{
+	ts_blob_ctx fresh;
+	int r;
+
+	if (!c)
+		return -TS_E_INVALID_ARGS;
+	if (c->r < 0)
+		return c->r;
+	ts_blob_ctx_init(&fresh, ctx, n_ctx);
+	r = fresh.r == 0 && fresh.aad_len == c->aad_len &&
+	    memcmp(fresh.aad + TS_BLOB_HEADER_BYTES, c->aad + TS_BLOB_HEADER_BYTES,
+	           c->aad_len - TS_BLOB_HEADER_BYTES) == 0 ? 0 : -TS_E_FAILED;
+	ts_blob_ctx_free(&fresh);
+	return r;
+}
+
+void ts_blob_ctx_free(ts_blob_ctx *c)
+{
+	if (!c)
+		return;
+	ts_buf_free(&c->heap);
+	c->aad = c->stack;
+	c->check_key = NULL;
 }
 
 int ts_blob_parse(const uint8_t *blob, size_t len, ts_blob_view *ret)
@@ -142,43 +177,49 @@ int ts_blob_parse(const uint8_t *blob, size_t len, ts_blob_view *ret)
 	return 0;
 }
 
-int ts_blob_seal_with(const uint8_t key[TS_KEY_BYTES], const uint8_t ctx_key[TS_BLOB_CTXKEY_BYTES],
-                      const uint8_t vault_id[TS_VAULT_ID_BYTES], uint32_t key_version,
-                      const ts_kv *ctx, size_t n_ctx, const uint8_t *pt, size_t pt_len, ts_buf *out)
+int ts_blob_seal_ctx(const uint8_t key[TS_KEY_BYTES], const uint8_t ctx_key[TS_BLOB_CTXKEY_BYTES],
+                     const uint8_t vault_id[TS_VAULT_ID_BYTES], uint32_t key_version, ts_blob_ctx *c,
+                     const uint8_t *pt, size_t pt_len, ts_buf *out)
 {
-	ts_blob_aad aad;
 	size_t orig_len;
 	unsigned long long clen = 0;
-	uint8_t *h, *c;
+	uint8_t *h, *p;
 	int r;
 
-	if (!key || !ctx_key || !vault_id || !out || key_version == 0 || (pt_len > 0 && !pt))
+	if (!key || !ctx_key || !vault_id || !c || !out || key_version == 0 || (pt_len > 0 && !pt))
 		return -TS_E_INVALID_ARGS;
 	if (pt_len > TS_PLAINTEXT_MAX)
 		return -TS_E_LIMIT;
+	/* The context's own error, where encoding it per call would have met it. */
+	if (c->r < 0)
+		return c->r;
 	orig_len = out->len;
 
 	/* AAD = header || canonical context; the header is finished before it is hashed in. */
-	if ((r = ts_blob_aad_build(&aad, NULL, ctx, n_ctx)) < 0)
-		goto out;
-	h = aad.p;
+	h = c->aad;
 	memcpy(h + OFF_MAGIC, TS_BLOB_MAGIC, 4);
 	h[OFF_VERSION] = TS_BLOB_VERSION;
 	h[OFF_ALG] = TS_BLOB_ALG_XCHACHA20POLY1305;
 	memcpy(h + OFF_VAULT_ID, vault_id, TS_VAULT_ID_BYTES);
 	ts_put_be32(h + OFF_KEY_VERSION, key_version);
-	if ((r = ts_blob_ctx_check(ctx_key, h + TS_BLOB_HEADER_BYTES, aad.len - TS_BLOB_HEADER_BYTES,
-	                           h + OFF_CTX_CHECK)) < 0)
-		goto out;
+	/* The check depends on the key and the context only: once per key for a batch. */
+	if (c->check_key != ctx_key) {
+		c->check_key = NULL;
+		if ((r = ts_blob_check_of(ctx_key, c->aad + TS_BLOB_HEADER_BYTES, c->aad_len - TS_BLOB_HEADER_BYTES,
+		                           c->check)) < 0)
+			goto out;
+		c->check_key = ctx_key;
+	}
+	memcpy(h + OFF_CTX_CHECK, c->check, TS_BLOB_CTXCHECK_BYTES);
 	randombytes_buf(h + OFF_NONCE, TS_BLOB_NONCE_BYTES);
 
 	if ((r = ts_buf_append(out, h, TS_BLOB_HEADER_BYTES)) < 0)
 		goto out;
-	if ((c = ts_buf_reserve(out, pt_len + TS_BLOB_TAG_BYTES)) == NULL) {
+	if ((p = ts_buf_reserve(out, pt_len + TS_BLOB_TAG_BYTES)) == NULL) {
 		r = -TS_E_NOMEM;
 		goto out;
 	}
-	if (crypto_aead_xchacha20poly1305_ietf_encrypt(c, &clen, pt, pt_len, aad.p, aad.len, NULL,
+	if (crypto_aead_xchacha20poly1305_ietf_encrypt(p, &clen, pt, pt_len, c->aad, c->aad_len, NULL,
 	                                               h + OFF_NONCE, key) != 0 ||
 	    clen != pt_len + TS_BLOB_TAG_BYTES) {
 		r = -TS_E_FAILED;
@@ -186,11 +227,24 @@ int ts_blob_seal_with(const uint8_t key[TS_KEY_BYTES], const uint8_t ctx_key[TS_
 	}
 	r = 0;
 out:
-	ts_blob_aad_free(&aad);
 	if (r < 0 && out->len > orig_len) {
 		sodium_memzero(out->data + orig_len, out->len - orig_len);
 		out->len = orig_len;
 	}
+	return r;
+}
+
+int ts_blob_seal_with(const uint8_t key[TS_KEY_BYTES], const uint8_t ctx_key[TS_BLOB_CTXKEY_BYTES],
+                      const uint8_t vault_id[TS_VAULT_ID_BYTES], uint32_t key_version,
+                      const ts_kv *ctx, size_t n_ctx, const uint8_t *pt, size_t pt_len, ts_buf *out)
+{
+	ts_blob_ctx c;
+	int r;
+
+	/* seal_ctx checks the arguments first, then meets the context's error: the order it always had. */
+	ts_blob_ctx_init(&c, ctx, n_ctx);
+	r = ts_blob_seal_ctx(key, ctx_key, vault_id, key_version, &c, pt, pt_len, out);
+	ts_blob_ctx_free(&c);
 	return r;
 }
 
@@ -209,20 +263,21 @@ int ts_blob_seal(const uint8_t key[TS_KEY_BYTES], const uint8_t vault_id[TS_VAUL
 	return r;
 }
 
-int ts_blob_open_with(const uint8_t key[TS_KEY_BYTES], const uint8_t ctx_key[TS_BLOB_CTXKEY_BYTES],
-                      const ts_blob_view *v, const ts_kv *ctx, size_t n_ctx, uint8_t *pt_out)
+int ts_blob_open_ctx(const uint8_t key[TS_KEY_BYTES], const uint8_t ctx_key[TS_BLOB_CTXKEY_BYTES],
+                     const ts_blob_view *v, ts_blob_ctx *c, uint8_t *pt_out)
 {
-	ts_blob_aad aad;
 	uint8_t check[TS_BLOB_CTXCHECK_BYTES];
 	unsigned long long mlen = 0;
 	int r;
 
-	if (!key || !ctx_key || !v || !v->header || !v->ciphertext || v->ciphertext_len < TS_BLOB_TAG_BYTES ||
+	if (!key || !ctx_key || !v || !c || !v->header || !v->ciphertext || v->ciphertext_len < TS_BLOB_TAG_BYTES ||
 	    v->plaintext_len != v->ciphertext_len - TS_BLOB_TAG_BYTES || (v->plaintext_len && !pt_out))
 		return -TS_E_INVALID_ARGS;
 
-	if ((r = ts_blob_aad_build(&aad, v->header, ctx, n_ctx)) < 0)
+	/* The context's own error, where encoding it per call would have met it. */
+	if ((r = c->r) < 0)
 		goto out;
+	memcpy(c->aad, v->header, TS_BLOB_HEADER_BYTES);
 	/*
 	 * The AEAD first: it authenticates the header (context check
 	 * included) and the context together, so when it holds, the check
@@ -232,21 +287,32 @@ int ts_blob_open_with(const uint8_t key[TS_KEY_BYTES], const uint8_t ctx_key[TS_
 	 * comparing it first gave, without a keyed hash per good blob.
 	 */
 	if (crypto_aead_xchacha20poly1305_ietf_decrypt(pt_out, &mlen, NULL, v->ciphertext,
-	                                               v->ciphertext_len, aad.p, aad.len,
+	                                               v->ciphertext_len, c->aad, c->aad_len,
 	                                               v->nonce, key) == 0 &&
 	    mlen == v->plaintext_len) {
 		r = 0;
 		goto out;
 	}
-	if ((r = ts_blob_ctx_check(ctx_key, aad.p + TS_BLOB_HEADER_BYTES, aad.len - TS_BLOB_HEADER_BYTES,
+	if ((r = ts_blob_check_of(ctx_key, c->aad + TS_BLOB_HEADER_BYTES, c->aad_len - TS_BLOB_HEADER_BYTES,
 	                           check)) < 0)
 		goto out;
 	r = sodium_memcmp(check, v->ctx_check, TS_BLOB_CTXCHECK_BYTES) != 0 ? -TS_E_CONTEXT_MISMATCH
 	                                                                      : -TS_E_BAD_BLOB;
 out:
-	ts_blob_aad_free(&aad);
 	if (r < 0 && pt_out && v->plaintext_len)
 		sodium_memzero(pt_out, v->plaintext_len);
+	return r;
+}
+
+int ts_blob_open_with(const uint8_t key[TS_KEY_BYTES], const uint8_t ctx_key[TS_BLOB_CTXKEY_BYTES],
+                      const ts_blob_view *v, const ts_kv *ctx, size_t n_ctx, uint8_t *pt_out)
+{
+	ts_blob_ctx c;
+	int r;
+
+	ts_blob_ctx_init(&c, ctx, n_ctx);
+	r = ts_blob_open_ctx(key, ctx_key, v, &c, pt_out);
+	ts_blob_ctx_free(&c);
 	return r;
 }
 

@@ -72,6 +72,58 @@ int ts_blob_seal_with(const uint8_t key[TS_KEY_BYTES], const uint8_t ctx_key[TS_
 int ts_blob_open_with(const uint8_t key[TS_KEY_BYTES], const uint8_t ctx_key[TS_BLOB_CTXKEY_BYTES],
                       const ts_blob_view *v, const ts_kv *ctx, size_t n_ctx, uint8_t *pt_out);
 
+/*
+ * A context encoded once for many blobs (UnwrapBatch, RewrapBatch). A blob's
+ * AAD is its header || the canonical encoding of the context, so the items
+ * of a batch differ only in the header: ts_blob_ctx_init checks and encodes
+ * the context once, and the _ctx forms below write each blob's header in
+ * front of that encoding. The encoding's error (-TS_E_INVALID_ARGS for a
+ * malformed context, -TS_E_NOMEM when a large one finds no memory) is kept
+ * in r, not returned: each open or seal with it fails with that error at
+ * the point where the per-call form would have (after that call's own
+ * checks), so a batch fails at the same item, with the same error, as item
+ * by item. The context check a seal needs is computed once per ctx_key and
+ * kept (by address: the keys must stay where they are, unchanged, while the
+ * ts_blob_ctx lives, as a keyring's do during one call).
+ *
+ * Not secret and no key: the context goes into every blob in the clear, and
+ * so does its check. Not for two threads at once (each blob's header is
+ * written into aad): give each its own with ts_blob_ctx_copy. Points into
+ * itself: copy it only with ts_blob_ctx_copy, free it with ts_blob_ctx_free.
+ */
+#define TS_BLOB_AAD_STACK 1024
+
+typedef struct ts_blob_ctx {
+	int r;                  /* 0, or the error every open and seal with it gives */
+	uint8_t *aad;           /* TS_BLOB_HEADER_BYTES of room || encoding; stack or heap.data */
+	size_t aad_len;
+	ts_buf heap;            /* only for an encoding too large for stack */
+	const uint8_t *check_key;                 /* the ctx_key check was computed with, or NULL */
+	uint8_t check[TS_BLOB_CTXCHECK_BYTES];
+	uint8_t stack[TS_BLOB_AAD_STACK];
+} ts_blob_ctx;
+
+/* Encode ctx into c (no error returned: see r above). */
+void ts_blob_ctx_init(ts_blob_ctx *c, const ts_kv *ctx, size_t n_ctx);
+/* dst = a copy of src, for another thread (dst->r = -TS_E_NOMEM when a large encoding finds no memory). */
+void ts_blob_ctx_copy(ts_blob_ctx *dst, const ts_blob_ctx *src);
+/* Free what init or copy allocated; accepts NULL. */
+void ts_blob_ctx_free(ts_blob_ctx *c);
+/*
+ * 0 when c holds the encoding of ctx made afresh now, else -TS_E_FAILED (or
+ * c's own error): blobs sealed under c are then sealed under the context
+ * the caller meant. What a wrap's verification (ts_vault_wrap) needs, once
+ * per batch window rather than once per item.
+ */
+int ts_blob_ctx_verify(const ts_blob_ctx *c, const ts_kv *ctx, size_t n_ctx);
+
+/* ts_blob_seal_with and ts_blob_open_with under a context encoded once: byte for byte the same results. */
+int ts_blob_seal_ctx(const uint8_t key[TS_KEY_BYTES], const uint8_t ctx_key[TS_BLOB_CTXKEY_BYTES],
+                     const uint8_t vault_id[TS_VAULT_ID_BYTES], uint32_t key_version, ts_blob_ctx *c,
+                     const uint8_t *pt, size_t pt_len, ts_buf *out);
+int ts_blob_open_ctx(const uint8_t key[TS_KEY_BYTES], const uint8_t ctx_key[TS_BLOB_CTXKEY_BYTES],
+                     const ts_blob_view *v, ts_blob_ctx *c, uint8_t *pt_out);
+
 /* Text form: "tokenseal:v1:" + base64url (no padding). ret is malloc()ed, NUL-terminated. */
 int ts_blob_to_text(const uint8_t *blob, size_t len, char **ret);
 

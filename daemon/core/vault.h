@@ -241,6 +241,18 @@ int ts_vault_unwrap(const ts_vault *v, const ts_blob_view *blob, const ts_kv *ct
 /* -TS_E_WRONG_VAULT when the blob names another vault id. */
 
 /*
+ * The same two under a context encoded once (blob.h, ts_blob_ctx: one per
+ * thread), for the items of a batch: the same checks in the same order,
+ * the same errors and the same blobs as the forms above. ts_vault_wrap_ctx
+ * opens each new blob again under c, as ts_vault_wrap does; that c still
+ * holds the context's encoding is the caller's to check, with
+ * ts_blob_ctx_verify before it hands out what it wrapped (ts_vault_wrap
+ * does, after its one wrap).
+ */
+int ts_vault_wrap_ctx(const ts_vault *v, ts_blob_ctx *c, const uint8_t *pt, size_t pt_len, ts_buf *out);
+int ts_vault_unwrap_ctx(const ts_vault *v, const ts_blob_view *blob, ts_blob_ctx *c, uint8_t *pt_out);
+
+/*
  * Serialize to the vault file format (CBOR, docs/FORMAT.md). Needs the vault
  * unlocked (the header MAC key comes from VS); bumps generation.
  */

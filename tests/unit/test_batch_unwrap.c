@@ -1,4 +1,4 @@
-/* test_batch_unwrap.c — UnwrapBatch on two threads gives what one thread gives: the same plaintexts in order, the same first failing index, nothing after a lock or a retire. */
+/* test_batch_unwrap.c — UnwrapBatch on two threads gives what one thread gives, and what item by item gives: the same plaintexts in order, the same first failing index and error (the context encoded once), nothing after a lock or a retire. */
 #define _GNU_SOURCE 1   /* sched_getaffinity, CPU_COUNT */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -105,6 +105,19 @@ static int check_emit(void *userdata, size_t idx, const uint8_t *p, size_t len)
 	if (idx == s->stop_at)
 		return -22;
 	if ((s->rewrapped_by ? check_new_blob(s, idx, p, len) : check_plain(s, idx, p, len)) < 0)
+		s->bad = 1;
+	s->next++;
+	return 0;
+}
+
+/* Counts what emit saw, in order, without looking at it. */
+static int check_count(void *userdata, size_t idx, const uint8_t *p, size_t len)
+{
+	struct seen *s = userdata;
+
+	(void)p;
+	(void)len;
+	if (idx != s->next)
 		s->bad = 1;
 	s->next++;
 	return 0;
@@ -232,6 +245,125 @@ static void the_first_failing_index_wins_on_both_threads(void **state)
 	ts_vault_free(w);
 }
 
+/* Item by item with the per-call forms, as before batches encoded the context once: the first failure, its index. */
+static int per_item(const ts_vault *v, const ts_kv *c, size_t n_c, const struct set *s, int rewrap, size_t *ret_idx)
+{
+	static uint8_t pt[TS_PLAINTEXT_MAX];
+	_ts_cleanup_buf_ ts_buf out = { 0 };
+	ts_blob_view bv;
+	int r = 0;
+
+	for (size_t i = 0; i < s->n; i++) {
+		if ((r = ts_blob_parse(s->items[i].blob, s->items[i].len, &bv)) < 0 ||
+		    (r = ts_vault_unwrap(v, &bv, c, n_c, pt)) < 0 ||
+		    (rewrap && (r = ts_vault_wrap(v, c, n_c, pt, bv.plaintext_len, &out)) < 0)) {
+			*ret_idx = i;
+			return r;
+		}
+		sodium_memzero(pt, bv.plaintext_len);
+	}
+	return 0;
+}
+
+/* The batch under context c, on one thread and two, unwrap and rewrap: what per_item gives, and nothing handed out past it. */
+static void same_as_per_item(ts_vault *v, const ts_kv *c, size_t n_c, struct set *s, int want_r)
+{
+	for (int rewrap = 0; rewrap <= 1; rewrap++) {
+		size_t want_idx = SIZE_MAX;
+		int r = per_item(v, c, n_c, s, rewrap, &want_idx);
+
+		assert_int_equal(r, want_r);
+		for (int parallel = 0; parallel <= 1; parallel++) {
+			struct seen seen = { .stop_at = SIZE_MAX };
+			size_t idx = SIZE_MAX;
+			int ef = 7;
+
+			assert_int_equal(ts_batch_unwrap(v, c, n_c, s->items, s->n, parallel, rewrap, check_count, &seen,
+			                                 &idx, &ef), want_r);
+			assert_int_equal(ef, 0);
+			assert_int_equal(seen.bad, 0);
+			if (want_r < 0) {
+				assert_int_equal(idx, want_idx);
+				assert_true(seen.next <= want_idx);
+			} else
+				assert_int_equal(seen.next, s->n);
+		}
+	}
+}
+
+/*
+ * The context is encoded once per batch: a malformed one, a wrong one and
+ * one too large for the stack give, at the same item, the error the
+ * per-item path gives, behind each item's own earlier errors.
+ */
+static void the_context_once_fails_where_each_item_did(void **state)
+{
+	static char big[TS_CONTEXT_VALUE_MAX + 1];
+	static const ts_kv dup[] = { { "app", "org.example.Mail" }, { "app", "org.example.Mail" } };
+	static const ts_kv empty_key[] = { { "", "x" } };
+	static const ts_kv bad_utf8[] = { { "app", "\xc0\x80" } };
+	ts_kv big_ctx[2] = { { "app", "org.example.Mail" }, { "blob", big } };
+	_ts_cleanup_buf_ ts_buf foreign = { 0 };
+	ts_vault *v = NULL, *w = NULL;
+	struct set s, sb;
+
+	memset(big, 'x', TS_CONTEXT_VALUE_MAX);
+	assert_int_equal(ts_vault_create(&v, "batch", 1000, NOW), 0);
+	assert_int_equal(ts_vault_create(&w, "other", 1000, NOW), 0);
+	assert_int_equal(ts_vault_wrap(w, ctx, 2, (const uint8_t *)"k", 1, &foreign), 0);
+	make_set(v, &s, 600, 0);
+
+	same_as_per_item(v, ctx, 2, &s, 0);
+	/* Malformed contexts: refused at the first item, on both threads, for unwrap and rewrap. */
+	same_as_per_item(v, dup, 2, &s, -TS_E_INVALID_ARGS);
+	same_as_per_item(v, empty_key, 1, &s, -TS_E_INVALID_ARGS);
+	same_as_per_item(v, bad_utf8, 1, &s, -TS_E_INVALID_ARGS);
+	/* Well-formed but not the blobs' context. */
+	same_as_per_item(v, ctx, 1, &s, -TS_E_CONTEXT_MISMATCH);
+	same_as_per_item(v, big_ctx, 2, &s, -TS_E_CONTEXT_MISMATCH);
+	/* An item's own error comes first: a foreign blob, then one that does not parse, at item 0. */
+	s.items[0] = (ts_batch_item){ foreign.data, foreign.len };
+	same_as_per_item(v, dup, 2, &s, -TS_E_WRONG_VAULT);
+	s.items[0] = (ts_batch_item){ s.blobs[0].data, 10 };
+	same_as_per_item(v, dup, 2, &s, -TS_E_BAD_BLOB);
+	s.items[0] = (ts_batch_item){ s.blobs[0].data, s.blobs[0].len };
+	/* A locked vault says so before the context is looked at. */
+	ts_vault_lock(v);
+	same_as_per_item(v, dup, 2, &s, -TS_E_LOCKED);
+	free_set(&s);
+	ts_vault_free(v);
+
+	/* A context whose encoding does not fit the stack (heap, one copy per thread): every item right. */
+	assert_int_equal(ts_vault_create(&v, "batch", 1000, NOW), 0);
+	sb.n = 600;
+	sb.blobs = calloc(sb.n, sizeof(*sb.blobs));
+	sb.items = calloc(sb.n, sizeof(*sb.items));
+	assert_non_null(sb.blobs);
+	assert_non_null(sb.items);
+	for (size_t i = 0; i < sb.n; i++) {
+		uint8_t pt[64];
+
+		fill(pt, pt_len_of(i, 0), i);
+		assert_int_equal(ts_vault_wrap(v, big_ctx, 2, pt, pt_len_of(i, 0), &sb.blobs[i]), 0);
+		sb.items[i] = (ts_batch_item){ sb.blobs[i].data, sb.blobs[i].len };
+	}
+	same_as_per_item(v, big_ctx, 2, &sb, 0);
+	same_as_per_item(v, ctx, 2, &sb, -TS_E_CONTEXT_MISMATCH);
+	for (int parallel = 0; parallel <= 1; parallel++) {
+		struct seen seen = { .stop_at = SIZE_MAX };
+		size_t idx = 0;
+		int ef = 0;
+
+		assert_int_equal(ts_batch_unwrap(v, big_ctx, 2, sb.items, sb.n, parallel, 0, check_emit, &seen, &idx,
+		                                 &ef), 0);
+		assert_int_equal(seen.bad, 0);
+		assert_int_equal(seen.next, sb.n);
+	}
+	free_set(&sb);
+	ts_vault_free(v);
+	ts_vault_free(w);
+}
+
 static void nothing_unwraps_after_lock_or_retire(void **state)
 {
 	ts_vault *v = NULL;
@@ -263,6 +395,7 @@ int main(void)
 		cmocka_unit_test(both_paths_give_every_plaintext_in_order),
 		cmocka_unit_test(the_first_failing_index_wins_on_both_threads),
 		cmocka_unit_test(nothing_unwraps_after_lock_or_retire),
+		cmocka_unit_test(the_context_once_fails_where_each_item_did),
 	};
 
 	if (sodium_init() < 0)

@@ -291,6 +291,85 @@ static void cached_and_uncached_paths_agree_on_the_vectors(void **state)
 	sodium_memzero(pt1, sizeof(pt1));
 }
 
+/*
+ * A context encoded once (ts_blob_ctx, for batches): the vector blob byte
+ * for byte, again with the check it keeps, under another key (the check
+ * computed anew), from a copy; the same errors as the per-call forms.
+ */
+static void a_context_encoded_once_gives_the_same_blobs_and_errors(void **state)
+{
+	static const ts_kv dup[] = { { "app", "a" }, { "app", "a" } };
+	_ts_cleanup_buf_ ts_buf want = { 0 };
+	_ts_cleanup_buf_ ts_buf want6 = { 0 };
+	_ts_cleanup_buf_ ts_buf got = { 0 };
+	const uint8_t *pt = (const uint8_t *)vec_pt;
+	const size_t len = strlen(vec_pt);
+	const uint8_t *rk7, *ck7, *rk6, *ck6;
+	ts_keyring *k = vector_keyring();
+	ts_blob_ctx c, c2, bad;
+	uint8_t vid[16], out[64];
+	ts_blob_view v;
+
+	seq(vid, sizeof(vid), 0xa0);
+	assert_int_equal(ts_keyring_keys(k, 7, &rk7, &ck7), 0);
+	assert_int_equal(ts_keyring_keys(k, 6, &rk6, &ck6), 0);
+	fixed = 1;
+	assert_int_equal(ts_blob_seal_with(rk7, ck7, vid, 7, vec_ctx, 2, pt, len, &want), 0);
+	assert_int_equal(ts_blob_seal_with(rk6, ck6, vid, 6, vec_ctx, 2, pt, len, &want6), 0);
+
+	ts_blob_ctx_init(&c, vec_ctx, 2);
+	assert_int_equal(c.r, 0);
+	for (int round = 0; round < 2; round++) {   /* the second with the check kept */
+		got.len = 0;
+		assert_int_equal(ts_blob_seal_ctx(rk7, ck7, vid, 7, &c, pt, len, &got), 0);
+		assert_int_equal(got.len, want.len);
+		assert_memory_equal(got.data, want.data, want.len);
+	}
+	got.len = 0;
+	assert_int_equal(ts_blob_seal_ctx(rk6, ck6, vid, 6, &c, pt, len, &got), 0);
+	assert_memory_equal(got.data, want6.data, want6.len);
+	ts_blob_ctx_copy(&c2, &c);
+	got.len = 0;
+	assert_int_equal(ts_blob_seal_ctx(rk7, ck7, vid, 7, &c2, pt, len, &got), 0);
+	assert_memory_equal(got.data, want.data, want.len);
+	fixed = 0;
+	assert_int_equal(ts_blob_ctx_verify(&c, vec_ctx, 2), 0);
+	assert_int_equal(ts_blob_ctx_verify(&c2, vec_ctx, 2), 0);
+	assert_int_equal(ts_blob_ctx_verify(&c, vec_ctx, 1), -TS_E_FAILED);
+	c2.aad[c2.aad_len - 1] ^= 1;
+	assert_int_equal(ts_blob_ctx_verify(&c2, vec_ctx, 2), -TS_E_FAILED);
+	ts_blob_ctx_free(&c2);
+
+	/* Open: the plaintext; a wrong key's context check says ContextMismatch, a flipped tag BadBlob. */
+	assert_int_equal(ts_blob_parse(want.data, want.len, &v), 0);
+	assert_int_equal(ts_blob_open_ctx(rk7, ck7, &v, &c, out), 0);
+	assert_memory_equal(out, vec_pt, len);
+	assert_int_equal(ts_blob_open_ctx(rk6, ck6, &v, &c, out), -TS_E_CONTEXT_MISMATCH);
+	assert_memory_equal(out, zero, len);
+	want.data[want.len - 1] ^= 1;
+	assert_int_equal(ts_blob_open_ctx(rk7, ck7, &v, &c, out), -TS_E_BAD_BLOB);
+	assert_memory_equal(out, zero, len);
+	want.data[want.len - 1] ^= 1;
+	ts_blob_ctx_free(&c);
+
+	/* A malformed context: its error after the call's own checks, as per call; the output wiped. */
+	ts_blob_ctx_init(&bad, dup, 2);
+	assert_int_equal(bad.r, -TS_E_INVALID_ARGS);
+	assert_int_equal(ts_blob_seal_ctx(rk7, ck7, vid, 7, &bad, pt, TS_PLAINTEXT_MAX + 1, &got),
+	                 ts_blob_seal_with(rk7, ck7, vid, 7, dup, 2, pt, TS_PLAINTEXT_MAX + 1, &got));
+	assert_int_equal(ts_blob_seal_ctx(rk7, ck7, vid, 7, &bad, pt, len, &got), -TS_E_INVALID_ARGS);
+	memset(out, 0xaa, sizeof(out));
+	assert_int_equal(ts_blob_open_ctx(rk7, ck7, &v, &bad, out), -TS_E_INVALID_ARGS);
+	assert_memory_equal(out, zero, len);
+	assert_int_equal(ts_blob_ctx_verify(&bad, dup, 2), -TS_E_INVALID_ARGS);
+	ts_blob_ctx_copy(&c2, &bad);
+	assert_int_equal(c2.r, -TS_E_INVALID_ARGS);
+	ts_blob_ctx_free(&c2);
+	ts_blob_ctx_free(&bad);
+	ts_keyring_free(k);
+	sodium_memzero(out, sizeof(out));
+}
+
 /* A vault's blobs (cached path) open with the bare root key (per-blob path), and the other way round. */
 static void vault_blobs_open_on_both_paths(void **state)
 {
@@ -333,6 +412,7 @@ int main(void)
 		cmocka_unit_test(unwrap_fails_after_lock_and_after_retiring),
 		cmocka_unit_test(cached_and_uncached_paths_agree_on_the_vectors),
 		cmocka_unit_test(vault_blobs_open_on_both_paths),
+		cmocka_unit_test(a_context_encoded_once_gives_the_same_blobs_and_errors),
 	};
 
 	if (randombytes_set_implementation(&rng) != 0 || sodium_init() < 0)
