@@ -756,10 +756,16 @@ int main(int argc, char **argv)
 				;
 			v = &vaults[k < n_vaults && rnd_below(4) ? k : rnd_below((unsigned)n_vaults)];
 			op = (int)(OP_ADD + rnd_below(3));
-			if (op == OP_ADD && v->n_prot >= MAX_PROT - 2)
+			/*
+			 * The model holds MAX_PROT protectors and as many orphans (saved, key
+			 * never received), and a slow machine makes more orphans (more kills
+			 * land after the save): a vault that is full is revoked from or
+			 * rotated, never added to.
+			 */
+			if (op == OP_ADD && v->n_prot + v->n_orphans >= MAX_PROT - 2)
 				op = OP_REVOKE;
 			if (op == OP_REVOKE && v->n_prot < 2)
-				op = OP_ADD;
+				op = v->n_prot + v->n_orphans < MAX_PROT - 2 ? OP_ADD : OP_ROTATE;
 		}
 		/*
 		 * Kill time: a quarter of the time anywhere in 0-50 ms; otherwise
