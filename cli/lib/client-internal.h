@@ -233,9 +233,13 @@ int ts_client_age_unwrap(ts_client *c, const char *vault, uint32_t version, cons
 /* A new call of Vault.METHOD on vault ([OWNER:]NAME, NULL: the default) into *ret. 0 or a failure recorded on c. */
 int ts_client_new_vault_call(ts_client *c, const char *vault, const char *method, sd_bus_message **ret);
 
+/* How long ts_client_open gives the private socket (connect and handshake) before it falls back to the bus. */
+#define TS_CLIENT_DIRECT_USEC (1000ULL * 1000)
+
 /*
  * A direct connection to tokensealed's private socket at path (what ts_client_open tries first): the
- * peer must be root or this user, the handshake done within a second. 0 or a negative errno.
+ * peer must be root or this user, connect and handshake done within TS_CLIENT_DIRECT_USEC. 0 or a
+ * negative errno.
  */
 int ts_client_open_direct(sd_bus **ret, const char *path);
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -125,19 +126,64 @@ static int open_address(sd_bus **ret, const char *address)
 }
 
 /*
+ * Wait until bus has done its handshake (on a bus: and its Hello), by
+ * deadline (CLOCK_MONOTONIC µs). sd-bus's own limits are 90 s for the
+ * handshake and 25 s for Hello, and a call made before waits them out:
+ * sd_bus_call's timeout starts only once the connection is up.
+ */
+static int wait_ready(sd_bus *bus, uint64_t deadline)
+{
+	int r;
+
+	while ((r = sd_bus_is_ready(bus)) == 0) {
+		uint64_t now = now_usec();
+
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		if ((r = sd_bus_process(bus, NULL)) < 0)
+			return r;
+		if (r == 0 && (r = sd_bus_wait(bus, deadline - now)) < 0)
+			return r;
+	}
+	return r < 0 ? r : 0;
+}
+
+/*
+ * connect() to a Unix socket whose listener does not accept (a stopped
+ * daemon) succeeds until the listen backlog is full, and then waits for a
+ * free place as long as the socket's send timeout allows: without one, for
+ * ever. With one, it fails with EAGAIN at the deadline.
+ */
+static int connect_by(int fd, const struct sockaddr_un *sa, uint64_t deadline)
+{
+	uint64_t now = now_usec(), left;
+	struct timeval tv;
+
+	if (now >= deadline)
+		return -ETIMEDOUT;
+	left = deadline - now;   /* > 0: a zero timeout would mean none */
+	tv.tv_sec = (time_t)(left / 1000000);
+	tv.tv_usec = (suseconds_t)(left % 1000000);
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+		return -errno;
+	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0)
+		return errno == EAGAIN ? -ETIMEDOUT : -errno;
+	return 0;
+}
+
+/*
  * A direct connection to tokensealed's private socket at path: the same
  * D-Bus protocol with no bus daemon in between. The peer must be root or
- * this user (anyone else serving the socket could read what we send), and
- * the handshake must complete within a second, so that a daemon that
- * refuses the connection (too many) sends the caller to the bus at once.
+ * this user (anyone else serving the socket could read what we send). The
+ * connect and the handshake are done by deadline, or given up: nothing but
+ * the handshake is sent before the daemon has answered it.
  */
-int ts_client_open_direct(sd_bus **ret, const char *path)
+static int open_direct(sd_bus **ret, const char *path, uint64_t deadline)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct ucred uc;
 	socklen_t len = sizeof(uc);
 	sd_bus *bus = NULL;
-	uint64_t deadline;
 	int fd, r;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
@@ -145,8 +191,8 @@ int ts_client_open_direct(sd_bus **ret, const char *path)
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
 		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		r = -errno;
+	/* The send timeout stays set, to no effect: sd-bus makes the socket non-blocking. */
+	if ((r = connect_by(fd, &sa, deadline)) < 0) {
 		close(fd);
 		return r;
 	}
@@ -164,29 +210,19 @@ int ts_client_open_direct(sd_bus **ret, const char *path)
 		sd_bus_unref(bus);
 		return r;
 	}
-	if ((r = sd_bus_negotiate_fds(bus, 1)) < 0 || (r = sd_bus_start(bus)) < 0)
-		goto fail;
-	deadline = now_usec() + 1000000;
-	while ((r = sd_bus_is_ready(bus)) == 0) {
-		uint64_t now = now_usec();
-
-		if (now >= deadline) {
-			r = -ETIMEDOUT;
-			goto fail;
-		}
-		if ((r = sd_bus_process(bus, NULL)) < 0)
-			goto fail;
-		if (r == 0 && (r = sd_bus_wait(bus, deadline - now)) < 0)
-			goto fail;
+	if ((r = sd_bus_negotiate_fds(bus, 1)) < 0 || (r = sd_bus_start(bus)) < 0 ||
+	    (r = wait_ready(bus, deadline)) < 0) {
+		/* Not flushed: a flush waits for the handshake, up to sd-bus's 90 s, on a daemon that is not answering. */
+		sd_bus_close_unref(bus);
+		return r;
 	}
-	if (r < 0)
-		goto fail;
 	*ret = bus;
 	return 0;
-fail:
-	/* Not flushed: a flush waits for the handshake, up to sd-bus's 90 s, on a daemon that is not answering. */
-	sd_bus_close_unref(bus);
-	return r;
+}
+
+int ts_client_open_direct(sd_bus **ret, const char *path)
+{
+	return open_direct(ret, path, now_usec() + TS_CLIENT_DIRECT_USEC);
 }
 
 int ts_client_open(ts_client **ret, const char *bus)
