@@ -243,4 +243,17 @@ int ts_client_new_vault_call(ts_client *c, const char *vault, const char *method
  */
 int ts_client_open_direct(sd_bus **ret, const char *path);
 
+/*
+ * ts_client_open within timeout_usec in all (0: as ts_client_open): the
+ * private socket's connect and handshake, the fall-back to the system bus
+ * (only in the time left; the default socket gets TS_CLIENT_DIRECT_USEC at
+ * most, a socket named by $TOKENSEAL_PRIVATE_SOCKET all of it) and a bus's
+ * handshake and Hello, so that a daemon or bus that does not answer costs at
+ * most timeout_usec, whichever the transport. Calls made without a timeout
+ * of their own then get what connecting left of timeout_usec: connecting and
+ * the first call together take at most that. A caller with more calls to
+ * make sets their timeout itself (sd_bus_set_method_call_timeout on c->bus).
+ */
+int ts_client_open_timeout(ts_client **ret, const char *bus, uint64_t timeout_usec);
+
 #endif

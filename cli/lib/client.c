@@ -225,8 +225,55 @@ int ts_client_open_direct(sd_bus **ret, const char *path)
 	return open_direct(ret, path, now_usec() + TS_CLIENT_DIRECT_USEC);
 }
 
-int ts_client_open(ts_client **ret, const char *bus)
+/*
+ * The connection ts_client_open describes into *ret. With a deadline (not
+ * 0) everything is done by then, falling back to the system bus included,
+ * and a bus connection is waited for; without one the private socket gets
+ * TS_CLIENT_DIRECT_USEC, and a bus sd-bus's own limits.
+ */
+static int open_connection(sd_bus **ret, const char *bus, uint64_t deadline)
 {
+	uint64_t direct_by;
+	const char *path;
+	int r;
+
+	if (!bus || !*bus)
+		bus = secure_getenv("TOKENSEAL_BUS");
+	if (!bus || !*bus) {
+		/*
+		 * No bus asked for: the private socket first, then the system bus.
+		 * $TOKENSEAL_PRIVATE_SOCKET names another socket, and then only it,
+		 * for the whole time given. The default one gets a second at most,
+		 * so that a daemon that refuses the connection (too many), or is slow
+		 * to take it, leaves time to reach it over the bus.
+		 */
+		direct_by = now_usec() + TS_CLIENT_DIRECT_USEC;
+		path = secure_getenv("TOKENSEAL_PRIVATE_SOCKET");
+		if (path && *path)
+			return open_direct(ret, path, deadline ? deadline : direct_by);
+		if ((r = open_direct(ret, TS_PRIVATE_SOCKET, deadline && deadline < direct_by ? deadline : direct_by)) >= 0)
+			return r;
+		/* Only in the time left: a fall-back never doubles the wait. */
+		if (deadline && now_usec() >= deadline)
+			return -ETIMEDOUT;
+		bus = "system";
+	}
+	if (strcmp(bus, "system") == 0)
+		r = sd_bus_open_system(ret);
+	else if (strcmp(bus, "session") == 0)
+		r = sd_bus_open_user(ret);
+	else
+		r = open_address(ret, bus);
+	if (r < 0 || !deadline)
+		return r;
+	if ((r = wait_ready(*ret, deadline)) < 0)
+		*ret = sd_bus_close_unref(*ret);
+	return r;
+}
+
+int ts_client_open_timeout(ts_client **ret, const char *bus, uint64_t timeout_usec)
+{
+	uint64_t deadline = timeout_usec ? now_usec() + timeout_usec : 0, now;
 	ts_client *c;
 	struct passwd *pw;
 	int r;
@@ -239,28 +286,17 @@ int ts_client_open(ts_client **ret, const char *bus)
 		return -TS_E_FAILED;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return -TS_E_NOMEM;
-	if (!bus || !*bus)
-		bus = secure_getenv("TOKENSEAL_BUS");
-	if (!bus || !*bus) {
-		/*
-		 * No bus asked for: the private socket first, then the system bus.
-		 * $TOKENSEAL_PRIVATE_SOCKET names another socket, and then only it.
-		 */
-		const char *path = secure_getenv("TOKENSEAL_PRIVATE_SOCKET");
-
-		if (path && *path)
-			r = ts_client_open_direct(&c->bus, path);
-		else if ((r = ts_client_open_direct(&c->bus, TS_PRIVATE_SOCKET)) < 0)
-			r = sd_bus_open_system(&c->bus);
-	} else if (strcmp(bus, "system") == 0)
-		r = sd_bus_open_system(&c->bus);
-	else if (strcmp(bus, "session") == 0)
-		r = sd_bus_open_user(&c->bus);
-	else
-		r = open_address(&c->bus, bus);
-	if (r < 0) {
+	if ((r = open_connection(&c->bus, bus, deadline)) < 0) {
 		ts_client_free(c);
 		return -TS_E_NO_DAEMON;
+	}
+	/* Calls without a timeout of their own get what connecting left (never 0: that is sd-bus's 25 s). */
+	if (deadline) {
+		now = now_usec();
+		if ((r = sd_bus_set_method_call_timeout(c->bus, deadline > now ? deadline - now : 1)) < 0) {
+			ts_client_free(c);
+			return -TS_E_FAILED;
+		}
 	}
 	/* The default vault is named after the user; errno is how getpwuid says "no entry". */
 	errno = 0;
@@ -270,6 +306,11 @@ int ts_client_open(ts_client **ret, const char *bus)
 	}
 	*ret = c;
 	return 0;
+}
+
+int ts_client_open(ts_client **ret, const char *bus)
+{
+	return ts_client_open_timeout(ret, bus, 0);
 }
 
 void ts_client_free(ts_client *c)
