@@ -92,9 +92,10 @@ typedef struct ts_client ts_client;
  * private socket TS_PRIVATE_SOCKET, or the one $TOKENSEAL_PRIVATE_SOCKET
  * names (then only it); else the system bus), "system", "session", or a
  * D-Bus address ("unix:path=..."). A private socket is used only when
- * served by root or this user and when it completes the handshake within a
- * second. Returns 0 and sets *ret, or a negative
- * TS_E_* code.
+ * served by root or this user and when it takes the connection and
+ * completes the handshake within a second (a stopped daemon whose listen
+ * backlog is full is given up on then too). Returns 0 and sets *ret, or a
+ * negative TS_E_* code.
  */
 TS_PUBLIC int ts_client_open(ts_client **ret, const char *bus);
 

@@ -233,10 +233,27 @@ int ts_client_age_unwrap(ts_client *c, const char *vault, uint32_t version, cons
 /* A new call of Vault.METHOD on vault ([OWNER:]NAME, NULL: the default) into *ret. 0 or a failure recorded on c. */
 int ts_client_new_vault_call(ts_client *c, const char *vault, const char *method, sd_bus_message **ret);
 
+/* How long ts_client_open gives the private socket (connect and handshake) before it falls back to the bus. */
+#define TS_CLIENT_DIRECT_USEC (1000ULL * 1000)
+
 /*
  * A direct connection to tokensealed's private socket at path (what ts_client_open tries first): the
- * peer must be root or this user, the handshake done within a second. 0 or a negative errno.
+ * peer must be root or this user, connect and handshake done within TS_CLIENT_DIRECT_USEC. 0 or a
+ * negative errno.
  */
 int ts_client_open_direct(sd_bus **ret, const char *path);
+
+/*
+ * ts_client_open within timeout_usec in all (0: as ts_client_open): the
+ * private socket's connect and handshake, the fall-back to the system bus
+ * (only in the time left; the default socket gets TS_CLIENT_DIRECT_USEC at
+ * most, a socket named by $TOKENSEAL_PRIVATE_SOCKET all of it) and a bus's
+ * handshake and Hello, so that a daemon or bus that does not answer costs at
+ * most timeout_usec, whichever the transport. Calls made without a timeout
+ * of their own then get what connecting left of timeout_usec: connecting and
+ * the first call together take at most that. A caller with more calls to
+ * make sets their timeout itself (sd_bus_set_method_call_timeout on c->bus).
+ */
+int ts_client_open_timeout(ts_client **ret, const char *bus, uint64_t timeout_usec);
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -125,19 +126,64 @@ static int open_address(sd_bus **ret, const char *address)
 }
 
 /*
+ * Wait until bus has done its handshake (on a bus: and its Hello), by
+ * deadline (CLOCK_MONOTONIC µs). sd-bus's own limits are 90 s for the
+ * handshake and 25 s for Hello, and a call made before waits them out:
+ * sd_bus_call's timeout starts only once the connection is up.
+ */
+static int wait_ready(sd_bus *bus, uint64_t deadline)
+{
+	int r;
+
+	while ((r = sd_bus_is_ready(bus)) == 0) {
+		uint64_t now = now_usec();
+
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		if ((r = sd_bus_process(bus, NULL)) < 0)
+			return r;
+		if (r == 0 && (r = sd_bus_wait(bus, deadline - now)) < 0)
+			return r;
+	}
+	return r < 0 ? r : 0;
+}
+
+/*
+ * connect() to a Unix socket whose listener does not accept (a stopped
+ * daemon) succeeds until the listen backlog is full, and then waits for a
+ * free place as long as the socket's send timeout allows: without one, for
+ * ever. With one, it fails with EAGAIN at the deadline.
+ */
+static int connect_by(int fd, const struct sockaddr_un *sa, uint64_t deadline)
+{
+	uint64_t now = now_usec(), left;
+	struct timeval tv;
+
+	if (now >= deadline)
+		return -ETIMEDOUT;
+	left = deadline - now;   /* > 0: a zero timeout would mean none */
+	tv.tv_sec = (time_t)(left / 1000000);
+	tv.tv_usec = (suseconds_t)(left % 1000000);
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+		return -errno;
+	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0)
+		return errno == EAGAIN ? -ETIMEDOUT : -errno;
+	return 0;
+}
+
+/*
  * A direct connection to tokensealed's private socket at path: the same
  * D-Bus protocol with no bus daemon in between. The peer must be root or
- * this user (anyone else serving the socket could read what we send), and
- * the handshake must complete within a second, so that a daemon that
- * refuses the connection (too many) sends the caller to the bus at once.
+ * this user (anyone else serving the socket could read what we send). The
+ * connect and the handshake are done by deadline, or given up: nothing but
+ * the handshake is sent before the daemon has answered it.
  */
-int ts_client_open_direct(sd_bus **ret, const char *path)
+static int open_direct(sd_bus **ret, const char *path, uint64_t deadline)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct ucred uc;
 	socklen_t len = sizeof(uc);
 	sd_bus *bus = NULL;
-	uint64_t deadline;
 	int fd, r;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
@@ -145,8 +191,8 @@ int ts_client_open_direct(sd_bus **ret, const char *path)
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
 		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		r = -errno;
+	/* The send timeout stays set, to no effect: sd-bus makes the socket non-blocking. */
+	if ((r = connect_by(fd, &sa, deadline)) < 0) {
 		close(fd);
 		return r;
 	}
@@ -164,33 +210,70 @@ int ts_client_open_direct(sd_bus **ret, const char *path)
 		sd_bus_unref(bus);
 		return r;
 	}
-	if ((r = sd_bus_negotiate_fds(bus, 1)) < 0 || (r = sd_bus_start(bus)) < 0)
-		goto fail;
-	deadline = now_usec() + 1000000;
-	while ((r = sd_bus_is_ready(bus)) == 0) {
-		uint64_t now = now_usec();
-
-		if (now >= deadline) {
-			r = -ETIMEDOUT;
-			goto fail;
-		}
-		if ((r = sd_bus_process(bus, NULL)) < 0)
-			goto fail;
-		if (r == 0 && (r = sd_bus_wait(bus, deadline - now)) < 0)
-			goto fail;
+	if ((r = sd_bus_negotiate_fds(bus, 1)) < 0 || (r = sd_bus_start(bus)) < 0 ||
+	    (r = wait_ready(bus, deadline)) < 0) {
+		/* Not flushed: a flush waits for the handshake, up to sd-bus's 90 s, on a daemon that is not answering. */
+		sd_bus_close_unref(bus);
+		return r;
 	}
-	if (r < 0)
-		goto fail;
 	*ret = bus;
 	return 0;
-fail:
-	/* Not flushed: a flush waits for the handshake, up to sd-bus's 90 s, on a daemon that is not answering. */
-	sd_bus_close_unref(bus);
+}
+
+int ts_client_open_direct(sd_bus **ret, const char *path)
+{
+	return open_direct(ret, path, now_usec() + TS_CLIENT_DIRECT_USEC);
+}
+
+/*
+ * The connection ts_client_open describes into *ret. With a deadline (not
+ * 0) everything is done by then, falling back to the system bus included,
+ * and a bus connection is waited for; without one the private socket gets
+ * TS_CLIENT_DIRECT_USEC, and a bus sd-bus's own limits.
+ */
+static int open_connection(sd_bus **ret, const char *bus, uint64_t deadline)
+{
+	uint64_t direct_by;
+	const char *path;
+	int r;
+
+	if (!bus || !*bus)
+		bus = secure_getenv("TOKENSEAL_BUS");
+	if (!bus || !*bus) {
+		/*
+		 * No bus asked for: the private socket first, then the system bus.
+		 * $TOKENSEAL_PRIVATE_SOCKET names another socket, and then only it,
+		 * for the whole time given. The default one gets a second at most,
+		 * so that a daemon that refuses the connection (too many), or is slow
+		 * to take it, leaves time to reach it over the bus.
+		 */
+		direct_by = now_usec() + TS_CLIENT_DIRECT_USEC;
+		path = secure_getenv("TOKENSEAL_PRIVATE_SOCKET");
+		if (path && *path)
+			return open_direct(ret, path, deadline ? deadline : direct_by);
+		if ((r = open_direct(ret, TS_PRIVATE_SOCKET, deadline && deadline < direct_by ? deadline : direct_by)) >= 0)
+			return r;
+		/* Only in the time left: a fall-back never doubles the wait. */
+		if (deadline && now_usec() >= deadline)
+			return -ETIMEDOUT;
+		bus = "system";
+	}
+	if (strcmp(bus, "system") == 0)
+		r = sd_bus_open_system(ret);
+	else if (strcmp(bus, "session") == 0)
+		r = sd_bus_open_user(ret);
+	else
+		r = open_address(ret, bus);
+	if (r < 0 || !deadline)
+		return r;
+	if ((r = wait_ready(*ret, deadline)) < 0)
+		*ret = sd_bus_close_unref(*ret);
 	return r;
 }
 
-int ts_client_open(ts_client **ret, const char *bus)
+int ts_client_open_timeout(ts_client **ret, const char *bus, uint64_t timeout_usec)
 {
+	uint64_t deadline = timeout_usec ? now_usec() + timeout_usec : 0, now;
 	ts_client *c;
 	struct passwd *pw;
 	int r;
@@ -203,28 +286,17 @@ int ts_client_open(ts_client **ret, const char *bus)
 		return -TS_E_FAILED;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return -TS_E_NOMEM;
-	if (!bus || !*bus)
-		bus = secure_getenv("TOKENSEAL_BUS");
-	if (!bus || !*bus) {
-		/*
-		 * No bus asked for: the private socket first, then the system bus.
-		 * $TOKENSEAL_PRIVATE_SOCKET names another socket, and then only it.
-		 */
-		const char *path = secure_getenv("TOKENSEAL_PRIVATE_SOCKET");
-
-		if (path && *path)
-			r = ts_client_open_direct(&c->bus, path);
-		else if ((r = ts_client_open_direct(&c->bus, TS_PRIVATE_SOCKET)) < 0)
-			r = sd_bus_open_system(&c->bus);
-	} else if (strcmp(bus, "system") == 0)
-		r = sd_bus_open_system(&c->bus);
-	else if (strcmp(bus, "session") == 0)
-		r = sd_bus_open_user(&c->bus);
-	else
-		r = open_address(&c->bus, bus);
-	if (r < 0) {
+	if ((r = open_connection(&c->bus, bus, deadline)) < 0) {
 		ts_client_free(c);
 		return -TS_E_NO_DAEMON;
+	}
+	/* Calls without a timeout of their own get what connecting left (never 0: that is sd-bus's 25 s). */
+	if (deadline) {
+		now = now_usec();
+		if ((r = sd_bus_set_method_call_timeout(c->bus, deadline > now ? deadline - now : 1)) < 0) {
+			ts_client_free(c);
+			return -TS_E_FAILED;
+		}
 	}
 	/* The default vault is named after the user; errno is how getpwuid says "no entry". */
 	errno = 0;
@@ -234,6 +306,11 @@ int ts_client_open(ts_client **ret, const char *bus)
 	}
 	*ret = c;
 	return 0;
+}
+
+int ts_client_open(ts_client **ret, const char *bus)
+{
+	return ts_client_open_timeout(ret, bus, 0);
 }
 
 void ts_client_free(ts_client *c)

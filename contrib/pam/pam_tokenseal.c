@@ -123,21 +123,29 @@ static int get_vault(pam_handle_t *pamh, const pam_ts_opts *o, const char **ret_
 	return PAM_SUCCESS;
 }
 
+static uint64_t timeout_usec(const pam_ts_opts *o)
+{
+	return (uint64_t)o->timeout * 1000000;
+}
+
+/*
+ * Connecting (to the private socket, or to the bus, falling back in the time
+ * left) and the first call share timeout=: a daemon or bus that does not
+ * answer holds the login that long at most, whichever the transport.
+ */
 static int open_client(pam_handle_t *pamh, const pam_ts_opts *o, ts_client **ret)
 {
 	int r;
 
-	if ((r = ts_client_open(ret, o->bus)) < 0) {
-		pam_syslog(pamh, LOG_WARNING, "cannot reach the bus: %s", ts_strerror(r));
-		return r;
-	}
-	/* Every call below without an explicit timeout gets this one: the login never waits longer. */
-	if ((r = sd_bus_set_method_call_timeout((*ret)->bus, (uint64_t)o->timeout * 1000000)) < 0) {
-		ts_client_free(*ret);
-		*ret = NULL;
-		return -TS_E_FAILED;
-	}
-	return 0;
+	if ((r = ts_client_open_timeout(ret, o->bus, timeout_usec(o))) < 0)
+		pam_syslog(pamh, LOG_WARNING, "cannot reach tokensealed: %s", ts_strerror(r));
+	return r;
+}
+
+/* Once the daemon has answered, every call without an explicit timeout gets all of timeout= again. */
+static void full_timeout(ts_client *c, const pam_ts_opts *o)
+{
+	(void)sd_bus_set_method_call_timeout(c->bus, timeout_usec(o));
 }
 
 /* What the unlock loop needs from the login conversation. */
@@ -265,6 +273,7 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
 		pam_syslog(pamh, LOG_WARNING, "vault '%s' of user %s: %s", vault, user, ts_client_last_error(c));
 		return pam_code(r);
 	}
+	full_timeout(c, &o);
 	/* Names are per owner, so this holds by construction; checked anyway, where it matters. */
 	if (info->owner != owner) {
 		pam_syslog(pamh, LOG_ERR, "vault '%s' belongs to uid %" PRIu32 ", not to %s (uid %" PRIu32 "); refused",
