@@ -95,6 +95,12 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 	ts_log(TS_LOG_INFO, "signal %u: locking every vault and exiting", si->ssi_signo);
 	ts_audit_data_stop();
 	ts_daemon_lock_all(d, "shutdown");
+	/*
+	 * The private socket's connections go now: sd-bus flushes each bus it is
+	 * attached to when the loop exits, and would wait there for a client that
+	 * never finishes its handshake.
+	 */
+	ts_direct_stop(d);
 	return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 

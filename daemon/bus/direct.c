@@ -12,10 +12,14 @@
  *     header is seen before its body is read. A message larger than
  *     TS_DIRECT_MESSAGE_MAX (TS_FRAME_SMALL_MAX for all but the data
  *     methods), with a header field sd-bus would skip or a sender, with
- *     more than TS_DIRECT_FDS_MAX descriptors or with descriptors that did
- *     not come with its header, is refused before the rest of it is read,
- *     and so are descriptors while authenticating; sd-bus replies straight
- *     to the client's socket;
+ *     more than TS_DIRECT_FDS_MAX descriptors, with descriptors that did
+ *     not come with its header or that come with any message but a call
+ *     that takes them, or past the uid's share of large messages being read
+ *     (TS_DIRECT_BIG_PER_UID), is refused before the rest of it is read; so
+ *     are descriptors while authenticating, and a handshake sd-bus would
+ *     not end where the scanner does. A message sd-bus drops unparsed is
+ *     seen (on_post) and refused too. sd-bus replies straight to the
+ *     client's socket;
  *   - who is calling: the socket's peer credentials (SO_PEERCRED,
  *     SO_PEERGROUPS) and the process's start time, taken at accept
  *     (ts_caller_get, ts_direct_creds; polkit.c's unix-process subject).
@@ -45,36 +49,11 @@
 
 #include "bus/direct.h"
 #include "bus/direct_conn.h"
-#include "bus/direct_frame.h"
+#include "bus/direct_io.h"
 #include "bus/log.h"
+#include "bus/polkit.h"
 #include "bus/serve.h"
 #include "core/clock.h"
-
-/* Bytes read from a client at a time, and messages passed on to sd-bus that it has not taken yet. */
-#define IO_BUF (64u << 10)
-#define IO_QUEUE 64
-
-/*
- * A client's bytes between its socket and sd-bus. buf[0..len) is read and
- * not yet passed on; its first out bytes are the rest of a segment the
- * scanner accepted (with out_fds, when none of it went yet). fds came with
- * bytes not yet scanned. queue holds the headers of the messages passed on,
- * oldest first, until on_incoming meets each.
- */
-struct ts_direct_io {
-	int cfd, pfd;
-	sd_event_source *in_src, *out_src;
-	ts_frame frame;
-	size_t len, out;
-	int fds[TS_DIRECT_FDS_MAX], out_fds[TS_DIRECT_FDS_MAX];
-	unsigned n_fds, n_out_fds;
-	ts_frame_msg queue[IO_QUEUE];
-	unsigned q_head, q_n;
-	int stalled;                    /* scanning stopped with the queue full: resume when sd-bus takes one */
-	int eof, shut;                  /* the client is done sending; sd-bus was told so */
-	uint64_t sent;                  /* bytes passed on to sd-bus */
-	uint8_t buf[IO_BUF];
-};
 
 static sd_id128_t server_id;
 static unsigned next_id;
@@ -93,24 +72,6 @@ static int conn_unlink(ts_direct_conn *c)
 	return 0;
 }
 
-static void io_free(struct ts_direct_io *io)
-{
-	if (!io)
-		return;
-	sd_event_source_disable_unref(io->in_src);
-	sd_event_source_disable_unref(io->out_src);
-	for (unsigned i = 0; i < io->n_fds; i++)
-		close(io->fds[i]);
-	for (unsigned i = 0; i < io->n_out_fds; i++)
-		close(io->out_fds[i]);
-	if (io->pfd >= 0)
-		close(io->pfd);
-	/* Ours; the descriptor it was copied from is sd-bus's output, which sd-bus closes. */
-	if (io->cfd >= 0)
-		close(io->cfd);
-	free(io);
-}
-
 /*
  * Close c and free it. Called from c's own callbacks: sd-bus holds its
  * own reference while it processes a message, and sd-event lets a source
@@ -122,7 +83,8 @@ static void conn_close(ts_direct_conn *c, const char *why)
 	if (!conn_unlink(c))
 		return;
 	ts_log(TS_LOG_DEBUG, "direct:%u (uid %ld pid %ld): %s", c->id, (long)c->uid, (long)c->pid, why);
-	io_free(c->io);
+	ts_polkit_forget_bus(c->d, c->bus);
+	ts_dio_free(c->io);
 	sd_bus_close(c->bus);
 	(void)sd_bus_detach_event(c->bus);
 	sd_bus_unref(c->bus);
@@ -151,180 +113,18 @@ static void conn_refuse(ts_direct_conn *c, const char *what)
 	conn_close(c, "a message past the bounds");
 }
 
-/*
- * Pass the accepted segment on to sd-bus: 1 when all of it went, 0 when the
- * socketpair is full (the rest waits for on_pair_writable), or a negative
- * errno.
- */
-static int io_flush(struct ts_direct_io *io)
+/* What the client sent, on to sd-bus; a client past a bound goes. */
+static void pump(ts_direct_conn *c)
 {
-	while (io->out > 0) {
-		union {
-			struct cmsghdr h;
-			uint8_t b[CMSG_SPACE(sizeof(int) * TS_DIRECT_FDS_MAX)];
-		} ctl;
-		struct iovec iov = { .iov_base = io->buf, .iov_len = io->out };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-		ssize_t k;
-
-		if (io->n_out_fds > 0) {
-			memset(&ctl, 0, sizeof(ctl));
-			mh.msg_control = &ctl;
-			mh.msg_controllen = CMSG_SPACE(sizeof(int) * io->n_out_fds);
-			ctl.h.cmsg_level = SOL_SOCKET;
-			ctl.h.cmsg_type = SCM_RIGHTS;
-			ctl.h.cmsg_len = CMSG_LEN(sizeof(int) * io->n_out_fds);
-			memcpy(CMSG_DATA(&ctl.h), io->out_fds, sizeof(int) * io->n_out_fds);
-		}
-		if ((k = sendmsg(io->pfd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL)) < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				return 0;
-			return -errno;
-		}
-		/* In flight now: the kernel holds its own references until sd-bus takes them. */
-		for (unsigned i = 0; i < io->n_out_fds; i++)
-			close(io->out_fds[i]);
-		io->n_out_fds = 0;
-		io->sent += (uint64_t)k;
-		memmove(io->buf, io->buf + k, io->len - (size_t)k);
-		io->len -= (size_t)k;
-		io->out -= (size_t)k;
-	}
-	return 1;
-}
-
-/*
- * Scan what was read and pass it on, a segment at a time: 0 when all that
- * can go went (or the socketpair is full, or sd-bus has IO_QUEUE messages
- * to take), a negative errno with *why when the client broke a rule.
- */
-static int io_scan(struct ts_direct_io *io, const char **why)
-{
+	const char *why;
 	int r;
 
-	while ((r = io_flush(io)) > 0 && io->len > 0) {
-		ts_frame_msg msg;
-		int got;
-		long n;
-
-		/* sd-bus takes a message a turn: a client that sends faster waits (its socket fills). */
-		if (io->frame.phase == TS_FRAME_HEADER && io->q_n == IO_QUEUE) {
-			io->stalled = 1;
-			return 0;
-		}
-		if ((n = ts_frame_next(&io->frame, io->buf, io->len, &msg, &got, why)) < 0)
-			return (int)n;
-		if (n == 0)
-			break;
-		if (got) {
-			if (msg.fds > io->n_fds) {
-				*why = "a message whose file descriptors did not come with its header";
-				return -EBADMSG;
-			}
-			memcpy(io->out_fds, io->fds, sizeof(int) * msg.fds);
-			io->n_out_fds = msg.fds;
-			memmove(io->fds, io->fds + msg.fds, sizeof(int) * (io->n_fds - msg.fds));
-			io->n_fds -= msg.fds;
-			io->queue[(io->q_head + io->q_n++) % IO_QUEUE] = msg;
-		}
-		io->out = (size_t)n;
-	}
-	if (r < 0) {
-		*why = "the daemon's own socketpair failed";
-		return r;
-	}
-	/* Descriptors wait only for the header they came with, while it is still coming. */
-	if (r > 0 && io->n_fds > 0 && !(io->frame.phase == TS_FRAME_HEADER && io->len > 0)) {
-		*why = "file descriptors that came with no message's header";
-		return -EBADMSG;
-	}
-	return 0;
-}
-
-/* Read what the client sent: 1 when something came, 0 when nothing (yet), a negative errno. */
-static int io_read(struct ts_direct_io *io, const char **why)
-{
-	union {
-		struct cmsghdr h;
-		uint8_t b[CMSG_SPACE(sizeof(int) * (TS_DIRECT_FDS_MAX + 1))];
-	} ctl;
-	struct iovec iov = { .iov_base = io->buf + io->len, .iov_len = sizeof(io->buf) - io->len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl, .msg_controllen = sizeof(ctl) };
-	ssize_t k;
-	int r = 1;
-
-	if (iov.iov_len == 0) {
-		/* A header and the SASL exchange are bounded well under IO_BUF: the scanner always takes something. */
-		*why = "a message the daemon cannot read";
-		return -EBADMSG;
-	}
-	if ((k = recvmsg(io->cfd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC)) < 0)
-		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
-	for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h)) {
-		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
-			continue;
-		for (size_t i = 0; i < (h->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
-			int fd;
-
-			memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
-			if (io->n_fds < TS_DIRECT_FDS_MAX && io->frame.phase != TS_FRAME_AUTH)
-				io->fds[io->n_fds++] = fd;
-			else {
-				close(fd);
-				r = -EBADMSG;
-			}
-		}
-	}
-	if (r < 0 || (mh.msg_flags & MSG_CTRUNC)) {
-		*why = io->frame.phase == TS_FRAME_AUTH ? "file descriptors while authenticating"
-		                                        : "more file descriptors than a message may carry";
-		return -EBADMSG;
-	}
-	if (k == 0) {
-		/* The client is done sending: sd-bus still answers what it sent, then sees the end (io_arm). */
-		io->eof = 1;
-		return 0;
-	}
-	io->len += (size_t)k;
-	return 1;
-}
-
-/*
- * Read only while sd-bus keeps up: the client's socket holds the rest.
- * Wait for the socketpair while a segment is left to pass on, or while
- * scanning stopped for sd-bus (io_take starts it again through the same
- * source). Once the client is done and all it sent went on, sd-bus is told.
- */
-static void io_arm(struct ts_direct_io *io)
-{
-	int blocked = io->out > 0, kick = io->stalled && io->q_n < IO_QUEUE;
-
-	(void)sd_event_source_set_enabled(io->out_src, blocked || kick ? SD_EVENT_ON : SD_EVENT_OFF);
-	(void)sd_event_source_set_enabled(io->in_src, !io->eof && !blocked && !io->stalled ? SD_EVENT_ON : SD_EVENT_OFF);
-	if (io->eof && !blocked && !io->stalled && !io->shut) {
-		(void)shutdown(io->pfd, SHUT_WR);
-		io->shut = 1;
-	}
-}
-
-static void io_pump(ts_direct_conn *c)
-{
-	struct ts_direct_io *io = c->io;
-	const char *why = NULL;
-	int r;
-
-	io->stalled = 0;
-	if ((r = io_scan(io, &why)) >= 0 && io->out == 0 && !io->stalled && !io->eof &&
-	    (r = io_read(io, &why)) > 0)
-		r = io_scan(io, &why);
-	if (r < 0) {
+	if ((r = ts_dio_pump(c, &why)) < 0) {
 		if (why)
 			conn_refuse(c, why);
 		else
 			conn_close(c, strerror(-r));
-		return;
 	}
-	io_arm(io);
 }
 
 /*
@@ -343,7 +143,7 @@ static int on_client_readable(sd_event_source *s, int fd, uint32_t revents, void
 	sd_bus *bus = sd_bus_ref(c->bus);
 	uint64_t sent = c->io->sent;
 
-	io_pump(c);
+	pump(c);
 	/* Until sd-bus has met every message passed on (io_take): no read that finds nothing. */
 	if (ts_direct_find(d, bus) == c && c->io->sent != sent)
 		for (int i = 0; i < 8 && ts_direct_find(d, bus) == c && c->io->q_n > 0 && sd_bus_process(bus, NULL) > 0;
@@ -355,29 +155,8 @@ static int on_client_readable(sd_event_source *s, int fd, uint32_t revents, void
 
 static int on_pair_writable(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
-	io_pump(userdata);
+	pump(userdata);
 	return 0;
-}
-
-/*
- * sd-bus delivers m: the header the scanner passed on for it, or NULL. The
- * scanner's headers come in the order sd-bus reads them; one sd-bus skipped
- * (it drops a message it cannot parse) no longer matches the next serial.
- */
-static int io_take(ts_direct_conn *c, sd_bus_message *m, ts_frame_msg *ret)
-{
-	struct ts_direct_io *io = c->io;
-	uint64_t cookie;
-
-	if (io->q_n == 0 || sd_bus_message_get_cookie(m, &cookie) < 0 ||
-	    cookie != io->queue[io->q_head].serial)
-		return 0;
-	*ret = io->queue[io->q_head];
-	io->q_head = (io->q_head + 1) % IO_QUEUE;
-	io->q_n--;
-	/* Room again: what is already read goes on (on_pair_writable, from the loop: c may go there). */
-	io_arm(io);
-	return 1;
 }
 
 static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *error)
@@ -410,7 +189,7 @@ static int on_incoming(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	 */
 	if ((sender && strcmp(sender, "org.freedesktop.DBus.Local") == 0) || ts_direct_take_again(m))
 		return 0;
-	if (sender || !io_take(c, m, &frame)) {
+	if (sender || !ts_dio_take(c, m, &frame)) {
 		conn_refuse(c, sender ? "a message naming a sender" : "a message sd-bus could not read");
 		return 1;
 	}
@@ -466,7 +245,16 @@ static int on_post(sd_event_source *s, void *userdata)
 			ts_log(TS_LOG_INFO, "direct:%u (uid %ld): more than %d messages unread; disconnected", c->id,
 			       (long)c->uid, TS_DIRECT_UNREAD_MAX);
 			conn_close(c, "too many messages unread");
+			continue;
 		}
+		/*
+		 * A message passed on whole, sd-bus has read every byte of the
+		 * socketpair and holds nothing to dispatch, and it never met the
+		 * message: sd-bus dropped it unparsed (and would wait for ever for
+		 * the next one, while this connection waits for it to be met).
+		 */
+		if (ts_dio_dropped(c))
+			conn_refuse(c, "a message sd-bus could not read");
 	}
 	return 0;
 }
@@ -562,7 +350,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 	    (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0 && (r = -errno) < 0)) {
 		ts_log(TS_LOG_WARNING, "private socket: cannot serve uid %ld: %s", (long)uc.uid, strerror(-r));
 		close(cfd);
-		io_free(io);
+		ts_dio_free(io);
 		free(c->groups);
 		free(c);
 		return 0;
@@ -579,7 +367,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 		sd_bus_unref(c->bus);
 		close(sv[1]);
 		close(cfd);
-		io_free(io);
+		ts_dio_free(io);
 		free(c->groups);
 		free(c);
 		return 0;
@@ -600,7 +388,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 	    (r = sd_event_source_set_enabled(io->out_src, SD_EVENT_OFF)) < 0 || (r = sd_bus_start(c->bus)) < 0) {
 		ts_log(TS_LOG_WARNING, "private socket: cannot serve uid %ld: %s", (long)uc.uid, strerror(-r));
 		/* Not flushed: a flush would wait in the loop for a client that may never read. */
-		io_free(io);
+		ts_dio_free(io);
 		sd_bus_close_unref(c->bus);
 		free(c->groups);
 		free(c);

@@ -18,6 +18,7 @@
  */
 #define TS_DIRECT_UNREAD_MAX 32
 
+
 /*
  * Listen on the Unix socket path (mode 0666: every local user may connect;
  * who they are comes from the socket, and every call is authorized as on

@@ -52,6 +52,8 @@ enum { TS_FRAME_AUTH, TS_FRAME_HEADER, TS_FRAME_BODY };
 typedef struct ts_frame {
 	int phase;                      /* where the next byte belongs */
 	size_t auth_seen;               /* bytes of the SASL exchange so far */
+	int auth_step;                  /* which SASL lines may come next (direct_frame.c) */
+	int external;                   /* the mechanism named is EXTERNAL */
 	uint64_t body_left;             /* of the message being read */
 	uint32_t last_serial;           /* of the last message: a serial may not repeat at once */
 	uint32_t max_size;              /* bytes of one message (header, fields, body) */

@@ -206,6 +206,17 @@ int ts_polkit_check(ts_daemon *d, sd_bus_message *m, const char *action, const t
 	return ts_bus_error(error, -TS_E_ACCESS_DENIED, why);
 }
 
+void ts_polkit_forget_bus(ts_daemon *d, sd_bus *bus)
+{
+	for (ts_polkit_query **pp = &d->polkit_queries, *q; (q = *pp) != NULL;)
+		if (sd_bus_message_get_bus(q->request) == bus) {
+			*pp = q->next;
+			d->n_polkit_queries--;
+			query_free(q);
+		} else
+			pp = &q->next;
+}
+
 void ts_polkit_stop(ts_daemon *d)
 {
 	ts_polkit_query *q, *next;

@@ -23,5 +23,12 @@
 int ts_polkit_check(ts_daemon *d, sd_bus_message *m, const char *action, const ts_vault *v, sd_bus_error *error);
 /* Drop every question in flight (shutdown). */
 void ts_polkit_stop(ts_daemon *d);
+/*
+ * A connection closes (the private socket's): its questions go with it,
+ * asked or answered. An answered one waits for its call to come through the
+ * filters again, which a closed connection never does, and would hold the
+ * call and its place in the caller's share for good.
+ */
+void ts_polkit_forget_bus(ts_daemon *d, sd_bus *bus);
 
 #endif

@@ -18,11 +18,20 @@
 #   field    the Ping's header carries a field sd-bus does not know (code 10) of BODY_BYTES bytes;
 #   pieces   a data-method call of BODY_BYTES bytes sent unfinished: its header, then one byte at a
 #            time with one fd each, N_FDS times; prints "closed" when the daemon hangs up, "held" when
-#            it still holds the connection (and the fds) a second later.
+#            it still holds the connection (and the fds) a second later;
+#   fdcall   AddProtector on a vault that is not there, with its own signature and N_FDS fds:
+#            prints "answered" for any answer;
+#   nomember a call without a member (which sd-bus cannot parse and drops), with N_FDS fds, sent
+#            BODY_BYTES times (at least once): prints "closed" or "held";
+#   begin    "BEGIN" before any AUTH (sd-bus answers ERROR and stays in the handshake), then a Ping
+#            with an unknown header field: prints the Ping's fate;
+#   bighold  N_FDS connections each send the header of a BODY_BYTES Unwrap and 1 MiB of it, and
+#            hold: prints each one's fate a second later ("held" or "closed"), in order.
 import os
 import socket
 import struct
 import sys
+import time
 
 
 def pad(b, n):
@@ -60,13 +69,21 @@ def call(body_len, n_fds, n_str, mode="", serial=1):
     if mode == "noreply":
         # NO_REPLY_EXPECTED (flag 1): a call the daemon would drop unanswered, unless the bounds come first.
         return message(sig, body, n_fds, "/org/tokenseal1", "org.tokenseal1.Vault", "Unwrap", 1, serial)
-    if mode in ("data", "pieces"):
+    if mode in ("data", "pieces", "bighold"):
         return message(sig, body, n_fds, "/org/tokenseal1", "org.tokenseal1.Vault", "Unwrap", 0, serial)
+    if mode == "fdcall":
+        body = (struct.pack("<I", 8) + b"recovery\0" + b"\0\0\0" + struct.pack("<I", 0) + b"\0\0\0\0" +
+                b"".join(struct.pack("<I", i) for i in range(n_fds)))
+        return message("sa{ss}" + "h" * n_fds, body, n_fds, "/org/tokenseal1/vault/nosuch", "org.tokenseal1.Vault",
+                       "AddProtector", 0, serial)
+    if mode == "nomember":
+        return message("h" * n_fds, body[-4 * n_fds:] if n_fds else b"", n_fds, "/org/tokenseal1",
+                       "org.tokenseal1.Vault", "", 0, serial)
     return message(sig, body, n_fds, "/", "org.freedesktop.DBus.Peer", "Ping", 0, serial)
 
 
 def message(sig, body, n_fds, path, iface, member, flags, serial, extra=()):
-    fields = [field(1, "o", path), field(2, "s", iface), field(3, "s", member)]
+    fields = [field(1, "o", path), field(2, "s", iface)] + ([field(3, "s", member)] if member else [])
     if sig:
         fields.append(field(8, "g", sig))
     if n_fds:
@@ -117,13 +134,7 @@ def error_name(msg):
     return "?"
 
 
-def main():
-    path, body_len, n_fds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    n_str = int(sys.argv[4]) if len(sys.argv) > 4 else 0
-    mode = sys.argv[5] if len(sys.argv) > 5 else ""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(20)
-    s.connect(path)
+def handshake(s):
     # The whole handshake in one write, as sd-bus sends it: the daemon has read BEGIN by the time it
     # agrees to fds, so the message's fds cannot reach it inside the handshake (which it refuses).
     s.sendall(b"\0AUTH EXTERNAL " + str(os.getuid()).encode().hex().encode() + b"\r\nNEGOTIATE_UNIX_FD\r\nBEGIN\r\n")
@@ -133,6 +144,48 @@ def main():
         if not b or b"ERROR" in got + b or b"REJECTED" in got + b:
             raise SystemExit("handshake: %r" % (got + b))
         got += b
+
+
+def main():
+    path, body_len, n_fds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    n_str = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+    mode = sys.argv[5] if len(sys.argv) > 5 else ""
+    if mode == "bighold":
+        conns = []
+        for i in range(n_fds):
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.connect(path)
+            handshake(c)
+            try:
+                c.sendall(call(body_len, 0, 0, mode)[:1 << 20])
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # cut off already: the fate below says so
+            conns.append(c)
+            time.sleep(0.2)
+        time.sleep(1)
+        fates = []
+        for c in conns:
+            c.setblocking(False)
+            try:
+                fates.append("closed" if c.recv(4096) == b"" else "answered")
+            except BlockingIOError:
+                fates.append("held")
+            except (ConnectionResetError, BrokenPipeError):
+                fates.append("closed")
+        print(" ".join(fates))
+        return
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(20)
+    s.connect(path)
+    if mode == "begin":
+        try:
+            s.sendall(b"\0BEGIN\r\n" + message("", b"", 0, "/", "org.freedesktop.DBus.Peer", "Ping", 0, 1,
+                                                  [field(10, "s", "x")]))
+            print("closed" if recv_reply(s) is None else "reply")
+        except (BrokenPipeError, ConnectionResetError):
+            print("closed")
+        return
+    handshake(s)
     if mode == "pieces":
         # One fd per byte, as a message still being read: each piece is a new skb with its own fd.
         msg = call(body_len, 0, 0, mode)
@@ -146,6 +199,19 @@ def main():
                 s.sendmsg([msg[head + i:head + i + 1]], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("<i", r))])
                 os.close(r)
             s.settimeout(1)
+            print("closed" if s.recv(4096) == b"" else "answered")
+        except socket.timeout:
+            print("held")
+        except (BrokenPipeError, ConnectionResetError):
+            print("closed")
+        return
+    if mode == "nomember":
+        try:
+            for i in range(max(body_len, 1)):
+                fds = [os.pipe()[0] for _ in range(n_fds)]
+                s.sendmsg([call(0, n_fds, 0, mode, serial=i + 1)],
+                          [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("<%di" % n_fds, *fds))] if fds else [])
+            s.settimeout(2)
             print("closed" if s.recv(4096) == b"" else "answered")
         except socket.timeout:
             print("held")
@@ -170,7 +236,7 @@ def main():
         reply = None
     if reply is None:
         print("closed")
-    elif mode == "data":
+    elif mode in ("data", "fdcall"):
         print("answered")
     elif reply[1] == 3:
         print("error " + error_name(reply))

@@ -88,7 +88,8 @@ static size_t call(stream *s, const char *member, uint32_t serial, uint32_t fds,
 	field_str(s, start, 1, 'o', "/org/tokenseal1/vault/v");
 	field_str(s, start, 2, 's', "org.tokenseal1.Vault");
 	field_str(s, start, 3, 's', member);
-	field_str(s, start, 8, 'g', "ay");
+	/* The signature of the call that takes those fds (direct_frame.c lets fds come with no other). */
+	field_str(s, start, 8, 'g', !fds ? "ay" : strcmp(member, "Unlock") == 0 ? "sha{ss}" : "sa{ss}hh");
 	if (fds)
 		field_u32(s, start, 9, fds);
 	if (extra == 7)
@@ -191,6 +192,8 @@ static void expect_refused(stream *s, const char *why_part)
 	assert_int_equal(whole.refused, -EBADMSG);
 	assert_int_equal(bytes.refused, -EBADMSG);
 	assert_non_null(whole.why);
+	if (!strstr(whole.why, why_part))
+		print_message("refused as \"%s\", not \"%s\"\n", whole.why, why_part);
 	assert_non_null(strstr(whole.why, why_part));
 	assert_string_equal(whole.why, bytes.why);
 }
@@ -247,6 +250,13 @@ static void descriptors_and_serials(void **state)
 	begin(s);
 	call(s, "AddProtector", 1, TS_DIRECT_FDS_MAX + 1, 0, 8);
 	expect_refused(s, "too many file descriptors");
+	/* Descriptors only with a call that takes them, with its own signature. */
+	begin(s);
+	call(s, "Ping", 1, 1, 0, 8);
+	expect_refused(s, "takes none");
+	begin(s);
+	call(s, "AddProtector", 1, 2, 0, 8);
+	assert_int_equal(feed(s, 1, TS_DIRECT_MESSAGE_MAX).refused, 0);
 	begin(s);
 	call(s, "Unwrap", 0, 0, 0, 8);
 	expect_refused(s, "serial");
@@ -260,16 +270,52 @@ static void descriptors_and_serials(void **state)
 static void the_stream_itself(void **state)
 {
 	stream *s = malloc(sizeof(*s));
+	static const char *const bad_auth[] = {
+		"BEGIN\r\n",                                   /* sd-bus: ERROR, and the exchange goes on */
+		"AUTH EXTERNAL 3130303x\r\nBEGIN\r\n",        /* not hex */
+		"AUTH EXTERNAL 3635353335\r\nBEGIN\r\n",      /* uid 65535: parse_uid refuses it */
+		"AUTH EXTERNAL 2d31\r\nBEGIN\r\n",            /* "-1" */
+		"AUTH EXTERNAL 31303030\r\nDATA\r\nBEGIN\r\n", /* DATA after a token */
+		"AUTH DBUS_COOKIE_SHA1 31\r\nBEGIN\r\n",
+		"NEGOTIATE_UNIX_FD\r\nAUTH EXTERNAL\r\nBEGIN\r\n",
+		"AUTH EXTERNAL\r\nCANCEL\r\nBEGIN\r\n",
+	};
+	static const char *const good_auth[] = {
+		"AUTH EXTERNAL\r\nDATA\r\nNEGOTIATE_UNIX_FD\r\nBEGIN\r\n", /* sd-bus's */
+		"AUTH EXTERNAL 30\r\nBEGIN\r\n",
+		"AUTH ANONYMOUS 616e6f6e796d6f7573\r\nBEGIN\r\n",
+		"AUTH EXTERNAL\r\nBEGIN\r\n",
+	};
+
+	for (size_t i = 0; i < sizeof(bad_auth) / sizeof(bad_auth[0]); i++) {
+		s->n = 0;
+		put(s, "", 1);
+		put(s, bad_auth[i], strlen(bad_auth[i]));
+		call(s, "Unwrap", 1, 0, 0, 8);
+		expect_refused(s, "authentication exchange");
+	}
+	for (size_t i = 0; i < sizeof(good_auth) / sizeof(good_auth[0]); i++) {
+		outcome o;
+
+		s->n = 0;
+		put(s, "", 1);
+		put(s, good_auth[i], strlen(good_auth[i]));
+		call(s, "Unwrap", 1, 0, 0, 8);
+		o = feed(s, 1, TS_DIRECT_MESSAGE_MAX);
+		assert_int_equal(o.refused, 0);
+		assert_int_equal(o.headers, 1);
+	}
 
 	/* No NUL first. */
 	s->n = 0;
 	put(s, auth, strlen(auth));
 	expect_refused(s, "NUL");
-	/* An authentication exchange that never ends. */
+	/* An authentication line that never ends. */
 	s->n = 0;
 	put(s, "", 1);
-	for (int i = 0; i < 200; i++)
-		put(s, "DATA 31303030313030303130\r\n", strlen("DATA 31303030313030303130\r\n"));
+	put(s, "AUTH EXTERNAL ", 14);
+	for (int i = 0; i < 300; i++)
+		put(s, "3130303031303030", 16);
 	expect_refused(s, "too long");
 	/* Not a message after BEGIN. */
 	begin(s);

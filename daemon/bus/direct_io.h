@@ -1,0 +1,64 @@
+/* direct_io.h — a private-socket client's bytes on their way to sd-bus (direct_io.c), for direct.c. */
+#ifndef TS_BUS_DIRECT_IO_H
+#define TS_BUS_DIRECT_IO_H
+
+#include <stdint.h>
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "bus/direct_frame.h"
+#include "bus/state.h"
+
+/*
+ * Messages larger than TS_FRAME_SMALL_MAX being read (sd-bus holds each
+ * whole until it is read): per uid, over all its connections, and in all.
+ * A client whose message would go past either is disconnected.
+ */
+#define TS_DIRECT_BIG_PER_UID (64ull << 20)
+#define TS_DIRECT_BIG_MAX (256ull << 20)
+
+/* Bytes read from a client at a time, and messages passed on to sd-bus that it has not taken yet. */
+#define IO_BUF (64u << 10)
+#define IO_QUEUE 64
+
+/*
+ * A client's bytes between its socket and sd-bus. buf[0..len) is read and
+ * not yet passed on; its first out bytes are the rest of a segment the
+ * scanner accepted (with out_fds, when none of it went yet). fds came with
+ * bytes not yet scanned. queue holds the headers of the messages passed on,
+ * oldest first, until on_incoming meets each.
+ */
+struct ts_direct_io {
+	int cfd, pfd;
+	sd_event_source *in_src, *out_src;
+	ts_frame frame;
+	size_t len, out;
+	int fds[TS_DIRECT_FDS_MAX], out_fds[TS_DIRECT_FDS_MAX];
+	unsigned n_fds, n_out_fds;
+	ts_frame_msg queue[IO_QUEUE];
+	uint64_t q_end[IO_QUEUE];       /* where each queued message ends in the stream (sent) */
+	unsigned q_head, q_n;
+	uint64_t big;                   /* bytes of the queued messages larger than TS_FRAME_SMALL_MAX */
+	int stalled;                    /* scanning stopped with the queue full: resume when sd-bus takes one */
+	int eof, shut;                  /* the client is done sending; sd-bus was told so */
+	uint64_t sent;                  /* bytes passed on to sd-bus */
+	uint8_t buf[IO_BUF];
+};
+
+void ts_dio_free(struct ts_direct_io *io);
+/*
+ * Scan what is read, pass it on, read what the client sent: 0, or a
+ * negative errno, with *why set when the client broke a rule (for the log
+ * line) and NULL when the socket failed.
+ */
+int ts_dio_pump(ts_direct_conn *c, const char **why);
+/*
+ * sd-bus delivers m: 1 with the header the scanner passed on for it in
+ * *ret, or 0 when it is not the next one passed on (sd-bus dropped one).
+ */
+int ts_dio_take(ts_direct_conn *c, sd_bus_message *m, ts_frame_msg *ret);
+/* Did sd-bus drop the next message passed on (it read all there is, holds nothing and never met it)? */
+int ts_dio_dropped(ts_direct_conn *c);
+
+#endif
