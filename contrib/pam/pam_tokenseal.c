@@ -401,9 +401,24 @@ PAM_EXTERN int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, con
 	if (open_client(pamh, &o, &c) < 0)
 		return PAM_IGNORE;
 	if ((pw = pam_modutil_getpwnam(pamh, user)) != NULL) {
+		sd_bus *logind = c->bus, *system = NULL;
+
+		/*
+		 * On the private socket there is no logind behind the connection (only
+		 * tokensealed): logind is asked on the system bus, within the same
+		 * timeout. Not reachable there: no session we can know of.
+		 */
+		if (sd_bus_is_bus_client(c->bus) <= 0) {
+			logind = NULL;
+			if (sd_bus_open_system(&system) >= 0) {
+				(void)sd_bus_set_method_call_timeout(system, timeout_usec(&o));
+				logind = system;
+			}
+		}
 		/* pam_systemd puts the id of the session being closed into the PAM environment. */
 		closing = pam_getenv(pamh, "XDG_SESSION_ID");
-		r = logind_other_sessions(c->bus, pw->pw_uid, closing);
+		r = logind ? logind_other_sessions(logind, pw->pw_uid, closing) : -EHOSTDOWN;
+		sd_bus_flush_close_unref(system);
 		if (r > 0) {
 			if (o.debug)
 				pam_syslog(pamh, LOG_DEBUG, "user %s has %d other session(s); vault '%s' stays open", user,

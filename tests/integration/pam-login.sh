@@ -171,7 +171,7 @@ done
 pass "daemon gone (killed, its socket file left): PAM_AUTHINFO_UNAVAIL at once, no prompt ($took)"
 
 # --- session close locks the vault: without logind at once; with logind only after the last session.
-rig_start_daemon --idle-lock 0
+rig_start_daemon --idle-lock 0 --private-socket "$D/private"
 cat >"$D/env-c1.conf" <<'ENV'
 XDG_SESSION_ID DEFAULT=c1
 ENV
@@ -194,6 +194,11 @@ logind_ctl AddSession su c2 65534
 logind_ctl AddSession su d1 1
 pt sess nobody authenticate open_session close_session <"$D/rk-nobody" >"$D/out" 2>&1 || fail "sess: $(cat "$D/out")"
 [ "$(vprop "$NP" Locked)" = false ] || fail "locked although session c2 of the user is still open"
+# The same over the private socket, logind on the system bus: tokensealed's socket has no logind behind it.
+bctl call org.tokenseal1 "$NP" $VIFACE Lock || fail "lock"
+TOKENSEAL_BUS= TOKENSEAL_PRIVATE_SOCKET=$D/private DBUS_SYSTEM_BUS_ADDRESS=$BUS_ADDRESS \
+	pt sess nobody authenticate open_session close_session <"$D/rk-nobody" >"$D/out" 2>&1 || fail "sess: $(cat "$D/out")"
+[ "$(vprop "$NP" Locked)" = false ] || fail "over the private socket: locked although session c2 of the user is still open"
 pam_service sessd "auth required $PAM_SO timeout=2" \
 	"session required pam_env.so readenv=0 user_readenv=0 conffile=$D/env-d1.conf" \
 	"session required $PAM_SO timeout=2"
@@ -202,7 +207,7 @@ pt sessd daemon authenticate open_session close_session <"$D/rk-daemon" >"$D/out
 	fail "daemon login: $(cat "$D/out")"
 grep -q "event=unlock vault=daemon owner=[0-9-]* uid=0 pid=[0-9]* protector=p1 result=ok" "$D/daemon.log" || fail "not unlocked"
 [ "$(vprop "$DP" Locked)" = true ] || fail "closing the user's last logind session did not lock"
-pass "with logind: another open session keeps the vault open; the last session's close locks it"
+pass "with logind: another open session keeps the vault open (the module on the bus and on the private socket); the last session's close locks it"
 
 # The module under valgrind: no memory error, no definite leak, on success and failure paths.
 # Not for an ASan build of the module (make check's second pass checks it with ASan instead):
