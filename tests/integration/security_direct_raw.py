@@ -134,6 +134,17 @@ def error_name(msg):
     return "?"
 
 
+def fate(s, seconds):
+    # What became of a connection that sent what it had to: "closed", "answered", or "held" after SECONDS.
+    s.settimeout(seconds)
+    try:
+        return "closed" if s.recv(4096) == b"" else "answered"
+    except socket.timeout:
+        return "held"
+    except (BrokenPipeError, ConnectionResetError):
+        return "closed"
+
+
 def handshake(s):
     # The whole handshake in one write, as sd-bus sends it: the daemon has read BEGIN by the time it
     # agrees to fds, so the message's fds cannot reach it inside the handshake (which it refuses).
@@ -163,16 +174,7 @@ def main():
             conns.append(c)
             time.sleep(0.2)
         time.sleep(1)
-        fates = []
-        for c in conns:
-            c.setblocking(False)
-            try:
-                fates.append("closed" if c.recv(4096) == b"" else "answered")
-            except BlockingIOError:
-                fates.append("held")
-            except (ConnectionResetError, BrokenPipeError):
-                fates.append("closed")
-        print(" ".join(fates))
+        print(" ".join(fate(c, 0.05) for c in conns))
         return
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(20)
@@ -198,12 +200,9 @@ def main():
                 os.close(w)
                 s.sendmsg([msg[head + i:head + i + 1]], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("<i", r))])
                 os.close(r)
-            s.settimeout(1)
-            print("closed" if s.recv(4096) == b"" else "answered")
-        except socket.timeout:
-            print("held")
         except (BrokenPipeError, ConnectionResetError):
-            print("closed")
+            pass
+        print(fate(s, 1))
         return
     if mode == "nomember":
         try:
@@ -211,12 +210,9 @@ def main():
                 fds = [os.pipe()[0] for _ in range(n_fds)]
                 s.sendmsg([call(0, n_fds, 0, mode, serial=i + 1)],
                           [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("<%di" % n_fds, *fds))] if fds else [])
-            s.settimeout(2)
-            print("closed" if s.recv(4096) == b"" else "answered")
-        except socket.timeout:
-            print("held")
         except (BrokenPipeError, ConnectionResetError):
-            print("closed")
+            pass
+        print(fate(s, 2))
         return
     msg = call(body_len, n_fds, n_str, mode)
     fds = []

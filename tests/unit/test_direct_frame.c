@@ -198,19 +198,21 @@ static void expect_refused(stream *s, const char *why_part)
 	assert_string_equal(whole.why, bytes.why);
 }
 
+/* The handshake and one call (call()'s arguments), refused for why_part. */
+static void call_refused(stream *s, const char *member, uint32_t serial, uint32_t fds, uint8_t extra, const char *why_part)
+{
+	begin(s);
+	call(s, member, serial, fds, extra, 8);
+	expect_refused(s, why_part);
+}
+
 static void header_fields_sd_bus_would_skip_are_refused(void **state)
 {
 	stream *s = malloc(sizeof(*s));
 
-	begin(s);
-	call(s, "Unlock", 1, 0, 10, 8);
-	expect_refused(s, "does not know");
-	begin(s);
-	call(s, "Unlock", 1, 0, 7, 8);
-	expect_refused(s, "sender");
-	begin(s);
-	call(s, "Unlock", 1, 0, 2, 8);
-	expect_refused(s, "twice");
+	call_refused(s, "Unlock", 1, 0, 10, "does not know");
+	call_refused(s, "Unlock", 1, 0, 7, "sender");
+	call_refused(s, "Unlock", 1, 0, 2, "twice");
 	begin(s);
 	call(s, "Unlock", 1, 0, 8, 8);
 	expect_refused(s, "twice"); /* the signature already came as 'g' */
@@ -247,19 +249,13 @@ static void descriptors_and_serials(void **state)
 {
 	stream *s = malloc(sizeof(*s));
 
-	begin(s);
-	call(s, "AddProtector", 1, TS_DIRECT_FDS_MAX + 1, 0, 8);
-	expect_refused(s, "too many file descriptors");
+	call_refused(s, "AddProtector", 1, TS_DIRECT_FDS_MAX + 1, 0, "too many file descriptors");
 	/* Descriptors only with a call that takes them, with its own signature. */
-	begin(s);
-	call(s, "Ping", 1, 1, 0, 8);
-	expect_refused(s, "takes none");
+	call_refused(s, "Ping", 1, 1, 0, "takes none");
 	begin(s);
 	call(s, "AddProtector", 1, 2, 0, 8);
 	assert_int_equal(feed(s, 1, TS_DIRECT_MESSAGE_MAX).refused, 0);
-	begin(s);
-	call(s, "Unwrap", 0, 0, 0, 8);
-	expect_refused(s, "serial");
+	call_refused(s, "Unwrap", 0, 0, 0, "serial");
 	begin(s);
 	call(s, "Unwrap", 7, 0, 0, 8);
 	call(s, "Unwrap", 7, 0, 0, 8);
