@@ -208,8 +208,8 @@ static int io_read(struct ts_direct_io *io, const char **why)
 /*
  * Read only while sd-bus keeps up: the client's socket holds the rest.
  * Wait for the socketpair while a segment is left to pass on, or while
- * scanning stopped for sd-bus (io_take starts it again through the same
- * source). Once the client is done and all it sent went on, sd-bus is told.
+ * scanning stopped for sd-bus (ts_dio_take starts it again through the
+ * same source). Once the client is done and all it sent went on, sd-bus is told.
  */
 static void io_arm(struct ts_direct_io *io)
 {
@@ -222,6 +222,7 @@ static void io_arm(struct ts_direct_io *io)
 		io->shut = 1;
 	}
 }
+
 int ts_dio_pump(ts_direct_conn *c, const char **why)
 {
 	struct ts_direct_io *io = c->io;
@@ -238,9 +239,9 @@ int ts_dio_pump(ts_direct_conn *c, const char **why)
 }
 
 /*
- * sd-bus delivers m: the header the scanner passed on for it, or NULL. The
- * scanner's headers come in the order sd-bus reads them; one sd-bus skipped
- * (it drops a message it cannot parse) no longer matches the next serial.
+ * The scanner's headers come in the order sd-bus reads the messages; one
+ * sd-bus skipped (it drops a message it cannot parse) no longer matches
+ * the next serial.
  */
 int ts_dio_take(ts_direct_conn *c, sd_bus_message *m, ts_frame_msg *ret)
 {
