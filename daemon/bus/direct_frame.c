@@ -261,7 +261,10 @@ static long check_fields(const uint8_t *h, size_t n, int big, ts_frame_msg *msg,
 		uint8_t code;
 		uint64_t vlen;
 
-		pos = (size_t)ALIGN_TO(pos, 8);
+		/* sd-bus refuses (and drops) a message whose padding is not zero. */
+		for (size_t end = (size_t)ALIGN_TO(pos, 8); pos < end; pos++)
+			if (pos >= n || h[pos] != 0)
+				return refuse(why, "a header field cut short or padded with other than zero");
 		if (pos + 4 > n)
 			return refuse(why, "a header field cut short");
 		code = h[pos];
@@ -371,8 +374,18 @@ static long next_header(ts_frame *f, const uint8_t *buf, size_t len, ts_frame_ms
 	size = head + msg->body_size;
 	if (size > f->max_size)
 		return refuse(why, "a message larger than the daemon takes");
+	/*
+	 * Under 24 bytes sd-bus would read into the next message (it reads at
+	 * least 24 for a header), with the descriptors sent there; no message
+	 * sd-bus takes is that short.
+	 */
+	if (size < 24)
+		return refuse(why, "a message too short to be one");
 	if (len < head)
 		return 0;
+	for (uint64_t i = 16 + fields_len; i < head; i++)
+		if (buf[i] != 0)
+			return refuse(why, "a header padded with other than zero");
 	if ((r = check_fields(buf + 16, fields_len, big, msg, buf[1], why)) < 0)
 		return r;
 	if (!msg->data_method && size > TS_FRAME_SMALL_MAX)

@@ -113,15 +113,16 @@ pass "a client that leaves its replies unread is disconnected; the daemon serves
 # unfinished message or with a call that takes none (sd-bus would drop one it cannot parse and keep
 # its fds open), a handshake sd-bus would not end where the scanner does (BEGIN before AUTH), calls
 # sd-bus drops unparsed (70 with no member: the connection would wait for ever), and a third 30 MB
-# call being read while the uid's first two are (64 MiB a uid). Answered: 1 MiB and 100,000 strings
-# to Unwrap, 2 fds to AddProtector.
+# call being read while the uid's first two are (64 MiB a uid), fds sent after a 16-byte call (sd-bus
+# would read into them) or with a header whose padding is not zero (sd-bus would drop it with its fds).
+# Answered: 1 MiB and 100,000 strings to Unwrap, 2 fds to AddProtector.
 RAW="$TS_SRC/tests/integration/security_direct_raw.py"
 fds0=$(ls /proc/"$DAEMON_PID"/fd | wc -l)
 for a in "34000000 0:closed" "0 3:closed" "16 200:closed" "0 0 110000 data:closed" "1048576 0 0 data:answered" \
 	"0 2 0 fdcall:answered" "0 2:closed" "0 0 100000 data:answered" "0 0 0 variant:closed" "16 3 0 noreply:closed" \
 	"16 0 0 noreply:reply" "200000 0:closed" "64 0 0 padded:closed" "0 0 0 padded:reply" "64 0 0 field:closed" \
 	"1048576 50 0 pieces:closed" "0 0 0 begin:closed" "1 2 0 nomember:closed" "70 0 0 nomember:closed" \
-	"30000000 3 0 bighold:held held closed"; do
+	"30000000 3 0 bighold:held held closed" "0 2 0 short:closed" "0 2 0 badpad:closed"; do
 	got=$(as_other /usr/bin/python3 "$RAW" "$S" ${a%%:*}) || fail "raw client (${a%%:*}) failed"
 	[ "$got" = "${a#*:}" ] || fail "a message of (bytes, fds, strings, mode) ${a%%:*}: '$got', not ${a#*:}"
 	# The daemon logs at most 10 cut-off clients a second: each case below must find its line.
@@ -132,7 +133,8 @@ for line in "a message larger than the daemon takes" "more file descriptors than
 	"a message larger than its method takes" "a message with 64 body bytes no argument accounts for" \
 	"a header field the daemon does not know" "file descriptors that came with no message's header" \
 	"an authentication exchange the daemon does not take" "file descriptors with a message that takes none" \
-	"a message sd-bus could not read" "large messages past this uid's share being read"; do
+	"a message sd-bus could not read" "large messages past this uid's share being read" \
+	"a message too short to be one" "a header field cut short or padded with other than zero"; do
 	grep -q "direct:[0-9]* (uid $OTHER_UID pid [0-9]*): $line; disconnected" "$D/daemon.log" ||
 		fail "no log line for $line"
 done

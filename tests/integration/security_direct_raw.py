@@ -25,6 +25,9 @@
 #            BODY_BYTES times (at least once): prints "closed" or "held";
 #   begin    "BEGIN" before any AUTH (sd-bus answers ERROR and stays in the handshake), then a Ping
 #            with an unknown header field: prints the Ping's fate;
+#   short    a 16-byte call (sd-bus would read 8 bytes of the next, with their fds) and then
+#            AddProtector (fdcall's) with N_FDS fds, in one write: prints "closed" or "held";
+#   badpad   fdcall's AddProtector with a padding byte that is not zero, and N_FDS fds;
 #   bighold  N_FDS connections each send the header of a BODY_BYTES Unwrap and 1 MiB of it, and
 #            hold: prints each one's fate a second later ("held" or "closed"), in order.
 import os
@@ -200,6 +203,21 @@ def main():
                 os.close(w)
                 s.sendmsg([msg[head + i:head + i + 1]], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("<i", r))])
                 os.close(r)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        print(fate(s, 1))
+        return
+    if mode in ("short", "badpad"):
+        msg = call(0, n_fds, 0, "fdcall", serial=2)
+        if mode == "short":
+            msg = struct.pack("<cBBBIII", b"l", 1, 0, 1, 0, 1, 0) + msg
+        else:
+            # The path field takes 40 bytes from 16 ("/org/tokenseal1/vault/nosuch"), the interface's
+            # 29 from 56: 3 bytes of padding after it.
+            msg = msg[:56 + 29] + b"\1" + msg[56 + 30:]
+        fds = [os.pipe()[0] for _ in range(n_fds)]
+        try:
+            s.sendmsg([msg], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("<%di" % n_fds, *fds))])
         except (BrokenPipeError, ConnectionResetError):
             pass
         print(fate(s, 1))

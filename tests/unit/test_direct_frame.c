@@ -250,6 +250,16 @@ static void descriptors_and_serials(void **state)
 	stream *s = malloc(sizeof(*s));
 
 	call_refused(s, "AddProtector", 1, TS_DIRECT_FDS_MAX + 1, 0, "too many file descriptors");
+	/* A 16-byte call (sd-bus would read 8 bytes, and their fds, of the next), and padding that is not zero. */
+	begin(s);
+	put(s, (uint8_t[]){ 'l', 1, 0, 1, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0 }, 16);
+	call(s, "AddProtector", 10, 2, 0, 8);
+	expect_refused(s, "too short");
+	begin(s);
+	call(s, "AddProtector", 1, 2, 0, 8);
+	/* The path field takes 32 bytes from 16, the interface's 29 from 48: 3 bytes of padding after it. */
+	s->b[1 + strlen(auth) + 48 + 4 + 4 + strlen("org.tokenseal1.Vault") + 1] = 1;
+	expect_refused(s, "other than zero");
 	/* Descriptors only with a call that takes them, with its own signature. */
 	call_refused(s, "Ping", 1, 1, 0, "takes none");
 	begin(s);
