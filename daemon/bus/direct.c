@@ -255,6 +255,8 @@ static int on_post(sd_event_source *s, void *userdata)
 		 */
 		if (ts_dio_dropped(c))
 			conn_refuse(c, "a message sd-bus could not read");
+		else
+			ts_dio_resume(c);
 	}
 	return 0;
 }

@@ -117,6 +117,17 @@ static int io_scan(ts_direct_conn *c, const char **why)
 			io->stalled = 1;
 			return 0;
 		}
+		/*
+		 * And no new message while answers to this client wait to be sent (it
+		 * does not read them): what it could make the daemon hold in answers
+		 * is then those of the messages already passed on, not one per call
+		 * it keeps sending (an UnwrapBatch's answer may be 32 MiB).
+		 */
+		uint64_t unsent = 0;
+		if (io->frame.phase == TS_FRAME_HEADER && sd_bus_get_n_queued_write(c->bus, &unsent) >= 0 && unsent > 0) {
+			io->stalled = io->unflushed = 1;
+			return 0;
+		}
 		if ((n = ts_frame_next(&io->frame, io->buf, io->len, &msg, &got, why)) < 0)
 			return (int)n;
 		if (n == 0)
@@ -213,7 +224,7 @@ static int io_read(struct ts_direct_io *io, const char **why)
  */
 static void io_arm(struct ts_direct_io *io)
 {
-	int blocked = io->out > 0, kick = io->stalled && io->q_n < IO_QUEUE;
+	int blocked = io->out > 0, kick = io->stalled && !io->unflushed && io->q_n < IO_QUEUE;
 
 	(void)sd_event_source_set_enabled(io->out_src, blocked || kick ? SD_EVENT_ON : SD_EVENT_OFF);
 	(void)sd_event_source_set_enabled(io->in_src, !io->eof && !blocked && !io->stalled ? SD_EVENT_ON : SD_EVENT_OFF);
@@ -229,7 +240,7 @@ int ts_dio_pump(ts_direct_conn *c, const char **why)
 	int r;
 
 	*why = NULL;
-	io->stalled = 0;
+	io->stalled = io->unflushed = 0;
 	if ((r = io_scan(c, why)) >= 0 && io->out == 0 && !io->stalled && !io->eof && (r = io_read(io, why)) > 0)
 		r = io_scan(c, why);
 	if (r < 0)
@@ -259,6 +270,16 @@ int ts_dio_take(ts_direct_conn *c, sd_bus_message *m, ts_frame_msg *ret)
 	/* Room again: what is already read goes on (on_pair_writable, from the loop: c may go there). */
 	io_arm(io);
 	return 1;
+}
+
+void ts_dio_resume(ts_direct_conn *c)
+{
+	uint64_t unsent = 0;
+
+	if (c->io->unflushed && sd_bus_get_n_queued_write(c->bus, &unsent) >= 0 && unsent == 0) {
+		c->io->unflushed = 0;
+		io_arm(c->io);
+	}
 }
 
 int ts_dio_dropped(ts_direct_conn *c)

@@ -41,6 +41,7 @@ struct ts_direct_io {
 	unsigned q_head, q_n;
 	uint64_t big;                   /* bytes of the queued messages larger than TS_FRAME_SMALL_MAX */
 	int stalled;                    /* scanning stopped with the queue full: resume when sd-bus takes one */
+	int unflushed;                  /* ... or with answers queued unsent: resume when they went (ts_dio_resume) */
 	int eof, shut;                  /* the client is done sending; sd-bus was told so */
 	uint64_t sent;                  /* bytes passed on to sd-bus */
 	uint8_t buf[IO_BUF];
@@ -58,6 +59,8 @@ int ts_dio_pump(ts_direct_conn *c, const char **why);
  * *ret, or 0 when it is not the next one passed on (sd-bus dropped one).
  */
 int ts_dio_take(ts_direct_conn *c, sd_bus_message *m, ts_frame_msg *ret);
+/* After a turn of the loop: pass messages on again once the answers a client left unread went out. */
+void ts_dio_resume(ts_direct_conn *c);
 /* Did sd-bus drop the next message passed on (it read all there is, holds nothing and never met it)? */
 int ts_dio_dropped(ts_direct_conn *c);
 
