@@ -114,8 +114,19 @@ static void conn_refuse(ts_direct_conn *c, const char *what)
 }
 
 /* What the client sent, on to sd-bus; a client past a bound goes. */
+/* A large message's deadline: still not sent whole, its client goes (it held its uid's share meanwhile). */
+static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	ts_direct_conn *c = userdata;
+
+	if (c->io->sent < c->io->big_end)
+		conn_refuse(c, "a large message not sent whole within 10 seconds");
+	return 0;
+}
+
 static void pump(ts_direct_conn *c)
 {
+	struct ts_direct_io *io = c->io;
 	const char *why;
 	int r;
 
@@ -124,6 +135,15 @@ static void pump(ts_direct_conn *c)
 			conn_refuse(c, why);
 		else
 			conn_close(c, strerror(-r));
+		return;
+	}
+	if (io->big_new) {
+		io->big_new = 0;
+		if (io->deadline ? sd_event_source_set_time_relative(io->deadline, TS_DIRECT_BIG_USEC) < 0 ||
+		                           sd_event_source_set_enabled(io->deadline, SD_EVENT_ONESHOT) < 0
+		                 : sd_event_add_time_relative(c->d->event, &io->deadline, CLOCK_MONOTONIC,
+		                                              TS_DIRECT_BIG_USEC, 0, on_deadline, c) < 0)
+			conn_close(c, "cannot time a large message");
 	}
 }
 

@@ -21,6 +21,7 @@ void ts_dio_free(struct ts_direct_io *io)
 		return;
 	sd_event_source_disable_unref(io->in_src);
 	sd_event_source_disable_unref(io->out_src);
+	sd_event_source_disable_unref(io->deadline);
 	for (unsigned i = 0; i < io->n_fds; i++)
 		close(io->fds[i]);
 	for (unsigned i = 0; i < io->n_out_fds; i++)
@@ -151,8 +152,11 @@ static int io_scan(ts_direct_conn *c, const char **why)
 			io->n_fds -= msg.fds;
 			io->q_end[(io->q_head + io->q_n) % IO_QUEUE] = io->sent + msg.size;
 			io->queue[(io->q_head + io->q_n++) % IO_QUEUE] = msg;
-			if (msg.size > TS_FRAME_SMALL_MAX)
+			if (msg.size > TS_FRAME_SMALL_MAX) {
 				io->big += msg.size;
+				io->big_end = io->sent + msg.size;
+				io->big_new = 1;
+			}
 		}
 		io->out = (size_t)n;
 	}

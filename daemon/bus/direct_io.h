@@ -17,6 +17,8 @@
  */
 #define TS_DIRECT_BIG_PER_UID (64ull << 20)
 #define TS_DIRECT_BIG_MAX (256ull << 20)
+/* ... and each must come whole within this long of its header (a client holding one half-sent holds its share). */
+#define TS_DIRECT_BIG_USEC (10ull * 1000000)
 
 /* Bytes read from a client at a time, and messages passed on to sd-bus that it has not taken yet. */
 #define IO_BUF (64u << 10)
@@ -40,6 +42,9 @@ struct ts_direct_io {
 	uint64_t q_end[IO_QUEUE];       /* where each queued message ends in the stream (sent) */
 	unsigned q_head, q_n;
 	uint64_t big;                   /* bytes of the queued messages larger than TS_FRAME_SMALL_MAX */
+	uint64_t big_end;               /* where the last such message ends in the stream (sent) */
+	int big_new;                    /* one began: direct.c (re)arms deadline */
+	sd_event_source *deadline;      /* direct.c: the last large message must be sent whole by then */
 	int stalled;                    /* scanning stopped with the queue full: resume when sd-bus takes one */
 	int unflushed;                  /* ... or with answers queued unsent: resume when they went (ts_dio_resume) */
 	int eof, shut;                  /* the client is done sending; sd-bus was told so */

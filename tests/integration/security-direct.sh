@@ -114,10 +114,14 @@ pass "a client that leaves its replies unread is disconnected; the daemon serves
 # its fds open), a handshake sd-bus would not end where the scanner does (BEGIN before AUTH), calls
 # sd-bus drops unparsed (70 with no member: the connection would wait for ever), and a third 30 MB
 # call being read while the uid's first two are (64 MiB a uid), fds sent after a 16-byte call (sd-bus
-# would read into them) or with a header whose padding is not zero (sd-bus would drop it with its fds).
+# would read into them) or with a header whose padding is not zero (sd-bus would drop it with its fds),
+# and a large call left half-sent for 10 s (it holds its uid's share).
 # Answered: 1 MiB and 100,000 strings to Unwrap, 2 fds to AddProtector.
 RAW="$TS_SRC/tests/integration/security_direct_raw.py"
 fds0=$(ls /proc/"$DAEMON_PID"/fd | wc -l)
+# Meanwhile (root: its own share) a 30 MB call's first MiB, and then nothing: cut off after 10 s.
+/usr/bin/python3 "$RAW" "$S" 30000000 0 0 bigstall >"$D/bigstall" 2>&1 &
+STALL=$!
 for a in "34000000 0:closed" "0 3:closed" "16 200:closed" "0 0 110000 data:closed" "1048576 0 0 data:answered" \
 	"0 2 0 fdcall:answered" "0 2:closed" "0 0 100000 data:answered" "0 0 0 variant:closed" "16 3 0 noreply:closed" \
 	"16 0 0 noreply:reply" "200000 0:closed" "64 0 0 padded:closed" "0 0 0 padded:reply" "64 0 0 field:closed" \
@@ -138,12 +142,18 @@ for line in "a message larger than the daemon takes" "more file descriptors than
 	grep -q "direct:[0-9]* (uid $OTHER_UID pid [0-9]*): $line; disconnected" "$D/daemon.log" ||
 		fail "no log line for $line"
 done
+wait "$STALL" || fail "the half-sent 30 MB call: $(cat "$D/bigstall")"
+read -r fate secs <"$D/bigstall"
+[ "$fate" = closed ] && [ "$secs" -ge 9 ] && [ "$secs" -le 13 ] ||
+	fail "a 30 MB call left half-sent: '$(cat "$D/bigstall")', not closed after 10 s"
+grep -q "direct:[0-9]* (uid 0 pid [0-9]*): a large message not sent whole within 10 seconds; disconnected" \
+	"$D/daemon.log" || fail "no log line for the half-sent call"
 # Every descriptor sent in the pieces was closed with the connection.
 for _ in $(seq 20); do [ "$(ls /proc/"$DAEMON_PID"/fd | wc -l)" -le "$fds0" ] && break; sleep 0.1; done
 [ "$(ls /proc/"$DAEMON_PID"/fd | wc -l)" -le "$fds0" ] ||
 	fail "the daemon holds $(ls /proc/"$DAEMON_PID"/fd | wc -l) fds, $fds0 before the raw clients"
 "$TOKENSEAL" unwrap --vault vault1 <"$D/blob" >"$D/dk2" || fail "root not served after the oversized messages"
-pass "cut off (logged): over 32 MiB, over 2 fds, over 104,096 values, a variant, 128 KiB to a method other than the data ones, padding after the arguments, an unknown header field, fds sent with the pieces of a message or with a call that takes none (none kept), BEGIN before AUTH, calls sd-bus drops, a third 30 MB call being read; 1 MiB and 100,000 values to Unwrap, 2 fds to AddProtector are served"
+pass "cut off (logged): over 32 MiB, over 2 fds, over 104,096 values, a variant, 128 KiB to a method other than the data ones, padding after the arguments, an unknown header field, fds sent with the pieces of a message or with a call that takes none (none kept), BEGIN before AUTH, calls sd-bus drops, a third 30 MB call being read, a 30 MB call half-sent for 10 s; 1 MiB and 100,000 values to Unwrap, 2 fds to AddProtector are served"
 
 # --- Subscribe over the socket: the owner hears the lock, another user does not.
 "$DC" subscribe "$S" "$P" 10 >"$D/owner-sub" 2>&1 &

@@ -28,6 +28,8 @@
 #   short    a 16-byte call (sd-bus would read 8 bytes of the next, with their fds) and then
 #            AddProtector (fdcall's) with N_FDS fds, in one write: prints "closed" or "held";
 #   badpad   fdcall's AddProtector with a padding byte that is not zero, and N_FDS fds;
+#   bigstall the header of a BODY_BYTES Unwrap and 1 MiB of it, then nothing: prints "closed" with the
+#            seconds it took the daemon to hang up (at most 20), or "held";
 #   bighold  N_FDS connections each send the header of a BODY_BYTES Unwrap and 1 MiB of it, and
 #            hold: prints each one's fate a second later ("held" or "closed"), in order.
 import os
@@ -164,6 +166,15 @@ def main():
     path, body_len, n_fds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     n_str = int(sys.argv[4]) if len(sys.argv) > 4 else 0
     mode = sys.argv[5] if len(sys.argv) > 5 else ""
+    if mode == "bigstall":
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.connect(path)
+        handshake(c)
+        c.sendall(call(body_len, 0, 0, "bighold")[:1 << 20])
+        t0 = time.monotonic()
+        f = fate(c, 20)
+        print(f if f != "closed" else "closed %d" % round(time.monotonic() - t0))
+        return
     if mode == "bighold":
         conns = []
         for i in range(n_fds):
