@@ -113,7 +113,6 @@ static void conn_refuse(ts_direct_conn *c, const char *what)
 	conn_close(c, "a message past the bounds");
 }
 
-/* What the client sent, on to sd-bus; a client past a bound goes. */
 /* A large message's deadline: still not sent whole, its client goes (it held its uid's share meanwhile). */
 static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 {
@@ -124,6 +123,7 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
+/* What the client sent, on to sd-bus; a client past a bound goes; a large message begun is timed. */
 static void pump(ts_direct_conn *c)
 {
 	struct ts_direct_io *io = c->io;
@@ -164,7 +164,7 @@ static int on_client_readable(sd_event_source *s, int fd, uint32_t revents, void
 	uint64_t sent = c->io->sent;
 
 	pump(c);
-	/* Until sd-bus has met every message passed on (io_take): no read that finds nothing. */
+	/* Until sd-bus has met every message passed on (ts_dio_take): no read that finds nothing. */
 	if (ts_direct_find(d, bus) == c && c->io->sent != sent)
 		for (int i = 0; i < 8 && ts_direct_find(d, bus) == c && c->io->q_n > 0 && sd_bus_process(bus, NULL) > 0;
 		     i++)
