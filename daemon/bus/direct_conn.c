@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "bus/direct_conn.h"
+#include "bus/direct_frame.h"
 
 static ts_daemon *serving;
 
@@ -229,4 +230,11 @@ int ts_direct_message_size(sd_bus_message *m, ts_direct_msg_size *st)
 	/* The handler reads the message from its start. */
 	(void)sd_bus_message_rewind(m, 1);
 	return r;
+}
+
+uint64_t ts_direct_message_bytes(sd_bus_message *m, uint64_t max)
+{
+	ts_direct_msg_size st = { .max_bytes = max, .max_fds = TS_DIRECT_FDS_MAX, .max_values = TS_DIRECT_VALUES_MAX };
+
+	return ts_direct_message_size(m, &st) == 0 ? st.bytes + st.body : UINT64_MAX;
 }

@@ -56,5 +56,11 @@ typedef struct ts_direct_msg_size {
  * answers that as for any caller).
  */
 int ts_direct_message_size(sd_bus_message *m, ts_direct_msg_size *st);
+/*
+ * The bytes m's arguments (and the header fields sd-bus knows) can take,
+ * walked within max bytes and the bounds of any message (then rewound):
+ * UINT64_MAX when past them or when the body cannot be read.
+ */
+uint64_t ts_direct_message_bytes(sd_bus_message *m, uint64_t max);
 
 #endif

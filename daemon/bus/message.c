@@ -112,8 +112,6 @@ int ts_caller_may_use(const ts_caller *c, const ts_vault *v)
 
 int ts_bus_refuse_large(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
-	ts_direct_msg_size st = { .max_bytes = TS_FRAME_SMALL_MAX, .max_fds = TS_DIRECT_FDS_MAX,
-		                  .max_values = TS_DIRECT_VALUES_MAX };
 	const char *iface = sd_bus_message_get_interface(m), *member = sd_bus_message_get_member(m);
 	uint8_t type;
 
@@ -122,7 +120,7 @@ int ts_bus_refuse_large(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	    type != SD_BUS_MESSAGE_METHOD_CALL || !member || ts_frame_data_method(iface, member) ||
 	    (iface && strcmp(iface, TS_VAULT_IFACE) != 0 && strcmp(iface, TS_MANAGER_IFACE) != 0))
 		return 0;
-	if (ts_direct_message_size(m, &st) <= 0 || st.bytes + st.body <= TS_FRAME_SMALL_MAX)
+	if (ts_direct_message_bytes(m, TS_FRAME_SMALL_MAX) <= TS_FRAME_SMALL_MAX)
 		return 0;
 	if (sd_bus_message_get_expect_reply(m))
 		(void)sd_bus_reply_method_errorf(m, ts_error_dbus_name(-TS_E_LIMIT),

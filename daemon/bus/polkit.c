@@ -106,9 +106,7 @@ static int ask(ts_daemon *d, sd_bus_message *m, const char *action, const char *
 	const char *sender = sd_bus_message_get_sender(m);
 	int interactive = sd_bus_message_get_allow_interactive_authorization(m) > 0;
 	size_t n_sender = 0, n_uid = 0;
-	uint64_t bytes_uid = 0, bytes_all = 0;
-	ts_direct_msg_size size = { .max_bytes = TS_DIRECT_MESSAGE_MAX, .max_fds = TS_DIRECT_FDS_MAX,
-		                    .max_values = TS_DIRECT_VALUES_MAX };
+	uint64_t bytes, bytes_uid = 0, bytes_all = 0;
 	ts_direct_conn *direct = NULL;
 	ts_polkit_query *q;
 	ts_caller caller;
@@ -129,10 +127,8 @@ static int ask(ts_daemon *d, sd_bus_message *m, const char *action, const char *
 	if (!sender || ts_caller_get(m, &caller) < 0)
 		return ts_bus_error(error, -TS_E_ACCESS_DENIED, "no sender");
 	/* Walked before the handler reads it (the walk rewinds it); past the bounds counts as the most. */
-	if (ts_direct_message_size(m, &size) != 0) {
-		size.bytes = TS_DIRECT_MESSAGE_MAX;
-		size.body = 0;
-	}
+	if ((bytes = ts_direct_message_bytes(m, TS_DIRECT_MESSAGE_MAX)) == UINT64_MAX)
+		bytes = TS_DIRECT_MESSAGE_MAX;
 	for (q = d->polkit_queries; q; q = q->next) {
 		n_sender += strcmp(q->sender, sender) == 0;
 		n_uid += q->uid == caller.uid;
@@ -140,9 +136,9 @@ static int ask(ts_daemon *d, sd_bus_message *m, const char *action, const char *
 		bytes_all += q->bytes;
 	}
 	if (n_sender >= POLKIT_MAX_QUERIES_PER_SENDER || n_uid >= POLKIT_MAX_QUERIES_PER_UID ||
-	    bytes_uid + size.bytes + size.body > POLKIT_MAX_BYTES_PER_UID)
+	    bytes_uid + bytes > POLKIT_MAX_BYTES_PER_UID)
 		return ts_bus_error(error, -TS_E_BUSY, "too many authorization checks of this caller in progress");
-	if (d->n_polkit_queries >= POLKIT_MAX_QUERIES || bytes_all + size.bytes + size.body > POLKIT_MAX_BYTES)
+	if (d->n_polkit_queries >= POLKIT_MAX_QUERIES || bytes_all + bytes > POLKIT_MAX_BYTES)
 		return ts_bus_error(error, -TS_E_BUSY, "too many authorization checks in progress");
 	if ((q = calloc(1, sizeof(*q))) == NULL || (q->sender = strdup(sender)) == NULL) {
 		free(q);
@@ -150,7 +146,7 @@ static int ask(ts_daemon *d, sd_bus_message *m, const char *action, const char *
 	}
 	q->d = d;
 	q->uid = caller.uid;
-	q->bytes = size.bytes + size.body;
+	q->bytes = bytes;
 	q->request = sd_bus_message_ref(m);
 	snprintf(q->action, sizeof(q->action), "%s", action);
 	snprintf(owner_s, sizeof(owner_s), "%u", (unsigned)owner);
