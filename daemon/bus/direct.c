@@ -209,8 +209,8 @@ static int on_incoming(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	 */
 	if ((sender && strcmp(sender, "org.freedesktop.DBus.Local") == 0) || ts_direct_take_again(m))
 		return 0;
-	if (sender || !ts_dio_take(c, m, &frame)) {
-		conn_refuse(c, sender ? "a message naming a sender" : "a message sd-bus could not read");
+	if (!ts_dio_take(c, m, &frame)) {
+		conn_refuse(c, "a message sd-bus could not read");
 		return 1;
 	}
 
