@@ -401,24 +401,20 @@ PAM_EXTERN int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, con
 	if (open_client(pamh, &o, &c) < 0)
 		return PAM_IGNORE;
 	if ((pw = pam_modutil_getpwnam(pamh, user)) != NULL) {
-		sd_bus *logind = c->bus, *system = NULL;
+		_cleanup_client_ ts_client *system = NULL;
+		sd_bus *logind = c->bus;
 
 		/*
 		 * On the private socket there is no logind behind the connection (only
-		 * tokensealed): logind is asked on the system bus, within the same
-		 * timeout. Not reachable there: no session we can know of.
+		 * tokensealed): logind is asked on the system bus, reached and asked
+		 * within the same timeout (a hung bus costs no more). Not reachable
+		 * there: no session we can know of.
 		 */
-		if (sd_bus_is_bus_client(c->bus) <= 0) {
-			logind = NULL;
-			if (sd_bus_open_system(&system) >= 0) {
-				(void)sd_bus_set_method_call_timeout(system, timeout_usec(&o));
-				logind = system;
-			}
-		}
+		if (sd_bus_is_bus_client(c->bus) <= 0)
+			logind = ts_client_open_timeout(&system, "system", timeout_usec(&o)) >= 0 ? system->bus : NULL;
 		/* pam_systemd puts the id of the session being closed into the PAM environment. */
 		closing = pam_getenv(pamh, "XDG_SESSION_ID");
 		r = logind ? logind_other_sessions(logind, pw->pw_uid, closing) : -EHOSTDOWN;
-		sd_bus_flush_close_unref(system);
 		if (r > 0) {
 			if (o.debug)
 				pam_syslog(pamh, LOG_DEBUG, "user %s has %d other session(s); vault '%s' stays open", user,
