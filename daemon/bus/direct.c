@@ -15,7 +15,7 @@
  *     more than TS_DIRECT_FDS_MAX descriptors, with descriptors that did
  *     not come with its header or that come with any message but a call
  *     that takes them, or past the uid's share of large messages being read
- *     (TS_DIRECT_BIG_PER_UID), is refused before the rest of it is read; so
+ *     or answered (TS_DIRECT_BIG_PER_UID), is refused before the rest of it is read; so
  *     are descriptors while authenticating, and a handshake sd-bus would
  *     not end where the scanner does. A message sd-bus drops unparsed is
  *     seen (on_post) and refused too. sd-bus replies straight to the
@@ -26,7 +26,8 @@
  *     sd-bus's own idea of its peer is the daemon, and is never asked;
  *   - bounds: TS_DIRECT_MAX connections, TS_DIRECT_PER_UID per uid; a
  *     client that leaves more than TS_DIRECT_UNREAD_MAX replies unread is
- *     disconnected, so no client holds the daemon's memory; so is one whose
+ *     disconnected, so no client holds the daemon's memory (nor the kernel's:
+ *     its socket's send buffer is TS_DIRECT_SNDBUF); so is one whose
  *     message carries more than TS_DIRECT_FDS_MAX file descriptors in its
  *     arguments, holds more than TS_DIRECT_VALUES_MAX values, carries a
  *     variant, cannot be walked, or has more body bytes than its arguments
@@ -205,10 +206,17 @@ static int on_incoming(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	/*
 	 * sd-bus's own Disconnected names its local sender (the scanner refuses a
 	 * client's message naming one); a call admitted before comes again once
-	 * polkit or a helper answered (ts_bus_dispatch_again).
+	 * polkit or a helper answered (ts_bus_dispatch_again), and its answer,
+	 * made now, counts against the shares of large messages until it went.
 	 */
-	if ((sender && strcmp(sender, "org.freedesktop.DBus.Local") == 0) || ts_direct_take_again(m))
+	if (sender && strcmp(sender, "org.freedesktop.DBus.Local") == 0)
 		return 0;
+	if (ts_direct_take_again(m)) {
+		uint64_t size = ts_direct_message_bytes(m, TS_DIRECT_MESSAGE_MAX);
+
+		ts_dio_hold(c, size < TS_DIRECT_MESSAGE_MAX ? size : TS_DIRECT_MESSAGE_MAX);
+		return 0;
+	}
 	if (!ts_dio_take(c, m, &frame)) {
 		conn_refuse(c, "a message sd-bus could not read");
 		return 1;
@@ -407,7 +415,9 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 	    (r = sd_bus_attach_event(c->bus, d->event, SD_EVENT_PRIORITY_NORMAL)) < 0 ||
 	    (r = sd_event_add_io(d->event, &io->in_src, io->cfd, EPOLLIN, on_client_readable, c)) < 0 ||
 	    (r = sd_event_add_io(d->event, &io->out_src, io->pfd, EPOLLOUT, on_pair_writable, c)) < 0 ||
-	    (r = sd_event_source_set_enabled(io->out_src, SD_EVENT_OFF)) < 0 || (r = sd_bus_start(c->bus)) < 0) {
+	    (r = sd_event_source_set_enabled(io->out_src, SD_EVENT_OFF)) < 0 || (r = sd_bus_start(c->bus)) < 0 ||
+	    /* After sd_bus_start, which raised it. */
+	    (r = setsockopt(io->cfd, SOL_SOCKET, SO_SNDBUF, &(int){ TS_DIRECT_SNDBUF }, sizeof(int)) < 0 ? -errno : 0) < 0) {
 		ts_log(TS_LOG_WARNING, "private socket: cannot serve uid %ld: %s", (long)uc.uid, strerror(-r));
 		/* Not flushed: a flush would wait in the loop for a client that may never read. */
 		ts_dio_free(io);

@@ -17,6 +17,14 @@
  * closed, checked after every turn of the loop (dbus-daemon would stop it too).
  */
 #define TS_DIRECT_UNREAD_MAX 32
+/*
+ * The kernel's send buffer of a client's socket (SO_SNDBUF; the kernel
+ * doubles it): what a client that reads nothing leaves in kernel memory.
+ * sd-bus raises it to 8 MiB, which a root daemon gets (SO_SNDBUFFORCE):
+ * 2 GiB on 256 connections. Answers past it wait in sd-bus's queue, where
+ * the bounds above count them.
+ */
+#define TS_DIRECT_SNDBUF (128 << 10)
 
 
 /*

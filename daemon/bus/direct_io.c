@@ -77,22 +77,36 @@ static int io_flush(struct ts_direct_io *io)
 }
 
 /*
+ * sd-bus has sent every answer of c (or handed it to the kernel, whose
+ * socket buffer is bounded): its large calls no longer hold a share.
+ */
+static void io_settle(ts_direct_conn *c)
+{
+	uint64_t unsent = 0;
+
+	if (c->io->held > 0 && sd_bus_get_n_queued_write(c->bus, &unsent) >= 0 && unsent == 0)
+		c->io->held = 0;
+}
+
+/*
  * A message larger than TS_FRAME_SMALL_MAX (a data method's, up to 32 MiB)
- * is held whole by sd-bus while it is read: such messages of one uid, on
- * all its connections, may add up to TS_DIRECT_BIG_PER_UID, and of all
- * clients to TS_DIRECT_BIG_MAX. 0, or -EBADMSG with *why.
+ * is held whole by sd-bus while it is read, and its answer, about as large,
+ * until the client reads it: such messages of one uid, on all its
+ * connections, may add up to TS_DIRECT_BIG_PER_UID, and of all clients to
+ * TS_DIRECT_BIG_MAX. 0, or -EBADMSG with *why.
  */
 static int big_allowed(ts_direct_conn *c, uint32_t size, const char **why)
 {
 	uint64_t uid_big = size, all_big = size;
 
 	for (ts_direct_conn *o = c->d->direct; o; o = o->next) {
-		all_big += o->io->big;
-		uid_big += o->uid == c->uid ? o->io->big : 0;
+		io_settle(o);
+		all_big += o->io->big + o->io->held;
+		uid_big += o->uid == c->uid ? o->io->big + o->io->held : 0;
 	}
 	if (uid_big > TS_DIRECT_BIG_PER_UID || all_big > TS_DIRECT_BIG_MAX) {
-		*why = uid_big > TS_DIRECT_BIG_PER_UID ? "large messages past this uid's share being read"
-		                                       : "large messages past the daemon's share being read";
+		*why = uid_big > TS_DIRECT_BIG_PER_UID ? "large messages being read or answered past this uid's share"
+		                                       : "large messages being read or answered past the daemon's share";
 		return -EBADMSG;
 	}
 	return 0;
@@ -267,8 +281,10 @@ int ts_dio_take(ts_direct_conn *c, sd_bus_message *m, ts_frame_msg *ret)
 	    cookie != io->queue[io->q_head].serial)
 		return 0;
 	*ret = io->queue[io->q_head];
-	if (ret->size > TS_FRAME_SMALL_MAX)
+	if (ret->size > TS_FRAME_SMALL_MAX) {
 		io->big -= ret->size;
+		io->held += ret->size;
+	}
 	io->q_head = (io->q_head + 1) % IO_QUEUE;
 	io->q_n--;
 	/* Room again: what is already read goes on (on_pair_writable, from the loop: c may go there). */
@@ -280,10 +296,17 @@ void ts_dio_resume(ts_direct_conn *c)
 {
 	uint64_t unsent = 0;
 
+	io_settle(c);
 	if (c->io->unflushed && sd_bus_get_n_queued_write(c->bus, &unsent) >= 0 && unsent == 0) {
 		c->io->unflushed = 0;
 		io_arm(c->io);
 	}
+}
+
+void ts_dio_hold(ts_direct_conn *c, uint64_t size)
+{
+	if (size > TS_FRAME_SMALL_MAX)
+		c->io->held += size;
 }
 
 int ts_dio_dropped(ts_direct_conn *c)

@@ -12,8 +12,10 @@
 
 /*
  * Messages larger than TS_FRAME_SMALL_MAX being read (sd-bus holds each
- * whole until it is read): per uid, over all its connections, and in all.
- * A client whose message would go past either is disconnected.
+ * whole until it is read), and those read whose answers may wait unsent
+ * (an answer to a large call is about as large: a RewrapBatch's blobs, a
+ * Wrap's): per uid, over all its connections, and in all. A client whose
+ * message would go past either is disconnected.
  */
 #define TS_DIRECT_BIG_PER_UID (64ull << 20)
 #define TS_DIRECT_BIG_MAX (256ull << 20)
@@ -42,6 +44,7 @@ struct ts_direct_io {
 	uint64_t q_end[IO_QUEUE];       /* where each queued message ends in the stream (sent) */
 	unsigned q_head, q_n;
 	uint64_t big;                   /* bytes of the queued messages larger than TS_FRAME_SMALL_MAX */
+	uint64_t held;                  /* ... and of those taken since sd-bus last had no answer unsent */
 	uint64_t big_end;               /* where the last such message ends in the stream (sent) */
 	int big_new;                    /* one began: direct.c (re)arms deadline */
 	sd_event_source *deadline;      /* direct.c: the last large message must be sent whole by then */
@@ -64,8 +67,14 @@ int ts_dio_pump(ts_direct_conn *c, const char **why);
  * *ret, or 0 when it is not the next one passed on (sd-bus dropped one).
  */
 int ts_dio_take(ts_direct_conn *c, sd_bus_message *m, ts_frame_msg *ret);
-/* After a turn of the loop: pass messages on again once the answers a client left unread went out. */
+/*
+ * After a turn of the loop: once the answers a client left unread went
+ * out, its large calls no longer count against the shares, and messages
+ * are passed on again.
+ */
 void ts_dio_resume(ts_direct_conn *c);
+/* A large call taken again (it waited for polkit or a helper): its answer counts against the shares until it went. */
+void ts_dio_hold(ts_direct_conn *c, uint64_t size);
 /* Did sd-bus drop the next message passed on (it read all there is, holds nothing and never met it)? */
 int ts_dio_dropped(ts_direct_conn *c);
 

@@ -2,7 +2,7 @@
 # security-direct.sh — the private socket (tokensealed --private-socket) as a hostile local user meets it:
 # the CLI works over it, and only over it when it is named; a socket served by another user gets
 # nothing; one uid's connections are capped and a client that reads no replies is cut off, while root
-# is served; a message over 32 MiB, with more than 2 fds, too many values, padding or an unknown
+# is served; answers left unread count against the uid's share of large messages; a message over 32 MiB, with more than 2 fds, too many values, padding or an unknown
 # header field, or fds sent with the pieces of an unfinished one, cuts its client off;
 # Subscribe over it brings the owner the lock and nobody else; polkit is asked about the connecting
 # process; a stopped daemon is given up on in a second; SIGTERM ends the daemon with a client still in
@@ -137,7 +137,7 @@ for line in "a message larger than the daemon takes" "more file descriptors than
 	"a message larger than its method takes" "a message with 64 body bytes no argument accounts for" \
 	"a header field the daemon does not know" "file descriptors that came with no message's header" \
 	"an authentication exchange the daemon does not take" "file descriptors with a message that takes none" \
-	"a message sd-bus could not read" "large messages past this uid's share being read" \
+	"a message sd-bus could not read" "large messages being read or answered past this uid's share" \
 	"a message too short to be one" "a header field cut short or padded with other than zero"; do
 	grep -q "direct:[0-9]* (uid $OTHER_UID pid [0-9]*): $line; disconnected" "$D/daemon.log" ||
 		fail "no log line for $line"
@@ -177,6 +177,36 @@ grep -q "^unix-process pid:[0-9]*:[0-9]*:$OTHER_UID org.tokenseal1.manage-other 
 	fail "polkit was not asked about the process: $(cat "$D/polkit.log")"
 [ "$(vprop "$P" Locked)" = true ] || fail "the polkit-allowed lock did not take effect"
 pass "polkit is asked about the connecting process (unix-process: pid, start time, uid) and decides"
+
+# --- answers left unread hold the uid's share of large messages (64 MiB) as the calls did while
+# being read: RewrapBatches of 71 blobs of 60,000 bytes (4.3 MB each way) on the uid's 16
+# connections, which read nothing. The 16th is cut off (68 MB), on the caller's own vault (answered
+# at once) and on root's through polkit (answered once polkit said yes); root is served meanwhile.
+# Before, each connection could leave 64 MiB unread: 1 GiB a uid; and the kernel held 8 MiB of
+# them for each connection (sd-bus's send buffer). (Not larger calls: under ASan,
+# sd-bus's realloc of its read buffer copies the message at every read, and a 15 MB one would not
+# come whole within 10 s.)
+head -c 60000 /dev/urandom >"$D/big"
+as_other "$TOKENSEAL" wrap --vault mine <"$D/big" >"$D/o/bigblob" || fail "wrap 60,000 bytes in the other user's vault"
+P2=$(bq call org.tokenseal1 /org/tokenseal1 org.tokenseal1.Manager GetVault s "$OTHER_UID:mine" | sed 's/^o "\(.*\)"$/\1/')
+"$TOKENSEAL" unlock --vault vault1 --protector recovery --pin-fd 3 3<"$D/rk1" >/dev/null || fail "unlock vault1 again"
+"$TOKENSEAL" wrap --vault vault1 <"$D/big" >"$D/o/bigblob1" || fail "wrap 60,000 bytes in vault1"
+kill "$STANDIN_PID_polkit"; wait "$STANDIN_PID_polkit" 2>/dev/null || true
+standin_start polkit org.tokenseal1.use-other "$D/polkit.log"
+for v in "$P2 $D/o/bigblob" "$P $D/o/bigblob1"; do
+	got=$(as_other /usr/bin/python3 "$RAW" "$S" 71 16 0 answers $v) || fail "raw client (answers, $v) failed"
+	[ "${got% queued:*}" = "$(printf 'answered %.0s' $(seq 15))closed" ] ||
+		fail "16 RewrapBatches of 4.3 MB whose answers stay unread ($v): '$got', not 15 answered and the 16th cut off"
+	# The rest of each answer waits in sd-bus's queue, where the share counts it; the kernel holds at
+	# most about the socket's send buffer (256 KiB; 285 KiB of data was seen), not the 8 MiB sd-bus asks for.
+	[ "${got##*queued:}" -le 524288 ] || fail "the kernel held ${got##*queued:} bytes of one unread answer, more than 512 KiB"
+	"$TOKENSEAL" unwrap --vault vault1 <"$D/blob" >"$D/dk2" || fail "root not served after unread answers"
+done
+[ "$(grep -c "direct:[0-9]* (uid $OTHER_UID pid [0-9]*): large messages being read or answered past this uid's share; disconnected" "$D/daemon.log")" -ge 2 ] ||
+	fail "no log line for the unread answers"
+grep -q "^unix-process pid:[0-9]*:[0-9]*:$OTHER_UID org.tokenseal1.use-other " "$D/polkit.log" ||
+	fail "the RewrapBatches on root's vault did not go through polkit"
+pass "answers left unread count against the uid's 64 MiB share: a 16th RewrapBatch of 4.3 MB is cut off, on the caller's own vault and on another's through polkit"
 
 # --- a daemon that does not answer (stopped): the client gives up on the socket's handshake within
 # a second or so, it does not wait for sd-bus's 90 s.

@@ -29,13 +29,19 @@
 #            AddProtector (fdcall's) with N_FDS fds, in one write: prints "closed" or "held";
 #   badpad   fdcall's AddProtector with a padding byte that is not zero, and N_FDS fds;
 #   bigstall the header of a BODY_BYTES Unwrap and 1 MiB of it, then nothing: prints "closed" with the
-#            seconds it took the daemon to hang up (at most 20), or "held";
+#            seconds from the header to the daemon's hang-up (at most 20), or "held";
 #   bighold  N_FDS connections each send the header of a BODY_BYTES Unwrap and 1 MiB of it, and
-#            hold: prints each one's fate a second later ("held" or "closed"), in order.
+#            hold: prints each one's fate a second later ("held" or "closed"), in order;
+#   answers  (then VAULT_PATH BLOB_FILE) N_FDS connections each send a whole RewrapBatch of the blob
+#            BODY_BYTES times to VAULT_PATH and read nothing: prints each one's fate a second after
+#            the last ("answered" for a method return, "error NAME", "closed" or "held"), in order,
+#            then "queued:N", the most bytes of an answer waiting in one connection's socket before it was read.
+import fcntl
 import os
 import socket
 import struct
 import sys
+import termios
 import time
 
 
@@ -99,6 +105,15 @@ def message(sig, body, n_fds, path, iface, member, flags, serial, extra=()):
         fbytes = pad(fbytes, 8) + f
     head = struct.pack("<cBBBII", b"l", 1, flags, 1, len(body), serial) + struct.pack("<I", len(fbytes)) + fbytes
     return pad(head, 8) + body
+
+
+def rewrap_batch(vault, blob, count, serial=1):
+    # RewrapBatch(aay blobs, a{ss} context): COUNT copies of BLOB, an empty context.
+    items = b""
+    for _ in range(count):
+        items = pad(items, 4) + struct.pack("<I", len(blob)) + blob
+    body = pad(struct.pack("<I", len(items)) + items, 4) + struct.pack("<I", 0)
+    return message("aaya{ss}", pad(body, 8), 0, vault, "org.tokenseal1.Vault", "RewrapBatch", 0, serial)
 
 
 def recv_reply(s):
@@ -170,8 +185,10 @@ def main():
         c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         c.connect(path)
         handshake(c)
-        c.sendall(call(body_len, 0, 0, "bighold")[:1 << 20])
+        # Timed from before the header: the daemon's 10 s run from when it read it (a slow daemon,
+        # e.g. under a sanitizer, may take a while to read the 1 MiB that follows).
         t0 = time.monotonic()
+        c.sendall(call(body_len, 0, 0, "bighold")[:1 << 20])
         f = fate(c, 20)
         print(f if f != "closed" else "closed %d" % round(time.monotonic() - t0))
         return
@@ -189,6 +206,38 @@ def main():
             time.sleep(0.2)
         time.sleep(1)
         print(" ".join(fate(c, 0.05) for c in conns))
+        return
+    if mode == "answers":
+        msg = rewrap_batch(sys.argv[6], open(sys.argv[7], "rb").read(), body_len)
+        conns = []
+        for i in range(n_fds):
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.connect(path)
+            handshake(c)
+            try:
+                c.sendall(msg)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # cut off: the fate below says so
+            conns.append(c)
+            time.sleep(0.2)
+        time.sleep(1)
+        out, queued = [], 0
+        for c in conns:
+            # What the daemon could put in the kernel for this client that reads nothing (its send buffer).
+            queued = max(queued, struct.unpack("i", fcntl.ioctl(c, termios.FIONREAD, b"\0\0\0\0"))[0])
+        for c in conns:
+            c.settimeout(2)
+            try:
+                f = "closed" if c.recv(1, socket.MSG_PEEK) == b"" else "answered"
+            except socket.timeout:
+                f = "held"
+            except (BrokenPipeError, ConnectionResetError):
+                f = "closed"
+            if f == "answered":
+                reply = recv_reply(c)
+                f = "closed" if reply is None else "answered" if reply[1] == 2 else "error " + error_name(reply)
+            out.append(f)
+        print(" ".join(out) + " queued:%d" % queued)
         return
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(20)
