@@ -357,6 +357,24 @@ int ts_store_load_backup(const char *dir, const char *name, ts_buf *out)
 	return load_file(dir, name, BACKUP_SUFFIX, out);
 }
 
+int ts_store_name_taken(const char *dir, const char *name, int backup)
+{
+	_cleanup_fd_ int dfd = -1;
+	char fn[NAME_MAX + 1];
+	struct stat st;
+	int r;
+
+	if (!dir || !ts_vault_name_valid(name))
+		return -TS_E_INVALID_ARGS;
+	if ((r = file_name(fn, sizeof(fn), "", name, backup ? BACKUP_SUFFIX : VAULT_SUFFIX)) < 0)
+		return r;
+	if ((dfd = open_dir(dir)) < 0)
+		return dfd == -TS_E_NO_SUCH_VAULT ? 0 : dfd;
+	if (fstatat(dfd, fn, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return 1;
+	return errno == ENOENT ? 0 : -TS_E_IO;
+}
+
 /* ".NAME.vault.tmp.XXXXXX" with a valid NAME: a leftover of an interrupted save. */
 static int is_stale_temp(const char *fn)
 {

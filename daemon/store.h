@@ -72,6 +72,14 @@ int ts_store_load(const char *dir, const char *name, ts_buf *out);
 int ts_store_load_backup(const char *dir, const char *name, ts_buf *out);
 
 /*
+ * Does DIR hold NAME.vault (NAME.vault.bak with backup), whatever it is (a
+ * file that cannot be loaded, a symlink, a directory: the name is taken)?
+ * 1 or 0 (also when DIR is not there); -TS_E_IO when that cannot be told
+ * (out of descriptors, DIR unreadable), which is not an answer either way.
+ */
+int ts_store_name_taken(const char *dir, const char *name, int backup);
+
+/*
  * A side file of vault NAME: DIR/NAME.SUFFIX (SUFFIX [a-z]{1,16}, not
  * "vault"), e.g. its unlock back-off counters. Replaced atomically (temp
  * file, fsync, rename, fsync DIR) with no backup kept; read at most

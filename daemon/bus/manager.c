@@ -70,7 +70,7 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 	ts_policy_protector first = { .type = "recovery", .props = 0 };
 	char pmsg[TS_POLICY_MSG_MAX] = "";
 	char dir[PATH_MAX];
-	int fd, r, r2;
+	int fd, r, r2, taken = 0;
 
 	/* read */
 	if ((r = sd_bus_message_read(m, "s", &name)) < 0)
@@ -132,21 +132,26 @@ static int method_create_vault(sd_bus_message *m, void *userdata, sd_bus_error *
 	 */
 	if ((r = ts_store_owner_dir(d->state_dir, owner, dir, sizeof(dir))) < 0)
 		goto out;
-	if (ts_daemon_find(d, owner, name) || ts_store_load(dir, name, &file) != -TS_E_NO_SUCH_VAULT ||
-	    (ts_buf_free(&file), ts_store_load(d->state_dir, name, &file)) != -TS_E_NO_SUCH_VAULT) {
+	if (ts_daemon_find(d, owner, name) || (taken = ts_store_name_taken(dir, name, 0)) > 0 ||
+	    (taken == 0 && (taken = ts_store_name_taken(d->state_dir, name, 0)) > 0)) {
 		r = -TS_E_VAULT_EXISTS;
 		snprintf(errbuf, sizeof(errbuf), "vault '%s' already exists", name);
 		goto out;
 	}
-	ts_buf_free(&file);
 	/* The backup of a vault of this name whose file was deleted: the next save would replace it. */
-	if (ts_store_load_backup(dir, name, &file) != -TS_E_NO_SUCH_VAULT) {
+	if (taken == 0 && (taken = ts_store_name_taken(dir, name, 1)) > 0) {
 		r = -TS_E_VAULT_EXISTS;
 		snprintf(errbuf, sizeof(errbuf), "an earlier vault '%s' left its backup %s.vault.bak: an administrator "
 		         "restores it (as %s.vault) or removes it first", name, name, name);
 		goto out;
 	}
-	ts_buf_free(&file);
+	/* Neither "exists" nor a new vault over one it could not see (out of descriptors, say). */
+	if (taken < 0) {
+		r = -TS_E_IO;
+		snprintf(errbuf, sizeof(errbuf), "cannot tell whether vault '%s' exists: its directory cannot be read now",
+		         name);
+		goto out;
+	}
 	if ((r = ts_limits_vault_create(d, owner, errbuf, sizeof(errbuf))) < 0)
 		goto out;
 	/* The policy's k-of-n unless the caller asked for more; a lower one is refused below. */

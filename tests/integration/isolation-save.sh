@@ -178,3 +178,20 @@ cmp -s "$OWN/bk.vault.bak" "$D/bk.bak" || fail "re-creating bk overwrote the del
 grep -q "VaultExists" <<<"$out" && grep -q "bk.vault.bak" <<<"$out" || fail "re-create bk: $out"
 [ ! -s "$D/bk-new" ] || fail "a recovery key was handed out for a vault that was not created"
 pass "re-creating a deleted vault's name is refused while its NAME.vault.bak survives (VaultExists, names the file)"
+
+# Out of descriptors: CreateVault cannot tell whether a name is free, and says so (IOError), neither
+# "exists" nor a vault made over one it could not see; with descriptors back the name is created.
+# The limit leaves room for the call's own fd (sd-bus would drop the message and its bus with it).
+free=0
+while [ -e "/proc/$DAEMON_PID/fd/$free" ]; do free=$((free + 1)); done
+soft=$(prlimit --pid "$DAEMON_PID" --nofile --noheadings --output SOFT --raw)
+prlimit --pid "$DAEMON_PID" --nofile=$((free + 1)):
+out=$(create_vault nofd "$D/nofd1" 2>&1) && B=$out || B=
+prlimit --pid "$DAEMON_PID" --nofile="$soft":
+[ -z "$B" ] || fail "CreateVault out of descriptors created nofd"
+grep -q "IOError" <<<"$out" && grep -q "cannot tell whether vault 'nofd' exists" <<<"$out" ||
+	fail "CreateVault out of descriptors: '$out', not IOError saying it cannot tell"
+[ ! -e "$OWN/nofd.vault" ] && [ ! -s "$D/nofd1" ] || fail "CreateVault out of descriptors left a file or a key"
+B=$(create_vault nofd "$D/nofd2") || fail "CreateVault nofd with descriptors back"
+[ -s "$OWN/nofd.vault" ] || fail "no nofd.vault"
+pass "out of descriptors, CreateVault answers IOError ('cannot tell whether vault ... exists'), not VaultExists, and creates nothing; then the name is created"

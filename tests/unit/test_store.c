@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -227,6 +228,47 @@ static void symlinks_and_directories_are_not_followed(void **state)
 	assert_int_equal(ts_store_load(dir, "adir", &b), -TS_E_IO);
 }
 
+/*
+ * A name is taken by any entry (a file that cannot be loaded, a symlink, a
+ * directory) and by a backup alone; out of descriptors is no answer either
+ * way (CreateVault once took it for "exists").
+ */
+static void a_name_is_taken_by_any_entry_and_out_of_fds_says_neither(void **state)
+{
+	struct rlimit old, low;
+	char p[512], missing[512];
+	int k;
+
+	write_file("garbage.vault", "not a vault", 11);
+	path(p, sizeof(p), "link.vault");
+	assert_int_equal(symlink("/nonexistent", p), 0);
+	path(p, sizeof(p), "adir.vault");
+	assert_int_equal(mkdir(p, 0700), 0);
+	write_file("gone.vault.bak", "x", 1);
+	assert_int_equal(ts_store_name_taken(dir, "garbage", 0), 1);
+	assert_int_equal(ts_store_name_taken(dir, "link", 0), 1);
+	assert_int_equal(ts_store_name_taken(dir, "adir", 0), 1);
+	assert_int_equal(ts_store_name_taken(dir, "gone", 0), 0);
+	assert_int_equal(ts_store_name_taken(dir, "gone", 1), 1);
+	assert_int_equal(ts_store_name_taken(dir, "free", 0), 0);
+	assert_int_equal(ts_store_name_taken(dir, "free", 1), 0);
+	assert_int_equal(ts_store_name_taken(dir, "../x", 0), -TS_E_INVALID_ARGS);
+	path(missing, sizeof(missing), "no-such-owner");
+	assert_int_equal(ts_store_name_taken(missing, "garbage", 0), 0);
+
+	/* Every descriptor below the lowest free one is open: with that as the limit, open fails (EMFILE). */
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_true((k = dup(0)) >= 0);
+	close(k);
+	low = old;
+	low.rlim_cur = (rlim_t)k;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	int taken = ts_store_name_taken(dir, "free", 0), taken_bad = ts_store_name_taken(dir, "garbage", 0);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_int_equal(taken, -TS_E_IO);
+	assert_int_equal(taken_bad, -TS_E_IO);
+}
+
 struct names { char list[16][80]; int n; int stop_after; };
 
 static int collect(void *ud, const char *name)
@@ -343,6 +385,7 @@ int main(void)
 		T(oversized_file_is_refused_and_left_alone),
 		T(garbage_and_truncated_files_load_but_fail_to_parse_unmodified),
 		T(symlinks_and_directories_are_not_followed),
+		T(a_name_is_taken_by_any_entry_and_out_of_fds_says_neither),
 		T(list_returns_sorted_valid_names_and_sweeps_stale_temps),
 		T(remove_deletes_the_vault_and_its_backup),
 		T(killed_writer_leaves_old_or_new_never_broken),
