@@ -15,7 +15,8 @@
  *     more than TS_DIRECT_FDS_MAX descriptors, with descriptors that did
  *     not come with its header or that come with any message but a call
  *     that takes them, or past the uid's share of large messages being read
- *     or answered (TS_DIRECT_BIG_PER_UID), is refused before the rest of it is read; so
+ *     or answered (TS_DIRECT_BIG_PER_UID; an answer left unread
+ *     TS_DIRECT_UNREAD_USEC cuts its client off), is refused before the rest of it is read; so
  *     are descriptors while authenticating, and a handshake sd-bus would
  *     not end where the scanner does. A message sd-bus drops unparsed is
  *     seen (on_post) and refused too. sd-bus replies straight to the
@@ -124,6 +125,29 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
+/* A large call's answer still unsent (its client does not read it): its client goes, for the same reason. */
+static int on_unread(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	ts_direct_conn *c = userdata;
+
+	ts_dio_resume(c);
+	if (c->io->held > 0)
+		conn_refuse(c, "a large answer not read within 10 seconds");
+	return 0;
+}
+
+/* (Re)arm *src to fire once, usec from now. */
+static int time_once(ts_direct_conn *c, sd_event_source **src, uint64_t usec, sd_event_time_handler_t cb)
+{
+	int r;
+
+	if (!*src)
+		return sd_event_add_time_relative(c->d->event, src, CLOCK_MONOTONIC, usec, 0, cb, c);
+	if ((r = sd_event_source_set_time_relative(*src, usec)) < 0)
+		return r;
+	return sd_event_source_set_enabled(*src, SD_EVENT_ONESHOT);
+}
+
 /* What the client sent, on to sd-bus; a client past a bound goes; a large message begun is timed. */
 static void pump(ts_direct_conn *c)
 {
@@ -140,10 +164,7 @@ static void pump(ts_direct_conn *c)
 	}
 	if (io->big_new) {
 		io->big_new = 0;
-		if (io->deadline ? sd_event_source_set_time_relative(io->deadline, TS_DIRECT_BIG_USEC) < 0 ||
-		                           sd_event_source_set_enabled(io->deadline, SD_EVENT_ONESHOT) < 0
-		                 : sd_event_add_time_relative(c->d->event, &io->deadline, CLOCK_MONOTONIC,
-		                                              TS_DIRECT_BIG_USEC, 0, on_deadline, c) < 0)
+		if (time_once(c, &io->deadline, TS_DIRECT_BIG_USEC, on_deadline) < 0)
 			conn_close(c, "cannot time a large message");
 	}
 }
@@ -186,6 +207,18 @@ static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *erro
 	return 0;
 }
 
+/* A large call's answer began to count against the shares: it must go within TS_DIRECT_UNREAD_USEC. 0 when c went. */
+static int answer_timed(ts_direct_conn *c)
+{
+	if (!c->io->held_new)
+		return 1;
+	c->io->held_new = 0;
+	if (time_once(c, &c->io->unread, TS_DIRECT_UNREAD_USEC, on_unread) >= 0)
+		return 1;
+	conn_close(c, "cannot time a large answer");
+	return 0;
+}
+
 /*
  * Every message the client sends, before any method (this filter runs
  * before ts_serve's, which drops calls that want no reply). The scanner
@@ -215,12 +248,14 @@ static int on_incoming(sd_bus_message *m, void *userdata, sd_bus_error *error)
 		uint64_t size = ts_direct_message_bytes(m, TS_DIRECT_MESSAGE_MAX);
 
 		ts_dio_hold(c, size < TS_DIRECT_MESSAGE_MAX ? size : TS_DIRECT_MESSAGE_MAX);
-		return 0;
+		return answer_timed(c) ? 0 : 1;
 	}
 	if (!ts_dio_take(c, m, &frame)) {
 		conn_refuse(c, "a message sd-bus could not read");
 		return 1;
 	}
+	if (!answer_timed(c))
+		return 1;
 
 	if (sd_bus_get_n_queued_write(c->bus, &queued) >= 0 && queued > TS_DIRECT_UNREAD_MAX) {
 		ts_log(TS_LOG_INFO, "direct:%u (uid %ld): more than %d replies unread; disconnected", c->id, (long)c->uid,

@@ -22,6 +22,7 @@ void ts_dio_free(struct ts_direct_io *io)
 	sd_event_source_disable_unref(io->in_src);
 	sd_event_source_disable_unref(io->out_src);
 	sd_event_source_disable_unref(io->deadline);
+	sd_event_source_disable_unref(io->unread);
 	for (unsigned i = 0; i < io->n_fds; i++)
 		close(io->fds[i]);
 	for (unsigned i = 0; i < io->n_out_fds; i++)
@@ -283,7 +284,7 @@ int ts_dio_take(ts_direct_conn *c, sd_bus_message *m, ts_frame_msg *ret)
 	*ret = io->queue[io->q_head];
 	if (ret->size > TS_FRAME_SMALL_MAX) {
 		io->big -= ret->size;
-		io->held += ret->size;
+		ts_dio_hold(c, ret->size);
 	}
 	io->q_head = (io->q_head + 1) % IO_QUEUE;
 	io->q_n--;
@@ -305,8 +306,10 @@ void ts_dio_resume(ts_direct_conn *c)
 
 void ts_dio_hold(ts_direct_conn *c, uint64_t size)
 {
-	if (size > TS_FRAME_SMALL_MAX)
-		c->io->held += size;
+	if (size <= TS_FRAME_SMALL_MAX)
+		return;
+	c->io->held_new |= c->io->held == 0;
+	c->io->held += size;
 }
 
 int ts_dio_dropped(ts_direct_conn *c)

@@ -32,12 +32,17 @@
 #            seconds from the header to the daemon's hang-up (at most 20), or "held";
 #   bighold  N_FDS connections each send the header of a BODY_BYTES Unwrap and 1 MiB of it, and
 #            hold: prints each one's fate a second later ("held" or "closed"), in order;
-#   answers  (then VAULT_PATH BLOB_FILE) N_FDS connections each send a whole RewrapBatch of the blob
-#            BODY_BYTES times to VAULT_PATH and read nothing: prints each one's fate a second after
-#            the last ("answered" for a method return, "error NAME", "closed" or "held"), in order,
-#            then "queued:N", the most bytes of an answer waiting in one connection's socket before it was read.
+#   answers  (then VAULT_PATH BLOB_FILE) N_FDS connections in turn each send a whole RewrapBatch of the
+#            blob BODY_BYTES times to VAULT_PATH and wait until its answer begins to come, reading none
+#            of it: prints each one's fate ("answered" for a method return, "error NAME", "closed" or
+#            "held"), in order, then "queued:N", the most bytes of an answer waiting in one connection's
+#            socket unread;
+#   answerstall  as answers, then waits (reading nothing) for the daemon to hang up on the last
+#            connection: "hung up after N s" (from when its answer began to come) or "held for 20 s",
+#            before "queued:N".
 import fcntl
 import os
+import select
 import socket
 import struct
 import sys
@@ -207,36 +212,40 @@ def main():
         time.sleep(1)
         print(" ".join(fate(c, 0.05) for c in conns))
         return
-    if mode == "answers":
+    if mode in ("answers", "answerstall"):
+        # Each connection in turn: the whole call, then wait until its answer begins to come (or the
+        # daemon hangs up), reading none of it. An error answer is read (it is small): its name counts.
         msg = rewrap_batch(sys.argv[6], open(sys.argv[7], "rb").read(), body_len)
-        conns = []
+        conns, out = [], []
         for i in range(n_fds):
             c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             c.connect(path)
             handshake(c)
             try:
                 c.sendall(msg)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # cut off: the fate below says so
-            conns.append(c)
-            time.sleep(0.2)
-        time.sleep(1)
-        out, queued = [], 0
-        for c in conns:
-            # What the daemon could put in the kernel for this client that reads nothing (its send buffer).
-            queued = max(queued, struct.unpack("i", fcntl.ioctl(c, termios.FIONREAD, b"\0\0\0\0"))[0])
-        for c in conns:
-            c.settimeout(2)
-            try:
-                f = "closed" if c.recv(1, socket.MSG_PEEK) == b"" else "answered"
+                c.settimeout(5)
+                head = c.recv(16, socket.MSG_PEEK)
+                f = "closed" if head == b"" else "answered" if head[1] == 2 else None
+                if f is None:
+                    reply = recv_reply(c)
+                    f = "closed" if reply is None else "error " + error_name(reply)
             except socket.timeout:
                 f = "held"
             except (BrokenPipeError, ConnectionResetError):
                 f = "closed"
-            if f == "answered":
-                reply = recv_reply(c)
-                f = "closed" if reply is None else "answered" if reply[1] == 2 else "error " + error_name(reply)
+            conns.append(c)
             out.append(f)
+        t0 = time.monotonic()
+        # What the daemon could put in the kernel for a client that reads nothing (its send buffer).
+        queued = max(struct.unpack("i", fcntl.ioctl(c, termios.FIONREAD, b"\0\0\0\0"))[0] for c in conns)
+        if mode == "answerstall":
+            # Then wait, still reading nothing, for the daemon to hang up (it sees the end without our reading).
+            p = select.poll()
+            p.register(conns[-1], select.POLLRDHUP)
+            while time.monotonic() - t0 < 20 and not p.poll(100):
+                pass
+            secs = time.monotonic() - t0
+            out.append("hung up after %d s" % round(secs) if secs < 20 else "held for 20 s")
         print(" ".join(out) + " queued:%d" % queued)
         return
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
