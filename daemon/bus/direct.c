@@ -15,8 +15,7 @@
  *     more than TS_DIRECT_FDS_MAX descriptors, with descriptors that did
  *     not come with its header or that come with any message but a call
  *     that takes them, or past the uid's share of large messages being read
- *     or answered (TS_DIRECT_BIG_PER_UID; an answer left unread
- *     TS_DIRECT_UNREAD_USEC cuts its client off), is refused before the rest of it is read; so
+ *     or answered (TS_DIRECT_BIG_PER_UID), is refused before the rest of it is read; so
  *     are descriptors while authenticating, and a handshake sd-bus would
  *     not end where the scanner does. A message sd-bus drops unparsed is
  *     seen (on_post) and refused too. sd-bus replies straight to the
@@ -26,9 +25,10 @@
  *     (ts_caller_get, ts_direct_creds; polkit.c's unix-process subject).
  *     sd-bus's own idea of its peer is the daemon, and is never asked;
  *   - bounds: TS_DIRECT_MAX connections, TS_DIRECT_PER_UID per uid; a
- *     client that leaves more than TS_DIRECT_UNREAD_MAX replies unread is
- *     disconnected, so no client holds the daemon's memory (nor the kernel's:
- *     its socket's send buffer is TS_DIRECT_SNDBUF); so is one whose
+ *     client that leaves more than TS_DIRECT_UNREAD_MAX replies unread, or
+ *     any unread for TS_DIRECT_UNREAD_USEC past its socket's send buffer
+ *     (TS_DIRECT_SNDBUF, so the kernel holds little), is disconnected, so
+ *     no client holds the daemon's memory for long; so is one whose
  *     message carries more than TS_DIRECT_FDS_MAX file descriptors in its
  *     arguments, holds more than TS_DIRECT_VALUES_MAX values, carries a
  *     variant, cannot be walked, or has more body bytes than its arguments
@@ -125,14 +125,19 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
-/* A large call's answer still unsent (its client does not read it): its client goes, for the same reason. */
+/*
+ * Answers or signals have waited unsent (past the socket's buffer) since the
+ * timer was armed: the client does not read them, and holds the memory
+ * (and a large call's share of TS_DIRECT_BIG_PER_UID) meanwhile.
+ */
 static int on_unread(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	ts_direct_conn *c = userdata;
+	uint64_t unsent = 0;
 
-	ts_dio_resume(c);
-	if (c->io->held > 0)
-		conn_refuse(c, "a large answer not read within 10 seconds");
+	c->io->unread_timed = 0;
+	if (sd_bus_get_n_queued_write(c->bus, &unsent) >= 0 && unsent > 0)
+		conn_refuse(c, "answers or signals not read within 10 seconds");
 	return 0;
 }
 
@@ -207,18 +212,6 @@ static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *erro
 	return 0;
 }
 
-/* A large call's answer began to count against the shares: it must go within TS_DIRECT_UNREAD_USEC. 0 when c went. */
-static int answer_timed(ts_direct_conn *c)
-{
-	if (!c->io->held_new)
-		return 1;
-	c->io->held_new = 0;
-	if (time_once(c, &c->io->unread, TS_DIRECT_UNREAD_USEC, on_unread) >= 0)
-		return 1;
-	conn_close(c, "cannot time a large answer");
-	return 0;
-}
-
 /*
  * Every message the client sends, before any method (this filter runs
  * before ts_serve's, which drops calls that want no reply). The scanner
@@ -248,14 +241,12 @@ static int on_incoming(sd_bus_message *m, void *userdata, sd_bus_error *error)
 		uint64_t size = ts_direct_message_bytes(m, TS_DIRECT_MESSAGE_MAX);
 
 		ts_dio_hold(c, size < TS_DIRECT_MESSAGE_MAX ? size : TS_DIRECT_MESSAGE_MAX);
-		return answer_timed(c) ? 0 : 1;
+		return 0;
 	}
 	if (!ts_dio_take(c, m, &frame)) {
 		conn_refuse(c, "a message sd-bus could not read");
 		return 1;
 	}
-	if (!answer_timed(c))
-		return 1;
 
 	if (sd_bus_get_n_queued_write(c->bus, &queued) >= 0 && queued > TS_DIRECT_UNREAD_MAX) {
 		ts_log(TS_LOG_INFO, "direct:%u (uid %ld): more than %d replies unread; disconnected", c->id, (long)c->uid,
@@ -309,6 +300,17 @@ static int on_post(sd_event_source *s, void *userdata)
 			       (long)c->uid, TS_DIRECT_UNREAD_MAX);
 			conn_close(c, "too many messages unread");
 			continue;
+		}
+		/* Nor for long: timed from when messages began to wait unsent, until none does. */
+		if (queued > 0 && !c->io->unread_timed) {
+			if (time_once(c, &c->io->unread, TS_DIRECT_UNREAD_USEC, on_unread) < 0) {
+				conn_close(c, "cannot time unread messages");
+				continue;
+			}
+			c->io->unread_timed = 1;
+		} else if (queued == 0 && c->io->unread_timed) {
+			(void)sd_event_source_set_enabled(c->io->unread, SD_EVENT_OFF);
+			c->io->unread_timed = 0;
 		}
 		/*
 		 * A message passed on whole, sd-bus has read every byte of the

@@ -306,10 +306,8 @@ void ts_dio_resume(ts_direct_conn *c)
 
 void ts_dio_hold(ts_direct_conn *c, uint64_t size)
 {
-	if (size <= TS_FRAME_SMALL_MAX)
-		return;
-	c->io->held_new |= c->io->held == 0;
-	c->io->held += size;
+	if (size > TS_FRAME_SMALL_MAX)
+		c->io->held += size;
 }
 
 int ts_dio_dropped(ts_direct_conn *c)

@@ -45,8 +45,8 @@ struct ts_direct_io {
 	unsigned q_head, q_n;
 	uint64_t big;                   /* bytes of the queued messages larger than TS_FRAME_SMALL_MAX */
 	uint64_t held;                  /* ... and of those taken since sd-bus last had no answer unsent */
-	int held_new;                   /* held began: direct.c arms unread */
-	sd_event_source *unread;        /* direct.c: sd-bus must have sent the answers by then */
+	sd_event_source *unread;        /* direct.c: sd-bus must have sent what waits unsent by then */
+	int unread_timed;               /* ... and it is armed */
 	uint64_t big_end;               /* where the last such message ends in the stream (sent) */
 	int big_new;                    /* one began: direct.c (re)arms deadline */
 	sd_event_source *deadline;      /* direct.c: the last large message must be sent whole by then */
@@ -77,7 +77,11 @@ int ts_dio_take(ts_direct_conn *c, sd_bus_message *m, ts_frame_msg *ret);
 void ts_dio_resume(ts_direct_conn *c);
 /* A large call taken again (it waited for polkit or a helper): its answer counts against the shares until it went. */
 void ts_dio_hold(ts_direct_conn *c, uint64_t size);
-/* ... and a client that leaves it unread this long after it was made goes (it holds its uid's share meanwhile). */
+/*
+ * A client that leaves answers or signals unsent this long (past its
+ * socket's buffer: it does not read) goes; an answer to a large call holds
+ * its uid's share meanwhile.
+ */
 #define TS_DIRECT_UNREAD_USEC (10ull * 1000000)
 /* Did sd-bus drop the next message passed on (it read all there is, holds nothing and never met it)? */
 int ts_dio_dropped(ts_direct_conn *c);

@@ -2,7 +2,7 @@
 # security-direct.sh — the private socket (tokensealed --private-socket) as a hostile local user meets it:
 # the CLI works over it, and only over it when it is named; a socket served by another user gets
 # nothing; one uid's connections are capped and a client that reads no replies is cut off, while root
-# is served; answers left unread count against the uid's share of large messages, 10 s at most; a message over 32 MiB, with more than 2 fds, too many values, padding or an unknown
+# is served; answers left unread count against the uid's share of large messages, and are kept 10 s at most; a message over 32 MiB, with more than 2 fds, too many values, padding or an unknown
 # header field, or fds sent with the pieces of an unfinished one, cuts its client off;
 # Subscribe over it brings the owner the lock and nobody else; polkit is asked about the connecting
 # process; a stopped daemon is given up on in a second; SIGTERM ends the daemon with a client still in
@@ -212,15 +212,21 @@ done
 	fail "no log line for the unread answers"
 grep -q "^unix-process pid:[0-9]*:[0-9]*:$OTHER_UID org.tokenseal1.use-other " "$D/polkit.log" ||
 	fail "the RewrapBatches on root's vault did not go through polkit"
-# ... and not for ever: a client that leaves a large answer unread 10 s is cut off.
+# ... and not for ever: a client that leaves answers waiting unsent 10 s is cut off, a large one or
+# 20 small ones (GenerateDataKey of 64 KiB: 2.5 MiB, under the 32 unread that cut a client off at once).
+as_other /usr/bin/python3 "$RAW" "$S" 20 0 0 smallstall "$P2" >"$D/smallstall" 2>&1 &
+SMALL=$!
 got=$(as_other /usr/bin/python3 "$RAW" "$S" 71 1 0 answerstall "$P2" "$D/o/bigblob") || fail "raw client (answerstall) failed"
-secs=${got#answered hung up after }
-secs=${secs%% s*}
-[[ "$got" = "answered hung up after "* ]] && [ "$secs" -ge 9 ] && [ "$secs" -le 13 ] ||
-	fail "a large answer left unread: '$got', not hung up on after 10 s"
-grep -q "direct:[0-9]* (uid $OTHER_UID pid [0-9]*): a large answer not read within 10 seconds; disconnected" "$D/daemon.log" ||
-	fail "no log line for the large answer left unread"
-pass "answers left unread count against the uid's 64 MiB share: a 16th RewrapBatch of 4.3 MB is cut off, on the caller's own vault and on another's through polkit; a large answer left unread 10 s cuts its client off"
+wait "$SMALL" || fail "raw client (smallstall) failed: $(cat "$D/smallstall")"
+for g in "${got#answered }" "$(cat "$D/smallstall")"; do
+	secs=${g#hung up after }
+	secs=${secs%% s*}
+	[[ "$g" = "hung up after "* ]] && [ "$secs" -ge 9 ] && [ "$secs" -le 13 ] ||
+		fail "answers left unread: '$g', not hung up on after 10 s"
+done
+[ "$(grep -c "direct:[0-9]* (uid $OTHER_UID pid [0-9]*): answers or signals not read within 10 seconds; disconnected" "$D/daemon.log")" -ge 2 ] ||
+	fail "no log line for the answers left unread"
+pass "answers left unread count against the uid's 64 MiB share: a 16th RewrapBatch of 4.3 MB is cut off, on the caller's own vault and on another's through polkit; answers left unread 10 s (a large one, or 20 of 128 KiB) cut their client off"
 
 # --- a daemon that does not answer (stopped): the client gives up on the socket's handshake within
 # a second or so, it does not wait for sd-bus's 90 s.

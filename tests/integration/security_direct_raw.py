@@ -39,7 +39,9 @@
 #            socket unread;
 #   answerstall  as answers, then waits (reading nothing) for the daemon to hang up on the last
 #            connection: "hung up after N s" (from when its answer began to come) or "held for 20 s",
-#            before "queued:N".
+#            before "queued:N";
+#   smallstall  (then VAULT_PATH) BODY_BYTES GenerateDataKey calls of 64 KiB sent at once, and no answer
+#            read: "hung up after N s" (from the send) or "held for 20 s", then "queued:N".
 import fcntl
 import os
 import select
@@ -211,6 +213,22 @@ def main():
             time.sleep(0.2)
         time.sleep(1)
         print(" ".join(fate(c, 0.05) for c in conns))
+        return
+    if mode == "smallstall":
+        # BODY_BYTES GenerateDataKey calls of 64 KiB in one write (each answer about 128 KiB), none read.
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.connect(path)
+        handshake(c)
+        c.sendall(b"".join(message("ua{ss}", struct.pack("<II", 65536, 0), 0, sys.argv[6], "org.tokenseal1.Vault",
+                                   "GenerateDataKey", 0, i + 1) for i in range(body_len)))
+        t0 = time.monotonic()
+        p = select.poll()
+        p.register(c, select.POLLRDHUP)
+        while time.monotonic() - t0 < 20 and not p.poll(100):
+            pass
+        secs = time.monotonic() - t0
+        queued = struct.unpack("i", fcntl.ioctl(c, termios.FIONREAD, b"\0\0\0\0"))[0]
+        print("hung up after %d s" % round(secs) if secs < 20 else "held for 20 s", "queued:%d" % queued)
         return
     if mode in ("answers", "answerstall"):
         # Each connection in turn: the whole call, then wait until its answer begins to come (or the
