@@ -60,6 +60,15 @@
 static sd_id128_t server_id;
 static unsigned next_id;
 
+/* What on_accept gave c of its own. */
+static void conn_free(ts_direct_conn *c)
+{
+	if (c->pidfd >= 0)
+		close(c->pidfd);
+	free(c->groups);
+	free(c);
+}
+
 /* Take c off the list: 1, or 0 when it was not on it (closed already). */
 static int conn_unlink(ts_direct_conn *c)
 {
@@ -90,8 +99,7 @@ static void conn_close(ts_direct_conn *c, const char *why)
 	sd_bus_close(c->bus);
 	(void)sd_bus_detach_event(c->bus);
 	sd_bus_unref(c->bus);
-	free(c->groups);
-	free(c);
+	conn_free(c);
 }
 
 /* A client past a bound: a log line (at most 10 a second: a flood of cut-off clients must not flood the journal), and it goes. */
@@ -407,7 +415,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 	c->uid = uc.uid;
 	c->gid = uc.gid;
 	c->pid = uc.pid;
-	c->start_time = ts_direct_start_time(uc.pid);
+	ts_direct_peer_open(c, cfd);
 	c->id = ++next_id;
 	/* A descriptor of its own for reading: sd-bus watches cfd (its output) in the same epoll. */
 	io->cfd = fcntl(cfd, F_DUPFD_CLOEXEC, 3);
@@ -418,8 +426,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 		ts_log(TS_LOG_WARNING, "private socket: cannot serve uid %ld: %s", (long)uc.uid, strerror(-r));
 		close(cfd);
 		ts_dio_free(io);
-		free(c->groups);
-		free(c);
+		conn_free(c);
 		return 0;
 	}
 	io->pfd = sv[0];
@@ -435,8 +442,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 		close(sv[1]);
 		close(cfd);
 		ts_dio_free(io);
-		free(c->groups);
-		free(c);
+		conn_free(c);
 		return 0;
 	}
 	/*
@@ -459,8 +465,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 		/* Not flushed: a flush would wait in the loop for a client that may never read. */
 		ts_dio_free(io);
 		sd_bus_close_unref(c->bus);
-		free(c->groups);
-		free(c);
+		conn_free(c);
 		return 0;
 	}
 	c->next = d->direct;

@@ -1,9 +1,12 @@
 /* direct_conn.c — what others ask of a private-socket connection (direct.c): which one a bus is, whether its process is still there, how big a message it sent. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "bus/direct_conn.h"
@@ -73,7 +76,47 @@ uint64_t ts_direct_start_time(pid_t pid)
 
 int ts_direct_peer_alive(const ts_direct_conn *c)
 {
-	return c->pid > 0 && c->start_time != 0 && ts_direct_start_time(c->pid) == c->start_time;
+	struct pollfd p = { .fd = c->pidfd, .events = POLLIN };
+
+	if (c->pid <= 0 || c->start_time == 0)
+		return 0;
+	/* A pidfd is readable once its process exited. */
+	if (c->pidfd >= 0)
+		return poll(&p, 1, 0) == 0;
+	return ts_direct_start_time(c->pid) == c->start_time;
+}
+
+/* Not in this libc's headers yet. */
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+
+/* Is uid among the uids of the process under pid (the Uid: line of /proc/PID/status)? */
+static int has_uid(pid_t pid, uid_t uid)
+{
+	char buf[4096], *p;
+	unsigned long u[4];
+
+	if (ts_proc_read(pid, "status", buf, sizeof(buf)) <= 0 || (p = strstr(buf, "\nUid:")) == NULL ||
+	    sscanf(p + 5, "%lu %lu %lu %lu", &u[0], &u[1], &u[2], &u[3]) != 4)
+		return 0;
+	for (int i = 0; i < 4; i++)
+		if (u[i] == (unsigned long)uid)
+			return 1;
+	return 0;
+}
+
+void ts_direct_peer_open(ts_direct_conn *c, int fd)
+{
+	socklen_t len = sizeof(int);
+	int pidfd = -1;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) < 0 || len != sizeof(int) || pidfd < 0)
+		pidfd = c->pid > 0 ? (int)syscall(SYS_pidfd_open, c->pid, 0) : -1;
+	c->pidfd = pidfd < 0 ? -1 : pidfd;
+	c->start_time = ts_direct_start_time(c->pid);
+	if (!has_uid(c->pid, c->uid) || !ts_direct_peer_alive(c))
+		c->start_time = 0;
 }
 
 int ts_direct_again(sd_bus_message *m)

@@ -26,12 +26,27 @@ int ts_direct_take_again(sd_bus_message *m);
  * A direct caller's credentials for the policy's [unwrap] rules, as sd-bus
  * reports a bus caller's: the gid and groups from the socket at accept, the
  * unit, user unit, slice and executable from /proc/PID, read only while the
- * process that connected still runs under that pid (its start time
- * unchanged). A negative errno when they cannot be had.
+ * process that connected still runs under that pid (ts_direct_peer_alive).
+ * A negative errno when they cannot be had.
  */
 int ts_direct_creds(const ts_direct_conn *c, uint64_t mask, sd_bus_creds **ret);
-/* Is the process that connected still the one running under its pid (its start time unchanged)? */
+/*
+ * Is the process that connected still running under its pid? With a pidfd:
+ * while it runs (not exited, not a zombie), its pid is not another's.
+ * Without one: its start time is unchanged.
+ */
 int ts_direct_peer_alive(const ts_direct_conn *c);
+/*
+ * c->pidfd and c->start_time for the peer of socket fd, whose SO_PEERCRED
+ * pid and uid c holds. The pidfd is of the process that connected where
+ * the kernel has SO_PEERPIDFD (Linux 6.5), else of the process under the
+ * pid now (pidfd_open, Linux 5.3), which may have taken the pid over
+ * between the connect and the accept; -1 when neither. The start time is
+ * read while that process runs, and is 0 (the process counts as gone) when
+ * it does not, or when none of its uids (real, effective, saved, fs) is
+ * the socket's: a pid taken over by another user's process is not the caller.
+ */
+void ts_direct_peer_open(ts_direct_conn *c, int fd);
 /* /proc/PID/FILE into buf, NUL-terminated (at most size - 1 bytes, one read): its length, or -1. */
 ssize_t ts_proc_read(pid_t pid, const char *file, char *buf, size_t size);
 /* Field 22 of /proc/PID/stat: the process's start time in clock ticks since boot; 0 when unknown. */

@@ -87,6 +87,7 @@ typedef struct ts_direct_conn {
 	uid_t uid;
 	pid_t pid;
 	uint64_t start_time;            /* /proc/PID/stat field 22 at accept; 0 unknown */
+	int pidfd;                      /* the process's (ts_direct_peer_pidfd), or -1 */
 	gid_t gid;                      /* SO_PEERCRED's gid, and SO_PEERGROUPS, at accept */
 	gid_t *groups;
 	size_t n_groups;

@@ -417,7 +417,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	self.uid = getuid();
 	self.gid = getgid();
 	self.pid = getpid();
-	self.start_time = ts_direct_start_time(self.pid);
+	ts_direct_peer_open(&self, sv[1]);
 	d.direct = &self;
 	d.n_direct = 1;
 	ts_direct_serving(&d);

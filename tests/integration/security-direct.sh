@@ -176,7 +176,17 @@ as_other "$TOKENSEAL" lock --vault 0:vault1 >"$D/out" 2>&1 || fail "polkit-allow
 grep -q "^unix-process pid:[0-9]*:[0-9]*:$OTHER_UID org.tokenseal1.manage-other " "$D/polkit.log" ||
 	fail "polkit was not asked about the process: $(cat "$D/polkit.log")"
 [ "$(vprop "$P" Locked)" = true ] || fail "the polkit-allowed lock did not take effect"
-pass "polkit is asked about the connecting process (unix-process: pid, start time, uid) and decides"
+# ... and not once that process is gone, even as a zombie under its pid with its start time: its
+# child, holding the connection, is refused (pidfd) as a stranger is (UnknownObject; the reason goes
+# to the log), and polkit is not asked.
+"$TOKENSEAL" unlock --vault vault1 --protector recovery --pin-fd 3 3<"$D/rk1" >/dev/null || fail "unlock vault1 again"
+asked=$(wc -l <"$D/polkit.log")
+got=$(as_other /usr/bin/python3 "$RAW" "$S" 0 0 0 orphan "$P") || fail "raw client (orphan) failed"
+[ "$got" = "error org.freedesktop.DBus.Error.UnknownObject" ] || fail "a call on a connection whose process is a zombie: '$got'"
+grep -q "vault=vault1 uid=$OTHER_UID: the connecting process is gone" "$D/daemon.log" || fail "no log line for the zombie's call"
+[ "$(wc -l <"$D/polkit.log")" = "$asked" ] || fail "polkit was asked about a process that is gone"
+[ "$(vprop "$P" Locked)" = false ] || fail "the zombie's connection locked vault1"
+pass "polkit is asked about the connecting process (unix-process: pid, start time, uid) and decides; not once it is gone (a zombie: refused, polkit not asked)"
 
 # --- answers left unread hold the uid's share of large messages (64 MiB) as the calls did while
 # being read: RewrapBatches of 71 blobs of 60,000 bytes (4.3 MB each way) on the uid's 16

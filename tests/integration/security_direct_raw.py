@@ -40,6 +40,8 @@
 #   answerstall  as answers, then waits (reading nothing) for the daemon to hang up on the last
 #            connection: "hung up after N s" (from when its answer began to come) or "held for 20 s",
 #            before "queued:N";
+#   orphan   (then VAULT_PATH) the connecting process exits, a zombie, and its child calls Lock on
+#            VAULT_PATH on the connection: prints the answer ("reply", "error NAME" or "closed");
 #   smallstall  (then VAULT_PATH) BODY_BYTES GenerateDataKey calls of 64 KiB sent at once, and no answer
 #            read: "hung up after N s" (from the send) or "held for 20 s", then "queued:N".
 import fcntl
@@ -213,6 +215,43 @@ def main():
             time.sleep(0.2)
         time.sleep(1)
         print(" ".join(fate(c, 0.05) for c in conns))
+        return
+    if mode == "orphan":
+        # The process that connects exits and stays a zombie (this one reaps it only at the end), leaving
+        # the connection to its child, which calls Lock on VAULT_PATH: prints the answer ("reply",
+        # "error NAME" or "closed").
+        r, w = os.pipe()
+        connector = os.fork()
+        if connector == 0:
+            os.close(r)
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.connect(path)
+            handshake(c)
+            me = os.getpid()
+            if os.fork() == 0:
+                state = ""
+                for _ in range(200):
+                    with open("/proc/%d/stat" % me) as f:
+                        state = f.read().rsplit(")", 1)[1].split()[0]
+                    if state == "Z":
+                        break
+                    time.sleep(0.01)
+                c.sendall(message("", b"", 0, sys.argv[6], "org.tokenseal1.Vault", "Lock", 0, 1))
+                c.settimeout(10)
+                reply = recv_reply(c)
+                out = "closed" if reply is None else "reply" if reply[1] == 2 else "error " + error_name(reply)
+                os.write(w, (out if state == "Z" else "the connector never became a zombie").encode())
+                os._exit(0)
+            os._exit(0)
+        os.close(w)
+        got = b""
+        while True:
+            b = os.read(r, 4096)
+            if not b:
+                break
+            got += b
+        os.waitpid(connector, 0)
+        print(got.decode())
         return
     if mode == "smallstall":
         # BODY_BYTES GenerateDataKey calls of 64 KiB in one write (each answer about 128 KiB), none read.

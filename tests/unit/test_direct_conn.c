@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -256,6 +257,58 @@ static void more_fds_than_a_method_takes_are_over(void **state)
 	close(p[1]);
 }
 
+/*
+ * The peer is a running process holding the socket's uid: this one, under
+ * its own uid; not under another uid (a pid taken over by another user's
+ * process); and a child that exited is gone while it is still a zombie,
+ * whose pid and start time stay.
+ */
+static void the_peer_runs_and_holds_the_sockets_uid(void **state)
+{
+	ts_direct_conn c = { .pid = getpid(), .uid = getuid() };
+	siginfo_t si;
+	int sv[2];
+	pid_t k;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	ts_direct_peer_open(&c, sv[0]);
+	assert_true(c.pidfd >= 0);
+	assert_int_not_equal(c.start_time, 0);
+	assert_true(ts_direct_peer_alive(&c));
+	close(c.pidfd);
+
+	c = (ts_direct_conn){ .pid = getpid(), .uid = getuid() + 1 };
+	ts_direct_peer_open(&c, sv[0]);
+	assert_int_equal(c.start_time, 0);
+	assert_false(ts_direct_peer_alive(&c));
+	if (c.pidfd >= 0)
+		close(c.pidfd);
+	close(sv[0]);
+	close(sv[1]);
+
+	int go[2];
+	char b = 0;
+	assert_int_equal(pipe(go), 0);
+	if ((k = fork()) == 0) {
+		/* Exits when told, after the parent has its pidfd. */
+		_exit(read(go[0], &b, 1) == 1 ? 0 : 1);
+	}
+	assert_true(k > 0);
+	c = (ts_direct_conn){ .pid = k, .uid = getuid() };
+	ts_direct_peer_open(&c, -1);
+	assert_true(c.pidfd >= 0);
+	assert_int_not_equal(c.start_time, 0);
+	assert_true(ts_direct_peer_alive(&c));
+	assert_int_equal(write(go[1], &b, 1), 1);
+	assert_int_equal(waitid(P_PID, (id_t)k, &si, WEXITED | WNOWAIT), 0);
+	assert_int_equal(ts_direct_start_time(k), c.start_time);
+	assert_false(ts_direct_peer_alive(&c));
+	assert_int_equal(waitpid(k, NULL, 0), k);
+	close(c.pidfd);
+	close(go[0]);
+	close(go[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -265,6 +318,7 @@ int main(void)
 		cmocka_unit_test(more_values_than_a_call_has_are_over),
 		cmocka_unit_test(more_fds_than_a_method_takes_are_over),
 		cmocka_unit_test(the_body_bound_covers_every_body),
+		cmocka_unit_test(the_peer_runs_and_holds_the_sockets_uid),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
