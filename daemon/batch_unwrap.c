@@ -44,9 +44,14 @@ static struct {
 	int state;             /* 0 not tried, 1 running, -1 not available */
 	unsigned posted, finished;
 	struct half *job;      /* set while a job is posted, NULL otherwise */
-	/* The window: plaintexts in secure memory; offsets (not secret) on the heap. */
+	/*
+	 * The window: plaintexts in secure memory; offsets and, for rewrap,
+	 * the new blobs' nonces on the heap (not secret: each nonce goes into
+	 * its blob in the clear; wiped after each window all the same).
+	 */
 	uint8_t *window;
 	uint32_t *off;
+	uint8_t *nonces;       /* WINDOW_ITEMS x TS_BLOB_NONCE_BYTES */
 } pool = {
 	.mu = PTHREAD_MUTEX_INITIALIZER,
 	.go = PTHREAD_COND_INITIALIZER,
@@ -177,6 +182,8 @@ int ts_batch_unwrap_prepare(void)
 		return -TS_E_NOMEM;
 	if (!pool.off && (pool.off = calloc(WINDOW_ITEMS, sizeof(uint32_t))) == NULL)
 		return -TS_E_NOMEM;
+	if (!pool.nonces && (pool.nonces = malloc((size_t)WINDOW_ITEMS * TS_BLOB_NONCE_BYTES)) == NULL)
+		return -TS_E_NOMEM;
 	return 0;
 }
 
@@ -242,6 +249,18 @@ int ts_batch_unwrap(const ts_vault *v, const ts_kv *ctx, size_t n_ctx, const ts_
 			*ret_idx = base;
 			break;
 		}
+		/*
+		 * The window's new blobs' nonces, drawn here at once (one
+		 * getrandom for the window, not one per blob), then split: the
+		 * first half's seals take [base, mid), the worker's [mid, end),
+		 * each nonce once. A fresh seed per window, so no two windows,
+		 * batches or threads share one.
+		 */
+		if (rewrap) {
+			ts_blob_nonces_draw(pool.nonces, end - base);
+			ts_blob_ctx_use_nonces(&ctx_a, pool.nonces, mid - base);
+			ts_blob_ctx_use_nonces(&ctx_b, pool.nonces + (mid - base) * TS_BLOB_NONCE_BYTES, end - mid);
+		}
 		a = (struct half){ .v = v, .bctx = &ctx_a, .items = items, .base = base, .from = base, .to = mid,
 		                   .window = pool.window, .off = pool.off, .rewrap = rewrap, .out = &out_a };
 		b = a;
@@ -250,6 +269,11 @@ int ts_batch_unwrap(const ts_vault *v, const ts_kv *ctx, size_t n_ctx, const ts_
 		b.to = end;
 		b.out = &out_b;
 		run_window(&a, &b, parallel);
+		if (rewrap) {
+			ts_blob_ctx_use_nonces(&ctx_a, NULL, 0);
+			ts_blob_ctx_use_nonces(&ctx_b, NULL, 0);
+			sodium_memzero(pool.nonces, (end - base) * TS_BLOB_NONCE_BYTES);
+		}
 
 		/* The lowest failing index wins: the first half's, else the second's, else the unparsed one. */
 		if (a.r < 0 || b.r < 0 || pending < 0) {

@@ -32,7 +32,10 @@ typedef int (*ts_batch_emit_fn)(void *userdata, size_t idx, const uint8_t *pt, s
  * ts_vault_wrap's per-thread secure scratch) the second, and the
  * plaintexts land in one kept sodium_malloc window, wiped once emitted or
  * on failure (with rewrap: as soon as each is wrapped again; the new blobs
- * go to buffers reserved on the caller's thread). While the worker runs the caller waits, so the vault
+ * go to buffers reserved on the caller's thread, and their nonces are drawn
+ * for the whole window at once on the caller's thread, ts_blob_nonces_draw,
+ * into a kept heap array of WINDOW_ITEMS nonces, each half taking its own
+ * part of it). While the worker runs the caller waits, so the vault
  * cannot change under it (the daemon's loop is single-threaded and the
  * call holds it). With fewer than two CPUs, or when the worker cannot be
  * started, everything runs on the caller's thread; parallel = 0 forces it.
@@ -48,7 +51,7 @@ int ts_batch_unwrap(const ts_vault *v, const ts_kv *ctx, size_t n_ctx, const ts_
                     int parallel, int rewrap, ts_batch_emit_fn emit, void *userdata, size_t *ret_idx,
                     int *ret_emit_failed);
 
-/* Allocate the window (once, kept): 0 or -TS_E_NOMEM. */
+/* Allocate the window and its nonces (once, kept): 0 or -TS_E_NOMEM. */
 int ts_batch_unwrap_prepare(void);
 
 /* Whether a worker thread is running (for tests). */

@@ -108,8 +108,9 @@ TS_PUBLIC const char *ts_client_last_error(const ts_client *c);
 /*
  * Plaintext returned by the library lives in locked memory that is wiped on
  * free. Free it with ts_secret_free() (from any thread; never with
- * sodium_free(): a data key may sit in a slot of a pool the library keeps);
- * accepts NULL.
+ * sodium_free(): a data key may sit in a slot of a pool the library keeps,
+ * and the plaintexts of one batch share one allocation, each freed on its
+ * own); accepts NULL.
  */
 TS_PUBLIC void ts_secret_free(void *p, size_t len);
 

@@ -592,59 +592,70 @@ static int batch_call(ts_client *c, const char *vault, const char *method, const
 	return call(c, m, 0, reply);
 }
 
-static void free_items(uint8_t **items, size_t *lens, size_t n, int secret)
-{
-	for (size_t i = 0; items && i < n; i++) {
-		if (secret)
-			ts_secret_free(items[i], lens[i]);
-		else
-			free(items[i]);
-	}
-	free(items);
-	free(lens);
-}
-
+/*
+ * The items of a batch reply: with secret (plaintexts), all in one locked
+ * allocation (ts_client_secret_batch; each freed with ts_secret_free), the
+ * reply's copy of each wiped once copied; else each its own malloc(). The
+ * items are located first, then copied, so that one allocation can take
+ * them all.
+ */
 static int read_batch(ts_client *c, sd_bus_message *reply, size_t n, int secret,
                       uint8_t ***ret_items, size_t **ret_lens)
 {
 	uint8_t **items = calloc(n ? n : 1, sizeof(*items));
+	const void **src = calloc(n ? n : 1, sizeof(*src));
 	size_t *lens = calloc(n ? n : 1, sizeof(*lens));
 	const void *p;
 	size_t i = 0, len;
 	int r;
 
-	if (!items || !lens) {
-		free(items);
-		free(lens);
-		return NOMEM(c);
+	if (!items || !src || !lens) {
+		r = NOMEM(c);
+		goto out;
 	}
 	if (sd_bus_message_enter_container(reply, 'a', "ay") < 0)
 		goto bad;
 	while ((r = sd_bus_message_read_array(reply, 'y', &p, &len)) > 0) {
-		if (i == n) {
-			if (secret)
-				sodium_memzero((void *)(uintptr_t)p, len);
-			goto bad;
-		}
-		items[i] = secret ? sodium_malloc(len ? len : 1) : malloc(len ? len : 1);
-		if (!items[i]) {
-			free_items(items, lens, n, secret);
-			return NOMEM(c);
-		}
-		memcpy(items[i], p, len);
-		/* As for Unwrap: the message body is ours, wipe its copy of the plaintext. */
-		if (secret)
-			sodium_memzero((void *)(uintptr_t)p, len);
+		if (i == n)
+			goto bad;   /* a sensitive reply is wiped whole when dropped */
+		src[i] = p;
 		lens[i++] = len;
 	}
 	if (r < 0 || i != n)
 		goto bad;
+	if (secret)
+		r = ts_client_secret_batch(lens, n, items);
+	else
+		for (i = 0, r = 0; i < n && r == 0; i++)
+			if ((items[i] = malloc(lens[i] ? lens[i] : 1)) == NULL)
+				r = -TS_E_NOMEM;
+	if (r < 0) {
+		for (i = 0; !secret && i < n; i++)
+			free(items[i]);
+		r = NOMEM(c);
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if (lens[i] == 0)
+			continue;
+		memcpy(items[i], src[i], lens[i]);
+		/* As for Unwrap: the message body is ours, wipe its copy of the plaintext. */
+		if (secret)
+			sodium_memzero((void *)(uintptr_t)src[i], lens[i]);
+	}
 	*ret_items = items;
 	*ret_lens = lens;
-	return 0;
+	items = NULL;
+	lens = NULL;
+	r = 0;
+	goto out;
 bad:
-	free_items(items, lens, n, secret);
-	return ts_client_fail(c, -TS_E_FAILED, "unexpected batch reply from tokensealed");
+	r = ts_client_fail(c, -TS_E_FAILED, "unexpected batch reply from tokensealed");
+out:
+	free(items);
+	free(src);
+	free(lens);
+	return r;
 }
 
 int ts_client_unwrap_batch(ts_client *c, const char *vault, const ts_kv *ctx, size_t n_ctx,

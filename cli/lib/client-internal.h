@@ -43,6 +43,15 @@ int ts_client_fail(ts_client *c, int code, const char *fmt, ...) __attribute__((
  */
 void *ts_client_secret_alloc(size_t n);
 
+/*
+ * Locked memory for the n plaintexts of a batch, lens[i] bytes each, in one
+ * sodium_malloc() (secret.c): ret_items[i] is item i's room. Each item is
+ * still freed on its own, with ts_secret_free(ret_items[i], lens[i]), which
+ * wipes it at once; the block goes back, wiped whole, with the last one.
+ * 0, or -TS_E_NOMEM with nothing allocated. n == 0 allocates nothing.
+ */
+int ts_client_secret_batch(const size_t *lens, size_t n, uint8_t **ret_items);
+
 /* Negative TS_E_* code of the last failure on c (0 if the last call succeeded). */
 int ts_client_last_code(const ts_client *c);
 
@@ -196,8 +205,11 @@ int ts_client_revoke(ts_client *c, const char *vault, const char *id);
 
 /*
  * Batch forms. blobs[i]/lens[i], n <= TS_BATCH_MAX. Unwrap: ret_pts[i] each in
- * secure memory (ts_secret_free(ret_pts[i], ret_lens[i])), arrays malloc()ed.
- * Rewrap: ret_blobs[i] malloc()ed. All or nothing.
+ * secure memory (ts_secret_free(ret_pts[i], ret_lens[i])), arrays malloc()ed;
+ * the plaintexts share one locked allocation (ts_client_secret_batch), given
+ * back when the last of them is freed, so an item must not be written past
+ * its length (no guard page between items). Rewrap: ret_blobs[i] malloc()ed.
+ * All or nothing.
  */
 int ts_client_unwrap_batch(ts_client *c, const char *vault, const ts_kv *ctx, size_t n_ctx,
                            const uint8_t *const *blobs, const size_t *lens, size_t n,

@@ -81,6 +81,8 @@ void ts_blob_ctx_init(ts_blob_ctx *c, const ts_kv *ctx, size_t n_ctx)
 	c->aad_len = TS_BLOB_HEADER_BYTES;
 	c->heap = (ts_buf){ 0 };
 	c->check_key = NULL;
+	c->nonces = NULL;
+	c->n_nonces = 0;
 	r = ts_context_encode_to(ctx, n_ctx, c->stack + TS_BLOB_HEADER_BYTES,
 	                         sizeof(c->stack) - TS_BLOB_HEADER_BYTES, &enc_len);
 	if (r > 0) {
@@ -105,6 +107,9 @@ void ts_blob_ctx_copy(ts_blob_ctx *dst, const ts_blob_ctx *src)
 	dst->heap = (ts_buf){ 0 };
 	dst->check_key = src->check_key;
 	memcpy(dst->check, src->check, sizeof(dst->check));
+	/* Never the source's nonces: the copy is for another thread, which would seal with the same ones. */
+	dst->nonces = NULL;
+	dst->n_nonces = 0;
 	dst->r = src->r;
 	if (src->r < 0)
 		return;
@@ -143,6 +148,25 @@ void ts_blob_ctx_free(ts_blob_ctx *c)
 	ts_buf_free(&c->heap);
 	c->aad = c->stack;
 	c->check_key = NULL;
+	c->nonces = NULL;
+	c->n_nonces = 0;
+}
+
+void ts_blob_nonces_draw(uint8_t *out, size_t n)
+{
+	uint8_t seed[randombytes_SEEDBYTES];
+
+	if (n == 0)
+		return;
+	randombytes_buf(seed, sizeof(seed));
+	randombytes_buf_deterministic(out, n * TS_BLOB_NONCE_BYTES, seed);
+	sodium_memzero(seed, sizeof(seed));
+}
+
+void ts_blob_ctx_use_nonces(ts_blob_ctx *c, const uint8_t *nonces, size_t n)
+{
+	c->nonces = n ? nonces : NULL;
+	c->n_nonces = nonces ? n : 0;
 }
 
 int ts_blob_parse(const uint8_t *blob, size_t len, ts_blob_view *ret)
@@ -211,7 +235,13 @@ int ts_blob_seal_ctx(const uint8_t key[TS_KEY_BYTES], const uint8_t ctx_key[TS_B
 		c->check_key = ctx_key;
 	}
 	memcpy(h + OFF_CTX_CHECK, c->check, TS_BLOB_CTXCHECK_BYTES);
-	randombytes_buf(h + OFF_NONCE, TS_BLOB_NONCE_BYTES);
+	/* A nonce drawn in bulk for this seal (ts_blob_nonces_draw), used once; else one of its own. */
+	if (c->n_nonces > 0) {
+		memcpy(h + OFF_NONCE, c->nonces, TS_BLOB_NONCE_BYTES);
+		c->nonces += TS_BLOB_NONCE_BYTES;
+		c->n_nonces--;
+	} else
+		randombytes_buf(h + OFF_NONCE, TS_BLOB_NONCE_BYTES);
 
 	if ((r = ts_buf_append(out, h, TS_BLOB_HEADER_BYTES)) < 0)
 		goto out;

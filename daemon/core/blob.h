@@ -100,15 +100,46 @@ typedef struct ts_blob_ctx {
 	ts_buf heap;            /* only for an encoding too large for stack */
 	const uint8_t *check_key;                 /* the ctx_key check was computed with, or NULL */
 	uint8_t check[TS_BLOB_CTXCHECK_BYTES];
+	const uint8_t *nonces;  /* the next seals' nonces (ts_blob_ctx_use_nonces), n_nonces of them */
+	size_t n_nonces;
 	uint8_t stack[TS_BLOB_AAD_STACK];
 } ts_blob_ctx;
 
-/* Encode ctx into c (no error returned: see r above). */
+/* Encode ctx into c (no error returned: see r above); no nonces given. */
 void ts_blob_ctx_init(ts_blob_ctx *c, const ts_kv *ctx, size_t n_ctx);
-/* dst = a copy of src, for another thread (dst->r = -TS_E_NOMEM when a large encoding finds no memory). */
+/*
+ * dst = a copy of src, for another thread (dst->r = -TS_E_NOMEM when a
+ * large encoding finds no memory). src's nonces are not copied: two
+ * threads must never seal with the same one. Give dst its own.
+ */
 void ts_blob_ctx_copy(ts_blob_ctx *dst, const ts_blob_ctx *src);
-/* Free what init or copy allocated; accepts NULL. */
+/* Free what init or copy allocated and drop the nonces given; accepts NULL. */
 void ts_blob_ctx_free(ts_blob_ctx *c);
+
+/*
+ * Nonces in bulk, for the new blobs of a batch (RewrapBatch). A
+ * randombytes_buf per blob is one getrandom system call per blob: with
+ * many blobs, most of the kernel's time. ts_blob_nonces_draw fills
+ * out[0 .. n x TS_BLOB_NONCE_BYTES) with one system call whatever n: a
+ * 32-byte seed from randombytes_buf, expanded by
+ * randombytes_buf_deterministic (the ChaCha20 keystream under the seed,
+ * as the kernel's own generator expands its key) and wiped at once. Every
+ * call draws a seed of its own, so the nonces of two calls are as
+ * unrelated as those of two randombytes_buf; within a call each nonce is
+ * its own stretch of one keystream. Nonces are not secret (each goes into
+ * its blob in the clear), but each must be used once only:
+ * ts_blob_ctx_use_nonces hands them to the seals under one ts_blob_ctx,
+ * which take them in order and move past each.
+ */
+void ts_blob_nonces_draw(uint8_t *out, size_t n);
+/*
+ * The next n seals under c take their nonces from nonces (n x
+ * TS_BLOB_NONCE_BYTES, kept alive and unchanged by the caller meanwhile),
+ * one each, in order, never one twice; once they are used up a seal draws
+ * its own with randombytes_buf, as without. (NULL, 0) takes back what is
+ * left. The blobs are otherwise byte for byte what the seal makes.
+ */
+void ts_blob_ctx_use_nonces(ts_blob_ctx *c, const uint8_t *nonces, size_t n);
 /*
  * 0 when c holds the encoding of ctx made afresh now, else -TS_E_FAILED (or
  * c's own error): blobs sealed under c are then sealed under the context

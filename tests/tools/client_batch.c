@@ -2,14 +2,83 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <sodium.h>
 
 #include "tokenseal.h"
 #include "../../cli/lib/client-internal.h"
 
 #define N 50
+#define KEY 32
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
 
 /*
- * Usage: client_batch VAULT
+ * client_batch VAULT loop ROUNDS ITEMS: ITEMS distinct 32-byte keys wrapped
+ * (untimed), then ROUNDS UnwrapBatch calls of them through
+ * ts_client_unwrap_batch, each key checked and freed with ts_secret_free
+ * (timed with the call): the client's side of a batch, for strace -c and
+ * the median time per batch.
+ */
+static int loop(ts_client *c, const char *vault, long rounds, size_t items)
+{
+	ts_kv ctx[] = { { "batch", "loop" } };
+	uint8_t **blobs = calloc(items, sizeof(*blobs)), *keys = sodium_malloc(items * KEY), **out = NULL;
+	size_t *lens = calloc(items, sizeof(*lens)), *out_lens = NULL;
+	double *us = calloc((size_t)rounds, sizeof(*us));
+	struct timespec t0, t1;
+	int r, rc = 1;
+
+	if (!blobs || !keys || !lens || !us)
+		goto out;
+	randombytes_buf(keys, items * KEY);
+	for (size_t i = 0; i < items; i++)
+		if ((r = ts_wrap(c, vault, ctx, 1, keys + i * KEY, KEY, &blobs[i], &lens[i])) < 0)
+			goto fail;
+	for (long k = 0; k < rounds; k++) {
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		if ((r = ts_client_unwrap_batch(c, vault, ctx, 1, (const uint8_t *const *)blobs, lens, items, &out,
+		                                &out_lens)) < 0)
+			goto fail;
+		for (size_t i = 0; i < items; i++) {
+			if (out_lens[i] != KEY || sodium_memcmp(out[i], keys + i * KEY, KEY) != 0) {
+				fprintf(stderr, "client_batch: item %zu changed in UnwrapBatch\n", i);
+				goto out;
+			}
+			ts_secret_free(out[i], out_lens[i]);
+		}
+		free(out);
+		free(out_lens);
+		out = NULL;
+		out_lens = NULL;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		us[k] = (double)(t1.tv_sec - t0.tv_sec) * 1e6 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e3;
+	}
+	qsort(us, (size_t)rounds, sizeof(*us), cmp_double);
+	printf("%ld UnwrapBatch of %zu through ts_client_unwrap_batch: median %.1f us per batch (%.0f keys/s), min %.1f, max %.1f\n",
+	       rounds, items, us[rounds / 2], (double)items * 1e6 / us[rounds / 2], us[0], us[rounds - 1]);
+	rc = 0;
+	goto out;
+fail:
+	fprintf(stderr, "client_batch: %s [%s]\n", ts_client_last_error(c), ts_error_dbus_name(r));
+out:
+	for (size_t i = 0; blobs && i < items; i++)
+		free(blobs[i]);
+	free(blobs);
+	free(lens);
+	free(us);
+	sodium_free(keys);
+	return rc;
+}
+
+/*
+ * Usage: client_batch VAULT  |  client_batch VAULT loop ROUNDS ITEMS (above)
  * Wraps N distinct plaintexts (lengths 1..N, with NULs), unwraps them in one
  * batch, rewraps them in one batch, unwraps the new blobs singly, and then
  * checks that a batch with one blob under the wrong context fails as a whole.
@@ -23,13 +92,19 @@ int main(int argc, char **argv)
 	ts_client *c = NULL;
 	int r, rc = 1;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: client_batch VAULT\n");
+	if ((argc != 2 && argc != 5) || (argc == 5 && (strcmp(argv[2], "loop") != 0 || atol(argv[3]) <= 0 ||
+	                                                atol(argv[4]) <= 0))) {
+		fprintf(stderr, "usage: client_batch VAULT | client_batch VAULT loop ROUNDS ITEMS\n");
 		return 2;
 	}
 	if ((r = ts_client_open(&c, NULL)) < 0) {
 		fprintf(stderr, "client_batch: %s\n", ts_strerror(r));
 		return 1;
+	}
+	if (argc == 5) {
+		rc = loop(c, argv[1], atol(argv[3]), (size_t)atol(argv[4]));
+		ts_client_free(c);
+		return rc;
 	}
 	for (size_t i = 0; i < N; i++) {
 		for (size_t j = 0; j <= i; j++)

@@ -105,6 +105,66 @@ static void two_seals_of_the_same_input_differ(void **state)
 	assert_memory_not_equal(a.data + TS_BLOB_HEADER_BYTES, b.data + TS_BLOB_HEADER_BYTES, 6);
 }
 
+/* Whether blob b's nonce (offset 30, docs/FORMAT.md) is nonce n. */
+static int nonce_is(const ts_buf *b, const uint8_t *n)
+{
+	return memcmp(b->data + 30, n, TS_BLOB_NONCE_BYTES) == 0;
+}
+
+/*
+ * Nonces drawn in bulk (ts_blob_nonces_draw, RewrapBatch) for the seals
+ * under one ts_blob_ctx: each seal takes the next, in order, none twice; a
+ * copy for another thread takes none of them; once they are used up or
+ * taken back, seals draw their own. Every blob opens; no two draws share
+ * a nonce.
+ */
+static void bulk_nonces_are_each_used_once_in_order(void **state)
+{
+	enum { N = 3 };
+	uint8_t ck[TS_BLOB_CTXKEY_BYTES], nonces[2 * N * TS_BLOB_NONCE_BYTES];
+	const uint8_t *pt = (const uint8_t *)"data key";
+	ts_buf b[5] = { { 0 } };
+	ts_blob_ctx c, c2;
+	size_t i, j;
+
+	assert_int_equal(ts_blob_ctx_key(key, ck), 0);
+	ts_blob_nonces_draw(nonces, N);
+	ts_blob_nonces_draw(nonces + N * TS_BLOB_NONCE_BYTES, N);
+	for (i = 0; i < 2 * N; i++)
+		for (j = 0; j < i; j++)
+			assert_memory_not_equal(nonces + i * TS_BLOB_NONCE_BYTES, nonces + j * TS_BLOB_NONCE_BYTES,
+			                        TS_BLOB_NONCE_BYTES);
+
+	ts_blob_ctx_init(&c, ctx, N_CTX);
+	ts_blob_ctx_use_nonces(&c, nonces, 2);
+	ts_blob_ctx_copy(&c2, &c);
+	assert_int_equal(c2.n_nonces, 0);
+	assert_int_equal(ts_blob_seal_ctx(key, ck, vid, 3, &c, pt, 8, &b[0]), 0);
+	assert_int_equal(ts_blob_seal_ctx(key, ck, vid, 3, &c2, pt, 8, &b[1]), 0);
+	assert_int_equal(ts_blob_seal_ctx(key, ck, vid, 3, &c, pt, 8, &b[2]), 0);
+	assert_int_equal(ts_blob_seal_ctx(key, ck, vid, 3, &c, pt, 8, &b[3]), 0);
+	assert_true(nonce_is(&b[0], nonces));
+	assert_true(nonce_is(&b[2], nonces + TS_BLOB_NONCE_BYTES));
+	/* The copy's and the one past the two given: their own, none of the drawn ones. */
+	for (j = 0; j < 2 * N; j++) {
+		assert_false(nonce_is(&b[1], nonces + j * TS_BLOB_NONCE_BYTES));
+		assert_false(nonce_is(&b[3], nonces + j * TS_BLOB_NONCE_BYTES));
+	}
+	/* Given, then taken back before use. */
+	ts_blob_ctx_use_nonces(&c, nonces + 2 * TS_BLOB_NONCE_BYTES, 1);
+	ts_blob_ctx_use_nonces(&c, NULL, 0);
+	assert_int_equal(ts_blob_seal_ctx(key, ck, vid, 3, &c, pt, 8, &b[4]), 0);
+	assert_false(nonce_is(&b[4], nonces + 2 * TS_BLOB_NONCE_BYTES));
+	assert_false(nonce_is(&b[4], b[3].data + 30));
+	for (i = 0; i < 5; i++) {
+		assert_int_equal(open_with(key, b[i].data, b[i].len, ctx, N_CTX, pt, 8), 0);
+		ts_buf_free(&b[i]);
+	}
+	ts_blob_ctx_free(&c);
+	ts_blob_ctx_free(&c2);
+	sodium_memzero(ck, sizeof(ck));
+}
+
 static void every_single_byte_flip_is_rejected(void **state)
 {
 	static const uint8_t masks[] = { 0x01, 0x80, 0xff };
@@ -316,6 +376,7 @@ int main(void)
 		cmocka_unit_test(round_trip_for_sizes_from_empty_to_the_limit),
 		cmocka_unit_test(plaintext_over_the_limit_is_refused),
 		cmocka_unit_test(two_seals_of_the_same_input_differ),
+		cmocka_unit_test(bulk_nonces_are_each_used_once_in_order),
 		cmocka_unit_test(every_single_byte_flip_is_rejected),
 		cmocka_unit_test(every_truncation_is_rejected),
 		cmocka_unit_test(appended_bytes_are_rejected),
