@@ -89,22 +89,36 @@ static void io_settle(ts_direct_conn *c)
 		c->io->held = 0;
 }
 
+uint64_t (*ts_dio_asked)(ts_daemon *d, uid_t uid, uint64_t *all);
+
+uint64_t ts_dio_large_bytes(ts_daemon *d, uid_t uid, uint64_t *all)
+{
+	uint64_t of_uid = 0;
+
+	*all = 0;
+	for (ts_direct_conn *o = d->direct; o; o = o->next) {
+		io_settle(o);
+		*all += o->io->big + o->io->held;
+		of_uid += o->uid == uid ? o->io->big + o->io->held : 0;
+	}
+	return of_uid;
+}
+
 /*
  * A message larger than TS_FRAME_SMALL_MAX (a data method's, up to 32 MiB)
  * is held whole by sd-bus while it is read, and its answer, about as large,
- * until the client reads it: such messages of one uid, on all its
- * connections, may add up to TS_DIRECT_BIG_PER_UID, and of all clients to
- * TS_DIRECT_BIG_MAX. 0, or -EBADMSG with *why.
+ * until the client reads it; a call waiting for polkit is held there: such
+ * messages of one uid, on all its connections and waiting for polkit, may
+ * add up to TS_DIRECT_BIG_PER_UID, and of all clients to TS_DIRECT_BIG_MAX.
+ * 0, or -EBADMSG with *why.
  */
 static int big_allowed(ts_direct_conn *c, uint32_t size, const char **why)
 {
-	uint64_t uid_big = size, all_big = size;
+	uint64_t all_asked, all_big, uid_big = ts_dio_large_bytes(c->d, c->uid, &all_big) + size;
 
-	for (ts_direct_conn *o = c->d->direct; o; o = o->next) {
-		io_settle(o);
-		all_big += o->io->big + o->io->held;
-		uid_big += o->uid == c->uid ? o->io->big + o->io->held : 0;
-	}
+	all_asked = 0;
+	uid_big += ts_dio_asked ? ts_dio_asked(c->d, c->uid, &all_asked) : 0;
+	all_big += all_asked + size;
 	if (uid_big > TS_DIRECT_BIG_PER_UID || all_big > TS_DIRECT_BIG_MAX) {
 		*why = uid_big > TS_DIRECT_BIG_PER_UID ? "large messages being read or answered past this uid's share"
 		                                       : "large messages being read or answered past the daemon's share";
@@ -308,6 +322,12 @@ void ts_dio_hold(ts_direct_conn *c, uint64_t size)
 {
 	if (size > TS_FRAME_SMALL_MAX)
 		c->io->held += size;
+}
+
+void ts_dio_unhold(ts_direct_conn *c, uint64_t size)
+{
+	if (size > TS_FRAME_SMALL_MAX)
+		c->io->held -= size < c->io->held ? size : c->io->held;
 }
 
 int ts_dio_dropped(ts_direct_conn *c)

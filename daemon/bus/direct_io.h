@@ -14,13 +14,20 @@
  * Messages larger than TS_FRAME_SMALL_MAX being read (sd-bus holds each
  * whole until it is read), and those read whose answers may wait unsent
  * (an answer to a large call is about as large: a RewrapBatch's blobs, a
- * Wrap's): per uid, over all its connections, and in all. A client whose
- * message would go past either is disconnected.
+ * Wrap's), with the calls waiting for polkit (polkit.c, which keeps to the
+ * same shares): per uid, over all its connections, and in all. A client
+ * whose message would go past either is disconnected.
  */
 #define TS_DIRECT_BIG_PER_UID (64ull << 20)
 #define TS_DIRECT_BIG_MAX (256ull << 20)
 /* ... and each must come whole within this long of its header (a client holding one half-sent holds its share). */
 #define TS_DIRECT_BIG_USEC (10ull * 1000000)
+/*
+ * ... and no longer than this while the daemon is behind (bytes the client
+ * sent wait for it, or the client reads what it is sent): these deadlines
+ * judge the client, not a loaded loop.
+ */
+#define TS_DIRECT_LATE_USEC (60ull * 1000000)
 
 /* Bytes read from a client at a time, and messages passed on to sd-bus that it has not taken yet. */
 #define IO_BUF (64u << 10)
@@ -47,9 +54,11 @@ struct ts_direct_io {
 	uint64_t held;                  /* ... and of those taken since sd-bus last had no answer unsent */
 	sd_event_source *unread;        /* direct.c: sd-bus must have sent what waits unsent by then */
 	int unread_timed;               /* ... and it is armed */
+	uint64_t unread_since;          /* ... since then */
 	uint64_t big_end;               /* where the last such message ends in the stream (sent) */
 	int big_new;                    /* one began: direct.c (re)arms deadline */
 	sd_event_source *deadline;      /* direct.c: the last large message must be sent whole by then */
+	uint64_t big_since;             /* ... whose header came then (CLOCK_MONOTONIC µs) */
 	int stalled;                    /* scanning stopped with the queue full: resume when sd-bus takes one */
 	int unflushed;                  /* ... or with answers queued unsent: resume when they went (ts_dio_resume) */
 	int eof, shut;                  /* the client is done sending; sd-bus was told so */
@@ -77,6 +86,16 @@ int ts_dio_take(ts_direct_conn *c, sd_bus_message *m, ts_frame_msg *ret);
 void ts_dio_resume(ts_direct_conn *c);
 /* A large call taken again (it waited for polkit or a helper): its answer counts against the shares until it went. */
 void ts_dio_hold(ts_direct_conn *c, uint64_t size);
+/* A large call taken now waits for polkit, which counts it meanwhile (not twice). */
+void ts_dio_unhold(ts_direct_conn *c, uint64_t size);
+/* The bytes of uid's large messages being read or answered on its direct connections; *all: of every uid's. */
+uint64_t ts_dio_large_bytes(ts_daemon *d, uid_t uid, uint64_t *all);
+/*
+ * The same of the calls waiting for polkit (ts_polkit_bytes, set by
+ * direct.c: polkit.c counts these messages in turn, and a module may not
+ * include a header of one that includes its own).
+ */
+extern uint64_t (*ts_dio_asked)(ts_daemon *d, uid_t uid, uint64_t *all);
 /*
  * A client that leaves answers or signals unsent this long (past its
  * socket's buffer: it does not read) goes; an answer to a large call holds

@@ -6,6 +6,7 @@
 #include "bus/polkit.h"
 #include "bus/direct_conn.h"
 #include "bus/direct_frame.h"
+#include "bus/direct_io.h"
 #include "bus/log.h"
 #include "bus/message.h"
 #include "bus/state.h"
@@ -50,6 +51,18 @@ typedef struct ts_polkit_query {
 	char why[192];                 /* for the AccessDenied message */
 	struct ts_polkit_query *next;
 } ts_polkit_query;
+
+uint64_t ts_polkit_bytes(ts_daemon *d, uid_t uid, uint64_t *all)
+{
+	uint64_t of_uid = 0;
+
+	*all = 0;
+	for (ts_polkit_query *q = d->polkit_queries; q; q = q->next) {
+		*all += q->bytes;
+		of_uid += q->uid == uid ? q->bytes : 0;
+	}
+	return of_uid;
+}
 
 static void query_free(ts_polkit_query *q)
 {
@@ -129,6 +142,14 @@ static int ask(ts_daemon *d, sd_bus_message *m, const char *action, const char *
 	/* Walked before the handler reads it (the walk rewinds it); past the bounds counts as the most. */
 	if ((bytes = ts_direct_message_bytes(m, TS_DIRECT_MESSAGE_MAX)) == UINT64_MAX)
 		bytes = TS_DIRECT_MESSAGE_MAX;
+	/*
+	 * A large direct call counted as answered since it was taken waits here
+	 * instead (counted below; again as answered when it comes back); the
+	 * private socket's large messages share the bytes bound.
+	 */
+	if (direct)
+		ts_dio_unhold(direct, bytes);
+	bytes_uid = ts_dio_large_bytes(d, caller.uid, &bytes_all);
 	for (q = d->polkit_queries; q; q = q->next) {
 		n_sender += strcmp(q->sender, sender) == 0;
 		n_uid += q->uid == caller.uid;

@@ -30,5 +30,11 @@ void ts_polkit_stop(ts_daemon *d);
  * call and its place in the caller's share for good.
  */
 void ts_polkit_forget_bus(ts_daemon *d, sd_bus *bus);
+/*
+ * The bytes of uid's calls waiting for polkit; *all: of every caller's.
+ * They count against the private socket's shares of large messages
+ * (direct_io.h), and its large messages against polkit's.
+ */
+uint64_t ts_polkit_bytes(ts_daemon *d, uid_t uid, uint64_t *all);
 
 #endif

@@ -2,8 +2,10 @@
 # security-direct.sh — the private socket (tokensealed --private-socket) as a hostile local user meets it:
 # the CLI works over it, and only over it when it is named; a socket served by another user gets
 # nothing; one uid's connections are capped and a client that reads no replies is cut off, while root
-# is served; answers left unread count against the uid's share of large messages, and are kept 10 s at most; a message over 32 MiB, with more than 2 fds, too many values, padding or an unknown
-# header field, or fds sent with the pieces of an unfinished one, cuts its client off;
+# is served; answers left unread and calls waiting for polkit count against the uid's share of large
+# messages, and unread answers are kept 10 s at most (judging the client, not a stopped daemon); a
+# message over 32 MiB, with more than 2 fds, too many values, padding or an unknown header field, or
+# fds sent with the pieces of an unfinished one, cuts its client off;
 # Subscribe over it brings the owner the lock and nobody else; polkit is asked about the connecting
 # process; a stopped daemon is given up on in a second; SIGTERM ends the daemon with a client still in
 # its handshake; and the trust-boundary and data-path tests
@@ -222,6 +224,47 @@ done
 	fail "no log line for the unread answers"
 grep -q "^unix-process pid:[0-9]*:[0-9]*:$OTHER_UID org.tokenseal1.use-other " "$D/polkit.log" ||
 	fail "the RewrapBatches on root's vault did not go through polkit"
+# The calls waiting for polkit count against that share, and polkit counts the socket's large messages
+# against its own: two 30 MB RewrapBatches of this uid waiting on root's vault (polkit holds its answer
+# for this uid), and a third 30 MB one, on its own vault, is cut off (90 MB); before, it was read and
+# answered. A call polkit refused is counted once, not again when it comes back: 5 GenerateDataKey
+# answers and then a refused 30 MB RewrapBatch left unread on one connection, a 30 MB call on another
+# is answered (60 MB); before, it was counted as 90 and cut off. (30 MB calls: not under a sanitizer.)
+if [ "${TS_SAN:-0}" != 1 ]; then
+	kill "$STANDIN_PID_polkit"; wait "$STANDIN_PID_polkit" 2>/dev/null || true
+	standin_start polkit org.tokenseal1.use-other "$D/polkit.log" "$OTHER_UID"
+	RAW_WAIT=1 RAW_HOLD=3 as_other /usr/bin/python3 "$RAW" "$S" 500 2 0 answers "$P" "$D/o/bigblob1" >"$D/waiting" 2>&1 &
+	W=$!
+	for _ in $(seq 150); do [ -s "$D/waiting" ] && break; sleep 0.1; done
+	[ "$(cat "$D/waiting")" = "held held queued:0" ] || fail "two 30 MB calls waiting for polkit: '$(cat "$D/waiting")'"
+	got=$(as_other /usr/bin/python3 "$RAW" "$S" 500 1 0 answers "$P2" "$D/o/bigblob") || fail "raw client (answers) failed"
+	[ "${got% queued:*}" = closed ] || fail "a 30 MB call with 60 MB of this uid's waiting for polkit: '$got', not cut off"
+	wait "$W" || fail "the calls waiting for polkit: $(cat "$D/waiting")"
+	kill "$STANDIN_PID_polkit"; wait "$STANDIN_PID_polkit" 2>/dev/null || true
+	standin_start polkit org.tokenseal1.manage-other "$D/polkit.log"
+	RAW_GDK=5:$P2 RAW_WAIT=5 RAW_HOLD=4 as_other /usr/bin/python3 "$RAW" "$S" 500 1 0 answers "$P" "$D/o/bigblob1" \
+		>"$D/refused" 2>&1 &
+	W=$!
+	for _ in $(seq 100); do [ -s "$D/refused" ] && break; sleep 0.1; done
+	sleep 2
+	got=$(as_other /usr/bin/python3 "$RAW" "$S" 500 1 0 answers "$P2" "$D/o/bigblob") || fail "raw client (answers) failed"
+	[ "${got% queued:*}" = answered ] || fail "a 30 MB call beside a refused one (60 MB): '$got', not answered"
+	wait "$W" || fail "the refused call: $(cat "$D/refused")"
+	grep -q "org.tokenseal1.use-other" "$D/polkit.log" || fail "the refused RewrapBatch did not go to polkit"
+fi
+
+# Those 10 s judge the client, not the daemon: stopped for 11 s (as a loaded loop falls behind) while
+# one client sends a 30 MB call and another reads a 4.3 MB answer, both are served; before, both were
+# cut off when it went on.
+coproc LATE { as_other /usr/bin/python3 "$RAW" "$S" 500 0 0 late "$P2" "$D/o/bigblob" 2>&1; }
+read -r -t 20 ready <&"${LATE[0]}" || true
+[ "$ready" = ready ] || fail "raw client (late) did not start: $ready"
+kill -STOP "$DAEMON_PID"
+sleep 11
+kill -CONT "$DAEMON_PID"
+read -r -t 60 got <&"${LATE[0]}" || true
+[ "$got" = "answered answered" ] || fail "a large call and a large answer while the daemon was behind: '$got', not both served"
+
 # ... and not for ever: a client that leaves answers waiting unsent 10 s is cut off, a large one or
 # 20 small ones (GenerateDataKey of 64 KiB: 2.5 MiB, under the 32 unread that cut a client off at once).
 as_other /usr/bin/python3 "$RAW" "$S" 20 0 0 smallstall "$P2" >"$D/smallstall" 2>&1 &

@@ -42,6 +42,12 @@
 #            before "queued:N";
 #   orphan   (then VAULT_PATH) the connecting process exits, a zombie, and its child calls Lock on
 #            VAULT_PATH on the connection: prints the answer ("reply", "error NAME" or "closed");
+#            With RAW_WAIT=S each waits S seconds for its answer (5), with RAW_HOLD=S all are kept S
+#            seconds after the printing, and with RAW_GDK=N:PATH each sends N GenerateDataKey calls of
+#            64 KiB on PATH first, in the same write (their answers come first: what "answered" sees);
+#   late     (then VAULT_PATH BLOB_FILE) two connections whose deadlines pass while the daemon is
+#            behind (stopped by the caller after "ready"): one sending a large call, one reading a
+#            large answer; prints each one's fate ("answered" or "closed");
 #   smallstall  (then VAULT_PATH) BODY_BYTES GenerateDataKey calls of 64 KiB sent at once, and no answer
 #            read: "hung up after N s" (from the send) or "held for 20 s", then "queued:N".
 import fcntl
@@ -51,6 +57,7 @@ import socket
 import struct
 import sys
 import termios
+import threading
 import time
 
 
@@ -118,9 +125,8 @@ def message(sig, body, n_fds, path, iface, member, flags, serial, extra=()):
 
 def rewrap_batch(vault, blob, count, serial=1):
     # RewrapBatch(aay blobs, a{ss} context): COUNT copies of BLOB, an empty context.
-    items = b""
-    for _ in range(count):
-        items = pad(items, 4) + struct.pack("<I", len(blob)) + blob
+    one = struct.pack("<I", len(blob)) + blob
+    items = b"".join([one] + [b"\0" * (-len(one) % 4) + one] * (count - 1)) if count else b""
     body = pad(struct.pack("<I", len(items)) + items, 4) + struct.pack("<I", 0)
     return message("aaya{ss}", pad(body, 8), 0, vault, "org.tokenseal1.Vault", "RewrapBatch", 0, serial)
 
@@ -253,6 +259,56 @@ def main():
         os.waitpid(connector, 0)
         print(got.decode())
         return
+    if mode == "late":
+        # The daemon falls behind (the test stops it once "ready" is printed): A has sent the header and
+        # 1 MiB of a BODY_BYTES-blob RewrapBatch and sends the rest meanwhile; B's answer to a 71-blob
+        # one began to come, and B reads all of it meanwhile. Prints each one's fate: "answered" (A: an
+        # answer came; B: all of it) or "closed".
+        blob = open(sys.argv[7], "rb").read()
+        a, b = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM), socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        for c in (a, b):
+            c.connect(path)
+            handshake(c)
+        ma = rewrap_batch(sys.argv[6], blob, body_len)
+        a.sendall(ma[:1 << 20])
+        b.sendall(rewrap_batch(sys.argv[6], blob, 71))
+        b.settimeout(5)
+        b.recv(1, socket.MSG_PEEK)
+        time.sleep(0.5)
+        print("ready", flush=True)
+        time.sleep(0.5)
+        fates = {}
+
+        def send_rest():
+            try:
+                a.sendall(ma[1 << 20:])
+                a.settimeout(40)
+                fates["a"] = "closed" if recv_reply(a) is None else "answered"
+            except (OSError, socket.timeout):
+                fates["a"] = "closed"
+
+        def read_all():
+            try:
+                b.settimeout(40)
+                got = b""
+                while len(got) < 16 or len(got) < 16 + struct.unpack("<I", got[12:16])[0] + \
+                        (-struct.unpack("<I", got[12:16])[0] % 8) + struct.unpack("<I", got[4:8])[0]:
+                    k = b.recv(1 << 16)
+                    if not k:
+                        fates["b"] = "closed"
+                        return
+                    got += k
+                fates["b"] = "answered"
+            except (OSError, socket.timeout):
+                fates["b"] = "closed"
+
+        ts = [threading.Thread(target=send_rest), threading.Thread(target=read_all)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        print(fates["a"], fates["b"])
+        return
     if mode == "smallstall":
         # BODY_BYTES GenerateDataKey calls of 64 KiB in one write (each answer about 128 KiB), none read.
         c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -272,7 +328,13 @@ def main():
     if mode in ("answers", "answerstall"):
         # Each connection in turn: the whole call, then wait until its answer begins to come (or the
         # daemon hangs up), reading none of it. An error answer is read (it is small): its name counts.
-        msg = rewrap_batch(sys.argv[6], open(sys.argv[7], "rb").read(), body_len)
+        msg = rewrap_batch(sys.argv[6], open(sys.argv[7], "rb").read(), body_len, serial=100)
+        # RAW_GDK=N:PATH: N GenerateDataKey calls of 64 KiB on PATH go first, in the same write.
+        gdk = os.environ.get("RAW_GDK", "")
+        if gdk:
+            n_gdk, gdk_path = gdk.split(":", 1)
+            msg = b"".join(message("ua{ss}", struct.pack("<II", 65536, 0), 0, gdk_path, "org.tokenseal1.Vault",
+                                   "GenerateDataKey", 0, i + 1) for i in range(int(n_gdk))) + msg
         conns, out = [], []
         for i in range(n_fds):
             c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -280,7 +342,7 @@ def main():
             handshake(c)
             try:
                 c.sendall(msg)
-                c.settimeout(5)
+                c.settimeout(float(os.environ.get("RAW_WAIT", "5")))
                 head = c.recv(16, socket.MSG_PEEK)
                 f = "closed" if head == b"" else "answered" if head[1] == 2 else None
                 if f is None:
@@ -303,7 +365,9 @@ def main():
                 pass
             secs = time.monotonic() - t0
             out.append("hung up after %d s" % round(secs) if secs < 20 else "held for 20 s")
-        print(" ".join(out) + " queued:%d" % queued)
+        print(" ".join(out) + " queued:%d" % queued, flush=True)
+        # RAW_HOLD=S: keep the connections (and what waits on them) S seconds more.
+        time.sleep(float(os.environ.get("RAW_HOLD", "0")))
         return
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(20)
