@@ -16,16 +16,6 @@ P=$(create_vault pk "$D/rk") || fail "CreateVault"
 B1=$(wrap "$P" "5 104 101 108 108 111" 1 app mail) || fail "Wrap 1"
 B2=$(wrap "$P" "2 7 7" 0) || fail "Wrap 2"
 
-# packed "N b..." ... — the busctl "ay" argument of the blobs (each "N b..."), packed: 4-byte little-endian length, bytes.
-packed() {
-	local out=() b n
-	for b in "$@"; do
-		set -- $b
-		n=$1; shift
-		out+=($((n & 255)) $((n >> 8 & 255)) $((n >> 16 & 255)) $((n >> 24 & 255)) "$@")
-	done
-	echo "${#out[@]} ${out[*]}"
-}
 many() { local i; for ((i = 0; i < $1; i++)); do printf '%s\n' "$2"; done; }
 
 # --- the answer, in the same form, in order; all or nothing.
