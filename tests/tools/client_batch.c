@@ -233,6 +233,20 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+	/* An item longer than any blob: BadBlob naming its index, as it always was (sent as UnwrapBatch). */
+	{
+		uint8_t **x = NULL, *big = calloc(1, TS_PLAINTEXT_MAX + 71);
+		const uint8_t *three[3] = { blobs[0], blobs[1], big };
+		size_t three_lens[3] = { lens[0], lens[1], TS_PLAINTEXT_MAX + 71 }, *xl = NULL;
+
+		r = big ? ts_client_unwrap_batch(c, argv[1], ctx, 1, three, three_lens, 3, &x, &xl) : -TS_E_NOMEM;
+		free(big);
+		if (r != -TS_E_BAD_BLOB || !strstr(ts_client_last_error(c), "item 2")) {
+			fprintf(stderr, "client_batch: an oversized item gave %d (%s), want BadBlob at item 2\n", r,
+			        ts_client_last_error(c));
+			goto out;
+		}
+	}
 	printf("batch ok: %d items unwrapped and rewrapped (%s)\n", N, c->no_packed ? "aay" : "packed");
 	rc = 0;
 	goto out;
