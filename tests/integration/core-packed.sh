@@ -3,7 +3,8 @@
 # each way. The same answers as UnwrapBatch and RewrapBatch (all or nothing, the first failing index named,
 # two threads from 256 items), a malformed array named at its first bad item, the same callers (another
 # user: UnknownObject, or served when polkit grants use-other) and audit records naming the method; the
-# client library uses the packed form and still speaks UnwrapBatch. security-direct.sh runs it again with
+# client library uses the packed form, and falls back to UnwrapBatch against a daemon without it (a
+# stand-in on the bus, core_packed_standin.py). security-direct.sh runs it again with
 # every library client on the private socket.
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
@@ -88,3 +89,17 @@ kill "$STANDIN_PID_polkit"; wait "$STANDIN_PID_polkit" 2>/dev/null || true
 pass "another user: UnknownObject (an unwrap-batch event), served when polkit grants use-other (busctl and the library)"
 
 core_finish
+
+# --- a daemon from before the packed forms (a stand-in on the bus that has UnwrapBatch only): the library
+# gets UnknownMethod once, answers from UnwrapBatch, and sends UnwrapBatch at once from then on.
+/usr/bin/python3 "$TS_SRC/tests/integration/core_packed_standin.py" "$BUS_ADDRESS" "$D/old.ready" "$D/old.log" \
+	>>"$D/old.out" 2>&1 &
+RIG_PIDS+=($!)
+OLD_PID=$!
+for _ in $(seq 100); do [ -s "$D/old.ready" ] && break; sleep 0.05; done
+[ -s "$D/old.ready" ] || fail "the old-daemon stand-in did not start: $(cat "$D/old.out")"
+env -u TOKENSEAL_PRIVATE_SOCKET TOKENSEAL_BUS="$BUS_ADDRESS" "$TS_BUILD/tests/tools/client_batch" old echo >"$D/cb" 2>&1 ||
+	fail "the library against a daemon without packed batches: $(cat "$D/cb")"
+[ "$(cat "$D/old.log")" = "$(printf 'UnwrapBatch 3\nUnwrapBatch 3')" ] || fail "stand-in calls: $(cat "$D/old.log")"
+kill "$OLD_PID"; wait "$OLD_PID" 2>/dev/null || true
+pass "against a daemon without them, the library falls back to UnwrapBatch on UnknownMethod, once per connection"

@@ -152,9 +152,47 @@ static int hostile(ts_client *c, const char *vault)
 }
 
 /*
- * Usage: client_batch VAULT [aay | hostile]  |  client_batch VAULT loop ROUNDS ITEMS (above)
+ * client_batch VAULT echo: against a daemon without the packed forms whose
+ * UnwrapBatch answers each blob as its own plaintext
+ * (tests/integration/core_packed_standin.py): two batches, each answered
+ * in order, the first after an UnknownMethod to UnwrapBatchPacked, the
+ * second sent as UnwrapBatch at once.
+ */
+static int echo(ts_client *c, const char *vault)
+{
+	static const uint8_t a[] = "first", b[] = "second blob", d[] = "3";
+	const uint8_t *blobs[3] = { a, b, d };
+	size_t lens[3] = { sizeof(a), sizeof(b), sizeof(d) }, *out_lens = NULL;
+	uint8_t **out = NULL;
+	int r;
+
+	for (int round = 0; round < 2; round++) {
+		if ((r = ts_client_unwrap_batch(c, vault, NULL, 0, blobs, lens, 3, &out, &out_lens)) < 0) {
+			fprintf(stderr, "client_batch: %s [%s]\n", ts_client_last_error(c), ts_error_dbus_name(r));
+			return 1;
+		}
+		for (size_t i = 0; i < 3; i++) {
+			if (out_lens[i] != lens[i] || memcmp(out[i], blobs[i], lens[i]) != 0) {
+				fprintf(stderr, "client_batch: item %zu changed on the way back\n", i);
+				return 1;
+			}
+			ts_secret_free(out[i], out_lens[i]);
+		}
+		free(out);
+		free(out_lens);
+		if (!c->no_packed) {
+			fprintf(stderr, "client_batch: no fall-back recorded\n");
+			return 1;
+		}
+	}
+	printf("echo ok: the aay form after UnknownMethod\n");
+	return 0;
+}
+
+/*
+ * Usage: client_batch VAULT [aay | hostile | echo]  |  client_batch VAULT loop ROUNDS ITEMS (above)
  * With aay the library is made to use UnwrapBatch / RewrapBatch (as with a
- * daemon that has no packed forms); hostile: above.
+ * daemon that has no packed forms); hostile, echo: above.
  * Wraps N distinct plaintexts (lengths 1..N, with NULs), unwraps them in one
  * batch, rewraps them in one batch, unwraps the new blobs singly, and then
  * checks that a batch with one blob under the wrong context fails as a whole.
@@ -169,9 +207,10 @@ int main(int argc, char **argv)
 	int r, rc = 1;
 
 	if ((argc != 2 && argc != 3 && argc != 5) ||
-	    (argc == 3 && strcmp(argv[2], "aay") != 0 && strcmp(argv[2], "hostile") != 0) || (argc == 5 && (strcmp(argv[2], "loop") != 0 || atol(argv[3]) <= 0 ||
+	    (argc == 3 && strcmp(argv[2], "aay") != 0 && strcmp(argv[2], "hostile") != 0 && strcmp(argv[2], "echo") != 0) ||
+	    (argc == 5 && (strcmp(argv[2], "loop") != 0 || atol(argv[3]) <= 0 ||
 	                                                atol(argv[4]) <= 0))) {
-		fprintf(stderr, "usage: client_batch VAULT [aay | hostile] | client_batch VAULT loop ROUNDS ITEMS\n");
+		fprintf(stderr, "usage: client_batch VAULT [aay | hostile | echo] | client_batch VAULT loop ROUNDS ITEMS\n");
 		return 2;
 	}
 	if ((r = ts_client_open(&c, NULL)) < 0) {
@@ -180,6 +219,11 @@ int main(int argc, char **argv)
 	}
 	if (argc == 5) {
 		rc = loop(c, argv[1], atol(argv[3]), (size_t)atol(argv[4]));
+		ts_client_free(c);
+		return rc;
+	}
+	if (argc == 3 && strcmp(argv[2], "hostile") != 0 && strcmp(argv[2], "aay") != 0) {
+		rc = echo(c, argv[1]);
 		ts_client_free(c);
 		return rc;
 	}
