@@ -26,7 +26,7 @@ static int call(ts_client *c, sd_bus_message *m, sd_bus_message **reply)
 /* ---- UnwrapBatch, RewrapBatch: an "aay" each way ------------------------------------------- */
 
 static int aay_call(ts_client *c, const char *vault, const char *method, const ts_kv *ctx, size_t n_ctx,
-                      const uint8_t *const *blobs, const size_t *lens, size_t n, sd_bus_message **reply)
+                    const uint8_t *const *blobs, const size_t *lens, size_t n, sd_bus_message **reply)
 {
 	_cleanup_msg_ sd_bus_message *m = NULL;
 	int r;
@@ -53,7 +53,7 @@ static int aay_call(ts_client *c, const char *vault, const char *method, const t
  * them all.
  */
 static int read_aay(ts_client *c, sd_bus_message *reply, size_t n, int secret,
-                      uint8_t ***ret_items, size_t **ret_lens)
+                    uint8_t ***ret_items, size_t **ret_lens)
 {
 	uint8_t **items = calloc(n ? n : 1, sizeof(*items));
 	const void **src = calloc(n ? n : 1, sizeof(*src));
