@@ -79,7 +79,7 @@ DAEMON_SRC   := $(sort $(filter-out daemon/main.c $(BACKEND_SRC),$(wildcard daem
 HELPER_SRC   := daemon/helper/main.c daemon/helper/publish.c daemon/helper/sandbox.c daemon/protectors/registry.c daemon/protectors/helper_wire.c \
                 daemon/protectors/recovery.c $(BACKEND_SRC)
 CLIENT_SRC   := $(sort $(wildcard cli/lib/*.c)) daemon/core/error.c daemon/core/buf.c daemon/core/blob.c daemon/core/context.c \
-                daemon/core/text.c daemon/core/age.c daemon/core/bech32.c
+                daemon/core/packed.c daemon/core/text.c daemon/core/age.c daemon/core/bech32.c
 CLI_SRC      := $(sort $(wildcard cli/*.c))
 SOFTFIDO_SRC := $(sort $(wildcard tests/softfido/*.c))
 UNIT_SRC     := $(sort $(wildcard tests/unit/test_*.c))
@@ -343,6 +343,7 @@ fuzz-seeds: $(FUZZ_BUILD)/mkseeds $(FUZZ_BUILD)/mkseeds_secrets
 	tests/fuzz/mkseeds_helper_wire.py tests/fuzz/corpus
 	tests/fuzz/mkseeds_age.py tests/fuzz/corpus
 	tests/fuzz/mkseeds_direct_frame.py tests/fuzz/corpus
+	tests/fuzz/mkseeds_packed.py tests/fuzz/corpus
 	mkdir -p tests/fuzz/corpus/secrets_store && $(FUZZ_BUILD)/mkseeds_secrets tests/fuzz/corpus/secrets_store
 
 fuzz-clean:

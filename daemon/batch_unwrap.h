@@ -5,16 +5,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/packed.h"
 #include "core/vault.h"
 
 /* UnwrapBatch and RewrapBatch of at least this many items are split over two threads (when there are two CPUs). */
 #define TS_BATCH_PARALLEL_MIN 256
 
-/* One item: a binary blob inside the caller's message (not copied). */
-typedef struct ts_batch_item {
-	const void *blob;
-	size_t len;
-} ts_batch_item;
+/* An item (core/packed.h, ts_batch_item): a binary blob inside the caller's message (not copied). */
 
 /* Receives item idx's plaintext (or new blob) on the calling thread, in order; a negative return stops the batch. */
 typedef int (*ts_batch_emit_fn)(void *userdata, size_t idx, const uint8_t *pt, size_t pt_len);

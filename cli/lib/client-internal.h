@@ -31,6 +31,7 @@ struct ts_client {
 	int last_code;              /* negative TS_E_* of the last failure, 0 after success */
 	char last_error[512];
 	char vault[TS_VAULT_NAME_MAX + 300];  /* vault of the call in progress as given ([OWNER:]NAME), for messages */
+	int no_packed;              /* the daemon answered UnknownMethod to a packed batch: the "aay" forms only */
 };
 
 /* Record a failure on c (message printf-style): code is a negative TS_E_*, returned (anything else: -TS_E_FAILED). */
@@ -209,7 +210,9 @@ int ts_client_revoke(ts_client *c, const char *vault, const char *id);
  * the plaintexts share one locked allocation (ts_client_secret_batch), given
  * back when the last of them is freed, so an item must not be written past
  * its length (no guard page between items). Rewrap: ret_blobs[i] malloc()ed.
- * All or nothing.
+ * All or nothing. Sent as UnwrapBatchPacked / RewrapBatchPacked (one array
+ * each way), or as UnwrapBatch / RewrapBatch to a daemon that answers
+ * UnknownMethod to those (remembered for the connection) and for n = 0.
  */
 int ts_client_unwrap_batch(ts_client *c, const char *vault, const ts_kv *ctx, size_t n_ctx,
                            const uint8_t *const *blobs, const size_t *lens, size_t n,

@@ -241,15 +241,10 @@ int ts_audit_gate(const char *event, const char *vault, uint32_t owner, const ts
  */
 #define DATA_USE_BUCKETS 64
 
-static const char *const data_methods[][2] = {
-	/* what the handlers call it, the D-Bus method in the record */
-	{ "wrap", "Wrap" },
-	{ "unwrap", "Unwrap" },
-	{ "rewrap", "Rewrap" },
-	{ "generate", "GenerateDataKey" },
-	{ "unwrap-batch", "UnwrapBatch" },
-	{ "rewrap-batch", "RewrapBatch" },
-	{ "age-unwrap", "AgeUnwrap" },
+/* The D-Bus methods recorded (the authorization table's rows with TS_AUTH_DATA_USE). */
+static const char *const data_methods[] = {
+	"Wrap", "Unwrap", "Rewrap", "GenerateDataKey", "UnwrapBatch", "RewrapBatch", "UnwrapBatchPacked",
+	"RewrapBatchPacked", "AgeUnwrap",
 };
 #define N_DATA_METHODS (sizeof(data_methods) / sizeof(data_methods[0]))
 
@@ -310,7 +305,7 @@ static int data_use_record(const char *event, const char *vault, uint32_t owner,
                            unsigned long long calls)
 {
 	char vbuf[TS_VAULT_NAME_MAX + 1], extra[80], count[32] = "", ow[16];
-	const char *va = ts_log_word(vault, vbuf, sizeof(vbuf)), *m = data_methods[method][1], *res;
+	const char *va = ts_log_word(vault, vbuf, sizeof(vbuf)), *m = data_methods[method], *res;
 	int r;
 
 	if (calls)
@@ -408,7 +403,7 @@ static int on_data_use_timer(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
-int ts_audit_data_use(ts_vault_entry *e, const ts_caller *caller, const char *what, sd_bus_error *error)
+int ts_audit_data_use(ts_vault_entry *e, const ts_caller *caller, const char *method_name, sd_bus_error *error)
 {
 	const uint8_t *id = e->vault->id;
 	uint64_t now, interval = interval_usec();
@@ -417,7 +412,7 @@ int ts_audit_data_use(ts_vault_entry *e, const ts_caller *caller, const char *wh
 	data_use *u;
 
 	for (method = 0; method < N_DATA_METHODS; method++)
-		if (strcmp(what, data_methods[method][0]) == 0)
+		if (strcmp(method_name, data_methods[method]) == 0)
 			break;
 	if (method == N_DATA_METHODS)
 		return ts_bus_error(error, -TS_E_INVALID_ARGS, "not a data method");
@@ -466,7 +461,7 @@ int ts_audit_data_use(ts_vault_entry *e, const ts_caller *caller, const char *wh
 refuse:
 	ts_log(TS_LOG_ERR,
 	       "event=data-use vault=%s owner=%" PRIu32 " uid=%ld method=%s refused: [audit] fail-closed and the audit log "
-	       "cannot be written", e->vault->name, e->vault->owner_uid, (long)caller->uid, data_methods[method][1]);
+	       "cannot be written", e->vault->name, e->vault->owner_uid, (long)caller->uid, data_methods[method]);
 	return ts_bus_error(error, -TS_E_IO,
 	                    "refused: the audit record cannot be written and the policy says [audit] fail-closed = yes");
 }

@@ -34,8 +34,9 @@ int ts_audit_gate(const char *event, const char *vault, uint32_t owner, const ts
                   sd_bus_error *error);
 
 /*
- * The data methods (what: "wrap", "unwrap", "rewrap", "generate",
- * "unwrap-batch", "rewrap-batch", "age-unwrap"), once the caller is admitted: recorded per
+ * The data methods (method_name: the D-Bus method, "Wrap", "Unwrap",
+ * "Rewrap", "GenerateDataKey", "UnwrapBatch", "RewrapBatch",
+ * "UnwrapBatchPacked", "RewrapBatchPacked", "AgeUnwrap"), once the caller is admitted: recorded per
  * interval ([audit] data-interval, default 60 s) for each (vault, caller uid,
  * method). The first call of an interval writes a `data-use` record before
  * it is answered; later calls of the interval are only counted, and the
@@ -47,7 +48,7 @@ int ts_audit_gate(const char *event, const char *vault, uint32_t owner, const ts
  * cannot be written: the caller must refuse. An open interval with a healthy
  * log costs a table lookup, no system call.
  */
-int ts_audit_data_use(ts_vault_entry *e, const ts_caller *caller, const char *what, sd_bus_error *error);
+int ts_audit_data_use(ts_vault_entry *e, const ts_caller *caller, const char *method_name, sd_bus_error *error);
 /* Shutdown: end every open interval (data-use-end records) and drop the timer. */
 void ts_audit_data_stop(void);
 

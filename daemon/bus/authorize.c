@@ -47,6 +47,10 @@ static const ts_vault_rule rules[] = {
 	{ "UnwrapBatch",       "unwrap-batch",    USE,    TS_AUTH_UNLOCKED | TS_AUTH_UNWRAP_RULES | TS_AUTH_DATA_USE },
 	{ "RewrapBatch",       "rewrap-batch",    USE,    TS_AUTH_UNLOCKED | TS_AUTH_UNWRAP_RULES | TS_AUTH_DATA_USE |
 	                                                  TS_AUTH_ESCROW_STORED },
+	/* The same batches with their items packed in one "ay": the same events (data-use records name the method). */
+	{ "UnwrapBatchPacked", "unwrap-batch",    USE,    TS_AUTH_UNLOCKED | TS_AUTH_UNWRAP_RULES | TS_AUTH_DATA_USE },
+	{ "RewrapBatchPacked", "rewrap-batch",    USE,    TS_AUTH_UNLOCKED | TS_AUTH_UNWRAP_RULES | TS_AUTH_DATA_USE |
+	                                                  TS_AUTH_ESCROW_STORED },
 	/*
 	 * age: the recipient is public but derived from the root key; an unwrap gives out a file key, as Unwrap a
 	 * data key. Files encrypted to the recipient are new data: held back like Wrap's until the record is stored.
@@ -258,7 +262,7 @@ int ts_vault_authorize(sd_bus_message *m, ts_vault_entry *e, ts_caller *caller, 
 		}
 	}
 	if (rule->flags & TS_AUTH_DATA_USE)
-		return ts_audit_data_use(e, caller, rule->event, error);
+		return ts_audit_data_use(e, caller, rule->member, error);
 	return 0;
 }
 

@@ -1,4 +1,4 @@
-/* data_methods.c — Vault's data methods: Wrap, Unwrap, Rewrap, GenerateDataKey, the batches, and RotateKey. */
+/* data_methods.c — Vault's data methods: Wrap, Unwrap, Rewrap, GenerateDataKey, the batches (aay and packed), and RotateKey. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,6 +6,7 @@
 #include <sodium.h>
 
 #include "core/blob.h"
+#include "core/packed.h"
 #include "core/text.h"
 #include "batch_unwrap.h"
 
@@ -276,7 +277,7 @@ static int read_items(sd_bus_message *m, ts_batch_item **ret, size_t *ret_n, int
  * first failing item, or *ret_item = 0 for a failure before any item (no
  * memory); or a negative errno from building the reply with *ret_item = -1.
  */
-static int batch_items(sd_bus_message *reply, ts_vault_entry *e, const ts_kv *ctx, size_t n_ctx,
+static int batch_items(ts_batch_emit_fn emit, void *out, ts_vault_entry *e, const ts_kv *ctx, size_t n_ctx,
                        const ts_batch_item *items, size_t n, int nomem, int rewrap, size_t *ret_idx, int *ret_item)
 {
 	size_t idx = 0;
@@ -288,7 +289,7 @@ static int batch_items(sd_bus_message *reply, ts_vault_entry *e, const ts_kv *ct
 	/* The window first: out of memory there is no item's fault. */
 	if (ts_batch_unwrap_prepare() < 0 || nomem)
 		return -TS_E_NOMEM;
-	r = ts_batch_unwrap(e->vault, ctx, n_ctx, items, n, n >= TS_BATCH_PARALLEL_MIN, rewrap, append_bytes, reply, &idx,
+	r = ts_batch_unwrap(e->vault, ctx, n_ctx, items, n, n >= TS_BATCH_PARALLEL_MIN, rewrap, emit, out, &idx,
 	                    &emit_failed);
 	if (r < 0) {
 		*ret_item = emit_failed ? -1 : 1;
@@ -335,7 +336,7 @@ static int batch(sd_bus_message *m, ts_vault_entry *e, int rewrap, sd_bus_error 
 	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 || (r = sd_bus_message_sensitive(reply)) < 0 ||
 	    (r = sd_bus_message_open_container(reply, 'a', "ay")) < 0)
 		goto out;
-	r = batch_items(reply, e, ctx, n_ctx, items, count, nomem, rewrap, &idx, &item);
+	r = batch_items(append_bytes, reply, e, ctx, n_ctx, items, count, nomem, rewrap, &idx, &item);
 	free(items);
 	items = NULL;
 	if (r < 0) {
@@ -363,6 +364,116 @@ out:
 int ts_data_method_unwrap_batch(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	return batch(m, userdata, 0, error);
+}
+
+/* ---- packed batches: one "ay" each way (core/packed.h) --------------------------------- */
+
+/* The reply's one array, reserved at its final size; each item is written in place. */
+struct packed_out {
+	uint8_t *p;
+	size_t off, size;
+};
+
+static int put_packed(void *userdata, size_t idx, const uint8_t *pt, size_t pt_len)
+{
+	struct packed_out *o = userdata;
+
+	(void)idx;
+	if (pt_len > o->size - o->off || o->size - o->off - pt_len < TS_PACKED_LEN_BYTES)
+		return -TS_E_FAILED;
+	o->off += ts_packed_put(o->p + o->off, pt, pt_len);
+	return 0;
+}
+
+/*
+ * The reply's size: each answer's length is in its blob's header (the
+ * plaintext, or the new blob that much longer). An item that does not
+ * parse ends the sum: the batch fails at it or before it.
+ */
+static size_t packed_reply_size(const ts_batch_item *items, size_t n, int rewrap)
+{
+	ts_blob_view bv;
+	size_t total = 0, i;
+
+	for (i = 0; i < n && ts_blob_parse(items[i].blob, items[i].len, &bv) == 0; i++)
+		total += TS_PACKED_LEN_BYTES + bv.plaintext_len + (rewrap ? TS_BLOB_OVERHEAD : 0);
+	return total;
+}
+
+/*
+ * UnwrapBatchPacked and RewrapBatchPacked: UnwrapBatch and RewrapBatch with
+ * the items in one "ay" each way, so sd-bus handles one array per call, not
+ * one per item. The same rules, errors and all-or-nothing; a malformed
+ * array is answered with what is wrong and at which item before any item
+ * is opened (as a broken "aay" is). The items are located in place (one
+ * array of n, no allocation per item); the answers are written straight
+ * into the sensitive reply.
+ */
+static int batch_packed(sd_bus_message *m, ts_vault_entry *e, int rewrap, sd_bus_error *error)
+{
+	_ts_cleanup_reply_ sd_bus_message *reply = NULL;
+	_ts_cleanup_kv_ ts_kv *ctx = NULL;
+	ts_batch_item *items = NULL;
+	struct packed_out out = { 0 };
+	ts_packed_status st;
+	const void *p;
+	char msg[160];
+	size_t len, n_ctx, idx = 0, count = 0;
+	ts_caller caller;
+	int r, item = 0, nomem = 0;
+	void *space;
+
+	if ((r = ts_vault_authorize(m, e, &caller, error)) != 0)
+		return r;
+	if (sd_bus_message_read_array(m, 'y', &p, &len) < 0)
+		return ts_bus_error(error, -TS_E_INVALID_ARGS, NULL);
+	if ((r = ts_packed_parse(p, len, TS_BATCH_MAX, TS_BLOB_MAX, 0, NULL, &count, &st)) < 0) {
+		ts_packed_message(&st, msg, sizeof(msg));
+		return ts_bus_error(error, r, msg);
+	}
+	if ((r = ts_bus_read_kv(m, &ctx, &n_ctx, TS_CONTEXT_MAX_ENTRIES)) < 0)
+		return ts_bus_error(error, r == -TS_E_LIMIT ? r : -TS_E_INVALID_ARGS, NULL);
+	if ((items = malloc(count * sizeof(*items))) == NULL)
+		nomem = 1;
+	else
+		(void)ts_packed_parse(p, len, TS_BATCH_MAX, TS_BLOB_MAX, 0, items, &count, &st);
+	/* Sensitive: a reply dropped half-written on a failing item is wiped as well as a sent one. */
+	out.size = items ? packed_reply_size(items, count, rewrap) : 0;
+	if ((r = sd_bus_message_new_method_return(m, &reply)) < 0 || (r = sd_bus_message_sensitive(reply)) < 0 ||
+	    (r = sd_bus_message_append_array_space(reply, 'y', out.size, &space)) < 0)
+		goto out;
+	out.p = space;
+	r = batch_items(put_packed, &out, e, ctx, n_ctx, items, count, nomem, rewrap, &idx, &item);
+	free(items);
+	items = NULL;
+	if (r == 0 && out.off != out.size) {
+		r = -TS_E_FAILED;
+		item = 0;
+	}
+	if (r < 0) {
+		if (out.p)
+			sodium_memzero(out.p, out.off);
+		if (item > 0) {
+			snprintf(msg, sizeof(msg), "item %zu: %s", idx, ts_strerror(r));
+			return ts_bus_error(error, r, msg);
+		}
+		return ts_bus_error(error, r, NULL);
+	}
+	ts_daemon_touch(e);
+	return ts_bus_errno(error, sd_bus_send(NULL, reply, NULL));
+out:
+	free(items);
+	return ts_bus_errno(error, r);
+}
+
+int ts_data_method_unwrap_batch_packed(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	return batch_packed(m, userdata, 0, error);
+}
+
+int ts_data_method_rewrap_batch_packed(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	return batch_packed(m, userdata, 1, error);
 }
 
 int ts_data_method_rewrap_batch(sd_bus_message *m, void *userdata, sd_bus_error *error)

@@ -17,6 +17,9 @@ int ts_data_method_rewrap(sd_bus_message *m, void *userdata, sd_bus_error *error
 int ts_data_method_generate_data_key(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int ts_data_method_unwrap_batch(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int ts_data_method_rewrap_batch(sd_bus_message *m, void *userdata, sd_bus_error *error);
+/* The same with the items in one "ay" each way (core/packed.h): UnwrapBatchPacked, RewrapBatchPacked. */
+int ts_data_method_unwrap_batch_packed(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int ts_data_method_rewrap_batch_packed(sd_bus_message *m, void *userdata, sd_bus_error *error);
 /* RotateKey(a{ss} options) -> (u version): a new root key for new blobs; old ones still open. */
 int ts_data_method_rotate_key(sd_bus_message *m, void *userdata, sd_bus_error *error);
 

@@ -40,7 +40,8 @@ static const char field_type[FIELD_MAX + 1] = {
 
 /* The methods whose arguments may be large (a context, blobs, a batch): every other message is small. */
 static const char *const data_methods[] = {
-	"Wrap", "Unwrap", "Rewrap", "GenerateDataKey", "UnwrapBatch", "RewrapBatch",
+	"Wrap", "Unwrap", "Rewrap", "GenerateDataKey", "UnwrapBatch", "RewrapBatch", "UnwrapBatchPacked",
+	"RewrapBatchPacked",
 };
 
 int ts_frame_data_method(const char *iface, const char *member)

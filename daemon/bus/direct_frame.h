@@ -39,7 +39,7 @@
 #define TS_FRAME_FIELDS_MAX 4096
 /*
  * A message to any method but the data methods (Wrap, Unwrap, Rewrap,
- * GenerateDataKey, UnwrapBatch, RewrapBatch), and anything that is not a
+ * GenerateDataKey, UnwrapBatch, RewrapBatch and their packed forms), and anything that is not a
  * method call: at most this many bytes. The largest legitimate one,
  * SetEscrow with 16 RSA-4096 recipients, is under 48 KiB; the methods that
  * wait (for polkit, a secret fd, a token helper) hold their message

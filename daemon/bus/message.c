@@ -141,8 +141,8 @@ int ts_bus_refuse_large(sd_bus_message *m, void *userdata, sd_bus_error *error)
 int ts_bus_drop_unanswered(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	static const char *const reply_only[] = {
-		"Wrap", "Unwrap", "Rewrap", "GenerateDataKey", "UnwrapBatch", "RewrapBatch", "ProbeProtectors",
-		"ListVaults", "GetVault",
+		"Wrap", "Unwrap", "Rewrap", "GenerateDataKey", "UnwrapBatch", "RewrapBatch", "UnwrapBatchPacked",
+		"RewrapBatchPacked", "ProbeProtectors", "ListVaults", "GetVault",
 	};
 	const char *iface, *member;
 	uint8_t type;

@@ -28,9 +28,6 @@ _Static_assert(TS_BLOB_NONCE_BYTES == crypto_aead_xchacha20poly1305_ietf_NPUBBYT
 _Static_assert(TS_BLOB_TAG_BYTES == crypto_aead_xchacha20poly1305_ietf_ABYTES, "tag size");
 _Static_assert(TS_KEY_BYTES == crypto_aead_xchacha20poly1305_ietf_KEYBYTES, "key size");
 
-/* Largest binary blob, and so the largest text form we accept. */
-#define TS_BLOB_MAX (TS_PLAINTEXT_MAX + TS_BLOB_OVERHEAD)
-
 int ts_kdf_derive(uint8_t out[32], const char ctx[8], const uint8_t key[32])
 {
 	if (sodium_init() < 0)

@@ -12,6 +12,8 @@
 #define TS_BLOB_CTXCHECK_BYTES 4
 #define TS_BLOB_HEADER_BYTES 54  /* magic 4 | version 1 | alg 1 | vault id 16 | key version 4 | ctx check 4 | nonce 24 */
 #define TS_BLOB_OVERHEAD (TS_BLOB_HEADER_BYTES + TS_BLOB_TAG_BYTES)
+/* Largest binary blob, and so the largest text form we accept. */
+#define TS_BLOB_MAX (TS_PLAINTEXT_MAX + TS_BLOB_OVERHEAD)
 #define TS_BLOB_TEXT_PREFIX "tokenseal:v1:"
 
 /* A parsed blob; pointers alias the input buffer. */

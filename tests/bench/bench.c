@@ -45,6 +45,7 @@
 #include <systemd/sd-bus.h>
 
 #include "core/blob.h"
+#include "core/packed.h"
 #include "core/recovery.h"
 #include "core/vault.h"
 #include "client-internal.h"   /* ts_client_unlock / ts_client_lock: what the CLI calls */
@@ -218,6 +219,47 @@ static void call_batch(sd_bus *bus, const char *path, int rewrap, uint8_t *const
 	}
 	if (r < 0 || i != n)
 		die("%s: %zu items back for %zu sent", method, i, n);
+	sd_bus_message_unref(m);
+	sd_bus_message_unref(reply);
+}
+
+/*
+ * UnwrapBatchPacked of n blobs: the items in one array (4-byte
+ * little-endian length, bytes) each way, as libtokenseal sends them. Checks
+ * the answer's framing and every plaintext (expect, KEY_LEN bytes).
+ */
+static void call_batch_packed(sd_bus *bus, const char *path, uint8_t *const *blobs, size_t blob_len, size_t n,
+                              const uint8_t *expect)
+{
+	sd_bus_error err = SD_BUS_ERROR_NULL;
+	sd_bus_message *m = NULL, *reply = NULL;
+	ts_batch_item *items;
+	ts_packed_status st;
+	const void *p;
+	size_t len, got, off = 0;
+	void *space;
+	int r;
+
+	if ((items = malloc(n * sizeof(*items))) == NULL)
+		die("out of memory");
+	if ((r = sd_bus_message_new_method_call(bus, &m, BUS_NAME, path, VAULT_IFACE, "UnwrapBatchPacked")) < 0 ||
+	    (r = sd_bus_message_append_array_space(m, 'y', ts_packed_size(n, n * blob_len), &space)) < 0)
+		die("UnwrapBatchPacked: building the message: %s", strerror(-r));
+	for (size_t i = 0; i < n; i++)
+		off += ts_packed_put((uint8_t *)space + off, blobs[i], blob_len);
+	if ((r = append_ctx(m)) < 0)
+		die("UnwrapBatchPacked: building the message: %s", strerror(-r));
+	r = sd_bus_call(bus, m, CALL_TIMEOUT_USEC, &err, &reply);
+	check_call(r, &err, "UnwrapBatchPacked");
+	if (sd_bus_message_read_array(reply, 'y', &p, &len) < 0 ||
+	    ts_packed_parse(p, len, TS_BATCH_MAX, TS_PLAINTEXT_MAX, n, items, &got, &st) < 0)
+		die("UnwrapBatchPacked: bad reply");
+	for (size_t i = 0; i < n; i++) {
+		if (items[i].len != KEY_LEN || sodium_memcmp(items[i].blob, expect, KEY_LEN) != 0)
+			die("UnwrapBatchPacked: item %zu: wrong plaintext", i);
+		sodium_memzero((void *)(uintptr_t)items[i].blob, KEY_LEN);
+	}
+	free(items);
 	sd_bus_message_unref(m);
 	sd_bus_message_unref(reply);
 }
@@ -508,13 +550,16 @@ static const size_t batch_sizes[N_SIZES] = { 1, 10, 100, 1000, 10000 };
 
 /* Each figure of (b) is the median of BATCH_ROUNDS rounds, taken in turns (a slow phase hits every figure alike). */
 #define BATCH_ROUNDS 3
-enum { SP_BUS, SP_DIRECT, SP_LOCAL, SP_BARE, N_SPREAD };
-static const char *const spread_names[N_SPREAD] = { "UnwrapBatch bus", "UnwrapBatch direct", "in-process", "bare AEAD" };
+enum { SP_BUS, SP_DIRECT, SP_PBUS, SP_PDIRECT, SP_LOCAL, SP_BARE, N_SPREAD };
+static const char *const spread_names[N_SPREAD] = { "UnwrapBatch bus", "UnwrapBatch direct", "UnwrapBatchPacked bus",
+	                                            "UnwrapBatchPacked direct", "in-process", "bare AEAD" };
 
 struct batch_res {
 	double bus_kps[2][N_SIZES];      /* [unwrap, rewrap] keys per second */
 	double local_kps[2];             /* in-process, same AEAD work per key */
 	double direct_kps;               /* UnwrapBatch of the largest size on the private socket; 0: not measured */
+	double packed_bus_kps;           /* UnwrapBatchPacked of the largest size through the bus */
+	double packed_direct_kps;        /* ... on the private socket; 0: not measured */
 	double bare_kps;                 /* in-process, XChaCha20-Poly1305 decryption of a 32-byte key alone */
 	double min[N_SPREAD], max[N_SPREAD]; /* unwrap of the largest size: the rounds' extremes */
 };
@@ -552,7 +597,7 @@ static double rate(uint64_t min_ns, size_t keys_per_call, void (*fn)(void *), vo
 struct batch_arg {
 	sd_bus *bus;
 	const char *path;
-	int rewrap;
+	int rewrap, packed;
 	uint8_t **blobs;
 	size_t blob_len, n;
 	const uint8_t *key;
@@ -565,7 +610,11 @@ struct batch_arg {
 static void batch_fn(void *p)
 {
 	struct batch_arg *a = p;
-	call_batch(a->bus, a->path, a->rewrap, a->blobs, a->blob_len, a->n, a->key, NULL);
+
+	if (a->packed)
+		call_batch_packed(a->bus, a->path, a->blobs, a->blob_len, a->n, a->key);
+	else
+		call_batch(a->bus, a->path, a->rewrap, a->blobs, a->blob_len, a->n, a->key, NULL);
 }
 
 /* The floor of in-process unwrap: the bare AEAD of the same key size, no AAD, same number of keys. */
@@ -652,6 +701,7 @@ static void bench_batch(sd_bus *bus, sd_bus *dbus, const char *path, const uint8
 	ts_vault *v = NULL;
 	size_t i, s;
 	double bus_r[2][N_SIZES][BATCH_ROUNDS], local_r[2][BATCH_ROUNDS], direct_r[BATCH_ROUNDS], bare_r[BATCH_ROUNDS];
+	double pbus_r[BATCH_ROUNDS], pdirect_r[BATCH_ROUNDS];
 
 	/* Distinct blobs (distinct nonces) of the same key: one RewrapBatch of copies makes them. */
 	if ((blobs = calloc(nmax, sizeof(*blobs))) == NULL || (lblobs = calloc(nmax, sizeof(*lblobs))) == NULL ||
@@ -684,11 +734,18 @@ static void bench_batch(sd_bus *bus, sd_bus *dbus, const char *path, const uint8
 				a.n = batch_sizes[s];
 				bus_r[rw][s][k] = rate(min_ns, a.n, batch_fn, &a);
 			}
+		/* The packed form of the largest unwrap, beside it: through the bus, then on the socket. */
+		a.rewrap = 0;
+		a.n = nmax;
+		a.packed = 1;
+		pbus_r[k] = rate(min_ns, a.n, batch_fn, &a);
+		a.packed = 0;
 		if (dbus) {
 			a.bus = dbus;
-			a.rewrap = 0;
-			a.n = nmax;
 			direct_r[k] = rate(min_ns, a.n, batch_fn, &a);
+			a.packed = 1;
+			pdirect_r[k] = rate(min_ns, a.n, batch_fn, &a);
+			a.packed = 0;
 			a.bus = bus;
 		}
 		a.blobs = lblobs;
@@ -706,8 +763,11 @@ static void bench_batch(sd_bus *bus, sd_bus *dbus, const char *path, const uint8
 		res->local_kps[rw] = rounds_median(local_r[rw], rw == 0 ? &res->min[SP_LOCAL] : NULL,
 		                                   rw == 0 ? &res->max[SP_LOCAL] : NULL);
 	}
-	if (dbus)
+	res->packed_bus_kps = rounds_median(pbus_r, &res->min[SP_PBUS], &res->max[SP_PBUS]);
+	if (dbus) {
 		res->direct_kps = rounds_median(direct_r, &res->min[SP_DIRECT], &res->max[SP_DIRECT]);
+		res->packed_direct_kps = rounds_median(pdirect_r, &res->min[SP_PDIRECT], &res->max[SP_PDIRECT]);
+	}
 	res->bare_kps = rounds_median(bare_r, &res->min[SP_BARE], &res->max[SP_BARE]);
 	free(lblobs);
 	ts_buf_free(&a.out);
@@ -989,14 +1049,24 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 		printf("  UnwrapBatch of %zu on the private socket: %.0f keys/s = %.0f%% of in-process (targets ≥ 1,000,000: %s, ≥ 60%%: %s)\n",
 		       batch_sizes[N_SIZES - 1], br.direct_kps, 100 * br.direct_kps / br.local_kps[0],
 		       br.direct_kps >= 1e6 ? "ok" : "MISSED", br.direct_kps >= 0.6 * br.local_kps[0] ? "ok" : "MISSED");
+	printf("  UnwrapBatchPacked of %zu through the bus: %.0f keys/s = %.0f%% of in-process, %.2f × UnwrapBatch\n",
+	       batch_sizes[N_SIZES - 1], br.packed_bus_kps, 100 * br.packed_bus_kps / br.local_kps[0],
+	       br.packed_bus_kps / br.bus_kps[0][N_SIZES - 1]);
+	if (br.packed_direct_kps > 0)
+		printf("  UnwrapBatchPacked of %zu on the private socket: %.0f keys/s = %.0f%% of in-process, %.2f × UnwrapBatch "
+		       "(targets ≥ 1,000,000: %s, ≥ 60%%: %s)\n",
+		       batch_sizes[N_SIZES - 1], br.packed_direct_kps, 100 * br.packed_direct_kps / br.local_kps[0],
+		       br.packed_direct_kps / br.direct_kps, br.packed_direct_kps >= 1e6 ? "ok" : "MISSED",
+		       br.packed_direct_kps >= 0.6 * br.local_kps[0] ? "ok" : "MISSED");
 	printf("  each figure: the median of %d rounds taken in turns; keys/s of %zu-key unwraps, min / median / max:\n",
 	       BATCH_ROUNDS, batch_sizes[N_SIZES - 1]);
 	for (int k = 0; k < N_SPREAD; k++) {
 		double med = k == SP_BUS ? br.bus_kps[0][N_SIZES - 1] : k == SP_DIRECT ? br.direct_kps :
+		             k == SP_PBUS ? br.packed_bus_kps : k == SP_PDIRECT ? br.packed_direct_kps :
 		             k == SP_LOCAL ? br.local_kps[0] : br.bare_kps;
-		if (k == SP_DIRECT && br.direct_kps <= 0)
+		if ((k == SP_DIRECT || k == SP_PDIRECT) && br.direct_kps <= 0)
 			continue;
-		printf("  %-20s %10.0f %10.0f %10.0f  (max/min %.2f)\n", spread_names[k], br.min[k], med, br.max[k],
+		printf("  %-25s %10.0f %10.0f %10.0f  (max/min %.2f)\n", spread_names[k], br.min[k], med, br.max[k],
 		       br.min[k] > 0 ? br.max[k] / br.min[k] : 0);
 	}
 	printf("\n(c) concurrent clients (Unwrap, own connection each)\n");
@@ -1053,20 +1123,26 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 			fprintf(f, "    \"%s\": {\"median_us\": %.2f, \"p99_us\": %.2f, \"ratio_to_bus_ping\": %.3f},\n",
 			        dop_names[o], lat.d_median_us[o], lat.d_p99_us[o], lat.d_median_us[o] / lat.median_us[OP_PING]);
 		fprintf(f, "    \"unwrap_to_floor\": %.3f,\n    \"unwrap_batch_keys_per_s\": %.0f,\n"
-		        "    \"unwrap_batch_ratio_to_in_process\": %.3f\n",
-		        lat.d_median_us[DOP_UNWRAP] / lat.d_median_us[DOP_FLOOR], br.direct_kps, br.direct_kps / br.local_kps[0]);
+		        "    \"unwrap_batch_ratio_to_in_process\": %.3f,\n    \"unwrap_batch_packed_keys_per_s\": %.0f,\n"
+		        "    \"unwrap_batch_packed_ratio_to_in_process\": %.3f,\n"
+		        "    \"unwrap_batch_packed_ratio_to_unwrap_batch\": %.3f\n",
+		        lat.d_median_us[DOP_UNWRAP] / lat.d_median_us[DOP_FLOOR], br.direct_kps, br.direct_kps / br.local_kps[0],
+		        br.packed_direct_kps, br.packed_direct_kps / br.local_kps[0], br.packed_direct_kps / br.direct_kps);
 	}
 	fprintf(f, "  },\n  \"batch\": {\n    \"in_process_keys_per_s\": {\"unwrap\": %.0f, \"rewrap\": %.0f, "
 	        "\"bare_aead\": %.0f, \"unwrap_ratio_to_bare_aead\": %.3f},\n",
 	        br.local_kps[0], br.local_kps[1], br.bare_kps, br.local_kps[0] / br.bare_kps);
 	fprintf(f, "    \"rounds\": %d,\n    \"spread_keys_per_s\": {", BATCH_ROUNDS);
 	for (int k = 0, first = 1; k < N_SPREAD; k++) {
-		if (k == SP_DIRECT && br.direct_kps <= 0)
+		if ((k == SP_DIRECT || k == SP_PDIRECT) && br.direct_kps <= 0)
 			continue;
 		fprintf(f, "%s\"%s\": {\"min\": %.0f, \"max\": %.0f}", first ? "" : ", ", spread_names[k], br.min[k], br.max[k]);
 		first = 0;
 	}
 	fprintf(f, "},\n");
+	fprintf(f, "    \"UnwrapBatchPacked\": {\"size\": %zu, \"keys_per_s\": %.0f, \"ratio_to_in_process\": %.3f, "
+	        "\"ratio_to_unwrap_batch\": %.3f},\n", batch_sizes[N_SIZES - 1], br.packed_bus_kps,
+	        br.packed_bus_kps / br.local_kps[0], br.packed_bus_kps / br.bus_kps[0][N_SIZES - 1]);
 	for (int rw = 0; rw < 2; rw++) {
 		fprintf(f, "    \"%s\": [", rw ? "RewrapBatch" : "UnwrapBatch");
 		for (int s = 0; s < N_SIZES; s++)

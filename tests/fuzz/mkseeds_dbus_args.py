@@ -11,7 +11,8 @@ import struct
 import sys
 
 WRAP, UNWRAP, REWRAP, GENERATE, UNWRAP_BATCH, REWRAP_BATCH, ROTATE_KEY, \
-    ADD_PROTECTOR, CREATE_VAULT, UNLOCK, GET_VAULT, SET_ESCROW, AGE_UNWRAP = range(13)
+    ADD_PROTECTOR, CREATE_VAULT, UNLOCK, GET_VAULT, SET_ESCROW, AGE_UNWRAP, UNWRAP_BATCH_PACKED, \
+    REWRAP_BATCH_PACKED = range(15)
 
 
 def s(v):
@@ -21,6 +22,10 @@ def s(v):
 
 def ay(b):
     return struct.pack(">H", len(b)) + b
+
+
+def packed(items):
+    return b"".join(struct.pack("<I", len(b)) + b for b in items)
 
 
 def kv(pairs):
@@ -46,6 +51,10 @@ def main():
         "ok-generate": bytes([GENERATE]) + struct.pack(">I", 32) + kv(CTX),
         "ok-unwrap-batch": bytes([UNWRAP_BATCH]) + struct.pack(">H", len(blobs) or 1) +
         b"".join(ay(b) for b in (blobs or [blob])) + kv(CTX),
+        "ok-unwrap-batch-packed": bytes([UNWRAP_BATCH_PACKED]) + ay(packed(blobs or [blob])) + kv(CTX),
+        "ok-rewrap-batch-packed": bytes([REWRAP_BATCH_PACKED]) + ay(packed(blobs or [blob])) + kv(CTX),
+        "bad-unwrap-batch-packed-trailing": bytes([UNWRAP_BATCH_PACKED]) + ay(packed(blobs or [blob]) + b"\0") +
+        kv(CTX),
         "ok-rotate-key": bytes([ROTATE_KEY]) + kv([("retire_below", "1")]),
         "ok-add-protector": bytes([ADD_PROTECTOR]) + s("fido2") + kv([("pin", "1"), ("description", "key")]),
         "ok-create-vault": bytes([CREATE_VAULT]) + s("home") + kv([("threshold", "1")]),

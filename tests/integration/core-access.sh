@@ -12,6 +12,7 @@ chmod 644 "$RIG_DIR/rk"   # even holding the key, the other user is refused: acc
 # Every method on root's vault: UnknownObject (no different from no vault), and the vault stays as it was.
 for call in "Lock" "Wrap aya{ss} 1 1 0" "Unwrap aya{ss} $B 0" "Rewrap aya{ss} $B 0" \
 	"GenerateDataKey ua{ss} 16 0" "UnwrapBatch aaya{ss} 1 $B 0" "RewrapBatch aaya{ss} 1 $B 0" \
+	"UnwrapBatchPacked aya{ss} 4 0 0 0 0 0" "RewrapBatchPacked aya{ss} 4 0 0 0 0 0" \
 	"RotateKey a{ss} 0" "RevokeProtector s p1"; do
 	expect_fail org.freedesktop.DBus.Error.UnknownObject bq_other call org.tokenseal1 "$P" $VIFACE $call
 done

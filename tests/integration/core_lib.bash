@@ -53,6 +53,18 @@ wrap() { local p=$1 pt=$2 o; shift 2; o=$(vcall "$p" Wrap 'aya{ss}' $pt "$@") ||
 # unwrap PATH "N b..." CTXCOUNT CTX... — prints "N b..." of the plaintext.
 unwrap() { local p=$1 blob=$2 o; shift 2; o=$(vcall "$p" Unwrap 'aya{ss}' $blob "$@") || return 1; ay_args <<<"$o"; }
 
+# packed "N b..." ... — the busctl "ay" argument of a packed batch (UnwrapBatchPacked) of the blobs given
+# in busctl's "ay" form: each a 4-byte little-endian length, then its bytes.
+packed() {
+	local out=() b n
+	for b in "$@"; do
+		set -- $b
+		n=$1; shift
+		out+=($((n & 255)) $((n >> 8 & 255)) $((n >> 16 & 255)) $((n >> 24 & 255)) "$@")
+	done
+	echo "${#out[@]} ${out[*]}"
+}
+
 # as_uid UID CMD... — run as UID (its group too, no others); as_other CMD... — as the unprivileged $OTHER_UID.
 as_uid() { local u=$1; shift; setpriv --reuid "$u" --regid "$u" --clear-groups "$@"; }
 as_other() { as_uid "$OTHER_UID" "$@"; }

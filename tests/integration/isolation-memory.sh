@@ -2,7 +2,8 @@
 # isolation-memory.sh — data keys, the PIN and the recovery key do not linger: after a long-lived libtokenseal client has moved a known 32-byte key through every data call and the vault is locked, neither the daemon's memory nor the client's holds a copy.
 # The client (tests/tools/client_memory) unlocks with the recovery key and with a PKCS#11 PIN
 # (SoftHSM2; a long random PIN, so that a hit means a copy), then runs N rounds of Wrap,
-# Unwrap, Rewrap, UnwrapBatch, RewrapBatch and GenerateDataKey on the pattern, wipes its own
+# Unwrap, Rewrap, UnwrapBatch, RewrapBatch (the library sends their packed forms, UnwrapBatchPacked
+# and RewrapBatchPacked) and GenerateDataKey on the pattern, wipes its own
 # copies and waits. core_memscan reads both processes through /proc/PID/mem. The scanner is
 # shown not to be blind: a client told to keep a heap copy of the pattern is found holding it.
 . "$TS_SRC/tests/lib/rig.sh"

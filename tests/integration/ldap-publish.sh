@@ -66,9 +66,15 @@ rc=0; ts gen-key -c app=pub >"$D/out" 2>&1 || rc=$?
 [ $rc = 10 ] && grep -q "not stored in" "$D/out" || fail "GenerateDataKey with the record not stored: rc $rc $(cat "$D/out")"
 rc=0; ts age-recipient >"$D/out" 2>&1 || rc=$?
 [ $rc = 10 ] && grep -q "not stored in" "$D/out" || fail "AgeRecipient with the record not stored: rc $rc $(cat "$D/out")"
+# The batches of new blobs are held back too, before their items are looked at.
+for call in "RewrapBatch aaya{ss} 1 3 1 2 3 0" "RewrapBatchPacked aya{ss} 7 3 0 0 0 1 2 3 0"; do
+	rc=0; busctl --address="$BUS_ADDRESS" call org.tokenseal1 /org/tokenseal1/user/0/vault/pub org.tokenseal1.Vault \
+		$call >"$D/out" 2>&1 || rc=$?
+	[ $rc != 0 ] && grep -q "not stored in" "$D/out" || fail "${call%% *} with the record not stored: rc $rc $(cat "$D/out")"
+done
 ts status >"$D/st" 2>&1
 grep -q "not stored in ldapi://" "$D/st" || fail "status does not show the pending record: $(cat "$D/st")"
-pass "the directory down at creation: Wrap, GenerateDataKey and AgeRecipient refused naming the rule, the directory and the reason"
+pass "the directory down at creation: Wrap, GenerateDataKey, AgeRecipient, RewrapBatch and RewrapBatchPacked refused naming the rule, the directory and the reason"
 
 # --- the directory back: the queue flushes (back-off at most 8 s by now) and the vault is used.
 slapd_start "$D/ldap"

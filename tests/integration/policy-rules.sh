@@ -82,6 +82,9 @@ expect_fail "PolicyViolation: [unwrap mail] ($F10:7)" vcall "$P" Unwrap 'aya{ss}
 expect_fail "PolicyViolation: [unwrap mail]" vcall "$P" UnwrapBatch 'aaya{ss}' 1 $dec 0
 expect_fail "PolicyViolation: [unwrap mail]" vcall "$P" Rewrap 'aya{ss}' $dec 0
 expect_fail "PolicyViolation: [unwrap mail]" vcall "$P" RewrapBatch 'aaya{ss}' 1 $dec 0
+pk=$(python3 -c 'import sys, struct; b=bytes.fromhex(sys.argv[1]); p=struct.pack("<I", len(b)) + b; print(len(p), *p)' "$B")
+expect_fail "PolicyViolation: [unwrap mail]" vcall "$P" UnwrapBatchPacked 'aya{ss}' $pk 0
+expect_fail "PolicyViolation: [unwrap mail]" vcall "$P" RewrapBatchPacked 'aya{ss}' $pk 0
 pass "[unwrap mail] executables: outside a system service even the listed executable is refused (Unwrap, Rewrap and the batches)"
 
 # [unwrap db] users: root may; a vault no rule matches is not restricted by the policy.

@@ -1,6 +1,6 @@
 #!/bin/bash
 # security-audit.sh — [audit] fail-closed covers the data methods: with the audit log broken, an unlocked
-# vault gives out no data key (Wrap, Unwrap, Rewrap, GenerateDataKey, UnwrapBatch, RewrapBatch answer
+# vault gives out no data key (Wrap, Unwrap, Rewrap, GenerateDataKey, UnwrapBatch, RewrapBatch and their packed forms answer
 # IOError), it serves again as soon as the log can be written (no restart), and the data-use records
 # that covered the calls are in the log.
 . "$TS_SRC/tests/lib/rig.sh"
@@ -26,7 +26,7 @@ unlock "$P" p1 "$RIG_DIR/rk" || fail "Unlock"
 # is tried before the verdict, so a failure names all the methods that behaved wrongly.
 data_calls() { # ok | refused
 	local m out rc bad=()
-	for m in Wrap Unwrap Rewrap GenerateDataKey UnwrapBatch RewrapBatch; do
+	for m in Wrap Unwrap Rewrap GenerateDataKey UnwrapBatch RewrapBatch UnwrapBatchPacked RewrapBatchPacked; do
 		rc=0
 		case $m in
 		Wrap) out=$(vcall "$P" Wrap 'aya{ss}' 3 4 5 6 "${CTX[@]}" 2>&1) || rc=$? ;;
@@ -35,6 +35,8 @@ data_calls() { # ok | refused
 		GenerateDataKey) out=$(vcall "$P" GenerateDataKey 'ua{ss}' 32 "${CTX[@]}" 2>&1) || rc=$? ;;
 		UnwrapBatch) out=$(vcall "$P" UnwrapBatch 'aaya{ss}' 2 $B1 $B2 "${CTX[@]}" 2>&1) || rc=$? ;;
 		RewrapBatch) out=$(vcall "$P" RewrapBatch 'aaya{ss}' 2 $B1 $B2 "${CTX[@]}" 2>&1) || rc=$? ;;
+		UnwrapBatchPacked) out=$(vcall "$P" UnwrapBatchPacked 'aya{ss}' $(packed "$B1" "$B2") "${CTX[@]}" 2>&1) || rc=$? ;;
+		RewrapBatchPacked) out=$(vcall "$P" RewrapBatchPacked 'aya{ss}' $(packed "$B1" "$B2") "${CTX[@]}" 2>&1) || rc=$? ;;
 		esac
 		if [ "$1" = ok ]; then
 			if [ $rc -ne 0 ]; then bad+=("$m refused with a writable audit log: $out"); fi
@@ -48,7 +50,7 @@ data_calls() { # ok | refused
 			esac
 		fi
 	done
-	[ ${#bad[@]} -eq 0 ] || { printf '  %s\n' "${bad[@]}" >&2; fail "data calls (${#bad[@]} of 6) not $1"; }
+	[ ${#bad[@]} -eq 0 ] || { printf '  %s\n' "${bad[@]}" >&2; fail "data calls (${#bad[@]} of 8) not $1"; }
 }
 
 # 1. The log is broken before any data call of this daemon: a directory where the file was.
@@ -57,7 +59,7 @@ mkdir "$AL"
 data_calls refused
 [ "$(vprop "$P" Locked)" = false ] || fail "the vault locked itself (the test wants an unlocked vault)"
 grep -q "event=data-use vault=dk owner=[0-9-]* uid=0 .*refused" "$RIG_DIR/daemon.log" || fail "no log line for a refused data call"
-pass "fail-closed, audit log unwritable: Wrap/Unwrap/Rewrap/GenerateDataKey/UnwrapBatch/RewrapBatch refused (IOError)"
+pass "fail-closed, audit log unwritable: Wrap/Unwrap/Rewrap/GenerateDataKey/UnwrapBatch/RewrapBatch and the packed batches refused (IOError)"
 
 # The log comes back: the same calls work without a restart, each recorded.
 rmdir "$AL"
@@ -146,7 +148,8 @@ mv "$AL.keep" "$AL"
 import json, sys
 lines = open(sys.argv[1]).read().splitlines()
 ev = [json.loads(l) for l in lines]
-methods = ("Wrap", "Unwrap", "Rewrap", "GenerateDataKey", "UnwrapBatch", "RewrapBatch")
+methods = ("Wrap", "Unwrap", "Rewrap", "GenerateDataKey", "UnwrapBatch", "RewrapBatch", "UnwrapBatchPacked",
+           "RewrapBatchPacked")
 for m in methods:
     start = [e for e in ev if e["event"] == "data-use" and e["vault"] == "dk" and e.get("method") == m]
     end = [e for e in ev if e["event"] == "data-use-end" and e["vault"] == "dk" and e.get("method") == m]

@@ -294,7 +294,7 @@ pass "a daemon that does not answer: the client says so after $ms ms (exit 9)"
 # --- the trust-boundary tests, every client of theirs on the private socket.
 # Under a sanitizer build (TS_SAN) the data-path re-runs are left out: that pass runs them on the bus, and the
 # plain build's pass runs them here; the boundary ones and one data path stay (the suite's time is bounded).
-tests=(security-namespace security-visibility security-exe policy-rules core-flow)
+tests=(security-namespace security-visibility security-exe policy-rules core-flow core-packed)
 [ "${TS_SAN:-0}" = 1 ] || tests+=(cli-flow age-flow secrets-vault)
 for t in "${tests[@]}"; do
 	bash "$TS_SRC/tests/integration/$t.sh" >"$D/$t.log" 2>&1 ||

@@ -232,6 +232,17 @@ static void sizes_are_bounded_at_the_header(void **state)
 	assert_int_equal(o.headers, 1);
 	assert_int_equal(o.last.data_method, 1);
 	assert_int_equal(o.passed, s->n);
+	/* So may the packed batches (one "ay" of the items). */
+	begin(s);
+	call(s, "UnwrapBatchPacked", 1, 0, 0, 600000);
+	o = feed(s, 4096, TS_DIRECT_MESSAGE_MAX);
+	assert_int_equal(o.refused, 0);
+	assert_int_equal(o.last.data_method, 1);
+	begin(s);
+	call(s, "RewrapBatchPacked", 1, 0, 0, 600000);
+	o = feed(s, 4096, TS_DIRECT_MESSAGE_MAX);
+	assert_int_equal(o.refused, 0);
+	assert_int_equal(o.last.data_method, 1);
 	/* Any other method is small: refused before its body is read. */
 	begin(s);
 	call(s, "Unlock", 1, 0, 0, TS_FRAME_SMALL_MAX);
