@@ -119,6 +119,9 @@ out:
  * the caller uses the "aay" form, now and from then on); 0 with *reply;
  * or a negative TS_E_* recorded on c.
  */
+/* The largest message the system bus (and the private socket) takes. */
+#define PACKED_MESSAGE_MAX (32u << 20)
+
 static int packed_call(ts_client *c, const char *vault, const char *method, const ts_kv *ctx, size_t n_ctx,
                        const uint8_t *const *blobs, const size_t *lens, size_t n, sd_bus_message **reply)
 {
@@ -128,8 +131,14 @@ static int packed_call(ts_client *c, const char *vault, const char *method, cons
 	void *space;
 	int r;
 
-	for (size_t i = 0; i < n; i++)
+	/* Summed without wrapping (a 32-bit size_t): no message past the bus's 32 MiB is built at all. */
+	for (size_t i = 0; i < n; i++) {
+		if (lens[i] > PACKED_MESSAGE_MAX - total)
+			return ts_client_fail(c, -TS_E_LIMIT, "a batch of more than %u bytes", PACKED_MESSAGE_MAX);
 		total += lens[i];
+	}
+	if (ts_packed_size(n, total) == 0 || ts_packed_size(n, total) > PACKED_MESSAGE_MAX)
+		return ts_client_fail(c, -TS_E_LIMIT, "a batch of more than %u bytes", PACKED_MESSAGE_MAX);
 	if ((r = ts_client_new_vault_call(c, vault, method, &m)) < 0)
 		return r;
 	if ((r = sd_bus_message_append_array_space(m, 'y', ts_packed_size(n, total), &space)) < 0)

@@ -138,59 +138,73 @@ static int time_once(ts_direct_conn *c, sd_event_source **src, uint64_t usec, sd
 	return sd_event_source_set_enabled(*src, SD_EVENT_ONESHOT);
 }
 
+/* The loop ran a timer due at usec TS_DIRECT_LATE_RUN_USEC late or more: the daemon was behind (stopped, or busy). */
+static int ran_late(uint64_t usec)
+{
+	uint64_t now = ts_mono_usec();
+
+	return now > usec && now - usec >= TS_DIRECT_LATE_RUN_USEC;
+}
+
 /*
- * A deadline met while the daemon, not the client, is behind (a loaded
- * loop): once more, up to TS_DIRECT_LATE_USEC since it was first armed.
- * 1 when re-armed; 0 when the client goes.
+ * A deadline met while the daemon, not the client, is behind: once more,
+ * up to TS_DIRECT_LATE_USEC since it was first armed. 1 when re-armed; 0
+ * when the client goes.
  */
 static int once_more(ts_direct_conn *c, sd_event_source *s, uint64_t since, int behind, sd_event_time_handler_t cb)
 {
-	if (!behind || ts_now_usec() - since >= TS_DIRECT_LATE_USEC)
+	if (!behind || ts_mono_usec() - since >= TS_DIRECT_LATE_USEC)
 		return 0;
 	return time_once(c, &s, TS_DIRECT_BIG_USEC, cb) >= 0;
 }
 
 /*
  * A large message's deadline: still not sent whole, its client goes (it
- * held its uid's share meanwhile); unless bytes it sent wait for the daemon
- * to read them or to pass them on (the daemon is behind, not the client).
+ * held its uid's share meanwhile); unless the daemon is behind: the timer
+ * ran late, or bytes the client sent wait for the daemon to read them or
+ * to pass them on.
  */
 static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	ts_direct_conn *c = userdata;
 	struct ts_direct_io *io = c->io;
+	char what[96];
 	int waiting = 0;
 
 	if (io->sent >= io->big_end)
 		return 0;
-	if (once_more(c, s, io->big_since, io->len > 0 || (ioctl(io->cfd, SIOCINQ, &waiting) == 0 && waiting > 0),
+	if (once_more(c, s, io->big_since,
+	              ran_late(usec) || io->len > 0 || (ioctl(io->cfd, SIOCINQ, &waiting) == 0 && waiting > 0),
 	              on_deadline))
 		return 0;
-	conn_refuse(c, "a large message not sent whole within 10 seconds");
+	snprintf(what, sizeof(what), "a large message not sent whole within %u seconds",
+	         (unsigned)((ts_mono_usec() - io->big_since + 500000) / 1000000));
+	conn_refuse(c, what);
 	return 0;
 }
 
 /*
  * Answers or signals have waited unsent (past the socket's buffer) since the
  * timer was armed: the client does not read them, and holds the memory
- * (and a large call's share of TS_DIRECT_BIG_PER_UID) meanwhile; unless
- * the socket's buffer is less than half full (the client reads; the daemon
- * is behind).
+ * (and a large call's share of TS_DIRECT_BIG_PER_UID) meanwhile; unless the
+ * timer ran late (the daemon, stopped or busy, may not have written). What
+ * the client reads does not count: a read now and then would keep its share.
  */
 static int on_unread(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	ts_direct_conn *c = userdata;
 	uint64_t unsent = 0;
-	int outq = 0;
+	char what[96];
 
 	if (sd_bus_get_n_queued_write(c->bus, &unsent) < 0 || unsent == 0) {
 		c->io->unread_timed = 0;
 		return 0;
 	}
-	if (once_more(c, s, c->io->unread_since,
-	              ioctl(c->io->cfd, SIOCOUTQ, &outq) == 0 && outq < TS_DIRECT_SNDBUF, on_unread))
+	if (once_more(c, s, c->io->unread_since, ran_late(usec), on_unread))
 		return 0;
-	conn_refuse(c, "answers or signals not read within 10 seconds");
+	snprintf(what, sizeof(what), "answers or signals not read within %u seconds",
+	         (unsigned)((ts_mono_usec() - c->io->unread_since + 500000) / 1000000));
+	conn_refuse(c, what);
 	return 0;
 }
 
@@ -210,7 +224,7 @@ static void pump(ts_direct_conn *c)
 	}
 	if (io->big_new) {
 		io->big_new = 0;
-		io->big_since = ts_now_usec();
+		io->big_since = ts_mono_usec();
 		if (time_once(c, &io->deadline, TS_DIRECT_BIG_USEC, on_deadline) < 0)
 			conn_close(c, "cannot time a large message");
 	}
@@ -350,7 +364,7 @@ static int on_post(sd_event_source *s, void *userdata)
 				continue;
 			}
 			c->io->unread_timed = 1;
-			c->io->unread_since = ts_now_usec();
+			c->io->unread_since = ts_mono_usec();
 		} else if (queued == 0 && c->io->unread_timed) {
 			(void)sd_event_source_set_enabled(c->io->unread, SD_EVENT_OFF);
 			c->io->unread_timed = 0;

@@ -23,11 +23,12 @@
 /* ... and each must come whole within this long of its header (a client holding one half-sent holds its share). */
 #define TS_DIRECT_BIG_USEC (10ull * 1000000)
 /*
- * ... and no longer than this while the daemon is behind (bytes the client
- * sent wait for it, or the client reads what it is sent): these deadlines
- * judge the client, not a loaded loop.
+ * ... and no longer than this while the daemon is behind (it ran the
+ * deadline this late or later, or bytes the client sent wait for it):
+ * these deadlines judge the client, not a stopped or loaded loop.
  */
 #define TS_DIRECT_LATE_USEC (60ull * 1000000)
+#define TS_DIRECT_LATE_RUN_USEC (250ull * 1000)
 
 /* Bytes read from a client at a time, and messages passed on to sd-bus that it has not taken yet. */
 #define IO_BUF (64u << 10)
@@ -58,7 +59,7 @@ struct ts_direct_io {
 	uint64_t big_end;               /* where the last such message ends in the stream (sent) */
 	int big_new;                    /* one began: direct.c (re)arms deadline */
 	sd_event_source *deadline;      /* direct.c: the last large message must be sent whole by then */
-	uint64_t big_since;             /* ... whose header came then (CLOCK_MONOTONIC µs) */
+	uint64_t big_since;             /* ... whose header came then (ts_mono_usec) */
 	int stalled;                    /* scanning stopped with the queue full: resume when sd-bus takes one */
 	int unflushed;                  /* ... or with answers queued unsent: resume when they went (ts_dio_resume) */
 	int eof, shut;                  /* the client is done sending; sd-bus was told so */

@@ -172,6 +172,15 @@ static int ask(ts_daemon *d, sd_bus_message *m, const char *action, const char *
 	snprintf(q->action, sizeof(q->action), "%s", action);
 	snprintf(owner_s, sizeof(owner_s), "%u", (unsigned)owner);
 	/*
+	 * A packed batch is its "aay" form to a rule (method=UnwrapBatch or
+	 * RewrapBatch, form=packed): a rule written for UnwrapBatch holds for
+	 * both, and the library's batches, which go packed, meet it.
+	 */
+	const char *method = sd_bus_message_get_member(m) ? sd_bus_message_get_member(m) : "";
+	int packed = strcmp(method, "UnwrapBatchPacked") == 0 || strcmp(method, "RewrapBatchPacked") == 0;
+	if (packed)
+		method = method[0] == 'U' ? "UnwrapBatch" : "RewrapBatch";
+	/*
 	 * The subject is the caller's bus name: polkit asks the bus who that is, no
 	 * pid race. A client of the private socket has none: its subject is its
 	 * process, by pid and start time as read at accept (checked just above to
@@ -186,8 +195,9 @@ static int ask(ts_daemon *d, sd_bus_message *m, const char *action, const char *
 	                                        "start-time", "t", direct->start_time, "uid", "i", (int32_t)direct->uid,
 	                                        action)
 	                : sd_bus_message_append(call, "(sa{sv})s", "system-bus-name", 1, "name", "s", sender, action)) < 0 ||
-	    (r = sd_bus_message_append(call, "a{ss}", 3, "vault", vault, "owner", owner_s, "method",
-	                               sd_bus_message_get_member(m) ? sd_bus_message_get_member(m) : "")) < 0 ||
+	    (r = packed ? sd_bus_message_append(call, "a{ss}", 4, "vault", vault, "owner", owner_s, "method", method,
+	                                        "form", "packed")
+	                : sd_bus_message_append(call, "a{ss}", 3, "vault", vault, "owner", owner_s, "method", method)) < 0 ||
 	    (r = sd_bus_message_append(call, "us", interactive ? POLKIT_FLAG_ALLOW_USER_INTERACTION : 0u, "")) < 0 ||
 	    (r = sd_bus_call_async(d->bus, &q->slot, call, on_reply, q,
 	                           interactive ? POLKIT_TIMEOUT_INTERACTIVE_USEC : POLKIT_TIMEOUT_USEC)) < 0) {

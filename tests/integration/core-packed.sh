@@ -79,11 +79,11 @@ grep -q "event=unwrap-batch vault=pk .*uid=$OTHER_UID .*result=AccessDenied" "$D
 standin_start polkit org.tokenseal1.use-other "$D/polkit.log"
 out=$(as_other_bq vcall "$P" UnwrapBatchPacked 'aya{ss}' $(packed "$B2") 0) || fail "polkit-allowed UnwrapBatchPacked"
 [ "$out" = "ay 6 2 0 0 0 7 7" ] || fail "polkit-allowed UnwrapBatchPacked reply: $out"
-grep -q " org.tokenseal1.use-other method=UnwrapBatchPacked owner=0 vault=pk$" "$D/polkit.log.details" ||
+grep -q " org.tokenseal1.use-other form=packed method=UnwrapBatch owner=0 vault=pk$" "$D/polkit.log.details" ||
 	fail "polkit was not asked about the UnwrapBatchPacked: $(tail -n 2 "$D/polkit.log.details")"
 as_other "$TS_BUILD/tests/tools/client_batch" 0:pk >"$D/cb" 2>&1 || fail "polkit-allowed library batch: $(cat "$D/cb")"
 grep -q "(packed)" "$D/cb" || fail "polkit-allowed library batch not packed: $(cat "$D/cb")"
-[ "$(grep -c " org.tokenseal1.use-other method=UnwrapBatchPacked owner=0 vault=pk$" "$D/polkit.log.details")" -ge 2 ] ||
+[ "$(grep -c " org.tokenseal1.use-other form=packed method=UnwrapBatch owner=0 vault=pk$" "$D/polkit.log.details")" -ge 2 ] ||
 	fail "polkit was not asked about the library's UnwrapBatchPacked"
 kill "$STANDIN_PID_polkit"; wait "$STANDIN_PID_polkit" 2>/dev/null || true
 pass "another user: UnknownObject (an unwrap-batch event), served when polkit grants use-other (busctl and the library)"

@@ -267,19 +267,25 @@ read -r -t 60 got <&"${LATE[0]}" || true
 
 # ... and not for ever: a client that leaves answers waiting unsent 10 s is cut off, a large one or
 # 20 small ones (GenerateDataKey of 64 KiB: 2.5 MiB, under the 32 unread that cut a client off at once).
+# And reading now and then does not keep it: 200 KB read once, then nothing: cut off after 10 s too
+# (before, a socket buffer kept under half full gave it 60 s).
 as_other /usr/bin/python3 "$RAW" "$S" 20 0 0 smallstall "$P2" >"$D/smallstall" 2>&1 &
 SMALL=$!
+RAW_READ=200000 as_other /usr/bin/python3 "$RAW" "$S" 71 1 0 answerstall "$P2" "$D/o/bigblob" >"$D/readonce" 2>&1 &
+ONCE=$!
 got=$(as_other /usr/bin/python3 "$RAW" "$S" 71 1 0 answerstall "$P2" "$D/o/bigblob") || fail "raw client (answerstall) failed"
 wait "$SMALL" || fail "raw client (smallstall) failed: $(cat "$D/smallstall")"
-for g in "${got#answered }" "$(cat "$D/smallstall")"; do
+wait "$ONCE" || fail "raw client (answerstall, a read once) failed: $(cat "$D/readonce")"
+once=$(cat "$D/readonce")
+for g in "${got#answered }" "$(cat "$D/smallstall")" "${once#answered }"; do
 	secs=${g#hung up after }
 	secs=${secs%% s*}
 	[[ "$g" = "hung up after "* ]] && [ "$secs" -ge 9 ] && [ "$secs" -le 13 ] ||
 		fail "answers left unread: '$g', not hung up on after 10 s"
 done
-[ "$(grep -c "direct:[0-9]* (uid $OTHER_UID pid [0-9]*): answers or signals not read within 10 seconds; disconnected" "$D/daemon.log")" -ge 2 ] ||
+[ "$(grep -c "direct:[0-9]* (uid $OTHER_UID pid [0-9]*): answers or signals not read within 10 seconds; disconnected" "$D/daemon.log")" -ge 3 ] ||
 	fail "no log line for the answers left unread"
-pass "answers left unread count against the uid's 64 MiB share: a 16th RewrapBatch of 4.3 MB is cut off, on the caller's own vault and on another's through polkit; answers left unread 10 s (a large one, or 20 of 128 KiB) cut their client off"
+pass "answers left unread count against the uid's 64 MiB share: a 16th RewrapBatch of 4.3 MB is cut off, on the caller's own vault and on another's through polkit; answers left unread 10 s (a large one, read once or not at all, or 20 of 128 KiB) cut their client off"
 
 # --- a daemon that does not answer (stopped): the client gives up on the socket's handshake within
 # a second or so, it does not wait for sd-bus's 90 s.

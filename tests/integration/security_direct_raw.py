@@ -37,7 +37,7 @@
 #            of it: prints each one's fate ("answered" for a method return, "error NAME", "closed" or
 #            "held"), in order, then "queued:N", the most bytes of an answer waiting in one connection's
 #            socket unread;
-#   answerstall  as answers, then waits (reading nothing) for the daemon to hang up on the last
+#   answerstall  as answers, then waits (reading nothing; RAW_READ=N bytes once) for the daemon to hang up on the last
 #            connection: "hung up after N s" (from when its answer began to come) or "held for 20 s",
 #            before "queued:N";
 #   orphan   (then VAULT_PATH) the connecting process exits, a zombie, and its child calls Lock on
@@ -357,8 +357,17 @@ def main():
         t0 = time.monotonic()
         # What the daemon could put in the kernel for a client that reads nothing (its send buffer).
         queued = max(struct.unpack("i", fcntl.ioctl(c, termios.FIONREAD, b"\0\0\0\0"))[0] for c in conns)
+        if mode == "answerstall" and os.environ.get("RAW_READ"):
+            # RAW_READ=N: read N bytes of the answer once (a reader now and then), then nothing more.
+            want, c = int(os.environ["RAW_READ"]), conns[-1]
+            c.settimeout(5)
+            while want > 0:
+                k = c.recv(min(want, 1 << 16))
+                if not k:
+                    break
+                want -= len(k)
         if mode == "answerstall":
-            # Then wait, still reading nothing, for the daemon to hang up (it sees the end without our reading).
+            # Then wait, reading nothing (more), for the daemon to hang up (it sees the end without our reading).
             p = select.poll()
             p.register(conns[-1], select.POLLRDHUP)
             while time.monotonic() - t0 < 20 and not p.poll(100):
