@@ -86,8 +86,8 @@ int ts_direct_peer_alive(const ts_direct_conn *c)
 	return ts_direct_start_time(c->pid) == c->start_time;
 }
 
-/* Not in this libc's headers yet. */
-#ifndef SO_PEERPIDFD
+/* Not in this libc's headers yet: 77 but on parisc and sparc, where the option is then left untried. */
+#if !defined(SO_PEERPIDFD) && !defined(__hppa__) && !defined(__sparc__)
 #define SO_PEERPIDFD 77
 #endif
 
@@ -109,13 +109,25 @@ static int has_uid(pid_t pid, uid_t uid)
 void ts_direct_peer_open(ts_direct_conn *c, int fd)
 {
 	socklen_t len = sizeof(int);
-	int pidfd = -1;
+	int pidfd = -1, unknown = 1;
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) < 0 || len != sizeof(int) || pidfd < 0)
-		pidfd = c->pid > 0 ? (int)syscall(SYS_pidfd_open, c->pid, 0) : -1;
+#ifdef SO_PEERPIDFD
+	/*
+	 * Only a kernel without the option (ENOPROTOOPT) falls back to the pid:
+	 * one that has it fails (EINVAL) when the process that connected is
+	 * gone, and its pid may be another's by now.
+	 */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0 && len == sizeof(int) && pidfd >= 0)
+		unknown = 0;
+	else
+		unknown = errno == ENOPROTOOPT, pidfd = -1;
+#endif
+	if (unknown && c->pid > 0)
+		pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
 	c->pidfd = pidfd < 0 ? -1 : pidfd;
 	c->start_time = ts_direct_start_time(c->pid);
-	if (!has_uid(c->pid, c->uid) || !ts_direct_peer_alive(c))
+	/* Without a pidfd (seccomp, a kernel before 5.3) a zombie would pass for its process: none is believed. */
+	if (c->pidfd < 0 || !has_uid(c->pid, c->uid) || !ts_direct_peer_alive(c))
 		c->start_time = 0;
 }
 

@@ -33,7 +33,7 @@ int ts_direct_creds(const ts_direct_conn *c, uint64_t mask, sd_bus_creds **ret);
 /*
  * Is the process that connected still running under its pid? With a pidfd:
  * while it runs (not exited, not a zombie), its pid is not another's.
- * Without one: its start time is unchanged.
+ * Without one (never, once ts_direct_peer_open is done): its start time is unchanged.
  */
 int ts_direct_peer_alive(const ts_direct_conn *c);
 /*
@@ -43,8 +43,9 @@ int ts_direct_peer_alive(const ts_direct_conn *c);
  * pid now (pidfd_open, Linux 5.3), which may have taken the pid over
  * between the connect and the accept; -1 when neither. The start time is
  * read while that process runs, and is 0 (the process counts as gone) when
- * it does not, or when none of its uids (real, effective, saved, fs) is
- * the socket's: a pid taken over by another user's process is not the caller.
+ * it does not, when there is no pidfd, or when none of its uids (real,
+ * effective, saved, fs) is the socket's: a pid taken over by another
+ * user's process is not the caller.
  */
 void ts_direct_peer_open(ts_direct_conn *c, int fd);
 /* /proc/PID/FILE into buf, NUL-terminated (at most size - 1 bytes, one read): its length, or -1. */

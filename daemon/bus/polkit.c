@@ -225,7 +225,12 @@ int ts_polkit_check(ts_daemon *d, sd_bus_message *m, const char *action, const t
 	/* One answer, one use: a later call of the same client asks again. */
 	query_unlink(d, q);
 	if (q->allowed) {
+		ts_direct_conn *direct = ts_direct_find(d, sd_bus_message_get_bus(m));
+
 		query_free(q);
+		/* The process polkit was asked about must still be there when the answer is used (a dialog may take minutes). */
+		if (direct && !ts_direct_peer_alive(direct))
+			return ts_bus_error(error, -TS_E_ACCESS_DENIED, "the connecting process is gone");
 		return 1;
 	}
 	snprintf(why, sizeof(why), "%s", q->why);

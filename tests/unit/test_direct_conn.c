@@ -1,4 +1,4 @@
-/* test_direct_conn.c — what a private-socket client's message brings in (ts_direct_message_size): the largest legitimate calls fit the bounds; more bytes, fds or values do not. */
+/* test_direct_conn.c — what a private-socket client brings in: its message (ts_direct_message_size: the largest legitimate calls fit the bounds; more bytes, fds or values do not) and its process (ts_direct_peer_open). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <setjmp.h>
@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -286,25 +287,47 @@ static void the_peer_runs_and_holds_the_sockets_uid(void **state)
 	close(sv[0]);
 	close(sv[1]);
 
-	int go[2];
+	/*
+	 * A child connects (SO_PEERPIDFD of the accepted socket; pidfd_open of
+	 * its pid where the kernel lacks the option), then exits when told.
+	 */
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	socklen_t sa_len = offsetof(struct sockaddr_un, sun_path) + 1 +
+	                   (socklen_t)snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "ts-peer-%ld", (long)getpid());
+	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), go[2], afd;
+	struct ucred uc;
+	socklen_t uc_len = sizeof(uc);
 	char b = 0;
+
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sa_len), 0);
+	assert_int_equal(listen(lfd, 1), 0);
 	assert_int_equal(pipe(go), 0);
 	if ((k = fork()) == 0) {
-		/* Exits when told, after the parent has its pidfd. */
+		int cfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		alarm(10);
+		if (cfd < 0 || connect(cfd, (struct sockaddr *)&sa, sa_len) < 0)
+			_exit(2);
 		_exit(read(go[0], &b, 1) == 1 ? 0 : 1);
 	}
 	assert_true(k > 0);
-	c = (ts_direct_conn){ .pid = k, .uid = getuid() };
-	ts_direct_peer_open(&c, -1);
+	assert_true((afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0);
+	assert_int_equal(getsockopt(afd, SOL_SOCKET, SO_PEERCRED, &uc, &uc_len), 0);
+	assert_int_equal(uc.pid, k);
+	c = (ts_direct_conn){ .pid = uc.pid, .uid = uc.uid };
+	ts_direct_peer_open(&c, afd);
+	/* Told to go whatever the checks below find: no child left waiting. */
+	assert_int_equal(write(go[1], &b, 1), 1);
 	assert_true(c.pidfd >= 0);
 	assert_int_not_equal(c.start_time, 0);
-	assert_true(ts_direct_peer_alive(&c));
-	assert_int_equal(write(go[1], &b, 1), 1);
 	assert_int_equal(waitid(P_PID, (id_t)k, &si, WEXITED | WNOWAIT), 0);
 	assert_int_equal(ts_direct_start_time(k), c.start_time);
 	assert_false(ts_direct_peer_alive(&c));
 	assert_int_equal(waitpid(k, NULL, 0), k);
 	close(c.pidfd);
+	close(afd);
+	close(lfd);
 	close(go[0]);
 	close(go[1]);
 }
