@@ -233,7 +233,7 @@ grep -q "^unix-process pid:[0-9]*:[0-9]*:$OTHER_UID org.tokenseal1.use-other " "
 if [ "${TS_SAN:-0}" != 1 ]; then
 	kill "$STANDIN_PID_polkit"; wait "$STANDIN_PID_polkit" 2>/dev/null || true
 	standin_start polkit org.tokenseal1.use-other "$D/polkit.log" "$OTHER_UID"
-	RAW_WAIT=1 RAW_HOLD=3 as_other /usr/bin/python3 "$RAW" "$S" 500 2 0 answers "$P" "$D/o/bigblob1" >"$D/waiting" 2>&1 &
+	RAW_WAIT=1 RAW_HOLD=2 as_other /usr/bin/python3 "$RAW" "$S" 500 2 0 answers "$P" "$D/o/bigblob1" >"$D/waiting" 2>&1 &
 	W=$!
 	for _ in $(seq 150); do [ -s "$D/waiting" ] && break; sleep 0.1; done
 	[ "$(cat "$D/waiting")" = "held held queued:0" ] || fail "two 30 MB calls waiting for polkit: '$(cat "$D/waiting")'"
@@ -242,7 +242,7 @@ if [ "${TS_SAN:-0}" != 1 ]; then
 	wait "$W" || fail "the calls waiting for polkit: $(cat "$D/waiting")"
 	kill "$STANDIN_PID_polkit"; wait "$STANDIN_PID_polkit" 2>/dev/null || true
 	standin_start polkit org.tokenseal1.manage-other "$D/polkit.log"
-	RAW_GDK=5:$P2 RAW_WAIT=5 RAW_HOLD=4 as_other /usr/bin/python3 "$RAW" "$S" 500 1 0 answers "$P" "$D/o/bigblob1" \
+	RAW_GDK=5:$P2 RAW_WAIT=5 RAW_HOLD=3 as_other /usr/bin/python3 "$RAW" "$S" 500 1 0 answers "$P" "$D/o/bigblob1" \
 		>"$D/refused" 2>&1 &
 	W=$!
 	for _ in $(seq 100); do [ -s "$D/refused" ] && break; sleep 0.1; done
@@ -254,16 +254,19 @@ if [ "${TS_SAN:-0}" != 1 ]; then
 fi
 
 # Those 10 s judge the client, not the daemon: stopped for 11 s (as a loaded loop falls behind) while
-# one client sends a 30 MB call and another reads a 4.3 MB answer, both are served; before, both were
-# cut off when it went on.
-coproc LATE { as_other /usr/bin/python3 "$RAW" "$S" 500 0 0 late "$P2" "$D/o/bigblob" 2>&1; }
-read -r -t 20 ready <&"${LATE[0]}" || true
-[ "$ready" = ready ] || fail "raw client (late) did not start: $ready"
-kill -STOP "$DAEMON_PID"
-sleep 11
-kill -CONT "$DAEMON_PID"
-read -r -t 60 got <&"${LATE[0]}" || true
-[ "$got" = "answered answered" ] || fail "a large call and a large answer while the daemon was behind: '$got', not both served"
+# one client sends a 4.3 MB call and another reads a 4.3 MB answer, both are served; before, both were
+# cut off when it went on. In the plain pass only: the suite's time is bounded, and the ASan pass
+# meets on_deadline and on_unread in the checks around this one.
+if [ "${TS_SAN:-0}" != 1 ]; then
+	coproc LATE { as_other /usr/bin/python3 "$RAW" "$S" 71 0 0 late "$P2" "$D/o/bigblob" 2>&1; }
+	read -r -t 20 ready <&"${LATE[0]}" || true
+	[ "$ready" = ready ] || fail "raw client (late) did not start: $ready"
+	kill -STOP "$DAEMON_PID"
+	sleep 11
+	kill -CONT "$DAEMON_PID"
+	read -r -t 60 got <&"${LATE[0]}" || true
+	[ "$got" = "answered answered" ] || fail "a large call and a large answer while the daemon was behind: '$got', not both served"
+fi
 
 # ... and not for ever: a client that leaves answers waiting unsent 10 s is cut off, a large one or
 # 20 small ones (GenerateDataKey of 64 KiB: 2.5 MiB, under the 32 unread that cut a client off at once).
