@@ -46,81 +46,93 @@ static int aay_call(ts_client *c, const char *vault, const char *method, const t
 }
 
 /*
- * The items of a batch reply: with secret (plaintexts), all in one locked
- * allocation (ts_client_secret_batch; each freed with ts_secret_free), the
- * reply's copy of each wiped once copied; else each its own malloc(). The
- * items are located first, then copied, so that one allocation can take
- * them all.
+ * The n answers located in a reply (src[i]), into memory of the caller's:
+ * with secret (plaintexts), all in one locked allocation
+ * (ts_client_secret_batch; each freed with ts_secret_free), the reply's
+ * copy of each wiped once copied; else each its own malloc(). Takes src.
  */
-static int read_aay(ts_client *c, sd_bus_message *reply, size_t n, int secret,
-                    uint8_t ***ret_items, size_t **ret_lens)
+static int take_items(ts_client *c, ts_batch_item *src, size_t n, int secret, uint8_t ***ret_items,
+                      size_t **ret_lens)
 {
 	uint8_t **items = calloc(n ? n : 1, sizeof(*items));
-	const void **src = calloc(n ? n : 1, sizeof(*src));
 	size_t *lens = calloc(n ? n : 1, sizeof(*lens));
-	const void *p;
-	size_t i = 0, len;
-	int r;
+	int r = 0;
 
-	if (!items || !src || !lens) {
+	if (!items || !lens) {
 		r = NOMEM(c);
 		goto out;
 	}
-	if (sd_bus_message_enter_container(reply, 'a', "ay") < 0)
-		goto bad;
-	while ((r = sd_bus_message_read_array(reply, 'y', &p, &len)) > 0) {
-		if (i == n)
-			goto bad;   /* a sensitive reply is wiped whole when dropped */
-		src[i] = p;
-		lens[i++] = len;
-	}
-	if (r < 0 || i != n)
-		goto bad;
+	for (size_t i = 0; i < n; i++)
+		lens[i] = src[i].len;
 	if (secret)
 		r = ts_client_secret_batch(lens, n, items);
 	else
-		for (i = 0, r = 0; i < n && r == 0; i++)
+		for (size_t i = 0; i < n && r == 0; i++)
 			if ((items[i] = malloc(lens[i] ? lens[i] : 1)) == NULL)
 				r = -TS_E_NOMEM;
 	if (r < 0) {
-		for (i = 0; !secret && i < n; i++)
+		for (size_t i = 0; !secret && i < n; i++)
 			free(items[i]);
 		r = NOMEM(c);
 		goto out;
 	}
-	for (i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		if (lens[i] == 0)
 			continue;
-		memcpy(items[i], src[i], lens[i]);
+		memcpy(items[i], src[i].blob, lens[i]);
 		/* As for Unwrap: the message body is ours, wipe its copy of the plaintext. */
 		if (secret)
-			sodium_memzero((void *)(uintptr_t)src[i], lens[i]);
+			sodium_memzero((void *)(uintptr_t)src[i].blob, lens[i]);
 	}
 	*ret_items = items;
 	*ret_lens = lens;
 	items = NULL;
 	lens = NULL;
-	r = 0;
-	goto out;
-bad:
-	r = ts_client_fail(c, -TS_E_FAILED, "unexpected batch reply from tokensealed");
 out:
-	free(items);
 	free(src);
+	free(items);
 	free(lens);
 	return r;
 }
 
+/* The items of an "aay" reply: exactly n, located first so that one allocation can take them all. */
+static int read_aay(ts_client *c, sd_bus_message *reply, size_t n, int secret,
+                    uint8_t ***ret_items, size_t **ret_lens)
+{
+	ts_batch_item *src = calloc(n ? n : 1, sizeof(*src));
+	const void *p;
+	size_t i = 0, len;
+	int r;
+
+	if (!src)
+		return NOMEM(c);
+	if (sd_bus_message_enter_container(reply, 'a', "ay") < 0)
+		goto bad;
+	while ((r = sd_bus_message_read_array(reply, 'y', &p, &len)) > 0) {
+		if (i == n)
+			goto bad;   /* a sensitive reply is wiped whole when dropped */
+		src[i++] = (ts_batch_item){ p, len };
+	}
+	if (r < 0 || i != n)
+		goto bad;
+	return take_items(c, src, n, secret, ret_items, ret_lens);
+bad:
+	free(src);
+	return ts_client_fail(c, -TS_E_FAILED, "unexpected batch reply from tokensealed");
+}
+
 /* ---- the packed forms: one "ay" each way (core/packed.h) ---------------------------------- */
+
+/* The largest message the system bus (and the private socket) takes. */
+#define PACKED_MESSAGE_MAX (32u << 20)
 
 /*
  * The packed call: the items (each at most TS_BLOB_MAX bytes: the caller
- * sees to it) written straight into the message's one array. 1 when the daemon does not know the method (c->no_packed is set:
- * the caller uses the "aay" form, now and from then on); 0 with *reply;
- * or a negative TS_E_* recorded on c.
+ * sees to it) written straight into the message's one array. 1 when the
+ * daemon does not know the method (c->no_packed is set: the caller uses
+ * the "aay" form, now and from then on); 0 with *reply; or a negative
+ * TS_E_* recorded on c.
  */
-/* The largest message the system bus (and the private socket) takes. */
-#define PACKED_MESSAGE_MAX (32u << 20)
 
 static int packed_call(ts_client *c, const char *vault, const char *method, const ts_kv *ctx, size_t n_ctx,
                        const uint8_t *const *blobs, const size_t *lens, size_t n, sd_bus_message **reply)
@@ -158,70 +170,28 @@ static int packed_call(ts_client *c, const char *vault, const char *method, cons
 	return 0;
 }
 
-/*
- * The n answers of a packed reply, read as hostile input (exactly n items,
- * each at most max_item bytes, nothing after them): with secret, copied
- * into one locked block (ts_client_secret_batch) and each wiped in the
- * reply; else each its own malloc().
- */
+/* The n answers of a packed reply, read as hostile input (exactly n items, each at most max_item bytes, nothing after them). */
 static int read_packed(ts_client *c, sd_bus_message *reply, size_t n, size_t max_item, int secret,
                        uint8_t ***ret_items, size_t **ret_lens)
 {
-	ts_batch_item *src = calloc(n, sizeof(*src));
-	uint8_t **items = calloc(n, sizeof(*items));
-	size_t *lens = calloc(n, sizeof(*lens)), len, got;
+	ts_batch_item *src = calloc(n ? n : 1, sizeof(*src));
 	ts_packed_status st;
 	const void *p;
 	char msg[160];
-	int r;
+	size_t len, got;
 
-	if (!src || !items || !lens) {
-		r = NOMEM(c);
-		goto out;
-	}
+	if (!src)
+		return NOMEM(c);
 	if (sd_bus_message_read_array(reply, 'y', &p, &len) < 0) {
-		r = ts_client_fail(c, -TS_E_FAILED, "unexpected batch reply from tokensealed");
-		goto out;
+		free(src);
+		return ts_client_fail(c, -TS_E_FAILED, "unexpected batch reply from tokensealed");
 	}
 	if (ts_packed_parse(p, len, TS_BATCH_MAX, max_item, n, src, &got, &st) < 0) {
+		free(src);
 		ts_packed_message(&st, msg, sizeof(msg));
-		r = ts_client_fail(c, -TS_E_FAILED, "unexpected batch reply from tokensealed: %s", msg);
-		goto out;
+		return ts_client_fail(c, -TS_E_FAILED, "unexpected batch reply from tokensealed: %s", msg);
 	}
-	for (size_t i = 0; i < n; i++)
-		lens[i] = src[i].len;
-	if (secret)
-		r = ts_client_secret_batch(lens, n, items);
-	else {
-		r = 0;
-		for (size_t i = 0; i < n && r == 0; i++)
-			if ((items[i] = malloc(lens[i] ? lens[i] : 1)) == NULL)
-				r = -TS_E_NOMEM;
-	}
-	if (r < 0) {
-		for (size_t i = 0; !secret && i < n; i++)
-			free(items[i]);
-		r = NOMEM(c);
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (lens[i] == 0)
-			continue;
-		memcpy(items[i], src[i].blob, lens[i]);
-		/* As for Unwrap: the message body is ours, wipe its copy of the plaintext. */
-		if (secret)
-			sodium_memzero((void *)(uintptr_t)src[i].blob, lens[i]);
-	}
-	*ret_items = items;
-	*ret_lens = lens;
-	items = NULL;
-	lens = NULL;
-	r = 0;
-out:
-	free(src);
-	free(items);
-	free(lens);
-	return r;
+	return take_items(c, src, n, secret, ret_items, ret_lens);
 }
 
 /*
