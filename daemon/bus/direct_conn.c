@@ -78,12 +78,8 @@ int ts_direct_peer_alive(const ts_direct_conn *c)
 {
 	struct pollfd p = { .fd = c->pidfd, .events = POLLIN };
 
-	if (c->pid <= 0 || c->start_time == 0)
-		return 0;
 	/* A pidfd is readable once its process exited. */
-	if (c->pidfd >= 0)
-		return poll(&p, 1, 0) == 0;
-	return ts_direct_start_time(c->pid) == c->start_time;
+	return c->pid > 0 && c->start_time != 0 && c->pidfd >= 0 && poll(&p, 1, 0) == 0;
 }
 
 /* Not in this libc's headers yet: 77 but on parisc and sparc, where the option is then left untried. */
@@ -119,8 +115,10 @@ void ts_direct_peer_open(ts_direct_conn *c, int fd)
 	 */
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0 && len == sizeof(int) && pidfd >= 0)
 		unknown = 0;
-	else
-		unknown = errno == ENOPROTOOPT, pidfd = -1;
+	else {
+		unknown = errno == ENOPROTOOPT;
+		pidfd = -1;
+	}
 #endif
 	if (unknown && c->pid > 0)
 		pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);

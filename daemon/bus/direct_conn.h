@@ -31,9 +31,9 @@ int ts_direct_take_again(sd_bus_message *m);
  */
 int ts_direct_creds(const ts_direct_conn *c, uint64_t mask, sd_bus_creds **ret);
 /*
- * Is the process that connected still running under its pid? With a pidfd:
- * while it runs (not exited, not a zombie), its pid is not another's.
- * Without one (never, once ts_direct_peer_open is done): its start time is unchanged.
+ * Is the process that connected still running under its pid? Only with a
+ * pidfd (ts_direct_peer_open): while it runs (not exited, not a zombie),
+ * its pid is not another's. Without one, never.
  */
 int ts_direct_peer_alive(const ts_direct_conn *c);
 /*

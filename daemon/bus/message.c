@@ -140,10 +140,8 @@ int ts_bus_refuse_large(sd_bus_message *m, void *userdata, sd_bus_error *error)
  */
 int ts_bus_drop_unanswered(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
-	static const char *const reply_only[] = {
-		"Wrap", "Unwrap", "Rewrap", "GenerateDataKey", "UnwrapBatch", "RewrapBatch", "UnwrapBatchPacked",
-		"RewrapBatchPacked", "ProbeProtectors", "ListVaults", "GetVault",
-	};
+	/* Besides the data methods (ts_frame_data_method's list, kept in one place). */
+	static const char *const reply_only[] = { "ProbeProtectors", "ListVaults", "GetVault" };
 	const char *iface, *member;
 	uint8_t type;
 
@@ -153,6 +151,8 @@ int ts_bus_drop_unanswered(sd_bus_message *m, void *userdata, sd_bus_error *erro
 		return 0;
 	if (strcmp(iface, TS_VAULT_IFACE) != 0 && strcmp(iface, TS_MANAGER_IFACE) != 0)
 		return 0;
+	if (ts_frame_data_method(iface, member))
+		return 1;
 	for (size_t i = 0; i < sizeof(reply_only) / sizeof(reply_only[0]); i++)
 		if (strcmp(member, reply_only[i]) == 0)
 			return 1;
