@@ -271,13 +271,15 @@ deps:
 # tests/run so the closing line counts both passes. In the ASan pass the integration
 # tests start the sanitized daemon, CLI, PAM module, softfido and tools; tests/lib/rig.sh
 # fails a test on any sanitizer report (docs/FUZZING.md, "Sanitizers").
+# The two builds run one job per CPU (CHECK_JOBS).
 # lint: cheap checks of the source tree itself, run first by make check.
+CHECK_JOBS := -j$(shell nproc 2>/dev/null || echo 1)
 lint:
 	tests/lint/include-graph.sh
 
 check: deps lint
-	$(MAKE) all
-	$(MAKE) SAN=1 BUILD=$(ASAN_BUILD) all
+	$(MAKE) $(CHECK_JOBS) all
+	$(MAKE) $(CHECK_JOBS) SAN=1 BUILD=$(ASAN_BUILD) all
 	tests/run --build $(BUILD) all --build $(ASAN_BUILD) unit integration
 
 check-asan: deps

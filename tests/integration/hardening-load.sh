@@ -3,7 +3,7 @@
 . "$TS_SRC/tests/lib/rig.sh"
 T="$TS_BUILD/tests/tools"
 for t in core_load core_session; do [ -x "$T/$t" ] || fail "$T/$t not built"; done
-SECONDS_LOAD=${HARDENING_LOAD_SECONDS:-10}
+SECONDS_LOAD=${HARDENING_LOAD_SECONDS:-6}
 CLIENTS=${HARDENING_LOAD_CLIENTS:-16}
 # The bound covers a 32 MiB message crossing the bus and the daemon while 18 other
 # connections compete for 2 CPUs (measured: 1-4 s there, well under 0.6 s without huge messages).

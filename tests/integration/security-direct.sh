@@ -121,14 +121,18 @@ pass "a client that leaves its replies unread is disconnected; the daemon serves
 # Answered: 1 MiB and 100,000 strings to Unwrap, 2 fds to AddProtector.
 RAW="$TS_SRC/tests/integration/security_direct_raw.py"
 fds0=$(ls /proc/"$DAEMON_PID"/fd | wc -l)
+# The 30 MB cases (bigstall, bighold) run in the ordinary pass only: a sanitized daemon takes seconds to
+# read a 30 MB call's first MiB, so its 10 s deadlines would judge the sanitizer, not the client.
+big=1
+[ "${TS_SAN:-0}" = 1 ] && big=0
 # Meanwhile (root: its own share) a 30 MB call's first MiB, and then nothing: cut off after 10 s.
-/usr/bin/python3 "$RAW" "$S" 30000000 0 0 bigstall >"$D/bigstall" 2>&1 &
-STALL=$!
+[ $big = 0 ] || { /usr/bin/python3 "$RAW" "$S" 30000000 0 0 bigstall >"$D/bigstall" 2>&1 & STALL=$!; }
 for a in "34000000 0:closed" "0 3:closed" "16 200:closed" "0 0 110000 data:closed" "1048576 0 0 data:answered" \
 	"0 2 0 fdcall:answered" "0 2:closed" "0 0 100000 data:answered" "0 0 0 variant:closed" "16 3 0 noreply:closed" \
 	"16 0 0 noreply:reply" "200000 0:closed" "64 0 0 padded:closed" "0 0 0 padded:reply" "64 0 0 field:closed" \
 	"1048576 50 0 pieces:closed" "0 0 0 begin:closed" "1 2 0 nomember:closed" "70 0 0 nomember:closed" \
 	"30000000 3 0 bighold:held held closed" "0 2 0 short:closed" "0 2 0 badpad:closed"; do
+	case $big:$a in 0:*big*) continue ;; esac
 	got=$(as_other /usr/bin/python3 "$RAW" "$S" ${a%%:*}) || fail "raw client (${a%%:*}) failed"
 	[ "$got" = "${a#*:}" ] || fail "a message of (bytes, fds, strings, mode) ${a%%:*}: '$got', not ${a#*:}"
 	# The daemon logs at most 10 cut-off clients a second: each case below must find its line.
@@ -141,15 +145,18 @@ for line in "a message larger than the daemon takes" "more file descriptors than
 	"an authentication exchange the daemon does not take" "file descriptors with a message that takes none" \
 	"a message sd-bus could not read" "large messages being read or answered past this uid's share" \
 	"a message too short to be one" "a header field cut short or padded with other than zero"; do
+	[ $big = 1 ] || [ "$line" != "large messages being read or answered past this uid's share" ] || continue
 	grep -q "direct:[0-9]* (uid $OTHER_UID pid [0-9]*): $line; disconnected" "$D/daemon.log" ||
 		fail "no log line for $line"
 done
-wait "$STALL" || fail "the half-sent 30 MB call: $(cat "$D/bigstall")"
-read -r fate secs <"$D/bigstall"
-[ "$fate" = closed ] && [ "$secs" -ge 9 ] && [ "$secs" -le 13 ] ||
-	fail "a 30 MB call left half-sent: '$(cat "$D/bigstall")', not closed after 10 s"
-grep -q "direct:[0-9]* (uid 0 pid [0-9]*): a large message not sent whole within 10 seconds; disconnected" \
-	"$D/daemon.log" || fail "no log line for the half-sent call"
+if [ $big = 1 ]; then
+	wait "$STALL" || fail "the half-sent 30 MB call: $(cat "$D/bigstall")"
+	read -r fate secs <"$D/bigstall"
+	[ "$fate" = closed ] && [ "$secs" -ge 9 ] && [ "$secs" -le 13 ] ||
+		fail "a 30 MB call left half-sent: '$(cat "$D/bigstall")', not closed after 10 s"
+	grep -q "direct:[0-9]* (uid 0 pid [0-9]*): a large message not sent whole within 10 seconds; disconnected" \
+		"$D/daemon.log" || fail "no log line for the half-sent call"
+fi
 # Every descriptor sent in the pieces was closed with the connection.
 for _ in $(seq 20); do [ "$(ls /proc/"$DAEMON_PID"/fd | wc -l)" -le "$fds0" ] && break; sleep 0.1; done
 [ "$(ls /proc/"$DAEMON_PID"/fd | wc -l)" -le "$fds0" ] ||
@@ -301,10 +308,11 @@ kill -CONT "$DAEMON_PID"
 pass "a daemon that does not answer: the client says so after $ms ms (exit 9)"
 
 # --- the trust-boundary tests, every client of theirs on the private socket.
-# Under a sanitizer build (TS_SAN) the data-path re-runs are left out: that pass runs them on the bus, and the
-# plain build's pass runs them here; the boundary ones and one data path stay (the suite's time is bounded).
-tests=(security-namespace security-visibility security-exe policy-rules core-flow core-packed)
-[ "${TS_SAN:-0}" = 1 ] || tests+=(cli-flow age-flow secrets-vault)
+# Under a sanitizer build (TS_SAN) the data-path re-runs but one are left out: that pass runs them on the
+# bus, and the plain build's pass runs them here; the boundary ones and core-packed stay (the suite's time
+# is bounded).
+tests=(security-namespace security-visibility security-exe policy-rules core-packed)
+[ "${TS_SAN:-0}" = 1 ] || tests+=(core-flow cli-flow age-flow secrets-vault)
 for t in "${tests[@]}"; do
 	bash "$TS_SRC/tests/integration/$t.sh" >"$D/$t.log" 2>&1 ||
 		{ tail -n 30 "$D/$t.log" >&2; fail "$t over the private socket"; }

@@ -123,7 +123,12 @@ kill "$FLOOD_PID" 2>/dev/null || true
 rig_stop_daemon
 rig_start_daemon --idle-lock 0
 unlock "$FP" recovery "$D/rk-f" >/dev/null || fail "unlock flood"
-cat >"$D/big.py" <<'PY'
+# Not in a sanitizer build's pass, where the sanitized daemon takes 40-50 s to read the three 30 MB
+# calls (the whole test takes 4 s in the ordinary pass, which runs this same code).
+if [ "${TS_SAN:-0}" = 1 ]; then
+	echo "(the 30 MB calls run in the ordinary pass)"
+else
+	cat >"$D/big.py" <<'PY'
 import sys
 import dbus
 import dbus.mainloop.glib
@@ -152,13 +157,14 @@ GLib.timeout_add(60000, loop.quit)
 loop.run()
 open(out, "w").write("\n".join(answers) + "\n")
 PY
-setpriv --reuid "$OTHER_UID" --regid "$OTHER_UID" --clear-groups /usr/bin/python3 "$D/big.py" "$BUS_ADDRESS" "$FP" \
-	"$D/fl/big" >"$D/big.log" 2>&1 || fail "the 30 MB calls: $(cat "$D/big.log")"
-[ "$(cat "$D/fl/big")" = "2 org.tokenseal1.Error.Busy too many authorization checks of this caller in progress" ] ||
-	fail "three 30 MB calls waiting for polkit: $(cat "$D/fl/big")"
-[ "$(grep -c "use-other method=UnwrapBatch owner=0 vault=flood" "$D/polkit.log.details")" = 2 ] ||
-	fail "polkit was not asked about exactly two of them: $(grep -c UnwrapBatch "$D/polkit.log.details")"
-pass "a uid's calls waiting for polkit hold at most 64 MiB: of three 30 MB UnwrapBatch calls the third is Busy"
+	setpriv --reuid "$OTHER_UID" --regid "$OTHER_UID" --clear-groups /usr/bin/python3 "$D/big.py" "$BUS_ADDRESS" "$FP" \
+		"$D/fl/big" >"$D/big.log" 2>&1 || fail "the 30 MB calls: $(cat "$D/big.log")"
+	[ "$(cat "$D/fl/big")" = "2 org.tokenseal1.Error.Busy too many authorization checks of this caller in progress" ] ||
+		fail "three 30 MB calls waiting for polkit: $(cat "$D/fl/big")"
+	[ "$(grep -c "use-other method=UnwrapBatch owner=0 vault=flood" "$D/polkit.log.details")" = 2 ] ||
+		fail "polkit was not asked about exactly two of them: $(grep -c UnwrapBatch "$D/polkit.log.details")"
+	pass "a uid's calls waiting for polkit hold at most 64 MiB: of three 30 MB UnwrapBatch calls the third is Busy"
+fi
 
 # --- and on the bus as on the private socket: a call to a method other than the data methods is at
 # most 128 KiB (what Unlock holds while it waits for its secret): 200 KB of options is LimitExceeded
