@@ -166,7 +166,7 @@ static int no_login_uid(pid_t pid)
  * a caller that runs in a system service and has no login uid. 1: believe it;
  * 0: do not, why says why.
  */
-static int exe_believed(sd_bus_creds *c, pid_t pid, char *why, size_t whylen)
+static int exe_believed(sd_bus_creds *c, pid_t pid, const ts_direct_conn *direct, char *why, size_t whylen)
 {
 	const char *unit = NULL, *slice = NULL, *user_unit = NULL;
 	size_t n;
@@ -189,6 +189,11 @@ static int exe_believed(sd_bus_creds *c, pid_t pid, char *why, size_t whylen)
 	}
 	if (!no_login_uid(pid)) {
 		snprintf(why, whylen, "it has a login uid (a login session, a cron or at job), unlike a system service");
+		return 0;
+	}
+	/* A direct caller's login uid was read from its pid after its creds: was that pid still its process? */
+	if (direct && !ts_direct_peer_alive(direct)) {
+		snprintf(why, whylen, "the process that connected is gone");
 		return 0;
 	}
 	return 1;
@@ -268,7 +273,7 @@ int ts_enforce_unwrap(sd_bus_message *m, const ts_caller *caller, const char *va
 		if (sd_bus_creds_get_exe(c, &pc.exe) < 0)
 			pc.exe = NULL;
 		/* Before pc.unit is chosen below: the executable is judged by the system unit only. */
-		if (pc.exe && !exe_believed(c, caller->pid, why, sizeof(why))) {
+		if (pc.exe && !exe_believed(c, caller->pid, direct, why, sizeof(why))) {
 			exe = pc.exe;
 			pc.exe = NULL;
 		}
