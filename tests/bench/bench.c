@@ -224,13 +224,16 @@ static void call_batch(sd_bus *bus, const char *path, int rewrap, uint8_t *const
 }
 
 /*
- * UnwrapBatchPacked of n blobs: the items in one array (4-byte
- * little-endian length, bytes) each way, as libtokenseal sends them. Checks
- * the answer's framing and every plaintext (expect, KEY_LEN bytes).
+ * UnwrapBatchPacked / RewrapBatchPacked of n blobs: the items in one array
+ * (4-byte little-endian length, bytes) each way, as libtokenseal sends them.
+ * Checks the answer's framing, each item's length and, for unwrap, every
+ * plaintext (expect, KEY_LEN bytes).
  */
-static void call_batch_packed(sd_bus *bus, const char *path, uint8_t *const *blobs, size_t blob_len, size_t n,
-                              const uint8_t *expect)
+static void call_batch_packed(sd_bus *bus, const char *path, int rewrap, uint8_t *const *blobs, size_t blob_len,
+                              size_t n, const uint8_t *expect)
 {
+	const char *method = rewrap ? "RewrapBatchPacked" : "UnwrapBatchPacked";
+	size_t want = rewrap ? blob_len : KEY_LEN;
 	sd_bus_error err = SD_BUS_ERROR_NULL;
 	sd_bus_message *m = NULL, *reply = NULL;
 	ts_batch_item *items;
@@ -242,21 +245,26 @@ static void call_batch_packed(sd_bus *bus, const char *path, uint8_t *const *blo
 
 	if ((items = malloc(n * sizeof(*items))) == NULL)
 		die("out of memory");
-	if ((r = sd_bus_message_new_method_call(bus, &m, BUS_NAME, path, VAULT_IFACE, "UnwrapBatchPacked")) < 0 ||
+	if ((r = sd_bus_message_new_method_call(bus, &m, BUS_NAME, path, VAULT_IFACE, method)) < 0 ||
 	    (r = sd_bus_message_append_array_space(m, 'y', ts_packed_size(n, n * blob_len), &space)) < 0)
-		die("UnwrapBatchPacked: building the message: %s", strerror(-r));
+		die("%s: building the message: %s", method, strerror(-r));
 	for (size_t i = 0; i < n; i++)
 		off += ts_packed_put((uint8_t *)space + off, blobs[i], blob_len);
 	if ((r = append_ctx(m)) < 0)
-		die("UnwrapBatchPacked: building the message: %s", strerror(-r));
+		die("%s: building the message: %s", method, strerror(-r));
 	r = sd_bus_call(bus, m, CALL_TIMEOUT_USEC, &err, &reply);
-	check_call(r, &err, "UnwrapBatchPacked");
+	check_call(r, &err, method);
 	if (sd_bus_message_read_array(reply, 'y', &p, &len) < 0 ||
-	    ts_packed_parse(p, len, TS_BATCH_MAX, TS_PLAINTEXT_MAX, n, items, &got, &st) < 0)
-		die("UnwrapBatchPacked: bad reply");
+	    ts_packed_parse(p, len, TS_BATCH_MAX, rewrap ? TS_BLOB_MAX : TS_PLAINTEXT_MAX, n, items, &got, &st) < 0 ||
+	    got != n)
+		die("%s: bad reply", method);
 	for (size_t i = 0; i < n; i++) {
-		if (items[i].len != KEY_LEN || sodium_memcmp(items[i].blob, expect, KEY_LEN) != 0)
-			die("UnwrapBatchPacked: item %zu: wrong plaintext", i);
+		if (items[i].len != want)
+			die("%s: item %zu: wrong length %zu", method, i, items[i].len);
+		if (rewrap)
+			continue;
+		if (sodium_memcmp(items[i].blob, expect, KEY_LEN) != 0)
+			die("%s: item %zu: wrong plaintext", method, i);
 		sodium_memzero((void *)(uintptr_t)items[i].blob, KEY_LEN);
 	}
 	free(items);
@@ -560,7 +568,10 @@ struct batch_res {
 	double direct_kps;               /* UnwrapBatch of the largest size on the private socket; 0: not measured */
 	double packed_bus_kps;           /* UnwrapBatchPacked of the largest size through the bus */
 	double packed_direct_kps;        /* ... on the private socket; 0: not measured */
+	double packed_rw_bus_kps;        /* RewrapBatchPacked of the largest size through the bus */
+	double packed_rw_direct_kps;     /* ... on the private socket; 0: not measured */
 	double bare_kps;                 /* in-process, XChaCha20-Poly1305 decryption of a 32-byte key alone */
+	double bare_aad_kps;             /* ... with an AAD as long as a blob's (the format's own floor) */
 	double min[N_SPREAD], max[N_SPREAD]; /* unwrap of the largest size: the rounds' extremes */
 };
 
@@ -612,14 +623,21 @@ static void batch_fn(void *p)
 	struct batch_arg *a = p;
 
 	if (a->packed)
-		call_batch_packed(a->bus, a->path, a->blobs, a->blob_len, a->n, a->key);
+		call_batch_packed(a->bus, a->path, a->rewrap, a->blobs, a->blob_len, a->n, a->key);
 	else
 		call_batch(a->bus, a->path, a->rewrap, a->blobs, a->blob_len, a->n, a->key, NULL);
 }
 
-/* The floor of in-process unwrap: the bare AEAD of the same key size, no AAD, same number of keys. */
+/*
+ * The floors of in-process unwrap: the bare AEAD of the same key size and
+ * number of keys, with no AAD, and with an AAD as long as a blob's (its
+ * 54-byte header and the canonical encoding of (b)'s 2-entry context), which
+ * the format has every unwrap authenticate.
+ */
+#define BLOB_AAD_LEN (TS_BLOB_HEADER_BYTES + 4 + (4 + 3 + 4 + 5) + (4 + 7 + 4 + 7))
 struct bare_arg {
-	size_t n;
+	size_t n, aad_len;
+	uint8_t aad[BLOB_AAD_LEN];
 	const uint8_t *ct, *nonce;   /* BARE_DISTINCT ciphertexts (32 + 16 bytes) and nonces */
 	uint8_t *key, *pt;           /* secure memory */
 };
@@ -634,7 +652,8 @@ static void bare_fn(void *p)
 	for (size_t i = 0; i < a->n; i++) {
 		size_t k = i % BARE_DISTINCT;
 
-		if (crypto_aead_xchacha20poly1305_ietf_decrypt(a->pt, NULL, NULL, a->ct + k * clen, clen, NULL, 0,
+		if (crypto_aead_xchacha20poly1305_ietf_decrypt(a->pt, NULL, NULL, a->ct + k * clen, clen,
+		                                               a->aad_len ? a->aad : NULL, a->aad_len,
 		                                               a->nonce + k * crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
 		                                               a->key) != 0)
 			die("bare AEAD failed");
@@ -642,11 +661,11 @@ static void bare_fn(void *p)
 	}
 }
 
-static double bare_rate(uint64_t min_ns, size_t n)
+static double bare_rate(uint64_t min_ns, size_t n, int with_aad)
 {
 	const size_t clen = KEY_LEN + crypto_aead_xchacha20poly1305_ietf_ABYTES;
 	const size_t nlen = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
-	struct bare_arg a = { .n = n };
+	struct bare_arg a = { .n = n, .aad_len = with_aad ? BLOB_AAD_LEN : 0 };
 	uint8_t *ct, *nonce;
 	double kps;
 
@@ -655,9 +674,11 @@ static double bare_rate(uint64_t min_ns, size_t n)
 		die("out of memory");
 	randombytes_buf(a.key, KEY_LEN);
 	randombytes_buf(nonce, BARE_DISTINCT * nlen);
+	randombytes_buf(a.aad, sizeof(a.aad));
 	for (size_t i = 0; i < BARE_DISTINCT; i++) {
 		randombytes_buf(a.pt, KEY_LEN);
-		crypto_aead_xchacha20poly1305_ietf_encrypt(ct + i * clen, NULL, a.pt, KEY_LEN, NULL, 0, NULL,
+		crypto_aead_xchacha20poly1305_ietf_encrypt(ct + i * clen, NULL, a.pt, KEY_LEN, a.aad_len ? a.aad : NULL,
+		                                           a.aad_len, NULL,
 		                                           nonce + i * nlen, a.key);
 	}
 	a.ct = ct;
@@ -701,7 +722,8 @@ static void bench_batch(sd_bus *bus, sd_bus *dbus, const char *path, const uint8
 	ts_vault *v = NULL;
 	size_t i, s;
 	double bus_r[2][N_SIZES][BATCH_ROUNDS], local_r[2][BATCH_ROUNDS], direct_r[BATCH_ROUNDS], bare_r[BATCH_ROUNDS];
-	double pbus_r[BATCH_ROUNDS], pdirect_r[BATCH_ROUNDS];
+	double pbus_r[BATCH_ROUNDS], pdirect_r[BATCH_ROUNDS], prbus_r[BATCH_ROUNDS], prdirect_r[BATCH_ROUNDS];
+	double bare_aad_r[BATCH_ROUNDS];
 
 	/* Distinct blobs (distinct nonces) of the same key: one RewrapBatch of copies makes them. */
 	if ((blobs = calloc(nmax, sizeof(*blobs))) == NULL || (lblobs = calloc(nmax, sizeof(*lblobs))) == NULL ||
@@ -734,17 +756,22 @@ static void bench_batch(sd_bus *bus, sd_bus *dbus, const char *path, const uint8
 				a.n = batch_sizes[s];
 				bus_r[rw][s][k] = rate(min_ns, a.n, batch_fn, &a);
 			}
-		/* The packed form of the largest unwrap, beside it: through the bus, then on the socket. */
-		a.rewrap = 0;
+		/* The packed forms of the largest unwrap and rewrap, beside them: through the bus, then on the socket. */
 		a.n = nmax;
 		a.packed = 1;
+		a.rewrap = 0;
 		pbus_r[k] = rate(min_ns, a.n, batch_fn, &a);
+		a.rewrap = 1;
+		prbus_r[k] = rate(min_ns, a.n, batch_fn, &a);
 		a.packed = 0;
 		if (dbus) {
 			a.bus = dbus;
+			a.rewrap = 0;
 			direct_r[k] = rate(min_ns, a.n, batch_fn, &a);
 			a.packed = 1;
 			pdirect_r[k] = rate(min_ns, a.n, batch_fn, &a);
+			a.rewrap = 1;
+			prdirect_r[k] = rate(min_ns, a.n, batch_fn, &a);
 			a.packed = 0;
 			a.bus = bus;
 		}
@@ -754,7 +781,8 @@ static void bench_batch(sd_bus *bus, sd_bus *dbus, const char *path, const uint8
 			a.rewrap = rw;
 			local_r[rw][k] = rate(min_ns, a.n, local_fn, &a);
 		}
-		bare_r[k] = bare_rate(min_ns, nmax);
+		bare_r[k] = bare_rate(min_ns, nmax, 0);
+		bare_aad_r[k] = bare_rate(min_ns, nmax, 1);
 	}
 	for (int rw = 0; rw < 2; rw++) {
 		for (s = 0; s < N_SIZES; s++)
@@ -764,11 +792,14 @@ static void bench_batch(sd_bus *bus, sd_bus *dbus, const char *path, const uint8
 		                                   rw == 0 ? &res->max[SP_LOCAL] : NULL);
 	}
 	res->packed_bus_kps = rounds_median(pbus_r, &res->min[SP_PBUS], &res->max[SP_PBUS]);
+	res->packed_rw_bus_kps = rounds_median(prbus_r, NULL, NULL);
 	if (dbus) {
 		res->direct_kps = rounds_median(direct_r, &res->min[SP_DIRECT], &res->max[SP_DIRECT]);
 		res->packed_direct_kps = rounds_median(pdirect_r, &res->min[SP_PDIRECT], &res->max[SP_PDIRECT]);
+		res->packed_rw_direct_kps = rounds_median(prdirect_r, NULL, NULL);
 	}
 	res->bare_kps = rounds_median(bare_r, &res->min[SP_BARE], &res->max[SP_BARE]);
+	res->bare_aad_kps = rounds_median(bare_aad_r, NULL, NULL);
 	free(lblobs);
 	ts_buf_free(&a.out);
 	ts_secure_free(a.pt);
@@ -1035,8 +1066,12 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 		printf("  %-23s %10.1f %10.1f %10.2f\n", lop_names[o], lat.l_median_us[o], lat.l_p99_us[o],
 		       lat.l_median_us[o] / (o >= LOP_D_UNWRAP ? lat.d_median_us[DOP_UNWRAP] : lat.median_us[OP_UNWRAP]));
 	printf("\n(b) batches, keys/s through the bus (in-process: unwrap %.0f/s, rewrap %.0f/s;\n"
-	       "    bare XChaCha20-Poly1305 of a 32-byte key %.0f/s: unwrap = %.2f × bare)\n",
-	       br.local_kps[0], br.local_kps[1], br.bare_kps, br.local_kps[0] / br.bare_kps);
+	       "    bare XChaCha20-Poly1305 of a 32-byte key %.0f/s: unwrap = %.2f × bare;\n"
+	       "    the same with a blob's %d-byte AAD, the format's floor, %.0f/s: unwrap = %.2f × it)\n",
+	       br.local_kps[0], br.local_kps[1], br.bare_kps, br.local_kps[0] / br.bare_kps, BLOB_AAD_LEN,
+	       br.bare_aad_kps, br.local_kps[0] / br.bare_aad_kps);
+	printf("  in-process unwrap %.0f keys/s on one core: ≥ 1,500,000 %s\n", br.local_kps[0],
+	       br.local_kps[0] >= 1.5e6 ? "ok" : "MISSED");
 	printf("  %-8s %14s %8s %14s %8s\n", "batch", "UnwrapBatch", "% local", "RewrapBatch", "% local");
 	for (int s = 0; s < N_SIZES; s++)
 		printf("  %-8zu %14.0f %7.0f%% %14.0f %7.0f%%\n", batch_sizes[s], br.bus_kps[0][s],
@@ -1058,6 +1093,12 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 		       batch_sizes[N_SIZES - 1], br.packed_direct_kps, 100 * br.packed_direct_kps / br.local_kps[0],
 		       br.packed_direct_kps / br.direct_kps, br.packed_direct_kps >= 1e6 ? "ok" : "MISSED",
 		       br.packed_direct_kps >= 0.6 * br.local_kps[0] ? "ok" : "MISSED");
+	printf("  RewrapBatchPacked of %zu through the bus: %.0f keys/s = %.0f%% of in-process rewrap, %.2f × RewrapBatch\n",
+	       batch_sizes[N_SIZES - 1], br.packed_rw_bus_kps, 100 * br.packed_rw_bus_kps / br.local_kps[1],
+	       br.packed_rw_bus_kps / br.bus_kps[1][N_SIZES - 1]);
+	if (br.packed_rw_direct_kps > 0)
+		printf("  RewrapBatchPacked of %zu on the private socket: %.0f keys/s = %.0f%% of in-process rewrap\n",
+		       batch_sizes[N_SIZES - 1], br.packed_rw_direct_kps, 100 * br.packed_rw_direct_kps / br.local_kps[1]);
 	printf("  each figure: the median of %d rounds taken in turns; keys/s of %zu-key unwraps, min / median / max:\n",
 	       BATCH_ROUNDS, batch_sizes[N_SIZES - 1]);
 	for (int k = 0; k < N_SPREAD; k++) {
@@ -1125,13 +1166,18 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 		fprintf(f, "    \"unwrap_to_floor\": %.3f,\n    \"unwrap_batch_keys_per_s\": %.0f,\n"
 		        "    \"unwrap_batch_ratio_to_in_process\": %.3f,\n    \"unwrap_batch_packed_keys_per_s\": %.0f,\n"
 		        "    \"unwrap_batch_packed_ratio_to_in_process\": %.3f,\n"
-		        "    \"unwrap_batch_packed_ratio_to_unwrap_batch\": %.3f\n",
+		        "    \"unwrap_batch_packed_ratio_to_unwrap_batch\": %.3f,\n"
+		        "    \"rewrap_batch_packed_keys_per_s\": %.0f,\n"
+		        "    \"rewrap_batch_packed_ratio_to_in_process\": %.3f\n",
 		        lat.d_median_us[DOP_UNWRAP] / lat.d_median_us[DOP_FLOOR], br.direct_kps, br.direct_kps / br.local_kps[0],
-		        br.packed_direct_kps, br.packed_direct_kps / br.local_kps[0], br.packed_direct_kps / br.direct_kps);
+		        br.packed_direct_kps, br.packed_direct_kps / br.local_kps[0], br.packed_direct_kps / br.direct_kps,
+		        br.packed_rw_direct_kps, br.packed_rw_direct_kps / br.local_kps[1]);
 	}
 	fprintf(f, "  },\n  \"batch\": {\n    \"in_process_keys_per_s\": {\"unwrap\": %.0f, \"rewrap\": %.0f, "
-	        "\"bare_aead\": %.0f, \"unwrap_ratio_to_bare_aead\": %.3f},\n",
-	        br.local_kps[0], br.local_kps[1], br.bare_kps, br.local_kps[0] / br.bare_kps);
+	        "\"bare_aead\": %.0f, \"unwrap_ratio_to_bare_aead\": %.3f, \"bare_aead_blob_aad\": %.0f, "
+	        "\"unwrap_ratio_to_bare_aead_blob_aad\": %.3f, \"unwrap_target_met\": %s},\n",
+	        br.local_kps[0], br.local_kps[1], br.bare_kps, br.local_kps[0] / br.bare_kps, br.bare_aad_kps,
+	        br.local_kps[0] / br.bare_aad_kps, br.local_kps[0] >= 1.5e6 ? "true" : "false");
 	fprintf(f, "    \"rounds\": %d,\n    \"spread_keys_per_s\": {", BATCH_ROUNDS);
 	for (int k = 0, first = 1; k < N_SPREAD; k++) {
 		if ((k == SP_DIRECT || k == SP_PDIRECT) && br.direct_kps <= 0)
@@ -1143,6 +1189,9 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 	fprintf(f, "    \"UnwrapBatchPacked\": {\"size\": %zu, \"keys_per_s\": %.0f, \"ratio_to_in_process\": %.3f, "
 	        "\"ratio_to_unwrap_batch\": %.3f},\n", batch_sizes[N_SIZES - 1], br.packed_bus_kps,
 	        br.packed_bus_kps / br.local_kps[0], br.packed_bus_kps / br.bus_kps[0][N_SIZES - 1]);
+	fprintf(f, "    \"RewrapBatchPacked\": {\"size\": %zu, \"keys_per_s\": %.0f, \"ratio_to_in_process\": %.3f, "
+	        "\"ratio_to_rewrap_batch\": %.3f},\n", batch_sizes[N_SIZES - 1], br.packed_rw_bus_kps,
+	        br.packed_rw_bus_kps / br.local_kps[1], br.packed_rw_bus_kps / br.bus_kps[1][N_SIZES - 1]);
 	for (int rw = 0; rw < 2; rw++) {
 		fprintf(f, "    \"%s\": [", rw ? "RewrapBatch" : "UnwrapBatch");
 		for (int s = 0; s < N_SIZES; s++)
