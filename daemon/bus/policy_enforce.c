@@ -170,6 +170,7 @@ static int exe_believed(sd_bus_creds *c, pid_t pid, const ts_direct_conn *direct
 {
 	const char *unit = NULL, *slice = NULL, *user_unit = NULL;
 	size_t n;
+	int login;
 
 	if (sd_bus_creds_get_unit(c, &unit) < 0 || !unit) {
 		snprintf(why, whylen, "its systemd unit is unknown");
@@ -187,26 +188,35 @@ static int exe_believed(sd_bus_creds *c, pid_t pid, const ts_direct_conn *direct
 		         slice ? " of " : "", slice ? slice : "");
 		return 0;
 	}
-	if (!no_login_uid(pid)) {
-		snprintf(why, whylen, "it has a login uid (a login session, a cron or at job), unlike a system service");
-		return 0;
-	}
+	login = !no_login_uid(pid);
 	/* A direct caller's login uid was read from its pid after its creds: was that pid still its process? */
 	if (direct && !ts_direct_peer_alive(direct)) {
 		snprintf(why, whylen, "the process that connected is gone");
 		return 0;
 	}
+	if (login) {
+		snprintf(why, whylen, "it has a login uid (a login session, a cron or at job), unlike a system service");
+		return 0;
+	}
 	return 1;
 }
 
-/* Say once per caller (bus connection) why its executable did not count: unique names are never reused. */
-static void exe_not_believed_log(sd_bus_message *m, const ts_caller *caller, const char *vault, const char *why)
+/*
+ * Say once per caller (bus connection, or private-socket connection) why its
+ * executable did not count: unique names and "direct:ID" are never reused.
+ */
+static void exe_not_believed_log(sd_bus_message *m, const ts_direct_conn *direct, const ts_caller *caller,
+                                 const char *vault, const char *why)
 {
 	static char seen[32][48];
 	static size_t next;
 	const char *sender = sd_bus_message_get_sender(m);
-	char vbuf[TS_VAULT_NAME_MAX + 1];
+	char vbuf[TS_VAULT_NAME_MAX + 1], dbuf[24];
 
+	if (direct) {
+		snprintf(dbuf, sizeof(dbuf), "direct:%u", direct->id);
+		sender = dbuf;
+	}
 	if (!sender || strlen(sender) >= sizeof(seen[0]))
 		sender = "";
 	for (size_t i = 0; *sender && i < sizeof(seen) / sizeof(seen[0]); i++)
@@ -288,7 +298,7 @@ int ts_enforce_unwrap(sd_bus_message *m, const ts_caller *caller, const char *va
 	if (r < 0 && exe) {
 		pc.exe = exe;
 		if (ts_policy_check_unwrap(p, vault, &pc, NULL, 0) == 0) {
-			exe_not_believed_log(m, caller, vault, why);
+			exe_not_believed_log(m, direct, caller, vault, why);
 			if (msg && strlen(msg) + 1 < msglen)
 				snprintf(msg + strlen(msg), msglen - strlen(msg),
 				         " (its executable does not count: %s; tokenseal-policy(5))", why);

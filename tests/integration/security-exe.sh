@@ -86,8 +86,9 @@ pass "exec trick (connect, fork, exec the allowed program, send from the child):
 cat >"$D/twice.py" <<'PY'
 import sys
 import dbus
-address, path, blob = sys.argv[1:4]
-conn = dbus.bus.BusConnection(address)
+address, path, blob, kind = sys.argv[1:5]
+# The bus, or (TS_TRANSPORT=direct) a connection of its own to the private socket.
+conn = dbus.connection.Connection(address) if kind == "direct" else dbus.bus.BusConnection(address)
 for _ in range(3):
     try:
         conn.call_blocking("org.tokenseal1", path, "org.tokenseal1.Vault", "Unwrap", "aya{ss}",
@@ -98,7 +99,12 @@ for _ in range(3):
             sys.exit(e.get_dbus_name())
 PY
 n=$(grep -c "executables entries do not match this caller" "$D/daemon.log")
-as_other /usr/bin/python3 "$D/twice.py" "$BUS_ADDRESS" "$S" "$SB" || fail "three refused Unwraps on one connection"
+if [ "${TS_TRANSPORT:-bus}" = direct ]; then
+	as_other /usr/bin/python3 "$D/twice.py" "unix:path=$TOKENSEAL_PRIVATE_SOCKET" "$S" "$SB" direct ||
+		fail "three refused Unwraps on one connection to the private socket"
+else
+	as_other /usr/bin/python3 "$D/twice.py" "$BUS_ADDRESS" "$S" "$SB" bus || fail "three refused Unwraps on one connection"
+fi
 [ "$(grep -c "executables entries do not match this caller" "$D/daemon.log")" = $((n + 1)) ] ||
 	fail "not one log line for three refusals of one caller: $(grep "do not match this caller" "$D/daemon.log")"
 pass "the reason is logged once per caller, not once per call"
