@@ -23,10 +23,19 @@ T lock >/dev/null || fail "lock"
 for _ in $(seq 50); do [ "$(collection_locked)" = true ] && break; sleep 0.02; done
 [ "$(collection_locked)" = true ] || fail "collection did not lock with the vault"
 
-# The key's PIN typed into the (test) pinentry: the vault unlocks with the key, which is touched.
+# The key's PIN typed into the (test) pinentry: the vault unlocks with the key, which is touched once the
+# notice is up, as a person would (touched at once, the unlock may end before the notice's pinentry has
+# read its first line, and it is closed unread).
 tr -d '\n' <"$RIG_DIR/fido2.pin" >"$SECRETS_PIN_FILE"
 : >"$SECRETS_PIN_LOG"
-[ "$(st lookup service imap user alice)" = "exit 0 out=hunter2" ] || fail "lookup through the prompt: $(tail -n 3 "$RIG_DIR/secrets.log")"
+softfido_ctl a up timeout >/dev/null
+st lookup service imap user alice >"$RIG_DIR/lookup.out" &
+LOOKUP=$!
+for _ in $(seq 80); do grep -qx MESSAGE "$SECRETS_PIN_LOG" && break; sleep 0.05; done
+softfido_ctl a up approve >/dev/null
+wait "$LOOKUP" || true
+[ "$(cat "$RIG_DIR/lookup.out")" = "exit 0 out=hunter2" ] ||
+	fail "lookup through the prompt: $(cat "$RIG_DIR/lookup.out"); $(tail -n 3 "$RIG_DIR/secrets.log")"
 [ "$(vprop "$VP" Locked)" = false ] || fail "vault still locked"
 grep -q "protector=p2 result=ok" "$RIG_DIR/daemon.log" || grep -q "event=unlock .*protector=p2" "$RIG_DIR/daemon.log" ||
 	fail "the vault was not unlocked by the FIDO2 protector: $(grep 'event=unlock' "$RIG_DIR/daemon.log" | tail -n 2)"
