@@ -271,20 +271,22 @@ deps:
 # tests/run so the closing line counts both passes. In the ASan pass the integration
 # tests start the sanitized daemon, CLI, PAM module, softfido and tools; tests/lib/rig.sh
 # fails a test on any sanitizer report (docs/FUZZING.md, "Sanitizers").
-# The two builds run one job per CPU (CHECK_JOBS).
+# The two builds run one job per CPU (CHECK_JOBS); tests/run -j 2 runs the integration
+# scripts marked "may run beside another test" two at a time (TEST_JOBS; the others alone).
 # lint: cheap checks of the source tree itself, run first by make check.
 CHECK_JOBS := -j$(shell nproc 2>/dev/null || echo 1)
+TEST_JOBS ?= 2
 lint:
 	tests/lint/include-graph.sh
 
 check: deps lint
 	$(MAKE) $(CHECK_JOBS) all
 	$(MAKE) $(CHECK_JOBS) SAN=1 BUILD=$(ASAN_BUILD) all
-	tests/run --build $(BUILD) all --build $(ASAN_BUILD) unit integration
+	tests/run -j $(TEST_JOBS) --build $(BUILD) all --build $(ASAN_BUILD) unit integration
 
 check-asan: deps
 	$(MAKE) SAN=1 BUILD=$(ASAN_BUILD) all
-	tests/run --build $(ASAN_BUILD) unit integration
+	tests/run -j $(TEST_JOBS) --build $(ASAN_BUILD) unit integration
 
 check-unit: deps
 	$(MAKE) all
@@ -292,11 +294,11 @@ check-unit: deps
 
 check-integration: deps
 	$(MAKE) all
-	tests/run --build $(BUILD) integration
+	tests/run -j $(TEST_JOBS) --build $(BUILD) integration
 
 check-fido2 check-tpm2 check-pkcs11 check-pam check-policy check-hardening check-security check-isolation check-tang check-ldap check-age check-secrets: deps
 	$(MAKE) all
-	tests/run --build $(BUILD) $(patsubst check-%,%,$@)
+	tests/run -j $(TEST_JOBS) --build $(BUILD) $(patsubst check-%,%,$@)
 
 # The fleet pieces: Tang protectors and escrow records in a directory.
 check-fleet: deps

@@ -5,6 +5,7 @@
 # identity and another uid are refused; a tokenseal and a native X25519 recipient both decrypt; a flipped
 # byte in the stanza is refused, never decrypted; grease and unknown stanzas are tolerated; after rotate
 # and retiring the old key version, old files cannot be opened. Also AgeUnwrap itself under attack.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 . "$TS_SRC/tests/lib/softfido.sh"

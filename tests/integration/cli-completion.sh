@@ -1,6 +1,7 @@
 #!/bin/bash
 # cli-completion.sh — the bash completion offers every command `tokenseal --help` lists, every subcommand and
 # option that `tokenseal COMMAND --help` names, and no option the help does not know: they cannot drift apart.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 COMPLETION="$TS_SRC/contrib/bash-completion/tokenseal"
 [ -x "$TOKENSEAL" ] || fail "$TOKENSEAL not built"

@@ -1,5 +1,6 @@
 #!/bin/bash
 # cli-errors.sh — the tokenseal CLI's help, usage errors and exit codes: no such vault, other users, no daemon.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 T=$TOKENSEAL
 D=$RIG_DIR

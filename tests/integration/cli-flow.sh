@@ -1,5 +1,6 @@
 #!/bin/bash
 # cli-flow.sh — a vault's whole life through the tokenseal CLI and libtokenseal, against the real daemon on a private bus.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 rig_start_bus
 rig_start_daemon --idle-lock 0

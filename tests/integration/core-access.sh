@@ -1,5 +1,6 @@
 #!/bin/bash
 # core-access.sh — another local user can neither see nor use root's vault; root can give a vault to a user.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 rig_start_bus

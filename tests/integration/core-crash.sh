@@ -1,5 +1,6 @@
 #!/bin/bash
 # core-crash.sh — SIGKILL at random moments of RotateKey, over and over: the vault always opens and keeps every acknowledged version.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 # 15 (10 under ASan, where each restart costs about three times as much): hardening-crash.sh kills

@@ -1,5 +1,6 @@
 #!/bin/bash
 # core-hostile.sh — garbage, wrong types and oversized arguments get named errors; the daemon keeps serving.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 rig_start_bus

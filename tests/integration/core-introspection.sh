@@ -1,5 +1,6 @@
 #!/bin/bash
 # core-introspection.sh — contrib/org.tokenseal1.xml is exactly what the daemon serves; busctl sees the Vault interface.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 rig_start_bus

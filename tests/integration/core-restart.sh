@@ -1,5 +1,6 @@
 #!/bin/bash
 # core-restart.sh — vaults survive restarts (locked, "startup"), blobs still unwrap, bad files are skipped untouched.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 rig_start_bus

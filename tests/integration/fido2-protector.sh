@@ -1,5 +1,6 @@
 #!/bin/bash
 # fido2-protector.sh — the fido2 backend through libfido2 against two software authenticators.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/lib/softfido.sh"
 CHECK="$TS_BUILD/tests/tools/fido2_check"

@@ -1,5 +1,6 @@
 #!/bin/bash
 # fido2-softfido-conformance.sh — softfido checked by python-fido2 0.9.1 (PIN protocols 1 and 1,2); its state survives a restart.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/lib/softfido.sh"
 PY=/usr/bin/python3 # Debian's, with python3-fido2; not whichever python3 is first on PATH

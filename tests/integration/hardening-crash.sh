@@ -2,6 +2,7 @@
 # hardening-crash.sh — SIGKILL tokensealed at random moments of CreateVault, AddProtector, RotateKey and RevokeProtector (220 times; 60 under ASan): every vault parses and opens, nothing acknowledged is lost.
 # The loop (start daemon, call, kill, restart, check against a model of acknowledged replies)
 # runs in tests/tools/core_crash.c for speed; this script provides the private bus.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 # Under ASan (TS_SAN=1, make check's second pass) 60: each restart of a sanitized daemon costs
 # about three times as much, and the ordinary pass does the full 220.

@@ -2,6 +2,7 @@
 # hardening-pam-conv.sh — pam_tokenseal.so frees (and wipes) what the conversation answered also when the conversation fails: no leak under valgrind or LeakSanitizer.
 # Linux-PAM's pam_prompt passes the response on even when the application's conversation
 # returns an error; tests/integration/pam_conv.c is such an application.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 . "$TS_SRC/tests/integration/pam_lib.bash"

@@ -4,6 +4,7 @@
 # (tokensealed --helper); VS is learnt offline (core_keys, with the recovery key) and must
 # not be among them. The relay itself is checked: the recovery key, which CreateVault's
 # recovery enrollment never sends but an Unlock does, must be found in the record.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/lib/softhsm.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"

@@ -3,6 +3,7 @@
 # without CKM_ECDH1_DERIVE (a real SoftHSM2 token with that mechanism switched off by slots.mechanisms)
 # is refused at enrollment, offline from its public key too, and `tokenseal pkcs11 list` marks it
 # unusable; offline enrollment with the token absent, where nothing can be checked, is refused.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/lib/softhsm.sh"
 CHECK="$TS_BUILD/tests/tools/pkcs11_check"

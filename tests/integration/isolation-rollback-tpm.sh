@@ -2,6 +2,7 @@
 # isolation-rollback-tpm.sh — a vault with a tpm2 protector is bound to a TPM NV counter: root putting back an old
 # vault file together with its generation anchor is still refused (Rollback), because the counter cannot go back; a
 # save whose increment failed (TPM away) is made up at the next start; --accept-rollback re-bases the counter.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/lib/swtpm.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"

@@ -2,6 +2,7 @@
 # isolation-rollback.sh — no silent rollback: an old vault file put back (a backup, the .bak) after a revocation, a
 # retire or a recovery-key rotation is refused at start (Rollback), until root accepts it (--accept-rollback, audited);
 # no .bak of the revoked generation is left; a crash between the vault write and its anchor locks nobody out.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 REVOKED_TOOL="$TS_BUILD/tests/tools/core_revoked"

@@ -4,6 +4,7 @@
 # no new key is handed out for a vault that is not on disk; after space returns and a restart, every
 # blob the daemon acknowledged opens and every key it handed out works. Also: re-creating a vault
 # whose file was deleted never overwrites its surviving NAME.vault.bak.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 D=$RIG_DIR

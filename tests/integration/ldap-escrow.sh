@@ -2,6 +2,7 @@
 # ldap-escrow.sh — escrow records in a real OpenLDAP directory (slapd on ldapi:// in a temp dir, SASL EXTERNAL):
 # publish, read back, refresh on an escrow change, recover --from-ldap on another machine, tampered records
 # refused, directory down, a vault gone is removed.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/lib/slapd.sh"
 D=$RIG_DIR

@@ -4,6 +4,7 @@
 # Directory down at creation: Wrap refused with the reason, then allowed once the queue flushes; the record is the
 # one an officer recovers from; an escrow change is written again; a restart does not refuse what is stored; a
 # vault gone is removed; a record the directory does not hold back (a wrong password) is never taken as stored.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/lib/slapd.sh"
 D=$RIG_DIR

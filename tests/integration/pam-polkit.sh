@@ -1,6 +1,7 @@
 #!/bin/bash
 # pam-polkit.sh — operations on another user's vault: root-only without polkit; with a stand-in polkit
 # authority, allowed exactly for the action it grants (org.tokenseal1.manage-other), asked about the caller's bus name.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 . "$TS_SRC/tests/integration/pam_lib.bash"

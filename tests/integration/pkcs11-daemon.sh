@@ -1,5 +1,6 @@
 #!/bin/bash
 # pkcs11-daemon.sh — PKCS#11 protectors end to end: SoftHSM2, tokensealed on a private bus, and the tokenseal CLI.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/lib/softhsm.sh"
 . "$TS_SRC/tests/lib/swtpm.sh"

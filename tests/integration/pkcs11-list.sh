@@ -1,5 +1,6 @@
 #!/bin/bash
 # pkcs11-list.sh — `tokenseal pkcs11 list` against SoftHSM2: tokens, keys, flags, URIs that enroll, JSON, no token.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/lib/softhsm.sh"
 T=$TOKENSEAL

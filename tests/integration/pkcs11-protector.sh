@@ -1,5 +1,6 @@
 #!/bin/bash
 # pkcs11-protector.sh — the pkcs11 backend through p11-kit against a private SoftHSM2 token (RSA-OAEP and ECDH P-256).
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/lib/softhsm.sh"
 CHECK="$TS_BUILD/tests/tools/pkcs11_check"

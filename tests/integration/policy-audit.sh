@@ -1,5 +1,6 @@
 #!/bin/bash
 # policy-audit.sh — the audit trail (--audit-log JSON lines) and [audit] fail-closed: no record, no operation.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 PD="$RIG_DIR/policy.d"

@@ -1,5 +1,6 @@
 #!/bin/bash
 # policy-escrow-hsm.sh — an escrow officer whose RSA key lives on a PKCS#11 token (SoftHSM2) next to two X25519 officers, 2-of-3; offline recovery refused while the daemon runs.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/lib/softhsm.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"

@@ -1,5 +1,6 @@
 #!/bin/bash
 # policy-escrow.sh — escrow required by policy: officers' keys, 2-of-3 offline recovery, refusal with 1, tampered headers refused.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 PD="$RIG_DIR/policy.d"

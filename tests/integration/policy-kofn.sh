@@ -1,5 +1,6 @@
 #!/bin/bash
 # policy-kofn.sh — a 2-of-3 vault: one share leaves it locked (SharesNeeded), two open it; the policy's threshold applies.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 PD="$RIG_DIR/policy.d"

@@ -1,5 +1,6 @@
 #!/bin/bash
 # policy-recovery.sh — a used recovery key is rotated: the new key is shown once, the used one retired only after that.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 mkdir -p "$RIG_DIR/policy.d"

@@ -1,5 +1,6 @@
 #!/bin/bash
 # policy-revoke.sh — true revocation: RevokeAndRekey re-keys, and the old vault file plus the revoked key opens nothing new.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 REVOKED_TOOL="$TS_BUILD/tests/tools/core_revoked"

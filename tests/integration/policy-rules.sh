@@ -1,5 +1,6 @@
 #!/bin/bash
 # policy-rules.sh — the daemon enforces the system policy: start refused on a broken one, each rule allowed and refused by name.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 PD="$RIG_DIR/policy.d"

@@ -1,6 +1,7 @@
 #!/bin/bash
 # secrets-save.sh — a store that cannot be written (the data directory full) fails and changes nothing: memory is
 # read back from the file, the previous items and secrets are served, before and after a restart.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 . "$TS_SRC/tests/integration/secrets_lib.bash"

@@ -2,6 +2,7 @@
 # security-exe.sh — [unwrap] executables cannot be met by exec: a caller that connects, forks, execs an
 # allowed program in the connecting process and sends Unwrap from the child is refused; the executable
 # counts only for a caller in a system service's cgroup without a login uid.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 D=$RIG_DIR

@@ -2,6 +2,7 @@
 # security-log.sh — text from outside the daemon cannot forge log lines: a token helper (the process that
 # parses a token's bytes, so the one a malicious token would subvert) answers with a message holding a
 # newline and a made-up "event=unlock ... result=ok"; the daemon logs the message on one line, escaped.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 D=$RIG_DIR

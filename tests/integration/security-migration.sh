@@ -3,6 +3,7 @@
 # tests/integration/fixtures/flat-layout) load into their owners' namespaces with no manual step,
 # byte for byte, and unlock and unwrap as before. A move a crash interrupted finishes; a flat file
 # that would shadow a vault already in its owner's directory is never moved over it.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 FIX="$TS_SRC/tests/integration/fixtures/flat-layout"

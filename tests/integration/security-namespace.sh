@@ -2,6 +2,7 @@
 # security-namespace.sh — the attack: bob names a vault after alice (or root) before she has one,
 # then logs in as alice (PAM) with his own recovery key. Vault names are per owner, so his vault
 # is his; pam_tokenseal takes only the vault of the account being authenticated.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 . "$TS_SRC/tests/integration/pam_lib.bash"

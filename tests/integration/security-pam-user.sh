@@ -2,6 +2,7 @@
 # security-pam-user.sh — a login is a person. Alice's vault has a TPM protector with a PIN and one
 # without ("opens at boot"). Someone at the machine runs `su alice` and types nothing: the TPM
 # without PIN would open the vault for anyone, so pam_tokenseal never takes it as a login.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/lib/swtpm.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"

@@ -3,6 +3,7 @@
 # make do). Card A (PIN 123456) holds p2, enrolled online (its URI names A's serial); card B (PIN
 # 654321) holds p3, enrolled offline from its public key with token=LABEL only. B's PIN must never
 # reach card A: not when no protector is named, and not when p3 is named either.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/lib/softhsm.sh"
 D=$RIG_DIR

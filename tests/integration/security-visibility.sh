@@ -4,6 +4,7 @@
 # connections; another user, subscribed or listening for broadcasts, gets none, and a vault's path
 # answers them exactly as a path with no vault behind it. What a polkit-allowed user does to the
 # vault still reaches the owner.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 . "$TS_SRC/tests/integration/pam_lib.bash"

@@ -1,5 +1,6 @@
 #!/bin/bash
 # tpm2-daemon.sh — TPM 2.0 protectors end to end: swtpm, tokensealed on a private bus, and the tokenseal CLI.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/lib/swtpm.sh"
 T=$TOKENSEAL

@@ -1,5 +1,6 @@
 #!/bin/bash
 # tpm2-hygiene.sh — the tpm2 backend keeps secrets off the TPM bus (salted, encrypted sessions) and is valgrind clean.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/lib/swtpm.sh"
 CHECK="$TS_BUILD/tests/tools/tpm2_check"

@@ -1,5 +1,6 @@
 #!/bin/bash
 # tpm2-protector.sh — the tpm2 backend through tpm2-tss against swtpm: PIN, DA lockout, PCR policy, SRK, another TPM.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/lib/swtpm.sh"
 CHECK="$TS_BUILD/tests/tools/tpm2_check"

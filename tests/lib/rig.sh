@@ -73,7 +73,7 @@ rig_cleanup() {
 		kill -9 "$p" 2>/dev/null || true
 	done
 	rig_san_clean || { echo "FAIL: sanitizer report (see above)" >&2; rc=1; }
-	for u in "${RIG_USERS[@]}"; do userdel "$u" 2>/dev/null || true; done
+	for u in "${RIG_USERS[@]}"; do _rig_account userdel "$u" >/dev/null || true; done
 	rm -rf "$RIG_DIR"
 	exit $rc
 }
@@ -217,24 +217,39 @@ expect_fail() { # needle, command...
 # An unprivileged uid for "other user" tests.
 OTHER_UID=65534
 
+# _rig_account CMD ARG... — useradd, usermod or userdel: these lock /etc/passwd and give up at once
+# when another holds it (tests/run -j: another test adding or removing its users), so a failure
+# that names the lock is tried again, for up to 10 s. Prints the last error and returns non-zero
+# when it did not succeed.
+_rig_account() {
+	local i err
+	for i in $(seq 100); do
+		err=$("$@" 2>&1) && return 0
+		grep -qi "lock" <<<"$err" || break
+		sleep 0.1
+	done
+	echo "$err"
+	return 1
+}
+
 # The token helper's own system user, as make install creates it (contrib/sysusers.d/tokenseal.conf):
 # the daemon starts every helper as this user. Created once and kept (like a sysusers account); other
 # tests may create it at the same moment, so a failed useradd counts only if the user is still missing.
 # (Not root, as `make demo` may be: the daemon then runs the helper as its own uid, nothing to set up.)
 TS_HELPER_USER=tokenseal-helper
 if [ "$(id -u)" = 0 ] && ! getent passwd "$TS_HELPER_USER" >/dev/null; then
-	useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
-		"$TS_HELPER_USER" >/dev/null 2>&1 || getent passwd "$TS_HELPER_USER" >/dev/null || fail "useradd $TS_HELPER_USER"
+	_rig_account useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+		"$TS_HELPER_USER" >/dev/null || getent passwd "$TS_HELPER_USER" >/dev/null || fail "useradd $TS_HELPER_USER"
 fi
 if [ "$(id -u)" = 0 ] && getent group tss >/dev/null && ! id -nG "$TS_HELPER_USER" | grep -qw tss; then
-	usermod -a -G tss "$TS_HELPER_USER" 2>/dev/null || true
+	_rig_account usermod -a -G tss "$TS_HELPER_USER" >/dev/null || true
 fi
 # The network helper's user (tang, [escrow] publish): the daemon starts those helpers as this one, in no
 # group of the token helper's (no tss, no token access), created the same way.
 TS_NET_HELPER_USER=tokenseal-net
 if [ "$(id -u)" = 0 ] && ! getent passwd "$TS_NET_HELPER_USER" >/dev/null; then
-	useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
-		"$TS_NET_HELPER_USER" >/dev/null 2>&1 || getent passwd "$TS_NET_HELPER_USER" >/dev/null ||
+	_rig_account useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+		"$TS_NET_HELPER_USER" >/dev/null || getent passwd "$TS_NET_HELPER_USER" >/dev/null ||
 		fail "useradd $TS_NET_HELPER_USER"
 fi
 
@@ -253,6 +268,7 @@ rig_helper_access() {
 # second uid with a name: PAM and getpwnam see it. Removed at exit. Not in $(...): the list of
 # accounts to remove lives in this shell. Its uid: $(id -u NAME).
 rig_useradd() {
-	useradd --system --no-create-home --shell /usr/sbin/nologin "$1" >/dev/null 2>&1 || fail "useradd $1"
+	local err
+	err=$(_rig_account useradd --system --no-create-home --shell /usr/sbin/nologin "$1") || fail "useradd $1: $err"
 	RIG_USERS+=("$1")
 }
