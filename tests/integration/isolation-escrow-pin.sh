@@ -6,7 +6,8 @@
 # user's SetEscrow and RevokeAndRekey (the revocation of a lost token) answered Busy. Now the holds of
 # one uid (SetEscrow, CreateVault and re-keys alike) may keep at most 16 RSA recipients waiting, and a
 # call that does not come back is forgotten after 2 s: the other user's calls right after the attack
-# succeed.
+# succeed, at once or after a Busy or two while the attack's last wraps still hold helpers (its 16 RSA
+# wraps, 4 helpers at a time: under a second here, a few under a sanitizer), within 5 s, not 30.
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 D=$RIG_DIR
@@ -35,13 +36,27 @@ as_uid "$AUID" /usr/bin/python3 "$TS_SRC/tests/integration/isolation_escrow_pin.
 sed 's/^/  | /' "$D/attack"
 grep -q "Lock: OK" "$D/attack" || fail "the attack's Lock: $(cat "$D/attack")"
 
-out=$(bb call org.tokenseal1 "$VB" $VIFACE SetEscrow asu 1 "off $OFFICER" 1 2>&1) || fail "B's SetEscrow after the attack: $out"
+# until_not_busy LABEL CMD... — CMD until it answers other than Busy, for at most 5 s; its output in $out.
+until_not_busy() {
+	local label=$1 t0 rc; shift
+	t0=$(date +%s%N)
+	while :; do
+		rc=0; out=$("$@" 2>&1) || rc=$?
+		[ $rc -ne 0 ] && grep -q "Error.Busy\|try again" <<<"$out" && [ $((($(date +%s%N) - t0) / 1000000)) -lt 5000 ] ||
+			break
+		sleep 0.1
+	done
+	echo "$label: answered after $((($(date +%s%N) - t0) / 1000000)) ms"
+	return $rc
+}
+until_not_busy "B's SetEscrow" bb call org.tokenseal1 "$VB" $VIFACE SetEscrow asu 1 "off $OFFICER" 1 ||
+	fail "B's SetEscrow after the attack: $out"
 spare=$(as_uid "$BUID" /usr/bin/python3 "$FDCALL_PY" "$BUS_ADDRESS" "$VB" $VIFACE AddProtector 'sa{ss}hh' recovery "" \
 	"</dev/null" ">/dev/null") || fail "B's AddProtector: $spare"
 printf 'p1 %s\n' "$(head -n1 "$D/rkB")" >"$D/keepB"
 chmod 644 "$D/keepB"
-out=$(as_uid "$BUID" /usr/bin/python3 "$FDCALL_PY" "$BUS_ADDRESS" "$VB" $VIFACE RevokeAndRekey 'sh' "$spare" "<$D/keepB" 2>&1) ||
-	fail "B's RevokeAndRekey after the attack (its vault escrows to an RSA officer): $out"
-pass "a user's 64 RSA recipients and a Lock pin nothing: another user's SetEscrow and RevokeAndRekey succeed at once"
+until_not_busy "B's RevokeAndRekey" as_uid "$BUID" /usr/bin/python3 "$FDCALL_PY" "$BUS_ADDRESS" "$VB" $VIFACE RevokeAndRekey 'sh' \
+	"$spare" "<$D/keepB" || fail "B's RevokeAndRekey after the attack (its vault escrows to an RSA officer): $out"
+pass "a user's 64 RSA recipients and a Lock pin nothing: another user's SetEscrow and RevokeAndRekey succeed within 5 s (the hold was 30 s)"
 daemon_alive
 core_finish
