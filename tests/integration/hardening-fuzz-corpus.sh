@@ -1,5 +1,6 @@
 #!/bin/bash
 # hardening-fuzz-corpus.sh — each fuzz target replays its committed seeds (ok-* ones must pass all the way), then fuzzes ~2 s (17 targets, two at a time: about 20 s of fuzzing; building them with clang takes longer).
+# tests/run: may run beside another test
 set -eu
 : "${TS_SRC:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 cd "$TS_SRC"

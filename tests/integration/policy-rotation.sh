@@ -2,6 +2,7 @@
 # policy-rotation.sh — [keys] max-age: a root key older than the policy allows makes PolicyStatus false with the
 # rule, FILE:LINE and what to do, shows in `tokenseal status` (human and JSON), is one rotation-due audit event per
 # unlock, refuses nothing, and `tokenseal rotate` makes the vault compliant again.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 D=$RIG_DIR

@@ -3,6 +3,7 @@
 # vault gives out no data key (Wrap, Unwrap, Rewrap, GenerateDataKey, UnwrapBatch, RewrapBatch and their packed forms answer
 # IOError), it serves again as soon as the log can be written (no restart), and the data-use records
 # that covered the calls are in the log.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
 PD=$POLICY_DIR

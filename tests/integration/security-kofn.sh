@@ -3,6 +3,7 @@
 # still needed; pam_tokenseal (at login and as a screen locker) asks for the next protector until the
 # vault is open, and fails otherwise; the CLI says "share accepted". Shares given expire
 # ([lock] share-timeout) and are forgotten when the machine suspends.
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/lib/softfido.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"

@@ -2,6 +2,7 @@
 # tang-protector.sh — tang protectors against real Tang servers (Debian's tangd): 2-of-{tpm2, tang} unlocks,
 # a server down fails with its name, a wrong thumbprint is refused, key rotation and --replace, policy (tang alone,
 # [tang] servers checked before any helper reaches the network, at enrollment and at unlock).
+# tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/lib/swtpm.sh"
 . "$TS_SRC/tests/lib/tang.sh"
