@@ -13,8 +13,9 @@
  *       Argon2id cost, one shared recovery key written to KEY_OUT) for the 1,000-vault test
  *   bench vaults ADDRESS DAEMON_PID N KEY_FILE JSON_OUT
  *       RSS of a daemon holding N locked vaults, then N unlocked ones (JSON fragment)
- *   bench loop ADDRESS ping|unwrap|wrap|rewrap|generate|batch N
- *       N calls of one kind (batch: UnwrapBatch of 1,000) on a fresh vault "loop", for profiling the daemon
+ *   bench loop ADDRESS ping|unwrap|wrap|rewrap|generate|batch N [VAULT]
+ *       N calls of one kind (batch: UnwrapBatch of 1,000) on a fresh vault (named "loop", or VAULT),
+ *       for profiling the daemon; ADDRESS "direct:PATH" is the daemon's private socket at PATH
  *   bench unlock ADDRESS PLAN N JSON_OUT TABLE_OUT
  *       per protector of PLAN: N Unlock calls through the bus (Lock in between, untimed) against
  *       N unlocks by the same backend in-process (tests/tools/TYPE_check bench-unlock); the
@@ -1327,12 +1328,12 @@ static void vaults(const char *address, pid_t pid, int n, const char *key_file, 
 }
 
 /* For profiles: N calls of one kind (ping|unwrap|wrap|rewrap|generate) on a fresh vault. */
-static void loop(const char *address, const char *what, long n)
+static void loop(const char *address, const char *what, long n, const char *name)
 {
-	sd_bus *bus = bus_connect(address);
+	sd_bus *bus = strncmp(address, "direct:", 7) == 0 ? direct_connect(address + 7) : bus_connect(address);
 	uint8_t key[KEY_LEN], *blob;
 	size_t blob_len;
-	char *path = create_vault(bus, "loop");
+	char *path = create_vault(bus, name);
 	int op = -1;
 
 	if (strcmp(what, "batch") == 0) {   /* UnwrapBatch of 1,000 copies of one blob */
@@ -1681,8 +1682,8 @@ int main(int argc, char **argv)
 		run(argv[2], (pid_t)atoi(argv[3]), argv[4], vj, uj, ut, pd);
 		return 0;
 	}
-	if (argc == 5 && strcmp(argv[1], "loop") == 0) {
-		loop(argv[2], argv[3], atol(argv[4]));
+	if ((argc == 5 || argc == 6) && strcmp(argv[1], "loop") == 0) {
+		loop(argv[2], argv[3], atol(argv[4]), argc == 6 ? argv[5] : "loop");
 		return 0;
 	}
 	if (argc == 5 && strcmp(argv[1], "mkvaults") == 0) {
@@ -1701,7 +1702,7 @@ int main(int argc, char **argv)
 	                "                 [--unlock-json FILE --unlock-table FILE] [--peers-dir DIR]\n"
 	                "       bench mkvaults DIR N KEY_OUT\n"
 	                "       bench vaults ADDRESS DAEMON_PID N KEY_FILE JSON_OUT\n"
-	                "       bench loop ADDRESS ping|unwrap|wrap|rewrap|generate|batch N\n"
+	                "       bench loop ADDRESS ping|unwrap|wrap|rewrap|generate|batch N [VAULT] (ADDRESS direct:PATH: the private socket)\n"
 	                "       bench unlock ADDRESS PLAN N JSON_OUT TABLE_OUT\n");
 	return 2;
 }
