@@ -433,7 +433,12 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
-	if ((r = sd_event_default(&d.event)) < 0 ||
+	/*
+	 * A loop of our own, not sd_event_default(): sd-event checks the thread
+	 * of a default loop with a gettid() system call on every turn (two a
+	 * call served), and the daemon has no other user of a default loop.
+	 */
+	if ((r = sd_event_new(&d.event)) < 0 ||
 	    (r = sd_event_add_signal(d.event, NULL, SIGTERM, on_signal, &d)) < 0 ||
 	    (r = sd_event_add_signal(d.event, NULL, SIGINT, on_signal, &d)) < 0) {
 		ts_log(TS_LOG_ERR, "cannot set up the event loop: %s", strerror(-r));

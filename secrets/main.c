@@ -192,7 +192,8 @@ int main(int argc, char **argv)
 		ss_log("%s: %s (it must be a directory of yours)", s->dir, strerror(-r));
 		return 1;
 	}
-	if ((r = sd_event_default(&s->event)) < 0 || (r = sd_event_add_signal(s->event, NULL, SIGTERM, NULL, NULL)) < 0 ||
+	/* Not sd_event_default(): that one costs a gettid() system call per turn of the loop (daemon/main.c). */
+	if ((r = sd_event_new(&s->event)) < 0 || (r = sd_event_add_signal(s->event, NULL, SIGTERM, NULL, NULL)) < 0 ||
 	    (r = sd_event_add_signal(s->event, NULL, SIGINT, NULL, NULL)) < 0)
 		goto fail;
 	if (bus_address) {
