@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -355,12 +356,29 @@ static const char *const lop_names[N_LOPS] = { "ts_unwrap", "ts_unwrap_into", "t
 	                                       "ts_unwrap_into (direct)" };
 static const ts_kv lib_ctx[] = { { "app", "bench" }, { "purpose", "latency" } };
 
+/*
+ * The same calls on the private socket and of the floor with the threads
+ * placed: the bench's calling thread on one CPU, and the daemon's loop
+ * thread and the floor's answering thread on the same CPU (one CPU) or on
+ * another (two CPUs). Unplaced, the floor and the call each land as the
+ * scheduler puts them, and a hand-over to another CPU costs this machine
+ * several times one on the same CPU.
+ */
+enum { PLACE_ONE, PLACE_TWO, N_PLACES };
+static const char *const place_names[N_PLACES] = { "one CPU", "two CPUs" };
+static const char *const place_keys[N_PLACES] = { "one_cpu", "two_cpus" };
+
 struct latency {
 	double median_us[N_OPS], p99_us[N_OPS];
 	size_t calls;
 	int direct;                         /* the private socket was measured */
 	double d_median_us[N_DOPS], d_p99_us[N_DOPS];
 	double l_median_us[N_LOPS], l_p99_us[N_LOPS];
+	int n_places;                       /* placements measured (0: see place_skip) */
+	const char *place_skip;
+	size_t place_calls;
+	int place_cpu[2];                   /* the caller's CPU, the other one */
+	double p_median_us[N_PLACES][N_DOPS];
 };
 
 /*
@@ -473,8 +491,87 @@ static void one_lop(ts_client *const *lcs, int op, const uint8_t *blob, size_t b
 		ts_secret_free(pt, n);
 }
 
+static int pin(pid_t tid, int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(tid, sizeof(set), &set);
+}
+
+/*
+ * The placed rounds (struct latency's comment): the daemon's loop thread is
+ * its main thread (tid = pid). Every thread gets its mask back after.
+ */
+static void bench_placed(sd_bus *dbus, pid_t daemon_pid, pthread_t echo, const char *path, const uint8_t *blob,
+                         size_t blob_len, const uint8_t *key, struct latency *res)
+{
+	const size_t per_op = quick ? 1000 : 5000, rounds = 10, chunk = per_op / rounds;
+	cpu_set_t mine, daemon_mask, echo_mask, one;
+	uint64_t *t[N_PLACES][N_DOPS];
+	int cpus[2], n_cpus = 0, n_places;
+	size_t i, k;
+
+	res->n_places = 0;
+	if (sched_getaffinity(0, sizeof(mine), &mine) < 0 || sched_getaffinity(daemon_pid, sizeof(daemon_mask),
+	                                                                     &daemon_mask) < 0 ||
+	    pthread_getaffinity_np(echo, sizeof(echo_mask), &echo_mask) != 0) {
+		res->place_skip = "cannot read the threads' CPU masks";
+		return;
+	}
+	for (int c = 0; c < CPU_SETSIZE && n_cpus < 2; c++)
+		if (CPU_ISSET(c, &mine) && CPU_ISSET(c, &daemon_mask))
+			cpus[n_cpus++] = c;
+	if (n_cpus == 0) {
+		res->place_skip = "no CPU the bench and the daemon may both run on";
+		return;
+	}
+	n_places = n_cpus < 2 ? 1 : N_PLACES;
+	if (pin(0, cpus[0]) < 0 || pin(daemon_pid, cpus[0]) < 0) {
+		res->place_skip = "cannot place the daemon's thread (sched_setaffinity)";
+		(void)sched_setaffinity(0, sizeof(mine), &mine);
+		return;
+	}
+	for (int p = 0; p < n_places; p++)
+		for (int o = 0; o < N_DOPS; o++)
+			if ((t[p][o] = calloc(per_op, sizeof(uint64_t))) == NULL)
+				die("out of memory");
+	for (k = 0; k < rounds; k++)
+		for (int p = 0; p < n_places; p++) {
+			int other = cpus[p == PLACE_ONE ? 0 : 1];
+
+			CPU_ZERO(&one);
+			CPU_SET(other, &one);
+			if (pin(daemon_pid, other) < 0 || pthread_setaffinity_np(echo, sizeof(one), &one) != 0)
+				die("cannot place the daemon's or the floor's thread on CPU %d", other);
+			for (i = 0; i < 50; i++)   /* settle: each thread runs once where it now is */
+				for (int o = 0; o < N_DOPS; o++)
+					one_dop(dbus, path, o, blob, blob_len, key);
+			for (int o = 0; o < N_DOPS; o++)
+				for (i = 0; i < chunk; i++) {
+					uint64_t t0 = now_ns();
+					one_dop(dbus, path, o, blob, blob_len, key);
+					t[p][o][k * chunk + i] = now_ns() - t0;
+				}
+		}
+	if (sched_setaffinity(daemon_pid, sizeof(daemon_mask), &daemon_mask) < 0 ||
+	    pthread_setaffinity_np(echo, sizeof(echo_mask), &echo_mask) != 0 ||
+	    sched_setaffinity(0, sizeof(mine), &mine) < 0)
+		die("cannot give the threads their CPU masks back");
+	for (int p = 0; p < n_places; p++)
+		for (int o = 0; o < N_DOPS; o++) {
+			res->p_median_us[p][o] = pct_us(t[p][o], per_op, 0.5);
+			free(t[p][o]);
+		}
+	res->n_places = n_places;
+	res->place_calls = per_op;
+	res->place_cpu[0] = cpus[0];
+	res->place_cpu[1] = n_cpus > 1 ? cpus[1] : -1;
+}
+
 static void bench_latency(sd_bus *bus, sd_bus *dbus, ts_client *const *lcs, const char *path, const uint8_t *blob,
-                          size_t blob_len, const uint8_t *key, struct latency *res)
+                          size_t blob_len, const uint8_t *key, pid_t daemon_pid, struct latency *res)
 {
 	const size_t per_op = quick ? 2000 : 20000, rounds = 20, chunk = per_op / rounds;
 	uint64_t *t[N_OPS], *dt[N_DOPS] = { 0 }, *lt[N_LOPS];
@@ -545,6 +642,7 @@ static void bench_latency(sd_bus *bus, sd_bus *dbus, ts_client *const *lcs, cons
 			res->d_p99_us[o] = pct_us(dt[o], per_op, 0.99);
 			free(dt[o]);
 		}
+		bench_placed(dbus, daemon_pid, echo, path, blob, blob_len, key, res);
 		close(floor_fd[0]);
 		pthread_join(echo, NULL);
 		close(floor_fd[1]);
@@ -1025,7 +1123,7 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 			setenv("TOKENSEAL_BUS", saved, 1);
 		free(saved);
 	}
-	bench_latency(bus, dbus, lcs, path, blob, blob_len, key, &lat);
+	bench_latency(bus, dbus, lcs, path, blob, blob_len, key, pid, &lat);
 	ts_client_free(lcs[0]);
 	ts_client_free(lcs[1]);
 	fprintf(stderr, "bench: batches...\n");
@@ -1061,6 +1159,20 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 			       lat.d_median_us[o] / ping);
 		printf("  Unwrap (direct) %.2f × Ping through the bus (target ≤ 0.60: %s), %.2f × the floor (target ≤ 1.30: %s)\n",
 		       u / ping, u / ping <= 0.60 ? "ok" : "MISSED", u / fl, u / fl <= 1.30 ? "ok" : "MISSED");
+		if (lat.n_places == 0) {
+			printf("  placed: not measured (%s)\n", lat.place_skip ? lat.place_skip : "?");
+		} else {
+			printf("  placed (%zu calls each: this client on CPU %d; the daemon's loop thread and the floor's\n"
+			       "  answering thread on the same CPU, or on CPU %d), median µs:\n",
+			       lat.place_calls, lat.place_cpu[0], lat.place_cpu[1]);
+			printf("  %-16s %14s %16s %12s %16s\n", "placement", dop_names[DOP_PING], dop_names[DOP_UNWRAP],
+			       dop_names[DOP_FLOOR], "Unwrap / floor");
+			for (int p = 0; p < lat.n_places; p++)
+				printf("  %-16s %14.1f %16.1f %12.1f %11.2f %s\n", place_names[p], lat.p_median_us[p][DOP_PING],
+				       lat.p_median_us[p][DOP_UNWRAP], lat.p_median_us[p][DOP_FLOOR],
+				       lat.p_median_us[p][DOP_UNWRAP] / lat.p_median_us[p][DOP_FLOOR],
+				       lat.p_median_us[p][DOP_UNWRAP] / lat.p_median_us[p][DOP_FLOOR] <= 1.30 ? "ok" : "MISSED");
+		}
 	}
 	printf("  Unwrap through libtokenseal (× the same call made with sd-bus above, on the same transport):\n");
 	for (int o = 0; o < (lat.direct ? N_LOPS : LOP_D_UNWRAP); o++)
@@ -1164,6 +1276,13 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 		for (int o = 0; o < N_DOPS; o++)
 			fprintf(f, "    \"%s\": {\"median_us\": %.2f, \"p99_us\": %.2f, \"ratio_to_bus_ping\": %.3f},\n",
 			        dop_names[o], lat.d_median_us[o], lat.d_p99_us[o], lat.d_median_us[o] / lat.median_us[OP_PING]);
+		fprintf(f, "    \"placed\": {");
+		for (int p = 0; p < lat.n_places; p++)
+			fprintf(f, "%s\"%s\": {\"ping_median_us\": %.2f, \"unwrap_median_us\": %.2f, \"floor_median_us\": %.2f, "
+			        "\"unwrap_to_floor\": %.3f}", p ? ", " : "", place_keys[p], lat.p_median_us[p][DOP_PING],
+			        lat.p_median_us[p][DOP_UNWRAP], lat.p_median_us[p][DOP_FLOOR],
+			        lat.p_median_us[p][DOP_UNWRAP] / lat.p_median_us[p][DOP_FLOOR]);
+		fprintf(f, "},\n");
 		fprintf(f, "    \"unwrap_to_floor\": %.3f,\n    \"unwrap_batch_keys_per_s\": %.0f,\n"
 		        "    \"unwrap_batch_ratio_to_in_process\": %.3f,\n    \"unwrap_batch_packed_keys_per_s\": %.0f,\n"
 		        "    \"unwrap_batch_packed_ratio_to_in_process\": %.3f,\n"
