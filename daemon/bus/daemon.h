@@ -54,6 +54,13 @@ void ts_daemon_lock_all(ts_daemon *d, const char *reason);
 /* (Re)arm the idle-lock timer of an unlocked vault after a use. */
 void ts_daemon_touch(ts_vault_entry *e);
 /*
+ * After a batch: once no batch has come for TS_TRIM_USEC, give the heap's
+ * free memory back to the system (malloc_trim), so that a burst of large
+ * messages does not stay in the daemon's RSS.
+ */
+#define TS_TRIM_USEC (1000ull * 1000)
+void ts_daemon_trim_later(ts_daemon *d);
+/*
  * Forget the k-of-n shares given to Unlock so far (expiry, an automatic lock
  * trigger): a later Unlock starts from none. Emits SharesNeeded when there
  * were any.

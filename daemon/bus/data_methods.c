@@ -363,7 +363,11 @@ out:
 
 int ts_data_method_unwrap_batch(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
-	return batch(m, userdata, 0, error);
+	ts_vault_entry *e = userdata;
+	int r = batch(m, e, 0, error);
+
+	ts_daemon_trim_later(e->d);
+	return r;
 }
 
 /* ---- packed batches: one "ay" each way (core/packed.h) --------------------------------- */
@@ -468,17 +472,29 @@ out:
 
 int ts_data_method_unwrap_batch_packed(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
-	return batch_packed(m, userdata, 0, error);
+	ts_vault_entry *e = userdata;
+	int r = batch_packed(m, e, 0, error);
+
+	ts_daemon_trim_later(e->d);
+	return r;
 }
 
 int ts_data_method_rewrap_batch_packed(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
-	return batch_packed(m, userdata, 1, error);
+	ts_vault_entry *e = userdata;
+	int r = batch_packed(m, e, 1, error);
+
+	ts_daemon_trim_later(e->d);
+	return r;
 }
 
 int ts_data_method_rewrap_batch(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
-	return batch(m, userdata, 1, error);
+	ts_vault_entry *e = userdata;
+	int r = batch(m, e, 1, error);
+
+	ts_daemon_trim_later(e->d);
+	return r;
 }
 
 /* ---- key and protector management ----------------------------------------------------- */

@@ -126,6 +126,7 @@ typedef struct ts_daemon {
 	size_t n_direct;
 	sd_event_source *direct_listener;
 	sd_event_source *direct_post;   /* direct.c: the unread-messages check after each turn */
+	sd_event_source *trim_timer;    /* daemon.c: the heap given back after the last batch (ts_daemon_trim_later) */
 } ts_daemon;
 
 #endif
