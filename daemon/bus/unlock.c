@@ -106,29 +106,38 @@ static void unlock_reply(ts_unlock_job *j, int r, const char *msg, const char *i
 	unlock_job_free(j);
 }
 
-/* The right secret from this source: its back-off count starts again. */
-static void unlock_source_ok(ts_unlock_job *j)
+/*
+ * The right secret from this source: its back-off count starts again, in
+ * memory at once; 1 when the side file must be saved too, which the caller
+ * does after its reply. That save (a write, two fsyncs) only takes back
+ * what the attempt counted when it started (unlock_reserve_attempt, saved
+ * before the secret was tried): a crash that loses it leaves the owner one
+ * counted attempt, and gives nobody a guess.
+ */
+static int unlock_source_ok(ts_unlock_job *j)
 {
-	if (ts_backoff_succeeded(&j->e->backoff, j->source))
-		ts_daemon_save_backoff(j->e);
+	return ts_backoff_succeeded(&j->e->backoff, j->source);
 }
 
 /* The vault is open (or, already open, confirmed) with protector id: record it and answer. */
 static void unlock_succeeded(ts_unlock_job *j, const char *id)
 {
 	ts_vault_entry *e = j->e;
+	int save;
 
 	snprintf(e->unlocked_with, sizeof(e->unlocked_with), "%s", id);
 	ts_daemon_unlocked(e, id);
 	if (e->share_timer)
 		sd_event_source_set_enabled(e->share_timer, SD_EVENT_OFF);
-	unlock_source_ok(j);
+	save = unlock_source_ok(j);
 	e->lock_reason[0] = '\0';
 	e->lock_changed = ts_now_usec();
 	(void)ts_audit("unlock", e->vault->name, e->vault->owner_uid, &j->caller, id, 0);
 	ts_daemon_touch(e);
 	ts_properties_emit_changed(e);
 	unlock_reply(j, 0, NULL, id, 0);
+	if (save)
+		ts_daemon_save_backoff(e);
 }
 
 /* Every candidate failed: the most telling error, and the back-off for wrong software secrets. */
@@ -188,15 +197,18 @@ static int unlock_result(ts_unlock_job *j, const char *id, int r, uint8_t *kek, 
 		sodium_memzero(kek, TS_KEY_BYTES);
 		if (r >= 0 && needed > 0) {
 			const ts_protector_record *p = ts_vault_find_protector(e->vault, id);
+			int save;
 
 			/* k-of-n: the share is kept, and the caller told how many more it takes. */
 			(void)ts_audit("unlock-share", e->vault->name, e->vault->owner_uid, &j->caller, id, 0);
-			unlock_source_ok(j);
+			save = unlock_source_ok(j);
 			ts_daemon_shares_pending(e);
 			if (p)
 				ts_autolock_share(e, p->type);
 			ts_properties_emit_changed(e);
 			unlock_reply(j, 0, NULL, id, (unsigned)needed);
+			if (save)
+				ts_daemon_save_backoff(e);
 			return 1;
 		}
 		if (r >= 0) {
