@@ -54,11 +54,15 @@ void ts_daemon_lock_all(ts_daemon *d, const char *reason);
 /* (Re)arm the idle-lock timer of an unlocked vault after a use. */
 void ts_daemon_touch(ts_vault_entry *e);
 /*
- * After a batch: once no batch has come for TS_TRIM_USEC, give the heap's
- * free memory back to the system (malloc_trim), so that a burst of large
- * messages does not stay in the daemon's RSS.
+ * After a batch of TS_TRIM_MIN_ITEMS or more, by a caller the vault's rules
+ * let in (data_methods.c): once no such batch has come for TS_TRIM_USEC,
+ * give the heap's free memory back to the system (malloc_trim), so that a
+ * burst of large messages does not stay in the daemon's RSS. Others' calls,
+ * refused or malformed ones and small batches never arm it: a trim walks
+ * the heap, and nobody else decides when.
  */
 #define TS_TRIM_USEC (1000ull * 1000)
+#define TS_TRIM_MIN_ITEMS 1000
 void ts_daemon_trim_later(ts_daemon *d);
 /*
  * Forget the k-of-n shares given to Unlock so far (expiry, an automatic lock

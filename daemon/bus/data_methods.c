@@ -304,7 +304,7 @@ static int batch_items(ts_batch_emit_fn emit, void *out, ts_vault_entry *e, cons
  * whole (and wiped) if one item fails, so the caller gets all items or an
  * error that names the first failing index.
  */
-static int batch(sd_bus_message *m, ts_vault_entry *e, int rewrap, sd_bus_error *error)
+static int batch(sd_bus_message *m, ts_vault_entry *e, int rewrap, int *big, sd_bus_error *error)
 {
 	_ts_cleanup_reply_ sd_bus_message *reply = NULL;
 	_ts_cleanup_kv_ ts_kv *ctx = NULL;
@@ -328,6 +328,7 @@ static int batch(sd_bus_message *m, ts_vault_entry *e, int rewrap, sd_bus_error 
 			snprintf(msg, sizeof(msg), "more than %d items in one batch", TS_BATCH_MAX);
 		return ts_bus_error(error, r, r == -TS_E_LIMIT ? msg : NULL);
 	}
+	*big = count >= TS_TRIM_MIN_ITEMS;
 	if ((r = ts_bus_read_kv(m, &ctx, &n_ctx, TS_CONTEXT_MAX_ENTRIES)) < 0) {
 		free(items);
 		return ts_bus_error(error, r == -TS_E_LIMIT ? r : -TS_E_INVALID_ARGS, NULL);
@@ -364,9 +365,10 @@ out:
 int ts_data_method_unwrap_batch(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	ts_vault_entry *e = userdata;
-	int r = batch(m, e, 0, error);
+	int big = 0, r = batch(m, e, 0, &big, error);
 
-	ts_daemon_trim_later(e->d);
+	if (big)
+		ts_daemon_trim_later(e->d);
 	return r;
 }
 
@@ -413,7 +415,7 @@ static size_t packed_reply_size(const ts_batch_item *items, size_t n, int rewrap
  * array of n, no allocation per item); the answers are written straight
  * into the sensitive reply.
  */
-static int batch_packed(sd_bus_message *m, ts_vault_entry *e, int rewrap, sd_bus_error *error)
+static int batch_packed(sd_bus_message *m, ts_vault_entry *e, int rewrap, int *big, sd_bus_error *error)
 {
 	_ts_cleanup_reply_ sd_bus_message *reply = NULL;
 	_ts_cleanup_kv_ ts_kv *ctx = NULL;
@@ -435,6 +437,7 @@ static int batch_packed(sd_bus_message *m, ts_vault_entry *e, int rewrap, sd_bus
 		ts_packed_message(&st, msg, sizeof(msg));
 		return ts_bus_error(error, r, msg);
 	}
+	*big = count >= TS_TRIM_MIN_ITEMS;
 	if ((r = ts_bus_read_kv(m, &ctx, &n_ctx, TS_CONTEXT_MAX_ENTRIES)) < 0)
 		return ts_bus_error(error, r == -TS_E_LIMIT ? r : -TS_E_INVALID_ARGS, NULL);
 	if ((items = malloc(count * sizeof(*items))) == NULL)
@@ -473,27 +476,30 @@ out:
 int ts_data_method_unwrap_batch_packed(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	ts_vault_entry *e = userdata;
-	int r = batch_packed(m, e, 0, error);
+	int big = 0, r = batch_packed(m, e, 0, &big, error);
 
-	ts_daemon_trim_later(e->d);
+	if (big)
+		ts_daemon_trim_later(e->d);
 	return r;
 }
 
 int ts_data_method_rewrap_batch_packed(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	ts_vault_entry *e = userdata;
-	int r = batch_packed(m, e, 1, error);
+	int big = 0, r = batch_packed(m, e, 1, &big, error);
 
-	ts_daemon_trim_later(e->d);
+	if (big)
+		ts_daemon_trim_later(e->d);
 	return r;
 }
 
 int ts_data_method_rewrap_batch(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	ts_vault_entry *e = userdata;
-	int r = batch(m, e, 1, error);
+	int big = 0, r = batch(m, e, 1, &big, error);
 
-	ts_daemon_trim_later(e->d);
+	if (big)
+		ts_daemon_trim_later(e->d);
 	return r;
 }
 

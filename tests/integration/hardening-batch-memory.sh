@@ -2,8 +2,8 @@
 # hardening-batch-memory.sh — a burst of large batches does not stay in tokensealed's memory: after
 # three UnwrapBatchPacked of 10,000 keys (messages of hundreds of KiB each way) the daemon's VmRSS
 # comes back, within a few seconds, to within 1 MiB of what it was after one batch of 1,000.
-# glibc keeps freed heap memory; the daemon gives it back a second after the last batch
-# (ts_daemon_trim_later). Without that it stayed about 2 MiB higher for good.
+# glibc keeps freed heap memory; the daemon gives it back a second after the last batch of 1,000
+# items or more (ts_daemon_trim_later). Without that it stayed about 2 MiB higher for good.
 # tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/integration/core_lib.bash"
