@@ -1163,8 +1163,10 @@ static void run(const char *address, pid_t pid, const char *json_path, const cha
 			printf("  placed: not measured (%s)\n", lat.place_skip ? lat.place_skip : "?");
 		} else {
 			printf("  placed (%zu calls each: this client on CPU %d; the daemon's loop thread and the floor's\n"
-			       "  answering thread on the same CPU, or on CPU %d), median µs:\n",
-			       lat.place_calls, lat.place_cpu[0], lat.place_cpu[1]);
+			       "  answering thread on the same CPU", lat.place_calls, lat.place_cpu[0]);
+			if (lat.n_places > 1)
+				printf(", or on CPU %d", lat.place_cpu[1]);
+			printf("), median µs:\n");
 			printf("  %-16s %14s %16s %12s %16s\n", "placement", dop_names[DOP_PING], dop_names[DOP_UNWRAP],
 			       dop_names[DOP_FLOOR], "Unwrap / floor");
 			for (int p = 0; p < lat.n_places; p++)
