@@ -362,16 +362,6 @@ out:
 	return ts_bus_errno(error, r);
 }
 
-int ts_data_method_unwrap_batch(sd_bus_message *m, void *userdata, sd_bus_error *error)
-{
-	ts_vault_entry *e = userdata;
-	int big = 0, r = batch(m, e, 0, &big, error);
-
-	if (big)
-		ts_daemon_trim_later(e->d);
-	return r;
-}
-
 /* ---- packed batches: one "ay" each way (core/packed.h) --------------------------------- */
 
 /* The reply's one array, reserved at its final size; each item is written in place. */
@@ -473,34 +463,34 @@ out:
 	return ts_bus_errno(error, r);
 }
 
-int ts_data_method_unwrap_batch_packed(sd_bus_message *m, void *userdata, sd_bus_error *error)
+/* Any of the four batch methods; a large one arms the heap trim (ts_daemon_trim_later) once it is answered. */
+static int batch_call(sd_bus_message *m, ts_vault_entry *e, int packed, int rewrap, sd_bus_error *error)
 {
-	ts_vault_entry *e = userdata;
-	int big = 0, r = batch_packed(m, e, 0, &big, error);
+	int big = 0, r = packed ? batch_packed(m, e, rewrap, &big, error) : batch(m, e, rewrap, &big, error);
 
 	if (big)
 		ts_daemon_trim_later(e->d);
 	return r;
 }
 
-int ts_data_method_rewrap_batch_packed(sd_bus_message *m, void *userdata, sd_bus_error *error)
+int ts_data_method_unwrap_batch(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
-	ts_vault_entry *e = userdata;
-	int big = 0, r = batch_packed(m, e, 1, &big, error);
-
-	if (big)
-		ts_daemon_trim_later(e->d);
-	return r;
+	return batch_call(m, userdata, 0, 0, error);
 }
 
 int ts_data_method_rewrap_batch(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
-	ts_vault_entry *e = userdata;
-	int big = 0, r = batch(m, e, 1, &big, error);
+	return batch_call(m, userdata, 0, 1, error);
+}
 
-	if (big)
-		ts_daemon_trim_later(e->d);
-	return r;
+int ts_data_method_unwrap_batch_packed(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	return batch_call(m, userdata, 1, 0, error);
+}
+
+int ts_data_method_rewrap_batch_packed(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	return batch_call(m, userdata, 1, 1, error);
 }
 
 /* ---- key and protector management ----------------------------------------------------- */
