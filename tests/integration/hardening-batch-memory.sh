@@ -10,18 +10,12 @@
 D=$RIG_DIR
 T="$TS_BUILD/tests/tools"
 [ -x "$T/client_batch" ] || fail "$T/client_batch not built"
-rss() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' /proc/"$DAEMON_PID"/status; }
+rss() { rig_daemon_rss; }
 
 rig_start_bus
-if [ "${TS_SAN:-0}" = 1 ]; then
-	# ASan's allocator, not glibc's, serves a sanitized daemon; as in hardening-load.sh it is told to
-	# give freed memory back promptly (and to keep no quarantine), so this pass checks the trim
-	# timer's path runs cleanly, and the ordinary pass checks what it gives back.
-	ASAN_OPTIONS="$ASAN_OPTIONS:quarantine_size_mb=0:allocator_release_to_os_interval_ms=100" \
-		rig_start_daemon --idle-lock 0 --log-level info
-else
-	rig_start_daemon --idle-lock 0 --log-level info
-fi
+# ASan's allocator, not glibc's, serves a sanitized daemon, told to give freed memory back itself:
+# that pass checks the trim timer's path runs cleanly, the ordinary pass what the trim gives back.
+rig_start_daemon_lean --idle-lock 0 --log-level info
 create_vault bm "$D/rk" >/dev/null || fail "CreateVault"
 
 # The baseline: one batch of 1,000 (the batch worker thread and its memory exist from here on).

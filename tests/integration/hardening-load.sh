@@ -15,19 +15,12 @@ BOUND_MS=${HARDENING_LOAD_BOUND_MS:-5000}
 # ASan, not the daemon. The full size runs in the ordinary pass.
 if [ "$TS_SAN" = 1 ]; then HUGE_DEFAULT=$((4 * 1024 * 1024)); else HUGE_DEFAULT=$((32 * 1024 * 1024 - 64 * 1024)); fi
 HUGE=${HARDENING_LOAD_HUGE:-$HUGE_DEFAULT}
-rss() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' /proc/"$DAEMON_PID"/status; }
+rss() { rig_daemon_rss; }
 
 rig_start_bus
-if [ "$TS_SAN" = 1 ]; then
-	# The RSS bound below is about the daemon's memory; ASan's quarantine keeps up to 256 MiB of
-	# freed buffers on purpose (measured: +340 MiB after the storm). This daemon alone runs without
-	# it (no use-after-free detection here; redzones, UBSan and leak checking stay on), with the
-	# allocator returning freed memory promptly: then it grows about 3 MiB, as in the ordinary pass.
-	ASAN_OPTIONS="$ASAN_OPTIONS:quarantine_size_mb=0:allocator_release_to_os_interval_ms=100" \
-		rig_start_daemon --idle-lock 0
-else
-	rig_start_daemon --idle-lock 0
-fi
+# The RSS bound below is about the daemon's memory, not ASan's quarantine: under ASan this daemon
+# grows about 3 MiB without it, as in the ordinary pass.
+rig_start_daemon_lean --idle-lock 0
 P=$("$T/core_session" "$BUS_ADDRESS" create load "$RIG_DIR/load.key") || fail "CreateVault"
 "$T/core_session" "$BUS_ADDRESS" use "$P" 20 || fail "warm-up"
 before=$(rss)

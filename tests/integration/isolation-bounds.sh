@@ -62,7 +62,7 @@ touch "$D/sampling"
 	while [ -e "$D/sampling" ]; do
 		n=$(helpers_alive)
 		if [ "$n" -gt "$max" ]; then max=$n; fi
-		r=$(awk '/^VmRSS/ {print $2}' "/proc/$DAEMON_PID/status" 2>/dev/null || true)
+		r=$(rig_daemon_rss)
 		if [ "${r:-0}" -gt "$rss" ]; then rss=$r; fi
 		echo "$max $rss" >"$D/samples"
 		sleep 0.01
