@@ -75,7 +75,7 @@ static void load_backoff(ts_vault_entry *e)
 		       e->vault->name, e->dir, e->vault->name, r < 0 ? ts_strerror(r) : "not a back-off file");
 }
 
-void ts_daemon_save_backoff(ts_vault_entry *e)
+int ts_daemon_save_backoff(ts_vault_entry *e)
 {
 	_ts_cleanup_buf_ ts_buf out = { 0 };
 	int r;
@@ -84,6 +84,7 @@ void ts_daemon_save_backoff(ts_vault_entry *e)
 	    (r = ts_store_save_side(e->dir, e->vault->name, "backoff", out.data, out.len)) < 0)
 		ts_log(TS_LOG_WARNING, "vault=%s: cannot save the back-off counters: %s (they hold until a restart)",
 		       e->vault->name, ts_strerror(r));
+	return r < 0 ? r : 0;
 }
 
 int ts_daemon_add(ts_daemon *d, ts_vault *v, ts_buf *disk, const char *dir, const char *lock_reason,

@@ -72,8 +72,8 @@ void ts_daemon_trim_later(ts_daemon *d);
 void ts_daemon_forget_shares(ts_vault_entry *e, const char *why);
 /* A share was kept and more are needed: start the [lock] share-timeout clock if it is not running. */
 void ts_daemon_shares_pending(ts_vault_entry *e);
-/* Write e->backoff to its side file (a failure is logged; the counters in memory still hold). */
-void ts_daemon_save_backoff(ts_vault_entry *e);
+/* Write e->backoff to its side file: 0, or the error, logged (the counters in memory still hold). */
+int ts_daemon_save_backoff(ts_vault_entry *e);
 
 /*
  * Put the in-memory vault back to the file as last written or read

@@ -137,7 +137,7 @@ static void unlock_succeeded(ts_unlock_job *j, const char *id)
 	ts_properties_emit_changed(e);
 	unlock_reply(j, 0, NULL, id, 0);
 	if (save)
-		ts_daemon_save_backoff(e);
+		(void)ts_daemon_save_backoff(e);
 }
 
 /* Every candidate failed: the most telling error, and the back-off for wrong software secrets. */
@@ -163,12 +163,12 @@ static void unlock_failed(ts_unlock_job *j)
 		if (!j->reserved) {
 			ts_backoff_failed(&e->backoff, j->source, ts_now_usec(), ts_policy_recovery_attempts(pol),
 			                  ts_policy_recovery_max_backoff(pol));
-			ts_daemon_save_backoff(e);
+			(void)ts_daemon_save_backoff(e);
 		}
 	} else if (j->reserved) {
 		/* Counted at the start, but no secret was found wrong (no token, an error): given back. */
 		ts_backoff_restore(&e->backoff, j->source, &j->before);
-		ts_daemon_save_backoff(e);
+		(void)ts_daemon_save_backoff(e);
 	}
 	if (!j->tried)
 		(void)ts_audit("unlock", e->vault->name, e->vault->owner_uid, &j->caller, j->which, j->best);
@@ -208,7 +208,7 @@ static int unlock_result(ts_unlock_job *j, const char *id, int r, uint8_t *kek, 
 			ts_properties_emit_changed(e);
 			unlock_reply(j, 0, NULL, id, (unsigned)needed);
 			if (save)
-				ts_daemon_save_backoff(e);
+				(void)ts_daemon_save_backoff(e);
 			return 1;
 		}
 		if (r >= 0) {
@@ -537,11 +537,17 @@ static void unlock_candidates(ts_unlock_job *j)
  * meanwhile has counted it already (the side file is written first).
  * unlock_failed gives it back when no secret was found wrong; success
  * resets the source (unlock_source_ok).
+ *
+ * When the count cannot be written (a full or read-only disk), a restart
+ * would forget it. A source with wrong secrets already counted is then
+ * refused with nothing tried; one with a clean record still gets its try
+ * (the owner on a full disk), so a restart gives back at most one guess.
+ * Returns 0 to go on, or the save's error (the count is given back).
  */
-static void unlock_reserve_attempt(ts_unlock_job *j)
+static int unlock_reserve_attempt(ts_unlock_job *j)
 {
 	const ts_policy *pol = ts_enforce_policy();
-	int software = 0;
+	int software = 0, r;
 
 	for (size_t i = 0; i < j->n_ids && !software; i++) {
 		const ts_protector_record *p = ts_vault_find_protector(j->e->vault, j->ids[i]);
@@ -549,12 +555,16 @@ static void unlock_reserve_attempt(ts_unlock_job *j)
 		software = p && strcmp(p->type, "recovery") == 0;
 	}
 	if (!j->secret || !software)
-		return;
+		return 0;
 	ts_backoff_get(&j->e->backoff, j->source, &j->before);
 	ts_backoff_failed(&j->e->backoff, j->source, ts_now_usec(), ts_policy_recovery_attempts(pol),
 	                  ts_policy_recovery_max_backoff(pol));
-	ts_daemon_save_backoff(j->e);
+	if ((r = ts_daemon_save_backoff(j->e)) < 0 && j->before.failures > 0) {
+		ts_backoff_restore(&j->e->backoff, j->source, &j->before);
+		return r;
+	}
 	j->reserved = 1;
+	return 0;
 }
 
 /* The secret fd was read (or failed): pick the candidates and start trying them. */
@@ -587,7 +597,12 @@ static void on_unlock_secret(void *userdata, int r, uint8_t *secret, size_t len)
 			}
 		}
 	unlock_candidates(j);
-	unlock_reserve_attempt(j);
+	if ((r = unlock_reserve_attempt(j)) < 0) {
+		(void)ts_audit("unlock", e->vault->name, e->vault->owner_uid, &j->caller, j->which, r);
+		unlock_reply(j, r, "this attempt cannot be written down for the back-off (disk full or "
+		             "read-only?) and wrong keys from here are on record: no secret was tried", NULL, 0);
+		return;
+	}
 	if (j->n_probe > 0)
 		probe_next(j);
 	else

@@ -2,7 +2,8 @@
 # isolation-save.sh — a save that fails loses nothing: with the owner's directory full, then read-only,
 # every state-changing method answers IOError and leaves the daemon's vault exactly as the file on disk;
 # no new key is handed out for a vault that is not on disk; after space returns and a restart, every
-# blob the daemon acknowledged opens and every key it handed out works. Also: re-creating a vault
+# blob the daemon acknowledged opens and every key it handed out works; a recovery key's wrong guess
+# that cannot be written down is the last one tried from its source. Also: re-creating a vault
 # whose file was deleted never overwrites its surviving NAME.vault.bak.
 # tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
@@ -129,7 +130,29 @@ printf 'probe' 2>/dev/null >"$OWN/probe" && fail "the tmpfs is not full: $(df "$
 rm -f "$OWN/probe"
 PHASE=full attack
 pass "full: every method answers IOError; memory stays the file; no key handed out; every blob opens"
+
+# Guessing recovery keys while the disk is full: a wrong key the back-off cannot write down would be
+# forgotten at the next restart. A source with a clean record still gets its one try (the owner on a
+# full disk, first time); after a wrong one, nothing more is tried from there until it can be written.
+printf 'AAAAA-BBBBB-CCCCC-DDDDD-EEEEE-FFFFF-GGGGG-HHHHH\n' >"$D/wrong"
+vcall "$P" Lock >/dev/null || fail "Lock"
+audited=$(grep -c "event=unlock vault=sv .*result=IOError" "$D/daemon.log" || true)
+o=$(unlock "$P" p1 "$D/wrong" 2>&1) && fail "a wrong recovery key unlocked"
+grep -q "IOError" <<<"$o" && fail "full: the first wrong key from a clean source was not tried: $o"
+for k in wrong rk1; do
+	o=$(unlock "$P" p1 "$D/$k" 2>&1) && fail "full: after a wrong key that could not be saved, the $k key was tried and unlocked"
+	grep -q "org.tokenseal1.Error.IOError" <<<"$o" && grep -q "no secret was tried" <<<"$o" ||
+		fail "full: after a wrong key that could not be saved, the $k key was not refused untried: $o"
+done
+[ "$(vprop "$P" Locked)" = true ] || fail "full: the vault opened"
+[ "$(grep -c "event=unlock vault=sv .*result=IOError" "$D/daemon.log" || true)" = $((audited + 2)) ] ||
+	fail "full: the refused attempts are not audited: $(grep "event=unlock" "$D/daemon.log" | tail -n3)"
+pass "full: after one wrong recovery key that cannot be written down, that source's keys are refused untried"
 rm -f "$OWN/fill" "$OWN/fill2"
+o=$(unlock "$P" p1 "$D/rk1" 2>&1) || fail "space is back: the right key is refused: $o"
+# The right key's reset is saved just after the reply.
+for _ in $(seq 20); do grep -q "^uid:0 " "$OWN/sv.backoff" || break; sleep 0.1; done
+grep -q "^uid:0 " "$OWN/sv.backoff" && fail "the right key did not start the count again: $(cat "$OWN/sv.backoff")"
 mount -o remount,ro "$OWN" || fail "remount ro"
 PHASE=read-only attack
 pass "read-only: every method answers IOError; memory stays the file; no key handed out; every blob opens"
