@@ -57,22 +57,47 @@ static void entry_free(ts_vault_entry *e)
 	sd_event_source_disable_unref(e->share_timer);
 	ts_vault_free(e->vault);
 	ts_buf_free(&e->disk);
+	free(e->backoff);
 	free(e->path);
 	free(e->dir);
 	free(e);
 }
 
-/* The back-off counters a restart must not reset (a missing file: none yet). */
-static void load_backoff(ts_vault_entry *e)
+/* The back-off counters a restart must not reset (a missing file: none yet). -TS_E_NOMEM when they cannot be kept. */
+static int load_backoff(ts_vault_entry *e)
 {
 	_ts_cleanup_buf_ ts_buf file = { 0 };
+	ts_backoff b;
 	int r;
 
 	if ((r = ts_store_load_side(e->dir, e->vault->name, "backoff", &file)) == -TS_E_NO_SUCH_VAULT)
-		return;
-	if (r < 0 || ts_backoff_parse(file.data, file.len, &e->backoff) < 0)
+		return 0;
+	if (r < 0 || ts_backoff_parse(file.data, file.len, &b) < 0) {
 		ts_log(TS_LOG_WARNING, "vault=%s: unreadable back-off counters in %s/%s.backoff (%s); starting afresh",
 		       e->vault->name, e->dir, e->vault->name, r < 0 ? ts_strerror(r) : "not a back-off file");
+		return 0;
+	}
+	if (b.n == 0)
+		return 0;
+	if ((e->backoff = malloc(sizeof(*e->backoff))) == NULL)
+		return -TS_E_NOMEM;
+	*e->backoff = b;
+	return 0;
+}
+
+const ts_backoff *ts_daemon_backoff(const ts_vault_entry *e)
+{
+	static const ts_backoff none;
+
+	return e->backoff ? e->backoff : &none;
+}
+
+ts_backoff *ts_daemon_backoff_mut(ts_vault_entry *e)
+{
+	/* Most vaults never see a wrong secret: their table (2 KiB) is made at the first. */
+	if (!e->backoff)
+		e->backoff = calloc(1, sizeof(*e->backoff));
+	return e->backoff;
 }
 
 int ts_daemon_save_backoff(ts_vault_entry *e)
@@ -80,7 +105,7 @@ int ts_daemon_save_backoff(ts_vault_entry *e)
 	_ts_cleanup_buf_ ts_buf out = { 0 };
 	int r;
 
-	if ((r = ts_backoff_format(&e->backoff, &out)) < 0 ||
+	if ((r = ts_backoff_format(ts_daemon_backoff(e), &out)) < 0 ||
 	    (r = ts_store_save_side(e->dir, e->vault->name, "backoff", out.data, out.len)) < 0)
 		ts_log(TS_LOG_WARNING, "vault=%s: cannot save the back-off counters: %s (they hold until a restart)",
 		       e->vault->name, ts_strerror(r));
@@ -104,7 +129,14 @@ int ts_daemon_add(ts_daemon *d, ts_vault *v, ts_buf *disk, const char *dir, cons
 	e->disk = *disk;
 	memset(disk, 0, sizeof(*disk));
 	snprintf(e->lock_reason, sizeof(e->lock_reason), "%s", lock_reason);
-	load_backoff(e);
+	if (load_backoff(e) < 0) {
+		/* Not added: a vault whose counters were lost would forget wrong guesses. */
+		*disk = e->disk;
+		free(e->path);
+		free(e->dir);
+		free(e);
+		return -TS_E_NOMEM;
+	}
 	/* A vault is locked from the moment it is loaded or created. */
 	e->lock_changed = ts_now_usec();
 	/* Keep the order of creation/loading stable for ListVaults. */

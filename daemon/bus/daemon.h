@@ -72,7 +72,11 @@ void ts_daemon_trim_later(ts_daemon *d);
 void ts_daemon_forget_shares(ts_vault_entry *e, const char *why);
 /* A share was kept and more are needed: start the [lock] share-timeout clock if it is not running. */
 void ts_daemon_shares_pending(ts_vault_entry *e);
-/* Write e->backoff to its side file: 0, or the error, logged (the counters in memory still hold). */
+/* e's back-off counters: an empty table while it has none (read only). */
+const ts_backoff *ts_daemon_backoff(const ts_vault_entry *e);
+/* The same, made at the first wrong secret to count; NULL when out of memory. */
+ts_backoff *ts_daemon_backoff_mut(ts_vault_entry *e);
+/* Write e's back-off counters to its side file: 0, or the error, logged (the counters in memory still hold). */
 int ts_daemon_save_backoff(ts_vault_entry *e);
 
 /*

@@ -55,7 +55,7 @@ typedef struct ts_vault_entry {
 	uint64_t lock_changed;          /* CLOCK_REALTIME µs of the last Locked change (or of loading) */
 	sd_event_source *idle_timer;
 	sd_event_source *share_timer;   /* forgets k-of-n shares given to Unlock ([lock] share-timeout) */
-	ts_backoff backoff;             /* wrong secrets per source; the side file NAME.backoff */
+	ts_backoff *backoff;            /* wrong secrets per source (NULL: none yet); the side file NAME.backoff */
 	char unlocked_by[16];           /* protector type of the last unlock ("" while locked): autolock.c */
 	char unlocked_with[TS_PROTECTOR_ID_MAX];  /* ... and its id, to watch that very token */
 	char last_unlock[TS_PROTECTOR_ID_MAX];    /* the protector of the last successful Unlock: RotateRecoveryKey("") */

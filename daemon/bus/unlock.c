@@ -116,7 +116,7 @@ static void unlock_reply(ts_unlock_job *j, int r, const char *msg, const char *i
  */
 static int unlock_source_ok(ts_unlock_job *j)
 {
-	return ts_backoff_succeeded(&j->e->backoff, j->source);
+	return j->e->backoff && ts_backoff_succeeded(j->e->backoff, j->source);
 }
 
 /* The vault is open (or, already open, confirmed) with protector id: record it and answer. */
@@ -161,13 +161,19 @@ static void unlock_failed(ts_unlock_job *j)
 	 */
 	if (j->best == -TS_E_AUTH_FAILED || j->best == -TS_E_BAD_RECOVERY_KEY) {
 		if (!j->reserved) {
-			ts_backoff_failed(&e->backoff, j->source, ts_now_usec(), ts_policy_recovery_attempts(pol),
-			                  ts_policy_recovery_max_backoff(pol));
+			ts_backoff *b = ts_daemon_backoff_mut(e);
+
+			if (b)
+				ts_backoff_failed(b, j->source, ts_now_usec(), ts_policy_recovery_attempts(pol),
+				                  ts_policy_recovery_max_backoff(pol));
+			else
+				ts_log(TS_LOG_ERR, "vault=%s: out of memory: a wrong secret from %s is not counted",
+				       e->vault->name, j->source);
 			(void)ts_daemon_save_backoff(e);
 		}
 	} else if (j->reserved) {
 		/* Counted at the start, but no secret was found wrong (no token, an error): given back. */
-		ts_backoff_restore(&e->backoff, j->source, &j->before);
+		ts_backoff_restore(e->backoff, j->source, &j->before);
 		(void)ts_daemon_save_backoff(e);
 	}
 	if (!j->tried)
@@ -547,6 +553,7 @@ static void unlock_candidates(ts_unlock_job *j)
 static int unlock_reserve_attempt(ts_unlock_job *j)
 {
 	const ts_policy *pol = ts_enforce_policy();
+	ts_backoff *b;
 	int software = 0, r;
 
 	for (size_t i = 0; i < j->n_ids && !software; i++) {
@@ -556,11 +563,14 @@ static int unlock_reserve_attempt(ts_unlock_job *j)
 	}
 	if (!j->secret || !software)
 		return 0;
-	ts_backoff_get(&j->e->backoff, j->source, &j->before);
-	ts_backoff_failed(&j->e->backoff, j->source, ts_now_usec(), ts_policy_recovery_attempts(pol),
+	/* Not counted, not tried. */
+	if ((b = ts_daemon_backoff_mut(j->e)) == NULL)
+		return -TS_E_NOMEM;
+	ts_backoff_get(b, j->source, &j->before);
+	ts_backoff_failed(b, j->source, ts_now_usec(), ts_policy_recovery_attempts(pol),
 	                  ts_policy_recovery_max_backoff(pol));
 	if ((r = ts_daemon_save_backoff(j->e)) < 0 && j->before.failures > 0) {
-		ts_backoff_restore(&j->e->backoff, j->source, &j->before);
+		ts_backoff_restore(b, j->source, &j->before);
 		return r;
 	}
 	j->reserved = 1;
@@ -599,8 +609,9 @@ static void on_unlock_secret(void *userdata, int r, uint8_t *secret, size_t len)
 	unlock_candidates(j);
 	if ((r = unlock_reserve_attempt(j)) < 0) {
 		(void)ts_audit("unlock", e->vault->name, e->vault->owner_uid, &j->caller, j->which, r);
-		unlock_reply(j, r, "this attempt cannot be written down for the back-off (disk full or "
-		             "read-only?) and wrong keys from here are on record: no secret was tried", NULL, 0);
+		unlock_reply(j, r, r == -TS_E_NOMEM ? "out of memory for the back-off count: no secret was tried" :
+		             "this attempt cannot be written down for the back-off (disk full or read-only?) and "
+		             "wrong keys from here are on record: no secret was tried", NULL, 0);
 		return;
 	}
 	if (j->n_probe > 0)
@@ -642,7 +653,7 @@ int ts_unlock_method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *err
 	ts_backoff_source_of(caller.uid, hint, source);
 	if ((r = ts_audit_gate("unlock", e->vault->name, e->vault->owner_uid, &caller, which, error)) < 0)
 		return r;
-	if (ts_backoff_check(&e->backoff, source, ts_now_usec(), ts_policy_recovery_max_backoff(ts_enforce_policy()),
+	if (ts_backoff_check(ts_daemon_backoff(e), source, ts_now_usec(), ts_policy_recovery_max_backoff(ts_enforce_policy()),
 	                     &wait) < 0) {
 		snprintf(errbuf, sizeof(errbuf), "too many failed unlocks from here; retry in %llu s",
 		         (unsigned long long)wait);
