@@ -107,16 +107,26 @@ static void unlock_reply(ts_unlock_job *j, int r, const char *msg, const char *i
 }
 
 /*
- * The right secret from this source: its back-off count starts again, in
- * memory at once; 1 when the side file must be saved too, which the caller
- * does after its reply. That save (a write, two fsyncs) only takes back
- * what the attempt counted when it started (unlock_reserve_attempt, saved
- * before the secret was tried): a crash that loses it leaves the owner one
- * counted attempt, and gives nobody a guess.
+ * Protector id opened the vault (or gave a share). When it took a recovery
+ * key, the secret the back-off counts, its source's count starts again; when
+ * another protector did (a security key's PIN, a TPM), the attempt this job
+ * counted at its start is given back and the count stays: a share that
+ * proves nothing about recovery keys must not wipe a guesser's count between
+ * two guesses of a k-of-n vault. Done in memory at once; 1 when the side file
+ * must be saved too, which the caller does after its reply (a write, two
+ * fsyncs): a crash that loses it leaves the owner counted attempts, and gives
+ * nobody a guess.
  */
-static int unlock_source_ok(ts_unlock_job *j)
+static int unlock_source_ok(ts_unlock_job *j, const char *id)
 {
-	return j->e->backoff && ts_backoff_succeeded(j->e->backoff, j->source);
+	const ts_protector_record *p = ts_vault_find_protector(j->e->vault, id);
+
+	if (!j->reserved)
+		return 0;
+	if (p && strcmp(p->type, "recovery") == 0)
+		return ts_backoff_succeeded(j->e->backoff, j->source);
+	ts_backoff_restore(j->e->backoff, j->source, &j->before);
+	return 1;
 }
 
 /* The vault is open (or, already open, confirmed) with protector id: record it and answer. */
@@ -129,7 +139,7 @@ static void unlock_succeeded(ts_unlock_job *j, const char *id)
 	ts_daemon_unlocked(e, id);
 	if (e->share_timer)
 		sd_event_source_set_enabled(e->share_timer, SD_EVENT_OFF);
-	save = unlock_source_ok(j);
+	save = unlock_source_ok(j, id);
 	e->lock_reason[0] = '\0';
 	e->lock_changed = ts_now_usec();
 	(void)ts_audit("unlock", e->vault->name, e->vault->owner_uid, &j->caller, id, 0);
@@ -207,7 +217,7 @@ static int unlock_result(ts_unlock_job *j, const char *id, int r, uint8_t *kek, 
 
 			/* k-of-n: the share is kept, and the caller told how many more it takes. */
 			(void)ts_audit("unlock-share", e->vault->name, e->vault->owner_uid, &j->caller, id, 0);
-			save = unlock_source_ok(j);
+			save = unlock_source_ok(j, id);
 			ts_daemon_shares_pending(e);
 			if (p)
 				ts_autolock_share(e, p->type);
@@ -541,20 +551,22 @@ static void unlock_candidates(ts_unlock_job *j)
  * check starts, not when it ends: parallel guesses cannot all pass
  * ts_backoff_check before the first is counted, and a daemon killed
  * meanwhile has counted it already (the side file is written first).
- * unlock_failed gives it back when no secret was found wrong; success
- * resets the source (unlock_source_ok).
+ * unlock_failed gives it back when no secret was found wrong; a right
+ * recovery key resets the source, another protector's success gives the
+ * attempt back (unlock_source_ok).
  *
  * When the count cannot be written (a full or read-only disk), a restart
  * would forget it. A source with wrong secrets already counted is then
  * refused with nothing tried; one with a clean record still gets its try
- * (the owner on a full disk), so a restart gives back at most one guess.
+ * (the owner on a full disk), so a restart gives back at most one guess per
+ * source. Clean is judged where ts_backoff_check looks (ts_backoff_failures).
  * Returns 0 to go on, or the save's error (the count is given back).
  */
 static int unlock_reserve_attempt(ts_unlock_job *j)
 {
 	const ts_policy *pol = ts_enforce_policy();
 	ts_backoff *b;
-	int software = 0, r;
+	int software = 0, clean, r;
 
 	for (size_t i = 0; i < j->n_ids && !software; i++) {
 		const ts_protector_record *p = ts_vault_find_protector(j->e->vault, j->ids[i]);
@@ -566,10 +578,12 @@ static int unlock_reserve_attempt(ts_unlock_job *j)
 	/* Not counted, not tried. */
 	if ((b = ts_daemon_backoff_mut(j->e)) == NULL)
 		return -TS_E_NOMEM;
+	/* Clean is judged where the check looked: a source without a counter of its own by the shared one. */
+	clean = ts_backoff_failures(b, j->source) == 0;
 	ts_backoff_get(b, j->source, &j->before);
 	ts_backoff_failed(b, j->source, ts_now_usec(), ts_policy_recovery_attempts(pol),
 	                  ts_policy_recovery_max_backoff(pol));
-	if ((r = ts_daemon_save_backoff(j->e)) < 0 && j->before.failures > 0) {
+	if ((r = ts_daemon_save_backoff(j->e)) < 0 && !clean) {
 		ts_backoff_restore(b, j->source, &j->before);
 		return r;
 	}
@@ -609,9 +623,14 @@ static void on_unlock_secret(void *userdata, int r, uint8_t *secret, size_t len)
 	unlock_candidates(j);
 	if ((r = unlock_reserve_attempt(j)) < 0) {
 		(void)ts_audit("unlock", e->vault->name, e->vault->owner_uid, &j->caller, j->which, r);
-		unlock_reply(j, r, r == -TS_E_NOMEM ? "out of memory for the back-off count: no secret was tried" :
-		             "this attempt cannot be written down for the back-off (disk full or read-only?) and "
-		             "wrong keys from here are on record: no secret was tried", NULL, 0);
+		char why[256];
+
+		if (r == -TS_E_NOMEM)
+			snprintf(why, sizeof(why), "out of memory for the back-off count: no secret was tried");
+		else
+			snprintf(why, sizeof(why), "the back-off cannot write this attempt down (%s: is the disk full or "
+			         "read-only?) and wrong keys from here are on record: no secret was tried", ts_strerror(r));
+		unlock_reply(j, r, why, NULL, 0);
 		return;
 	}
 	if (j->n_probe > 0)

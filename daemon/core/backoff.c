@@ -115,14 +115,20 @@ int ts_backoff_format(const ts_backoff *b, ts_buf *out)
 	return 0;
 }
 
-int ts_backoff_check(const ts_backoff *b, const char *source, uint64_t now, uint64_t max_sec, uint64_t *ret_wait_sec)
+/* The counter that holds source's wrong secrets: its own, or when it has none, the shared one (if any). */
+static const ts_backoff_source *holder(const ts_backoff *b, const char *source)
 {
 	const ts_backoff_source *s = find((ts_backoff *)b, source);
+
+	/* A source without a counter of its own may have been counted on the shared one. */
+	return s ? s : find((ts_backoff *)b, OVERFLOW);
+}
+
+int ts_backoff_check(const ts_backoff *b, const char *source, uint64_t now, uint64_t max_sec, uint64_t *ret_wait_sec)
+{
+	const ts_backoff_source *s = holder(b, source);
 	uint64_t wait;
 
-	/* A source that is not listed any more may have been folded into the shared counter. */
-	if (!s && b->n == TS_BACKOFF_SOURCES)
-		s = find((ts_backoff *)b, OVERFLOW);
 	if (!s || s->retry_at <= now)
 		return 0;
 	wait = (s->retry_at - now + 999999) / 1000000;
@@ -132,10 +138,21 @@ int ts_backoff_check(const ts_backoff *b, const char *source, uint64_t now, uint
 	return -TS_E_BUSY;
 }
 
-/* The counter for source, made if need be; when the table is full, the shared one. */
-static ts_backoff_source *counter(ts_backoff *b, const char *source, uint64_t now)
+uint32_t ts_backoff_failures(const ts_backoff *b, const char *source)
 {
-	ts_backoff_source *s = find(b, source), *victim = NULL;
+	const ts_backoff_source *s = holder(b, source);
+
+	return s ? s->failures : 0;
+}
+
+/*
+ * The counter for source, made if need be; when the table is full, the
+ * shared one. No counter is ever reused for another source: that would
+ * wipe a count (two sources taking turns would each find a fresh one).
+ */
+static ts_backoff_source *counter(ts_backoff *b, const char *source)
+{
+	ts_backoff_source *s = find(b, source);
 
 	if (s)
 		return s;
@@ -145,16 +162,6 @@ static ts_backoff_source *counter(ts_backoff *b, const char *source, uint64_t no
 		snprintf(s->source, sizeof(s->source), "%s", source);
 		return s;
 	}
-	/* Full: reuse a source that is not waiting (the fewest failures), else count on the shared one. */
-	for (size_t i = 0; i < b->n; i++)
-		if (b->s[i].retry_at <= now && strcmp(b->s[i].source, OVERFLOW) != 0 &&
-		    (!victim || b->s[i].failures < victim->failures))
-			victim = &b->s[i];
-	if (victim) {
-		memset(victim, 0, sizeof(*victim));
-		snprintf(victim->source, sizeof(victim->source), "%s", source);
-		return victim;
-	}
 	if ((s = find(b, OVERFLOW)) != NULL)
 		return s;
 	if (b->n < TS_BACKOFF_SOURCES) {
@@ -162,7 +169,7 @@ static ts_backoff_source *counter(ts_backoff *b, const char *source, uint64_t no
 		memset(s, 0, sizeof(*s));
 	} else {
 		/*
-		 * A table full of waiting sources and no shared counter (only a file
+		 * A table full of sources and no shared counter (only a file
 		 * written by hand can be so): the last slot becomes the shared
 		 * counter, keeping its count and wait, so nobody's wait is shortened.
 		 */
@@ -174,7 +181,7 @@ static ts_backoff_source *counter(ts_backoff *b, const char *source, uint64_t no
 
 void ts_backoff_failed(ts_backoff *b, const char *source, uint64_t now, unsigned free_failures, uint64_t max_sec)
 {
-	ts_backoff_source *s = counter(b, source, now);
+	ts_backoff_source *s = counter(b, source);
 	uint64_t delay;
 	unsigned shift;
 

@@ -9,7 +9,8 @@
 #include "core/buf.h"
 
 #define TS_BACKOFF_SOURCE_MAX 48      /* NUL included */
-#define TS_BACKOFF_SOURCES 32         /* per vault; more sources share one counter ("*") */
+#define TS_BACKOFF_SOURCES 32         /* per vault; more sources share one counter ("*"), which also holds
+                                       * back every source without a counter of its own once it exists */
 
 /*
  * Where wrong secrets come from: "uid:U" for a caller of uid U, and for root
@@ -47,6 +48,13 @@ int ts_backoff_format(const ts_backoff *b, ts_buf *out);
  * source out for longer than the policy allows).
  */
 int ts_backoff_check(const ts_backoff *b, const char *source, uint64_t now, uint64_t max_sec, uint64_t *ret_wait_sec);
+
+/*
+ * The wrong secrets in a row counted where ts_backoff_check looks for
+ * source: its own counter, or for a source without one, the shared counter
+ * (0 when there is neither).
+ */
+uint32_t ts_backoff_failures(const ts_backoff *b, const char *source);
 
 /*
  * A wrong secret from source: after free_failures in a row it must wait

@@ -89,8 +89,19 @@ rig_start_daemon --idle-lock 0 --policy-dir "$POLICY_DIR" --test-devices --fido2
 "$TOKENSEAL" --vault w enroll fido2 --pin-fd 3 3<"$D/pin" >"$D/e" 2>&1 || fail "enroll fido2: $(cat "$D/e")"
 "$TOKENSEAL" --vault w lock >/dev/null
 W=/org/tokenseal1/user/0/vault/w
+# Guessing the recovery key of a 2-of-2 vault while holding the other share: the key's share between
+# two guesses must not start the recovery keys' back-off count again.
+printf 'AAAAA-BBBBB-CCCCC-DDDDD-EEEEE-FFFFF-GGGGG-HHHHH\n' >"$D/wrong"
+for _ in 1 2 3; do
+	"$TOKENSEAL" --vault w unlock --protector p1 --pin-fd 3 3<"$D/wrong" >/dev/null 2>&1 && fail "a wrong key was taken"
+done
+grep -q "^uid:0 3 " "$STATE_DIR/0/w.backoff" || fail "3 wrong keys not counted: $(cat "$STATE_DIR/0/w.backoff")"
 "$TOKENSEAL" --vault w unlock --protector p2 --pin-fd 3 3<"$D/pin" >/dev/null 2>&1 || true
 [ "$(vprop "$W" SharesNeeded)" = 1 ] || fail "the key's share was not kept"
+sleep 0.5   # a reset is saved just after the reply
+grep -q "^uid:0 3 " "$STATE_DIR/0/w.backoff" ||
+	fail "the security key's share reset the recovery keys' back-off: $(cat "$STATE_DIR/0/w.backoff")"
+pass "a share from another protector leaves the recovery keys' back-off count as it was"
 softfido_stop a
 for _ in $(seq 40); do [ "$(vprop "$W" SharesNeeded)" = 2 ] && break; sleep 0.1; done
 [ "$(vprop "$W" SharesNeeded)" = 2 ] || fail "the key's share outlived the key"

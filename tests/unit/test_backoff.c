@@ -120,6 +120,47 @@ static void a_full_table_never_resets_a_waiting_source(void **state)
 	assert_int_equal(ts_backoff_check(&b, "uid:4000", now, 300, &wait), -TS_E_BUSY);
 }
 
+/* Two sources taking turns on a full table: neither may wipe the other's count (each finding a fresh one). */
+static void a_full_table_loses_no_count(void **state)
+{
+	ts_backoff b = { .n = 0 };
+	char src[TS_BACKOFF_SOURCE_MAX];
+	uint64_t now = 1000 * SEC, wait;
+	int tried = 0;
+
+	/* The table full of sources with one wrong secret each, none waiting (5 free failures). */
+	for (int i = 0; i < TS_BACKOFF_SOURCES - 1; i++) {
+		snprintf(src, sizeof(src), "uid:%d", 2000 + i);
+		ts_backoff_failed(&b, src, now, 5, 300);
+	}
+	assert_int_equal(b.n, TS_BACKOFF_SOURCES - 1);
+	for (int i = 0; i < 50; i++) {
+		const char *who = i % 2 ? "uid:666" : "uid:667";
+
+		if (ts_backoff_check(&b, who, now, 300, &wait) < 0)
+			break;
+		/* Judged where the check looks: from the second guess on, nobody is clean. */
+		if (tried > 0)
+			assert_true(ts_backoff_failures(&b, who) > 0);
+		ts_backoff_failed(&b, who, now, 5, 300);
+		tried++;
+	}
+	/* They share one counter: its five free failures, then the wait. */
+	assert_int_equal(tried, 6);
+	for (int i = 0; i < TS_BACKOFF_SOURCES - 1; i++) {
+		snprintf(src, sizeof(src), "uid:%d", 2000 + i);
+		assert_int_equal(ts_backoff_failures(&b, src), 1);
+	}
+	/* A source that has no counter yet is held by the shared one's wait, and is not clean. */
+	assert_int_equal(ts_backoff_check(&b, "uid:4000", now, 300, &wait), -TS_E_BUSY);
+	assert_int_equal(ts_backoff_failures(&b, "uid:4000"), 6);
+	/* Without a shared counter, a source with none has no failures. */
+	memset(&b, 0, sizeof(b));
+	ts_backoff_failed(&b, "uid:1", now, 5, 300);
+	assert_int_equal(ts_backoff_failures(&b, "uid:2"), 0);
+	assert_int_equal(ts_backoff_failures(&b, "uid:1"), 1);
+}
+
 static void a_full_file_of_waiting_sources_stays_in_bounds(void **state)
 {
 	ts_backoff b;
@@ -200,6 +241,7 @@ int main(void)
 		cmocka_unit_test(failures_back_off_per_source),
 		cmocka_unit_test(a_reserved_attempt_is_given_back_exactly),
 		cmocka_unit_test(a_full_table_never_resets_a_waiting_source),
+		cmocka_unit_test(a_full_table_loses_no_count),
 		cmocka_unit_test(a_full_file_of_waiting_sources_stays_in_bounds),
 		cmocka_unit_test(the_file_round_trips),
 		cmocka_unit_test(hostile_files_are_never_half_trusted),
