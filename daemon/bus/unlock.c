@@ -107,25 +107,26 @@ static void unlock_reply(ts_unlock_job *j, int r, const char *msg, const char *i
 }
 
 /*
- * Protector id opened the vault (or gave a share). When it took a recovery
- * key, the secret the back-off counts, its source's count starts again; when
- * another protector did (a security key's PIN, a TPM), the attempt this job
- * counted at its start is given back and the count stays: a share that
- * proves nothing about recovery keys must not wipe a guesser's count between
- * two guesses of a k-of-n vault. Done in memory at once; 1 when the side file
- * must be saved too, which the caller does after its reply (a write, two
- * fsyncs): a crash that loses it leaves the owner counted attempts, and gives
- * nobody a guess.
+ * Protector id took this job's secret and opened the vault (opened), or
+ * gave a share of a k-of-n vault. Only a recovery key that opens the vault
+ * starts its source's count again: a share, a security key's PIN or a TPM
+ * proves nothing about the key being guessed (on a 2-of-2 vault, the holder
+ * of one share could otherwise wipe the count between guesses at the other).
+ * Otherwise the attempt counted at the start is given back, on the counter it
+ * went to. Done in memory at once; 1 when the side file must be saved too,
+ * which the caller does after its reply (a write, two fsyncs): a crash that
+ * loses it leaves the owner counted attempts, and gives nobody a guess.
  */
-static int unlock_source_ok(ts_unlock_job *j, const char *id)
+static int unlock_source_ok(ts_unlock_job *j, const char *id, int opened)
 {
 	const ts_protector_record *p = ts_vault_find_protector(j->e->vault, id);
 
 	if (!j->reserved)
 		return 0;
-	if (p && strcmp(p->type, "recovery") == 0)
+	if (opened && p && strcmp(p->type, "recovery") == 0 && strcmp(j->before.source, j->source) == 0)
 		return ts_backoff_succeeded(j->e->backoff, j->source);
-	ts_backoff_restore(j->e->backoff, j->source, &j->before);
+	/* A share, another protector, or a source counted on the shared counter (others' guesses are there too). */
+	ts_backoff_restore(j->e->backoff, &j->before);
 	return 1;
 }
 
@@ -139,7 +140,7 @@ static void unlock_succeeded(ts_unlock_job *j, const char *id)
 	ts_daemon_unlocked(e, id);
 	if (e->share_timer)
 		sd_event_source_set_enabled(e->share_timer, SD_EVENT_OFF);
-	save = unlock_source_ok(j, id);
+	save = unlock_source_ok(j, id, 1);
 	e->lock_reason[0] = '\0';
 	e->lock_changed = ts_now_usec();
 	(void)ts_audit("unlock", e->vault->name, e->vault->owner_uid, &j->caller, id, 0);
@@ -183,7 +184,7 @@ static void unlock_failed(ts_unlock_job *j)
 		}
 	} else if (j->reserved) {
 		/* Counted at the start, but no secret was found wrong (no token, an error): given back. */
-		ts_backoff_restore(e->backoff, j->source, &j->before);
+		ts_backoff_restore(e->backoff, &j->before);
 		(void)ts_daemon_save_backoff(e);
 	}
 	if (!j->tried)
@@ -217,7 +218,7 @@ static int unlock_result(ts_unlock_job *j, const char *id, int r, uint8_t *kek, 
 
 			/* k-of-n: the share is kept, and the caller told how many more it takes. */
 			(void)ts_audit("unlock-share", e->vault->name, e->vault->owner_uid, &j->caller, id, 0);
-			save = unlock_source_ok(j, id);
+			save = unlock_source_ok(j, id, 0);
 			ts_daemon_shares_pending(e);
 			if (p)
 				ts_autolock_share(e, p->type);
@@ -552,21 +553,23 @@ static void unlock_candidates(ts_unlock_job *j)
  * ts_backoff_check before the first is counted, and a daemon killed
  * meanwhile has counted it already (the side file is written first).
  * unlock_failed gives it back when no secret was found wrong; a right
- * recovery key resets the source, another protector's success gives the
- * attempt back (unlock_source_ok).
+ * recovery key that opens the vault resets the source, any other success
+ * gives the attempt back (unlock_source_ok). The source's wait is checked
+ * here too, so it holds back recovery keys only: a token counts its own PIN.
  *
  * When the count cannot be written (a full or read-only disk), a restart
  * would forget it. A source with wrong secrets already counted is then
  * refused with nothing tried; one with a clean record still gets its try
  * (the owner on a full disk), so a restart gives back at most one guess per
- * source. Clean is judged where ts_backoff_check looks (ts_backoff_failures).
+ * source. Clean is judged where ts_backoff_check looks (before.failures).
  * Returns 0 to go on, or the save's error (the count is given back).
  */
-static int unlock_reserve_attempt(ts_unlock_job *j)
+static int unlock_reserve_attempt(ts_unlock_job *j, char *why, size_t why_len)
 {
 	const ts_policy *pol = ts_enforce_policy();
+	uint64_t now = ts_now_usec(), wait;
 	ts_backoff *b;
-	int software = 0, clean, r;
+	int software = 0, r;
 
 	for (size_t i = 0; i < j->n_ids && !software; i++) {
 		const ts_protector_record *p = ts_vault_find_protector(j->e->vault, j->ids[i]);
@@ -575,16 +578,22 @@ static int unlock_reserve_attempt(ts_unlock_job *j)
 	}
 	if (!j->secret || !software)
 		return 0;
+	if (ts_backoff_check(ts_daemon_backoff(j->e), j->source, now, ts_policy_recovery_max_backoff(pol), &wait) < 0) {
+		snprintf(why, why_len, "too many failed unlocks from here; retry in %llu s", (unsigned long long)wait);
+		return -TS_E_BUSY;
+	}
 	/* Not counted, not tried. */
-	if ((b = ts_daemon_backoff_mut(j->e)) == NULL)
+	if ((b = ts_daemon_backoff_mut(j->e)) == NULL) {
+		snprintf(why, why_len, "out of memory for the back-off count: no secret was tried");
 		return -TS_E_NOMEM;
-	/* Clean is judged where the check looked: a source without a counter of its own by the shared one. */
-	clean = ts_backoff_failures(b, j->source) == 0;
-	ts_backoff_get(b, j->source, &j->before);
-	ts_backoff_failed(b, j->source, ts_now_usec(), ts_policy_recovery_attempts(pol),
-	                  ts_policy_recovery_max_backoff(pol));
-	if ((r = ts_daemon_save_backoff(j->e)) < 0 && !clean) {
-		ts_backoff_restore(b, j->source, &j->before);
+	}
+	/* before.failures: what the check above looked at (the shared counter for a source without its own). */
+	ts_backoff_reserve(b, j->source, now, ts_policy_recovery_attempts(pol), ts_policy_recovery_max_backoff(pol),
+	                   &j->before);
+	if ((r = ts_daemon_save_backoff(j->e)) < 0 && j->before.failures > 0) {
+		ts_backoff_restore(b, &j->before);
+		snprintf(why, why_len, "the back-off cannot write this attempt down (%s: is the disk full or read-only?) "
+		         "and wrong keys from here are on record: no secret was tried", ts_strerror(r));
 		return r;
 	}
 	j->reserved = 1;
@@ -596,6 +605,7 @@ static void on_unlock_secret(void *userdata, int r, uint8_t *secret, size_t len)
 {
 	ts_unlock_job *j = userdata;
 	ts_vault_entry *e = j->e;
+	char why[256];
 
 	j->fd_op = NULL;
 	j->secret = secret;
@@ -621,15 +631,8 @@ static void on_unlock_secret(void *userdata, int r, uint8_t *secret, size_t len)
 			}
 		}
 	unlock_candidates(j);
-	if ((r = unlock_reserve_attempt(j)) < 0) {
+	if ((r = unlock_reserve_attempt(j, why, sizeof(why))) < 0) {
 		(void)ts_audit("unlock", e->vault->name, e->vault->owner_uid, &j->caller, j->which, r);
-		char why[256];
-
-		if (r == -TS_E_NOMEM)
-			snprintf(why, sizeof(why), "out of memory for the back-off count: no secret was tried");
-		else
-			snprintf(why, sizeof(why), "the back-off cannot write this attempt down (%s: is the disk full or "
-			         "read-only?) and wrong keys from here are on record: no secret was tried", ts_strerror(r));
 		unlock_reply(j, r, why, NULL, 0);
 		return;
 	}
@@ -644,11 +647,10 @@ int ts_unlock_method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *err
 	ts_vault_entry *e = userdata;
 	ts_daemon *d = e->d;
 	ts_unlock_job *j;
-	char errbuf[256] = "", source[TS_BACKOFF_SOURCE_MAX];
+	char source[TS_BACKOFF_SOURCE_MAX];
 	const char *which, *hint = NULL;
 	_ts_cleanup_kv_ ts_kv *opts = NULL;
 	size_t n_opts = 0;
-	uint64_t wait;
 	int fd, r, need_user = 0;
 	ts_caller caller;
 	ts_limit_job *lim = NULL;
@@ -672,13 +674,6 @@ int ts_unlock_method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *err
 	ts_backoff_source_of(caller.uid, hint, source);
 	if ((r = ts_audit_gate("unlock", e->vault->name, e->vault->owner_uid, &caller, which, error)) < 0)
 		return r;
-	if (ts_backoff_check(ts_daemon_backoff(e), source, ts_now_usec(), ts_policy_recovery_max_backoff(ts_enforce_policy()),
-	                     &wait) < 0) {
-		snprintf(errbuf, sizeof(errbuf), "too many failed unlocks from here; retry in %llu s",
-		         (unsigned long long)wait);
-		(void)ts_audit("unlock", e->vault->name, e->vault->owner_uid, &caller, which, -TS_E_BUSY);
-		return ts_bus_error(error, -TS_E_BUSY, errbuf);
-	}
 	if (strlen(which) >= sizeof(j->which))
 		return ts_bus_error(error, -TS_E_NO_SUCH_PROTECTOR, "no such protector");
 	/* A file, device or directory is refused before it takes the vault's one Unlock slot. */

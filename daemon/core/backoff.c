@@ -138,32 +138,25 @@ int ts_backoff_check(const ts_backoff *b, const char *source, uint64_t now, uint
 	return -TS_E_BUSY;
 }
 
-uint32_t ts_backoff_failures(const ts_backoff *b, const char *source)
-{
-	const ts_backoff_source *s = holder(b, source);
-
-	return s ? s->failures : 0;
-}
-
 /*
- * The counter for source, made if need be; when the table is full, the
- * shared one. No counter is ever reused for another source: that would
- * wipe a count (two sources taking turns would each find a fresh one).
+ * The counter for source, made if need be: its own, or once the shared one
+ * exists (the table was full), that one, as holder() finds it. No counter is
+ * ever handed to another source: that would wipe a count (two sources taking
+ * turns would each find a fresh one), and a source counted on the shared
+ * counter stays there, so room made later cannot give it a fresh count.
  */
 static ts_backoff_source *counter(ts_backoff *b, const char *source)
 {
 	ts_backoff_source *s = find(b, source);
 
-	if (s)
+	if (s || (s = find(b, OVERFLOW)) != NULL)
 		return s;
-	if (b->n < TS_BACKOFF_SOURCES - 1 || (b->n == TS_BACKOFF_SOURCES - 1 && strcmp(source, OVERFLOW) == 0)) {
+	if (b->n < TS_BACKOFF_SOURCES - 1) {
 		s = &b->s[b->n++];
 		memset(s, 0, sizeof(*s));
 		snprintf(s->source, sizeof(s->source), "%s", source);
 		return s;
 	}
-	if ((s = find(b, OVERFLOW)) != NULL)
-		return s;
 	if (b->n < TS_BACKOFF_SOURCES) {
 		s = &b->s[b->n++];
 		memset(s, 0, sizeof(*s));
@@ -179,9 +172,8 @@ static ts_backoff_source *counter(ts_backoff *b, const char *source)
 	return s;
 }
 
-void ts_backoff_failed(ts_backoff *b, const char *source, uint64_t now, unsigned free_failures, uint64_t max_sec)
+static void charge(ts_backoff_source *s, uint64_t now, unsigned free_failures, uint64_t max_sec)
 {
-	ts_backoff_source *s = counter(b, source);
 	uint64_t delay;
 	unsigned shift;
 
@@ -196,6 +188,20 @@ void ts_backoff_failed(ts_backoff *b, const char *source, uint64_t now, unsigned
 	s->retry_at = now + delay * 1000000;
 }
 
+void ts_backoff_failed(ts_backoff *b, const char *source, uint64_t now, unsigned free_failures, uint64_t max_sec)
+{
+	charge(counter(b, source), now, free_failures, max_sec);
+}
+
+void ts_backoff_reserve(ts_backoff *b, const char *source, uint64_t now, unsigned free_failures, uint64_t max_sec,
+                        ts_backoff_source *before)
+{
+	ts_backoff_source *s = counter(b, source);
+
+	*before = *s;   /* a counter made just now is all zeros but its name */
+	charge(s, now, free_failures, max_sec);
+}
+
 int ts_backoff_succeeded(ts_backoff *b, const char *source)
 {
 	ts_backoff_source *s = find(b, source);
@@ -206,20 +212,9 @@ int ts_backoff_succeeded(ts_backoff *b, const char *source)
 	return 1;
 }
 
-void ts_backoff_get(const ts_backoff *b, const char *source, ts_backoff_source *out)
+void ts_backoff_restore(ts_backoff *b, const ts_backoff_source *before)
 {
-	const ts_backoff_source *s = find((ts_backoff *)b, source);
-
-	memset(out, 0, sizeof(*out));
-	if (s)
-		*out = *s;
-	else
-		snprintf(out->source, sizeof(out->source), "%s", source);
-}
-
-void ts_backoff_restore(ts_backoff *b, const char *source, const ts_backoff_source *before)
-{
-	ts_backoff_source *s = find(b, source);
+	ts_backoff_source *s = find(b, before->source);
 
 	if (!s)
 		return;

@@ -9,8 +9,7 @@
 #include "core/buf.h"
 
 #define TS_BACKOFF_SOURCE_MAX 48      /* NUL included */
-#define TS_BACKOFF_SOURCES 32         /* per vault; more sources share one counter ("*"), which also holds
-                                       * back every source without a counter of its own once it exists */
+#define TS_BACKOFF_SOURCES 32         /* per vault: 31 sources; the rest share one counter ("*") */
 
 /*
  * Where wrong secrets come from: "uid:U" for a caller of uid U, and for root
@@ -50,29 +49,27 @@ int ts_backoff_format(const ts_backoff *b, ts_buf *out);
 int ts_backoff_check(const ts_backoff *b, const char *source, uint64_t now, uint64_t max_sec, uint64_t *ret_wait_sec);
 
 /*
- * The wrong secrets in a row counted where ts_backoff_check looks for
- * source: its own counter, or for a source without one, the shared counter
- * (0 when there is neither).
- */
-uint32_t ts_backoff_failures(const ts_backoff *b, const char *source);
-
-/*
  * A wrong secret from source: after free_failures in a row it must wait
- * 1, 2, 4 ... up to max_sec seconds (0: never).
+ * 1, 2, 4 ... up to max_sec seconds (0: never). A source without a counter
+ * of its own is counted on the shared one once that exists (the table was
+ * full then); ts_backoff_check holds it back by that one too.
  */
 void ts_backoff_failed(ts_backoff *b, const char *source, uint64_t now, unsigned free_failures, uint64_t max_sec);
 
 /*
- * An attempt counts when it starts: Unlock calls ts_backoff_failed before a
- * secret is checked, having kept the counter as it was (ts_backoff_get: a
- * zeroed one when source has none). When the attempt turns out to check no
- * secret (no token, an error), ts_backoff_restore puts it back; a counter
- * that ts_backoff_failed folded into the shared one stays counted.
+ * An attempt counts when it starts: Unlock calls ts_backoff_reserve before a
+ * secret is checked. It counts one wrong secret as ts_backoff_failed does and
+ * keeps the counter it charged as it was in *before: before->source names it
+ * (source, or the shared "*"), and before->failures is the count the attempt
+ * is judged by. ts_backoff_restore gives the attempt back: that counter as it
+ * was, or gone if it was made for this attempt. Exact only while nothing
+ * else changes the table in between (one Unlock per vault at a time).
  */
-void ts_backoff_get(const ts_backoff *b, const char *source, ts_backoff_source *out);
-void ts_backoff_restore(ts_backoff *b, const char *source, const ts_backoff_source *before);
+void ts_backoff_reserve(ts_backoff *b, const char *source, uint64_t now, unsigned free_failures, uint64_t max_sec,
+                        ts_backoff_source *before);
+void ts_backoff_restore(ts_backoff *b, const ts_backoff_source *before);
 
-/* The right secret from source: its count starts again. 1 when b changed, else 0. */
+/* The right secret from source: its own count starts again. 1 when b changed, else 0. */
 int ts_backoff_succeeded(ts_backoff *b, const char *source);
 
 #endif

@@ -78,6 +78,17 @@ for _ in $(seq 50); do [ "$(vprop "$P" SharesNeeded)" = 2 ] && break; sleep 0.1;
 [ "$(vprop "$P" SharesNeeded)" = 2 ] || fail "a share survived suspend"
 pass "a share given is forgotten after [lock] share-timeout and on suspend"
 
+# --- guessing one recovery key while holding another: that share does not start the count again.
+printf 'AAAAA-BBBBB-CCCCC-DDDDD-EEEEE-FFFFF-GGGGG-HHHHH\n' >"$D/wrong"
+for _ in 1 2; do T unlock --protector p3 --pin-fd 3 3<"$D/wrong" >/dev/null 2>&1 && fail "a wrong key was taken"; done
+grep -q "^uid:0 2 " "$STATE_DIR/$UUID/v.backoff" || fail "2 wrong keys not counted: $(cat "$STATE_DIR/$UUID/v.backoff")"
+T unlock --protector p1 --pin-fd 3 3<"$D/k1" >/dev/null 2>&1 || true
+[ "$(vprop "$P" SharesNeeded)" = 1 ] || fail "the share of p1 was not kept"
+sleep 0.5   # a change is saved just after the reply
+grep -q "^uid:0 2 " "$STATE_DIR/$UUID/v.backoff" ||
+	fail "another recovery key's share reset the count of guesses at p3: $(cat "$STATE_DIR/$UUID/v.backoff")"
+pass "one recovery key's share leaves the count of guesses at another as it was"
+
 # --- the token that gave a share goes away: its share goes too (a 2-of-2 of a key and a recovery key).
 softfido_start a
 printf 'k3y-pin\n' >"$D/pin"
@@ -89,19 +100,19 @@ rig_start_daemon --idle-lock 0 --policy-dir "$POLICY_DIR" --test-devices --fido2
 "$TOKENSEAL" --vault w enroll fido2 --pin-fd 3 3<"$D/pin" >"$D/e" 2>&1 || fail "enroll fido2: $(cat "$D/e")"
 "$TOKENSEAL" --vault w lock >/dev/null
 W=/org/tokenseal1/user/0/vault/w
-# Guessing the recovery key of a 2-of-2 vault while holding the other share: the key's share between
-# two guesses must not start the recovery keys' back-off count again.
-printf 'AAAAA-BBBBB-CCCCC-DDDDD-EEEEE-FFFFF-GGGGG-HHHHH\n' >"$D/wrong"
-for _ in 1 2 3; do
-	"$TOKENSEAL" --vault w unlock --protector p1 --pin-fd 3 3<"$D/wrong" >/dev/null 2>&1 && fail "a wrong key was taken"
-done
-grep -q "^uid:0 3 " "$STATE_DIR/0/w.backoff" || fail "3 wrong keys not counted: $(cat "$STATE_DIR/0/w.backoff")"
-"$TOKENSEAL" --vault w unlock --protector p2 --pin-fd 3 3<"$D/pin" >/dev/null 2>&1 || true
-[ "$(vprop "$W" SharesNeeded)" = 1 ] || fail "the key's share was not kept"
-sleep 0.5   # a reset is saved just after the reply
-grep -q "^uid:0 3 " "$STATE_DIR/0/w.backoff" ||
-	fail "the security key's share reset the recovery keys' back-off: $(cat "$STATE_DIR/0/w.backoff")"
-pass "a share from another protector leaves the recovery keys' back-off count as it was"
+# The recovery keys' wait holds back recovery keys only (a security key counts its own PIN), and the
+# key's share leaves that count as it was.
+rig_stop_daemon
+printf 'tokenseal-backoff v1\nuid:0 9 %s\n' "$(($(date +%s) + 120))000000" >"$STATE_DIR/0/w.backoff"
+rig_start_daemon --idle-lock 0 --policy-dir "$POLICY_DIR" --test-devices --fido2-timeout 3 --fido2-device "$SOFTFIDO_a_DEV"
+o=$("$TOKENSEAL" --vault w unlock --protector p1 --pin-fd 3 3<"$D/w-rk" 2>&1) && fail "a recovery key went through the wait"
+grep -q "retry in" <<<"$o" || fail "a recovery key during the wait: $o"
+o=$("$TOKENSEAL" --vault w unlock --protector p2 --pin-fd 3 3<"$D/pin" 2>&1) || true
+[ "$(vprop "$W" SharesNeeded)" = 1 ] || fail "the key's share was not kept: $o"
+sleep 0.5   # a change is saved just after the reply
+grep -q "^uid:0 9 " "$STATE_DIR/0/w.backoff" ||
+	fail "the security key's share changed the recovery keys' back-off: $(cat "$STATE_DIR/0/w.backoff")"
+pass "the recovery keys' wait does not hold back a security key, whose share leaves that count as it was"
 softfido_stop a
 for _ in $(seq 40); do [ "$(vprop "$W" SharesNeeded)" = 2 ] && break; sleep 0.1; done
 [ "$(vprop "$W" SharesNeeded)" = 2 ] || fail "the key's share outlived the key"

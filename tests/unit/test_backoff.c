@@ -72,31 +72,26 @@ static void a_reserved_attempt_is_given_back_exactly(void **state)
 	uint64_t now = 100000 * SEC, wait = 0;
 
 	/* A source with no counter: reserved, then given back, leaves none. */
-	ts_backoff_get(&b, "uid:1000", &before);
+	ts_backoff_reserve(&b, "uid:1000", now, 1, 300, &before);
 	assert_int_equal(before.failures, 0);
-	ts_backoff_failed(&b, "uid:1000", now, 1, 300);
+	assert_string_equal(before.source, "uid:1000");
 	assert_int_equal(b.n, 1);
-	ts_backoff_restore(&b, "uid:1000", &before);
+	ts_backoff_restore(&b, &before);
 	assert_int_equal(b.n, 0);
 	/* A source already waiting: the reservation lengthens its wait; giving it back restores the wait. */
 	ts_backoff_failed(&b, "uid:1000", now, 1, 300);
 	ts_backoff_failed(&b, "uid:1000", now, 1, 300);
 	assert_int_equal(ts_backoff_check(&b, "uid:1000", now, 300, &wait), -TS_E_BUSY);
 	assert_int_equal(wait, 1);
-	ts_backoff_get(&b, "uid:1000", &before);
+	ts_backoff_reserve(&b, "uid:1000", now, 1, 300, &before);
 	assert_int_equal(before.failures, 2);
-	ts_backoff_failed(&b, "uid:1000", now, 1, 300);
 	assert_int_equal(ts_backoff_check(&b, "uid:1000", now, 300, &wait), -TS_E_BUSY);
 	assert_int_equal(wait, 2);
-	ts_backoff_restore(&b, "uid:1000", &before);
+	ts_backoff_restore(&b, &before);
 	assert_int_equal(ts_backoff_check(&b, "uid:1000", now, 300, &wait), -TS_E_BUSY);
 	assert_int_equal(wait, 1);
 	assert_int_equal(b.n, 1);
 	assert_int_equal(b.s[0].failures, 2);
-	/* Other sources are not touched by a give-back of one that has no counter. */
-	ts_backoff_get(&b, "uid:1001", &before);
-	ts_backoff_restore(&b, "uid:1001", &before);
-	assert_int_equal(b.n, 1);
 }
 
 static void a_full_table_never_resets_a_waiting_source(void **state)
@@ -120,10 +115,15 @@ static void a_full_table_never_resets_a_waiting_source(void **state)
 	assert_int_equal(ts_backoff_check(&b, "uid:4000", now, 300, &wait), -TS_E_BUSY);
 }
 
-/* Two sources taking turns on a full table: neither may wipe the other's count (each finding a fresh one). */
+/*
+ * A full table: two sources taking turns cannot wipe each other's count (each
+ * finding a fresh one), nor can one leave the shared counter for room made
+ * later; and an attempt given back on the shared counter leaves it as it was.
+ */
 static void a_full_table_loses_no_count(void **state)
 {
 	ts_backoff b = { .n = 0 };
+	ts_backoff_source before;
 	char src[TS_BACKOFF_SOURCE_MAX];
 	uint64_t now = 1000 * SEC, wait;
 	int tried = 0;
@@ -139,26 +139,39 @@ static void a_full_table_loses_no_count(void **state)
 
 		if (ts_backoff_check(&b, who, now, 300, &wait) < 0)
 			break;
-		/* Judged where the check looks: from the second guess on, nobody is clean. */
-		if (tried > 0)
-			assert_true(ts_backoff_failures(&b, who) > 0);
-		ts_backoff_failed(&b, who, now, 5, 300);
+		ts_backoff_reserve(&b, who, now, 5, 300, &before);
+		/* Judged by the counter it went to: from the second guess on, nobody is clean. */
+		assert_string_equal(before.source, "*");
+		assert_int_equal(before.failures, tried);
 		tried++;
 	}
 	/* They share one counter: its five free failures, then the wait. */
 	assert_int_equal(tried, 6);
-	for (int i = 0; i < TS_BACKOFF_SOURCES - 1; i++) {
-		snprintf(src, sizeof(src), "uid:%d", 2000 + i);
-		assert_int_equal(ts_backoff_failures(&b, src), 1);
-	}
-	/* A source that has no counter yet is held by the shared one's wait, and is not clean. */
+	assert_int_equal(b.n, TS_BACKOFF_SOURCES);
+	/* A source that has no counter yet is held by the shared one's wait. */
 	assert_int_equal(ts_backoff_check(&b, "uid:4000", now, 300, &wait), -TS_E_BUSY);
-	assert_int_equal(ts_backoff_failures(&b, "uid:4000"), 6);
-	/* Without a shared counter, a source with none has no failures. */
-	memset(&b, 0, sizeof(b));
-	ts_backoff_failed(&b, "uid:1", now, 5, 300);
-	assert_int_equal(ts_backoff_failures(&b, "uid:2"), 0);
-	assert_int_equal(ts_backoff_failures(&b, "uid:1"), 1);
+	/* Room made later (two right keys) gives nobody on the shared counter a fresh one. */
+	assert_int_equal(ts_backoff_succeeded(&b, "uid:2000"), 1);
+	assert_int_equal(ts_backoff_succeeded(&b, "uid:2001"), 1);
+	now += 301 * SEC;
+	ts_backoff_reserve(&b, "uid:666", now, 5, 300, &before);
+	assert_string_equal(before.source, "*");
+	assert_int_equal(ts_backoff_check(&b, "uid:666", now, 300, &wait), -TS_E_BUSY);
+	/* An attempt given back there (a right key, nothing tried) leaves the shared count as it was. */
+	ts_backoff_restore(&b, &before);
+	assert_int_equal(ts_backoff_check(&b, "uid:666", now, 300, &wait), 0);
+	ts_backoff_reserve(&b, "uid:5000", now, 5, 300, &before);
+	assert_int_equal(before.failures, 6);
+	ts_backoff_restore(&b, &before);
+	ts_backoff_reserve(&b, "uid:5000", now, 5, 300, &before);
+	assert_int_equal(before.failures, 6);
+	/* The others' counts are all still there. */
+	for (int i = 2; i < TS_BACKOFF_SOURCES - 1; i++) {
+		snprintf(src, sizeof(src), "uid:%d", 2000 + i);
+		ts_backoff_reserve(&b, src, now, 5, 300, &before);
+		assert_string_equal(before.source, src);
+		assert_int_equal(before.failures, 1);
+	}
 }
 
 static void a_full_file_of_waiting_sources_stays_in_bounds(void **state)
