@@ -115,10 +115,15 @@ int ts_rollback_check(ts_daemon *d, const ts_vault *v, char *why, size_t cap)
 
 	r = ts_anchor_load(d->state_dir, v->id, &anchor);
 	if (r < 0 && r != -TS_E_NO_SUCH_VAULT && r != -TS_E_CORRUPT) {
-		/* Cannot tell: serve (a disk error must not lock everyone out), but say so. */
-		ts_log(TS_LOG_ERR, "event=load vault=%s: cannot read its generation anchor (%s); served unchecked",
-		       v->name, ts_strerror(r));
-		return 0;
+		/*
+		 * The anchor cannot tell: serve (a disk error must not lock
+		 * everyone out), but say so. A TPM counter, if the vault has one,
+		 * still must let the file through: an anchor made unreadable (a
+		 * symlink, a file where its directory was) must not switch it off.
+		 */
+		ts_log(TS_LOG_ERR, "event=load vault=%s: cannot read its generation anchor (%s); served %s",
+		       v->name, ts_strerror(r), v->nv_handle ? "if its TPM counter agrees" : "unchecked");
+		return counter_check(d, v, why, cap);
 	}
 	if (r == -TS_E_CORRUPT)
 		ts_log(TS_LOG_WARNING, "event=load vault=%s: its generation anchor is not one (corrupt); replaced by "

@@ -71,6 +71,23 @@ cmp -s "$S/nv.vault" "$RIG_DIR/nv-old.vault" || fail "the refused file was chang
 [ "$(counter "$H")" = $((c0 + 4)) ] || fail "a refused file moved the counter"
 pass "old vault file + old anchor put back by root: refused (Rollback) by the TPM counter, both values audited"
 
+# The same old file with the anchors made unreadable (a symlink where their directory was): the counter still
+# decides.
+rig_stop_daemon
+mv "$STATE_DIR/generations" "$STATE_DIR/generations.real"
+ln -s generations.real "$STATE_DIR/generations"
+n=$(grep -c "its file expects TPM counter value $((c0 + 2)) but the counter is at $((c0 + 4))" "$LOG")
+start
+grep -q "event=load vault=nv: cannot read its generation anchor" "$LOG" || fail "the unreadable anchor is not logged"
+[ "$(grep -c "its file expects TPM counter value $((c0 + 2)) but the counter is at $((c0 + 4))" "$LOG")" -gt "$n" ] ||
+	fail "an unreadable anchor switched the TPM counter check off: $(grep 'vault=nv' "$LOG" | tail -n 3)"
+refused nv
+rig_stop_daemon
+rm "$STATE_DIR/generations"
+mv "$STATE_DIR/generations.real" "$STATE_DIR/generations"
+start
+pass "old vault file with the anchors unreadable: still refused by the TPM counter"
+
 # --accept-rollback (the generation of the old file) serves it and re-bases the counter at its next save.
 gen=$(sed -n 's/.*--accept-rollback 0:nv:\([0-9]*\).*/\1/p' "$LOG" | tail -n1)
 [ -n "$gen" ] || fail "the refusal does not say how to accept it"
