@@ -272,8 +272,11 @@ static void enroll_complete(ts_vault_entry *e, sd_bus_message *m, const ts_calle
 	/* Its facts (for Protectors, Unlock's choices) from a helper ahead of the first read, not in it. */
 	if (ts_protector_lookup(type))
 		ts_remote_describe_prefetch(ts_protector_lookup(type), params, params_len);
-	if (replace && *replace)
+	if (replace && *replace) {
 		(void)ts_audit("revoke", e->vault->name, e->vault->owner_uid, caller, replace, 0);
+		/* The generation before holds the replaced protector: it must not stay on disk as NAME.vault.bak. */
+		ts_rollback_drop_backup(e, "revocation");
+	}
 	ts_daemon_touch(e);
 	ts_properties_emit_changed(e);
 	if (sd_bus_reply_method_return(m, "s", id) < 0)

@@ -44,7 +44,13 @@ cp "$S/rt.vault" "$RIG_DIR/rt-old.vault"
 vcall "$T" RotateKey 'a{ss}' 1 retire_below 2 >/dev/null || fail "RotateKey retire_below"
 expect_fail org.tokenseal1.Error.KeyRetired unwrap "$T" "$BT" 0
 [ ! -e "$S/rt.vault.bak" ] || fail "a retire left rt.vault.bak (it still holds the retired key)"
-pass "RevokeProtector and a retire leave no .bak either"
+# AddProtector replace=ID takes the old one out (a new recovery key handed out, then p2 removed).
+X=$(create_vault rx "$RIG_DIR/rx1") || fail "CreateVault rx"
+add_recovery "$X" "$RIG_DIR/rx2" >/dev/null || fail "AddProtector rx p2"
+[ "$(fdcall "$X" $VIFACE AddProtector 'sa{ss}hh' recovery "replace=p2" "</dev/null" ">$RIG_DIR/rx3")" = p3 ] ||
+	fail "AddProtector replace=p2"
+[ ! -e "$S/rx.vault.bak" ] || fail "AddProtector replace=p2 left rx.vault.bak (the replaced p2 opens it)"
+pass "RevokeProtector, a retire and AddProtector replace= leave no .bak either"
 
 rig_stop_daemon
 cp "$S/rv.vault" "$RIG_DIR/rv-new.vault"
