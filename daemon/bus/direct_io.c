@@ -73,6 +73,8 @@ static int io_flush(struct ts_direct_io *io)
 		memmove(io->buf, io->buf + k, io->len - (size_t)k);
 		io->len -= (size_t)k;
 		io->out -= (size_t)k;
+		/* What was passed on (a Wrap's plaintext, a PIN's fd number) must not stay behind the kept bytes. */
+		explicit_bzero(io->buf + io->len, (size_t)k);
 	}
 	return 1;
 }

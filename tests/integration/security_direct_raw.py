@@ -30,6 +30,8 @@
 #   badpad   fdcall's AddProtector with a padding byte that is not zero, and N_FDS fds;
 #   bigstall the header of a BODY_BYTES Unwrap and 1 MiB of it, then nothing: prints "closed" with the
 #            seconds from the header to the daemon's hang-up (at most 20), or "held";
+#   bighangup  N_FDS connections in turn each send the header of a BODY_BYTES Unwrap and one byte of its
+#            body, and hang up: prints "done";
 #   bighold  N_FDS connections each send the header of a BODY_BYTES Unwrap and 1 MiB of it, and
 #            hold: prints each one's fate a second later ("held" or "closed"), in order;
 #   answers  (then VAULT_PATH BLOB_FILE) N_FDS connections in turn each send a whole RewrapBatch of the
@@ -206,6 +208,17 @@ def main():
         c.sendall(call(body_len, 0, 0, "bighold")[:1 << 20])
         f = fate(c, 20)
         print(f if f != "closed" else "closed %d" % round(time.monotonic() - t0))
+        return
+    if mode == "bighangup":
+        msg = call(body_len, 0, 0, "bighold")
+        for i in range(n_fds):
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.connect(path)
+            handshake(c)
+            c.sendall(msg[:len(msg) - body_len + 1])
+            time.sleep(0.05)
+            c.close()
+        print("done")
         return
     if mode == "bighold":
         conns = []
