@@ -68,6 +68,7 @@ typedef struct ts_unlock_job {
 	ts_secretfd_op *fd_op;           /* the secret being read from the caller's fd */
 	ts_limit_job *lim;               /* limits.h: this vault's one Unlock, one of the uid's jobs */
 	int reserved;                    /* a wrong secret was counted at the start (before: the counter until then) */
+	int wrong_seen;                  /* a protector found the secret wrong (whatever error the reply names) */
 	ts_backoff_source before;
 } ts_unlock_job;
 
@@ -170,7 +171,7 @@ static void unlock_failed(ts_unlock_job *j)
 	 * nothing else limits, per source (backoff.h). Token PINs are counted by
 	 * the token itself; adding our own delay there would only make a user wait.
 	 */
-	if (j->best == -TS_E_AUTH_FAILED || j->best == -TS_E_BAD_RECOVERY_KEY) {
+	if (j->wrong_seen || j->best == -TS_E_AUTH_FAILED || j->best == -TS_E_BAD_RECOVERY_KEY) {
 		if (!j->reserved) {
 			ts_backoff *b = ts_daemon_backoff_mut(e);
 
@@ -238,6 +239,9 @@ static int unlock_result(ts_unlock_job *j, const char *id, int r, uint8_t *kek, 
 			snprintf(errbuf, sizeof(errbuf), "vault file failed authentication (tampered with?)");
 	}
 	(void)ts_audit("unlock", e->vault->name, e->vault->owner_uid, &j->caller, id, r);
+	/* Counted whatever error is answered: a later protector's strong error must not give a wrong secret back. */
+	if (r == -TS_E_AUTH_FAILED || r == -TS_E_BAD_RECOVERY_KEY)
+		j->wrong_seen = 1;
 	if (!j->best || (error_is_weak(j->best) && !error_is_weak(r))) {
 		j->best = r;
 		snprintf(j->best_err, sizeof(j->best_err), "%s", errbuf);

@@ -202,13 +202,24 @@ void ts_backoff_reserve(ts_backoff *b, const char *source, uint64_t now, unsigne
 	charge(s, now, free_failures, max_sec);
 }
 
+/* A counter that goes: removed, or while the shared counter exists, kept at zero (its source stays off it). */
+static void drop(ts_backoff *b, ts_backoff_source *s)
+{
+	if (find(b, OVERFLOW) && strcmp(s->source, OVERFLOW) != 0) {
+		s->failures = 0;
+		s->retry_at = 0;
+		return;
+	}
+	*s = b->s[--b->n];
+}
+
 int ts_backoff_succeeded(ts_backoff *b, const char *source)
 {
 	ts_backoff_source *s = find(b, source);
 
 	if (!s)
 		return 0;
-	*s = b->s[--b->n];
+	drop(b, s);
 	return 1;
 }
 
@@ -219,7 +230,7 @@ void ts_backoff_restore(ts_backoff *b, const ts_backoff_source *before)
 	if (!s)
 		return;
 	if (before->failures == 0 && before->retry_at == 0) {
-		*s = b->s[--b->n];
+		drop(b, s);
 		return;
 	}
 	s->failures = before->failures;

@@ -69,7 +69,11 @@ void ts_backoff_reserve(ts_backoff *b, const char *source, uint64_t now, unsigne
                         ts_backoff_source *before);
 void ts_backoff_restore(ts_backoff *b, const ts_backoff_source *before);
 
-/* The right secret from source: its own count starts again. 1 when b changed, else 0. */
+/*
+ * The right secret from source: its own count starts again (kept at zero
+ * while the shared counter exists, so that the source is not moved onto
+ * it). 1 when b changed, else 0.
+ */
 int ts_backoff_succeeded(ts_backoff *b, const char *source);
 
 #endif

@@ -150,9 +150,17 @@ static void a_full_table_loses_no_count(void **state)
 	assert_int_equal(b.n, TS_BACKOFF_SOURCES);
 	/* A source that has no counter yet is held by the shared one's wait. */
 	assert_int_equal(ts_backoff_check(&b, "uid:4000", now, 300, &wait), -TS_E_BUSY);
-	/* Room made later (two right keys) gives nobody on the shared counter a fresh one. */
+	/* A right key keeps its source's own counter, at zero: the shared counter's wait does not hold it. */
 	assert_int_equal(ts_backoff_succeeded(&b, "uid:2000"), 1);
 	assert_int_equal(ts_backoff_succeeded(&b, "uid:2001"), 1);
+	assert_int_equal(b.n, TS_BACKOFF_SOURCES);
+	assert_int_equal(ts_backoff_check(&b, "uid:2000", now, 300, &wait), 0);
+	ts_backoff_reserve(&b, "uid:2000", now, 5, 300, &before);
+	assert_string_equal(before.source, "uid:2000");
+	assert_int_equal(before.failures, 0);
+	ts_backoff_restore(&b, &before);
+	assert_int_equal(b.n, TS_BACKOFF_SOURCES);
+	/* ... and nobody on the shared counter gets a fresh one later. */
 	now += 301 * SEC;
 	ts_backoff_reserve(&b, "uid:666", now, 5, 300, &before);
 	assert_string_equal(before.source, "*");
