@@ -9,6 +9,7 @@
 #include "protectors/remote.h"
 
 #include "bus/unlock.h"
+#include "bus/unlock_backoff.h"
 #include "bus/audit.h"
 #include "bus/authorize.h"
 #include "bus/autolock.h"
@@ -107,28 +108,14 @@ static void unlock_reply(ts_unlock_job *j, int r, const char *msg, const char *i
 	unlock_job_free(j);
 }
 
-/*
- * Protector id took this job's secret and opened the vault (opened), or
- * gave a share of a k-of-n vault. Only a recovery key that opens the vault
- * starts its source's count again: a share, a security key's PIN or a TPM
- * proves nothing about the key being guessed (on a 2-of-2 vault, the holder
- * of one share could otherwise wipe the count between guesses at the other).
- * Otherwise the attempt counted at the start is given back, on the counter it
- * went to. Done in memory at once; 1 when the side file must be saved too,
- * which the caller does after its reply (a write, two fsyncs): a crash that
- * loses it leaves the owner counted attempts, and gives nobody a guess.
- */
+/* Protector id opened the vault (opened) or gave a share: the attempt's back-off count settled (unlock_backoff.c). */
 static int unlock_source_ok(ts_unlock_job *j, const char *id, int opened)
 {
 	const ts_protector_record *p = ts_vault_find_protector(j->e->vault, id);
 
 	if (!j->reserved)
 		return 0;
-	if (opened && p && strcmp(p->type, "recovery") == 0 && strcmp(j->before.source, j->source) == 0)
-		return ts_backoff_succeeded(j->e->backoff, j->source);
-	/* A share, another protector, or a source counted on the shared counter (others' guesses are there too). */
-	ts_backoff_restore(j->e->backoff, &j->before);
-	return 1;
+	return ts_unlock_backoff_settle(j->e, j->source, &j->before, opened && p && strcmp(p->type, "recovery") == 0);
 }
 
 /* The vault is open (or, already open, confirmed) with protector id: record it and answer. */
@@ -552,27 +539,13 @@ static void unlock_candidates(ts_unlock_job *j)
 }
 
 /*
- * A software secret (a recovery key) counts against the back-off when its
- * check starts, not when it ends: parallel guesses cannot all pass
- * ts_backoff_check before the first is counted, and a daemon killed
- * meanwhile has counted it already (the side file is written first).
- * unlock_failed gives it back when no secret was found wrong; a right
- * recovery key that opens the vault resets the source, any other success
- * gives the attempt back (unlock_source_ok). The source's wait is checked
- * here too, so it holds back recovery keys only: a token counts its own PIN.
- *
- * When the count cannot be written (a full or read-only disk), a restart
- * would forget it. A source with wrong secrets already counted is then
- * refused with nothing tried; one with a clean record still gets its try
- * (the owner on a full disk), so a restart gives back at most one guess per
- * source. Clean is judged where ts_backoff_check looks (before.failures).
- * Returns 0 to go on, or the save's error (the count is given back).
+ * A secret that may reach a recovery protector is counted before it is
+ * tried (unlock_backoff.c); unlock_failed gives it back when no secret was
+ * found wrong, unlock_source_ok settles it on success. Returns 0 to go on,
+ * or the error (why set) with nothing counted and nothing tried.
  */
 static int unlock_reserve_attempt(ts_unlock_job *j, char *why, size_t why_len)
 {
-	const ts_policy *pol = ts_enforce_policy();
-	uint64_t now = ts_now_usec(), wait;
-	ts_backoff *b;
 	int software = 0, r;
 
 	for (size_t i = 0; i < j->n_ids && !software; i++) {
@@ -582,24 +555,8 @@ static int unlock_reserve_attempt(ts_unlock_job *j, char *why, size_t why_len)
 	}
 	if (!j->secret || !software)
 		return 0;
-	if (ts_backoff_check(ts_daemon_backoff(j->e), j->source, now, ts_policy_recovery_max_backoff(pol), &wait) < 0) {
-		snprintf(why, why_len, "too many failed unlocks from here; retry in %llu s", (unsigned long long)wait);
-		return -TS_E_BUSY;
-	}
-	/* Not counted, not tried. */
-	if ((b = ts_daemon_backoff_mut(j->e)) == NULL) {
-		snprintf(why, why_len, "out of memory for the back-off count: no secret was tried");
-		return -TS_E_NOMEM;
-	}
-	/* before.failures: what the check above looked at (the shared counter for a source without its own). */
-	ts_backoff_reserve(b, j->source, now, ts_policy_recovery_attempts(pol), ts_policy_recovery_max_backoff(pol),
-	                   &j->before);
-	if ((r = ts_daemon_save_backoff(j->e)) < 0 && j->before.failures > 0) {
-		ts_backoff_restore(b, &j->before);
-		snprintf(why, why_len, "the back-off cannot write this attempt down (%s: is the disk full or read-only?) "
-		         "and wrong keys from here are on record: no secret was tried", ts_strerror(r));
+	if ((r = ts_unlock_backoff_reserve(j->e, j->source, &j->before, why, why_len)) < 0)
 		return r;
-	}
 	j->reserved = 1;
 	return 0;
 }
