@@ -119,24 +119,19 @@ int ts_daemon_add(ts_daemon *d, ts_vault *v, ts_buf *disk, const char *dir, cons
 
 	if ((e = calloc(1, sizeof(*e))) == NULL)
 		return -TS_E_NOMEM;
-	if (ts_vault_object_path(v->owner_uid, v->name, &e->path) < 0 || (e->dir = strdup(dir)) == NULL) {
-		free(e->path);
-		free(e);
-		return -TS_E_NOMEM;
-	}
-	e->d = d;
 	e->vault = v;
-	e->disk = *disk;
-	memset(disk, 0, sizeof(*disk));
-	snprintf(e->lock_reason, sizeof(e->lock_reason), "%s", lock_reason);
-	if (load_backoff(e) < 0) {
-		/* Not added: a vault whose counters were lost would forget wrong guesses. */
-		*disk = e->disk;
+	/* Not added when its back-off counters cannot be kept: it would forget wrong guesses. */
+	if (ts_vault_object_path(v->owner_uid, v->name, &e->path) < 0 || (e->dir = strdup(dir)) == NULL ||
+	    load_backoff(e) < 0) {
 		free(e->path);
 		free(e->dir);
 		free(e);
 		return -TS_E_NOMEM;
 	}
+	e->d = d;
+	e->disk = *disk;
+	memset(disk, 0, sizeof(*disk));
+	snprintf(e->lock_reason, sizeof(e->lock_reason), "%s", lock_reason);
 	/* A vault is locked from the moment it is loaded or created. */
 	e->lock_changed = ts_now_usec();
 	/* Keep the order of creation/loading stable for ListVaults. */

@@ -158,7 +158,7 @@ static void unlock_failed(ts_unlock_job *j)
 	 * nothing else limits, per source (backoff.h). Token PINs are counted by
 	 * the token itself; adding our own delay there would only make a user wait.
 	 */
-	if (j->wrong_seen || j->best == -TS_E_AUTH_FAILED || j->best == -TS_E_BAD_RECOVERY_KEY) {
+	if (j->wrong_seen) {
 		if (!j->reserved) {
 			ts_backoff *b = ts_daemon_backoff_mut(e);
 
