@@ -34,6 +34,9 @@
  *     variant, cannot be walked, or has more body bytes than its arguments
  *     account for (the check runs before ts_serve's filter, so before any
  *     method, even one that wants no reply);
+ *   - the bus policy (contrib/org.tokenseal1.conf): a call on an interface
+ *     it does not list, or naming none, is answered AccessDenied
+ *     (bus_policy_refuses);
  *   - signals: Manager.Subscribe on a direct connection subscribes that
  *     connection (signals.c sends there, nowhere else).
  */
@@ -269,6 +272,34 @@ static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *erro
 }
 
 /*
+ * The bus policy (contrib/org.tokenseal1.conf), enforced here as dbus-daemon
+ * enforces it there: a method call whose interface is not one of these, or
+ * that names none, is answered AccessDenied and reaches no method (on the
+ * bus, ObjectManager's GetManagedObjects is refused so, to root too).
+ * 1 when refused (m is consumed), 0 when it goes on.
+ */
+static const char *const bus_policy_ifaces[] = {
+	TS_MANAGER_IFACE, TS_VAULT_IFACE, "org.freedesktop.DBus.Properties", "org.freedesktop.DBus.Introspectable",
+	"org.freedesktop.DBus.Peer",
+};
+
+static int bus_policy_refuses(sd_bus_message *m)
+{
+	const char *iface = sd_bus_message_get_interface(m);
+
+	if (sd_bus_message_is_method_call(m, NULL, NULL) <= 0)
+		return 0;
+	for (size_t i = 0; iface && i < sizeof(bus_policy_ifaces) / sizeof(bus_policy_ifaces[0]); i++)
+		if (strcmp(iface, bus_policy_ifaces[i]) == 0)
+			return 0;
+	if (sd_bus_message_get_expect_reply(m))
+		(void)sd_bus_reply_method_errorf(m, SD_BUS_ERROR_ACCESS_DENIED,
+		                                 "the bus policy does not let this call through (interface %s)",
+		                                 iface ? iface : "none");
+	return 1;
+}
+
+/*
  * Every message the client sends, before any method (this filter runs
  * before ts_serve's, which drops calls that want no reply). The scanner
  * saw its header; here its body is walked: a client that leaves more than
@@ -322,7 +353,7 @@ static int on_incoming(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	else
 		r = ts_direct_message_size(m, &st);
 	if (r == 0 && frame.body_size <= st.body)
-		return 0;
+		return bus_policy_refuses(m);
 	if (r < 0)
 		snprintf(what, sizeof(what), "a message whose body is a variant or cannot be read");
 	else if (r == 0)

@@ -5,7 +5,7 @@
 # is served; answers left unread and calls waiting for polkit count against the uid's share of large
 # messages, and unread answers are kept 10 s at most (judging the client, not a stopped daemon); a
 # message over 32 MiB, with more than 2 fds, too many values, padding or an unknown header field, or
-# fds sent with the pieces of an unfinished one, cuts its client off;
+# fds sent with the pieces of an unfinished one, cuts its client off; the bus policy's interfaces hold;
 # Subscribe over it brings the owner the lock and nobody else; polkit is asked about the connecting
 # process; a stopped daemon is given up on in a second; SIGTERM ends the daemon with a client still in
 # its handshake; and the trust-boundary and data-path tests
@@ -60,6 +60,25 @@ got=$(as_other "$DC" forge "$S" "$ROOTNAME" "$P")
 exec {ROOTBUS[1]}>&-
 wait "$ROOTBUS_PID" 2>/dev/null || true
 pass "a direct client that writes a sender (root's bus name) is cut off before anything reads its call"
+
+# --- the bus policy (contrib/org.tokenseal1.conf) holds on the socket as on the bus: a call on an
+# interface it does not list (ObjectManager's GetManagedObjects, which answered another user's
+# client on the socket before), or naming no interface, is AccessDenied on both, for root too.
+for who in root other; do
+	for c in "org.freedesktop.DBus.ObjectManager GetManagedObjects" "- GetVault" "org.freedesktop.DBus.Peer Ping"; do
+		run=("$DC"); [ $who = other ] && run=(as_other "$DC")
+		# shellcheck disable=SC2086
+		on_bus=$("${run[@]}" call "bus:$BUS_ADDRESS" /org/tokenseal1 $c)
+		# shellcheck disable=SC2086
+		on_sock=$("${run[@]}" call "$S" /org/tokenseal1 $c)
+		want="error org.freedesktop.DBus.Error.AccessDenied"
+		[ "$c" = "org.freedesktop.DBus.Peer Ping" ] && want=reply
+		[ "$on_bus" = "$want" ] && [ "$on_sock" = "$want" ] ||
+			fail "$who: $c: '$on_bus' on the bus, '$on_sock' on the socket, not '$want' on both"
+	done
+done
+"$TOKENSEAL" status >/dev/null || fail "root not served after the refused calls"
+pass "the bus policy holds on the socket: GetManagedObjects and a call naming no interface are AccessDenied on both paths, for root and another user"
 
 # --- a socket served by another user: the client sends it nothing (not even the handshake).
 mkdir -m 777 "$D/evil"

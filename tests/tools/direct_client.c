@@ -13,6 +13,10 @@
  *       one connection: Properties.GetAll on VAULT_PATH with the message's
  *       sender field set to SENDER (a bus name: on the bus only the bus
  *       driver writes it). Prints "reply", "error NAME" or "closed".
+ *   direct_client call SOCKET|bus:ADDRESS PATH IFACE MEMBER
+ *       one method call without arguments, on the private socket or
+ *       through the bus at ADDRESS (to org.tokenseal1); IFACE "-" names no
+ *       interface. Prints "reply", "error NAME" or "closed".
  *   direct_client subscribe SOCKET VAULT_PATH SECONDS
  *       Manager.Subscribe, then waits up to SECONDS for PropertiesChanged on
  *       VAULT_PATH saying Locked=true; prints "signal locked" and exits 0,
@@ -190,6 +194,47 @@ static int forge(const char *path, const char *sender, const char *vault)
 	return 0;
 }
 
+static int call(const char *where, const char *path, const char *iface, const char *member)
+{
+	sd_bus_error error = SD_BUS_ERROR_NULL;
+	sd_bus_message *m = NULL, *reply = NULL;
+	const char *dest = NULL;
+	sd_bus *bus = NULL;
+	int r;
+
+	if (strncmp(where, "bus:", 4) == 0) {
+		dest = "org.tokenseal1";
+		r = sd_bus_new(&bus);
+		if (r >= 0)
+			r = sd_bus_set_address(bus, where + 4);
+		if (r >= 0)
+			r = sd_bus_set_bus_client(bus, 1);
+		if (r >= 0)
+			r = sd_bus_start(bus);
+	} else
+		r = connect_to(where, &bus) < 0 || !wait_ready(bus) ? -ECONNREFUSED : 0;
+	if (r < 0) {
+		fprintf(stderr, "cannot connect\n");
+		return 1;
+	}
+	if (sd_bus_message_new_method_call(bus, &m, dest, path, strcmp(iface, "-") ? iface : NULL, member) < 0) {
+		fprintf(stderr, "cannot build\n");
+		return 1;
+	}
+	r = sd_bus_call(bus, m, 5000000, &error, &reply);
+	if (r >= 0)
+		printf("reply\n");
+	else if (sd_bus_error_is_set(&error) && !sd_bus_error_has_names(&error, SD_BUS_ERROR_NO_REPLY, SD_BUS_ERROR_DISCONNECTED))
+		printf("error %s\n", error.name);
+	else
+		printf("closed\n");
+	sd_bus_message_unref(m);
+	sd_bus_message_unref(reply);
+	sd_bus_error_free(&error);
+	sd_bus_unref(bus);
+	return 0;
+}
+
 static int on_changed(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	int *locked = userdata, b;
@@ -253,8 +298,10 @@ int main(int argc, char **argv)
 		return flood(argv[2], atoi(argv[3]), argv[4]);
 	if (argc == 5 && strcmp(argv[1], "forge") == 0)
 		return forge(argv[2], argv[3], argv[4]);
+	if (argc == 6 && strcmp(argv[1], "call") == 0)
+		return call(argv[2], argv[3], argv[4], argv[5]);
 	if (argc == 5 && strcmp(argv[1], "subscribe") == 0)
 		return subscribe(argv[2], argv[3], atoi(argv[4]));
-	fprintf(stderr, "usage: direct_client hold SOCKET N | flood SOCKET N VAULT_PATH | forge SOCKET SENDER VAULT_PATH | subscribe SOCKET VAULT_PATH SECONDS\n");
+	fprintf(stderr, "usage: direct_client hold SOCKET N | flood SOCKET N VAULT_PATH | forge SOCKET SENDER VAULT_PATH | call SOCKET|bus:ADDRESS PATH IFACE MEMBER | subscribe SOCKET VAULT_PATH SECONDS\n");
 	return 2;
 }
