@@ -134,8 +134,13 @@ static int time_once(ts_direct_conn *c, sd_event_source **src, uint64_t usec, sd
 {
 	int r;
 
+	/*
+	 * Accuracy 1 µs: with 0, sd-event's default lets a timer run up to
+	 * 250 ms late to coalesce wake-ups, and ran_late would take that for
+	 * a daemon behind and give the client more time.
+	 */
 	if (!*src)
-		return sd_event_add_time_relative(c->d->event, src, CLOCK_MONOTONIC, usec, 0, cb, c);
+		return sd_event_add_time_relative(c->d->event, src, CLOCK_MONOTONIC, usec, 1, cb, c);
 	if ((r = sd_event_source_set_time_relative(*src, usec)) < 0)
 		return r;
 	return sd_event_source_set_enabled(*src, SD_EVENT_ONESHOT);
@@ -150,15 +155,17 @@ static int ran_late(uint64_t usec)
 }
 
 /*
- * A deadline met while the daemon, not the client, is behind: once more,
- * up to TS_DIRECT_LATE_USEC since it was first armed. 1 when re-armed; 0
- * when the client goes.
+ * A deadline met while the daemon, not the client, is behind: looked at
+ * again TS_DIRECT_AGAIN_USEC later (not a whole new deadline: a client
+ * that catches the daemon behind at the moment gains that little), up to
+ * TS_DIRECT_LATE_USEC since it was first armed. 1 when re-armed; 0 when
+ * the client goes.
  */
 static int once_more(ts_direct_conn *c, sd_event_source *s, uint64_t since, int behind, sd_event_time_handler_t cb)
 {
 	if (!behind || ts_mono_usec() - since >= TS_DIRECT_LATE_USEC)
 		return 0;
-	return time_once(c, &s, TS_DIRECT_BIG_USEC, cb) >= 0;
+	return time_once(c, &s, TS_DIRECT_AGAIN_USEC, cb) >= 0;
 }
 
 /*

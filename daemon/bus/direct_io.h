@@ -29,6 +29,8 @@
  */
 #define TS_DIRECT_LATE_USEC (60ull * 1000000)
 #define TS_DIRECT_LATE_RUN_USEC (250ull * 1000)
+/* A deadline met while the daemon is behind is looked at again this much later. */
+#define TS_DIRECT_AGAIN_USEC (2ull * 1000000)
 
 /* Bytes read from a client at a time, and messages passed on to sd-bus that it has not taken yet. */
 #define IO_BUF (64u << 10)
