@@ -24,7 +24,8 @@
  *     SO_PEERGROUPS) and the process's start time, taken at accept
  *     (ts_caller_get, ts_direct_creds; polkit.c's unix-process subject).
  *     sd-bus's own idea of its peer is the daemon, and is never asked;
- *   - bounds: TS_DIRECT_MAX connections, TS_DIRECT_PER_UID per uid; a
+ *   - bounds: TS_DIRECT_MAX connections, TS_DIRECT_PER_UID per uid, and
+ *     root's share of both kept for root (direct.h, direct_io.h); a
  *     client that leaves more than TS_DIRECT_UNREAD_MAX replies unread, or
  *     any unread for TS_DIRECT_UNREAD_USEC past its socket's send buffer
  *     (TS_DIRECT_SNDBUF, so the kernel holds little), is disconnected, so
@@ -461,7 +462,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 	struct ts_direct_io *io;
 	struct ucred uc;
 	socklen_t len = sizeof(uc);
-	size_t same_uid = 0;
+	size_t same_uid = 0, others = 0;
 	int cfd, sv[2], r;
 
 	if ((cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) < 0) {
@@ -477,9 +478,11 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 		close(cfd);
 		return 0;
 	}
-	for (c = d->direct; c; c = c->next)
+	for (c = d->direct; c; c = c->next) {
 		same_uid += c->uid == uc.uid;
-	if (d->n_direct >= TS_DIRECT_MAX || same_uid >= TS_DIRECT_PER_UID) {
+		others += c->uid != 0;
+	}
+	if (same_uid >= TS_DIRECT_PER_UID || (uc.uid != 0 && others >= TS_DIRECT_MAX - TS_DIRECT_PER_UID)) {
 		static uint64_t last_log;
 		uint64_t now = ts_now_usec();
 

@@ -9,7 +9,12 @@
 #include "bus/direct_frame.h"
 #include "bus/state.h"
 
-/* Clients at once, and per uid: a uid past its share is refused at accept (its client falls back to the bus). */
+/*
+ * Clients at once, and per uid: a uid past its share is refused at accept
+ * (its client falls back to the bus). All uids but root may hold
+ * TS_DIRECT_MAX - TS_DIRECT_PER_UID together: root's share is kept for root
+ * (a login's PAM module), whatever the others hold.
+ */
 #define TS_DIRECT_MAX 256
 #define TS_DIRECT_PER_UID 16
 /*

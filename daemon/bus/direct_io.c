@@ -100,7 +100,7 @@ uint64_t ts_dio_large_bytes(ts_daemon *d, uid_t uid, uint64_t *all)
 	*all = 0;
 	for (ts_direct_conn *o = d->direct; o; o = o->next) {
 		io_settle(o);
-		*all += o->io->big + o->io->held;
+		*all += o->uid != 0 ? o->io->big + o->io->held : 0;
 		of_uid += o->uid == uid ? o->io->big + o->io->held : 0;
 	}
 	return of_uid;
@@ -111,8 +111,9 @@ uint64_t ts_dio_large_bytes(ts_daemon *d, uid_t uid, uint64_t *all)
  * is held whole by sd-bus while it is read, and its answer, about as large,
  * until the client reads it; a call waiting for polkit is held there: such
  * messages of one uid, on all its connections and waiting for polkit, may
- * add up to TS_DIRECT_BIG_PER_UID, and of all clients to TS_DIRECT_BIG_MAX.
- * 0, or -EBADMSG with *why.
+ * add up to TS_DIRECT_BIG_PER_UID, and of all clients but root's to
+ * TS_DIRECT_BIG_OTHERS (root's share is kept for root). 0, or -EBADMSG
+ * with *why.
  */
 static int big_allowed(ts_direct_conn *c, uint32_t size, const char **why)
 {
@@ -121,7 +122,7 @@ static int big_allowed(ts_direct_conn *c, uint32_t size, const char **why)
 	all_asked = 0;
 	uid_big += ts_dio_asked ? ts_dio_asked(c->d, c->uid, &all_asked) : 0;
 	all_big += all_asked + size;
-	if (uid_big > TS_DIRECT_BIG_PER_UID || all_big > TS_DIRECT_BIG_MAX) {
+	if (uid_big > TS_DIRECT_BIG_PER_UID || (c->uid != 0 && all_big > TS_DIRECT_BIG_OTHERS)) {
 		*why = uid_big > TS_DIRECT_BIG_PER_UID ? "large messages being read or answered past this uid's share"
 		                                       : "large messages being read or answered past the daemon's share";
 		return -EBADMSG;

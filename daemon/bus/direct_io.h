@@ -20,6 +20,12 @@
  */
 #define TS_DIRECT_BIG_PER_UID (64ull << 20)
 #define TS_DIRECT_BIG_MAX (256ull << 20)
+/*
+ * ... of which all uids but root may hold this much together: root's share
+ * is kept for root (a login's PAM module, a system service), whatever the
+ * other uids hold. Root's own are bound by TS_DIRECT_BIG_PER_UID only.
+ */
+#define TS_DIRECT_BIG_OTHERS (TS_DIRECT_BIG_MAX - TS_DIRECT_BIG_PER_UID)
 /* ... and each must come whole within this long of its header (a client holding one half-sent holds its share). */
 #define TS_DIRECT_BIG_USEC (10ull * 1000000)
 /*
@@ -91,7 +97,7 @@ void ts_dio_resume(ts_direct_conn *c);
 void ts_dio_hold(ts_direct_conn *c, uint64_t size);
 /* A large call taken now waits for polkit, which counts it meanwhile (not twice). */
 void ts_dio_unhold(ts_direct_conn *c, uint64_t size);
-/* The bytes of uid's large messages being read or answered on its direct connections; *all: of every uid's. */
+/* The bytes of uid's large messages being read or answered on its direct connections; *all: of every uid's but root's. */
 uint64_t ts_dio_large_bytes(ts_daemon *d, uid_t uid, uint64_t *all);
 /*
  * The same of the calls waiting for polkit (ts_polkit_bytes, set by

@@ -30,10 +30,12 @@
  * And the bytes of the calls they hold, as their arguments are counted
  * (ts_direct_message_size): a data method's call may be 32 MiB (an
  * UnwrapBatch on a vault polkit opens to the caller), so 16 of one uid's
- * could hold 512 MiB. Two such calls per uid, eight in all.
+ * could hold 512 MiB. Two such calls per uid, six in all: together with
+ * the private socket's large messages of every uid but root (root never
+ * waits here), so that root's share there stays root's (direct_io.h).
  */
 #define POLKIT_MAX_BYTES_PER_UID (64ull << 20)
-#define POLKIT_MAX_BYTES (256ull << 20)
+#define POLKIT_MAX_BYTES TS_DIRECT_BIG_OTHERS
 /* An authentication dialog may take a person a while; without one polkit answers at once. */
 #define POLKIT_TIMEOUT_INTERACTIVE_USEC (120ull * 1000000)
 #define POLKIT_TIMEOUT_USEC (10ull * 1000000)

@@ -2,7 +2,7 @@
 # security-direct.sh — the private socket (tokensealed --private-socket) as a hostile local user meets it:
 # the CLI works over it, and only over it when it is named; a socket served by another user gets
 # nothing; one uid's connections are capped and a client that reads no replies is cut off, while root
-# is served; answers left unread and calls waiting for polkit count against the uid's share of large
+# is served; root's share of the connections and of the large messages stays root's; answers left unread and calls waiting for polkit count against the uid's share of large
 # messages, and unread answers are kept 10 s at most (judging the client, not a stopped daemon); a
 # message over 32 MiB, with more than 2 fds, too many values, padding or an unknown header field, or
 # fds sent with the pieces of an unfinished one, cuts its client off; the bus policy's interfaces hold;
@@ -16,6 +16,8 @@
 D=$RIG_DIR
 DC="$TS_BUILD/tests/tools/direct_client"
 export TS_TRANSPORT=direct
+# 256 clients at once below: the daemon holds 4 fds for each (the installed unit sets LimitNOFILE).
+ulimit -n 4096 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 rig_start_bus
 rig_start_daemon --idle-lock 0
 S=$D/private
@@ -119,6 +121,35 @@ for _ in $(seq 50); do as_other "$TOKENSEAL" status >/dev/null 2>&1 && break; sl
 as_other "$TOKENSEAL" status >/dev/null 2>&1 || fail "that uid is not served again once its connections are gone"
 pass "a uid is capped at 16 connections, root served meanwhile; the cap lifts when they close"
 
+# --- root's share is kept for root: 16 other uids holding 16 connections each get 240 of the 256
+# together, and root is still served on the socket (before: they took all 256 and root was refused;
+# a refused client falls back to the bus, but a login's PAM module should not have to); a 17th uid
+# is refused. (The daemon holds 4 fds a connection: the suite raised RLIMIT_NOFILE for it above.)
+if [ "$(ulimit -n)" -ge 2048 ]; then
+	mkfifo "$D/gate"
+	exec {GATE}<>"$D/gate"
+	hpids=()
+	for u in $(seq 20001 20016); do
+		as_uid "$u" "$DC" hold "$S" 16 <"$D/gate" >"$D/held.$u" {GATE}>&- &
+		hpids+=($!)
+	done
+	total=0
+	for u in $(seq 20001 20016); do
+		for _ in $(seq 300); do [ -s "$D/held.$u" ] && break; sleep 0.05; done
+		read -r _ n <"$D/held.$u" || fail "holder of uid $u did not report"
+		total=$((total + n))
+	done
+	[ $total -eq 240 ] || fail "16 other uids hold $total connections together, not 240"
+	rc=0; as_uid 20017 "$TOKENSEAL" status >"$D/out" 2>&1 || rc=$?
+	[ $rc -eq 9 ] || fail "a 17th uid while the others hold 240 connections: exit $rc, not refused: $(cat "$D/out")"
+	"$TOKENSEAL" status >/dev/null || fail "root refused on the socket while other uids hold 240 connections"
+	exec {GATE}>&-
+	wait "${hpids[@]}" 2>/dev/null || true
+	pass "other uids hold at most 240 of the 256 connections: root is served on the socket, a 17th uid is refused"
+else
+	echo "skipped: 256 connections need RLIMIT_NOFILE 2048 or more, and it is $(ulimit -n)"
+fi
+
 # --- a client that sends calls and reads no reply is cut off; root is served.
 read -r _ replies _ closed < <(as_other "$DC" flood "$S" 20000 "$P")
 [ "$closed" = 1 ] || fail "a client reading no replies was not disconnected ($replies replies read)"
@@ -188,6 +219,25 @@ if [ $big = 1 ]; then
 	sleep 0.5
 	[ $(($(minflt) - f0)) -lt 2000 ] ||
 		fail "20 clients announcing 30 MB and hanging up cost the daemon $(($(minflt) - f0)) page faults"
+fi
+# Root's share of large messages is kept for root: 4 other uids' half-sent 30 MB calls, two each,
+# get 6 of the 8 (192 MiB of the 256), and root's 30 MB call is read and answered meanwhile (before:
+# all 8 were held, 240 MB, and root's was cut off).
+if [ $big = 1 ]; then
+	bpids=()
+	for u in 20001 20002 20003 20004; do
+		RAW_HOLD=5 as_uid "$u" /usr/bin/python3 "$RAW" "$S" 30000000 2 0 bighold >"$D/bighold.$u" 2>&1 &
+		bpids+=($!)
+	done
+	for u in 20001 20002 20003 20004; do
+		for _ in $(seq 200); do [ -s "$D/bighold.$u" ] && break; sleep 0.05; done
+	done
+	held=$(cat "$D"/bighold.2000? | tr ' ' '\n' | grep -c '^held$' || true)
+	got=$(/usr/bin/python3 "$RAW" "$S" 30000000 0 0 data)
+	wait "${bpids[@]}" || fail "the other uids' half-sent calls: $(cat "$D"/bighold.2000?)"
+	[ "$held" -eq 6 ] || fail "4 other uids' half-sent 30 MB calls: $held of 8 held, not 6 (192 MiB)"
+	[ "$got" = answered ] || fail "root's 30 MB call while other uids hold 180 MB: '$got', not answered"
+	pass "other uids hold at most 192 MiB of large messages together: root's 30 MB call is answered meanwhile"
 fi
 # Every descriptor sent in the pieces was closed with the connection.
 for _ in $(seq 20); do [ "$(ls /proc/"$DAEMON_PID"/fd | wc -l)" -le "$fds0" ] && break; sleep 0.1; done

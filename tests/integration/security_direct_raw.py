@@ -33,7 +33,8 @@
 #   bighangup  N_FDS connections in turn each send the header of a BODY_BYTES Unwrap and one byte of its
 #            body, and hang up: prints "done";
 #   bighold  N_FDS connections each send the header of a BODY_BYTES Unwrap and 1 MiB of it, and
-#            hold: prints each one's fate a second later ("held" or "closed"), in order;
+#            hold: prints each one's fate a second later ("held" or "closed"), in order (and keeps
+#            them RAW_HOLD seconds more);
 #   answers  (then VAULT_PATH BLOB_FILE) N_FDS connections in turn each send a whole RewrapBatch of the
 #            blob BODY_BYTES times to VAULT_PATH and wait until its answer begins to come, reading none
 #            of it: prints each one's fate ("answered" for a method return, "error NAME", "closed" or
@@ -233,7 +234,8 @@ def main():
             conns.append(c)
             time.sleep(0.2)
         time.sleep(1)
-        print(" ".join(fate(c, 0.05) for c in conns))
+        print(" ".join(fate(c, 0.05) for c in conns), flush=True)
+        time.sleep(float(os.environ.get("RAW_HOLD", "0")))
         return
     if mode == "orphan":
         # The process that connects exits and stays a zombie (this one reaps it only at the end), leaving
