@@ -33,6 +33,7 @@ typedef struct pam_ts_opts {
 	const char *protector;         /* NULL: choose from the vault's protectors */
 	unsigned timeout;              /* seconds */
 	int use_first_pass, try_first_pass, nullok_novault, debug;
+	int foreign_any;               /* foreign=any: another user or a remote login may use every protector */
 } pam_ts_opts;
 
 static void client_freep(ts_client **c) { ts_client_free(*c); }
@@ -81,6 +82,10 @@ static int parse_opts(pam_handle_t *pamh, int argc, const char **argv, pam_ts_op
 			o->nullok_novault = 1;
 		else if (strcmp(a, "debug") == 0)
 			o->debug = 1;
+		else if (strcmp(a, "foreign=any") == 0)
+			o->foreign_any = 1;
+		else if (strcmp(a, "foreign=recovery") == 0)
+			o->foreign_any = 0;
 		else
 			pam_syslog(pamh, LOG_ERR, "unknown option: %s", a);
 	}
@@ -121,6 +126,41 @@ static int get_vault(pam_handle_t *pamh, const pam_ts_opts *o, const char **ret_
 	if ((size_t)snprintf(ret_ref, ref_size, "%" PRIu32 ":%s", *ret_owner, o->vault ? o->vault : user) >= ref_size)
 		return PAM_USER_UNKNOWN;
 	return PAM_SUCCESS;
+}
+
+/*
+ * May the person at this prompt be someone other than the one who holds the
+ * account's tokens? A remote login (PAM_RHOST), or a program another user
+ * ran (su, sudo -u, pkexec: PAM_RUSER, or the process's real uid, is
+ * neither root nor the account's). Then a security key's touch would be
+ * anyone's who is near the key, and every wrong PIN typed here would count
+ * against the account's token (a TPM's dictionary-attack lockout holds
+ * every user's TPM PIN; a security key's spent retries leave it to be
+ * reset). *ret_by: the requesting uid, or -1 when none is known (remote).
+ */
+static int foreign_attempt(pam_handle_t *pamh, const char *user, long *ret_by)
+{
+	const void *rhost = NULL, *ruser = NULL;
+	const struct passwd *pw;
+	uid_t account, by = getuid();
+
+	*ret_by = -1;
+	if ((pw = pam_modutil_getpwnam(pamh, user)) == NULL)
+		return 1;
+	account = pw->pw_uid;
+	if (pam_get_item(pamh, PAM_RUSER, &ruser) == PAM_SUCCESS && ruser && *(const char *)ruser) {
+		if ((pw = pam_modutil_getpwnam(pamh, ruser)) == NULL)
+			return 1;
+		if (pw->pw_uid != 0 && pw->pw_uid != account) {
+			*ret_by = (long)pw->pw_uid;
+			return 1;
+		}
+	}
+	if (by != 0 && by != account) {
+		*ret_by = (long)by;
+		return 1;
+	}
+	return pam_get_item(pamh, PAM_RHOST, &rhost) == PAM_SUCCESS && rhost && *(const char *)rhost;
 }
 
 static uint64_t timeout_usec(const pam_ts_opts *o)
@@ -175,8 +215,9 @@ static int conv_ask_secret(void *ud, const char *what, char **ret, size_t *ret_l
 		cv->pam_rc = pr == PAM_SUCCESS ? PAM_CONV_ERR : pr == PAM_CONV_AGAIN ? PAM_INCOMPLETE : pr;
 		return -TS_E_INVALID_ARGS;
 	}
+	/* Too long to be a secret: a wrong one (PAM_AUTH_ERR), not "this module cannot decide". */
 	if ((len = strlen(typed)) > TS_CLIENT_SECRET_MAX)
-		return -TS_E_LIMIT;
+		return -TS_E_INVALID_ARGS;
 	if ((*ret = sodium_malloc(len + 1)) == NULL)
 		return -TS_E_NOMEM;
 	memcpy(*ret, typed, len + 1);
@@ -191,7 +232,8 @@ static int conv_choose(void *ud, const char *question, const ts_protector_info *
 	unsigned long pick;
 	int pr;
 
-	if (cv->flags & PAM_SILENT)
+	/* use_first_pass never prompts, not even for which token the secret is for. */
+	if ((cv->flags & PAM_SILENT) || cv->o->use_first_pass)
 		return -1;
 	pam_info(cv->pamh, "%s", question);
 	for (size_t i = 0; i < n; i++)
@@ -254,9 +296,12 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
 	unsigned needed = 0;
 	uint32_t owner = 0;
 	pam_ts_opts o;
+	const char *which;
+	long by = -1;
 	int r, pr;
 
 	parse_opts(pamh, argc, argv, &o);
+	which = o.protector;
 	cv.o = &o;
 	if ((pr = get_vault(pamh, &o, &user, &owner, vault, sizeof(vault))) != PAM_SUCCESS)
 		return pr;
@@ -295,14 +340,28 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
 			ui.once = o.use_first_pass;
 		}
 	}
-	/* Wrong secrets at this service's prompt are counted apart from the user's own session (root only). */
+	/*
+	 * Wrong secrets at this service's prompt are counted apart from the
+	 * user's own session (root only), and another user's apart from the rest.
+	 */
 	if (pam_get_item(pamh, PAM_SERVICE, (const void **)&service) != PAM_SUCCESS || !service)
 		service = "?";
-	snprintf(source, sizeof(source), "pam:%s", service);
+	if (foreign_attempt(pamh, user, &by) && !o.foreign_any) {
+		/* Another user, or a remote login: the recovery key only, which the daemon backs off. */
+		which = "recovery";
+		if (o.debug)
+			pam_syslog(pamh, LOG_DEBUG, "user %s: asked by uid %ld or from another host: recovery key only",
+			           user, by);
+	}
+	/* Under the daemon's 47 bytes (longer, it would take none). */
+	if (by >= 0)
+		snprintf(source, sizeof(source), "pam:%.24s:uid:%ld", service, by);
+	else
+		snprintf(source, sizeof(source), "pam:%.40s", service);
 	ui.opts.source = source;
 	/* The daemon may wait for a touch: a bounded while longer than any other call. */
 	ui.opts.timeout_usec = ((uint64_t)o.timeout + PAM_TS_TOUCH_TIMEOUT) * 1000000;
-	r = ts_client_unlock_interactive(c, vault, o.protector, &ui, &needed);
+	r = ts_client_unlock_interactive(c, vault, which, &ui, &needed);
 	secret_freep(&first);   /* now, not at return: the daemon has it or never will */
 	if (r < 0 && cv.pam_rc != PAM_SUCCESS)
 		return cv.pam_rc;   /* the conversation failed: say so, as PAM's own code */

@@ -277,8 +277,15 @@ static int p11_login(ts_protector_request *req, p11_ctx *c)
 		c->logged_in = 1;
 		return 0;
 	case CKR_USER_ALREADY_LOGGED_IN:
-		/* Login state is per application and token: another thread of ours holds it. */
-		return 0;
+		/*
+		 * Not by us (c->logged_in is set only above, and this context is
+		 * the job's own): a module that shares its login state between
+		 * processes (a proxy, some middleware) would take any PIN then.
+		 * Its PIN cannot be checked, so the token is not used.
+		 */
+		return ts_protector_fail(req, -TS_E_FAILED,
+		                         "'%s' is already logged in by another application: its PIN cannot be checked; "
+		                         "log it out first", c->label);
 	case CKR_PIN_INCORRECT:
 	case CKR_PIN_LEN_RANGE:
 		if (c->fn->C_GetTokenInfo(c->slot, &ti) == CKR_OK) {

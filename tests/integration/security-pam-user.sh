@@ -1,7 +1,8 @@
 #!/bin/bash
 # security-pam-user.sh — a login is a person. Alice's vault has a TPM protector with a PIN and one
 # without ("opens at boot"). Someone at the machine runs `su alice` and types nothing: the TPM
-# without PIN would open the vault for anyone, so pam_tokenseal never takes it as a login.
+# without PIN would open the vault for anyone, so pam_tokenseal never takes it as a login. Another user
+# at the prompt (su by nobody) or a login from another host gets the recovery key only.
 # tests/run: may run beside another test
 . "$TS_SRC/tests/lib/rig.sh"
 . "$TS_SRC/tests/lib/swtpm.sh"
@@ -55,5 +56,37 @@ grep -q "event=unlock vault=$ALICE .*protector=p2 result=ok" "$D/daemon.log" || 
 T lock >/dev/null
 T unlock </dev/null >"$D/out" 2>&1 || fail "CLI unlock with the TPM: $(cat "$D/out")"
 pass "the TPM's PIN logs in; the CLI still opens the vault with the PIN-less TPM"
+
+# --- another user at the prompt (`su alice` run by nobody: PAM_RUSER; a login from another host:
+# PAM_RHOST) gets the recovery key only, whose wrong guesses the daemon backs off. Before, every PIN
+# typed at `su alice` by anyone went to alice's TPM and counted toward its dictionary-attack lockout,
+# which holds every user's TPM PIN (and a security key's PIN retries, once spent, leave the key to be
+# reset; its touch, to whoever is near it).
+T lock >/dev/null
+n0=$(grep -c "event=unlock vault=$ALICE .*protector=p2 " "$D/daemon.log" || true)
+# A wrong recovery key (the right one, its first group changed) and then a wrong PIN.
+sed 's/^...../ZZZZZ/' "$D/rk" >"$D/wrongrk"
+rc=0; pt -I ruser=nobody su "$ALICE" authenticate <"$D/wrongrk" >"$D/out" 2>&1 || rc=$?
+[ $rc -ne 0 ] || fail "su $ALICE by nobody with a wrong recovery key logged in: $(cat "$D/out")"
+rc=0; printf 'wrong-pin\n' | pt -I ruser=nobody su "$ALICE" authenticate >"$D/out" 2>&1 || rc=$?
+[ $rc -ne 0 ] || fail "su $ALICE by nobody with a wrong PIN logged in: $(cat "$D/out")"
+grep -q "Recovery key: " "$D/out" || fail "su by nobody: not asked for the recovery key: $(cat "$D/out")"
+rc=0; pt -I ruser=nobody su "$ALICE" authenticate <"$D/pin" >"$D/out" 2>&1 || rc=$?
+[ $rc -ne 0 ] || fail "su $ALICE by nobody with alice's TPM PIN logged in: $(cat "$D/out")"
+rc=0; pt -I rhost=192.0.2.7 su "$ALICE" authenticate <"$D/pin" >"$D/out" 2>&1 || rc=$?
+[ $rc -ne 0 ] || fail "a login of $ALICE from another host with the TPM PIN logged in: $(cat "$D/out")"
+n1=$(grep -c "event=unlock vault=$ALICE .*protector=p2 " "$D/daemon.log" || true)
+[ "$n1" = "$n0" ] || fail "PINs typed by another user or from another host reached alice's TPM ($((n1 - n0)) tries)"
+[ "$(vprop "$P" Locked)" = true ] || fail "another user's su unlocked the vault"
+grep -aq "uid:0:pam:su:uid:65534" "$STATE_DIR/$AUID/$ALICE.backoff" ||
+	fail "nobody's wrong guess is not counted as nobody's (back-off source): $(strings "$STATE_DIR/$AUID/$ALICE.backoff" 2>&1)"
+pt -I ruser=nobody su "$ALICE" authenticate <"$D/rk" >"$D/out" 2>&1 || fail "su by nobody with the recovery key: $(cat "$D/out")"
+[ "$(vprop "$P" Locked)" = false ] || fail "not unlocked by the recovery key"
+T lock >/dev/null
+# foreign=any: the administrator lets another user's PIN through.
+pam_service suany "auth sufficient $PAM_SO timeout=5 foreign=any" "auth requisite pam_deny.so"
+pt -I ruser=nobody suany "$ALICE" authenticate <"$D/pin" >"$D/out" 2>&1 || fail "foreign=any: the TPM PIN: $(cat "$D/out")"
+[ "$(vprop "$P" Locked)" = false ] || fail "foreign=any: not unlocked by the TPM PIN"
+pass "another user's su, or a login from another host, gets the recovery key only (no PIN reaches the TPM); foreign=any lets PINs through"
 
 core_finish
