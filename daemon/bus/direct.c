@@ -57,6 +57,7 @@
 #include <linux/sockios.h>
 
 #include "bus/direct.h"
+#include "bus/direct_behind.h"
 #include "bus/direct_conn.h"
 #include "bus/direct_io.h"
 #include "bus/log.h"
@@ -135,11 +136,10 @@ static int time_once(ts_direct_conn *c, sd_event_source **src, uint64_t usec, sd
 {
 	int r;
 
-	/*
-	 * Accuracy 1 µs: with 0, sd-event's default lets a timer run up to
-	 * 250 ms late to coalesce wake-ups, and ran_late would take that for
-	 * a daemon behind and give the client more time.
-	 */
+	/* A deadline runs: the beat measures how far behind the loop falls meanwhile. */
+	if ((r = ts_direct_behind_watch(c->d)) < 0)
+		return r;
+	/* Accuracy 1 µs: with 0, sd-event's default lets a timer run up to 250 ms late to coalesce wake-ups. */
 	if (!*src)
 		return sd_event_add_time_relative(c->d->event, src, CLOCK_MONOTONIC, usec, 1, cb, c);
 	if ((r = sd_event_source_set_time_relative(*src, usec)) < 0)
@@ -147,26 +147,26 @@ static int time_once(ts_direct_conn *c, sd_event_source **src, uint64_t usec, sd
 	return sd_event_source_set_enabled(*src, SD_EVENT_ONESHOT);
 }
 
-/* The loop ran a timer due at usec TS_DIRECT_LATE_RUN_USEC late or more: the daemon was behind (stopped, or busy). */
-static int ran_late(uint64_t usec)
-{
-	uint64_t now = ts_mono_usec();
-
-	return now > usec && now - usec >= TS_DIRECT_LATE_RUN_USEC;
-}
-
 /*
- * A deadline met while the daemon, not the client, is behind: looked at
- * again TS_DIRECT_AGAIN_USEC later (not a whole new deadline: a client
- * that catches the daemon behind at the moment gains that little), up to
- * TS_DIRECT_LATE_USEC since it was first armed. 1 when re-armed; 0 when
- * the client goes.
+ * A deadline, span after since, is the client's time, not the daemon's: it
+ * moves on by as long as the loop was behind since then (stopped or busy:
+ * ts_direct_behind, from behind_then), and while bytes the client sent wait
+ * for the daemon (waiting) it is looked at again TS_DIRECT_AGAIN_USEC
+ * later; never past TS_DIRECT_LATE_USEC after since. 1 when re-armed; 0
+ * when the client goes.
  */
-static int once_more(ts_direct_conn *c, sd_event_source *s, uint64_t since, int behind, sd_event_time_handler_t cb)
+static int once_more(ts_direct_conn *c, sd_event_source *s, uint64_t since, uint64_t span, uint64_t behind_then,
+                     int waiting, sd_event_time_handler_t cb)
 {
-	if (!behind || ts_mono_usec() - since >= TS_DIRECT_LATE_USEC)
+	uint64_t now = ts_mono_usec(), end = since + span + (ts_direct_behind() - behind_then);
+
+	if (waiting && end < now + TS_DIRECT_AGAIN_USEC)
+		end = now + TS_DIRECT_AGAIN_USEC;
+	if (end > since + TS_DIRECT_LATE_USEC)
+		end = since + TS_DIRECT_LATE_USEC;
+	if (now >= end)
 		return 0;
-	return time_once(c, &s, TS_DIRECT_AGAIN_USEC, cb) >= 0;
+	return time_once(c, &s, end - now, cb) >= 0;
 }
 
 /*
@@ -184,9 +184,8 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 
 	if (io->sent >= io->big_end)
 		return 0;
-	if (once_more(c, s, io->big_since,
-	              ran_late(usec) || io->len > 0 || (ioctl(io->cfd, SIOCINQ, &waiting) == 0 && waiting > 0),
-	              on_deadline))
+	if (once_more(c, s, io->big_since, TS_DIRECT_BIG_USEC, io->big_behind,
+	              io->len > 0 || (ioctl(io->cfd, SIOCINQ, &waiting) == 0 && waiting > 0), on_deadline))
 		return 0;
 	snprintf(what, sizeof(what), "a large message not sent whole within %u seconds",
 	         (unsigned)((ts_mono_usec() - io->big_since + 500000) / 1000000));
@@ -211,7 +210,7 @@ static int on_unread(sd_event_source *s, uint64_t usec, void *userdata)
 		c->io->unread_timed = 0;
 		return 0;
 	}
-	if (once_more(c, s, c->io->unread_since, ran_late(usec), on_unread))
+	if (once_more(c, s, c->io->unread_since, TS_DIRECT_UNREAD_USEC, c->io->unread_behind, 0, on_unread))
 		return 0;
 	snprintf(what, sizeof(what), "answers or signals not read within %u seconds",
 	         (unsigned)((ts_mono_usec() - c->io->unread_since + 500000) / 1000000));
@@ -236,6 +235,7 @@ static void pump(ts_direct_conn *c)
 	if (io->big_new) {
 		io->big_new = 0;
 		io->big_since = ts_mono_usec();
+		io->big_behind = ts_direct_behind();
 		if (time_once(c, &io->deadline, TS_DIRECT_BIG_USEC, on_deadline) < 0)
 			conn_close(c, "cannot time a large message");
 	}
@@ -404,6 +404,7 @@ static int on_post(sd_event_source *s, void *userdata)
 			}
 			c->io->unread_timed = 1;
 			c->io->unread_since = ts_mono_usec();
+			c->io->unread_behind = ts_direct_behind();
 		} else if (queued == 0 && c->io->unread_timed) {
 			(void)sd_event_source_set_enabled(c->io->unread, SD_EVENT_OFF);
 			c->io->unread_timed = 0;
@@ -564,6 +565,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 	return 0;
 }
 
+
 int ts_direct_listen(ts_daemon *d, const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -616,4 +618,5 @@ void ts_direct_stop(ts_daemon *d)
 	d->direct_post = sd_event_source_disable_unref(d->direct_post);
 	while (d->direct)
 		conn_close(d->direct, "shutdown");
+	ts_direct_behind_stop();
 }

@@ -29,13 +29,12 @@
 /* ... and each must come whole within this long of its header (a client holding one half-sent holds its share). */
 #define TS_DIRECT_BIG_USEC (10ull * 1000000)
 /*
- * ... and no longer than this while the daemon is behind (it ran the
- * deadline this late or later, or bytes the client sent wait for it):
- * these deadlines judge the client, not a stopped or loaded loop.
+ * ... these deadlines judge the client, not a stopped or loaded loop: they
+ * move on by as long as the loop was behind meanwhile (direct_behind.h),
+ * and while bytes the client sent wait for the daemon they are looked at
+ * again TS_DIRECT_AGAIN_USEC later; never past TS_DIRECT_LATE_USEC.
  */
 #define TS_DIRECT_LATE_USEC (60ull * 1000000)
-#define TS_DIRECT_LATE_RUN_USEC (250ull * 1000)
-/* A deadline met while the daemon is behind is looked at again this much later. */
 #define TS_DIRECT_AGAIN_USEC (2ull * 1000000)
 
 /* Bytes read from a client at a time, and messages passed on to sd-bus that it has not taken yet. */
@@ -64,10 +63,12 @@ struct ts_direct_io {
 	sd_event_source *unread;        /* direct.c: sd-bus must have sent what waits unsent by then */
 	int unread_timed;               /* ... and it is armed */
 	uint64_t unread_since;          /* ... since then */
+	uint64_t unread_behind;         /* ... when the loop had been behind this long (direct_behind.h) */
 	uint64_t big_end;               /* where the last such message ends in the stream (sent) */
 	int big_new;                    /* one began: direct.c (re)arms deadline */
 	sd_event_source *deadline;      /* direct.c: the last large message must be sent whole by then */
 	uint64_t big_since;             /* ... whose header came then (ts_mono_usec) */
+	uint64_t big_behind;            /* ... when the loop had been behind this long (direct_behind.h) */
 	int stalled;                    /* scanning stopped with the queue full: resume when sd-bus takes one */
 	int unflushed;                  /* ... or with answers queued unsent: resume when they went (ts_dio_resume) */
 	int eof, shut;                  /* the client is done sending; sd-bus was told so */

@@ -48,6 +48,8 @@
 #            With RAW_WAIT=S each waits S seconds for its answer (5), with RAW_HOLD=S all are kept S
 #            seconds after the printing, and with RAW_GDK=N:PATH each sends N GenerateDataKey calls of
 #            64 KiB on PATH first, in the same write (their answers come first: what "answered" sees);
+#   paced    a BODY_BYTES Unwrap sent at a steady RAW_RATE bytes a second: "ready" once begun, then its
+#            fate ("answered", "closed" or "held");
 #   late     (then VAULT_PATH BLOB_FILE) two connections whose deadlines pass while the daemon is
 #            behind (stopped by the caller after "ready"): one sending a large call, one reading a
 #            large answer; prints each one's fate ("answered" or "closed");
@@ -273,6 +275,27 @@ def main():
             got += b
         os.waitpid(connector, 0)
         print(got.decode())
+        return
+    if mode == "paced":
+        # A BODY_BYTES Unwrap sent at a steady RAW_RATE bytes a second (4,000,000), 64 KiB at a time,
+        # as a slow but honest client would; prints "ready" once begun, then its fate ("answered",
+        # "closed" or "held" 30 s after the last byte).
+        msg = call(body_len, 0, 0, "data")
+        rate = float(os.environ.get("RAW_RATE", "4000000"))
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.connect(path)
+        handshake(c)
+        try:
+            for off in range(0, len(msg), 1 << 16):
+                c.sendall(msg[off:off + (1 << 16)])
+                if off == 0:
+                    print("ready", flush=True)
+                # Never faster: time lost while the daemon did not read is not made up.
+                time.sleep((1 << 16) / rate)
+        except (BrokenPipeError, ConnectionResetError):
+            print("closed")
+            return
+        print(fate(c, 30))
         return
     if mode == "late":
         # The daemon falls behind (the test stops it once "ready" is printed): A has sent the header and
