@@ -456,9 +456,9 @@ static int peer_groups(int fd, gid_t **ret, size_t *ret_n)
 	}
 }
 
-static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+/* One connection off the listen queue: taken or refused (1), or none there (0). */
+static int accept_one(ts_daemon *d, int fd)
 {
-	ts_daemon *d = userdata;
 	ts_direct_conn *c;
 	struct ts_direct_io *io;
 	struct ucred uc;
@@ -477,7 +477,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 	}
 	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0 || len != sizeof(uc)) {
 		close(cfd);
-		return 0;
+		return 1;
 	}
 	for (c = d->direct; c; c = c->next) {
 		same_uid += c->uid == uc.uid;
@@ -494,12 +494,12 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 			       same_uid >= TS_DIRECT_PER_UID ? "too many connections of this uid" : "too many connections");
 		}
 		close(cfd);
-		return 0;
+		return 1;
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL || (io = calloc(1, sizeof(*io))) == NULL) {
 		free(c);
 		close(cfd);
-		return 0;
+		return 1;
 	}
 	c->d = d;
 	c->io = io;
@@ -518,7 +518,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 		close(cfd);
 		ts_dio_free(io);
 		conn_free(c);
-		return 0;
+		return 1;
 	}
 	io->pfd = sv[0];
 	/*
@@ -534,7 +534,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 		close(cfd);
 		ts_dio_free(io);
 		conn_free(c);
-		return 0;
+		return 1;
 	}
 	/*
 	 * on_incoming after ts_serve: sd-bus runs the filter added last first, so
@@ -557,14 +557,27 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 		ts_dio_free(io);
 		sd_bus_close_unref(c->bus);
 		conn_free(c);
-		return 0;
+		return 1;
 	}
 	c->next = d->direct;
 	d->direct = c;
 	d->n_direct++;
-	return 0;
+	return 1;
 }
 
+/*
+ * The listen queue is emptied at each turn (up to its 4096): taking one
+ * connection a turn, while busy clients take theirs, a flood of connections
+ * that are refused kept the queue full, and root's connect was turned away.
+ * The listener keeps the clients' priority: first in every turn, a flood
+ * that never stops would starve them.
+ */
+static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	for (int i = 0; i < 4096 && accept_one(userdata, fd); i++)
+		;
+	return 0;
+}
 
 int ts_direct_listen(ts_daemon *d, const char *path)
 {

@@ -48,6 +48,8 @@
 #            With RAW_WAIT=S each waits S seconds for its answer (5), with RAW_HOLD=S all are kept S
 #            seconds after the printing, and with RAW_GDK=N:PATH each sends N GenerateDataKey calls of
 #            64 KiB on PATH first, in the same write (their answers come first: what "answered" sees);
+#   loadflood  (then VAULT_PATH BLOB_FILE) N_FDS connections keep the daemon busy with UnwrapBatches of
+#            BODY_BYTES blobs while connects are flooded in, RAW_SECONDS: "ready", then the counts;
 #   paced    a BODY_BYTES Unwrap sent at a steady RAW_RATE bytes a second: "ready" once begun, then its
 #            fate ("answered", "closed" or "held");
 #   late     (then VAULT_PATH BLOB_FILE) two connections whose deadlines pass while the daemon is
@@ -275,6 +277,73 @@ def main():
             got += b
         os.waitpid(connector, 0)
         print(got.decode())
+        return
+    if mode == "loadflood":
+        # N_FDS connections each send an UnwrapBatch of BODY_BYTES copies of BLOB_FILE on VAULT_PATH,
+        # again as soon as its answer came, while another thread connects 1,000 sockets at a time
+        # without a handshake and closes them (the daemon refuses them: the uid holds its 16), for
+        # RAW_SECONDS (6). Prints "ready" once the load runs, then "calls N connected C full F" (F:
+        # connects the socket's full queue turned away).
+        blob = open(sys.argv[7], "rb").read()
+        one = struct.pack("<I", len(blob)) + blob
+        items = b"".join([one] + [b"\0" * (-len(one) % 4) + one] * (body_len - 1))
+        body = pad(struct.pack("<I", len(items)) + items, 4) + struct.pack("<I", 0)
+        # Serials 1 and 2 in turn: the daemon refuses a serial equal to the one before.
+        msgs = [message("aaya{ss}", pad(body, 8), 0, sys.argv[6], "org.tokenseal1.Vault", "UnwrapBatch", 0, k)
+                for k in (1, 2)]
+        stop = time.monotonic() + float(os.environ.get("RAW_SECONDS", "6"))
+        counts = {"calls": 0, "connected": 0, "full": 0}
+
+        def whole(c):
+            got = b""
+            while len(got) < 16 or len(got) < 16 + struct.unpack("<I", got[12:16])[0] + \
+                    (-struct.unpack("<I", got[12:16])[0] % 8) + struct.unpack("<I", got[4:8])[0]:
+                k = c.recv(1 << 20)
+                if not k:
+                    return False
+                got += k
+            return True
+
+        def load(c):
+            k = 0
+            while time.monotonic() < stop:
+                c.sendall(msgs[k % 2])
+                if not whole(c):
+                    return
+                k += 1
+                counts["calls"] += 1
+
+        def flood():
+            while time.monotonic() < stop:
+                socks = []
+                for _ in range(1000):
+                    f = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    f.setblocking(False)
+                    try:
+                        f.connect(path)
+                        counts["connected"] += 1
+                    except BlockingIOError:
+                        counts["full"] += 1
+                    socks.append(f)
+                for f in socks:
+                    f.close()
+
+        conns = []
+        for i in range(n_fds):
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.connect(path)
+            handshake(c)
+            conns.append(c)
+        ts = [threading.Thread(target=load, args=(c,)) for c in conns]
+        for t in ts:
+            t.start()
+        time.sleep(0.5)
+        ts.append(threading.Thread(target=flood))
+        ts[-1].start()
+        print("ready", flush=True)
+        for t in ts:
+            t.join()
+        print("calls %d connected %d full %d" % (counts["calls"], counts["connected"], counts["full"]))
         return
     if mode == "paced":
         # A BODY_BYTES Unwrap sent at a steady RAW_RATE bytes a second (4,000,000), 64 KiB at a time,
