@@ -54,5 +54,11 @@ grep -q "pam_authenticate: 19 " <<<"$out" || fail "failed conversation: expected
 out=$(run again "$D/rk-nobody")
 grep -q "pam_authenticate: 31 " <<<"$out" || fail "conversation again: expected PAM_INCOMPLETE (31): $out"
 [ "$(vprop "$NP" Locked)" = true ] || fail "PAM_CONV_AGAIN unlocked the vault"
+# An answer longer than any secret (1,099 bytes; 1,024 at most) is a wrong one: PAM_AUTH_ERR (7), not
+# PAM_AUTHINFO_UNAVAIL (9, "this module cannot decide", which a stack may take as leave to go on).
+head -c 1099 /dev/zero | tr '\0' A >"$D/long"
+out=$(run ok "$D/long")
+grep -q "pam_authenticate: 7 " <<<"$out" || fail "an answer of 1,099 bytes: expected PAM_AUTH_ERR (7): $out"
+[ "$(vprop "$NP" Locked)" = true ] || fail "a long answer unlocked the vault"
 pass "failed and postponed conversations: refused, vault locked, the answer freed ($([ "$TS_SAN" = 1 ] && echo LeakSanitizer || echo valgrind))"
 core_finish
