@@ -79,7 +79,8 @@ DAEMON_SRC   := $(sort $(filter-out daemon/main.c $(BACKEND_SRC),$(wildcard daem
 HELPER_SRC   := daemon/helper/main.c daemon/helper/publish.c daemon/helper/sandbox.c daemon/protectors/registry.c daemon/protectors/helper_wire.c \
                 daemon/protectors/recovery.c $(BACKEND_SRC)
 CLIENT_SRC   := $(sort $(wildcard cli/lib/*.c)) daemon/core/error.c daemon/core/buf.c daemon/core/blob.c daemon/core/context.c \
-                daemon/core/packed.c daemon/core/text.c daemon/core/age.c daemon/core/bech32.c
+                daemon/core/packed.c daemon/core/text.c daemon/core/age.c daemon/core/bech32.c \
+                daemon/core/recovery_shape.c
 CLI_SRC      := $(sort $(wildcard cli/*.c))
 SOFTFIDO_SRC := $(sort $(wildcard tests/softfido/*.c))
 UNIT_SRC     := $(sort $(wildcard tests/unit/test_*.c))

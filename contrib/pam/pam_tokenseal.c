@@ -18,6 +18,7 @@
 #include <systemd/sd-bus.h>
 
 #include "client-internal.h"   /* cli/lib: the client library's internal API */
+#include "core/recovery.h"     /* ts_recovery_looks_like (in the client library) */
 
 #define PAM_TS_DEFAULT_TIMEOUT 10      /* seconds, each daemon call */
 #define PAM_TS_TOUCH_TIMEOUT 30        /* seconds more for an unlock that waits for a touch */
@@ -130,37 +131,49 @@ static int get_vault(pam_handle_t *pamh, const pam_ts_opts *o, const char **ret_
 
 /*
  * May the person at this prompt be someone other than the one who holds the
- * account's tokens? A remote login (PAM_RHOST), or a program another user
- * ran (su, sudo -u, pkexec: PAM_RUSER, or the process's real uid, is
- * neither root nor the account's). Then a security key's touch would be
- * anyone's who is near the key, and every wrong PIN typed here would count
- * against the account's token (a TPM's dictionary-attack lockout holds
- * every user's TPM PIN; a security key's spent retries leave it to be
- * reset). *ret_by: the requesting uid, or -1 when none is known (remote).
+ * account's tokens? A program another user ran (su, sudo -u, pkexec: the
+ * process's real uid, or PAM_RUSER, is neither root nor the account's), or
+ * a remote login (PAM_RHOST). Then a security key's touch would be anyone's
+ * who is near the key, and every wrong PIN typed here would count against
+ * the account's token (a TPM's dictionary-attack lockout holds every user's
+ * TPM PIN; a security key's spent retries leave it to be reset). Only what
+ * the application sets shows it: a root program that authenticates another
+ * person without PAM_RUSER or PAM_RHOST looks like the account's own login.
+ * by (for the back-off's source): "uid:N" (the requesting uid), "other"
+ * (a requester the user database does not know) or "remote"; "" when it
+ * is the account's own attempt (return 0).
  */
-static int foreign_attempt(pam_handle_t *pamh, const char *user, long *ret_by)
+static int foreign_attempt(pam_handle_t *pamh, const char *user, char *by, size_t by_size)
 {
 	const void *rhost = NULL, *ruser = NULL;
 	const struct passwd *pw;
-	uid_t account, by = getuid();
+	uid_t account, ruid = getuid();
 
-	*ret_by = -1;
-	if ((pw = pam_modutil_getpwnam(pamh, user)) == NULL)
+	by[0] = '\0';
+	if ((pw = pam_modutil_getpwnam(pamh, user)) == NULL) {
+		snprintf(by, by_size, "other");
 		return 1;
+	}
 	account = pw->pw_uid;
+	if (ruid != 0 && ruid != account) {
+		snprintf(by, by_size, "uid:%lu", (unsigned long)ruid);
+		return 1;
+	}
 	if (pam_get_item(pamh, PAM_RUSER, &ruser) == PAM_SUCCESS && ruser && *(const char *)ruser) {
-		if ((pw = pam_modutil_getpwnam(pamh, ruser)) == NULL)
+		if ((pw = pam_modutil_getpwnam(pamh, ruser)) == NULL) {
+			snprintf(by, by_size, "other");
 			return 1;
+		}
 		if (pw->pw_uid != 0 && pw->pw_uid != account) {
-			*ret_by = (long)pw->pw_uid;
+			snprintf(by, by_size, "uid:%lu", (unsigned long)pw->pw_uid);
 			return 1;
 		}
 	}
-	if (by != 0 && by != account) {
-		*ret_by = (long)by;
+	if (pam_get_item(pamh, PAM_RHOST, &rhost) == PAM_SUCCESS && rhost && *(const char *)rhost) {
+		snprintf(by, by_size, "remote");
 		return 1;
 	}
-	return pam_get_item(pamh, PAM_RHOST, &rhost) == PAM_SUCCESS && rhost && *(const char *)rhost;
+	return 0;
 }
 
 static uint64_t timeout_usec(const pam_ts_opts *o)
@@ -194,6 +207,7 @@ struct conv {
 	const pam_ts_opts *o;
 	int flags;
 	int pam_rc;                    /* a failed conversation's own PAM code, or PAM_SUCCESS */
+	int recovery_only;             /* another user at the prompt: what is not shaped like a recovery key is not sent */
 };
 
 /*
@@ -216,8 +230,17 @@ static int conv_ask_secret(void *ud, const char *what, char **ret, size_t *ret_l
 		return -TS_E_INVALID_ARGS;
 	}
 	/* Too long to be a secret: a wrong one (PAM_AUTH_ERR), not "this module cannot decide". */
-	if ((len = strlen(typed)) > TS_CLIENT_SECRET_MAX)
+	if ((len = strlen(typed)) > TS_CLIENT_SECRET_MAX) {
+		if (!(cv->flags & PAM_SILENT))
+			pam_error(cv->pamh, "Too long to be a PIN or a recovery key.");
 		return -TS_E_INVALID_ARGS;
+	}
+	/* Not even shaped like one: no guess, so not sent to be counted as one (a password typed by habit). */
+	if (cv->recovery_only && len && !ts_recovery_looks_like(typed, len)) {
+		if (!(cv->flags & PAM_SILENT))
+			pam_error(cv->pamh, "That is not a recovery key.");
+		return -TS_E_BAD_RECOVERY_KEY;
+	}
 	if ((*ret = sodium_malloc(len + 1)) == NULL)
 		return -TS_E_NOMEM;
 	memcpy(*ret, typed, len + 1);
@@ -288,7 +311,7 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
 	_cleanup_secret_ char *first = NULL;
 	const char *user = NULL, *service = NULL;
 	const void *item = NULL;
-	char vault[32 + TS_VAULT_NAME_MAX], source[64];
+	char vault[32 + TS_VAULT_NAME_MAX], source[64], by[32];
 	struct conv cv = { .pamh = pamh, .flags = flags, .pam_rc = PAM_SUCCESS };
 	/* A login is a person: a TPM without PIN, which opens for anyone at the machine, never counts. */
 	ts_unlock_ui ui = { .ud = &cv, .ask_secret = conv_ask_secret, .choose = conv_choose, .info = conv_info,
@@ -297,8 +320,7 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
 	uint32_t owner = 0;
 	pam_ts_opts o;
 	const char *which;
-	long by = -1;
-	int r, pr;
+	int r, pr, foreign;
 
 	parse_opts(pamh, argc, argv, &o);
 	which = o.protector;
@@ -325,8 +347,35 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
 		           vault, info->owner, user, owner);
 		return PAM_AUTH_ERR;
 	}
+	/*
+	 * Wrong secrets at this service's prompt are counted apart from the
+	 * user's own session (root only), and another user's apart from the rest.
+	 */
+	if (pam_get_item(pamh, PAM_SERVICE, (const void **)&service) != PAM_SUCCESS || !service)
+		service = "?";
+	foreign = foreign_attempt(pamh, user, by, sizeof(by));
+	if (foreign && !o.foreign_any) {
+		/* Another user, or a remote login: the recovery key only, which the daemon backs off. */
+		which = "recovery";
+		cv.recovery_only = 1;
+		if (o.debug)
+			pam_syslog(pamh, LOG_DEBUG, "user %s: asked by %s: recovery key only", user, by);
+	}
+	/*
+	 * The requester first, so that a cut falls in the service's name: the
+	 * daemon puts "uid:0:" before it and keeps 47 bytes (with a longer
+	 * hint, none), so at most 41 here.
+	 */
+	if (foreign)
+		snprintf(source, sizeof(source), "pam:%s:%.22s", by, service);
+	else
+		snprintf(source, sizeof(source), "pam:%.37s", service);
+	ui.opts.source = source;
 	if (o.use_first_pass || o.try_first_pass) {
 		pr = pam_get_item(pamh, PAM_AUTHTOK, &item);
+		/* Another user at the prompt: a first pass that is no recovery key is not sent (see recovery_only). */
+		if (pr == PAM_SUCCESS && item && cv.recovery_only && !ts_recovery_looks_like(item, strlen(item)))
+			item = NULL;
 		if ((pr != PAM_SUCCESS || !item) && o.use_first_pass)
 			return PAM_AUTH_ERR;
 		if (item) {
@@ -340,25 +389,6 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
 			ui.once = o.use_first_pass;
 		}
 	}
-	/*
-	 * Wrong secrets at this service's prompt are counted apart from the
-	 * user's own session (root only), and another user's apart from the rest.
-	 */
-	if (pam_get_item(pamh, PAM_SERVICE, (const void **)&service) != PAM_SUCCESS || !service)
-		service = "?";
-	if (foreign_attempt(pamh, user, &by) && !o.foreign_any) {
-		/* Another user, or a remote login: the recovery key only, which the daemon backs off. */
-		which = "recovery";
-		if (o.debug)
-			pam_syslog(pamh, LOG_DEBUG, "user %s: asked by uid %ld or from another host: recovery key only",
-			           user, by);
-	}
-	/* Under the daemon's 47 bytes (longer, it would take none). */
-	if (by >= 0)
-		snprintf(source, sizeof(source), "pam:%.24s:uid:%ld", service, by);
-	else
-		snprintf(source, sizeof(source), "pam:%.40s", service);
-	ui.opts.source = source;
 	/* The daemon may wait for a touch: a bounded while longer than any other call. */
 	ui.opts.timeout_usec = ((uint64_t)o.timeout + PAM_TS_TOUCH_TIMEOUT) * 1000000;
 	r = ts_client_unlock_interactive(c, vault, which, &ui, &needed);
@@ -370,7 +400,7 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
 		/* The daemon's message names the token and the tries left, never the secret. */
 		pam_syslog(pamh, LOG_NOTICE, "vault '%s' of user %s not unlocked: %s", vault, user,
 		           ts_client_last_error(c));
-		if (!(flags & PAM_SILENT) && pr != PAM_AUTHINFO_UNAVAIL)
+		if (!(flags & PAM_SILENT) && pr != PAM_AUTHINFO_UNAVAIL && *ts_client_last_error(c))
 			pam_error(pamh, "%s", ts_client_last_error(c));
 		return pr;
 	}

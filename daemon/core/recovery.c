@@ -39,19 +39,8 @@ static int rk_checksum(const uint8_t key[TS_RECOVERY_KEY_BYTES], uint8_t check[T
 	return 0;
 }
 
-/*
- * Is text[i] a separator a person (or a word processor) may have put between
- * groups? The ASCII dash, dot, underscore and white space, and every byte of
- * a non-ASCII character (typographic dashes, soft hyphens, thin or no-break
- * spaces, fullwidth forms...): the key's alphabet is ASCII, and the checksum
- * catches a character lost among them.
- */
-static int rk_separator(unsigned char c)
-{
-	return c == '-' || c == '.' || c == '_' || c == ' ' || c == '\t' || c == '\n' || c == '\r' || c >= 0x80;
-}
 
-/* Value of a typed character that is not a separator (rk_separator), or -1 for an invalid one. */
+/* Value of a typed character that is not a separator (ts_recovery_separator), or -1 for an invalid one. */
 static int rk_char_value(unsigned char c)
 {
 	if (c >= '0' && c <= '9')
@@ -112,22 +101,6 @@ out:
 	return r;
 }
 
-int ts_recovery_looks_like(const char *text, size_t len)
-{
-	const unsigned char *t = (const unsigned char *)text;
-	size_t d = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		if (rk_separator(t[i]))
-			continue;
-		/* Letters and digits (U and the look-alikes too: a mistyped key is still no PIN); nothing else. */
-		if (!((t[i] >= '0' && t[i] <= '9') || (t[i] >= 'A' && t[i] <= 'Z') || (t[i] >= 'a' && t[i] <= 'z')))
-			return 0;
-		d++;
-	}
-	return d >= RK_CHARS - 4 && d <= RK_CHARS + 4;
-}
-
 int ts_recovery_parse(const char *text, size_t len, uint8_t key[TS_RECOVERY_KEY_BYTES])
 {
 	uint8_t raw[RK_RAW_BYTES], check[TS_RECOVERY_CHECK_BYTES];
@@ -141,7 +114,7 @@ int ts_recovery_parse(const char *text, size_t len, uint8_t key[TS_RECOVERY_KEY_
 	if (sodium_init() < 0)
 		return -TS_E_FAILED;
 	for (i = 0; i < len; i++) {
-		if (rk_separator((unsigned char)text[i]))
+		if (ts_recovery_separator((unsigned char)text[i]))
 			continue;
 		v = rk_char_value((unsigned char)text[i]);
 		if (v < 0 || d == RK_CHARS)

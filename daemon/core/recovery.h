@@ -35,6 +35,11 @@ int ts_recovery_parse(const char *text, size_t len, uint8_t key[TS_RECOVERY_KEY_
  * 1 or 0; nothing is decoded.
  */
 int ts_recovery_looks_like(const char *text, size_t len);
+/*
+ * Is c a separator a person (or a word processor) may have put between
+ * groups (recovery_shape.c)? 1 or 0.
+ */
+int ts_recovery_separator(unsigned char c);
 
 /*
  * How a protector's KEK comes from its key. The key is 160 random bits, so a

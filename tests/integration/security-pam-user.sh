@@ -75,11 +75,17 @@ rc=0; pt -I ruser=nobody su "$ALICE" authenticate <"$D/pin" >"$D/out" 2>&1 || rc
 [ $rc -ne 0 ] || fail "su $ALICE by nobody with alice's TPM PIN logged in: $(cat "$D/out")"
 rc=0; pt -I rhost=192.0.2.7 su "$ALICE" authenticate <"$D/pin" >"$D/out" 2>&1 || rc=$?
 [ $rc -ne 0 ] || fail "a login of $ALICE from another host with the TPM PIN logged in: $(cat "$D/out")"
+grep -q "That is not a recovery key" "$D/out" || fail "a PIN typed from another host was not refused as no recovery key: $(cat "$D/out")"
+rc=0; pt -I rhost=192.0.2.7 su "$ALICE" authenticate <"$D/wrongrk" >"$D/out" 2>&1 || rc=$?
+[ $rc -ne 0 ] || fail "a wrong recovery key from another host logged in: $(cat "$D/out")"
 n1=$(grep -c "event=unlock vault=$ALICE .*protector=p2 " "$D/daemon.log" || true)
 [ "$n1" = "$n0" ] || fail "PINs typed by another user or from another host reached alice's TPM ($((n1 - n0)) tries)"
 [ "$(vprop "$P" Locked)" = true ] || fail "another user's su unlocked the vault"
-grep -aq "uid:0:pam:su:uid:65534" "$STATE_DIR/$AUID/$ALICE.backoff" ||
-	fail "nobody's wrong guess is not counted as nobody's (back-off source): $(strings "$STATE_DIR/$AUID/$ALICE.backoff" 2>&1)"
+# Each requester's wrong keys on a counter of its own: nobody's, the remote ones'; none on the prompt's own
+# (uid:0:pam:su, which the account's own logins there use), so neither holds the owner back.
+bo="$STATE_DIR/$AUID/$ALICE.backoff"
+grep -aq "^uid:0:pam:uid:65534:su " "$bo" && grep -aq "^uid:0:pam:remote:su " "$bo" && ! grep -aq "^uid:0:pam:su " "$bo" ||
+	fail "wrong guesses not counted per requester (back-off sources): $(cat "$bo" 2>&1)"
 pt -I ruser=nobody su "$ALICE" authenticate <"$D/rk" >"$D/out" 2>&1 || fail "su by nobody with the recovery key: $(cat "$D/out")"
 [ "$(vprop "$P" Locked)" = false ] || fail "not unlocked by the recovery key"
 T lock >/dev/null
