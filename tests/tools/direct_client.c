@@ -164,23 +164,13 @@ static int flood(const char *path, int n, const char *vault)
 	return 0;
 }
 
-static int forge(const char *path, const char *sender, const char *vault)
+/* Send m on bus and print its fate: "reply", "error NAME" or "closed". Both are released. 0. */
+static int send_report(sd_bus *bus, sd_bus_message *m)
 {
 	sd_bus_error error = SD_BUS_ERROR_NULL;
-	sd_bus_message *m = NULL, *reply = NULL;
-	sd_bus *bus = NULL;
-	int r;
+	sd_bus_message *reply = NULL;
+	int r = sd_bus_call(bus, m, 5000000, &error, &reply);
 
-	if (connect_to(path, &bus) < 0 || !wait_ready(bus)) {
-		fprintf(stderr, "cannot connect\n");
-		return 1;
-	}
-	if (sd_bus_message_new_method_call(bus, &m, NULL, vault, "org.freedesktop.DBus.Properties", "GetAll") < 0 ||
-	    sd_bus_message_append(m, "s", "org.tokenseal1.Vault") < 0 || sd_bus_message_set_sender(m, sender) < 0) {
-		fprintf(stderr, "cannot build\n");
-		return 1;
-	}
-	r = sd_bus_call(bus, m, 5000000, &error, &reply);
 	if (r >= 0)
 		printf("reply\n");
 	else if (sd_bus_error_is_set(&error) && !sd_bus_error_has_names(&error, SD_BUS_ERROR_NO_REPLY, SD_BUS_ERROR_DISCONNECTED))
@@ -194,10 +184,26 @@ static int forge(const char *path, const char *sender, const char *vault)
 	return 0;
 }
 
+static int forge(const char *path, const char *sender, const char *vault)
+{
+	sd_bus_message *m = NULL;
+	sd_bus *bus = NULL;
+
+	if (connect_to(path, &bus) < 0 || !wait_ready(bus)) {
+		fprintf(stderr, "cannot connect\n");
+		return 1;
+	}
+	if (sd_bus_message_new_method_call(bus, &m, NULL, vault, "org.freedesktop.DBus.Properties", "GetAll") < 0 ||
+	    sd_bus_message_append(m, "s", "org.tokenseal1.Vault") < 0 || sd_bus_message_set_sender(m, sender) < 0) {
+		fprintf(stderr, "cannot build\n");
+		return 1;
+	}
+	return send_report(bus, m);
+}
+
 static int call(const char *where, const char *path, const char *iface, const char *member)
 {
-	sd_bus_error error = SD_BUS_ERROR_NULL;
-	sd_bus_message *m = NULL, *reply = NULL;
+	sd_bus_message *m = NULL;
 	const char *dest = NULL;
 	sd_bus *bus = NULL;
 	int r;
@@ -221,18 +227,7 @@ static int call(const char *where, const char *path, const char *iface, const ch
 		fprintf(stderr, "cannot build\n");
 		return 1;
 	}
-	r = sd_bus_call(bus, m, 5000000, &error, &reply);
-	if (r >= 0)
-		printf("reply\n");
-	else if (sd_bus_error_is_set(&error) && !sd_bus_error_has_names(&error, SD_BUS_ERROR_NO_REPLY, SD_BUS_ERROR_DISCONNECTED))
-		printf("error %s\n", error.name);
-	else
-		printf("closed\n");
-	sd_bus_message_unref(m);
-	sd_bus_message_unref(reply);
-	sd_bus_error_free(&error);
-	sd_bus_unref(bus);
-	return 0;
+	return send_report(bus, m);
 }
 
 static int on_changed(sd_bus_message *m, void *userdata, sd_bus_error *error)
