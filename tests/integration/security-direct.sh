@@ -231,7 +231,7 @@ if [ $big = 1 ]; then
 	read -r fate secs <"$D/bigstall"
 	[ "$fate" = closed ] && [ "$secs" -ge 9 ] && [ "$secs" -le 13 ] ||
 		fail "a 30 MB call left half-sent: '$(cat "$D/bigstall")', not closed after 10 s"
-	grep -q "direct:[0-9]* (uid 0 pid [0-9]*): a large message not sent whole within 10 seconds; disconnected" \
+	grep -q "direct:[0-9]* (uid 0 pid [0-9]*): a large message not sent whole within [0-9]* seconds; disconnected" \
 		"$D/daemon.log" || fail "no log line for the half-sent call"
 fi
 # Announcing 30 MB and hanging up costs the daemon no 30 MB block to wipe: blocks of 4 MiB or more are
@@ -409,13 +409,17 @@ got=$(as_other /usr/bin/python3 "$RAW" "$S" 71 1 0 answerstall "$P2" "$D/o/bigbl
 wait "$SMALL" || fail "raw client (smallstall) failed: $(cat "$D/smallstall")"
 wait "$ONCE" || fail "raw client (answerstall, a read once) failed: $(cat "$D/readonce")"
 once=$(cat "$D/readonce")
+# The 10 s move on by as long as the daemon was behind: its own turns on these calls count, up to 0.8 s
+# a 4.3 MB call under a sanitizer (about 4 s here): there 20 s at most, 13 in the plain pass.
+most=13
+[ "${TS_SAN:-0}" = 1 ] && most=20
 for g in "${got#answered }" "$(cat "$D/smallstall")" "${once#answered }"; do
 	secs=${g#hung up after }
 	secs=${secs%% s*}
-	[[ "$g" = "hung up after "* ]] && [ "$secs" -ge 9 ] && [ "$secs" -le 13 ] ||
+	[[ "$g" = "hung up after "* ]] && [ "$secs" -ge 9 ] && [ "$secs" -le $most ] ||
 		fail "answers left unread: '$g', not hung up on after 10 s"
 done
-[ "$(grep -c "direct:[0-9]* (uid $OTHER_UID pid [0-9]*): answers or signals not read within 10 seconds; disconnected" "$D/daemon.log")" -ge 3 ] ||
+[ "$(grep -c "direct:[0-9]* (uid $OTHER_UID pid [0-9]*): answers or signals not read within [0-9]* seconds; disconnected" "$D/daemon.log")" -ge 3 ] ||
 	fail "no log line for the answers left unread"
 pass "answers left unread count against the uid's 64 MiB share: a 16th RewrapBatch of 4.3 MB is cut off, on the caller's own vault and on another's through polkit; answers left unread 10 s (a large one, read once or not at all, or 20 of 128 KiB) cut their client off"
 
