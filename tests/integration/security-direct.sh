@@ -174,6 +174,9 @@ if [ "${TS_SAN:-0}" != 1 ]; then
 	read -r -t 20 counts <&"$FLOOD_OUT" || true
 	exec {FLOOD_OUT}<&-
 	[[ "$counts" = "calls "* ]] || fail "raw client (loadflood): '$counts'"
+	# The attack ran: the daemon was kept busy and took the flood (about 350,000 connects here).
+	read -r _ calls _ connected _ <<<"$counts"
+	[ "$calls" -ge 10 ] && [ "$connected" -ge 50000 ] || fail "the load and flood did not run: '$counts'"
 	pass "a uid that keeps the daemon busy and floods the socket's queue does not keep root out ($counts)"
 fi
 
@@ -385,6 +388,7 @@ if [ "${TS_SAN:-0}" != 1 ]; then
 	as_uid 20005 /usr/bin/python3 "$RAW" "$S" 20000000 0 0 paced >"$D/paced" 2>&1 &
 	PACED=$!
 	for _ in $(seq 100); do [ -s "$D/paced" ] && break; sleep 0.05; done
+	[ "$(head -n 1 "$D/paced")" = ready ] || fail "raw client (paced) did not start: $(cat "$D/paced")"
 	sleep 1
 	kill -STOP "$DAEMON_PID"
 	sleep 11
