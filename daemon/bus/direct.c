@@ -85,7 +85,6 @@ static int conn_unlink(ts_direct_conn *c)
 	for (ts_direct_conn **pp = &d->direct; *pp; pp = &(*pp)->next)
 		if (*pp == c) {
 			*pp = c->next;
-			d->n_direct--;
 			return 1;
 		}
 	return 0;
@@ -561,7 +560,6 @@ static int accept_one(ts_daemon *d, int fd)
 	}
 	c->next = d->direct;
 	d->direct = c;
-	d->n_direct++;
 	return 1;
 }
 

@@ -123,7 +123,6 @@ typedef struct ts_daemon {
 	ts_unlocked_fn unlocked_listeners[TS_UNLOCKED_LISTENERS_MAX];  /* daemon.c: ts_daemon_listen_unlocked */
 	size_t n_unlocked_listeners;
 	ts_direct_conn *direct;         /* direct.c: clients of the private socket */
-	size_t n_direct;
 	sd_event_source *direct_listener;
 	sd_event_source *direct_post;   /* direct.c: the unread-messages check after each turn */
 	sd_event_source *trim_timer;    /* daemon.c: the heap given back after the last batch (ts_daemon_trim_later) */

@@ -138,6 +138,18 @@ def rewrap_batch(vault, blob, count, serial=1):
     return message("aaya{ss}", pad(body, 8), 0, vault, "org.tokenseal1.Vault", "RewrapBatch", 0, serial)
 
 
+def recv_whole(s, chunk):
+    # One whole message (header, fields, body), read CHUNK bytes at a time; None when the peer hangs up.
+    got = b""
+    while len(got) < 16 or len(got) < 16 + struct.unpack("<I", got[12:16])[0] + \
+            (-struct.unpack("<I", got[12:16])[0] % 8) + struct.unpack("<I", got[4:8])[0]:
+        k = s.recv(chunk)
+        if not k:
+            return None
+        got += k
+    return got
+
+
 def recv_reply(s):
     got = b""
     while len(got) < 16:
@@ -294,21 +306,11 @@ def main():
         stop = time.monotonic() + float(os.environ.get("RAW_SECONDS", "6"))
         counts = {"calls": 0, "connected": 0, "full": 0}
 
-        def whole(c):
-            got = b""
-            while len(got) < 16 or len(got) < 16 + struct.unpack("<I", got[12:16])[0] + \
-                    (-struct.unpack("<I", got[12:16])[0] % 8) + struct.unpack("<I", got[4:8])[0]:
-                k = c.recv(1 << 20)
-                if not k:
-                    return False
-                got += k
-            return True
-
         def load(c):
             k = 0
             while time.monotonic() < stop:
                 c.sendall(msgs[k % 2])
-                if not whole(c):
+                if recv_whole(c, 1 << 20) is None:
                     return
                 k += 1
                 counts["calls"] += 1
@@ -397,15 +399,7 @@ def main():
         def read_all():
             try:
                 b.settimeout(40)
-                got = b""
-                while len(got) < 16 or len(got) < 16 + struct.unpack("<I", got[12:16])[0] + \
-                        (-struct.unpack("<I", got[12:16])[0] % 8) + struct.unpack("<I", got[4:8])[0]:
-                    k = b.recv(1 << 16)
-                    if not k:
-                        fates["b"] = "closed"
-                        return
-                    got += k
-                fates["b"] = "answered"
+                fates["b"] = "closed" if recv_whole(b, 1 << 16) is None else "answered"
             except (OSError, socket.timeout):
                 fates["b"] = "closed"
 
