@@ -423,7 +423,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	self.pid = getpid();
 	ts_direct_peer_open(&self, sv[1]);
 	d.direct = &self;
-	d.n_direct = 1;
 	ts_direct_serving(&d);
 	if (ts_vault_objects_init(&d) < 0 || ts_serve(&d, d.bus) < 0 ||
 	    sd_bus_start(server) < 0)
